@@ -1,0 +1,121 @@
+//! A plain C ABI over linear memory, for non-JavaScript WASM hosts such as
+//! `bunting-wasm-host` (wasmtime). Compiled only for `wasm32` with the `abi`
+//! feature.
+//!
+//! Every call takes JSON bytes the host wrote into memory it got from
+//! [`bunting_alloc`], and returns a packed `u64` — `(ptr << 32) | len` — of a
+//! JSON reply the host reads and then releases with [`bunting_free`].
+//!
+//! | export | input | reply |
+//! |---|---|---|
+//! | `bunting_load(ptr, len, lenient)` | snapshot JSON | [`LoadReply`] |
+//! | `bunting_eval(handle, ptr, len)` | [`EvalRequest`] | [`EvalReply`] |
+//! | `bunting_unload(handle)` | | |
+
+use std::sync::Mutex;
+
+use crate::Engine;
+use crate::protocol::{EvalReply, EvalRequest, LoadErrorReply, LoadReply};
+use crate::snapshot::parse_json;
+
+static ENGINES: Mutex<Vec<Option<Engine>>> = Mutex::new(Vec::new());
+
+fn reply(bytes: Vec<u8>) -> u64 {
+    let boxed = bytes.into_boxed_slice();
+    let len = boxed.len() as u64;
+    let ptr = Box::into_raw(boxed) as *mut u8 as usize as u64;
+    (ptr << 32) | len
+}
+
+fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: the host passes a region it obtained from `bunting_alloc(len)`
+    // and filled; it stays alive until the host frees it after this call.
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
+/// Allocates `len` bytes for the host to write a request into.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_alloc(len: usize) -> *mut u8 {
+    Box::into_raw(vec![0u8; len].into_boxed_slice()) as *mut u8
+}
+
+/// Frees a region from [`bunting_alloc`] or a reply.
+///
+/// # Safety
+/// `ptr` and `len` must describe exactly one such region, freed once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bunting_free(ptr: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: guaranteed by the caller, see above.
+    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) });
+}
+
+/// Loads a snapshot; `lenient != 0` keeps valid flags when others are broken.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_load(ptr: *const u8, len: usize, lenient: i32) -> u64 {
+    let out = match std::str::from_utf8(input(ptr, len)) {
+        Err(e) => LoadReply::Error(LoadErrorReply {
+            message: format!("snapshot is not UTF-8: {e}"),
+            problems: Vec::new(),
+        }),
+        Ok(text) => match parse_json(text) {
+            Err(e) => LoadReply::Error((&e).into()),
+            Ok(snapshot) => {
+                let loaded = if lenient != 0 {
+                    Ok(Engine::from_snapshot_lenient(&snapshot))
+                } else {
+                    Engine::from_snapshot(&snapshot).map(|e| (e, Vec::new()))
+                };
+                match loaded {
+                    Err(e) => LoadReply::Error((&e).into()),
+                    Ok((engine, problems)) => {
+                        let mut engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
+                        let handle = match engines.iter().position(Option::is_none) {
+                            Some(free) => {
+                                engines[free] = Some(engine);
+                                free
+                            }
+                            None => {
+                                engines.push(Some(engine));
+                                engines.len() - 1
+                            }
+                        };
+                        LoadReply::Ok {
+                            handle: handle as u32,
+                            problems,
+                        }
+                    }
+                }
+            }
+        },
+    };
+    reply(serde_json::to_vec(&out).expect("replies serialize"))
+}
+
+/// Answers an evaluation request against a loaded engine.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_eval(handle: u32, ptr: *const u8, len: usize) -> u64 {
+    let engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
+    let out = match engines.get(handle as usize).and_then(Option::as_ref) {
+        None => serde_json::to_vec(&EvalReply::BadRequest(format!("no engine with handle {handle}"))),
+        Some(engine) => match serde_json::from_slice::<EvalRequest>(input(ptr, len)) {
+            Err(e) => serde_json::to_vec(&EvalReply::BadRequest(format!("bad evaluation request: {e}"))),
+            Ok(req) => serde_json::to_vec(&engine.answer(&req)),
+        },
+    };
+    reply(out.expect("replies serialize"))
+}
+
+/// Drops a loaded engine.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_unload(handle: u32) {
+    let mut engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(slot) = engines.get_mut(handle as usize) {
+        *slot = None;
+    }
+}

@@ -1,0 +1,463 @@
+//! Validation and compilation of a [`Snapshot`] into the engine's form.
+//!
+//! Every problem is collected (none stops the walk), so one load reports
+//! them all. In lenient mode flags with problems are kept as broken flags
+//! that evaluate to an error, and the rest of the snapshot still loads.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
+use crate::model::{DEFAULT_BUCKET_BY, Flag, FlagMetadata, FlagType, SCHEMA_VERSION, Serve, Snapshot};
+use crate::result::ErrorCode;
+use crate::rules::Condition;
+use crate::snapshot::{Problem, checksum};
+use crate::time::parse_rfc3339_ms;
+
+/// A serve in compiled form; variants are indices into the flag's variants.
+#[derive(Debug, Clone)]
+pub(crate) enum CServe {
+    Variant(usize),
+    /// Consecutive ranges: `(end bucket, variant)`, ends increasing to BUCKETS.
+    Rollout(Vec<(u32, usize)>),
+    Schedule {
+        variant: usize,
+        otherwise: usize,
+        /// `(from time ms, buckets covered)`, times increasing.
+        steps: Vec<(i64, u32)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CRule {
+    pub id: String,
+    pub condition: Condition,
+    pub serve: CServe,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CLayerSlot {
+    pub layer: usize,
+    pub start: u32,
+    pub end: u32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CFlag {
+    pub key: String,
+    pub flag_type: FlagType,
+    pub variants: Vec<(String, Value)>,
+    pub enabled: bool,
+    pub off: usize,
+    pub rules: Vec<CRule>,
+    pub fallthrough: CServe,
+    /// `(flag index, variant name)` pairs.
+    pub prerequisites: Vec<(usize, String)>,
+    pub bucketer: Bucketer,
+    pub bucket_by: Vec<String>,
+    pub layer: Option<CLayerSlot>,
+    pub metadata: FlagMetadata,
+    /// Set when the flag failed validation (lenient loads only).
+    pub broken: Option<(ErrorCode, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CSegment {
+    pub included: HashSet<String>,
+    pub excluded: HashSet<String>,
+    pub condition: Option<Condition>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CLayer {
+    pub bucketer: Bucketer,
+    pub bucket_by: Vec<String>,
+}
+
+/// Everything the engine evaluates against.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub flags: Vec<CFlag>,
+    pub index: HashMap<String, usize>,
+    pub segments: Vec<CSegment>,
+    pub layers: Vec<CLayer>,
+}
+
+struct Ctx {
+    problems: Vec<Problem>,
+}
+
+impl Ctx {
+    fn add(&mut self, entity: Option<&str>, path: String, message: String, parse_error: bool) {
+        self.problems.push(Problem {
+            entity: entity.map(str::to_string),
+            path,
+            message,
+            parse_error,
+        });
+    }
+}
+
+fn split_path(s: &str) -> Option<Vec<String>> {
+    let segs: Vec<String> = s.split('.').map(str::to_string).collect();
+    (!segs.iter().any(String::is_empty)).then_some(segs)
+}
+
+/// Compiles `snapshot`, returning the compiled form and every problem found.
+pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
+    let mut cx = Ctx { problems: Vec::new() };
+
+    if snapshot.schema_version != SCHEMA_VERSION {
+        cx.add(
+            None,
+            "schemaVersion".into(),
+            format!(
+                "schema version {} is not supported by this engine (it reads {SCHEMA_VERSION})",
+                snapshot.schema_version
+            ),
+            false,
+        );
+    }
+    if snapshot.environment.trim().is_empty() {
+        cx.add(None, "environment".into(), "must not be empty".into(), false);
+    }
+    if parse_rfc3339_ms(&snapshot.generated_at).is_none() {
+        cx.add(
+            None,
+            "generatedAt".into(),
+            format!("{:?} is not an RFC 3339 time", snapshot.generated_at),
+            false,
+        );
+    }
+    if let Some(declared) = &snapshot.checksum {
+        let actual = checksum(snapshot);
+        if *declared != actual {
+            cx.add(
+                None,
+                "checksum".into(),
+                format!("checksum mismatch: document says {declared}, content hashes to {actual}"),
+                false,
+            );
+        }
+    }
+
+    // Layers.
+    let mut layer_index = HashMap::new();
+    let mut layers = Vec::new();
+    for (i, layer) in snapshot.layers.iter().enumerate() {
+        if layer_index.insert(layer.key.clone(), i).is_some() {
+            cx.add(Some(&layer.key), format!("layers[{i}].key"), "duplicate layer key".into(), false);
+        }
+        let by = layer.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
+        let bucket_by = split_path(by).unwrap_or_else(|| {
+            cx.add(Some(&layer.key), format!("layers[{i}].bucketBy"), format!("{by:?} is not an attribute path"), false);
+            vec![DEFAULT_BUCKET_BY.to_string()]
+        });
+        layers.push(CLayer {
+            bucketer: Bucketer::new(layer.salt.as_deref().unwrap_or(&layer.key)),
+            bucket_by,
+        });
+    }
+
+    // Segments.
+    let mut segment_index = HashMap::new();
+    let mut segments = Vec::new();
+    for (i, seg) in snapshot.segments.iter().enumerate() {
+        if segment_index.insert(seg.key.clone(), i).is_some() {
+            cx.add(Some(&seg.key), format!("segments[{i}].key"), "duplicate segment key".into(), false);
+        }
+        let condition = seg.condition.as_deref().and_then(|src| {
+            Condition::parse_with(src, &|name| Err(format!("no segment reference (segment {name:?} is referenced from a segment; segments cannot nest)")))
+                .map_err(|e| cx.add(Some(&seg.key), format!("segments[{i}].condition"), e.to_string(), true))
+                .ok()
+        });
+        segments.push(CSegment {
+            included: seg.included.iter().cloned().collect(),
+            excluded: seg.excluded.iter().cloned().collect(),
+            condition,
+        });
+    }
+
+    // Flag index first, so prerequisites can point forwards.
+    let mut index = HashMap::new();
+    for (i, flag) in snapshot.flags.iter().enumerate() {
+        if flag.key.is_empty() {
+            cx.add(None, format!("flags[{i}].key"), "must not be empty".into(), false);
+        }
+        if index.insert(flag.key.clone(), i).is_some() {
+            cx.add(Some(&flag.key), format!("flags[{i}].key"), "duplicate flag key".into(), false);
+        }
+    }
+
+    let resolve = |name: &str| {
+        segment_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("a known segment (no segment {name:?} in this snapshot)"))
+    };
+    let mut flags = Vec::with_capacity(snapshot.flags.len());
+    for (i, flag) in snapshot.flags.iter().enumerate() {
+        let before = cx.problems.len();
+        let mut compiled = compile_flag(&mut cx, i, flag, &resolve, &index, &snapshot.flags, &layer_index);
+        let mine = &cx.problems[before..];
+        if !mine.is_empty() {
+            let code = if mine.iter().any(|p| p.parse_error) { ErrorCode::ParseError } else { ErrorCode::General };
+            let msg = mine.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; ");
+            compiled.broken = Some((code, format!("flag {:?} is invalid: {msg}", flag.key)));
+        }
+        flags.push(compiled);
+    }
+
+    check_layer_overlaps(&mut cx, snapshot, &flags);
+    check_prerequisite_cycles(&mut cx, &mut flags);
+
+    (Compiled { flags, index, segments, layers }, cx.problems)
+}
+
+fn variant_index(variants: &[(String, Value)], name: &str) -> Option<usize> {
+    variants.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_flag(
+    cx: &mut Ctx,
+    i: usize,
+    flag: &Flag,
+    resolve: &dyn Fn(&str) -> Result<usize, String>,
+    index: &HashMap<String, usize>,
+    all: &[Flag],
+    layer_index: &HashMap<String, usize>,
+) -> CFlag {
+    let key = Some(flag.key.as_str());
+    let p = |rest: &str| format!("flags[{i}].{rest}");
+    // BTreeMap iteration is sorted, so binary search by name works.
+    let variants: Vec<(String, Value)> = flag.variants.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if variants.is_empty() {
+        cx.add(key, p("variants"), "a flag needs at least one variant".into(), false);
+    }
+    for (name, value) in &variants {
+        if !flag.flag_type.admits(value) {
+            cx.add(
+                key,
+                p(&format!("variants.{name}")),
+                format!("value {value} is not of the flag's type {}", flag.flag_type.as_str()),
+                false,
+            );
+        }
+    }
+    let variant = |cx: &mut Ctx, name: &str, path: String| {
+        variant_index(&variants, name).unwrap_or_else(|| {
+            cx.add(key, path, format!("unknown variant {name:?}"), false);
+            0
+        })
+    };
+    let off = variant(cx, &flag.off_variant, p("offVariant"));
+
+    let compile_serve = |cx: &mut Ctx, serve: &Serve, path: String| -> CServe {
+        match serve {
+            Serve::Variant(v) => CServe::Variant(variant(cx, v, format!("{path}.variant"))),
+            Serve::Rollout(arms) => {
+                let mut end = 0u32;
+                let mut ranges = Vec::with_capacity(arms.len());
+                if arms.is_empty() {
+                    cx.add(key, format!("{path}.rollout"), "a rollout needs at least one variant".into(), false);
+                }
+                for (j, arm) in arms.iter().enumerate() {
+                    let v = variant(cx, &arm.variant, format!("{path}.rollout[{j}].variant"));
+                    match percent_to_buckets(arm.weight) {
+                        Some(b) => end += b,
+                        None => cx.add(
+                            key,
+                            format!("{path}.rollout[{j}].weight"),
+                            format!("weight {} must be a percentage 0–100 with at most three decimals", arm.weight),
+                            false,
+                        ),
+                    }
+                    ranges.push((end, v));
+                }
+                if !arms.is_empty() && end != BUCKETS {
+                    cx.add(
+                        key,
+                        format!("{path}.rollout"),
+                        format!("weights sum to {}%, not 100%", f64::from(end) / 1000.0),
+                        false,
+                    );
+                }
+                CServe::Rollout(ranges)
+            }
+            Serve::Schedule(s) => {
+                let v = variant(cx, &s.variant, format!("{path}.schedule.variant"));
+                let o = variant(cx, &s.otherwise, format!("{path}.schedule.otherwise"));
+                if s.steps.is_empty() {
+                    cx.add(key, format!("{path}.schedule.steps"), "a schedule needs at least one step".into(), false);
+                }
+                let mut steps: Vec<(i64, u32)> = Vec::with_capacity(s.steps.len());
+                for (j, step) in s.steps.iter().enumerate() {
+                    let at = parse_rfc3339_ms(&step.at);
+                    let pct = percent_to_buckets(step.percentage);
+                    if at.is_none() {
+                        cx.add(key, format!("{path}.schedule.steps[{j}].at"), format!("{:?} is not an RFC 3339 time", step.at), false);
+                    }
+                    if pct.is_none() {
+                        cx.add(
+                            key,
+                            format!("{path}.schedule.steps[{j}].percentage"),
+                            format!("{} must be a percentage 0–100 with at most three decimals", step.percentage),
+                            false,
+                        );
+                    }
+                    if let (Some(at), Some(pct)) = (at, pct) {
+                        if steps.last().is_some_and(|(prev, _)| *prev >= at) {
+                            cx.add(key, format!("{path}.schedule.steps[{j}].at"), "steps must be in strictly increasing time order".into(), false);
+                        }
+                        steps.push((at, pct));
+                    }
+                }
+                CServe::Schedule { variant: v, otherwise: o, steps }
+            }
+        }
+    };
+
+    let mut rules = Vec::with_capacity(flag.rules.len());
+    let mut rule_ids = HashSet::new();
+    for (j, rule) in flag.rules.iter().enumerate() {
+        let id = rule.id.clone().unwrap_or_else(|| format!("rule-{j}"));
+        if !rule_ids.insert(id.clone()) {
+            cx.add(key, p(&format!("rules[{j}].id")), format!("duplicate rule id {id:?}"), false);
+        }
+        let serve = compile_serve(cx, &rule.serve, p(&format!("rules[{j}].serve")));
+        match Condition::parse_with(&rule.condition, resolve) {
+            Ok(condition) => rules.push(CRule { id, condition, serve }),
+            Err(e) => cx.add(key, p(&format!("rules[{j}].condition")), e.to_string(), true),
+        }
+    }
+    let fallthrough = compile_serve(cx, &flag.fallthrough, p("fallthrough"));
+
+    let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
+    for (j, pre) in flag.prerequisites.iter().enumerate() {
+        match index.get(&pre.flag) {
+            None => cx.add(key, p(&format!("prerequisites[{j}].flag")), format!("unknown flag {:?}", pre.flag), false),
+            Some(&k) if k == i => cx.add(key, p(&format!("prerequisites[{j}].flag")), "a flag cannot be its own prerequisite".into(), false),
+            Some(&k) => {
+                if !all[k].variants.contains_key(&pre.variant) {
+                    cx.add(
+                        key,
+                        p(&format!("prerequisites[{j}].variant")),
+                        format!("flag {:?} has no variant {:?}", pre.flag, pre.variant),
+                        false,
+                    );
+                }
+                prerequisites.push((k, pre.variant.clone()));
+            }
+        }
+    }
+
+    let by = flag.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
+    let bucket_by = split_path(by).unwrap_or_else(|| {
+        cx.add(key, p("bucketBy"), format!("{by:?} is not an attribute path"), false);
+        vec![DEFAULT_BUCKET_BY.to_string()]
+    });
+
+    let layer = flag.layer.as_ref().and_then(|slot| {
+        let Some(&layer) = layer_index.get(&slot.key) else {
+            cx.add(key, p("layer.key"), format!("unknown layer {:?}", slot.key), false);
+            return None;
+        };
+        match (percent_to_buckets(slot.start), percent_to_buckets(slot.end)) {
+            (Some(start), Some(end)) if start < end => Some(CLayerSlot { layer, start, end }),
+            _ => {
+                cx.add(
+                    key,
+                    p("layer"),
+                    format!("range [{}, {}) must satisfy 0 ≤ start < end ≤ 100 with at most three decimals", slot.start, slot.end),
+                    false,
+                );
+                None
+            }
+        }
+    });
+
+    CFlag {
+        key: flag.key.clone(),
+        flag_type: flag.flag_type,
+        variants,
+        enabled: flag.enabled,
+        off,
+        rules,
+        fallthrough,
+        prerequisites,
+        bucketer: Bucketer::new(flag.salt.as_deref().unwrap_or(&flag.key)),
+        bucket_by,
+        layer,
+        metadata: flag.metadata.clone(),
+        broken: None,
+    }
+}
+
+/// Flags sharing a layer must own disjoint ranges: that is what makes their
+/// experiments mutually exclusive.
+fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &[CFlag]) {
+    let mut by_layer: HashMap<usize, Vec<(u32, u32, usize)>> = HashMap::new();
+    for (i, f) in flags.iter().enumerate() {
+        if let Some(slot) = &f.layer {
+            by_layer.entry(slot.layer).or_default().push((slot.start, slot.end, i));
+        }
+    }
+    let mut layers: Vec<_> = by_layer.into_iter().collect();
+    layers.sort_by_key(|(l, _)| *l);
+    for (layer, mut slots) in layers {
+        slots.sort();
+        for w in slots.windows(2) {
+            let (_, end_a, a) = w[0];
+            let (start_b, _, b) = w[1];
+            if start_b < end_a {
+                cx.add(
+                    Some(&flags[b].key),
+                    format!("flags[{b}].layer"),
+                    format!(
+                        "range overlaps flag {:?} in layer {:?}; flags in one layer must be mutually exclusive",
+                        flags[a].key, snapshot.layers[layer].key
+                    ),
+                    false,
+                );
+            }
+        }
+    }
+}
+
+/// Marks every flag on a prerequisite cycle as broken and reports it.
+fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
+    // 0 = unvisited, 1 = on stack, 2 = done.
+    fn visit(i: usize, flags: &[CFlag], state: &mut [u8], stack: &mut Vec<usize>, cycles: &mut Vec<Vec<usize>>) {
+        state[i] = 1;
+        stack.push(i);
+        for &(k, _) in &flags[i].prerequisites {
+            match state[k] {
+                0 => visit(k, flags, state, stack, cycles),
+                1 => {
+                    let from = stack.iter().position(|&s| s == k).expect("on stack");
+                    cycles.push(stack[from..].to_vec());
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state[i] = 2;
+    }
+    let mut state = vec![0u8; flags.len()];
+    let mut cycles = Vec::new();
+    for i in 0..flags.len() {
+        if state[i] == 0 {
+            visit(i, flags, &mut state, &mut Vec::new(), &mut cycles);
+        }
+    }
+    for cycle in cycles {
+        let names: Vec<&str> = cycle.iter().map(|&i| flags[i].key.as_str()).collect();
+        let msg = format!("prerequisite cycle: {} -> {}", names.join(" -> "), names[0]);
+        for &i in &cycle {
+            cx.add(Some(&flags[i].key), format!("flags[{i}].prerequisites"), msg.clone(), false);
+            flags[i].broken.get_or_insert((ErrorCode::General, msg.clone()));
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The evaluator: a loaded snapshot answering flag evaluations.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::compile::{CFlag, CServe, Compiled, compile};
+use crate::model::{FlagType, Snapshot};
+use crate::result::{ErrorCode, Evaluation, Reason};
+use crate::rules::{Env, lookup};
+use crate::snapshot::{LoadError, Problem, parse_json};
+
+/// Prerequisite chains deeper than this fail with `GENERAL`.
+const MAX_PREREQUISITE_DEPTH: u32 = 32;
+
+/// A loaded, validated and compiled snapshot. Immutable and cheap to share.
+///
+/// ```
+/// use bunting_core::{Engine, Reason};
+/// use serde_json::json;
+/// let engine = Engine::from_json(r#"{
+///   "schemaVersion": 1, "environment": "production", "version": 3,
+///   "generatedAt": "2026-11-25T10:00:00Z",
+///   "flags": [{
+///     "key": "new-checkout", "type": "boolean",
+///     "variants": {"on": true, "off": false}, "offVariant": "off",
+///     "rules": [{"id": "beta", "condition": "country in [\"US\", \"CA\"]", "serve": {"variant": "on"}}],
+///     "fallthrough": {"variant": "off"}
+///   }]
+/// }"#).unwrap();
+/// let r = engine.evaluate("new-checkout", &json!({"targetingKey": "u1", "country": "CA"}), 0);
+/// assert_eq!(r.value.as_deref(), Some(&json!(true)));
+/// assert_eq!(r.reason, Reason::TargetingMatch);
+/// assert_eq!(r.rule_id.as_deref(), Some("beta"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Engine {
+    environment: String,
+    version: u64,
+    generated_at: String,
+    compiled: Compiled,
+}
+
+/// Outcome of resolving a serve: a variant, or an error.
+type Resolved = Result<(usize, Reason), (ErrorCode, String)>;
+
+impl Engine {
+    /// Parses, validates and compiles a snapshot document. Any problem fails
+    /// the load; the error lists all of them.
+    pub fn from_json(json: &str) -> Result<Engine, LoadError> {
+        Engine::from_snapshot(&parse_json(json)?)
+    }
+
+    /// Validates and compiles a parsed snapshot, failing on any problem.
+    pub fn from_snapshot(snapshot: &Snapshot) -> Result<Engine, LoadError> {
+        let (engine, problems) = Engine::from_snapshot_lenient(snapshot);
+        if problems.is_empty() { Ok(engine) } else { Err(LoadError::Invalid(problems)) }
+    }
+
+    /// Loads whatever is valid: flags with problems evaluate to an error
+    /// (`PARSE_ERROR` for rule-language errors, else `GENERAL`) and the rest
+    /// serve normally. Returns every problem found.
+    pub fn from_snapshot_lenient(snapshot: &Snapshot) -> (Engine, Vec<Problem>) {
+        let (compiled, problems) = compile(snapshot);
+        let engine = Engine {
+            environment: snapshot.environment.clone(),
+            version: snapshot.version,
+            generated_at: snapshot.generated_at.clone(),
+            compiled,
+        };
+        (engine, problems)
+    }
+
+    /// The snapshot's environment.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// The snapshot's version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The snapshot's generation time (RFC 3339).
+    pub fn generated_at(&self) -> &str {
+        &self.generated_at
+    }
+
+    /// Keys of all flags, in snapshot order.
+    pub fn flag_keys(&self) -> impl Iterator<Item = &str> {
+        self.compiled.flags.iter().map(|f| f.key.as_str())
+    }
+
+    /// Evaluates flag `key` for `context` at `now_ms` (Unix milliseconds).
+    pub fn evaluate<'a>(&'a self, key: &str, context: &Value, now_ms: i64) -> Evaluation<'a> {
+        self.evaluate_typed(key, None, context, now_ms)
+    }
+
+    /// Like [`Engine::evaluate`], failing with `TYPE_MISMATCH` when the flag is
+    /// not of `expected` type.
+    pub fn evaluate_typed<'a>(
+        &'a self,
+        key: &str,
+        expected: Option<FlagType>,
+        context: &Value,
+        now_ms: i64,
+    ) -> Evaluation<'a> {
+        let Some(&i) = self.compiled.index.get(key) else {
+            return Evaluation::error(key, ErrorCode::FlagNotFound, format!("flag {key:?} not found"));
+        };
+        let flag = &self.compiled.flags[i];
+        if let Some(t) = expected
+            && t != flag.flag_type
+        {
+            return self.fail(
+                flag,
+                ErrorCode::TypeMismatch,
+                format!("flag {key:?} is of type {}, not {}", flag.flag_type.as_str(), t.as_str()),
+            );
+        }
+        if let Err(msg) = check_context(context) {
+            return self.fail(flag, ErrorCode::InvalidContext, msg);
+        }
+        self.eval_flag(i, context, now_ms, 0)
+    }
+
+    /// Evaluates every flag for `context`, in snapshot order.
+    pub fn evaluate_all<'a>(&'a self, context: &Value, now_ms: i64) -> Vec<Evaluation<'a>> {
+        if let Err(msg) = check_context(context) {
+            return self
+                .compiled
+                .flags
+                .iter()
+                .map(|f| self.fail(f, ErrorCode::InvalidContext, msg.clone()))
+                .collect();
+        }
+        (0..self.compiled.flags.len())
+            .map(|i| self.eval_flag(i, context, now_ms, 0))
+            .collect()
+    }
+
+    fn fail<'a>(&'a self, flag: &'a CFlag, code: ErrorCode, message: String) -> Evaluation<'a> {
+        Evaluation {
+            key: Cow::Borrowed(&flag.key),
+            metadata: Some(Cow::Borrowed(&flag.metadata)),
+            ..Evaluation::error(String::new(), code, message)
+        }
+    }
+
+    fn eval_flag<'a>(&'a self, i: usize, ctx: &Value, now_ms: i64, depth: u32) -> Evaluation<'a> {
+        let flag = &self.compiled.flags[i];
+        if let Some((code, msg)) = &flag.broken {
+            return self.fail(flag, *code, msg.clone());
+        }
+        if !flag.enabled {
+            return self.served(flag, flag.off, Reason::Disabled, None);
+        }
+        for (pre, want) in &flag.prerequisites {
+            if depth >= MAX_PREREQUISITE_DEPTH {
+                return self.fail(flag, ErrorCode::General, "prerequisite chain too deep".into());
+            }
+            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1);
+            if let Some(code) = got.error_code {
+                let msg = format!(
+                    "prerequisite {:?} failed: {}",
+                    got.key,
+                    got.error_message.as_deref().unwrap_or(code.as_str())
+                );
+                return self.fail(flag, code, msg);
+            }
+            if got.variant.as_deref() != Some(want.as_str()) {
+                let mut e = self.served(flag, flag.off, Reason::Default, None);
+                e.prerequisite_failed = Some(Cow::Borrowed(&self.compiled.flags[*pre].key));
+                return e;
+            }
+        }
+        let segment = |s: usize| self.in_segment(s, ctx, now_ms);
+        let env = Env {
+            context: ctx,
+            now_ms,
+            segment: &segment,
+        };
+        for rule in &flag.rules {
+            if rule.condition.eval(&env) {
+                return match self.resolve(flag, &rule.serve, ctx, now_ms, Reason::TargetingMatch) {
+                    Ok((v, reason)) => self.served(flag, v, reason, Some(&rule.id)),
+                    Err((code, msg)) => self.fail(flag, code, msg),
+                };
+            }
+        }
+        let fixed = if flag.rules.is_empty() && flag.prerequisites.is_empty() {
+            Reason::Static
+        } else {
+            Reason::Default
+        };
+        match self.resolve(flag, &flag.fallthrough, ctx, now_ms, fixed) {
+            Ok((v, reason)) => self.served(flag, v, reason, None),
+            Err((code, msg)) => self.fail(flag, code, msg),
+        }
+    }
+
+    fn served<'a>(&'a self, flag: &'a CFlag, v: usize, reason: Reason, rule: Option<&'a str>) -> Evaluation<'a> {
+        let (name, value) = &flag.variants[v];
+        Evaluation {
+            key: Cow::Borrowed(&flag.key),
+            value: Some(Cow::Borrowed(value)),
+            variant: Some(Cow::Borrowed(name)),
+            reason,
+            error_code: None,
+            error_message: None,
+            rule_id: rule.map(Cow::Borrowed),
+            prerequisite_failed: None,
+            metadata: Some(Cow::Borrowed(&flag.metadata)),
+        }
+    }
+
+    fn in_segment(&self, s: usize, ctx: &Value, now_ms: i64) -> bool {
+        let seg = &self.compiled.segments[s];
+        if let Some(Value::String(key)) = ctx.get("targetingKey") {
+            if seg.excluded.contains(key) {
+                return false;
+            }
+            if seg.included.contains(key) {
+                return true;
+            }
+        }
+        seg.condition.as_ref().is_some_and(|c| {
+            c.eval(&Env {
+                context: ctx,
+                now_ms,
+                segment: &|_| false,
+            })
+        })
+    }
+
+    /// Resolves a serve to a variant. `fixed` is the reason for a fixed variant.
+    fn resolve(&self, flag: &CFlag, serve: &CServe, ctx: &Value, now_ms: i64, fixed: Reason) -> Resolved {
+        match serve {
+            CServe::Variant(v) => Ok((*v, fixed)),
+            CServe::Rollout(ranges) => {
+                if !self.in_layer(flag, ctx)? {
+                    return Ok((flag.off, Reason::Default));
+                }
+                let b = bucket_of(flag, ctx)?;
+                let v = ranges.iter().find(|(end, _)| b < *end).map_or(flag.off, |(_, v)| *v);
+                Ok((v, Reason::Split))
+            }
+            CServe::Schedule { variant, otherwise, steps } => {
+                if !self.in_layer(flag, ctx)? {
+                    return Ok((flag.off, Reason::Default));
+                }
+                let covered = steps.iter().rev().find(|(at, _)| *at <= now_ms).map_or(0, |(_, b)| *b);
+                let v = match covered {
+                    0 => *otherwise,
+                    crate::bucket::BUCKETS => *variant,
+                    c => {
+                        if bucket_of(flag, ctx)? < c {
+                            *variant
+                        } else {
+                            *otherwise
+                        }
+                    }
+                };
+                Ok((v, Reason::Split))
+            }
+        }
+    }
+
+    fn in_layer(&self, flag: &CFlag, ctx: &Value) -> Result<bool, (ErrorCode, String)> {
+        let Some(slot) = &flag.layer else { return Ok(true) };
+        let layer = &self.compiled.layers[slot.layer];
+        let key = bucket_key(ctx, &layer.bucket_by)?;
+        let b = layer.bucketer.bucket(&key);
+        Ok(slot.start <= b && b < slot.end)
+    }
+}
+
+fn bucket_of(flag: &CFlag, ctx: &Value) -> Result<u32, (ErrorCode, String)> {
+    Ok(flag.bucketer.bucket(&bucket_key(ctx, &flag.bucket_by)?))
+}
+
+/// The bucketing key at `path`: a string, or a number in its JSON spelling.
+fn bucket_key<'c>(ctx: &'c Value, path: &[String]) -> Result<Cow<'c, str>, (ErrorCode, String)> {
+    match lookup(ctx, path) {
+        Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
+        Some(Value::Number(n)) => Ok(Cow::Owned(n.to_string())),
+        None | Some(Value::Null) => Err((
+            ErrorCode::TargetingKeyMissing,
+            format!("bucketing attribute {:?} is missing from the context", path.join(".")),
+        )),
+        Some(other) => Err((
+            ErrorCode::InvalidContext,
+            format!(
+                "bucketing attribute {:?} must be a string or a number, not {}",
+                path.join("."),
+                json_type(other)
+            ),
+        )),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn check_context(ctx: &Value) -> Result<(), String> {
+    let Value::Object(map) = ctx else {
+        return Err(format!("the context must be a JSON object, not {}", json_type(ctx)));
+    };
+    match map.get("targetingKey") {
+        None | Some(Value::String(_)) => Ok(()),
+        Some(other) => Err(format!("targetingKey must be a string, not {}", json_type(other))),
+    }
+}

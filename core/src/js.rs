@@ -1,0 +1,88 @@
+//! JavaScript bindings (wasm-bindgen) for Cloudflare Workers and browsers.
+//!
+//! ```js
+//! import { Engine } from "bunting-core";
+//! const engine = new Engine(snapshotJson, false);
+//! engine.evaluate("new-checkout", { targetingKey: "u1", country: "US" }, Date.now());
+//! engine.evaluateAll({ targetingKey: "u1" }, Date.now());
+//! ```
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::model::FlagType;
+use crate::snapshot::parse_json;
+
+/// An engine built from a snapshot document.
+#[wasm_bindgen(js_name = Engine)]
+pub struct JsEngine {
+    inner: crate::Engine,
+    problems: Vec<crate::Problem>,
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
+#[wasm_bindgen(js_class = Engine)]
+impl JsEngine {
+    /// Loads `snapshot` (JSON text). With `lenient`, broken flags evaluate to
+    /// errors instead of failing the load; see `problems`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(snapshot: &str, lenient: Option<bool>) -> Result<JsEngine, JsError> {
+        let parsed = parse_json(snapshot).map_err(|e| JsError::new(&e.to_string()))?;
+        let (inner, problems) = if lenient.unwrap_or(false) {
+            crate::Engine::from_snapshot_lenient(&parsed)
+        } else {
+            (crate::Engine::from_snapshot(&parsed).map_err(|e| JsError::new(&e.to_string()))?, Vec::new())
+        };
+        Ok(JsEngine { inner, problems })
+    }
+
+    /// Problems a lenient load skipped.
+    #[wasm_bindgen(getter)]
+    pub fn problems(&self) -> Result<JsValue, JsError> {
+        to_js(&self.problems)
+    }
+
+    /// The snapshot version.
+    #[wasm_bindgen(getter)]
+    pub fn version(&self) -> f64 {
+        self.inner.version() as f64
+    }
+
+    /// The snapshot environment.
+    #[wasm_bindgen(getter)]
+    pub fn environment(&self) -> String {
+        self.inner.environment().to_string()
+    }
+
+    /// Evaluates one flag. `expectedType` is `boolean`, `string`, `number`,
+    /// `object` or undefined.
+    pub fn evaluate(
+        &self,
+        flag: &str,
+        context: JsValue,
+        now_ms: f64,
+        expected_type: Option<String>,
+    ) -> Result<JsValue, JsError> {
+        let expected: Option<FlagType> = match expected_type {
+            None => None,
+            Some(t) => Some(
+                serde_json::from_value(serde_json::Value::String(t.clone()))
+                    .map_err(|_| JsError::new(&format!("unknown expected type {t:?}")))?,
+            ),
+        };
+        let context: serde_json::Value = serde_wasm_bindgen::from_value(context)?;
+        to_js(&self.inner.evaluate_typed(flag, expected, &context, now_ms as i64))
+    }
+
+    /// Evaluates every flag.
+    #[wasm_bindgen(js_name = evaluateAll)]
+    pub fn evaluate_all(&self, context: JsValue, now_ms: f64) -> Result<JsValue, JsError> {
+        let context: serde_json::Value = serde_wasm_bindgen::from_value(context)?;
+        to_js(&self.inner.evaluate_all(&context, now_ms as i64))
+    }
+}

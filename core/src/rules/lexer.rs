@@ -1,0 +1,320 @@
+//! Tokenizer of the rule language, tracking line and column of every token.
+
+use super::ParseError;
+
+/// A token kind, with its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tok {
+    /// Attribute path or function name, e.g. `app.version`.
+    Ident(String),
+    /// String literal (escapes resolved).
+    Str(String),
+    /// Number literal.
+    Num(f64),
+    True,
+    False,
+    Null,
+    Now,
+    And,
+    Or,
+    Not,
+    In,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Matches,
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    Comma,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eof,
+}
+
+impl Tok {
+    /// How the token is named in error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Tok::Ident(s) => format!("identifier `{s}`"),
+            Tok::Str(s) => format!("string {s:?}"),
+            Tok::Num(n) => format!("number {n}"),
+            Tok::True => "`true`".into(),
+            Tok::False => "`false`".into(),
+            Tok::Null => "`null`".into(),
+            Tok::Now => "`now`".into(),
+            Tok::And => "`&&`".into(),
+            Tok::Or => "`||`".into(),
+            Tok::Not => "`!`".into(),
+            Tok::In => "`in`".into(),
+            Tok::Contains => "`contains`".into(),
+            Tok::StartsWith => "`starts_with`".into(),
+            Tok::EndsWith => "`ends_with`".into(),
+            Tok::Matches => "`matches`".into(),
+            Tok::LParen => "`(`".into(),
+            Tok::RParen => "`)`".into(),
+            Tok::LBracket => "`[`".into(),
+            Tok::RBracket => "`]`".into(),
+            Tok::Comma => "`,`".into(),
+            Tok::Eq => "`==`".into(),
+            Tok::Ne => "`!=`".into(),
+            Tok::Lt => "`<`".into(),
+            Tok::Le => "`<=`".into(),
+            Tok::Gt => "`>`".into(),
+            Tok::Ge => "`>=`".into(),
+            Tok::Eof => "end of input".into(),
+        }
+    }
+}
+
+/// A token and where it starts (1-based line and column, in characters).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    pub tok: Tok,
+    pub line: u32,
+    pub column: u32,
+}
+
+struct Lexer<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: u32,
+    column: u32,
+}
+
+impl Lexer<'_> {
+    fn peek(&mut self) -> Option<char> {
+        self.chars.peek().copied()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.chars.next()?;
+        if c == '\n' {
+            self.line += 1;
+            self.column = 1;
+        } else {
+            self.column += 1;
+        }
+        Some(c)
+    }
+
+    fn error(&self, line: u32, column: u32, found: String, expected: &str) -> ParseError {
+        ParseError {
+            line,
+            column,
+            found,
+            expected: expected.to_string(),
+        }
+    }
+}
+
+fn is_ident_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c == '$'
+}
+
+fn is_ident_continue(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$'
+}
+
+/// Splits `src` into tokens, ending with [`Tok::Eof`].
+pub fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
+    let mut lx = Lexer {
+        chars: src.chars().peekable(),
+        line: 1,
+        column: 1,
+    };
+    let mut out = Vec::new();
+    loop {
+        while lx.peek().is_some_and(char::is_whitespace) {
+            lx.bump();
+        }
+        let (line, column) = (lx.line, lx.column);
+        let Some(c) = lx.peek() else {
+            out.push(Token {
+                tok: Tok::Eof,
+                line,
+                column,
+            });
+            return Ok(out);
+        };
+        let tok = match c {
+            '(' | ')' | '[' | ']' | ',' => {
+                lx.bump();
+                match c {
+                    '(' => Tok::LParen,
+                    ')' => Tok::RParen,
+                    '[' => Tok::LBracket,
+                    ']' => Tok::RBracket,
+                    _ => Tok::Comma,
+                }
+            }
+            '&' | '|' => {
+                lx.bump();
+                if lx.peek() == Some(c) {
+                    lx.bump();
+                    if c == '&' { Tok::And } else { Tok::Or }
+                } else {
+                    let expected = if c == '&' { "`&&`" } else { "`||`" };
+                    return Err(lx.error(line, column, format!("`{c}`"), expected));
+                }
+            }
+            '=' => {
+                lx.bump();
+                if lx.peek() == Some('=') {
+                    lx.bump();
+                    Tok::Eq
+                } else {
+                    return Err(lx.error(line, column, "`=`".into(), "`==`"));
+                }
+            }
+            '!' | '<' | '>' => {
+                lx.bump();
+                if lx.peek() == Some('=') {
+                    lx.bump();
+                    match c {
+                        '!' => Tok::Ne,
+                        '<' => Tok::Le,
+                        _ => Tok::Ge,
+                    }
+                } else {
+                    match c {
+                        '!' => Tok::Not,
+                        '<' => Tok::Lt,
+                        _ => Tok::Gt,
+                    }
+                }
+            }
+            '"' | '\'' => Tok::Str(lex_string(&mut lx, c, line, column)?),
+            c if c.is_ascii_digit() || c == '-' => lex_number(&mut lx, line, column)?,
+            c if is_ident_start(c) => lex_ident(&mut lx),
+            other => {
+                return Err(lx.error(
+                    line,
+                    column,
+                    format!("character {other:?}"),
+                    "an attribute, a literal, an operator or `(`",
+                ));
+            }
+        };
+        out.push(Token { tok, line, column });
+    }
+}
+
+fn lex_string(lx: &mut Lexer<'_>, quote: char, line: u32, column: u32) -> Result<String, ParseError> {
+    lx.bump();
+    let mut s = String::new();
+    loop {
+        let (el, ec) = (lx.line, lx.column);
+        match lx.bump() {
+            None => {
+                return Err(lx.error(
+                    line,
+                    column,
+                    "an unterminated string".into(),
+                    &format!("closing `{quote}`"),
+                ));
+            }
+            Some(c) if c == quote => return Ok(s),
+            Some('\\') => match lx.bump() {
+                Some('n') => s.push('\n'),
+                Some('t') => s.push('\t'),
+                Some('r') => s.push('\r'),
+                Some('\\') => s.push('\\'),
+                Some('"') => s.push('"'),
+                Some('\'') => s.push('\''),
+                Some('u') => {
+                    let mut hex = String::new();
+                    for _ in 0..4 {
+                        match lx.bump() {
+                            Some(h) if h.is_ascii_hexdigit() => hex.push(h),
+                            _ => {
+                                return Err(lx.error(el, ec, "a bad `\\u` escape".into(), "four hex digits after `\\u`"));
+                            }
+                        }
+                    }
+                    let code = u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD);
+                    s.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+                }
+                other => {
+                    let found = other.map_or("end of input".to_string(), |c| format!("`\\{c}`"));
+                    return Err(lx.error(el, ec, found, "an escape: \\n \\t \\r \\\\ \\\" \\' or \\uXXXX"));
+                }
+            },
+            Some(c) => s.push(c),
+        }
+    }
+}
+
+fn lex_number(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<Tok, ParseError> {
+    let mut text = String::new();
+    if lx.peek() == Some('-') {
+        text.push('-');
+        lx.bump();
+    }
+    while let Some(c) = lx.peek() {
+        let exponent_sign = (c == '-' || c == '+') && text.ends_with(['e', 'E']);
+        if c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || exponent_sign {
+            text.push(c);
+            lx.bump();
+        } else {
+            break;
+        }
+    }
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() && text != "-" => Ok(Tok::Num(n)),
+        _ => Err(lx.error(line, column, format!("`{text}`"), "a number")),
+    }
+}
+
+fn lex_ident(lx: &mut Lexer<'_>) -> Tok {
+    let mut text = String::new();
+    while let Some(c) = lx.peek() {
+        // A dot continues a path only when a path segment follows it.
+        if is_ident_continue(c) || (c == '.' && !text.is_empty()) {
+            text.push(c);
+            lx.bump();
+        } else {
+            break;
+        }
+    }
+    match text.as_str() {
+        "true" => Tok::True,
+        "false" => Tok::False,
+        "null" => Tok::Null,
+        "now" => Tok::Now,
+        "and" => Tok::And,
+        "or" => Tok::Or,
+        "not" => Tok::Not,
+        "in" => Tok::In,
+        "contains" => Tok::Contains,
+        "starts_with" => Tok::StartsWith,
+        "ends_with" => Tok::EndsWith,
+        "matches" => Tok::Matches,
+        _ => Tok::Ident(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_span_lines() {
+        let toks = tokenize("a ==\n  \"x\"").unwrap();
+        assert_eq!((toks[0].line, toks[0].column), (1, 1));
+        assert_eq!((toks[1].line, toks[1].column), (1, 3));
+        assert_eq!((toks[2].line, toks[2].column), (2, 3));
+        assert_eq!(toks[2].tok, Tok::Str("x".into()));
+    }
+
+    #[test]
+    fn numbers_and_paths() {
+        let toks = tokenize("app.version >= -1.5e3").unwrap();
+        assert_eq!(toks[0].tok, Tok::Ident("app.version".into()));
+        assert_eq!(toks[2].tok, Tok::Num(-1500.0));
+    }
+}
