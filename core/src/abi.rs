@@ -102,9 +102,13 @@ pub extern "C" fn bunting_load(ptr: *const u8, len: usize, lenient: i32) -> u64 
 pub extern "C" fn bunting_eval(handle: u32, ptr: *const u8, len: usize) -> u64 {
     let engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
     let out = match engines.get(handle as usize).and_then(Option::as_ref) {
-        None => serde_json::to_vec(&EvalReply::BadRequest(format!("no engine with handle {handle}"))),
+        None => serde_json::to_vec(&EvalReply::BadRequest(format!(
+            "no engine with handle {handle}"
+        ))),
         Some(engine) => match serde_json::from_slice::<EvalRequest>(input(ptr, len)) {
-            Err(e) => serde_json::to_vec(&EvalReply::BadRequest(format!("bad evaluation request: {e}"))),
+            Err(e) => serde_json::to_vec(&EvalReply::BadRequest(format!(
+                "bad evaluation request: {e}"
+            ))),
             Ok(req) => serde_json::to_vec(&engine.answer(&req)),
         },
     };

@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
-use crate::model::{DEFAULT_BUCKET_BY, Flag, FlagMetadata, FlagType, SCHEMA_VERSION, Serve, Snapshot};
+use crate::model::{
+    DEFAULT_BUCKET_BY, Flag, FlagMetadata, FlagType, SCHEMA_VERSION, Serve, Snapshot,
+};
 use crate::result::ErrorCode;
 use crate::rules::Condition;
 use crate::snapshot::{Problem, checksum};
@@ -106,7 +108,9 @@ fn split_path(s: &str) -> Option<Vec<String>> {
 
 /// Compiles `snapshot`, returning the compiled form and every problem found.
 pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
-    let mut cx = Ctx { problems: Vec::new() };
+    let mut cx = Ctx {
+        problems: Vec::new(),
+    };
 
     if snapshot.schema_version != SCHEMA_VERSION {
         cx.add(
@@ -120,7 +124,12 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         );
     }
     if snapshot.environment.trim().is_empty() {
-        cx.add(None, "environment".into(), "must not be empty".into(), false);
+        cx.add(
+            None,
+            "environment".into(),
+            "must not be empty".into(),
+            false,
+        );
     }
     if parse_rfc3339_ms(&snapshot.generated_at).is_none() {
         cx.add(
@@ -147,11 +156,21 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut layers = Vec::new();
     for (i, layer) in snapshot.layers.iter().enumerate() {
         if layer_index.insert(layer.key.clone(), i).is_some() {
-            cx.add(Some(&layer.key), format!("layers[{i}].key"), "duplicate layer key".into(), false);
+            cx.add(
+                Some(&layer.key),
+                format!("layers[{i}].key"),
+                "duplicate layer key".into(),
+                false,
+            );
         }
         let by = layer.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
         let bucket_by = split_path(by).unwrap_or_else(|| {
-            cx.add(Some(&layer.key), format!("layers[{i}].bucketBy"), format!("{by:?} is not an attribute path"), false);
+            cx.add(
+                Some(&layer.key),
+                format!("layers[{i}].bucketBy"),
+                format!("{by:?} is not an attribute path"),
+                false,
+            );
             vec![DEFAULT_BUCKET_BY.to_string()]
         });
         layers.push(CLayer {
@@ -165,7 +184,12 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut segments = Vec::new();
     for (i, seg) in snapshot.segments.iter().enumerate() {
         if segment_index.insert(seg.key.clone(), i).is_some() {
-            cx.add(Some(&seg.key), format!("segments[{i}].key"), "duplicate segment key".into(), false);
+            cx.add(
+                Some(&seg.key),
+                format!("segments[{i}].key"),
+                "duplicate segment key".into(),
+                false,
+            );
         }
         let condition = seg.condition.as_deref().and_then(|src| {
             Condition::parse_with(src, &|name| Err(format!("no segment reference (segment {name:?} is referenced from a segment; segments cannot nest)")))
@@ -183,10 +207,20 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut index = HashMap::new();
     for (i, flag) in snapshot.flags.iter().enumerate() {
         if flag.key.is_empty() {
-            cx.add(None, format!("flags[{i}].key"), "must not be empty".into(), false);
+            cx.add(
+                None,
+                format!("flags[{i}].key"),
+                "must not be empty".into(),
+                false,
+            );
         }
         if index.insert(flag.key.clone(), i).is_some() {
-            cx.add(Some(&flag.key), format!("flags[{i}].key"), "duplicate flag key".into(), false);
+            cx.add(
+                Some(&flag.key),
+                format!("flags[{i}].key"),
+                "duplicate flag key".into(),
+                false,
+            );
         }
     }
 
@@ -199,11 +233,27 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut flags = Vec::with_capacity(snapshot.flags.len());
     for (i, flag) in snapshot.flags.iter().enumerate() {
         let before = cx.problems.len();
-        let mut compiled = compile_flag(&mut cx, i, flag, &resolve, &index, &snapshot.flags, &layer_index);
+        let mut compiled = compile_flag(
+            &mut cx,
+            i,
+            flag,
+            &resolve,
+            &index,
+            &snapshot.flags,
+            &layer_index,
+        );
         let mine = &cx.problems[before..];
         if !mine.is_empty() {
-            let code = if mine.iter().any(|p| p.parse_error) { ErrorCode::ParseError } else { ErrorCode::General };
-            let msg = mine.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; ");
+            let code = if mine.iter().any(|p| p.parse_error) {
+                ErrorCode::ParseError
+            } else {
+                ErrorCode::General
+            };
+            let msg = mine
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect::<Vec<_>>()
+                .join("; ");
             compiled.broken = Some((code, format!("flag {:?} is invalid: {msg}", flag.key)));
         }
         flags.push(compiled);
@@ -212,11 +262,21 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     check_layer_overlaps(&mut cx, snapshot, &flags);
     check_prerequisite_cycles(&mut cx, &mut flags);
 
-    (Compiled { flags, index, segments, layers }, cx.problems)
+    (
+        Compiled {
+            flags,
+            index,
+            segments,
+            layers,
+        },
+        cx.problems,
+    )
 }
 
 fn variant_index(variants: &[(String, Value)], name: &str) -> Option<usize> {
-    variants.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()
+    variants
+        .binary_search_by(|(n, _)| n.as_str().cmp(name))
+        .ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -232,16 +292,28 @@ fn compile_flag(
     let key = Some(flag.key.as_str());
     let p = |rest: &str| format!("flags[{i}].{rest}");
     // BTreeMap iteration is sorted, so binary search by name works.
-    let variants: Vec<(String, Value)> = flag.variants.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let variants: Vec<(String, Value)> = flag
+        .variants
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if variants.is_empty() {
-        cx.add(key, p("variants"), "a flag needs at least one variant".into(), false);
+        cx.add(
+            key,
+            p("variants"),
+            "a flag needs at least one variant".into(),
+            false,
+        );
     }
     for (name, value) in &variants {
         if !flag.flag_type.admits(value) {
             cx.add(
                 key,
                 p(&format!("variants.{name}")),
-                format!("value {value} is not of the flag's type {}", flag.flag_type.as_str()),
+                format!(
+                    "value {value} is not of the flag's type {}",
+                    flag.flag_type.as_str()
+                ),
                 false,
             );
         }
@@ -261,7 +333,12 @@ fn compile_flag(
                 let mut end = 0u32;
                 let mut ranges = Vec::with_capacity(arms.len());
                 if arms.is_empty() {
-                    cx.add(key, format!("{path}.rollout"), "a rollout needs at least one variant".into(), false);
+                    cx.add(
+                        key,
+                        format!("{path}.rollout"),
+                        "a rollout needs at least one variant".into(),
+                        false,
+                    );
                 }
                 for (j, arm) in arms.iter().enumerate() {
                     let v = variant(cx, &arm.variant, format!("{path}.rollout[{j}].variant"));
@@ -270,7 +347,10 @@ fn compile_flag(
                         None => cx.add(
                             key,
                             format!("{path}.rollout[{j}].weight"),
-                            format!("weight {} must be a percentage 0–100 with at most three decimals", arm.weight),
+                            format!(
+                                "weight {} must be a percentage 0–100 with at most three decimals",
+                                arm.weight
+                            ),
                             false,
                         ),
                     }
@@ -290,31 +370,53 @@ fn compile_flag(
                 let v = variant(cx, &s.variant, format!("{path}.schedule.variant"));
                 let o = variant(cx, &s.otherwise, format!("{path}.schedule.otherwise"));
                 if s.steps.is_empty() {
-                    cx.add(key, format!("{path}.schedule.steps"), "a schedule needs at least one step".into(), false);
+                    cx.add(
+                        key,
+                        format!("{path}.schedule.steps"),
+                        "a schedule needs at least one step".into(),
+                        false,
+                    );
                 }
                 let mut steps: Vec<(i64, u32)> = Vec::with_capacity(s.steps.len());
                 for (j, step) in s.steps.iter().enumerate() {
                     let at = parse_rfc3339_ms(&step.at);
                     let pct = percent_to_buckets(step.percentage);
                     if at.is_none() {
-                        cx.add(key, format!("{path}.schedule.steps[{j}].at"), format!("{:?} is not an RFC 3339 time", step.at), false);
+                        cx.add(
+                            key,
+                            format!("{path}.schedule.steps[{j}].at"),
+                            format!("{:?} is not an RFC 3339 time", step.at),
+                            false,
+                        );
                     }
                     if pct.is_none() {
                         cx.add(
                             key,
                             format!("{path}.schedule.steps[{j}].percentage"),
-                            format!("{} must be a percentage 0–100 with at most three decimals", step.percentage),
+                            format!(
+                                "{} must be a percentage 0–100 with at most three decimals",
+                                step.percentage
+                            ),
                             false,
                         );
                     }
                     if let (Some(at), Some(pct)) = (at, pct) {
                         if steps.last().is_some_and(|(prev, _)| *prev >= at) {
-                            cx.add(key, format!("{path}.schedule.steps[{j}].at"), "steps must be in strictly increasing time order".into(), false);
+                            cx.add(
+                                key,
+                                format!("{path}.schedule.steps[{j}].at"),
+                                "steps must be in strictly increasing time order".into(),
+                                false,
+                            );
                         }
                         steps.push((at, pct));
                     }
                 }
-                CServe::Schedule { variant: v, otherwise: o, steps }
+                CServe::Schedule {
+                    variant: v,
+                    otherwise: o,
+                    steps,
+                }
             }
         }
     };
@@ -324,12 +426,26 @@ fn compile_flag(
     for (j, rule) in flag.rules.iter().enumerate() {
         let id = rule.id.clone().unwrap_or_else(|| format!("rule-{j}"));
         if !rule_ids.insert(id.clone()) {
-            cx.add(key, p(&format!("rules[{j}].id")), format!("duplicate rule id {id:?}"), false);
+            cx.add(
+                key,
+                p(&format!("rules[{j}].id")),
+                format!("duplicate rule id {id:?}"),
+                false,
+            );
         }
         let serve = compile_serve(cx, &rule.serve, p(&format!("rules[{j}].serve")));
         match Condition::parse_with(&rule.condition, resolve) {
-            Ok(condition) => rules.push(CRule { id, condition, serve }),
-            Err(e) => cx.add(key, p(&format!("rules[{j}].condition")), e.to_string(), true),
+            Ok(condition) => rules.push(CRule {
+                id,
+                condition,
+                serve,
+            }),
+            Err(e) => cx.add(
+                key,
+                p(&format!("rules[{j}].condition")),
+                e.to_string(),
+                true,
+            ),
         }
     }
     let fallthrough = compile_serve(cx, &flag.fallthrough, p("fallthrough"));
@@ -337,8 +453,18 @@ fn compile_flag(
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
     for (j, pre) in flag.prerequisites.iter().enumerate() {
         match index.get(&pre.flag) {
-            None => cx.add(key, p(&format!("prerequisites[{j}].flag")), format!("unknown flag {:?}", pre.flag), false),
-            Some(&k) if k == i => cx.add(key, p(&format!("prerequisites[{j}].flag")), "a flag cannot be its own prerequisite".into(), false),
+            None => cx.add(
+                key,
+                p(&format!("prerequisites[{j}].flag")),
+                format!("unknown flag {:?}", pre.flag),
+                false,
+            ),
+            Some(&k) if k == i => cx.add(
+                key,
+                p(&format!("prerequisites[{j}].flag")),
+                "a flag cannot be its own prerequisite".into(),
+                false,
+            ),
             Some(&k) => {
                 if !all[k].variants.contains_key(&pre.variant) {
                     cx.add(
@@ -355,7 +481,12 @@ fn compile_flag(
 
     let by = flag.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
     let bucket_by = split_path(by).unwrap_or_else(|| {
-        cx.add(key, p("bucketBy"), format!("{by:?} is not an attribute path"), false);
+        cx.add(
+            key,
+            p("bucketBy"),
+            format!("{by:?} is not an attribute path"),
+            false,
+        );
         vec![DEFAULT_BUCKET_BY.to_string()]
     });
 
@@ -401,7 +532,10 @@ fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &[CFlag]) {
     let mut by_layer: HashMap<usize, Vec<(u32, u32, usize)>> = HashMap::new();
     for (i, f) in flags.iter().enumerate() {
         if let Some(slot) = &f.layer {
-            by_layer.entry(slot.layer).or_default().push((slot.start, slot.end, i));
+            by_layer
+                .entry(slot.layer)
+                .or_default()
+                .push((slot.start, slot.end, i));
         }
     }
     let mut layers: Vec<_> = by_layer.into_iter().collect();
@@ -429,7 +563,13 @@ fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &[CFlag]) {
 /// Marks every flag on a prerequisite cycle as broken and reports it.
 fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
     // 0 = unvisited, 1 = on stack, 2 = done.
-    fn visit(i: usize, flags: &[CFlag], state: &mut [u8], stack: &mut Vec<usize>, cycles: &mut Vec<Vec<usize>>) {
+    fn visit(
+        i: usize,
+        flags: &[CFlag],
+        state: &mut [u8],
+        stack: &mut Vec<usize>,
+        cycles: &mut Vec<Vec<usize>>,
+    ) {
         state[i] = 1;
         stack.push(i);
         for &(k, _) in &flags[i].prerequisites {
@@ -456,8 +596,15 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
         let names: Vec<&str> = cycle.iter().map(|&i| flags[i].key.as_str()).collect();
         let msg = format!("prerequisite cycle: {} -> {}", names.join(" -> "), names[0]);
         for &i in &cycle {
-            cx.add(Some(&flags[i].key), format!("flags[{i}].prerequisites"), msg.clone(), false);
-            flags[i].broken.get_or_insert((ErrorCode::General, msg.clone()));
+            cx.add(
+                Some(&flags[i].key),
+                format!("flags[{i}].prerequisites"),
+                msg.clone(),
+                false,
+            );
+            flags[i]
+                .broken
+                .get_or_insert((ErrorCode::General, msg.clone()));
         }
     }
 }

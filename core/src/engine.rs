@@ -54,7 +54,11 @@ impl Engine {
     /// Validates and compiles a parsed snapshot, failing on any problem.
     pub fn from_snapshot(snapshot: &Snapshot) -> Result<Engine, LoadError> {
         let (engine, problems) = Engine::from_snapshot_lenient(snapshot);
-        if problems.is_empty() { Ok(engine) } else { Err(LoadError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(engine)
+        } else {
+            Err(LoadError::Invalid(problems))
+        }
     }
 
     /// Loads whatever is valid: flags with problems evaluate to an error
@@ -106,7 +110,11 @@ impl Engine {
         now_ms: i64,
     ) -> Evaluation<'a> {
         let Some(&i) = self.compiled.index.get(key) else {
-            return Evaluation::error(key, ErrorCode::FlagNotFound, format!("flag {key:?} not found"));
+            return Evaluation::error(
+                key,
+                ErrorCode::FlagNotFound,
+                format!("flag {key:?} not found"),
+            );
         };
         let flag = &self.compiled.flags[i];
         if let Some(t) = expected
@@ -115,7 +123,11 @@ impl Engine {
             return self.fail(
                 flag,
                 ErrorCode::TypeMismatch,
-                format!("flag {key:?} is of type {}, not {}", flag.flag_type.as_str(), t.as_str()),
+                format!(
+                    "flag {key:?} is of type {}, not {}",
+                    flag.flag_type.as_str(),
+                    t.as_str()
+                ),
             );
         }
         if let Err(msg) = check_context(context) {
@@ -157,7 +169,11 @@ impl Engine {
         }
         for (pre, want) in &flag.prerequisites {
             if depth >= MAX_PREREQUISITE_DEPTH {
-                return self.fail(flag, ErrorCode::General, "prerequisite chain too deep".into());
+                return self.fail(
+                    flag,
+                    ErrorCode::General,
+                    "prerequisite chain too deep".into(),
+                );
             }
             let got = self.eval_flag(*pre, ctx, now_ms, depth + 1);
             if let Some(code) = got.error_code {
@@ -199,7 +215,13 @@ impl Engine {
         }
     }
 
-    fn served<'a>(&'a self, flag: &'a CFlag, v: usize, reason: Reason, rule: Option<&'a str>) -> Evaluation<'a> {
+    fn served<'a>(
+        &'a self,
+        flag: &'a CFlag,
+        v: usize,
+        reason: Reason,
+        rule: Option<&'a str>,
+    ) -> Evaluation<'a> {
         let (name, value) = &flag.variants[v];
         Evaluation {
             key: Cow::Borrowed(&flag.key),
@@ -234,7 +256,14 @@ impl Engine {
     }
 
     /// Resolves a serve to a variant. `fixed` is the reason for a fixed variant.
-    fn resolve(&self, flag: &CFlag, serve: &CServe, ctx: &Value, now_ms: i64, fixed: Reason) -> Resolved {
+    fn resolve(
+        &self,
+        flag: &CFlag,
+        serve: &CServe,
+        ctx: &Value,
+        now_ms: i64,
+        fixed: Reason,
+    ) -> Resolved {
         match serve {
             CServe::Variant(v) => Ok((*v, fixed)),
             CServe::Rollout(ranges) => {
@@ -242,14 +271,25 @@ impl Engine {
                     return Ok((flag.off, Reason::Default));
                 }
                 let b = bucket_of(flag, ctx)?;
-                let v = ranges.iter().find(|(end, _)| b < *end).map_or(flag.off, |(_, v)| *v);
+                let v = ranges
+                    .iter()
+                    .find(|(end, _)| b < *end)
+                    .map_or(flag.off, |(_, v)| *v);
                 Ok((v, Reason::Split))
             }
-            CServe::Schedule { variant, otherwise, steps } => {
+            CServe::Schedule {
+                variant,
+                otherwise,
+                steps,
+            } => {
                 if !self.in_layer(flag, ctx)? {
                     return Ok((flag.off, Reason::Default));
                 }
-                let covered = steps.iter().rev().find(|(at, _)| *at <= now_ms).map_or(0, |(_, b)| *b);
+                let covered = steps
+                    .iter()
+                    .rev()
+                    .find(|(at, _)| *at <= now_ms)
+                    .map_or(0, |(_, b)| *b);
                 let v = match covered {
                     0 => *otherwise,
                     crate::bucket::BUCKETS => *variant,
@@ -267,7 +307,9 @@ impl Engine {
     }
 
     fn in_layer(&self, flag: &CFlag, ctx: &Value) -> Result<bool, (ErrorCode, String)> {
-        let Some(slot) = &flag.layer else { return Ok(true) };
+        let Some(slot) = &flag.layer else {
+            return Ok(true);
+        };
         let layer = &self.compiled.layers[slot.layer];
         let key = bucket_key(ctx, &layer.bucket_by)?;
         let b = layer.bucketer.bucket(&key);
@@ -286,7 +328,10 @@ fn bucket_key<'c>(ctx: &'c Value, path: &[String]) -> Result<Cow<'c, str>, (Erro
         Some(Value::Number(n)) => Ok(Cow::Owned(n.to_string())),
         None | Some(Value::Null) => Err((
             ErrorCode::TargetingKeyMissing,
-            format!("bucketing attribute {:?} is missing from the context", path.join(".")),
+            format!(
+                "bucketing attribute {:?} is missing from the context",
+                path.join(".")
+            ),
         )),
         Some(other) => Err((
             ErrorCode::InvalidContext,
@@ -312,10 +357,16 @@ fn json_type(v: &Value) -> &'static str {
 
 fn check_context(ctx: &Value) -> Result<(), String> {
     let Value::Object(map) = ctx else {
-        return Err(format!("the context must be a JSON object, not {}", json_type(ctx)));
+        return Err(format!(
+            "the context must be a JSON object, not {}",
+            json_type(ctx)
+        ));
     };
     match map.get("targetingKey") {
         None | Some(Value::String(_)) => Ok(()),
-        Some(other) => Err(format!("targetingKey must be a string, not {}", json_type(other))),
+        Some(other) => Err(format!(
+            "targetingKey must be a string, not {}",
+            json_type(other)
+        )),
     }
 }

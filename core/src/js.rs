@@ -36,7 +36,10 @@ impl JsEngine {
         let (inner, problems) = if lenient.unwrap_or(false) {
             crate::Engine::from_snapshot_lenient(&parsed)
         } else {
-            (crate::Engine::from_snapshot(&parsed).map_err(|e| JsError::new(&e.to_string()))?, Vec::new())
+            (
+                crate::Engine::from_snapshot(&parsed).map_err(|e| JsError::new(&e.to_string()))?,
+                Vec::new(),
+            )
         };
         Ok(JsEngine { inner, problems })
     }
@@ -76,7 +79,11 @@ impl JsEngine {
             ),
         };
         let context: serde_json::Value = serde_wasm_bindgen::from_value(context)?;
-        to_js(&self.inner.evaluate_typed(flag, expected, &context, now_ms as i64))
+        to_js(
+            &self
+                .inner
+                .evaluate_typed(flag, expected, &context, now_ms as i64),
+        )
     }
 
     /// Evaluates every flag.

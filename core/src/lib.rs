@@ -20,6 +20,7 @@
 
 pub mod bucket;
 mod compile;
+pub mod conformance;
 mod engine;
 pub mod model;
 pub mod protocol;

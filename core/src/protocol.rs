@@ -83,7 +83,12 @@ impl crate::Engine {
     /// Answers an [`EvalRequest`].
     pub fn answer(&self, req: &EvalRequest) -> EvalReply<'_> {
         match &req.flag {
-            Some(flag) => EvalReply::One(self.evaluate_typed(flag, req.expected_type, &req.context, req.now_ms)),
+            Some(flag) => EvalReply::One(self.evaluate_typed(
+                flag,
+                req.expected_type,
+                &req.context,
+                req.now_ms,
+            )),
             None => EvalReply::All(self.evaluate_all(&req.context, req.now_ms)),
         }
     }

@@ -109,7 +109,11 @@ pub struct Evaluation<'a> {
 
 impl Evaluation<'_> {
     /// An error result for `key`.
-    pub fn error(key: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Evaluation<'static> {
+    pub fn error(
+        key: impl Into<String>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Evaluation<'static> {
         Evaluation {
             key: Cow::Owned(key.into()),
             value: None,

@@ -119,10 +119,20 @@ fn as_time(v: V<'_>) -> Option<i64> {
 /// `semver(app.version) == min_version` compares versions.
 fn align<'a>(a: V<'a>, b: V<'a>) -> (V<'a>, V<'a>) {
     match (a, b) {
-        (a @ V::Version(_), V::Str(s)) => (a, lenient_semver(&s).map_or(V::Missing, |v| V::Version(Cow::Owned(v)))),
-        (V::Str(s), b @ V::Version(_)) => (lenient_semver(&s).map_or(V::Missing, |v| V::Version(Cow::Owned(v))), b),
-        (a @ V::Time(_), b @ (V::Str(_) | V::Num(_))) => (a, as_time(b).map_or(V::Missing, V::Time)),
-        (a @ (V::Str(_) | V::Num(_)), b @ V::Time(_)) => (as_time(a).map_or(V::Missing, V::Time), b),
+        (a @ V::Version(_), V::Str(s)) => (
+            a,
+            lenient_semver(&s).map_or(V::Missing, |v| V::Version(Cow::Owned(v))),
+        ),
+        (V::Str(s), b @ V::Version(_)) => (
+            lenient_semver(&s).map_or(V::Missing, |v| V::Version(Cow::Owned(v))),
+            b,
+        ),
+        (a @ V::Time(_), b @ (V::Str(_) | V::Num(_))) => {
+            (a, as_time(b).map_or(V::Missing, V::Time))
+        }
+        (a @ (V::Str(_) | V::Num(_)), b @ V::Time(_)) => {
+            (as_time(a).map_or(V::Missing, V::Time), b)
+        }
         pair => pair,
     }
 }
@@ -137,7 +147,10 @@ fn equal(a: &V<'_>, b: &V<'_>) -> bool {
         (V::Time(x), V::Time(y)) => x == y,
         (V::JsonList(x), V::JsonList(y)) => x == y,
         (V::JsonList(x), V::LitList(y)) | (V::LitList(y), V::JsonList(x)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(j, l)| equal(&from_json(j), &from_lit(l)))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(j, l)| equal(&from_json(j), &from_lit(l)))
         }
         _ => false,
     }
@@ -175,7 +188,9 @@ fn compare(env: &Env<'_>, op: CmpOp, lhs: &Operand, rhs: &Operand) -> bool {
     }
     match op {
         CmpOp::In | CmpOp::NotIn => {
-            if !matches!(b, V::JsonList(_) | V::LitList(_)) || matches!(a, V::Null) && op == CmpOp::NotIn {
+            if !matches!(b, V::JsonList(_) | V::LitList(_))
+                || matches!(a, V::Null) && op == CmpOp::NotIn
+            {
                 return false;
             }
             member(&a, &b) == (op == CmpOp::In)
@@ -205,7 +220,10 @@ fn compare(env: &Env<'_>, op: CmpOp, lhs: &Operand, rhs: &Operand) -> bool {
                 return false;
             }
             let same_kind = std::mem::discriminant(&a) == std::mem::discriminant(&b)
-                || matches!((&a, &b), (V::JsonList(_), V::LitList(_)) | (V::LitList(_), V::JsonList(_)));
+                || matches!(
+                    (&a, &b),
+                    (V::JsonList(_), V::LitList(_)) | (V::LitList(_), V::JsonList(_))
+                );
             if !same_kind {
                 // A type mismatch is false for `==` and `!=` alike.
                 return false;

@@ -204,7 +204,12 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
     }
 }
 
-fn lex_string(lx: &mut Lexer<'_>, quote: char, line: u32, column: u32) -> Result<String, ParseError> {
+fn lex_string(
+    lx: &mut Lexer<'_>,
+    quote: char,
+    line: u32,
+    column: u32,
+) -> Result<String, ParseError> {
     lx.bump();
     let mut s = String::new();
     loop {
@@ -232,7 +237,12 @@ fn lex_string(lx: &mut Lexer<'_>, quote: char, line: u32, column: u32) -> Result
                         match lx.bump() {
                             Some(h) if h.is_ascii_hexdigit() => hex.push(h),
                             _ => {
-                                return Err(lx.error(el, ec, "a bad `\\u` escape".into(), "four hex digits after `\\u`"));
+                                return Err(lx.error(
+                                    el,
+                                    ec,
+                                    "a bad `\\u` escape".into(),
+                                    "four hex digits after `\\u`",
+                                ));
                             }
                         }
                     }
@@ -241,7 +251,12 @@ fn lex_string(lx: &mut Lexer<'_>, quote: char, line: u32, column: u32) -> Result
                 }
                 other => {
                     let found = other.map_or("end of input".to_string(), |c| format!("`\\{c}`"));
-                    return Err(lx.error(el, ec, found, "an escape: \\n \\t \\r \\\\ \\\" \\' or \\uXXXX"));
+                    return Err(lx.error(
+                        el,
+                        ec,
+                        found,
+                        "an escape: \\n \\t \\r \\\\ \\\" \\' or \\uXXXX",
+                    ));
                 }
             },
             Some(c) => s.push(c),

@@ -44,7 +44,9 @@ pub struct Condition {
 impl Condition {
     /// Parses a condition that references no segments.
     pub fn parse(src: &str) -> Result<Self, ParseError> {
-        Self::parse_with(src, &|_| Err("no segment here: segments are unavailable in this condition".into()))
+        Self::parse_with(src, &|_| {
+            Err("no segment here: segments are unavailable in this condition".into())
+        })
     }
 
     /// Parses a condition, resolving `segment("key")` through `segments`.
@@ -55,7 +57,11 @@ impl Condition {
     /// Whether the condition holds for `context` at `now_ms` (Unix
     /// milliseconds), for a condition without segment references.
     pub fn matches(&self, context: &serde_json::Value, now_ms: i64) -> bool {
-        self.eval(&Env { context, now_ms, segment: &|_| false })
+        self.eval(&Env {
+            context,
+            now_ms,
+            segment: &|_| false,
+        })
     }
 
     /// Evaluates against a full environment.
@@ -81,7 +87,12 @@ pub fn lenient_semver(s: &str) -> Option<semver::Version> {
     let split = s.find(['-', '+']).unwrap_or(s.len());
     let (core, rest) = s.split_at(split);
     let parts = core.split('.').count();
-    if core.is_empty() || parts >= 3 || !core.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if core.is_empty()
+        || parts >= 3
+        || !core
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));

@@ -82,7 +82,10 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.err_at(self.peek(), &format!("at most {MAX_DEPTH} levels of nesting")));
+            return Err(self.err_at(
+                self.peek(),
+                &format!("at most {MAX_DEPTH} levels of nesting"),
+            ));
         }
         Ok(())
     }
@@ -95,7 +98,11 @@ impl Parser<'_> {
             parts.push(self.and()?);
         }
         self.depth -= 1;
-        Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Expr::Or(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Expr::Or(parts)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
@@ -104,7 +111,11 @@ impl Parser<'_> {
             self.next();
             parts.push(self.unary()?);
         }
-        Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Expr::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Expr::And(parts)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
@@ -217,7 +228,10 @@ impl Parser<'_> {
                 let re = regex_lite::Regex::new(&pattern).map_err(|e| ParseError {
                     line: rhs_tok.line,
                     column: rhs_tok.column,
-                    found: format!("invalid regular expression {pattern:?} ({})", first_line(&e.to_string())),
+                    found: format!(
+                        "invalid regular expression {pattern:?} ({})",
+                        first_line(&e.to_string())
+                    ),
                     expected: "a valid regular expression".into(),
                 })?;
                 (lhs, Operand::Lit(Lit::Regex(re)))
@@ -254,11 +268,13 @@ impl Parser<'_> {
             expected: what.to_string(),
         };
         Ok(match (kind, lit) {
-            (Kind::Version, Lit::Str(s)) => {
-                Lit::Version(lenient_semver(&s).ok_or_else(|| bad("a semantic version such as \"2.1.0\"", &s))?)
-            }
+            (Kind::Version, Lit::Str(s)) => Lit::Version(
+                lenient_semver(&s)
+                    .ok_or_else(|| bad("a semantic version such as \"2.1.0\"", &s))?,
+            ),
             (Kind::Time, Lit::Str(s)) => Lit::Time(
-                parse_rfc3339_ms(&s).ok_or_else(|| bad("an RFC 3339 time such as \"2026-12-01T00:00:00Z\"", &s))?,
+                parse_rfc3339_ms(&s)
+                    .ok_or_else(|| bad("an RFC 3339 time such as \"2026-12-01T00:00:00Z\"", &s))?,
             ),
             (Kind::Time, Lit::Num(n)) => Lit::Time(n as i64),
             (k @ (Kind::Version | Kind::Time), Lit::List(items)) => Lit::List(
@@ -287,7 +303,8 @@ impl Parser<'_> {
                     "datetime" => Operand::DateTime,
                     "lower" => Operand::Lower,
                     _ => {
-                        return Err(self.err_at(&t, "a function: semver, datetime, lower, exists or segment"));
+                        return Err(self
+                            .err_at(&t, "a function: semver, datetime, lower, exists or segment"));
                     }
                 };
                 self.next();
@@ -298,10 +315,12 @@ impl Parser<'_> {
                 self.expect_tok(&Tok::RParen, "`)`")?;
                 let inner = match (name.as_str(), inner) {
                     ("semver", Operand::Lit(Lit::Str(s))) => Operand::Lit(Lit::Version(
-                        lenient_semver(&s).ok_or_else(|| self.err_at(&arg_tok, "a semantic version"))?,
+                        lenient_semver(&s)
+                            .ok_or_else(|| self.err_at(&arg_tok, "a semantic version"))?,
                     )),
                     ("datetime", Operand::Lit(Lit::Str(s))) => Operand::Lit(Lit::Time(
-                        parse_rfc3339_ms(&s).ok_or_else(|| self.err_at(&arg_tok, "an RFC 3339 time"))?,
+                        parse_rfc3339_ms(&s)
+                            .ok_or_else(|| self.err_at(&arg_tok, "an RFC 3339 time"))?,
                     )),
                     (_, inner) => inner,
                 };

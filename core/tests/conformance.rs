@@ -1,0 +1,69 @@
+//! Runs the shared conformance fixtures natively.
+
+mod common;
+
+use bunting_core::conformance::{Fixture, run_native};
+
+fn dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance")
+}
+
+#[test]
+fn every_fixture_passes_natively() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (name, text) in common::fixtures::FIXTURES {
+        let fixture: Fixture = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        cases += fixture.cases.len();
+        failures.extend(
+            run_native(&fixture)
+                .into_iter()
+                .map(|f| format!("{name}: {f}")),
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(cases >= 150, "only {cases} conformance cases");
+}
+
+#[test]
+fn embedded_list_matches_the_directory() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir())
+        .expect("tests/conformance exists")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = common::fixtures::FIXTURES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "core/tests/common/fixtures.rs must list every fixture file"
+    );
+    for (name, text) in common::fixtures::FIXTURES {
+        let disk = std::fs::read_to_string(dir().join(name)).unwrap();
+        assert_eq!(&disk, text, "{name} differs from its embedded copy");
+    }
+}
+
+#[test]
+fn case_names_are_unique_per_file() {
+    for (name, text) in common::fixtures::FIXTURES {
+        let fixture: Fixture = serde_json::from_str(text).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for c in &fixture.cases {
+            assert!(
+                seen.insert(&c.name),
+                "{name}: duplicate case name {:?}",
+                c.name
+            );
+        }
+    }
+}
