@@ -1,1 +1,75 @@
-fn main() {}
+//! Criterion benchmarks of the hot paths: one evaluation, evaluate-all over
+//! 500 flags, and loading a 1,000-flag snapshot.
+//!
+//! Run: `cargo bench -p bunting-core --bench engine`.
+
+use std::hint::black_box;
+
+use bunting_core::Engine;
+use bunting_core::snapshot::{parse_json, seal};
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_764_547_200_000;
+
+/// A realistic flag: three-clause targeting rule, a segment rule, and a
+/// weighted rollout in the fallthrough.
+fn flag(i: usize) -> Value {
+    json!({
+        "key": format!("flag-{i}"),
+        "type": "string",
+        "variants": {"control": "control", "treatment": "treatment", "off": "off"},
+        "offVariant": "off",
+        "rules": [
+            {"id": "internal", "condition": "email ends_with \"@bunting.dev\" || segment(\"staff\")",
+             "serve": {"variant": "treatment"}},
+            {"id": "launch", "condition": format!(
+                "country in [\"US\", \"CA\", \"GB\"] && semver(app.version) >= \"2.{}.0\" && !(plan == \"free\")", i % 7),
+             "serve": {"rollout": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}}
+        ],
+        "fallthrough": {"rollout": [{"variant": "control", "weight": 90}, {"variant": "treatment", "weight": 10}]},
+        "metadata": {"description": format!("benchmark flag {i}"), "owner": "perf", "tags": ["bench"]}
+    })
+}
+
+fn snapshot(n: usize) -> String {
+    let doc = json!({
+        "schemaVersion": 1, "environment": "bench", "version": 1,
+        "generatedAt": "2026-11-25T00:00:00Z",
+        "segments": [{"key": "staff", "included": ["admin-1", "admin-2"], "condition": "department == \"eng\""}],
+        "flags": (0..n).map(flag).collect::<Vec<_>>()
+    });
+    let mut s = parse_json(&doc.to_string()).expect("valid");
+    seal(&mut s);
+    serde_json::to_string(&s).expect("serializes")
+}
+
+fn context() -> Value {
+    json!({"targetingKey": "user-12345", "email": "jane@example.com", "country": "CA",
+           "plan": "pro", "app": {"version": "2.4.1"}, "department": "sales"})
+}
+
+fn benches(c: &mut Criterion) {
+    let one = Engine::from_json(&snapshot(1)).expect("loads");
+    let ctx = context();
+    c.bench_function("evaluate one flag (3 clauses + rollout)", |b| {
+        b.iter(|| black_box(one.evaluate(black_box("flag-0"), black_box(&ctx), NOW)))
+    });
+
+    let five_hundred = Engine::from_json(&snapshot(500)).expect("loads");
+    c.bench_function("evaluate all, 500 flags", |b| {
+        b.iter(|| black_box(five_hundred.evaluate_all(black_box(&ctx), NOW)))
+    });
+
+    let thousand = snapshot(1000);
+    println!("1,000-flag snapshot: {} bytes of JSON", thousand.len());
+    let mut group = c.benchmark_group("load");
+    group.sample_size(20);
+    group.bench_function("snapshot load, 1,000 flags (parse + verify checksum + compile)", |b| {
+        b.iter(|| black_box(Engine::from_json(black_box(&thousand)).expect("loads")))
+    });
+    group.finish();
+}
+
+criterion_group!(engine, benches);
+criterion_main!(engine);
