@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use bunting_core::Engine;
-use bunting_core::snapshot::{parse_json, seal};
+use bunting_core::snapshot::{checksum, parse_json, seal};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
@@ -65,8 +65,16 @@ fn benches(c: &mut Criterion) {
     println!("1,000-flag snapshot: {} bytes of JSON", thousand.len());
     let mut group = c.benchmark_group("load");
     group.sample_size(20);
-    group.bench_function("snapshot load, 1,000 flags (parse + verify checksum + compile)", |b| {
-        b.iter(|| black_box(Engine::from_json(black_box(&thousand)).expect("loads")))
+    group.bench_function(
+        "snapshot load, 1,000 flags (parse + verify checksum + compile)",
+        |b| b.iter(|| black_box(Engine::from_json(black_box(&thousand)).expect("loads"))),
+    );
+    let parsed = parse_json(&thousand).expect("parses");
+    group.bench_function("  of which: JSON parse", |b| {
+        b.iter(|| black_box(parse_json(black_box(&thousand)).expect("parses")))
+    });
+    group.bench_function("  of which: checksum", |b| {
+        b.iter(|| black_box(checksum(black_box(&parsed))))
     });
     group.finish();
 }

@@ -318,35 +318,38 @@ fn compile_flag(
             );
         }
     }
-    let variant = |cx: &mut Ctx, name: &str, path: String| {
+    let variant = |cx: &mut Ctx, name: &str, path: &dyn Fn() -> String| {
         variant_index(&variants, name).unwrap_or_else(|| {
-            cx.add(key, path, format!("unknown variant {name:?}"), false);
+            cx.add(key, path(), format!("unknown variant {name:?}"), false);
             0
         })
     };
-    let off = variant(cx, &flag.off_variant, p("offVariant"));
+    let off = variant(cx, &flag.off_variant, &|| p("offVariant"));
 
-    let compile_serve = |cx: &mut Ctx, serve: &Serve, path: String| -> CServe {
+    let compile_serve = |cx: &mut Ctx, serve: &Serve, path: &dyn Fn() -> String| -> CServe {
+        let path = &path;
         match serve {
-            Serve::Variant(v) => CServe::Variant(variant(cx, v, format!("{path}.variant"))),
+            Serve::Variant(v) => CServe::Variant(variant(cx, v, &|| format!("{}.variant", path()))),
             Serve::Rollout(arms) => {
                 let mut end = 0u32;
                 let mut ranges = Vec::with_capacity(arms.len());
                 if arms.is_empty() {
                     cx.add(
                         key,
-                        format!("{path}.rollout"),
+                        format!("{}.rollout", path()),
                         "a rollout needs at least one variant".into(),
                         false,
                     );
                 }
                 for (j, arm) in arms.iter().enumerate() {
-                    let v = variant(cx, &arm.variant, format!("{path}.rollout[{j}].variant"));
+                    let v = variant(cx, &arm.variant, &|| {
+                        format!("{}.rollout[{j}].variant", path())
+                    });
                     match percent_to_buckets(arm.weight) {
                         Some(b) => end += b,
                         None => cx.add(
                             key,
-                            format!("{path}.rollout[{j}].weight"),
+                            format!("{}.rollout[{j}].weight", path()),
                             format!(
                                 "weight {} must be a percentage 0–100 with at most three decimals",
                                 arm.weight
@@ -359,7 +362,7 @@ fn compile_flag(
                 if !arms.is_empty() && end != BUCKETS {
                     cx.add(
                         key,
-                        format!("{path}.rollout"),
+                        format!("{}.rollout", path()),
                         format!("weights sum to {}%, not 100%", f64::from(end) / 1000.0),
                         false,
                     );
@@ -367,12 +370,14 @@ fn compile_flag(
                 CServe::Rollout(ranges)
             }
             Serve::Schedule(s) => {
-                let v = variant(cx, &s.variant, format!("{path}.schedule.variant"));
-                let o = variant(cx, &s.otherwise, format!("{path}.schedule.otherwise"));
+                let v = variant(cx, &s.variant, &|| format!("{}.schedule.variant", path()));
+                let o = variant(cx, &s.otherwise, &|| {
+                    format!("{}.schedule.otherwise", path())
+                });
                 if s.steps.is_empty() {
                     cx.add(
                         key,
-                        format!("{path}.schedule.steps"),
+                        format!("{}.schedule.steps", path()),
                         "a schedule needs at least one step".into(),
                         false,
                     );
@@ -384,7 +389,7 @@ fn compile_flag(
                     if at.is_none() {
                         cx.add(
                             key,
-                            format!("{path}.schedule.steps[{j}].at"),
+                            format!("{}.schedule.steps[{j}].at", path()),
                             format!("{:?} is not an RFC 3339 time", step.at),
                             false,
                         );
@@ -392,7 +397,7 @@ fn compile_flag(
                     if pct.is_none() {
                         cx.add(
                             key,
-                            format!("{path}.schedule.steps[{j}].percentage"),
+                            format!("{}.schedule.steps[{j}].percentage", path()),
                             format!(
                                 "{} must be a percentage 0–100 with at most three decimals",
                                 step.percentage
@@ -404,7 +409,7 @@ fn compile_flag(
                         if steps.last().is_some_and(|(prev, _)| *prev >= at) {
                             cx.add(
                                 key,
-                                format!("{path}.schedule.steps[{j}].at"),
+                                format!("{}.schedule.steps[{j}].at", path()),
                                 "steps must be in strictly increasing time order".into(),
                                 false,
                             );
@@ -433,7 +438,7 @@ fn compile_flag(
                 false,
             );
         }
-        let serve = compile_serve(cx, &rule.serve, p(&format!("rules[{j}].serve")));
+        let serve = compile_serve(cx, &rule.serve, &|| p(&format!("rules[{j}].serve")));
         match Condition::parse_with(&rule.condition, resolve) {
             Ok(condition) => rules.push(CRule {
                 id,
@@ -448,7 +453,7 @@ fn compile_flag(
             ),
         }
     }
-    let fallthrough = compile_serve(cx, &flag.fallthrough, p("fallthrough"));
+    let fallthrough = compile_serve(cx, &flag.fallthrough, &|| p("fallthrough"));
 
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
     for (j, pre) in flag.prerequisites.iter().enumerate() {
