@@ -62,18 +62,6 @@ pub fn parse_json(json: &str) -> Result<Snapshot, LoadError> {
     })
 }
 
-struct DigestWriter(Sha256);
-
-impl std::io::Write for DigestWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The integrity checksum of a snapshot: `sha256:` and the lowercase hex
 /// SHA-256 of its canonical JSON (the compact serialization of this crate's
 /// [`Snapshot`] type, fields in declaration order, object keys sorted) with
@@ -88,14 +76,16 @@ impl std::io::Write for DigestWriter {
 /// assert!(s.checksum.unwrap().starts_with("sha256:"));
 /// ```
 pub fn checksum(snapshot: &Snapshot) -> String {
-    let mut w = DigestWriter(Sha256::new());
-    let unsealed = UnsealedRef(snapshot);
-    serde_json::to_writer(&mut w, &unsealed).expect("serializing a snapshot cannot fail");
-    let digest = w.0.finalize();
+    // One buffer and one hash update: hashing serde's many small writes
+    // one by one costs more than the copy.
+    let canonical =
+        serde_json::to_vec(&UnsealedRef(snapshot)).expect("serializing a snapshot cannot fail");
+    let digest = Sha256::digest(&canonical);
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
     for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from_digit(u32::from(b >> 4), 16).expect("nibble"));
+        out.push(char::from_digit(u32::from(b & 15), 16).expect("nibble"));
     }
     out
 }
