@@ -1,1 +1,151 @@
-fn main() {}
+//! bunting's project automation, run through the `cargo xtask` alias
+//! (`.cargo/config.toml`):
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `cargo xtask setup` | installs what the other commands need, idempotently: the `wasm32-unknown-unknown` target, rustfmt and clippy, `wasm-bindgen-cli` at the version in `Cargo.lock`, node packages |
+//! | `cargo xtask wasm` | builds `bunting-core` for WebAssembly twice: the C ABI module for wasmtime and the wasm-bindgen package for Node, browsers and workers |
+//! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node; fails if the builds disagree |
+//! | `cargo xtask test` | formatting, clippy, every native test, the conformance suite under Node (wasm-bindgen-test) and the demo's three-way comparison |
+//!
+//! Plain `std` plus `anyhow`, `serde_json` and `flate2`, so it compiles in
+//! seconds on a fresh CI machine.
+
+mod demo;
+mod setup;
+mod util;
+mod wasm;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use util::Ctx;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup   install the wasm32 target, rustfmt/clippy, wasm-bindgen-cli (version from Cargo.lock)
+          and node packages; does nothing for what is already there
+  wasm    setup, then build bunting-core to WebAssembly:
+            target/wasm/bunting_core_abi.wasm   C ABI module (wasmtime, bunting-wasm-host)
+            target/wasm/js/                     wasm-bindgen package for Node (CommonJS)
+            target/wasm/web/                    wasm-bindgen package for browsers and workers (ES module)
+  demo    setup + wasm, then evaluate the demo flags (examples/) natively, through wasmtime and
+          through Node; prints the results and fails if the three builds disagree
+  test    setup + wasm, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
+          the wasm-bindgen-test conformance suite under Node, and the demo comparison
+";
+
+fn run(command: &str, ctx: &Ctx) -> Result<()> {
+    match command {
+        "setup" => setup::run(ctx).map(drop),
+        "wasm" => {
+            let tools = setup::run(ctx)?;
+            wasm::build(ctx, &tools).map(drop)
+        }
+        "demo" => {
+            let tools = setup::run(ctx)?;
+            let wasm = wasm::build(ctx, &tools)?;
+            demo::run(ctx, &tools, &wasm)
+        }
+        "test" => test(ctx),
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// Every check, cheapest first, stopping at the first failure.
+fn test(ctx: &Ctx) -> Result<()> {
+    let tools = setup::run(ctx)?;
+    let wasm = wasm::build(ctx, &tools)?;
+
+    ctx.step("rustfmt", ctx.cargo(&["fmt", "--all", "--check"]))?;
+    ctx.step(
+        "clippy (native, every target)",
+        ctx.cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    ctx.step(
+        "clippy (bunting-core for wasm32, features js + abi)",
+        ctx.cargo(&[
+            "clippy",
+            "-p",
+            "bunting-core",
+            "--target",
+            wasm::TARGET,
+            "--features",
+            "js,abi",
+            "--lib",
+            "--test",
+            "wasm_conformance",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+
+    let mut native = ctx.cargo(&["test", "--workspace"]);
+    native.env("BUNTING_CORE_WASM", &wasm.abi);
+    ctx.step("cargo test --workspace (native, wasmtime)", native)?;
+
+    let mut node = ctx.cargo(&[
+        "test",
+        "-p",
+        "bunting-core",
+        "--target",
+        wasm::TARGET,
+        "--features",
+        "js",
+        "--test",
+        "wasm_conformance",
+    ]);
+    node.env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+        &tools.test_runner,
+    );
+    ctx.step("conformance suite under Node (wasm-bindgen-test)", node)?;
+
+    ctx.section("demo: native vs wasmtime vs Node");
+    demo::run(ctx, &tools, &wasm)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args.as_slice() {
+        [c] if !matches!(c.as_str(), "-h" | "--help" | "help") => c.clone(),
+        [] | [_] => {
+            print!("{USAGE}");
+            return if args.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        _ => {
+            eprint!("cargo xtask takes exactly one command\n\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = Ctx::new().and_then(|ctx| {
+        let r = run(&command, &ctx);
+        ctx.print_timings();
+        r
+    });
+    match result {
+        Ok(()) => {
+            println!("\ncargo xtask {command}: OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\ncargo xtask {command}: FAILED\n{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
