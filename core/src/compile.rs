@@ -151,11 +151,13 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         }
     }
 
-    // Layers.
-    let mut layer_index = HashMap::new();
+    // Layers. A layer with a problem maps to `None`: flags in it are invalid
+    // too, rather than silently bucketing some other way.
+    let mut layer_index: HashMap<String, Option<usize>> = HashMap::new();
     let mut layers = Vec::new();
     for (i, layer) in snapshot.layers.iter().enumerate() {
-        if layer_index.insert(layer.key.clone(), i).is_some() {
+        let before = cx.problems.len();
+        if layer_index.insert(layer.key.clone(), Some(i)).is_some() {
             cx.add(
                 Some(&layer.key),
                 format!("layers[{i}].key"),
@@ -177,13 +179,18 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
             bucketer: Bucketer::new(layer.salt.as_deref().unwrap_or(&layer.key)),
             bucket_by,
         });
+        if cx.problems.len() > before {
+            layer_index.insert(layer.key.clone(), None);
+        }
     }
 
-    // Segments.
-    let mut segment_index = HashMap::new();
+    // Segments. A segment with a problem maps to `None`: conditions that
+    // reference it fail to compile instead of using what is left of it.
+    let mut segment_index: HashMap<String, Option<usize>> = HashMap::new();
     let mut segments = Vec::new();
     for (i, seg) in snapshot.segments.iter().enumerate() {
-        if segment_index.insert(seg.key.clone(), i).is_some() {
+        let before = cx.problems.len();
+        if segment_index.insert(seg.key.clone(), Some(i)).is_some() {
             cx.add(
                 Some(&seg.key),
                 format!("segments[{i}].key"),
@@ -201,6 +208,9 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
             excluded: seg.excluded.iter().cloned().collect(),
             condition,
         });
+        if cx.problems.len() > before {
+            segment_index.insert(seg.key.clone(), None);
+        }
     }
 
     // Flag index first, so prerequisites can point forwards.
@@ -224,11 +234,12 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         }
     }
 
-    let resolve = |name: &str| {
-        segment_index
-            .get(name)
-            .copied()
-            .ok_or_else(|| format!("a known segment (no segment {name:?} in this snapshot)"))
+    let resolve = |name: &str| match segment_index.get(name) {
+        Some(Some(i)) => Ok(*i),
+        Some(None) => Err(format!("a valid segment (segment {name:?} is invalid)")),
+        None => Err(format!(
+            "a known segment (no segment {name:?} in this snapshot)"
+        )),
     };
     let mut flags = Vec::with_capacity(snapshot.flags.len());
     for (i, flag) in snapshot.flags.iter().enumerate() {
@@ -259,7 +270,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         flags.push(compiled);
     }
 
-    check_layer_overlaps(&mut cx, snapshot, &flags);
+    check_layer_overlaps(&mut cx, snapshot, &mut flags);
     check_prerequisite_cycles(&mut cx, &mut flags);
 
     (
@@ -287,7 +298,7 @@ fn compile_flag(
     resolve: &dyn Fn(&str) -> Result<usize, String>,
     index: &HashMap<String, usize>,
     all: &[Flag],
-    layer_index: &HashMap<String, usize>,
+    layer_index: &HashMap<String, Option<usize>>,
 ) -> CFlag {
     let key = Some(flag.key.as_str());
     let p = |rest: &str| format!("flags[{i}].{rest}");
@@ -496,8 +507,13 @@ fn compile_flag(
     });
 
     let layer = flag.layer.as_ref().and_then(|slot| {
-        let Some(&layer) = layer_index.get(&slot.key) else {
-            cx.add(key, p("layer.key"), format!("unknown layer {:?}", slot.key), false);
+        let Some(&Some(layer)) = layer_index.get(&slot.key) else {
+            let why = if layer_index.contains_key(&slot.key) {
+                "invalid"
+            } else {
+                "unknown"
+            };
+            cx.add(key, p("layer.key"), format!("{why} layer {:?}", slot.key), false);
             return None;
         };
         match (percent_to_buckets(slot.start), percent_to_buckets(slot.end)) {
@@ -532,8 +548,9 @@ fn compile_flag(
 }
 
 /// Flags sharing a layer must own disjoint ranges: that is what makes their
-/// experiments mutually exclusive.
-fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &[CFlag]) {
+/// experiments mutually exclusive. Of two overlapping flags the one whose
+/// range starts later is marked broken, so the layer stays exclusive.
+fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &mut [CFlag]) {
     let mut by_layer: HashMap<usize, Vec<(u32, u32, usize)>> = HashMap::new();
     for (i, f) in flags.iter().enumerate() {
         if let Some(slot) = &f.layer {
@@ -551,15 +568,16 @@ fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &[CFlag]) {
             let (_, end_a, a) = w[0];
             let (start_b, _, b) = w[1];
             if start_b < end_a {
-                cx.add(
-                    Some(&flags[b].key),
-                    format!("flags[{b}].layer"),
-                    format!(
-                        "range overlaps flag {:?} in layer {:?}; flags in one layer must be mutually exclusive",
-                        flags[a].key, snapshot.layers[layer].key
-                    ),
-                    false,
+                let msg = format!(
+                    "range overlaps flag {:?} in layer {:?}; flags in one layer must be mutually exclusive",
+                    flags[a].key, snapshot.layers[layer].key
                 );
+                let broken = format!(
+                    "flag {:?} is invalid: flags[{b}].layer: {msg}",
+                    flags[b].key
+                );
+                cx.add(Some(&flags[b].key), format!("flags[{b}].layer"), msg, false);
+                flags[b].broken.get_or_insert((ErrorCode::General, broken));
             }
         }
     }

@@ -145,7 +145,9 @@ fn equal(a: &V<'_>, b: &V<'_>) -> bool {
         (V::Str(x), V::Str(y)) => x == y,
         (V::Version(x), V::Version(y)) => x.cmp_precedence(y) == Ordering::Equal,
         (V::Time(x), V::Time(y)) => x == y,
-        (V::JsonList(x), V::JsonList(y)) => x == y,
+        (V::JsonList(x), V::JsonList(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| json_equal(a, b))
+        }
         (V::JsonList(x), V::LitList(y)) | (V::LitList(y), V::JsonList(x)) => {
             x.len() == y.len()
                 && x.iter()
@@ -153,6 +155,23 @@ fn equal(a: &V<'_>, b: &V<'_>) -> bool {
                     .all(|(j, l)| equal(&from_json(j), &from_lit(l)))
         }
         _ => false,
+    }
+}
+
+/// Structural JSON equality in which numbers compare as floats (`1 == 1.0`),
+/// as they do everywhere else in the language.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| json_equal(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
     }
 }
 
