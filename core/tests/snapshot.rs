@@ -49,7 +49,10 @@ fn every_problem_is_reported_with_flag_path_and_message() {
         "a: flags[2].key: duplicate flag key",
     ];
     for e in expect {
-        assert!(got.iter().any(|g| g == e), "missing problem {e:?}\n got: {got:#?}");
+        assert!(
+            got.iter().any(|g| g == e),
+            "missing problem {e:?}\n got: {got:#?}"
+        );
     }
     assert_eq!(got.len(), expect.len(), "{got:#?}");
 }
@@ -67,8 +70,14 @@ fn schedule_order_layer_overlap_and_cycles() {
          "layer": {"key": "L", "start": 50, "end": 100}}
     ]));
     let got = problems(&d).join("\n");
-    assert!(got.contains("steps must be in strictly increasing time order"), "{got}");
-    assert!(got.contains("range overlaps flag \"p\" in layer \"L\""), "{got}");
+    assert!(
+        got.contains("steps must be in strictly increasing time order"),
+        "{got}"
+    );
+    assert!(
+        got.contains("range overlaps flag \"p\" in layer \"L\""),
+        "{got}"
+    );
     assert!(got.contains("prerequisite cycle: p -> q -> p"), "{got}");
 }
 
@@ -76,20 +85,30 @@ fn schedule_order_layer_overlap_and_cycles() {
 fn schema_version_and_syntax_errors() {
     let mut d = doc(json!([]));
     d["schemaVersion"] = json!(2);
-    assert_eq!(problems(&d), ["schemaVersion: schema version 2 is not supported by this engine (it reads 1)"]);
+    assert_eq!(
+        problems(&d),
+        ["schemaVersion: schema version 2 is not supported by this engine (it reads 1)"]
+    );
     match Engine::from_json("{\"schemaVersion\": 1,\n  \"flags\": [}") {
-        Err(LoadError::Syntax { line: 2, column, .. }) => assert_eq!(column, 13),
+        Err(LoadError::Syntax {
+            line: 2, column, ..
+        }) => assert_eq!(column, 13),
         other => panic!("{other:?}"),
     }
     let mut d = doc(json!([]));
     d["surprise"] = json!(true);
-    assert!(matches!(Engine::from_json(&d.to_string()), Err(LoadError::Syntax { .. })));
+    assert!(matches!(
+        Engine::from_json(&d.to_string()),
+        Err(LoadError::Syntax { .. })
+    ));
 }
 
 #[test]
 fn checksum_round_trips_and_detects_tampering() {
-    let d = doc(json!([{"key": "f", "type": "number", "variants": {"a": 1, "b": 2.5}, "offVariant": "a",
-                         "fallthrough": {"variant": "b"}}]));
+    let d = doc(
+        json!([{"key": "f", "type": "number", "variants": {"a": 1, "b": 2.5}, "offVariant": "a",
+                         "fallthrough": {"variant": "b"}}]),
+    );
     let mut s = parse_json(&d.to_string()).unwrap();
     seal(&mut s);
     let sealed = serde_json::to_string(&s).unwrap();
@@ -100,7 +119,10 @@ fn checksum_round_trips_and_detects_tampering() {
     assert!(Engine::from_json(&serde_json::to_string_pretty(&reordered).unwrap()).is_ok());
     let tampered = sealed.replace("2.5", "3.5");
     let got = problems(&serde_json::from_str(&tampered).unwrap()).join("\n");
-    assert!(got.starts_with("checksum: checksum mismatch: document says sha256:"), "{got}");
+    assert!(
+        got.starts_with("checksum: checksum mismatch: document says sha256:"),
+        "{got}"
+    );
     assert_eq!(checksum(&s).len(), "sha256:".len() + 64);
 }
 
@@ -124,8 +146,16 @@ fn lenient_load_serves_good_flags_and_errors_bad_ones() {
     let bad = engine.evaluate("bad-rule", &ctx, 0);
     assert_eq!(bad.error_code, Some(ErrorCode::ParseError));
     assert!(bad.error_message.unwrap().contains("1:11"));
-    assert_eq!(engine.evaluate("bad-ref", &ctx, 0).error_code, Some(ErrorCode::General));
+    assert_eq!(
+        engine.evaluate("bad-ref", &ctx, 0).error_code,
+        Some(ErrorCode::General)
+    );
     let chained = engine.evaluate("needs-bad", &ctx, 0);
     assert_eq!(chained.error_code, Some(ErrorCode::ParseError));
-    assert!(chained.error_message.unwrap().starts_with("prerequisite \"bad-rule\" failed"));
+    assert!(
+        chained
+            .error_message
+            .unwrap()
+            .starts_with("prerequisite \"bad-rule\" failed")
+    );
 }

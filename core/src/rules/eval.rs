@@ -207,9 +207,10 @@ fn compare(env: &Env<'_>, op: CmpOp, lhs: &Operand, rhs: &Operand) -> bool {
     }
     match op {
         CmpOp::In | CmpOp::NotIn => {
-            if !matches!(b, V::JsonList(_) | V::LitList(_))
-                || matches!(a, V::Null) && op == CmpOp::NotIn
-            {
+            // Only a scalar can be (or not be) an element: `not in` on null,
+            // a list or an object is a type mismatch, hence false like `!=`.
+            let scalar = !matches!(a, V::Null | V::JsonList(_) | V::LitList(_) | V::Object);
+            if !matches!(b, V::JsonList(_) | V::LitList(_)) || (!scalar && op == CmpOp::NotIn) {
                 return false;
             }
             member(&a, &b) == (op == CmpOp::In)
