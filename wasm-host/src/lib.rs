@@ -1,1 +1,646 @@
-//! placeholder
+//! # bunting-wasm-host
+//!
+//! Runs the bunting rule engine — `bunting-core` compiled to
+//! `wasm32-unknown-unknown` with its `abi` feature — inside any Rust host
+//! through [wasmtime]. Every host of bunting evaluates with that one `.wasm`
+//! (or the same source compiled natively), so results are identical
+//! everywhere; this crate never evaluates natively itself and uses
+//! `bunting-core` only for its serde types.
+//!
+//! Build the module once with `cargo xtask wasm`, which writes
+//! `target/wasm/bunting_core_abi.wasm`; [`WasmRuntime::locate`] finds it there
+//! (or wherever the `BUNTING_CORE_WASM` environment variable points).
+//!
+//! ```no_run
+//! use bunting_wasm_host::WasmRuntime;
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), bunting_wasm_host::HostError> {
+//! let runtime = WasmRuntime::locate()?; // compiles the module once
+//! let mut engine = runtime.load_snapshot(r#"{"schemaVersion": 1, "environment": "dev",
+//!   "version": 1, "generatedAt": "2026-11-25T00:00:00Z",
+//!   "flags": [{"key": "dark-mode", "type": "boolean", "variants": {"on": true, "off": false},
+//!     "offVariant": "off", "fallthrough": {"variant": "on"}}]}"#)?;
+//! let r = engine.evaluate("dark-mode", &json!({"targetingKey": "user-1"}), 0)?;
+//! assert_eq!(r.value.as_deref(), Some(&json!(true)));
+//! assert_eq!(r.reason.as_str(), "STATIC");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Memory protocol
+//!
+//! Each call writes its JSON input into a buffer from `bunting_alloc(len)`,
+//! calls the export, reads the reply designated by the returned packed `u64`
+//! (`ptr << 32 | len`), and releases both buffers with `bunting_free`. The
+//! shapes are those of [`bunting_core::protocol`].
+//!
+//! [wasmtime]: https://docs.rs/wasmtime
+
+use std::path::{Path, PathBuf};
+
+use bunting_core::protocol::{EvalReply, EvalRequest, LoadReply};
+use bunting_core::{Evaluation, FlagType, Problem};
+use serde_json::Value;
+use wasmtime::{Engine, Instance, Memory, Module, Store, TypedFunc};
+
+/// Environment variable naming the `.wasm` file [`WasmRuntime::locate`] loads.
+pub const MODULE_ENV: &str = "BUNTING_CORE_WASM";
+
+/// Where `cargo xtask wasm` writes the module, relative to the target directory.
+pub const MODULE_IN_TARGET: &str = "wasm/bunting_core_abi.wasm";
+
+/// The exports the host calls, with their core WASM signatures.
+const EXPORTS: &[(&str, &[&str], &[&str])] = &[
+    ("bunting_alloc", &["i32"], &["i32"]),
+    ("bunting_free", &["i32", "i32"], &[]),
+    ("bunting_load", &["i32", "i32", "i32"], &["i64"]),
+    ("bunting_eval", &["i32", "i32", "i32"], &["i64"]),
+    ("bunting_unload", &["i32"], &[]),
+];
+
+/// Everything that can go wrong while hosting the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// [`WasmRuntime::locate`] found no module.
+    #[error(
+        "the bunting-core WASM module was not found (looked at {}); \
+         build it with `cargo xtask wasm` (or point {MODULE_ENV} at an existing module)",
+        .tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    ModuleNotFound {
+        /// Every path that was tried.
+        tried: Vec<PathBuf>,
+    },
+    /// The module file exists but could not be read.
+    #[error("cannot read the WASM module {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// wasmtime rejected the module (not WASM, or invalid).
+    #[error("cannot compile the WASM module: {source}")]
+    Compile {
+        /// wasmtime's error.
+        source: wasmtime::Error,
+    },
+    /// The module imports functions or memories this host does not provide:
+    /// it was built with the `js` feature (wasm-bindgen) or without `abi`.
+    #[error(
+        "the WASM module imports {}, which this host does not provide; \
+         build bunting-core with `--features abi` and without `js` (`cargo xtask wasm`)",
+        .imports.join(", ")
+    )]
+    UnexpectedImports {
+        /// `module::name` of every import.
+        imports: Vec<String>,
+    },
+    /// The module lacks an export of the ABI, or exports it with another type.
+    #[error(
+        "the WASM module does not export `{name}` as {expected} ({found}); \
+         is it bunting-core built with `--features abi`?"
+    )]
+    MissingExport {
+        /// Export name.
+        name: String,
+        /// The expected signature.
+        expected: String,
+        /// What the module has instead.
+        found: String,
+    },
+    /// Instantiating the module failed.
+    #[error("cannot instantiate the WASM module: {source}")]
+    Instantiate {
+        /// wasmtime's error.
+        source: wasmtime::Error,
+    },
+    /// A call into the module trapped (for example a panic inside the engine,
+    /// which aborts). The instance is unusable afterwards.
+    #[error("the WASM call `{call}` trapped: {source}")]
+    Trap {
+        /// The export that was called.
+        call: &'static str,
+        /// wasmtime's error, usually a [`wasmtime::Trap`].
+        source: wasmtime::Error,
+    },
+    /// The instance trapped earlier and can no longer be used; load the
+    /// snapshot again.
+    #[error(
+        "this WASM instance trapped earlier and can no longer be used; load the snapshot again"
+    )]
+    Poisoned,
+    /// The engine rejected the snapshot. `problems` lists every validation
+    /// problem (empty for JSON syntax errors, which `message` describes).
+    #[error("the snapshot was rejected: {message}")]
+    Load {
+        /// The engine's summary.
+        message: String,
+        /// Every validation problem.
+        problems: Vec<Problem>,
+    },
+    /// The engine rejected an evaluation request (unknown handle, malformed
+    /// request).
+    #[error("the engine rejected the request: {0}")]
+    BadRequest(String),
+    /// The module broke the memory protocol or replied with unexpected JSON.
+    #[error("protocol error talking to the WASM module: {0}")]
+    Protocol(String),
+}
+
+/// A compiled bunting-core module, ready to instantiate.
+///
+/// Compiling is the expensive step (the module is JIT-compiled by Cranelift);
+/// do it once and load as many snapshots from it as needed. Cloning is cheap
+/// and the runtime is `Send + Sync`.
+#[derive(Clone)]
+pub struct WasmRuntime {
+    engine: Engine,
+    module: Module,
+}
+
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime")
+            .field("module", &self.module.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmRuntime {
+    /// Compiles the module in `bytes` and checks it speaks the bunting ABI.
+    ///
+    /// ```
+    /// use bunting_wasm_host::{HostError, WasmRuntime};
+    /// let err = WasmRuntime::from_bytes(b"not wasm").unwrap_err();
+    /// assert!(matches!(err, HostError::Compile { .. }));
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> Result<WasmRuntime, HostError> {
+        let engine = Engine::default();
+        let module =
+            Module::from_binary(&engine, bytes).map_err(|source| HostError::Compile { source })?;
+        check_module(&module)?;
+        Ok(WasmRuntime { engine, module })
+    }
+
+    /// Reads and compiles the module at `path`.
+    ///
+    /// ```no_run
+    /// # use bunting_wasm_host::WasmRuntime;
+    /// let runtime = WasmRuntime::from_file("target/wasm/bunting_core_abi.wasm")?;
+    /// # Ok::<(), bunting_wasm_host::HostError>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<WasmRuntime, HostError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| HostError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        WasmRuntime::from_bytes(&bytes)
+    }
+
+    /// Finds and compiles the module: the file named by `BUNTING_CORE_WASM`
+    /// if set, else `wasm/bunting_core_abi.wasm` under `CARGO_TARGET_DIR` (if
+    /// set) or under this workspace's `target/` directory. The error names
+    /// every path tried and tells how to build the module.
+    ///
+    /// ```no_run
+    /// # use bunting_wasm_host::WasmRuntime;
+    /// let runtime = WasmRuntime::locate()?;
+    /// # Ok::<(), bunting_wasm_host::HostError>(())
+    /// ```
+    pub fn locate() -> Result<WasmRuntime, HostError> {
+        WasmRuntime::from_file(WasmRuntime::module_path()?)
+    }
+
+    /// The path [`WasmRuntime::locate`] would load, if the file exists.
+    pub fn module_path() -> Result<PathBuf, HostError> {
+        let tried = match std::env::var_os(MODULE_ENV) {
+            Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
+            _ => {
+                let mut dirs = Vec::new();
+                if let Some(t) = std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
+                    dirs.push(PathBuf::from(t));
+                }
+                dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+                dirs.into_iter().map(|d| d.join(MODULE_IN_TARGET)).collect()
+            }
+        };
+        match tried.iter().find(|p| p.is_file()) {
+            Some(p) => Ok(p.clone()),
+            None => Err(HostError::ModuleNotFound { tried }),
+        }
+    }
+
+    /// Instantiates the module in a fresh store, for direct use of the ABI.
+    /// Most callers want [`WasmRuntime::load_snapshot`] instead.
+    pub fn instantiate(&self) -> Result<WasmInstance, HostError> {
+        WasmInstance::new(self)
+    }
+
+    /// Loads a snapshot strictly: any validation problem rejects it with
+    /// [`HostError::Load`], which lists every problem. The engine gets its own
+    /// store and instance.
+    ///
+    /// ```no_run
+    /// # use bunting_wasm_host::{HostError, WasmRuntime};
+    /// let runtime = WasmRuntime::locate()?;
+    /// match runtime.load_snapshot("{") {
+    ///     Err(HostError::Load { message, problems }) => assert!(message.contains("line 1")),
+    ///     _ => unreachable!(),
+    /// }
+    /// # Ok::<(), HostError>(())
+    /// ```
+    pub fn load_snapshot(&self, json: &str) -> Result<WasmEngine, HostError> {
+        let mut instance = self.instantiate()?;
+        let (handle, _) = instance.load(json, false)?;
+        Ok(WasmEngine { instance, handle })
+    }
+
+    /// Loads a snapshot leniently: broken flags evaluate to errors instead of
+    /// rejecting the whole snapshot; the problems found are returned. Only a
+    /// document that does not parse at all is rejected.
+    pub fn load_snapshot_lenient(
+        &self,
+        json: &str,
+    ) -> Result<(WasmEngine, Vec<Problem>), HostError> {
+        let mut instance = self.instantiate()?;
+        let (handle, problems) = instance.load(json, true)?;
+        Ok((WasmEngine { instance, handle }, problems))
+    }
+}
+
+fn signature(params: &[String], results: &[String]) -> String {
+    format!("({}) -> ({})", params.join(", "), results.join(", "))
+}
+
+fn check_module(module: &Module) -> Result<(), HostError> {
+    let imports: Vec<String> = module
+        .imports()
+        .map(|i| format!("{}::{}", i.module(), i.name()))
+        .collect();
+    if !imports.is_empty() {
+        return Err(HostError::UnexpectedImports { imports });
+    }
+    let mut wanted: Vec<(&str, String)> = EXPORTS
+        .iter()
+        .map(|(name, params, results)| {
+            let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            (*name, signature(&own(params), &own(results)))
+        })
+        .collect();
+    wanted.push(("memory", "a memory".into()));
+    for (name, expected) in wanted {
+        let found = match module.get_export(name) {
+            None => "it is missing".to_string(),
+            Some(wasmtime::ExternType::Memory(_)) if name == "memory" => continue,
+            Some(wasmtime::ExternType::Func(ft)) => {
+                let params: Vec<String> = ft.params().map(|t| t.to_string()).collect();
+                let results: Vec<String> = ft.results().map(|t| t.to_string()).collect();
+                let got = signature(&params, &results);
+                if got == expected {
+                    continue;
+                }
+                format!("it has {got}")
+            }
+            Some(other) => format!("it is {other:?}"),
+        };
+        return Err(HostError::MissingExport {
+            name: name.into(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// One instance of the module in its own wasmtime store: the raw ABI, with
+/// any number of loaded snapshots addressed by handle.
+///
+/// [`WasmEngine`] wraps an instance holding one snapshot and is what most
+/// callers want. An instance is `Send` but not `Sync`; calls take `&mut self`.
+///
+/// ```no_run
+/// # use bunting_wasm_host::{HostError, WasmRuntime};
+/// use bunting_core::protocol::EvalRequest;
+/// let mut instance = WasmRuntime::locate()?.instantiate()?;
+/// let (handle, _problems) = instance.load(r#"{"schemaVersion": 1, "environment": "dev",
+///   "version": 1, "generatedAt": "2026-11-25T00:00:00Z", "flags": []}"#, false)?;
+/// let req = EvalRequest { flag: None, context: serde_json::json!({}), now_ms: 0, expected_type: None };
+/// assert_eq!(instance.answer(handle, &req)?, serde_json::json!([]));
+/// instance.unload(handle)?;
+/// assert!(matches!(instance.answer(handle, &req), Err(HostError::BadRequest(_))));
+/// # Ok::<(), HostError>(())
+/// ```
+pub struct WasmInstance {
+    store: Store<()>,
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    free: TypedFunc<(i32, i32), ()>,
+    load: TypedFunc<(i32, i32, i32), i64>,
+    eval: TypedFunc<(i32, i32, i32), i64>,
+    unload: TypedFunc<i32, ()>,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for WasmInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmInstance")
+            .field("memory_bytes", &self.memory.data_size(&self.store))
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmInstance {
+    fn new(runtime: &WasmRuntime) -> Result<WasmInstance, HostError> {
+        let mut store = Store::new(&runtime.engine, ());
+        let instance = Instance::new(&mut store, &runtime.module, &[])
+            .map_err(|source| HostError::Instantiate { source })?;
+        let missing = |name: &str, e: wasmtime::Error| HostError::MissingExport {
+            name: name.into(),
+            expected: "a function of the bunting ABI".into(),
+            found: e.to_string(),
+        };
+        macro_rules! func {
+            ($name:literal) => {
+                instance
+                    .get_typed_func(&mut store, $name)
+                    .map_err(|e| missing($name, e))?
+            };
+        }
+        let memory =
+            instance
+                .get_memory(&mut store, "memory")
+                .ok_or_else(|| HostError::MissingExport {
+                    name: "memory".into(),
+                    expected: "a memory".into(),
+                    found: "it is missing".into(),
+                })?;
+        Ok(WasmInstance {
+            alloc: func!("bunting_alloc"),
+            free: func!("bunting_free"),
+            load: func!("bunting_load"),
+            eval: func!("bunting_eval"),
+            unload: func!("bunting_unload"),
+            memory,
+            store,
+            poisoned: false,
+        })
+    }
+
+    /// Whether a call trapped; every later call fails with [`HostError::Poisoned`].
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    fn guard<T>(
+        &mut self,
+        call: &'static str,
+        r: Result<T, wasmtime::Error>,
+    ) -> Result<T, HostError> {
+        r.map_err(|source| {
+            self.poisoned = true;
+            HostError::Trap { call, source }
+        })
+    }
+
+    /// Copies `bytes` into a fresh module buffer: `(ptr, len)`.
+    fn write(&mut self, bytes: &[u8]) -> Result<(i32, i32), HostError> {
+        if self.poisoned {
+            return Err(HostError::Poisoned);
+        }
+        let len = i32::try_from(bytes.len())
+            .map_err(|_| HostError::Protocol(format!("{} bytes are too many", bytes.len())))?;
+        let r = self.alloc.call(&mut self.store, len);
+        let ptr = self.guard("bunting_alloc", r)?;
+        self.memory
+            .write(&mut self.store, ptr as u32 as usize, bytes)
+            .map_err(|e| {
+                HostError::Protocol(format!(
+                    "bunting_alloc({len}) returned {ptr:#x}, outside memory: {e}"
+                ))
+            })?;
+        Ok((ptr, len))
+    }
+
+    /// Copies out and frees the reply a call returned, then frees the request.
+    fn take_reply(&mut self, packed: i64, request: (i32, i32)) -> Result<Vec<u8>, HostError> {
+        let packed = packed as u64;
+        let (ptr, len) = ((packed >> 32) as u32, packed as u32);
+        let start = ptr as usize;
+        let bytes = self
+            .memory
+            .data(&self.store)
+            .get(start..start.saturating_add(len as usize))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                HostError::Protocol(format!(
+                    "reply of {len} bytes at {ptr:#x} lies outside memory"
+                ))
+            })?;
+        let r = self.free.call(&mut self.store, (ptr as i32, len as i32));
+        self.guard("bunting_free", r)?;
+        let r = self.free.call(&mut self.store, request);
+        self.guard("bunting_free", r)?;
+        Ok(bytes)
+    }
+
+    /// Calls `bunting_load`: loads a snapshot and returns its handle and, for
+    /// lenient loads, the problems skipped. A rejected snapshot is
+    /// [`HostError::Load`].
+    pub fn load(&mut self, json: &str, lenient: bool) -> Result<(u32, Vec<Problem>), HostError> {
+        let (ptr, len) = self.write(json.as_bytes())?;
+        let r = self
+            .load
+            .call(&mut self.store, (ptr, len, i32::from(lenient)));
+        let packed = self.guard("bunting_load", r)?;
+        let reply = self.take_reply(packed, (ptr, len))?;
+        match serde_json::from_slice::<LoadReply>(&reply) {
+            Ok(LoadReply::Ok { handle, problems }) => Ok((handle, problems)),
+            Ok(LoadReply::Error(e)) => Err(HostError::Load {
+                message: e.message,
+                problems: e.problems,
+            }),
+            Err(e) => Err(bad_reply("bunting_load", e, &reply)),
+        }
+    }
+
+    /// Calls `bunting_eval` with raw request bytes and returns the raw reply
+    /// bytes (an `EvalReply` document), for testing the boundary itself.
+    pub fn eval_raw(&mut self, handle: u32, request: &[u8]) -> Result<Vec<u8>, HostError> {
+        let (ptr, len) = self.write(request)?;
+        let r = self.eval.call(&mut self.store, (handle as i32, ptr, len));
+        let packed = self.guard("bunting_eval", r)?;
+        self.take_reply(packed, (ptr, len))
+    }
+
+    /// Answers `req` against snapshot `handle`, returning the result JSON: an
+    /// evaluation object when `req.flag` is set, else an array of them (the
+    /// shape [`bunting_core::conformance::Case::check`] takes). An unknown
+    /// handle or a malformed request is [`HostError::BadRequest`].
+    pub fn answer(&mut self, handle: u32, req: &EvalRequest) -> Result<Value, HostError> {
+        let reply = self.request(handle, req)?;
+        let parsed = serde_json::from_slice::<Value>(&reply)
+            .map_err(|e| bad_reply("bunting_eval", e, &reply))?;
+        let Value::Object(map) = parsed else {
+            return Err(bad_reply("bunting_eval", "not an object", &reply));
+        };
+        let mut entries = map.into_iter();
+        match (entries.next(), entries.next()) {
+            (Some((tag, body)), None) => match (tag.as_str(), body) {
+                ("one", v @ Value::Object(_)) | ("all", v @ Value::Array(_)) => Ok(v),
+                ("badRequest", Value::String(m)) => Err(HostError::BadRequest(m)),
+                _ => Err(bad_reply("bunting_eval", "unknown reply", &reply)),
+            },
+            _ => Err(bad_reply("bunting_eval", "not a single-key object", &reply)),
+        }
+    }
+
+    fn request(&mut self, handle: u32, req: &EvalRequest) -> Result<Vec<u8>, HostError> {
+        let bytes = serde_json::to_vec(req)
+            .map_err(|e| HostError::Protocol(format!("cannot serialize the request: {e}")))?;
+        self.eval_raw(handle, &bytes)
+    }
+
+    /// Answers `req` against snapshot `handle` as typed evaluations.
+    pub fn evaluate(
+        &mut self,
+        handle: u32,
+        req: &EvalRequest,
+    ) -> Result<Vec<Evaluation<'static>>, HostError> {
+        let reply = self.request(handle, req)?;
+        match serde_json::from_slice::<EvalReply<'static>>(&reply) {
+            Ok(EvalReply::One(e)) if req.flag.is_some() => Ok(vec![e]),
+            Ok(EvalReply::All(all)) if req.flag.is_none() => Ok(all),
+            Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
+            Ok(_) => Err(bad_reply("bunting_eval", "wrong reply kind", &reply)),
+            Err(e) => Err(bad_reply("bunting_eval", e, &reply)),
+        }
+    }
+
+    /// Calls `bunting_unload`: drops snapshot `handle` inside the instance.
+    /// Unknown handles are ignored.
+    pub fn unload(&mut self, handle: u32) -> Result<(), HostError> {
+        if self.poisoned {
+            return Err(HostError::Poisoned);
+        }
+        let r = self.unload.call(&mut self.store, handle as i32);
+        self.guard("bunting_unload", r)
+    }
+}
+
+fn bad_reply(call: &str, why: impl std::fmt::Display, reply: &[u8]) -> HostError {
+    let text = String::from_utf8_lossy(reply);
+    let shown: String = text.chars().take(200).collect();
+    HostError::Protocol(format!("unexpected reply from {call} ({why}): {shown}"))
+}
+
+/// A snapshot loaded into its own WASM instance: the engine as a host sees it.
+///
+/// Methods take `&mut self` (the wasmtime store is mutated by every call); the
+/// engine is `Send`, so wrap it in a `Mutex` or keep one per thread to share.
+///
+/// ```no_run
+/// # use bunting_wasm_host::WasmRuntime;
+/// # use serde_json::json;
+/// # let runtime = WasmRuntime::locate()?;
+/// # let snapshot = "";
+/// let mut engine = runtime.load_snapshot(snapshot)?;
+/// for e in engine.evaluate_all(&json!({"targetingKey": "user-1"}), 1_764_000_000_000)? {
+///     println!("{} = {:?} ({})", e.key, e.value, e.reason.as_str());
+/// }
+/// # Ok::<(), bunting_wasm_host::HostError>(())
+/// ```
+#[derive(Debug)]
+pub struct WasmEngine {
+    instance: WasmInstance,
+    handle: u32,
+}
+
+impl WasmEngine {
+    /// The handle of the snapshot inside the instance.
+    pub fn handle(&self) -> u32 {
+        self.handle
+    }
+
+    /// The underlying instance, e.g. to load more snapshots into it.
+    pub fn instance(&mut self) -> &mut WasmInstance {
+        &mut self.instance
+    }
+
+    /// Evaluates `flag` for `context` at `now_ms` (Unix milliseconds).
+    /// Evaluation problems (unknown flag, bad context…) are reported inside the
+    /// [`Evaluation`] with reason `ERROR`, as natively; `Err` means the host
+    /// itself failed.
+    ///
+    /// ```no_run
+    /// # use bunting_wasm_host::WasmRuntime;
+    /// # use serde_json::json;
+    /// # let mut engine = WasmRuntime::locate()?.load_snapshot("")?;
+    /// let r = engine.evaluate("no-such-flag", &json!({}), 0)?;
+    /// assert_eq!(r.error_code.map(|c| c.as_str()), Some("FLAG_NOT_FOUND"));
+    /// # Ok::<(), bunting_wasm_host::HostError>(())
+    /// ```
+    pub fn evaluate(
+        &mut self,
+        flag: &str,
+        context: &Value,
+        now_ms: i64,
+    ) -> Result<Evaluation<'static>, HostError> {
+        self.evaluate_typed(flag, None, context, now_ms)
+    }
+
+    /// Like [`WasmEngine::evaluate`], failing with `TYPE_MISMATCH` when the
+    /// flag is not of type `expected`.
+    pub fn evaluate_typed(
+        &mut self,
+        flag: &str,
+        expected: Option<FlagType>,
+        context: &Value,
+        now_ms: i64,
+    ) -> Result<Evaluation<'static>, HostError> {
+        let req = EvalRequest {
+            flag: Some(flag.to_owned()),
+            context: context.clone(),
+            now_ms,
+            expected_type: expected,
+        };
+        let mut one = self.instance.evaluate(self.handle, &req)?;
+        one.pop()
+            .ok_or_else(|| HostError::Protocol("empty reply".into()))
+    }
+
+    /// Evaluates every flag, in snapshot order.
+    pub fn evaluate_all(
+        &mut self,
+        context: &Value,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'static>>, HostError> {
+        let req = EvalRequest {
+            flag: None,
+            context: context.clone(),
+            now_ms,
+            expected_type: None,
+        };
+        self.instance.evaluate(self.handle, &req)
+    }
+
+    /// Answers a protocol request with the raw result JSON: an evaluation
+    /// object for one flag, an array for all flags — what
+    /// [`bunting_core::conformance::Case::check`] takes.
+    ///
+    /// ```no_run
+    /// # use bunting_wasm_host::WasmRuntime;
+    /// # let mut engine = WasmRuntime::locate()?.load_snapshot("")?;
+    /// # let case: bunting_core::conformance::Case = todo!();
+    /// let got = engine.answer(&case.request().unwrap())?;
+    /// case.check(&got).unwrap();
+    /// # Ok::<(), bunting_wasm_host::HostError>(())
+    /// ```
+    pub fn answer(&mut self, req: &EvalRequest) -> Result<Value, HostError> {
+        self.instance.answer(self.handle, req)
+    }
+}

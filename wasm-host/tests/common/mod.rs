@@ -1,0 +1,58 @@
+//! Shared by the wasm-host test suites.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use bunting_wasm_host::WasmRuntime;
+
+/// The module from `cargo xtask wasm` (or `BUNTING_CORE_WASM`), compiled once
+/// per test binary. Compiling takes a few seconds in debug builds.
+pub fn runtime() -> &'static WasmRuntime {
+    static RUNTIME: OnceLock<WasmRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        if let Some(hint) = stale_hint() {
+            eprintln!("warning: {hint}");
+        }
+        WasmRuntime::locate().unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// Says so when the module is older than the core sources it was built
+/// from, the usual cause of a difference between native and WASM results.
+#[allow(dead_code)] // not every suite reports it
+pub fn stale_hint() -> Option<String> {
+    let module = WasmRuntime::module_path().ok()?;
+    let built = std::fs::metadata(&module).ok()?.modified().ok()?;
+    let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core");
+    let (newest, path) = newest([core.join("Cargo.toml"), core.join("src")].iter())?;
+    (newest > built).then(|| {
+        format!(
+            "{} is older than {}: rebuild it with `cargo xtask wasm`",
+            module.display(),
+            path.display()
+        )
+    })
+}
+
+fn newest<'a>(
+    paths: impl Iterator<Item = &'a std::path::PathBuf>,
+) -> Option<(SystemTime, std::path::PathBuf)> {
+    let mut best: Option<(SystemTime, std::path::PathBuf)> = None;
+    let mut stack: Vec<std::path::PathBuf> = paths.cloned().collect();
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else if let Ok(t) = meta.modified()
+            && best.as_ref().is_none_or(|(b, _)| t > *b)
+        {
+            best = Some((t, p));
+        }
+    }
+    best
+}
