@@ -68,6 +68,8 @@ impl From<&LoadError> for LoadErrorReply {
 }
 
 /// Reply to an [`EvalRequest`].
+// Built once per request and serialized at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum EvalReply<'a> {
