@@ -248,6 +248,20 @@ fn canonical(v: &Value) -> Value {
     }
 }
 
+/// The top-level fields where two evaluations differ.
+fn differing_fields(a: Option<&Value>, b: Option<&Value>) -> String {
+    let (Some(Value::Object(a)), Some(Value::Object(b))) = (a, b) else {
+        return "missing in one build".into();
+    };
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let fields: Vec<&str> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(String::as_str)
+        .collect();
+    format!("differs in {}", fields.join(", "))
+}
+
 fn compare(builds: &[(&str, &Results)]) -> Result<()> {
     let (base_name, base) = builds[0];
     let short = |name: &str| name.split_whitespace().next().unwrap_or(name).to_string();
@@ -273,7 +287,8 @@ fn compare(builds: &[(&str, &Results)]) -> Result<()> {
                 match (a.get(flag), b.get(flag)) {
                     (Some(x), Some(y)) if x == y => {}
                     (x, y) => diffs.push(format!(
-                        "  {user} / {flag}:\n    {:<9} {}\n    {:<9} {}",
+                        "  {user} / {flag} ({}):\n    {:<9} {}\n    {:<9} {}",
+                        differing_fields(x, y),
                         short(base_name),
                         x.map_or("(missing)".into(), Value::to_string),
                         short(name),
