@@ -21,7 +21,8 @@
 //! A case without `flag` evaluates all flags and checks `expectAll`, a map
 //! from flag key to expectation. A host runs a case however it evaluates
 //! (natively, through wasmtime, through wasm-bindgen) and hands the result,
-//! as JSON, to [`Case::check`].
+//! as JSON, to [`Case::check`]; [`run`] does that for every file. Numbers
+//! compare by value (`1` equals `1.0`).
 
 use std::collections::BTreeMap;
 
@@ -97,7 +98,7 @@ impl Expect {
         let mut diffs = Vec::new();
         let mut cmp = |name: &str, want: Value| {
             let have = field(name);
-            if have != want {
+            if !same_json(&have, &want) {
                 diffs.push(format!("{name}: expected {want}, got {have}"));
             }
         };
@@ -174,35 +175,123 @@ impl Case {
     }
 }
 
-/// Runs every case of `fixture` natively, returning the failures.
-pub fn run_native(fixture: &Fixture) -> Vec<String> {
-    let snapshot = match serde_json::from_value::<crate::Snapshot>(fixture.snapshot.clone()) {
-        Ok(s) => s,
-        Err(e) => return vec![format!("snapshot does not parse: {e}")],
-    };
-    let engine = if fixture.lenient {
-        crate::Engine::from_snapshot_lenient(&snapshot).0
-    } else {
-        match crate::Engine::from_snapshot(&snapshot) {
-            Ok(e) => e,
-            Err(e) => return vec![format!("snapshot does not load: {e}")],
-        }
-    };
-    fixture
-        .cases
-        .iter()
-        .filter_map(|case| {
-            let req = match case.request() {
-                Ok(r) => r,
-                Err(e) => return Some(e),
-            };
-            let got = match engine.answer(&req) {
-                crate::protocol::EvalReply::One(e) => serde_json::to_value(e),
-                crate::protocol::EvalReply::All(all) => serde_json::to_value(all),
-                crate::protocol::EvalReply::BadRequest(m) => return Some(m),
+/// What running the fixtures through one host found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Cases run.
+    pub cases: usize,
+    /// One line per failure, prefixed with the fixture file name.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    /// Panics with every failure, naming `host`, unless all cases passed.
+    pub fn assert_clean(&self, host: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} conformance case(s) failed {host}:\n{}",
+            self.failures.len(),
+            self.cases,
+            self.failures.join("\n")
+        );
+    }
+}
+
+/// Runs every case of every fixture file through one host.
+///
+/// `load` builds the host's engine from a snapshot document (JSON text) and
+/// the fixture's `lenient` flag; `answer` evaluates a request on it, returning
+/// the result as JSON. Both report failures as strings.
+///
+/// ```
+/// use bunting_core::conformance::run;
+/// let files = [("f.json", r#"{"description": "d", "snapshot": {"schemaVersion": 1,
+///   "environment": "e", "version": 1, "generatedAt": "2026-01-01T00:00:00Z",
+///   "flags": [{"key": "x", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+///              "fallthrough": {"variant": "on"}}]},
+///   "cases": [{"name": "c", "flag": "x", "context": {}, "now": "2026-01-01T00:00:00Z",
+///              "expect": {"value": true, "variant": "on", "reason": "STATIC", "errorCode": null}}]}"#)];
+/// let report = run(&files, |json, _| bunting_core::Engine::from_json(json).map_err(|e| e.to_string()),
+///     |engine, req| Ok(serde_json::to_value(engine.answer(req)).unwrap()["one"].clone()));
+/// report.assert_clean("in this example");
+/// assert_eq!(report.cases, 1);
+/// ```
+pub fn run<E>(
+    files: &[(&str, &str)],
+    mut load: impl FnMut(&str, bool) -> Result<E, String>,
+    mut answer: impl FnMut(&mut E, &EvalRequest) -> Result<Value, String>,
+) -> Report {
+    let mut report = Report::default();
+    for (name, text) in files {
+        let fixture: Fixture = match serde_json::from_str(text) {
+            Ok(f) => f,
+            Err(e) => {
+                report.failures.push(format!("{name}: not a fixture: {e}"));
+                continue;
             }
-            .expect("evaluations serialize");
-            case.check(&got).err()
-        })
-        .collect()
+        };
+        report.cases += fixture.cases.len();
+        let mut engine = match load(&fixture.snapshot.to_string(), fixture.lenient) {
+            Ok(e) => e,
+            Err(e) => {
+                report
+                    .failures
+                    .push(format!("{name}: snapshot does not load: {e}"));
+                continue;
+            }
+        };
+        for case in &fixture.cases {
+            let outcome = case
+                .request()
+                .and_then(|req| {
+                    answer(&mut engine, &req).map_err(|e| format!("case {:?}: {e}", case.name))
+                })
+                .and_then(|got| case.check(&got));
+            if let Err(e) = outcome {
+                report.failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    report
+}
+
+/// Runs every fixture natively.
+pub fn run_native(files: &[(&str, &str)]) -> Report {
+    run(
+        files,
+        |json, lenient| {
+            let snapshot = crate::snapshot::parse_json(json).map_err(|e| e.to_string())?;
+            if lenient {
+                Ok(crate::Engine::from_snapshot_lenient(&snapshot).0)
+            } else {
+                crate::Engine::from_snapshot(&snapshot).map_err(|e| e.to_string())
+            }
+        },
+        |engine, req| match engine.answer(req) {
+            crate::protocol::EvalReply::One(e) => {
+                Ok(serde_json::to_value(e).expect("evaluations serialize"))
+            }
+            crate::protocol::EvalReply::All(all) => {
+                Ok(serde_json::to_value(all).expect("evaluations serialize"))
+            }
+            crate::protocol::EvalReply::BadRequest(m) => Err(m),
+        },
+    )
+}
+
+/// JSON equality with numbers compared by value, so `1` equals `1.0` (a
+/// JavaScript host has one number type).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
 }

@@ -10,24 +10,13 @@ fn dir() -> std::path::PathBuf {
 
 #[test]
 fn every_fixture_passes_natively() {
-    let mut failures = Vec::new();
-    let mut cases = 0;
-    for (name, text) in common::fixtures::FIXTURES {
-        let fixture: Fixture = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        cases += fixture.cases.len();
-        failures.extend(
-            run_native(&fixture)
-                .into_iter()
-                .map(|f| format!("{name}: {f}")),
-        );
-    }
+    let report = run_native(common::fixtures::FIXTURES);
+    report.assert_clean("natively");
     assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
+        report.cases >= 150,
+        "only {} conformance cases",
+        report.cases
     );
-    assert!(cases >= 150, "only {cases} conformance cases");
 }
 
 #[test]

@@ -6,61 +6,33 @@ mod fixtures;
 
 mod common;
 
-use bunting_core::conformance::Fixture;
+use bunting_core::conformance::{self, Fixture};
 
 #[test]
 fn every_fixture_passes_in_wasmtime() {
     let runtime = common::runtime();
-    let mut failures = Vec::new();
-    let (mut listed, mut ran) = (0, 0);
-    for (name, text) in fixtures::FIXTURES {
-        let fixture: Fixture = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        listed += fixture.cases.len();
-        let snapshot = fixture.snapshot.to_string();
-        let loaded = if fixture.lenient {
-            runtime.load_snapshot_lenient(&snapshot).map(|(e, _)| e)
-        } else {
-            runtime.load_snapshot(&snapshot)
-        };
-        let mut engine = match loaded {
-            Ok(e) => e,
-            Err(e) => {
-                failures.push(format!("{name}: snapshot does not load: {e}"));
-                continue;
+    let report = conformance::run(
+        fixtures::FIXTURES,
+        |json, lenient| {
+            if lenient {
+                runtime.load_snapshot_lenient(json).map(|(e, _)| e)
+            } else {
+                runtime.load_snapshot(json)
             }
-        };
-        for case in &fixture.cases {
-            let req = match case.request() {
-                Ok(r) => r,
-                Err(e) => {
-                    failures.push(format!("{name}: {e}"));
-                    continue;
-                }
-            };
-            ran += 1;
-            let outcome = engine
-                .answer(&req)
-                .map_err(|e| format!("case {:?}: {e}", case.name))
-                .and_then(|got| case.check(&got));
-            if let Err(e) = outcome {
-                failures.push(format!("{name}: {e}"));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failure(s) in wasmtime{}:\n{}",
-        failures.len(),
-        common::stale_hint().map_or(String::new(), |h| format!(" ({h})")),
-        failures.join("\n")
+            .map_err(|e| e.to_string())
+        },
+        |engine, req| engine.answer(req).map_err(|e| e.to_string()),
     );
+    let hint = common::stale_hint().map_or(String::new(), |h| format!(" ({h})"));
+    report.assert_clean(&format!("in wasmtime{hint}"));
     assert_eq!(
-        ran, listed,
+        report.cases,
+        conformance::run_native(fixtures::FIXTURES).cases,
         "every case the native suite runs must run in wasmtime"
     );
-    assert!(ran > 0, "no conformance cases found");
     println!(
-        "{ran} conformance cases from {} fixture files passed in wasmtime",
+        "{} conformance cases from {} fixture files passed in wasmtime",
+        report.cases,
         fixtures::FIXTURES.len()
     );
 }
