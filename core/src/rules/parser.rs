@@ -54,8 +54,17 @@ impl Parser<'_> {
         &self.toks[(self.pos + n).min(self.toks.len() - 1)].tok
     }
 
+    /// Takes the current token (the parser never looks back, so its payload
+    /// can move out instead of being cloned) and advances; at the end it
+    /// keeps answering end of input.
     fn next(&mut self) -> Token {
-        let t = self.toks[self.pos].clone();
+        let slot = &mut self.toks[self.pos];
+        let tok = std::mem::replace(&mut slot.tok, Tok::Eof);
+        let t = Token {
+            tok,
+            line: slot.line,
+            column: slot.column,
+        };
         if self.pos + 1 < self.toks.len() {
             self.pos += 1;
         }
