@@ -1,4 +1,6 @@
 //! bunting's Cloudflare Worker. Not built yet: this crate only reserves its
 //! place in the workspace and re-exports the engine it will serve.
 
+pub mod device;
+
 pub use bunting_core::Engine;
