@@ -2,5 +2,8 @@
 //! place in the workspace and re-exports the engine it will serve.
 
 pub mod device;
+pub mod context;
+pub mod cookie;
+pub mod geo;
 
 pub use bunting_core::Engine;

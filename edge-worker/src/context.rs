@@ -1,0 +1,209 @@
+//! Building the evaluation context: the client's attributes plus what the
+//! edge knows for sure.
+//!
+//! The Worker evaluates flags against the context the client sends, enriched
+//! with two attributes the client cannot be trusted to report:
+//!
+//! * `geo`: from Cloudflare's `request.cf` ([`crate::geo::geo_from_cf`]);
+//! * `device`: from the `User-Agent` ([`crate::device::Device::to_json`]).
+//!
+//! [`with_edge_attributes`] **replaces** whatever the client sent under those
+//! two keys, so a rule like `geo.country == "FR"` cannot be satisfied by a
+//! client claiming to be in France. [`ensure_targeting_key`] gives anonymous
+//! visitors a stable `targetingKey` from the anonymous-id cookie.
+//!
+//! ```
+//! use bunting_edge_worker::context::{ensure_targeting_key, with_edge_attributes, TargetingKeySource};
+//! use serde_json::json;
+//! let client = json!({"plan": "pro", "geo": {"country": "FR"}}); // a spoof attempt
+//! let mut ctx = with_edge_attributes(client, json!({"country": "US"}), json!({"type": "mobile"}));
+//! assert_eq!(ctx, json!({"plan": "pro", "geo": {"country": "US"}, "device": {"type": "mobile"}}));
+//!
+//! let src = ensure_targeting_key(&mut ctx, Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0"));
+//! assert_eq!(src, Some(TargetingKeySource::Anonymous));
+//! assert_eq!(ctx["targetingKey"], "0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+//! ```
+
+use serde_json::Value;
+
+/// Context key under which the edge sets the geolocation object.
+pub const GEO_KEY: &str = "geo";
+/// Context key under which the edge sets the device object.
+pub const DEVICE_KEY: &str = "device";
+/// The OpenFeature targeting key attribute.
+pub const TARGETING_KEY: &str = "targetingKey";
+
+/// Sets `geo` and `device` on the client's context object, replacing any
+/// values the client sent under those names (a client cannot spoof its
+/// country or device). Both are set even when empty (`{}`), so a client value
+/// never survives.
+///
+/// A context that is not a JSON object is returned unchanged: the engine then
+/// reports `INVALID_CONTEXT` for it, which is the honest answer.
+///
+/// ```
+/// use bunting_edge_worker::context::with_edge_attributes;
+/// use serde_json::json;
+/// let ctx = with_edge_attributes(json!({"targetingKey": "u1"}), json!({}), json!({"type": "bot"}));
+/// assert_eq!(ctx, json!({"targetingKey": "u1", "geo": {}, "device": {"type": "bot"}}));
+/// // Not an object: untouched.
+/// assert_eq!(with_edge_attributes(json!([1]), json!({}), json!({})), json!([1]));
+/// ```
+pub fn with_edge_attributes(client: Value, geo: Value, device: Value) -> Value {
+    match client {
+        Value::Object(mut map) => {
+            map.insert(GEO_KEY.into(), geo);
+            map.insert(DEVICE_KEY.into(), device);
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
+/// Where the context's `targetingKey` came from, as reported by
+/// [`ensure_targeting_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetingKeySource {
+    /// The client sent a non-empty string `targetingKey`; it was kept.
+    Client,
+    /// The client sent none (or `null`, or `""`); the anonymous id was used.
+    /// The caller should make sure the anonymous-id cookie is (re)set so the
+    /// visitor keeps the same key, and therefore the same buckets.
+    Anonymous,
+}
+
+/// Gives the context a `targetingKey` when it lacks one.
+///
+/// * A non-empty string `targetingKey` is the client's and is kept:
+///   `Some(Client)`.
+/// * A missing, `null` or empty-string `targetingKey` is replaced by
+///   `anon_id` when one is available: `Some(Anonymous)`. (An empty key would
+///   put every anonymous visitor in the same bucket.)
+/// * Otherwise nothing changes and the result is `None`: no anonymous id, a
+///   `targetingKey` of another type (a number, an object: left for the engine
+///   to report as `INVALID_CONTEXT`, rather than silently overridden), or a
+///   context that is not an object.
+///
+/// `anon_id` is expected to be validated already (e.g. by
+/// [`crate::cookie::is_anonymous_id`]); an empty `anon_id` counts as none.
+///
+/// ```
+/// use bunting_edge_worker::context::{ensure_targeting_key, TargetingKeySource};
+/// use serde_json::json;
+/// let mut ctx = json!({"targetingKey": "user-42"});
+/// assert_eq!(ensure_targeting_key(&mut ctx, Some("ab12")), Some(TargetingKeySource::Client));
+/// assert_eq!(ctx["targetingKey"], "user-42");
+///
+/// let mut ctx = json!({"plan": "free"});
+/// assert_eq!(ensure_targeting_key(&mut ctx, None), None);
+/// assert_eq!(ctx, json!({"plan": "free"}));
+/// ```
+pub fn ensure_targeting_key(ctx: &mut Value, anon_id: Option<&str>) -> Option<TargetingKeySource> {
+    let Value::Object(map) = ctx else {
+        return None;
+    };
+    match map.get(TARGETING_KEY) {
+        Some(Value::String(s)) if !s.is_empty() => return Some(TargetingKeySource::Client),
+        None | Some(Value::Null) => {}
+        Some(Value::String(_)) => {} // empty
+        Some(_) => return None,
+    }
+    let anon = anon_id.filter(|a| !a.is_empty())?;
+    map.insert(TARGETING_KEY.into(), Value::from(anon));
+    Some(TargetingKeySource::Anonymous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn edge_attributes_replace_client_values() {
+        let client = json!({
+            "targetingKey": "u1",
+            "geo": {"country": "FR", "isEU": true},
+            "device": "iPhone",
+            "nested": {"geo": "kept: only top-level keys are reserved"}
+        });
+        let geo = json!({"country": "US", "isEU": false});
+        let device = json!({"type": "desktop", "os": "Linux"});
+        assert_eq!(
+            with_edge_attributes(client, geo, device),
+            json!({
+                "targetingKey": "u1",
+                "geo": {"country": "US", "isEU": false},
+                "device": {"type": "desktop", "os": "Linux"},
+                "nested": {"geo": "kept: only top-level keys are reserved"}
+            })
+        );
+    }
+
+    #[test]
+    fn empty_edge_attributes_still_replace() {
+        let ctx = with_edge_attributes(json!({"geo": {"country": "FR"}}), json!({}), json!({}));
+        assert_eq!(ctx, json!({"geo": {}, "device": {}}));
+    }
+
+    #[test]
+    fn non_object_contexts_are_returned_unchanged() {
+        for v in [
+            json!(null),
+            json!("ctx"),
+            json!(3),
+            json!(true),
+            json!([{"geo": 1}]),
+        ] {
+            assert_eq!(
+                with_edge_attributes(v.clone(), json!({"country": "US"}), json!({})),
+                v
+            );
+        }
+    }
+
+    #[test]
+    fn targeting_key_rules() {
+        let anon = Some("00112233445566778899aabbccddeeff");
+        let cases = [
+            (json!({}), Some(TargetingKeySource::Anonymous), json!({"targetingKey": anon})),
+            (
+                json!({"targetingKey": null}),
+                Some(TargetingKeySource::Anonymous),
+                json!({"targetingKey": anon}),
+            ),
+            (
+                json!({"targetingKey": ""}),
+                Some(TargetingKeySource::Anonymous),
+                json!({"targetingKey": anon}),
+            ),
+            (
+                json!({"targetingKey": "u"}),
+                Some(TargetingKeySource::Client),
+                json!({"targetingKey": "u"}),
+            ),
+            (json!({"targetingKey": 7}), None, json!({"targetingKey": 7})),
+            (json!({"targetingKey": {}}), None, json!({"targetingKey": {}})),
+            (json!([1]), None, json!([1])),
+            (json!(null), None, json!(null)),
+        ];
+        for (mut ctx, want, after) in cases {
+            let before = ctx.clone();
+            assert_eq!(ensure_targeting_key(&mut ctx, anon), want, "{before}");
+            assert_eq!(ctx, after, "{before}");
+        }
+    }
+
+    #[test]
+    fn no_anonymous_id_changes_nothing() {
+        for anon in [None, Some("")] {
+            let mut ctx = json!({"targetingKey": null});
+            assert_eq!(ensure_targeting_key(&mut ctx, anon), None);
+            assert_eq!(ctx, json!({"targetingKey": null}));
+        }
+        let mut ctx = json!({"targetingKey": "u"});
+        assert_eq!(
+            ensure_targeting_key(&mut ctx, None),
+            Some(TargetingKeySource::Client)
+        );
+    }
+}
