@@ -5,5 +5,6 @@ pub mod device;
 pub mod context;
 pub mod cookie;
 pub mod geo;
+pub mod exposure;
 
 pub use bunting_core::Engine;
