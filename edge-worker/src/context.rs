@@ -165,7 +165,11 @@ mod tests {
     fn targeting_key_rules() {
         let anon = Some("00112233445566778899aabbccddeeff");
         let cases = [
-            (json!({}), Some(TargetingKeySource::Anonymous), json!({"targetingKey": anon})),
+            (
+                json!({}),
+                Some(TargetingKeySource::Anonymous),
+                json!({"targetingKey": anon}),
+            ),
             (
                 json!({"targetingKey": null}),
                 Some(TargetingKeySource::Anonymous),
@@ -182,7 +186,11 @@ mod tests {
                 json!({"targetingKey": "u"}),
             ),
             (json!({"targetingKey": 7}), None, json!({"targetingKey": 7})),
-            (json!({"targetingKey": {}}), None, json!({"targetingKey": {}})),
+            (
+                json!({"targetingKey": {}}),
+                None,
+                json!({"targetingKey": {}}),
+            ),
             (json!([1]), None, json!([1])),
             (json!(null), None, json!(null)),
         ];

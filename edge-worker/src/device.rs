@@ -254,7 +254,6 @@ fn detect_os(ua: &str) -> (DeviceType, Option<&'static str>, Option<String>) {
     if let Some(at) = find_token(ua, "CrOS") {
         // "CrOS x86_64 14541.0.0": the platform version follows the arch.
         let v = ua[at..]
-            .trim_start()
             .split_whitespace()
             .nth(1)
             .and_then(|s| version_at(s, 0))
@@ -783,14 +782,7 @@ mod tests {
             Some("2.0"),
         ),
         // curl
-        (
-            "curl/8.5.0",
-            Bot,
-            None,
-            None,
-            Some("curl"),
-            Some("8.5.0"),
-        ),
+        ("curl/8.5.0", Bot, None, None, Some("curl"), Some("8.5.0")),
         // python-requests
         (
             "python-requests/2.31.0",
@@ -819,14 +811,7 @@ mod tests {
             None,
         ),
         // Generic "crawler"
-        (
-            "SomeCompany-Crawler/3.2",
-            Bot,
-            None,
-            None,
-            None,
-            None,
-        ),
+        ("SomeCompany-Crawler/3.2", Bot, None, None, None, None),
         // Nonsense
         ("hello", Unknown, None, None, None, None),
     ];
@@ -891,7 +876,10 @@ mod tests {
         ] {
             let _ = Device::from_user_agent(ua);
         }
-        assert_eq!(Device::from_user_agent("Chrome/").browser.as_deref(), Some("Chrome"));
+        assert_eq!(
+            Device::from_user_agent("Chrome/").browser.as_deref(),
+            Some("Chrome")
+        );
         assert_eq!(Device::from_user_agent("Chrome/").browser_version, None);
     }
 

@@ -180,7 +180,11 @@ pub struct ExposureMeta<'a> {
 /// let err = Evaluation::error("f", ErrorCode::FlagNotFound, "no such flag");
 /// assert!(exposure_for(&err, &json!({"targetingKey": "u"}), &meta).is_none());
 /// ```
-pub fn exposure_for(eval: &Evaluation<'_>, context: &Value, meta: &ExposureMeta<'_>) -> Option<Exposure> {
+pub fn exposure_for(
+    eval: &Evaluation<'_>,
+    context: &Value,
+    meta: &ExposureMeta<'_>,
+) -> Option<Exposure> {
     if eval.reason != Reason::Split {
         return None;
     }
@@ -265,9 +269,7 @@ impl ExposureBuffer {
     pub fn requeue(&mut self, batch: Vec<Exposure>) -> usize {
         let room = self.capacity.saturating_sub(self.items.len());
         let keep = room.min(batch.len());
-        self.dropped = self
-            .dropped
-            .saturating_add((batch.len() - keep) as u64);
+        self.dropped = self.dropped.saturating_add((batch.len() - keep) as u64);
         for e in batch.into_iter().take(keep).rev() {
             self.items.push_front(e);
         }
@@ -349,7 +351,10 @@ mod tests {
         let h = h.finish128();
         let want: String = h.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hash_key("user-1", "secret"), want);
-        assert!(want.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            want.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
     }
 
     #[test]

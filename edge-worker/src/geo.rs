@@ -233,7 +233,10 @@ mod tests {
         assert_eq!(geo_from_cf(&json!({"asn": 64512.0})), json!({"asn": 64512}));
         assert_eq!(geo_from_cf(&json!({"asn": -1})), json!({}));
         assert_eq!(geo_from_cf(&json!({"asn": 1.5})), json!({}));
-        assert_eq!(geo_from_cf(&json!({"isEUCountry": true})), json!({"isEU": true}));
+        assert_eq!(
+            geo_from_cf(&json!({"isEUCountry": true})),
+            json!({"isEU": true})
+        );
     }
 
     #[test]
@@ -243,7 +246,10 @@ mod tests {
         let cf = json!({"latitude": "NaN", "longitude": "inf"});
         assert_eq!(geo_from_cf(&cf), json!({}));
         let cf = json!({"latitude": "-90", "longitude": "180"});
-        assert_eq!(geo_from_cf(&cf), json!({"latitude": -90.0, "longitude": 180.0}));
+        assert_eq!(
+            geo_from_cf(&cf),
+            json!({"latitude": -90.0, "longitude": 180.0})
+        );
     }
 
     #[test]
@@ -252,7 +258,10 @@ mod tests {
             geo_from_cf(&json!({"country": "US"})),
             json!({"country": "US", "isEU": false})
         );
-        assert_eq!(geo_from_cf(&json!({"city": "Austin"})), json!({"city": "Austin"}));
+        assert_eq!(
+            geo_from_cf(&json!({"city": "Austin"})),
+            json!({"city": "Austin"})
+        );
         assert_eq!(
             geo_from_cf(&json!({"country": "DE", "isEUCountry": "1"})),
             json!({"country": "DE", "isEU": true})

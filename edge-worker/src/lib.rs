@@ -6,5 +6,6 @@ pub mod context;
 pub mod cookie;
 pub mod geo;
 pub mod exposure;
+pub mod events;
 
 pub use bunting_core::Engine;
