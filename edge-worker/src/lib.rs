@@ -1,11 +1,31 @@
-//! bunting's Cloudflare Worker. Not built yet: this crate only reserves its
-//! place in the workspace and re-exports the engine it will serve.
+//! bunting's Cloudflare Worker: flag evaluation at the edge over OFREP (the
+//! OpenFeature Remote Evaluation Protocol).
+//!
+//! | route | does |
+//! |---|---|
+//! | `POST /ofrep/v1/evaluate/flags/{key}` | one flag ([`ofrep`]) |
+//! | `POST /ofrep/v1/evaluate/flags` | every flag, with an `ETag` (`If-None-Match` → 304) |
+//! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
+//! | `GET /healthz` | the snapshot of every environment this isolate serves ([`cache`]) |
+//! | `OPTIONS *` | CORS preflight ([`cors`]) |
+//!
+//! Every module but `worker_main` (the Workers runtime glue, wasm32 only) is
+//! plain Rust, unit-tested natively. Build the Worker with
+//! `cargo xtask edge`; `tests/edge/` drives it in workerd through miniflare.
 
-pub mod device;
+pub mod auth;
+pub mod cache;
 pub mod context;
 pub mod cookie;
-pub mod geo;
-pub mod exposure;
+pub mod cors;
+pub mod device;
 pub mod events;
+pub mod exposure;
+pub mod geo;
+pub mod ofrep;
+pub mod settings;
+
+#[cfg(target_arch = "wasm32")]
+mod worker_main;
 
 pub use bunting_core::Engine;

@@ -6,12 +6,14 @@
 //! | `cargo xtask setup` | installs what the other commands need, idempotently: the `wasm32-unknown-unknown` target, rustfmt and clippy, `wasm-bindgen-cli` at the version in `Cargo.lock`, node packages |
 //! | `cargo xtask wasm` | builds `bunting-core` for WebAssembly twice: the C ABI module for wasmtime and the wasm-bindgen package for Node, browsers and workers |
 //! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node; fails if the builds disagree |
-//! | `cargo xtask test` | formatting, clippy, every native test, the conformance suite under Node (wasm-bindgen-test) and the demo's three-way comparison |
+//! | `cargo xtask edge` | builds the Cloudflare Worker (`edge-worker/`) with worker-build, offline, and prints its size |
+//! | `cargo xtask test` | formatting, clippy, every native test, the conformance suite under Node (wasm-bindgen-test), the demo's three-way comparison, and the edge worker's tests in workerd (miniflare) |
 //!
 //! Plain `std` plus `anyhow`, `serde_json` and `flate2`, so it compiles in
 //! seconds on a fresh CI machine.
 
 mod demo;
+mod edge;
 mod setup;
 mod util;
 mod wasm;
@@ -34,8 +36,11 @@ commands:
             target/wasm/web/                    wasm-bindgen package for browsers and workers (ES module)
   demo    setup + wasm, then evaluate the demo flags (examples/) natively, through wasmtime and
           through Node; prints the results and fails if the three builds disagree
+  edge    setup (+ worker-build 0.8.7), then build the Cloudflare Worker (edge-worker/) into
+          edge-worker/build/ with worker-build, offline; prints its size
   test    setup + wasm, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
-          the wasm-bindgen-test conformance suite under Node, and the demo comparison
+          the wasm-bindgen-test conformance suite under Node, the demo comparison, and the
+          edge worker: build + node --test tests/edge/ (OFREP over HTTP in workerd via miniflare)
 ";
 
 fn run(command: &str, ctx: &Ctx) -> Result<()> {
@@ -49,6 +54,10 @@ fn run(command: &str, ctx: &Ctx) -> Result<()> {
             let tools = setup::run(ctx)?;
             let wasm = wasm::build(ctx, &tools)?;
             demo::run(ctx, &tools, &wasm)
+        }
+        "edge" => {
+            let tools = setup::run(ctx)?;
+            edge::build(ctx, &tools).map(drop)
         }
         "test" => test(ctx),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
@@ -91,6 +100,21 @@ fn test(ctx: &Ctx) -> Result<()> {
         ]),
     )?;
 
+    ctx.step(
+        "clippy (bunting-edge-worker for wasm32: the Workers glue)",
+        ctx.cargo(&[
+            "clippy",
+            "-p",
+            "bunting-edge-worker",
+            "--target",
+            wasm::TARGET,
+            "--lib",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+
     let mut native = ctx.cargo(&["test", "--workspace"]);
     native.env("BUNTING_CORE_WASM", &wasm.abi);
     ctx.step("cargo test --workspace (native, wasmtime)", native)?;
@@ -113,7 +137,10 @@ fn test(ctx: &Ctx) -> Result<()> {
     ctx.step("conformance suite under Node (wasm-bindgen-test)", node)?;
 
     ctx.section("demo: native vs wasmtime vs Node");
-    demo::run(ctx, &tools, &wasm)
+    demo::run(ctx, &tools, &wasm)?;
+
+    edge::build(ctx, &tools)?;
+    edge::test(ctx, &tools)
 }
 
 fn main() -> ExitCode {

@@ -106,13 +106,13 @@ pub fn build(ctx: &Ctx, tools: &Tools) -> Result<Wasm> {
     Ok(wasm)
 }
 
-fn gzipped_len(bytes: &[u8]) -> Result<usize> {
+pub fn gzipped_len(bytes: &[u8]) -> Result<usize> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::best());
     gz.write_all(bytes)?;
     Ok(gz.finish()?.len())
 }
 
-fn kib(n: usize) -> String {
+pub fn kib(n: usize) -> String {
     format!("{:.1} KiB", n as f64 / 1024.0)
 }
 

@@ -1,0 +1,285 @@
+//! Snapshots in isolate memory, one per environment, refreshed from KV at
+//! most every `SNAPSHOT_TTL_SECONDS`. Fail-static: a missing, corrupt or
+//! incompatible KV value never replaces the last good engine; it is recorded
+//! as `last_error` and shown by `/healthz`.
+//!
+//! Loads are always lenient (one bad flag must not take the edge down: it
+//! evaluates to an error and is listed in `problems`), except for
+//! document-level problems (schema version, environment, generation time,
+//! checksum), which reject the whole snapshot.
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+use bunting_core::snapshot::parse_json;
+use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use bunting_core::{Engine, Problem};
+use serde_json::{Value, json};
+
+/// Default seconds between two KV checks of one environment's snapshot.
+pub const DEFAULT_TTL_SECONDS: u64 = 5;
+
+/// KV key of an environment's snapshot.
+pub fn kv_key(environment: &str) -> String {
+    format!("snapshot:{environment}")
+}
+
+/// Snapshot paths whose problems reject the whole document.
+const FATAL_PATHS: &[&str] = &["schemaVersion", "environment", "generatedAt", "checksum"];
+
+/// A successfully loaded snapshot.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The engine serving it.
+    pub engine: Rc<Engine>,
+    /// Fingerprint of the KV text it came from.
+    pub fingerprint: u64,
+    /// When it was loaded (Unix ms).
+    pub loaded_at_ms: i64,
+    /// Flags a lenient load turned into errors.
+    pub problems: Vec<Problem>,
+}
+
+/// One environment's state.
+#[derive(Debug, Clone, Default)]
+pub struct EnvState {
+    /// The last good snapshot, if any.
+    pub loaded: Option<Loaded>,
+    /// Last KV check (Unix ms); `None` before the first.
+    pub last_check_ms: Option<i64>,
+    /// Why the current KV value is not served, if it is not.
+    pub last_error: Option<String>,
+    /// When `last_error` was set.
+    pub last_error_at_ms: Option<i64>,
+    /// Fingerprint of the last KV text that failed to load (not parsed again).
+    bad_fingerprint: Option<u64>,
+}
+
+/// Every environment seen by this isolate.
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    envs: BTreeMap<String, EnvState>,
+}
+
+fn fingerprint(text: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// Loads a snapshot text for `environment`: lenient, but document-level
+/// problems and another environment's snapshot are errors.
+pub fn load(environment: &str, text: &str) -> Result<(Engine, Vec<Problem>), String> {
+    let snapshot = parse_json(text).map_err(|e| e.to_string())?;
+    let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
+    let fatal: Vec<String> = problems
+        .iter()
+        .filter(|p| p.entity.is_none() && FATAL_PATHS.contains(&p.path.as_str()))
+        .map(ToString::to_string)
+        .collect();
+    if !fatal.is_empty() {
+        return Err(format!("snapshot rejected: {}", fatal.join("; ")));
+    }
+    if engine.environment() != environment {
+        return Err(format!(
+            "snapshot rejected: it is for environment {:?}, not {environment:?}",
+            engine.environment()
+        ));
+    }
+    Ok((engine, problems))
+}
+
+impl SnapshotCache {
+    /// Whether `environment` should be checked in KV now.
+    pub fn due(&self, environment: &str, now_ms: i64, ttl_ms: i64) -> bool {
+        match self.envs.get(environment).and_then(|s| s.last_check_ms) {
+            None => true,
+            Some(at) => now_ms - at >= ttl_ms || now_ms < at,
+        }
+    }
+
+    /// The engine serving `environment`, if there is a good snapshot.
+    pub fn engine(&self, environment: &str) -> Option<Rc<Engine>> {
+        Some(self.envs.get(environment)?.loaded.as_ref()?.engine.clone())
+    }
+
+    /// The state of `environment`.
+    pub fn state(&self, environment: &str) -> Option<&EnvState> {
+        self.envs.get(environment)
+    }
+
+    /// Applies the result of reading `snapshot:<environment>` from KV.
+    /// `Ok(None)` means the key does not exist.
+    pub fn apply(
+        &mut self,
+        environment: &str,
+        fetched: Result<Option<String>, String>,
+        now_ms: i64,
+    ) {
+        let st = self.envs.entry(environment.to_string()).or_default();
+        st.last_check_ms = Some(now_ms);
+        let fail = |st: &mut EnvState, msg: String| {
+            if st.last_error.as_deref() != Some(msg.as_str()) {
+                st.last_error_at_ms = Some(now_ms);
+            }
+            st.last_error = Some(msg);
+        };
+        let text = match fetched {
+            Err(e) => {
+                return fail(
+                    st,
+                    format!("reading {} from KV failed: {e}", kv_key(environment)),
+                );
+            }
+            Ok(None) => return fail(st, format!("{} is missing from KV", kv_key(environment))),
+            Ok(Some(t)) => t,
+        };
+        let fp = fingerprint(&text);
+        if st.loaded.as_ref().is_some_and(|l| l.fingerprint == fp) {
+            st.last_error = None;
+            st.last_error_at_ms = None;
+            return;
+        }
+        if st.bad_fingerprint == Some(fp) {
+            return;
+        }
+        match load(environment, &text) {
+            Ok((engine, problems)) => {
+                if let Some(cur) = &st.loaded
+                    && engine.version() < cur.engine.version()
+                {
+                    st.bad_fingerprint = Some(fp);
+                    let msg = format!(
+                        "snapshot version {} is older than the served version {}",
+                        engine.version(),
+                        cur.engine.version()
+                    );
+                    return fail(st, msg);
+                }
+                st.loaded = Some(Loaded {
+                    engine: Rc::new(engine),
+                    fingerprint: fp,
+                    loaded_at_ms: now_ms,
+                    problems,
+                });
+                st.bad_fingerprint = None;
+                st.last_error = None;
+                st.last_error_at_ms = None;
+            }
+            Err(msg) => {
+                st.bad_fingerprint = Some(fp);
+                fail(st, msg);
+            }
+        }
+    }
+
+    /// `/healthz` details of every environment seen by this isolate.
+    pub fn health(&self, now_ms: i64) -> Value {
+        let time = |ms: Option<i64>| ms.and_then(format_rfc3339_ms);
+        let mut envs = serde_json::Map::new();
+        for (name, st) in &self.envs {
+            let loaded = st.loaded.as_ref();
+            let generated = loaded.and_then(|l| parse_rfc3339_ms(l.engine.generated_at()));
+            envs.insert(
+                name.clone(),
+                json!({
+                    "status": match (loaded, &st.last_error) {
+                        (None, _) => "unavailable",
+                        (Some(_), Some(_)) => "stale",
+                        (Some(l), None) if !l.problems.is_empty() => "degraded",
+                        _ => "ok",
+                    },
+                    "version": loaded.map(|l| l.engine.version()),
+                    "generatedAt": loaded.map(|l| l.engine.generated_at()),
+                    "ageSeconds": generated.map(|g| (now_ms - g) / 1000),
+                    "loadedAt": time(loaded.map(|l| l.loaded_at_ms)),
+                    "loadedAgeSeconds": loaded.map(|l| (now_ms - l.loaded_at_ms) / 1000),
+                    "flags": loaded.map(|l| l.engine.flag_keys().count()),
+                    "problems": loaded.map(|l| l.problems.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
+                    "lastCheck": time(st.last_check_ms),
+                    "lastError": st.last_error,
+                    "lastErrorAt": time(st.last_error_at_ms),
+                }),
+            );
+        }
+        Value::Object(envs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(env: &str, version: u64, extra_flag: &str) -> String {
+        format!(
+            r#"{{"schemaVersion": 1, "environment": "{env}", "version": {version},
+              "generatedAt": "2026-11-25T00:00:00Z",
+              "flags": [{{"key": "f", "type": "boolean", "variants": {{"on": true, "off": false}},
+                          "offVariant": "off", "fallthrough": {{"variant": "on"}}}}{extra_flag}]}}"#
+        )
+    }
+
+    #[test]
+    fn ttl_gates_checks() {
+        let mut c = SnapshotCache::default();
+        assert!(c.due("p", 0, 5000));
+        c.apply("p", Ok(Some(snap("p", 1, ""))), 1000);
+        assert!(!c.due("p", 5999, 5000));
+        assert!(c.due("p", 6000, 5000));
+        assert_eq!(c.engine("p").unwrap().version(), 1);
+    }
+
+    #[test]
+    fn fail_static() {
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(Some(snap("p", 1, ""))), 0);
+        for bad in [
+            Ok(Some("{not json".to_string())),
+            Ok(None),
+            Err("boom".to_string()),
+            Ok(Some(
+                snap("p", 2, "").replace("\"schemaVersion\": 1", "\"schemaVersion\": 9"),
+            )),
+            Ok(Some(snap("other", 2, ""))),
+            Ok(Some(snap("p", 0, ""))),
+        ] {
+            c.apply("p", bad, 10);
+            assert_eq!(c.engine("p").unwrap().version(), 1);
+            assert!(c.state("p").unwrap().last_error.is_some());
+            assert_eq!(c.health(20)["p"]["status"], "stale");
+        }
+        c.apply("p", Ok(Some(snap("p", 1, ""))), 30);
+        assert_eq!(c.state("p").unwrap().last_error, None);
+        c.apply("p", Ok(Some(snap("p", 3, ""))), 40);
+        assert_eq!(c.engine("p").unwrap().version(), 3);
+        assert_eq!(c.health(50)["p"]["status"], "ok");
+    }
+
+    #[test]
+    fn nothing_good_yet() {
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(None), 0);
+        assert!(c.engine("p").is_none());
+        assert_eq!(c.health(0)["p"]["status"], "unavailable");
+    }
+
+    #[test]
+    fn lenient_flags_are_problems_not_failures() {
+        let broken = r#", {"key": "g", "type": "boolean", "variants": {"on": true, "off": false},
+            "offVariant": "off", "rules": [{"condition": "country ==", "serve": {"variant": "on"}}],
+            "fallthrough": {"variant": "off"}}"#;
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(Some(snap("p", 1, broken))), 0);
+        let e = c.engine("p").unwrap();
+        let r = e.evaluate("g", &json!({}), 0);
+        assert_eq!(r.error_code.unwrap().as_str(), "PARSE_ERROR");
+        assert_eq!(
+            e.evaluate("f", &json!({}), 0).value.unwrap().as_ref(),
+            &json!(true)
+        );
+        assert_eq!(c.health(0)["p"]["status"], "degraded");
+        assert_eq!(c.health(0)["p"]["problems"].as_array().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,56 @@
+//! The Worker's configuration (`[vars]` in `wrangler.toml`, secrets).
+
+use crate::cache::DEFAULT_TTL_SECONDS;
+
+/// Default name of the anonymous-id cookie.
+pub const DEFAULT_ANON_COOKIE: &str = "bunting_anon";
+
+/// Settings read from the environment on every request (cheap: a few
+/// string bindings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `SNAPSHOT_TTL_SECONDS`: seconds between KV checks of a snapshot.
+    pub snapshot_ttl_ms: i64,
+    /// `ALLOWED_ORIGINS`: `*` or comma-separated origins; empty: no CORS.
+    pub allowed_origins: String,
+    /// `ANON_COOKIE`: cookie holding the anonymous targeting key.
+    pub anon_cookie: String,
+    /// `INGEST_URL`: where exposures and events are sent; unset: not sent.
+    pub ingest_url: Option<String>,
+    /// `ALLOW_TIME_OVERRIDE` = `"1"`: honour `X-Bunting-Now` (tests only).
+    pub allow_time_override: bool,
+    /// `EDGE_ATTRIBUTES` (default `"1"`): add `geo` and `device` to the
+    /// context and give anonymous visitors a cookie id. `"0"` evaluates the
+    /// client's context as sent (server-side callers, conformance tests).
+    pub edge_attributes: bool,
+}
+
+impl Settings {
+    /// Settings from a variable lookup.
+    ///
+    /// ```
+    /// use bunting_edge_worker::settings::Settings;
+    /// let s = Settings::from_lookup(|k| (k == "SNAPSHOT_TTL_SECONDS").then(|| "0".to_string()));
+    /// assert_eq!(s.snapshot_ttl_ms, 0);
+    /// assert_eq!(s.anon_cookie, "bunting_anon");
+    /// assert!(!s.allow_time_override);
+    /// ```
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Settings {
+        let nonempty = |k: &str| {
+            var(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Settings {
+            snapshot_ttl_ms: nonempty("SNAPSHOT_TTL_SECONDS")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map_or(DEFAULT_TTL_SECONDS as i64 * 1000, |s| (s * 1000.0) as i64),
+            allowed_origins: nonempty("ALLOWED_ORIGINS").unwrap_or_default(),
+            anon_cookie: nonempty("ANON_COOKIE").unwrap_or_else(|| DEFAULT_ANON_COOKIE.into()),
+            ingest_url: nonempty("INGEST_URL"),
+            allow_time_override: nonempty("ALLOW_TIME_OVERRIDE").as_deref() == Some("1"),
+            edge_attributes: nonempty("EDGE_ATTRIBUTES").as_deref() != Some("0"),
+        }
+    }
+}

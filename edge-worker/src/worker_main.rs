@@ -1,0 +1,278 @@
+//! The Workers runtime glue: routes, KV reads, headers. Everything it
+//! decides is delegated to the pure modules.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bunting_core::{Engine, FlagType};
+use serde_json::{Value, json};
+use wasm_bindgen::JsValue;
+use worker::{Context, Date, Env, Method, Request, Response, Result, event};
+
+use crate::device::Device;
+use crate::settings::Settings;
+use crate::{auth, cache, context, cookie, cors, geo, ofrep};
+
+/// The KV namespace holding snapshots and SDK key hashes.
+const KV_BINDING: &str = "FLAGS";
+
+thread_local! {
+    static SNAPSHOTS: RefCell<cache::SnapshotCache> = RefCell::new(cache::SnapshotCache::default());
+    static KEYS: RefCell<auth::KeyCache> = RefCell::new(auth::KeyCache::default());
+}
+
+fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+fn json_response(status: u16, body: &Value) -> Result<Response> {
+    let mut r = Response::from_json(body)?.with_status(status);
+    r.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(r)
+}
+
+fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
+    json_response(status, &json!({"errorCode": code, "errorDetails": details}))
+}
+
+#[event(fetch)]
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let settings = Settings::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()));
+    let origin = req.headers().get("Origin").ok().flatten();
+    let preflight = req.method() == Method::Options;
+    let mut resp = match route(req, &env, &ctx, &settings).await {
+        Ok(r) => r,
+        Err(e) => error_response(500, "GENERAL", &format!("internal error: {e}"))?,
+    };
+    for (name, value) in cors::headers(&settings.allowed_origins, origin.as_deref(), preflight) {
+        resp.headers_mut().set(name, &value)?;
+    }
+    Ok(resp)
+}
+
+async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
+    let url = req.url()?;
+    let path = url.path().to_string();
+    let type_param = url
+        .query_pairs()
+        .find(|(k, _)| k == "type")
+        .map(|(_, v)| v.into_owned());
+    let method = req.method();
+    match (method, path.as_str()) {
+        (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
+        (Method::Get, "/healthz") => healthz(),
+        (Method::Post, ofrep::BULK_PATH) => evaluate(req, env, ctx, s, None).await,
+        (Method::Post, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
+            match ofrep::flag_key_from_path(p) {
+                Some(key) => match ofrep::expected_type(type_param.as_deref()) {
+                    Ok(expected) => evaluate(req, env, ctx, s, Some((key, expected))).await,
+                    Err(e) => json_response(400, &e.body(Some(&key))),
+                },
+                None => error_response(404, "FLAG_NOT_FOUND", "no flag key in the path"),
+            }
+        }
+        (_, "/healthz" | ofrep::BULK_PATH | "/events") => {
+            error_response(405, "GENERAL", "method not allowed")
+        }
+        (_, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
+            error_response(405, "GENERAL", "method not allowed")
+        }
+        _ => error_response(404, "GENERAL", "no such route"),
+    }
+}
+
+fn healthz() -> Result<Response> {
+    let now = now_ms();
+    let envs = SNAPSHOTS.with(|c| c.borrow().health(now));
+    let all_ok = envs
+        .as_object()
+        .is_some_and(|m| m.values().all(|e| e["status"] == "ok"));
+    json_response(
+        200,
+        &json!({
+            "status": if all_ok { "ok" } else { "degraded" },
+            "environments": envs,
+        }),
+    )
+}
+
+/// The environment an SDK key may read, `None` for unknown keys.
+async fn environment_for_key(env: &Env, key: &str, now: i64) -> Result<Option<String>> {
+    let hash = auth::key_hash(key);
+    if let Some(hit) = KEYS.with(|k| k.borrow().get(&hash, now)) {
+        return Ok(hit);
+    }
+    let text = env
+        .kv(KV_BINDING)?
+        .get(&auth::kv_key(&hash))
+        .text()
+        .await
+        .map_err(|e| worker::Error::RustError(format!("reading the SDK key from KV: {e}")))?;
+    let found = text.as_deref().and_then(auth::parse_record);
+    KEYS.with(|k| k.borrow_mut().put(hash, found.clone(), now));
+    Ok(found)
+}
+
+/// The engine of `environment`, refreshed from KV when due.
+async fn engine_for(env: &Env, environment: &str, s: &Settings, now: i64) -> Option<Rc<Engine>> {
+    if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
+        let fetched = match env.kv(KV_BINDING) {
+            Ok(kv) => kv
+                .get(&cache::kv_key(environment))
+                .text()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        SNAPSHOTS.with(|c| c.borrow_mut().apply(environment, fetched, now));
+    }
+    SNAPSHOTS.with(|c| c.borrow().engine(environment))
+}
+
+/// The request's `cf` object as JSON, read raw (worker's `Cf` accessors
+/// unwrap fields that may be missing).
+fn raw_cf(req: &Request) -> Value {
+    let Ok(cf) = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")) else {
+        return Value::Null;
+    };
+    if cf.is_undefined() || cf.is_null() {
+        return Value::Null;
+    }
+    js_sys::JSON::stringify(&cf)
+        .ok()
+        .and_then(|s| s.as_string())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Extra response headers (e.g. `Set-Cookie`) produced while building the context.
+type ExtraHeaders = Vec<(&'static str, String)>;
+
+/// The client's context with the edge's attributes (geo from `request.cf`,
+/// device from the `User-Agent`, replacing whatever the client claimed) and,
+/// for anonymous visitors, a targeting key from the anonymous-id cookie (a
+/// new one is minted and set when there is none).
+fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHeaders) {
+    if !s.edge_attributes {
+        return (client, Vec::new());
+    }
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let geo = geo::geo_from_cf(&raw_cf(req));
+    let device = Device::from_user_agent(&header("User-Agent").unwrap_or_default()).to_json();
+    let mut ctx = context::with_edge_attributes(client, geo, device);
+    let cookies = header("Cookie");
+    let existing = cookies
+        .as_deref()
+        .and_then(|h| cookie::anonymous_id_from_header(h, &s.anon_cookie));
+    let mut extra = Vec::new();
+    match existing {
+        Some(id) => {
+            context::ensure_targeting_key(&mut ctx, Some(id));
+        }
+        None => {
+            if needs_anonymous_key(&ctx)
+                && let Ok(id) = cookie::try_new_anonymous_id()
+                && context::ensure_targeting_key(&mut ctx, Some(&id))
+                    == Some(context::TargetingKeySource::Anonymous)
+            {
+                extra.push((
+                    "Set-Cookie",
+                    cookie::set_cookie(
+                        &s.anon_cookie,
+                        &id,
+                        cookie::ANONYMOUS_ID_MAX_AGE_SECS,
+                        true,
+                    ),
+                ));
+            }
+        }
+    }
+    (ctx, extra)
+}
+
+/// Whether the context is an object without a usable `targetingKey`.
+fn needs_anonymous_key(ctx: &Value) -> bool {
+    match ctx.get(context::TARGETING_KEY) {
+        None | Some(Value::Null) => ctx.is_object(),
+        Some(Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    }
+}
+
+async fn evaluate(
+    mut req: Request,
+    env: &Env,
+    _ctx: &Context,
+    s: &Settings,
+    flag: Option<(String, Option<FlagType>)>,
+) -> Result<Response> {
+    let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
+    let clock = now_ms();
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let authorization = header("Authorization");
+    let api_key = header("X-API-Key");
+    let Some(key) = auth::sdk_key(authorization.as_deref(), api_key.as_deref()).map(str::to_string)
+    else {
+        let mut r = error_response(
+            401,
+            "GENERAL",
+            "missing SDK key: send `Authorization: Bearer <key>`",
+        )?;
+        r.headers_mut().set("WWW-Authenticate", "Bearer")?;
+        return Ok(r);
+    };
+    let Some(environment) = environment_for_key(env, &key, clock).await? else {
+        return error_response(403, "GENERAL", "unknown SDK key");
+    };
+    let Some(engine) = engine_for(env, &environment, s, clock).await else {
+        let mut r = error_response(
+            503,
+            "GENERAL",
+            &format!("no snapshot of environment {environment:?} is available yet"),
+        )?;
+        r.headers_mut().set("Retry-After", "5")?;
+        return Ok(r);
+    };
+    let now = if s.allow_time_override {
+        header("X-Bunting-Now")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(clock)
+    } else {
+        clock
+    };
+    let if_none_match = header("If-None-Match");
+
+    let body = req.bytes().await?;
+    let client = match ofrep::parse_context(&body) {
+        Ok(c) => c,
+        Err(e) => return json_response(400, &e.body(flag_key)),
+    };
+    let (context, extra) = edge_context(&req, client, s);
+
+    let mut resp = match &flag {
+        Some((key, expected)) => {
+            let e = engine.evaluate_typed(key, *expected, &context, now);
+            let (status, body) = ofrep::single(&e);
+            json_response(status, &body)?
+        }
+        None => {
+            let evals = engine.evaluate_all(&context, now);
+            let body = serde_json::to_vec(&ofrep::bulk(&evals))?;
+            let etag = ofrep::etag(&body);
+            let mut r = if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &etag)) {
+                Response::empty()?.with_status(304)
+            } else {
+                let mut r = Response::from_bytes(body)?;
+                r.headers_mut().set("Content-Type", "application/json")?;
+                r
+            };
+            r.headers_mut().set("ETag", &etag)?;
+            r.headers_mut().set("Cache-Control", "private, no-cache")?;
+            r
+        }
+    };
+    for (name, value) in extra {
+        resp.headers_mut().append(name, &value)?;
+    }
+    Ok(resp)
+}
