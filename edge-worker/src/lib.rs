@@ -22,6 +22,7 @@ pub mod device;
 pub mod events;
 pub mod exposure;
 pub mod geo;
+pub mod ingest;
 pub mod ofrep;
 pub mod settings;
 

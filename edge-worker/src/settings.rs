@@ -17,6 +17,9 @@ pub struct Settings {
     pub anon_cookie: String,
     /// `INGEST_URL`: where exposures and events are sent; unset: not sent.
     pub ingest_url: Option<String>,
+    /// `INGEST_FLUSH_SECONDS` (default 2): waiting exposures are sent after
+    /// this long (or as soon as 100 wait).
+    pub ingest_flush_ms: i64,
     /// `ALLOW_TIME_OVERRIDE` = `"1"`: honour `X-Bunting-Now` (tests only).
     pub allow_time_override: bool,
     /// `EDGE_ATTRIBUTES` (default `"1"`): add `geo` and `device` to the
@@ -49,6 +52,13 @@ impl Settings {
             allowed_origins: nonempty("ALLOWED_ORIGINS").unwrap_or_default(),
             anon_cookie: nonempty("ANON_COOKIE").unwrap_or_else(|| DEFAULT_ANON_COOKIE.into()),
             ingest_url: nonempty("INGEST_URL"),
+            ingest_flush_ms: nonempty("INGEST_FLUSH_SECONDS")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map_or(
+                    (crate::ingest::DEFAULT_FLUSH_SECONDS * 1000.0) as i64,
+                    |s| (s * 1000.0) as i64,
+                ),
             allow_time_override: nonempty("ALLOW_TIME_OVERRIDE").as_deref() == Some("1"),
             edge_attributes: nonempty("EDGE_ATTRIBUTES").as_deref() != Some("0"),
         }

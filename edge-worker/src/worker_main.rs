@@ -7,11 +7,14 @@ use std::rc::Rc;
 use bunting_core::{Engine, FlagType};
 use serde_json::{Value, json};
 use wasm_bindgen::JsValue;
-use worker::{Context, Date, Env, Method, Request, Response, Result, event};
+use worker::{
+    Context, Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result, event,
+};
 
 use crate::device::Device;
+use crate::exposure::{ExposureMeta, KeyHasher, exposure_for};
 use crate::settings::Settings;
-use crate::{auth, cache, context, cookie, cors, geo, ofrep};
+use crate::{auth, cache, context, cookie, cors, events, geo, ingest, ofrep};
 
 /// The KV namespace holding snapshots and SDK key hashes.
 const KV_BINDING: &str = "FLAGS";
@@ -19,6 +22,7 @@ const KV_BINDING: &str = "FLAGS";
 thread_local! {
     static SNAPSHOTS: RefCell<cache::SnapshotCache> = RefCell::new(cache::SnapshotCache::default());
     static KEYS: RefCell<auth::KeyCache> = RefCell::new(auth::KeyCache::default());
+    static INGEST: RefCell<ingest::Ingest> = RefCell::new(ingest::Ingest::default());
 }
 
 fn now_ms() -> i64 {
@@ -60,7 +64,8 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
     let method = req.method();
     match (method, path.as_str()) {
         (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
-        (Method::Get, "/healthz") => healthz(),
+        (Method::Get, "/healthz") => healthz(s),
+        (Method::Post, "/events") => post_events(req, env, ctx, s).await,
         (Method::Post, ofrep::BULK_PATH) => evaluate(req, env, ctx, s, None).await,
         (Method::Post, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
             match ofrep::flag_key_from_path(p) {
@@ -81,9 +86,11 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
     }
 }
 
-fn healthz() -> Result<Response> {
+fn healthz(s: &Settings) -> Result<Response> {
     let now = now_ms();
     let envs = SNAPSHOTS.with(|c| c.borrow().health(now));
+    let mut ingest = INGEST.with(|i| i.borrow().health());
+    ingest["configured"] = json!(s.ingest_url.is_some());
     let all_ok = envs
         .as_object()
         .is_some_and(|m| m.values().all(|e| e["status"] == "ok"));
@@ -92,6 +99,7 @@ fn healthz() -> Result<Response> {
         &json!({
             "status": if all_ok { "ok" } else { "degraded" },
             "environments": envs,
+            "ingest": ingest,
         }),
     )
 }
@@ -199,30 +207,142 @@ fn needs_anonymous_key(ctx: &Value) -> bool {
     }
 }
 
-async fn evaluate(
-    mut req: Request,
+/// The environment of the request's SDK key, or the 401/403 response.
+async fn authenticate(
+    req: &Request,
     env: &Env,
-    _ctx: &Context,
-    s: &Settings,
-    flag: Option<(String, Option<FlagType>)>,
-) -> Result<Response> {
-    let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
-    let clock = now_ms();
+    now: i64,
+) -> Result<std::result::Result<String, Response>> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let authorization = header("Authorization");
     let api_key = header("X-API-Key");
-    let Some(key) = auth::sdk_key(authorization.as_deref(), api_key.as_deref()).map(str::to_string)
-    else {
+    let Some(key) = auth::sdk_key(authorization.as_deref(), api_key.as_deref()) else {
         let mut r = error_response(
             401,
             "GENERAL",
             "missing SDK key: send `Authorization: Bearer <key>`",
         )?;
         r.headers_mut().set("WWW-Authenticate", "Bearer")?;
-        return Ok(r);
+        return Ok(Err(r));
     };
-    let Some(environment) = environment_for_key(env, &key, clock).await? else {
-        return error_response(403, "GENERAL", "unknown SDK key");
+    match environment_for_key(env, key, now).await? {
+        Some(environment) => Ok(Ok(environment)),
+        None => Ok(Err(error_response(403, "GENERAL", "unknown SDK key")?)),
+    }
+}
+
+/// The secret that hashes targeting keys in exposures and events:
+/// `KEY_HASH_SECRET`, else `INGEST_SECRET`.
+fn key_hasher(env: &Env) -> KeyHasher {
+    let secret = ["KEY_HASH_SECRET", "INGEST_SECRET"]
+        .iter()
+        .find_map(|k| {
+            env.secret(k)
+                .ok()
+                .map(|v| v.to_string())
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_default();
+    KeyHasher::new(&secret)
+}
+
+fn ingest_token(env: &Env) -> Option<String> {
+    env.secret("INGEST_SECRET")
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// POSTs JSON to the ingest endpoint; any failure is an `Err` to count.
+async fn post_json(
+    url: &str,
+    token: Option<&str>,
+    body: String,
+) -> std::result::Result<(), String> {
+    let headers = Headers::new();
+    headers
+        .set("Content-Type", "application/json")
+        .map_err(|e| e.to_string())?;
+    if let Some(t) = token {
+        headers
+            .set("Authorization", &format!("Bearer {t}"))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&body)));
+    let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let resp = Fetch::Request(req)
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    match resp.status_code() {
+        200..=299 => Ok(()),
+        status => Err(format!("POST {url}: HTTP {status}")),
+    }
+}
+
+/// Sends a batch of buffered exposures after the response, when one is due.
+fn flush_exposures(env: &Env, ctx: &Context, s: &Settings, now: i64) {
+    let Some(url) = s.ingest_url.clone() else {
+        return;
+    };
+    let Some(batch) = INGEST.with(|i| i.borrow_mut().due_batch(now, s.ingest_flush_ms)) else {
+        return;
+    };
+    let token = ingest_token(env);
+    ctx.wait_until(async move {
+        let body = ingest::exposures_payload(&batch).to_string();
+        let result = post_json(&url, token.as_deref(), body).await;
+        INGEST.with(|i| i.borrow_mut().exposures_done(batch, result));
+    });
+}
+
+/// `POST /events`: validated metric events, forwarded to `INGEST_URL`.
+async fn post_events(mut req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
+    let clock = now_ms();
+    let environment = match authenticate(&req, env, clock).await? {
+        Ok(environment) => environment,
+        Err(denied) => return Ok(denied),
+    };
+    let body = req.bytes().await?;
+    if body.len() > ofrep::MAX_BODY_BYTES * 4 {
+        return json_response(413, &json!({"error": "request body too large"}));
+    }
+    let list = match events::parse_events(&body, &key_hasher(env), clock) {
+        Ok(list) => list,
+        Err(e) => return json_response(400, &e.to_json()),
+    };
+    let accepted = list.len();
+    let forwarded = match s.ingest_url.clone() {
+        Some(url) if accepted > 0 => {
+            let token = ingest_token(env);
+            ctx.wait_until(async move {
+                let body = ingest::events_payload(&environment, &list).to_string();
+                let result = post_json(&url, token.as_deref(), body).await;
+                INGEST.with(|i| i.borrow_mut().events_done(accepted, result));
+            });
+            true
+        }
+        _ => false,
+    };
+    json_response(202, &json!({"accepted": accepted, "forwarded": forwarded}))
+}
+
+async fn evaluate(
+    mut req: Request,
+    env: &Env,
+    ctx: &Context,
+    s: &Settings,
+    flag: Option<(String, Option<FlagType>)>,
+) -> Result<Response> {
+    let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
+    let clock = now_ms();
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let environment = match authenticate(&req, env, clock).await? {
+        Ok(environment) => environment,
+        Err(denied) => return Ok(denied),
     };
     let Some(engine) = engine_for(env, &environment, s, clock).await else {
         let mut r = error_response(
@@ -249,14 +369,34 @@ async fn evaluate(
     };
     let (context, extra) = edge_context(&req, client, s);
 
+    let hasher = s.ingest_url.as_ref().map(|_| key_hasher(env));
+    let record = |evals: &[bunting_core::Evaluation<'_>]| {
+        let Some(hasher) = &hasher else { return };
+        let meta = ExposureMeta {
+            hasher,
+            environment: engine.environment(),
+            snapshot_version: engine.version(),
+            time_ms: now,
+        };
+        let exposures: Vec<_> = evals
+            .iter()
+            .filter_map(|e| exposure_for(e, &context, &meta))
+            .collect();
+        if !exposures.is_empty() {
+            INGEST.with(|i| i.borrow_mut().record(exposures));
+        }
+    };
+
     let mut resp = match &flag {
         Some((key, expected)) => {
             let e = engine.evaluate_typed(key, *expected, &context, now);
+            record(std::slice::from_ref(&e));
             let (status, body) = ofrep::single(&e);
             json_response(status, &body)?
         }
         None => {
             let evals = engine.evaluate_all(&context, now);
+            record(&evals);
             let body = serde_json::to_vec(&ofrep::bulk(&evals))?;
             let etag = ofrep::etag(&body);
             let mut r = if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &etag)) {
@@ -274,5 +414,6 @@ async fn evaluate(
     for (name, value) in extra {
         resp.headers_mut().append(name, &value)?;
     }
+    flush_exposures(env, ctx, s, clock);
     Ok(resp)
 }

@@ -48,9 +48,10 @@ function modules() {
 
 /**
  * Starts the worker. `bindings` are [vars]; `listen` also serves HTTP on a
- * loopback port (for real HTTP clients). Returns { mf, kv, fetch, url }.
+ * loopback port (for real HTTP clients); `outbound(request)` answers the
+ * worker's own fetches. Returns { mf, kv, fetch, url }.
  */
-export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, serviceBindings } = {}) {
+export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound } = {}) {
   const mf = new Miniflare({
     cf,
     ...(listen ? { host: "127.0.0.1", port: 0 } : {}),
@@ -60,7 +61,8 @@ export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF,
       compatibilityDate: COMPATIBILITY_DATE,
       kvNamespaces: { FLAGS: "flags" },
       bindings: { SNAPSHOT_TTL_SECONDS: "0", ...bindings },
-      ...(serviceBindings ? { serviceBindings } : {}),
+      // Every fetch() the worker makes (the ingest POSTs) goes here: no network.
+      ...(outbound ? { outboundService: outbound } : {}),
     }],
   });
   const url = await mf.ready;

@@ -1,0 +1,172 @@
+//! Sending exposures and metric events to the origin (`INGEST_URL`):
+//! batching policy, payloads and counters. Pure; the Workers glue sends the
+//! payloads with `ctx.waitUntil`, so ingest never slows or fails an
+//! evaluation: failures are counted (and shown by `/healthz`), never raised.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::events::MetricEvent;
+use crate::exposure::{Exposure, ExposureBuffer};
+
+/// Exposures kept in isolate memory at most; more are dropped and counted.
+pub const BUFFER_CAPACITY: usize = 10_000;
+/// Most exposures in one POST.
+pub const MAX_BATCH: usize = 500;
+/// A batch is sent as soon as this many exposures wait.
+pub const FLUSH_AT: usize = 100;
+/// Default seconds after which waiting exposures are sent anyway.
+pub const DEFAULT_FLUSH_SECONDS: f64 = 2.0;
+
+/// Counters shown by `/healthz`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestStats {
+    /// Exposures delivered (2xx).
+    pub exposures_sent: u64,
+    /// Exposures dropped because the buffer was full.
+    pub exposures_dropped: u64,
+    /// Metric events delivered.
+    pub events_sent: u64,
+    /// Metric events that could not be delivered.
+    pub events_failed: u64,
+    /// Failed POSTs (network errors and non-2xx answers).
+    pub failed_requests: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// Exposures waiting to be sent, and the counters.
+#[derive(Debug)]
+pub struct Ingest {
+    /// The waiting exposures.
+    pub buffer: ExposureBuffer,
+    /// Counters.
+    pub stats: IngestStats,
+    last_flush_ms: i64,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Ingest {
+            buffer: ExposureBuffer::new(BUFFER_CAPACITY),
+            stats: IngestStats::default(),
+            last_flush_ms: 0,
+        }
+    }
+}
+
+impl Ingest {
+    /// Buffers exposures (dropping and counting past the capacity).
+    pub fn record(&mut self, exposures: impl IntoIterator<Item = Exposure>) {
+        for e in exposures {
+            self.buffer.push(e);
+        }
+    }
+
+    /// The next batch to send, if one is due: `FLUSH_AT` exposures wait, or
+    /// some have waited `flush_ms`.
+    pub fn due_batch(&mut self, now_ms: i64, flush_ms: i64) -> Option<Vec<Exposure>> {
+        if self.buffer.is_empty() {
+            self.last_flush_ms = now_ms;
+            return None;
+        }
+        if self.buffer.len() < FLUSH_AT && now_ms - self.last_flush_ms < flush_ms {
+            return None;
+        }
+        self.last_flush_ms = now_ms;
+        Some(self.buffer.take_batch(MAX_BATCH))
+    }
+
+    /// Records the outcome of sending an exposure batch; a failed batch is
+    /// put back (as far as the buffer has room) for the next flush.
+    pub fn exposures_done(&mut self, batch: Vec<Exposure>, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.stats.exposures_sent += batch.len() as u64,
+            Err(e) => {
+                self.stats.failed_requests += 1;
+                self.stats.last_error = Some(e);
+                self.buffer.requeue(batch);
+            }
+        }
+        self.stats.exposures_dropped = self.buffer.dropped();
+    }
+
+    /// Records the outcome of forwarding `count` metric events.
+    pub fn events_done(&mut self, count: usize, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.stats.events_sent += count as u64,
+            Err(e) => {
+                self.stats.failed_requests += 1;
+                self.stats.events_failed += count as u64;
+                self.stats.last_error = Some(e);
+            }
+        }
+    }
+
+    /// `/healthz` details.
+    pub fn health(&self) -> Value {
+        let mut v = serde_json::to_value(&self.stats).unwrap_or(Value::Null);
+        v["exposuresBuffered"] = json!(self.buffer.len());
+        v["exposuresDropped"] = json!(self.buffer.dropped());
+        v
+    }
+}
+
+/// The body of an exposure batch POST.
+pub fn exposures_payload(batch: &[Exposure]) -> Value {
+    json!({"kind": "exposures", "exposures": batch})
+}
+
+/// The body of a metric event POST.
+pub fn events_payload(environment: &str, events: &[MetricEvent]) -> Value {
+    json!({"kind": "events", "environment": environment, "events": events})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposure(i: usize) -> Exposure {
+        Exposure {
+            flag: "f".into(),
+            variant: "a".into(),
+            rule_id: None,
+            bucketing_key_hash: format!("{i:032x}"),
+            environment: "p".into(),
+            snapshot_version: 1,
+            time: 0,
+            country: None,
+            device_type: None,
+        }
+    }
+
+    #[test]
+    fn flushes_by_size_or_age() {
+        let mut i = Ingest::default();
+        assert!(i.due_batch(0, 2000).is_none());
+        i.record((0..3).map(exposure));
+        assert!(i.due_batch(1000, 2000).is_none());
+        assert_eq!(i.due_batch(2000, 2000).unwrap().len(), 3);
+        i.record((0..FLUSH_AT).map(exposure));
+        assert_eq!(i.due_batch(2001, 2000).unwrap().len(), FLUSH_AT);
+        i.record((0..1).map(exposure));
+        assert_eq!(i.due_batch(2001, 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn failures_are_counted_and_requeued() {
+        let mut i = Ingest::default();
+        i.record((0..2).map(exposure));
+        let batch = i.due_batch(0, 0).unwrap();
+        i.exposures_done(batch, Err("502".into()));
+        assert_eq!(i.buffer.len(), 2);
+        assert_eq!(i.stats.failed_requests, 1);
+        let batch = i.due_batch(1, 0).unwrap();
+        i.exposures_done(batch, Ok(()));
+        assert_eq!(i.stats.exposures_sent, 2);
+        i.events_done(3, Err("timeout".into()));
+        assert_eq!(i.stats.events_failed, 3);
+        assert_eq!(i.health()["exposuresBuffered"], 0);
+    }
+}
