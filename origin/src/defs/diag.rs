@@ -1,0 +1,161 @@
+//! Diagnostics: one problem of a definition file, with its position.
+
+use std::fmt;
+
+use super::tree::Pos;
+
+/// What a diagnostic is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    /// A flag, by key.
+    Flag(String),
+    /// A segment, by key.
+    Segment(String),
+    /// A layer, by key.
+    Layer(String),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Flag(k) => write!(f, "flag {k}"),
+            Subject::Segment(k) => write!(f, "segment {k}"),
+            Subject::Layer(k) => write!(f, "layer {k}"),
+        }
+    }
+}
+
+/// One problem of a definition file.
+///
+/// Rendered as `FILE:LINE:COLUMN: flag KEY (env ENV): message`; the subject
+/// is left out for problems outside flags, segments and layers, and the
+/// environment list when the problem is not specific to some environments
+/// (it concerns the file's structure, or shows in every environment).
+///
+/// ```
+/// use bunting_origin::defs::{Diagnostic, Subject, Pos};
+/// let d = Diagnostic {
+///     pos: Pos::new(12, 7),
+///     subject: Some(Subject::Flag("new-checkout".into())),
+///     environments: vec!["production".into()],
+///     message: "fallthrough.rollout: weights sum to 90%, not 100%".into(),
+/// };
+/// assert_eq!(d.render("flags.yaml"),
+///     "flags.yaml:12:7: flag new-checkout (env production): fallthrough.rollout: weights sum to 90%, not 100%");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where the problem is.
+    pub pos: Pos,
+    /// The flag, segment or layer it belongs to.
+    pub subject: Option<Subject>,
+    /// The environments it shows in; empty when not environment-specific.
+    pub environments: Vec<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// The diagnostic as one line, prefixed with `file`.
+    pub fn render(&self, file: &str) -> String {
+        format!("{file}:{self}")
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.pos.line, self.pos.column)?;
+        let mut context = false;
+        if let Some(s) = &self.subject {
+            write!(f, "{s}")?;
+            context = true;
+        }
+        if !self.environments.is_empty() {
+            if context {
+                f.write_str(" ")?;
+            }
+            write!(f, "(env {})", self.environments.join(", "))?;
+            context = true;
+        }
+        if context {
+            f.write_str(": ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a
+/// likely typo (edit distance at most a third of the word, and at least 1).
+pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    let lower = word.to_lowercase();
+    // An abbreviation: `prod` for `production`.
+    if word.chars().count() >= 3
+        && let Some(c) = candidates
+            .iter()
+            .find(|c| c.to_lowercase().starts_with(&lower))
+    {
+        return Some(c);
+    }
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, case-insensitive.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_with_and_without_context() {
+        let mut d = Diagnostic {
+            pos: Pos::new(3, 1),
+            subject: None,
+            environments: vec![],
+            message: "the file is empty".into(),
+        };
+        assert_eq!(d.render("f.yaml"), "f.yaml:3:1: the file is empty");
+        d.subject = Some(Subject::Segment("staff".into()));
+        assert_eq!(
+            d.render("f.yaml"),
+            "f.yaml:3:1: segment staff: the file is empty"
+        );
+        d.environments = vec!["staging".into(), "production".into()];
+        assert_eq!(
+            d.render("f.yaml"),
+            "f.yaml:3:1: segment staff (env staging, production): the file is empty"
+        );
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        let fields = ["enabled", "rules", "fallthrough", "prerequisites"];
+        assert_eq!(suggest("enabeld", &fields), Some("enabled"));
+        assert_eq!(suggest("fallthrogh", &fields), Some("fallthrough"));
+        assert_eq!(suggest("Rules", &fields), Some("rules"));
+        assert_eq!(suggest("colour", &fields), None);
+        assert_eq!(
+            suggest("prod", &["development", "production"]),
+            Some("production")
+        );
+    }
+}

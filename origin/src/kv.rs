@@ -1,0 +1,358 @@
+//! The Cloudflare KV layout the edge worker reads, and writing it through
+//! wrangler.
+//!
+//! | key | value |
+//! |---|---|
+//! | `snapshot:<env>` | the sealed snapshot JSON of environment `<env>` |
+//! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>"}` |
+//!
+//! Only hashes of SDK keys are stored: the edge worker hashes the key a
+//! client presents and looks it up. `docs/flags.md` documents the layout.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Prefix of the snapshot keys: `snapshot:<env>`.
+pub const SNAPSHOT_PREFIX: &str = "snapshot:";
+/// Prefix of the SDK-key keys: `sdk-key:<sha256 hex>`.
+pub const SDK_KEY_PREFIX: &str = "sdk-key:";
+/// The wrangler command used when none is configured.
+pub const DEFAULT_WRANGLER: &str = "npx wrangler";
+/// The KV binding written when none is given (the edge worker's binding).
+pub const DEFAULT_BINDING: &str = "FLAGS";
+
+/// The KV key of environment `env`'s snapshot.
+///
+/// ```
+/// assert_eq!(bunting_origin::kv::snapshot_key("production"), "snapshot:production");
+/// ```
+pub fn snapshot_key(env: &str) -> String {
+    format!("{SNAPSHOT_PREFIX}{env}")
+}
+
+/// Lowercase hex SHA-256 of a raw SDK key.
+///
+/// ```
+/// assert_eq!(bunting_origin::kv::sdk_key_hash("abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+/// ```
+pub fn sdk_key_hash(raw: &str) -> String {
+    let digest = Sha256::digest(raw.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push(char::from_digit(u32::from(b >> 4), 16).expect("nibble"));
+        out.push(char::from_digit(u32::from(b & 15), 16).expect("nibble"));
+    }
+    out
+}
+
+/// The KV key registering a raw SDK key: `sdk-key:<sha256 hex>`.
+pub fn sdk_key_key(raw: &str) -> String {
+    format!("{SDK_KEY_PREFIX}{}", sdk_key_hash(raw))
+}
+
+/// The KV value registering an SDK key for `env`: `{"environment":"<env>"}`.
+///
+/// ```
+/// assert_eq!(bunting_origin::kv::sdk_key_value("staging"), r#"{"environment":"staging"}"#);
+/// ```
+pub fn sdk_key_value(env: &str) -> String {
+    serde_json::json!({ "environment": env }).to_string()
+}
+
+/// Whether `raw` is acceptable as an SDK key: non-empty, printable, no
+/// whitespace.
+pub fn valid_sdk_key(raw: &str) -> bool {
+    !raw.is_empty() && raw.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// Which KV namespace to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// A binding of the wrangler configuration (`--binding`).
+    Binding(String),
+    /// A namespace id (`--namespace-id`).
+    Id(String),
+}
+
+/// Local (wrangler dev's storage) or remote (Cloudflare's) KV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// `--local`, optionally `--persist-to DIR` (as given to `wrangler dev`).
+    Local {
+        /// wrangler's local persistence directory, if not the default.
+        persist_to: Option<PathBuf>,
+    },
+    /// `--remote`.
+    Remote,
+}
+
+/// Where writes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The namespace.
+    pub namespace: Namespace,
+    /// Local or remote.
+    pub storage: Storage,
+    /// A wrangler configuration file (`--config`), if not the default.
+    pub config: Option<PathBuf>,
+}
+
+/// A value to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutValue {
+    /// Given on the command line.
+    Inline(String),
+    /// Read by wrangler from a file (`--path`).
+    File(PathBuf),
+}
+
+/// One `wrangler kv key put`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: PutValue,
+}
+
+/// The writes publishing an environment makes, in order: the snapshot
+/// (from `snapshot_file`) first, so a registered key never points at an
+/// environment without a snapshot, then one registration per SDK key.
+pub fn publish_plan(env: &str, snapshot_file: PathBuf, sdk_keys: &[String]) -> Vec<Put> {
+    let mut puts = vec![Put {
+        key: snapshot_key(env),
+        value: PutValue::File(snapshot_file),
+    }];
+    puts.extend(sdk_keys.iter().map(|raw| Put {
+        key: sdk_key_key(raw),
+        value: PutValue::Inline(sdk_key_value(env)),
+    }));
+    puts
+}
+
+/// Why a write failed.
+#[derive(Debug, Error)]
+pub enum KvError {
+    /// The wrangler command is empty.
+    #[error("the wrangler command is empty")]
+    NoCommand,
+    /// wrangler could not be started.
+    #[error("could not run `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// wrangler failed.
+    #[error("`{command}` failed ({status})")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+    },
+}
+
+/// How to run wrangler: a program and leading arguments (`npx wrangler`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrangler {
+    program: String,
+    args: Vec<String>,
+}
+
+impl Wrangler {
+    /// A wrangler command from a command line split on whitespace, e.g.
+    /// `npx wrangler` or `/path/to/fake-wrangler.sh`.
+    pub fn from_command_line(line: &str) -> Result<Wrangler, KvError> {
+        let mut words = line.split_whitespace().map(str::to_string);
+        let program = words.next().ok_or(KvError::NoCommand)?;
+        Ok(Wrangler {
+            program,
+            args: words.collect(),
+        })
+    }
+
+    /// The arguments after the wrangler command for `put` to `target`:
+    /// `kv key put KEY [VALUE] [--path FILE] --binding B|--namespace-id ID
+    /// --local [--persist-to DIR]|--remote [--config FILE]`.
+    pub fn put_args(put: &Put, target: &Target) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["kv".into(), "key".into(), "put".into(), (&put.key).into()];
+        match &put.value {
+            PutValue::Inline(v) => a.push(v.into()),
+            PutValue::File(p) => {
+                a.push("--path".into());
+                a.push(p.into());
+            }
+        }
+        match &target.namespace {
+            Namespace::Binding(b) => {
+                a.push("--binding".into());
+                a.push(b.into());
+            }
+            Namespace::Id(id) => {
+                a.push("--namespace-id".into());
+                a.push(id.into());
+            }
+        }
+        match &target.storage {
+            Storage::Local { persist_to } => {
+                a.push("--local".into());
+                if let Some(dir) = persist_to {
+                    a.push("--persist-to".into());
+                    a.push(dir.into());
+                }
+            }
+            Storage::Remote => a.push("--remote".into()),
+        }
+        if let Some(config) = &target.config {
+            a.push("--config".into());
+            a.push(config.into());
+        }
+        a
+    }
+
+    /// The whole command line of `put`, shell-quoted, for display.
+    pub fn display(&self, put: &Put, target: &Target) -> String {
+        std::iter::once(self.program.as_str().into())
+            .chain(self.args.iter().map(OsString::from))
+            .chain(Self::put_args(put, target))
+            .map(|a| shell_quote(&a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs `put` (wrangler's output goes to ours).
+    pub fn run(&self, put: &Put, target: &Target) -> Result<(), KvError> {
+        let status = Command::new(&self.program)
+            .args(&self.args)
+            .args(Self::put_args(put, target))
+            .status()
+            .map_err(|source| KvError::Spawn {
+                command: self.display(put, target),
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(KvError::Failed {
+                command: self.display(put, target),
+                status,
+            })
+        }
+    }
+}
+
+/// Quotes `s` for a POSIX shell when it needs it.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn plans_snapshot_first_then_key_hashes() {
+        let plan = publish_plan(
+            "production",
+            PathBuf::from("/tmp/s.json"),
+            &["sk-live-1".to_string()],
+        );
+        assert_eq!(plan[0].key, "snapshot:production");
+        assert_eq!(plan[0].value, PutValue::File("/tmp/s.json".into()));
+        assert_eq!(
+            plan[1].key,
+            format!("sdk-key:{}", sdk_key_hash("sk-live-1"))
+        );
+        assert_eq!(
+            plan[1].value,
+            PutValue::Inline(r#"{"environment":"production"}"#.into())
+        );
+        assert_eq!(plan.len(), 2);
+    }
+
+    #[test]
+    fn wrangler_arguments_follow_wrangler_4() {
+        let put = Put {
+            key: "snapshot:dev".into(),
+            value: PutValue::File("/tmp/s.json".into()),
+        };
+        let local = Target {
+            namespace: Namespace::Binding("FLAGS".into()),
+            storage: Storage::Local { persist_to: None },
+            config: None,
+        };
+        assert_eq!(
+            strings(Wrangler::put_args(&put, &local)),
+            [
+                "kv",
+                "key",
+                "put",
+                "snapshot:dev",
+                "--path",
+                "/tmp/s.json",
+                "--binding",
+                "FLAGS",
+                "--local"
+            ]
+        );
+        let remote = Target {
+            namespace: Namespace::Id("0f2ac74b498b48028cb68387c421e279".into()),
+            storage: Storage::Remote,
+            config: Some("wrangler.toml".into()),
+        };
+        let key = Put {
+            key: "sdk-key:ab".into(),
+            value: PutValue::Inline(r#"{"environment":"dev"}"#.into()),
+        };
+        assert_eq!(
+            strings(Wrangler::put_args(&key, &remote)),
+            [
+                "kv",
+                "key",
+                "put",
+                "sdk-key:ab",
+                r#"{"environment":"dev"}"#,
+                "--namespace-id",
+                "0f2ac74b498b48028cb68387c421e279",
+                "--remote",
+                "--config",
+                "wrangler.toml"
+            ]
+        );
+        let w = Wrangler::from_command_line("npx wrangler").unwrap();
+        assert_eq!(
+            w.display(&key, &remote),
+            r#"npx wrangler kv key put sdk-key:ab '{"environment":"dev"}' --namespace-id 0f2ac74b498b48028cb68387c421e279 --remote --config wrangler.toml"#
+        );
+        assert!(matches!(
+            Wrangler::from_command_line("  "),
+            Err(KvError::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn sdk_keys_must_be_printable_without_spaces() {
+        assert!(valid_sdk_key("bnt_live_3f9a"));
+        assert!(!valid_sdk_key(""));
+        assert!(!valid_sdk_key("a b"));
+    }
+}

@@ -1,0 +1,13 @@
+//! # bunting-origin
+//!
+//! The origin side of bunting: the human flag-definition format and its
+//! conversion into the sealed snapshots every host loads ([`defs`]), and the
+//! Cloudflare KV layout the edge worker reads, written through wrangler
+//! ([`kv`]). The `bunting` binary (`src/main.rs`) is the command-line face:
+//! `bunting validate`, `bunting snapshot` and `bunting publish`; the origin
+//! service (`bunting serve`) will grow here.
+//!
+//! The format and the operations path are documented in `docs/flags.md`.
+
+pub mod defs;
+pub mod kv;
