@@ -234,7 +234,14 @@ describe("snapshots: fail-static and health", () => {
       assert.equal(r.status, 200);
       await r.body?.cancel();
 
-      for (const bad of ["{corrupt", JSON.stringify({ ...demo, schemaVersion: 99, version: 43 }), JSON.stringify({ ...demo, environment: "staging", version: 44 })]) {
+      const corrupt = [
+        "{corrupt",
+        JSON.stringify({ ...demo, schemaVersion: 99, version: 43 }), // schema-incompatible
+        JSON.stringify({ ...demo, environment: "staging", version: 44 }), // another environment's
+        JSON.stringify({ ...demo, version: 45, checksum: `sha256:${"0".repeat(64)}` }), // sealed, but tampered with
+        JSON.stringify({ ...demo, version: 41 }), // older than the one served
+      ];
+      for (const bad of corrupt) {
         await putSnapshot(v.kv, "production", bad);
         r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
         assert.equal(r.status, 200, `still serving after ${bad.slice(0, 20)}`);

@@ -12,8 +12,9 @@ use crate::wasm::TARGET;
 /// Directories that may hold a `package.json` the project needs installed.
 const NODE_PACKAGE_DIRS: &[&str] = &[".", "edge-worker", "examples/node"];
 
-/// Oldest Node.js the wasm-bindgen output and test runner are used with.
-const MIN_NODE_MAJOR: u32 = 18;
+/// Oldest Node.js the tools run on: wasm-bindgen's output and test runner
+/// need 18, wrangler 4.86 and @openfeature/server-sdk (tests/edge/) need 20.
+const MIN_NODE_MAJOR: u32 = 20;
 
 /// The tools later steps run.
 pub struct Tools {
@@ -155,7 +156,7 @@ fn wasm_bindgen(ctx: &Ctx) -> Result<(PathBuf, PathBuf)> {
 
 fn node(ctx: &Ctx) -> Result<PathBuf> {
     let hint = format!(
-        "Node.js {MIN_NODE_MAJOR}+ is required (wasm-bindgen-test-runner and examples/node run \
+        "Node.js {MIN_NODE_MAJOR}+ is required (wasm-bindgen-test-runner, examples/node and tests/edge run \
          under it); install it with your package manager, e.g. `apt-get install nodejs npm`"
     );
     let node = find_tool("node").with_context(|| hint.clone())?;
