@@ -11,16 +11,27 @@ const KEY = "sdk-openfeature";
 let w;
 let client;
 let badClient;
+let brokenClient;
 
 before(async () => {
   w = await startWorker({ listen: true });
   await putKey(w.kv, KEY, "production");
-  await putSnapshot(w.kv, "production", readJson("examples/demo-snapshot.json"));
+  const demo = readJson("examples/demo-snapshot.json");
+  await putSnapshot(w.kv, "production", demo);
+  // Another environment whose snapshot has one broken flag (lenient load).
+  const broken = structuredClone(demo);
+  broken.environment = "broken";
+  broken.flags.push({ key: "broken-flag", type: "boolean", variants: { on: true, off: false }, offVariant: "off",
+    rules: [{ condition: "country in [", serve: { variant: "on" } }], fallthrough: { variant: "off" } });
+  await putKey(w.kv, "sdk-broken", "broken");
+  await putSnapshot(w.kv, "broken", broken);
   const baseUrl = new URL(w.url).origin;
   await OpenFeature.setProviderAndWait("edge", new OFREPProvider({ baseUrl, headers: [["Authorization", `Bearer ${KEY}`]] }));
+  await OpenFeature.setProviderAndWait("broken", new OFREPProvider({ baseUrl, headers: [["Authorization", "Bearer sdk-broken"]] }));
   await OpenFeature.setProviderAndWait("bad-key", new OFREPProvider({ baseUrl, headers: { Authorization: "Bearer wrong" } }));
   client = OpenFeature.getClient("edge");
   badClient = OpenFeature.getClient("bad-key");
+  brokenClient = OpenFeature.getClient("broken");
 });
 after(async () => {
   await OpenFeature.close();
@@ -82,4 +93,20 @@ test("error: a bad SDK key gives the default with GENERAL", async () => {
   assert.equal(d.value, true);
   assert.equal(d.reason, StandardResolutionReasons.ERROR);
   assert.equal(d.errorCode, ErrorCode.GENERAL);
+});
+
+test("error: a broken flag gives PARSE_ERROR; the rest of its snapshot serves", async () => {
+  const d = await brokenClient.getBooleanDetails("broken-flag", true, { targetingKey: "u1" });
+  assert.equal(d.value, true);
+  assert.equal(d.reason, StandardResolutionReasons.ERROR);
+  assert.equal(d.errorCode, ErrorCode.PARSE_ERROR);
+  const ok = await brokenClient.getBooleanDetails("instant-payouts", true, { targetingKey: "u1" });
+  assert.equal(ok.value, false);
+  assert.equal(ok.reason, StandardResolutionReasons.DISABLED);
+});
+
+test("error: a non-string targeting key gives INVALID_CONTEXT", async () => {
+  const d = await client.getStringDetails("checkout-button-copy", "Buy", { targetingKey: 42 });
+  assert.equal(d.value, "Buy");
+  assert.equal(d.errorCode, ErrorCode.INVALID_CONTEXT);
 });
