@@ -258,6 +258,18 @@ mod tests {
     }
 
     #[test]
+    fn sealed_snapshots_are_verified() {
+        let mut snapshot = parse_json(&snap("p", 1, "")).unwrap();
+        bunting_core::snapshot::seal(&mut snapshot);
+        let sealed = serde_json::to_string(&snapshot).unwrap();
+        assert!(load("p", &sealed).is_ok());
+        let tampered = sealed.replace("\"variant\":\"on\"", "\"variant\":\"off\"");
+        assert_ne!(tampered, sealed);
+        let err = load("p", &tampered).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[test]
     fn nothing_good_yet() {
         let mut c = SnapshotCache::default();
         c.apply("p", Ok(None), 0);
