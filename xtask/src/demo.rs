@@ -1,11 +1,18 @@
 //! `cargo xtask demo`: the demo flags of `examples/` evaluated by the three
 //! builds of the one evaluator — native Rust, the C ABI module in wasmtime and
-//! the wasm-bindgen package in Node — which must agree on every field.
+//! the wasm-bindgen package in Node — which must agree on every field — and
+//! then the edge worker under `wrangler dev`, its local KV seeded from
+//! `examples/flags.yaml` by `bunting publish --local`, answering one real
+//! evaluation; it keeps running until Ctrl-C in a terminal, and is stopped
+//! right away in CI or without a terminal on stdin.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Instant;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
@@ -26,7 +33,9 @@ const DEMO_NOW: &str = "2026-12-01T12:00:00Z";
 /// Results of one build: user → flag → evaluation, flags in snapshot order.
 type Results = BTreeMap<String, Vec<(String, Value)>>;
 
-pub fn run(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
+/// The three-way comparison alone (what `cargo xtask test` runs: its edge
+/// tests already cover `wrangler dev`).
+pub fn compare_builds(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
     let now = std::env::var("BUNTING_DEMO_NOW").unwrap_or_else(|_| DEMO_NOW.to_string());
     let snapshot = ctx.root.join(SNAPSHOT);
     let contexts_path = ctx.root.join(CONTEXTS);
@@ -315,4 +324,410 @@ fn compare(builds: &[(&str, &Results)]) -> Result<()> {
          ({compared} comparisons against native)"
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The edge part of the demo: the worker under `wrangler dev`, with local KV
+// seeded from `examples/flags.yaml` by the real `bunting publish --local`.
+
+/// The definition file published to the local KV.
+const FLAGS_FILE: &str = "examples/flags.yaml";
+/// The environment published; the demo SDK key is registered for it.
+const EDGE_ENV: &str = "production";
+/// The SDK key the demo registers (only its SHA-256 is stored).
+const DEMO_SDK_KEY: &str = "demo-sdk-key";
+/// wrangler's local state (KV, caches): project-local and gitignored
+/// (`/.wrangler`), and wrangler's own default.
+const PERSIST_TO: &str = ".wrangler/state";
+/// wrangler from the root `package.json`.
+const WRANGLER: &str = "node_modules/.bin/wrangler";
+/// `BUNTING_EDGE_PORT` overrides it.
+const DEFAULT_PORT: u16 = 8787;
+/// The flag and context of the example evaluation.
+const EXAMPLE_FLAG: &str = "new-checkout";
+const EXAMPLE_BODY: &str = r#"{"context":{"targetingKey":"user-1","email":"a@bunting.dev"}}"#;
+/// How long `wrangler dev` may take to answer `/healthz`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `cargo xtask demo`: the three-way comparison, then the edge worker under
+/// `wrangler dev`. `BUNTING_DEMO_EDGE=0` skips the edge part.
+pub fn run(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
+    compare_builds(ctx, tools, wasm)?;
+    if std::env::var("BUNTING_DEMO_EDGE").is_ok_and(|v| v == "0") {
+        println!("\nBUNTING_DEMO_EDGE=0: skipping the edge worker (wrangler dev)");
+        return Ok(());
+    }
+    edge(ctx, tools)
+}
+
+/// Whether the demo may keep `wrangler dev` running until Ctrl-C: a terminal
+/// on stdin and no `CI`.
+fn interactive() -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    !ci && std::io::stdin().is_terminal()
+}
+
+/// Keeps wrangler (and every tool it starts) offline and non-interactive.
+fn wrangler_env(cmd: &mut Command) {
+    cmd.env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        .env("WRANGLER_HIDE_BANNER", "true")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("NO_COLOR", "1");
+}
+
+/// Builds the worker, seeds the local KV, starts `wrangler dev`, evaluates
+/// one flag over HTTP and prints the equivalent curl. Then keeps it running
+/// until Ctrl-C ([`interactive`]) or stops it.
+fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
+    let port = match std::env::var("BUNTING_EDGE_PORT") {
+        Ok(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .with_context(|| format!("BUNTING_EDGE_PORT={p:?} is not a port number"))?,
+        Err(_) => DEFAULT_PORT,
+    };
+    // Fail early and clearly rather than after the build.
+    TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+        format!(
+            "port {port} on 127.0.0.1 is in use (another `wrangler dev`?); \
+             stop it or choose another port with BUNTING_EDGE_PORT"
+        )
+    })?;
+    if !ctx.root.join(WRANGLER).exists() {
+        bail!(
+            "{WRANGLER} is missing: `npm ci` in the workspace root installs it (cargo xtask setup does)"
+        );
+    }
+
+    crate::edge::build(ctx, tools)?;
+
+    let mut publish = ctx.cargo(&[
+        "run",
+        "--quiet",
+        "-p",
+        "bunting-origin",
+        "--bin",
+        "bunting",
+        "--",
+        "publish",
+        FLAGS_FILE,
+        "--env",
+        EDGE_ENV,
+        "--local",
+        "--persist-to",
+        PERSIST_TO,
+        "--sdk-key",
+        DEMO_SDK_KEY,
+        "--wrangler",
+        WRANGLER,
+    ]);
+    wrangler_env(&mut publish);
+    ctx.step(
+        &format!("seed wrangler's local KV from {FLAGS_FILE} (bunting publish --local)"),
+        publish,
+    )?;
+
+    ctx.section(&format!(
+        "start the edge worker: wrangler dev on 127.0.0.1:{port}"
+    ));
+    let port_arg = port.to_string();
+    let mut cmd = ctx.cmd(
+        WRANGLER,
+        &[
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port_arg,
+            "--inspector-port",
+            "0",
+            "--persist-to",
+            PERSIST_TO,
+            "--show-interactive-dev-session=false",
+        ],
+    );
+    wrangler_env(&mut cmd);
+    println!("$ {}", show(&cmd));
+    let start = Instant::now();
+    let interactive = interactive();
+    let mut dev = DevServer::start(cmd, interactive)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let health = dev.wait_healthy(port)?;
+    ctx.record("demo: wrangler dev up (answers /healthz)", start.elapsed());
+    println!("{base}/healthz: status {}", cell(&health["status"]));
+
+    let path = format!("/ofrep/v1/evaluate/flags/{EXAMPLE_FLAG}");
+    let (status, body) = http(
+        port,
+        "POST",
+        &path,
+        &[
+            ("Authorization", &format!("Bearer {DEMO_SDK_KEY}")),
+            ("Content-Type", "application/json"),
+        ],
+        EXAMPLE_BODY,
+    )
+    .context("evaluating a flag through wrangler dev")?;
+    let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));
+    if status != 200 || answer.get("value").is_none() {
+        bail!(
+            "POST {base}{path} answered {status}: {body}\nwrangler dev said:\n{}",
+            dev.log()
+        );
+    }
+
+    println!(
+        "\nThe edge worker is serving the flags of {FLAGS_FILE} (environment {EDGE_ENV}, \
+         SDK key {DEMO_SDK_KEY}). Evaluate one:\n"
+    );
+    println!(
+        "  curl -s -X POST {base}{path} \\\n    -H 'Authorization: Bearer {DEMO_SDK_KEY}' \
+         -H 'Content-Type: application/json' \\\n    -d '{EXAMPLE_BODY}'\n"
+    );
+    println!(
+        "  {}",
+        serde_json::to_string_pretty(&answer)?.replace('\n', "\n  ")
+    );
+    // The worker loads an environment's snapshot on its first request.
+    if let Ok((200, body)) = http(port, "GET", "/healthz", &[], "")
+        && let Ok(health) = serde_json::from_str::<Value>(&body)
+    {
+        let env = &health["environments"][EDGE_ENV];
+        println!(
+            "\n{base}/healthz: environment {EDGE_ENV} {}, snapshot version {}, {} flags",
+            cell(&env["status"]),
+            cell(&env["version"]),
+            cell(&env["flags"])
+        );
+    }
+
+    if interactive {
+        println!(
+            "\nwrangler dev keeps running at {base} (all flags: POST {base}/ofrep/v1/evaluate/flags, \
+             health: GET {base}/healthz); state in {PERSIST_TO}/.\nPress Ctrl-C to stop it."
+        );
+        dev.follow();
+        let status = dev.wait()?;
+        println!("wrangler dev exited ({status})");
+    } else {
+        println!(
+            "\nnot interactive (CI is set or stdin is not a terminal): stopping wrangler dev; \
+             run `cargo xtask demo` in a terminal to keep it running"
+        );
+        dev.stop();
+    }
+    Ok(())
+}
+
+/// Output of `wrangler dev`, kept until it is up (for errors) and then
+/// optionally echoed.
+#[derive(Default)]
+struct Log {
+    text: String,
+    echo: bool,
+}
+
+/// A running `wrangler dev`, stopped (with workerd) when dropped.
+struct DevServer {
+    child: Child,
+    log: Arc<Mutex<Log>>,
+    /// In its own process group, stopped by killing the group; otherwise in
+    /// the terminal's, so Ctrl-C reaches wrangler and workerd directly.
+    own_group: bool,
+}
+
+impl DevServer {
+    fn start(mut cmd: Command, interactive: bool) -> Result<DevServer> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        #[cfg(unix)]
+        if !interactive {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("could not start `{}`", show(&cmd)))?;
+        let log = Arc::new(Mutex::new(Log::default()));
+        let out = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let err = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        for stream in [out, err].into_iter().flatten() {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    if log.echo {
+                        println!("{line}");
+                    } else {
+                        log.text.push_str(&line);
+                        log.text.push('\n');
+                    }
+                }
+            });
+        }
+        Ok(DevServer {
+            child,
+            log,
+            own_group: cfg!(unix) && !interactive,
+        })
+    }
+
+    fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .text
+            .clone()
+    }
+
+    /// Polls `/healthz` until it answers 200 with JSON.
+    fn wait_healthy(&mut self, port: u16) -> Result<Value> {
+        let start = Instant::now();
+        loop {
+            if let Ok((200, body)) = http(port, "GET", "/healthz", &[], "")
+                && let Ok(v) = serde_json::from_str::<Value>(&body)
+            {
+                return Ok(v);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "wrangler dev exited ({status}) before it served:\n{}",
+                    self.log()
+                );
+            }
+            if start.elapsed() > STARTUP_TIMEOUT {
+                bail!(
+                    "wrangler dev did not answer /healthz within {}s:\n{}",
+                    STARTUP_TIMEOUT.as_secs(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Echoes wrangler's output from now on (request logs).
+    fn follow(&self) {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).echo = true;
+    }
+
+    fn wait(&mut self) -> Result<std::process::ExitStatus> {
+        self.child.wait().context("waiting for wrangler dev")
+    }
+
+    /// Stops wrangler and workerd: SIGTERM to the process group (or to
+    /// wrangler, which forwards it), then waits.
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pid = self.child.id();
+        let target = if self.own_group {
+            format!("-{pid}")
+        } else {
+            pid.to_string()
+        };
+        let killed = Command::new("kill")
+            .args(["-TERM", "--", &target])
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !killed {
+            let _ = self.child.kill();
+        }
+        // wrangler stops workerd on SIGTERM; do not wait forever.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if self.own_group {
+            // Whatever is left of the group (workerd), for certain.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &target])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; returns status and body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .context("an HTTP response without a header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("an HTTP response without a status")?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+/// Decodes a chunked HTTP body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+    }
+    out
 }

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `cargo xtask setup` | installs what the other commands need, idempotently: the `wasm32-unknown-unknown` target, rustfmt and clippy, `wasm-bindgen-cli` at the version in `Cargo.lock`, node packages |
 //! | `cargo xtask wasm` | builds `bunting-core` for WebAssembly twice: the C ABI module for wasmtime and the wasm-bindgen package for Node, browsers and workers |
-//! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node; fails if the builds disagree |
+//! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node (fails if the builds disagree), then serves `examples/flags.yaml` from the edge worker under `wrangler dev` and evaluates a flag over HTTP |
 //! | `cargo xtask edge` | builds the Cloudflare Worker (`edge-worker/`) with worker-build, offline, and prints its size |
 //! | `cargo xtask test` | formatting, clippy, every native test, the conformance suite under Node (wasm-bindgen-test), the demo's three-way comparison, and the edge worker's tests in workerd (miniflare) |
 //!
@@ -35,7 +35,11 @@ commands:
             target/wasm/js/                     wasm-bindgen package for Node (CommonJS)
             target/wasm/web/                    wasm-bindgen package for browsers and workers (ES module)
   demo    setup + wasm, then evaluate the demo flags (examples/) natively, through wasmtime and
-          through Node; prints the results and fails if the three builds disagree
+          through Node; prints the results and fails if the three builds disagree. Then builds
+          the edge worker, seeds wrangler's local KV from examples/flags.yaml (bunting publish
+          --local, SDK key demo-sdk-key), starts wrangler dev on 127.0.0.1:8787
+          (BUNTING_EDGE_PORT) and evaluates a flag with it; keeps it running until Ctrl-C in a
+          terminal, stops it with CI set or no terminal on stdin. BUNTING_DEMO_EDGE=0: no edge
   edge    setup (+ worker-build 0.8.7), then build the Cloudflare Worker (edge-worker/) into
           edge-worker/build/ with worker-build, offline; prints its size
   test    setup + wasm, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
@@ -137,7 +141,7 @@ fn test(ctx: &Ctx) -> Result<()> {
     ctx.step("conformance suite under Node (wasm-bindgen-test)", node)?;
 
     ctx.section("demo: native vs wasmtime vs Node");
-    demo::run(ctx, &tools, &wasm)?;
+    demo::compare_builds(ctx, &tools, &wasm)?;
 
     edge::build(ctx, &tools)?;
     edge::test(ctx, &tools)
