@@ -23,7 +23,7 @@ const BUILD_DIR: &str = "edge-worker/build";
 
 /// Environment that keeps worker-build, wrangler and miniflare offline and
 /// non-interactive.
-fn offline_env(ctx: &Ctx, cmd: &mut Command, tools: &Tools) {
+pub fn offline_env(ctx: &Ctx, cmd: &mut Command, tools: &Tools) {
     cmd.env("CI", "true")
         .env("WRANGLER_SEND_METRICS", "false")
         .env("WRANGLER_SEND_ERROR_REPORTS", "false")

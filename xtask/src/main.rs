@@ -7,11 +7,13 @@
 //! | `cargo xtask wasm` | builds `bunting-core` for WebAssembly twice: the C ABI module for wasmtime and the wasm-bindgen package for Node, browsers and workers |
 //! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node (fails if the builds disagree), then serves `examples/flags.yaml` from the edge worker under `wrangler dev` and evaluates a flag over HTTP |
 //! | `cargo xtask edge` | builds the Cloudflare Worker (`edge-worker/`) with worker-build, offline, and prints its size |
+//! | `cargo xtask edge-bench` | builds the worker, then benchmarks it in workerd on loopback (`tests/edge/bench.mjs`): bundle size, snapshot cold load, single/bulk latency and requests/s |
 //! | `cargo xtask test` | formatting, clippy, every native test, the conformance suite under Node (wasm-bindgen-test), the demo's three-way comparison, and the edge worker's tests in workerd (miniflare) |
 //!
 //! Plain `std` plus `anyhow`, `serde_json` and `flate2`, so it compiles in
 //! seconds on a fresh CI machine.
 
+mod bench;
 mod demo;
 mod edge;
 mod setup;
@@ -42,6 +44,10 @@ commands:
           terminal, stops it with CI set or no terminal on stdin. BUNTING_DEMO_EDGE=0: no edge
   edge    setup (+ worker-build 0.8.7), then build the Cloudflare Worker (edge-worker/) into
           edge-worker/build/ with worker-build, offline; prints its size
+  edge-bench
+          edge, then benchmark the worker in workerd on 127.0.0.1 (tests/edge/bench.mjs): bundle
+          size, snapshot cold load, single/bulk latency p50/p99 and requests/s (autocannon),
+          compared with the targets; see docs/performance.md
   test    setup + wasm, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
           the wasm-bindgen-test conformance suite under Node, the demo comparison, and the
           edge worker: build + node --test tests/edge/ (OFREP over HTTP in workerd via miniflare)
@@ -62,6 +68,10 @@ fn run(command: &str, ctx: &Ctx) -> Result<()> {
         "edge" => {
             let tools = setup::run(ctx)?;
             edge::build(ctx, &tools).map(drop)
+        }
+        "edge-bench" => {
+            let tools = setup::run(ctx)?;
+            bench::run(ctx, &tools)
         }
         "test" => test(ctx),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
