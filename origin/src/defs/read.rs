@@ -73,51 +73,27 @@ pub(super) fn project(doc: &Document) -> (Project, Vec<Diagnostic>) {
             .map(|e| e.value.clone())
             .collect();
     }
-    if let Some(node) = top.get("segments")
-        && let Some(entries) = r.map(node, "segments")
-    {
-        for e in entries {
-            r.subject = Some(Subject::Segment(e.key.clone()));
-            let before = r.diags.len();
-            let seg = r.segment(e);
-            let broken = r.diags.len() > before;
-            if let Some(mut seg) = seg {
-                seg.broken = broken;
-                project.segments.push(seg);
-            }
-        }
-        r.subject = None;
-    }
-    if let Some(node) = top.get("layers")
-        && let Some(entries) = r.map(node, "layers")
-    {
-        for e in entries {
-            r.subject = Some(Subject::Layer(e.key.clone()));
-            let before = r.diags.len();
-            let layer = r.layer(e);
-            let broken = r.diags.len() > before;
-            if let Some(mut layer) = layer {
-                layer.broken = broken;
-                project.layers.push(layer);
-            }
-        }
-        r.subject = None;
-    }
-    if let Some(node) = top.get("flags")
-        && let Some(entries) = r.map(node, "flags")
-    {
-        for e in entries {
-            r.subject = Some(Subject::Flag(e.key.clone()));
-            let before = r.diags.len();
-            let flag = r.flag(e);
-            let broken = r.diags.len() > before;
-            if let Some(mut flag) = flag {
-                flag.broken = broken;
-                project.flags.push(flag);
-            }
-        }
-        r.subject = None;
-    }
+    project.segments = r.section(
+        top.get("segments"),
+        "segments",
+        Subject::Segment,
+        Reader::segment,
+        |s, b| s.broken = b,
+    );
+    project.layers = r.section(
+        top.get("layers"),
+        "layers",
+        Subject::Layer,
+        Reader::layer,
+        |l, b| l.broken = b,
+    );
+    project.flags = r.section(
+        top.get("flags"),
+        "flags",
+        Subject::Flag,
+        Reader::flag,
+        |f, b| f.broken = b,
+    );
     (project, r.diags)
 }
 
@@ -159,6 +135,32 @@ fn valid_env_name(name: &str) -> bool {
 }
 
 impl Reader<'_> {
+    /// Reads every entry of a top-level mapping with `read`, each under its
+    /// own subject, marking an item broken when reading it reported anything.
+    fn section<T>(
+        &mut self,
+        node: Option<&Node>,
+        what: &str,
+        subject: fn(String) -> Subject,
+        read: fn(&mut Self, &Entry) -> Option<T>,
+        mark_broken: fn(&mut T, bool),
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        let Some(entries) = node.and_then(|n| self.map(n, what)) else {
+            return out;
+        };
+        for e in entries {
+            self.subject = Some(subject(e.key.clone()));
+            let before = self.diags.len();
+            if let Some(mut item) = read(self, e) {
+                mark_broken(&mut item, self.diags.len() > before);
+                out.push(item);
+            }
+        }
+        self.subject = None;
+        out
+    }
+
     fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             pos,
