@@ -11,3 +11,4 @@
 
 pub mod defs;
 pub mod kv;
+pub mod store;

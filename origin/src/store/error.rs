@@ -1,0 +1,92 @@
+//! The store's typed errors.
+
+use thiserror::Error;
+
+/// One reason a write was refused as invalid: the field (a JSON path of the
+/// environment snapshot, or a field name) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The flag, segment or layer key the problem belongs to, if any.
+    pub entity: Option<String>,
+    /// The offending field, e.g. `key` or `flags[0].rules[1].condition`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem of `path`.
+    ///
+    /// ```
+    /// let p = bunting_origin::store::Problem::new("key", "must not be empty");
+    /// assert_eq!(p.path, "key");
+    /// ```
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            entity: None,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a store operation failed.
+///
+/// ```
+/// use bunting_origin::store::StoreError;
+/// let e = StoreError::Conflict { current: 3 };
+/// assert_eq!(e.to_string(), "version conflict: the current version is 3");
+/// ```
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The entity does not exist.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// Entity type, e.g. `flag`.
+        entity: &'static str,
+        /// Its id or key.
+        id: String,
+    },
+    /// The expected version is stale: someone else changed the row. The API
+    /// maps this to 412 Precondition Failed with the current ETag.
+    #[error("version conflict: the current version is {current}")]
+    Conflict {
+        /// The row's current version.
+        current: i64,
+    },
+    /// A key is already taken in its scope.
+    #[error("{entity} key {key:?} already exists")]
+    Duplicate {
+        /// Entity type.
+        entity: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// The write would store an invalid entity or make an environment's
+    /// snapshot invalid.
+    #[error("invalid: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+    /// The database failed (connection, SQL, migration, decoding).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation of an insert/update to
+    /// [`StoreError::Duplicate`], anything else to [`StoreError::Database`].
+    pub(crate) fn on_write(
+        entity: &'static str,
+        key: &str,
+    ) -> impl FnOnce(sqlx::Error) -> StoreError {
+        let key = key.to_string();
+        move |e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Duplicate { entity, key }
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// The store's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

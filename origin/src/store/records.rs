@@ -1,0 +1,210 @@
+//! The stored entities.
+
+use std::collections::BTreeMap;
+
+use bunting_core::model::{LayerSlot, Prerequisite, Rule, Segment};
+use bunting_core::{FlagType, Serve};
+use serde::Serialize;
+use serde_json::Value;
+
+/// An organization, the top of the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    /// Row id.
+    pub id: i64,
+    /// Unique key.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Optimistic-concurrency version, 1 on create, +1 per update.
+    pub version: i64,
+}
+
+/// A project of an organization; flags and layers belong to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    /// Row id.
+    pub id: i64,
+    /// The organization.
+    pub org_id: i64,
+    /// Key, unique in the organization.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// An environment of a project (`production`, `staging`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    /// Row id.
+    pub id: i64,
+    /// The project.
+    pub project_id: i64,
+    /// Key, unique in the project; the snapshot's `environment`.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// The snapshot version: +1 on every change to what the environment
+    /// serves (its flags, configurations, segments, layers).
+    pub snapshot_version: i64,
+}
+
+/// A project's flag definition: what is shared by every environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagSpec {
+    /// Key, unique in the project.
+    pub key: String,
+    /// Value type.
+    pub flag_type: FlagType,
+    /// Variant name → value.
+    pub variants: BTreeMap<String, Value>,
+    /// Served when the flag is off.
+    pub off_variant: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Bucketing salt (defaults to the key in the engine).
+    pub salt: Option<String>,
+    /// Bucketing attribute.
+    pub bucket_by: Option<String>,
+    /// Mutual-exclusion layer slot.
+    pub layer: Option<LayerSlot>,
+}
+
+impl FlagSpec {
+    /// A boolean flag with variants `on`/`off`, off by default.
+    ///
+    /// ```
+    /// let f = bunting_origin::store::FlagSpec::boolean("dark-mode");
+    /// assert_eq!(f.off_variant, "off");
+    /// ```
+    pub fn boolean(key: &str) -> FlagSpec {
+        FlagSpec {
+            key: key.into(),
+            flag_type: FlagType::Boolean,
+            variants: BTreeMap::from([
+                ("on".into(), Value::Bool(true)),
+                ("off".into(), Value::Bool(false)),
+            ]),
+            off_variant: "off".into(),
+            description: None,
+            owner: None,
+            tags: Vec::new(),
+            salt: None,
+            bucket_by: None,
+            layer: None,
+        }
+    }
+}
+
+/// A stored flag.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagRecord {
+    /// Row id.
+    pub id: i64,
+    /// The project.
+    pub project_id: i64,
+    /// The definition.
+    #[serde(flatten)]
+    pub spec: FlagSpec,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// A flag's per-environment configuration, as in LaunchDarkly.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigSpec {
+    /// Kill switch: off serves `offVariant`.
+    pub enabled: bool,
+    /// Targeting rules, first match wins.
+    pub rules: Vec<Rule>,
+    /// Served when no rule matches.
+    pub fallthrough: Serve,
+    /// Flags that must serve a variant first.
+    pub prerequisites: Vec<Prerequisite>,
+}
+
+/// A stored flag configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagConfig {
+    /// The flag.
+    pub flag_id: i64,
+    /// The environment.
+    pub environment_id: i64,
+    /// The configuration.
+    #[serde(flatten)]
+    pub spec: ConfigSpec,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// A stored segment of an environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentRecord {
+    /// Row id.
+    pub id: i64,
+    /// The environment.
+    pub environment_id: i64,
+    /// The segment as the engine sees it.
+    pub segment: Segment,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// A stored mutual-exclusion layer of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerRecord {
+    /// Row id.
+    pub id: i64,
+    /// The project.
+    pub project_id: i64,
+    /// The layer as the engine sees it.
+    pub layer: bunting_core::model::Layer,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// Who is writing, for the audit log.
+///
+/// ```
+/// let who = bunting_origin::store::Actor::new("ana@example.com").request("req-1");
+/// assert_eq!(who.request_id.as_deref(), Some("req-1"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// User or token name.
+    pub name: String,
+    /// The request id, if the write comes from an API request.
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// An actor without a request id.
+    pub fn new(name: impl Into<String>) -> Actor {
+        Actor {
+            name: name.into(),
+            request_id: None,
+        }
+    }
+
+    /// The same actor with a request id.
+    pub fn request(mut self, id: impl Into<String>) -> Actor {
+        self.request_id = Some(id.into());
+        self
+    }
+}
