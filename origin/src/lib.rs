@@ -9,6 +9,8 @@
 //!
 //! The format and the operations path are documented in `docs/flags.md`.
 
+pub mod api;
 pub mod defs;
 pub mod kv;
+pub mod metrics;
 pub mod store;

@@ -1,0 +1,172 @@
+//! The origin's HTTP API, on axum: a versioned JSON REST API under
+//! `/api/v1`, its OpenAPI 3.1 document at `/api/v1/openapi.json`, and the
+//! operational endpoints `/healthz`, `/readyz` and `/metrics`.
+//!
+//! Every `/api/v1` endpoint except the OpenAPI document and event ingestion
+//! (which takes the ingest secret) needs `Authorization: Bearer <token>`;
+//! see [`auth`] for the roles. Every response carries `X-Request-Id` (the
+//! client's, or a new one), which the audit log records with each change.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use bunting_origin::api::{AppState, ServeConfig, router};
+//! use bunting_origin::store::Store;
+//! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let app = router(AppState::new(store, ServeConfig::default()));
+//! # let _ = app;
+//! # });
+//! ```
+
+pub mod auth;
+pub mod error;
+pub mod etag;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+
+pub use error::{ApiError, ApiResult};
+
+use crate::metrics::{Metrics, RequestLabels};
+use crate::store::Store;
+
+/// The request-id header.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the API is configured with.
+#[derive(Debug, Clone, Default)]
+pub struct ServeConfig {
+    /// The bootstrap administrator token (raw). It may create organizations
+    /// and act in every organization; keep it secret, use it to make
+    /// organization tokens.
+    pub admin_token: Option<String>,
+    /// The secret the edge (and other producers) send as
+    /// `Authorization: Bearer <secret>` to `POST /api/v1/events`.
+    pub ingest_secret: Option<String>,
+}
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Configuration.
+    pub config: Arc<ServeConfig>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State over `store` with fresh metrics.
+    pub fn new(store: Store, config: ServeConfig) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
+/// A new random request id (hex).
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let mut b = [0u8; 12];
+        getrandom::fill(&mut b).ok()?;
+        HeaderValue::from_str(&hex::encode(b)).ok().map(RequestId::new)
+    }
+}
+
+/// The whole application: API, OpenAPI document, health and metrics.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new();
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), NewRequestId))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// Records latency per route and logs each request.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let response = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status,
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Liveness: the process serves HTTP.
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
+        Ok(_) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

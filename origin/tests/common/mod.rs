@@ -1,0 +1,105 @@
+//! Test harness shared by the origin's integration tests: every test runs
+//! once on an in-memory SQLite database and once on PostgreSQL in a fresh
+//! schema of its own (`BUNTING_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/test`), dropped afterwards.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bunting_origin::store::Store;
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A PostgreSQL schema that lives as long as the test.
+pub struct PgSchema {
+    admin: String,
+    name: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop may run while unwinding inside the test's runtime: use another.
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
+                        let _ = sqlx::raw_sql(&format!(
+                            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE"
+                        ))
+                        .execute(&mut c)
+                        .await;
+                    }
+                })
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+pub async fn sqlite() -> (Store, Option<PgSchema>) {
+    (Store::open("sqlite::memory:").await.unwrap(), None)
+}
+
+pub async fn postgres() -> (Store, Option<PgSchema>) {
+    use sqlx::Connection;
+    static N: AtomicU32 = AtomicU32::new(0);
+    sqlx::any::install_default_drivers();
+    let admin = std::env::var("BUNTING_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_PG.into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut c = sqlx::AnyConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {admin} ({e}); the store tests need it \
+             (set BUNTING_TEST_POSTGRES to another URL)"
+            )
+        });
+    sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let guard = PgSchema {
+        admin: admin.clone(),
+        name: name.clone(),
+    };
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{sep}options=-c%20search_path%3D{name}");
+    (Store::open(&url).await.unwrap(), Some(guard))
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                let (store, _guard) = $crate::common::sqlite().await;
+                super::$name(store.clone()).await;
+                // Let dropped transactions roll back before the schema goes.
+                store.pool().close().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                let (store, _guard) = $crate::common::postgres().await;
+                super::$name(store.clone()).await;
+                // Let dropped transactions roll back before the schema goes.
+                store.pool().close().await;
+            })*
+        }
+    };
+}
+
