@@ -185,7 +185,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut r = (self.status, Json(body)).into_response();
-        if let Some(tag) = self.current_etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        if let Some(tag) = self
+            .current_etag
+            .and_then(|t| HeaderValue::from_str(&t).ok())
+        {
             r.headers_mut().insert(header::ETAG, tag);
         }
         if let Some(s) = self.retry_after {

@@ -30,7 +30,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 pub use error::{ApiError, ApiResult};
 
@@ -82,7 +84,9 @@ impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let mut b = [0u8; 12];
         getrandom::fill(&mut b).ok()?;
-        HeaderValue::from_str(&hex::encode(b)).ok().map(RequestId::new)
+        HeaderValue::from_str(&hex::encode(b))
+            .ok()
+            .map(RequestId::new)
     }
 }
 

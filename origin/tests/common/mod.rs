@@ -102,4 +102,3 @@ macro_rules! both {
         }
     };
 }
-
