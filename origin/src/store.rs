@@ -34,8 +34,10 @@
 //! # });
 //! ```
 
+pub mod access;
 pub mod audit;
 mod error;
+mod lookup;
 mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,8 +51,10 @@ use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
+pub use access::{Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
 pub use error::{Problem, Result, StoreError};
+pub use lookup::FlagFilter;
 pub use records::{
     Actor, ConfigSpec, Environment, FlagConfig, FlagRecord, FlagSpec, LayerRecord, Organization,
     Project, SegmentRecord,
@@ -472,13 +476,18 @@ impl Write<'_> {
             before: before.map(to_json),
             after: after.map(to_json),
             request_id: self.actor.request_id.clone(),
+            org_id: if entity_type == "organization" {
+                Some(entity_id)
+            } else {
+                self.actor.org_id
+            },
             prev_hash: self.hash.clone(),
             hash: String::new(),
         };
         e.hash = e.compute_hash();
         sqlx::query(
             "INSERT INTO audit_log (seq, actor, at, action, entity_type, entity_id, entity_key, before, after, \
-             request_id, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             request_id, prev_hash, hash, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(e.seq)
         .bind(&e.actor)
@@ -492,6 +501,7 @@ impl Write<'_> {
         .bind(&e.request_id)
         .bind(&e.prev_hash)
         .bind(&e.hash)
+        .bind(e.org_id)
         .execute(self.c())
         .await?;
         self.seq = e.seq;

@@ -1,1 +1,147 @@
-//! Authentication and authorization (filled in below).
+//! Who is calling, and what they may do.
+//!
+//! Every `/api/v1` endpoint (except the OpenAPI document and event
+//! ingestion) needs `Authorization: Bearer <token>`:
+//!
+//! - the bootstrap administrator token of the configuration
+//!   ([`super::ServeConfig::admin_token`]) may do everything, including
+//!   creating organizations;
+//! - an organization's API token (made by its admins, stored hashed) acts
+//!   only in that organization, with its [`Role`].
+//!
+//! No or an unknown token answers 401. A token of another organization gets
+//! 404 for everything under `/orgs/{org}` — exactly as if the organization
+//! did not exist, so tokens cannot probe for other tenants. A token of the
+//! organization whose role is too low gets 403.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState, REQUEST_ID};
+use crate::store::{Actor, Organization, Role, TokenRecord};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The bootstrap administrator, or an organization token.
+    pub kind: PrincipalKind,
+    /// The request id (for the audit log).
+    pub request_id: Option<String>,
+}
+
+/// Who a [`Principal`] is.
+#[derive(Debug, Clone)]
+pub enum PrincipalKind {
+    /// The bootstrap administrator token.
+    Root,
+    /// An organization's API token.
+    Token(TokenRecord),
+}
+
+impl Principal {
+    /// The audit-log name: `admin` or `token:<id>:<name>`.
+    pub fn name(&self) -> String {
+        match &self.kind {
+            PrincipalKind::Root => "admin".into(),
+            PrincipalKind::Token(t) => format!("token:{}:{}", t.id, t.name),
+        }
+    }
+
+    /// Whether this is the bootstrap administrator.
+    pub fn is_root(&self) -> bool {
+        matches!(self.kind, PrincipalKind::Root)
+    }
+
+    /// The actor for writes in organization `org_id`.
+    pub fn actor(&self, org_id: i64) -> Actor {
+        let mut a = Actor::new(self.name()).in_org(org_id);
+        a.request_id = self.request_id.clone();
+        a
+    }
+
+    /// Checks that the caller may act with `role` in `org`: 404 for another
+    /// organization's token, 403 when the role is too low.
+    ///
+    /// ```
+    /// use bunting_origin::api::auth::{Principal, PrincipalKind};
+    /// use bunting_origin::store::{Organization, Role, TokenRecord};
+    /// let org = |id| Organization { id, key: "k".into(), name: "n".into(), version: 1 };
+    /// let editor = Principal { request_id: None, kind: PrincipalKind::Token(TokenRecord {
+    ///     id: 1, org_id: 7, name: "ci".into(), role: Role::Editor, prefix: "bnt_api_x".into(),
+    ///     created_at: "".into(), created_by: "".into(), revoked_at: None }) };
+    /// assert!(editor.allow(&org(7), Role::Editor).is_ok());
+    /// assert_eq!(editor.allow(&org(7), Role::Admin).unwrap_err().status, 403);
+    /// assert_eq!(editor.allow(&org(8), Role::Viewer).unwrap_err().status, 404);
+    /// ```
+    pub fn allow(&self, org: &Organization, role: Role) -> Result<(), ApiError> {
+        match &self.kind {
+            PrincipalKind::Root => Ok(()),
+            PrincipalKind::Token(t) if t.org_id != org.id => {
+                Err(ApiError::not_found(format!("organization {}", org.key)))
+            }
+            PrincipalKind::Token(t) if t.role < role => Err(ApiError::forbidden(format!(
+                "this needs the {role} role; the token is {}",
+                t.role
+            ))),
+            PrincipalKind::Token(_) => Ok(()),
+        }
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+///
+/// ```
+/// use bunting_origin::api::auth::same_secret;
+/// assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("a", "ab"));
+/// ```
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let request_id = parts
+            .headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let Some(raw) = bearer(parts) else {
+            return Err(ApiError::unauthorized(
+                "send Authorization: Bearer <API token>",
+            ));
+        };
+        if let Some(admin) = &state.config.admin_token
+            && same_secret(raw, admin)
+        {
+            return Ok(Principal {
+                kind: PrincipalKind::Root,
+                request_id,
+            });
+        }
+        match state.store.authenticate(raw).await? {
+            Some(t) => Ok(Principal {
+                kind: PrincipalKind::Token(t),
+                request_id,
+            }),
+            None => Err(ApiError::unauthorized("unknown or revoked API token")),
+        }
+    }
+}

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod etag;
 
@@ -63,6 +64,9 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Wakes the publisher after a committed change (the publisher also
+    /// polls, so a missed wake-up only delays).
+    pub publish_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -72,7 +76,13 @@ impl AppState {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            publish_wakeup: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Tells the publisher that a change was committed.
+    pub fn notify_publish(&self) {
+        self.publish_wakeup.notify_one();
     }
 }
 

@@ -4,7 +4,7 @@
 //! Entry `n` stores `prev_hash` (entry `n-1`'s hash, 64 zeros for the first)
 //! and `hash = sha256(canonical(entry) )`, where the canonical encoding is the
 //! compact JSON array `[seq, actor, at, action, entityType, entityId,
-//! entityKey, before, after, requestId, prevHash]` with `before`/`after` as
+//! entityKey, before, after, requestId, prevHash, orgId]` with `before`/`after` as
 //! their stored (compact, key-sorted) JSON text. The single-row `audit_head`
 //! table holds the last sequence number and hash; every mutation locks it
 //! first, which serializes appends and lets [`Store::verify_audit`] notice a
@@ -45,6 +45,9 @@ pub struct AuditEntry {
     pub after: Option<String>,
     /// The API request that made the change, if any.
     pub request_id: Option<String>,
+    /// The organization the entry belongs to (none for entries written
+    /// outside any organization's scope).
+    pub org_id: Option<i64>,
     /// The previous entry's hash.
     pub prev_hash: String,
     /// This entry's hash (lowercase hex SHA-256).
@@ -61,7 +64,7 @@ impl AuditEntry {
     ///     seq: 1, actor: "ana".into(), at: "2026-11-25T10:00:00.000000Z".into(),
     ///     action: "create".into(), entity_type: "organization".into(), entity_id: 1,
     ///     entity_key: "acme".into(), before: None, after: Some("{}".into()),
-    ///     request_id: None, prev_hash: GENESIS_HASH.into(), hash: String::new(),
+    ///     request_id: None, org_id: Some(1), prev_hash: GENESIS_HASH.into(), hash: String::new(),
     /// };
     /// e.hash = e.compute_hash();
     /// assert_eq!(e.hash.len(), 64);
@@ -79,6 +82,7 @@ impl AuditEntry {
             self.after,
             self.request_id,
             self.prev_hash,
+            self.org_id,
         ]);
         let digest = Sha256::digest(canonical.to_string().as_bytes());
         hex(&digest)
@@ -96,6 +100,7 @@ impl AuditEntry {
             before: row.try_get("before")?,
             after: row.try_get("after")?,
             request_id: row.try_get("request_id")?,
+            org_id: row.try_get("org_id")?,
             prev_hash: row.try_get("prev_hash")?,
             hash: row.try_get("hash")?,
         })
@@ -156,10 +161,15 @@ impl AuditReport {
 pub struct AuditQuery {
     /// Entity type, e.g. `flag`.
     pub entity_type: Option<String>,
+    /// Any of these entity types (with `entity_id`: a flag's history is
+    /// `flag` and `flagConfig` entries of its id).
+    pub entity_types: Vec<String>,
     /// Entity id (with `entity_type`).
     pub entity_id: Option<i64>,
     /// Actor.
     pub actor: Option<String>,
+    /// Organization (entries of other organizations are left out).
+    pub org_id: Option<i64>,
     /// Entries at or after this time (same format as [`AuditEntry::at`]; any
     /// prefix of it works, e.g. `2026-11-25`).
     pub from: Option<String>,
@@ -253,24 +263,37 @@ impl Store {
         if let Some(a) = &q.actor {
             push_text(&mut sql, "actor", "=", a);
         }
+        if !q.entity_types.is_empty() {
+            let mut alternatives = String::new();
+            for t in &q.entity_types {
+                let mut one = String::new();
+                push_text(&mut one, "entity_type", "=", t);
+                alternatives.push_str(if alternatives.is_empty() { "" } else { " OR" });
+                alternatives.push_str(one.trim_start_matches(" AND"));
+            }
+            sql.push_str(&format!(" AND ({alternatives} )"));
+        }
         if let Some(f) = &q.from {
             push_text(&mut sql, "at", ">=", f);
         }
         if let Some(u) = &q.until {
             push_text(&mut sql, "at", "<", u);
         }
-        let id_at = texts.len() + 2;
-        if q.entity_id.is_some() {
-            sql.push_str(&format!(" AND entity_id = ${id_at}"));
+        let mut ints = Vec::new();
+        for (col, v) in [("entity_id", q.entity_id), ("org_id", q.org_id)] {
+            if let Some(v) = v {
+                ints.push(v);
+                sql.push_str(&format!(" AND {col} = ${}", texts.len() + 1 + ints.len()));
+            }
         }
-        let limit_at = id_at + usize::from(q.entity_id.is_some());
+        let limit_at = texts.len() + 2 + ints.len();
         sql.push_str(&format!(" ORDER BY seq LIMIT ${limit_at}"));
         let mut query = sqlx::query(&sql).bind(q.after_seq);
         for (_, v) in texts {
             query = query.bind(v);
         }
-        if let Some(id) = q.entity_id {
-            query = query.bind(id);
+        for v in ints {
+            query = query.bind(v);
         }
         let rows = query.bind(limit).fetch_all(&self.pool).await?;
         let entries = rows

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 
 use bunting_core::model::{LayerSlot, Prerequisite, Rule, Segment};
 use bunting_core::{FlagType, Serve};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// An organization, the top of the tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Organization {
     /// Row id.
     pub id: i64,
@@ -21,7 +22,7 @@ pub struct Organization {
 }
 
 /// A project of an organization; flags and layers belong to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Project {
     /// Row id.
@@ -37,7 +38,7 @@ pub struct Project {
 }
 
 /// An environment of a project (`production`, `staging`, …).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
     /// Row id.
@@ -56,28 +57,37 @@ pub struct Environment {
 }
 
 /// A project's flag definition: what is shared by every environment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagSpec {
     /// Key, unique in the project.
     pub key: String,
-    /// Value type.
+    /// Value type: `boolean`, `string`, `number` or `json`.
+    #[schema(value_type = String, example = "boolean")]
     pub flag_type: FlagType,
     /// Variant name → value.
+    #[schema(value_type = Object)]
     pub variants: BTreeMap<String, Value>,
     /// Served when the flag is off.
     pub off_variant: String,
     /// Description.
+    #[serde(default)]
     pub description: Option<String>,
     /// Owner.
+    #[serde(default)]
     pub owner: Option<String>,
     /// Tags.
+    #[serde(default)]
     pub tags: Vec<String>,
     /// Bucketing salt (defaults to the key in the engine).
+    #[serde(default)]
     pub salt: Option<String>,
     /// Bucketing attribute.
+    #[serde(default)]
     pub bucket_by: Option<String>,
-    /// Mutual-exclusion layer slot.
+    /// Mutual-exclusion layer slot: `{"key": layer, "start": b, "end": e}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub layer: Option<LayerSlot>,
 }
 
@@ -108,7 +118,7 @@ impl FlagSpec {
 }
 
 /// A stored flag.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlagRecord {
     /// Row id.
@@ -123,21 +133,26 @@ pub struct FlagRecord {
 }
 
 /// A flag's per-environment configuration, as in LaunchDarkly.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigSpec {
     /// Kill switch: off serves `offVariant`.
     pub enabled: bool,
-    /// Targeting rules, first match wins.
+    /// Targeting rules, first match wins (docs/rules.md).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub rules: Vec<Rule>,
-    /// Served when no rule matches.
+    /// Served when no rule matches: `{"variant": v}` or a rollout.
+    #[schema(value_type = Object)]
     pub fallthrough: Serve,
     /// Flags that must serve a variant first.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub prerequisites: Vec<Prerequisite>,
 }
 
 /// A stored flag configuration.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlagConfig {
     /// The flag.
@@ -152,7 +167,7 @@ pub struct FlagConfig {
 }
 
 /// A stored segment of an environment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SegmentRecord {
     /// Row id.
@@ -160,13 +175,14 @@ pub struct SegmentRecord {
     /// The environment.
     pub environment_id: i64,
     /// The segment as the engine sees it.
+    #[schema(value_type = Object)]
     pub segment: Segment,
     /// Optimistic-concurrency version.
     pub version: i64,
 }
 
 /// A stored mutual-exclusion layer of a project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerRecord {
     /// Row id.
@@ -174,6 +190,7 @@ pub struct LayerRecord {
     /// The project.
     pub project_id: i64,
     /// The layer as the engine sees it.
+    #[schema(value_type = Object)]
     pub layer: bunting_core::model::Layer,
     /// Optimistic-concurrency version.
     pub version: i64,
@@ -191,6 +208,9 @@ pub struct Actor {
     pub name: String,
     /// The request id, if the write comes from an API request.
     pub request_id: Option<String>,
+    /// The organization whose data the write changes (recorded with each
+    /// audit entry so that organizations see only their own entries).
+    pub org_id: Option<i64>,
 }
 
 impl Actor {
@@ -199,12 +219,19 @@ impl Actor {
         Actor {
             name: name.into(),
             request_id: None,
+            org_id: None,
         }
     }
 
     /// The same actor with a request id.
     pub fn request(mut self, id: impl Into<String>) -> Actor {
         self.request_id = Some(id.into());
+        self
+    }
+
+    /// The same actor acting in organization `org_id`.
+    pub fn in_org(mut self, org_id: i64) -> Actor {
+        self.org_id = Some(org_id);
         self
     }
 }

@@ -1,0 +1,451 @@
+//! API tokens (with a role in one organization) and SDK keys (per
+//! environment, for the edge). Only SHA-256 hashes of the secrets are
+//! stored; the raw secret is returned once, when it is created.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use bunting_origin::store::{Actor, Role, Store};
+//! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let org = store.create_org(&Actor::new("root"), "acme", "Acme").await.unwrap();
+//! let (token, raw) = store
+//!     .create_token(&Actor::new("root").in_org(org.id), org.id, "ci", Role::Editor)
+//!     .await
+//!     .unwrap();
+//! assert!(raw.starts_with("bnt_api_"));
+//! let found = store.authenticate(&raw).await.unwrap().unwrap();
+//! assert_eq!((found.id, found.role), (token.id, Role::Editor));
+//! # });
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+
+use super::{Actor, Result, Store, StoreError, get_env, not_found, now};
+
+/// What a token may do in its organization. Each role includes the ones
+/// before it.
+///
+/// | role | may |
+/// |---|---|
+/// | `viewer` | read everything of the organization, including its audit log |
+/// | `editor` | create, change and delete flags, their per-environment configurations (kill switch included), segments and layers |
+/// | `publisher` | manage environments and their SDK keys, republish |
+/// | `admin` | manage projects, the organization, its API tokens; export and verify the audit log |
+///
+/// ```
+/// use bunting_origin::store::Role;
+/// assert!(Role::Admin > Role::Publisher && Role::Editor > Role::Viewer);
+/// assert_eq!("publisher".parse::<Role>().unwrap(), Role::Publisher);
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads.
+    Viewer,
+    /// Changes flag content.
+    Editor,
+    /// Manages environments and SDK keys.
+    Publisher,
+    /// Manages the organization.
+    Admin,
+}
+
+impl Role {
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Publisher => "publisher",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Role, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "editor" => Ok(Role::Editor),
+            "publisher" => Ok(Role::Publisher),
+            "admin" => Ok(Role::Admin),
+            _ => Err(format!(
+                "unknown role {s:?} (viewer, editor, publisher or admin)"
+            )),
+        }
+    }
+}
+
+/// A stored API token (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    /// Row id.
+    pub id: i64,
+    /// The organization it acts in.
+    pub org_id: i64,
+    /// A label.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: String,
+    /// Who made it.
+    pub created_by: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// Which SDKs an SDK key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SdkKeyKind {
+    /// Browsers and mobile apps (public).
+    Client,
+    /// Server-side SDKs (secret).
+    Server,
+}
+
+impl SdkKeyKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SdkKeyKind::Client => "client",
+            SdkKeyKind::Server => "server",
+        }
+    }
+}
+
+/// A stored SDK key of an environment (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SdkKeyRecord {
+    /// Row id.
+    pub id: i64,
+    /// The environment.
+    pub environment_id: i64,
+    /// The environment's name at the edge.
+    pub edge_env: String,
+    /// Client or server.
+    pub kind: SdkKeyKind,
+    /// A label.
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: String,
+    /// When it stops (stopped) working: set by rotation (after a grace
+    /// period) and revocation (now).
+    pub expires_at: Option<String>,
+    /// Its state in KV: `pending`, `live` or `removed`.
+    pub kv_state: String,
+}
+
+fn secret(prefix: &str) -> String {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).expect("the operating system's random source");
+    format!("{prefix}{}", hex::encode(b))
+}
+
+fn shown_prefix(raw: &str) -> String {
+    raw.chars()
+        .take(raw.rfind('_').map_or(4, |i| i + 5))
+        .collect()
+}
+
+/// The stored hash of a raw secret (the edge's SDK-key hash).
+pub fn secret_hash(raw: &str) -> String {
+    crate::kv::sdk_key_hash(raw)
+}
+
+fn token_row(r: &AnyRow) -> Result<TokenRecord> {
+    let role: String = r.try_get("role")?;
+    Ok(TokenRecord {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        name: r.try_get("name")?,
+        role: role
+            .parse()
+            .map_err(|e: String| StoreError::Database(sqlx::Error::Decode(e.into())))?,
+        prefix: r.try_get("prefix")?,
+        created_at: r.try_get("created_at")?,
+        created_by: r.try_get("created_by")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+fn key_row(r: &AnyRow) -> Result<SdkKeyRecord> {
+    let kind: String = r.try_get("kind")?;
+    Ok(SdkKeyRecord {
+        id: r.try_get("id")?,
+        environment_id: r.try_get("environment_id")?,
+        edge_env: r.try_get("edge_env")?,
+        kind: if kind == "server" {
+            SdkKeyKind::Server
+        } else {
+            SdkKeyKind::Client
+        },
+        name: r.try_get("name")?,
+        prefix: r.try_get("prefix")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        kv_state: r.try_get("kv_state")?,
+    })
+}
+
+/// `now + seconds` in the stored time format.
+fn later(seconds: u64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+impl Store {
+    /// Makes an API token with `role` in organization `org_id`; returns its
+    /// record and the raw secret (shown once).
+    pub async fn create_token(
+        &self,
+        actor: &Actor,
+        org_id: i64,
+        name: &str,
+        role: Role,
+    ) -> Result<(TokenRecord, String)> {
+        let mut w = self.begin(actor).await?;
+        super::get_org(w.c(), org_id).await?;
+        let raw = secret("bnt_api_");
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (org_id, name, role, hash, prefix, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(secret_hash(&raw))
+        .bind(shown_prefix(&raw))
+        .bind(now())
+        .bind(&actor.name)
+        .fetch_one(w.c())
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        let t = get_token(w.c(), id).await?;
+        w.audit("create", "token", (id, name), None::<&()>, Some(&t))
+            .await?;
+        w.commit().await?;
+        Ok((t, raw))
+    }
+
+    /// The tokens of organization `org_id`, revoked ones included, by id.
+    pub async fn tokens(&self, org_id: i64) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens WHERE org_id = $1 ORDER BY id")
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    /// Token `id`.
+    pub async fn token(&self, id: i64) -> Result<TokenRecord> {
+        get_token(&mut *self.conn().await?, id).await
+    }
+
+    /// Revokes token `id`; it stops working at once.
+    pub async fn revoke_token(&self, actor: &Actor, id: i64) -> Result<TokenRecord> {
+        let mut w = self.begin(actor).await?;
+        let before = get_token(w.c(), id).await?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now())
+            .bind(id)
+            .execute(w.c())
+            .await?;
+        let after = get_token(w.c(), id).await?;
+        w.audit(
+            "revoke",
+            "token",
+            (id, &before.name),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// The live token whose secret is `raw`, if any.
+    pub async fn authenticate(&self, raw: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(secret_hash(raw))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_row).transpose()
+    }
+
+    /// Makes an SDK key of `kind` for environment `env_id`; returns its
+    /// record and the raw key (shown once). The edge learns it with the
+    /// environment's next publication.
+    pub async fn create_sdk_key(
+        &self,
+        actor: &Actor,
+        env_id: i64,
+        kind: SdkKeyKind,
+        name: &str,
+    ) -> Result<(SdkKeyRecord, String)> {
+        let mut w = self.begin(actor).await?;
+        let (k, raw) = w.insert_sdk_key(env_id, kind, name).await?;
+        w.audit("create", "sdkKey", (k.id, name), None::<&()>, Some(&k))
+            .await?;
+        w.commit().await?;
+        Ok((k, raw))
+    }
+
+    /// Replaces SDK key `id` by a new one of the same environment, kind and
+    /// name; the old key keeps working for `grace_seconds` (0: stops now).
+    pub async fn rotate_sdk_key(
+        &self,
+        actor: &Actor,
+        id: i64,
+        grace_seconds: u64,
+    ) -> Result<(SdkKeyRecord, String)> {
+        let mut w = self.begin(actor).await?;
+        let old = get_key(w.c(), id).await?;
+        if old.expires_at.is_some() {
+            return Err(StoreError::Invalid(vec![super::Problem::new(
+                "expiresAt",
+                "the key is already rotated or revoked",
+            )]));
+        }
+        sqlx::query("UPDATE sdk_keys SET expires_at = $1 WHERE id = $2")
+            .bind(later(grace_seconds))
+            .bind(id)
+            .execute(w.c())
+            .await?;
+        let retired = get_key(w.c(), id).await?;
+        let (k, raw) = w
+            .insert_sdk_key(old.environment_id, old.kind, &old.name)
+            .await?;
+        w.audit(
+            "rotate",
+            "sdkKey",
+            (id, &old.name),
+            Some(&old),
+            Some(&retired),
+        )
+        .await?;
+        w.audit("create", "sdkKey", (k.id, &k.name), None::<&()>, Some(&k))
+            .await?;
+        w.commit().await?;
+        Ok((k, raw))
+    }
+
+    /// Revokes SDK key `id` now.
+    pub async fn revoke_sdk_key(&self, actor: &Actor, id: i64) -> Result<SdkKeyRecord> {
+        let mut w = self.begin(actor).await?;
+        let before = get_key(w.c(), id).await?;
+        let at = now();
+        let expires = match &before.expires_at {
+            Some(e) if *e < at => e.clone(),
+            _ => at,
+        };
+        sqlx::query("UPDATE sdk_keys SET expires_at = $1 WHERE id = $2")
+            .bind(&expires)
+            .bind(id)
+            .execute(w.c())
+            .await?;
+        let after = get_key(w.c(), id).await?;
+        w.envs.insert(before.environment_id);
+        w.audit(
+            "revoke",
+            "sdkKey",
+            (id, &before.name),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// SDK key `id`.
+    pub async fn sdk_key(&self, id: i64) -> Result<SdkKeyRecord> {
+        get_key(&mut *self.conn().await?, id).await
+    }
+
+    /// The SDK keys of environment `env_id` (expired ones included), by id.
+    pub async fn sdk_keys(&self, env_id: i64) -> Result<Vec<SdkKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM sdk_keys WHERE environment_id = $1 ORDER BY id")
+            .bind(env_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_row).collect()
+    }
+}
+
+impl super::Write<'_> {
+    async fn insert_sdk_key(
+        &mut self,
+        env_id: i64,
+        kind: SdkKeyKind,
+        name: &str,
+    ) -> Result<(SdkKeyRecord, String)> {
+        let env = get_env(self.c(), env_id).await?;
+        let project = super::get_project(self.c(), env.project_id).await?;
+        let org = super::get_org(self.c(), project.org_id).await?;
+        let edge_env = format!("{}/{}/{}", org.key, project.key, env.key);
+        let raw = secret(&format!("bnt_{}_", kind.as_str()));
+        let row = sqlx::query(
+            "INSERT INTO sdk_keys (org_id, environment_id, edge_env, kind, name, hash, prefix, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(org.id)
+        .bind(env_id)
+        .bind(&edge_env)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(secret_hash(&raw))
+        .bind(shown_prefix(&raw))
+        .bind(now())
+        .fetch_one(self.c())
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        self.envs.insert(env_id);
+        Ok((get_key(self.c(), id).await?, raw))
+    }
+}
+
+async fn get_token(c: &mut sqlx::AnyConnection, id: i64) -> Result<TokenRecord> {
+    let r = sqlx::query("SELECT * FROM api_tokens WHERE id = $1")
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
+    token_row(&r.ok_or_else(|| not_found("token", id))?)
+}
+
+async fn get_key(c: &mut sqlx::AnyConnection, id: i64) -> Result<SdkKeyRecord> {
+    let r = sqlx::query("SELECT * FROM sdk_keys WHERE id = $1")
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
+    key_row(&r.ok_or_else(|| not_found("sdk key", id))?)
+}
