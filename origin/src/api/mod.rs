@@ -17,10 +17,16 @@
 //! # });
 //! ```
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod etag;
+pub mod flags;
+pub mod openapi;
+pub mod org;
+pub mod scope;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,7 +108,12 @@ impl MakeRequestId for NewRequestId {
 
 /// The whole application: API, OpenAPI document, health and metrics.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new();
+    let api = Router::new()
+        .route("/openapi.json", get(openapi::serve))
+        .merge(org::routes())
+        .merge(flags::routes())
+        .merge(access::routes())
+        .merge(audit::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))

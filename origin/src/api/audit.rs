@@ -1,0 +1,153 @@
+//! The audit log over HTTP: an organization's entries (filtered, paged),
+//! their JSON-lines export, and verification of the whole hash chain.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Principal;
+use super::flags::AuditEntries;
+use super::{ApiError, ApiResult, AppState, scope};
+use crate::store::{AuditFault, AuditQuery, Role};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/orgs/{org}/audit", get(list))
+        .route("/orgs/{org}/audit/export", get(export))
+        .route("/audit/verify", get(verify))
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AuditFilter {
+    /// Entity type: `organization`, `project`, `environment`, `flag`,
+    /// `flagConfig`, `segment`, `layer`, `token`, `sdkKey`.
+    pub entity_type: Option<String>,
+    /// Entity id (with `entityType`).
+    pub entity_id: Option<i64>,
+    /// Actor, e.g. `token:3:ci` or `admin`.
+    pub actor: Option<String>,
+    /// Entries at or after this UTC time (any prefix of
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`).
+    pub from: Option<String>,
+    /// Entries before this UTC time.
+    pub until: Option<String>,
+    /// Entries after this sequence number (the previous page's `next`).
+    pub after: Option<i64>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+impl AuditFilter {
+    fn query(self, org_id: i64) -> AuditQuery {
+        AuditQuery {
+            entity_type: self.entity_type,
+            entity_id: self.entity_id,
+            actor: self.actor,
+            from: self.from,
+            until: self.until,
+            after_seq: self.after.unwrap_or(0),
+            limit: self.limit.unwrap_or(100),
+            org_id: Some(org_id),
+            ..AuditQuery::default()
+        }
+    }
+}
+
+type Q = Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>;
+
+/// The organization's audit entries, oldest first (viewer).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
+    params(("org" = String, Path), AuditFilter), responses((status = 200, body = AuditEntries)))]
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(org): Path<String>,
+    q: Q,
+) -> ApiResult<Json<AuditEntries>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let o = scope::org(&s, &p, &org, Role::Viewer).await?;
+    let page = s.store.audit_log(&q.query(o.id)).await?;
+    Ok(Json(AuditEntries {
+        items: page.entries,
+        next: page.next,
+    }))
+}
+
+/// Every matching entry as JSON lines (`application/x-ndjson`), one entry
+/// per line, oldest first (admin). `limit` is ignored.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit/export", tag = "audit",
+    params(("org" = String, Path), AuditFilter),
+    responses((status = 200, content_type = "application/x-ndjson", body = String)))]
+pub async fn export(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(org): Path<String>,
+    q: Q,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let o = scope::org(&s, &p, &org, Role::Admin).await?;
+    let mut query = q.query(o.id);
+    query.limit = 1000;
+    let mut out = String::new();
+    loop {
+        let page = s.store.audit_log(&query).await?;
+        for e in &page.entries {
+            out.push_str(&serde_json::to_string(e).map_err(ApiError::internal)?);
+            out.push('\n');
+        }
+        match page.next {
+            Some(n) => query.after_seq = n,
+            None => break,
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
+}
+
+/// The result of verifying the audit chain.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// Whether every entry is in place and unedited.
+    pub ok: bool,
+    /// Entries checked.
+    pub entries: u64,
+    /// The hash of the last good entry (anchor it elsewhere to detect a
+    /// rewritten tail).
+    pub head_hash: String,
+    /// The first bad sequence number, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<i64>,
+    /// What is wrong there: `gap`, `brokenLink`, `hashMismatch`,
+    /// `truncated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub fault: Option<AuditFault>,
+}
+
+/// Verifies the whole hash chain (bootstrap administrator: the chain spans
+/// every organization).
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = Verification), (status = 403, body = super::error::ErrorBody)))]
+pub async fn verify(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Verification>> {
+    if !p.is_root() {
+        return Err(ApiError::forbidden(
+            "only the bootstrap administrator verifies the whole chain",
+        ));
+    }
+    let r = s.store.verify_audit().await?;
+    Ok(Json(Verification {
+        ok: r.is_ok(),
+        entries: r.entries,
+        head_hash: r.head_hash,
+        first_bad_seq: r.first_bad.map(|b| b.0),
+        fault: r.first_bad.map(|b| b.1),
+    }))
+}
