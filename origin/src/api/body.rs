@@ -1,7 +1,7 @@
 //! JSON request bodies with JSON errors, and responses carrying an ETag.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,27 +25,31 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                let detail = std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.body_text());
-                Err(ApiError::invalid(vec![Problem::new("body", detail)]))
-            }
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(format!(
-                "the body is not JSON: {}",
-                std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.body_text())
-            ))),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json_type {
+            return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send Content-Type: application/json",
-            )),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
+            ));
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+        // Syntax first (400), then shape (422, with the path of the field).
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+        T::deserialize(value)
+            .map(Body)
+            .map_err(|e| ApiError::invalid(vec![Problem::new("body", e.to_string())]))
     }
 }
 

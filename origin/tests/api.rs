@@ -1,0 +1,423 @@
+//! The management API over real HTTP (axum on 127.0.0.1, reqwest), on
+//! SQLite and PostgreSQL: CRUD, ETag/If-Match (412/428), 422 with every
+//! problem, the kill switch, flag history with request ids, filters and
+//! pagination, snapshots, the audit log and its export, JSON errors.
+
+use bunting_origin::api::{AppState, ServeConfig, router};
+use bunting_origin::store::Store;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+#[macro_use]
+mod common;
+
+both!(crud_and_concurrency, validation_problems, kill_switch_history_and_audit, list_filters_and_pages, malformed_requests);
+
+const ROOT: &str = "root-secret-token";
+
+struct Api {
+    base: String,
+    client: Client,
+    token: String,
+}
+
+impl Api {
+    async fn start(store: Store) -> Api {
+        let app = router(AppState::new(
+            store,
+            ServeConfig {
+                admin_token: Some(ROOT.into()),
+                ..ServeConfig::default()
+            },
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Api {
+            base: format!("http://{addr}/api/v1"),
+            client: Client::new(),
+            token: ROOT.into(),
+        }
+    }
+
+    fn as_token(&self, token: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            token: token.into(),
+        }
+    }
+
+    /// (status, ETag, JSON body or Null).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>, Value) {
+        let mut r = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, etag, body)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Option<String>, Value) {
+        self.call(Method::GET, path, None, &[]).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Option<String>, Value) {
+        self.call(Method::POST, path, Some(body), &[]).await
+    }
+}
+
+/// Org `acme`, project `web`, environments `production` and `staging`; the
+/// org's admin token.
+async fn setup(api: &Api) -> Api {
+    assert_eq!(api.post("/orgs", json!({"key": "acme", "name": "Acme"})).await.0, 201);
+    let (s, _, t) = api
+        .post("/orgs/acme/tokens", json!({"name": "ops", "role": "admin"}))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let admin = api.as_token(t["secret"].as_str().unwrap());
+    assert_eq!(
+        admin.post("/orgs/acme/projects", json!({"key": "web", "name": "Web"})).await.0,
+        201
+    );
+    for env in ["production", "staging"] {
+        let (s, _, b) = admin
+            .post(
+                "/orgs/acme/projects/web/environments",
+                json!({"key": env, "name": env}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    admin
+}
+
+fn flag(key: &str, tags: &[&str]) -> Value {
+    json!({
+        "key": key, "flagType": "boolean",
+        "variants": {"on": true, "off": false}, "offVariant": "off",
+        "description": format!("the {key} flag"), "tags": tags,
+    })
+}
+
+const FLAGS: &str = "/orgs/acme/projects/web/flags";
+
+async fn crud_and_concurrency(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    let (s, tag, body) = admin.post(FLAGS, flag("dark-mode", &["ui"])).await;
+    assert_eq!((s, tag.as_deref()), (StatusCode::CREATED, Some("\"1\"")), "{body}");
+    assert_eq!(body["key"], "dark-mode");
+    // Duplicate key: 409.
+    let (s, _, body) = admin.post(FLAGS, flag("dark-mode", &[])).await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["error"]["code"], "duplicate");
+
+    let path = format!("{FLAGS}/dark-mode");
+    let (s, tag, _) = admin.get(&path).await;
+    assert_eq!((s, tag.as_deref()), (StatusCode::OK, Some("\"1\"")));
+    let mut changed = flag("dark-mode", &["ui", "beta"]);
+    // No If-Match: 428, nothing changes.
+    let (s, _, body) = admin
+        .call(Method::PUT, &path, Some(changed.clone()), &[])
+        .await;
+    assert_eq!(s, 428, "{body}");
+    // Two writers read version 1; the first wins, the second gets 412 with
+    // the current ETag and does not overwrite.
+    let (s, tag, body) = admin
+        .call(Method::PUT, &path, Some(changed.clone()), &[("if-match", "\"1\"")])
+        .await;
+    assert_eq!((s, tag.as_deref()), (StatusCode::OK, Some("\"2\"")), "{body}");
+    changed["description"] = json!("a stale edit");
+    let (s, tag, body) = admin
+        .call(Method::PUT, &path, Some(changed.clone()), &[("if-match", "\"1\"")])
+        .await;
+    assert_eq!(s, 412, "{body}");
+    assert_eq!(tag.as_deref(), Some("\"2\""));
+    assert_eq!(body["error"]["currentEtag"], "\"2\"");
+    let (_, _, now) = admin.get(&path).await;
+    assert_eq!(now["description"], "the dark-mode flag");
+    assert_eq!(now["tags"], json!(["ui", "beta"]));
+    // The key cannot change through PUT.
+    let (s, _, _) = admin
+        .call(Method::PUT, &path, Some(flag("renamed", &[])), &[("if-match", "\"2\"")])
+        .await;
+    assert_eq!(s, 422);
+
+    // Rename the project with If-Match; stale delete refused; delete works.
+    let (s, tag, body) = admin
+        .call(
+            Method::PATCH,
+            "/orgs/acme/projects/web",
+            Some(json!({"name": "Website"})),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!((s, tag.as_deref()), (StatusCode::OK, Some("\"2\"")), "{body}");
+    assert_eq!(body["name"], "Website");
+    let (s, _, _) = admin
+        .call(Method::DELETE, &path, None, &[("if-match", "\"1\"")])
+        .await;
+    assert_eq!(s, 412);
+    let (s, _, _) = admin
+        .call(Method::DELETE, &path, None, &[("if-match", "\"2\"")])
+        .await;
+    assert_eq!(s, 204);
+    let (s, _, body) = admin.get(&path).await;
+    assert_eq!(s, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+async fn validation_problems(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    // A flag with two problems: both are reported.
+    let mut bad = flag("Bad Key!", &[]);
+    bad["offVariant"] = json!("nope");
+    let (s, _, body) = admin.post(FLAGS, bad).await;
+    assert_eq!(s, 422, "{body}");
+    let problems = body["error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{body}");
+    assert!(problems.iter().any(|p| p["path"] == "key"), "{body}");
+    assert!(problems.iter().any(|p| p["path"] == "offVariant"), "{body}");
+
+    admin.post(FLAGS, flag("checkout", &[])).await;
+    let cfg = format!("{FLAGS}/checkout/environments/production");
+    let (s, tag, body) = admin.get(&cfg).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["enabled"], false);
+    let tag = tag.unwrap();
+    // Two broken rules: a syntax error (with line and column) and an
+    // unknown variant; every problem comes back, nothing is stored.
+    let config = json!({
+        "enabled": true,
+        "rules": [
+            {"id": "r1", "condition": "country ==", "serve": {"variant": "on"}},
+            {"id": "r2", "condition": "plan == \"pro\"", "serve": {"variant": "missing"}},
+        ],
+        "fallthrough": {"variant": "off"},
+    });
+    let (s, _, body) = admin
+        .call(Method::PUT, &cfg, Some(config), &[("if-match", &tag)])
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let problems = body["error"]["problems"].as_array().unwrap();
+    assert!(problems.len() >= 2, "{body}");
+    let text = body.to_string();
+    // Rule-language errors carry LINE:COLUMN.
+    assert!(text.contains("1:11: expected"), "{body}");
+    assert!(text.contains("missing"), "{body}");
+    let (_, tag2, body) = admin.get(&cfg).await;
+    assert_eq!((tag2.as_deref(), &body["enabled"]), (Some(tag.as_str()), &json!(false)));
+
+    // A wrong shape (serve is not an object) is 422 too, with serde's path.
+    let (s, _, body) = admin
+        .call(
+            Method::PUT,
+            &cfg,
+            Some(json!({"enabled": true, "fallthrough": 3})),
+            &[("if-match", &tag)],
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid");
+}
+
+async fn kill_switch_history_and_audit(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    admin.post(FLAGS, flag("search", &[])).await;
+    let cfg = format!("{FLAGS}/search/environments/production");
+    let (_, tag, _) = admin.get(&cfg).await;
+    let on = json!({"enabled": true, "rules": [], "fallthrough": {"variant": "on"}});
+    let (s, _, body) = admin
+        .call(
+            Method::PUT,
+            &cfg,
+            Some(on),
+            &[("if-match", tag.as_deref().unwrap()), ("x-request-id", "req-enable-1")],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    // The kill switch needs no If-Match.
+    let (s, _, body) = admin
+        .call(
+            Method::POST,
+            &format!("{cfg}/toggle"),
+            Some(json!({"enabled": false})),
+            &[("x-request-id", "req-kill-1")],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["enabled"], false);
+    assert_eq!(body["fallthrough"], json!({"variant": "on"}), "only the switch changed");
+    let (_, _, snap) = admin
+        .get("/orgs/acme/projects/web/environments/production/snapshot")
+        .await;
+    assert_eq!(snap["environment"], "acme/web/production");
+    let f = snap["flags"].as_array().unwrap().iter().find(|f| f["key"] == "search").unwrap();
+    assert_eq!(f["enabled"], false);
+    // Staging is untouched.
+    let (_, _, st) = admin.get(&format!("{FLAGS}/search/environments/staging")).await;
+    assert_eq!(st["version"], 1);
+
+    // History: create, configure, kill — with the request ids.
+    let (s, _, h) = admin.get(&format!("{FLAGS}/search/history")).await;
+    assert_eq!(s, 200, "{h}");
+    let items = h["items"].as_array().unwrap();
+    let actions: Vec<(&str, &str)> = items
+        .iter()
+        .map(|e| (e["entityType"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("flag", "create"), ("flagConfig", "update"), ("flagConfig", "update")],
+        "{h}"
+    );
+    assert_eq!(items[1]["requestId"], "req-enable-1");
+    assert_eq!(items[2]["requestId"], "req-kill-1");
+    assert!(items[2]["actor"].as_str().unwrap().starts_with("token:"));
+    let before: Value = serde_json::from_str(items[2]["before"].as_str().unwrap()).unwrap();
+    let after: Value = serde_json::from_str(items[2]["after"].as_str().unwrap()).unwrap();
+    assert_eq!((&before["enabled"], &after["enabled"]), (&json!(true), &json!(false)));
+
+    // Audit: filter by entity type; the export is JSON lines in order.
+    let (_, _, a) = admin.get("/orgs/acme/audit?entityType=environment").await;
+    assert_eq!(a["items"].as_array().unwrap().len(), 2, "{a}");
+    let resp = reqwest::Client::new()
+        .get(format!("{}/orgs/acme/audit/export", admin.base))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let seqs: Vec<i64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.len() >= 7 && seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let (s, _, v) = api.get("/audit/verify").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    // Each response carries a request id; a client's own is echoed.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/orgs/acme", admin.base))
+        .bearer_auth(&admin.token)
+        .header("x-request-id", "mine")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "mine");
+}
+
+async fn list_filters_and_pages(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    for (k, tags) in [
+        ("a-checkout", vec!["payments"]),
+        ("b-search", vec!["search"]),
+        ("c-checkout-v2", vec!["payments", "beta"]),
+        ("d-theme", vec![]),
+        ("e-banner", vec!["beta"]),
+    ] {
+        assert_eq!(admin.post(FLAGS, flag(k, &tags)).await.0, 201);
+    }
+    let keys = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, _, v) = admin.get(&format!("{FLAGS}?tag=payments")).await;
+    assert_eq!(keys(&v), ["a-checkout", "c-checkout-v2"]);
+    let (_, _, v) = admin.get(&format!("{FLAGS}?q=CHECKOUT&tag=beta")).await;
+    assert_eq!(keys(&v), ["c-checkout-v2"]);
+    let (_, _, v) = admin.get(&format!("{FLAGS}?type=string")).await;
+    assert_eq!(keys(&v), Vec::<String>::new());
+    let (s, _, _) = admin.get(&format!("{FLAGS}?type=bogus")).await;
+    assert_eq!(s, 400);
+    // Pages of two, following `next`.
+    let mut all = Vec::new();
+    let mut url = format!("{FLAGS}?limit=2");
+    loop {
+        let (_, _, v) = admin.get(&url).await;
+        let page = keys(&v);
+        assert!(page.len() <= 2);
+        all.extend(page);
+        match v["next"].as_str() {
+            Some(n) => url = format!("{FLAGS}?limit=2&after={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(all, ["a-checkout", "b-search", "c-checkout-v2", "d-theme", "e-banner"]);
+}
+
+async fn malformed_requests(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    let client = Client::new();
+    let url = format!("{}{FLAGS}", admin.base);
+    // Not JSON: 400 with a JSON error body.
+    let r = client
+        .post(&url)
+        .bearer_auth(&admin.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "bad_request");
+    // No content type: 415.
+    let r = client
+        .post(&url)
+        .bearer_auth(&admin.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // Unknown field: 422 naming it.
+    let mut f = flag("x", &[]);
+    f["colour"] = json!("red");
+    let (s, _, b) = admin.post(FLAGS, f).await;
+    assert_eq!(s, 422);
+    assert!(b.to_string().contains("colour"), "{b}");
+    // Unknown route: JSON 404. No token: 401. Bad If-Match: 400.
+    let (s, _, b) = admin.get("/nowhere").await;
+    assert_eq!((s, &b["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
+    let (s, _, b) = api.as_token("").get("/orgs").await;
+    assert_eq!(s, 401, "{b}");
+    admin.post(FLAGS, flag("y", &[])).await;
+    let (s, _, _) = admin
+        .call(Method::PUT, &format!("{FLAGS}/y"), Some(flag("y", &[])), &[("if-match", "*")])
+        .await;
+    assert_eq!(s, 400);
+}
