@@ -191,31 +191,37 @@ impl Wrangler {
                 a.push(p.into());
             }
         }
-        match &target.namespace {
-            Namespace::Binding(b) => {
-                a.push("--binding".into());
-                a.push(b.into());
-            }
-            Namespace::Id(id) => {
-                a.push("--namespace-id".into());
-                a.push(id.into());
-            }
-        }
-        match &target.storage {
-            Storage::Local { persist_to } => {
-                a.push("--local".into());
-                if let Some(dir) = persist_to {
-                    a.push("--persist-to".into());
-                    a.push(dir.into());
-                }
-            }
-            Storage::Remote => a.push("--remote".into()),
-        }
-        if let Some(config) = &target.config {
-            a.push("--config".into());
-            a.push(config.into());
-        }
+        target_args(&mut a, target);
         a
+    }
+
+    /// The arguments after the wrangler command deleting `key` from
+    /// `target`: `kv key delete KEY` and the target's options as in
+    /// [`Wrangler::put_args`].
+    ///
+    /// ```
+    /// use bunting_origin::kv::{Namespace, Storage, Target, Wrangler};
+    /// let local = Target { namespace: Namespace::Binding("FLAGS".into()),
+    ///     storage: Storage::Local { persist_to: None }, config: None };
+    /// let args: Vec<String> = Wrangler::delete_args("sdk-key:ab", &local)
+    ///     .into_iter().map(|a| a.into_string().unwrap()).collect();
+    /// assert_eq!(args, ["kv", "key", "delete", "sdk-key:ab", "--binding", "FLAGS", "--local"]);
+    /// ```
+    pub fn delete_args(key: &str, target: &Target) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["kv".into(), "key".into(), "delete".into(), key.into()];
+        target_args(&mut a, target);
+        a
+    }
+
+    /// The program to run and the arguments before wrangler's own, e.g.
+    /// `("npx", ["wrangler"])`.
+    ///
+    /// ```
+    /// let w = bunting_origin::kv::Wrangler::from_command_line("npx wrangler").unwrap();
+    /// assert_eq!(w.command(), ("npx", &["wrangler".to_string()][..]));
+    /// ```
+    pub fn command(&self) -> (&str, &[String]) {
+        (&self.program, &self.args)
     }
 
     /// The whole command line of `put`, shell-quoted, for display.
@@ -250,6 +256,34 @@ impl Wrangler {
 }
 
 /// Quotes `s` for a POSIX shell when it needs it.
+/// Appends the namespace, storage and configuration options of `target`.
+fn target_args(a: &mut Vec<OsString>, target: &Target) {
+    match &target.namespace {
+        Namespace::Binding(b) => {
+            a.push("--binding".into());
+            a.push(b.into());
+        }
+        Namespace::Id(id) => {
+            a.push("--namespace-id".into());
+            a.push(id.into());
+        }
+    }
+    match &target.storage {
+        Storage::Local { persist_to } => {
+            a.push("--local".into());
+            if let Some(dir) = persist_to {
+                a.push("--persist-to".into());
+                a.push(dir.into());
+            }
+        }
+        Storage::Remote => a.push("--remote".into()),
+    }
+    if let Some(config) = &target.config {
+        a.push("--config".into());
+        a.push(config.into());
+    }
+}
+
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()

@@ -13,4 +13,5 @@ pub mod api;
 pub mod defs;
 pub mod kv;
 pub mod metrics;
+pub mod publish;
 pub mod store;

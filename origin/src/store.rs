@@ -38,6 +38,7 @@ pub mod access;
 pub mod audit;
 mod error;
 mod lookup;
+pub mod publish;
 mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,6 +56,7 @@ pub use access::{Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
 pub use error::{Problem, Result, StoreError};
 pub use lookup::FlagFilter;
+pub use publish::{KeyChange, Publication, PublishStatus, TargetStatus};
 pub use records::{
     Actor, ConfigSpec, Environment, FlagConfig, FlagRecord, FlagSpec, LayerRecord, Organization,
     Project, SegmentRecord,
@@ -81,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "access",
         include_str!("../migrations/sqlite/0002_access.sql"),
     ),
+    (
+        3,
+        "publish",
+        include_str!("../migrations/sqlite/0003_publish.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -92,6 +99,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "access",
         include_str!("../migrations/postgres/0002_access.sql"),
+    ),
+    (
+        3,
+        "publish",
+        include_str!("../migrations/postgres/0003_publish.sql"),
     ),
 ];
 
@@ -383,8 +395,16 @@ async fn list_layers(c: &mut AnyConnection, project_id: i64) -> Result<Vec<Layer
     .await
 }
 
+/// The environment's name at the edge: `org/project/environment` (keys).
+async fn edge_env(c: &mut AnyConnection, env: &Environment) -> Result<String> {
+    let project = get_project(c, env.project_id).await?;
+    let org = get_org(c, project.org_id).await?;
+    Ok(format!("{}/{}/{}", org.key, project.key, env.key))
+}
+
 async fn build_snapshot(c: &mut AnyConnection, env_id: i64) -> Result<Snapshot> {
     let env = get_env(c, env_id).await?;
+    let edge = edge_env(c, &env).await?;
     let flags = list_flags(c, env.project_id).await?;
     let configs: BTreeMap<i64, ConfigSpec> = list(
         c,
@@ -430,7 +450,7 @@ async fn build_snapshot(c: &mut AnyConnection, env_id: i64) -> Result<Snapshot> 
         .collect();
     let mut snapshot = Snapshot {
         schema_version: SCHEMA_VERSION,
-        environment: env.key,
+        environment: edge,
         version: env.snapshot_version as u64,
         generated_at: now(),
         flags,
@@ -519,10 +539,14 @@ impl Write<'_> {
     /// Bumps and validates the touched environments, moves the audit head and
     /// commits.
     async fn commit(mut self) -> Result<()> {
+        let at = now();
         for env_id in std::mem::take(&mut self.envs) {
+            // The bump is the durable publish intent (see `store::publish`).
             let bumped = sqlx::query(
-                "UPDATE environments SET snapshot_version = snapshot_version + 1 WHERE id = $1",
+                "UPDATE environments SET snapshot_version = snapshot_version + 1, changed_at = $1, \
+                 pending_since = COALESCE(pending_since, $1) WHERE id = $2",
             )
+            .bind(&at)
             .bind(env_id)
             .execute(self.c())
             .await?;
@@ -538,7 +562,12 @@ impl Write<'_> {
                         .into_iter()
                         .map(|p| Problem {
                             entity: p.entity,
-                            path: format!("{}: {}", snapshot.environment, p.path),
+                            // The environment's key (the last part of the edge name).
+                            path: format!(
+                                "{}: {}",
+                                snapshot.environment.rsplit('/').next().unwrap_or_default(),
+                                p.path
+                            ),
                             message: p.message,
                         })
                         .collect(),

@@ -351,7 +351,8 @@ async fn snapshot_round_trip(s: Store) {
     let env = s.environment(prod).await.unwrap();
     assert_eq!(env.snapshot_version, v0 + 5);
     let snap = s.snapshot(prod).await.unwrap();
-    assert_eq!(snap.environment, "production");
+    // The edge name: unique across organizations and projects.
+    assert_eq!(snap.environment, "acme/web/production");
     assert_eq!(snap.version, env.snapshot_version as u64);
     assert_eq!(
         snap.flags

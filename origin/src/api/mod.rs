@@ -26,6 +26,7 @@ pub mod etag;
 pub mod flags;
 pub mod openapi;
 pub mod org;
+pub mod publish;
 pub mod scope;
 
 use std::sync::Arc;
@@ -73,6 +74,10 @@ pub struct AppState {
     /// Wakes the publisher after a committed change (the publisher also
     /// polls, so a missed wake-up only delays).
     pub publish_wakeup: Arc<tokio::sync::Notify>,
+    /// The publish loop, when this process runs one (started with
+    /// `PublishOptions { wakeup: state.publish_wakeup.clone(), .. }`): the
+    /// publication status lists its targets even before they publish.
+    pub publish: Option<crate::publish::PublishHandle>,
 }
 
 impl AppState {
@@ -83,6 +88,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
+            publish: None,
         }
     }
 
@@ -113,7 +119,8 @@ pub fn router(state: AppState) -> Router {
         .merge(org::routes())
         .merge(flags::routes())
         .merge(access::routes())
-        .merge(audit::routes());
+        .merge(audit::routes())
+        .merge(publish::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))

@@ -1,0 +1,67 @@
+//! Publication status of an environment:
+//! `GET /api/v1/orgs/{org}/projects/{project}/environments/{env}/publish`.
+//!
+//! ```json
+//! {"environment": "acme/web/production", "snapshotVersion": 12,
+//!  "changedAt": "2026-11-25T10:00:00.000000Z", "pendingSince": null,
+//!  "targets": [{"target": "cloudflare", "publishedVersion": 12,
+//!               "publishedAt": "2026-11-25T10:00:00.410000Z", "attempts": 0,
+//!               "lastError": null, "lastAttemptAt": "2026-11-25T10:00:00.410000Z",
+//!               "lagSeconds": 0.0}]}
+//! ```
+//!
+//! `targets` lists the running publish loop's targets (and any other
+//! target that has published the environment); `lagSeconds` is the age of
+//! the oldest change the target does not have yet, 0 when it is current.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+
+use super::auth::Principal;
+use super::scope;
+use super::{ApiResult, AppState};
+use crate::store::{PublishStatus, Role};
+
+/// The publication routes (merged under `/api/v1`).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use bunting_origin::api::{AppState, ServeConfig, publish};
+/// use bunting_origin::store::Store;
+/// let state = AppState::new(Store::open("sqlite::memory:").await.unwrap(), ServeConfig::default());
+/// let _app: axum::Router = publish::routes().with_state(state);
+/// # });
+/// ```
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/orgs/{org}/projects/{project}/environments/{env}/publish",
+        get(status),
+    )
+}
+
+/// The publication state of one environment (viewer).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/publish", tag = "publishing",
+    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = PublishStatus), (status = 401, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, project, env)): Path<(String, String, String)>,
+) -> ApiResult<Json<PublishStatus>> {
+    // AUTH: viewer is enough (wired through the shared path resolver).
+    let (_, _, e) = scope::env(&state, &principal, (&org, &project, &env), Role::Viewer).await?;
+    let mut status = state.store.publish_status(e.id).await?;
+    if let Some(handle) = &state.publish {
+        for t in handle.targets() {
+            if !status.targets.iter().any(|s| &s.target == t) {
+                let pending = status.target(t);
+                status.targets.push(pending);
+            }
+        }
+        status.targets.sort_by(|a, b| a.target.cmp(&b.target));
+    }
+    Ok(Json(status))
+}

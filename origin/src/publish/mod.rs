@@ -1,0 +1,607 @@
+//! Publishing environment snapshots and SDK keys to the edge's KV.
+//!
+//! Every committed change bumps its environment's snapshot version in the
+//! change's own transaction; that bump is the durable publish intent (see
+//! [`crate::store::publish`]). The background loop started by [`spawn`]
+//! finds, for each [`Publisher`] (a *target*), the environments whose
+//! snapshot version is ahead of what the target has published, and for
+//! each: builds the snapshot, puts `snapshot:<org>/<project>/<env>`, then
+//! the environment's new SDK keys (`sdk-key:<sha256>`), then records the
+//! version as published. A failure is recorded (attempts, last error) and
+//! retried with exponential backoff per environment and target, never
+//! dropped: a crash or a KV outage only delays publication. Expired and
+//! revoked SDK keys, and the keys and snapshots of deleted environments,
+//! are deleted from every target.
+//!
+//! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
+//! [`WranglerLocal`] (the local KV of `wrangler dev`) and [`Directory`]
+//! (one file per key, for wasmtime hosts).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use bunting_origin::metrics::Metrics;
+//! use bunting_origin::publish::{self, Directory, PublishOptions, Publisher};
+//! use bunting_origin::store::{Actor, Store};
+//! let dir = std::env::temp_dir().join(format!("bunting-doc-{}", std::process::id()));
+//! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let ana = Actor::new("ana");
+//! let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
+//! let p = store.create_project(&ana, org.id, "web", "Web").await.unwrap();
+//! let env = store.create_environment(&ana, p.id, "dev", "Dev").await.unwrap();
+//! let targets: Vec<Arc<dyn Publisher>> = vec![Arc::new(Directory::new(&dir))];
+//! let handle = publish::spawn(store.clone(), targets, Arc::new(Metrics::new()), PublishOptions::default());
+//! handle.notify();
+//! while store.publish_status(env.id).await.unwrap().target("directory").published_version < 1 {
+//!     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+//! }
+//! handle.shutdown().await;
+//! assert!(dir.join(publish::encode_key("snapshot:acme/web/dev")).exists());
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # });
+//! ```
+
+mod cloudflare;
+mod directory;
+mod wrangler;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use cloudflare::{CloudflareKv, RetryPolicy};
+pub use directory::Directory;
+pub use wrangler::WranglerLocal;
+
+use crate::kv;
+use crate::metrics::{EnvLabels, Metrics};
+use crate::store::{Store, StoreError};
+
+/// A boxed future, the return type of [`Publisher`]'s methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a publisher could not put or delete a key.
+#[derive(Debug, Error)]
+pub enum PublishError {
+    /// The KV API answered with an error status (after any retries).
+    #[error("HTTP {status} from the KV API: {body}")]
+    Http {
+        /// The status code.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The KV API could not be reached (after any retries).
+    #[error("KV API request failed: {0}")]
+    Request(#[from] reqwest::Error),
+    /// A file could not be written or removed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// wrangler could not be started.
+    #[error(transparent)]
+    Wrangler(#[from] kv::KvError),
+    /// wrangler ran and failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The end of its standard error.
+        stderr: String,
+    },
+    /// Any other failure (e.g. of a test double).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A KV the edge reads: where snapshots and SDK keys are put.
+///
+/// Implementations must be idempotent (the loop may put or delete the same
+/// key again after a crash) and treat deleting a missing key as success.
+///
+/// ```
+/// use bunting_origin::publish::{BoxFuture, PublishError, Publisher};
+/// struct Nowhere;
+/// impl Publisher for Nowhere {
+///     fn name(&self) -> &str { "nowhere" }
+///     fn put<'a>(&'a self, _key: &'a str, _value: &'a [u8]) -> BoxFuture<'a, Result<(), PublishError>> {
+///         Box::pin(async { Ok(()) })
+///     }
+///     fn delete<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+///         Box::pin(async { Ok(()) })
+///     }
+/// }
+/// assert_eq!(Nowhere.name(), "nowhere");
+/// ```
+pub trait Publisher: Send + Sync {
+    /// The target's name, the key of its publication state (stable across
+    /// restarts: renaming a target republishes everything to it).
+    fn name(&self) -> &str;
+    /// Writes `value` under `key`.
+    fn put<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<(), PublishError>>;
+    /// Removes `key` (success if it is not there).
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), PublishError>>;
+}
+
+/// Percent-encodes a KV key for a URL path segment or a file name: every
+/// byte but `A-Z a-z 0-9 - _ . ~` becomes `%XX`.
+///
+/// ```
+/// assert_eq!(bunting_origin::publish::encode_key("snapshot:acme/web/dev"), "snapshot%3Aacme%2Fweb%2Fdev");
+/// ```
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() * 3);
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A random factor in `[0.5, 1.0)` to spread retries.
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    let r = getrandom::fill(&mut b).map_or(0, |_| u16::from_le_bytes(b));
+    0.5 + f64::from(r) / f64::from(u16::MAX) / 2.0
+}
+
+/// `base · 2^(attempt − 1)`, at most `max`, times a jitter in `[0.5, 1)`.
+fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    exp.min(max).mul_f64(jitter())
+}
+
+/// How the publish loop runs.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// How often to look for unpublished changes without a wake-up (changes
+    /// made by another origin process, expiring SDK keys). Default 1 s.
+    pub poll_interval: Duration,
+    /// The first retry delay of a failing environment; doubles with each
+    /// failure. Default 500 ms.
+    pub initial_backoff: Duration,
+    /// The longest retry delay. Default 30 s.
+    pub max_backoff: Duration,
+    /// The wake-up [`PublishHandle::notify`] signals; share
+    /// [`crate::api::AppState::publish_wakeup`] here so that
+    /// `AppState::notify_publish` reaches the loop.
+    pub wakeup: Arc<Notify>,
+}
+
+impl Default for PublishOptions {
+    fn default() -> PublishOptions {
+        PublishOptions {
+            poll_interval: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            wakeup: Arc::new(Notify::new()),
+        }
+    }
+}
+
+struct Shared {
+    wakeup: Arc<Notify>,
+    stop: Notify,
+    stopping: AtomicBool,
+    targets: Vec<String>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The running publish loop. Cheap to clone; [`PublishHandle::shutdown`]
+/// stops it for every clone.
+#[derive(Clone)]
+pub struct PublishHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PublishHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishHandle")
+            .field("targets", &self.shared.targets)
+            .finish()
+    }
+}
+
+impl PublishHandle {
+    /// Wakes the loop now (after a committed change). A wake-up while it is
+    /// busy is kept for its next turn.
+    pub fn notify(&self) {
+        self.shared.wakeup.notify_one();
+    }
+
+    /// The names of the loop's targets.
+    pub fn targets(&self) -> &[String] {
+        &self.shared.targets
+    }
+
+    /// Stops the loop after the step in flight (one environment on one
+    /// target, or one key) and waits for it. Unpublished changes stay in
+    /// the database for the next loop.
+    pub async fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.stop.notify_one();
+        let task = self.shared.task.lock().expect("not poisoned").take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the publish loop panicked");
+        }
+    }
+}
+
+/// Starts the publish loop on the current tokio runtime: it runs a round
+/// at once, on every [`PublishHandle::notify`], every
+/// [`PublishOptions::poll_interval`], and when a backoff ends.
+pub fn spawn(
+    store: Store,
+    publishers: Vec<Arc<dyn Publisher>>,
+    metrics: Arc<Metrics>,
+    options: PublishOptions,
+) -> PublishHandle {
+    let shared = Arc::new(Shared {
+        wakeup: options.wakeup.clone(),
+        stop: Notify::new(),
+        stopping: AtomicBool::new(false),
+        targets: publishers.iter().map(|p| p.name().to_string()).collect(),
+        task: std::sync::Mutex::new(None),
+    });
+    let mut worker = Worker {
+        store,
+        publishers,
+        metrics,
+        options,
+        shared: shared.clone(),
+        backoff: HashMap::new(),
+        key_backoff: HashMap::new(),
+        lagging: HashSet::new(),
+    };
+    let task = tokio::spawn(async move { worker.run().await });
+    *shared.task.lock().expect("not poisoned") = Some(task);
+    PublishHandle { shared }
+}
+
+/// Failures in a row and when to try again.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    failures: u32,
+    at: Instant,
+}
+
+struct Worker {
+    store: Store,
+    publishers: Vec<Arc<dyn Publisher>>,
+    metrics: Arc<Metrics>,
+    options: PublishOptions,
+    shared: Arc<Shared>,
+    /// Per (environment, target index).
+    backoff: HashMap<(i64, usize), Retry>,
+    /// Per SDK key id (removals).
+    key_backoff: HashMap<i64, Retry>,
+    /// Edge environments whose lag gauge is set.
+    lagging: HashSet<String>,
+}
+
+/// One environment behind on some targets.
+struct Behind {
+    edge_env: String,
+    /// The snapshot version when the pending list was read.
+    version: i64,
+    /// (target index, its published version).
+    targets: Vec<(usize, i64)>,
+}
+
+impl Worker {
+    fn stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+
+    async fn run(&mut self) {
+        tracing::info!(targets = ?self.shared.targets, "publish loop started");
+        while !self.stopping() {
+            self.round().await;
+            if self.stopping() {
+                break;
+            }
+            let now = Instant::now();
+            let mut until = now + self.options.poll_interval;
+            for r in self.backoff.values().chain(self.key_backoff.values()) {
+                until = until.min(r.at.max(now));
+            }
+            tokio::select! {
+                _ = self.shared.wakeup.notified() => {}
+                _ = self.shared.stop.notified() => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+        tracing::info!("publish loop stopped");
+    }
+
+    fn retry(&self, failures: u32) -> Retry {
+        Retry {
+            failures,
+            at: Instant::now()
+                + backoff(
+                    self.options.initial_backoff,
+                    self.options.max_backoff,
+                    failures,
+                ),
+        }
+    }
+
+    /// Publishes what is pending, removes what has expired, updates the lag.
+    async fn round(&mut self) {
+        let mut behind: BTreeMap<i64, Behind> = BTreeMap::new();
+        for (i, p) in self.publishers.iter().enumerate() {
+            match self.store.pending_publications(p.name()).await {
+                Ok(list) => {
+                    for pb in list {
+                        behind
+                            .entry(pb.environment_id)
+                            .or_insert_with(|| Behind {
+                                edge_env: pb.edge_env.clone(),
+                                version: pb.snapshot_version,
+                                targets: Vec::new(),
+                            })
+                            .targets
+                            .push((i, pb.published_version));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target_name = p.name(), error = %e, "reading pending publications failed")
+                }
+            }
+        }
+        for (env_id, b) in behind {
+            if self.stopping() {
+                return;
+            }
+            self.publish_env(env_id, b).await;
+        }
+        if self.stopping() {
+            return;
+        }
+        self.remove_keys().await;
+        if self.stopping() {
+            return;
+        }
+        self.remove_orphans().await;
+        self.update_lag().await;
+    }
+
+    /// Publishes environment `env_id` to every target behind and not
+    /// backing off.
+    async fn publish_env(&mut self, env_id: i64, b: Behind) {
+        let now = Instant::now();
+        let due: Vec<(usize, i64)> = b
+            .targets
+            .iter()
+            .copied()
+            .filter(|(i, _)| self.backoff.get(&(env_id, *i)).is_none_or(|r| r.at <= now))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let snapshot = match self.store.snapshot(env_id).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound { .. }) => return, // deleted meanwhile
+            Err(e) => {
+                tracing::warn!(environment = %b.edge_env, error = %e, "building the snapshot failed");
+                return;
+            }
+        };
+        let version = snapshot.version as i64;
+        let body = match serde_json::to_vec(&snapshot) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(environment = %b.edge_env, error = %e, "serializing the snapshot failed");
+                return;
+            }
+        };
+        let snapshot_key = kv::snapshot_key(&snapshot.environment);
+        let mut put_keys = Vec::new();
+        let mut all_ok = due.len() == b.targets.len()
+            && (due.len() == self.publishers.len() || version == b.version);
+        for (i, published) in due {
+            let p = self.publishers[i].clone();
+            let result = async {
+                // Read after the snapshot: every key committed with a version
+                // up to `version` is visible here.
+                let keys = self
+                    .store
+                    .sdk_keys_to_put(env_id, published == 0)
+                    .await
+                    .map_err(|e| PublishError::Other(e.to_string()))?;
+                p.put(&snapshot_key, &body).await?;
+                for k in &keys {
+                    p.put(
+                        &format!("{}{}", kv::SDK_KEY_PREFIX, k.hash),
+                        kv::sdk_key_value(&k.edge_env).as_bytes(),
+                    )
+                    .await?;
+                }
+                Ok::<_, PublishError>(keys)
+            }
+            .await;
+            match result {
+                Ok(keys) => {
+                    if let Err(e) = self
+                        .store
+                        .mark_published(env_id, p.name(), &snapshot.environment, version)
+                        .await
+                    {
+                        // Published but not recorded: it is published again.
+                        tracing::warn!(environment = %b.edge_env, target_name = p.name(), error = %e, "recording a publication failed");
+                        all_ok = false;
+                        continue;
+                    }
+                    self.backoff.remove(&(env_id, i));
+                    self.metrics.publishes.inc();
+                    tracing::info!(environment = %b.edge_env, target_name = p.name(), version, keys = keys.len(), "published");
+                    put_keys.extend(keys.into_iter().map(|k| k.id));
+                }
+                Err(e) => {
+                    all_ok = false;
+                    self.metrics.publish_failures.inc();
+                    let attempts = self
+                        .store
+                        .mark_failed(env_id, p.name(), &snapshot.environment, &e.to_string())
+                        .await
+                        .unwrap_or(0);
+                    let failures = self.backoff.get(&(env_id, i)).map_or(0, |r| r.failures) + 1;
+                    let retry = self.retry(failures);
+                    self.backoff.insert((env_id, i), retry);
+                    tracing::warn!(
+                        environment = %b.edge_env, target_name = p.name(), version, attempts, error = %e,
+                        retry_in_ms = retry.at.saturating_duration_since(Instant::now()).as_millis() as u64,
+                        "publishing failed"
+                    );
+                }
+            }
+        }
+        if all_ok {
+            // Every target holds `version`: its keys are live everywhere.
+            put_keys.sort_unstable();
+            put_keys.dedup();
+            let done = async {
+                self.store.mark_sdk_keys(&put_keys, "live").await?;
+                self.store.mark_caught_up(env_id, version).await
+            };
+            if let Err(e) = done.await {
+                tracing::warn!(environment = %b.edge_env, error = %e, "recording live SDK keys failed");
+            }
+            self.metrics
+                .publish_lag_seconds
+                .get_or_create(&EnvLabels {
+                    environment: b.edge_env.clone(),
+                })
+                .set(0.0);
+        }
+    }
+
+    /// Deletes expired or revoked SDK keys, and those of deleted
+    /// environments, from every target.
+    async fn remove_keys(&mut self) {
+        let keys = match self.store.sdk_keys_to_remove().await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading SDK keys to remove failed");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut removed = Vec::new();
+        for k in keys {
+            if self.stopping() {
+                break;
+            }
+            if self.key_backoff.get(&k.id).is_some_and(|r| r.at > now) {
+                continue;
+            }
+            let key = format!("{}{}", kv::SDK_KEY_PREFIX, k.hash);
+            let mut ok = true;
+            for p in &self.publishers {
+                if let Err(e) = p.delete(&key).await {
+                    ok = false;
+                    self.metrics.publish_failures.inc();
+                    tracing::warn!(environment = %k.edge_env, target_name = p.name(), key_id = k.id, error = %e, "removing an SDK key failed");
+                }
+            }
+            if ok {
+                self.key_backoff.remove(&k.id);
+                tracing::info!(environment = %k.edge_env, key_id = k.id, "SDK key removed from KV");
+                removed.push(k.id);
+            } else {
+                let failures = self.key_backoff.get(&k.id).map_or(0, |r| r.failures) + 1;
+                let retry = self.retry(failures);
+                self.key_backoff.insert(k.id, retry);
+            }
+        }
+        if let Err(e) = self.store.mark_sdk_keys(&removed, "removed").await {
+            tracing::warn!(error = %e, "recording removed SDK keys failed");
+        }
+    }
+
+    /// Deletes the snapshots of deleted environments.
+    async fn remove_orphans(&mut self) {
+        for p in &self.publishers {
+            let orphans = match self.store.orphaned_publications(p.name()).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(target_name = p.name(), error = %e, "reading deleted environments failed");
+                    continue;
+                }
+            };
+            for (env_id, edge_env) in orphans {
+                match p.delete(&kv::snapshot_key(&edge_env)).await {
+                    Ok(()) => {
+                        if let Err(e) = self.store.forget_publication(env_id, p.name()).await {
+                            tracing::warn!(environment = %edge_env, error = %e, "forgetting a publication failed");
+                        } else {
+                            tracing::info!(environment = %edge_env, target_name = p.name(), "snapshot of a deleted environment removed");
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics.publish_failures.inc();
+                        tracing::warn!(environment = %edge_env, target_name = p.name(), error = %e, "removing a deleted environment's snapshot failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sets `publish_lag_seconds` of every environment: the age of its
+    /// oldest change some target lacks, 0 once published everywhere.
+    async fn update_lag(&mut self) {
+        let mut lag: HashMap<String, f64> = HashMap::new();
+        for p in &self.publishers {
+            match self.store.pending_publications(p.name()).await {
+                Ok(list) => {
+                    for pb in list {
+                        let l = crate::store::publish::lag_seconds(pb.pending_since.as_deref());
+                        let e = lag.entry(pb.edge_env).or_insert(0.0);
+                        *e = e.max(l);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading pending publications failed");
+                    return;
+                }
+            }
+        }
+        for env in self.lagging.drain() {
+            if !lag.contains_key(&env) {
+                self.metrics
+                    .publish_lag_seconds
+                    .get_or_create(&EnvLabels { environment: env })
+                    .set(0.0);
+            }
+        }
+        for (env, l) in lag {
+            self.metrics
+                .publish_lag_seconds
+                .get_or_create(&EnvLabels {
+                    environment: env.clone(),
+                })
+                .set(l);
+            self.lagging.insert(env);
+        }
+    }
+}

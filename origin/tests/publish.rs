@@ -1,0 +1,712 @@
+//! Publishing to the edge: the outbox (snapshot versions), the publish loop
+//! and its publishers. Store-backed tests run on SQLite and PostgreSQL (see
+//! `common`); the Cloudflare and wrangler publishers run against fakes (an
+//! axum server on 127.0.0.1, a shell script).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bunting_core::{Engine, Serve, Snapshot};
+use bunting_origin::api::{AppState, ServeConfig, router};
+use bunting_origin::kv;
+use bunting_origin::metrics::Metrics;
+use bunting_origin::publish::{
+    self, BoxFuture, CloudflareKv, Directory, PublishError, PublishHandle, PublishOptions,
+    Publisher, RetryPolicy, encode_key,
+};
+use bunting_origin::store::{Actor, ConfigSpec, FlagSpec, SdkKeyKind, Store};
+
+#[macro_use]
+mod common;
+
+both!(
+    directory_gets_snapshot_and_keys,
+    outbox_survives_failures_and_restarts,
+    versions_are_monotonic,
+    status_and_lag_reflect_pending,
+    status_endpoint,
+    cloudflare_end_to_end,
+    expired_keys_are_deleted,
+    deleted_environment_is_unpublished,
+);
+
+const ENV: &str = "acme/web/production";
+
+fn ana() -> Actor {
+    Actor::new("ana")
+}
+
+/// An organization, a project, an environment and a flag: (env id, flag id).
+async fn tree(s: &Store) -> (i64, i64) {
+    let org = s.create_org(&ana(), "acme", "Acme").await.unwrap();
+    let p = s
+        .create_project(&ana(), org.id, "web", "Web")
+        .await
+        .unwrap();
+    let env = s
+        .create_environment(&ana(), p.id, "production", "Production")
+        .await
+        .unwrap();
+    let f = s
+        .create_flag(&ana(), p.id, &FlagSpec::boolean("dark-mode"))
+        .await
+        .unwrap();
+    (env.id, f.id)
+}
+
+/// Turns the flag on or off (one committed change).
+async fn toggle(s: &Store, env: i64, flag: i64, on: bool) {
+    let c = s.flag_config(flag, env).await.unwrap();
+    let spec = ConfigSpec {
+        enabled: on,
+        rules: Vec::new(),
+        fallthrough: Serve::Variant(if on { "on" } else { "off" }.into()),
+        prerequisites: Vec::new(),
+    };
+    s.update_flag_config(&ana(), flag, env, c.version, &spec)
+        .await
+        .unwrap();
+}
+
+fn fast() -> PublishOptions {
+    PublishOptions {
+        poll_interval: Duration::from_millis(20),
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(40),
+        ..PublishOptions::default()
+    }
+}
+
+fn start(s: &Store, publishers: Vec<Arc<dyn Publisher>>) -> (PublishHandle, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let h = publish::spawn(s.clone(), publishers, metrics.clone(), fast());
+    (h, metrics)
+}
+
+/// Evaluates `cond` (which may `.await`) until it holds, at most 1.5 s.
+macro_rules! until {
+    ($what:expr, $cond:expr) => {{
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+        while !($cond) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out: {}",
+                $what
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }};
+}
+
+async fn published(s: &Store, env: i64, target: &str) -> i64 {
+    s.publish_status(env)
+        .await
+        .unwrap()
+        .target(target)
+        .published_version
+}
+
+async fn current(s: &Store, env: i64) -> i64 {
+    s.environment(env).await.unwrap().snapshot_version
+}
+
+fn temp_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "bunting-publish-{}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A publisher keeping keys in memory, failing its first `fail` calls.
+#[derive(Default)]
+struct Memory {
+    name: String,
+    fail: AtomicUsize,
+    kv: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// The snapshot versions put, in order.
+    versions: Mutex<Vec<u64>>,
+}
+
+impl Memory {
+    fn new(name: &str, fail: usize) -> Arc<Memory> {
+        Arc::new(Memory {
+            name: name.into(),
+            fail: AtomicUsize::new(fail),
+            ..Memory::default()
+        })
+    }
+
+    fn failing(&self) -> Result<(), PublishError> {
+        let left = self.fail.load(Ordering::SeqCst);
+        if left > 0 {
+            self.fail.store(left - 1, Ordering::SeqCst);
+            return Err(PublishError::Other("KV is down".into()));
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.kv.lock().unwrap().get(key).cloned()
+    }
+}
+
+impl Publisher for Memory {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn put<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            self.failing()?;
+            if key.starts_with(kv::SNAPSHOT_PREFIX) {
+                let s: Snapshot = serde_json::from_slice(value).unwrap();
+                self.versions.lock().unwrap().push(s.version);
+            }
+            self.kv.lock().unwrap().insert(key.into(), value.to_vec());
+            Ok(())
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            self.failing()?;
+            self.kv.lock().unwrap().remove(key);
+            Ok(())
+        })
+    }
+}
+
+async fn directory_gets_snapshot_and_keys(s: Store) {
+    let (env, flag) = tree(&s).await;
+    let (key, raw) = s
+        .create_sdk_key(&ana(), env, SdkKeyKind::Server, "backend")
+        .await
+        .unwrap();
+    assert_eq!(key.kv_state, "pending");
+    let root = temp_dir();
+    let dir = Directory::new(&root);
+    let (h, _) = start(&s, vec![Arc::new(dir.clone())]);
+    let v = current(&s, env).await;
+    until!(
+        "first publication",
+        published(&s, env, "directory").await == v
+    );
+    let snap: Snapshot =
+        serde_json::from_slice(&std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap()).unwrap();
+    assert_eq!((snap.environment.as_str(), snap.version), (ENV, v as u64));
+    assert!(Engine::from_snapshot(&snap).is_ok());
+    assert_eq!(
+        std::fs::read_to_string(root.join(encode_key(&kv::sdk_key_key(&raw)))).unwrap(),
+        r#"{"environment":"acme/web/production"}"#
+    );
+    until!(
+        "key marked live",
+        s.sdk_key(key.id).await.unwrap().kv_state == "live"
+    );
+    // A change reaches the directory after a wake-up.
+    toggle(&s, env, flag, true).await;
+    h.notify();
+    until!(
+        "second publication",
+        published(&s, env, "directory").await == v + 1
+    );
+    let snap: Snapshot =
+        serde_json::from_slice(&std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap()).unwrap();
+    assert_eq!(snap.version, v as u64 + 1);
+    assert!(snap.flags[0].enabled);
+    // Only the two files, no temporary leftovers.
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 2);
+    h.shutdown().await;
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+async fn outbox_survives_failures_and_restarts(s: Store) {
+    let (env, flag) = tree(&s).await;
+    let down = Memory::new("edge", usize::MAX);
+    let (h, metrics) = start(&s, vec![down.clone()]);
+    until!(
+        "failures recorded",
+        s.publish_status(env).await.unwrap().target("edge").attempts >= 2
+    );
+    let st = s.publish_status(env).await.unwrap();
+    assert_eq!(st.target("edge").published_version, 0);
+    assert_eq!(st.target("edge").last_error.as_deref(), Some("KV is down"));
+    assert!(st.pending_since.is_some());
+    // The loop dies mid-outage; more changes are committed meanwhile.
+    h.shutdown().await;
+    assert!(metrics.publish_failures.get() >= 2);
+    assert_eq!(metrics.publishes.get(), 0);
+    toggle(&s, env, flag, true).await;
+    toggle(&s, env, flag, false).await;
+    toggle(&s, env, flag, true).await;
+    let latest = current(&s, env).await;
+    // A new loop over the same database: two more failures, then it works.
+    let edge = Memory::new("edge", 2);
+    let (h, metrics) = start(&s, vec![edge.clone()]);
+    until!(
+        "published after the outage",
+        published(&s, env, "edge").await == latest
+    );
+    let snap: Snapshot =
+        serde_json::from_slice(&edge.get(&kv::snapshot_key(ENV)).unwrap()).unwrap();
+    assert_eq!(snap.version, latest as u64);
+    assert!(
+        snap.flags[0].enabled,
+        "the latest change is the one published"
+    );
+    let t = s.publish_status(env).await.unwrap().target("edge");
+    assert_eq!((t.attempts, t.last_error, t.lag_seconds), (0, None, 0.0));
+    h.shutdown().await;
+    assert_eq!(metrics.publish_failures.get(), 2);
+    assert_eq!(metrics.publishes.get(), 1);
+}
+
+async fn versions_are_monotonic(s: Store) {
+    let (env, flag) = tree(&s).await;
+    let edge = Memory::new("edge", 0);
+    let (h, _) = start(&s, vec![edge.clone()]);
+    for i in 0..6 {
+        toggle(&s, env, flag, i % 2 == 0).await;
+        h.notify();
+        if i % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+    let latest = current(&s, env).await;
+    until!(
+        "latest published",
+        published(&s, env, "edge").await == latest
+    );
+    h.shutdown().await;
+    let versions = edge.versions.lock().unwrap().clone();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert_eq!(*versions.last().unwrap(), latest as u64);
+    // A late, older publication never moves the recorded version back.
+    s.mark_published(env, "edge", ENV, 1).await.unwrap();
+    assert_eq!(published(&s, env, "edge").await, latest);
+    assert!(s.pending_publications("edge").await.unwrap().is_empty());
+}
+
+async fn status_and_lag_reflect_pending(s: Store) {
+    let (env, flag) = tree(&s).await;
+    let st = s.publish_status(env).await.unwrap();
+    assert_eq!(st.environment, ENV);
+    assert!(st.changed_at.is_some() && st.pending_since.is_some());
+    assert!(st.targets.is_empty());
+    let pending = s.pending_publications("edge").await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].edge_env.as_str(), pending[0].published_version),
+        (ENV, 0)
+    );
+    // A failing target: its lag grows, in the status and the metric.
+    let metrics = Arc::new(Metrics::new());
+    let h = publish::spawn(
+        s.clone(),
+        vec![Memory::new("edge", usize::MAX)],
+        metrics.clone(),
+        fast(),
+    );
+    let lag = |m: &Metrics| {
+        let text = m.render();
+        text.lines()
+            .find(|l| {
+                l.starts_with("bunting_publish_lag_seconds{environment=\"acme/web/production\"}")
+            })
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+    };
+    until!("lag metric grows", lag(&metrics).is_some_and(|l| l >= 0.05));
+    let t = s.publish_status(env).await.unwrap().target("edge");
+    assert!(t.attempts >= 1 && t.lag_seconds >= 0.05, "{t:?}");
+    h.shutdown().await;
+    // Caught up (a new loop, same metrics): no lag, pending_since cleared.
+    let h = publish::spawn(
+        s.clone(),
+        vec![Memory::new("edge", 0)],
+        metrics.clone(),
+        fast(),
+    );
+    let v = current(&s, env).await;
+    until!("lag metric at 0", lag(&metrics) == Some(0.0));
+    assert_eq!(published(&s, env, "edge").await, v);
+    let st = s.publish_status(env).await.unwrap();
+    assert_eq!(
+        (st.pending_since.clone(), st.target("edge").lag_seconds),
+        (None, 0.0)
+    );
+    // A new change is pending again, since its commit.
+    h.shutdown().await;
+    toggle(&s, env, flag, true).await;
+    let st = s.publish_status(env).await.unwrap();
+    assert_eq!(st.snapshot_version, v + 1);
+    assert_eq!(st.pending_since, st.changed_at);
+    assert!(st.target("edge").lag_seconds > 0.0);
+}
+
+async fn status_endpoint(s: Store) {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+    let (env, _) = tree(&s).await;
+    s.mark_failed(env, "cloudflare", ENV, "HTTP 503")
+        .await
+        .unwrap();
+    let mut state = AppState::new(
+        s.clone(),
+        ServeConfig {
+            admin_token: Some("root-secret".into()),
+            ingest_secret: None,
+        },
+    );
+    let (h, _) = start(&s, vec![Memory::new("zz-never-run", usize::MAX)]);
+    h.shutdown().await; // only its target list is used here
+    state.publish = Some(h);
+    let app = router(state);
+    let get = |auth: Option<&str>, path: &str| {
+        let mut r = Request::get(path);
+        if let Some(a) = auth {
+            r = r.header("authorization", format!("Bearer {a}"));
+        }
+        app.clone().oneshot(r.body(Body::empty()).unwrap())
+    };
+    let path = "/api/v1/orgs/acme/projects/web/environments/production/publish";
+    let r = get(None, path).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = get(Some("root-secret"), path).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["environment"], ENV);
+    assert_eq!(v["snapshotVersion"], current(&s, env).await);
+    assert!(v["changedAt"].is_string());
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{v}");
+    assert_eq!(targets[0]["target"], "cloudflare");
+    assert_eq!(targets[0]["attempts"], 1);
+    assert_eq!(targets[0]["lastError"], "HTTP 503");
+    assert_eq!(targets[0]["publishedVersion"], 0);
+    assert!(targets[0]["lagSeconds"].as_f64().unwrap() > 0.0);
+    // The loop's target that has not run yet is listed as unpublished.
+    assert_eq!(targets[1]["target"], "zz-never-run");
+    assert_eq!(targets[1]["publishedVersion"], 0);
+    let r = get(
+        Some("root-secret"),
+        "/api/v1/orgs/acme/projects/web/environments/nope/publish",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A fake Cloudflare KV API: answers 503 to its first `fail` requests and
+/// 403 for keys containing `forbidden`; records every request.
+#[derive(Default)]
+struct FakeKv {
+    fail: AtomicUsize,
+    requests: Mutex<Vec<(String, String, String)>>,
+    kv: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+const VALUES: &str = "/accounts/acct-1/storage/kv/namespaces/ns-1/values/";
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn fake_kv(fail: usize) -> (Arc<FakeKv>, String) {
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    let fake = Arc::new(FakeKv {
+        fail: AtomicUsize::new(fail),
+        ..FakeKv::default()
+    });
+    async fn handle(State(f): State<Arc<FakeKv>>, req: Request) -> (StatusCode, String) {
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let auth = req
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        f.requests
+            .lock()
+            .unwrap()
+            .push((method.clone(), path.clone(), auth.clone()));
+        if auth != "Bearer cf-token" {
+            return (StatusCode::UNAUTHORIZED, "bad token".into());
+        }
+        let Some(key) = path.strip_prefix(VALUES).map(decode) else {
+            return (StatusCode::NOT_FOUND, "no route".into());
+        };
+        if key.contains("forbidden") {
+            return (StatusCode::FORBIDDEN, r#"{"success":false}"#.into());
+        }
+        let left = f.fail.load(Ordering::SeqCst);
+        if left > 0 {
+            f.fail.store(left - 1, Ordering::SeqCst);
+            return (StatusCode::SERVICE_UNAVAILABLE, "try later".into());
+        }
+        match method.as_str() {
+            "PUT" => {
+                f.kv.lock().unwrap().insert(key, body.to_vec());
+            }
+            "DELETE" => {
+                f.kv.lock().unwrap().remove(&key);
+            }
+            _ => return (StatusCode::METHOD_NOT_ALLOWED, String::new()),
+        }
+        (StatusCode::OK, r#"{"success":true,"errors":[]}"#.into())
+    }
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, url)
+}
+
+fn cloudflare(url: &str, attempts: u32) -> CloudflareKv {
+    CloudflareKv::new("acct-1", "ns-1", "cf-token")
+        .with_base_url(url)
+        .with_retry(RetryPolicy {
+            attempts,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        })
+}
+
+#[tokio::test]
+async fn cloudflare_retries_then_succeeds() {
+    let (fake, url) = fake_kv(2).await;
+    let kv = cloudflare(&url, 4);
+    kv.put("snapshot:acme/web/production", b"{\"v\":1}")
+        .await
+        .unwrap();
+    let reqs = fake.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 3, "two 503s, then success: {reqs:?}");
+    for (method, path, auth) in &reqs {
+        assert_eq!(method, "PUT");
+        assert_eq!(path, &format!("{VALUES}snapshot%3Aacme%2Fweb%2Fproduction"));
+        assert_eq!(auth, "Bearer cf-token");
+    }
+    assert_eq!(
+        fake.kv.lock().unwrap()["snapshot:acme/web/production"],
+        b"{\"v\":1}"
+    );
+    kv.delete("snapshot:acme/web/production").await.unwrap();
+    assert!(fake.kv.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cloudflare_gives_up_and_does_not_retry_4xx() {
+    // Bounded: three tries, all 503.
+    let (fake, url) = fake_kv(usize::MAX).await;
+    let err = cloudflare(&url, 3)
+        .put("sdk-key:ab", b"{}")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PublishError::Http { status: 503, .. }),
+        "{err}"
+    );
+    assert_eq!(fake.requests.lock().unwrap().len(), 3);
+    // A 403 is final at once.
+    let (fake, url) = fake_kv(0).await;
+    let err = cloudflare(&url, 5)
+        .put("sdk-key:forbidden", b"{}")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PublishError::Http { status: 403, .. }),
+        "{err}"
+    );
+    assert_eq!(fake.requests.lock().unwrap().len(), 1);
+    // A refused connection is retried, then reported.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let err = cloudflare(&closed, 2).delete("k").await.unwrap_err();
+    assert!(matches!(err, PublishError::Request(_)), "{err}");
+}
+
+async fn cloudflare_end_to_end(s: Store) {
+    let (env, _) = tree(&s).await;
+    let (_, raw) = s
+        .create_sdk_key(&ana(), env, SdkKeyKind::Client, "web")
+        .await
+        .unwrap();
+    let (fake, url) = fake_kv(3).await;
+    let (h, metrics) = start(&s, vec![Arc::new(cloudflare(&url, 5))]);
+    let v = current(&s, env).await;
+    until!(
+        "published through the REST API",
+        published(&s, env, "cloudflare").await == v
+    );
+    h.shutdown().await;
+    let kv = fake.kv.lock().unwrap().clone();
+    let snap: Snapshot = serde_json::from_slice(&kv[&kv::snapshot_key(ENV)]).unwrap();
+    assert_eq!(snap.version, v as u64);
+    assert_eq!(
+        kv[&kv::sdk_key_key(&raw)],
+        kv::sdk_key_value(ENV).into_bytes()
+    );
+    // The snapshot was put before the key.
+    let reqs = fake.requests.lock().unwrap().clone();
+    let first_key = reqs.iter().position(|r| r.1.contains("sdk-key")).unwrap();
+    assert!(reqs[..first_key].iter().any(|r| r.1.contains("snapshot")));
+    // The 503s were absorbed by the client's retries.
+    assert_eq!(metrics.publish_failures.get(), 0);
+    assert_eq!(metrics.publishes.get(), 1);
+}
+
+async fn expired_keys_are_deleted(s: Store) {
+    let (env, _) = tree(&s).await;
+    let (old, old_raw) = s
+        .create_sdk_key(&ana(), env, SdkKeyKind::Server, "backend")
+        .await
+        .unwrap();
+    let edge = Memory::new("edge", 0);
+    let (h, _) = start(&s, vec![edge.clone()]);
+    until!(
+        "old key live",
+        s.sdk_key(old.id).await.unwrap().kv_state == "live"
+    );
+    // Rotation with a grace period: both keys work meanwhile.
+    let (new, new_raw) = s.rotate_sdk_key(&ana(), old.id, 3600).await.unwrap();
+    h.notify();
+    until!(
+        "new key live",
+        s.sdk_key(new.id).await.unwrap().kv_state == "live"
+    );
+    assert!(edge.get(&kv::sdk_key_key(&old_raw)).is_some());
+    assert!(edge.get(&kv::sdk_key_key(&new_raw)).is_some());
+    // The grace period ends (no change is committed for that): removed.
+    sqlx::query("UPDATE sdk_keys SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = $1")
+        .bind(old.id)
+        .execute(s.pool())
+        .await
+        .unwrap();
+    until!(
+        "old key removed",
+        s.sdk_key(old.id).await.unwrap().kv_state == "removed"
+    );
+    assert!(edge.get(&kv::sdk_key_key(&old_raw)).is_none());
+    // Revocation removes at once; the new key stays removed afterwards.
+    s.revoke_sdk_key(&ana(), new.id).await.unwrap();
+    h.notify();
+    until!(
+        "new key removed",
+        s.sdk_key(new.id).await.unwrap().kv_state == "removed"
+    );
+    assert!(edge.get(&kv::sdk_key_key(&new_raw)).is_none());
+    assert!(edge.get(&kv::snapshot_key(ENV)).is_some());
+    h.shutdown().await;
+}
+
+async fn deleted_environment_is_unpublished(s: Store) {
+    let (env, _) = tree(&s).await;
+    let (key, raw) = s
+        .create_sdk_key(&ana(), env, SdkKeyKind::Client, "web")
+        .await
+        .unwrap();
+    let edge = Memory::new("edge", 0);
+    let (h, _) = start(&s, vec![edge.clone()]);
+    until!(
+        "published",
+        s.sdk_key(key.id).await.unwrap().kv_state == "live"
+    );
+    let e = s.environment(env).await.unwrap();
+    s.delete_environment(&ana(), env, e.version).await.unwrap();
+    h.notify();
+    until!(
+        "snapshot and key removed",
+        edge.get(&kv::snapshot_key(ENV)).is_none()
+            && s.sdk_key(key.id).await.unwrap().kv_state == "removed"
+    );
+    assert!(edge.get(&kv::sdk_key_key(&raw)).is_none());
+    assert!(s.pending_publications("edge").await.unwrap().is_empty());
+    assert!(s.orphaned_publications("edge").await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+/// The wrangler publisher runs `wrangler kv key put/delete` with the local
+/// target's options (a fake wrangler records its arguments and input).
+#[cfg(unix)]
+#[tokio::test]
+async fn wrangler_local_runs_kv_commands() {
+    use bunting_origin::kv::Wrangler;
+    use bunting_origin::publish::WranglerLocal;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let script = dir.join("wrangler");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *sdk-key:broken*) echo 'X [ERROR] KV is unhappy' >&2; exit 3;; esac\n\
+             echo \"$*\" >> {log}\nwhile [ $# -gt 0 ]; do\n  \
+             if [ \"$1\" = --path ]; then cat \"$2\" >> {log}; echo >> {log}; fi\n  shift\ndone\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let w = WranglerLocal::new(
+        Wrangler::from_command_line(&script.display().to_string()).unwrap(),
+        Some(dir.join("state")),
+        None,
+    );
+    w.put("snapshot:acme/web/dev", b"{\"version\":3}")
+        .await
+        .unwrap();
+    w.delete("sdk-key:ab").await.unwrap();
+    let err = w.put("sdk-key:broken", b"{}").await.unwrap_err();
+    assert!(
+        matches!(&err, PublishError::Command { stderr, .. } if stderr.contains("KV is unhappy")),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let state = dir.join("state").display().to_string();
+    assert!(
+        lines[0].starts_with("kv key put snapshot:acme/web/dev --path ")
+            && lines[0].ends_with(&format!(" --binding FLAGS --local --persist-to {state}")),
+        "{log}"
+    );
+    assert_eq!(lines[1], "{\"version\":3}");
+    assert_eq!(
+        lines[2],
+        format!("kv key delete sdk-key:ab --binding FLAGS --local --persist-to {state}")
+    );
+    // Temporary value files are removed.
+    let path = lines[0].split(' ').nth(5).unwrap();
+    assert!(!std::path::Path::new(path).exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
