@@ -249,7 +249,9 @@ impl PublishHandle {
 
 /// Starts the publish loop on the current tokio runtime: it runs a round
 /// at once, on every [`PublishHandle::notify`], every
-/// [`PublishOptions::poll_interval`], and when a backoff ends.
+/// [`PublishOptions::poll_interval`], and when a backoff ends. It runs
+/// until [`PublishHandle::shutdown`] (dropping the handles does not stop
+/// it).
 pub fn spawn(
     store: Store,
     publishers: Vec<Arc<dyn Publisher>>,
