@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod defs;
+pub mod export;
 pub mod kv;
 pub mod metrics;
 pub mod publish;
