@@ -611,28 +611,47 @@ async fn audit_export(a: AuditExport) -> Result<ExitCode> {
             limit: 1000,
             ..AuditQuery::default()
         };
-        let mut text = String::new();
+        // Streamed page by page: to standard output, or to a temporary file
+        // renamed over `-o` at the end (a reader never sees half a log).
+        let tmp = a.output.as_ref().map(|out| {
+            let mut t = out.as_os_str().to_owned();
+            t.push(".tmp");
+            PathBuf::from(t)
+        });
+        let sink: Box<dyn Write> = match &tmp {
+            Some(t) => {
+                Box::new(fs::File::create(t).with_context(|| format!("writing {}", t.display()))?)
+            }
+            None => Box::new(io::stdout().lock()),
+        };
+        let mut sink = io::BufWriter::new(sink);
         let mut count = 0usize;
-        loop {
-            let page = store.audit_log(&q).await.context("reading the audit log")?;
-            for entry in &page.entries {
-                text.push_str(&serde_json::to_string(entry).context("serializing an entry")?);
-                text.push('\n');
+        let written: Result<()> = async {
+            loop {
+                let page = store.audit_log(&q).await.context("reading the audit log")?;
+                for entry in &page.entries {
+                    serde_json::to_writer(&mut sink, entry).context("writing an entry")?;
+                    sink.write_all(b"\n").context("writing an entry")?;
+                }
+                count += page.entries.len();
+                match page.next {
+                    Some(next) => q.after_seq = next,
+                    None => break,
+                }
             }
-            count += page.entries.len();
-            match page.next {
-                Some(next) => q.after_seq = next,
-                None => break,
-            }
+            sink.flush().context("writing the audit log")
         }
-        match &a.output {
-            Some(out) => {
-                write_atomically(out, &text)?;
-                eprintln!("wrote {} ({})", out.display(), entries(count));
+        .await;
+        drop(sink);
+        if let Err(e) = written {
+            if let Some(tmp) = &tmp {
+                let _ = fs::remove_file(tmp);
             }
-            None => io::stdout()
-                .write_all(text.as_bytes())
-                .context("writing the audit log")?,
+            return Err(e);
+        }
+        if let (Some(out), Some(tmp)) = (&a.output, &tmp) {
+            fs::rename(tmp, out).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} ({})", out.display(), entries(count));
         }
         Ok(ExitCode::SUCCESS)
     }
