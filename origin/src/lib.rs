@@ -12,6 +12,7 @@
 pub mod api;
 pub mod defs;
 pub mod export;
+pub mod ingest;
 pub mod kv;
 pub mod metrics;
 pub mod publish;

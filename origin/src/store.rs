@@ -37,6 +37,7 @@
 pub mod access;
 pub mod audit;
 mod error;
+pub mod events;
 mod lookup;
 pub mod publish;
 mod records;
@@ -55,6 +56,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 pub use access::{Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
 pub use error::{Problem, Result, StoreError};
+pub use events::{EventBatch, Exposure, InsertCounts, MetricEvent};
 pub use lookup::FlagFilter;
 pub use publish::{KeyChange, Publication, PublishStatus, TargetStatus};
 pub use records::{
@@ -88,6 +90,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "publish",
         include_str!("../migrations/sqlite/0003_publish.sql"),
     ),
+    (
+        4,
+        "events",
+        include_str!("../migrations/sqlite/0004_events.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -104,6 +111,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "publish",
         include_str!("../migrations/postgres/0003_publish.sql"),
+    ),
+    (
+        4,
+        "events",
+        include_str!("../migrations/postgres/0004_events.sql"),
     ),
 ];
 

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod etag;
+pub mod events;
 pub mod flags;
 pub mod openapi;
 pub mod org;
@@ -78,15 +79,26 @@ pub struct AppState {
     /// `PublishOptions { wakeup: state.publish_wakeup.clone(), .. }`): the
     /// publication status lists its targets even before they publish.
     pub publish: Option<crate::publish::PublishHandle>,
+    /// The event ingestion pipeline of `POST /api/v1/events` (its writers
+    /// start with the first batch). Replace it to change its options:
+    /// `state.ingest = Ingest::new(state.store.clone(), state.metrics.clone(), options)`.
+    pub ingest: crate::ingest::Ingest,
 }
 
 impl AppState {
     /// State over `store` with fresh metrics.
     pub fn new(store: Store, config: ServeConfig) -> AppState {
+        let metrics = Arc::new(Metrics::new());
+        let ingest = crate::ingest::Ingest::new(
+            store.clone(),
+            metrics.clone(),
+            crate::ingest::IngestOptions::default(),
+        );
         AppState {
             store,
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            ingest,
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
             publish: None,
         }
@@ -120,7 +132,8 @@ pub fn router(state: AppState) -> Router {
         .merge(flags::routes())
         .merge(access::routes())
         .merge(audit::routes())
-        .merge(publish::routes());
+        .merge(publish::routes())
+        .merge(events::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))

@@ -1,0 +1,170 @@
+//! Event ingestion over HTTP: `POST /api/v1/events`.
+//!
+//! Takes one batch per request, exactly as the edge worker sends it, with
+//! `Authorization: Bearer <ingest secret>` (the edge's `INGEST_SECRET`,
+//! the origin's `--ingest-secret`), and answers **202** with
+//! `{"accepted": n, "duplicates": d}` once the batch is committed. The
+//! pipeline and the format are in [`crate::ingest`] and `docs/origin.md`.
+//!
+//! | status | when |
+//! |---|---|
+//! | 202 | stored (`accepted` new events, `duplicates` already stored) |
+//! | 400 | the body is not JSON |
+//! | 401 | missing or wrong ingest secret |
+//! | 413 | body over 10 MiB, or more events than one request may carry |
+//! | 415 | `Content-Type` is not JSON |
+//! | 422 | invalid batch: every problem with its path (`exposures[3].time`); nothing stored |
+//! | 429 | the queue is full; `Retry-After` says when to retry; nothing stored |
+//! | 503 | no ingest secret configured, or the database failed; nothing stored |
+//!
+//! Every error has the API's JSON error body.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, ApiResult, AppState};
+use crate::ingest::IngestError;
+use crate::store::InsertCounts;
+
+/// Largest request body, in bytes (10 MiB).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The ingestion route (merged under `/api/v1`).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use bunting_origin::api::{AppState, ServeConfig, events};
+/// use bunting_origin::store::Store;
+/// let state = AppState::new(Store::open("sqlite::memory:").await.unwrap(), ServeConfig::default());
+/// let _app: axum::Router = events::routes().with_state(state);
+/// # });
+/// ```
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/events",
+        post(ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    )
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> ApiError {
+        match e {
+            IngestError::Syntax(m) => ApiError::bad_request(format!("the body is not JSON: {m}")),
+            IngestError::Invalid(problems) => ApiError::invalid(problems),
+            e @ IngestError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            e @ IngestError::Overloaded { retry_after } => {
+                ApiError::overloaded(e.to_string(), retry_after)
+            }
+            e @ (IngestError::Store(_) | IngestError::Stopped) => {
+                tracing::error!(error = %e, "event batch not stored");
+                let mut r = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the events could not be stored; retry later",
+                );
+                r.retry_after = Some(1);
+                r
+            }
+        }
+    }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <secret>`, compared in
+/// constant time (through SHA-256, so lengths do not leak either).
+///
+/// ```
+/// use axum::http::HeaderMap;
+/// use bunting_origin::api::events::authorized;
+/// let mut h = HeaderMap::new();
+/// h.insert("authorization", "Bearer s3cret".parse().unwrap());
+/// assert!(authorized(&h, "s3cret"));
+/// assert!(!authorized(&h, "s3cre"));
+/// assert!(!authorized(&HeaderMap::new(), "s3cret"));
+/// ```
+pub fn authorized(headers: &HeaderMap, secret: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+    else {
+        return false;
+    };
+    let a = Sha256::digest(given.trim().as_bytes());
+    let b = Sha256::digest(secret.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Stores one batch of exposures or metric events (ingest secret).
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", security(()),
+    request_body(content = Object, content_type = "application/json", description = "`{\"kind\": \"exposures\", \"exposures\": [...]}` or `{\"kind\": \"events\", \"environment\": \"...\", \"events\": [...]}`"),
+    responses((status = 202, body = InsertCounts), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody)))]
+pub async fn ingest(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let Some(secret) = state
+        .config
+        .ingest_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "event ingestion is not configured (no ingest secret)",
+        ));
+    };
+    if !authorized(req.headers(), secret) {
+        let mut r =
+            ApiError::unauthorized("send the ingest secret as `Authorization: Bearer <secret>`")
+                .into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+        return Ok(r);
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim() == "application/json");
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ));
+    }
+    let body = Bytes::from_request(req, &state).await.map_err(|e| {
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(status, code, e.body_text())
+    })?;
+    let counts = state.ingest.ingest(&body, now_ms()).await?;
+    Ok((StatusCode::ACCEPTED, Json(counts)).into_response())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

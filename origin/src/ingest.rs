@@ -1,0 +1,850 @@
+//! Event ingestion: the pipeline behind `POST /api/v1/events`
+//! ([`crate::api::events`]).
+//!
+//! A request body is one batch, exactly as the edge worker sends it
+//! (`edge-worker/src/ingest.rs`): `{"kind": "exposures", "exposures": […]}`
+//! or `{"kind": "events", "environment": "…", "events": […]}`. [`parse`]
+//! validates it all-or-nothing (every problem listed with the index of its
+//! event), derives ids for events that carry none, and gives an
+//! [`EventBatch`]. [`Ingest::submit`] puts the batch on a bounded queue
+//! (counted in events) and waits until a writer task has **committed** it:
+//! writers take every batch waiting (up to [`IngestOptions::group_events`])
+//! and store them in one transaction, so many small requests share one
+//! commit. When the queue is full, `submit` refuses the batch at once
+//! ([`IngestError::Overloaded`], HTTP 429 with `Retry-After`): nothing is
+//! acknowledged before it is durable, and nothing acknowledged is dropped.
+//! The format is documented in `docs/origin.md` ("Event ingestion").
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use bunting_origin::ingest::{Ingest, IngestOptions};
+//! use bunting_origin::metrics::Metrics;
+//! use bunting_origin::store::Store;
+//! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let ingest = Ingest::new(store.clone(), Arc::new(Metrics::new()), IngestOptions::default());
+//! let now = 1_764_000_000_000;
+//! let body = format!(r#"{{"kind": "exposures", "exposures": [{{"flag": "checkout", "variant": "b",
+//!     "bucketingKeyHash": "5c0f", "environment": "acme/web/production",
+//!     "snapshotVersion": 7, "time": {now}}}]}}"#);
+//! let counts = ingest.ingest(body.as_bytes(), now).await.unwrap();
+//! assert_eq!((counts.accepted, counts.duplicates), (1, 0));
+//! let again = ingest.ingest(body.as_bytes(), now).await.unwrap();
+//! assert_eq!((again.accepted, again.duplicates), (0, 1));
+//! assert_eq!(store.count_exposures("acme/web/production").await.unwrap(), 1);
+//! # });
+//! ```
+
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::store::{
+    Backend, EventBatch, Exposure, InsertCounts, MetricEvent, Problem, Store, StoreError,
+};
+
+/// Longest environment, flag key, variant, rule id, reason, country or
+/// device type, in bytes.
+pub const MAX_TEXT: usize = 200;
+/// Longest user key (`bucketingKeyHash`, `targetingKeyHash`), in bytes.
+pub const MAX_USER_KEY: usize = 256;
+/// Longest event id, in bytes.
+pub const MAX_ID: usize = 128;
+/// Longest metric event name, in bytes.
+pub const MAX_NAME: usize = 128;
+/// Largest `properties` object, in bytes of compact JSON.
+pub const MAX_PROPERTIES: usize = 4096;
+
+/// Tuning and limits of the pipeline.
+///
+/// ```
+/// use bunting_origin::ingest::IngestOptions;
+/// let tiny = IngestOptions { queue_events: 10, ..IngestOptions::default() };
+/// assert_eq!(tiny.max_batch_events, 10_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Events waiting to be written, at most; a batch that does not fit is
+    /// refused with [`IngestError::Overloaded`].
+    pub queue_events: usize,
+    /// Most events in one request ([`IngestError::TooLarge`] past it, or
+    /// past `queue_events` when that is smaller).
+    pub max_batch_events: usize,
+    /// Most events a writer stores in one transaction (it takes whole
+    /// batches, so one batch larger than this is still written alone).
+    pub group_events: usize,
+    /// Writer tasks; 0 picks by backend (1 for SQLite, which has a single
+    /// writer anyway; 2 for PostgreSQL).
+    pub writers: usize,
+    /// How far in the future an event's time may be (ms).
+    pub max_future_ms: i64,
+    /// How old an event may be (ms).
+    pub max_age_ms: i64,
+    /// `Retry-After` of a refused batch, in seconds.
+    pub retry_after_seconds: u64,
+}
+
+impl Default for IngestOptions {
+    fn default() -> IngestOptions {
+        IngestOptions {
+            queue_events: 200_000,
+            max_batch_events: 10_000,
+            group_events: 50_000,
+            writers: 0,
+            max_future_ms: 24 * 3600 * 1000,
+            max_age_ms: 30 * 24 * 3600 * 1000,
+            retry_after_seconds: 1,
+        }
+    }
+}
+
+/// Why a batch was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not JSON (HTTP 400).
+    #[error("the body is not JSON: {0}")]
+    Syntax(String),
+    /// The body or some events are invalid (HTTP 422): every problem, with
+    /// its path (`exposures[3].time`); nothing of the batch was stored.
+    #[error("{} problem(s) in the batch", .0.len())]
+    Invalid(Vec<Problem>),
+    /// More events than one request may carry (HTTP 413).
+    #[error("too many events: {count}, at most {max} per request")]
+    TooLarge {
+        /// Events sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The queue is full (HTTP 429): retry after `retry_after` seconds.
+    #[error("the event queue is full; retry later")]
+    Overloaded {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The database failed; nothing of the batch was stored (HTTP 503).
+    #[error("storing the events failed: {0}")]
+    Store(#[from] StoreError),
+    /// The writers are gone (shutting down; HTTP 503).
+    #[error("event ingestion is shutting down")]
+    Stopped,
+}
+
+/// An exposure as the edge sends it (`edge-worker/src/exposure.rs`), plus
+/// the optional `id` and `reason` other producers may add.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExposureIn {
+    flag: String,
+    variant: String,
+    #[serde(default)]
+    rule_id: Option<String>,
+    bucketing_key_hash: String,
+    environment: String,
+    #[serde(default)]
+    snapshot_version: Option<u64>,
+    time: i64,
+    #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
+    device_type: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A metric event as the edge forwards it (`edge-worker/src/events.rs`),
+/// plus optional `properties`; `id` and `receivedAt` may be absent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventIn {
+    name: String,
+    targeting_key_hash: String,
+    #[serde(default)]
+    value: Option<f64>,
+    timestamp: i64,
+    #[serde(default)]
+    received_at: Option<i64>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    properties: Option<Map<String, Value>>,
+}
+
+/// The request body; one pass, no buffering of a tagged enum.
+#[derive(Debug, Deserialize)]
+struct BodyIn {
+    kind: String,
+    #[serde(default)]
+    exposures: Option<Vec<ExposureIn>>,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<EventIn>>,
+}
+
+/// Validates one request body received at `now_ms` (Unix ms) into a batch.
+///
+/// ```
+/// use bunting_origin::ingest::{parse, IngestError, IngestOptions};
+/// use bunting_origin::store::EventBatch;
+/// let now = 1_764_000_000_000;
+/// let body = format!(r#"{{"kind": "events", "environment": "prod", "events": [
+///     {{"name": "purchase", "targetingKeyHash": "9f0c", "value": 12.5, "timestamp": {now},
+///       "receivedAt": {now}, "id": "o-1"}},
+///     {{"name": "bad name", "targetingKeyHash": "9f0c", "timestamp": 0}}]}}"#);
+/// let Err(IngestError::Invalid(problems)) = parse(body.as_bytes(), now, &IngestOptions::default()) else {
+///     panic!()
+/// };
+/// assert_eq!(problems[0].path, "events[1].name");
+/// assert_eq!(problems[1].path, "events[1].timestamp");
+/// ```
+pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<EventBatch, IngestError> {
+    let parsed: BodyIn = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(e) if e.is_data() => return Err(locate(body, e)),
+        Err(e) => return Err(IngestError::Syntax(e.to_string())),
+    };
+    let mut p = Problems::default();
+    let max = options.max_batch_events.min(options.queue_events);
+    let window = (now_ms - options.max_age_ms, now_ms + options.max_future_ms);
+    match parsed.kind.as_str() {
+        "exposures" => {
+            let Some(list) = parsed.exposures else {
+                return Err(invalid("exposures", "required for kind \"exposures\""));
+            };
+            if list.len() > max {
+                return Err(IngestError::TooLarge {
+                    count: list.len(),
+                    max,
+                });
+            }
+            let mut out = Vec::with_capacity(list.len());
+            for (i, e) in list.into_iter().enumerate() {
+                p.index = i;
+                p.array = "exposures";
+                if let Some(x) = exposure(&mut p, e, now_ms, window) {
+                    out.push(x);
+                }
+            }
+            p.finish()?;
+            Ok(EventBatch::Exposures(out))
+        }
+        "events" => {
+            let (Some(environment), Some(list)) = (parsed.environment, parsed.events) else {
+                return Err(invalid(
+                    "environment",
+                    "`environment` and `events` are required for kind \"events\"",
+                ));
+            };
+            if list.len() > max {
+                return Err(IngestError::TooLarge {
+                    count: list.len(),
+                    max,
+                });
+            }
+            p.array = "";
+            p.text("environment", &environment, MAX_TEXT);
+            p.finish()?;
+            let mut out = Vec::with_capacity(list.len());
+            for (i, e) in list.into_iter().enumerate() {
+                p.index = i;
+                p.array = "events";
+                if let Some(x) = metric(&mut p, &environment, e, now_ms, window) {
+                    out.push(x);
+                }
+            }
+            p.finish()?;
+            Ok(EventBatch::Metrics(out))
+        }
+        other => Err(invalid(
+            "kind",
+            format!("{other:?} is not \"exposures\" or \"events\""),
+        )),
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> IngestError {
+    IngestError::Invalid(vec![Problem::new(path, message)])
+}
+
+/// The typed parse failed on a value's type or a missing field: find the
+/// events at fault (slow path, only for invalid bodies).
+fn locate(body: &[u8], first: serde_json::Error) -> IngestError {
+    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
+        return invalid("", format!("the body must be a JSON object: {first}"));
+    };
+    let mut problems = Vec::new();
+    for (array, check) in [
+        (
+            "exposures",
+            check::<ExposureIn> as fn(&Value) -> Option<String>,
+        ),
+        ("events", check::<EventIn>),
+    ] {
+        match obj.get(array) {
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(m) = check(item) {
+                        problems.push(Problem::new(format!("{array}[{i}]"), m));
+                    }
+                }
+            }
+            None | Some(Value::Null) => {}
+            Some(_) => problems.push(Problem::new(array, "must be an array")),
+        }
+    }
+    for (field, ok) in [
+        ("kind", obj.get("kind").is_some_and(Value::is_string)),
+        (
+            "environment",
+            obj.get("environment")
+                .is_none_or(|v| v.is_string() || v.is_null()),
+        ),
+    ] {
+        if !ok {
+            problems.push(Problem::new(field, "must be a string"));
+        }
+    }
+    if problems.is_empty() {
+        problems.push(Problem::new("", first.to_string()));
+    }
+    IngestError::Invalid(problems)
+}
+
+fn check<T: serde::de::DeserializeOwned>(v: &Value) -> Option<String> {
+    T::deserialize(v).err().map(|e| e.to_string())
+}
+
+/// Problems collected while validating, with the current event's path.
+#[derive(Default)]
+struct Problems {
+    list: Vec<Problem>,
+    array: &'static str,
+    index: usize,
+}
+
+impl Problems {
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        let path = if self.array.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}[{}].{field}", self.array, self.index)
+        };
+        self.list.push(Problem::new(path, message));
+    }
+
+    /// A required text field: 1..=max bytes, no control characters.
+    fn text(&mut self, field: &str, s: &str, max: usize) {
+        if s.is_empty() || s.len() > max {
+            self.push(field, format!("must have 1 to {max} bytes"));
+        } else if s.chars().any(char::is_control) {
+            self.push(field, "must not contain control characters");
+        }
+    }
+
+    fn opt_text(&mut self, field: &str, s: &Option<String>, max: usize) {
+        if let Some(s) = s {
+            self.text(field, s, max);
+        }
+    }
+
+    fn time(&mut self, field: &str, t: i64, (from, to): (i64, i64)) {
+        if t < from {
+            self.push(
+                field,
+                format!("{t} is more than the accepted age before now ({from} or later)"),
+            );
+        } else if t > to {
+            self.push(
+                field,
+                format!("{t} is too far in the future ({to} at most)"),
+            );
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), IngestError> {
+        if self.list.is_empty() {
+            Ok(())
+        } else {
+            Err(IngestError::Invalid(std::mem::take(&mut self.list)))
+        }
+    }
+}
+
+fn exposure(p: &mut Problems, e: ExposureIn, now_ms: i64, window: (i64, i64)) -> Option<Exposure> {
+    let before = p.list.len();
+    p.text("environment", &e.environment, MAX_TEXT);
+    p.text("flag", &e.flag, MAX_TEXT);
+    p.text("variant", &e.variant, MAX_TEXT);
+    p.text("bucketingKeyHash", &e.bucketing_key_hash, MAX_USER_KEY);
+    p.opt_text("ruleId", &e.rule_id, MAX_TEXT);
+    p.opt_text("reason", &e.reason, MAX_TEXT);
+    p.opt_text("country", &e.country, MAX_TEXT);
+    p.opt_text("deviceType", &e.device_type, MAX_TEXT);
+    p.opt_text("id", &e.id, MAX_ID);
+    p.time("time", e.time, window);
+    let snapshot_version = match e.snapshot_version.map(i64::try_from) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            p.push("snapshotVersion", "must be at most 2^63 - 1");
+            None
+        }
+    };
+    if p.list.len() > before {
+        return None;
+    }
+    let id = e.id.unwrap_or_else(|| {
+        derive_id(
+            e.time,
+            &[
+                "exposure",
+                &e.environment,
+                &e.flag,
+                &e.variant,
+                &e.bucketing_key_hash,
+                &e.time.to_string(),
+                &snapshot_version.map(|v| v.to_string()).unwrap_or_default(),
+                e.rule_id.as_deref().unwrap_or_default(),
+            ],
+        )
+    });
+    Some(Exposure {
+        environment: e.environment,
+        id,
+        flag_key: e.flag,
+        variant: e.variant,
+        user_key: e.bucketing_key_hash,
+        time_ms: e.time,
+        snapshot_version,
+        rule_id: e.rule_id,
+        reason: e.reason,
+        country: e.country,
+        device_type: e.device_type,
+        received_ms: now_ms,
+    })
+}
+
+fn metric(
+    p: &mut Problems,
+    environment: &str,
+    e: EventIn,
+    now_ms: i64,
+    window: (i64, i64),
+) -> Option<MetricEvent> {
+    let before = p.list.len();
+    if e.name.is_empty() || e.name.len() > MAX_NAME {
+        p.push("name", format!("must have 1 to {MAX_NAME} characters"));
+    } else if let Some(c) = e
+        .name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
+    {
+        p.push(
+            "name",
+            format!("may only contain A-Z, a-z, 0-9, '_', '.', ':' and '-', not {c:?}"),
+        );
+    }
+    p.text("targetingKeyHash", &e.targeting_key_hash, MAX_USER_KEY);
+    p.opt_text("id", &e.id, MAX_ID);
+    p.time("timestamp", e.timestamp, window);
+    if let Some(r) = e.received_at {
+        p.time("receivedAt", r, window);
+    }
+    if e.value.is_some_and(|v| !v.is_finite()) {
+        p.push("value", "must be finite");
+    }
+    let properties = e.properties.map(|m| Value::Object(m).to_string());
+    if let Some(s) = &properties {
+        if s.len() > MAX_PROPERTIES {
+            p.push(
+                "properties",
+                format!("must be at most {MAX_PROPERTIES} bytes of JSON"),
+            );
+        } else if s.contains("\\u0000") {
+            p.push("properties", "must not contain NUL characters");
+        }
+    }
+    if p.list.len() > before {
+        return None;
+    }
+    let id = e.id.unwrap_or_else(|| {
+        derive_id(
+            e.timestamp,
+            &[
+                "event",
+                environment,
+                &e.name,
+                &e.targeting_key_hash,
+                &e.timestamp.to_string(),
+                &e.value.map(|v| v.to_string()).unwrap_or_default(),
+                properties.as_deref().unwrap_or_default(),
+            ],
+        )
+    });
+    Some(MetricEvent {
+        environment: environment.to_string(),
+        id,
+        name: e.name,
+        user_key: e.targeting_key_hash,
+        value: e.value,
+        time_ms: e.timestamp,
+        received_ms: e.received_at.unwrap_or(now_ms),
+        properties,
+    })
+}
+
+/// A deterministic id for an event at `time_ms` (Unix ms, ≥ 0) from its
+/// fields: 12 lowercase hex digits of the time, then the first 10 bytes of
+/// the SHA-256 of the fields joined by NUL, in hex (32 characters). The
+/// time prefix makes ids of new events sort after older ones, so the
+/// primary-key index grows at its end instead of at random pages.
+///
+/// ```
+/// use bunting_origin::ingest::derive_id;
+/// let id = derive_id(1_764_000_000_000, &["a", "b"]);
+/// assert_eq!(id, derive_id(1_764_000_000_000, &["a", "b"]));
+/// assert_ne!(id, derive_id(1_764_000_000_000, &["ab", ""]));
+/// assert!(id.starts_with("019ab697e800")); // 1_764_000_000_000 in hex
+/// assert_eq!(id.len(), 32);
+/// ```
+pub fn derive_id(time_ms: i64, fields: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            h.update([0u8]);
+        }
+        h.update(f.as_bytes());
+    }
+    format!(
+        "{:012x}{}",
+        time_ms.max(0),
+        hex::encode(&h.finalize()[..10])
+    )
+}
+
+/// A batch waiting for a writer.
+struct Job {
+    batch: EventBatch,
+    done: oneshot::Sender<Result<InsertCounts, StoreError>>,
+    /// Its room in the queue, given back once it is written.
+    permit: OwnedSemaphorePermit,
+}
+
+struct Inner {
+    store: Store,
+    metrics: Arc<Metrics>,
+    options: IngestOptions,
+    room: Arc<Semaphore>,
+    queue: mpsc::UnboundedSender<Job>,
+    /// The receiving end until the writers start (on the first batch, so
+    /// that creating an `Ingest` needs no runtime).
+    pending: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+}
+
+/// The ingestion pipeline: a bounded queue and its writer tasks. Cheap to
+/// clone (one pipeline). See the [module example](self).
+#[derive(Clone)]
+pub struct Ingest {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("options", &self.inner.options)
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
+impl Ingest {
+    /// A pipeline writing into `store` and counting into `metrics`. The
+    /// writers start with the first batch.
+    pub fn new(store: Store, metrics: Arc<Metrics>, options: IngestOptions) -> Ingest {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(
+            options.queue_events.min(Semaphore::MAX_PERMITS),
+        ));
+        Ingest {
+            inner: Arc::new(Inner {
+                store,
+                metrics,
+                options,
+                room,
+                queue,
+                pending: Mutex::new(Some(rx)),
+            }),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &IngestOptions {
+        &self.inner.options
+    }
+
+    /// Events accepted into the queue and not yet written.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use bunting_origin::ingest::{Ingest, IngestOptions};
+    /// let store = bunting_origin::store::Store::open("sqlite::memory:").await.unwrap();
+    /// let ingest = Ingest::new(store, Default::default(), IngestOptions::default());
+    /// assert_eq!(ingest.queued(), 0);
+    /// # });
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.inner.options.queue_events - self.inner.room.available_permits()
+    }
+
+    /// Validates `body` (received at `now_ms`), queues it and waits until it
+    /// is committed; counts accepted, duplicate, invalid and throttled
+    /// events in the metrics.
+    pub async fn ingest(&self, body: &[u8], now_ms: i64) -> Result<InsertCounts, IngestError> {
+        let m = &self.inner.metrics;
+        let batch = match parse(body, now_ms, &self.inner.options) {
+            Ok(b) => b,
+            Err(e) => {
+                if let IngestError::Invalid(problems) = &e {
+                    let mut at: Vec<&str> = problems
+                        .iter()
+                        .map(|p| p.path.split('.').next().unwrap_or_default())
+                        .collect();
+                    at.dedup();
+                    m.events_invalid.inc_by(at.len() as u64);
+                }
+                return Err(e);
+            }
+        };
+        let n = batch.len() as u64;
+        match self.submit(batch).await {
+            Ok(c) => {
+                m.events_accepted.inc_by(c.accepted);
+                m.events_duplicate.inc_by(c.duplicates);
+                Ok(c)
+            }
+            Err(e) => {
+                if matches!(e, IngestError::Overloaded { .. }) {
+                    m.events_throttled.inc_by(n);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Queues a validated batch and waits until it is committed. Refuses it
+    /// at once with [`IngestError::Overloaded`] when the queue has no room.
+    pub async fn submit(&self, batch: EventBatch) -> Result<InsertCounts, IngestError> {
+        let inner = &self.inner;
+        if batch.is_empty() {
+            return Ok(InsertCounts::default());
+        }
+        let n = batch.len();
+        if n > inner.options.queue_events || n > u32::MAX as usize {
+            return Err(IngestError::TooLarge {
+                count: n,
+                max: inner.options.queue_events,
+            });
+        }
+        let permit = inner
+            .room
+            .clone()
+            .try_acquire_many_owned(n as u32)
+            .map_err(|_| IngestError::Overloaded {
+                retry_after: inner.options.retry_after_seconds,
+            })?;
+        self.start();
+        let (done, wait) = oneshot::channel();
+        inner
+            .queue
+            .send(Job {
+                batch,
+                done,
+                permit,
+            })
+            .map_err(|_| IngestError::Stopped)?;
+        Ok(wait.await.map_err(|_| IngestError::Stopped)??)
+    }
+
+    /// Starts the writers, once.
+    fn start(&self) {
+        let Some(rx) = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let writers = match (self.inner.options.writers, self.inner.store.backend()) {
+            (0, Backend::Sqlite) => 1,
+            (0, Backend::Postgres) => 2,
+            (n, _) => n,
+        };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers {
+            tokio::spawn(writer(
+                self.inner.store.clone(),
+                rx.clone(),
+                self.inner.options.group_events,
+            ));
+        }
+    }
+}
+
+/// Takes every waiting batch (up to `group` events), stores them in one
+/// transaction and answers each. Ends when every [`Ingest`] is dropped.
+async fn writer(
+    store: Store,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    group: usize,
+) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut n = first.batch.len();
+            jobs.push(first);
+            while n < group {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        n += j.batch.len();
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        write_group(&store, jobs).await;
+    }
+}
+
+async fn write_group(store: &Store, jobs: Vec<Job>) {
+    let mut batches = Vec::with_capacity(jobs.len());
+    let mut waiting = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        batches.push(j.batch);
+        waiting.push((j.done, j.permit));
+    }
+    match store.insert_event_batches(&batches).await {
+        Ok(counts) => {
+            for ((done, _permit), c) in waiting.into_iter().zip(counts) {
+                let _ = done.send(Ok(c));
+            }
+        }
+        Err(e) if batches.len() == 1 => {
+            tracing::warn!(error = %e, "storing an event batch failed");
+            if let Some((done, _)) = waiting.pop() {
+                let _ = done.send(Err(e));
+            }
+        }
+        Err(e) => {
+            // One batch must not fail the others: write each alone.
+            tracing::warn!(error = %e, batches = batches.len(), "storing an event group failed; retrying batch by batch");
+            for ((done, _permit), b) in waiting.into_iter().zip(&batches) {
+                let r = store
+                    .insert_event_batches(std::slice::from_ref(b))
+                    .await
+                    .map(|c| c[0]);
+                let _ = done.send(r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_000_000_000;
+
+    fn opts() -> IngestOptions {
+        IngestOptions::default()
+    }
+
+    #[test]
+    fn syntax_errors_are_not_validation_errors() {
+        assert!(matches!(
+            parse(b"{", NOW, &opts()),
+            Err(IngestError::Syntax(_))
+        ));
+        let Err(IngestError::Invalid(p)) = parse(br#"{"kind": "nope"}"#, NOW, &opts()) else {
+            panic!()
+        };
+        assert_eq!(p[0].path, "kind");
+    }
+
+    #[test]
+    fn type_errors_name_the_event() {
+        let body = format!(
+            r#"{{"kind": "exposures", "exposures": [
+              {{"flag": "f", "variant": "a", "bucketingKeyHash": "u", "environment": "e", "time": {NOW}}},
+              {{"flag": "f", "variant": "a", "bucketingKeyHash": "u", "environment": "e", "time": "soon"}},
+              {{"flag": "f", "bucketingKeyHash": "u", "environment": "e", "time": {NOW}}}]}}"#
+        );
+        let Err(IngestError::Invalid(p)) = parse(body.as_bytes(), NOW, &opts()) else {
+            panic!()
+        };
+        let paths: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["exposures[1]", "exposures[2]"]);
+        assert!(p[1].message.contains("variant"), "{}", p[1].message);
+    }
+
+    #[test]
+    fn derived_ids_are_deterministic_and_field_sensitive() {
+        let one = |t: i64| {
+            let body = format!(
+                r#"{{"kind": "exposures", "exposures": [{{"flag": "f", "variant": "a",
+                   "bucketingKeyHash": "u", "environment": "e", "time": {t}}}]}}"#
+            );
+            match parse(body.as_bytes(), NOW, &opts()).unwrap() {
+                EventBatch::Exposures(v) => v[0].id.clone(),
+                EventBatch::Metrics(_) => unreachable!(),
+            }
+        };
+        assert_eq!(one(NOW), one(NOW));
+        assert_ne!(one(NOW), one(NOW - 1));
+    }
+
+    #[test]
+    fn times_outside_the_window_are_refused() {
+        let o = opts();
+        for (t, ok) in [
+            (NOW, true),
+            (NOW + o.max_future_ms, true),
+            (NOW + o.max_future_ms + 1, false),
+            (NOW - o.max_age_ms, true),
+            (NOW - o.max_age_ms - 1, false),
+        ] {
+            let body = format!(
+                r#"{{"kind": "events", "environment": "e", "events": [
+                   {{"name": "n", "targetingKeyHash": "u", "timestamp": {t}}}]}}"#
+            );
+            assert_eq!(parse(body.as_bytes(), NOW, &o).is_ok(), ok, "{t}");
+        }
+    }
+
+    #[test]
+    fn too_many_events_is_too_large() {
+        let o = IngestOptions {
+            max_batch_events: 1,
+            ..opts()
+        };
+        let e = r#"{"name": "n", "targetingKeyHash": "u", "timestamp": 1764000000000}"#;
+        let body = format!(r#"{{"kind": "events", "environment": "e", "events": [{e}, {e}]}}"#);
+        assert!(matches!(
+            parse(body.as_bytes(), NOW, &o),
+            Err(IngestError::TooLarge { count: 2, max: 1 })
+        ));
+    }
+}

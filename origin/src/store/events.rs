@@ -1,0 +1,486 @@
+//! Stored events: experiment exposures and metric events, as
+//! `POST /api/v1/events` ([`crate::ingest`]) writes them for the experiment
+//! analysis (first exposure per user, conversions and per-user sums of a
+//! metric within attribution windows).
+//!
+//! Both tables are keyed by `(environment, id)`, and every insert is
+//! `INSERT … ON CONFLICT DO NOTHING`: a retried batch stores nothing twice,
+//! and [`InsertCounts`] says how many rows were new and how many were
+//! duplicates. Times are Unix milliseconds.
+//!
+//! Inserts are batched: on SQLite as multi-row `INSERT … VALUES` statements
+//! chunked under SQLite's 32,766 bound parameters; on PostgreSQL as one
+//! `INSERT … SELECT * FROM json_populate_recordset(NULL::table, $1)` per
+//! batch (one text parameter however many rows, through the same `Any`
+//! pool as the rest of the store).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use bunting_origin::store::{Exposure, InsertCounts, Store};
+//! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let e = Exposure {
+//!     environment: "acme/web/production".into(),
+//!     id: "x1".into(),
+//!     flag_key: "checkout".into(),
+//!     variant: "b".into(),
+//!     user_key: "5c0f".into(),
+//!     time_ms: 1_764_000_000_000,
+//!     snapshot_version: Some(7),
+//!     rule_id: None,
+//!     reason: None,
+//!     country: Some("DE".into()),
+//!     device_type: None,
+//!     received_ms: 1_764_000_000_100,
+//! };
+//! let first = store.insert_exposures(&[e.clone()]).await.unwrap();
+//! assert_eq!(first, InsertCounts { accepted: 1, duplicates: 0 });
+//! let again = store.insert_exposures(&[e.clone()]).await.unwrap();
+//! assert_eq!(again, InsertCounts { accepted: 0, duplicates: 1 });
+//! assert_eq!(store.count_exposures("acme/web/production").await.unwrap(), 1);
+//! assert_eq!(store.exposures_of("acme/web/production").await.unwrap(), vec![e]);
+//! # });
+//! ```
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Backend, Result, Store};
+
+/// Most bound parameters in one SQLite statement.
+const SQLITE_MAX_PARAMS: usize = 32_766;
+
+/// One stored exposure: a visitor was served `variant` of `flag_key` by a
+/// pseudorandom split. Field names are the column names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exposure {
+    /// The edge environment (`org/project/environment` for snapshots the
+    /// origin publishes).
+    pub environment: String,
+    /// Deduplication id, unique within the environment.
+    pub id: String,
+    /// Flag key.
+    pub flag_key: String,
+    /// Served variant.
+    pub variant: String,
+    /// The user: the edge's keyed hash of the targeting key.
+    pub user_key: String,
+    /// When it was served (Unix ms).
+    pub time_ms: i64,
+    /// The snapshot version that served it.
+    pub snapshot_version: Option<i64>,
+    /// The targeting rule whose rollout assigned the variant.
+    pub rule_id: Option<String>,
+    /// The evaluation reason, when the producer sends one.
+    pub reason: Option<String>,
+    /// Country of the request, if known.
+    pub country: Option<String>,
+    /// Device type, if known.
+    pub device_type: Option<String>,
+    /// When the origin received it (Unix ms).
+    pub received_ms: i64,
+}
+
+/// One stored metric event (a purchase, a sign-up…) of a user. Field names
+/// are the column names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricEvent {
+    /// The edge environment.
+    pub environment: String,
+    /// Deduplication id (the client's idempotency id), unique within the
+    /// environment.
+    pub id: String,
+    /// Event name, e.g. `purchase`.
+    pub name: String,
+    /// The user: the same keyed hash exposures carry.
+    pub user_key: String,
+    /// The numeric value (revenue, duration…), if any.
+    pub value: Option<f64>,
+    /// When it happened (Unix ms).
+    pub time_ms: i64,
+    /// When it was received (Unix ms): the edge's receive time, else the
+    /// origin's.
+    pub received_ms: i64,
+    /// Extra properties: compact JSON object text.
+    pub properties: Option<String>,
+}
+
+/// What one insert did.
+///
+/// ```
+/// let c = bunting_origin::store::InsertCounts { accepted: 2, duplicates: 1 };
+/// assert_eq!(c.total(), 3);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct InsertCounts {
+    /// Rows stored.
+    pub accepted: u64,
+    /// Rows skipped because their id was already stored.
+    pub duplicates: u64,
+}
+
+impl InsertCounts {
+    /// Rows offered.
+    pub fn total(&self) -> u64 {
+        self.accepted + self.duplicates
+    }
+}
+
+/// A batch of one kind of event, for [`Store::insert_event_batches`].
+///
+/// ```
+/// use bunting_origin::store::EventBatch;
+/// assert!(EventBatch::Metrics(Vec::new()).is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventBatch {
+    /// Exposures.
+    Exposures(Vec<Exposure>),
+    /// Metric events.
+    Metrics(Vec<MetricEvent>),
+}
+
+impl EventBatch {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        match self {
+            EventBatch::Exposures(v) => v.len(),
+            EventBatch::Metrics(v) => v.len(),
+        }
+    }
+
+    /// Whether it holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+const EXPOSURE_COLUMNS: &[&str] = &[
+    "environment",
+    "id",
+    "flag_key",
+    "variant",
+    "user_key",
+    "time_ms",
+    "snapshot_version",
+    "rule_id",
+    "reason",
+    "country",
+    "device_type",
+    "received_ms",
+];
+
+const METRIC_COLUMNS: &[&str] = &[
+    "environment",
+    "id",
+    "name",
+    "user_key",
+    "value",
+    "time_ms",
+    "received_ms",
+    "properties",
+];
+
+/// `INSERT INTO table (cols) VALUES (?, …), … ON CONFLICT DO NOTHING` for
+/// `rows` rows (SQLite only). Anonymous `?` placeholders: SQLite treats
+/// `$N` as a *named* parameter and looks each name up in a list, which is
+/// quadratic in the number of parameters (a 2,000-row insert spent about a
+/// second parsing its SQL).
+fn values_sql(table: &str, columns: &[&str], rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    sql.reserve(rows * (row.len() + 2) + 24);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&row);
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    sql
+}
+
+fn counts(offered: usize, inserted: u64) -> InsertCounts {
+    InsertCounts {
+        accepted: inserted,
+        duplicates: (offered as u64).saturating_sub(inserted),
+    }
+}
+
+async fn insert_exposures(
+    c: &mut AnyConnection,
+    backend: Backend,
+    rows: &[Exposure],
+) -> Result<InsertCounts> {
+    if rows.is_empty() {
+        return Ok(InsertCounts::default());
+    }
+    let mut inserted = 0;
+    match backend {
+        Backend::Postgres => {
+            let json = serde_json::to_string(rows).expect("serializable");
+            inserted = sqlx::query(
+                "INSERT INTO exposures SELECT * FROM json_populate_recordset(NULL::exposures, $1::json) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(json)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        }
+        Backend::Sqlite => {
+            for chunk in rows.chunks(SQLITE_MAX_PARAMS / EXPOSURE_COLUMNS.len()) {
+                let sql = values_sql("exposures", EXPOSURE_COLUMNS, chunk.len());
+                let mut q = sqlx::query(&sql);
+                for e in chunk {
+                    q = q
+                        .bind(&e.environment)
+                        .bind(&e.id)
+                        .bind(&e.flag_key)
+                        .bind(&e.variant)
+                        .bind(&e.user_key)
+                        .bind(e.time_ms)
+                        .bind(e.snapshot_version)
+                        .bind(&e.rule_id)
+                        .bind(&e.reason)
+                        .bind(&e.country)
+                        .bind(&e.device_type)
+                        .bind(e.received_ms);
+                }
+                inserted += q.execute(&mut *c).await?.rows_affected();
+            }
+        }
+    }
+    Ok(counts(rows.len(), inserted))
+}
+
+async fn insert_metrics(
+    c: &mut AnyConnection,
+    backend: Backend,
+    rows: &[MetricEvent],
+) -> Result<InsertCounts> {
+    if rows.is_empty() {
+        return Ok(InsertCounts::default());
+    }
+    let mut inserted = 0;
+    match backend {
+        Backend::Postgres => {
+            let json = serde_json::to_string(rows).expect("serializable");
+            inserted = sqlx::query(
+                "INSERT INTO metric_events SELECT * FROM \
+                 json_populate_recordset(NULL::metric_events, $1::json) ON CONFLICT DO NOTHING",
+            )
+            .bind(json)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        }
+        Backend::Sqlite => {
+            for chunk in rows.chunks(SQLITE_MAX_PARAMS / METRIC_COLUMNS.len()) {
+                let sql = values_sql("metric_events", METRIC_COLUMNS, chunk.len());
+                let mut q = sqlx::query(&sql);
+                for e in chunk {
+                    q = q
+                        .bind(&e.environment)
+                        .bind(&e.id)
+                        .bind(&e.name)
+                        .bind(&e.user_key)
+                        .bind(e.value)
+                        .bind(e.time_ms)
+                        .bind(e.received_ms)
+                        .bind(&e.properties);
+                }
+                inserted += q.execute(&mut *c).await?.rows_affected();
+            }
+        }
+    }
+    Ok(counts(rows.len(), inserted))
+}
+
+fn exposure_row(r: &AnyRow) -> Result<Exposure> {
+    Ok(Exposure {
+        environment: r.try_get("environment")?,
+        id: r.try_get("id")?,
+        flag_key: r.try_get("flag_key")?,
+        variant: r.try_get("variant")?,
+        user_key: r.try_get("user_key")?,
+        time_ms: r.try_get("time_ms")?,
+        snapshot_version: r.try_get("snapshot_version")?,
+        rule_id: r.try_get("rule_id")?,
+        reason: r.try_get("reason")?,
+        country: r.try_get("country")?,
+        device_type: r.try_get("device_type")?,
+        received_ms: r.try_get("received_ms")?,
+    })
+}
+
+fn metric_row(r: &AnyRow) -> Result<MetricEvent> {
+    Ok(MetricEvent {
+        environment: r.try_get("environment")?,
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        user_key: r.try_get("user_key")?,
+        value: r.try_get("value")?,
+        time_ms: r.try_get("time_ms")?,
+        received_ms: r.try_get("received_ms")?,
+        properties: r.try_get("properties")?,
+    })
+}
+
+impl Store {
+    /// Stores exposures in one transaction; ids already stored (in the same
+    /// environment) are skipped and counted as duplicates.
+    /// See the [module example](self).
+    pub async fn insert_exposures(&self, rows: &[Exposure]) -> Result<InsertCounts> {
+        let mut tx = self.begin_events().await?;
+        let n = insert_exposures(&mut tx, self.backend(), rows).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Stores metric events in one transaction; ids already stored (in the
+    /// same environment) are skipped and counted as duplicates.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use bunting_origin::store::{MetricEvent, Store};
+    /// let store = Store::open("sqlite::memory:").await.unwrap();
+    /// let e = MetricEvent {
+    ///     environment: "prod".into(), id: "o-1".into(), name: "purchase".into(),
+    ///     user_key: "5c0f".into(), value: Some(12.5), time_ms: 1, received_ms: 2,
+    ///     properties: Some(r#"{"currency":"EUR"}"#.into()),
+    /// };
+    /// let twice = [e.clone(), e.clone()];
+    /// let n = store.insert_metric_events(&twice).await.unwrap();
+    /// assert_eq!((n.accepted, n.duplicates), (1, 1));
+    /// assert_eq!(store.metric_events_of("prod").await.unwrap(), vec![e]);
+    /// # });
+    /// ```
+    pub async fn insert_metric_events(&self, rows: &[MetricEvent]) -> Result<InsertCounts> {
+        let mut tx = self.begin_events().await?;
+        let n = insert_metrics(&mut tx, self.backend(), rows).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Stores several batches in **one** transaction (one commit, the
+    /// expensive part) and returns the counts of each, in order. A duplicate
+    /// of an event of an earlier batch of the same call counts as a
+    /// duplicate of the later one. Either every batch is stored or none.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use bunting_origin::store::{EventBatch, MetricEvent, Store};
+    /// let store = Store::open("sqlite::memory:").await.unwrap();
+    /// let e = MetricEvent {
+    ///     environment: "prod".into(), id: "o-1".into(), name: "signup".into(),
+    ///     user_key: "u".into(), value: None, time_ms: 1, received_ms: 1, properties: None,
+    /// };
+    /// let batches = [EventBatch::Metrics(vec![e.clone()]), EventBatch::Metrics(vec![e])];
+    /// let counts = store.insert_event_batches(&batches).await.unwrap();
+    /// assert_eq!((counts[0].accepted, counts[1].duplicates), (1, 1));
+    /// # });
+    /// ```
+    pub async fn insert_event_batches(&self, batches: &[EventBatch]) -> Result<Vec<InsertCounts>> {
+        let mut tx = self.begin_events().await?;
+        let mut out = Vec::with_capacity(batches.len());
+        for b in batches {
+            out.push(match b {
+                EventBatch::Exposures(rows) => {
+                    insert_exposures(&mut tx, self.backend(), rows).await?
+                }
+                EventBatch::Metrics(rows) => insert_metrics(&mut tx, self.backend(), rows).await?,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// A write transaction for events. On SQLite `BEGIN IMMEDIATE`: it takes
+    /// the write lock up front and waits for it (busy timeout), where a
+    /// deferred `BEGIN` of two concurrent writers can deadlock and fail
+    /// with "database is locked".
+    async fn begin_events(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend() {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Number of exposures stored for `environment`.
+    /// See the [module example](self).
+    pub async fn count_exposures(&self, environment: &str) -> Result<i64> {
+        self.count(
+            "SELECT COUNT(*) AS n FROM exposures WHERE environment = $1",
+            environment,
+        )
+        .await
+    }
+
+    /// Number of metric events stored for `environment`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = bunting_origin::store::Store::open("sqlite::memory:").await.unwrap();
+    /// assert_eq!(store.count_metric_events("prod").await.unwrap(), 0);
+    /// # });
+    /// ```
+    pub async fn count_metric_events(&self, environment: &str) -> Result<i64> {
+        self.count(
+            "SELECT COUNT(*) AS n FROM metric_events WHERE environment = $1",
+            environment,
+        )
+        .await
+    }
+
+    async fn count(&self, sql: &str, environment: &str) -> Result<i64> {
+        let row = sqlx::query(sql)
+            .bind(environment)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Every exposure of `environment`, by time then id (tests and small
+    /// exports; the analysis queries the tables).
+    /// See the [module example](self).
+    pub async fn exposures_of(&self, environment: &str) -> Result<Vec<Exposure>> {
+        let rows =
+            sqlx::query("SELECT * FROM exposures WHERE environment = $1 ORDER BY time_ms, id")
+                .bind(environment)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(exposure_row).collect()
+    }
+
+    /// Every metric event of `environment`, by time then id.
+    /// See [`Store::insert_metric_events`] for an example.
+    pub async fn metric_events_of(&self, environment: &str) -> Result<Vec<MetricEvent>> {
+        let rows =
+            sqlx::query("SELECT * FROM metric_events WHERE environment = $1 ORDER BY time_ms, id")
+                .bind(environment)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(metric_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_sql_has_a_placeholder_per_value() {
+        assert_eq!(
+            values_sql("t", &["a", "b"], 2),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
+        );
+    }
+
+    #[test]
+    fn sqlite_chunks_stay_under_the_parameter_limit() {
+        let rows = SQLITE_MAX_PARAMS / EXPOSURE_COLUMNS.len();
+        assert!(rows * EXPOSURE_COLUMNS.len() <= SQLITE_MAX_PARAMS);
+        assert!((rows + 1) * EXPOSURE_COLUMNS.len() > SQLITE_MAX_PARAMS);
+    }
+}

@@ -1,0 +1,528 @@
+//! Event ingestion (`POST /api/v1/events`) over real HTTP (axum on
+//! 127.0.0.1, reqwest), on SQLite and PostgreSQL: the ingest secret, 202
+//! with counts, deduplication of retried batches, all-or-nothing
+//! validation (422 with the event's index), size limits, 429 when the queue
+//! is full without losing accepted batches, and the edge's exact payloads.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bunting_origin::api::{AppState, ServeConfig, router};
+use bunting_origin::ingest::{Ingest, IngestOptions};
+use bunting_origin::store::{Backend, Store};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+#[macro_use]
+mod common;
+
+both!(
+    secret_is_required,
+    stores_exposures_and_events,
+    retried_batches_are_deduplicated,
+    invalid_batches_store_nothing,
+    size_limits,
+    overload_answers_429_and_loses_nothing,
+    concurrent_batches_are_all_stored,
+    edge_payloads_exactly,
+);
+
+const SECRET: &str = "ingest-secret-0123456789abcdef";
+const ENV: &str = "acme/web/production";
+
+struct Api {
+    url: String,
+    client: Client,
+    state: AppState,
+}
+
+impl Api {
+    async fn start(store: Store, secret: Option<&str>, options: IngestOptions) -> Api {
+        let mut state = AppState::new(
+            store.clone(),
+            ServeConfig {
+                ingest_secret: secret.map(str::to_string),
+                ..ServeConfig::default()
+            },
+        );
+        state.ingest = Ingest::new(store, state.metrics.clone(), options);
+        let app = router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Api {
+            url: format!("http://{addr}/api/v1/events"),
+            client: Client::new(),
+            state,
+        }
+    }
+
+    /// POSTs `body` with `Authorization: Bearer <token>` (if any):
+    /// (status, Retry-After, JSON body).
+    async fn post_raw(
+        &self,
+        token: Option<&str>,
+        body: String,
+    ) -> (StatusCode, Option<String>, Value) {
+        let mut r = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, retry, body)
+    }
+
+    async fn post(&self, body: &Value) -> (StatusCode, Value) {
+        let (s, _, b) = self.post_raw(Some(SECRET), body.to_string()).await;
+        (s, b)
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        let text = self.state.metrics.render();
+        let line = format!("bunting_{name}_total ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// An exposure as the edge serializes it (`edge-worker/src/exposure.rs`).
+fn exposure(i: usize, t: i64) -> Value {
+    json!({"flag": "checkout", "variant": if i.is_multiple_of(2) { "a" } else { "b" },
+           "bucketingKeyHash": format!("{i:032x}"), "environment": ENV,
+           "snapshotVersion": 3, "time": t})
+}
+
+fn exposures(range: std::ops::Range<usize>, t: i64) -> Value {
+    json!({"kind": "exposures", "exposures": range.map(|i| exposure(i, t)).collect::<Vec<_>>()})
+}
+
+/// A metric event as the edge forwards it (`edge-worker/src/events.rs`).
+fn events(range: std::ops::Range<usize>, t: i64) -> Value {
+    let list: Vec<Value> = range
+        .map(|i| {
+            json!({"name": "purchase", "targetingKeyHash": format!("{i:032x}"),
+                   "value": i as f64 + 0.5, "timestamp": t, "receivedAt": t, "id": format!("o-{i}")})
+        })
+        .collect();
+    json!({"kind": "events", "environment": ENV, "events": list})
+}
+
+/// Holds the database so that writers cannot commit until dropped.
+enum Block {
+    Sqlite(#[allow(dead_code)] sqlx::pool::PoolConnection<sqlx::Any>),
+    Postgres(sqlx::Transaction<'static, sqlx::Any>),
+}
+
+async fn block_writers(store: &Store) -> Block {
+    match store.backend() {
+        // The in-memory database has one connection: take it.
+        Backend::Sqlite => Block::Sqlite(store.pool().acquire().await.unwrap()),
+        Backend::Postgres => {
+            let mut tx = store.pool().begin().await.unwrap();
+            sqlx::query("LOCK TABLE exposures IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            Block::Postgres(tx)
+        }
+    }
+}
+
+async fn unblock(b: Block) {
+    match b {
+        Block::Sqlite(c) => drop(c),
+        Block::Postgres(tx) => tx.rollback().await.unwrap(),
+    }
+}
+
+async fn wait_queued(ingest: &Ingest, n: usize) {
+    for _ in 0..500 {
+        if ingest.queued() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("queued {} events, expected {n}", ingest.queued());
+}
+
+async fn secret_is_required(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let body = exposures(0..2, now_ms()).to_string();
+    let (s, _, b) = api.post_raw(None, body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(b["error"]["code"], "unauthorized");
+    let (s, _, _) = api.post_raw(Some("wrong-secret"), body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = api.post_raw(Some(&SECRET[..10]), body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 0);
+    let (s, _, _) = api.post_raw(Some(SECRET), body.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+
+    // No secret configured: ingestion is off.
+    let off = Api::start(store.clone(), None, IngestOptions::default()).await;
+    let (s, _, b) = off.post_raw(Some(SECRET), body).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(b["error"]["code"], "unavailable");
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 2);
+}
+
+async fn stores_exposures_and_events(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    let (s, b) = api.post(&exposures(0..50, t)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(b, json!({"accepted": 50, "duplicates": 0}));
+    let (s, b) = api.post(&events(0..20, t - 1000)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(b, json!({"accepted": 20, "duplicates": 0}));
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 50);
+    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 20);
+    assert_eq!(store.count_exposures("other").await.unwrap(), 0);
+
+    let stored = store.exposures_of(ENV).await.unwrap();
+    let e = stored
+        .iter()
+        .find(|e| e.user_key == format!("{:032x}", 1))
+        .unwrap();
+    assert_eq!(
+        (e.flag_key.as_str(), e.variant.as_str(), e.time_ms),
+        ("checkout", "b", t)
+    );
+    assert_eq!(e.snapshot_version, Some(3));
+    assert_eq!(e.id.len(), 32, "a derived id");
+    let m = store.metric_events_of(ENV).await.unwrap();
+    let o7 = m.iter().find(|m| m.id == "o-7").unwrap();
+    assert_eq!(
+        (o7.name.as_str(), o7.value, o7.time_ms, o7.received_ms),
+        ("purchase", Some(7.5), t - 1000, t - 1000)
+    );
+    assert_eq!(o7.user_key, format!("{:032x}", 7));
+    assert_eq!(api.metric("events_accepted"), 70);
+    assert_eq!(api.metric("events_duplicate"), 0);
+
+    // Other producers may add properties and leave out ids.
+    let body = json!({"kind": "events", "environment": ENV, "events": [
+        {"name": "signup", "targetingKeyHash": "u-1", "timestamp": t, "properties": {"plan": "pro"}}]});
+    let (s, b) = api.post(&body).await;
+    assert_eq!((s, &b["accepted"]), (StatusCode::ACCEPTED, &json!(1)));
+    let (_, again) = api.post(&body).await;
+    assert_eq!(again, json!({"accepted": 0, "duplicates": 1}));
+    let m = store.metric_events_of(ENV).await.unwrap();
+    let signup = m.iter().find(|m| m.name == "signup").unwrap();
+    assert_eq!(signup.properties.as_deref(), Some(r#"{"plan":"pro"}"#));
+    assert_eq!(signup.value, None);
+}
+
+async fn retried_batches_are_deduplicated(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    let batch = exposures(0..30, t);
+    assert_eq!(
+        api.post(&batch).await.1,
+        json!({"accepted": 30, "duplicates": 0})
+    );
+    assert_eq!(
+        api.post(&batch).await.1,
+        json!({"accepted": 0, "duplicates": 30})
+    );
+    // Overlapping: 20 known, 10 new.
+    assert_eq!(
+        api.post(&exposures(10..40, t)).await.1,
+        json!({"accepted": 10, "duplicates": 20})
+    );
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 40);
+
+    let ev = events(0..5, t);
+    api.post(&ev).await;
+    assert_eq!(
+        api.post(&ev).await.1,
+        json!({"accepted": 0, "duplicates": 5})
+    );
+    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 5);
+    // The same client id in another environment is another event.
+    let mut other = ev.clone();
+    other["environment"] = json!("acme/web/staging");
+    assert_eq!(
+        api.post(&other).await.1,
+        json!({"accepted": 5, "duplicates": 0})
+    );
+    assert_eq!(api.metric("events_accepted"), 40 + 5 + 5);
+    assert_eq!(api.metric("events_duplicate"), 30 + 20 + 5);
+}
+
+async fn invalid_batches_store_nothing(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    let mut batch = exposures(0..4, t);
+    batch["exposures"][2]["time"] = json!(t + 2 * 24 * 3600 * 1000); // 2 days ahead
+    batch["exposures"][3]["flag"] = json!("");
+    let (s, b) = api.post(&batch).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "invalid");
+    let paths: Vec<&str> = b["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["exposures[2].time", "exposures[3].flag"]);
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 0);
+    assert_eq!(api.metric("events_invalid"), 2);
+
+    // A wrong type names the event too.
+    let mut batch = events(0..3, t);
+    batch["events"][1]["value"] = json!("12");
+    let (s, b) = api.post(&batch).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b["error"]["problems"][0]["path"], "events[1]");
+    // Too old, a bad name, an unknown kind.
+    let mut batch = events(0..2, t);
+    batch["events"][0]["timestamp"] = json!(t - 31 * 24 * 3600 * 1000);
+    batch["events"][1]["name"] = json!("add to cart");
+    let (s, b) = api.post(&batch).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b["error"]["problems"][0]["path"], "events[0].timestamp");
+    assert_eq!(b["error"]["problems"][1]["path"], "events[1].name");
+    let (s, b) = api.post(&json!({"kind": "clicks", "clicks": []})).await;
+    assert_eq!(
+        (s, &b["error"]["problems"][0]["path"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("kind"))
+    );
+    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 0);
+
+    // Not JSON, not declared as JSON.
+    let (s, _, b) = api.post_raw(Some(SECRET), "{\"kind\": ".into()).await;
+    assert_eq!(
+        (s, &b["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("bad_request"))
+    );
+    let r = api
+        .client
+        .post(&api.url)
+        .bearer_auth(SECRET)
+        .body(exposures(0..1, t).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+async fn size_limits(store: Store) {
+    let options = IngestOptions {
+        max_batch_events: 100,
+        ..IngestOptions::default()
+    };
+    let api = Api::start(store.clone(), Some(SECRET), options).await;
+    let t = now_ms();
+    let (s, b) = api.post(&exposures(0..101, t)).await;
+    assert_eq!(
+        (s, &b["error"]["code"]),
+        (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_large"))
+    );
+    let (s, _) = api.post(&exposures(0..100, t)).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    // Over 10 MiB of body.
+    let big = format!(
+        r#"{{"kind": "events", "environment": "{ENV}", "pad": "{}"}}"#,
+        "x".repeat(11 * 1024 * 1024)
+    );
+    let (s, _, b) = api.post_raw(Some(SECRET), big).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 100);
+}
+
+async fn overload_answers_429_and_loses_nothing(store: Store) {
+    let options = IngestOptions {
+        queue_events: 10,
+        ..IngestOptions::default()
+    };
+    let api = Api::start(store.clone(), Some(SECRET), options).await;
+    let t = now_ms();
+    let block = block_writers(&store).await;
+    // 6 events wait for the blocked writer...
+    let first = {
+        let (client, url) = (api.client.clone(), api.url.clone());
+        let body = exposures(0..6, t).to_string();
+        tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(SECRET)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        })
+    };
+    wait_queued(&api.state.ingest, 6).await;
+    // ...so 6 more do not fit: refused at once, not dropped later.
+    let (s, retry, b) = api
+        .post_raw(Some(SECRET), exposures(6..12, t).to_string())
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(b["error"]["code"], "overloaded");
+    assert_eq!(api.metric("events_throttled"), 6);
+    // 4 still fit.
+    let second = {
+        let (client, url) = (api.client.clone(), api.url.clone());
+        let body = exposures(12..16, t).to_string();
+        tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(SECRET)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        })
+    };
+    wait_queued(&api.state.ingest, 10).await;
+    assert!(!first.is_finished(), "answered before it was stored");
+    unblock(block).await;
+    let (s, b) = first.await.unwrap();
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 6, "duplicates": 0})
+        )
+    );
+    let (s, b) = second.await.unwrap();
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 4, "duplicates": 0})
+        )
+    );
+    wait_queued(&api.state.ingest, 0).await;
+    // The refused batch, retried, is stored; nothing accepted was lost.
+    let (s, b) = api.post(&exposures(6..12, t)).await;
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 6, "duplicates": 0})
+        )
+    );
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 16);
+    assert_eq!(api.metric("events_accepted"), 16);
+}
+
+async fn concurrent_batches_are_all_stored(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    let mut tasks = Vec::new();
+    for c in 0..16_usize {
+        let (client, url) = (api.client.clone(), api.url.clone());
+        let body = if c.is_multiple_of(2) {
+            exposures(c * 100..c * 100 + 100, t)
+        } else {
+            events(c * 100..c * 100 + 100, t)
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(SECRET)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    for task in tasks {
+        let (s, b) = task.await.unwrap();
+        assert_eq!(
+            (s, b),
+            (
+                StatusCode::ACCEPTED,
+                json!({"accepted": 100, "duplicates": 0})
+            )
+        );
+    }
+    assert_eq!(store.count_exposures(ENV).await.unwrap(), 800);
+    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 800);
+}
+
+/// The bodies of `edge-worker/src/ingest.rs` (`exposures_payload`,
+/// `events_payload`), byte for byte as serde_json writes the edge's
+/// `Exposure` and `MetricEvent` (camelCase, optional fields omitted).
+async fn edge_payloads_exactly(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    let h1 = "5c0f3a2e9d8b7c6a5f4e3d2c1b0a9988";
+    let h2 = "0123456789abcdef0123456789abcdef";
+    let exposures = format!(
+        r#"{{"exposures":[{{"bucketingKeyHash":"{h1}","country":"DE","deviceType":"mobile","environment":"prod","flag":"checkout","ruleId":"eu-ramp","snapshotVersion":7,"time":{t},"variant":"b"}},{{"bucketingKeyHash":"{h2}","environment":"prod","flag":"checkout","snapshotVersion":7,"time":{t},"variant":"a"}}],"kind":"exposures"}}"#
+    );
+    let (s, _, b) = api.post_raw(Some(SECRET), exposures.clone()).await;
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 2, "duplicates": 0})
+        )
+    );
+    // The edge retries a failed batch as is.
+    let (_, _, b) = api.post_raw(Some(SECRET), exposures).await;
+    assert_eq!(b, json!({"accepted": 0, "duplicates": 2}));
+    let stored = store.exposures_of("prod").await.unwrap();
+    let de = stored.iter().find(|e| e.user_key == h1).unwrap();
+    assert_eq!(de.rule_id.as_deref(), Some("eu-ramp"));
+    assert_eq!(de.country.as_deref(), Some("DE"));
+    assert_eq!(de.device_type.as_deref(), Some("mobile"));
+    assert_eq!(de.snapshot_version, Some(7));
+    let plain = stored.iter().find(|e| e.user_key == h2).unwrap();
+    assert_eq!(
+        (plain.rule_id.as_deref(), plain.country.as_deref()),
+        (None, None)
+    );
+
+    let events = format!(
+        r#"{{"environment":"prod","events":[{{"id":"o-1","name":"purchase","receivedAt":{r},"targetingKeyHash":"{h1}","timestamp":{t},"value":12.5}},{{"id":"s-1","name":"signup","receivedAt":{r},"targetingKeyHash":"{h2}","timestamp":{r}}}],"kind":"events"}}"#,
+        r = t + 120
+    );
+    let (s, _, b) = api.post_raw(Some(SECRET), events).await;
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 2, "duplicates": 0})
+        )
+    );
+    let m = store.metric_events_of("prod").await.unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        (m[0].id.as_str(), m[0].value, m[0].time_ms, m[0].received_ms),
+        ("o-1", Some(12.5), t, t + 120)
+    );
+    assert_eq!((m[1].id.as_str(), m[1].value), ("s-1", None));
+    assert_eq!(m[0].user_key, h1);
+}
