@@ -4,8 +4,10 @@
 //! conversion into the sealed snapshots every host loads ([`defs`]), and the
 //! Cloudflare KV layout the edge worker reads, written through wrangler
 //! ([`kv`]). The `bunting` binary (`src/main.rs`) is the command-line face:
-//! `bunting validate`, `bunting snapshot` and `bunting publish`; the origin
-//! service (`bunting serve`) will grow here.
+//! `bunting validate`, `bunting snapshot`, `bunting publish`, and the origin
+//! service `bunting serve` ([`serve`]): the HTTP API ([`api`]) over the
+//! store ([`store`], SQLite or PostgreSQL), the publisher that pushes each
+//! change to the edge ([`publish`]), and Prometheus metrics ([`metrics`]).
 //!
 //! The format and the operations path are documented in `docs/flags.md`.
 
@@ -16,4 +18,5 @@ pub mod ingest;
 pub mod kv;
 pub mod metrics;
 pub mod publish;
+pub mod serve;
 pub mod store;

@@ -11,6 +11,7 @@
 //! bunting audit verify
 //! bunting audit export [--org ORG] [--entity-type T] [--actor A] [--from T] [--until T] [-o FILE]
 //! bunting token create --org ORG --role viewer|editor|publisher|admin --name NAME
+//! bunting serve [OPTIONS]
 //! ```
 //!
 //! `validate`, `snapshot` and `publish` work on a definition file alone.
@@ -21,7 +22,8 @@
 //! (GitOps: idempotent, never deletes), `export` writes a project back as a
 //! definition file ([`bunting_origin::export`]), `audit` verifies and
 //! exports the hash-chained audit log, and `token create` makes an API
-//! token without the HTTP API (bootstrap).
+//! token without the HTTP API (bootstrap). `serve` runs the origin service
+//! ([`bunting_origin::serve`]).
 //!
 //! See `docs/flags.md`. Exit status: 0 on success, 1 when the file has
 //! problems, a step fails or the audit log does not verify, 2 on a usage
@@ -45,7 +47,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "bunting",
     version,
     about = "bunting's origin tool: check flag definitions, build snapshots, publish them to Cloudflare KV, \
-             keep a project of the origin's store in git, check its audit log",
+             keep a project of the origin's store in git, check its audit log, run the origin service",
     long_about = None
 )]
 struct Cli {
@@ -53,6 +55,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the `serve` options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Check a definition file (YAML, or JSON by its `.json` extension) and
@@ -97,6 +101,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Run the origin service: the HTTP API on the store and the publisher.
+    Serve(bunting_origin::serve::ServeArgs),
 }
 
 /// The store when neither `--database-url` nor `BUNTING_DATABASE_URL` is
@@ -357,6 +363,14 @@ fn run(command: Command) -> Result<ExitCode> {
                     db,
                 },
         } => block_on(token_create(org, role, name, db)),
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(bunting_origin::serve::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

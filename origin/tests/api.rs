@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 #[macro_use]
 mod common;
 
-both!(crud_and_concurrency, validation_problems, kill_switch_history_and_audit, list_filters_and_pages, malformed_requests);
+both!(
+    crud_and_concurrency,
+    validation_problems,
+    kill_switch_history_and_audit,
+    list_filters_and_pages,
+    malformed_requests
+);
 
 const ROOT: &str = "root-secret-token";
 
@@ -93,14 +99,22 @@ impl Api {
 /// Org `acme`, project `web`, environments `production` and `staging`; the
 /// org's admin token.
 async fn setup(api: &Api) -> Api {
-    assert_eq!(api.post("/orgs", json!({"key": "acme", "name": "Acme"})).await.0, 201);
+    assert_eq!(
+        api.post("/orgs", json!({"key": "acme", "name": "Acme"}))
+            .await
+            .0,
+        201
+    );
     let (s, _, t) = api
         .post("/orgs/acme/tokens", json!({"name": "ops", "role": "admin"}))
         .await;
     assert_eq!(s, 201, "{t}");
     let admin = api.as_token(t["secret"].as_str().unwrap());
     assert_eq!(
-        admin.post("/orgs/acme/projects", json!({"key": "web", "name": "Web"})).await.0,
+        admin
+            .post("/orgs/acme/projects", json!({"key": "web", "name": "Web"}))
+            .await
+            .0,
         201
     );
     for env in ["production", "staging"] {
@@ -129,7 +143,11 @@ async fn crud_and_concurrency(store: Store) {
     let api = Api::start(store).await;
     let admin = setup(&api).await;
     let (s, tag, body) = admin.post(FLAGS, flag("dark-mode", &["ui"])).await;
-    assert_eq!((s, tag.as_deref()), (StatusCode::CREATED, Some("\"1\"")), "{body}");
+    assert_eq!(
+        (s, tag.as_deref()),
+        (StatusCode::CREATED, Some("\"1\"")),
+        "{body}"
+    );
     assert_eq!(body["key"], "dark-mode");
     // Duplicate key: 409.
     let (s, _, body) = admin.post(FLAGS, flag("dark-mode", &[])).await;
@@ -148,12 +166,26 @@ async fn crud_and_concurrency(store: Store) {
     // Two writers read version 1; the first wins, the second gets 412 with
     // the current ETag and does not overwrite.
     let (s, tag, body) = admin
-        .call(Method::PUT, &path, Some(changed.clone()), &[("if-match", "\"1\"")])
+        .call(
+            Method::PUT,
+            &path,
+            Some(changed.clone()),
+            &[("if-match", "\"1\"")],
+        )
         .await;
-    assert_eq!((s, tag.as_deref()), (StatusCode::OK, Some("\"2\"")), "{body}");
+    assert_eq!(
+        (s, tag.as_deref()),
+        (StatusCode::OK, Some("\"2\"")),
+        "{body}"
+    );
     changed["description"] = json!("a stale edit");
     let (s, tag, body) = admin
-        .call(Method::PUT, &path, Some(changed.clone()), &[("if-match", "\"1\"")])
+        .call(
+            Method::PUT,
+            &path,
+            Some(changed.clone()),
+            &[("if-match", "\"1\"")],
+        )
         .await;
     assert_eq!(s, 412, "{body}");
     assert_eq!(tag.as_deref(), Some("\"2\""));
@@ -163,7 +195,12 @@ async fn crud_and_concurrency(store: Store) {
     assert_eq!(now["tags"], json!(["ui", "beta"]));
     // The key cannot change through PUT.
     let (s, _, _) = admin
-        .call(Method::PUT, &path, Some(flag("renamed", &[])), &[("if-match", "\"2\"")])
+        .call(
+            Method::PUT,
+            &path,
+            Some(flag("renamed", &[])),
+            &[("if-match", "\"2\"")],
+        )
         .await;
     assert_eq!(s, 422);
 
@@ -176,7 +213,11 @@ async fn crud_and_concurrency(store: Store) {
             &[("if-match", "\"1\"")],
         )
         .await;
-    assert_eq!((s, tag.as_deref()), (StatusCode::OK, Some("\"2\"")), "{body}");
+    assert_eq!(
+        (s, tag.as_deref()),
+        (StatusCode::OK, Some("\"2\"")),
+        "{body}"
+    );
     assert_eq!(body["name"], "Website");
     let (s, _, _) = admin
         .call(Method::DELETE, &path, None, &[("if-match", "\"1\"")])
@@ -231,7 +272,10 @@ async fn validation_problems(store: Store) {
     assert!(text.contains("1:11: expected"), "{body}");
     assert!(text.contains("missing"), "{body}");
     let (_, tag2, body) = admin.get(&cfg).await;
-    assert_eq!((tag2.as_deref(), &body["enabled"]), (Some(tag.as_str()), &json!(false)));
+    assert_eq!(
+        (tag2.as_deref(), &body["enabled"]),
+        (Some(tag.as_str()), &json!(false))
+    );
 
     // A wrong shape (serve is not an object) is 422 too, with serde's path.
     let (s, _, body) = admin
@@ -258,7 +302,10 @@ async fn kill_switch_history_and_audit(store: Store) {
             Method::PUT,
             &cfg,
             Some(on),
-            &[("if-match", tag.as_deref().unwrap()), ("x-request-id", "req-enable-1")],
+            &[
+                ("if-match", tag.as_deref().unwrap()),
+                ("x-request-id", "req-enable-1"),
+            ],
         )
         .await;
     assert_eq!(s, 200, "{body}");
@@ -273,15 +320,26 @@ async fn kill_switch_history_and_audit(store: Store) {
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["enabled"], false);
-    assert_eq!(body["fallthrough"], json!({"variant": "on"}), "only the switch changed");
+    assert_eq!(
+        body["fallthrough"],
+        json!({"variant": "on"}),
+        "only the switch changed"
+    );
     let (_, _, snap) = admin
         .get("/orgs/acme/projects/web/environments/production/snapshot")
         .await;
     assert_eq!(snap["environment"], "acme/web/production");
-    let f = snap["flags"].as_array().unwrap().iter().find(|f| f["key"] == "search").unwrap();
+    let f = snap["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "search")
+        .unwrap();
     assert_eq!(f["enabled"], false);
     // Staging is untouched.
-    let (_, _, st) = admin.get(&format!("{FLAGS}/search/environments/staging")).await;
+    let (_, _, st) = admin
+        .get(&format!("{FLAGS}/search/environments/staging"))
+        .await;
     assert_eq!(st["version"], 1);
 
     // History: create, configure, kill — with the request ids.
@@ -290,11 +348,20 @@ async fn kill_switch_history_and_audit(store: Store) {
     let items = h["items"].as_array().unwrap();
     let actions: Vec<(&str, &str)> = items
         .iter()
-        .map(|e| (e["entityType"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["entityType"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         actions,
-        [("flag", "create"), ("flagConfig", "update"), ("flagConfig", "update")],
+        [
+            ("flag", "create"),
+            ("flagConfig", "update"),
+            ("flagConfig", "update")
+        ],
         "{h}"
     );
     assert_eq!(items[1]["requestId"], "req-enable-1");
@@ -302,7 +369,10 @@ async fn kill_switch_history_and_audit(store: Store) {
     assert!(items[2]["actor"].as_str().unwrap().starts_with("token:"));
     let before: Value = serde_json::from_str(items[2]["before"].as_str().unwrap()).unwrap();
     let after: Value = serde_json::from_str(items[2]["after"].as_str().unwrap()).unwrap();
-    assert_eq!((&before["enabled"], &after["enabled"]), (&json!(true), &json!(false)));
+    assert_eq!(
+        (&before["enabled"], &after["enabled"]),
+        (&json!(true), &json!(false))
+    );
 
     // Audit: filter by entity type; the export is JSON lines in order.
     let (_, _, a) = admin.get("/orgs/acme/audit?entityType=environment").await;
@@ -317,9 +387,16 @@ async fn kill_switch_history_and_audit(store: Store) {
     let text = resp.text().await.unwrap();
     let seqs: Vec<i64> = text
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_i64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
-    assert!(seqs.len() >= 7 && seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(
+        seqs.len() >= 7 && seqs.windows(2).all(|w| w[0] < w[1]),
+        "{seqs:?}"
+    );
     let (s, _, v) = api.get("/audit/verify").await;
     assert_eq!(s, 200);
     assert_eq!(v["ok"], true, "{v}");
@@ -375,7 +452,16 @@ async fn list_filters_and_pages(store: Store) {
             None => break,
         }
     }
-    assert_eq!(all, ["a-checkout", "b-search", "c-checkout-v2", "d-theme", "e-banner"]);
+    assert_eq!(
+        all,
+        [
+            "a-checkout",
+            "b-search",
+            "c-checkout-v2",
+            "d-theme",
+            "e-banner"
+        ]
+    );
 }
 
 async fn malformed_requests(store: Store) {
@@ -412,12 +498,20 @@ async fn malformed_requests(store: Store) {
     assert!(b.to_string().contains("colour"), "{b}");
     // Unknown route: JSON 404. No token: 401. Bad If-Match: 400.
     let (s, _, b) = admin.get("/nowhere").await;
-    assert_eq!((s, &b["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
+    assert_eq!(
+        (s, &b["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found"))
+    );
     let (s, _, b) = api.as_token("").get("/orgs").await;
     assert_eq!(s, 401, "{b}");
     admin.post(FLAGS, flag("y", &[])).await;
     let (s, _, _) = admin
-        .call(Method::PUT, &format!("{FLAGS}/y"), Some(flag("y", &[])), &[("if-match", "*")])
+        .call(
+            Method::PUT,
+            &format!("{FLAGS}/y"),
+            Some(flag("y", &[])),
+            &[("if-match", "*")],
+        )
         .await;
     assert_eq!(s, 400);
 }

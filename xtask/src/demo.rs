@@ -327,41 +327,50 @@ fn compare(builds: &[(&str, &Results)]) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------
-// The edge part of the demo: the worker under `wrangler dev`, with local KV
-// seeded from `examples/flags.yaml` by the real `bunting publish --local`.
+// The local stack: the origin (`bunting serve` on embedded SQLite, seeded
+// from `examples/flags.yaml`) publishing through wrangler into the local KV
+// of the edge worker under `wrangler dev`.
 
-/// The definition file published to the local KV.
+/// The definition file the origin is seeded with.
 const FLAGS_FILE: &str = "examples/flags.yaml";
-/// The environment published; the demo SDK key is registered for it.
-const EDGE_ENV: &str = "production";
-/// The SDK key the demo registers (only its SHA-256 is stored).
+/// Organization and project the seed goes into.
+const DEMO_ORG: &str = "demo";
+const DEMO_PROJECT: &str = "demo";
+/// The environment the demo evaluates, and its name at the edge.
+const DEMO_ENV: &str = "production";
+const EDGE_ENV: &str = "demo/demo/production";
+/// The SDK key the origin registers for every seeded environment (only its
+/// SHA-256 reaches KV).
 const DEMO_SDK_KEY: &str = "demo-sdk-key";
+/// The origin's bootstrap administrator token in the demo.
+const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 /// wrangler's local state (KV, caches): project-local and gitignored
 /// (`/.wrangler`), and wrangler's own default.
 const PERSIST_TO: &str = ".wrangler/state";
 /// wrangler from the root `package.json`.
 const WRANGLER: &str = "node_modules/.bin/wrangler";
-/// `BUNTING_EDGE_PORT` overrides it.
+/// `BUNTING_EDGE_PORT` and `BUNTING_ORIGIN_PORT` override them.
 const DEFAULT_PORT: u16 = 8787;
+const DEFAULT_ORIGIN_PORT: u16 = 8080;
 /// The flag and context of the example evaluation.
 const EXAMPLE_FLAG: &str = "new-checkout";
 const EXAMPLE_BODY: &str = r#"{"context":{"targetingKey":"user-1","email":"a@bunting.dev"}}"#;
-/// How long `wrangler dev` may take to answer `/healthz`.
+/// How long `wrangler dev`, the origin or the first publication may take.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `cargo xtask demo`: the three-way comparison, then the edge worker under
-/// `wrangler dev`. `BUNTING_DEMO_EDGE=0` skips the edge part.
+/// `cargo xtask demo`: the three-way comparison, then the local stack.
+/// `BUNTING_DEMO_EDGE=0` skips the stack.
 pub fn run(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
     compare_builds(ctx, tools, wasm)?;
     if std::env::var("BUNTING_DEMO_EDGE").is_ok_and(|v| v == "0") {
-        println!("\nBUNTING_DEMO_EDGE=0: skipping the edge worker (wrangler dev)");
+        println!("\nBUNTING_DEMO_EDGE=0: skipping the local stack (origin + wrangler dev)");
         return Ok(());
     }
     edge(ctx, tools)
 }
 
-/// Whether the demo may keep `wrangler dev` running until Ctrl-C: a terminal
-/// on stdin and no `CI`.
+/// Whether the demo may keep the stack running until Ctrl-C: a terminal on
+/// stdin and no `CI`.
 fn interactive() -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     !ci && std::io::stdin().is_terminal()
@@ -377,34 +386,58 @@ fn wrangler_env(cmd: &mut Command) {
         .env("NO_COLOR", "1");
 }
 
-/// Builds the worker, seeds the local KV, starts `wrangler dev`, evaluates
-/// one flag over HTTP and prints the equivalent curl. Then keeps it running
-/// until Ctrl-C ([`interactive`]) or stops it.
-fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
-    let port = match std::env::var("BUNTING_EDGE_PORT") {
+fn port_from_env(var: &str, default: u16) -> Result<u16> {
+    let port = match std::env::var(var) {
         Ok(p) => p
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .with_context(|| format!("BUNTING_EDGE_PORT={p:?} is not a port number"))?,
-        Err(_) => DEFAULT_PORT,
+            .with_context(|| format!("{var}={p:?} is not a port number"))?,
+        Err(_) => default,
     };
     // Fail early and clearly rather than after the build.
     TcpListener::bind(("127.0.0.1", port)).with_context(|| {
         format!(
-            "port {port} on 127.0.0.1 is in use (another `wrangler dev`?); \
-             stop it or choose another port with BUNTING_EDGE_PORT"
+            "port {port} on 127.0.0.1 is in use; stop what uses it or choose another with {var}"
         )
     })?;
+    Ok(port)
+}
+
+/// Builds the worker and the origin, starts the origin (seeded, publishing
+/// into wrangler's local KV) and `wrangler dev`, evaluates one flag at the
+/// edge, flips its kill switch through the origin's API and shows the edge
+/// serving the change, with the curls that do the same. Then keeps both
+/// running until Ctrl-C ([`interactive`]) or stops them.
+fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
+    let port = port_from_env("BUNTING_EDGE_PORT", DEFAULT_PORT)?;
+    let origin_port = port_from_env("BUNTING_ORIGIN_PORT", DEFAULT_ORIGIN_PORT)?;
     if !ctx.root.join(WRANGLER).exists() {
         bail!(
             "{WRANGLER} is missing: `npm ci` in the workspace root installs it (cargo xtask setup does)"
         );
     }
-
     crate::edge::build(ctx, tools)?;
+    ctx.step(
+        "build the origin (bunting)",
+        ctx.cargo(&[
+            "build",
+            "--quiet",
+            "-p",
+            "bunting-origin",
+            "--bin",
+            "bunting",
+        ]),
+    )?;
+    let interactive = interactive();
 
-    let mut publish = ctx.cargo(&[
+    // The origin, on a fresh SQLite file.
+    let data = ctx.root.join("target").join("demo");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let db = format!("sqlite://{}", data.join("bunting.db").display());
+    let listen = format!("127.0.0.1:{origin_port}");
+    let mut cmd = ctx.cargo(&[
         "run",
         "--quiet",
         "-p",
@@ -412,23 +445,43 @@ fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
         "--bin",
         "bunting",
         "--",
-        "publish",
+        "serve",
+        "--listen",
+        &listen,
+        "--database-url",
+        &db,
+        "--admin-token",
+        DEMO_ADMIN_TOKEN,
+        "--seed",
         FLAGS_FILE,
-        "--env",
-        EDGE_ENV,
-        "--local",
+        "--seed-org",
+        DEMO_ORG,
+        "--seed-project",
+        DEMO_PROJECT,
+        "--seed-sdk-key",
+        DEMO_SDK_KEY,
+        "--publish-wrangler-local",
         "--persist-to",
         PERSIST_TO,
-        "--sdk-key",
-        DEMO_SDK_KEY,
         "--wrangler",
         WRANGLER,
     ]);
-    wrangler_env(&mut publish);
-    ctx.step(
-        &format!("seed wrangler's local KV from {FLAGS_FILE} (bunting publish --local)"),
-        publish,
-    )?;
+    wrangler_env(&mut cmd);
+    ctx.section(&format!(
+        "start the origin: bunting serve on {listen} (SQLite {db})"
+    ));
+    println!("$ {}", show(&cmd));
+    let start = Instant::now();
+    let mut origin = DevServer::start("bunting serve", cmd, interactive)?;
+    origin.wait_for(origin_port, "/readyz")?;
+    ctx.record("demo: origin up (answers /readyz)", start.elapsed());
+    let o = format!("http://{listen}");
+    let status_path =
+        format!("/api/v1/orgs/{DEMO_ORG}/projects/{DEMO_PROJECT}/environments/{DEMO_ENV}/publish");
+    let auth = format!("Bearer {DEMO_ADMIN_TOKEN}");
+    let published = wait_published(&mut origin, origin_port, &status_path, &auth)?;
+    ctx.record("demo: first publication into local KV", start.elapsed());
+    println!("{o}{status_path}: {published}");
 
     ctx.section(&format!(
         "start the edge worker: wrangler dev on 127.0.0.1:{port}"
@@ -447,41 +500,46 @@ fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
             "--persist-to",
             PERSIST_TO,
             "--show-interactive-dev-session=false",
+            // Check KV every second (wrangler.toml: 5 s) so a change shows
+            // quickly.
+            "--var",
+            "SNAPSHOT_TTL_SECONDS:1",
         ],
     );
     wrangler_env(&mut cmd);
     println!("$ {}", show(&cmd));
     let start = Instant::now();
-    let interactive = interactive();
-    let mut dev = DevServer::start(cmd, interactive)?;
+    let mut dev = DevServer::start("wrangler dev", cmd, interactive)?;
     let base = format!("http://127.0.0.1:{port}");
-    let health = dev.wait_healthy(port)?;
+    let health = dev.wait_for(port, "/healthz")?;
     ctx.record("demo: wrangler dev up (answers /healthz)", start.elapsed());
     println!("{base}/healthz: status {}", cell(&health["status"]));
 
     let path = format!("/ofrep/v1/evaluate/flags/{EXAMPLE_FLAG}");
-    let (status, body) = http(
-        port,
-        "POST",
-        &path,
-        &[
-            ("Authorization", &format!("Bearer {DEMO_SDK_KEY}")),
-            ("Content-Type", "application/json"),
-        ],
-        EXAMPLE_BODY,
-    )
-    .context("evaluating a flag through wrangler dev")?;
-    let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));
-    if status != 200 || answer.get("value").is_none() {
-        bail!(
-            "POST {base}{path} answered {status}: {body}\nwrangler dev said:\n{}",
-            dev.log()
-        );
-    }
-
+    let evaluate = || -> Result<Value> {
+        let (status, body) = http(
+            port,
+            "POST",
+            &path,
+            &[
+                ("Authorization", &format!("Bearer {DEMO_SDK_KEY}")),
+                ("Content-Type", "application/json"),
+            ],
+            EXAMPLE_BODY,
+        )
+        .context("evaluating a flag through wrangler dev")?;
+        let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));
+        if status != 200 || answer.get("value").is_none() {
+            bail!("POST {base}{path} answered {status}: {body}");
+        }
+        Ok(answer)
+    };
+    let answer =
+        evaluate().map_err(|e| anyhow::anyhow!("{e}\nwrangler dev said:\n{}", dev.log()))?;
     println!(
-        "\nThe edge worker is serving the flags of {FLAGS_FILE} (environment {EDGE_ENV}, \
-         SDK key {DEMO_SDK_KEY}). Evaluate one:\n"
+        "\nThe edge worker serves what the origin published (organization {DEMO_ORG}, project \
+         {DEMO_PROJECT}, environment {DEMO_ENV} = edge environment {EDGE_ENV}, SDK key {DEMO_SDK_KEY}). \
+         Evaluate a flag at the edge:\n"
     );
     println!(
         "  curl -s -X POST {base}{path} \\\n    -H 'Authorization: Bearer {DEMO_SDK_KEY}' \
@@ -491,35 +549,109 @@ fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
         "  {}",
         serde_json::to_string_pretty(&answer)?.replace('\n', "\n  ")
     );
-    // The worker loads an environment's snapshot on its first request.
-    if let Ok((200, body)) = http(port, "GET", "/healthz", &[], "")
-        && let Ok(health) = serde_json::from_str::<Value>(&body)
-    {
-        let env = &health["environments"][EDGE_ENV];
-        println!(
-            "\n{base}/healthz: environment {EDGE_ENV} {}, snapshot version {}, {} flags",
-            cell(&env["status"]),
-            cell(&env["version"]),
-            cell(&env["flags"])
-        );
+
+    // Change it through the origin's API: the kill switch.
+    let toggle = format!(
+        "/api/v1/orgs/{DEMO_ORG}/projects/{DEMO_PROJECT}/flags/{EXAMPLE_FLAG}/environments/{DEMO_ENV}/toggle"
+    );
+    let enabled = answer["reason"] != "DISABLED";
+    let body = format!("{{\"enabled\": {}}}", !enabled);
+    println!("\nChange it through the origin's API (the kill switch):\n");
+    println!(
+        "  curl -s -X POST {o}{toggle} \\\n    -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}' \
+         -H 'Content-Type: application/json' -d '{body}'\n"
+    );
+    let changed_at = Instant::now();
+    let (status, text) = http(
+        origin_port,
+        "POST",
+        &toggle,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &body,
+    )?;
+    if status != 200 {
+        bail!("POST {o}{toggle} answered {status}: {text}");
     }
+    let after = loop {
+        let a = evaluate()?;
+        if a["value"] != answer["value"] || a["reason"] != answer["reason"] {
+            break a;
+        }
+        if changed_at.elapsed() > STARTUP_TIMEOUT {
+            bail!(
+                "the edge still serves the old value {}s after the change:\n{}",
+                STARTUP_TIMEOUT.as_secs(),
+                origin.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = changed_at.elapsed();
+    ctx.record(
+        "demo: API change visible at the edge (through wrangler kv)",
+        took,
+    );
+    println!(
+        "The edge serves the change {} ms after the API call (publisher: `wrangler kv key put` into \
+         the local KV, a Node start per key; the edge re-reads KV every second here; the Cloudflare \
+         KV REST publisher takes tens of milliseconds, tests/edge/origin.test.mjs):\n",
+        took.as_millis()
+    );
+    println!(
+        "  {}",
+        serde_json::to_string_pretty(&after)?.replace('\n', "\n  ")
+    );
 
     if interactive {
         println!(
-            "\nwrangler dev keeps running at {base} (all flags: POST {base}/ofrep/v1/evaluate/flags, \
-             health: GET {base}/healthz); state in {PERSIST_TO}/.\nPress Ctrl-C to stop it."
+            "\nThe origin keeps running at {o} (API under {o}/api/v1, token {DEMO_ADMIN_TOKEN}; \
+             OpenAPI: {o}/api/v1/openapi.json) and wrangler dev at {base} (all flags: POST \
+             {base}/ofrep/v1/evaluate/flags). Press Ctrl-C to stop both."
         );
+        origin.follow();
         dev.follow();
         let status = dev.wait()?;
         println!("wrangler dev exited ({status})");
     } else {
         println!(
-            "\nnot interactive (CI is set or stdin is not a terminal): stopping wrangler dev; \
-             run `cargo xtask demo` in a terminal to keep it running"
+            "\nnot interactive (CI is set or stdin is not a terminal): stopping the origin and \
+             wrangler dev; run `cargo xtask demo` in a terminal to keep them running"
         );
         dev.stop();
+        origin.stop();
     }
     Ok(())
+}
+
+/// Polls the origin's publish status until every target has published the
+/// environment's current snapshot version; returns the status.
+fn wait_published(origin: &mut DevServer, port: u16, path: &str, auth: &str) -> Result<Value> {
+    let start = Instant::now();
+    loop {
+        if let Ok((200, body)) = http(port, "GET", path, &[("Authorization", auth)], "")
+            && let Ok(v) = serde_json::from_str::<Value>(&body)
+        {
+            let current = &v["snapshotVersion"];
+            let targets = v["targets"].as_array().cloned().unwrap_or_default();
+            if !targets.is_empty() && targets.iter().all(|t| &t["publishedVersion"] == current) {
+                return Ok(v);
+            }
+        }
+        if let Some(status) = origin.child.try_wait()? {
+            bail!("the origin exited ({status}):\n{}", origin.log());
+        }
+        if start.elapsed() > STARTUP_TIMEOUT {
+            bail!(
+                "the origin did not publish within {}s:\n{}",
+                STARTUP_TIMEOUT.as_secs(),
+                origin.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Output of `wrangler dev`, kept until it is up (for errors) and then
@@ -530,8 +662,10 @@ struct Log {
     echo: bool,
 }
 
-/// A running `wrangler dev`, stopped (with workerd) when dropped.
+/// A running server process (`wrangler dev`, `bunting serve`), stopped
+/// (with its children) when dropped.
 struct DevServer {
+    name: &'static str,
     child: Child,
     log: Arc<Mutex<Log>>,
     /// In its own process group, stopped by killing the group; otherwise in
@@ -540,7 +674,7 @@ struct DevServer {
 }
 
 impl DevServer {
-    fn start(mut cmd: Command, interactive: bool) -> Result<DevServer> {
+    fn start(name: &'static str, mut cmd: Command, interactive: bool) -> Result<DevServer> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -577,6 +711,7 @@ impl DevServer {
             });
         }
         Ok(DevServer {
+            name,
             child,
             log,
             own_group: cfg!(unix) && !interactive,
@@ -591,24 +726,22 @@ impl DevServer {
             .clone()
     }
 
-    /// Polls `/healthz` until it answers 200 with JSON.
-    fn wait_healthy(&mut self, port: u16) -> Result<Value> {
+    /// Polls `path` until it answers 200 with JSON.
+    fn wait_for(&mut self, port: u16, path: &str) -> Result<Value> {
         let start = Instant::now();
+        let name = self.name;
         loop {
-            if let Ok((200, body)) = http(port, "GET", "/healthz", &[], "")
+            if let Ok((200, body)) = http(port, "GET", path, &[], "")
                 && let Ok(v) = serde_json::from_str::<Value>(&body)
             {
                 return Ok(v);
             }
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "wrangler dev exited ({status}) before it served:\n{}",
-                    self.log()
-                );
+                bail!("{name} exited ({status}) before it served:\n{}", self.log());
             }
             if start.elapsed() > STARTUP_TIMEOUT {
                 bail!(
-                    "wrangler dev did not answer /healthz within {}s:\n{}",
+                    "{name} did not answer {path} within {}s:\n{}",
                     STARTUP_TIMEOUT.as_secs(),
                     self.log()
                 );
@@ -623,7 +756,9 @@ impl DevServer {
     }
 
     fn wait(&mut self) -> Result<std::process::ExitStatus> {
-        self.child.wait().context("waiting for wrangler dev")
+        self.child
+            .wait()
+            .with_context(|| format!("waiting for {}", self.name))
     }
 
     /// Stops wrangler and workerd: SIGTERM to the process group (or to

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, audit, flags, org};
+use super::{access, audit, flags, org, publish};
 
 struct Bearer;
 
@@ -44,6 +44,7 @@ impl Modify for Bearer {
         access::list_tokens, access::create_token, access::revoke_token,
         access::list_keys, access::create_key, access::rotate_key, access::revoke_key,
         audit::list, audit::export, audit::verify,
+        publish::status,
     ),
 )]
 pub struct ApiDoc;

@@ -313,11 +313,37 @@ impl Store {
         name: &str,
     ) -> Result<(SdkKeyRecord, String)> {
         let mut w = self.begin(actor).await?;
-        let (k, raw) = w.insert_sdk_key(env_id, kind, name).await?;
+        let (k, raw) = w.insert_sdk_key(env_id, kind, name, None).await?;
         w.audit("create", "sdkKey", (k.id, name), None::<&()>, Some(&k))
             .await?;
         w.commit().await?;
         Ok((k, raw))
+    }
+
+    /// Registers a raw SDK key chosen by the caller (migrating existing keys,
+    /// demos). It must be at least 8 printable ASCII characters.
+    pub async fn register_sdk_key(
+        &self,
+        actor: &Actor,
+        env_id: i64,
+        kind: SdkKeyKind,
+        name: &str,
+        raw: &str,
+    ) -> Result<SdkKeyRecord> {
+        if raw.len() < 8 || !crate::kv::valid_sdk_key(raw) {
+            return Err(StoreError::Invalid(vec![super::Problem::new(
+                "key",
+                "an SDK key is at least 8 printable ASCII characters without spaces",
+            )]));
+        }
+        let mut w = self.begin(actor).await?;
+        let (k, _) = w
+            .insert_sdk_key(env_id, kind, name, Some(raw.to_string()))
+            .await?;
+        w.audit("create", "sdkKey", (k.id, name), None::<&()>, Some(&k))
+            .await?;
+        w.commit().await?;
+        Ok(k)
     }
 
     /// Replaces SDK key `id` by a new one of the same environment, kind and
@@ -343,7 +369,7 @@ impl Store {
             .await?;
         let retired = get_key(w.c(), id).await?;
         let (k, raw) = w
-            .insert_sdk_key(old.environment_id, old.kind, &old.name)
+            .insert_sdk_key(old.environment_id, old.kind, &old.name, None)
             .await?;
         w.audit(
             "rotate",
@@ -408,12 +434,13 @@ impl super::Write<'_> {
         env_id: i64,
         kind: SdkKeyKind,
         name: &str,
+        raw: Option<String>,
     ) -> Result<(SdkKeyRecord, String)> {
         let env = get_env(self.c(), env_id).await?;
         let project = super::get_project(self.c(), env.project_id).await?;
         let org = super::get_org(self.c(), project.org_id).await?;
         let edge_env = format!("{}/{}/{}", org.key, project.key, env.key);
-        let raw = secret(&format!("bnt_{}_", kind.as_str()));
+        let raw = raw.unwrap_or_else(|| secret(&format!("bnt_{}_", kind.as_str())));
         let row = sqlx::query(
             "INSERT INTO sdk_keys (org_id, environment_id, edge_env, kind, name, hash, prefix, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -427,7 +454,8 @@ impl super::Write<'_> {
         .bind(shown_prefix(&raw))
         .bind(now())
         .fetch_one(self.c())
-        .await?;
+        .await
+        .map_err(StoreError::on_write("sdk key", &shown_prefix(&raw)))?;
         let id: i64 = row.try_get("id")?;
         self.envs.insert(env_id);
         Ok((get_key(self.c(), id).await?, raw))

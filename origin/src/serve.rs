@@ -1,0 +1,414 @@
+//! `bunting serve`: the origin service — the HTTP API on a store, the
+//! publisher that pushes every committed change to the edge, structured
+//! logs, and graceful shutdown on SIGINT/SIGTERM.
+//!
+//! Configuration comes from command-line flags, then `BUNTING_*`
+//! environment variables, then a TOML file (`--config`), then defaults; the
+//! file uses the flags' names with underscores:
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! database_url = "postgres://bunting@db/bunting"
+//! ingest_secret = "…"
+//! publish_dir = "/var/lib/bunting/kv"
+//! log_format = "json"
+//! ```
+//!
+//! ```
+//! use bunting_origin::serve::ServeArgs;
+//! let args: ServeArgs = toml::from_str("listen = \"127.0.0.1:9000\"").unwrap();
+//! assert_eq!(args.listen.unwrap().port(), 9000);
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, ServeConfig, router};
+use crate::kv::Wrangler;
+use crate::publish::{
+    CloudflareKv, Directory, PublishHandle, PublishOptions, Publisher, WranglerLocal,
+};
+use crate::store::{Actor, SdkKeyKind, Store};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://bunting.db";
+
+/// Options of `bunting serve`.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// A TOML file with any of these options (flag names with underscores).
+    #[arg(long, env = "BUNTING_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "BUNTING_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The database: `sqlite://FILE`, a file path, `sqlite::memory:` or
+    /// `postgres://…` [default: sqlite://bunting.db].
+    #[arg(long, env = "BUNTING_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The bootstrap administrator token (creates organizations and their
+    /// tokens). Without it, make tokens with `bunting token create`.
+    #[arg(
+        long,
+        env = "BUNTING_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// The secret event producers (the edge's `INGEST_SECRET`) send to
+    /// `POST /api/v1/events`; ingestion answers 503 without it.
+    #[arg(
+        long,
+        env = "BUNTING_INGEST_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub ingest_secret: Option<String>,
+    /// Log format: `text` or `json` [default: text]. Levels follow
+    /// `RUST_LOG` (default `info`).
+    #[arg(long, env = "BUNTING_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Publish snapshots and SDK keys as files into this directory (for
+    /// wasmtime hosts).
+    #[arg(long, env = "BUNTING_PUBLISH_DIR", value_name = "DIR")]
+    pub publish_dir: Option<PathBuf>,
+    /// Publish into the local KV of `wrangler dev` (through wrangler).
+    #[arg(long, env = "BUNTING_PUBLISH_WRANGLER_LOCAL")]
+    #[serde(default)]
+    pub publish_wrangler_local: bool,
+    /// The wrangler command [default: npx wrangler].
+    #[arg(long, env = "BUNTING_WRANGLER", value_name = "CMD")]
+    pub wrangler: Option<String>,
+    /// wrangler's `--persist-to` directory (the one `wrangler dev` uses).
+    #[arg(long, value_name = "DIR")]
+    pub persist_to: Option<PathBuf>,
+    /// wrangler's `--config` file.
+    #[arg(long, value_name = "FILE")]
+    pub wrangler_config: Option<PathBuf>,
+    /// Cloudflare account id (KV REST publisher).
+    #[arg(long, env = "CLOUDFLARE_ACCOUNT_ID", value_name = "ID")]
+    pub cloudflare_account_id: Option<String>,
+    /// Cloudflare KV namespace id (KV REST publisher).
+    #[arg(long, env = "BUNTING_KV_NAMESPACE_ID", value_name = "ID")]
+    pub cloudflare_namespace_id: Option<String>,
+    /// Cloudflare API token with KV write permission.
+    #[arg(
+        long,
+        env = "CLOUDFLARE_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub cloudflare_api_token: Option<String>,
+    /// The Cloudflare API root [default: https://api.cloudflare.com/client/v4]
+    /// (a KV REST fake in tests).
+    #[arg(long, env = "BUNTING_CLOUDFLARE_API_URL", value_name = "URL")]
+    pub cloudflare_api_url: Option<String>,
+    /// Seconds between publisher polls [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    pub publish_poll_seconds: Option<f64>,
+    /// Seconds to let requests and the publisher finish on shutdown
+    /// [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_seconds: Option<u64>,
+    /// Demo/bootstrap: import this definition file into `--seed-org` /
+    /// `--seed-project` (created if missing) at start.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Organization key of `--seed` [default: demo].
+    #[arg(long, value_name = "KEY")]
+    pub seed_org: Option<String>,
+    /// Project key of `--seed` [default: demo].
+    #[arg(long, value_name = "KEY")]
+    pub seed_project: Option<String>,
+    /// Demo/bootstrap: register this raw SDK key (client) for the seeded
+    /// environment `--seed-env`, unless it is registered already.
+    #[arg(long, value_name = "KEY", hide_env_values = true)]
+    pub seed_sdk_key: Option<String>,
+    /// The environment of `--seed-sdk-key` [default: production].
+    #[arg(long, value_name = "KEY")]
+    pub seed_env: Option<String>,
+}
+
+macro_rules! merge {
+    ($a:expr, $b:expr, $($f:ident),*) => { $( if $a.$f.is_none() { $a.$f = $b.$f.take(); } )* };
+}
+
+impl ServeArgs {
+    /// These options, with unset ones taken from the `--config` file.
+    pub fn resolve(mut self) -> Result<ServeArgs> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the configuration {}", path.display()))?;
+        let mut file: ServeArgs = toml::from_str(&text)
+            .with_context(|| format!("in the configuration {}", path.display()))?;
+        merge!(
+            self,
+            file,
+            listen,
+            database_url,
+            admin_token,
+            ingest_secret,
+            log_format,
+            publish_dir,
+            wrangler,
+            persist_to,
+            wrangler_config,
+            cloudflare_account_id,
+            cloudflare_namespace_id,
+            cloudflare_api_token,
+            cloudflare_api_url,
+            publish_poll_seconds,
+            shutdown_seconds,
+            seed,
+            seed_org,
+            seed_project,
+            seed_sdk_key,
+            seed_env
+        );
+        self.publish_wrangler_local |= file.publish_wrangler_local;
+        Ok(self)
+    }
+}
+
+/// Sets up `tracing` output (text or JSON lines on stderr).
+pub fn init_logging(format: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == Some("json") {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Imports `args.seed` (if any) and registers `args.seed_sdk_key`.
+async fn seed(store: &Store, args: &ServeArgs) -> Result<()> {
+    let Some(file) = &args.seed else {
+        return Ok(());
+    };
+    let org_key = args.seed_org.as_deref().unwrap_or("demo");
+    let project_key = args.seed_project.as_deref().unwrap_or("demo");
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the seed file {}", file.display()))?;
+    let syntax = match file.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("json") => crate::defs::Syntax::Json,
+        _ => crate::defs::Syntax::Yaml,
+    };
+    let name = file.display().to_string();
+    let defs = crate::defs::load(&text, syntax).map_err(|d| {
+        anyhow::anyhow!(
+            "the seed file has problems:\n{}",
+            d.iter()
+                .map(|d| d.render(&name))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let root = Actor::new("seed");
+    let org = match store.org_by_key(org_key).await {
+        Ok(o) => o,
+        Err(_) => store.create_org(&root, org_key, org_key).await?,
+    };
+    let actor = root.in_org(org.id);
+    let project = match store.project_by_key(org.id, project_key).await {
+        Ok(p) => p,
+        Err(_) => {
+            store
+                .create_project(&actor, org.id, project_key, project_key)
+                .await?
+        }
+    };
+    let summary = store.import(&actor, project.id, &defs).await?;
+    tracing::info!(?summary, org = org_key, project = project_key, "seeded");
+    if let Some(raw) = &args.seed_sdk_key {
+        let env_key = args.seed_env.as_deref().unwrap_or("production");
+        let env = store
+            .environment_by_key(project.id, env_key)
+            .await
+            .with_context(|| {
+                format!("the seed has no environment {env_key:?} for --seed-sdk-key")
+            })?;
+        match store
+            .register_sdk_key(&actor, env.id, SdkKeyKind::Client, "seed", raw)
+            .await
+        {
+            Ok(_) | Err(crate::store::StoreError::Duplicate { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the origin until SIGINT/SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let args = args.resolve()?;
+    init_logging(args.log_format.as_deref());
+    let listen = args
+        .listen
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid"));
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    serve(args, listener, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains requests and
+/// the publisher for at most `shutdown_seconds`.
+pub async fn serve(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE.into());
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&url)))?;
+    seed(&store, &args).await?;
+    let state = AppState::new(
+        store.clone(),
+        ServeConfig {
+            admin_token: args.admin_token.clone(),
+            ingest_secret: args.ingest_secret.clone(),
+        },
+    );
+    let publisher = start_publisher(&args, &state)?;
+    let mut state = state;
+    state.publish = publisher.clone();
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = %redact(&url), backend = ?store.backend(), "bunting origin listening");
+    let grace = Duration::from_secs(args.shutdown_seconds.unwrap_or(10));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown({
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.await;
+    tracing::info!("shutting down: draining requests");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(r) => r??,
+        Err(_) => tracing::warn!("requests still running after the grace period; stopping"),
+    }
+    if let Some(p) = publisher {
+        let _ = tokio::time::timeout(grace, p.shutdown()).await;
+    }
+    store.pool().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The publishers the options ask for, and the loop over them (none when
+/// no publisher is configured: changes then wait in the outbox).
+fn start_publisher(args: &ServeArgs, state: &AppState) -> Result<Option<PublishHandle>> {
+    let mut publishers: Vec<Arc<dyn Publisher>> = Vec::new();
+    if let Some(dir) = &args.publish_dir {
+        publishers.push(Arc::new(Directory::new(dir.clone())));
+    }
+    if args.publish_wrangler_local {
+        let wrangler = Wrangler::from_command_line(
+            args.wrangler
+                .as_deref()
+                .unwrap_or(crate::kv::DEFAULT_WRANGLER),
+        )?;
+        publishers.push(Arc::new(WranglerLocal::new(
+            wrangler,
+            args.persist_to.clone(),
+            args.wrangler_config.clone(),
+        )));
+    }
+    match (
+        &args.cloudflare_account_id,
+        &args.cloudflare_namespace_id,
+        &args.cloudflare_api_token,
+    ) {
+        (Some(a), Some(n), Some(t)) => {
+            let mut kv = CloudflareKv::new(a, n, t);
+            if let Some(url) = &args.cloudflare_api_url {
+                kv = kv.with_base_url(url);
+            }
+            publishers.push(Arc::new(kv));
+        }
+        (None, None, _) => {}
+        _ => anyhow::bail!(
+            "the Cloudflare KV publisher needs --cloudflare-account-id, --cloudflare-namespace-id and \
+             --cloudflare-api-token (CLOUDFLARE_API_TOKEN)"
+        ),
+    }
+    if publishers.is_empty() {
+        tracing::warn!(
+            "no publisher configured (--publish-dir, --publish-wrangler-local, --cloudflare-*): \
+             changes are kept for later publication"
+        );
+        return Ok(None);
+    }
+    let mut options = PublishOptions {
+        wakeup: state.publish_wakeup.clone(),
+        ..PublishOptions::default()
+    };
+    if let Some(s) = args.publish_poll_seconds {
+        options.poll_interval = Duration::from_secs_f64(s.max(0.01));
+    }
+    Ok(Some(crate::publish::spawn(
+        state.store.clone(),
+        publishers,
+        state.metrics.clone(),
+        options,
+    )))
+}
+
+/// The URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
