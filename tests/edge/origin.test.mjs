@@ -13,6 +13,7 @@ import path from "node:path";
 import { root, startWorker, post, sha256Hex } from "./harness.mjs";
 
 const ROOT_TOKEN = "e2e-root-token";
+const INGEST_SECRET = "e2e-ingest-secret";
 const bin = process.env.BUNTING_BIN ?? path.join(root, "target", "debug", "bunting");
 
 function freePort() {
@@ -54,11 +55,10 @@ function kvRestServer(kv) {
   );
 }
 
-async function startOrigin(kvUrl) {
-  const port = await freePort();
+async function startOrigin(kvUrl, port) {
   const child = spawn(bin, [
     "serve", "--listen", `127.0.0.1:${port}`, "--database-url", "sqlite::memory:",
-    "--admin-token", ROOT_TOKEN,
+    "--admin-token", ROOT_TOKEN, "--ingest-secret", INGEST_SECRET,
     "--cloudflare-account-id", "acct", "--cloudflare-namespace-id", "ns",
     "--cloudflare-api-token", "cf-token", "--cloudflare-api-url", kvUrl,
   ], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
@@ -126,9 +126,13 @@ async function until(w, key, flag, pred, limitMs = 10000) {
 }
 
 test("a flag changed through the origin API is served changed by the edge", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
-  const w = await startWorker();
+  const port = await freePort();
+  // The worker sends its exposures and events to this origin.
+  const w = await startWorker({ bindings: {
+    INGEST_URL: `http://127.0.0.1:${port}/api/v1/events`, INGEST_SECRET, INGEST_FLUSH_SECONDS: "0",
+  } });
   const rest = await kvRestServer(w.kv);
-  const origin = await startOrigin(rest.url);
+  const origin = await startOrigin(rest.url, port);
   try {
     const o = origin.base;
     await api(o, "POST", "/orgs", { key: "acme", name: "Acme" });
@@ -168,6 +172,31 @@ test("a flag changed through the origin API is served changed by the edge", { sk
       `(KV REST puts ${rest.stats.puts}; edge SNAPSHOT_TTL_SECONDS=0; publish status ${JSON.stringify(status)})`,
     );
     assert.ok(onTotal < 5000 && killTotal < 5000, "a change reaches the edge within seconds");
+
+    // Exposures and events flow back: a 50/50 split makes SPLIT
+    // evaluations (exposures); a metric event goes through the edge's
+    // POST /events; the origin stores both (its ingest counters).
+    const { etag: e2 } = await api(o, "GET", cfg);
+    await api(o, "PUT", cfg, { enabled: true, rules: [], fallthrough: { rollout: [
+      { variant: "on", weight: 50 }, { variant: "off", weight: 50 }] } }, { headers: { "if-match": e2 } });
+    await published(o, env);
+    for (let i = 0; i < 20; i++) {
+      const r = await post(w, "/ofrep/v1/evaluate/flags/new-checkout", { context: { targetingKey: `user-${i}` } }, { key: key.secret });
+      assert.equal((await r.json()).reason, "SPLIT");
+    }
+    const ev = await post(w, "/events", { events: [{ name: "purchase", targetingKey: "user-1", value: 12.5, id: "o-1" }] }, { key: key.secret });
+    assert.equal(ev.status, 202);
+    const accepted = async () => {
+      const text = await (await fetch(`${o}/metrics`)).text();
+      return Number(text.match(/^bunting_events_accepted_total (\d+)/m)?.[1] ?? 0);
+    };
+    const t2 = performance.now();
+    while ((await accepted()) < 21) {
+      assert.ok(performance.now() - t2 < 10000, `the origin accepted ${await accepted()} of 21 events`);
+      // Each request lets the edge flush what waits.
+      await post(w, "/ofrep/v1/evaluate/flags/new-checkout", { context: { targetingKey: "user-0" } }, { key: key.secret });
+      await new Promise((res) => setTimeout(res, 20));
+    }
 
     // Rotating the SDK key without grace: the new key is published and the
     // old one deleted from KV (the edge forgets a cached key within 30 s,

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, audit, flags, org, publish};
+use super::{access, audit, events, flags, org, publish};
 
 struct Bearer;
 
@@ -45,6 +45,7 @@ impl Modify for Bearer {
         access::list_keys, access::create_key, access::rotate_key, access::revoke_key,
         audit::list, audit::export, audit::verify,
         publish::status,
+        events::ingest,
     ),
 )]
 pub struct ApiDoc;
