@@ -867,6 +867,46 @@ impl Write<'_> {
         Ok(rec)
     }
 
+    async fn update_layer(
+        &mut self,
+        id: i64,
+        expected: Option<i64>,
+        layer: &Layer,
+    ) -> Result<LayerRecord> {
+        let before = get_layer(self.c(), id).await?;
+        if let Some(v) = expected {
+            check_version(before.version, v)?;
+        }
+        if layer.key != before.layer.key {
+            return Err(StoreError::Invalid(vec![Problem::new(
+                "key",
+                format!(
+                    "a layer's key cannot change (it is {:?}; flags name it)",
+                    before.layer.key
+                ),
+            )]));
+        }
+        sqlx::query(
+            "UPDATE layers SET salt = $1, bucket_by = $2, version = version + 1 WHERE id = $3",
+        )
+        .bind(&layer.salt)
+        .bind(&layer.bucket_by)
+        .bind(id)
+        .execute(self.c())
+        .await?;
+        let after = get_layer(self.c(), id).await?;
+        self.audit(
+            "update",
+            "layer",
+            (id, &layer.key),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        self.touch_project(before.project_id).await?;
+        Ok(after)
+    }
+
     /// Deletes row `id` of `table` after the version check and audits it.
     async fn delete<T: Serialize>(
         &mut self,
@@ -1417,6 +1457,39 @@ impl Store {
         let l = w.create_layer(project_id, layer).await?;
         w.commit().await?;
         Ok(l)
+    }
+
+    /// Replaces layer `id`'s salt and bucketing attribute (its key is fixed:
+    /// flags name it); it must be at version `expected`. Changing the salt
+    /// reshuffles who is in which slot of the layer.
+    pub async fn update_layer(
+        &self,
+        actor: &Actor,
+        id: i64,
+        expected: i64,
+        layer: &Layer,
+    ) -> Result<LayerRecord> {
+        let mut w = self.begin(actor).await?;
+        let l = w.update_layer(id, Some(expected), layer).await?;
+        w.commit().await?;
+        Ok(l)
+    }
+
+    /// Deletes layer `id` (at version `expected`); refused
+    /// ([`StoreError::Invalid`]) while a flag uses it.
+    pub async fn delete_layer(&self, actor: &Actor, id: i64, expected: i64) -> Result<()> {
+        let mut w = self.begin(actor).await?;
+        let before = get_layer(w.c(), id).await?;
+        w.delete(
+            "layer",
+            "layers",
+            id,
+            expected,
+            (before.version, before.layer.key.clone(), &before),
+        )
+        .await?;
+        w.touch_project(before.project_id).await?;
+        w.commit().await
     }
 
     /// The layers of project `project_id`, by key.

@@ -16,7 +16,8 @@ both!(
     validation_problems,
     kill_switch_history_and_audit,
     list_filters_and_pages,
-    malformed_requests
+    malformed_requests,
+    layers_in_use
 );
 
 const ROOT: &str = "root-secret-token";
@@ -514,4 +515,67 @@ async fn malformed_requests(store: Store) {
         )
         .await;
     assert_eq!(s, 400);
+}
+
+async fn layers_in_use(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    let layers = "/orgs/acme/projects/web/layers";
+    let (s, tag, b) = admin
+        .post(layers, json!({"key": "checkout", "salt": "s1"}))
+        .await;
+    assert_eq!(
+        (s, tag.as_deref()),
+        (StatusCode::CREATED, Some("\"1\"")),
+        "{b}"
+    );
+    let mut f = flag("one-page", &[]);
+    f["layer"] = json!({"key": "checkout", "start": 0, "end": 50});
+    assert_eq!(admin.post(FLAGS, f).await.0, 201);
+    let layer = format!("{layers}/checkout");
+    // A new salt: version 2, and the snapshot carries it.
+    let (s, tag, b) = admin
+        .call(
+            Method::PUT,
+            &layer,
+            Some(json!({"key": "checkout", "salt": "s2"})),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!((s, tag.as_deref()), (StatusCode::OK, Some("\"2\"")), "{b}");
+    let (_, _, snap) = admin
+        .get("/orgs/acme/projects/web/environments/production/snapshot")
+        .await;
+    assert_eq!(snap["layers"][0]["salt"], "s2", "{snap}");
+    // The key is fixed; a layer in use cannot go.
+    let (s, _, _) = admin
+        .call(
+            Method::PUT,
+            &layer,
+            Some(json!({"key": "other"})),
+            &[("if-match", "\"2\"")],
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, _, b) = admin
+        .call(Method::DELETE, &layer, None, &[("if-match", "\"2\"")])
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(b.to_string().contains("checkout"), "{b}");
+    // Once no flag uses it, it can.
+    let (_, ftag, _) = admin.get(&format!("{FLAGS}/one-page")).await;
+    admin
+        .call(
+            Method::DELETE,
+            &format!("{FLAGS}/one-page"),
+            None,
+            &[("if-match", ftag.as_deref().unwrap())],
+        )
+        .await;
+    let (s, _, b) = admin
+        .call(Method::DELETE, &layer, None, &[("if-match", "\"2\"")])
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _, _) = admin.get(&layer).await;
+    assert_eq!(s, 404);
 }

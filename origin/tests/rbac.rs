@@ -69,6 +69,7 @@ const FLAG: &str = "/orgs/{org}/projects/{project}/flags/{flag}";
 const CONFIG: &str = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}";
 const TOGGLE: &str = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}/toggle";
 const SEGMENT: &str = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}";
+const LAYER: &str = "/orgs/{org}/projects/{project}/layers/{layer}";
 const SDK_KEY: &str = "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}";
 /// Served, but (as of writing) not in the OpenAPI document; the coverage
 /// check accepts it either way.
@@ -117,6 +118,9 @@ fn table() -> Vec<Row> {
         // Layers and segments: editor writes.
         (M::GET,    format!("{p}/layers"),                [401, 401, 200, 200, 200, 200, 404, 200]),
         (M::POST,   format!("{p}/layers"),                [401, 401, 403, 201, 201, 201, 404, 201]),
+        (M::GET,    LAYER.into(),                         [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::PUT,    LAYER.into(),                         [401, 401, 403, 200, 200, 200, 404, 200]),
+        (M::DELETE, LAYER.into(),                         [401, 401, 403, 204, 204, 204, 404, 204]),
         (M::GET,    format!("{e}/segments"),              [401, 401, 200, 200, 200, 200, 404, 200]),
         (M::POST,   format!("{e}/segments"),              [401, 401, 403, 201, 201, 201, 404, 201]),
         (M::GET,    SEGMENT.into(),                       [401, 401, 200, 200, 200, 200, 404, 200]),
@@ -397,6 +401,7 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         ("env", "production"),
         ("flag", "shared-flag"),
         ("segment", "shared-seg"),
+        ("layer", "shared-layer"),
     ];
     let path = |extra: &[(&str, &str)]| {
         let mut vars: Vec<(&str, &str)> = extra.to_vec();
@@ -556,6 +561,25 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
                 probe: Some(format!(
                     "/orgs/acme/projects/web/environments/production/segments/{key}"
                 )),
+                ..Prepared::default()
+            }
+        }
+        LAYER => {
+            let key = fresh("layer");
+            h.root(
+                Method::POST,
+                "/orgs/acme/projects/web/layers",
+                Some(json!({"key": key})),
+                201,
+            )
+            .await;
+            let p = path(&[("layer", &key)]);
+            let tag = h.root(Method::GET, &p, None, 200).await.etag;
+            Prepared {
+                body: (*m == Method::PUT).then(|| json!({"key": key, "salt": "reshuffled"})),
+                if_match: tag,
+                probe: Some(p.clone()),
+                path: p,
                 ..Prepared::default()
             }
         }

@@ -41,6 +41,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{p}/layers"), get(list_layers).post(create_layer))
         .route(
+            &format!("{p}/layers/{{layer}}"),
+            get(get_layer).put(replace_layer).delete(delete_layer),
+        )
+        .route(
             &format!("{p}/environments/{{env}}/segments"),
             get(list_segments).post(create_segment),
         )
@@ -363,6 +367,62 @@ pub async fn create_layer(
     let l = s.store.create_layer(&p.actor(o.id), pr.id, &layer).await?;
     s.notify_publish();
     Ok(tagged(StatusCode::CREATED, l.version, &l))
+}
+
+/// A layer.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
+    params(("org" = String, Path), ("project" = String, Path), ("layer" = String, Path)),
+    responses((status = 200, body = LayerRecord)))]
+pub async fn get_layer(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((org, project, layer)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
+    let l = s.store.layer_by_key(pr.id, &layer).await?;
+    Ok(tagged(StatusCode::OK, l.version, &l))
+}
+
+/// Replaces a layer's salt and bucketing attribute (editor; `If-Match`);
+/// the key cannot change. A new salt reshuffles the layer's slots.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
+    request_body = Object,
+    params(("org" = String, Path), ("project" = String, Path), ("layer" = String, Path), ("If-Match" = String, Header)),
+    responses((status = 200, body = LayerRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn replace_layer(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((org, project, layer)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Body(body): Body<Layer>,
+) -> ApiResult<Response> {
+    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
+    let l = s.store.layer_by_key(pr.id, &layer).await?;
+    let expected = if_match(&headers)?;
+    let l = s
+        .store
+        .update_layer(&p.actor(o.id), l.id, expected, &body)
+        .await?;
+    s.notify_publish();
+    Ok(tagged(StatusCode::OK, l.version, &l))
+}
+
+/// Deletes a layer (editor; `If-Match`); refused (422) while a flag uses it.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
+    params(("org" = String, Path), ("project" = String, Path), ("layer" = String, Path), ("If-Match" = String, Header)),
+    responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn delete_layer(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((org, project, layer)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
+    let l = s.store.layer_by_key(pr.id, &layer).await?;
+    let expected = if_match(&headers)?;
+    s.store.delete_layer(&p.actor(o.id), l.id, expected).await?;
+    s.notify_publish();
+    Ok(no_content())
 }
 
 /// The segments of an environment.

@@ -38,7 +38,7 @@ impl Modify for Bearer {
         org::list_envs, org::create_env, org::get_env, org::rename_env, org::delete_env,
         flags::list_flags, flags::create_flag, flags::get_flag, flags::replace_flag, flags::delete_flag,
         flags::flag_history, flags::get_config, flags::replace_config, flags::toggle,
-        flags::list_layers, flags::create_layer,
+        flags::list_layers, flags::create_layer, flags::get_layer, flags::replace_layer, flags::delete_layer,
         flags::list_segments, flags::create_segment, flags::get_segment, flags::replace_segment, flags::delete_segment,
         flags::get_snapshot,
         access::list_tokens, access::create_token, access::revoke_token,
