@@ -367,6 +367,16 @@ async fn list<T>(
     rows.iter().map(f).collect()
 }
 
+async fn list_projects(c: &mut AnyConnection, org_id: i64) -> Result<Vec<Project>> {
+    list(
+        c,
+        "SELECT * FROM projects WHERE org_id = $1 ORDER BY key",
+        org_id,
+        project_row,
+    )
+    .await
+}
+
 async fn list_envs(c: &mut AnyConnection, project_id: i64) -> Result<Vec<Environment>> {
     list(
         c,
@@ -907,6 +917,61 @@ impl Write<'_> {
         Ok(after)
     }
 
+    /// Audits the deletion of everything an environment holds (its flag
+    /// configurations and segments), which the database deletes by cascade.
+    async fn audit_env_contents(&mut self, env_id: i64) -> Result<()> {
+        let env = get_env(self.c(), env_id).await?;
+        for f in list_flags(self.c(), env.project_id).await? {
+            if let Ok(c) = get_config(self.c(), f.id, env_id).await {
+                let key = format!("{}/{}", f.spec.key, env.key);
+                self.audit("delete", "flagConfig", (f.id, &key), Some(&c), None::<&()>)
+                    .await?;
+            }
+        }
+        for seg in list_segments(self.c(), env_id).await? {
+            self.audit(
+                "delete",
+                "segment",
+                (seg.id, &seg.segment.key),
+                Some(&seg),
+                None::<&()>,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Audits the deletion of everything a project holds (environments with
+    /// their contents, flags, layers).
+    async fn audit_project_contents(&mut self, project_id: i64) -> Result<()> {
+        for e in list_envs(self.c(), project_id).await? {
+            self.audit_env_contents(e.id).await?;
+            self.audit(
+                "delete",
+                "environment",
+                (e.id, &e.key),
+                Some(&e),
+                None::<&()>,
+            )
+            .await?;
+        }
+        for f in list_flags(self.c(), project_id).await? {
+            self.audit("delete", "flag", (f.id, &f.spec.key), Some(&f), None::<&()>)
+                .await?;
+        }
+        for l in list_layers(self.c(), project_id).await? {
+            self.audit(
+                "delete",
+                "layer",
+                (l.id, &l.layer.key),
+                Some(&l),
+                None::<&()>,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Deletes row `id` of `table` after the version check and audits it.
     async fn delete<T: Serialize>(
         &mut self,
@@ -1140,6 +1205,16 @@ impl Store {
     pub async fn delete_org(&self, actor: &Actor, id: i64, expected: i64) -> Result<()> {
         let mut w = self.begin(actor).await?;
         let before = get_org(w.c(), id).await?;
+        check_version(before.version, expected)?;
+        for p in list_projects(w.c(), id).await? {
+            w.audit_project_contents(p.id).await?;
+            w.audit("delete", "project", (p.id, &p.key), Some(&p), None::<&()>)
+                .await?;
+        }
+        for t in w.org_tokens(id).await? {
+            w.audit("delete", "token", (t.id, &t.name), Some(&t), None::<&()>)
+                .await?;
+        }
         w.delete(
             "organization",
             "organizations",
@@ -1186,13 +1261,7 @@ impl Store {
 
     /// The projects of organization `org_id`, by key.
     pub async fn projects(&self, org_id: i64) -> Result<Vec<Project>> {
-        list(
-            &mut *self.conn().await?,
-            "SELECT * FROM projects WHERE org_id = $1 ORDER BY key",
-            org_id,
-            project_row,
-        )
-        .await
+        list_projects(&mut *self.conn().await?, org_id).await
     }
 
     /// Renames project `id`, which must be at version `expected`.
@@ -1223,6 +1292,8 @@ impl Store {
     pub async fn delete_project(&self, actor: &Actor, id: i64, expected: i64) -> Result<()> {
         let mut w = self.begin(actor).await?;
         let before = get_project(w.c(), id).await?;
+        check_version(before.version, expected)?;
+        w.audit_project_contents(id).await?;
         w.delete(
             "project",
             "projects",
@@ -1290,6 +1361,8 @@ impl Store {
     pub async fn delete_environment(&self, actor: &Actor, id: i64, expected: i64) -> Result<()> {
         let mut w = self.begin(actor).await?;
         let before = get_env(w.c(), id).await?;
+        check_version(before.version, expected)?;
+        w.audit_env_contents(id).await?;
         w.delete(
             "environment",
             "environments",

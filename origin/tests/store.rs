@@ -29,6 +29,7 @@ both!(
     tamper_reorder,
     audit_pagination,
     not_found,
+    cascade_deletes_are_audited,
 );
 
 fn ana() -> Actor {
@@ -627,4 +628,84 @@ async fn not_found(s: Store) {
     assert!(nf(s.snapshot(42).await.map(|_| ())));
     assert!(nf(s.flag_by_key(42, "x").await.map(|_| ())));
     assert_eq!(s.verify_audit().await.unwrap().entries, 0);
+}
+
+/// Deleting an organization removes everything under it; each removed
+/// entity gets its own audit entry with its last state, children first.
+async fn cascade_deletes_are_audited(s: Store) {
+    let (project, prod, _stg) = tree(&s).await;
+    let org_id = s.project(project).await.unwrap().org_id;
+    let f = s
+        .create_flag(&ana(), project, &FlagSpec::boolean("dark-mode"))
+        .await
+        .unwrap();
+    s.create_segment(
+        &ana(),
+        prod,
+        &Segment {
+            key: "staff".into(),
+            included: vec!["u1".into()],
+            excluded: vec![],
+            condition: None,
+            description: None,
+        },
+    )
+    .await
+    .unwrap();
+    s.create_token(
+        &ana().in_org(org_id),
+        org_id,
+        "ci",
+        bunting_origin::store::Role::Viewer,
+    )
+    .await
+    .unwrap();
+    let before = s.verify_audit().await.unwrap().entries as i64;
+    // A stale version deletes nothing and audits nothing.
+    assert!(matches!(
+        s.delete_org(&ana(), org_id, 9).await,
+        Err(StoreError::Conflict { current: 1 })
+    ));
+    assert_eq!(s.verify_audit().await.unwrap().entries as i64, before);
+    s.delete_org(&ana(), org_id, 1).await.unwrap();
+    let page = s
+        .audit_log(&AuditQuery {
+            after_seq: before,
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let deleted: Vec<(String, String)> = page
+        .entries
+        .iter()
+        .map(|e| {
+            assert_eq!(e.action, "delete");
+            assert!(e.before.is_some() && e.after.is_none());
+            (e.entity_type.clone(), e.entity_key.clone())
+        })
+        .collect();
+    let expect = [
+        ("flagConfig", "dark-mode/production"),
+        ("segment", "staff"),
+        ("environment", "production"),
+        ("flagConfig", "dark-mode/staging"),
+        ("environment", "staging"),
+        ("flag", "dark-mode"),
+        ("project", "web"),
+        ("token", "ci"),
+        ("organization", "acme"),
+    ];
+    assert_eq!(
+        deleted,
+        expect
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert!(s.verify_audit().await.unwrap().is_ok());
+    assert!(matches!(
+        s.flag(f.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

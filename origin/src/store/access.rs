@@ -429,6 +429,15 @@ impl Store {
 }
 
 impl super::Write<'_> {
+    /// The tokens of organization `org_id` (for the audit of its deletion).
+    pub(super) async fn org_tokens(&mut self, org_id: i64) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens WHERE org_id = $1 ORDER BY id")
+            .bind(org_id)
+            .fetch_all(self.c())
+            .await?;
+        rows.iter().map(token_row).collect()
+    }
+
     async fn insert_sdk_key(
         &mut self,
         env_id: i64,
