@@ -12,3 +12,5 @@
 //! - [`srm`]: the sample-ratio-mismatch check.
 //! - [`cuped`]: variance reduction with a pre-exposure covariate.
 //! - [`multiple`]: Holm's correction across comparisons.
+
+pub mod sequential;
