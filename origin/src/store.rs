@@ -38,6 +38,7 @@ pub mod access;
 pub mod audit;
 mod error;
 pub mod events;
+pub mod experiments;
 mod lookup;
 pub mod publish;
 mod records;
@@ -95,6 +96,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../migrations/sqlite/0004_events.sql"),
     ),
+    (
+        5,
+        "experiments",
+        include_str!("../migrations/sqlite/0005_experiments.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -116,6 +122,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "events",
         include_str!("../migrations/postgres/0004_events.sql"),
+    ),
+    (
+        5,
+        "experiments",
+        include_str!("../migrations/postgres/0005_experiments.sql"),
     ),
 ];
 
