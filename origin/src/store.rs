@@ -35,6 +35,7 @@
 //! ```
 
 pub mod access;
+pub mod aggregate;
 pub mod audit;
 mod error;
 pub mod events;

@@ -1,0 +1,531 @@
+//! Per-arm aggregates of an experiment's data, computed in SQL on both
+//! backends: the sufficient statistics the analysis (`bunting-analysis`)
+//! needs — users, Σ y, Σ y² per arm and metric, Σ of the ratio
+//! denominator, CUPED pre-period sums — plus multi-arm users and a daily
+//! cumulative series.
+//!
+//! # Semantics
+//!
+//! * **Exposures of the experiment**: `environment` = the experiment's edge
+//!   environment (`org/project/environment`), `flag_key` = the experiment's
+//!   flag, `time_ms` within `[started_at, stopped_at]` (when set) and within
+//!   [`AggregateOptions::from_ms`]`..=`[`AggregateOptions::until_ms`].
+//! * **Arm**: a user's arm is the variant of their earliest exposure (ties
+//!   at the same millisecond: the smallest variant name). Users exposed to
+//!   more than one variant are counted in
+//!   [`ExperimentData::multi_arm_users`] and stay in their first arm.
+//! * **Attribution window**: a metric event of the user counts when its
+//!   `time_ms` is in `[t0, t0 + window)`, `t0` the user's first exposure
+//!   and `window` [`MetricSpec::window_ms`]. Events are not cut at the
+//!   experiment's stop: a user exposed just before the stop keeps their
+//!   whole window.
+//! * **Per-user values**: conversion → 1 if the user had the event in the
+//!   window, else 0; mean and sum → Σ `value` (an event without a value
+//!   counts 0); ratio → numerator Σ `value` of `event` and denominator
+//!   Σ `value` of `denominatorEvent`, where an event **without** a value
+//!   counts 1 on both sides (ratio events are typically counts: clicks per
+//!   session). Users without events count 0 and are in `n`.
+//! * **Capping** (winsorising at a fixed cap): a per-user value above
+//!   `cap` becomes `cap` (mean, sum, and a ratio's numerator); the
+//!   pre-period value is capped the same way.
+//! * **CUPED pre-period**: the same per-user value over `[t0 - window, t0)`
+//!   (conversion, mean, sum; not ratio metrics).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use bunting_origin::store::aggregate::AggregateOptions;
+//! use bunting_origin::store::experiments::{ExperimentSpec, MetricSpec};
+//! use bunting_origin::store::{Actor, Exposure, FlagSpec, MetricEvent, Store};
+//! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let ana = Actor::new("ana");
+//! let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
+//! let p = store.create_project(&ana, org.id, "web", "Web").await.unwrap();
+//! let prod = store.create_environment(&ana, p.id, "production", "Production").await.unwrap();
+//! store.create_flag(&ana, p.id, &FlagSpec::boolean("checkout")).await.unwrap();
+//! let purchased = MetricSpec::conversion("purchased", "purchase");
+//! store.create_metric(&ana, p.id, &purchased).await.unwrap();
+//! let e = store
+//!     .create_experiment(&ana, prod.id, &ExperimentSpec::new("t", "checkout", "off", "purchased"))
+//!     .await
+//!     .unwrap();
+//! let exposure = |user: &str, variant: &str, t: i64| Exposure {
+//!     environment: "acme/web/production".into(), id: format!("{user}-{t}"),
+//!     flag_key: "checkout".into(), variant: variant.into(), user_key: user.into(),
+//!     time_ms: t, snapshot_version: None, rule_id: None, reason: None,
+//!     country: None, device_type: None, received_ms: t,
+//! };
+//! store.insert_exposures(&[exposure("u1", "off", 1_000), exposure("u2", "on", 2_000)]).await.unwrap();
+//! store.insert_metric_events(&[MetricEvent {
+//!     environment: "acme/web/production".into(), id: "o-1".into(), name: "purchase".into(),
+//!     user_key: "u2".into(), value: None, time_ms: 5_000, received_ms: 5_000, properties: None,
+//! }]).await.unwrap();
+//! let data = store.experiment_data(&e, &[purchased], &AggregateOptions::default()).await.unwrap();
+//! assert_eq!(data.arms[0].variant, "off"); // control first
+//! assert_eq!(data.arms[1].users, 1);
+//! assert_eq!(data.arms[1].metrics["purchased"].conversions, Some(1));
+//! # });
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use sqlx::Row;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+use super::experiments::{ExperimentRecord, MetricKind, MetricSpec};
+use super::{Problem, Result, Store, StoreError, edge_env, get_env};
+
+/// One day in milliseconds.
+const DAY_MS: i64 = 86_400_000;
+
+/// Sufficient statistics of one metric in one arm. `sum`, `sum_sq` are over
+/// the per-user values (after capping) of the arm's `n` users.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricAgg {
+    /// Users in the arm.
+    pub n: u64,
+    /// Σ per-user value (a ratio's numerator).
+    pub sum: f64,
+    /// Σ per-user value².
+    pub sum_sq: f64,
+    /// Conversion metrics: users with value 1.
+    pub conversions: Option<u64>,
+    /// Ratio metrics: Σ per-user denominator.
+    pub den_sum: Option<f64>,
+    /// Ratio metrics: Σ per-user denominator².
+    pub den_sum_sq: Option<f64>,
+    /// Ratio metrics: Σ numerator · denominator per user.
+    pub cross_sum: Option<f64>,
+    /// CUPED (not ratio metrics): Σ x, the per-user value in the window of
+    /// the same length before the first exposure.
+    pub pre_sum: Option<f64>,
+    /// CUPED: Σ x².
+    pub pre_sum_sq: Option<f64>,
+    /// CUPED: Σ x · y.
+    pub pre_cross: Option<f64>,
+}
+
+/// One arm (variant) of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmData {
+    /// The variant.
+    pub variant: String,
+    /// Users whose first exposure was to this variant.
+    pub users: u64,
+    /// Metric key → aggregates.
+    #[schema(value_type = Object)]
+    pub metrics: BTreeMap<String, MetricAgg>,
+}
+
+/// One arm on one day of a [`DailyPoint`]: cumulative figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyArm {
+    /// Users first exposed up to and including the day.
+    pub users: u64,
+    /// Σ of their primary-metric values (after capping).
+    pub sum: f64,
+}
+
+/// Cumulative figures per arm up to and including one day.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyPoint {
+    /// UTC date (`YYYY-MM-DD`) of first exposure.
+    pub day: String,
+    /// Variant → cumulative users and primary-metric sum.
+    #[schema(value_type = Object)]
+    pub arms: BTreeMap<String, DailyArm>,
+}
+
+/// An experiment's data, aggregated per arm.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentData {
+    /// The edge environment name (`org/project/environment`).
+    pub environment: String,
+    /// Every variant of the allocation or seen in exposures, control first,
+    /// then by name.
+    pub arms: Vec<ArmData>,
+    /// Users exposed to more than one variant (kept in their first arm).
+    pub multi_arm_users: u64,
+    /// Daily cumulative series (empty unless [`AggregateOptions::series`]).
+    pub series: Vec<DailyPoint>,
+    /// Exposures counted from (Unix ms, inclusive), if bounded.
+    pub from_ms: Option<i64>,
+    /// Exposures counted until (Unix ms, inclusive), if bounded.
+    pub until_ms: Option<i64>,
+}
+
+/// What [`Store::experiment_data`] looks at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AggregateOptions {
+    /// Only exposures at or after this time (Unix ms), on top of the
+    /// experiment's start.
+    pub from_ms: Option<i64>,
+    /// Only exposures at or before this time (Unix ms), on top of the
+    /// experiment's stop.
+    pub until_ms: Option<i64>,
+    /// Whether to compute [`ExperimentData::series`].
+    pub series: bool,
+}
+
+/// A stored timestamp (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, RFC 3339) as Unix ms.
+///
+/// ```
+/// use bunting_origin::store::aggregate::timestamp_ms;
+/// assert_eq!(timestamp_ms("1970-01-02T00:00:00.001000Z").unwrap(), 86_400_001);
+/// assert!(timestamp_ms("yesterday").is_err());
+/// ```
+pub fn timestamp_ms(s: &str) -> Result<i64> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+        StoreError::Invalid(vec![Problem::new(
+            "timestamp",
+            format!("{s:?} is not an RFC 3339 time: {e}"),
+        )])
+    })?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// The UTC date of day number `day` (days since 1970-01-01).
+fn day_string(day: i64) -> String {
+    match OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400)) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => format!("day {day}"),
+    }
+}
+
+/// A float literal for SQL (finite values only: specs are validated).
+fn lit(x: f64) -> String {
+    let s = format!("{x:?}");
+    if s.contains(['.', 'e']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// `value` capped at `cap` (SQL expression).
+fn capped(expr: &str, cap: Option<f64>) -> String {
+    match cap {
+        Some(c) => format!(
+            "CASE WHEN {expr} > {c} THEN {c} ELSE {expr} END",
+            c = lit(c)
+        ),
+        None => expr.to_string(),
+    }
+}
+
+/// The aggregation statement: one row per (arm, day of first exposure),
+/// with columns `variant`, `day`, `n`, `multi` and per metric `i`:
+/// `s{i}`, `q{i}` (Σ y, Σ y²), ratio `d{i}`, `dq{i}`, `x{i}` (Σ den, Σ den²,
+/// Σ num·den), others `p{i}`, `pq{i}`, `px{i}` (Σ x, Σ x², Σ x·y).
+///
+/// Parameters: `$1` environment, `$2` flag, `$3`/`$4` time bounds, `$5…`
+/// the distinct event names. Windows and caps are inlined literals.
+fn aggregate_sql(metrics: &[MetricSpec], names: &[&str]) -> String {
+    let param = |name: &str| {
+        let i = names.iter().position(|n| *n == name).expect("collected");
+        format!("${}", i + 5)
+    };
+    let mut per_user = String::new();
+    let mut outer = String::new();
+    for (i, m) in metrics.iter().enumerate() {
+        let w = m.window_ms();
+        let ev = param(&m.event);
+        let post = format!("e.name = {ev} AND e.time_ms >= u.t0 AND e.time_ms < u.t0 + {w}");
+        let pre = format!("e.name = {ev} AND e.time_ms >= u.t0 - {w} AND e.time_ms < u.t0");
+        match m.kind {
+            MetricKind::Conversion => {
+                let _ = write!(
+                    per_user,
+                    ", MAX(CASE WHEN {post} THEN 1 ELSE 0 END) AS y{i}\
+                     , MAX(CASE WHEN {pre} THEN 1 ELSE 0 END) AS x{i}"
+                );
+            }
+            MetricKind::Mean | MetricKind::Sum => {
+                let _ = write!(
+                    per_user,
+                    ", SUM(CASE WHEN {post} THEN COALESCE(e.value, 0) ELSE 0 END) AS y{i}\
+                     , SUM(CASE WHEN {pre} THEN COALESCE(e.value, 0) ELSE 0 END) AS x{i}"
+                );
+            }
+            MetricKind::Ratio => {
+                let den = param(m.denominator_event.as_deref().unwrap_or(&m.event));
+                let den_post =
+                    format!("e.name = {den} AND e.time_ms >= u.t0 AND e.time_ms < u.t0 + {w}");
+                let _ = write!(
+                    per_user,
+                    ", SUM(CASE WHEN {post} THEN COALESCE(e.value, 1) ELSE 0 END) AS y{i}\
+                     , SUM(CASE WHEN {den_post} THEN COALESCE(e.value, 1) ELSE 0 END) AS z{i}"
+                );
+            }
+        }
+        let y = capped(&format!("y{i}"), m.cap);
+        let f = |e: String| format!("CAST(COALESCE(SUM({e}), 0) AS DOUBLE PRECISION)");
+        let _ = write!(
+            outer,
+            ", {} AS s{i}, {} AS q{i}",
+            f(format!("({y})")),
+            f(format!("({y}) * ({y})"))
+        );
+        if m.kind == MetricKind::Ratio {
+            let _ = write!(
+                outer,
+                ", {} AS d{i}, {} AS dq{i}, {} AS x{i}",
+                f(format!("z{i}")),
+                f(format!("z{i} * z{i}")),
+                f(format!("({y}) * z{i}"))
+            );
+        } else {
+            let x = capped(&format!("x{i}"), m.cap);
+            let _ = write!(
+                outer,
+                ", {} AS p{i}, {} AS pq{i}, {} AS px{i}",
+                f(format!("({x})")),
+                f(format!("({x}) * ({x})")),
+                f(format!("({x}) * ({y})"))
+            );
+        }
+    }
+    let users = "SELECT user_key, t0, \
+           CASE WHEN vmin = vmax THEN vmin ELSE \
+             (SELECT MIN(x.variant) FROM exposures x WHERE x.environment = $1 \
+              AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0) END AS variant, \
+           CASE WHEN vmin = vmax THEN 0 ELSE 1 END AS multi \
+         FROM (SELECT user_key, MIN(time_ms) AS t0, MIN(variant) AS vmin, MAX(variant) AS vmax \
+               FROM exposures WHERE environment = $1 AND flag_key = $2 \
+               AND time_ms >= $3 AND time_ms <= $4 GROUP BY user_key) g";
+    let per_user_sql = if metrics.is_empty() {
+        format!("SELECT u.t0, u.variant, u.multi FROM ({users}) u")
+    } else {
+        let reach = metrics.iter().map(MetricSpec::window_ms).max().unwrap_or(0);
+        let in_names = (0..names.len())
+            .map(|i| format!("${}", i + 5))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT u.t0, u.variant, u.multi{per_user} FROM ({users}) u \
+             LEFT JOIN metric_events e ON e.environment = $1 AND e.name IN ({in_names}) \
+             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach} \
+             GROUP BY u.user_key, u.t0, u.variant, u.multi"
+        )
+    };
+    format!(
+        "SELECT variant, CAST(t0 / {DAY_MS} AS BIGINT) AS day, COUNT(*) AS n, \
+         CAST(SUM(multi) AS BIGINT) AS multi{outer} \
+         FROM ({per_user_sql}) p GROUP BY variant, CAST(t0 / {DAY_MS} AS BIGINT)"
+    )
+}
+
+/// Adds `b` into `a` (sums of disjoint user sets).
+fn add(a: &mut MetricAgg, b: &MetricAgg) {
+    fn opt(a: &mut Option<f64>, b: Option<f64>) {
+        if let Some(b) = b {
+            *a = Some(a.unwrap_or(0.0) + b);
+        }
+    }
+    a.n += b.n;
+    a.sum += b.sum;
+    a.sum_sq += b.sum_sq;
+    if let Some(c) = b.conversions {
+        a.conversions = Some(a.conversions.unwrap_or(0) + c);
+    }
+    opt(&mut a.den_sum, b.den_sum);
+    opt(&mut a.den_sum_sq, b.den_sum_sq);
+    opt(&mut a.cross_sum, b.cross_sum);
+    opt(&mut a.pre_sum, b.pre_sum);
+    opt(&mut a.pre_sum_sq, b.pre_sum_sq);
+    opt(&mut a.pre_cross, b.pre_cross);
+}
+
+/// The empty aggregate of a metric (an arm without users).
+fn empty(m: &MetricSpec) -> MetricAgg {
+    let ratio = m.kind == MetricKind::Ratio;
+    let some_if = |b: bool| if b { Some(0.0) } else { None };
+    MetricAgg {
+        conversions: (m.kind == MetricKind::Conversion).then_some(0),
+        den_sum: some_if(ratio),
+        den_sum_sq: some_if(ratio),
+        cross_sum: some_if(ratio),
+        pre_sum: some_if(!ratio),
+        pre_sum_sq: some_if(!ratio),
+        pre_cross: some_if(!ratio),
+        ..MetricAgg::default()
+    }
+}
+
+impl Store {
+    /// The experiment's data per arm: users, per-metric sufficient
+    /// statistics (see the [module documentation](self) for the exact
+    /// semantics), users exposed to several arms and, with
+    /// [`AggregateOptions::series`], a daily cumulative series of the
+    /// primary metric (the metric of `metrics` whose key is the
+    /// experiment's primary metric, else the first; sums 0 without one).
+    ///
+    /// One SQL statement does the work: first exposure per user, a join
+    /// of their metric events within the widest window, per-user values,
+    /// then per (arm, day) sums. See the module example.
+    pub async fn experiment_data(
+        &self,
+        e: &ExperimentRecord,
+        metrics: &[MetricSpec],
+        options: &AggregateOptions,
+    ) -> Result<ExperimentData> {
+        let environment = {
+            let mut c = self.pool.acquire().await?;
+            let env = get_env(&mut c, e.environment_id).await?;
+            edge_env(&mut c, &env).await?
+        };
+        let started = e.started_at.as_deref().map(timestamp_ms).transpose()?;
+        let stopped = e.stopped_at.as_deref().map(timestamp_ms).transpose()?;
+        let from_ms = started.into_iter().chain(options.from_ms).max();
+        let until_ms = stopped.into_iter().chain(options.until_ms).min();
+
+        let mut names: Vec<&str> = Vec::new();
+        for m in metrics {
+            for n in std::iter::once(m.event.as_str()).chain(m.denominator_event.as_deref()) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        let sql = aggregate_sql(metrics, &names);
+        let mut q = sqlx::query(&sql)
+            .bind(&environment)
+            .bind(&e.spec.flag)
+            .bind(from_ms.unwrap_or(i64::MIN))
+            .bind(until_ms.unwrap_or(i64::MAX));
+        for n in &names {
+            q = q.bind(*n);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+
+        let primary = metrics
+            .iter()
+            .position(|m| m.key == e.spec.primary_metric)
+            .or(if metrics.is_empty() { None } else { Some(0) });
+        // (variant, day) → per-metric aggregates of the users first exposed
+        // that day.
+        let mut cells: BTreeMap<(String, i64), Vec<MetricAgg>> = BTreeMap::new();
+        let mut users_by: BTreeMap<(String, i64), u64> = BTreeMap::new();
+        let mut multi_arm_users = 0u64;
+        for r in &rows {
+            let variant: String = r.try_get("variant")?;
+            let day: i64 = r.try_get("day")?;
+            let n: i64 = r.try_get("n")?;
+            let multi: i64 = r.try_get("multi")?;
+            let n = n as u64;
+            multi_arm_users += multi as u64;
+            let mut aggs = Vec::with_capacity(metrics.len());
+            for (i, m) in metrics.iter().enumerate() {
+                let g = |c: &str| -> Result<f64> {
+                    Ok(r.try_get::<f64, _>(format!("{c}{i}").as_str())?)
+                };
+                let mut a = empty(m);
+                a.n = n;
+                a.sum = g("s")?;
+                a.sum_sq = g("q")?;
+                if m.kind == MetricKind::Conversion {
+                    a.conversions = Some(a.sum.round() as u64);
+                }
+                if m.kind == MetricKind::Ratio {
+                    a.den_sum = Some(g("d")?);
+                    a.den_sum_sq = Some(g("dq")?);
+                    a.cross_sum = Some(g("x")?);
+                } else {
+                    a.pre_sum = Some(g("p")?);
+                    a.pre_sum_sq = Some(g("pq")?);
+                    a.pre_cross = Some(g("px")?);
+                }
+                aggs.push(a);
+            }
+            users_by.insert((variant.clone(), day), n);
+            cells.insert((variant, day), aggs);
+        }
+
+        // Arms: control, then the allocation's and the seen variants by name.
+        let mut others: BTreeSet<String> = e.spec.allocation.keys().cloned().collect();
+        others.extend(cells.keys().map(|(v, _)| v.clone()));
+        others.remove(&e.spec.control);
+        let order: Vec<String> = std::iter::once(e.spec.control.clone())
+            .chain(others)
+            .collect();
+        let arms = order
+            .iter()
+            .map(|v| {
+                let mut total: Vec<MetricAgg> = metrics.iter().map(empty).collect();
+                let mut users = 0;
+                for ((_, _), aggs) in cells.range((v.clone(), i64::MIN)..=(v.clone(), i64::MAX)) {
+                    for (t, a) in total.iter_mut().zip(aggs) {
+                        add(t, a);
+                    }
+                }
+                for (_, n) in users_by.range((v.clone(), i64::MIN)..=(v.clone(), i64::MAX)) {
+                    users += n;
+                }
+                ArmData {
+                    variant: v.clone(),
+                    users,
+                    metrics: metrics.iter().map(|m| m.key.clone()).zip(total).collect(),
+                }
+            })
+            .collect();
+
+        let mut series = Vec::new();
+        if options.series {
+            let days: BTreeSet<i64> = cells.keys().map(|(_, d)| *d).collect();
+            let mut running: BTreeMap<String, DailyArm> = order
+                .iter()
+                .map(|v| (v.clone(), DailyArm::default()))
+                .collect();
+            for day in days {
+                for v in &order {
+                    if let Some(aggs) = cells.get(&(v.clone(), day)) {
+                        let slot = running.get_mut(v).expect("every arm");
+                        slot.users += users_by[&(v.clone(), day)];
+                        if let Some(p) = primary {
+                            slot.sum += aggs[p].sum;
+                        }
+                    }
+                }
+                series.push(DailyPoint {
+                    day: day_string(day),
+                    arms: running.clone(),
+                });
+            }
+        }
+
+        Ok(ExperimentData {
+            environment,
+            arms,
+            multi_arm_users,
+            series,
+            from_ms,
+            until_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_dates() {
+        assert_eq!(day_string(0), "1970-01-01");
+        assert_eq!(day_string(20_417), "2025-11-25");
+    }
+
+    #[test]
+    fn float_literals_are_sql_numbers() {
+        assert_eq!(lit(100.0), "100.0");
+        assert_eq!(lit(2.5), "2.5");
+        assert_eq!(lit(1e300), "1e300");
+    }
+}
