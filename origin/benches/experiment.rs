@@ -1,0 +1,241 @@
+//! Experiment analysis speed: [`Store::experiment_data`] over a large
+//! experiment, on PostgreSQL (a fresh schema) and SQLite (a file in a
+//! temporary directory). The data is generated in the database (`INSERT …
+//! SELECT` from `generate_series` / a recursive CTE): `BENCH_USERS` users
+//! (default 2,000,000 on PostgreSQL, 200,000 on SQLite) with 5 exposures
+//! each on two arms, 1 % of them exposed to both arms, and
+//! `BENCH_EVENTS` purchase events (default: as many as users), a twentieth
+//! of them before the user's first exposure (CUPED pre-period). After
+//! loading: `VACUUM ANALYZE` (PostgreSQL) / `ANALYZE` (SQLite), then the
+//! median of `BENCH_RUNS` (default 3) analyses of two metrics (a conversion
+//! and a capped mean, with the daily series).
+//!
+//! ```sh
+//! cargo bench -p bunting-origin --bench experiment
+//! BENCH_BACKENDS=postgres BENCH_USERS=200000 cargo bench -p bunting-origin --bench experiment
+//! ```
+//!
+//! `BUNTING_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! names the PostgreSQL database; `BENCH_BACKENDS=sqlite` or `postgres`
+//! runs one. Results are in `docs/performance.md`.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bunting_origin::store::aggregate::AggregateOptions;
+use bunting_origin::store::experiments::{ExperimentSpec, MetricKind, MetricSpec};
+use bunting_origin::store::{Actor, FlagSpec, Store};
+use sqlx::Connection;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Milliseconds between consecutive exposures of the generated data.
+const STEP_MS: i64 = 50;
+const EXPOSURES_PER_USER: i64 = 5;
+
+fn metrics() -> Vec<MetricSpec> {
+    let mut revenue = MetricSpec::conversion("revenue", "purchase");
+    revenue.kind = MetricKind::Mean;
+    revenue.cap = Some(80.0);
+    vec![MetricSpec::conversion("purchased", "purchase"), revenue]
+}
+
+/// Exposures: row `g` (0-based) is user `g % users`, at `t0 + g·STEP`; the
+/// arm is the user's parity, and every 100th user's last exposure is to the
+/// other arm. Events: event `j` is user `(j·7919) % users`, `j % 10` hours
+/// after their first exposure (a day before it for every 20th), value
+/// `j % 100`.
+fn load_sql(backend: &str, users: i64, events: i64, t0: i64) -> Vec<String> {
+    let n = users * EXPOSURES_PER_USER;
+    let env = "'acme/web/production'";
+    let (series_x, series_e, key) = if backend == "postgres" {
+        (
+            format!("generate_series(0, {n} - 1) AS s(g)"),
+            format!("generate_series(0, {events} - 1) AS s(g)"),
+            "md5(({u})::text)",
+        )
+    } else {
+        (
+            format!(
+                "(WITH RECURSIVE r(g) AS (SELECT 0 UNION ALL SELECT g + 1 FROM r WHERE g < {n} - 1) SELECT g FROM r) s"
+            ),
+            format!(
+                "(WITH RECURSIVE r(g) AS (SELECT 0 UNION ALL SELECT g + 1 FROM r WHERE g < {events} - 1) SELECT g FROM r) s"
+            ),
+            "printf('%016x%016x', ({u}) * 2654435761, ({u}) * 40503)",
+        )
+    };
+    let ukey = |u: &str| key.replace("{u}", u);
+    let xu = format!("(g % {users})");
+    let eu = format!("((g * 7919) % {users})");
+    vec![
+        format!(
+            "INSERT INTO exposures (environment, id, flag_key, variant, user_key, time_ms, received_ms) \
+             SELECT {env}, 'x' || g, 'checkout', \
+               CASE WHEN ({xu} % 2 = 0) <> ({xu} % 100 = 1 AND g >= {users} * 4) THEN 'off' ELSE 'on' END, \
+               {}, {t0} + g * {STEP_MS}, {t0} + g * {STEP_MS} FROM {series_x}",
+            ukey(&xu)
+        ),
+        format!(
+            "INSERT INTO metric_events (environment, id, name, user_key, value, time_ms, received_ms) \
+             SELECT {env}, 'e' || g, 'purchase', {}, g % 100, \
+               {t0} + {eu} * {STEP_MS} + CASE WHEN g % 20 = 0 THEN -86400000 ELSE (g % 10) * 3600000 END, \
+               {t0} FROM {series_e}",
+            ukey(&eu)
+        ),
+    ]
+}
+
+async fn run(backend: &str, pg: &str) {
+    let default_users = if backend == "postgres" {
+        2_000_000
+    } else {
+        200_000
+    };
+    let users = env_num("BENCH_USERS", default_users) as i64;
+    let events = env_num("BENCH_EVENTS", users as usize) as i64;
+    let runs = env_num("BENCH_RUNS", 3).max(1);
+    let tag = format!("{}_{}", std::process::id(), now_ms() % 1_000_000);
+    let (store, cleanup): (Store, Box<dyn FnOnce() -> String>) = if backend == "postgres" {
+        sqlx::any::install_default_drivers();
+        let schema = format!("bench_exp_{tag}");
+        let mut c = sqlx::AnyConnection::connect(pg).await.unwrap();
+        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let sep = if pg.contains('?') { '&' } else { '?' };
+        let url = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
+        (
+            Store::open(&url).await.unwrap(),
+            Box::new(move || format!("DROP SCHEMA {schema} CASCADE")),
+        )
+    } else {
+        let dir = std::env::temp_dir().join(format!("bunting-exp-bench-{tag}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bench.db");
+        let store = Store::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        (
+            store,
+            Box::new(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+                String::new()
+            }),
+        )
+    };
+
+    let ana = Actor::new("bench");
+    let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
+    let p = store
+        .create_project(&ana, org.id, "web", "Web")
+        .await
+        .unwrap();
+    let env = store
+        .create_environment(&ana, p.id, "production", "Production")
+        .await
+        .unwrap();
+    store
+        .create_flag(&ana, p.id, &FlagSpec::boolean("checkout"))
+        .await
+        .unwrap();
+    for m in metrics() {
+        store.create_metric(&ana, p.id, &m).await.unwrap();
+    }
+    let mut spec = ExperimentSpec::new("checkout-test", "checkout", "off", "purchased");
+    spec.secondary_metrics = vec!["revenue".into()];
+    let e = store.create_experiment(&ana, env.id, &spec).await.unwrap();
+    let e = store.start_experiment(&ana, e.id, e.version).await.unwrap();
+    // Exposures start after the experiment did.
+    let t0 = now_ms() + 1_000;
+
+    let load = Instant::now();
+    for sql in load_sql(backend, users, events, t0) {
+        sqlx::raw_sql(&sql).execute(store.pool()).await.unwrap();
+    }
+    let analyze: &[&str] = if backend == "postgres" {
+        &["VACUUM ANALYZE exposures", "VACUUM ANALYZE metric_events"]
+    } else {
+        &["ANALYZE"]
+    };
+    for sql in analyze {
+        sqlx::raw_sql(sql).execute(store.pool()).await.unwrap();
+    }
+    let exposures = store.count_exposures("acme/web/production").await.unwrap();
+    let metric_events = store
+        .count_metric_events("acme/web/production")
+        .await
+        .unwrap();
+    println!(
+        "{backend}: loaded {exposures} exposures ({users} users) and {metric_events} metric events in {:.1} s",
+        load.elapsed().as_secs_f64()
+    );
+
+    let options = AggregateOptions {
+        series: true,
+        ..AggregateOptions::default()
+    };
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let data = store
+            .experiment_data(&e, &metrics(), &options)
+            .await
+            .unwrap();
+        times.push(start.elapsed().as_secs_f64());
+        last = Some(data);
+    }
+    let data = last.unwrap();
+    let total: u64 = data.arms.iter().map(|a| a.users).sum();
+    assert_eq!(total, users as u64, "every user in one arm");
+    // Users u with u % 100 == 1.
+    assert_eq!(data.multi_arm_users, (users as u64 + 98) / 100);
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{backend}: experiment_data (2 metrics + daily series) over {exposures} exposures: \
+         median {:.3} s of {runs} (min {:.3} s, max {:.3} s); arms {:?}, multi-arm users {}, {} days",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        data.arms
+            .iter()
+            .map(|a| (
+                a.variant.as_str(),
+                a.users,
+                a.metrics["purchased"].conversions
+            ))
+            .collect::<Vec<_>>(),
+        data.multi_arm_users,
+        data.series.len(),
+    );
+
+    store.pool().close().await;
+    let drop = cleanup();
+    if !drop.is_empty() {
+        let mut c = sqlx::AnyConnection::connect(pg).await.unwrap();
+        sqlx::raw_sql(&drop).execute(&mut c).await.unwrap();
+    }
+}
+
+fn main() {
+    let pg = std::env::var("BUNTING_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let backends = std::env::var("BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for b in backends.split(',') {
+        rt.block_on(run(b.trim(), &pg));
+    }
+}
