@@ -102,6 +102,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "experiments",
         include_str!("../migrations/sqlite/0005_experiments.sql"),
     ),
+    (
+        6,
+        "analysis_indexes",
+        include_str!("../migrations/sqlite/0006_analysis_indexes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -128,6 +133,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "experiments",
         include_str!("../migrations/postgres/0005_experiments.sql"),
+    ),
+    (
+        6,
+        "analysis_indexes",
+        include_str!("../migrations/postgres/0006_analysis_indexes.sql"),
     ),
 ];
 

@@ -70,7 +70,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
@@ -310,10 +311,11 @@ fn aggregate_sql(metrics: &[MetricSpec], names: &[&str]) -> String {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "SELECT u.t0, u.variant, u.multi{per_user} FROM ({users}) u \
+            "SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant, MIN(u.multi) AS multi{per_user} \
+             FROM ({users}) u \
              LEFT JOIN metric_events e ON e.environment = $1 AND e.name IN ({in_names}) \
              AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach} \
-             GROUP BY u.user_key, u.t0, u.variant, u.multi"
+             GROUP BY u.user_key"
         )
     };
     format!(
@@ -321,6 +323,28 @@ fn aggregate_sql(metrics: &[MetricSpec], names: &[&str]) -> String {
          CAST(SUM(multi) AS BIGINT) AS multi{outer} \
          FROM ({per_user_sql}) p GROUP BY variant, CAST(t0 / {DAY_MS} AS BIGINT)"
     )
+}
+
+/// Runs the [`aggregate_sql`] statement: `binds` are `$1` environment,
+/// `$2` flag, then the event names from `$5`; `$3`/`$4` the time bounds.
+/// Everything owned: borrowed binds make the caller's future not `Send`
+/// (higher-ranked lifetime inference), and the API spawns it.
+async fn fetch(
+    pool: &AnyPool,
+    sql: String,
+    binds: Vec<String>,
+    (from, until): (i64, i64),
+) -> Result<Vec<AnyRow>> {
+    let mut binds = binds.into_iter();
+    let mut q = sqlx::query(&sql)
+        .bind(binds.next())
+        .bind(binds.next())
+        .bind(from)
+        .bind(until);
+    for n in binds {
+        q = q.bind(n);
+    }
+    Ok(q.fetch_all(pool).await?)
 }
 
 /// Adds `b` into `a` (sums of disjoint user sets).
@@ -368,9 +392,10 @@ impl Store {
     /// primary metric (the metric of `metrics` whose key is the
     /// experiment's primary metric, else the first; sums 0 without one).
     ///
-    /// One SQL statement does the work: first exposure per user, a join
-    /// of their metric events within the widest window, per-user values,
-    /// then per (arm, day) sums. See the module example.
+    /// One SQL statement does the work: first exposure per user (covering
+    /// index `exposures_analysis`, migration 0006), a join of their metric
+    /// events within the widest window, per-user values, then per (arm,
+    /// day) sums. See the module example.
     pub async fn experiment_data(
         &self,
         e: &ExperimentRecord,
@@ -387,24 +412,24 @@ impl Store {
         let from_ms = started.into_iter().chain(options.from_ms).max();
         let until_ms = stopped.into_iter().chain(options.until_ms).min();
 
-        let mut names: Vec<&str> = Vec::new();
-        for m in metrics {
-            for n in std::iter::once(m.event.as_str()).chain(m.denominator_event.as_deref()) {
-                if !names.contains(&n) {
-                    names.push(n);
+        // The distinct event names; scoped so that no borrowed `&str`
+        // lives across an await (the future must be `Send` for callers
+        // that spawn it).
+        let (sql, binds) = {
+            let mut names: Vec<&str> = Vec::new();
+            for m in metrics {
+                for n in std::iter::once(m.event.as_str()).chain(m.denominator_event.as_deref()) {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
                 }
             }
-        }
-        let sql = aggregate_sql(metrics, &names);
-        let mut q = sqlx::query(&sql)
-            .bind(&environment)
-            .bind(&e.spec.flag)
-            .bind(from_ms.unwrap_or(i64::MIN))
-            .bind(until_ms.unwrap_or(i64::MAX));
-        for n in &names {
-            q = q.bind(*n);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+            let mut binds = vec![environment.clone(), e.spec.flag.clone()];
+            binds.extend(names.iter().map(|n| n.to_string()));
+            (aggregate_sql(metrics, &names), binds)
+        };
+        let bounds = (from_ms.unwrap_or(i64::MIN), until_ms.unwrap_or(i64::MAX));
+        let rows = fetch(&self.pool, sql, binds, bounds).await?;
 
         let primary = metrics
             .iter()
