@@ -61,8 +61,8 @@ fn load_sql(backend: &str, users: i64, events: i64, t0: i64) -> Vec<String> {
     let env = "'acme/web/production'";
     let (series_x, series_e, key) = if backend == "postgres" {
         (
-            format!("generate_series(0, {n} - 1) AS s(g)"),
-            format!("generate_series(0, {events} - 1) AS s(g)"),
+            format!("generate_series(0::bigint, {n} - 1) AS s(g)"),
+            format!("generate_series(0::bigint, {events} - 1) AS s(g)"),
             "md5(({u})::text)",
         )
     } else {
