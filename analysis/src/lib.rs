@@ -13,4 +13,13 @@
 //! - [`cuped`]: variance reduction with a pre-exposure covariate.
 //! - [`multiple`]: Holm's correction across comparisons.
 
+pub mod bayesian;
+pub mod cuped;
+pub mod frequentist;
+mod integrate;
+pub mod multiple;
 pub mod sequential;
+pub mod srm;
+pub mod summary;
+
+pub use summary::AnalysisError;
