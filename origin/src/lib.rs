@@ -18,5 +18,6 @@ pub mod ingest;
 pub mod kv;
 pub mod metrics;
 pub mod publish;
+pub mod results;
 pub mod serve;
 pub mod store;

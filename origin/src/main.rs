@@ -103,6 +103,37 @@ enum Command {
     },
     /// Run the origin service: the HTTP API on the store and the publisher.
     Serve(bunting_origin::serve::ServeArgs),
+    /// Experiments of the store.
+    Experiment {
+        #[command(subcommand)]
+        command: ExperimentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExperimentCommand {
+    /// Print an experiment's results as a table: per metric and arm the
+    /// users, value, relative lift [95% CI], fixed-horizon and sequential
+    /// p-values and the chance to beat control; then the sample-ratio check
+    /// and every warning.
+    Results(ExperimentResultsArgs),
+}
+
+#[derive(Args)]
+struct ExperimentResultsArgs {
+    /// The experiment's key.
+    key: String,
+    /// The organization's key.
+    #[arg(long)]
+    org: String,
+    /// The project's key.
+    #[arg(long)]
+    project: String,
+    /// The environment's key.
+    #[arg(long)]
+    env: String,
+    #[command(flatten)]
+    db: Database,
 }
 
 /// The store when neither `--database-url` nor `BUNTING_DATABASE_URL` is
@@ -363,6 +394,9 @@ fn run(command: Command) -> Result<ExitCode> {
                     db,
                 },
         } => block_on(token_create(org, role, name, db)),
+        Command::Experiment {
+            command: ExperimentCommand::Results(a),
+        } => block_on(experiment_results(a)),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -403,6 +437,32 @@ fn redact(url: &str) -> String {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_string(),
     }
+}
+
+/// `bunting experiment results`: the results table of one experiment.
+async fn experiment_results(a: ExperimentResultsArgs) -> Result<ExitCode> {
+    let store = a.db.open().await?;
+    let org = store
+        .org_by_key(&a.org)
+        .await
+        .with_context(|| format!("reading organization {:?}", a.org))?;
+    let project = store
+        .project_by_key(org.id, &a.project)
+        .await
+        .with_context(|| format!("reading project {}/{}", a.org, a.project))?;
+    let env = store
+        .environment_by_key(project.id, &a.env)
+        .await
+        .with_context(|| format!("reading environment {}/{}/{}", a.org, a.project, a.env))?;
+    let x = store
+        .experiment_by_key(env.id, &a.key)
+        .await
+        .with_context(|| format!("reading experiment {:?} of {}", a.key, a.env))?;
+    let r = bunting_origin::results::load(&store, project.id, &x)
+        .await
+        .with_context(|| format!("computing the results of {:?}", a.key))?;
+    print!("{}", bunting_origin::results::to_table(&r));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The organization `key`; with `create`, made when missing.

@@ -71,6 +71,15 @@ const TOGGLE: &str = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{
 const SEGMENT: &str = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}";
 const LAYER: &str = "/orgs/{org}/projects/{project}/layers/{layer}";
 const SDK_KEY: &str = "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}";
+const METRIC: &str = "/orgs/{org}/projects/{project}/metrics/{metric}";
+const EXPERIMENT: &str =
+    "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}";
+const START: &str =
+    "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/start";
+const STOP: &str =
+    "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/stop";
+const DECIDE: &str =
+    "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/decide";
 /// Served, but (as of writing) not in the OpenAPI document; the coverage
 /// check accepts it either way.
 const PUBLISH: &str = "/orgs/{org}/projects/{project}/environments/{env}/publish";
@@ -140,6 +149,22 @@ fn table() -> Vec<Row> {
         (M::GET,    "/orgs/{org}/audit".into(),           [401, 401, 200, 200, 200, 200, 404, 200]),
         (M::GET,    "/orgs/{org}/audit/export".into(),    [401, 401, 403, 403, 403, 200, 404, 200]),
         (M::GET,    "/audit/verify".into(),               [401, 401, 403, 403, 403, 403, 403, 200]),
+        // Metrics, experiments and their lifecycle: editor writes; results:
+        // viewers read.
+        (M::GET,    format!("{p}/metrics"),               [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{p}/metrics"),               [401, 401, 403, 201, 201, 201, 404, 201]),
+        (M::GET,    METRIC.into(),                        [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::PUT,    METRIC.into(),                        [401, 401, 403, 200, 200, 200, 404, 200]),
+        (M::DELETE, METRIC.into(),                        [401, 401, 403, 204, 204, 204, 404, 204]),
+        (M::GET,    format!("{e}/experiments"),           [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{e}/experiments"),           [401, 401, 403, 201, 201, 201, 404, 201]),
+        (M::GET,    EXPERIMENT.into(),                    [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::PUT,    EXPERIMENT.into(),                    [401, 401, 403, 200, 200, 200, 404, 200]),
+        (M::DELETE, EXPERIMENT.into(),                    [401, 401, 403, 204, 204, 204, 404, 204]),
+        (M::POST,   START.into(),                         [401, 401, 403, 200, 200, 200, 404, 200]),
+        (M::POST,   STOP.into(),                          [401, 401, 403, 200, 200, 200, 404, 200]),
+        (M::POST,   DECIDE.into(),                        [401, 401, 403, 200, 200, 200, 404, 200]),
+        (M::GET,    format!("{EXPERIMENT}/results"),      [401, 401, 200, 200, 200, 200, 404, 200]),
     ];
     rows.into_iter().map(|(method, path, expect)| Row { method, path, expect }).collect()
 }
@@ -261,7 +286,8 @@ async fn org_with_tokens(http: &Http, key: &str) -> RoleTokens {
 
 /// The shared world: `acme` (project `web`, environments `production` and
 /// `staging`, flag `shared-flag`, segment `shared-seg`, layer
-/// `shared-layer`, an SDK key) and `other`.
+/// `shared-layer`, an SDK key, metric `shared-metric`, experiment
+/// `shared-exp` in production) and `other`.
 struct World {
     http: Http,
     acme: RoleTokens,
@@ -277,6 +303,14 @@ fn flag_body(key: &str) -> Value {
         "variants": {"on": true, "off": false}, "offVariant": "off",
         "description": format!("the {key} flag"), "tags": ["rbac"],
     })
+}
+
+fn metric_body(key: &str) -> Value {
+    json!({"key": key, "kind": "conversion", "event": "purchase"})
+}
+
+fn experiment_body(key: &str) -> Value {
+    json!({"key": key, "flag": "shared-flag", "control": "off", "primaryMetric": "shared-metric"})
 }
 
 async fn world(store: Store) -> World {
@@ -326,6 +360,20 @@ async fn world(store: Store) -> World {
         Method::POST,
         "/orgs/acme/projects/web/environments/production/sdk-keys",
         Some(json!({"kind": "server", "name": "backend"})),
+        201,
+    )
+    .await;
+    h.root(
+        Method::POST,
+        "/orgs/acme/projects/web/metrics",
+        Some(metric_body("shared-metric")),
+        201,
+    )
+    .await;
+    h.root(
+        Method::POST,
+        "/orgs/acme/projects/web/environments/production/experiments",
+        Some(experiment_body("shared-exp")),
         201,
     )
     .await;
@@ -402,6 +450,8 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         ("flag", "shared-flag"),
         ("segment", "shared-seg"),
         ("layer", "shared-layer"),
+        ("metric", "shared-metric"),
+        ("experiment", "shared-exp"),
     ];
     let path = |extra: &[(&str, &str)]| {
         let mut vars: Vec<(&str, &str)> = extra.to_vec();
@@ -641,6 +691,97 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
             Prepared {
                 path: path(&[("id", &id)]),
                 body: (*m == Method::POST).then(|| json!({"graceSeconds": 0})),
+                ..Prepared::default()
+            }
+        }
+        "/orgs/{org}/projects/{project}/metrics" => {
+            let key = fresh("metric");
+            Prepared {
+                path: path(&[]),
+                body: Some(metric_body(&key)),
+                probe: Some(format!("/orgs/acme/projects/web/metrics/{key}")),
+                ..Prepared::default()
+            }
+        }
+        METRIC => {
+            let key = fresh("metric");
+            h.root(
+                Method::POST,
+                "/orgs/acme/projects/web/metrics",
+                Some(metric_body(&key)),
+                201,
+            )
+            .await;
+            let p = path(&[("metric", &key)]);
+            let tag = h.root(Method::GET, &p, None, 200).await.etag;
+            let mut changed = metric_body(&key);
+            changed["description"] = json!("changed");
+            Prepared {
+                body: (*m == Method::PUT).then_some(changed),
+                if_match: tag,
+                probe: Some(p.clone()),
+                path: p,
+                ..Prepared::default()
+            }
+        }
+        "/orgs/{org}/projects/{project}/environments/{env}/experiments" => {
+            let key = fresh("exp");
+            Prepared {
+                path: path(&[]),
+                body: Some(experiment_body(&key)),
+                probe: Some(format!(
+                    "/orgs/acme/projects/web/environments/production/experiments/{key}"
+                )),
+                ..Prepared::default()
+            }
+        }
+        EXPERIMENT | START | STOP | DECIDE => {
+            let key = fresh("exp");
+            h.root(
+                Method::POST,
+                "/orgs/acme/projects/web/environments/production/experiments",
+                Some(experiment_body(&key)),
+                201,
+            )
+            .await;
+            let probe = fill(
+                EXPERIMENT,
+                &[
+                    ("experiment", &key),
+                    ("org", "acme"),
+                    ("project", "web"),
+                    ("env", "production"),
+                ],
+            );
+            let mut tag = h.root(Method::GET, &probe, None, 200).await.etag;
+            // Stopping and deciding need a running experiment.
+            if row.path == STOP || row.path == DECIDE {
+                let a = h
+                    .call(
+                        Some(ROOT),
+                        Method::POST,
+                        &format!("{probe}/start"),
+                        None,
+                        tag.as_deref(),
+                    )
+                    .await;
+                assert_eq!(a.status, 200, "setup: start {probe}: {}", a.body);
+                tag = a.etag;
+            }
+            let body = match (row.path.as_str(), m.as_str()) {
+                (EXPERIMENT, "PUT") => {
+                    let mut b = experiment_body(&key);
+                    b["hypothesis"] = json!("changed");
+                    Some(b)
+                }
+                (DECIDE, _) => Some(json!({"variant": "on", "rationale": "rbac"})),
+                _ => None,
+            };
+            Prepared {
+                path: path(&[("experiment", &key)]),
+                body,
+                if_match: tag,
+                probe: Some(probe),
                 ..Prepared::default()
             }
         }

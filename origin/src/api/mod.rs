@@ -24,6 +24,7 @@ pub mod body;
 pub mod error;
 pub mod etag;
 pub mod events;
+pub mod experiments;
 pub mod flags;
 pub mod openapi;
 pub mod org;
@@ -133,7 +134,8 @@ pub fn router(state: AppState) -> Router {
         .merge(access::routes())
         .merge(audit::routes())
         .merge(publish::routes())
-        .merge(events::routes());
+        .merge(events::routes())
+        .merge(experiments::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))

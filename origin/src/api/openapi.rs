@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, audit, events, flags, org, publish};
+use super::{access, audit, events, experiments, flags, org, publish};
 
 struct Bearer;
 
@@ -29,7 +29,7 @@ impl Modify for Bearer {
 /// ```
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "bunting origin API", description = "Feature flags: organizations, projects, environments, flags, segments, layers, tokens, SDK keys, audit log, publishing and event ingestion. Every endpoint but event ingestion and this document needs `Authorization: Bearer <token>`."),
+    info(title = "bunting origin API", description = "Feature flags: organizations, projects, environments, flags, segments, layers, tokens, SDK keys, audit log, publishing, event ingestion, metrics, experiments and their results. Every endpoint but event ingestion and this document needs `Authorization: Bearer <token>`."),
     modifiers(&Bearer),
     security(("token" = [])),
     paths(
@@ -46,6 +46,12 @@ impl Modify for Bearer {
         audit::list, audit::export, audit::verify,
         publish::status,
         events::ingest,
+        experiments::list_metrics, experiments::create_metric, experiments::get_metric,
+        experiments::replace_metric, experiments::delete_metric,
+        experiments::list_experiments, experiments::create_experiment, experiments::get_experiment,
+        experiments::replace_experiment, experiments::delete_experiment,
+        experiments::start_experiment, experiments::stop_experiment, experiments::decide_experiment,
+        experiments::experiment_results,
     ),
 )]
 pub struct ApiDoc;
