@@ -113,6 +113,15 @@ pub struct ServeArgs {
     /// (a KV REST fake in tests).
     #[arg(long, env = "BUNTING_CLOUDFLARE_API_URL", value_name = "URL")]
     pub cloudflare_api_url: Option<String>,
+    /// POST rollbacks and other notifications as JSON to this URL
+    /// (repeatable).
+    #[arg(long = "webhook-url", value_name = "URL")]
+    #[serde(default)]
+    pub webhook_urls: Vec<String>,
+    /// Seconds between two rounds of the guardrail monitor (automatic
+    /// rollback of running experiments) [default: 60]; 0 turns it off.
+    #[arg(long, env = "BUNTING_MONITOR_SECONDS", value_name = "SECONDS")]
+    pub monitor_seconds: Option<f64>,
     /// Seconds between publisher polls [default: 1].
     #[arg(long, value_name = "SECONDS")]
     pub publish_poll_seconds: Option<f64>,
@@ -169,6 +178,7 @@ impl ServeArgs {
             cloudflare_namespace_id,
             cloudflare_api_token,
             cloudflare_api_url,
+            monitor_seconds,
             publish_poll_seconds,
             shutdown_seconds,
             seed,
@@ -178,6 +188,9 @@ impl ServeArgs {
             seed_env
         );
         self.publish_wrangler_local |= file.publish_wrangler_local;
+        if self.webhook_urls.is_empty() {
+            self.webhook_urls = std::mem::take(&mut file.webhook_urls);
+        }
         Ok(self)
     }
 }
@@ -313,6 +326,7 @@ pub async fn serve(
     );
     let publisher = start_publisher(&args, &state)?;
     let mut state = state;
+    state.notifier = crate::notify::Notifier::new(args.webhook_urls.clone());
     state.publish = publisher.clone();
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %redact(&url), backend = ?store.backend(), "bunting origin listening");
@@ -325,8 +339,21 @@ pub async fn serve(
         }
     });
     let server = tokio::spawn(async move { server.await });
+    let monitor_seconds = args.monitor_seconds.unwrap_or(60.0);
+    let monitor = (monitor_seconds > 0.0).then(|| {
+        crate::monitor::spawn(
+            state.clone(),
+            crate::monitor::MonitorOptions {
+                interval: Duration::from_secs_f64(monitor_seconds.max(0.05)),
+                ..crate::monitor::MonitorOptions::default()
+            },
+        )
+    });
     shutdown.await;
     tracing::info!("shutting down: draining requests");
+    if let Some(m) = monitor {
+        m.abort();
+    }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {
         Ok(r) => r??,

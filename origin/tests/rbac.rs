@@ -149,6 +149,8 @@ fn table() -> Vec<Row> {
         (M::GET,    "/orgs/{org}/audit".into(),           [401, 401, 200, 200, 200, 200, 404, 200]),
         (M::GET,    "/orgs/{org}/audit/export".into(),    [401, 401, 403, 403, 403, 200, 404, 200]),
         (M::GET,    "/audit/verify".into(),               [401, 401, 403, 403, 403, 403, 403, 200]),
+        // External alerts roll flags back: editor.
+        (M::POST,   "/orgs/{org}/alerts/alertmanager".into(), [401, 401, 403, 200, 200, 200, 404, 200]),
         // Metrics, experiments and their lifecycle: editor writes; results:
         // viewers read.
         (M::GET,    format!("{p}/metrics"),               [401, 401, 200, 200, 200, 200, 404, 200]),
@@ -652,6 +654,17 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
                 ..Prepared::default()
             }
         }
+        "/orgs/{org}/alerts/alertmanager" => Prepared {
+            path: path(&[]),
+            // `alert` changes no configuration: every allowed cell can run.
+            body: Some(json!({"version": "4", "status": "firing", "alerts": [{
+                "status": "firing",
+                "labels": {"alertname": "X", "bunting_project": "web",
+                           "bunting_environment": "production", "bunting_flag": "shared-flag",
+                           "bunting_action": "alert"},
+            }]})),
+            ..Prepared::default()
+        },
         "/orgs/{org}/tokens" => Prepared {
             path: path(&[]),
             body: Some(json!({"name": fresh("token"), "role": "viewer"})),

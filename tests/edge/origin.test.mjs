@@ -1,129 +1,13 @@
 // End to end: the origin (`bunting serve`, embedded SQLite) publishes
 // through its Cloudflare KV REST publisher into the KV namespace of the
-// real edge worker running in workerd (miniflare). A small KV REST server
-// in this process stands in for api.cloudflare.com and writes into
-// miniflare's KV. A flag changed through the origin's API is then served
-// changed by the edge; the publish-to-visible latency is printed.
+// real edge worker running in workerd (miniflare) (stack.mjs). A flag
+// changed through the origin's API is then served changed by the edge; the
+// publish-to-visible latency is printed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createServer } from "node:http";
 import { existsSync } from "node:fs";
-import path from "node:path";
-import { root, startWorker, post, sha256Hex } from "./harness.mjs";
-
-const ROOT_TOKEN = "e2e-root-token";
-const INGEST_SECRET = "e2e-ingest-secret";
-const bin = process.env.BUNTING_BIN ?? path.join(root, "target", "debug", "bunting");
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// PUT/DELETE /accounts/:a/storage/kv/namespaces/:n/values/:key, as
-// Cloudflare's API, into `kv`. Counts the writes.
-function kvRestServer(kv) {
-  const stats = { puts: 0, deletes: 0 };
-  const server = createServer(async (req, res) => {
-    const m = req.url.match(/^\/client\/v4\/accounts\/acct\/storage\/kv\/namespaces\/ns\/values\/(.+)$/);
-    if (!m || req.headers.authorization !== "Bearer cf-token") {
-      res.writeHead(m ? 403 : 404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ success: false, errors: [{ code: 10000, message: "no" }] }));
-      return;
-    }
-    const key = decodeURIComponent(m[1]);
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    if (req.method === "PUT") {
-      await kv.put(key, Buffer.concat(chunks).toString("utf8"));
-      stats.puts++;
-    } else if (req.method === "DELETE") {
-      await kv.delete(key);
-      stats.deletes++;
-    }
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ success: true, errors: [], messages: [], result: null }));
-  });
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve({ server, stats, url: `http://127.0.0.1:${server.address().port}/client/v4` })),
-  );
-}
-
-async function startOrigin(kvUrl, port) {
-  const child = spawn(bin, [
-    "serve", "--listen", `127.0.0.1:${port}`, "--database-url", "sqlite::memory:",
-    "--admin-token", ROOT_TOKEN, "--ingest-secret", INGEST_SECRET,
-    "--cloudflare-account-id", "acct", "--cloudflare-namespace-id", "ns",
-    "--cloudflare-api-token", "cf-token", "--cloudflare-api-url", kvUrl,
-  ], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
-  let log = "";
-  child.stderr.on("data", (d) => { log += d; });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) return { child, base, log: () => log };
-    } catch {}
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill();
-  throw new Error(`the origin did not start:\n${log}`);
-}
-
-async function api(base, method, p, body, { token = ROOT_TOKEN, headers = {} } = {}) {
-  const r = await fetch(`${base}/api/v1${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}), ...headers },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  const json = text ? JSON.parse(text) : null;
-  if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-  return { json, etag: r.headers.get("etag") };
-}
-
-// Every key and value of a KV namespace.
-async function kvDump(kv) {
-  const out = {};
-  let cursor;
-  do {
-    const page = await kv.list({ cursor });
-    for (const { name } of page.keys) out[name] = await kv.get(name);
-    cursor = page.list_complete ? undefined : page.cursor;
-  } while (cursor);
-  return out;
-}
-
-// Waits until every publish target holds the environment's current version.
-async function published(base, env, limitMs = 10000) {
-  const start = performance.now();
-  for (;;) {
-    const { json } = await api(base, "GET", `${env}/publish`);
-    if (json.pendingSince === null && json.targets.every((t) => t.publishedVersion === json.snapshotVersion)) return json;
-    if (performance.now() - start > limitMs) throw new Error(`not published: ${JSON.stringify(json)}`);
-    await new Promise((res) => setTimeout(res, 5));
-  }
-}
-
-// Polls the edge until `pred(value)` holds; returns the milliseconds taken.
-async function until(w, key, flag, pred, limitMs = 10000) {
-  const start = performance.now();
-  for (;;) {
-    const r = await post(w, `/ofrep/v1/evaluate/flags/${flag}`, { context: { targetingKey: "u-1" } }, { key });
-    const body = await r.json();
-    if (r.status === 200 && pred(body.value)) return performance.now() - start;
-    if (performance.now() - start > limitMs) {
-      throw new Error(`the edge still answers ${r.status} ${JSON.stringify(body)} after ${limitMs} ms`);
-    }
-    await new Promise((res) => setTimeout(res, 5));
-  }
-}
+import { startWorker, post, sha256Hex } from "./harness.mjs";
+import { INGEST_SECRET, api, bin, freePort, kvDump, kvRestServer, published, startOrigin, until } from "./stack.mjs";
 
 test("a flag changed through the origin API is served changed by the edge", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
   const port = await freePort();

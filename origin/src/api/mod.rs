@@ -18,6 +18,7 @@
 //! ```
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -84,6 +85,8 @@ pub struct AppState {
     /// start with the first batch). Replace it to change its options:
     /// `state.ingest = Ingest::new(state.store.clone(), state.metrics.clone(), options)`.
     pub ingest: crate::ingest::Ingest,
+    /// Webhook notifications (rollbacks).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl AppState {
@@ -102,6 +105,7 @@ impl AppState {
             ingest,
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
             publish: None,
+            notifier: crate::notify::Notifier::new(Vec::new()),
         }
     }
 
@@ -135,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(publish::routes())
         .merge(events::routes())
+        .merge(alerts::routes())
         .merge(experiments::routes());
     Router::new()
         .nest("/api/v1", api)

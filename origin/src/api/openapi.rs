@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, audit, events, experiments, flags, org, publish};
+use super::{access, alerts, audit, events, experiments, flags, org, publish};
 
 struct Bearer;
 
@@ -52,6 +52,7 @@ impl Modify for Bearer {
         experiments::replace_experiment, experiments::delete_experiment,
         experiments::start_experiment, experiments::stop_experiment, experiments::decide_experiment,
         experiments::experiment_results,
+        alerts::alertmanager,
     ),
 )]
 pub struct ApiDoc;

@@ -182,8 +182,12 @@ pub struct MetricRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RollbackAction {
-    /// Serve the control variant to everybody.
+    /// Serve the control variant to everybody (every rule and the
+    /// fallthrough serve it; targeting is kept for later).
     ServeControl,
+    /// Percentage rollouts go to 0%: a schedule serves its `otherwise`
+    /// variant to everybody, a weighted rollout the control.
+    RolloutToZero,
     /// Turn the flag off (it serves its off variant).
     DisableFlag,
     /// Only alert.
@@ -891,5 +895,41 @@ impl Store {
         .await?;
         w.commit().await?;
         Ok(after)
+    }
+}
+
+impl Store {
+    /// Replaces flag `flag_id`'s configuration in `env_id` by `next` (when
+    /// given; at version `expected`) and appends a `rollback` audit entry
+    /// carrying `evidence`, in one transaction. See [`crate::rollback`].
+    pub async fn rollback_flag_config<E: Serialize>(
+        &self,
+        actor: &Actor,
+        (flag_id, env_id): (i64, i64),
+        expected: i64,
+        next: Option<&super::ConfigSpec>,
+        evidence: &E,
+    ) -> Result<super::FlagConfig> {
+        let mut w = self.begin(actor).await?;
+        let config = match next {
+            Some(spec) => {
+                w.update_config(flag_id, env_id, Some(expected), spec)
+                    .await?
+            }
+            None => super::get_config(w.c(), flag_id, env_id).await?,
+        };
+        let flag = super::get_flag(w.c(), flag_id).await?;
+        let env = get_env(w.c(), env_id).await?;
+        let key = format!("{}/{}", flag.spec.key, env.key);
+        w.audit(
+            "rollback",
+            "flagConfig",
+            (flag_id, &key),
+            None::<&()>,
+            Some(&serde_json::json!({ "evidence": evidence, "changed": next.is_some(), "config": config })),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(config)
     }
 }

@@ -1,0 +1,207 @@
+//! External alerts that roll a flag back: `POST
+//! /api/v1/orgs/{org}/alerts/alertmanager` takes a Prometheus Alertmanager
+//! webhook payload (version 4). Every *firing* alert names the flag with
+//! the labels `bunting_project`, `bunting_environment` and `bunting_flag`
+//! and may pick the action with `bunting_action` (`serveControl`,
+//! `rolloutToZero`, `disableFlag`, `alert`); otherwise the action is the
+//! first guardrail's of the experiment running on the flag, else
+//! `serveControl`. The control is that experiment's, else the flag's off
+//! variant. Resolved alerts change nothing (rolling forward again is a
+//! human decision). Editor role; all-or-nothing validation (422 lists every
+//! unusable alert).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::auth::Principal;
+use super::body::Body;
+use super::{ApiError, ApiResult, AppState, scope};
+use crate::rollback::{Evidence, roll_back};
+use crate::store::experiments::{ExperimentStatus, RollbackAction};
+use crate::store::{Problem, Role};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/orgs/{org}/alerts/alertmanager", post(alertmanager))
+}
+
+/// An Alertmanager webhook payload (the fields bunting reads).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertmanagerPayload {
+    /// `firing` or `resolved` (of the group).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The alerts.
+    pub alerts: Vec<Alert>,
+}
+
+/// One alert.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Labels (`alertname`, `bunting_*`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (summary, description).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One rollback done for an alert.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRollback {
+    /// `project/flag`.
+    pub flag: String,
+    /// The environment key.
+    pub environment: String,
+    /// The action applied.
+    pub action: RollbackAction,
+    /// Whether serving changed (false: already rolled back, or `alert`).
+    pub changed: bool,
+    /// The configuration's version now.
+    pub version: i64,
+}
+
+/// What the alerts did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertOutcome {
+    /// Rollbacks, in alert order.
+    pub rollbacks: Vec<AlertRollback>,
+    /// Resolved alerts (ignored).
+    pub resolved: usize,
+}
+
+fn action_of(label: &str) -> Option<RollbackAction> {
+    serde_json::from_value(json!(label)).ok()
+}
+
+/// Rolls back the flags named by firing Alertmanager alerts (editor).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/alerts/alertmanager", tag = "rollback",
+    request_body = AlertmanagerPayload, params(("org" = String, Path)),
+    responses((status = 200, body = AlertOutcome), (status = 422, body = super::error::ErrorBody)))]
+pub async fn alertmanager(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(org): Path<String>,
+    Body(payload): Body<AlertmanagerPayload>,
+) -> ApiResult<Json<AlertOutcome>> {
+    let o = scope::org(&s, &p, &org, Role::Editor).await?;
+    // Resolve every firing alert first: all or nothing.
+    let mut plan = Vec::new();
+    let mut problems = Vec::new();
+    let mut resolved = 0;
+    for (i, a) in payload.alerts.iter().enumerate() {
+        if a.status != "firing" {
+            resolved += 1;
+            continue;
+        }
+        let label = |k: &str| a.labels.get(k).filter(|v| !v.is_empty());
+        let (Some(project), Some(env), Some(flag)) = (
+            label("bunting_project"),
+            label("bunting_environment"),
+            label("bunting_flag"),
+        ) else {
+            problems.push(Problem::new(
+                format!("alerts[{i}].labels"),
+                "a firing alert needs bunting_project, bunting_environment and bunting_flag",
+            ));
+            continue;
+        };
+        let found = async {
+            let pr = s.store.project_by_key(o.id, project).await?;
+            let e = s.store.environment_by_key(pr.id, env).await?;
+            let f = s.store.flag_by_key(pr.id, flag).await?;
+            let running = s
+                .store
+                .experiments(e.id)
+                .await?
+                .into_iter()
+                .find(|x| x.status == ExperimentStatus::Running && x.spec.flag == *flag);
+            Ok::<_, crate::store::StoreError>((e, f, running))
+        }
+        .await;
+        let (e, f, running) = match found {
+            Ok(v) => v,
+            Err(err) => {
+                problems.push(Problem::new(format!("alerts[{i}].labels"), err.to_string()));
+                continue;
+            }
+        };
+        let action = match label("bunting_action") {
+            Some(l) => match action_of(l) {
+                Some(a) => a,
+                None => {
+                    problems.push(Problem::new(
+                        format!("alerts[{i}].labels.bunting_action"),
+                        format!("{l:?} is not serveControl, rolloutToZero, disableFlag or alert"),
+                    ));
+                    continue;
+                }
+            },
+            None => running
+                .as_ref()
+                .and_then(|x| x.spec.guardrails.first().map(|g| g.action))
+                .unwrap_or(RollbackAction::ServeControl),
+        };
+        let control = running
+            .as_ref()
+            .map(|x| x.spec.control.clone())
+            .unwrap_or_else(|| f.spec.off_variant.clone());
+        let evidence = Evidence {
+            source: "alert".into(),
+            metric: a.labels.get("bunting_metric").cloned(),
+            effect: None,
+            interval: None,
+            p_value: None,
+            details: json!({
+                "alertname": a.labels.get("alertname"),
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "experiment": running.as_ref().map(|x| &x.spec.key),
+            }),
+        };
+        plan.push((format!("{project}/{flag}"), e, f, action, control, evidence));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+    let actor = p.actor(o.id);
+    let mut rollbacks = Vec::new();
+    for (name, e, f, action, control, evidence) in plan {
+        let out = roll_back(&s.store, &actor, (f.id, e.id), action, &control, &evidence).await?;
+        s.notifier.send(json!({
+            "type": "rollback",
+            "organization": o.key,
+            "flag": name,
+            "environment": e.key,
+            "action": action,
+            "changed": out.changed,
+            "actor": actor.name,
+            "evidence": evidence,
+        }));
+        rollbacks.push(AlertRollback {
+            flag: name,
+            environment: e.key,
+            action,
+            changed: out.changed,
+            version: out.config.version,
+        });
+    }
+    if rollbacks.iter().any(|r| r.changed) {
+        s.notify_publish();
+    }
+    Ok(Json(AlertOutcome {
+        rollbacks,
+        resolved,
+    }))
+}
