@@ -150,7 +150,12 @@ pub struct Store {
 
 /// The current time as stored: UTC, microseconds, fixed width (sorts as text).
 fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
+    stored_time(time::OffsetDateTime::now_utc())
+}
+
+/// `t` in the stored format (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC).
+fn stored_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         t.year(),
@@ -1013,24 +1018,80 @@ impl Write<'_> {
     }
 }
 
-/// A rename of an organization, project or environment.
-async fn rename(
-    w: &mut Write<'_>,
-    table: &str,
-    id: i64,
-    expected: i64,
-    version: i64,
-    name: &str,
-) -> Result<()> {
-    check_version(version, expected)?;
-    sqlx::query(&format!(
-        "UPDATE {table} SET name = $1, version = version + 1 WHERE id = $2"
-    ))
-    .bind(name)
-    .bind(id)
-    .execute(w.c())
-    .await?;
-    Ok(())
+/// An entity with a display name that [`Store`] renames the same way:
+/// organizations, projects, environments.
+trait Named: Serialize + Sized {
+    /// Its table.
+    const TABLE: &'static str;
+    /// Its audit entity type.
+    const ENTITY: &'static str;
+    /// Reads row `id`.
+    async fn get(c: &mut AnyConnection, id: i64) -> Result<Self>;
+    /// Its key and version.
+    fn key_version(&self) -> (&str, i64);
+}
+
+impl Named for Organization {
+    const TABLE: &'static str = "organizations";
+    const ENTITY: &'static str = "organization";
+    async fn get(c: &mut AnyConnection, id: i64) -> Result<Self> {
+        get_org(c, id).await
+    }
+    fn key_version(&self) -> (&str, i64) {
+        (&self.key, self.version)
+    }
+}
+
+impl Named for Project {
+    const TABLE: &'static str = "projects";
+    const ENTITY: &'static str = "project";
+    async fn get(c: &mut AnyConnection, id: i64) -> Result<Self> {
+        get_project(c, id).await
+    }
+    fn key_version(&self) -> (&str, i64) {
+        (&self.key, self.version)
+    }
+}
+
+impl Named for Environment {
+    const TABLE: &'static str = "environments";
+    const ENTITY: &'static str = "environment";
+    async fn get(c: &mut AnyConnection, id: i64) -> Result<Self> {
+        get_env(c, id).await
+    }
+    fn key_version(&self) -> (&str, i64) {
+        (&self.key, self.version)
+    }
+}
+
+impl Store {
+    /// Renames `T` row `id` (at version `expected`) and audits it.
+    async fn rename<T: Named>(
+        &self,
+        actor: &Actor,
+        id: i64,
+        expected: i64,
+        name: &str,
+    ) -> Result<T> {
+        let mut w = self.begin(actor).await?;
+        let before = T::get(w.c(), id).await?;
+        let (key, version) = before.key_version();
+        check_version(version, expected)?;
+        sqlx::query(&format!(
+            "UPDATE {} SET name = $1, version = version + 1 WHERE id = $2",
+            T::TABLE
+        ))
+        .bind(name)
+        .bind(id)
+        .execute(w.c())
+        .await?;
+        let after = T::get(w.c(), id).await?;
+        let key = key.to_string();
+        w.audit("update", T::ENTITY, (id, &key), Some(&before), Some(&after))
+            .await?;
+        w.commit().await?;
+        Ok(after)
+    }
 }
 
 /// What [`Store::import`] did.
@@ -1207,20 +1268,7 @@ impl Store {
         expected: i64,
         name: &str,
     ) -> Result<Organization> {
-        let mut w = self.begin(actor).await?;
-        let before = get_org(w.c(), id).await?;
-        rename(&mut w, "organizations", id, expected, before.version, name).await?;
-        let after = get_org(w.c(), id).await?;
-        w.audit(
-            "update",
-            "organization",
-            (id, &before.key),
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(after)
+        self.rename(actor, id, expected, name).await
     }
 
     /// Deletes organization `id` (at version `expected`) with everything in it.
@@ -1294,20 +1342,7 @@ impl Store {
         expected: i64,
         name: &str,
     ) -> Result<Project> {
-        let mut w = self.begin(actor).await?;
-        let before = get_project(w.c(), id).await?;
-        rename(&mut w, "projects", id, expected, before.version, name).await?;
-        let after = get_project(w.c(), id).await?;
-        w.audit(
-            "update",
-            "project",
-            (id, &before.key),
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(after)
+        self.rename(actor, id, expected, name).await
     }
 
     /// Deletes project `id` (at version `expected`) with everything in it.
@@ -1362,20 +1397,7 @@ impl Store {
         expected: i64,
         name: &str,
     ) -> Result<Environment> {
-        let mut w = self.begin(actor).await?;
-        let before = get_env(w.c(), id).await?;
-        rename(&mut w, "environments", id, expected, before.version, name).await?;
-        let after = get_env(w.c(), id).await?;
-        w.audit(
-            "update",
-            "environment",
-            (id, &before.key),
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(after)
+        self.rename(actor, id, expected, name).await
     }
 
     /// Deletes environment `id` (at version `expected`) with its

@@ -210,17 +210,7 @@ fn key_row(r: &AnyRow) -> Result<SdkKeyRecord> {
 
 /// `now + seconds` in the stored time format.
 fn later(seconds: u64) -> String {
-    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    super::stored_time(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64))
 }
 
 impl Store {
