@@ -1166,6 +1166,8 @@ mod tests {
                         crate::store::aggregate::DailyArm {
                             users: *users,
                             sum: *sum,
+                            // Conversions: y ∈ {0, 1}, so Σ y² = Σ y.
+                            sum_sq: *sum,
                         },
                     )
                 })

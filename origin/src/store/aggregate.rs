@@ -131,6 +131,8 @@ pub struct DailyArm {
     pub users: u64,
     /// Σ of their primary-metric values (after capping).
     pub sum: f64,
+    /// Σ of the squares of their primary-metric values (after capping).
+    pub sum_sq: f64,
 }
 
 /// Cumulative figures per arm up to and including one day.
@@ -161,6 +163,41 @@ pub struct ExperimentData {
     pub from_ms: Option<i64>,
     /// Exposures counted until (Unix ms, inclusive), if bounded.
     pub until_ms: Option<i64>,
+}
+
+/// Whose data [`Store::scope_data`] aggregates: an experiment's, or any
+/// other comparison of a flag's variants in an environment (a guarded
+/// rollout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalysisScope {
+    /// The environment (its id in the store).
+    pub environment_id: i64,
+    /// The flag whose exposures assign users to arms.
+    pub flag: String,
+    /// The control variant: the first arm.
+    pub control: String,
+    /// Variants listed as arms even without exposures (besides control).
+    pub variants: Vec<String>,
+    /// The metric of the daily series (else the first metric).
+    pub primary_metric: Option<String>,
+    /// Exposures from this stored time on (RFC 3339), if set.
+    pub started_at: Option<String>,
+    /// Exposures until this stored time (RFC 3339), if set.
+    pub stopped_at: Option<String>,
+}
+
+impl From<&ExperimentRecord> for AnalysisScope {
+    fn from(e: &ExperimentRecord) -> AnalysisScope {
+        AnalysisScope {
+            environment_id: e.environment_id,
+            flag: e.spec.flag.clone(),
+            control: e.spec.control.clone(),
+            variants: e.spec.allocation.keys().cloned().collect(),
+            primary_metric: Some(e.spec.primary_metric.clone()),
+            started_at: e.started_at.clone(),
+            stopped_at: e.stopped_at.clone(),
+        }
+    }
 }
 
 /// What [`Store::experiment_data`] looks at.
@@ -402,6 +439,18 @@ impl Store {
         metrics: &[MetricSpec],
         options: &AggregateOptions,
     ) -> Result<ExperimentData> {
+        self.scope_data(&AnalysisScope::from(e), metrics, options)
+            .await
+    }
+
+    /// [`Store::experiment_data`] for any [`AnalysisScope`] (an experiment,
+    /// or a guarded rollout that has no experiment record).
+    pub async fn scope_data(
+        &self,
+        e: &AnalysisScope,
+        metrics: &[MetricSpec],
+        options: &AggregateOptions,
+    ) -> Result<ExperimentData> {
         let environment = {
             let mut c = self.pool.acquire().await?;
             let env = get_env(&mut c, e.environment_id).await?;
@@ -424,7 +473,7 @@ impl Store {
                     }
                 }
             }
-            let mut binds = vec![environment.clone(), e.spec.flag.clone()];
+            let mut binds = vec![environment.clone(), e.flag.clone()];
             binds.extend(names.iter().map(|n| n.to_string()));
             (aggregate_sql(metrics, &names), binds)
         };
@@ -433,7 +482,7 @@ impl Store {
 
         let primary = metrics
             .iter()
-            .position(|m| m.key == e.spec.primary_metric)
+            .position(|m| Some(&m.key) == e.primary_metric.as_ref())
             .or(if metrics.is_empty() { None } else { Some(0) });
         // (variant, day) → per-metric aggregates of the users first exposed
         // that day.
@@ -475,12 +524,10 @@ impl Store {
         }
 
         // Arms: control, then the allocation's and the seen variants by name.
-        let mut others: BTreeSet<String> = e.spec.allocation.keys().cloned().collect();
+        let mut others: BTreeSet<String> = e.variants.iter().cloned().collect();
         others.extend(cells.keys().map(|(v, _)| v.clone()));
-        others.remove(&e.spec.control);
-        let order: Vec<String> = std::iter::once(e.spec.control.clone())
-            .chain(others)
-            .collect();
+        others.remove(&e.control);
+        let order: Vec<String> = std::iter::once(e.control.clone()).chain(others).collect();
         let arms = order
             .iter()
             .map(|v| {
@@ -516,6 +563,7 @@ impl Store {
                         slot.users += users_by[&(v.clone(), day)];
                         if let Some(p) = primary {
                             slot.sum += aggs[p].sum;
+                            slot.sum_sq += aggs[p].sum_sq;
                         }
                     }
                 }
