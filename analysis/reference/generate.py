@@ -19,7 +19,12 @@ expected loss, cross-checked here against Evan Miller's exact sum evaluated
 with mpmath at 40 digits and against Monte Carlo), scipy.stats.chisquare
 (SRM), numpy (CUPED) and statsmodels' multipletests (Holm). The delta-method
 relative lift has no library implementation; it is computed from the
-documented formula with numpy, on the library's standard errors. The Rust
+documented formula on the library's standard errors, with the test's own
+critical value (scipy.stats.t.ppf at the Welch-Satterthwaite df for Welch).
+Student t tails and quantiles (the "studentT" table and every Welch case)
+are computed with mpmath's regularized incomplete beta at 40 digits and
+cross-checked against scipy.stats.t (1e-11 tails, 1e-12 quantiles), for
+degrees of freedom from 1 to 1e19. The Rust
 test analysis/tests/reference.rs compares every number to 1e-6 relative.
 """
 
@@ -54,14 +59,34 @@ def interval(estimate, se, low, high):
     return {"estimate": f(estimate), "se": f(se), "ciLow": f(low), "ciHigh": f(high)}
 
 
-def delta_relative(t, c, var_t, var_c, alpha):
-    """(t - c)/c with Var(t/c) ~ var_t/c^2 + t^2 var_c/c^4, normal critical value."""
+def delta_relative(t, c, var_t, var_c, critical):
+    """(t - c)/c with Var(t/c) ~ var_t/c^2 + t^2 var_c/c^4 and the test's
+    critical value (normal for the z-test, Student t at the Welch df)."""
     if c == 0:
         return None
     se = math.sqrt(var_t / c**2 + t**2 * var_c / c**4)
-    z = stats.norm.ppf(1 - alpha / 2)
     est = t / c - 1
-    return interval(est, se, est - z * se, est + z * se)
+    return interval(est, se, est - critical * se, est + critical * se)
+
+
+def mp_t_tail(t, df):
+    """P(T > t), t >= 0, with mpmath at 40 digits: I_{df/(df+t^2)}(df/2, 1/2)/2."""
+    t, df = mpmath.mpf(t), mpmath.mpf(df)
+    return mpmath.betainc(df / 2, mpmath.mpf(1) / 2, 0, df / (df + t * t), regularized=True) / 2
+
+
+def mp_t_quantile(tail, df):
+    """The x with P(T > x) = tail, by mpmath's root finder on mp_t_tail
+    (started at scipy's value, which the root does not depend on)."""
+    start = mpmath.mpf(stats.t.isf(float(tail), df))
+    return mpmath.findroot(lambda x: mp_t_tail(x, df) - tail, start, tol=mpmath.mpf(10) ** -30 * tail**2)
+
+
+def t_critical(alpha, df):
+    """scipy's Student t critical value, checked against mpmath."""
+    q = stats.t.ppf(1 - alpha / 2, df)
+    assert math.isclose(q, float(mp_t_quantile(mpmath.mpf(alpha) / 2, df)), rel_tol=1e-12), (alpha, df, q)
+    return q
 
 
 # ---------------------------------------------------------------- z-test
@@ -87,7 +112,7 @@ def z_test_case(name, control, treatment, alpha):
         "statistic": f(stat),
         "pValue": f(p),
         "absolute": interval(pt - pc, math.sqrt(var_t + var_c), low, high),
-        "relative": delta_relative(pt, pc, var_t, var_c, alpha),
+        "relative": delta_relative(pt, pc, var_t, var_c, stats.norm.ppf(1 - alpha / 2)),
     }
     return case
 
@@ -127,7 +152,7 @@ def welch_from_raw(name, control, treatment, alpha):
             "df": f(res.df),
             "pValue": f(res.pvalue),
             "absolute": interval(mt - mc, math.sqrt(var_t + var_c), ci.low, ci.high),
-            "relative": delta_relative(mt, mc, var_t, var_c, alpha),
+            "relative": delta_relative(mt, mc, var_t, var_c, t_critical(alpha, res.df)),
         },
     }
 
@@ -140,7 +165,10 @@ def welch_from_stats(name, control, treatment, alpha):
     # formula is written out here and checked against the p-value scipy gives.
     df = (var_t + var_c) ** 2 / (var_t**2 / (nt - 1) + var_c**2 / (nc - 1))
     assert math.isclose(2 * stats.t.sf(abs(res.statistic), df), res.pvalue, rel_tol=1e-9)
-    half = stats.t.ppf(1 - alpha / 2, df) * math.sqrt(var_t + var_c)
+    # Independent check of scipy's t tail at this df (matters at huge df).
+    assert math.isclose(2 * float(mp_t_tail(abs(res.statistic), df)), res.pvalue, rel_tol=1e-11)
+    critical = t_critical(alpha, df)
+    half = critical * math.sqrt(var_t + var_c)
     d = mt - mc
     return {
         "name": name,
@@ -154,7 +182,7 @@ def welch_from_stats(name, control, treatment, alpha):
             "df": f(df),
             "pValue": f(res.pvalue),
             "absolute": interval(d, math.sqrt(var_t + var_c), d - half, d + half),
-            "relative": delta_relative(mt, mc, var_t, var_c, alpha),
+            "relative": delta_relative(mt, mc, var_t, var_c, critical),
         },
     }
 
@@ -174,7 +202,36 @@ WELCH_CASES = [
     welch_from_stats("large n summaries", (250000, 31.7, 412.0), (249000, 31.9, 430.5), 0.05),
     welch_from_stats("very unequal n", (50, 12.0, 9.0), (90000, 12.4, 16.0), 0.05),
     welch_from_stats("huge effect", (1000, 1.0, 1.0), (1000, 1.5, 1.0), 0.05),
+    # Degrees of freedom far beyond 1e6 (statrs' Student t hung from about
+    # 1e8; the normal approximation used to start at 1e6).
+    welch_from_stats("df about 2e6", (1000000, 20.0, 90.0), (1000003, 20.02, 110.0), 0.05),
+    welch_from_stats("df about 1e9, t about 5", (500000000, 3.0, 4.0), (500000000, 3.0006, 4.0), 0.05),
+    welch_from_stats("df about 4e12, large t", (2000000000000, 1.0, 1.0), (2000000000000, 1.00002, 1.0), 0.01),
+    welch_from_stats("df about 1e18", (500000000000000000, 7.0, 2.0), (600000000000000000, 7.0, 3.0), 0.05),
+    welch_from_stats("tiny arms, relative lift", (3, 10.0, 4.0), (4, 13.0, 9.0), 0.05),
 ]
+
+
+# ---------------------------------------------------------------- Student t
+def t_row(df, t):
+    tail = mp_t_tail(t, df)
+    # scipy (Boost) agrees to 1e-11 relative, except that Boost uses the
+    # normal above df = 1/eps, off by about t^4/(4 df); mpmath is the reference.
+    assert math.isclose(stats.t.sf(t, df), float(tail), rel_tol=1e-11 + t**4 / df), (df, t, stats.t.sf(t, df), tail)
+    return {"df": df, "t": t, "upperTail": f(tail)}
+
+
+def q_row(df, tail):
+    x = mp_t_quantile(mpmath.mpf(tail), df)
+    assert math.isclose(stats.t.isf(tail, df), float(x), rel_tol=1e-12), (df, tail)
+    return {"df": df, "tail": tail, "quantile": f(x)}
+
+
+T_DFS = [1.0, 1.5, 2.0, 3.0, 7.5, 30.0, 1e3, 1e5, 1e6, 2e6, 1e8, 1e10, 1e13, 1e16, 1e19]
+STUDENT_T = {
+    "tails": [t_row(df, t) for df in T_DFS for t in (0.0, 0.3, 1.0, 1.96, 3.5, 8.0, 20.0, 37.0)],
+    "quantiles": [q_row(df, q) for df in T_DFS for q in (0.25, 0.025, 0.005, 1e-6, 1e-15)],
+}
 
 
 # ---------------------------------------------------------------- Bayesian
@@ -452,6 +509,7 @@ fixture = {
     },
     "zTest": Z_CASES,
     "welch": WELCH_CASES,
+    "studentT": STUDENT_T,
     "betaQuantiles": BETA_QUANTILES,
     "betaBinomial": BETA_CASES,
     "normalMeans": NORMAL_CASES,

@@ -18,12 +18,16 @@
 //!   `scipy.stats.ttest_ind(equal_var=False)`;
 //! - the relative lift's standard error is the delta method's,
 //!   `Var(t/c) ≈ Var(t)/c² + t²·Var(c)/c⁴` on the variances of the two
-//!   means (independent arms), and its interval uses the normal critical
-//!   value (the delta method is itself a large-sample approximation).
+//!   means (independent arms); its interval uses the same critical value
+//!   as the absolute interval of the same test: the normal one for the
+//!   z-test, Student's t with the Welch–Satterthwaite degrees of freedom
+//!   for Welch;
+//! - Student's t is evaluated exactly for every degree of freedom (no
+//!   normal approximation, however large `df`): see `docs/analysis.md`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::integrate::{phi_cdf, t_quantile, t_two_sided_p, z_quantile};
+use crate::integrate::{phi_cdf, t_two_sided_p, t_upper_quantile, z_quantile};
 use crate::summary::{AnalysisError, Moments, Proportion, check_alpha};
 
 /// A point estimate with its standard error and two-sided interval.
@@ -76,13 +80,13 @@ pub struct TestResult {
 
 /// Delta-method relative lift: estimate `t/c − 1`, standard error
 /// `sqrt(var_t/c² + t²·var_c/c⁴)`, where `var_t` and `var_c` are the
-/// variances of the two means.
-fn relative_lift(t: f64, c: f64, var_t: f64, var_c: f64, z: f64) -> Option<Interval> {
+/// variances of the two means; `critical` is the test's critical value.
+fn relative_lift(t: f64, c: f64, var_t: f64, var_c: f64, critical: f64) -> Option<Interval> {
     if c == 0.0 {
         return None;
     }
     let se = (var_t / (c * c) + t * t * var_c / (c * c * c * c)).sqrt();
-    Some(Interval::symmetric(t / c - 1.0, se, z))
+    Some(Interval::symmetric(t / c - 1.0, se, critical))
 }
 
 /// Two-proportion z-test of `treatment` against `control`.
@@ -145,7 +149,10 @@ pub fn two_proportion_z_test(
 
 /// Welch's unequal-variance t-test of `treatment` against `control`.
 ///
-/// Fails if both arms have zero variance.
+/// The absolute and relative intervals both use the Student t critical
+/// value at the Welch–Satterthwaite degrees of freedom, evaluated exactly
+/// for any `df` (no normal approximation). Fails if both arms have zero
+/// variance.
 ///
 /// ```
 /// use bunting_analysis::frequentist::welch_t_test;
@@ -172,11 +179,13 @@ pub fn welch_t_test(
     let se = var.sqrt();
     let diff = treatment.mean() - control.mean();
     let statistic = diff / se;
-    let df = var * var
-        / (var_t * var_t / (treatment.n() - 1) as f64 + var_c * var_c / (control.n() - 1) as f64);
+    // Welch–Satterthwaite on the shares w = v/(v_t + v_c), which cannot
+    // underflow or overflow when the variances are tiny or huge:
+    // df = 1 / (w_t²/(n_t − 1) + w_c²/(n_c − 1)).
+    let (w_t, w_c) = (var_t / var, var_c / var);
+    let df = 1.0 / (w_t * w_t / (treatment.n() - 1) as f64 + w_c * w_c / (control.n() - 1) as f64);
     let p_value = t_two_sided_p(statistic, df);
-    let t_crit = t_quantile(1.0 - alpha / 2.0, df);
-    let z = z_quantile(1.0 - alpha / 2.0);
+    let t_crit = t_upper_quantile(alpha / 2.0, df);
     Ok(TestResult {
         control_mean: control.mean(),
         treatment_mean: treatment.mean(),
@@ -185,7 +194,7 @@ pub fn welch_t_test(
         p_value,
         alpha,
         absolute: Interval::symmetric(diff, se, t_crit),
-        relative: relative_lift(treatment.mean(), control.mean(), var_t, var_c, z),
+        relative: relative_lift(treatment.mean(), control.mean(), var_t, var_c, t_crit),
     })
 }
 
@@ -265,6 +274,39 @@ mod tests {
         }
         assert!(wide.absolute.ci_low < narrow.absolute.ci_low);
         assert!(wide.absolute.ci_high > narrow.absolute.ci_high);
+    }
+
+    #[test]
+    fn welch_relative_interval_uses_the_t_critical_value() {
+        // Small arms: t_{df, 0.975} is well above z = 1.96.
+        let c = Moments::new(6, 10.0, 4.0).unwrap();
+        let t = Moments::new(5, 12.0, 9.0).unwrap();
+        let r = welch_t_test(c, t, 0.05).unwrap();
+        let critical = |i: &Interval| (i.ci_high - i.estimate) / i.se;
+        let rel = r.relative.unwrap();
+        assert!((critical(&rel) - critical(&r.absolute)).abs() < 1e-12);
+        assert!(critical(&rel) > 2.2, "{}", critical(&rel));
+    }
+
+    #[test]
+    fn welch_is_exact_and_fast_at_huge_df() {
+        // df ≈ 4e12: statrs' Student t hung here; the t tail must still
+        // differ from the normal one by about t⁴/(4 df) relative.
+        let c = Moments::new(2_000_000_000_000, 1.0, 1.0).unwrap();
+        let t = Moments::new(2_000_000_000_000, 1.000_005, 1.0).unwrap();
+        let r = welch_t_test(c, t, 0.05).unwrap();
+        assert!(r.df.unwrap() > 3.9e12);
+        let normal = 2.0 * phi_cdf(-r.statistic.abs());
+        assert!(
+            (r.p_value / normal - 1.0).abs() < 1e-9,
+            "{} vs {normal}",
+            r.p_value
+        );
+        // Tiny variances: the degrees of freedom do not underflow to NaN.
+        let c = Moments::new(50, 0.0, 1e-300).unwrap();
+        let t = Moments::new(70, 1e-151, 3e-300).unwrap();
+        let r = welch_t_test(c, t, 0.05).unwrap();
+        assert!(r.df.unwrap().is_finite() && r.p_value.is_finite());
     }
 
     #[test]
