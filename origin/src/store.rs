@@ -43,6 +43,7 @@ pub mod experiments;
 mod lookup;
 pub mod publish;
 mod records;
+pub mod rollouts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -107,6 +108,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "analysis_indexes",
         include_str!("../migrations/sqlite/0006_analysis_indexes.sql"),
     ),
+    (
+        8,
+        "guarded_rollouts",
+        include_str!("../migrations/sqlite/0008_guarded_rollouts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -138,6 +144,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "analysis_indexes",
         include_str!("../migrations/postgres/0006_analysis_indexes.sql"),
+    ),
+    (
+        8,
+        "guarded_rollouts",
+        include_str!("../migrations/postgres/0008_guarded_rollouts.sql"),
     ),
 ];
 

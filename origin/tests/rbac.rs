@@ -80,6 +80,9 @@ const STOP: &str =
     "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/stop";
 const DECIDE: &str =
     "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/decide";
+const GUARD: &str = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}";
+const GUARD_STATUS: &str =
+    "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status";
 /// Served, but (as of writing) not in the OpenAPI document; the coverage
 /// check accepts it either way.
 const PUBLISH: &str = "/orgs/{org}/projects/{project}/environments/{env}/publish";
@@ -167,6 +170,13 @@ fn table() -> Vec<Row> {
         (M::POST,   STOP.into(),                          [401, 401, 403, 200, 200, 200, 404, 200]),
         (M::POST,   DECIDE.into(),                        [401, 401, 403, 200, 200, 200, 404, 200]),
         (M::GET,    format!("{EXPERIMENT}/results"),      [401, 401, 200, 200, 200, 200, 404, 200]),
+        // Guarded rollouts: editor writes, viewers read (health included).
+        (M::GET,    format!("{e}/guarded-rollouts"),      [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{e}/guarded-rollouts"),      [401, 401, 403, 201, 201, 201, 404, 201]),
+        (M::GET,    GUARD.into(),                         [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::PUT,    GUARD.into(),                         [401, 401, 403, 200, 200, 200, 404, 200]),
+        (M::DELETE, GUARD.into(),                         [401, 401, 403, 204, 204, 204, 404, 204]),
+        (M::POST,   GUARD_STATUS.into(),                  [401, 401, 403, 200, 200, 200, 404, 200]),
     ];
     rows.into_iter().map(|(method, path, expect)| Row { method, path, expect }).collect()
 }
@@ -289,7 +299,8 @@ async fn org_with_tokens(http: &Http, key: &str) -> RoleTokens {
 /// The shared world: `acme` (project `web`, environments `production` and
 /// `staging`, flag `shared-flag`, segment `shared-seg`, layer
 /// `shared-layer`, an SDK key, metric `shared-metric`, experiment
-/// `shared-exp` in production) and `other`.
+/// `shared-exp` and a guarded rollout of `shared-flag` in production) and
+/// `other`.
 struct World {
     http: Http,
     acme: RoleTokens,
@@ -313,6 +324,11 @@ fn metric_body(key: &str) -> Value {
 
 fn experiment_body(key: &str) -> Value {
     json!({"key": key, "flag": "shared-flag", "control": "off", "primaryMetric": "shared-metric"})
+}
+
+fn guard_body(flag: &str) -> Value {
+    json!({"flag": flag, "control": "off",
+           "guardrails": [{"metric": "shared-metric", "tolerance": 0.0, "action": "serveControl"}]})
 }
 
 async fn world(store: Store) -> World {
@@ -376,6 +392,13 @@ async fn world(store: Store) -> World {
         Method::POST,
         "/orgs/acme/projects/web/environments/production/experiments",
         Some(experiment_body("shared-exp")),
+        201,
+    )
+    .await;
+    h.root(
+        Method::POST,
+        "/orgs/acme/projects/web/environments/production/guarded-rollouts",
+        Some(guard_body("shared-flag")),
         201,
     )
     .await;
@@ -792,6 +815,83 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
             };
             Prepared {
                 path: path(&[("experiment", &key)]),
+                body,
+                if_match: tag,
+                probe: Some(probe),
+                ..Prepared::default()
+            }
+        }
+        "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts" => {
+            // One guarded rollout per flag: a fresh flag for each cell.
+            let key = fresh("guarded");
+            h.root(
+                Method::POST,
+                "/orgs/acme/projects/web/flags",
+                Some(flag_body(&key)),
+                201,
+            )
+            .await;
+            Prepared {
+                path: path(&[]),
+                body: Some(guard_body(&key)),
+                probe: Some(format!(
+                    "/orgs/acme/projects/web/environments/production/guarded-rollouts/{key}"
+                )),
+                ..Prepared::default()
+            }
+        }
+        GUARD | GUARD_STATUS => {
+            let key = fresh("guarded");
+            h.root(
+                Method::POST,
+                "/orgs/acme/projects/web/flags",
+                Some(flag_body(&key)),
+                201,
+            )
+            .await;
+            let made = h
+                .root(
+                    Method::POST,
+                    "/orgs/acme/projects/web/environments/production/guarded-rollouts",
+                    Some(guard_body(&key)),
+                    201,
+                )
+                .await;
+            let probe = fill(
+                GUARD,
+                &[
+                    ("flag", &key),
+                    ("org", "acme"),
+                    ("project", "web"),
+                    ("env", "production"),
+                ],
+            );
+            let mut tag = made.etag;
+            // Only a guard that is not active can be deleted.
+            if row.path == GUARD && *m == Method::DELETE {
+                let a = h
+                    .call(
+                        Some(ROOT),
+                        Method::POST,
+                        &format!("{probe}/status"),
+                        Some(&json!({"status": "disabled"})),
+                        tag.as_deref(),
+                    )
+                    .await;
+                assert_eq!(a.status, 200, "setup: disable {probe}: {}", a.body);
+                tag = a.etag;
+            }
+            let body = match (row.path.as_str(), m.as_str()) {
+                (GUARD, "PUT") => {
+                    let mut b = guard_body(&key);
+                    b["description"] = json!("changed");
+                    Some(b)
+                }
+                (GUARD_STATUS, _) => Some(json!({"status": "disabled"})),
+                _ => None,
+            };
+            Prepared {
+                path: path(&[("flag", &key)]),
                 body,
                 if_match: tag,
                 probe: Some(probe),

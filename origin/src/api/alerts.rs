@@ -4,10 +4,12 @@
 //! the labels `bunting_project`, `bunting_environment` and `bunting_flag`
 //! and may pick the action with `bunting_action` (`serveControl`,
 //! `rolloutToZero`, `disableFlag`, `alert`); otherwise the action is the
-//! first guardrail's of the experiment running on the flag, else
-//! `serveControl`. The control is that experiment's, else the flag's off
-//! variant. Resolved alerts change nothing (rolling forward again is a
-//! human decision). Editor role; all-or-nothing validation (422 lists every
+//! first guardrail's of the experiment running on the flag, else of the
+//! flag's active guarded rollout in the environment, else `serveControl`.
+//! The control is that experiment's or guarded rollout's, else the flag's
+//! off variant. Resolved alerts change nothing (rolling forward again is a
+//! human decision; the experiment keeps running and the guarded rollout
+//! stays active). Editor role; all-or-nothing validation (422 lists every
 //! unusable alert).
 
 use std::collections::BTreeMap;
@@ -24,7 +26,8 @@ use super::body::Body;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::rollback::{Evidence, roll_back};
 use crate::store::experiments::{ExperimentStatus, RollbackAction};
-use crate::store::{Problem, Role};
+use crate::store::rollouts::GuardStatus;
+use crate::store::{Problem, Role, StoreError};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -127,10 +130,15 @@ pub async fn alertmanager(
                 .await?
                 .into_iter()
                 .find(|x| x.status == ExperimentStatus::Running && x.spec.flag == *flag);
-            Ok::<_, crate::store::StoreError>((e, f, running))
+            let guarded = match s.store.guarded_rollout_by_flag(e.id, flag).await {
+                Ok(g) if g.status == GuardStatus::Active => Some(g),
+                Ok(_) | Err(StoreError::NotFound { .. }) => None,
+                Err(err) => return Err(err),
+            };
+            Ok::<_, StoreError>((e, f, running, guarded))
         }
         .await;
-        let (e, f, running) = match found {
+        let (e, f, running, guarded) = match found {
             Ok(v) => v,
             Err(err) => {
                 problems.push(Problem::new(format!("alerts[{i}].labels"), err.to_string()));
@@ -150,12 +158,15 @@ pub async fn alertmanager(
             },
             None => running
                 .as_ref()
-                .and_then(|x| x.spec.guardrails.first().map(|g| g.action))
+                .and_then(|x| x.spec.guardrails.first())
+                .or_else(|| guarded.as_ref().and_then(|g| g.spec.guardrails.first()))
+                .map(|g| g.action)
                 .unwrap_or(RollbackAction::ServeControl),
         };
         let control = running
             .as_ref()
             .map(|x| x.spec.control.clone())
+            .or_else(|| guarded.as_ref().map(|g| g.spec.control.clone()))
             .unwrap_or_else(|| f.spec.off_variant.clone());
         let evidence = Evidence {
             source: "alert".into(),
@@ -168,6 +179,7 @@ pub async fn alertmanager(
                 "labels": a.labels,
                 "annotations": a.annotations,
                 "experiment": running.as_ref().map(|x| &x.spec.key),
+                "guardedRollout": guarded.as_ref().map(|g| &g.spec.flag),
             }),
         };
         plan.push((format!("{project}/{flag}"), e, f, action, control, evidence));

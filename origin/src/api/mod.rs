@@ -30,6 +30,7 @@ pub mod flags;
 pub mod openapi;
 pub mod org;
 pub mod publish;
+pub mod rollouts;
 pub mod scope;
 
 use std::sync::Arc;
@@ -140,7 +141,8 @@ pub fn router(state: AppState) -> Router {
         .merge(publish::routes())
         .merge(events::routes())
         .merge(alerts::routes())
-        .merge(experiments::routes());
+        .merge(experiments::routes())
+        .merge(rollouts::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, alerts, audit, events, experiments, flags, org, publish};
+use super::{access, alerts, audit, events, experiments, flags, org, publish, rollouts};
 
 struct Bearer;
 
@@ -29,7 +29,7 @@ impl Modify for Bearer {
 /// ```
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "bunting origin API", description = "Feature flags: organizations, projects, environments, flags, segments, layers, tokens, SDK keys, audit log, publishing, event ingestion, metrics, experiments and their results. Every endpoint but event ingestion and this document needs `Authorization: Bearer <token>`."),
+    info(title = "bunting origin API", description = "Feature flags: organizations, projects, environments, flags, segments, layers, tokens, SDK keys, audit log, publishing, event ingestion, metrics, experiments and their results, guarded rollouts, rollbacks. Every endpoint but event ingestion and this document needs `Authorization: Bearer <token>`."),
     modifiers(&Bearer),
     security(("token" = [])),
     paths(
@@ -53,6 +53,8 @@ impl Modify for Bearer {
         experiments::start_experiment, experiments::stop_experiment, experiments::decide_experiment,
         experiments::experiment_results,
         alerts::alertmanager,
+        rollouts::list_guarded_rollouts, rollouts::create_guarded_rollout, rollouts::get_guarded_rollout,
+        rollouts::replace_guarded_rollout, rollouts::delete_guarded_rollout, rollouts::set_status,
     ),
 )]
 pub struct ApiDoc;
