@@ -9,6 +9,13 @@ Everything is computed with mpmath at 50 significant digits. The closed
 forms are checked here against direct numerical integration of the mixture
 likelihood ratio, and the confidence-sequence ends against the test's
 threshold, so the fixture does not merely restate the Rust formulas.
+
+The "results" section replays what origin/src/results.rs reports for
+experiments: running sums (n, sum y, sum y^2) per arm as looks, the default
+standardized-effect mixing, the two-sided test for a mean primary metric
+over its daily cumulative series, and the one-sided harm test with the
+guardrail's tolerance (the monitor's test) for a mean and a conversion
+guardrail (per-user 0/1 values: sum y^2 = sum y, sample variance).
 """
 
 import json
@@ -197,6 +204,109 @@ HARM_LOOKS = [
 ]
 
 
+def sums_summary(n, s, q):
+    """Count, mean and sample variance (n - 1) from the running sums the
+    origin aggregates (n, sum y, sum y^2), exactly (mpmath) from the floats."""
+    n, s, q = mp.mpf(n), mp.mpf(s), mp.mpf(q)
+    mean = s / n
+    return n, mean, (q - s * mean) / (n - 1)
+
+
+def results_monitor(looks, alpha, harm_tolerance=None, higher_is_better=True, effect_size="0.05", min_n=100):
+    """The sequential test the results page runs: looks of running sums
+    (control n, sum, sum_sq, treatment n, sum, sum_sq), default mixing
+    tau = effect_size * sigma, sigma^2 the pooled per-user variance
+    (n_c s_c^2 + n_t s_t^2)/(n_c + n_t) at the first informative look;
+    two-sided, or one-sided harm with a tolerance. Returns the last look."""
+    alpha, es = mp.mpf(alpha), mp.mpf(effect_size)
+    tau2, min_p, lower, upper, decision, decided = None, mp.mpf(1), None, None, "continue", None
+    est = None
+    for i, (nc, sc, qc, nt, st, qt) in enumerate(looks, start=1):
+        nc, mc, vc = sums_summary(nc, sc, qc)
+        nt, mt, vt = sums_summary(nt, st, qt)
+        est = mt - mc
+        v = vc / nc + vt / nt
+        enough = min(nc, nt) >= min_n
+        if enough and tau2 is None:
+            tau2 = es**2 * (nc * vc + nt * vt) / (nc + nt)
+        if not (enough and v > 0):
+            continue
+        if harm_tolerance is None:
+            ln_lr = two_sided_ln_lr(est, v, tau2, 0)
+            w = half_width(v, tau2, alpha)
+            lo, hi = est - w, est + w
+        else:
+            sign = -1 if higher_is_better else 1
+            ln_lr = one_sided_ln_lr(sign * est, v, tau2, mp.mpf(harm_tolerance))
+            bound = one_sided_lower(sign * est, v, tau2, alpha)
+            lo, hi = (None, -bound) if higher_is_better else (bound, None)
+        min_p = min(min_p, p_value(ln_lr))
+        if lo is not None:
+            lower = lo if lower is None else max(lower, lo)
+        if hi is not None:
+            upper = hi if upper is None else min(upper, hi)
+        if decision == "continue" and min_p <= alpha:
+            improved = harm_tolerance is None and ((est > 0) == higher_is_better)
+            decision = "treatmentBetter" if improved else "treatmentWorse"
+            decided = i
+    return {
+        "looks": len(looks),
+        "estimate": f(est),
+        "tauSquared": f(tau2),
+        "pValue": f(min_p),
+        "lower": None if lower is None else f(lower),
+        "upper": None if upper is None else f(upper),
+        "decision": decision,
+        "decidedAtLook": decided,
+    }
+
+
+def cumulative(days):
+    """Running sums per arm from per-day (n, mean, sd) of the users first
+    exposed that day; sum y^2 = (n - 1) sd^2 + n mean^2 for each day."""
+    out, n, s, q = [], 0, 0.0, 0.0
+    for dn, dm, dsd in days:
+        n += dn
+        s += dn * dm
+        q += (dn - 1) * dsd**2 + dn * dm**2
+        out.append((n, s, q))
+    return out
+
+
+# Results scenarios (origin/src/results.rs tests): a mean primary metric
+# with four days of cumulative series (each day a look, then the totals,
+# equal to the last day, as the final look), a mean guardrail (lower is
+# better, tolerance 0.25) and a conversion guardrail (higher is better,
+# tolerance 0.01), each with one look at the totals.
+MEAN_CONTROL = cumulative([(120, 10.0, 6.0), (900, 10.1, 6.5), (1500, 9.9, 6.2), (1800, 10.0, 6.4)])
+MEAN_TREATMENT = cumulative([(130, 10.4, 6.1), (880, 10.7, 6.6), (1550, 10.6, 6.3), (1750, 10.5, 6.5)])
+MEAN_LOOKS = [c + t for c, t in zip(MEAN_CONTROL, MEAN_TREATMENT)] + [MEAN_CONTROL[-1] + MEAN_TREATMENT[-1]]
+LATENCY_LOOK = [(4000, 4000 * 250.0, 3999 * 40.0**2 + 4000 * 250.0**2, 4100, 4100 * 253.5, 4099 * 42.0**2 + 4100 * 253.5**2)]
+ERRORS_LOOK = [(5000, 400.0, 400.0, 5000, 385.0, 385.0)]
+
+
+def results_scenarios():
+    return {
+        "alpha": 0.05,
+        "meanPrimary": {
+            "looks": [list(map(float, l)) for l in MEAN_LOOKS],
+            "expected": results_monitor(MEAN_LOOKS, "0.05"),
+        },
+        "meanGuardrail": {
+            "tolerance": 0.25,
+            "higherIsBetter": False,
+            "looks": [list(map(float, l)) for l in LATENCY_LOOK],
+            "expected": results_monitor(LATENCY_LOOK, "0.05", harm_tolerance="0.25", higher_is_better=False),
+        },
+        "conversionGuardrail": {
+            "tolerance": 0.01,
+            "higherIsBetter": True,
+            "looks": [list(map(float, l)) for l in ERRORS_LOOK],
+            "expected": results_monitor(ERRORS_LOOK, "0.05", harm_tolerance="0.01", higher_is_better=True),
+        },
+    }
+
+
 def main():
     fixture = {
         "generatedBy": "python3 analysis/reference/sequential.py > analysis/tests/fixtures/sequential.json",
@@ -205,6 +315,7 @@ def main():
         "optimalMixingRatio": [
             {"alpha": a, "ratio": f(optimal_ratio(mp.mpf(a)))} for a in (0.01, 0.05, 0.1)
         ],
+        "results": results_scenarios(),
         "monitors": [
             {
                 "name": "two-sided, higher is better",

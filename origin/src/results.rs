@@ -13,11 +13,18 @@
 //!   absolute and relative lift and their `1 − α` intervals;
 //! - Holm-adjusted p-values across the treatment arms when there are more
 //!   than two arms;
-//! - the sequential (mSPRT) always-valid p-value and confidence sequence,
-//!   each daily cumulative point of the series being a look and the final
-//!   totals the last one (default mixing: τ = 0.05·σ̂, σ̂ the pooled
-//!   per-user standard deviation at the first look with at least 100 users
-//!   per arm; see `docs/analysis.md`);
+//! - the sequential (mSPRT) always-valid p-value and confidence sequence
+//!   (default mixing: τ = 0.05·σ̂, σ̂ the pooled per-user standard
+//!   deviation at the first look with at least 100 users per arm; see
+//!   `docs/analysis.md`). Primary and secondary metrics get the two-sided
+//!   test; a guardrail gets the guardrail monitor's test
+//!   ([`crate::monitor`]): one-sided harm detection with the guardrail's
+//!   tolerance, on `ArmSummary::from_sums(n, Σy, Σy²)` like the monitor.
+//!   Looks: each day of the daily cumulative series of the primary metric
+//!   (conversion, mean and sum metrics: the series carries users, Σy and
+//!   Σy² per arm), then the final totals; ratio metrics (the series has no
+//!   denominator sums) and the other metrics (no series) get one look at
+//!   the totals;
 //! - Bayesian chance to beat control and expected loss of shipping the arm
 //!   (Beta(1, 1) prior for conversions, normal approximation otherwise);
 //! - CUPED-adjusted lift when the aggregates carry pre-exposure data.
@@ -245,6 +252,22 @@ pub struct SequentialSummary {
     pub decision: String,
     /// Looks taken (days, plus the final totals).
     pub looks: u32,
+    /// The hypothesis tested: `twoSided` (primary and secondary metrics)
+    /// or `harm` (guardrails: the monitor's one-sided test, which only ever
+    /// decides `treatmentWorse`; its interval is one-sided).
+    pub test: SequentialKind,
+    /// The guardrail's tolerated harm in the metric's units (`harm` only).
+    pub tolerance: Option<f64>,
+}
+
+/// Which sequential hypothesis a [`SequentialSummary`] tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SequentialKind {
+    /// H0: no difference, against any difference.
+    TwoSided,
+    /// H0: harm ≤ tolerance, against harm > tolerance (guardrails).
+    Harm,
 }
 
 /// A CUPED-adjusted comparison.
@@ -420,25 +443,49 @@ fn seq_arm(s: Shape) -> Option<ArmSummary> {
     }
 }
 
+/// The guardrail's summary of an arm, as the monitor builds it: the mean
+/// and sample variance of the per-user values from `n`, `Σy`, `Σy²`
+/// (conversions: `Σy² = Σy`). Ratios use their delta-method moments (the
+/// tolerance is in the ratio's units).
+fn guardrail_arm(kind: MetricKind, agg: &MetricAgg) -> Option<ArmSummary> {
+    match kind {
+        MetricKind::Ratio => seq_arm(shape(kind, agg).ok()?),
+        _ => ArmSummary::from_sums(agg.n, agg.sum, agg.sum_sq).ok(),
+    }
+}
+
 /// Runs the mSPRT over `looks` (cumulative control/treatment aggregates,
-/// oldest first).
-fn run_sequential(m: &MetricSpec, looks: &[(MetricAgg, MetricAgg)]) -> Option<SequentialSummary> {
+/// oldest first): two-sided, or with `Some(tolerance)` the guardrail
+/// monitor's one-sided harm test.
+fn run_sequential(
+    m: &MetricSpec,
+    harm_tolerance: Option<f64>,
+    looks: &[(MetricAgg, MetricAgg)],
+) -> Option<SequentialSummary> {
     let kind = m.kind;
-    let mut test = SequentialTest::new(SequentialConfig {
-        direction: if m.higher_is_better {
-            Direction::HigherIsBetter
-        } else {
-            Direction::LowerIsBetter
+    let direction = Direction::from_higher_is_better(m.higher_is_better);
+    let config = match harm_tolerance {
+        Some(tolerance) => SequentialConfig {
+            alpha: ALPHA,
+            ..SequentialConfig::harm(tolerance, direction)
         },
-        ..SequentialConfig::default()
-    })
-    .ok()?;
+        None => SequentialConfig {
+            alpha: ALPHA,
+            direction,
+            ..SequentialConfig::default()
+        },
+    };
+    let mut test = SequentialTest::new(config).ok()?;
     let mut last = None;
     for (c, t) in looks {
-        let (Ok(c), Ok(t)) = (shape(kind, c), shape(kind, t)) else {
-            continue;
+        let arms = match harm_tolerance {
+            Some(_) => guardrail_arm(kind, c).zip(guardrail_arm(kind, t)),
+            None => match (shape(kind, c), shape(kind, t)) {
+                (Ok(c), Ok(t)) => seq_arm(c).zip(seq_arm(t)),
+                _ => None,
+            },
         };
-        let (Some(c), Some(t)) = (seq_arm(c), seq_arm(t)) else {
+        let Some((c, t)) = arms else {
             continue;
         };
         // A look whose counts went down is refused by the monitor, whose
@@ -465,6 +512,11 @@ fn run_sequential(m: &MetricSpec, looks: &[(MetricAgg, MetricAgg)]) -> Option<Se
         }
         .to_string(),
         looks: r.look,
+        test: match harm_tolerance {
+            Some(_) => SequentialKind::Harm,
+            None => SequentialKind::TwoSided,
+        },
+        tolerance: harm_tolerance,
     })
 }
 
@@ -633,7 +685,21 @@ pub fn assemble(input: &Input<'_>) -> ExperimentResults {
             } else {
                 &[]
             };
-            metric_result(m, role(&m.key), &arms, series)
+            // A guardrail's tolerance: the first guardrail on the metric,
+            // as in the monitor (one test per metric and arm).
+            let tolerance = x
+                .spec
+                .guardrails
+                .iter()
+                .find(|g| g.metric == m.key)
+                .map(|g| g.tolerance);
+            let role = role(&m.key);
+            let harm = if role == MetricRole::Guardrail {
+                tolerance
+            } else {
+                None
+            };
+            metric_result(m, role, harm, &arms, series)
         })
         .collect();
     let series = match primary {
@@ -681,23 +747,34 @@ fn agg_of(arm: &ArmData, key: &str) -> MetricAgg {
     })
 }
 
-/// The aggregates of a conversion metric from a day of the series (whose
-/// sums of 0/1 values are the conversions); `None` for other kinds, whose
-/// series lack the sums of squares.
+/// The aggregates of the primary metric from a day of the series: users,
+/// Σy and Σy² (for conversions, whose per-user values are 0/1, Σy is the
+/// conversions); `None` for ratio metrics, whose series lack the
+/// denominator sums.
 fn daily_agg(kind: MetricKind, point: &DailyPoint, variant: &str) -> Option<MetricAgg> {
     let d = point.arms.get(variant)?;
-    (kind == MetricKind::Conversion).then(|| MetricAgg {
-        n: d.users,
-        sum: d.sum,
-        sum_sq: d.sum,
-        conversions: Some(d.sum.round().max(0.0) as u64),
-        ..MetricAgg::default()
-    })
+    match kind {
+        MetricKind::Conversion => Some(MetricAgg {
+            n: d.users,
+            sum: d.sum,
+            sum_sq: d.sum,
+            conversions: Some(d.sum.round().max(0.0) as u64),
+            ..MetricAgg::default()
+        }),
+        MetricKind::Mean | MetricKind::Sum => Some(MetricAgg {
+            n: d.users,
+            sum: d.sum,
+            sum_sq: d.sum_sq,
+            ..MetricAgg::default()
+        }),
+        MetricKind::Ratio => None,
+    }
 }
 
 fn metric_result(
     m: &MetricSpec,
     role: MetricRole,
+    harm_tolerance: Option<f64>,
     arms: &[&ArmData],
     series: &[DailyPoint],
 ) -> MetricResult {
@@ -716,8 +793,8 @@ fn metric_result(
                 (Ok(c), Ok(t)) => match fixed(*c, *t) {
                     Ok(r) => {
                         let b = bayes(*c, *t);
-                        // Looks: each day of the series (conversion
-                        // primary metrics), then the final totals.
+                        // Looks: each day of the series (primary metric,
+                        // not a ratio), then the final totals.
                         let looks: Vec<(MetricAgg, MetricAgg)> = series
                             .iter()
                             .filter_map(|p| {
@@ -738,7 +815,7 @@ fn metric_result(
                             relative: r.relative.as_ref().map(Estimate::of),
                             p_value: r.p_value,
                             p_value_holm: None,
-                            sequential: run_sequential(m, &looks),
+                            sequential: run_sequential(m, harm_tolerance, &looks),
                             chance_to_beat_control: b.map(|b| {
                                 if m.higher_is_better {
                                     b.prob_treatment_beats_control
@@ -810,8 +887,8 @@ fn metric_result(
 
 /// One day of the chart: each arm's value (per-user mean of the primary
 /// metric; not available for ratios, whose series lack the denominator)
-/// and relative lift; its interval for conversion metrics, point estimates
-/// otherwise (the series has no sums of squares).
+/// and relative lift with the fixed-horizon interval of the day's
+/// cumulative data (z-test for conversions, Welch for means and sums).
 fn series_point(m: &MetricSpec, variants: &[String], look: &DailyPoint) -> SeriesPoint {
     let value = |v: &str| {
         let d = look.arms.get(v)?;
@@ -1323,6 +1400,182 @@ mod tests {
         assert_eq!(ratio.test, TestKind::DeltaMethod);
         assert!(ratio.absolute.estimate > 0.0 && (0.0..=1.0).contains(&ratio.p_value));
         assert!(ratio.cuped.is_none());
+    }
+
+    /// The sequential results against `analysis/tests/fixtures/sequential.json`
+    /// ("results", computed with mpmath by `analysis/reference/sequential.py`):
+    /// a mean primary metric over its daily cumulative series (two-sided),
+    /// a mean and a conversion guardrail (the monitor's one-sided harm test
+    /// with their tolerances, one look at the totals).
+    #[test]
+    fn sequential_looks_and_guardrails_match_the_reference() {
+        use crate::store::aggregate::DailyArm;
+        use crate::store::experiments::{Guardrail, RollbackAction};
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../analysis/tests/fixtures/sequential.json"
+        ))
+        .unwrap();
+        let scenarios = &fixture["results"];
+        let looks = |key: &str| -> Vec<[f64; 6]> {
+            scenarios[key]["looks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let v: Vec<f64> = l
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect();
+                    [v[0], v[1], v[2], v[3], v[4], v[5]]
+                })
+                .collect()
+        };
+        let agg = |n: f64, sum: f64, sum_sq: f64, conversion: bool| MetricAgg {
+            n: n as u64,
+            sum,
+            sum_sq,
+            conversions: conversion.then_some(sum as u64),
+            ..MetricAgg::default()
+        };
+        let mean_looks = looks("meanPrimary");
+        let latency = looks("meanGuardrail")[0];
+        let errors = looks("conversionGuardrail")[0];
+        // The totals are the last look; the days are the looks before.
+        let total = *mean_looks.last().unwrap();
+        let series: Vec<DailyPoint> = mean_looks[..mean_looks.len() - 1]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| DailyPoint {
+                day: format!("2026-11-2{i}"),
+                arms: [
+                    (
+                        "off".to_string(),
+                        DailyArm {
+                            users: l[0] as u64,
+                            sum: l[1],
+                            sum_sq: l[2],
+                        },
+                    ),
+                    (
+                        "on".to_string(),
+                        DailyArm {
+                            users: l[3] as u64,
+                            sum: l[4],
+                            sum_sq: l[5],
+                        },
+                    ),
+                ]
+                .into(),
+            })
+            .collect();
+        let arm = |v: &str, i: usize| ArmData {
+            variant: v.into(),
+            users: total[i] as u64,
+            metrics: [
+                (
+                    "rev".to_string(),
+                    agg(total[i], total[i + 1], total[i + 2], false),
+                ),
+                (
+                    "latency".to_string(),
+                    agg(latency[i], latency[i + 1], latency[i + 2], false),
+                ),
+                (
+                    "ok".to_string(),
+                    agg(errors[i], errors[i + 1], errors[i + 2], true),
+                ),
+            ]
+            .into(),
+        };
+        let mut x = experiment(&[]);
+        x.spec.primary_metric = "rev".into();
+        let tolerance = |key: &str| scenarios[key]["tolerance"].as_f64().unwrap();
+        x.spec.guardrails = vec![
+            Guardrail {
+                metric: "latency".into(),
+                tolerance: tolerance("meanGuardrail"),
+                action: RollbackAction::ServeControl,
+            },
+            Guardrail {
+                metric: "ok".into(),
+                tolerance: tolerance("conversionGuardrail"),
+                action: RollbackAction::Alert,
+            },
+        ];
+        let mut rev = MetricSpec::conversion("rev", "purchase");
+        rev.kind = MetricKind::Mean;
+        let mut lat = MetricSpec::conversion("latency", "page");
+        lat.kind = MetricKind::Mean;
+        lat.higher_is_better = scenarios["meanGuardrail"]["higherIsBetter"]
+            .as_bool()
+            .unwrap();
+        let ok = MetricSpec::conversion("ok", "success");
+        let metrics = [rev, lat, ok];
+        let d = data(vec![arm("off", 0), arm("on", 3)], 0, series);
+        let r = assemble(&Input {
+            experiment: &x,
+            metrics: &metrics,
+            data: &d,
+        });
+        let close = |what: &str, got: f64, want: f64| {
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs() + 1e-14,
+                "{what}: {got} vs reference {want}"
+            );
+        };
+        let end = |what: &str, got: Option<f64>, want: &serde_json::Value| match want.as_f64() {
+            Some(w) => close(what, got.unwrap_or_else(|| panic!("{what} missing")), w),
+            None => assert_eq!(got, None, "{what}"),
+        };
+        for (key, scenario, kind) in [
+            ("rev", "meanPrimary", SequentialKind::TwoSided),
+            ("latency", "meanGuardrail", SequentialKind::Harm),
+            ("ok", "conversionGuardrail", SequentialKind::Harm),
+        ] {
+            let want = &scenarios[scenario]["expected"];
+            let m = r.metrics.iter().find(|m| m.key == key).unwrap();
+            let s = m.arms[1]
+                .comparison
+                .as_ref()
+                .unwrap()
+                .sequential
+                .as_ref()
+                .unwrap();
+            assert_eq!(s.test, kind, "{key}");
+            assert_eq!(u64::from(s.looks), want["looks"].as_u64().unwrap(), "{key}");
+            assert_eq!(s.decision, want["decision"].as_str().unwrap(), "{key}");
+            close(
+                &format!("{key} p"),
+                s.p_value,
+                want["pValue"].as_f64().unwrap(),
+            );
+            let a = s.absolute.unwrap();
+            close(
+                &format!("{key} estimate"),
+                a.estimate,
+                want["estimate"].as_f64().unwrap(),
+            );
+            end(&format!("{key} low"), a.ci_low, &want["lower"]);
+            end(&format!("{key} high"), a.ci_high, &want["upper"]);
+            match kind {
+                SequentialKind::Harm => {
+                    assert_eq!(m.role, MetricRole::Guardrail);
+                    assert_eq!(s.tolerance, Some(tolerance(scenario)));
+                }
+                SequentialKind::TwoSided => assert_eq!(s.tolerance, None),
+            }
+        }
+        // Mean series points now carry Welch intervals for the lift.
+        let day = &r.series[1].arms[1];
+        let rel = day.relative.unwrap();
+        assert!(rel.ci_low.unwrap() < rel.estimate && rel.estimate < rel.ci_high.unwrap());
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["metrics"][1]["arms"][1]["comparison"]["sequential"]["test"],
+            "harm"
+        );
     }
 
     #[test]

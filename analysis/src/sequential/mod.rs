@@ -320,6 +320,31 @@ pub enum Direction {
     LowerIsBetter,
 }
 
+impl Direction {
+    /// The direction of a metric from its `higher_is_better` flag (what a
+    /// metric definition stores), so that every caller — the results page
+    /// and the guardrail monitor — maps it the same way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bunting_analysis::sequential::{Direction, SequentialConfig};
+    ///
+    /// assert_eq!(Direction::from_higher_is_better(false), Direction::LowerIsBetter);
+    /// // A guardrail on latency tolerating +5 ms:
+    /// let config = SequentialConfig::harm(5.0, Direction::from_higher_is_better(false));
+    /// assert_eq!(config.direction, Direction::LowerIsBetter);
+    /// ```
+    #[must_use]
+    pub fn from_higher_is_better(higher_is_better: bool) -> Self {
+        if higher_is_better {
+            Self::HigherIsBetter
+        } else {
+            Self::LowerIsBetter
+        }
+    }
+}
+
 /// The mixing distribution of the mSPRT (its variance τ²).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(
