@@ -109,6 +109,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_analysis_indexes.sql"),
     ),
     (
+        7,
+        "exposure_users",
+        include_str!("../migrations/sqlite/0007_exposure_users.sql"),
+    ),
+    (
         8,
         "guarded_rollouts",
         include_str!("../migrations/sqlite/0008_guarded_rollouts.sql"),
@@ -144,6 +149,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "analysis_indexes",
         include_str!("../migrations/postgres/0006_analysis_indexes.sql"),
+    ),
+    (
+        7,
+        "exposure_users",
+        include_str!("../migrations/postgres/0007_exposure_users.sql"),
     ),
     (
         8,

@@ -2,7 +2,9 @@
 //! on both backends, against hand-computed figures: conversion, capped
 //! mean, sum, ratio; attribution window boundaries; multi-arm users;
 //! CUPED pre-period sums; start/stop and option bounds; the cumulative
-//! daily series; an empty experiment.
+//! daily series; an empty experiment. Every figure is checked on three
+//! paths: the per-user rollup (default), the raw exposures, and the rollup
+//! cut into key ranges.
 
 use bunting_origin::store::aggregate::{AggregateOptions, ExperimentData, MetricAgg};
 use bunting_origin::store::experiments::{
@@ -93,6 +95,30 @@ async fn events(s: &Store, rows: &[(&str, &str, Option<f64>, i64)]) {
     s.insert_metric_events(&rows).await.unwrap();
 }
 
+/// The experiment's data by the default path (the per-user rollup), after
+/// checking that the reference path (every raw exposure) and the rollup cut
+/// into three key ranges aggregated concurrently give exactly the same.
+async fn data(
+    s: &Store,
+    e: &ExperimentRecord,
+    metrics: &[MetricSpec],
+    o: &AggregateOptions,
+) -> ExperimentData {
+    let d = s.experiment_data(e, metrics, o).await.unwrap();
+    let raw = AggregateOptions { raw: true, ..*o };
+    assert_eq!(s.experiment_data(e, metrics, &raw).await.unwrap(), d, "raw");
+    let cut = AggregateOptions {
+        partitions: Some(3),
+        ..*o
+    };
+    assert_eq!(
+        s.experiment_data(e, metrics, &cut).await.unwrap(),
+        d,
+        "3 ranges"
+    );
+    d
+}
+
 fn metric(key: &str, kind: MetricKind, event: &str) -> MetricSpec {
     let mut m = MetricSpec::conversion(key, event);
     m.kind = kind;
@@ -149,10 +175,13 @@ async fn metric_kinds_exactly(s: Store) {
     let sum = metric("revenue_total", MetricKind::Sum, "purchase");
     let mut ratio = metric("pages_per_session", MetricKind::Ratio, "pageview");
     ratio.denominator_event = Some("session".into());
-    let d = s
-        .experiment_data(&e, &[conv, mean, sum, ratio], &AggregateOptions::default())
-        .await
-        .unwrap();
+    let d = data(
+        &s,
+        &e,
+        &[conv, mean, sum, ratio],
+        &AggregateOptions::default(),
+    )
+    .await;
     assert_eq!(d.environment, ENV);
     assert_eq!(
         d.arms
@@ -228,10 +257,7 @@ async fn attribution_window_boundaries(s: Store) {
         ],
     )
     .await;
-    let d = s
-        .experiment_data(&e, &[m], &AggregateOptions::default())
-        .await
-        .unwrap();
+    let d = data(&s, &e, &[m], &AggregateOptions::default()).await;
     let a = agg(&d, "off", "revenue");
     assert_eq!((a.n, a.sum, a.sum_sq), (1, 6.0, 36.0));
     // The pre-period [T - 1h, T) holds the 1.0.
@@ -266,14 +292,13 @@ async fn multi_arm_users_stay_in_their_first_arm(s: Store) {
         ],
     )
     .await;
-    let d = s
-        .experiment_data(
-            &e,
-            &[MetricSpec::conversion("purchased", "purchase")],
-            &AggregateOptions::default(),
-        )
-        .await
-        .unwrap();
+    let d = data(
+        &s,
+        &e,
+        &[MetricSpec::conversion("purchased", "purchase")],
+        &AggregateOptions::default(),
+    )
+    .await;
     assert_eq!(d.multi_arm_users, 2);
     assert_eq!((arm(&d, "off").users, arm(&d, "on").users), (2, 1));
     assert_eq!(agg(&d, "off", "purchased").conversions, Some(2));
@@ -301,10 +326,7 @@ async fn cuped_pre_period(s: Store) {
     .await;
     let mut conv = MetricSpec::conversion("purchased", "purchase");
     conv.window_seconds = Some(86_400);
-    let d = s
-        .experiment_data(&e, &[m, conv], &AggregateOptions::default())
-        .await
-        .unwrap();
+    let d = data(&s, &e, &[m, conv], &AggregateOptions::default()).await;
     // off: a x=7 y=5, b x=100 y=2.
     let a = agg(&d, "off", "revenue");
     assert_eq!((a.sum, a.sum_sq), (7.0, 29.0));
@@ -351,14 +373,13 @@ async fn start_stop_and_option_bounds(s: Store) {
     // Started at T + 1h 30 min, stopped at T + 4h: u2, u3, u4.
     e.started_at = Some("2025-11-25T01:30:00.000000Z".into());
     e.stopped_at = Some("2025-11-25T04:00:00.000000Z".into());
-    let d = s
-        .experiment_data(
-            &e,
-            std::slice::from_ref(&conv),
-            &AggregateOptions::default(),
-        )
-        .await
-        .unwrap();
+    let d = data(
+        &s,
+        &e,
+        std::slice::from_ref(&conv),
+        &AggregateOptions::default(),
+    )
+    .await;
     assert_eq!(
         (d.from_ms, d.until_ms),
         (Some(T + 3 * HOUR / 2), Some(T + 4 * HOUR))
@@ -373,9 +394,9 @@ async fn start_stop_and_option_bounds(s: Store) {
     let o = AggregateOptions {
         from_ms: Some(T + 3 * HOUR),
         until_ms: Some(T + 3 * HOUR),
-        series: false,
+        ..AggregateOptions::default()
     };
-    let d = s.experiment_data(&e, &[conv], &o).await.unwrap();
+    let d = data(&s, &e, &[conv], &o).await;
     assert_eq!(
         (d.from_ms, d.until_ms),
         (Some(T + 3 * HOUR), Some(T + 3 * HOUR))
@@ -425,17 +446,16 @@ async fn cumulative_daily_series(s: Store) {
     .collect();
     let conv = MetricSpec::conversion("purchased", "purchase");
     let revenue = metric("revenue", MetricKind::Sum, "purchase");
-    let d = s
-        .experiment_data(
-            &e,
-            &[conv, revenue],
-            &AggregateOptions {
-                series: true,
-                ..AggregateOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let d = data(
+        &s,
+        &e,
+        &[conv, revenue],
+        &AggregateOptions {
+            series: true,
+            ..AggregateOptions::default()
+        },
+    )
+    .await;
     assert_eq!(
         d.arms
             .iter()
@@ -464,10 +484,7 @@ async fn cumulative_daily_series(s: Store) {
     // The last point equals the totals.
     assert_eq!(agg(&d, "on", "revenue").sum, 10.0);
     // Without the option: no series.
-    let d = s
-        .experiment_data(&e, &[], &AggregateOptions::default())
-        .await
-        .unwrap();
+    let d = data(&s, &e, &[], &AggregateOptions::default()).await;
     assert!(d.series.is_empty());
     assert_eq!(arm(&d, "off").users, 2);
     assert!(arm(&d, "off").metrics.is_empty());
@@ -478,17 +495,16 @@ async fn empty_experiment(s: Store) {
     let conv = MetricSpec::conversion("purchased", "purchase");
     let mut ratio = metric("ppv", MetricKind::Ratio, "pageview");
     ratio.denominator_event = Some("session".into());
-    let d = s
-        .experiment_data(
-            &e,
-            &[conv, ratio],
-            &AggregateOptions {
-                series: true,
-                ..AggregateOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let d = data(
+        &s,
+        &e,
+        &[conv, ratio],
+        &AggregateOptions {
+            series: true,
+            ..AggregateOptions::default()
+        },
+    )
+    .await;
     assert_eq!(
         d.arms.len(),
         1,

@@ -70,8 +70,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
@@ -211,6 +211,14 @@ pub struct AggregateOptions {
     pub until_ms: Option<i64>,
     /// Whether to compute [`ExperimentData::series`].
     pub series: bool,
+    /// Aggregate every raw exposure instead of the per-user rollup
+    /// (`exposure_users`): the reference semantics, slow on large data;
+    /// tests compare the two.
+    pub raw: bool,
+    /// Cut the users into this many key ranges aggregated concurrently
+    /// (each on its own connection); `None`: automatic (one range, or two
+    /// on PostgreSQL with a large rollup).
+    pub partitions: Option<usize>,
 }
 
 /// A stored timestamp (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, RFC 3339) as Unix ms.
@@ -259,14 +267,13 @@ fn capped(expr: &str, cap: Option<f64>) -> String {
     }
 }
 
-/// The aggregation statement: one row per (arm, day of first exposure),
-/// with columns `variant`, `day`, `n`, `multi` and per metric `i`:
-/// `s{i}`, `q{i}` (Σ y, Σ y²), ratio `d{i}`, `dq{i}`, `x{i}` (Σ den, Σ den²,
-/// Σ num·den), others `p{i}`, `pq{i}`, `px{i}` (Σ x, Σ x², Σ x·y).
-///
-/// Parameters: `$1` environment, `$2` flag, `$3`/`$4` time bounds, `$5…`
-/// the distinct event names. Windows and caps are inlined literals.
-fn aggregate_sql(metrics: &[MetricSpec], names: &[&str]) -> String {
+/// The per-user metric columns (`y{i}`, `x{i}` / `z{i}`, from the joined
+/// event `e` and the user's first exposure `u.t0`) and the per-cell sums of
+/// them: `s{i}`, `q{i}` (Σ y, Σ y²), ratio `d{i}`, `dq{i}`, `x{i}` (Σ den,
+/// Σ den², Σ num·den), others `p{i}`, `pq{i}`, `px{i}` (Σ x, Σ x², Σ x·y).
+/// Event names are parameters from `$5` (in `names` order); windows and
+/// caps are inlined literals.
+fn metric_columns(metrics: &[MetricSpec], names: &[&str]) -> (String, String) {
     let param = |name: &str| {
         let i = names.iter().position(|n| *n == name).expect("collected");
         format!("${}", i + 5)
@@ -331,57 +338,222 @@ fn aggregate_sql(metrics: &[MetricSpec], names: &[&str]) -> String {
             );
         }
     }
-    let users = "SELECT user_key, t0, \
+    (per_user, outer)
+}
+
+/// `e.name IN ($5, …)` and the widest window of `metrics`.
+fn event_filter(metrics: &[MetricSpec], names: &[&str]) -> (String, i64) {
+    let in_names = (0..names.len())
+        .map(|i| format!("${}", i + 5))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let reach = metrics.iter().map(MetricSpec::window_ms).max().unwrap_or(0);
+    (format!("e.name IN ({in_names})"), reach)
+}
+
+/// The day of a first exposure `t0` (SQL expression).
+fn day_of(t0: &str) -> String {
+    format!("CAST({t0} / {DAY_MS} AS BIGINT)")
+}
+
+/// The raw statement (every exposure; the reference semantics): one row per
+/// (arm, day of first exposure), with columns `variant`, `day`, `n`,
+/// `multi` and the [`metric_columns`] sums. `users_filter` restricts the
+/// users (a condition on `user_key`, or empty).
+///
+/// Parameters: `$1` environment, `$2` flag, `$3`/`$4` time bounds, `$5…`
+/// the distinct event names.
+fn raw_sql(metrics: &[MetricSpec], names: &[&str], users_filter: &str) -> String {
+    let (per_user, outer) = metric_columns(metrics, names);
+    let users = format!(
+        "SELECT user_key, t0, \
            CASE WHEN vmin = vmax THEN vmin ELSE \
              (SELECT MIN(x.variant) FROM exposures x WHERE x.environment = $1 \
               AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0) END AS variant, \
            CASE WHEN vmin = vmax THEN 0 ELSE 1 END AS multi \
          FROM (SELECT user_key, MIN(time_ms) AS t0, MIN(variant) AS vmin, MAX(variant) AS vmax \
                FROM exposures WHERE environment = $1 AND flag_key = $2 \
-               AND time_ms >= $3 AND time_ms <= $4 GROUP BY user_key) g";
+               AND time_ms >= $3 AND time_ms <= $4 {users_filter} GROUP BY user_key) g"
+    );
     let per_user_sql = if metrics.is_empty() {
         format!("SELECT u.t0, u.variant, u.multi FROM ({users}) u")
     } else {
-        let reach = metrics.iter().map(MetricSpec::window_ms).max().unwrap_or(0);
-        let in_names = (0..names.len())
-            .map(|i| format!("${}", i + 5))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let (names_in, reach) = event_filter(metrics, names);
         format!(
             "SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant, MIN(u.multi) AS multi{per_user} \
              FROM ({users}) u \
-             LEFT JOIN metric_events e ON e.environment = $1 AND e.name IN ({in_names}) \
+             LEFT JOIN metric_events e ON e.environment = $1 AND {names_in} \
              AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach} \
              GROUP BY u.user_key"
         )
     };
     format!(
-        "SELECT variant, CAST(t0 / {DAY_MS} AS BIGINT) AS day, COUNT(*) AS n, \
+        "SELECT variant, {day} AS day, COUNT(*) AS n, \
          CAST(SUM(multi) AS BIGINT) AS multi{outer} \
-         FROM ({per_user_sql}) p GROUP BY variant, CAST(t0 / {DAY_MS} AS BIGINT)"
+         FROM ({per_user_sql}) p GROUP BY variant, {day}",
+        day = day_of("t0")
     )
 }
 
-/// Runs the [`aggregate_sql`] statement: `binds` are `$1` environment,
-/// `$2` flag, then the event names from `$5`; `$3`/`$4` the time bounds.
-/// Everything owned: borrowed binds make the caller's future not `Send`
-/// (higher-ranked lifetime inference), and the API spawns it.
+/// A `user_key` range condition on `col` with the range's bounds as
+/// parameters `$lo` / `$hi` (inclusive / exclusive; `None`: unbounded).
+fn range_sql(col: &str, lo: Option<usize>, hi: Option<usize>) -> String {
+    let mut s = String::new();
+    if let Some(lo) = lo {
+        let _ = write!(s, " AND {col} >= ${lo}");
+    }
+    if let Some(hi) = hi {
+        let _ = write!(s, " AND {col} < ${hi}");
+    }
+    s
+}
+
+/// The rollup's users (first exposure in the bounds) per (arm, day): `n`
+/// and `multi`. With `bounded_until`, a user served several variants counts
+/// as multi-arm only when one of the other variants was served by `$4`
+/// (looked up in the raw exposures, for those users only).
+fn rollup_users_sql(bounded_until: bool, range: &str) -> String {
+    let multi = if bounded_until {
+        "CASE WHEN u.vmin = u.vmax THEN 0 WHEN EXISTS (SELECT 1 FROM exposures x \
+         WHERE x.environment = $1 AND x.flag_key = $2 AND x.user_key = u.user_key \
+         AND x.time_ms <= $4 AND x.variant <> u.variant) THEN 1 ELSE 0 END"
+    } else {
+        "CASE WHEN u.vmin = u.vmax THEN 0 ELSE 1 END"
+    };
+    format!(
+        "SELECT u.variant AS variant, {day} AS day, COUNT(*) AS n, \
+         CAST(SUM({multi}) AS BIGINT) AS multi \
+         FROM exposure_users u WHERE u.environment = $1 AND u.flag_key = $2 \
+         AND u.first_ms >= $3 AND u.first_ms <= $4{range} GROUP BY u.variant, {day}",
+        day = day_of("u.first_ms")
+    )
+}
+
+/// The metric sums of the rollup's users **with events** per (arm, day)
+/// (an inner join: a user without events has every value 0, which adds
+/// nothing to any sum; caps are positive).
+fn rollup_sums_sql(metrics: &[MetricSpec], names: &[&str], range: &str, e_range: &str) -> String {
+    let (per_user, outer) = metric_columns(metrics, names);
+    let (names_in, reach) = event_filter(metrics, names);
+    format!(
+        "SELECT variant, {day} AS day{outer} FROM (\
+           SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant{per_user} \
+           FROM (SELECT user_key, first_ms AS t0, variant FROM exposure_users \
+                 WHERE environment = $1 AND flag_key = $2 AND first_ms >= $3 AND first_ms <= $4{range}) u \
+           JOIN metric_events e ON e.environment = $1 AND {names_in} \
+             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach}{e_range} \
+           GROUP BY u.user_key) p \
+         GROUP BY variant, {day}",
+        day = day_of("t0")
+    )
+}
+
+/// The users the rollup cannot place: first exposed before `$3` (the
+/// start), so their first exposure *within* the bounds needs the raw
+/// exposures ([`raw_sql`] for them only).
+const EARLY_USERS: &str = "AND user_key IN (SELECT r.user_key FROM exposure_users r \
+     WHERE r.environment = $1 AND r.flag_key = $2 AND r.first_ms < $3)";
+
+/// Users per (arm, day) from a planner-steered PostgreSQL statement on:
+/// at least this many users in a key range makes the sums a merge join of
+/// two key-ordered index scans (the planner's hash join spills to disk,
+/// and its nested loop probes once per user).
+const MERGE_JOIN_USERS: i64 = 50_000;
+
+/// Runs `sql` with `$1` environment, `$2` flag, `$3`/`$4` the bounds, then
+/// `tail` (event names, key bounds). Everything owned: borrowed binds make
+/// the caller's future not `Send` (higher-ranked lifetime inference), and
+/// the API spawns it.
 async fn fetch(
-    pool: &AnyPool,
+    c: &mut sqlx::AnyConnection,
     sql: String,
-    binds: Vec<String>,
+    head: (String, String),
     (from, until): (i64, i64),
+    tail: Vec<String>,
 ) -> Result<Vec<AnyRow>> {
-    let mut binds = binds.into_iter();
     let mut q = sqlx::query(&sql)
-        .bind(binds.next())
-        .bind(binds.next())
+        .bind(head.0)
+        .bind(head.1)
         .bind(from)
         .bind(until);
-    for n in binds {
-        q = q.bind(n);
+    for t in tail {
+        q = q.bind(t);
     }
-    Ok(q.fetch_all(pool).await?)
+    Ok(q.fetch_all(&mut *c).await?)
+}
+
+/// The result of a spawned part: a panic goes on unwinding in the caller; a
+/// cancelled task (the runtime shutting down) is an I/O error.
+fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    match r {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(
+            std::io::Error::other(format!("aggregation task: {e}")),
+        ))),
+    }
+}
+
+/// `SET LOCAL` each PostgreSQL setting for the rest of the transaction.
+async fn set_local(c: &mut sqlx::AnyConnection, settings: &[&'static str]) -> Result<()> {
+    for s in settings {
+        sqlx::query(&format!("SET LOCAL {s}"))
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One (arm, day) cell: users, multi-arm users, per-metric sums.
+#[derive(Debug, Clone, Default)]
+struct Cell {
+    n: u64,
+    multi: u64,
+    aggs: Vec<MetricAgg>,
+}
+
+/// Adds a result row (`n`/`multi` when `counts`, metric sums when
+/// `sums`) into `cells`.
+fn add_row(
+    cells: &mut BTreeMap<(String, i64), Cell>,
+    metrics: &[MetricSpec],
+    r: &AnyRow,
+    counts: bool,
+    sums: bool,
+) -> Result<()> {
+    let variant: String = r.try_get("variant")?;
+    let day: i64 = r.try_get("day")?;
+    let cell = cells.entry((variant, day)).or_insert_with(|| Cell {
+        aggs: metrics.iter().map(empty).collect(),
+        ..Cell::default()
+    });
+    if counts {
+        cell.n += r.try_get::<i64, _>("n")? as u64;
+        cell.multi += r.try_get::<i64, _>("multi")? as u64;
+    }
+    if sums {
+        for (i, (m, a)) in metrics.iter().zip(cell.aggs.iter_mut()).enumerate() {
+            let g =
+                |c: &str| -> Result<f64> { Ok(r.try_get::<f64, _>(format!("{c}{i}").as_str())?) };
+            let mut b = empty(m);
+            b.sum = g("s")?;
+            b.sum_sq = g("q")?;
+            if m.kind == MetricKind::Conversion {
+                b.conversions = Some(b.sum.round() as u64);
+            }
+            if m.kind == MetricKind::Ratio {
+                b.den_sum = Some(g("d")?);
+                b.den_sum_sq = Some(g("dq")?);
+                b.cross_sum = Some(g("x")?);
+            } else {
+                b.pre_sum = Some(g("p")?);
+                b.pre_sum_sq = Some(g("pq")?);
+                b.pre_cross = Some(g("px")?);
+            }
+            add(a, &b);
+        }
+    }
+    Ok(())
 }
 
 /// Adds `b` into `a` (sums of disjoint user sets).
@@ -461,67 +633,82 @@ impl Store {
         let from_ms = started.into_iter().chain(options.from_ms).max();
         let until_ms = stopped.into_iter().chain(options.until_ms).min();
 
-        // The distinct event names; scoped so that no borrowed `&str`
-        // lives across an await (the future must be `Send` for callers
-        // that spawn it).
-        let (sql, binds) = {
-            let mut names: Vec<&str> = Vec::new();
-            for m in metrics {
-                for n in std::iter::once(m.event.as_str()).chain(m.denominator_event.as_deref()) {
-                    if !names.contains(&n) {
-                        names.push(n);
-                    }
+        // The distinct event names, owned: no borrowed `&str` may live
+        // across an await (the future must be `Send` for callers that
+        // spawn it).
+        let mut names: Vec<String> = Vec::new();
+        for m in metrics {
+            for n in std::iter::once(m.event.as_str()).chain(m.denominator_event.as_deref()) {
+                if !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
                 }
             }
-            let mut binds = vec![environment.clone(), e.flag.clone()];
-            binds.extend(names.iter().map(|n| n.to_string()));
-            (aggregate_sql(metrics, &names), binds)
+        }
+        let q = PartQuery {
+            head: (environment.clone(), e.flag.clone()),
+            bounds: (from_ms.unwrap_or(i64::MIN), until_ms.unwrap_or(i64::MAX)),
+            bounded_until: until_ms.is_some(),
+            names,
         };
-        let bounds = (from_ms.unwrap_or(i64::MIN), until_ms.unwrap_or(i64::MAX));
-        let rows = fetch(&self.pool, sql, binds, bounds).await?;
+        let mut cells: BTreeMap<(String, i64), Cell> = BTreeMap::new();
+        if options.raw {
+            for r in self.raw_part(&q, metrics, "").await? {
+                add_row(&mut cells, metrics, &r, true, true)?;
+            }
+        } else {
+            let ranges = self.key_ranges(&q.head, options.partitions).await?;
+            // Spawned tasks with owned inputs: each range runs on its own
+            // connection, and no borrowed future leaks into callers' `Send`
+            // inference (the API and the monitor spawn this).
+            let mut parts = Vec::with_capacity(ranges.len());
+            for (lo, hi) in ranges {
+                let (store, q, metrics) = (self.clone(), q.clone(), metrics.to_vec());
+                parts.push(tokio::spawn(async move {
+                    store.rollup_part(&q, &metrics, lo, hi).await
+                }));
+            }
+            // Users first exposed before the start: from the raw exposures.
+            let early = if from_ms.is_some() {
+                let (store, q, metrics) = (self.clone(), q.clone(), metrics.to_vec());
+                Some(tokio::spawn(async move {
+                    store.raw_part(&q, &metrics, EARLY_USERS).await
+                }))
+            } else {
+                None
+            };
+            let mut done = Vec::with_capacity(parts.len());
+            for p in parts {
+                done.push(joined(p.await)?);
+            }
+            let early = match early {
+                Some(h) => joined(h.await)?,
+                None => Vec::new(),
+            };
+            for (users, sums) in done {
+                for r in &users {
+                    add_row(&mut cells, metrics, r, true, false)?;
+                }
+                for r in &sums {
+                    add_row(&mut cells, metrics, r, false, true)?;
+                }
+            }
+            for r in &early {
+                add_row(&mut cells, metrics, r, true, true)?;
+            }
+        }
+        // A cell's metric `n` is its users (with or without events).
+        let mut multi_arm_users = 0;
+        for c in cells.values_mut() {
+            multi_arm_users += c.multi;
+            for a in &mut c.aggs {
+                a.n = c.n;
+            }
+        }
 
         let primary = metrics
             .iter()
             .position(|m| Some(&m.key) == e.primary_metric.as_ref())
             .or(if metrics.is_empty() { None } else { Some(0) });
-        // (variant, day) → per-metric aggregates of the users first exposed
-        // that day.
-        let mut cells: BTreeMap<(String, i64), Vec<MetricAgg>> = BTreeMap::new();
-        let mut users_by: BTreeMap<(String, i64), u64> = BTreeMap::new();
-        let mut multi_arm_users = 0u64;
-        for r in &rows {
-            let variant: String = r.try_get("variant")?;
-            let day: i64 = r.try_get("day")?;
-            let n: i64 = r.try_get("n")?;
-            let multi: i64 = r.try_get("multi")?;
-            let n = n as u64;
-            multi_arm_users += multi as u64;
-            let mut aggs = Vec::with_capacity(metrics.len());
-            for (i, m) in metrics.iter().enumerate() {
-                let g = |c: &str| -> Result<f64> {
-                    Ok(r.try_get::<f64, _>(format!("{c}{i}").as_str())?)
-                };
-                let mut a = empty(m);
-                a.n = n;
-                a.sum = g("s")?;
-                a.sum_sq = g("q")?;
-                if m.kind == MetricKind::Conversion {
-                    a.conversions = Some(a.sum.round() as u64);
-                }
-                if m.kind == MetricKind::Ratio {
-                    a.den_sum = Some(g("d")?);
-                    a.den_sum_sq = Some(g("dq")?);
-                    a.cross_sum = Some(g("x")?);
-                } else {
-                    a.pre_sum = Some(g("p")?);
-                    a.pre_sum_sq = Some(g("pq")?);
-                    a.pre_cross = Some(g("px")?);
-                }
-                aggs.push(a);
-            }
-            users_by.insert((variant.clone(), day), n);
-            cells.insert((variant, day), aggs);
-        }
 
         // Arms: control, then the allocation's and the seen variants by name.
         let mut others: BTreeSet<String> = e.variants.iter().cloned().collect();
@@ -533,13 +720,11 @@ impl Store {
             .map(|v| {
                 let mut total: Vec<MetricAgg> = metrics.iter().map(empty).collect();
                 let mut users = 0;
-                for ((_, _), aggs) in cells.range((v.clone(), i64::MIN)..=(v.clone(), i64::MAX)) {
-                    for (t, a) in total.iter_mut().zip(aggs) {
+                for (_, c) in cells.range((v.clone(), i64::MIN)..=(v.clone(), i64::MAX)) {
+                    for (t, a) in total.iter_mut().zip(&c.aggs) {
                         add(t, a);
                     }
-                }
-                for (_, n) in users_by.range((v.clone(), i64::MIN)..=(v.clone(), i64::MAX)) {
-                    users += n;
+                    users += c.n;
                 }
                 ArmData {
                     variant: v.clone(),
@@ -558,12 +743,12 @@ impl Store {
                 .collect();
             for day in days {
                 for v in &order {
-                    if let Some(aggs) = cells.get(&(v.clone(), day)) {
+                    if let Some(c) = cells.get(&(v.clone(), day)) {
                         let slot = running.get_mut(v).expect("every arm");
-                        slot.users += users_by[&(v.clone(), day)];
+                        slot.users += c.n;
                         if let Some(p) = primary {
-                            slot.sum += aggs[p].sum;
-                            slot.sum_sq += aggs[p].sum_sq;
+                            slot.sum += c.aggs[p].sum;
+                            slot.sum_sq += c.aggs[p].sum_sq;
                         }
                     }
                 }
@@ -582,6 +767,190 @@ impl Store {
             from_ms,
             until_ms,
         })
+    }
+}
+
+/// What every part of one aggregation shares.
+#[derive(Debug, Clone)]
+struct PartQuery {
+    /// `$1` environment, `$2` flag.
+    head: (String, String),
+    /// `$3` / `$4`: first exposures counted from / until (Unix ms).
+    bounds: (i64, i64),
+    /// Whether `$4` is a real bound (multi-arm users then need a look at
+    /// the raw exposures).
+    bounded_until: bool,
+    /// Distinct event names (`$5…` in the metric statements).
+    names: Vec<String>,
+}
+
+/// Key ranges aggregated concurrently on PostgreSQL when
+/// [`AggregateOptions::partitions`] is not set and the rollup is large.
+const AUTO_PARTITIONS: usize = 2;
+
+/// Rows of the rollup (all flags) from which automatic partitioning pays.
+const AUTO_PARTITION_ROWS: f64 = 200_000.0;
+
+impl Store {
+    /// The raw statement ([`raw_sql`]) for the users `users_filter` keeps.
+    async fn raw_part(
+        &self,
+        q: &PartQuery,
+        metrics: &[MetricSpec],
+        users_filter: &str,
+    ) -> Result<Vec<AnyRow>> {
+        let sql = {
+            let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
+            raw_sql(metrics, &names, users_filter)
+        };
+        let mut c = self.pool.acquire().await?;
+        fetch(&mut c, sql, q.head.clone(), q.bounds, q.names.clone()).await
+    }
+
+    /// The users and the metric sums of one `user_key` range of the
+    /// rollup, in one read transaction. On PostgreSQL without JIT (its
+    /// compile time costs more than it saves here) and, for large ranges,
+    /// with the planner steered to a merge join of the two key-ordered
+    /// covering indexes ([`MERGE_JOIN_USERS`]).
+    async fn rollup_part(
+        &self,
+        q: &PartQuery,
+        metrics: &[MetricSpec],
+        lo: Option<String>,
+        hi: Option<String>,
+    ) -> Result<(Vec<AnyRow>, Vec<AnyRow>)> {
+        let postgres = self.backend() == super::Backend::Postgres;
+        let mut tx = self.pool.begin().await?;
+        if postgres {
+            set_local(&mut tx, &["jit = off"]).await?;
+        }
+        let keys: Vec<String> = lo.iter().chain(hi.iter()).cloned().collect();
+        let at = |first: usize| {
+            let lo_i = lo.as_ref().map(|_| first);
+            let hi_i = hi.as_ref().map(|_| first + usize::from(lo.is_some()));
+            (lo_i, hi_i)
+        };
+        let (lo_i, hi_i) = at(5);
+        let users_sql = rollup_users_sql(q.bounded_until, &range_sql("u.user_key", lo_i, hi_i));
+        let users = fetch(&mut tx, users_sql, q.head.clone(), q.bounds, keys.clone()).await?;
+        let mut sums = Vec::new();
+        if !metrics.is_empty() {
+            let n: i64 = users
+                .iter()
+                .map(|r| r.try_get::<i64, _>("n"))
+                .sum::<std::result::Result<i64, _>>()?;
+            if n == 0 {
+                tx.commit().await?;
+                return Ok((users, sums));
+            }
+            if postgres && n >= MERGE_JOIN_USERS {
+                set_local(
+                    &mut tx,
+                    &[
+                        "enable_hashjoin = off",
+                        "enable_nestloop = off",
+                        "enable_sort = off",
+                        "max_parallel_workers_per_gather = 0",
+                    ],
+                )
+                .await?;
+            }
+            let (lo_i, hi_i) = at(5 + q.names.len());
+            let sql = {
+                let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
+                rollup_sums_sql(
+                    metrics,
+                    &names,
+                    &range_sql("user_key", lo_i, hi_i),
+                    &range_sql("e.user_key", lo_i, hi_i),
+                )
+            };
+            let mut tail = q.names.clone();
+            tail.extend(keys);
+            sums = fetch(&mut tx, sql, q.head.clone(), q.bounds, tail).await?;
+        }
+        tx.commit().await?;
+        Ok((users, sums))
+    }
+
+    /// The `user_key` ranges `[lo, hi)` (`None`: unbounded) to aggregate
+    /// concurrently: `Some(k)` cuts the flag's rollup at exact quantiles
+    /// (k ≥ 2; for tests and tuning); `None` is one range, or on PostgreSQL
+    /// with a large rollup [`AUTO_PARTITIONS`] ranges cut at the planner
+    /// statistics' histogram of user keys (no scan; a skewed cut only costs
+    /// speed, never correctness).
+    async fn key_ranges(
+        &self,
+        (env, flag): &(String, String),
+        partitions: Option<usize>,
+    ) -> Result<Vec<(Option<String>, Option<String>)>> {
+        let mut cuts: Vec<String> = Vec::new();
+        match partitions {
+            Some(k) if k >= 2 => {
+                let n: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM exposure_users WHERE environment = $1 AND flag_key = $2",
+                )
+                .bind(env.clone())
+                .bind(flag.clone())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+                for j in 1..k {
+                    let offset = n * j as i64 / k as i64;
+                    let row = sqlx::query(
+                        "SELECT user_key FROM exposure_users WHERE environment = $1 AND flag_key = $2 \
+                         ORDER BY user_key LIMIT 1 OFFSET $3",
+                    )
+                    .bind(env.clone())
+                    .bind(flag.clone())
+                    .bind(offset)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some(r) = row {
+                        cuts.push(r.try_get("user_key")?);
+                    }
+                }
+            }
+            Some(_) => {}
+            None if self.backend() == super::Backend::Postgres => {
+                let rows = sqlx::query(
+                    "SELECT CAST(c.reltuples AS DOUBLE PRECISION) AS rows, h.b AS bound \
+                     FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace \
+                     JOIN pg_stats p ON p.schemaname = s.nspname AND p.tablename = c.relname \
+                       AND p.attname = 'user_key' \
+                     CROSS JOIN LATERAL unnest(CAST(CAST(p.histogram_bounds AS TEXT) AS TEXT[])) \
+                       WITH ORDINALITY AS h(b, i) \
+                     WHERE c.relname = 'exposure_users' AND s.nspname = current_schema() \
+                     ORDER BY h.i",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let large = rows
+                    .first()
+                    .map(|r| r.try_get::<f64, _>("rows"))
+                    .transpose()?
+                    .is_some_and(|n| n >= AUTO_PARTITION_ROWS);
+                if large {
+                    let bounds: Vec<String> = rows
+                        .iter()
+                        .map(|r| r.try_get("bound"))
+                        .collect::<std::result::Result<_, _>>()?;
+                    for j in 1..AUTO_PARTITIONS {
+                        cuts.push(bounds[bounds.len() * j / AUTO_PARTITIONS].clone());
+                    }
+                }
+            }
+            None => {}
+        }
+        cuts.dedup();
+        let mut ranges = Vec::with_capacity(cuts.len() + 1);
+        let mut lo = None;
+        for c in cuts {
+            ranges.push((lo, Some(c.clone())));
+            lo = Some(c);
+        }
+        ranges.push((lo, None));
+        Ok(ranges)
     }
 }
 

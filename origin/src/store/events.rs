@@ -41,6 +41,8 @@
 //! # });
 //! ```
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -200,6 +202,155 @@ fn values_sql(table: &str, columns: &[&str], rows: usize) -> String {
     sql
 }
 
+/// One row of the per-user exposure rollup (`exposure_users`, migration
+/// 0007): a user's first exposure to a flag in an environment and the range
+/// of variants they were served. Field names are the column names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExposureUser {
+    /// The edge environment.
+    pub environment: String,
+    /// Flag key.
+    pub flag_key: String,
+    /// The user.
+    pub user_key: String,
+    /// Time of the first exposure (Unix ms).
+    pub first_ms: i64,
+    /// Variant of the first exposure (ties at the same millisecond: the
+    /// smallest variant).
+    pub variant: String,
+    /// The smallest variant served to the user.
+    pub vmin: String,
+    /// The largest variant served to the user (≠ `vmin`: several arms).
+    pub vmax: String,
+}
+
+/// The rollup rows of `rows`: one per (environment, flag, user), merged
+/// the way the stored rollup merges them (earliest (time, variant), min and
+/// max variant), sorted by key so that concurrent upserts lock rows in one
+/// order.
+///
+/// ```
+/// use bunting_origin::store::{Exposure, events::rollup};
+/// let x = |variant: &str, t: i64| Exposure {
+///     environment: "e".into(), id: format!("{t}"), flag_key: "f".into(),
+///     variant: variant.into(), user_key: "u".into(), time_ms: t,
+///     snapshot_version: None, rule_id: None, reason: None, country: None,
+///     device_type: None, received_ms: t,
+/// };
+/// let r = rollup(&[x("on", 9), x("off", 5), x("on", 5)]);
+/// assert_eq!(r.len(), 1);
+/// assert_eq!((r[0].first_ms, r[0].variant.as_str()), (5, "off"));
+/// assert_eq!((r[0].vmin.as_str(), r[0].vmax.as_str()), ("off", "on"));
+/// ```
+pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
+    let mut users: BTreeMap<(&str, &str, &str), ExposureUser> = BTreeMap::new();
+    for e in rows {
+        let key = (
+            e.environment.as_str(),
+            e.flag_key.as_str(),
+            e.user_key.as_str(),
+        );
+        match users.get_mut(&key) {
+            None => {
+                users.insert(
+                    key,
+                    ExposureUser {
+                        environment: e.environment.clone(),
+                        flag_key: e.flag_key.clone(),
+                        user_key: e.user_key.clone(),
+                        first_ms: e.time_ms,
+                        variant: e.variant.clone(),
+                        vmin: e.variant.clone(),
+                        vmax: e.variant.clone(),
+                    },
+                );
+            }
+            Some(u) => {
+                if (e.time_ms, e.variant.as_str()) < (u.first_ms, u.variant.as_str()) {
+                    u.first_ms = e.time_ms;
+                    u.variant.clone_from(&e.variant);
+                }
+                if e.variant < u.vmin {
+                    u.vmin.clone_from(&e.variant);
+                }
+                if e.variant > u.vmax {
+                    u.vmax.clone_from(&e.variant);
+                }
+            }
+        }
+    }
+    users.into_values().collect()
+}
+
+const ROLLUP_COLUMNS: &[&str] = &[
+    "environment",
+    "flag_key",
+    "user_key",
+    "first_ms",
+    "variant",
+    "vmin",
+    "vmax",
+];
+
+/// Merges rollup rows into `exposure_users`. The update only happens when
+/// it changes something (an earlier first exposure or a new variant), so a
+/// returning user's exposures cost an index probe, not a new row version.
+async fn upsert_rollup(
+    c: &mut AnyConnection,
+    backend: Backend,
+    rows: &[ExposureUser],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let merge = |least: &str, greatest: &str| {
+        format!(
+            " ON CONFLICT (environment, flag_key, user_key) DO UPDATE SET \
+             first_ms = {least}(exposure_users.first_ms, excluded.first_ms), \
+             variant = CASE WHEN excluded.first_ms < exposure_users.first_ms \
+               OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
+               THEN excluded.variant ELSE exposure_users.variant END, \
+             vmin = {least}(exposure_users.vmin, excluded.vmin), \
+             vmax = {greatest}(exposure_users.vmax, excluded.vmax) \
+             WHERE excluded.first_ms < exposure_users.first_ms \
+               OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
+               OR excluded.vmin < exposure_users.vmin OR excluded.vmax > exposure_users.vmax"
+        )
+    };
+    match backend {
+        Backend::Postgres => {
+            let json = serde_json::to_string(rows).expect("serializable");
+            let sql = format!(
+                "INSERT INTO exposure_users SELECT * FROM \
+                 json_populate_recordset(NULL::exposure_users, $1::json){}",
+                merge("LEAST", "GREATEST")
+            );
+            sqlx::query(&sql).bind(json).execute(&mut *c).await?;
+        }
+        Backend::Sqlite => {
+            let tail = merge("MIN", "MAX");
+            for chunk in rows.chunks(SQLITE_MAX_PARAMS / ROLLUP_COLUMNS.len()) {
+                let mut sql = values_sql("exposure_users", ROLLUP_COLUMNS, chunk.len());
+                sql.truncate(sql.len() - " ON CONFLICT DO NOTHING".len());
+                sql.push_str(&tail);
+                let mut q = sqlx::query(&sql);
+                for u in chunk {
+                    q = q
+                        .bind(&u.environment)
+                        .bind(&u.flag_key)
+                        .bind(&u.user_key)
+                        .bind(u.first_ms)
+                        .bind(&u.variant)
+                        .bind(&u.vmin)
+                        .bind(&u.vmax);
+                }
+                q.execute(&mut *c).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn counts(offered: usize, inserted: u64) -> InsertCounts {
     InsertCounts {
         accepted: inserted,
@@ -251,6 +402,7 @@ async fn insert_exposures(
             }
         }
     }
+    upsert_rollup(c, backend, &rollup(rows)).await?;
     Ok(counts(rows.len(), inserted))
 }
 
@@ -451,6 +603,31 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(exposure_row).collect()
+    }
+
+    /// The per-user exposure rollup of `environment` (tests and
+    /// diagnostics), by flag then user: what ingestion maintained, which
+    /// equals [`rollup`] of every stored exposure.
+    pub async fn exposure_users_of(&self, environment: &str) -> Result<Vec<ExposureUser>> {
+        let rows = sqlx::query(
+            "SELECT * FROM exposure_users WHERE environment = $1 ORDER BY flag_key, user_key",
+        )
+        .bind(environment)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExposureUser {
+                    environment: r.try_get("environment")?,
+                    flag_key: r.try_get("flag_key")?,
+                    user_key: r.try_get("user_key")?,
+                    first_ms: r.try_get("first_ms")?,
+                    variant: r.try_get("variant")?,
+                    vmin: r.try_get("vmin")?,
+                    vmax: r.try_get("vmax")?,
+                })
+            })
+            .collect()
     }
 
     /// Every metric event of `environment`, by time then id.
