@@ -100,7 +100,10 @@ async fn rollup_equals_recomputation(s: Store) {
     let mut again = rows.clone();
     again.shuffle(&mut rng);
     deliver(&s, &mut rng, &again).await;
-    assert_eq!(sorted(s.exposure_users_of(ENV).await.unwrap()), sorted(stored));
+    assert_eq!(
+        sorted(s.exposure_users_of(ENV).await.unwrap()),
+        sorted(stored)
+    );
 }
 
 async fn rollup_analysis_equals_raw_analysis(s: Store) {
@@ -127,7 +130,9 @@ async fn rollup_analysis_equals_raw_analysis(s: Store) {
                 id: format!("e-{i}"),
                 name: names[rng.random_range(0..2)].into(),
                 user_key: users[rng.random_range(0..users.len())].clone(),
-                value: rng.random_bool(0.8).then(|| rng.random_range(0..200) as f64),
+                value: rng
+                    .random_bool(0.8)
+                    .then(|| rng.random_range(0..200) as f64),
                 time_ms: t,
                 received_ms: t,
                 properties: None,
@@ -186,11 +191,17 @@ async fn rollup_analysis_equals_raw_analysis(s: Store) {
         };
         let ranges = s.scope_data(&scope, &metrics, &cut).await.unwrap();
         let users: u64 = raw.arms.iter().map(|a| a.users).sum();
-        assert!(users > 0 || from == Some(T + 47 * HOUR), "{from:?}..{until:?}");
+        assert!(
+            users > 0 || from == Some(T + 47 * HOUR),
+            "{from:?}..{until:?}"
+        );
         // Float sums may be added in another order: compare with a
         // relative tolerance, everything else exactly.
         for other in [&fast, &ranges] {
-            assert_eq!(other.multi_arm_users, raw.multi_arm_users, "{from:?}..{until:?}");
+            assert_eq!(
+                other.multi_arm_users, raw.multi_arm_users,
+                "{from:?}..{until:?}"
+            );
             assert_eq!(other.series.len(), raw.series.len());
             for (x, y) in other.arms.iter().zip(&raw.arms) {
                 assert_eq!((&x.variant, x.users), (&y.variant, y.users));
