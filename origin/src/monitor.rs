@@ -568,8 +568,28 @@ impl Monitor {
             started_at: g.started_at.clone(),
             stopped_at: None,
         };
-        let (mut checks, data) = self.look(state, s, &place, &scope).await?;
         let min_users = self.min_users(s);
+        let (mut checks, data) = match self.look(state, s, &place, &scope).await {
+            Ok(v) => v,
+            Err(err) => {
+                // Fail closed: a guard that cannot be checked is not
+                // healthy, so a gated ramp waits.
+                let h = GuardHealth {
+                    healthy: false,
+                    reasons: vec![format!("the check failed: {err}")],
+                    min_users_per_arm: min_users,
+                    guardrails: Vec::new(),
+                };
+                state
+                    .store
+                    .record_guard_health(g.id, g.started_at.as_deref(), &h)
+                    .await?;
+                if g.spec.gate_ramp {
+                    self.hold_ramp(state, g, &place, &h).await?;
+                }
+                return Err(err);
+            }
+        };
         let h = health(s, &data, &checks, min_users);
         state
             .store

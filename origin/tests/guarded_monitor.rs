@@ -6,7 +6,8 @@
 //! guard is healthy; a guard gating a ramp holds the due step while it is
 //! not healthy (the step and every later one move by the same shift,
 //! audited as `holdRamp` by `ramp-guard` in the flag's history, visible as
-//! `heldUntil`) and leaves the schedule alone while healthy.
+//! `heldUntil`) and leaves the schedule alone while healthy; a guard that
+//! cannot be checked (its metric deleted) holds the ramp too.
 
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +33,8 @@ both!(
     regression_is_rolled_back,
     no_regression_no_rollback,
     unhealthy_guard_holds_the_due_step,
-    healthy_guard_leaves_the_ramp_alone
+    healthy_guard_leaves_the_ramp_alone,
+    failing_check_holds_the_ramp
 );
 
 struct Setup {
@@ -417,4 +419,34 @@ async fn healthy_guard_leaves_the_ramp_alone(store: Store) {
     assert_eq!(g.held_until, None);
     assert_eq!(step_times(&s).await, s.steps, "the schedule is untouched");
     assert!(log_by(&s.state.store, "ramp-guard").await.is_empty());
+}
+
+async fn failing_check_holds_the_ramp(store: Store) {
+    // Healthy data, but the guardrail's metric is deleted: the check fails,
+    // which is not healthy (fail closed), so the due step is held.
+    let s = setup(store, 30_000, true).await;
+    traffic(&s, 0, 300, [20, 20]).await;
+    let env = s.state.store.environment(s.env).await.unwrap();
+    let m = s
+        .state
+        .store
+        .metric_by_key(env.project_id, "checkout-errors")
+        .await
+        .unwrap();
+    s.state
+        .store
+        .delete_metric(&Actor::new("someone"), m.id, m.version)
+        .await
+        .unwrap();
+    let mut monitor = Monitor::new(MonitorOptions::default());
+    let checks = monitor.round(&s.state).await.unwrap();
+    assert!(checks.is_empty(), "{checks:?}");
+    let g = s.state.store.guarded_rollout(s.guard).await.unwrap();
+    let h = g.health.unwrap();
+    assert!(!h.healthy);
+    assert!(h.reasons[0].starts_with("the check failed"), "{h:?}");
+    let moved = step_times(&s).await;
+    assert!(moved[1] > s.steps[1], "{moved:?} vs {:?}", s.steps);
+    assert_eq!(moved[2] - moved[1], s.steps[2] - s.steps[1]);
+    assert_eq!(g.status, GuardStatus::Active);
 }
