@@ -1214,6 +1214,9 @@ impl Store {
                 continue;
             }
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            if *version == events::ROLLUP_MIGRATION {
+                events::rebuild_rollup(&mut tx, self.backend).await?;
+            }
             sqlx::query(
                 "INSERT INTO bunting_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
             )

@@ -96,6 +96,13 @@ async fn rollup_equals_recomputation(s: Store) {
     assert_eq!(sorted(stored.clone()), sorted(rollup(&rows)));
     // Several arms and same-millisecond ties are in the data.
     assert!(stored.iter().filter(|u| u.vmin != u.vmax).count() > 50);
+    // Rebuilding from the raw exposures gives the same rollup.
+    let rows_n = s.rebuild_exposure_users().await.unwrap();
+    assert_eq!(rows_n as usize, stored.len());
+    assert_eq!(
+        sorted(s.exposure_users_of(ENV).await.unwrap()),
+        sorted(stored.clone())
+    );
     // Redelivering everything in another order changes nothing.
     let mut again = rows.clone();
     again.shuffle(&mut rng);

@@ -20,7 +20,8 @@ CREATE TABLE exposure_users (
     -- Covering: the analysis reads users in key order from the index alone.
     PRIMARY KEY (environment, flag_key, user_key) INCLUDE (first_ms, variant, vmin, vmax)
 );
-INSERT INTO exposure_users
-SELECT environment, flag_key, user_key, MIN(time_ms),
-       (array_agg(variant ORDER BY time_ms, variant))[1], MIN(variant), MAX(variant)
-FROM exposures GROUP BY environment, flag_key, user_key;
+-- Users first exposed before a time: the analysis reads them from the raw
+-- exposures (their first exposure within an experiment is not the rollup's).
+CREATE INDEX exposure_users_first ON exposure_users (environment, flag_key, first_ms);
+-- Existing exposures are rolled up by the store right after this migration
+-- (Store::rebuild_exposure_users, the same statement operators can run).

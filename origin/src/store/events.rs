@@ -351,6 +351,41 @@ async fn upsert_rollup(
     Ok(())
 }
 
+/// The migration that creates `exposure_users`; the store rebuilds the
+/// rollup from the stored exposures right after applying it.
+pub(crate) const ROLLUP_MIGRATION: i64 = 7;
+
+/// Replaces the rollup with one computed from every stored exposure (the
+/// same merge as ingestion: earliest (time, variant), min and max variant).
+/// Returns the number of rollup rows.
+pub(crate) async fn rebuild_rollup(c: &mut AnyConnection, backend: Backend) -> Result<u64> {
+    let insert = match backend {
+        Backend::Postgres => {
+            "INSERT INTO exposure_users (environment, flag_key, user_key, first_ms, variant, vmin, vmax) \
+             SELECT environment, flag_key, user_key, MIN(time_ms), \
+               (array_agg(variant ORDER BY time_ms, variant))[1], MIN(variant), MAX(variant) \
+             FROM exposures GROUP BY environment, flag_key, user_key"
+        }
+        // No ordered aggregate: the smallest variant of the earliest
+        // exposures, looked up per user.
+        Backend::Sqlite => {
+            "INSERT INTO exposure_users (environment, flag_key, user_key, first_ms, variant, vmin, vmax) \
+             SELECT g.environment, g.flag_key, g.user_key, g.t0, \
+               (SELECT MIN(x.variant) FROM exposures x WHERE x.environment = g.environment \
+                AND x.flag_key = g.flag_key AND x.user_key = g.user_key AND x.time_ms = g.t0), \
+               g.vmin, g.vmax \
+             FROM (SELECT environment, flag_key, user_key, MIN(time_ms) AS t0, \
+                   MIN(variant) AS vmin, MAX(variant) AS vmax \
+                   FROM exposures GROUP BY environment, flag_key, user_key) g"
+        }
+    };
+    sqlx::query("DELETE FROM exposure_users")
+        .execute(&mut *c)
+        .await?;
+    let n = sqlx::query(insert).execute(&mut *c).await?.rows_affected();
+    Ok(n)
+}
+
 fn counts(offered: usize, inserted: u64) -> InsertCounts {
     InsertCounts {
         accepted: inserted,
@@ -603,6 +638,18 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(exposure_row).collect()
+    }
+
+    /// Rebuilds the per-user exposure rollup (`exposure_users`) from every
+    /// stored exposure, in one transaction; returns its rows. Ingestion
+    /// keeps the rollup current by itself: this is for exposures written
+    /// around it (a bulk `INSERT … SELECT`, a restore of the `exposures`
+    /// table alone, deleted exposures).
+    pub async fn rebuild_exposure_users(&self) -> Result<u64> {
+        let mut tx = self.begin_events().await?;
+        let n = rebuild_rollup(&mut tx, self.backend()).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// The per-user exposure rollup of `environment` (tests and
