@@ -268,12 +268,12 @@ fn capped(expr: &str, cap: Option<f64>) -> String {
 }
 
 /// The per-user metric columns (`y{i}`, `x{i}` / `z{i}`, from the joined
-/// event `e` and the user's first exposure `u.t0`) and the per-cell sums of
+/// event `e` and the user's first exposure `t0`, an SQL expression) and the per-cell sums of
 /// them: `s{i}`, `q{i}` (Σ y, Σ y²), ratio `d{i}`, `dq{i}`, `x{i}` (Σ den,
 /// Σ den², Σ num·den), others `p{i}`, `pq{i}`, `px{i}` (Σ x, Σ x², Σ x·y).
 /// Event names are parameters from `$5` (in `names` order); windows and
 /// caps are inlined literals.
-fn metric_columns(metrics: &[MetricSpec], names: &[&str]) -> (String, String) {
+fn metric_columns(metrics: &[MetricSpec], names: &[&str], t0: &str) -> (String, String) {
     let param = |name: &str| {
         let i = names.iter().position(|n| *n == name).expect("collected");
         format!("${}", i + 5)
@@ -283,8 +283,8 @@ fn metric_columns(metrics: &[MetricSpec], names: &[&str]) -> (String, String) {
     for (i, m) in metrics.iter().enumerate() {
         let w = m.window_ms();
         let ev = param(&m.event);
-        let post = format!("e.name = {ev} AND e.time_ms >= u.t0 AND e.time_ms < u.t0 + {w}");
-        let pre = format!("e.name = {ev} AND e.time_ms >= u.t0 - {w} AND e.time_ms < u.t0");
+        let post = format!("e.name = {ev} AND e.time_ms >= {t0} AND e.time_ms < {t0} + {w}");
+        let pre = format!("e.name = {ev} AND e.time_ms >= {t0} - {w} AND e.time_ms < {t0}");
         match m.kind {
             MetricKind::Conversion => {
                 let _ = write!(
@@ -303,7 +303,7 @@ fn metric_columns(metrics: &[MetricSpec], names: &[&str]) -> (String, String) {
             MetricKind::Ratio => {
                 let den = param(m.denominator_event.as_deref().unwrap_or(&m.event));
                 let den_post =
-                    format!("e.name = {den} AND e.time_ms >= u.t0 AND e.time_ms < u.t0 + {w}");
+                    format!("e.name = {den} AND e.time_ms >= {t0} AND e.time_ms < {t0} + {w}");
                 let _ = write!(
                     per_user,
                     ", SUM(CASE WHEN {post} THEN COALESCE(e.value, 1) ELSE 0 END) AS y{i}\
@@ -356,24 +356,45 @@ fn day_of(t0: &str) -> String {
     format!("CAST({t0} / {DAY_MS} AS BIGINT)")
 }
 
+/// Whose exposures [`raw_sql`] groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RawUsers {
+    /// Every user of the flag: the reference semantics.
+    All,
+    /// Only the users the rollup cannot place: first exposed before `$3`
+    /// (the start), so their first exposure *within* the bounds needs the
+    /// raw exposures. Driven from the rollup's `first_ms` index (a `CROSS
+    /// JOIN` keeps SQLite's planner from scanning every exposure first).
+    Early,
+}
+
 /// The raw statement (every exposure; the reference semantics): one row per
 /// (arm, day of first exposure), with columns `variant`, `day`, `n`,
-/// `multi` and the [`metric_columns`] sums. `users_filter` restricts the
-/// users (a condition on `user_key`, or empty).
+/// `multi` and the [`metric_columns`] sums, over the users `who` selects.
 ///
 /// Parameters: `$1` environment, `$2` flag, `$3`/`$4` time bounds, `$5…`
 /// the distinct event names.
-fn raw_sql(metrics: &[MetricSpec], names: &[&str], users_filter: &str) -> String {
-    let (per_user, outer) = metric_columns(metrics, names);
+fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> String {
+    let (per_user, outer) = metric_columns(metrics, names, "u.t0");
+    let (from, early) = match who {
+        RawUsers::All => ("exposures", ""),
+        RawUsers::Early => (
+            "exposure_users r CROSS JOIN exposures",
+            "AND r.environment = $1 AND r.flag_key = $2 AND r.first_ms < $3 \
+             AND exposures.user_key = r.user_key",
+        ),
+    };
     let users = format!(
         "SELECT user_key, t0, \
            CASE WHEN vmin = vmax THEN vmin ELSE \
              (SELECT MIN(x.variant) FROM exposures x WHERE x.environment = $1 \
               AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0) END AS variant, \
            CASE WHEN vmin = vmax THEN 0 ELSE 1 END AS multi \
-         FROM (SELECT user_key, MIN(time_ms) AS t0, MIN(variant) AS vmin, MAX(variant) AS vmax \
-               FROM exposures WHERE environment = $1 AND flag_key = $2 \
-               AND time_ms >= $3 AND time_ms <= $4 {users_filter} GROUP BY user_key) g"
+         FROM (SELECT exposures.user_key AS user_key, MIN(exposures.time_ms) AS t0, \
+                 MIN(exposures.variant) AS vmin, MAX(exposures.variant) AS vmax \
+               FROM {from} WHERE exposures.environment = $1 AND exposures.flag_key = $2 \
+               AND exposures.time_ms >= $3 AND exposures.time_ms <= $4 {early} \
+               GROUP BY exposures.user_key) g"
     );
     let per_user_sql = if metrics.is_empty() {
         format!("SELECT u.t0, u.variant, u.multi FROM ({users}) u")
@@ -408,11 +429,28 @@ fn range_sql(col: &str, lo: Option<usize>, hi: Option<usize>) -> String {
     s
 }
 
-/// The rollup's users (first exposure in the bounds) per (arm, day): `n`
-/// and `multi`. With `bounded_until`, a user served several variants counts
-/// as multi-arm only when one of the other variants was served by `$4`
-/// (looked up in the raw exposures, for those users only).
-fn rollup_users_sql(bounded_until: bool, range: &str) -> String {
+/// The rollup statement: the same rows as [`raw_sql`] for the users whose
+/// rollup `first_ms` is within the bounds, with `range` (a condition on
+/// `u.user_key`) and `e_range` (the same on the events' `user_key`).
+///
+/// One row per user of the rollup (`GROUP BY` its primary key, so its
+/// other columns need no aggregate) with their events in the widest window
+/// `LEFT JOIN`ed. On PostgreSQL the events are a key-ordered subquery, so
+/// that the planner can merge-join two key-ordered index scans; `+first_ms`
+/// keeps the `first_ms` index out (it would cost a row lookup per user). On
+/// SQLite a `LEFT JOIN` probes each user's events by index.
+///
+/// With `bounded_until`, a user served several variants counts as
+/// multi-arm only when one of the other variants was served by `$4` (looked
+/// up in the raw exposures, for those users only).
+fn rollup_sql(
+    metrics: &[MetricSpec],
+    names: &[&str],
+    bounded_until: bool,
+    postgres: bool,
+    (range, e_range): (&str, &str),
+) -> String {
+    let (per_user, outer) = metric_columns(metrics, names, "u.first_ms");
     let multi = if bounded_until {
         "CASE WHEN u.vmin = u.vmax THEN 0 WHEN EXISTS (SELECT 1 FROM exposures x \
          WHERE x.environment = $1 AND x.flag_key = $2 AND x.user_key = u.user_key \
@@ -420,45 +458,47 @@ fn rollup_users_sql(bounded_until: bool, range: &str) -> String {
     } else {
         "CASE WHEN u.vmin = u.vmax THEN 0 ELSE 1 END"
     };
+    let users =
+        "u.environment = $1 AND u.flag_key = $2 AND +u.first_ms >= $3 AND +u.first_ms <= $4";
+    let per_user_sql = if metrics.is_empty() {
+        format!(
+            "SELECT u.first_ms AS t0, u.variant AS variant, {multi} AS multi \
+             FROM exposure_users u WHERE {users}{range}"
+        )
+    } else {
+        let (names_in, reach) = event_filter(metrics, names);
+        let window = format!(
+            "e.user_key = u.user_key AND e.time_ms >= u.first_ms - {reach} \
+             AND e.time_ms < u.first_ms + {reach}"
+        );
+        let join = if postgres {
+            format!(
+                "LEFT JOIN (SELECT user_key, name, time_ms, value FROM metric_events e \
+                   WHERE e.environment = $1 AND {names_in}{e_range} ORDER BY user_key) e ON {window}"
+            )
+        } else {
+            format!("LEFT JOIN metric_events e ON e.environment = $1 AND {names_in} AND {window}")
+        };
+        format!(
+            "SELECT u.first_ms AS t0, u.variant AS variant, {multi} AS multi{per_user} \
+             FROM exposure_users u {join} WHERE {users}{range} \
+             GROUP BY u.environment, u.flag_key, u.user_key"
+        )
+    };
     format!(
-        "SELECT u.variant AS variant, {day} AS day, COUNT(*) AS n, \
-         CAST(SUM({multi}) AS BIGINT) AS multi \
-         FROM exposure_users u WHERE u.environment = $1 AND u.flag_key = $2 \
-         AND u.first_ms >= $3 AND u.first_ms <= $4{range} GROUP BY u.variant, {day}",
-        day = day_of("u.first_ms")
-    )
-}
-
-/// The metric sums of the rollup's users **with events** per (arm, day)
-/// (an inner join: a user without events has every value 0, which adds
-/// nothing to any sum; caps are positive).
-fn rollup_sums_sql(metrics: &[MetricSpec], names: &[&str], range: &str, e_range: &str) -> String {
-    let (per_user, outer) = metric_columns(metrics, names);
-    let (names_in, reach) = event_filter(metrics, names);
-    format!(
-        "SELECT variant, {day} AS day{outer} FROM (\
-           SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant{per_user} \
-           FROM (SELECT user_key, first_ms AS t0, variant FROM exposure_users \
-                 WHERE environment = $1 AND flag_key = $2 AND first_ms >= $3 AND first_ms <= $4{range}) u \
-           JOIN metric_events e ON e.environment = $1 AND {names_in} \
-             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach}{e_range} \
-           GROUP BY u.user_key) p \
-         GROUP BY variant, {day}",
+        "SELECT variant, {day} AS day, COUNT(*) AS n, \
+         CAST(SUM(multi) AS BIGINT) AS multi{outer} \
+         FROM ({per_user_sql}) p GROUP BY variant, {day}",
         day = day_of("t0")
     )
 }
 
-/// The users the rollup cannot place: first exposed before `$3` (the
-/// start), so their first exposure *within* the bounds needs the raw
-/// exposures ([`raw_sql`] for them only).
-const EARLY_USERS: &str = "AND user_key IN (SELECT r.user_key FROM exposure_users r \
-     WHERE r.environment = $1 AND r.flag_key = $2 AND r.first_ms < $3)";
-
-/// Users per (arm, day) from a planner-steered PostgreSQL statement on:
-/// at least this many users in a key range makes the sums a merge join of
-/// two key-ordered index scans (the planner's hash join spills to disk,
-/// and its nested loop probes once per user).
-const MERGE_JOIN_USERS: i64 = 50_000;
+/// From this many users (the planner's estimate) in a key range, the
+/// rollup statement runs on PostgreSQL as a merge join of the two
+/// key-ordered covering indexes (the planner's own choice, a hash join,
+/// spills to disk; a nested loop probes once per user) and with JIT
+/// compilation of its expressions (≈ 20 % faster on 10M exposures).
+const LARGE_RANGE_USERS: f64 = 50_000.0;
 
 /// Runs `sql` with `$1` environment, `$2` flag, `$3`/`$4` the bounds, then
 /// `tail` (event names, key bounds). Everything owned: borrowed binds make
@@ -494,6 +534,26 @@ fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Resul
     }
 }
 
+/// The planner's row estimate of the rollup scan in an `EXPLAIN` result:
+/// the largest `rows=` of a plan line scanning `exposure_users` (0 when
+/// none is found).
+///
+/// ```text
+/// Index Only Scan using exposure_users_pkey on exposure_users u  (cost=0.55..172620.55 rows=10000 width=44)
+/// ```
+fn estimated_users(plan: &[String]) -> f64 {
+    plan.iter()
+        .filter(|l| l.contains(" on exposure_users"))
+        .filter_map(|l| {
+            let rest = &l[l.find(" rows=")? + 6..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..end].parse::<f64>().ok()
+        })
+        .fold(0.0, f64::max)
+}
+
 /// `SET LOCAL` each PostgreSQL setting for the rest of the transaction.
 async fn set_local(c: &mut sqlx::AnyConnection, settings: &[&'static str]) -> Result<()> {
     for s in settings {
@@ -512,14 +572,12 @@ struct Cell {
     aggs: Vec<MetricAgg>,
 }
 
-/// Adds a result row (`n`/`multi` when `counts`, metric sums when
-/// `sums`) into `cells`.
+/// Adds a result row (users, multi-arm users, metric sums of one (arm,
+/// day)) into `cells`.
 fn add_row(
     cells: &mut BTreeMap<(String, i64), Cell>,
     metrics: &[MetricSpec],
     r: &AnyRow,
-    counts: bool,
-    sums: bool,
 ) -> Result<()> {
     let variant: String = r.try_get("variant")?;
     let day: i64 = r.try_get("day")?;
@@ -527,31 +585,26 @@ fn add_row(
         aggs: metrics.iter().map(empty).collect(),
         ..Cell::default()
     });
-    if counts {
-        cell.n += r.try_get::<i64, _>("n")? as u64;
-        cell.multi += r.try_get::<i64, _>("multi")? as u64;
-    }
-    if sums {
-        for (i, (m, a)) in metrics.iter().zip(cell.aggs.iter_mut()).enumerate() {
-            let g =
-                |c: &str| -> Result<f64> { Ok(r.try_get::<f64, _>(format!("{c}{i}").as_str())?) };
-            let mut b = empty(m);
-            b.sum = g("s")?;
-            b.sum_sq = g("q")?;
-            if m.kind == MetricKind::Conversion {
-                b.conversions = Some(b.sum.round() as u64);
-            }
-            if m.kind == MetricKind::Ratio {
-                b.den_sum = Some(g("d")?);
-                b.den_sum_sq = Some(g("dq")?);
-                b.cross_sum = Some(g("x")?);
-            } else {
-                b.pre_sum = Some(g("p")?);
-                b.pre_sum_sq = Some(g("pq")?);
-                b.pre_cross = Some(g("px")?);
-            }
-            add(a, &b);
+    cell.n += r.try_get::<i64, _>("n")? as u64;
+    cell.multi += r.try_get::<i64, _>("multi")? as u64;
+    for (i, (m, a)) in metrics.iter().zip(cell.aggs.iter_mut()).enumerate() {
+        let g = |c: &str| -> Result<f64> { Ok(r.try_get::<f64, _>(format!("{c}{i}").as_str())?) };
+        let mut b = empty(m);
+        b.sum = g("s")?;
+        b.sum_sq = g("q")?;
+        if m.kind == MetricKind::Conversion {
+            b.conversions = Some(b.sum.round() as u64);
         }
+        if m.kind == MetricKind::Ratio {
+            b.den_sum = Some(g("d")?);
+            b.den_sum_sq = Some(g("dq")?);
+            b.cross_sum = Some(g("x")?);
+        } else {
+            b.pre_sum = Some(g("p")?);
+            b.pre_sum_sq = Some(g("pq")?);
+            b.pre_cross = Some(g("px")?);
+        }
+        add(a, &b);
     }
     Ok(())
 }
@@ -652,8 +705,8 @@ impl Store {
         };
         let mut cells: BTreeMap<(String, i64), Cell> = BTreeMap::new();
         if options.raw {
-            for r in self.raw_part(&q, metrics, "").await? {
-                add_row(&mut cells, metrics, &r, true, true)?;
+            for r in self.raw_part(&q, metrics, RawUsers::All).await? {
+                add_row(&mut cells, metrics, &r)?;
             }
         } else {
             let ranges = self.key_ranges(&q.head, options.partitions).await?;
@@ -671,7 +724,7 @@ impl Store {
             let early = if from_ms.is_some() {
                 let (store, q, metrics) = (self.clone(), q.clone(), metrics.to_vec());
                 Some(tokio::spawn(async move {
-                    store.raw_part(&q, &metrics, EARLY_USERS).await
+                    store.raw_part(&q, &metrics, RawUsers::Early).await
                 }))
             } else {
                 None
@@ -684,16 +737,11 @@ impl Store {
                 Some(h) => joined(h.await)?,
                 None => Vec::new(),
             };
-            for (users, sums) in done {
-                for r in &users {
-                    add_row(&mut cells, metrics, r, true, false)?;
-                }
-                for r in &sums {
-                    add_row(&mut cells, metrics, r, false, true)?;
-                }
+            for r in done.iter().flatten() {
+                add_row(&mut cells, metrics, r)?;
             }
             for r in &early {
-                add_row(&mut cells, metrics, r, true, true)?;
+                add_row(&mut cells, metrics, r)?;
             }
         }
         // A cell's metric `n` is its users (with or without events).
@@ -792,58 +840,71 @@ const AUTO_PARTITIONS: usize = 2;
 const AUTO_PARTITION_ROWS: f64 = 200_000.0;
 
 impl Store {
-    /// The raw statement ([`raw_sql`]) for the users `users_filter` keeps.
+    /// The raw statement ([`raw_sql`]) for the users `who` selects.
     async fn raw_part(
         &self,
         q: &PartQuery,
         metrics: &[MetricSpec],
-        users_filter: &str,
+        who: RawUsers,
     ) -> Result<Vec<AnyRow>> {
         let sql = {
             let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
-            raw_sql(metrics, &names, users_filter)
+            raw_sql(metrics, &names, who)
         };
         let mut c = self.pool.acquire().await?;
         fetch(&mut c, sql, q.head.clone(), q.bounds, q.names.clone()).await
     }
 
-    /// The users and the metric sums of one `user_key` range of the
-    /// rollup, in one read transaction. On PostgreSQL without JIT (its
-    /// compile time costs more than it saves here) and, for large ranges,
-    /// with the planner steered to a merge join of the two key-ordered
-    /// covering indexes ([`MERGE_JOIN_USERS`]).
+    /// One `user_key` range of the rollup ([`rollup_sql`]), in one read
+    /// transaction: on PostgreSQL planner-steered for large ranges
+    /// ([`LARGE_RANGE_USERS`]), without JIT for small ones (its compile
+    /// time costs more than it saves there).
     async fn rollup_part(
         &self,
         q: &PartQuery,
         metrics: &[MetricSpec],
         lo: Option<String>,
         hi: Option<String>,
-    ) -> Result<(Vec<AnyRow>, Vec<AnyRow>)> {
+    ) -> Result<Vec<AnyRow>> {
         let postgres = self.backend() == super::Backend::Postgres;
+        let first = 5 + q.names.len();
+        let lo_i = lo.as_ref().map(|_| first);
+        let hi_i = hi.as_ref().map(|_| first + usize::from(lo.is_some()));
+        let sql = {
+            let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
+            rollup_sql(
+                metrics,
+                &names,
+                q.bounded_until,
+                postgres,
+                (
+                    &range_sql("u.user_key", lo_i, hi_i),
+                    &range_sql("e.user_key", lo_i, hi_i),
+                ),
+            )
+        };
+        let mut tail = q.names.clone();
+        tail.extend(lo.iter().chain(hi.iter()).cloned());
         let mut tx = self.pool.begin().await?;
         if postgres {
-            set_local(&mut tx, &["jit = off"]).await?;
-        }
-        let keys: Vec<String> = lo.iter().chain(hi.iter()).cloned().collect();
-        let at = |first: usize| {
-            let lo_i = lo.as_ref().map(|_| first);
-            let hi_i = hi.as_ref().map(|_| first + usize::from(lo.is_some()));
-            (lo_i, hi_i)
-        };
-        let (lo_i, hi_i) = at(5);
-        let users_sql = rollup_users_sql(q.bounded_until, &range_sql("u.user_key", lo_i, hi_i));
-        let users = fetch(&mut tx, users_sql, q.head.clone(), q.bounds, keys.clone()).await?;
-        let mut sums = Vec::new();
-        if !metrics.is_empty() {
-            let n: i64 = users
+            // The estimate of the range's users alone: the full statement's
+            // `+first_ms` conditions make the planner guess far too few.
+            let count = format!(
+                "EXPLAIN SELECT 1 FROM exposure_users u WHERE u.environment = $1 \
+                 AND u.flag_key = $2 AND $3 <= $4{}",
+                range_sql(
+                    "u.user_key",
+                    lo.as_ref().map(|_| 5),
+                    hi.as_ref().map(|_| 5 + usize::from(lo.is_some()))
+                )
+            );
+            let keys: Vec<String> = lo.iter().chain(hi.iter()).cloned().collect();
+            let plan = fetch(&mut tx, count, q.head.clone(), q.bounds, keys).await?;
+            let plan: Vec<String> = plan
                 .iter()
-                .map(|r| r.try_get::<i64, _>("n"))
-                .sum::<std::result::Result<i64, _>>()?;
-            if n == 0 {
-                tx.commit().await?;
-                return Ok((users, sums));
-            }
-            if postgres && n >= MERGE_JOIN_USERS {
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<std::result::Result<_, _>>()?;
+            if estimated_users(&plan) >= LARGE_RANGE_USERS {
                 set_local(
                     &mut tx,
                     &[
@@ -851,26 +912,20 @@ impl Store {
                         "enable_nestloop = off",
                         "enable_sort = off",
                         "max_parallel_workers_per_gather = 0",
+                        "jit = on",
+                        "jit_above_cost = 0",
+                        "jit_optimize_above_cost = 0",
+                        "jit_inline_above_cost = 0",
                     ],
                 )
                 .await?;
+            } else {
+                set_local(&mut tx, &["jit = off"]).await?;
             }
-            let (lo_i, hi_i) = at(5 + q.names.len());
-            let sql = {
-                let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
-                rollup_sums_sql(
-                    metrics,
-                    &names,
-                    &range_sql("user_key", lo_i, hi_i),
-                    &range_sql("e.user_key", lo_i, hi_i),
-                )
-            };
-            let mut tail = q.names.clone();
-            tail.extend(keys);
-            sums = fetch(&mut tx, sql, q.head.clone(), q.bounds, tail).await?;
         }
+        let rows = fetch(&mut tx, sql, q.head.clone(), q.bounds, tail).await?;
         tx.commit().await?;
-        Ok((users, sums))
+        Ok(rows)
     }
 
     /// The `user_key` ranges `[lo, hi)` (`None`: unbounded) to aggregate
@@ -962,6 +1017,17 @@ mod tests {
     fn days_are_utc_dates() {
         assert_eq!(day_string(0), "1970-01-01");
         assert_eq!(day_string(20_417), "2025-11-25");
+    }
+
+    #[test]
+    fn planner_estimates_of_the_rollup_scan() {
+        let plan = [
+            "HashAggregate  (cost=1.1..2.2 rows=1000 width=107)".to_string(),
+            "  ->  Index Only Scan using exposure_users_pkey on exposure_users u  (cost=0.55..172620.55 rows=1999599 width=44)".to_string(),
+            "  ->  Index Only Scan using metric_events_analysis on metric_events e  (cost=0.55..1.0 rows=3000000 width=58)".to_string(),
+        ];
+        assert_eq!(estimated_users(&plan), 1_999_599.0);
+        assert_eq!(estimated_users(&plan[..1]), 0.0);
     }
 
     #[test]
