@@ -9,17 +9,24 @@
 //! the guard's start) and feeds every treatment-vs-control pair to a
 //! one-sided sequential harm test ([`bunting_analysis::sequential`], mSPRT:
 //! always valid, so looking every minute does not inflate false alarms
-//! beyond α). When a guardrail's harm beyond its tolerance is significant,
-//! the monitor rolls the flag back as the guardrail says
-//! ([`crate::rollback`]) as actor `auto-rollback` with the evidence
-//! (metric, effect, interval, p-value), stops the experiment or marks the
-//! guarded rollout rolled back, wakes the publisher and notifies the
-//! webhooks.
+//! beyond α), one test per guardrail and treatment arm: two guardrails on
+//! one metric (a tight one that alerts, a looser one that rolls back) are
+//! two independent tests. Each arm is summarised by
+//! [`crate::results::guardrail_summary`] (the per-user mean, or a ratio
+//! metric's delta-method moments), the same function behind the
+//! guardrail tests of the experiment results. When a guardrail's harm
+//! beyond its tolerance is significant, the monitor rolls the flag back as
+//! the guardrail says ([`crate::rollback`]) as actor `auto-rollback` with
+//! the evidence (metric, effect, interval, p-value), stops the experiment
+//! or marks the guarded rollout rolled back, wakes the publisher and
+//! notifies the webhooks. An `alert` guardrail records the evidence and
+//! notifies once per test, and the watch goes on.
 //!
 //! For a guarded rollout the monitor also records its [`GuardHealth`]
 //! ([`health`]) and, when the guard gates a ramp and is not healthy,
 //! postpones the flag's next scheduled step that would take effect before
-//! the next round plus [`MonitorOptions::ramp_lead`] ([`hold_schedules`];
+//! the next round plus [`MonitorOptions::ramp_lead`] (`bunting serve
+//! --ramp-lead-seconds`) ([`hold_schedules`];
 //! actor `ramp-guard`, audited as `holdRamp` on the flag configuration).
 //!
 //! The tests' state lives in memory: after a restart the monitor starts
@@ -37,7 +44,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bunting_analysis::sequential::{
-    ArmSummary, Decision, Direction, SequentialConfig, SequentialResult, SequentialTest,
+    Decision, Direction, SequentialConfig, SequentialResult, SequentialTest,
 };
 use bunting_core::Serve;
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -45,9 +52,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::api::AppState;
+use crate::results::guardrail_summary;
 use crate::rollback::{Evidence, roll_back};
-use crate::store::aggregate::{AggregateOptions, AnalysisScope, ExperimentData, MetricAgg};
-use crate::store::experiments::{ExperimentRecord, Guardrail, MetricSpec};
+use crate::store::aggregate::{AggregateOptions, AnalysisScope, ExperimentData};
+use crate::store::experiments::{ExperimentRecord, Guardrail, MetricSpec, RollbackAction};
 use crate::store::rollouts::{GuardHealth, GuardedRolloutRecord, GuardrailState};
 use crate::store::{Actor, ConfigSpec, Environment, FlagRecord, Project, Result, StoreError};
 
@@ -182,14 +190,21 @@ pub struct GuardrailCheck {
     pub metric: String,
     /// Index of the guardrail in its subject.
     pub guardrail: usize,
+    /// The guardrail's action.
+    pub action: RollbackAction,
     /// The sequential test's result at this look.
     pub result: SequentialResult,
-    /// Whether this check rolled the flag back.
+    /// Whether this check rolled the flag back (an action other than
+    /// `alert`).
     pub rolled_back: bool,
+    /// Whether this check sent the alert of an `alert` guardrail (once per
+    /// test: later looks that still find harm do not repeat it).
+    pub alerted: bool,
 }
 
-/// A sequential test's identity: a new start, control or variant begins a
-/// new test.
+/// A sequential test's identity: one per guardrail (by its index, so two
+/// guardrails on one metric are two tests) and treatment arm; a new start,
+/// control, variant or metric at that index begins a new test.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TestKey {
     kind: SubjectKind,
@@ -197,20 +212,37 @@ struct TestKey {
     started_at: Option<String>,
     control: String,
     variant: String,
+    guardrail: usize,
     metric: String,
 }
 
+impl TestKey {
+    fn of(s: &Subject, variant: &str, guardrail: usize) -> TestKey {
+        TestKey {
+            kind: s.kind,
+            id: s.id,
+            started_at: s.started_at.clone(),
+            control: s.control.clone(),
+            variant: variant.to_string(),
+            guardrail,
+            metric: s.guardrails[guardrail].metric.clone(),
+        }
+    }
+}
+
+/// A running test and whether its `alert` was sent.
+#[derive(Debug)]
+struct Watch {
+    test: SequentialTest,
+    alerted: bool,
+}
+
 /// Sequential tests per (subject, start, control, treatment variant,
-/// metric).
+/// guardrail).
 #[derive(Debug, Default)]
 pub struct Monitor {
     options: MonitorOptions,
-    tests: HashMap<TestKey, SequentialTest>,
-}
-
-/// The per-user value's mean and variance of an arm, for the test.
-fn summary(m: &MetricAgg) -> Option<ArmSummary> {
-    ArmSummary::from_sums(m.n, m.sum, m.sum_sq).ok()
+    tests: HashMap<TestKey, Watch>,
 }
 
 /// Where a subject lives.
@@ -389,8 +421,8 @@ pub fn health(
                 .find(|c| c.guardrail == gi && c.variant == t.variant)
             else {
                 reasons.push(format!(
-                    "{} on {:?}: no look this round (no data)",
-                    g.metric, t.variant
+                    "{} (tolerance {}) on {:?}: no look this round (no data)",
+                    g.metric, g.tolerance, t.variant
                 ));
                 continue;
             };
@@ -403,6 +435,8 @@ pub fn health(
                 ));
             }
             states.push(GuardrailState {
+                guardrail: gi,
+                tolerance: g.tolerance,
                 metric: g.metric.clone(),
                 variant: t.variant.clone(),
                 control_users,
@@ -517,27 +551,41 @@ impl Monitor {
         Ok((checks, data))
     }
 
-    /// Rolls back when a check found harm: marks that check and drops the
-    /// later ones. Returns whether it tripped.
-    async fn trip_if_harmed(
+    /// Acts on this round's checks that found harm, in guardrail order:
+    /// an `alert` guardrail alerts once per test and the watch goes on;
+    /// the first guardrail with another action rolls back, is marked, and
+    /// the later checks are dropped. Returns whether it rolled back.
+    async fn act_on_harm(
         &mut self,
         state: &AppState,
         s: &Subject,
         place: &Place,
         checks: &mut Vec<GuardrailCheck>,
     ) -> Result<bool> {
-        let Some(i) = checks
-            .iter()
-            .position(|c| c.result.decision == Decision::TreatmentWorse)
-        else {
-            return Ok(false);
-        };
-        self.trip(state, s, place, &checks[i]).await?;
-        checks[i].rolled_back = true;
-        checks.truncate(i + 1);
-        self.tests
-            .retain(|k, _| !(k.kind == s.kind && k.id == s.id));
-        Ok(true)
+        for i in 0..checks.len() {
+            if checks[i].result.decision != Decision::TreatmentWorse {
+                continue;
+            }
+            if checks[i].action == RollbackAction::Alert {
+                let key = TestKey::of(s, &checks[i].variant, checks[i].guardrail);
+                if self.tests.get(&key).is_none_or(|w| w.alerted) {
+                    continue;
+                }
+                self.trip(state, s, place, &checks[i]).await?;
+                checks[i].alerted = true;
+                if let Some(w) = self.tests.get_mut(&key) {
+                    w.alerted = true;
+                }
+                continue;
+            }
+            self.trip(state, s, place, &checks[i]).await?;
+            checks[i].rolled_back = true;
+            checks.truncate(i + 1);
+            self.tests
+                .retain(|k, _| !(k.kind == s.kind && k.id == s.id));
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     async fn check_experiment(
@@ -548,7 +596,7 @@ impl Monitor {
     ) -> Result<(Vec<GuardrailCheck>, bool)> {
         let place = self.place(state, e.environment_id, &e.spec.flag).await?;
         let (mut checks, _) = self.look(state, s, &place, &AnalysisScope::from(e)).await?;
-        let tripped = self.trip_if_harmed(state, s, &place, &mut checks).await?;
+        let tripped = self.act_on_harm(state, s, &place, &mut checks).await?;
         Ok((checks, tripped))
     }
 
@@ -595,7 +643,7 @@ impl Monitor {
             .store
             .record_guard_health(g.id, g.started_at.as_deref(), &h)
             .await?;
-        let tripped = self.trip_if_harmed(state, s, &place, &mut checks).await?;
+        let tripped = self.act_on_harm(state, s, &place, &mut checks).await?;
         if !tripped && g.spec.gate_ramp && !h.healthy {
             self.hold_ramp(state, g, &place, &h).await?;
         }
@@ -693,7 +741,11 @@ impl Monitor {
         };
         let min_users = self.min_users(s);
         for (gi, (g, metric)) in s.guardrails.iter().zip(metrics).enumerate() {
-            let Some(c) = control.metrics.get(&g.metric).and_then(summary) else {
+            let Some(c) = control
+                .metrics
+                .get(&g.metric)
+                .and_then(|a| guardrail_summary(metric.kind, a))
+            else {
                 continue;
             };
             let direction = if metric.higher_is_better {
@@ -705,27 +757,31 @@ impl Monitor {
             config.alpha = self.options.alpha;
             config.min_samples_per_arm = min_users;
             for arm in data.arms.iter().filter(|a| a.variant != s.control) {
-                let Some(t) = arm.metrics.get(&g.metric).and_then(summary) else {
+                let Some(t) = arm
+                    .metrics
+                    .get(&g.metric)
+                    .and_then(|a| guardrail_summary(metric.kind, a))
+                else {
                     continue;
                 };
-                let key = TestKey {
-                    kind: s.kind,
-                    id: s.id,
-                    started_at: s.started_at.clone(),
-                    control: s.control.clone(),
-                    variant: arm.variant.clone(),
-                    metric: g.metric.clone(),
-                };
+                let key = TestKey::of(s, &arm.variant, gi);
                 // A changed guardrail (tolerance, minimum) starts a new
                 // test, valid from its first look.
-                if self.tests.get(&key).is_some_and(|t| *t.config() != config) {
+                if self
+                    .tests
+                    .get(&key)
+                    .is_some_and(|w| *w.test.config() != config)
+                {
                     self.tests.remove(&key);
                 }
-                let test = match self.tests.entry(key) {
+                let watch = match self.tests.entry(key) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
                         match SequentialTest::new(config) {
-                            Ok(t) => v.insert(t),
+                            Ok(test) => v.insert(Watch {
+                                test,
+                                alerted: false,
+                            }),
                             Err(err) => {
                                 tracing::error!(error = %err, "guardrail configuration");
                                 continue;
@@ -733,15 +789,17 @@ impl Monitor {
                         }
                     }
                 };
-                match test.update(&c, &t) {
+                match watch.test.update(&c, &t) {
                     Ok(result) => checks.push(GuardrailCheck {
                         kind: s.kind,
                         subject: s.key.clone(),
                         variant: arm.variant.clone(),
                         metric: g.metric.clone(),
                         guardrail: gi,
+                        action: g.action,
                         result,
                         rolled_back: false,
+                        alerted: false,
                     }),
                     Err(err) => {
                         tracing::warn!(subject = %s.key, error = %err, "guardrail look skipped")
@@ -752,8 +810,11 @@ impl Monitor {
         checks
     }
 
-    /// Rolls back, stops the experiment or marks the guarded rollout
-    /// rolled back, publishes and notifies.
+    /// Applies the guardrail's action: rolls back (audited with the
+    /// evidence), stops the experiment or marks the guarded rollout rolled
+    /// back, publishes and notifies. An `alert` guardrail only records the
+    /// evidence (a `rollback` audit entry that changes nothing) and
+    /// notifies: the experiment or guard stays watched.
     async fn trip(
         &self,
         state: &AppState,
@@ -780,6 +841,7 @@ impl Monitor {
                 s.kind.as_str(): s.key,
                 "control": s.control,
                 "variant": check.variant,
+                "guardrail": check.guardrail,
                 "tolerance": s.guardrails[check.guardrail].tolerance,
                 "look": r.look,
                 "alpha": self.options.alpha,
@@ -796,6 +858,7 @@ impl Monitor {
         )
         .await?;
         match s.kind {
+            _ if action == RollbackAction::Alert => {}
             SubjectKind::Experiment => {
                 match state.store.stop_experiment(&actor, s.id, s.version).await {
                     Ok(_) | Err(StoreError::Conflict { .. }) => {}
@@ -811,7 +874,7 @@ impl Monitor {
         }
         tracing::warn!(
             subject = %s.key, kind = s.kind.as_str(), metric = %check.metric, variant = %check.variant,
-            p_value = r.p_value, action = ?action, "guardrail tripped: rolled back"
+            p_value = r.p_value, action = ?action, "guardrail tripped"
         );
         if out.changed {
             state.notify_publish();

@@ -17,9 +17,13 @@
 //!   (default mixing: τ = 0.05·σ̂, σ̂ the pooled per-user standard
 //!   deviation at the first look with at least 100 users per arm; see
 //!   `docs/analysis.md`). Primary and secondary metrics get the two-sided
-//!   test; a guardrail gets the guardrail monitor's test
+//!   test; a guardrail metric gets the guardrail monitor's test
 //!   ([`crate::monitor`]): one-sided harm detection with the guardrail's
-//!   tolerance, on `ArmSummary::from_sums(n, Σy, Σy²)` like the monitor.
+//!   tolerance, on the arms' [`guardrail_summary`] like the monitor (the
+//!   per-user mean, or a ratio's delta-method moments). Every guardrail on
+//!   a metric (there may be several, e.g. a tight one that alerts and a
+//!   looser one that rolls back) gets its own test in
+//!   [`Comparison::guardrails`], whatever the metric's role.
 //!   Looks: each day of the daily cumulative series of the primary metric
 //!   (conversion, mean and sum metrics: the series carries users, Σy and
 //!   Σy² per arm), then the final totals; ratio metrics (the series has no
@@ -49,7 +53,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::store::aggregate::{ArmData, DailyPoint, ExperimentData, MetricAgg};
-use crate::store::experiments::{ExperimentRecord, MetricKind, MetricSpec};
+use crate::store::experiments::{
+    ExperimentRecord, Guardrail, MetricKind, MetricSpec, RollbackAction,
+};
 
 /// Level of every interval and test.
 pub const ALPHA: f64 = 0.05;
@@ -229,7 +235,9 @@ pub struct Comparison {
     pub p_value: f64,
     /// Holm-adjusted p-value across the treatments (more than two arms).
     pub p_value_holm: Option<f64>,
-    /// Always-valid inference (mSPRT).
+    /// Always-valid inference (mSPRT): two-sided for the primary and
+    /// secondary metrics; for a guardrail metric, the harm test of its
+    /// first guardrail (as in `guardrails[0]`).
     pub sequential: Option<SequentialSummary>,
     /// Posterior probability that the arm beats control.
     pub chance_to_beat_control: Option<f64>,
@@ -238,6 +246,27 @@ pub struct Comparison {
     pub expected_loss: Option<f64>,
     /// CUPED-adjusted comparison (pre-exposure data present).
     pub cuped: Option<CupedSummary>,
+    /// The harm test of every guardrail of the experiment on this metric,
+    /// in the order of the experiment's `guardrails` (empty when none):
+    /// each is the monitor's test of that guardrail (same arm summaries,
+    /// tolerance and direction), looked at over the daily series and the
+    /// totals.
+    pub guardrails: Vec<GuardrailTest>,
+}
+
+/// One guardrail's one-sided harm test in the results.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailTest {
+    /// Index of the guardrail in the experiment's `guardrails` (the
+    /// monitor's checks and rollback evidence use the same index).
+    pub guardrail: usize,
+    /// Tolerated harm, in the metric's unit.
+    pub tolerance: f64,
+    /// What the monitor does when it trips.
+    pub action: RollbackAction,
+    /// The harm test after the last look (absent without enough data).
+    pub sequential: Option<SequentialSummary>,
 }
 
 /// The sequential test's state after the last look.
@@ -443,14 +472,47 @@ fn seq_arm(s: Shape) -> Option<ArmSummary> {
     }
 }
 
-/// The guardrail's summary of an arm, as the monitor builds it: the mean
-/// and sample variance of the per-user values from `n`, `Σy`, `Σy²`
-/// (conversions: `Σy² = Σy`). Ratios use their delta-method moments (the
-/// tolerance is in the ratio's units).
-fn guardrail_arm(kind: MetricKind, agg: &MetricAgg) -> Option<ArmSummary> {
+/// The summary of one arm that the one-sided guardrail harm test reads,
+/// for every metric kind: the one function behind both the guardrail
+/// monitor's tests ([`crate::monitor`], which roll flags back) and the
+/// guardrail tests of the results ([`Comparison::guardrails`]), so the
+/// results show what triggers a rollback.
+///
+/// - conversion, mean and sum metrics: the mean and sample variance of the
+///   per-user values from `n`, `Σy`, `Σy²` (conversions: `y ∈ {0, 1}`, so
+///   `Σy² = Σy`);
+/// - ratio metrics: the ratio `Σy / Σd` with its delta-method variance
+///   ([`ratio_delta`]) as `n ×` the variance of the ratio, so the test's
+///   effect is the difference of the arms' ratios and the tolerance is in
+///   the ratio's units.
+///
+/// `None` without enough data (no user; for a ratio, fewer than two users
+/// or no denominator).
+///
+/// ```
+/// use bunting_origin::results::guardrail_summary;
+/// use bunting_origin::store::aggregate::MetricAgg;
+/// use bunting_origin::store::experiments::MetricKind;
+/// // Errors per request: 4 users with 10 requests each, 1 error each.
+/// let agg = MetricAgg {
+///     n: 4, sum: 4.0, sum_sq: 4.0,
+///     den_sum: Some(40.0), den_sum_sq: Some(400.0), cross_sum: Some(40.0),
+///     ..MetricAgg::default()
+/// };
+/// let s = guardrail_summary(MetricKind::Ratio, &agg).unwrap();
+/// assert!((s.mean - 0.1).abs() < 1e-12); // the ratio, not 1 error per user
+/// let mean = guardrail_summary(MetricKind::Mean, &agg).unwrap();
+/// assert_eq!(mean.mean, 1.0);
+/// // No denominator: no summary.
+/// let none = MetricAgg { n: 4, sum: 4.0, sum_sq: 4.0, ..MetricAgg::default() };
+/// assert!(guardrail_summary(MetricKind::Ratio, &none).is_none());
+/// ```
+pub fn guardrail_summary(kind: MetricKind, agg: &MetricAgg) -> Option<ArmSummary> {
     match kind {
         MetricKind::Ratio => seq_arm(shape(kind, agg).ok()?),
-        _ => ArmSummary::from_sums(agg.n, agg.sum, agg.sum_sq).ok(),
+        MetricKind::Conversion | MetricKind::Mean | MetricKind::Sum => {
+            ArmSummary::from_sums(agg.n, agg.sum, agg.sum_sq).ok()
+        }
     }
 }
 
@@ -479,7 +541,7 @@ fn run_sequential(
     let mut last = None;
     for (c, t) in looks {
         let arms = match harm_tolerance {
-            Some(_) => guardrail_arm(kind, c).zip(guardrail_arm(kind, t)),
+            Some(_) => guardrail_summary(kind, c).zip(guardrail_summary(kind, t)),
             None => match (shape(kind, c), shape(kind, t)) {
                 (Ok(c), Ok(t)) => seq_arm(c).zip(seq_arm(t)),
                 _ => None,
@@ -685,21 +747,16 @@ pub fn assemble(input: &Input<'_>) -> ExperimentResults {
             } else {
                 &[]
             };
-            // A guardrail's tolerance: the first guardrail on the metric,
-            // as in the monitor (one test per metric and arm).
-            let tolerance = x
+            // Every guardrail on the metric, with its index.
+            let guardrails: Vec<(usize, &Guardrail)> = x
                 .spec
                 .guardrails
                 .iter()
-                .find(|g| g.metric == m.key)
-                .map(|g| g.tolerance);
+                .enumerate()
+                .filter(|(_, g)| g.metric == m.key)
+                .collect();
             let role = role(&m.key);
-            let harm = if role == MetricRole::Guardrail {
-                tolerance
-            } else {
-                None
-            };
-            metric_result(m, role, harm, &arms, series)
+            metric_result(m, role, &guardrails, &arms, series)
         })
         .collect();
     let series = match primary {
@@ -771,10 +828,13 @@ fn daily_agg(kind: MetricKind, point: &DailyPoint, variant: &str) -> Option<Metr
     }
 }
 
+/// One metric's results; `guardrails` are the experiment's guardrails on
+/// it, with their indices. A guardrail metric's `sequential` is its first
+/// guardrail's harm test; the others are two-sided.
 fn metric_result(
     m: &MetricSpec,
     role: MetricRole,
-    harm_tolerance: Option<f64>,
+    guardrails: &[(usize, &Guardrail)],
     arms: &[&ArmData],
     series: &[DailyPoint],
 ) -> MetricResult {
@@ -805,6 +865,19 @@ fn metric_result(
                             })
                             .chain(std::iter::once((aggs[0].clone(), agg.clone())))
                             .collect();
+                        let guardrails: Vec<GuardrailTest> = guardrails
+                            .iter()
+                            .map(|(i, g)| GuardrailTest {
+                                guardrail: *i,
+                                tolerance: g.tolerance,
+                                action: g.action,
+                                sequential: run_sequential(m, Some(g.tolerance), &looks),
+                            })
+                            .collect();
+                        let sequential = match (role, guardrails.first()) {
+                            (MetricRole::Guardrail, Some(g)) => g.sequential.clone(),
+                            _ => run_sequential(m, None, &looks),
+                        };
                         Some(Comparison {
                             test: match m.kind {
                                 MetricKind::Conversion => TestKind::ZTest,
@@ -815,7 +888,7 @@ fn metric_result(
                             relative: r.relative.as_ref().map(Estimate::of),
                             p_value: r.p_value,
                             p_value_holm: None,
-                            sequential: run_sequential(m, harm_tolerance, &looks),
+                            sequential,
                             chance_to_beat_control: b.map(|b| {
                                 if m.higher_is_better {
                                     b.prob_treatment_beats_control
@@ -831,6 +904,7 @@ fn metric_result(
                                 }
                             }),
                             cuped: cuped[i].clone(),
+                            guardrails,
                         })
                     }
                     Err(e) => {

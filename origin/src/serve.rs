@@ -12,6 +12,8 @@
 //! ingest_secret = "…"
 //! publish_dir = "/var/lib/bunting/kv"
 //! log_format = "json"
+//! monitor_seconds = 60
+//! ramp_lead_seconds = 60
 //! ```
 //!
 //! ```
@@ -122,6 +124,13 @@ pub struct ServeArgs {
     /// rollback of running experiments) [default: 60]; 0 turns it off.
     #[arg(long, env = "BUNTING_MONITOR_SECONDS", value_name = "SECONDS")]
     pub monitor_seconds: Option<f64>,
+    /// Publication margin of the ramp holds of guarded rollouts
+    /// (`MonitorOptions::ramp_lead`): a gated ramp's next step is held
+    /// when it is due before the next monitor round plus this lead, and
+    /// moves to one lead beyond [default: 60, Cloudflare KV's propagation
+    /// bound]. At least 0.
+    #[arg(long, env = "BUNTING_RAMP_LEAD_SECONDS", value_name = "SECONDS")]
+    pub ramp_lead_seconds: Option<f64>,
     /// Seconds between publisher polls [default: 1].
     #[arg(long, value_name = "SECONDS")]
     pub publish_poll_seconds: Option<f64>,
@@ -179,6 +188,7 @@ impl ServeArgs {
             cloudflare_api_token,
             cloudflare_api_url,
             monitor_seconds,
+            ramp_lead_seconds,
             publish_poll_seconds,
             shutdown_seconds,
             seed,
@@ -192,6 +202,37 @@ impl ServeArgs {
             self.webhook_urls = std::mem::take(&mut file.webhook_urls);
         }
         Ok(self)
+    }
+}
+
+impl ServeArgs {
+    /// The guardrail monitor's options from `--monitor-seconds` (default
+    /// 60; 0 or less: `None`, no monitor) and `--ramp-lead-seconds`
+    /// (default 60); an error for a lead that is negative or not finite.
+    ///
+    /// ```
+    /// use bunting_origin::serve::ServeArgs;
+    /// let args: ServeArgs = toml::from_str("monitor_seconds = 30\nramp_lead_seconds = 5").unwrap();
+    /// let o = args.monitor_options().unwrap().unwrap();
+    /// assert_eq!((o.interval.as_secs(), o.ramp_lead.as_secs()), (30, 5));
+    /// let off: ServeArgs = toml::from_str("monitor_seconds = 0").unwrap();
+    /// assert!(off.monitor_options().unwrap().is_none());
+    /// let bad: ServeArgs = toml::from_str("ramp_lead_seconds = -1").unwrap();
+    /// assert!(bad.monitor_options().is_err());
+    /// ```
+    pub fn monitor_options(&self) -> Result<Option<crate::monitor::MonitorOptions>> {
+        let defaults = crate::monitor::MonitorOptions::default();
+        let ramp_lead = match self.ramp_lead_seconds {
+            None => defaults.ramp_lead,
+            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),
+            Some(s) => anyhow::bail!("--ramp-lead-seconds must be a number ≥ 0, got {s}"),
+        };
+        let interval = self.monitor_seconds.unwrap_or(60.0);
+        Ok((interval > 0.0).then(|| crate::monitor::MonitorOptions {
+            interval: Duration::from_secs_f64(interval.max(0.05)),
+            ramp_lead,
+            ..defaults
+        }))
     }
 }
 
@@ -309,6 +350,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let monitor_options = args.monitor_options()?;
     let url = args
         .database_url
         .clone()
@@ -339,16 +381,7 @@ pub async fn serve(
         }
     });
     let server = tokio::spawn(async move { server.await });
-    let monitor_seconds = args.monitor_seconds.unwrap_or(60.0);
-    let monitor = (monitor_seconds > 0.0).then(|| {
-        crate::monitor::spawn(
-            state.clone(),
-            crate::monitor::MonitorOptions {
-                interval: Duration::from_secs_f64(monitor_seconds.max(0.05)),
-                ..crate::monitor::MonitorOptions::default()
-            },
-        )
-    });
+    let monitor = monitor_options.map(|o| crate::monitor::spawn(state.clone(), o));
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     if let Some(m) = monitor {
@@ -437,5 +470,76 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config_file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "bunting-serve-{}-{:?}.toml",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn ramp_lead_flag_overrides_the_file_which_overrides_the_default() {
+        let file = config_file("monitor_seconds = 2\nramp_lead_seconds = 7.5\n");
+        let config = format!("--config={}", file.display());
+
+        // The flag wins over the file.
+        let cli = Cli::try_parse_from(["serve", &config, "--ramp-lead-seconds", "1.5"]).unwrap();
+        let args = cli.serve.resolve().unwrap();
+        assert_eq!(args.ramp_lead_seconds, Some(1.5));
+        let o = args.monitor_options().unwrap().unwrap();
+        assert_eq!(o.ramp_lead, Duration::from_millis(1500));
+        assert_eq!(o.interval, Duration::from_secs(2));
+
+        // Without the flag, the file's value.
+        let cli = Cli::try_parse_from(["serve", &config]).unwrap();
+        let o = cli.serve.resolve().unwrap().monitor_options().unwrap();
+        assert_eq!(o.unwrap().ramp_lead, Duration::from_millis(7500));
+        std::fs::remove_file(&file).unwrap();
+
+        // Neither: the monitor's default (60 s).
+        let cli = Cli::try_parse_from(["serve"]).unwrap();
+        let o = cli.serve.monitor_options().unwrap().unwrap();
+        assert_eq!(o.ramp_lead, Duration::from_secs(60));
+        assert_eq!(o.interval, Duration::from_secs(60));
+
+        // Not a number, or negative: refused.
+        assert!(Cli::try_parse_from(["serve", "--ramp-lead-seconds", "soon"]).is_err());
+        let cli = Cli::try_parse_from(["serve", "--ramp-lead-seconds=-1"]).unwrap();
+        let err = cli.serve.monitor_options().unwrap_err().to_string();
+        assert!(err.contains("--ramp-lead-seconds"), "{err}");
+    }
+
+    #[test]
+    fn ramp_lead_has_its_environment_variable() {
+        // clap reads `BUNTING_RAMP_LEAD_SECONDS` (between the flag and the
+        // file); checked on the definition rather than by mutating the
+        // process environment under a parallel test harness.
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "ramp_lead_seconds")
+            .unwrap();
+        assert_eq!(arg.get_long(), Some("ramp-lead-seconds"));
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some("BUNTING_RAMP_LEAD_SECONDS")
+        );
     }
 }

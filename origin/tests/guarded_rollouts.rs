@@ -175,6 +175,9 @@ async fn crud_validation_and_lifecycle(store: Store) {
                     {"metric": "nope"},
                     {"metric": "errors", "tolerance": -1.0, "action": "alert"},
                     {"metric": "errors"},
+                    // Another guardrail on the same metric is fine; an
+                    // exact repeat is not.
+                    {"metric": "errors", "tolerance": 0.0, "action": "serveControl"},
                 ],
             })),
             None,
@@ -189,7 +192,7 @@ async fn crud_validation_and_lifecycle(store: Store) {
             "guardrails[0].metric",
             "guardrails[1].tolerance",
             "guardrails[1].action",
-            "guardrails[2].metric",
+            "guardrails[3]",
             "minUsersPerArm",
         ]
     );

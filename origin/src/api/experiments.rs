@@ -24,7 +24,7 @@ use crate::results::{self, ExperimentResults};
 use crate::store::experiments::{
     Decision, ExperimentRecord, ExperimentSpec, MetricRecord, MetricSpec,
 };
-use crate::store::{Environment, Organization, Problem, Project, Role};
+use crate::store::{Environment, Organization, Problem, Project, Role, StoreError};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -126,11 +126,13 @@ pub async fn replace_metric(
     Ok(tagged(StatusCode::OK, m.version, &m))
 }
 
-/// Deletes a metric (editor; `If-Match`); refused (422) while an
-/// experiment of the project uses it.
+/// Deletes a metric (editor; `If-Match`); refused with 409 `in_use` while
+/// an experiment or a guarded rollout of the project uses it (any
+/// status): the message names every user, and `problems` lists them one
+/// by one (path `metric`).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
     params(("org" = String, Path), ("project" = String, Path), ("metric" = String, Path), ("If-Match" = String, Header)),
-    responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 409, body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_metric(
     State(s): State<AppState>,
     p: Principal,
@@ -140,10 +142,26 @@ pub async fn delete_metric(
     let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
     let m = s.store.metric_by_key(pr.id, &metric).await?;
     let expected = if_match(&headers)?;
-    s.store
-        .delete_metric(&p.actor(o.id), m.id, expected)
-        .await?;
-    Ok(no_content())
+    match s.store.delete_metric(&p.actor(o.id), m.id, expected).await {
+        Ok(()) => Ok(no_content()),
+        // The store's only `Invalid` on delete: the metric is in use.
+        Err(StoreError::Invalid(problems)) => {
+            let users = s.store.metric_users(pr.id, &metric).await?;
+            let names: Vec<String> = users.iter().map(ToString::to_string).collect();
+            let mut e = ApiError::new(
+                StatusCode::CONFLICT,
+                "in_use",
+                format!(
+                    "metric {metric:?} is in use and cannot be deleted: it is used by {}; delete \
+                     them or remove the metric from them first",
+                    names.join(", ")
+                ),
+            );
+            e.problems = problems;
+            Err(e)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The experiment `key` of `org/project/env`, checking `role`.

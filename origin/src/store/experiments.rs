@@ -489,7 +489,138 @@ async fn experiment_problems(
             ));
         }
     }
+    p.extend(repeated_guardrails(&spec.guardrails));
     Ok(p)
+}
+
+/// Something that uses a metric ([`Store::metric_users`]).
+///
+/// ```
+/// use bunting_origin::store::experiments::MetricUser;
+/// let u = MetricUser {
+///     kind: "guardedRollout".into(), key: "checkout".into(),
+///     environment: "production".into(), status: "active".into(),
+/// };
+/// assert_eq!(u.to_string(), "active guarded rollout \"checkout\" in production");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricUser {
+    /// `experiment` or `guardedRollout`.
+    pub kind: String,
+    /// The experiment's key, or the guarded rollout's flag key.
+    pub key: String,
+    /// Its environment's key.
+    pub environment: String,
+    /// Its status (`draft`, `running`, …; `active`, `disabled`, …).
+    pub status: String,
+}
+
+impl std::fmt::Display for MetricUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind.as_str() {
+            "guardedRollout" => "guarded rollout",
+            other => other,
+        };
+        write!(
+            f,
+            "{} {kind} {:?} in {}",
+            self.status, self.key, self.environment
+        )
+    }
+}
+
+/// The experiments and guarded rollouts of project `project_id` that use
+/// metric `key` (primary, secondary or guardrail metric).
+async fn metric_users(
+    c: &mut sqlx::AnyConnection,
+    project_id: i64,
+    key: &str,
+) -> Result<Vec<MetricUser>> {
+    let mut users = Vec::new();
+    let rows = sqlx::query(
+        "SELECT e.spec, e.status, v.key AS env FROM experiments e \
+         JOIN environments v ON v.id = e.environment_id \
+         WHERE v.project_id = $1 ORDER BY v.key, e.key",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    for r in &rows {
+        let spec: String = r.try_get("spec")?;
+        let Ok(e) = serde_json::from_str::<ExperimentSpec>(&spec) else {
+            continue;
+        };
+        if e.primary_metric == key
+            || e.secondary_metrics.iter().any(|m| m == key)
+            || e.guardrails.iter().any(|g| g.metric == key)
+        {
+            users.push(MetricUser {
+                kind: "experiment".into(),
+                key: e.key,
+                environment: r.try_get("env")?,
+                status: r.try_get("status")?,
+            });
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT g.spec, g.status, v.key AS env, f.key AS flag FROM guarded_rollouts g \
+         JOIN environments v ON v.id = g.environment_id JOIN flags f ON f.id = g.flag_id \
+         WHERE v.project_id = $1 ORDER BY v.key, f.key",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    for r in &rows {
+        let spec: String = r.try_get("spec")?;
+        let Ok(g) = serde_json::from_str::<super::rollouts::GuardedRolloutSpec>(&spec) else {
+            continue;
+        };
+        if g.guardrails.iter().any(|g| g.metric == key) {
+            users.push(MetricUser {
+                kind: "guardedRollout".into(),
+                key: r.try_get("flag")?,
+                environment: r.try_get("env")?,
+                status: r.try_get("status")?,
+            });
+        }
+    }
+    Ok(users)
+}
+
+/// The problems of `guardrails` (of an experiment or a guarded rollout)
+/// that repeat an earlier guardrail exactly (same metric, tolerance and
+/// action). Several guardrails on one metric are fine when they differ in
+/// tolerance or action: each is its own test (e.g. a tight one that alerts
+/// and a looser one that rolls back).
+///
+/// ```
+/// use bunting_origin::store::experiments::{Guardrail, RollbackAction, repeated_guardrails};
+/// let g = |tolerance, action| Guardrail { metric: "errors".into(), tolerance, action };
+/// let two = [g(0.0, RollbackAction::Alert), g(0.01, RollbackAction::ServeControl)];
+/// assert!(repeated_guardrails(&two).is_empty());
+/// let again = [g(0.0, RollbackAction::Alert), g(0.0, RollbackAction::Alert)];
+/// let p = repeated_guardrails(&again);
+/// assert_eq!(p[0].path, "guardrails[1]");
+/// ```
+pub fn repeated_guardrails(guardrails: &[Guardrail]) -> Vec<Problem> {
+    guardrails
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| {
+            let first = guardrails[..i].iter().position(|o| o == g)?;
+            Some(Problem::new(
+                format!("guardrails[{i}]"),
+                format!(
+                    "repeats guardrails[{first}] ({:?}, tolerance {}, {}): give it another \
+                     tolerance or action, or remove it",
+                    g.metric,
+                    g.tolerance,
+                    serde_json::to_value(g.action).unwrap_or_default()
+                ),
+            ))
+        })
+        .collect()
 }
 
 impl Store {
@@ -578,37 +709,31 @@ impl Store {
         Ok(after)
     }
 
-    /// Deletes metric `id` (at version `expected`); refused while an
-    /// experiment of the project uses it.
+    /// What uses metric `key` of project `project_id`: its experiments and
+    /// guarded rollouts in every environment and status, experiments
+    /// first.
+    pub async fn metric_users(&self, project_id: i64, key: &str) -> Result<Vec<MetricUser>> {
+        metric_users(&mut *self.conn().await?, project_id, key).await
+    }
+
+    /// Deletes metric `id` (at version `expected`). Refused while an
+    /// experiment or a guarded rollout of the project uses it, in any
+    /// status (a stopped experiment's results and a disabled guard that
+    /// may be re-armed still read it): [`StoreError::Invalid`] with one
+    /// problem at path `metric` per user ([`MetricUser`]), the only
+    /// `Invalid` this method returns (the API answers it 409 `in_use`).
     pub async fn delete_metric(&self, actor: &Actor, id: i64, expected: i64) -> Result<()> {
         let mut w = self.begin(actor).await?;
         let before = get_metric(w.c(), id).await?;
-        let users: Vec<String> = sqlx::query(
-            "SELECT e.spec FROM experiments e JOIN environments v ON v.id = e.environment_id \
-             WHERE v.project_id = $1",
-        )
-        .bind(before.project_id)
-        .fetch_all(w.c())
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("spec"))
-        .collect::<std::result::Result<_, _>>()?;
         let key = &before.spec.key;
-        let used_by: Vec<String> = users
-            .iter()
-            .filter_map(|s| serde_json::from_str::<ExperimentSpec>(s).ok())
-            .filter(|e| {
-                &e.primary_metric == key
-                    || e.secondary_metrics.contains(key)
-                    || e.guardrails.iter().any(|g| &g.metric == key)
-            })
-            .map(|e| e.key)
-            .collect();
-        if !used_by.is_empty() {
-            return Err(StoreError::Invalid(vec![Problem::new(
-                "metric",
-                format!("{key:?} is used by experiment(s) {}", used_by.join(", ")),
-            )]));
+        let users = metric_users(w.c(), before.project_id, key).await?;
+        if !users.is_empty() {
+            return Err(StoreError::Invalid(
+                users
+                    .iter()
+                    .map(|u| Problem::new("metric", format!("{key:?} is used by {u}")))
+                    .collect(),
+            ));
         }
         w.delete(
             "metric",

@@ -59,8 +59,9 @@ pub struct GuardedRolloutSpec {
     /// other variant served is compared with (for a schedule, usually its
     /// `otherwise`).
     pub control: String,
-    /// Guardrail metrics (at least one, each metric once): metric, harm
-    /// tolerance, rollback action.
+    /// Guardrails (at least one): metric, harm tolerance, rollback action.
+    /// A metric may carry several guardrails with different tolerances or
+    /// actions (each is its own test), but not the same one twice.
     pub guardrails: Vec<Guardrail>,
     /// Users needed in both arms before a look counts toward health and
     /// before the harm test runs (default: the monitor's, 100). At least 2.
@@ -145,6 +146,13 @@ impl GuardStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GuardrailState {
+    /// Index of the guardrail in the guarded rollout's `guardrails` (two
+    /// guardrails may watch one metric with different tolerances).
+    #[serde(default)]
+    pub guardrail: usize,
+    /// The guardrail's tolerance.
+    #[serde(default)]
+    pub tolerance: f64,
     /// The guardrail metric.
     pub metric: String,
     /// The treatment variant.
@@ -309,12 +317,6 @@ async fn guard_problems(
                 format!("{:?} is not a metric of the project", g.metric),
             ));
         }
-        if spec.guardrails[..i].iter().any(|o| o.metric == g.metric) {
-            p.push(Problem::new(
-                format!("guardrails[{i}].metric"),
-                format!("{:?} is already a guardrail", g.metric),
-            ));
-        }
         if !g.tolerance.is_finite() || g.tolerance < 0.0 {
             p.push(Problem::new(
                 format!("guardrails[{i}].tolerance"),
@@ -329,6 +331,7 @@ async fn guard_problems(
             ));
         }
     }
+    p.extend(super::experiments::repeated_guardrails(&spec.guardrails));
     if spec.min_users_per_arm.is_some_and(|n| n < 2) {
         p.push(Problem::new("minUsersPerArm", "at least 2 users per arm"));
     }
