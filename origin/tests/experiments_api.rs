@@ -1,5 +1,6 @@
 //! Metrics, experiments and their results over real HTTP, on SQLite and
 //! PostgreSQL: CRUD with ETag/If-Match (412/428), 422 with every problem,
+//! 409 for deleting a metric an experiment uses,
 //! the lifecycle draft → running → stopped → decided, results on a seeded
 //! dataset (arm counts, conversion rates, lift signs, p-values, SRM on a
 //! skewed allocation, multi-arm users, CSV), and `bunting experiment
@@ -291,8 +292,15 @@ async fn crud_and_lifecycle(store: Store) {
             &[("if-match", &mtag.unwrap())],
         )
         .await;
-    assert_eq!(s, 422, "{b}");
-    assert!(b.to_string().contains("checkout-test"), "{b}");
+    // 409 `in_use`, naming the experiment (one problem per user).
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(b["error"]["code"], "in_use", "{b}");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("running experiment \"checkout-test\" in production"),
+        "{b}"
+    );
+    assert_eq!(problems(&b), ["metric"]);
     // Starting twice is a 422.
     let (s, _, b, _) = api.transition(&format!("{xp}/start"), &tag3).await;
     assert_eq!(s, 422, "{b}");

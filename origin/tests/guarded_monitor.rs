@@ -7,7 +7,8 @@
 //! not healthy (the step and every later one move by the same shift,
 //! audited as `holdRamp` by `ramp-guard` in the flag's history, visible as
 //! `heldUntil`) and leaves the schedule alone while healthy; a guard that
-//! cannot be checked (its metric deleted) holds the ramp too.
+//! cannot be checked (its metric gone) holds the ramp too. Two guardrails
+//! on one metric are two tests: the tighter one acts, with its own action.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +23,7 @@ use bunting_origin::notify::Notifier;
 use bunting_origin::store::experiments::{Guardrail, MetricSpec, RollbackAction};
 use bunting_origin::store::rollouts::{GuardStatus, GuardedRolloutSpec};
 use bunting_origin::store::{
-    Actor, AuditEntry, AuditQuery, ConfigSpec, Exposure, FlagSpec, MetricEvent, Store,
+    Actor, AuditEntry, AuditQuery, ConfigSpec, Exposure, FlagSpec, MetricEvent, Store, StoreError,
 };
 use serde_json::Value;
 
@@ -34,7 +35,8 @@ both!(
     no_regression_no_rollback,
     unhealthy_guard_holds_the_due_step,
     healthy_guard_leaves_the_ramp_alone,
-    failing_check_holds_the_ramp
+    failing_check_holds_the_ramp,
+    two_guardrails_on_one_metric_the_tighter_acts
 );
 
 struct Setup {
@@ -433,9 +435,21 @@ async fn failing_check_holds_the_ramp(store: Store) {
         .metric_by_key(env.project_id, "checkout-errors")
         .await
         .unwrap();
-    s.state
+    // The store refuses to delete a metric a guard uses...
+    let err = s
+        .state
         .store
         .delete_metric(&Actor::new("someone"), m.id, m.version)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(p) if p[0].message.contains("active guarded rollout \"checkout\"")),
+        "{err}"
+    );
+    // ...so remove it underneath (as a database restored without it).
+    sqlx::query("DELETE FROM metrics WHERE id = $1")
+        .bind(m.id)
+        .execute(s.state.store.pool())
         .await
         .unwrap();
     let mut monitor = Monitor::new(MonitorOptions::default());
@@ -449,4 +463,69 @@ async fn failing_check_holds_the_ramp(store: Store) {
     assert!(moved[1] > s.steps[1], "{moved:?} vs {:?}", s.steps);
     assert_eq!(moved[2] - moved[1], s.steps[2] - s.steps[1]);
     assert_eq!(g.status, GuardStatus::Active);
+}
+
+async fn two_guardrails_on_one_metric_the_tighter_acts(store: Store) {
+    // Two guardrails on `checkout-errors`: first a loose one (harm beyond
+    // 0.04) that turns the flag off, then a tight one (any harm) that
+    // sends the rollout to 0%. Each is its own test: the tight one trips
+    // first, with its own action, although it is listed second.
+    let s = setup(store, 3_600_000, false).await;
+    let g = s.state.store.guarded_rollout(s.guard).await.unwrap();
+    let mut spec = g.spec.clone();
+    spec.guardrails = vec![
+        Guardrail {
+            metric: "checkout-errors".into(),
+            tolerance: 0.04,
+            action: RollbackAction::DisableFlag,
+        },
+        Guardrail {
+            metric: "checkout-errors".into(),
+            tolerance: 0.0,
+            action: RollbackAction::RolloutToZero,
+        },
+    ];
+    s.state
+        .store
+        .update_guarded_rollout(&Actor::new("ana"), g.id, g.version, &spec)
+        .await
+        .unwrap();
+    let mut monitor = Monitor::new(MonitorOptions::default());
+    let mut tripped = None;
+    for look in 0..20u64 {
+        // Control errs 2% of the time, the treatment 10% (harm 0.08).
+        traffic(&s, look * 100, 100, [50, 10]).await;
+        let checks = monitor.round(&s.state).await.unwrap();
+        if let Some(c) = checks.iter().find(|c| c.rolled_back) {
+            tripped = Some(c.clone());
+            break;
+        }
+        // Until then, both tests look at every round.
+        if look > 0 {
+            let guardrails: Vec<usize> = checks.iter().map(|c| c.guardrail).collect();
+            assert_eq!(guardrails, [0, 1], "{checks:?}");
+        }
+    }
+    let c = tripped.expect("the regression is detected within 2,000 users per arm");
+    assert_eq!((c.guardrail, c.action), (1, RollbackAction::RolloutToZero));
+    // rolloutToZero, not disableFlag: the flag stays on, serving `off`.
+    let config = s.state.store.flag_config(s.flag, s.env).await.unwrap();
+    assert!(config.spec.enabled);
+    assert_eq!(config.spec.fallthrough, Serve::Variant("off".into()));
+    let g = s.state.store.guarded_rollout(s.guard).await.unwrap();
+    assert_eq!(g.status, GuardStatus::RolledBack);
+    // The health lists each guardrail with its tolerance: the tight one
+    // significant, the loose one not (yet).
+    let h = g.health.unwrap();
+    let states: Vec<(usize, f64, bool)> = h
+        .guardrails
+        .iter()
+        .map(|x| (x.guardrail, x.tolerance, x.significant))
+        .collect();
+    assert_eq!(states, [(0, 0.04, false), (1, 0.0, true)], "{h:?}");
+    let log = log_by(&s.state.store, "auto-rollback").await;
+    let rollback = log.iter().find(|e| e.action == "rollback").unwrap();
+    let after: Value = serde_json::from_str(rollback.after.as_deref().unwrap()).unwrap();
+    assert_eq!(after["evidence"]["details"]["guardrail"], 1);
+    assert_eq!(after["evidence"]["details"]["tolerance"], 0.0);
 }

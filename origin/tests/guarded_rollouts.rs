@@ -17,7 +17,11 @@ use serde_json::{Value, json};
 #[macro_use]
 mod common;
 
-both!(crud_validation_and_lifecycle, alert_uses_the_guards_action);
+both!(
+    crud_validation_and_lifecycle,
+    alert_uses_the_guards_action,
+    metric_in_use_by_a_guard
+);
 
 const ROOT: &str = "root-secret-token";
 const G: &str = "/orgs/acme/projects/web/environments/production/guarded-rollouts";
@@ -411,4 +415,60 @@ async fn alert_uses_the_guards_action(store: Store) {
     assert_eq!(after["evidence"]["source"], "alert");
     assert_eq!(after["evidence"]["details"]["guardedRollout"], "search");
     assert_eq!(after["evidence"]["details"]["experiment"], Value::Null);
+}
+
+async fn metric_in_use_by_a_guard(store: Store) {
+    seed(&store).await;
+    let api = Api::start(store.clone()).await;
+    let item = format!("{G}/checkout");
+    let metric = "/orgs/acme/projects/web/metrics/errors";
+    let (s, _, b) = api.call(Method::POST, G, Some(guard_body()), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let delete = |tag: String| {
+        let api = &api;
+        async move { api.call(Method::DELETE, metric, None, Some(&tag)).await }
+    };
+    let (_, mtag, _) = api.call(Method::GET, metric, None, None).await;
+    let mtag = mtag.unwrap();
+
+    // Active: refused with 409 `in_use`, naming the guard.
+    let (s, _, b) = delete(mtag.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["code"], "in_use", "{b}");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("metric \"errors\"")
+            && message.contains("active guarded rollout \"checkout\" in production"),
+        "{b}"
+    );
+    assert_eq!(problems(&b), ["metric"]);
+
+    // Disabled, it may be re-armed: still refused.
+    let (_, tag, _) = api.call(Method::GET, &item, None, None).await;
+    let (s, tag, b) = api
+        .call(
+            Method::POST,
+            &format!("{item}/status"),
+            Some(json!({"status": "disabled"})),
+            tag.as_deref(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _, b) = delete(mtag.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled guarded rollout \"checkout\""),
+        "{b}"
+    );
+
+    // The guard deleted, the metric goes.
+    let (s, _, b) = api.call(Method::DELETE, &item, None, tag.as_deref()).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, _, b) = delete(mtag).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, _, _) = api.call(Method::GET, metric, None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
