@@ -14,6 +14,11 @@
 //! batch (one text parameter however many rows, through the same `Any`
 //! pool as the rest of the store).
 //!
+//! Every inserted exposure (not a skipped duplicate) also merges into the
+//! per-user rollup `exposure_users` ([`ExposureUser`], migration 0007) that
+//! the experiment analysis reads: on PostgreSQL in the insert's own
+//! statement (a data-modifying CTE), on SQLite by a trigger.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use bunting_origin::store::{Exposure, InsertCounts, Store};
@@ -226,8 +231,8 @@ pub struct ExposureUser {
 
 /// The rollup rows of `rows`: one per (environment, flag, user), merged
 /// the way the stored rollup merges them (earliest (time, variant), min and
-/// max variant), sorted by key so that concurrent upserts lock rows in one
-/// order.
+/// max variant), sorted by key: the reference model of what ingestion
+/// maintains in SQL (tests compare the two).
 ///
 /// ```
 /// use bunting_origin::store::{Exposure, events::rollup};
@@ -282,74 +287,31 @@ pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
     users.into_values().collect()
 }
 
-const ROLLUP_COLUMNS: &[&str] = &[
-    "environment",
-    "flag_key",
-    "user_key",
-    "first_ms",
-    "variant",
-    "vmin",
-    "vmax",
-];
-
-/// Merges rollup rows into `exposure_users`. The update only happens when
-/// it changes something (an earlier first exposure or a new variant), so a
-/// returning user's exposures cost an index probe, not a new row version.
-async fn upsert_rollup(
-    c: &mut AnyConnection,
-    backend: Backend,
-    rows: &[ExposureUser],
-) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let merge = |least: &str, greatest: &str| {
-        format!(
-            " ON CONFLICT (environment, flag_key, user_key) DO UPDATE SET \
-             first_ms = {least}(exposure_users.first_ms, excluded.first_ms), \
-             variant = CASE WHEN excluded.first_ms < exposure_users.first_ms \
-               OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
-               THEN excluded.variant ELSE exposure_users.variant END, \
-             vmin = {least}(exposure_users.vmin, excluded.vmin), \
-             vmax = {greatest}(exposure_users.vmax, excluded.vmax) \
-             WHERE excluded.first_ms < exposure_users.first_ms \
-               OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
-               OR excluded.vmin < exposure_users.vmin OR excluded.vmax > exposure_users.vmax"
-        )
-    };
-    match backend {
-        Backend::Postgres => {
-            let json = serde_json::to_string(rows).expect("serializable");
-            let sql = format!(
-                "INSERT INTO exposure_users SELECT * FROM \
-                 json_populate_recordset(NULL::exposure_users, $1::json){}",
-                merge("LEAST", "GREATEST")
-            );
-            sqlx::query(&sql).bind(json).execute(&mut *c).await?;
-        }
-        Backend::Sqlite => {
-            let tail = merge("MIN", "MAX");
-            for chunk in rows.chunks(SQLITE_MAX_PARAMS / ROLLUP_COLUMNS.len()) {
-                let mut sql = values_sql("exposure_users", ROLLUP_COLUMNS, chunk.len());
-                sql.truncate(sql.len() - " ON CONFLICT DO NOTHING".len());
-                sql.push_str(&tail);
-                let mut q = sqlx::query(&sql);
-                for u in chunk {
-                    q = q
-                        .bind(&u.environment)
-                        .bind(&u.flag_key)
-                        .bind(&u.user_key)
-                        .bind(u.first_ms)
-                        .bind(&u.variant)
-                        .bind(&u.vmin)
-                        .bind(&u.vmax);
-                }
-                q.execute(&mut *c).await?;
-            }
-        }
-    }
-    Ok(())
-}
+/// The PostgreSQL exposure insert: the batch's rows (one JSON parameter),
+/// then the rollup merge of the rows actually inserted (a skipped
+/// duplicate merges nothing), in one statement. Rows merge in key order so
+/// that concurrent batches lock rollup rows in one order; the update only
+/// writes when it changes something (an earlier exposure or a new
+/// variant), so a returning user's exposure costs an index probe.
+const PG_INSERT_EXPOSURES: &str = "WITH ins AS (\
+       INSERT INTO exposures SELECT * FROM json_populate_recordset(NULL::exposures, $1::json) \
+       ON CONFLICT DO NOTHING RETURNING environment, flag_key, user_key, time_ms, variant), \
+     up AS (\
+       INSERT INTO exposure_users \
+       SELECT environment, flag_key, user_key, MIN(time_ms), \
+         (array_agg(variant ORDER BY time_ms, variant))[1], MIN(variant), MAX(variant) \
+       FROM ins GROUP BY environment, flag_key, user_key ORDER BY environment, flag_key, user_key \
+       ON CONFLICT (environment, flag_key, user_key) DO UPDATE SET \
+         first_ms = LEAST(exposure_users.first_ms, excluded.first_ms), \
+         variant = CASE WHEN excluded.first_ms < exposure_users.first_ms \
+           OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
+           THEN excluded.variant ELSE exposure_users.variant END, \
+         vmin = LEAST(exposure_users.vmin, excluded.vmin), \
+         vmax = GREATEST(exposure_users.vmax, excluded.vmax) \
+       WHERE excluded.first_ms < exposure_users.first_ms \
+         OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
+         OR excluded.vmin < exposure_users.vmin OR excluded.vmax > exposure_users.vmax) \
+     SELECT COUNT(*) AS n FROM ins";
 
 /// The migration that creates `exposure_users`; the store rebuilds the
 /// rollup from the stored exposures right after applying it.
@@ -405,14 +367,12 @@ async fn insert_exposures(
     match backend {
         Backend::Postgres => {
             let json = serde_json::to_string(rows).expect("serializable");
-            inserted = sqlx::query(
-                "INSERT INTO exposures SELECT * FROM json_populate_recordset(NULL::exposures, $1::json) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(json)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+            let n: i64 = sqlx::query(PG_INSERT_EXPOSURES)
+                .bind(json)
+                .fetch_one(&mut *c)
+                .await?
+                .try_get("n")?;
+            inserted = n as u64;
         }
         Backend::Sqlite => {
             for chunk in rows.chunks(SQLITE_MAX_PARAMS / EXPOSURE_COLUMNS.len()) {
@@ -437,7 +397,8 @@ async fn insert_exposures(
             }
         }
     }
-    upsert_rollup(c, backend, &rollup(rows)).await?;
+    // SQLite: the `exposures_rollup` trigger (migration 0007) merged every
+    // inserted row into the rollup.
     Ok(counts(rows.len(), inserted))
 }
 
