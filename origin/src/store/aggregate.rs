@@ -4,6 +4,12 @@
 //! denominator, CUPED pre-period sums — plus multi-arm users and a daily
 //! cumulative series.
 //!
+//! The statements read the per-user exposure rollup that ingestion
+//! maintains (`exposure_users`: 2M rows for 10M exposures of 2M users)
+//! rather than every exposure; the raw path ([`AggregateOptions::raw`])
+//! defines the semantics below and the tests require both to agree
+//! (docs/performance.md has the plan and the figures).
+//!
 //! # Semantics
 //!
 //! * **Exposures of the experiment**: `environment` = the experiment's edge
@@ -654,10 +660,13 @@ impl Store {
     /// primary metric (the metric of `metrics` whose key is the
     /// experiment's primary metric, else the first; sums 0 without one).
     ///
-    /// One SQL statement does the work: first exposure per user (covering
-    /// index `exposures_analysis`, migration 0006), a join of their metric
+    /// SQL does the work, per range of user keys ([`AggregateOptions::partitions`],
+    /// concurrently): the users of the per-user rollup `exposure_users`
+    /// (migration 0007) whose first exposure is in the window, their metric
     /// events within the widest window, per-user values, then per (arm,
-    /// day) sums. See the module example.
+    /// day) sums; the raw exposures only for users first exposed before the
+    /// start (and, after a stop, to check multi-arm users). See the module
+    /// example and [`AggregateOptions::raw`] for the reference path.
     pub async fn experiment_data(
         &self,
         e: &ExperimentRecord,
