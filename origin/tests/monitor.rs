@@ -274,13 +274,20 @@ async fn ratio_regression_is_rolled_back(store: Store) {
     let results = bunting_origin::results::load(&s.state.store, e_project(&s).await, &running)
         .await
         .unwrap();
-    let m = results.metrics.iter().find(|m| m.key == "error-rate").unwrap();
+    let m = results
+        .metrics
+        .iter()
+        .find(|m| m.key == "error-rate")
+        .unwrap();
     let cmp = m.arms[1].comparison.as_ref().unwrap();
     let g = &cmp.guardrails[0];
     assert_eq!((g.guardrail, g.tolerance), (0, 0.0));
     let seq = g.sequential.as_ref().unwrap();
     assert_eq!(seq.decision, "treatmentWorse");
-    assert!((seq.absolute.unwrap().estimate - 0.08).abs() < 1e-9, "{seq:?}");
+    assert!(
+        (seq.absolute.unwrap().estimate - 0.08).abs() < 1e-9,
+        "{seq:?}"
+    );
     assert!((cmp.absolute.estimate - 0.08).abs() < 1e-9);
 }
 
@@ -363,7 +370,10 @@ async fn two_guardrails_on_one_metric_act_independently(store: Store) {
     }
     let (alerted_at, rolled_back_at) = (alerted_at.unwrap(), rolled_back_at.unwrap());
     println!("alert at look {alerted_at}, rollback at look {rolled_back_at}");
-    assert!(alerted_at < rolled_back_at, "the tighter guardrail acts first");
+    assert!(
+        alerted_at < rolled_back_at,
+        "the tighter guardrail acts first"
+    );
     let c = s.state.store.flag_config(s.flag, s.env).await.unwrap();
     assert_eq!(c.spec.fallthrough, Serve::Variant("off".into()));
     let e = s.state.store.experiment(s.experiment).await.unwrap();
@@ -388,8 +398,14 @@ async fn two_guardrails_on_one_metric_act_independently(store: Store) {
         .collect();
     evidence.sort_by_key(|d| d["guardrail"].as_u64());
     assert_eq!(evidence.len(), 2, "{evidence:?}");
-    assert_eq!((&evidence[0]["guardrail"], &evidence[0]["tolerance"]), (&json!(0), &json!(0.0)));
-    assert_eq!((&evidence[1]["guardrail"], &evidence[1]["tolerance"]), (&json!(1), &json!(0.04)));
+    assert_eq!(
+        (&evidence[0]["guardrail"], &evidence[0]["tolerance"]),
+        (&json!(0), &json!(0.0))
+    );
+    assert_eq!(
+        (&evidence[1]["guardrail"], &evidence[1]["tolerance"]),
+        (&json!(1), &json!(0.04))
+    );
 }
 
 /// The actions of [`two_guardrails_on_one_metric_act_independently`].

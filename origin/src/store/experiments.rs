@@ -240,7 +240,9 @@ pub struct ExperimentSpec {
     /// Secondary metrics.
     #[serde(default)]
     pub secondary_metrics: Vec<String>,
-    /// Guardrail metrics.
+    /// Guardrails. A metric may carry several with different tolerances
+    /// or actions (each is its own test, e.g. a tight one that alerts and
+    /// a looser one that rolls back); an exact repeat is refused.
     #[serde(default)]
     pub guardrails: Vec<Guardrail>,
     /// Planned start (RFC 3339), informative.
@@ -503,7 +505,7 @@ async fn experiment_problems(
 /// };
 /// assert_eq!(u.to_string(), "active guarded rollout \"checkout\" in production");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricUser {
     /// `experiment` or `guardedRollout`.
