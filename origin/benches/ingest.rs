@@ -10,7 +10,8 @@
 //!
 //! `BUNTING_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`)
 //! names the PostgreSQL database; `BENCH_BACKENDS=sqlite` or `postgres`
-//! runs one. The store path uses `BENCH_CLIENTS` tasks on PostgreSQL and
+//! runs one; `BENCH_USERS` sets the distinct users (default 50,000). The
+//! store path uses `BENCH_CLIENTS` tasks on PostgreSQL and
 //! one on SQLite (a single writer). Events are half exposures, half metric events (alternate
 //! batches), all new (each run starts from empty tables); every run checks
 //! that every event was stored. Results are in `docs/performance.md`.
@@ -106,15 +107,24 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// Distinct users (`BENCH_USERS`, default 50,000): when 20 divides it, each
+/// user sees one flag and one variant (both follow the index), so with 100,000
+/// exposures each (user, flag) pair is exposed twice by default; fewer
+/// users mean more returning exposures, which leave the per-user rollup
+/// untouched (an index probe each).
+fn users() -> usize {
+    env_num("BENCH_USERS", 50_000).max(20)
+}
+
 /// A user key as the edge sends it: 32 hex digits that look random (the
 /// edge's keyed SipHash), so analysis-index inserts land at random pages.
 fn user(i: usize) -> String {
-    let h = (i as u64 % 50_000).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let h = (i as u64 % users() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     format!("{h:016x}{:016x}", h.rotate_left(29) ^ 0x5851_F42D_4C95_7F2D)
 }
 
 /// Batch `b` of `size` events: exposures for even `b`, metric events for
-/// odd ones; every event distinct, 50,000 users, 20 flags, times rising
+/// odd ones; every event distinct, [`users`] users, 20 flags, times rising
 /// with `i` (100 events per millisecond), as edge batches arrive roughly in
 /// time order.
 fn batch(b: usize, size: usize, t: i64) -> EventBatch {

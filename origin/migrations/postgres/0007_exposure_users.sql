@@ -2,9 +2,9 @@
 -- user) with the user's first exposure (time and variant; ties at the same
 -- millisecond: the smallest variant) and the smallest and largest variant
 -- they were ever served (vmin <> vmax: exposed to several arms). The
--- exposure insert upserts it from the rows it actually inserted, in the
--- same statement (a data-modifying CTE); every merge is a min or max, so a
--- retried or reordered batch leaves it the same. Experiment
+-- exposure insert merges the batch's per-user rows into it in the same
+-- statement; every merge is a min or max, so a retried or reordered batch
+-- leaves it the same. Experiment
 -- analysis reads it instead of every raw exposure (10M exposures of 2M
 -- users: 2M rows), falling back to the raw exposures only for the users
 -- exposed before an experiment's start (docs/performance.md).

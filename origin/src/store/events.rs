@@ -17,7 +17,8 @@
 //! Every inserted exposure (not a skipped duplicate) also merges into the
 //! per-user rollup `exposure_users` ([`ExposureUser`], migration 0007) that
 //! the experiment analysis reads: on PostgreSQL in the insert's own
-//! statement (a data-modifying CTE), on SQLite by a trigger.
+//! statement (the batch's [`rollup`] rows as a second JSON parameter), on
+//! SQLite by a trigger.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -231,8 +232,9 @@ pub struct ExposureUser {
 
 /// The rollup rows of `rows`: one per (environment, flag, user), merged
 /// the way the stored rollup merges them (earliest (time, variant), min and
-/// max variant), sorted by key: the reference model of what ingestion
-/// maintains in SQL (tests compare the two).
+/// max variant), sorted by key: what a PostgreSQL exposure insert merges
+/// into the stored rollup (SQLite's trigger merges row by row the same
+/// way; tests compare the stored rollup with this over all exposures).
 ///
 /// ```
 /// use bunting_origin::store::{Exposure, events::rollup};
@@ -287,20 +289,17 @@ pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
     users.into_values().collect()
 }
 
-/// The PostgreSQL exposure insert: the batch's rows (one JSON parameter),
-/// then the rollup merge of the rows actually inserted (a skipped
-/// duplicate merges nothing), in one statement. Rows merge in key order so
-/// that concurrent batches lock rollup rows in one order; the update only
-/// writes when it changes something (an earlier exposure or a new
-/// variant), so a returning user's exposure costs an index probe.
+/// The PostgreSQL exposure insert, one statement: the batch's rows (`$1`,
+/// one JSON parameter) and the batch's per-user rollup rows ([`rollup`],
+/// `$2`) merged into `exposure_users` (a duplicate exposure merges nothing
+/// new: every merge is a min or a max). The update only writes when it
+/// changes something (an earlier exposure or a new variant). Rollup rows
+/// come sorted by key, so concurrent batches lock them in one order.
 const PG_INSERT_EXPOSURES: &str = "WITH ins AS (\
        INSERT INTO exposures SELECT * FROM json_populate_recordset(NULL::exposures, $1::json) \
-       ON CONFLICT DO NOTHING RETURNING environment, flag_key, user_key, time_ms, variant), \
+       ON CONFLICT DO NOTHING RETURNING 1), \
      up AS (\
-       INSERT INTO exposure_users \
-       SELECT environment, flag_key, user_key, MIN(time_ms), \
-         (array_agg(variant ORDER BY time_ms, variant))[1], MIN(variant), MAX(variant) \
-       FROM ins GROUP BY environment, flag_key, user_key ORDER BY environment, flag_key, user_key \
+       INSERT INTO exposure_users SELECT * FROM json_populate_recordset(NULL::exposure_users, $2::json) \
        ON CONFLICT (environment, flag_key, user_key) DO UPDATE SET \
          first_ms = LEAST(exposure_users.first_ms, excluded.first_ms), \
          variant = CASE WHEN excluded.first_ms < exposure_users.first_ms \
@@ -367,8 +366,10 @@ async fn insert_exposures(
     match backend {
         Backend::Postgres => {
             let json = serde_json::to_string(rows).expect("serializable");
+            let users = serde_json::to_string(&rollup(rows)).expect("serializable");
             let n: i64 = sqlx::query(PG_INSERT_EXPOSURES)
                 .bind(json)
+                .bind(users)
                 .fetch_one(&mut *c)
                 .await?
                 .try_get("n")?;
