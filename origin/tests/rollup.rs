@@ -3,7 +3,8 @@
 //!
 //! * after batches delivered out of order, retried and overlapping, the
 //!   stored rollup equals `events::rollup` of every distinct stored
-//!   exposure (merges are order-independent and idempotent);
+//!   exposure (merges are order-independent and idempotent), also with
+//!   rebuilds running during the deliveries;
 //! * the analysis through the rollup (one range and several key ranges)
 //!   equals the analysis of the raw exposures for experiments started and
 //!   stopped at random times (users exposed before the start, multi-arm
@@ -22,6 +23,7 @@ mod common;
 
 both!(
     rollup_equals_recomputation,
+    rebuilds_during_ingestion_lose_nothing,
     rollup_analysis_equals_raw_analysis
 );
 
@@ -110,6 +112,29 @@ async fn rollup_equals_recomputation(s: Store) {
     assert_eq!(
         sorted(s.exposure_users_of(ENV).await.unwrap()),
         sorted(stored)
+    );
+}
+
+async fn rebuilds_during_ingestion_lose_nothing(s: Store) {
+    let mut rng = StdRng::seed_from_u64(23);
+    let rows = exposures(&mut rng, 1_500);
+    let ingest = {
+        let (s, rows) = (s.clone(), rows.clone());
+        tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(29);
+            deliver(&s, &mut rng, &rows).await;
+        })
+    };
+    let mut rebuilds = 0;
+    while !ingest.is_finished() || rebuilds < 3 {
+        s.rebuild_exposure_users().await.unwrap();
+        rebuilds += 1;
+        tokio::task::yield_now().await;
+    }
+    ingest.await.unwrap();
+    assert_eq!(
+        sorted(s.exposure_users_of(ENV).await.unwrap()),
+        sorted(rollup(&rows))
     );
 }
 

@@ -340,6 +340,15 @@ pub(crate) async fn rebuild_rollup(c: &mut AnyConnection, backend: Backend) -> R
                    FROM exposures GROUP BY environment, flag_key, user_key) g"
         }
     };
+    if backend == Backend::Postgres {
+        // Concurrent ingestion waits for the rebuild instead of racing it:
+        // batches that merged before wait to commit first (the rebuild then
+        // reads their exposures), batches that merge after see the rebuilt
+        // rows. (SQLite has one writer: the transaction is enough.)
+        sqlx::query("LOCK TABLE exposure_users IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *c)
+            .await?;
+    }
     sqlx::query("DELETE FROM exposure_users")
         .execute(&mut *c)
         .await?;
@@ -606,7 +615,9 @@ impl Store {
     /// stored exposure, in one transaction; returns its rows. Ingestion
     /// keeps the rollup current by itself: this is for exposures written
     /// around it (a bulk `INSERT … SELECT`, a restore of the `exposures`
-    /// table alone, deleted exposures).
+    /// table alone, deleted exposures). Safe while ingestion runs: on
+    /// PostgreSQL the rebuild locks the rollup against concurrent merges
+    /// (they wait), on SQLite the single writer serializes them.
     pub async fn rebuild_exposure_users(&self) -> Result<u64> {
         let mut tx = self.begin_events().await?;
         let n = rebuild_rollup(&mut tx, self.backend()).await?;
