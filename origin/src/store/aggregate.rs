@@ -422,15 +422,16 @@ fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> String {
     )
 }
 
-/// A `user_key` range condition on `col` with the range's bounds as
-/// parameters `$lo` / `$hi` (inclusive / exclusive; `None`: unbounded).
-fn range_sql(col: &str, lo: Option<usize>, hi: Option<usize>) -> String {
+/// A `user_key` range condition on `col`: with `lo` / `hi` set, the range's
+/// bounds (inclusive / exclusive) are the parameters from `$first` on, in
+/// that order; an unset bound is unbounded.
+fn range_sql(col: &str, first: usize, lo: bool, hi: bool) -> String {
     let mut s = String::new();
-    if let Some(lo) = lo {
-        let _ = write!(s, " AND {col} >= ${lo}");
+    if lo {
+        let _ = write!(s, " AND {col} >= ${first}");
     }
-    if let Some(hi) = hi {
-        let _ = write!(s, " AND {col} < ${hi}");
+    if hi {
+        let _ = write!(s, " AND {col} < ${}", first + usize::from(lo));
     }
     s
 }
@@ -876,9 +877,10 @@ impl Store {
         hi: Option<String>,
     ) -> Result<Vec<AnyRow>> {
         let postgres = self.backend() == super::Backend::Postgres;
+        let (has_lo, has_hi) = (lo.is_some(), hi.is_some());
+        let keys: Vec<String> = lo.into_iter().chain(hi).collect();
+        // Key bounds follow the event names (`$5…`) in the statement.
         let first = 5 + q.names.len();
-        let lo_i = lo.as_ref().map(|_| first);
-        let hi_i = hi.as_ref().map(|_| first + usize::from(lo.is_some()));
         let sql = {
             let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
             rollup_sql(
@@ -887,13 +889,13 @@ impl Store {
                 q.bounded_until,
                 postgres,
                 (
-                    &range_sql("u.user_key", lo_i, hi_i),
-                    &range_sql("e.user_key", lo_i, hi_i),
+                    &range_sql("u.user_key", first, has_lo, has_hi),
+                    &range_sql("e.user_key", first, has_lo, has_hi),
                 ),
             )
         };
         let mut tail = q.names.clone();
-        tail.extend(lo.iter().chain(hi.iter()).cloned());
+        tail.extend(keys.iter().cloned());
         let mut tx = self.pool.begin().await?;
         if postgres {
             // The estimate of the range's users alone: the full statement's
@@ -901,13 +903,8 @@ impl Store {
             let count = format!(
                 "EXPLAIN SELECT 1 FROM exposure_users u WHERE u.environment = $1 \
                  AND u.flag_key = $2 AND $3 <= $4{}",
-                range_sql(
-                    "u.user_key",
-                    lo.as_ref().map(|_| 5),
-                    hi.as_ref().map(|_| 5 + usize::from(lo.is_some()))
-                )
+                range_sql("u.user_key", 5, has_lo, has_hi)
             );
-            let keys: Vec<String> = lo.iter().chain(hi.iter()).cloned().collect();
             let plan = fetch(&mut tx, count, q.head.clone(), q.bounds, keys).await?;
             let plan: Vec<String> = plan
                 .iter()
