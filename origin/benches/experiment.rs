@@ -54,14 +54,14 @@ fn metrics() -> Vec<MetricSpec> {
     vec![MetricSpec::conversion("purchased", "purchase"), revenue]
 }
 
-/// Exposures: row `g` (0-based) is user `g % users`, at `t0 + g·STEP`; the
+/// Rows of environment `env` (its id). Exposures: row `g` (0-based) is user
+/// `g % users`, at `t0 + g·STEP`; the
 /// arm is the user's parity, and every 100th user's last exposure is to the
 /// other arm. Events: event `j` is user `(j·7919) % users`, `j % 10` hours
 /// after their first exposure (a day before it for every 20th), value
 /// `j % 100`.
-fn load_sql(backend: &str, users: i64, events: i64, t0: i64) -> Vec<String> {
+fn load_sql(backend: &str, users: i64, events: i64, t0: i64, env: i64) -> Vec<String> {
     let n = users * EXPOSURES_PER_USER;
-    let env = "'acme/web/production'";
     let (series_x, series_e, key) = if backend == "postgres" {
         (
             format!("generate_series(0::bigint, {n} - 1) AS s(g)"),
@@ -84,14 +84,14 @@ fn load_sql(backend: &str, users: i64, events: i64, t0: i64) -> Vec<String> {
     let eu = format!("((g * 7919) % {users})");
     vec![
         format!(
-            "INSERT INTO exposures (environment, id, flag_key, variant, user_key, time_ms, received_ms) \
+            "INSERT INTO exposures (env_id, id, flag_key, variant, user_key, time_ms, received_ms) \
              SELECT {env}, 'x' || g, 'checkout', \
                CASE WHEN ({xu} % 2 = 0) <> ({xu} % 100 = 1 AND g >= {users} * 4) THEN 'off' ELSE 'on' END, \
                {}, {t0} + g * {STEP_MS}, {t0} + g * {STEP_MS} FROM {series_x}",
             ukey(&xu)
         ),
         format!(
-            "INSERT INTO metric_events (environment, id, name, user_key, value, time_ms, received_ms) \
+            "INSERT INTO metric_events (env_id, id, name, user_key, value, time_ms, received_ms) \
              SELECT {env}, 'e' || g, 'purchase', {}, g % 100, \
                {t0} + {eu} * {STEP_MS} + CASE WHEN g % 20 = 0 THEN -86400000 ELSE (g % 10) * 3600000 END, \
                {t0} FROM {series_e}",
@@ -165,7 +165,7 @@ async fn run(backend: &str, pg: &str) {
     let t0 = now_ms() + 1_000;
 
     let load = Instant::now();
-    for sql in load_sql(backend, users, events, t0) {
+    for sql in load_sql(backend, users, events, t0, env.id) {
         sqlx::raw_sql(&sql).execute(store.pool()).await.unwrap();
     }
     // The in-database load bypasses ingestion, which maintains the
@@ -186,11 +186,8 @@ async fn run(backend: &str, pg: &str) {
     for sql in analyze {
         sqlx::raw_sql(sql).execute(store.pool()).await.unwrap();
     }
-    let exposures = store.count_exposures("acme/web/production").await.unwrap();
-    let metric_events = store
-        .count_metric_events("acme/web/production")
-        .await
-        .unwrap();
+    let exposures = store.count_exposures(env.id).await.unwrap();
+    let metric_events = store.count_metric_events(env.id).await.unwrap();
     println!(
         "{backend}: loaded {exposures} exposures ({users} users) and {metric_events} metric events in {loaded:.1} s; \
          per-user rollup ({rollup_rows} rows) rebuilt in {rollup_s:.1} s"

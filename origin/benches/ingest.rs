@@ -16,18 +16,21 @@
 //! batches), all new (each run starts from empty tables); every run checks
 //! that every event was stored. Results are in `docs/performance.md`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use bunting_origin::api::{AppState, ServeConfig, router};
-use bunting_origin::store::{EventBatch, Exposure, MetricEvent, Store};
+use bunting_origin::store::{Actor, EventBatch, Exposure, MetricEvent, Store};
 use serde_json::json;
 use sqlx::Connection;
 
 const SECRET: &str = "bench-secret";
 const ENV: &str = "acme/web/production";
+/// The id of `ENV`: the first environment of a fresh store.
+const ENV_ID: i64 = 1;
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -53,6 +56,23 @@ enum Db {
 
 impl Db {
     async fn open(backend: &str, cfg: &Config, run: usize) -> (Store, Db) {
+        let (store, db) = Db::create(backend, cfg, run).await;
+        // Events are stored for environments that exist.
+        let a = Actor::new("bench");
+        let org = store.create_org(&a, "acme", "Acme").await.unwrap();
+        let p = store
+            .create_project(&a, org.id, "web", "Web")
+            .await
+            .unwrap();
+        let env = store
+            .create_environment(&a, p.id, "production", "Production")
+            .await
+            .unwrap();
+        assert_eq!(env.id, ENV_ID);
+        (store, db)
+    }
+
+    async fn create(backend: &str, cfg: &Config, run: usize) -> (Store, Db) {
         let tag = format!("{}_{}_{run}", std::process::id(), now_ms() % 1_000_000);
         if backend == "sqlite" {
             let dir = std::env::temp_dir().join(format!("bunting-ingest-bench-{tag}"));
@@ -133,7 +153,7 @@ fn batch(b: usize, size: usize, t: i64) -> EventBatch {
         EventBatch::Exposures(
             (first..first + size)
                 .map(|i| Exposure {
-                    environment: ENV.into(),
+                    env_id: ENV_ID,
                     id: String::new(), // the edge sends none: the origin derives it
                     flag_key: format!("flag-{}", i % 20),
                     variant: if i.is_multiple_of(2) { "a" } else { "b" }.into(),
@@ -152,7 +172,7 @@ fn batch(b: usize, size: usize, t: i64) -> EventBatch {
         EventBatch::Metrics(
             (first..first + size)
                 .map(|i| MetricEvent {
-                    environment: ENV.into(),
+                    env_id: ENV_ID,
                     id: format!("o-{i}"),
                     name: if i.is_multiple_of(4) {
                         "purchase"
@@ -177,7 +197,7 @@ fn body(batch: &EventBatch) -> Bytes {
         EventBatch::Exposures(list) => {
             json!({"kind": "exposures", "exposures": list.iter().map(|e| json!({
             "flag": e.flag_key, "variant": e.variant, "ruleId": e.rule_id,
-            "bucketingKeyHash": e.user_key, "environment": e.environment,
+            "bucketingKeyHash": e.user_key, "environment": ENV,
             "snapshotVersion": e.snapshot_version, "time": e.time_ms,
             "country": e.country, "deviceType": e.device_type,
         })).collect::<Vec<_>>()})
@@ -192,8 +212,8 @@ fn body(batch: &EventBatch) -> Bytes {
 }
 
 async fn check(store: &Store, n: usize) {
-    let stored =
-        store.count_exposures(ENV).await.unwrap() + store.count_metric_events(ENV).await.unwrap();
+    let stored = store.count_exposures(ENV_ID).await.unwrap()
+        + store.count_metric_events(ENV_ID).await.unwrap();
     assert_eq!(stored as usize, n, "every event stored");
 }
 
@@ -319,7 +339,12 @@ fn main() {
         let batches: Arc<Vec<EventBatch>> = Arc::new(
             bodies
                 .iter()
-                .map(|b| bunting_origin::ingest::parse(b, now_ms(), &options).unwrap())
+                .map(|b| {
+                    let parsed = bunting_origin::ingest::parse(b, now_ms(), &options).unwrap();
+                    parsed
+                        .resolve(&BTreeMap::from([(ENV.to_string(), ENV_ID)]))
+                        .unwrap()
+                })
                 .collect(),
         );
         let mut results = Vec::new();

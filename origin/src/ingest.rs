@@ -5,7 +5,10 @@
 //! (`edge-worker/src/ingest.rs`): `{"kind": "exposures", "exposures": […]}`
 //! or `{"kind": "events", "environment": "…", "events": […]}`. [`parse`]
 //! validates it all-or-nothing (every problem listed with the index of its
-//! event), derives ids for events that carry none, and gives an
+//! event) and derives ids for events that carry none; [`Parsed::resolve`]
+//! binds each event to the environment its name (`org/project/environment`)
+//! names now, by id, and refuses events of environments that do not exist,
+//! giving an
 //! [`EventBatch`]. [`Ingest::submit`] puts the batch on a bounded queue
 //! (counted in events) and waits until a writer task has **committed** it:
 //! writers take every batch waiting (up to [`IngestOptions::group_events`])
@@ -21,7 +24,12 @@
 //! use bunting_origin::ingest::{Ingest, IngestOptions};
 //! use bunting_origin::metrics::Metrics;
 //! use bunting_origin::store::Store;
+//! use bunting_origin::store::Actor;
 //! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let ana = Actor::new("ana");
+//! let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
+//! let p = store.create_project(&ana, org.id, "web", "Web").await.unwrap();
+//! let prod = store.create_environment(&ana, p.id, "production", "Production").await.unwrap();
 //! let ingest = Ingest::new(store.clone(), Arc::new(Metrics::new()), IngestOptions::default());
 //! let now = 1_764_000_000_000;
 //! let body = format!(r#"{{"kind": "exposures", "exposures": [{{"flag": "checkout", "variant": "b",
@@ -31,10 +39,11 @@
 //! assert_eq!((counts.accepted, counts.duplicates), (1, 0));
 //! let again = ingest.ingest(body.as_bytes(), now).await.unwrap();
 //! assert_eq!((again.accepted, again.duplicates), (0, 1));
-//! assert_eq!(store.count_exposures("acme/web/production").await.unwrap(), 1);
+//! assert_eq!(store.count_exposures(prod.id).await.unwrap(), 1);
 //! # });
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
@@ -204,7 +213,7 @@ struct BodyIn {
 /// assert_eq!(problems[0].path, "events[1].name");
 /// assert_eq!(problems[1].path, "events[1].timestamp");
 /// ```
-pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<EventBatch, IngestError> {
+pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<Parsed, IngestError> {
     let parsed: BodyIn = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) if e.is_data() => return Err(locate(body, e)),
@@ -224,16 +233,20 @@ pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<EventB
                     max,
                 });
             }
+            let mut names = Vec::new();
             let mut out = Vec::with_capacity(list.len());
             for (i, e) in list.into_iter().enumerate() {
                 p.index = i;
                 p.array = "exposures";
-                if let Some(x) = exposure(&mut p, e, now_ms, window) {
+                if let Some(x) = exposure(&mut p, e, now_ms, window, &mut names) {
                     out.push(x);
                 }
             }
             p.finish()?;
-            Ok(EventBatch::Exposures(out))
+            Ok(Parsed {
+                names,
+                batch: EventBatch::Exposures(out),
+            })
         }
         "events" => {
             let (Some(environment), Some(list)) = (parsed.environment, parsed.events) else {
@@ -260,12 +273,100 @@ pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<EventB
                 }
             }
             p.finish()?;
-            Ok(EventBatch::Metrics(out))
+            Ok(Parsed {
+                names: vec![environment],
+                batch: EventBatch::Metrics(out),
+            })
         }
         other => Err(invalid(
             "kind",
             format!("{other:?} is not \"exposures\" or \"events\""),
         )),
+    }
+}
+
+/// A validated request body whose events still name their environment the
+/// way the edge does (`org/project/environment`); [`Parsed::resolve`] binds
+/// them to the environments that exist, by id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// The distinct environment names, in order of first appearance.
+    names: Vec<String>,
+    /// The events; each `env_id` is the index of its name in `names`.
+    batch: EventBatch,
+}
+
+impl Parsed {
+    /// The distinct environment names of the batch.
+    pub fn environments(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// Binds every event to the id its environment's name has in `found`
+    /// (as [`Store::environment_ids`] answers): events of environments that
+    /// do not exist are refused with their path, and then nothing of the
+    /// batch is.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use bunting_origin::ingest::{parse, IngestError, IngestOptions};
+    /// use bunting_origin::store::EventBatch;
+    /// let now = 1_764_000_000_000;
+    /// let body = format!(r#"{{"kind": "events", "environment": "acme/web/prod", "events": [
+    ///     {{"name": "purchase", "targetingKeyHash": "9f0c", "timestamp": {now}}}]}}"#);
+    /// let parsed = parse(body.as_bytes(), now, &IngestOptions::default()).unwrap();
+    /// let Err(IngestError::Invalid(p)) = parsed.clone().resolve(&BTreeMap::new()) else { panic!() };
+    /// assert_eq!(p[0].path, "environment");
+    /// let found = BTreeMap::from([("acme/web/prod".to_string(), 7)]);
+    /// let Ok(EventBatch::Metrics(events)) = parsed.resolve(&found) else { panic!() };
+    /// assert_eq!(events[0].env_id, 7);
+    /// ```
+    pub fn resolve(self, found: &BTreeMap<String, i64>) -> Result<EventBatch, IngestError> {
+        let ids: Vec<Option<i64>> = self.names.iter().map(|n| found.get(n).copied()).collect();
+        let missing = |path: String, name: usize| Problem {
+            entity: None,
+            path,
+            message: format!(
+                "no environment {:?} (`org/project/environment`) exists",
+                self.names[name]
+            ),
+        };
+        let mut problems = Vec::new();
+        let batch = match self.batch {
+            EventBatch::Exposures(mut rows) => {
+                for (i, e) in rows.iter_mut().enumerate() {
+                    let name = e.env_id as usize;
+                    match ids[name] {
+                        Some(id) => e.env_id = id,
+                        None => problems.push(missing(format!("exposures[{i}].environment"), name)),
+                    }
+                }
+                EventBatch::Exposures(rows)
+            }
+            // One environment for the whole batch.
+            EventBatch::Metrics(mut rows) => {
+                match ids[0] {
+                    Some(id) => rows.iter_mut().for_each(|e| e.env_id = id),
+                    None => problems.push(missing("environment".into(), 0)),
+                }
+                EventBatch::Metrics(rows)
+            }
+        };
+        if problems.is_empty() {
+            Ok(batch)
+        } else {
+            Err(IngestError::Invalid(problems))
+        }
     }
 }
 
@@ -377,7 +478,13 @@ impl Problems {
     }
 }
 
-fn exposure(p: &mut Problems, e: ExposureIn, now_ms: i64, window: (i64, i64)) -> Option<Exposure> {
+fn exposure(
+    p: &mut Problems,
+    e: ExposureIn,
+    now_ms: i64,
+    window: (i64, i64),
+    names: &mut Vec<String>,
+) -> Option<Exposure> {
     let before = p.list.len();
     p.text("environment", &e.environment, MAX_TEXT);
     p.text("flag", &e.flag, MAX_TEXT);
@@ -415,8 +522,16 @@ fn exposure(p: &mut Problems, e: ExposureIn, now_ms: i64, window: (i64, i64)) ->
             ],
         )
     });
+    // Until [`Parsed::resolve`]: the index of the environment's name.
+    let env_id = match names.iter().position(|n| *n == e.environment) {
+        Some(i) => i,
+        None => {
+            names.push(e.environment);
+            names.len() - 1
+        }
+    };
     Some(Exposure {
-        environment: e.environment,
+        env_id: env_id as i64,
         id,
         flag_key: e.flag,
         variant: e.variant,
@@ -489,7 +604,8 @@ fn metric(
         )
     });
     Some(MetricEvent {
-        environment: environment.to_string(),
+        // Until [`Parsed::resolve`]: the index of the environment's name.
+        env_id: 0,
         id,
         name: e.name,
         user_key: e.targeting_key_hash,
@@ -531,8 +647,8 @@ pub fn derive_id(time_ms: i64, fields: &[&str]) -> String {
 
 /// A batch waiting for a writer.
 struct Job {
-    batch: EventBatch,
-    done: oneshot::Sender<Result<InsertCounts, StoreError>>,
+    batch: Parsed,
+    done: oneshot::Sender<Result<InsertCounts, IngestError>>,
     /// Its room in the queue, given back once it is written.
     permit: OwnedSemaphorePermit,
 }
@@ -608,20 +724,18 @@ impl Ingest {
     /// events in the metrics.
     pub async fn ingest(&self, body: &[u8], now_ms: i64) -> Result<InsertCounts, IngestError> {
         let m = &self.inner.metrics;
-        let batch = match parse(body, now_ms, &self.inner.options) {
-            Ok(b) => b,
-            Err(e) => {
-                if let IngestError::Invalid(problems) = &e {
-                    let mut at: Vec<&str> = problems
-                        .iter()
-                        .map(|p| p.path.split('.').next().unwrap_or_default())
-                        .collect();
-                    at.dedup();
-                    m.events_invalid.inc_by(at.len() as u64);
-                }
-                return Err(e);
+        let counted = |e: IngestError| {
+            if let IngestError::Invalid(problems) = &e {
+                let mut at: Vec<&str> = problems
+                    .iter()
+                    .map(|p| p.path.split('.').next().unwrap_or_default())
+                    .collect();
+                at.dedup();
+                m.events_invalid.inc_by(at.len() as u64);
             }
+            e
         };
+        let batch = parse(body, now_ms, &self.inner.options).map_err(counted)?;
         let n = batch.len() as u64;
         match self.submit(batch).await {
             Ok(c) => {
@@ -633,14 +747,16 @@ impl Ingest {
                 if matches!(e, IngestError::Overloaded { .. }) {
                     m.events_throttled.inc_by(n);
                 }
-                Err(e)
+                Err(counted(e))
             }
         }
     }
 
     /// Queues a validated batch and waits until it is committed. Refuses it
-    /// at once with [`IngestError::Overloaded`] when the queue has no room.
-    pub async fn submit(&self, batch: EventBatch) -> Result<InsertCounts, IngestError> {
+    /// at once with [`IngestError::Overloaded`] when the queue has no room;
+    /// the writer refuses it ([`IngestError::Invalid`]) when it names an
+    /// environment that does not exist.
+    pub async fn submit(&self, batch: Parsed) -> Result<InsertCounts, IngestError> {
         let inner = &self.inner;
         if batch.is_empty() {
             return Ok(InsertCounts::default());
@@ -669,7 +785,7 @@ impl Ingest {
                 permit,
             })
             .map_err(|_| IngestError::Stopped)?;
-        Ok(wait.await.map_err(|_| IngestError::Stopped)??)
+        wait.await.map_err(|_| IngestError::Stopped)?
     }
 
     /// Starts the writers, once.
@@ -729,12 +845,28 @@ async fn writer(
     }
 }
 
+/// Resolves the jobs' environments (a job naming one that does not exist is
+/// refused alone), stores the others in one transaction and answers each.
 async fn write_group(store: &Store, jobs: Vec<Job>) {
     let mut batches = Vec::with_capacity(jobs.len());
     let mut waiting = Vec::with_capacity(jobs.len());
     for j in jobs {
-        batches.push(j.batch);
-        waiting.push((j.done, j.permit));
+        let resolved = match store.environment_ids(j.batch.environments()).await {
+            Ok(found) => j.batch.resolve(&found),
+            Err(e) => Err(e.into()),
+        };
+        match resolved {
+            Ok(b) => {
+                batches.push(b);
+                waiting.push((j.done, j.permit));
+            }
+            Err(e) => {
+                let _ = j.done.send(Err(e));
+            }
+        }
+    }
+    if batches.is_empty() {
+        return;
     }
     match store.insert_event_batches(&batches).await {
         Ok(counts) => {
@@ -745,7 +877,7 @@ async fn write_group(store: &Store, jobs: Vec<Job>) {
         Err(e) if batches.len() == 1 => {
             tracing::warn!(error = %e, "storing an event batch failed");
             if let Some((done, _)) = waiting.pop() {
-                let _ = done.send(Err(e));
+                let _ = done.send(Err(e.into()));
             }
         }
         Err(e) => {
@@ -755,7 +887,8 @@ async fn write_group(store: &Store, jobs: Vec<Job>) {
                 let r = store
                     .insert_event_batches(std::slice::from_ref(b))
                     .await
-                    .map(|c| c[0]);
+                    .map(|c| c[0])
+                    .map_err(IngestError::from);
                 let _ = done.send(r);
             }
         }
@@ -807,7 +940,7 @@ mod tests {
                 r#"{{"kind": "exposures", "exposures": [{{"flag": "f", "variant": "a",
                    "bucketingKeyHash": "u", "environment": "e", "time": {t}}}]}}"#
             );
-            match parse(body.as_bytes(), NOW, &opts()).unwrap() {
+            match parse(body.as_bytes(), NOW, &opts()).unwrap().batch {
                 EventBatch::Exposures(v) => v[0].id.clone(),
                 EventBatch::Metrics(_) => unreachable!(),
             }

@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod notify;
 pub mod publish;
 pub mod results;
+pub mod retention;
 pub mod rollback;
 pub mod serve;
 pub mod store;

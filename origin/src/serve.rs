@@ -382,11 +382,13 @@ pub async fn serve(
     });
     let server = tokio::spawn(async move { server.await });
     let monitor = monitor_options.map(|o| crate::monitor::spawn(state.clone(), o));
+    let purge = crate::retention::spawn(store.clone(), Duration::from_secs(60));
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     if let Some(m) = monitor {
         m.abort();
     }
+    purge.abort();
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {
         Ok(r) => r??,

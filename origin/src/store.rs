@@ -118,6 +118,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "guarded_rollouts",
         include_str!("../migrations/sqlite/0008_guarded_rollouts.sql"),
     ),
+    (
+        9,
+        "event_identity",
+        include_str!("../migrations/sqlite/0009_event_identity.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -159,6 +164,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "guarded_rollouts",
         include_str!("../migrations/postgres/0008_guarded_rollouts.sql"),
+    ),
+    (
+        9,
+        "event_identity",
+        include_str!("../migrations/postgres/0009_event_identity.sql"),
     ),
 ];
 

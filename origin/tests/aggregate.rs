@@ -56,11 +56,17 @@ async fn setup(s: &Store) -> ExperimentRecord {
     .unwrap()
 }
 
+/// The id of environment `ENV`.
+async fn env_id(s: &Store) -> i64 {
+    s.environment_ids(&[ENV.into()]).await.unwrap()[ENV]
+}
+
 async fn expose(s: &Store, rows: &[(&str, &str, i64)]) {
+    let env_id = env_id(s).await;
     let rows: Vec<Exposure> = rows
         .iter()
         .map(|&(user, variant, t)| Exposure {
-            environment: ENV.into(),
+            env_id,
             id: format!("{user}-{variant}-{t}"),
             flag_key: "checkout".into(),
             variant: variant.into(),
@@ -78,11 +84,12 @@ async fn expose(s: &Store, rows: &[(&str, &str, i64)]) {
 }
 
 async fn events(s: &Store, rows: &[(&str, &str, Option<f64>, i64)]) {
+    let env_id = env_id(s).await;
     let rows: Vec<MetricEvent> = rows
         .iter()
         .enumerate()
         .map(|(i, &(name, user, value, t))| MetricEvent {
-            environment: ENV.into(),
+            env_id,
             id: format!("ev-{i}"),
             name: name.into(),
             user_key: user.into(),

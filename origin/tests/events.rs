@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bunting_origin::api::{AppState, ServeConfig, router};
 use bunting_origin::ingest::{Ingest, IngestOptions};
-use bunting_origin::store::{Backend, Store};
+use bunting_origin::store::aggregate::AggregateOptions;
+use bunting_origin::store::experiments::{ExperimentSpec, MetricSpec};
+use bunting_origin::store::{Actor, Backend, FlagSpec, Store};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -24,6 +26,8 @@ both!(
     overload_answers_429_and_loses_nothing,
     concurrent_batches_are_all_stored,
     edge_payloads_exactly,
+    unknown_environments_are_refused,
+    deleted_tenants_events_are_not_inherited,
 );
 
 const SECRET: &str = "ingest-secret-0123456789abcdef";
@@ -37,6 +41,7 @@ struct Api {
 
 impl Api {
     async fn start(store: Store, secret: Option<&str>, options: IngestOptions) -> Api {
+        world(&store).await;
         let mut state = AppState::new(
             store.clone(),
             ServeConfig {
@@ -97,6 +102,34 @@ impl Api {
             .parse()
             .unwrap()
     }
+}
+
+/// Organization `acme`, project `web`, environments `production` and
+/// `staging` (once per store): events are stored only for environments that
+/// exist.
+async fn world(store: &Store) {
+    if !store
+        .environment_ids(&[ENV.into()])
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        return;
+    }
+    let a = Actor::new("test");
+    let org = store.create_org(&a, "acme", "Acme").await.unwrap();
+    let p = store
+        .create_project(&a, org.id, "web", "Web")
+        .await
+        .unwrap();
+    for e in ["production", "staging"] {
+        store.create_environment(&a, p.id, e, e).await.unwrap();
+    }
+}
+
+/// The id of the environment the edge names `name`.
+async fn id(store: &Store, name: &str) -> i64 {
+    store.environment_ids(&[name.into()]).await.unwrap()[name]
 }
 
 fn now_ms() -> i64 {
@@ -176,7 +209,10 @@ async fn secret_is_required(store: Store) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _, _) = api.post_raw(Some(&SECRET[..10]), body.clone()).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 0);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        0
+    );
     let (s, _, _) = api.post_raw(Some(SECRET), body.clone()).await;
     assert_eq!(s, StatusCode::ACCEPTED);
 
@@ -185,7 +221,10 @@ async fn secret_is_required(store: Store) {
     let (s, _, b) = off.post_raw(Some(SECRET), body).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(b["error"]["code"], "unavailable");
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 2);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        2
+    );
 }
 
 async fn stores_exposures_and_events(store: Store) {
@@ -197,11 +236,26 @@ async fn stores_exposures_and_events(store: Store) {
     let (s, b) = api.post(&events(0..20, t - 1000)).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     assert_eq!(b, json!({"accepted": 20, "duplicates": 0}));
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 50);
-    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 20);
-    assert_eq!(store.count_exposures("other").await.unwrap(), 0);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        50
+    );
+    assert_eq!(
+        store
+            .count_metric_events(id(&store, ENV).await)
+            .await
+            .unwrap(),
+        20
+    );
+    assert_eq!(
+        store
+            .count_exposures(id(&store, "acme/web/staging").await)
+            .await
+            .unwrap(),
+        0
+    );
 
-    let stored = store.exposures_of(ENV).await.unwrap();
+    let stored = store.exposures_of(id(&store, ENV).await).await.unwrap();
     let e = stored
         .iter()
         .find(|e| e.user_key == format!("{:032x}", 1))
@@ -212,7 +266,7 @@ async fn stores_exposures_and_events(store: Store) {
     );
     assert_eq!(e.snapshot_version, Some(3));
     assert_eq!(e.id.len(), 32, "a derived id");
-    let m = store.metric_events_of(ENV).await.unwrap();
+    let m = store.metric_events_of(id(&store, ENV).await).await.unwrap();
     let o7 = m.iter().find(|m| m.id == "o-7").unwrap();
     assert_eq!(
         (o7.name.as_str(), o7.value, o7.time_ms, o7.received_ms),
@@ -229,7 +283,7 @@ async fn stores_exposures_and_events(store: Store) {
     assert_eq!((s, &b["accepted"]), (StatusCode::ACCEPTED, &json!(1)));
     let (_, again) = api.post(&body).await;
     assert_eq!(again, json!({"accepted": 0, "duplicates": 1}));
-    let m = store.metric_events_of(ENV).await.unwrap();
+    let m = store.metric_events_of(id(&store, ENV).await).await.unwrap();
     let signup = m.iter().find(|m| m.name == "signup").unwrap();
     assert_eq!(signup.properties.as_deref(), Some(r#"{"plan":"pro"}"#));
     assert_eq!(signup.value, None);
@@ -252,7 +306,10 @@ async fn retried_batches_are_deduplicated(store: Store) {
         api.post(&exposures(10..40, t)).await.1,
         json!({"accepted": 10, "duplicates": 20})
     );
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 40);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        40
+    );
 
     let ev = events(0..5, t);
     api.post(&ev).await;
@@ -260,7 +317,13 @@ async fn retried_batches_are_deduplicated(store: Store) {
         api.post(&ev).await.1,
         json!({"accepted": 0, "duplicates": 5})
     );
-    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 5);
+    assert_eq!(
+        store
+            .count_metric_events(id(&store, ENV).await)
+            .await
+            .unwrap(),
+        5
+    );
     // The same client id in another environment is another event.
     let mut other = ev.clone();
     other["environment"] = json!("acme/web/staging");
@@ -288,7 +351,10 @@ async fn invalid_batches_store_nothing(store: Store) {
         .map(|p| p["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, ["exposures[2].time", "exposures[3].flag"]);
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 0);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        0
+    );
     assert_eq!(api.metric("events_invalid"), 2);
 
     // A wrong type names the event too.
@@ -310,7 +376,13 @@ async fn invalid_batches_store_nothing(store: Store) {
         (s, &b["error"]["problems"][0]["path"]),
         (StatusCode::UNPROCESSABLE_ENTITY, &json!("kind"))
     );
-    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count_metric_events(id(&store, ENV).await)
+            .await
+            .unwrap(),
+        0
+    );
 
     // Not JSON, not declared as JSON.
     let (s, _, b) = api.post_raw(Some(SECRET), "{\"kind\": ".into()).await;
@@ -350,7 +422,10 @@ async fn size_limits(store: Store) {
     );
     let (s, _, b) = api.post_raw(Some(SECRET), big).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 100);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        100
+    );
 }
 
 async fn overload_answers_429_and_loses_nothing(store: Store) {
@@ -431,7 +506,10 @@ async fn overload_answers_429_and_loses_nothing(store: Store) {
             json!({"accepted": 6, "duplicates": 0})
         )
     );
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 16);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        16
+    );
     assert_eq!(api.metric("events_accepted"), 16);
 }
 
@@ -467,8 +545,17 @@ async fn concurrent_batches_are_all_stored(store: Store) {
             )
         );
     }
-    assert_eq!(store.count_exposures(ENV).await.unwrap(), 800);
-    assert_eq!(store.count_metric_events(ENV).await.unwrap(), 800);
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        800
+    );
+    assert_eq!(
+        store
+            .count_metric_events(id(&store, ENV).await)
+            .await
+            .unwrap(),
+        800
+    );
 }
 
 /// The bodies of `edge-worker/src/ingest.rs` (`exposures_payload`,
@@ -480,7 +567,7 @@ async fn edge_payloads_exactly(store: Store) {
     let h1 = "5c0f3a2e9d8b7c6a5f4e3d2c1b0a9988";
     let h2 = "0123456789abcdef0123456789abcdef";
     let exposures = format!(
-        r#"{{"exposures":[{{"bucketingKeyHash":"{h1}","country":"DE","deviceType":"mobile","environment":"prod","flag":"checkout","ruleId":"eu-ramp","snapshotVersion":7,"time":{t},"variant":"b"}},{{"bucketingKeyHash":"{h2}","environment":"prod","flag":"checkout","snapshotVersion":7,"time":{t},"variant":"a"}}],"kind":"exposures"}}"#
+        r#"{{"exposures":[{{"bucketingKeyHash":"{h1}","country":"DE","deviceType":"mobile","environment":"acme/web/production","flag":"checkout","ruleId":"eu-ramp","snapshotVersion":7,"time":{t},"variant":"b"}},{{"bucketingKeyHash":"{h2}","environment":"acme/web/production","flag":"checkout","snapshotVersion":7,"time":{t},"variant":"a"}}],"kind":"exposures"}}"#
     );
     let (s, _, b) = api.post_raw(Some(SECRET), exposures.clone()).await;
     assert_eq!(
@@ -493,7 +580,7 @@ async fn edge_payloads_exactly(store: Store) {
     // The edge retries a failed batch as is.
     let (_, _, b) = api.post_raw(Some(SECRET), exposures).await;
     assert_eq!(b, json!({"accepted": 0, "duplicates": 2}));
-    let stored = store.exposures_of("prod").await.unwrap();
+    let stored = store.exposures_of(id(&store, ENV).await).await.unwrap();
     let de = stored.iter().find(|e| e.user_key == h1).unwrap();
     assert_eq!(de.rule_id.as_deref(), Some("eu-ramp"));
     assert_eq!(de.country.as_deref(), Some("DE"));
@@ -506,7 +593,7 @@ async fn edge_payloads_exactly(store: Store) {
     );
 
     let events = format!(
-        r#"{{"environment":"prod","events":[{{"id":"o-1","name":"purchase","receivedAt":{r},"targetingKeyHash":"{h1}","timestamp":{t},"value":12.5}},{{"id":"s-1","name":"signup","receivedAt":{r},"targetingKeyHash":"{h2}","timestamp":{r}}}],"kind":"events"}}"#,
+        r#"{{"environment":"acme/web/production","events":[{{"id":"o-1","name":"purchase","receivedAt":{r},"targetingKeyHash":"{h1}","timestamp":{t},"value":12.5}},{{"id":"s-1","name":"signup","receivedAt":{r},"targetingKeyHash":"{h2}","timestamp":{r}}}],"kind":"events"}}"#,
         r = t + 120
     );
     let (s, _, b) = api.post_raw(Some(SECRET), events).await;
@@ -517,7 +604,7 @@ async fn edge_payloads_exactly(store: Store) {
             json!({"accepted": 2, "duplicates": 0})
         )
     );
-    let m = store.metric_events_of("prod").await.unwrap();
+    let m = store.metric_events_of(id(&store, ENV).await).await.unwrap();
     assert_eq!(m.len(), 2);
     assert_eq!(
         (m[0].id.as_str(), m[0].value, m[0].time_ms, m[0].received_ms),
@@ -525,4 +612,119 @@ async fn edge_payloads_exactly(store: Store) {
     );
     assert_eq!((m[1].id.as_str(), m[1].value), ("s-1", None));
     assert_eq!(m[0].user_key, h1);
+}
+
+/// Events name their environment; one that does not exist stores nothing
+/// and is named in the 422.
+async fn unknown_environments_are_refused(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    let mut batch = exposures(0..3, t);
+    batch["exposures"][1]["environment"] = json!("acme/web/nowhere");
+    batch["exposures"][2]["environment"] = json!("production");
+    let (s, b) = api.post(&batch).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let paths: Vec<&str> = b["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["exposures[1].environment", "exposures[2].environment"]
+    );
+    assert!(
+        b["error"]["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("acme/web/nowhere"),
+        "{b}"
+    );
+    assert_eq!(
+        store.count_exposures(id(&store, ENV).await).await.unwrap(),
+        0
+    );
+
+    let mut batch = events(0..2, t);
+    batch["environment"] = json!("globex/web/production");
+    let (s, b) = api.post(&batch).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["problems"].as_array().unwrap().len(), 1, "{b}");
+    assert_eq!(b["error"]["problems"][0]["path"], "environment");
+    assert_eq!(api.metric("events_invalid"), 2 + 1);
+}
+
+/// A deleted organization's events are keyed by its environments' ids:
+/// a new organization created with the same keys starts with none of them
+/// (its experiments count no old user), and the purge removes the old rows.
+async fn deleted_tenants_events_are_not_inherited(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    assert_eq!(
+        api.post(&exposures(0..30, t - 5_000)).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        api.post(&events(0..10, t - 5_000)).await.0,
+        StatusCode::ACCEPTED
+    );
+    let old = id(&store, ENV).await;
+    assert_eq!(store.count_exposures(old).await.unwrap(), 30);
+
+    let a = Actor::new("test");
+    let org = store.orgs().await.unwrap().remove(0);
+    store.delete_org(&a, org.id, org.version).await.unwrap();
+    world(&store).await;
+    let new = id(&store, ENV).await;
+    assert_ne!(new, old, "ids are never reused");
+    let p = store
+        .projects(store.orgs().await.unwrap()[0].id)
+        .await
+        .unwrap()[0]
+        .id;
+    store
+        .create_flag(&a, p, &FlagSpec::boolean("checkout"))
+        .await
+        .unwrap();
+    let purchased = MetricSpec::conversion("purchased", "purchase");
+    store.create_metric(&a, p, &purchased).await.unwrap();
+    let e = store
+        .create_experiment(
+            &a,
+            new,
+            &ExperimentSpec::new("t", "checkout", "off", "purchased"),
+        )
+        .await
+        .unwrap();
+    let data = store
+        .experiment_data(&e, &[purchased.clone()], &AggregateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        data.arms.iter().map(|a| a.users).sum::<u64>(),
+        0,
+        "{data:?}"
+    );
+    assert_eq!(store.count_exposures(new).await.unwrap(), 0);
+    assert_eq!(store.count_metric_events(new).await.unwrap(), 0);
+
+    // New events are the new environment's own.
+    let (s, b) = api.post(&exposures(100..104, now_ms())).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let data = store
+        .experiment_data(&e, &[purchased], &AggregateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(data.arms.iter().map(|a| a.users).sum::<u64>(), 4);
+
+    // The purge removes what the old environment left (rollup included),
+    // and nothing of the new one.
+    let purged = store.purge_orphaned_events(0).await.unwrap();
+    assert!(purged >= 30 + 10, "purged {purged}");
+    assert_eq!(store.count_exposures(old).await.unwrap(), 0);
+    assert_eq!(store.count_metric_events(old).await.unwrap(), 0);
+    assert!(store.exposure_users_of(old).await.unwrap().is_empty());
+    assert_eq!(store.count_exposures(new).await.unwrap(), 4);
+    assert_eq!(store.purge_orphaned_events(0).await.unwrap(), 0);
 }

@@ -370,12 +370,17 @@ async fn crud_and_lifecycle(store: Store) {
     assert_eq!(s, 204, "{b}");
 }
 
-/// Exposures of `users` users to `variant` in edge environment `env`, from
-/// `at` on (one a second), with ids prefixed by `prefix`.
-fn exposures(env: &str, prefix: &str, variant: &str, users: u32, at: i64) -> Vec<Exposure> {
+/// The id of the environment the edge names `name`.
+async fn env_id(store: &Store, name: &str) -> i64 {
+    store.environment_ids(&[name.into()]).await.unwrap()[name]
+}
+
+/// Exposures of `users` users to `variant` in environment `env` (its id),
+/// from `at` on (one a second), with ids prefixed by `prefix`.
+fn exposures(env: i64, prefix: &str, variant: &str, users: u32, at: i64) -> Vec<Exposure> {
     (0..users)
         .map(|i| Exposure {
-            environment: env.into(),
+            env_id: env,
             id: format!("{prefix}-{variant}-{i}"),
             flag_key: "checkout".into(),
             variant: variant.into(),
@@ -393,10 +398,10 @@ fn exposures(env: &str, prefix: &str, variant: &str, users: u32, at: i64) -> Vec
 
 /// A purchase worth `value` by the `i`-th user of `variant`, an hour after
 /// their exposure.
-fn purchase(env: &str, prefix: &str, variant: &str, i: u32, at: i64, value: f64) -> MetricEvent {
+fn purchase(env: i64, prefix: &str, variant: &str, i: u32, at: i64, value: f64) -> MetricEvent {
     let t = at + i64::from(i) * 1000 + 3_600_000;
     MetricEvent {
-        environment: env.into(),
+        env_id: env,
         id: format!("{prefix}-buy-{variant}-{i}"),
         name: "purchase".into(),
         user_key: format!("{prefix}-user-{variant}-{i}"),
@@ -446,7 +451,7 @@ async fn results_over_http(store: Store) {
     start(&api, "production", "checkout-test").await;
     // 1000 users per arm, exposed after the start; 100 buy in control and
     // 150 in treatment, each for 20.
-    let env = "acme/web/production";
+    let env = env_id(&store, "acme/web/production").await;
     let at = now_ms() + 10_000;
     let mut ex = exposures(env, "p", "off", 1000, at);
     ex.extend(exposures(env, "p", "on", 1000, at));
@@ -572,7 +577,7 @@ async fn results_skewed_allocation(store: Store) {
     )
     .await;
     start(&api, "staging", "skewed").await;
-    let env = "acme/web/staging";
+    let env = env_id(&store, "acme/web/staging").await;
     let at = now_ms() + 10_000;
     let mut ex = exposures(env, "s", "off", 1300, at);
     ex.extend(exposures(env, "s", "on", 700, at));
@@ -655,7 +660,7 @@ async fn cli_prints_the_table() {
         )
         .await;
         start(&api, "production", "checkout-test").await;
-        let env = "acme/web/production";
+        let env = env_id(&store, "acme/web/production").await;
         let at = now_ms() + 10_000;
         let mut ex = exposures(env, "p", "off", 400, at);
         ex.extend(exposures(env, "p", "on", 400, at));

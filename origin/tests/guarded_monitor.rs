@@ -155,7 +155,7 @@ async fn setup(store: Store, next_in_ms: i64, gate_ramp: bool) -> Setup {
 /// `users` new users per arm (numbered from `from`), exposed by the split
 /// after the guard's start; every `err_every[arm]`-th user errs (0: none).
 async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
-    let env = "acme/web/production".to_string();
+    let env = s.env;
     let mut exposures = Vec::new();
     let mut events = Vec::new();
     for (arm, variant) in ["off", "on"].iter().enumerate() {
@@ -163,7 +163,7 @@ async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
             let user = format!("{variant}-{i}");
             let t = s.start_ms + 1 + i as i64;
             exposures.push(Exposure {
-                environment: env.clone(),
+                env_id: env,
                 id: format!("x-{user}"),
                 flag_key: "checkout".into(),
                 variant: variant.to_string(),
@@ -178,7 +178,7 @@ async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
             });
             if err_every[arm] > 0 && i % err_every[arm] == 0 {
                 events.push(MetricEvent {
-                    environment: env.clone(),
+                    env_id: env,
                     id: format!("e-{user}"),
                     name: "checkout_error".into(),
                     user_key: user,

@@ -126,7 +126,7 @@ async fn setup_with(store: Store, guardrails: Vec<Guardrail>) -> Setup {
 /// start; a user errs with probability `p_err[arm]` (deterministic:
 /// every k-th user).
 async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
-    let env = "acme/web/production".to_string();
+    let env = s.env;
     let mut exposures = Vec::new();
     let mut events = Vec::new();
     for (arm, variant) in ["off", "on"].iter().enumerate() {
@@ -134,7 +134,7 @@ async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
             let user = format!("{variant}-{i}");
             let t = s.start_ms + 1000 + i as i64;
             exposures.push(Exposure {
-                environment: env.clone(),
+                env_id: env,
                 id: format!("x-{user}"),
                 flag_key: "checkout".into(),
                 variant: variant.to_string(),
@@ -149,7 +149,7 @@ async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
             });
             if err_every[arm] > 0 && i % err_every[arm] == 0 {
                 events.push(MetricEvent {
-                    environment: env.clone(),
+                    env_id: env,
                     id: format!("e-{user}"),
                     name: "checkout_error".into(),
                     user_key: user,
@@ -165,10 +165,10 @@ async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
     s.state.store.insert_metric_events(&events).await.unwrap();
 }
 
-/// A user's exposure to `variant` at `t`.
-fn exposure(user: &str, variant: &str, t: i64) -> Exposure {
+/// A user's exposure to `variant` at `t` in environment `env_id`.
+fn exposure(env_id: i64, user: &str, variant: &str, t: i64) -> Exposure {
     Exposure {
-        environment: "acme/web/production".into(),
+        env_id,
         id: format!("x-{user}"),
         flag_key: "checkout".into(),
         variant: variant.to_string(),
@@ -183,10 +183,10 @@ fn exposure(user: &str, variant: &str, t: i64) -> Exposure {
     }
 }
 
-/// An event `name` of `user` worth `value` at `t`.
-fn event(user: &str, name: &str, value: f64, t: i64) -> MetricEvent {
+/// An event `name` of `user` worth `value` at `t` in environment `env_id`.
+fn event(env_id: i64, user: &str, name: &str, value: f64, t: i64) -> MetricEvent {
     MetricEvent {
-        environment: "acme/web/production".into(),
+        env_id,
         id: format!("{name}-{user}"),
         name: name.into(),
         user_key: user.to_string(),
@@ -208,10 +208,10 @@ async fn ratio_traffic(s: &Setup, from: u64, users: u64, requests: [f64; 2], err
         for i in from..from + users {
             let user = format!("{variant}-{i}");
             let t = s.start_ms + 1000 + i as i64;
-            exposures.push(exposure(&user, variant, t));
-            events.push(event(&user, "request", requests[arm], t + 10));
+            exposures.push(exposure(s.env, &user, variant, t));
+            events.push(event(s.env, &user, "request", requests[arm], t + 10));
             if i % 5 == 0 {
-                events.push(event(&user, "error", errors[arm], t + 20));
+                events.push(event(s.env, &user, "error", errors[arm], t + 20));
             }
         }
     }

@@ -3,7 +3,8 @@
 //! analysis (first exposure per user, conversions and per-user sums of a
 //! metric within attribution windows).
 //!
-//! Both tables are keyed by `(environment, id)`, and every insert is
+//! Both tables are keyed by `(env_id, id)` (the environment's id, never
+//! reused: migration 0009), and every insert is
 //! `INSERT … ON CONFLICT DO NOTHING`: a retried batch stores nothing twice,
 //! and [`InsertCounts`] says how many rows were new and how many were
 //! duplicates. Times are Unix milliseconds.
@@ -25,7 +26,7 @@
 //! use bunting_origin::store::{Exposure, InsertCounts, Store};
 //! let store = Store::open("sqlite::memory:").await.unwrap();
 //! let e = Exposure {
-//!     environment: "acme/web/production".into(),
+//!     env_id: 1,
 //!     id: "x1".into(),
 //!     flag_key: "checkout".into(),
 //!     variant: "b".into(),
@@ -42,8 +43,8 @@
 //! assert_eq!(first, InsertCounts { accepted: 1, duplicates: 0 });
 //! let again = store.insert_exposures(&[e.clone()]).await.unwrap();
 //! assert_eq!(again, InsertCounts { accepted: 0, duplicates: 1 });
-//! assert_eq!(store.count_exposures("acme/web/production").await.unwrap(), 1);
-//! assert_eq!(store.exposures_of("acme/web/production").await.unwrap(), vec![e]);
+//! assert_eq!(store.count_exposures(1).await.unwrap(), 1);
+//! assert_eq!(store.exposures_of(1).await.unwrap(), vec![e]);
 //! # });
 //! ```
 
@@ -62,9 +63,9 @@ const SQLITE_MAX_PARAMS: usize = 32_766;
 /// pseudorandom split. Field names are the column names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exposure {
-    /// The edge environment (`org/project/environment` for snapshots the
-    /// origin publishes).
-    pub environment: String,
+    /// The environment's id in the store (never reused): ingestion resolves
+    /// the edge's name (`org/project/environment`) to it.
+    pub env_id: i64,
     /// Deduplication id, unique within the environment.
     pub id: String,
     /// Flag key.
@@ -93,8 +94,8 @@ pub struct Exposure {
 /// are the column names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricEvent {
-    /// The edge environment.
-    pub environment: String,
+    /// The environment's id in the store (never reused).
+    pub env_id: i64,
     /// Deduplication id (the client's idempotency id), unique within the
     /// environment.
     pub id: String,
@@ -164,7 +165,7 @@ impl EventBatch {
 }
 
 const EXPOSURE_COLUMNS: &[&str] = &[
-    "environment",
+    "env_id",
     "id",
     "flag_key",
     "variant",
@@ -179,7 +180,7 @@ const EXPOSURE_COLUMNS: &[&str] = &[
 ];
 
 const METRIC_COLUMNS: &[&str] = &[
-    "environment",
+    "env_id",
     "id",
     "name",
     "user_key",
@@ -213,8 +214,8 @@ fn values_sql(table: &str, columns: &[&str], rows: usize) -> String {
 /// of variants they were served. Field names are the column names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExposureUser {
-    /// The edge environment.
-    pub environment: String,
+    /// The environment's id in the store.
+    pub env_id: i64,
     /// Flag key.
     pub flag_key: String,
     /// The user.
@@ -239,7 +240,7 @@ pub struct ExposureUser {
 /// ```
 /// use bunting_origin::store::{Exposure, events::rollup};
 /// let x = |variant: &str, t: i64| Exposure {
-///     environment: "e".into(), id: format!("{t}"), flag_key: "f".into(),
+///     env_id: 1, id: format!("{t}"), flag_key: "f".into(),
 ///     variant: variant.into(), user_key: "u".into(), time_ms: t,
 ///     snapshot_version: None, rule_id: None, reason: None, country: None,
 ///     device_type: None, received_ms: t,
@@ -250,19 +251,15 @@ pub struct ExposureUser {
 /// assert_eq!((r[0].vmin.as_str(), r[0].vmax.as_str()), ("off", "on"));
 /// ```
 pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
-    let mut users: BTreeMap<(&str, &str, &str), ExposureUser> = BTreeMap::new();
+    let mut users: BTreeMap<(i64, &str, &str), ExposureUser> = BTreeMap::new();
     for e in rows {
-        let key = (
-            e.environment.as_str(),
-            e.flag_key.as_str(),
-            e.user_key.as_str(),
-        );
+        let key = (e.env_id, e.flag_key.as_str(), e.user_key.as_str());
         match users.get_mut(&key) {
             None => {
                 users.insert(
                     key,
                     ExposureUser {
-                        environment: e.environment.clone(),
+                        env_id: e.env_id,
                         flag_key: e.flag_key.clone(),
                         user_key: e.user_key.clone(),
                         first_ms: e.time_ms,
@@ -300,7 +297,7 @@ const PG_INSERT_EXPOSURES: &str = "WITH ins AS (\
        ON CONFLICT DO NOTHING RETURNING 1), \
      up AS (\
        INSERT INTO exposure_users SELECT * FROM json_populate_recordset(NULL::exposure_users, $2::json) \
-       ON CONFLICT (environment, flag_key, user_key) DO UPDATE SET \
+       ON CONFLICT (env_id, flag_key, user_key) DO UPDATE SET \
          first_ms = LEAST(exposure_users.first_ms, excluded.first_ms), \
          variant = CASE WHEN excluded.first_ms < exposure_users.first_ms \
            OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
@@ -312,9 +309,10 @@ const PG_INSERT_EXPOSURES: &str = "WITH ins AS (\
          OR excluded.vmin < exposure_users.vmin OR excluded.vmax > exposure_users.vmax) \
      SELECT COUNT(*) AS n FROM ins";
 
-/// The migration that creates `exposure_users`; the store rebuilds the
-/// rollup from the stored exposures right after applying it.
-pub(crate) const ROLLUP_MIGRATION: i64 = 7;
+/// The latest migration that (re)creates `exposure_users` (0009, keyed by
+/// environment id); the store rebuilds the rollup from the stored exposures
+/// right after applying it.
+pub(crate) const ROLLUP_MIGRATION: i64 = 9;
 
 /// Replaces the rollup with one computed from every stored exposure (the
 /// same merge as ingestion: earliest (time, variant), min and max variant).
@@ -322,22 +320,22 @@ pub(crate) const ROLLUP_MIGRATION: i64 = 7;
 pub(crate) async fn rebuild_rollup(c: &mut AnyConnection, backend: Backend) -> Result<u64> {
     let insert = match backend {
         Backend::Postgres => {
-            "INSERT INTO exposure_users (environment, flag_key, user_key, first_ms, variant, vmin, vmax) \
-             SELECT environment, flag_key, user_key, MIN(time_ms), \
+            "INSERT INTO exposure_users (env_id, flag_key, user_key, first_ms, variant, vmin, vmax) \
+             SELECT env_id, flag_key, user_key, MIN(time_ms), \
                (array_agg(variant ORDER BY time_ms, variant))[1], MIN(variant), MAX(variant) \
-             FROM exposures GROUP BY environment, flag_key, user_key"
+             FROM exposures GROUP BY env_id, flag_key, user_key"
         }
         // No ordered aggregate: the smallest variant of the earliest
         // exposures, looked up per user.
         Backend::Sqlite => {
-            "INSERT INTO exposure_users (environment, flag_key, user_key, first_ms, variant, vmin, vmax) \
-             SELECT g.environment, g.flag_key, g.user_key, g.t0, \
-               (SELECT MIN(x.variant) FROM exposures x WHERE x.environment = g.environment \
+            "INSERT INTO exposure_users (env_id, flag_key, user_key, first_ms, variant, vmin, vmax) \
+             SELECT g.env_id, g.flag_key, g.user_key, g.t0, \
+               (SELECT MIN(x.variant) FROM exposures x WHERE x.env_id = g.env_id \
                 AND x.flag_key = g.flag_key AND x.user_key = g.user_key AND x.time_ms = g.t0), \
                g.vmin, g.vmax \
-             FROM (SELECT environment, flag_key, user_key, MIN(time_ms) AS t0, \
+             FROM (SELECT env_id, flag_key, user_key, MIN(time_ms) AS t0, \
                    MIN(variant) AS vmin, MAX(variant) AS vmax \
-                   FROM exposures GROUP BY environment, flag_key, user_key) g"
+                   FROM exposures GROUP BY env_id, flag_key, user_key) g"
         }
     };
     if backend == Backend::Postgres {
@@ -390,7 +388,7 @@ async fn insert_exposures(
                 let mut q = sqlx::query(&sql);
                 for e in chunk {
                     q = q
-                        .bind(&e.environment)
+                        .bind(e.env_id)
                         .bind(&e.id)
                         .bind(&e.flag_key)
                         .bind(&e.variant)
@@ -439,7 +437,7 @@ async fn insert_metrics(
                 let mut q = sqlx::query(&sql);
                 for e in chunk {
                     q = q
-                        .bind(&e.environment)
+                        .bind(e.env_id)
                         .bind(&e.id)
                         .bind(&e.name)
                         .bind(&e.user_key)
@@ -457,7 +455,7 @@ async fn insert_metrics(
 
 fn exposure_row(r: &AnyRow) -> Result<Exposure> {
     Ok(Exposure {
-        environment: r.try_get("environment")?,
+        env_id: r.try_get("env_id")?,
         id: r.try_get("id")?,
         flag_key: r.try_get("flag_key")?,
         variant: r.try_get("variant")?,
@@ -474,7 +472,7 @@ fn exposure_row(r: &AnyRow) -> Result<Exposure> {
 
 fn metric_row(r: &AnyRow) -> Result<MetricEvent> {
     Ok(MetricEvent {
-        environment: r.try_get("environment")?,
+        env_id: r.try_get("env_id")?,
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         user_key: r.try_get("user_key")?,
@@ -485,7 +483,106 @@ fn metric_row(r: &AnyRow) -> Result<MetricEvent> {
     })
 }
 
+/// Rows the purge deletes per statement: one short transaction each, so
+/// ingestion and writes never wait long behind it.
+const PURGE_CHUNK: i64 = 5_000;
+
 impl Store {
+    /// The ids of the environments named `names` (the edge's names,
+    /// `org/project/environment`) that exist now; names of no environment
+    /// are absent from the map.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use bunting_origin::store::{Actor, Store};
+    /// let store = Store::open("sqlite::memory:").await.unwrap();
+    /// let ana = Actor::new("ana");
+    /// let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
+    /// let p = store.create_project(&ana, org.id, "web", "Web").await.unwrap();
+    /// let prod = store.create_environment(&ana, p.id, "production", "Production").await.unwrap();
+    /// let names = ["acme/web/production".to_string(), "acme/web/staging".to_string()];
+    /// let found = store.environment_ids(&names).await.unwrap();
+    /// assert_eq!(found["acme/web/production"], prod.id);
+    /// assert!(!found.contains_key("acme/web/staging"));
+    /// # });
+    /// ```
+    pub async fn environment_ids(&self, names: &[String]) -> Result<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
+        let mut c = self.conn().await?;
+        for name in names {
+            let mut parts = name.splitn(3, '/');
+            let (Some(org), Some(project), Some(env)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let row = sqlx::query(
+                "SELECT v.id FROM environments v \
+                 JOIN projects p ON p.id = v.project_id JOIN organizations o ON o.id = p.org_id \
+                 WHERE o.key = $1 AND p.key = $2 AND v.key = $3",
+            )
+            .bind(org)
+            .bind(project)
+            .bind(env)
+            .fetch_optional(&mut *c)
+            .await?;
+            if let Some(r) = row {
+                out.insert(name.clone(), r.try_get("id")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the stored events (exposures, their rollup, metric events)
+    /// of deleted environments, in chunks of short transactions, and
+    /// returns the number of rows deleted. An environment's events are
+    /// unreachable from the moment it is deleted (they are keyed by its id,
+    /// never reused); `bunting serve` runs this in the background. An
+    /// environment leaves the purge queue once nothing of it is left and
+    /// `settle_ms` have passed since its deletion (a batch resolved just
+    /// before the deletion may still commit during that time).
+    pub async fn purge_orphaned_events(&self, settle_ms: i64) -> Result<u64> {
+        let queued =
+            sqlx::query("SELECT env_id, deleted_ms FROM deleted_environments ORDER BY env_id")
+                .fetch_all(&self.pool)
+                .await?;
+        let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut deleted = 0;
+        for r in queued {
+            let env_id: i64 = r.try_get("env_id")?;
+            let deleted_ms: i64 = r.try_get("deleted_ms")?;
+            for (table, key) in [
+                ("exposures", "id"),
+                ("metric_events", "id"),
+                ("exposure_users", "flag_key, user_key"),
+            ] {
+                loop {
+                    let mut tx = self.begin_events().await?;
+                    let n = sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE env_id = $1 AND ({key}) IN \
+                         (SELECT {key} FROM {table} WHERE env_id = $1 LIMIT $2)"
+                    ))
+                    .bind(env_id)
+                    .bind(PURGE_CHUNK)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    tx.commit().await?;
+                    deleted += n;
+                    if n < PURGE_CHUNK as u64 {
+                        break;
+                    }
+                }
+            }
+            if now.saturating_sub(deleted_ms) >= settle_ms {
+                sqlx::query("DELETE FROM deleted_environments WHERE env_id = $1")
+                    .bind(env_id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Stores exposures in one transaction; ids already stored (in the same
     /// environment) are skipped and counted as duplicates.
     /// See the [module example](self).
@@ -504,14 +601,14 @@ impl Store {
     /// use bunting_origin::store::{MetricEvent, Store};
     /// let store = Store::open("sqlite::memory:").await.unwrap();
     /// let e = MetricEvent {
-    ///     environment: "prod".into(), id: "o-1".into(), name: "purchase".into(),
+    ///     env_id: 1, id: "o-1".into(), name: "purchase".into(),
     ///     user_key: "5c0f".into(), value: Some(12.5), time_ms: 1, received_ms: 2,
     ///     properties: Some(r#"{"currency":"EUR"}"#.into()),
     /// };
     /// let twice = [e.clone(), e.clone()];
     /// let n = store.insert_metric_events(&twice).await.unwrap();
     /// assert_eq!((n.accepted, n.duplicates), (1, 1));
-    /// assert_eq!(store.metric_events_of("prod").await.unwrap(), vec![e]);
+    /// assert_eq!(store.metric_events_of(1).await.unwrap(), vec![e]);
     /// # });
     /// ```
     pub async fn insert_metric_events(&self, rows: &[MetricEvent]) -> Result<InsertCounts> {
@@ -531,7 +628,7 @@ impl Store {
     /// use bunting_origin::store::{EventBatch, MetricEvent, Store};
     /// let store = Store::open("sqlite::memory:").await.unwrap();
     /// let e = MetricEvent {
-    ///     environment: "prod".into(), id: "o-1".into(), name: "signup".into(),
+    ///     env_id: 1, id: "o-1".into(), name: "signup".into(),
     ///     user_key: "u".into(), value: None, time_ms: 1, received_ms: 1, properties: None,
     /// };
     /// let batches = [EventBatch::Metrics(vec![e.clone()]), EventBatch::Metrics(vec![e])];
@@ -565,49 +662,45 @@ impl Store {
         })
     }
 
-    /// Number of exposures stored for `environment`.
+    /// Number of exposures stored for environment `env_id`.
     /// See the [module example](self).
-    pub async fn count_exposures(&self, environment: &str) -> Result<i64> {
+    pub async fn count_exposures(&self, env_id: i64) -> Result<i64> {
         self.count(
-            "SELECT COUNT(*) AS n FROM exposures WHERE environment = $1",
-            environment,
+            "SELECT COUNT(*) AS n FROM exposures WHERE env_id = $1",
+            env_id,
         )
         .await
     }
 
-    /// Number of metric events stored for `environment`.
+    /// Number of metric events stored for environment `env_id`.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let store = bunting_origin::store::Store::open("sqlite::memory:").await.unwrap();
-    /// assert_eq!(store.count_metric_events("prod").await.unwrap(), 0);
+    /// assert_eq!(store.count_metric_events(1).await.unwrap(), 0);
     /// # });
     /// ```
-    pub async fn count_metric_events(&self, environment: &str) -> Result<i64> {
+    pub async fn count_metric_events(&self, env_id: i64) -> Result<i64> {
         self.count(
-            "SELECT COUNT(*) AS n FROM metric_events WHERE environment = $1",
-            environment,
+            "SELECT COUNT(*) AS n FROM metric_events WHERE env_id = $1",
+            env_id,
         )
         .await
     }
 
-    async fn count(&self, sql: &str, environment: &str) -> Result<i64> {
-        let row = sqlx::query(sql)
-            .bind(environment)
-            .fetch_one(&self.pool)
-            .await?;
+    async fn count(&self, sql: &str, env_id: i64) -> Result<i64> {
+        let row = sqlx::query(sql).bind(env_id).fetch_one(&self.pool).await?;
         Ok(row.try_get("n")?)
     }
 
-    /// Every exposure of `environment`, by time then id (tests and small
+    /// Every exposure of environment `env_id`, by time then id (tests and small
     /// exports; the analysis queries the tables).
     /// See the [module example](self).
-    pub async fn exposures_of(&self, environment: &str) -> Result<Vec<Exposure>> {
-        let rows =
-            sqlx::query("SELECT * FROM exposures WHERE environment = $1 ORDER BY time_ms, id")
-                .bind(environment)
-                .fetch_all(&self.pool)
-                .await?;
+    pub async fn exposures_of(&self, env_id: i64) -> Result<Vec<Exposure>> {
+        let rows = sqlx::query("SELECT * FROM exposures WHERE env_id = $1 ORDER BY time_ms, id")
+            .bind(env_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(exposure_row).collect()
     }
 
@@ -625,20 +718,20 @@ impl Store {
         Ok(n)
     }
 
-    /// The per-user exposure rollup of `environment` (tests and
+    /// The per-user exposure rollup of environment `env_id` (tests and
     /// diagnostics), by flag then user: what ingestion maintained, which
     /// equals [`rollup`] of every stored exposure.
-    pub async fn exposure_users_of(&self, environment: &str) -> Result<Vec<ExposureUser>> {
+    pub async fn exposure_users_of(&self, env_id: i64) -> Result<Vec<ExposureUser>> {
         let rows = sqlx::query(
-            "SELECT * FROM exposure_users WHERE environment = $1 ORDER BY flag_key, user_key",
+            "SELECT * FROM exposure_users WHERE env_id = $1 ORDER BY flag_key, user_key",
         )
-        .bind(environment)
+        .bind(env_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(ExposureUser {
-                    environment: r.try_get("environment")?,
+                    env_id: r.try_get("env_id")?,
                     flag_key: r.try_get("flag_key")?,
                     user_key: r.try_get("user_key")?,
                     first_ms: r.try_get("first_ms")?,
@@ -650,12 +743,12 @@ impl Store {
             .collect()
     }
 
-    /// Every metric event of `environment`, by time then id.
+    /// Every metric event of environment `env_id`, by time then id.
     /// See [`Store::insert_metric_events`] for an example.
-    pub async fn metric_events_of(&self, environment: &str) -> Result<Vec<MetricEvent>> {
+    pub async fn metric_events_of(&self, env_id: i64) -> Result<Vec<MetricEvent>> {
         let rows =
-            sqlx::query("SELECT * FROM metric_events WHERE environment = $1 ORDER BY time_ms, id")
-                .bind(environment)
+            sqlx::query("SELECT * FROM metric_events WHERE env_id = $1 ORDER BY time_ms, id")
+                .bind(env_id)
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(metric_row).collect()
