@@ -18,6 +18,8 @@ use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use bunting_core::{Engine, Problem};
 use serde_json::{Value, json};
 
+use crate::ofrep::NumberForms;
+
 /// Default seconds between two KV checks of one environment's snapshot.
 pub const DEFAULT_TTL_SECONDS: u64 = 5;
 
@@ -34,6 +36,8 @@ const FATAL_PATHS: &[&str] = &["schemaVersion", "environment", "generatedAt", "c
 pub struct Loaded {
     /// The engine serving it.
     pub engine: Rc<Engine>,
+    /// How its number flags' values are written in OFREP responses.
+    pub numbers: Rc<NumberForms>,
     /// Fingerprint of the KV text it came from.
     pub fingerprint: u64,
     /// When it was loaded (Unix ms).
@@ -71,9 +75,10 @@ fn fingerprint(text: &str) -> u64 {
 
 /// Loads a snapshot text for `environment`: lenient, but document-level
 /// problems and another environment's snapshot are errors.
-pub fn load(environment: &str, text: &str) -> Result<(Engine, Vec<Problem>), String> {
+pub fn load(environment: &str, text: &str) -> Result<(Engine, NumberForms, Vec<Problem>), String> {
     let snapshot = parse_json(text).map_err(|e| e.to_string())?;
     let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
+    let numbers = NumberForms::from_snapshot(&snapshot);
     let fatal: Vec<String> = problems
         .iter()
         .filter(|p| p.entity.is_none() && FATAL_PATHS.contains(&p.path.as_str()))
@@ -88,7 +93,7 @@ pub fn load(environment: &str, text: &str) -> Result<(Engine, Vec<Problem>), Str
             engine.environment()
         ));
     }
-    Ok((engine, problems))
+    Ok((engine, numbers, problems))
 }
 
 impl SnapshotCache {
@@ -103,6 +108,13 @@ impl SnapshotCache {
     /// The engine serving `environment`, if there is a good snapshot.
     pub fn engine(&self, environment: &str) -> Option<Rc<Engine>> {
         Some(self.envs.get(environment)?.loaded.as_ref()?.engine.clone())
+    }
+
+    /// The engine serving `environment` and the JSON form of its number
+    /// flags, if there is a good snapshot.
+    pub fn serving(&self, environment: &str) -> Option<(Rc<Engine>, Rc<NumberForms>)> {
+        let loaded = self.envs.get(environment)?.loaded.as_ref()?;
+        Some((loaded.engine.clone(), loaded.numbers.clone()))
     }
 
     /// The state of `environment`.
@@ -146,7 +158,7 @@ impl SnapshotCache {
             return;
         }
         match load(environment, &text) {
-            Ok((engine, problems)) => {
+            Ok((engine, numbers, problems)) => {
                 if let Some(cur) = &st.loaded
                     && engine.version() < cur.engine.version()
                 {
@@ -160,6 +172,7 @@ impl SnapshotCache {
                 }
                 st.loaded = Some(Loaded {
                     engine: Rc::new(engine),
+                    numbers: Rc::new(numbers),
                     fingerprint: fp,
                     loaded_at_ms: now_ms,
                     problems,

@@ -24,6 +24,7 @@ pub mod exposure;
 pub mod geo;
 pub mod ingest;
 pub mod ofrep;
+pub mod routes;
 pub mod settings;
 
 #[cfg(target_arch = "wasm32")]

@@ -8,9 +8,27 @@
 //!   `{"key","errorCode","errorDetails"}` for every other error code.
 //! - `POST /ofrep/v1/evaluate/flags`: 200 `{"flags": [...]}`, each item a
 //!   success or an error object as above; the response carries an `ETag`.
+//!
+//! Every body keeps to OFREP's OpenAPI schemas (`tests/edge/ofrep/` holds
+//! the spec the edge tests validate each response against):
+//!
+//! - **Reasons** are OFREP's five ([`ofrep_reason`]): bunting's `DEFAULT`
+//!   (no rule matched, a prerequisite failed, outside the layer range) is
+//!   served as `TARGETING_MATCH`, the finer reason kept in
+//!   `metadata.buntingReason`.
+//! - **Error codes** are OFREP's ([`ofrep_error_code`]): the typed
+//!   extension's `TYPE_MISMATCH` is served as `GENERAL`, the finer code kept in
+//!   `metadata.buntingErrorCode`.
+//! - **Numbers** of a number flag are served in one JSON form per flag
+//!   ([`NumberForms`]): integers when every variant is written as an
+//!   integer, else floats (`0` as `0.0`), so SDKs that type-check strictly
+//!   (Python, Java) see one type whatever variant a user gets.
 
-use bunting_core::{ErrorCode, Evaluation, FlagType};
-use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+
+use bunting_core::model::Snapshot;
+use bunting_core::{ErrorCode, Evaluation, FlagType, Reason};
+use serde_json::{Map, Number, Value, json};
 use sha2::{Digest, Sha256};
 
 /// Largest request body accepted, in bytes.
@@ -44,7 +62,7 @@ impl RequestError {
         if let Some(k) = key {
             m.insert("key".into(), Value::String(k.into()));
         }
-        m.insert("errorCode".into(), self.code.as_str().into());
+        m.insert("errorCode".into(), ofrep_error_code(self.code).0.into());
         m.insert("errorDetails".into(), self.details.clone().into());
         Value::Object(m)
     }
@@ -150,9 +168,126 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The OFREP reason of a successful evaluation: OFREP's OpenAPI schema
+/// allows `STATIC`, `TARGETING_MATCH`, `SPLIT`, `DISABLED` and `UNKNOWN`.
+///
+/// bunting's `DEFAULT` means the flag's targeting was evaluated against the
+/// context and no rule served (the fallthrough's fixed variant, a failed
+/// prerequisite, a user outside the flag's layer range): OpenFeature calls
+/// the result of a dynamic evaluation `TARGETING_MATCH`. It must not be
+/// `STATIC`, which promises a value independent of the context (providers
+/// may cache it across contexts). The second value is the finer reason to
+/// keep in metadata, when OFREP's word loses something.
+///
+/// ```
+/// use bunting_core::Reason;
+/// use bunting_edge_worker::ofrep::ofrep_reason;
+/// assert_eq!(ofrep_reason(Reason::Default), ("TARGETING_MATCH", Some("DEFAULT")));
+/// assert_eq!(ofrep_reason(Reason::Split), ("SPLIT", None));
+/// ```
+pub fn ofrep_reason(reason: Reason) -> (&'static str, Option<&'static str>) {
+    match reason {
+        Reason::Static => ("STATIC", None),
+        Reason::TargetingMatch => ("TARGETING_MATCH", None),
+        Reason::Split => ("SPLIT", None),
+        Reason::Disabled => ("DISABLED", None),
+        Reason::Default => ("TARGETING_MATCH", Some("DEFAULT")),
+        // Errors are error objects, never a success with a reason.
+        Reason::Error => ("UNKNOWN", Some("ERROR")),
+    }
+}
+
+/// The OFREP error code of a failed evaluation: OFREP's evaluation failures
+/// carry `PARSE_ERROR`, `TARGETING_KEY_MISSING`, `INVALID_CONTEXT` or
+/// `GENERAL`, and a 404 carries `FLAG_NOT_FOUND`. `TYPE_MISMATCH` (only from
+/// the `?type=` extension: OFREP itself has no requested type) becomes
+/// `GENERAL`; the second value is the finer code to keep in metadata.
+///
+/// ```
+/// use bunting_core::ErrorCode;
+/// use bunting_edge_worker::ofrep::ofrep_error_code;
+/// assert_eq!(ofrep_error_code(ErrorCode::TypeMismatch), ("GENERAL", Some("TYPE_MISMATCH")));
+/// assert_eq!(ofrep_error_code(ErrorCode::ParseError), ("PARSE_ERROR", None));
+/// ```
+pub fn ofrep_error_code(code: ErrorCode) -> (&'static str, Option<&'static str>) {
+    match code {
+        ErrorCode::TypeMismatch => ("GENERAL", Some("TYPE_MISMATCH")),
+        ErrorCode::FlagNotFound
+        | ErrorCode::ParseError
+        | ErrorCode::TargetingKeyMissing
+        | ErrorCode::InvalidContext
+        | ErrorCode::General => (code.as_str(), None),
+    }
+}
+
+/// The JSON form of each number flag's values, decided once per snapshot.
+///
+/// JSON has one number type, but OpenFeature SDKs have an integer and a
+/// float accessor, and some providers check the decoded type strictly:
+/// Python's `isinstance(value, float)` rejects `25` and `isinstance(value,
+/// int)` rejects `25.0`; Java's `Double.class.isInstance` rejects an
+/// `Integer`. No single JSON text satisfies both, so a flag's author decides,
+/// per flag, by how the variants are written: a number flag whose variants
+/// are all written as integers is an integer flag and is served as integers;
+/// one with any variant written as a float (`0.5`, `25.0`, `1e3`) is a float
+/// flag and **every** value it serves is a float (`0` → `0.0`), so a float
+/// accessor never fails on the one variant that happens to be whole.
+/// Lenient SDKs (JavaScript, Go) accept both forms either way.
+///
+/// ```
+/// use bunting_core::snapshot::parse_json;
+/// use bunting_edge_worker::ofrep::NumberForms;
+/// use serde_json::json;
+/// let snapshot = parse_json(r#"{"schemaVersion": 1, "environment": "t", "version": 1,
+///   "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+///   {"key": "rate", "type": "number", "variants": {"none": 0, "some": 0.25}, "offVariant": "none",
+///    "fallthrough": {"variant": "none"}},
+///   {"key": "retries", "type": "number", "variants": {"few": 1, "many": 5}, "offVariant": "few",
+///    "fallthrough": {"variant": "few"}}]}"#).unwrap();
+/// let forms = NumberForms::from_snapshot(&snapshot);
+/// assert_eq!(forms.present("rate", &json!(0)).to_string(), "0.0");
+/// assert_eq!(forms.present("retries", &json!(5)).to_string(), "5");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NumberForms {
+    float_flags: HashSet<String>,
+}
+
+impl NumberForms {
+    /// The float flags of a snapshot: number flags with a variant written
+    /// as a float.
+    pub fn from_snapshot(snapshot: &Snapshot) -> NumberForms {
+        let float_flags = snapshot
+            .flags
+            .iter()
+            .filter(|f| f.flag_type == FlagType::Number)
+            .filter(|f| f.variants.values().any(Value::is_f64))
+            .map(|f| f.key.clone())
+            .collect();
+        NumberForms { float_flags }
+    }
+
+    /// Whether flag `key` is served as floats.
+    pub fn is_float_flag(&self, key: &str) -> bool {
+        self.float_flags.contains(key)
+    }
+
+    /// `value` as flag `key` serves it: whole numbers of a float flag as
+    /// floats; everything else unchanged.
+    pub fn present(&self, key: &str, value: &Value) -> Value {
+        match value {
+            Value::Number(n) if !n.is_f64() && self.is_float_flag(key) => n
+                .as_f64()
+                .and_then(Number::from_f64)
+                .map_or_else(|| value.clone(), Value::Number),
+            _ => value.clone(),
+        }
+    }
+}
+
 /// OFREP metadata of an evaluation: the flag's metadata (tags joined with
-/// commas, since OFREP metadata values are scalars), the matched rule and the
-/// failed prerequisite.
+/// commas, since OFREP metadata values are scalars), the matched rule, the
+/// failed prerequisite, and bunting's reason where OFREP's is coarser.
 pub fn metadata(e: &Evaluation<'_>) -> Value {
     let mut m = Map::new();
     if let Some(meta) = &e.metadata {
@@ -172,40 +307,58 @@ pub fn metadata(e: &Evaluation<'_>) -> Value {
     if let Some(p) = &e.prerequisite_failed {
         m.insert("prerequisiteFailed".into(), Value::String(p.to_string()));
     }
+    if let (_, Some(finer)) = ofrep_reason(e.reason) {
+        m.insert("buntingReason".into(), finer.into());
+    }
     Value::Object(m)
 }
 
 /// The OFREP item for one evaluation: a success or an error object.
-pub fn item(e: &Evaluation<'_>) -> Value {
+pub fn item(e: &Evaluation<'_>, numbers: &NumberForms) -> Value {
     match e.error_code {
-        Some(code) => json!({
-            "key": e.key,
-            "errorCode": code.as_str(),
-            "errorDetails": e.error_message.as_deref().unwrap_or(code.as_str()),
-        }),
-        None => json!({
-            "key": e.key,
-            "value": e.value.as_deref().cloned().unwrap_or(Value::Null),
-            "reason": e.reason.as_str(),
-            "variant": e.variant.as_deref(),
-            "metadata": metadata(e),
-        }),
+        Some(code) => {
+            let (ofrep_code, finer) = ofrep_error_code(code);
+            let mut m = Map::new();
+            m.insert("key".into(), Value::String(e.key.to_string()));
+            m.insert("errorCode".into(), ofrep_code.into());
+            m.insert(
+                "errorDetails".into(),
+                e.error_message.as_deref().unwrap_or(code.as_str()).into(),
+            );
+            if let Some(finer) = finer {
+                m.insert("metadata".into(), json!({ "buntingErrorCode": finer }));
+            }
+            Value::Object(m)
+        }
+        None => {
+            let mut m = Map::new();
+            m.insert("key".into(), Value::String(e.key.to_string()));
+            let value = e.value.as_deref().unwrap_or(&Value::Null);
+            m.insert("value".into(), numbers.present(&e.key, value));
+            m.insert("reason".into(), ofrep_reason(e.reason).0.into());
+            // Always there on success; Python's provider reads it unguarded.
+            if let Some(v) = e.variant.as_deref() {
+                m.insert("variant".into(), v.into());
+            }
+            m.insert("metadata".into(), metadata(e));
+            Value::Object(m)
+        }
     }
 }
 
 /// Status and body of a single-flag evaluation.
-pub fn single(e: &Evaluation<'_>) -> (u16, Value) {
+pub fn single(e: &Evaluation<'_>, numbers: &NumberForms) -> (u16, Value) {
     let status = match e.error_code {
         None => 200,
         Some(ErrorCode::FlagNotFound) => 404,
         Some(_) => 400,
     };
-    (status, item(e))
+    (status, item(e, numbers))
 }
 
 /// Body of a bulk evaluation.
-pub fn bulk(evals: &[Evaluation<'_>]) -> Value {
-    json!({ "flags": evals.iter().map(item).collect::<Vec<_>>() })
+pub fn bulk(evals: &[Evaluation<'_>], numbers: &NumberForms) -> Value {
+    json!({ "flags": evals.iter().map(|e| item(e, numbers)).collect::<Vec<_>>() })
 }
 
 /// A strong ETag for a response body.
@@ -261,7 +414,7 @@ mod tests {
     fn success_item() {
         let e = engine();
         let ev = e.evaluate("b", &json!({"country": "US"}), 0);
-        let (status, body) = single(&ev);
+        let (status, body) = single(&ev, &NumberForms::default());
         assert_eq!(status, 200);
         assert_eq!(
             body,
@@ -273,11 +426,12 @@ mod tests {
     #[test]
     fn error_items() {
         let e = engine();
-        let (status, body) = single(&e.evaluate("nope", &json!({}), 0));
+        let none = NumberForms::default();
+        let (status, body) = single(&e.evaluate("nope", &json!({}), 0), &none);
         assert_eq!(status, 404);
         assert_eq!(body["errorCode"], "FLAG_NOT_FOUND");
         assert_eq!(body["key"], "nope");
-        let (status, body) = single(&e.evaluate("r", &json!({}), 0));
+        let (status, body) = single(&e.evaluate("r", &json!({}), 0), &none);
         assert_eq!(status, 400);
         assert_eq!(body["errorCode"], "TARGETING_KEY_MISSING");
         assert!(body.get("value").is_none());
@@ -286,12 +440,110 @@ mod tests {
     #[test]
     fn bulk_mixes_successes_and_errors() {
         let e = engine();
-        let body = bulk(&e.evaluate_all(&json!({}), 0));
+        let body = bulk(&e.evaluate_all(&json!({}), 0), &NumberForms::default());
         let flags = body["flags"].as_array().unwrap();
         assert_eq!(flags.len(), 2);
         assert_eq!(flags[0]["value"], false);
         assert_eq!(flags[1]["errorCode"], "TARGETING_KEY_MISSING");
     }
+
+    #[test]
+    fn default_is_served_as_targeting_match_with_the_finer_reason() {
+        let e = engine();
+        let (status, body) = single(
+            &e.evaluate("b", &json!({"country": "FR"}), 0),
+            &NumberForms::default(),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(body["reason"], "TARGETING_MATCH");
+        assert_eq!(body["metadata"]["buntingReason"], "DEFAULT");
+        assert!(body["metadata"].get("ruleId").is_none());
+    }
+
+    #[test]
+    fn every_reason_and_code_is_an_ofrep_one() {
+        let reasons = ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "UNKNOWN"];
+        for r in [
+            Reason::Static,
+            Reason::TargetingMatch,
+            Reason::Split,
+            Reason::Disabled,
+            Reason::Default,
+            Reason::Error,
+        ] {
+            assert!(reasons.contains(&ofrep_reason(r).0), "{r:?}");
+        }
+        let codes = [
+            "FLAG_NOT_FOUND",
+            "PARSE_ERROR",
+            "TARGETING_KEY_MISSING",
+            "INVALID_CONTEXT",
+            "GENERAL",
+        ];
+        for c in [
+            ErrorCode::FlagNotFound,
+            ErrorCode::TypeMismatch,
+            ErrorCode::ParseError,
+            ErrorCode::TargetingKeyMissing,
+            ErrorCode::InvalidContext,
+            ErrorCode::General,
+        ] {
+            assert!(codes.contains(&ofrep_error_code(c).0), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn type_mismatch_is_general_with_the_finer_code() {
+        let e = engine();
+        let ev = e.evaluate_typed("b", Some(FlagType::Number), &json!({}), 0);
+        let (status, body) = single(&ev, &NumberForms::default());
+        assert_eq!(status, 400);
+        assert_eq!(body["errorCode"], "GENERAL");
+        assert_eq!(
+            body["metadata"],
+            json!({"buntingErrorCode": "TYPE_MISMATCH"})
+        );
+    }
+
+    #[test]
+    fn number_flags_are_served_in_one_form() {
+        let e = Engine::from_json(NUMBERS).unwrap();
+        let forms =
+            NumberForms::from_snapshot(&bunting_core::snapshot::parse_json(NUMBERS).unwrap());
+        let served = |key: &str, variant: &str| {
+            let ctx = json!({"targetingKey": "u", "v": variant});
+            let body = serde_json::to_string(&single(&e.evaluate(key, &ctx, 0), &forms).1).unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["variant"], variant, "{body}");
+            body
+        };
+        // A float flag: every value a float, the whole ones included.
+        assert!(served("rate", "zero").contains(r#""value":0.0"#));
+        assert!(served("rate", "whole").contains(r#""value":25.0"#));
+        assert!(served("rate", "half").contains(r#""value":0.5"#));
+        // Written 1.0: a float flag even though every value is whole.
+        assert!(served("ratio", "one").contains(r#""value":1.0"#));
+        // Every variant an integer: integers.
+        assert!(served("retries", "few").contains(r#""value":1,"#));
+        assert!(served("retries", "many").contains(r#""value":25,"#));
+        assert!(!forms.is_float_flag("retries"));
+        // Other types are untouched.
+        assert_eq!(forms.present("rate", &json!("x")), json!("x"));
+    }
+
+    const NUMBERS: &str = r#"{"schemaVersion": 1, "environment": "t", "version": 1,
+        "generatedAt": "2026-11-25T00:00:00Z",
+        "flags": [
+          {"key": "rate", "type": "number", "variants": {"zero": 0, "whole": 25, "half": 0.5}, "offVariant": "zero",
+           "rules": [{"id": "w", "condition": "v == \"whole\"", "serve": {"variant": "whole"}},
+                     {"id": "h", "condition": "v == \"half\"", "serve": {"variant": "half"}}],
+           "fallthrough": {"variant": "zero"}},
+          {"key": "ratio", "type": "number", "variants": {"one": 1.0, "two": 2.0}, "offVariant": "one",
+           "fallthrough": {"variant": "one"}},
+          {"key": "retries", "type": "number", "variants": {"few": 1, "many": 25}, "offVariant": "few",
+           "rules": [{"id": "m", "condition": "v == \"many\"", "serve": {"variant": "many"}}],
+           "fallthrough": {"variant": "few"}}
+        ]}"#;
 
     #[test]
     fn etag_is_stable_and_quoted() {

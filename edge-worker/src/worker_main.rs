@@ -14,7 +14,7 @@ use worker::{
 use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher, exposure_for};
 use crate::settings::Settings;
-use crate::{auth, cache, context, cookie, cors, events, geo, ingest, ofrep};
+use crate::{auth, cache, context, cookie, cors, events, geo, ingest, ofrep, routes};
 
 /// The KV namespace holding snapshots and SDK key hashes.
 const KV_BINDING: &str = "FLAGS";
@@ -73,16 +73,31 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
                     Ok(expected) => evaluate(req, env, ctx, s, Some((key, expected))).await,
                     Err(e) => json_response(400, &e.body(Some(&key))),
                 },
-                None => error_response(404, "FLAG_NOT_FOUND", "no flag key in the path"),
+                None => {
+                    let raw = &p[ofrep::SINGLE_PREFIX.len()..];
+                    json_response(
+                        404,
+                        &json!({
+                            "key": raw,
+                            "errorCode": "FLAG_NOT_FOUND",
+                            "errorDetails": format!("no flag key in the path {p:?}"),
+                        }),
+                    )
+                }
             }
         }
-        (_, "/healthz" | ofrep::BULK_PATH | "/events") => {
-            error_response(405, "GENERAL", "method not allowed")
-        }
-        (_, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
-            error_response(405, "GENERAL", "method not allowed")
-        }
-        _ => error_response(404, "GENERAL", "no such route"),
+        (_, p) => match routes::allowed_methods(p) {
+            Some(allow) => {
+                let mut r = error_response(
+                    405,
+                    "GENERAL",
+                    &format!("method not allowed on {p}: use {allow}"),
+                )?;
+                r.headers_mut().set("Allow", allow)?;
+                Ok(r)
+            }
+            None => error_response(404, "GENERAL", "no such route"),
+        },
     }
 }
 
@@ -121,8 +136,14 @@ async fn environment_for_key(env: &Env, key: &str, now: i64) -> Result<Option<St
     Ok(found)
 }
 
-/// The engine of `environment`, refreshed from KV when due.
-async fn engine_for(env: &Env, environment: &str, s: &Settings, now: i64) -> Option<Rc<Engine>> {
+/// The engine of `environment` and the JSON form of its number flags,
+/// refreshed from KV when due.
+async fn engine_for(
+    env: &Env,
+    environment: &str,
+    s: &Settings,
+    now: i64,
+) -> Option<(Rc<Engine>, Rc<ofrep::NumberForms>)> {
     if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
         let fetched = match env.kv(KV_BINDING) {
             Ok(kv) => kv
@@ -134,7 +155,7 @@ async fn engine_for(env: &Env, environment: &str, s: &Settings, now: i64) -> Opt
         };
         SNAPSHOTS.with(|c| c.borrow_mut().apply(environment, fetched, now));
     }
-    SNAPSHOTS.with(|c| c.borrow().engine(environment))
+    SNAPSHOTS.with(|c| c.borrow().serving(environment))
 }
 
 /// The request's `cf` object as JSON, read raw (worker's `Cf` accessors
@@ -344,7 +365,7 @@ async fn evaluate(
         Ok(environment) => environment,
         Err(denied) => return Ok(denied),
     };
-    let Some(engine) = engine_for(env, &environment, s, clock).await else {
+    let Some((engine, numbers)) = engine_for(env, &environment, s, clock).await else {
         let mut r = error_response(
             503,
             "GENERAL",
@@ -391,13 +412,13 @@ async fn evaluate(
         Some((key, expected)) => {
             let e = engine.evaluate_typed(key, *expected, &context, now);
             record(std::slice::from_ref(&e));
-            let (status, body) = ofrep::single(&e);
+            let (status, body) = ofrep::single(&e, &numbers);
             json_response(status, &body)?
         }
         None => {
             let evals = engine.evaluate_all(&context, now);
             record(&evals);
-            let body = serde_json::to_vec(&ofrep::bulk(&evals))?;
+            let body = serde_json::to_vec(&ofrep::bulk(&evals, &numbers))?;
             let etag = ofrep::etag(&body);
             let mut r = if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &etag)) {
                 Response::empty()?.with_status(304)

@@ -33,13 +33,19 @@ before(async () => {
 after(async () => w?.mf.dispose());
 
 
-/** An OFREP item (success or error) in the fixtures' result shape. */
+/**
+ * An OFREP item (success or error) in the fixtures' result shape. OFREP has
+ * no `DEFAULT` reason nor `TYPE_MISMATCH` code: the worker serves OFREP's
+ * (`TARGETING_MATCH`, `GENERAL`; the harness checks every body against the
+ * OFREP schema) and keeps bunting's in `metadata.buntingReason` /
+ * `metadata.buntingErrorCode`, which is what the fixtures state.
+ */
 function asResult(item) {
   if (item.errorCode) {
-    return { value: null, variant: null, reason: "ERROR", errorCode: item.errorCode };
+    return { value: null, variant: null, reason: "ERROR", errorCode: item.metadata?.buntingErrorCode ?? item.errorCode };
   }
   return {
-    value: item.value, variant: item.variant ?? null, reason: item.reason, errorCode: null,
+    value: item.value, variant: item.variant ?? null, reason: item.metadata?.buntingReason ?? item.reason, errorCode: null,
     ruleId: item.metadata?.ruleId, prerequisiteFailed: item.metadata?.prerequisiteFailed,
   };
 }

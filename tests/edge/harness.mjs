@@ -1,11 +1,21 @@
 // Shared setup for tests/edge/*.test.mjs: runs the built worker
 // (edge-worker/build/, `cargo xtask edge`) in workerd through miniflare's
 // programmatic API, with an in-memory KV namespace. No network needed.
+//
+// Every response a test receives through `w.fetch`/`post`, and through the
+// loopback URL of `listen: true` (real HTTP clients such as the OpenFeature
+// SDK), is validated against OFREP's OpenAPI document (ofrep-schema.mjs):
+// `w.fetch` throws on a violation; the loopback proxy records it and
+// `w.mf.dispose()` throws with every one recorded.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
+import { assertOfrep, ofrepViolations } from "./ofrep-schema.mjs";
+
+export { assertOfrep };
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 export const buildDir = path.join(root, "edge-worker", "build");
@@ -49,9 +59,11 @@ function modules() {
 /**
  * Starts the worker. `bindings` are [vars]; `listen` also serves HTTP on a
  * loopback port (for real HTTP clients); `outbound(request)` answers the
- * worker's own fetches. Returns { mf, kv, fetch, url }.
+ * worker's own fetches; `checkOfrep: false` (benchmarks only: the proxy
+ * would be measured too) skips the OFREP schema checks. Returns
+ * { mf, kv, fetch, url }.
  */
-export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound } = {}) {
+export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true } = {}) {
   const mf = new Miniflare({
     cf,
     ...(listen ? { host: "127.0.0.1", port: 0 } : {}),
@@ -65,14 +77,68 @@ export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF,
       ...(outbound ? { outboundService: outbound } : {}),
     }],
   });
-  const url = await mf.ready;
+  const workerUrl = await mf.ready;
   const kv = await mf.getKVNamespace("FLAGS");
+  const violations = [];
+  const url = listen && checkOfrep ? await validatingProxy(workerUrl, violations) : workerUrl;
+  const dispose = mf.dispose.bind(mf);
+  mf.dispose = async () => {
+    await dispose();
+    await url.close?.();
+    if (violations.length) throw new Error(`responses breaking the OFREP schema:\n${violations.join("\n")}`);
+  };
   return {
     mf,
     kv,
-    url,
-    fetch: (p, init) => mf.dispatchFetch(new URL(p, "http://edge.test").href, init),
+    url: String(url),
+    fetch: async (p, init = {}) => {
+      const href = new URL(p, "http://edge.test").href;
+      const r = await mf.dispatchFetch(href, init);
+      if (checkOfrep) await assertOfrep(init.method ?? "GET", href, r);
+      return r;
+    },
   };
+}
+
+/**
+ * A loopback HTTP server relaying to the worker at `target` and checking
+ * every response against OFREP; resolves to its URL (a `URL` with `close`).
+ */
+async function validatingProxy(target, violations) {
+  const server = http.createServer(async (req, res) => {
+    try {
+      const chunks = [];
+      for await (const c of req) chunks.push(c);
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (k !== "host" && k !== "connection") headers.set(k, Array.isArray(v) ? v.join(", ") : v);
+      }
+      const hasBody = !["GET", "HEAD"].includes(req.method);
+      const r = await fetch(new URL(req.url, target), { method: req.method, headers, body: hasBody ? Buffer.concat(chunks) : undefined });
+      const body = Buffer.from(await r.arrayBuffer());
+      const problems = ofrepViolations({ method: req.method, url: req.url, status: r.status, contentType: r.headers.get("content-type"), body: body.toString("utf8") });
+      if (problems.length) {
+        const line = `${req.method} ${req.url} → ${r.status}: ${problems.join("; ")}; body ${body.toString("utf8").slice(0, 300)}`;
+        violations.push(line);
+        console.error(`OFREP schema violation: ${line}`);
+      }
+      const out = {};
+      r.headers.forEach((v, k) => {
+        if (!["content-encoding", "content-length", "transfer-encoding", "connection", "set-cookie"].includes(k)) out[k] = v;
+      });
+      const cookies = r.headers.getSetCookie();
+      if (cookies.length) out["set-cookie"] = cookies;
+      res.writeHead(r.status, out);
+      res.end(body);
+    } catch (e) {
+      res.writeHead(502, { "content-type": "text/plain" });
+      res.end(String(e));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = new URL(`http://127.0.0.1:${server.address().port}/`);
+  url.close = () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); });
+  return url;
 }
 
 /** Stores an SDK key (only its hash) for `environment`. */

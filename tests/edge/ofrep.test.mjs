@@ -31,6 +31,21 @@ const edgeSnapshot = {
   ],
 };
 
+// Number flags as flag files write them: the KV text keeps `25` and `0.5`
+// apart (JSON.stringify would not write `1.0`, hence the raw text).
+const numbersSnapshot = `{"schemaVersion": 1, "environment": "numbers", "version": 1, "generatedAt": "2026-11-25T00:00:00Z",
+  "flags": [
+    {"key": "discount", "type": "number", "variants": {"none": 0, "quarter": 0.25, "whole": 25}, "offVariant": "none",
+     "rules": [{"id": "q", "condition": "plan == \\"quarter\\"", "serve": {"variant": "quarter"}},
+               {"id": "w", "condition": "plan == \\"whole\\"", "serve": {"variant": "whole"}}],
+     "fallthrough": {"variant": "none"}},
+    {"key": "sample-rate", "type": "number", "variants": {"all": 1.0, "half": 0.5}, "offVariant": "all",
+     "fallthrough": {"variant": "all"}},
+    {"key": "max-retries", "type": "number", "variants": {"few": 1, "many": 25}, "offVariant": "few",
+     "rules": [{"id": "m", "condition": "plan == \\"whole\\"", "serve": {"variant": "many"}}],
+     "fallthrough": {"variant": "few"}}
+  ]}`;
+
 let w;
 before(async () => {
   w = await startWorker({ bindings: { ALLOWED_ORIGINS: `${ORIGIN}, https://other.example` } });
@@ -38,6 +53,8 @@ before(async () => {
   await putSnapshot(w.kv, "production", demo);
   await putKey(w.kv, "sdk-edge", "edge");
   await putSnapshot(w.kv, "edge", edgeSnapshot);
+  await putKey(w.kv, "sdk-numbers", "numbers");
+  await putSnapshot(w.kv, "numbers", numbersSnapshot);
 });
 after(async () => w?.mf.dispose());
 
@@ -136,11 +153,21 @@ describe("auth", () => {
     assert.equal(r.status, 200);
     await r.body?.cancel();
   });
-  test("wrong method: 405; unknown route: 404", async () => {
-    let r = await w.fetch(BULK, { method: "GET" });
-    assert.equal(r.status, 405);
-    await r.body?.cancel();
-    r = await w.fetch("/nope");
+  test("wrong method: 405 with an Allow header; unknown route: 404", async () => {
+    for (const [method, p, allow] of [
+      ["GET", BULK, "POST, OPTIONS"],
+      ["PUT", SINGLE("holiday-promo"), "POST, OPTIONS"],
+      ["DELETE", "/events", "POST, OPTIONS"],
+      ["POST", "/healthz", "GET, OPTIONS"],
+    ]) {
+      const r = await w.fetch(p, { method });
+      assert.equal(r.status, 405, `${method} ${p}`);
+      assert.equal(r.headers.get("allow"), allow, `${method} ${p}`);
+      const b = await r.json();
+      assert.equal(b.errorCode, "GENERAL");
+      assert.match(b.errorDetails, new RegExp(`use ${allow}`));
+    }
+    let r = await w.fetch("/nope");
     assert.equal(r.status, 404);
     await r.body?.cancel();
   });
@@ -346,7 +373,9 @@ describe("edge context", () => {
     r = await ask("geo-banner", { context: { targetingKey: "u1", geo: { country: "DE", isEU: true } } }, { cf: { country: "US" } });
     b = await r.json();
     assert.equal(b.variant, "other", "the client's geo is replaced by the edge's");
-    assert.equal(b.reason, "DEFAULT");
+    assert.equal(b.reason, "TARGETING_MATCH", "OFREP has no DEFAULT: no rule matched, the fallthrough served");
+    assert.equal(b.metadata.buntingReason, "DEFAULT");
+    assert.equal(b.metadata.ruleId, undefined);
   });
 
   test("device targeting from the User-Agent", async () => {
@@ -382,6 +411,57 @@ describe("edge context", () => {
     const a = await (await ask("sticky-split", { context: { targetingKey: "user-7" } }, { headers: { Cookie: "bunting_anon=0123456789abcdef0123456789abcdef" } })).json();
     const b = await (await ask("sticky-split", { context: { targetingKey: "user-7" } })).json();
     assert.equal(a.variant, b.variant);
+  });
+});
+
+describe("number flags", () => {
+  const raw = async (flag, plan) => {
+    const r = await post(w, SINGLE(flag), { context: { targetingKey: "u1", plan } }, { key: "sdk-numbers" });
+    assert.equal(r.status, 200);
+    return r.text();
+  };
+
+  test("a flag with any float variant serves every value as a float, whole ones included", async () => {
+    // Python's OpenFeature SDK checks isinstance(value, float): `0` or `25` fail, `0.0` and `25.0` pass.
+    assert.match(await raw("discount", "none"), /"value":0\.0,/);
+    assert.match(await raw("discount", "whole"), /"value":25\.0,/);
+    assert.match(await raw("discount", "quarter"), /"value":0\.25,/);
+    assert.match(await raw("sample-rate"), /"value":1\.0,/, "written 1.0: a float flag");
+  });
+
+  test("a flag whose variants are all integers serves integers", async () => {
+    assert.match(await raw("max-retries", "other"), /"value":1,/);
+    assert.match(await raw("max-retries", "whole"), /"value":25,/);
+  });
+
+  test("in bulk too", async () => {
+    const r = await post(w, BULK, { context: { targetingKey: "u1", plan: "whole" } }, { key: "sdk-numbers" });
+    const text = await r.text();
+    // Within one item: from its key to the next item's.
+    const valueOf = (key) => text.match(new RegExp(`"key":"${key}",(?:(?!"key":).)*"value":([^,}]+)`))?.[1];
+    assert.equal(valueOf("discount"), "25.0");
+    assert.equal(valueOf("sample-rate"), "1.0");
+    assert.equal(valueOf("max-retries"), "25");
+  });
+});
+
+describe("OFREP error codes", () => {
+  test("?type= mismatch: GENERAL (OFREP has no TYPE_MISMATCH), bunting's code in metadata", async () => {
+    const r = await post(w, `${SINGLE("holiday-promo")}?type=number`, { context: { targetingKey: "u1" } }, { key: KEY });
+    assert.equal(r.status, 400);
+    const b = await r.json();
+    assert.equal(b.key, "holiday-promo");
+    assert.equal(b.errorCode, "GENERAL");
+    assert.equal(b.metadata.buntingErrorCode, "TYPE_MISMATCH");
+    assert.match(b.errorDetails, /type string, not number/);
+  });
+
+  test("a path without a flag key: 404 FLAG_NOT_FOUND with the key OFREP requires", async () => {
+    const r = await post(w, "/ofrep/v1/evaluate/flags/a/b", { context: {} }, { key: KEY });
+    assert.equal(r.status, 404);
+    const b = await r.json();
+    assert.equal(b.errorCode, "FLAG_NOT_FOUND");
+    assert.equal(b.key, "a/b");
   });
 });
 

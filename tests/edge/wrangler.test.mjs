@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { root, sha256Hex } from "./harness.mjs";
+import { assertOfrep, root, sha256Hex } from "./harness.mjs";
 
 const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
 const env = {
@@ -79,6 +79,7 @@ test("wrangler dev serves OFREP from local KV", async () => {
       body: JSON.stringify({ context: { targetingKey: "user-chen", country: "CA" } }),
     });
     assert.equal(r.status, 200, log);
+    await assertOfrep("POST", r.url, r);
     const b = await r.json();
     assert.equal(b.variant, "free-shipping");
     assert.equal(b.reason, "TARGETING_MATCH");
