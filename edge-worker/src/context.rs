@@ -113,6 +113,54 @@ pub fn ensure_targeting_key(ctx: &mut Value, anon_id: Option<&str>) -> Option<Ta
     Some(TargetingKeySource::Anonymous)
 }
 
+/// Whether the context is an object without a usable `targetingKey`
+/// (missing, `null` or `""`): it needs the anonymous id.
+///
+/// ```
+/// use bunting_edge_worker::context::needs_anonymous_key;
+/// use serde_json::json;
+/// assert!(needs_anonymous_key(&json!({"targetingKey": ""})));
+/// assert!(!needs_anonymous_key(&json!({"targetingKey": "u1"})));
+/// assert!(!needs_anonymous_key(&json!({"targetingKey": 7}))); // INVALID_CONTEXT, not ours to fix
+/// assert!(!needs_anonymous_key(&json!([1])));
+/// ```
+pub fn needs_anonymous_key(ctx: &Value) -> bool {
+    match ctx.get(TARGETING_KEY) {
+        None | Some(Value::Null) => ctx.is_object(),
+        Some(Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// Removes a `targetingKey` that is `""` or `null`: it is no key. Left in,
+/// `""` would put every caller without a key in one shared bucket; removed,
+/// the engine answers `TARGETING_KEY_MISSING` for the flags that bucket by
+/// it, and evaluates the others normally.
+///
+/// ```
+/// use bunting_edge_worker::context::drop_empty_targeting_key;
+/// use serde_json::json;
+/// let mut ctx = json!({"targetingKey": "", "plan": "pro"});
+/// drop_empty_targeting_key(&mut ctx);
+/// assert_eq!(ctx, json!({"plan": "pro"}));
+/// let mut ctx = json!({"targetingKey": "u1"});
+/// drop_empty_targeting_key(&mut ctx);
+/// assert_eq!(ctx, json!({"targetingKey": "u1"}));
+/// ```
+pub fn drop_empty_targeting_key(ctx: &mut Value) {
+    let Value::Object(map) = ctx else {
+        return;
+    };
+    let empty = match map.get(TARGETING_KEY) {
+        Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        _ => false,
+    };
+    if empty {
+        map.remove(TARGETING_KEY);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

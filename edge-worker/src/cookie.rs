@@ -18,8 +18,11 @@
 //!   `www.example.com`, flags on `flags.example.com`) and top-level
 //!   navigations, not on third-party subrequests. A Worker on another *site*
 //!   than the app needs [`SameSite::None`] (which implies `Secure`) through
-//!   [`set_cookie_with`].
-//! * **`Secure`** whenever the request came over HTTPS (the caller decides).
+//!   [`set_cookie_with`] (`ANON_COOKIE_SAMESITE=None` in the Worker).
+//! * **`Secure`** exactly when the request came over HTTPS
+//!   ([`request_is_https`]): a `Secure` cookie set over plain http (local
+//!   development) is never sent back, and the visitor would be re-bucketed
+//!   on every request.
 //! * `Path=/`, `Max-Age` in seconds; no `Domain` (host-only cookie).
 //! * A cookie value is only trusted as an anonymous id if it looks like one of
 //!   ours ([`is_anonymous_id`]): anything else is ignored and replaced, so a
@@ -94,6 +97,22 @@ pub enum SameSite {
 }
 
 impl SameSite {
+    /// `Lax`, `Strict` or `None`, in any case; `None` for anything else.
+    ///
+    /// ```
+    /// use bunting_edge_worker::cookie::SameSite;
+    /// assert_eq!(SameSite::parse("none"), Some(SameSite::None));
+    /// assert_eq!(SameSite::parse("sometimes"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<SameSite> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lax" => Some(SameSite::Lax),
+            "strict" => Some(SameSite::Strict),
+            "none" => Some(SameSite::None),
+            _ => None,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             SameSite::Lax => "Lax",
@@ -144,6 +163,36 @@ pub fn set_cookie_with(
         s.push_str("; Secure");
     }
     s
+}
+
+/// Whether the client reached the Worker over HTTPS, so that a `Secure`
+/// cookie will come back: the request URL's scheme (what the Worker sees on
+/// Cloudflare), else what a TLS-terminating proxy in front of it reports in
+/// `X-Forwarded-Proto` (its first value) or Cloudflare's `CF-Visitor`
+/// (`{"scheme":"https"}`). A client that lies only loses its own cookie.
+///
+/// ```
+/// use bunting_edge_worker::cookie::request_is_https;
+/// assert!(request_is_https("https", None, None));
+/// assert!(!request_is_https("http", None, None));
+/// assert!(request_is_https("http", Some("https, http"), None));
+/// assert!(request_is_https("http", None, Some(r#"{"scheme":"https"}"#)));
+/// assert!(!request_is_https("http", Some("http"), Some("garbage")));
+/// ```
+pub fn request_is_https(
+    url_scheme: &str,
+    forwarded_proto: Option<&str>,
+    cf_visitor: Option<&str>,
+) -> bool {
+    let https = |s: &str| s.trim().eq_ignore_ascii_case("https");
+    https(url_scheme)
+        || forwarded_proto
+            .and_then(|v| v.split(',').next())
+            .is_some_and(https)
+        || cf_visitor
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| v.get("scheme")?.as_str().map(https))
+            .unwrap_or(false)
 }
 
 /// RFC 6265 `token` (RFC 2616 token: visible ASCII except separators).

@@ -1,6 +1,7 @@
 //! The Worker's configuration (`[vars]` in `wrangler.toml`, secrets).
 
 use crate::cache::DEFAULT_TTL_SECONDS;
+use crate::cookie::SameSite;
 
 /// Default name of the anonymous-id cookie.
 pub const DEFAULT_ANON_COOKIE: &str = "bunting_anon";
@@ -15,6 +16,9 @@ pub struct Settings {
     pub allowed_origins: String,
     /// `ANON_COOKIE`: cookie holding the anonymous targeting key.
     pub anon_cookie: String,
+    /// `ANON_COOKIE_SAMESITE` (`Lax` by default, `Strict` or `None`): the
+    /// cookie's `SameSite`; `None` for a Worker on another site than the app.
+    pub anon_cookie_same_site: SameSite,
     /// `INGEST_URL`: where exposures and events are sent; unset: not sent.
     pub ingest_url: Option<String>,
     /// `INGEST_FLUSH_SECONDS` (default 2): waiting exposures are sent after
@@ -36,6 +40,7 @@ impl Settings {
     /// let s = Settings::from_lookup(|k| (k == "SNAPSHOT_TTL_SECONDS").then(|| "0".to_string()));
     /// assert_eq!(s.snapshot_ttl_ms, 0);
     /// assert_eq!(s.anon_cookie, "bunting_anon");
+    /// assert_eq!(s.anon_cookie_same_site, bunting_edge_worker::cookie::SameSite::Lax);
     /// assert!(!s.allow_time_override);
     /// ```
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Settings {
@@ -51,6 +56,9 @@ impl Settings {
                 .map_or(DEFAULT_TTL_SECONDS as i64 * 1000, |s| (s * 1000.0) as i64),
             allowed_origins: nonempty("ALLOWED_ORIGINS").unwrap_or_default(),
             anon_cookie: nonempty("ANON_COOKIE").unwrap_or_else(|| DEFAULT_ANON_COOKIE.into()),
+            anon_cookie_same_site: nonempty("ANON_COOKIE_SAMESITE")
+                .and_then(|v| SameSite::parse(&v))
+                .unwrap_or(SameSite::Lax),
             ingest_url: nonempty("INGEST_URL"),
             ingest_flush_ms: nonempty("INGEST_FLUSH_SECONDS")
                 .and_then(|v| v.parse::<f64>().ok())

@@ -179,8 +179,14 @@ type ExtraHeaders = Vec<(&'static str, String)>;
 
 /// The client's context with the edge's attributes (geo from `request.cf`,
 /// device from the `User-Agent`, replacing whatever the client claimed) and,
-/// for anonymous visitors, a targeting key from the anonymous-id cookie (a
-/// new one is minted and set when there is none).
+/// for anonymous visitors, a targeting key from the anonymous-id cookie.
+///
+/// A new anonymous id is minted (and set as a cookie) only for browsers,
+/// recognised by their `Origin` header (every browser sends one on a
+/// `POST`, same-origin or not; server-side HTTP clients do not). A
+/// server-side caller without a key would never send the cookie back and
+/// would get a fresh random bucket on every request; instead its context
+/// stays without a key and flags that bucket answer `TARGETING_KEY_MISSING`.
 fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHeaders) {
     if !s.edge_attributes {
         return (client, Vec::new());
@@ -194,38 +200,37 @@ fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHead
         .as_deref()
         .and_then(|h| cookie::anonymous_id_from_header(h, &s.anon_cookie));
     let mut extra = Vec::new();
+    let from_browser = header("Origin").is_some();
     match existing {
         Some(id) => {
             context::ensure_targeting_key(&mut ctx, Some(id));
         }
-        None => {
-            if needs_anonymous_key(&ctx)
-                && let Ok(id) = cookie::try_new_anonymous_id()
+        None if context::needs_anonymous_key(&ctx) && from_browser => {
+            if let Ok(id) = cookie::try_new_anonymous_id()
                 && context::ensure_targeting_key(&mut ctx, Some(&id))
                     == Some(context::TargetingKeySource::Anonymous)
             {
+                let scheme = req.url().map(|u| u.scheme().to_string());
+                let secure = cookie::request_is_https(
+                    scheme.as_deref().unwrap_or(""),
+                    header("X-Forwarded-Proto").as_deref(),
+                    header("CF-Visitor").as_deref(),
+                );
                 extra.push((
                     "Set-Cookie",
-                    cookie::set_cookie(
+                    cookie::set_cookie_with(
                         &s.anon_cookie,
                         &id,
                         cookie::ANONYMOUS_ID_MAX_AGE_SECS,
-                        true,
+                        secure,
+                        s.anon_cookie_same_site,
                     ),
                 ));
             }
         }
+        None => context::drop_empty_targeting_key(&mut ctx),
     }
     (ctx, extra)
-}
-
-/// Whether the context is an object without a usable `targetingKey`.
-fn needs_anonymous_key(ctx: &Value) -> bool {
-    match ctx.get(context::TARGETING_KEY) {
-        None | Some(Value::Null) => ctx.is_object(),
-        Some(Value::String(s)) => s.is_empty(),
-        Some(_) => false,
-    }
 }
 
 /// The environment of the request's SDK key, or the 401/403 response.

@@ -385,26 +385,99 @@ describe("edge context", () => {
     assert.equal((await r.json()).value, false, "the client's device is replaced by the edge's");
   });
 
-  test("anonymous visitors get a cookie id and keep their variant", async () => {
-    const r = await ask("sticky-split", { context: {} });
+  // A browser: every browser sends Origin on a POST (same-origin or not).
+  const BROWSER = { Origin: ORIGIN, "User-Agent": DESKTOP };
+
+  test("anonymous browsers get a cookie id and keep their variant", async () => {
+    const r = await ask("sticky-split", { context: {} }, { headers: BROWSER });
     assert.equal(r.status, 200);
     const first = await r.json();
     assert.equal(first.reason, "SPLIT");
     const setCookie = r.headers.get("set-cookie");
-    assert.match(setCookie, /^bunting_anon=[^;]+/);
-    assert.match(setCookie, /Secure/);
-    assert.match(setCookie, /SameSite=Lax/);
+    assert.match(setCookie, /^bunting_anon=[0-9a-f]{32}; Max-Age=34560000; Path=\/; SameSite=Lax$/, "plain http: not Secure");
+    // Cross-origin with credentials: the listed origin is echoed and may send the cookie.
+    assert.equal(r.headers.get("access-control-allow-origin"), ORIGIN);
+    assert.equal(r.headers.get("access-control-allow-credentials"), "true");
     const cookie = setCookie.split(";")[0];
     for (let i = 0; i < 5; i++) {
-      const again = await ask("sticky-split", { context: {} }, { headers: { Cookie: `other=1; ${cookie}` } });
+      const again = await ask("sticky-split", { context: {} }, { headers: { ...BROWSER, Cookie: `other=1; ${cookie}` } });
+      assert.equal(again.headers.get("set-cookie"), null, "a known visitor keeps its cookie");
       assert.equal((await again.json()).variant, first.variant);
     }
     // Different anonymous visitors spread over the variants.
     const seen = new Set();
     for (let i = 0; i < 24; i++) {
-      seen.add((await (await ask("sticky-split", { context: {} })).json()).variant);
+      seen.add((await (await ask("sticky-split", { context: {} }, { headers: BROWSER })).json()).variant);
     }
     assert.ok(seen.size >= 2, `variants seen: ${[...seen]}`);
+  });
+
+  test("the cookie is Secure exactly when the visitor came over https", async () => {
+    const cookieOf = async (url, headers = {}) => {
+      const r = await post(w, url, { context: {} }, { key: "sdk-edge", headers: { ...BROWSER, ...headers } });
+      await r.body?.cancel();
+      return r.headers.get("set-cookie");
+    };
+    assert.match(await cookieOf(`https://flags.example${SINGLE("sticky-split")}`), /; Secure$/);
+    assert.match(await cookieOf(SINGLE("sticky-split"), { "X-Forwarded-Proto": "https" }), /; Secure$/);
+    assert.match(await cookieOf(SINGLE("sticky-split"), { "CF-Visitor": "{\"scheme\":\"https\"}" }), /; Secure$/);
+    assert.doesNotMatch(await cookieOf(SINGLE("sticky-split"), { "X-Forwarded-Proto": "http" }), /Secure/);
+  });
+
+  test("ANON_COOKIE_SAMESITE=None for a worker on another site than the app", async () => {
+    const v = await startWorker({ bindings: { ALLOWED_ORIGINS: ORIGIN, ANON_COOKIE_SAMESITE: "None" } });
+    try {
+      await putKey(v.kv, "sdk-edge", "edge");
+      await putSnapshot(v.kv, "edge", edgeSnapshot);
+      const r = await post(v, `https://flags.example${SINGLE("sticky-split")}`, { context: {} }, { key: "sdk-edge", headers: BROWSER });
+      await r.body?.cancel();
+      assert.match(r.headers.get("set-cookie"), /; SameSite=None; Secure$/);
+    } finally {
+      await v.mf.dispose();
+    }
+  });
+
+  test("preflight from a listed origin allows credentials; ALLOWED_ORIGINS=* does not", async () => {
+    const preflight = { method: "OPTIONS", headers: { Origin: ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type" } };
+    let r = await w.fetch(SINGLE("sticky-split"), preflight);
+    assert.equal(r.headers.get("access-control-allow-origin"), ORIGIN);
+    assert.equal(r.headers.get("access-control-allow-credentials"), "true");
+    const v = await startWorker({ bindings: { ALLOWED_ORIGINS: "*" } });
+    try {
+      r = await v.fetch(SINGLE("sticky-split"), preflight);
+      assert.equal(r.headers.get("access-control-allow-origin"), "*");
+      assert.equal(r.headers.get("access-control-allow-credentials"), null, "browsers refuse credentials with *");
+    } finally {
+      await v.mf.dispose();
+    }
+  });
+
+  test("a server-side caller without a key: TARGETING_KEY_MISSING, never a random bucket", async () => {
+    // No Origin: not a browser, so no cookie would ever come back.
+    for (const context of [{}, { targetingKey: "" }, { targetingKey: null, plan: "pro" }]) {
+      const answers = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await ask("sticky-split", { context }, { headers: { "User-Agent": "python-requests/2.32.3" } });
+        assert.equal(r.status, 400, JSON.stringify(context));
+        assert.equal(r.headers.get("set-cookie"), null);
+        answers.push(await r.json());
+      }
+      assert.equal(answers[0].errorCode, "TARGETING_KEY_MISSING");
+      assert.match(answers[0].errorDetails, /targetingKey/);
+      assert.deepEqual(answers[1], answers[0]);
+      assert.deepEqual(answers[2], answers[0]);
+    }
+    // Flags that do not bucket answer as usual.
+    let r = await ask("mobile-nav", { context: {} });
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).value, false);
+    // In bulk: the bucketing flag is an error item, the others succeed.
+    r = await post(w, BULK, { context: {} }, { key: "sdk-edge" });
+    assert.equal(r.headers.get("set-cookie"), null);
+    const byKey = Object.fromEntries((await r.json()).flags.map((f) => [f.key, f]));
+    assert.equal(byKey["sticky-split"].errorCode, "TARGETING_KEY_MISSING");
+    assert.equal(byKey["mobile-nav"].reason, "TARGETING_MATCH");
+    assert.equal(byKey["geo-banner"].value, "none");
   });
 
   test("a client targetingKey wins over the cookie", async () => {
