@@ -169,6 +169,12 @@ impl From<StoreError> for ApiError {
                 format!("{entity} key {key:?} already exists"),
             ),
             StoreError::Invalid(problems) => ApiError::invalid(problems),
+            StoreError::TooLarge(problems) => {
+                let mut e = ApiError::invalid(problems);
+                e.status = StatusCode::PAYLOAD_TOO_LARGE;
+                e.code = "too_large";
+                e
+            }
             StoreError::Database(e) => ApiError::internal(e),
         }
     }
@@ -201,3 +207,72 @@ impl IntoResponse for ApiError {
 
 /// The API's result type.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Middleware (`axum::middleware::map_response`): an error response that is
+/// not JSON becomes the JSON error body, so the answers axum gives before a
+/// handler runs are JSON like every other error: the rejections of its
+/// extractors (a path parameter that does not parse, a query string, a
+/// body it cannot read, 400/413/415/422), 405 for a method a route does not
+/// have. The status and the other headers (`Allow`, `WWW-Authenticate`,
+/// `Retry-After`) stay; the plain-text message becomes the error's message.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use axum::http::StatusCode;
+/// use axum::response::IntoResponse;
+/// let r = (StatusCode::BAD_REQUEST, "Invalid URL: Cannot parse `x` to a `i64`").into_response();
+/// let r = bunting_origin::api::error::json_errors(r).await;
+/// assert_eq!(r.headers()["content-type"], "application/json");
+/// let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+/// let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+/// assert_eq!(body["error"]["code"], "bad_request");
+/// assert_eq!(body["error"]["message"], "Invalid URL: Cannot parse `x` to a `i64`");
+/// # });
+/// ```
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            m == "application/json" || m.ends_with("+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection messages are short; a longer body is cut, never buffered whole.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::TOO_MANY_REQUESTS => "overloaded",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    let mut r = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            r.headers_mut().append(name, value.clone());
+        }
+    }
+    r
+}
