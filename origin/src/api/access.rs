@@ -47,7 +47,8 @@ pub struct Created<T> {
 
 /// The API tokens of an organization (admin), revoked ones included.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/tokens", tag = "access",
-    params(("org" = String, Path)), responses((status = 200, body = Items<TokenRecord>)))]
+    params(("org" = String, Path)), responses((status = 200, body = Items<TokenRecord>),
+        (status = 403, description = "listing tokens needs the admin role", body = super::error::ErrorBody)))]
 pub async fn list_tokens(
     State(s): State<AppState>,
     p: Principal,

@@ -85,7 +85,8 @@ pub async fn list(
 /// per line, oldest first (admin). `limit` is ignored.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit/export", tag = "audit",
     params(("org" = String, Path), AuditFilter),
-    responses((status = 200, content_type = "application/x-ndjson", body = String)))]
+    responses((status = 200, content_type = "application/x-ndjson", body = String),
+        (status = 403, description = "exporting needs the admin role", body = super::error::ErrorBody)))]
 pub async fn export(
     State(s): State<AppState>,
     p: Principal,

@@ -18,7 +18,10 @@ use crate::store::{Environment, Organization, Project, Role};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNamed {
-    /// Key: letters, digits, `-`, `_`, `.`; unique in its parent.
+    /// Key, unique in its parent: 1–64 characters of `A-Z a-z 0-9 - _ .`,
+    /// not `.` or `..` (the edge's KV key holds all three of organization,
+    /// project and environment).
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     pub key: String,
     /// Display name.
     pub name: String,

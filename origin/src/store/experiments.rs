@@ -59,7 +59,9 @@ pub enum MetricKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricSpec {
-    /// Key, unique in the project.
+    /// Key, unique in the project: 1–200 characters of
+    /// `A-Z a-z 0-9 - _ .`, not `.` or `..`.
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 200)]
     pub key: String,
     /// How events become a per-user number.
     pub kind: MetricKind,
@@ -218,7 +220,9 @@ fn serve_control() -> RollbackAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentSpec {
-    /// Key, unique in the environment.
+    /// Key, unique in the environment: 1–200 characters of
+    /// `A-Z a-z 0-9 - _ .`, not `.` or `..`.
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 200)]
     pub key: String,
     /// The flag whose variants are the arms.
     pub flag: String,

@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 pub struct Organization {
     /// Row id.
     pub id: i64,
-    /// Unique key.
+    /// Unique key (see `CreateNamed`).
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     pub key: String,
     /// Display name.
     pub name: String,
@@ -29,7 +30,8 @@ pub struct Project {
     pub id: i64,
     /// The organization.
     pub org_id: i64,
-    /// Key, unique in the organization.
+    /// Key, unique in the organization (see `CreateNamed`).
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     pub key: String,
     /// Display name.
     pub name: String,
@@ -45,7 +47,9 @@ pub struct Environment {
     pub id: i64,
     /// The project.
     pub project_id: i64,
-    /// Key, unique in the project; the snapshot's `environment`.
+    /// Key, unique in the project (see `CreateNamed`); the snapshot's
+    /// `environment` is `org/project/key`.
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     pub key: String,
     /// Display name.
     pub name: String,
@@ -60,7 +64,9 @@ pub struct Environment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagSpec {
-    /// Key, unique in the project.
+    /// Key, unique in the project: 1–200 characters of
+    /// `A-Z a-z 0-9 - _ .`, not `.` or `..`.
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 200)]
     pub key: String,
     /// Value type: `boolean`, `string`, `number` or `json`.
     #[schema(value_type = String, example = "boolean")]
