@@ -17,7 +17,9 @@ both!(
     kill_switch_history_and_audit,
     list_filters_and_pages,
     malformed_requests,
-    layers_in_use
+    layers_in_use,
+    rejections_are_json,
+    key_rules_are_the_documents
 );
 
 const ROOT: &str = "root-secret-token";
@@ -73,7 +75,7 @@ impl Api {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let resp = r.send().await.unwrap();
+        let resp = common::schema::send(r).await;
         let status = resp.status();
         let etag = resp
             .headers()
@@ -378,12 +380,12 @@ async fn kill_switch_history_and_audit(store: Store) {
     // Audit: filter by entity type; the export is JSON lines in order.
     let (_, _, a) = admin.get("/orgs/acme/audit?entityType=environment").await;
     assert_eq!(a["items"].as_array().unwrap().len(), 2, "{a}");
-    let resp = reqwest::Client::new()
-        .get(format!("{}/orgs/acme/audit/export", admin.base))
-        .bearer_auth(&admin.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::schema::send(
+        reqwest::Client::new()
+            .get(format!("{}/orgs/acme/audit/export", admin.base))
+            .bearer_auth(&admin.token),
+    )
+    .await;
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
     let text = resp.text().await.unwrap();
     let seqs: Vec<i64> = text
@@ -402,13 +404,13 @@ async fn kill_switch_history_and_audit(store: Store) {
     assert_eq!(s, 200);
     assert_eq!(v["ok"], true, "{v}");
     // Each response carries a request id; a client's own is echoed.
-    let resp = reqwest::Client::new()
-        .get(format!("{}/orgs/acme", admin.base))
-        .bearer_auth(&admin.token)
-        .header("x-request-id", "mine")
-        .send()
-        .await
-        .unwrap();
+    let resp = common::schema::send(
+        reqwest::Client::new()
+            .get(format!("{}/orgs/acme", admin.base))
+            .bearer_auth(&admin.token)
+            .header("x-request-id", "mine"),
+    )
+    .await;
     assert_eq!(resp.headers()["x-request-id"], "mine");
 }
 
@@ -471,25 +473,19 @@ async fn malformed_requests(store: Store) {
     let client = Client::new();
     let url = format!("{}{FLAGS}", admin.base);
     // Not JSON: 400 with a JSON error body.
-    let r = client
-        .post(&url)
-        .bearer_auth(&admin.token)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let r = common::schema::send(
+        client
+            .post(&url)
+            .bearer_auth(&admin.token)
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "bad_request");
     // No content type: 415.
-    let r = client
-        .post(&url)
-        .bearer_auth(&admin.token)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let r = common::schema::send(client.post(&url).bearer_auth(&admin.token).body("{}")).await;
     assert_eq!(r.status(), 415);
     // Unknown field: 422 naming it.
     let mut f = flag("x", &[]);
@@ -578,4 +574,84 @@ async fn layers_in_use(store: Store) {
     assert_eq!(s, 204, "{b}");
     let (s, _, _) = admin.get(&layer).await;
     assert_eq!(s, 404);
+}
+
+/// What axum answers before a handler runs (a path parameter that does not
+/// parse, a percent-encoding that is not UTF-8, a method the route does not
+/// have) is the documented JSON error body, not `text/plain`.
+async fn rejections_are_json(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    let keys = "/orgs/acme/projects/web/environments/production/sdk-keys";
+    for (method, path, status, code) in [
+        (
+            Method::DELETE,
+            "/orgs/acme/tokens/not-a-number".to_string(),
+            400,
+            "bad_request",
+        ),
+        (Method::DELETE, format!("{keys}/1.5"), 400, "bad_request"),
+        (Method::POST, format!("{keys}/x/rotate"), 400, "bad_request"),
+        (Method::GET, "/orgs/%FF".to_string(), 400, "bad_request"),
+        (Method::PATCH, FLAGS.to_string(), 405, "method_not_allowed"),
+    ] {
+        let body = (method == Method::POST).then(|| json!({"graceSeconds": 0}));
+        let resp = common::schema::send({
+            let mut r = admin
+                .client
+                .request(method.clone(), format!("{}{path}", admin.base))
+                .bearer_auth(&admin.token);
+            if let Some(b) = &body {
+                r = r.json(b);
+            }
+            r
+        })
+        .await;
+        assert_eq!(resp.status(), status, "{method} {path}");
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(content_type, "application/json", "{method} {path}");
+        let b: Value = resp.json().await.unwrap();
+        assert_eq!(b["error"]["code"], code, "{method} {path}: {b}");
+        assert!(
+            !b["error"]["message"].as_str().unwrap().is_empty(),
+            "{method} {path}: {b}"
+        );
+    }
+}
+
+/// The key rules the document publishes (`CreateNamed.key` for
+/// organizations, projects and environments, `FlagSpec.key` for flags) are
+/// exactly the ones the store enforces: a key is created iff the document
+/// accepts it.
+async fn key_rules_are_the_documents(store: Store) {
+    let api = Api::start(store).await;
+    let admin = setup(&api).await;
+    let keys = [
+        "a".to_string(),
+        "A-z_0.9".to_string(),
+        ".a".to_string(),
+        "...".to_string(),
+        "x".repeat(64),
+        "y".repeat(65),
+        "z".repeat(200),
+        "w".repeat(201),
+        String::new(),
+        ".".to_string(),
+        "..".to_string(),
+        "a b".to_string(),
+        "a/b".to_string(),
+        "caf\u{e9}".to_string(),
+    ];
+    for key in keys {
+        let named = json!({"key": key, "name": "n"});
+        let documented = common::schema::component_accepts("CreateNamed", &named);
+        let (s, _, b) = admin.post("/orgs/acme/projects", named).await;
+        assert_eq!(s == 201, documented, "project key {key:?}: {s} {b}");
+        assert!(s == 201 || s == 422, "project key {key:?}: {s} {b}");
+        let f = flag(&key, &[]);
+        let documented = common::schema::component_accepts("FlagSpec", &f);
+        let (s, _, b) = admin.post(FLAGS, f).await;
+        assert_eq!(s == 201, documented, "flag key {key:?}: {s} {b}");
+        assert!(s == 201 || s == 422, "flag key {key:?}: {s} {b}");
+    }
 }

@@ -76,7 +76,7 @@ impl Api {
         if let Some(t) = token {
             r = r.header("authorization", format!("Bearer {t}"));
         }
-        let resp = r.send().await.unwrap();
+        let resp = common::schema::send(r).await;
         let status = resp.status();
         let retry = resp
             .headers()

@@ -71,7 +71,7 @@ impl Api {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let resp = r.send().await.unwrap();
+        let resp = common::schema::send(r).await;
         let status = resp.status();
         let header = |h: &str| {
             resp.headers()

@@ -216,7 +216,7 @@ impl Http {
         if let Some(b) = body {
             r = r.json(b);
         }
-        let resp = r.send().await.unwrap();
+        let resp = common::schema::send(r).await;
         let status = resp.status().as_u16();
         let etag = resp
             .headers()

@@ -167,13 +167,13 @@ fn alert(status: &str, flag: &str, action: Option<&str>) -> Value {
 }
 
 async fn send(w: &World, token: &str, alerts: Vec<Value>) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/orgs/acme/alerts/alertmanager", w.base))
-        .bearer_auth(token)
-        .json(&json!({"version": "4", "status": "firing", "receiver": "bunting", "alerts": alerts}))
-        .send()
-        .await
-        .unwrap();
+    let r = common::schema::send(
+        reqwest::Client::new()
+            .post(format!("{}/orgs/acme/alerts/alertmanager", w.base))
+            .bearer_auth(token)
+            .json(&json!({"version": "4", "status": "firing", "receiver": "bunting", "alerts": alerts})),
+    )
+    .await;
     (r.status().as_u16(), r.json().await.unwrap())
 }
 

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[allow(unused_macros)]
+mod common;
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -99,10 +102,11 @@ async fn config_publishing_metrics_and_graceful_shutdown() {
     let base = server.base.clone();
     let c = reqwest::Client::new();
     let api = |m: reqwest::Method, p: &str, body: Value| {
-        c.request(m, format!("{base}/api/v1{p}"))
-            .bearer_auth("from-file")
-            .json(&body)
-            .send()
+        common::schema::send(
+            c.request(m, format!("{base}/api/v1{p}"))
+                .bearer_auth("from-file")
+                .json(&body),
+        )
     };
     use reqwest::Method;
     for (p, b) in [
@@ -117,7 +121,7 @@ async fn config_publishing_metrics_and_graceful_shutdown() {
             json!({"key": "f", "flagType": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off"}),
         ),
     ] {
-        let r = api(Method::POST, p, b).await.unwrap();
+        let r = api(Method::POST, p, b).await;
         assert_eq!(r.status(), 201, "{p}: {}", r.text().await.unwrap());
     }
     // The directory publisher writes the snapshot as a file.
@@ -209,15 +213,14 @@ async fn config_publishing_metrics_and_graceful_shutdown() {
             "from-flag",
         ]);
     let again = spawn_server(&mut cmd, port).await;
-    let r = c
-        .get(format!(
+    let r = common::schema::send(
+        c.get(format!(
             "{}/api/v1/orgs/acme/projects/web/flags/f",
             again.base
         ))
-        .bearer_auth("from-flag")
-        .send()
-        .await
-        .unwrap();
+        .bearer_auth("from-flag"),
+    )
+    .await;
     assert_eq!(
         r.status(),
         200,

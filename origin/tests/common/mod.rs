@@ -4,6 +4,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), dropped afterwards.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bunting_origin::store::Store;
