@@ -4,7 +4,7 @@
 //
 // Every response a test receives through `w.fetch`/`post`, and through the
 // loopback URL of `listen: true` (real HTTP clients such as the OpenFeature
-// SDK), is validated against OFREP's OpenAPI document (ofrep-schema.mjs):
+// SDK), is validated against OFREP's response schemas (ofrep-schema.mjs):
 // `w.fetch` throws on a violation; the loopback proxy records it and
 // `w.mf.dispose()` throws with every one recorded.
 import { createHash } from "node:crypto";
