@@ -15,8 +15,8 @@
 //! organization whose role is too low gets 403.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, REQUEST_ID};
@@ -106,7 +106,26 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(&parts.headers)
+}
+
+/// The token of `Authorization: Bearer <token>` in `headers`, if any. The
+/// scheme is case-insensitive (RFC 9110 §11.1), so `BEARER` and `bearer`
+/// work as well; surrounding spaces are ignored. The API's tokens and the
+/// ingest secret of `POST /api/v1/events` are both read here.
+///
+/// ```
+/// use axum::http::HeaderMap;
+/// use bunting_origin::api::auth::bearer_token;
+/// let mut h = HeaderMap::new();
+/// h.insert("authorization", "BEARER  s3cret ".parse().unwrap());
+/// assert_eq!(bearer_token(&h), Some("s3cret"));
+/// h.insert("authorization", "Basic s3cret".parse().unwrap());
+/// assert_eq!(bearer_token(&h), None);
+/// assert_eq!(bearer_token(&HeaderMap::new()), None);
+/// ```
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

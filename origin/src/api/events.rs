@@ -26,7 +26,6 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiResult, AppState};
 use crate::ingest::IngestError;
@@ -87,25 +86,12 @@ impl From<IngestError> for ApiError {
 /// h.insert("authorization", "Bearer s3cret".parse().unwrap());
 /// assert!(authorized(&h, "s3cret"));
 /// assert!(!authorized(&h, "s3cre"));
+/// h.insert("authorization", "BEARER s3cret".parse().unwrap()); // the scheme is case-insensitive
+/// assert!(authorized(&h, "s3cret"));
 /// assert!(!authorized(&HeaderMap::new(), "s3cret"));
 /// ```
 pub fn authorized(headers: &HeaderMap, secret: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-    else {
-        return false;
-    };
-    let a = Sha256::digest(given.trim().as_bytes());
-    let b = Sha256::digest(secret.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    super::auth::bearer_token(headers).is_some_and(|given| super::auth::same_secret(given, secret))
 }
 
 /// Stores one batch of exposures or metric events (ingest secret).
