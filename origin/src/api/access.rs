@@ -77,7 +77,8 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(Created { record, secret })).into_response())
 }
 
-/// Revokes an API token (admin); it stops working at once.
+/// Revokes an API token (admin); it stops working at once. Revoking a
+/// revoked token answers 200 with it unchanged and writes no audit entry.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/tokens/{id}", tag = "access",
     params(("org" = String, Path), ("id" = i64, Path)), responses((status = 200, body = TokenRecord)))]
 pub async fn revoke_token(
@@ -178,7 +179,8 @@ pub async fn rotate_key(
 }
 
 /// Revokes an SDK key now (publisher); the edge forgets it with the next
-/// publication.
+/// publication. A key that already stopped working answers 200 unchanged,
+/// without an audit entry.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}", tag = "access",
     params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("id" = i64, Path)),
     responses((status = 200, body = SdkKeyRecord)))]

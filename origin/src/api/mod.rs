@@ -30,6 +30,7 @@ pub mod flags;
 pub mod openapi;
 pub mod org;
 pub mod publish;
+pub mod request_id;
 pub mod rollouts;
 pub mod scope;
 
@@ -38,13 +39,11 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::PropagateRequestIdLayer;
 
 pub use error::{ApiError, ApiResult};
 
@@ -116,20 +115,6 @@ impl AppState {
     }
 }
 
-/// A new random request id (hex).
-#[derive(Clone, Copy)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let mut b = [0u8; 12];
-        getrandom::fill(&mut b).ok()?;
-        HeaderValue::from_str(&hex::encode(b))
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
 /// The whole application: API, OpenAPI document, health and metrics.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -152,7 +137,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), NewRequestId))
+        .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 

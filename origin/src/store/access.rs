@@ -261,7 +261,9 @@ impl Store {
         get_token(&mut *self.conn().await?, id).await
     }
 
-    /// Revokes token `id`; it stops working at once.
+    /// Revokes token `id`; it stops working at once. Revoking a revoked
+    /// token changes nothing and audits nothing: it returns the record as
+    /// it is (revocation is idempotent, as in RFC 7009).
     pub async fn revoke_token(&self, actor: &Actor, id: i64) -> Result<TokenRecord> {
         let mut w = self.begin(actor).await?;
         let before = get_token(w.c(), id).await?;
@@ -275,6 +277,9 @@ impl Store {
             "revoke",
             "token",
             (id, &before.name),
+        if before.revoked_at.is_some() {
+            return Ok(before);
+        }
             Some(&before),
             Some(&after),
         )
@@ -375,17 +380,19 @@ impl Store {
         Ok((k, raw))
     }
 
-    /// Revokes SDK key `id` now.
+    /// Revokes SDK key `id` now. A key that has already stopped working
+    /// (revoked, or rotated and past its grace period) is returned as it
+    /// is, with nothing changed or audited (idempotent); a rotated key
+    /// still in its grace period stops now.
     pub async fn revoke_sdk_key(&self, actor: &Actor, id: i64) -> Result<SdkKeyRecord> {
         let mut w = self.begin(actor).await?;
         let before = get_key(w.c(), id).await?;
         let at = now();
-        let expires = match &before.expires_at {
-            Some(e) if *e < at => e.clone(),
-            _ => at,
-        };
+        if before.expires_at.as_ref().is_some_and(|e| *e <= at) {
+            return Ok(before);
+        }
         sqlx::query("UPDATE sdk_keys SET expires_at = $1 WHERE id = $2")
-            .bind(&expires)
+            .bind(&at)
             .bind(id)
             .execute(w.c())
             .await?;
