@@ -12,9 +12,11 @@ use super::ApiError;
 use super::etag::header_value;
 use crate::store::Problem;
 
-/// A JSON body; malformed JSON answers 400, a body of the wrong shape 422
-/// (with the serde path, line and column), a missing content type 415 — all
-/// with the JSON error body.
+/// A JSON body; malformed JSON answers 400, text the store cannot hold (a
+/// NUL character in any string or object key, see [`super::text`]) 422
+/// with one problem per field, a body of the wrong shape 422 with the path
+/// of the field (`graceSeconds`, `rules[0].serve`), a missing content type
+/// 415 — all with the JSON error body.
 pub struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
@@ -47,9 +49,19 @@ where
         // Syntax first (400), then shape (422, with the path of the field).
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
-        T::deserialize(value)
+        let problems = super::text::json_problems(&value);
+        if !problems.is_empty() {
+            return Err(ApiError::invalid(problems));
+        }
+        serde_path_to_error::deserialize(value)
             .map(Body)
-            .map_err(|e| ApiError::invalid(vec![Problem::new("body", e.to_string())]))
+            .map_err(|e| {
+                let path = match e.path().to_string() {
+                    p if p == "." => "body".to_string(),
+                    p => p,
+                };
+                ApiError::invalid(vec![Problem::new(path, e.into_inner().to_string())])
+            })
     }
 }
 

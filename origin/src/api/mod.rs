@@ -33,6 +33,7 @@ pub mod publish;
 pub mod request_id;
 pub mod rollouts;
 pub mod scope;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -140,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
+        .layer(middleware::from_fn(text::uri))
 
 async fn not_found() -> ApiError {
     ApiError::not_found("route")
