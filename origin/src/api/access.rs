@@ -108,8 +108,10 @@ pub struct CreateKey {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rotate {
-    /// Seconds the old key keeps working (default 0: it stops now).
+    /// Seconds the old key keeps working (default 0: it stops now), at
+    /// most 31,536,000 (365 days); more answers 422 naming `graceSeconds`.
     #[serde(default)]
+    #[schema(maximum = 31536000)]
     pub grace_seconds: u64,
 }
 

@@ -136,12 +136,12 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::map_response(error::json_errors))
+        .layer(middleware::from_fn(text::uri))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
-        .layer(middleware::from_fn(text::uri))
 
 async fn not_found() -> ApiError {
     ApiError::not_found("route")

@@ -208,9 +208,19 @@ fn key_row(r: &AnyRow) -> Result<SdkKeyRecord> {
     })
 }
 
-/// `now + seconds` in the stored time format.
-fn later(seconds: u64) -> String {
-    super::stored_time(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64))
+/// The longest grace period of a rotated SDK key: 365 days, in seconds.
+pub const MAX_GRACE_SECONDS: u64 = 365 * 24 * 3600;
+
+/// `now + seconds` in the stored time format; `None` beyond
+/// [`MAX_GRACE_SECONDS`] (every addition is checked, never wrapped).
+fn later(seconds: u64) -> Option<String> {
+    if seconds > MAX_GRACE_SECONDS {
+        return None;
+    }
+    let d = time::Duration::seconds(i64::try_from(seconds).ok()?);
+    time::OffsetDateTime::now_utc()
+        .checked_add(d)
+        .map(super::stored_time)
 }
 
 impl Store {
@@ -267,6 +277,9 @@ impl Store {
     pub async fn revoke_token(&self, actor: &Actor, id: i64) -> Result<TokenRecord> {
         let mut w = self.begin(actor).await?;
         let before = get_token(w.c(), id).await?;
+        if before.revoked_at.is_some() {
+            return Ok(before);
+        }
         sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now())
             .bind(id)
@@ -277,9 +290,6 @@ impl Store {
             "revoke",
             "token",
             (id, &before.name),
-        if before.revoked_at.is_some() {
-            return Ok(before);
-        }
             Some(&before),
             Some(&after),
         )
@@ -342,13 +352,23 @@ impl Store {
     }
 
     /// Replaces SDK key `id` by a new one of the same environment, kind and
-    /// name; the old key keeps working for `grace_seconds` (0: stops now).
+    /// name; the old key keeps working for `grace_seconds` (0: stops now;
+    /// at most [`MAX_GRACE_SECONDS`], else [`StoreError::Invalid`] at
+    /// `graceSeconds`).
     pub async fn rotate_sdk_key(
         &self,
         actor: &Actor,
         id: i64,
         grace_seconds: u64,
     ) -> Result<(SdkKeyRecord, String)> {
+        let Some(expires_at) = later(grace_seconds) else {
+            return Err(StoreError::Invalid(vec![super::Problem::new(
+                "graceSeconds",
+                format!(
+                    "{grace_seconds} is more than {MAX_GRACE_SECONDS} seconds (365 days), the longest grace period"
+                ),
+            )]));
+        };
         let mut w = self.begin(actor).await?;
         let old = get_key(w.c(), id).await?;
         if old.expires_at.is_some() {
@@ -358,7 +378,7 @@ impl Store {
             )]));
         }
         sqlx::query("UPDATE sdk_keys SET expires_at = $1 WHERE id = $2")
-            .bind(later(grace_seconds))
+            .bind(expires_at)
             .bind(id)
             .execute(w.c())
             .await?;

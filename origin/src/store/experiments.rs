@@ -71,7 +71,7 @@ pub struct MetricSpec {
     #[serde(default)]
     pub denominator_event: Option<String>,
     /// Seconds after a user's first exposure during which events count
-    /// (default: 7 days).
+    /// (default: 7 days; 1 to [`MAX_WINDOW_SECONDS`], 365 days).
     #[serde(default)]
     pub window_seconds: Option<u64>,
     /// Whether larger values are better (default true); guardrails and
@@ -93,6 +93,10 @@ fn yes() -> bool {
 /// Default attribution window: 7 days.
 pub const DEFAULT_WINDOW_SECONDS: u64 = 7 * 24 * 3600;
 
+/// Longest attribution window: 365 days. The window is added to exposure
+/// times in SQL, so it must stay far from the 64-bit bounds.
+pub const MAX_WINDOW_SECONDS: u64 = 365 * 24 * 3600;
+
 impl MetricSpec {
     /// A conversion metric on `event`.
     pub fn conversion(key: &str, event: &str) -> MetricSpec {
@@ -108,9 +112,14 @@ impl MetricSpec {
         }
     }
 
-    /// The attribution window in milliseconds.
+    /// The attribution window in milliseconds (at most
+    /// [`MAX_WINDOW_SECONDS`]; longer ones are refused when stored).
     pub fn window_ms(&self) -> i64 {
-        (self.window_seconds.unwrap_or(DEFAULT_WINDOW_SECONDS) as i64).saturating_mul(1000)
+        let s = self
+            .window_seconds
+            .unwrap_or(DEFAULT_WINDOW_SECONDS)
+            .min(MAX_WINDOW_SECONDS);
+        i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)
     }
 
     fn problems(&self) -> Vec<Problem> {
@@ -147,8 +156,15 @@ impl MetricSpec {
             )),
             (_, None) => {}
         }
-        if self.window_seconds == Some(0) {
-            p.push(Problem::new("windowSeconds", "must be positive"));
+        match self.window_seconds {
+            Some(0) => p.push(Problem::new("windowSeconds", "must be positive")),
+            Some(w) if w > MAX_WINDOW_SECONDS => p.push(Problem::new(
+                "windowSeconds",
+                format!(
+                    "{w} is more than {MAX_WINDOW_SECONDS} seconds (365 days), the longest window"
+                ),
+            )),
+            _ => {}
         }
         if let Some(c) = self.cap
             && (!c.is_finite() || c <= 0.0)
@@ -456,6 +472,17 @@ async fn experiment_problems(
                         "a weight is a number ≥ 0",
                     ));
                 }
+            }
+            let total: f64 = spec.allocation.values().sum();
+            if !spec.allocation.is_empty()
+                && spec.allocation.values().all(|w| w.is_finite() && *w >= 0.0)
+                && (!total.is_finite() || total <= 0.0)
+            {
+                // Shares are weight / total: neither may be 0 or overflow.
+                p.push(Problem::new(
+                    "allocation",
+                    format!("the weights sum to {total}: the sum must be a positive finite number"),
+                ));
             }
             if !spec.allocation.is_empty() && !spec.allocation.contains_key(&spec.control) {
                 p.push(Problem::new(
