@@ -21,6 +21,30 @@ use thiserror::Error;
 pub const SNAPSHOT_PREFIX: &str = "snapshot:";
 /// Prefix of the SDK-key keys: `sdk-key:<sha256 hex>`.
 pub const SDK_KEY_PREFIX: &str = "sdk-key:";
+/// The longest key Cloudflare Workers KV stores, in bytes (its documented
+/// limit; the REST API answers 414 or 400 beyond it).
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// The longest organization, project and environment key, in bytes.
+///
+/// The three make the edge's environment name `<org>/<project>/<env>`
+/// (at most 3 × 64 + 2 = 194 bytes), which every publisher must be able to
+/// store as part of a key:
+///
+/// - Cloudflare KV: `snapshot:<env>` is at most 9 + 194 = 203 bytes of
+///   the [`MAX_KEY_BYTES`] = 512 (`sdk-key:<sha256 hex>` is 72);
+/// - the directory publisher (`crate::publish::Directory`): the file name
+///   is the percent-encoded key, `snapshot%3A<org>%2F<project>%2F<env>`
+///   (keys are `A-Z a-z 0-9 - _ .`, which stay as they are), at most
+///   11 + 194 + 4 = 209 bytes, and its temporary file adds 18, 227 of the
+///   255 bytes a file name may have on ext4, XFS, APFS and NTFS.
+///
+/// Flag, segment, layer, metric and experiment keys (1–200 bytes) are not
+/// part of any KV key.
+pub const MAX_SCOPE_KEY_BYTES: usize = 64;
+
+const _: () = assert!(SNAPSHOT_PREFIX.len() + 3 * MAX_SCOPE_KEY_BYTES + 2 <= MAX_KEY_BYTES);
+
 /// The wrangler command used when none is configured.
 pub const DEFAULT_WRANGLER: &str = "npx wrangler";
 /// The KV binding written when none is given (the edge worker's binding).

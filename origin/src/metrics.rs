@@ -44,6 +44,10 @@ pub struct Metrics {
     pub publishes: Counter,
     /// Failed publication attempts.
     pub publish_failures: Counter,
+    /// (environment, target) pairs whose last publication failed
+    /// permanently (the target cannot store it; not retried until the
+    /// environment changes).
+    pub publish_blocked: Gauge,
     /// Events accepted by `POST /api/v1/events` (after deduplication).
     pub events_accepted: Counter,
     /// Events dropped as duplicates.
@@ -86,6 +90,12 @@ impl Metrics {
             "Failed publication attempts",
             publish_failures.clone(),
         );
+        let publish_blocked = Gauge::default();
+        registry.register(
+            "publish_blocked",
+            "Environment/target pairs whose publication failed permanently",
+            publish_blocked.clone(),
+        );
         let events_accepted = Counter::default();
         registry.register(
             "events_accepted",
@@ -116,6 +126,7 @@ impl Metrics {
             publish_lag_seconds,
             publishes,
             publish_failures,
+            publish_blocked,
             events_accepted,
             events_duplicate,
             events_invalid,

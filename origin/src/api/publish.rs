@@ -6,13 +6,17 @@
 //!  "changedAt": "2026-11-25T10:00:00.000000Z", "pendingSince": null,
 //!  "targets": [{"target": "cloudflare", "publishedVersion": 12,
 //!               "publishedAt": "2026-11-25T10:00:00.410000Z", "attempts": 0,
-//!               "lastError": null, "lastAttemptAt": "2026-11-25T10:00:00.410000Z",
+//!               "lastError": null, "lastErrorPermanent": false,
+//!               "lastAttemptAt": "2026-11-25T10:00:00.410000Z",
 //!               "lagSeconds": 0.0}]}
 //! ```
 //!
 //! `targets` lists the running publish loop's targets (and any other
 //! target that has published the environment); `lagSeconds` is the age of
 //! the oldest change the target does not have yet, 0 when it is current.
+//! `lastErrorPermanent` says that the target cannot store the snapshot
+//! (e.g. a key longer than its KV allows): it is not retried until the
+//! environment changes (see [`crate::publish`]).
 
 use axum::Json;
 use axum::Router;
@@ -62,6 +66,9 @@ pub async fn status(
             }
         }
         status.targets.sort_by(|a, b| a.target.cmp(&b.target));
+        for t in &mut status.targets {
+            t.last_error_permanent = handle.permanent_error(e.id, &t.target).is_some();
+        }
     }
     Ok(Json(status))
 }

@@ -54,6 +54,20 @@ impl Directory {
     }
 }
 
+/// The longest file name, in bytes, of the file systems a host would use
+/// (ext4, XFS, Btrfs, APFS; NTFS counts 255 UTF-16 units).
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// What the temporary file of a put adds to the name: `.tmp-<12 hex>-`.
+const TMP_PREFIX_BYTES: usize = 18;
+
+// Every environment's snapshot fits (see `kv::MAX_SCOPE_KEY_BYTES`): keys
+// stay as they are, `snapshot:` becomes `snapshot%3A`, each `/` `%2F`.
+const _: () = assert!(
+    TMP_PREFIX_BYTES + "snapshot%3A".len() + 3 * crate::kv::MAX_SCOPE_KEY_BYTES + 2 * 3
+        <= MAX_FILE_NAME_BYTES
+);
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
     move |source| PublishError::Io {
         path: path.to_path_buf(),
@@ -71,13 +85,22 @@ impl Publisher for Directory {
             tokio::fs::create_dir_all(&self.root)
                 .await
                 .map_err(io(&self.root))?;
-            let path = self.path(key);
+            let name = encode_key(key);
+            if TMP_PREFIX_BYTES + name.len() > MAX_FILE_NAME_BYTES {
+                return Err(PublishError::Unstorable {
+                    key: key.to_string(),
+                    reason: format!(
+                        "its file name would be {} bytes, and file names have at most {MAX_FILE_NAME_BYTES} \
+                         (with the {TMP_PREFIX_BYTES} of the temporary file's)",
+                        name.len()
+                    ),
+                });
+            }
+            let path = self.root.join(&name);
             let mut b = [0u8; 6];
             getrandom::fill(&mut b).map_err(|e| PublishError::Other(e.to_string()))?;
             // A dot file: readers listing the directory skip it.
-            let tmp = self
-                .root
-                .join(format!(".tmp-{}-{}", hex::encode(b), encode_key(key)));
+            let tmp = self.root.join(format!(".tmp-{}-{name}", hex::encode(b)));
             let written = async {
                 let mut f = tokio::fs::File::create(&tmp).await?;
                 f.write_all(value).await?;
@@ -98,6 +121,9 @@ impl Publisher for Directory {
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
+            if encode_key(key).len() > MAX_FILE_NAME_BYTES {
+                return Ok(()); // no such file can exist
+            }
             let path = self.path(key);
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => Ok(()),

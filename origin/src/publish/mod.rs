@@ -13,6 +13,14 @@
 //! revoked SDK keys, and the keys and snapshots of deleted environments,
 //! are deleted from every target.
 //!
+//! A **permanent** failure ([`PublishError::is_permanent`]: a key longer
+//! than KV or a file name allows, a request the KV API refuses as such) is
+//! not retried: trying again cannot succeed. It is recorded like any other
+//! (attempts, last error), logged at error level, counted in
+//! `bunting_publish_blocked`, shown as `lastErrorPermanent` in the
+//! environment's publication status, and tried again only when the
+//! environment changes (a new snapshot version) or the loop restarts.
+//!
 //! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
 //! [`WranglerLocal`] (the local KV of `wrangler dev`) and [`Directory`]
 //! (one file per key, for wasmtime hosts).
@@ -104,9 +112,60 @@ pub enum PublishError {
         /// The end of its standard error.
         stderr: String,
     },
+    /// The target cannot store this key (too long for KV or as a file
+    /// name): permanent.
+    #[error("the key {key:?} cannot be stored: {reason}")]
+    Unstorable {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// Any other failure (e.g. of a test double).
     #[error("{0}")]
     Other(String),
+}
+
+impl PublishError {
+    /// Whether trying the same put again cannot succeed: the key cannot be
+    /// stored ([`PublishError::Unstorable`], or a file name the operating
+    /// system refuses), or the KV API refused the request itself (400 Bad
+    /// Request, 413 Content Too Large, 414 URI Too Long). Everything else
+    /// (unreachable API, 401/403/404 of a wrong configuration, 429, 5xx,
+    /// wrangler failing, other I/O errors) is transient and retried with
+    /// backoff.
+    ///
+    /// ```
+    /// use bunting_origin::publish::PublishError;
+    /// assert!(PublishError::Http { status: 414, body: String::new() }.is_permanent());
+    /// assert!(!PublishError::Http { status: 503, body: String::new() }.is_permanent());
+    /// assert!(!PublishError::Http { status: 403, body: String::new() }.is_permanent());
+    /// assert!(!PublishError::Other("flaky".into()).is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PublishError::Unstorable { .. } => true,
+            PublishError::Http { status, .. } => matches!(status, 400 | 413 | 414),
+            PublishError::Io { source, .. } => source.kind() == std::io::ErrorKind::InvalidFilename,
+            _ => false,
+        }
+    }
+}
+
+/// [`PublishError::Unstorable`] for a key longer than
+/// [`kv::MAX_KEY_BYTES`], checked before any target sees it.
+fn check_key(key: &str) -> Result<(), PublishError> {
+    if key.len() > kv::MAX_KEY_BYTES {
+        return Err(PublishError::Unstorable {
+            key: key.to_string(),
+            reason: format!(
+                "it is {} bytes, and KV keys have at most {}",
+                key.len(),
+                kv::MAX_KEY_BYTES
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A KV the edge reads: where snapshots and SDK keys are put.
@@ -203,6 +262,8 @@ struct Shared {
     stopping: AtomicBool,
     targets: Vec<String>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// (environment id, target name) → the permanent error that blocks it.
+    blocked: std::sync::Mutex<HashMap<(i64, String), String>>,
 }
 
 /// The running publish loop. Cheap to clone; [`PublishHandle::shutdown`]
@@ -230,6 +291,17 @@ impl PublishHandle {
     /// The names of the loop's targets.
     pub fn targets(&self) -> &[String] {
         &self.shared.targets
+    }
+
+    /// The permanent error that stops `target` from publishing environment
+    /// `env_id` (until the environment changes), if any.
+    pub fn permanent_error(&self, env_id: i64, target: &str) -> Option<String> {
+        self.shared
+            .blocked
+            .lock()
+            .expect("not poisoned")
+            .get(&(env_id, target.to_string()))
+            .cloned()
     }
 
     /// Stops the loop after the step in flight (one environment on one
@@ -264,6 +336,7 @@ pub fn spawn(
         stopping: AtomicBool::new(false),
         targets: publishers.iter().map(|p| p.name().to_string()).collect(),
         task: std::sync::Mutex::new(None),
+        blocked: std::sync::Mutex::new(HashMap::new()),
     });
     let mut worker = Worker {
         store,
@@ -273,6 +346,7 @@ pub fn spawn(
         shared: shared.clone(),
         backoff: HashMap::new(),
         key_backoff: HashMap::new(),
+        blocked: HashMap::new(),
         lagging: HashSet::new(),
     };
     let task = tokio::spawn(async move { worker.run().await });
@@ -297,6 +371,9 @@ struct Worker {
     backoff: HashMap<(i64, usize), Retry>,
     /// Per SDK key id (removals).
     key_backoff: HashMap<i64, Retry>,
+    /// Per (environment, target index): the snapshot version that failed
+    /// permanently there; not tried again until the version is newer.
+    blocked: HashMap<(i64, usize), i64>,
     /// Edge environments whose lag gauge is set.
     lagging: HashSet<String>,
 }
@@ -397,6 +474,11 @@ impl Worker {
             .iter()
             .copied()
             .filter(|(i, _)| self.backoff.get(&(env_id, *i)).is_none_or(|r| r.at <= now))
+            .filter(|(i, _)| {
+                self.blocked
+                    .get(&(env_id, *i))
+                    .is_none_or(|failed| *failed < b.version)
+            })
             .collect();
         if due.is_empty() {
             return;
@@ -431,13 +513,13 @@ impl Worker {
                     .sdk_keys_to_put(env_id, published == 0)
                     .await
                     .map_err(|e| PublishError::Other(e.to_string()))?;
+                check_key(&snapshot_key)?;
                 p.put(&snapshot_key, &body).await?;
                 for k in &keys {
-                    p.put(
-                        &format!("{}{}", kv::SDK_KEY_PREFIX, k.hash),
-                        kv::sdk_key_value(&k.edge_env).as_bytes(),
-                    )
-                    .await?;
+                    let key = format!("{}{}", kv::SDK_KEY_PREFIX, k.hash);
+                    check_key(&key)?;
+                    p.put(&key, kv::sdk_key_value(&k.edge_env).as_bytes())
+                        .await?;
                 }
                 Ok::<_, PublishError>(keys)
             }
@@ -455,6 +537,7 @@ impl Worker {
                         continue;
                     }
                     self.backoff.remove(&(env_id, i));
+                    self.unblock(env_id, i);
                     self.metrics.publishes.inc();
                     tracing::info!(environment = %b.edge_env, target_name = p.name(), version, keys = keys.len(), "published");
                     put_keys.extend(keys.into_iter().map(|k| k.id));
@@ -467,6 +550,16 @@ impl Worker {
                         .mark_failed(env_id, p.name(), &snapshot.environment, &e.to_string())
                         .await
                         .unwrap_or(0);
+                    if e.is_permanent() {
+                        // Trying again cannot help: wait for a change.
+                        self.backoff.remove(&(env_id, i));
+                        self.block(env_id, i, version, e.to_string());
+                        tracing::error!(
+                            environment = %b.edge_env, target_name = p.name(), version, attempts, error = %e,
+                            "publishing failed permanently; not retried until the environment changes"
+                        );
+                        continue;
+                    }
                     let failures = self.backoff.get(&(env_id, i)).map_or(0, |r| r.failures) + 1;
                     let retry = self.retry(failures);
                     self.backoff.insert((env_id, i), retry);
@@ -495,6 +588,34 @@ impl Worker {
                     environment: b.edge_env.clone(),
                 })
                 .set(0.0);
+        }
+    }
+
+    /// Records that `version` of environment `env_id` failed permanently on
+    /// target `i`.
+    fn block(&mut self, env_id: i64, i: usize, version: i64, error: String) {
+        let name = self.publishers[i].name().to_string();
+        if self.blocked.insert((env_id, i), version).is_none() {
+            self.metrics.publish_blocked.inc();
+        }
+        self.shared
+            .blocked
+            .lock()
+            .expect("not poisoned")
+            .insert((env_id, name), error);
+    }
+
+    /// Forgets a permanent failure of environment `env_id` on target `i`
+    /// (it published, or the environment is gone).
+    fn unblock(&mut self, env_id: i64, i: usize) {
+        if self.blocked.remove(&(env_id, i)).is_some() {
+            self.metrics.publish_blocked.dec();
+            let name = self.publishers[i].name().to_string();
+            self.shared
+                .blocked
+                .lock()
+                .expect("not poisoned")
+                .remove(&(env_id, name));
         }
     }
 
@@ -543,7 +664,8 @@ impl Worker {
 
     /// Deletes the snapshots of deleted environments.
     async fn remove_orphans(&mut self) {
-        for p in &self.publishers {
+        for i in 0..self.publishers.len() {
+            let p = self.publishers[i].clone();
             let orphans = match self.store.orphaned_publications(p.name()).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -552,11 +674,18 @@ impl Worker {
                 }
             };
             for (env_id, edge_env) in orphans {
-                match p.delete(&kv::snapshot_key(&edge_env)).await {
+                let key = kv::snapshot_key(&edge_env);
+                // A key no target can hold was never put: nothing to delete.
+                let deleted = match check_key(&key) {
+                    Ok(()) => p.delete(&key).await,
+                    Err(_) => Ok(()),
+                };
+                match deleted {
                     Ok(()) => {
                         if let Err(e) = self.store.forget_publication(env_id, p.name()).await {
                             tracing::warn!(environment = %edge_env, error = %e, "forgetting a publication failed");
                         } else {
+                            self.unblock(env_id, i);
                             tracing::info!(environment = %edge_env, target_name = p.name(), "snapshot of a deleted environment removed");
                         }
                     }

@@ -74,6 +74,11 @@ pub struct TargetStatus {
     pub attempts: i64,
     /// The last failure's message (cleared by a success).
     pub last_error: Option<String>,
+    /// Whether the last failure is permanent: the target cannot store this
+    /// snapshot (e.g. a key too long for it), so it is not retried until
+    /// the environment changes. Known to the process running the publish
+    /// loop; `false` elsewhere.
+    pub last_error_permanent: bool,
     /// When it was last tried.
     pub last_attempt_at: Option<String>,
     /// Seconds the oldest unpublished change has waited (0 when published).
@@ -117,6 +122,7 @@ impl PublishStatus {
                 published_at: None,
                 attempts: 0,
                 last_error: None,
+                last_error_permanent: false,
                 last_attempt_at: None,
                 lag_seconds: lag_seconds(self.pending_since.as_deref()),
             })
@@ -310,6 +316,7 @@ impl Store {
                     published_at: r.try_get("published_at")?,
                     attempts: r.try_get("attempts")?,
                     last_error: r.try_get("last_error")?,
+                    last_error_permanent: false,
                     last_attempt_at: r.try_get("last_attempt_at")?,
                     lag_seconds: if published_version < env.snapshot_version {
                         lag_seconds(pending_since.as_deref().or(changed_at.as_deref()))
