@@ -55,14 +55,26 @@ impl Bucketer {
 }
 
 /// Converts a percentage with at most three decimals to a bucket count.
-/// Returns `None` when it is outside `0..=100` or finer than 0.001%.
+///
+/// The rule for every weight and percentage of a snapshot: a finite number
+/// in `0..=100` that is a whole number of buckets (a multiple of 0.001%),
+/// up to the rounding of decimal fractions to binary (1e-9 of a bucket,
+/// ten thousand times the error of any decimal with three places). So a
+/// weight is either exactly 0 or at least 0.001. Anything else, including
+/// a tiny non-zero number such as `1e-320` that would round to 0 buckets,
+/// returns `None`.
 ///
 /// ```
 /// use bunting_core::bucket::percent_to_buckets;
 /// assert_eq!(percent_to_buckets(12.345), Some(12_345));
 /// assert_eq!(percent_to_buckets(100.0), Some(100_000));
+/// assert_eq!(percent_to_buckets(0.0), Some(0));
+/// assert_eq!(percent_to_buckets(0.001), Some(1));
 /// assert_eq!(percent_to_buckets(0.0001), None);
+/// assert_eq!(percent_to_buckets(1e-320), None);
+/// assert_eq!(percent_to_buckets(50.0000001), None);
 /// assert_eq!(percent_to_buckets(101.0), None);
+/// assert_eq!(percent_to_buckets(f64::NAN), None);
 /// ```
 pub fn percent_to_buckets(percent: f64) -> Option<u32> {
     if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
@@ -70,7 +82,7 @@ pub fn percent_to_buckets(percent: f64) -> Option<u32> {
     }
     let scaled = percent * f64::from(BUCKETS_PER_PERCENT);
     let rounded = scaled.round();
-    if (scaled - rounded).abs() > 1e-6 {
+    if (scaled - rounded).abs() > 1e-9 || (rounded == 0.0 && percent != 0.0) {
         return None;
     }
     Some(rounded as u32)
