@@ -40,6 +40,7 @@ pub mod audit;
 mod error;
 pub mod events;
 pub mod experiments;
+pub mod limits;
 mod lookup;
 pub mod publish;
 mod records;
@@ -575,11 +576,23 @@ async fn build_snapshot(c: &mut AnyConnection, env_id: i64) -> Result<Snapshot> 
 
 /// One write transaction: holds the audit head's lock, appends entries and
 /// collects the environments whose snapshots the writes touched.
+///
+/// Lock scope: a write locks only its own rows while it works (on
+/// PostgreSQL its organization's row first, so one organization's writes
+/// run one at a time, and each touched environment's row when it bumps
+/// it), validates the snapshots it changed, and only then takes the audit
+/// head's lock to append its buffered entries to the hash chain and commit.
+/// So one tenant's expensive write (a large snapshot to validate) never
+/// holds the lock every other tenant's writes need, which is held for an
+/// insert and a commit only. (SQLite has a single writer: there the write
+/// takes the database's write lock up front, `BEGIN IMMEDIATE`, and waits
+/// for it instead of failing with "database is locked"; [`limits`] bounds
+/// how long any write can hold it.)
 struct Write<'a> {
     tx: Transaction<'static, Any>,
     actor: &'a Actor,
-    seq: i64,
-    hash: String,
+    /// Audit entries of this write, chained at commit.
+    pending: Vec<AuditEntry>,
     envs: BTreeSet<i64>,
 }
 
@@ -596,8 +609,8 @@ impl Write<'_> {
         before: Option<&B>,
         after: Option<&A>,
     ) -> Result<()> {
-        let mut e = AuditEntry {
-            seq: self.seq + 1,
+        self.pending.push(AuditEntry {
+            seq: 0,
             actor: self.actor.name.clone(),
             at: now(),
             action: action.into(),
@@ -612,10 +625,36 @@ impl Write<'_> {
             } else {
                 self.actor.org_id
             },
-            prev_hash: self.hash.clone(),
+            prev_hash: String::new(),
             hash: String::new(),
-        };
-        e.hash = e.compute_hash();
+        });
+        Ok(())
+    }
+
+    /// Appends the buffered entries to the hash chain (under the audit
+    /// head's lock, held until the commit that follows).
+    async fn append_audit(&mut self) -> Result<()> {
+        let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(self.c())
+            .await?;
+        let (mut seq, mut hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+        for mut e in std::mem::take(&mut self.pending) {
+            seq += 1;
+            e.seq = seq;
+            e.prev_hash = hash;
+            e.hash = e.compute_hash();
+            self.insert_audit(&e).await?;
+            hash = e.hash;
+        }
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(seq)
+            .bind(&hash)
+            .execute(self.c())
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_audit(&mut self, e: &AuditEntry) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (seq, actor, at, action, entity_type, entity_id, entity_key, before, after, \
              request_id, prev_hash, hash, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -635,8 +674,6 @@ impl Write<'_> {
         .bind(e.org_id)
         .execute(self.c())
         .await?;
-        self.seq = e.seq;
-        self.hash = e.hash;
         Ok(())
     }
 
@@ -665,31 +702,37 @@ impl Write<'_> {
                 continue; // deleted in this transaction
             }
             let snapshot = build_snapshot(self.c(), env_id).await?;
+            // The environment's key (the last part of the edge name).
+            let env_key = snapshot.environment.rsplit('/').next().unwrap_or_default();
+            let located = |problems: Vec<Problem>| -> Vec<Problem> {
+                problems
+                    .into_iter()
+                    .map(|p| Problem {
+                        path: format!("{env_key}: {}", p.path),
+                        ..p
+                    })
+                    .collect()
+            };
+            // Bounded first: validation's cost grows with the snapshot.
+            if let Err(problems) = limits::check(&snapshot) {
+                return Err(StoreError::TooLarge(located(problems)));
+            }
             if let Err(bunting_core::LoadError::Invalid(problems)) =
                 bunting_core::Engine::from_snapshot(&snapshot)
             {
-                return Err(StoreError::Invalid(
+                return Err(StoreError::Invalid(located(
                     problems
                         .into_iter()
                         .map(|p| Problem {
                             entity: p.entity,
-                            // The environment's key (the last part of the edge name).
-                            path: format!(
-                                "{}: {}",
-                                snapshot.environment.rsplit('/').next().unwrap_or_default(),
-                                p.path
-                            ),
+                            path: p.path,
                             message: p.message,
                         })
                         .collect(),
-                ));
+                )));
             }
         }
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(self.seq)
-            .bind(self.hash.clone())
-            .execute(self.c())
-            .await?;
+        self.append_audit().await?;
         self.tx.commit().await?;
         Ok(())
     }
@@ -1272,16 +1315,21 @@ impl Store {
     }
 
     async fn begin<'a>(&self, actor: &'a Actor) -> Result<Write<'a>> {
-        let mut tx = self.pool.begin().await?;
-        // Taking the head row's write lock first serializes writers.
-        let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        if let (Backend::Postgres, Some(org)) = (self.backend, actor.org_id) {
+            // One organization's writes one at a time (see `Write`).
+            sqlx::query("SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+        }
         Ok(Write {
-            seq: head.try_get("seq")?,
-            hash: head.try_get("hash")?,
             tx,
             actor,
+            pending: Vec::new(),
             envs: BTreeSet::new(),
         })
     }

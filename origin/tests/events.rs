@@ -698,7 +698,7 @@ async fn deleted_tenants_events_are_not_inherited(store: Store) {
         .await
         .unwrap();
     let data = store
-        .experiment_data(&e, &[purchased.clone()], &AggregateOptions::default())
+        .experiment_data(&e, std::slice::from_ref(&purchased), &AggregateOptions::default())
         .await
         .unwrap();
     assert_eq!(

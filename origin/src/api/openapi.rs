@@ -35,13 +35,14 @@ impl Modify for Bearer {
 /// | 404 | the organization (or another tenant's), or an entity of the path, does not exist | with path parameters |
 /// | 412, 428 | a stale or a missing `If-Match` | with an `If-Match` header |
 /// | 415, 422 | not `Content-Type: application/json`, or a body of the wrong shape | with a JSON body |
+/// | 413 | what the write would store exceeds a bound of `store::limits` (a flag, a segment, an environment's snapshot) | creating or replacing flags, configurations, segments, layers, environments |
 ///
 /// Each is a `#/components/responses` entry whose body is [`ErrorBody`].
 struct ErrorResponses;
 
 /// `(status, component name, description)` of the responses above.
-/// The last four are added by no rule: an operation that answers them says
-/// so; an undescribed error response of its annotation gets the component.
+/// Of the last four only 413 is added by a rule (writes that add to
+/// snapshots); for the others an operation that answers them says so; an undescribed error response of its annotation gets the component.
 const ERRORS: [(&str, &str, &str); 12] = [
     (
         "400",
@@ -151,6 +152,14 @@ fn add_errors(path: &str, write: bool, op: &mut Operation) {
         .security
         .as_ref()
         .is_none_or(|s| !s.iter().any(|r| *r == Default::default()));
+    // Writes that add to environments' snapshots (`store::limits`).
+    let snapshot_write = json_body
+        && ["/flags", "/segments", "/layers", "/environments"]
+            .iter()
+            .any(|p| path.contains(p))
+        && !["/experiments", "/guarded-rollouts", "/sdk-keys"]
+            .iter()
+            .any(|p| path.contains(p));
     let applies = |status: &str| match status {
         "400" => in_path || in_query || json_body || if_match,
         "401" => token,
@@ -158,6 +167,7 @@ fn add_errors(path: &str, write: bool, op: &mut Operation) {
         "404" => in_path,
         "412" | "428" => if_match,
         "415" | "422" => json_body,
+        "413" => snapshot_write,
         _ => false,
     };
     for (status, name, _) in ERRORS {

@@ -21,7 +21,11 @@ pub struct CreateNamed {
     /// Key, unique in its parent: 1–64 characters of `A-Z a-z 0-9 - _ .`,
     /// not `.` or `..` (the edge's KV key holds all three of organization,
     /// project and environment).
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
+    #[schema(
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub key: String,
     /// Display name.
     pub name: String,

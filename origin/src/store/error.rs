@@ -66,6 +66,10 @@ pub enum StoreError {
     /// snapshot invalid.
     #[error("invalid: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),
+    /// The write would make an environment's snapshot exceed a bound of
+    /// [`super::limits`] (HTTP 413): every offender, with its path.
+    #[error("too large: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+    TooLarge(Vec<Problem>),
     /// The database failed (connection, SQL, migration, decoding).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

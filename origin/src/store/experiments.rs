@@ -61,7 +61,11 @@ pub enum MetricKind {
 pub struct MetricSpec {
     /// Key, unique in the project: 1–200 characters of
     /// `A-Z a-z 0-9 - _ .`, not `.` or `..`.
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub key: String,
     /// How events become a per-user number.
     pub kind: MetricKind,
@@ -238,7 +242,11 @@ fn serve_control() -> RollbackAction {
 pub struct ExperimentSpec {
     /// Key, unique in the environment: 1–200 characters of
     /// `A-Z a-z 0-9 - _ .`, not `.` or `..`.
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub key: String,
     /// The flag whose variants are the arms.
     pub flag: String,

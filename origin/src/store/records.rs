@@ -14,7 +14,11 @@ pub struct Organization {
     /// Row id.
     pub id: i64,
     /// Unique key (see `CreateNamed`).
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
+    #[schema(
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub key: String,
     /// Display name.
     pub name: String,
@@ -31,7 +35,11 @@ pub struct Project {
     /// The organization.
     pub org_id: i64,
     /// Key, unique in the organization (see `CreateNamed`).
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
+    #[schema(
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub key: String,
     /// Display name.
     pub name: String,
@@ -49,7 +57,11 @@ pub struct Environment {
     pub project_id: i64,
     /// Key, unique in the project (see `CreateNamed`); the snapshot's
     /// `environment` is `org/project/key`.
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
+    #[schema(
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub key: String,
     /// Display name.
     pub name: String,
@@ -66,7 +78,11 @@ pub struct Environment {
 pub struct FlagSpec {
     /// Key, unique in the project: 1–200 characters of
     /// `A-Z a-z 0-9 - _ .`, not `.` or `..`.
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$", min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]+$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub key: String,
     /// Value type: `boolean`, `string`, `number` or `json`.
     #[schema(value_type = String, example = "boolean")]
