@@ -76,6 +76,16 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub ingest_secret: Option<String>,
+    /// The bearer token a metrics scraper sends to `GET /metrics` (the
+    /// administrator token works too; without either, `/metrics` answers
+    /// 401: its labels name every tenant's environments).
+    #[arg(
+        long,
+        env = "BUNTING_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
     /// Log format: `text` or `json` [default: text]. Levels follow
     /// `RUST_LOG` (default `info`).
     #[arg(long, env = "BUNTING_LOG_FORMAT", value_name = "FORMAT")]
@@ -178,6 +188,7 @@ impl ServeArgs {
             database_url,
             admin_token,
             ingest_secret,
+            metrics_token,
             log_format,
             publish_dir,
             wrangler,
@@ -364,6 +375,7 @@ pub async fn serve(
         ServeConfig {
             admin_token: args.admin_token.clone(),
             ingest_secret: args.ingest_secret.clone(),
+            metrics_token: args.metrics_token.clone(),
         },
     );
     let publisher = start_publisher(&args, &state)?;

@@ -362,6 +362,7 @@ async fn status_endpoint(s: Store) {
         ServeConfig {
             admin_token: Some("root-secret".into()),
             ingest_secret: None,
+            ..ServeConfig::default()
         },
     );
     let (h, _) = start(&s, vec![Memory::new("zz-never-run", usize::MAX)]);

@@ -97,6 +97,7 @@ async fn config_publishing_metrics_and_graceful_shutdown() {
     cmd.args(["serve", "--config"])
         .arg(dir.join("bunting.toml"))
         .env("BUNTING_LISTEN", format!("127.0.0.1:{env_port}"))
+        .env("BUNTING_METRICS_TOKEN", "scraper-token")
         .env("RUST_LOG", "info");
     let mut server = spawn_server(&mut cmd, env_port).await;
     let base = server.base.clone();
@@ -152,12 +153,31 @@ async fn config_publishing_metrics_and_graceful_shutdown() {
         .await
         .unwrap();
     assert_eq!(h["status"], "ok");
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
+    // The metrics name every tenant's environments: operators only (the
+    // metrics token or the administrator token), and the metrics token
+    // opens nothing else.
+    for token in [None, Some("wrong"), Some("from-fil")] {
+        let mut r = c.get(format!("{base}/metrics"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{token:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    }
+    let denied = c
+        .get(format!("{base}/api/v1/orgs"))
+        .bearer_auth("scraper-token")
+        .send()
         .await
         .unwrap();
+    assert_eq!(denied.status(), 401);
+    let scrape = |token: &'static str| c.get(format!("{base}/metrics")).bearer_auth(token).send();
+    let by_admin = scrape("from-file").await.unwrap();
+    assert_eq!(by_admin.status(), 200);
+    let metrics = scrape("scraper-token").await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("bunting_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/orgs\",status=\"201\"} 1"),
         "{metrics}"

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { startWorker, post, sha256Hex } from "./harness.mjs";
-import { INGEST_SECRET, api, bin, freePort, kvDump, kvRestServer, published, startOrigin, until } from "./stack.mjs";
+import { INGEST_SECRET, ROOT_TOKEN, api, bin, freePort, kvDump, kvRestServer, published, startOrigin, until } from "./stack.mjs";
 
 test("a flag changed through the origin API is served changed by the edge", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
   const port = await freePort();
@@ -71,7 +71,8 @@ test("a flag changed through the origin API is served changed by the edge", { sk
     const ev = await post(w, "/events", { events: [{ name: "purchase", targetingKey: "user-1", value: 12.5, id: "o-1" }] }, { key: key.secret });
     assert.equal(ev.status, 202);
     const accepted = async () => {
-      const text = await (await fetch(`${o}/metrics`)).text();
+      // /metrics is for the operator: the administrator token opens it.
+      const text = await (await fetch(`${o}/metrics`, { headers: { authorization: `Bearer ${ROOT_TOKEN}` } })).text();
       return Number(text.match(/^bunting_events_accepted_total (\d+)/m)?.[1] ?? 0);
     };
     const t2 = performance.now();

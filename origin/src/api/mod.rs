@@ -64,6 +64,11 @@ pub struct ServeConfig {
     /// The secret the edge (and other producers) send as
     /// `Authorization: Bearer <secret>` to `POST /api/v1/events`.
     pub ingest_secret: Option<String>,
+    /// The operator's credential for `GET /metrics` (a Prometheus scraper's
+    /// bearer token). The metrics name every tenant's environments, so they
+    /// are not public: `/metrics` takes this token or the administrator
+    /// token, and answers 401 to anything else.
+    pub metrics_token: Option<String>,
 }
 
 /// Shared state of every handler. Cheap to clone.
@@ -202,7 +207,28 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The metrics, for the operator only (see [`ServeConfig::metrics_token`]).
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let given = auth::bearer_token(&headers);
+    let config = &state.config;
+    let operator = [
+        config.metrics_token.as_deref(),
+        config.admin_token.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|t| !t.is_empty())
+    .any(|t| given.is_some_and(|g| auth::same_secret(g, t)));
+    if !operator {
+        let mut r = ApiError::unauthorized(
+            "send the metrics token (--metrics-token) or the administrator token as \
+             `Authorization: Bearer <token>`",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+        return r;
+    }
     (
         [(
             header::CONTENT_TYPE,
