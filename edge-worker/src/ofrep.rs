@@ -9,8 +9,9 @@
 //! - `POST /ofrep/v1/evaluate/flags`: 200 `{"flags": [...]}`, each item a
 //!   success or an error object as above; the response carries an `ETag`.
 //!
-//! Every body keeps to OFREP's OpenAPI schemas (`tests/edge/ofrep/` holds
-//! the spec the edge tests validate each response against):
+//! Every body keeps to OFREP's OpenAPI schemas (`tests/edge/ofrep/schema.json`
+//! renders their response rules; the edge tests validate each response
+//! against it):
 //!
 //! - **Reasons** are OFREP's five ([`ofrep_reason`]): bunting's `DEFAULT`
 //!   (no rule matched, a prerequisite failed, outside the layer range) is
