@@ -49,6 +49,12 @@ pub async fn sqlite() -> (Store, Option<PgSchema>) {
 }
 
 pub async fn postgres() -> (Store, Option<PgSchema>) {
+    let (url, guard) = postgres_schema().await;
+    (Store::open(&url).await.unwrap(), Some(guard))
+}
+
+/// A fresh, empty PostgreSQL schema: the URL that uses it, and its guard.
+pub async fn postgres_schema() -> (String, PgSchema) {
     use sqlx::Connection;
     static N: AtomicU32 = AtomicU32::new(0);
     sqlx::any::install_default_drivers();
@@ -80,8 +86,10 @@ pub async fn postgres() -> (Store, Option<PgSchema>) {
         name: name.clone(),
     };
     let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-c%20search_path%3D{name}");
-    (Store::open(&url).await.unwrap(), Some(guard))
+    (
+        format!("{admin}{sep}options=-c%20search_path%3D{name}"),
+        guard,
+    )
 }
 
 macro_rules! both {
