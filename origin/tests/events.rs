@@ -190,7 +190,7 @@ async fn unblock(b: Block) {
 }
 
 async fn wait_queued(ingest: &Ingest, n: usize) {
-    for _ in 0..500 {
+    for _ in 0..1500 {
         if ingest.queued() == n {
             return;
         }
@@ -698,7 +698,11 @@ async fn deleted_tenants_events_are_not_inherited(store: Store) {
         .await
         .unwrap();
     let data = store
-        .experiment_data(&e, std::slice::from_ref(&purchased), &AggregateOptions::default())
+        .experiment_data(
+            &e,
+            std::slice::from_ref(&purchased),
+            &AggregateOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(

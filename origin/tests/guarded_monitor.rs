@@ -278,7 +278,7 @@ async fn regression_is_rolled_back(store: Store) {
     assert!(log_by(&s.state.store, "ramp-guard").await.is_empty());
     assert!(s.state.store.verify_audit().await.unwrap().is_ok());
     // The webhook hears about it.
-    for _ in 0..100 {
+    for _ in 0..500 {
         if !s.hooks.lock().unwrap().is_empty() {
             break;
         }

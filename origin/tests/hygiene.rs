@@ -354,10 +354,11 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     ))
 }
 
-/// Waits up to 5 s for `cond` (which may `.await`).
+/// Waits up to 15 s (a liveness bound for a loaded CI machine) for `cond`
+/// (which may `.await`).
 macro_rules! until {
     ($what:expr, $cond:expr) => {{
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while !($cond) {
             assert!(
                 tokio::time::Instant::now() < deadline,

@@ -275,7 +275,7 @@ async fn alert_rolls_back_with_evidence(store: Store) {
     assert!(w.store.verify_audit().await.unwrap().is_ok());
 
     // The webhook hears about each rollback.
-    for _ in 0..100 {
+    for _ in 0..500 {
         if w.hooks.lock().unwrap().len() == 3 {
             break;
         }
