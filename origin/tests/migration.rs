@@ -7,7 +7,7 @@
 use bunting_origin::store::Store;
 use sqlx::Connection;
 
-#[macro_use]
+#[allow(unused_macros)]
 mod common;
 
 /// The migrations before 0009, as `Store::open` applied them.
