@@ -27,15 +27,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            });
+        let json_type = is_json(req.headers());
         if !json_type {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -75,4 +67,27 @@ pub fn tagged<T: Serialize>(status: StatusCode, version: i64, value: &T) -> Resp
 /// 204 No Content.
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Whether `headers` declare a JSON body: `Content-Type` `application/json`
+/// or `application/<something>+json`, parameters ignored.
+///
+/// ```
+/// use axum::http::HeaderMap;
+/// use bunting_origin::api::body::is_json;
+/// let mut h = HeaderMap::new();
+/// h.insert("content-type", "application/json; charset=utf-8".parse().unwrap());
+/// assert!(is_json(&h));
+/// h.insert("content-type", "text/plain".parse().unwrap());
+/// assert!(!is_json(&h) && !is_json(&HeaderMap::new()));
+/// ```
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
 }

@@ -231,15 +231,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// ```
 pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            let m = m.trim();
-            m == "application/json" || m.ends_with("+json")
-        });
+    let json = super::body::is_json(response.headers());
     if !(status.is_client_error() || status.is_server_error()) || json {
         return response;
     }

@@ -73,37 +73,26 @@ fn kib(n: usize) -> String {
 pub fn check(snapshot: &Snapshot) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
     let mut total = 0;
-    for f in &snapshot.flags {
-        let n = size(f);
+    // Each entity's size against its bound, into the total.
+    let mut entity = |kind: &str, key: &str, n: usize, max: usize| {
         total += n;
-        if n > MAX_FLAG_BYTES {
+        if n > max {
             problems.push(Problem {
-                entity: Some(f.key.clone()),
-                path: "flag".into(),
+                entity: Some(key.to_string()),
+                path: kind.into(),
                 message: format!(
-                    "flag {:?} would take {} as JSON in this environment; at most {}",
-                    f.key,
+                    "{kind} {key:?} would take {} as JSON in this environment; at most {}",
                     kib(n),
-                    kib(MAX_FLAG_BYTES)
+                    kib(max)
                 ),
             });
         }
+    };
+    for f in &snapshot.flags {
+        entity("flag", &f.key, size(f), MAX_FLAG_BYTES);
     }
     for s in &snapshot.segments {
-        let n = size(s);
-        total += n;
-        if n > MAX_SEGMENT_BYTES {
-            problems.push(Problem {
-                entity: Some(s.key.clone()),
-                path: "segment".into(),
-                message: format!(
-                    "segment {:?} would take {} as JSON; at most {}",
-                    s.key,
-                    kib(n),
-                    kib(MAX_SEGMENT_BYTES)
-                ),
-            });
-        }
+        entity("segment", &s.key, size(s), MAX_SEGMENT_BYTES);
     }
     total += size(&snapshot.layers);
     if snapshot.flags.len() > MAX_FLAGS {
