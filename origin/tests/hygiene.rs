@@ -730,19 +730,7 @@ async fn revoking_twice_changes_nothing(store: Store) {
     let second = api.call(Method::DELETE, &path, None, &[]).await;
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(second.body, first.body);
-    let audit = api
-        .get(&format!(
-            "/orgs/acme/audit?entityType=token&entityId={}",
-            token["id"]
-        ))
-        .await
-        .body;
-    let actions: Vec<&str> = audit["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let (actions, audit) = audit_actions(&api, "token", &token["id"]).await;
     assert_eq!(actions, ["create", "revoke"], "{audit}");
 
     let key = api
@@ -763,18 +751,24 @@ async fn revoking_twice_changes_nothing(store: Store) {
         snapshot_version,
         "nothing to publish"
     );
+    let (actions, audit) = audit_actions(&api, "sdkKey", &key["id"]).await;
+    assert_eq!(actions, ["create", "revoke"], "{audit}");
+}
+
+/// The actions of acme's audit entries about one entity, oldest first, and
+/// the page they came from.
+async fn audit_actions(api: &Api, entity_type: &str, id: &Value) -> (Vec<String>, Value) {
     let audit = api
         .get(&format!(
-            "/orgs/acme/audit?entityType=sdkKey&entityId={}",
-            key["id"]
+            "/orgs/acme/audit?entityType={entity_type}&entityId={id}"
         ))
         .await
         .body;
-    let actions: Vec<&str> = audit["items"]
+    let actions = audit["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["action"].as_str().unwrap())
+        .map(|e| e["action"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(actions, ["create", "revoke"], "{audit}");
+    (actions, audit)
 }
