@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{Ctx, find_tool, rel, version_of};
-use crate::wasm::TARGET;
+use crate::util::{Ctx, TARGET, find_tool, rel, version_of};
 
 /// Directories that may hold a `package.json` the project needs installed.
 const NODE_PACKAGE_DIRS: &[&str] = &[".", "edge-worker", "examples/node"];
@@ -17,13 +16,13 @@ const NODE_PACKAGE_DIRS: &[&str] = &[".", "edge-worker", "examples/node"];
 const MIN_NODE_MAJOR: u32 = 20;
 
 /// The tools later steps run.
-pub struct Tools {
+pub(crate) struct Tools {
     pub wasm_bindgen: PathBuf,
     pub test_runner: PathBuf,
     pub node: PathBuf,
 }
 
-pub fn run(ctx: &Ctx) -> Result<Tools> {
+pub(crate) fn run(ctx: &Ctx) -> Result<Tools> {
     ctx.section("setup");
     let start = Instant::now();
     rust_target(ctx)?;

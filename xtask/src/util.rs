@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// The Rust target of every WebAssembly build (core modules, the worker).
+pub(crate) const TARGET: &str = "wasm32-unknown-unknown";
+
 /// The workspace and the steps run so far.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// Workspace root.
     pub root: PathBuf,
     /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
@@ -20,7 +23,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new() -> Result<Ctx> {
+    pub(crate) fn new() -> Result<Ctx> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .context("xtask lives inside the workspace")?
@@ -45,27 +48,27 @@ impl Ctx {
     }
 
     /// A cargo command run in the workspace root.
-    pub fn cargo(&self, args: &[&str]) -> Command {
+    pub(crate) fn cargo(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.cargo);
         c.args(args).current_dir(&self.root);
         c
     }
 
     /// Any command run in the workspace root.
-    pub fn cmd(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
         let mut c = Command::new(program);
         c.args(args).current_dir(&self.root);
         c
     }
 
     /// Prints a section heading.
-    pub fn section(&self, title: &str) {
+    pub(crate) fn section(&self, title: &str) {
         println!("\n==> {title}");
     }
 
     /// Runs a named step with inherited output; fails with the command line
     /// when it fails.
-    pub fn step(&self, name: &str, mut cmd: Command) -> Result<()> {
+    pub(crate) fn step(&self, name: &str, mut cmd: Command) -> Result<()> {
         self.section(name);
         println!("$ {}", show(&cmd));
         let start = Instant::now();
@@ -86,7 +89,7 @@ impl Ctx {
 
     /// Runs a command quietly and returns its standard output; stderr goes
     /// to the terminal.
-    pub fn capture(&self, mut cmd: Command) -> Result<String> {
+    pub(crate) fn capture(&self, mut cmd: Command) -> Result<String> {
         let out = cmd
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -99,12 +102,12 @@ impl Ctx {
     }
 
     /// Records how long something took, for the summary.
-    pub fn record(&self, name: &str, took: Duration) {
+    pub(crate) fn record(&self, name: &str, took: Duration) {
         self.timings.borrow_mut().push((name.to_string(), took));
     }
 
     /// Prints the time of every step.
-    pub fn print_timings(&self) {
+    pub(crate) fn print_timings(&self) {
         let timings = self.timings.borrow();
         if timings.is_empty() {
             return;
@@ -118,7 +121,7 @@ impl Ctx {
 }
 
 /// A command line as a user would type it (environment first).
-pub fn show(cmd: &Command) -> String {
+pub(crate) fn show(cmd: &Command) -> String {
     let mut parts: Vec<String> = cmd
         .get_envs()
         .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
@@ -143,7 +146,7 @@ pub fn show(cmd: &Command) -> String {
 
 /// Finds an executable on `PATH`, then in cargo's bin directory (where
 /// `cargo install` puts things even when it is not on `PATH`).
-pub fn find_tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_tool(name: &str) -> Option<PathBuf> {
     let exe = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
@@ -158,7 +161,7 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
 }
 
 /// The output of `tool --version`, trimmed, if it runs.
-pub fn version_of(tool: &Path) -> Option<String> {
+pub(crate) fn version_of(tool: &Path) -> Option<String> {
     let out = Command::new(tool)
         .arg("--version")
         .stdin(Stdio::null())
@@ -171,6 +174,6 @@ pub fn version_of(tool: &Path) -> Option<String> {
 }
 
 /// A path relative to `base` when it is inside it, for shorter messages.
-pub fn rel<'a>(path: &'a Path, base: &Path) -> std::borrow::Cow<'a, str> {
+pub(crate) fn rel<'a>(path: &'a Path, base: &Path) -> std::borrow::Cow<'a, str> {
     path.strip_prefix(base).unwrap_or(path).to_string_lossy()
 }

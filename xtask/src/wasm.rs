@@ -8,12 +8,10 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::setup::Tools;
-use crate::util::{Ctx, rel};
-
-pub const TARGET: &str = "wasm32-unknown-unknown";
+use crate::util::{Ctx, TARGET, rel};
 
 /// What `build` produced.
-pub struct Wasm {
+pub(crate) struct Wasm {
     /// The C ABI module (feature `abi`) for wasmtime hosts.
     pub abi: PathBuf,
     /// wasm-bindgen output for Node (`--target nodejs`).
@@ -58,7 +56,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-pub fn build(ctx: &Ctx, tools: &Tools) -> Result<Wasm> {
+pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<Wasm> {
     let out = ctx.target_dir.join("wasm");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
@@ -106,13 +104,13 @@ pub fn build(ctx: &Ctx, tools: &Tools) -> Result<Wasm> {
     Ok(wasm)
 }
 
-pub fn gzipped_len(bytes: &[u8]) -> Result<usize> {
+pub(crate) fn gzipped_len(bytes: &[u8]) -> Result<usize> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::best());
     gz.write_all(bytes)?;
     Ok(gz.finish()?.len())
 }
 
-pub fn kib(n: usize) -> String {
+pub(crate) fn kib(n: usize) -> String {
     format!("{:.1} KiB", n as f64 / 1024.0)
 }
 
