@@ -230,7 +230,7 @@ fn bytes_that_are_not_wasm_do_not_compile() {
 
 /// A minimal encoder for hand-made test modules.
 mod wasm {
-    pub fn uleb(mut v: u64, out: &mut Vec<u8>) {
+    pub(crate) fn uleb(mut v: u64, out: &mut Vec<u8>) {
         loop {
             let byte = (v & 0x7f) as u8;
             v >>= 7;
@@ -242,7 +242,7 @@ mod wasm {
         }
     }
 
-    pub fn sleb(mut v: i64, out: &mut Vec<u8>) {
+    pub(crate) fn sleb(mut v: i64, out: &mut Vec<u8>) {
         loop {
             let byte = (v & 0x7f) as u8;
             v >>= 7;
@@ -254,24 +254,24 @@ mod wasm {
         }
     }
 
-    pub fn name(s: &str) -> Vec<u8> {
+    pub(crate) fn name(s: &str) -> Vec<u8> {
         let mut out = Vec::new();
         uleb(s.len() as u64, &mut out);
         out.extend_from_slice(s.as_bytes());
         out
     }
 
-    pub fn vec(items: Vec<Vec<u8>>) -> Vec<u8> {
+    pub(crate) fn vec(items: Vec<Vec<u8>>) -> Vec<u8> {
         let mut out = Vec::new();
         uleb(items.len() as u64, &mut out);
         items.into_iter().for_each(|i| out.extend(i));
         out
     }
 
-    pub const I32: u8 = 0x7f;
-    pub const I64: u8 = 0x7e;
+    pub(crate) const I32: u8 = 0x7f;
+    pub(crate) const I64: u8 = 0x7e;
 
-    pub fn func_type(params: &[u8], results: &[u8]) -> Vec<u8> {
+    pub(crate) fn func_type(params: &[u8], results: &[u8]) -> Vec<u8> {
         let mut out = vec![0x60];
         out.extend(vec(params.iter().map(|p| vec![*p]).collect()));
         out.extend(vec(results.iter().map(|r| vec![*r]).collect()));
@@ -279,7 +279,7 @@ mod wasm {
     }
 
     /// A function body without locals; `end` is appended.
-    pub fn body(instrs: &[u8]) -> Vec<u8> {
+    pub(crate) fn body(instrs: &[u8]) -> Vec<u8> {
         let mut inner = vec![0x00];
         inner.extend_from_slice(instrs);
         inner.push(0x0b);
@@ -289,14 +289,14 @@ mod wasm {
         out
     }
 
-    pub fn i64_const(v: i64) -> Vec<u8> {
+    pub(crate) fn i64_const(v: i64) -> Vec<u8> {
         let mut out = vec![0x42];
         sleb(v, &mut out);
         out
     }
 
     /// Assembles a module from `(section id, contents)` pairs.
-    pub fn module(sections: Vec<(u8, Vec<u8>)>) -> Vec<u8> {
+    pub(crate) fn module(sections: Vec<(u8, Vec<u8>)>) -> Vec<u8> {
         let mut out = b"\0asm\x01\0\0\0".to_vec();
         for (id, body) in sections {
             out.push(id);
@@ -306,7 +306,7 @@ mod wasm {
         out
     }
 
-    pub fn export(n: &str, kind: u8, index: u64) -> Vec<u8> {
+    pub(crate) fn export(n: &str, kind: u8, index: u64) -> Vec<u8> {
         let mut out = name(n);
         out.push(kind);
         uleb(index, &mut out);
@@ -315,7 +315,7 @@ mod wasm {
 
     /// A fake bunting ABI: `bunting_load` replies with `load_reply` (stored at
     /// 2048), `bunting_eval` runs `eval` (which must leave an `i64`).
-    pub fn fake_abi(load_reply: &[u8], eval: &[u8]) -> Vec<u8> {
+    pub(crate) fn fake_abi(load_reply: &[u8], eval: &[u8]) -> Vec<u8> {
         let types = vec(vec![
             func_type(&[I32], &[I32]),
             func_type(&[I32, I32], &[]),

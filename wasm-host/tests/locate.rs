@@ -1,3 +1,7 @@
+// `std::env::set_var` is `unsafe` since edition 2024; this single-test binary
+// is the only reader of its environment (see the SAFETY notes below).
+#![allow(unsafe_code)]
+
 //! `WasmRuntime::locate` and `BUNTING_CORE_WASM`. One test in its own binary,
 //! because it changes the process environment.
 

@@ -16,7 +16,7 @@ use crate::util::Ctx;
 /// The benchmark script, relative to the workspace root.
 const SCRIPT: &str = "tests/edge/bench.mjs";
 
-pub fn run(ctx: &Ctx, tools: &Tools) -> Result<()> {
+pub(crate) fn run(ctx: &Ctx, tools: &Tools) -> Result<()> {
     edge::build(ctx, tools)?;
     let json = ctx.target_dir.join("edge-bench.json");
     let mut cmd = ctx.cmd(&tools.node, &[SCRIPT]);

@@ -35,7 +35,7 @@ type Results = BTreeMap<String, Vec<(String, Value)>>;
 
 /// The three-way comparison alone (what `cargo xtask test` runs: its edge
 /// tests already cover `wrangler dev`).
-pub fn compare_builds(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
+pub(crate) fn compare_builds(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
     let now = std::env::var("BUNTING_DEMO_NOW").unwrap_or_else(|_| DEMO_NOW.to_string());
     let snapshot = ctx.root.join(SNAPSHOT);
     let contexts_path = ctx.root.join(CONTEXTS);
@@ -360,7 +360,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `cargo xtask demo`: the three-way comparison, then the local stack.
 /// `BUNTING_DEMO_EDGE=0` skips the stack.
-pub fn run(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
+pub(crate) fn run(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
     compare_builds(ctx, tools, wasm)?;
     if std::env::var("BUNTING_DEMO_EDGE").is_ok_and(|v| v == "0") {
         println!("\nBUNTING_DEMO_EDGE=0: skipping the local stack (origin + wrangler dev)");

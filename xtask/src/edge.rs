@@ -15,7 +15,7 @@ use crate::util::{Ctx, find_tool, rel, version_of};
 use crate::wasm::{gzipped_len, kib};
 
 /// The worker-build release matching the `worker` crate in `Cargo.lock`.
-pub const WORKER_BUILD_VERSION: &str = "0.8.7";
+pub(crate) const WORKER_BUILD_VERSION: &str = "0.8.7";
 
 /// The crate directory and where worker-build writes.
 const CRATE_DIR: &str = "edge-worker";
@@ -23,7 +23,7 @@ const BUILD_DIR: &str = "edge-worker/build";
 
 /// Environment that keeps worker-build, wrangler and miniflare offline and
 /// non-interactive.
-pub fn offline_env(ctx: &Ctx, cmd: &mut Command, tools: &Tools) {
+pub(crate) fn offline_env(ctx: &Ctx, cmd: &mut Command, tools: &Tools) {
     cmd.env("CI", "true")
         .env("WRANGLER_SEND_METRICS", "false")
         .env("WRANGLER_SEND_ERROR_REPORTS", "false")
@@ -35,7 +35,7 @@ pub fn offline_env(ctx: &Ctx, cmd: &mut Command, tools: &Tools) {
 }
 
 /// worker-build at [`WORKER_BUILD_VERSION`], installed if missing.
-pub fn setup(ctx: &Ctx) -> Result<PathBuf> {
+pub(crate) fn setup(ctx: &Ctx) -> Result<PathBuf> {
     let present = || {
         let path = find_tool("worker-build")?;
         let v = version_of(&path)?;
@@ -62,7 +62,7 @@ pub fn setup(ctx: &Ctx) -> Result<PathBuf> {
 }
 
 /// Builds the worker into `edge-worker/build/` and prints its size.
-pub fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
+pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     let worker_build = setup(ctx)?;
     let esbuild = ctx.root.join("node_modules/.bin/esbuild");
     if !esbuild.exists() {
@@ -110,7 +110,7 @@ fn test_files(root: &Path) -> Result<Vec<String>> {
 }
 
 /// Runs `tests/edge/*.test.mjs` (node:test + miniflare) against the build.
-pub fn test(ctx: &Ctx, tools: &Tools) -> Result<()> {
+pub(crate) fn test(ctx: &Ctx, tools: &Tools) -> Result<()> {
     let files = test_files(&ctx.root)?;
     let mut args = vec!["--test", "--test-reporter=spec"];
     args.extend(files.iter().map(String::as_str));

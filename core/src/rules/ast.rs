@@ -27,17 +27,29 @@ pub enum Expr {
 /// Binary operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
+    /// `==`: equal (numbers by value, versions and times by their order).
     Eq,
+    /// `!=`: not equal.
     Ne,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
+    /// `in`: the left value is a member of the right list.
     In,
+    /// `not in`: the left scalar is not a member of the right list.
     NotIn,
+    /// `contains`: a substring, or a list member.
     Contains,
+    /// `starts_with`: a string prefix.
     StartsWith,
+    /// `ends_with`: a string suffix.
     EndsWith,
+    /// `matches`: the left string matches the right regular expression.
     Matches,
 }
 
@@ -61,8 +73,11 @@ pub enum Operand {
 /// What an operand is statically known to produce, for literal coercion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A semantic version: string literals compared with it are versions.
     Version,
+    /// A time: string literals compared with it are RFC 3339 times.
     Time,
+    /// Anything else: literals stay as written.
     Other,
 }
 
@@ -87,13 +102,20 @@ pub struct Path {
 /// A typed literal.
 #[derive(Debug, Clone)]
 pub enum Lit {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A number (JSON numbers are all `f64`).
     Num(f64),
+    /// A string.
     Str(String),
+    /// A list literal, `[…]`.
     List(Vec<Lit>),
+    /// A string literal compared with a `semver(…)` operand, parsed once.
     Version(semver::Version),
     /// Unix milliseconds.
     Time(i64),
+    /// The right side of `matches`, compiled once.
     Regex(Regex),
 }

@@ -4,7 +4,7 @@ use super::ParseError;
 
 /// A token kind, with its payload.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Tok {
+pub(super) enum Tok {
     /// Attribute path or function name, e.g. `app.version`.
     Ident(String),
     /// String literal (escapes resolved).
@@ -39,7 +39,7 @@ pub enum Tok {
 
 impl Tok {
     /// How the token is named in error messages.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Tok::Ident(s) => format!("identifier `{s}`"),
             Tok::Str(s) => format!("string {s:?}"),
@@ -74,7 +74,7 @@ impl Tok {
 
 /// A token and where it starts (1-based line and column, in characters).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Token {
+pub(super) struct Token {
     pub tok: Tok,
     pub line: u32,
     pub column: u32,
@@ -121,7 +121,7 @@ fn is_ident_continue(c: char) -> bool {
 }
 
 /// Splits `src` into tokens, ending with [`Tok::Eof`].
-pub fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
+pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
     let mut lx = Lexer {
         chars: src.chars().peekable(),
         line: 1,

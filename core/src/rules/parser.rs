@@ -33,7 +33,7 @@ struct Parser<'r> {
 }
 
 /// Parses and compiles `src`.
-pub fn parse(src: &str, segments: SegmentResolver<'_>) -> Result<Expr, ParseError> {
+pub(super) fn parse(src: &str, segments: SegmentResolver<'_>) -> Result<Expr, ParseError> {
     let mut p = Parser {
         toks: tokenize(src)?,
         pos: 0,

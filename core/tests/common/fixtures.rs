@@ -3,7 +3,7 @@
 //! `conformance.rs` checks that this list matches `tests/conformance/`.
 
 /// `(file name, contents)` of every fixture file.
-pub const FIXTURES: &[(&str, &str)] = &[
+pub(crate) const FIXTURES: &[(&str, &str)] = &[
     (
         "basics.json",
         include_str!("../../../tests/conformance/basics.json"),

@@ -8,7 +8,7 @@ use bunting_wasm_host::WasmRuntime;
 
 /// The module from `cargo xtask wasm` (or `BUNTING_CORE_WASM`), compiled once
 /// per test binary. Compiling takes a few seconds in debug builds.
-pub fn runtime() -> &'static WasmRuntime {
+pub(crate) fn runtime() -> &'static WasmRuntime {
     static RUNTIME: OnceLock<WasmRuntime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         if let Some(hint) = stale_hint() {
@@ -21,7 +21,7 @@ pub fn runtime() -> &'static WasmRuntime {
 /// Says so when the module is older than the core sources it was built
 /// from, the usual cause of a difference between native and WASM results.
 #[allow(dead_code)] // not every suite reports it
-pub fn stale_hint() -> Option<String> {
+pub(crate) fn stale_hint() -> Option<String> {
     let module = WasmRuntime::module_path().ok()?;
     let built = std::fs::metadata(&module).ok()?.modified().ok()?;
     let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core");
