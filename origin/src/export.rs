@@ -30,7 +30,7 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use bunting_origin::defs::{load, Syntax};
+//! use bunting_defs::{load, Syntax};
 //! use bunting_origin::export::export;
 //! use bunting_origin::store::{Actor, Store};
 //! let store = Store::open("sqlite::memory:").await.unwrap();
@@ -59,14 +59,14 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use bunting_core::model::{Layer, Prerequisite, Rule, Segment};
 use bunting_core::{Flag, FlagType, Serve};
-use serde_json::{Number, Value as Json};
+use bunting_defs::write::{OutputDocument, OutputNode};
+use bunting_defs::{self as defs, SnapshotOptions, Syntax};
+use serde_json::Value as Json;
 use thiserror::Error;
 
-use crate::defs::{self, SnapshotOptions, Syntax};
 use crate::store::{ConfigSpec, FlagSpec, Store, StoreError};
 
 /// Why a project could not be exported.
@@ -106,158 +106,6 @@ pub enum ExportError {
     },
 }
 
-/// One node of an exported definition document: what YAML and JSON have in
-/// common. Mappings keep their order.
-///
-/// ```
-/// use bunting_origin::export::{Document, Node};
-/// let doc = Document::new(Node::Map(vec![
-///     ("environments".into(), Node::Seq(vec![Node::string("production")])),
-/// ]));
-/// assert_eq!(doc.to_yaml(), "environments: [production]\n");
-/// assert_eq!(doc.to_json(), "{\n  \"environments\": [\n    \"production\"\n  ]\n}\n");
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub enum Node {
-    /// A string, number, boolean or null.
-    Scalar(Json),
-    /// A list.
-    Seq(Vec<Node>),
-    /// A mapping, in order.
-    Map(Vec<(String, Node)>),
-}
-
-impl Node {
-    /// A string scalar.
-    ///
-    /// ```
-    /// use bunting_origin::export::Node;
-    /// assert_eq!(Node::string("on"), Node::Scalar(serde_json::json!("on")));
-    /// ```
-    pub fn string(s: impl Into<String>) -> Node {
-        Node::Scalar(Json::String(s.into()))
-    }
-
-    /// A number scalar from an `f64` (weights, percentages, layer ranges):
-    /// whole numbers are written without a fraction (`50`, not `50.0`).
-    ///
-    /// ```
-    /// use bunting_origin::export::Node;
-    /// assert_eq!(Node::number(50.0), Node::Scalar(serde_json::json!(50)));
-    /// assert_eq!(Node::number(33.5), Node::Scalar(serde_json::json!(33.5)));
-    /// ```
-    pub fn number(x: f64) -> Node {
-        let n = if x.fract() == 0.0 && x.abs() < 1e15 {
-            Number::from(x as i64)
-        } else {
-            Number::from_f64(x).unwrap_or_else(|| Number::from(0))
-        };
-        Node::Scalar(Json::Number(n))
-    }
-
-    /// The node of an arbitrary JSON value (a variant's value). Objects keep
-    /// `serde_json`'s key order.
-    ///
-    /// ```
-    /// use bunting_origin::export::Node;
-    /// let n = Node::json(&serde_json::json!({"topK": 50}));
-    /// assert_eq!(n, Node::Map(vec![("topK".into(), Node::Scalar(serde_json::json!(50)))]));
-    /// ```
-    pub fn json(value: &Json) -> Node {
-        match value {
-            Json::Array(items) => Node::Seq(items.iter().map(Node::json).collect()),
-            Json::Object(map) => Node::Map(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), Node::json(v)))
-                    .collect(),
-            ),
-            scalar => Node::Scalar(scalar.clone()),
-        }
-    }
-
-    /// The node as a `serde_json` value (mapping order follows
-    /// `serde_json`'s map, not the document's).
-    ///
-    /// ```
-    /// use bunting_origin::export::Node;
-    /// let n = Node::Seq(vec![Node::string("a"), Node::number(1.0)]);
-    /// assert_eq!(n.to_value(), serde_json::json!(["a", 1]));
-    /// ```
-    pub fn to_value(&self) -> Json {
-        match self {
-            Node::Scalar(v) => v.clone(),
-            Node::Seq(items) => Json::Array(items.iter().map(Node::to_value).collect()),
-            Node::Map(entries) => Json::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_value()))
-                    .collect(),
-            ),
-        }
-    }
-}
-
-/// An exported definition file, ready to be written as YAML or JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Document {
-    /// The top-level mapping (`environments`, `segments`, `layers`, `flags`).
-    pub root: Node,
-}
-
-impl Document {
-    /// A document with `root` as its top-level node.
-    ///
-    /// ```
-    /// use bunting_origin::export::{Document, Node};
-    /// let doc = Document::new(Node::Map(Vec::new()));
-    /// assert_eq!(doc.to_json(), "{}\n");
-    /// ```
-    pub fn new(root: Node) -> Document {
-        Document { root }
-    }
-
-    /// The document as YAML 1.2 in the style of `examples/flags.yaml`:
-    /// block mappings, short lists and mappings of scalars in flow style
-    /// (`{ on: true, off: false }`), strings plain where that reads back as
-    /// the same string and quoted otherwise.
-    ///
-    /// ```
-    /// use bunting_origin::export::{Document, Node};
-    /// let doc = Document::new(Node::Map(vec![
-    ///     ("condition".into(), Node::string("segment(\"staff\")")),
-    ///     ("version".into(), Node::string("42")),
-    ///     ("note".into(), Node::string("it's: quoted")),
-    /// ]));
-    /// assert_eq!(doc.to_yaml(), "condition: segment(\"staff\")\nversion: '42'\nnote: 'it''s: quoted'\n");
-    /// ```
-    pub fn to_yaml(&self) -> String {
-        let mut out = String::new();
-        match &self.root {
-            Node::Map(entries) if !entries.is_empty() => yaml_entries(&mut out, entries, 0),
-            other => {
-                yaml_inline(&mut out, other);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// The document as pretty-printed JSON (two-space indent, mappings in
-    /// document order), ending with a newline.
-    ///
-    /// ```
-    /// use bunting_origin::export::{Document, Node};
-    /// let doc = Document::new(Node::Map(vec![("flags".into(), Node::Map(Vec::new()))]));
-    /// assert_eq!(doc.to_json(), "{\n  \"flags\": {}\n}\n");
-    /// ```
-    pub fn to_json(&self) -> String {
-        let mut out = String::new();
-        json_node(&mut out, &self.root, 0);
-        out.push('\n');
-        out
-    }
-}
-
 /// Reads project `project_id` from `store` and returns it as a definition
 /// document (see the [module documentation](self) for how store and file
 /// differ). The document is checked before it is returned: read back, it
@@ -277,7 +125,7 @@ impl Document {
 /// assert_eq!(export(&store, web.id).await.unwrap().to_yaml(), "environments: [production]\n");
 /// # });
 /// ```
-pub async fn export(store: &Store, project_id: i64) -> Result<Document, ExportError> {
+pub async fn export(store: &Store, project_id: i64) -> Result<OutputDocument, ExportError> {
     let project = store.project(project_id).await?;
     let envs = store.environments(project_id).await?;
     if envs.is_empty() {
@@ -295,7 +143,7 @@ pub async fn export(store: &Store, project_id: i64) -> Result<Document, ExportEr
     let env_names: Vec<&str> = envs.iter().map(|e| e.key.as_str()).collect();
     let mut root = vec![(
         "environments".to_string(),
-        Node::Seq(env_names.iter().map(|e| Node::string(*e)).collect()),
+        OutputNode::Seq(env_names.iter().map(|e| OutputNode::string(*e)).collect()),
     )];
 
     let per_env_segments: Vec<(&str, &[Segment])> = snapshots
@@ -304,13 +152,13 @@ pub async fn export(store: &Store, project_id: i64) -> Result<Document, ExportEr
         .collect();
     let segments = segments_node(&per_env_segments)?;
     if !segments.is_empty() {
-        root.push(("segments".into(), Node::Map(segments)));
+        root.push(("segments".into(), OutputNode::Map(segments)));
     }
 
     if !layers.is_empty() {
         root.push((
             "layers".into(),
-            Node::Map(
+            OutputNode::Map(
                 layers
                     .iter()
                     .map(|l| (l.layer.key.clone(), layer_node(&l.layer)))
@@ -346,10 +194,10 @@ pub async fn export(store: &Store, project_id: i64) -> Result<Document, ExportEr
         }
     }
     if !flag_nodes.is_empty() {
-        root.push(("flags".into(), Node::Map(flag_nodes)));
+        root.push(("flags".into(), OutputNode::Map(flag_nodes)));
     }
 
-    let doc = Document::new(Node::Map(root));
+    let doc = OutputDocument::new(OutputNode::Map(root));
     for (format, text, syntax) in [
         ("yaml", doc.to_yaml(), Syntax::Yaml),
         ("json", doc.to_json(), Syntax::Json),
@@ -440,44 +288,46 @@ fn empty_block_config(off_variant: &str) -> ConfigSpec {
     }
 }
 
-fn flag_node(spec: &FlagSpec, configs: &[(&str, ConfigSpec)]) -> Node {
-    let mut m: Vec<(String, Node)> =
-        vec![("type".into(), Node::string(flag_type_name(spec.flag_type)))];
+fn flag_node(spec: &FlagSpec, configs: &[(&str, ConfigSpec)]) -> OutputNode {
+    let mut m: Vec<(String, OutputNode)> = vec![(
+        "type".into(),
+        OutputNode::string(flag_type_name(spec.flag_type)),
+    )];
     if let Some(d) = &spec.description {
-        m.push(("description".into(), Node::string(d)));
+        m.push(("description".into(), OutputNode::string(d)));
     }
     if let Some(o) = &spec.owner {
-        m.push(("owner".into(), Node::string(o)));
+        m.push(("owner".into(), OutputNode::string(o)));
     }
     if !spec.tags.is_empty() {
         m.push((
             "tags".into(),
-            Node::Seq(spec.tags.iter().map(Node::string).collect()),
+            OutputNode::Seq(spec.tags.iter().map(OutputNode::string).collect()),
         ));
     }
     m.push((
         "variants".into(),
-        Node::Map(
+        OutputNode::Map(
             spec.variants
                 .iter()
-                .map(|(name, value)| (name.clone(), Node::json(value)))
+                .map(|(name, value)| (name.clone(), OutputNode::json(value)))
                 .collect(),
         ),
     ));
-    m.push(("offVariant".into(), Node::string(&spec.off_variant)));
+    m.push(("offVariant".into(), OutputNode::string(&spec.off_variant)));
     if let Some(s) = &spec.salt {
-        m.push(("salt".into(), Node::string(s)));
+        m.push(("salt".into(), OutputNode::string(s)));
     }
     if let Some(b) = &spec.bucket_by {
-        m.push(("bucketBy".into(), Node::string(b)));
+        m.push(("bucketBy".into(), OutputNode::string(b)));
     }
     if let Some(slot) = &spec.layer {
         m.push((
             "layer".into(),
-            Node::Map(vec![
-                ("key".into(), Node::string(&slot.key)),
-                ("start".into(), Node::number(slot.start)),
-                ("end".into(), Node::number(slot.end)),
+            OutputNode::Map(vec![
+                ("key".into(), OutputNode::string(&slot.key)),
+                ("start".into(), OutputNode::number(slot.start)),
+                ("end".into(), OutputNode::number(slot.end)),
             ]),
         ));
     }
@@ -485,17 +335,17 @@ fn flag_node(spec: &FlagSpec, configs: &[(&str, ConfigSpec)]) -> Node {
     let (default, base, unlisted) = choose_default(configs, &spec.off_variant);
     if let Some(d) = default {
         let block = config_block(d, &empty_block_config(&spec.off_variant));
-        m.push(("default".into(), Node::Map(block)));
+        m.push(("default".into(), OutputNode::Map(block)));
     }
-    let envs: Vec<(String, Node)> = configs
+    let envs: Vec<(String, OutputNode)> = configs
         .iter()
         .filter(|(_, c)| *c != unlisted)
-        .map(|(env, c)| (env.to_string(), Node::Map(config_block(c, &base))))
+        .map(|(env, c)| (env.to_string(), OutputNode::Map(config_block(c, &base))))
         .collect();
     if !envs.is_empty() {
-        m.push(("environments".into(), Node::Map(envs)));
+        m.push(("environments".into(), OutputNode::Map(envs)));
     }
-    Node::Map(m)
+    OutputNode::Map(m)
 }
 
 /// Picks the flag's `default` block: none (unlisted environments are off)
@@ -538,21 +388,21 @@ fn choose_default<'c>(
 }
 
 /// The fields of `c` that differ from `base` (what the block inherits).
-fn config_block(c: &ConfigSpec, base: &ConfigSpec) -> Vec<(String, Node)> {
+fn config_block(c: &ConfigSpec, base: &ConfigSpec) -> Vec<(String, OutputNode)> {
     let mut m = Vec::new();
     if c.enabled != base.enabled {
-        m.push(("enabled".into(), Node::Scalar(Json::Bool(c.enabled))));
+        m.push(("enabled".into(), OutputNode::Scalar(Json::Bool(c.enabled))));
     }
     if c.prerequisites != base.prerequisites {
         m.push((
             "prerequisites".into(),
-            Node::Seq(c.prerequisites.iter().map(prerequisite_node).collect()),
+            OutputNode::Seq(c.prerequisites.iter().map(prerequisite_node).collect()),
         ));
     }
     if c.rules != base.rules {
         m.push((
             "rules".into(),
-            Node::Seq(c.rules.iter().map(rule_node).collect()),
+            OutputNode::Seq(c.rules.iter().map(rule_node).collect()),
         ));
     }
     if c.fallthrough != base.fallthrough {
@@ -561,56 +411,56 @@ fn config_block(c: &ConfigSpec, base: &ConfigSpec) -> Vec<(String, Node)> {
     m
 }
 
-fn prerequisite_node(p: &Prerequisite) -> Node {
-    Node::Map(vec![
-        ("flag".into(), Node::string(&p.flag)),
-        ("variant".into(), Node::string(&p.variant)),
+fn prerequisite_node(p: &Prerequisite) -> OutputNode {
+    OutputNode::Map(vec![
+        ("flag".into(), OutputNode::string(&p.flag)),
+        ("variant".into(), OutputNode::string(&p.variant)),
     ])
 }
 
-fn rule_node(r: &Rule) -> Node {
+fn rule_node(r: &Rule) -> OutputNode {
     let mut m = Vec::new();
     if let Some(id) = &r.id {
-        m.push(("id".into(), Node::string(id)));
+        m.push(("id".into(), OutputNode::string(id)));
     }
     if let Some(d) = &r.description {
-        m.push(("description".into(), Node::string(d)));
+        m.push(("description".into(), OutputNode::string(d)));
     }
-    m.push(("condition".into(), Node::string(&r.condition)));
+    m.push(("condition".into(), OutputNode::string(&r.condition)));
     m.push(("serve".into(), serve_node(&r.serve)));
-    Node::Map(m)
+    OutputNode::Map(m)
 }
 
-fn serve_node(s: &Serve) -> Node {
+fn serve_node(s: &Serve) -> OutputNode {
     match s {
-        Serve::Variant(v) => Node::string(v),
-        Serve::Rollout(arms) => Node::Map(vec![(
+        Serve::Variant(v) => OutputNode::string(v),
+        Serve::Rollout(arms) => OutputNode::Map(vec![(
             "rollout".into(),
-            Node::Seq(
+            OutputNode::Seq(
                 arms.iter()
                     .map(|a| {
-                        Node::Map(vec![
-                            ("variant".into(), Node::string(&a.variant)),
-                            ("weight".into(), Node::number(a.weight)),
+                        OutputNode::Map(vec![
+                            ("variant".into(), OutputNode::string(&a.variant)),
+                            ("weight".into(), OutputNode::number(a.weight)),
                         ])
                     })
                     .collect(),
             ),
         )]),
-        Serve::Schedule(s) => Node::Map(vec![(
+        Serve::Schedule(s) => OutputNode::Map(vec![(
             "schedule".into(),
-            Node::Map(vec![
-                ("variant".into(), Node::string(&s.variant)),
-                ("otherwise".into(), Node::string(&s.otherwise)),
+            OutputNode::Map(vec![
+                ("variant".into(), OutputNode::string(&s.variant)),
+                ("otherwise".into(), OutputNode::string(&s.otherwise)),
                 (
                     "steps".into(),
-                    Node::Seq(
+                    OutputNode::Seq(
                         s.steps
                             .iter()
                             .map(|step| {
-                                Node::Map(vec![
-                                    ("at".into(), Node::string(&step.at)),
-                                    ("percentage".into(), Node::number(step.percentage)),
+                                OutputNode::Map(vec![
+                                    ("at".into(), OutputNode::string(&step.at)),
+                                    ("percentage".into(), OutputNode::number(step.percentage)),
                                 ])
                             })
                             .collect(),
@@ -621,15 +471,15 @@ fn serve_node(s: &Serve) -> Node {
     }
 }
 
-fn layer_node(l: &Layer) -> Node {
+fn layer_node(l: &Layer) -> OutputNode {
     let mut m = Vec::new();
     if let Some(s) = &l.salt {
-        m.push(("salt".into(), Node::string(s)));
+        m.push(("salt".into(), OutputNode::string(s)));
     }
     if let Some(b) = &l.bucket_by {
-        m.push(("bucketBy".into(), Node::string(b)));
+        m.push(("bucketBy".into(), OutputNode::string(b)));
     }
-    Node::Map(m)
+    OutputNode::Map(m)
 }
 
 /// The value that occurs most often (the first of equally frequent ones).
@@ -651,14 +501,14 @@ fn most_common<T: PartialEq + Copy>(items: impl Iterator<Item = T>) -> T {
     best.0
 }
 
-fn strings_node(items: &[String]) -> Node {
-    Node::Seq(items.iter().map(Node::string).collect())
+fn strings_node(items: &[String]) -> OutputNode {
+    OutputNode::Seq(items.iter().map(OutputNode::string).collect())
 }
 
 /// The file's `segments` mapping from each environment's segments: fields
 /// every environment agrees on go to the segment itself, the others to its
 /// `environments` overrides.
-fn segments_node(per_env: &[(&str, &[Segment])]) -> Result<Vec<(String, Node)>, ExportError> {
+fn segments_node(per_env: &[(&str, &[Segment])]) -> Result<Vec<(String, OutputNode)>, ExportError> {
     // Every key, in the order the first environments list them.
     let mut keys: Vec<&str> = Vec::new();
     for (_, segs) in per_env {
@@ -708,7 +558,7 @@ fn segments_node(per_env: &[(&str, &[Segment])]) -> Result<Vec<(String, Node)>, 
 
         let mut m = Vec::new();
         if let Some(d) = &first.description {
-            m.push(("description".into(), Node::string(d)));
+            m.push(("description".into(), OutputNode::string(d)));
         }
         // Each field's base is the value most environments have; the others
         // override it. A list override may be `[]`; a condition cannot be
@@ -728,7 +578,7 @@ fn segments_node(per_env: &[(&str, &[Segment])]) -> Result<Vec<(String, Node)>, 
             m.push(("excluded".into(), strings_node(excluded)));
         }
         if let Some(c) = condition {
-            m.push(("condition".into(), Node::string(c)));
+            m.push(("condition".into(), OutputNode::string(c)));
         }
         let mut overrides = Vec::new();
         for (env, s) in &present {
@@ -742,338 +592,23 @@ fn segments_node(per_env: &[(&str, &[Segment])]) -> Result<Vec<(String, Node)>, 
             if s.condition.as_ref() != condition
                 && let Some(c) = &s.condition
             {
-                o.push(("condition".into(), Node::string(c)));
+                o.push(("condition".into(), OutputNode::string(c)));
             }
             if !o.is_empty() {
-                overrides.push((env.to_string(), Node::Map(o)));
+                overrides.push((env.to_string(), OutputNode::Map(o)));
             }
         }
         if !overrides.is_empty() {
-            m.push(("environments".into(), Node::Map(overrides)));
+            m.push(("environments".into(), OutputNode::Map(overrides)));
         }
-        out.push((key.to_string(), Node::Map(m)));
+        out.push((key.to_string(), OutputNode::Map(m)));
     }
     Ok(out)
-}
-
-// ---- YAML ----
-
-/// Longest flow-style collection written on one line.
-const FLOW_WIDTH: usize = 72;
-
-/// Whether `s` can be written as a plain scalar and read back as the same
-/// string: starts with a letter, `_` or `(`; printable ASCII; no comment,
-/// mapping or (in flow context) collection indicators; not a null or
-/// boolean word (numbers start with digits or signs, which are quoted).
-fn plain_ok(s: &str, flow: bool) -> bool {
-    let Some(first) = s.chars().next() else {
-        return false;
-    };
-    if !(first.is_ascii_alphabetic() || first == '_' || first == '(') {
-        return false;
-    }
-    if s.ends_with([' ', ':'])
-        || s.contains(": ")
-        || s.contains('#')
-        || s.contains("  ")
-        || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
-    {
-        return false;
-    }
-    if flow && s.contains([',', '[', ']', '{', '}', ':']) {
-        return false;
-    }
-    // YAML 1.2: only these words are not strings (`on`, `yes` … are).
-    !matches!(s.to_ascii_lowercase().as_str(), "null" | "true" | "false")
-}
-
-/// Whether a multi-line string can be written as a literal block scalar
-/// (`|`) and read back unchanged: printable, at most one final line break,
-/// a first line that does not start with a space or tab (the block's
-/// indentation is taken from it), no line of only spaces.
-fn literal_ok(s: &str) -> bool {
-    s.contains('\n')
-        && !s.ends_with("\n\n")
-        && s.chars().all(|c| {
-            c == '\n' || (!c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}'))
-        })
-        && s.split('\n')
-            .find(|line| !line.is_empty())
-            .is_some_and(|first| !first.starts_with([' ', '\t']))
-        && !s
-            .split('\n')
-            .any(|line| !line.is_empty() && line.trim().is_empty())
-}
-
-/// A string scalar: plain when safe, single-quoted when it is one line of
-/// printable characters, double-quoted with escapes otherwise.
-fn yaml_string(out: &mut String, s: &str, flow: bool) {
-    if plain_ok(s, flow) {
-        out.push_str(s);
-    } else if !s.is_empty()
-        && s.chars()
-            .all(|c| !c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}'))
-        && !s.starts_with(' ')
-        && !s.ends_with(' ')
-    {
-        out.push('\'');
-        out.push_str(&s.replace('\'', "''"));
-        out.push('\'');
-    } else {
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-}
-
-fn yaml_scalar(out: &mut String, v: &Json, flow: bool) {
-    match v {
-        Json::String(s) => yaml_string(out, s, flow),
-        Json::Null => out.push_str("null"),
-        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Json::Number(n) => out.push_str(&n.to_string()),
-        // Collections are never scalars (Node::json splits them).
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// The node on one line, in flow style.
-fn yaml_inline(out: &mut String, node: &Node) {
-    match node {
-        Node::Scalar(v) => yaml_scalar(out, v, true),
-        Node::Seq(items) if items.is_empty() => out.push_str("[]"),
-        Node::Map(entries) if entries.is_empty() => out.push_str("{}"),
-        Node::Seq(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                yaml_inline(out, item);
-            }
-            out.push(']');
-        }
-        Node::Map(entries) => {
-            out.push_str("{ ");
-            for (i, (k, v)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                yaml_string(out, k, true);
-                out.push_str(": ");
-                yaml_inline(out, v);
-            }
-            out.push_str(" }");
-        }
-    }
-}
-
-/// Keys whose mappings are written in block style even when short:
-/// configuration blocks and segment bodies read better a field a line.
-const BLOCK_KEYS: &[&str] = &["condition", "description", "enabled", "fallthrough"];
-
-/// The flow form of a collection whose members are all scalars, when it is
-/// short and is not a configuration block or segment body ([`BLOCK_KEYS`]).
-fn yaml_flow(node: &Node) -> Option<String> {
-    let scalars_only = match node {
-        Node::Scalar(_) => return None,
-        Node::Seq(items) => items.iter().all(|i| matches!(i, Node::Scalar(_))),
-        Node::Map(entries) => entries
-            .iter()
-            .all(|(k, v)| matches!(v, Node::Scalar(_)) && !BLOCK_KEYS.contains(&k.as_str())),
-    };
-    if !scalars_only {
-        return None;
-    }
-    let mut s = String::new();
-    yaml_inline(&mut s, node);
-    (s.len() <= FLOW_WIDTH).then_some(s)
-}
-
-/// After `key:` or `-`: a scalar or flow collection on the same line, or a
-/// block collection on the next lines at `indent`.
-fn yaml_value(out: &mut String, node: &Node, indent: usize) {
-    if let Node::Scalar(Json::String(text)) = node
-        && literal_ok(text)
-    {
-        // A literal block scalar: `|` keeps one final line break, `|-` none.
-        out.push_str(if text.ends_with('\n') {
-            " |\n"
-        } else {
-            " |-\n"
-        });
-        for line in text.strip_suffix('\n').unwrap_or(text).split('\n') {
-            if !line.is_empty() {
-                out.push_str(&" ".repeat(indent));
-                out.push_str(line);
-            }
-            out.push('\n');
-        }
-    } else if let Node::Scalar(v) = node {
-        out.push(' ');
-        yaml_scalar(out, v, false);
-        out.push('\n');
-    } else if let Some(flow) = yaml_flow(node).or_else(|| match node {
-        Node::Seq(items) if items.is_empty() => Some("[]".into()),
-        Node::Map(entries) if entries.is_empty() => Some("{}".into()),
-        _ => None,
-    }) {
-        out.push(' ');
-        out.push_str(&flow);
-        out.push('\n');
-    } else {
-        out.push('\n');
-        match node {
-            Node::Map(entries) => yaml_entries(out, entries, indent),
-            Node::Seq(items) => yaml_items(out, items, indent),
-            Node::Scalar(_) => unreachable!("scalars are written inline"),
-        }
-    }
-}
-
-fn yaml_entries(out: &mut String, entries: &[(String, Node)], indent: usize) {
-    for (k, v) in entries {
-        out.push_str(&" ".repeat(indent));
-        yaml_string(out, k, false);
-        out.push(':');
-        yaml_value(out, v, indent + 2);
-    }
-}
-
-fn yaml_items(out: &mut String, items: &[Node], indent: usize) {
-    for item in items {
-        out.push_str(&" ".repeat(indent));
-        out.push('-');
-        match item {
-            // `- key: value` with the other keys aligned under the first.
-            Node::Map(entries) if !entries.is_empty() && yaml_flow(item).is_none() => {
-                let mut block = String::new();
-                yaml_entries(&mut block, entries, indent + 2);
-                out.push(' ');
-                out.push_str(&block[indent + 2..]);
-            }
-            _ => yaml_value(out, item, indent + 2),
-        }
-    }
-}
-
-// ---- JSON ----
-
-fn json_node(out: &mut String, node: &Node, indent: usize) {
-    let pad = |out: &mut String, n: usize| out.push_str(&" ".repeat(n));
-    match node {
-        Node::Scalar(v) => out.push_str(&v.to_string()),
-        Node::Seq(items) if items.is_empty() => out.push_str("[]"),
-        Node::Map(entries) if entries.is_empty() => out.push_str("{}"),
-        Node::Seq(items) => {
-            out.push_str("[\n");
-            for (i, item) in items.iter().enumerate() {
-                pad(out, indent + 2);
-                json_node(out, item, indent + 2);
-                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-            }
-            pad(out, indent);
-            out.push(']');
-        }
-        Node::Map(entries) => {
-            out.push_str("{\n");
-            for (i, (k, v)) in entries.iter().enumerate() {
-                pad(out, indent + 2);
-                out.push_str(&Json::String(k.clone()).to_string());
-                out.push_str(": ");
-                json_node(out, v, indent + 2);
-                out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
-            }
-            pad(out, indent);
-            out.push('}');
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn yaml_of(s: &str) -> String {
-        let mut out = String::new();
-        yaml_string(&mut out, s, false);
-        out
-    }
-
-    #[test]
-    fn strings_read_back_as_themselves() {
-        for s in [
-            "on",
-            "off",
-            "yes",
-            "true",
-            "True",
-            "null",
-            "~",
-            "",
-            "42",
-            "-1",
-            "0x1F",
-            ".inf",
-            "a: b",
-            "a #b",
-            "it's",
-            "line\nbreak",
-            "tab\there",
-            " padded ",
-            "!(plan == \"free\")",
-            "\"quoted\"",
-            "segment(\"staff\") && x",
-            "geo.country in [\"US\", \"CA\"]",
-            "héllo wörld",
-            "end:",
-            "- item",
-            "{ x }",
-            "*alias",
-            "&anchor",
-            "@at",
-            "%pct",
-            "`tick`",
-            "|pipe",
-            ">fold",
-            "?question",
-            "two  spaces",
-            "\u{2028}sep",
-        ] {
-            let doc = format!("k: {}\n", yaml_of(s));
-            let tree = crate::defs::tree::parse(&doc, Syntax::Yaml)
-                .unwrap_or_else(|e| panic!("{s:?} as {doc:?}: {}", e.message));
-            let crate::defs::tree::Value::Map(entries) = &tree.root.value else {
-                panic!("{doc:?} is not a mapping");
-            };
-            let crate::defs::tree::Value::Scalar(sc) = &entries[0].value.value else {
-                panic!("{doc:?}: not a scalar");
-            };
-            let plain = sc.style == crate::defs::tree::Style::Plain;
-            assert_eq!(sc.text, s, "{doc:?}");
-            if plain {
-                assert!(
-                    !matches!(
-                        s,
-                        "true" | "True" | "null" | "~" | "" | "42" | "-1" | "0x1F"
-                    ),
-                    "{s:?} must be quoted"
-                );
-            }
-        }
-    }
 
     #[test]
     fn segments_that_differ_by_field_become_overrides() {
@@ -1108,12 +643,17 @@ mod tests {
         let borrowed: Vec<(&str, &[Segment])> =
             per_env.iter().map(|(e, s)| (*e, s.as_slice())).collect();
         let node = segments_node(&borrowed).unwrap();
-        let doc = Document::new(Node::Map(vec![
+        let doc = OutputDocument::new(OutputNode::Map(vec![
             (
                 "environments".into(),
-                Node::Seq(per_env.iter().map(|(e, _)| Node::string(*e)).collect()),
+                OutputNode::Seq(
+                    per_env
+                        .iter()
+                        .map(|(e, _)| OutputNode::string(*e))
+                        .collect(),
+                ),
             ),
-            ("segments".into(), Node::Map(node)),
+            ("segments".into(), OutputNode::Map(node)),
         ]));
         let yaml = doc.to_yaml();
         assert_eq!(

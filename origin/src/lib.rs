@@ -1,7 +1,8 @@
 //! # bunting-origin
 //!
-//! The origin side of bunting: the human flag-definition format and its
-//! conversion into the sealed snapshots every host loads ([`defs`]), and the
+//! The origin side of bunting: it reads and writes the flag-definition
+//! format through the `bunting-defs` crate ([`bunting_defs`]; [`export`]
+//! writes a stored project back as a definition file), and the
 //! Cloudflare KV layout the edge worker reads, written through wrangler
 //! ([`kv`]). The `bunting` binary (`src/main.rs`) is the command-line face:
 //! `bunting validate`, `bunting snapshot`, `bunting publish`, and the origin
@@ -12,7 +13,6 @@
 //! The format and the operations path are documented in `docs/flags.md`.
 
 pub mod api;
-pub mod defs;
 pub mod export;
 pub mod ingest;
 pub mod kv;

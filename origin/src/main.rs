@@ -37,7 +37,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use bunting_origin::defs::{self, Diagnostic, Project, SnapshotError, SnapshotOptions, Syntax};
+use bunting_defs::{
+    self as defs, DefinitionFile, Diagnostic, SnapshotError, SnapshotOptions, Syntax,
+};
 use bunting_origin::kv::{self, Namespace, Storage, Target, Wrangler};
 use bunting_origin::store::{Actor, AuditFault, AuditQuery, Role, Store, StoreError};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -838,7 +840,7 @@ fn unix_seconds() -> u64 {
 
 /// Reads and checks `file`. Prints every problem and returns `None` when
 /// there are any.
-fn load(file: &Path) -> Result<Option<Project>> {
+fn load(file: &Path) -> Result<Option<DefinitionFile>> {
     let src = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let syntax = match file.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("json") => Syntax::Json,
@@ -862,7 +864,7 @@ fn report(file: &Path, diagnostics: &[Diagnostic]) {
 }
 
 fn snapshot(
-    project: &Project,
+    project: &DefinitionFile,
     file: &Path,
     env: &str,
     options: &SnapshotOptions,

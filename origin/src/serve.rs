@@ -293,11 +293,11 @@ async fn seed(store: &Store, args: &ServeArgs) -> Result<()> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("reading the seed file {}", file.display()))?;
     let syntax = match file.extension().and_then(|e| e.to_str()) {
-        Some(e) if e.eq_ignore_ascii_case("json") => crate::defs::Syntax::Json,
-        _ => crate::defs::Syntax::Yaml,
+        Some(e) if e.eq_ignore_ascii_case("json") => bunting_defs::Syntax::Json,
+        _ => bunting_defs::Syntax::Yaml,
     };
     let name = file.display().to_string();
-    let defs = crate::defs::load(&text, syntax).map_err(|d| {
+    let defs = bunting_defs::load(&text, syntax).map_err(|d| {
         anyhow::anyhow!(
             "the seed file has problems:\n{}",
             d.iter()

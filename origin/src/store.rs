@@ -1745,7 +1745,7 @@ impl Store {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// use bunting_origin::defs::{load, Syntax};
+    /// use bunting_defs::{load, Syntax};
     /// use bunting_origin::store::{Actor, Store};
     /// let defs = load("environments: [production]\nflags:\n  beta:\n    type: boolean\n    variants: {on: true, off: false}\n    offVariant: off\n    environments:\n      production: {fallthrough: on}\n", Syntax::Yaml).unwrap();
     /// let store = Store::open("sqlite::memory:").await.unwrap();
@@ -1760,14 +1760,14 @@ impl Store {
         &self,
         actor: &Actor,
         project_id: i64,
-        defs: &crate::defs::Project,
+        defs: &bunting_defs::DefinitionFile,
     ) -> Result<ImportSummary> {
         let mut sum = ImportSummary::default();
-        let options = crate::defs::SnapshotOptions::new(0, "1970-01-01T00:00:00Z");
+        let options = bunting_defs::SnapshotOptions::new(0, "1970-01-01T00:00:00Z");
         let mut snapshots = Vec::new();
         for env in defs.environment_names() {
             let s = defs.snapshot(env, &options).map_err(|e| match e {
-                crate::defs::SnapshotError::Invalid(d) => StoreError::Invalid(
+                bunting_defs::SnapshotError::Invalid(d) => StoreError::Invalid(
                     d.into_iter()
                         .map(|d| {
                             Problem::new(format!("{}:{}", d.pos.line, d.pos.column), d.message)

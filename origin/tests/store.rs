@@ -5,7 +5,7 @@
 
 use bunting_core::model::{Prerequisite, Rule, Segment};
 use bunting_core::{Engine, Serve};
-use bunting_origin::defs::{SnapshotOptions, Syntax, load};
+use bunting_defs::{SnapshotOptions, Syntax, load};
 use bunting_origin::store::{
     Actor, AuditFault, AuditQuery, ConfigSpec, FlagSpec, Store, StoreError,
 };

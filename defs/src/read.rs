@@ -5,11 +5,12 @@
 use bunting_core::FlagType;
 use serde_json::{Map, Number, Value as Json};
 
-use super::diag::{Diagnostic, Subject, suggest};
-use super::tree::{Document, Entry, Node, Pos, Scalar, Style, Value};
-use super::{
-    ArmDef, ConditionDef, EnvConfig, FlagDef, LayerDef, LayerSlotDef, PrerequisiteDef, Project,
-    RuleDef, ScheduleDef, SegmentBody, SegmentDef, ServeDef, ServeKind, Spanned, StepDef,
+use crate::diag::{Diagnostic, Subject, suggest};
+use crate::tree::{Document, Entry, Node, Pos, Scalar, Style, Value};
+use crate::{
+    ArmDef, ConditionDef, DefinitionFile, EnvConfig, FlagDef, LayerDef, LayerSlotDef,
+    PrerequisiteDef, RuleDef, ScheduleDef, SegmentBody, SegmentDef, ServeDef, ServeKind, Spanned,
+    StepDef,
 };
 
 const TOP_FIELDS: &[&str] = &["environments", "segments", "layers", "flags"];
@@ -45,7 +46,7 @@ const SEGMENT_ENV_FIELDS: &[&str] = &["included", "excluded", "condition"];
 const LAYER_FIELDS: &[&str] = &["description", "salt", "bucketBy"];
 
 /// Reads `doc` into a project: best effort, with every structural problem.
-pub(super) fn project(doc: &Document) -> (Project, Vec<Diagnostic>) {
+pub(crate) fn project(doc: &Document) -> (DefinitionFile, Vec<Diagnostic>) {
     let mut r = Reader {
         doc,
         diags: Vec::new(),
@@ -56,7 +57,7 @@ pub(super) fn project(doc: &Document) -> (Project, Vec<Diagnostic>) {
     for (pos, key) in &doc.duplicates {
         r.err(*pos, format!("duplicate key {key:?}"));
     }
-    let mut project = Project {
+    let mut project = DefinitionFile {
         environments: Vec::new(),
         segments: Vec::new(),
         layers: Vec::new(),
@@ -867,8 +868,8 @@ fn is_core_float(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tree::{Syntax, parse};
     use super::*;
+    use crate::tree::{Syntax, parse};
     use serde_json::json;
 
     fn scalar(src: &str) -> Result<Json, String> {

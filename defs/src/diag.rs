@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::tree::Pos;
+use crate::tree::Pos;
 
 /// What a diagnostic is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,7 +33,7 @@ impl fmt::Display for Subject {
 /// (it concerns the file's structure, or shows in every environment).
 ///
 /// ```
-/// use bunting_origin::defs::{Diagnostic, Subject, Pos};
+/// use bunting_defs::{Diagnostic, Subject, Pos};
 /// let d = Diagnostic {
 ///     pos: Pos::new(12, 7),
 ///     subject: Some(Subject::Flag("new-checkout".into())),

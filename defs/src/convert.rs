@@ -11,8 +11,8 @@ use bunting_core::model::{
 use bunting_core::snapshot::seal;
 use bunting_core::{Engine, Flag, FlagMetadata, LoadError, Problem, Serve, Snapshot};
 
-use super::diag::{Diagnostic, Subject};
-use super::{ConditionDef, EnvConfig, Pos, Project, ServeDef, ServeKind, SnapshotError};
+use crate::diag::{Diagnostic, Subject};
+use crate::{ConditionDef, DefinitionFile, EnvConfig, Pos, ServeDef, ServeKind, SnapshotError};
 
 /// What a snapshot needs beyond the definitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl Built<'_> {
 /// source map. An environment the file does not declare gets every flag's
 /// `default` block and every segment's base, which is how [`check`]
 /// validates blocks that no declared environment uses.
-fn build<'a>(p: &'a Project, env: &str, options: &SnapshotOptions) -> Built<'a> {
+fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Built<'a> {
     let mut locs: HashMap<String, Loc<'a>> = HashMap::new();
 
     let layers = p
@@ -328,7 +328,7 @@ fn split_path(path: &str) -> Option<(&str, usize, &str)> {
 /// when it is not to be reported (a repeat of another problem, or a
 /// follow-up of a structural error already reported).
 fn map_problem(
-    p: &Project,
+    p: &DefinitionFile,
     built: &Built<'_>,
     problem: &Problem,
 ) -> Option<(Pos, Option<Subject>, String)> {
@@ -389,8 +389,8 @@ fn parse_error_position(message: &str) -> Option<(u32, u32, &str)> {
 const UNDECLARED: &str = "(default)";
 
 /// Validates every environment's snapshot with the engine; see
-/// [`Project::check`].
-pub(super) fn check(p: &Project) -> Vec<Diagnostic> {
+/// [`DefinitionFile::check`].
+pub(crate) fn check(p: &DefinitionFile) -> Vec<Diagnostic> {
     let envs: Vec<&str> = p.environment_names().collect();
     if envs.is_empty() {
         return Vec::new();
@@ -432,9 +432,9 @@ pub(super) fn check(p: &Project) -> Vec<Diagnostic> {
     out
 }
 
-/// See [`Project::snapshot`].
-pub(super) fn snapshot(
-    p: &Project,
+/// See [`DefinitionFile::snapshot`].
+pub(crate) fn snapshot(
+    p: &DefinitionFile,
     env: &str,
     options: &SnapshotOptions,
 ) -> Result<Snapshot, SnapshotError> {
@@ -471,8 +471,8 @@ pub(super) fn snapshot(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Syntax, load};
     use super::*;
+    use crate::{Syntax, load};
     use bunting_core::Reason;
     use serde_json::json;
 

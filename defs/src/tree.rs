@@ -225,9 +225,9 @@ fn tag_name(tag: Option<&saphyr_parser::Tag>) -> Option<String> {
 /// exactly one document.
 ///
 /// ```
-/// use bunting_origin::defs::tree::{parse, Syntax, Pos};
+/// use bunting_defs::tree::{parse, Syntax, Pos};
 /// let doc = parse("a:\n  b: [1, 2]\n", Syntax::Yaml).unwrap();
-/// let bunting_origin::defs::tree::Value::Map(entries) = &doc.root.value else { panic!() };
+/// let bunting_defs::tree::Value::Map(entries) = &doc.root.value else { panic!() };
 /// assert_eq!(entries[0].value.pos, Pos::new(2, 3));
 /// let err = parse("a: [1,\n", Syntax::Yaml).unwrap_err();
 /// assert_eq!(err.pos.line, 2);

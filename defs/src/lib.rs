@@ -1,5 +1,10 @@
-//! The flag-definition format: a project file people edit (YAML or JSON),
-//! and its conversion into one sealed [`Snapshot`](bunting_core::Snapshot) per environment.
+//! # bunting-defs
+//!
+//! The flag-definition format: a definition file people edit (YAML or JSON),
+//! its conversion into one sealed [`Snapshot`](bunting_core::Snapshot) per
+//! environment, and the writer that produces such files ([`write`]). Pure
+//! Rust with no I/O: the `bunting` CLI and the origin read files and stores,
+//! this crate only text.
 //!
 //! The format is documented completely in `docs/flags.md`; in short:
 //!
@@ -39,7 +44,7 @@
 //! character inside the condition).
 //!
 //! ```
-//! use bunting_origin::defs::{load, SnapshotOptions, Syntax};
+//! use bunting_defs::{load, SnapshotOptions, Syntax};
 //! let project = load(r#"
 //! environments: [production]
 //! flags:
@@ -62,6 +67,7 @@ mod convert;
 mod diag;
 mod read;
 pub mod tree;
+pub mod write;
 
 use bunting_core::FlagType;
 use serde_json::Value as Json;
@@ -82,7 +88,7 @@ pub struct Spanned<T> {
 
 /// A whole definition file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Project {
+pub struct DefinitionFile {
     /// The environments, in file order (`environments: [...]`).
     pub environments: Vec<Spanned<String>>,
     /// Segments, in file order.
@@ -324,7 +330,7 @@ pub enum SnapshotError {
 /// Reads, checks and validates a definition file: syntax, structure, and the
 /// engine's validation of every environment's snapshot. Returns every
 /// problem found, sorted by position, or the project when there are none.
-pub fn load(src: &str, syntax: Syntax) -> Result<Project, Vec<Diagnostic>> {
+pub fn load(src: &str, syntax: Syntax) -> Result<DefinitionFile, Vec<Diagnostic>> {
     let (project, mut diagnostics) = read(src, syntax)?;
     diagnostics.extend(project.check());
     if diagnostics.is_empty() {
@@ -338,7 +344,7 @@ pub fn load(src: &str, syntax: Syntax) -> Result<Project, Vec<Diagnostic>> {
 /// Reads a definition file without the engine-level checks: returns the
 /// project (best effort, with what could be read) and the structural
 /// problems, or only the syntax error when the file cannot be parsed.
-fn read(src: &str, syntax: Syntax) -> Result<(Project, Vec<Diagnostic>), Vec<Diagnostic>> {
+fn read(src: &str, syntax: Syntax) -> Result<(DefinitionFile, Vec<Diagnostic>), Vec<Diagnostic>> {
     let doc = tree::parse(src, syntax).map_err(|e| {
         vec![Diagnostic {
             pos: e.pos,
@@ -350,7 +356,7 @@ fn read(src: &str, syntax: Syntax) -> Result<(Project, Vec<Diagnostic>), Vec<Dia
     Ok(read::project(&doc))
 }
 
-impl Project {
+impl DefinitionFile {
     /// The environment names, in file order.
     pub fn environment_names(&self) -> impl Iterator<Item = &str> {
         self.environments.iter().map(|e| e.value.as_str())
