@@ -4,7 +4,7 @@
 //! format through the `bunting-defs` crate ([`bunting_defs`]; [`export`]
 //! writes a stored project back as a definition file), and the
 //! Cloudflare KV layout the edge worker reads, written through wrangler
-//! ([`kv`]). The `bunting` binary (`src/main.rs`) is the command-line face:
+//! ([`kv`]). The `bunting` binary (`src/bin/bunting/`) is the command-line face:
 //! `bunting validate`, `bunting snapshot`, `bunting publish`, and the origin
 //! service `bunting serve` ([`serve`]): the HTTP API ([`api`]) over the
 //! store ([`store`], SQLite or PostgreSQL), the publisher that pushes each

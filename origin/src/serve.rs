@@ -473,8 +473,14 @@ fn start_publisher(args: &ServeArgs, state: &AppState) -> Result<Option<PublishH
     )))
 }
 
-/// The URL without its password.
-fn redact(url: &str) -> String {
+/// The URL without its password, for logs and error messages.
+///
+/// ```
+/// use bunting_origin::serve::redact;
+/// assert_eq!(redact("postgres://app:s3cr@t@db:5432/flags"), "postgres://app:***@db:5432/flags");
+/// assert_eq!(redact("sqlite://bunting.db"), "sqlite://bunting.db");
+/// ```
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

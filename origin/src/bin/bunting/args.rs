@@ -1,0 +1,278 @@
+//! The command line: every subcommand and option (clap). The doc comments
+//! are the help text.
+
+use std::path::PathBuf;
+
+use bunting_origin::kv;
+use bunting_origin::serve::DEFAULT_DATABASE;
+use bunting_origin::store::Role;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "bunting",
+    version,
+    about = "bunting's origin tool: check flag definitions, build snapshots, publish them to Cloudflare KV, \
+             keep a project of the origin's store in git, check its audit log, run the origin service",
+    long_about = None
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+// Parsed once per process: the size of the `serve` options does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Check a definition file (YAML, or JSON by its `.json` extension) and
+    /// report every problem as FILE:LINE:COLUMN: flag KEY (env ENV): message.
+    Validate {
+        /// The definition file.
+        file: PathBuf,
+    },
+    /// Write the sealed snapshot of one environment (the JSON the edge loads).
+    Snapshot {
+        /// The definition file.
+        file: PathBuf,
+        /// The environment.
+        #[arg(long)]
+        env: String,
+        /// Where to write the snapshot; standard output when omitted.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        meta: Meta,
+        /// Indent the JSON.
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Build one environment's snapshot and write it, and SDK-key
+    /// registrations, into Cloudflare KV through `wrangler kv key put`.
+    Publish(Publish),
+    /// Apply a definition file to a project of the store (GitOps): create
+    /// what is missing, update what differs, delete nothing. Importing the
+    /// same file again changes nothing.
+    Import(Import),
+    /// Write a project of the store as a definition file (YAML or JSON),
+    /// which `validate` accepts and `import` applies back.
+    Export(Export),
+    /// The store's hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// API tokens of the store.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Run the origin service: the HTTP API on the store and the publisher.
+    Serve(bunting_origin::serve::ServeArgs),
+    /// Experiments of the store.
+    Experiment {
+        #[command(subcommand)]
+        command: ExperimentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ExperimentCommand {
+    /// Print an experiment's results as a table: per metric and arm the
+    /// users, value, relative lift [95% CI], fixed-horizon and sequential
+    /// p-values and the chance to beat control; then the sample-ratio check
+    /// and every warning.
+    Results(ExperimentResultsArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ExperimentResultsArgs {
+    /// The experiment's key.
+    pub(crate) key: String,
+    /// The organization's key.
+    #[arg(long)]
+    pub(crate) org: String,
+    /// The project's key.
+    #[arg(long)]
+    pub(crate) project: String,
+    /// The environment's key.
+    #[arg(long)]
+    pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) db: Database,
+}
+
+#[derive(Args)]
+pub(crate) struct Database {
+    /// The store: `sqlite://FILE`, a file path, `sqlite::memory:` or
+    /// `postgres://…`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BUNTING_DATABASE_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_DATABASE
+    )]
+    pub(crate) database_url: String,
+}
+
+#[derive(Args)]
+pub(crate) struct Import {
+    /// The definition file (YAML, or JSON by its `.json` extension).
+    pub(crate) file: PathBuf,
+    /// The organization's key.
+    #[arg(long)]
+    pub(crate) org: String,
+    /// The project's key.
+    #[arg(long)]
+    pub(crate) project: String,
+    /// Create the organization and the project when they do not exist.
+    #[arg(long)]
+    pub(crate) create: bool,
+    #[command(flatten)]
+    pub(crate) db: Database,
+}
+
+#[derive(Args)]
+pub(crate) struct Export {
+    /// The organization's key.
+    #[arg(long)]
+    pub(crate) org: String,
+    /// The project's key.
+    #[arg(long)]
+    pub(crate) project: String,
+    /// Where to write the file; standard output when omitted.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// The format [default: json for an output file ending in `.json`, yaml
+    /// otherwise].
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<Format>,
+    #[command(flatten)]
+    pub(crate) db: Database,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the hash chain: prints `ok: N entries, head HASH` (exit 0), or
+    /// the first bad entry's sequence number and what is wrong (exit 1).
+    Verify {
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Write audit entries as JSON lines, oldest first.
+    Export(AuditExport),
+}
+
+#[derive(Args)]
+pub(crate) struct AuditExport {
+    /// Only entries of this organization (by key).
+    #[arg(long)]
+    pub(crate) org: Option<String>,
+    /// Only entries about this entity type (`flag`, `flagConfig`,
+    /// `segment`, `environment`, `project`, `organization`, `layer`,
+    /// `token`, `sdkKey`).
+    #[arg(long, value_name = "T")]
+    pub(crate) entity_type: Option<String>,
+    /// Only entries by this actor.
+    #[arg(long, value_name = "A")]
+    pub(crate) actor: Option<String>,
+    /// Entries at or after this time (UTC, `2026-11-25T10:00:00Z` or any
+    /// prefix of it, e.g. `2026-11-25`).
+    #[arg(long, value_name = "T")]
+    pub(crate) from: Option<String>,
+    /// Entries strictly before this time (same format).
+    #[arg(long, value_name = "T")]
+    pub(crate) until: Option<String>,
+    /// Where to write; standard output when omitted.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) db: Database,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Make an API token directly in the store (bootstrap, without the
+    /// HTTP API). Prints the secret, once, on standard output.
+    Create {
+        /// The organization's key.
+        #[arg(long)]
+        org: String,
+        /// The role: viewer, editor, publisher or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A label for the token.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: Database,
+    },
+}
+
+fn parse_role(s: &str) -> std::result::Result<Role, String> {
+    s.parse()
+}
+
+#[derive(Args)]
+pub(crate) struct Meta {
+    /// The snapshot version (monotonic per environment). Default: 1 for
+    /// `snapshot`, the current Unix time in seconds for `publish`.
+    #[arg(long, value_name = "N")]
+    pub(crate) version: Option<u64>,
+    /// The snapshot's generation time, RFC 3339. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) generated_at: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct Publish {
+    /// The definition file.
+    pub(crate) file: PathBuf,
+    /// The environment to publish.
+    #[arg(long)]
+    pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
+    /// The KV binding of the wrangler configuration to write [default: FLAGS].
+    #[arg(long, value_name = "NAME", conflicts_with = "namespace_id")]
+    pub(crate) binding: Option<String>,
+    /// The KV namespace id to write, instead of a binding.
+    #[arg(long, value_name = "ID")]
+    pub(crate) namespace_id: Option<String>,
+    #[command(flatten)]
+    pub(crate) meta: Meta,
+    /// Register an SDK key for the environment (repeatable); only its
+    /// SHA-256 is stored.
+    #[arg(long = "sdk-key", value_name = "KEY")]
+    pub(crate) sdk_keys: Vec<String>,
+    /// The wrangler command, split on whitespace.
+    #[arg(long, value_name = "CMD", env = "BUNTING_WRANGLER", default_value = kv::DEFAULT_WRANGLER)]
+    pub(crate) wrangler: String,
+    /// Local persistence directory (as given to `wrangler dev --persist-to`).
+    #[arg(long, value_name = "DIR", requires = "local")]
+    pub(crate) persist_to: Option<PathBuf>,
+    /// The wrangler configuration file (wrangler's `--config`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) wrangler_config: Option<PathBuf>,
+    /// Print the wrangler commands without running them.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct StorageArgs {
+    /// Write wrangler's local KV (what `wrangler dev` reads).
+    #[arg(long)]
+    pub(crate) local: bool,
+    /// Write Cloudflare's KV (what a deployed worker reads).
+    #[arg(long)]
+    pub(crate) remote: bool,
+}

@@ -1,0 +1,105 @@
+//! `bunting`: the command-line tool of the origin.
+//!
+//! ```text
+//! bunting validate FILE
+//! bunting snapshot FILE --env ENV [-o OUT] [--version N] [--generated-at TIME] [--pretty]
+//! bunting publish FILE --env ENV (--local | --remote) [--binding NAME | --namespace-id ID]
+//!                 [--version N] [--sdk-key KEY ...] [--wrangler CMD] [--dry-run]
+//!
+//! bunting import FILE --org ORG --project PROJECT [--create]
+//! bunting export --org ORG --project PROJECT [-o FILE] [--format yaml|json]
+//! bunting audit verify
+//! bunting audit export [--org ORG] [--entity-type T] [--actor A] [--from T] [--until T] [-o FILE]
+//! bunting token create --org ORG --role viewer|editor|publisher|admin --name NAME
+//! bunting serve [OPTIONS]
+//! ```
+//!
+//! `validate`, `snapshot` and `publish` work on a definition file alone.
+//! `import`, `export`, `audit` and `token` work on the origin's store
+//! ([`bunting_origin::store`]) named by `--database-url` (or
+//! `BUNTING_DATABASE_URL`; default `sqlite://bunting.db`, a file in the
+//! working directory): `import` applies a definition file to a project
+//! (GitOps: idempotent, never deletes), `export` writes a project back as a
+//! definition file ([`bunting_origin::export`]), `audit` verifies and
+//! exports the hash-chained audit log, and `token create` makes an API
+//! token without the HTTP API (bootstrap). `serve` runs the origin service
+//! ([`bunting_origin::serve`]).
+//!
+//! See `docs/flags.md`. Exit status: 0 on success, 1 when the file has
+//! problems, a step fails or the audit log does not verify, 2 on a usage
+//! error. Results go to standard output (a token's secret, alone);
+//! progress and errors to standard error.
+
+mod args;
+mod file_cmds;
+mod output;
+mod store_cmds;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use args::{AuditCommand, Cli, Command, ExperimentCommand, TokenCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Validate { file } => file_cmds::validate(&file),
+        Command::Snapshot {
+            file,
+            env,
+            output,
+            meta,
+            pretty,
+        } => file_cmds::snapshot_cmd(&file, &env, output, &meta, pretty),
+        Command::Publish(p) => file_cmds::publish(p),
+        Command::Import(i) => block_on(store_cmds::import(i)),
+        Command::Export(e) => block_on(store_cmds::export(e)),
+        Command::Audit {
+            command: AuditCommand::Verify { db },
+        } => block_on(store_cmds::audit_verify(db)),
+        Command::Audit {
+            command: AuditCommand::Export(a),
+        } => block_on(store_cmds::audit_export(a)),
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    org,
+                    role,
+                    name,
+                    db,
+                },
+        } => block_on(store_cmds::token_create(org, role, name, db)),
+        Command::Experiment {
+            command: ExperimentCommand::Results(a),
+        } => block_on(store_cmds::experiment_results(a)),
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(bunting_origin::serve::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs one store command on a single-threaded runtime.
+fn block_on(f: impl Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
+}
