@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::body::Body;
 use super::org::Items;
+use super::paths::{EnvPath, OrgPath, SdkKeyPath, TokenPath};
 use super::{ApiError, ApiResult, AppState, scope};
-use crate::store::{Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
+use crate::store::{Organization, Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -47,32 +48,32 @@ pub struct Created<T> {
 
 /// The API tokens of an organization (admin), revoked ones included.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/tokens", tag = "access",
-    params(("org" = String, Path)), responses((status = 200, body = Items<TokenRecord>),
+    params(OrgPath), responses((status = 200, body = Items<TokenRecord>),
         (status = 403, description = "listing tokens needs the admin role", body = super::error::ErrorBody)))]
 pub async fn list_tokens(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
 ) -> ApiResult<Json<Items<TokenRecord>>> {
-    let o = scope::org(&s, &p, &org, Role::Admin).await?;
+    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
     Ok(Json(Items {
-        items: s.store.tokens(o.id).await?,
+        items: state.store.tokens(org.id).await?,
     }))
 }
 
 /// Makes an API token (admin); the answer holds its secret, once.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/tokens", tag = "access", request_body = CreateToken,
-    params(("org" = String, Path)), responses((status = 201, body = Created<TokenRecord>)))]
+    params(OrgPath), responses((status = 201, body = Created<TokenRecord>)))]
 pub async fn create_token(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
-    Body(b): Body<CreateToken>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
+    Body(body): Body<CreateToken>,
 ) -> ApiResult<Response> {
-    let o = scope::org(&s, &p, &org, Role::Admin).await?;
-    let (record, secret) = s
+    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let (record, secret) = state
         .store
-        .create_token(&p.actor(o.id), o.id, &b.name, b.role)
+        .create_token(&caller.actor(org.id), org.id, &body.name, body.role)
         .await?;
     Ok((StatusCode::CREATED, Json(Created { record, secret })).into_response())
 }
@@ -80,18 +81,23 @@ pub async fn create_token(
 /// Revokes an API token (admin); it stops working at once. Revoking a
 /// revoked token answers 200 with it unchanged and writes no audit entry.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/tokens/{id}", tag = "access",
-    params(("org" = String, Path), ("id" = i64, Path)), responses((status = 200, body = TokenRecord)))]
+    params(TokenPath), responses((status = 200, body = TokenRecord)))]
 pub async fn revoke_token(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, id)): Path<(String, i64)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<TokenPath>,
 ) -> ApiResult<Json<TokenRecord>> {
-    let o = scope::org(&s, &p, &org, Role::Admin).await?;
-    let t = s.store.token(id).await?;
-    if t.org_id != o.id {
-        return Err(ApiError::not_found(format!("token {id}")));
+    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let token = state.store.token(path.id).await?;
+    if token.org_id != org.id {
+        return Err(ApiError::not_found(format!("token {}", path.id)));
     }
-    Ok(Json(s.store.revoke_token(&p.actor(o.id), id).await?))
+    Ok(Json(
+        state
+            .store
+            .revoke_token(&caller.actor(org.id), path.id)
+            .await?,
+    ))
 }
 
 /// Body creating an SDK key.
@@ -117,66 +123,71 @@ pub struct Rotate {
 
 /// The SDK keys of an environment (viewer; only their prefixes).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys", tag = "access",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
-    responses((status = 200, body = Items<SdkKeyRecord>)))]
+    params(EnvPath), responses((status = 200, body = Items<SdkKeyRecord>)))]
 pub async fn list_keys(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Items<SdkKeyRecord>>> {
-    let (_, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.sdk_keys(e.id).await?,
+        items: state.store.sdk_keys(env.id).await?,
     }))
 }
 
 /// Makes an SDK key (publisher); published to the edge with the
 /// environment. The answer holds the key, once.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys", tag = "access",
-    request_body = CreateKey, params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    request_body = CreateKey, params(EnvPath),
     responses((status = 201, body = Created<SdkKeyRecord>)))]
 pub async fn create_key(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
-    Body(b): Body<CreateKey>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
+    Body(body): Body<CreateKey>,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Publisher).await?;
-    let (record, secret) = s
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Publisher).await?;
+    let (record, secret) = state
         .store
-        .create_sdk_key(&p.actor(o.id), e.id, b.kind, &b.name)
+        .create_sdk_key(&caller.actor(org.id), env.id, body.kind, &body.name)
         .await?;
-    s.notify_publish();
+    state.notify_publish();
     Ok((StatusCode::CREATED, Json(Created { record, secret })).into_response())
 }
 
-async fn key_of_env(s: &AppState, env_id: i64, id: i64) -> ApiResult<SdkKeyRecord> {
-    let k = s.store.sdk_key(id).await?;
-    if k.environment_id != env_id {
-        return Err(ApiError::not_found(format!("sdk key {id}")));
+/// The SDK key of `path`, checking `role`: 404 when it belongs to another
+/// environment.
+async fn key(
+    state: &AppState,
+    caller: &Principal,
+    path: &SdkKeyPath,
+    role: Role,
+) -> ApiResult<(Organization, SdkKeyRecord)> {
+    let (org, _, env) = scope::env(state, caller, path, role).await?;
+    let key = state.store.sdk_key(path.id).await?;
+    if key.environment_id != env.id {
+        return Err(ApiError::not_found(format!("sdk key {}", path.id)));
     }
-    Ok(k)
+    Ok((org, key))
 }
 
 /// Replaces an SDK key by a new one (publisher); the old one keeps working
 /// for `graceSeconds`. The answer holds the new key, once.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}/rotate", tag = "access",
-    request_body = Rotate,
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("id" = i64, Path)),
+    request_body = Rotate, params(SdkKeyPath),
     responses((status = 201, body = Created<SdkKeyRecord>), (status = 422, body = super::error::ErrorBody)))]
 pub async fn rotate_key(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, id)): Path<(String, String, String, i64)>,
-    Body(b): Body<Rotate>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<SdkKeyPath>,
+    Body(body): Body<Rotate>,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Publisher).await?;
-    key_of_env(&s, e.id, id).await?;
-    let (record, secret) = s
+    let (org, key) = key(&state, &caller, &path, Role::Publisher).await?;
+    let (record, secret) = state
         .store
-        .rotate_sdk_key(&p.actor(o.id), id, b.grace_seconds)
+        .rotate_sdk_key(&caller.actor(org.id), key.id, body.grace_seconds)
         .await?;
-    s.notify_publish();
+    state.notify_publish();
     Ok((StatusCode::CREATED, Json(Created { record, secret })).into_response())
 }
 
@@ -184,16 +195,17 @@ pub async fn rotate_key(
 /// publication. A key that already stopped working answers 200 unchanged,
 /// without an audit entry.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}", tag = "access",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, body = SdkKeyRecord)))]
+    params(SdkKeyPath), responses((status = 200, body = SdkKeyRecord)))]
 pub async fn revoke_key(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, id)): Path<(String, String, String, i64)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<SdkKeyPath>,
 ) -> ApiResult<Json<SdkKeyRecord>> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Publisher).await?;
-    key_of_env(&s, e.id, id).await?;
-    let k = s.store.revoke_sdk_key(&p.actor(o.id), id).await?;
-    s.notify_publish();
-    Ok(Json(k))
+    let (org, key) = key(&state, &caller, &path, Role::Publisher).await?;
+    let key = state
+        .store
+        .revoke_sdk_key(&caller.actor(org.id), key.id)
+        .await?;
+    state.notify_publish();
+    Ok(Json(key))
 }

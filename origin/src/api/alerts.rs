@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::body::Body;
+use super::paths::OrgPath;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::rollback::{Evidence, roll_back};
 use crate::store::experiments::{ExperimentStatus, RollbackAction};
@@ -90,26 +91,26 @@ fn action_of(label: &str) -> Option<RollbackAction> {
 
 /// Rolls back the flags named by firing Alertmanager alerts (editor).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/alerts/alertmanager", tag = "rollback",
-    request_body = AlertmanagerPayload, params(("org" = String, Path)),
+    request_body = AlertmanagerPayload, params(OrgPath),
     responses((status = 200, body = AlertOutcome), (status = 422, body = super::error::ErrorBody)))]
 pub async fn alertmanager(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
     Body(payload): Body<AlertmanagerPayload>,
 ) -> ApiResult<Json<AlertOutcome>> {
-    let o = scope::org(&s, &p, &org, Role::Editor).await?;
+    let org = scope::org(&state, &caller, &path.org, Role::Editor).await?;
     // Resolve every firing alert first: all or nothing.
     let mut plan = Vec::new();
     let mut problems = Vec::new();
     let mut resolved = 0;
-    for (i, a) in payload.alerts.iter().enumerate() {
-        if a.status != "firing" {
+    for (i, alert) in payload.alerts.iter().enumerate() {
+        if alert.status != "firing" {
             resolved += 1;
             continue;
         }
-        let label = |k: &str| a.labels.get(k).filter(|v| !v.is_empty());
-        let (Some(project), Some(env), Some(flag)) = (
+        let label = |k: &str| alert.labels.get(k).filter(|v| !v.is_empty());
+        let (Some(project_key), Some(env_key), Some(flag_key)) = (
             label("bunting_project"),
             label("bunting_environment"),
             label("bunting_flag"),
@@ -121,24 +122,27 @@ pub async fn alertmanager(
             continue;
         };
         let found = async {
-            let pr = s.store.project_by_key(o.id, project).await?;
-            let e = s.store.environment_by_key(pr.id, env).await?;
-            let f = s.store.flag_by_key(pr.id, flag).await?;
-            let running = s
+            let project = state.store.project_by_key(org.id, project_key).await?;
+            let env = state.store.environment_by_key(project.id, env_key).await?;
+            let flag = state.store.flag_by_key(project.id, flag_key).await?;
+            let running = state
                 .store
-                .experiments(e.id)
+                .experiments(env.id)
                 .await?
                 .into_iter()
-                .find(|x| x.status == ExperimentStatus::Running && x.spec.flag == *flag);
-            let guarded = match s.store.guarded_rollout_by_flag(e.id, flag).await {
+                .find(|experiment| {
+                    experiment.status == ExperimentStatus::Running
+                        && experiment.spec.flag == *flag_key
+                });
+            let guarded = match state.store.guarded_rollout_by_flag(env.id, flag_key).await {
                 Ok(g) if g.status == GuardStatus::Active => Some(g),
                 Ok(_) | Err(StoreError::NotFound { .. }) => None,
                 Err(err) => return Err(err),
             };
-            Ok::<_, StoreError>((e, f, running, guarded))
+            Ok::<_, StoreError>((env, flag, running, guarded))
         }
         .await;
-        let (e, f, running, guarded) = match found {
+        let (env, flag, running, guarded) = match found {
             Ok(v) => v,
             Err(err) => {
                 problems.push(Problem::new(format!("alerts[{i}].labels"), err.to_string()));
@@ -158,44 +162,59 @@ pub async fn alertmanager(
             },
             None => running
                 .as_ref()
-                .and_then(|x| x.spec.guardrails.first())
+                .and_then(|experiment| experiment.spec.guardrails.first())
                 .or_else(|| guarded.as_ref().and_then(|g| g.spec.guardrails.first()))
                 .map(|g| g.action)
                 .unwrap_or(RollbackAction::ServeControl),
         };
         let control = running
             .as_ref()
-            .map(|x| x.spec.control.clone())
+            .map(|experiment| experiment.spec.control.clone())
             .or_else(|| guarded.as_ref().map(|g| g.spec.control.clone()))
-            .unwrap_or_else(|| f.spec.off_variant.clone());
+            .unwrap_or_else(|| flag.spec.off_variant.clone());
         let evidence = Evidence {
             source: "alert".into(),
-            metric: a.labels.get("bunting_metric").cloned(),
+            metric: alert.labels.get("bunting_metric").cloned(),
             effect: None,
             interval: None,
             p_value: None,
             details: json!({
-                "alertname": a.labels.get("alertname"),
-                "labels": a.labels,
-                "annotations": a.annotations,
-                "experiment": running.as_ref().map(|x| &x.spec.key),
+                "alertname": alert.labels.get("alertname"),
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "experiment": running.as_ref().map(|experiment| &experiment.spec.key),
                 "guardedRollout": guarded.as_ref().map(|g| &g.spec.flag),
             }),
         };
-        plan.push((format!("{project}/{flag}"), e, f, action, control, evidence));
+        plan.push((
+            format!("{project_key}/{flag_key}"),
+            env,
+            flag,
+            action,
+            control,
+            evidence,
+        ));
     }
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
-    let actor = p.actor(o.id);
+    let actor = caller.actor(org.id);
     let mut rollbacks = Vec::new();
-    for (name, e, f, action, control, evidence) in plan {
-        let out = roll_back(&s.store, &actor, (f.id, e.id), action, &control, &evidence).await?;
-        s.notifier.send(json!({
+    for (name, env, flag, action, control, evidence) in plan {
+        let out = roll_back(
+            &state.store,
+            &actor,
+            (flag.id, env.id),
+            action,
+            &control,
+            &evidence,
+        )
+        .await?;
+        state.notifier.send(json!({
             "type": "rollback",
-            "organization": o.key,
+            "organization": org.key,
             "flag": name,
-            "environment": e.key,
+            "environment": env.key,
             "action": action,
             "changed": out.changed,
             "actor": actor.name,
@@ -203,14 +222,14 @@ pub async fn alertmanager(
         }));
         rollbacks.push(AlertRollback {
             flag: name,
-            environment: e.key,
+            environment: env.key,
             action,
             changed: out.changed,
             version: out.config.version,
         });
     }
     if rollbacks.iter().any(|r| r.changed) {
-        s.notify_publish();
+        state.notify_publish();
     }
     Ok(Json(AlertOutcome {
         rollbacks,

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::flags::AuditEntries;
+use super::paths::OrgPath;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{AuditFault, AuditQuery, Role};
 
@@ -61,20 +62,22 @@ impl AuditFilter {
     }
 }
 
-type Q = Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>;
+/// The audit filter of the query string; one that does not parse answers
+/// 400 with the JSON error body.
+type Filter = Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>;
 
 /// The organization's audit entries, oldest first (viewer).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
-    params(("org" = String, Path), AuditFilter), responses((status = 200, body = AuditEntries)))]
+    params(OrgPath, AuditFilter), responses((status = 200, body = AuditEntries)))]
 pub async fn list(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
-    q: Q,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
+    filter: Filter,
 ) -> ApiResult<Json<AuditEntries>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let o = scope::org(&s, &p, &org, Role::Viewer).await?;
-    let page = s.store.audit_log(&q.query(o.id)).await?;
+    let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let org = scope::org(&state, &caller, &path.org, Role::Viewer).await?;
+    let page = state.store.audit_log(&filter.query(org.id)).await?;
     Ok(Json(AuditEntries {
         items: page.entries,
         next: page.next,
@@ -84,24 +87,24 @@ pub async fn list(
 /// Every matching entry as JSON lines (`application/x-ndjson`), one entry
 /// per line, oldest first (admin). `limit` is ignored.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit/export", tag = "audit",
-    params(("org" = String, Path), AuditFilter),
+    params(OrgPath, AuditFilter),
     responses((status = 200, content_type = "application/x-ndjson", body = String),
         (status = 403, description = "exporting needs the admin role", body = super::error::ErrorBody)))]
 pub async fn export(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
-    q: Q,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
+    filter: Filter,
 ) -> ApiResult<Response> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let o = scope::org(&s, &p, &org, Role::Admin).await?;
-    let mut query = q.query(o.id);
+    let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let mut query = filter.query(org.id);
     query.limit = 1000;
     let mut out = String::new();
     loop {
-        let page = s.store.audit_log(&query).await?;
-        for e in &page.entries {
-            out.push_str(&serde_json::to_string(e).map_err(ApiError::internal)?);
+        let page = state.store.audit_log(&query).await?;
+        for entry in &page.entries {
+            out.push_str(&serde_json::to_string(entry).map_err(ApiError::internal)?);
             out.push('\n');
         }
         match page.next {
@@ -137,18 +140,21 @@ pub struct Verification {
 /// every organization).
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = Verification), (status = 403, body = super::error::ErrorBody)))]
-pub async fn verify(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Verification>> {
-    if !p.is_root() {
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> ApiResult<Json<Verification>> {
+    if !caller.is_root() {
         return Err(ApiError::forbidden(
             "only the bootstrap administrator verifies the whole chain",
         ));
     }
-    let r = s.store.verify_audit().await?;
+    let report = state.store.verify_audit().await?;
     Ok(Json(Verification {
-        ok: r.is_ok(),
-        entries: r.entries,
-        head_hash: r.head_hash,
-        first_bad_seq: r.first_bad.map(|b| b.0),
-        fault: r.first_bad.map(|b| b.1),
+        ok: report.is_ok(),
+        entries: report.entries,
+        head_hash: report.head_hash,
+        first_bad_seq: report.first_bad.map(|(seq, _)| seq),
+        fault: report.first_bad.map(|(_, fault)| fault),
     }))
 }

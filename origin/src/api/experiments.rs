@@ -17,8 +17,9 @@ use utoipa::IntoParams;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
-use super::etag::if_match;
+use super::etag::IfMatch;
 use super::org::Items;
+use super::paths::{EnvPath, ExperimentPath, MetricPath, ProjectPath};
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::results::{self, ExperimentResults};
 use crate::store::experiments::{
@@ -60,70 +61,73 @@ pub fn routes() -> Router<AppState> {
 
 /// The metrics of a project, by key.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/metrics", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path)),
+    params(ProjectPath),
     responses((status = 200, body = Items<MetricRecord>)))]
 pub async fn list_metrics(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
 ) -> ApiResult<Json<Items<MetricRecord>>> {
-    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.metrics(pr.id).await?,
+        items: state.store.metrics(project.id).await?,
     }))
 }
 
 /// Creates a metric (editor): conversion, mean, sum or ratio of an event
 /// within an attribution window after exposure.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/metrics", tag = "experiments",
-    request_body = MetricSpec, params(("org" = String, Path), ("project" = String, Path)),
+    request_body = MetricSpec, params(ProjectPath),
     responses((status = 201, body = MetricRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_metric(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
     Body(spec): Body<MetricSpec>,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
-    let m = s.store.create_metric(&p.actor(o.id), pr.id, &spec).await?;
-    Ok(tagged(StatusCode::CREATED, m.version, &m))
+    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let metric = state
+        .store
+        .create_metric(&caller.actor(org.id), project.id, &spec)
+        .await?;
+    Ok(tagged(StatusCode::CREATED, metric.version, &metric))
 }
 
 /// A metric.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("metric" = String, Path)),
+    params(MetricPath),
     responses((status = 200, body = MetricRecord)))]
 pub async fn get_metric(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, metric)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<MetricPath>,
 ) -> ApiResult<Response> {
-    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
-    let m = s.store.metric_by_key(pr.id, &metric).await?;
-    Ok(tagged(StatusCode::OK, m.version, &m))
+    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let metric = state.store.metric_by_key(project.id, &path.metric).await?;
+    Ok(tagged(StatusCode::OK, metric.version, &metric))
 }
 
 /// Replaces a metric's definition (editor; `If-Match`); the key cannot
 /// change.
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
     request_body = MetricSpec,
-    params(("org" = String, Path), ("project" = String, Path), ("metric" = String, Path), ("If-Match" = String, Header)),
+    params(MetricPath, IfMatch),
     responses((status = 200, body = MetricRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_metric(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, metric)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<MetricPath>,
+    if_match: IfMatch,
     Body(spec): Body<MetricSpec>,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
-    let m = s.store.metric_by_key(pr.id, &metric).await?;
-    let expected = if_match(&headers)?;
-    let m = s
+    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let metric = state.store.metric_by_key(project.id, &path.metric).await?;
+    let expected = if_match.version()?;
+    let metric = state
         .store
-        .update_metric(&p.actor(o.id), m.id, expected, &spec)
+        .update_metric(&caller.actor(org.id), metric.id, expected, &spec)
         .await?;
-    Ok(tagged(StatusCode::OK, m.version, &m))
+    Ok(tagged(StatusCode::OK, metric.version, &metric))
 }
 
 /// Deletes a metric (editor; `If-Match`); refused with 409 `in_use` while
@@ -131,29 +135,34 @@ pub async fn replace_metric(
 /// status): the message names every user, and `problems` lists them one
 /// by one (path `metric`).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("metric" = String, Path), ("If-Match" = String, Header)),
+    params(MetricPath, IfMatch),
     responses((status = 204), (status = 409, body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_metric(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, metric)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<MetricPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
-    let m = s.store.metric_by_key(pr.id, &metric).await?;
-    let expected = if_match(&headers)?;
-    match s.store.delete_metric(&p.actor(o.id), m.id, expected).await {
+    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let metric = state.store.metric_by_key(project.id, &path.metric).await?;
+    let expected = if_match.version()?;
+    match state
+        .store
+        .delete_metric(&caller.actor(org.id), metric.id, expected)
+        .await
+    {
         Ok(()) => Ok(no_content()),
         // The store's only `Invalid` on delete: the metric is in use.
         Err(StoreError::Invalid(problems)) => {
-            let users = s.store.metric_users(pr.id, &metric).await?;
+            let users = state.store.metric_users(project.id, &path.metric).await?;
             let names: Vec<String> = users.iter().map(ToString::to_string).collect();
             let mut e = ApiError::new(
                 StatusCode::CONFLICT,
                 "in_use",
                 format!(
-                    "metric {metric:?} is in use and cannot be deleted: it is used by {}; delete \
+                    "metric {:?} is in use and cannot be deleted: it is used by {}; delete \
                      them or remove the metric from them first",
+                    path.metric,
                     names.join(", ")
                 ),
             );
@@ -164,30 +173,33 @@ pub async fn delete_metric(
     }
 }
 
-/// The experiment `key` of `org/project/env`, checking `role`.
+/// The experiment of `path`, checking `role`.
 async fn experiment(
-    s: &AppState,
-    p: &Principal,
-    (o, pr, env, key): (&str, &str, &str, &str),
+    state: &AppState,
+    caller: &Principal,
+    path: &ExperimentPath,
     role: Role,
 ) -> ApiResult<(Organization, Project, Environment, ExperimentRecord)> {
-    let (o, pr, e) = scope::env(s, p, (o, pr, env), role).await?;
-    let x = s.store.experiment_by_key(e.id, key).await?;
-    Ok((o, pr, e, x))
+    let (org, project, env) = scope::env(state, caller, path, role).await?;
+    let experiment = state
+        .store
+        .experiment_by_key(env.id, &path.experiment)
+        .await?;
+    Ok((org, project, env, experiment))
 }
 
 /// The experiments of an environment, by key.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    params(EnvPath),
     responses((status = 200, body = Items<ExperimentRecord>)))]
 pub async fn list_experiments(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Items<ExperimentRecord>>> {
-    let (_, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.experiments(e.id).await?,
+        items: state.store.experiments(env.id).await?,
     }))
 }
 
@@ -195,33 +207,33 @@ pub async fn list_experiments(
 /// arms, the control, the planned allocation, the primary, secondary and
 /// guardrail metrics. Every problem answers 422.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments", tag = "experiments",
-    request_body = ExperimentSpec, params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    request_body = ExperimentSpec, params(EnvPath),
     responses((status = 201, body = ExperimentRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_experiment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
     Body(spec): Body<ExperimentSpec>,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Editor).await?;
-    let x = s
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let experiment = state
         .store
-        .create_experiment(&p.actor(o.id), e.id, &spec)
+        .create_experiment(&caller.actor(org.id), env.id, &spec)
         .await?;
-    Ok(tagged(StatusCode::CREATED, x.version, &x))
+    Ok(tagged(StatusCode::CREATED, experiment.version, &experiment))
 }
 
 /// An experiment: definition, status, start and stop times, decision.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("experiment" = String, Path)),
+    params(ExperimentPath),
     responses((status = 200, body = ExperimentRecord)))]
 pub async fn get_experiment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, key)): Path<(String, String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ExperimentPath>,
 ) -> ApiResult<Response> {
-    let (_, _, _, x) = experiment(&s, &p, (&org, &project, &env, &key), Role::Viewer).await?;
-    Ok(tagged(StatusCode::OK, x.version, &x))
+    let (_, _, _, experiment) = experiment(&state, &caller, &path, Role::Viewer).await?;
+    Ok(tagged(StatusCode::OK, experiment.version, &experiment))
 }
 
 /// Replaces an experiment's definition (editor; `If-Match`). A running
@@ -229,79 +241,80 @@ pub async fn get_experiment(
 /// metric; stopped and decided ones are read-only (422).
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
     request_body = ExperimentSpec,
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("experiment" = String, Path), ("If-Match" = String, Header)),
+    params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_experiment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ExperimentPath>,
+    if_match: IfMatch,
     Body(spec): Body<ExperimentSpec>,
 ) -> ApiResult<Response> {
-    let (o, _, _, x) = experiment(&s, &p, (&org, &project, &env, &key), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    let x = s
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    let experiment = state
         .store
-        .update_experiment(&p.actor(o.id), x.id, expected, &spec)
+        .update_experiment(&caller.actor(org.id), experiment.id, expected, &spec)
         .await?;
-    Ok(tagged(StatusCode::OK, x.version, &x))
+    Ok(tagged(StatusCode::OK, experiment.version, &experiment))
 }
 
 /// Deletes an experiment (editor; `If-Match`); a running one must be
 /// stopped first (422). Its exposures and metric events stay.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("experiment" = String, Path), ("If-Match" = String, Header)),
+    params(ExperimentPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_experiment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ExperimentPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, _, _, x) = experiment(&s, &p, (&org, &project, &env, &key), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    s.store
-        .delete_experiment(&p.actor(o.id), x.id, expected)
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_experiment(&caller.actor(org.id), experiment.id, expected)
         .await?;
     Ok(no_content())
 }
 
 /// Starts an experiment: `draft` → `running` (editor; `If-Match`; no body).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/start", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("experiment" = String, Path), ("If-Match" = String, Header)),
+    params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn start_experiment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ExperimentPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, _, _, x) = experiment(&s, &p, (&org, &project, &env, &key), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    let x = s
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    let experiment = state
         .store
-        .start_experiment(&p.actor(o.id), x.id, expected)
+        .start_experiment(&caller.actor(org.id), experiment.id, expected)
         .await?;
-    Ok(tagged(StatusCode::OK, x.version, &x))
+    Ok(tagged(StatusCode::OK, experiment.version, &experiment))
 }
 
 /// Stops an experiment: `running` → `stopped` (editor; `If-Match`; no body).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/stop", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("experiment" = String, Path), ("If-Match" = String, Header)),
+    params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn stop_experiment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ExperimentPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, _, _, x) = experiment(&s, &p, (&org, &project, &env, &key), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    let x = s
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    let experiment = state
         .store
-        .stop_experiment(&p.actor(o.id), x.id, expected)
+        .stop_experiment(&caller.actor(org.id), experiment.id, expected)
         .await?;
-    Ok(tagged(StatusCode::OK, x.version, &x))
+    Ok(tagged(StatusCode::OK, experiment.version, &experiment))
 }
 
 /// Records a decision: `running` or `stopped` → `decided` (editor;
@@ -309,22 +322,22 @@ pub async fn stop_experiment(
 /// set by the server.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/decide", tag = "experiments",
     request_body = Decision,
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("experiment" = String, Path), ("If-Match" = String, Header)),
+    params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn decide_experiment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ExperimentPath>,
+    if_match: IfMatch,
     Body(decision): Body<Decision>,
 ) -> ApiResult<Response> {
-    let (o, _, _, x) = experiment(&s, &p, (&org, &project, &env, &key), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    let x = s
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    let experiment = state
         .store
-        .decide_experiment(&p.actor(o.id), x.id, expected, &decision)
+        .decide_experiment(&caller.actor(org.id), experiment.id, expected, &decision)
         .await?;
-    Ok(tagged(StatusCode::OK, x.version, &x))
+    Ok(tagged(StatusCode::OK, experiment.version, &experiment))
 }
 
 /// Options of the results endpoint.
@@ -347,18 +360,18 @@ pub struct ResultsQuery {
 /// cumulative lift of the primary metric (viewer). `?format=csv` or
 /// `Accept: text/csv` answers CSV, one row per metric and arm.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/results", tag = "experiments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("experiment" = String, Path), ResultsQuery),
+    params(ExperimentPath, ResultsQuery),
     responses((status = 200, description = "the results as JSON, or as CSV (one row per metric and arm)",
             content((ExperimentResults = "application/json"), (String = "text/csv"))),
         (status = 422, body = super::error::ErrorBody)))]
 pub async fn experiment_results(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, key)): Path<(String, String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ExperimentPath>,
     headers: HeaderMap,
-    q: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let accepts_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -366,7 +379,7 @@ pub async fn experiment_results(
             v.split(',')
                 .any(|m| m.split(';').next().is_some_and(|m| m.trim() == "text/csv"))
         });
-    let csv = match q.format.as_deref() {
+    let csv = match query.format.as_deref() {
         None => accepts_csv,
         Some("json") => false,
         Some("csv") => true,
@@ -377,16 +390,16 @@ pub async fn experiment_results(
             )]));
         }
     };
-    let (_, pr, _, x) = experiment(&s, &p, (&org, &project, &env, &key), Role::Viewer).await?;
-    let r = results::load(&s.store, pr.id, &x).await?;
+    let (_, project, _, experiment) = experiment(&state, &caller, &path, Role::Viewer).await?;
+    let report = results::load(&state.store, project.id, &experiment).await?;
     if csv {
-        let mut resp = results::to_csv(&r).into_response();
-        resp.headers_mut().insert(
+        let mut response = results::to_csv(&report).into_response();
+        response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
         );
-        Ok(resp)
+        Ok(response)
     } else {
-        Ok(Json::<ExperimentResults>(r).into_response())
+        Ok(Json::<ExperimentResults>(report).into_response())
     }
 }

@@ -2,7 +2,7 @@
 //! flag history, segments, layers and environment snapshots.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,8 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
-use super::etag::if_match;
+use super::etag::IfMatch;
 use super::org::Items;
+use super::paths::{ConfigPath, EnvPath, FlagPath, LayerPath, ProjectPath, SegmentPath};
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{
     AuditEntry, AuditQuery, ConfigSpec, FlagConfig, FlagFilter, FlagRecord, FlagSpec, LayerRecord,
@@ -88,33 +89,33 @@ pub struct FlagPage {
 
 /// The flags of a project, filtered and paginated by key.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags", tag = "flags",
-    params(("org" = String, Path), ("project" = String, Path), FlagListQuery),
+    params(ProjectPath, FlagListQuery),
     responses((status = 200, body = FlagPage)))]
 pub async fn list_flags(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
-    q: Result<Query<FlagListQuery>, axum::extract::rejection::QueryRejection>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
+    query: Result<Query<FlagListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<FlagPage>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
-    let flag_type = q
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let flag_type = query
         .flag_type
         .map(|t| {
             serde_json::from_value(serde_json::Value::String(t.clone()))
                 .map_err(|_| ApiError::bad_request(format!("unknown flag type {t:?}")))
         })
         .transpose()?;
-    let (items, next) = s
+    let (items, next) = state
         .store
         .flags_page(
-            pr.id,
+            project.id,
             &FlagFilter {
-                tag: q.tag,
+                tag: query.tag,
                 flag_type,
-                query: q.q,
-                after: q.after,
-                limit: q.limit.unwrap_or(100),
+                query: query.q,
+                after: query.after,
+                limit: query.limit.unwrap_or(100),
             },
         )
         .await?;
@@ -123,74 +124,80 @@ pub async fn list_flags(
 
 /// Creates a flag (editor); it starts off in every environment.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/flags", tag = "flags", request_body = FlagSpec,
-    params(("org" = String, Path), ("project" = String, Path)),
+    params(ProjectPath),
     responses((status = 201, body = FlagRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_flag(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
     Body(spec): Body<FlagSpec>,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
-    let f = s.store.create_flag(&p.actor(o.id), pr.id, &spec).await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::CREATED, f.version, &f))
+    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let flag = state
+        .store
+        .create_flag(&caller.actor(org.id), project.id, &spec)
+        .await?;
+    state.notify_publish();
+    Ok(tagged(StatusCode::CREATED, flag.version, &flag))
 }
 
 /// A flag's definition.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags",
-    params(("org" = String, Path), ("project" = String, Path), ("flag" = String, Path)),
+    params(FlagPath),
     responses((status = 200, body = FlagRecord)))]
 pub async fn get_flag(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, flag)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<FlagPath>,
 ) -> ApiResult<Response> {
-    let (_, _, f) = scope::flag(&s, &p, (&org, &project, &flag), Role::Viewer).await?;
-    Ok(tagged(StatusCode::OK, f.version, &f))
+    let (_, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Viewer).await?;
+    Ok(tagged(StatusCode::OK, flag.version, &flag))
 }
 
 /// Replaces a flag's definition (editor; `If-Match`). The key cannot change.
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags", request_body = FlagSpec,
-    params(("org" = String, Path), ("project" = String, Path), ("flag" = String, Path), ("If-Match" = String, Header)),
+    params(FlagPath, IfMatch),
     responses((status = 200, body = FlagRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_flag(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, flag)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<FlagPath>,
+    if_match: IfMatch,
     Body(spec): Body<FlagSpec>,
 ) -> ApiResult<Response> {
-    let (o, _, f) = scope::flag(&s, &p, (&org, &project, &flag), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    if spec.key != f.spec.key {
+    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
+    let expected = if_match.version()?;
+    if spec.key != flag.spec.key {
         return Err(ApiError::invalid(vec![crate::store::Problem::new(
             "key",
-            format!("the key cannot change (it is {:?})", f.spec.key),
+            format!("the key cannot change (it is {:?})", flag.spec.key),
         )]));
     }
-    let f = s
+    let flag = state
         .store
-        .update_flag(&p.actor(o.id), f.id, expected, &spec)
+        .update_flag(&caller.actor(org.id), flag.id, expected, &spec)
         .await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::OK, f.version, &f))
+    state.notify_publish();
+    Ok(tagged(StatusCode::OK, flag.version, &flag))
 }
 
 /// Deletes a flag and its configurations (editor; `If-Match`).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags",
-    params(("org" = String, Path), ("project" = String, Path), ("flag" = String, Path), ("If-Match" = String, Header)),
+    params(FlagPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_flag(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, flag)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<FlagPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, _, f) = scope::flag(&s, &p, (&org, &project, &flag), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    s.store.delete_flag(&p.actor(o.id), f.id, expected).await?;
-    s.notify_publish();
+    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_flag(&caller.actor(org.id), flag.id, expected)
+        .await?;
+    state.notify_publish();
     Ok(no_content())
 }
 
@@ -218,24 +225,24 @@ pub struct AuditEntries {
 /// A flag's history: every change to its definition and configurations,
 /// with before/after, actor, time and request id.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/history", tag = "flags",
-    params(("org" = String, Path), ("project" = String, Path), ("flag" = String, Path), PageQuery),
+    params(FlagPath, PageQuery),
     responses((status = 200, body = AuditEntries)))]
 pub async fn flag_history(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, flag)): Path<(String, String, String)>,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<FlagPath>,
+    paging: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<AuditEntries>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (o, _, f) = scope::flag(&s, &p, (&org, &project, &flag), Role::Viewer).await?;
-    let page = s
+    let Query(paging) = paging.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Viewer).await?;
+    let page = state
         .store
         .audit_log(&AuditQuery {
             entity_types: vec!["flag".into(), "flagConfig".into()],
-            entity_id: Some(f.id),
-            org_id: Some(o.id),
-            after_seq: q.after.unwrap_or(0),
-            limit: q.limit.unwrap_or(100),
+            entity_id: Some(flag.id),
+            org_id: Some(org.id),
+            after_seq: paging.after.unwrap_or(0),
+            limit: paging.limit.unwrap_or(100),
             ..AuditQuery::default()
         })
         .await?;
@@ -247,17 +254,20 @@ pub async fn flag_history(
 
 /// A flag's configuration in an environment.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
-    params(("org" = String, Path), ("project" = String, Path), ("flag" = String, Path), ("env" = String, Path)),
+    params(ConfigPath),
     responses((status = 200, body = FlagConfig)))]
 pub async fn get_config(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, flag, env)): Path<(String, String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ConfigPath>,
 ) -> ApiResult<Response> {
-    let (_, pr, f) = scope::flag(&s, &p, (&org, &project, &flag), Role::Viewer).await?;
-    let e = s.store.environment_by_key(pr.id, &env).await?;
-    let c = s.store.flag_config(f.id, e.id).await?;
-    Ok(tagged(StatusCode::OK, c.version, &c))
+    let (_, project, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Viewer).await?;
+    let env = state
+        .store
+        .environment_by_key(project.id, &path.env)
+        .await?;
+    let config = state.store.flag_config(flag.id, env.id).await?;
+    Ok(tagged(StatusCode::OK, config.version, &config))
 }
 
 /// Replaces a flag's configuration in an environment: on/off, rules,
@@ -265,24 +275,28 @@ pub async fn get_config(
 /// 422, rule-language errors with line and column.
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
     request_body = ConfigSpec,
-    params(("org" = String, Path), ("project" = String, Path), ("flag" = String, Path), ("env" = String, Path), ("If-Match" = String, Header)),
+    params(ConfigPath, IfMatch),
     responses((status = 200, body = FlagConfig), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_config(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, flag, env)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ConfigPath>,
+    if_match: IfMatch,
     Body(spec): Body<ConfigSpec>,
 ) -> ApiResult<Response> {
-    let (o, pr, f) = scope::flag(&s, &p, (&org, &project, &flag), Role::Editor).await?;
-    let e = s.store.environment_by_key(pr.id, &env).await?;
-    let expected = if_match(&headers)?;
-    let c = s
+    let (org, project, flag) =
+        scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
+    let env = state
         .store
-        .update_flag_config(&p.actor(o.id), f.id, e.id, expected, &spec)
+        .environment_by_key(project.id, &path.env)
         .await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::OK, c.version, &c))
+    let expected = if_match.version()?;
+    let config = state
+        .store
+        .update_flag_config(&caller.actor(org.id), flag.id, env.id, expected, &spec)
+        .await?;
+    state.notify_publish();
+    Ok(tagged(StatusCode::OK, config.version, &config))
 }
 
 /// Body of the kill switch.
@@ -297,36 +311,40 @@ pub struct Toggle {
 /// whatever else changed meanwhile (editor; no `If-Match`).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}/toggle", tag = "flags",
     request_body = Toggle,
-    params(("org" = String, Path), ("project" = String, Path), ("flag" = String, Path), ("env" = String, Path)),
+    params(ConfigPath),
     responses((status = 200, body = FlagConfig)))]
 pub async fn toggle(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, flag, env)): Path<(String, String, String, String)>,
-    Body(t): Body<Toggle>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ConfigPath>,
+    Body(toggle): Body<Toggle>,
 ) -> ApiResult<Response> {
-    let (o, pr, f) = scope::flag(&s, &p, (&org, &project, &flag), Role::Editor).await?;
-    let e = s.store.environment_by_key(pr.id, &env).await?;
-    let actor = p.actor(o.id);
+    let (org, project, flag) =
+        scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
+    let env = state
+        .store
+        .environment_by_key(project.id, &path.env)
+        .await?;
+    let actor = caller.actor(org.id);
     // Read-modify-write of the one field; retried when a concurrent edit
     // of the other fields wins the race.
     for _ in 0..5 {
-        let c = s.store.flag_config(f.id, e.id).await?;
-        if c.spec.enabled == t.enabled {
-            return Ok(tagged(StatusCode::OK, c.version, &c));
+        let config = state.store.flag_config(flag.id, env.id).await?;
+        if config.spec.enabled == toggle.enabled {
+            return Ok(tagged(StatusCode::OK, config.version, &config));
         }
         let spec = ConfigSpec {
-            enabled: t.enabled,
-            ..c.spec
+            enabled: toggle.enabled,
+            ..config.spec
         };
-        match s
+        match state
             .store
-            .update_flag_config(&actor, f.id, e.id, c.version, &spec)
+            .update_flag_config(&actor, flag.id, env.id, config.version, &spec)
             .await
         {
-            Ok(c) => {
-                s.notify_publish();
-                return Ok(tagged(StatusCode::OK, c.version, &c));
+            Ok(config) => {
+                state.notify_publish();
+                return Ok(tagged(StatusCode::OK, config.version, &config));
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -341,193 +359,203 @@ pub async fn toggle(
 
 /// The layers of a project.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/layers", tag = "layers",
-    params(("org" = String, Path), ("project" = String, Path)), responses((status = 200, body = Items<LayerRecord>)))]
+    params(ProjectPath), responses((status = 200, body = Items<LayerRecord>)))]
 pub async fn list_layers(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
 ) -> ApiResult<Json<Items<LayerRecord>>> {
-    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.layers(pr.id).await?,
+        items: state.store.layers(project.id).await?,
     }))
 }
 
 /// Creates a mutual-exclusion layer (editor): `{"key", "salt"?, "bucketBy"?}`.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/layers", tag = "layers",
-    request_body = Object, params(("org" = String, Path), ("project" = String, Path)),
+    request_body = Object, params(ProjectPath),
     responses((status = 201, body = LayerRecord), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_layer(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
     Body(layer): Body<Layer>,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
-    let l = s.store.create_layer(&p.actor(o.id), pr.id, &layer).await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::CREATED, l.version, &l))
+    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let layer = state
+        .store
+        .create_layer(&caller.actor(org.id), project.id, &layer)
+        .await?;
+    state.notify_publish();
+    Ok(tagged(StatusCode::CREATED, layer.version, &layer))
 }
 
 /// A layer.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
-    params(("org" = String, Path), ("project" = String, Path), ("layer" = String, Path)),
+    params(LayerPath),
     responses((status = 200, body = LayerRecord)))]
 pub async fn get_layer(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, layer)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<LayerPath>,
 ) -> ApiResult<Response> {
-    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
-    let l = s.store.layer_by_key(pr.id, &layer).await?;
-    Ok(tagged(StatusCode::OK, l.version, &l))
+    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let layer = state.store.layer_by_key(project.id, &path.layer).await?;
+    Ok(tagged(StatusCode::OK, layer.version, &layer))
 }
 
 /// Replaces a layer's salt and bucketing attribute (editor; `If-Match`);
 /// the key cannot change. A new salt reshuffles the layer's slots.
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
     request_body = Object,
-    params(("org" = String, Path), ("project" = String, Path), ("layer" = String, Path), ("If-Match" = String, Header)),
+    params(LayerPath, IfMatch),
     responses((status = 200, body = LayerRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_layer(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, layer)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<LayerPath>,
+    if_match: IfMatch,
     Body(body): Body<Layer>,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
-    let l = s.store.layer_by_key(pr.id, &layer).await?;
-    let expected = if_match(&headers)?;
-    let l = s
+    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let layer = state.store.layer_by_key(project.id, &path.layer).await?;
+    let expected = if_match.version()?;
+    let layer = state
         .store
-        .update_layer(&p.actor(o.id), l.id, expected, &body)
+        .update_layer(&caller.actor(org.id), layer.id, expected, &body)
         .await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::OK, l.version, &l))
+    state.notify_publish();
+    Ok(tagged(StatusCode::OK, layer.version, &layer))
 }
 
 /// Deletes a layer (editor; `If-Match`); refused (422) while a flag uses it.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
-    params(("org" = String, Path), ("project" = String, Path), ("layer" = String, Path), ("If-Match" = String, Header)),
+    params(LayerPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_layer(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, layer)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<LayerPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Editor).await?;
-    let l = s.store.layer_by_key(pr.id, &layer).await?;
-    let expected = if_match(&headers)?;
-    s.store.delete_layer(&p.actor(o.id), l.id, expected).await?;
-    s.notify_publish();
+    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let layer = state.store.layer_by_key(project.id, &path.layer).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_layer(&caller.actor(org.id), layer.id, expected)
+        .await?;
+    state.notify_publish();
     Ok(no_content())
 }
 
 /// The segments of an environment.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments", tag = "segments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    params(EnvPath),
     responses((status = 200, body = Items<SegmentRecord>)))]
 pub async fn list_segments(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Items<SegmentRecord>>> {
-    let (_, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.segments(e.id).await?,
+        items: state.store.segments(env.id).await?,
     }))
 }
 
 /// Creates a segment (editor): `{"key", "included"?, "excluded"?, "if"?, "description"?}`.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments", tag = "segments",
-    request_body = Object, params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    request_body = Object, params(EnvPath),
     responses((status = 201, body = SegmentRecord), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_segment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
-    Body(seg): Body<Segment>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
+    Body(segment): Body<Segment>,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Editor).await?;
-    let r = s.store.create_segment(&p.actor(o.id), e.id, &seg).await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::CREATED, r.version, &r))
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let segment = state
+        .store
+        .create_segment(&caller.actor(org.id), env.id, &segment)
+        .await?;
+    state.notify_publish();
+    Ok(tagged(StatusCode::CREATED, segment.version, &segment))
 }
 
 /// A segment.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("segment" = String, Path)),
+    params(SegmentPath),
     responses((status = 200, body = SegmentRecord)))]
 pub async fn get_segment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, segment)): Path<(String, String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<SegmentPath>,
 ) -> ApiResult<Response> {
-    let (_, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Viewer).await?;
-    let r = s.store.segment_by_key(e.id, &segment).await?;
-    Ok(tagged(StatusCode::OK, r.version, &r))
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let segment = state.store.segment_by_key(env.id, &path.segment).await?;
+    Ok(tagged(StatusCode::OK, segment.version, &segment))
 }
 
 /// Replaces a segment (editor; `If-Match`).
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
     request_body = Object,
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("segment" = String, Path), ("If-Match" = String, Header)),
+    params(SegmentPath, IfMatch),
     responses((status = 200, body = SegmentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_segment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, segment)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
-    Body(seg): Body<Segment>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<SegmentPath>,
+    if_match: IfMatch,
+    Body(body): Body<Segment>,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Editor).await?;
-    let r = s.store.segment_by_key(e.id, &segment).await?;
-    let expected = if_match(&headers)?;
-    if seg.key != segment {
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let segment = state.store.segment_by_key(env.id, &path.segment).await?;
+    let expected = if_match.version()?;
+    if body.key != path.segment {
         return Err(ApiError::invalid(vec![crate::store::Problem::new(
             "key",
-            format!("the key cannot change (it is {segment:?})"),
+            format!("the key cannot change (it is {:?})", path.segment),
         )]));
     }
-    let r = s
+    let segment = state
         .store
-        .update_segment(&p.actor(o.id), r.id, expected, &seg)
+        .update_segment(&caller.actor(org.id), segment.id, expected, &body)
         .await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::OK, r.version, &r))
+    state.notify_publish();
+    Ok(tagged(StatusCode::OK, segment.version, &segment))
 }
 
 /// Deletes a segment (editor; `If-Match`); refused (422) while a flag uses it.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("segment" = String, Path), ("If-Match" = String, Header)),
+    params(SegmentPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_segment(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, segment)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<SegmentPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Editor).await?;
-    let r = s.store.segment_by_key(e.id, &segment).await?;
-    let expected = if_match(&headers)?;
-    s.store
-        .delete_segment(&p.actor(o.id), r.id, expected)
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let segment = state.store.segment_by_key(env.id, &path.segment).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_segment(&caller.actor(org.id), segment.id, expected)
         .await?;
-    s.notify_publish();
+    state.notify_publish();
     Ok(no_content())
 }
 
 /// The environment's current sealed snapshot: exactly what the edge loads.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/snapshot", tag = "environments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    params(EnvPath),
     responses((status = 200, body = Object)))]
 pub async fn get_snapshot(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Snapshot>> {
-    let (_, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Viewer).await?;
-    Ok(Json(s.store.snapshot(e.id).await?))
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    Ok(Json(state.store.snapshot(env.id).await?))
 }

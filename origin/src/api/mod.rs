@@ -29,6 +29,7 @@ pub mod experiments;
 pub mod flags;
 pub mod openapi;
 pub mod org;
+pub mod paths;
 pub mod publish;
 pub mod request_id;
 pub mod rollouts;

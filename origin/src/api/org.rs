@@ -1,7 +1,7 @@
 //! Organizations, projects and environments.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
-use super::etag::if_match;
+use super::etag::IfMatch;
+use super::paths::{EnvPath, OrgPath, ProjectPath};
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{Environment, Organization, Project, Role};
 
@@ -78,15 +79,15 @@ pub fn routes() -> Router<AppState> {
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "organizations",
     responses((status = 200, body = Items<Organization>), (status = 401, body = super::error::ErrorBody)))]
 pub async fn list_orgs(
-    State(s): State<AppState>,
-    p: Principal,
+    State(state): State<AppState>,
+    caller: Principal,
 ) -> ApiResult<Json<Items<Organization>>> {
-    let items = s
+    let items = state
         .store
         .orgs()
         .await?
         .into_iter()
-        .filter(|o| p.allow(o, Role::Viewer).is_ok())
+        .filter(|org| caller.allow(org, Role::Viewer).is_ok())
         .collect();
     Ok(Json(Items { items }))
 }
@@ -96,235 +97,241 @@ pub async fn list_orgs(
     responses((status = 201, body = Organization), (status = 403, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_org(
-    State(s): State<AppState>,
-    p: Principal,
-    Body(b): Body<CreateNamed>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Body(body): Body<CreateNamed>,
 ) -> ApiResult<Response> {
-    if !p.is_root() {
+    if !caller.is_root() {
         return Err(ApiError::forbidden(
             "only the bootstrap administrator creates organizations",
         ));
     }
-    let mut actor = p.actor(0);
+    let mut actor = caller.actor(0);
     actor.org_id = None;
-    let o = s.store.create_org(&actor, &b.key, &b.name).await?;
-    Ok(tagged(StatusCode::CREATED, o.version, &o))
+    let org = state
+        .store
+        .create_org(&actor, &body.key, &body.name)
+        .await?;
+    Ok(tagged(StatusCode::CREATED, org.version, &org))
 }
 
 /// An organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organizations",
-    params(("org" = String, Path)), responses((status = 200, body = Organization), (status = 404, body = super::error::ErrorBody)))]
+    params(OrgPath), responses((status = 200, body = Organization), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_org(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
 ) -> ApiResult<Response> {
-    let o = scope::org(&s, &p, &org, Role::Viewer).await?;
-    Ok(tagged(StatusCode::OK, o.version, &o))
+    let org = scope::org(&state, &caller, &path.org, Role::Viewer).await?;
+    Ok(tagged(StatusCode::OK, org.version, &org))
 }
 
 /// Renames an organization (admin; `If-Match`).
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "organizations", request_body = Rename,
-    params(("org" = String, Path), ("If-Match" = String, Header)),
+    params(OrgPath, IfMatch),
     responses((status = 200, body = Organization), (status = 412, body = super::error::ErrorBody), (status = 428, body = super::error::ErrorBody)))]
 pub async fn rename_org(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    Body(b): Body<Rename>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
+    if_match: IfMatch,
+    Body(body): Body<Rename>,
 ) -> ApiResult<Response> {
-    let o = scope::org(&s, &p, &org, Role::Admin).await?;
-    let expected = if_match(&headers)?;
-    let o = s
+    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let expected = if_match.version()?;
+    let org = state
         .store
-        .rename_org(&p.actor(o.id), o.id, expected, &b.name)
+        .rename_org(&caller.actor(org.id), org.id, expected, &body.name)
         .await?;
-    Ok(tagged(StatusCode::OK, o.version, &o))
+    Ok(tagged(StatusCode::OK, org.version, &org))
 }
 
 /// Deletes an organization and everything in it (admin; `If-Match`).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}", tag = "organizations",
-    params(("org" = String, Path), ("If-Match" = String, Header)),
+    params(OrgPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_org(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let o = scope::org(&s, &p, &org, Role::Admin).await?;
-    let expected = if_match(&headers)?;
-    s.store.delete_org(&p.actor(o.id), o.id, expected).await?;
-    s.notify_publish();
+    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_org(&caller.actor(org.id), org.id, expected)
+        .await?;
+    state.notify_publish();
     Ok(no_content())
 }
 
 /// The projects of an organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects",
-    params(("org" = String, Path)), responses((status = 200, body = Items<Project>)))]
+    params(OrgPath), responses((status = 200, body = Items<Project>)))]
 pub async fn list_projects(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
 ) -> ApiResult<Json<Items<Project>>> {
-    let o = scope::org(&s, &p, &org, Role::Viewer).await?;
+    let org = scope::org(&state, &caller, &path.org, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.projects(o.id).await?,
+        items: state.store.projects(org.id).await?,
     }))
 }
 
 /// Creates a project (admin).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects", tag = "projects", request_body = CreateNamed,
-    params(("org" = String, Path)), responses((status = 201, body = Project), (status = 409, body = super::error::ErrorBody)))]
+    params(OrgPath), responses((status = 201, body = Project), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_project(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(org): Path<String>,
-    Body(b): Body<CreateNamed>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<OrgPath>,
+    Body(body): Body<CreateNamed>,
 ) -> ApiResult<Response> {
-    let o = scope::org(&s, &p, &org, Role::Admin).await?;
-    let pr = s
+    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let project = state
         .store
-        .create_project(&p.actor(o.id), o.id, &b.key, &b.name)
+        .create_project(&caller.actor(org.id), org.id, &body.key, &body.name)
         .await?;
-    Ok(tagged(StatusCode::CREATED, pr.version, &pr))
+    Ok(tagged(StatusCode::CREATED, project.version, &project))
 }
 
 /// A project.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects",
-    params(("org" = String, Path), ("project" = String, Path)), responses((status = 200, body = Project)))]
+    params(ProjectPath), responses((status = 200, body = Project)))]
 pub async fn get_project(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
 ) -> ApiResult<Response> {
-    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
-    Ok(tagged(StatusCode::OK, pr.version, &pr))
+    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    Ok(tagged(StatusCode::OK, project.version, &project))
 }
 
 /// Renames a project (admin; `If-Match`).
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects", request_body = Rename,
-    params(("org" = String, Path), ("project" = String, Path), ("If-Match" = String, Header)),
+    params(ProjectPath, IfMatch),
     responses((status = 200, body = Project), (status = 412, body = super::error::ErrorBody)))]
 pub async fn rename_project(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
-    headers: HeaderMap,
-    Body(b): Body<Rename>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
+    if_match: IfMatch,
+    Body(body): Body<Rename>,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Admin).await?;
-    let expected = if_match(&headers)?;
-    let pr = s
+    let (org, project) = scope::project(&state, &caller, &path, Role::Admin).await?;
+    let expected = if_match.version()?;
+    let project = state
         .store
-        .rename_project(&p.actor(o.id), pr.id, expected, &b.name)
+        .rename_project(&caller.actor(org.id), project.id, expected, &body.name)
         .await?;
-    Ok(tagged(StatusCode::OK, pr.version, &pr))
+    Ok(tagged(StatusCode::OK, project.version, &project))
 }
 
 /// Deletes a project and everything in it (admin; `If-Match`).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects",
-    params(("org" = String, Path), ("project" = String, Path), ("If-Match" = String, Header)),
+    params(ProjectPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_project(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Admin).await?;
-    let expected = if_match(&headers)?;
-    s.store
-        .delete_project(&p.actor(o.id), pr.id, expected)
+    let (org, project) = scope::project(&state, &caller, &path, Role::Admin).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_project(&caller.actor(org.id), project.id, expected)
         .await?;
-    s.notify_publish();
+    state.notify_publish();
     Ok(no_content())
 }
 
 /// The environments of a project.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments", tag = "environments",
-    params(("org" = String, Path), ("project" = String, Path)), responses((status = 200, body = Items<Environment>)))]
+    params(ProjectPath), responses((status = 200, body = Items<Environment>)))]
 pub async fn list_envs(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
 ) -> ApiResult<Json<Items<Environment>>> {
-    let (_, pr) = scope::project(&s, &p, (&org, &project), Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.environments(pr.id).await?,
+        items: state.store.environments(project.id).await?,
     }))
 }
 
 /// Creates an environment (publisher); every flag starts off in it.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments", tag = "environments",
-    request_body = CreateNamed, params(("org" = String, Path), ("project" = String, Path)),
+    request_body = CreateNamed, params(ProjectPath),
     responses((status = 201, body = Environment), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_env(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project)): Path<(String, String)>,
-    Body(b): Body<CreateNamed>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<ProjectPath>,
+    Body(body): Body<CreateNamed>,
 ) -> ApiResult<Response> {
-    let (o, pr) = scope::project(&s, &p, (&org, &project), Role::Publisher).await?;
-    let e = s
+    let (org, project) = scope::project(&state, &caller, &path, Role::Publisher).await?;
+    let env = state
         .store
-        .create_environment(&p.actor(o.id), pr.id, &b.key, &b.name)
+        .create_environment(&caller.actor(org.id), project.id, &body.key, &body.name)
         .await?;
-    s.notify_publish();
-    Ok(tagged(StatusCode::CREATED, e.version, &e))
+    state.notify_publish();
+    Ok(tagged(StatusCode::CREATED, env.version, &env))
 }
 
 /// An environment.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
-    responses((status = 200, body = Environment)))]
+    params(EnvPath), responses((status = 200, body = Environment)))]
 pub async fn get_env(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
 ) -> ApiResult<Response> {
-    let (_, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Viewer).await?;
-    Ok(tagged(StatusCode::OK, e.version, &e))
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    Ok(tagged(StatusCode::OK, env.version, &env))
 }
 
 /// Renames an environment (publisher; `If-Match`).
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
-    request_body = Rename,
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("If-Match" = String, Header)),
+    request_body = Rename, params(EnvPath, IfMatch),
     responses((status = 200, body = Environment), (status = 412, body = super::error::ErrorBody)))]
 pub async fn rename_env(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    Body(b): Body<Rename>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
+    if_match: IfMatch,
+    Body(body): Body<Rename>,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Publisher).await?;
-    let expected = if_match(&headers)?;
-    let e = s
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Publisher).await?;
+    let expected = if_match.version()?;
+    let env = state
         .store
-        .rename_environment(&p.actor(o.id), e.id, expected, &b.name)
+        .rename_environment(&caller.actor(org.id), env.id, expected, &body.name)
         .await?;
-    Ok(tagged(StatusCode::OK, e.version, &e))
+    Ok(tagged(StatusCode::OK, env.version, &env))
 }
 
 /// Deletes an environment, its configurations and segments (publisher;
 /// `If-Match`).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("If-Match" = String, Header)),
+    params(EnvPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_env(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Publisher).await?;
-    let expected = if_match(&headers)?;
-    s.store
-        .delete_environment(&p.actor(o.id), e.id, expected)
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Publisher).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_environment(&caller.actor(org.id), env.id, expected)
         .await?;
-    s.notify_publish();
+    state.notify_publish();
     Ok(no_content())
 }

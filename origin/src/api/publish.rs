@@ -24,6 +24,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 
 use super::auth::Principal;
+use super::paths::EnvPath;
 use super::scope;
 use super::{ApiResult, AppState};
 use crate::store::{PublishStatus, Role};
@@ -47,27 +48,27 @@ pub fn routes() -> Router<AppState> {
 
 /// The publication state of one environment (viewer).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/publish", tag = "publishing",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    params(EnvPath),
     responses((status = 200, body = PublishStatus), (status = 401, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<PublishStatus>> {
     // AUTH: viewer is enough (wired through the shared path resolver).
-    let (_, _, e) = scope::env(&state, &principal, (&org, &project, &env), Role::Viewer).await?;
-    let mut status = state.store.publish_status(e.id).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let mut status = state.store.publish_status(env.id).await?;
     if let Some(handle) = &state.publish {
-        for t in handle.targets() {
-            if !status.targets.iter().any(|s| &s.target == t) {
-                let pending = status.target(t);
+        for target in handle.targets() {
+            if !status.targets.iter().any(|t| &t.target == target) {
+                let pending = status.target(target);
                 status.targets.push(pending);
             }
         }
         status.targets.sort_by(|a, b| a.target.cmp(&b.target));
         for t in &mut status.targets {
-            t.last_error_permanent = handle.permanent_error(e.id, &t.target).is_some();
+            t.last_error_permanent = handle.permanent_error(env.id, &t.target).is_some();
         }
     }
     Ok(Json(status))

@@ -10,7 +10,7 @@
 //! without a new ETag. None of these writes changes what the edge serves.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,8 +19,9 @@ use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
-use super::etag::if_match;
+use super::etag::IfMatch;
 use super::org::Items;
+use super::paths::{EnvPath, RolloutPath};
 use super::{ApiResult, AppState, scope};
 use crate::store::rollouts::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
 use crate::store::{Organization, Role};
@@ -39,30 +40,33 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{g}/{{flag}}/status"), post(set_status))
 }
 
-/// The guarded rollout of flag `flag` in `org/project/env`, checking `role`.
-async fn guard(
-    s: &AppState,
-    p: &Principal,
-    (o, pr, env, flag): (&str, &str, &str, &str),
+/// The guarded rollout of `path`, checking `role`.
+async fn rollout(
+    state: &AppState,
+    caller: &Principal,
+    path: &RolloutPath,
     role: Role,
 ) -> ApiResult<(Organization, GuardedRolloutRecord)> {
-    let (o, _, e) = scope::env(s, p, (o, pr, env), role).await?;
-    let g = s.store.guarded_rollout_by_flag(e.id, flag).await?;
-    Ok((o, g))
+    let (org, _, env) = scope::env(state, caller, path, role).await?;
+    let rollout = state
+        .store
+        .guarded_rollout_by_flag(env.id, &path.flag)
+        .await?;
+    Ok((org, rollout))
 }
 
 /// The guarded rollouts of an environment, by flag key.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts", tag = "rollback",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    params(EnvPath),
     responses((status = 200, body = Items<GuardedRolloutRecord>)))]
 pub async fn list_guarded_rollouts(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Items<GuardedRolloutRecord>>> {
-    let (_, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
     Ok(Json(Items {
-        items: s.store.guarded_rollouts(e.id).await?,
+        items: state.store.guarded_rollouts(env.id).await?,
     }))
 }
 
@@ -72,73 +76,74 @@ pub async fn list_guarded_rollouts(
 /// other variant served from now on. One per flag and environment (409).
 /// Every problem answers 422.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts", tag = "rollback",
-    request_body = GuardedRolloutSpec, params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path)),
+    request_body = GuardedRolloutSpec, params(EnvPath),
     responses((status = 201, body = GuardedRolloutRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_guarded_rollout(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env)): Path<(String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<EnvPath>,
     Body(spec): Body<GuardedRolloutSpec>,
 ) -> ApiResult<Response> {
-    let (o, _, e) = scope::env(&s, &p, (&org, &project, &env), Role::Editor).await?;
-    let g = s
+    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let rollout = state
         .store
-        .create_guarded_rollout(&p.actor(o.id), e.id, &spec)
+        .create_guarded_rollout(&caller.actor(org.id), env.id, &spec)
         .await?;
-    Ok(tagged(StatusCode::CREATED, g.version, &g))
+    Ok(tagged(StatusCode::CREATED, rollout.version, &rollout))
 }
 
 /// A guarded rollout: definition, status, start, and the monitor's latest
 /// verdict (`health`, `checkedAt`) and ramp hold (`heldUntil`).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("flag" = String, Path)),
+    params(RolloutPath),
     responses((status = 200, body = GuardedRolloutRecord)))]
 pub async fn get_guarded_rollout(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, flag)): Path<(String, String, String, String)>,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<RolloutPath>,
 ) -> ApiResult<Response> {
-    let (_, g) = guard(&s, &p, (&org, &project, &env, &flag), Role::Viewer).await?;
-    Ok(tagged(StatusCode::OK, g.version, &g))
+    let (_, rollout) = rollout(&state, &caller, &path, Role::Viewer).await?;
+    Ok(tagged(StatusCode::OK, rollout.version, &rollout))
 }
 
 /// Replaces a guarded rollout's definition (editor; `If-Match`); the flag
 /// cannot change.
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
     request_body = GuardedRolloutSpec,
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("flag" = String, Path), ("If-Match" = String, Header)),
+    params(RolloutPath, IfMatch),
     responses((status = 200, body = GuardedRolloutRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_guarded_rollout(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, flag)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<RolloutPath>,
+    if_match: IfMatch,
     Body(spec): Body<GuardedRolloutSpec>,
 ) -> ApiResult<Response> {
-    let (o, g) = guard(&s, &p, (&org, &project, &env, &flag), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    let g = s
+    let (org, rollout) = rollout(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    let rollout = state
         .store
-        .update_guarded_rollout(&p.actor(o.id), g.id, expected, &spec)
+        .update_guarded_rollout(&caller.actor(org.id), rollout.id, expected, &spec)
         .await?;
-    Ok(tagged(StatusCode::OK, g.version, &g))
+    Ok(tagged(StatusCode::OK, rollout.version, &rollout))
 }
 
 /// Deletes a guarded rollout (editor; `If-Match`); an active one must be
 /// disabled or completed first (422).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("flag" = String, Path), ("If-Match" = String, Header)),
+    params(RolloutPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_guarded_rollout(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, flag)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<RolloutPath>,
+    if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (o, g) = guard(&s, &p, (&org, &project, &env, &flag), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    s.store
-        .delete_guarded_rollout(&p.actor(o.id), g.id, expected)
+    let (org, rollout) = rollout(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    state
+        .store
+        .delete_guarded_rollout(&caller.actor(org.id), rollout.id, expected)
         .await?;
     Ok(no_content())
 }
@@ -158,20 +163,20 @@ pub struct StatusChange {
 /// (`completed`).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status", tag = "rollback",
     request_body = StatusChange,
-    params(("org" = String, Path), ("project" = String, Path), ("env" = String, Path), ("flag" = String, Path), ("If-Match" = String, Header)),
+    params(RolloutPath, IfMatch),
     responses((status = 200, body = GuardedRolloutRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn set_status(
-    State(s): State<AppState>,
-    p: Principal,
-    Path((org, project, env, flag)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<RolloutPath>,
+    if_match: IfMatch,
     Body(change): Body<StatusChange>,
 ) -> ApiResult<Response> {
-    let (o, g) = guard(&s, &p, (&org, &project, &env, &flag), Role::Editor).await?;
-    let expected = if_match(&headers)?;
-    let g = s
+    let (org, rollout) = rollout(&state, &caller, &path, Role::Editor).await?;
+    let expected = if_match.version()?;
+    let rollout = state
         .store
-        .set_guarded_rollout_status(&p.actor(o.id), g.id, expected, change.status)
+        .set_guarded_rollout_status(&caller.actor(org.id), rollout.id, expected, change.status)
         .await?;
-    Ok(tagged(StatusCode::OK, g.version, &g))
+    Ok(tagged(StatusCode::OK, rollout.version, &rollout))
 }

@@ -1,49 +1,64 @@
 //! Resolving the keys of a path (`/orgs/{org}/projects/{project}/…`) to
 //! rows, checking the caller's role in the organization on the way.
+//!
+//! Each function takes the path structs of [`super::paths`] that name its
+//! entity: [`project`] any path in a project, [`env`] any path in an
+//! environment. Lookups go from the organization down, so the first key
+//! that names nothing is the one the 404 reports.
 
 use super::auth::Principal;
+use super::paths::{InEnvironment, InProject};
 use super::{ApiResult, AppState};
 use crate::store::{Environment, FlagRecord, Organization, Project, Role};
 
 /// The organization `org`, if the caller may act in it with `role`.
-pub async fn org(s: &AppState, p: &Principal, org: &str, role: Role) -> ApiResult<Organization> {
-    let o = s.store.org_by_key(org).await?;
-    p.allow(&o, role)?;
-    Ok(o)
+pub async fn org(
+    state: &AppState,
+    caller: &Principal,
+    org: &str,
+    role: Role,
+) -> ApiResult<Organization> {
+    let org = state.store.org_by_key(org).await?;
+    caller.allow(&org, role)?;
+    Ok(org)
 }
 
-/// The project `project` of `org`, checking `role`.
+/// The organization and project of `path`, checking `role`.
 pub async fn project(
-    s: &AppState,
-    p: &Principal,
-    (o, project): (&str, &str),
+    state: &AppState,
+    caller: &Principal,
+    path: &impl InProject,
     role: Role,
 ) -> ApiResult<(Organization, Project)> {
-    let o = org(s, p, o, role).await?;
-    let pr = s.store.project_by_key(o.id, project).await?;
-    Ok((o, pr))
+    let org = org(state, caller, path.org(), role).await?;
+    let project = state.store.project_by_key(org.id, path.project()).await?;
+    Ok((org, project))
 }
 
-/// The environment `env` of `org/project`, checking `role`.
+/// The organization, project and environment of `path`, checking `role`.
 pub async fn env(
-    s: &AppState,
-    p: &Principal,
-    (o, pr, env): (&str, &str, &str),
+    state: &AppState,
+    caller: &Principal,
+    path: &impl InEnvironment,
     role: Role,
 ) -> ApiResult<(Organization, Project, Environment)> {
-    let (o, pr) = project(s, p, (o, pr), role).await?;
-    let e = s.store.environment_by_key(pr.id, env).await?;
-    Ok((o, pr, e))
+    let (org, project) = project(state, caller, path, role).await?;
+    let env = state
+        .store
+        .environment_by_key(project.id, path.env())
+        .await?;
+    Ok((org, project, env))
 }
 
-/// The flag `flag` of `org/project`, checking `role`.
+/// The flag `flag` of the project of `path`, checking `role`.
 pub async fn flag(
-    s: &AppState,
-    p: &Principal,
-    (o, pr, flag): (&str, &str, &str),
+    state: &AppState,
+    caller: &Principal,
+    path: &impl InProject,
+    flag: &str,
     role: Role,
 ) -> ApiResult<(Organization, Project, FlagRecord)> {
-    let (o, pr) = project(s, p, (o, pr), role).await?;
-    let f = s.store.flag_by_key(pr.id, flag).await?;
-    Ok((o, pr, f))
+    let (org, project) = project(state, caller, path, role).await?;
+    let flag = state.store.flag_by_key(project.id, flag).await?;
+    Ok((org, project, flag))
 }
