@@ -27,9 +27,6 @@ use bunting_origin::store::{
 };
 use serde_json::Value;
 
-#[macro_use]
-mod common;
-
 both!(
     regression_is_rolled_back,
     no_regression_no_rollback,

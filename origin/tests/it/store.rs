@@ -11,9 +11,6 @@ use bunting_origin::store::{
 };
 use serde_json::json;
 
-#[macro_use]
-mod common;
-
 both!(
     crud_hierarchy,
     flags_and_configs,
@@ -395,7 +392,7 @@ async fn snapshot_round_trip(s: Store) {
 }
 
 async fn import_round_trip(s: Store) {
-    let src = include_str!("../../examples/flags.yaml");
+    let src = include_str!("../../../examples/flags.yaml");
     let defs = load(src, Syntax::Yaml).unwrap();
     let org = s.create_org(&ana(), "acme", "Acme").await.unwrap();
     let p = s

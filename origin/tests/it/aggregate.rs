@@ -12,9 +12,6 @@ use bunting_origin::store::experiments::{
 };
 use bunting_origin::store::{Actor, Exposure, FlagSpec, MetricEvent, Store};
 
-#[macro_use]
-mod common;
-
 both!(
     metric_kinds_exactly,
     attribution_window_boundaries,

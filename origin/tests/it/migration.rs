@@ -7,58 +7,57 @@
 use bunting_origin::store::Store;
 use sqlx::Connection;
 
-#[allow(unused_macros)]
-mod common;
+use crate::common;
 
 /// The migrations before 0009, as `Store::open` applied them.
 const BEFORE: [(i64, &str, &str, &str); 8] = [
     (
         1,
         "init",
-        include_str!("../migrations/sqlite/0001_init.sql"),
-        include_str!("../migrations/postgres/0001_init.sql"),
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
     ),
     (
         2,
         "access",
-        include_str!("../migrations/sqlite/0002_access.sql"),
-        include_str!("../migrations/postgres/0002_access.sql"),
+        include_str!("../../migrations/sqlite/0002_access.sql"),
+        include_str!("../../migrations/postgres/0002_access.sql"),
     ),
     (
         3,
         "publish",
-        include_str!("../migrations/sqlite/0003_publish.sql"),
-        include_str!("../migrations/postgres/0003_publish.sql"),
+        include_str!("../../migrations/sqlite/0003_publish.sql"),
+        include_str!("../../migrations/postgres/0003_publish.sql"),
     ),
     (
         4,
         "events",
-        include_str!("../migrations/sqlite/0004_events.sql"),
-        include_str!("../migrations/postgres/0004_events.sql"),
+        include_str!("../../migrations/sqlite/0004_events.sql"),
+        include_str!("../../migrations/postgres/0004_events.sql"),
     ),
     (
         5,
         "experiments",
-        include_str!("../migrations/sqlite/0005_experiments.sql"),
-        include_str!("../migrations/postgres/0005_experiments.sql"),
+        include_str!("../../migrations/sqlite/0005_experiments.sql"),
+        include_str!("../../migrations/postgres/0005_experiments.sql"),
     ),
     (
         6,
         "analysis_indexes",
-        include_str!("../migrations/sqlite/0006_analysis_indexes.sql"),
-        include_str!("../migrations/postgres/0006_analysis_indexes.sql"),
+        include_str!("../../migrations/sqlite/0006_analysis_indexes.sql"),
+        include_str!("../../migrations/postgres/0006_analysis_indexes.sql"),
     ),
     (
         7,
         "exposure_users",
-        include_str!("../migrations/sqlite/0007_exposure_users.sql"),
-        include_str!("../migrations/postgres/0007_exposure_users.sql"),
+        include_str!("../../migrations/sqlite/0007_exposure_users.sql"),
+        include_str!("../../migrations/postgres/0007_exposure_users.sql"),
     ),
     (
         8,
         "guarded_rollouts",
-        include_str!("../migrations/sqlite/0008_guarded_rollouts.sql"),
-        include_str!("../migrations/postgres/0008_guarded_rollouts.sql"),
+        include_str!("../../migrations/sqlite/0008_guarded_rollouts.sql"),
+        include_str!("../../migrations/postgres/0008_guarded_rollouts.sql"),
     ),
 ];
 

@@ -19,8 +19,7 @@ use bunting_origin::publish::{
 };
 use bunting_origin::store::{Actor, ConfigSpec, FlagSpec, SdkKeyKind, Store};
 
-#[macro_use]
-mod common;
+use crate::common;
 
 both!(
     directory_gets_snapshot_and_keys,

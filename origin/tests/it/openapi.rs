@@ -2,14 +2,14 @@
 //! checked-in `docs/openapi.json`, and the served one must equal both.
 //!
 //! After changing the API, regenerate the file with
-//! `BUNTING_BLESS=1 cargo test -p bunting-origin --test openapi` and commit it.
+//! `BUNTING_BLESS=1 cargo test -p bunting-origin --test it openapi::` and commit it.
 
 use bunting_origin::api::{AppState, ServeConfig, openapi, router};
 use bunting_origin::store::Store;
 use serde_json::Value;
 
 const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
-const REGENERATE: &str = "BUNTING_BLESS=1 cargo test -p bunting-origin --test openapi";
+const REGENERATE: &str = "BUNTING_BLESS=1 cargo test -p bunting-origin --test it openapi::";
 
 /// The generated document as it is written to the file.
 fn generated() -> String {

@@ -17,8 +17,7 @@ use bunting_origin::store::Store;
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
+use crate::common;
 
 both!(matrix, foreign_token_sees_nothing);
 

@@ -14,8 +14,7 @@ use bunting_origin::store::{Actor, Backend, FlagSpec, Store};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
+use crate::common;
 
 both!(
     secret_is_required,

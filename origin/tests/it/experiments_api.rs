@@ -15,8 +15,7 @@ use bunting_origin::store::{Exposure, MetricEvent, Store};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
+use crate::common;
 
 both!(
     crud_and_lifecycle,

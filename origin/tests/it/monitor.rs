@@ -18,9 +18,6 @@ use bunting_origin::store::{
 };
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
-
 both!(
     regression_is_rolled_back,
     no_regression_no_rollback,

@@ -15,8 +15,7 @@ use bunting_origin::store::experiments::{ExperimentSpec, Guardrail, MetricSpec, 
 use bunting_origin::store::{Actor, AuditQuery, ConfigSpec, FlagSpec, Role, Store};
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
+use crate::common;
 
 both!(alert_rolls_back_with_evidence, bad_alerts_change_nothing);
 

@@ -14,8 +14,7 @@ use bunting_origin::store::{Actor, AuditQuery, ConfigSpec, FlagSpec, Store};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
+use crate::common;
 
 both!(
     crud_validation_and_lifecycle,

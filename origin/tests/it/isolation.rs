@@ -14,8 +14,7 @@ use bunting_origin::store::{Actor, StoreError};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
+use crate::common;
 
 both!(oversized_configurations_are_refused, snapshots_are_bounded);
 

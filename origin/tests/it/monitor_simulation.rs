@@ -3,7 +3,7 @@
 //! seeds). With no regression, 400 experiments watched at 20 looks each
 //! roll back at most α of the time (allowing for simulation error); with a
 //! regression, it is caught, and the figures are printed
-//! (`cargo test -p bunting-origin --test monitor_simulation -- --nocapture`).
+//! (`cargo test -p bunting-origin --test it monitor_simulation:: -- --nocapture`).
 
 use std::collections::BTreeMap;
 

@@ -18,9 +18,6 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-#[macro_use]
-mod common;
-
 both!(
     rollup_equals_recomputation,
     rebuilds_during_ingestion_lose_nothing,

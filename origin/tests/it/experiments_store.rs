@@ -7,9 +7,6 @@ use bunting_origin::store::experiments::{
 };
 use bunting_origin::store::{Actor, AuditQuery, FlagSpec, Store, StoreError};
 
-#[macro_use]
-mod common;
-
 both!(
     metrics_validate,
     lifecycle,

@@ -15,9 +15,6 @@ use bunting_origin::store::Store;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-#[macro_use]
-mod common;
-
 both!(
     client_numbers_are_range_checked,
     nul_text_never_reaches_the_database,
