@@ -10,7 +10,9 @@ use bunting_origin::store::aggregate::{AggregateOptions, ExperimentData, MetricA
 use bunting_origin::store::experiments::{
     ExperimentRecord, ExperimentSpec, MetricKind, MetricSpec,
 };
-use bunting_origin::store::{Actor, Exposure, FlagSpec, MetricEvent, Store};
+use bunting_origin::store::{Exposure, MetricEvent, Store};
+
+use crate::common::world::World;
 
 both!(
     metric_kinds_exactly,
@@ -31,22 +33,18 @@ const HOUR: i64 = 3_600_000;
 /// Project, environment, flag `checkout` (on/off) and a draft experiment
 /// on it (control `off`, primary `purchased`).
 async fn setup(s: &Store) -> ExperimentRecord {
-    let ana = Actor::new("ana");
-    let org = s.create_org(&ana, "acme", "Acme").await.unwrap();
-    let p = s.create_project(&ana, org.id, "web", "Web").await.unwrap();
-    let env = s
-        .create_environment(&ana, p.id, "production", "Production")
-        .await
-        .unwrap();
-    s.create_flag(&ana, p.id, &FlagSpec::boolean("checkout"))
-        .await
-        .unwrap();
-    s.create_metric(&ana, p.id, &MetricSpec::conversion("purchased", "purchase"))
-        .await
-        .unwrap();
+    let w = World::acme(s).await;
+    w.flag(s, "checkout").await;
+    s.create_metric(
+        &w.actor,
+        w.project,
+        &MetricSpec::conversion("purchased", "purchase"),
+    )
+    .await
+    .unwrap();
     s.create_experiment(
-        &ana,
-        env.id,
+        &w.actor,
+        w.env,
         &ExperimentSpec::new("t", "checkout", "off", "purchased"),
     )
     .await

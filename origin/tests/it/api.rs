@@ -1,14 +1,15 @@
-//! The management API over real HTTP (axum on 127.0.0.1, reqwest), on
+//! The management API (the router in process, see [`TestApp`]), on
 //! SQLite and PostgreSQL: CRUD, ETag/If-Match (412/428), 422 with every
 //! problem, the kill switch, flag history with request ids, filters and
 //! pagination, snapshots, the audit log and its export, JSON errors.
 
-use bunting_origin::api::{AppState, ServeConfig, router};
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
 use bunting_origin::store::Store;
-use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common;
+use crate::common::app::TestApp;
 
 both!(
     crud_and_concurrency,
@@ -21,86 +22,9 @@ both!(
     key_rules_are_the_documents
 );
 
-const ROOT: &str = "root-secret-token";
-
-struct Api {
-    base: String,
-    client: Client,
-    token: String,
-}
-
-impl Api {
-    async fn start(store: Store) -> Api {
-        let app = router(AppState::new(
-            store,
-            ServeConfig {
-                admin_token: Some(ROOT.into()),
-                ..ServeConfig::default()
-            },
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api {
-            base: format!("http://{addr}/api/v1"),
-            client: Client::new(),
-            token: ROOT.into(),
-        }
-    }
-
-    fn as_token(&self, token: &str) -> Api {
-        Api {
-            base: self.base.clone(),
-            client: self.client.clone(),
-            token: token.into(),
-        }
-    }
-
-    /// (status, ETag, JSON body or Null).
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, Option<String>, Value) {
-        let mut r = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = common::schema::send(r).await;
-        let status = resp.status();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_string());
-        let text = resp.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, etag, body)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Option<String>, Value) {
-        self.call(Method::GET, path, None, &[]).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Option<String>, Value) {
-        self.call(Method::POST, path, Some(body), &[]).await
-    }
-}
-
 /// Org `acme`, project `web`, environments `production` and `staging`; the
 /// org's admin token.
-async fn setup(api: &Api) -> Api {
+async fn setup(api: &TestApp) -> TestApp {
     assert_eq!(
         api.post("/orgs", json!({"key": "acme", "name": "Acme"}))
             .await
@@ -142,7 +66,7 @@ fn flag(key: &str, tags: &[&str]) -> Value {
 const FLAGS: &str = "/orgs/acme/projects/web/flags";
 
 async fn crud_and_concurrency(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
     let (s, tag, body) = admin.post(FLAGS, flag("dark-mode", &["ui"])).await;
     assert_eq!(
@@ -235,7 +159,7 @@ async fn crud_and_concurrency(store: Store) {
 }
 
 async fn validation_problems(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
     // A flag with two problems: both are reported.
     let mut bad = flag("Bad Key!", &[]);
@@ -293,7 +217,7 @@ async fn validation_problems(store: Store) {
 }
 
 async fn kill_switch_history_and_audit(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
     admin.post(FLAGS, flag("search", &[])).await;
     let cfg = format!("{FLAGS}/search/environments/production");
@@ -379,14 +303,16 @@ async fn kill_switch_history_and_audit(store: Store) {
     // Audit: filter by entity type; the export is JSON lines in order.
     let (_, _, a) = admin.get("/orgs/acme/audit?entityType=environment").await;
     assert_eq!(a["items"].as_array().unwrap().len(), 2, "{a}");
-    let resp = common::schema::send(
-        reqwest::Client::new()
-            .get(format!("{}/orgs/acme/audit/export", admin.base))
-            .bearer_auth(&admin.token),
-    )
-    .await;
-    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
-    let text = resp.text().await.unwrap();
+    let resp = admin
+        .send(
+            admin
+                .request(Method::GET, "/orgs/acme/audit/export")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(resp.headers["content-type"], "application/x-ndjson");
+    let text = resp.text;
     let seqs: Vec<i64> = text
         .lines()
         .map(|l| {
@@ -403,18 +329,14 @@ async fn kill_switch_history_and_audit(store: Store) {
     assert_eq!(s, 200);
     assert_eq!(v["ok"], true, "{v}");
     // Each response carries a request id; a client's own is echoed.
-    let resp = common::schema::send(
-        reqwest::Client::new()
-            .get(format!("{}/orgs/acme", admin.base))
-            .bearer_auth(&admin.token)
-            .header("x-request-id", "mine"),
-    )
-    .await;
-    assert_eq!(resp.headers()["x-request-id"], "mine");
+    let resp = admin
+        .call_with(Method::GET, "/orgs/acme", None, &[("x-request-id", "mine")])
+        .await;
+    assert_eq!(resp.headers["x-request-id"], "mine");
 }
 
 async fn list_filters_and_pages(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
     for (k, tags) in [
         ("a-checkout", vec!["payments"]),
@@ -467,25 +389,25 @@ async fn list_filters_and_pages(store: Store) {
 }
 
 async fn malformed_requests(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
-    let client = Client::new();
-    let url = format!("{}{FLAGS}", admin.base);
+    let raw = |content_type: Option<&str>, body: &'static str| {
+        let mut r = admin
+            .request(Method::POST, FLAGS)
+            .header("content-length", body.len());
+        if let Some(t) = content_type {
+            r = r.header("content-type", t);
+        }
+        admin.send(r.body(Body::from(body)).unwrap())
+    };
     // Not JSON: 400 with a JSON error body.
-    let r = common::schema::send(
-        client
-            .post(&url)
-            .bearer_auth(&admin.token)
-            .header("content-type", "application/json")
-            .body("{not json"),
-    )
-    .await;
-    assert_eq!(r.status(), 400);
-    let b: Value = r.json().await.unwrap();
+    let r = raw(Some("application/json"), "{not json").await;
+    assert_eq!(r.status, 400);
+    let b: Value = serde_json::from_str(&r.text).unwrap();
     assert_eq!(b["error"]["code"], "bad_request");
     // No content type: 415.
-    let r = common::schema::send(client.post(&url).bearer_auth(&admin.token).body("{}")).await;
-    assert_eq!(r.status(), 415);
+    let r = raw(None, "{}").await;
+    assert_eq!(r.status, 415);
     // Unknown field: 422 naming it.
     let mut f = flag("x", &[]);
     f["colour"] = json!("red");
@@ -513,7 +435,7 @@ async fn malformed_requests(store: Store) {
 }
 
 async fn layers_in_use(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
     let layers = "/orgs/acme/projects/web/layers";
     let (s, tag, b) = admin
@@ -579,7 +501,7 @@ async fn layers_in_use(store: Store) {
 /// parse, a percent-encoding that is not UTF-8, a method the route does not
 /// have) is the documented JSON error body, not `text/plain`.
 async fn rejections_are_json(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
     let keys = "/orgs/acme/projects/web/environments/production/sdk-keys";
     for (method, path, status, code) in [
@@ -595,21 +517,13 @@ async fn rejections_are_json(store: Store) {
         (Method::PATCH, FLAGS.to_string(), 405, "method_not_allowed"),
     ] {
         let body = (method == Method::POST).then(|| json!({"graceSeconds": 0}));
-        let resp = common::schema::send({
-            let mut r = admin
-                .client
-                .request(method.clone(), format!("{}{path}", admin.base))
-                .bearer_auth(&admin.token);
-            if let Some(b) = &body {
-                r = r.json(b);
-            }
-            r
-        })
-        .await;
-        assert_eq!(resp.status(), status, "{method} {path}");
-        let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+        let resp = admin
+            .call_with(method.clone(), &path, body.as_ref(), &[])
+            .await;
+        assert_eq!(resp.status, status, "{method} {path}");
+        let content_type = resp.headers["content-type"].to_str().unwrap().to_string();
         assert_eq!(content_type, "application/json", "{method} {path}");
-        let b: Value = resp.json().await.unwrap();
+        let b: Value = serde_json::from_str(&resp.text).unwrap();
         assert_eq!(b["error"]["code"], code, "{method} {path}: {b}");
         assert!(
             !b["error"]["message"].as_str().unwrap().is_empty(),
@@ -623,7 +537,7 @@ async fn rejections_are_json(store: Store) {
 /// exactly the ones the store enforces: a key is created iff the document
 /// accepts it.
 async fn key_rules_are_the_documents(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     let admin = setup(&api).await;
     let keys = [
         "a".to_string(),

@@ -3,44 +3,22 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bunting_core::{Engine, ErrorCode, Reason};
 use serde_json::{Value, json};
 
-/// The workspace root (examples are relative to it).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use crate::common::cli::{self, root, stderr, stdout};
 
-/// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("bunting-cli")
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    cli::scratch("bunting-cli", name)
 }
 
 fn bunting(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bunting"))
+    cli::bunting(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("BUNTING_WRANGLER")
         .output()
         .expect("running bunting")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
 }
 
 /// The diagnostic lines of a failed run: stderr lines starting with `file:`
@@ -491,13 +469,11 @@ fn publish(
     let script = dir.join("wrangler.sh");
     fs::write(&script, FAKE_WRANGLER).unwrap();
     let wrangler = format!("sh {}", script.display());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bunting"));
+    let mut cmd = cli::bunting(&dir);
     cmd.arg("publish")
         .arg(root().join("examples/flags.yaml"))
         .args(args)
-        .current_dir(&dir)
-        .env("FAKE_EXIT", exit.to_string())
-        .env_remove("BUNTING_WRANGLER");
+        .env("FAKE_EXIT", exit.to_string());
     if via_env {
         cmd.env("BUNTING_WRANGLER", &wrangler);
     } else {

@@ -7,19 +7,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bunting_core::model::Segment;
 use bunting_origin::store::{Actor, Role, Store};
 use serde_json::Value;
 
-/// The workspace root (examples are relative to it).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use crate::common;
+use crate::common::cli::{self, root, stderr, stdout};
 
 fn example() -> String {
     root()
@@ -29,35 +24,19 @@ fn example() -> String {
         .to_string()
 }
 
-/// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("bunting-cli-store")
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    cli::scratch("bunting-cli-store", name)
 }
 
 /// Runs `bunting ARGS` in `dir`; `database` sets `BUNTING_DATABASE_URL`
 /// (otherwise the default, `bunting.db` in `dir`).
 fn run(dir: &Path, database: Option<&str>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bunting"));
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("BUNTING_DATABASE_URL");
+    let mut c = cli::bunting(dir);
+    c.args(args);
     if let Some(url) = database {
         c.env("BUNTING_DATABASE_URL", url);
     }
     c.output().expect("running bunting")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
 }
 
 /// Runs and expects success; returns stdout.
@@ -640,67 +619,14 @@ fn token_create_prints_only_a_secret_the_store_accepts() {
     assert_eq!(token.created_by, "cli:token");
 }
 
-/// A fresh PostgreSQL schema and the URL that uses it; dropped afterwards.
-struct PgSchema {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgSchema {
-    fn new() -> PgSchema {
-        let admin = std::env::var("BUNTING_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("t_cli_{}_{nanos}", std::process::id());
-        Self::exec(&admin, &format!("CREATE SCHEMA {name}"));
-        let sep = if admin.contains('?') { '&' } else { '?' };
-        let url = format!("{admin}{sep}options=-c%20search_path%3D{name}");
-        PgSchema { admin, name, url }
-    }
-
-    fn exec(admin: &str, sql: &str) {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                use sqlx::Connection;
-                sqlx::any::install_default_drivers();
-                let mut c = sqlx::AnyConnection::connect(admin)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "PostgreSQL is not reachable at {admin} ({e}); \
-                             set BUNTING_TEST_POSTGRES to another URL"
-                        )
-                    });
-                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-            });
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Not on a panicking test's thread's runtime: on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            PgSchema::exec(
-                &admin,
-                &format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE"),
-            )
-        })
-        .join();
-    }
-}
-
 #[test]
 fn postgres_import_export_audit_and_token() {
-    let pg = PgSchema::new();
-    let db = Some(pg.url.as_str());
+    let (url, _schema) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(common::postgres_schema());
+    let db = Some(url.as_str());
     let dir = scratch("postgres");
     let file = example();
     let args = [
@@ -740,8 +666,8 @@ fn postgres_import_export_audit_and_token() {
         ],
     );
     assert_eq!(
-        snapshots(&pg.url, "acme", "copy"),
-        snapshots(&pg.url, "acme", "web")
+        snapshots(&url, "acme", "copy"),
+        snapshots(&url, "acme", "web")
     );
 
     let n = verified_entries(&ok(&dir, db, &["audit", "verify"]));
@@ -762,7 +688,7 @@ fn postgres_import_export_audit_and_token() {
             "bootstrap",
         ],
     );
-    let token = with_store(&pg.url, async |store: &Store| {
+    let token = with_store(&url, async |store: &Store| {
         store.authenticate(secret.trim_end()).await.unwrap()
     });
     assert_eq!(token.expect("accepted").role, Role::Admin);

@@ -1,20 +1,22 @@
-//! Event ingestion (`POST /api/v1/events`) over real HTTP (axum on
-//! 127.0.0.1, reqwest), on SQLite and PostgreSQL: the ingest secret, 202
+//! Event ingestion (`POST /api/v1/events`) through the router in process,
+//! on SQLite and PostgreSQL: the ingest secret, 202
 //! with counts, deduplication of retried batches, all-or-nothing
 //! validation (422 with the event's index), size limits, 429 when the queue
 //! is full without losing accepted batches, and the edge's exact payloads.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bunting_origin::api::{AppState, ServeConfig, router};
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use bunting_origin::api::{AppState, ServeConfig};
 use bunting_origin::ingest::{Ingest, IngestOptions};
 use bunting_origin::store::aggregate::AggregateOptions;
 use bunting_origin::store::experiments::{ExperimentSpec, MetricSpec};
 use bunting_origin::store::{Actor, Backend, FlagSpec, Store};
-use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::app::{TestApp, problems};
+use crate::common::world::World;
 
 both!(
     secret_is_required,
@@ -32,9 +34,9 @@ both!(
 const SECRET: &str = "ingest-secret-0123456789abcdef";
 const ENV: &str = "acme/web/production";
 
+/// The origin with ingestion configured, called in process.
 struct Api {
-    url: String,
-    client: Client,
+    app: TestApp,
     state: AppState,
 }
 
@@ -49,13 +51,8 @@ impl Api {
             },
         );
         state.ingest = Ingest::new(store, state.metrics.clone(), options);
-        let app = router(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Api {
-            url: format!("http://{addr}/api/v1/events"),
-            client: Client::new(),
+            app: TestApp::new(state.clone()),
             state,
         }
     }
@@ -67,28 +64,33 @@ impl Api {
         token: Option<&str>,
         body: String,
     ) -> (StatusCode, Option<String>, Value) {
-        let mut r = self
-            .client
-            .post(&self.url)
+        let app = match token {
+            Some(t) => self.app.as_token(t),
+            None => self.app.clone(),
+        };
+        let r = app
+            .request(Method::POST, "/events")
             .header("content-type", "application/json")
-            .body(body);
-        if let Some(t) = token {
-            r = r.header("authorization", format!("Bearer {t}"));
-        }
-        let resp = common::schema::send(r).await;
-        let status = resp.status();
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_string());
-        let text = resp.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, retry, body)
+            .header("content-length", body.len());
+        let reply = app.send(r.body(Body::from(body)).unwrap()).await;
+        let retry = reply.header("retry-after");
+        (reply.status, retry, reply.body)
     }
 
     async fn post(&self, body: &Value) -> (StatusCode, Value) {
         let (s, _, b) = self.post_raw(Some(SECRET), body.to_string()).await;
         (s, b)
+    }
+
+    /// A batch POSTed on a task of its own: (status, body).
+    fn spawn_post(&self, body: Value) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+        let app = self.app.as_token(SECRET);
+        tokio::spawn(async move {
+            let r = app
+                .call_with(Method::POST, "/events", Some(&body), &[])
+                .await;
+            (r.status, r.body)
+        })
     }
 
     fn metric(&self, name: &str) -> u64 {
@@ -115,15 +117,11 @@ async fn world(store: &Store) {
     {
         return;
     }
-    let a = Actor::new("test");
-    let org = store.create_org(&a, "acme", "Acme").await.unwrap();
-    let p = store
-        .create_project(&a, org.id, "web", "Web")
+    let w = World::acme_by(store, Actor::new("test")).await;
+    store
+        .create_environment(&w.actor, w.project, "staging", "staging")
         .await
         .unwrap();
-    for e in ["production", "staging"] {
-        store.create_environment(&a, p.id, e, e).await.unwrap();
-    }
 }
 
 /// The id of the environment the edge names `name`.
@@ -343,12 +341,7 @@ async fn invalid_batches_store_nothing(store: Store) {
     let (s, b) = api.post(&batch).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "invalid");
-    let paths: Vec<&str> = b["error"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = problems(&b);
     assert_eq!(paths, ["exposures[2].time", "exposures[3].flag"]);
     assert_eq!(
         store.count_exposures(id(&store, ENV).await).await.unwrap(),
@@ -389,15 +382,14 @@ async fn invalid_batches_store_nothing(store: Store) {
         (s, &b["error"]["code"]),
         (StatusCode::BAD_REQUEST, &json!("bad_request"))
     );
-    let r = api
-        .client
-        .post(&api.url)
-        .bearer_auth(SECRET)
-        .body(exposures(0..1, t).to_string())
-        .send()
-        .await
+    let app = api.app.as_token(SECRET);
+    let body = exposures(0..1, t).to_string();
+    let r = app
+        .request(Method::POST, "/events")
+        .header("content-length", body.len())
+        .body(Body::from(body))
         .unwrap();
-    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(app.send(r).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 async fn size_limits(store: Store) {
@@ -436,21 +428,7 @@ async fn overload_answers_429_and_loses_nothing(store: Store) {
     let t = now_ms();
     let block = block_writers(&store).await;
     // 6 events wait for the blocked writer...
-    let first = {
-        let (client, url) = (api.client.clone(), api.url.clone());
-        let body = exposures(0..6, t).to_string();
-        tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(SECRET)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.json::<Value>().await.unwrap())
-        })
-    };
+    let first = api.spawn_post(exposures(0..6, t));
     wait_queued(&api.state.ingest, 6).await;
     // ...so 6 more do not fit: refused at once, not dropped later.
     let (s, retry, b) = api
@@ -461,21 +439,7 @@ async fn overload_answers_429_and_loses_nothing(store: Store) {
     assert_eq!(b["error"]["code"], "overloaded");
     assert_eq!(api.metric("events_throttled"), 6);
     // 4 still fit.
-    let second = {
-        let (client, url) = (api.client.clone(), api.url.clone());
-        let body = exposures(12..16, t).to_string();
-        tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(SECRET)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.json::<Value>().await.unwrap())
-        })
-    };
+    let second = api.spawn_post(exposures(12..16, t));
     wait_queued(&api.state.ingest, 10).await;
     assert!(!first.is_finished(), "answered before it was stored");
     unblock(block).await;
@@ -517,22 +481,12 @@ async fn concurrent_batches_are_all_stored(store: Store) {
     let t = now_ms();
     let mut tasks = Vec::new();
     for c in 0..16_usize {
-        let (client, url) = (api.client.clone(), api.url.clone());
         let body = if c.is_multiple_of(2) {
             exposures(c * 100..c * 100 + 100, t)
         } else {
             events(c * 100..c * 100 + 100, t)
         };
-        tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(SECRET)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.json::<Value>().await.unwrap())
-        }));
+        tasks.push(api.spawn_post(body));
     }
     for task in tasks {
         let (s, b) = task.await.unwrap();
@@ -623,12 +577,7 @@ async fn unknown_environments_are_refused(store: Store) {
     batch["exposures"][2]["environment"] = json!("production");
     let (s, b) = api.post(&batch).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    let paths: Vec<&str> = b["error"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = problems(&b);
     assert_eq!(
         paths,
         ["exposures[1].environment", "exposures[2].environment"]

@@ -1,4 +1,4 @@
-//! Metrics, experiments and their results over real HTTP, on SQLite and
+//! Metrics, experiments and their results through the API, on SQLite and
 //! PostgreSQL: CRUD with ETag/If-Match (412/428), 422 with every problem,
 //! 409 for deleting a metric an experiment uses,
 //! the lifecycle draft → running → stopped → decided, results on a seeded
@@ -6,16 +6,13 @@
 //! skewed allocation, multi-arm users, CSV), and `bunting experiment
 //! results` printing its table from a SQLite file.
 
-use std::path::Path;
-use std::process::Command;
-
-use bunting_origin::api::{AppState, ServeConfig, router};
+use axum::http::{Method, StatusCode};
 use bunting_origin::results::CSV_HEADER;
 use bunting_origin::store::{Exposure, MetricEvent, Store};
-use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::app::{TestApp, problems};
+use crate::common::cli;
 
 both!(
     crud_and_lifecycle,
@@ -23,105 +20,19 @@ both!(
     results_skewed_allocation
 );
 
-const ROOT: &str = "root-secret-token";
 const P: &str = "/orgs/acme/projects/web";
 const X: &str = "/orgs/acme/projects/web/environments/production/experiments";
 
-struct Api {
-    base: String,
-    client: Client,
-}
-
-/// (status, ETag, body as JSON or as a string, content type).
-type Reply = (StatusCode, Option<String>, Value, String);
-
-impl Api {
-    async fn start(store: Store) -> Api {
-        let app = router(AppState::new(
-            store,
-            ServeConfig {
-                admin_token: Some(ROOT.into()),
-                ..ServeConfig::default()
-            },
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api {
-            base: format!("http://{addr}/api/v1"),
-            client: Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
-        let mut r = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ROOT);
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = common::schema::send(r).await;
-        let status = resp.status();
-        let header = |h: &str| {
-            resp.headers()
-                .get(h)
-                .map(|v| v.to_str().unwrap().to_string())
-        };
-        let (etag, content_type) = (header("etag"), header("content-type").unwrap_or_default());
-        let text = resp.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, etag, body, content_type)
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.call(Method::GET, path, None, &[]).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(body), &[]).await
-    }
-
-    /// A POST that must answer `status`.
-    async fn made(&self, path: &str, body: Value, status: u16) -> Value {
-        let (s, _, b, _) = self.post(path, body).await;
-        assert_eq!(s, status, "POST {path}: {b}");
-        b
-    }
-
-    /// A lifecycle transition (no body) with `If-Match: etag`.
-    async fn transition(&self, path: &str, etag: &str) -> Reply {
-        self.call(Method::POST, path, None, &[("if-match", etag)])
-            .await
-    }
-}
-
-fn problems(body: &Value) -> Vec<String> {
-    body["error"]["problems"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no problems in {body}"))
-        .iter()
-        .map(|p| p["path"].as_str().unwrap().to_string())
-        .collect()
+/// A lifecycle transition (no body) with `If-Match: etag`.
+async fn transition(api: &TestApp, path: &str, etag: &str) -> (StatusCode, Option<String>, Value) {
+    api.call(Method::POST, path, None, &[("if-match", etag)])
+        .await
 }
 
 /// Org `acme`, project `web`, environments `production` and `staging`,
 /// flag `checkout` (on/off), metrics `purchased` (conversion of
 /// `purchase`) and `revenue` (mean of `purchase` values).
-async fn setup(api: &Api) {
+async fn setup(api: &TestApp) {
     api.made("/orgs", json!({"key": "acme", "name": "Acme"}), 201)
         .await;
     api.made(
@@ -160,21 +71,21 @@ async fn setup(api: &Api) {
 }
 
 async fn crud_and_lifecycle(store: Store) {
-    let api = Api::start(store).await;
+    let api = TestApp::root(store);
     setup(&api).await;
 
     // Metrics: read with ETag, replace with If-Match, 412/428/422.
-    let (s, tag, m, _) = api.get(&format!("{P}/metrics/revenue")).await;
+    let (s, tag, m) = api.get(&format!("{P}/metrics/revenue")).await;
     assert_eq!(s, 200, "{m}");
     assert_eq!(m["kind"], "mean");
     let tag = tag.unwrap();
     let path = format!("{P}/metrics/revenue");
     let capped = json!({"key": "revenue", "kind": "mean", "event": "purchase", "cap": 500.0});
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(Method::PUT, &path, Some(capped.clone()), &[])
         .await;
     assert_eq!(s, 428, "{b}");
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(
             Method::PUT,
             &path,
@@ -184,13 +95,13 @@ async fn crud_and_lifecycle(store: Store) {
         .await;
     assert_eq!(s, 412, "{b}");
     assert_eq!(b["error"]["currentEtag"], tag.as_str());
-    let (s, new_tag, b, _) = api
+    let (s, new_tag, b) = api
         .call(Method::PUT, &path, Some(capped), &[("if-match", &tag)])
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["cap"], 500.0);
     assert_ne!(new_tag.unwrap(), tag);
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .post(
             &format!("{P}/metrics"),
             json!({"key": "bad key", "kind": "ratio", "event": "", "windowSeconds": 0}),
@@ -201,7 +112,7 @@ async fn crud_and_lifecycle(store: Store) {
     for want in ["key", "event", "denominatorEvent", "windowSeconds"] {
         assert!(paths.iter().any(|p| p == want), "{want} in {paths:?}");
     }
-    let (s, _, b, _) = api.get(&format!("{P}/metrics")).await;
+    let (s, _, b) = api.get(&format!("{P}/metrics")).await;
     assert_eq!(s, 200);
     let keys: Vec<&str> = b["items"]
         .as_array()
@@ -212,7 +123,7 @@ async fn crud_and_lifecycle(store: Store) {
     assert_eq!(keys, ["purchased", "revenue"]);
 
     // Experiments: every problem at once.
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .post(
             X,
             json!({"key": "checkout-test", "flag": "nope", "control": "off",
@@ -229,23 +140,23 @@ async fn crud_and_lifecycle(store: Store) {
     let x = api.made(X, spec.clone(), 201).await;
     assert_eq!(x["status"], "draft");
     let xp = format!("{X}/checkout-test");
-    let (s, tag, _, _) = api.get(&xp).await;
+    let (s, tag, _) = api.get(&xp).await;
     assert_eq!(s, 200);
     let tag = tag.unwrap();
-    let (s, _, b, _) = api.get(X).await;
+    let (s, _, b) = api.get(X).await;
     assert_eq!(
         (s, b["items"].as_array().unwrap().len()),
         (StatusCode::OK, 1)
     );
 
     // A duplicate key: 409.
-    let (s, _, b, _) = api.post(X, spec.clone()).await;
+    let (s, _, b) = api.post(X, spec.clone()).await;
     assert_eq!(s, 409, "{b}");
 
     // Replace while a draft.
     let mut edited = spec.clone();
     edited["hypothesis"] = json!("a shorter checkout converts better");
-    let (s, tag2, b, _) = api
+    let (s, tag2, b) = api
         .call(
             Method::PUT,
             &xp,
@@ -258,13 +169,13 @@ async fn crud_and_lifecycle(store: Store) {
     let tag2 = tag2.unwrap();
 
     // Start: stale tag 412, no tag 428, then running.
-    let (s, _, b, _) = api.transition(&format!("{xp}/start"), &tag).await;
+    let (s, _, b) = transition(&api, &format!("{xp}/start"), &tag).await;
     assert_eq!(s, 412, "{b}");
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(Method::POST, &format!("{xp}/start"), None, &[])
         .await;
     assert_eq!(s, 428, "{b}");
-    let (s, tag3, b, _) = api.transition(&format!("{xp}/start"), &tag2).await;
+    let (s, tag3, b) = transition(&api, &format!("{xp}/start"), &tag2).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["status"], "running");
     assert!(b["startedAt"].is_string());
@@ -273,17 +184,17 @@ async fn crud_and_lifecycle(store: Store) {
     // Running: the design is fixed, deletion refused, its metrics too.
     let mut changed = edited.clone();
     changed["control"] = json!("on");
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(Method::PUT, &xp, Some(changed), &[("if-match", &tag3)])
         .await;
     assert_eq!(s, 422, "{b}");
     assert!(problems(&b).contains(&"status".to_string()));
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(Method::DELETE, &xp, None, &[("if-match", &tag3)])
         .await;
     assert_eq!(s, 422, "{b}");
-    let (_, mtag, _, _) = api.get(&format!("{P}/metrics/purchased")).await;
-    let (s, _, b, _) = api
+    let (_, mtag, _) = api.get(&format!("{P}/metrics/purchased")).await;
+    let (s, _, b) = api
         .call(
             Method::DELETE,
             &format!("{P}/metrics/purchased"),
@@ -301,16 +212,16 @@ async fn crud_and_lifecycle(store: Store) {
     );
     assert_eq!(problems(&b), ["metric"]);
     // Starting twice is a 422.
-    let (s, _, b, _) = api.transition(&format!("{xp}/start"), &tag3).await;
+    let (s, _, b) = transition(&api, &format!("{xp}/start"), &tag3).await;
     assert_eq!(s, 422, "{b}");
 
     // Stop, then decide: a variant that is not an arm is refused.
-    let (s, tag4, b, _) = api.transition(&format!("{xp}/stop"), &tag3).await;
+    let (s, tag4, b) = transition(&api, &format!("{xp}/stop"), &tag3).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["status"], "stopped");
     let tag4 = tag4.unwrap();
     let decide = format!("{xp}/decide");
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(
             Method::POST,
             &decide,
@@ -320,7 +231,7 @@ async fn crud_and_lifecycle(store: Store) {
         .await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(problems(&b), ["variant"]);
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(
             Method::POST,
             &decide,
@@ -329,7 +240,7 @@ async fn crud_and_lifecycle(store: Store) {
         )
         .await;
     assert_eq!(s, 412, "{b}");
-    let (s, tag5, b, _) = api
+    let (s, tag5, b) = api
         .call(
             Method::POST,
             &decide,
@@ -343,22 +254,22 @@ async fn crud_and_lifecycle(store: Store) {
     assert_eq!(b["decision"]["decidedBy"], "admin");
     let tag5 = tag5.unwrap();
     // Decided: read-only.
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(Method::PUT, &xp, Some(edited), &[("if-match", &tag5)])
         .await;
     assert_eq!(s, 422, "{b}");
 
     // Delete with If-Match; then it is gone.
-    let (s, _, b, _) = api
+    let (s, _, b) = api
         .call(Method::DELETE, &xp, None, &[("if-match", &tag5)])
         .await;
     assert_eq!(s, 204, "{b}");
-    let (s, _, b, _) = api.get(&xp).await;
+    let (s, _, b) = api.get(&xp).await;
     assert_eq!(s, 404, "{b}");
     assert_eq!(b["error"]["code"], "not_found");
     // Unused now, the metric deletes.
-    let (_, mtag, _, _) = api.get(&format!("{P}/metrics/purchased")).await;
-    let (s, _, b, _) = api
+    let (_, mtag, _) = api.get(&format!("{P}/metrics/purchased")).await;
+    let (s, _, b) = api
         .call(
             Method::DELETE,
             &format!("{P}/metrics/purchased"),
@@ -419,17 +330,15 @@ fn now_ms() -> i64 {
 }
 
 /// Starts experiment `key` of `env` (status 200).
-async fn start(api: &Api, env: &str, key: &str) {
+async fn start(api: &TestApp, env: &str, key: &str) {
     let path = format!("{P}/environments/{env}/experiments/{key}");
-    let (_, tag, _, _) = api.get(&path).await;
-    let (s, _, b, _) = api
-        .transition(&format!("{path}/start"), &tag.unwrap())
-        .await;
+    let (_, tag, _) = api.get(&path).await;
+    let (s, _, b) = transition(api, &format!("{path}/start"), &tag.unwrap()).await;
     assert_eq!(s, 200, "{b}");
 }
 
 async fn results_over_http(store: Store) {
-    let api = Api::start(store.clone()).await;
+    let api = TestApp::root(store.clone());
     setup(&api).await;
     api.made(
         X,
@@ -441,7 +350,7 @@ async fn results_over_http(store: Store) {
     let results = format!("{X}/checkout-test/results");
 
     // Before any data: zero users, no SRM, a warning, and still 200.
-    let (s, _, r, _) = api.get(&results).await;
+    let (s, _, r) = api.get(&results).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["srm"], Value::Null);
     assert_eq!(r["untrustworthy"], false);
@@ -469,7 +378,8 @@ async fn results_over_http(store: Store) {
     events.extend((0..150).map(|i| purchase(env, "p", "on", i, at, 20.0)));
     store.insert_metric_events(&events).await.unwrap();
 
-    let (s, _, r, ct) = api.get(&results).await;
+    let reply = api.call_with(Method::GET, &results, None, &[]).await;
+    let (s, r, ct) = (reply.status, reply.body.clone(), reply.content_type());
     assert_eq!(s, 200, "{r}");
     assert!(ct.starts_with("application/json"), "{ct}");
     assert_eq!(r["control"], "off");
@@ -542,7 +452,8 @@ async fn results_over_http(store: Store) {
         (format!("{results}?format=csv"), vec![]),
         (results.clone(), vec![("accept", "text/csv")]),
     ] {
-        let (s, _, body, ct) = api.call(Method::GET, &path, None, &headers).await;
+        let reply = api.call_with(Method::GET, &path, None, &headers).await;
+        let (s, body, ct) = (reply.status, reply.body.clone(), reply.content_type());
         assert_eq!(s, 200, "{body}");
         assert!(ct.starts_with("text/csv"), "{ct}");
         let text = body.as_str().unwrap().to_string();
@@ -555,17 +466,17 @@ async fn results_over_http(store: Store) {
         let cols = CSV_HEADER.split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == cols), "{text}");
     }
-    let (s, _, b, _) = api.get(&format!("{results}?format=xml")).await;
+    let (s, _, b) = api.get(&format!("{results}?format=xml")).await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(problems(&b), ["format"]);
-    let (s, _, b, _) = api.get(&format!("{X}/nope/results")).await;
+    let (s, _, b) = api.get(&format!("{X}/nope/results")).await;
     assert_eq!(s, 404, "{b}");
 }
 
 /// A deliberately skewed allocation: planned 50/50, served 1300/700. With
 /// three arms, Holm-adjusted p-values appear.
 async fn results_skewed_allocation(store: Store) {
-    let api = Api::start(store.clone()).await;
+    let api = TestApp::root(store.clone());
     setup(&api).await;
     let staging = format!("{P}/environments/staging/experiments");
     api.made(
@@ -586,7 +497,7 @@ async fn results_skewed_allocation(store: Store) {
         .collect();
     events.extend((0..70).map(|i| purchase(env, "s", "on", i, at, 1.0)));
     store.insert_metric_events(&events).await.unwrap();
-    let (s, _, r, _) = api.get(&format!("{staging}/skewed/results")).await;
+    let (s, _, r) = api.get(&format!("{staging}/skewed/results")).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["untrustworthy"], true, "{r}");
     assert!(r["srm"]["pValue"].as_f64().unwrap() < 0.001);
@@ -624,7 +535,7 @@ async fn results_skewed_allocation(store: Store) {
         events.extend((0..n).map(|i| purchase(env, "c", v, i, at, 1.0)));
     }
     store.insert_metric_events(&events).await.unwrap();
-    let (s, _, r, _) = api.get(&format!("{staging}/colors/results")).await;
+    let (s, _, r) = api.get(&format!("{staging}/colors/results")).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["untrustworthy"], false, "{r}");
     let arms = r["metrics"][0]["arms"].as_array().unwrap();
@@ -643,13 +554,11 @@ async fn results_skewed_allocation(store: Store) {
 /// `bunting experiment results` prints the table from a SQLite file.
 #[tokio::test]
 async fn cli_prints_the_table() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bunting-experiment-cli");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = cli::scratch("bunting-experiment-cli", "results");
     let url = format!("sqlite://{}", dir.join("bunting.db").display());
     {
         let store = Store::open(&url).await.unwrap();
-        let api = Api::start(store.clone()).await;
+        let api = TestApp::root(store.clone());
         setup(&api).await;
         api.made(
             X,
@@ -671,7 +580,7 @@ async fn cli_prints_the_table() {
         store.insert_metric_events(&events).await.unwrap();
         store.pool().close().await;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_bunting"))
+    let out = cli::bunting(&dir)
         .args([
             "experiment",
             "results",
@@ -685,7 +594,6 @@ async fn cli_prints_the_table() {
             "--database-url",
             &url,
         ])
-        .env_remove("BUNTING_DATABASE_URL")
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
@@ -713,7 +621,7 @@ async fn cli_prints_the_table() {
     assert!(on.contains("400") && on.contains("+50.00% ["), "{on}");
 
     // An unknown experiment: a clear error, exit 1.
-    let out = Command::new(env!("CARGO_BIN_EXE_bunting"))
+    let out = cli::bunting(&dir)
         .args([
             "experiment",
             "results",

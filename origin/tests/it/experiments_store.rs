@@ -5,7 +5,9 @@
 use bunting_origin::store::experiments::{
     Decision, ExperimentSpec, ExperimentStatus, Guardrail, MetricKind, MetricSpec, RollbackAction,
 };
-use bunting_origin::store::{Actor, AuditQuery, FlagSpec, Store, StoreError};
+use bunting_origin::store::{Actor, AuditQuery, Store, StoreError};
+
+use crate::common::world::World;
 
 both!(
     metrics_validate,
@@ -20,21 +22,11 @@ fn ana() -> Actor {
 /// Project with flag `checkout` (on/off) and metrics `purchased`, `revenue`;
 /// returns (project, production env).
 async fn setup(s: &Store) -> (i64, i64) {
-    let org = s.create_org(&ana(), "acme", "Acme").await.unwrap();
-    let p = s
-        .create_project(&ana(), org.id, "web", "Web")
-        .await
-        .unwrap();
-    let env = s
-        .create_environment(&ana(), p.id, "production", "Production")
-        .await
-        .unwrap();
-    s.create_flag(&ana(), p.id, &FlagSpec::boolean("checkout"))
-        .await
-        .unwrap();
+    let w = World::acme(s).await;
+    w.flag(s, "checkout").await;
     s.create_metric(
-        &ana(),
-        p.id,
+        &w.actor,
+        w.project,
         &MetricSpec::conversion("purchased", "purchase"),
     )
     .await
@@ -42,8 +34,10 @@ async fn setup(s: &Store) -> (i64, i64) {
     let mut revenue = MetricSpec::conversion("revenue", "purchase");
     revenue.kind = MetricKind::Mean;
     revenue.cap = Some(1000.0);
-    s.create_metric(&ana(), p.id, &revenue).await.unwrap();
-    (p.id, env.id)
+    s.create_metric(&w.actor, w.project, &revenue)
+        .await
+        .unwrap();
+    (w.project, w.env)
 }
 
 fn problems(e: StoreError) -> Vec<String> {

@@ -10,10 +10,6 @@
 //! cannot be checked (its metric gone) holds the ramp too. Two guardrails
 //! on one metric are two tests: the tighter one acts, with its own action.
 
-use std::sync::{Arc, Mutex};
-
-use axum::Json;
-use axum::routing::post;
 use bunting_core::Serve;
 use bunting_core::model::{Schedule, ScheduleStep};
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -22,10 +18,11 @@ use bunting_origin::monitor::{Monitor, MonitorOptions, SubjectKind};
 use bunting_origin::notify::Notifier;
 use bunting_origin::store::experiments::{Guardrail, MetricSpec, RollbackAction};
 use bunting_origin::store::rollouts::{GuardStatus, GuardedRolloutSpec};
-use bunting_origin::store::{
-    Actor, AuditEntry, AuditQuery, ConfigSpec, Exposure, FlagSpec, MetricEvent, Store, StoreError,
-};
+use bunting_origin::store::{Actor, AuditEntry, AuditQuery, Store, StoreError};
 use serde_json::Value;
+
+use crate::common::world::World;
+use crate::common::{traffic, webhook};
 
 both!(
     regression_is_rolled_back,
@@ -38,7 +35,7 @@ both!(
 
 struct Setup {
     state: AppState,
-    hooks: Arc<Mutex<Vec<Value>>>,
+    hooks: webhook::Received,
     guard: i64,
     flag: i64,
     env: i64,
@@ -55,38 +52,11 @@ fn now_ms() -> i64 {
 /// then 50% at `next_in_ms` from now, 100% 10 minutes after that; guarded
 /// on `checkout-errors` (lower is better) by a guard with control `off`.
 async fn setup(store: Store, next_in_ms: i64, gate_ramp: bool) -> Setup {
-    // A webhook receiver.
-    let hooks = Arc::new(Mutex::new(Vec::new()));
-    let seen = hooks.clone();
-    let hook_app = axum::Router::new().route(
-        "/hook",
-        post(move |Json(v): Json<Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(v);
-                "ok"
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, hook_app).await.unwrap() });
+    let (hook_url, hooks) = webhook::receiver().await;
 
-    let a = Actor::new("setup");
-    let org = store.create_org(&a, "acme", "Acme").await.unwrap();
-    let a = a.in_org(org.id);
-    let p = store
-        .create_project(&a, org.id, "web", "Web")
-        .await
-        .unwrap();
-    let env = store
-        .create_environment(&a, p.id, "production", "Production")
-        .await
-        .unwrap();
-    let f = store
-        .create_flag(&a, p.id, &FlagSpec::boolean("checkout"))
-        .await
-        .unwrap();
+    let w = World::acme_by(&store, Actor::new("setup")).await;
+    let a = &w.actor;
+    let f = w.flag(&store, "checkout").await;
     let now = now_ms();
     let steps = vec![
         now - 3_600_000,
@@ -105,25 +75,10 @@ async fn setup(store: Store, next_in_ms: i64, gate_ramp: bool) -> Setup {
             })
             .collect(),
     });
-    let c = store.flag_config(f.id, env.id).await.unwrap();
-    store
-        .update_flag_config(
-            &a,
-            f.id,
-            env.id,
-            c.version,
-            &ConfigSpec {
-                enabled: true,
-                rules: vec![],
-                fallthrough: ramp,
-                prerequisites: vec![],
-            },
-        )
-        .await
-        .unwrap();
+    w.serve(&store, f, ramp).await;
     let mut errors = MetricSpec::conversion("checkout-errors", "checkout_error");
     errors.higher_is_better = false;
-    store.create_metric(&a, p.id, &errors).await.unwrap();
+    store.create_metric(a, w.project, &errors).await.unwrap();
     let mut spec = GuardedRolloutSpec::new("checkout", "off");
     spec.gate_ramp = gate_ramp;
     spec.guardrails.push(Guardrail {
@@ -131,10 +86,7 @@ async fn setup(store: Store, next_in_ms: i64, gate_ramp: bool) -> Setup {
         tolerance: 0.0,
         action: RollbackAction::RolloutToZero,
     });
-    let g = store
-        .create_guarded_rollout(&a, env.id, &spec)
-        .await
-        .unwrap();
+    let g = store.create_guarded_rollout(a, w.env, &spec).await.unwrap();
     let start_ms = parse_rfc3339_ms(g.started_at.as_deref().unwrap()).unwrap();
     let mut state = AppState::new(store, ServeConfig::default());
     state.notifier = Notifier::new(vec![hook_url]);
@@ -142,8 +94,8 @@ async fn setup(store: Store, next_in_ms: i64, gate_ramp: bool) -> Setup {
         state,
         hooks,
         guard: g.id,
-        flag: f.id,
-        env: env.id,
+        flag: f,
+        env: w.env,
         start_ms,
         steps,
     }
@@ -152,43 +104,15 @@ async fn setup(store: Store, next_in_ms: i64, gate_ramp: bool) -> Setup {
 /// `users` new users per arm (numbered from `from`), exposed by the split
 /// after the guard's start; every `err_every[arm]`-th user errs (0: none).
 async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
-    let env = s.env;
-    let mut exposures = Vec::new();
-    let mut events = Vec::new();
-    for (arm, variant) in ["off", "on"].iter().enumerate() {
-        for i in from..from + users {
-            let user = format!("{variant}-{i}");
-            let t = s.start_ms + 1 + i as i64;
-            exposures.push(Exposure {
-                env_id: env,
-                id: format!("x-{user}"),
-                flag_key: "checkout".into(),
-                variant: variant.to_string(),
-                user_key: user.clone(),
-                time_ms: t,
-                snapshot_version: Some(1),
-                rule_id: None,
-                reason: Some("SPLIT".into()),
-                country: None,
-                device_type: None,
-                received_ms: t,
-            });
-            if err_every[arm] > 0 && i % err_every[arm] == 0 {
-                events.push(MetricEvent {
-                    env_id: env,
-                    id: format!("e-{user}"),
-                    name: "checkout_error".into(),
-                    user_key: user,
-                    value: None,
-                    time_ms: t + 10,
-                    received_ms: t + 10,
-                    properties: None,
-                });
-            }
-        }
-    }
-    s.state.store.insert_exposures(&exposures).await.unwrap();
-    s.state.store.insert_metric_events(&events).await.unwrap();
+    traffic::traffic(
+        &s.state.store,
+        s.env,
+        s.start_ms + 1,
+        from,
+        users,
+        err_every,
+    )
+    .await;
 }
 
 async fn log_by(store: &Store, actor: &str) -> Vec<AuditEntry> {

@@ -1,4 +1,4 @@
-//! Guarded rollouts over real HTTP, on SQLite and PostgreSQL: CRUD with
+//! Guarded rollouts through the API, on SQLite and PostgreSQL: CRUD with
 //! ETag/If-Match (412/428), 422 with every problem (unknown flag or metric,
 //! control not a variant, no guardrail, a duplicate metric, a bad
 //! tolerance, a ramp gated by an alert-only guardrail, a minimum below 2,
@@ -6,15 +6,14 @@
 //! not active, the audit trail; and the Alertmanager endpoint using the
 //! guarded rollout's action and control on a flag without an experiment.
 
+use axum::http::{Method, StatusCode};
 use bunting_core::Serve;
-use bunting_core::model::WeightedVariant;
-use bunting_origin::api::{AppState, ServeConfig, router};
 use bunting_origin::store::experiments::MetricSpec;
-use bunting_origin::store::{Actor, AuditQuery, ConfigSpec, FlagSpec, Store};
-use reqwest::{Client, Method, StatusCode};
+use bunting_origin::store::{Actor, AuditQuery, FlagSpec, Store};
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::app::{TestApp, problems};
+use crate::common::world::{World, split};
 
 both!(
     crud_validation_and_lifecycle,
@@ -22,92 +21,14 @@ both!(
     metric_in_use_by_a_guard
 );
 
-const ROOT: &str = "root-secret-token";
 const G: &str = "/orgs/acme/projects/web/environments/production/guarded-rollouts";
-
-struct Api {
-    base: String,
-    client: Client,
-}
-
-/// (status, ETag, body).
-type Reply = (StatusCode, Option<String>, Value);
-
-impl Api {
-    async fn start(store: Store) -> Api {
-        let app = router(AppState::new(
-            store,
-            ServeConfig {
-                admin_token: Some(ROOT.into()),
-                ..ServeConfig::default()
-            },
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api {
-            base: format!("http://{addr}/api/v1"),
-            client: Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        if_match: Option<&str>,
-    ) -> Reply {
-        let mut r = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ROOT);
-        if let Some(m) = if_match {
-            r = r.header("if-match", m);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = common::schema::send(r).await;
-        let status = resp.status();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_string());
-        let text = resp.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, etag, body)
-    }
-}
-
-fn problems(body: &Value) -> Vec<String> {
-    body["error"]["problems"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no problems in {body}"))
-        .iter()
-        .map(|p| p["path"].as_str().unwrap().to_string())
-        .collect()
-}
 
 /// acme/web/production with flags `checkout` (boolean) and `search`
 /// (string: a, b, c; off variant a), both serving a 50/50 rollout, and
 /// metrics `errors` (lower is better) and `purchased`.
 async fn seed(store: &Store) -> i64 {
-    let a = Actor::new("setup");
-    let org = store.create_org(&a, "acme", "Acme").await.unwrap();
-    let a = a.in_org(org.id);
-    let p = store
-        .create_project(&a, org.id, "web", "Web")
-        .await
-        .unwrap();
-    let env = store
-        .create_environment(&a, p.id, "production", "Production")
-        .await
-        .unwrap();
+    let w = World::acme_by(store, Actor::new("setup")).await;
+    let a = &w.actor;
     let mut search = FlagSpec::boolean("search");
     search.flag_type = bunting_core::FlagType::String;
     search.variants = ["a", "b", "c"]
@@ -115,44 +36,24 @@ async fn seed(store: &Store) -> i64 {
         .map(|v| (v.to_string(), json!(v)))
         .collect();
     search.off_variant = "a".into();
-    for (spec, arms) in [
-        (FlagSpec::boolean("checkout"), ["on", "off"]),
-        (search, ["c", "b"]),
-    ] {
-        let f = store.create_flag(&a, p.id, &spec).await.unwrap();
-        let c = store.flag_config(f.id, env.id).await.unwrap();
-        let split = Serve::Rollout(
-            arms.iter()
-                .map(|v| WeightedVariant {
-                    variant: v.to_string(),
-                    weight: 50.0,
-                })
-                .collect(),
-        );
-        store
-            .update_flag_config(
-                &a,
-                f.id,
-                env.id,
-                c.version,
-                &ConfigSpec {
-                    enabled: true,
-                    rules: vec![],
-                    fallthrough: split,
-                    prerequisites: vec![],
-                },
-            )
-            .await
-            .unwrap();
-    }
+    let checkout = w.flag(store, "checkout").await;
+    w.serve(store, checkout, split(&[("on", 50.0), ("off", 50.0)]))
+        .await;
+    let search = store.create_flag(a, w.project, &search).await.unwrap();
+    w.serve(store, search.id, split(&[("c", 50.0), ("b", 50.0)]))
+        .await;
     let mut errors = MetricSpec::conversion("errors", "checkout_error");
     errors.higher_is_better = false;
-    store.create_metric(&a, p.id, &errors).await.unwrap();
+    store.create_metric(a, w.project, &errors).await.unwrap();
     store
-        .create_metric(&a, p.id, &MetricSpec::conversion("purchased", "purchase"))
+        .create_metric(
+            a,
+            w.project,
+            &MetricSpec::conversion("purchased", "purchase"),
+        )
         .await
         .unwrap();
-    env.id
+    w.env
 }
 
 fn guard_body() -> Value {
@@ -164,12 +65,12 @@ fn guard_body() -> Value {
 
 async fn crud_validation_and_lifecycle(store: Store) {
     seed(&store).await;
-    let api = Api::start(store.clone()).await;
+    let api = TestApp::root(store.clone());
     let item = format!("{G}/checkout");
 
     // Every problem at once, 422 with a JSON body.
     let (s, _, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             G,
             Some(json!({
@@ -200,7 +101,7 @@ async fn crud_validation_and_lifecycle(store: Store) {
         ]
     );
     let (s, _, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             G,
             Some(json!({"flag": "ghost", "control": "off", "guardrails": []})),
@@ -212,11 +113,13 @@ async fn crud_validation_and_lifecycle(store: Store) {
     // Unknown fields are refused too.
     let mut extra = guard_body();
     extra["allocation"] = json!({});
-    let (s, _, b) = api.call(Method::POST, G, Some(extra), None).await;
+    let (s, _, b) = api.call_if_match(Method::POST, G, Some(extra), None).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
 
     // Create: active, started, with an ETag.
-    let (s, etag, b) = api.call(Method::POST, G, Some(guard_body()), None).await;
+    let (s, etag, b) = api
+        .call_if_match(Method::POST, G, Some(guard_body()), None)
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(etag.as_deref(), Some("\"1\""));
     assert_eq!(b["status"], "active");
@@ -226,17 +129,19 @@ async fn crud_validation_and_lifecycle(store: Store) {
     assert!(b["startedAt"].is_string(), "{b}");
     assert_eq!(b["health"], Value::Null);
     // One per flag and environment.
-    let (s, _, b) = api.call(Method::POST, G, Some(guard_body()), None).await;
+    let (s, _, b) = api
+        .call_if_match(Method::POST, G, Some(guard_body()), None)
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
 
     // Read, list.
-    let (s, etag, b) = api.call(Method::GET, &item, None, None).await;
+    let (s, etag, b) = api.call_if_match(Method::GET, &item, None, None).await;
     assert_eq!((s, etag.as_deref()), (StatusCode::OK, Some("\"1\"")), "{b}");
     assert_eq!(b["guardrails"][0]["action"], "rolloutToZero");
-    let (_, _, list) = api.call(Method::GET, G, None, None).await;
+    let (_, _, list) = api.call_if_match(Method::GET, G, None, None).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     let (s, _, _) = api
-        .call(Method::GET, &format!("{G}/search"), None, None)
+        .call_if_match(Method::GET, &format!("{G}/search"), None, None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -245,15 +150,15 @@ async fn crud_validation_and_lifecycle(store: Store) {
     changed["description"] = json!("ramp of the one-page checkout");
     changed["guardrails"][0]["tolerance"] = json!(0.002);
     let (s, _, b) = api
-        .call(Method::PUT, &item, Some(changed.clone()), None)
+        .call_if_match(Method::PUT, &item, Some(changed.clone()), None)
         .await;
     assert_eq!(s, StatusCode::PRECONDITION_REQUIRED, "{b}");
     let (s, _, b) = api
-        .call(Method::PUT, &item, Some(changed.clone()), Some("\"7\""))
+        .call_if_match(Method::PUT, &item, Some(changed.clone()), Some("\"7\""))
         .await;
     assert_eq!(s, StatusCode::PRECONDITION_FAILED, "{b}");
     let (s, etag, b) = api
-        .call(Method::PUT, &item, Some(changed.clone()), Some("\"1\""))
+        .call_if_match(Method::PUT, &item, Some(changed.clone()), Some("\"1\""))
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(etag.as_deref(), Some("\"2\""));
@@ -264,19 +169,21 @@ async fn crud_validation_and_lifecycle(store: Store) {
     moved["flag"] = json!("search");
     moved["control"] = json!("a");
     let (s, _, b) = api
-        .call(Method::PUT, &item, Some(moved), Some("\"2\""))
+        .call_if_match(Method::PUT, &item, Some(moved), Some("\"2\""))
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(problems(&b), ["flag"]);
 
     // An active guard cannot be deleted; the monitor's status cannot be
     // set by hand; the same status twice is refused.
-    let (s, _, b) = api.call(Method::DELETE, &item, None, Some("\"2\"")).await;
+    let (s, _, b) = api
+        .call_if_match(Method::DELETE, &item, None, Some("\"2\""))
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     let status = format!("{item}/status");
     for (to, code) in [("rolledBack", 422), ("active", 422)] {
         let (s, _, b) = api
-            .call(
+            .call_if_match(
                 Method::POST,
                 &status,
                 Some(json!({"status": to})),
@@ -286,7 +193,7 @@ async fn crud_validation_and_lifecycle(store: Store) {
         assert_eq!(s.as_u16(), code, "{to}: {b}");
     }
     let (s, _, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             &status,
             Some(json!({"status": "disabled"})),
@@ -295,7 +202,7 @@ async fn crud_validation_and_lifecycle(store: Store) {
         .await;
     assert_eq!(s, StatusCode::PRECONDITION_REQUIRED, "{b}");
     let (s, etag, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             &status,
             Some(json!({"status": "disabled"})),
@@ -308,7 +215,7 @@ async fn crud_validation_and_lifecycle(store: Store) {
     let first_start = b["startedAt"].clone();
     // Re-armed: a new start.
     let (s, _, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             &status,
             Some(json!({"status": "active"})),
@@ -319,7 +226,7 @@ async fn crud_validation_and_lifecycle(store: Store) {
     assert_eq!(b["stoppedAt"], Value::Null);
     assert_ne!(b["startedAt"], first_start);
     let (s, _, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             &status,
             Some(json!({"status": "completed"})),
@@ -329,11 +236,15 @@ async fn crud_validation_and_lifecycle(store: Store) {
     assert_eq!((s, &b["status"]), (StatusCode::OK, &json!("completed")));
 
     // Deleted (stale tag first).
-    let (s, _, _) = api.call(Method::DELETE, &item, None, Some("\"4\"")).await;
+    let (s, _, _) = api
+        .call_if_match(Method::DELETE, &item, None, Some("\"4\""))
+        .await;
     assert_eq!(s, StatusCode::PRECONDITION_FAILED);
-    let (s, _, _) = api.call(Method::DELETE, &item, None, Some("\"5\"")).await;
+    let (s, _, _) = api
+        .call_if_match(Method::DELETE, &item, None, Some("\"5\""))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _, _) = api.call(Method::GET, &item, None, None).await;
+    let (s, _, _) = api.call_if_match(Method::GET, &item, None, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Every change is audited, in order.
@@ -366,10 +277,10 @@ async fn crud_validation_and_lifecycle(store: Store) {
 
 async fn alert_uses_the_guards_action(store: Store) {
     let env = seed(&store).await;
-    let api = Api::start(store.clone()).await;
+    let api = TestApp::root(store.clone());
     // `search` has no experiment, only a guarded rollout away from `b`.
     let (s, _, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             G,
             Some(json!({
@@ -381,7 +292,7 @@ async fn alert_uses_the_guards_action(store: Store) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let (s, _, out) = api
-        .call(
+        .call_if_match(
             Method::POST,
             "/orgs/acme/alerts/alertmanager",
             Some(json!({"version": "4", "status": "firing", "alerts": [{
@@ -418,16 +329,21 @@ async fn alert_uses_the_guards_action(store: Store) {
 
 async fn metric_in_use_by_a_guard(store: Store) {
     seed(&store).await;
-    let api = Api::start(store.clone()).await;
+    let api = TestApp::root(store.clone());
     let item = format!("{G}/checkout");
     let metric = "/orgs/acme/projects/web/metrics/errors";
-    let (s, _, b) = api.call(Method::POST, G, Some(guard_body()), None).await;
+    let (s, _, b) = api
+        .call_if_match(Method::POST, G, Some(guard_body()), None)
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let delete = |tag: String| {
         let api = &api;
-        async move { api.call(Method::DELETE, metric, None, Some(&tag)).await }
+        async move {
+            api.call_if_match(Method::DELETE, metric, None, Some(&tag))
+                .await
+        }
     };
-    let (_, mtag, _) = api.call(Method::GET, metric, None, None).await;
+    let (_, mtag, _) = api.call_if_match(Method::GET, metric, None, None).await;
     let mtag = mtag.unwrap();
 
     // Active: refused with 409 `in_use`, naming the guard.
@@ -443,9 +359,9 @@ async fn metric_in_use_by_a_guard(store: Store) {
     assert_eq!(problems(&b), ["metric"]);
 
     // Disabled, it may be re-armed: still refused.
-    let (_, tag, _) = api.call(Method::GET, &item, None, None).await;
+    let (_, tag, _) = api.call_if_match(Method::GET, &item, None, None).await;
     let (s, tag, b) = api
-        .call(
+        .call_if_match(
             Method::POST,
             &format!("{item}/status"),
             Some(json!({"status": "disabled"})),
@@ -464,10 +380,12 @@ async fn metric_in_use_by_a_guard(store: Store) {
     );
 
     // The guard deleted, the metric goes.
-    let (s, _, b) = api.call(Method::DELETE, &item, None, tag.as_deref()).await;
+    let (s, _, b) = api
+        .call_if_match(Method::DELETE, &item, None, tag.as_deref())
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     let (s, _, b) = delete(mtag).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
-    let (s, _, _) = api.call(Method::GET, metric, None, None).await;
+    let (s, _, _) = api.call_if_match(Method::GET, metric, None, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

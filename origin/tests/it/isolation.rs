@@ -1,4 +1,4 @@
-//! Tenant isolation of writes, over real HTTP: what one organization may
+//! Tenant isolation of writes, through the API: what one organization may
 //! store is bounded (413 naming the offender, nothing stored), and one
 //! organization's write in progress does not hold another organization's
 //! writes (PostgreSQL: a write holds its own rows, and the shared audit
@@ -6,108 +6,53 @@
 
 use std::time::Duration;
 
+use axum::http::{Method, StatusCode};
 use bunting_core::model::Segment;
-use bunting_origin::api::{AppState, ServeConfig, router};
 use bunting_origin::store::Store;
 use bunting_origin::store::limits::{MAX_FLAG_BYTES, MAX_SEGMENT_BYTES, MAX_SNAPSHOT_BYTES};
 use bunting_origin::store::{Actor, StoreError};
-use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common;
+use crate::common::app::TestApp;
+use crate::common::world::World;
 
 both!(oversized_configurations_are_refused, snapshots_are_bounded);
 
-const ROOT: &str = "root-secret-token";
-
-#[derive(Clone)]
-struct Api {
-    base: String,
-    client: Client,
+/// Organization `org` with project `web`, environment `production` and
+/// a boolean flag `checkout`.
+async fn tenant(api: &TestApp, org: &str) {
+    api.made("/orgs", json!({"key": org, "name": org}), 201)
+        .await;
+    let p = format!("/orgs/{org}/projects");
+    api.made(&p, json!({"key": "web", "name": "Web"}), 201)
+        .await;
+    api.made(
+        &format!("{p}/web/environments"),
+        json!({"key": "production", "name": "Production"}),
+        201,
+    )
+    .await;
+    api.made(
+        &format!("{p}/web/flags"),
+        json!({"key": "checkout", "flagType": "boolean",
+               "variants": {"on": true, "off": false}, "offVariant": "off"}),
+        201,
+    )
+    .await;
 }
 
-impl Api {
-    async fn start(store: Store) -> Api {
-        let app = router(AppState::new(
-            store,
-            ServeConfig {
-                admin_token: Some(ROOT.into()),
-                ..ServeConfig::default()
-            },
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api {
-            base: format!("http://{addr}/api/v1"),
-            client: Client::new(),
-        }
-    }
-
-    /// (status, ETag, body).
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        if_match: Option<&str>,
-    ) -> (StatusCode, Option<String>, Value) {
-        let mut r = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ROOT);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        if let Some(t) = if_match {
-            r = r.header("if-match", t);
-        }
-        let resp = common::schema::send(r).await;
-        let status = resp.status();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_string());
-        let body = resp.json().await.unwrap_or(Value::Null);
-        (status, etag, body)
-    }
-
-    async fn made(&self, path: &str, body: Value) {
-        let (s, _, b) = self.call(Method::POST, path, Some(body), None).await;
-        assert_eq!(s, StatusCode::CREATED, "{path}: {b}");
-    }
-
-    /// Organization `org` with project `web`, environment `production` and
-    /// a boolean flag `checkout`.
-    async fn tenant(&self, org: &str) {
-        self.made("/orgs", json!({"key": org, "name": org})).await;
-        let p = format!("/orgs/{org}/projects");
-        self.made(&p, json!({"key": "web", "name": "Web"})).await;
-        self.made(
-            &format!("{p}/web/environments"),
-            json!({"key": "production", "name": "Production"}),
+/// Sets `org`'s `checkout` flag on or off with its kill switch.
+async fn toggle(api: &TestApp, org: &str, enabled: bool) -> (StatusCode, Value) {
+    let (s, _, b) = api
+        .call_if_match(
+            Method::POST,
+            &format!("/orgs/{org}/projects/web/flags/checkout/environments/production/toggle"),
+            Some(json!({"enabled": enabled})),
+            None,
         )
         .await;
-        self.made(
-            &format!("{p}/web/flags"),
-            json!({"key": "checkout", "flagType": "boolean",
-                   "variants": {"on": true, "off": false}, "offVariant": "off"}),
-        )
-        .await;
-    }
-
-    /// Sets `org`'s `checkout` flag on or off with its kill switch.
-    async fn toggle(&self, org: &str, enabled: bool) -> (StatusCode, Value) {
-        let (s, _, b) = self
-            .call(
-                Method::POST,
-                &format!("/orgs/{org}/projects/web/flags/checkout/environments/production/toggle"),
-                Some(json!({"enabled": enabled})),
-                None,
-            )
-            .await;
-        (s, b)
-    }
+    (s, b)
 }
 
 /// A rule whose condition is `bytes` long: `user.id in [...]`.
@@ -124,16 +69,18 @@ fn rule(id: &str, bytes: usize) -> Value {
 }
 
 async fn oversized_configurations_are_refused(store: Store) {
-    let api = Api::start(store).await;
-    api.tenant("acme").await;
+    let api = TestApp::root(store);
+    tenant(&api, "acme").await;
     let cfg = "/orgs/acme/projects/web/flags/checkout/environments/production";
-    let (s, tag, before) = api.call(Method::GET, cfg, None, None).await;
+    let (s, tag, before) = api.call_if_match(Method::GET, cfg, None, None).await;
     assert_eq!(s, StatusCode::OK);
 
     // One flag over its bound: 413, the flag named, nothing stored.
     let big = json!({"enabled": true, "rules": [rule("vip", MAX_FLAG_BYTES + 1024)],
                      "fallthrough": {"variant": "off"}});
-    let (s, _, b) = api.call(Method::PUT, cfg, Some(big), tag.as_deref()).await;
+    let (s, _, b) = api
+        .call_if_match(Method::PUT, cfg, Some(big), tag.as_deref())
+        .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
     assert_eq!(b["error"]["code"], "too_large");
     let p = &b["error"]["problems"][0];
@@ -143,26 +90,21 @@ async fn oversized_configurations_are_refused(store: Store) {
         p["message"].as_str().unwrap().contains("at most 256.0 KiB"),
         "{b}"
     );
-    assert_eq!(api.call(Method::GET, cfg, None, None).await.2, before);
+    assert_eq!(
+        api.call_if_match(Method::GET, cfg, None, None).await.2,
+        before
+    );
 
     // The kill switch of an organization at its bound still works.
-    assert_eq!(api.toggle("acme", false).await.0, StatusCode::OK);
+    assert_eq!(toggle(&api, "acme", false).await.0, StatusCode::OK);
 }
 
 /// Segments each within their bound, together over the snapshot's: the
 /// write that crosses it is refused (the store's error, which the API
 /// answers 413 like the flag's above), the ones before stay.
 async fn snapshots_are_bounded(store: Store) {
-    let a = Actor::new("test");
-    let org = store.create_org(&a, "acme", "Acme").await.unwrap();
-    let p = store
-        .create_project(&a, org.id, "web", "Web")
-        .await
-        .unwrap();
-    let env = store
-        .create_environment(&a, p.id, "production", "Production")
-        .await
-        .unwrap();
+    let w = World::acme_by(&store, Actor::new("test")).await;
+    let (a, env) = (&w.actor, w.env);
     // About 0.9 MiB of JSON each.
     let keys = |s: usize| -> Vec<String> {
         (0..MAX_SEGMENT_BYTES * 9 / 10 / 20)
@@ -178,7 +120,7 @@ async fn snapshots_are_bounded(store: Store) {
             condition: None,
             description: None,
         };
-        match store.create_segment(&a, env.id, &segment).await {
+        match store.create_segment(a, env, &segment).await {
             Ok(_) => stored += 1,
             Err(StoreError::TooLarge(problems)) => break problems,
             Err(e) => panic!("{e}"),
@@ -192,7 +134,7 @@ async fn snapshots_are_bounded(store: Store) {
         problems[0].message.contains("at most 4096.0 KiB"),
         "{problems:?}"
     );
-    assert_eq!(store.segments(env.id).await.unwrap().len(), stored);
+    assert_eq!(store.segments(env).await.unwrap().len(), stored);
 }
 
 /// While one organization's write is in progress (held here inside the
@@ -203,9 +145,9 @@ async fn snapshots_are_bounded(store: Store) {
 #[tokio::test]
 async fn a_slow_write_does_not_hold_other_organizations() {
     let (store, _guard) = common::postgres().await;
-    let api = Api::start(store.clone()).await;
-    api.tenant("acme").await;
-    api.tenant("globex").await;
+    let api = TestApp::root(store.clone());
+    tenant(&api, "acme").await;
+    tenant(&api, "globex").await;
     let acme = store
         .environment_ids(&["acme/web/production".into()])
         .await
@@ -221,7 +163,7 @@ async fn a_slow_write_does_not_hold_other_organizations() {
     .unwrap();
     let slow = {
         let api = api.clone();
-        tokio::spawn(async move { api.toggle("acme", true).await })
+        tokio::spawn(async move { toggle(&api, "acme", true).await })
     };
     // acme's write is inside its trigger by now.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -231,7 +173,7 @@ async fn a_slow_write_does_not_hold_other_organizations() {
             slow.await.unwrap()
         );
     }
-    let (s, b) = api.toggle("globex", true).await;
+    let (s, b) = toggle(&api, "globex", true).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(
         !slow.is_finished(),

@@ -7,16 +7,16 @@
 //! numerator per user; two guardrails on one metric are two tests.
 
 use bunting_core::Serve;
-use bunting_core::model::WeightedVariant;
 use bunting_origin::api::{AppState, ServeConfig};
 use bunting_origin::monitor::{Monitor, MonitorOptions};
 use bunting_origin::store::experiments::{
     ExperimentSpec, ExperimentStatus, Guardrail, MetricKind, MetricSpec, RollbackAction,
 };
-use bunting_origin::store::{
-    Actor, AuditQuery, ConfigSpec, Exposure, FlagSpec, MetricEvent, Store,
-};
+use bunting_origin::store::{Actor, AuditQuery, MetricEvent, Store};
 use serde_json::{Value, json};
+
+use crate::common::traffic::{self, exposure};
+use crate::common::world::{World, split};
 
 both!(
     regression_is_rolled_back,
@@ -51,70 +51,34 @@ async fn setup(store: Store) -> Setup {
 /// `checkout_error`, lower is better), `purchased`, and `error-rate`
 /// (ratio of `error` values over `request` values, lower is better).
 async fn setup_with(store: Store, guardrails: Vec<Guardrail>) -> Setup {
-    let a = Actor::new("setup");
-    let org = store.create_org(&a, "acme", "Acme").await.unwrap();
-    let a = a.in_org(org.id);
-    let p = store
-        .create_project(&a, org.id, "web", "Web")
-        .await
-        .unwrap();
-    let env = store
-        .create_environment(&a, p.id, "production", "Production")
-        .await
-        .unwrap();
-    let f = store
-        .create_flag(&a, p.id, &FlagSpec::boolean("checkout"))
-        .await
-        .unwrap();
-    let c = store.flag_config(f.id, env.id).await.unwrap();
-    let split = Serve::Rollout(vec![
-        WeightedVariant {
-            variant: "on".into(),
-            weight: 50.0,
-        },
-        WeightedVariant {
-            variant: "off".into(),
-            weight: 50.0,
-        },
-    ]);
-    store
-        .update_flag_config(
-            &a,
-            f.id,
-            env.id,
-            c.version,
-            &ConfigSpec {
-                enabled: true,
-                rules: vec![],
-                fallthrough: split,
-                prerequisites: vec![],
-            },
-        )
-        .await
-        .unwrap();
+    let w = World::acme_by(&store, Actor::new("setup")).await;
+    let (a, p) = (&w.actor, w.project);
+    let f = w.flag(&store, "checkout").await;
+    w.serve(&store, f, split(&[("on", 50.0), ("off", 50.0)]))
+        .await;
     let mut errors = MetricSpec::conversion("checkout-errors", "checkout_error");
     errors.higher_is_better = false;
-    store.create_metric(&a, p.id, &errors).await.unwrap();
+    store.create_metric(a, p, &errors).await.unwrap();
     store
-        .create_metric(&a, p.id, &MetricSpec::conversion("purchased", "purchase"))
+        .create_metric(a, p, &MetricSpec::conversion("purchased", "purchase"))
         .await
         .unwrap();
     let mut rate = MetricSpec::conversion("error-rate", "error");
     rate.kind = MetricKind::Ratio;
     rate.denominator_event = Some("request".into());
     rate.higher_is_better = false;
-    store.create_metric(&a, p.id, &rate).await.unwrap();
+    store.create_metric(a, p, &rate).await.unwrap();
     let mut spec = ExperimentSpec::new("one-page", "checkout", "off", "purchased");
     spec.guardrails = guardrails;
-    let e = store.create_experiment(&a, env.id, &spec).await.unwrap();
-    let e = store.start_experiment(&a, e.id, e.version).await.unwrap();
+    let e = store.create_experiment(a, w.env, &spec).await.unwrap();
+    let e = store.start_experiment(a, e.id, e.version).await.unwrap();
     let start_ms =
         bunting_origin::store::aggregate::timestamp_ms(e.started_at.as_deref().unwrap()).unwrap();
     Setup {
         state: AppState::new(store, ServeConfig::default()),
         experiment: e.id,
-        flag: f.id,
-        env: env.id,
+        flag: f,
+        env: w.env,
         start_ms,
     }
 }
@@ -123,61 +87,15 @@ async fn setup_with(store: Store, guardrails: Vec<Guardrail>) -> Setup {
 /// start; a user errs with probability `p_err[arm]` (deterministic:
 /// every k-th user).
 async fn traffic(s: &Setup, from: u64, users: u64, err_every: [u64; 2]) {
-    let env = s.env;
-    let mut exposures = Vec::new();
-    let mut events = Vec::new();
-    for (arm, variant) in ["off", "on"].iter().enumerate() {
-        for i in from..from + users {
-            let user = format!("{variant}-{i}");
-            let t = s.start_ms + 1000 + i as i64;
-            exposures.push(Exposure {
-                env_id: env,
-                id: format!("x-{user}"),
-                flag_key: "checkout".into(),
-                variant: variant.to_string(),
-                user_key: user.clone(),
-                time_ms: t,
-                snapshot_version: Some(1),
-                rule_id: None,
-                reason: Some("SPLIT".into()),
-                country: None,
-                device_type: None,
-                received_ms: t,
-            });
-            if err_every[arm] > 0 && i % err_every[arm] == 0 {
-                events.push(MetricEvent {
-                    env_id: env,
-                    id: format!("e-{user}"),
-                    name: "checkout_error".into(),
-                    user_key: user,
-                    value: None,
-                    time_ms: t + 10,
-                    received_ms: t + 10,
-                    properties: None,
-                });
-            }
-        }
-    }
-    s.state.store.insert_exposures(&exposures).await.unwrap();
-    s.state.store.insert_metric_events(&events).await.unwrap();
-}
-
-/// A user's exposure to `variant` at `t` in environment `env_id`.
-fn exposure(env_id: i64, user: &str, variant: &str, t: i64) -> Exposure {
-    Exposure {
-        env_id,
-        id: format!("x-{user}"),
-        flag_key: "checkout".into(),
-        variant: variant.to_string(),
-        user_key: user.to_string(),
-        time_ms: t,
-        snapshot_version: Some(1),
-        rule_id: None,
-        reason: Some("SPLIT".into()),
-        country: None,
-        device_type: None,
-        received_ms: t,
-    }
+    traffic::traffic(
+        &s.state.store,
+        s.env,
+        s.start_ms + 1000,
+        from,
+        users,
+        err_every,
+    )
+    .await;
 }
 
 /// An event `name` of `user` worth `value` at `t` in environment `env_id`.

@@ -4,9 +4,12 @@
 //! After changing the API, regenerate the file with
 //! `BUNTING_BLESS=1 cargo test -p bunting-origin --test it openapi::` and commit it.
 
-use bunting_origin::api::{AppState, ServeConfig, openapi, router};
+use axum::http::Method;
+use bunting_origin::api::openapi;
 use bunting_origin::store::Store;
 use serde_json::Value;
+
+use crate::common::app::TestApp;
 
 const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
 const REGENERATE: &str = "BUNTING_BLESS=1 cargo test -p bunting-origin --test it openapi::";
@@ -66,30 +69,18 @@ fn document_is_openapi_3_1() {
 #[tokio::test]
 async fn served_document_is_the_generated_one() {
     let store = Store::open("sqlite::memory:").await.unwrap();
-    let app = router(AppState::new(
-        store,
-        ServeConfig {
-            admin_token: Some("root-secret-token".into()),
-            ..ServeConfig::default()
-        },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     // No token: the document is public.
-    let resp = reqwest::get(format!("http://{addr}/api/v1/openapi.json"))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = TestApp::root(store)
+        .anonymous()
+        .call_with(Method::GET, "/openapi.json", None, &[])
+        .await;
+    assert_eq!(resp.status, 200);
     assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
+        resp.content_type().starts_with("application/json"),
         "{:?}",
-        resp.headers()
+        resp.headers
     );
-    let served: Value = resp.json().await.unwrap();
+    let served: Value = serde_json::from_str(&resp.text).unwrap();
     let generated: Value = serde_json::from_str(&openapi::json()).unwrap();
     assert_eq!(
         served, generated,

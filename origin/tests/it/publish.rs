@@ -10,16 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bunting_core::{Engine, Serve, Snapshot};
-use bunting_origin::api::{AppState, ServeConfig, router};
+use bunting_origin::api::{AppState, ServeConfig};
 use bunting_origin::kv;
 use bunting_origin::metrics::Metrics;
 use bunting_origin::publish::{
     self, BoxFuture, CloudflareKv, Directory, PublishError, PublishHandle, PublishOptions,
     Publisher, RetryPolicy, encode_key,
 };
-use bunting_origin::store::{Actor, ConfigSpec, FlagSpec, SdkKeyKind, Store};
+use bunting_origin::store::{Actor, ConfigSpec, SdkKeyKind, Store};
 
-use crate::common;
+use crate::common::app::TestApp;
+use crate::common::world::World;
 
 both!(
     directory_gets_snapshot_and_keys,
@@ -40,20 +41,8 @@ fn ana() -> Actor {
 
 /// An organization, a project, an environment and a flag: (env id, flag id).
 async fn tree(s: &Store) -> (i64, i64) {
-    let org = s.create_org(&ana(), "acme", "Acme").await.unwrap();
-    let p = s
-        .create_project(&ana(), org.id, "web", "Web")
-        .await
-        .unwrap();
-    let env = s
-        .create_environment(&ana(), p.id, "production", "Production")
-        .await
-        .unwrap();
-    let f = s
-        .create_flag(&ana(), p.id, &FlagSpec::boolean("dark-mode"))
-        .await
-        .unwrap();
-    (env.id, f.id)
+    let w = World::acme(s).await;
+    (w.env, w.flag(s, "dark-mode").await)
 }
 
 /// Turns the flag on or off (one committed change).
@@ -359,8 +348,7 @@ async fn status_and_lag_reflect_pending(s: Store) {
 }
 
 async fn status_endpoint(s: Store) {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
+    use axum::http::{Method, StatusCode};
     let (env, _) = tree(&s).await;
     s.mark_failed(env, "cloudflare", ENV, "HTTP 503")
         .await
@@ -376,23 +364,14 @@ async fn status_endpoint(s: Store) {
     let (h, _) = start(&s, vec![Memory::new("zz-never-run", usize::MAX)]);
     h.shutdown().await; // only its target list is used here
     state.publish = Some(h);
-    let app = router(state);
-    let get = |auth: Option<&str>, path: &str| {
-        let mut r = Request::get(path);
-        if let Some(a) = auth {
-            r = r.header("authorization", format!("Bearer {a}"));
-        }
-        common::schema::oneshot(app.clone(), r.body(Body::empty()).unwrap())
-    };
-    let path = "/api/v1/orgs/acme/projects/web/environments/production/publish";
-    let r = get(None, path).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = get(Some("root-secret"), path).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(r.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let app = TestApp::new(state);
+    let path = "/orgs/acme/projects/web/environments/production/publish";
+    let r = app.call_with(Method::GET, path, None, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let app = app.as_token("root-secret");
+    let r = app.call_with(Method::GET, path, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.body;
     assert_eq!(v["environment"], ENV);
     assert_eq!(v["snapshotVersion"], current(&s, env).await);
     assert!(v["changedAt"].is_string());
@@ -406,12 +385,15 @@ async fn status_endpoint(s: Store) {
     // The loop's target that has not run yet is listed as unpublished.
     assert_eq!(targets[1]["target"], "zz-never-run");
     assert_eq!(targets[1]["publishedVersion"], 0);
-    let r = get(
-        Some("root-secret"),
-        "/api/v1/orgs/acme/projects/web/environments/nope/publish",
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .call_with(
+            Method::GET,
+            "/orgs/acme/projects/web/environments/nope/publish",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 /// A fake Cloudflare KV API: answers 503 to its first `fail` requests and

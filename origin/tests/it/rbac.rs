@@ -1,4 +1,4 @@
-//! The authorization matrix over real HTTP, on SQLite and PostgreSQL: every
+//! The authorization matrix through the API, on SQLite and PostgreSQL: every
 //! endpoint of the OpenAPI document × every caller (no token, an unknown
 //! token, an organization token of each role, another organization's admin
 //! token, the bootstrap administrator) answers exactly the status of its
@@ -12,16 +12,14 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use bunting_origin::api::{AppState, ServeConfig, router};
+use axum::http::Method;
 use bunting_origin::store::Store;
-use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::app::{ROOT, Reply, TestApp};
 
 both!(matrix, foreign_token_sees_nothing);
 
-const ROOT: &str = "root-secret-token";
 const BAD: &str = "bnt_api_0000000000000000000000000000000000000000";
 
 /// The callers of every row, in the order of the expected statuses.
@@ -180,23 +178,13 @@ fn table() -> Vec<Row> {
     rows.into_iter().map(|(method, path, expect)| Row { method, path, expect }).collect()
 }
 
-/// A client of the served API.
+/// The API as each caller sees it.
 #[derive(Clone)]
-struct Http {
-    base: String,
-    client: Client,
-}
-
-/// A response: status, ETag and body (JSON, or the text as a string).
-#[derive(Debug, Clone, PartialEq)]
-struct Answer {
-    status: u16,
-    etag: Option<String>,
-    body: Value,
-    text: String,
-}
+struct Http(TestApp);
 
 impl Http {
+    /// `method path` as `token` (none: no `Authorization`), with the JSON
+    /// `body` and `If-Match`, if any.
     async fn call(
         &self,
         token: Option<&str>,
@@ -204,39 +192,17 @@ impl Http {
         path: &str,
         body: Option<&Value>,
         if_match: Option<&str>,
-    ) -> Answer {
-        let mut r = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(m) = if_match {
-            r = r.header("if-match", m);
-        }
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        let resp = common::schema::send(r).await;
-        let status = resp.status().as_u16();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_string());
-        let text = resp.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
+    ) -> Reply {
+        let app = match token {
+            Some(t) => self.0.as_token(t),
+            None => self.0.anonymous(),
         };
-        Answer {
-            status,
-            etag,
-            body,
-            text,
-        }
+        let headers: Vec<(&str, &str)> = if_match.map(|m| ("if-match", m)).into_iter().collect();
+        app.call_with(method, path, body, &headers).await
     }
 
     /// A call as the bootstrap administrator that must answer `status`.
-    async fn root(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Answer {
+    async fn root(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Reply {
         let a = self
             .call(Some(ROOT), method.clone(), path, body.as_ref(), None)
             .await;
@@ -244,25 +210,8 @@ impl Http {
         a
     }
 
-    async fn get_as(&self, token: &str, path: &str) -> Answer {
+    async fn get_as(&self, token: &str, path: &str) -> Reply {
         self.call(Some(token), Method::GET, path, None, None).await
-    }
-}
-
-async fn serve(store: Store) -> Http {
-    let app = router(AppState::new(
-        store,
-        ServeConfig {
-            admin_token: Some(ROOT.into()),
-            ..ServeConfig::default()
-        },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Http {
-        base: format!("http://{addr}/api/v1"),
-        client: Client::new(),
     }
 }
 
@@ -331,7 +280,7 @@ fn guard_body(flag: &str) -> Value {
 }
 
 async fn world(store: Store) -> World {
-    let http = serve(store).await;
+    let http = Http(TestApp::root(store).anonymous());
     let acme = org_with_tokens(&http, "acme").await;
     let other = org_with_tokens(&http, "other").await;
     let h = &http;
@@ -1077,7 +1026,7 @@ async fn foreign_token_sees_nothing(store: Store) {
     let w = world(store).await;
     let h = &w.http;
     let foreign = w.other[3].as_str();
-    let keys = |a: &Answer| -> Vec<String> {
+    let keys = |a: &Reply| -> Vec<String> {
         a.body["items"]
             .as_array()
             .unwrap_or_else(|| panic!("not a list: {}", a.body))
@@ -1097,7 +1046,7 @@ async fn foreign_token_sees_nothing(store: Store) {
 
     // acme's audit log, its export and a flag's history: 404, with the
     // body of an organization that does not exist.
-    let ghost = |a: &Answer| a.body.to_string().replace("acme", "ghost");
+    let ghost = |a: &Reply| a.body.to_string().replace("acme", "ghost");
     for path in [
         "/orgs/acme",
         "/orgs/acme/audit",

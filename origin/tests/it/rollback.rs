@@ -1,80 +1,43 @@
 //! Rollbacks triggered by an external alert (Alertmanager webhook payload)
-//! over HTTP, on both backends: the configured action per flag, the
+//! through the API, on both backends: the configured action per flag, the
 //! evidence in the audit log, the webhook notification, all-or-nothing
 //! validation, roles.
 
-use std::sync::{Arc, Mutex};
-
-use axum::Json;
-use axum::routing::post;
+use axum::http::Method;
 use bunting_core::Serve;
-use bunting_core::model::{Schedule, ScheduleStep, WeightedVariant};
-use bunting_origin::api::{AppState, ServeConfig, router};
+use bunting_core::model::{Schedule, ScheduleStep};
+use bunting_origin::api::{AppState, ServeConfig};
 use bunting_origin::notify::Notifier;
 use bunting_origin::store::experiments::{ExperimentSpec, Guardrail, MetricSpec, RollbackAction};
-use bunting_origin::store::{Actor, AuditQuery, ConfigSpec, FlagSpec, Role, Store};
+use bunting_origin::store::{Actor, AuditQuery, Role, Store};
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::app::{TestApp, problems};
+use crate::common::webhook;
+use crate::common::world::{World, split};
 
 both!(alert_rolls_back_with_evidence, bad_alerts_change_nothing);
 
 const ROOT: &str = "root";
 
-struct World {
-    base: String,
+struct Setup {
+    app: TestApp,
     editor: String,
     viewer: String,
-    hooks: Arc<Mutex<Vec<Value>>>,
+    hooks: webhook::Received,
     store: Store,
     flags: (i64, i64, i64),
 }
 
-async fn world(store: Store) -> World {
-    // A webhook receiver.
-    let hooks = Arc::new(Mutex::new(Vec::new()));
-    let seen = hooks.clone();
-    let hook_app = axum::Router::new().route(
-        "/hook",
-        post(move |Json(v): Json<Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(v);
-                "ok"
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, hook_app).await.unwrap() });
+async fn world(store: Store) -> Setup {
+    let (hook_url, hooks) = webhook::receiver().await;
 
-    let a = Actor::new("setup");
-    let org = store.create_org(&a, "acme", "Acme").await.unwrap();
-    let a = a.in_org(org.id);
-    let p = store
-        .create_project(&a, org.id, "web", "Web")
-        .await
-        .unwrap();
-    let env = store
-        .create_environment(&a, p.id, "production", "Production")
-        .await
-        .unwrap();
+    let w = World::acme_by(&store, Actor::new("setup")).await;
+    let (a, org) = (&w.actor, w.org);
     // checkout: a 50/50 experiment; search: a scheduled ramp; banner: on.
     let mut ids = Vec::new();
     for (key, serve) in [
-        (
-            "checkout",
-            Serve::Rollout(vec![
-                WeightedVariant {
-                    variant: "on".into(),
-                    weight: 50.0,
-                },
-                WeightedVariant {
-                    variant: "off".into(),
-                    weight: 50.0,
-                },
-            ]),
-        ),
+        ("checkout", split(&[("on", 50.0), ("off", 50.0)])),
         (
             "search",
             Serve::Schedule(Schedule {
@@ -88,30 +51,16 @@ async fn world(store: Store) -> World {
         ),
         ("banner", Serve::Variant("on".into())),
     ] {
-        let f = store
-            .create_flag(&a, p.id, &FlagSpec::boolean(key))
-            .await
-            .unwrap();
-        let c = store.flag_config(f.id, env.id).await.unwrap();
-        store
-            .update_flag_config(
-                &a,
-                f.id,
-                env.id,
-                c.version,
-                &ConfigSpec {
-                    enabled: true,
-                    rules: vec![],
-                    fallthrough: serve,
-                    prerequisites: vec![],
-                },
-            )
-            .await
-            .unwrap();
-        ids.push(f.id);
+        let f = w.flag(&store, key).await;
+        w.serve(&store, f, serve).await;
+        ids.push(f);
     }
     store
-        .create_metric(&a, p.id, &MetricSpec::conversion("purchased", "purchase"))
+        .create_metric(
+            a,
+            w.project,
+            &MetricSpec::conversion("purchased", "purchase"),
+        )
         .await
         .unwrap();
     let mut spec = ExperimentSpec::new("checkout-test", "checkout", "off", "purchased");
@@ -120,14 +69,14 @@ async fn world(store: Store) -> World {
         tolerance: 0.0,
         action: RollbackAction::RolloutToZero,
     });
-    let e = store.create_experiment(&a, env.id, &spec).await.unwrap();
-    store.start_experiment(&a, e.id, e.version).await.unwrap();
+    let e = store.create_experiment(a, w.env, &spec).await.unwrap();
+    store.start_experiment(a, e.id, e.version).await.unwrap();
     let (_, editor) = store
-        .create_token(&a, org.id, "ops", Role::Editor)
+        .create_token(a, org, "ops", Role::Editor)
         .await
         .unwrap();
     let (_, viewer) = store
-        .create_token(&a, org.id, "view", Role::Viewer)
+        .create_token(a, org, "view", Role::Viewer)
         .await
         .unwrap();
 
@@ -139,12 +88,8 @@ async fn world(store: Store) -> World {
         },
     );
     state.notifier = Notifier::new(vec![hook_url]);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api/v1", l.local_addr().unwrap());
-    let app = router(state);
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    World {
-        base,
+    Setup {
+        app: TestApp::new(state),
         editor,
         viewer,
         hooks,
@@ -165,18 +110,22 @@ fn alert(status: &str, flag: &str, action: Option<&str>) -> Value {
            "startsAt": "2026-11-25T12:00:00Z", "fingerprint": "abc"})
 }
 
-async fn send(w: &World, token: &str, alerts: Vec<Value>) -> (u16, Value) {
-    let r = common::schema::send(
-        reqwest::Client::new()
-            .post(format!("{}/orgs/acme/alerts/alertmanager", w.base))
-            .bearer_auth(token)
-            .json(&json!({"version": "4", "status": "firing", "receiver": "bunting", "alerts": alerts})),
-    )
-    .await;
-    (r.status().as_u16(), r.json().await.unwrap())
+async fn send(w: &Setup, token: &str, alerts: Vec<Value>) -> (u16, Value) {
+    let body = json!({"version": "4", "status": "firing", "receiver": "bunting", "alerts": alerts});
+    let r = w
+        .app
+        .as_token(token)
+        .call_with(
+            Method::POST,
+            "/orgs/acme/alerts/alertmanager",
+            Some(&body),
+            &[],
+        )
+        .await;
+    (r.status.as_u16(), r.body)
 }
 
-async fn fallthrough(w: &World, flag: i64) -> (bool, Serve) {
+async fn fallthrough(w: &Setup, flag: i64) -> (bool, Serve) {
     let env = w.store.org_by_key("acme").await.unwrap();
     let p = w.store.project_by_key(env.id, "web").await.unwrap();
     let e = w
@@ -315,12 +264,7 @@ async fn bad_alerts_change_nothing(store: Store) {
     )
     .await;
     assert_eq!(s, 422, "{out}");
-    let paths: Vec<&str> = out["error"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = problems(&out);
     assert_eq!(
         paths,
         [

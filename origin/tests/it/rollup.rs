@@ -13,10 +13,12 @@
 use bunting_origin::store::aggregate::{AggregateOptions, AnalysisScope};
 use bunting_origin::store::events::rollup;
 use bunting_origin::store::experiments::{MetricKind, MetricSpec};
-use bunting_origin::store::{Actor, Exposure, FlagSpec, MetricEvent, Store};
+use bunting_origin::store::{Exposure, MetricEvent, Store};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+
+use crate::common::world::World;
 
 both!(
     rollup_equals_recomputation,
@@ -138,18 +140,10 @@ async fn rebuilds_during_ingestion_lose_nothing(s: Store) {
 }
 
 async fn rollup_analysis_equals_raw_analysis(s: Store) {
-    let ana = Actor::new("ana");
-    let org = s.create_org(&ana, "acme", "Acme").await.unwrap();
-    let p = s.create_project(&ana, org.id, "web", "Web").await.unwrap();
-    let env = s
-        .create_environment(&ana, p.id, "production", "Production")
-        .await
-        .unwrap();
-    s.create_flag(&ana, p.id, &FlagSpec::boolean("f"))
-        .await
-        .unwrap();
+    let w = World::acme(&s).await;
+    w.flag(&s, "f").await;
     let mut rng = StdRng::seed_from_u64(11);
-    let rows = exposures(&mut rng, 1_200, env.id);
+    let rows = exposures(&mut rng, 1_200, w.env);
     deliver(&s, &mut rng, &rows).await;
     let users: Vec<String> = rows.iter().map(|e| e.user_key.clone()).collect();
     let names = ["purchase", "visit"];
@@ -157,7 +151,7 @@ async fn rollup_analysis_equals_raw_analysis(s: Store) {
         .map(|i| {
             let t = T + rng.random_range(-24..72) * HOUR + rng.random_range(0..HOUR);
             MetricEvent {
-                env_id: env.id,
+                env_id: w.env,
                 id: format!("e-{i}"),
                 name: names[rng.random_range(0..2)].into(),
                 user_key: users[rng.random_range(0..users.len())].clone(),
@@ -199,7 +193,7 @@ async fn rollup_analysis_equals_raw_analysis(s: Store) {
     ];
     for (from, until) in windows {
         let scope = AnalysisScope {
-            environment_id: env.id,
+            environment_id: w.env,
             flag: "f".into(),
             control: "a".into(),
             variants: vec!["b".into(), "c".into()],

@@ -11,6 +11,8 @@ use bunting_origin::store::{
 };
 use serde_json::json;
 
+use crate::common::world::World;
+
 both!(
     crud_hierarchy,
     flags_and_configs,
@@ -35,20 +37,12 @@ fn ana() -> Actor {
 
 /// An organization, a project and two environments.
 async fn tree(s: &Store) -> (i64, i64, i64) {
-    let org = s.create_org(&ana(), "acme", "Acme").await.unwrap();
-    let p = s
-        .create_project(&ana(), org.id, "web", "Web")
-        .await
-        .unwrap();
-    let prod = s
-        .create_environment(&ana(), p.id, "production", "Production")
-        .await
-        .unwrap();
+    let w = World::acme_by(s, ana()).await;
     let stg = s
-        .create_environment(&ana(), p.id, "staging", "Staging")
+        .create_environment(&w.actor, w.project, "staging", "Staging")
         .await
         .unwrap();
-    (p.id, prod.id, stg.id)
+    (w.project, w.env, stg.id)
 }
 
 async fn crud_hierarchy(s: Store) {

@@ -2,9 +2,13 @@
 //! once on an in-memory SQLite database and once on PostgreSQL in a fresh
 //! schema of its own (`BUNTING_TEST_POSTGRES`, default
 //! `postgres://postgres@127.0.0.1:5432/test`), dropped afterwards.
-#![allow(dead_code)]
 
+pub mod app;
+pub mod cli;
 pub mod schema;
+pub mod traffic;
+pub mod webhook;
+pub mod world;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
