@@ -35,13 +35,8 @@ const HOUR: i64 = 3_600_000;
 async fn setup(s: &Store) -> ExperimentRecord {
     let w = World::acme(s).await;
     w.flag(s, "checkout").await;
-    s.create_metric(
-        &w.actor,
-        w.project,
-        &MetricSpec::conversion("purchased", "purchase"),
-    )
-    .await
-    .unwrap();
+    w.metric(s, &MetricSpec::conversion("purchased", "purchase"))
+        .await;
     s.create_experiment(
         &w.actor,
         w.env,

@@ -39,6 +39,25 @@ fn run(dir: &Path, database: Option<&str>, args: &[&str]) -> Output {
     c.output().expect("running bunting")
 }
 
+/// `import FILE --org acme --project web --create`.
+fn import_acme_web_args(file: &str) -> [&str; 7] {
+    [
+        "import",
+        file,
+        "--org",
+        "acme",
+        "--project",
+        "web",
+        "--create",
+    ]
+}
+
+/// `bunting import FILE --org acme --project web --create` in `dir`, which
+/// must succeed.
+fn import_acme_web(dir: &Path, file: &str) {
+    ok(dir, None, &import_acme_web_args(file));
+}
+
 /// Runs and expects success; returns stdout.
 fn ok(dir: &Path, database: Option<&str>, args: &[&str]) -> String {
     let o = run(dir, database, args);
@@ -119,15 +138,7 @@ fn import_line_counts(out: &str) -> &str {
 fn import_creates_then_a_second_import_changes_nothing() {
     let dir = scratch("import-twice");
     let file = example();
-    let args = [
-        "import",
-        &file,
-        "--org",
-        "acme",
-        "--project",
-        "web",
-        "--create",
-    ];
+    let args = import_acme_web_args(&file);
     let first = ok(&dir, None, &args);
     assert_eq!(
         import_line_counts(&first),
@@ -188,19 +199,7 @@ fn import_names_a_missing_organization_or_project_without_create() {
         "{}",
         stderr(&o)
     );
-    ok(
-        &dir,
-        None,
-        &[
-            "import",
-            &file,
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--create",
-        ],
-    );
+    import_acme_web(&dir, &file);
     let o = run(
         &dir,
         None,
@@ -262,19 +261,7 @@ flags:
 
     // Over an imported project: nothing changes.
     let file = example();
-    ok(
-        &dir,
-        None,
-        &[
-            "import",
-            &file,
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--create",
-        ],
-    );
+    import_acme_web(&dir, &file);
     let entries = verified_entries(&ok(&dir, None, &["audit", "verify"]));
     let before = snapshots(&sqlite_url(&dir), "acme", "web");
     let o = run(&dir, None, &args);
@@ -296,19 +283,7 @@ flags:
 fn export_round_trips_the_example_in_yaml_and_json() {
     let dir = scratch("export-round-trip");
     let file = example();
-    ok(
-        &dir,
-        None,
-        &[
-            "import",
-            &file,
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--create",
-        ],
-    );
+    import_acme_web(&dir, &file);
     let original = snapshots(&sqlite_url(&dir), "acme", "web");
     assert_eq!(original.len(), 3);
 
@@ -387,19 +362,7 @@ fn export_round_trips_the_example_in_yaml_and_json() {
 fn export_names_a_segment_the_format_cannot_express() {
     let dir = scratch("export-segment");
     let file = example();
-    ok(
-        &dir,
-        None,
-        &[
-            "import",
-            &file,
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--create",
-        ],
-    );
+    import_acme_web(&dir, &file);
     // Through the store (as the API would): a segment in staging only.
     with_store(&sqlite_url(&dir), async |store: &Store| {
         let org = store.org_by_key("acme").await.unwrap();
@@ -450,19 +413,7 @@ fn audit_verify_passes_then_names_the_tampered_entry() {
     let empty = ok(&dir, None, &["audit", "verify"]);
     assert_eq!(verified_entries(&empty), 0);
     let file = example();
-    ok(
-        &dir,
-        None,
-        &[
-            "import",
-            &file,
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--create",
-        ],
-    );
+    import_acme_web(&dir, &file);
     let out = ok(&dir, None, &["audit", "verify"]);
     let n = verified_entries(&out);
     assert!(n > 10, "{out}");
@@ -488,19 +439,7 @@ fn audit_verify_passes_then_names_the_tampered_entry() {
 fn audit_export_writes_json_lines_oldest_first() {
     let dir = scratch("audit-export");
     let file = example();
-    ok(
-        &dir,
-        None,
-        &[
-            "import",
-            &file,
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--create",
-        ],
-    );
+    import_acme_web(&dir, &file);
     ok(
         &dir,
         None,
@@ -570,19 +509,7 @@ fn token_create_prints_only_a_secret_the_store_accepts() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("organization \"acme\" not found"));
-    ok(
-        &dir,
-        None,
-        &[
-            "import",
-            &file,
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--create",
-        ],
-    );
+    import_acme_web(&dir, &file);
     let o = run(
         &dir,
         None,
@@ -629,15 +556,7 @@ fn postgres_import_export_audit_and_token() {
     let db = Some(url.as_str());
     let dir = scratch("postgres");
     let file = example();
-    let args = [
-        "import",
-        &file,
-        "--org",
-        "acme",
-        "--project",
-        "web",
-        "--create",
-    ];
+    let args = import_acme_web_args(&file);
     let first = ok(&dir, db, &args);
     assert!(first.contains("created 3 environments, 1 layer, 8 flags, 9 segments"));
     let second = ok(&dir, db, &args);

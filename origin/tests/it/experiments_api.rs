@@ -322,6 +322,28 @@ fn purchase(env: i64, prefix: &str, variant: &str, i: u32, at: i64, value: f64) 
     }
 }
 
+/// `users` exposures of each `(variant, users)`, in order.
+fn arms(env: i64, prefix: &str, arms: &[(&str, u32)], at: i64) -> Vec<Exposure> {
+    arms.iter()
+        .flat_map(|(variant, users)| exposures(env, prefix, variant, *users, at))
+        .collect()
+}
+
+/// Purchases worth `value` by the first `buyers` users of each
+/// `(variant, buyers)`, in order.
+fn purchases(
+    env: i64,
+    prefix: &str,
+    buyers: &[(&str, u32)],
+    at: i64,
+    value: f64,
+) -> Vec<MetricEvent> {
+    buyers
+        .iter()
+        .flat_map(|(variant, n)| (0..*n).map(move |i| purchase(env, prefix, variant, i, at, value)))
+        .collect()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -361,8 +383,7 @@ async fn results_over_http(store: Store) {
     // 150 in treatment, each for 20.
     let env = env_id(&store, "acme/web/production").await;
     let at = now_ms() + 10_000;
-    let mut ex = exposures(env, "p", "off", 1000, at);
-    ex.extend(exposures(env, "p", "on", 1000, at));
+    let mut ex = arms(env, "p", &[("off", 1000), ("on", 1000)], at);
     // 5 control users also saw the treatment later.
     for i in 0..5 {
         let mut e = ex[i].clone();
@@ -372,10 +393,7 @@ async fn results_over_http(store: Store) {
         ex.push(e);
     }
     store.insert_exposures(&ex).await.unwrap();
-    let mut events: Vec<MetricEvent> = (0..100)
-        .map(|i| purchase(env, "p", "off", i, at, 20.0))
-        .collect();
-    events.extend((0..150).map(|i| purchase(env, "p", "on", i, at, 20.0)));
+    let events = purchases(env, "p", &[("off", 100), ("on", 150)], at, 20.0);
     store.insert_metric_events(&events).await.unwrap();
 
     let reply = api.call_with(Method::GET, &results, None, &[]).await;
@@ -489,13 +507,9 @@ async fn results_skewed_allocation(store: Store) {
     start(&api, "staging", "skewed").await;
     let env = env_id(&store, "acme/web/staging").await;
     let at = now_ms() + 10_000;
-    let mut ex = exposures(env, "s", "off", 1300, at);
-    ex.extend(exposures(env, "s", "on", 700, at));
+    let ex = arms(env, "s", &[("off", 1300), ("on", 700)], at);
     store.insert_exposures(&ex).await.unwrap();
-    let mut events: Vec<MetricEvent> = (0..130)
-        .map(|i| purchase(env, "s", "off", i, at, 1.0))
-        .collect();
-    events.extend((0..70).map(|i| purchase(env, "s", "on", i, at, 1.0)));
+    let events = purchases(env, "s", &[("off", 130), ("on", 70)], at, 1.0);
     store.insert_metric_events(&events).await.unwrap();
     let (s, _, r) = api.get(&format!("{staging}/skewed/results")).await;
     assert_eq!(s, 200, "{r}");
@@ -530,10 +544,13 @@ async fn results_skewed_allocation(store: Store) {
         }));
     }
     store.insert_exposures(&ex).await.unwrap();
-    let mut events = Vec::new();
-    for (v, n) in [("red", 50), ("green", 80), ("blue", 55)] {
-        events.extend((0..n).map(|i| purchase(env, "c", v, i, at, 1.0)));
-    }
+    let events = purchases(
+        env,
+        "c",
+        &[("red", 50), ("green", 80), ("blue", 55)],
+        at,
+        1.0,
+    );
     store.insert_metric_events(&events).await.unwrap();
     let (s, _, r) = api.get(&format!("{staging}/colors/results")).await;
     assert_eq!(s, 200, "{r}");
@@ -570,13 +587,9 @@ async fn cli_prints_the_table() {
         start(&api, "production", "checkout-test").await;
         let env = env_id(&store, "acme/web/production").await;
         let at = now_ms() + 10_000;
-        let mut ex = exposures(env, "p", "off", 400, at);
-        ex.extend(exposures(env, "p", "on", 400, at));
+        let ex = arms(env, "p", &[("off", 400), ("on", 400)], at);
         store.insert_exposures(&ex).await.unwrap();
-        let mut events: Vec<MetricEvent> = (0..40)
-            .map(|i| purchase(env, "p", "off", i, at, 10.0))
-            .collect();
-        events.extend((0..60).map(|i| purchase(env, "p", "on", i, at, 10.0)));
+        let events = purchases(env, "p", &[("off", 40), ("on", 60)], at, 10.0);
         store.insert_metric_events(&events).await.unwrap();
         store.pool().close().await;
     }

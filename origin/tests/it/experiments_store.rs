@@ -24,19 +24,12 @@ fn ana() -> Actor {
 async fn setup(s: &Store) -> (i64, i64) {
     let w = World::acme(s).await;
     w.flag(s, "checkout").await;
-    s.create_metric(
-        &w.actor,
-        w.project,
-        &MetricSpec::conversion("purchased", "purchase"),
-    )
-    .await
-    .unwrap();
+    w.metric(s, &MetricSpec::conversion("purchased", "purchase"))
+        .await;
     let mut revenue = MetricSpec::conversion("revenue", "purchase");
     revenue.kind = MetricKind::Mean;
     revenue.cap = Some(1000.0);
-    s.create_metric(&w.actor, w.project, &revenue)
-        .await
-        .unwrap();
+    w.metric(s, &revenue).await;
     (w.project, w.env)
 }
 

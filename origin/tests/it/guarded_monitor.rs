@@ -78,7 +78,7 @@ async fn setup(store: Store, next_in_ms: i64, gate_ramp: bool) -> Setup {
     w.serve(&store, f, ramp).await;
     let mut errors = MetricSpec::conversion("checkout-errors", "checkout_error");
     errors.higher_is_better = false;
-    store.create_metric(a, w.project, &errors).await.unwrap();
+    w.metric(&store, &errors).await;
     let mut spec = GuardedRolloutSpec::new("checkout", "off");
     spec.gate_ramp = gate_ramp;
     spec.guardrails.push(Guardrail {

@@ -44,15 +44,9 @@ async fn seed(store: &Store) -> i64 {
         .await;
     let mut errors = MetricSpec::conversion("errors", "checkout_error");
     errors.higher_is_better = false;
-    store.create_metric(a, w.project, &errors).await.unwrap();
-    store
-        .create_metric(
-            a,
-            w.project,
-            &MetricSpec::conversion("purchased", "purchase"),
-        )
-        .await
-        .unwrap();
+    w.metric(store, &errors).await;
+    w.metric(store, &MetricSpec::conversion("purchased", "purchase"))
+        .await;
     w.env
 }
 

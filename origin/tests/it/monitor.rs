@@ -52,22 +52,20 @@ async fn setup(store: Store) -> Setup {
 /// (ratio of `error` values over `request` values, lower is better).
 async fn setup_with(store: Store, guardrails: Vec<Guardrail>) -> Setup {
     let w = World::acme_by(&store, Actor::new("setup")).await;
-    let (a, p) = (&w.actor, w.project);
+    let a = &w.actor;
     let f = w.flag(&store, "checkout").await;
     w.serve(&store, f, split(&[("on", 50.0), ("off", 50.0)]))
         .await;
     let mut errors = MetricSpec::conversion("checkout-errors", "checkout_error");
     errors.higher_is_better = false;
-    store.create_metric(a, p, &errors).await.unwrap();
-    store
-        .create_metric(a, p, &MetricSpec::conversion("purchased", "purchase"))
-        .await
-        .unwrap();
+    w.metric(&store, &errors).await;
+    w.metric(&store, &MetricSpec::conversion("purchased", "purchase"))
+        .await;
     let mut rate = MetricSpec::conversion("error-rate", "error");
     rate.kind = MetricKind::Ratio;
     rate.denominator_event = Some("request".into());
     rate.higher_is_better = false;
-    store.create_metric(a, p, &rate).await.unwrap();
+    w.metric(&store, &rate).await;
     let mut spec = ExperimentSpec::new("one-page", "checkout", "off", "purchased");
     spec.guardrails = guardrails;
     let e = store.create_experiment(a, w.env, &spec).await.unwrap();

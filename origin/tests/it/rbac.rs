@@ -210,6 +210,11 @@ impl Http {
         a
     }
 
+    /// A POST as the bootstrap administrator that must answer 201.
+    async fn made(&self, path: &str, body: Value) -> Reply {
+        self.root(Method::POST, path, Some(body), 201).await
+    }
+
     async fn get_as(&self, token: &str, path: &str) -> Reply {
         self.call(Some(token), Method::GET, path, None, None).await
     }
@@ -222,21 +227,13 @@ const ROLES: [&str; 4] = ["viewer", "editor", "publisher", "admin"];
 
 /// An organization `key` made by root, with a token of each role.
 async fn org_with_tokens(http: &Http, key: &str) -> RoleTokens {
-    http.root(
-        Method::POST,
-        "/orgs",
-        Some(json!({"key": key, "name": key})),
-        201,
-    )
-    .await;
+    http.made("/orgs", json!({"key": key, "name": key})).await;
     let mut tokens = Vec::new();
     for role in ROLES {
         let a = http
-            .root(
-                Method::POST,
+            .made(
                 &format!("/orgs/{key}/tokens"),
-                Some(json!({"name": format!("{role}-token"), "role": role})),
-                201,
+                json!({"name": format!("{role}-token"), "role": role}),
             )
             .await;
         tokens.push(a.body["secret"].as_str().unwrap().to_string());
@@ -284,86 +281,55 @@ async fn world(store: Store) -> World {
     let acme = org_with_tokens(&http, "acme").await;
     let other = org_with_tokens(&http, "other").await;
     let h = &http;
-    h.root(
-        Method::POST,
-        "/orgs/acme/projects",
-        Some(json!({"key": "web", "name": "Web"})),
-        201,
-    )
-    .await;
+    h.made("/orgs/acme/projects", json!({"key": "web", "name": "Web"}))
+        .await;
     for env in ["production", "staging"] {
-        h.root(
-            Method::POST,
+        h.made(
             "/orgs/acme/projects/web/environments",
-            Some(json!({"key": env, "name": env})),
-            201,
+            json!({"key": env, "name": env}),
         )
         .await;
     }
     let f = h
-        .root(
-            Method::POST,
-            "/orgs/acme/projects/web/flags",
-            Some(flag_body("shared-flag")),
-            201,
-        )
+        .made("/orgs/acme/projects/web/flags", flag_body("shared-flag"))
         .await;
-    h.root(
-        Method::POST,
+    h.made(
         "/orgs/acme/projects/web/environments/production/segments",
-        Some(json!({"key": "shared-seg", "included": ["u1"]})),
-        201,
+        json!({"key": "shared-seg", "included": ["u1"]}),
     )
     .await;
-    h.root(
-        Method::POST,
+    h.made(
         "/orgs/acme/projects/web/layers",
-        Some(json!({"key": "shared-layer"})),
-        201,
+        json!({"key": "shared-layer"}),
     )
     .await;
-    h.root(
-        Method::POST,
+    h.made(
         "/orgs/acme/projects/web/environments/production/sdk-keys",
-        Some(json!({"kind": "server", "name": "backend"})),
-        201,
+        json!({"kind": "server", "name": "backend"}),
     )
     .await;
-    h.root(
-        Method::POST,
+    h.made(
         "/orgs/acme/projects/web/metrics",
-        Some(metric_body("shared-metric")),
-        201,
+        metric_body("shared-metric"),
     )
     .await;
-    h.root(
-        Method::POST,
+    h.made(
         "/orgs/acme/projects/web/environments/production/experiments",
-        Some(experiment_body("shared-exp")),
-        201,
+        experiment_body("shared-exp"),
     )
     .await;
-    h.root(
-        Method::POST,
+    h.made(
         "/orgs/acme/projects/web/environments/production/guarded-rollouts",
-        Some(guard_body("shared-flag")),
-        201,
+        guard_body("shared-flag"),
     )
     .await;
     // `other` has content of its own, so its audit log is not trivially
     // empty.
-    h.root(
-        Method::POST,
-        "/orgs/other/projects",
-        Some(json!({"key": "app", "name": "App"})),
-        201,
-    )
-    .await;
-    h.root(
-        Method::POST,
+    h.made("/orgs/other/projects", json!({"key": "app", "name": "App"}))
+        .await;
+    h.made(
         "/orgs/other/projects/app/environments",
-        Some(json!({"key": "prod", "name": "Prod"})),
-        201,
+        json!({"key": "prod", "name": "Prod"}),
     )
     .await;
     let org_id = |key: &'static str| async move {
@@ -411,6 +377,19 @@ fn fill(template: &str, vars: &[(&str, &str)]) -> String {
     s
 }
 
+/// A cell acting on the entity at `p` with `body`, `If-Match` its current
+/// ETag, probing `p`.
+async fn on_entity(h: &Http, p: String, body: Option<Value>) -> Prepared {
+    let tag = h.root(Method::GET, &p, None, 200).await.etag;
+    Prepared {
+        body,
+        if_match: tag,
+        probe: Some(p.clone()),
+        path: p,
+        ..Prepared::default()
+    }
+}
+
 /// Makes what cell `n` of `row` needs; reads use the shared entities.
 async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
     let h = &w.http;
@@ -454,14 +433,9 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
             let key = fresh("org");
             let tokens = org_with_tokens(h, &key).await;
             let p = path(&[("org", &key)]);
-            let tag = h.root(Method::GET, &p, None, 200).await.etag;
             Prepared {
-                body: if body_for_update { rename() } else { None },
-                if_match: tag,
-                probe: Some(p.clone()),
-                path: p,
                 tokens: Some(tokens),
-                ..Prepared::default()
+                ..on_entity(h, p, if body_for_update { rename() } else { None }).await
             }
         }
         "/orgs/{org}/projects" => {
@@ -475,17 +449,9 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         }
         PROJECT => {
             let key = fresh("proj");
-            h.root(Method::POST, "/orgs/acme/projects", Some(named(&key)), 201)
-                .await;
+            h.made("/orgs/acme/projects", named(&key)).await;
             let p = path(&[("project", &key)]);
-            let tag = h.root(Method::GET, &p, None, 200).await.etag;
-            Prepared {
-                body: if body_for_update { rename() } else { None },
-                if_match: tag,
-                probe: Some(p.clone()),
-                path: p,
-                ..Prepared::default()
-            }
+            on_entity(h, p, if body_for_update { rename() } else { None }).await
         }
         "/orgs/{org}/projects/{project}/environments" => {
             let key = fresh("env");
@@ -498,22 +464,10 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         }
         ENV => {
             let key = fresh("env");
-            h.root(
-                Method::POST,
-                "/orgs/acme/projects/web/environments",
-                Some(named(&key)),
-                201,
-            )
-            .await;
+            h.made("/orgs/acme/projects/web/environments", named(&key))
+                .await;
             let p = path(&[("env", &key)]);
-            let tag = h.root(Method::GET, &p, None, 200).await.etag;
-            Prepared {
-                body: if body_for_update { rename() } else { None },
-                if_match: tag,
-                probe: Some(p.clone()),
-                path: p,
-                ..Prepared::default()
-            }
+            on_entity(h, p, if body_for_update { rename() } else { None }).await
         }
         "/orgs/{org}/projects/{project}/flags" => {
             let key = fresh("flag");
@@ -526,13 +480,8 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         }
         FLAG | CONFIG | TOGGLE => {
             let key = fresh("flag");
-            h.root(
-                Method::POST,
-                "/orgs/acme/projects/web/flags",
-                Some(flag_body(&key)),
-                201,
-            )
-            .await;
+            h.made("/orgs/acme/projects/web/flags", flag_body(&key))
+                .await;
             let p = path(&[("flag", &key)]);
             let probe = if row.path == FLAG {
                 p.clone()
@@ -589,41 +538,30 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         }
         LAYER => {
             let key = fresh("layer");
-            h.root(
-                Method::POST,
-                "/orgs/acme/projects/web/layers",
-                Some(json!({"key": key})),
-                201,
-            )
-            .await;
+            h.made("/orgs/acme/projects/web/layers", json!({"key": key}))
+                .await;
             let p = path(&[("layer", &key)]);
-            let tag = h.root(Method::GET, &p, None, 200).await.etag;
-            Prepared {
-                body: (*m == Method::PUT).then(|| json!({"key": key, "salt": "reshuffled"})),
-                if_match: tag,
-                probe: Some(p.clone()),
-                path: p,
-                ..Prepared::default()
-            }
+            on_entity(
+                h,
+                p,
+                (*m == Method::PUT).then(|| json!({"key": key, "salt": "reshuffled"})),
+            )
+            .await
         }
         SEGMENT => {
             let key = fresh("seg");
-            h.root(
-                Method::POST,
+            h.made(
                 "/orgs/acme/projects/web/environments/production/segments",
-                Some(json!({"key": key, "included": ["u1"]})),
-                201,
+                json!({"key": key, "included": ["u1"]}),
             )
             .await;
             let p = path(&[("segment", &key)]);
-            let tag = h.root(Method::GET, &p, None, 200).await.etag;
-            Prepared {
-                body: (*m == Method::PUT).then(|| json!({"key": key, "included": ["u2"]})),
-                if_match: tag,
-                probe: Some(p.clone()),
-                path: p,
-                ..Prepared::default()
-            }
+            on_entity(
+                h,
+                p,
+                (*m == Method::PUT).then(|| json!({"key": key, "included": ["u2"]})),
+            )
+            .await
         }
         "/orgs/{org}/alerts/alertmanager" => Prepared {
             path: path(&[]),
@@ -643,11 +581,9 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         },
         "/orgs/{org}/tokens/{id}" => {
             let a = h
-                .root(
-                    Method::POST,
+                .made(
                     "/orgs/acme/tokens",
-                    Some(json!({"name": fresh("token"), "role": "viewer"})),
-                    201,
+                    json!({"name": fresh("token"), "role": "viewer"}),
                 )
                 .await;
             let id = a.body["id"].to_string();
@@ -664,11 +600,9 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         },
         SDK_KEY | "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}/rotate" => {
             let a = h
-                .root(
-                    Method::POST,
+                .made(
                     "/orgs/acme/projects/web/environments/production/sdk-keys",
-                    Some(json!({"kind": "server", "name": fresh("key")})),
-                    201,
+                    json!({"kind": "server", "name": fresh("key")}),
                 )
                 .await;
             let id = a.body["id"].to_string();
@@ -689,13 +623,8 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         }
         METRIC => {
             let key = fresh("metric");
-            h.root(
-                Method::POST,
-                "/orgs/acme/projects/web/metrics",
-                Some(metric_body(&key)),
-                201,
-            )
-            .await;
+            h.made("/orgs/acme/projects/web/metrics", metric_body(&key))
+                .await;
             let p = path(&[("metric", &key)]);
             let tag = h.root(Method::GET, &p, None, 200).await.etag;
             let mut changed = metric_body(&key);
@@ -721,11 +650,9 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         }
         EXPERIMENT | START | STOP | DECIDE => {
             let key = fresh("exp");
-            h.root(
-                Method::POST,
+            h.made(
                 "/orgs/acme/projects/web/environments/production/experiments",
-                Some(experiment_body(&key)),
-                201,
+                experiment_body(&key),
             )
             .await;
             let probe = fill(
@@ -772,13 +699,8 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts" => {
             // One guarded rollout per flag: a fresh flag for each cell.
             let key = fresh("guarded");
-            h.root(
-                Method::POST,
-                "/orgs/acme/projects/web/flags",
-                Some(flag_body(&key)),
-                201,
-            )
-            .await;
+            h.made("/orgs/acme/projects/web/flags", flag_body(&key))
+                .await;
             Prepared {
                 path: path(&[]),
                 body: Some(guard_body(&key)),
@@ -790,19 +712,12 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         }
         GUARD | GUARD_STATUS => {
             let key = fresh("guarded");
-            h.root(
-                Method::POST,
-                "/orgs/acme/projects/web/flags",
-                Some(flag_body(&key)),
-                201,
-            )
-            .await;
+            h.made("/orgs/acme/projects/web/flags", flag_body(&key))
+                .await;
             let made = h
-                .root(
-                    Method::POST,
+                .made(
                     "/orgs/acme/projects/web/environments/production/guarded-rollouts",
-                    Some(guard_body(&key)),
-                    201,
+                    guard_body(&key),
                 )
                 .await;
             let probe = fill(

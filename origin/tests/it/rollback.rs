@@ -55,14 +55,8 @@ async fn world(store: Store) -> Setup {
         w.serve(&store, f, serve).await;
         ids.push(f);
     }
-    store
-        .create_metric(
-            a,
-            w.project,
-            &MetricSpec::conversion("purchased", "purchase"),
-        )
-        .await
-        .unwrap();
+    w.metric(&store, &MetricSpec::conversion("purchased", "purchase"))
+        .await;
     let mut spec = ExperimentSpec::new("checkout-test", "checkout", "off", "purchased");
     spec.guardrails.push(Guardrail {
         metric: "purchased".into(),

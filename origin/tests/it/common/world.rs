@@ -3,6 +3,7 @@
 
 use bunting_core::Serve;
 use bunting_core::model::WeightedVariant;
+use bunting_origin::store::experiments::MetricSpec;
 use bunting_origin::store::{Actor, ConfigSpec, FlagSpec, Store};
 
 /// Organization `acme` (display name "Acme"), project `web` ("Web") and
@@ -45,6 +46,15 @@ impl World {
     pub async fn flag(&self, store: &Store, key: &str) -> i64 {
         store
             .create_flag(&self.actor, self.project, &FlagSpec::boolean(key))
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Metric `spec` in the project: its id.
+    pub async fn metric(&self, store: &Store, spec: &MetricSpec) -> i64 {
+        store
+            .create_metric(&self.actor, self.project, spec)
             .await
             .unwrap()
             .id
