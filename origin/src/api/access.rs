@@ -1,12 +1,13 @@
 //! API tokens of an organization and SDK keys of an environment.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::Body;
@@ -15,15 +16,14 @@ use super::paths::{EnvPath, OrgPath, SdkKeyPath, TokenPath};
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{Organization, Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    let e = "/orgs/{org}/projects/{project}/environments/{env}";
-    Router::new()
-        .route("/orgs/{org}/tokens", get(list_tokens).post(create_token))
-        .route("/orgs/{org}/tokens/{id}", delete(revoke_token))
-        .route(&format!("{e}/sdk-keys"), get(list_keys).post(create_key))
-        .route(&format!("{e}/sdk-keys/{{id}}"), delete(revoke_key))
-        .route(&format!("{e}/sdk-keys/{{id}}/rotate"), post(rotate_key))
+/// The routes of API tokens and SDK keys.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(rotate_key))
 }
 
 /// Body creating an API token.
@@ -47,7 +47,7 @@ pub struct Created<T> {
 }
 
 /// The API tokens of an organization (admin), revoked ones included.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/tokens", tag = "access",
+#[utoipa::path(get, path = "/orgs/{org}/tokens", tag = "access",
     params(OrgPath), responses((status = 200, body = Items<TokenRecord>),
         (status = 403, description = "listing tokens needs the admin role", body = super::error::ErrorBody)))]
 pub async fn list_tokens(
@@ -62,7 +62,7 @@ pub async fn list_tokens(
 }
 
 /// Makes an API token (admin); the answer holds its secret, once.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/tokens", tag = "access", request_body = CreateToken,
+#[utoipa::path(post, path = "/orgs/{org}/tokens", tag = "access", request_body = CreateToken,
     params(OrgPath), responses((status = 201, body = Created<TokenRecord>)))]
 pub async fn create_token(
     State(state): State<AppState>,
@@ -80,7 +80,7 @@ pub async fn create_token(
 
 /// Revokes an API token (admin); it stops working at once. Revoking a
 /// revoked token answers 200 with it unchanged and writes no audit entry.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/tokens/{id}", tag = "access",
+#[utoipa::path(delete, path = "/orgs/{org}/tokens/{id}", tag = "access",
     params(TokenPath), responses((status = 200, body = TokenRecord)))]
 pub async fn revoke_token(
     State(state): State<AppState>,
@@ -122,7 +122,7 @@ pub struct Rotate {
 }
 
 /// The SDK keys of an environment (viewer; only their prefixes).
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys", tag = "access",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys", tag = "access",
     params(EnvPath), responses((status = 200, body = Items<SdkKeyRecord>)))]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ pub async fn list_keys(
 
 /// Makes an SDK key (publisher); published to the edge with the
 /// environment. The answer holds the key, once.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys", tag = "access",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys", tag = "access",
     request_body = CreateKey, params(EnvPath),
     responses((status = 201, body = Created<SdkKeyRecord>)))]
 pub async fn create_key(
@@ -173,7 +173,7 @@ async fn key(
 
 /// Replaces an SDK key by a new one (publisher); the old one keeps working
 /// for `graceSeconds`. The answer holds the new key, once.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}/rotate", tag = "access",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}/rotate", tag = "access",
     request_body = Rotate, params(SdkKeyPath),
     responses((status = 201, body = Created<SdkKeyRecord>), (status = 422, body = super::error::ErrorBody)))]
 pub async fn rotate_key(
@@ -194,7 +194,7 @@ pub async fn rotate_key(
 /// Revokes an SDK key now (publisher); the edge forgets it with the next
 /// publication. A key that already stopped working answers 200 unchanged,
 /// without an audit entry.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}", tag = "access",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}", tag = "access",
     params(SdkKeyPath), responses((status = 200, body = SdkKeyRecord)))]
 pub async fn revoke_key(
     State(state): State<AppState>,

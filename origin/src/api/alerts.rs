@@ -14,12 +14,13 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::Body;
@@ -30,9 +31,9 @@ use crate::store::experiments::{ExperimentStatus, RollbackAction};
 use crate::store::rollouts::GuardStatus;
 use crate::store::{Problem, Role, StoreError};
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/orgs/{org}/alerts/alertmanager", post(alertmanager))
+/// The routes of external alerts.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(alertmanager))
 }
 
 /// An Alertmanager webhook payload (the fields bunting reads).
@@ -90,7 +91,7 @@ fn action_of(label: &str) -> Option<RollbackAction> {
 }
 
 /// Rolls back the flags named by firing Alertmanager alerts (editor).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/alerts/alertmanager", tag = "rollback",
+#[utoipa::path(post, path = "/orgs/{org}/alerts/alertmanager", tag = "rollback",
     request_body = AlertmanagerPayload, params(OrgPath),
     responses((status = 200, body = AlertOutcome), (status = 422, body = super::error::ErrorBody)))]
 pub async fn alertmanager(

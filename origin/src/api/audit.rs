@@ -1,13 +1,14 @@
 //! The audit log over HTTP: an organization's entries (filtered, paged),
 //! their JSON-lines export, and verification of the whole hash chain.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::flags::AuditEntries;
@@ -15,12 +16,12 @@ use super::paths::OrgPath;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{AuditFault, AuditQuery, Role};
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/orgs/{org}/audit", get(list))
-        .route("/orgs/{org}/audit/export", get(export))
-        .route("/audit/verify", get(verify))
+/// The routes of the audit log.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(export))
+        .routes(routes!(verify))
 }
 
 /// Filters of the audit log.
@@ -67,7 +68,7 @@ impl AuditFilter {
 type Filter = Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>;
 
 /// The organization's audit entries, oldest first (viewer).
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
+#[utoipa::path(get, path = "/orgs/{org}/audit", tag = "audit",
     params(OrgPath, AuditFilter), responses((status = 200, body = AuditEntries)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -86,7 +87,7 @@ pub async fn list(
 
 /// Every matching entry as JSON lines (`application/x-ndjson`), one entry
 /// per line, oldest first (admin). `limit` is ignored.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit/export", tag = "audit",
+#[utoipa::path(get, path = "/orgs/{org}/audit/export", tag = "audit",
     params(OrgPath, AuditFilter),
     responses((status = 200, content_type = "application/x-ndjson", body = String),
         (status = 403, description = "exporting needs the admin role", body = super::error::ErrorBody)))]
@@ -138,7 +139,7 @@ pub struct Verification {
 
 /// Verifies the whole hash chain (bootstrap administrator: the chain spans
 /// every organization).
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+#[utoipa::path(get, path = "/audit/verify", tag = "audit",
     responses((status = 200, body = Verification), (status = 403, body = super::error::ErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,

@@ -20,12 +20,12 @@
 //! Every error has the API's JSON error body.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiResult, AppState};
 use crate::ingest::IngestError;
@@ -41,14 +41,13 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// use bunting_origin::api::{AppState, ServeConfig, events};
 /// use bunting_origin::store::Store;
 /// let state = AppState::new(Store::open("sqlite::memory:").await.unwrap(), ServeConfig::default());
-/// let _app: axum::Router = events::routes().with_state(state);
+/// let (router, doc) = events::routes().split_for_parts();
+/// assert!(doc.paths.paths.contains_key("/events"));
+/// let _app: axum::Router = router.with_state(state);
 /// # });
 /// ```
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/events",
-        post(ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-    )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
 }
 
 impl From<IngestError> for ApiError {
@@ -95,7 +94,7 @@ pub fn authorized(headers: &HeaderMap, secret: &str) -> bool {
 }
 
 /// Stores one batch of exposures or metric events (ingest secret).
-#[utoipa::path(post, path = "/api/v1/events", tag = "events", security(()),
+#[utoipa::path(post, path = "/events", tag = "events", security(()),
     request_body(content = Object, content_type = "application/json", description = "`{\"kind\": \"exposures\", \"exposures\": [...]}` or `{\"kind\": \"events\", \"environment\": \"...\", \"events\": [...]}`"),
     responses((status = 202, body = InsertCounts), (status = 400, body = super::error::ErrorBody),
         (status = 401, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),

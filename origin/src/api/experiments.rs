@@ -7,13 +7,14 @@
 //! `If-Match`. None of these writes changes what the edge serves, so none
 //! wakes the publisher.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
@@ -27,40 +28,25 @@ use crate::store::experiments::{
 };
 use crate::store::{Environment, Organization, Problem, Project, Role, StoreError};
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    let p = "/orgs/{org}/projects/{project}";
-    let x = "/orgs/{org}/projects/{project}/environments/{env}/experiments";
-    Router::new()
-        .route(
-            &format!("{p}/metrics"),
-            get(list_metrics).post(create_metric),
-        )
-        .route(
-            &format!("{p}/metrics/{{metric}}"),
-            get(get_metric).put(replace_metric).delete(delete_metric),
-        )
-        .route(x, get(list_experiments).post(create_experiment))
-        .route(
-            &format!("{x}/{{experiment}}"),
-            get(get_experiment)
-                .put(replace_experiment)
-                .delete(delete_experiment),
-        )
-        .route(&format!("{x}/{{experiment}}/start"), post(start_experiment))
-        .route(&format!("{x}/{{experiment}}/stop"), post(stop_experiment))
-        .route(
-            &format!("{x}/{{experiment}}/decide"),
-            post(decide_experiment),
-        )
-        .route(
-            &format!("{x}/{{experiment}}/results"),
-            get(experiment_results),
-        )
+/// The routes of metrics, experiments and their results.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_metrics, create_metric))
+        .routes(routes!(get_metric, replace_metric, delete_metric))
+        .routes(routes!(list_experiments, create_experiment))
+        .routes(routes!(
+            get_experiment,
+            replace_experiment,
+            delete_experiment
+        ))
+        .routes(routes!(start_experiment))
+        .routes(routes!(stop_experiment))
+        .routes(routes!(decide_experiment))
+        .routes(routes!(experiment_results))
 }
 
 /// The metrics of a project, by key.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/metrics", tag = "experiments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/metrics", tag = "experiments",
     params(ProjectPath),
     responses((status = 200, body = Items<MetricRecord>)))]
 pub async fn list_metrics(
@@ -76,7 +62,7 @@ pub async fn list_metrics(
 
 /// Creates a metric (editor): conversion, mean, sum or ratio of an event
 /// within an attribution window after exposure.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/metrics", tag = "experiments",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/metrics", tag = "experiments",
     request_body = MetricSpec, params(ProjectPath),
     responses((status = 201, body = MetricRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_metric(
@@ -94,7 +80,7 @@ pub async fn create_metric(
 }
 
 /// A metric.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
     params(MetricPath),
     responses((status = 200, body = MetricRecord)))]
 pub async fn get_metric(
@@ -109,7 +95,7 @@ pub async fn get_metric(
 
 /// Replaces a metric's definition (editor; `If-Match`); the key cannot
 /// change.
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
+#[utoipa::path(put, path = "/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
     request_body = MetricSpec,
     params(MetricPath, IfMatch),
     responses((status = 200, body = MetricRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -134,7 +120,7 @@ pub async fn replace_metric(
 /// an experiment or a guarded rollout of the project uses it (any
 /// status): the message names every user, and `problems` lists them one
 /// by one (path `metric`).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/metrics/{metric}", tag = "experiments",
     params(MetricPath, IfMatch),
     responses((status = 204), (status = 409, body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_metric(
@@ -189,7 +175,7 @@ async fn experiment(
 }
 
 /// The experiments of an environment, by key.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments", tag = "experiments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments", tag = "experiments",
     params(EnvPath),
     responses((status = 200, body = Items<ExperimentRecord>)))]
 pub async fn list_experiments(
@@ -206,7 +192,7 @@ pub async fn list_experiments(
 /// Creates an experiment in `draft` (editor): a flag whose variants are the
 /// arms, the control, the planned allocation, the primary, secondary and
 /// guardrail metrics. Every problem answers 422.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments", tag = "experiments",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments", tag = "experiments",
     request_body = ExperimentSpec, params(EnvPath),
     responses((status = 201, body = ExperimentRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_experiment(
@@ -224,7 +210,7 @@ pub async fn create_experiment(
 }
 
 /// An experiment: definition, status, start and stop times, decision.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
     params(ExperimentPath),
     responses((status = 200, body = ExperimentRecord)))]
 pub async fn get_experiment(
@@ -239,7 +225,7 @@ pub async fn get_experiment(
 /// Replaces an experiment's definition (editor; `If-Match`). A running
 /// experiment keeps its flag, control, allocation, layer and primary
 /// metric; stopped and decided ones are read-only (422).
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
+#[utoipa::path(put, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
     request_body = ExperimentSpec,
     params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -261,7 +247,7 @@ pub async fn replace_experiment(
 
 /// Deletes an experiment (editor; `If-Match`); a running one must be
 /// stopped first (422). Its exposures and metric events stay.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", tag = "experiments",
     params(ExperimentPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_experiment(
@@ -280,7 +266,7 @@ pub async fn delete_experiment(
 }
 
 /// Starts an experiment: `draft` → `running` (editor; `If-Match`; no body).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/start", tag = "experiments",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/start", tag = "experiments",
     params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn start_experiment(
@@ -299,7 +285,7 @@ pub async fn start_experiment(
 }
 
 /// Stops an experiment: `running` → `stopped` (editor; `If-Match`; no body).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/stop", tag = "experiments",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/stop", tag = "experiments",
     params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn stop_experiment(
@@ -320,7 +306,7 @@ pub async fn stop_experiment(
 /// Records a decision: `running` or `stopped` → `decided` (editor;
 /// `If-Match`). The variant must be an arm; `decidedBy` and `decidedAt` are
 /// set by the server.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/decide", tag = "experiments",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/decide", tag = "experiments",
     request_body = Decision,
     params(ExperimentPath, IfMatch),
     responses((status = 200, body = ExperimentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -359,7 +345,7 @@ pub struct ResultsQuery {
 /// warning when p < 0.001), users exposed to several arms, and the daily
 /// cumulative lift of the primary metric (viewer). `?format=csv` or
 /// `Accept: text/csv` answers CSV, one row per metric and arm.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/results", tag = "experiments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/results", tag = "experiments",
     params(ExperimentPath, ResultsQuery),
     responses((status = 200, description = "the results as JSON, or as CSV (one row per metric and arm)",
             content((ExperimentResults = "application/json"), (String = "text/csv"))),

@@ -1,15 +1,16 @@
 //! Flags, their per-environment configurations (with the kill switch),
 //! flag history, segments, layers and environment snapshots.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bunting_core::Snapshot;
 use bunting_core::model::{Layer, Segment};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
@@ -22,41 +23,20 @@ use crate::store::{
     Role, SegmentRecord, StoreError,
 };
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    let p = "/orgs/{org}/projects/{project}";
-    Router::new()
-        .route(&format!("{p}/flags"), get(list_flags).post(create_flag))
-        .route(
-            &format!("{p}/flags/{{flag}}"),
-            get(get_flag).put(replace_flag).delete(delete_flag),
-        )
-        .route(&format!("{p}/flags/{{flag}}/history"), get(flag_history))
-        .route(
-            &format!("{p}/flags/{{flag}}/environments/{{env}}"),
-            get(get_config).put(replace_config),
-        )
-        .route(
-            &format!("{p}/flags/{{flag}}/environments/{{env}}/toggle"),
-            post(toggle),
-        )
-        .route(&format!("{p}/layers"), get(list_layers).post(create_layer))
-        .route(
-            &format!("{p}/layers/{{layer}}"),
-            get(get_layer).put(replace_layer).delete(delete_layer),
-        )
-        .route(
-            &format!("{p}/environments/{{env}}/segments"),
-            get(list_segments).post(create_segment),
-        )
-        .route(
-            &format!("{p}/environments/{{env}}/segments/{{segment}}"),
-            get(get_segment).put(replace_segment).delete(delete_segment),
-        )
-        .route(
-            &format!("{p}/environments/{{env}}/snapshot"),
-            get(get_snapshot),
-        )
+/// The routes of flags, their configurations, layers, segments and
+/// snapshots.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_flags, create_flag))
+        .routes(routes!(get_flag, replace_flag, delete_flag))
+        .routes(routes!(flag_history))
+        .routes(routes!(get_config, replace_config))
+        .routes(routes!(toggle))
+        .routes(routes!(list_layers, create_layer))
+        .routes(routes!(get_layer, replace_layer, delete_layer))
+        .routes(routes!(list_segments, create_segment))
+        .routes(routes!(get_segment, replace_segment, delete_segment))
+        .routes(routes!(get_snapshot))
 }
 
 /// Filters and paging of the flag list.
@@ -88,7 +68,7 @@ pub struct FlagPage {
 }
 
 /// The flags of a project, filtered and paginated by key.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags", tag = "flags",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/flags", tag = "flags",
     params(ProjectPath, FlagListQuery),
     responses((status = 200, body = FlagPage)))]
 pub async fn list_flags(
@@ -123,7 +103,7 @@ pub async fn list_flags(
 }
 
 /// Creates a flag (editor); it starts off in every environment.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/flags", tag = "flags", request_body = FlagSpec,
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/flags", tag = "flags", request_body = FlagSpec,
     params(ProjectPath),
     responses((status = 201, body = FlagRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_flag(
@@ -142,7 +122,7 @@ pub async fn create_flag(
 }
 
 /// A flag's definition.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags",
     params(FlagPath),
     responses((status = 200, body = FlagRecord)))]
 pub async fn get_flag(
@@ -155,7 +135,7 @@ pub async fn get_flag(
 }
 
 /// Replaces a flag's definition (editor; `If-Match`). The key cannot change.
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags", request_body = FlagSpec,
+#[utoipa::path(put, path = "/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags", request_body = FlagSpec,
     params(FlagPath, IfMatch),
     responses((status = 200, body = FlagRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_flag(
@@ -182,7 +162,7 @@ pub async fn replace_flag(
 }
 
 /// Deletes a flag and its configurations (editor; `If-Match`).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags",
     params(FlagPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_flag(
@@ -224,7 +204,7 @@ pub struct AuditEntries {
 
 /// A flag's history: every change to its definition and configurations,
 /// with before/after, actor, time and request id.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/history", tag = "flags",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/flags/{flag}/history", tag = "flags",
     params(FlagPath, PageQuery),
     responses((status = 200, body = AuditEntries)))]
 pub async fn flag_history(
@@ -253,7 +233,7 @@ pub async fn flag_history(
 }
 
 /// A flag's configuration in an environment.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
     params(ConfigPath),
     responses((status = 200, body = FlagConfig)))]
 pub async fn get_config(
@@ -273,7 +253,7 @@ pub async fn get_config(
 /// Replaces a flag's configuration in an environment: on/off, rules,
 /// fallthrough, prerequisites (editor; `If-Match`). Every problem answers
 /// 422, rule-language errors with line and column.
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
+#[utoipa::path(put, path = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
     request_body = ConfigSpec,
     params(ConfigPath, IfMatch),
     responses((status = 200, body = FlagConfig), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -309,7 +289,7 @@ pub struct Toggle {
 
 /// The kill switch: turns a flag on or off in an environment at once,
 /// whatever else changed meanwhile (editor; no `If-Match`).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}/toggle", tag = "flags",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}/toggle", tag = "flags",
     request_body = Toggle,
     params(ConfigPath),
     responses((status = 200, body = FlagConfig)))]
@@ -358,7 +338,7 @@ pub async fn toggle(
 }
 
 /// The layers of a project.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/layers", tag = "layers",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/layers", tag = "layers",
     params(ProjectPath), responses((status = 200, body = Items<LayerRecord>)))]
 pub async fn list_layers(
     State(state): State<AppState>,
@@ -372,7 +352,7 @@ pub async fn list_layers(
 }
 
 /// Creates a mutual-exclusion layer (editor): `{"key", "salt"?, "bucketBy"?}`.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/layers", tag = "layers",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/layers", tag = "layers",
     request_body = Object, params(ProjectPath),
     responses((status = 201, body = LayerRecord), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_layer(
@@ -391,7 +371,7 @@ pub async fn create_layer(
 }
 
 /// A layer.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
     params(LayerPath),
     responses((status = 200, body = LayerRecord)))]
 pub async fn get_layer(
@@ -406,7 +386,7 @@ pub async fn get_layer(
 
 /// Replaces a layer's salt and bucketing attribute (editor; `If-Match`);
 /// the key cannot change. A new salt reshuffles the layer's slots.
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
+#[utoipa::path(put, path = "/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
     request_body = Object,
     params(LayerPath, IfMatch),
     responses((status = 200, body = LayerRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -429,7 +409,7 @@ pub async fn replace_layer(
 }
 
 /// Deletes a layer (editor; `If-Match`); refused (422) while a flag uses it.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
     params(LayerPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_layer(
@@ -450,7 +430,7 @@ pub async fn delete_layer(
 }
 
 /// The segments of an environment.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments", tag = "segments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/segments", tag = "segments",
     params(EnvPath),
     responses((status = 200, body = Items<SegmentRecord>)))]
 pub async fn list_segments(
@@ -465,7 +445,7 @@ pub async fn list_segments(
 }
 
 /// Creates a segment (editor): `{"key", "included"?, "excluded"?, "if"?, "description"?}`.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments", tag = "segments",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/segments", tag = "segments",
     request_body = Object, params(EnvPath),
     responses((status = 201, body = SegmentRecord), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_segment(
@@ -484,7 +464,7 @@ pub async fn create_segment(
 }
 
 /// A segment.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
     params(SegmentPath),
     responses((status = 200, body = SegmentRecord)))]
 pub async fn get_segment(
@@ -498,7 +478,7 @@ pub async fn get_segment(
 }
 
 /// Replaces a segment (editor; `If-Match`).
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
+#[utoipa::path(put, path = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
     request_body = Object,
     params(SegmentPath, IfMatch),
     responses((status = 200, body = SegmentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -527,7 +507,7 @@ pub async fn replace_segment(
 }
 
 /// Deletes a segment (editor; `If-Match`); refused (422) while a flag uses it.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
     params(SegmentPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_segment(
@@ -548,7 +528,7 @@ pub async fn delete_segment(
 }
 
 /// The environment's current sealed snapshot: exactly what the edge loads.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/snapshot", tag = "environments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/snapshot", tag = "environments",
     params(EnvPath),
     responses((status = 200, body = Object)))]
 pub async fn get_snapshot(

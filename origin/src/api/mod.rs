@@ -46,6 +46,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::request_id::PropagateRequestIdLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
 
@@ -122,21 +123,32 @@ impl AppState {
     }
 }
 
-/// The whole application: API, OpenAPI document, health and metrics.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/openapi.json", get(openapi::serve))
+/// Where the versioned API lives.
+const API_PREFIX: &str = "/api/v1";
+
+/// Every documented route of the API, relative to [`API_PREFIX`]. Each
+/// module's `routes()` registers its handlers with `routes!`, which takes
+/// the path and method from the handler's `#[utoipa::path]`: adding an
+/// endpoint is its handler plus its name in its module's `routes()`, and
+/// the OpenAPI document ([`openapi`]) is built from this same router.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(org::routes())
         .merge(flags::routes())
         .merge(access::routes())
         .merge(audit::routes())
         .merge(publish::routes())
         .merge(events::routes())
-        .merge(alerts::routes())
         .merge(experiments::routes())
-        .merge(rollouts::routes());
+        .merge(alerts::routes())
+        .merge(rollouts::routes())
+}
+
+/// The whole application: API, OpenAPI document, health and metrics.
+pub fn router(state: AppState) -> Router {
+    let api = Router::from(routes()).route("/openapi.json", get(openapi::serve));
     Router::new()
-        .nest("/api/v1", api)
+        .nest(API_PREFIX, api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

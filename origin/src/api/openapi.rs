@@ -1,6 +1,9 @@
-//! The OpenAPI 3.1 document of the API, generated from the handlers'
-//! annotations (utoipa) and served at `/api/v1/openapi.json`. A checked-in
-//! copy (`docs/openapi.json`) is compared with it in CI.
+//! The OpenAPI 3.1 document of the API, generated from the router's
+//! routes and their handlers' annotations (utoipa) and served at
+//! `/api/v1/openapi.json`. A checked-in copy (`docs/openapi.json`) is
+//! compared with it in CI.
+
+use std::sync::LazyLock;
 
 use axum::Json;
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -8,8 +11,7 @@ use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
-
-use super::{access, alerts, audit, events, experiments, flags, org, publish, rollouts};
+use utoipa_axum::router::OpenApiRouter;
 
 struct Bearer;
 
@@ -262,53 +264,50 @@ fn open_records(
     }
 }
 
-/// The API's OpenAPI document.
+/// The title, description and security of the document; its paths and
+/// schemas are the routes' ([`super::routes`]).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "bunting origin API", description = "Feature flags: organizations, projects, environments, flags, segments, layers, tokens, SDK keys, audit log, publishing, event ingestion, metrics, experiments and their results, guarded rollouts, rollbacks. Every endpoint but event ingestion and this document needs `Authorization: Bearer <token>`."),
+    security(("token" = [])),
+)]
+struct Info;
+
+/// The document, built once: the annotations of every route of
+/// [`super::routes`] under `/api/v1`, then the security scheme, the
+/// shared error responses and the open records.
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
+    let mut doc = OpenApiRouter::with_openapi(Info::openapi())
+        .nest(super::API_PREFIX, super::routes())
+        .into_openapi();
+    let modifiers: [&dyn Modify; 3] = [&Bearer, &ErrorResponses, &OpenRecords];
+    for modifier in modifiers {
+        modifier.modify(&mut doc);
+    }
+    doc
+});
+
+/// The API's OpenAPI document, generated from the routes the server runs.
 ///
 /// ```
 /// use utoipa::OpenApi;
 /// let doc = bunting_origin::api::openapi::ApiDoc::openapi();
 /// assert!(doc.paths.paths.contains_key("/api/v1/orgs/{org}/projects/{project}/flags"));
 /// ```
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "bunting origin API", description = "Feature flags: organizations, projects, environments, flags, segments, layers, tokens, SDK keys, audit log, publishing, event ingestion, metrics, experiments and their results, guarded rollouts, rollbacks. Every endpoint but event ingestion and this document needs `Authorization: Bearer <token>`."),
-    modifiers(&Bearer, &ErrorResponses, &OpenRecords),
-    security(("token" = [])),
-    paths(
-        org::list_orgs, org::create_org, org::get_org, org::rename_org, org::delete_org,
-        org::list_projects, org::create_project, org::get_project, org::rename_project, org::delete_project,
-        org::list_envs, org::create_env, org::get_env, org::rename_env, org::delete_env,
-        flags::list_flags, flags::create_flag, flags::get_flag, flags::replace_flag, flags::delete_flag,
-        flags::flag_history, flags::get_config, flags::replace_config, flags::toggle,
-        flags::list_layers, flags::create_layer, flags::get_layer, flags::replace_layer, flags::delete_layer,
-        flags::list_segments, flags::create_segment, flags::get_segment, flags::replace_segment, flags::delete_segment,
-        flags::get_snapshot,
-        access::list_tokens, access::create_token, access::revoke_token,
-        access::list_keys, access::create_key, access::rotate_key, access::revoke_key,
-        audit::list, audit::export, audit::verify,
-        publish::status,
-        events::ingest,
-        experiments::list_metrics, experiments::create_metric, experiments::get_metric,
-        experiments::replace_metric, experiments::delete_metric,
-        experiments::list_experiments, experiments::create_experiment, experiments::get_experiment,
-        experiments::replace_experiment, experiments::delete_experiment,
-        experiments::start_experiment, experiments::stop_experiment, experiments::decide_experiment,
-        experiments::experiment_results,
-        alerts::alertmanager,
-        rollouts::list_guarded_rollouts, rollouts::create_guarded_rollout, rollouts::get_guarded_rollout,
-        rollouts::replace_guarded_rollout, rollouts::delete_guarded_rollout, rollouts::set_status,
-    ),
-)]
 pub struct ApiDoc;
+
+impl OpenApi for ApiDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        DOCUMENT.clone()
+    }
+}
 
 /// The document as pretty JSON (what `docs/openapi.json` holds).
 pub fn json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the document serializes")
+    DOCUMENT.to_pretty_json().expect("the document serializes")
 }
 
 /// `GET /api/v1/openapi.json`.
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(&DOCUMENT)
 }

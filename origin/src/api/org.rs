@@ -1,12 +1,13 @@
 //! Organizations, projects and environments.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
@@ -47,36 +48,19 @@ pub struct Items<T> {
     pub items: Vec<T>,
 }
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/orgs", get(list_orgs).post(create_org))
-        .route(
-            "/orgs/{org}",
-            get(get_org).patch(rename_org).delete(delete_org),
-        )
-        .route(
-            "/orgs/{org}/projects",
-            get(list_projects).post(create_project),
-        )
-        .route(
-            "/orgs/{org}/projects/{project}",
-            get(get_project)
-                .patch(rename_project)
-                .delete(delete_project),
-        )
-        .route(
-            "/orgs/{org}/projects/{project}/environments",
-            get(list_envs).post(create_env),
-        )
-        .route(
-            "/orgs/{org}/projects/{project}/environments/{env}",
-            get(get_env).patch(rename_env).delete(delete_env),
-        )
+/// The routes of organizations, projects and environments.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orgs, create_org))
+        .routes(routes!(get_org, rename_org, delete_org))
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, rename_project, delete_project))
+        .routes(routes!(list_envs, create_env))
+        .routes(routes!(get_env, rename_env, delete_env))
 }
 
 /// Organizations the caller can see.
-#[utoipa::path(get, path = "/api/v1/orgs", tag = "organizations",
+#[utoipa::path(get, path = "/orgs", tag = "organizations",
     responses((status = 200, body = Items<Organization>), (status = 401, body = super::error::ErrorBody)))]
 pub async fn list_orgs(
     State(state): State<AppState>,
@@ -93,7 +77,7 @@ pub async fn list_orgs(
 }
 
 /// Creates an organization (bootstrap administrator only).
-#[utoipa::path(post, path = "/api/v1/orgs", tag = "organizations", request_body = CreateNamed,
+#[utoipa::path(post, path = "/orgs", tag = "organizations", request_body = CreateNamed,
     responses((status = 201, body = Organization), (status = 403, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_org(
@@ -116,7 +100,7 @@ pub async fn create_org(
 }
 
 /// An organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organizations",
+#[utoipa::path(get, path = "/orgs/{org}", tag = "organizations",
     params(OrgPath), responses((status = 200, body = Organization), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_org(
     State(state): State<AppState>,
@@ -128,7 +112,7 @@ pub async fn get_org(
 }
 
 /// Renames an organization (admin; `If-Match`).
-#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "organizations", request_body = Rename,
+#[utoipa::path(patch, path = "/orgs/{org}", tag = "organizations", request_body = Rename,
     params(OrgPath, IfMatch),
     responses((status = 200, body = Organization), (status = 412, body = super::error::ErrorBody), (status = 428, body = super::error::ErrorBody)))]
 pub async fn rename_org(
@@ -148,7 +132,7 @@ pub async fn rename_org(
 }
 
 /// Deletes an organization and everything in it (admin; `If-Match`).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}", tag = "organizations",
+#[utoipa::path(delete, path = "/orgs/{org}", tag = "organizations",
     params(OrgPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_org(
@@ -168,7 +152,7 @@ pub async fn delete_org(
 }
 
 /// The projects of an organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects",
+#[utoipa::path(get, path = "/orgs/{org}/projects", tag = "projects",
     params(OrgPath), responses((status = 200, body = Items<Project>)))]
 pub async fn list_projects(
     State(state): State<AppState>,
@@ -182,7 +166,7 @@ pub async fn list_projects(
 }
 
 /// Creates a project (admin).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects", tag = "projects", request_body = CreateNamed,
+#[utoipa::path(post, path = "/orgs/{org}/projects", tag = "projects", request_body = CreateNamed,
     params(OrgPath), responses((status = 201, body = Project), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_project(
     State(state): State<AppState>,
@@ -199,7 +183,7 @@ pub async fn create_project(
 }
 
 /// A project.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}", tag = "projects",
     params(ProjectPath), responses((status = 200, body = Project)))]
 pub async fn get_project(
     State(state): State<AppState>,
@@ -211,7 +195,7 @@ pub async fn get_project(
 }
 
 /// Renames a project (admin; `If-Match`).
-#[utoipa::path(patch, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects", request_body = Rename,
+#[utoipa::path(patch, path = "/orgs/{org}/projects/{project}", tag = "projects", request_body = Rename,
     params(ProjectPath, IfMatch),
     responses((status = 200, body = Project), (status = 412, body = super::error::ErrorBody)))]
 pub async fn rename_project(
@@ -231,7 +215,7 @@ pub async fn rename_project(
 }
 
 /// Deletes a project and everything in it (admin; `If-Match`).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}", tag = "projects",
     params(ProjectPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_project(
@@ -251,7 +235,7 @@ pub async fn delete_project(
 }
 
 /// The environments of a project.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments", tag = "environments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments", tag = "environments",
     params(ProjectPath), responses((status = 200, body = Items<Environment>)))]
 pub async fn list_envs(
     State(state): State<AppState>,
@@ -265,7 +249,7 @@ pub async fn list_envs(
 }
 
 /// Creates an environment (publisher); every flag starts off in it.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments", tag = "environments",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments", tag = "environments",
     request_body = CreateNamed, params(ProjectPath),
     responses((status = 201, body = Environment), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_env(
@@ -284,7 +268,7 @@ pub async fn create_env(
 }
 
 /// An environment.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
     params(EnvPath), responses((status = 200, body = Environment)))]
 pub async fn get_env(
     State(state): State<AppState>,
@@ -296,7 +280,7 @@ pub async fn get_env(
 }
 
 /// Renames an environment (publisher; `If-Match`).
-#[utoipa::path(patch, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
+#[utoipa::path(patch, path = "/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
     request_body = Rename, params(EnvPath, IfMatch),
     responses((status = 200, body = Environment), (status = 412, body = super::error::ErrorBody)))]
 pub async fn rename_env(
@@ -317,7 +301,7 @@ pub async fn rename_env(
 
 /// Deletes an environment, its configurations and segments (publisher;
 /// `If-Match`).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/environments/{env}", tag = "environments",
     params(EnvPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody)))]
 pub async fn delete_env(

@@ -19,9 +19,9 @@
 //! environment changes (see [`crate::publish`]).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::paths::EnvPath;
@@ -36,18 +36,17 @@ use crate::store::{PublishStatus, Role};
 /// use bunting_origin::api::{AppState, ServeConfig, publish};
 /// use bunting_origin::store::Store;
 /// let state = AppState::new(Store::open("sqlite::memory:").await.unwrap(), ServeConfig::default());
-/// let _app: axum::Router = publish::routes().with_state(state);
+/// let (router, doc) = publish::routes().split_for_parts();
+/// assert!(doc.paths.paths.contains_key("/orgs/{org}/projects/{project}/environments/{env}/publish"));
+/// let _app: axum::Router = router.with_state(state);
 /// # });
 /// ```
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/orgs/{org}/projects/{project}/environments/{env}/publish",
-        get(status),
-    )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(status))
 }
 
 /// The publication state of one environment (viewer).
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/publish", tag = "publishing",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/publish", tag = "publishing",
     params(EnvPath),
     responses((status = 200, body = PublishStatus), (status = 401, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody)))]

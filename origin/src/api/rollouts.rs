@@ -9,13 +9,14 @@
 //! monitor's observations (`health`, `checkedAt`, `heldUntil`) change
 //! without a new ETag. None of these writes changes what the edge serves.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
@@ -26,18 +27,16 @@ use super::{ApiResult, AppState, scope};
 use crate::store::rollouts::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
 use crate::store::{Organization, Role};
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    let g = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts";
-    Router::new()
-        .route(g, get(list_guarded_rollouts).post(create_guarded_rollout))
-        .route(
-            &format!("{g}/{{flag}}"),
-            get(get_guarded_rollout)
-                .put(replace_guarded_rollout)
-                .delete(delete_guarded_rollout),
-        )
-        .route(&format!("{g}/{{flag}}/status"), post(set_status))
+/// The routes of guarded rollouts.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_guarded_rollouts, create_guarded_rollout))
+        .routes(routes!(
+            get_guarded_rollout,
+            replace_guarded_rollout,
+            delete_guarded_rollout
+        ))
+        .routes(routes!(set_status))
 }
 
 /// The guarded rollout of `path`, checking `role`.
@@ -56,7 +55,7 @@ async fn rollout(
 }
 
 /// The guarded rollouts of an environment, by flag key.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts", tag = "rollback",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts", tag = "rollback",
     params(EnvPath),
     responses((status = 200, body = Items<GuardedRolloutRecord>)))]
 pub async fn list_guarded_rollouts(
@@ -75,7 +74,7 @@ pub async fn list_guarded_rollouts(
 /// `gateRamp`. Active at once: the monitor compares the control with every
 /// other variant served from now on. One per flag and environment (409).
 /// Every problem answers 422.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts", tag = "rollback",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts", tag = "rollback",
     request_body = GuardedRolloutSpec, params(EnvPath),
     responses((status = 201, body = GuardedRolloutRecord), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_guarded_rollout(
@@ -94,7 +93,7 @@ pub async fn create_guarded_rollout(
 
 /// A guarded rollout: definition, status, start, and the monitor's latest
 /// verdict (`health`, `checkedAt`) and ramp hold (`heldUntil`).
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
+#[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
     params(RolloutPath),
     responses((status = 200, body = GuardedRolloutRecord)))]
 pub async fn get_guarded_rollout(
@@ -108,7 +107,7 @@ pub async fn get_guarded_rollout(
 
 /// Replaces a guarded rollout's definition (editor; `If-Match`); the flag
 /// cannot change.
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
+#[utoipa::path(put, path = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
     request_body = GuardedRolloutSpec,
     params(RolloutPath, IfMatch),
     responses((status = 200, body = GuardedRolloutRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -130,7 +129,7 @@ pub async fn replace_guarded_rollout(
 
 /// Deletes a guarded rollout (editor; `If-Match`); an active one must be
 /// disabled or completed first (422).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
+#[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}", tag = "rollback",
     params(RolloutPath, IfMatch),
     responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_guarded_rollout(
@@ -161,7 +160,7 @@ pub struct StatusChange {
 /// Changes a guarded rollout's status (editor; `If-Match`): re-arm it after
 /// a rollback or a pause (`active`), pause it (`disabled`), or close it
 /// (`completed`).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status", tag = "rollback",
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status", tag = "rollback",
     request_body = StatusChange,
     params(RolloutPath, IfMatch),
     responses((status = 200, body = GuardedRolloutRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
