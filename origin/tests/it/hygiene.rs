@@ -17,6 +17,7 @@ use bunting_origin::store::Store;
 use serde_json::{Value, json};
 
 use crate::common::app::{ROOT, Reply, TestApp, problems};
+use crate::common::publishing;
 
 both!(
     client_numbers_are_range_checked,
@@ -280,38 +281,9 @@ async fn nul_text_never_reaches_the_database(store: Store) {
 
 fn fast(state: &AppState) -> PublishOptions {
     PublishOptions {
-        poll_interval: Duration::from_millis(20),
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(40),
         wakeup: state.publish_wakeup.clone(),
+        ..publishing::fast()
     }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    std::env::temp_dir().join(format!(
-        "bunting-hygiene-{name}-{}-{nanos}",
-        std::process::id()
-    ))
-}
-
-/// Waits up to 15 s (a liveness bound for a loaded CI machine) for `cond`
-/// (which may `.await`).
-macro_rules! until {
-    ($what:expr, $cond:expr) => {{
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while !($cond) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out: {}",
-                $what
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }};
 }
 
 /// Organization, project and environment keys are at most 64 bytes, so
@@ -320,7 +292,7 @@ macro_rules! until {
 /// included); the longest accepted keys really publish.
 async fn scope_keys_fit_every_publisher(store: Store) {
     let mut state = Api::state(store);
-    let dir = temp_dir("keys");
+    let dir = publishing::temp_dir("hygiene-keys");
     let targets: Vec<Arc<dyn Publisher>> = vec![Arc::new(Directory::new(&dir))];
     let handle = publish::spawn(
         state.store.clone(),
@@ -415,7 +387,7 @@ async fn permanent_publish_failure_is_visible_and_not_retried(store: Store) {
             .unwrap();
     }
 
-    let dir = temp_dir("permanent");
+    let dir = publishing::temp_dir("hygiene-permanent");
     let targets: Vec<Arc<dyn Publisher>> = vec![Arc::new(Directory::new(&dir))];
     let handle = publish::spawn(store.clone(), targets, state.metrics.clone(), fast(&state));
     state.publish = Some(handle.clone());

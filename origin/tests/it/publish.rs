@@ -4,8 +4,7 @@
 //! axum server on 127.0.0.1, a shell script).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,12 +13,13 @@ use bunting_origin::api::{AppState, ServeConfig};
 use bunting_origin::kv;
 use bunting_origin::metrics::Metrics;
 use bunting_origin::publish::{
-    self, BoxFuture, CloudflareKv, Directory, PublishError, PublishHandle, PublishOptions,
-    Publisher, RetryPolicy, encode_key,
+    self, BoxFuture, CloudflareKv, Directory, PublishError, PublishHandle, Publisher, RetryPolicy,
+    encode_key,
 };
 use bunting_origin::store::{Actor, ConfigSpec, SdkKeyKind, Store};
 
 use crate::common::app::TestApp;
+use crate::common::publishing::{fast, temp_dir};
 use crate::common::world::World;
 
 both!(
@@ -59,35 +59,10 @@ async fn toggle(s: &Store, env: i64, flag: i64, on: bool) {
         .unwrap();
 }
 
-fn fast() -> PublishOptions {
-    PublishOptions {
-        poll_interval: Duration::from_millis(20),
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(40),
-        ..PublishOptions::default()
-    }
-}
-
 fn start(s: &Store, publishers: Vec<Arc<dyn Publisher>>) -> (PublishHandle, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let h = publish::spawn(s.clone(), publishers, metrics.clone(), fast());
     (h, metrics)
-}
-
-/// Evaluates `cond` (which may `.await`) until it holds, at most 1.5 s.
-macro_rules! until {
-    ($what:expr, $cond:expr) => {{
-        // A liveness bound, generous for a loaded CI machine (not a speed check).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while !($cond) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out: {}",
-                $what
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }};
 }
 
 async fn published(s: &Store, env: i64, target: &str) -> i64 {
@@ -100,19 +75,6 @@ async fn published(s: &Store, env: i64, target: &str) -> i64 {
 
 async fn current(s: &Store, env: i64) -> i64 {
     s.environment(env).await.unwrap().snapshot_version
-}
-
-fn temp_dir() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "bunting-publish-{}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
 }
 
 /// A publisher keeping keys in memory, failing its first `fail` calls.
@@ -179,7 +141,7 @@ async fn directory_gets_snapshot_and_keys(s: Store) {
         .await
         .unwrap();
     assert_eq!(key.kv_state, "pending");
-    let root = temp_dir();
+    let root = temp_dir("publish");
     let dir = Directory::new(&root);
     let (h, _) = start(&s, vec![Arc::new(dir.clone())]);
     let v = current(&s, env).await;
@@ -654,7 +616,7 @@ async fn wrangler_local_runs_kv_commands() {
     use bunting_origin::kv::Wrangler;
     use bunting_origin::publish::WranglerLocal;
     use std::os::unix::fs::PermissionsExt;
-    let dir = temp_dir();
+    let dir = temp_dir("publish");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("log");
     let script = dir.join("wrangler");

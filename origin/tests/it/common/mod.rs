@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod publishing;
 pub mod schema;
 pub mod traffic;
 pub mod webhook;
@@ -115,4 +116,21 @@ macro_rules! both {
             })*
         }
     };
+}
+
+/// Waits until `cond` (which may `.await`) holds, failing with `what` after
+/// 15 s: a liveness bound, generous for a loaded CI machine, not a speed
+/// check.
+macro_rules! until {
+    ($what:expr, $cond:expr) => {{
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !($cond) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out: {}",
+                $what
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }};
 }
