@@ -25,7 +25,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Actor, Result, Store, StoreError, get_env, not_found, now};
+use super::rows::{get_env, get_org, get_project, not_found, now, stored_time};
+use super::write::Write;
+use super::{Actor, Problem, Result, Store, StoreError};
 
 /// What a token may do in its organization. Each role includes the ones
 /// before it.
@@ -220,7 +222,7 @@ fn later(seconds: u64) -> Option<String> {
     let d = time::Duration::seconds(i64::try_from(seconds).ok()?);
     time::OffsetDateTime::now_utc()
         .checked_add(d)
-        .map(super::stored_time)
+        .map(stored_time)
 }
 
 impl Store {
@@ -234,7 +236,7 @@ impl Store {
         role: Role,
     ) -> Result<(TokenRecord, String)> {
         let mut w = self.begin(actor).await?;
-        super::get_org(w.c(), org_id).await?;
+        get_org(w.c(), org_id).await?;
         let raw = secret("bnt_api_");
         let row = sqlx::query(
             "INSERT INTO api_tokens (org_id, name, role, hash, prefix, created_at, created_by) \
@@ -336,7 +338,7 @@ impl Store {
         raw: &str,
     ) -> Result<SdkKeyRecord> {
         if raw.len() < 8 || !crate::kv::valid_sdk_key(raw) {
-            return Err(StoreError::Invalid(vec![super::Problem::new(
+            return Err(StoreError::Invalid(vec![Problem::new(
                 "key",
                 "an SDK key is at least 8 printable ASCII characters without spaces",
             )]));
@@ -362,7 +364,7 @@ impl Store {
         grace_seconds: u64,
     ) -> Result<(SdkKeyRecord, String)> {
         let Some(expires_at) = later(grace_seconds) else {
-            return Err(StoreError::Invalid(vec![super::Problem::new(
+            return Err(StoreError::Invalid(vec![Problem::new(
                 "graceSeconds",
                 format!(
                     "{grace_seconds} is more than {MAX_GRACE_SECONDS} seconds (365 days), the longest grace period"
@@ -372,7 +374,7 @@ impl Store {
         let mut w = self.begin(actor).await?;
         let old = get_key(w.c(), id).await?;
         if old.expires_at.is_some() {
-            return Err(StoreError::Invalid(vec![super::Problem::new(
+            return Err(StoreError::Invalid(vec![Problem::new(
                 "expiresAt",
                 "the key is already rotated or revoked",
             )]));
@@ -445,7 +447,7 @@ impl Store {
     }
 }
 
-impl super::Write<'_> {
+impl Write<'_> {
     /// The tokens of organization `org_id` (for the audit of its deletion).
     pub(super) async fn org_tokens(&mut self, org_id: i64) -> Result<Vec<TokenRecord>> {
         let rows = sqlx::query("SELECT * FROM api_tokens WHERE org_id = $1 ORDER BY id")
@@ -463,8 +465,8 @@ impl super::Write<'_> {
         raw: Option<String>,
     ) -> Result<(SdkKeyRecord, String)> {
         let env = get_env(self.c(), env_id).await?;
-        let project = super::get_project(self.c(), env.project_id).await?;
-        let org = super::get_org(self.c(), project.org_id).await?;
+        let project = get_project(self.c(), env.project_id).await?;
+        let org = get_org(self.c(), project.org_id).await?;
         let edge_env = format!("{}/{}/{}", org.key, project.key, env.key);
         let raw = raw.unwrap_or_else(|| secret(&format!("bnt_{}_", kind.as_str())));
         let row = sqlx::query(

@@ -83,7 +83,8 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use super::experiments::{ExperimentRecord, MetricKind, MetricSpec};
-use super::{Problem, Result, Store, StoreError, edge_env, get_env};
+use super::rows::{edge_env, get_env};
+use super::{Backend, Problem, Result, Store, StoreError};
 
 /// One day in milliseconds.
 const DAY_MS: i64 = 86_400_000;
@@ -875,7 +876,7 @@ impl Store {
         lo: Option<String>,
         hi: Option<String>,
     ) -> Result<Vec<AnyRow>> {
-        let postgres = self.backend() == super::Backend::Postgres;
+        let postgres = self.backend() == Backend::Postgres;
         let (has_lo, has_hi) = (lo.is_some(), hi.is_some());
         let keys: Vec<String> = lo.into_iter().chain(hi).collect();
         // Key bounds follow the event names (`$5…`) in the statement.
@@ -972,7 +973,7 @@ impl Store {
                 }
             }
             Some(_) => {}
-            None if self.backend() == super::Backend::Postgres => {
+            None if self.backend() == Backend::Postgres => {
                 let rows = sqlx::query(
                     "SELECT CAST(c.reltuples AS DOUBLE PRECISION) AS rows, h.b AS bound \
                      FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace \

@@ -32,10 +32,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{
-    Actor, Problem, Result, Store, StoreError, check_key, check_version, get_env, list_flags,
-    not_found, now, to_json,
+use super::keys::check_key;
+use super::rows::{
+    get_config, get_env, get_flag, get_project, list_flags, not_found, now, to_json,
 };
+use super::write::check_version;
+use super::{Actor, ConfigSpec, FlagConfig, Problem, Result, Store, StoreError};
 
 /// How a metric turns a user's events into one number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -677,7 +679,7 @@ impl Store {
             return Err(StoreError::Invalid(problems));
         }
         let mut w = self.begin(actor).await?;
-        super::get_project(w.c(), project_id).await?;
+        get_project(w.c(), project_id).await?;
         let row = sqlx::query(
             "INSERT INTO metrics (project_id, key, spec) VALUES ($1, $2, $3) RETURNING id",
         )
@@ -1073,18 +1075,18 @@ impl Store {
         actor: &Actor,
         (flag_id, env_id): (i64, i64),
         expected: i64,
-        next: Option<&super::ConfigSpec>,
+        next: Option<&ConfigSpec>,
         evidence: &E,
-    ) -> Result<super::FlagConfig> {
+    ) -> Result<FlagConfig> {
         let mut w = self.begin(actor).await?;
         let config = match next {
             Some(spec) => {
                 w.update_config(flag_id, env_id, Some(expected), spec)
                     .await?
             }
-            None => super::get_config(w.c(), flag_id, env_id).await?,
+            None => get_config(w.c(), flag_id, env_id).await?,
         };
-        let flag = super::get_flag(w.c(), flag_id).await?;
+        let flag = get_flag(w.c(), flag_id).await?;
         let env = get_env(w.c(), env_id).await?;
         let key = format!("{}/{}", flag.spec.key, env.key);
         w.audit(

@@ -1,9 +1,9 @@
 //! Lookups by key, as the API's paths name entities
 //! (`/orgs/{org}/projects/{project}/environments/{env}/…`).
 
+use super::rows::{env_row, layer_row, list_flags, not_found, org_row, project_row, segment_row};
 use super::{
     Environment, FlagRecord, LayerRecord, Organization, Project, Result, SegmentRecord, Store,
-    env_row, layer_row, not_found, org_row, project_row, segment_row,
 };
 
 impl Store {
@@ -74,7 +74,7 @@ impl Store {
         filter: &FlagFilter,
     ) -> Result<(Vec<FlagRecord>, Option<String>)> {
         let limit = filter.limit.clamp(1, 500) as usize;
-        let all = super::list_flags(&mut *self.conn().await?, project_id).await?;
+        let all = list_flags(&mut *self.conn().await?, project_id).await?;
         let query = filter.query.as_deref().map(str::to_lowercase);
         let mut page: Vec<FlagRecord> = all
             .into_iter()

@@ -30,7 +30,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Result, Store, get_env, now};
+use super::rows::{edge_env, get_env, now};
+use super::{Result, Store};
 
 /// An environment with changes a target has not published yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +176,7 @@ impl Store {
     pub async fn edge_environment(&self, env_id: i64) -> Result<String> {
         let mut c = self.conn().await?;
         let env = get_env(&mut c, env_id).await?;
-        super::edge_env(&mut c, &env).await
+        edge_env(&mut c, &env).await
     }
 
     /// The environments whose snapshot version is ahead of what `target`
@@ -294,7 +295,7 @@ impl Store {
     pub async fn publish_status(&self, env_id: i64) -> Result<PublishStatus> {
         let mut c = self.conn().await?;
         let env = get_env(&mut c, env_id).await?;
-        let environment = super::edge_env(&mut c, &env).await?;
+        let environment = edge_env(&mut c, &env).await?;
         let row = sqlx::query("SELECT changed_at, pending_since FROM environments WHERE id = $1")
             .bind(env_id)
             .fetch_one(&mut *c)

@@ -43,10 +43,9 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use super::experiments::{Guardrail, RollbackAction};
-use super::{
-    Actor, ConfigSpec, FlagConfig, Problem, Result, Store, StoreError, check_version, get_env,
-    get_flag, not_found, now, to_json,
-};
+use super::rows::{get_env, get_flag, not_found, now, to_json};
+use super::write::{Write, check_version};
+use super::{Actor, ConfigSpec, FlagConfig, Problem, Result, Store, StoreError};
 
 /// A guarded rollout's definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -608,7 +607,7 @@ impl Store {
     }
 }
 
-impl super::Write<'_> {
+impl Write<'_> {
     /// Moves `before` to status `to` and audits it.
     async fn guard_status(
         &mut self,
