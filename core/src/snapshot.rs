@@ -80,14 +80,7 @@ pub fn checksum(snapshot: &Snapshot) -> String {
     // one by one costs more than the copy.
     let canonical =
         serde_json::to_vec(&UnsealedRef(snapshot)).expect("serializing a snapshot cannot fail");
-    let digest = Sha256::digest(&canonical);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest.iter() {
-        out.push(char::from_digit(u32::from(b >> 4), 16).expect("nibble"));
-        out.push(char::from_digit(u32::from(b & 15), 16).expect("nibble"));
-    }
-    out
+    format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
 }
 
 /// Sets `snapshot.checksum` to its current checksum.

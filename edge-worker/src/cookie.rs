@@ -37,8 +37,6 @@
 //!            format!("bunting_anon={id}; Max-Age=3600; Path=/; SameSite=Lax; Secure"));
 //! ```
 
-use std::fmt::Write as _;
-
 /// Length of an anonymous id: 32 hex characters (128 bits).
 pub const ANONYMOUS_ID_LEN: usize = 32;
 
@@ -241,11 +239,7 @@ pub use getrandom::Error as RandomError;
 pub fn try_new_anonymous_id() -> Result<String, RandomError> {
     let mut bytes = [0u8; ANONYMOUS_ID_LEN / 2];
     getrandom::getrandom(&mut bytes)?;
-    let mut s = String::with_capacity(ANONYMOUS_ID_LEN);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    Ok(s)
+    Ok(hex::encode(bytes))
 }
 
 /// [`try_new_anonymous_id`], for platforms where randomness cannot fail

@@ -364,14 +364,7 @@ pub fn bulk(evals: &[Evaluation<'_>], numbers: &NumberForms) -> Value {
 
 /// A strong ETag for a response body.
 pub fn etag(body: &[u8]) -> String {
-    let d = Sha256::digest(body);
-    let mut s = String::with_capacity(34);
-    s.push('"');
-    for b in &d[..16] {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s.push('"');
-    s
+    format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
 }
 
 /// Whether an `If-None-Match` header value matches `etag` (weak comparison,

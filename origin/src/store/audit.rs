@@ -85,7 +85,7 @@ impl AuditEntry {
             self.org_id,
         ]);
         let digest = Sha256::digest(canonical.to_string().as_bytes());
-        hex(&digest)
+        hex::encode(digest)
     }
 
     pub(crate) fn from_row(row: &AnyRow) -> Result<AuditEntry> {
@@ -105,10 +105,6 @@ impl AuditEntry {
             hash: row.try_get("hash")?,
         })
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What is wrong at the first bad entry of the chain.
