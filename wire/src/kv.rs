@@ -1,0 +1,162 @@
+//! The Cloudflare KV layout: the origin writes it, the edge worker reads it.
+//!
+//! | key | value |
+//! |---|---|
+//! | `snapshot:<env>` | the snapshot JSON of environment `<env>` |
+//! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>"}` ([`SdkKeyRecord`]) |
+//!
+//! Only hashes of SDK keys are stored: the edge hashes the key a client
+//! presents ([`sdk_key_hash`]) and looks it up. Existing KV data depends on
+//! these exact keys and hash: they must never change.
+//!
+//! ```
+//! use bunting_wire::kv;
+//! assert_eq!(kv::snapshot_key("production"), "snapshot:production");
+//! let key = kv::sdk_key_key("abc");
+//! assert_eq!(key, kv::sdk_key_key_for_hash(&kv::sdk_key_hash("abc")));
+//! assert!(key.starts_with("sdk-key:ba7816bf"));
+//! let value = kv::sdk_key_value("staging");
+//! assert_eq!(kv::parse_sdk_key_value(&value).as_deref(), Some("staging"));
+//! ```
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Prefix of the snapshot keys: `snapshot:<env>`.
+pub const SNAPSHOT_PREFIX: &str = "snapshot:";
+/// Prefix of the SDK-key keys: `sdk-key:<sha256 hex>`.
+pub const SDK_KEY_PREFIX: &str = "sdk-key:";
+/// The longest key Cloudflare Workers KV stores, in bytes (its documented
+/// limit; the REST API answers 414 or 400 beyond it).
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// The KV key of environment `env`'s snapshot.
+///
+/// ```
+/// assert_eq!(bunting_wire::kv::snapshot_key("production"), "snapshot:production");
+/// ```
+pub fn snapshot_key(env: &str) -> String {
+    format!("{SNAPSHOT_PREFIX}{env}")
+}
+
+/// Lowercase hex SHA-256 of a raw SDK key's UTF-8 bytes (64 characters):
+/// what `printf %s "$KEY" | sha256sum` prints.
+///
+/// ```
+/// assert_eq!(bunting_wire::kv::sdk_key_hash("abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+/// ```
+pub fn sdk_key_hash(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+/// The KV key registering a raw SDK key: `sdk-key:<sha256 hex>`.
+pub fn sdk_key_key(raw: &str) -> String {
+    sdk_key_key_for_hash(&sdk_key_hash(raw))
+}
+
+/// The KV key of an SDK key known by its [`sdk_key_hash`] only.
+///
+/// ```
+/// assert_eq!(bunting_wire::kv::sdk_key_key_for_hash("ab"), "sdk-key:ab");
+/// ```
+pub fn sdk_key_key_for_hash(hash: &str) -> String {
+    format!("{SDK_KEY_PREFIX}{hash}")
+}
+
+/// The value of an SDK key's KV entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SdkKeyRecord {
+    /// The environment the key may read, as the edge names it
+    /// (`<org>/<project>/<env>` when published by the origin service).
+    pub environment: String,
+}
+
+/// The KV value registering an SDK key for `env`: `{"environment":"<env>"}`.
+///
+/// ```
+/// assert_eq!(bunting_wire::kv::sdk_key_value("staging"), r#"{"environment":"staging"}"#);
+/// ```
+pub fn sdk_key_value(env: &str) -> String {
+    let record = SdkKeyRecord {
+        environment: env.to_string(),
+    };
+    serde_json::to_string(&record).expect("a struct of one string serializes")
+}
+
+/// The environment of an SDK key's KV value, if the value is a valid record
+/// naming a non-empty environment.
+///
+/// ```
+/// use bunting_wire::kv::parse_sdk_key_value;
+/// assert_eq!(parse_sdk_key_value(r#"{"environment":"prod"}"#).as_deref(), Some("prod"));
+/// assert_eq!(parse_sdk_key_value(r#"{"environment":""}"#), None);
+/// assert_eq!(parse_sdk_key_value("nope"), None);
+/// ```
+pub fn parse_sdk_key_value(text: &str) -> Option<String> {
+    serde_json::from_str::<SdkKeyRecord>(text)
+        .ok()
+        .map(|r| r.environment)
+        .filter(|e| !e.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout as the published KV data has it: these strings must not
+    /// change, or every SDK key and snapshot already in KV is lost.
+    #[test]
+    fn keys_are_todays_keys() {
+        assert_eq!(snapshot_key("production"), "snapshot:production");
+        assert_eq!(
+            snapshot_key("acme/web/production"),
+            "snapshot:acme/web/production"
+        );
+        assert_eq!(snapshot_key(""), "snapshot:");
+        assert_eq!(
+            sdk_key_key("demo-sdk-key"),
+            format!("sdk-key:{}", sdk_key_hash("demo-sdk-key"))
+        );
+        assert_eq!(sdk_key_key_for_hash("00ff"), "sdk-key:00ff");
+    }
+
+    /// SHA-256 test vectors (FIPS 180-2), lowercase hex.
+    #[test]
+    fn the_hash_is_lowercase_hex_sha256() {
+        assert_eq!(
+            sdk_key_hash(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sdk_key_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sdk_key_hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+        // UTF-8 bytes, not characters.
+        assert_eq!(sdk_key_hash("é"), hex::encode(Sha256::digest("é")));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        for env in ["prod", "acme/web/production", "quote\"d"] {
+            assert_eq!(
+                parse_sdk_key_value(&sdk_key_value(env)).as_deref(),
+                Some(env)
+            );
+        }
+        assert_eq!(
+            sdk_key_value("acme/web/production"),
+            r#"{"environment":"acme/web/production"}"#
+        );
+        assert_eq!(
+            parse_sdk_key_value(r#"{"environment": "prod", "other": 1}"#).as_deref(),
+            Some("prod")
+        );
+        assert_eq!(parse_sdk_key_value(r#"{"environment": 5}"#), None);
+        assert_eq!(parse_sdk_key_value("{}"), None);
+    }
+}
