@@ -1,12 +1,10 @@
 //! SDK keys: `Authorization: Bearer <key>` (or `X-API-Key: <key>`), looked
 //! up in KV as `sdk-key:<lowercase hex SHA-256 of the key>` →
-//! `{"environment": "<env>"}`. Only hashes are stored anywhere; lookups are
-//! cached in isolate memory for a short time.
+//! `{"environment": "<env>"}` (the layout is [`bunting_wire::kv`], shared
+//! with the origin that writes it). Only hashes are stored anywhere; lookups
+//! are cached in isolate memory for a short time.
 
 use std::collections::HashMap;
-
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 /// How long a found key is trusted without asking KV again.
 pub const KEY_TTL_MS: i64 = 30_000;
@@ -33,39 +31,6 @@ pub fn sdk_key<'a>(authorization: Option<&'a str>, x_api_key: Option<&'a str>) -
     bearer
         .or_else(|| x_api_key.map(str::trim))
         .filter(|k| !k.is_empty())
-}
-
-/// Lowercase hex SHA-256 of a key.
-///
-/// ```
-/// assert_eq!(bunting_edge_worker::auth::key_hash("abc"),
-///            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-/// ```
-pub fn key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The KV key holding a key's record.
-pub fn kv_key(hash: &str) -> String {
-    format!("sdk-key:{hash}")
-}
-
-/// A key's KV record.
-#[derive(Debug, Clone, Deserialize)]
-pub struct KeyRecord {
-    /// The environment the key may read.
-    pub environment: String,
-}
-
-/// The environment in a KV record's text, if it is a valid record.
-pub fn parse_record(text: &str) -> Option<String> {
-    serde_json::from_str::<KeyRecord>(text)
-        .ok()
-        .map(|r| r.environment)
-        .filter(|e| !e.is_empty())
 }
 
 /// Recent lookups by key hash: `Some(env)` or `None` (unknown key).
@@ -110,16 +75,5 @@ mod tests {
         assert_eq!(c.get("u", 1001), Some(None));
         assert_eq!(c.get("u", 1000 + UNKNOWN_KEY_TTL_MS), None);
         assert_eq!(c.get("x", 0), None);
-    }
-
-    #[test]
-    fn records() {
-        assert_eq!(
-            parse_record(r#"{"environment":"prod"}"#).as_deref(),
-            Some("prod")
-        );
-        assert_eq!(parse_record(r#"{"environment":""}"#), None);
-        assert_eq!(parse_record("nope"), None);
-        assert_eq!(kv_key("ab"), "sdk-key:ab");
     }
 }

@@ -16,17 +16,13 @@ use std::rc::Rc;
 use bunting_core::snapshot::parse_json;
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use bunting_core::{Engine, Problem};
+use bunting_wire::kv::snapshot_key;
 use serde_json::{Value, json};
 
 use crate::ofrep::NumberForms;
 
 /// Default seconds between two KV checks of one environment's snapshot.
 pub const DEFAULT_TTL_SECONDS: u64 = 5;
-
-/// KV key of an environment's snapshot.
-pub fn kv_key(environment: &str) -> String {
-    format!("snapshot:{environment}")
-}
 
 /// Snapshot paths whose problems reject the whole document.
 const FATAL_PATHS: &[&str] = &["schemaVersion", "environment", "generatedAt", "checksum"];
@@ -142,10 +138,15 @@ impl SnapshotCache {
             Err(e) => {
                 return fail(
                     st,
-                    format!("reading {} from KV failed: {e}", kv_key(environment)),
+                    format!("reading {} from KV failed: {e}", snapshot_key(environment)),
                 );
             }
-            Ok(None) => return fail(st, format!("{} is missing from KV", kv_key(environment))),
+            Ok(None) => {
+                return fail(
+                    st,
+                    format!("{} is missing from KV", snapshot_key(environment)),
+                );
+            }
             Ok(Some(t)) => t,
         };
         let fp = fingerprint(&text);

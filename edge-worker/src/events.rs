@@ -4,14 +4,15 @@
 //! so the origin can compute experiment metrics. The Worker validates the
 //! batch, replaces every `targetingKey` by its keyed hash (the same
 //! [`KeyHasher`] as exposures, so the two join at the origin without raw ids
-//! leaving the edge) and forwards the resulting [`MetricEvent`]s.
+//! leaving the edge) and forwards the resulting [`EventRecord`]s, the form
+//! the origin parses.
 //!
 //! Accepted bodies: `{"events": [event, …]}` or a single event object, where
 //! an event is
 //!
 //! | field | rule |
 //! |---|---|
-//! | `name` | required string, 1–128 characters from `[A-Za-z0-9_.:-]` |
+//! | `name` | required string, 1–128 characters from `[A-Za-z0-9_.:-]` ([`bunting_wire::event_name`]) |
 //! | `targetingKey` | required non-empty string (≤ 1024 bytes) or number, as in evaluation contexts |
 //! | `id` | required idempotency id, string of 1–128 characters, unique within the request |
 //! | `value` | optional finite number |
@@ -37,7 +38,8 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize, Serializer};
+use bunting_wire::{EventNameError, EventRecord, check_event_name};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
@@ -46,37 +48,11 @@ use crate::exposure::KeyHasher;
 /// Most events accepted in one request.
 pub const MAX_EVENTS: usize = 500;
 /// Longest event name, in characters.
-pub const MAX_NAME_LEN: usize = 128;
+pub const MAX_NAME_LEN: usize = bunting_wire::MAX_EVENT_NAME_LEN;
 /// Longest idempotency id, in characters.
 pub const MAX_ID_LEN: usize = 128;
 /// Longest targeting key, in bytes.
 pub const MAX_TARGETING_KEY_LEN: usize = 1024;
-
-/// A validated metric event, ready to forward (serialized in camelCase).
-///
-/// ```json
-/// {"name": "purchase", "targetingKeyHash": "9f0c…", "value": 12.5,
-///  "timestamp": 1764000000000, "receivedAt": 1764000000123, "id": "o-1"}
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricEvent {
-    /// Event name, e.g. `purchase`.
-    pub name: String,
-    /// [`KeyHasher::hash`] of the event's `targetingKey` (a number key is
-    /// hashed in its JSON spelling, as exposures do).
-    pub targeting_key_hash: String,
-    /// The event's value (revenue, duration, …), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    /// When it happened, in Unix milliseconds: the client's `timestamp`, or
-    /// `receivedAt` when it sent none.
-    pub timestamp: i64,
-    /// When the edge received it, in Unix milliseconds.
-    pub received_at: i64,
-    /// The client's idempotency id: the origin drops repeats.
-    pub id: String,
-}
 
 /// Why a `POST /events` body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -198,7 +174,7 @@ pub fn parse_events(
     body: &[u8],
     hasher: &KeyHasher,
     now_ms: i64,
-) -> Result<Vec<MetricEvent>, EventsError> {
+) -> Result<Vec<EventRecord>, EventsError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| EventsError::Json(e.to_string()))?;
     validate_events(&value, hasher, now_ms)
@@ -223,7 +199,7 @@ pub fn validate_events(
     body: &Value,
     hasher: &KeyHasher,
     now_ms: i64,
-) -> Result<Vec<MetricEvent>, EventsError> {
+) -> Result<Vec<EventRecord>, EventsError> {
     let Value::Object(obj) = body else {
         return Err(EventsError::Shape);
     };
@@ -273,7 +249,7 @@ fn validate_one(
     item: &Value,
     hasher: &KeyHasher,
     now_ms: i64,
-) -> Result<MetricEvent, EventProblem> {
+) -> Result<EventRecord, EventProblem> {
     let Value::Object(map) = item else {
         return Err(EventProblem::NotAnObject);
     };
@@ -301,13 +277,14 @@ fn validate_one(
         }
         Some(_) => return Err(EventProblem::Timestamp),
     };
-    Ok(MetricEvent {
+    Ok(EventRecord {
         name: name.to_string(),
         targeting_key_hash: hasher.hash(&key),
         value,
         timestamp,
-        received_at: now_ms,
-        id: id.to_string(),
+        received_at: Some(now_ms),
+        id: Some(id.to_string()),
+        properties: None,
     })
 }
 
@@ -316,17 +293,11 @@ fn name(map: &Map<String, Value>) -> Result<&str, EventProblem> {
         .get("name")
         .and_then(Value::as_str)
         .ok_or(EventProblem::MissingName)?;
-    if let Some(c) = name
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
-    {
-        return Err(EventProblem::NameCharacter(c));
+    match check_event_name(name) {
+        Ok(()) => Ok(name),
+        Err(EventNameError::Character(c)) => Err(EventProblem::NameCharacter(c)),
+        Err(EventNameError::Length) => Err(EventProblem::NameLength),
     }
-    // All ASCII from here: bytes are characters.
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(EventProblem::NameLength);
-    }
-    Ok(name)
 }
 
 fn targeting_key(map: &Map<String, Value>) -> Result<String, EventProblem> {
@@ -362,7 +333,7 @@ mod tests {
         KeyHasher::new("events-secret")
     }
 
-    fn ok(body: Value) -> Vec<MetricEvent> {
+    fn ok(body: Value) -> Vec<EventRecord> {
         validate_events(&body, &hasher(), NOW).unwrap()
     }
 
@@ -390,13 +361,14 @@ mod tests {
         let h = hasher();
         assert_eq!(
             events[0],
-            MetricEvent {
+            EventRecord {
                 name: "purchase".into(),
                 targeting_key_hash: h.hash("u1"),
                 value: Some(12.5),
                 timestamp: NOW - 60_000,
-                received_at: NOW,
-                id: "order-1".into(),
+                received_at: Some(NOW),
+                id: Some("order-1".into()),
+                properties: None,
             }
         );
         assert_eq!(events[1].targeting_key_hash, h.hash("42"));

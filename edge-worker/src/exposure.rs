@@ -1,7 +1,8 @@
 //! Experiment exposures: which visitor was served which variant of a
 //! pseudorandom split, recorded at the edge and sent to the origin in batches.
 //!
-//! An [`Exposure`] is produced only for evaluations whose reason is `SPLIT`
+//! An exposure ([`ExposureRecord`], the form the origin parses) is produced
+//! only for evaluations whose reason is `SPLIT`
 //! (a weighted rollout or a ramp): that is when the served variant is an
 //! experimental assignment worth analysing. Raw targeting keys never leave the
 //! edge: exposures carry a keyed hash of the key ([`KeyHasher`]), and metric
@@ -35,10 +36,9 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 
 use bunting_core::{Evaluation, Reason};
-use serde::{Deserialize, Serialize};
+use bunting_wire::ExposureRecord;
 use serde_json::Value;
 use siphasher::sip128::SipHasher13;
 
@@ -88,14 +88,11 @@ impl KeyHasher {
 
     /// The keyed hash of `key` as 32 lowercase hex characters.
     pub fn hash(&self, key: &str) -> String {
-        let bytes = SipHasher13::new_with_key(&self.key)
-            .hash(key.as_bytes())
-            .as_bytes();
-        let mut s = String::with_capacity(32);
-        for b in bytes {
-            let _ = write!(s, "{b:02x}");
-        }
-        s
+        hex::encode(
+            SipHasher13::new_with_key(&self.key)
+                .hash(key.as_bytes())
+                .as_bytes(),
+        )
     }
 }
 
@@ -109,43 +106,6 @@ impl KeyHasher {
 /// ```
 pub fn hash_key(key: &str, secret: &str) -> String {
     KeyHasher::new(secret).hash(key)
-}
-
-/// One visitor's assignment to a variant of a split, as sent to the origin.
-///
-/// Serialized in camelCase:
-///
-/// ```json
-/// {"flag": "checkout", "variant": "b", "ruleId": "eu-ramp",
-///  "bucketingKeyHash": "5c0f…", "environment": "prod", "snapshotVersion": 7,
-///  "time": 1764000000000, "country": "DE", "deviceType": "mobile"}
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Exposure {
-    /// Flag key.
-    pub flag: String,
-    /// Served variant.
-    pub variant: String,
-    /// The targeting rule whose rollout assigned the variant; absent for the
-    /// fallthrough rollout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule_id: Option<String>,
-    /// [`KeyHasher::hash`] of the context's `targetingKey`, the key metric
-    /// events carry too.
-    pub bucketing_key_hash: String,
-    /// The snapshot's environment.
-    pub environment: String,
-    /// The snapshot's version.
-    pub snapshot_version: u64,
-    /// When the variant was served, in Unix milliseconds.
-    pub time: i64,
-    /// `geo.country` of the context, if the edge knew it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
-    /// `device.type` of the context, if set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_type: Option<String>,
 }
 
 /// What [`exposure_for`] needs besides the evaluation and its context.
@@ -184,7 +144,7 @@ pub fn exposure_for(
     eval: &Evaluation<'_>,
     context: &Value,
     meta: &ExposureMeta<'_>,
-) -> Option<Exposure> {
+) -> Option<ExposureRecord> {
     if eval.reason != Reason::Split {
         return None;
     }
@@ -195,16 +155,18 @@ pub fn exposure_for(
         _ => return None,
     };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    Some(Exposure {
+    Some(ExposureRecord {
         flag: eval.key.to_string(),
         variant: variant.to_string(),
         rule_id: eval.rule_id.as_deref().map(str::to_string),
         bucketing_key_hash: key,
         environment: meta.environment.to_string(),
-        snapshot_version: meta.snapshot_version,
+        snapshot_version: Some(meta.snapshot_version),
         time: meta.time_ms,
         country: text(context.get("geo").and_then(|g| g.get("country"))),
         device_type: text(context.get("device").and_then(|d| d.get("type"))),
+        reason: None,
+        id: None,
     })
 }
 
@@ -218,10 +180,11 @@ pub fn exposure_for(
 /// [`dropped`]: ExposureBuffer::dropped
 ///
 /// ```
-/// use bunting_edge_worker::exposure::{Exposure, ExposureBuffer};
-/// let e = Exposure { flag: "f".into(), variant: "a".into(), rule_id: None,
-///     bucketing_key_hash: "00".into(), environment: "prod".into(), snapshot_version: 1,
-///     time: 0, country: None, device_type: None };
+/// use bunting_edge_worker::exposure::ExposureBuffer;
+/// use bunting_wire::ExposureRecord;
+/// let e = ExposureRecord { flag: "f".into(), variant: "a".into(), rule_id: None,
+///     bucketing_key_hash: "00".into(), environment: "prod".into(), snapshot_version: Some(1),
+///     time: 0, country: None, device_type: None, reason: None, id: None };
 /// let mut b = ExposureBuffer::new(2);
 /// assert!(b.push(e.clone()));
 /// assert!(b.push(e.clone()));
@@ -232,7 +195,7 @@ pub fn exposure_for(
 /// ```
 #[derive(Debug, Clone)]
 pub struct ExposureBuffer {
-    items: VecDeque<Exposure>,
+    items: VecDeque<ExposureRecord>,
     capacity: usize,
     dropped: u64,
 }
@@ -248,7 +211,7 @@ impl ExposureBuffer {
     }
 
     /// Appends `exposure`; returns `false` (and counts a drop) when full.
-    pub fn push(&mut self, exposure: Exposure) -> bool {
+    pub fn push(&mut self, exposure: ExposureRecord) -> bool {
         if self.items.len() >= self.capacity {
             self.dropped = self.dropped.saturating_add(1);
             return false;
@@ -258,7 +221,7 @@ impl ExposureBuffer {
     }
 
     /// Removes and returns up to `max` of the oldest exposures, oldest first.
-    pub fn take_batch(&mut self, max: usize) -> Vec<Exposure> {
+    pub fn take_batch(&mut self, max: usize) -> Vec<ExposureRecord> {
         let n = max.min(self.items.len());
         self.items.drain(..n).collect()
     }
@@ -266,7 +229,7 @@ impl ExposureBuffer {
     /// Puts a batch that could not be sent back at the front, oldest first,
     /// as far as capacity allows; the rest count as dropped. Returns how many
     /// were kept.
-    pub fn requeue(&mut self, batch: Vec<Exposure>) -> usize {
+    pub fn requeue(&mut self, batch: Vec<ExposureRecord>) -> usize {
         let room = self.capacity.saturating_sub(self.items.len());
         let keep = room.min(batch.len());
         self.dropped = self.dropped.saturating_add((batch.len() - keep) as u64);
@@ -310,17 +273,19 @@ mod tests {
     use serde_json::json;
     use std::borrow::Cow;
 
-    fn sample(i: u64) -> Exposure {
-        Exposure {
+    fn sample(i: u64) -> ExposureRecord {
+        ExposureRecord {
             flag: format!("f{i}"),
             variant: "a".into(),
             rule_id: None,
             bucketing_key_hash: "00".into(),
             environment: "prod".into(),
-            snapshot_version: i,
+            snapshot_version: Some(i),
             time: 0,
             country: None,
             device_type: None,
+            reason: None,
+            id: None,
         }
     }
 
@@ -387,7 +352,8 @@ mod tests {
                 "country": "DE", "deviceType": "mobile"
             })
         );
-        let back: Exposure = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
+        let back: ExposureRecord =
+            serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
         assert_eq!(back, e);
         // The raw key never appears.
         assert!(!serde_json::to_string(&e).unwrap().contains("user-1"));
@@ -472,7 +438,10 @@ mod tests {
         for i in 0..50 {
             let ctx = json!({"targetingKey": format!("user-{i}")});
             let e = exposure_for(&engine.evaluate("exp", &ctx, 0), &ctx, &meta).unwrap();
-            assert_eq!((e.environment.as_str(), e.snapshot_version), ("prod", 3));
+            assert_eq!(
+                (e.environment.as_str(), e.snapshot_version),
+                ("prod", Some(3))
+            );
             variants.insert(e.variant);
             assert!(exposure_for(&engine.evaluate("plain", &ctx, 0), &ctx, &meta).is_none());
         }
@@ -489,14 +458,19 @@ mod tests {
         assert_eq!((b.len(), b.dropped()), (3, 2));
         let first = b.take_batch(2);
         assert_eq!(
-            first.iter().map(|e| e.snapshot_version).collect::<Vec<_>>(),
+            first
+                .iter()
+                .map(|e| e.snapshot_version.unwrap())
+                .collect::<Vec<_>>(),
             [0, 1]
         );
         assert_eq!(b.len(), 1);
         assert!(b.push(sample(9)));
         let rest = b.take_batch(100);
         assert_eq!(
-            rest.iter().map(|e| e.snapshot_version).collect::<Vec<_>>(),
+            rest.iter()
+                .map(|e| e.snapshot_version.unwrap())
+                .collect::<Vec<_>>(),
             [2, 9]
         );
         assert!(b.take_batch(10).is_empty());
@@ -524,7 +498,9 @@ mod tests {
         assert_eq!(b.dropped(), 1);
         let all = b.take_batch(10);
         assert_eq!(
-            all.iter().map(|e| e.snapshot_version).collect::<Vec<_>>(),
+            all.iter()
+                .map(|e| e.snapshot_version.unwrap())
+                .collect::<Vec<_>>(),
             [0, 1, 3, 4]
         );
     }

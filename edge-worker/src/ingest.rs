@@ -1,13 +1,14 @@
 //! Sending exposures and metric events to the origin (`INGEST_URL`):
-//! batching policy, payloads and counters. Pure; the Workers glue sends the
+//! batching policy, payloads (the [`IngestBatch`] of `bunting-wire`, which
+//! the origin parses) and counters. Pure; the Workers glue sends the
 //! payloads with `ctx.waitUntil`, so ingest never slows or fails an
 //! evaluation: failures are counted (and shown by `/healthz`), never raised.
 
+use bunting_wire::{EventRecord, ExposureRecord, IngestBatch};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::events::MetricEvent;
-use crate::exposure::{Exposure, ExposureBuffer};
+use crate::exposure::ExposureBuffer;
 
 /// Exposures kept in isolate memory at most; more are dropped and counted.
 pub const BUFFER_CAPACITY: usize = 10_000;
@@ -36,9 +37,10 @@ pub struct IngestStats {
     pub last_error: Option<String>,
 }
 
-/// Exposures waiting to be sent, and the counters.
+/// Exposures waiting to be forwarded to the origin, and the delivery
+/// counters.
 #[derive(Debug)]
-pub struct Ingest {
+pub struct Forwarder {
     /// The waiting exposures.
     pub buffer: ExposureBuffer,
     /// Counters.
@@ -46,9 +48,9 @@ pub struct Ingest {
     last_flush_ms: i64,
 }
 
-impl Default for Ingest {
+impl Default for Forwarder {
     fn default() -> Self {
-        Ingest {
+        Forwarder {
             buffer: ExposureBuffer::new(BUFFER_CAPACITY),
             stats: IngestStats::default(),
             last_flush_ms: 0,
@@ -56,9 +58,9 @@ impl Default for Ingest {
     }
 }
 
-impl Ingest {
+impl Forwarder {
     /// Buffers exposures (dropping and counting past the capacity).
-    pub fn record(&mut self, exposures: impl IntoIterator<Item = Exposure>) {
+    pub fn record(&mut self, exposures: impl IntoIterator<Item = ExposureRecord>) {
         for e in exposures {
             self.buffer.push(e);
         }
@@ -66,7 +68,7 @@ impl Ingest {
 
     /// The next batch to send, if one is due: `FLUSH_AT` exposures wait, or
     /// some have waited `flush_ms`.
-    pub fn due_batch(&mut self, now_ms: i64, flush_ms: i64) -> Option<Vec<Exposure>> {
+    pub fn due_batch(&mut self, now_ms: i64, flush_ms: i64) -> Option<Vec<ExposureRecord>> {
         if self.buffer.is_empty() {
             self.last_flush_ms = now_ms;
             return None;
@@ -80,7 +82,7 @@ impl Ingest {
 
     /// Records the outcome of sending an exposure batch; a failed batch is
     /// put back (as far as the buffer has room) for the next flush.
-    pub fn exposures_done(&mut self, batch: Vec<Exposure>, result: Result<(), String>) {
+    pub fn exposures_done(&mut self, batch: Vec<ExposureRecord>, result: Result<(), String>) {
         match result {
             Ok(()) => self.stats.exposures_sent += batch.len() as u64,
             Err(e) => {
@@ -114,36 +116,42 @@ impl Ingest {
 }
 
 /// The body of an exposure batch POST.
-pub fn exposures_payload(batch: &[Exposure]) -> Value {
-    json!({"kind": "exposures", "exposures": batch})
+pub fn exposures_payload(batch: &[ExposureRecord]) -> String {
+    to_json(&IngestBatch::exposures(batch))
 }
 
 /// The body of a metric event POST.
-pub fn events_payload(environment: &str, events: &[MetricEvent]) -> Value {
-    json!({"kind": "events", "environment": environment, "events": events})
+pub fn events_payload(environment: &str, events: &[EventRecord]) -> String {
+    to_json(&IngestBatch::events(environment, events))
+}
+
+fn to_json(batch: &IngestBatch<'_>) -> String {
+    serde_json::to_string(batch).expect("the batch types always serialize")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn exposure(i: usize) -> Exposure {
-        Exposure {
+    fn exposure(i: usize) -> ExposureRecord {
+        ExposureRecord {
             flag: "f".into(),
             variant: "a".into(),
             rule_id: None,
             bucketing_key_hash: format!("{i:032x}"),
             environment: "p".into(),
-            snapshot_version: 1,
+            snapshot_version: Some(1),
             time: 0,
             country: None,
             device_type: None,
+            reason: None,
+            id: None,
         }
     }
 
     #[test]
     fn flushes_by_size_or_age() {
-        let mut i = Ingest::default();
+        let mut i = Forwarder::default();
         assert!(i.due_batch(0, 2000).is_none());
         i.record((0..3).map(exposure));
         assert!(i.due_batch(1000, 2000).is_none());
@@ -156,7 +164,7 @@ mod tests {
 
     #[test]
     fn failures_are_counted_and_requeued() {
-        let mut i = Ingest::default();
+        let mut i = Forwarder::default();
         i.record((0..2).map(exposure));
         let batch = i.due_batch(0, 0).unwrap();
         i.exposures_done(batch, Err("502".into()));
@@ -168,5 +176,60 @@ mod tests {
         i.events_done(3, Err("timeout".into()));
         assert_eq!(i.stats.events_failed, 3);
         assert_eq!(i.health()["exposuresBuffered"], 0);
+    }
+
+    /// The golden batches of `wire/tests/data/` (see its README), which the
+    /// origin's tests ingest: what the edge sends must stay exactly that.
+    const GOLDEN_SECRET: &str = "golden-secret";
+
+    fn golden(name: &str) -> Value {
+        let path = format!("{}/../wire/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn golden_exposure_batch() {
+        use crate::exposure::{ExposureMeta, KeyHasher, exposure_for};
+        let engine = bunting_core::Engine::from_json(
+            r#"{"schemaVersion": 1, "environment": "acme/web/production", "version": 7,
+                "generatedAt": "2025-11-24T00:00:00Z", "flags": [
+                {"key": "checkout", "type": "string", "variants": {"a": "old", "b": "new"},
+                 "offVariant": "a",
+                 "rules": [{"id": "eu-ramp", "condition": "geo.country == \"DE\"",
+                            "serve": {"rollout": [{"variant": "a", "weight": 50},
+                                                  {"variant": "b", "weight": 50}]}}],
+                 "fallthrough": {"rollout": [{"variant": "a", "weight": 50},
+                                             {"variant": "b", "weight": 50}]}}]}"#,
+        )
+        .unwrap();
+        let hasher = KeyHasher::new(GOLDEN_SECRET);
+        let meta = ExposureMeta {
+            hasher: &hasher,
+            environment: engine.environment(),
+            snapshot_version: engine.version(),
+            time_ms: 1_764_000_000_000,
+        };
+        let batch: Vec<ExposureRecord> = [
+            json!({"targetingKey": "user-1", "geo": {"country": "DE"}, "device": {"type": "mobile"}}),
+            json!({"targetingKey": "user-2"}),
+        ]
+        .iter()
+        .map(|ctx| exposure_for(&engine.evaluate("checkout", ctx, 0), ctx, &meta).unwrap())
+        .collect();
+        let sent: Value = serde_json::from_str(&exposures_payload(&batch)).unwrap();
+        assert_eq!(sent, golden("exposures.json"));
+    }
+
+    #[test]
+    fn golden_event_batch() {
+        let body = br#"{"events": [
+            {"name": "purchase", "targetingKey": "user-1", "value": 12.5,
+             "timestamp": "2025-11-24T15:59:00Z", "id": "order-1"},
+            {"name": "page.view", "targetingKey": "user-2", "id": "pv-1"}]}"#;
+        let hasher = crate::exposure::KeyHasher::new(GOLDEN_SECRET);
+        let events = crate::events::parse_events(body, &hasher, 1_764_000_000_123).unwrap();
+        let sent: Value =
+            serde_json::from_str(&events_payload("acme/web/production", &events)).unwrap();
+        assert_eq!(sent, golden("events.json"));
     }
 }

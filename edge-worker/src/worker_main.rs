@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bunting_core::{Engine, FlagType};
+use bunting_wire::kv;
 use serde_json::{Value, json};
 use wasm_bindgen::JsValue;
 use worker::{
@@ -22,7 +23,7 @@ const KV_BINDING: &str = "FLAGS";
 thread_local! {
     static SNAPSHOTS: RefCell<cache::SnapshotCache> = RefCell::new(cache::SnapshotCache::default());
     static KEYS: RefCell<auth::KeyCache> = RefCell::new(auth::KeyCache::default());
-    static INGEST: RefCell<ingest::Ingest> = RefCell::new(ingest::Ingest::default());
+    static INGEST: RefCell<ingest::Forwarder> = RefCell::new(ingest::Forwarder::default());
 }
 
 fn now_ms() -> i64 {
@@ -121,17 +122,17 @@ fn healthz(s: &Settings) -> Result<Response> {
 
 /// The environment an SDK key may read, `None` for unknown keys.
 async fn environment_for_key(env: &Env, key: &str, now: i64) -> Result<Option<String>> {
-    let hash = auth::key_hash(key);
+    let hash = kv::sdk_key_hash(key);
     if let Some(hit) = KEYS.with(|k| k.borrow().get(&hash, now)) {
         return Ok(hit);
     }
     let text = env
         .kv(KV_BINDING)?
-        .get(&auth::kv_key(&hash))
+        .get(&kv::sdk_key_key_for_hash(&hash))
         .text()
         .await
         .map_err(|e| worker::Error::RustError(format!("reading the SDK key from KV: {e}")))?;
-    let found = text.as_deref().and_then(auth::parse_record);
+    let found = text.as_deref().and_then(kv::parse_sdk_key_value);
     KEYS.with(|k| k.borrow_mut().put(hash, found.clone(), now));
     Ok(found)
 }
@@ -147,7 +148,7 @@ async fn engine_for(
     if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
         let fetched = match env.kv(KV_BINDING) {
             Ok(kv) => kv
-                .get(&cache::kv_key(environment))
+                .get(&kv::snapshot_key(environment))
                 .text()
                 .await
                 .map_err(|e| e.to_string()),
@@ -319,7 +320,7 @@ fn flush_exposures(env: &Env, ctx: &Context, s: &Settings, now: i64) {
     };
     let token = ingest_token(env);
     ctx.wait_until(async move {
-        let body = ingest::exposures_payload(&batch).to_string();
+        let body = ingest::exposures_payload(&batch);
         let result = post_json(&url, token.as_deref(), body).await;
         INGEST.with(|i| i.borrow_mut().exposures_done(batch, result));
     });
@@ -345,7 +346,7 @@ async fn post_events(mut req: Request, env: &Env, ctx: &Context, s: &Settings) -
         Some(url) if accepted > 0 => {
             let token = ingest_token(env);
             ctx.wait_until(async move {
-                let body = ingest::events_payload(&environment, &list).to_string();
+                let body = ingest::events_payload(&environment, &list);
                 let result = post_json(&url, token.as_deref(), body).await;
                 INGEST.with(|i| i.borrow_mut().events_done(accepted, result));
             });
