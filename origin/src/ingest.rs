@@ -2,8 +2,9 @@
 //! ([`crate::api::events`]).
 //!
 //! A request body is one batch, exactly as the edge worker sends it
-//! (`edge-worker/src/ingest.rs`): `{"kind": "exposures", "exposures": […]}`
-//! or `{"kind": "events", "environment": "…", "events": […]}`. [`parse`]
+//! ([`bunting_wire::IngestBatch`], the types both sides share):
+//! `{"kind": "exposures", "exposures": […]}` or
+//! `{"kind": "events", "environment": "…", "events": […]}`. [`parse`]
 //! validates it all-or-nothing (every problem listed with the index of its
 //! event) and derives ids for events that carry none; [`Parsed::resolve`]
 //! binds each event to the environment its name (`org/project/environment`)
@@ -43,11 +44,13 @@
 //! # });
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use bunting_wire::batch::{EVENTS, EXPOSURES};
+use bunting_wire::{EventRecord, ExposureRecord, IngestBatch, check_event_name};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -64,7 +67,7 @@ pub const MAX_USER_KEY: usize = 256;
 /// Longest event id, in bytes.
 pub const MAX_ID: usize = 128;
 /// Longest metric event name, in bytes.
-pub const MAX_NAME: usize = 128;
+pub const MAX_NAME: usize = bunting_wire::MAX_EVENT_NAME_LEN;
 /// Largest `properties` object, in bytes of compact JSON.
 pub const MAX_PROPERTIES: usize = 4096;
 
@@ -143,60 +146,6 @@ pub enum IngestError {
     Stopped,
 }
 
-/// An exposure as the edge sends it (`edge-worker/src/exposure.rs`), plus
-/// the optional `id` and `reason` other producers may add.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ExposureIn {
-    flag: String,
-    variant: String,
-    #[serde(default)]
-    rule_id: Option<String>,
-    bucketing_key_hash: String,
-    environment: String,
-    #[serde(default)]
-    snapshot_version: Option<u64>,
-    time: i64,
-    #[serde(default)]
-    country: Option<String>,
-    #[serde(default)]
-    device_type: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// A metric event as the edge forwards it (`edge-worker/src/events.rs`),
-/// plus optional `properties`; `id` and `receivedAt` may be absent.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EventIn {
-    name: String,
-    targeting_key_hash: String,
-    #[serde(default)]
-    value: Option<f64>,
-    timestamp: i64,
-    #[serde(default)]
-    received_at: Option<i64>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    properties: Option<Map<String, Value>>,
-}
-
-/// The request body; one pass, no buffering of a tagged enum.
-#[derive(Debug, Deserialize)]
-struct BodyIn {
-    kind: String,
-    #[serde(default)]
-    exposures: Option<Vec<ExposureIn>>,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default)]
-    events: Option<Vec<EventIn>>,
-}
-
 /// Validates one request body received at `now_ms` (Unix ms) into a batch.
 ///
 /// ```
@@ -214,7 +163,7 @@ struct BodyIn {
 /// assert_eq!(problems[1].path, "events[1].timestamp");
 /// ```
 pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<Parsed, IngestError> {
-    let parsed: BodyIn = match serde_json::from_slice(body) {
+    let parsed: IngestBatch = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) if e.is_data() => return Err(locate(body, e)),
         Err(e) => return Err(IngestError::Syntax(e.to_string())),
@@ -222,9 +171,9 @@ pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<Parsed
     let mut p = Problems::default();
     let max = options.max_batch_events.min(options.queue_events);
     let window = (now_ms - options.max_age_ms, now_ms + options.max_future_ms);
-    match parsed.kind.as_str() {
-        "exposures" => {
-            let Some(list) = parsed.exposures else {
+    match parsed.kind.as_ref() {
+        EXPOSURES => {
+            let Some(list) = parsed.exposures.map(Cow::into_owned) else {
                 return Err(invalid("exposures", "required for kind \"exposures\""));
             };
             if list.len() > max {
@@ -248,8 +197,11 @@ pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<Parsed
                 batch: EventBatch::Exposures(out),
             })
         }
-        "events" => {
-            let (Some(environment), Some(list)) = (parsed.environment, parsed.events) else {
+        EVENTS => {
+            let (Some(environment), Some(list)) = (
+                parsed.environment.map(Cow::into_owned),
+                parsed.events.map(Cow::into_owned),
+            ) else {
                 return Err(invalid(
                     "environment",
                     "`environment` and `events` are required for kind \"events\"",
@@ -384,9 +336,9 @@ fn locate(body: &[u8], first: serde_json::Error) -> IngestError {
     for (array, check) in [
         (
             "exposures",
-            check::<ExposureIn> as fn(&Value) -> Option<String>,
+            check::<ExposureRecord> as fn(&Value) -> Option<String>,
         ),
-        ("events", check::<EventIn>),
+        ("events", check::<EventRecord>),
     ] {
         match obj.get(array) {
             Some(Value::Array(items)) => {
@@ -480,7 +432,7 @@ impl Problems {
 
 fn exposure(
     p: &mut Problems,
-    e: ExposureIn,
+    e: ExposureRecord,
     now_ms: i64,
     window: (i64, i64),
     names: &mut Vec<String>,
@@ -549,22 +501,13 @@ fn exposure(
 fn metric(
     p: &mut Problems,
     environment: &str,
-    e: EventIn,
+    e: EventRecord,
     now_ms: i64,
     window: (i64, i64),
 ) -> Option<MetricEvent> {
     let before = p.list.len();
-    if e.name.is_empty() || e.name.len() > MAX_NAME {
-        p.push("name", format!("must have 1 to {MAX_NAME} characters"));
-    } else if let Some(c) = e
-        .name
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
-    {
-        p.push(
-            "name",
-            format!("may only contain A-Z, a-z, 0-9, '_', '.', ':' and '-', not {c:?}"),
-        );
+    if let Err(problem) = check_event_name(&e.name) {
+        p.push("name", problem.to_string());
     }
     p.text("targetingKeyHash", &e.targeting_key_hash, MAX_USER_KEY);
     p.opt_text("id", &e.id, MAX_ID);
@@ -979,5 +922,68 @@ mod tests {
             parse(body.as_bytes(), NOW, &o),
             Err(IngestError::TooLarge { count: 2, max: 1 })
         ));
+    }
+
+    /// The golden batches the edge sends (`wire/tests/data/`, checked
+    /// against the edge in `edge-worker/src/ingest.rs`): every field is
+    /// accepted and lands in its column.
+    fn golden(name: &str) -> (Vec<u8>, IngestBatch<'static>) {
+        let path = format!("{}/../wire/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read(&path).unwrap();
+        let sent = serde_json::from_slice(&text).unwrap();
+        (text, sent)
+    }
+
+    /// When the golden batches were received (their events' `receivedAt`).
+    const GOLDEN_NOW: i64 = 1_764_000_000_123;
+
+    #[test]
+    fn golden_exposure_batch() {
+        let (text, sent) = golden("exposures.json");
+        let parsed = parse(&text, GOLDEN_NOW, &opts()).unwrap();
+        assert_eq!(parsed.environments(), ["acme/web/production"]);
+        let EventBatch::Exposures(rows) = parsed.batch else {
+            panic!("not exposures")
+        };
+        let sent = sent.exposures.unwrap();
+        assert_eq!(rows.len(), sent.len());
+        for (row, e) in rows.iter().zip(sent.iter()) {
+            assert_eq!(row.env_id, 0);
+            assert_eq!(row.flag_key, e.flag);
+            assert_eq!(row.variant, e.variant);
+            assert_eq!(row.user_key, e.bucketing_key_hash);
+            assert_eq!(row.time_ms, e.time);
+            assert_eq!(row.snapshot_version, e.snapshot_version.map(|v| v as i64));
+            assert!(row.snapshot_version.is_some());
+            assert_eq!(row.rule_id, e.rule_id);
+            assert_eq!(row.country, e.country);
+            assert_eq!(row.device_type, e.device_type);
+            assert_eq!(row.reason, None);
+            assert_eq!(row.id.len(), 32); // derived
+            assert_eq!(row.received_ms, GOLDEN_NOW);
+        }
+        assert!(rows[0].rule_id.is_some() && rows[0].country.is_some());
+    }
+
+    #[test]
+    fn golden_event_batch() {
+        let (text, sent) = golden("events.json");
+        let parsed = parse(&text, GOLDEN_NOW, &opts()).unwrap();
+        assert_eq!(parsed.environments(), ["acme/web/production"]);
+        let EventBatch::Metrics(rows) = parsed.batch else {
+            panic!("not metric events")
+        };
+        let sent = sent.events.unwrap();
+        assert_eq!(rows.len(), sent.len());
+        for (row, e) in rows.iter().zip(sent.iter()) {
+            assert_eq!(row.name, e.name);
+            assert_eq!(row.user_key, e.targeting_key_hash);
+            assert_eq!(row.value, e.value);
+            assert_eq!(row.time_ms, e.timestamp);
+            assert_eq!(Some(row.received_ms), e.received_at);
+            assert_eq!(Some(&row.id), e.id.as_ref());
+            assert_eq!(row.properties, None);
+        }
+        assert_eq!(rows[0].value, Some(12.5));
     }
 }

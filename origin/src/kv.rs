@@ -7,23 +7,20 @@
 //! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>"}` |
 //!
 //! Only hashes of SDK keys are stored: the edge worker hashes the key a
-//! client presents and looks it up. `docs/flags.md` documents the layout.
+//! client presents and looks it up. The layout and the hash are defined once,
+//! in [`bunting_wire::kv`] (re-exported here), for the origin and the edge
+//! alike; `docs/flags.md` documents them.
 
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 
-use sha2::{Digest, Sha256};
+pub use bunting_wire::kv::{
+    MAX_KEY_BYTES, SDK_KEY_PREFIX, SNAPSHOT_PREFIX, sdk_key_hash, sdk_key_key,
+    sdk_key_key_for_hash, sdk_key_value, snapshot_key,
+};
 use thiserror::Error;
-
-/// Prefix of the snapshot keys: `snapshot:<env>`.
-pub const SNAPSHOT_PREFIX: &str = "snapshot:";
-/// Prefix of the SDK-key keys: `sdk-key:<sha256 hex>`.
-pub const SDK_KEY_PREFIX: &str = "sdk-key:";
-/// The longest key Cloudflare Workers KV stores, in bytes (its documented
-/// limit; the REST API answers 414 or 400 beyond it).
-pub const MAX_KEY_BYTES: usize = 512;
 
 /// The longest organization, project and environment key, in bytes.
 ///
@@ -49,45 +46,6 @@ const _: () = assert!(SNAPSHOT_PREFIX.len() + 3 * MAX_SCOPE_KEY_BYTES + 2 <= MAX
 pub const DEFAULT_WRANGLER: &str = "npx wrangler";
 /// The KV binding written when none is given (the edge worker's binding).
 pub const DEFAULT_BINDING: &str = "FLAGS";
-
-/// The KV key of environment `env`'s snapshot.
-///
-/// ```
-/// assert_eq!(bunting_origin::kv::snapshot_key("production"), "snapshot:production");
-/// ```
-pub fn snapshot_key(env: &str) -> String {
-    format!("{SNAPSHOT_PREFIX}{env}")
-}
-
-/// Lowercase hex SHA-256 of a raw SDK key.
-///
-/// ```
-/// assert_eq!(bunting_origin::kv::sdk_key_hash("abc"),
-///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-/// ```
-pub fn sdk_key_hash(raw: &str) -> String {
-    let digest = Sha256::digest(raw.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        out.push(char::from_digit(u32::from(b >> 4), 16).expect("nibble"));
-        out.push(char::from_digit(u32::from(b & 15), 16).expect("nibble"));
-    }
-    out
-}
-
-/// The KV key registering a raw SDK key: `sdk-key:<sha256 hex>`.
-pub fn sdk_key_key(raw: &str) -> String {
-    format!("{SDK_KEY_PREFIX}{}", sdk_key_hash(raw))
-}
-
-/// The KV value registering an SDK key for `env`: `{"environment":"<env>"}`.
-///
-/// ```
-/// assert_eq!(bunting_origin::kv::sdk_key_value("staging"), r#"{"environment":"staging"}"#);
-/// ```
-pub fn sdk_key_value(env: &str) -> String {
-    serde_json::json!({ "environment": env }).to_string()
-}
 
 /// Whether `raw` is acceptable as an SDK key: non-empty, printable, no
 /// whitespace.

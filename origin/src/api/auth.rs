@@ -17,7 +17,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use sha2::{Digest, Sha256};
+use bunting_wire::same_secret;
 
 use super::{ApiError, AppState, REQUEST_ID};
 use crate::store::{Actor, Organization, Role, TokenRecord};
@@ -88,20 +88,6 @@ impl Principal {
             PrincipalKind::Token(_) => Ok(()),
         }
     }
-}
-
-/// Compares two secrets in time independent of where they differ.
-///
-/// ```
-/// use bunting_origin::api::auth::same_secret;
-/// assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("a", "ab"));
-/// ```
-pub fn same_secret(a: &str, b: &str) -> bool {
-    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
 }
 
 /// The bearer token of a request, if any.

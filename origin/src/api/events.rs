@@ -90,7 +90,7 @@ impl From<IngestError> for ApiError {
 /// assert!(!authorized(&HeaderMap::new(), "s3cret"));
 /// ```
 pub fn authorized(headers: &HeaderMap, secret: &str) -> bool {
-    super::auth::bearer_token(headers).is_some_and(|given| super::auth::same_secret(given, secret))
+    super::auth::bearer_token(headers).is_some_and(|given| bunting_wire::same_secret(given, secret))
 }
 
 /// Stores one batch of exposures or metric events (ingest secret).

@@ -231,7 +231,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     .into_iter()
     .flatten()
     .filter(|t| !t.is_empty())
-    .any(|t| given.is_some_and(|g| auth::same_secret(g, t)));
+    .any(|t| given.is_some_and(|g| bunting_wire::same_secret(g, t)));
     if !operator {
         let mut r = ApiError::unauthorized(
             "send the metrics token (--metrics-token) or the administrator token as \

@@ -516,7 +516,7 @@ impl Worker {
                 check_key(&snapshot_key)?;
                 p.put(&snapshot_key, &body).await?;
                 for k in &keys {
-                    let key = format!("{}{}", kv::SDK_KEY_PREFIX, k.hash);
+                    let key = kv::sdk_key_key_for_hash(&k.hash);
                     check_key(&key)?;
                     p.put(&key, kv::sdk_key_value(&k.edge_env).as_bytes())
                         .await?;
@@ -638,7 +638,7 @@ impl Worker {
             if self.key_backoff.get(&k.id).is_some_and(|r| r.at > now) {
                 continue;
             }
-            let key = format!("{}{}", kv::SDK_KEY_PREFIX, k.hash);
+            let key = kv::sdk_key_key_for_hash(&k.hash);
             let mut ok = true;
             for p in &self.publishers {
                 if let Err(e) = p.delete(&key).await {

@@ -131,12 +131,7 @@ impl MetricSpec {
     fn problems(&self) -> Vec<Problem> {
         let mut p = Vec::new();
         check_key(&mut p, &self.key);
-        let event_ok = |e: &str| {
-            !e.is_empty()
-                && e.len() <= 128
-                && e.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-        };
+        let event_ok = |e: &str| bunting_wire::check_event_name(e).is_ok();
         if !event_ok(&self.event) {
             p.push(Problem::new(
                 "event",

@@ -511,9 +511,10 @@ async fn concurrent_batches_are_all_stored(store: Store) {
     );
 }
 
-/// The bodies of `edge-worker/src/ingest.rs` (`exposures_payload`,
-/// `events_payload`), byte for byte as serde_json writes the edge's
-/// `Exposure` and `MetricEvent` (camelCase, optional fields omitted).
+/// Bodies of the edge's shape (`exposures_payload`, `events_payload` of
+/// `edge-worker/src/ingest.rs`: camelCase, optional fields omitted), with
+/// keys in alphabetical order as the edge wrote them before `bunting-wire`;
+/// `wire/tests/data/` holds the current bytes, checked on both sides.
 async fn edge_payloads_exactly(store: Store) {
     let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
     let t = now_ms();
