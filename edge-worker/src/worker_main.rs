@@ -41,7 +41,7 @@ fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
 }
 
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+pub(crate) async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = Settings::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()));
     let origin = req.headers().get("Origin").ok().flatten();
     let preflight = req.method() == Method::Options;
