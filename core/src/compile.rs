@@ -13,8 +13,8 @@ use crate::model::{
     DEFAULT_BUCKET_BY, Flag, FlagMetadata, FlagType, SCHEMA_VERSION, Serve, Snapshot,
 };
 use crate::result::ErrorCode;
-use crate::rules::Condition;
-use crate::snapshot::{Problem, checksum};
+use crate::rules::{Condition, ParseError};
+use crate::snapshot::{Location, Problem, checksum};
 use crate::time::parse_rfc3339_ms;
 
 /// A serve in compiled form; variants are indices into the flag's variants.
@@ -91,13 +91,21 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn add(&mut self, entity: Option<&str>, path: String, message: String, parse_error: bool) {
+    fn add(&mut self, at: Location, message: String) {
+        self.problems.push(Problem::new(at, message));
+    }
+
+    /// A problem of an entity that has no key to name it by (its key is
+    /// the problem): `entity` stays empty, the location still says which.
+    fn add_without_entity(&mut self, at: Location, message: String) {
         self.problems.push(Problem {
-            entity: entity.map(str::to_string),
-            path,
-            message,
-            parse_error,
+            entity: None,
+            ..Problem::new(at, message)
         });
+    }
+
+    fn parse_error(&mut self, at: Location, error: &ParseError) {
+        self.problems.push(Problem::parse_error(at, error));
     }
 }
 
@@ -114,39 +122,31 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
 
     if snapshot.schema_version != SCHEMA_VERSION {
         cx.add(
-            None,
-            "schemaVersion".into(),
+            Location::snapshot("schemaVersion"),
             format!(
                 "schema version {} is not supported by this engine (it reads {SCHEMA_VERSION})",
                 snapshot.schema_version
             ),
-            false,
         );
     }
     if snapshot.environment.trim().is_empty() {
         cx.add(
-            None,
-            "environment".into(),
+            Location::snapshot("environment"),
             "must not be empty".into(),
-            false,
         );
     }
     if parse_rfc3339_ms(&snapshot.generated_at).is_none() {
         cx.add(
-            None,
-            "generatedAt".into(),
+            Location::snapshot("generatedAt"),
             format!("{:?} is not an RFC 3339 time", snapshot.generated_at),
-            false,
         );
     }
     if let Some(declared) = &snapshot.checksum {
         let actual = checksum(snapshot);
         if *declared != actual {
             cx.add(
-                None,
-                "checksum".into(),
+                Location::snapshot("checksum"),
                 format!("checksum mismatch: document says {declared}, content hashes to {actual}"),
-                false,
             );
         }
     }
@@ -159,19 +159,15 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         let before = cx.problems.len();
         if layer_index.insert(layer.key.clone(), Some(i)).is_some() {
             cx.add(
-                Some(&layer.key),
-                format!("layers[{i}].key"),
+                Location::layer(i, &layer.key, "key"),
                 "duplicate layer key".into(),
-                false,
             );
         }
         let by = layer.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
         let bucket_by = split_path(by).unwrap_or_else(|| {
             cx.add(
-                Some(&layer.key),
-                format!("layers[{i}].bucketBy"),
+                Location::layer(i, &layer.key, "bucketBy"),
                 format!("{by:?} is not an attribute path"),
-                false,
             );
             vec![DEFAULT_BUCKET_BY.to_string()]
         });
@@ -192,15 +188,13 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         let before = cx.problems.len();
         if segment_index.insert(seg.key.clone(), Some(i)).is_some() {
             cx.add(
-                Some(&seg.key),
-                format!("segments[{i}].key"),
+                Location::segment(i, &seg.key, "key"),
                 "duplicate segment key".into(),
-                false,
             );
         }
         let condition = seg.condition.as_deref().and_then(|src| {
             Condition::parse_with(src, &|name| Err(format!("no segment reference (segment {name:?} is referenced from a segment; segments cannot nest)")))
-                .map_err(|e| cx.add(Some(&seg.key), format!("segments[{i}].condition"), e.to_string(), true))
+                .map_err(|e| cx.parse_error(Location::segment(i, &seg.key, "condition"), &e))
                 .ok()
         });
         segments.push(CSegment {
@@ -217,19 +211,15 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut index = HashMap::new();
     for (i, flag) in snapshot.flags.iter().enumerate() {
         if flag.key.is_empty() {
-            cx.add(
-                None,
-                format!("flags[{i}].key"),
+            cx.add_without_entity(
+                Location::flag(i, &flag.key, "key"),
                 "must not be empty".into(),
-                false,
             );
         }
         if index.insert(flag.key.clone(), i).is_some() {
             cx.add(
-                Some(&flag.key),
-                format!("flags[{i}].key"),
+                Location::flag(i, &flag.key, "key"),
                 "duplicate flag key".into(),
-                false,
             );
         }
     }
@@ -262,7 +252,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
             };
             let msg = mine
                 .iter()
-                .map(|p| format!("{}: {}", p.path, p.message))
+                .map(|p| format!("{}: {}", p.path, p.full_message()))
                 .collect::<Vec<_>>()
                 .join("; ");
             compiled.broken = Some((code, format!("flag {:?} is invalid: {msg}", flag.key)));
@@ -300,8 +290,7 @@ fn compile_flag(
     all: &[Flag],
     layer_index: &HashMap<String, Option<usize>>,
 ) -> CFlag {
-    let key = Some(flag.key.as_str());
-    let p = |rest: &str| format!("flags[{i}].{rest}");
+    let flag_at = |field: String| Location::flag(i, &flag.key, field);
     // BTreeMap iteration is sorted, so binary search by name works.
     let variants: Vec<(String, Value)> = flag
         .variants
@@ -310,32 +299,28 @@ fn compile_flag(
         .collect();
     if variants.is_empty() {
         cx.add(
-            key,
-            p("variants"),
+            flag_at("variants".to_string()),
             "a flag needs at least one variant".into(),
-            false,
         );
     }
     for (name, value) in &variants {
         if !flag.flag_type.admits(value) {
             cx.add(
-                key,
-                p(&format!("variants.{name}")),
+                flag_at(format!("variants.{name}")),
                 format!(
                     "value {value} is not of the flag's type {}",
                     flag.flag_type.as_str()
                 ),
-                false,
             );
         }
     }
     let variant = |cx: &mut Ctx, name: &str, path: &dyn Fn() -> String| {
         variant_index(&variants, name).unwrap_or_else(|| {
-            cx.add(key, path(), format!("unknown variant {name:?}"), false);
+            cx.add(flag_at(path()), format!("unknown variant {name:?}"));
             0
         })
     };
-    let off = variant(cx, &flag.off_variant, &|| p("offVariant"));
+    let off = variant(cx, &flag.off_variant, &|| "offVariant".to_string());
 
     let compile_serve = |cx: &mut Ctx, serve: &Serve, path: &dyn Fn() -> String| -> CServe {
         let path = &path;
@@ -346,10 +331,8 @@ fn compile_flag(
                 let mut ranges = Vec::with_capacity(arms.len());
                 if arms.is_empty() {
                     cx.add(
-                        key,
-                        format!("{}.rollout", path()),
+                        flag_at(format!("{}.rollout", path())),
                         "a rollout needs at least one variant".into(),
-                        false,
                     );
                 }
                 for (j, arm) in arms.iter().enumerate() {
@@ -359,23 +342,19 @@ fn compile_flag(
                     match percent_to_buckets(arm.weight) {
                         Some(b) => end += b,
                         None => cx.add(
-                            key,
-                            format!("{}.rollout[{j}].weight", path()),
+                            flag_at(format!("{}.rollout[{j}].weight", path())),
                             format!(
                                 "weight {} must be a percentage 0–100 with at most three decimals",
                                 arm.weight
                             ),
-                            false,
                         ),
                     }
                     ranges.push((end, v));
                 }
                 if !arms.is_empty() && end != BUCKETS {
                     cx.add(
-                        key,
-                        format!("{}.rollout", path()),
+                        flag_at(format!("{}.rollout", path())),
                         format!("weights sum to {}%, not 100%", f64::from(end) / 1000.0),
-                        false,
                     );
                 }
                 CServe::Rollout(ranges)
@@ -387,10 +366,8 @@ fn compile_flag(
                 });
                 if s.steps.is_empty() {
                     cx.add(
-                        key,
-                        format!("{}.schedule.steps", path()),
+                        flag_at(format!("{}.schedule.steps", path())),
                         "a schedule needs at least one step".into(),
-                        false,
                     );
                 }
                 let mut steps: Vec<(i64, u32)> = Vec::with_capacity(s.steps.len());
@@ -399,30 +376,24 @@ fn compile_flag(
                     let pct = percent_to_buckets(step.percentage);
                     if at.is_none() {
                         cx.add(
-                            key,
-                            format!("{}.schedule.steps[{j}].at", path()),
+                            flag_at(format!("{}.schedule.steps[{j}].at", path())),
                             format!("{:?} is not an RFC 3339 time", step.at),
-                            false,
                         );
                     }
                     if pct.is_none() {
                         cx.add(
-                            key,
-                            format!("{}.schedule.steps[{j}].percentage", path()),
+                            flag_at(format!("{}.schedule.steps[{j}].percentage", path())),
                             format!(
                                 "{} must be a percentage 0–100 with at most three decimals",
                                 step.percentage
                             ),
-                            false,
                         );
                     }
                     if let (Some(at), Some(pct)) = (at, pct) {
                         if steps.last().is_some_and(|(prev, _)| *prev >= at) {
                             cx.add(
-                                key,
-                                format!("{}.schedule.steps[{j}].at", path()),
+                                flag_at(format!("{}.schedule.steps[{j}].at", path())),
                                 "steps must be in strictly increasing time order".into(),
-                                false,
                             );
                         }
                         steps.push((at, pct));
@@ -443,51 +414,38 @@ fn compile_flag(
         let id = rule.id.clone().unwrap_or_else(|| format!("rule-{j}"));
         if !rule_ids.insert(id.clone()) {
             cx.add(
-                key,
-                p(&format!("rules[{j}].id")),
+                flag_at(format!("rules[{j}].id")),
                 format!("duplicate rule id {id:?}"),
-                false,
             );
         }
-        let serve = compile_serve(cx, &rule.serve, &|| p(&format!("rules[{j}].serve")));
+        let serve = compile_serve(cx, &rule.serve, &|| format!("rules[{j}].serve"));
         match Condition::parse_with(&rule.condition, resolve) {
             Ok(condition) => rules.push(CRule {
                 id,
                 condition,
                 serve,
             }),
-            Err(e) => cx.add(
-                key,
-                p(&format!("rules[{j}].condition")),
-                e.to_string(),
-                true,
-            ),
+            Err(e) => cx.parse_error(flag_at(format!("rules[{j}].condition")), &e),
         }
     }
-    let fallthrough = compile_serve(cx, &flag.fallthrough, &|| p("fallthrough"));
+    let fallthrough = compile_serve(cx, &flag.fallthrough, &|| "fallthrough".to_string());
 
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
     for (j, pre) in flag.prerequisites.iter().enumerate() {
         match index.get(&pre.flag) {
             None => cx.add(
-                key,
-                p(&format!("prerequisites[{j}].flag")),
+                flag_at(format!("prerequisites[{j}].flag")),
                 format!("unknown flag {:?}", pre.flag),
-                false,
             ),
             Some(&k) if k == i => cx.add(
-                key,
-                p(&format!("prerequisites[{j}].flag")),
+                flag_at(format!("prerequisites[{j}].flag")),
                 "a flag cannot be its own prerequisite".into(),
-                false,
             ),
             Some(&k) => {
                 if !all[k].variants.contains_key(&pre.variant) {
                     cx.add(
-                        key,
-                        p(&format!("prerequisites[{j}].variant")),
+                        flag_at(format!("prerequisites[{j}].variant")),
                         format!("flag {:?} has no variant {:?}", pre.flag, pre.variant),
-                        false,
                     );
                 }
                 prerequisites.push((k, pre.variant.clone()));
@@ -498,10 +456,8 @@ fn compile_flag(
     let by = flag.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
     let bucket_by = split_path(by).unwrap_or_else(|| {
         cx.add(
-            key,
-            p("bucketBy"),
+            flag_at("bucketBy".to_string()),
             format!("{by:?} is not an attribute path"),
-            false,
         );
         vec![DEFAULT_BUCKET_BY.to_string()]
     });
@@ -513,18 +469,13 @@ fn compile_flag(
             } else {
                 "unknown"
             };
-            cx.add(key, p("layer.key"), format!("{why} layer {:?}", slot.key), false);
+            cx.add(flag_at("layer.key".to_string()), format!("{why} layer {:?}", slot.key));
             return None;
         };
         match (percent_to_buckets(slot.start), percent_to_buckets(slot.end)) {
             (Some(start), Some(end)) if start < end => Some(CLayerSlot { layer, start, end }),
             _ => {
-                cx.add(
-                    key,
-                    p("layer"),
-                    format!("range [{}, {}) must satisfy 0 ≤ start < end ≤ 100 with at most three decimals", slot.start, slot.end),
-                    false,
-                );
+                cx.add(flag_at("layer".to_string()), format!("range [{}, {}) must satisfy 0 ≤ start < end ≤ 100 with at most three decimals", slot.start, slot.end));
                 None
             }
         }
@@ -576,7 +527,7 @@ fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &mut [CFlag]) 
                     "flag {:?} is invalid: flags[{b}].layer: {msg}",
                     flags[b].key
                 );
-                cx.add(Some(&flags[b].key), format!("flags[{b}].layer"), msg, false);
+                cx.add(Location::flag(b, &flags[b].key, "layer"), msg);
                 flags[b].broken.get_or_insert((ErrorCode::General, broken));
             }
         }
@@ -620,10 +571,8 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
         let msg = format!("prerequisite cycle: {} -> {}", names.join(" -> "), names[0]);
         for &i in &cycle {
             cx.add(
-                Some(&flags[i].key),
-                format!("flags[{i}].prerequisites"),
+                Location::flag(i, &flags[i].key, "prerequisites"),
                 msg.clone(),
-                false,
             );
             flags[i]
                 .broken

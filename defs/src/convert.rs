@@ -8,10 +8,10 @@ use bunting_core::model::{
     Layer, LayerSlot, Prerequisite, Rule, SCHEMA_VERSION, Schedule, ScheduleStep, Segment,
     WeightedVariant,
 };
-use bunting_core::snapshot::seal;
+use bunting_core::snapshot::{EntityKind, seal};
 use bunting_core::{Engine, Flag, FlagMetadata, LoadError, Problem, Serve, Snapshot};
 
-use crate::diag::{Diagnostic, Subject};
+use crate::diag::{Diagnostic, Snippet, Subject};
 use crate::{ConditionDef, DefinitionFile, EnvConfig, Pos, ServeDef, ServeKind, SnapshotError};
 
 /// What a snapshot needs beyond the definitions.
@@ -45,20 +45,34 @@ enum Loc<'a> {
     Synthesized,
 }
 
+/// A field of the snapshot: the entity (kind and index) it belongs to, if
+/// any, and its JSON path inside it (as in [`bunting_core::snapshot::Location`]).
+type Field = (Option<(EntityKind, usize)>, String);
+
+/// The field `field` of the `index`th entity of `kind`.
+fn field(kind: EntityKind, index: usize, field: impl Into<String>) -> Field {
+    (Some((kind, index)), field.into())
+}
+
 struct Built<'a> {
     snapshot: Snapshot,
-    locs: HashMap<String, Loc<'a>>,
+    locs: HashMap<Field, Loc<'a>>,
 }
 
 impl Built<'_> {
-    /// The location of `path`, or of its nearest ancestor that has one.
-    fn locate(&self, path: &str) -> Option<Loc<'_>> {
-        let mut p = path;
+    /// The source of the field of `problem`, or of its nearest ancestor
+    /// (`rules[0].serve` for `rules[0].serve.variant`) that has one.
+    fn locate(&self, problem: &Problem) -> Option<Loc<'_>> {
+        let entity = problem.location.entity.as_ref().map(|e| (e.kind, e.index));
+        let mut path = problem.location.field.as_str();
         loop {
-            if let Some(loc) = self.locs.get(p) {
+            if let Some(loc) = self.locs.get(&(entity, path.to_string())) {
                 return Some(*loc);
             }
-            p = &p[..p.rfind(['.', '['])?];
+            if path.is_empty() {
+                return None;
+            }
+            path = &path[..path.rfind(['.', '[']).unwrap_or(0)];
         }
     }
 }
@@ -68,16 +82,16 @@ impl Built<'_> {
 /// `default` block and every segment's base, which is how [`check`]
 /// validates blocks that no declared environment uses.
 fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Built<'a> {
-    let mut locs: HashMap<String, Loc<'a>> = HashMap::new();
+    let mut locs: HashMap<Field, Loc<'a>> = HashMap::new();
 
     let layers = p
         .layers
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            locs.insert(format!("layers[{i}]"), Loc::At(l.key.pos));
+            locs.insert(field(EntityKind::Layer, i, ""), Loc::At(l.key.pos));
             if let Some(b) = &l.bucket_by {
-                locs.insert(format!("layers[{i}].bucketBy"), Loc::At(b.pos));
+                locs.insert(field(EntityKind::Layer, i, "bucketBy"), Loc::At(b.pos));
             }
             Layer {
                 key: l.key.value.clone(),
@@ -92,7 +106,7 @@ fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Bui
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            locs.insert(format!("segments[{i}]"), Loc::At(s.key.pos));
+            locs.insert(field(EntityKind::Segment, i, ""), Loc::At(s.key.pos));
             let over = s
                 .environments
                 .iter()
@@ -108,7 +122,7 @@ fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Bui
                 .and_then(|o| o.condition.as_ref())
                 .or(s.base.condition.as_ref());
             if let Some(c) = condition {
-                locs.insert(format!("segments[{i}].condition"), Loc::Cond(c));
+                locs.insert(field(EntityKind::Segment, i, "condition"), Loc::Cond(c));
             }
             Segment {
                 key: s.key.value.clone(),
@@ -125,8 +139,8 @@ fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Bui
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let at = |rest: &str| format!("flags[{i}].{rest}");
-            locs.insert(format!("flags[{i}]"), Loc::At(f.key.pos));
+            let at = |rest: &str| field(EntityKind::Flag, i, rest);
+            locs.insert(at(""), Loc::At(f.key.pos));
             locs.insert(at("key"), Loc::At(f.key.pos));
             locs.insert(at("variants"), Loc::At(f.variants_pos));
             let mut variants = BTreeMap::new();
@@ -179,7 +193,7 @@ fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Bui
                                 id: r.id.as_ref().map(|id| id.value.clone()),
                                 description: r.description.clone(),
                                 condition: r.condition.text.clone(),
-                                serve: serve(&r.serve, at(&format!("rules[{j}].serve")), &mut locs),
+                                serve: serve(&r.serve, i, format!("rules[{j}].serve"), &mut locs),
                             }
                         })
                         .collect()
@@ -187,7 +201,7 @@ fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Bui
                 .unwrap_or_default();
 
             let fallthrough = match pick(listed, default, |c| c.fallthrough.as_ref()) {
-                Some(s) => serve(s, at("fallthrough"), &mut locs),
+                Some(s) => serve(s, i, "fallthrough".into(), &mut locs),
                 None => {
                     locs.insert(at("fallthrough"), Loc::Synthesized);
                     Serve::Variant(f.off_variant.value.clone())
@@ -259,25 +273,34 @@ fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Bui
     }
 }
 
-/// Converts a serve, recording where each of its fields is.
-fn serve<'a>(s: &'a ServeDef, path: String, locs: &mut HashMap<String, Loc<'a>>) -> Serve {
-    locs.insert(path.clone(), Loc::At(s.pos));
+/// Converts a serve of flag `flag` at `path`, recording where each of its
+/// fields is.
+fn serve<'a>(
+    s: &'a ServeDef,
+    flag: usize,
+    path: String,
+    locs: &mut HashMap<Field, Loc<'a>>,
+) -> Serve {
+    let mut at = |path: String, loc: Loc<'a>| {
+        locs.insert(field(EntityKind::Flag, flag, path), loc);
+    };
+    at(path.clone(), Loc::At(s.pos));
     match &s.kind {
         ServeKind::Variant(v) => {
-            locs.insert(format!("{path}.variant"), Loc::At(v.pos));
+            at(format!("{path}.variant"), Loc::At(v.pos));
             Serve::Variant(v.value.clone())
         }
         ServeKind::Rollout(arms) => {
-            locs.insert(format!("{path}.rollout"), Loc::At(arms.pos));
+            at(format!("{path}.rollout"), Loc::At(arms.pos));
             Serve::Rollout(
                 arms.value
                     .iter()
                     .enumerate()
                     .map(|(k, arm)| {
                         let p = format!("{path}.rollout[{k}]");
-                        locs.insert(format!("{p}.weight"), Loc::At(arm.weight.pos));
-                        locs.insert(format!("{p}.variant"), Loc::At(arm.variant.pos));
-                        locs.insert(p, Loc::At(arm.variant.pos));
+                        at(format!("{p}.weight"), Loc::At(arm.weight.pos));
+                        at(format!("{p}.variant"), Loc::At(arm.variant.pos));
+                        at(p, Loc::At(arm.variant.pos));
                         WeightedVariant {
                             variant: arm.variant.value.clone(),
                             weight: arm.weight.value,
@@ -288,10 +311,10 @@ fn serve<'a>(s: &'a ServeDef, path: String, locs: &mut HashMap<String, Loc<'a>>)
         }
         ServeKind::Schedule(sch) => {
             let p = format!("{path}.schedule");
-            locs.insert(p.clone(), Loc::At(sch.pos));
-            locs.insert(format!("{p}.variant"), Loc::At(sch.variant.pos));
-            locs.insert(format!("{p}.otherwise"), Loc::At(sch.otherwise.pos));
-            locs.insert(format!("{p}.steps"), Loc::At(sch.steps.pos));
+            at(p.clone(), Loc::At(sch.pos));
+            at(format!("{p}.variant"), Loc::At(sch.variant.pos));
+            at(format!("{p}.otherwise"), Loc::At(sch.otherwise.pos));
+            at(format!("{p}.steps"), Loc::At(sch.steps.pos));
             Serve::Schedule(Schedule {
                 variant: sch.variant.value.clone(),
                 otherwise: sch.otherwise.value.clone(),
@@ -302,9 +325,9 @@ fn serve<'a>(s: &'a ServeDef, path: String, locs: &mut HashMap<String, Loc<'a>>)
                     .enumerate()
                     .map(|(k, step)| {
                         let sp = format!("{p}.steps[{k}]");
-                        locs.insert(format!("{sp}.at"), Loc::At(step.at.pos));
-                        locs.insert(format!("{sp}.percentage"), Loc::At(step.percentage.pos));
-                        locs.insert(sp, Loc::At(step.pos));
+                        at(format!("{sp}.at"), Loc::At(step.at.pos));
+                        at(format!("{sp}.percentage"), Loc::At(step.percentage.pos));
+                        at(sp, Loc::At(step.pos));
                         ScheduleStep {
                             at: step.at.value.clone(),
                             percentage: step.percentage.value,
@@ -316,72 +339,57 @@ fn serve<'a>(s: &'a ServeDef, path: String, locs: &mut HashMap<String, Loc<'a>>)
     }
 }
 
-/// `"flags[12].rules[0]"` → `("flags", 12, "rules[0]")`.
-fn split_path(path: &str) -> Option<(&str, usize, &str)> {
-    let (kind, rest) = path.split_once('[')?;
-    let (index, rest) = rest.split_once(']')?;
-    let rest = rest.strip_prefix('.').unwrap_or(rest);
-    Some((kind, index.parse().ok()?, rest))
-}
-
-/// Maps one engine problem to `(position, subject, message)`, or `None`
-/// when it is not to be reported (a repeat of another problem, or a
+/// Maps one engine problem to `(position, subject, message, snippet)`, or
+/// `None` when it is not to be reported (a repeat of another problem, or a
 /// follow-up of a structural error already reported).
 fn map_problem(
     p: &DefinitionFile,
     built: &Built<'_>,
     problem: &Problem,
-) -> Option<(Pos, Option<Subject>, String)> {
-    let (subject, broken, rel) = match split_path(&problem.path) {
-        Some(("flags", i, rel)) => {
-            let f = p.flags.get(i)?;
-            (Some(Subject::Flag(f.key.value.clone())), f.broken, rel)
-        }
-        Some(("segments", i, rel)) => {
-            let s = p.segments.get(i)?;
-            (Some(Subject::Segment(s.key.value.clone())), s.broken, rel)
-        }
-        Some(("layers", i, rel)) => {
-            let l = p.layers.get(i)?;
-            (Some(Subject::Layer(l.key.value.clone())), l.broken, rel)
-        }
-        _ => (None, false, problem.path.as_str()),
+) -> Option<(Pos, Option<Subject>, String, Option<Snippet>)> {
+    let (subject, broken) = match &problem.location.entity {
+        Some(e) => match e.kind {
+            EntityKind::Flag => {
+                let f = p.flags.get(e.index)?;
+                (Some(Subject::Flag(f.key.value.clone())), f.broken)
+            }
+            EntityKind::Segment => {
+                let s = p.segments.get(e.index)?;
+                (Some(Subject::Segment(s.key.value.clone())), s.broken)
+            }
+            EntityKind::Layer => {
+                let l = p.layers.get(e.index)?;
+                (Some(Subject::Layer(l.key.value.clone())), l.broken)
+            }
+        },
+        None => (None, false),
     };
     if broken && !problem.parse_error {
         return None;
     }
-    let mut message = problem.message.as_str();
-    let pos = match built.locate(&problem.path) {
+    let mut snippet = None;
+    let pos = match built.locate(problem) {
         Some(Loc::Synthesized) => return None,
         Some(Loc::At(pos)) => pos,
-        Some(Loc::Cond(c)) => {
-            match problem
-                .parse_error
-                .then(|| parse_error_position(message))
-                .flatten()
-            {
-                Some((line, column, rest)) => {
-                    message = rest;
-                    c.position_of(line, column)
-                }
-                None => c.pos,
+        Some(Loc::Cond(c)) => match problem.span {
+            Some(span) => {
+                snippet = Some(Snippet {
+                    text: c.text.clone(),
+                    span,
+                });
+                c.position_of(span.line, span.column)
             }
-        }
+            None => c.pos,
+        },
         None => Pos::new(1, 1),
     };
+    let rel = &problem.location.field;
     let message = if rel.is_empty() {
-        message.to_string()
+        problem.message.clone()
     } else {
-        format!("{rel}: {message}")
+        format!("{rel}: {}", problem.message)
     };
-    Some((pos, subject, message))
-}
-
-/// `"2:4: expected …"` → `(2, 4, "expected …")`.
-fn parse_error_position(message: &str) -> Option<(u32, u32, &str)> {
-    let (line, rest) = message.split_once(':')?;
-    let (column, rest) = rest.split_once(": ")?;
-    Some((line.parse().ok()?, column.parse().ok()?, rest))
+    Some((pos, subject, message, snippet))
 }
 
 /// The environment name of the pass over `default` blocks: not a valid
@@ -406,7 +414,7 @@ pub(crate) fn check(p: &DefinitionFile) -> Vec<Diagnostic> {
         let built = build(p, env.unwrap_or(UNDECLARED), &options);
         let (_, problems) = Engine::from_snapshot_lenient(&built.snapshot);
         for problem in &problems {
-            let Some((pos, subject, message)) = map_problem(p, &built, problem) else {
+            let Some((pos, subject, message, snippet)) = map_problem(p, &built, problem) else {
                 continue;
             };
             let key = (pos, subject.clone(), message.clone());
@@ -419,6 +427,7 @@ pub(crate) fn check(p: &DefinitionFile) -> Vec<Diagnostic> {
                         subject,
                         environments: env.map(str::to_string).into_iter().collect(),
                         message,
+                        snippet,
                     });
                 }
             }
@@ -456,11 +465,12 @@ pub(crate) fn snapshot(
         let diagnostics = problems
             .iter()
             .filter_map(|problem| map_problem(p, &built, problem))
-            .map(|(pos, subject, message)| Diagnostic {
+            .map(|(pos, subject, message, snippet)| Diagnostic {
                 pos,
                 subject,
                 environments: vec![env.to_string()],
                 message,
+                snippet,
             })
             .collect();
         return Err(SnapshotError::Invalid(diagnostics));
@@ -657,20 +667,5 @@ flags:
                 "f.yaml:12:28: flag f: fallthrough.variant: unknown variant \"onn\"",
             ]
         );
-    }
-
-    #[test]
-    fn paths_split_and_parse_positions_parse() {
-        assert_eq!(
-            split_path("flags[12].rules[0].condition"),
-            Some(("flags", 12, "rules[0].condition"))
-        );
-        assert_eq!(split_path("flags[3]"), Some(("flags", 3, "")));
-        assert_eq!(split_path("generatedAt"), None);
-        assert_eq!(
-            parse_error_position("2:4: expected `,`, found `&&`"),
-            Some((2, 4, "expected `,`, found `&&`"))
-        );
-        assert_eq!(parse_error_position("weights sum to 90%"), None);
     }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use bunting_core::rules::Span;
+
 use crate::tree::Pos;
 
 /// What a diagnostic is about.
@@ -39,6 +41,7 @@ impl fmt::Display for Subject {
 ///     subject: Some(Subject::Flag("new-checkout".into())),
 ///     environments: vec!["production".into()],
 ///     message: "fallthrough.rollout: weights sum to 90%, not 100%".into(),
+///     snippet: None,
 /// };
 /// assert_eq!(d.render("flags.yaml"),
 ///     "flags.yaml:12:7: flag new-checkout (env production): fallthrough.rollout: weights sum to 90%, not 100%");
@@ -53,12 +56,76 @@ pub struct Diagnostic {
     pub environments: Vec<String>,
     /// What is wrong.
     pub message: String,
+    /// For a rule-language error, the condition and where in it the error
+    /// is; see [`Diagnostic::excerpt`].
+    pub snippet: Option<Snippet>,
+}
+
+/// A condition as the rule-language parser read it (escapes resolved,
+/// lines folded) and the span of an error in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snippet {
+    /// The condition's text.
+    pub text: String,
+    /// Where the error is in `text`.
+    pub span: Span,
 }
 
 impl Diagnostic {
     /// The diagnostic as one line, prefixed with `file`.
     pub fn render(&self, file: &str) -> String {
         format!("{file}:{self}")
+    }
+
+    /// For a rule-language error, the offending line of the condition with
+    /// carets under the error, both indented by four spaces and ending with
+    /// a line break; `None` for other problems.
+    ///
+    /// ```
+    /// use bunting_defs::{load, Syntax};
+    /// let problems = load(r#"
+    /// environments: [production]
+    /// flags:
+    ///   beta:
+    ///     type: boolean
+    ///     variants: {on: true, off: false}
+    ///     offVariant: off
+    ///     default:
+    ///       rules: [{condition: 'plan == "pro" || email endswith "@x.io"', serve: on}]
+    /// "#, Syntax::Yaml).unwrap_err();
+    /// assert_eq!(problems[0].render("f.yaml"),
+    ///     "f.yaml:9:51: flag beta: rules[0].condition: expected an operator, `&&`, `||` or end of input, found identifier `endswith`");
+    /// assert_eq!(problems[0].excerpt().unwrap(), concat!(
+    ///     "    plan == \"pro\" || email endswith \"@x.io\"\n",
+    ///     "                           ^^^^^^^^\n",
+    /// ));
+    /// ```
+    pub fn excerpt(&self) -> Option<String> {
+        self.snippet.as_ref().map(Snippet::excerpt)
+    }
+}
+
+impl Snippet {
+    /// See [`Diagnostic::excerpt`]. Columns count characters; a tab before
+    /// the span is kept under itself so that the carets line up. The carets
+    /// cover the span on its first line, and at least one character (one
+    /// past the end for an error at the end of the input).
+    pub fn excerpt(&self) -> String {
+        let line = self
+            .text
+            .split('\n')
+            .nth(self.span.line.saturating_sub(1) as usize)
+            .unwrap_or_default();
+        let before = self.span.column.saturating_sub(1) as usize;
+        let pad: String = line
+            .chars()
+            .chain(std::iter::repeat(' '))
+            .take(before)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let rest = line.chars().count().saturating_sub(before);
+        let carets = (self.span.length as usize).min(rest).max(1);
+        format!("    {line}\n    {pad}{}\n", "^".repeat(carets))
     }
 }
 
@@ -132,6 +199,7 @@ mod tests {
             subject: None,
             environments: vec![],
             message: "the file is empty".into(),
+            snippet: None,
         };
         assert_eq!(d.render("f.yaml"), "f.yaml:3:1: the file is empty");
         d.subject = Some(Subject::Segment("staff".into()));
@@ -143,6 +211,33 @@ mod tests {
         assert_eq!(
             d.render("f.yaml"),
             "f.yaml:3:1: segment staff (env staging, production): the file is empty"
+        );
+    }
+
+    #[test]
+    fn excerpts_underline_the_span_on_its_line() {
+        let excerpt = |text: &str, line, column, length| {
+            Snippet {
+                text: text.into(),
+                span: Span {
+                    line,
+                    column,
+                    length,
+                },
+            }
+            .excerpt()
+        };
+        // At the end of the input: one caret past the last character.
+        assert_eq!(excerpt("a ==", 1, 5, 0), "    a ==\n        ^\n");
+        // On a later line, with a tab kept for alignment.
+        assert_eq!(
+            excerpt("a == 1 &&\n\tb ||| c", 2, 6, 1),
+            "    \tb ||| c\n    \t    ^\n"
+        );
+        // A span running past its line is cut at the line's end.
+        assert_eq!(
+            excerpt("x == \"open\nstring", 1, 6, 12),
+            "    x == \"open\n         ^^^^^\n"
         );
     }
 

@@ -74,7 +74,7 @@ use serde_json::Value as Json;
 use thiserror::Error;
 
 pub use convert::SnapshotOptions;
-pub use diag::{Diagnostic, Subject};
+pub use diag::{Diagnostic, Snippet, Subject};
 pub use tree::{Pos, Syntax};
 
 /// A value and where it was written.
@@ -351,6 +351,7 @@ fn read(src: &str, syntax: Syntax) -> Result<(DefinitionFile, Vec<Diagnostic>), 
             subject: None,
             environments: Vec::new(),
             message: e.message,
+            snippet: None,
         }]
     })?;
     Ok(read::project(&doc))

@@ -168,6 +168,7 @@ impl Reader<'_> {
             subject: self.subject.clone(),
             environments: self.env.iter().cloned().collect(),
             message: message.into(),
+            snippet: None,
         });
     }
 

@@ -72,18 +72,22 @@ impl Tok {
     }
 }
 
-/// A token and where it starts (1-based line and column, in characters).
+/// A token and where it is (1-based line and column of its first
+/// character, and its length, in characters).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Token {
     pub tok: Tok,
     pub line: u32,
     pub column: u32,
+    pub len: u32,
 }
 
 struct Lexer<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     line: u32,
     column: u32,
+    /// Characters consumed so far.
+    offset: u32,
 }
 
 impl Lexer<'_> {
@@ -93,6 +97,7 @@ impl Lexer<'_> {
 
     fn bump(&mut self) -> Option<char> {
         let c = self.chars.next()?;
+        self.offset += 1;
         if c == '\n' {
             self.line += 1;
             self.column = 1;
@@ -102,10 +107,20 @@ impl Lexer<'_> {
         Some(c)
     }
 
-    fn error(&self, line: u32, column: u32, found: String, expected: &str) -> ParseError {
+    /// An error about the text from `line`, `column` (at character offset
+    /// `start`) up to what has been consumed.
+    fn error(
+        &self,
+        line: u32,
+        column: u32,
+        start: u32,
+        found: String,
+        expected: &str,
+    ) -> ParseError {
         ParseError {
             line,
             column,
+            length: self.offset - start,
             found,
             expected: expected.to_string(),
         }
@@ -126,18 +141,20 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
         chars: src.chars().peekable(),
         line: 1,
         column: 1,
+        offset: 0,
     };
     let mut out = Vec::new();
     loop {
         while lx.peek().is_some_and(char::is_whitespace) {
             lx.bump();
         }
-        let (line, column) = (lx.line, lx.column);
+        let (line, column, start) = (lx.line, lx.column, lx.offset);
         let Some(c) = lx.peek() else {
             out.push(Token {
                 tok: Tok::Eof,
                 line,
                 column,
+                len: 0,
             });
             return Ok(out);
         };
@@ -159,7 +176,7 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
                     if c == '&' { Tok::And } else { Tok::Or }
                 } else {
                     let expected = if c == '&' { "`&&`" } else { "`||`" };
-                    return Err(lx.error(line, column, format!("`{c}`"), expected));
+                    return Err(lx.error(line, column, start, format!("`{c}`"), expected));
                 }
             }
             '=' => {
@@ -168,7 +185,7 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
                     lx.bump();
                     Tok::Eq
                 } else {
-                    return Err(lx.error(line, column, "`=`".into(), "`==`"));
+                    return Err(lx.error(line, column, start, "`=`".into(), "`==`"));
                 }
             }
             '!' | '<' | '>' => {
@@ -192,15 +209,22 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
             c if c.is_ascii_digit() || c == '-' => lex_number(&mut lx, line, column)?,
             c if is_ident_start(c) => lex_ident(&mut lx),
             other => {
+                lx.bump();
                 return Err(lx.error(
                     line,
                     column,
+                    start,
                     format!("character {other:?}"),
                     "an attribute, a literal, an operator or `(`",
                 ));
             }
         };
-        out.push(Token { tok, line, column });
+        out.push(Token {
+            tok,
+            line,
+            column,
+            len: lx.offset - start,
+        });
     }
 }
 
@@ -210,15 +234,17 @@ fn lex_string(
     line: u32,
     column: u32,
 ) -> Result<String, ParseError> {
+    let start = lx.offset;
     lx.bump();
     let mut s = String::new();
     loop {
-        let (el, ec) = (lx.line, lx.column);
+        let (el, ec, escape) = (lx.line, lx.column, lx.offset);
         match lx.bump() {
             None => {
                 return Err(lx.error(
                     line,
                     column,
+                    start,
                     "an unterminated string".into(),
                     &format!("closing `{quote}`"),
                 ));
@@ -240,6 +266,7 @@ fn lex_string(
                                 return Err(lx.error(
                                     el,
                                     ec,
+                                    escape,
                                     "a bad `\\u` escape".into(),
                                     "four hex digits after `\\u`",
                                 ));
@@ -254,6 +281,7 @@ fn lex_string(
                     return Err(lx.error(
                         el,
                         ec,
+                        escape,
                         found,
                         "an escape: \\n \\t \\r \\\\ \\\" \\' or \\uXXXX",
                     ));
@@ -265,6 +293,7 @@ fn lex_string(
 }
 
 fn lex_number(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<Tok, ParseError> {
+    let start = lx.offset;
     let mut text = String::new();
     if lx.peek() == Some('-') {
         text.push('-');
@@ -281,7 +310,7 @@ fn lex_number(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<Tok, ParseEr
     }
     match text.parse::<f64>() {
         Ok(n) if n.is_finite() && text != "-" => Ok(Tok::Num(n)),
-        _ => Err(lx.error(line, column, format!("`{text}`"), "a number")),
+        _ => Err(lx.error(line, column, start, format!("`{text}`"), "a number")),
     }
 }
 
@@ -324,6 +353,10 @@ mod tests {
         assert_eq!((toks[1].line, toks[1].column), (1, 3));
         assert_eq!((toks[2].line, toks[2].column), (2, 3));
         assert_eq!(toks[2].tok, Tok::Str("x".into()));
+        assert_eq!(
+            (toks[0].len, toks[1].len, toks[2].len, toks[3].len),
+            (1, 2, 3, 0)
+        );
     }
 
     #[test]

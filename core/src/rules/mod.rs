@@ -21,6 +21,32 @@ pub use parser::SegmentResolver;
 
 use thiserror::Error;
 
+/// Where something is in a condition's text: the 1-based line and column
+/// of its first character and its length, all counted in characters.
+///
+/// ```
+/// use bunting_core::rules::{Condition, Span};
+/// let err = Condition::parse("plan == \"pro\" | beta").unwrap_err();
+/// assert_eq!(err.span(), Span { line: 1, column: 15, length: 1 });
+/// assert_eq!(err.span().to_string(), "1:15");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Span {
+    /// 1-based line of the first character.
+    pub line: u32,
+    /// 1-based column of the first character, in characters.
+    pub column: u32,
+    /// How many characters it covers; 0 for the end of the input.
+    pub length: u32,
+}
+
+impl std::fmt::Display for Span {
+    /// `LINE:COLUMN`, as the rule language's errors start.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
 /// A syntax or type error in a condition, with its 1-based position.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{line}:{column}: expected {expected}, found {found}")]
@@ -29,10 +55,34 @@ pub struct ParseError {
     pub line: u32,
     /// Column (in characters) of the offending token.
     pub column: u32,
+    /// Length (in characters) of the offending token; 0 at the end of input.
+    pub length: u32,
     /// What was found there.
     pub found: String,
     /// What the parser expected instead.
     pub expected: String,
+}
+
+impl ParseError {
+    /// Where the offending token is.
+    pub fn span(&self) -> Span {
+        Span {
+            line: self.line,
+            column: self.column,
+            length: self.length,
+        }
+    }
+
+    /// What is wrong, without the position: `expected …, found …`.
+    ///
+    /// ```
+    /// let err = bunting_core::rules::Condition::parse("country ==").unwrap_err();
+    /// assert_eq!(err.reason(), "expected an attribute, a literal, `now` or `(`, found end of input");
+    /// assert_eq!(err.to_string(), format!("1:11: {}", err.reason()));
+    /// ```
+    pub fn reason(&self) -> String {
+        format!("expected {}, found {}", self.expected, self.found)
+    }
 }
 
 /// A parsed and compiled condition.

@@ -64,6 +64,7 @@ impl Parser<'_> {
             tok,
             line: slot.line,
             column: slot.column,
+            len: slot.len,
         };
         if self.pos + 1 < self.toks.len() {
             self.pos += 1;
@@ -75,6 +76,7 @@ impl Parser<'_> {
         ParseError {
             line: t.line,
             column: t.column,
+            length: t.len,
             found: t.tok.describe(),
             expected: expected.to_string(),
         }
@@ -173,6 +175,7 @@ impl Parser<'_> {
                     let index = (self.segments)(key).map_err(|why| ParseError {
                         line: t.line,
                         column: t.column,
+                        length: t.len,
                         found: t.tok.describe(),
                         expected: why,
                     })?;
@@ -237,6 +240,7 @@ impl Parser<'_> {
                 let re = regex_lite::Regex::new(&pattern).map_err(|e| ParseError {
                     line: rhs_tok.line,
                     column: rhs_tok.column,
+                    length: rhs_tok.len,
                     found: format!(
                         "invalid regular expression {pattern:?} ({})",
                         first_line(&e.to_string())
@@ -273,6 +277,7 @@ impl Parser<'_> {
         let bad = |what: &str, s: &str| ParseError {
             line: at.line,
             column: at.column,
+            length: at.len,
             found: format!("string {s:?}"),
             expected: what.to_string(),
         };

@@ -191,9 +191,9 @@ impl<'a> Write<'a> {
                     problems
                         .into_iter()
                         .map(|p| Problem {
+                            message: p.full_message(),
                             entity: p.entity,
                             path: p.path,
-                            message: p.message,
                         })
                         .collect(),
                 )));
