@@ -144,6 +144,40 @@ flags:
 }
 
 #[test]
+fn validate_shows_the_condition_with_carets_under_a_rule_language_error() {
+    let dir = scratch("caret");
+    fs::write(
+        dir.join("flags.yaml"),
+        r#"environments: [production]
+flags:
+  beta:
+    type: boolean
+    variants: { on: true, off: false }
+    offVariant: off
+    default:
+      rules:
+        - condition: |
+            country == "US"
+              && plan in ["pro" "team"]
+          serve: on
+"#,
+    )
+    .unwrap();
+    let o = bunting(&dir, &["validate", "flags.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    // The line of the condition the error is on, the token underlined.
+    assert_eq!(
+        stderr(&o),
+        concat!(
+            "flags.yaml:11:33: flag beta: rules[0].condition: expected `,` or `]`, found string \"team\"\n",
+            "      && plan in [\"pro\" \"team\"]\n",
+            "                        ^^^^^^\n",
+            "flags.yaml: 1 problem\n",
+        )
+    );
+}
+
+#[test]
 fn validate_reads_json_strictly_and_maps_conditions_through_escapes() {
     let dir = scratch("json");
     fs::write(

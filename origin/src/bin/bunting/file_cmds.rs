@@ -167,10 +167,15 @@ pub(crate) fn load(file: &Path) -> Result<Option<DefinitionFile>> {
     }
 }
 
+/// Prints every diagnostic (a rule-language error followed by its
+/// condition with carets under the error), then how many there are.
 fn report(file: &Path, diagnostics: &[Diagnostic]) {
     let name = file.display().to_string();
     for d in diagnostics {
         eprintln!("{}", d.render(&name));
+        if let Some(excerpt) = d.excerpt() {
+            eprint!("{excerpt}");
+        }
     }
     eprintln!("{name}: {}", plural(diagnostics.len(), "problem"));
 }
