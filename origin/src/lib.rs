@@ -1,16 +1,24 @@
 //! # bunting-origin
 //!
-//! The origin side of bunting: it reads and writes the flag-definition
-//! format through the `bunting-defs` crate ([`bunting_defs`]; [`export`]
-//! writes a stored project back as a definition file), and the
-//! Cloudflare KV layout the edge worker reads, written through wrangler
-//! ([`kv`]). The `bunting` binary (`src/bin/bunting/`) is the command-line face:
-//! `bunting validate`, `bunting snapshot`, `bunting publish`, and the origin
-//! service `bunting serve` ([`serve`]): the HTTP API ([`api`]) over the
-//! store ([`store`], SQLite or PostgreSQL), the publisher that pushes each
-//! change to the edge ([`publish`]), and Prometheus metrics ([`metrics`]).
+//! The origin service, `bunting serve` ([`serve`]), and the `bunting` CLI
+//! (`src/bin/bunting/`). Its jobs, one module (or folder) each:
 //!
-//! The format and the operations path are documented in `docs/flags.md`.
+//! | module | job |
+//! |---|---|
+//! | [`api`] | the HTTP API under `/api/v1` (axum; routes and OpenAPI from one place) |
+//! | [`store`] | storage on SQLite or PostgreSQL: tenants, flags, audit chain, events |
+//! | [`publish`] | the outbox publisher: snapshots and SDK keys to the edge's KV |
+//! | [`ingest`] | exposures and metric events from the edge, batched into the store |
+//! | [`results`] | experiment results from stored aggregates (pure) |
+//! | [`monitor`], [`rollback`], [`notify`] | guarded rollouts: watch, roll back, tell webhooks |
+//! | [`retention`] | purging the events of deleted environments |
+//! | [`export`] | a stored project back into a definition file (`bunting-defs`) |
+//! | [`kv`] | the KV values the publisher writes |
+//! | [`metrics`] | Prometheus metrics |
+//!
+//! The flag-definition format itself is the crate `bunting-defs`; the edge's
+//! half of the KV and event contract is shared through `bunting-wire`. The
+//! crates and the path of a request are mapped in `ARCHITECTURE.md`.
 
 pub mod api;
 pub mod export;
