@@ -292,6 +292,7 @@ impl Parsed {
                 "no environment {:?} (`org/project/environment`) exists",
                 self.names[name]
             ),
+            location: None,
         };
         let mut problems = Vec::new();
         let batch = match self.batch {

@@ -3,7 +3,8 @@
 //! Every error answers `{"error": {"code": "...", "message": "...",
 //! "problems": [...]}}` with the status of its kind; `problems` lists every
 //! validation problem (rule-language problems carry line and column in
-//! their message and path).
+//! their message; problems of an environment's snapshot also carry their
+//! place as data in `location`).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -45,6 +46,66 @@ pub struct ProblemBody {
     pub path: String,
     /// What is wrong.
     pub message: String,
+    /// For a problem of an environment's snapshot (a rule-language error,
+    /// an unknown variant…): the place `path` names, as data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    pub location: Option<ProblemLocation>,
+}
+
+/// Where a problem of an environment's snapshot is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemLocation {
+    /// The environment's key.
+    pub environment: String,
+    /// The flag, segment or layer; absent for a field of the snapshot
+    /// itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    pub entity: Option<ProblemEntity>,
+    /// The field as a JSON path relative to the entity, e.g.
+    /// `rules[0].condition`.
+    pub field: String,
+    /// For a rule-language error: where in the condition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    pub span: Option<ProblemSpan>,
+}
+
+/// A flag, segment or layer of an environment's snapshot.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemEntity {
+    /// `flag`, `segment` or `layer`.
+    #[schema(inline)]
+    pub kind: EntityKind,
+    /// 0-based position in the snapshot's list of that kind.
+    pub index: usize,
+    /// The entity's key.
+    pub key: String,
+}
+
+/// The kinds of entity of a snapshot.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum EntityKind {
+    /// A flag.
+    Flag,
+    /// A segment.
+    Segment,
+    /// A layer.
+    Layer,
+}
+
+/// A stretch of a condition: 1-based line and column of its first
+/// character and its length, in characters (0 at the end of the input).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemSpan {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub column: u32,
+    /// Length in characters.
+    pub length: u32,
 }
 
 impl From<Problem> for ProblemBody {
@@ -53,6 +114,24 @@ impl From<Problem> for ProblemBody {
             entity: p.entity,
             path: p.path,
             message: p.message,
+            location: p.location.map(|l| ProblemLocation {
+                environment: l.environment,
+                entity: l.location.entity.map(|e| ProblemEntity {
+                    kind: match e.kind {
+                        bunting_core::snapshot::EntityKind::Flag => EntityKind::Flag,
+                        bunting_core::snapshot::EntityKind::Segment => EntityKind::Segment,
+                        bunting_core::snapshot::EntityKind::Layer => EntityKind::Layer,
+                    },
+                    index: e.index,
+                    key: e.key,
+                }),
+                field: l.location.field,
+                span: l.span.map(|s| ProblemSpan {
+                    line: s.line,
+                    column: s.column,
+                    length: s.length,
+                }),
+            }),
         }
     }
 }

@@ -85,6 +85,7 @@ pub fn check(snapshot: &Snapshot) -> Result<(), Vec<Problem>> {
                     kib(n),
                     kib(max)
                 ),
+                location: None,
             });
         }
     };

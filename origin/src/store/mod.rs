@@ -60,7 +60,7 @@ use sqlx::{Any, AnyPool};
 
 pub use access::{Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
-pub use error::{Problem, Result, StoreError};
+pub use error::{Problem, Result, SnapshotLocation, StoreError};
 pub use events::{EventBatch, Exposure, InsertCounts, MetricEvent};
 pub use import::ImportSummary;
 pub use lookup::FlagFilter;

@@ -187,16 +187,12 @@ impl<'a> Write<'a> {
             if let Err(bunting_core::LoadError::Invalid(problems)) =
                 bunting_core::Engine::from_snapshot(&snapshot)
             {
-                return Err(StoreError::Invalid(located(
+                return Err(StoreError::Invalid(
                     problems
                         .into_iter()
-                        .map(|p| Problem {
-                            message: p.full_message(),
-                            entity: p.entity,
-                            path: p.path,
-                        })
+                        .map(|p| Problem::of_snapshot(env_key, p))
                         .collect(),
-                )));
+                ));
             }
         }
         self.append_audit().await?;

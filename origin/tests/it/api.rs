@@ -197,6 +197,21 @@ async fn validation_problems(store: Store) {
     // Rule-language errors carry LINE:COLUMN.
     assert!(text.contains("1:11: expected"), "{body}");
     assert!(text.contains("missing"), "{body}");
+    // ... and their place as data: environment, entity, field, span.
+    let parse_error = problems
+        .iter()
+        .find(|p| p["location"]["field"] == "rules[0].condition")
+        .unwrap_or_else(|| panic!("no located condition problem: {body}"));
+    assert_eq!(
+        parse_error["location"],
+        json!({
+            "environment": "production",
+            "entity": {"kind": "flag", "index": 0, "key": "checkout"},
+            "field": "rules[0].condition",
+            "span": {"line": 1, "column": 11, "length": 0},
+        }),
+        "{body}"
+    );
     let (_, tag2, body) = admin.get(&cfg).await;
     assert_eq!(
         (tag2.as_deref(), &body["enabled"]),
