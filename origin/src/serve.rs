@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, ServeConfig, router};
@@ -44,7 +44,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "sqlite://bunting.db";
 
 /// Options of `bunting serve`.
-#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// A TOML file with any of these options (flag names with underscores).
@@ -167,52 +167,54 @@ pub struct ServeArgs {
     pub seed_env: Option<String>,
 }
 
-macro_rules! merge {
-    ($a:expr, $b:expr, $($f:ident),*) => { $( if $a.$f.is_none() { $a.$f = $b.$f.take(); } )* };
-}
-
 impl ServeArgs {
-    /// These options, with unset ones taken from the `--config` file.
-    pub fn resolve(mut self) -> Result<ServeArgs> {
+    /// These options, with unset ones taken from the `--config` file: an
+    /// option given on the command line or in the environment wins; a flag
+    /// (`publish_wrangler_local`) is on if either turns it on; a list
+    /// (`webhook_urls`) comes whole from one side.
+    ///
+    /// ```
+    /// use bunting_origin::serve::ServeArgs;
+    /// let dir = std::env::temp_dir().join(format!("bunting-resolve-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("serve.toml");
+    /// std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\npublish_wrangler_local = true").unwrap();
+    /// let cli = ServeArgs { config: Some(file), log_format: Some("text".into()), ..Default::default() };
+    /// let args = cli.resolve().unwrap();
+    /// assert_eq!(args.listen.unwrap().port(), 9000);
+    /// assert_eq!(args.log_format.as_deref(), Some("text"));
+    /// assert!(args.publish_wrangler_local);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn resolve(self) -> Result<ServeArgs> {
         let Some(path) = self.config.clone() else {
             return Ok(self);
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading the configuration {}", path.display()))?;
-        let mut file: ServeArgs = toml::from_str(&text)
+        let file: ServeArgs = toml::from_str(&text)
             .with_context(|| format!("in the configuration {}", path.display()))?;
-        merge!(
-            self,
-            file,
-            listen,
-            database_url,
-            admin_token,
-            ingest_secret,
-            metrics_token,
-            log_format,
-            publish_dir,
-            wrangler,
-            persist_to,
-            wrangler_config,
-            cloudflare_account_id,
-            cloudflare_namespace_id,
-            cloudflare_api_token,
-            cloudflare_api_url,
-            monitor_seconds,
-            ramp_lead_seconds,
-            publish_poll_seconds,
-            shutdown_seconds,
-            seed,
-            seed_org,
-            seed_project,
-            seed_sdk_key,
-            seed_env
-        );
-        self.publish_wrangler_local |= file.publish_wrangler_local;
-        if self.webhook_urls.is_empty() {
-            self.webhook_urls = std::mem::take(&mut file.webhook_urls);
+        // Field by field through serde, so a new option needs no edit here:
+        // the options that are set (not null, not false, not an empty list)
+        // override the file's.
+        let (serde_json::Value::Object(mut merged), serde_json::Value::Object(given)) =
+            (serde_json::to_value(&file)?, serde_json::to_value(&self)?)
+        else {
+            anyhow::bail!("serve options are not a JSON object");
+        };
+        for (name, value) in given {
+            let unset = match &value {
+                serde_json::Value::Null | serde_json::Value::Bool(false) => true,
+                serde_json::Value::Array(items) => items.is_empty(),
+                _ => false,
+            };
+            if !unset {
+                merged.insert(name, value);
+            }
         }
-        Ok(self)
+        let mut resolved: ServeArgs = serde_json::from_value(merged.into())?;
+        resolved.config = self.config;
+        Ok(resolved)
     }
 }
 
