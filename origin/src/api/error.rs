@@ -159,6 +159,29 @@ pub struct ApiError {
     pub current_etag: Option<String>,
     /// Seconds for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
+    /// What failed inside (500, 503): not sent, logged once by the request
+    /// middleware ([`super::observe`]).
+    pub failure: Option<Box<Failure>>,
+}
+
+/// A failure the client is not shown in full. The response of its
+/// [`ApiError`] carries it in its extensions and the request middleware
+/// logs it, once per request and beside the request's id, rather than
+/// where the error is made (axum's error-handling example does the same).
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use bunting_origin::api::{ApiError, error::Failure};
+/// let response = ApiError::internal("disk full").into_response();
+/// let failure = response.extensions().get::<Failure>().unwrap();
+/// assert_eq!((failure.message, failure.error.as_str()), ("internal error", "disk full"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The message of the log line, e.g. `internal error`.
+    pub message: &'static str,
+    /// What failed, as displayed: the `error` field of the log line.
+    pub error: String,
 }
 
 impl ApiError {
@@ -171,6 +194,7 @@ impl ApiError {
             problems: Vec::new(),
             current_etag: None,
             retry_after: None,
+            failure: None,
         }
     }
 
@@ -216,14 +240,24 @@ impl ApiError {
         e
     }
 
-    /// 500 `internal` (the message is logged, not shown in full).
-    pub fn internal(message: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %message, "internal error");
+    /// 500 `internal`: `error` is logged (see [`Failure`]), not shown.
+    pub fn internal(error: impl std::fmt::Display) -> ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error (see the origin's log)",
         )
+        .logging("internal error", error)
+    }
+
+    /// This error, with `error` logged as `message` when it is answered
+    /// (see [`Failure`]).
+    pub fn logging(mut self, message: &'static str, error: impl std::fmt::Display) -> ApiError {
+        self.failure = Some(Box::new(Failure {
+            message,
+            error: error.to_string(),
+        }));
+        self
     }
 }
 
@@ -279,6 +313,9 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(failure) = self.failure {
+            r.extensions_mut().insert(*failure);
         }
         r
     }

@@ -62,12 +62,12 @@ impl From<IngestError> for ApiError {
                 ApiError::overloaded(e.to_string(), retry_after)
             }
             e @ (IngestError::Store(_) | IngestError::Stopped) => {
-                tracing::error!(error = %e, "event batch not stored");
                 let mut r = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the events could not be stored; retry later",
-                );
+                )
+                .logging("event batch not stored", e);
                 r.retry_after = Some(1);
                 r
             }

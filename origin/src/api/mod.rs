@@ -27,6 +27,7 @@ pub mod etag;
 pub mod events;
 pub mod experiments;
 pub mod flags;
+pub mod observe;
 pub mod openapi;
 pub mod org;
 pub mod paths;
@@ -37,12 +38,11 @@ pub mod scope;
 pub mod text;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderName, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::request_id::PropagateRequestIdLayer;
@@ -50,7 +50,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
 
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The request-id header.
@@ -155,7 +155,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn(text::uri))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::record,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
@@ -163,44 +166,6 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("route")
-}
-
-/// Records latency per route and logs each request.
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let response = next.run(req).await;
-    let elapsed = start.elapsed();
-    let status = response.status().as_u16();
-    state
-        .metrics
-        .http_requests
-        .get_or_create(&RequestLabels {
-            method: method.clone(),
-            route: route.clone(),
-            status,
-        })
-        .observe(elapsed.as_secs_f64());
-    tracing::info!(
-        request_id = %id,
-        method = %method,
-        route = %route,
-        status,
-        micros = elapsed.as_micros() as u64,
-        "request"
-    );
-    response
 }
 
 /// Liveness: the process serves HTTP.
