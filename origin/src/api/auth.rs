@@ -16,7 +16,8 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use bunting_wire::same_secret;
 
 use super::{ApiError, AppState, REQUEST_ID};
@@ -90,11 +91,6 @@ impl Principal {
     }
 }
 
-/// The bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    bearer_token(&parts.headers)
-}
-
 /// The token of `Authorization: Bearer <token>` in `headers`, if any. The
 /// scheme is case-insensitive (RFC 9110 §11.1), so `BEARER` and `bearer`
 /// work as well; surrounding spaces are ignored. The API's tokens and the
@@ -119,6 +115,36 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether `headers` carry `Authorization: Bearer <secret>`, compared in
+/// constant time ([`same_secret`]): how the secrets of the configuration
+/// that are not API tokens (the ingest secret of `POST /api/v1/events`,
+/// the metrics token) are checked.
+///
+/// ```
+/// use axum::http::HeaderMap;
+/// use bunting_origin::api::auth::bearer_matches;
+/// let mut h = HeaderMap::new();
+/// h.insert("authorization", "Bearer s3cret".parse().unwrap());
+/// assert!(bearer_matches(&h, "s3cret"));
+/// assert!(!bearer_matches(&h, "s3cre"));
+/// h.insert("authorization", "BEARER s3cret".parse().unwrap()); // the scheme is case-insensitive
+/// assert!(bearer_matches(&h, "s3cret"));
+/// assert!(!bearer_matches(&HeaderMap::new(), "s3cret"));
+/// ```
+pub fn bearer_matches(headers: &HeaderMap, secret: &str) -> bool {
+    bearer_token(headers).is_some_and(|given| same_secret(given, secret))
+}
+
+/// 401 `unauthorized` with `WWW-Authenticate: Bearer`: the answer to a
+/// request without the secret an endpoint takes ([`bearer_matches`]).
+pub fn challenge(message: &str) -> Response {
+    let mut response = ApiError::unauthorized(message).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -128,7 +154,7 @@ impl FromRequestParts<AppState> for Principal {
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let Some(raw) = bearer(parts) else {
+        let Some(raw) = bearer_token(&parts.headers) else {
             return Err(ApiError::unauthorized(
                 "send Authorization: Bearer <API token>",
             ));

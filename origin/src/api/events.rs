@@ -22,12 +22,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, auth};
 use crate::ingest::IngestError;
 use crate::store::InsertCounts;
 
@@ -75,24 +75,6 @@ impl From<IngestError> for ApiError {
     }
 }
 
-/// Whether `headers` carry `Authorization: Bearer <secret>`, compared in
-/// constant time (through SHA-256, so lengths do not leak either).
-///
-/// ```
-/// use axum::http::HeaderMap;
-/// use bunting_origin::api::events::authorized;
-/// let mut h = HeaderMap::new();
-/// h.insert("authorization", "Bearer s3cret".parse().unwrap());
-/// assert!(authorized(&h, "s3cret"));
-/// assert!(!authorized(&h, "s3cre"));
-/// h.insert("authorization", "BEARER s3cret".parse().unwrap()); // the scheme is case-insensitive
-/// assert!(authorized(&h, "s3cret"));
-/// assert!(!authorized(&HeaderMap::new(), "s3cret"));
-/// ```
-pub fn authorized(headers: &HeaderMap, secret: &str) -> bool {
-    super::auth::bearer_token(headers).is_some_and(|given| bunting_wire::same_secret(given, secret))
-}
-
 /// Stores one batch of exposures or metric events (ingest secret).
 #[utoipa::path(post, path = "/events", tag = "events", security(()),
     request_body(content = Object, content_type = "application/json", description = "`{\"kind\": \"exposures\", \"exposures\": [...]}` or `{\"kind\": \"events\", \"environment\": \"...\", \"events\": [...]}`"),
@@ -113,13 +95,10 @@ pub async fn ingest(State(state): State<AppState>, req: Request) -> ApiResult<Re
             "event ingestion is not configured (no ingest secret)",
         ));
     };
-    if !authorized(req.headers(), secret) {
-        let mut r =
-            ApiError::unauthorized("send the ingest secret as `Authorization: Bearer <secret>`")
-                .into_response();
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
-        return Ok(r);
+    if !auth::bearer_matches(req.headers(), secret) {
+        return Ok(auth::challenge(
+            "send the ingest secret as `Authorization: Bearer <secret>`",
+        ));
     }
     let json = req
         .headers()

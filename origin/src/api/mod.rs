@@ -29,6 +29,7 @@ pub mod experiments;
 pub mod flags;
 pub mod observe;
 pub mod openapi;
+mod ops;
 pub mod org;
 pub mod paths;
 pub mod publish;
@@ -40,10 +41,8 @@ pub mod text;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::HeaderName;
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::request_id::PropagateRequestIdLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -149,9 +148,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::from(routes()).route("/openapi.json", get(openapi::serve));
     Router::new()
         .nest(API_PREFIX, api)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(ops::routes())
         .fallback(not_found)
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn(text::uri))
@@ -166,53 +163,4 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("route")
-}
-
-/// Liveness: the process serves HTTP.
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Readiness: the database answers.
-async fn readyz(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
-        Ok(_) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),
-        )
-            .into_response(),
-    }
-}
-
-/// The metrics, for the operator only (see [`ServeConfig::metrics_token`]).
-async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let given = auth::bearer_token(&headers);
-    let config = &state.config;
-    let operator = [
-        config.metrics_token.as_deref(),
-        config.admin_token.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|t| !t.is_empty())
-    .any(|t| given.is_some_and(|g| bunting_wire::same_secret(g, t)));
-    if !operator {
-        let mut r = ApiError::unauthorized(
-            "send the metrics token (--metrics-token) or the administrator token as \
-             `Authorization: Bearer <token>`",
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
-        return r;
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
 }
