@@ -2,7 +2,7 @@
 //! rows, checking the caller's role in the organization on the way.
 //!
 //! Each function takes the path structs of [`super::paths`] that name its
-//! entity: [`project`] any path in a project, [`env`] any path in an
+//! entity: [`project()`] any path in a project, [`env()`] any path in an
 //! environment. Lookups go from the organization down, so the first key
 //! that names nothing is the one the 404 reports.
 
