@@ -24,8 +24,9 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bunting_origin::model::experiment::ExperimentSpec;
+use bunting_origin::model::metric::{MetricKind, MetricSpec};
 use bunting_origin::store::aggregate::AggregateOptions;
-use bunting_origin::store::experiments::{ExperimentSpec, MetricKind, MetricSpec};
 use bunting_origin::store::{Actor, FlagSpec, Store};
 use sqlx::Connection;
 

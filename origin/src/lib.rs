@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`api`] | the HTTP API under `/api/v1` (axum; routes and OpenAPI from one place) |
 //! | [`store`] | storage on SQLite or PostgreSQL: tenants, flags, audit chain, events |
+//! | [`model`] | experiments, metrics, guardrails, guarded rollouts: types and validation (pure) |
 //! | [`publish`] | the outbox publisher: snapshots and SDK keys to the edge's KV |
 //! | [`ingest`] | exposures and metric events from the edge, batched into the store |
 //! | [`results`] | experiment results from stored aggregates (pure) |
@@ -25,6 +26,7 @@ pub mod export;
 pub mod ingest;
 pub mod kv;
 pub mod metrics;
+pub mod model;
 pub mod monitor;
 pub mod notify;
 pub mod publish;

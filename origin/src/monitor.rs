@@ -52,11 +52,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::api::AppState;
+use crate::model::experiment::ExperimentRecord;
+use crate::model::guardrail::{Guardrail, RollbackAction};
+use crate::model::metric::MetricSpec;
+use crate::model::rollout::{GuardHealth, GuardedRolloutRecord, GuardrailState};
 use crate::results::guardrail_summary;
 use crate::rollback::{Evidence, roll_back};
 use crate::store::aggregate::{AggregateOptions, AnalysisScope, ExperimentData};
-use crate::store::experiments::{ExperimentRecord, Guardrail, MetricSpec, RollbackAction};
-use crate::store::rollouts::{GuardHealth, GuardedRolloutRecord, GuardrailState};
 use crate::store::{Actor, ConfigSpec, Environment, FlagRecord, Project, Result, StoreError};
 
 /// How the monitor runs.
@@ -117,7 +119,7 @@ impl SubjectKind {
 ///
 /// ```
 /// use bunting_origin::monitor::{Subject, SubjectKind};
-/// use bunting_origin::store::rollouts::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
+/// use bunting_origin::model::rollout::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
 /// let g = GuardedRolloutRecord {
 ///     id: 7, environment_id: 1, flag_id: 3, spec: GuardedRolloutSpec::new("checkout", "off"),
 ///     status: GuardStatus::Active, started_at: Some("2026-11-25T00:00:00.000000Z".into()),

@@ -52,10 +52,10 @@ use bunting_analysis::summary::{Moments, Proportion};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::model::experiment::ExperimentRecord;
+use crate::model::guardrail::{Guardrail, RollbackAction};
+use crate::model::metric::{MetricKind, MetricSpec};
 use crate::store::aggregate::{ArmData, DailyPoint, ExperimentData, MetricAgg};
-use crate::store::experiments::{
-    ExperimentRecord, Guardrail, MetricKind, MetricSpec, RollbackAction,
-};
 
 /// Level of every interval and test.
 pub const ALPHA: f64 = 0.05;
@@ -492,7 +492,7 @@ fn seq_arm(s: Shape) -> Option<ArmSummary> {
 /// ```
 /// use bunting_origin::results::guardrail_summary;
 /// use bunting_origin::store::aggregate::MetricAgg;
-/// use bunting_origin::store::experiments::MetricKind;
+/// use bunting_origin::model::metric::MetricKind;
 /// // Errors per request: 4 users with 10 requests each, 1 error each.
 /// let agg = MetricAgg {
 ///     n: 4, sum: 4.0, sum_sq: 4.0,
@@ -1235,7 +1235,7 @@ pub fn to_table(r: &ExperimentResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::experiments::{ExperimentSpec, ExperimentStatus};
+    use crate::model::experiment::{ExperimentSpec, ExperimentStatus};
 
     #[test]
     fn ratio_delta_matches_a_direct_computation() {
@@ -1483,8 +1483,8 @@ mod tests {
     /// with their tolerances, one look at the totals).
     #[test]
     fn sequential_looks_and_guardrails_match_the_reference() {
+        use crate::model::guardrail::{Guardrail, RollbackAction};
         use crate::store::aggregate::DailyArm;
-        use crate::store::experiments::{Guardrail, RollbackAction};
         let fixture: serde_json::Value = serde_json::from_str(include_str!(
             "../../analysis/tests/fixtures/sequential.json"
         ))

@@ -7,7 +7,7 @@
 //! use bunting_core::Serve;
 //! use bunting_origin::rollback::apply;
 //! use bunting_origin::store::ConfigSpec;
-//! use bunting_origin::store::experiments::RollbackAction;
+//! use bunting_origin::model::guardrail::RollbackAction;
 //! let on = ConfigSpec { enabled: true, rules: vec![], fallthrough: Serve::Variant("new".into()), prerequisites: vec![] };
 //! let back = apply(RollbackAction::ServeControl, &on, "old").unwrap();
 //! assert_eq!(back.fallthrough, Serve::Variant("old".into()));
@@ -19,7 +19,7 @@ use bunting_core::Serve;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::store::experiments::RollbackAction;
+use crate::model::guardrail::RollbackAction;
 use crate::store::{Actor, ConfigSpec, FlagConfig, Result, Store};
 
 /// The configuration after `action`, or `None` when the action changes

@@ -26,9 +26,10 @@ use super::auth::Principal;
 use super::body::Body;
 use super::paths::OrgPath;
 use super::{ApiError, ApiResult, AppState, scope};
+use crate::model::experiment::ExperimentStatus;
+use crate::model::guardrail::RollbackAction;
+use crate::model::rollout::GuardStatus;
 use crate::rollback::{Evidence, roll_back};
-use crate::store::experiments::{ExperimentStatus, RollbackAction};
-use crate::store::rollouts::GuardStatus;
 use crate::store::{Problem, Role, StoreError};
 
 /// The routes of external alerts.

@@ -22,10 +22,9 @@ use super::etag::IfMatch;
 use super::org::Items;
 use super::paths::{EnvPath, ExperimentPath, MetricPath, ProjectPath};
 use super::{ApiError, ApiResult, AppState, scope};
+use crate::model::experiment::{Decision, ExperimentRecord, ExperimentSpec};
+use crate::model::metric::{MetricRecord, MetricSpec};
 use crate::results::{self, ExperimentResults};
-use crate::store::experiments::{
-    Decision, ExperimentRecord, ExperimentSpec, MetricRecord, MetricSpec,
-};
 use crate::store::{Environment, Organization, Problem, Project, Role, StoreError};
 
 /// The routes of metrics, experiments and their results.

@@ -24,7 +24,7 @@ use super::etag::IfMatch;
 use super::org::Items;
 use super::paths::{EnvPath, RolloutPath};
 use super::{ApiResult, AppState, scope};
-use crate::store::rollouts::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
+use crate::model::rollout::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
 use crate::store::{Organization, Role};
 
 /// The routes of guarded rollouts.

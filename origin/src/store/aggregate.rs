@@ -40,7 +40,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use bunting_origin::store::aggregate::AggregateOptions;
-//! use bunting_origin::store::experiments::{ExperimentSpec, MetricSpec};
+//! use bunting_origin::model::experiment::ExperimentSpec;
+//! use bunting_origin::model::metric::MetricSpec;
 //! use bunting_origin::store::{Actor, Exposure, FlagSpec, MetricEvent, Store};
 //! let store = Store::open("sqlite::memory:").await.unwrap();
 //! let ana = Actor::new("ana");
@@ -82,9 +83,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use super::experiments::{ExperimentRecord, MetricKind, MetricSpec};
 use super::rows::{edge_env, get_env};
 use super::{Backend, Problem, Result, Store, StoreError};
+use crate::model::experiment::ExperimentRecord;
+use crate::model::metric::{MetricKind, MetricSpec};
 
 /// One day in milliseconds.
 const DAY_MS: i64 = 86_400_000;

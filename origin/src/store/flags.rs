@@ -4,7 +4,7 @@ use bunting_core::Serve;
 use bunting_core::model::{Layer, Segment};
 use sqlx::{AnyConnection, Row};
 
-use super::keys::{check_key, valid_key};
+use super::keys::valid_key;
 use super::rows::{
     flag_row, get_config, get_env, get_flag, get_layer, get_project, get_segment, list_envs,
     list_flags, list_layers, list_segments, not_found, to_json,
@@ -14,6 +14,7 @@ use super::{
     Actor, ConfigSpec, FlagConfig, FlagRecord, FlagSpec, LayerRecord, Problem, Result,
     SegmentRecord, Store, StoreError,
 };
+use crate::model::key::check_key;
 
 fn flag_problems(spec: &FlagSpec) -> Vec<Problem> {
     let mut p = Vec::new();

@@ -1,27 +1,7 @@
-//! The rule for keys (URL path segments and file names).
+//! Key checks that refuse a write ([`StoreError::Invalid`]).
 
 use super::{Problem, Result, StoreError};
-
-pub(super) fn check_key(problems: &mut Vec<Problem>, key: &str) {
-    if key.is_empty()
-        || key.len() > 200
-        || !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        problems.push(Problem::new(
-            "key",
-            format!("{key:?} must be 1-200 characters of A-Z a-z 0-9 - _ ."),
-        ));
-    } else if key == "." || key == ".." {
-        // Keys are URL path segments and file names: these two mean "this"
-        // and "the parent" there.
-        problems.push(Problem::new(
-            "key",
-            format!("{key:?} is not a key: `.` and `..` name directories in paths"),
-        ));
-    }
-}
+use crate::model::key::check_key;
 
 pub(super) fn valid_key(key: &str) -> Result<()> {
     let mut p = Vec::new();

@@ -16,8 +16,9 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use bunting_origin::store::{Actor, FlagSpec, Store};
-//! use bunting_origin::store::experiments::{Guardrail, MetricSpec, RollbackAction};
-//! use bunting_origin::store::rollouts::{GuardStatus, GuardedRolloutSpec};
+//! use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
+//! use bunting_origin::model::metric::MetricSpec;
+//! use bunting_origin::model::rollout::{GuardStatus, GuardedRolloutSpec};
 //! let store = Store::open("sqlite::memory:").await.unwrap();
 //! let ana = Actor::new("ana");
 //! let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
@@ -37,190 +38,15 @@
 //! # });
 //! ```
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use utoipa::ToSchema;
 
-use super::experiments::{Guardrail, RollbackAction};
-use super::rows::{get_env, get_flag, not_found, now, to_json};
+use super::rows::{bad_json, get_env, get_flag, not_found, now, to_json, unknown};
 use super::write::{Write, check_version};
 use super::{Actor, ConfigSpec, FlagConfig, Problem, Result, Store, StoreError};
-
-/// A guarded rollout's definition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GuardedRolloutSpec {
-    /// The flag (a key of the project); one guarded rollout per flag and
-    /// environment.
-    pub flag: String,
-    /// The variant the rollout moves users away from: the baseline every
-    /// other variant served is compared with (for a schedule, usually its
-    /// `otherwise`).
-    pub control: String,
-    /// Guardrails (at least one): metric, harm tolerance, rollback action.
-    /// A metric may carry several guardrails with different tolerances or
-    /// actions (each is its own test), but not the same one twice.
-    pub guardrails: Vec<Guardrail>,
-    /// Users needed in both arms before a look counts toward health and
-    /// before the harm test runs (default: the monitor's, 100). At least 2.
-    #[serde(default)]
-    pub min_users_per_arm: Option<u64>,
-    /// Whether the guardrails gate the flag's scheduled ramp in this
-    /// environment: the next step is postponed while they are not healthy.
-    #[serde(default)]
-    pub gate_ramp: bool,
-    /// Description.
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-impl GuardedRolloutSpec {
-    /// A guarded rollout of `flag` away from `control`, without guardrails
-    /// yet (add at least one), not gating a ramp.
-    ///
-    /// ```
-    /// let s = bunting_origin::store::rollouts::GuardedRolloutSpec::new("checkout", "off");
-    /// assert!(s.guardrails.is_empty() && !s.gate_ramp);
-    /// ```
-    pub fn new(flag: &str, control: &str) -> GuardedRolloutSpec {
-        GuardedRolloutSpec {
-            flag: flag.into(),
-            control: control.into(),
-            guardrails: Vec::new(),
-            min_users_per_arm: None,
-            gate_ramp: false,
-            description: None,
-        }
-    }
-}
-
-/// Where a guarded rollout is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum GuardStatus {
-    /// Watched by the monitor.
-    Active,
-    /// A guardrail tripped and the flag was rolled back (set by the
-    /// monitor only).
-    RolledBack,
-    /// Done: the rollout finished; no longer watched.
-    Completed,
-    /// Paused by a person; not watched.
-    Disabled,
-}
-
-impl GuardStatus {
-    /// Its name.
-    ///
-    /// ```
-    /// use bunting_origin::store::rollouts::GuardStatus;
-    /// assert_eq!(GuardStatus::RolledBack.as_str(), "rolledBack");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GuardStatus::Active => "active",
-            GuardStatus::RolledBack => "rolledBack",
-            GuardStatus::Completed => "completed",
-            GuardStatus::Disabled => "disabled",
-        }
-    }
-
-    fn parse(s: &str) -> Result<GuardStatus> {
-        Ok(match s {
-            "active" => GuardStatus::Active,
-            "rolledBack" => GuardStatus::RolledBack,
-            "completed" => GuardStatus::Completed,
-            "disabled" => GuardStatus::Disabled,
-            other => {
-                return Err(StoreError::Database(sqlx::Error::Decode(
-                    format!("unknown guarded rollout status {other:?}").into(),
-                )));
-            }
-        })
-    }
-}
-
-/// One guardrail × treatment arm at the monitor's latest look.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GuardrailState {
-    /// Index of the guardrail in the guarded rollout's `guardrails` (two
-    /// guardrails may watch one metric with different tolerances).
-    #[serde(default)]
-    pub guardrail: usize,
-    /// The guardrail's tolerance.
-    #[serde(default)]
-    pub tolerance: f64,
-    /// The guardrail metric.
-    pub metric: String,
-    /// The treatment variant.
-    pub variant: String,
-    /// Users in the control arm.
-    pub control_users: u64,
-    /// Users in the treatment arm.
-    pub treatment_users: u64,
-    /// Estimated effect, treatment − control, in the metric's unit.
-    pub estimate: Option<f64>,
-    /// Always-valid one-sided p-value of the harm test.
-    pub p_value: Option<f64>,
-    /// Lower end of the always-valid interval of the effect.
-    pub lower: Option<f64>,
-    /// Looks the harm test has taken since the monitor (re)started.
-    pub looks: u32,
-    /// Whether the harm test rejected (significant harm beyond tolerance).
-    pub significant: bool,
-}
-
-/// The monitor's verdict on a guarded rollout at its latest round.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GuardHealth {
-    /// Healthy: at least one treatment arm is exposed and, for every
-    /// guardrail and treatment arm, the harm test looked at ≥
-    /// `minUsersPerArm` users in both arms and does not find significant
-    /// harm. A ramp gated by the guard advances only while healthy.
-    pub healthy: bool,
-    /// Why not healthy (empty when healthy).
-    pub reasons: Vec<String>,
-    /// The minimum users per arm applied.
-    pub min_users_per_arm: u64,
-    /// Per guardrail and treatment arm.
-    pub guardrails: Vec<GuardrailState>,
-}
-
-/// A stored guarded rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GuardedRolloutRecord {
-    /// Row id.
-    pub id: i64,
-    /// The environment.
-    pub environment_id: i64,
-    /// The flag's row id.
-    pub flag_id: i64,
-    /// The definition (`flag` is the flag's current key).
-    #[serde(flatten)]
-    pub spec: GuardedRolloutSpec,
-    /// Lifecycle state.
-    pub status: GuardStatus,
-    /// When it last became active: exposures count from then on.
-    pub started_at: Option<String>,
-    /// When it last stopped being active.
-    pub stopped_at: Option<String>,
-    /// When the monitor last checked it.
-    pub checked_at: Option<String>,
-    /// The monitor's latest verdict.
-    pub health: Option<GuardHealth>,
-    /// When the ramp step the monitor last postponed takes effect now.
-    pub held_until: Option<String>,
-    /// Optimistic-concurrency version (definition and status only).
-    pub version: i64,
-}
-
-fn bad_json(e: serde_json::Error) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(Box::new(e)))
-}
+use crate::model::FlagFacts;
+use crate::model::rollout::{GuardHealth, GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
 
 const SELECT: &str = "SELECT g.*, f.key AS flag_key FROM guarded_rollouts g \
                       JOIN flags f ON f.id = g.flag_id";
@@ -236,7 +62,8 @@ fn guard_row(r: &AnyRow) -> Result<GuardedRolloutRecord> {
         environment_id: r.try_get("environment_id")?,
         flag_id: r.try_get("flag_id")?,
         spec,
-        status: GuardStatus::parse(&status)?,
+        status: GuardStatus::parse(&status)
+            .ok_or_else(|| unknown("guarded rollout status", &status))?,
         started_at: r.try_get("started_at")?,
         stopped_at: r.try_get("stopped_at")?,
         checked_at: r.try_get("checked_at")?,
@@ -257,12 +84,6 @@ async fn get_guard(c: &mut sqlx::AnyConnection, id: i64) -> Result<GuardedRollou
     guard_row(&r.ok_or_else(|| not_found("guardedRollout", id))?)
 }
 
-/// The audit key of a guarded rollout: `flag/environment`.
-async fn audit_key(c: &mut sqlx::AnyConnection, g: &GuardedRolloutRecord) -> Result<String> {
-    let env = get_env(c, g.environment_id).await?;
-    Ok(format!("{}/{}", g.spec.flag, env.key))
-}
-
 /// Every problem of `spec` in project `project_id`, and the flag's id when
 /// it exists.
 async fn guard_problems(
@@ -270,31 +91,14 @@ async fn guard_problems(
     project_id: i64,
     spec: &GuardedRolloutSpec,
 ) -> Result<(Vec<Problem>, Option<i64>)> {
-    let mut p = Vec::new();
     let flag = sqlx::query("SELECT id FROM flags WHERE project_id = $1 AND key = $2")
         .bind(project_id)
         .bind(&spec.flag)
         .fetch_optional(&mut *c)
         .await?;
-    let flag_id = match flag {
-        None => {
-            p.push(Problem::new(
-                "flag",
-                format!("{:?} is not a flag of the project", spec.flag),
-            ));
-            None
-        }
-        Some(r) => {
-            let id: i64 = r.try_get("id")?;
-            let f = get_flag(c, id).await?;
-            if !f.spec.variants.contains_key(&spec.control) {
-                p.push(Problem::new(
-                    "control",
-                    format!("{:?} is not a variant of {}", spec.control, spec.flag),
-                ));
-            }
-            Some(id)
-        }
+    let flag = match flag {
+        None => None,
+        Some(r) => Some(get_flag(c, r.try_get("id")?).await?),
     };
     let metrics: Vec<String> = sqlx::query("SELECT key FROM metrics WHERE project_id = $1")
         .bind(project_id)
@@ -303,38 +107,17 @@ async fn guard_problems(
         .iter()
         .map(|r| r.try_get::<String, _>("key"))
         .collect::<std::result::Result<_, _>>()?;
-    if spec.guardrails.is_empty() {
-        p.push(Problem::new(
-            "guardrails",
-            "a guarded rollout needs at least one guardrail",
-        ));
-    }
-    for (i, g) in spec.guardrails.iter().enumerate() {
-        if !metrics.contains(&g.metric) {
-            p.push(Problem::new(
-                format!("guardrails[{i}].metric"),
-                format!("{:?} is not a metric of the project", g.metric),
-            ));
-        }
-        if !g.tolerance.is_finite() || g.tolerance < 0.0 {
-            p.push(Problem::new(
-                format!("guardrails[{i}].tolerance"),
-                "a tolerance is a number ≥ 0",
-            ));
-        }
-        if spec.gate_ramp && g.action == RollbackAction::Alert {
-            p.push(Problem::new(
-                format!("guardrails[{i}].action"),
-                "a guardrail gating a ramp must roll back (serveControl, rolloutToZero or \
-                 disableFlag): after an alert the ramp would advance unwatched",
-            ));
-        }
-    }
-    p.extend(super::experiments::repeated_guardrails(&spec.guardrails));
-    if spec.min_users_per_arm.is_some_and(|n| n < 2) {
-        p.push(Problem::new("minUsersPerArm", "at least 2 users per arm"));
-    }
-    Ok((p, flag_id))
+    let facts = flag.as_ref().map(|f| FlagFacts {
+        variants: &f.spec.variants,
+        layer: f.spec.layer.as_ref().map(|l| l.key.as_str()),
+    });
+    Ok((spec.problems(facts, &metrics), flag.map(|f| f.id)))
+}
+
+/// The audit key of a guarded rollout: `flag/environment`.
+async fn audit_key(c: &mut sqlx::AnyConnection, g: &GuardedRolloutRecord) -> Result<String> {
+    let env = get_env(c, g.environment_id).await?;
+    Ok(format!("{}/{}", g.spec.flag, env.key))
 }
 
 impl Store {

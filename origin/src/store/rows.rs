@@ -39,16 +39,28 @@ pub(super) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).expect("serializable").to_string()
 }
 
+/// A JSON column that does not decode.
+pub(super) fn bad_json(e: serde_json::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A stored name (`what`, e.g. `experiment status`) this build does not know.
+pub(super) fn unknown(what: &str, name: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(
+        format!("unknown {what} {name:?}").into(),
+    ))
+}
+
 pub(super) fn from_json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
     let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+    serde_json::from_str(&s).map_err(bad_json)
 }
 
 pub(super) fn opt_json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> Result<Option<T>> {
     let s: Option<String> = row.try_get(col)?;
     s.map(|s| serde_json::from_str(&s))
         .transpose()
-        .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+        .map_err(bad_json)
 }
 
 pub(super) fn not_found(entity: &'static str, id: impl ToString) -> StoreError {
@@ -96,7 +108,7 @@ pub(super) fn flag_row(r: &AnyRow) -> Result<FlagRecord> {
         spec: FlagSpec {
             key: r.try_get("key")?,
             flag_type: serde_json::from_value::<FlagType>(Value::String(flag_type))
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
+                .map_err(bad_json)?,
             variants: from_json(r, "variants")?,
             off_variant: r.try_get("off_variant")?,
             description: r.try_get("description")?,

@@ -218,6 +218,29 @@ impl<'a> Write<'a> {
             .await
     }
 
+    /// Replaces the `spec` column of `T` row `id` (read as `before`), bumps
+    /// its version, audits the update under `key` and returns the row after.
+    pub(super) async fn replace_spec<T: Entity>(
+        &mut self,
+        id: i64,
+        key: &str,
+        spec: &impl Serialize,
+        before: &T,
+    ) -> Result<T> {
+        sqlx::query(&format!(
+            "UPDATE {} SET spec = $1, version = version + 1 WHERE id = $2",
+            T::TABLE
+        ))
+        .bind(to_json(spec))
+        .bind(id)
+        .execute(self.c())
+        .await?;
+        let after = T::get(self.c(), id).await?;
+        self.audit("update", T::ENTITY, (id, key), Some(before), Some(&after))
+            .await?;
+        Ok(after)
+    }
+
     /// Deletes `T` row `id` (at version `expected`), audits it and returns
     /// what it was.
     pub(super) async fn delete_row<T: Entity>(&mut self, id: i64, expected: i64) -> Result<T> {

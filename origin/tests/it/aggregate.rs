@@ -6,10 +6,9 @@
 //! paths: the per-user rollup (default), the raw exposures, and the rollup
 //! cut into key ranges.
 
+use bunting_origin::model::experiment::{ExperimentRecord, ExperimentSpec};
+use bunting_origin::model::metric::{MetricKind, MetricSpec};
 use bunting_origin::store::aggregate::{AggregateOptions, ExperimentData, MetricAgg};
-use bunting_origin::store::experiments::{
-    ExperimentRecord, ExperimentSpec, MetricKind, MetricSpec,
-};
 use bunting_origin::store::{Exposure, MetricEvent, Store};
 
 use crate::common::world::World;

@@ -10,8 +10,9 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use bunting_origin::api::{AppState, ServeConfig};
 use bunting_origin::ingest::{Ingest, IngestOptions};
+use bunting_origin::model::experiment::ExperimentSpec;
+use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::store::aggregate::AggregateOptions;
-use bunting_origin::store::experiments::{ExperimentSpec, MetricSpec};
 use bunting_origin::store::{Actor, Backend, FlagSpec, Store};
 use serde_json::{Value, json};
 

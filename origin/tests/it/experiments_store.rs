@@ -2,9 +2,9 @@
 //! every problem, the lifecycle, what a running experiment may change,
 //! audit entries.
 
-use bunting_origin::store::experiments::{
-    Decision, ExperimentSpec, ExperimentStatus, Guardrail, MetricKind, MetricSpec, RollbackAction,
-};
+use bunting_origin::model::experiment::{Decision, ExperimentSpec, ExperimentStatus};
+use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
+use bunting_origin::model::metric::{MetricKind, MetricSpec};
 use bunting_origin::store::{Actor, AuditQuery, Store, StoreError};
 
 use crate::common::world::World;

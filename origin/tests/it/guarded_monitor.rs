@@ -14,10 +14,11 @@ use bunting_core::Serve;
 use bunting_core::model::{Schedule, ScheduleStep};
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use bunting_origin::api::{AppState, ServeConfig};
+use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
+use bunting_origin::model::metric::MetricSpec;
+use bunting_origin::model::rollout::{GuardStatus, GuardedRolloutSpec};
 use bunting_origin::monitor::{Monitor, MonitorOptions, SubjectKind};
 use bunting_origin::notify::Notifier;
-use bunting_origin::store::experiments::{Guardrail, MetricSpec, RollbackAction};
-use bunting_origin::store::rollouts::{GuardStatus, GuardedRolloutSpec};
 use bunting_origin::store::{Actor, AuditEntry, AuditQuery, Store, StoreError};
 use serde_json::Value;
 

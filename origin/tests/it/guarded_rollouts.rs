@@ -8,7 +8,7 @@
 
 use axum::http::{Method, StatusCode};
 use bunting_core::Serve;
-use bunting_origin::store::experiments::MetricSpec;
+use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::store::{Actor, AuditQuery, FlagSpec, Store};
 use serde_json::{Value, json};
 

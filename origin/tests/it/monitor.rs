@@ -8,10 +8,10 @@
 
 use bunting_core::Serve;
 use bunting_origin::api::{AppState, ServeConfig};
+use bunting_origin::model::experiment::{ExperimentSpec, ExperimentStatus};
+use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
+use bunting_origin::model::metric::{MetricKind, MetricSpec};
 use bunting_origin::monitor::{Monitor, MonitorOptions};
-use bunting_origin::store::experiments::{
-    ExperimentSpec, ExperimentStatus, Guardrail, MetricKind, MetricSpec, RollbackAction,
-};
 use bunting_origin::store::{Actor, AuditQuery, MetricEvent, Store};
 use serde_json::{Value, json};
 

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use bunting_analysis::sequential::Decision;
+use bunting_origin::model::experiment::{ExperimentRecord, ExperimentSpec, ExperimentStatus};
+use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
+use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::monitor::{Monitor, MonitorOptions};
 use bunting_origin::store::aggregate::{ArmData, ExperimentData, MetricAgg};
-use bunting_origin::store::experiments::{
-    ExperimentRecord, ExperimentSpec, ExperimentStatus, Guardrail, MetricSpec, RollbackAction,
-};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Binomial, Distribution};

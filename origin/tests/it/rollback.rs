@@ -7,8 +7,10 @@ use axum::http::Method;
 use bunting_core::Serve;
 use bunting_core::model::{Schedule, ScheduleStep};
 use bunting_origin::api::{AppState, ServeConfig};
+use bunting_origin::model::experiment::ExperimentSpec;
+use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
+use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::notify::Notifier;
-use bunting_origin::store::experiments::{ExperimentSpec, Guardrail, MetricSpec, RollbackAction};
 use bunting_origin::store::{Actor, AuditQuery, Role, Store};
 use serde_json::{Value, json};
 

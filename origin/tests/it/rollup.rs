@@ -10,9 +10,9 @@
 //!   stopped at random times (users exposed before the start, multi-arm
 //!   users switching after the stop, ties at the same millisecond).
 
+use bunting_origin::model::metric::{MetricKind, MetricSpec};
 use bunting_origin::store::aggregate::{AggregateOptions, AnalysisScope};
 use bunting_origin::store::events::rollup;
-use bunting_origin::store::experiments::{MetricKind, MetricSpec};
 use bunting_origin::store::{Exposure, MetricEvent, Store};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

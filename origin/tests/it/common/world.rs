@@ -3,7 +3,7 @@
 
 use bunting_core::Serve;
 use bunting_core::model::WeightedVariant;
-use bunting_origin::store::experiments::MetricSpec;
+use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::store::{Actor, ConfigSpec, FlagSpec, Store};
 
 /// Organization `acme` (display name "Acme"), project `web` ("Web") and
