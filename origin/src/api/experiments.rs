@@ -376,7 +376,12 @@ pub async fn experiment_results(
         }
     };
     let (_, project, _, experiment) = experiment(&state, &caller, &path, Role::Viewer).await?;
-    let report = results::load(&state.store, project.id, &experiment).await?;
+    let (metrics, data) = state.store.results_data(project.id, &experiment).await?;
+    let report = results::assemble(&results::Input {
+        experiment: &experiment,
+        metrics: &metrics,
+        data: &data,
+    });
     if csv {
         let mut response = results::to_csv(&report).into_response();
         response.headers_mut().insert(

@@ -159,6 +159,28 @@ pub struct ExperimentRecord {
 }
 
 impl ExperimentSpec {
+    /// The keys of the metrics it reads, each once: the primary metric,
+    /// the secondary metrics, then the guardrail metrics.
+    ///
+    /// ```
+    /// use bunting_origin::model::experiment::ExperimentSpec;
+    /// let mut x = ExperimentSpec::new("t", "checkout", "off", "purchased");
+    /// x.secondary_metrics = vec!["revenue".into(), "purchased".into()];
+    /// assert_eq!(x.metric_keys(), ["purchased", "revenue"]);
+    /// ```
+    pub fn metric_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        let all = std::iter::once(&self.primary_metric)
+            .chain(&self.secondary_metrics)
+            .chain(self.guardrails.iter().map(|g| &g.metric));
+        for k in all {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+        keys
+    }
+
     /// Every problem of this definition in a project where `flag` is what
     /// its flag is (`None`: the project has no such flag) and `metrics` are
     /// the keys of the project's metrics.

@@ -656,6 +656,30 @@ fn empty(m: &MetricSpec) -> MetricAgg {
 }
 
 impl Store {
+    /// The metrics experiment `x` of project `project_id` reads (primary,
+    /// secondary, then guardrail metrics, each once) and its data with the
+    /// daily series: the inputs of [`crate::results::assemble`].
+    pub async fn results_data(
+        &self,
+        project_id: i64,
+        x: &ExperimentRecord,
+    ) -> Result<(Vec<MetricSpec>, ExperimentData)> {
+        let all = self.metrics(project_id).await?;
+        let metrics: Vec<MetricSpec> = x
+            .spec
+            .metric_keys()
+            .into_iter()
+            .filter_map(|k| all.iter().find(|m| m.spec.key == k))
+            .map(|m| m.spec.clone())
+            .collect();
+        let options = AggregateOptions {
+            series: true,
+            ..Default::default()
+        };
+        let data = self.experiment_data(x, &metrics, &options).await?;
+        Ok((metrics, data))
+    }
+
     /// The experiment's data per arm: users, per-metric sufficient
     /// statistics (see the [module documentation](self) for the exact
     /// semantics), users exposed to several arms and, with

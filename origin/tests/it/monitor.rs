@@ -184,9 +184,17 @@ async fn ratio_regression_is_rolled_back(store: Store) {
     // stood while running.
     let mut running = e.clone();
     running.stopped_at = None;
-    let results = bunting_origin::results::load(&s.state.store, e_project(&s).await, &running)
+    let (metrics, data) = s
+        .state
+        .store
+        .results_data(e_project(&s).await, &running)
         .await
         .unwrap();
+    let results = bunting_origin::results::assemble(&bunting_origin::results::Input {
+        experiment: &running,
+        metrics: &metrics,
+        data: &data,
+    });
     let m = results
         .metrics
         .iter()

@@ -43,9 +43,15 @@ pub(crate) async fn experiment_results(a: ExperimentResultsArgs) -> Result<ExitC
         .experiment_by_key(env.id, &a.key)
         .await
         .with_context(|| format!("reading experiment {:?} of {}", a.key, a.env))?;
-    let r = bunting_origin::results::load(&store, project.id, &x)
+    let (metrics, data) = store
+        .results_data(project.id, &x)
         .await
         .with_context(|| format!("computing the results of {:?}", a.key))?;
+    let r = bunting_origin::results::assemble(&bunting_origin::results::Input {
+        experiment: &x,
+        metrics: &metrics,
+        data: &data,
+    });
     print!("{}", bunting_origin::results::to_table(&r));
     Ok(ExitCode::SUCCESS)
 }
