@@ -395,7 +395,7 @@ pub async fn serve(
         }
     });
     let server = tokio::spawn(async move { server.await });
-    let monitor = monitor_options.map(|o| crate::monitor::spawn(state.clone(), o));
+    let monitor = monitor_options.map(|o| crate::monitor::spawn(monitor_services(&state), o));
     let purge = crate::retention::spawn(store.clone(), Duration::from_secs(60));
     shutdown.await;
     tracing::info!("shutting down: draining requests");
@@ -473,6 +473,17 @@ fn start_publisher(args: &ServeArgs, state: &AppState) -> Result<Option<PublishH
         state.metrics.clone(),
         options,
     )))
+}
+
+/// What the guardrail monitor gets of the service: its store, its webhook
+/// notifier and the publisher's wake-up (the monitor knows nothing of the
+/// HTTP layer).
+pub fn monitor_services(state: &AppState) -> crate::monitor::Services {
+    crate::monitor::Services {
+        store: state.store.clone(),
+        notifier: state.notifier.clone(),
+        publish_wakeup: state.publish_wakeup.clone(),
+    }
 }
 
 /// The URL without its password, for logs and error messages.

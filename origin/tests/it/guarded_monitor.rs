@@ -19,6 +19,7 @@ use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::model::rollout::{GuardStatus, GuardedRolloutSpec};
 use bunting_origin::monitor::{Monitor, MonitorOptions, SubjectKind};
 use bunting_origin::notify::Notifier;
+use bunting_origin::serve::monitor_services;
 use bunting_origin::store::{Actor, AuditEntry, AuditQuery, Store, StoreError};
 use serde_json::Value;
 
@@ -147,7 +148,7 @@ async fn regression_is_rolled_back(store: Store) {
     let mut tripped_at = None;
     for look in 0..10u64 {
         traffic(&s, look * 300, 300, [50, 10]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         assert!(
             checks.iter().all(|c| c.kind == SubjectKind::GuardedRollout
                 && c.subject == "checkout"
@@ -212,7 +213,13 @@ async fn regression_is_rolled_back(store: Store) {
     assert_eq!(hooks[0]["action"], "rolloutToZero");
     assert_eq!(hooks[0]["flag"], "web/checkout");
     // Nothing more to watch.
-    assert!(monitor.round(&s.state).await.unwrap().is_empty());
+    assert!(
+        monitor
+            .round(&monitor_services(&s.state))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn no_regression_no_rollback(store: Store) {
@@ -222,7 +229,7 @@ async fn no_regression_no_rollback(store: Store) {
     for look in 0..10u64 {
         // Both arms err 5% of the time.
         traffic(&s, look * 300, 300, [20, 20]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         assert!(checks.iter().all(|c| !c.rolled_back), "{checks:?}");
         looks += checks.len();
     }
@@ -253,7 +260,7 @@ async fn unhealthy_guard_holds_the_due_step(store: Store) {
     let options = MonitorOptions::default();
     let mut monitor = Monitor::new(options);
     let before = now_ms();
-    let checks = monitor.round(&s.state).await.unwrap();
+    let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
     let after = now_ms();
     assert!(checks.iter().all(|c| !c.rolled_back), "{checks:?}");
 
@@ -322,7 +329,7 @@ async fn unhealthy_guard_holds_the_due_step(store: Store) {
 
     // The next round: the held step is beyond the horizon again, so no
     // new hold.
-    monitor.round(&s.state).await.unwrap();
+    monitor.round(&monitor_services(&s.state)).await.unwrap();
     assert_eq!(step_times(&s).await, moved);
     assert_eq!(log_by(&s.state.store, "ramp-guard").await.len(), 2);
 }
@@ -333,7 +340,7 @@ async fn healthy_guard_leaves_the_ramp_alone(store: Store) {
     let s = setup(store, 30_000, true).await;
     traffic(&s, 0, 300, [20, 20]).await;
     let mut monitor = Monitor::new(MonitorOptions::default());
-    let checks = monitor.round(&s.state).await.unwrap();
+    let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
     assert_eq!(checks.len(), 1);
     assert!(!checks[0].rolled_back);
     let g = s.state.store.guarded_rollout(s.guard).await.unwrap();
@@ -375,7 +382,7 @@ async fn failing_check_holds_the_ramp(store: Store) {
         .await
         .unwrap();
     let mut monitor = Monitor::new(MonitorOptions::default());
-    let checks = monitor.round(&s.state).await.unwrap();
+    let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
     assert!(checks.is_empty(), "{checks:?}");
     let g = s.state.store.guarded_rollout(s.guard).await.unwrap();
     let h = g.health.unwrap();
@@ -417,7 +424,7 @@ async fn two_guardrails_on_one_metric_the_tighter_acts(store: Store) {
     for look in 0..20u64 {
         // Control errs 2% of the time, the treatment 10% (harm 0.08).
         traffic(&s, look * 100, 100, [50, 10]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         if let Some(c) = checks.iter().find(|c| c.rolled_back) {
             tripped = Some(c.clone());
             break;

@@ -12,6 +12,7 @@ use bunting_origin::model::experiment::{ExperimentSpec, ExperimentStatus};
 use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
 use bunting_origin::model::metric::{MetricKind, MetricSpec};
 use bunting_origin::monitor::{Monitor, MonitorOptions};
+use bunting_origin::serve::monitor_services;
 use bunting_origin::store::{Actor, AuditQuery, MetricEvent, Store};
 use serde_json::{Value, json};
 
@@ -149,7 +150,7 @@ async fn ratio_regression_is_rolled_back(store: Store) {
     let mut tripped = None;
     for look in 0..10u64 {
         ratio_traffic(&s, look * 300, 300, [10.0, 2.0], [1.0, 1.0]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         assert_eq!(checks.len(), 1, "{checks:?}");
         if checks[0].rolled_back {
             tripped = Some(checks[0].clone());
@@ -226,7 +227,7 @@ async fn null_ratio_is_not_rolled_back(store: Store) {
     let mut looks = 0;
     for look in 0..10u64 {
         ratio_traffic(&s, look * 300, 300, [5.0, 10.0], [1.0, 2.0]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         for c in &checks {
             assert!(!c.rolled_back, "{c:?}");
             assert!(c.result.estimate.unwrap().abs() < 1e-9, "{c:?}");
@@ -263,7 +264,7 @@ async fn two_guardrails_on_one_metric_act_independently(store: Store) {
     // Control errs 2% of the time, the treatment 10% (harm 0.08).
     for look in 0..40u64 {
         traffic(&s, look * 100, 100, [50, 10]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         for c in &checks {
             assert_eq!(c.action, s_action(c.guardrail), "{c:?}");
             if c.alerted {
@@ -341,7 +342,7 @@ async fn regression_is_rolled_back(store: Store) {
     let mut tripped_at = None;
     for look in 0..10u64 {
         traffic(&s, look * 300, 300, [50, 10]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         if checks.iter().any(|c| c.rolled_back) {
             tripped_at = Some((look + 1) * 300);
             break;
@@ -374,7 +375,13 @@ async fn regression_is_rolled_back(store: Store) {
     assert!(ev["pValue"].as_f64().unwrap() <= 0.05, "{ev}");
     assert!(s.state.store.verify_audit().await.unwrap().is_ok());
     // Nothing more to watch.
-    assert!(monitor.round(&s.state).await.unwrap().is_empty());
+    assert!(
+        monitor
+            .round(&monitor_services(&s.state))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn no_regression_no_rollback(store: Store) {
@@ -384,7 +391,7 @@ async fn no_regression_no_rollback(store: Store) {
     for look in 0..10u64 {
         // Both arms err 5% of the time.
         traffic(&s, look * 300, 300, [20, 20]).await;
-        let checks = monitor.round(&s.state).await.unwrap();
+        let checks = monitor.round(&monitor_services(&s.state)).await.unwrap();
         assert!(checks.iter().all(|c| !c.rolled_back), "{checks:?}");
         looks += checks.len();
     }

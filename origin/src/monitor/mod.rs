@@ -40,26 +40,47 @@
 //! assert_eq!(opts.ramp_lead.as_secs(), 60);
 //! ```
 
+mod policy;
+
+pub use policy::{GuardrailCheck, HeldStep, Subject, SubjectKind, health, hold_schedules};
+
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bunting_analysis::sequential::{
-    Decision, Direction, SequentialConfig, SequentialResult, SequentialTest,
-};
-use bunting_core::Serve;
-use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
-use serde::Serialize;
+use bunting_analysis::sequential::{Decision, Direction, SequentialConfig, SequentialTest};
 use serde_json::json;
+use tokio::sync::Notify;
 
-use crate::api::AppState;
 use crate::model::experiment::ExperimentRecord;
-use crate::model::guardrail::{Guardrail, RollbackAction};
+use crate::model::guardrail::RollbackAction;
 use crate::model::metric::MetricSpec;
-use crate::model::rollout::{GuardHealth, GuardedRolloutRecord, GuardrailState};
+use crate::model::rollout::{GuardHealth, GuardedRolloutRecord};
+use crate::notify::Notifier;
 use crate::results::guardrail_summary;
 use crate::rollback::{Evidence, roll_back};
 use crate::store::aggregate::{AggregateOptions, AnalysisScope, ExperimentData};
-use crate::store::{Actor, ConfigSpec, Environment, FlagRecord, Project, Result, StoreError};
+use crate::store::{Actor, Environment, FlagRecord, Project, Result, Store, StoreError};
+
+/// What the monitor reads and acts on, handed over by whoever runs it
+/// (`bunting serve`, a test): it needs no more of the HTTP layer than this.
+#[derive(Clone)]
+pub struct Services {
+    /// Where experiments, guarded rollouts and their aggregates are read,
+    /// and where rollbacks, stops and held ramp steps are written.
+    pub store: Store,
+    /// Tells webhooks about rollbacks and held ramp steps.
+    pub notifier: Notifier,
+    /// Wakes the publisher after the monitor committed a change, so it
+    /// reaches the edge without waiting for the publisher's next poll.
+    pub publish_wakeup: Arc<Notify>,
+}
+
+impl Services {
+    fn notify_publish(&self) {
+        self.publish_wakeup.notify_one();
+    }
+}
 
 /// How the monitor runs.
 #[derive(Debug, Clone, Copy)]
@@ -87,121 +108,6 @@ impl Default for MonitorOptions {
             ramp_lead: Duration::from_secs(60),
         }
     }
-}
-
-/// What the monitor watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SubjectKind {
-    /// A running experiment with guardrails.
-    Experiment,
-    /// An active guarded rollout.
-    GuardedRollout,
-}
-
-impl SubjectKind {
-    /// The name used in evidence and webhooks: `experiment` or
-    /// `guardedRollout`.
-    ///
-    /// ```
-    /// use bunting_origin::monitor::SubjectKind;
-    /// assert_eq!(SubjectKind::GuardedRollout.as_str(), "guardedRollout");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubjectKind::Experiment => "experiment",
-            SubjectKind::GuardedRollout => "guardedRollout",
-        }
-    }
-}
-
-/// The part of an experiment or a guarded rollout the harm tests read.
-///
-/// ```
-/// use bunting_origin::monitor::{Subject, SubjectKind};
-/// use bunting_origin::model::rollout::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
-/// let g = GuardedRolloutRecord {
-///     id: 7, environment_id: 1, flag_id: 3, spec: GuardedRolloutSpec::new("checkout", "off"),
-///     status: GuardStatus::Active, started_at: Some("2026-11-25T00:00:00.000000Z".into()),
-///     stopped_at: None, checked_at: None, health: None, held_until: None, version: 1,
-/// };
-/// let s = Subject::from(&g);
-/// assert_eq!((s.kind, s.id, s.key.as_str(), s.control.as_str()), (SubjectKind::GuardedRollout, 7, "checkout", "off"));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct Subject {
-    /// Experiment or guarded rollout.
-    pub kind: SubjectKind,
-    /// Its row id.
-    pub id: i64,
-    /// The experiment's key, or the guarded rollout's flag key.
-    pub key: String,
-    /// Its version when read.
-    pub version: i64,
-    /// When it started: a new start begins new tests.
-    pub started_at: Option<String>,
-    /// The control variant.
-    pub control: String,
-    /// Its guardrails.
-    pub guardrails: Vec<Guardrail>,
-    /// Overrides [`MonitorOptions::min_users_per_arm`].
-    pub min_users_per_arm: Option<u64>,
-}
-
-impl From<&ExperimentRecord> for Subject {
-    fn from(e: &ExperimentRecord) -> Subject {
-        Subject {
-            kind: SubjectKind::Experiment,
-            id: e.id,
-            key: e.spec.key.clone(),
-            version: e.version,
-            started_at: e.started_at.clone(),
-            control: e.spec.control.clone(),
-            guardrails: e.spec.guardrails.clone(),
-            min_users_per_arm: None,
-        }
-    }
-}
-
-impl From<&GuardedRolloutRecord> for Subject {
-    fn from(g: &GuardedRolloutRecord) -> Subject {
-        Subject {
-            kind: SubjectKind::GuardedRollout,
-            id: g.id,
-            key: g.spec.flag.clone(),
-            version: g.version,
-            started_at: g.started_at.clone(),
-            control: g.spec.control.clone(),
-            guardrails: g.spec.guardrails.clone(),
-            min_users_per_arm: g.spec.min_users_per_arm,
-        }
-    }
-}
-
-/// One guardrail's verdict for one treatment arm in a round.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GuardrailCheck {
-    /// Experiment or guarded rollout.
-    pub kind: SubjectKind,
-    /// The experiment's key, or the guarded rollout's flag key.
-    pub subject: String,
-    /// Treatment variant.
-    pub variant: String,
-    /// Guardrail metric.
-    pub metric: String,
-    /// Index of the guardrail in its subject.
-    pub guardrail: usize,
-    /// The guardrail's action.
-    pub action: RollbackAction,
-    /// The sequential test's result at this look.
-    pub result: SequentialResult,
-    /// Whether this check rolled the flag back (an action other than
-    /// `alert`).
-    pub rolled_back: bool,
-    /// Whether this check sent the alert of an `alert` guardrail (once per
-    /// test: later looks that still find harm do not repeat it).
-    pub alerted: bool,
 }
 
 /// A sequential test's identity: one per guardrail (by its index, so two
@@ -254,211 +160,6 @@ struct Place {
     flag: FlagRecord,
 }
 
-/// One step postponed by [`hold_schedules`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeldStep {
-    /// Where the schedule is served: `fallthrough` or `rules[i]`.
-    pub serve: String,
-    /// Index of the postponed step (it and every later step moved).
-    pub step: usize,
-    /// Steps moved.
-    pub steps_moved: usize,
-    /// The step's time before.
-    pub from: String,
-    /// Its time now.
-    pub to: String,
-    /// The shift applied to it and every later step (ms).
-    pub shift_ms: i64,
-}
-
-/// Postpones the scheduled ramps of `config` (the fallthrough and every
-/// rule serving a [`Serve::Schedule`]) whose next step (the first after
-/// `now_ms`) would take effect before `horizon_ms`: that step moves to
-/// `target_ms` and every later step by the same shift, which keeps the
-/// spacing of the steps. Steps already in effect stay. `None` when no
-/// schedule needs holding.
-///
-/// ```
-/// use bunting_core::Serve;
-/// use bunting_core::model::{Schedule, ScheduleStep};
-/// use bunting_origin::monitor::hold_schedules;
-/// use bunting_origin::store::ConfigSpec;
-/// let step = |at: &str, percentage| ScheduleStep { at: at.into(), percentage };
-/// let ramp = ConfigSpec {
-///     enabled: true, rules: vec![], prerequisites: vec![],
-///     fallthrough: Serve::Schedule(Schedule { variant: "on".into(), otherwise: "off".into(), steps: vec![
-///         step("1970-01-01T00:00:10Z", 10.0), step("1970-01-01T00:01:40Z", 50.0), step("1970-01-01T00:03:20Z", 100.0),
-///     ]}),
-/// };
-/// // At t = 60 s the next step (100 s) is due before the horizon (150 s): moved to 210 s.
-/// let (held, moved) = hold_schedules(&ramp, 60_000, 150_000, 210_000).unwrap();
-/// let Serve::Schedule(s) = &held.fallthrough else { unreachable!() };
-/// assert_eq!(s.steps[0].at, "1970-01-01T00:00:10Z"); // in effect: untouched
-/// assert_eq!(s.steps[1].at, "1970-01-01T00:03:30Z");
-/// assert_eq!(s.steps[2].at, "1970-01-01T00:05:10Z"); // same spacing
-/// assert_eq!(moved[0].shift_ms, 110_000);
-/// // A step beyond the horizon needs no hold.
-/// assert!(hold_schedules(&ramp, 60_000, 90_000, 150_000).is_none());
-/// ```
-pub fn hold_schedules(
-    config: &ConfigSpec,
-    now_ms: i64,
-    horizon_ms: i64,
-    target_ms: i64,
-) -> Option<(ConfigSpec, Vec<HeldStep>)> {
-    let mut c = config.clone();
-    let mut held = Vec::new();
-    let mut hold = |serve: &mut Serve, name: String| {
-        let Serve::Schedule(s) = serve else {
-            return;
-        };
-        let Some(times) = s
-            .steps
-            .iter()
-            .map(|st| parse_rfc3339_ms(&st.at))
-            .collect::<Option<Vec<i64>>>()
-        else {
-            return;
-        };
-        let Some(i) = times.iter().position(|&t| t > now_ms) else {
-            return; // the ramp is complete
-        };
-        if times[i] >= horizon_ms || target_ms <= times[i] {
-            return;
-        }
-        let shift = target_ms - times[i];
-        let moved: Option<Vec<String>> = times[i..]
-            .iter()
-            .map(|t| format_rfc3339_ms(t + shift))
-            .collect();
-        let Some(moved) = moved else {
-            return;
-        };
-        let from = s.steps[i].at.clone();
-        for (st, at) in s.steps[i..].iter_mut().zip(moved) {
-            st.at = at;
-        }
-        held.push(HeldStep {
-            serve: name,
-            step: i,
-            steps_moved: s.steps.len() - i,
-            from,
-            to: s.steps[i].at.clone(),
-            shift_ms: shift,
-        });
-    };
-    for (i, r) in c.rules.iter_mut().enumerate() {
-        hold(&mut r.serve, format!("rules[{i}]"));
-    }
-    hold(&mut c.fallthrough, "fallthrough".into());
-    (!held.is_empty()).then_some((c, held))
-}
-
-/// A guarded rollout's health after a look (pure): healthy when at least
-/// one variant other than the control has exposed users and, for every
-/// guardrail and every such treatment arm, both arms have at least
-/// `min_users` users, the harm test looked at them this round, and it does
-/// not find significant harm. Not enough data is not healthy: a gated ramp
-/// waits for evidence. `checks` are this round's (of [`Monitor::observe_subject`]).
-///
-/// ```
-/// use bunting_origin::monitor::{Subject, SubjectKind, health};
-/// use bunting_origin::store::aggregate::{ArmData, ExperimentData};
-/// let s = Subject {
-///     kind: SubjectKind::GuardedRollout, id: 1, key: "checkout".into(), version: 1,
-///     started_at: None, control: "off".into(), guardrails: vec![], min_users_per_arm: None,
-/// };
-/// let data = ExperimentData {
-///     environment: "acme/web/production".into(), multi_arm_users: 0, series: vec![],
-///     from_ms: None, until_ms: None,
-///     arms: vec![ArmData { variant: "off".into(), users: 500, metrics: Default::default() }],
-/// };
-/// let h = health(&s, &data, &[], 100);
-/// assert!(!h.healthy);
-/// assert!(h.reasons[0].contains("no user exposed"), "{:?}", h.reasons);
-/// ```
-pub fn health(
-    s: &Subject,
-    data: &ExperimentData,
-    checks: &[GuardrailCheck],
-    min_users: u64,
-) -> GuardHealth {
-    let mut reasons = Vec::new();
-    let control_users = data
-        .arms
-        .iter()
-        .find(|a| a.variant == s.control)
-        .map_or(0, |a| a.users);
-    let treatments: Vec<_> = data
-        .arms
-        .iter()
-        .filter(|a| a.variant != s.control && a.users > 0)
-        .collect();
-    if treatments.is_empty() {
-        reasons.push(format!(
-            "no user exposed to a variant other than the control {:?} yet",
-            s.control
-        ));
-    }
-    if control_users < min_users {
-        reasons.push(format!(
-            "control {:?} has {control_users} users (fewer than {min_users})",
-            s.control
-        ));
-    }
-    for t in &treatments {
-        if t.users < min_users {
-            reasons.push(format!(
-                "variant {:?} has {} users (fewer than {min_users})",
-                t.variant, t.users
-            ));
-        }
-    }
-    let mut states = Vec::new();
-    for (gi, g) in s.guardrails.iter().enumerate() {
-        for t in &treatments {
-            let Some(c) = checks
-                .iter()
-                .find(|c| c.guardrail == gi && c.variant == t.variant)
-            else {
-                reasons.push(format!(
-                    "{} (tolerance {}) on {:?}: no look this round (no data)",
-                    g.metric, g.tolerance, t.variant
-                ));
-                continue;
-            };
-            let r = &c.result;
-            let significant = r.decision == Decision::TreatmentWorse;
-            if significant {
-                reasons.push(format!(
-                    "{} on {:?}: significant harm beyond tolerance {} (p = {:.4})",
-                    g.metric, t.variant, g.tolerance, r.p_value
-                ));
-            }
-            states.push(GuardrailState {
-                guardrail: gi,
-                tolerance: g.tolerance,
-                metric: g.metric.clone(),
-                variant: t.variant.clone(),
-                control_users,
-                treatment_users: t.users,
-                estimate: r.estimate,
-                p_value: Some(r.p_value),
-                lower: r.interval.and_then(|i| i.lower),
-                looks: r.look,
-                significant,
-            });
-        }
-    }
-    GuardHealth {
-        healthy: reasons.is_empty(),
-        reasons,
-        min_users_per_arm: min_users,
-        guardrails: states,
-    }
-}
-
 /// Milliseconds since the Unix epoch, now.
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -476,15 +177,15 @@ impl Monitor {
     /// One round over every running experiment with guardrails and every
     /// active guarded rollout; returns every check made (for logs and
     /// tests).
-    pub async fn round(&mut self, state: &AppState) -> Result<Vec<GuardrailCheck>> {
+    pub async fn round(&mut self, services: &Services) -> Result<Vec<GuardrailCheck>> {
         let mut checks = Vec::new();
         let mut watched: HashSet<(SubjectKind, i64, Option<String>)> = HashSet::new();
-        for e in state.store.running_experiments().await? {
+        for e in services.store.running_experiments().await? {
             if e.spec.guardrails.is_empty() {
                 continue;
             }
             let s = Subject::from(&e);
-            match self.check_experiment(state, &e, &s).await {
+            match self.check_experiment(services, &e, &s).await {
                 Ok((mut c, tripped)) => {
                     if !tripped {
                         watched.insert((s.kind, s.id, s.started_at.clone()));
@@ -497,9 +198,9 @@ impl Monitor {
                 }
             }
         }
-        for g in state.store.active_guarded_rollouts().await? {
+        for g in services.store.active_guarded_rollouts().await? {
             let s = Subject::from(&g);
-            match self.check_guard(state, &g, &s).await {
+            match self.check_guard(services, &g, &s).await {
                 Ok((mut c, tripped)) => {
                     if !tripped {
                         watched.insert((s.kind, s.id, s.started_at.clone()));
@@ -519,10 +220,10 @@ impl Monitor {
     }
 
     /// Where subject `s` of environment `env_id` on flag `flag` lives.
-    async fn place(&self, state: &AppState, env_id: i64, flag: &str) -> Result<Place> {
-        let env = state.store.environment(env_id).await?;
-        let project = state.store.project(env.project_id).await?;
-        let flag = state.store.flag_by_key(project.id, flag).await?;
+    async fn place(&self, services: &Services, env_id: i64, flag: &str) -> Result<Place> {
+        let env = services.store.environment(env_id).await?;
+        let project = services.store.project(env.project_id).await?;
+        let flag = services.store.flag_by_key(project.id, flag).await?;
         Ok(Place { env, project, flag })
     }
 
@@ -530,7 +231,7 @@ impl Monitor {
     /// guardrail tripped (then the flag is rolled back).
     async fn look(
         &mut self,
-        state: &AppState,
+        services: &Services,
         s: &Subject,
         place: &Place,
         scope: &AnalysisScope,
@@ -538,14 +239,14 @@ impl Monitor {
         let mut metrics: Vec<MetricSpec> = Vec::new();
         for g in &s.guardrails {
             metrics.push(
-                state
+                services
                     .store
                     .metric_by_key(place.project.id, &g.metric)
                     .await?
                     .spec,
             );
         }
-        let data = state
+        let data = services
             .store
             .scope_data(scope, &metrics, &AggregateOptions::default())
             .await?;
@@ -559,7 +260,7 @@ impl Monitor {
     /// the later checks are dropped. Returns whether it rolled back.
     async fn act_on_harm(
         &mut self,
-        state: &AppState,
+        services: &Services,
         s: &Subject,
         place: &Place,
         checks: &mut Vec<GuardrailCheck>,
@@ -573,14 +274,14 @@ impl Monitor {
                 if self.tests.get(&key).is_none_or(|w| w.alerted) {
                     continue;
                 }
-                self.trip(state, s, place, &checks[i]).await?;
+                self.trip(services, s, place, &checks[i]).await?;
                 checks[i].alerted = true;
                 if let Some(w) = self.tests.get_mut(&key) {
                     w.alerted = true;
                 }
                 continue;
             }
-            self.trip(state, s, place, &checks[i]).await?;
+            self.trip(services, s, place, &checks[i]).await?;
             checks[i].rolled_back = true;
             checks.truncate(i + 1);
             self.tests
@@ -592,23 +293,25 @@ impl Monitor {
 
     async fn check_experiment(
         &mut self,
-        state: &AppState,
+        services: &Services,
         e: &ExperimentRecord,
         s: &Subject,
     ) -> Result<(Vec<GuardrailCheck>, bool)> {
-        let place = self.place(state, e.environment_id, &e.spec.flag).await?;
-        let (mut checks, _) = self.look(state, s, &place, &AnalysisScope::from(e)).await?;
-        let tripped = self.act_on_harm(state, s, &place, &mut checks).await?;
+        let place = self.place(services, e.environment_id, &e.spec.flag).await?;
+        let (mut checks, _) = self
+            .look(services, s, &place, &AnalysisScope::from(e))
+            .await?;
+        let tripped = self.act_on_harm(services, s, &place, &mut checks).await?;
         Ok((checks, tripped))
     }
 
     async fn check_guard(
         &mut self,
-        state: &AppState,
+        services: &Services,
         g: &GuardedRolloutRecord,
         s: &Subject,
     ) -> Result<(Vec<GuardrailCheck>, bool)> {
-        let place = self.place(state, g.environment_id, &g.spec.flag).await?;
+        let place = self.place(services, g.environment_id, &g.spec.flag).await?;
         let scope = AnalysisScope {
             environment_id: g.environment_id,
             flag: g.spec.flag.clone(),
@@ -619,7 +322,7 @@ impl Monitor {
             stopped_at: None,
         };
         let min_users = self.min_users(s);
-        let (mut checks, data) = match self.look(state, s, &place, &scope).await {
+        let (mut checks, data) = match self.look(services, s, &place, &scope).await {
             Ok(v) => v,
             Err(err) => {
                 // Fail closed: a guard that cannot be checked is not
@@ -630,24 +333,24 @@ impl Monitor {
                     min_users_per_arm: min_users,
                     guardrails: Vec::new(),
                 };
-                state
+                services
                     .store
                     .record_guard_health(g.id, g.started_at.as_deref(), &h)
                     .await?;
                 if g.spec.gate_ramp {
-                    self.hold_ramp(state, g, &place, &h).await?;
+                    self.hold_ramp(services, g, &place, &h).await?;
                 }
                 return Err(err);
             }
         };
         let h = health(s, &data, &checks, min_users);
-        state
+        services
             .store
             .record_guard_health(g.id, g.started_at.as_deref(), &h)
             .await?;
-        let tripped = self.act_on_harm(state, s, &place, &mut checks).await?;
+        let tripped = self.act_on_harm(services, s, &place, &mut checks).await?;
         if !tripped && g.spec.gate_ramp && !h.healthy {
-            self.hold_ramp(state, g, &place, &h).await?;
+            self.hold_ramp(services, g, &place, &h).await?;
         }
         Ok((checks, tripped))
     }
@@ -656,7 +359,7 @@ impl Monitor {
     /// round plus the lead (see [`hold_schedules`]).
     async fn hold_ramp(
         &self,
-        state: &AppState,
+        services: &Services,
         g: &GuardedRolloutRecord,
         place: &Place,
         h: &GuardHealth,
@@ -666,7 +369,10 @@ impl Monitor {
         let lead = self.options.ramp_lead.as_millis() as i64;
         let horizon = now + interval + lead;
         let target = horizon + lead;
-        let config = state.store.flag_config(place.flag.id, place.env.id).await?;
+        let config = services
+            .store
+            .flag_config(place.flag.id, place.env.id)
+            .await?;
         let Some((next, held)) = hold_schedules(&config.spec, now, horizon, target) else {
             return Ok(());
         };
@@ -681,7 +387,7 @@ impl Monitor {
             "leadMs": lead,
         });
         let actor = Actor::new("ramp-guard").in_org(place.project.org_id);
-        match state
+        match services
             .store
             .hold_ramp(
                 &actor,
@@ -698,8 +404,8 @@ impl Monitor {
             Err(e) => return Err(e),
         }
         tracing::warn!(flag = %g.spec.flag, held_until = %until, reasons = ?h.reasons, "ramp held: guardrails not healthy");
-        state.notify_publish();
-        state.notifier.send(json!({
+        services.notify_publish();
+        services.notifier.send(json!({
             "type": "rampHold",
             "flag": format!("{}/{}", place.project.key, place.flag.spec.key),
             "environment": place.env.key,
@@ -819,7 +525,7 @@ impl Monitor {
     /// notifies: the experiment or guard stays watched.
     async fn trip(
         &self,
-        state: &AppState,
+        services: &Services,
         s: &Subject,
         place: &Place,
         check: &GuardrailCheck,
@@ -851,7 +557,7 @@ impl Monitor {
             }),
         };
         let out = roll_back(
-            &state.store,
+            &services.store,
             &actor,
             (flag.id, env.id),
             action,
@@ -862,13 +568,17 @@ impl Monitor {
         match s.kind {
             _ if action == RollbackAction::Alert => {}
             SubjectKind::Experiment => {
-                match state.store.stop_experiment(&actor, s.id, s.version).await {
+                match services
+                    .store
+                    .stop_experiment(&actor, s.id, s.version)
+                    .await
+                {
                     Ok(_) | Err(StoreError::Conflict { .. }) => {}
                     Err(err) => return Err(err),
                 }
             }
             SubjectKind::GuardedRollout => {
-                state
+                services
                     .store
                     .mark_guarded_rollout_rolled_back(&actor, s.id)
                     .await?;
@@ -879,9 +589,9 @@ impl Monitor {
             p_value = r.p_value, action = ?action, "guardrail tripped"
         );
         if out.changed {
-            state.notify_publish();
+            services.notify_publish();
         }
-        state.notifier.send(json!({
+        services.notifier.send(json!({
             "type": "rollback",
             "flag": format!("{}/{}", project.key, flag.spec.key),
             "environment": env.key,
@@ -896,14 +606,14 @@ impl Monitor {
 
 /// Runs rounds every `options.interval` until the returned handle is
 /// aborted (the task holds no state that needs a graceful stop).
-pub fn spawn(state: AppState, options: MonitorOptions) -> tokio::task::JoinHandle<()> {
+pub fn spawn(services: Services, options: MonitorOptions) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut monitor = Monitor::new(options);
         let mut tick = tokio::time::interval(options.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match monitor.round(&state).await {
+            match monitor.round(&services).await {
                 Ok(checks) => {
                     for c in checks.iter().filter(|c| c.rolled_back) {
                         tracing::info!(check = ?c, "auto-rollback");
