@@ -59,7 +59,7 @@ pub struct CloudflareKv {
 }
 
 /// The default API root.
-pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
+pub(super) const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
 
 impl CloudflareKv {
     /// A publisher named `cloudflare` for namespace `namespace_id` of

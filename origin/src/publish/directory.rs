@@ -56,7 +56,7 @@ impl Directory {
 
 /// The longest file name, in bytes, of the file systems a host would use
 /// (ext4, XFS, Btrfs, APFS; NTFS counts 255 UTF-16 units).
-pub const MAX_FILE_NAME_BYTES: usize = 255;
+pub(super) const MAX_FILE_NAME_BYTES: usize = 255;
 
 /// What the temporary file of a put adds to the name: `.tmp-<12 hex>-`.
 const TMP_PREFIX_BYTES: usize = 18;

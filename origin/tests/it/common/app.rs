@@ -12,14 +12,14 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 /// The bootstrap administrator's token of [`TestApp::root`].
-pub const ROOT: &str = "root-secret-token";
+pub(crate) const ROOT: &str = "root-secret-token";
 
 /// Where the API lives; test paths are relative to it.
 const PREFIX: &str = "/api/v1";
 
 /// A client of one router, sending as one bearer token (or none).
 #[derive(Clone)]
-pub struct TestApp {
+pub(crate) struct TestApp {
     router: Router,
     token: Option<String>,
     /// Whether responses are checked against the document.
@@ -28,7 +28,7 @@ pub struct TestApp {
 
 /// A response, read whole.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub etag: Option<String>,
     pub headers: HeaderMap,
@@ -41,26 +41,26 @@ pub struct Reply {
 
 impl Reply {
     /// The value of header `name`, if sent.
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())
     }
 
     /// The media type sent (`Content-Type`), or "".
-    pub fn content_type(&self) -> String {
+    pub(crate) fn content_type(&self) -> String {
         self.header("content-type").unwrap_or_default()
     }
 
     /// (status, ETag, body): what most tests look at.
-    pub fn parts(self) -> (StatusCode, Option<String>, Value) {
+    pub(crate) fn parts(self) -> (StatusCode, Option<String>, Value) {
         (self.status, self.etag, self.body)
     }
 }
 
 impl TestApp {
     /// A client of `router(state)` sending no token.
-    pub fn new(state: AppState) -> TestApp {
+    pub(crate) fn new(state: AppState) -> TestApp {
         TestApp {
             router: router(state),
             token: None,
@@ -70,7 +70,7 @@ impl TestApp {
 
     /// A client of a router over `store` whose administrator token is
     /// [`ROOT`], sending that token.
-    pub fn root(store: Store) -> TestApp {
+    pub(crate) fn root(store: Store) -> TestApp {
         TestApp::new(AppState::new(
             store,
             ServeConfig {
@@ -82,7 +82,7 @@ impl TestApp {
     }
 
     /// The same router, sending `token`.
-    pub fn as_token(&self, token: &str) -> TestApp {
+    pub(crate) fn as_token(&self, token: &str) -> TestApp {
         TestApp {
             token: Some(token.into()),
             ..self.clone()
@@ -90,7 +90,7 @@ impl TestApp {
     }
 
     /// The same router, sending no token.
-    pub fn anonymous(&self) -> TestApp {
+    pub(crate) fn anonymous(&self) -> TestApp {
         TestApp {
             token: None,
             ..self.clone()
@@ -100,7 +100,7 @@ impl TestApp {
     /// The same client, not checking responses against the document: for
     /// data the document no longer admits (a key made before keys were
     /// limited), which the origin must still serve.
-    pub fn unchecked(&self) -> TestApp {
+    pub(crate) fn unchecked(&self) -> TestApp {
         TestApp {
             checked: false,
             ..self.clone()
@@ -108,7 +108,7 @@ impl TestApp {
     }
 
     /// A request to `PREFIX + path` carrying this client's token.
-    pub fn request(&self, method: Method, path: &str) -> request::Builder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> request::Builder {
         let r = Request::builder()
             .method(method)
             .uri(format!("{PREFIX}{path}"));
@@ -120,7 +120,7 @@ impl TestApp {
 
     /// Sends `request` as it is, checks the response against the document
     /// and reads it.
-    pub async fn send(&self, request: Request<Body>) -> Reply {
+    pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
         let response = if self.checked {
             super::schema::oneshot(self.router.clone(), request).await
         } else {
@@ -154,7 +154,7 @@ impl TestApp {
     }
 
     /// `method path` with `headers` and, if any, the JSON `body`.
-    pub async fn call_with(
+    pub(crate) async fn call_with(
         &self,
         method: Method,
         path: &str,
@@ -181,7 +181,7 @@ impl TestApp {
 
     /// (status, ETag, body) of `method path` with `headers` and the JSON
     /// `body`, if any.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -195,7 +195,7 @@ impl TestApp {
 
     /// (status, ETag, body) of `method path` with `If-Match: if_match`
     /// and the JSON `body`, if any.
-    pub async fn call_if_match(
+    pub(crate) async fn call_if_match(
         &self,
         method: Method,
         path: &str,
@@ -206,16 +206,20 @@ impl TestApp {
         self.call(method, path, body, &headers).await
     }
 
-    pub async fn get(&self, path: &str) -> (StatusCode, Option<String>, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Option<String>, Value) {
         self.call(Method::GET, path, None, &[]).await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Option<String>, Value) {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Option<String>, Value) {
         self.call(Method::POST, path, Some(body), &[]).await
     }
 
     /// A POST of `body` that must answer `status`; its body.
-    pub async fn made(&self, path: &str, body: Value, status: u16) -> Value {
+    pub(crate) async fn made(&self, path: &str, body: Value, status: u16) -> Value {
         let (s, _, b) = self.post(path, body).await;
         assert_eq!(s, status, "POST {path}: {b}");
         b
@@ -223,7 +227,7 @@ impl TestApp {
 }
 
 /// The `path` of each problem of a 4xx error body.
-pub fn problems(body: &Value) -> Vec<String> {
+pub(crate) fn problems(body: &Value) -> Vec<String> {
     body["error"]["problems"]
         .as_array()
         .unwrap_or_else(|| panic!("no problems in {body}"))

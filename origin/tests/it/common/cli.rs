@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The workspace root (examples are relative to it).
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
@@ -15,7 +15,7 @@ pub fn root() -> PathBuf {
 
 /// A fresh scratch directory `group/name` under the target's temporary
 /// directory.
-pub fn scratch(group: &str, name: &str) -> PathBuf {
+pub(crate) fn scratch(group: &str, name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(group)
         .join(name);
@@ -26,7 +26,7 @@ pub fn scratch(group: &str, name: &str) -> PathBuf {
 
 /// `bunting` to run in `dir`, without the settings the tests' own
 /// environment might carry (`BUNTING_WRANGLER`, `BUNTING_DATABASE_URL`).
-pub fn bunting(dir: &Path) -> Command {
+pub(crate) fn bunting(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bunting"));
     c.current_dir(dir)
         .env_remove("BUNTING_WRANGLER")
@@ -34,10 +34,10 @@ pub fn bunting(dir: &Path) -> Command {
     c
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
 }

@@ -3,13 +3,13 @@
 //! schema of its own (`BUNTING_TEST_POSTGRES`, default
 //! `postgres://postgres@127.0.0.1:5432/test`), dropped afterwards.
 
-pub mod app;
-pub mod cli;
-pub mod publishing;
-pub mod schema;
-pub mod traffic;
-pub mod webhook;
-pub mod world;
+pub(crate) mod app;
+pub(crate) mod cli;
+pub(crate) mod publishing;
+pub(crate) mod schema;
+pub(crate) mod traffic;
+pub(crate) mod webhook;
+pub(crate) mod world;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -18,7 +18,7 @@ use bunting_origin::store::Store;
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A PostgreSQL schema that lives as long as the test.
-pub struct PgSchema {
+pub(crate) struct PgSchema {
     admin: String,
     name: String,
 }
@@ -49,17 +49,17 @@ impl Drop for PgSchema {
     }
 }
 
-pub async fn sqlite() -> (Store, Option<PgSchema>) {
+pub(crate) async fn sqlite() -> (Store, Option<PgSchema>) {
     (Store::open("sqlite::memory:").await.unwrap(), None)
 }
 
-pub async fn postgres() -> (Store, Option<PgSchema>) {
+pub(crate) async fn postgres() -> (Store, Option<PgSchema>) {
     let (url, guard) = postgres_schema().await;
     (Store::open(&url).await.unwrap(), Some(guard))
 }
 
 /// A fresh, empty PostgreSQL schema: the URL that uses it, and its guard.
-pub async fn postgres_schema() -> (String, PgSchema) {
+pub(crate) async fn postgres_schema() -> (String, PgSchema) {
     use sqlx::Connection;
     static N: AtomicU32 = AtomicU32::new(0);
     sqlx::any::install_default_drivers();

@@ -9,7 +9,7 @@ use bunting_origin::publish::PublishOptions;
 
 /// Polls every 20 ms and backs off from 5 to 40 ms, so that tests wait
 /// milliseconds for the loop.
-pub fn fast() -> PublishOptions {
+pub(crate) fn fast() -> PublishOptions {
     PublishOptions {
         poll_interval: Duration::from_millis(20),
         initial_backoff: Duration::from_millis(5),
@@ -20,7 +20,7 @@ pub fn fast() -> PublishOptions {
 
 /// A path under the system's temporary directory that no other test uses
 /// (`bunting-{name}-…`); not created.
-pub fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -48,7 +48,7 @@ static DOC: LazyLock<Document> = LazyLock::new(|| {
 
 /// Sends `request` (one of the tests' reqwest clients), checks the response
 /// against the document and hands it back whole, as if unread.
-pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
     let (client, request) = request.build_split();
     let request = request.expect("a well-formed request");
     let method = request.method().as_str().to_string();
@@ -68,7 +68,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
 
 /// Sends `request` to `app` in process (`tower::ServiceExt::oneshot`),
 /// checks the response against the document and hands it back whole.
-pub async fn oneshot(
+pub(crate) async fn oneshot(
     app: axum::Router,
     request: axum::http::Request<axum::body::Body>,
 ) -> axum::response::Response {
@@ -92,7 +92,13 @@ pub async fn oneshot(
 
 /// Fails the test unless `status`, the content type and `body` are what
 /// the document says `method path` answers.
-pub fn check(method: &str, path: &str, status: u16, headers: &axum::http::HeaderMap, body: &[u8]) {
+pub(crate) fn check(
+    method: &str,
+    path: &str,
+    status: u16,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) {
     if let Err(e) = verify(method, path, status, headers, body) {
         let text = String::from_utf8_lossy(body);
         let shown: String = text.chars().take(2000).collect();
@@ -258,7 +264,7 @@ fn validator(key: &str, schema: &Value) -> Arc<jsonschema::Validator> {
 
 /// Whether `value` is valid against the document's component schema `name`
 /// (`#/components/schemas/{name}`).
-pub fn component_accepts(name: &str, value: &Value) -> bool {
+pub(crate) fn component_accepts(name: &str, value: &Value) -> bool {
     let pointer = format!("#/components/schemas/{name}");
     validator(&pointer, &json!({ "$ref": pointer })).is_valid(value)
 }

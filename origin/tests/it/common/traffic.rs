@@ -5,7 +5,7 @@ use bunting_origin::store::{Exposure, MetricEvent, Store};
 
 /// A user's exposure to `variant` of `checkout` at `t` in environment
 /// `env_id`.
-pub fn exposure(env_id: i64, user: &str, variant: &str, t: i64) -> Exposure {
+pub(crate) fn exposure(env_id: i64, user: &str, variant: &str, t: i64) -> Exposure {
     Exposure {
         env_id,
         id: format!("x-{user}"),
@@ -26,7 +26,7 @@ pub fn exposure(env_id: i64, user: &str, variant: &str, t: i64) -> Exposure {
 /// `{variant}-{i}`, numbered from `from`), user `i` exposed at `first_ms +
 /// i`; every `err_every[arm]`-th user errs (a `checkout_error` 10 ms
 /// later; 0: none).
-pub async fn traffic(
+pub(crate) async fn traffic(
     store: &Store,
     env_id: i64,
     first_ms: i64,

@@ -8,10 +8,10 @@ use axum::routing::post;
 use serde_json::Value;
 
 /// The JSON bodies a receiver got, in order.
-pub type Received = Arc<Mutex<Vec<Value>>>;
+pub(crate) type Received = Arc<Mutex<Vec<Value>>>;
 
 /// A receiver serving `POST /hook` on 127.0.0.1: its URL and what it gets.
-pub async fn receiver() -> (String, Received) {
+pub(crate) async fn receiver() -> (String, Received) {
     let hooks = Received::default();
     let seen = hooks.clone();
     let app = axum::Router::new().route(

@@ -9,7 +9,7 @@ use bunting_origin::store::{Actor, ConfigSpec, FlagSpec, Store};
 /// Organization `acme` (display name "Acme"), project `web` ("Web") and
 /// environment `production` ("Production"): their ids and the actor that
 /// made them, acting in `acme`.
-pub struct World {
+pub(crate) struct World {
     pub actor: Actor,
     pub org: i64,
     pub project: i64,
@@ -18,12 +18,12 @@ pub struct World {
 
 impl World {
     /// Makes `acme/web/production` in `store` as actor `ana`.
-    pub async fn acme(store: &Store) -> World {
+    pub(crate) async fn acme(store: &Store) -> World {
         World::acme_by(store, Actor::new("ana")).await
     }
 
     /// Makes `acme/web/production` in `store` as `actor`.
-    pub async fn acme_by(store: &Store, actor: Actor) -> World {
+    pub(crate) async fn acme_by(store: &Store, actor: Actor) -> World {
         let org = store.create_org(&actor, "acme", "Acme").await.unwrap();
         let actor = actor.in_org(org.id);
         let project = store
@@ -43,7 +43,7 @@ impl World {
     }
 
     /// A boolean flag `key` (variants `on`, `off`) in the project: its id.
-    pub async fn flag(&self, store: &Store, key: &str) -> i64 {
+    pub(crate) async fn flag(&self, store: &Store, key: &str) -> i64 {
         store
             .create_flag(&self.actor, self.project, &FlagSpec::boolean(key))
             .await
@@ -52,7 +52,7 @@ impl World {
     }
 
     /// Metric `spec` in the project: its id.
-    pub async fn metric(&self, store: &Store, spec: &MetricSpec) -> i64 {
+    pub(crate) async fn metric(&self, store: &Store, spec: &MetricSpec) -> i64 {
         store
             .create_metric(&self.actor, self.project, spec)
             .await
@@ -61,7 +61,7 @@ impl World {
     }
 
     /// Enables flag `flag` in `production`, serving `serve` to everyone.
-    pub async fn serve(&self, store: &Store, flag: i64, serve: Serve) {
+    pub(crate) async fn serve(&self, store: &Store, flag: i64, serve: Serve) {
         let c = store.flag_config(flag, self.env).await.unwrap();
         store
             .update_flag_config(
@@ -82,7 +82,7 @@ impl World {
 }
 
 /// A rollout over `arms` (variant, weight).
-pub fn split(arms: &[(&str, f64)]) -> Serve {
+pub(crate) fn split(arms: &[(&str, f64)]) -> Serve {
     Serve::Rollout(
         arms.iter()
             .map(|(variant, weight)| WeightedVariant {
