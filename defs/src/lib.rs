@@ -2,7 +2,7 @@
 //!
 //! The flag-definition format: a definition file people edit (YAML or JSON),
 //! its conversion into one sealed [`Snapshot`](bunting_core::Snapshot) per
-//! environment, and the writer that produces such files ([`write`]). Pure
+//! environment, and the writer that produces such files ([`write`](mod@write)). Pure
 //! Rust with no I/O: the `bunting` CLI and the origin read files and stores,
 //! this crate only text.
 //!

@@ -70,7 +70,7 @@ pub struct Subject {
     pub control: String,
     /// Its guardrails.
     pub guardrails: Vec<Guardrail>,
-    /// Overrides [`MonitorOptions::min_users_per_arm`].
+    /// Overrides [`MonitorOptions::min_users_per_arm`](super::MonitorOptions::min_users_per_arm).
     pub min_users_per_arm: Option<u64>,
 }
 
@@ -236,7 +236,7 @@ pub fn hold_schedules(
 /// guardrail and every such treatment arm, both arms have at least
 /// `min_users` users, the harm test looked at them this round, and it does
 /// not find significant harm. Not enough data is not healthy: a gated ramp
-/// waits for evidence. `checks` are this round's (of [`Monitor::observe_subject`]).
+/// waits for evidence. `checks` are this round's (of [`Monitor::observe_subject`](super::Monitor::observe_subject)).
 ///
 /// ```
 /// use bunting_origin::monitor::{Subject, SubjectKind, health};

@@ -7,7 +7,7 @@
 //! validates that environment's snapshot before it commits
 //! ([`crate::store`]); [`check`] measures the snapshot's canonical JSON
 //! there, per flag, per segment and in total, and a write that would exceed
-//! a bound is refused with [`StoreError::TooLarge`] (HTTP 413) naming each
+//! a bound is refused with [`StoreError::TooLarge`](super::StoreError::TooLarge) (HTTP 413) naming each
 //! offender. Nothing is stored.
 //!
 //! ```
