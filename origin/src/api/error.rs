@@ -276,6 +276,11 @@ impl From<StoreError> for ApiError {
                 e.current_etag = Some(super::etag::etag(current));
                 e
             }
+            StoreError::Stale { base, reason } => {
+                let mut e = ApiError::new(StatusCode::PRECONDITION_FAILED, "stale_base", reason);
+                e.current_etag = Some(format!("\"{base}\""));
+                e
+            }
             StoreError::Duplicate { entity, key } => ApiError::new(
                 StatusCode::CONFLICT,
                 "duplicate",

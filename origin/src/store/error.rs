@@ -28,6 +28,16 @@ pub enum StoreError {
         /// The row's current version.
         current: i64,
     },
+    /// A GitOps apply or a list of changes was planned against a state of
+    /// the project that is no longer current (see [`super::plan`]). The API
+    /// maps this to 412 Precondition Failed with the current base.
+    #[error("stale base: {reason}")]
+    Stale {
+        /// The project's current base ([`super::plan::ProjectState::base`]).
+        base: String,
+        /// What changed.
+        reason: String,
+    },
     /// A key is already taken in its scope.
     #[error("{entity} key {key:?} already exists")]
     Duplicate {

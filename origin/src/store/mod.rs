@@ -36,6 +36,7 @@
 
 pub mod access;
 pub mod aggregate;
+mod apply;
 pub mod audit;
 mod error;
 pub mod events;
@@ -45,6 +46,7 @@ mod import;
 mod keys;
 pub mod limits;
 mod lookup;
+pub mod plan;
 pub mod publish;
 mod records;
 pub mod rollouts;
