@@ -22,6 +22,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod definitions;
 pub mod error;
 pub mod etag;
 pub mod events;
@@ -141,6 +142,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(experiments::routes())
         .merge(alerts::routes())
         .merge(rollouts::routes())
+        .merge(definitions::routes())
 }
 
 /// The whole application: API, OpenAPI document, health and metrics.

@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "bunting",
     version,
     about = "bunting's origin tool: check flag definitions, build snapshots, publish them to Cloudflare KV, \
-             keep a project of the origin's store in git, check its audit log, run the origin service",
+             keep a project of the origin in git through its API (plan, apply, export), check its audit log, \
+             run the origin service",
     long_about = None
 )]
 pub(crate) struct Cli {
@@ -50,12 +51,18 @@ pub(crate) enum Command {
     /// Build one environment's snapshot and write it, and SDK-key
     /// registrations, into Cloudflare KV through `wrangler kv key put`.
     Publish(Publish),
-    /// Apply a definition file to a project of the store (GitOps): create
-    /// what is missing, update what differs, delete nothing. Importing the
-    /// same file again changes nothing.
+    /// GitOps through the origin's API: show what applying a definition
+    /// file to a project would create, change and delete (`--plan`; exit 0
+    /// without a difference, 2 with one), or apply it. `--prune` deletes
+    /// the flags, segments and layers the file no longer holds.
+    Apply(Apply),
+    /// Apply a definition file to a project through the origin's API:
+    /// create what is missing, update what differs, delete nothing
+    /// (`apply` without `--prune`). Importing the same file again changes
+    /// nothing.
     Import(Import),
-    /// Write a project of the store as a definition file (YAML or JSON),
-    /// which `validate` accepts and `import` applies back.
+    /// Write a project as a definition file (YAML or JSON), read through the
+    /// origin's API, which `validate` accepts and `apply` applies back.
     Export(Export),
     /// The store's hash-chained audit log.
     Audit {
@@ -116,6 +123,43 @@ pub(crate) struct Database {
     pub(crate) database_url: String,
 }
 
+/// Where the origin's API is and the token to call it with.
+#[derive(Args)]
+pub(crate) struct Remote {
+    /// The origin's base URL (the API is under `/api/v1`).
+    #[arg(long, value_name = "URL", env = "BUNTING_URL", default_value = "http://127.0.0.1:8080")]
+    pub(crate) url: String,
+    /// An API token of the organization (or the administrator token).
+    #[arg(long, value_name = "TOKEN", env = "BUNTING_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct Apply {
+    /// The definition file (YAML, or JSON by its `.json` extension).
+    pub(crate) file: PathBuf,
+    /// The organization's key.
+    #[arg(long)]
+    pub(crate) org: String,
+    /// The project's key.
+    #[arg(long)]
+    pub(crate) project: String,
+    /// Only print the plan: exit 0 when the project matches the file, 2
+    /// when applying would change it, 1 on an error.
+    #[arg(long)]
+    pub(crate) plan: bool,
+    /// Delete the flags, layers and segments (of the file's environments)
+    /// that the file does not hold. Environments are never deleted.
+    #[arg(long)]
+    pub(crate) prune: bool,
+    /// Apply only if the project is still in the state a plan reported
+    /// (its `base`); refused otherwise.
+    #[arg(long, value_name = "BASE", conflicts_with = "plan")]
+    pub(crate) expected_base: Option<String>,
+    #[command(flatten)]
+    pub(crate) remote: Remote,
+}
+
 #[derive(Args)]
 pub(crate) struct Import {
     /// The definition file (YAML, or JSON by its `.json` extension).
@@ -126,11 +170,12 @@ pub(crate) struct Import {
     /// The project's key.
     #[arg(long)]
     pub(crate) project: String,
-    /// Create the organization and the project when they do not exist.
+    /// Create the organization (the administrator token only) and the
+    /// project when they do not exist.
     #[arg(long)]
     pub(crate) create: bool,
     #[command(flatten)]
-    pub(crate) db: Database,
+    pub(crate) remote: Remote,
 }
 
 #[derive(Args)]
@@ -149,7 +194,7 @@ pub(crate) struct Export {
     #[arg(long, value_enum)]
     pub(crate) format: Option<Format>,
     #[command(flatten)]
-    pub(crate) db: Database,
+    pub(crate) remote: Remote,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@
 //! bunting publish FILE --env ENV (--local | --remote) [--binding NAME | --namespace-id ID]
 //!                 [--version N] [--sdk-key KEY ...] [--wrangler CMD] [--dry-run]
 //!
+//! bunting apply FILE --org ORG --project PROJECT [--plan] [--prune] [--expected-base BASE]
 //! bunting import FILE --org ORG --project PROJECT [--create]
 //! bunting export --org ORG --project PROJECT [-o FILE] [--format yaml|json]
 //! bunting audit verify
@@ -15,21 +16,25 @@
 //! ```
 //!
 //! `validate`, `snapshot` and `publish` work on a definition file alone.
-//! `import`, `export`, `audit` and `token` work on the origin's store
+//! `apply`, `import` and `export` work through the origin's HTTP API
+//! (`--url` or `BUNTING_URL`, default `http://127.0.0.1:8080`; `--token` or
+//! `BUNTING_TOKEN`): `apply --plan` prints what applying a definition file
+//! would create, change and delete, `apply` applies it (`--prune` deletes
+//! what the file no longer holds), `import` is `apply` without deleting,
+//! and `export` writes a project back as a definition file. `audit`,
+//! `token` and `experiment` work on the origin's store
 //! ([`bunting_origin::store`]) named by `--database-url` (or
 //! `BUNTING_DATABASE_URL`; default `sqlite://bunting.db`, a file in the
-//! working directory): `import` applies a definition file to a project
-//! (GitOps: idempotent, never deletes), `export` writes a project back as a
-//! definition file ([`bunting_origin::export`]), `audit` verifies and
-//! exports the hash-chained audit log, and `token create` makes an API
-//! token without the HTTP API (bootstrap). `serve` runs the origin service
-//! ([`bunting_origin::serve`]).
+//! working directory): `audit` verifies and exports the hash-chained audit
+//! log, and `token create` makes an API token without the HTTP API
+//! (bootstrap). `serve` runs the origin service ([`bunting_origin::serve`]).
 //!
 //! See `docs/flags.md`. Exit status: 0 on success, 1 when the file has
 //! problems, a step fails or the audit log does not verify, 2 on a usage
-//! error. Results go to standard output (a token's secret, alone);
+//! error, and for `apply --plan` 2 when applying would change the project. Results go to standard output (a token's secret, alone);
 //! progress and errors to standard error.
 
+mod api_cmds;
 mod args;
 mod file_cmds;
 mod output;
@@ -64,8 +69,9 @@ fn run(command: Command) -> Result<ExitCode> {
             pretty,
         } => file_cmds::snapshot_cmd(&file, &env, output, &meta, pretty),
         Command::Publish(p) => file_cmds::publish(p),
-        Command::Import(i) => block_on(store_cmds::import(i)),
-        Command::Export(e) => block_on(store_cmds::export(e)),
+        Command::Apply(a) => block_on(api_cmds::apply(a)),
+        Command::Import(i) => block_on(api_cmds::import(i)),
+        Command::Export(e) => block_on(api_cmds::export(e)),
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => block_on(store_cmds::audit_verify(db)),

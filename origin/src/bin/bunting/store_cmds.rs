@@ -1,7 +1,7 @@
-//! The commands on the origin's store: `import`, `export`, `audit verify`,
-//! `audit export`, `token create` and `experiment results`. Each opens the
-//! store named by `--database-url`, runs on a single-threaded runtime and
-//! closes the pool before it returns.
+//! The commands on the origin's store: `audit verify`, `audit export`,
+//! `token create` and `experiment results`. Each opens the store named by
+//! `--database-url`, runs on a single-threaded runtime and closes the pool
+//! before it returns.
 
 use std::fs;
 use std::io::{self, Write};
@@ -12,9 +12,8 @@ use anyhow::{Context, Result, bail};
 use bunting_origin::serve::redact;
 use bunting_origin::store::{Actor, AuditFault, AuditQuery, Role, Store, StoreError};
 
-use crate::args::{AuditExport, Database, ExperimentResultsArgs, Export, Format, Import};
-use crate::file_cmds::load;
-use crate::output::{entries, plural, write_atomically};
+use crate::args::{AuditExport, Database, ExperimentResultsArgs};
+use crate::output::entries;
 
 impl Database {
     async fn open(&self) -> Result<Store> {
@@ -78,144 +77,6 @@ async fn find_org(
         }
         Err(e) => Err(e).with_context(|| format!("reading organization {key:?}")),
     }
-}
-
-/// The project `key` of `org`; with `create`, made when missing.
-async fn find_project(
-    store: &Store,
-    actor: &Actor,
-    org: &bunting_origin::store::Organization,
-    key: &str,
-    create: bool,
-) -> Result<bunting_origin::store::Project> {
-    match store.project_by_key(org.id, key).await {
-        Ok(p) => Ok(p),
-        Err(StoreError::NotFound { .. }) if create => {
-            let p = store
-                .create_project(actor, org.id, key, key)
-                .await
-                .with_context(|| format!("creating project {}/{key}", org.key))?;
-            eprintln!("created project {}/{key}", org.key);
-            Ok(p)
-        }
-        Err(StoreError::NotFound { .. }) => bail!(
-            "project {key:?} not found in organization {:?} (`--create` creates it)",
-            org.key
-        ),
-        Err(e) => Err(e).with_context(|| format!("reading project {}/{key}", org.key)),
-    }
-}
-
-/// `bunting import`: applies a definition file to a project.
-pub(crate) async fn import(i: Import) -> Result<ExitCode> {
-    // The file is checked before the store is touched: a file with problems
-    // changes nothing.
-    let Some(defs) = load(&i.file)? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let store = i.db.open().await?;
-    let result = async {
-        let org = find_org(&store, &Actor::new("cli:import"), &i.org, i.create).await?;
-        let actor = Actor::new("cli:import").in_org(org.id);
-        let project = find_project(&store, &actor, &org, &i.project, i.create).await?;
-        let sum = store
-            .import(&actor, project.id, &defs)
-            .await
-            .with_context(|| {
-                format!(
-                    "importing {} into {}/{}",
-                    i.file.display(),
-                    org.key,
-                    project.key
-                )
-            })?;
-        let in_file: Vec<&str> = defs.flags.iter().map(|f| f.key.value.as_str()).collect();
-        let left: Vec<String> = store
-            .flags(project.id)
-            .await?
-            .into_iter()
-            .map(|f| f.spec.key)
-            .filter(|k| !in_file.contains(&k.as_str()))
-            .collect();
-        if !left.is_empty() {
-            eprintln!(
-                "note: {} of {}/{} not in {} left as they are (import never deletes): {}",
-                plural(left.len(), "flag"),
-                org.key,
-                project.key,
-                i.file.display(),
-                left.join(", ")
-            );
-        }
-        println!(
-            "imported {} into {}/{}: created {}, {}, {}, {}; updated {}, {}, {}",
-            i.file.display(),
-            org.key,
-            project.key,
-            plural(sum.environments_created as usize, "environment"),
-            plural(sum.layers_created as usize, "layer"),
-            plural(sum.flags_created as usize, "flag"),
-            plural(sum.segments_created as usize, "segment"),
-            plural(sum.flags_updated as usize, "flag"),
-            plural(sum.configs_updated as usize, "configuration"),
-            plural(sum.segments_updated as usize, "segment"),
-        );
-        Ok(ExitCode::SUCCESS)
-    }
-    .await;
-    store.pool().close().await;
-    result
-}
-
-/// `bunting export`: writes a project as a definition file.
-pub(crate) async fn export(e: Export) -> Result<ExitCode> {
-    let format = e.format.unwrap_or(match &e.output {
-        Some(out)
-            if out
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| x.eq_ignore_ascii_case("json")) =>
-        {
-            Format::Json
-        }
-        _ => Format::Yaml,
-    });
-    let store = e.db.open().await?;
-    let result = async {
-        let org = find_org(&store, &Actor::new("cli:export"), &e.org, false).await?;
-        let project =
-            find_project(&store, &Actor::new("cli:export"), &org, &e.project, false).await?;
-        let doc = bunting_origin::export::export(&store, project.id)
-            .await
-            .with_context(|| format!("exporting {}/{}", org.key, project.key))?;
-        let text = match format {
-            Format::Yaml => doc.to_yaml(),
-            Format::Json => doc.to_json(),
-        };
-        match &e.output {
-            Some(out) => {
-                write_atomically(out, &text)?;
-                eprintln!(
-                    "wrote {} ({}/{} as {})",
-                    out.display(),
-                    org.key,
-                    project.key,
-                    if format == Format::Json {
-                        "JSON"
-                    } else {
-                        "YAML"
-                    }
-                );
-            }
-            None => io::stdout()
-                .write_all(text.as_bytes())
-                .context("writing the export")?,
-        }
-        Ok(ExitCode::SUCCESS)
-    }
-    .await;
-    store.pool().close().await;
-    result
 }
 
 /// `bunting audit verify`: checks the audit log's hash chain.
