@@ -10,6 +10,7 @@ mod aggregate;
 mod api;
 mod cli;
 mod cli_store;
+mod definitions;
 mod events;
 mod experiments_api;
 mod experiments_store;
