@@ -127,16 +127,18 @@ pub async fn get_definitions(
         }
     };
     let base = state.store.project_state(project.id).await?.base();
-    let doc = export(&state.store, project.id).await.map_err(|e| match e {
-        ExportError::Store(e) => e.into(),
-        e @ (ExportError::NoEnvironments { .. } | ExportError::Segment { .. }) => {
-            ApiError::invalid(vec![Problem::new("project", e.to_string())])
-        }
-        e @ ExportError::Changed(_) => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-        }
-        e @ ExportError::RoundTrip { .. } => ApiError::internal(e),
-    })?;
+    let doc = export(&state.store, project.id)
+        .await
+        .map_err(|e| match e {
+            ExportError::Store(e) => e.into(),
+            e @ (ExportError::NoEnvironments { .. } | ExportError::Segment { .. }) => {
+                ApiError::invalid(vec![Problem::new("project", e.to_string())])
+            }
+            e @ ExportError::Changed(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            e @ ExportError::RoundTrip { .. } => ApiError::internal(e),
+        })?;
     let (text, media) = if yaml {
         (doc.to_yaml(), "application/yaml; charset=utf-8")
     } else {
@@ -231,7 +233,10 @@ fn read_file(headers: &HeaderMap, body: &[u8]) -> ApiResult<ProjectState> {
         .map(|m| m.trim().to_ascii_lowercase());
     let syntax = match media.as_deref() {
         Some(m) if YAML_TYPES.contains(&m) => Syntax::Yaml,
-        Some(m) if m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")) => {
+        Some(m)
+            if m == "application/json"
+                || (m.starts_with("application/") && m.ends_with("+json")) =>
+        {
             Syntax::Json
         }
         _ => {

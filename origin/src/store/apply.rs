@@ -72,12 +72,8 @@ async fn read(c: &mut AnyConnection, project_id: i64) -> Result<(ProjectState, I
 /// the change that does not hold one.
 fn body<T: DeserializeOwned>(change: &Change, value: Option<&Value>) -> Result<T> {
     let value = value.ok_or_else(|| invalid(change, "the change has no value to apply"))?;
-    serde_json::from_value(value.clone()).map_err(|e| {
-        invalid(
-            change,
-            format!("not a valid {}: {e}", change.kind.as_str()),
-        )
-    })
+    serde_json::from_value(value.clone())
+        .map_err(|e| invalid(change, format!("not a valid {}: {e}", change.kind.as_str())))
 }
 
 fn invalid(change: &Change, message: impl Into<String>) -> StoreError {
@@ -95,7 +91,12 @@ fn id_of<K: Ord, V: Copy>(change: &Change, map: &BTreeMap<K, V>, key: &K, what: 
 
 impl Write<'_> {
     /// Applies `change` to project `project_id`, whose ids are `ids`.
-    async fn apply_change(&mut self, project_id: i64, ids: &mut Ids, change: &Change) -> Result<()> {
+    async fn apply_change(
+        &mut self,
+        project_id: i64,
+        ids: &mut Ids,
+        change: &Change,
+    ) -> Result<()> {
         let env = change.environment.clone().unwrap_or_default();
         match (change.kind, change.op) {
             (ChangeKind::Environment, ChangeOp::Create) => {
@@ -172,8 +173,7 @@ impl Write<'_> {
                 let s = self
                     .create_segment(env_id, &body(change, change.after.as_ref())?)
                     .await?;
-                ids.segments
-                    .insert((env, s.segment.key), (s.id, s.version));
+                ids.segments.insert((env, s.segment.key), (s.id, s.version));
             }
             (ChangeKind::Segment, ChangeOp::Update) => {
                 let key = (env, change.key.clone());

@@ -307,9 +307,7 @@ impl ProjectState {
                 );
             }
             for s in snapshot.segments {
-                state
-                    .segments
-                    .insert((env.to_string(), s.key.clone()), s);
+                state.segments.insert((env.to_string(), s.key.clone()), s);
             }
         }
         if problems.is_empty() {
@@ -422,12 +420,20 @@ pub fn plan(live: &ProjectState, desired: &ProjectState, prune: bool) -> Vec<Cha
             Some(&after),
         ));
     }
-    upserts(&mut out, ChangeKind::Layer, &live.layers, &desired.layers, |k| {
-        (k.as_str(), None)
-    });
-    upserts(&mut out, ChangeKind::Flag, &live.flags, &desired.flags, |k| {
-        (k.as_str(), None)
-    });
+    upserts(
+        &mut out,
+        ChangeKind::Layer,
+        &live.layers,
+        &desired.layers,
+        |k| (k.as_str(), None),
+    );
+    upserts(
+        &mut out,
+        ChangeKind::Flag,
+        &live.flags,
+        &desired.flags,
+        |k| (k.as_str(), None),
+    );
     for ((flag, env), config) in &desired.configs {
         let key = (flag.as_str(), Some(env.as_str()));
         match live.configs.get(&(flag.clone(), env.clone())) {
@@ -448,12 +454,7 @@ pub fn plan(live: &ProjectState, desired: &ProjectState, prune: bool) -> Vec<Cha
                     .or_else(|| desired.flags.get(flag))
                     .map_or("", |f| f.off_variant.as_str());
                 if *config != off_config(off_variant) {
-                    out.push(Change::new(
-                        ChangeKind::FlagConfig,
-                        key,
-                        None,
-                        Some(config),
-                    ));
+                    out.push(Change::new(ChangeKind::FlagConfig, key, None, Some(config)));
                 }
             }
         }
@@ -642,7 +643,14 @@ flags:
         // Staging is not in the file: neither its segment nor itself go.
         let p = Plan::compute(&live, &edited, true);
         assert_eq!(p.unmanaged, ["environment staging"]);
-        assert_eq!(p.summary, PlanSummary { create: 0, update: 2, delete: 2 });
+        assert_eq!(
+            p.summary,
+            PlanSummary {
+                create: 0,
+                update: 2,
+                delete: 2
+            }
+        );
         let kept = Plan::compute(&live, &edited, false);
         assert_eq!(
             kept.unmanaged,

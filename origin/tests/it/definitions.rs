@@ -173,7 +173,13 @@ async fn apply_then_plan_finds_no_difference_and_audits_each_entity(store: Store
     let applied: Vec<(String, String, String)> = entries
         .iter()
         .filter(|e| !["organization", "project"].contains(&e.entity_type.as_str()))
-        .map(|e| (e.action.clone(), e.entity_type.clone(), e.entity_key.clone()))
+        .map(|e| {
+            (
+                e.action.clone(),
+                e.entity_type.clone(),
+                e.entity_key.clone(),
+            )
+        })
         .collect();
     let expect = |a: &str, t: &str, k: &str| (a.to_string(), t.to_string(), k.to_string());
     assert_eq!(
@@ -210,7 +216,13 @@ async fn an_edit_plans_exactly_that_change(store: Store) {
     let r = plan(&app, &edited, false).await;
     assert_eq!(lines(&r.body), ["~ flagConfig beta/production"]);
     let c = &r.body["changes"][0];
-    assert_eq!((c["before"]["enabled"].clone(), c["after"]["enabled"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (
+            c["before"]["enabled"].clone(),
+            c["after"]["enabled"].clone()
+        ),
+        (json!(true), json!(false))
+    );
     assert_eq!(c["before"]["rules"].as_array().unwrap().len(), 1);
     assert_eq!(c["after"]["rules"], json!([]));
     let done = apply(&app, &edited, "").await;
@@ -282,10 +294,7 @@ flags:
             .0,
         200
     );
-    assert_eq!(
-        plan(&app, smaller, true).await.body["changes"],
-        json!([])
-    );
+    assert_eq!(plan(&app, smaller, true).await.body["changes"], json!([]));
 }
 
 async fn a_stale_base_is_refused(store: Store) {
@@ -321,7 +330,10 @@ async fn a_stale_base_is_refused(store: Store) {
     assert_eq!(beta["offVariant"], "off");
     // Planned again, the same apply goes through (and reverts the edit).
     let again = plan(&app, &edited, false).await;
-    assert_eq!(format!("\"{}\"", again.body["base"].as_str().unwrap()), current);
+    assert_eq!(
+        format!("\"{}\"", again.body["base"].as_str().unwrap()),
+        current
+    );
     let base = again.body["base"].as_str().unwrap();
     let r = apply(&app, &edited, &format!("?expectedBase={base}")).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -365,7 +377,10 @@ flags:
             )
         );
         assert_eq!(problems[1].0, "10:38");
-        assert!(problems[1].2.starts_with("rules[0].condition: "), "{problems:?}");
+        assert!(
+            problems[1].2.starts_with("rules[0].condition: "),
+            "{problems:?}"
+        );
     }
     // A syntax error, and a body in neither YAML nor JSON.
     let r = plan(&app, "environments: [production\n", false).await;
@@ -405,7 +420,12 @@ async fn viewers_plan_and_export_but_do_not_apply(store: Store) {
     apply(&app, FILE, "").await;
     let org = store.org_by_key("acme").await.unwrap();
     let (_, viewer) = store
-        .create_token(&Actor::new("root").in_org(org.id), org.id, "ro", Role::Viewer)
+        .create_token(
+            &Actor::new("root").in_org(org.id),
+            org.id,
+            "ro",
+            Role::Viewer,
+        )
         .await
         .unwrap();
     let viewer = app.as_token(&viewer);
@@ -425,8 +445,8 @@ async fn viewers_plan_and_export_but_do_not_apply(store: Store) {
 
 async fn export_then_apply_changes_nothing(store: Store) {
     let app = app(store).await;
-    let example = std::fs::read_to_string(crate::common::cli::root().join("examples/flags.yaml"))
-        .unwrap();
+    let example =
+        std::fs::read_to_string(crate::common::cli::root().join("examples/flags.yaml")).unwrap();
     let r = apply(&app, &example, "").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let base = plan(&app, &example, true).await.body["base"].clone();
@@ -434,12 +454,19 @@ async fn export_then_apply_changes_nothing(store: Store) {
     let json_export = app.call_with(Method::GET, DEFS, None, &[]).await;
     assert_eq!(json_export.status, 200);
     assert_eq!(json_export.content_type(), "application/json");
-    assert_eq!(json_export.etag, Some(format!("\"{}\"", base.as_str().unwrap())));
+    assert_eq!(
+        json_export.etag,
+        Some(format!("\"{}\"", base.as_str().unwrap()))
+    );
     let yaml_export = app
         .call_with(Method::GET, DEFS, None, &[("accept", "application/yaml")])
         .await;
     assert!(yaml_export.content_type().starts_with("application/yaml"));
-    assert!(yaml_export.text.starts_with("environments: [development, production, staging]\n"));
+    assert!(
+        yaml_export
+            .text
+            .starts_with("environments: [development, production, staging]\n")
+    );
     assert_eq!(
         app.get(&format!("{DEFS}?format=yaml")).await.2,
         Value::String(yaml_export.text.clone())
@@ -464,7 +491,10 @@ async fn apply_changes_checks_each_before(store: Store) {
     let ana = Actor::new("ana").in_org(org.id);
     let file = bunting_defs::load(FILE, bunting_defs::Syntax::Yaml).unwrap();
     let desired = ProjectState::from_file(&file).unwrap();
-    let planned = store.plan_definitions(web.id, &desired, false).await.unwrap();
+    let planned = store
+        .plan_definitions(web.id, &desired, false)
+        .await
+        .unwrap();
     // Held (as a change request would), then applied on its base.
     let base = store
         .apply_changes(&ana, web.id, Some(&planned.base), &planned.changes)
@@ -476,17 +506,22 @@ async fn apply_changes_checks_each_before(store: Store) {
     // A change whose `before` is no longer live is refused, naming it,
     // even without an expected base; nothing of the list is applied.
     let edited = FILE.replace("offVariant: off\n    layer", "offVariant: on\n    layer");
-    let desired = ProjectState::from_file(
-        &bunting_defs::load(&edited, bunting_defs::Syntax::Yaml).unwrap(),
-    )
-    .unwrap();
-    let held = store.plan_definitions(web.id, &desired, true).await.unwrap();
+    let desired =
+        ProjectState::from_file(&bunting_defs::load(&edited, bunting_defs::Syntax::Yaml).unwrap())
+            .unwrap();
+    let held = store
+        .plan_definitions(web.id, &desired, true)
+        .await
+        .unwrap();
     assert_eq!(held.changes[0].kind, ChangeKind::Flag);
     assert_eq!(held.changes[0].op, ChangeOp::Update);
     let beta = store.flag_by_key(web.id, "beta").await.unwrap();
     let mut spec = beta.spec.clone();
     spec.owner = Some("payments".into());
-    store.update_flag(&ana, beta.id, beta.version, &spec).await.unwrap();
+    store
+        .update_flag(&ana, beta.id, beta.version, &spec)
+        .await
+        .unwrap();
     let e = store
         .apply_changes(&ana, web.id, None, &held.changes)
         .await
@@ -498,7 +533,12 @@ async fn apply_changes_checks_each_before(store: Store) {
         other => panic!("not stale: {other}"),
     }
     assert_eq!(
-        store.flag_by_key(web.id, "beta").await.unwrap().spec.off_variant,
+        store
+            .flag_by_key(web.id, "beta")
+            .await
+            .unwrap()
+            .spec
+            .off_variant,
         "off"
     );
 }

@@ -80,6 +80,7 @@ const DECIDE: &str =
 const GUARD: &str = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}";
 const GUARD_STATUS: &str =
     "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status";
+const DEFINITIONS: &str = "/orgs/{org}/projects/{project}/definitions";
 /// Served, but (as of writing) not in the OpenAPI document; the coverage
 /// check accepts it either way.
 const PUBLISH: &str = "/orgs/{org}/projects/{project}/environments/{env}/publish";
@@ -174,6 +175,10 @@ fn table() -> Vec<Row> {
         (M::PUT,    GUARD.into(),                         [401, 401, 403, 200, 200, 200, 404, 200]),
         (M::DELETE, GUARD.into(),                         [401, 401, 403, 204, 204, 204, 404, 204]),
         (M::POST,   GUARD_STATUS.into(),                  [401, 401, 403, 200, 200, 200, 404, 200]),
+        // GitOps: viewers export and plan, editors apply.
+        (M::GET,    DEFINITIONS.into(),                   [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{DEFINITIONS}/plan"),        [401, 401, 200, 200, 200, 200, 404, 200]),
+        (M::PUT,    DEFINITIONS.into(),                   [401, 401, 403, 200, 200, 200, 404, 200]),
     ];
     rows.into_iter().map(|(method, path, expect)| Row { method, path, expect }).collect()
 }
@@ -410,6 +415,31 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         vars.extend(base);
         fill(&row.path, &vars)
     };
+    if row.path.starts_with(DEFINITIONS) {
+        // A project of its own with one environment (the shared one has
+        // segments a file cannot express), and a file adding a flag.
+        let key = fresh("gitops");
+        h.made("/orgs/acme/projects", json!({"key": key, "name": key}))
+            .await;
+        h.made(
+            &format!("/orgs/acme/projects/{key}/environments"),
+            json!({"key": "production", "name": "Production"}),
+        )
+        .await;
+        let p = path(&[("project", &key)]);
+        let file = json!({
+            "environments": ["production"],
+            "flags": {fresh("flag"): {
+                "type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off"}},
+        });
+        return Prepared {
+            body: (*m != Method::GET).then_some(file),
+            probe: (*m == Method::PUT)
+                .then(|| fill(DEFINITIONS, &[("org", "acme"), ("project", &key)])),
+            path: p,
+            ..Prepared::default()
+        };
+    }
     if *m == Method::GET {
         return Prepared {
             path: path(&[]),

@@ -93,7 +93,12 @@ impl Api {
         if a.status.is_success() {
             Ok(a)
         } else {
-            Err(api_error(&method, &format!("{}{path}", self.base), &a, file))
+            Err(api_error(
+                &method,
+                &format!("{}{path}", self.base),
+                &a,
+                file,
+            ))
         }
     }
 }
@@ -436,7 +441,11 @@ pub(crate) async fn export(e: Export) -> Result<ExitCode> {
     });
     let api = Api::new(&e.remote)?;
     ensure_project(&api, &e.org, &e.project, false).await?;
-    let name = if format == Format::Json { "json" } else { "yaml" };
+    let name = if format == Format::Json {
+        "json"
+    } else {
+        "yaml"
+    };
     let answer = api
         .expect(
             Method::GET,

@@ -127,10 +127,20 @@ pub(crate) struct Database {
 #[derive(Args)]
 pub(crate) struct Remote {
     /// The origin's base URL (the API is under `/api/v1`).
-    #[arg(long, value_name = "URL", env = "BUNTING_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BUNTING_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub(crate) url: String,
     /// An API token of the organization (or the administrator token).
-    #[arg(long, value_name = "TOKEN", env = "BUNTING_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BUNTING_TOKEN",
+        hide_env_values = true
+    )]
     pub(crate) token: Option<String>,
 }
 
