@@ -9,6 +9,7 @@ mod common;
 mod aggregate;
 mod api;
 mod cli;
+mod cli_apply;
 mod cli_store;
 mod definitions;
 mod events;

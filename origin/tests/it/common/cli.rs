@@ -25,12 +25,15 @@ pub(crate) fn scratch(group: &str, name: &str) -> PathBuf {
 }
 
 /// `bunting` to run in `dir`, without the settings the tests' own
-/// environment might carry (`BUNTING_WRANGLER`, `BUNTING_DATABASE_URL`).
+/// environment might carry (`BUNTING_WRANGLER`, `BUNTING_DATABASE_URL`,
+/// `BUNTING_URL`, `BUNTING_TOKEN`).
 pub(crate) fn bunting(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bunting"));
     c.current_dir(dir)
         .env_remove("BUNTING_WRANGLER")
-        .env_remove("BUNTING_DATABASE_URL");
+        .env_remove("BUNTING_DATABASE_URL")
+        .env_remove("BUNTING_URL")
+        .env_remove("BUNTING_TOKEN");
     c
 }
 
