@@ -32,6 +32,7 @@ cli_both!(
     plan_apply_edit_and_prune,
     refusals_are_printed_with_every_problem,
     an_export_applies_without_a_difference,
+    the_gitops_examples_of_the_docs_run,
 );
 
 const FILE: &str = "environments: [production, staging]
@@ -374,4 +375,89 @@ fn an_export_applies_without_a_difference(c: Cli) {
     }
     let o = apply(&c, example, &["--plan", "--prune"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+/// Runs the examples of `docs/access.md`'s GitOps section in order: a
+/// `yaml` block whose first line is `# FILE` is written to FILE; in a
+/// `console` block each `$ bunting …` line runs, the lines after it are its
+/// standard output (`…` matching any text) and `(exit N)` its exit status
+/// (0 when absent).
+fn the_gitops_examples_of_the_docs_run(c: Cli) {
+    let doc = fs::read_to_string(crate::common::cli::root().join("docs/access.md")).unwrap();
+    let section = doc
+        .split("\n## ")
+        .find(|s| s.starts_with("GitOps\n"))
+        .expect("a GitOps section");
+    let mut blocks = Vec::new();
+    let mut rest = section;
+    while let Some(start) = rest.find("```") {
+        let after = &rest[start + 3..];
+        let (lang, body) = after.split_once('\n').unwrap();
+        let end = body.find("\n```").unwrap();
+        blocks.push((lang.trim().to_string(), body[..end + 1].to_string()));
+        rest = &body[end + 4..];
+    }
+    let mut ran = 0;
+    for (lang, body) in &blocks {
+        match lang.as_str() {
+            "yaml" => {
+                let name = body.lines().next().unwrap().strip_prefix("# ").unwrap();
+                fs::write(c.dir.join(name), body).unwrap();
+            }
+            "console" => {
+                for step in body.split("$ ").skip(1) {
+                    let (command, expected) = step.split_once('\n').unwrap();
+                    let mut expected: Vec<&str> = expected.lines().collect();
+                    let status = match expected.last().and_then(|l| l.strip_prefix("(exit ")) {
+                        Some(n) => {
+                            let n = n.trim_end_matches(')').parse::<i32>().unwrap();
+                            expected.pop();
+                            n
+                        }
+                        None => 0,
+                    };
+                    let args: Vec<&str> = command.split_whitespace().collect();
+                    assert_eq!(args[0], "bunting", "{command}");
+                    let o = c.run(&args[1..]);
+                    assert_eq!(
+                        o.status.code(),
+                        Some(status),
+                        "{command}: {}{}",
+                        stdout(&o),
+                        stderr(&o)
+                    );
+                    let out = stdout(&o);
+                    let got: Vec<&str> = out.lines().collect();
+                    assert_eq!(got.len(), expected.len(), "{command}:\n{out}");
+                    for (g, e) in got.iter().zip(&expected) {
+                        assert!(matches(g, e), "{command}: {g:?} is not {e:?}");
+                    }
+                    ran += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(ran >= 7, "only {ran} commands ran");
+}
+
+/// Whether `line` is `pattern`, where `…` in the pattern stands for any
+/// text.
+fn matches(line: &str, pattern: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('…').collect();
+    if parts.len() == 1 {
+        return line == pattern;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !line.starts_with(first) || !line.ends_with(last) || line.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &line[first.len()..line.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
