@@ -15,6 +15,7 @@
 //! | [`retention`] | purging the events of deleted environments |
 //! | [`export`] | a stored project back into a definition file (`bunting-defs`) |
 //! | [`kv`] | the KV values the publisher writes |
+//! | [`webhooks`] | signed webhook messages from the outbox, with retries |
 //! | [`metrics`] | Prometheus metrics |
 //!
 //! The flag-definition format itself is the crate `bunting-defs`; the edge's
@@ -35,3 +36,4 @@ pub mod retention;
 pub mod rollback;
 pub mod serve;
 pub mod store;
+pub mod webhooks;

@@ -32,6 +32,15 @@ pub struct EnvLabels {
     pub environment: String,
 }
 
+/// Labels of a webhook delivery attempt.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `delivered`, `retried` (failed, to be tried again) or `failed`
+    /// (failed, no attempts left). No organization or URL: the counter is
+    /// the operator's, not a tenant's.
+    pub outcome: String,
+}
+
 /// Every metric of the origin.
 pub struct Metrics {
     registry: Registry,
@@ -56,6 +65,8 @@ pub struct Metrics {
     pub events_invalid: Counter,
     /// Event batches refused with 429.
     pub events_throttled: Counter,
+    /// Webhook delivery attempts by outcome.
+    pub webhook_deliveries: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -120,6 +131,12 @@ impl Metrics {
             "Event batches refused with 429",
             events_throttled.clone(),
         );
+        let webhook_deliveries = Family::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome",
+            webhook_deliveries.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -131,6 +148,7 @@ impl Metrics {
             events_duplicate,
             events_invalid,
             events_throttled,
+            webhook_deliveries,
         }
     }
 

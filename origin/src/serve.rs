@@ -1,5 +1,6 @@
 //! `bunting serve`: the origin service — the HTTP API on a store, the
-//! publisher that pushes every committed change to the edge, structured
+//! publisher that pushes every committed change to the edge, the webhook
+//! delivery loop ([`crate::webhooks`]), structured
 //! logs, and graceful shutdown on SIGINT/SIGTERM.
 //!
 //! Configuration comes from command-line flags, then `BUNTING_*`
@@ -397,6 +398,11 @@ pub async fn serve(
     let server = tokio::spawn(async move { server.await });
     let monitor = monitor_options.map(|o| crate::monitor::spawn(monitor_services(&state), o));
     let purge = crate::retention::spawn(store.clone(), Duration::from_secs(60));
+    let deliveries = crate::webhooks::spawn(
+        store.clone(),
+        state.metrics.clone(),
+        crate::webhooks::DeliveryOptions::default(),
+    );
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     if let Some(m) = monitor {
@@ -411,6 +417,7 @@ pub async fn serve(
     if let Some(p) = publisher {
         let _ = tokio::time::timeout(grace, p.shutdown()).await;
     }
+    let _ = tokio::time::timeout(grace, deliveries.shutdown()).await;
     store.pool().close().await;
     tracing::info!("stopped");
     Ok(())

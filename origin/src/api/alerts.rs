@@ -212,7 +212,7 @@ pub async fn alertmanager(
             &evidence,
         )
         .await?;
-        state.notifier.send(json!({
+        let event = json!({
             "type": "rollback",
             "organization": org.key,
             "flag": name,
@@ -221,7 +221,13 @@ pub async fn alertmanager(
             "changed": out.changed,
             "actor": actor.name,
             "evidence": evidence,
-        }));
+        });
+        state.notifier.send(event.clone());
+        // The rollback is committed: a failure to queue its webhook event
+        // is logged, not answered.
+        if let Err(e) = state.store.emit_event(org.id, "rollback", event).await {
+            tracing::warn!(error = %e, "queueing the rollback webhook event failed");
+        }
         rollbacks.push(AlertRollback {
             flag: name,
             environment: env.key,

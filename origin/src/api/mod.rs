@@ -38,6 +38,7 @@ pub mod request_id;
 pub mod rollouts;
 pub mod scope;
 pub mod text;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -143,6 +144,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(alerts::routes())
         .merge(rollouts::routes())
         .merge(definitions::routes())
+        .merge(webhooks::routes())
 }
 
 /// The whole application: API, OpenAPI document, health and metrics.

@@ -50,6 +50,24 @@ pub struct TokenPath {
     pub(crate) id: i64,
 }
 
+/// `/orgs/{org}/webhooks/{id}`: a webhook subscription.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WebhookPath {
+    pub(crate) org: String,
+    pub(crate) id: i64,
+}
+
+/// `/orgs/{org}/webhooks/{id}/deliveries/{delivery}`: a message of a
+/// subscription, by its `webhook-id`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DeliveryPath {
+    pub(crate) org: String,
+    pub(crate) id: i64,
+    pub(crate) delivery: String,
+}
+
 /// `/orgs/{org}/projects/{project}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]

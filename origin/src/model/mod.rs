@@ -19,6 +19,7 @@ pub(crate) mod key;
 pub mod metric;
 mod problem;
 pub mod rollout;
+pub mod webhook;
 
 pub use problem::{Problem, SnapshotLocation};
 

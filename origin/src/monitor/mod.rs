@@ -80,6 +80,15 @@ impl Services {
     fn notify_publish(&self) {
         self.publish_wakeup.notify_one();
     }
+
+    /// Queues webhook event `event_type` for organization `org_id`'s
+    /// subscriptions (the outbox); a failure is logged, never fails the
+    /// action it reports.
+    async fn emit(&self, org_id: i64, event_type: &str, data: serde_json::Value) {
+        if let Err(e) = self.store.emit_event(org_id, event_type, data).await {
+            tracing::warn!(event_type, error = %e, "queueing a webhook event failed");
+        }
+    }
 }
 
 /// How the monitor runs.
@@ -405,14 +414,16 @@ impl Monitor {
         }
         tracing::warn!(flag = %g.spec.flag, held_until = %until, reasons = ?h.reasons, "ramp held: guardrails not healthy");
         services.notify_publish();
-        services.notifier.send(json!({
+        let event = json!({
             "type": "rampHold",
             "flag": format!("{}/{}", place.project.key, place.flag.spec.key),
             "environment": place.env.key,
             "actor": "ramp-guard",
             "heldUntil": until,
             "details": details,
-        }));
+        });
+        services.notifier.send(event.clone());
+        services.emit(place.project.org_id, "rampHold", event).await;
         Ok(())
     }
 
@@ -591,7 +602,7 @@ impl Monitor {
         if out.changed {
             services.notify_publish();
         }
-        services.notifier.send(json!({
+        let event = json!({
             "type": "rollback",
             "flag": format!("{}/{}", project.key, flag.spec.key),
             "environment": env.key,
@@ -599,7 +610,9 @@ impl Monitor {
             "changed": out.changed,
             "actor": "auto-rollback",
             "evidence": evidence,
-        }));
+        });
+        services.notifier.send(event.clone());
+        services.emit(project.org_id, "rollback", event).await;
         Ok(())
     }
 }

@@ -222,8 +222,9 @@ fn jitter() -> f64 {
     0.5 + f64::from(r) / f64::from(u16::MAX) / 2.0
 }
 
-/// `base · 2^(attempt − 1)`, at most `max`, times a jitter in `[0.5, 1)`.
-fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+/// `base · 2^(attempt − 1)`, at most `max`, times a jitter in `[0.5, 1)`
+/// (also the webhook delivery loop's retry delay).
+pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
     exp.min(max).mul_f64(jitter())
 }
@@ -550,6 +551,11 @@ impl Worker {
                         .mark_failed(env_id, p.name(), &snapshot.environment, &e.to_string())
                         .await
                         .unwrap_or(0);
+                    if attempts == 1 {
+                        // The target just started failing (the count is
+                        // durable): once per failure, not per retry.
+                        self.emit_failed(env_id, &b.edge_env, p.name(), &e).await;
+                    }
                     if e.is_permanent() {
                         // Trying again cannot help: wait for a change.
                         self.backoff.remove(&(env_id, i));
@@ -588,6 +594,24 @@ impl Worker {
                     environment: b.edge_env.clone(),
                 })
                 .set(0.0);
+        }
+    }
+
+    /// Queues the webhook event `publish.failed` for the organization of
+    /// environment `env_id`; a failure is logged.
+    async fn emit_failed(&self, env_id: i64, edge_env: &str, target: &str, e: &PublishError) {
+        let data = serde_json::json!({
+            "environment": edge_env,
+            "target": target,
+            "error": e.to_string(),
+            "permanent": e.is_permanent(),
+        });
+        let queued = async {
+            let org = self.store.org_of_environment(env_id).await?;
+            self.store.emit_event(org, "publish.failed", data).await
+        };
+        if let Err(err) = queued.await {
+            tracing::warn!(environment = %edge_env, error = %err, "queueing the publish.failed webhook event failed");
         }
     }
 

@@ -53,6 +53,7 @@ pub mod rollouts;
 mod rows;
 mod snapshot;
 mod tenancy;
+pub mod webhooks;
 mod write;
 
 use std::str::FromStr;
@@ -71,6 +72,7 @@ pub use records::{
     Actor, ConfigSpec, Environment, FlagConfig, FlagRecord, FlagSpec, LayerRecord, Organization,
     Project, SegmentRecord,
 };
+pub use webhooks::{Delivery, DeliveryAttempt, WebhookEvent, WebhookRecord};
 
 use rows::now;
 use write::Write;
@@ -149,6 +151,11 @@ macro_rules! migrations {
                     $dir,
                     "/0009_event_identity.sql"
                 )),
+            ),
+            (
+                12,
+                "webhooks",
+                include_str!(concat!("../../migrations/", $dir, "/0012_webhooks.sql")),
             ),
         ]
     };

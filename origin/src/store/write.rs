@@ -99,26 +99,28 @@ impl<'a> Write<'a> {
     }
 
     /// Appends the buffered entries to the hash chain (under the audit
-    /// head's lock, held until the commit that follows).
-    async fn append_audit(&mut self) -> Result<()> {
+    /// head's lock, held until the commit that follows); returns them as
+    /// chained.
+    async fn append_audit(&mut self) -> Result<Vec<AuditEntry>> {
         let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
             .fetch_one(self.c())
             .await?;
         let (mut seq, mut hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
-        for mut e in std::mem::take(&mut self.pending) {
+        let mut entries = std::mem::take(&mut self.pending);
+        for e in &mut entries {
             seq += 1;
             e.seq = seq;
             e.prev_hash = hash;
             e.hash = e.compute_hash();
-            self.insert_audit(&e).await?;
-            hash = e.hash;
+            self.insert_audit(e).await?;
+            hash = e.hash.clone();
         }
         sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(seq)
             .bind(&hash)
             .execute(self.c())
             .await?;
-        Ok(())
+        Ok(entries)
     }
 
     async fn insert_audit(&mut self, e: &AuditEntry) -> Result<()> {
@@ -195,7 +197,9 @@ impl<'a> Write<'a> {
                 ));
             }
         }
-        self.append_audit().await?;
+        let entries = self.append_audit().await?;
+        // Their webhook messages, committed with them (the outbox).
+        super::webhooks::enqueue_audit(self.c(), &entries).await?;
         self.tx.commit().await?;
         Ok(())
     }
