@@ -210,6 +210,7 @@ pub struct Deliveries {
 #[utoipa::path(get, path = "/orgs/{org}/webhooks/{id}/deliveries", tag = "webhooks",
     params(WebhookPath, DeliveryFilter),
     responses((status = 200, body = Deliveries), (status = 400, body = super::error::ErrorBody),
+        (status = 422, description = "`limit` is out of range", body = super::error::ErrorBody),
         (status = 403, description = "managing webhooks needs the admin role", body = super::error::ErrorBody)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,

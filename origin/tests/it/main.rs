@@ -29,3 +29,4 @@ mod rollback;
 mod rollup;
 mod serve;
 mod store;
+mod webhooks;

@@ -81,6 +81,8 @@ const GUARD: &str = "/orgs/{org}/projects/{project}/environments/{env}/guarded-r
 const GUARD_STATUS: &str =
     "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status";
 const DEFINITIONS: &str = "/orgs/{org}/projects/{project}/definitions";
+const WEBHOOK: &str = "/orgs/{org}/webhooks/{id}";
+const REDELIVER: &str = "/orgs/{org}/webhooks/{id}/deliveries/{delivery}/redeliver";
 /// Served, but (as of writing) not in the OpenAPI document; the coverage
 /// check accepts it either way.
 const PUBLISH: &str = "/orgs/{org}/projects/{project}/environments/{env}/publish";
@@ -179,6 +181,16 @@ fn table() -> Vec<Row> {
         (M::GET,    DEFINITIONS.into(),                   [401, 401, 200, 200, 200, 200, 404, 200]),
         (M::POST,   format!("{DEFINITIONS}/plan"),        [401, 401, 200, 200, 200, 200, 404, 200]),
         (M::PUT,    DEFINITIONS.into(),                   [401, 401, 403, 200, 200, 200, 404, 200]),
+        // Webhook subscriptions, their secrets and delivery log: admin only
+        // (the `webhooks.manage` permission), reads included.
+        (M::GET,    "/orgs/{org}/webhooks".into(),        [401, 401, 403, 403, 403, 200, 404, 200]),
+        (M::POST,   "/orgs/{org}/webhooks".into(),        [401, 401, 403, 403, 403, 201, 404, 201]),
+        (M::GET,    WEBHOOK.into(),                       [401, 401, 403, 403, 403, 200, 404, 200]),
+        (M::PUT,    WEBHOOK.into(),                       [401, 401, 403, 403, 403, 200, 404, 200]),
+        (M::DELETE, WEBHOOK.into(),                       [401, 401, 403, 403, 403, 204, 404, 204]),
+        (M::POST,   format!("{WEBHOOK}/rotate-secret"),   [401, 401, 403, 403, 403, 200, 404, 200]),
+        (M::GET,    format!("{WEBHOOK}/deliveries"),      [401, 401, 403, 403, 403, 200, 404, 200]),
+        (M::POST,   REDELIVER.into(),                     [401, 401, 403, 403, 403, 202, 404, 202]),
     ];
     rows.into_iter().map(|(method, path, expect)| Row { method, path, expect }).collect()
 }
@@ -274,6 +286,10 @@ fn metric_body(key: &str) -> Value {
 
 fn experiment_body(key: &str) -> Value {
     json!({"key": key, "flag": "shared-flag", "control": "off", "primaryMetric": "shared-metric"})
+}
+
+fn webhook_body(name: &str) -> Value {
+    json!({"url": format!("https://hooks.example.com/{name}"), "events": ["*"]})
 }
 
 fn guard_body(flag: &str) -> Value {
@@ -437,6 +453,16 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
             probe: (*m == Method::PUT)
                 .then(|| fill(DEFINITIONS, &[("org", "acme"), ("project", &key)])),
             path: p,
+            ..Prepared::default()
+        };
+    }
+    if *m == Method::GET && row.path.starts_with(WEBHOOK) {
+        // A subscription of the cell's own to read.
+        let a = h
+            .made("/orgs/acme/webhooks", webhook_body(&fresh("hook")))
+            .await;
+        return Prepared {
+            path: path(&[("id", &a.body["id"].to_string())]),
             ..Prepared::default()
         };
     }
@@ -788,6 +814,56 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
                 body,
                 if_match: tag,
                 probe: Some(probe),
+                ..Prepared::default()
+            }
+        }
+        "/orgs/{org}/webhooks" => Prepared {
+            path: path(&[]),
+            body: Some(webhook_body(&fresh("hook"))),
+            ..Prepared::default()
+        },
+        WEBHOOK | "/orgs/{org}/webhooks/{id}/rotate-secret" => {
+            let a = h
+                .made("/orgs/acme/webhooks", webhook_body(&fresh("hook")))
+                .await;
+            let id = a.body["id"].to_string();
+            let p = path(&[("id", &id)]);
+            let probe = fill(WEBHOOK, &[("id", &id), ("org", "acme")]);
+            let body = match m.as_str() {
+                "PUT" => Some(webhook_body("changed")),
+                "POST" => Some(json!({"graceSeconds": 60})),
+                _ => None,
+            };
+            Prepared {
+                path: p,
+                body,
+                if_match: a.etag,
+                probe: Some(probe),
+                ..Prepared::default()
+            }
+        }
+        REDELIVER => {
+            // A subscription to everything, and a change to report.
+            let a = h
+                .made("/orgs/acme/webhooks", webhook_body(&fresh("hook")))
+                .await;
+            let id = a.body["id"].to_string();
+            h.made(
+                "/orgs/acme/projects/web/layers",
+                json!({"key": fresh("hooked")}),
+            )
+            .await;
+            let log = h
+                .root(
+                    Method::GET,
+                    &format!("/orgs/acme/webhooks/{id}/deliveries"),
+                    None,
+                    200,
+                )
+                .await;
+            let delivery = log.body["items"][0]["id"].as_str().unwrap().to_string();
+            Prepared {
+                path: path(&[("id", &id), ("delivery", &delivery)]),
                 ..Prepared::default()
             }
         }
