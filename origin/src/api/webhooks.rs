@@ -3,7 +3,7 @@
 //! [`crate::store::webhooks`] for the events).
 //!
 //! Every endpoint here needs the permission to manage webhooks, checked in
-//! one place ([`manage`]).
+//! one place (`manage`).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};

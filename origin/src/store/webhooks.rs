@@ -4,7 +4,7 @@
 //!
 //! **Events.** Every audited action is an event `<entityType>.<action>`
 //! (`flag.create`, `flagConfig.update`) whose data is the audit entry:
-//! [`Write::commit`](super::write) queues a message for every enabled
+//! `Write::commit` (`store/write.rs`) queues a message for every enabled
 //! subscription of the entry's organization that selects its type, in the
 //! transaction that appends the entry, so a committed change always has
 //! its messages and a rolled-back one never does.

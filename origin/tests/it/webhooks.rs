@@ -62,6 +62,9 @@ struct Seen {
     accepted: Vec<Message>,
     /// (status, reason) of every refused request.
     refused: Vec<(u16, String)>,
+    /// Ids of messages received again after they were accepted:
+    /// acknowledged, not processed again.
+    duplicates: Vec<String>,
     ids: HashSet<String>,
 }
 
@@ -105,6 +108,10 @@ impl Receiver {
         self.seen.lock().unwrap().refused.clone()
     }
 
+    fn duplicates(&self) -> Vec<String> {
+        self.seen.lock().unwrap().duplicates.clone()
+    }
+
     fn requests(&self) -> usize {
         self.seen.lock().unwrap().requests
     }
@@ -120,7 +127,8 @@ impl Receiver {
 }
 
 /// The receiver's check: the signature and timestamp by the official
-/// `standardwebhooks` crate, then the message id against those accepted.
+/// `standardwebhooks` crate, then the message id against those accepted
+/// (a repeated id is acknowledged and not processed again).
 fn receive(seen: &Mutex<Seen>, headers: &HeaderMap, body: &[u8]) -> StatusCode {
     let mut s = seen.lock().unwrap();
     s.requests += 1;
@@ -135,8 +143,10 @@ fn receive(seen: &Mutex<Seen>, headers: &HeaderMap, body: &[u8]) -> StatusCode {
     let header = |n: &str| headers[n].to_str().unwrap().to_string();
     let id = header("webhook-id");
     if !s.ids.insert(id.clone()) {
-        s.refused.push((409, format!("replayed {id}")));
-        return StatusCode::CONFLICT;
+        // A retry after a lost answer, or a replay: acknowledged, so the
+        // sender stops, and not acted on again.
+        s.duplicates.push(id);
+        return StatusCode::OK;
     }
     s.accepted.push(Message {
         id,
@@ -512,11 +522,12 @@ async fn forged_unsigned_and_replayed_requests_are_refused(store: Store) {
             ("webhook-signature", sig.to_string()),
         ]
     };
-    // Replayed as it was: refused by its id.
+    // Replayed as it was: recognised by its id, acknowledged, not acted on.
     let s = receiver
         .post_raw(&headers(&m.id, &m.timestamp, &m.signature), &m.raw)
         .await;
-    assert_eq!(s, 409);
+    assert_eq!(s, 200);
+    assert_eq!(receiver.duplicates(), std::slice::from_ref(&m.id));
     // Unsigned.
     let unsigned = vec![
         ("webhook-id", "msg_forged".to_string()),
@@ -553,8 +564,8 @@ async fn forged_unsigned_and_replayed_requests_are_refused(store: Store) {
         Verdict::StaleTimestamp
     );
     let refused = receiver.refused();
-    assert_eq!(refused.len(), 5, "{refused:?}");
-    assert!(refused[4].1.contains("too old"), "{refused:?}");
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert!(refused[3].1.contains("too old"), "{refused:?}");
     assert_eq!(receiver.accepted().len(), 1);
 }
 
@@ -792,7 +803,205 @@ async fn two_loops_on_one_database_deliver_each_message_once(store: Store) {
     two.shutdown().await;
     // No message was sent twice (the receiver refuses a repeated id).
     assert!(receiver.refused().is_empty(), "{:?}", receiver.refused());
+    assert!(
+        receiver.duplicates().is_empty(),
+        "{:?}",
+        receiver.duplicates()
+    );
     assert_eq!(receiver.requests(), n);
     let l = log(&api, "acme", id).await;
     assert!(l.iter().all(|d| attempts(d) == [json!(204)]), "{l:?}");
+}
+
+/// The admin token of the server of [`docs_examples_work`].
+const DOC_ADMIN: &str = "docs-admin-token";
+
+/// The shell blocks (info string, code) of section `heading` of `doc`.
+fn shell_blocks(doc: &str, heading: &str) -> Vec<(String, String)> {
+    let start = doc.find(&format!("\n{heading}\n")).expect("the section");
+    let section = &doc[start + 1..];
+    let end = section[heading.len()..]
+        .find("\n## ")
+        .map_or(section.len(), |e| e + heading.len());
+    let mut blocks = Vec::new();
+    let mut lines = section[..end].lines();
+    while let Some(line) = lines.next() {
+        if let Some(info) = line.strip_prefix("```sh") {
+            let code: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            blocks.push((info.trim().to_string(), code.join("\n")));
+        }
+    }
+    blocks
+}
+
+/// Runs `code` with `sh -eu` in `dir` with `env`: (success, stdout).
+async fn sh(dir: &std::path::Path, code: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let out = tokio::process::Command::new("sh")
+        .args(["-euc", code])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        eprintln!(
+            "{code}\n--- stdout\n{stdout}--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (out.status.success(), stdout)
+}
+
+/// The `## Webhooks` examples of `docs/access.md`, run as written against
+/// `bunting serve` (whose delivery loop sends the messages) and a
+/// receiver; the receiver-side verification recipe accepts a genuine
+/// message and refuses forged, altered and stale ones.
+#[tokio::test]
+async fn docs_examples_work() {
+    use bunting_origin::serve::ServeArgs;
+    let receiver = Receiver::start().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let api = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    let args = ServeArgs {
+        database_url: Some("sqlite::memory:".into()),
+        admin_token: Some(DOC_ADMIN.into()),
+        monitor_seconds: Some(0.0),
+        shutdown_seconds: Some(5),
+        ..ServeArgs::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // On a runtime of its own: `serve`'s future is not `Send`.
+    let server = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                bunting_origin::serve::serve(args, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+    });
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{api}{path}"))
+            .bearer_auth(DOC_ADMIN)
+            .json(&body)
+            .send()
+    };
+    until!("serve answers", {
+        let r = http
+            .get(format!("{api}/orgs"))
+            .bearer_auth(DOC_ADMIN)
+            .send()
+            .await;
+        r.is_ok_and(|r| r.status() == 200)
+    });
+    for (path, body) in [
+        ("/orgs", json!({"key": "acme", "name": "Acme"})),
+        ("/orgs/acme/projects", json!({"key": "web", "name": "Web"})),
+    ] {
+        assert_eq!(post(path, body).await.unwrap().status(), 201);
+    }
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("webhooks-docs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/access.md")).unwrap();
+    let blocks = shell_blocks(&doc, "## Webhooks");
+    let infos: Vec<&str> = blocks.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(
+        infos,
+        ["", "", "", "", "", "verify"],
+        "the section's examples"
+    );
+    let env = [
+        ("BUNTING", api.as_str()),
+        ("TOKEN", DOC_ADMIN),
+        ("RECEIVER", &receiver.url),
+    ];
+    let run = |i: usize| sh(&dir, &blocks[i].1, &env);
+
+    // Subscribing: the secret is in webhook.json.
+    let (ok, out) = run(0).await;
+    assert!(ok && out.contains("whsec_"), "{out}");
+    let hook: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("webhook.json")).unwrap()).unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    receiver.knows(&secret);
+    // Replacing and listing.
+    let (ok, out) = run(1).await;
+    assert!(
+        ok && out.contains("flagConfig.*") && out.contains(&receiver.url),
+        "{out}"
+    );
+    // A change is delivered by serve's loop, and shows in the log.
+    let flag = json!({"key": "docs-flag", "flagType": "boolean",
+                      "variants": {"on": true, "off": false}, "offVariant": "off"});
+    assert_eq!(
+        post("/orgs/acme/projects/web/flags", flag)
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    until!("delivered", receiver.accepted().len() == 1);
+    let m = receiver.accepted()[0].clone();
+    assert_eq!(m.body["type"], "flag.create");
+    until!("logged", {
+        let (ok, out) = run(2).await;
+        ok && out.contains(&format!(
+            "{{\"id\":\"{}\",\"eventType\":\"flag.create\",\"status\":\"delivered\",\"attempts\":[204]}}",
+            m.id
+        ))
+    });
+    // Redelivering: the same id again, acknowledged as a duplicate.
+    let (ok, out) = run(3).await;
+    assert!(ok && out.contains("\"status\":\"pending\""), "{out}");
+    until!("redelivered", receiver.duplicates() == [m.id.clone()]);
+    // Rotating.
+    let (ok, out) = run(4).await;
+    assert!(
+        ok && out.contains("whsec_") && !out.contains(&secret),
+        "{out}"
+    );
+
+    // The receiver's recipe, on the message signed before the rotation.
+    let verify = |secret: String, body: Vec<u8>, timestamp: String| {
+        let dir = dir.clone();
+        let code = blocks[5].1.clone();
+        let (id, signature) = (m.id.clone(), m.signature.clone());
+        async move {
+            std::fs::write(dir.join("body.json"), body).unwrap();
+            let env = [
+                ("SECRET", secret.as_str()),
+                ("WEBHOOK_ID", id.as_str()),
+                ("WEBHOOK_TIMESTAMP", timestamp.as_str()),
+                ("WEBHOOK_SIGNATURE", signature.as_str()),
+            ];
+            let (ok, out) = sh(&dir, &code, &env).await;
+            (ok, out.trim().to_string())
+        }
+    };
+    let genuine = verify(secret.clone(), m.raw.clone(), m.timestamp.clone()).await;
+    assert_eq!(genuine, (true, "valid".to_string()));
+    let other = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string();
+    let forged = verify(other, m.raw.clone(), m.timestamp.clone()).await;
+    assert_eq!(forged, (false, "forged".to_string()));
+    let altered = verify(secret.clone(), b"{}".to_vec(), m.timestamp.clone()).await;
+    assert_eq!(altered, (false, "forged".to_string()));
+    let old = (m.timestamp.parse::<i64>().unwrap() - 600).to_string();
+    let stale = verify(secret.clone(), m.raw.clone(), old).await;
+    assert_eq!(stale, (false, "stale".to_string()));
+
+    stop.send(()).unwrap();
+    tokio::task::spawn_blocking(move || server.join().unwrap().unwrap())
+        .await
+        .unwrap();
 }
