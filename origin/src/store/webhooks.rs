@@ -805,3 +805,52 @@ async fn delivery_row(c: &mut AnyConnection, r: &AnyRow) -> Result<Delivery> {
         attempts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_event_emitted_in_a_write_commits_or_rolls_back_with_it() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let org = store
+            .create_org(&Actor::new("root"), "acme", "Acme")
+            .await
+            .unwrap();
+        let actor = Actor::new("ana").in_org(org.id);
+        let spec = WebhookSpec {
+            url: "https://hooks.example.com/x".into(),
+            events: vec!["changeRequest.*".into(), "breakGlass".into()],
+            format: WebhookFormat::Standard,
+            enabled: true,
+            description: String::new(),
+        };
+        let (hook, _) = store.create_webhook(&actor, org.id, &spec).await.unwrap();
+        let data = serde_json::json!({"changeRequest": 7});
+        let queued = store
+            .write(&actor, async |w| {
+                w.emit(org.id, "changeRequest.approved", data.clone()).await
+            })
+            .await
+            .unwrap();
+        assert_eq!(queued, 1);
+        let failed = store
+            .write(&actor, async |w| {
+                w.emit(org.id, "breakGlass", data.clone()).await?;
+                Err::<(), _>(StoreError::Conflict { current: 1 })
+            })
+            .await;
+        assert!(failed.is_err());
+        let log = store.deliveries(hook.id, 10).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].event_type, "changeRequest.approved");
+        assert_eq!(log[0].event["data"]["organization"], "acme");
+        assert_eq!(log[0].event["data"]["changeRequest"], 7);
+        let unknown = store
+            .write(&actor, async |w| {
+                w.emit(org.id, "changeRequest", data.clone()).await
+            })
+            .await;
+        assert!(matches!(unknown, Err(StoreError::Invalid(_))));
+    }
+}

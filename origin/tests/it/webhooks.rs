@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::post;
 use bunting_origin::metrics::Metrics;
+use bunting_origin::publish::{self, BoxFuture, PublishError, Publisher};
 use bunting_origin::store::Store;
 use bunting_origin::webhooks::sign::{Verdict, sign, verify};
 use bunting_origin::webhooks::{self, DeliveryHandle, DeliveryOptions};
@@ -36,6 +37,7 @@ both!(
     one_organizations_events_never_reach_another,
     bad_subscriptions_are_refused_naming_every_problem,
     two_loops_on_one_database_deliver_each_message_once,
+    rollbacks_and_publish_failures_are_events,
 );
 
 const HOOKS: &str = "/orgs/acme/webhooks";
@@ -811,6 +813,106 @@ async fn two_loops_on_one_database_deliver_each_message_once(store: Store) {
     assert_eq!(receiver.requests(), n);
     let l = log(&api, "acme", id).await;
     assert!(l.iter().all(|d| attempts(d) == [json!(204)]), "{l:?}");
+}
+
+/// A publication target that fails while it is down.
+struct Flaky {
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), PublishError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(PublishError::Other("the target is down".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Publisher for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    fn put<'a>(&'a self, _: &'a str, _: &'a [u8]) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move { self.check() })
+    }
+    fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move { self.check() })
+    }
+}
+
+async fn rollbacks_and_publish_failures_are_events(store: Store) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let world = World::acme(&store).await;
+    let api = TestApp::root(store.clone());
+    let (id, _) = subscribe(
+        &api,
+        "acme",
+        "https://hooks.example.com/ops",
+        &["rollback", "publish.*"],
+    )
+    .await;
+    // An external alert rolls a flag back: a `rollback` event.
+    make_flag(&api, "acme", "checkout").await;
+    let alert = json!({"version": "4", "status": "firing", "receiver": "bunting", "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "Errors", "bunting_project": "web",
+                   "bunting_environment": "production", "bunting_flag": "checkout",
+                   "bunting_action": "disableFlag"}}]});
+    let (s, _, b) = api.post("/orgs/acme/alerts/alertmanager", alert).await;
+    assert_eq!(s, 200, "{b}");
+    let l = log(&api, "acme", id).await;
+    assert_eq!(types(&l), ["rollback"]);
+    let data = &l[0]["event"]["data"];
+    assert_eq!(
+        (
+            data["organization"].as_str(),
+            data["flag"].as_str(),
+            data["actor"].as_str()
+        ),
+        (Some("acme"), Some("web/checkout"), Some("admin"))
+    );
+    assert_eq!(data["action"], "disableFlag");
+
+    // A target that starts failing: one `publish.failed`, however often
+    // the publisher retries.
+    let target = Arc::new(Flaky { down: true.into() });
+    let targets: Vec<Arc<dyn Publisher>> = vec![target.clone()];
+    let publisher = publish::spawn(
+        store.clone(),
+        targets,
+        Arc::new(Metrics::new()),
+        crate::common::publishing::fast(),
+    );
+    let attempts = async || {
+        let status = store.publish_status(world.env).await.unwrap();
+        status.target("flaky").attempts
+    };
+    until!("retried", attempts().await >= 4);
+    let failed = |l: &[Value]| {
+        l.iter()
+            .filter(|d| d["eventType"] == "publish.failed")
+            .count()
+    };
+    let l = log(&api, "acme", id).await;
+    assert_eq!(failed(&l), 1, "{l:?}");
+    let data = &l
+        .iter()
+        .find(|d| d["eventType"] == "publish.failed")
+        .unwrap()["event"]["data"];
+    assert_eq!(data["environment"], "acme/web/production");
+    assert_eq!(data["target"], "flaky");
+    assert_eq!(data["permanent"], false);
+    assert!(data["error"].as_str().unwrap().contains("down"));
+    // It recovers, then fails again: a second failure, a second event.
+    target.down.store(false, SeqCst);
+    until!("published", attempts().await == 0);
+    target.down.store(true, SeqCst);
+    make_flag(&api, "acme", "another").await;
+    until!("failing again", attempts().await >= 2);
+    assert_eq!(failed(&log(&api, "acme", id).await), 2);
+    publisher.shutdown().await;
 }
 
 /// The admin token of the server of [`docs_examples_work`].
