@@ -60,7 +60,8 @@ pub struct ServeArgs {
     #[arg(long, env = "BUNTING_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// The bootstrap administrator token (creates organizations and their
-    /// tokens). Without it, make tokens with `bunting token create`.
+    /// tokens). Without it, make tokens with `bunting token create
+    /// --database-url`.
     #[arg(
         long,
         env = "BUNTING_ADMIN_TOKEN",

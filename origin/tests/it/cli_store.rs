@@ -1,7 +1,7 @@
 //! The `bunting` binary's commands on a project end to end, run as a
-//! process: `import` and `export` through a real `bunting serve` over
-//! loopback (common/origin.rs), and the store commands (`audit verify`,
-//! `audit export`, `token create`) on that origin's database: a SQLite file
+//! process: `import`, `export` and `token create` through a real `bunting
+//! serve` over loopback (common/origin.rs), and the store commands (`audit
+//! verify`, `audit export`) on that origin's database: a SQLite file
 //! in a scratch directory (the default `sqlite://bunting.db` of the working
 //! directory), and once PostgreSQL in a fresh schema
 //! (`BUNTING_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`).
@@ -382,7 +382,7 @@ fn audit_export_writes_json_lines_oldest_first() {
         .collect();
     assert_eq!(flags.len(), 8);
     assert!(flags.iter().all(|e| e["entityType"] == "flag"));
-    let tokens = c.ok(&["audit", "export", "--actor", "cli:token"]);
+    let tokens = c.ok(&["audit", "export", "--entity-type", "token"]);
     assert_eq!(tokens.lines().count(), 1);
     let token: Value = serde_json::from_str(tokens.trim_end()).unwrap();
     assert_eq!(token["entityType"], "token");
@@ -408,7 +408,11 @@ fn token_create_prints_only_a_secret_the_store_accepts() {
         "token", "create", "--org", "acme", "--role", "editor", "--name", "ci",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("organization \"acme\" not found"));
+    assert!(
+        stderr(&o).contains("answered 404 Not Found: organization acme not found"),
+        "{}",
+        stderr(&o)
+    );
     import_acme_web(&c, &file);
     let o = c.run(&[
         "token", "create", "--org", "acme", "--role", "owner", "--name", "ci",
@@ -435,7 +439,47 @@ fn token_create_prints_only_a_secret_the_store_accepts() {
     });
     assert_eq!(token.role, Role::Editor);
     assert_eq!(token.name, "ci");
-    assert_eq!(token.created_by, "cli:token");
+    // Made through the API by the administrator token.
+    assert_eq!(token.created_by, "admin");
+    // Bootstrap: straight into the store, as `cli:token`.
+    let url = c.database.clone();
+    let boot = c
+        .command(&[
+            "token",
+            "create",
+            "--org",
+            "acme",
+            "--role",
+            "admin",
+            "--name",
+            "boot",
+            "--database-url",
+            &url,
+        ])
+        .env_remove("BUNTING_URL")
+        .env_remove("BUNTING_TOKEN")
+        .output()
+        .unwrap();
+    assert!(boot.status.success(), "{}", stderr(&boot));
+    let boot = stdout(&boot);
+    let boot =
+        c.with_store(async |store: &Store| store.authenticate(boot.trim_end()).await.unwrap());
+    assert_eq!(boot.expect("accepted").created_by, "cli:token");
+    // A token that may not manage tokens is refused, readably.
+    let o = c
+        .command(&[
+            "token", "create", "--org", "acme", "--role", "admin", "--name", "x",
+        ])
+        .env("BUNTING_TOKEN", secret)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o)
+            .contains("answered 403 Forbidden: this needs the admin role; the token is editor"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

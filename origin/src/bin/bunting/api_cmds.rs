@@ -1,5 +1,5 @@
 //! The commands that work through the origin's HTTP API with a token:
-//! `apply` (GitOps plan and apply), `import` and `export`. Each runs on a
+//! `apply` (GitOps plan and apply), `import`, `export` and `token create`. Each runs on a
 //! single-threaded runtime; an error answer of the API is printed with
 //! every problem it names, a network failure with the URL it could not
 //! reach.
@@ -14,7 +14,7 @@ use bunting_origin::store::plan::{Change, ChangeOp, Plan};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::args::{Apply, Export, Format, Import, Remote};
+use crate::args::{Apply, Export, Format, Import, Remote, TokenCreate};
 use crate::output::{plural, write_atomically};
 
 /// Exit status of `apply --plan` when applying would change the project
@@ -470,6 +470,36 @@ pub(crate) async fn export(e: Export) -> Result<ExitCode> {
             .write_all(answer.text.as_bytes())
             .context("writing the export")?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bunting token create`: makes an API token; its secret alone on
+/// standard output.
+pub(crate) async fn token_create(t: TokenCreate) -> Result<ExitCode> {
+    let api = Api::new(&t.remote)?;
+    let answer = api
+        .expect(
+            Method::POST,
+            &format!("/orgs/{}/tokens", t.org),
+            Some(json_body(&json!({"name": t.name, "role": t.role}))),
+            None,
+        )
+        .await
+        .with_context(|| format!("creating a token in organization {:?}", t.org))?;
+    let token = answer.json();
+    let Some(secret) = token["secret"].as_str() else {
+        bail!("the origin answered no secret: {}", answer.text);
+    };
+    eprintln!(
+        "created token {} (id {}, role {}, prefix {}) in organization {}; \
+         its secret follows on standard output and is not shown again",
+        token["name"],
+        token["id"],
+        t.role,
+        token["prefix"].as_str().unwrap_or_default(),
+        t.org
+    );
+    println!("{secret}");
     Ok(ExitCode::SUCCESS)
 }
 

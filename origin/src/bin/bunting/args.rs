@@ -254,21 +254,32 @@ pub(crate) struct AuditExport {
 
 #[derive(Subcommand)]
 pub(crate) enum TokenCommand {
-    /// Make an API token directly in the store (bootstrap, without the
-    /// HTTP API). Prints the secret, once, on standard output.
-    Create {
-        /// The organization's key.
-        #[arg(long)]
-        org: String,
-        /// The role: viewer, editor, publisher or admin.
-        #[arg(long, value_parser = parse_role)]
-        role: Role,
-        /// A label for the token.
-        #[arg(long)]
-        name: String,
-        #[command(flatten)]
-        db: Database,
-    },
+    /// Make an API token of an organization through the origin's API
+    /// (with an admin token of the organization, or the administrator
+    /// token), or with `--database-url` directly in the store (bootstrap).
+    /// Prints the secret, once, on standard output.
+    Create(TokenCreate),
+}
+
+#[derive(Args)]
+pub(crate) struct TokenCreate {
+    /// The organization's key.
+    #[arg(long)]
+    pub(crate) org: String,
+    /// The role: viewer, editor, publisher or admin.
+    #[arg(long, value_parser = parse_role)]
+    pub(crate) role: Role,
+    /// A label for the token.
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Bootstrap: write the token directly into this store (`sqlite://FILE`,
+    /// `postgres://…`) instead of calling the API, for an origin without an
+    /// administrator token. Only this flag selects it (not
+    /// `BUNTING_DATABASE_URL`).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["url", "token"])]
+    pub(crate) database_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) remote: Remote,
 }
 
 fn parse_role(s: &str) -> std::result::Result<Role, String> {

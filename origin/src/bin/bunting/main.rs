@@ -11,28 +11,30 @@
 //! bunting export --org ORG --project PROJECT [-o FILE] [--format yaml|json]
 //! bunting audit verify
 //! bunting audit export [--org ORG] [--entity-type T] [--actor A] [--from T] [--until T] [-o FILE]
-//! bunting token create --org ORG --role viewer|editor|publisher|admin --name NAME
+//! bunting token create --org ORG --role viewer|editor|publisher|admin --name NAME [--database-url URL]
 //! bunting serve [OPTIONS]
 //! ```
 //!
 //! `validate`, `snapshot` and `publish` work on a definition file alone.
-//! `apply`, `import` and `export` work through the origin's HTTP API
-//! (`--url` or `BUNTING_URL`, default `http://127.0.0.1:8080`; `--token` or
+//! `apply`, `import`, `export` and `token create` work through the origin's
+//! HTTP API (`--url` or `BUNTING_URL`, default `http://127.0.0.1:8080`; `--token` or
 //! `BUNTING_TOKEN`): `apply --plan` prints what applying a definition file
 //! would create, change and delete, `apply` applies it (`--prune` deletes
 //! what the file no longer holds), `import` is `apply` without deleting,
-//! and `export` writes a project back as a definition file. `audit`,
-//! `token` and `experiment` work on the origin's store
+//! `export` writes a project back as a definition file, and `token create`
+//! makes an API token (`--database-url URL` writes it into the store
+//! instead, to bootstrap an origin without an administrator token). `audit`
+//! and `experiment` work on the origin's store
 //! ([`bunting_origin::store`]) named by `--database-url` (or
 //! `BUNTING_DATABASE_URL`; default `sqlite://bunting.db`, a file in the
 //! working directory): `audit` verifies and exports the hash-chained audit
-//! log, and `token create` makes an API token without the HTTP API
-//! (bootstrap). `serve` runs the origin service ([`bunting_origin::serve`]).
+//! log. `serve` runs the origin service ([`bunting_origin::serve`]).
 //!
 //! See `docs/flags.md`. Exit status: 0 on success, 1 when the file has
 //! problems, a step fails or the audit log does not verify, 2 on a usage
-//! error, and for `apply --plan` 2 when applying would change the project. Results go to standard output (a token's secret, alone);
-//! progress and errors to standard error.
+//! error, and for `apply --plan` 2 when applying would change the project.
+//! Results go to standard output (a token's secret, alone); progress and
+//! errors to standard error.
 
 mod api_cmds;
 mod args;
@@ -79,14 +81,11 @@ fn run(command: Command) -> Result<ExitCode> {
             command: AuditCommand::Export(a),
         } => block_on(store_cmds::audit_export(a)),
         Command::Token {
-            command:
-                TokenCommand::Create {
-                    org,
-                    role,
-                    name,
-                    db,
-                },
-        } => block_on(store_cmds::token_create(org, role, name, db)),
+            command: TokenCommand::Create(mut t),
+        } => match t.database_url.take() {
+            Some(url) => block_on(store_cmds::token_create(t, url)),
+            None => block_on(api_cmds::token_create(t)),
+        },
         Command::Experiment {
             command: ExperimentCommand::Results(a),
         } => block_on(store_cmds::experiment_results(a)),

@@ -1,5 +1,6 @@
 //! The commands on the origin's store: `audit verify`, `audit export`,
-//! `token create` and `experiment results`. Each opens the store named by
+//! `experiment results` and the bootstrap form of `token create`
+//! (`--database-url`). Each opens the store named by
 //! `--database-url`, runs on a single-threaded runtime and closes the pool
 //! before it returns.
 
@@ -10,9 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bunting_origin::serve::redact;
-use bunting_origin::store::{Actor, AuditFault, AuditQuery, Role, Store, StoreError};
+use bunting_origin::store::{Actor, AuditFault, AuditQuery, Store, StoreError};
 
-use crate::args::{AuditExport, Database, ExperimentResultsArgs};
+use crate::args::{AuditExport, Database, ExperimentResultsArgs, TokenCreate};
 use crate::output::entries;
 
 impl Database {
@@ -53,30 +54,6 @@ pub(crate) async fn experiment_results(a: ExperimentResultsArgs) -> Result<ExitC
     });
     print!("{}", bunting_origin::results::to_table(&r));
     Ok(ExitCode::SUCCESS)
-}
-
-/// The organization `key`; with `create`, made when missing.
-async fn find_org(
-    store: &Store,
-    actor: &Actor,
-    key: &str,
-    create: bool,
-) -> Result<bunting_origin::store::Organization> {
-    match store.org_by_key(key).await {
-        Ok(org) => Ok(org),
-        Err(StoreError::NotFound { .. }) if create => {
-            let org = store
-                .create_org(actor, key, key)
-                .await
-                .with_context(|| format!("creating organization {key:?}"))?;
-            eprintln!("created organization {key}");
-            Ok(org)
-        }
-        Err(StoreError::NotFound { .. }) => {
-            bail!("organization {key:?} not found (`--create` creates it)")
-        }
-        Err(e) => Err(e).with_context(|| format!("reading organization {key:?}")),
-    }
 }
 
 /// `bunting audit verify`: checks the audit log's hash chain.
@@ -190,19 +167,20 @@ pub(crate) async fn audit_export(a: AuditExport) -> Result<ExitCode> {
     result
 }
 
-/// `bunting token create`: makes an API token in the store.
-pub(crate) async fn token_create(
-    org: String,
-    role: Role,
-    name: String,
-    db: Database,
-) -> Result<ExitCode> {
-    let store = db.open().await?;
+/// `bunting token create --database-url URL`: makes an API token directly
+/// in the store, for bootstrapping an origin that has no administrator
+/// token (recorded as actor `cli:token`).
+pub(crate) async fn token_create(t: TokenCreate, database_url: String) -> Result<ExitCode> {
+    let store = Database { database_url }.open().await?;
     let result = async {
-        let org = find_org(&store, &Actor::new("cli:token"), &org, false).await?;
+        let org = match store.org_by_key(&t.org).await {
+            Ok(org) => org,
+            Err(StoreError::NotFound { .. }) => bail!("organization {:?} not found", t.org),
+            Err(e) => return Err(e).with_context(|| format!("reading organization {:?}", t.org)),
+        };
         let actor = Actor::new("cli:token").in_org(org.id);
         let (token, secret) = store
-            .create_token(&actor, org.id, &name, role)
+            .create_token(&actor, org.id, &t.name, t.role)
             .await
             .with_context(|| format!("creating a token in organization {:?}", org.key))?;
         eprintln!(
