@@ -330,8 +330,9 @@ pub async fn decide_experiment(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
-    /// `json` (default) or `csv` (one row per metric and arm);
-    /// `Accept: text/csv` also asks for CSV.
+    /// `json` (default), `csv` (one row per metric and arm) or `table`
+    /// (the text `bunting experiment results` prints); `Accept: text/csv`
+    /// also asks for CSV.
     pub format: Option<String>,
 }
 
@@ -343,11 +344,12 @@ pub struct ResultsQuery {
 /// data exist, the sample-ratio-mismatch check (`untrustworthy: true` and a
 /// warning when p < 0.001), users exposed to several arms, and the daily
 /// cumulative lift of the primary metric (viewer). `?format=csv` or
-/// `Accept: text/csv` answers CSV, one row per metric and arm.
+/// `Accept: text/csv` answers CSV, one row per metric and arm;
+/// `?format=table` the plain-text table of `bunting experiment results`.
 #[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/results", tag = "experiments",
     params(ExperimentPath, ResultsQuery),
-    responses((status = 200, description = "the results as JSON, or as CSV (one row per metric and arm)",
-            content((ExperimentResults = "application/json"), (String = "text/csv"))),
+    responses((status = 200, description = "the results as JSON, as CSV (one row per metric and arm) or as a text table",
+            content((ExperimentResults = "application/json"), (String = "text/csv"), (String = "text/plain"))),
         (status = 422, body = super::error::ErrorBody)))]
 pub async fn experiment_results(
     State(state): State<AppState>,
@@ -364,14 +366,15 @@ pub async fn experiment_results(
             v.split(',')
                 .any(|m| m.split(';').next().is_some_and(|m| m.trim() == "text/csv"))
         });
-    let csv = match query.format.as_deref() {
-        None => accepts_csv,
-        Some("json") => false,
-        Some("csv") => true,
+    let (csv, table) = match query.format.as_deref() {
+        None => (accepts_csv, false),
+        Some("json") => (false, false),
+        Some("csv") => (true, false),
+        Some("table") => (false, true),
         Some(other) => {
             return Err(ApiError::invalid(vec![Problem::new(
                 "format",
-                format!("{other:?} is not a results format (json or csv)"),
+                format!("{other:?} is not a results format (json, csv or table)"),
             )]));
         }
     };
@@ -382,7 +385,14 @@ pub async fn experiment_results(
         metrics: &metrics,
         data: &data,
     });
-    if csv {
+    if table {
+        let mut response = results::to_table(&report).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Ok(response)
+    } else if csv {
         let mut response = results::to_csv(&report).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -151,6 +151,29 @@ impl Change {
         }
     }
 
+    /// Whether the change alters what environment `env` serves: a flag
+    /// configuration or a segment of `env`, `env` itself, or a flag or a
+    /// layer (which every environment's snapshot holds). A policy that
+    /// protects `env` holds back the changes that affect it.
+    ///
+    /// ```
+    /// use bunting_origin::store::plan::{Change, ChangeKind, ChangeOp};
+    /// let config = Change { kind: ChangeKind::FlagConfig, key: "beta".into(),
+    ///     environment: Some("staging".into()), op: ChangeOp::Update, before: None, after: None };
+    /// assert!(config.affects("staging") && !config.affects("production"));
+    /// let flag = Change { kind: ChangeKind::Flag, environment: None, ..config };
+    /// assert!(flag.affects("production"));
+    /// ```
+    pub fn affects(&self, env: &str) -> bool {
+        match self.kind {
+            ChangeKind::Flag | ChangeKind::Layer => true,
+            ChangeKind::Environment => self.key == env,
+            ChangeKind::FlagConfig | ChangeKind::Segment => {
+                self.environment.as_deref() == Some(env)
+            }
+        }
+    }
+
     fn new<T: Serialize>(
         kind: ChangeKind,
         (key, environment): (&str, Option<&str>),

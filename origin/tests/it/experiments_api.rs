@@ -12,7 +12,6 @@ use bunting_origin::store::{Exposure, MetricEvent, Store};
 use serde_json::{Value, json};
 
 use crate::common::app::{TestApp, problems};
-use crate::common::cli;
 
 both!(
     crud_and_lifecycle,
@@ -484,6 +483,13 @@ async fn results_over_http(store: Store) {
         let cols = CSV_HEADER.split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == cols), "{text}");
     }
+    // The text table `bunting experiment results` prints.
+    let table = api
+        .call_with(Method::GET, &format!("{results}?format=table"), None, &[])
+        .await;
+    assert_eq!(table.status, 200, "{}", table.text);
+    assert!(table.content_type().starts_with("text/plain"));
+    assert!(table.text.contains("SRM: chi-square"), "{}", table.text);
     let (s, _, b) = api.get(&format!("{results}?format=xml")).await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(problems(&b), ["format"]);
@@ -568,13 +574,12 @@ async fn results_skewed_allocation(store: Store) {
     }
 }
 
-/// `bunting experiment results` prints the table from a SQLite file.
-#[tokio::test]
-async fn cli_prints_the_table() {
-    let dir = cli::scratch("bunting-experiment-cli", "results");
-    let url = format!("sqlite://{}", dir.join("bunting.db").display());
-    {
-        let store = Store::open(&url).await.unwrap();
+/// `bunting experiment results` prints the table, read through a real
+/// `bunting serve` (`?format=table`).
+#[test]
+fn cli_prints_the_table() {
+    let c = crate::common::origin::Cli::sqlite("bunting-experiment-cli", "results");
+    c.with_store(async |store: &Store| {
         let api = TestApp::root(store.clone());
         setup(&api).await;
         api.made(
@@ -585,30 +590,27 @@ async fn cli_prints_the_table() {
         )
         .await;
         start(&api, "production", "checkout-test").await;
-        let env = env_id(&store, "acme/web/production").await;
+        let env = env_id(store, "acme/web/production").await;
         let at = now_ms() + 10_000;
         let ex = arms(env, "p", &[("off", 400), ("on", 400)], at);
         store.insert_exposures(&ex).await.unwrap();
         let events = purchases(env, "p", &[("off", 40), ("on", 60)], at, 10.0);
         store.insert_metric_events(&events).await.unwrap();
-        store.pool().close().await;
-    }
-    let out = cli::bunting(&dir)
-        .args([
+    });
+    let results = |key: &str| {
+        c.run(&[
             "experiment",
             "results",
-            "checkout-test",
+            key,
             "--org",
             "acme",
             "--project",
             "web",
             "--env",
             "production",
-            "--database-url",
-            &url,
         ])
-        .output()
-        .unwrap();
+    };
+    let out = results("checkout-test");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success(),
@@ -633,24 +635,13 @@ async fn cli_prints_the_table() {
         .unwrap_or_else(|| panic!("no treatment row with 15.00% in:\n{text}"));
     assert!(on.contains("400") && on.contains("+50.00% ["), "{on}");
 
-    // An unknown experiment: a clear error, exit 1.
-    let out = cli::bunting(&dir)
-        .args([
-            "experiment",
-            "results",
-            "nope",
-            "--org",
-            "acme",
-            "--project",
-            "web",
-            "--env",
-            "production",
-            "--database-url",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    // An unknown experiment: the API's 404, exit 1.
+    let out = results("nope");
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("experiment \"nope\""), "{err}");
+    assert!(
+        err.contains("reading the results of experiment \"nope\"")
+            && err.contains("answered 404 Not Found"),
+        "{err}"
+    );
 }

@@ -1,5 +1,6 @@
 //! The commands that work through the origin's HTTP API with a token:
-//! `apply` (GitOps plan and apply), `import`, `export` and `token create`. Each runs on a
+//! `apply` (GitOps plan and apply), `import`, `export`, `token create` and
+//! `experiment results`. Each runs on a
 //! single-threaded runtime; an error answer of the API is printed with
 //! every problem it names, a network failure with the URL it could not
 //! reach.
@@ -14,7 +15,7 @@ use bunting_origin::store::plan::{Change, ChangeOp, Plan};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::args::{Apply, Export, Format, Import, Remote, TokenCreate};
+use crate::args::{Apply, ExperimentResultsArgs, Export, Format, Import, Remote, TokenCreate};
 use crate::output::{plural, write_atomically};
 
 /// Exit status of `apply --plan` when applying would change the project
@@ -500,6 +501,25 @@ pub(crate) async fn token_create(t: TokenCreate) -> Result<ExitCode> {
         t.org
     );
     println!("{secret}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bunting experiment results`: the results table of one experiment.
+pub(crate) async fn experiment_results(a: ExperimentResultsArgs) -> Result<ExitCode> {
+    let api = Api::new(&a.remote)?;
+    let answer = api
+        .expect(
+            Method::GET,
+            &format!(
+                "/orgs/{}/projects/{}/environments/{}/experiments/{}/results?format=table",
+                a.org, a.project, a.env, a.key
+            ),
+            None,
+            None,
+        )
+        .await
+        .with_context(|| format!("reading the results of experiment {:?}", a.key))?;
+    print!("{}", answer.text);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -76,7 +76,7 @@ pub(crate) enum Command {
     },
     /// Run the origin service: the HTTP API on the store and the publisher.
     Serve(bunting_origin::serve::ServeArgs),
-    /// Experiments of the store.
+    /// Experiments, through the origin's API.
     Experiment {
         #[command(subcommand)]
         command: ExperimentCommand,
@@ -106,7 +106,7 @@ pub(crate) struct ExperimentResultsArgs {
     #[arg(long)]
     pub(crate) env: String,
     #[command(flatten)]
-    pub(crate) db: Database,
+    pub(crate) remote: Remote,
 }
 
 #[derive(Args)]

@@ -16,15 +16,16 @@
 //! ```
 //!
 //! `validate`, `snapshot` and `publish` work on a definition file alone.
-//! `apply`, `import`, `export` and `token create` work through the origin's
-//! HTTP API (`--url` or `BUNTING_URL`, default `http://127.0.0.1:8080`; `--token` or
+//! `apply`, `import`, `export`, `token create` and `experiment results`
+//! work through the origin's HTTP API (`--url` or `BUNTING_URL`, default `http://127.0.0.1:8080`; `--token` or
 //! `BUNTING_TOKEN`): `apply --plan` prints what applying a definition file
 //! would create, change and delete, `apply` applies it (`--prune` deletes
 //! what the file no longer holds), `import` is `apply` without deleting,
 //! `export` writes a project back as a definition file, and `token create`
 //! makes an API token (`--database-url URL` writes it into the store
-//! instead, to bootstrap an origin without an administrator token). `audit`
-//! and `experiment` work on the origin's store
+//! instead, to bootstrap an origin without an administrator token), and
+//! `experiment results` prints an experiment's results table. `audit` works
+//! on the origin's store
 //! ([`bunting_origin::store`]) named by `--database-url` (or
 //! `BUNTING_DATABASE_URL`; default `sqlite://bunting.db`, a file in the
 //! working directory): `audit` verifies and exports the hash-chained audit
@@ -88,7 +89,7 @@ fn run(command: Command) -> Result<ExitCode> {
         },
         Command::Experiment {
             command: ExperimentCommand::Results(a),
-        } => block_on(store_cmds::experiment_results(a)),
+        } => block_on(api_cmds::experiment_results(a)),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

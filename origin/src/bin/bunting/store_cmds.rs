@@ -1,6 +1,5 @@
-//! The commands on the origin's store: `audit verify`, `audit export`,
-//! `experiment results` and the bootstrap form of `token create`
-//! (`--database-url`). Each opens the store named by
+//! The commands on the origin's store: `audit verify`, `audit export` and
+//! the bootstrap form of `token create` (`--database-url`). Each opens the store named by
 //! `--database-url`, runs on a single-threaded runtime and closes the pool
 //! before it returns.
 
@@ -13,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use bunting_origin::serve::redact;
 use bunting_origin::store::{Actor, AuditFault, AuditQuery, Store, StoreError};
 
-use crate::args::{AuditExport, Database, ExperimentResultsArgs, TokenCreate};
+use crate::args::{AuditExport, Database, TokenCreate};
 use crate::output::entries;
 
 impl Database {
@@ -22,38 +21,6 @@ impl Database {
             .await
             .with_context(|| format!("opening the store {}", redact(&self.database_url)))
     }
-}
-
-/// `bunting experiment results`: the results table of one experiment.
-pub(crate) async fn experiment_results(a: ExperimentResultsArgs) -> Result<ExitCode> {
-    let store = a.db.open().await?;
-    let org = store
-        .org_by_key(&a.org)
-        .await
-        .with_context(|| format!("reading organization {:?}", a.org))?;
-    let project = store
-        .project_by_key(org.id, &a.project)
-        .await
-        .with_context(|| format!("reading project {}/{}", a.org, a.project))?;
-    let env = store
-        .environment_by_key(project.id, &a.env)
-        .await
-        .with_context(|| format!("reading environment {}/{}/{}", a.org, a.project, a.env))?;
-    let x = store
-        .experiment_by_key(env.id, &a.key)
-        .await
-        .with_context(|| format!("reading experiment {:?} of {}", a.key, a.env))?;
-    let (metrics, data) = store
-        .results_data(project.id, &x)
-        .await
-        .with_context(|| format!("computing the results of {:?}", a.key))?;
-    let r = bunting_origin::results::assemble(&bunting_origin::results::Input {
-        experiment: &x,
-        metrics: &metrics,
-        data: &data,
-    });
-    print!("{}", bunting_origin::results::to_table(&r));
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `bunting audit verify`: checks the audit log's hash chain.
