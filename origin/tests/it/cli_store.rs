@@ -352,8 +352,14 @@ fn audit_export_writes_json_lines_oldest_first() {
         "token", "create", "--org", "acme", "--role", "viewer", "--name", "ro",
     ]);
     let n = verified_entries(&c.ok(&["audit", "verify"]));
+    let export = |extra: &[&str]| {
+        let mut args = vec!["audit", "export", "--org", "acme"];
+        args.extend(extra);
+        c.ok(&args)
+    };
 
-    let all = c.ok(&["audit", "export"]);
+    // Through the API: the organization's entries (here all of them).
+    let all = export(&[]);
     let entries: Vec<Value> = all
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
@@ -374,30 +380,62 @@ fn audit_export_writes_json_lines_oldest_first() {
         assert!(entries.iter().all(|e| e[field].is_string()), "{field}");
     }
 
-    // Filters, and -o.
-    let flags = c.ok(&["audit", "export", "--entity-type", "flag"]);
+    // Filters (times and actors sent encoded), and -o.
+    let flags = export(&["--entity-type", "flag"]);
     let flags: Vec<Value> = flags
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(flags.len(), 8);
     assert!(flags.iter().all(|e| e["entityType"] == "flag"));
-    let tokens = c.ok(&["audit", "export", "--entity-type", "token"]);
+    let tokens = export(&["--entity-type", "token"]);
     assert_eq!(tokens.lines().count(), 1);
     let token: Value = serde_json::from_str(tokens.trim_end()).unwrap();
     assert_eq!(token["entityType"], "token");
     assert!(token["orgId"].is_i64());
     let at = token["at"].as_str().unwrap();
-    let before = c.ok(&["audit", "export", "--until", at]);
+    let before = export(&["--until", at]);
     assert_eq!(before.lines().count() as u64, n - 1);
-    let from = c.ok(&["audit", "export", "--from", at]);
-    assert_eq!(from, tokens);
-    let o = c.run(&["audit", "export", "-o", "audit.jsonl"]);
+    assert_eq!(export(&["--from", at]), tokens);
+    assert_eq!(export(&["--actor", "admin", "--from", at]), tokens);
+    let o = c.run(&["audit", "export", "--org", "acme", "-o", "audit.jsonl"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).is_empty());
     assert_eq!(fs::read_to_string(c.dir.join("audit.jsonl")).unwrap(), all);
     let o = c.run(&["audit", "export", "--org", "nope"]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("answered 404 Not Found"),
+        "{}",
+        stderr(&o)
+    );
+    let o = c.run(&["audit", "export"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("needs --org"), "{}", stderr(&o));
+
+    // The operator's export reads the store: every organization's entries.
+    import_other(&c, &file);
+    let url = c.database.clone();
+    let everything = c.ok(&["audit", "export", "--database-url", &url]);
+    let total = verified_entries(&c.ok(&["audit", "verify"]));
+    assert_eq!(everything.lines().count() as u64, total);
+    assert!(total > n);
+    assert_eq!(export(&[]), all, "acme's entries are unchanged");
+    let acme_only = c.ok(&["audit", "export", "--database-url", &url, "--org", "acme"]);
+    assert_eq!(acme_only, all);
+}
+
+/// `bunting import FILE --org other --project app --create`.
+fn import_other(c: &Cli, file: &str) {
+    c.ok(&[
+        "import",
+        file,
+        "--org",
+        "other",
+        "--project",
+        "app",
+        "--create",
+    ]);
 }
 
 #[test]
@@ -513,7 +551,7 @@ fn postgres_import_export_audit_and_token() {
     assert_eq!(snapshots(&c, "acme", "copy"), snapshots(&c, "acme", "web"));
 
     let n = verified_entries(&c.ok(&["audit", "verify"]));
-    let lines = c.ok(&["audit", "export"]);
+    let lines = c.ok(&["audit", "export", "--org", "acme"]);
     assert_eq!(lines.lines().count() as u64, n);
 
     let secret = c.ok(&[

@@ -1,6 +1,6 @@
 //! The commands that work through the origin's HTTP API with a token:
-//! `apply` (GitOps plan and apply), `import`, `export`, `token create` and
-//! `experiment results`. Each runs on a
+//! `apply` (GitOps plan and apply), `import`, `export`, `token create`,
+//! `experiment results` and `audit export`. Each runs on a
 //! single-threaded runtime; an error answer of the API is printed with
 //! every problem it names, a network failure with the URL it could not
 //! reach.
@@ -15,8 +15,10 @@ use bunting_origin::store::plan::{Change, ChangeOp, Plan};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::args::{Apply, ExperimentResultsArgs, Export, Format, Import, Remote, TokenCreate};
-use crate::output::{plural, write_atomically};
+use crate::args::{
+    Apply, AuditExport, ExperimentResultsArgs, Export, Format, Import, Remote, TokenCreate,
+};
+use crate::output::{entries, plural, write_atomically};
 
 /// Exit status of `apply --plan` when applying would change the project
 /// (terraform's `-detailed-exitcode`).
@@ -523,6 +525,61 @@ pub(crate) async fn experiment_results(a: ExperimentResultsArgs) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// `value` percent-encoded for a query string (RFC 3986 unreserved
+/// characters as they are).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `bunting audit export --org ORG`: an organization's audit entries as
+/// JSON lines, oldest first (admin).
+pub(crate) async fn audit_export(a: AuditExport) -> Result<ExitCode> {
+    let Some(org) = &a.org else {
+        bail!(
+            "audit export through the API needs --org; an operator exports every \
+             organization from the store with --database-url"
+        );
+    };
+    let api = Api::new(&a.remote)?;
+    let filters = [
+        ("entityType", &a.entity_type),
+        ("actor", &a.actor),
+        ("from", &a.from),
+        ("until", &a.until),
+    ];
+    let query: Vec<String> = filters
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    let path = format!("/orgs/{org}/audit/export?{}", query.join("&"));
+    let answer = api
+        .expect(Method::GET, &path, None, None)
+        .await
+        .with_context(|| format!("exporting the audit log of organization {org:?}"))?;
+    match &a.output {
+        Some(out) => {
+            write_atomically(out, &answer.text)?;
+            eprintln!(
+                "wrote {} ({})",
+                out.display(),
+                entries(answer.text.lines().count())
+            );
+        }
+        None => io::stdout()
+            .write_all(answer.text.as_bytes())
+            .context("writing the audit log")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +597,7 @@ mod tests {
             ["enabled: false", "fallthrough: {\"variant\":\"on\"}"]
         );
         assert!(field_diff(Some(&before), None).is_empty());
+        assert_eq!(encode("token:3:ci é"), "token%3A3%3Aci%20%C3%A9");
         let long = Value::String("x".repeat(100));
         assert_eq!(short(&long).chars().count(), 72);
     }

@@ -221,7 +221,9 @@ pub(crate) enum AuditCommand {
         #[command(flatten)]
         db: Database,
     },
-    /// Write audit entries as JSON lines, oldest first.
+    /// Write audit entries as JSON lines, oldest first: an organization's
+    /// through the API (`--org`, an admin token), or with `--database-url`
+    /// straight from the store.
     Export(AuditExport),
 }
 
@@ -248,8 +250,14 @@ pub(crate) struct AuditExport {
     /// Where to write; standard output when omitted.
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    /// Read this store directly (`sqlite://FILE`, `postgres://…`) instead of
+    /// calling the API: the operator's export, of every organization when
+    /// `--org` is not given. Only this flag selects it (not
+    /// `BUNTING_DATABASE_URL`); `--url` and `--token` are then unused.
+    #[arg(long, value_name = "URL")]
+    pub(crate) database_url: Option<String>,
     #[command(flatten)]
-    pub(crate) db: Database,
+    pub(crate) remote: Remote,
 }
 
 #[derive(Subcommand)]
@@ -275,8 +283,8 @@ pub(crate) struct TokenCreate {
     /// Bootstrap: write the token directly into this store (`sqlite://FILE`,
     /// `postgres://…`) instead of calling the API, for an origin without an
     /// administrator token. Only this flag selects it (not
-    /// `BUNTING_DATABASE_URL`).
-    #[arg(long, value_name = "URL", conflicts_with_all = ["url", "token"])]
+    /// `BUNTING_DATABASE_URL`); `--url` and `--token` are then unused.
+    #[arg(long, value_name = "URL")]
     pub(crate) database_url: Option<String>,
     #[command(flatten)]
     pub(crate) remote: Remote,

@@ -10,7 +10,8 @@
 //! bunting import FILE --org ORG --project PROJECT [--create]
 //! bunting export --org ORG --project PROJECT [-o FILE] [--format yaml|json]
 //! bunting audit verify
-//! bunting audit export [--org ORG] [--entity-type T] [--actor A] [--from T] [--until T] [-o FILE]
+//! bunting audit export --org ORG [--entity-type T] [--actor A] [--from T] [--until T] [-o FILE]
+//!                      [--database-url URL]
 //! bunting token create --org ORG --role viewer|editor|publisher|admin --name NAME [--database-url URL]
 //! bunting serve [OPTIONS]
 //! ```
@@ -24,12 +25,13 @@
 //! `export` writes a project back as a definition file, and `token create`
 //! makes an API token (`--database-url URL` writes it into the store
 //! instead, to bootstrap an origin without an administrator token), and
-//! `experiment results` prints an experiment's results table. `audit` works
-//! on the origin's store
+//! `experiment results` prints an experiment's results table, and `audit
+//! export` writes an organization's audit log (`--database-url URL` reads
+//! the store instead, every organization's). `audit verify` works on the
+//! origin's store
 //! ([`bunting_origin::store`]) named by `--database-url` (or
 //! `BUNTING_DATABASE_URL`; default `sqlite://bunting.db`, a file in the
-//! working directory): `audit` verifies and exports the hash-chained audit
-//! log. `serve` runs the origin service ([`bunting_origin::serve`]).
+//! working directory): it checks the hash-chained audit log. `serve` runs the origin service ([`bunting_origin::serve`]).
 //!
 //! See `docs/flags.md`. Exit status: 0 on success, 1 when the file has
 //! problems, a step fails or the audit log does not verify, 2 on a usage
@@ -79,8 +81,11 @@ fn run(command: Command) -> Result<ExitCode> {
             command: AuditCommand::Verify { db },
         } => block_on(store_cmds::audit_verify(db)),
         Command::Audit {
-            command: AuditCommand::Export(a),
-        } => block_on(store_cmds::audit_export(a)),
+            command: AuditCommand::Export(mut a),
+        } => match a.database_url.take() {
+            Some(url) => block_on(store_cmds::audit_export(a, url)),
+            None => block_on(api_cmds::audit_export(a)),
+        },
         Command::Token {
             command: TokenCommand::Create(mut t),
         } => match t.database_url.take() {

@@ -1,5 +1,5 @@
-//! The commands on the origin's store: `audit verify`, `audit export` and
-//! the bootstrap form of `token create` (`--database-url`). Each opens the store named by
+//! The commands on the origin's store: `audit verify`, and the operator's
+//! forms of `audit export` and `token create` (`--database-url`). Each opens the store named by
 //! `--database-url`, runs on a single-threaded runtime and closes the pool
 //! before it returns.
 
@@ -63,8 +63,8 @@ pub(crate) async fn audit_verify(db: Database) -> Result<ExitCode> {
 }
 
 /// `bunting audit export`: writes audit entries as JSON lines.
-pub(crate) async fn audit_export(a: AuditExport) -> Result<ExitCode> {
-    let store = a.db.open().await?;
+pub(crate) async fn audit_export(a: AuditExport, database_url: String) -> Result<ExitCode> {
+    let store = Database { database_url }.open().await?;
     let result = async {
         let org_id = match &a.org {
             Some(key) => Some(
