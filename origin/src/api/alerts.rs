@@ -30,7 +30,7 @@ use crate::model::experiment::ExperimentStatus;
 use crate::model::guardrail::RollbackAction;
 use crate::model::rollout::GuardStatus;
 use crate::rollback::{Evidence, roll_back};
-use crate::store::{Problem, Role, StoreError};
+use crate::store::{Permission, Problem, Scope, StoreError};
 
 /// The routes of external alerts.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -101,7 +101,7 @@ pub async fn alertmanager(
     Path(path): Path<OrgPath>,
     Body(payload): Body<AlertmanagerPayload>,
 ) -> ApiResult<Json<AlertOutcome>> {
-    let org = scope::org(&state, &caller, &path.org, Role::Editor).await?;
+    let org = scope::org(&state, &caller, &path.org, Permission::Read).await?;
     // Resolve every firing alert first: all or nothing.
     let mut plan = Vec::new();
     let mut problems = Vec::new();
@@ -151,6 +151,17 @@ pub async fn alertmanager(
                 continue;
             }
         };
+        // Rolling back is the kill switch's permission, in that environment.
+        caller.require(
+            Permission::Killswitch,
+            &Scope::Environment {
+                org: org.id,
+                project: env.project_id,
+                environment: env.id,
+            },
+            &org.key,
+            &format!("environment {project_key}/{env_key}"),
+        )?;
         let action = match label("bunting_action") {
             Some(l) => match action_of(l) {
                 Some(a) => a,

@@ -14,7 +14,7 @@ use super::auth::Principal;
 use super::flags::AuditEntries;
 use super::paths::OrgPath;
 use super::{ApiError, ApiResult, AppState, scope};
-use crate::store::{AuditFault, AuditQuery, Role};
+use crate::store::{AuditFault, AuditQuery, Permission};
 
 /// The routes of the audit log.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -77,7 +77,7 @@ pub async fn list(
     filter: Filter,
 ) -> ApiResult<Json<AuditEntries>> {
     let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let org = scope::org(&state, &caller, &path.org, Role::Viewer).await?;
+    let org = scope::org(&state, &caller, &path.org, Permission::Read).await?;
     let page = state.store.audit_log(&filter.query(org.id)).await?;
     Ok(Json(AuditEntries {
         items: page.entries,
@@ -98,7 +98,7 @@ pub async fn export(
     filter: Filter,
 ) -> ApiResult<Response> {
     let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let org = scope::org(&state, &caller, &path.org, Permission::AuditExport).await?;
     let mut query = filter.query(org.id);
     query.limit = 1000;
     let mut out = String::new();

@@ -1,18 +1,23 @@
 //! Who is calling, and what they may do.
 //!
 //! Every `/api/v1` endpoint (except the OpenAPI document and event
-//! ingestion) needs `Authorization: Bearer <token>`:
+//! ingestion) needs a caller:
 //!
 //! - the bootstrap administrator token of the configuration
 //!   ([`super::ServeConfig::admin_token`]) may do everything, including
 //!   creating organizations;
-//! - an organization's API token (made by its admins, stored hashed) acts
-//!   only in that organization, with its [`Role`].
+//! - a service token acts with its role at its scope (organization,
+//!   project or environment);
+//! - a personal token acts as its user, in its organization, never beyond
+//!   the user's rights nor its own role;
+//! - a signed-in user (browser session) acts with the roles bound to the
+//!   user and to the user's teams.
 //!
-//! No or an unknown token answers 401. A token of another organization gets
-//! 404 for everything under `/orgs/{org}` — exactly as if the organization
-//! did not exist, so tokens cannot probe for other tenants. A token of the
-//! organization whose role is too low gets 403.
+//! No or an unknown token answers 401. A caller with nothing in an
+//! organization gets 404 for everything under `/orgs/{org}` — exactly as if
+//! the organization did not exist, so callers cannot probe for other
+//! tenants. A caller of the organization without the permission an action
+//! needs at its scope gets 403.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -21,13 +26,18 @@ use axum::response::{IntoResponse, Response};
 use bunting_wire::same_secret;
 
 use super::{ApiError, AppState, REQUEST_ID};
-use crate::store::{Actor, Organization, Role, TokenRecord};
+use crate::store::{
+    Actor, Grant, Grants, Organization, Permission, Permissions, Scope, Store, TokenKind,
+    TokenRecord, User,
+};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The bootstrap administrator, or an organization token.
+    /// Who it is.
     pub kind: PrincipalKind,
+    /// What it may do, where.
+    pub grants: Grants,
     /// The request id (for the audit log).
     pub request_id: Option<String>,
 }
@@ -37,22 +47,95 @@ pub struct Principal {
 pub enum PrincipalKind {
     /// The bootstrap administrator token.
     Root,
-    /// An organization's API token.
-    Token(TokenRecord),
+    /// A service token.
+    Service(TokenRecord),
+    /// A person: signed in (no token), or through a personal token.
+    User {
+        /// The person.
+        user: User,
+        /// The personal token, when the request carried one.
+        token: Option<TokenRecord>,
+    },
 }
 
 impl Principal {
-    /// The audit-log name: `admin` or `token:<id>:<name>`.
-    pub fn name(&self) -> String {
-        match &self.kind {
-            PrincipalKind::Root => "admin".into(),
-            PrincipalKind::Token(t) => format!("token:{}:{}", t.id, t.name),
+    /// The bootstrap administrator (everything everywhere).
+    pub fn root(request_id: Option<String>) -> Principal {
+        Principal {
+            kind: PrincipalKind::Root,
+            grants: Grants::everything(),
+            request_id,
         }
     }
 
-    /// Whether this is the bootstrap administrator.
+    /// A service token, with its role at its scope.
+    pub async fn service(
+        store: &Store,
+        token: TokenRecord,
+        request_id: Option<String>,
+    ) -> Result<Principal, ApiError> {
+        let permissions = store
+            .role_permissions(token.org_id, &token.role)
+            .await?
+            .unwrap_or_default();
+        let scope = token.scope.unwrap_or(Scope::Org { org: token.org_id });
+        Ok(Principal {
+            grants: Grants::of(vec![Grant { scope, permissions }]),
+            kind: PrincipalKind::Service(token),
+            request_id,
+        })
+    }
+
+    /// A signed-in `user`, or `user` through personal `token` (then only
+    /// in the token's organization, capped by the token's role).
+    pub async fn user(
+        store: &Store,
+        user: User,
+        token: Option<TokenRecord>,
+        request_id: Option<String>,
+    ) -> Result<Principal, ApiError> {
+        let mut grants = store.user_grants(&user).await?;
+        if let Some(t) = &token {
+            let cap = store
+                .role_permissions(t.org_id, &t.role)
+                .await?
+                .unwrap_or_default();
+            grants = grants.within_org(t.org_id).capped(cap);
+        }
+        Ok(Principal {
+            kind: PrincipalKind::User { user, token },
+            grants,
+            request_id,
+        })
+    }
+
+    /// The audit-log name: `admin`, `user:<email>`, `user:<email> via
+    /// token:<id>` or `token:<id>:<name>`.
+    pub fn name(&self) -> String {
+        match &self.kind {
+            PrincipalKind::Root => "admin".into(),
+            PrincipalKind::Service(t) => format!("token:{}:{}", t.id, t.name),
+            PrincipalKind::User { user, token: None } => user.actor_name(),
+            PrincipalKind::User {
+                user,
+                token: Some(t),
+            } => format!("{} via token:{}", user.actor_name(), t.id),
+        }
+    }
+
+    /// The signed-in person, if the caller is one (directly or through a
+    /// personal token).
+    pub fn person(&self) -> Option<&User> {
+        match &self.kind {
+            PrincipalKind::User { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the instance's administrator (the bootstrap token,
+    /// or a user marked administrator acting without a lesser cap).
     pub fn is_root(&self) -> bool {
-        matches!(self.kind, PrincipalKind::Root)
+        self.grants.everywhere() == Permissions::all()
     }
 
     /// The actor for writes in organization `org_id`.
@@ -62,31 +145,44 @@ impl Principal {
         a
     }
 
-    /// Checks that the caller may act with `role` in `org`: 404 for another
-    /// organization's token, 403 when the role is too low.
+    /// Whether the caller holds anything in `org`: who does not gets 404
+    /// for it, as if it did not exist.
+    pub fn sees(&self, org: &Organization) -> bool {
+        self.grants.in_org(org.id)
+    }
+
+    /// Checks that the caller may `p` at `at` (`what` names the scope in
+    /// the error): 404 for a caller with nothing in the organization
+    /// (`org` is its key), 403 when the permission is missing there.
     ///
     /// ```
-    /// use bunting_origin::api::auth::{Principal, PrincipalKind};
-    /// use bunting_origin::store::{Organization, Role, TokenRecord};
-    /// let org = |id| Organization { id, key: "k".into(), name: "n".into(), version: 1 };
-    /// let editor = Principal { request_id: None, kind: PrincipalKind::Token(TokenRecord {
-    ///     id: 1, org_id: 7, name: "ci".into(), role: Role::Editor, prefix: "bnt_api_x".into(),
-    ///     created_at: "".into(), created_by: "".into(), revoked_at: None }) };
-    /// assert!(editor.allow(&org(7), Role::Editor).is_ok());
-    /// assert_eq!(editor.allow(&org(7), Role::Admin).unwrap_err().status, 403);
-    /// assert_eq!(editor.allow(&org(8), Role::Viewer).unwrap_err().status, 404);
+    /// use bunting_origin::api::auth::Principal;
+    /// use bunting_origin::store::{Grant, Grants, Permission, Role, Scope};
+    /// let staging = Scope::Environment { org: 7, project: 1, environment: 2 };
+    /// let production = Scope::Environment { org: 7, project: 1, environment: 3 };
+    /// let mut editor = Principal::root(None);
+    /// editor.grants = Grants::of(vec![Grant { scope: staging, permissions: Role::Editor.permissions() }]);
+    /// assert!(editor.require(Permission::FlagsWrite, &staging, "acme", "environment staging").is_ok());
+    /// assert_eq!(editor.require(Permission::FlagsWrite, &production, "acme", "environment production").unwrap_err().status, 403);
+    /// assert_eq!(editor.require(Permission::Read, &Scope::Org { org: 8 }, "other", "organization other").unwrap_err().status, 404);
     /// ```
-    pub fn allow(&self, org: &Organization, role: Role) -> Result<(), ApiError> {
-        match &self.kind {
-            PrincipalKind::Root => Ok(()),
-            PrincipalKind::Token(t) if t.org_id != org.id => {
-                Err(ApiError::not_found(format!("organization {}", org.key)))
-            }
-            PrincipalKind::Token(t) if t.role < role => Err(ApiError::forbidden(format!(
-                "this needs the {role} role; the token is {}",
-                t.role
-            ))),
-            PrincipalKind::Token(_) => Ok(()),
+    pub fn require(
+        &self,
+        p: Permission,
+        at: &Scope,
+        org: &str,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if !self.grants.in_org(at.org()) {
+            return Err(ApiError::not_found(format!("organization {org}")));
+        }
+        if self.grants.allows(p, at) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the {p} permission on {what}; {} does not have it there",
+                self.name()
+            )))
         }
     }
 }
@@ -162,17 +258,19 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(admin) = &state.config.admin_token
             && same_secret(raw, admin)
         {
-            return Ok(Principal {
-                kind: PrincipalKind::Root,
-                request_id,
-            });
+            return Ok(Principal::root(request_id));
         }
-        match state.store.authenticate(raw).await? {
-            Some(t) => Ok(Principal {
-                kind: PrincipalKind::Token(t),
-                request_id,
-            }),
-            None => Err(ApiError::unauthorized("unknown or revoked API token")),
+        let Some(token) = state.store.authenticate(raw).await? else {
+            return Err(ApiError::unauthorized(
+                "unknown, expired or revoked API token",
+            ));
+        };
+        match (token.kind, token.user_id) {
+            (TokenKind::Personal, Some(user_id)) => {
+                let user = state.store.user(user_id).await?;
+                Principal::user(&state.store, user, Some(token), request_id).await
+            }
+            _ => Principal::service(&state.store, token, request_id).await,
         }
     }
 }

@@ -25,7 +25,7 @@ use super::{ApiError, ApiResult, AppState, scope};
 use crate::model::experiment::{Decision, ExperimentRecord, ExperimentSpec};
 use crate::model::metric::{MetricRecord, MetricSpec};
 use crate::results::{self, ExperimentResults};
-use crate::store::{Environment, Organization, Problem, Project, Role, StoreError};
+use crate::store::{Environment, Organization, Permission, Problem, Project, StoreError};
 
 /// The routes of metrics, experiments and their results.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -53,7 +53,7 @@ pub async fn list_metrics(
     caller: Principal,
     Path(path): Path<ProjectPath>,
 ) -> ApiResult<Json<Items<MetricRecord>>> {
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     Ok(Json(Items {
         items: state.store.metrics(project.id).await?,
     }))
@@ -70,7 +70,7 @@ pub async fn create_metric(
     Path(path): Path<ProjectPath>,
     Body(spec): Body<MetricSpec>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let metric = state
         .store
         .create_metric(&caller.actor(org.id), project.id, &spec)
@@ -87,7 +87,7 @@ pub async fn get_metric(
     caller: Principal,
     Path(path): Path<MetricPath>,
 ) -> ApiResult<Response> {
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     let metric = state.store.metric_by_key(project.id, &path.metric).await?;
     Ok(tagged(StatusCode::OK, metric.version, &metric))
 }
@@ -105,7 +105,7 @@ pub async fn replace_metric(
     if_match: IfMatch,
     Body(spec): Body<MetricSpec>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let metric = state.store.metric_by_key(project.id, &path.metric).await?;
     let expected = if_match.version()?;
     let metric = state
@@ -128,7 +128,7 @@ pub async fn delete_metric(
     Path(path): Path<MetricPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let metric = state.store.metric_by_key(project.id, &path.metric).await?;
     let expected = if_match.version()?;
     match state
@@ -163,9 +163,9 @@ async fn experiment(
     state: &AppState,
     caller: &Principal,
     path: &ExperimentPath,
-    role: Role,
+    p: Permission,
 ) -> ApiResult<(Organization, Project, Environment, ExperimentRecord)> {
-    let (org, project, env) = scope::env(state, caller, path, role).await?;
+    let (org, project, env) = scope::env(state, caller, path, p).await?;
     let experiment = state
         .store
         .experiment_by_key(env.id, &path.experiment)
@@ -182,7 +182,7 @@ pub async fn list_experiments(
     caller: Principal,
     Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Items<ExperimentRecord>>> {
-    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Permission::Read).await?;
     Ok(Json(Items {
         items: state.store.experiments(env.id).await?,
     }))
@@ -200,7 +200,7 @@ pub async fn create_experiment(
     Path(path): Path<EnvPath>,
     Body(spec): Body<ExperimentSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
     let experiment = state
         .store
         .create_experiment(&caller.actor(org.id), env.id, &spec)
@@ -217,7 +217,7 @@ pub async fn get_experiment(
     caller: Principal,
     Path(path): Path<ExperimentPath>,
 ) -> ApiResult<Response> {
-    let (_, _, _, experiment) = experiment(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, _, experiment) = experiment(&state, &caller, &path, Permission::Read).await?;
     Ok(tagged(StatusCode::OK, experiment.version, &experiment))
 }
 
@@ -235,7 +235,7 @@ pub async fn replace_experiment(
     if_match: IfMatch,
     Body(spec): Body<ExperimentSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store
@@ -255,7 +255,7 @@ pub async fn delete_experiment(
     Path(path): Path<ExperimentPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     state
         .store
@@ -274,7 +274,7 @@ pub async fn start_experiment(
     Path(path): Path<ExperimentPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store
@@ -293,7 +293,7 @@ pub async fn stop_experiment(
     Path(path): Path<ExperimentPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store
@@ -316,7 +316,7 @@ pub async fn decide_experiment(
     if_match: IfMatch,
     Body(decision): Body<Decision>,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store
@@ -378,7 +378,7 @@ pub async fn experiment_results(
             )]));
         }
     };
-    let (_, project, _, experiment) = experiment(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project, _, experiment) = experiment(&state, &caller, &path, Permission::Read).await?;
     let (metrics, data) = state.store.results_data(project.id, &experiment).await?;
     let report = results::assemble(&results::Input {
         experiment: &experiment,

@@ -20,7 +20,7 @@ use super::paths::{ConfigPath, EnvPath, FlagPath, LayerPath, ProjectPath, Segmen
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{
     AuditEntry, AuditQuery, ConfigSpec, FlagConfig, FlagFilter, FlagRecord, FlagSpec, LayerRecord,
-    Role, SegmentRecord, StoreError,
+    Permission, SegmentRecord, StoreError,
 };
 
 /// The routes of flags, their configurations, layers, segments and
@@ -78,7 +78,7 @@ pub async fn list_flags(
     query: Result<Query<FlagListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<FlagPage>> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     let flag_type = query
         .flag_type
         .map(|t| {
@@ -112,7 +112,7 @@ pub async fn create_flag(
     Path(path): Path<ProjectPath>,
     Body(spec): Body<FlagSpec>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let flag = state
         .store
         .create_flag(&caller.actor(org.id), project.id, &spec)
@@ -130,7 +130,7 @@ pub async fn get_flag(
     caller: Principal,
     Path(path): Path<FlagPath>,
 ) -> ApiResult<Response> {
-    let (_, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Viewer).await?;
+    let (_, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Permission::Read).await?;
     Ok(tagged(StatusCode::OK, flag.version, &flag))
 }
 
@@ -145,7 +145,7 @@ pub async fn replace_flag(
     if_match: IfMatch,
     Body(spec): Body<FlagSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
+    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     if spec.key != flag.spec.key {
         return Err(ApiError::invalid(vec![crate::store::Problem::new(
@@ -171,7 +171,7 @@ pub async fn delete_flag(
     Path(path): Path<FlagPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
+    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     state
         .store
@@ -214,7 +214,7 @@ pub async fn flag_history(
     paging: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<AuditEntries>> {
     let Query(paging) = paging.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Viewer).await?;
+    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Permission::Read).await?;
     let page = state
         .store
         .audit_log(&AuditQuery {
@@ -241,11 +241,8 @@ pub async fn get_config(
     caller: Principal,
     Path(path): Path<ConfigPath>,
 ) -> ApiResult<Response> {
-    let (_, project, flag) = scope::flag(&state, &caller, &path, &path.flag, Role::Viewer).await?;
-    let env = state
-        .store
-        .environment_by_key(project.id, &path.env)
-        .await?;
+    let (_, _, env, flag) =
+        scope::flag_in_env(&state, &caller, &path, &path.flag, Permission::Read).await?;
     let config = state.store.flag_config(flag.id, env.id).await?;
     Ok(tagged(StatusCode::OK, config.version, &config))
 }
@@ -264,12 +261,8 @@ pub async fn replace_config(
     if_match: IfMatch,
     Body(spec): Body<ConfigSpec>,
 ) -> ApiResult<Response> {
-    let (org, project, flag) =
-        scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
-    let env = state
-        .store
-        .environment_by_key(project.id, &path.env)
-        .await?;
+    let (org, _, env, flag) =
+        scope::flag_in_env(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let config = state
         .store
@@ -299,12 +292,8 @@ pub async fn toggle(
     Path(path): Path<ConfigPath>,
     Body(toggle): Body<Toggle>,
 ) -> ApiResult<Response> {
-    let (org, project, flag) =
-        scope::flag(&state, &caller, &path, &path.flag, Role::Editor).await?;
-    let env = state
-        .store
-        .environment_by_key(project.id, &path.env)
-        .await?;
+    let (org, _, env, flag) =
+        scope::flag_in_env(&state, &caller, &path, &path.flag, Permission::Killswitch).await?;
     let actor = caller.actor(org.id);
     // Read-modify-write of the one field; retried when a concurrent edit
     // of the other fields wins the race.
@@ -345,7 +334,7 @@ pub async fn list_layers(
     caller: Principal,
     Path(path): Path<ProjectPath>,
 ) -> ApiResult<Json<Items<LayerRecord>>> {
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     Ok(Json(Items {
         items: state.store.layers(project.id).await?,
     }))
@@ -361,7 +350,7 @@ pub async fn create_layer(
     Path(path): Path<ProjectPath>,
     Body(layer): Body<Layer>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let layer = state
         .store
         .create_layer(&caller.actor(org.id), project.id, &layer)
@@ -379,7 +368,7 @@ pub async fn get_layer(
     caller: Principal,
     Path(path): Path<LayerPath>,
 ) -> ApiResult<Response> {
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     let layer = state.store.layer_by_key(project.id, &path.layer).await?;
     Ok(tagged(StatusCode::OK, layer.version, &layer))
 }
@@ -397,7 +386,7 @@ pub async fn replace_layer(
     if_match: IfMatch,
     Body(body): Body<Layer>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let layer = state.store.layer_by_key(project.id, &path.layer).await?;
     let expected = if_match.version()?;
     let layer = state
@@ -418,7 +407,7 @@ pub async fn delete_layer(
     Path(path): Path<LayerPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let layer = state.store.layer_by_key(project.id, &path.layer).await?;
     let expected = if_match.version()?;
     state
@@ -438,7 +427,7 @@ pub async fn list_segments(
     caller: Principal,
     Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Items<SegmentRecord>>> {
-    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Permission::Read).await?;
     Ok(Json(Items {
         items: state.store.segments(env.id).await?,
     }))
@@ -454,7 +443,7 @@ pub async fn create_segment(
     Path(path): Path<EnvPath>,
     Body(segment): Body<Segment>,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
     let segment = state
         .store
         .create_segment(&caller.actor(org.id), env.id, &segment)
@@ -472,7 +461,7 @@ pub async fn get_segment(
     caller: Principal,
     Path(path): Path<SegmentPath>,
 ) -> ApiResult<Response> {
-    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Permission::Read).await?;
     let segment = state.store.segment_by_key(env.id, &path.segment).await?;
     Ok(tagged(StatusCode::OK, segment.version, &segment))
 }
@@ -489,7 +478,7 @@ pub async fn replace_segment(
     if_match: IfMatch,
     Body(body): Body<Segment>,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
     let segment = state.store.segment_by_key(env.id, &path.segment).await?;
     let expected = if_match.version()?;
     if body.key != path.segment {
@@ -516,7 +505,7 @@ pub async fn delete_segment(
     Path(path): Path<SegmentPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
     let segment = state.store.segment_by_key(env.id, &path.segment).await?;
     let expected = if_match.version()?;
     state
@@ -536,6 +525,6 @@ pub async fn get_snapshot(
     caller: Principal,
     Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Snapshot>> {
-    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Permission::Read).await?;
     Ok(Json(state.store.snapshot(env.id).await?))
 }

@@ -38,6 +38,7 @@ pub mod request_id;
 pub mod rollouts;
 pub mod scope;
 pub mod text;
+pub mod tokens;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -137,6 +138,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(org::routes())
         .merge(flags::routes())
         .merge(access::routes())
+        .merge(tokens::routes())
         .merge(audit::routes())
         .merge(publish::routes())
         .merge(events::routes())

@@ -14,7 +14,7 @@ use super::body::{Body, no_content, tagged};
 use super::etag::IfMatch;
 use super::paths::{EnvPath, OrgPath, ProjectPath};
 use super::{ApiError, ApiResult, AppState, scope};
-use crate::store::{Environment, Organization, Project, Role};
+use crate::store::{Environment, Organization, Permission, Project};
 
 /// Body creating an organization, project or environment.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,7 +71,7 @@ pub async fn list_orgs(
         .orgs()
         .await?
         .into_iter()
-        .filter(|org| caller.allow(org, Role::Viewer).is_ok())
+        .filter(|org| caller.sees(org))
         .collect();
     Ok(Json(Items { items }))
 }
@@ -107,7 +107,7 @@ pub async fn get_org(
     caller: Principal,
     Path(path): Path<OrgPath>,
 ) -> ApiResult<Response> {
-    let org = scope::org(&state, &caller, &path.org, Role::Viewer).await?;
+    let org = scope::org(&state, &caller, &path.org, Permission::Read).await?;
     Ok(tagged(StatusCode::OK, org.version, &org))
 }
 
@@ -122,7 +122,7 @@ pub async fn rename_org(
     if_match: IfMatch,
     Body(body): Body<Rename>,
 ) -> ApiResult<Response> {
-    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let org = scope::org(&state, &caller, &path.org, Permission::OrgWrite).await?;
     let expected = if_match.version()?;
     let org = state
         .store
@@ -141,7 +141,7 @@ pub async fn delete_org(
     Path(path): Path<OrgPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let org = scope::org(&state, &caller, &path.org, Permission::OrgWrite).await?;
     let expected = if_match.version()?;
     state
         .store
@@ -159,10 +159,19 @@ pub async fn list_projects(
     caller: Principal,
     Path(path): Path<OrgPath>,
 ) -> ApiResult<Json<Items<Project>>> {
-    let org = scope::org(&state, &caller, &path.org, Role::Viewer).await?;
-    Ok(Json(Items {
-        items: state.store.projects(org.id).await?,
-    }))
+    let org = scope::org(&state, &caller, &path.org, Permission::Read).await?;
+    let items = state
+        .store
+        .projects(org.id)
+        .await?
+        .into_iter()
+        .filter(|p| {
+            caller
+                .grants
+                .allows(Permission::Read, &scope::of_project(p, &org))
+        })
+        .collect();
+    Ok(Json(Items { items }))
 }
 
 /// Creates a project (admin).
@@ -174,7 +183,7 @@ pub async fn create_project(
     Path(path): Path<OrgPath>,
     Body(body): Body<CreateNamed>,
 ) -> ApiResult<Response> {
-    let org = scope::org(&state, &caller, &path.org, Role::Admin).await?;
+    let org = scope::org(&state, &caller, &path.org, Permission::ProjectsWrite).await?;
     let project = state
         .store
         .create_project(&caller.actor(org.id), org.id, &body.key, &body.name)
@@ -190,7 +199,7 @@ pub async fn get_project(
     caller: Principal,
     Path(path): Path<ProjectPath>,
 ) -> ApiResult<Response> {
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     Ok(tagged(StatusCode::OK, project.version, &project))
 }
 
@@ -205,7 +214,7 @@ pub async fn rename_project(
     if_match: IfMatch,
     Body(body): Body<Rename>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Admin).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::ProjectsWrite).await?;
     let expected = if_match.version()?;
     let project = state
         .store
@@ -224,7 +233,7 @@ pub async fn delete_project(
     Path(path): Path<ProjectPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Admin).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::ProjectsWrite).await?;
     let expected = if_match.version()?;
     state
         .store
@@ -242,10 +251,19 @@ pub async fn list_envs(
     caller: Principal,
     Path(path): Path<ProjectPath>,
 ) -> ApiResult<Json<Items<Environment>>> {
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
-    Ok(Json(Items {
-        items: state.store.environments(project.id).await?,
-    }))
+    let (org, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
+    let items = state
+        .store
+        .environments(project.id)
+        .await?
+        .into_iter()
+        .filter(|e| {
+            caller
+                .grants
+                .allows(Permission::Read, &scope::of_env(e, &project, &org))
+        })
+        .collect();
+    Ok(Json(Items { items }))
 }
 
 /// Creates an environment (publisher); every flag starts off in it.
@@ -258,7 +276,7 @@ pub async fn create_env(
     Path(path): Path<ProjectPath>,
     Body(body): Body<CreateNamed>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Role::Publisher).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::EnvironmentsWrite).await?;
     let env = state
         .store
         .create_environment(&caller.actor(org.id), project.id, &body.key, &body.name)
@@ -275,7 +293,7 @@ pub async fn get_env(
     caller: Principal,
     Path(path): Path<EnvPath>,
 ) -> ApiResult<Response> {
-    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Permission::Read).await?;
     Ok(tagged(StatusCode::OK, env.version, &env))
 }
 
@@ -290,7 +308,7 @@ pub async fn rename_env(
     if_match: IfMatch,
     Body(body): Body<Rename>,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Role::Publisher).await?;
+    let (org, _, env) = scope::env(&state, &caller, &path, Permission::EnvironmentsWrite).await?;
     let expected = if_match.version()?;
     let env = state
         .store
@@ -310,7 +328,7 @@ pub async fn delete_env(
     Path(path): Path<EnvPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Role::Publisher).await?;
+    let (org, _, env) = scope::env(&state, &caller, &path, Permission::EnvironmentsWrite).await?;
     let expected = if_match.version()?;
     state
         .store

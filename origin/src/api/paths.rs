@@ -188,4 +188,4 @@ macro_rules! keys {
 
 keys!(project: ProjectPath, FlagPath, ConfigPath, LayerPath, MetricPath, EnvPath, SdkKeyPath,
     SegmentPath, ExperimentPath, RolloutPath);
-keys!(env: EnvPath, SdkKeyPath, SegmentPath, ExperimentPath, RolloutPath);
+keys!(env: EnvPath, ConfigPath, SdkKeyPath, SegmentPath, ExperimentPath, RolloutPath);

@@ -27,7 +27,7 @@ use super::auth::Principal;
 use super::paths::EnvPath;
 use super::scope;
 use super::{ApiResult, AppState};
-use crate::store::{PublishStatus, Role};
+use crate::store::{Permission, PublishStatus};
 
 /// The publication routes (merged under `/api/v1`).
 ///
@@ -56,7 +56,7 @@ pub async fn status(
     Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<PublishStatus>> {
     // AUTH: viewer is enough (wired through the shared path resolver).
-    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Permission::Read).await?;
     let mut status = state.store.publish_status(env.id).await?;
     if let Some(handle) = &state.publish {
         for target in handle.targets() {

@@ -25,7 +25,7 @@ use super::org::Items;
 use super::paths::{EnvPath, RolloutPath};
 use super::{ApiResult, AppState, scope};
 use crate::model::rollout::{GuardStatus, GuardedRolloutRecord, GuardedRolloutSpec};
-use crate::store::{Organization, Role};
+use crate::store::{Organization, Permission};
 
 /// The routes of guarded rollouts.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -44,9 +44,9 @@ async fn rollout(
     state: &AppState,
     caller: &Principal,
     path: &RolloutPath,
-    role: Role,
+    p: Permission,
 ) -> ApiResult<(Organization, GuardedRolloutRecord)> {
-    let (org, _, env) = scope::env(state, caller, path, role).await?;
+    let (org, _, env) = scope::env(state, caller, path, p).await?;
     let rollout = state
         .store
         .guarded_rollout_by_flag(env.id, &path.flag)
@@ -63,7 +63,7 @@ pub async fn list_guarded_rollouts(
     caller: Principal,
     Path(path): Path<EnvPath>,
 ) -> ApiResult<Json<Items<GuardedRolloutRecord>>> {
-    let (_, _, env) = scope::env(&state, &caller, &path, Role::Viewer).await?;
+    let (_, _, env) = scope::env(&state, &caller, &path, Permission::Read).await?;
     Ok(Json(Items {
         items: state.store.guarded_rollouts(env.id).await?,
     }))
@@ -83,7 +83,7 @@ pub async fn create_guarded_rollout(
     Path(path): Path<EnvPath>,
     Body(spec): Body<GuardedRolloutSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Role::Editor).await?;
+    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
     let rollout = state
         .store
         .create_guarded_rollout(&caller.actor(org.id), env.id, &spec)
@@ -101,7 +101,7 @@ pub async fn get_guarded_rollout(
     caller: Principal,
     Path(path): Path<RolloutPath>,
 ) -> ApiResult<Response> {
-    let (_, rollout) = rollout(&state, &caller, &path, Role::Viewer).await?;
+    let (_, rollout) = rollout(&state, &caller, &path, Permission::Read).await?;
     Ok(tagged(StatusCode::OK, rollout.version, &rollout))
 }
 
@@ -118,7 +118,7 @@ pub async fn replace_guarded_rollout(
     if_match: IfMatch,
     Body(spec): Body<GuardedRolloutSpec>,
 ) -> ApiResult<Response> {
-    let (org, rollout) = rollout(&state, &caller, &path, Role::Editor).await?;
+    let (org, rollout) = rollout(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let rollout = state
         .store
@@ -138,7 +138,7 @@ pub async fn delete_guarded_rollout(
     Path(path): Path<RolloutPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, rollout) = rollout(&state, &caller, &path, Role::Editor).await?;
+    let (org, rollout) = rollout(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     state
         .store
@@ -171,7 +171,7 @@ pub async fn set_status(
     if_match: IfMatch,
     Body(change): Body<StatusChange>,
 ) -> ApiResult<Response> {
-    let (org, rollout) = rollout(&state, &caller, &path, Role::Editor).await?;
+    let (org, rollout) = rollout(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let rollout = state
         .store

@@ -1,24 +1,6 @@
-//! API tokens (with a role in one organization) and SDK keys (per
-//! environment, for the edge). Only SHA-256 hashes of the secrets are
-//! stored; the raw secret is returned once, when it is created.
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use bunting_origin::store::{Actor, Role, Store};
-//! let store = Store::open("sqlite::memory:").await.unwrap();
-//! let org = store.create_org(&Actor::new("root"), "acme", "Acme").await.unwrap();
-//! let (token, raw) = store
-//!     .create_token(&Actor::new("root").in_org(org.id), org.id, "ci", Role::Editor)
-//!     .await
-//!     .unwrap();
-//! assert!(raw.starts_with("bnt_api_"));
-//! let found = store.authenticate(&raw).await.unwrap().unwrap();
-//! assert_eq!((found.id, found.role), (token.id, Role::Editor));
-//! # });
-//! ```
-
-use std::fmt;
-use std::str::FromStr;
+//! SDK keys (per environment, for the edge) and the secrets of SDK keys
+//! and API tokens. Only SHA-256 hashes of the secrets are stored; the raw
+//! secret is returned once, when it is created.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -28,91 +10,6 @@ use utoipa::ToSchema;
 use super::rows::{get_env, get_org, get_project, not_found, now, stored_time};
 use super::write::Write;
 use super::{Actor, Problem, Result, Store, StoreError};
-
-/// What a token may do in its organization. Each role includes the ones
-/// before it.
-///
-/// | role | may |
-/// |---|---|
-/// | `viewer` | read everything of the organization, including its audit log |
-/// | `editor` | create, change and delete flags, their per-environment configurations (kill switch included), segments and layers |
-/// | `publisher` | manage environments and their SDK keys, republish |
-/// | `admin` | manage projects, the organization, its API tokens; export and verify the audit log |
-///
-/// ```
-/// use bunting_origin::store::Role;
-/// assert!(Role::Admin > Role::Publisher && Role::Editor > Role::Viewer);
-/// assert_eq!("publisher".parse::<Role>().unwrap(), Role::Publisher);
-/// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads.
-    Viewer,
-    /// Changes flag content.
-    Editor,
-    /// Manages environments and SDK keys.
-    Publisher,
-    /// Manages the organization.
-    Admin,
-}
-
-impl Role {
-    /// The role's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Editor => "editor",
-            Role::Publisher => "publisher",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Role, String> {
-        match s {
-            "viewer" => Ok(Role::Viewer),
-            "editor" => Ok(Role::Editor),
-            "publisher" => Ok(Role::Publisher),
-            "admin" => Ok(Role::Admin),
-            _ => Err(format!(
-                "unknown role {s:?} (viewer, editor, publisher or admin)"
-            )),
-        }
-    }
-}
-
-/// A stored API token (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenRecord {
-    /// Row id.
-    pub id: i64,
-    /// The organization it acts in.
-    pub org_id: i64,
-    /// A label.
-    pub name: String,
-    /// Its role.
-    pub role: Role,
-    /// The first characters of the secret, to recognise it.
-    pub prefix: String,
-    /// When it was made.
-    pub created_at: String,
-    /// Who made it.
-    pub created_by: String,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
-}
 
 /// Which SDKs an SDK key is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -158,13 +55,13 @@ pub struct SdkKeyRecord {
     pub kv_state: String,
 }
 
-fn secret(prefix: &str) -> String {
+pub(super) fn secret(prefix: &str) -> String {
     let mut b = [0u8; 24];
     getrandom::fill(&mut b).expect("the operating system's random source");
     format!("{prefix}{}", hex::encode(b))
 }
 
-fn shown_prefix(raw: &str) -> String {
+pub(super) fn shown_prefix(raw: &str) -> String {
     raw.chars()
         .take(raw.rfind('_').map_or(4, |i| i + 5))
         .collect()
@@ -173,22 +70,6 @@ fn shown_prefix(raw: &str) -> String {
 /// The stored hash of a raw secret (the edge's SDK-key hash).
 pub fn secret_hash(raw: &str) -> String {
     crate::kv::sdk_key_hash(raw)
-}
-
-fn token_row(r: &AnyRow) -> Result<TokenRecord> {
-    let role: String = r.try_get("role")?;
-    Ok(TokenRecord {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        name: r.try_get("name")?,
-        role: role
-            .parse()
-            .map_err(|e: String| StoreError::Database(sqlx::Error::Decode(e.into())))?,
-        prefix: r.try_get("prefix")?,
-        created_at: r.try_get("created_at")?,
-        created_by: r.try_get("created_by")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
 }
 
 fn key_row(r: &AnyRow) -> Result<SdkKeyRecord> {
@@ -226,89 +107,6 @@ fn later(seconds: u64) -> Option<String> {
 }
 
 impl Store {
-    /// Makes an API token with `role` in organization `org_id`; returns its
-    /// record and the raw secret (shown once).
-    pub async fn create_token(
-        &self,
-        actor: &Actor,
-        org_id: i64,
-        name: &str,
-        role: Role,
-    ) -> Result<(TokenRecord, String)> {
-        let mut w = self.begin(actor).await?;
-        get_org(w.c(), org_id).await?;
-        let raw = secret("bnt_api_");
-        let row = sqlx::query(
-            "INSERT INTO api_tokens (org_id, name, role, hash, prefix, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(org_id)
-        .bind(name)
-        .bind(role.as_str())
-        .bind(secret_hash(&raw))
-        .bind(shown_prefix(&raw))
-        .bind(now())
-        .bind(&actor.name)
-        .fetch_one(w.c())
-        .await?;
-        let id: i64 = row.try_get("id")?;
-        let t = get_token(w.c(), id).await?;
-        w.audit("create", "token", (id, name), None::<&()>, Some(&t))
-            .await?;
-        w.commit().await?;
-        Ok((t, raw))
-    }
-
-    /// The tokens of organization `org_id`, revoked ones included, by id.
-    pub async fn tokens(&self, org_id: i64) -> Result<Vec<TokenRecord>> {
-        let rows = sqlx::query("SELECT * FROM api_tokens WHERE org_id = $1 ORDER BY id")
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(token_row).collect()
-    }
-
-    /// Token `id`.
-    pub async fn token(&self, id: i64) -> Result<TokenRecord> {
-        get_token(&mut *self.conn().await?, id).await
-    }
-
-    /// Revokes token `id`; it stops working at once. Revoking a revoked
-    /// token changes nothing and audits nothing: it returns the record as
-    /// it is (revocation is idempotent, as in RFC 7009).
-    pub async fn revoke_token(&self, actor: &Actor, id: i64) -> Result<TokenRecord> {
-        let mut w = self.begin(actor).await?;
-        let before = get_token(w.c(), id).await?;
-        if before.revoked_at.is_some() {
-            return Ok(before);
-        }
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now())
-            .bind(id)
-            .execute(w.c())
-            .await?;
-        let after = get_token(w.c(), id).await?;
-        w.audit(
-            "revoke",
-            "token",
-            (id, &before.name),
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(after)
-    }
-
-    /// The live token whose secret is `raw`, if any.
-    pub async fn authenticate(&self, raw: &str) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL")
-            .bind(secret_hash(raw))
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(token_row).transpose()
-    }
-
     /// Makes an SDK key of `kind` for environment `env_id`; returns its
     /// record and the raw key (shown once). The edge learns it with the
     /// environment's next publication.
@@ -448,15 +246,6 @@ impl Store {
 }
 
 impl Write<'_> {
-    /// The tokens of organization `org_id` (for the audit of its deletion).
-    pub(super) async fn org_tokens(&mut self, org_id: i64) -> Result<Vec<TokenRecord>> {
-        let rows = sqlx::query("SELECT * FROM api_tokens WHERE org_id = $1 ORDER BY id")
-            .bind(org_id)
-            .fetch_all(self.c())
-            .await?;
-        rows.iter().map(token_row).collect()
-    }
-
     async fn insert_sdk_key(
         &mut self,
         env_id: i64,
@@ -488,14 +277,6 @@ impl Write<'_> {
         self.envs.insert(env_id);
         Ok((get_key(self.c(), id).await?, raw))
     }
-}
-
-async fn get_token(c: &mut sqlx::AnyConnection, id: i64) -> Result<TokenRecord> {
-    let r = sqlx::query("SELECT * FROM api_tokens WHERE id = $1")
-        .bind(id)
-        .fetch_optional(c)
-        .await?;
-    token_row(&r.ok_or_else(|| not_found("token", id))?)
 }
 
 async fn get_key(c: &mut sqlx::AnyConnection, id: i64) -> Result<SdkKeyRecord> {

@@ -46,13 +46,17 @@ mod import;
 mod keys;
 pub mod limits;
 mod lookup;
+mod people;
+pub mod permission;
 pub mod plan;
 pub mod publish;
 mod records;
+mod roles;
 pub mod rollouts;
 mod rows;
 mod snapshot;
 mod tenancy;
+mod tokens;
 pub mod webhooks;
 mod write;
 
@@ -61,7 +65,11 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool};
 
-pub use access::{Role, SdkKeyKind, SdkKeyRecord, TokenRecord};
+pub use access::{SdkKeyKind, SdkKeyRecord};
+pub use people::{Team, TeamSpec, User};
+pub use permission::{Grant, Grants, Permission, Permissions, Role, Scope};
+pub use roles::{Binding, RoleRecord, RoleSpec, Subject};
+pub use tokens::{MAX_TOKEN_DAYS, NewToken, TokenKind, TokenRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
 pub use error::{Problem, Result, SnapshotLocation, StoreError};
 pub use events::{EventBatch, Exposure, InsertCounts, MetricEvent};
@@ -151,6 +159,11 @@ macro_rules! migrations {
                     $dir,
                     "/0009_event_identity.sql"
                 )),
+            ),
+            (
+                10,
+                "identity",
+                include_str!(concat!("../../migrations/", $dir, "/0010_identity.sql")),
             ),
             (
                 12,
