@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use bunting_core::model::Segment;
-use bunting_origin::store::{Actor, Role, Store};
+use bunting_origin::store::{Actor, Store};
 use serde_json::Value;
 
 use crate::common::cli::{root, stderr, stdout};
