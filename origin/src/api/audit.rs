@@ -77,7 +77,7 @@ pub async fn list(
     filter: Filter,
 ) -> ApiResult<Json<AuditEntries>> {
     let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let org = scope::org(&state, &caller, &path.org, Permission::Read).await?;
+    let org = scope::org_wide(&state, &caller, &path.org, Permission::Read).await?;
     let page = state.store.audit_log(&filter.query(org.id)).await?;
     Ok(Json(AuditEntries {
         items: page.entries,

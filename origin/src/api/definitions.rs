@@ -31,7 +31,7 @@ use super::paths::ProjectPath;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::export::{ExportError, export};
 use crate::store::plan::{Plan, ProjectState, file_problem};
-use crate::store::{Problem, Role};
+use crate::store::{Permission, Problem};
 
 /// The routes of a project's definitions.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -105,7 +105,7 @@ pub async fn get_definitions(
     q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     let yaml = match q.format.as_deref() {
         None => headers
             .get(header::ACCEPT)
@@ -173,7 +173,7 @@ pub async fn plan_definitions(
     body: Bytes,
 ) -> ApiResult<Response> {
     let q = query(q)?;
-    let (_, project) = scope::project(&state, &caller, &path, Role::Viewer).await?;
+    let (_, project) = scope::project(&state, &caller, &path, Permission::Read).await?;
     let desired = read_file(&headers, &body)?;
     let plan = state
         .store
@@ -205,7 +205,7 @@ pub async fn apply_definitions(
     body: Bytes,
 ) -> ApiResult<Response> {
     let q = query(q)?;
-    let (org, project) = scope::project(&state, &caller, &path, Role::Editor).await?;
+    let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let desired = read_file(&headers, &body)?;
     let plan = state
         .store

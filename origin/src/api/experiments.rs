@@ -235,7 +235,8 @@ pub async fn replace_experiment(
     if_match: IfMatch,
     Body(spec): Body<ExperimentSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, _, _, experiment) =
+        experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store
@@ -255,7 +256,8 @@ pub async fn delete_experiment(
     Path(path): Path<ExperimentPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, _, _, experiment) =
+        experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     state
         .store
@@ -274,7 +276,8 @@ pub async fn start_experiment(
     Path(path): Path<ExperimentPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, _, _, experiment) =
+        experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store
@@ -293,7 +296,8 @@ pub async fn stop_experiment(
     Path(path): Path<ExperimentPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, _, _, experiment) =
+        experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store
@@ -316,7 +320,8 @@ pub async fn decide_experiment(
     if_match: IfMatch,
     Body(decision): Body<Decision>,
 ) -> ApiResult<Response> {
-    let (org, _, _, experiment) = experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, _, _, experiment) =
+        experiment(&state, &caller, &path, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     let experiment = state
         .store

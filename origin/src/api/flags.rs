@@ -145,7 +145,8 @@ pub async fn replace_flag(
     if_match: IfMatch,
     Body(spec): Body<FlagSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
+    let (org, _, flag) =
+        scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     if spec.key != flag.spec.key {
         return Err(ApiError::invalid(vec![crate::store::Problem::new(
@@ -171,7 +172,8 @@ pub async fn delete_flag(
     Path(path): Path<FlagPath>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let (org, _, flag) = scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
+    let (org, _, flag) =
+        scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     state
         .store

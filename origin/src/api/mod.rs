@@ -33,6 +33,7 @@ pub mod openapi;
 mod ops;
 pub mod org;
 pub mod paths;
+pub mod people;
 pub mod publish;
 pub mod request_id;
 pub mod rollouts;
@@ -139,6 +140,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(flags::routes())
         .merge(access::routes())
         .merge(tokens::routes())
+        .merge(people::routes())
         .merge(audit::routes())
         .merge(publish::routes())
         .merge(events::routes())

@@ -33,7 +33,7 @@ impl Modify for Bearer {
 /// |---|---|---|
 /// | 400 | a path or query parameter that does not parse, a body that is not JSON, a malformed `If-Match` | with parameters or a body |
 /// | 401 | no or an unknown token | needing a token |
-/// | 403 | the token's role is too low | writes needing a token (reads are open to viewers; the few that are not say so themselves) |
+/// | 403 | the caller lacks the permission at the scope of what it asks for | needing a token (a caller limited to one project or environment reads nothing outside it) |
 /// | 404 | the organization (or another tenant's), or an entity of the path, does not exist | with path parameters |
 /// | 412, 428 | a stale or a missing `If-Match` | with an `If-Match` header |
 /// | 415, 422 | not `Content-Type: application/json`, or a body of the wrong shape | with a JSON body |
@@ -56,7 +56,11 @@ const ERRORS: [(&str, &str, &str); 12] = [
         "Unauthorized",
         "no `Authorization: Bearer` token, or an unknown or revoked one",
     ),
-    ("403", "Forbidden", "the token's role is too low for this"),
+    (
+        "403",
+        "Forbidden",
+        "the caller lacks the permission this needs at the scope of what it acts on",
+    ),
     (
         "404",
         "NotFound",
@@ -121,22 +125,20 @@ impl Modify for ErrorResponses {
         }
         for (path, item) in api.paths.paths.iter_mut() {
             let ops = [
-                (false, &mut item.get),
-                (true, &mut item.put),
-                (true, &mut item.post),
-                (true, &mut item.delete),
-                (true, &mut item.patch),
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
             ];
-            for (write, op) in ops {
-                if let Some(op) = op.as_mut() {
-                    add_errors(path, write, op);
-                }
+            for op in ops.into_iter().flatten() {
+                add_errors(path, op);
             }
         }
     }
 }
 
-fn add_errors(path: &str, write: bool, op: &mut Operation) {
+fn add_errors(path: &str, op: &mut Operation) {
     let params = op.parameters.as_deref().unwrap_or_default();
     let has = |kind: ParameterIn, name: Option<&str>| {
         params
@@ -165,7 +167,7 @@ fn add_errors(path: &str, write: bool, op: &mut Operation) {
     let applies = |status: &str| match status {
         "400" => in_path || in_query || json_body || if_match,
         "401" => token,
-        "403" => token && write,
+        "403" => token && in_path,
         "404" => in_path,
         "412" | "428" => if_match,
         "415" | "422" => json_body,

@@ -276,7 +276,8 @@ pub async fn create_env(
     Path(path): Path<ProjectPath>,
     Body(body): Body<CreateNamed>,
 ) -> ApiResult<Response> {
-    let (org, project) = scope::project(&state, &caller, &path, Permission::EnvironmentsWrite).await?;
+    let (org, project) =
+        scope::project(&state, &caller, &path, Permission::EnvironmentsWrite).await?;
     let env = state
         .store
         .create_environment(&caller.actor(org.id), project.id, &body.key, &body.name)

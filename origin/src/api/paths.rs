@@ -50,6 +50,30 @@ pub struct TokenPath {
     pub(crate) id: i64,
 }
 
+/// `/orgs/{org}/roles/{role}`: a role (built-in or custom).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RolePath {
+    pub(crate) org: String,
+    pub(crate) role: String,
+}
+
+/// `/orgs/{org}/teams/{team}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TeamPath {
+    pub(crate) org: String,
+    pub(crate) team: String,
+}
+
+/// `/orgs/{org}/bindings/{id}`: a role binding.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct BindingPath {
+    pub(crate) org: String,
+    pub(crate) id: i64,
+}
+
 /// `/orgs/{org}/webhooks/{id}`: a webhook subscription.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]

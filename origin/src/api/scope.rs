@@ -10,7 +10,9 @@
 use super::auth::Principal;
 use super::paths::{InEnvironment, InProject};
 use super::{ApiResult, AppState};
-use crate::store::{Environment, FlagRecord, Organization, Permission, Problem, Project, Scope};
+use crate::store::{
+    Environment, FlagRecord, Organization, Permission, Permissions, Problem, Project, Scope,
+};
 
 /// The organization `org`, if the caller may `p` in all of it.
 pub async fn org(
@@ -26,6 +28,27 @@ pub async fn org(
         org,
         &format!("organization {org}"),
     )?;
+    Ok(found)
+}
+
+/// The organization `org`, if the caller may `p` on all of it: held at the
+/// organization's scope itself, not only inside it (the organization's
+/// audit log, members and roles are not for a caller limited to one
+/// project or environment).
+pub async fn org_wide(
+    state: &AppState,
+    caller: &Principal,
+    org: &str,
+    p: Permission,
+) -> ApiResult<Organization> {
+    let found = visible_org(state, caller, org).await?;
+    let at = Scope::Org { org: found.id };
+    if !caller.grants.allows_all(Permissions::of(&[p]), &at) {
+        return Err(super::ApiError::forbidden(format!(
+            "this needs the {p} permission on all of organization {org}; {} does not have it there",
+            caller.name()
+        )));
+    }
     Ok(found)
 }
 
@@ -148,7 +171,12 @@ pub async fn named(
         .store
         .project_by_key(org.id, project_key)
         .await
-        .map_err(|_| vec![Problem::new("project", format!("no project {project_key:?}"))])?;
+        .map_err(|_| {
+            vec![Problem::new(
+                "project",
+                format!("no project {project_key:?}"),
+            )]
+        })?;
     let Some(env_key) = environment else {
         return Ok(of_project(&project, org));
     };

@@ -74,9 +74,7 @@ fn owns(caller: &Principal, org: &Organization, token: &TokenRecord) -> bool {
     caller
         .grants
         .allows(Permission::TokensManage, &Scope::Org { org: org.id })
-        || caller
-            .person()
-            .is_some_and(|u| token.user_id == Some(u.id))
+        || caller.person().is_some_and(|u| token.user_id == Some(u.id))
 }
 
 /// The API tokens of an organization, revoked and expired ones included:
@@ -207,10 +205,7 @@ pub async fn create_token(
         user_id,
         expires_in_days: body.expires_in_days,
     };
-    let (record, secret) = state
-        .store
-        .make_token(&caller.actor(org.id), &new)
-        .await?;
+    let (record, secret) = state.store.make_token(&caller.actor(org.id), &new).await?;
     Ok((StatusCode::CREATED, Json(Created { record, secret })).into_response())
 }
 

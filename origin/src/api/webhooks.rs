@@ -14,16 +14,16 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::Created;
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
 use super::etag::IfMatch;
 use super::org::Items;
 use super::paths::{DeliveryPath, OrgPath, WebhookPath};
+use super::tokens::Created;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::model::webhook::WebhookInput;
 use crate::store::webhooks::DEFAULT_SECRET_GRACE_SECONDS;
-use crate::store::{Delivery, Organization, Role, WebhookRecord};
+use crate::store::{Delivery, Organization, Permission, WebhookRecord};
 
 /// The routes of webhook subscriptions.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -38,7 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Organization `org`, if the caller may manage its webhooks (the admin
 /// role; the `webhooks.manage` permission once permissions replace roles).
 async fn manage(state: &AppState, caller: &Principal, org: &str) -> ApiResult<Organization> {
-    scope::org(state, caller, org, Role::Admin).await
+    scope::org(state, caller, org, Permission::WebhooksManage).await
 }
 
 /// The organization and subscription of `path`: 404 when the subscription

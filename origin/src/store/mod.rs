@@ -66,20 +66,20 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool};
 
 pub use access::{SdkKeyKind, SdkKeyRecord};
-pub use people::{Team, TeamSpec, User};
-pub use permission::{Grant, Grants, Permission, Permissions, Role, Scope};
-pub use roles::{Binding, RoleRecord, RoleSpec, Subject};
-pub use tokens::{MAX_TOKEN_DAYS, NewToken, TokenKind, TokenRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
 pub use error::{Problem, Result, SnapshotLocation, StoreError};
 pub use events::{EventBatch, Exposure, InsertCounts, MetricEvent};
 pub use import::ImportSummary;
 pub use lookup::FlagFilter;
+pub use people::{Team, TeamSpec, User};
+pub use permission::{Grant, Grants, Permission, Permissions, Role, Scope};
 pub use publish::{KeyChange, Publication, PublishStatus, TargetStatus};
 pub use records::{
     Actor, ConfigSpec, Environment, FlagConfig, FlagRecord, FlagSpec, LayerRecord, Organization,
     Project, SegmentRecord,
 };
+pub use roles::{Binding, RoleRecord, RoleSpec, Subject};
+pub use tokens::{MAX_TOKEN_DAYS, NewToken, TokenKind, TokenRecord};
 pub use webhooks::{Delivery, DeliveryAttempt, WebhookEvent, WebhookRecord};
 
 use rows::now;
@@ -169,6 +169,11 @@ macro_rules! migrations {
                 12,
                 "webhooks",
                 include_str!(concat!("../../migrations/", $dir, "/0012_webhooks.sql")),
+            ),
+            (
+                13,
+                "changes",
+                include_str!(concat!("../../migrations/", $dir, "/0013_changes.sql")),
             ),
         ]
     };

@@ -95,8 +95,11 @@ pub struct Team {
 /// The longest e-mail address (RFC 5321's path limit).
 const MAX_EMAIL: usize = 254;
 
-/// `email` lowercased, or the problem with it (at `path`).
-pub(super) fn normalize_email(path: &str, email: &str) -> std::result::Result<String, Problem> {
+/// `email` lowercased, or the problem with it (at `path`), boxed.
+pub(super) fn normalize_email(
+    path: &str,
+    email: &str,
+) -> std::result::Result<String, Box<Problem>> {
     let e = email.trim().to_ascii_lowercase();
     let ok = e.len() <= MAX_EMAIL
         && e.split_once('@').is_some_and(|(local, domain)| {
@@ -106,10 +109,12 @@ pub(super) fn normalize_email(path: &str, email: &str) -> std::result::Result<St
     if ok {
         Ok(e)
     } else {
-        Err(Problem::new(
+        Err(Box::new(Problem::new(
             path,
-            format!("{email:?} is not an e-mail address (local@domain, at most {MAX_EMAIL} characters)"),
-        ))
+            format!(
+                "{email:?} is not an e-mail address (local@domain, at most {MAX_EMAIL} characters)"
+            ),
+        )))
     }
 }
 
@@ -198,16 +203,13 @@ fn check_team(spec: &TeamSpec) -> Result<Vec<String>> {
         .as_ref()
         .is_some_and(|g| g.trim().is_empty() || g.len() > 256)
     {
-        problems.push(Problem::new(
-            "idpGroup",
-            "a group name is 1–256 characters",
-        ));
+        problems.push(Problem::new("idpGroup", "a group name is 1–256 characters"));
     }
     let mut members = Vec::new();
     for (i, m) in spec.members.iter().enumerate() {
         match normalize_email(&format!("members[{i}]"), m) {
             Ok(e) => members.push(e),
-            Err(p) => problems.push(p),
+            Err(p) => problems.push(*p),
         }
     }
     members.sort();
@@ -223,23 +225,25 @@ impl Store {
     /// Records a sign-in by `email` (normalized; created if unknown) with
     /// the identity provider's `name` and `groups`, and returns the user.
     pub async fn sign_in(&self, email: &str, name: &str, groups: &[String]) -> Result<User> {
-        let email = normalize_email("email", email).map_err(|p| StoreError::Invalid(vec![p]))?;
+        let email = normalize_email("email", email).map_err(|p| StoreError::Invalid(vec![*p]))?;
         let mut c = self.conn().await?;
         let user = user_by_email(&mut c, &email).await?;
-        sqlx::query("UPDATE users SET name = $1, idp_groups = $2, last_login_at = $3 WHERE id = $4")
-            .bind(name)
-            .bind(to_json(&groups))
-            .bind(now())
-            .bind(user.id)
-            .execute(&mut *c)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET name = $1, idp_groups = $2, last_login_at = $3 WHERE id = $4",
+        )
+        .bind(name)
+        .bind(to_json(&groups))
+        .bind(now())
+        .bind(user.id)
+        .execute(&mut *c)
+        .await?;
         get_user(&mut c, user.id).await
     }
 
     /// The instance's administrator `email` (the bootstrap sign-in): made
     /// if unknown, marked administrator.
     pub async fn admin_user(&self, email: &str) -> Result<User> {
-        let email = normalize_email("email", email).map_err(|p| StoreError::Invalid(vec![p]))?;
+        let email = normalize_email("email", email).map_err(|p| StoreError::Invalid(vec![*p]))?;
         let mut c = self.conn().await?;
         let user = user_by_email(&mut c, &email).await?;
         sqlx::query("UPDATE users SET is_admin = 1, last_login_at = $1 WHERE id = $2")
@@ -329,8 +333,14 @@ impl Store {
             .await?;
             set_members(w.c(), id, &members).await?;
             let after = get_team(w.c(), id).await?;
-            w.audit("update", "team", (id, &after.key), Some(&before), Some(&after))
-                .await?;
+            w.audit(
+                "update",
+                "team",
+                (id, &after.key),
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
             Ok(after)
         })
         .await
@@ -341,16 +351,24 @@ impl Store {
         self.write(actor, async |w| {
             let before = get_team(w.c(), id).await?;
             check_version(before.version, expected)?;
-            sqlx::query("DELETE FROM role_bindings WHERE subject_kind = 'team' AND subject_id = $1")
-                .bind(id)
-                .execute(w.c())
-                .await?;
+            sqlx::query(
+                "DELETE FROM role_bindings WHERE subject_kind = 'team' AND subject_id = $1",
+            )
+            .bind(id)
+            .execute(w.c())
+            .await?;
             sqlx::query("DELETE FROM teams WHERE id = $1")
                 .bind(id)
                 .execute(w.c())
                 .await?;
-            w.audit("delete", "team", (id, &before.key), Some(&before), None::<&()>)
-                .await
+            w.audit(
+                "delete",
+                "team",
+                (id, &before.key),
+                Some(&before),
+                None::<&()>,
+            )
+            .await
         })
         .await
     }

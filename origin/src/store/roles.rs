@@ -28,7 +28,9 @@ use utoipa::ToSchema;
 use super::people::{User, get_team, normalize_email, user_by_email};
 use super::rows::{bad_json, not_found, now, to_json};
 use super::write::check_version;
-use super::{Actor, Grant, Grants, Permission, Permissions, Problem, Result, Role, Scope, Store, StoreError};
+use super::{
+    Actor, Grant, Grants, Permission, Permissions, Problem, Result, Role, Scope, Store, StoreError,
+};
 use crate::model::key::check_key;
 
 /// A custom role, as written.
@@ -316,8 +318,14 @@ impl Store {
             .execute(w.c())
             .await?;
             let after = get_role(w.c(), id).await?;
-            w.audit("update", "role", (id, &after.key), Some(&before), Some(&after))
-                .await?;
+            w.audit(
+                "update",
+                "role",
+                (id, &after.key),
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
             Ok(after)
         })
         .await
@@ -325,7 +333,13 @@ impl Store {
 
     /// Deletes custom role `id` (at version `expected`). Refused while a
     /// binding or a token uses it (the error names how many).
-    pub async fn delete_role(&self, actor: &Actor, org_id: i64, id: i64, expected: i64) -> Result<()> {
+    pub async fn delete_role(
+        &self,
+        actor: &Actor,
+        org_id: i64,
+        id: i64,
+        expected: i64,
+    ) -> Result<()> {
         self.write(actor, async |w| {
             let before = get_role(w.c(), id).await?;
             check_version(before.version, expected)?;
@@ -374,7 +388,7 @@ impl Store {
                 Subject::User(email) => match normalize_email("user", email) {
                     Ok(e) => Some(("user", user_by_email(w.c(), &e).await?.id)),
                     Err(p) => {
-                        problems.push(p);
+                        problems.push(*p);
                         None
                     }
                 },
@@ -421,10 +435,12 @@ impl Store {
 
     /// The role bindings of organization `org_id`, by id.
     pub async fn bindings(&self, org_id: i64) -> Result<Vec<Binding>> {
-        let rows = sqlx::query(&format!("{BINDING_SELECT} WHERE b.org_id = $1 ORDER BY b.id"))
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{BINDING_SELECT} WHERE b.org_id = $1 ORDER BY b.id"
+        ))
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(binding_row).collect()
     }
 
@@ -448,8 +464,14 @@ impl Store {
                 .bind(id)
                 .execute(w.c())
                 .await?;
-            w.audit("delete", "binding", (id, &before.subject), Some(&before), None::<&()>)
-                .await?;
+            w.audit(
+                "delete",
+                "binding",
+                (id, &before.subject),
+                Some(&before),
+                None::<&()>,
+            )
+            .await?;
             Ok(before)
         })
         .await
@@ -468,7 +490,10 @@ impl Store {
         let team_clause = if team_ids.is_empty() {
             String::new()
         } else {
-            format!(" OR (b.subject_kind = 'team' AND b.subject_id IN ({}))", team_ids.join(","))
+            format!(
+                " OR (b.subject_kind = 'team' AND b.subject_id IN ({}))",
+                team_ids.join(",")
+            )
         };
         let rows = sqlx::query(&format!(
             "SELECT b.org_id, b.project_id, b.environment_id, b.role, \

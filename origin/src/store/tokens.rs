@@ -271,11 +271,13 @@ impl Store {
             if before.revoked_at.is_some() {
                 return Ok(before);
             }
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now())
-                .bind(id)
-                .execute(w.c())
-                .await?;
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now())
+            .bind(id)
+            .execute(w.c())
+            .await?;
             let after = get_token(w.c(), id).await?;
             w.audit(
                 "revoke",

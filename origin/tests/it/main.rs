@@ -23,6 +23,7 @@ mod migration;
 mod monitor;
 mod monitor_simulation;
 mod openapi;
+mod people;
 mod publish;
 mod rbac;
 mod rollback;

@@ -34,19 +34,37 @@ enum Caller {
     Editor,
     Publisher,
     Admin,
+    /// An editor token limited to project `web` (the target project).
+    PrjEditor,
+    /// An admin token limited to project `mobile` (not the target).
+    OtherPrj,
+    /// An editor token limited to environment `web/production` (the
+    /// target environment).
+    EnvEditor,
+    /// An editor token limited to environment `web/staging` (not the
+    /// target).
+    OtherEnv,
+    /// A token of the custom role `oncall` (`read`, `killswitch`) on the
+    /// whole organization.
+    Oncall,
     /// An admin token of organization `other`.
     Foreign,
     /// The bootstrap administrator.
     Root,
 }
 
-const CALLERS: [Caller; 8] = [
+const CALLERS: [Caller; 13] = [
     Caller::None,
     Caller::Bad,
     Caller::Viewer,
     Caller::Editor,
     Caller::Publisher,
     Caller::Admin,
+    Caller::PrjEditor,
+    Caller::OtherPrj,
+    Caller::EnvEditor,
+    Caller::OtherEnv,
+    Caller::Oncall,
     Caller::Foreign,
     Caller::Root,
 ];
@@ -56,7 +74,7 @@ struct Row {
     /// Under `/api/v1`, as in the OpenAPI document.
     path: String,
     /// One status per caller of [`CALLERS`].
-    expect: [u16; 8],
+    expect: [u16; 13],
 }
 
 const ORG: &str = "/orgs/{org}";
@@ -77,120 +95,133 @@ const STOP: &str =
     "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/stop";
 const DECIDE: &str =
     "/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/decide";
-const GUARD: &str = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}";
-const GUARD_STATUS: &str =
-    "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status";
 const DEFINITIONS: &str = "/orgs/{org}/projects/{project}/definitions";
 const WEBHOOK: &str = "/orgs/{org}/webhooks/{id}";
 const REDELIVER: &str = "/orgs/{org}/webhooks/{id}/deliveries/{delivery}/redeliver";
+const ROLE: &str = "/orgs/{org}/roles/{role}";
+const TEAM: &str = "/orgs/{org}/teams/{team}";
+const BINDING: &str = "/orgs/{org}/bindings/{id}";
+const GUARD: &str = "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}";
+const GUARD_STATUS: &str =
+    "/orgs/{org}/projects/{project}/environments/{env}/guarded-rollouts/{flag}/status";
 /// Served, but (as of writing) not in the OpenAPI document; the coverage
 /// check accepts it either way.
 const PUBLISH: &str = "/orgs/{org}/projects/{project}/environments/{env}/publish";
 
-/// The matrix. Columns: none, bad, viewer, editor, publisher, admin,
-/// foreign admin, root.
+/// The matrix. Columns: none, bad, viewer, editor, publisher, admin (all
+/// on the whole organization), editor on the target project, admin on
+/// another project, editor on the target environment, editor on another
+/// environment, the custom role `oncall` (`read` + `killswitch`), foreign
+/// admin, root. The target is project `web`, environment `production`;
+/// entities a cell creates, renames or deletes are fresh ones (a new
+/// project, environment or organization where the row acts on those).
+///
+/// The rules the columns follow: a permission granted at a scope covers
+/// everything inside it; `read` also opens the containers of what a
+/// caller may read (an environment's editor reads its project and
+/// organization, and lists only what it may read), but not
+/// organization-wide data (audit log, roles, teams, bindings), which needs
+/// `read` on the organization itself; tokens are managed with
+/// `tokens.manage` on the organization; a caller with nothing in an
+/// organization gets 404.
 #[rustfmt::skip]
 fn table() -> Vec<Row> {
     use Method as M;
     let p = "/orgs/{org}/projects/{project}";
     let e = "/orgs/{org}/projects/{project}/environments/{env}";
     let rows = vec![
-        //                                                 none bad  view edit pub  adm  frgn root
-        // Organizations: anyone with a token lists (only what they may
-        // see); only the bootstrap administrator creates.
-        (M::GET,    "/orgs".to_string(),                  [401, 401, 200, 200, 200, 200, 200, 200]),
-        (M::POST,   "/orgs".into(),                       [401, 401, 403, 403, 403, 403, 403, 201]),
-        (M::GET,    ORG.into(),                           [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PATCH,  ORG.into(),                           [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::DELETE, ORG.into(),                           [401, 401, 403, 403, 403, 204, 404, 204]),
-        // Projects: admin writes.
-        (M::GET,    "/orgs/{org}/projects".into(),        [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   "/orgs/{org}/projects".into(),        [401, 401, 403, 403, 403, 201, 404, 201]),
-        (M::GET,    PROJECT.into(),                       [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PATCH,  PROJECT.into(),                       [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::DELETE, PROJECT.into(),                       [401, 401, 403, 403, 403, 204, 404, 204]),
-        // Environments: publisher writes.
-        (M::GET,    format!("{p}/environments"),          [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{p}/environments"),          [401, 401, 403, 403, 201, 201, 404, 201]),
-        (M::GET,    ENV.into(),                           [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PATCH,  ENV.into(),                           [401, 401, 403, 403, 200, 200, 404, 200]),
-        (M::DELETE, ENV.into(),                           [401, 401, 403, 403, 204, 204, 404, 204]),
-        (M::GET,    format!("{e}/snapshot"),              [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::GET,    PUBLISH.into(),                       [401, 401, 200, 200, 200, 200, 404, 200]),
-        // Flags and their configurations: editor writes.
-        (M::GET,    format!("{p}/flags"),                 [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{p}/flags"),                 [401, 401, 403, 201, 201, 201, 404, 201]),
-        (M::GET,    FLAG.into(),                          [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    FLAG.into(),                          [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::DELETE, FLAG.into(),                          [401, 401, 403, 204, 204, 204, 404, 204]),
-        (M::GET,    format!("{FLAG}/history"),            [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::GET,    CONFIG.into(),                        [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    CONFIG.into(),                        [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::POST,   TOGGLE.into(),                        [401, 401, 403, 200, 200, 200, 404, 200]),
-        // Layers and segments: editor writes.
-        (M::GET,    format!("{p}/layers"),                [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{p}/layers"),                [401, 401, 403, 201, 201, 201, 404, 201]),
-        (M::GET,    LAYER.into(),                         [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    LAYER.into(),                         [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::DELETE, LAYER.into(),                         [401, 401, 403, 204, 204, 204, 404, 204]),
-        (M::GET,    format!("{e}/segments"),              [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{e}/segments"),              [401, 401, 403, 201, 201, 201, 404, 201]),
-        (M::GET,    SEGMENT.into(),                       [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    SEGMENT.into(),                       [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::DELETE, SEGMENT.into(),                       [401, 401, 403, 204, 204, 204, 404, 204]),
-        // API tokens: admin only, reads included.
-        (M::GET,    "/orgs/{org}/tokens".into(),          [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::POST,   "/orgs/{org}/tokens".into(),          [401, 401, 403, 403, 403, 201, 404, 201]),
-        (M::DELETE, "/orgs/{org}/tokens/{id}".into(),     [401, 401, 403, 403, 403, 200, 404, 200]),
-        // SDK keys: viewers see prefixes; publisher writes.
-        (M::GET,    format!("{e}/sdk-keys"),              [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{e}/sdk-keys"),              [401, 401, 403, 403, 201, 201, 404, 201]),
-        (M::DELETE, SDK_KEY.into(),                       [401, 401, 403, 403, 200, 200, 404, 200]),
-        (M::POST,   format!("{SDK_KEY}/rotate"),          [401, 401, 403, 403, 201, 201, 404, 201]),
-        // Audit: viewers list, admins export, only the bootstrap
-        // administrator verifies the chain (it spans every organization).
-        (M::GET,    "/orgs/{org}/audit".into(),           [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::GET,    "/orgs/{org}/audit/export".into(),    [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::GET,    "/audit/verify".into(),               [401, 401, 403, 403, 403, 403, 403, 200]),
-        // External alerts roll flags back: editor.
-        (M::POST,   "/orgs/{org}/alerts/alertmanager".into(), [401, 401, 403, 200, 200, 200, 404, 200]),
-        // Metrics, experiments and their lifecycle: editor writes; results:
-        // viewers read.
-        (M::GET,    format!("{p}/metrics"),               [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{p}/metrics"),               [401, 401, 403, 201, 201, 201, 404, 201]),
-        (M::GET,    METRIC.into(),                        [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    METRIC.into(),                        [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::DELETE, METRIC.into(),                        [401, 401, 403, 204, 204, 204, 404, 204]),
-        (M::GET,    format!("{e}/experiments"),           [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{e}/experiments"),           [401, 401, 403, 201, 201, 201, 404, 201]),
-        (M::GET,    EXPERIMENT.into(),                    [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    EXPERIMENT.into(),                    [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::DELETE, EXPERIMENT.into(),                    [401, 401, 403, 204, 204, 204, 404, 204]),
-        (M::POST,   START.into(),                         [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::POST,   STOP.into(),                          [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::POST,   DECIDE.into(),                        [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::GET,    format!("{EXPERIMENT}/results"),      [401, 401, 200, 200, 200, 200, 404, 200]),
-        // Guarded rollouts: editor writes, viewers read (health included).
-        (M::GET,    format!("{e}/guarded-rollouts"),      [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{e}/guarded-rollouts"),      [401, 401, 403, 201, 201, 201, 404, 201]),
-        (M::GET,    GUARD.into(),                         [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    GUARD.into(),                         [401, 401, 403, 200, 200, 200, 404, 200]),
-        (M::DELETE, GUARD.into(),                         [401, 401, 403, 204, 204, 204, 404, 204]),
-        (M::POST,   GUARD_STATUS.into(),                  [401, 401, 403, 200, 200, 200, 404, 200]),
-        // GitOps: viewers export and plan, editors apply.
-        (M::GET,    DEFINITIONS.into(),                   [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::POST,   format!("{DEFINITIONS}/plan"),        [401, 401, 200, 200, 200, 200, 404, 200]),
-        (M::PUT,    DEFINITIONS.into(),                   [401, 401, 403, 200, 200, 200, 404, 200]),
-        // Webhook subscriptions, their secrets and delivery log: admin only
-        // (the `webhooks.manage` permission), reads included.
-        (M::GET,    "/orgs/{org}/webhooks".into(),        [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::POST,   "/orgs/{org}/webhooks".into(),        [401, 401, 403, 403, 403, 201, 404, 201]),
-        (M::GET,    WEBHOOK.into(),                       [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::PUT,    WEBHOOK.into(),                       [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::DELETE, WEBHOOK.into(),                       [401, 401, 403, 403, 403, 204, 404, 204]),
-        (M::POST,   format!("{WEBHOOK}/rotate-secret"),   [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::GET,    format!("{WEBHOOK}/deliveries"),      [401, 401, 403, 403, 403, 200, 404, 200]),
-        (M::POST,   REDELIVER.into(),                     [401, 401, 403, 403, 403, 202, 404, 202]),
+        //                                                    none bad  view edit pub  adm  prjE oPrj envE oEnv onc  frgn root
+        (M::GET,    "/orgs".to_string(),                      [401, 401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        (M::POST,   "/orgs".into(),                           [401, 401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 201]),
+        (M::GET,    ORG.into(),                               [401, 401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 200]),
+        (M::PATCH,  ORG.into(),                               [401, 401, 403, 403, 403, 200, 404, 404, 404, 404, 404, 404, 200]),
+        (M::DELETE, ORG.into(),                               [401, 401, 403, 403, 403, 204, 404, 404, 404, 404, 404, 404, 204]),
+        (M::GET,    "/orgs/{org}/projects".into(),            [401, 401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 200]),
+        (M::POST,   "/orgs/{org}/projects".into(),            [401, 401, 403, 403, 403, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    PROJECT.into(),                           [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::PATCH,  PROJECT.into(),                           [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, PROJECT.into(),                           [401, 401, 403, 403, 403, 204, 403, 403, 403, 403, 403, 404, 204]),
+        (M::GET,    format!("{p}/environments"),              [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{p}/environments"),              [401, 401, 403, 403, 201, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    ENV.into(),                               [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::PATCH,  ENV.into(),                               [401, 401, 403, 403, 200, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, ENV.into(),                               [401, 401, 403, 403, 204, 204, 403, 403, 403, 403, 403, 404, 204]),
+        (M::GET,    format!("{e}/snapshot"),                  [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::GET,    PUBLISH.into(),                           [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::GET,    format!("{p}/flags"),                     [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{p}/flags"),                     [401, 401, 403, 201, 201, 201, 201, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    FLAG.into(),                              [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::PUT,    FLAG.into(),                              [401, 401, 403, 200, 200, 200, 200, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, FLAG.into(),                              [401, 401, 403, 204, 204, 204, 204, 403, 403, 403, 403, 404, 204]),
+        (M::GET,    format!("{FLAG}/history"),                [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::GET,    CONFIG.into(),                            [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::PUT,    CONFIG.into(),                            [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::POST,   TOGGLE.into(),                            [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::GET,    format!("{p}/layers"),                    [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{p}/layers"),                    [401, 401, 403, 201, 201, 201, 201, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    LAYER.into(),                             [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::PUT,    LAYER.into(),                             [401, 401, 403, 200, 200, 200, 200, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, LAYER.into(),                             [401, 401, 403, 204, 204, 204, 204, 403, 403, 403, 403, 404, 204]),
+        (M::GET,    format!("{e}/segments"),                  [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::POST,   format!("{e}/segments"),                  [401, 401, 403, 201, 201, 201, 201, 403, 201, 403, 403, 404, 201]),
+        (M::GET,    SEGMENT.into(),                           [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::PUT,    SEGMENT.into(),                           [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::DELETE, SEGMENT.into(),                           [401, 401, 403, 204, 204, 204, 204, 403, 204, 403, 403, 404, 204]),
+        (M::GET,    "/orgs/{org}/tokens".into(),              [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::POST,   "/orgs/{org}/tokens".into(),              [401, 401, 403, 403, 403, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::DELETE, "/orgs/{org}/tokens/{id}".into(),         [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::GET,    format!("{e}/sdk-keys"),                  [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::POST,   format!("{e}/sdk-keys"),                  [401, 401, 403, 403, 201, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::DELETE, SDK_KEY.into(),                           [401, 401, 403, 403, 200, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::POST,   format!("{SDK_KEY}/rotate"),              [401, 401, 403, 403, 201, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    "/orgs/{org}/audit".into(),               [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::GET,    "/orgs/{org}/audit/export".into(),        [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::GET,    "/audit/verify".into(),                   [401, 401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200]),
+        (M::POST,   "/orgs/{org}/alerts/alertmanager".into(), [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::GET,    format!("{p}/metrics"),                   [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::POST,   format!("{p}/metrics"),                   [401, 401, 403, 201, 201, 201, 201, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    METRIC.into(),                            [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
+        (M::PUT,    METRIC.into(),                            [401, 401, 403, 200, 200, 200, 200, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, METRIC.into(),                            [401, 401, 403, 204, 204, 204, 204, 403, 403, 403, 403, 404, 204]),
+        (M::GET,    format!("{e}/experiments"),               [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::POST,   format!("{e}/experiments"),               [401, 401, 403, 201, 201, 201, 201, 403, 201, 403, 403, 404, 201]),
+        (M::GET,    EXPERIMENT.into(),                        [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::PUT,    EXPERIMENT.into(),                        [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::DELETE, EXPERIMENT.into(),                        [401, 401, 403, 204, 204, 204, 204, 403, 204, 403, 403, 404, 204]),
+        (M::POST,   START.into(),                             [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::POST,   STOP.into(),                              [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::POST,   DECIDE.into(),                            [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::GET,    format!("{EXPERIMENT}/results"),          [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::GET,    format!("{e}/guarded-rollouts"),          [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::POST,   format!("{e}/guarded-rollouts"),          [401, 401, 403, 201, 201, 201, 201, 403, 201, 403, 403, 404, 201]),
+        (M::GET,    GUARD.into(),                             [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::PUT,    GUARD.into(),                             [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::DELETE, GUARD.into(),                             [401, 401, 403, 204, 204, 204, 204, 403, 204, 403, 403, 404, 204]),
+        (M::POST,   GUARD_STATUS.into(),                      [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::GET,    "/orgs/{org}/roles".into(),               [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::POST,   "/orgs/{org}/roles".into(),               [401, 401, 403, 403, 403, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    ROLE.into(),                              [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::PUT,    ROLE.into(),                              [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, ROLE.into(),                              [401, 401, 403, 403, 403, 204, 403, 403, 403, 403, 403, 404, 204]),
+        (M::GET,    "/orgs/{org}/teams".into(),               [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::POST,   "/orgs/{org}/teams".into(),               [401, 401, 403, 403, 403, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    TEAM.into(),                              [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::PUT,    TEAM.into(),                              [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, TEAM.into(),                              [401, 401, 403, 403, 403, 204, 403, 403, 403, 403, 403, 404, 204]),
+        (M::GET,    "/orgs/{org}/bindings".into(),            [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::POST,   "/orgs/{org}/bindings".into(),            [401, 401, 403, 403, 403, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::DELETE, BINDING.into(),                           [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::GET,    DEFINITIONS.into(),                       [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::POST,   format!("{DEFINITIONS}/plan"),            [401, 401, 200, 200, 200, 200, 403, 403, 403, 403, 200, 404, 200]),
+        (M::PUT,    DEFINITIONS.into(),                       [401, 401, 403, 200, 200, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::GET,    "/orgs/{org}/webhooks".into(),            [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::POST,   "/orgs/{org}/webhooks".into(),            [401, 401, 403, 403, 403, 201, 403, 403, 403, 403, 403, 404, 201]),
+        (M::GET,    WEBHOOK.into(),                           [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::PUT,    WEBHOOK.into(),                           [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::DELETE, WEBHOOK.into(),                           [401, 401, 403, 403, 403, 204, 403, 403, 403, 403, 403, 404, 204]),
+        (M::POST,   format!("{WEBHOOK}/rotate-secret"),       [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::GET,    format!("{WEBHOOK}/deliveries"),          [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::POST,   REDELIVER.into(),                         [401, 401, 403, 403, 403, 202, 403, 403, 403, 403, 403, 404, 202]),
     ];
     rows.into_iter().map(|(method, path, expect)| Row { method, path, expect }).collect()
 }
@@ -266,6 +297,10 @@ async fn org_with_tokens(http: &Http, key: &str) -> RoleTokens {
 struct World {
     http: Http,
     acme: RoleTokens,
+    /// acme's scoped and custom-role tokens: editor on project `web`,
+    /// admin on project `mobile`, editor on `web/production`, editor on
+    /// `web/staging`, `oncall` on the organization.
+    scoped: [String; 5],
     other: RoleTokens,
     acme_id: i64,
     other_id: i64,
@@ -344,6 +379,44 @@ async fn world(store: Store) -> World {
         guard_body("shared-flag"),
     )
     .await;
+    // Scoped grants: project `mobile` for the other project's admin, the
+    // custom role `oncall`, a shared team, then a token per scoped caller.
+    h.made(
+        "/orgs/acme/projects",
+        json!({"key": "mobile", "name": "Mobile"}),
+    )
+    .await;
+    h.made(
+        "/orgs/acme/roles",
+        json!({"key": "oncall", "name": "On call", "permissions": ["read", "killswitch"]}),
+    )
+    .await;
+    h.made(
+        "/orgs/acme/teams",
+        json!({"key": "shared-team", "name": "Shared", "members": ["ana@example.com"]}),
+    )
+    .await;
+    let mut scoped = Vec::new();
+    for (name, role, project, environment) in [
+        ("web-editor", "editor", Some("web"), None),
+        ("mobile-admin", "admin", Some("mobile"), None),
+        (
+            "production-editor",
+            "editor",
+            Some("web"),
+            Some("production"),
+        ),
+        ("staging-editor", "editor", Some("web"), Some("staging")),
+        ("oncall", "oncall", None, None),
+    ] {
+        let a = h
+            .made(
+                "/orgs/acme/tokens",
+                json!({"name": name, "role": role, "project": project, "environment": environment}),
+            )
+            .await;
+        scoped.push(a.body["secret"].as_str().unwrap().to_string());
+    }
     // `other` has content of its own, so its audit log is not trivially
     // empty.
     h.made("/orgs/other/projects", json!({"key": "app", "name": "App"}))
@@ -363,6 +436,7 @@ async fn world(store: Store) -> World {
     let (acme_id, other_id) = (org_id("acme").await, org_id("other").await);
     World {
         acme,
+        scoped: scoped.try_into().unwrap(),
         other,
         acme_id,
         other_id,
@@ -425,6 +499,8 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
         ("layer", "shared-layer"),
         ("metric", "shared-metric"),
         ("experiment", "shared-exp"),
+        ("role", "oncall"),
+        ("team", "shared-team"),
     ];
     let path = |extra: &[(&str, &str)]| {
         let mut vars: Vec<(&str, &str)> = extra.to_vec();
@@ -817,6 +893,61 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
                 ..Prepared::default()
             }
         }
+        "/orgs/{org}/roles" => {
+            let key = fresh("role");
+            Prepared {
+                path: path(&[]),
+                body: Some(json!({"key": key, "name": key, "permissions": ["read"]})),
+                probe: Some(format!("/orgs/acme/roles/{key}")),
+                ..Prepared::default()
+            }
+        }
+        ROLE => {
+            let key = fresh("role");
+            let body = json!({"key": key, "name": key, "permissions": ["read"]});
+            h.made("/orgs/acme/roles", body.clone()).await;
+            let mut changed = body;
+            changed["permissions"] = json!(["read", "killswitch"]);
+            let p = path(&[("role", &key)]);
+            on_entity(h, p, (*m == Method::PUT).then_some(changed)).await
+        }
+        "/orgs/{org}/teams" => {
+            let key = fresh("team");
+            Prepared {
+                path: path(&[]),
+                body: Some(json!({"key": key, "name": key, "idpGroup": "eng"})),
+                probe: Some(format!("/orgs/acme/teams/{key}")),
+                ..Prepared::default()
+            }
+        }
+        TEAM => {
+            let key = fresh("team");
+            let body = json!({"key": key, "name": key, "members": ["bo@example.com"]});
+            h.made("/orgs/acme/teams", body.clone()).await;
+            let mut changed = body;
+            changed["members"] = json!(["bo@example.com", "cy@example.com"]);
+            let p = path(&[("team", &key)]);
+            on_entity(h, p, (*m == Method::PUT).then_some(changed)).await
+        }
+        "/orgs/{org}/bindings" => Prepared {
+            path: path(&[]),
+            body: Some(json!({"user": format!("{}@example.com", fresh("user")), "role": "viewer"})),
+            ..Prepared::default()
+        },
+        BINDING => {
+            let a = h
+                .made(
+                    "/orgs/acme/bindings",
+                    json!({"user": format!("{}@example.com", fresh("user")), "role": "viewer",
+                           "project": "web"}),
+                )
+                .await;
+            let id = a.body["id"].to_string();
+            Prepared {
+                path: path(&[("id", &id)]),
+                ..Prepared::default()
+            }
+        }
         "/orgs/{org}/webhooks" => Prepared {
             path: path(&[]),
             body: Some(webhook_body(&fresh("hook"))),
@@ -890,6 +1021,11 @@ async fn cell(w: Arc<World>, row: usize, caller: Caller, n: usize) -> Option<Str
         Caller::Editor => Some(tokens[1].as_str()),
         Caller::Publisher => Some(tokens[2].as_str()),
         Caller::Admin => Some(tokens[3].as_str()),
+        Caller::PrjEditor => Some(w.scoped[0].as_str()),
+        Caller::OtherPrj => Some(w.scoped[1].as_str()),
+        Caller::EnvEditor => Some(w.scoped[2].as_str()),
+        Caller::OtherEnv => Some(w.scoped[3].as_str()),
+        Caller::Oncall => Some(w.scoped[4].as_str()),
         Caller::Foreign => Some(w.other[3].as_str()),
         Caller::Root => Some(ROOT),
     };
