@@ -314,8 +314,9 @@ flags:
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o)
-            .contains("answered 403 Forbidden: this needs the editor role; the token is viewer"),
+        stderr(&o).contains(
+            "answered 403 Forbidden: this needs the flags.write permission on project web"
+        ),
         "{}",
         stderr(&o)
     );
