@@ -513,8 +513,9 @@ fn token_create_prints_only_a_secret_the_store_accepts() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o)
-            .contains("answered 403 Forbidden: this needs the admin role; the token is editor"),
+        stderr(&o).contains(
+            "answered 403 Forbidden: this needs the tokens.manage permission on organization acme"
+        ),
         "{}",
         stderr(&o)
     );
