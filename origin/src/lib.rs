@@ -17,6 +17,7 @@
 //! | [`kv`] | the KV values the publisher writes |
 //! | [`webhooks`] | signed webhook messages from the outbox, with retries |
 //! | [`metrics`] | Prometheus metrics |
+//! | [`oidc`] | OpenID Connect sign-in (discovery, JWKS, ID-token checks) |
 //!
 //! The flag-definition format itself is the crate `bunting-defs`; the edge's
 //! half of the KV and event contract is shared through `bunting-wire`. The
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod monitor;
 pub mod notify;
+pub mod oidc;
 pub mod publish;
 pub mod results;
 pub mod retention;

@@ -167,6 +167,66 @@ pub struct ServeArgs {
     /// The environment of `--seed-sdk-key` [default: production].
     #[arg(long, value_name = "KEY")]
     pub seed_env: Option<String>,
+    /// The origin's public URL, as browsers reach it
+    /// (`https://flags.example.com`) [default: http://LISTEN]: the address
+    /// of sign-in links and of the OpenID Connect redirect, and the only
+    /// `Origin` a signed-in browser may write from.
+    #[arg(long, env = "BUNTING_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// OpenID Connect: the identity provider's issuer URL (discovery at
+    /// `ISSUER/.well-known/openid-configuration`). With
+    /// `--oidc-client-id`, people sign in at `/auth/login`.
+    #[arg(long, env = "BUNTING_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// OpenID Connect: the client id registered at the provider.
+    #[arg(long, env = "BUNTING_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// OpenID Connect: the client secret (none for a public client).
+    #[arg(
+        long,
+        env = "BUNTING_OIDC_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// OpenID Connect: the redirect URL registered at the provider
+    /// [default: PUBLIC_URL/auth/callback].
+    #[arg(long, env = "BUNTING_OIDC_REDIRECT_URL", value_name = "URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// OpenID Connect: the scopes asked for, space-separated
+    /// [default: "openid email profile"]; some providers need `groups`.
+    #[arg(long, env = "BUNTING_OIDC_SCOPES", value_name = "SCOPES")]
+    pub oidc_scopes: Option<String>,
+    /// OpenID Connect: the ID-token claim holding the e-mail
+    /// [default: email] (`upn` or `preferred_username` for some Azure AD
+    /// setups).
+    #[arg(long, env = "BUNTING_OIDC_EMAIL_CLAIM", value_name = "CLAIM")]
+    pub oidc_email_claim: Option<String>,
+    /// OpenID Connect: the ID-token claim holding the groups teams map
+    /// from [default: groups]; a dotted path reaches into objects
+    /// (`realm_access.roles`).
+    #[arg(long, env = "BUNTING_OIDC_GROUPS_CLAIM", value_name = "CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+    /// OpenID Connect: refuse a sign-in whose `email_verified` claim is not
+    /// true.
+    #[arg(long, env = "BUNTING_OIDC_REQUIRE_VERIFIED_EMAIL")]
+    #[serde(default)]
+    pub oidc_require_verified_email: bool,
+    /// A browser session unused for this long ends [default: 28800, 8 h].
+    #[arg(long, env = "BUNTING_SESSION_IDLE_SECONDS", value_name = "SECONDS")]
+    pub session_idle_seconds: Option<f64>,
+    /// A browser session ends this long after sign-in [default: 604800,
+    /// 7 days].
+    #[arg(long, env = "BUNTING_SESSION_LIFETIME_SECONDS", value_name = "SECONDS")]
+    pub session_lifetime_seconds: Option<f64>,
+    /// The e-mail of the administrator the one-time sign-in link signs in
+    /// [default: admin@localhost].
+    #[arg(long, env = "BUNTING_BOOTSTRAP_EMAIL", value_name = "EMAIL")]
+    pub bootstrap_email: Option<String>,
+    /// How long the sign-in link printed at start works [default: 900];
+    /// 0 prints none.
+    #[arg(long, env = "BUNTING_SIGN_IN_LINK_SECONDS", value_name = "SECONDS")]
+    pub sign_in_link_seconds: Option<f64>,
 }
 
 impl ServeArgs {
@@ -249,6 +309,144 @@ impl ServeArgs {
             ..defaults
         }))
     }
+}
+
+/// Seconds as a duration: `default` when unset; an error naming `flag`
+/// for a value that is not a finite number above 0 (or at least 0 with
+/// `zero_ok`).
+fn seconds(value: Option<f64>, default: Duration, flag: &str, zero_ok: bool) -> Result<Duration> {
+    match value {
+        None => Ok(default),
+        Some(s) if s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0)) => {
+            Ok(Duration::from_secs_f64(s))
+        }
+        Some(s) => anyhow::bail!(
+            "--{flag} must be a number {} 0, got {s}",
+            if zero_ok { "≥" } else { ">" }
+        ),
+    }
+}
+
+impl ServeArgs {
+    /// The public URL: `--public-url` (without a trailing `/`), else
+    /// `http://` and the listening address (`localhost` for an
+    /// unspecified one).
+    ///
+    /// ```
+    /// use bunting_origin::serve::ServeArgs;
+    /// let args = ServeArgs::default();
+    /// assert_eq!(args.public_url("0.0.0.0:8080".parse().unwrap()), "http://localhost:8080");
+    /// assert_eq!(args.public_url("127.0.0.1:9000".parse().unwrap()), "http://127.0.0.1:9000");
+    /// let args: ServeArgs = toml::from_str("public_url = \"https://flags.example.com/\"").unwrap();
+    /// assert_eq!(args.public_url("0.0.0.0:8080".parse().unwrap()), "https://flags.example.com");
+    /// ```
+    pub fn public_url(&self, listen: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None if listen.ip().is_unspecified() => format!("http://localhost:{}", listen.port()),
+            None => format!("http://{listen}"),
+        }
+    }
+
+    /// How people sign in, from the `--oidc-*`, `--session-*`,
+    /// `--bootstrap-email` and `--sign-in-link-seconds` options; `listen`
+    /// is the address the server listens on (for the default public URL).
+    ///
+    /// ```
+    /// use bunting_origin::serve::ServeArgs;
+    /// let args: ServeArgs = toml::from_str(r#"
+    /// oidc_issuer = "https://id.example.com"
+    /// oidc_client_id = "bunting"
+    /// oidc_scopes = "openid email groups"
+    /// session_idle_seconds = 600
+    /// "#).unwrap();
+    /// let auth = args.auth_config("127.0.0.1:8080".parse().unwrap()).unwrap();
+    /// let oidc = auth.oidc.unwrap();
+    /// assert_eq!(oidc.redirect_url, "http://127.0.0.1:8080/auth/callback");
+    /// assert_eq!(oidc.scopes, ["openid", "email", "groups"]);
+    /// assert_eq!(auth.sessions.idle.as_secs(), 600);
+    /// let half: ServeArgs = toml::from_str("oidc_issuer = \"https://id.example.com\"").unwrap();
+    /// assert!(half.auth_config("127.0.0.1:8080".parse().unwrap()).is_err());
+    /// ```
+    pub fn auth_config(&self, listen: SocketAddr) -> Result<crate::api::session::AuthConfig> {
+        use crate::api::session::AuthConfig;
+        use crate::oidc::OidcConfig;
+        let defaults = AuthConfig::default();
+        let public = self.public_url(listen);
+        reqwest::Url::parse(&public)
+            .with_context(|| format!("--public-url {public:?} is not a URL"))?;
+        let oidc = match (&self.oidc_issuer, &self.oidc_client_id) {
+            (None, None) => None,
+            (Some(issuer), Some(client)) => {
+                let redirect = self
+                    .oidc_redirect_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{public}/auth/callback"));
+                let mut c = OidcConfig::new(issuer, client, &redirect);
+                c.client_secret = self.oidc_client_secret.clone();
+                if let Some(scopes) = &self.oidc_scopes {
+                    c.scopes = scopes.split_whitespace().map(str::to_string).collect();
+                }
+                if let Some(claim) = &self.oidc_email_claim {
+                    c.email_claim = claim.clone();
+                }
+                if let Some(claim) = &self.oidc_groups_claim {
+                    c.groups_claim = claim.clone();
+                }
+                c.require_verified_email = self.oidc_require_verified_email;
+                Some(c)
+            }
+            _ => anyhow::bail!(
+                "OpenID Connect needs both --oidc-issuer (BUNTING_OIDC_ISSUER) and \
+                 --oidc-client-id (BUNTING_OIDC_CLIENT_ID)"
+            ),
+        };
+        let sessions = crate::store::sessions::SessionLimits {
+            idle: seconds(
+                self.session_idle_seconds,
+                defaults.sessions.idle,
+                "session-idle-seconds",
+                false,
+            )?,
+            absolute: seconds(
+                self.session_lifetime_seconds,
+                defaults.sessions.absolute,
+                "session-lifetime-seconds",
+                false,
+            )?,
+        };
+        Ok(AuthConfig {
+            oidc,
+            sessions,
+            public_url: self.public_url.as_ref().map(|_| public),
+            bootstrap_email: self
+                .bootstrap_email
+                .clone()
+                .unwrap_or(defaults.bootstrap_email),
+            sign_in_link_ttl: seconds(
+                self.sign_in_link_seconds,
+                defaults.sign_in_link_ttl,
+                "sign-in-link-seconds",
+                true,
+            )?,
+            login_ttl: defaults.login_ttl,
+        })
+    }
+}
+
+/// Makes a one-time sign-in link for the administrator `email` valid for
+/// `ttl`, at `public_url` (`{public_url}/auth/bootstrap?token=…`).
+pub async fn sign_in_link(
+    store: &Store,
+    public_url: &str,
+    email: &str,
+    ttl: Duration,
+) -> Result<String> {
+    let token = store.create_sign_in_link(email, ttl).await?;
+    Ok(format!(
+        "{}/auth/bootstrap?token={token}",
+        public_url.trim_end_matches('/')
+    ))
 }
 
 /// Sets up `tracing` output (text or JSON lines on stderr).
@@ -374,19 +572,38 @@ pub async fn serve(
         .await
         .with_context(|| format!("opening the database {}", redact(&url)))?;
     seed(&store, &args).await?;
+    let addr = listener.local_addr()?;
+    let auth = args.auth_config(addr)?;
+    if !auth.sign_in_link_ttl.is_zero() {
+        let public = args.public_url(addr);
+        let link = sign_in_link(&store, &public, &auth.bootstrap_email, auth.sign_in_link_ttl).await?;
+        // On standard output, not in the log: the link is a credential.
+        println!(
+            "Sign in as the administrator {} (once, within {} minutes):\n    {link}",
+            auth.bootstrap_email,
+            auth.sign_in_link_ttl.as_secs().div_ceil(60)
+        );
+        tracing::info!(
+            email = %auth.bootstrap_email,
+            "a one-time sign-in link was printed on standard output (`bunting sign-in-link` makes another)"
+        );
+    }
+    if let Some(oidc) = &auth.oidc {
+        tracing::info!(issuer = %oidc.issuer, client_id = %oidc.client_id, "OpenID Connect sign-in at /auth/login");
+    }
     let state = AppState::new(
         store.clone(),
         ServeConfig {
             admin_token: args.admin_token.clone(),
             ingest_secret: args.ingest_secret.clone(),
             metrics_token: args.metrics_token.clone(),
+            auth,
         },
     );
     let publisher = start_publisher(&args, &state)?;
     let mut state = state;
     state.notifier = crate::notify::Notifier::new(args.webhook_urls.clone());
     state.publish = publisher.clone();
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %redact(&url), backend = ?store.backend(), "bunting origin listening");
     let grace = Duration::from_secs(args.shutdown_seconds.unwrap_or(10));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

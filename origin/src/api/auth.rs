@@ -13,7 +13,9 @@
 //! - a signed-in user (browser session) acts with the roles bound to the
 //!   user and to the user's teams.
 //!
-//! No or an unknown token answers 401. A caller with nothing in an
+//! A request without `Authorization` is authenticated by its session
+//! cookie ([`super::session`]); its writes need the session's CSRF token.
+//! No or an unknown token, or an ended session, answers 401. A caller with nothing in an
 //! organization gets 404 for everything under `/orgs/{org}` — exactly as if
 //! the organization did not exist, so callers cannot probe for other
 //! tenants. A caller of the organization without the permission an action
@@ -25,7 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bunting_wire::same_secret;
 
-use super::{ApiError, AppState, REQUEST_ID};
+use super::{ApiError, AppState, REQUEST_ID, session};
 use crate::store::{
     Actor, Grant, Grants, Organization, Permission, Permissions, Scope, Store, TokenKind,
     TokenRecord, User,
@@ -251,9 +253,7 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let Some(raw) = bearer_token(&parts.headers) else {
-            return Err(ApiError::unauthorized(
-                "send Authorization: Bearer <API token>",
-            ));
+            return session_principal(parts, state, request_id).await;
         };
         if let Some(admin) = &state.config.admin_token
             && same_secret(raw, admin)
@@ -273,4 +273,27 @@ impl FromRequestParts<AppState> for Principal {
             _ => Principal::service(&state.store, token, request_id).await,
         }
     }
+}
+
+/// The caller of a request without `Authorization`: the person of its
+/// session cookie (401 without a live session), with the CSRF checks of
+/// [`super::session::check_csrf`] (403).
+async fn session_principal(
+    parts: &Parts,
+    state: &AppState,
+    request_id: Option<String>,
+) -> Result<Principal, ApiError> {
+    let Some(sid) = session::cookie(&parts.headers, session::SESSION_COOKIE) else {
+        return Err(ApiError::unauthorized(
+            "send Authorization: Bearer <API token>, or sign in (GET /auth/login)",
+        ));
+    };
+    let limits = state.config.auth.sessions;
+    let Some(user) = state.store.session_user(sid, limits).await? else {
+        return Err(ApiError::unauthorized(
+            "the session has ended (signed out, idle too long or past its lifetime): sign in again",
+        ));
+    };
+    session::check_csrf(&parts.method, &parts.headers, sid, &state.config.auth)?;
+    Principal::user(&state.store, user, None, request_id).await
 }

@@ -28,6 +28,7 @@ pub mod etag;
 pub mod events;
 pub mod experiments;
 pub mod flags;
+pub mod me;
 pub mod observe;
 pub mod openapi;
 mod ops;
@@ -38,6 +39,8 @@ pub mod publish;
 pub mod request_id;
 pub mod rollouts;
 pub mod scope;
+pub mod session;
+pub mod signin;
 pub mod text;
 pub mod tokens;
 pub mod webhooks;
@@ -74,6 +77,9 @@ pub struct ServeConfig {
     /// are not public: `/metrics` takes this token or the administrator
     /// token, and answers 401 to anything else.
     pub metrics_token: Option<String>,
+    /// How people sign in: the identity provider, sessions, bootstrap
+    /// sign-in links.
+    pub auth: session::AuthConfig,
 }
 
 /// Shared state of every handler. Cheap to clone.
@@ -98,6 +104,9 @@ pub struct AppState {
     pub ingest: crate::ingest::Ingest,
     /// Webhook notifications (rollbacks).
     pub notifier: crate::notify::Notifier,
+    /// The identity provider's client (discovery and keys cached), when
+    /// `config.auth.oidc` names one.
+    pub oidc: Option<Arc<crate::oidc::OidcClient>>,
 }
 
 impl AppState {
@@ -109,8 +118,10 @@ impl AppState {
             metrics.clone(),
             crate::ingest::IngestOptions::default(),
         );
+        let oidc = config.auth.oidc.clone().map(crate::oidc::OidcClient::new);
         AppState {
             store,
+            oidc,
             config: Arc::new(config),
             metrics,
             ingest,
@@ -141,6 +152,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(access::routes())
         .merge(tokens::routes())
         .merge(people::routes())
+        .merge(me::routes())
         .merge(audit::routes())
         .merge(publish::routes())
         .merge(events::routes())
@@ -157,6 +169,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(API_PREFIX, api)
         .merge(ops::routes())
+        .merge(signin::routes())
         .fallback(not_found)
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn(text::uri))

@@ -54,7 +54,7 @@ const ERRORS: [(&str, &str, &str); 12] = [
     (
         "401",
         "Unauthorized",
-        "no `Authorization: Bearer` token, or an unknown or revoked one",
+        "no `Authorization: Bearer` token and no session cookie, an unknown, expired or revoked token, or an ended session",
     ),
     (
         "403",

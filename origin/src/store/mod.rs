@@ -52,6 +52,7 @@ pub mod plan;
 pub mod publish;
 mod records;
 mod roles;
+pub mod sessions;
 pub mod rollouts;
 mod rows;
 mod snapshot;
@@ -164,6 +165,11 @@ macro_rules! migrations {
                 10,
                 "identity",
                 include_str!(concat!("../../migrations/", $dir, "/0010_identity.sql")),
+            ),
+            (
+                11,
+                "sessions",
+                include_str!(concat!("../../migrations/", $dir, "/0011_sessions.sql")),
             ),
             (
                 12,

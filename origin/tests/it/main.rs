@@ -29,5 +29,6 @@ mod rbac;
 mod rollback;
 mod rollup;
 mod serve;
+mod signin;
 mod store;
 mod webhooks;

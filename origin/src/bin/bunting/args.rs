@@ -76,6 +76,10 @@ pub(crate) enum Command {
     },
     /// Run the origin service: the HTTP API on the store and the publisher.
     Serve(bunting_origin::serve::ServeArgs),
+    /// Print a new one-time sign-in link for the instance's administrator
+    /// (as `bunting serve` does at start), valid on every origin of the
+    /// store.
+    SignInLink(SignInLink),
     /// Experiments, through the origin's API.
     Experiment {
         #[command(subcommand)]
@@ -349,4 +353,29 @@ pub(crate) struct StorageArgs {
     /// Write Cloudflare's KV (what a deployed worker reads).
     #[arg(long)]
     pub(crate) remote: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct SignInLink {
+    #[command(flatten)]
+    pub(crate) db: Database,
+    /// The origin's public URL, as browsers reach it.
+    #[arg(
+        long,
+        env = "BUNTING_PUBLIC_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub(crate) public_url: String,
+    /// The administrator's e-mail.
+    #[arg(
+        long,
+        env = "BUNTING_BOOTSTRAP_EMAIL",
+        value_name = "EMAIL",
+        default_value = bunting_origin::api::session::DEFAULT_BOOTSTRAP_EMAIL
+    )]
+    pub(crate) email: String,
+    /// How long the link works, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub(crate) seconds: u64,
 }

@@ -95,6 +95,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Experiment {
             command: ExperimentCommand::Results(a),
         } => block_on(api_cmds::experiment_results(a)),
+        Command::SignInLink(a) => block_on(store_cmds::sign_in_link(a)),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

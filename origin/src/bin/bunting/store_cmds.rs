@@ -1,5 +1,5 @@
-//! The commands on the origin's store: `audit verify`, and the operator's
-//! forms of `audit export` and `token create` (`--database-url`). Each opens the store named by
+//! The commands on the origin's store: `audit verify`, `sign-in-link`, and the
+//! operator's forms of `audit export` and `token create` (`--database-url`). Each opens the store named by
 //! `--database-url`, runs on a single-threaded runtime and closes the pool
 //! before it returns.
 
@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use bunting_origin::serve::redact;
 use bunting_origin::store::{Actor, AuditFault, AuditQuery, Store, StoreError};
 
-use crate::args::{AuditExport, Database, TokenCreate};
+use crate::args::{AuditExport, Database, SignInLink, TokenCreate};
 use crate::output::entries;
 
 impl Database {
@@ -161,4 +161,20 @@ pub(crate) async fn token_create(t: TokenCreate, database_url: String) -> Result
     .await;
     store.pool().close().await;
     result
+}
+
+/// `bunting sign-in-link`: a new one-time sign-in link for the instance's
+/// administrator, on standard output.
+pub(crate) async fn sign_in_link(a: SignInLink) -> Result<ExitCode> {
+    let store = a.db.open().await?;
+    let ttl = std::time::Duration::from_secs(a.seconds);
+    let result = bunting_origin::serve::sign_in_link(&store, &a.public_url, &a.email, ttl).await;
+    store.pool().close().await;
+    let link = result.context("making a sign-in link")?;
+    eprintln!(
+        "sign in as {} once, within {} s, at:",
+        a.email, a.seconds
+    );
+    println!("{link}");
+    Ok(ExitCode::SUCCESS)
 }
