@@ -482,6 +482,15 @@ fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
     let published = wait_published(&mut origin, origin_port, &status_path, &auth)?;
     ctx.record("demo: first publication into local KV", start.elapsed());
     println!("{o}{status_path}: {published}");
+    // `bunting serve` prints a one-time sign-in link for its administrator.
+    if let Some(link) = origin
+        .log()
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("/auth/bootstrap?token="))
+    {
+        println!("\nSign in to the origin as its administrator (once, within 15 minutes):\n  {link}");
+    }
 
     ctx.section(&format!(
         "start the edge worker: wrangler dev on 127.0.0.1:{port}"

@@ -43,7 +43,7 @@ use crate::store::sessions::PendingLogin;
 pub use verify::person;
 
 /// How an identity provider is used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OidcConfig {
     /// The issuer URL (discovery is `{issuer}/.well-known/openid-configuration`).
     pub issuer: String,
@@ -82,6 +82,23 @@ impl OidcConfig {
             require_verified_email: false,
             leeway: Duration::from_secs(60),
         }
+    }
+}
+
+impl std::fmt::Debug for OidcConfig {
+    /// Everything but the client secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("redirect_url", &self.redirect_url)
+            .field("scopes", &self.scopes)
+            .field("email_claim", &self.email_claim)
+            .field("groups_claim", &self.groups_claim)
+            .field("require_verified_email", &self.require_verified_email)
+            .field("leeway", &self.leeway)
+            .finish()
     }
 }
 
