@@ -576,7 +576,13 @@ pub async fn serve(
     let auth = args.auth_config(addr)?;
     if !auth.sign_in_link_ttl.is_zero() {
         let public = args.public_url(addr);
-        let link = sign_in_link(&store, &public, &auth.bootstrap_email, auth.sign_in_link_ttl).await?;
+        let link = sign_in_link(
+            &store,
+            &public,
+            &auth.bootstrap_email,
+            auth.sign_in_link_ttl,
+        )
+        .await?;
         // On standard output, not in the log: the link is a credential.
         println!(
             "Sign in as the administrator {} (once, within {} minutes):\n    {link}",

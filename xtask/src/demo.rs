@@ -489,7 +489,9 @@ fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
         .map(str::trim)
         .find(|l| l.contains("/auth/bootstrap?token="))
     {
-        println!("\nSign in to the origin as its administrator (once, within 15 minutes):\n  {link}");
+        println!(
+            "\nSign in to the origin as its administrator (once, within 15 minutes):\n  {link}"
+        );
     }
 
     ctx.section(&format!(

@@ -138,10 +138,14 @@ pub fn check_csrf(
                 }),
         };
         if !allowed {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", format!(
-                "cross-site request refused: Origin {origin} is not this server's; \
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                format!(
+                    "cross-site request refused: Origin {origin} is not this server's; \
                  a signed-in browser may write only from the origin's own pages"
-            )));
+                ),
+            ));
         }
     }
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());

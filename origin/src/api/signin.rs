@@ -22,9 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::session::{
-    CSRF_HEADER, LOGIN_COOKIE, SESSION_COOKIE, check_csrf, cookie, set_cookie,
-};
+use super::session::{CSRF_HEADER, LOGIN_COOKIE, SESSION_COOKIE, check_csrf, cookie, set_cookie};
 use super::{ApiError, ApiResult, AppState};
 use crate::oidc::OidcError;
 use crate::store::User;
@@ -84,7 +82,10 @@ async fn login(State(state): State<AppState>) -> ApiResult<Response> {
     };
     let auth = oidc.authorize().await.map_err(provider_unavailable)?;
     let ttl = state.config.auth.login_ttl;
-    state.store.save_login(&auth.state, &auth.pending, ttl).await?;
+    state
+        .store
+        .save_login(&auth.state, &auth.pending, ttl)
+        .await?;
     let mut r = redirect(auth.url.as_str());
     r.headers_mut().append(
         header::SET_COOKIE,
@@ -94,11 +95,7 @@ async fn login(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 fn provider_unavailable(e: OidcError) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "identity_provider",
-        format!("{e}"),
-    )
+    ApiError::new(StatusCode::BAD_GATEWAY, "identity_provider", format!("{e}"))
 }
 
 /// The provider's answer.

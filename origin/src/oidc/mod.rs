@@ -331,7 +331,9 @@ impl OidcClient {
         match &self.config.client_secret {
             // client_secret_basic: both form-urlencoded first (RFC 6749 §2.3.1).
             Some(secret) => {
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 request = request.basic_auth(enc(&self.config.client_id), Some(enc(secret)));
             }
             None => form.push(("client_id", self.config.client_id.as_str())),
@@ -350,7 +352,9 @@ impl OidcClient {
         if !status.is_success() {
             let error = body["error"].as_str().unwrap_or("error");
             let description = body["error_description"].as_str().unwrap_or_default();
-            return Err(OidcError::CodeRefused(format!("{error} {description}").trim().into()));
+            return Err(OidcError::CodeRefused(
+                format!("{error} {description}").trim().into(),
+            ));
         }
         let token = body["id_token"]
             .as_str()

@@ -97,7 +97,10 @@ pub(super) fn verify(
     })?;
     let claims = data.claims;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(i64::MAX);
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .unwrap_or(i64::MAX);
     if iat > now + expected.leeway.as_secs() as i64 {
         return Err(OidcError::InvalidToken(
             "the ID token was issued in the future (iat)".into(),

@@ -163,7 +163,12 @@ impl Store {
 
     /// Keeps a sign-in sent to the identity provider under its `state`
     /// (hashed) for `ttl`.
-    pub async fn save_login(&self, state: &str, pending: &PendingLogin, ttl: Duration) -> Result<()> {
+    pub async fn save_login(
+        &self,
+        state: &str,
+        pending: &PendingLogin,
+        ttl: Duration,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO login_states (state_hash, nonce, pkce_verifier, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",

@@ -26,7 +26,9 @@ use crate::common::cli;
 /// Whether the provider's packages are installed; outside CI a test
 /// without them is skipped with the reason printed, in CI it fails.
 fn provider_installed() -> bool {
-    let installed = cli::root().join("node_modules/oidc-provider/package.json").exists();
+    let installed = cli::root()
+        .join("node_modules/oidc-provider/package.json")
+        .exists();
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     if !installed {
         assert!(
@@ -152,7 +154,9 @@ async fn with_idp(
     let idp = Idp::start(&redirect, email, groups);
     let mut oidc = OidcConfig::new(&idp.issuer, client_id, &redirect);
     oidc.client_secret = Some("bunting-secret".into());
-    oidc.scopes = ["openid", "email", "profile", "groups"].map(String::from).to_vec();
+    oidc.scopes = ["openid", "email", "profile", "groups"]
+        .map(String::from)
+        .to_vec();
     oidc.require_verified_email = true;
     let auth = AuthConfig {
         oidc: Some(oidc),
@@ -218,7 +222,9 @@ impl Browser {
         let url = Url::parse(url).unwrap();
         let mut r = self.http.request(method, url.clone());
         if let Some(b) = body {
-            r = r.header("content-type", "application/json").body(b.to_string());
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let cookies = self.jar.entry(Browser::host(&url)).or_default();
         if !cookies.is_empty() {
@@ -260,7 +266,10 @@ impl Browser {
     async fn until_callback(&mut self, origin: &Origin, url: &str) -> Url {
         let mut next = Url::parse(url).unwrap();
         for _ in 0..12 {
-            if next.as_str().starts_with(&format!("{}/auth/callback", origin.base)) {
+            if next
+                .as_str()
+                .starts_with(&format!("{}/auth/callback", origin.base))
+            {
                 return next;
             }
             let page = self.get(next.as_str()).await;
@@ -340,7 +349,13 @@ async fn last_actor(origin: &Origin) -> String {
     let mut admin = Browser::new();
     let auth = format!("Bearer {ROOT}");
     let page = admin
-        .api(origin, Method::GET, "/orgs/acme/audit", None, &[("authorization", &auth)])
+        .api(
+            origin,
+            Method::GET,
+            "/orgs/acme/audit",
+            None,
+            &[("authorization", &auth)],
+        )
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     let items = page.body["items"].as_array().unwrap();
@@ -356,9 +371,14 @@ async fn sign_in_session_csrf_personal_token_and_sign_out(store: Store) {
         return;
     }
     acme(&store).await;
-    let (origin, _idp) =
-        with_idp(&store, "bunting", "Alice@Example.com", &["sre", "staff"], SessionLimits::default())
-            .await;
+    let (origin, _idp) = with_idp(
+        &store,
+        "bunting",
+        "Alice@Example.com",
+        &["sre", "staff"],
+        SessionLimits::default(),
+    )
+    .await;
     let mut browser = Browser::new();
 
     // Not signed in: 401 from the API.
@@ -376,7 +396,10 @@ async fn sign_in_session_csrf_personal_token_and_sign_out(store: Store) {
         .expect("a session cookie")
         .clone();
     for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
-        assert!(cookie.split("; ").any(|a| a == attr), "{attr} missing in {cookie}");
+        assert!(
+            cookie.split("; ").any(|a| a == attr),
+            "{attr} missing in {cookie}"
+        );
     }
     let csrf_at_sign_in = done.headers["x-csrf-token"].to_str().unwrap().to_string();
 
@@ -405,9 +428,20 @@ async fn sign_in_session_csrf_personal_token_and_sign_out(store: Store) {
         .await;
     assert_eq!(no_csrf.status, 403);
     assert_eq!(no_csrf.body["error"]["code"], "csrf");
-    assert!(no_csrf.body["error"]["message"].as_str().unwrap().contains("X-CSRF-Token"));
+    assert!(
+        no_csrf.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-CSRF-Token")
+    );
     let wrong = browser
-        .api(&origin, Method::POST, flags, Some(flag("a")), &[("x-csrf-token", "0000")])
+        .api(
+            &origin,
+            Method::POST,
+            flags,
+            Some(flag("a")),
+            &[("x-csrf-token", "0000")],
+        )
         .await;
     assert_eq!(wrong.status, 403);
     let csrf = csrf_at_sign_in.as_str();
@@ -421,7 +455,12 @@ async fn sign_in_session_csrf_personal_token_and_sign_out(store: Store) {
         )
         .await;
     assert_eq!(cross_site.status, 403);
-    assert!(cross_site.body["error"]["message"].as_str().unwrap().contains("Origin"));
+    assert!(
+        cross_site.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Origin")
+    );
     let origin_header = origin.base.clone();
     let made = browser
         .api(
@@ -463,13 +502,28 @@ async fn sign_in_session_csrf_personal_token_and_sign_out(store: Store) {
     let mut cli = Browser::new();
     let bearer = format!("Bearer {secret}");
     let me = cli
-        .api(&origin, Method::GET, "/me", None, &[("authorization", &bearer)])
+        .api(
+            &origin,
+            Method::GET,
+            "/me",
+            None,
+            &[("authorization", &bearer)],
+        )
         .await;
-    assert_eq!(me.body["name"], format!("user:alice@example.com via token:{id}"));
+    assert_eq!(
+        me.body["name"],
+        format!("user:alice@example.com via token:{id}")
+    );
     assert_eq!(me.body["session"], false);
     assert!(me.body["csrfToken"].is_null());
     let made = cli
-        .api(&origin, Method::POST, flags, Some(flag("b")), &[("authorization", &bearer)])
+        .api(
+            &origin,
+            Method::POST,
+            flags,
+            Some(flag("b")),
+            &[("authorization", &bearer)],
+        )
         .await;
     assert_eq!(made.status, 201, "{}", made.body);
     assert_eq!(
@@ -499,7 +553,12 @@ async fn sign_in_session_csrf_personal_token_and_sign_out(store: Store) {
     );
     let me = stale.api(&origin, Method::GET, "/me", None, &[]).await;
     assert_eq!(me.status, 401);
-    assert!(me.body["error"]["message"].as_str().unwrap().contains("session has ended"));
+    assert!(
+        me.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended")
+    );
 }
 
 async fn refused_id_tokens_and_replays(store: Store) {
@@ -507,8 +566,14 @@ async fn refused_id_tokens_and_replays(store: Store) {
         return;
     }
     // An ES256 client signs in as well.
-    let (origin, idp) =
-        with_idp(&store, "bunting-es", "bob@example.com", &[], SessionLimits::default()).await;
+    let (origin, idp) = with_idp(
+        &store,
+        "bunting-es",
+        "bob@example.com",
+        &[],
+        SessionLimits::default(),
+    )
+    .await;
     let mut browser = Browser::new();
     let done = browser.sign_in(&origin).await;
     assert_eq!(done.status, 303, "{}", done.body);
@@ -527,7 +592,10 @@ async fn refused_id_tokens_and_replays(store: Store) {
         assert_eq!(page.status, 401, "{mode}: {}", page.body);
         let message = page.body["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{mode}: {message}");
-        assert!(browser.session(&origin).is_none(), "{mode}: a session was made");
+        assert!(
+            browser.session(&origin).is_none(),
+            "{mode}: a session was made"
+        );
     }
 
     // A replayed callback (same state and code) is refused…
@@ -563,7 +631,12 @@ async fn refused_id_tokens_and_replays(store: Store) {
         .append_pair("state", &state);
     let page = browser.get(replay.as_str()).await;
     assert_eq!(page.status, 401, "{}", page.body);
-    assert!(page.body["error"]["message"].as_str().unwrap().contains("invalid_grant"));
+    assert!(
+        page.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant")
+    );
 
     // A callback from a sign-in another browser started is refused.
     let mut victim = Browser::new();
@@ -597,9 +670,19 @@ async fn sessions_end_when_idle_or_old(store: Store) {
         .get(&format!("{}/auth/bootstrap?token={token}", origin.base))
         .await;
     assert_eq!(page.status, 303);
-    assert_eq!(idle.api(&origin, Method::GET, "/me", None, &[]).await.status, 200);
+    assert_eq!(
+        idle.api(&origin, Method::GET, "/me", None, &[])
+            .await
+            .status,
+        200
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(idle.api(&origin, Method::GET, "/me", None, &[]).await.status, 401);
+    assert_eq!(
+        idle.api(&origin, Method::GET, "/me", None, &[])
+            .await
+            .status,
+        401
+    );
 
     // Absolute: busy, yet over after its lifetime.
     let mut busy = Browser::new();
@@ -611,14 +694,23 @@ async fn sessions_end_when_idle_or_old(store: Store) {
     busy.get(&format!("{}/auth/bootstrap?token={token}", origin.base))
         .await;
     loop {
-        let status = busy.api(&origin, Method::GET, "/me", None, &[]).await.status;
+        let status = busy
+            .api(&origin, Method::GET, "/me", None, &[])
+            .await
+            .status;
         let elapsed = start.elapsed();
         if status == 401 {
-            assert!(elapsed >= Duration::from_millis(3900), "ended early, at {elapsed:?}");
+            assert!(
+                elapsed >= Duration::from_millis(3900),
+                "ended early, at {elapsed:?}"
+            );
             break;
         }
         assert_eq!(status, 200);
-        assert!(elapsed < Duration::from_secs(8), "still alive at {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(8),
+            "still alive at {elapsed:?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -678,7 +770,12 @@ async fn bootstrap_link_signs_in_once(store: Store) {
     // Without an identity provider, /auth/login says how to get in.
     let page = other.get(&format!("{}/auth/login", origin.base)).await;
     assert_eq!(page.status, 404);
-    assert!(page.body["error"]["message"].as_str().unwrap().contains("sign-in link"));
+    assert!(
+        page.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign-in link")
+    );
 }
 
 both!(
@@ -700,8 +797,19 @@ async fn serve_prints_a_sign_in_link_and_the_cli_makes_another() {
         .unwrap()
         .port();
     let mut child = cli::bunting(&dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db])
-        .args(["--bootstrap-email", "ops@example.com", "--monitor-seconds", "0"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db,
+        ])
+        .args([
+            "--bootstrap-email",
+            "ops@example.com",
+            "--monitor-seconds",
+            "0",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -726,7 +834,10 @@ async fn serve_prints_a_sign_in_link_and_the_cli_makes_another() {
     .unwrap()
     .expect("a sign-in link on standard output");
     let base = format!("http://127.0.0.1:{port}");
-    assert!(link.starts_with(&format!("{base}/auth/bootstrap?token=")), "{link}");
+    assert!(
+        link.starts_with(&format!("{base}/auth/bootstrap?token=")),
+        "{link}"
+    );
     let origin = Origin {
         base: base.clone(),
         server: tokio::spawn(async {}),

@@ -171,10 +171,7 @@ pub(crate) async fn sign_in_link(a: SignInLink) -> Result<ExitCode> {
     let result = bunting_origin::serve::sign_in_link(&store, &a.public_url, &a.email, ttl).await;
     store.pool().close().await;
     let link = result.context("making a sign-in link")?;
-    eprintln!(
-        "sign in as {} once, within {} s, at:",
-        a.email, a.seconds
-    );
+    eprintln!("sign in as {} once, within {} s, at:", a.email, a.seconds);
     println!("{link}");
     Ok(ExitCode::SUCCESS)
 }
