@@ -20,7 +20,7 @@
 //! assert_eq!(config.scopes, ["openid", "email", "profile"]);
 //! assert_eq!((config.email_claim.as_str(), config.groups_claim.as_str()), ("email", "groups"));
 //! // RFC 7636, appendix B.
-//! assert_eq!(pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU52JRRmUjGZCF5AQFg"),
+//! assert_eq!(pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
 //!            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
 //! ```
 

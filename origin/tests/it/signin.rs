@@ -790,7 +790,8 @@ both!(
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_prints_a_sign_in_link_and_the_cli_makes_another() {
     let dir = cli::scratch("signin", "serve-link");
-    let db = format!("sqlite://{}", dir.join("bunting.db").display());
+    // Relative to `dir`, as in the examples of docs/access.md.
+    let db = "sqlite://bunting.db".to_string();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -867,4 +868,63 @@ async fn serve_prints_a_sign_in_link_and_the_cli_makes_another() {
     assert_eq!(other.get(&again).await.status, 303);
     let me = other.api(&origin, Method::GET, "/me", None, &[]).await;
     assert_eq!(me.body["email"], "ops@example.com");
+
+    // The examples of docs/access.md: the shape of `GET /api/v1/me`, and
+    // `bunting sign-in-link` run as written (its link then used here).
+    let examples = docs_console_examples();
+    let me_example = examples
+        .iter()
+        .find(|(command, _)| command.contains("/api/v1/me"))
+        .expect("a /me example");
+    let documented: Value = serde_json::from_str(&me_example.1).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&documented), keys(&me.body));
+    assert_eq!(
+        keys(&documented["grants"][0]),
+        ["environment", "org", "permissions", "project"]
+    );
+    let (command, expected) = examples
+        .iter()
+        .find(|(command, _)| command.starts_with("bunting sign-in-link"))
+        .expect("a sign-in-link example");
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let out = cli::bunting(&dir).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", cli::stderr(&out));
+    let printed = cli::stdout(&out).trim().to_string();
+    let (head, tail) = expected.trim().split_once('…').unwrap();
+    assert!(
+        printed.starts_with(head) && printed.ends_with(tail),
+        "{printed} is not {expected}"
+    );
+    let link = printed.replace("http://127.0.0.1:8080", &base);
+    let mut third = Browser::new();
+    assert_eq!(third.get(&link).await.status, 303);
+    let me = third.api(&origin, Method::GET, "/me", None, &[]).await;
+    assert_eq!(me.body["email"], "admin@localhost");
+}
+
+/// The `$ …` commands of the console blocks of docs/access.md's "People
+/// and sessions" section, each with the output shown under it (lines
+/// joined).
+fn docs_console_examples() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(cli::root().join("docs/access.md")).unwrap();
+    let section = doc
+        .split("\n## ")
+        .find(|s| s.starts_with("People and sessions\n"))
+        .expect("a People and sessions section");
+    let mut examples: Vec<(String, String)> = Vec::new();
+    for block in section.split("```console\n").skip(1) {
+        let block = block.split("\n```").next().unwrap();
+        let mut command: Option<String> = None;
+        for line in block.lines() {
+            if let Some(c) = line.strip_prefix("$ ") {
+                command = Some(c.to_string());
+                examples.push((c.to_string(), String::new()));
+            } else if command.is_some() {
+                examples.last_mut().unwrap().1.push_str(line);
+                examples.last_mut().unwrap().1.push('\n');
+            }
+        }
+    }
+    examples
 }
