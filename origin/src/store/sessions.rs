@@ -209,7 +209,7 @@ impl Store {
     /// A one-time sign-in link's token for the administrator `email`,
     /// valid for `ttl` (only its hash is stored).
     pub async fn create_sign_in_link(&self, email: &str, ttl: Duration) -> Result<String> {
-        let email = normalize_email("email", email).map_err(|p| StoreError::Invalid(vec![p]))?;
+        let email = normalize_email("email", email).map_err(|p| StoreError::Invalid(vec![*p]))?;
         let raw = secret("bsil_");
         sqlx::query(
             "INSERT INTO bootstrap_links (token_hash, email, created_at, expires_at) \
