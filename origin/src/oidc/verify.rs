@@ -207,3 +207,44 @@ pub fn person(
             .to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwk(kid: &str) -> Jwk {
+        serde_json::from_value(serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_are_picked_by_kid_or_alone() {
+        let keys = [jwk("a"), jwk("b")];
+        assert_eq!(
+            pick(&keys, Some("b")).unwrap().common.key_id.as_deref(),
+            Some("b")
+        );
+        assert!(
+            pick(&keys, Some("c")).is_none(),
+            "an unknown kid makes the caller refetch"
+        );
+        assert!(
+            pick(&keys, None).is_none(),
+            "without a kid, only a single key is used"
+        );
+        assert!(pick(&keys[..1], None).is_some());
+    }
+
+    #[test]
+    fn symmetric_and_unsigned_tokens_are_refused() {
+        // {"alg":"HS256","typ":"JWT"} . {} . signature
+        let hs = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2ln";
+        assert!(header(hs).unwrap_err().to_string().contains("HS256"));
+        // {"alg":"none"} . {} .
+        assert!(header("eyJhbGciOiJub25lIn0.e30.").is_err());
+    }
+}

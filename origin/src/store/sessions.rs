@@ -169,6 +169,11 @@ impl Store {
         pending: &PendingLogin,
         ttl: Duration,
     ) -> Result<()> {
+        // Sign-ins abandoned at the provider do not pile up.
+        sqlx::query("DELETE FROM login_states WHERE expires_at <= $1")
+            .bind(at(Duration::ZERO))
+            .execute(&self.pool)
+            .await?;
         sqlx::query(
             "INSERT INTO login_states (state_hash, nonce, pkce_verifier, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
