@@ -36,6 +36,7 @@ pub mod publish;
 pub mod results;
 pub mod retention;
 pub mod rollback;
+pub mod schedule;
 pub mod serve;
 pub mod store;
 pub mod webhooks;

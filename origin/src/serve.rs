@@ -136,6 +136,10 @@ pub struct ServeArgs {
     /// rollback of running experiments) [default: 60]; 0 turns it off.
     #[arg(long, env = "BUNTING_MONITOR_SECONDS", value_name = "SECONDS")]
     pub monitor_seconds: Option<f64>,
+    /// Seconds between two looks for scheduled change requests that are
+    /// due [default: 5]; 0 turns it off.
+    #[arg(long, env = "BUNTING_SCHEDULE_SECONDS", value_name = "SECONDS")]
+    pub schedule_seconds: Option<f64>,
     /// Publication margin of the ramp holds of guarded rollouts
     /// (`MonitorOptions::ramp_lead`): a gated ramp's next step is held
     /// when it is due before the next monitor round plus this lead, and
@@ -627,12 +631,23 @@ pub async fn serve(
         state.metrics.clone(),
         crate::webhooks::DeliveryOptions::default(),
     );
+    let schedule = args.schedule_seconds.unwrap_or(5.0);
+    let schedule = (schedule > 0.0).then(|| {
+        crate::schedule::spawn(
+            store.clone(),
+            state.publish_wakeup.clone(),
+            Duration::from_secs_f64(schedule.max(0.05)),
+        )
+    });
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     if let Some(m) = monitor {
         m.abort();
     }
     purge.abort();
+    if let Some(s) = schedule {
+        s.abort();
+    }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {
         Ok(r) => r??,

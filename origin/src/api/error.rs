@@ -293,6 +293,15 @@ impl From<StoreError> for ApiError {
                 e.code = "too_large";
                 e
             }
+            StoreError::OutdatedChanges(problems) => {
+                let mut e = ApiError::invalid(problems);
+                e.status = StatusCode::CONFLICT;
+                e.code = "stale_base";
+                e.message = "what is live changed since the change request was made: rebase it \
+                             (POST …/rebase) and have it approved again"
+                    .into();
+                e
+            }
             StoreError::Database(e) => ApiError::internal(e),
         }
     }

@@ -14,13 +14,14 @@ use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
+use super::changes::{self, Bypass, Gate};
 use super::etag::IfMatch;
 use super::org::Items;
 use super::paths::{ConfigPath, EnvPath, FlagPath, LayerPath, ProjectPath, SegmentPath};
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{
-    AuditEntry, AuditQuery, ConfigSpec, FlagConfig, FlagFilter, FlagRecord, FlagSpec, LayerRecord,
-    Permission, SegmentRecord, StoreError,
+    AuditEntry, AuditQuery, ChangeRequest, ConfigSpec, EnvChange, FlagConfig, FlagFilter,
+    FlagRecord, FlagSpec, LayerRecord, Permission, SegmentRecord, StoreError,
 };
 
 /// The routes of flags, their configurations, layers, segments and
@@ -254,18 +255,41 @@ pub async fn get_config(
 /// 422, rule-language errors with line and column.
 #[utoipa::path(put, path = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
     request_body = ConfigSpec,
-    params(ConfigPath, IfMatch),
-    responses((status = 200, body = FlagConfig), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    params(ConfigPath, IfMatch, Bypass),
+    responses((status = 200, body = FlagConfig), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_config(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<ConfigPath>,
     if_match: IfMatch,
+    bypass: Bypass,
     Body(spec): Body<ConfigSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, env, flag) =
+    let (org, project, env, flag) =
         scope::flag_in_env(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
+    let change = EnvChange::FlagConfig {
+        flag: flag.spec.key.clone(),
+        config: spec.clone(),
+        base_version: Some(expected),
+    };
+    match changes::gate(
+        &state,
+        &caller,
+        (&org, &project, &env),
+        change,
+        &bypass,
+        false,
+    )
+    .await?
+    {
+        Gate::Direct => {}
+        Gate::Proposed(answer) => return Ok(answer),
+        Gate::Bypassed => {
+            let config = state.store.flag_config(flag.id, env.id).await?;
+            return Ok(tagged(StatusCode::OK, config.version, &config));
+        }
+    }
     let config = state
         .store
         .update_flag_config(&caller.actor(org.id), flag.id, env.id, expected, &spec)
@@ -286,16 +310,45 @@ pub struct Toggle {
 /// whatever else changed meanwhile (editor; no `If-Match`).
 #[utoipa::path(post, path = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}/toggle", tag = "flags",
     request_body = Toggle,
-    params(ConfigPath),
-    responses((status = 200, body = FlagConfig)))]
+    params(ConfigPath, Bypass),
+    responses((status = 200, body = FlagConfig), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest)))]
 pub async fn toggle(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<ConfigPath>,
+    bypass: Bypass,
     Body(toggle): Body<Toggle>,
 ) -> ApiResult<Response> {
-    let (org, _, env, flag) =
+    let (org, project, env, flag) =
         scope::flag_in_env(&state, &caller, &path, &path.flag, Permission::Killswitch).await?;
+    let current = state.store.flag_config(flag.id, env.id).await?;
+    if current.spec.enabled != toggle.enabled {
+        let change = EnvChange::FlagConfig {
+            flag: flag.spec.key.clone(),
+            config: ConfigSpec {
+                enabled: toggle.enabled,
+                ..current.spec.clone()
+            },
+            base_version: Some(current.version),
+        };
+        match changes::gate(
+            &state,
+            &caller,
+            (&org, &project, &env),
+            change,
+            &bypass,
+            true,
+        )
+        .await?
+        {
+            Gate::Direct => {}
+            Gate::Proposed(answer) => return Ok(answer),
+            Gate::Bypassed => {
+                let config = state.store.flag_config(flag.id, env.id).await?;
+                return Ok(tagged(StatusCode::OK, config.version, &config));
+            }
+        }
+    }
     let actor = caller.actor(org.id);
     // Read-modify-write of the one field; retried when a concurrent edit
     // of the other fields wins the race.
@@ -437,15 +490,37 @@ pub async fn list_segments(
 
 /// Creates a segment (editor): `{"key", "included"?, "excluded"?, "if"?, "description"?}`.
 #[utoipa::path(post, path = "/orgs/{org}/projects/{project}/environments/{env}/segments", tag = "segments",
-    request_body = Object, params(EnvPath),
-    responses((status = 201, body = SegmentRecord), (status = 422, body = super::error::ErrorBody)))]
+    request_body = Object, params(EnvPath, Bypass),
+    responses((status = 201, body = SegmentRecord), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create_segment(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<EnvPath>,
+    bypass: Bypass,
     Body(segment): Body<Segment>,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, project, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let change = EnvChange::Segment {
+        segment: segment.clone(),
+        base_version: Some(0),
+    };
+    match changes::gate(
+        &state,
+        &caller,
+        (&org, &project, &env),
+        change,
+        &bypass,
+        false,
+    )
+    .await?
+    {
+        Gate::Direct => {}
+        Gate::Proposed(answer) => return Ok(answer),
+        Gate::Bypassed => {
+            let made = state.store.segment_by_key(env.id, &segment.key).await?;
+            return Ok(tagged(StatusCode::CREATED, made.version, &made));
+        }
+    }
     let segment = state
         .store
         .create_segment(&caller.actor(org.id), env.id, &segment)
@@ -471,16 +546,17 @@ pub async fn get_segment(
 /// Replaces a segment (editor; `If-Match`).
 #[utoipa::path(put, path = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
     request_body = Object,
-    params(SegmentPath, IfMatch),
-    responses((status = 200, body = SegmentRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    params(SegmentPath, IfMatch, Bypass),
+    responses((status = 200, body = SegmentRecord), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_segment(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<SegmentPath>,
     if_match: IfMatch,
+    bypass: Bypass,
     Body(body): Body<Segment>,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, project, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
     let segment = state.store.segment_by_key(env.id, &path.segment).await?;
     let expected = if_match.version()?;
     if body.key != path.segment {
@@ -488,6 +564,27 @@ pub async fn replace_segment(
             "key",
             format!("the key cannot change (it is {:?})", path.segment),
         )]));
+    }
+    let change = EnvChange::Segment {
+        segment: body.clone(),
+        base_version: Some(expected),
+    };
+    match changes::gate(
+        &state,
+        &caller,
+        (&org, &project, &env),
+        change,
+        &bypass,
+        false,
+    )
+    .await?
+    {
+        Gate::Direct => {}
+        Gate::Proposed(answer) => return Ok(answer),
+        Gate::Bypassed => {
+            let now = state.store.segment_by_key(env.id, &path.segment).await?;
+            return Ok(tagged(StatusCode::OK, now.version, &now));
+        }
     }
     let segment = state
         .store
@@ -499,17 +596,36 @@ pub async fn replace_segment(
 
 /// Deletes a segment (editor; `If-Match`); refused (422) while a flag uses it.
 #[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}", tag = "segments",
-    params(SegmentPath, IfMatch),
-    responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    params(SegmentPath, IfMatch, Bypass),
+    responses((status = 204), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_segment(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<SegmentPath>,
     if_match: IfMatch,
+    bypass: Bypass,
 ) -> ApiResult<Response> {
-    let (org, _, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
+    let (org, project, env) = scope::env(&state, &caller, &path, Permission::FlagsWrite).await?;
     let segment = state.store.segment_by_key(env.id, &path.segment).await?;
     let expected = if_match.version()?;
+    let change = EnvChange::DeleteSegment {
+        key: path.segment.clone(),
+        base_version: Some(expected),
+    };
+    match changes::gate(
+        &state,
+        &caller,
+        (&org, &project, &env),
+        change,
+        &bypass,
+        false,
+    )
+    .await?
+    {
+        Gate::Direct => {}
+        Gate::Proposed(answer) => return Ok(answer),
+        Gate::Bypassed => return Ok(no_content()),
+    }
     state
         .store
         .delete_segment(&caller.actor(org.id), segment.id, expected)

@@ -22,6 +22,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod changes;
 pub mod definitions;
 pub mod error;
 pub mod etag;
@@ -153,6 +154,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(tokens::routes())
         .merge(people::routes())
         .merge(me::routes())
+        .merge(changes::routes())
         .merge(audit::routes())
         .merge(publish::routes())
         .merge(events::routes())

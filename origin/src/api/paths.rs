@@ -92,6 +92,16 @@ pub struct DeliveryPath {
     pub(crate) delivery: String,
 }
 
+/// `/orgs/{org}/projects/{project}/environments/{env}/change-requests/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ChangePath {
+    pub(crate) org: String,
+    pub(crate) project: String,
+    pub(crate) env: String,
+    pub(crate) id: i64,
+}
+
 /// `/orgs/{org}/projects/{project}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -211,5 +221,5 @@ macro_rules! keys {
 }
 
 keys!(project: ProjectPath, FlagPath, ConfigPath, LayerPath, MetricPath, EnvPath, SdkKeyPath,
-    SegmentPath, ExperimentPath, RolloutPath);
-keys!(env: EnvPath, ConfigPath, SdkKeyPath, SegmentPath, ExperimentPath, RolloutPath);
+    SegmentPath, ExperimentPath, RolloutPath, ChangePath);
+keys!(env: EnvPath, ConfigPath, ChangePath, SdkKeyPath, SegmentPath, ExperimentPath, RolloutPath);

@@ -54,6 +54,11 @@ pub enum StoreError {
     /// [`super::limits`] (HTTP 413): every offender, with its path.
     #[error("too large: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
     TooLarge(Vec<Problem>),
+    /// A change request's changes were made against versions that are no
+    /// longer live (HTTP 409): every stale change, with its path. Rebase
+    /// the request and have it reviewed again.
+    #[error("stale base: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+    OutdatedChanges(Vec<Problem>),
     /// The database failed (connection, SQL, migration, decoding).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

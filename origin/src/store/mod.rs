@@ -38,6 +38,7 @@ pub mod access;
 pub mod aggregate;
 mod apply;
 pub mod audit;
+pub mod changes;
 mod error;
 pub mod events;
 pub mod experiments;
@@ -68,6 +69,9 @@ use sqlx::{Any, AnyPool};
 
 pub use access::{SdkKeyKind, SdkKeyRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
+pub use changes::{
+    ChangeDiff, ChangeRequest, ChangeStatus, EnvChange, EnvPolicy, NewChangeRequest, Review,
+};
 pub use error::{Problem, Result, SnapshotLocation, StoreError};
 pub use events::{EventBatch, Exposure, InsertCounts, MetricEvent};
 pub use import::ImportSummary;

@@ -426,7 +426,7 @@ impl Store {
             .fetch_one(w.c())
             .await?;
             let (_, b) = get_binding(w.c(), r.try_get("id")?).await?;
-            w.audit("create", "binding", (b.id, &b.subject), None::<&()>, Some(&b))
+            w.audit("create", "roleBinding", (b.id, &b.subject), None::<&()>, Some(&b))
                 .await?;
             Ok(b)
         })
@@ -466,7 +466,7 @@ impl Store {
                 .await?;
             w.audit(
                 "delete",
-                "binding",
+                "roleBinding",
                 (id, &before.subject),
                 Some(&before),
                 None::<&()>,

@@ -8,6 +8,7 @@ mod common;
 
 mod aggregate;
 mod api;
+mod changes;
 mod cli;
 mod cli_apply;
 mod cli_store;

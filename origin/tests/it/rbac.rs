@@ -98,6 +98,7 @@ const DECIDE: &str =
 const DEFINITIONS: &str = "/orgs/{org}/projects/{project}/definitions";
 const WEBHOOK: &str = "/orgs/{org}/webhooks/{id}";
 const REDELIVER: &str = "/orgs/{org}/webhooks/{id}/deliveries/{delivery}/redeliver";
+const CHANGE: &str = "/orgs/{org}/projects/{project}/environments/{env}/change-requests/{id}";
 const ROLE: &str = "/orgs/{org}/roles/{role}";
 const TEAM: &str = "/orgs/{org}/teams/{team}";
 const BINDING: &str = "/orgs/{org}/bindings/{id}";
@@ -224,6 +225,16 @@ fn table() -> Vec<Row> {
         (M::POST,   format!("{WEBHOOK}/rotate-secret"),       [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
         (M::GET,    format!("{WEBHOOK}/deliveries"),          [401, 401, 403, 403, 403, 200, 403, 403, 403, 403, 403, 404, 200]),
         (M::POST,   REDELIVER.into(),                         [401, 401, 403, 403, 403, 202, 403, 403, 403, 403, 403, 404, 202]),
+        (M::GET,    format!("{e}/policy"),                    [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::PUT,    format!("{e}/policy"),                    [401, 401, 403, 403, 200, 200, 403, 403, 403, 403, 403, 404, 200]),
+        (M::GET,    format!("{e}/change-requests"),           [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::POST,   format!("{e}/change-requests"),           [401, 401, 403, 201, 201, 201, 201, 403, 201, 403, 403, 404, 201]),
+        (M::GET,    CHANGE.into(),                            [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::POST,   format!("{CHANGE}/reviews"),              [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
+        (M::POST,   format!("{CHANGE}/apply"),                [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::POST,   format!("{CHANGE}/rebase"),               [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::POST,   format!("{CHANGE}/cancel"),               [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
+        (M::PUT,    format!("{CHANGE}/schedule"),             [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
     ];
     rows.into_iter().map(|(method, path, expect)| Row { method, path, expect }).collect()
 }
@@ -323,6 +334,58 @@ fn metric_body(key: &str) -> Value {
 
 fn experiment_body(key: &str) -> Value {
     json!({"key": key, "flag": "shared-flag", "control": "off", "primaryMetric": "shared-metric"})
+}
+
+/// A change request turning `flag` on.
+fn change_body(flag: &str) -> Value {
+    json!({"title": format!("turn {flag} on"), "changes": [{"kind": "flagConfig", "flag": flag,
+        "config": {"enabled": true, "fallthrough": {"variant": "on"}}}]})
+}
+
+/// A cell on a change request of its own (in production, which needs no
+/// approvals: it is approved when opened), on a flag of its own.
+async fn change_fixture(
+    h: &Http,
+    row: &Row,
+    n: usize,
+    path: impl Fn(&[(&str, &str)]) -> String,
+) -> Prepared {
+    let flag = format!("crflag{n}");
+    h.made("/orgs/acme/projects/web/flags", flag_body(&flag))
+        .await;
+    let made = h
+        .made(
+            "/orgs/acme/projects/web/environments/production/change-requests",
+            change_body(&flag),
+        )
+        .await;
+    let id = made.body["id"].to_string();
+    let probe = fill(
+        CHANGE,
+        &[
+            ("id", &id),
+            ("org", "acme"),
+            ("project", "web"),
+            ("env", "production"),
+        ],
+    );
+    let body = match row.path.rsplit('/').next() {
+        Some("reviews") => Some(json!({"verdict": "comment", "comment": "looks fine"})),
+        Some("apply") => Some(json!({})),
+        Some("schedule") => Some(json!({"applyAt": "2099-01-01T09:00:00Z"})),
+        _ => None,
+    };
+    let changes_state = matches!(
+        row.path.rsplit('/').next(),
+        Some("apply" | "rebase" | "cancel" | "schedule")
+    );
+    Prepared {
+        path: path(&[("id", &id)]),
+        body,
+        if_match: made.etag,
+        probe: changes_state.then_some(probe),
+        ..Prepared::default()
+    }
 }
 
 fn webhook_body(name: &str) -> Value {
@@ -533,6 +596,9 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
             path: p,
             ..Prepared::default()
         };
+    }
+    if row.path.starts_with(CHANGE) {
+        return change_fixture(h, row, n, path).await;
     }
     if *m == Method::GET && row.path.starts_with(WEBHOOK) {
         // A subscription of the cell's own to read.
@@ -947,6 +1013,23 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
             let id = a.body["id"].to_string();
             Prepared {
                 path: path(&[("id", &id)]),
+                ..Prepared::default()
+            }
+        }
+        "/orgs/{org}/projects/{project}/environments/{env}/policy" => Prepared {
+            path: path(&[]),
+            // Production stays unprotected (the other cells write to it);
+            // only who may approve changes.
+            body: Some(json!({"requiredApprovals": 0, "approverRoles": ["editor"]})),
+            ..Prepared::default()
+        },
+        "/orgs/{org}/projects/{project}/environments/{env}/change-requests" => {
+            let flag = fresh("crflag");
+            h.made("/orgs/acme/projects/web/flags", flag_body(&flag))
+                .await;
+            Prepared {
+                path: path(&[]),
+                body: Some(change_body(&flag)),
                 ..Prepared::default()
             }
         }

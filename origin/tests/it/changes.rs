@@ -1,0 +1,447 @@
+//! Change management through the API, on SQLite and PostgreSQL: a
+//! protected environment turns writes into change requests; approvals
+//! follow its policy (never the author's own); applying re-checks the
+//! base; the kill switch and break-glass bypass with a reason; scheduled
+//! changes apply once, or fail visibly.
+
+use axum::http::Method;
+use bunting_origin::store::Store;
+use serde_json::{Value, json};
+
+use crate::common::app::{TestApp, problems};
+
+both!(
+    protected_writes_wait_for_approval,
+    a_stale_base_is_refused_until_rebased,
+    kill_switch_and_break_glass_bypass_with_a_reason,
+    scheduled_changes_apply_once_or_fail_visibly,
+    bad_requests_name_every_problem,
+);
+
+const ENV: &str = "/orgs/acme/projects/web/environments/production";
+const CONFIG: &str = "/orgs/acme/projects/web/flags/beta/environments/production";
+
+/// acme/web/production with flag `beta` (off), a policy of one approval
+/// from editors, and tokens: `alice` and `bob` (editors), `vic` (viewer),
+/// `ops` (admin).
+struct World {
+    app: TestApp,
+    alice: TestApp,
+    bob: TestApp,
+    vic: TestApp,
+    ops: TestApp,
+}
+
+async fn world(store: Store) -> World {
+    let app = TestApp::root(store);
+    app.made("/orgs", json!({"key": "acme", "name": "Acme"}), 201)
+        .await;
+    app.made(
+        "/orgs/acme/projects",
+        json!({"key": "web", "name": "Web"}),
+        201,
+    )
+    .await;
+    app.made(
+        "/orgs/acme/projects/web/environments",
+        json!({"key": "production", "name": "Production"}),
+        201,
+    )
+    .await;
+    app.made(
+        "/orgs/acme/projects/web/flags",
+        json!({"key": "beta", "flagType": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off"}),
+        201,
+    )
+    .await;
+    let (s, _, body) = app
+        .call(
+            Method::PUT,
+            &format!("{ENV}/policy"),
+            Some(json!({"requiredApprovals": 1, "approverRoles": ["editor"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let token = |name: &'static str, role: &'static str| {
+        let app = app.clone();
+        async move {
+            let made = app
+                .made(
+                    "/orgs/acme/tokens",
+                    json!({"name": name, "role": role}),
+                    201,
+                )
+                .await;
+            app.as_token(made["secret"].as_str().unwrap())
+        }
+    };
+    World {
+        alice: token("alice", "editor").await,
+        bob: token("bob", "editor").await,
+        vic: token("vic", "viewer").await,
+        ops: token("ops", "admin").await,
+        app,
+    }
+}
+
+async fn config(app: &TestApp) -> (Option<String>, Value) {
+    let (_, tag, body) = app.get(CONFIG).await;
+    (tag, body)
+}
+
+fn turn_on() -> Value {
+    json!({"enabled": true, "rules": [], "fallthrough": {"variant": "on"}})
+}
+
+/// Alice asks to turn `beta` on through the plain configuration write.
+async fn proposed(w: &World) -> Value {
+    let (tag, _) = config(&w.app).await;
+    let (s, _, cr) = w
+        .alice
+        .call_if_match(Method::PUT, CONFIG, Some(turn_on()), tag.as_deref())
+        .await;
+    assert_eq!(s, 202, "{cr}");
+    cr
+}
+
+fn cr_path(cr: &Value) -> String {
+    format!("{ENV}/change-requests/{}", cr["id"])
+}
+
+async fn protected_writes_wait_for_approval(store: Store) {
+    let w = world(store).await;
+    let cr = proposed(&w).await;
+    assert_eq!(cr["status"], "open");
+    // Nothing went live.
+    assert_eq!(config(&w.app).await.1["enabled"], false);
+    let path = cr_path(&cr);
+    let (_, _, view) = w.app.get(&path).await;
+    assert_eq!(view["diff"][0]["live"]["enabled"], false, "{view}");
+    assert_eq!(view["diff"][0]["proposed"]["enabled"], true);
+    assert_eq!(view["diff"][0]["stale"], false);
+    assert_eq!(view["requiredApprovals"], 1);
+    // Applying before approval is refused.
+    let (s, _, _) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 422);
+    // The author never approves their own change; a viewer cannot.
+    let approve = json!({"verdict": "approve", "comment": "lgtm"});
+    let (s, _, body) = w
+        .alice
+        .post(&format!("{path}/reviews"), approve.clone())
+        .await;
+    assert_eq!(
+        (s.as_u16(), problems(&body)),
+        (422, vec!["reviewer".to_string()])
+    );
+    let (s, _, _) = w
+        .vic
+        .post(&format!("{path}/reviews"), approve.clone())
+        .await;
+    assert_eq!(s, 403);
+    // A viewer may comment.
+    let (s, _, _) = w
+        .vic
+        .post(
+            &format!("{path}/reviews"),
+            json!({"verdict": "comment", "comment": "why?"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, approved) = w.bob.post(&format!("{path}/reviews"), approve).await;
+    assert_eq!(s, 200, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    let (s, _, applied) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 200, "{applied}");
+    assert_eq!(applied["status"], "applied");
+    assert_eq!(config(&w.app).await.1["enabled"], true);
+    // Audited as a direct write by the one who applied, plus the request's
+    // own trail.
+    let (_, _, audit) = w.app.get("/orgs/acme/audit?limit=500").await;
+    let trail: Vec<(String, String)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entityType"] == "changeRequest" || e["entityType"] == "flagConfig")
+        .map(|e| {
+            (
+                e["entityType"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("changeRequest", "create"),
+        ("changeRequest", "comment"),
+        ("changeRequest", "approve"),
+        ("flagConfig", "update"),
+        ("changeRequest", "apply"),
+    ] {
+        assert!(
+            trail.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} missing from {trail:?}"
+        );
+    }
+    // Applied once: a second apply is refused.
+    let (s, _, _) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 422);
+}
+
+async fn a_stale_base_is_refused_until_rebased(store: Store) {
+    let w = world(store).await;
+    let cr = proposed(&w).await;
+    let path = cr_path(&cr);
+    let approve = json!({"verdict": "approve"});
+    let (s, _, _) = w
+        .bob
+        .post(&format!("{path}/reviews"), approve.clone())
+        .await;
+    assert_eq!(s, 200);
+    // Meanwhile someone breaks glass and changes what is live.
+    let (tag, _) = config(&w.app).await;
+    let (s, _, body) = w
+        .ops
+        .call(
+            Method::PUT,
+            CONFIG,
+            Some(json!({"enabled": false, "rules": [], "fallthrough": {"variant": "off"}})),
+            &[
+                ("if-match", tag.as_deref().unwrap()),
+                ("bunting-bypass-reason", "incident 42"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (_, _, view) = w.app.get(&path).await;
+    assert_eq!(view["diff"][0]["stale"], true, "{view}");
+    let (s, _, body) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["error"]["code"], "stale_base");
+    assert_eq!(problems(&body), ["changes[0]"]);
+    assert_eq!(config(&w.app).await.1["fallthrough"]["variant"], "off");
+    // Rebased, it needs approving again, then applies.
+    let (s, _, rebased) = w
+        .alice
+        .call(Method::POST, &format!("{path}/rebase"), None, &[])
+        .await;
+    assert_eq!(s, 200, "{rebased}");
+    assert_eq!(
+        (rebased["status"].clone(), rebased["approvals"].clone()),
+        (json!("open"), json!(0))
+    );
+    let (s, _, _) = w.bob.post(&format!("{path}/reviews"), approve).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(config(&w.app).await.1["enabled"], true);
+}
+
+async fn kill_switch_and_break_glass_bypass_with_a_reason(store: Store) {
+    let w = world(store).await;
+    let toggle = format!("{CONFIG}/toggle");
+    // Without a reason the kill switch too waits for approval.
+    let (s, _, cr) = w.alice.post(&toggle, json!({"enabled": true})).await;
+    assert_eq!(s, 202, "{cr}");
+    assert_eq!(config(&w.app).await.1["enabled"], false);
+    // With a reason it goes live at once (editors hold `killswitch`).
+    let (s, _, body) = w
+        .alice
+        .call(
+            Method::POST,
+            &toggle,
+            Some(json!({"enabled": true})),
+            &[("bunting-bypass-reason", "checkout errors, INC-7")],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(config(&w.app).await.1["enabled"], true);
+    // Other writes break glass only with `changes.bypass` (admin).
+    let (tag, _) = config(&w.app).await;
+    let body_off = json!({"enabled": true, "rules": [], "fallthrough": {"variant": "off"}});
+    let headers = |tag: &str| {
+        vec![
+            ("if-match", tag.to_string()),
+            ("bunting-bypass-reason", "hotfix".to_string()),
+        ]
+    };
+    let h = headers(tag.as_deref().unwrap());
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, _, _) = w
+        .alice
+        .call(Method::PUT, CONFIG, Some(body_off.clone()), &h)
+        .await;
+    assert_eq!(s, 403);
+    let (s, _, _) = w.ops.call(Method::PUT, CONFIG, Some(body_off), &h).await;
+    assert_eq!(s, 200);
+    // Both bypasses are in the audit log with their reasons.
+    let (_, _, audit) = w.app.get("/orgs/acme/audit?limit=500").await;
+    let reasons: Vec<String> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "bypass")
+        .map(|e| {
+            let after: Value = serde_json::from_str(e["after"].as_str().unwrap()).unwrap();
+            after["reason"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.contains(&"checkout errors, INC-7".to_string())
+            && reasons.contains(&"hotfix".to_string())
+    );
+}
+
+async fn scheduled_changes_apply_once_or_fail_visibly(store: Store) {
+    let w = world(store.clone()).await;
+    // Staging needs no approvals: a scheduled change there is approved as
+    // it is opened.
+    w.app
+        .made(
+            "/orgs/acme/projects/web/environments",
+            json!({"key": "staging", "name": "Staging"}),
+            201,
+        )
+        .await;
+    let staging = "/orgs/acme/projects/web/environments/staging";
+    let on = json!({"title": "turn beta on at nine", "applyAt": "2020-01-01T09:00:00Z",
+        "changes": [{"kind": "flagConfig", "flag": "beta", "config": turn_on()}]});
+    let cr = w
+        .alice
+        .made(&format!("{staging}/change-requests"), on.clone(), 201)
+        .await;
+    assert_eq!(cr["status"], "approved");
+    // Two origins (two concurrent rounds on one database) apply it once.
+    let (a, b) = tokio::join!(store.apply_due_changes(), store.apply_due_changes());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.0.len() + b.0.len(), 1, "{a:?} {b:?}");
+    assert!(a.1.is_empty() && b.1.is_empty());
+    let (_, _, cr) = w
+        .app
+        .get(&format!("{staging}/change-requests/{}", cr["id"]))
+        .await;
+    assert_eq!(
+        (cr["status"].as_str(), cr["appliedBy"].as_str()),
+        (Some("applied"), Some("scheduler"))
+    );
+    let (_, _, live) = w
+        .app
+        .get("/orgs/acme/projects/web/flags/beta/environments/staging")
+        .await;
+    assert_eq!(live["enabled"], true);
+    assert_eq!(store.apply_due_changes().await.unwrap(), (vec![], vec![]));
+    // A scheduled change whose base moved fails, and says so.
+    let off = json!({"title": "turn beta off", "applyAt": "2020-01-01T09:00:00Z",
+        "changes": [{"kind": "flagConfig", "flag": "beta",
+                     "config": {"enabled": false, "fallthrough": {"variant": "off"}}}]});
+    let cr = w
+        .alice
+        .made(&format!("{staging}/change-requests"), off.clone(), 201)
+        .await;
+    let (s, _, _) = w
+        .alice
+        .post(
+            "/orgs/acme/projects/web/flags/beta/environments/staging/toggle",
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (applied, failed) = store.apply_due_changes().await.unwrap();
+    assert!(applied.is_empty());
+    assert_eq!(failed, vec![cr["id"].as_i64().unwrap()]);
+    let (_, _, cr) = w
+        .app
+        .get(&format!("{staging}/change-requests/{}", cr["id"]))
+        .await;
+    assert_eq!(cr["status"], "failed");
+    assert!(cr["error"].as_str().unwrap().contains("version"), "{cr}");
+    // Not retried into another state.
+    assert_eq!(store.apply_due_changes().await.unwrap(), (vec![], vec![]));
+    // A cancelled schedule never applies.
+    let later = json!({"title": "later", "applyAt": "2099-01-01T00:00:00Z",
+        "changes": [{"kind": "flagConfig", "flag": "beta", "config": turn_on()}]});
+    let cr = w
+        .alice
+        .made(&format!("{staging}/change-requests"), later, 201)
+        .await;
+    let path = format!("{staging}/change-requests/{}", cr["id"]);
+    let (_, tag, _) = w.app.get(&path).await;
+    let (s, _, rescheduled) = w
+        .alice
+        .call_if_match(
+            Method::PUT,
+            &format!("{path}/schedule"),
+            Some(json!({"applyAt": "2020-06-01T00:00:00Z"})),
+            tag.as_deref(),
+        )
+        .await;
+    assert_eq!(s, 200, "{rescheduled}");
+    let (s, _, _) = w
+        .alice
+        .call(Method::POST, &format!("{path}/cancel"), None, &[])
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(store.apply_due_changes().await.unwrap(), (vec![], vec![]));
+}
+
+async fn bad_requests_name_every_problem(store: Store) {
+    let w = world(store).await;
+    let (s, _, body) = w
+        .alice
+        .post(
+            &format!("{ENV}/change-requests"),
+            json!({"title": "", "applyAt": "tomorrow", "changes": [
+                {"kind": "flagConfig", "flag": "nope", "config": turn_on()},
+                {"kind": "deleteSegment", "key": "ghost"}]}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let mut paths = problems(&body);
+    paths.sort();
+    assert_eq!(paths, ["applyAt", "changes[0]", "changes[1]", "title"]);
+    let (s, _, body) = w
+        .ops
+        .call(
+            Method::PUT,
+            &format!("{ENV}/policy"),
+            Some(json!({"requiredApprovals": 11, "approverRoles": ["wizard"], "approverTeams": ["ghosts"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let mut paths = problems(&body);
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["approverRoles[0]", "approverTeams[0]", "requiredApprovals"],
+        "{body}"
+    );
+    let (s, _, body) = w
+        .ops
+        .call(
+            Method::PUT,
+            &format!("{ENV}/policy"),
+            Some(json!({"requiredApprovals": 11})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), problems(&body)),
+        (422, vec!["requiredApprovals".to_string()])
+    );
+}
