@@ -13,6 +13,7 @@ mod cli;
 mod cli_apply;
 mod cli_store;
 mod definitions;
+mod docs_access;
 mod events;
 mod experiments_api;
 mod experiments_store;

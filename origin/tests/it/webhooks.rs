@@ -23,6 +23,7 @@ use bunting_origin::webhooks::{self, DeliveryHandle, DeliveryOptions};
 use serde_json::{Value, json};
 
 use crate::common::app::{TestApp, problems};
+use crate::common::docs::{sh, shell_blocks};
 use crate::common::world::World;
 
 both!(
@@ -917,43 +918,6 @@ async fn rollbacks_and_publish_failures_are_events(store: Store) {
 
 /// The admin token of the server of [`docs_examples_work`].
 const DOC_ADMIN: &str = "docs-admin-token";
-
-/// The shell blocks (info string, code) of section `heading` of `doc`.
-fn shell_blocks(doc: &str, heading: &str) -> Vec<(String, String)> {
-    let start = doc.find(&format!("\n{heading}\n")).expect("the section");
-    let section = &doc[start + 1..];
-    let end = section[heading.len()..]
-        .find("\n## ")
-        .map_or(section.len(), |e| e + heading.len());
-    let mut blocks = Vec::new();
-    let mut lines = section[..end].lines();
-    while let Some(line) = lines.next() {
-        if let Some(info) = line.strip_prefix("```sh") {
-            let code: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-            blocks.push((info.trim().to_string(), code.join("\n")));
-        }
-    }
-    blocks
-}
-
-/// Runs `code` with `sh -eu` in `dir` with `env`: (success, stdout).
-async fn sh(dir: &std::path::Path, code: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let out = tokio::process::Command::new("sh")
-        .args(["-euc", code])
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        eprintln!(
-            "{code}\n--- stdout\n{stdout}--- stderr\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (out.status.success(), stdout)
-}
 
 /// The `## Webhooks` examples of `docs/access.md`, run as written against
 /// `bunting serve` (whose delivery loop sends the messages) and a

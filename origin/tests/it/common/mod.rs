@@ -5,6 +5,7 @@
 
 pub(crate) mod app;
 pub(crate) mod cli;
+pub(crate) mod docs;
 pub(crate) mod origin;
 pub(crate) mod publishing;
 pub(crate) mod schema;
