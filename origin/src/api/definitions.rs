@@ -21,17 +21,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bunting_defs::Syntax;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Principal;
+use super::changes;
 use super::paths::ProjectPath;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::export::{ExportError, export};
-use crate::store::plan::{Plan, ProjectState, file_problem};
-use crate::store::{Permission, Problem};
+use crate::store::plan::{Change, Plan, ProjectState, file_problem};
+use crate::store::{ChangeRequest, EnvChange, NewChangeRequest, Permission, Problem};
 
 /// The routes of a project's definitions.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -191,7 +192,7 @@ pub async fn plan_definitions(
     params(ProjectPath, ApplyQuery),
     request_body(description = "a definition file (docs/flags.md)",
         content((Object = "application/json"), (String = "application/yaml"))),
-    responses((status = 200, body = Plan),
+    responses((status = 200, body = Applied),
         (status = 412, description = "the project is no longer at `expectedBase`: the body names the current base (`currentEtag`)", body = super::error::ErrorBody),
         (status = 413, body = super::error::ErrorBody),
         (status = 415, body = super::error::ErrorBody),
@@ -207,20 +208,99 @@ pub async fn apply_definitions(
     let q = query(q)?;
     let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let desired = read_file(&headers, &body)?;
+    let actor = caller.actor(org.id);
+    let mut protected = Vec::new();
+    for env in state.store.environments(project.id).await? {
+        if state.store.policy(env.id).await?.protected() {
+            protected.push(env);
+        }
+    }
+    if protected.is_empty() {
+        let plan = state
+            .store
+            .apply_definitions(
+                &actor,
+                project.id,
+                &desired,
+                q.prune,
+                q.expected_base.as_deref(),
+            )
+            .await?;
+        if !plan.changes.is_empty() {
+            state.notify_publish();
+        }
+        return Ok(axum::Json(Applied {
+            plan,
+            change_requests: Vec::new(),
+        })
+        .into_response());
+    }
+    // Protected environments' configurations and segments wait in a
+    // change request each; the rest goes live now, on the base planned.
     let plan = state
         .store
-        .apply_definitions(
-            &caller.actor(org.id),
-            project.id,
-            &desired,
-            q.prune,
-            q.expected_base.as_deref(),
-        )
+        .plan_definitions(project.id, &desired, q.prune)
         .await?;
-    if !plan.changes.is_empty() {
+    let held = |c: &Change| {
+        protected
+            .iter()
+            .any(|e| EnvChange::of_plan(c, &e.key).is_some())
+    };
+    let direct: Vec<Change> = plan.changes.iter().filter(|c| !held(c)).cloned().collect();
+    let expected = q.expected_base.as_deref().unwrap_or(&plan.base);
+    state
+        .store
+        .apply_changes(&actor, project.id, Some(expected), &direct)
+        .await?;
+    if !direct.is_empty() {
         state.notify_publish();
     }
-    Ok(axum::Json(plan).into_response())
+    let mut change_requests = Vec::new();
+    for env in &protected {
+        let changes: Vec<EnvChange> = plan
+            .changes
+            .iter()
+            .filter_map(|c| EnvChange::of_plan(c, &env.key))
+            .collect();
+        if changes.is_empty() {
+            continue;
+        }
+        let new = NewChangeRequest {
+            title: format!("apply definitions to {}/{}", project.key, env.key),
+            description: format!(
+                "Held by the environment's approval policy when {} applied a definition file (base {}).",
+                caller.name(),
+                plan.base
+            ),
+            changes,
+            apply_at: None,
+        };
+        change_requests.push(
+            state
+                .store
+                .open_change_request(&actor, &changes::identity(&caller), env.id, &new)
+                .await?,
+        );
+    }
+    Ok(axum::Json(Applied {
+        plan,
+        change_requests,
+    })
+    .into_response())
+}
+
+/// What an apply did: the plan, and the change requests it opened for the
+/// environments whose policy holds changes for approval (their flag
+/// configurations and segments are not live until those are applied).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// The plan applied.
+    #[serde(flatten)]
+    pub plan: Plan,
+    /// Change requests opened instead of writing to protected
+    /// environments.
+    pub change_requests: Vec<ChangeRequest>,
 }
 
 /// The definition file of a request: YAML or JSON by `Content-Type`,

@@ -41,6 +41,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
+use super::plan::{Change, ChangeKind, ChangeOp};
 use super::rows::{
     bad_json, from_json, get_config, get_env, get_segment, not_found, now, to_json, unknown,
 };
@@ -137,6 +138,46 @@ impl EnvChange {
             EnvChange::FlagConfig { base_version, .. }
             | EnvChange::Segment { base_version, .. }
             | EnvChange::DeleteSegment { base_version, .. } => *base_version = Some(v),
+        }
+    }
+}
+
+impl EnvChange {
+    /// The change of environment `env` that a plan's `change` makes (a
+    /// flag configuration or a segment of `env`), to be held in a change
+    /// request; `None` for any other change. Its base is left to the live
+    /// version when the request is opened.
+    ///
+    /// ```
+    /// use bunting_origin::store::plan::{Change, ChangeKind, ChangeOp};
+    /// use bunting_origin::store::EnvChange;
+    /// let c = Change { kind: ChangeKind::Segment, key: "staff".into(),
+    ///     environment: Some("production".into()), op: ChangeOp::Delete,
+    ///     before: None, after: None };
+    /// assert_eq!(EnvChange::of_plan(&c, "production"),
+    ///     Some(EnvChange::DeleteSegment { key: "staff".into(), base_version: None }));
+    /// assert_eq!(EnvChange::of_plan(&c, "staging"), None);
+    /// ```
+    pub fn of_plan(change: &Change, env: &str) -> Option<EnvChange> {
+        if change.environment.as_deref() != Some(env) {
+            return None;
+        }
+        let after = change.after.clone();
+        match (change.kind, change.op) {
+            (ChangeKind::FlagConfig, _) => Some(EnvChange::FlagConfig {
+                flag: change.key.clone(),
+                config: serde_json::from_value(after?).ok()?,
+                base_version: None,
+            }),
+            (ChangeKind::Segment, ChangeOp::Delete) => Some(EnvChange::DeleteSegment {
+                key: change.key.clone(),
+                base_version: None,
+            }),
+            (ChangeKind::Segment, _) => Some(EnvChange::Segment {
+                segment: serde_json::from_value(after?).ok()?,
+                base_version: None,
+            }),
+            _ => None,
         }
     }
 }

@@ -16,6 +16,7 @@ both!(
     kill_switch_and_break_glass_bypass_with_a_reason,
     scheduled_changes_apply_once_or_fail_visibly,
     bad_requests_name_every_problem,
+    gitops_apply_holds_protected_changes,
 );
 
 const ENV: &str = "/orgs/acme/projects/web/environments/production";
@@ -444,4 +445,61 @@ async fn bad_requests_name_every_problem(store: Store) {
         (s.as_u16(), problems(&body)),
         (422, vec!["requiredApprovals".to_string()])
     );
+}
+
+/// GitOps: applying a definition file goes live where no approval is
+/// needed and opens a change request for the protected environment.
+async fn gitops_apply_holds_protected_changes(store: Store) {
+    let w = world(store).await;
+    w.app
+        .made(
+            "/orgs/acme/projects/web/environments",
+            json!({"key": "staging", "name": "Staging"}),
+            201,
+        )
+        .await;
+    let file = json!({
+        "environments": ["production", "staging"],
+        "flags": {
+            "beta": {"type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off",
+                     "environments": {"production": {"fallthrough": "on"}, "staging": {"fallthrough": "on"}}},
+            "gamma": {"type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off"},
+        },
+    });
+    let (s, _, applied) = w
+        .alice
+        .call(
+            Method::PUT,
+            "/orgs/acme/projects/web/definitions",
+            Some(file),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{applied}");
+    // The new flag and staging's configuration are live…
+    let (s, _, _) = w.app.get("/orgs/acme/projects/web/flags/gamma").await;
+    assert_eq!(s, 200);
+    let (_, _, staging) = w
+        .app
+        .get("/orgs/acme/projects/web/flags/beta/environments/staging")
+        .await;
+    assert_eq!(staging["fallthrough"]["variant"], "on", "{staging}");
+    // …production's waits in a change request.
+    let crs = applied["changeRequests"].as_array().unwrap();
+    assert_eq!(crs.len(), 1, "{applied}");
+    assert_eq!(crs[0]["status"], "open");
+    assert_eq!(crs[0]["changes"][0]["kind"], "flagConfig");
+    assert_eq!(config(&w.app).await.1["fallthrough"]["variant"], "off");
+    let path = cr_path(&crs[0]);
+    let (s, _, _) = w
+        .bob
+        .post(&format!("{path}/reviews"), json!({"verdict": "approve"}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = w
+        .bob
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(config(&w.app).await.1["fallthrough"]["variant"], "on");
 }

@@ -222,6 +222,19 @@ pub(crate) async fn apply(a: Apply) -> Result<ExitCode> {
         let plan = parse_plan(&answer)?;
         print!("{}", render_changes(&plan.changes));
         note_unmanaged(&plan, &a.file);
+        // Protected environments' changes wait for approval.
+        for cr in answer.json()["changeRequests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "Opened change request {} ({}): {} change(s) wait for approval; not live yet.",
+                cr["id"],
+                cr["title"].as_str().unwrap_or_default(),
+                cr["changes"].as_array().map_or(0, Vec::len)
+            );
+        }
         if plan.changes.is_empty() {
             println!("No changes: {target} already matches {}.", a.file.display());
         } else {
