@@ -17,6 +17,7 @@ both!(
     scheduled_changes_apply_once_or_fail_visibly,
     bad_requests_name_every_problem,
     gitops_apply_holds_protected_changes,
+    change_requests_and_bypasses_are_announced,
 );
 
 const ENV: &str = "/orgs/acme/projects/web/environments/production";
@@ -502,4 +503,132 @@ async fn gitops_apply_holds_protected_changes(store: Store) {
         .await;
     assert_eq!(s, 200);
     assert_eq!(config(&w.app).await.1["fallthrough"]["variant"], "on");
+}
+
+/// Change-request events reach webhook subscriptions through the outbox:
+/// opened, approved and applied requests, and a broken glass.
+async fn change_requests_and_bypasses_are_announced(store: Store) {
+    let w = world(store).await;
+    let hook = w
+        .app
+        .made(
+            "/orgs/acme/webhooks",
+            json!({"url": "https://hooks.example.com/cr", "events": ["changeRequest.*", "breakGlass"]}),
+            201,
+        )
+        .await;
+    let cr = proposed(&w).await;
+    let path = cr_path(&cr);
+    let (s, _, _) = w
+        .bob
+        .post(&format!("{path}/reviews"), json!({"verdict": "approve"}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = w
+        .alice
+        .call(
+            Method::POST,
+            &format!("{CONFIG}/toggle"),
+            Some(json!({"enabled": false})),
+            &[("bunting-bypass-reason", "pager")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, _, log) = w
+        .app
+        .get(&format!("/orgs/acme/webhooks/{}/deliveries", hook["id"]))
+        .await;
+    let mut types: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["eventType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    types.dedup();
+    assert_eq!(
+        types,
+        [
+            "breakGlass",
+            "changeRequest.apply",
+            "changeRequest.approve",
+            "changeRequest.create"
+        ],
+        "{log}"
+    );
+}
+
+/// A scheduled change survives a restart: opened through one `bunting
+/// serve`, applied by the next one on the same database at its time.
+#[tokio::test]
+async fn a_scheduled_change_survives_a_restart() {
+    use crate::common::origin::{ADMIN, Origin};
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("scheduled-restart");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("bunting.db").display());
+    let http = reqwest::Client::new();
+    let call = |origin: &Origin, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut r = http
+            .request(method, format!("{}/api/v1{path}", origin.url))
+            .bearer_auth(ADMIN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let apply_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let apply_at = apply_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    {
+        // The first origin never applies it: its scheduler is off.
+        let first = Origin::start_with(&dir, &db, &["--schedule-seconds", "0"]);
+        for (path, body) in [
+            ("/orgs", json!({"key": "acme", "name": "Acme"})),
+            ("/orgs/acme/projects", json!({"key": "web", "name": "Web"})),
+            (
+                "/orgs/acme/projects/web/environments",
+                json!({"key": "production", "name": "Production"}),
+            ),
+            (
+                "/orgs/acme/projects/web/flags",
+                json!({"key": "beta", "flagType": "boolean",
+                       "variants": {"on": true, "off": false}, "offVariant": "off"}),
+            ),
+            (
+                "/orgs/acme/projects/web/environments/production/change-requests",
+                json!({"title": "beta on, soon", "applyAt": apply_at,
+                       "changes": [{"kind": "flagConfig", "flag": "beta", "config": turn_on()}]}),
+            ),
+        ] {
+            let r = call(&first, reqwest::Method::POST, path, Some(body))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{path}: {}", r.text().await.unwrap());
+        }
+    }
+    let second = Origin::start_with(&dir, &db, &["--schedule-seconds", "0.2"]);
+    until!("the scheduled change applied", {
+        let r = call(&second, reqwest::Method::GET, CONFIG, None)
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["enabled"] == true
+    });
+    let r = call(
+        &second,
+        reqwest::Method::GET,
+        &format!("{ENV}/change-requests"),
+        None,
+    )
+    .await
+    .unwrap();
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["items"][0]["status"], "applied");
+    assert_eq!(list["items"][0]["appliedBy"], "scheduler");
 }

@@ -27,6 +27,11 @@ impl Origin {
     /// Starts `bunting serve` on `database_url` (its log in `dir/serve.log`)
     /// and waits until it is ready.
     pub(crate) fn start(dir: &Path, database_url: &str) -> Origin {
+        Origin::start_with(dir, database_url, &[])
+    }
+
+    /// [`Origin::start`] with more options of `bunting serve`.
+    pub(crate) fn start_with(dir: &Path, database_url: &str, options: &[&str]) -> Origin {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -37,6 +42,7 @@ impl Origin {
             .current_dir(dir)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--database-url", database_url, "--admin-token", ADMIN])
+            .args(options)
             .env_remove("BUNTING_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
