@@ -18,6 +18,7 @@ both!(
     bad_requests_name_every_problem,
     gitops_apply_holds_protected_changes,
     change_requests_and_bypasses_are_announced,
+    approver_teams_and_rejections,
 );
 
 const ENV: &str = "/orgs/acme/projects/web/environments/production";
@@ -631,4 +632,99 @@ async fn a_scheduled_change_survives_a_restart() {
     let list: Value = r.json().await.unwrap();
     assert_eq!(list["items"][0]["status"], "applied");
     assert_eq!(list["items"][0]["appliedBy"], "scheduler");
+}
+
+/// A policy naming a team: only its members approve (here through their
+/// personal tokens), whatever role others hold; a rejection closes the
+/// request for good.
+async fn approver_teams_and_rejections(store: Store) {
+    use bunting_origin::store::{Actor, NewToken, Scope, TokenKind};
+    let w = world(store.clone()).await;
+    w.app
+        .made(
+            "/orgs/acme/teams",
+            json!({"key": "release", "name": "Release", "members": ["carol@example.com"]}),
+            201,
+        )
+        .await;
+    for email in ["carol@example.com", "dan@example.com"] {
+        w.app
+            .made(
+                "/orgs/acme/bindings",
+                json!({"user": email, "role": "editor", "project": "web"}),
+                201,
+            )
+            .await;
+    }
+    let (s, _, _) = w
+        .app
+        .call(
+            Method::PUT,
+            &format!("{ENV}/policy"),
+            Some(json!({"requiredApprovals": 1, "approverTeams": ["release"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let org = store.org_by_key("acme").await.unwrap();
+    let person = |email: &'static str| {
+        let store = store.clone();
+        let app = w.app.clone();
+        async move {
+            let user = store.sign_in(email, email, &[]).await.unwrap();
+            let (_, raw) = store
+                .make_token(
+                    &Actor::new("admin").in_org(org.id),
+                    &NewToken {
+                        name: "laptop".into(),
+                        kind: TokenKind::Personal,
+                        role: "admin".into(),
+                        scope: Scope::Org { org: org.id },
+                        user_id: Some(user.id),
+                        expires_in_days: None,
+                    },
+                )
+                .await
+                .unwrap();
+            app.as_token(&raw)
+        }
+    };
+    let (carol, dan) = (
+        person("carol@example.com").await,
+        person("dan@example.com").await,
+    );
+    let approve = json!({"verdict": "approve"});
+    // An editor outside the team, and the admin, may not approve.
+    let cr = proposed(&w).await;
+    let path = cr_path(&cr);
+    for outsider in [&dan, &w.bob, &w.ops] {
+        let (s, _, body) = outsider
+            .post(&format!("{path}/reviews"), approve.clone())
+            .await;
+        assert_eq!(s, 403, "{body}");
+    }
+    let (s, _, approved) = carol
+        .post(&format!("{path}/reviews"), approve.clone())
+        .await;
+    assert_eq!(s, 200, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["reviews"][0]["reviewer"], "user:carol@example.com");
+    // A rejection closes the next request: no approval, no apply.
+    let cr = proposed(&w).await;
+    let path = cr_path(&cr);
+    let (s, _, rejected) = carol
+        .post(
+            &format!("{path}/reviews"),
+            json!({"verdict": "reject", "comment": "not today"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(rejected["status"], "rejected");
+    let (s, _, _) = carol.post(&format!("{path}/reviews"), approve).await;
+    assert_eq!(s, 422);
+    let (s, _, _) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 422);
 }
