@@ -94,30 +94,22 @@ impl IntoParams for Bypass {
     }
 }
 
-/// What a write to an environment does.
-pub enum Gate {
-    /// The environment is not protected: write as usual.
-    Direct,
-    /// The change request the write opened instead (answer 202).
-    Proposed(Response),
-    /// Applied at once, breaking glass: answer as the direct write would.
-    Bypassed,
-}
-
-/// Passes `change` through environment `env`'s policy: [`Gate::Direct`]
-/// when it needs no approvals; else a change request by the caller,
-/// applied at once with the bypass reason when the caller may break glass
-/// (`kill_switch`: the kill switch's own emergency path).
+/// Passes `change` through environment `env`'s policy. `None` when it
+/// needs no approvals: the caller writes as usual. Otherwise the answer to
+/// send: 202 with the change request opened by the caller, or — when the
+/// caller breaks glass with a reason and may (`kill_switch`: the kill
+/// switch's own emergency path) — the request applied at once and then
+/// `bypassed()`, the answer the direct write would have given.
 pub async fn gate(
     state: &AppState,
     caller: &Principal,
     (org, project, env): (&Organization, &Project, &Environment),
     change: EnvChange,
-    bypass: &Bypass,
-    kill_switch: bool,
-) -> ApiResult<Gate> {
+    (bypass, kill_switch): (&Bypass, bool),
+    bypassed: impl AsyncFnOnce() -> ApiResult<Response>,
+) -> ApiResult<Option<Response>> {
     if !state.store.policy(env.id).await?.protected() {
-        return Ok(Gate::Direct);
+        return Ok(None);
     }
     let at = scope::of_env(env, project, org);
     if let Some(reason) = &bypass.0
@@ -148,11 +140,9 @@ pub async fn gate(
             .apply_change_request(&actor, cr.id, Some(reason))
             .await?;
         state.notify_publish();
-        return Ok(Gate::Bypassed);
+        return bypassed().await.map(Some);
     }
-    Ok(Gate::Proposed(
-        (StatusCode::ACCEPTED, Json(cr)).into_response(),
-    ))
+    Ok(Some((StatusCode::ACCEPTED, Json(cr)).into_response()))
 }
 
 /// An environment's policy.

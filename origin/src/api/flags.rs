@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::body::{Body, no_content, tagged};
-use super::changes::{self, Bypass, Gate};
+use super::changes::{self, Bypass};
 use super::etag::IfMatch;
 use super::org::Items;
 use super::paths::{ConfigPath, EnvPath, FlagPath, LayerPath, ProjectPath, SegmentPath};
@@ -273,22 +273,21 @@ pub async fn replace_config(
         config: spec.clone(),
         base_version: Some(expected),
     };
-    match changes::gate(
+    let bypassed = async || {
+        let config = state.store.flag_config(flag.id, env.id).await?;
+        Ok(tagged(StatusCode::OK, config.version, &config))
+    };
+    if let Some(answer) = changes::gate(
         &state,
         &caller,
         (&org, &project, &env),
         change,
-        &bypass,
-        false,
+        (&bypass, false),
+        bypassed,
     )
     .await?
     {
-        Gate::Direct => {}
-        Gate::Proposed(answer) => return Ok(answer),
-        Gate::Bypassed => {
-            let config = state.store.flag_config(flag.id, env.id).await?;
-            return Ok(tagged(StatusCode::OK, config.version, &config));
-        }
+        return Ok(answer);
     }
     let config = state
         .store
@@ -331,22 +330,21 @@ pub async fn toggle(
             },
             base_version: Some(current.version),
         };
-        match changes::gate(
+        let bypassed = async || {
+            let config = state.store.flag_config(flag.id, env.id).await?;
+            Ok(tagged(StatusCode::OK, config.version, &config))
+        };
+        if let Some(answer) = changes::gate(
             &state,
             &caller,
             (&org, &project, &env),
             change,
-            &bypass,
-            true,
+            (&bypass, true),
+            bypassed,
         )
         .await?
         {
-            Gate::Direct => {}
-            Gate::Proposed(answer) => return Ok(answer),
-            Gate::Bypassed => {
-                let config = state.store.flag_config(flag.id, env.id).await?;
-                return Ok(tagged(StatusCode::OK, config.version, &config));
-            }
+            return Ok(answer);
         }
     }
     let actor = caller.actor(org.id);
@@ -504,22 +502,21 @@ pub async fn create_segment(
         segment: segment.clone(),
         base_version: Some(0),
     };
-    match changes::gate(
+    let bypassed = async || {
+        let made = state.store.segment_by_key(env.id, &segment.key).await?;
+        Ok(tagged(StatusCode::CREATED, made.version, &made))
+    };
+    if let Some(answer) = changes::gate(
         &state,
         &caller,
         (&org, &project, &env),
         change,
-        &bypass,
-        false,
+        (&bypass, false),
+        bypassed,
     )
     .await?
     {
-        Gate::Direct => {}
-        Gate::Proposed(answer) => return Ok(answer),
-        Gate::Bypassed => {
-            let made = state.store.segment_by_key(env.id, &segment.key).await?;
-            return Ok(tagged(StatusCode::CREATED, made.version, &made));
-        }
+        return Ok(answer);
     }
     let segment = state
         .store
@@ -569,22 +566,21 @@ pub async fn replace_segment(
         segment: body.clone(),
         base_version: Some(expected),
     };
-    match changes::gate(
+    let bypassed = async || {
+        let now = state.store.segment_by_key(env.id, &path.segment).await?;
+        Ok(tagged(StatusCode::OK, now.version, &now))
+    };
+    if let Some(answer) = changes::gate(
         &state,
         &caller,
         (&org, &project, &env),
         change,
-        &bypass,
-        false,
+        (&bypass, false),
+        bypassed,
     )
     .await?
     {
-        Gate::Direct => {}
-        Gate::Proposed(answer) => return Ok(answer),
-        Gate::Bypassed => {
-            let now = state.store.segment_by_key(env.id, &path.segment).await?;
-            return Ok(tagged(StatusCode::OK, now.version, &now));
-        }
+        return Ok(answer);
     }
     let segment = state
         .store
@@ -612,19 +608,18 @@ pub async fn delete_segment(
         key: path.segment.clone(),
         base_version: Some(expected),
     };
-    match changes::gate(
+    let bypassed = async || Ok(no_content());
+    if let Some(answer) = changes::gate(
         &state,
         &caller,
         (&org, &project, &env),
         change,
-        &bypass,
-        false,
+        (&bypass, false),
+        bypassed,
     )
     .await?
     {
-        Gate::Direct => {}
-        Gate::Proposed(answer) => return Ok(answer),
-        Gate::Bypassed => return Ok(no_content()),
+        return Ok(answer);
     }
     state
         .store

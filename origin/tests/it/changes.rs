@@ -19,6 +19,7 @@ both!(
     gitops_apply_holds_protected_changes,
     change_requests_and_bypasses_are_announced,
     approver_teams_and_rejections,
+    segment_writes_wait_too,
 );
 
 const ENV: &str = "/orgs/acme/projects/web/environments/production";
@@ -727,4 +728,60 @@ async fn approver_teams_and_rejections(store: Store) {
         .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
         .await;
     assert_eq!(s, 422);
+}
+
+/// Segment writes pass the same gate: created, replaced and deleted
+/// through change requests, or at once by breaking glass.
+async fn segment_writes_wait_too(store: Store) {
+    let w = world(store).await;
+    let segments = format!("{ENV}/segments");
+    let (s, _, cr) = w
+        .alice
+        .post(&segments, json!({"key": "staff", "included": ["u1"]}))
+        .await;
+    assert_eq!(s, 202, "{cr}");
+    assert_eq!(cr["changes"][0]["kind"], "segment");
+    let (s, _, _) = w.app.get(&format!("{segments}/staff")).await;
+    assert_eq!(s, 404, "not live before approval");
+    let path = cr_path(&cr);
+    let (s, _, _) = w
+        .bob
+        .post(&format!("{path}/reviews"), json!({"verdict": "approve"}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 200);
+    let (s, tag, _) = w.app.get(&format!("{segments}/staff")).await;
+    assert_eq!(s, 200);
+    let (s, _, cr) = w
+        .alice
+        .call_if_match(
+            Method::PUT,
+            &format!("{segments}/staff"),
+            Some(json!({"key": "staff", "included": ["u1", "u2"]})),
+            tag.as_deref(),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), cr["changes"][0]["kind"].clone()),
+        (202, json!("segment"))
+    );
+    let (s, _, _) = w
+        .ops
+        .call(
+            Method::DELETE,
+            &format!("{segments}/staff"),
+            None,
+            &[
+                ("if-match", tag.as_deref().unwrap()),
+                ("bunting-bypass-reason", "leaked list"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _, _) = w.app.get(&format!("{segments}/staff")).await;
+    assert_eq!(s, 404);
 }
