@@ -293,13 +293,13 @@ impl Store {
     }
 
     /// The live token whose secret is `raw`, if any: not revoked, not
-    /// expired. Records its use (`lastUsedAt`, at most once a minute, so a
+    /// expired, and (a personal token) of a user who is not disabled. Records its use (`lastUsedAt`, at most once a minute, so a
     /// busy token does not write on every request).
     pub async fn authenticate(&self, raw: &str) -> Result<Option<TokenRecord>> {
         let at = now();
         let row = sqlx::query(&format!(
             "{TOKEN_SELECT} WHERE t.hash = $1 AND t.revoked_at IS NULL \
-             AND (t.expires_at IS NULL OR t.expires_at > $2)"
+             AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.disabled_at IS NULL"
         ))
         .bind(secret_hash(raw))
         .bind(&at)

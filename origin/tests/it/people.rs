@@ -203,6 +203,14 @@ async fn a_person_acts_through_teams_and_a_personal_token(store: Store) {
         )
         .await;
     assert_eq!(s, 201);
+    // A disabled user's personal tokens stop working.
+    sqlx::query("UPDATE users SET disabled_at = '2026-01-01T00:00:00.000000Z' WHERE id = $1")
+        .bind(alice.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (s, _, _) = as_alice.get("/orgs/acme").await;
+    assert_eq!(s, 401);
 }
 
 async fn tokens_expire_revoke_and_record_their_use(store: Store) {
