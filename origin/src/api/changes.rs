@@ -145,6 +145,59 @@ pub async fn gate(
     Ok(Some((StatusCode::ACCEPTED, Json(cr)).into_response()))
 }
 
+/// The environments of `project` whose policy needs approvals.
+pub async fn protected_envs(state: &AppState, project: &Project) -> ApiResult<Vec<Environment>> {
+    let mut out = Vec::new();
+    for env in state.store.environments(project.id).await? {
+        if state.store.policy(env.id).await?.protected() {
+            out.push(env);
+        }
+    }
+    Ok(out)
+}
+
+/// Guards a project-wide write that changes what every environment serves
+/// (`what`: a flag's definition or its deletion), which a change request
+/// cannot hold: refused (409 `protected_environment`) while an
+/// environment of the project needs approvals, unless the caller breaks
+/// glass — a reason in `Bunting-Bypass-Reason` and `changes.bypass` in each
+/// such environment. Answers the reason to put on the write's actor
+/// ([`crate::store::Actor::bypass`]), which records it per environment.
+pub async fn guard_project_write(
+    state: &AppState,
+    caller: &Principal,
+    (org, project): (&Organization, &Project),
+    what: &str,
+    bypass: &Bypass,
+) -> ApiResult<Option<String>> {
+    let protected = protected_envs(state, project).await?;
+    if protected.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = protected.iter().map(|e| e.key.as_str()).collect();
+    let Some(reason) = &bypass.0 else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "protected_environment",
+            format!(
+                "{what} changes what environment(s) {} serve, which need approvals; a change request \
+                 cannot hold it: break glass (Bunting-Bypass-Reason, with changes.bypass) or change \
+                 the environments' flag configurations through change requests instead",
+                names.join(", ")
+            ),
+        ));
+    };
+    for env in &protected {
+        caller.require(
+            Permission::ChangesBypass,
+            &scope::of_env(env, project, org),
+            &org.key,
+            &format!("environment {}/{}", project.key, env.key),
+        )?;
+    }
+    Ok(Some(reason.clone()))
+}
+
 /// An environment's policy.
 #[utoipa::path(get, path = "/orgs/{org}/projects/{project}/environments/{env}/policy", tag = "changes",
     params(EnvPath), responses((status = 200, body = EnvPolicy)))]

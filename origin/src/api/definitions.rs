@@ -31,8 +31,8 @@ use super::changes;
 use super::paths::ProjectPath;
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::export::{ExportError, export};
-use crate::store::plan::{Change, Plan, ProjectState, file_problem};
-use crate::store::{ChangeRequest, EnvChange, NewChangeRequest, Permission, Problem};
+use crate::store::plan::{Change, ChangeKind, ChangeOp, Plan, ProjectState, file_problem};
+use crate::store::{ChangeRequest, EnvChange, FlagSpec, NewChangeRequest, Permission, Problem};
 
 /// The routes of a project's definitions.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -194,6 +194,7 @@ pub async fn plan_definitions(
         content((Object = "application/json"), (String = "application/yaml"))),
     responses((status = 200, body = Applied),
         (status = 412, description = "the project is no longer at `expectedBase`: the body names the current base (`currentEtag`)", body = super::error::ErrorBody),
+        (status = 409, description = "the file changes project-wide what an environment that needs approvals serves (a flag's variants, a deletion)", body = super::error::ErrorBody),
         (status = 413, body = super::error::ErrorBody),
         (status = 415, body = super::error::ErrorBody),
         (status = 422, body = super::error::ErrorBody)))]
@@ -209,12 +210,7 @@ pub async fn apply_definitions(
     let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let desired = read_file(&headers, &body)?;
     let actor = caller.actor(org.id);
-    let mut protected = Vec::new();
-    for env in state.store.environments(project.id).await? {
-        if state.store.policy(env.id).await?.protected() {
-            protected.push(env);
-        }
-    }
+    let protected = changes::protected_envs(&state, &project).await?;
     if protected.is_empty() {
         let plan = state
             .store
@@ -247,6 +243,28 @@ pub async fn apply_definitions(
             .any(|e| EnvChange::of_plan(c, &e.key).is_some())
     };
     let direct: Vec<Change> = plan.changes.iter().filter(|c| !held(c)).cloned().collect();
+    // Project-wide changes to what protected environments serve cannot
+    // wait in a change request: refused, as through their own endpoints
+    // without breaking glass.
+    let refused: Vec<String> = direct
+        .iter()
+        .filter(|c| alters_serving(c))
+        .map(|c| format!("{} {}", c.kind.as_str(), c.target()))
+        .collect();
+    if !refused.is_empty() {
+        let names: Vec<&str> = protected.iter().map(|e| e.key.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "protected_environment",
+            format!(
+                "{} would change what environment(s) {} serve, which need approvals, and a change \
+                 request cannot hold project-wide changes: make them through their endpoints with \
+                 Bunting-Bypass-Reason (changes.bypass), then apply again",
+                refused.join(", "),
+                names.join(", ")
+            ),
+        ));
+    }
     let expected = q.expected_base.as_deref().unwrap_or(&plan.base);
     state
         .store
@@ -287,6 +305,25 @@ pub async fn apply_definitions(
         change_requests,
     })
     .into_response())
+}
+
+/// Whether `c` changes what every environment serves: a flag deleted or
+/// served differently, a layer changed or deleted (creating either serves
+/// nothing new: a new flag is off).
+fn alters_serving(c: &Change) -> bool {
+    let spec = |v: &Option<serde_json::Value>| {
+        v.clone()
+            .and_then(|v| serde_json::from_value::<FlagSpec>(v).ok())
+    };
+    match (c.kind, c.op) {
+        (ChangeKind::Flag, ChangeOp::Delete) | (ChangeKind::Layer, ChangeOp::Delete) => true,
+        (ChangeKind::Layer, ChangeOp::Update) => true,
+        (ChangeKind::Flag, ChangeOp::Update) => match (spec(&c.before), spec(&c.after)) {
+            (Some(a), Some(b)) => !a.serves_like(&b),
+            _ => true,
+        },
+        _ => false,
+    }
 }
 
 /// What an apply did: the plan, and the change requests it opened for the

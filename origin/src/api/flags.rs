@@ -137,16 +137,17 @@ pub async fn get_flag(
 
 /// Replaces a flag's definition (editor; `If-Match`). The key cannot change.
 #[utoipa::path(put, path = "/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags", request_body = FlagSpec,
-    params(FlagPath, IfMatch),
-    responses((status = 200, body = FlagRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    params(FlagPath, IfMatch, Bypass),
+    responses((status = 200, body = FlagRecord), (status = 409, description = "the change alters what an environment that needs approvals serves: break glass", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_flag(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<FlagPath>,
     if_match: IfMatch,
+    bypass: Bypass,
     Body(spec): Body<FlagSpec>,
 ) -> ApiResult<Response> {
-    let (org, _, flag) =
+    let (org, project, flag) =
         scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
     if spec.key != flag.spec.key {
@@ -155,9 +156,20 @@ pub async fn replace_flag(
             format!("the key cannot change (it is {:?})", flag.spec.key),
         )]));
     }
+    let mut actor = caller.actor(org.id);
+    if !spec.serves_like(&flag.spec) {
+        actor.bypass = changes::guard_project_write(
+            &state,
+            &caller,
+            (&org, &project),
+            &format!("flag {}'s definition", flag.spec.key),
+            &bypass,
+        )
+        .await?;
+    }
     let flag = state
         .store
-        .update_flag(&caller.actor(org.id), flag.id, expected, &spec)
+        .update_flag(&actor, flag.id, expected, &spec)
         .await?;
     state.notify_publish();
     Ok(tagged(StatusCode::OK, flag.version, &flag))
@@ -165,21 +177,28 @@ pub async fn replace_flag(
 
 /// Deletes a flag and its configurations (editor; `If-Match`).
 #[utoipa::path(delete, path = "/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags",
-    params(FlagPath, IfMatch),
-    responses((status = 204), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    params(FlagPath, IfMatch, Bypass),
+    responses((status = 204), (status = 409, description = "an environment of the project needs approvals: break glass", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn delete_flag(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<FlagPath>,
     if_match: IfMatch,
+    bypass: Bypass,
 ) -> ApiResult<Response> {
-    let (org, _, flag) =
+    let (org, project, flag) =
         scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
     let expected = if_match.version()?;
-    state
-        .store
-        .delete_flag(&caller.actor(org.id), flag.id, expected)
-        .await?;
+    let mut actor = caller.actor(org.id);
+    actor.bypass = changes::guard_project_write(
+        &state,
+        &caller,
+        (&org, &project),
+        &format!("deleting flag {}", flag.spec.key),
+        &bypass,
+    )
+    .await?;
+    state.store.delete_flag(&actor, flag.id, expected).await?;
     state.notify_publish();
     Ok(no_content())
 }

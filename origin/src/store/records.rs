@@ -114,6 +114,28 @@ pub struct FlagSpec {
 }
 
 impl FlagSpec {
+    /// Whether `other` serves what this serves: the same type, variants,
+    /// off variant, bucketing and layer slot (description, owner and tags
+    /// aside).
+    ///
+    /// ```
+    /// use bunting_origin::store::FlagSpec;
+    /// let a = FlagSpec::boolean("beta");
+    /// let mut b = a.clone();
+    /// b.description = Some("docs".into());
+    /// assert!(a.serves_like(&b));
+    /// b.off_variant = "on".into();
+    /// assert!(!a.serves_like(&b));
+    /// ```
+    pub fn serves_like(&self, other: &FlagSpec) -> bool {
+        self.flag_type == other.flag_type
+            && self.variants == other.variants
+            && self.off_variant == other.off_variant
+            && self.salt == other.salt
+            && self.bucket_by == other.bucket_by
+            && self.layer == other.layer
+    }
+
     /// A boolean flag with variants `on`/`off`, off by default.
     ///
     /// ```
@@ -233,6 +255,11 @@ pub struct Actor {
     /// The organization whose data the write changes (recorded with each
     /// audit entry so that organizations see only their own entries).
     pub org_id: Option<i64>,
+    /// Break glass: the reason this write may change environments whose
+    /// policy needs approvals. Each such environment it touches gets a
+    /// `bypass` audit entry with the reason (and a `breakGlass` event) in
+    /// the write's own transaction.
+    pub bypass: Option<String>,
 }
 
 impl Actor {
@@ -242,6 +269,7 @@ impl Actor {
             name: name.into(),
             request_id: None,
             org_id: None,
+            bypass: None,
         }
     }
 

@@ -157,7 +157,11 @@ impl<'a> Write<'a> {
     /// commits.
     pub(super) async fn commit(mut self) -> Result<()> {
         let at = now();
-        for env_id in std::mem::take(&mut self.envs) {
+        let touched = std::mem::take(&mut self.envs);
+        if let Some(reason) = self.actor.bypass.clone() {
+            self.record_bypass(&touched, &reason).await?;
+        }
+        for env_id in touched {
             // The bump is the durable publish intent (see `store::publish`).
             let bumped = sqlx::query(
                 "UPDATE environments SET snapshot_version = snapshot_version + 1, changed_at = $1, \
@@ -201,6 +205,40 @@ impl<'a> Write<'a> {
         // Their webhook messages, committed with them (the outbox).
         super::webhooks::enqueue_audit(self.c(), &entries).await?;
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// A `bypass` audit entry (and a `breakGlass` event) for each of
+    /// `envs` whose policy needs approvals: this write changed it without
+    /// them, for `reason`.
+    async fn record_bypass(&mut self, envs: &BTreeSet<i64>, reason: &str) -> Result<()> {
+        for env_id in envs {
+            let row = sqlx::query(
+                "SELECT e.key, p.org_id FROM environments e JOIN projects p ON p.id = e.project_id \
+                 JOIN env_policies x ON x.environment_id = e.id \
+                 WHERE e.id = $1 AND x.required_approvals > 0",
+            )
+            .bind(env_id)
+            .fetch_optional(self.c())
+            .await?;
+            let Some(row) = row else { continue };
+            let (key, org): (String, i64) = (row.try_get("key")?, row.try_get("org_id")?);
+            let what = serde_json::json!({"reason": reason, "actor": self.actor.name});
+            self.emit(
+                org,
+                "breakGlass",
+                serde_json::json!({"environment": key, "reason": reason, "actor": self.actor.name}),
+            )
+            .await?;
+            self.audit(
+                "bypass",
+                "environment",
+                (*env_id, &key),
+                None::<&()>,
+                Some(&what),
+            )
+            .await?;
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ both!(
     change_requests_and_bypasses_are_announced,
     approver_teams_and_rejections,
     segment_writes_wait_too,
+    project_wide_writes_need_glass,
 );
 
 const ENV: &str = "/orgs/acme/projects/web/environments/production";
@@ -505,6 +506,32 @@ async fn gitops_apply_holds_protected_changes(store: Store) {
         .await;
     assert_eq!(s, 200);
     assert_eq!(config(&w.app).await.1["fallthrough"]["variant"], "on");
+    // A file that changes what a flag serves project-wide is refused.
+    let changed = json!({
+        "environments": ["production", "staging"],
+        "flags": {
+            "beta": {"type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off",
+                     "environments": {"production": {"fallthrough": "on"}, "staging": {"fallthrough": "on"}}},
+            "gamma": {"type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "on"},
+        },
+    });
+    let (s, _, body) = w
+        .alice
+        .call(
+            Method::PUT,
+            "/orgs/acme/projects/web/definitions",
+            Some(changed),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("flag gamma"),
+        "{body}"
+    );
 }
 
 /// Change-request events reach webhook subscriptions through the outbox:
@@ -784,4 +811,71 @@ async fn segment_writes_wait_too(store: Store) {
     assert_eq!(s, 204);
     let (s, _, _) = w.app.get(&format!("{segments}/staff")).await;
     assert_eq!(s, 404);
+}
+
+/// Project-wide writes that change what a protected environment serves (a
+/// flag's variants, a deletion) cannot wait in a change request: refused,
+/// unless an admin breaks glass, recorded per protected environment.
+async fn project_wide_writes_need_glass(store: Store) {
+    let w = world(store).await;
+    let flag = "/orgs/acme/projects/web/flags/beta";
+    let (_, tag, mut spec) = w.app.get(flag).await;
+    // Describing it is harmless.
+    spec["description"] = json!("the beta");
+    for field in ["id", "projectId", "version", "createdAt", "updatedAt"] {
+        spec.as_object_mut().unwrap().remove(field);
+    }
+    let (s, tag, body) = w
+        .alice
+        .call_if_match(Method::PUT, flag, Some(spec.clone()), tag.as_deref())
+        .await;
+    assert_eq!(s, 200, "{body}");
+    // Changing what it serves is refused…
+    spec["offVariant"] = json!("on");
+    let (s, _, body) = w
+        .alice
+        .call_if_match(Method::PUT, flag, Some(spec.clone()), tag.as_deref())
+        .await;
+    assert_eq!(
+        (s.as_u16(), body["error"]["code"].clone()),
+        (409, json!("protected_environment")),
+        "{body}"
+    );
+    let glass = |tag: &str| {
+        vec![
+            ("if-match".to_string(), tag.to_string()),
+            (
+                "bunting-bypass-reason".to_string(),
+                "wrong default".to_string(),
+            ),
+        ]
+    };
+    let h = glass(tag.as_deref().unwrap());
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // …even with a reason for an editor, but not for an admin.
+    let (s, _, _) = w
+        .alice
+        .call(Method::PUT, flag, Some(spec.clone()), &h)
+        .await;
+    assert_eq!(s, 403);
+    let (s, tag, body) = w.ops.call(Method::PUT, flag, Some(spec), &h).await;
+    assert_eq!(s, 200, "{body}");
+    // Deleting likewise.
+    let (s, _, _) = w
+        .alice
+        .call_if_match(Method::DELETE, flag, None, tag.as_deref())
+        .await;
+    assert_eq!(s, 409);
+    let h = glass(tag.as_deref().unwrap());
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (s, _, _) = w.ops.call(Method::DELETE, flag, None, &h).await;
+    assert_eq!(s, 204);
+    let (_, _, audit) = w.app.get("/orgs/acme/audit?limit=500").await;
+    let bypasses = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "bypass" && e["entityKey"] == "production")
+        .count();
+    assert_eq!(bypasses, 2, "{audit}");
 }
