@@ -110,6 +110,20 @@ async fn proposed(w: &World) -> Value {
     cr
 }
 
+/// Bob approves change request `path`, then Alice applies it.
+async fn approve_then_apply(w: &World, path: &str) {
+    let (s, _, body) = w
+        .bob
+        .post(&format!("{path}/reviews"), json!({"verdict": "approve"}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, _, body) = w
+        .alice
+        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
+        .await;
+    assert_eq!(s, 200, "{body}");
+}
+
 fn cr_path(cr: &Value) -> String {
     format!("{ENV}/change-requests/{}", cr["id"])
 }
@@ -542,16 +556,7 @@ async fn change_requests_and_bypasses_are_announced(store: Store) {
         .await;
     let cr = proposed(&w).await;
     let path = cr_path(&cr);
-    let (s, _, _) = w
-        .bob
-        .post(&format!("{path}/reviews"), json!({"verdict": "approve"}))
-        .await;
-    assert_eq!(s, 200);
-    let (s, _, _) = w
-        .alice
-        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
-        .await;
-    assert_eq!(s, 200);
+    approve_then_apply(&w, &path).await;
     let (s, _, _) = w
         .alice
         .call(
@@ -765,16 +770,7 @@ async fn segment_writes_wait_too(store: Store) {
     let (s, _, _) = w.app.get(&format!("{segments}/staff")).await;
     assert_eq!(s, 404, "not live before approval");
     let path = cr_path(&cr);
-    let (s, _, _) = w
-        .bob
-        .post(&format!("{path}/reviews"), json!({"verdict": "approve"}))
-        .await;
-    assert_eq!(s, 200);
-    let (s, _, _) = w
-        .alice
-        .call(Method::POST, &format!("{path}/apply"), Some(json!({})), &[])
-        .await;
-    assert_eq!(s, 200);
+    approve_then_apply(&w, &path).await;
     let (s, tag, _) = w.app.get(&format!("{segments}/staff")).await;
     assert_eq!(s, 200);
     let (s, _, cr) = w
