@@ -50,19 +50,27 @@ export function kvRestServer(kv) {
   );
 }
 
+// Starts `bunting serve` on `port` (embedded SQLite in memory), publishing
+// into the KV REST server at `kvUrl` (none: no publish target). Returns
+// { child, base, log(), out() }: out() is its standard output (the one-time
+// sign-in link).
 export async function startOrigin(kvUrl, port, extra = []) {
+  const cloudflare = kvUrl ? [
+    "--cloudflare-account-id", "acct", "--cloudflare-namespace-id", "ns",
+    "--cloudflare-api-token", "cf-token", "--cloudflare-api-url", kvUrl,
+  ] : [];
   const child = spawn(bin, [
     "serve", "--listen", `127.0.0.1:${port}`, "--database-url", "sqlite::memory:",
-    "--admin-token", ROOT_TOKEN, "--ingest-secret", INGEST_SECRET,
-    "--cloudflare-account-id", "acct", "--cloudflare-namespace-id", "ns",
-    "--cloudflare-api-token", "cf-token", "--cloudflare-api-url", kvUrl, ...extra,
-  ], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
+    "--admin-token", ROOT_TOKEN, "--ingest-secret", INGEST_SECRET, ...cloudflare, ...extra,
+  ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let log = "";
+  let out = "";
   child.stderr.on("data", (d) => { log += d; });
+  child.stdout.on("data", (d) => { out += d; });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
-      if ((await fetch(`${base}/readyz`)).ok) return { child, base, log: () => log };
+      if ((await fetch(`${base}/readyz`)).ok) return { child, base, log: () => log, out: () => out };
     } catch {}
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));

@@ -4,6 +4,7 @@
 //! | command | what it does |
 //! |---|---|
 //! | `cargo xtask setup` | installs what the other commands need, idempotently: the `wasm32-unknown-unknown` target, rustfmt and clippy, `wasm-bindgen-cli` at the version in `Cargo.lock`, node packages |
+//! | `cargo xtask console` | builds the web console (`console/`) into `console/dist/`, which `bunting serve` embeds, and prints its bundle size |
 //! | `cargo xtask wasm` | builds `bunting-core` for WebAssembly twice: the C ABI module for wasmtime and the wasm-bindgen package for Node, browsers and workers |
 //! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node (fails if the builds disagree), then serves `examples/flags.yaml` from the edge worker under `wrangler dev` and evaluates a flag over HTTP |
 //! | `cargo xtask edge` | builds the Cloudflare Worker (`edge-worker/`) with worker-build, offline, and prints its size |
@@ -14,6 +15,7 @@
 //! seconds on a fresh CI machine.
 
 mod bench;
+mod console;
 mod demo;
 mod edge;
 mod setup;
@@ -30,13 +32,17 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  setup   install the wasm32 target, rustfmt/clippy, wasm-bindgen-cli (version from Cargo.lock)
-          and node packages; does nothing for what is already there
+  setup   install the wasm32 target, rustfmt/clippy, wasm-bindgen-cli (version from Cargo.lock),
+          node packages and Debian's chromium (the console's browser tests); does nothing for
+          what is already there
   wasm    setup, then build bunting-core to WebAssembly:
             target/wasm/bunting_core_abi.wasm   C ABI module (wasmtime, bunting-wasm-host)
             target/wasm/js/                     wasm-bindgen package for Node (CommonJS)
             target/wasm/web/                    wasm-bindgen package for browsers and workers (ES module)
-  demo    setup + wasm, then evaluate the demo flags (examples/) natively, through wasmtime and
+  console setup + wasm, then build the web console (console/: openapi-typescript types from
+          docs/openapi.json, tsc, vite) into console/dist/, which `bunting serve` embeds at /;
+          prints the bundle size
+  demo    setup + wasm + console, then evaluate the demo flags (examples/) natively, through wasmtime and
           through Node; prints the results and fails if the three builds disagree. Then builds
           the edge worker, seeds wrangler's local KV from examples/flags.yaml (bunting publish
           --local, SDK key demo-sdk-key), starts wrangler dev on 127.0.0.1:8787
@@ -48,14 +54,23 @@ commands:
           edge, then benchmark the worker in workerd on 127.0.0.1 (tests/edge/bench.mjs): bundle
           size, snapshot cold load, single/bulk latency p50/p99 and requests/s (autocannon),
           compared with the targets; see docs/performance.md
-  test    setup + wasm, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
+  test    setup + wasm + console, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
           the wasm-bindgen-test conformance suite under Node, the demo comparison, and the
-          edge worker: build + node --test tests/edge/ (OFREP over HTTP in workerd via miniflare)
+          edge worker: build + node --test tests/edge/ (OFREP over HTTP in workerd via miniflare),
+          and the console in Chromium (node --test tests/console/, playwright-core)
 ";
 
 fn run(command: &str, ctx: &Ctx) -> Result<()> {
     match command {
-        "setup" => setup::run(ctx).map(drop),
+        "setup" => {
+            setup::run(ctx)?;
+            console::chromium(ctx).map(drop)
+        }
+        "console" => {
+            let tools = setup::run(ctx)?;
+            let wasm = wasm::build(ctx, &tools)?;
+            console::build(ctx, &wasm).map(drop)
+        }
         "wasm" => {
             let tools = setup::run(ctx)?;
             wasm::build(ctx, &tools).map(drop)
@@ -63,6 +78,7 @@ fn run(command: &str, ctx: &Ctx) -> Result<()> {
         "demo" => {
             let tools = setup::run(ctx)?;
             let wasm = wasm::build(ctx, &tools)?;
+            console::build(ctx, &wasm)?;
             demo::run(ctx, &tools, &wasm)
         }
         "edge" => {
@@ -81,7 +97,10 @@ fn run(command: &str, ctx: &Ctx) -> Result<()> {
 /// Every check, cheapest first, stopping at the first failure.
 fn test(ctx: &Ctx) -> Result<()> {
     let tools = setup::run(ctx)?;
+    let chromium = console::chromium(ctx)?;
     let wasm = wasm::build(ctx, &tools)?;
+    // Before any Rust build: `bunting serve` embeds console/dist.
+    console::build(ctx, &wasm)?;
 
     ctx.step("rustfmt", ctx.cargo(&["fmt", "--all", "--check"]))?;
     ctx.step(
@@ -154,7 +173,8 @@ fn test(ctx: &Ctx) -> Result<()> {
     demo::compare_builds(ctx, &tools, &wasm)?;
 
     edge::build(ctx, &tools)?;
-    edge::test(ctx, &tools)
+    edge::test(ctx, &tools)?;
+    console::test(ctx, &tools, &chromium)
 }
 
 fn main() -> ExitCode {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::util::{Ctx, TARGET, find_tool, rel, version_of};
 
 /// Directories that may hold a `package.json` the project needs installed.
-const NODE_PACKAGE_DIRS: &[&str] = &[".", "edge-worker", "examples/node"];
+const NODE_PACKAGE_DIRS: &[&str] = &[".", "console", "edge-worker", "examples/node"];
 
 /// Oldest Node.js the tools run on: wasm-bindgen's output and test runner
 /// need 18, wrangler 4.86 and @openfeature/server-sdk (tests/edge/) need 20.

@@ -1,0 +1,208 @@
+// The "New flag" dialog: key, type, variants, off variant, description, owner,
+// tags. The API's 422 problems appear next to the fields they are about.
+import { useState } from "preact/hooks";
+import { useLocation } from "preact-iso";
+import { api, must, type ApiError } from "../../api";
+import { ErrorNote, FieldProblems } from "../../components/ErrorNote";
+import { Modal } from "../../components/Modal";
+import { useAction } from "../../hooks";
+import { projectPath } from "../../scope";
+
+type FlagType = "boolean" | "string" | "number" | "json";
+
+interface VariantRow {
+  name: string;
+  value: string;
+}
+
+const DEFAULTS: Record<FlagType, VariantRow[]> = {
+  boolean: [
+    { name: "on", value: "true" },
+    { name: "off", value: "false" },
+  ],
+  string: [
+    { name: "control", value: "control" },
+    { name: "treatment", value: "treatment" },
+  ],
+  number: [
+    { name: "low", value: "0" },
+    { name: "high", value: "1" },
+  ],
+  json: [
+    { name: "off", value: "{}" },
+    { name: "on", value: '{"enabled": true}' },
+  ],
+};
+
+/** A variant's value typed in as text, parsed for the flag's type. */
+export function parseValue(type: FlagType, text: string): unknown {
+  switch (type) {
+    case "boolean":
+      if (text === "true" || text === "false") return text === "true";
+      throw new Error("must be true or false");
+    case "number": {
+      const n = Number(text);
+      if (text.trim() === "" || !Number.isFinite(n)) throw new Error("must be a finite number");
+      return n;
+    }
+    case "json":
+      try {
+        return JSON.parse(text);
+      } catch (e) {
+        throw new Error(`not JSON: ${(e as Error).message}`);
+      }
+    default:
+      return text;
+  }
+}
+
+export function CreateFlag({ org, project, open, onClose }: { org: string; project: string; open: boolean; onClose: () => void }) {
+  const { route } = useLocation();
+  const [key, setKey] = useState("");
+  const [type, setType] = useState<FlagType>("boolean");
+  const [rows, setRows] = useState<VariantRow[]>(DEFAULTS.boolean);
+  const [off, setOff] = useState("off");
+  const [description, setDescription] = useState("");
+  const [owner, setOwner] = useState("");
+  const [tags, setTags] = useState("");
+  const [local, setLocal] = useState<string[]>([]);
+
+  const create = useAction(async () => {
+    const problems: string[] = [];
+    const variants: Record<string, unknown> = {};
+    rows.forEach((r, i) => {
+      if (!r.name.trim()) problems.push(`variant ${i + 1}: a name is needed`);
+      try {
+        variants[r.name.trim()] = parseValue(type, r.value);
+      } catch (e) {
+        problems.push(`variant ${r.name || i + 1}: ${(e as Error).message}`);
+      }
+    });
+    setLocal(problems);
+    if (problems.length) return;
+    must(
+      await api.POST("/api/v1/orgs/{org}/projects/{project}/flags", {
+        params: { path: { org, project } },
+        body: {
+          key: key.trim(),
+          flagType: type,
+          variants,
+          offVariant: off,
+          description: description.trim() || null,
+          owner: owner.trim() || null,
+          tags: tags
+            .split(",")
+            .map((t) => t.trim())
+            .filter(Boolean),
+        },
+      }),
+    );
+    onClose();
+    route(projectPath(org, project, `/flags/${encodeURIComponent(key.trim())}`));
+  });
+  const at = (field: string) => (create.error as ApiError | undefined)?.problemsAt(field) ?? [];
+  const chooseType = (t: FlagType) => {
+    setType(t);
+    setRows(DEFAULTS[t]);
+    setOff(DEFAULTS[t][0]!.name === "on" ? "off" : DEFAULTS[t][0]!.name);
+  };
+
+  return (
+    <Modal open={open} title="New flag" onClose={onClose}>
+      <form
+        class="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void create.run();
+        }}
+      >
+        <label class="stack">
+          <span>Key</span>
+          <input
+            name="key"
+            required
+            value={key}
+            autoFocus
+            pattern="[A-Za-z0-9._\-]+"
+            aria-describedby="key-problems"
+            aria-invalid={at("key").length > 0}
+            onInput={(e) => setKey(e.currentTarget.value)}
+          />
+          <FieldProblems id="key-problems" problems={at("key")} />
+        </label>
+        <label class="stack">
+          <span>Type</span>
+          <select name="type" value={type} onChange={(e) => chooseType(e.currentTarget.value as FlagType)}>
+            <option>boolean</option>
+            <option>string</option>
+            <option>number</option>
+            <option>json</option>
+          </select>
+        </label>
+        <fieldset>
+          <legend>Variants</legend>
+          {rows.map((r, i) => (
+            <div class="row" key={i}>
+              <label>
+                <span class="sr-only">Variant {i + 1} name</span>
+                <input value={r.name} placeholder="name" onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, name: e.currentTarget.value } : x)))} />
+              </label>
+              <label>
+                <span class="sr-only">Variant {i + 1} value</span>
+                <input value={r.value} placeholder="value" onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, value: e.currentTarget.value } : x)))} />
+              </label>
+              {rows.length > 1 && (
+                <button type="button" class="link" aria-label={`Remove variant ${r.name || i + 1}`} onClick={() => setRows(rows.filter((_, j) => j !== i))}>
+                  Remove
+                </button>
+              )}
+            </div>
+          ))}
+          {type !== "boolean" && (
+            <button type="button" class="link" onClick={() => setRows([...rows, { name: "", value: "" }])}>
+              Add a variant
+            </button>
+          )}
+          <FieldProblems id="variants-problems" problems={at("variants")} />
+        </fieldset>
+        <label class="stack">
+          <span>Served when off</span>
+          <select value={off} onChange={(e) => setOff(e.currentTarget.value)} aria-describedby="off-problems">
+            {rows.map((r) => (
+              <option key={r.name}>{r.name}</option>
+            ))}
+          </select>
+          <FieldProblems id="off-problems" problems={at("offVariant")} />
+        </label>
+        <label class="stack">
+          <span>Description</span>
+          <input value={description} onInput={(e) => setDescription(e.currentTarget.value)} />
+        </label>
+        <label class="stack">
+          <span>Owner</span>
+          <input value={owner} onInput={(e) => setOwner(e.currentTarget.value)} />
+        </label>
+        <label class="stack">
+          <span>Tags (comma-separated)</span>
+          <input value={tags} onInput={(e) => setTags(e.currentTarget.value)} />
+        </label>
+        {local.length > 0 && (
+          <ul class="field-problems" role="alert">
+            {local.map((p) => (
+              <li key={p}>{p}</li>
+            ))}
+          </ul>
+        )}
+        <ErrorNote error={create.error} />
+        <div class="actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={create.busy}>
+            Create flag
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}

@@ -1,0 +1,5 @@
+import { UnderConstruction } from "../UnderConstruction";
+
+export default function Page() {
+  return <UnderConstruction title="Guarded rollouts" />;
+}
