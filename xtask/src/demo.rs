@@ -482,16 +482,21 @@ fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
     let published = wait_published(&mut origin, origin_port, &status_path, &auth)?;
     ctx.record("demo: first publication into local KV", start.elapsed());
     println!("{o}{status_path}: {published}");
+    // The console, embedded in the binary (console/dist, built above).
+    let (status, page) = http(origin_port, "GET", "/", &[("Accept", "text/html")], "")?;
+    if status != 200 || !page.contains("id=\"app\"") {
+        bail!("the origin does not serve the console at {o}/ ({status}): {page}");
+    }
     // `bunting serve` prints a one-time sign-in link for its administrator.
-    if let Some(link) = origin
+    let link = origin
         .log()
         .lines()
         .map(str::trim)
         .find(|l| l.contains("/auth/bootstrap?token="))
-    {
-        println!(
-            "\nSign in to the origin as its administrator (once, within 15 minutes):\n  {link}"
-        );
+        .map(str::to_owned);
+    println!("\nThe console: {o}/");
+    if let Some(link) = link {
+        println!("Sign in to it as the administrator (once, within 15 minutes):\n  {link}");
     }
 
     ctx.section(&format!(
@@ -618,7 +623,7 @@ fn edge(ctx: &Ctx, tools: &Tools) -> Result<()> {
 
     if interactive {
         println!(
-            "\nThe origin keeps running at {o} (API under {o}/api/v1, token {DEMO_ADMIN_TOKEN}; \
+            "\nThe origin keeps running at {o} (the console at {o}/, API under {o}/api/v1, token {DEMO_ADMIN_TOKEN}; \
              OpenAPI: {o}/api/v1/openapi.json) and wrangler dev at {base} (all flags: POST \
              {base}/ofrep/v1/evaluate/flags). Press Ctrl-C to stop both."
         );

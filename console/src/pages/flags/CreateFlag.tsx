@@ -123,7 +123,6 @@ export function CreateFlag({ org, project, open, onClose }: { org: string; proje
             required
             value={key}
             autoFocus
-            pattern="[A-Za-z0-9._\-]+"
             aria-describedby="key-problems"
             aria-invalid={at("key").length > 0}
             onInput={(e) => setKey(e.currentTarget.value)}
