@@ -6,6 +6,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`api`] | the HTTP API under `/api/v1` (axum; routes and OpenAPI from one place) |
+//! | [`console`] | the web console at `/` (embedded `console/dist`, or `--console-dir`) |
 //! | [`store`] | storage on SQLite or PostgreSQL: tenants, flags, audit chain, events |
 //! | [`model`] | experiments, metrics, guardrails, guarded rollouts: types and validation (pure) |
 //! | [`publish`] | the outbox publisher: snapshots and SDK keys to the edge's KV |
@@ -24,6 +25,7 @@
 //! crates and the path of a request are mapped in `ARCHITECTURE.md`.
 
 pub mod api;
+pub mod console;
 pub mod export;
 pub mod ingest;
 pub mod kv;

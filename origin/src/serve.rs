@@ -231,6 +231,12 @@ pub struct ServeArgs {
     /// 0 prints none.
     #[arg(long, env = "BUNTING_SIGN_IN_LINK_SECONDS", value_name = "SECONDS")]
     pub sign_in_link_seconds: Option<f64>,
+    /// Serve the web console from this directory (a `console/dist` build,
+    /// read at each request) instead of the copy embedded in the binary:
+    /// for console development, where a rebuilt console needs no Rust
+    /// rebuild.
+    #[arg(long, env = "BUNTING_CONSOLE_DIR", value_name = "DIR")]
+    pub console_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -332,6 +338,29 @@ fn seconds(value: Option<f64>, default: Duration, flag: &str, zero_ok: bool) -> 
 }
 
 impl ServeArgs {
+    /// Where the console comes from: `--console-dir` (which must be a
+    /// directory), else the embedded copy.
+    ///
+    /// ```
+    /// use bunting_origin::console::ConsoleSource;
+    /// use bunting_origin::serve::ServeArgs;
+    /// assert_eq!(ServeArgs::default().console_source().unwrap(), ConsoleSource::Embedded);
+    /// let args: ServeArgs = toml::from_str("console_dir = \"/no/such/dir\"").unwrap();
+    /// assert!(args.console_source().is_err());
+    /// ```
+    pub fn console_source(&self) -> Result<crate::console::ConsoleSource> {
+        use crate::console::ConsoleSource;
+        match &self.console_dir {
+            None => Ok(ConsoleSource::Embedded),
+            Some(dir) if dir.is_dir() => Ok(ConsoleSource::Dir(dir.clone())),
+            Some(dir) => anyhow::bail!(
+                "--console-dir {} is not a directory (build the console with \
+                 `cargo xtask console`: console/dist)",
+                dir.display()
+            ),
+        }
+    }
+
     /// The public URL: `--public-url` (without a trailing `/`), else
     /// `http://` and the listening address (`localhost` for an
     /// unspecified one).
@@ -578,6 +607,7 @@ pub async fn serve(
     seed(&store, &args).await?;
     let addr = listener.local_addr()?;
     let auth = args.auth_config(addr)?;
+    let console = args.console_source()?;
     if !auth.sign_in_link_ttl.is_zero() {
         let public = args.public_url(addr);
         let link = sign_in_link(
@@ -608,6 +638,7 @@ pub async fn serve(
             ingest_secret: args.ingest_secret.clone(),
             metrics_token: args.metrics_token.clone(),
             auth,
+            console,
         },
     );
     let publisher = start_publisher(&args, &state)?;

@@ -81,6 +81,9 @@ pub struct ServeConfig {
     /// How people sign in: the identity provider, sessions, bootstrap
     /// sign-in links.
     pub auth: session::AuthConfig,
+    /// Where the web console's files come from (`--console-dir`, else the
+    /// copy embedded in the binary).
+    pub console: crate::console::ConsoleSource,
 }
 
 /// Shared state of every handler. Cheap to clone.
@@ -165,15 +168,20 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(webhooks::routes())
 }
 
-/// The whole application: API, OpenAPI document, health and metrics.
+/// The whole application: API, OpenAPI document, health, metrics and the
+/// web console ([`crate::console`]).
 pub fn router(state: AppState) -> Router {
     let api = Router::from(routes()).route("/openapi.json", get(openapi::serve));
-    Router::new()
+    // Errors of the API are JSON; the console's pages (its 503 page) are not.
+    let api = Router::new()
         .nest(API_PREFIX, api)
         .merge(ops::routes())
         .merge(signin::routes())
-        .fallback(not_found)
-        .layer(middleware::map_response(error::json_errors))
+        .layer(middleware::map_response(error::json_errors));
+    Router::new()
+        .merge(api)
+        .merge(crate::console::routes())
+        .fallback(fallback)
         .layer(middleware::from_fn(text::uri))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -184,6 +192,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("route")
+/// A request no route took: the console's (a deep link of the
+/// application), else the JSON 404.
+async fn fallback(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::console::fallback(&state, &method, uri.path(), &headers).await {
+        Some(response) => response,
+        None => ApiError::not_found("route").into_response(),
+    }
 }

@@ -12,6 +12,7 @@ mod changes;
 mod cli;
 mod cli_apply;
 mod cli_store;
+mod console;
 mod definitions;
 mod docs_access;
 mod events;
