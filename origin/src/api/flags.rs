@@ -21,7 +21,7 @@ use super::paths::{ConfigPath, EnvPath, FlagPath, LayerPath, ProjectPath, Segmen
 use super::{ApiError, ApiResult, AppState, scope};
 use crate::store::{
     AuditEntry, AuditQuery, ChangeRequest, ConfigSpec, EnvChange, FlagConfig, FlagFilter,
-    FlagRecord, FlagSpec, LayerRecord, Permission, SegmentRecord, StoreError,
+    FlagRecord, FlagSpec, FlagSummary, LayerRecord, Permission, SegmentRecord, StoreError,
 };
 
 /// The routes of flags, their configurations, layers, segments and
@@ -61,14 +61,17 @@ pub struct FlagListQuery {
 /// A page of flags.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FlagPage {
-    /// The flags, by key.
-    pub items: Vec<FlagRecord>,
+    /// The flags, by key, each with its state in every environment and its
+    /// last change.
+    pub items: Vec<FlagSummary>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
-/// The flags of a project, filtered and paginated by key.
+/// The flags of a project, filtered and paginated by key; each with its
+/// state in every environment of the project (`environments`) and its last
+/// change (`updatedAt`, `updatedBy`).
 #[utoipa::path(get, path = "/orgs/{org}/projects/{project}/flags", tag = "flags",
     params(ProjectPath, FlagListQuery),
     responses((status = 200, body = FlagPage)))]
@@ -100,6 +103,7 @@ pub async fn list_flags(
             },
         )
         .await?;
+    let items = state.store.flag_summaries(&items).await?;
     Ok(Json(FlagPage { items, next }))
 }
 

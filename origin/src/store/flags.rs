@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row};
 use super::keys::valid_key;
 use super::rows::{
     flag_row, get_config, get_env, get_flag, get_layer, get_project, get_segment, list_envs,
-    list_flags, list_layers, list_segments, not_found, to_json,
+    list_flags, list_layers, list_segments, not_found, now, to_json,
 };
 use super::write::{Entity, Write, check_version};
 use super::{
@@ -75,13 +75,16 @@ impl Write<'_> {
         f: &FlagRecord,
         env_id: i64,
     ) -> Result<()> {
+        let by = self.actor_name().to_string();
         sqlx::query(
-            "INSERT INTO flag_configs (flag_id, environment_id, enabled, rules, fallthrough, prerequisites) \
-             VALUES ($1, $2, 0, '[]', $3, '[]')",
+            "INSERT INTO flag_configs (flag_id, environment_id, enabled, rules, fallthrough, prerequisites, \
+             updated_at, updated_by) VALUES ($1, $2, 0, '[]', $3, '[]', $4, $5)",
         )
         .bind(f.id)
         .bind(env_id)
         .bind(to_json(&Serve::Variant(f.spec.off_variant.clone())))
+        .bind(now())
+        .bind(by)
         .execute(self.c())
         .await?;
         Ok(())
@@ -97,9 +100,11 @@ impl Write<'_> {
             return Err(StoreError::Invalid(problems));
         }
         get_project(self.c(), project_id).await?;
+        let by = self.actor_name().to_string();
         let row = sqlx::query(
             "INSERT INTO flags (project_id, key, flag_type, variants, off_variant, description, owner, tags, salt, \
-             bucket_by, layer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             bucket_by, layer, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13) RETURNING id",
         )
         .bind(project_id)
         .bind(&spec.key)
@@ -112,6 +117,8 @@ impl Write<'_> {
         .bind(&spec.salt)
         .bind(&spec.bucket_by)
         .bind(spec.layer.as_ref().map(to_json))
+        .bind(now())
+        .bind(by)
         .fetch_one(self.c())
         .await
         .map_err(StoreError::on_write("flag", &spec.key))?;
@@ -140,9 +147,11 @@ impl Write<'_> {
         if let Some(v) = expected {
             check_version(before.version, v)?;
         }
+        let by = self.actor_name().to_string();
         sqlx::query(
             "UPDATE flags SET key = $1, flag_type = $2, variants = $3, off_variant = $4, description = $5, \
-             owner = $6, tags = $7, salt = $8, bucket_by = $9, layer = $10, version = version + 1 WHERE id = $11",
+             owner = $6, tags = $7, salt = $8, bucket_by = $9, layer = $10, version = version + 1, \
+             updated_at = $11, updated_by = $12 WHERE id = $13",
         )
         .bind(&spec.key)
         .bind(spec.flag_type.as_str())
@@ -154,6 +163,8 @@ impl Write<'_> {
         .bind(&spec.salt)
         .bind(&spec.bucket_by)
         .bind(spec.layer.as_ref().map(to_json))
+        .bind(now())
+        .bind(by)
         .bind(id)
         .execute(self.c())
         .await
@@ -182,14 +193,17 @@ impl Write<'_> {
         if let Some(v) = expected {
             check_version(before.version, v)?;
         }
+        let by = self.actor_name().to_string();
         sqlx::query(
             "UPDATE flag_configs SET enabled = $1, rules = $2, fallthrough = $3, prerequisites = $4, \
-             version = version + 1 WHERE flag_id = $5 AND environment_id = $6",
+             version = version + 1, updated_at = $5, updated_by = $6 WHERE flag_id = $7 AND environment_id = $8",
         )
         .bind(i64::from(spec.enabled))
         .bind(to_json(&spec.rules))
         .bind(to_json(&spec.fallthrough))
         .bind(to_json(&spec.prerequisites))
+        .bind(now())
+        .bind(by)
         .bind(flag_id)
         .bind(env_id)
         .execute(self.c())

@@ -42,6 +42,7 @@ pub mod changes;
 mod error;
 pub mod events;
 pub mod experiments;
+mod flag_list;
 mod flags;
 mod import;
 mod keys;
@@ -74,6 +75,7 @@ pub use changes::{
 };
 pub use error::{Problem, Result, SnapshotLocation, StoreError};
 pub use events::{EventBatch, Exposure, InsertCounts, MetricEvent};
+pub use flag_list::{EnvState, FlagSummary};
 pub use import::ImportSummary;
 pub use lookup::FlagFilter;
 pub use people::{Team, TeamSpec, User};
@@ -184,6 +186,11 @@ macro_rules! migrations {
                 13,
                 "changes",
                 include_str!(concat!("../../migrations/", $dir, "/0013_changes.sql")),
+            ),
+            (
+                14,
+                "flag_state",
+                include_str!(concat!("../../migrations/", $dir, "/0014_flag_state.sql")),
             ),
         ]
     };

@@ -68,6 +68,11 @@ impl<'a> Write<'a> {
         &mut self.tx
     }
 
+    /// Who writes (the audit log's actor name).
+    pub(super) fn actor_name(&self) -> &str {
+        &self.actor.name
+    }
+
     pub(super) async fn audit<B: Serialize, A: Serialize>(
         &mut self,
         action: &str,

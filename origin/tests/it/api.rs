@@ -19,7 +19,9 @@ both!(
     malformed_requests,
     layers_in_use,
     rejections_are_json,
-    key_rules_are_the_documents
+    key_rules_are_the_documents,
+    list_items_carry_environment_state,
+    list_of_a_thousand_flags,
 );
 
 /// Org `acme`, project `web`, environments `production` and `staging`; the
@@ -582,4 +584,181 @@ async fn key_rules_are_the_documents(store: Store) {
         assert_eq!(s == 201, documented, "flag key {key:?}: {s} {b}");
         assert!(s == 201 || s == 422, "flag key {key:?}: {s} {b}");
     }
+}
+
+/// The list item of flag `key` in a page of the flag list.
+fn item<'a>(page: &'a Value, key: &str) -> &'a Value {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == key)
+        .unwrap_or_else(|| panic!("{key} is not in {page}"))
+}
+
+/// `s` as a time, which must be RFC 3339.
+fn rfc3339(s: &Value) -> time::OffsetDateTime {
+    let s = s.as_str().unwrap_or_else(|| panic!("{s} is not a string"));
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{s} is not RFC 3339: {e}"))
+}
+
+async fn list_items_carry_environment_state(store: Store) {
+    let api = TestApp::root(store);
+    let admin = setup(&api).await;
+    admin.made(FLAGS, flag("alpha", &[]), 201).await;
+    admin.made(FLAGS, flag("beta", &[]), 201).await;
+    let (s, _, before) = admin.get(FLAGS).await;
+    assert_eq!(s, 200, "{before}");
+    let (_, _, history) = admin.get(&format!("{FLAGS}/alpha/history")).await;
+    let creator = history["items"][0]["actor"].clone();
+    let alpha = item(&before, "alpha");
+    assert_eq!(alpha["updatedBy"], creator);
+    let envs = alpha["environments"].as_object().unwrap();
+    assert_eq!(
+        envs.keys().collect::<Vec<_>>(),
+        ["production", "staging"],
+        "every environment of the project"
+    );
+    for env in envs.values() {
+        assert_eq!(env["enabled"], false);
+        assert_eq!(env["version"], 1);
+        rfc3339(&env["updatedAt"]);
+    }
+    let created = rfc3339(&alpha["updatedAt"]);
+
+    // Another caller turns alpha on in production only.
+    let (s, _, t) = admin
+        .post(
+            "/orgs/acme/tokens",
+            json!({"name": "toggler", "role": "editor"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let toggler = api.as_token(t["secret"].as_str().unwrap());
+    let (s, _, config) = toggler
+        .post(
+            &format!("{FLAGS}/alpha/environments/production/toggle"),
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{config}");
+
+    let (s, _, after) = toggler.get(FLAGS).await;
+    assert_eq!(s, 200, "{after}");
+    let (_, _, history) = admin.get(&format!("{FLAGS}/alpha/history")).await;
+    let toggle = history["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(toggle["entityType"], "flagConfig");
+    assert_ne!(toggle["actor"], creator, "the toggle is the other caller's");
+    let alpha = item(&after, "alpha");
+    let production = &alpha["environments"]["production"];
+    assert_eq!(production["enabled"], true);
+    assert_eq!(production["version"], config["version"]);
+    assert_eq!(production["version"], 2);
+    assert!(rfc3339(&production["updatedAt"]) >= created);
+    assert_eq!(
+        alpha["environments"]["staging"],
+        item(&before, "alpha")["environments"]["staging"],
+        "staging did not change"
+    );
+    assert_eq!(alpha["updatedAt"], production["updatedAt"]);
+    assert_eq!(
+        alpha["updatedBy"], toggle["actor"],
+        "the caller of the toggle"
+    );
+    let skew = rfc3339(&alpha["updatedAt"]) - rfc3339(&toggle["at"]);
+    assert!(
+        skew.abs() < time::Duration::seconds(1),
+        "the time of the audit entry ({skew})"
+    );
+    // The definition of alpha is unchanged, and beta too.
+    assert_eq!(alpha["version"], 1);
+    assert_eq!(item(&after, "beta"), item(&before, "beta"));
+
+    // Editing the definition moves the flag's last change, not the
+    // environments'.
+    let (_, tag, _) = admin.get(&format!("{FLAGS}/beta")).await;
+    let mut spec = flag("beta", &[]);
+    spec["description"] = json!("edited");
+    let (s, _, b) = admin
+        .call_if_match(
+            Method::PUT,
+            &format!("{FLAGS}/beta"),
+            Some(spec),
+            tag.as_deref(),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, _, edited) = admin.get(FLAGS).await;
+    let beta = item(&edited, "beta");
+    assert_eq!(beta["updatedBy"], creator);
+    assert!(rfc3339(&beta["updatedAt"]) > rfc3339(&item(&before, "beta")["updatedAt"]));
+    assert_eq!(beta["environments"], item(&before, "beta")["environments"]);
+}
+
+/// 1,000 flags in 3 environments: two full pages, each item complete, in
+/// a few queries (a liveness bound, not a benchmark).
+async fn list_of_a_thousand_flags(store: Store) {
+    let api = TestApp::root(store.clone());
+    let admin = setup(&api).await;
+    admin
+        .made(
+            "/orgs/acme/projects/web/environments",
+            json!({"key": "qa", "name": "QA"}),
+            201,
+        )
+        .await;
+    let org = store.org_by_key("acme").await.unwrap();
+    let project = store.project_by_key(org.id, "web").await.unwrap();
+    // Rows as the store writes them, in two statements (a thousand audited
+    // writes would take a minute).
+    let at = "2026-01-02T03:04:05.000006Z";
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999) \
+         INSERT INTO flags (project_id, key, flag_type, variants, off_variant, tags, updated_at, updated_by) \
+         SELECT $1, 'f' || (1000 + i), 'boolean', '{\"off\":false,\"on\":true}', 'off', '[]', $2, 'loader' FROM n",
+    )
+    .bind(project.id)
+    .bind(at)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO flag_configs (flag_id, environment_id, enabled, rules, fallthrough, prerequisites, \
+         updated_at, updated_by) \
+         SELECT f.id, e.id, 0, '[]', '{\"variant\":\"off\"}', '[]', $2, 'loader' \
+         FROM flags f JOIN environments e ON e.project_id = f.project_id WHERE f.project_id = $1",
+    )
+    .bind(project.id)
+    .bind(at)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    let (s, _, first) = admin.get(&format!("{FLAGS}?limit=500")).await;
+    assert_eq!(s, 200);
+    let next = first["next"].as_str().unwrap();
+    let (s, _, second) = admin.get(&format!("{FLAGS}?limit=500&after={next}")).await;
+    assert_eq!(s, 200);
+    let elapsed = start.elapsed();
+    let items: Vec<&Value> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .collect();
+    assert_eq!(items.len(), 1000);
+    assert!(second.get("next").is_none());
+    for f in items {
+        assert_eq!(f["environments"].as_object().unwrap().len(), 3, "{f}");
+        assert_eq!(f["environments"]["qa"]["updatedAt"], at);
+        assert_eq!(
+            (&f["updatedAt"], &f["updatedBy"]),
+            (&json!(at), &json!("loader"))
+        );
+    }
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "two pages of 500 flags took {elapsed:?}"
+    );
 }
