@@ -12,11 +12,7 @@ import { CreateFlag } from "./CreateFlag";
 import { KillSwitch } from "./KillSwitch";
 
 /** A flag as the list shows it. */
-export type FlagRow = Schema<"FlagRecord"> & {
-  environments?: Record<string, { enabled: boolean; version: number; updatedAt: string }>;
-  updatedAt?: string;
-  updatedBy?: string;
-};
+export type FlagRow = Schema<"FlagSummary">;
 
 const PAGE = 500;
 
