@@ -31,10 +31,11 @@ export const missing =
 
 /**
  * Starts the origin serving the console; with `edge`, also the edge worker
- * in workerd, which the origin publishes to. Returns { base, origin, worker?,
+ * in workerd, which the origin publishes to. `consoleDir: null` serves the
+ * copy embedded in the binary. Returns { base, origin, worker?,
  * stop() }.
  */
-export async function startStack({ edge = false, extra = [] } = {}) {
+export async function startStack({ edge = false, extra = [], consoleDir = dist } = {}) {
   const port = await freePort();
   let worker;
   let rest;
@@ -44,7 +45,9 @@ export async function startStack({ edge = false, extra = [] } = {}) {
     });
     rest = await kvRestServer(worker.kv);
   }
-  const origin = await startOrigin(rest?.url, port, ["--console-dir", dist, "--schedule-seconds", "1", ...extra]);
+  const origin = await startOrigin(rest?.url, port, [
+    ...(consoleDir ? ["--console-dir", consoleDir] : []), "--schedule-seconds", "1", ...extra,
+  ]);
   return {
     base: origin.base,
     origin,

@@ -47,10 +47,12 @@ export function ErrorNote({ error, onReload }: { error: ApiError | undefined; on
 export function FieldProblems({ id, problems }: { id: string; problems: Problem[] }) {
   if (problems.length === 0) return null;
   return (
-    <ul class="field-problems" id={id} role="alert">
-      {problems.map((p, i) => (
-        <li key={i}>{p.message}</li>
-      ))}
-    </ul>
+    <div id={id} role="alert">
+      <ul class="field-problems">
+        {problems.map((p, i) => (
+          <li key={i}>{p.message}</li>
+        ))}
+      </ul>
+    </div>
   );
 }

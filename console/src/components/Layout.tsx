@@ -61,7 +61,7 @@ export function Layout({ children }: { children: ComponentChildren }) {
           </label>
         )}
         <span class="who" title={me.name}>
-          {me.displayName ?? me.email ?? me.name}
+          {me.displayName || me.email || me.name}
         </span>
         {me.session && (
           <button type="button" class="link" onClick={() => void signOut(me.csrfToken ?? "")}>

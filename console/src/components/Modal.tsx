@@ -1,9 +1,10 @@
 // A modal dialog for a form (the native <dialog>).
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useId, useRef } from "preact/hooks";
 
 export function Modal({ open, title, onClose, children }: { open: boolean; title: string; onClose: () => void; children: ComponentChildren }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
@@ -11,8 +12,8 @@ export function Modal({ open, title, onClose, children }: { open: boolean; title
     if (!open && d.open) d.close();
   }, [open]);
   return (
-    <dialog ref={ref} aria-labelledby="modal-title" onCancel={(e) => { e.preventDefault(); onClose(); }}>
-      <h2 id="modal-title">{title}</h2>
+    <dialog ref={ref} aria-labelledby={titleId} onCancel={(e) => { e.preventDefault(); onClose(); }}>
+      <h2 id={titleId}>{title}</h2>
       {children}
     </dialog>
   );

@@ -186,11 +186,13 @@ export function CreateFlag({ org, project, open, onClose }: { org: string; proje
           <input value={tags} onInput={(e) => setTags(e.currentTarget.value)} />
         </label>
         {local.length > 0 && (
-          <ul class="field-problems" role="alert">
-            {local.map((p) => (
-              <li key={p}>{p}</li>
-            ))}
-          </ul>
+          <div role="alert">
+            <ul class="field-problems">
+              {local.map((p) => (
+                <li key={p}>{p}</li>
+              ))}
+            </ul>
+          </div>
         )}
         <ErrorNote error={create.error} />
         <div class="actions">

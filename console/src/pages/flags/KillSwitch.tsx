@@ -33,6 +33,7 @@ export function KillSwitch(props: {
     const body = must(r);
     if (r.response.status === 202) setOpened((body as { id: number }).id);
     setAsking(false);
+    setReason("");
     onChanged();
   });
   const label = `${flag} in ${envName}: ${enabled ? "on" : "off"}`;
@@ -61,7 +62,10 @@ export function KillSwitch(props: {
         title={`Turn ${flag} ${enabled ? "off" : "on"} in ${envName}?`}
         confirmLabel={reason.trim() ? `Turn ${enabled ? "off" : "on"} now` : "Open a change request"}
         danger={!!reason.trim()}
-        onCancel={() => setAsking(false)}
+        onCancel={() => {
+          setAsking(false);
+          setReason("");
+        }}
         onConfirm={() => void toggle.run(!enabled, reason.trim() || undefined)}
       >
         <p>

@@ -78,29 +78,29 @@ export function FlagList() {
         )}
       </div>
       <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          <span>Search</span>
-          <input type="search" value={q} placeholder="key or description" onInput={(e) => setQ(e.currentTarget.value)} />
-        </label>
-        <label>
-          <span>Tag</span>
-          <select value={tag} onChange={(e) => setTag(e.currentTarget.value)}>
+        <div>
+          <label for="flags-q">Search</label>
+          <input id="flags-q" type="search" value={q} placeholder="key or description" onInput={(e) => setQ(e.currentTarget.value)} />
+        </div>
+        <div>
+          <label for="flags-tag">Tag</label>
+          <select id="flags-tag" value={tag} onChange={(e) => setTag(e.currentTarget.value)}>
             <option value="">any</option>
             {tags.map((t) => (
               <option key={t}>{t}</option>
             ))}
           </select>
-        </label>
-        <label>
-          <span>Type</span>
-          <select value={type} onChange={(e) => setType(e.currentTarget.value)}>
+        </div>
+        <div>
+          <label for="flags-type">Type</label>
+          <select id="flags-type" value={type} onChange={(e) => setType(e.currentTarget.value)}>
             <option value="">any</option>
             <option>boolean</option>
             <option>string</option>
             <option>number</option>
             <option>json</option>
           </select>
-        </label>
+        </div>
       </form>
       <ErrorNote error={flags.error ?? envs.error} />
       {flags.data && envs.data && (
