@@ -46,6 +46,7 @@ export function App() {
               <Route path={`${P}/experiments`} component={Experiments} />
               <Route path={`${P}/experiments/new`} component={ExperimentDesign} />
               <Route path={`${P}/experiments/:env/:experiment`} component={Experiment} />
+              <Route path={`${P}/experiments/:env/:experiment/edit`} component={ExperimentDesign} />
               <Route path={`${P}/rollouts`} component={Rollouts} />
               <Route path={`${P}/changes`} component={Changes} />
               <Route path={`${P}/changes/:env/:id`} component={Change} />
