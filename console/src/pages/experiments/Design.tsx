@@ -212,13 +212,20 @@ export default function Design() {
       setError(asApiError(e));
     }
   };
-  const metricCreated = (m: Metric) => {
+  // A metric made in the dialog: listed first, then chosen where it was asked for.
+  const metricCreated = async (m: Metric) => {
     const target = creatingMetric;
+    await metricList.reload();
+    setForm((f) =>
+      target === "primary"
+        ? { ...f, primary: m.key }
+        : target === "secondary"
+          ? { ...f, secondary: [...f.secondary, m.key] }
+          : typeof target === "number"
+            ? { ...f, guardrails: f.guardrails.map((g, i) => (i === target ? { ...g, metric: m.key } : g)) }
+            : f,
+    );
     setCreatingMetric(null);
-    void metricList.reload();
-    if (target === "primary") set({ primary: m.key });
-    else if (target === "secondary") set({ secondary: [...form.secondary, m.key] });
-    else if (typeof target === "number") set({ guardrails: form.guardrails.map((g, i) => (i === target ? { ...g, metric: m.key } : g)) });
   };
 
   const loading = !flagList.data || !metricList.data || !envs.data || (editing && !loaded);
@@ -528,7 +535,7 @@ export default function Design() {
           </div>
         </form>
       )}
-      <MetricForm org={org} project={project} open={creatingMetric !== null} onClose={() => setCreatingMetric(null)} onCreated={metricCreated} />
+      <MetricForm org={org} project={project} open={creatingMetric !== null} onClose={() => setCreatingMetric(null)} onCreated={(m) => void metricCreated(m)} />
     </section>
   );
 }

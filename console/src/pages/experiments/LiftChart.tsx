@@ -39,7 +39,7 @@ export function LiftChart({ series, control, metric }: { series: SeriesPoint[]; 
   const { options, data } = useMemo(() => {
     const x = series.map((p) => f.daySeconds(p.date));
     const data: (number | null)[][] = [x];
-    const s: ChartOptions["series"] = [{ label: "Day" }];
+    const s: ChartOptions["series"] = [{ label: "Day", value: (_u, v) => (v == null ? "—" : new Date(v * 1000).toISOString().slice(0, 10)) }];
     const bands: NonNullable<ChartOptions["bands"]> = [];
     lines.forEach((l, i) => {
       const color = COLORS[i % COLORS.length]!;
@@ -60,7 +60,8 @@ export function LiftChart({ series, control, metric }: { series: SeriesPoint[]; 
       bands,
       scales: { x: { time: true } },
       axes: [
-        { stroke: "#57606a", grid: { stroke: "#eaeef2" } },
+        // One tick per day of the series, labelled with its date.
+        { stroke: "#57606a", grid: { stroke: "#eaeef2" }, splits: () => x, values: (_u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString().slice(5, 10)) },
         { stroke: "#57606a", grid: { stroke: "#eaeef2" }, values: (_u, ticks) => ticks.map((t) => `${t}%`), size: 60 },
       ],
       cursor: { drag: { x: false, y: false } },

@@ -107,8 +107,8 @@ export function Results({ results, experiment }: { results: ResultsData; experim
 }
 
 function sequentialText(c: Comparison | null | undefined, untrustworthy: boolean): string {
-  if (!c?.sequential) return f.NONE;
-  return untrustworthy ? "no conclusion" : f.verdict(c.sequential.decision);
+  if (untrustworthy) return "no conclusion";
+  return c?.sequential ? f.verdict(c.sequential.decision) : f.NONE;
 }
 
 /** The primary metric's conclusion per treatment. */
@@ -211,7 +211,7 @@ function MetricTable({ metric, untrustworthy }: { metric: MetricResult; untrustw
           {metric.kind}, {metric.higherIsBetter ? "higher" : "lower"} is better
         </span>
       </h3>
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={`${metric.key} by arm`}>
         <table class="metric-table">
           <thead>
             <tr>
@@ -228,7 +228,7 @@ function MetricTable({ metric, untrustworthy }: { metric: MetricResult; untrustw
               </th>
               <th scope="col">Absolute lift (95% CI)</th>
               <th scope="col" class="num">
-                p-value{holm && " (Holm)"}
+                p&#8209;value{holm && " (Holm)"}
               </th>
               <th scope="col">Sequential (always valid)</th>
               <th scope="col" class="num">
