@@ -292,6 +292,17 @@ describe("console: experiments", { skip: missing }, () => {
     }
     await audit(page, "the experiment results page");
     await screenshot(page, "experiment-results");
+    // At a phone's width the page does not scroll sideways (wide tables scroll in their own box).
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForFunction(() => document.querySelector("figure.lift-chart .uplot").getBoundingClientRect().width <= 390);
+    const wide = await page.evaluate(() =>
+      [...document.querySelectorAll("body *")]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".table-wrap, .sr-only"))
+        .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
+    );
+    assert.deepEqual(wide, [], "nothing wider than a phone but the tables, which scroll in their own box");
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no sideways scroll");
+    await page.setViewportSize({ width: 1280, height: 860 });
   });
 
   test("the CSV download has the API CSV's rows", async () => {

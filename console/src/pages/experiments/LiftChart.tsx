@@ -84,33 +84,35 @@ export function LiftChart({ series, control, metric }: { series: SeriesPoint[]; 
             {lines.map((l) => `${l.variant}: ${f.relative(l.lift[last] == null ? null : l.lift[last]! / 100)} on the last day.`).join(" ")}
           </figcaption>
           <Chart options={options} data={data} />
-          <table class="sr-only lift-table">
-            <caption>Cumulative lift of {metric.key} per day</caption>
-            <thead>
-              <tr>
-                <th scope="col">Day</th>
-                <th scope="col">Arm</th>
-                <th scope="col">Users</th>
-                <th scope="col">Lift</th>
-                <th scope="col">95% low</th>
-                <th scope="col">95% high</th>
-              </tr>
-            </thead>
-            <tbody>
-              {series.flatMap((p, i) =>
-                lines.map((l) => (
-                  <tr key={`${p.date}-${l.variant}`} data-day={p.date.slice(0, 10)} data-arm={l.variant}>
-                    <th scope="row">{p.date.slice(0, 10)}</th>
-                    <td>{l.variant}</td>
-                    <td data-col="users">{f.users(l.users[i])}</td>
-                    <td data-col="lift">{pctText(l.lift[i])}</td>
-                    <td data-col="low">{pctText(l.low[i])}</td>
-                    <td data-col="high">{pctText(l.high[i])}</td>
-                  </tr>
-                )),
-              )}
-            </tbody>
-          </table>
+          <div class="sr-only">
+            <table class="lift-table">
+              <caption>Cumulative lift of {metric.key} per day</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Day</th>
+                  <th scope="col">Arm</th>
+                  <th scope="col">Users</th>
+                  <th scope="col">Lift</th>
+                  <th scope="col">95% low</th>
+                  <th scope="col">95% high</th>
+                </tr>
+              </thead>
+              <tbody>
+                {series.flatMap((p, i) =>
+                  lines.map((l) => (
+                    <tr key={`${p.date}-${l.variant}`} data-day={p.date.slice(0, 10)} data-arm={l.variant}>
+                      <th scope="row">{p.date.slice(0, 10)}</th>
+                      <td>{l.variant}</td>
+                      <td data-col="users">{f.users(l.users[i])}</td>
+                      <td data-col="lift">{pctText(l.lift[i])}</td>
+                      <td data-col="low">{pctText(l.low[i])}</td>
+                      <td data-col="high">{pctText(l.high[i])}</td>
+                    </tr>
+                  )),
+                )}
+              </tbody>
+            </table>
+          </div>
         </figure>
       )}
     </section>

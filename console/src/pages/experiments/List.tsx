@@ -10,6 +10,7 @@ import { projectPath, useEnv, useEnvironments } from "../../scope";
 import { can, useMe } from "../../session";
 import { STATUSES, armsOf, experiments, flags, metrics, type Status } from "./data";
 import { MetricForm } from "./MetricForm";
+import { Scroll } from "./Scroll";
 import { StatusBadge } from "./StatusBadge";
 import "./experiments.css";
 
@@ -79,7 +80,7 @@ export default function ExperimentList() {
           {list.data.length === 0 ? (
             <p>No experiment in this environment yet. An experiment compares the variants of a flag on metrics built from the events your application sends.</p>
           ) : (
-            <div class="table-wrap">
+            <Scroll label="Experiments">
               <table class="experiment-list">
                 <thead>
                   <tr>
@@ -119,7 +120,7 @@ export default function ExperimentList() {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </Scroll>
           )}
         </>
       )}
@@ -129,7 +130,7 @@ export default function ExperimentList() {
       <p class="muted">The project's metrics, shared by every environment's experiments and guarded rollouts.</p>
       <ErrorNote error={metricList.error} />
       {metricList.data && (
-        <div class="table-wrap">
+        <Scroll label="Metrics">
           <table class="metric-list" aria-labelledby="metrics-heading">
             <thead>
               <tr>
@@ -163,7 +164,7 @@ export default function ExperimentList() {
               ))}
             </tbody>
           </table>
-        </div>
+        </Scroll>
       )}
       {can(me, "flags.write", org, project) && (
         <p>

@@ -6,6 +6,7 @@ import type { Schema } from "../../api";
 import type { Experiment, Results as ResultsData } from "./data";
 import * as f from "./format";
 import { LiftChart } from "./LiftChart";
+import { Scroll } from "./Scroll";
 
 type MetricResult = Schema<"MetricResult">;
 type ArmMetric = Schema<"ArmMetric">;
@@ -45,7 +46,7 @@ export function Results({ results, experiment }: { results: ResultsData; experim
 
       <section aria-labelledby="users-heading">
         <h2 id="users-heading">Users</h2>
-        <div class="table-wrap">
+        <Scroll label="Users per arm">
           <table class="users-table">
             <thead>
               <tr>
@@ -77,7 +78,7 @@ export function Results({ results, experiment }: { results: ResultsData; experim
               ))}
             </tbody>
           </table>
-        </div>
+        </Scroll>
         <p class="muted small">
           {results.srm
             ? `Sample-ratio check: χ² = ${results.srm.statistic.toFixed(2)}, ${results.srm.df} df, p = ${f.p(results.srm.pValue)} (${results.srm.untrustworthy ? "mismatch" : "ok"}).`
@@ -211,7 +212,7 @@ function MetricTable({ metric, untrustworthy }: { metric: MetricResult; untrustw
           {metric.kind}, {metric.higherIsBetter ? "higher" : "lower"} is better
         </span>
       </h3>
-      <div class="table-wrap" tabIndex={0} role="region" aria-label={`${metric.key} by arm`}>
+      <Scroll label={`${metric.key} by arm`}>
         <table class="metric-table">
           <thead>
             <tr>
@@ -315,7 +316,7 @@ function MetricTable({ metric, untrustworthy }: { metric: MetricResult; untrustw
             })}
           </tbody>
         </table>
-      </div>
+      </Scroll>
     </section>
   );
 }
@@ -335,7 +336,7 @@ function Guardrails({ results, experiment }: { results: ResultsData; experiment:
       {rows.length === 0 ? (
         <p class="muted">No data for the guardrails yet.</p>
       ) : (
-        <div class="table-wrap">
+        <Scroll label="Guardrails">
           <table class="guardrail-table">
             <thead>
               <tr>
@@ -379,7 +380,7 @@ function Guardrails({ results, experiment }: { results: ResultsData; experiment:
               })}
             </tbody>
           </table>
-        </div>
+        </Scroll>
       )}
     </section>
   );
