@@ -154,6 +154,9 @@ describe("console: experiments", { skip: missing }, () => {
     // Someone else edits the draft while the form is open: 412, compare, save over.
     await page.getByRole("link", { name: "Edit" }).click();
     await page.getByRole("heading", { name: "Edit checkout-test" }).waitFor();
+    // The form holds the version it read (its ETag) before the other edit lands.
+    await page.locator("#x-hypothesis").waitFor();
+    assert.equal(await page.locator("#x-hypothesis").inputValue(), "A one-page checkout converts better");
     const { etag } = await api(stack.base, "GET", `${XS}/checkout-test`);
     await api(stack.base, "PUT", `${XS}/checkout-test`, { ...strip(made), hypothesis: "theirs" }, { headers: { "if-match": etag } });
     await page.locator("#x-hypothesis").fill("A one-page checkout converts better, by at least 5 points");
