@@ -6,8 +6,9 @@
 // every number shown is the API's, the uPlot chart draws the daily series
 // (and its hidden table has the same numbers), the CSV download has the API
 // CSV's rows, and an experiment fed 70/30 against a 50/50 plan shows the
-// sample-ratio-mismatch banner. Then decide. axe audits and screenshots of
-// the list, design and results pages.
+// sample-ratio-mismatch banner (and its running design takes a secondary
+// metric). Then decide. axe audits and screenshots of the list, design and
+// results pages.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
@@ -346,7 +347,6 @@ describe("console: experiments", { skip: missing }, () => {
       key: "banner-test",
       flag: "banner",
       control: "a",
-      allocation: { a: 1, b: 1 },
       primaryMetric: "purchased",
     });
     const { json: started } = await api(base, "POST", `${XS}/banner-test/start`, undefined, { headers: { "if-match": etag } });
@@ -365,6 +365,17 @@ describe("console: experiments", { skip: missing }, () => {
     assert.match(await banner.innerText(), new RegExp(`p = ${fmt.p(srm.srm.pValue).replace(".", "\\.")}`));
     assert.equal(await cell(page.locator('.verdict[data-arm="b"]'), "verdict"), "no conclusion");
     assert.equal(await cell(page.locator('.users-table tr[data-arm="a"]'), "users"), "210");
+
+    // A running experiment's form: what it keeps is fixed, a secondary metric may be added.
+    await page.getByRole("link", { name: "Edit" }).click();
+    await page.locator("#x-hypothesis").waitFor();
+    assert.equal(await page.locator("#x-flag").isDisabled(), true);
+    assert.equal(await page.locator("#x-primary").isDisabled(), true);
+    await page.getByRole("checkbox", { name: "revenue" }).check();
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.waitForURL(/\/experiments\/production\/banner-test$/);
+    const { json: edited } = await api(base, "GET", `${XS}/banner-test`);
+    assert.deepEqual([edited.status, edited.secondaryMetrics, edited.allocation], ["running", ["revenue"], {}]);
     noPageErrors(page);
   });
 

@@ -179,7 +179,14 @@ export default function Design() {
     setBusy(true);
     setError(undefined);
     try {
-      const body = specOf(form, flag);
+      let body = specOf(form, flag);
+      const before = current.data?.data;
+      if (editing && fixed && before) {
+        // What a running experiment keeps is sent as it was read (an empty
+        // allocation stays empty rather than becoming equal weights).
+        const { flag: f, control, allocation, layer, primaryMetric } = before;
+        body = { ...body, flag: f, control, allocation, layer, primaryMetric };
+      }
       if (editing) {
         const saved = withEtag(
           await api.PUT("/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", {
