@@ -7,7 +7,7 @@
 // (and its hidden table has the same numbers), the CSV download has the API
 // CSV's rows, and an experiment fed 70/30 against a 50/50 plan shows the
 // sample-ratio-mismatch banner (and its running design takes a secondary
-// metric). Then decide. axe audits and screenshots of the list, design and
+// metric). Then decide, and delete a draft. axe audits and screenshots of the list, design and
 // results pages.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -379,7 +379,7 @@ describe("console: experiments", { skip: missing }, () => {
     noPageErrors(page);
   });
 
-  test("decide, then the list shows both experiments, filtered by status", async () => {
+  test("decide; delete a draft; the list shows both experiments, filtered by status", async () => {
     await page.goto(`${stack.base}${P}/experiments/production/checkout-test`);
     await page.getByRole("button", { name: "Decide…" }).click();
     const dialog = page.getByRole("dialog", { name: "Decide checkout-test" });
@@ -392,7 +392,12 @@ describe("console: experiments", { skip: missing }, () => {
     assert.equal(json.status, "decided");
     assert.deepEqual([json.decision.variant, json.decision.rationale], ["on", "+10 points of conversion, guardrail healthy"]);
 
-    await page.getByRole("link", { name: "Experiments" }).first().click();
+    // A draft deleted from its page: back to the list, without it.
+    await api(stack.base, "POST", XS, { key: "scratch", flag: "banner", control: "a", primaryMetric: "purchased" });
+    await page.goto(`${stack.base}${P}/experiments/production/scratch`);
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("dialog", { name: "Delete scratch?" }).getByRole("button", { name: "Delete experiment" }).click();
+    await page.waitForURL(/\/experiments\?env=production$/);
     const rows = page.locator("table.experiment-list tbody tr");
     await rows.first().waitFor();
     assert.deepEqual(await rows.evaluateAll((r) => r.map((x) => x.dataset.experiment)), ["banner-test", "checkout-test"]);

@@ -1,7 +1,7 @@
 // One experiment: its design, its lifecycle (start, stop, decide) and its
 // results, refreshed on demand and downloadable as CSV.
 import { useEffect, useState } from "preact/hooks";
-import { useRoute } from "preact-iso";
+import { useLocation, useRoute } from "preact-iso";
 import { ErrorNote } from "../../components/ErrorNote";
 import { Time } from "../../components/Time";
 import { useLoad, useTitle } from "../../hooks";
@@ -18,6 +18,7 @@ export default function Experiment() {
   const { params } = useRoute();
   const where: Where = { org: params.org!, project: params.project!, env: params.env!, experiment: params.experiment! };
   const { org, project, env } = where;
+  const { route } = useLocation();
   useTitle(`${where.experiment} · experiments`);
   const me = useMe();
   const loaded = useLoad(() => loadExperiment(where), [org, project, env, where.experiment]);
@@ -126,6 +127,7 @@ export default function Experiment() {
               setCurrent(next);
               void results.reload();
             }}
+            onDeleted={() => route(projectPath(org, project, `/experiments?env=${encodeURIComponent(env)}`))}
             onReload={() => void refresh()}
           />
           {!started && <p class="muted">Results appear once the experiment is started and its flag serves the variants.</p>}

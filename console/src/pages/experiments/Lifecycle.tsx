@@ -1,15 +1,15 @@
 // The lifecycle buttons of an experiment: start (draft), stop (running),
-// decide (running or stopped: ship a variant or keep control), each
-// confirmed first and sent with `If-Match`.
+// decide (running or stopped: ship a variant or keep control), delete (not
+// running), each confirmed first and sent with `If-Match`.
 import { useState } from "preact/hooks";
-import { api, withEtag } from "../../api";
+import { api, must, withEtag } from "../../api";
 import { Confirm } from "../../components/Confirm";
 import { ErrorNote } from "../../components/ErrorNote";
 import { Modal } from "../../components/Modal";
 import { useAction } from "../../hooks";
 import type { Experiment, Where } from "./data";
 
-type Step = "start" | "stop";
+type Step = "start" | "stop" | "delete";
 
 export function Lifecycle({
   where,
@@ -19,6 +19,7 @@ export function Lifecycle({
   allowed,
   editHref,
   onChanged,
+  onDeleted,
   onReload,
 }: {
   where: Where;
@@ -28,6 +29,7 @@ export function Lifecycle({
   allowed: boolean;
   editHref: string;
   onChanged: (x: { data: Experiment; etag: string }) => void;
+  onDeleted: () => void;
   onReload: () => void;
 }) {
   const [confirming, setConfirming] = useState<Step | null>(null);
@@ -37,6 +39,11 @@ export function Lifecycle({
   const path = { params: { path: { ...where }, header: { "If-Match": etag } } };
   const step = useAction(async (s: Step) => {
     setConfirming(null);
+    if (s === "delete") {
+      must(await api.DELETE("/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}", path));
+      onDeleted();
+      return;
+    }
     const answer =
       s === "start"
         ? await api.POST("/api/v1/orgs/{org}/projects/{project}/environments/{env}/experiments/{experiment}/start", path)
@@ -84,13 +91,18 @@ export function Lifecycle({
             Decide…
           </button>
         )}
+        {status !== "running" && (
+          <button type="button" class="danger-outline" disabled={step.busy} onClick={() => setConfirming("delete")}>
+            Delete
+          </button>
+        )}
       </div>
       <ErrorNote error={step.error} onReload={onReload} />
       <Confirm
         open={confirming !== null}
-        title={confirming === "start" ? `Start ${experiment.key}?` : `Stop ${experiment.key}?`}
-        confirmLabel={confirming === "start" ? "Start experiment" : "Stop experiment"}
-        danger={confirming === "stop"}
+        title={`${confirming === "start" ? "Start" : confirming === "stop" ? "Stop" : "Delete"} ${experiment.key}?`}
+        confirmLabel={`${confirming === "start" ? "Start" : confirming === "stop" ? "Stop" : "Delete"} experiment`}
+        danger={confirming !== "start"}
         onCancel={() => setConfirming(null)}
         onConfirm={() => confirming && void step.run(confirming)}
       >
@@ -99,8 +111,10 @@ export function Lifecycle({
             From now on, exposures to <code>{experiment.flag}</code> count for this experiment. Its flag, control, allocation and primary
             metric can no longer change.
           </p>
-        ) : (
+        ) : confirming === "stop" ? (
           <p>Exposures after now no longer count. Users already exposed keep their attribution window. A stopped experiment cannot restart.</p>
+        ) : (
+          <p>The experiment and its decision are deleted; its exposures and events stay (another experiment on the same flag can read them).</p>
         )}
       </Confirm>
       <Modal open={deciding} title={`Decide ${experiment.key}`} onClose={() => setDeciding(false)}>
