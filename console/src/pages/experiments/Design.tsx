@@ -10,121 +10,12 @@ import { api, asApiError, must, withEtag, type ApiError } from "../../api";
 import { ErrorNote, FieldProblems } from "../../components/ErrorNote";
 import { useLoad, useTitle } from "../../hooks";
 import { projectPath, useEnvironments } from "../../scope";
-import { experiment as loadExperiment, flags as loadFlags, metrics as loadMetrics, variantsOf, type Experiment, type ExperimentSpec, type Flag, type Metric } from "./data";
+import { experiment as loadExperiment, flags as loadFlags, metrics as loadMetrics, variantsOf, type Experiment, type Metric } from "./data";
+import { ACTIONS, EMPTY, equalWeights, formOf, layerOf, specOf, type Action, type Form } from "./designForm";
+import { Compare } from "./Compare";
 import { Field } from "./Field";
 import { MetricForm } from "./MetricForm";
 import "./experiments.css";
-
-type Action = NonNullable<NonNullable<ExperimentSpec["guardrails"]>[number]["action"]>;
-
-const ACTIONS: [Action, string][] = [
-  ["serveControl", "serve control"],
-  ["rolloutToZero", "roll out to 0%"],
-  ["disableFlag", "turn the flag off"],
-  ["alert", "alert only"],
-];
-
-interface GuardrailRow {
-  metric: string;
-  tolerance: string;
-  action: Action;
-}
-
-/** The form's state: text as typed. */
-interface Form {
-  key: string;
-  flag: string;
-  control: string;
-  weights: Record<string, string>;
-  inLayer: boolean;
-  hypothesis: string;
-  primary: string;
-  secondary: string[];
-  guardrails: GuardrailRow[];
-  startAt: string;
-  stopAt: string;
-}
-
-const EMPTY: Form = {
-  key: "",
-  flag: "",
-  control: "",
-  weights: {},
-  inLayer: false,
-  hypothesis: "",
-  primary: "",
-  secondary: [],
-  guardrails: [],
-  startAt: "",
-  stopAt: "",
-};
-
-function layerOf(flag: Flag | undefined): string | undefined {
-  const l = flag?.layer as { key?: string } | null | undefined;
-  return l?.key;
-}
-
-/** Equal weights summing to 100 (the first arms take the remainder). */
-function equalWeights(variants: string[]): Record<string, string> {
-  const n = variants.length || 1;
-  const each = Math.floor(100 / n);
-  let rest = 100 - each * n;
-  return Object.fromEntries(variants.map((v) => [v, String(each + (rest-- > 0 ? 1 : 0))]));
-}
-
-/** `2026-12-02T10:00:00Z` → the `datetime-local` text (local time), and back. */
-function toLocal(at: string | null | undefined): string {
-  if (!at) return "";
-  const d = new Date(at);
-  if (Number.isNaN(d.getTime())) return "";
-  return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
-}
-function fromLocal(text: string): string | null {
-  if (!text) return null;
-  const d = new Date(text);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
-function formOf(x: Experiment, flag: Flag | undefined): Form {
-  const allocation = (x.allocation ?? {}) as Record<string, number>;
-  const variants = variantsOf(flag);
-  return {
-    key: x.key,
-    flag: x.flag,
-    control: x.control,
-    weights: Object.keys(allocation).length
-      ? Object.fromEntries(variants.map((v) => [v, allocation[v] == null ? "0" : String(allocation[v])]))
-      : equalWeights(variants),
-    inLayer: !!x.layer,
-    hypothesis: x.hypothesis ?? "",
-    primary: x.primaryMetric,
-    secondary: x.secondaryMetrics ?? [],
-    guardrails: (x.guardrails ?? []).map((g) => ({ metric: g.metric, tolerance: String(g.tolerance ?? 0), action: g.action ?? "serveControl" })),
-    startAt: toLocal(x.startAt),
-    stopAt: toLocal(x.stopAt),
-  };
-}
-
-function specOf(f: Form, flag: Flag | undefined): ExperimentSpec {
-  const allocation: Record<string, number> = {};
-  for (const v of variantsOf(flag)) {
-    const w = (f.weights[v] ?? "").trim();
-    if (w !== "") allocation[v] = Number(w);
-  }
-  return {
-    key: f.key.trim(),
-    flag: f.flag,
-    control: f.control,
-    hypothesis: f.hypothesis.trim() || null,
-    allocation,
-    layer: f.inLayer ? (layerOf(flag) ?? null) : null,
-    primaryMetric: f.primary,
-    secondaryMetrics: f.secondary,
-    guardrails: f.guardrails.map((g) => ({ metric: g.metric, tolerance: g.tolerance.trim() === "" ? 0 : Number(g.tolerance), action: g.action })),
-    startAt: fromLocal(f.startAt),
-    stopAt: fromLocal(f.stopAt),
-  };
-}
 
 export default function Design() {
   const { params } = useRoute();
@@ -543,69 +434,6 @@ export default function Design() {
         </form>
       )}
       <MetricForm org={org} project={project} open={creatingMetric !== null} onClose={() => setCreatingMetric(null)} onCreated={(m) => void metricCreated(m)} />
-    </section>
-  );
-}
-
-const COMPARED: [keyof ExperimentSpec, string][] = [
-  ["flag", "Flag"],
-  ["control", "Control"],
-  ["allocation", "Allocation"],
-  ["layer", "Layer"],
-  ["hypothesis", "Hypothesis"],
-  ["primaryMetric", "Primary metric"],
-  ["secondaryMetrics", "Secondary metrics"],
-  ["guardrails", "Guardrails"],
-  ["startAt", "Planned start"],
-  ["stopAt", "Planned stop"],
-];
-
-function show(v: unknown): string {
-  if (v == null || (Array.isArray(v) && v.length === 0)) return "—";
-  return typeof v === "string" ? v : JSON.stringify(v);
-}
-
-/** Your edit against the version someone else saved meanwhile. */
-function Compare({ mine, theirs, onTakeTheirs, onKeepMine }: { mine: ExperimentSpec; theirs: Experiment; onTakeTheirs: () => void; onKeepMine: () => void }) {
-  const norm = (k: keyof ExperimentSpec, v: unknown) => (k === "guardrails" && Array.isArray(v) ? v.map((g) => ({ action: "serveControl", tolerance: 0, ...g })) : v);
-  const rows = COMPARED.filter(([k]) => show(norm(k, mine[k])) !== show(norm(k, theirs[k])));
-  return (
-    <section class="compare" aria-labelledby="compare-heading">
-      <h2 id="compare-heading">Your edit and the current version (v{theirs.version})</h2>
-      {rows.length === 0 ? (
-        <p>Nothing you changed differs from the current version.</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Field</th>
-              <th scope="col">Yours</th>
-              <th scope="col">Current</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map(([k, label]) => (
-              <tr key={k}>
-                <th scope="row">{label}</th>
-                <td>
-                  <code>{show(mine[k])}</code>
-                </td>
-                <td>
-                  <code>{show(theirs[k])}</code>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      <div class="actions">
-        <button type="button" onClick={onTakeTheirs}>
-          Discard mine, load the current version
-        </button>
-        <button type="button" class="primary" onClick={onKeepMine}>
-          Save mine over it
-        </button>
-      </div>
     </section>
   );
 }
