@@ -109,7 +109,7 @@ function lcs(a: string[], b: string[]): Line[] {
   const len = new Uint32Array((n + 1) * w);
   for (let i = n - 1; i >= 0; i--) {
     for (let j = m - 1; j >= 0; j--) {
-      len[i * w + j] = a[i] === b[j] ? len[(i + 1) * w + j + 1] + 1 : Math.max(len[(i + 1) * w + j], len[i * w + j + 1]);
+      len[i * w + j] = a[i] === b[j] ? len[(i + 1) * w + j + 1]! + 1 : Math.max(len[(i + 1) * w + j]!, len[i * w + j + 1]!);
     }
   }
   const out: Line[] = [];
@@ -117,17 +117,17 @@ function lcs(a: string[], b: string[]): Line[] {
   let j = 0;
   while (i < n && j < m) {
     if (a[i] === b[j]) {
-      out.push({ kind: " ", text: a[i] });
+      out.push({ kind: " ", text: a[i]! });
       i++;
       j++;
-    } else if (len[(i + 1) * w + j] >= len[i * w + j + 1]) {
-      out.push({ kind: "-", text: a[i++] });
+    } else if (len[(i + 1) * w + j]! >= len[i * w + j + 1]!) {
+      out.push({ kind: "-", text: a[i++]! });
     } else {
-      out.push({ kind: "+", text: b[j++] });
+      out.push({ kind: "+", text: b[j++]! });
     }
   }
-  while (i < n) out.push({ kind: "-", text: a[i++] });
-  while (j < m) out.push({ kind: "+", text: b[j++] });
+  while (i < n) out.push({ kind: "-", text: a[i++]! });
+  while (j < m) out.push({ kind: "+", text: b[j++]! });
   return out;
 }
 
