@@ -66,7 +66,9 @@ before(async () => {
     const { etag } = await api(o, "GET", cfg);
     await api(o, "PUT", cfg, spec, { headers: { "if-match": etag } });
   };
-  for (const key of ["checkout", "search-v2", "dark-mode", "new-nav"]) await flag(key);
+  for (const key of ["checkout", "search-v2", "recs-v3", "dark-mode", "new-nav"]) await flag(key);
+  // Enough history for more than one page of the audit log.
+  await Promise.all(Array.from({ length: 40 }, (_, i) => flag(`legacy-${String(i).padStart(2, "0")}`)));
   const hour = 3600_000;
   const iso = (ms) => new Date(Date.now() + ms).toISOString().replace(/\.\d+Z$/, "Z");
   await configure("checkout", {
@@ -84,6 +86,13 @@ before(async () => {
       },
     },
   });
+  await configure("recs-v3", {
+    enabled: true,
+    rules: [],
+    fallthrough: {
+      schedule: { variant: "on", otherwise: "off", steps: [{ at: iso(-hour), percentage: 10 }, { at: iso(3 * hour), percentage: 50 }] },
+    },
+  });
   await configure("search-v2", { enabled: true, rules: [], fallthrough: { rollout: [{ variant: "on", weight: 50 }, { variant: "off", weight: 50 }] } });
   await api(o, "POST", `${P}/metrics`, { key: "checkout-errors", kind: "conversion", event: "checkout_error", higherIsBetter: false });
   await api(o, "POST", `${PROD}/guarded-rollouts`, {
@@ -99,12 +108,19 @@ before(async () => {
     guardrails: [{ metric: "checkout-errors", tolerance: 0.2, action: "serveControl" }],
     minUsersPerArm: 20,
   });
+  await api(o, "POST", `${PROD}/guarded-rollouts`, {
+    flag: "recs-v3",
+    control: "off",
+    guardrails: [{ metric: "checkout-errors", tolerance: 0.01, action: "rolloutToZero" }],
+    minUsersPerArm: 200,
+    gateRamp: true,
+  });
   await new Promise((r) => setTimeout(r, 20));
   // A regression in checkout's treatment (2% → 40% errors); search-v2 even.
   await traffic(o, "checkout", 300, { on: 0.4, off: 0.02 });
   await traffic(o, "search-v2", 60, { on: 0.05, off: 0.05 });
   await until("checkout to be rolled back", async () => (await api(o, "GET", `${PROD}/guarded-rollouts/checkout`)).json.status === "rolledBack");
-  await until("search-v2's health", async () => (await api(o, "GET", `${PROD}/guarded-rollouts/search-v2`)).json.health);
+  for (const f of ["search-v2", "recs-v3"]) await until(`${f}'s health`, async () => (await api(o, "GET", `${PROD}/guarded-rollouts/${f}`)).json.health);
   // Production needs one approval from an editor (or more); Bob is one.
   await api(o, "PUT", `${PROD}/policy`, { requiredApprovals: 1, approverRoles: ["editor"] });
   bob = (await api(o, "POST", "/orgs/acme/tokens", { name: "bob", role: "editor" })).json.secret;
@@ -112,17 +128,30 @@ before(async () => {
   page = await signedIn(b, stack);
 });
 
+// While developing: OPS_DEBUG_SHOTS=1 keeps a screenshot of each failure in /tmp.
+async function shotOnFailure(name, body) {
+  try {
+    await body();
+  } catch (e) {
+    if (process.env.OPS_DEBUG_SHOTS) await page?.screenshot({ path: `/tmp/ops-fail-${name}.png`, fullPage: true });
+    throw e;
+  }
+}
+
 after(async () => {
   await b?.close();
   await stack?.stop();
 });
 
-test("a kill switch in a protected environment opens a change request: commented, approved, applied", { skip: missing }, async () => {
+test("a kill switch in a protected environment opens a change request: commented, approved, applied", { skip: missing }, () =>
+  shotOnFailure("change", async () => {
   const o = stack.base;
   await page.goto(`${o}${P}/flags`);
   await page.getByRole("switch", { name: "dark-mode in Production: off" }).click();
-  const dialog = page.getByRole("dialog", { name: /Turn dark-mode on in Production/ });
-  await dialog.getByText("needs 1 approval").waitFor();
+  // (Every switch has its dialog; the open one is this switch's.)
+  const dialog = page.locator("dialog[open]");
+  await dialog.getByRole("heading", { name: "Turn dark-mode on in Production?" }).waitFor();
+  await dialog.getByText(/needs 1 approval/).waitFor();
   await dialog.getByRole("button", { name: "Open a change request" }).click();
   await page.getByRole("link", { name: /change request #\d+/ }).click();
   await page.getByRole("heading", { level: 1, name: /#\d+/ }).waitFor();
@@ -143,7 +172,7 @@ test("a kill switch in a protected environment opens a change request: commented
   // Bob approves through the API; the page shows it after a reload.
   await api(o, "POST", `${PROD}/change-requests/${id}/reviews`, { verdict: "approve", comment: "lgtm" }, { token: bob });
   await page.reload();
-  await page.locator(".reviews").getByText(/token:\d+:bob/).waitFor();
+  await page.locator(".reviews").getByText(/^token:\d+/).waitFor();
   await page.getByText("1 of 1 required").waitFor();
   await audit(page, "an approved change request");
   await screenshot(page, "change-request");
@@ -153,9 +182,10 @@ test("a kill switch in a protected environment opens a change request: commented
   const { json: cfg } = await api(o, "GET", `${P}/flags/dark-mode/environments/production`);
   assert.equal(cfg.enabled, true);
   noPageErrors(page);
-});
+  }));
 
-test("a change request is scheduled; a stale version answers 412 next to the form", { skip: missing }, async () => {
+test("a change request is scheduled; a stale version answers 412 next to the form", { skip: missing }, () =>
+  shotOnFailure("schedule", async () => {
   const o = stack.base;
   const { json: cr } = await api(o, "POST", `${PROD}/change-requests`, {
     title: "Launch the new navigation",
@@ -199,9 +229,10 @@ test("a change request is scheduled; a stale version answers 412 next to the for
   await page.getByText("2 — protected").waitFor();
   assert.equal((await api(o, "GET", `${PROD}/policy`)).json.requiredApprovals, 2);
   noPageErrors(page);
-});
+  }));
 
-test("the audit log: filters, diffs, pages and the chain's verification", { skip: missing }, async () => {
+test("the audit log: filters, diffs, pages and the chain's verification", { skip: missing }, () =>
+  shotOnFailure("audit", async () => {
   const o = stack.base;
   await page.goto(`${o}/orgs/acme/audit`);
   await page.getByText(/Chain verified/).waitFor();
@@ -215,7 +246,7 @@ test("the audit log: filters, diffs, pages and the chain's verification", { skip
   await rows.first().waitFor();
   const actors = await page.locator("table.audit tbody button.actor").allInnerTexts();
   assert.ok(actors.length > 0 && actors.every((a) => a === "auto-rollback"), actors.join());
-  const rollback = rows.filter({ hasText: "rollback" }).filter({ hasText: "checkout/production" }).first();
+  const rollback = rows.filter({ has: page.locator(".badge", { hasText: "rollback" }) }).filter({ hasText: "flagConfig" }).first();
   await rollback.getByRole("button", { name: /Show diff/ }).click();
   await page.locator("tr.detail .json-diff").first().getByText(/"metric": "checkout-errors"/).waitFor();
   await audit(page, "the audit log with a diff");
@@ -226,9 +257,11 @@ test("the audit log: filters, diffs, pages and the chain's verification", { skip
   await page.getByLabel("Entity type").selectOption("changeRequest");
   await page.getByRole("button", { name: "Apply filters" }).click();
   await page.waitForURL(/entityType=changeRequest/);
-  await rows.first().waitFor();
-  const types = await page.locator("table.audit tbody td:nth-child(5) .muted").allInnerTexts();
-  assert.ok(types.length >= 3 && types.every((t) => t === "changeRequest"), types.join());
+  const types = await until("the change requests' entries", async () => {
+    const t = await page.locator("table.audit tbody td:nth-child(5) .muted").allInnerTexts();
+    return t.length >= 3 && t.every((x) => x === "changeRequest") && t;
+  });
+  assert.ok(types.length >= 3);
   // Pages of 50, forward and back.
   await page.getByRole("button", { name: "Clear" }).click();
   await page.getByLabel("Per page").selectOption("50");
@@ -242,25 +275,31 @@ test("the audit log: filters, diffs, pages and the chain's verification", { skip
   await page.getByRole("button", { name: "← Previous page" }).click();
   await page.waitForFunction((f) => document.querySelector("table.audit tbody td.num")?.textContent === f, first);
   noPageErrors(page);
-});
+  }));
 
-test("guarded rollouts: a rollback with its evidence, a watched rollout paused and resumed", { skip: missing }, async () => {
+test("guarded rollouts: a rollback with its evidence, a watched rollout paused and resumed", { skip: missing }, () =>
+  shotOnFailure("rollouts", async () => {
   const o = stack.base;
   await page.goto(`${o}${P}/rollouts?env=production`);
   const checkout = page.locator("article.rollout", { has: page.getByRole("heading", { name: "checkout" }) });
   await checkout.getByText("rolled back", { exact: true }).waitFor();
   // The evidence of a rolled-back guard is open at once.
-  const evidence = checkout.locator(".evidence li.evidence-rollback").first();
+  const evidence = checkout.locator(".evidence li.evidence-flagConfig-rollback").first();
   await evidence.getByText("Rolled back").waitFor();
   assert.match(await evidence.innerText(), /checkout-errors[\s\S]*vs control\s+off[\s\S]*p-value/);
-  // What it serves now: the ramp went to zero (rolloutToZero).
-  await checkout.getByText(/default: ramp: 0% get on/).waitFor();
+  // What it serves now: the ramp went to zero (rolloutToZero: the schedule's `otherwise`).
+  await checkout.getByText("default: serves off").waitFor();
   const search = page.locator("article.rollout", { has: page.getByRole("heading", { name: "search-v2" }) });
   await search.getByText("active", { exact: true }).waitFor();
   await search.getByText(/^(healthy|not healthy)$/).waitFor();
   const arms = await search.locator("table.guardrails tbody tr").allInnerTexts();
-  assert.match(arms.join("\n"), /checkout-errors[\s\S]*on\s+60 \/ 60/);
+  assert.match(arms.join("\n"), /checkout-errors[\s\S]*on\s+60 \/ 60/, arms.join("\n"));
   await search.getByText("default: 50% on, 50% off").waitFor();
+  // A gated ramp without enough users: its current step and the next, not healthy.
+  const recs = page.locator("article.rollout", { has: page.getByRole("heading", { name: "recs-v3" }) });
+  await recs.getByText(/default: ramp: 10% get on, the rest off \(step 1 of 2, since .*\); next 50% at /).waitFor();
+  await recs.getByText("not healthy", { exact: true }).waitFor();
+  await recs.getByText("gated by the guardrails").waitFor();
   await audit(page, "the guarded rollouts");
   await screenshot(page, "rollouts");
   await search.getByRole("button", { name: "Pause" }).click();
@@ -270,9 +309,10 @@ test("guarded rollouts: a rollback with its evidence, a watched rollout paused a
   await search.getByText("active", { exact: true }).waitFor();
   assert.equal((await api(o, "GET", `${PROD}/guarded-rollouts/search-v2`)).json.status, "active");
   noPageErrors(page);
-});
+  }));
 
-test("publishing: versions at the edge, an SDK key created (secret once), rotated and revoked", { skip: missing }, async () => {
+test("publishing: versions at the edge, an SDK key created (secret once), rotated and revoked", { skip: missing }, () =>
+  shotOnFailure("publishing", async () => {
   const o = stack.base;
   await page.goto(`${o}${P}/publishing?env=production`);
   const { json: state } = await api(o, "GET", `${PROD}/publish`);
@@ -328,4 +368,4 @@ test("publishing: versions at the edge, an SDK key created (secret once), rotate
   const newest = after.items.find((k) => rotated.startsWith(k.prefix));
   assert.ok(newest?.expiresAt && Date.parse(newest.expiresAt) <= Date.now(), JSON.stringify(after));
   noPageErrors(page);
-});
+  }));

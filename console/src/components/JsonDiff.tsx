@@ -10,6 +10,8 @@ type Line = { kind: " " | "-" | "+"; text: string };
 
 /** Lines of context kept around each change. */
 const CONTEXT = 3;
+/** The shortest run of unchanged lines folded away. */
+const MIN_FOLD = 4;
 /** Above this many cells the middle is shown as all removed, then all added. */
 const MAX_CELLS = 2_000_000;
 
@@ -139,6 +141,17 @@ function fold(lines: Line[]): ({ line: Line } | { skipped: number })[] {
     for (let k = Math.max(0, i - CONTEXT); k <= Math.min(lines.length - 1, i + CONTEXT); k++) keep[k] = true;
   });
   if (!keep.includes(true)) return lines.length <= 2 * CONTEXT ? lines.map((line) => ({ line })) : [{ skipped: lines.length }];
+  // A fold must save space: runs shorter than `MIN_FOLD` stay shown.
+  for (let i = 0; i < keep.length; ) {
+    if (keep[i]) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < keep.length && !keep[j]) j++;
+    if (j - i < MIN_FOLD) keep.fill(true, i, j);
+    i = j;
+  }
   const out: ({ line: Line } | { skipped: number })[] = [];
   let skipped = 0;
   lines.forEach((line, i) => {

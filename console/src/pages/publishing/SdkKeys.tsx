@@ -1,7 +1,7 @@
 // The SDK keys of an environment: list (kind, name, prefix, created, when
 // it stops), create and rotate (the new secret shown once, with a copy
 // button), revoke after a confirmation. Writes need `sdkkeys.write`.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, must, type Schema } from "../../api";
 import { Confirm } from "../../components/Confirm";
 import { CopyButton } from "../../components/CopyButton";
@@ -31,6 +31,13 @@ export function SdkKeys({ org, project, env, envName }: { org: string; project: 
     async () => must(await api.GET("/api/v1/orgs/{org}/projects/{project}/environments/{env}/sdk-keys", { params: { path } })).items,
     [org, project, env],
   );
+  // A new or revoked key reaches the edge with the next publication: watch it get there.
+  const pending = (keys.data ?? []).some((k) => k.kvState === "pending");
+  useEffect(() => {
+    if (!pending) return;
+    const t = setTimeout(() => void keys.reload(), 3000);
+    return () => clearTimeout(t);
+  }, [pending, keys.data]);
   const [secret, setSecret] = useState<{ key: Created; rotated?: Key }>();
   const [rotating, setRotating] = useState<Key>();
   const [revoking, setRevoking] = useState<Key>();

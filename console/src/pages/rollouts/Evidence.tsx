@@ -15,7 +15,7 @@ interface RollbackAfter {
     source?: string;
     metric?: string | null;
     effect?: number | null;
-    interval?: [number, number] | null;
+    interval?: [number | null, number | null] | null;
     pValue?: number | null;
     details?: Record<string, unknown>;
   };
@@ -52,7 +52,7 @@ export function Evidence({ org, env, flag, flagId, rolloutId }: { org: string; e
   return (
     <ol class="evidence">
       {entries.data.map((e) => (
-        <li key={e.seq} class={`evidence-${e.action}`}>
+        <li key={e.seq} class={`evidence-${e.entityType}-${e.action}`}>
           <EvidenceItem e={e} />
         </li>
       ))}
@@ -93,12 +93,7 @@ function EvidenceItem({ e }: { e: Entry }) {
           <dt>Effect</dt>
           <dd>
             {fmt(ev.effect)}
-            {ev.interval && (
-              <>
-                {" "}
-                (interval {fmt(ev.interval[0])} to {fmt(ev.interval[1])})
-              </>
-            )}
+            {ev.interval && <> ({interval(ev.interval)})</>}
           </dd>
           <dt>p-value</dt>
           <dd>
@@ -151,6 +146,13 @@ function EvidenceItem({ e }: { e: Entry }) {
       {who}
     </>
   );
+}
+
+/** An interval whose open end (JSON null: infinite) makes it one-sided. */
+function interval([lo, hi]: [number | null, number | null]): string {
+  if (hi === null && lo !== null) return `lower bound ${fmt(lo)}, one-sided`;
+  if (lo === null && hi !== null) return `upper bound ${fmt(hi)}, one-sided`;
+  return `interval ${fmt(lo)} to ${fmt(hi)}`;
 }
 
 function parse(json: string | null | undefined): unknown {

@@ -192,7 +192,7 @@ function RolloutCard({
       </dl>
       {h && !h.healthy && h.reasons.length > 0 && (
         <div class="note" role="status">
-          <strong>Not healthy:</strong>
+          <strong>Not healthy at the last check:</strong>
           <ul>
             {h.reasons.map((x, i) => (
               <li key={i}>{String(x)}</li>
