@@ -221,6 +221,23 @@ test("a change request is scheduled; a stale version answers 412 next to the for
     return json.applyAt && Date.parse(json.applyAt) === new Date("2030-01-02T09:30").getTime();
   });
   await page.getByText("Changed by someone else.").waitFor({ state: "detached" });
+  // What is live moves (glass broken elsewhere): the change is stale until rebased.
+  const cfg = `${P}/flags/new-nav/environments/production`;
+  const { etag: live } = await api(o, "GET", cfg);
+  await api(o, "PUT", cfg, { enabled: false, rules: [], fallthrough: { variant: "off" } }, {
+    headers: { "if-match": live, "bunting-bypass-reason": "INC-9: nav errors" },
+  });
+  await page.reload();
+  const item = page.locator(".diff-item").first();
+  await item.getByText("stale", { exact: true }).waitFor();
+  await page.getByText("What is live changed since this request was made.").waitFor();
+  await page.getByRole("button", { name: "Rebase" }).click();
+  await item.getByText("stale", { exact: true }).waitFor({ state: "detached" });
+  // Break glass: the administrator applies it without the approval, with a reason.
+  await page.getByLabel("Break glass: reason to apply without approvals").fill("launch moved up, see JIRA-42");
+  await page.getByRole("button", { name: "Apply without approvals" }).click();
+  await page.locator(".badge.status-applied").waitFor();
+  assert.equal((await api(o, "GET", cfg)).json.enabled, true);
   // The policy, edited in the UI: two approvals.
   await page.goto(`${o}${P}/changes?env=production`);
   await page.getByRole("button", { name: "Edit policy" }).click();
@@ -367,5 +384,17 @@ test("publishing: versions at the edge, an SDK key created (secret once), rotate
   const { json: after } = await api(o, "GET", `${PROD}/sdk-keys`);
   const newest = after.items.find((k) => rotated.startsWith(k.prefix));
   assert.ok(newest?.expiresAt && Date.parse(newest.expiresAt) <= Date.now(), JSON.stringify(after));
+  // At a phone's width nothing makes the page scroll sideways (wide tables scroll in their own box).
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of [`${P}/publishing?env=production`, `${P}/rollouts?env=production`, `${P}/changes?env=production`, "/orgs/acme/audit"]) {
+    await page.goto(`${o}${path}`);
+    await page.locator("main h1").waitFor();
+    await page.waitForLoadState("networkidle");
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (process.env.OPS_DEBUG_SHOTS) await page.screenshot({ path: `/tmp/ops-phone-${path.split("/")[path.split("/").length - 1].split("?")[0]}.png`, fullPage: true });
+    const culprits = wide > 0 ? await page.evaluate(() => [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)) : [];
+    assert.ok(wide <= 0, `${path} is ${wide}px wider than a phone: ${culprits.join(", ")}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 860 });
   noPageErrors(page);
   }));
