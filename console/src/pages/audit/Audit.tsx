@@ -106,6 +106,7 @@ export default function Audit() {
       </div>
       <Verification me={me} />
       <Filters
+        key={JSON.stringify(filters)}
         initial={filters}
         onApply={(f) => {
           setTrail([]);
@@ -122,7 +123,13 @@ export default function Audit() {
                   entries.data.next ? "; more on the next page" : ""
                 }.`}
           </p>
-          {entries.data.items.length > 0 && <EntryTable entries={entries.data.items} onFilter={(f) => go(f)} />}
+          {entries.data.items.length > 0 && <EntryTable
+              entries={entries.data.items}
+              onFilter={(f) => {
+                setTrail([]);
+                go(f);
+              }}
+            />}
           <nav class="pager" aria-label="Audit log pages">
             <button
               type="button"
