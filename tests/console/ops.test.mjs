@@ -263,6 +263,11 @@ test("the audit log: filters, diffs, pages and the chain's verification", { skip
     await rows.first().waitFor();
     const actors = await page.locator("table.audit tbody button.actor").allInnerTexts();
     assert.ok(actors.length > 0 && actors.every((a) => a === "auto-rollback"), actors.join());
+    // The export link carries the filters: JSON lines of the monitor's entries only.
+    const href = await page.getByRole("link", { name: "Export (JSON lines)" }).getAttribute("href");
+    assert.match(href, /actor=auto-rollback/);
+    const lines = (await page.evaluate((h) => fetch(h).then((r) => r.text()), href)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(lines.length >= 2 && lines.every((e) => e.actor === "auto-rollback"), JSON.stringify(lines.map((e) => e.actor)));
     const rollback = rows.filter({ has: page.locator(".badge", { hasText: "rollback" }) }).filter({ hasText: "flagConfig" }).first();
     await rollback.getByRole("button", { name: /Show diff/ }).click();
     await page.locator("tr.detail .json-diff").first().getByText(/"metric": "checkout-errors"/).waitFor();
