@@ -1,0 +1,206 @@
+// A flag's definition, shared by every environment: description, owner,
+// tags, variants and the off variant (PUT …/flags/{flag} with If-Match), and
+// deleting the flag after a confirmation.
+import { useState } from "preact/hooks";
+import { useLocation } from "preact-iso";
+import { api, asApiError, must, withEtag, type ApiError, type Schema } from "../../api";
+import { Confirm } from "../../components/Confirm";
+import { ErrorNote, FieldProblems } from "../../components/ErrorNote";
+import { projectPath } from "../../scope";
+import { parseValue } from "./CreateFlag";
+
+type FlagType = "boolean" | "string" | "number" | "json";
+
+const show = (type: string, v: unknown) => (type === "string" ? String(v) : JSON.stringify(v));
+
+export function Settings({
+  org,
+  project,
+  record,
+  etag,
+  mayWrite,
+  onSaved,
+  onReload,
+}: {
+  org: string;
+  project: string;
+  record: Schema<"FlagRecord">;
+  etag: string;
+  mayWrite: boolean;
+  onSaved: (r: Schema<"FlagRecord">, etag: string) => void;
+  onReload: () => void;
+}) {
+  const { route } = useLocation();
+  const type = record.flagType as FlagType;
+  const [description, setDescription] = useState(record.description ?? "");
+  const [owner, setOwner] = useState(record.owner ?? "");
+  const [tags, setTags] = useState((record.tags ?? []).join(", "));
+  const [rows, setRows] = useState(Object.entries(record.variants as Record<string, unknown>).map(([name, v]) => ({ name, value: show(type, v) })));
+  const [off, setOff] = useState(record.offVariant);
+  const [local, setLocal] = useState<string[]>([]);
+  const [error, setError] = useState<ApiError>();
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+
+  const save = async () => {
+    setDone(false);
+    const problems: string[] = [];
+    const variants: Record<string, unknown> = {};
+    rows.forEach((r, i) => {
+      if (!r.name.trim()) problems.push(`variant ${i + 1}: a name is needed`);
+      try {
+        variants[r.name.trim()] = parseValue(type, r.value);
+      } catch (e) {
+        problems.push(`variant ${r.name || i + 1}: ${(e as Error).message}`);
+      }
+    });
+    setLocal(problems);
+    if (problems.length) return;
+    setBusy(true);
+    setError(undefined);
+    try {
+      const r = await api.PUT("/api/v1/orgs/{org}/projects/{project}/flags/{flag}", {
+        params: { path: { org, project, flag: record.key }, header: { "If-Match": etag } },
+        body: {
+          key: record.key,
+          flagType: record.flagType,
+          variants,
+          offVariant: off,
+          description: description.trim() || null,
+          owner: owner.trim() || null,
+          tags: tags
+            .split(",")
+            .map((t) => t.trim())
+            .filter(Boolean),
+          salt: record.salt ?? null,
+          bucketBy: record.bucketBy ?? null,
+          layer: record.layer ?? null,
+        },
+      });
+      const { data, etag: next } = withEtag(r);
+      setDone(true);
+      onSaved(data, next);
+    } catch (e) {
+      setError(asApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const remove = async () => {
+    setBusy(true);
+    try {
+      must(
+        await api.DELETE("/api/v1/orgs/{org}/projects/{project}/flags/{flag}", {
+          params: { path: { org, project, flag: record.key }, header: { "If-Match": etag } },
+        }),
+      );
+      route(projectPath(org, project, "/flags"));
+    } catch (e) {
+      setDeleting(false);
+      setError(asApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const at = (f: string) => error?.problemsAt(f) ?? [];
+  return (
+    <div class="settings">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void save();
+        }}
+      >
+        <fieldset disabled={!mayWrite}>
+          <legend>Definition (every environment)</legend>
+          <label class="stack" for="set-description">
+            <span>Description</span>
+            <input id="set-description" value={description} aria-describedby="set-description-problems" onInput={(e) => setDescription(e.currentTarget.value)} />
+            <FieldProblems id="set-description-problems" problems={at("description")} />
+          </label>
+          <label class="stack" for="set-owner">
+            <span>Owner</span>
+            <input id="set-owner" value={owner} onInput={(e) => setOwner(e.currentTarget.value)} />
+          </label>
+          <label class="stack" for="set-tags">
+            <span>Tags (comma-separated)</span>
+            <input id="set-tags" value={tags} aria-describedby="set-tags-problems" onInput={(e) => setTags(e.currentTarget.value)} />
+            <FieldProblems id="set-tags-problems" problems={at("tags")} />
+          </label>
+          <fieldset>
+            <legend>Variants ({type})</legend>
+            {rows.map((r, i) => (
+              <div class="row" key={i}>
+                <label class="inline-field" for={`set-v${i}-name`}>
+                  <span>Name</span>
+                  <input id={`set-v${i}-name`} value={r.name} onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, name: e.currentTarget.value } : x)))} />
+                </label>
+                <label class="inline-field" for={`set-v${i}-value`}>
+                  <span>Value</span>
+                  <input id={`set-v${i}-value`} value={r.value} onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, value: e.currentTarget.value } : x)))} />
+                </label>
+                {rows.length > 1 && (
+                  <button type="button" class="link" aria-label={`Remove variant ${r.name || i + 1}`} onClick={() => setRows(rows.filter((_, j) => j !== i))}>
+                    Remove
+                  </button>
+                )}
+              </div>
+            ))}
+            {type !== "boolean" && (
+              <button type="button" class="link" onClick={() => setRows([...rows, { name: "", value: "" }])}>
+                Add a variant
+              </button>
+            )}
+            <FieldProblems id="set-variants-problems" problems={at("variants")} />
+          </fieldset>
+          <label class="stack" for="set-off">
+            <span>Served when off</span>
+            <select id="set-off" value={off} aria-describedby="set-off-problems" onChange={(e) => setOff(e.currentTarget.value)}>
+              {rows.map((r) => (
+                <option key={r.name} value={r.name}>
+                  {r.name}
+                </option>
+              ))}
+            </select>
+            <FieldProblems id="set-off-problems" problems={at("offVariant")} />
+          </label>
+          {local.length > 0 && (
+            <ul class="field-problems" role="alert">
+              {local.map((p) => (
+                <li key={p}>{p}</li>
+              ))}
+            </ul>
+          )}
+          <ErrorNote error={error} onReload={onReload} />
+          {done && (
+            <p class="note ok" role="status">
+              Saved.
+            </p>
+          )}
+          <div class="actions">
+            <button type="submit" class="primary" disabled={busy}>
+              Save definition
+            </button>
+          </div>
+        </fieldset>
+      </form>
+      {mayWrite && (
+        <section class="danger-zone" aria-labelledby="danger-heading">
+          <h2 id="danger-heading">Delete this flag</h2>
+          <p>Deleting removes the flag and its configuration in every environment; SDKs asking for it get FLAG_NOT_FOUND.</p>
+          <button type="button" class="danger" onClick={() => setDeleting(true)}>
+            Delete {record.key}…
+          </button>
+        </section>
+      )}
+      <Confirm open={deleting} title={`Delete ${record.key}?`} confirmLabel="Delete the flag" danger onCancel={() => setDeleting(false)} onConfirm={() => void remove()}>
+        <p>
+          This deletes <strong>{record.key}</strong> in every environment. The audit log keeps its history.
+        </p>
+      </Confirm>
+    </div>
+  );
+}
