@@ -5,7 +5,7 @@
 import { EditorState } from "@codemirror/state";
 import { EditorView, placeholder as placeholderText } from "@codemirror/view";
 import { setDiagnostics, type Diagnostic } from "@codemirror/lint";
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import { ruleHighlighting, ruleLanguage } from "./ruleLanguage";
 
 /** Where a problem is in a condition (1-based, in characters). */
@@ -109,9 +109,13 @@ export function RuleEditor({
   const view = useRef<EditorView | undefined>(undefined);
   const changed = useRef(onChange);
   changed.current = onChange;
+  // The last text this editor reported: a `value` equal to it is the echo
+  // of our own edit (maybe an older one), never a change from outside.
+  const emitted = useRef(value);
   const problemsId = `${id}-problems`;
 
-  useEffect(() => {
+  // Made in a layout effect, so a parent can focus it right after adding it.
+  useLayoutEffect(() => {
     const v = new EditorView({
       parent: host.current!,
       state: EditorState.create({
@@ -131,7 +135,9 @@ export function RuleEditor({
             autocorrect: "off",
           }),
           EditorView.updateListener.of((u) => {
-            if (u.docChanged) changed.current(u.state.doc.toString());
+            if (!u.docChanged) return;
+            emitted.current = u.state.doc.toString();
+            changed.current(emitted.current);
           }),
         ],
       }),
@@ -144,15 +150,19 @@ export function RuleEditor({
     // The editor lives as long as the component; id and label are stable.
   }, []);
 
-  // A value changed from outside (a reload, a reset) replaces the text.
-  useEffect(() => {
+  // A value changed from outside (a reload, a reset) replaces the text. A
+  // layout effect: a plain effect may run late, with an older value than
+  // the editor already reported, and would undo the typing.
+  useLayoutEffect(() => {
     const v = view.current;
-    if (v && v.state.doc.toString() !== value) {
+    if (!v || value === emitted.current) return;
+    emitted.current = value;
+    if (v.state.doc.toString() !== value) {
       v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: value } });
     }
   }, [value]);
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     const v = view.current;
     if (!v) return;
     const text = v.state.doc.toString();

@@ -222,6 +222,7 @@ export default function FlagPage() {
               approvals={policy.data ?? 0}
               mayWrite={mayWrite}
               variants={variants}
+              offVariant={record.offVariant}
               otherFlags={otherFlags}
               base={base}
               etag={config.data!.etag}

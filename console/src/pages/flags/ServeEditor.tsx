@@ -31,10 +31,11 @@ function defaultServe(kind: string, variants: string[], current: Serve): Serve {
   if (kind === "rollout") return { rollout: evenSplit(variants.length ? variants : [first]) };
   const hour = 3600_000;
   const start = Math.ceil(Date.now() / hour) * hour;
+  // Ramps up from what is served now to another variant.
   return {
     schedule: {
-      variant: first,
-      otherwise: variants.find((v) => v !== first) ?? first,
+      variant: variants.find((v) => v !== first) ?? first,
+      otherwise: first,
       steps: [
         { at: new Date(start).toISOString().replace(/\.000Z$/, "Z"), percentage: 10 },
         { at: new Date(start + 24 * hour).toISOString().replace(/\.000Z$/, "Z"), percentage: 50 },

@@ -3,7 +3,7 @@
 // serve), the fallthrough and prerequisites; saved with If-Match. A 202
 // links the change request it opened, a 412 compares yours with theirs, a
 // 422 puts each problem next to its field.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, asApiError, withEtag, type ApiError, type Schema } from "../../api";
 import { Diff, prettyJson } from "../../components/Diff";
 import { ErrorNote } from "../../components/ErrorNote";
@@ -27,6 +27,8 @@ export interface TargetingProps {
   approvals: number;
   mayWrite: boolean;
   variants: string[];
+  /** Served when off; a new rule serves another variant first. */
+  offVariant: string;
   otherFlags: OtherFlag[];
   base: Config;
   etag: string;
@@ -77,7 +79,7 @@ export function Targeting(p: TargetingProps) {
   const fromServer = serverProblems?.for === draftText ? serverProblems.problems : [];
   const problems = [...p.problems, ...fromServer];
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!focusNext.current) return;
     document.getElementById(focusNext.current)?.focus();
     focusNext.current = undefined;
@@ -98,7 +100,7 @@ export function Targeting(p: TargetingProps) {
   const addRule = () => {
     const uid = nextUid();
     focusNext.current = `rule-${uid}-condition`;
-    setRules([...draft.rules, { uid, id: freshRuleId(draft.rules), condition: "", serve: { variant: variants[0] ?? "" } }]);
+    setRules([...draft.rules, { uid, id: freshRuleId(draft.rules), condition: "", serve: { variant: variants.find((v) => v !== p.offVariant) ?? variants[0] ?? "" } }]);
   };
   const setPrereqs = (prerequisites: Prerequisite[]) => {
     setSaved(false);
