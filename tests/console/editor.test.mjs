@@ -104,7 +104,13 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     await screenshot(page, "flag-targeting");
     await audit(page, "the flag page's Targeting tab");
 
+    // Saved anyway, the origin refuses it (422) and its problem goes to the rule too.
+    await page.getByRole("button", { name: "Save to Production" }).click();
+    await page.getByText("The origin refused the configuration").waitFor();
+    assert.equal(await rule.locator(".condition-problems .position").count(), 1, "the origin's copy of the problem is shown once");
+
     await editor.fill(FIXED);
+    await page.getByText("The origin refused the configuration").waitFor({ state: "detached" });
     await rule.locator(".condition-problems .problem").waitFor({ state: "detached" });
     await page.locator(".save-bar .state", { hasText: /· valid$/ }).waitFor();
     assert.equal(await rule.locator(".cm-lintRange-error").count(), 0);
@@ -227,6 +233,16 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     assert.equal(config.rules.length, 2);
     assert.deepEqual(config.rules[1], { id: "rule-2", condition: 'segment("staff")', serve: { variant: "off" } });
     assert.equal(config.fallthrough.variant, "on");
+    // Moving a rule keeps the focus on it: rule 2 moves up, its "down" button has the focus.
+    await tabTo(page, () => document.activeElement?.getAttribute("aria-label") === "Move rule 2 up");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Move rule 1 down");
+    assert.equal(await page.locator("li.rule .rule-id").first().inputValue(), "rule-2");
+    assert.equal(await page.getByRole("textbox", { name: "Rule 1 condition" }).textContent(), 'segment("staff")');
+    await tabTo(page, () => document.activeElement?.textContent === "Discard", { back: true });
+    await page.keyboard.press("Enter");
+    await page.locator(".save-bar .state", { hasText: /^No changes/ }).waitFor();
+    assert.equal(await page.locator("li.rule .rule-id").first().inputValue(), "rule-1");
   });
 
   await t.test("the segments page: create with validation, edit, delete", async () => {

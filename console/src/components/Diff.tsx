@@ -57,9 +57,31 @@ export function diffLines(a: string, b: string): DiffLine[] {
   return out;
 }
 
+/** A diff with runs of unchanged lines farther than `context` from a change folded. */
+export function hunks(lines: DiffLine[], context = 3): (DiffLine | { skipped: number })[] {
+  const near = lines.map(() => false);
+  lines.forEach((l, i) => {
+    if (l.op === " ") return;
+    for (let j = Math.max(0, i - context); j <= Math.min(lines.length - 1, i + context); j++) near[j] = true;
+  });
+  const out: (DiffLine | { skipped: number })[] = [];
+  for (let i = 0; i < lines.length; ) {
+    if (near[i] || lines.length <= 2 * context + 1) {
+      out.push(lines[i++]!);
+      continue;
+    }
+    let j = i;
+    while (j < lines.length && !near[j]) j++;
+    if (j - i === 1) out.push(lines[i]!);
+    else out.push({ skipped: j - i });
+    i = j;
+  }
+  return out;
+}
+
 /**
  * The diff of `before` and `after`, with the counts of lines added and
- * removed in its caption.
+ * removed in its caption; unchanged stretches are folded.
  */
 export function Diff({ before, after, label }: { before: string; after: string; label: string }) {
   const lines = diffLines(before, after);
@@ -71,13 +93,19 @@ export function Diff({ before, after, label }: { before: string; after: string; 
         {label}: <span class="added">+{added}</span> <span class="removed">−{removed}</span>
       </figcaption>
       <pre tabIndex={0} aria-label={`${label}, ${added} lines added, ${removed} removed`}>
-        {lines.map((l, k) => (
-          <span key={k} class={l.op === "+" ? "add" : l.op === "-" ? "del" : "ctx"}>
-            {l.op === " " ? "  " : `${l.op} `}
-            {l.text}
-            {"\n"}
-          </span>
-        ))}
+        {hunks(lines).map((l, k) =>
+          "skipped" in l ? (
+            <span key={k} class="skip">
+              {`  ⋯ ${l.skipped} unchanged line${l.skipped === 1 ? "" : "s"}\n`}
+            </span>
+          ) : (
+            <span key={k} class={l.op === "+" ? "add" : l.op === "-" ? "del" : "ctx"}>
+              {l.op === " " ? "  " : `${l.op} `}
+              {l.text}
+              {"\n"}
+            </span>
+          ),
+        )}
       </pre>
     </figure>
   );

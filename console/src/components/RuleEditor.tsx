@@ -127,7 +127,6 @@ export function RuleEditor({
           placeholderText(placeholder ?? 'country in ["US", "CA"]'),
           EditorView.contentAttributes.of({
             id,
-            "aria-label": label,
             "aria-describedby": problemsId,
             "aria-multiline": "true",
             spellcheck: "false",
@@ -149,6 +148,12 @@ export function RuleEditor({
     };
     // The editor lives as long as the component; id and label are stable.
   }, []);
+
+  // The label follows the rule's position (set here: CodeMirror leaves
+  // attributes it was not given alone).
+  useLayoutEffect(() => {
+    view.current?.contentDOM.setAttribute("aria-label", label);
+  }, [label]);
 
   // A value changed from outside (a reload, a reset) replaces the text. A
   // layout effect: a plain effect may run late, with an older value than

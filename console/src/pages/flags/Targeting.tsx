@@ -7,7 +7,7 @@ import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, asApiError, withEtag, type ApiError, type Schema } from "../../api";
 import { Diff, prettyJson } from "../../components/Diff";
 import { ErrorNote } from "../../components/ErrorNote";
-import { RuleEditor } from "../../components/RuleEditor";
+import { bareMessage, RuleEditor } from "../../components/RuleEditor";
 import { projectPath } from "../../scope";
 import { at, fromApi, fromDraft, nextUid, type Config, type Draft, type FieldProblem, type Prerequisite, type RuleDraft } from "./model";
 import { ServeEditor } from "./ServeEditor";
@@ -77,11 +77,16 @@ export function Targeting(p: TargetingProps) {
   const draftText = JSON.stringify(fromDraft(draft, p.base.enabled));
   // A 422's problems belong to the draft that was sent; an edit retires them.
   const fromServer = serverProblems?.for === draftText ? serverProblems.problems : [];
-  const problems = [...p.problems, ...fromServer];
+  // The origin's copy of a problem the engine here found too is shown once.
+  const same = (a: FieldProblem, b: FieldProblem) => a.field === b.field && bareMessage(a.message) === bareMessage(b.message);
+  const problems = [...p.problems, ...fromServer.filter((q) => !p.problems.some((e) => same(e, q)))];
 
   useLayoutEffect(() => {
     if (!focusNext.current) return;
-    document.getElementById(focusNext.current)?.focus();
+    // A rule moved to an end: its button that way is disabled, the other one takes the focus.
+    const el = document.getElementById(focusNext.current) as HTMLButtonElement | null;
+    const other = focusNext.current.replace(/-(up|down)$/, (_, d: string) => (d === "up" ? "-down" : "-up"));
+    (el?.disabled ? document.getElementById(other) : el)?.focus();
     focusNext.current = undefined;
   });
 
@@ -155,7 +160,7 @@ export function Targeting(p: TargetingProps) {
       <div class="save-bar" role="region" aria-label="Save">
         <span class={`state ${p.isDirty ? "dirty" : ""}`} aria-live="polite">
           {p.isDirty ? "Unsaved changes" : saved ? "Saved" : "No changes"}
-          {p.checking ? <span class="muted"> · checking…</span> : invalid ? <span class="bad"> · {problems.length || 1} problem{problems.length === 1 ? "" : "s"}</span> : p.isDirty ? <span class="ok"> · valid</span> : null}
+          {p.checking && p.isDirty ? <span class="muted"> · checking…</span> : invalid ? <span class="bad"> · {problems.length || 1} problem{problems.length === 1 ? "" : "s"}</span> : p.isDirty ? <span class="ok"> · valid</span> : null}
         </span>
         <span class="spacer" />
         {p.isDirty && (
@@ -200,7 +205,7 @@ export function Targeting(p: TargetingProps) {
         </div>
       )}
       {error && !error.stale && error.status !== 422 && <ErrorNote error={error} />}
-      {error?.status === 422 && (
+      {error?.status === 422 && serverProblems?.for === draftText && (
         <p class="note error" role="alert">
           The origin refused the configuration: the problems are shown next to their fields.
         </p>
