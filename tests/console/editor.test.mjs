@@ -210,7 +210,7 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     await page.getByRole("button", { name: "Reload theirs (discard yours)" }).click();
     await stale.waitFor({ state: "detached" });
     await page.locator("li.rule").nth(1).waitFor({ state: "detached" });
-    assert.equal(await page.locator("#fallthrough-kind").inputValue(), "variant");
+    await page.waitForFunction(() => document.querySelector("#fallthrough-kind")?.value === "variant");
     assert.equal(await page.locator("#fallthrough-variant").inputValue(), "on");
   });
 
@@ -243,6 +243,28 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     await page.keyboard.press("Enter");
     await page.locator(".save-bar .state", { hasText: /^No changes/ }).waitFor();
     assert.equal(await page.locator("li.rule .rule-id").first().inputValue(), "rule-1");
+  });
+
+  await t.test("drafts are kept per environment; one that needs approvals opens a change request", async () => {
+    await api(base, "PUT", "/orgs/acme/projects/web/environments/staging/policy", { requiredApprovals: 1 });
+    await page.getByRole("button", { name: "Add a rule" }).click();
+    await page.keyboard.type('plan == "enterprise"');
+    await page.getByLabel("Environment").selectOption("staging");
+    await page.locator(".save-bar .state", { hasText: /^No changes/ }).waitFor();
+    assert.equal(await page.locator("li.rule").count(), 0, "staging has no rules");
+    assert.match(await page.locator("#flag-env option[value=production]").textContent(), /unsaved/);
+    await page.locator("#fallthrough-variant").selectOption("on");
+    await page.getByRole("button", { name: "Request approval" }).click();
+    const link = page.getByRole("link", { name: /^change request #\d+$/ });
+    await link.waitFor();
+    assert.match(await link.getAttribute("href"), /^\/orgs\/acme\/projects\/web\/changes\/staging\/\d+$/);
+    const { json: staging } = await api(base, "GET", "/orgs/acme/projects/web/flags/new-checkout/environments/staging");
+    assert.deepEqual(staging.fallthrough, { variant: "off" }, "nothing changes before the approval");
+    await page.getByLabel("Environment").selectOption("production");
+    await page.getByRole("textbox", { name: "Rule 3 condition" }).waitFor();
+    assert.equal(await page.getByRole("textbox", { name: "Rule 3 condition" }).textContent(), 'plan == "enterprise"');
+    await page.getByRole("button", { name: "Discard" }).click();
+    await page.locator("li.rule").nth(2).waitFor({ state: "detached" });
   });
 
   await t.test("the segments page: create with validation, edit, delete", async () => {

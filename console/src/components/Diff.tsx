@@ -95,7 +95,7 @@ export function Diff({ before, after, label }: { before: string; after: string; 
       <pre tabIndex={0} aria-label={`${label}, ${added} lines added, ${removed} removed`}>
         {hunks(lines).map((l, k) =>
           "skipped" in l ? (
-            <span key={k} class="skip">
+            <span key={k} class="fold">
               {`  ⋯ ${l.skipped} unchanged line${l.skipped === 1 ? "" : "s"}\n`}
             </span>
           ) : (

@@ -126,6 +126,8 @@ export function Targeting(p: TargetingProps) {
         const cr = r.data as unknown as Schema<"ChangeRequest">;
         setOpened(cr.id);
         setStale(undefined);
+        // The change request holds the change now.
+        p.onDiscard();
         return;
       }
       const { data, etag: next } = withEtag(r);
@@ -189,11 +191,11 @@ export function Targeting(p: TargetingProps) {
           <div class="row">
             <button
               type="button"
-              onClick={() => {
+              onClick={async () => {
+                await p.onReload();
                 setStale(undefined);
                 setError(undefined);
                 p.onDiscard();
-                void p.onReload();
               }}
             >
               Reload theirs (discard yours)
