@@ -101,6 +101,7 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     // A schedule for everybody else, drawn as a timeline.
     await page.locator("#fallthrough-kind").selectOption("schedule");
     await page.locator(".timeline svg").waitFor();
+    await page.locator(".save-bar", { hasText: "1 problem" }).waitFor();
     await screenshot(page, "flag-targeting");
     await audit(page, "the flag page's Targeting tab");
 
