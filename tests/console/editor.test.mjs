@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { post } from "../edge/harness.mjs";
 import { published } from "../edge/stack.mjs";
-import { api, audit, browser, missing, noPageErrors, screenshot, seed, signedIn, startStack } from "./harness.mjs";
+import { ROOT_TOKEN, api, audit, browser, missing, noPageErrors, screenshot, seed, signedIn, startStack } from "./harness.mjs";
 
 const ENV = "/orgs/acme/projects/web/environments/production";
 const CONFIG = "/orgs/acme/projects/web/flags/new-checkout/environments/production";
@@ -304,6 +304,25 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     await page.getByRole("dialog").getByRole("button", { name: "Delete the segment" }).click();
     await page.getByRole("row", { name: /beta/ }).waitFor({ state: "detached" });
     await audit(page, "the segments page");
+  });
+
+  await t.test("Settings: delete a flag after a confirmation", async () => {
+    await api(base, "POST", "/orgs/acme/projects/web/flags", { key: "old-banner", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off" });
+    await page.goto(`${base}/orgs/acme/projects/web/flags/old-banner?env=production`);
+    await page.getByRole("tab", { name: "Settings" }).click();
+    await page.getByRole("button", { name: "Delete old-banner…" }).click();
+    const confirm = page.getByRole("dialog", { name: "Delete old-banner?" });
+    await confirm.getByRole("button", { name: "Cancel" }).click();
+    await confirm.waitFor({ state: "hidden" });
+    await page.getByRole("button", { name: "Delete old-banner…" }).click();
+    await confirm.getByRole("button", { name: "Delete the flag" }).click();
+    // Staging needs approvals (above), which a deletion cannot wait for: break glass.
+    await confirm.getByText(/need approvals/).waitFor();
+    await confirm.getByLabel(/Reason to do it now/).fill("cleanup of a dead flag");
+    await confirm.getByRole("button", { name: "Delete now (break glass)" }).click();
+    await page.waitForURL((u) => u.pathname === "/orgs/acme/projects/web/flags");
+    const r = await fetch(`${base}/api/v1/orgs/acme/projects/web/flags/old-banner`, { headers: { authorization: `Bearer ${ROOT_TOKEN}` } });
+    assert.equal(r.status, 404);
   });
 
   await t.test("a phone's width: the flag page fits", async () => {

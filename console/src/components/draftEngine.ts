@@ -63,15 +63,16 @@ export function problemsOf(problems: SnapshotProblem[], kind: "flag" | "segment"
 }
 
 /**
- * The engine of `snapshot` (recomputed `delay` ms after it last changed).
- * The previous engine is freed once replaced.
+ * The engine of `snapshot` (recomputed `delay` ms after it last changed;
+ * pass a memoized object). The previous engine is freed once replaced.
  */
 export function useDraftEngine(snapshot: SnapshotDoc | undefined, delay = 120): Loaded & { pending: boolean } {
   const [state, setState] = useState<Loaded>({ problems: [] });
   const [pending, setPending] = useState(false);
   const generation = useRef(0);
   const current = useRef<EngineInstance | undefined>(undefined);
-  const text = snapshot ? JSON.stringify(snapshot) : "";
+  // Keyed by identity: callers memoize the document (a snapshot of 1,000
+  // flags is not serialized on every render).
   useEffect(() => {
     if (!snapshot) return;
     const mine = ++generation.current;
@@ -90,7 +91,7 @@ export function useDraftEngine(snapshot: SnapshotDoc | undefined, delay = 120): 
       if (old) setTimeout(() => old.free(), 0);
     }, delay);
     return () => clearTimeout(timer);
-  }, [text]);
+  }, [snapshot]);
   useEffect(
     () => () => {
       current.current?.free();

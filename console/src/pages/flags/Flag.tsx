@@ -144,7 +144,13 @@ export default function FlagPage() {
     .map((f) => ({ key: String(f.key), variants: Object.keys((f.variants as Record<string, unknown>) ?? {}) }));
   const mayWrite = can(me, "flags.write", org, project, env);
   const mayKill = can(me, "killswitch", org, project, env);
-  const engineProblems = problemsOf(checked.problems, "flag", key).map(fromEngine);
+  // This flag's problems, and any the draft causes elsewhere (a cycle of prerequisites).
+  const engineProblems = [
+    ...problemsOf(checked.problems, "flag", key).map(fromEngine),
+    ...checked.problems
+      .filter((p) => !(p.location?.entity?.kind === "flag" && p.location.entity.key === key))
+      .map((p) => ({ ...fromEngine(p), field: `${p.location?.entity?.key ?? "snapshot"}: ${p.location?.field ?? p.path}` })),
+  ];
   const panel = (t: Tab) => ({ role: "tabpanel" as const, id: `${tabId(t)}-panel`, "aria-labelledby": tabId(t), hidden: tab !== t });
 
   return (

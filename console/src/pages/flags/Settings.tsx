@@ -42,6 +42,11 @@ export function Settings({
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState(false);
   const [deleting, setDeleting] = useState(false);
+  const [deleteError, setDeleteError] = useState<ApiError>();
+  // Break glass: a reason lets a definition change or a deletion through
+  // while an environment needs approvals (409 protected_environment).
+  const [reason, setReason] = useState("");
+  const bypass = () => (reason.trim() ? { "If-Match": etag, "Bunting-Bypass-Reason": reason.trim() } : { "If-Match": etag });
 
   const save = async () => {
     setDone(false);
@@ -61,7 +66,7 @@ export function Settings({
     setError(undefined);
     try {
       const r = await api.PUT("/api/v1/orgs/{org}/projects/{project}/flags/{flag}", {
-        params: { path: { org, project, flag: record.key }, header: { "If-Match": etag } },
+        params: { path: { org, project, flag: record.key }, header: bypass() },
         body: {
           key: record.key,
           flagType: record.flagType,
@@ -90,20 +95,26 @@ export function Settings({
 
   const remove = async () => {
     setBusy(true);
+    setDeleteError(undefined);
     try {
       must(
         await api.DELETE("/api/v1/orgs/{org}/projects/{project}/flags/{flag}", {
-          params: { path: { org, project, flag: record.key }, header: { "If-Match": etag } },
+          params: { path: { org, project, flag: record.key }, header: bypass() },
         }),
       );
       route(projectPath(org, project, "/flags"));
     } catch (e) {
-      setDeleting(false);
-      setError(asApiError(e));
+      setDeleteError(asApiError(e));
     } finally {
       setBusy(false);
     }
   };
+  const glassField = (id: string) => (
+    <label class="stack" for={id}>
+      <span>Reason to do it now (break glass; kept in the audit log)</span>
+      <input id={id} value={reason} placeholder="incident #123" onInput={(e) => setReason(e.currentTarget.value)} />
+    </label>
+  );
 
   const at = (f: string) => error?.problemsAt(f) ?? [];
   return (
@@ -175,6 +186,7 @@ export function Settings({
             </ul>
           )}
           <ErrorNote error={error} onReload={onReload} />
+          {error?.code === "protected_environment" && glassField("set-glass")}
           {done && (
             <p class="note ok" role="status">
               Saved.
@@ -196,10 +208,22 @@ export function Settings({
           </button>
         </section>
       )}
-      <Confirm open={deleting} title={`Delete ${record.key}?`} confirmLabel="Delete the flag" danger onCancel={() => setDeleting(false)} onConfirm={() => void remove()}>
+      <Confirm
+        open={deleting}
+        title={`Delete ${record.key}?`}
+        confirmLabel={reason.trim() ? "Delete now (break glass)" : "Delete the flag"}
+        danger
+        onCancel={() => {
+          setDeleting(false);
+          setDeleteError(undefined);
+        }}
+        onConfirm={() => void remove()}
+      >
         <p>
           This deletes <strong>{record.key}</strong> in every environment. The audit log keeps its history.
         </p>
+        <ErrorNote error={deleteError} />
+        {deleteError?.code === "protected_environment" && glassField("delete-glass")}
       </Confirm>
     </div>
   );

@@ -91,10 +91,10 @@ function Editor({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError>();
   const [sent, setSent] = useState<string>();
-  const segment = toSegment(form);
+  const segment = useMemo(() => toSegment(form), [form]);
   const doc = useMemo(
     () => (snapshot ? withSegment(snapshot, original?.key ?? null, segment as unknown as Record<string, unknown>) : undefined),
-    [snapshot, JSON.stringify(segment)],
+    [snapshot, segment],
   );
   const checked = useDraftEngine(doc);
   const engine: Field[] = problemsOf(checked.problems, "segment", segment.key).map((p) => ({ field: p.location?.field ?? p.path, message: p.message, span: p.span }));
