@@ -306,9 +306,27 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     await audit(page, "the segments page");
   });
 
-  await t.test("Settings: delete a flag after a confirmation", async () => {
+  await t.test("prerequisites: another flag and its variant", async () => {
     await api(base, "POST", "/orgs/acme/projects/web/flags", { key: "old-banner", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off" });
+    await api(base, "POST", "/orgs/acme/projects/web/flags/old-banner/environments/production/toggle", { enabled: true });
     await page.goto(`${base}/orgs/acme/projects/web/flags/old-banner?env=production`);
+    await page.getByRole("button", { name: "Add a prerequisite" }).click();
+    await page.locator("#prereq-0-flag").selectOption("new-checkout");
+    await page.locator("#prereq-0-variant").selectOption("on");
+    await page.locator(".save-bar .state", { hasText: /· valid$/ }).waitFor();
+    // new-checkout is off in production: the prerequisite fails in the draft.
+    await page.getByRole("tab", { name: "Try it" }).click();
+    assert.equal(await cell(page, "draft", "Prerequisite failed").textContent(), "new-checkout");
+    assert.equal(await cell(page, "draft", "Reason").textContent(), "DEFAULT");
+    assert.equal(await cell(page, "live", "Prerequisite failed").textContent(), "—");
+    await page.getByRole("tab", { name: /Targeting/ }).click();
+    await page.getByRole("button", { name: "Save to Production" }).click();
+    await page.locator(".save-bar .state", { hasText: /^Saved/ }).waitFor();
+    const { json: config } = await api(base, "GET", "/orgs/acme/projects/web/flags/old-banner/environments/production");
+    assert.deepEqual(config.prerequisites, [{ flag: "new-checkout", variant: "on" }]);
+  });
+
+  await t.test("Settings: delete a flag after a confirmation", async () => {
     await page.getByRole("tab", { name: "Settings" }).click();
     await page.getByRole("button", { name: "Delete old-banner…" }).click();
     const confirm = page.getByRole("dialog", { name: "Delete old-banner?" });

@@ -48,6 +48,7 @@ const ROWS: [string, (e: Evaluation) => unknown][] = [
   ["Variant", (e) => e.variant ?? "—"],
   ["Reason", (e) => e.reason],
   ["Matching rule", (e) => e.ruleId ?? "—"],
+  ["Prerequisite failed", (e) => (e.prerequisiteFailed as string | undefined) ?? "—"],
   ["Error", (e) => (e.errorCode ? `${e.errorCode}${e.errorMessage ? `: ${e.errorMessage}` : ""}` : "—")],
 ];
 
@@ -156,7 +157,7 @@ export function TryIt({ flag, draft, live, isDirty }: { flag: string; draft?: En
       </div>
       <div class="try-results">
         <div class="table-wrap">
-          <table class="compare" aria-describedby="try-caption">
+          <table class="compare">
             <caption id="try-caption">
               {flag} for this context{isDirty ? "" : " (the draft has no changes)"}
             </caption>
