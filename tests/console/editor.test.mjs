@@ -153,6 +153,12 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     const { json: config } = await api(base, "GET", CONFIG);
     assert.deepEqual(config.rules, [{ id: "rule-1", condition: FIXED, serve: { variant: "on" } }]);
     assert.equal(config.fallthrough.schedule.variant, "on");
+    // An edit undone is no change.
+    await page.getByRole("textbox", { name: "Rule 1 condition" }).click();
+    await page.keyboard.type(" ");
+    await page.locator(".badge.unsaved").waitFor();
+    await page.keyboard.press("Backspace");
+    await page.locator(".badge.unsaved").waitFor({ state: "detached" });
     await published(base, ENV);
     const served = await edgeServes(worker, sdkKey.secret, { value: true, reason: "TARGETING_MATCH" });
     assert.equal(served.variant, "on");

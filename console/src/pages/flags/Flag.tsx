@@ -237,7 +237,7 @@ export default function FlagPage() {
               problems={engineProblems}
               loadError={checked.error}
               checking={checked.pending}
-              onDraft={(d) => setDrafts((all) => ({ ...all, [env]: d }))}
+              onDraft={(d) => setDrafts((all) => ({ ...all, [env]: dirty(d, base) ? d : undefined }))}
               onDiscard={() => setDrafts((all) => ({ ...all, [env]: undefined }))}
               onSaved={async () => {
                 await reloadEnv();

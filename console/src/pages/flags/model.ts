@@ -81,8 +81,8 @@ export function fromDraft(d: Draft, enabled: boolean): Config {
 
 /** Whether a draft differs from the configuration it started from. */
 export function dirty(d: Draft, base: Config): boolean {
-  const norm = (c: Config) => JSON.stringify({ ...c, enabled: true });
-  return norm(fromDraft(d, true)) !== norm({ ...base, rules: base.rules ?? [], prerequisites: base.prerequisites ?? [] });
+  // Both through fromDraft, so the fields are in the same order.
+  return JSON.stringify(fromDraft(d, true)) !== JSON.stringify(fromDraft(toDraft(base), true));
 }
 
 /** A problem from the engine or the API, located by its field in the flag. */
