@@ -237,6 +237,7 @@ export default function FlagPage() {
               problems={engineProblems}
               loadError={checked.error}
               checking={checked.pending}
+              engineLoaded={!!(checked.engine || checked.error)}
               onDraft={(d) => setDrafts((all) => ({ ...all, [env]: dirty(d, base) ? d : undefined }))}
               onDiscard={() => setDrafts((all) => ({ ...all, [env]: undefined }))}
               onSaved={async () => {

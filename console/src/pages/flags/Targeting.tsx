@@ -39,6 +39,8 @@ export interface TargetingProps {
   /** Why the draft snapshot did not load at all, if it did not. */
   loadError?: string;
   checking: boolean;
+  /** Whether the engine has checked the draft once (`data-ready`, for the benchmark). */
+  engineLoaded: boolean;
   onDraft: (d: Draft) => void;
   onDiscard: () => void;
   onSaved: (config: Schema<"FlagConfig">, etag: string) => void;
@@ -158,7 +160,7 @@ export function Targeting(p: TargetingProps) {
   const invalid = problems.length > 0 || !!p.loadError;
 
   return (
-    <div class="targeting">
+    <div class="targeting" data-ready={!p.checking && p.engineLoaded}>
       <div class="save-bar" role="region" aria-label="Save">
         <span class={`state ${p.isDirty ? "dirty" : ""}`} aria-live="polite">
           {p.isDirty ? "Unsaved changes" : saved ? "Saved" : "No changes"}
