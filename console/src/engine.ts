@@ -13,13 +13,8 @@ export async function loadEngine(): Promise<typeof Engine> {
   return Engine;
 }
 
-/** A problem of a snapshot, as the engine reports it. */
-export interface EngineProblem {
-  entity?: string;
-  path: string;
-  message: string;
-  parseError?: { line: number; column: number; expected?: string; found?: string } | null;
-}
+// A problem of a snapshot, as the engine reports it: `SnapshotProblem` in
+// components/draftEngine.ts.
 
 /** One evaluation result, as the engine reports it. */
 export interface Evaluation {
