@@ -1,8 +1,14 @@
--- What a console's flag list shows (sqlite): when each flag and each of
--- its configurations last changed, and by whom (the audit log's actor
--- name). The store's writes maintain them; existing rows take their
--- latest audit entry, else the flag's first one, else the migration's
--- time and "unknown".
+-- The state of flags beside their definitions (sqlite).
+--
+-- `archived`: an archived flag is left out of every environment's snapshot
+-- and of the flag list, and cannot change until restored.
+--
+-- `updated_at`/`updated_by`: what a console's flag list shows, when each
+-- flag and each of its configurations last changed, and by whom (the audit
+-- log's actor name). The store's writes maintain them; existing rows take
+-- their latest audit entry, else the flag's first one, else the
+-- migration's time and "unknown".
+ALTER TABLE flags ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE flags ADD COLUMN updated_at TEXT NOT NULL DEFAULT '';
 ALTER TABLE flags ADD COLUMN updated_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE flag_configs ADD COLUMN updated_at TEXT NOT NULL DEFAULT '';

@@ -302,6 +302,12 @@ impl From<StoreError> for ApiError {
                     .into();
                 e
             }
+            e @ StoreError::Archived { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "archived", e.to_string())
+            }
+            e @ StoreError::Prerequisite { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "prerequisite", e.to_string())
+            }
             StoreError::Database(e) => ApiError::internal(e),
         }
     }

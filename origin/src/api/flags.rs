@@ -30,6 +30,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_flags, create_flag))
         .routes(routes!(get_flag, replace_flag, delete_flag))
+        .routes(routes!(archive_flag))
+        .routes(routes!(restore_flag))
         .routes(routes!(flag_history))
         .routes(routes!(get_config, replace_config))
         .routes(routes!(toggle))
@@ -56,6 +58,8 @@ pub struct FlagListQuery {
     pub after: Option<String>,
     /// Page size, 1–500 (default 100).
     pub limit: Option<u32>,
+    /// `true`: archived flags only; `false` (default): served flags only.
+    pub archived: Option<bool>,
 }
 
 /// A page of flags.
@@ -71,7 +75,8 @@ pub struct FlagPage {
 
 /// The flags of a project, filtered and paginated by key; each with its
 /// state in every environment of the project (`environments`) and its last
-/// change (`updatedAt`, `updatedBy`).
+/// change (`updatedAt`, `updatedBy`). Archived flags are listed only with
+/// `archived=true`, which lists only them.
 #[utoipa::path(get, path = "/orgs/{org}/projects/{project}/flags", tag = "flags",
     params(ProjectPath, FlagListQuery),
     responses((status = 200, body = FlagPage)))]
@@ -100,6 +105,7 @@ pub async fn list_flags(
                 query: query.q,
                 after: query.after,
                 limit: query.limit.unwrap_or(100),
+                archived: query.archived.unwrap_or(false),
             },
         )
         .await?;
@@ -142,7 +148,7 @@ pub async fn get_flag(
 /// Replaces a flag's definition (editor; `If-Match`). The key cannot change.
 #[utoipa::path(put, path = "/orgs/{org}/projects/{project}/flags/{flag}", tag = "flags", request_body = FlagSpec,
     params(FlagPath, IfMatch, Bypass),
-    responses((status = 200, body = FlagRecord), (status = 409, description = "the change alters what an environment that needs approvals serves: break glass", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    responses((status = 200, body = FlagRecord), (status = 409, description = "the flag is archived, or the change alters what an environment that needs approvals serves: break glass", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_flag(
     State(state): State<AppState>,
     caller: Principal,
@@ -153,6 +159,7 @@ pub async fn replace_flag(
 ) -> ApiResult<Response> {
     let (org, project, flag) =
         scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
+    served(&flag)?;
     let expected = if_match.version()?;
     if spec.key != flag.spec.key {
         return Err(ApiError::invalid(vec![crate::store::Problem::new(
@@ -205,6 +212,87 @@ pub async fn delete_flag(
     state.store.delete_flag(&actor, flag.id, expected).await?;
     state.notify_publish();
     Ok(no_content())
+}
+
+/// Archives a flag (editor; `If-Match`): every environment's snapshot
+/// leaves it out (the edge answers it as a missing flag), the list hides it
+/// and it cannot change until restored. Refused (409 `prerequisite`) while
+/// a served flag names it as a prerequisite; archiving an archived flag
+/// answers it unchanged.
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/flags/{flag}/archive", tag = "flags",
+    params(FlagPath, IfMatch, Bypass),
+    responses((status = 200, body = FlagRecord), (status = 409, description = "a served flag names it as a prerequisite, or an environment of the project needs approvals: break glass", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn archive_flag(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<FlagPath>,
+    if_match: IfMatch,
+    bypass: Bypass,
+) -> ApiResult<Response> {
+    set_archived(state, caller, path, if_match, bypass, true).await
+}
+
+/// Restores an archived flag as it was (editor; `If-Match`): served again
+/// in every environment. Refused (409 `prerequisite`) while its
+/// prerequisites name archived flags; restoring a served flag answers it
+/// unchanged.
+#[utoipa::path(post, path = "/orgs/{org}/projects/{project}/flags/{flag}/restore", tag = "flags",
+    params(FlagPath, IfMatch, Bypass),
+    responses((status = 200, body = FlagRecord), (status = 409, description = "its prerequisites name archived flags, or an environment of the project needs approvals: break glass", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn restore_flag(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<FlagPath>,
+    if_match: IfMatch,
+    bypass: Bypass,
+) -> ApiResult<Response> {
+    set_archived(state, caller, path, if_match, bypass, false).await
+}
+
+/// Archives or restores: a project-wide change of what is served, which a
+/// protected environment's change request cannot hold (as deleting).
+async fn set_archived(
+    state: AppState,
+    caller: Principal,
+    path: FlagPath,
+    if_match: IfMatch,
+    bypass: Bypass,
+    archived: bool,
+) -> ApiResult<Response> {
+    let (org, project, flag) =
+        scope::flag(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
+    let expected = if_match.version()?;
+    let mut actor = caller.actor(org.id);
+    if flag.archived != archived {
+        let what = if archived { "archiving" } else { "restoring" };
+        actor.bypass = changes::guard_project_write(
+            &state,
+            &caller,
+            (&org, &project),
+            &format!("{what} flag {}", flag.spec.key),
+            &bypass,
+        )
+        .await?;
+    }
+    let flag = if archived {
+        state.store.archive_flag(&actor, flag.id, expected).await?
+    } else {
+        state.store.restore_flag(&actor, flag.id, expected).await?
+    };
+    state.notify_publish();
+    Ok(tagged(StatusCode::OK, flag.version, &flag))
+}
+
+/// Refuses a change to an archived flag (409 `archived`) before it can
+/// become a change request.
+fn served(flag: &FlagRecord) -> ApiResult<()> {
+    if flag.archived {
+        return Err(StoreError::Archived {
+            key: flag.spec.key.clone(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Paging of a history or audit query.
@@ -279,7 +367,7 @@ pub async fn get_config(
 #[utoipa::path(put, path = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}", tag = "flags",
     request_body = ConfigSpec,
     params(ConfigPath, IfMatch, Bypass),
-    responses((status = 200, body = FlagConfig), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    responses((status = 200, body = FlagConfig), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest), (status = 409, description = "the flag is archived", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_config(
     State(state): State<AppState>,
     caller: Principal,
@@ -290,6 +378,7 @@ pub async fn replace_config(
 ) -> ApiResult<Response> {
     let (org, project, env, flag) =
         scope::flag_in_env(&state, &caller, &path, &path.flag, Permission::FlagsWrite).await?;
+    served(&flag)?;
     let expected = if_match.version()?;
     let change = EnvChange::FlagConfig {
         flag: flag.spec.key.clone(),
@@ -333,7 +422,7 @@ pub struct Toggle {
 #[utoipa::path(post, path = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}/toggle", tag = "flags",
     request_body = Toggle,
     params(ConfigPath, Bypass),
-    responses((status = 200, body = FlagConfig), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest)))]
+    responses((status = 200, body = FlagConfig), (status = 202, description = "the environment needs approvals: a change request was opened instead", body = ChangeRequest), (status = 409, description = "the flag is archived", body = super::error::ErrorBody)))]
 pub async fn toggle(
     State(state): State<AppState>,
     caller: Principal,
@@ -343,6 +432,7 @@ pub async fn toggle(
 ) -> ApiResult<Response> {
     let (org, project, env, flag) =
         scope::flag_in_env(&state, &caller, &path, &path.flag, Permission::Killswitch).await?;
+    served(&flag)?;
     let current = state.store.flag_config(flag.id, env.id).await?;
     if current.spec.enabled != toggle.enabled {
         let change = EnvChange::FlagConfig {

@@ -59,6 +59,29 @@ pub enum StoreError {
     /// the request and have it reviewed again.
     #[error("stale base: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
     OutdatedChanges(Vec<Problem>),
+    /// The flag is archived: it cannot change until it is restored (HTTP
+    /// 409).
+    #[error("flag {key:?} is archived: restore it before changing it")]
+    Archived {
+        /// The flag's key.
+        key: String,
+    },
+    /// Archiving (or restoring) would leave a served flag naming an
+    /// archived one as a prerequisite (HTTP 409): `dependents` are
+    /// `flag/environment` pairs of the served side, `archived` the
+    /// archived side.
+    #[error(
+        "{} named as a prerequisite by {}: the edge would not find {}",
+        if .archived.len() == 1 { format!("flag {} is", .archived[0]) } else { format!("flags {} are", .archived.join(", ")) },
+        .dependents.join(", "),
+        if .archived.len() == 1 { "it" } else { "them" }
+    )]
+    Prerequisite {
+        /// The archived flags (keys).
+        archived: Vec<String>,
+        /// The served configurations that name them (`flag/environment`).
+        dependents: Vec<String>,
+    },
     /// The database failed (connection, SQL, migration, decoding).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

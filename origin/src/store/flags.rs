@@ -1,13 +1,15 @@
 //! Flags with their configurations per environment, segments and layers.
 
+use std::collections::BTreeSet;
+
 use bunting_core::Serve;
-use bunting_core::model::{Layer, Segment};
+use bunting_core::model::{Layer, Prerequisite, Segment};
 use sqlx::{AnyConnection, Row};
 
 use super::keys::valid_key;
 use super::rows::{
-    flag_row, get_config, get_env, get_flag, get_layer, get_project, get_segment, list_envs,
-    list_flags, list_layers, list_segments, not_found, now, to_json,
+    flag_row, from_json, get_config, get_env, get_flag, get_layer, get_project, get_segment,
+    list_envs, list_flags, list_layers, list_segments, not_found, now, to_json,
 };
 use super::write::{Entity, Write, check_version};
 use super::{
@@ -147,6 +149,11 @@ impl Write<'_> {
         if let Some(v) = expected {
             check_version(before.version, v)?;
         }
+        if before.archived {
+            return Err(StoreError::Archived {
+                key: before.spec.key,
+            });
+        }
         let by = self.actor_name().to_string();
         sqlx::query(
             "UPDATE flags SET key = $1, flag_type = $2, variants = $3, off_variant = $4, description = $5, \
@@ -193,6 +200,10 @@ impl Write<'_> {
         if let Some(v) = expected {
             check_version(before.version, v)?;
         }
+        let flag = get_flag(self.c(), flag_id).await?;
+        if flag.archived {
+            return Err(StoreError::Archived { key: flag.spec.key });
+        }
         let by = self.actor_name().to_string();
         sqlx::query(
             "UPDATE flag_configs SET enabled = $1, rules = $2, fallthrough = $3, prerequisites = $4, \
@@ -209,7 +220,6 @@ impl Write<'_> {
         .execute(self.c())
         .await?;
         let after = get_config(self.c(), flag_id, env_id).await?;
-        let flag = get_flag(self.c(), flag_id).await?;
         let env = get_env(self.c(), env_id).await?;
         let key = format!("{}/{}", flag.spec.key, env.key);
         self.audit(
@@ -222,6 +232,118 @@ impl Write<'_> {
         .await?;
         self.envs.insert(env_id);
         Ok(after)
+    }
+
+    /// Archives (`archived`) or restores flag `id`, at version `expected`;
+    /// nothing to do when it already is so.
+    pub(super) async fn set_archived(
+        &mut self,
+        id: i64,
+        expected: i64,
+        archived: bool,
+    ) -> Result<FlagRecord> {
+        let before = get_flag(self.c(), id).await?;
+        check_version(before.version, expected)?;
+        if before.archived == archived {
+            return Ok(before);
+        }
+        if archived {
+            self.check_not_prerequisite(&before).await?;
+        } else {
+            self.check_prerequisites_served(&before).await?;
+        }
+        let by = self.actor_name().to_string();
+        sqlx::query(
+            "UPDATE flags SET archived = $1, version = version + 1, updated_at = $2, updated_by = $3 \
+             WHERE id = $4",
+        )
+        .bind(i64::from(archived))
+        .bind(now())
+        .bind(by)
+        .bind(id)
+        .execute(self.c())
+        .await?;
+        let after = get_flag(self.c(), id).await?;
+        let action = if archived { "archive" } else { "restore" };
+        self.audit(
+            action,
+            "flag",
+            (id, &before.spec.key),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        self.touch_project(before.project_id).await?;
+        Ok(after)
+    }
+
+    /// Refuses to archive `flag` while a served flag names it as a
+    /// prerequisite in some environment.
+    async fn check_not_prerequisite(&mut self, flag: &FlagRecord) -> Result<()> {
+        let rows = sqlx::query(
+            "SELECT f.key AS flag, e.key AS env, c.prerequisites FROM flag_configs c \
+             JOIN flags f ON f.id = c.flag_id JOIN environments e ON e.id = c.environment_id \
+             WHERE f.project_id = $1 AND f.archived = 0 AND f.id <> $2 ORDER BY f.key, e.key",
+        )
+        .bind(flag.project_id)
+        .bind(flag.id)
+        .fetch_all(self.c())
+        .await?;
+        let mut dependents = Vec::new();
+        for row in &rows {
+            let prerequisites: Vec<Prerequisite> = from_json(row, "prerequisites")?;
+            if prerequisites.iter().any(|p| p.flag == flag.spec.key) {
+                let (key, env): (String, String) = (row.try_get("flag")?, row.try_get("env")?);
+                dependents.push(format!("{key}/{env}"));
+            }
+        }
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Prerequisite {
+            archived: vec![flag.spec.key.clone()],
+            dependents,
+        })
+    }
+
+    /// Refuses to restore `flag` while its prerequisites name archived
+    /// flags.
+    async fn check_prerequisites_served(&mut self, flag: &FlagRecord) -> Result<()> {
+        let archived: BTreeSet<String> =
+            sqlx::query("SELECT key FROM flags WHERE project_id = $1 AND archived <> 0")
+                .bind(flag.project_id)
+                .fetch_all(self.c())
+                .await?
+                .iter()
+                .map(|r| r.try_get("key"))
+                .collect::<std::result::Result<_, _>>()?;
+        let rows = sqlx::query(
+            "SELECT e.key AS env, c.prerequisites FROM flag_configs c \
+             JOIN environments e ON e.id = c.environment_id WHERE c.flag_id = $1 ORDER BY e.key",
+        )
+        .bind(flag.id)
+        .fetch_all(self.c())
+        .await?;
+        let (mut named, mut dependents) = (BTreeSet::new(), Vec::new());
+        for row in &rows {
+            let prerequisites: Vec<Prerequisite> = from_json(row, "prerequisites")?;
+            let missing: Vec<&Prerequisite> = prerequisites
+                .iter()
+                .filter(|p| p.flag != flag.spec.key && archived.contains(&p.flag))
+                .collect();
+            if !missing.is_empty() {
+                let env: String = row.try_get("env")?;
+                dependents.push(format!("{}/{env}", flag.spec.key));
+                named.extend(missing.into_iter().map(|p| p.flag.clone()));
+            }
+        }
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Prerequisite {
+            archived: named.into_iter().collect(),
+            dependents,
+        })
     }
 
     // ---- segments and layers ----
@@ -417,6 +539,23 @@ impl Store {
             w.touch_project(before.project_id).await
         })
         .await
+    }
+
+    /// Archives flag `id` (at version `expected`): every snapshot leaves it
+    /// out, the flag list hides it and it cannot change until restored.
+    /// Refused ([`StoreError::Prerequisite`]) while a served flag names it
+    /// as a prerequisite. Archiving an archived flag changes nothing.
+    pub async fn archive_flag(&self, actor: &Actor, id: i64, expected: i64) -> Result<FlagRecord> {
+        self.write(actor, async |w| w.set_archived(id, expected, true).await)
+            .await
+    }
+
+    /// Restores archived flag `id` (at version `expected`) as it was.
+    /// Refused ([`StoreError::Prerequisite`]) while its prerequisites name
+    /// archived flags. Restoring a served flag changes nothing.
+    pub async fn restore_flag(&self, actor: &Actor, id: i64, expected: i64) -> Result<FlagRecord> {
+        self.write(actor, async |w| w.set_archived(id, expected, false).await)
+            .await
     }
 
     /// Flag `flag_id`'s configuration in environment `env_id`.

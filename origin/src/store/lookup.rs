@@ -90,6 +90,7 @@ impl Store {
                     .as_deref()
                     .is_none_or(|t| f.spec.tags.iter().any(|x| x == t))
             })
+            .filter(|f| f.archived == filter.archived)
             .filter(|f| filter.flag_type.is_none_or(|t| f.spec.flag_type == t))
             .filter(|f| {
                 query.as_deref().is_none_or(|q| {
@@ -125,4 +126,6 @@ pub struct FlagFilter {
     pub after: Option<String>,
     /// Page size (1–500).
     pub limit: u32,
+    /// Archived flags only (else served flags only).
+    pub archived: bool,
 }

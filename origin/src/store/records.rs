@@ -174,6 +174,10 @@ pub struct FlagRecord {
     pub spec: FlagSpec,
     /// Optimistic-concurrency version.
     pub version: i64,
+    /// Archived: left out of every snapshot (the edge answers it as a
+    /// missing flag) and of the flag list (unless `?archived=true`), and
+    /// unchangeable until restored.
+    pub archived: bool,
 }
 
 /// A flag's per-environment configuration, as in LaunchDarkly.

@@ -119,6 +119,7 @@ pub(super) fn flag_row(r: &AnyRow) -> Result<FlagRecord> {
             layer: opt_json::<LayerSlot>(r, "layer")?,
         },
         version: r.try_get("version")?,
+        archived: r.try_get::<i64, _>("archived")? != 0,
     })
 }
 

@@ -29,6 +29,8 @@ pub(super) async fn build(c: &mut AnyConnection, env_id: i64) -> Result<Snapshot
     let layers = list_layers(c, env.project_id).await?;
     let flags = flags
         .into_iter()
+        // An archived flag is not served: the edge answers it as missing.
+        .filter(|f| !f.archived)
         .map(|f| {
             let spec = f.spec;
             let config = configs.get(&f.id).cloned().unwrap_or_else(|| ConfigSpec {

@@ -22,6 +22,8 @@ both!(
     key_rules_are_the_documents,
     list_items_carry_environment_state,
     list_of_a_thousand_flags,
+    archive_and_restore,
+    archiving_needs_glass_in_protected_environments,
 );
 
 /// Org `acme`, project `web`, environments `production` and `staging`; the
@@ -760,5 +762,298 @@ async fn list_of_a_thousand_flags(store: Store) {
     assert!(
         elapsed < std::time::Duration::from_secs(10),
         "two pages of 500 flags took {elapsed:?}"
+    );
+}
+
+/// The keys of the flags of environment `env`'s snapshot.
+async fn snapshot_keys(api: &TestApp, env: &str) -> Vec<String> {
+    let (s, _, snap) = api
+        .get(&format!(
+            "/orgs/acme/projects/web/environments/{env}/snapshot"
+        ))
+        .await;
+    assert_eq!(s, 200, "{snap}");
+    snap["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The keys of a page of the flag list.
+fn keys(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect()
+}
+
+/// `POST …/flags/{key}/{action}` (archive, restore) with `If-Match` the
+/// flag's current tag.
+async fn archival(api: &TestApp, key: &str, action: &str) -> (StatusCode, Option<String>, Value) {
+    let (_, tag, _) = api.get(&format!("{FLAGS}/{key}")).await;
+    api.call_if_match(
+        Method::POST,
+        &format!("{FLAGS}/{key}/{action}"),
+        None,
+        tag.as_deref(),
+    )
+    .await
+}
+
+async fn archive_and_restore(store: Store) {
+    let api = TestApp::root(store);
+    let admin = setup(&api).await;
+    for key in ["old", "parent", "child"] {
+        admin.made(FLAGS, flag(key, &[]), 201).await;
+    }
+    // child needs parent in production.
+    let cfg = format!("{FLAGS}/child/environments/production");
+    let (_, tag, _) = admin.get(&cfg).await;
+    let needs_parent = json!({"enabled": true, "rules": [], "fallthrough": {"variant": "on"},
+        "prerequisites": [{"flag": "parent", "variant": "on"}]});
+    let (s, _, b) = admin
+        .call_if_match(Method::PUT, &cfg, Some(needs_parent), tag.as_deref())
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        snapshot_keys(&admin, "production")
+            .await
+            .contains(&"old".into())
+    );
+
+    // If-Match, as every write of a flag.
+    let (s, _, b) = admin
+        .call(Method::POST, &format!("{FLAGS}/old/archive"), None, &[])
+        .await;
+    assert_eq!(s, 428, "{b}");
+    let (_, tag, before) = admin.get(&format!("{FLAGS}/old")).await;
+    assert_eq!(before["archived"], false);
+    let (s, _, b) = admin
+        .call_if_match(
+            Method::POST,
+            &format!("{FLAGS}/old/archive"),
+            None,
+            Some("\"99\""),
+        )
+        .await;
+    assert_eq!(s, 412, "{b}");
+    let (s, archived_tag, archived) = admin
+        .call_if_match(
+            Method::POST,
+            &format!("{FLAGS}/old/archive"),
+            None,
+            tag.as_deref(),
+        )
+        .await;
+    assert_eq!(s, 200, "{archived}");
+    assert_eq!(archived["archived"], true);
+    assert_eq!(archived["version"], before["version"].as_i64().unwrap() + 1);
+    assert_eq!(archived_tag, Some(format!("\"{}\"", archived["version"])));
+
+    // Out of every snapshot: the edge answers it as a missing flag.
+    for env in ["production", "staging"] {
+        let keys = snapshot_keys(&admin, env).await;
+        assert!(!keys.contains(&"old".into()), "{env}: {keys:?}");
+        assert!(keys.contains(&"parent".into()), "{env}: {keys:?}");
+    }
+    // Hidden from the list unless asked for, and then alone.
+    let (_, _, live) = admin.get(FLAGS).await;
+    assert_eq!(keys(&live), ["child", "parent"]);
+    let (s, _, gone) = admin.get(&format!("{FLAGS}?archived=true")).await;
+    assert_eq!(s, 200, "{gone}");
+    assert_eq!(keys(&gone), ["old"]);
+    assert_eq!(gone["items"][0]["archived"], true);
+    assert_eq!(
+        gone["items"][0]["environments"]["production"]["enabled"],
+        false
+    );
+    let (_, _, history) = admin.get(&format!("{FLAGS}/old/history")).await;
+    let last = history["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["action"], "archive");
+    let after: Value = serde_json::from_str(last["after"].as_str().unwrap()).unwrap();
+    assert_eq!(after["archived"], true);
+    assert_eq!(gone["items"][0]["updatedBy"], last["actor"]);
+    let (s, _, b) = admin.get(&format!("{FLAGS}?archived=maybe")).await;
+    assert_eq!(s, 400, "{b}");
+
+    // Archiving it again changes nothing.
+    let (s, tag, again) = archival(&admin, "old", "archive").await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!((again, tag), (archived.clone(), archived_tag.clone()));
+
+    // No change until restored: 409 with a clear message.
+    let (_, tag, _) = admin.get(&format!("{FLAGS}/old")).await;
+    let mut edited = flag("old", &[]);
+    edited["description"] = json!("edited");
+    let (s, _, b) = admin
+        .call_if_match(
+            Method::PUT,
+            &format!("{FLAGS}/old"),
+            Some(edited),
+            tag.as_deref(),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), &b["error"]["code"]),
+        (409, &json!("archived")),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restore it"),
+        "{b}"
+    );
+    let old_cfg = format!("{FLAGS}/old/environments/production");
+    let (_, tag, _) = admin.get(&old_cfg).await;
+    let on = json!({"enabled": true, "rules": [], "fallthrough": {"variant": "on"}});
+    let (s, _, b) = admin
+        .call_if_match(Method::PUT, &old_cfg, Some(on), tag.as_deref())
+        .await;
+    assert_eq!(
+        (s.as_u16(), &b["error"]["code"]),
+        (409, &json!("archived")),
+        "{b}"
+    );
+    let (s, _, b) = admin
+        .post(&format!("{old_cfg}/toggle"), json!({"enabled": true}))
+        .await;
+    assert_eq!(
+        (s.as_u16(), &b["error"]["code"]),
+        (409, &json!("archived")),
+        "{b}"
+    );
+    assert_eq!(
+        admin.get(&format!("{FLAGS}/old")).await.2,
+        archived,
+        "unchanged"
+    );
+
+    // A prerequisite of a served flag stays.
+    let (s, _, b) = archival(&admin, "parent", "archive").await;
+    assert_eq!(
+        (s.as_u16(), &b["error"]["code"]),
+        (409, &json!("prerequisite")),
+        "{b}"
+    );
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("parent") && message.contains("child/production"),
+        "{message}"
+    );
+    assert!(
+        snapshot_keys(&admin, "production")
+            .await
+            .contains(&"parent".into())
+    );
+
+    // Once child is archived, parent may be; then child cannot come back
+    // before parent.
+    assert_eq!(archival(&admin, "child", "archive").await.0, 200);
+    assert_eq!(archival(&admin, "parent", "archive").await.0, 200);
+    let (s, _, b) = archival(&admin, "child", "restore").await;
+    assert_eq!(
+        (s.as_u16(), &b["error"]["code"]),
+        (409, &json!("prerequisite")),
+        "{b}"
+    );
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("parent") && message.contains("child/production"),
+        "{message}"
+    );
+    assert_eq!(archival(&admin, "parent", "restore").await.0, 200);
+    let (s, _, child) = archival(&admin, "child", "restore").await;
+    assert_eq!(s, 200, "{child}");
+    assert_eq!(child["archived"], false);
+
+    // Restored as it was: served again, listed again, editable again.
+    let (s, _, restored) = archival(&admin, "old", "restore").await;
+    assert_eq!(s, 200, "{restored}");
+    assert_eq!(restored["archived"], false);
+    assert_eq!(restored["description"], before["description"]);
+    assert!(
+        snapshot_keys(&admin, "production")
+            .await
+            .contains(&"old".into())
+    );
+    let (_, _, live) = admin.get(FLAGS).await;
+    assert_eq!(keys(&live), ["child", "old", "parent"]);
+    let (_, _, gone) = admin.get(&format!("{FLAGS}?archived=true")).await;
+    assert_eq!(keys(&gone), Vec::<&str>::new());
+    let (s, _, b) = admin
+        .post(&format!("{old_cfg}/toggle"), json!({"enabled": true}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, _, audit) = admin.get("/orgs/acme/audit?limit=500").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entityKey"] == "old" && e["entityType"] == "flag")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "archive", "restore"]);
+}
+
+/// Archiving changes what every environment serves: in a project with an
+/// environment that needs approvals, it needs glass, as deleting does.
+async fn archiving_needs_glass_in_protected_environments(store: Store) {
+    let api = TestApp::root(store);
+    let admin = setup(&api).await;
+    admin.made(FLAGS, flag("legacy", &[]), 201).await;
+    let (s, _, b) = admin
+        .call(
+            Method::PUT,
+            "/orgs/acme/projects/web/environments/production/policy",
+            Some(json!({"requiredApprovals": 1, "approverRoles": ["editor"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _, b) = archival(&admin, "legacy", "archive").await;
+    assert_eq!(
+        (s.as_u16(), &b["error"]["code"]),
+        (409, &json!("protected_environment")),
+        "{b}"
+    );
+    assert!(
+        snapshot_keys(&admin, "production")
+            .await
+            .contains(&"legacy".into())
+    );
+    let (_, tag, _) = admin.get(&format!("{FLAGS}/legacy")).await;
+    let (s, _, b) = admin
+        .call(
+            Method::POST,
+            &format!("{FLAGS}/legacy/archive"),
+            None,
+            &[
+                ("if-match", tag.as_deref().unwrap()),
+                ("bunting-bypass-reason", "retired after the launch"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        !snapshot_keys(&admin, "production")
+            .await
+            .contains(&"legacy".into())
+    );
+    let (_, _, audit) = admin.get("/orgs/acme/audit?limit=500").await;
+    let bypass = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "bypass" && e["entityKey"] == "production")
+        .unwrap_or_else(|| panic!("no bypass entry: {audit}"));
+    assert!(
+        bypass.to_string().contains("retired after the launch"),
+        "{bypass}"
     );
 }

@@ -83,6 +83,8 @@ const ENV: &str = "/orgs/{org}/projects/{project}/environments/{env}";
 const FLAG: &str = "/orgs/{org}/projects/{project}/flags/{flag}";
 const CONFIG: &str = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}";
 const TOGGLE: &str = "/orgs/{org}/projects/{project}/flags/{flag}/environments/{env}/toggle";
+const ARCHIVE: &str = "/orgs/{org}/projects/{project}/flags/{flag}/archive";
+const RESTORE: &str = "/orgs/{org}/projects/{project}/flags/{flag}/restore";
 const SEGMENT: &str = "/orgs/{org}/projects/{project}/environments/{env}/segments/{segment}";
 const LAYER: &str = "/orgs/{org}/projects/{project}/layers/{layer}";
 const SDK_KEY: &str = "/orgs/{org}/projects/{project}/environments/{env}/sdk-keys/{id}";
@@ -154,6 +156,8 @@ fn table() -> Vec<Row> {
         (M::GET,    FLAG.into(),                              [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
         (M::PUT,    FLAG.into(),                              [401, 401, 403, 200, 200, 200, 200, 403, 403, 403, 403, 404, 200]),
         (M::DELETE, FLAG.into(),                              [401, 401, 403, 204, 204, 204, 204, 403, 403, 403, 403, 404, 204]),
+        (M::POST,   ARCHIVE.into(),                           [401, 401, 403, 200, 200, 200, 200, 403, 403, 403, 403, 404, 200]),
+        (M::POST,   RESTORE.into(),                           [401, 401, 403, 200, 200, 200, 200, 403, 403, 403, 403, 404, 200]),
         (M::GET,    format!("{FLAG}/history"),                [401, 401, 200, 200, 200, 200, 200, 403, 200, 200, 200, 404, 200]),
         (M::GET,    CONFIG.into(),                            [401, 401, 200, 200, 200, 200, 200, 403, 200, 403, 200, 404, 200]),
         (M::PUT,    CONFIG.into(),                            [401, 401, 403, 200, 200, 200, 200, 403, 200, 403, 403, 404, 200]),
@@ -678,13 +682,32 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
                 ..Prepared::default()
             }
         }
-        FLAG | CONFIG | TOGGLE => {
+        FLAG | CONFIG | TOGGLE | ARCHIVE | RESTORE => {
             let key = fresh("flag");
             h.made("/orgs/acme/projects/web/flags", flag_body(&key))
                 .await;
             let p = path(&[("flag", &key)]);
-            let probe = if row.path == FLAG {
-                p.clone()
+            let flag = fill(FLAG, &[("flag", &key), ("org", "acme"), ("project", "web")]);
+            if row.path == RESTORE {
+                // An archived flag to restore.
+                let tag = h.root(Method::GET, &flag, None, 200).await.etag;
+                let archived = h
+                    .call(
+                        Some(ROOT),
+                        Method::POST,
+                        &format!("{flag}/archive"),
+                        None,
+                        tag.as_deref(),
+                    )
+                    .await;
+                assert_eq!(
+                    archived.status, 200,
+                    "setup: archiving {flag}: {}",
+                    archived.body
+                );
+            }
+            let probe = if [FLAG, ARCHIVE, RESTORE].contains(&row.path.as_str()) {
+                flag
             } else {
                 fill(
                     CONFIG,
@@ -704,6 +727,7 @@ async fn prepare(w: &World, row: &Row, n: usize) -> Prepared {
                     (Some(b), tag)
                 }
                 (FLAG, "DELETE") => (None, tag),
+                (ARCHIVE | RESTORE, "POST") => (None, tag),
                 (CONFIG, "PUT") => (
                     Some(json!({"enabled": true, "rules": [], "fallthrough": {"variant": "on"}})),
                     tag,
