@@ -176,7 +176,11 @@ pub struct FlagRecord {
     pub version: i64,
     /// Archived: left out of every snapshot (the edge answers it as a
     /// missing flag) and of the flag list (unless `?archived=true`), and
-    /// unchangeable until restored.
+    /// unchangeable until restored. Sent only when true, so that a served
+    /// flag reads as before (a client's read-modify-write of the
+    /// definition strips `id`, `projectId` and `version`, as ever).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(default = false)]
     pub archived: bool,
 }
 
