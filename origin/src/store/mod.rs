@@ -249,10 +249,22 @@ impl Store {
         } else {
             pool = pool.max_connections(8);
         }
-        let pool = pool.connect_with(options).await?;
-        let store = Store { pool, backend };
-        store.migrate().await?;
-        Ok(store)
+        let store = Store {
+            pool: pool.clone().connect_with(options.clone()).await?,
+            backend,
+        };
+        if !store.migrate().await? || memory {
+            return Ok(store);
+        }
+        // A connection that read the schema before a migration altered a
+        // table may still prepare `SELECT *` with the old columns (SQLite
+        // re-prepares at the first step, after sqlx has taken the column
+        // list): start afresh with connections that know only the new one.
+        store.pool.close().await;
+        Ok(Store {
+            pool: pool.connect_with(options).await?,
+            backend,
+        })
     }
 
     /// Which database this store uses.
@@ -265,7 +277,8 @@ impl Store {
         &self.pool
     }
 
-    async fn migrate(&self) -> Result<()> {
+    /// Applies the migrations not applied yet; whether there were any.
+    async fn migrate(&self) -> Result<bool> {
         let migrations = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
@@ -276,6 +289,7 @@ impl Store {
         )
         .execute(&self.pool)
         .await?;
+        let mut applied = false;
         for (version, name, sql) in migrations {
             let mut tx = self.pool.begin().await?;
             let done = sqlx::query("SELECT version FROM bunting_migrations WHERE version = $1")
@@ -285,6 +299,7 @@ impl Store {
             if done.is_some() {
                 continue;
             }
+            applied = true;
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             if *version == events::ROLLUP_MIGRATION {
                 events::rebuild_rollup(&mut tx, self.backend).await?;
@@ -299,7 +314,7 @@ impl Store {
             .await?;
             tx.commit().await?;
         }
-        Ok(())
+        Ok(applied)
     }
 
     async fn begin<'a>(&self, actor: &'a Actor) -> Result<Write<'a>> {
