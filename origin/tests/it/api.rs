@@ -1057,3 +1057,99 @@ async fn archiving_needs_glass_in_protected_environments(store: Store) {
         "{bypass}"
     );
 }
+
+/// A store at `url` whose flags predate migration 0014: made through the
+/// API, then the migration's columns dropped and its record removed.
+/// Answers the audit actor and time of the last change of flag `old`
+/// (toggled in staging) and of flag `fresh` (created only).
+async fn before_migration_14(url: &str) -> [(String, String); 2] {
+    let store = Store::open(url).await.unwrap();
+    let api = TestApp::root(store.clone());
+    let admin = setup(&api).await;
+    admin.made(FLAGS, flag("old", &[]), 201).await;
+    admin.made(FLAGS, flag("fresh", &[]), 201).await;
+    let (s, _, b) = admin
+        .post(
+            &format!("{FLAGS}/old/environments/staging/toggle"),
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let mut last = Vec::new();
+    for key in ["old", "fresh"] {
+        let (_, _, history) = admin.get(&format!("{FLAGS}/{key}/history")).await;
+        let e = history["items"].as_array().unwrap().last().unwrap().clone();
+        last.push((
+            e["actor"].as_str().unwrap().to_string(),
+            e["at"].as_str().unwrap().to_string(),
+        ));
+    }
+    for (table, column) in [
+        ("flags", "archived"),
+        ("flags", "updated_at"),
+        ("flags", "updated_by"),
+        ("flag_configs", "updated_at"),
+        ("flag_configs", "updated_by"),
+    ] {
+        sqlx::raw_sql(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql("DELETE FROM bunting_migrations WHERE version = 14")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    last.try_into().unwrap()
+}
+
+/// Migration 0014 fills the list's state of existing flags from the audit
+/// log: each configuration's latest change, else the flag's creation.
+async fn backfilled(url: &str) {
+    let [(old_by, old_at), (fresh_by, fresh_at)] = before_migration_14(url).await;
+    let store = Store::open(url).await.unwrap();
+    let api = TestApp::root(store.clone());
+    let (s, _, t) = api
+        .post(
+            "/orgs/acme/tokens",
+            json!({"name": "reader", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let (s, _, page) = api.get(FLAGS).await;
+    assert_eq!(s, 200, "{page}");
+    let old = item(&page, "old");
+    assert_eq!(
+        (&old["updatedBy"], &old["updatedAt"]),
+        (&json!(old_by), &json!(old_at))
+    );
+    assert_eq!(old["environments"]["staging"]["updatedAt"], old_at);
+    assert_eq!(old["environments"]["staging"]["enabled"], true);
+    let (_, _, history) = api.get(&format!("{FLAGS}/old/history")).await;
+    let created = &history["items"][0]["at"];
+    assert_eq!(&old["environments"]["production"]["updatedAt"], created);
+    let fresh = item(&page, "fresh");
+    assert_eq!(
+        (&fresh["updatedBy"], &fresh["updatedAt"]),
+        (&json!(fresh_by), &json!(fresh_at))
+    );
+    assert_eq!(fresh.get("archived"), None);
+    store.pool().close().await;
+}
+
+#[tokio::test]
+async fn sqlite_list_state_is_backfilled() {
+    let dir = crate::common::cli::scratch("api", "backfill");
+    backfilled(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("old.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_list_state_is_backfilled() {
+    let (url, _guard) = common::postgres_schema().await;
+    backfilled(&url).await;
+}
