@@ -63,7 +63,8 @@ async function populate(o) {
 }
 
 async function main() {
-  const stack = await startStack({ consoleDir: null });
+  // The copy embedded in the binary, unless BENCH_CONSOLE_DIR names a build.
+  const stack = await startStack({ consoleDir: process.env.BENCH_CONSOLE_DIR ?? null });
   const b = await browser();
   try {
     await populate(stack.base);

@@ -108,6 +108,31 @@ test("the flags list: sign in, filter, create, kill switch, audit, phone", { ski
     const open = crs.items.filter((c) => c.status === "open");
     assert.equal(open.length, 1, JSON.stringify(crs.items));
     assert.equal((await api(o, "GET", `${FLAGS}/new-checkout/environments/production`)).json.enabled, true);
+    // Archive: out of the list and of every snapshot, back on restore.
+    await page.goto(`${o}${FLAGS}/dark-mode?env=staging`);
+    await page.getByRole("tab", { name: "Settings" }).click();
+    await page.getByRole("button", { name: "Archive dark-mode" }).click();
+    // Production needs approvals: archiving is refused until glass is broken.
+    await page.getByLabel(/^Reason to do it now/).fill("retired after the redesign");
+    await page.getByRole("button", { name: "Archive dark-mode" }).click();
+    await page.getByText(/^Archived: no environment serves this flag/).waitFor();
+    const snapshotKeys = async () =>
+      (await api(o, "GET", "/orgs/acme/projects/web/environments/staging/snapshot")).json.flags.map((f) => f.key);
+    assert.ok(!(await snapshotKeys()).includes("dark-mode"), "an archived flag is out of the snapshot");
+    await page.goto(`${o}${FLAGS}`);
+    await page.getByText("3 flags", { exact: true }).waitFor();
+    assert.ok(!(await rows.locator("th a").allTextContents()).includes("dark-mode"));
+    await page.getByLabel("Show", { exact: true }).selectOption("archived");
+    await page.getByText("1 archived flags", { exact: true }).waitFor();
+    assert.deepEqual(await rows.locator("th a").allTextContents(), ["dark-mode"]);
+    assert.equal(await page.getByRole("switch", { name: "dark-mode in Staging: on" }).isDisabled(), true);
+    await rows.locator("th a").first().click();
+    await page.getByRole("tab", { name: "Settings" }).click();
+    await page.getByRole("button", { name: "Restore dark-mode" }).click();
+    await page.getByLabel(/^Reason to do it now/).fill("needed again");
+    await page.getByRole("button", { name: "Restore dark-mode" }).click();
+    await page.getByRole("button", { name: "Archive dark-mode" }).waitFor();
+    assert.ok((await snapshotKeys()).includes("dark-mode"), "a restored flag is served again");
     noPageErrors(page);
 
     // A phone's width: the page reflows, the table scrolls inside itself.

@@ -178,6 +178,11 @@ export default function FlagPage() {
             {isDirty && <span class="badge unsaved">Unsaved changes</span>}
           </p>
           {record.description && <p class="description">{record.description}</p>}
+          {record.archived && (
+            <p class="note" role="status">
+              Archived: no environment serves this flag, and it cannot be changed until it is restored (Settings).
+            </p>
+          )}
         </div>
         <div class="flag-env">
           <label class="stack" for="flag-env">

@@ -2,7 +2,6 @@
 // at once; in an environment that needs approvals, a confirmation that either
 // opens a change request or breaks glass with a reason (kept in the audit log).
 import { useState } from "preact/hooks";
-import { useLocation } from "preact-iso";
 import { api, must } from "../../api";
 import { Confirm } from "../../components/Confirm";
 import { ErrorNote } from "../../components/ErrorNote";
@@ -21,7 +20,6 @@ export function KillSwitch(props: {
   onChanged: () => void;
 }) {
   const { org, project, flag, env, envName, enabled, protectedBy, allowed, onChanged } = props;
-  const { route } = useLocation();
   const [asking, setAsking] = useState(false);
   const [reason, setReason] = useState("");
   const [opened, setOpened] = useState<number>();
@@ -57,8 +55,9 @@ export function KillSwitch(props: {
         </a>
       )}
       <ErrorNote error={toggle.error} />
+      {asking && (
       <Confirm
-        open={asking}
+        open
         title={`Turn ${flag} ${enabled ? "off" : "on"} in ${envName}?`}
         confirmLabel={reason.trim() ? `Turn ${enabled ? "off" : "on"} now` : "Open a change request"}
         danger={!!reason.trim()}
@@ -76,12 +75,8 @@ export function KillSwitch(props: {
           <span>Reason to flip it now (optional)</span>
           <input value={reason} onInput={(e) => setReason(e.currentTarget.value)} placeholder="incident #123: checkout errors" />
         </label>
-        {opened !== undefined && (
-          <button type="button" class="link" onClick={() => route(projectPath(org, project, `/changes/${env}/${opened}`))}>
-            View the change request
-          </button>
-        )}
       </Confirm>
+      )}
     </>
   );
 }

@@ -16,14 +16,14 @@ export type FlagRow = Schema<"FlagSummary">;
 
 const PAGE = 500;
 
-/** Every flag of the project (pages of 500), archived ones only with `archived`. */
-export async function allFlags(org: string, project: string): Promise<FlagRow[]> {
+/** Every flag of the project (pages of 500); with `archived`, only the archived ones. */
+export async function allFlags(org: string, project: string, archived = false): Promise<FlagRow[]> {
   const out: FlagRow[] = [];
   let after: string | undefined;
   do {
     const page = must(
       await api.GET("/api/v1/orgs/{org}/projects/{project}/flags", {
-        params: { path: { org, project }, query: { limit: PAGE, after } },
+        params: { path: { org, project }, query: { limit: PAGE, after, ...(archived ? { archived: true } : {}) } },
       }),
     );
     out.push(...page.items);
@@ -39,16 +39,18 @@ export function FlagList() {
   useTitle(`Flags · ${project}`);
   const me = useMe();
   const envs = useEnvironments(org, project);
-  const flags = useLoad(() => allFlags(org, project), [org, project]);
+  const [archived, setArchived] = useState(false);
+  const flags = useLoad(() => allFlags(org, project, archived), [org, project, archived]);
   const policies = useLoad(async () => {
-    const out: Record<string, number> = {};
-    for (const e of envs.data ?? []) {
-      const p = await api.GET("/api/v1/orgs/{org}/projects/{project}/environments/{env}/policy", {
-        params: { path: { org, project, env: e.key } },
-      });
-      out[e.key] = p.data?.requiredApprovals ?? 0;
-    }
-    return out;
+    const keys = (envs.data ?? []).map((e) => e.key);
+    const answers = await Promise.all(
+      keys.map((env) =>
+        api.GET("/api/v1/orgs/{org}/projects/{project}/environments/{env}/policy", {
+          params: { path: { org, project, env } },
+        }),
+      ),
+    );
+    return Object.fromEntries(keys.map((k, i) => [k, answers[i]?.data?.requiredApprovals ?? 0]));
   }, [envs.data]);
   const [q, setQ] = useState("");
   const [tag, setTag] = useState("");
@@ -101,12 +103,19 @@ export function FlagList() {
             <option>json</option>
           </select>
         </div>
+        <div>
+          <label for="flags-archived">Show</label>
+          <select id="flags-archived" value={archived ? "archived" : "live"} onChange={(e) => setArchived(e.currentTarget.value === "archived")}>
+            <option value="live">live flags</option>
+            <option value="archived">archived flags</option>
+          </select>
+        </div>
       </form>
       <ErrorNote error={flags.error ?? envs.error} />
       {flags.data && envs.data && (
         <>
           <p class="muted" aria-live="polite">
-            {shown.length === flags.data.length ? `${flags.data.length} flags` : `${shown.length} of ${flags.data.length} flags`}
+            {shown.length === flags.data.length ? `${flags.data.length} ${archived ? "archived " : ""}flags` : `${shown.length} of ${flags.data.length} ${archived ? "archived " : ""}flags`}
           </p>
           <div class="table-wrap">
             <table class="flags">
@@ -148,7 +157,7 @@ export function FlagList() {
                           envName={e.name}
                           enabled={f.environments?.[e.key]?.enabled ?? false}
                           protectedBy={policies.data?.[e.key] ?? 0}
-                          allowed={can(me, "killswitch", org, project, e.key)}
+                          allowed={!f.archived && can(me, "killswitch", org, project, e.key)}
                           onChanged={flags.reload}
                         />
                       </td>

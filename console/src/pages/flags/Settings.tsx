@@ -1,6 +1,7 @@
 // A flag's definition, shared by every environment: description, owner,
 // tags, variants and the off variant (PUT …/flags/{flag} with If-Match), and
-// deleting the flag after a confirmation.
+// archiving (out of every snapshot, restorable) or deleting the flag after a
+// confirmation.
 import { useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
 import { api, asApiError, must, withEtag, type ApiError, type Schema } from "../../api";
@@ -109,6 +110,25 @@ export function Settings({
       setBusy(false);
     }
   };
+  const [archiveError, setArchiveError] = useState<ApiError>();
+  const archive = async (to: "archive" | "restore") => {
+    setBusy(true);
+    setArchiveError(undefined);
+    try {
+      const path = { org, project, flag: record.key };
+      const headers = { params: { path, header: bypass() } };
+      const r =
+        to === "archive"
+          ? await api.POST("/api/v1/orgs/{org}/projects/{project}/flags/{flag}/archive", headers)
+          : await api.POST("/api/v1/orgs/{org}/projects/{project}/flags/{flag}/restore", headers);
+      const { data, etag: next } = withEtag(r);
+      onSaved(data, next);
+    } catch (e) {
+      setArchiveError(asApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
   const glassField = (id: string) => (
     <label class="stack" for={id}>
       <span>Reason to do it now (break glass; kept in the audit log)</span>
@@ -199,6 +219,24 @@ export function Settings({
           </div>
         </fieldset>
       </form>
+      {mayWrite && (
+        <section class="danger-zone" aria-labelledby="archive-heading">
+          <h2 id="archive-heading">{record.archived ? "Restore this flag" : "Archive this flag"}</h2>
+          {record.archived ? (
+            <p>Restoring serves the flag again, as it was configured when it was archived.</p>
+          ) : (
+            <p>
+              Archiving takes the flag out of every environment's snapshot (SDKs asking for it get FLAG_NOT_FOUND) and
+              out of the flags list, and keeps its definition and configuration, so it can be restored.
+            </p>
+          )}
+          <ErrorNote error={archiveError} />
+          {archiveError?.code === "protected_environment" && glassField("archive-glass")}
+          <button type="button" disabled={busy} onClick={() => void archive(record.archived ? "restore" : "archive")}>
+            {record.archived ? `Restore ${record.key}` : `Archive ${record.key}`}
+          </button>
+        </section>
+      )}
       {mayWrite && (
         <section class="danger-zone" aria-labelledby="danger-heading">
           <h2 id="danger-heading">Delete this flag</h2>
