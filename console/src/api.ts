@@ -26,9 +26,20 @@ const csrf: Middleware = {
   },
 };
 
+// A session that ended (expired, signed out elsewhere) answers 401: the page
+// reloads, and the app, finding no session, shows where to sign in.
+const signedOut: Middleware = {
+  onResponse({ request, response }) {
+    if (response.status === 401 && !new URL(request.url).pathname.endsWith("/api/v1/me")) {
+      location.reload();
+    }
+    return response;
+  },
+};
+
 /** The typed client. Paths are the API's (`/api/v1/orgs/{org}/…`). */
 export const api = createClient<paths>({ baseUrl: "", credentials: "same-origin" });
-api.use(csrf);
+api.use(csrf, signedOut);
 
 /** An error answer of the API, with what the console needs to show it where it happened. */
 export class ApiError extends Error {

@@ -135,6 +135,16 @@ test("the flags list: sign in, filter, create, kill switch, audit, phone", { ski
     assert.ok((await snapshotKeys()).includes("dark-mode"), "a restored flag is served again");
     noPageErrors(page);
 
+    // A session that ends: the next request brings the sign-in page back.
+    const ended = await b.newContext({ storageState: await page.context().storageState() });
+    const later = await ended.newPage();
+    await later.goto(`${o}${FLAGS}`);
+    await later.locator("table.flags tbody tr").first().waitFor();
+    await ended.clearCookies();
+    await later.getByRole("switch", { name: "search-v2 in Staging: on" }).click();
+    await later.getByRole("link", { name: /sign in with your identity provider/i }).waitFor();
+    await ended.close();
+
     // A phone's width: the page reflows, the table scrolls inside itself.
     const phone = await b.newContext({ viewport: { width: 390, height: 844 }, storageState: await page.context().storageState() });
     const small = await phone.newPage();
