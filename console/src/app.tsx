@@ -14,6 +14,7 @@ import { loadMe, MeContext } from "./session";
 
 const Flag = lazy(() => import("./pages/flags/Flag"));
 const Segments = lazy(() => import("./pages/segments/Segments"));
+const Layers = lazy(() => import("./pages/layers/Layers"));
 const Experiments = lazy(() => import("./pages/experiments/List"));
 const ExperimentDesign = lazy(() => import("./pages/experiments/Design"));
 const Experiment = lazy(() => import("./pages/experiments/Experiment"));
@@ -43,6 +44,7 @@ export function App() {
               <Route path={`${P}/flags`} component={FlagList} />
               <Route path={`${P}/flags/:flag`} component={Flag} />
               <Route path={`${P}/segments`} component={Segments} />
+              <Route path={`${P}/layers`} component={Layers} />
               <Route path={`${P}/experiments`} component={Experiments} />
               <Route path={`${P}/experiments/new`} component={ExperimentDesign} />
               <Route path={`${P}/experiments/:env/:experiment`} component={Experiment} />

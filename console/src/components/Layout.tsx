@@ -10,6 +10,7 @@ import { useMe } from "../session";
 const SECTIONS: [string, string][] = [
   ["Flags", "/flags"],
   ["Segments", "/segments"],
+  ["Layers", "/layers"],
   ["Experiments", "/experiments"],
   ["Rollouts", "/rollouts"],
   ["Changes", "/changes"],

@@ -1,5 +1,6 @@
 // A flag's definition, shared by every environment: description, owner,
-// tags, variants and the off variant (PUT …/flags/{flag} with If-Match), and
+// tags, variants, the off variant, and bucketing (layer slot, salt,
+// bucketBy; ../layers/Bucketing.tsx) (PUT …/flags/{flag} with If-Match), and
 // archiving (out of every snapshot, restorable) or deleting the flag after a
 // confirmation.
 import { useState } from "preact/hooks";
@@ -8,6 +9,7 @@ import { api, asApiError, must, withEtag, type ApiError, type Schema } from "../
 import { Confirm } from "../../components/Confirm";
 import { ErrorNote, FieldProblems } from "../../components/ErrorNote";
 import { projectPath } from "../../scope";
+import { Bucketing, bucketingProblems, fromBucketing, toBucketing } from "../layers/Bucketing";
 import { parseValue } from "./CreateFlag";
 
 type FlagType = "boolean" | "string" | "number" | "json";
@@ -38,6 +40,8 @@ export function Settings({
   const [tags, setTags] = useState((record.tags ?? []).join(", "));
   const [rows, setRows] = useState(Object.entries(record.variants as Record<string, unknown>).map(([name, v]) => ({ name, value: show(type, v) })));
   const [off, setOff] = useState(record.offVariant);
+  const [bucketing, setBucketing] = useState(() => toBucketing(record));
+  const [tried, setTried] = useState(false);
   const [local, setLocal] = useState<string[]>([]);
   const [error, setError] = useState<ApiError>();
   const [busy, setBusy] = useState(false);
@@ -61,6 +65,8 @@ export function Settings({
         problems.push(`variant ${r.name || i + 1}: ${(e as Error).message}`);
       }
     });
+    problems.push(...bucketingProblems(bucketing));
+    setTried(true);
     setLocal(problems);
     if (problems.length) return;
     setBusy(true);
@@ -79,9 +85,7 @@ export function Settings({
             .split(",")
             .map((t) => t.trim())
             .filter(Boolean),
-          salt: record.salt ?? null,
-          bucketBy: record.bucketBy ?? null,
-          layer: record.layer ?? null,
+          ...fromBucketing(bucketing),
         },
       });
       const { data, etag: next } = withEtag(r);
@@ -198,6 +202,16 @@ export function Settings({
             </select>
             <FieldProblems id="set-off-problems" problems={at("offVariant")} />
           </label>
+          <Bucketing
+            org={org}
+            project={project}
+            flag={record.key}
+            original={toBucketing(record)}
+            value={bucketing}
+            onChange={setBucketing}
+            error={error}
+            touched={tried}
+          />
           {local.length > 0 && (
             <ul class="field-problems" role="alert">
               {local.map((p) => (
