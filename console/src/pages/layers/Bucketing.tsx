@@ -170,7 +170,7 @@ export function Bucketing({
               <Problems id="set-layer-start-problems" problems={startProblems} />
             </label>
             <label class="stack" for="set-layer-end">
-              <span>Slot end (%, excluded)</span>
+              <span>Slot end (%)</span>
               <input
                 id="set-layer-end"
                 type="number"

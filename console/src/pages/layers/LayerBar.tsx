@@ -25,7 +25,8 @@ export function LayerBar({
   highlight?: string;
 }) {
   const sorted = [...holders].sort((a, b) => a.slot.start - b.slot.start || a.flag.localeCompare(b.flag));
-  const free = freeRanges(holders);
+  // Free: what neither the other flags nor the draft take.
+  const free = freeRanges(draft ? [...holders, { flag: "", slot: draft }] : holders);
   const clash = draft ? overlapping(holders, layer, draft.start, draft.end) : [];
   const words = [
     ...sorted.map((h) => `${h.flag} ${rangeText(h.slot.start, h.slot.end)}`),
@@ -56,7 +57,9 @@ export function LayerBar({
             class={`slot draft${clash.length ? " clash" : ""}`}
             style={{ left: left(draft.start), width: width(draft.start, draft.end) }}
             title={`${draftLabel} ${rangeText(draft.start, draft.end)}`}
-          />
+          >
+            <span class="slot-label">{draftLabel}</span>
+          </span>
         )}
       </div>
       <div class="scale" aria-hidden="true">

@@ -89,11 +89,11 @@ function Editor({
             aria-describedby="layer-key-hint layer-key-problems"
             onInput={(e) => setKey(e.currentTarget.value)}
           />
-          <span id="layer-key-hint" class="muted small">
-            {editing ? "Flags name the layer by its key, so it cannot change." : "Letters, digits, - _ and . — flags name the layer by it."}
-          </span>
-          <FieldProblems id="layer-key-problems" problems={keyProblems} />
         </label>
+        <p id="layer-key-hint" class="hint">
+          {editing ? "Flags name the layer by its key, so it cannot change." : "Letters, digits, - _ and . — flags name the layer by it."}
+        </p>
+        <FieldProblems id="layer-key-problems" problems={keyProblems} />
         <label class="stack" for="layer-salt">
           <span>Salt</span>
           <input
@@ -104,11 +104,11 @@ function Editor({
             aria-describedby="layer-salt-hint layer-salt-problems"
             onInput={(e) => setSalt(e.currentTarget.value)}
           />
-          <span id="layer-salt-hint" class="muted small">
-            Which bucket a user falls in (default: the layer key). A new salt reshuffles who is in which flag's slot.
-          </span>
-          <FieldProblems id="layer-salt-problems" problems={at("salt")} />
         </label>
+        <p id="layer-salt-hint" class="hint">
+          Which bucket a user falls in (default: the layer key). A new salt reshuffles who is in which flag's slot.
+        </p>
+        <FieldProblems id="layer-salt-problems" problems={at("salt")} />
         {saltChanged && (
           <p class="note" role="status">
             Saving a new salt moves users between this layer's slots: users in one flag's experiment may land in another's.
@@ -124,11 +124,11 @@ function Editor({
             aria-describedby="layer-bucket-by-hint layer-bucket-by-problems"
             onInput={(e) => setBucketBy(e.currentTarget.value)}
           />
-          <span id="layer-bucket-by-hint" class="muted small">
-            The context attribute users are bucketed by (default targetingKey), e.g. account.id.
-          </span>
-          <FieldProblems id="layer-bucket-by-problems" problems={at("bucketBy")} />
         </label>
+        <p id="layer-bucket-by-hint" class="hint">
+          The context attribute users are bucketed by (default targetingKey), e.g. account.id.
+        </p>
+        <FieldProblems id="layer-bucket-by-problems" problems={at("bucketBy")} />
         <ErrorNote error={error} onReload={onReload} />
         <div class="actions">
           <button type="button" onClick={onCancel}>
