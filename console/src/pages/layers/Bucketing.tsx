@@ -135,6 +135,7 @@ export function Bucketing({
         <select
           id="set-layer"
           value={value.layer}
+          disabled={!holders.data && !holders.error}
           aria-describedby="set-layer-hint set-layer-problems"
           aria-invalid={api.layer.length > 0}
           onChange={(e) => chooseLayer(e.currentTarget.value)}

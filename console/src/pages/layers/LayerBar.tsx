@@ -45,7 +45,7 @@ export function LayerBar({
         {sorted.map((h, i) => (
           <span
             key={h.flag}
-            class={`slot held slot-${i % 6}${h.flag === highlight ? " mine" : ""}${clash.includes(h) ? " clash" : ""}`}
+            class={`slot held slot-${i % 6}${h.flag === highlight ? " mine" : ""}${clash.includes(h) ? " clash" : ""}${h.slot.end >= 100 ? " at-end" : ""}`}
             style={{ left: left(h.slot.start), width: width(h.slot.start, h.slot.end) }}
             title={`${h.flag} ${rangeText(h.slot.start, h.slot.end)}`}
           >

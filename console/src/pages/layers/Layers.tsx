@@ -247,10 +247,7 @@ export default function Layers() {
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState<string>();
 
-  const reload = () => {
-    void layers.reload();
-    void holders.reload();
-  };
+  const reload = () => Promise.all([layers.reload(), holders.reload()]);
   const remove = async (r: LayerRecord) => {
     setBusy(true);
     setDeleteError(undefined);
@@ -260,9 +257,9 @@ export default function Layers() {
           params: { path: { org, project, layer: layerOf(r).key }, header: { "If-Match": `"${r.version}"` } },
         }),
       );
+      await reload();
       setDeleting(undefined);
       setSaved(`Deleted layer ${layerOf(r).key}.`);
-      reload();
     } catch (e) {
       setDeleteError(asApiError(e));
     } finally {
@@ -308,16 +305,16 @@ export default function Layers() {
           onDone={() => {
             setSaved(editing ? `Saved layer ${layerOf(editing).key}.` : "Created the layer.");
             setEditing(undefined);
-            reload();
+            void reload();
           }}
           onCancel={() => setEditing(undefined)}
           onReload={() => {
             setEditing(undefined);
-            reload();
+            void reload();
           }}
         />
       )}
-      <ErrorNote error={layers.error ?? holders.error} onReload={reload} />
+      <ErrorNote error={layers.error ?? holders.error} onReload={() => void reload()} />
       {!layers.data || !holders.data ? (
         !(layers.error ?? holders.error) && <p aria-busy="true">Loading…</p>
       ) : layers.data.length === 0 ? (
@@ -364,7 +361,7 @@ export default function Layers() {
             No flag holds a slot in <strong>{deletingKey}</strong>. The audit log keeps its history.
           </p>
         )}
-        <ErrorNote error={deleteError} onReload={reload} />
+        <ErrorNote error={deleteError} onReload={() => void reload()} />
       </Confirm>
     </section>
   );
