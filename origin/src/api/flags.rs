@@ -540,24 +540,38 @@ pub async fn get_layer(
 }
 
 /// Replaces a layer's salt and bucketing attribute (editor; `If-Match`);
-/// the key cannot change. A new salt reshuffles the layer's slots.
+/// the key cannot change. A new salt reshuffles the layer's slots, so in a
+/// project with an environment that needs approvals a change needs glass,
+/// as a flag's definition does.
 #[utoipa::path(put, path = "/orgs/{org}/projects/{project}/layers/{layer}", tag = "layers",
     request_body = Object,
-    params(LayerPath, IfMatch),
-    responses((status = 200, body = LayerRecord), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    params(LayerPath, IfMatch, Bypass),
+    responses((status = 200, body = LayerRecord), (status = 409, description = "an environment of the project needs approvals: break glass", body = super::error::ErrorBody), (status = 412, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replace_layer(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<LayerPath>,
     if_match: IfMatch,
+    bypass: Bypass,
     Body(body): Body<Layer>,
 ) -> ApiResult<Response> {
     let (org, project) = scope::project(&state, &caller, &path, Permission::FlagsWrite).await?;
     let layer = state.store.layer_by_key(project.id, &path.layer).await?;
     let expected = if_match.version()?;
+    let mut actor = caller.actor(org.id);
+    if body != layer.layer {
+        actor.bypass = changes::guard_project_write(
+            &state,
+            &caller,
+            (&org, &project),
+            &format!("layer {}'s salt or bucketing", layer.layer.key),
+            &bypass,
+        )
+        .await?;
+    }
     let layer = state
         .store
-        .update_layer(&caller.actor(org.id), layer.id, expected, &body)
+        .update_layer(&actor, layer.id, expected, &body)
         .await?;
     state.notify_publish();
     Ok(tagged(StatusCode::OK, layer.version, &layer))

@@ -24,6 +24,7 @@ both!(
     list_of_a_thousand_flags,
     archive_and_restore,
     archiving_needs_glass_in_protected_environments,
+    a_new_layer_salt_needs_glass_in_protected_environments,
 );
 
 /// Org `acme`, project `web`, environments `production` and `staging`; the
@@ -999,6 +1000,65 @@ async fn archive_and_restore(store: Store) {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["create", "archive", "restore"]);
+}
+
+/// A layer's new salt reshuffles every environment's slots: with an
+/// environment that needs approvals it needs glass; an unchanged layer does not.
+async fn a_new_layer_salt_needs_glass_in_protected_environments(store: Store) {
+    let api = TestApp::root(store);
+    let admin = setup(&api).await;
+    let layers = "/orgs/acme/projects/web/layers";
+    admin
+        .made(layers, json!({"key": "checkout", "salt": "s1"}), 201)
+        .await;
+    let (s, _, b) = admin
+        .call(
+            Method::PUT,
+            "/orgs/acme/projects/web/environments/production/policy",
+            Some(json!({"requiredApprovals": 1})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let layer = format!("{layers}/checkout");
+    let (_, tag, _) = admin.get(&layer).await;
+    let tag = tag.unwrap();
+    let (s, _, b) = admin
+        .call(
+            Method::PUT,
+            &layer,
+            Some(json!({"key": "checkout", "salt": "s2"})),
+            &[("if-match", &tag)],
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), &b["error"]["code"]),
+        (409, &json!("protected_environment")),
+        "{b}"
+    );
+    let (s, _, b) = admin
+        .call(
+            Method::PUT,
+            &layer,
+            Some(json!({"key": "checkout", "salt": "s1"})),
+            &[("if-match", &tag)],
+        )
+        .await;
+    assert_eq!(s, 200, "an unchanged layer needs no glass: {b}");
+    let (_, tag, _) = admin.get(&layer).await;
+    let (s, _, b) = admin
+        .call(
+            Method::PUT,
+            &layer,
+            Some(json!({"key": "checkout", "salt": "s2"})),
+            &[
+                ("if-match", tag.as_deref().unwrap()),
+                ("bunting-bypass-reason", "collision with the pricing test"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["layer"]["salt"], "s2", "{b}");
 }
 
 /// Archiving changes what every environment serves: in a project with an
