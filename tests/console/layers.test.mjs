@@ -86,6 +86,18 @@ test("layers: the page, a flag's slot in Settings, the snapshot, audit, phone", 
     await search.locator("dl", { hasText: "s2" }).waitFor();
     assert.equal((await api(o, "GET", `${LAYERS}/search`)).json.layer.salt, "s2");
 
+    // With an environment that needs approvals, a new salt needs glass.
+    await api(o, "PUT", "/orgs/acme/projects/web/environments/production/policy", { requiredApprovals: 1 });
+    await search.getByRole("button", { name: "Edit layer search" }).click();
+    await page.getByLabel("Salt").fill("s3");
+    await page.getByRole("button", { name: "Save layer" }).click();
+    await page.getByLabel(/^Reason to do it now/).fill("collides with the pricing test");
+    await audit(page, "a layer edit refused until glass is broken");
+    await page.getByRole("button", { name: "Save layer" }).click();
+    await search.locator("dl", { hasText: "s3" }).waitFor();
+    assert.equal((await api(o, "GET", `${LAYERS}/search`)).json.layer.salt, "s3");
+    await api(o, "PUT", "/orgs/acme/projects/web/environments/production/policy", { requiredApprovals: 0 });
+
     // A flag's Settings: give one-click a slot of checkout.
     await page.goto(`${o}${WEB}/flags/one-click`);
     await page.getByRole("tab", { name: "Settings" }).click();

@@ -38,6 +38,10 @@ function Editor({
   const [bucketBy, setBucketBy] = useState(original?.bucketBy ?? "");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError>();
+  // Break glass: a new salt in a project with an environment that needs
+  // approvals is refused (409 protected_environment) without a reason.
+  const [reason, setReason] = useState("");
+  const glass = error?.code === "protected_environment";
 
   const save = async () => {
     setBusy(true);
@@ -49,7 +53,11 @@ function Editor({
       must(
         editing
           ? await api.PUT("/api/v1/orgs/{org}/projects/{project}/layers/{layer}", {
-              params: { path: { org, project, layer: original!.key }, header: { "If-Match": `"${editing.version}"` } },
+              params: { path: { org, project, layer: original!.key }, header: {
+                  "If-Match": `"${editing.version}"`,
+                  ...(reason.trim() ? { "Bunting-Bypass-Reason": reason.trim() } : {}),
+                },
+              },
               body: body as unknown as Record<string, never>,
             })
           : await api.POST("/api/v1/orgs/{org}/projects/{project}/layers", {
@@ -65,7 +73,7 @@ function Editor({
     }
   };
   const at = (f: string) => error?.problemsAt(f) ?? [];
-  const keyProblems = error?.status === 409 ? [{ path: "key", message: error.message }] : at("key");
+  const keyProblems = error?.status === 409 && !glass ? [{ path: "key", message: error.message }] : at("key");
   const saltChanged = !!editing && (salt.trim() ? salt : null) !== (original?.salt ?? null);
 
   return (
@@ -129,7 +137,16 @@ function Editor({
           The context attribute users are bucketed by (default targetingKey), e.g. account.id.
         </p>
         <FieldProblems id="layer-bucket-by-problems" problems={at("bucketBy")} />
-        <ErrorNote error={error} onReload={onReload} />
+        <ErrorNote error={glass ? undefined : error} onReload={onReload} />
+        {glass && (
+          <div class="note error" role="alert">
+            <p>{error!.message}</p>
+            <label class="stack" for="layer-glass">
+              <span>Reason to do it now (break glass; kept in the audit log)</span>
+              <input id="layer-glass" value={reason} placeholder="incident #123" onInput={(e) => setReason(e.currentTarget.value)} />
+            </label>
+          </div>
+        )}
         <div class="actions">
           <button type="button" onClick={onCancel}>
             Cancel
