@@ -143,10 +143,40 @@ pub(crate) fn test(ctx: &Ctx, tools: &Tools, chromium: &Path) -> Result<()> {
     if files.is_empty() {
         bail!("no tests/console/*.test.mjs");
     }
+    // The binary `cargo test --workspace` built (tests/edge/ uses it too): a
+    // `cargo build -p bunting-origin` here would unify features differently
+    // and rebuild much of the dependency tree.
+    let bin = ctx.target_dir.join("debug").join("bunting");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: `cargo test --workspace` (cargo xtask test) builds it",
+            bin.display()
+        );
+    }
+    // One file at a time: each starts an origin, a worker and a browser.
+    let mut args = vec!["--test", "--test-reporter=spec", "--test-concurrency=1"];
+    args.extend(files.iter().map(String::as_str));
+    let mut cmd = ctx.cmd(&tools.node, &args);
+    crate::edge::offline_env(ctx, &mut cmd, tools);
+    cmd.env("BUNTING_CHROMIUM", chromium)
+        .env("BUNTING_BIN", bin);
     ctx.step(
-        "build the origin (bunting)",
+        "console browser tests (node --test tests/console/, Chromium)",
+        cmd,
+    )
+}
+
+/// `cargo xtask console-bench`: the console with 1,000 flags and 100
+/// experiments in Chromium against a release `bunting serve` that embeds it
+/// (`tests/console/bench.mjs`); prints medians and p90s.
+pub(crate) fn bench(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<()> {
+    build(ctx, wasm)?;
+    let chromium = chromium(ctx)?;
+    ctx.step(
+        "build the origin (bunting, release)",
         ctx.cargo(&[
             "build",
+            "--release",
             "--quiet",
             "-p",
             "bunting-origin",
@@ -154,15 +184,11 @@ pub(crate) fn test(ctx: &Ctx, tools: &Tools, chromium: &Path) -> Result<()> {
             "bunting",
         ]),
     )?;
-    // One file at a time: each starts an origin, a worker and a browser.
-    let mut args = vec!["--test", "--test-reporter=spec", "--test-concurrency=1"];
-    args.extend(files.iter().map(String::as_str));
-    let mut cmd = ctx.cmd(&tools.node, &args);
+    let mut cmd = ctx.cmd(&tools.node, &["tests/console/bench.mjs"]);
     crate::edge::offline_env(ctx, &mut cmd, tools);
-    cmd.env("BUNTING_CHROMIUM", chromium)
-        .env("BUNTING_BIN", ctx.target_dir.join("debug").join("bunting"));
-    ctx.step(
-        "console browser tests (node --test tests/console/, Chromium)",
-        cmd,
-    )
+    cmd.env("BUNTING_CHROMIUM", chromium).env(
+        "BUNTING_BIN",
+        ctx.target_dir.join("release").join("bunting"),
+    );
+    ctx.step("console benchmark (tests/console/bench.mjs, Chromium)", cmd)
 }

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `cargo xtask setup` | installs what the other commands need, idempotently: the `wasm32-unknown-unknown` target, rustfmt and clippy, `wasm-bindgen-cli` at the version in `Cargo.lock`, node packages |
 //! | `cargo xtask console` | builds the web console (`console/`) into `console/dist/`, which `bunting serve` embeds, and prints its bundle size |
+//! | `cargo xtask console-bench` | the console with 1,000 flags and 100 experiments, measured in Chromium (`tests/console/bench.mjs`) |
 //! | `cargo xtask wasm` | builds `bunting-core` for WebAssembly twice: the C ABI module for wasmtime and the wasm-bindgen package for Node, browsers and workers |
 //! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node (fails if the builds disagree), then serves `examples/flags.yaml` from the edge worker under `wrangler dev` and evaluates a flag over HTTP |
 //! | `cargo xtask edge` | builds the Cloudflare Worker (`edge-worker/`) with worker-build, offline, and prints its size |
@@ -54,6 +55,9 @@ commands:
           edge, then benchmark the worker in workerd on 127.0.0.1 (tests/edge/bench.mjs): bundle
           size, snapshot cold load, single/bulk latency p50/p99 and requests/s (autocannon),
           compared with the targets; see docs/performance.md
+  console-bench
+          console, then measure it in Chromium against a release `bunting serve` holding 1,000
+          flags and 100 experiments (tests/console/bench.mjs); see docs/performance.md
   test    setup + wasm + console, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
           the wasm-bindgen-test conformance suite under Node, the demo comparison, and the
           edge worker: build + node --test tests/edge/ (OFREP over HTTP in workerd via miniflare),
@@ -88,6 +92,11 @@ fn run(command: &str, ctx: &Ctx) -> Result<()> {
         "edge-bench" => {
             let tools = setup::run(ctx)?;
             bench::run(ctx, &tools)
+        }
+        "console-bench" => {
+            let tools = setup::run(ctx)?;
+            let wasm = wasm::build(ctx, &tools)?;
+            console::bench(ctx, &tools, &wasm)
         }
         "test" => test(ctx),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
