@@ -1,6 +1,6 @@
 // A modal confirmation (the native <dialog>: focus trapped, Escape cancels).
 import type { ComponentChildren } from "preact";
-import { useEffect, useId, useRef } from "preact/hooks";
+import { useModal } from "./Modal";
 
 export function Confirm({
   open,
@@ -19,14 +19,7 @@ export function Confirm({
   onConfirm: () => void;
   onCancel: () => void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  const titleId = useId();
-  useEffect(() => {
-    const d = ref.current;
-    if (!d) return;
-    if (open && !d.open) d.showModal();
-    if (!open && d.open) d.close();
-  }, [open]);
+  const { ref, titleId } = useModal(open);
   return (
     <dialog ref={ref} aria-labelledby={titleId} onCancel={(e) => { e.preventDefault(); onCancel(); }}>
       <form method="dialog" onSubmit={(e) => { e.preventDefault(); onConfirm(); }}>

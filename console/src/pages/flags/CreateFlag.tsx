@@ -7,13 +7,7 @@ import { ErrorNote, FieldProblems } from "../../components/ErrorNote";
 import { Modal } from "../../components/Modal";
 import { useAction } from "../../hooks";
 import { projectPath } from "../../scope";
-
-type FlagType = "boolean" | "string" | "number" | "json";
-
-interface VariantRow {
-  name: string;
-  value: string;
-}
+import { readVariants, VariantsEditor, type FlagType, type VariantRow } from "./Variants";
 
 const DEFAULTS: Record<FlagType, VariantRow[]> = {
   boolean: [
@@ -34,28 +28,6 @@ const DEFAULTS: Record<FlagType, VariantRow[]> = {
   ],
 };
 
-/** A variant's value typed in as text, parsed for the flag's type. */
-export function parseValue(type: FlagType, text: string): unknown {
-  switch (type) {
-    case "boolean":
-      if (text === "true" || text === "false") return text === "true";
-      throw new Error("must be true or false");
-    case "number": {
-      const n = Number(text);
-      if (text.trim() === "" || !Number.isFinite(n)) throw new Error("must be a finite number");
-      return n;
-    }
-    case "json":
-      try {
-        return JSON.parse(text);
-      } catch (e) {
-        throw new Error(`not JSON: ${(e as Error).message}`);
-      }
-    default:
-      return text;
-  }
-}
-
 export function CreateFlag({ org, project, open, onClose }: { org: string; project: string; open: boolean; onClose: () => void }) {
   const { route } = useLocation();
   const [key, setKey] = useState("");
@@ -68,16 +40,7 @@ export function CreateFlag({ org, project, open, onClose }: { org: string; proje
   const [local, setLocal] = useState<string[]>([]);
 
   const create = useAction(async () => {
-    const problems: string[] = [];
-    const variants: Record<string, unknown> = {};
-    rows.forEach((r, i) => {
-      if (!r.name.trim()) problems.push(`variant ${i + 1}: a name is needed`);
-      try {
-        variants[r.name.trim()] = parseValue(type, r.value);
-      } catch (e) {
-        problems.push(`variant ${r.name || i + 1}: ${(e as Error).message}`);
-      }
-    });
+    const { variants, problems } = readVariants(type, rows);
     setLocal(problems);
     if (problems.length) return;
     must(
@@ -138,32 +101,7 @@ export function CreateFlag({ org, project, open, onClose }: { org: string; proje
             <option>json</option>
           </select>
         </label>
-        <fieldset>
-          <legend>Variants</legend>
-          {rows.map((r, i) => (
-            <div class="row" key={i}>
-              <label>
-                <span class="sr-only">Variant {i + 1} name</span>
-                <input value={r.name} placeholder="name" onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, name: e.currentTarget.value } : x)))} />
-              </label>
-              <label>
-                <span class="sr-only">Variant {i + 1} value</span>
-                <input value={r.value} placeholder="value" onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, value: e.currentTarget.value } : x)))} />
-              </label>
-              {rows.length > 1 && (
-                <button type="button" class="link" aria-label={`Remove variant ${r.name || i + 1}`} onClick={() => setRows(rows.filter((_, j) => j !== i))}>
-                  Remove
-                </button>
-              )}
-            </div>
-          ))}
-          {type !== "boolean" && (
-            <button type="button" class="link" onClick={() => setRows([...rows, { name: "", value: "" }])}>
-              Add a variant
-            </button>
-          )}
-          <FieldProblems id="variants-problems" problems={at("variants")} />
-        </fieldset>
+        <VariantsEditor idPrefix="new" legend="Variants" type={type} rows={rows} onChange={setRows} problems={at("variants")} />
         <label class="stack">
           <span>Served when off</span>
           <select value={off} onChange={(e) => setOff(e.currentTarget.value)} aria-describedby="off-problems">

@@ -10,9 +10,7 @@ import { Confirm } from "../../components/Confirm";
 import { ErrorNote, FieldProblems } from "../../components/ErrorNote";
 import { projectPath } from "../../scope";
 import { Bucketing, bucketingProblems, fromBucketing, toBucketing } from "../layers/Bucketing";
-import { parseValue } from "./CreateFlag";
-
-type FlagType = "boolean" | "string" | "number" | "json";
+import { readVariants, VariantsEditor, type FlagType } from "./Variants";
 
 const show = (type: string, v: unknown) => (type === "string" ? String(v) : JSON.stringify(v));
 
@@ -55,16 +53,7 @@ export function Settings({
 
   const save = async () => {
     setDone(false);
-    const problems: string[] = [];
-    const variants: Record<string, unknown> = {};
-    rows.forEach((r, i) => {
-      if (!r.name.trim()) problems.push(`variant ${i + 1}: a name is needed`);
-      try {
-        variants[r.name.trim()] = parseValue(type, r.value);
-      } catch (e) {
-        problems.push(`variant ${r.name || i + 1}: ${(e as Error).message}`);
-      }
-    });
+    const { variants, problems } = readVariants(type, rows);
     problems.push(...bucketingProblems(bucketing));
     setTried(true);
     setLocal(problems);
@@ -165,32 +154,7 @@ export function Settings({
             <input id="set-tags" value={tags} aria-describedby="set-tags-problems" onInput={(e) => setTags(e.currentTarget.value)} />
             <FieldProblems id="set-tags-problems" problems={at("tags")} />
           </label>
-          <fieldset>
-            <legend>Variants ({type})</legend>
-            {rows.map((r, i) => (
-              <div class="row" key={i}>
-                <label class="inline-field" for={`set-v${i}-name`}>
-                  <span>Name</span>
-                  <input id={`set-v${i}-name`} value={r.name} onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, name: e.currentTarget.value } : x)))} />
-                </label>
-                <label class="inline-field" for={`set-v${i}-value`}>
-                  <span>Value</span>
-                  <input id={`set-v${i}-value`} value={r.value} onInput={(e) => setRows(rows.map((x, j) => (j === i ? { ...x, value: e.currentTarget.value } : x)))} />
-                </label>
-                {rows.length > 1 && (
-                  <button type="button" class="link" aria-label={`Remove variant ${r.name || i + 1}`} onClick={() => setRows(rows.filter((_, j) => j !== i))}>
-                    Remove
-                  </button>
-                )}
-              </div>
-            ))}
-            {type !== "boolean" && (
-              <button type="button" class="link" onClick={() => setRows([...rows, { name: "", value: "" }])}>
-                Add a variant
-              </button>
-            )}
-            <FieldProblems id="set-variants-problems" problems={at("variants")} />
-          </fieldset>
+          <VariantsEditor idPrefix="set" legend={`Variants (${type})`} type={type} rows={rows} onChange={setRows} problems={at("variants")} />
           <label class="stack" for="set-off">
             <span>Served when off</span>
             <select id="set-off" value={off} aria-describedby="set-off-problems" onChange={(e) => setOff(e.currentTarget.value)}>
