@@ -230,6 +230,16 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
     await page.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Rule 2 condition");
     await page.keyboard.type('segment("staff")');
     await page.locator(".save-bar .state", { hasText: /· valid$/ }).waitFor();
+    // Undo and redo in the condition (CodeMirror groups typing closer than
+    // 500 ms into one undo step, so pause between the two).
+    await page.waitForTimeout(600);
+    await page.keyboard.type(" && country");
+    await page.keyboard.press("Control+z");
+    assert.equal(await page.getByRole("textbox", { name: "Rule 2 condition" }).textContent(), 'segment("staff")');
+    await page.keyboard.press("Control+y");
+    assert.equal(await page.getByRole("textbox", { name: "Rule 2 condition" }).textContent(), 'segment("staff") && country');
+    await page.keyboard.press("Control+z");
+    await page.locator(".save-bar .state", { hasText: /· valid$/ }).waitFor();
     // The rule's variant: Tab to the serve select, then choose with the keyboard.
     await tabTo(page, () => document.activeElement?.id?.endsWith("-serve-variant"));
     await page.keyboard.type("of");

@@ -190,6 +190,12 @@ test("layers: the page, a flag's slot in Settings, the snapshot, audit, phone", 
     await search.waitFor({ state: "detached" });
     assert.deepEqual((await api(o, "GET", LAYERS)).json.items.map((l) => l.layer.key), ["checkout"]);
 
+    // A flag's link opens its Settings, where the slot is.
+    await checkout.getByRole("link", { name: "one-click" }).click();
+    await page.getByRole("tab", { name: "Settings", selected: true }).waitFor();
+    await page.getByLabel("Bucketing salt").waitFor();
+    await page.goBack();
+
     // A phone's width: the Layers page and the flag's Settings fit.
     await page.setViewportSize({ width: 390, height: 844 });
     await checkout.getByRole("img").waitFor();

@@ -3,7 +3,8 @@
 // diagnostic at its span and, below the editor, as "line:column: message"
 // over the offending line with a caret under the column.
 import { EditorState } from "@codemirror/state";
-import { EditorView, placeholder as placeholderText } from "@codemirror/view";
+import { history, historyKeymap } from "@codemirror/commands";
+import { EditorView, keymap, placeholder as placeholderText } from "@codemirror/view";
 import { setDiagnostics, type Diagnostic } from "@codemirror/lint";
 import { useLayoutEffect, useRef } from "preact/hooks";
 import { ruleHighlighting, ruleLanguage } from "./ruleLanguage";
@@ -123,6 +124,9 @@ export function RuleEditor({
         extensions: [
           ruleLanguage,
           ruleHighlighting,
+          // Undo and redo (Ctrl/Cmd+Z, Ctrl+Y / Shift+Cmd+Z); Tab still leaves the editor.
+          history(),
+          keymap.of(historyKeymap),
           EditorView.lineWrapping,
           placeholderText(placeholder ?? 'country in ["US", "CA"]'),
           EditorView.contentAttributes.of({

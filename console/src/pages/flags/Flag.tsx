@@ -4,7 +4,7 @@
 // engine), History and Settings. Drafts are kept per environment here, so
 // they survive switching tabs and environments.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { useRoute } from "preact-iso";
+import { useLocation, useRoute } from "preact-iso";
 import { api, must, withEtag } from "../../api";
 import { problemsOf, useDraftEngine, withFlag, type SnapshotDoc } from "../../components/draftEngine";
 import { ErrorNote } from "../../components/ErrorNote";
@@ -82,7 +82,9 @@ export default function FlagPage() {
   const envs = useEnvironments(org, project);
   const [env, setEnv] = useEnv(org, project, envs.data);
   const envName = envs.data?.find((e) => e.key === env)?.name ?? env ?? "";
-  const [tab, setTab] = useState<Tab>("Targeting");
+  // `?tab=settings` (or try-it, history) opens that tab.
+  const { query } = useLocation();
+  const [tab, setTab] = useState<Tab>(() => TABS.find((t) => t.toLowerCase().replace(" ", "-") === query.tab) ?? "Targeting");
 
   const flag = useLoad(
     async () => withEtag(await api.GET("/api/v1/orgs/{org}/projects/{project}/flags/{flag}", { params: { path: { org, project, flag: key } } })),

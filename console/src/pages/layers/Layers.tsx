@@ -229,7 +229,7 @@ function LayerCard({
             {sorted.map((h) => (
               <tr key={h.flag}>
                 <th scope="row">
-                  <a class="mono" href={projectPath(org, project, `/flags/${encodeURIComponent(h.flag)}`)}>
+                  <a class="mono" href={projectPath(org, project, `/flags/${encodeURIComponent(h.flag)}?tab=settings`)}>
                     {h.flag}
                   </a>
                 </th>
