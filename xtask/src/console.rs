@@ -43,6 +43,9 @@ fn print_sizes(ctx: &Ctx, dist: &Path) -> Result<()> {
     let mut names: Vec<_> = std::fs::read_dir(&assets)
         .with_context(|| format!("reading {}", assets.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        // The precompressed copies (`npm run build` writes them) are what the
+        // gzip column measures.
+        .filter(|p| p.extension().is_none_or(|x| x != "gz"))
         .collect();
     names.sort();
     files.extend(names);
