@@ -43,14 +43,14 @@ export function ErrorNote({ error, onReload }: { error: ApiError | undefined; on
   );
 }
 
-/** The problems of a 422 about one field, next to it. */
-export function FieldProblems({ id, problems }: { id: string; problems: Problem[] }) {
+/** The problems about one field, next to it: a 422's, or messages found before sending. */
+export function FieldProblems({ id, problems }: { id: string; problems: (Problem | string)[] }) {
   if (problems.length === 0) return null;
   return (
     <div id={id} role="alert">
       <ul class="field-problems">
         {problems.map((p, i) => (
-          <li key={i}>{p.message}</li>
+          <li key={i}>{typeof p === "string" ? p : p.message}</li>
         ))}
       </ul>
     </div>

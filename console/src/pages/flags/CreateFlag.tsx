@@ -123,15 +123,7 @@ export function CreateFlag({ org, project, open, onClose }: { org: string; proje
           <span>Tags (comma-separated)</span>
           <input value={tags} onInput={(e) => setTags(e.currentTarget.value)} />
         </label>
-        {local.length > 0 && (
-          <div role="alert">
-            <ul class="field-problems">
-              {local.map((p) => (
-                <li key={p}>{p}</li>
-              ))}
-            </ul>
-          </div>
-        )}
+        <FieldProblems id="new-local-problems" problems={local} />
         <ErrorNote error={create.error} />
         <div class="actions">
           <button type="button" onClick={onClose}>

@@ -5,6 +5,7 @@
 // bucketing attribute. The form saves it with the rest of the definition.
 import { useMemo } from "preact/hooks";
 import type { ApiError, Problem } from "../../api";
+import { FieldProblems } from "../../components/ErrorNote";
 import { useLoad } from "../../hooks";
 import { projectPath } from "../../scope";
 import { LayerBar } from "./LayerBar";
@@ -63,19 +64,6 @@ function problemsAt(error: ApiError | undefined, field: string, flag: string): P
   return (error?.problemsAt(field) ?? [])
     .map((p) => ({ ...p, message: p.entity && p.entity !== flag ? `flag ${p.entity}: ${p.message}` : p.message }))
     .filter((p) => !seen.has(p.message) && !!seen.add(p.message));
-}
-
-function Problems({ id, problems }: { id: string; problems: string[] }) {
-  if (problems.length === 0) return null;
-  return (
-    <div id={id} role="alert">
-      <ul class="field-problems">
-        {problems.map((p) => (
-          <li key={p}>{p}</li>
-        ))}
-      </ul>
-    </div>
-  );
 }
 
 export function Bucketing({
@@ -168,7 +156,7 @@ export function Bucketing({
                 aria-describedby="set-layer-start-problems"
                 onInput={(e) => set({ start: e.currentTarget.value })}
               />
-              <Problems id="set-layer-start-problems" problems={startProblems} />
+              <FieldProblems id="set-layer-start-problems" problems={startProblems} />
             </label>
             <label class="stack" for="set-layer-end">
               <span>Slot end (%)</span>
@@ -182,7 +170,7 @@ export function Bucketing({
                 aria-describedby="set-layer-end-problems"
                 onInput={(e) => set({ end: e.currentTarget.value })}
               />
-              <Problems id="set-layer-end-problems" problems={endProblems} />
+              <FieldProblems id="set-layer-end-problems" problems={endProblems} />
             </label>
           </div>
           <p class="hint">From 0 to 100 with at most three decimals; the start is in the slot, the end is not.</p>
@@ -205,7 +193,7 @@ export function Bucketing({
           </div>
         </>
       )}
-      <Problems id="set-layer-problems" problems={api.layer} />
+      <FieldProblems id="set-layer-problems" problems={api.layer} />
       <label class="stack" for="set-salt">
         <span>Bucketing salt</span>
         <input
@@ -221,7 +209,7 @@ export function Bucketing({
         Mixed with the user's key to pick their bucket (default: the flag key). Changing it reshuffles users: everyone in a rollout or experiment may get
         another variant.
       </p>
-      <Problems id="set-salt-problems" problems={api.salt} />
+      <FieldProblems id="set-salt-problems" problems={api.salt} />
       {value.salt !== original.salt && (
         <p class="note" role="status">
           A new salt reshuffles every user of this flag's rollouts and schedules when you save.
@@ -241,7 +229,7 @@ export function Bucketing({
       <p class="hint" id="set-bucket-by-hint">
         The context attribute rollouts and schedules bucket by (default targetingKey), e.g. account.id to keep a whole account together.
       </p>
-      <Problems id="set-bucket-by-problems" problems={api.bucketBy} />
+      <FieldProblems id="set-bucket-by-problems" problems={api.bucketBy} />
     </fieldset>
   );
 }
