@@ -11,6 +11,8 @@
 //! | `bunting_load(ptr, len, lenient)` | snapshot JSON | [`LoadReply`] |
 //! | `bunting_eval(handle, ptr, len)` | [`EvalRequest`] | [`EvalReply`] |
 //! | `bunting_unload(handle)` | | |
+//! | `bunting_hash_keys(ptr, len)` | [`HashRequest`] | [`HashReply`] or `{"badRequest": …}` |
+//! | `bunting_schema_version()` | | the snapshot schema version the engine reads (`i32`) |
 
 // The one module of the workspace allowed `unsafe` (the workspace lints deny
 // it elsewhere): exported symbols and raw host memory; every block says why
@@ -20,7 +22,7 @@
 use std::sync::Mutex;
 
 use crate::Engine;
-use crate::protocol::{EvalReply, EvalRequest, LoadErrorReply, LoadReply};
+use crate::protocol::{EvalReply, EvalRequest, HashRequest, LoadErrorReply, LoadReply};
 use crate::snapshot::parse_json;
 
 static ENGINES: Mutex<Vec<Option<Engine>>> = Mutex::new(Vec::new());
@@ -127,4 +129,21 @@ pub extern "C" fn bunting_unload(handle: u32) {
     if let Some(slot) = engines.get_mut(handle as usize) {
         *slot = None;
     }
+}
+
+/// Hashes targeting keys for exposures and metric events (a [`HashRequest`]).
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_hash_keys(ptr: *const u8, len: usize) -> u64 {
+    let out = match serde_json::from_slice::<HashRequest>(input(ptr, len)) {
+        Ok(req) => serde_json::to_vec(&req.answer()),
+        Err(e) => serde_json::to_vec(&EvalReply::BadRequest(format!("bad hash request: {e}"))),
+    };
+    reply(out.expect("replies serialize"))
+}
+
+/// The snapshot schema version this engine reads ([`crate::model::SCHEMA_VERSION`]):
+/// hosts refuse a snapshot with another one before loading it.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_schema_version() -> i32 {
+    crate::model::SCHEMA_VERSION as i32
 }

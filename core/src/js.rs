@@ -93,3 +93,40 @@ impl JsEngine {
         to_js(&self.inner.evaluate_all(&context, now_ms as i64))
     }
 }
+
+/// The snapshot schema version this engine reads: hosts refuse a snapshot
+/// with another one before loading it.
+#[wasm_bindgen(js_name = schemaVersion)]
+pub fn schema_version() -> u32 {
+    crate::model::SCHEMA_VERSION
+}
+
+/// Hashes targeting keys with a secret, exactly as the edge does, so the
+/// exposures and events of every host join at the origin.
+///
+/// ```js
+/// const hasher = new KeyHasher("secret");
+/// hasher.hash("user-1"); // 32 hex characters
+/// hasher.hash(42);       // numbers as JSON writes them; other types: undefined
+/// ```
+#[wasm_bindgen(js_name = KeyHasher)]
+pub struct JsKeyHasher {
+    inner: crate::keyhash::KeyHasher,
+}
+
+#[wasm_bindgen(js_class = KeyHasher)]
+impl JsKeyHasher {
+    /// Derives the hashing key from `secret`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(secret: &str) -> JsKeyHasher {
+        JsKeyHasher {
+            inner: crate::keyhash::KeyHasher::new(secret),
+        }
+    }
+
+    /// The hash of a `targetingKey` (string or number), or undefined.
+    pub fn hash(&self, key: JsValue) -> Result<Option<String>, JsError> {
+        let key: serde_json::Value = serde_wasm_bindgen::from_value(key)?;
+        Ok(self.inner.hash_value(&key))
+    }
+}

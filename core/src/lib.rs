@@ -22,6 +22,7 @@ pub mod bucket;
 mod compile;
 pub mod conformance;
 mod engine;
+pub mod keyhash;
 pub mod model;
 pub mod protocol;
 pub mod result;

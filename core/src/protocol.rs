@@ -81,6 +81,45 @@ pub enum EvalReply<'a> {
     BadRequest(String),
 }
 
+/// Hash targeting keys with a secret (see [`crate::keyhash::KeyHasher`]):
+/// how hosts in other languages hash the keys of the exposures and metric
+/// events they report, with the same code as the edge.
+///
+/// ```
+/// use bunting_core::protocol::{HashReply, HashRequest};
+/// let req: HashRequest = serde_json::from_str(r#"{"secret": "s", "keys": ["u1", 7, null]}"#).unwrap();
+/// let reply = req.answer();
+/// assert_eq!(reply.hashes.len(), 3);
+/// assert!(reply.hashes[2].is_none());
+/// assert_eq!(serde_json::to_value(&reply).unwrap()["hashes"][2], serde_json::Value::Null);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HashRequest {
+    /// The hashing secret.
+    pub secret: String,
+    /// `targetingKey` values: strings or numbers (anything else hashes to null).
+    pub keys: Vec<Value>,
+}
+
+/// Reply to a [`HashRequest`]: one hash (32 hex characters) or `null` per key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HashReply {
+    /// The hashes, in the order of the keys.
+    pub hashes: Vec<Option<String>>,
+}
+
+impl HashRequest {
+    /// Hashes every key.
+    pub fn answer(&self) -> HashReply {
+        let hasher = crate::keyhash::KeyHasher::new(&self.secret);
+        HashReply {
+            hashes: self.keys.iter().map(|k| hasher.hash_value(k)).collect(),
+        }
+    }
+}
+
 impl crate::Engine {
     /// Answers an [`EvalRequest`].
     pub fn answer(&self, req: &EvalRequest) -> EvalReply<'_> {

@@ -57,6 +57,8 @@ const EXPORTS: &[(&str, &[&str], &[&str])] = &[
     ("bunting_load", &["i32", "i32", "i32"], &["i64"]),
     ("bunting_eval", &["i32", "i32", "i32"], &["i64"]),
     ("bunting_unload", &["i32"], &[]),
+    ("bunting_hash_keys", &["i32", "i32"], &["i64"]),
+    ("bunting_schema_version", &[], &["i32"]),
 ];
 
 /// Everything that can go wrong while hosting the engine.
@@ -342,6 +344,8 @@ pub struct WasmInstance {
     load: TypedFunc<(i32, i32, i32), i64>,
     eval: TypedFunc<(i32, i32, i32), i64>,
     unload: TypedFunc<i32, ()>,
+    hash_keys: TypedFunc<(i32, i32), i64>,
+    schema_version: TypedFunc<(), i32>,
     poisoned: bool,
 }
 
@@ -385,6 +389,8 @@ impl WasmInstance {
             load: func!("bunting_load"),
             eval: func!("bunting_eval"),
             unload: func!("bunting_unload"),
+            hash_keys: func!("bunting_hash_keys"),
+            schema_version: func!("bunting_schema_version"),
             memory,
             store,
             poisoned: false,
@@ -518,6 +524,49 @@ impl WasmInstance {
             Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
             Ok(_) => Err(bad_reply("bunting_eval", "wrong reply kind", &reply)),
             Err(e) => Err(bad_reply("bunting_eval", e, &reply)),
+        }
+    }
+
+    /// Calls `bunting_schema_version`: the snapshot schema version the
+    /// module reads ([`bunting_core::model::SCHEMA_VERSION`] of its build).
+    pub fn schema_version(&mut self) -> Result<u32, HostError> {
+        if self.poisoned {
+            return Err(HostError::Poisoned);
+        }
+        let r = self.schema_version.call(&mut self.store, ());
+        let v = self.guard("bunting_schema_version", r)?;
+        u32::try_from(v).map_err(|_| HostError::Protocol(format!("schema version {v}")))
+    }
+
+    /// Calls `bunting_hash_keys`: the keyed hash of each `targetingKey`
+    /// value (see [`bunting_core::keyhash::KeyHasher`]), `None` for values
+    /// that are neither strings nor numbers.
+    pub fn hash_keys(
+        &mut self,
+        secret: &str,
+        keys: &[Value],
+    ) -> Result<Vec<Option<String>>, HostError> {
+        let req = bunting_core::protocol::HashRequest {
+            secret: secret.to_owned(),
+            keys: keys.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&req)
+            .map_err(|e| HostError::Protocol(format!("cannot serialize the request: {e}")))?;
+        let (ptr, len) = self.write(&bytes)?;
+        let r = self.hash_keys.call(&mut self.store, (ptr, len));
+        let packed = self.guard("bunting_hash_keys", r)?;
+        let reply = self.take_reply(packed, (ptr, len))?;
+        match serde_json::from_slice::<bunting_core::protocol::HashReply>(&reply) {
+            Ok(r) if r.hashes.len() == keys.len() => Ok(r.hashes),
+            Ok(_) => Err(bad_reply(
+                "bunting_hash_keys",
+                "wrong number of hashes",
+                &reply,
+            )),
+            Err(_) => match serde_json::from_slice::<EvalReply<'_>>(&reply) {
+                Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
+                _ => Err(bad_reply("bunting_hash_keys", "unknown reply", &reply)),
+            },
         }
     }
 

@@ -55,3 +55,28 @@ fn lenient_problems_cross_the_boundary() {
         assert_eq!(hosted, native, "{name}: lenient problems differ");
     }
 }
+
+/// The module hashes targeting keys exactly as the native code the edge
+/// runs, and reports the schema version it reads.
+#[test]
+fn keys_hash_as_natively_and_the_schema_version_is_reported() {
+    let runtime = common::runtime();
+    let mut instance = runtime.instantiate().unwrap();
+    assert_eq!(
+        instance.schema_version().unwrap(),
+        bunting_core::model::SCHEMA_VERSION
+    );
+    let keys = [
+        serde_json::json!("user-1"),
+        serde_json::json!(42),
+        serde_json::json!(1.5),
+        serde_json::json!(""),
+        serde_json::json!(null),
+        serde_json::json!({"a": 1}),
+    ];
+    let got = instance.hash_keys("exposure-secret", &keys).unwrap();
+    let hasher = bunting_core::keyhash::KeyHasher::new("exposure-secret");
+    let want: Vec<Option<String>> = keys.iter().map(|k| hasher.hash_value(k)).collect();
+    assert_eq!(got, want);
+    assert!(got[0].is_some() && got[4].is_none() && got[5].is_none());
+}

@@ -321,8 +321,18 @@ mod wasm {
             func_type(&[I32, I32], &[]),
             func_type(&[I32, I32, I32], &[I64]),
             func_type(&[I32], &[]),
+            func_type(&[I32, I32], &[I64]),
+            func_type(&[], &[I32]),
         ]);
-        let funcs = vec(vec![vec![0], vec![1], vec![2], vec![2], vec![3]]);
+        let funcs = vec(vec![
+            vec![0],
+            vec![1],
+            vec![2],
+            vec![2],
+            vec![3],
+            vec![4],
+            vec![5],
+        ]);
         let memory = vec(vec![vec![0x00, 0x01]]);
         let exports = vec(vec![
             export("memory", 0x02, 0),
@@ -331,6 +341,8 @@ mod wasm {
             export("bunting_load", 0x00, 2),
             export("bunting_eval", 0x00, 3),
             export("bunting_unload", 0x00, 4),
+            export("bunting_hash_keys", 0x00, 5),
+            export("bunting_schema_version", 0x00, 6),
         ]);
         let code = vec(vec![
             body(&[0x41, 0x80, 0x08]), // i32.const 1024
@@ -338,6 +350,8 @@ mod wasm {
             body(&i64_const((2048 << 32) | load_reply.len() as i64)),
             body(eval),
             body(&[]),
+            body(&i64_const(0)),
+            body(&[0x41, 0x01]), // i32.const 1
         ]);
         let mut segment = vec![0x00, 0x41, 0x80, 0x10, 0x0b]; // memory 0, i32.const 2048
         segment.extend(vec(load_reply.iter().map(|b| vec![*b]).collect()));
