@@ -188,7 +188,12 @@ class Reporter:
             with self._lock:
                 if self._closed:
                     return
-                self._wake.wait(self.flush_interval)
+                backoff = self._retry_at - time.monotonic()
+                full = len(self._exposures) >= self.flush_at or len(self._events) >= self.flush_at
+                if backoff > 0:
+                    self._wake.wait(backoff)
+                elif not full:  # a notify sent while we were sending is not lost
+                    self._wake.wait(self.flush_interval)
                 if self._closed:
                     return
             if time.monotonic() >= self._retry_at:
