@@ -65,6 +65,14 @@ export interface BuntingOptions {
   closeTimeoutMs?: number;
   /** The `fetch` to use (default: the global one). */
   fetch?: typeof globalThis.fetch;
+  /**
+   * Load snapshots leniently: a flag the engine cannot compile evaluates to
+   * `PARSE_ERROR` instead of refusing the whole snapshot. Default false
+   * (published snapshots always compile).
+   */
+  lenient?: boolean;
+  /** The clock of evaluations and exposures, in Unix ms. Default `Date.now`. */
+  clock?: () => number;
 }
 
 /** `not_ready` before start, `ready`, `stale` (serving the last good snapshot; the source fails), `error` (nothing to serve). */
@@ -118,6 +126,8 @@ const DEFAULTS = {
   flushIntervalMs: 2_000,
   flushAt: 100,
   closeTimeoutMs: 5_000,
+  lenient: false,
+  clock: Date.now,
 };
 
 /**
@@ -236,7 +246,7 @@ export class BuntingClient {
     const failure = await this.refreshOnce(AbortSignal.timeout(this.o.initTimeoutMs), false);
     if (failure !== undefined && this.current === undefined && this.o.bootstrapFile !== undefined) {
       try {
-        const outcome = accept(await readFile(this.o.bootstrapFile, "utf8"), { expectedEnvironment: this.o.environment });
+        const outcome = accept(await readFile(this.o.bootstrapFile, "utf8"), { expectedEnvironment: this.o.environment, lenient: this.o.lenient });
         if (outcome.kind === "loaded") {
           this.current = outcome.snapshot;
           this.loadedFrom = "bootstrap";
@@ -275,7 +285,7 @@ export class BuntingClient {
       const fetched = await this.source.fetch(this.current === undefined ? undefined : this.tag, signal);
       if (fetched.kind === "snapshot") {
         // Same version as in service (e.g. KV, which has no ETag): "unchanged", no engine load.
-        const outcome = accept(fetched.text, { current: this.current, expectedEnvironment: this.o.environment });
+        const outcome = accept(fetched.text, { current: this.current, expectedEnvironment: this.o.environment, lenient: this.o.lenient });
         if (outcome.kind === "loaded") changed = this.swap(outcome.snapshot);
         this.tag = fetched.tag;
       }
@@ -336,7 +346,7 @@ export class BuntingClient {
   evaluate(flag: string, context: unknown, options: EvaluateOptions = {}): Evaluation {
     const snapshot = this.current;
     if (snapshot === undefined) return notReady(flag);
-    const now = options.now ?? Date.now();
+    const now = options.now ?? this.o.clock();
     const ctx = toEngineContext(context);
     let result: Evaluation;
     try {
@@ -352,7 +362,7 @@ export class BuntingClient {
   evaluateAll(context: unknown, options: Pick<EvaluateOptions, "now"> = {}): Evaluation[] {
     const snapshot = this.current;
     if (snapshot === undefined) return [];
-    const now = options.now ?? Date.now();
+    const now = options.now ?? this.o.clock();
     const ctx = toEngineContext(context);
     let results: Evaluation[];
     try {
@@ -375,7 +385,7 @@ export class BuntingClient {
     if (this.reporter === undefined) return;
     const environment = this.current?.environment ?? this.o.environment;
     if (environment === undefined) throw new Error("bunting: track before any snapshot and without the environment option");
-    this.reporter.event(name, context, value, environment, Date.now());
+    this.reporter.event(name, context, value, environment, this.o.clock());
   }
 
   /** The keyed hash of a targeting key, as exposures carry it (undefined without a hash secret). */

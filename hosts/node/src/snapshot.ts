@@ -50,6 +50,8 @@ export interface AcceptOptions {
   current?: LoadedSnapshot | undefined;
   /** The environment the client was configured for, if any. */
   expectedEnvironment?: string | undefined;
+  /** Lenient load: broken flags evaluate to `PARSE_ERROR` (the checksum is still verified). */
+  lenient?: boolean;
 }
 
 /**
@@ -58,7 +60,7 @@ export interface AcceptOptions {
  * (older: refused; equal: unchanged), then the engine's strict load, which
  * verifies the checksum against the content.
  */
-export function accept(text: string, { current, expectedEnvironment }: AcceptOptions = {}): Acceptance {
+export function accept(text: string, { current, expectedEnvironment, lenient = false }: AcceptOptions = {}): Acceptance {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -96,7 +98,7 @@ export function accept(text: string, { current, expectedEnvironment }: AcceptOpt
   }
   let engine: Engine;
   try {
-    engine = new Engine(text, false);
+    engine = new Engine(text, lenient);
   } catch (e) {
     throw new SnapshotError("invalid", e instanceof Error ? e.message : String(e));
   }

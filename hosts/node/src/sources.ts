@@ -20,8 +20,8 @@ export type Fetched =
 
 /** A snapshot source. */
 export interface SnapshotSource {
-  /** `edge`, `kv` or `directory` (reported by `status()`). */
-  readonly name: "edge" | "kv" | "directory";
+  /** `edge`, `kv` or `directory` for the built-in sources (reported by `status()`). */
+  readonly name: string;
   /** Where it reads from (no secrets), for logs and `status()`. */
   readonly location: string;
   fetch(tag: string | undefined, signal: AbortSignal): Promise<Fetched>;
