@@ -10,6 +10,7 @@
 //! | `cargo xtask demo` | evaluates `examples/demo-snapshot.json` for the users of `examples/demo-contexts.json` natively, through wasmtime and through Node (fails if the builds disagree), then serves `examples/flags.yaml` from the edge worker under `wrangler dev` and evaluates a flag over HTTP |
 //! | `cargo xtask edge` | builds the Cloudflare Worker (`edge-worker/`) with worker-build, offline, and prints its size |
 //! | `cargo xtask edge-bench` | builds the worker, then benchmarks it in workerd on loopback (`tests/edge/bench.mjs`): bundle size, snapshot cold load, single/bulk latency and requests/s |
+//! | `cargo xtask hosts` | builds the embedding hosts' packages (`hosts/`): the npm tarball of `@bunting/server-sdk` and the wheel of `bunting-server-sdk`, each with the engine inside, into `target/hosts/` |
 //! | `cargo xtask test` | formatting, clippy, every native test, the conformance suite under Node (wasm-bindgen-test), the demo's three-way comparison, and the edge worker's tests in workerd (miniflare) |
 //!
 //! Plain `std` plus `anyhow`, `serde_json` and `flate2`, so it compiles in
@@ -19,6 +20,7 @@ mod bench;
 mod console;
 mod demo;
 mod edge;
+mod hosts;
 mod setup;
 mod util;
 mod wasm;
@@ -49,6 +51,10 @@ commands:
           --local, SDK key demo-sdk-key), starts wrangler dev on 127.0.0.1:8787
           (BUNTING_EDGE_PORT) and evaluates a flag with it; keeps it running until Ctrl-C in a
           terminal, stops it with CI set or no terminal on stdin. BUNTING_DEMO_EDGE=0: no edge
+  hosts   setup + wasm, then build the embedding hosts' packages into target/hosts/: the npm
+          package @bunting/server-sdk (hosts/node: wasm-bindgen engine + tsc, npm pack) and the
+          Python wheel bunting-server-sdk (hosts/python: the C-ABI module inside); the Rust host
+          is the workspace crate bunting-server-sdk (hosts/rust). See docs/hosts.md
   edge    setup (+ worker-build 0.8.7), then build the Cloudflare Worker (edge-worker/) into
           edge-worker/build/ with worker-build, offline; prints its size
   edge-bench
@@ -61,7 +67,8 @@ commands:
   test    setup + wasm + console, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
           the wasm-bindgen-test conformance suite under Node, the demo comparison, and the
           edge worker: build + node --test tests/edge/ (OFREP over HTTP in workerd via miniflare),
-          and the console in Chromium (node --test tests/console/, playwright-core)
+          the console in Chromium (node --test tests/console/, playwright-core), and the Node and
+          Python hosts (hosts/: packages built, node --test and pytest in target/python-venv)
 ";
 
 fn run(command: &str, ctx: &Ctx) -> Result<()> {
@@ -84,6 +91,11 @@ fn run(command: &str, ctx: &Ctx) -> Result<()> {
             let wasm = wasm::build(ctx, &tools)?;
             console::build(ctx, &wasm)?;
             demo::run(ctx, &tools, &wasm)
+        }
+        "hosts" => {
+            let tools = setup::run(ctx)?;
+            let wasm = wasm::build(ctx, &tools)?;
+            hosts::build(ctx, &tools, &wasm).map(drop)
         }
         "edge" => {
             let tools = setup::run(ctx)?;
@@ -183,7 +195,10 @@ fn test(ctx: &Ctx) -> Result<()> {
 
     edge::build(ctx, &tools)?;
     edge::test(ctx, &tools)?;
-    console::test(ctx, &tools, &chromium)
+    console::test(ctx, &tools, &chromium)?;
+
+    hosts::build(ctx, &tools, &wasm)?;
+    hosts::test(ctx, &tools)
 }
 
 fn main() -> ExitCode {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::util::{Ctx, TARGET, find_tool, rel, version_of};
 
 /// Directories that may hold a `package.json` the project needs installed.
-const NODE_PACKAGE_DIRS: &[&str] = &[".", "console", "edge-worker", "examples/node"];
+const NODE_PACKAGE_DIRS: &[&str] = &[".", "console", "edge-worker", "examples/node", "hosts/node"];
 
 /// Oldest Node.js the tools run on: wasm-bindgen's output and test runner
 /// need 18, wrangler 4.86 and @openfeature/server-sdk (tests/edge/) need 20.
@@ -20,6 +20,8 @@ pub(crate) struct Tools {
     pub wasm_bindgen: PathBuf,
     pub test_runner: PathBuf,
     pub node: PathBuf,
+    /// The Python host's virtualenv interpreter (`target/python-venv`).
+    pub python: PathBuf,
 }
 
 pub(crate) fn run(ctx: &Ctx) -> Result<Tools> {
@@ -29,11 +31,13 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Tools> {
     rust_components(ctx)?;
     let (wasm_bindgen, test_runner) = wasm_bindgen(ctx)?;
     let node = node(ctx)?;
+    let python = crate::hosts::python(ctx)?;
     ctx.record("setup", start.elapsed());
     Ok(Tools {
         wasm_bindgen,
         test_runner,
         node,
+        python,
     })
 }
 
