@@ -14,7 +14,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { KeyHasher, type Evaluation, type FlagType, type JsonValue } from "./engine.js";
-import { Reporter, unref, type ReporterCounters } from "./exposures.js";
+import { Reporter, emptyCounters, unref, type ReporterCounters } from "./exposures.js";
 import { accept, changedFlags, type LoadedSnapshot } from "./snapshot.js";
 import { DirectorySource, EdgeSource, KvSource, type KvSourceOptions, type SnapshotSource } from "./sources.js";
 
@@ -400,19 +400,7 @@ export class BuntingClient {
 
   /** Health: status, snapshot, source, timings, errors and exposure counters. */
   status(): HealthStatus {
-    const counters: ReporterCounters = this.reporter?.counters ?? {
-      exposuresQueued: 0,
-      exposuresSent: 0,
-      exposuresDropped: 0,
-      exposuresDeduplicated: 0,
-      exposuresRejected: 0,
-      eventsQueued: 0,
-      eventsSent: 0,
-      eventsDropped: 0,
-      eventsRejected: 0,
-      failedRequests: 0,
-      lastIngestError: null,
-    };
+    const counters: ReporterCounters = this.reporter?.counters ?? emptyCounters();
     const pending = this.reporter?.pending ?? { exposures: 0, events: 0 };
     return {
       status: this.state,

@@ -93,8 +93,9 @@ function attribute(context: Record<string, unknown>, outer: string, inner: strin
   return typeof v === "string" ? v : undefined;
 }
 
-export class Reporter {
-  readonly counters: ReporterCounters = {
+/** Counters before anything was recorded. */
+export function emptyCounters(): ReporterCounters {
+  return {
     exposuresQueued: 0,
     exposuresSent: 0,
     exposuresDropped: 0,
@@ -107,6 +108,10 @@ export class Reporter {
     failedRequests: 0,
     lastIngestError: null,
   };
+}
+
+export class Reporter {
+  readonly counters: ReporterCounters = emptyCounters();
   private readonly exposures: ExposureRecord[] = [];
   private readonly events: QueuedEvent[] = [];
   /** (key, flag, variant) → when last recorded; insertion order = age. */
