@@ -124,6 +124,12 @@ pub enum IngestError {
     /// its path (`exposures[3].time`); nothing of the batch was stored.
     #[error("{} problem(s) in the batch", .0.len())]
     Invalid(Vec<Problem>),
+    /// The caller may only send events of one environment (a server SDK
+    /// key's) and the batch names others (HTTP 403): every such place, with
+    /// its path (`exposures[3].environment`); nothing of the batch was
+    /// stored.
+    #[error("the batch names environments the caller may not send events for")]
+    OtherEnvironment(Vec<Problem>),
     /// More events than one request may carry (HTTP 413).
     #[error("too many events: {count}, at most {max} per request")]
     TooLarge {
@@ -262,6 +268,48 @@ impl Parsed {
     /// Whether the batch holds no event.
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
+    }
+
+    /// Every place of the batch naming an environment other than `only`,
+    /// with its path (`exposures[3].environment`, or `environment` for a
+    /// batch of metric events): what a caller limited to environment
+    /// `only` (a server SDK key) may not send.
+    ///
+    /// ```
+    /// use bunting_origin::ingest::{parse, IngestOptions};
+    /// let now = 1_764_000_000_000;
+    /// let e = |env: &str| format!(r#"{{"flag": "f", "variant": "a", "bucketingKeyHash": "u",
+    ///     "environment": "{env}", "snapshotVersion": 1, "time": {now}}}"#);
+    /// let body = format!(r#"{{"kind": "exposures", "exposures": [{}, {}, {}]}}"#,
+    ///     e("acme/web/prod"), e("globex/web/prod"), e("acme/web/prod"));
+    /// let parsed = parse(body.as_bytes(), now, &IngestOptions::default()).unwrap();
+    /// let outside = parsed.outside("acme/web/prod");
+    /// assert_eq!(outside.len(), 1);
+    /// assert_eq!(outside[0].path, "exposures[1].environment");
+    /// assert!(parsed.outside("globex/web/prod").len() == 2);
+    /// ```
+    pub fn outside(&self, only: &str) -> Vec<Problem> {
+        let foreign = |path: String, name: usize| Problem {
+            entity: None,
+            path,
+            message: format!(
+                "{:?} is not {only:?}, the only environment this SDK key may send events for",
+                self.names[name]
+            ),
+            location: None,
+        };
+        match &self.batch {
+            EventBatch::Exposures(rows) => rows
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| self.names[e.env_id as usize] != only)
+                .map(|(i, e)| foreign(format!("exposures[{i}].environment"), e.env_id as usize))
+                .collect(),
+            EventBatch::Metrics(_) if self.names.first().is_some_and(|n| n != only) => {
+                vec![foreign("environment".into(), 0)]
+            }
+            EventBatch::Metrics(_) => Vec::new(),
+        }
     }
 
     /// Binds every event to the id its environment's name has in `found`
@@ -667,6 +715,19 @@ impl Ingest {
     /// is committed; counts accepted, duplicate, invalid and throttled
     /// events in the metrics.
     pub async fn ingest(&self, body: &[u8], now_ms: i64) -> Result<InsertCounts, IngestError> {
+        self.ingest_for(body, now_ms, None).await
+    }
+
+    /// [`Ingest::ingest`] for a caller that may only send events of
+    /// environment `only` (when `Some`: a server SDK key's edge name): a
+    /// valid batch naming any other is refused whole with
+    /// [`IngestError::OtherEnvironment`], before anything is queued.
+    pub async fn ingest_for(
+        &self,
+        body: &[u8],
+        now_ms: i64,
+        only: Option<&str>,
+    ) -> Result<InsertCounts, IngestError> {
         let m = &self.inner.metrics;
         let counted = |e: IngestError| {
             if let IngestError::Invalid(problems) = &e {
@@ -680,6 +741,12 @@ impl Ingest {
             e
         };
         let batch = parse(body, now_ms, &self.inner.options).map_err(counted)?;
+        if let Some(only) = only {
+            let outside = batch.outside(only);
+            if !outside.is_empty() {
+                return Err(IngestError::OtherEnvironment(outside));
+            }
+        }
         let n = batch.len() as u64;
         match self.submit(batch).await {
             Ok(c) => {

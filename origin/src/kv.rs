@@ -4,7 +4,7 @@
 //! | key | value |
 //! |---|---|
 //! | `snapshot:<env>` | the sealed snapshot JSON of environment `<env>` |
-//! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>"}` |
+//! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>","kind":"client"\|"server"}` |
 //!
 //! Only hashes of SDK keys are stored: the edge worker hashes the key a
 //! client presents and looks it up. The layout and the hash are defined once,
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 
 pub use bunting_wire::kv::{
-    MAX_KEY_BYTES, SDK_KEY_PREFIX, SNAPSHOT_PREFIX, sdk_key_hash, sdk_key_key,
+    KeyKind, MAX_KEY_BYTES, SDK_KEY_PREFIX, SNAPSHOT_PREFIX, sdk_key_hash, sdk_key_key,
     sdk_key_key_for_hash, sdk_key_value, snapshot_key,
 };
 use thiserror::Error;
@@ -105,15 +105,16 @@ pub struct Put {
 
 /// The writes publishing an environment makes, in order: the snapshot
 /// (from `snapshot_file`) first, so a registered key never points at an
-/// environment without a snapshot, then one registration per SDK key.
-pub fn publish_plan(env: &str, snapshot_file: PathBuf, sdk_keys: &[String]) -> Vec<Put> {
+/// environment without a snapshot, then one registration per SDK key (raw
+/// key and kind).
+pub fn publish_plan(env: &str, snapshot_file: PathBuf, sdk_keys: &[(String, KeyKind)]) -> Vec<Put> {
     let mut puts = vec![Put {
         key: snapshot_key(env),
         value: PutValue::File(snapshot_file),
     }];
-    puts.extend(sdk_keys.iter().map(|raw| Put {
+    puts.extend(sdk_keys.iter().map(|(raw, kind)| Put {
         key: sdk_key_key(raw),
-        value: PutValue::Inline(sdk_key_value(env)),
+        value: PutValue::Inline(sdk_key_value(env, *kind)),
     }));
     puts
 }
@@ -290,7 +291,10 @@ mod tests {
         let plan = publish_plan(
             "production",
             PathBuf::from("/tmp/s.json"),
-            &["sk-live-1".to_string()],
+            &[
+                ("sk-live-1".to_string(), KeyKind::Client),
+                ("sk-server-1".to_string(), KeyKind::Server),
+            ],
         );
         assert_eq!(plan[0].key, "snapshot:production");
         assert_eq!(plan[0].value, PutValue::File("/tmp/s.json".into()));
@@ -300,9 +304,13 @@ mod tests {
         );
         assert_eq!(
             plan[1].value,
-            PutValue::Inline(r#"{"environment":"production"}"#.into())
+            PutValue::Inline(r#"{"environment":"production","kind":"client"}"#.into())
         );
-        assert_eq!(plan.len(), 2);
+        assert_eq!(
+            plan[2].value,
+            PutValue::Inline(r#"{"environment":"production","kind":"server"}"#.into())
+        );
+        assert_eq!(plan.len(), 3);
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! | key | value |
 //! |---|---|
 //! | `snapshot:<env>` | the snapshot JSON of environment `<env>` |
-//! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>"}` ([`SdkKeyRecord`]) |
+//! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>","kind":"client"\|"server"}` ([`SdkKeyRecord`]) |
 //!
 //! Only hashes of SDK keys are stored: the edge hashes the key a client
 //! presents ([`sdk_key_hash`]) and looks it up. Existing KV data depends on
-//! these exact keys and hash: they must never change.
+//! these exact keys and hash: they must never change. Records written
+//! before keys had a kind have no `kind` (`{"environment":"<env>"}`): they
+//! still parse, and work wherever any key does (OFREP), but never where a
+//! server key is required ([`SdkKeyRecord::is_server`]).
 //!
 //! ```
 //! use bunting_wire::kv;
@@ -15,8 +18,9 @@
 //! let key = kv::sdk_key_key("abc");
 //! assert_eq!(key, kv::sdk_key_key_for_hash(&kv::sdk_key_hash("abc")));
 //! assert!(key.starts_with("sdk-key:ba7816bf"));
-//! let value = kv::sdk_key_value("staging");
+//! let value = kv::sdk_key_value("staging", kv::KeyKind::Server);
 //! assert_eq!(kv::parse_sdk_key_value(&value).as_deref(), Some("staging"));
+//! assert!(kv::parse_sdk_key_record(&value).unwrap().is_server());
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -64,40 +68,90 @@ pub fn sdk_key_key_for_hash(hash: &str) -> String {
     format!("{SDK_KEY_PREFIX}{hash}")
 }
 
+/// Which SDKs a key is for, as its KV record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// Browsers and mobile apps: the key is public. Evaluates through OFREP.
+    Client,
+    /// Server-side SDKs: the key is secret. Evaluates through OFREP and
+    /// may also download the environment's whole snapshot.
+    Server,
+}
+
 /// The value of an SDK key's KV entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SdkKeyRecord {
     /// The environment the key may read, as the edge names it
     /// (`<org>/<project>/<env>` when published by the origin service).
     pub environment: String,
+    /// The key's kind; `None` in records written before keys had one
+    /// (then omitted from the JSON, so such records read as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<KeyKind>,
 }
 
-/// The KV value registering an SDK key for `env`: `{"environment":"<env>"}`.
+impl SdkKeyRecord {
+    /// Whether the record is explicitly a server key's: what reading a
+    /// whole snapshot requires (a record without a kind is not).
+    ///
+    /// ```
+    /// use bunting_wire::kv::parse_sdk_key_record;
+    /// assert!(parse_sdk_key_record(r#"{"environment":"p","kind":"server"}"#).unwrap().is_server());
+    /// assert!(!parse_sdk_key_record(r#"{"environment":"p","kind":"client"}"#).unwrap().is_server());
+    /// assert!(!parse_sdk_key_record(r#"{"environment":"p"}"#).unwrap().is_server());
+    /// ```
+    pub fn is_server(&self) -> bool {
+        self.kind == Some(KeyKind::Server)
+    }
+}
+
+/// The KV value registering an SDK key of `kind` for `env`:
+/// `{"environment":"<env>","kind":"<kind>"}`.
 ///
 /// ```
-/// assert_eq!(bunting_wire::kv::sdk_key_value("staging"), r#"{"environment":"staging"}"#);
+/// use bunting_wire::kv::{sdk_key_value, KeyKind};
+/// assert_eq!(sdk_key_value("staging", KeyKind::Client),
+///     r#"{"environment":"staging","kind":"client"}"#);
 /// ```
-pub fn sdk_key_value(env: &str) -> String {
+pub fn sdk_key_value(env: &str, kind: KeyKind) -> String {
     let record = SdkKeyRecord {
         environment: env.to_string(),
+        kind: Some(kind),
     };
-    serde_json::to_string(&record).expect("a struct of one string serializes")
+    serde_json::to_string(&record).expect("a struct of strings serializes")
+}
+
+/// An SDK key's KV value, if it is a valid record naming a non-empty
+/// environment (and, if it has one, a known kind).
+///
+/// ```
+/// use bunting_wire::kv::{parse_sdk_key_record, KeyKind};
+/// let r = parse_sdk_key_record(r#"{"environment":"prod","kind":"client"}"#).unwrap();
+/// assert_eq!((r.environment.as_str(), r.kind), ("prod", Some(KeyKind::Client)));
+/// assert_eq!(parse_sdk_key_record(r#"{"environment":"prod"}"#).unwrap().kind, None);
+/// assert_eq!(parse_sdk_key_record(r#"{"environment":"prod","kind":"admin"}"#), None);
+/// assert_eq!(parse_sdk_key_record(r#"{"environment":""}"#), None);
+/// ```
+pub fn parse_sdk_key_record(text: &str) -> Option<SdkKeyRecord> {
+    serde_json::from_str::<SdkKeyRecord>(text)
+        .ok()
+        .filter(|r| !r.environment.is_empty())
 }
 
 /// The environment of an SDK key's KV value, if the value is a valid record
-/// naming a non-empty environment.
+/// naming a non-empty environment ([`parse_sdk_key_record`]), whatever
+/// its kind.
 ///
 /// ```
 /// use bunting_wire::kv::parse_sdk_key_value;
 /// assert_eq!(parse_sdk_key_value(r#"{"environment":"prod"}"#).as_deref(), Some("prod"));
+/// assert_eq!(parse_sdk_key_value(r#"{"environment":"prod","kind":"server"}"#).as_deref(), Some("prod"));
 /// assert_eq!(parse_sdk_key_value(r#"{"environment":""}"#), None);
 /// assert_eq!(parse_sdk_key_value("nope"), None);
 /// ```
 pub fn parse_sdk_key_value(text: &str) -> Option<String> {
-    serde_json::from_str::<SdkKeyRecord>(text)
-        .ok()
-        .map(|r| r.environment)
-        .filter(|e| !e.is_empty())
+    parse_sdk_key_record(text).map(|r| r.environment)
 }
 
 #[cfg(test)]
@@ -143,14 +197,34 @@ mod tests {
     #[test]
     fn records_round_trip() {
         for env in ["prod", "acme/web/production", "quote\"d"] {
-            assert_eq!(
-                parse_sdk_key_value(&sdk_key_value(env)).as_deref(),
-                Some(env)
-            );
+            for kind in [KeyKind::Client, KeyKind::Server] {
+                let record = parse_sdk_key_record(&sdk_key_value(env, kind)).unwrap();
+                assert_eq!(
+                    (record.environment.as_str(), record.kind),
+                    (env, Some(kind))
+                );
+            }
         }
         assert_eq!(
-            sdk_key_value("acme/web/production"),
+            sdk_key_value("acme/web/production", KeyKind::Server),
+            r#"{"environment":"acme/web/production","kind":"server"}"#
+        );
+        // A record without a kind serializes as records always did.
+        let legacy = SdkKeyRecord {
+            environment: "acme/web/production".into(),
+            kind: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&legacy).unwrap(),
             r#"{"environment":"acme/web/production"}"#
+        );
+        assert_eq!(
+            parse_sdk_key_record(r#"{"environment":"p","kind":null}"#).map(|r| r.kind),
+            Some(None)
+        );
+        assert_eq!(
+            parse_sdk_key_record(r#"{"environment":"p","kind":"Server"}"#),
+            None
         );
         assert_eq!(
             parse_sdk_key_value(r#"{"environment": "prod", "other": 1}"#).as_deref(),

@@ -28,7 +28,8 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
-    /// Every validation problem (422 only).
+    /// Every validation problem (422; and the 403 of `POST /events` for
+    /// events of environments the SDK key may not send for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ProblemBody>,
     /// The current ETag of the entity (412 only).

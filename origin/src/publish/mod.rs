@@ -519,7 +519,7 @@ impl Worker {
                 for k in &keys {
                     let key = kv::sdk_key_key_for_hash(&k.hash);
                     check_key(&key)?;
-                    p.put(&key, kv::sdk_key_value(&k.edge_env).as_bytes())
+                    p.put(&key, kv::sdk_key_value(&k.edge_env, k.kind.kv()).as_bytes())
                         .await?;
                 }
                 Ok::<_, PublishError>(keys)

@@ -22,10 +22,30 @@ pub enum SdkKeyKind {
 }
 
 impl SdkKeyKind {
-    fn as_str(self) -> &'static str {
+    /// `client` or `server`: the stored text, and the `kind` of the key's
+    /// KV record ([`bunting_wire::kv::SdkKeyRecord`]).
+    pub fn as_str(self) -> &'static str {
         match self {
             SdkKeyKind::Client => "client",
             SdkKeyKind::Server => "server",
+        }
+    }
+
+    /// The kind of the key's KV record.
+    pub fn kv(self) -> crate::kv::KeyKind {
+        match self {
+            SdkKeyKind::Client => crate::kv::KeyKind::Client,
+            SdkKeyKind::Server => crate::kv::KeyKind::Server,
+        }
+    }
+
+    /// The kind stored as `text`: anything but `server` is a client key
+    /// (the safer reading: client keys grant less).
+    pub(super) fn parse(text: &str) -> SdkKeyKind {
+        if text == "server" {
+            SdkKeyKind::Server
+        } else {
+            SdkKeyKind::Client
         }
     }
 }
@@ -78,17 +98,30 @@ fn key_row(r: &AnyRow) -> Result<SdkKeyRecord> {
         id: r.try_get("id")?,
         environment_id: r.try_get("environment_id")?,
         edge_env: r.try_get("edge_env")?,
-        kind: if kind == "server" {
-            SdkKeyKind::Server
-        } else {
-            SdkKeyKind::Client
-        },
+        kind: SdkKeyKind::parse(&kind),
         name: r.try_get("name")?,
         prefix: r.try_get("prefix")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         kv_state: r.try_get("kv_state")?,
     })
+}
+
+/// A working SDK key, found by its raw secret
+/// ([`Store::authenticate_sdk_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdkKeyGrant {
+    /// Row id of the key.
+    pub id: i64,
+    /// The key's organization.
+    pub org_id: i64,
+    /// The environment the key belongs to.
+    pub environment_id: i64,
+    /// That environment's name at the edge now, `<org>/<project>/<env>`:
+    /// the name the publisher writes and events carry.
+    pub edge_env: String,
+    /// Client or server.
+    pub kind: SdkKeyKind,
 }
 
 /// The longest grace period of a rotated SDK key: 365 days, in seconds.
@@ -228,6 +261,54 @@ impl Store {
         .await?;
         w.commit().await?;
         Ok(after)
+    }
+
+    /// The SDK key whose raw secret is `raw`, if it works now: not revoked,
+    /// not rotated past its grace period, and of an environment that still
+    /// exists in the key's organization. Its environment is named as it is
+    /// now (from the environment, project and organization rows), so a key
+    /// can never speak for an environment of another tenant.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use bunting_origin::store::{Actor, SdkKeyKind, Store};
+    /// let store = Store::open("sqlite::memory:").await.unwrap();
+    /// let ana = Actor::new("ana");
+    /// let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
+    /// let p = store.create_project(&ana, org.id, "web", "Web").await.unwrap();
+    /// let env = store.create_environment(&ana, p.id, "production", "Production").await.unwrap();
+    /// let (key, raw) = store.create_sdk_key(&ana, env.id, SdkKeyKind::Server, "api").await.unwrap();
+    /// let grant = store.authenticate_sdk_key(&raw).await.unwrap().unwrap();
+    /// assert_eq!((grant.edge_env.as_str(), grant.kind), ("acme/web/production", SdkKeyKind::Server));
+    /// store.revoke_sdk_key(&ana, key.id).await.unwrap();
+    /// assert!(store.authenticate_sdk_key(&raw).await.unwrap().is_none());
+    /// assert!(store.authenticate_sdk_key("bnt_server_unknown").await.unwrap().is_none());
+    /// # });
+    /// ```
+    pub async fn authenticate_sdk_key(&self, raw: &str) -> Result<Option<SdkKeyGrant>> {
+        let row = sqlx::query(
+            "SELECT k.id, k.org_id, k.environment_id, k.kind, \
+             o.key || '/' || p.key || '/' || e.key AS edge_env \
+             FROM sdk_keys k JOIN environments e ON e.id = k.environment_id \
+             JOIN projects p ON p.id = e.project_id \
+             JOIN organizations o ON o.id = p.org_id AND o.id = k.org_id \
+             WHERE k.hash = $1 AND (k.expires_at IS NULL OR k.expires_at > $2)",
+        )
+        .bind(secret_hash(raw))
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(SdkKeyGrant {
+                id: r.try_get("id")?,
+                org_id: r.try_get("org_id")?,
+                environment_id: r.try_get("environment_id")?,
+                edge_env: r.try_get("edge_env")?,
+                kind: SdkKeyKind::parse(&kind),
+            })
+        })
+        .transpose()
     }
 
     /// SDK key `id`.

@@ -68,7 +68,7 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool};
 
-pub use access::{SdkKeyKind, SdkKeyRecord};
+pub use access::{SdkKeyGrant, SdkKeyKind, SdkKeyRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
 pub use changes::{
     ChangeDiff, ChangeRequest, ChangeStatus, EnvChange, EnvPolicy, NewChangeRequest, Review,

@@ -31,7 +31,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use super::rows::{edge_env, get_env, now};
-use super::{Result, Store};
+use super::{Result, SdkKeyKind, Store};
 
 /// An environment with changes a target has not published yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,8 @@ pub struct KeyChange {
     pub hash: String,
     /// The environment it reads at the edge.
     pub edge_env: String,
+    /// Client or server: its KV record says so.
+    pub kind: SdkKeyKind,
     /// Its KV state: `pending`, `live` or `removed`.
     pub kv_state: String,
 }
@@ -154,6 +156,7 @@ fn key_change(r: &AnyRow) -> Result<KeyChange> {
         id: r.try_get("id")?,
         hash: r.try_get("hash")?,
         edge_env: r.try_get("edge_env")?,
+        kind: SdkKeyKind::parse(&r.try_get::<String, _>("kind")?),
         kv_state: r.try_get("kv_state")?,
     })
 }
@@ -341,7 +344,7 @@ impl Store {
     /// target's first publication of the environment), by id.
     pub async fn sdk_keys_to_put(&self, env_id: i64, all: bool) -> Result<Vec<KeyChange>> {
         let rows = sqlx::query(
-            "SELECT id, hash, edge_env, kv_state FROM sdk_keys WHERE environment_id = $1 \
+            "SELECT id, hash, edge_env, kind, kv_state FROM sdk_keys WHERE environment_id = $1 \
              AND (expires_at IS NULL OR expires_at > $2) \
              AND (kv_state = 'pending' OR ($3 = 1 AND kv_state = 'live')) ORDER BY id",
         )
@@ -357,7 +360,7 @@ impl Store {
     /// those of deleted environments, not yet `removed`.
     pub async fn sdk_keys_to_remove(&self) -> Result<Vec<KeyChange>> {
         let rows = sqlx::query(
-            "SELECT id, hash, edge_env, kv_state FROM sdk_keys WHERE kv_state <> 'removed' \
+            "SELECT id, hash, edge_env, kind, kv_state FROM sdk_keys WHERE kv_state <> 'removed' \
              AND ((expires_at IS NOT NULL AND expires_at <= $1) \
              OR environment_id NOT IN (SELECT id FROM environments)) ORDER BY id",
         )

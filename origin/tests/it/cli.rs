@@ -539,7 +539,7 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
             "7",
             "--sdk-key",
             "sk-test-production",
-            "--sdk-key",
+            "--server-sdk-key",
             "abc",
         ],
         false,
@@ -576,15 +576,18 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
             "put",
             // printf sk-test-production | sha256sum
             "sdk-key:1ece64eeeaf23d1c8cc9fbc3b380365276730832800eec554724933c7fa4cf0c",
-            r#"{"environment":"production"}"#,
+            r#"{"environment":"production","kind":"client"}"#,
             "--binding",
             "FLAGS",
             "--local"
         ]
     );
     assert_eq!(
-        calls[2][3],
-        "sdk-key:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        calls[2][3..5],
+        [
+            "sdk-key:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            r#"{"environment":"production","kind":"server"}"#
+        ]
     );
     let uploaded = fs::read_to_string(dir.join("uploaded.json")).unwrap();
     let engine = Engine::from_json(&uploaded).expect("the uploaded snapshot loads");

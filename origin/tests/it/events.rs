@@ -2,7 +2,8 @@
 //! on SQLite and PostgreSQL: the ingest secret, 202
 //! with counts, deduplication of retried batches, all-or-nothing
 //! validation (422 with the event's index), size limits, 429 when the queue
-//! is full without losing accepted batches, and the edge's exact payloads.
+//! is full without losing accepted batches, the edge's exact payloads, and
+//! server SDK keys sending their own environment's events (only those).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +14,7 @@ use bunting_origin::ingest::{Ingest, IngestOptions};
 use bunting_origin::model::experiment::ExperimentSpec;
 use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::store::aggregate::AggregateOptions;
-use bunting_origin::store::{Actor, Backend, FlagSpec, Store};
+use bunting_origin::store::{Actor, Backend, FlagSpec, SdkKeyKind, Store};
 use serde_json::{Value, json};
 
 use crate::common::app::{TestApp, problems};
@@ -30,6 +31,10 @@ both!(
     edge_payloads_exactly,
     unknown_environments_are_refused,
     deleted_tenants_events_are_not_inherited,
+    server_keys_send_their_environments_events,
+    server_keys_cannot_send_other_environments_events,
+    client_and_stopped_keys_are_refused,
+    server_keys_work_without_an_ingest_secret,
 );
 
 const SECRET: &str = "ingest-secret-0123456789abcdef";
@@ -681,4 +686,211 @@ async fn deleted_tenants_events_are_not_inherited(store: Store) {
     assert!(store.exposure_users_of(old).await.unwrap().is_empty());
     assert_eq!(store.count_exposures(new).await.unwrap(), 4);
     assert_eq!(store.purge_orphaned_events(0).await.unwrap(), 0);
+}
+
+/// A new SDK key of `kind` for environment `name` (`org/project/env`):
+/// (id, raw key).
+async fn sdk_key(store: &Store, name: &str, kind: SdkKeyKind) -> (i64, String) {
+    let (key, raw) = store
+        .create_sdk_key(&Actor::new("test"), id(store, name).await, kind, "host")
+        .await
+        .unwrap();
+    (key.id, raw)
+}
+
+/// The paths of a 403's problems.
+fn refused_paths(b: &Value) -> Vec<String> {
+    assert_eq!(b["error"]["code"], "forbidden", "{b}");
+    problems(b)
+}
+
+/// The stored exposures and metric events of environment `name`.
+async fn stored(store: &Store, name: &str) -> (i64, i64) {
+    let env = id(store, name).await;
+    (
+        store.count_exposures(env).await.unwrap(),
+        store.count_metric_events(env).await.unwrap(),
+    )
+}
+
+async fn server_keys_send_their_environments_events(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let (_, raw) = sdk_key(&store, ENV, SdkKeyKind::Server).await;
+    let t = now_ms();
+    let (s, _, b) = api
+        .post_raw(Some(&raw), exposures(0..5, t).to_string())
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(b, json!({"accepted": 5, "duplicates": 0}));
+    let (s, _, b) = api.post_raw(Some(&raw), events(0..3, t).to_string()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(stored(&store, ENV).await, (5, 3));
+    // The same exposures through the edge are the same events.
+    let (s, b) = api.post(&exposures(0..5, t)).await;
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 0, "duplicates": 5})
+        )
+    );
+    // The ingest secret still sends any environment's events.
+    let mut staging = events(0..2, t);
+    staging["environment"] = json!("acme/web/staging");
+    assert_eq!(api.post(&staging).await.0, StatusCode::ACCEPTED);
+    // Invalid batches are still 422 with their paths.
+    let mut bad = exposures(0..2, t);
+    bad["exposures"][1]["time"] = json!("soon");
+    let (s, _, b) = api.post_raw(Some(&raw), bad.to_string()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+}
+
+async fn server_keys_cannot_send_other_environments_events(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let (_, acme) = sdk_key(&store, ENV, SdkKeyKind::Server).await;
+    // Another tenant, with an environment of the same keys below it.
+    let a = Actor::new("test");
+    let globex = store.create_org(&a, "globex", "Globex").await.unwrap();
+    let p = store
+        .create_project(&a.clone().in_org(globex.id), globex.id, "web", "Web")
+        .await
+        .unwrap();
+    store
+        .create_environment(&a.in_org(globex.id), p.id, "production", "Production")
+        .await
+        .unwrap();
+    const GLOBEX: &str = "globex/web/production";
+    let (_, globex_key) = sdk_key(&store, GLOBEX, SdkKeyKind::Server).await;
+    let t = now_ms();
+
+    // One exposure of another environment refuses the whole batch.
+    let mut mixed = exposures(0..5, t);
+    mixed["exposures"][1]["environment"] = json!("acme/web/staging");
+    mixed["exposures"][3]["environment"] = json!(GLOBEX);
+    let (s, _, b) = api.post_raw(Some(&acme), mixed.to_string()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(
+        refused_paths(&b),
+        ["exposures[1].environment", "exposures[3].environment"]
+    );
+    // Metric events name their environment once.
+    let mut other = events(0..2, t);
+    other["environment"] = json!(GLOBEX);
+    let (s, _, b) = api.post_raw(Some(&acme), other.to_string()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(refused_paths(&b), ["environment"]);
+    // Nor the other way round: globex's key cannot write acme's events.
+    let (s, _, b) = api
+        .post_raw(Some(&globex_key), exposures(0..2, t).to_string())
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(refused_paths(&b).len(), 2);
+    let (s, _, _) = api
+        .post_raw(Some(&globex_key), events(0..2, t).to_string())
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // An environment that does not exist is just another environment.
+    let mut nowhere = events(0..1, t);
+    nowhere["environment"] = json!("acme/web/nowhere");
+    let (s, _, _) = api.post_raw(Some(&acme), nowhere.to_string()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    assert_eq!(stored(&store, ENV).await, (0, 0));
+    assert_eq!(stored(&store, "acme/web/staging").await, (0, 0));
+    assert_eq!(stored(&store, GLOBEX).await, (0, 0));
+    // Each key sends its own.
+    let mut own = exposures(0..2, t);
+    own["exposures"][0]["environment"] = json!(GLOBEX);
+    own["exposures"][1]["environment"] = json!(GLOBEX);
+    let (s, _, b) = api.post_raw(Some(&globex_key), own.to_string()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(stored(&store, GLOBEX).await, (2, 0));
+    assert_eq!(stored(&store, ENV).await, (0, 0));
+
+    // A deleted tenant's key stops working, even when a new tenant takes
+    // the same keys.
+    store
+        .delete_org(&Actor::new("test"), globex.id, globex.version)
+        .await
+        .unwrap();
+    let again = store
+        .create_org(&Actor::new("test"), "globex", "Globex")
+        .await
+        .unwrap();
+    let p = store
+        .create_project(&Actor::new("test").in_org(again.id), again.id, "web", "Web")
+        .await
+        .unwrap();
+    store
+        .create_environment(
+            &Actor::new("test").in_org(again.id),
+            p.id,
+            "production",
+            "Production",
+        )
+        .await
+        .unwrap();
+    let (s, _, b) = api.post_raw(Some(&globex_key), own.to_string()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(stored(&store, GLOBEX).await, (0, 0));
+}
+
+async fn client_and_stopped_keys_are_refused(store: Store) {
+    let api = Api::start(store.clone(), Some(SECRET), IngestOptions::default()).await;
+    let t = now_ms();
+    let body = exposures(0..2, t).to_string();
+    let (_, client) = sdk_key(&store, ENV, SdkKeyKind::Client).await;
+    let (s, _, b) = api.post_raw(Some(&client), body.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "forbidden");
+
+    let (revoked_id, revoked) = sdk_key(&store, ENV, SdkKeyKind::Server).await;
+    assert_eq!(
+        api.post_raw(Some(&revoked), body.clone()).await.0,
+        StatusCode::ACCEPTED
+    );
+    let a = Actor::new("test");
+    store.revoke_sdk_key(&a, revoked_id).await.unwrap();
+    let (s, _, b) = api.post_raw(Some(&revoked), body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(b["error"]["code"], "unauthorized");
+
+    // A rotated key works during its grace period, not after it.
+    let (graced_id, graced) = sdk_key(&store, ENV, SdkKeyKind::Server).await;
+    let (_, successor) = store.rotate_sdk_key(&a, graced_id, 3600).await.unwrap();
+    for key in [&graced, &successor] {
+        assert_eq!(
+            api.post_raw(Some(key), body.clone()).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    let (stopped_id, stopped) = sdk_key(&store, ENV, SdkKeyKind::Server).await;
+    store.rotate_sdk_key(&a, stopped_id, 0).await.unwrap();
+    let (s, _, _) = api.post_raw(Some(&stopped), body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Unknown keys and almost-keys.
+    let (s, _, _) = api
+        .post_raw(Some(&graced[..graced.len() - 1]), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = api.post_raw(Some("bnt_server_unknown"), body).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(stored(&store, ENV).await, (2, 0));
+}
+
+async fn server_keys_work_without_an_ingest_secret(store: Store) {
+    let api = Api::start(store.clone(), None, IngestOptions::default()).await;
+    let (_, raw) = sdk_key(&store, ENV, SdkKeyKind::Server).await;
+    let (_, client) = sdk_key(&store, ENV, SdkKeyKind::Client).await;
+    let body = exposures(0..3, now_ms()).to_string();
+    let (s, _, b) = api.post_raw(Some(&raw), body.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let (s, _, _) = api.post_raw(Some(&client), body.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Anything else is refused as before: ingestion from the edge is off.
+    for token in [None, Some(SECRET), Some("bnt_server_unknown")] {
+        let (s, _, b) = api.post_raw(token, body.clone()).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    }
+    assert_eq!(stored(&store, ENV).await, (3, 0));
 }

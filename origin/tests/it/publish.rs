@@ -155,7 +155,7 @@ async fn directory_gets_snapshot_and_keys(s: Store) {
     assert!(Engine::from_snapshot(&snap).is_ok());
     assert_eq!(
         std::fs::read_to_string(root.join(encode_key(&kv::sdk_key_key(&raw)))).unwrap(),
-        r#"{"environment":"acme/web/production"}"#
+        r#"{"environment":"acme/web/production","kind":"server"}"#
     );
     until!(
         "key marked live",
@@ -525,7 +525,7 @@ async fn cloudflare_end_to_end(s: Store) {
     assert_eq!(snap.version, v as u64);
     assert_eq!(
         kv[&kv::sdk_key_key(&raw)],
-        kv::sdk_key_value(ENV).into_bytes()
+        kv::sdk_key_value(ENV, kv::KeyKind::Client).into_bytes()
     );
     // The snapshot was put before the key.
     let reqs = fake.requests.lock().unwrap().clone();

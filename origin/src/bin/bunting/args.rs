@@ -326,10 +326,15 @@ pub(crate) struct Publish {
     pub(crate) namespace_id: Option<String>,
     #[command(flatten)]
     pub(crate) meta: Meta,
-    /// Register an SDK key for the environment (repeatable); only its
-    /// SHA-256 is stored.
+    /// Register a client SDK key for the environment (repeatable): it
+    /// evaluates through OFREP. Only its SHA-256 is stored.
     #[arg(long = "sdk-key", value_name = "KEY")]
     pub(crate) sdk_keys: Vec<String>,
+    /// Register a server SDK key for the environment (repeatable): it
+    /// evaluates through OFREP and may also download the whole snapshot
+    /// (`GET /sdk/v1/snapshot`). Only its SHA-256 is stored.
+    #[arg(long = "server-sdk-key", value_name = "KEY")]
+    pub(crate) server_sdk_keys: Vec<String>,
     /// The wrangler command, split on whitespace.
     #[arg(long, value_name = "CMD", env = "BUNTING_WRANGLER", default_value = kv::DEFAULT_WRANGLER)]
     pub(crate) wrangler: String,

@@ -74,7 +74,11 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
     let Some(project) = load(&p.file)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if let Some(bad) = p.sdk_keys.iter().find(|k| !kv::valid_sdk_key(k)) {
+    let keys: Vec<(String, kv::KeyKind)> = (p.sdk_keys.iter().map(|k| (k, kv::KeyKind::Client)))
+        .chain(p.server_sdk_keys.iter().map(|k| (k, kv::KeyKind::Server)))
+        .map(|(k, kind)| (k.clone(), kind))
+        .collect();
+    if let Some((bad, _)) = keys.iter().find(|(k, _)| !kv::valid_sdk_key(k)) {
         bail!("SDK key {bad:?} is empty or has spaces or non-ASCII characters");
     }
     let options = p.meta.options(unix_seconds())?;
@@ -101,7 +105,7 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         config: p.wrangler_config,
     };
     let wrangler = Wrangler::from_command_line(&p.wrangler)?;
-    for put in kv::publish_plan(&p.env, temp.path.clone(), &p.sdk_keys) {
+    for put in kv::publish_plan(&p.env, temp.path.clone(), &keys) {
         eprintln!("$ {}", wrangler.display(&put, &target));
         if !p.dry_run {
             wrangler.run(&put, &target)?;
@@ -123,7 +127,7 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         kv::snapshot_key(&p.env),
         snapshot.version,
         plural(snapshot.flags.len(), "flag"),
-        plural(p.sdk_keys.len(), "SDK key"),
+        plural(keys.len(), "SDK key"),
     );
     Ok(ExitCode::SUCCESS)
 }

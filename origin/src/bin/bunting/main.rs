@@ -4,7 +4,8 @@
 //! bunting validate FILE
 //! bunting snapshot FILE --env ENV [-o OUT] [--version N] [--generated-at TIME] [--pretty]
 //! bunting publish FILE --env ENV (--local | --remote) [--binding NAME | --namespace-id ID]
-//!                 [--version N] [--sdk-key KEY ...] [--wrangler CMD] [--dry-run]
+//!                 [--version N] [--sdk-key KEY ...] [--server-sdk-key KEY ...]
+//!                 [--wrangler CMD] [--dry-run]
 //!
 //! bunting apply FILE --org ORG --project PROJECT [--plan] [--prune] [--expected-base BASE]
 //! bunting import FILE --org ORG --project PROJECT [--create]
