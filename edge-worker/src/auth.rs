@@ -1,10 +1,14 @@
 //! SDK keys: `Authorization: Bearer <key>` (or `X-API-Key: <key>`), looked
 //! up in KV as `sdk-key:<lowercase hex SHA-256 of the key>` →
-//! `{"environment": "<env>"}` (the layout is [`bunting_wire::kv`], shared
-//! with the origin that writes it). Only hashes are stored anywhere; lookups
-//! are cached in isolate memory for a short time.
+//! `{"environment": "<env>", "kind": "client"|"server"}` (the layout is
+//! [`bunting_wire::kv`], shared with the origin that writes it). Only
+//! hashes are stored anywhere; lookups are cached in isolate memory for a
+//! short time. OFREP takes any kind of key (and records without a kind);
+//! the snapshot endpoint only server keys ([`crate::snapshot`]).
 
 use std::collections::HashMap;
+
+use bunting_wire::kv::SdkKeyRecord;
 
 /// How long a found key is trusted without asking KV again.
 pub const KEY_TTL_MS: i64 = 30_000;
@@ -33,16 +37,16 @@ pub fn sdk_key<'a>(authorization: Option<&'a str>, x_api_key: Option<&'a str>) -
         .filter(|k| !k.is_empty())
 }
 
-/// Recent lookups by key hash: `Some(env)` or `None` (unknown key).
+/// Recent lookups by key hash: `Some(record)` or `None` (unknown key).
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    entries: HashMap<String, (Option<String>, i64)>,
+    entries: HashMap<String, (Option<SdkKeyRecord>, i64)>,
 }
 
 impl KeyCache {
-    /// The cached answer for `hash`, if still fresh: `Some(Some(env))` or
-    /// `Some(None)` (known to be unknown).
-    pub fn get(&self, hash: &str, now_ms: i64) -> Option<Option<String>> {
+    /// The cached answer for `hash`, if still fresh: `Some(Some(record))`
+    /// or `Some(None)` (known to be unknown).
+    pub fn get(&self, hash: &str, now_ms: i64) -> Option<Option<SdkKeyRecord>> {
         let (env, at) = self.entries.get(hash)?;
         let ttl = if env.is_some() {
             KEY_TTL_MS
@@ -53,7 +57,7 @@ impl KeyCache {
     }
 
     /// Remembers a lookup.
-    pub fn put(&mut self, hash: String, env: Option<String>, now_ms: i64) {
+    pub fn put(&mut self, hash: String, env: Option<SdkKeyRecord>, now_ms: i64) {
         if self.entries.len() >= MAX_CACHED_KEYS {
             self.entries.clear();
         }
@@ -68,9 +72,13 @@ mod tests {
     #[test]
     fn cache_expires() {
         let mut c = KeyCache::default();
-        c.put("h".into(), Some("prod".into()), 1000);
+        let prod = SdkKeyRecord {
+            environment: "prod".into(),
+            kind: None,
+        };
+        c.put("h".into(), Some(prod.clone()), 1000);
         c.put("u".into(), None, 1000);
-        assert_eq!(c.get("h", 1000 + KEY_TTL_MS - 1), Some(Some("prod".into())));
+        assert_eq!(c.get("h", 1000 + KEY_TTL_MS - 1), Some(Some(prod)));
         assert_eq!(c.get("h", 1000 + KEY_TTL_MS), None);
         assert_eq!(c.get("u", 1001), Some(None));
         assert_eq!(c.get("u", 1000 + UNKNOWN_KEY_TTL_MS), None);

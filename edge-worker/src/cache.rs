@@ -32,6 +32,11 @@ const FATAL_PATHS: &[&str] = &["schemaVersion", "environment", "generatedAt", "c
 pub struct Loaded {
     /// The engine serving it.
     pub engine: Rc<Engine>,
+    /// The KV text it came from, byte for byte (what `GET /sdk/v1/snapshot`
+    /// sends).
+    pub text: Rc<str>,
+    /// The text's strong ETag ([`crate::snapshot::etag`]).
+    pub etag: Rc<str>,
     /// How its number flags' values are written in OFREP responses.
     pub numbers: Rc<NumberForms>,
     /// Fingerprint of the KV text it came from.
@@ -69,10 +74,16 @@ fn fingerprint(text: &str) -> u64 {
     h.finish()
 }
 
+/// A snapshot text loaded by [`load`]: its engine, the JSON form of its
+/// number flags, the flags a lenient load turned into errors, and its
+/// ETag.
+pub type LoadedParts = (Engine, NumberForms, Vec<Problem>, String);
+
 /// Loads a snapshot text for `environment`: lenient, but document-level
 /// problems and another environment's snapshot are errors.
-pub fn load(environment: &str, text: &str) -> Result<(Engine, NumberForms, Vec<Problem>), String> {
+pub fn load(environment: &str, text: &str) -> Result<LoadedParts, String> {
     let snapshot = parse_json(text).map_err(|e| e.to_string())?;
+    let etag = crate::snapshot::etag(snapshot.checksum.as_deref(), text);
     let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
     let numbers = NumberForms::from_snapshot(&snapshot);
     let fatal: Vec<String> = problems
@@ -89,7 +100,7 @@ pub fn load(environment: &str, text: &str) -> Result<(Engine, NumberForms, Vec<P
             engine.environment()
         ));
     }
-    Ok((engine, numbers, problems))
+    Ok((engine, numbers, problems, etag))
 }
 
 impl SnapshotCache {
@@ -111,6 +122,13 @@ impl SnapshotCache {
     pub fn serving(&self, environment: &str) -> Option<(Rc<Engine>, Rc<NumberForms>)> {
         let loaded = self.envs.get(environment)?.loaded.as_ref()?;
         Some((loaded.engine.clone(), loaded.numbers.clone()))
+    }
+
+    /// The snapshot text serving `environment` and its ETag, if there is a
+    /// good snapshot.
+    pub fn text(&self, environment: &str) -> Option<(Rc<str>, Rc<str>)> {
+        let loaded = self.envs.get(environment)?.loaded.as_ref()?;
+        Some((loaded.text.clone(), loaded.etag.clone()))
     }
 
     /// The state of `environment`.
@@ -159,7 +177,7 @@ impl SnapshotCache {
             return;
         }
         match load(environment, &text) {
-            Ok((engine, numbers, problems)) => {
+            Ok((engine, numbers, problems, etag)) => {
                 if let Some(cur) = &st.loaded
                     && engine.version() < cur.engine.version()
                 {
@@ -173,6 +191,8 @@ impl SnapshotCache {
                 }
                 st.loaded = Some(Loaded {
                     engine: Rc::new(engine),
+                    text: Rc::from(text),
+                    etag: Rc::from(etag),
                     numbers: Rc::new(numbers),
                     fingerprint: fp,
                     loaded_at_ms: now_ms,
@@ -243,6 +263,26 @@ mod tests {
         assert!(!c.due("p", 5999, 5000));
         assert!(c.due("p", 6000, 5000));
         assert_eq!(c.engine("p").unwrap().version(), 1);
+    }
+
+    #[test]
+    fn the_served_text_is_kept_as_is() {
+        let mut c = SnapshotCache::default();
+        assert!(c.text("p").is_none());
+        let mut snapshot = parse_json(&snap("p", 1, "")).unwrap();
+        bunting_core::snapshot::seal(&mut snapshot);
+        let sealed = serde_json::to_string_pretty(&snapshot).unwrap();
+        c.apply("p", Ok(Some(sealed.clone())), 0);
+        let (text, etag) = c.text("p").unwrap();
+        assert_eq!(&*text, sealed.as_str());
+        assert_eq!(&*etag, format!("\"{}\"", snapshot.checksum.unwrap()));
+        // A rejected text changes nothing; a newer one replaces both.
+        c.apply("p", Ok(Some(snap("p", 0, ""))), 10);
+        assert_eq!(&*c.text("p").unwrap().0, sealed.as_str());
+        c.apply("p", Ok(Some(snap("p", 2, ""))), 20);
+        let (text, etag) = c.text("p").unwrap();
+        assert_eq!(&*text, snap("p", 2, ""));
+        assert!(etag.starts_with("\"sha256:"), "{etag}");
     }
 
     #[test]

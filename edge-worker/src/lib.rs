@@ -6,6 +6,7 @@
 //! | `POST /ofrep/v1/evaluate/flags/{key}` | one flag ([`ofrep`]) |
 //! | `POST /ofrep/v1/evaluate/flags` | every flag, with an `ETag` (`If-None-Match` → 304) |
 //! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
+//! | `GET /sdk/v1/snapshot` | the environment's whole snapshot, for server SDK keys ([`snapshot`]) |
 //! | `GET /healthz` | the snapshot of every environment this isolate serves ([`cache`]) |
 //! | `OPTIONS *` | CORS preflight ([`cors`]) |
 //!
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod ofrep;
 pub mod routes;
 pub mod settings;
+pub mod snapshot;
 
 #[cfg(target_arch = "wasm32")]
 mod worker_main;

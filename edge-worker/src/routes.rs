@@ -2,7 +2,7 @@
 //! `Allow` header (RFC 9110 §15.5.6: a 405 must list the methods the target
 //! resource supports). `OPTIONS` (CORS preflight) is answered everywhere.
 
-use crate::ofrep;
+use crate::{ofrep, snapshot};
 
 /// The `Allow` header value of `path`, `None` for paths that are no route
 /// (those answer 404).
@@ -12,11 +12,12 @@ use crate::ofrep;
 /// assert_eq!(allowed_methods("/ofrep/v1/evaluate/flags"), Some("POST, OPTIONS"));
 /// assert_eq!(allowed_methods("/ofrep/v1/evaluate/flags/new-checkout"), Some("POST, OPTIONS"));
 /// assert_eq!(allowed_methods("/healthz"), Some("GET, OPTIONS"));
+/// assert_eq!(allowed_methods("/sdk/v1/snapshot"), Some("GET, OPTIONS"));
 /// assert_eq!(allowed_methods("/nope"), None);
 /// ```
 pub fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
-        "/healthz" => Some("GET, OPTIONS"),
+        "/healthz" | snapshot::PATH => Some("GET, OPTIONS"),
         ofrep::BULK_PATH | "/events" => Some("POST, OPTIONS"),
         p if p.starts_with(ofrep::SINGLE_PREFIX) => Some("POST, OPTIONS"),
         _ => None,
@@ -31,6 +32,8 @@ mod tests {
     fn every_route_lists_its_methods() {
         for (path, allow) in [
             ("/healthz", Some("GET, OPTIONS")),
+            ("/sdk/v1/snapshot", Some("GET, OPTIONS")),
+            ("/sdk/v1/snapshot/", None),
             ("/events", Some("POST, OPTIONS")),
             ("/ofrep/v1/evaluate/flags", Some("POST, OPTIONS")),
             ("/ofrep/v1/evaluate/flags/a%20b", Some("POST, OPTIONS")),

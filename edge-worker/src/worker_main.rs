@@ -15,7 +15,7 @@ use worker::{
 use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher, exposure_for};
 use crate::settings::Settings;
-use crate::{auth, cache, context, cookie, cors, events, geo, ingest, ofrep, routes};
+use crate::{auth, cache, context, cookie, cors, events, geo, ingest, ofrep, routes, snapshot};
 
 /// The KV namespace holding snapshots and SDK key hashes.
 const KV_BINDING: &str = "FLAGS";
@@ -66,6 +66,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
     match (method, path.as_str()) {
         (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
         (Method::Get, "/healthz") => healthz(s),
+        (Method::Get, snapshot::PATH) => get_snapshot(&req, env, s).await,
         (Method::Post, "/events") => post_events(req, env, ctx, s).await,
         (Method::Post, ofrep::BULK_PATH) => evaluate(req, env, ctx, s, None).await,
         (Method::Post, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
@@ -120,8 +121,8 @@ fn healthz(s: &Settings) -> Result<Response> {
     )
 }
 
-/// The environment an SDK key may read, `None` for unknown keys.
-async fn environment_for_key(env: &Env, key: &str, now: i64) -> Result<Option<String>> {
+/// The KV record of an SDK key, `None` for unknown keys.
+async fn record_for_key(env: &Env, key: &str, now: i64) -> Result<Option<kv::SdkKeyRecord>> {
     let hash = kv::sdk_key_hash(key);
     if let Some(hit) = KEYS.with(|k| k.borrow().get(&hash, now)) {
         return Ok(hit);
@@ -132,7 +133,7 @@ async fn environment_for_key(env: &Env, key: &str, now: i64) -> Result<Option<St
         .text()
         .await
         .map_err(|e| worker::Error::RustError(format!("reading the SDK key from KV: {e}")))?;
-    let found = text.as_deref().and_then(kv::parse_sdk_key_value);
+    let found = text.as_deref().and_then(kv::parse_sdk_key_record);
     KEYS.with(|k| k.borrow_mut().put(hash, found.clone(), now));
     Ok(found)
 }
@@ -145,17 +146,7 @@ async fn engine_for(
     s: &Settings,
     now: i64,
 ) -> Option<(Rc<Engine>, Rc<ofrep::NumberForms>)> {
-    if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
-        let fetched = match env.kv(KV_BINDING) {
-            Ok(kv) => kv
-                .get(&kv::snapshot_key(environment))
-                .text()
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        SNAPSHOTS.with(|c| c.borrow_mut().apply(environment, fetched, now));
-    }
+    refresh(env, environment, s, now).await;
     SNAPSHOTS.with(|c| c.borrow().serving(environment))
 }
 
@@ -234,6 +225,63 @@ fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHead
     (ctx, extra)
 }
 
+/// Refreshes `environment`'s snapshot from KV when due (as for OFREP).
+async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
+    if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
+        let fetched = match env.kv(KV_BINDING) {
+            Ok(kv) => kv
+                .get(&kv::snapshot_key(environment))
+                .text()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        SNAPSHOTS.with(|c| c.borrow_mut().apply(environment, fetched, now));
+    }
+}
+
+/// `GET /sdk/v1/snapshot`: the snapshot text this isolate serves, for a
+/// server SDK key ([`snapshot`] decides).
+async fn get_snapshot(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
+    let now = now_ms();
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
+    let key = auth::sdk_key(authorization.as_deref(), api_key.as_deref());
+    let record = match key {
+        Some(k) => record_for_key(env, k, now).await?,
+        None => None,
+    };
+    let environment = match snapshot::access(key, record.as_ref()) {
+        Ok(environment) => environment,
+        Err(refused) => {
+            let mut r = json_response(refused.status, &refused.body())?;
+            if refused.status == 401 {
+                r.headers_mut().set("WWW-Authenticate", "Bearer")?;
+            }
+            return Ok(r);
+        }
+    };
+    refresh(env, environment, s, now).await;
+    let Some((text, etag)) = SNAPSHOTS.with(|c| c.borrow().text(environment)) else {
+        let refused = snapshot::unavailable(environment);
+        let mut r = json_response(refused.status, &refused.body())?;
+        r.headers_mut()
+            .set("Retry-After", &snapshot::RETRY_AFTER_SECONDS.to_string())?;
+        return Ok(r);
+    };
+    let mut r = if snapshot::not_modified(&etag, header("If-None-Match").as_deref()) {
+        Response::empty()?.with_status(304)
+    } else {
+        let mut r = Response::from_bytes(text.as_bytes().to_vec())?;
+        r.headers_mut().set("Content-Type", "application/json")?;
+        r
+    };
+    r.headers_mut().set("ETag", &etag)?;
+    r.headers_mut()
+        .set("Cache-Control", snapshot::CACHE_CONTROL)?;
+    Ok(r)
+}
+
 /// The environment of the request's SDK key, or the 401/403 response.
 async fn authenticate(
     req: &Request,
@@ -252,8 +300,8 @@ async fn authenticate(
         r.headers_mut().set("WWW-Authenticate", "Bearer")?;
         return Ok(Err(r));
     };
-    match environment_for_key(env, key, now).await? {
-        Some(environment) => Ok(Ok(environment)),
+    match record_for_key(env, key, now).await? {
+        Some(record) => Ok(Ok(record.environment)),
         None => Ok(Err(error_response(403, "GENERAL", "unknown SDK key")?)),
     }
 }

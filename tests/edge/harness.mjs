@@ -141,9 +141,13 @@ async function validatingProxy(target, violations) {
   return url;
 }
 
-/** Stores an SDK key (only its hash) for `environment`. */
-export async function putKey(kv, key, environment) {
-  await kv.put(`sdk-key:${sha256Hex(key)}`, JSON.stringify({ environment }));
+/**
+ * Stores an SDK key (only its hash) for `environment`, of `kind` ("client"
+ * or "server"); without a kind, the record is one published before keys had
+ * one (`{"environment"}` only).
+ */
+export async function putKey(kv, key, environment, kind) {
+  await kv.put(`sdk-key:${sha256Hex(key)}`, JSON.stringify(kind ? { environment, kind } : { environment }));
 }
 
 export async function putSnapshot(kv, environment, snapshot) {
