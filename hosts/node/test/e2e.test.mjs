@@ -6,10 +6,8 @@
 // second flag reaches it (CONFIGURATION_CHANGED, then the new value); and
 // after close() the experiment's results count the provider's users.
 //
-// Ingest authentication: the origin accepts a server SDK key on
-// POST /api/v1/events once helper EDGE's change lands; until then this test
-// sends the ingest secret (`ingestToken`). Set BUNTING_E2E_SDK_KEY_INGEST=1
-// to authenticate with the SDK key instead.
+// Ingest is authenticated with the server SDK key, as in production: the
+// origin accepts it on POST /api/v1/events for its own environment.
 //
 // The binary: BUNTING_BIN, else target/debug/bunting (BUNTING_TARGET_DIR).
 import { test } from "node:test";
@@ -26,7 +24,6 @@ import { targetDir, until } from "./helpers.mjs";
 const bin = process.env.BUNTING_BIN ?? path.join(targetDir, "debug", "bunting");
 const ROOT_TOKEN = "node-e2e-root";
 const INGEST_SECRET = "node-e2e-ingest";
-const SDK_KEY_INGEST = process.env.BUNTING_E2E_SDK_KEY_INGEST === "1";
 
 function freePort() {
   return new Promise((resolve) => {
@@ -101,7 +98,6 @@ test("a flag change through the origin reaches the provider; its exposures reach
       sdkKey: key.secret,
       directory: { path: dir, environment: "acme/web/production" },
       ingestUrl: `${o}/api/v1/events`,
-      ingestToken: SDK_KEY_INGEST ? undefined : INGEST_SECRET,
       pollIntervalMs: 100,
       flushIntervalMs: 200,
     });
@@ -140,7 +136,7 @@ test("a flag change through the origin reaches the provider; its exposures reach
     const primary = results.metrics.find((m) => m.key === "purchased");
     assert.equal(primary.arms.reduce((n, a) => n + (a.conversions ?? 0), 0), USERS / 4);
     console.log(`e2e: ${USERS} users split ${arms.on}/${arms.off} by the provider appear in the results; ` +
-      `ingest authenticated with ${SDK_KEY_INGEST ? "the server SDK key" : "the ingest secret (SDK-key auth not landed yet)"}`);
+      "ingest authenticated with the server SDK key");
   } finally {
     origin.child.kill("SIGTERM");
     await new Promise((r) => origin.child.once("exit", r));

@@ -4,10 +4,8 @@ reading the directory publisher's files, a flag change reaching it, and its
 exposures appearing in the experiment's results.
 
 ``BUNTING_BIN`` picks the binary (default ``$BUNTING_TARGET_DIR/debug/bunting``).
-Ingest authentication: until the origin accepts a server SDK key on
-``POST /api/v1/events`` (helper EDGE's change), set
-``BUNTING_E2E_INGEST_WITH_SECRET=1`` to send the ingest secret as an explicit
-``ingest_token`` instead; by default the SDK key is used, as in production.
+Ingest is authenticated with the server SDK key, as in production: the
+origin accepts it on ``POST /api/v1/events`` for its own environment.
 """
 
 from __future__ import annotations
@@ -113,11 +111,9 @@ def test_flag_change_and_exposures_through_the_origin(tmp_path: Path) -> None:
         key, _ = origin.api("POST", f"{env}/sdk-keys", {"kind": "server", "name": "python"})
         sdk_key = key["secret"]
 
-        explicit = os.environ.get("BUNTING_E2E_INGEST_WITH_SECRET") == "1"
         client = BuntingClient.directory(
             tmp_path, "acme/web/production", sdk_key=sdk_key, poll_interval=0.1,
             ingest_url=f"{origin.base}/api/v1/events",
-            ingest_token=SECRET if explicit else None,  # MARK: explicit ingest secret until SDK-key auth lands
             flush_interval=0.2,
         )
         provider = BuntingProvider(client)
