@@ -192,6 +192,15 @@ macro_rules! migrations {
                 "flag_state",
                 include_str!(concat!("../../migrations/", $dir, "/0014_flag_state.sql")),
             ),
+            (
+                15,
+                "sdk_key_kinds",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0015_sdk_key_kinds.sql"
+                )),
+            ),
         ]
     };
 }

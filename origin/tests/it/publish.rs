@@ -663,3 +663,69 @@ async fn wrangler_local_runs_kv_commands() {
     assert!(!std::path::Path::new(path).exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Migration 0015 re-registers the SDK keys already in KV, whose records
+/// predate key kinds: a key published before it is published again, with
+/// its kind, and its environment gets a new snapshot version.
+async fn keys_republished_with_their_kind(url: &str) {
+    let s = Store::open(url).await.unwrap();
+    let (env, _) = tree(&s).await;
+    let (key, raw) = s
+        .create_sdk_key(&ana(), env, SdkKeyKind::Server, "backend")
+        .await
+        .unwrap();
+    let root = temp_dir("kinds");
+    let dir = Directory::new(&root);
+    let (h, _) = start(&s, vec![Arc::new(dir.clone())]);
+    let v = current(&s, env).await;
+    until!("published", published(&s, env, "directory").await == v);
+    until!(
+        "key live",
+        s.sdk_key(key.id).await.unwrap().kv_state == "live"
+    );
+    h.shutdown().await;
+    // What an origin before key kinds left in KV.
+    let key_file = root.join(encode_key(&kv::sdk_key_key(&raw)));
+    std::fs::write(&key_file, r#"{"environment":"acme/web/production"}"#).unwrap();
+    sqlx::raw_sql("DELETE FROM bunting_migrations WHERE version = 15")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    s.pool().close().await;
+
+    let s = Store::open(url).await.unwrap();
+    assert_eq!(s.sdk_key(key.id).await.unwrap().kv_state, "pending");
+    assert_eq!(current(&s, env).await, v + 1);
+    let (h, _) = start(&s, vec![Arc::new(dir.clone())]);
+    until!(
+        "republished",
+        published(&s, env, "directory").await == v + 1
+    );
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        r#"{"environment":"acme/web/production","kind":"server"}"#
+    );
+    until!(
+        "key live again",
+        s.sdk_key(key.id).await.unwrap().kv_state == "live"
+    );
+    h.shutdown().await;
+    s.pool().close().await;
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_keys_republished_with_their_kind() {
+    let dir = crate::common::cli::scratch("publish", "kinds");
+    keys_republished_with_their_kind(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("old.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_keys_republished_with_their_kind() {
+    let (url, _guard) = crate::common::postgres_schema().await;
+    keys_republished_with_their_kind(&url).await;
+}
