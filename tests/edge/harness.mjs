@@ -70,6 +70,9 @@ export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF,
     workers: [{
       name: "bunting-edge",
       modules: modules(),
+      // Module names relative to the repository, whatever the working
+      // directory (workerd refuses names starting with `..`).
+      modulesRoot: root,
       compatibilityDate: COMPATIBILITY_DATE,
       kvNamespaces: { FLAGS: "flags" },
       bindings: { SNAPSHOT_TTL_SECONDS: "0", ...bindings },
@@ -77,7 +80,13 @@ export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF,
       ...(outbound ? { outboundService: outbound } : {}),
     }],
   });
-  const workerUrl = await mf.ready;
+  let workerUrl;
+  try {
+    workerUrl = await mf.ready;
+  } catch (e) {
+    await mf.dispose().catch(() => {}); // else workerd keeps the test process alive
+    throw e;
+  }
   const kv = await mf.getKVNamespace("FLAGS");
   const violations = [];
   const url = listen && checkOfrep ? await validatingProxy(workerUrl, violations) : workerUrl;

@@ -47,7 +47,7 @@ export interface BuntingOptions {
   ingestUrl?: string;
   /** Bearer token for `ingestUrl` instead of `sdkKey` (e.g. the origin's ingest secret). */
   ingestToken?: string;
-  /** Secret of the targeting-key hash; set it to the edge's `EXPOSURE_SECRET` so host and edge users join. Default: `sdkKey`. */
+  /** Secret of the targeting-key hash; set it to the edge's `KEY_HASH_SECRET` (or its `INGEST_SECRET` when it has none) so host and edge users join. Default: `sdkKey`. */
   hashSecret?: string;
   /** One exposure per (targetingKey, flag, variant) within this window. Default 300 000 ms. */
   exposureDedupWindowMs?: number;
