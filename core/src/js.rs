@@ -26,6 +26,16 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
         .map_err(|e| JsError::new(&e.to_string()))
 }
 
+/// `boolean`, `string`, `number`, `object` or none.
+fn parse_expected(expected_type: Option<String>) -> Result<Option<FlagType>, JsError> {
+    match expected_type {
+        None => Ok(None),
+        Some(t) => serde_json::from_value(serde_json::Value::String(t.clone()))
+            .map(Some)
+            .map_err(|_| JsError::new(&format!("unknown expected type {t:?}"))),
+    }
+}
+
 #[wasm_bindgen(js_class = Engine)]
 impl JsEngine {
     /// Loads `snapshot` (JSON text). With `lenient`, broken flags evaluate to
@@ -71,19 +81,45 @@ impl JsEngine {
         now_ms: f64,
         expected_type: Option<String>,
     ) -> Result<JsValue, JsError> {
-        let expected: Option<FlagType> = match expected_type {
-            None => None,
-            Some(t) => Some(
-                serde_json::from_value(serde_json::Value::String(t.clone()))
-                    .map_err(|_| JsError::new(&format!("unknown expected type {t:?}")))?,
-            ),
-        };
+        let expected = parse_expected(expected_type)?;
         let context: serde_json::Value = serde_wasm_bindgen::from_value(context)?;
         to_js(
             &self
                 .inner
                 .evaluate_typed(flag, expected, &context, now_ms as i64),
         )
+    }
+
+    /// [`JsEngine::evaluate`] with the context and the result as JSON text:
+    /// `JSON.parse(engine.evaluateJson(flag, JSON.stringify(context), now))`.
+    /// Much faster from JavaScript than building objects property by
+    /// property across the boundary: V8's JSON is native, and serde_json in
+    /// the module reads and writes the text in one pass.
+    #[wasm_bindgen(js_name = evaluateJson)]
+    pub fn evaluate_json(
+        &self,
+        flag: &str,
+        context: &str,
+        now_ms: f64,
+        expected_type: Option<String>,
+    ) -> Result<String, JsError> {
+        let expected = parse_expected(expected_type)?;
+        let context: serde_json::Value =
+            serde_json::from_str(context).map_err(|e| JsError::new(&format!("context: {e}")))?;
+        let eval = self
+            .inner
+            .evaluate_typed(flag, expected, &context, now_ms as i64);
+        serde_json::to_string(&eval).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// [`JsEngine::evaluate_all`] with the context and the results as JSON
+    /// text (an array).
+    #[wasm_bindgen(js_name = evaluateAllJson)]
+    pub fn evaluate_all_json(&self, context: &str, now_ms: f64) -> Result<String, JsError> {
+        let context: serde_json::Value =
+            serde_json::from_str(context).map_err(|e| JsError::new(&format!("context: {e}")))?;
+        serde_json::to_string(&self.inner.evaluate_all(&context, now_ms as i64))
+            .map_err(|e| JsError::new(&e.to_string()))
     }
 
     /// Evaluates every flag.

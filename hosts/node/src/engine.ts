@@ -69,16 +69,72 @@ export interface KeyHasher {
   free(): void;
 }
 
+/** The wasm-bindgen engine: the same methods, plus the JSON-text ones. */
+interface RawEngine {
+  evaluateJson(flag: string, context: string, nowMs: number, expectedType?: FlagType | null): string;
+  evaluateAllJson(context: string, nowMs: number): string;
+  free(): void;
+  readonly version: number;
+  readonly environment: string;
+  readonly problems: unknown[];
+}
+
 interface Bindings {
-  Engine: new (snapshot: string, lenient?: boolean | null) => Engine;
+  Engine: new (snapshot: string, lenient?: boolean | null) => RawEngine;
   KeyHasher: new (secret: string) => KeyHasher;
   schemaVersion(): number;
 }
 
 const bindings = createRequire(import.meta.url)("./engine/bunting_core.cjs") as Bindings;
 
-/** Loads a snapshot (JSON text). Strict unless `lenient`: throws on any problem, a checksum mismatch included. */
-export const Engine = bindings.Engine;
+/**
+ * Loads a snapshot (JSON text). Strict unless `lenient`: throws on any
+ * problem, a checksum mismatch included.
+ *
+ * Contexts and results cross the WebAssembly boundary as JSON text (V8's
+ * native `JSON.stringify`/`JSON.parse` on this side, one serde_json pass on
+ * the other), which measured about 1.7× faster per evaluation than
+ * building JavaScript objects property by property through the boundary.
+ */
+class WasmEngine implements Engine {
+  private readonly raw: RawEngine;
+
+  constructor(snapshot: string, lenient?: boolean | null) {
+    this.raw = new bindings.Engine(snapshot, lenient);
+  }
+
+  evaluate(flag: string, context: unknown, nowMs: number, expectedType?: FlagType | null): Evaluation {
+    return JSON.parse(this.raw.evaluateJson(flag, contextJson(context), nowMs, expectedType ?? undefined)) as Evaluation;
+  }
+
+  evaluateAll(context: unknown, nowMs: number): Evaluation[] {
+    return JSON.parse(this.raw.evaluateAllJson(contextJson(context), nowMs)) as Evaluation[];
+  }
+
+  free(): void {
+    this.raw.free();
+  }
+
+  get version(): number {
+    return this.raw.version;
+  }
+
+  get environment(): string {
+    return this.raw.environment;
+  }
+
+  get problems(): unknown[] {
+    return this.raw.problems;
+  }
+}
+
+/** A context as JSON text; `undefined` (no context) is the JSON `null`. */
+function contextJson(context: unknown): string {
+  return JSON.stringify(context) ?? "null";
+}
+
+/** See {@link WasmEngine}. */
+export const Engine: new (snapshot: string, lenient?: boolean | null) => Engine = WasmEngine;
 /** See {@link KeyHasher}. */
 export const KeyHasher = bindings.KeyHasher;
 
