@@ -36,7 +36,8 @@ pub enum EngineKind {
     /// bunting-core compiled to WASM, in wasmtime (feature `wasm`).
     #[cfg(feature = "wasm")]
     Wasm {
-        /// The module file; `None` uses [`bunting_wasm_host::WasmRuntime::locate`].
+        /// The module file; `None` uses the module packaged with the crate,
+        /// else [`bunting_wasm_host::WasmRuntime::locate`].
         module: Option<std::path::PathBuf>,
         /// Compilation cache, call budgets.
         options: bunting_wasm_host::RuntimeOptions,
@@ -59,6 +60,15 @@ impl Default for EngineKind {
     }
 }
 
+/// The module inside a packaged crate (see `build.rs`), if any.
+#[cfg(all(feature = "wasm", bunting_embedded_wasm))]
+const EMBEDDED: Option<&[u8]> = Some(include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/wasm/bunting_core_abi.wasm"
+)));
+#[cfg(all(feature = "wasm", not(bunting_embedded_wasm)))]
+const EMBEDDED: Option<&[u8]> = None;
+
 /// A ready backend: loads snapshots into engines.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
@@ -75,7 +85,10 @@ impl Backend {
                 use bunting_wasm_host::WasmRuntime;
                 let runtime = match module {
                     Some(path) => WasmRuntime::from_file_with(path, options)?,
-                    None => WasmRuntime::locate_with(options)?,
+                    None => match EMBEDDED {
+                        Some(bytes) => WasmRuntime::from_bytes_with(bytes, options)?,
+                        None => WasmRuntime::locate_with(options)?,
+                    },
                 };
                 Ok(Backend::Wasm(Box::new(runtime)))
             }

@@ -202,15 +202,32 @@ async fn a_flag_change_reaches_the_provider_and_exposures_reach_the_results() {
     let sdk_key = key["secret"].as_str().unwrap().to_owned();
     api.published(&env).await;
 
+    // The origin accepts the server SDK key at ingest since 0bf0399; an
+    // older `bunting` binary needs the ingest secret instead.
+    let probe = api
+        .http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(&sdk_key)
+        .header("content-type", "application/json")
+        .body(r#"{"kind":"exposures","exposures":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let ingest_token = if probe.status().is_success() {
+        sdk_key.clone()
+    } else {
+        eprintln!(
+            "this origin refuses SDK keys at ingest ({}); using the ingest secret",
+            probe.status()
+        );
+        INGEST_SECRET.to_owned()
+    };
     for (engine, kind) in crate::common::engines() {
         let client = Client::builder(&sdk_key)
             .directory(publish.path(), "acme/web/production")
             .poll_interval(Duration::from_millis(100))
             .ingest_url(format!("{base}/api/v1/events"))
-            // TODO(h-edge): drop once the origin accepts server SDK keys at
-            // POST /api/v1/events (helper EDGE's branch); the SDK sends the
-            // SDK key by default.
-            .ingest_token(INGEST_SECRET)
+            .ingest_token(&ingest_token)
             .engine(kind)
             .build()
             .await
