@@ -38,11 +38,19 @@
 //! [wasmtime]: https://docs.rs/wasmtime
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bunting_core::protocol::{EvalReply, EvalRequest, LoadReply};
 use bunting_core::{Evaluation, FlagType, Problem};
+use serde::Serialize;
 use serde_json::Value;
 use wasmtime::{Engine, Instance, Memory, Module, Store, TypedFunc};
+
+mod options;
+mod pool;
+
+pub use options::RuntimeOptions;
+pub use pool::{PooledEngine, WasmPool};
 
 /// Environment variable naming the `.wasm` file [`WasmRuntime::locate`] loads.
 pub const MODULE_ENV: &str = "BUNTING_CORE_WASM";
@@ -128,6 +136,24 @@ pub enum HostError {
         /// wasmtime's error, usually a [`wasmtime::Trap`].
         source: wasmtime::Error,
     },
+    /// A call ran past its time budget ([`RuntimeOptions::call_budget`] or
+    /// [`RuntimeOptions::load_budget`]) and was interrupted. Like a trap, it
+    /// poisons only the instance that ran it.
+    #[error("the WASM call `{call}` exceeded its budget of {budget:?} and was interrupted")]
+    Timeout {
+        /// The export that was called.
+        call: &'static str,
+        /// The budget it exceeded.
+        budget: Duration,
+    },
+    /// The compilation cache directory could not be set up.
+    #[error("cannot use the compilation cache at {}: {source}", .dir.display())]
+    Cache {
+        /// The cache directory.
+        dir: PathBuf,
+        /// wasmtime's error.
+        source: wasmtime::Error,
+    },
     /// The instance trapped earlier and can no longer be used; load the
     /// snapshot again.
     #[error(
@@ -161,6 +187,8 @@ pub enum HostError {
 pub struct WasmRuntime {
     engine: Engine,
     module: Module,
+    options: RuntimeOptions,
+    cache: Option<wasmtime::Cache>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -180,11 +208,66 @@ impl WasmRuntime {
     /// assert!(matches!(err, HostError::Compile { .. }));
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<WasmRuntime, HostError> {
-        let engine = Engine::default();
+        WasmRuntime::from_bytes_with(bytes, &RuntimeOptions::default())
+    }
+
+    /// Compiles the module in `bytes` with `options`: a compilation cache
+    /// directory (a later process with the same module and wasmtime version
+    /// loads the compiled code instead of compiling), and the time budgets
+    /// that bound every call.
+    ///
+    /// ```
+    /// use bunting_wasm_host::{HostError, RuntimeOptions, WasmRuntime};
+    /// let options = RuntimeOptions::default().cache_dir(std::env::temp_dir().join("bunting-doc"));
+    /// let err = WasmRuntime::from_bytes_with(b"not wasm", &options).unwrap_err();
+    /// assert!(matches!(err, HostError::Compile { .. }));
+    /// ```
+    pub fn from_bytes_with(
+        bytes: &[u8],
+        options: &RuntimeOptions,
+    ) -> Result<WasmRuntime, HostError> {
+        let mut config = wasmtime::Config::new();
+        let bounded = options.call_budget.is_some() || options.load_budget.is_some();
+        config.epoch_interruption(bounded);
+        let cache = match &options.cache_dir {
+            None => None,
+            Some(dir) => {
+                let mut cc = wasmtime::CacheConfig::new();
+                cc.with_directory(dir);
+                let cache = wasmtime::Cache::new(cc).map_err(|source| HostError::Cache {
+                    dir: dir.clone(),
+                    source,
+                })?;
+                config.cache(Some(cache.clone()));
+                Some(cache)
+            }
+        };
+        let engine = Engine::new(&config).map_err(|source| HostError::Compile { source })?;
         let module =
             Module::from_binary(&engine, bytes).map_err(|source| HostError::Compile { source })?;
         check_module(&module)?;
-        Ok(WasmRuntime { engine, module })
+        if bounded {
+            options::start_ticker(&engine);
+        }
+        Ok(WasmRuntime {
+            engine,
+            module,
+            options: options.clone(),
+            cache,
+        })
+    }
+
+    /// The options this runtime was built with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Compilation-cache hits and misses of this runtime (`(0, 0)` without
+    /// a cache directory): a hit means the module was loaded precompiled.
+    pub fn cache_stats(&self) -> (usize, usize) {
+        self.cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.cache_hits(), c.cache_misses()))
     }
 
     /// Reads and compiles the module at `path`.
@@ -195,12 +278,20 @@ impl WasmRuntime {
     /// # Ok::<(), bunting_wasm_host::HostError>(())
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<WasmRuntime, HostError> {
+        WasmRuntime::from_file_with(path, &RuntimeOptions::default())
+    }
+
+    /// Reads and compiles the module at `path` with `options`.
+    pub fn from_file_with(
+        path: impl AsRef<Path>,
+        options: &RuntimeOptions,
+    ) -> Result<WasmRuntime, HostError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| HostError::Read {
             path: path.to_owned(),
             source,
         })?;
-        WasmRuntime::from_bytes(&bytes)
+        WasmRuntime::from_bytes_with(&bytes, options)
     }
 
     /// Finds and compiles the module: the file named by `BUNTING_CORE_WASM`
@@ -215,6 +306,11 @@ impl WasmRuntime {
     /// ```
     pub fn locate() -> Result<WasmRuntime, HostError> {
         WasmRuntime::from_file(WasmRuntime::module_path()?)
+    }
+
+    /// Like [`WasmRuntime::locate`], with `options`.
+    pub fn locate_with(options: &RuntimeOptions) -> Result<WasmRuntime, HostError> {
+        WasmRuntime::from_file_with(WasmRuntime::module_path()?, options)
     }
 
     /// The path [`WasmRuntime::locate`] would load, if the file exists.
@@ -347,6 +443,14 @@ pub struct WasmInstance {
     hash_keys: TypedFunc<(i32, i32), i64>,
     schema_version: TypedFunc<(), i32>,
     poisoned: bool,
+    /// A request buffer inside the module, reused across calls:
+    /// `(ptr, capacity)`. Saves an alloc and a free per evaluation.
+    scratch: Option<(i32, i32)>,
+    /// The host-side request bytes, reused across calls.
+    request: Vec<u8>,
+    options: RuntimeOptions,
+    /// The budget of the call in progress.
+    armed: Option<Duration>,
 }
 
 impl std::fmt::Debug for WasmInstance {
@@ -394,6 +498,10 @@ impl WasmInstance {
             memory,
             store,
             poisoned: false,
+            scratch: None,
+            request: Vec::new(),
+            options: runtime.options.clone(),
+            armed: None,
         })
     }
 
@@ -409,17 +517,160 @@ impl WasmInstance {
     ) -> Result<T, HostError> {
         r.map_err(|source| {
             self.poisoned = true;
+            if source.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+                return HostError::Timeout {
+                    call,
+                    budget: self.armed.unwrap_or_default(),
+                };
+            }
             HostError::Trap { call, source }
         })
     }
 
-    /// Copies `bytes` into a fresh module buffer: `(ptr, len)`.
-    fn write(&mut self, bytes: &[u8]) -> Result<(i32, i32), HostError> {
+    /// Arms the epoch deadline for the next call (a no-op without budgets).
+    fn arm(&mut self, budget: Option<Duration>) {
+        self.armed = budget;
+        if self.options.call_budget.is_some() || self.options.load_budget.is_some() {
+            self.store
+                .set_epoch_deadline(budget.map_or(u64::MAX / 2, options::ticks));
+        }
+    }
+
+    /// Copies `bytes` into the reused request buffer, growing it (to a power
+    /// of two) when too small: `(ptr, len)`.
+    fn write_scratch(&mut self, bytes: &[u8]) -> Result<(i32, i32), HostError> {
         if self.poisoned {
             return Err(HostError::Poisoned);
         }
         let len = i32::try_from(bytes.len())
             .map_err(|_| HostError::Protocol(format!("{} bytes are too many", bytes.len())))?;
+        let ptr = match self.scratch {
+            Some((ptr, cap)) if cap >= len => ptr,
+            old => {
+                if let Some(region) = old {
+                    self.scratch = None;
+                    self.arm(self.options.call_budget);
+                    let r = self.free.call(&mut self.store, region);
+                    self.guard("bunting_free", r)?;
+                }
+                let cap = i32::try_from((bytes.len().max(256)).next_power_of_two())
+                    .map_err(|_| HostError::Protocol(format!("{len} bytes are too many")))?;
+                self.arm(self.options.call_budget);
+                let r = self.alloc.call(&mut self.store, cap);
+                let ptr = self.guard("bunting_alloc", r)?;
+                self.scratch = Some((ptr, cap));
+                ptr
+            }
+        };
+        self.memory
+            .write(&mut self.store, ptr as u32 as usize, bytes)
+            .map_err(|e| {
+                HostError::Protocol(format!(
+                    "the request buffer at {ptr:#x} lies outside memory: {e}"
+                ))
+            })?;
+        Ok((ptr, len))
+    }
+
+    /// Calls `bunting_eval` with the request in `self.request`, hands the
+    /// reply (still inside the module's memory, not copied) to `read`, then
+    /// frees it.
+    fn eval_with<T>(&mut self, handle: u32, read: impl FnOnce(&[u8]) -> T) -> Result<T, HostError> {
+        let request = std::mem::take(&mut self.request);
+        let written = self.write_scratch(&request);
+        self.request = request;
+        let (ptr, len) = written?;
+        self.arm(self.options.call_budget);
+        let r = self.eval.call(&mut self.store, (handle as i32, ptr, len));
+        let packed = self.guard("bunting_eval", r)? as u64;
+        let (rptr, rlen) = ((packed >> 32) as u32, packed as u32);
+        let start = rptr as usize;
+        let out = match self
+            .memory
+            .data(&self.store)
+            .get(start..start.saturating_add(rlen as usize))
+        {
+            Some(reply) => read(reply),
+            None => {
+                return Err(HostError::Protocol(format!(
+                    "reply of {rlen} bytes at {rptr:#x} lies outside memory"
+                )));
+            }
+        };
+        let r = self.free.call(&mut self.store, (rptr as i32, rlen as i32));
+        self.guard("bunting_free", r)?;
+        Ok(out)
+    }
+
+    /// Serializes a request into the reused request buffer.
+    fn encode(
+        &mut self,
+        flag: Option<&str>,
+        context: &Value,
+        now_ms: i64,
+        expected_type: Option<FlagType>,
+    ) -> Result<(), HostError> {
+        self.request.clear();
+        let req = RequestRef {
+            flag,
+            context,
+            now_ms,
+            expected_type,
+        };
+        serde_json::to_writer(&mut self.request, &req)
+            .map_err(|e| HostError::Protocol(format!("cannot serialize the request: {e}")))
+    }
+
+    /// Evaluates one flag (`flag` set) or all flags and appends the raw
+    /// reply — `{"one": evaluation}` or `{"all": [evaluation…]}`, the
+    /// [`EvalReply`] JSON — to `out`, without parsing it: the fastest path
+    /// for a caller that forwards JSON (an OFREP bulk answer, a bootstrap
+    /// payload for a browser).
+    pub fn evaluate_raw_into(
+        &mut self,
+        handle: u32,
+        flag: Option<&str>,
+        context: &Value,
+        now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), HostError> {
+        self.encode(flag, context, now_ms, None)?;
+        self.eval_with(handle, |reply| out.extend_from_slice(reply))
+    }
+
+    /// Evaluates one flag (`flag` set) or every flag and parses the reply
+    /// straight out of the module's memory (no copy, no request clone).
+    pub fn evaluate_ref(
+        &mut self,
+        handle: u32,
+        flag: Option<&str>,
+        expected: Option<FlagType>,
+        context: &Value,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'static>>, HostError> {
+        self.encode(flag, context, now_ms, expected)?;
+        let parsed = self.eval_with(handle, |reply| {
+            serde_json::from_slice::<EvalReply<'static>>(reply)
+                .map_err(|e| bad_reply("bunting_eval", e, reply))
+        })??;
+        match parsed {
+            EvalReply::One(e) if flag.is_some() => Ok(vec![e]),
+            EvalReply::All(all) if flag.is_none() => Ok(all),
+            EvalReply::BadRequest(m) => Err(HostError::BadRequest(m)),
+            _ => Err(HostError::Protocol(
+                "unexpected reply from bunting_eval (wrong reply kind)".into(),
+            )),
+        }
+    }
+
+    /// Copies `bytes` into a fresh module buffer: `(ptr, len)`.
+    fn write(&mut self, bytes: &[u8], budget: Option<Duration>) -> Result<(i32, i32), HostError> {
+        if self.poisoned {
+            return Err(HostError::Poisoned);
+        }
+        let len = i32::try_from(bytes.len())
+            .map_err(|_| HostError::Protocol(format!("{} bytes are too many", bytes.len())))?;
+        self.arm(budget);
         let r = self.alloc.call(&mut self.store, len);
         let ptr = self.guard("bunting_alloc", r)?;
         self.memory
@@ -433,7 +684,12 @@ impl WasmInstance {
     }
 
     /// Copies out and frees the reply a call returned, then frees the request.
-    fn take_reply(&mut self, packed: i64, request: (i32, i32)) -> Result<Vec<u8>, HostError> {
+    fn take_reply(
+        &mut self,
+        packed: i64,
+        request: (i32, i32),
+        budget: Option<Duration>,
+    ) -> Result<Vec<u8>, HostError> {
         let packed = packed as u64;
         let (ptr, len) = ((packed >> 32) as u32, packed as u32);
         let start = ptr as usize;
@@ -447,6 +703,7 @@ impl WasmInstance {
                     "reply of {len} bytes at {ptr:#x} lies outside memory"
                 ))
             })?;
+        self.arm(budget);
         let r = self.free.call(&mut self.store, (ptr as i32, len as i32));
         self.guard("bunting_free", r)?;
         let r = self.free.call(&mut self.store, request);
@@ -458,12 +715,14 @@ impl WasmInstance {
     /// lenient loads, the problems skipped. A rejected snapshot is
     /// [`HostError::Load`].
     pub fn load(&mut self, json: &str, lenient: bool) -> Result<(u32, Vec<Problem>), HostError> {
-        let (ptr, len) = self.write(json.as_bytes())?;
+        let budget = self.options.load_budget;
+        let (ptr, len) = self.write(json.as_bytes(), budget)?;
+        self.arm(self.options.load_budget);
         let r = self
             .load
             .call(&mut self.store, (ptr, len, i32::from(lenient)));
         let packed = self.guard("bunting_load", r)?;
-        let reply = self.take_reply(packed, (ptr, len))?;
+        let reply = self.take_reply(packed, (ptr, len), budget)?;
         match serde_json::from_slice::<LoadReply>(&reply) {
             Ok(LoadReply::Ok { handle, problems }) => Ok((handle, problems)),
             Ok(LoadReply::Error(e)) => Err(HostError::Load {
@@ -477,10 +736,12 @@ impl WasmInstance {
     /// Calls `bunting_eval` with raw request bytes and returns the raw reply
     /// bytes (an `EvalReply` document), for testing the boundary itself.
     pub fn eval_raw(&mut self, handle: u32, request: &[u8]) -> Result<Vec<u8>, HostError> {
-        let (ptr, len) = self.write(request)?;
+        let budget = self.options.call_budget;
+        let (ptr, len) = self.write(request, budget)?;
+        self.arm(self.options.call_budget);
         let r = self.eval.call(&mut self.store, (handle as i32, ptr, len));
         let packed = self.guard("bunting_eval", r)?;
-        self.take_reply(packed, (ptr, len))
+        self.take_reply(packed, (ptr, len), budget)
     }
 
     /// Answers `req` against snapshot `handle`, returning the result JSON: an
@@ -533,6 +794,7 @@ impl WasmInstance {
         if self.poisoned {
             return Err(HostError::Poisoned);
         }
+        self.arm(self.options.call_budget);
         let r = self.schema_version.call(&mut self.store, ());
         let v = self.guard("bunting_schema_version", r)?;
         u32::try_from(v).map_err(|_| HostError::Protocol(format!("schema version {v}")))
@@ -552,10 +814,12 @@ impl WasmInstance {
         };
         let bytes = serde_json::to_vec(&req)
             .map_err(|e| HostError::Protocol(format!("cannot serialize the request: {e}")))?;
-        let (ptr, len) = self.write(&bytes)?;
+        let budget = self.options.call_budget;
+        let (ptr, len) = self.write(&bytes, budget)?;
+        self.arm(self.options.call_budget);
         let r = self.hash_keys.call(&mut self.store, (ptr, len));
         let packed = self.guard("bunting_hash_keys", r)?;
-        let reply = self.take_reply(packed, (ptr, len))?;
+        let reply = self.take_reply(packed, (ptr, len), budget)?;
         match serde_json::from_slice::<bunting_core::protocol::HashReply>(&reply) {
             Ok(r) if r.hashes.len() == keys.len() => Ok(r.hashes),
             Ok(_) => Err(bad_reply(
@@ -576,9 +840,22 @@ impl WasmInstance {
         if self.poisoned {
             return Err(HostError::Poisoned);
         }
+        self.arm(self.options.call_budget);
         let r = self.unload.call(&mut self.store, handle as i32);
         self.guard("bunting_unload", r)
     }
+}
+
+/// [`EvalRequest`] borrowing its context: no clone per evaluation.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flag: Option<&'a str>,
+    context: &'a Value,
+    now_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_type: Option<FlagType>,
 }
 
 fn bad_reply(call: &str, why: impl std::fmt::Display, reply: &[u8]) -> HostError {
@@ -651,13 +928,9 @@ impl WasmEngine {
         context: &Value,
         now_ms: i64,
     ) -> Result<Evaluation<'static>, HostError> {
-        let req = EvalRequest {
-            flag: Some(flag.to_owned()),
-            context: context.clone(),
-            now_ms,
-            expected_type: expected,
-        };
-        let mut one = self.instance.evaluate(self.handle, &req)?;
+        let mut one =
+            self.instance
+                .evaluate_ref(self.handle, Some(flag), expected, context, now_ms)?;
         one.pop()
             .ok_or_else(|| HostError::Protocol("empty reply".into()))
     }
@@ -668,13 +941,28 @@ impl WasmEngine {
         context: &Value,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'static>>, HostError> {
-        let req = EvalRequest {
-            flag: None,
-            context: context.clone(),
-            now_ms,
-            expected_type: None,
-        };
-        self.instance.evaluate(self.handle, &req)
+        self.instance
+            .evaluate_ref(self.handle, None, None, context, now_ms)
+    }
+
+    /// Evaluates every flag and appends the raw `{"all": [evaluation…]}`
+    /// reply to `out` without parsing it (see
+    /// [`WasmInstance::evaluate_raw_into`]): the batch call for callers that
+    /// forward JSON.
+    pub fn evaluate_all_raw(
+        &mut self,
+        context: &Value,
+        now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), HostError> {
+        self.instance
+            .evaluate_raw_into(self.handle, None, context, now_ms, out)
+    }
+
+    /// Whether the instance trapped or timed out; a poisoned engine only
+    /// returns errors and should be replaced.
+    pub fn is_poisoned(&self) -> bool {
+        self.instance.is_poisoned()
     }
 
     /// Answers a protocol request with the raw result JSON: an evaluation

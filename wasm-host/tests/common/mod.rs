@@ -6,6 +6,9 @@ use std::time::SystemTime;
 
 use bunting_wasm_host::WasmRuntime;
 
+#[allow(dead_code, unreachable_pub)] // not every suite generates contexts
+pub(crate) mod contexts;
+
 /// The module from `cargo xtask wasm` (or `BUNTING_CORE_WASM`), compiled once
 /// per test binary. Compiling takes a few seconds in debug builds.
 pub(crate) fn runtime() -> &'static WasmRuntime {

@@ -1,0 +1,9 @@
+//! The server SDK's integration tests, one binary: conformance through the
+//! OpenFeature provider, wasmtime vs native on random contexts, failure
+//! behaviour against local HTTP servers, and the origin end to end.
+
+mod common;
+mod conformance;
+mod differential;
+mod e2e;
+mod failures;

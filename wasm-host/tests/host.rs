@@ -1,0 +1,111 @@
+//! The host's own machinery: the compilation cache, call budgets, the
+//! instance pool and the raw batch call.
+
+mod common;
+
+use std::time::Duration;
+
+use bunting_wasm_host::{HostError, RuntimeOptions, WasmPool, WasmRuntime};
+use serde_json::{Value, json};
+
+const SNAPSHOT: &str = include_str!("data/prop_snapshot.json");
+const NOW: i64 = 1_764_547_200_000;
+
+fn module() -> Vec<u8> {
+    std::fs::read(WasmRuntime::module_path().unwrap()).unwrap()
+}
+
+#[test]
+fn a_second_runtime_loads_the_compiled_module_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RuntimeOptions::default().cache_dir(dir.path());
+    let bytes = module();
+    let first = WasmRuntime::from_bytes_with(&bytes, &options).unwrap();
+    assert_eq!(first.cache_stats(), (0, 1), "a cold cache misses");
+    // The cache is written by a background worker thread; wait for it.
+    for _ in 0..200 {
+        let second = WasmRuntime::from_bytes_with(&bytes, &options).unwrap();
+        if second.cache_stats().0 == 1 {
+            let mut engine = second.load_snapshot(SNAPSHOT).unwrap();
+            engine
+                .evaluate_all(&json!({"targetingKey": "u1"}), NOW)
+                .unwrap();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the compiled module never came from the cache");
+}
+
+#[test]
+fn a_call_past_its_budget_times_out_and_poisons_only_its_instance() {
+    let bytes = module();
+    let options = RuntimeOptions::default().call_budget(Some(Duration::ZERO));
+    let runtime = WasmRuntime::from_bytes_with(&bytes, &options).unwrap();
+    let mut engine = runtime.load_snapshot(SNAPSHOT).unwrap();
+    let err = engine
+        .evaluate_all(&json!({"targetingKey": "u1"}), NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, HostError::Timeout { call: _, budget } if budget == Duration::ZERO),
+        "{err}"
+    );
+    assert!(engine.is_poisoned());
+    assert!(matches!(
+        engine.evaluate("x", &json!({}), NOW),
+        Err(HostError::Poisoned)
+    ));
+    // Another instance of the same runtime still loads (loads have their own budget).
+    let other = runtime.load_snapshot(SNAPSHOT).unwrap();
+    assert!(!other.is_poisoned());
+}
+
+#[test]
+fn unbounded_runtimes_still_work() {
+    let options = RuntimeOptions::default()
+        .call_budget(None)
+        .load_budget(None);
+    let runtime = WasmRuntime::from_bytes_with(&module(), &options).unwrap();
+    let mut engine = runtime.load_snapshot(SNAPSHOT).unwrap();
+    assert!(!engine.evaluate_all(&json!({}), NOW).unwrap().is_empty());
+}
+
+#[test]
+fn the_raw_batch_reply_is_the_typed_one_as_json() {
+    let mut engine = common::runtime().load_snapshot(SNAPSHOT).unwrap();
+    let ctx = json!({"targetingKey": "user-7", "country": "US", "plan": "pro"});
+    let typed = engine.evaluate_all(&ctx, NOW).unwrap();
+    let mut raw = Vec::new();
+    engine.evaluate_all_raw(&ctx, NOW, &mut raw).unwrap();
+    let raw: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(raw, json!({"all": serde_json::to_value(&typed).unwrap()}));
+    // Requests of growing size reuse and grow the request buffer.
+    let big = json!({"targetingKey": "x".repeat(10_000)});
+    assert_eq!(engine.evaluate_all(&big, NOW).unwrap().len(), typed.len());
+    assert_eq!(engine.evaluate_all(&ctx, NOW).unwrap(), typed);
+}
+
+#[test]
+fn many_threads_evaluate_one_snapshot_through_the_pool() {
+    let pool = WasmPool::new(common::runtime().clone(), SNAPSHOT.to_owned()).unwrap();
+    let native = bunting_core::Engine::from_json(SNAPSHOT).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let pool = &pool;
+            let native = &native;
+            s.spawn(move || {
+                for i in 0..50 {
+                    let ctx = json!({"targetingKey": format!("user-{t}-{i}"), "country": "CA"});
+                    let got = pool.get().unwrap().evaluate_all(&ctx, NOW).unwrap();
+                    let want: Vec<_> = native
+                        .evaluate_all(&ctx, NOW)
+                        .into_iter()
+                        .map(|e| e.into_owned())
+                        .collect();
+                    assert_eq!(got, want);
+                }
+            });
+        }
+    });
+    assert!(pool.idle() >= 1);
+}
