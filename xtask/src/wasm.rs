@@ -20,12 +20,12 @@ pub(crate) struct Wasm {
     pub web_dir: PathBuf,
 }
 
-/// Builds `bunting-core` with profile `wasm` and `features`, returning the
-/// module cargo wrote. Both builds write the same file, so callers copy or
-/// transform it before the next build.
-fn cargo_build(ctx: &Ctx, features: &str) -> Result<PathBuf> {
+/// Builds `bunting-core` with `profile` and `features`, returning the module
+/// cargo wrote (callers copy or transform it before another build of the
+/// same profile).
+fn cargo_build(ctx: &Ctx, features: &str, profile: &str) -> Result<PathBuf> {
     ctx.step(
-        &format!("build bunting-core for {TARGET} (profile wasm, feature {features})"),
+        &format!("build bunting-core for {TARGET} (profile {profile}, feature {features})"),
         ctx.cargo(&[
             "build",
             "-p",
@@ -34,7 +34,7 @@ fn cargo_build(ctx: &Ctx, features: &str) -> Result<PathBuf> {
             "--target",
             TARGET,
             "--profile",
-            "wasm",
+            profile,
             "--features",
             features,
         ]),
@@ -42,7 +42,7 @@ fn cargo_build(ctx: &Ctx, features: &str) -> Result<PathBuf> {
     Ok(ctx
         .target_dir
         .join(TARGET)
-        .join("wasm")
+        .join(profile)
         .join("bunting_core.wasm"))
 }
 
@@ -60,8 +60,10 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<Wasm> {
     let out = ctx.target_dir.join("wasm");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    // 1. The C ABI module for wasmtime.
-    let built = cargo_build(ctx, "abi")?;
+    // 1. The C ABI module for wasmtime (the Rust and Python hosts): built
+    //    for speed, not size (profile `wasm-speed`, opt-level 3), as it is
+    //    shipped in packages rather than sent to browsers.
+    let built = cargo_build(ctx, "abi", "wasm-speed")?;
     let bytes = read(&built)?;
     if !contains(&bytes, "bunting_eval") {
         bail!(
@@ -73,7 +75,7 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<Wasm> {
     std::fs::write(&abi, &bytes).with_context(|| format!("writing {}", abi.display()))?;
 
     // 2. The wasm-bindgen package for JavaScript hosts.
-    let built = cargo_build(ctx, "js")?;
+    let built = cargo_build(ctx, "js", "wasm")?;
     let bytes = read(&built)?;
     if contains(&bytes, "bunting_eval") || !contains(&bytes, "__wbindgen") {
         bail!(
