@@ -73,8 +73,9 @@ fn dist_dir(ctx: &Ctx) -> PathBuf {
     ctx.target_dir.join("hosts")
 }
 
-/// Builds the Node and Python packages from the engine in `wasm` and writes
-/// the publishable artifacts (npm tarball, wheel) into `target/hosts/`.
+/// Builds the hosts' packages from the engine in `wasm` and writes the
+/// publishable artifacts into `target/hosts/`: the npm tarball, the wheel
+/// and the Rust crates (`bunting-server-sdk` and the crates it needs).
 pub(crate) fn build(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<Vec<PathBuf>> {
     let dist = dist_dir(ctx);
     std::fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
@@ -101,10 +102,50 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools, wasm: &Wasm) -> Result<Vec<PathBuf
         .env("BUNTING_CORE_WASM", &wasm.abi);
     ctx.step("build the Python host's wheel (hosts/python)", cmd)?;
 
+    // The Rust crates, the module inside the SDK's (`hosts/rust/build.rs`
+    // embeds it when the package carries it). The copy is removed again so
+    // that builds from the repository keep using target/wasm/.
+    let embedded = ctx.root.join("hosts/rust/wasm/bunting_core_abi.wasm");
+    std::fs::create_dir_all(embedded.parent().expect("a file in a directory"))?;
+    std::fs::copy(&wasm.abi, &embedded)
+        .with_context(|| format!("copying {} to {}", wasm.abi.display(), embedded.display()))?;
+    let packaged = ctx.step(
+        "package the Rust crates (cargo package, the module inside bunting-server-sdk)",
+        ctx.cargo(&[
+            "package",
+            "--no-verify",
+            "--allow-dirty",
+            "-p",
+            "bunting-core",
+            "-p",
+            "bunting-wire",
+            "-p",
+            "bunting-wasm-host",
+            "-p",
+            "bunting-server-sdk",
+        ]),
+    );
+    std::fs::remove_file(&embedded).with_context(|| format!("removing {}", embedded.display()))?;
+    packaged?;
+    for krate in [
+        "bunting-core",
+        "bunting-wire",
+        "bunting-wasm-host",
+        "bunting-server-sdk",
+    ] {
+        let name = format!("{krate}-{}.crate", env!("CARGO_PKG_VERSION"));
+        let from = ctx.target_dir.join("package").join(&name);
+        std::fs::copy(&from, dist.join(&name))
+            .with_context(|| format!("copying {}", from.display()))?;
+    }
+
     let mut artifacts: Vec<PathBuf> = std::fs::read_dir(&dist)
         .with_context(|| format!("reading {}", dist.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "tgz" || x == "whl"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "tgz" || x == "whl" || x == "crate")
+        })
         .collect();
     artifacts.sort();
     if artifacts.is_empty() {

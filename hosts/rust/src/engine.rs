@@ -69,6 +69,37 @@ const EMBEDDED: Option<&[u8]> = Some(include_bytes!(concat!(
 #[cfg(all(feature = "wasm", not(bunting_embedded_wasm)))]
 const EMBEDDED: Option<&[u8]> = None;
 
+/// The module compiled for `module` (`None`: the packaged or located one)
+/// and `options`: compiled once per process and shared by every client
+/// (a [`bunting_wasm_host::WasmRuntime`] is a cheap handle), so a second
+/// client, or a rebuilt one, never pays the compile again.
+#[cfg(feature = "wasm")]
+fn compiled(
+    module: Option<&std::path::Path>,
+    options: &bunting_wasm_host::RuntimeOptions,
+) -> Result<bunting_wasm_host::WasmRuntime, crate::SdkError> {
+    use bunting_wasm_host::{RuntimeOptions, WasmRuntime};
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+    type Key = (Option<PathBuf>, RuntimeOptions);
+    static COMPILED: Mutex<Vec<(Key, WasmRuntime)>> = Mutex::new(Vec::new());
+    let key: Key = (module.map(PathBuf::from), options.clone());
+    // Held while compiling: two clients starting together compile once.
+    let mut compiled = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, runtime)) = compiled.iter().find(|(k, _)| *k == key) {
+        return Ok(runtime.clone());
+    }
+    let runtime = match module {
+        Some(path) => WasmRuntime::from_file_with(path, options)?,
+        None => match EMBEDDED {
+            Some(bytes) => WasmRuntime::from_bytes_with(bytes, options)?,
+            None => WasmRuntime::locate_with(options)?,
+        },
+    };
+    compiled.push((key, runtime.clone()));
+    Ok(runtime)
+}
+
 /// A ready backend: loads snapshots into engines.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
@@ -81,17 +112,10 @@ impl Backend {
     pub(crate) fn new(kind: &EngineKind) -> Result<Backend, crate::SdkError> {
         match kind {
             #[cfg(feature = "wasm")]
-            EngineKind::Wasm { module, options } => {
-                use bunting_wasm_host::WasmRuntime;
-                let runtime = match module {
-                    Some(path) => WasmRuntime::from_file_with(path, options)?,
-                    None => match EMBEDDED {
-                        Some(bytes) => WasmRuntime::from_bytes_with(bytes, options)?,
-                        None => WasmRuntime::locate_with(options)?,
-                    },
-                };
-                Ok(Backend::Wasm(Box::new(runtime)))
-            }
+            EngineKind::Wasm { module, options } => Ok(Backend::Wasm(Box::new(compiled(
+                module.as_deref(),
+                options,
+            )?))),
             EngineKind::Native => Ok(Backend::Native),
         }
     }
