@@ -4,9 +4,9 @@ first evaluation. Not a test: figures depend on the machine.
 
     BUNTING_TARGET_DIR=/path/to/target python hosts/python/bench.py [SNAPSHOT] [--seconds N]
 
-Prints the native figure too when ``target/debug/examples/evaluate`` exists
-(a debug build: the ratio is only indicative; build it with --release and
-point BUNTING_EVALUATE_BIN at it for a fair one).
+The native reference runs in the same bench, on the same snapshot and
+context: ``target/release/examples/native_bench`` (``cargo build --release -p
+bunting-core --example native_bench``), whose medians give the ratios.
 """
 
 from __future__ import annotations
@@ -74,25 +74,20 @@ def main() -> None:
     print(f"evaluate-all:  {allr:12,.0f} calls/s        {1e6 / allr:8.2f} µs/call  "
           f"= {allr * nflags:,.0f} flag evaluations/s ({1e6 / (allr * nflags):.2f} µs/flag)")
 
-    native = Path(os.environ.get("BUNTING_EVALUATE_BIN") or TARGET / "debug" / "examples" / "evaluate")
+    native = TARGET / "release" / "examples" / "native_bench"
     if native.is_file():
-        n = 5000
         with tempfile.TemporaryDirectory() as d:
-            cf = Path(d) / "c.json"
-            cf.write_text(json.dumps({f"u{i}": {**ctx, "targetingKey": f"user-{i}"} for i in range(n)}))
-            empty = Path(d) / "e.json"
-            empty.write_text("{}")
-            t = time.perf_counter()
-            subprocess.run([str(native), args.snapshot, str(empty), "0"], check=True, capture_output=True)
-            base = time.perf_counter() - t
-            t = time.perf_counter()
-            subprocess.run([str(native), args.snapshot, str(cf), "0"], check=True, capture_output=True)
-            per = max(1e-9, (time.perf_counter() - t - base)) / (n * nflags)
-        print(f"native ({native.name}, {'debug' if 'debug' in str(native) else 'release?'} build, incl. JSON output): "
-              f"{1e6 * per:.2f} µs/flag in evaluate-all -> python/native per flag = "
-              f"{(1e6 / (allr * nflags)) / (1e6 * per):.1f}x")
+            cf = Path(d) / "contexts.json"
+            cf.write_text(json.dumps([ctx]))
+            out = subprocess.run([str(native), args.snapshot, str(cf), flag, str(int(time.time() * 1000))],
+                                 check=True, capture_output=True, text=True)
+        ref = json.loads(out.stdout)
+        print(f"native bunting-core: {ref['oneUs']:.2f} µs/evaluation (one flag), "
+              f"{ref['allPerFlagUs']:.2f} µs/flag (evaluate-all)")
+        print(f"python/native: one flag {(1e6 / one) / ref['oneUs']:.0f}x, "
+              f"evaluate-all per flag {(1e6 / (allr * nflags)) / ref['allPerFlagUs']:.0f}x")
     else:
-        print(f"native: {native} not built; skip the ratio")
+        print(f"native: {native} not built (cargo build --release -p bunting-core --example native_bench); no ratio")
 
     # Process start -> first evaluation (fresh interpreters; the first may fill the compile cache).
     for label in ("cold cache" if not os.environ.get("BUNTING_CACHE_DIR") else "cache", "warm cache"):
