@@ -13,56 +13,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync } from "node:fs";
-import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { OpenFeature, ProviderEvents } from "@openfeature/server-sdk";
 import { BuntingProvider } from "../dist/index.js";
-import { targetDir, until } from "./helpers.mjs";
+import { root, targetDir, until } from "./helpers.mjs";
 
 const bin = process.env.BUNTING_BIN ?? path.join(targetDir, "debug", "bunting");
-const ROOT_TOKEN = "node-e2e-root";
-const INGEST_SECRET = "node-e2e-ingest";
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+// The origin helpers of the edge's end-to-end tests: `bunting serve` on
+// SQLite in memory, and its API with the administrator token.
+const stack = await import(path.join(root, "tests", "edge", "stack.mjs"));
+const api = (base, method, p, body, headers = {}) => stack.api(base, method, p, body, { headers });
 
 async function startOrigin(publishDir) {
-  const port = await freePort();
-  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--database-url", "sqlite::memory:",
-    "--admin-token", ROOT_TOKEN, "--ingest-secret", INGEST_SECRET, "--publish-dir", publishDir],
-  { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
-  let log = "";
-  child.stderr.on("data", (d) => { log += d; });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 400; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) return { child, base, log: () => log };
-    } catch {}
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill();
-  throw new Error(`the origin did not start:\n${log}`);
-}
-
-async function api(base, method, p, body, headers = {}) {
-  const r = await fetch(`${base}/api/v1${p}`, {
-    method,
-    headers: { authorization: `Bearer ${ROOT_TOKEN}`, ...(body ? { "content-type": "application/json" } : {}), ...headers },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-  return { json: text ? JSON.parse(text) : null, etag: r.headers.get("etag") };
+  return stack.startOrigin(null, await stack.freePort(), ["--publish-dir", publishDir]);
 }
 
 async function published(base, env) {
