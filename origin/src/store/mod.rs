@@ -64,9 +64,11 @@ pub mod webhooks;
 mod write;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool};
+use sqlx::{Any, AnyConnection, AnyPool, Connection};
 
 pub use access::{SdkKeyGrant, SdkKeyKind, SdkKeyRecord};
 pub use audit::{AuditEntry, AuditFault, AuditPage, AuditQuery, AuditReport, GENESIS_HASH};
@@ -214,11 +216,42 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres");
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// For an in-memory database: a connection outside the pool that keeps
+    /// the database alive while the pool replaces its own connection.
+    _anchor: Option<Arc<Anchor>>,
+}
+
+/// A connection held only so that its in-memory database outlives the
+/// pool's connections.
+struct Anchor(#[allow(dead_code)] std::sync::Mutex<AnyConnection>);
+
+impl std::fmt::Debug for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Anchor")
+    }
+}
+
+/// The URL of a private, named in-memory SQLite database for
+/// `sqlite::memory:`.
+///
+/// Every connection to `:memory:` is a database of its own, so the pool's
+/// one connection was the database: when sqlx dropped it (it does when a
+/// query's future is cancelled, as when a browser aborts a fetch), every
+/// table vanished and the next request answered 500. A named database with
+/// a shared cache lives as long as any connection to it; [`Store`] keeps one
+/// outside the pool.
+fn private_memory_url() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "sqlite:file:bunting-memory-{}-{n}?mode=memory&cache=shared",
+        std::process::id()
+    )
 }
 
 impl Store {
-    /// Opens (and migrates) a store: `sqlite::memory:` (one connection, gone
-    /// when the store is dropped), `sqlite://path/to/file.db` or a bare file
+    /// Opens (and migrates) a store: `sqlite::memory:` (a private in-memory
+    /// database, gone when the store and its clones are dropped), `sqlite://path/to/file.db` or a bare file
     /// path (created if missing), or `postgres://user@host/db` (PostgreSQL
     /// connection parameters such as `?options=-c%20search_path%3Dx` apply).
     ///
@@ -234,7 +267,9 @@ impl Store {
         let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_string(), Backend::Postgres)
         } else if url.starts_with("sqlite:") {
-            let url = if url.contains("memory") || url.contains("mode=") {
+            let url = if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+                private_memory_url()
+            } else if url.contains("memory") || url.contains("mode=") {
                 url.to_string()
             } else if url.contains('?') {
                 format!("{url}&mode=rwc")
@@ -258,9 +293,16 @@ impl Store {
         } else {
             pool = pool.max_connections(8);
         }
+        let anchor = if memory {
+            let conn = AnyConnection::connect_with(&options).await?;
+            Some(Arc::new(Anchor(std::sync::Mutex::new(conn))))
+        } else {
+            None
+        };
         let store = Store {
             pool: pool.clone().connect_with(options.clone()).await?,
             backend,
+            _anchor: anchor,
         };
         if !store.migrate().await? || memory {
             return Ok(store);
@@ -273,6 +315,7 @@ impl Store {
         Ok(Store {
             pool: pool.connect_with(options).await?,
             backend,
+            _anchor: None,
         })
     }
 

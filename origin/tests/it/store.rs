@@ -700,3 +700,20 @@ async fn cascade_deletes_are_audited(s: Store) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+/// The pool may drop its connection (sqlx does when a query's future is
+/// cancelled, e.g. a browser aborting a fetch); an in-memory database must
+/// keep its data when the pool opens a new one.
+#[tokio::test]
+async fn memory_database_survives_a_closed_connection() {
+    let s = Store::open("sqlite::memory:").await.unwrap();
+    let org = s.create_org(&ana(), "acme", "Acme").await.unwrap();
+    let conn = s.pool().acquire().await.unwrap();
+    conn.close().await.unwrap();
+    let orgs = s.orgs().await.unwrap();
+    assert_eq!(orgs.iter().map(|o| o.id).collect::<Vec<_>>(), vec![org.id]);
+
+    // Two stores in one process are two databases.
+    let other = Store::open("sqlite::memory:").await.unwrap();
+    assert!(other.orgs().await.unwrap().is_empty());
+}
