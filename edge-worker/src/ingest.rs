@@ -31,6 +31,14 @@ pub struct IngestStats {
     pub events_sent: u64,
     /// Metric events that could not be delivered.
     pub events_failed: u64,
+    /// Exposures and events sent to the queue (durable from then on).
+    pub queued: u64,
+    /// Exposures and events the queue refused (then sent directly).
+    pub queue_failed: u64,
+    /// Queue messages the consumer delivered to the origin (2xx, acknowledged).
+    pub messages_delivered: u64,
+    /// Queue messages the consumer left for a retry (the origin failed).
+    pub messages_retried: u64,
     /// Failed POSTs (network errors and non-2xx answers).
     pub failed_requests: u64,
     /// The last failure.
@@ -92,6 +100,29 @@ impl Forwarder {
             }
         }
         self.stats.exposures_dropped = self.buffer.dropped();
+    }
+
+    /// Records the outcome of sending `count` records to the queue.
+    pub fn queued(&mut self, count: usize, result: &Result<(), String>) {
+        match result {
+            Ok(()) => self.stats.queued += count as u64,
+            Err(e) => {
+                self.stats.queue_failed += count as u64;
+                self.stats.last_error = Some(e.clone());
+            }
+        }
+    }
+
+    /// Records the outcome of one consumer POST of `messages` queue messages.
+    pub fn consumed(&mut self, messages: usize, result: &Result<(), String>) {
+        match result {
+            Ok(()) => self.stats.messages_delivered += messages as u64,
+            Err(e) => {
+                self.stats.failed_requests += 1;
+                self.stats.messages_retried += messages as u64;
+                self.stats.last_error = Some(e.clone());
+            }
+        }
     }
 
     /// Records the outcome of forwarding `count` metric events.
@@ -174,6 +205,20 @@ mod tests {
         i.exposures_done(batch, Ok(()));
         assert_eq!(i.stats.exposures_sent, 2);
         i.events_done(3, Err("timeout".into()));
+        i.queued(4, &Ok(()));
+        i.queued(2, &Err("queue full".into()));
+        i.consumed(5, &Ok(()));
+        i.consumed(1, &Err("HTTP 503".into()));
+        assert_eq!(
+            (
+                i.stats.queued,
+                i.stats.queue_failed,
+                i.stats.messages_delivered,
+                i.stats.messages_retried
+            ),
+            (4, 2, 5, 1)
+        );
+        assert_eq!(i.stats.last_error.as_deref(), Some("HTTP 503"));
         assert_eq!(i.stats.events_failed, 3);
         assert_eq!(i.health()["exposuresBuffered"], 0);
     }

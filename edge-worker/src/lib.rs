@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `POST /ofrep/v1/evaluate/flags/{key}` | one flag ([`ofrep`]) |
 //! | `POST /ofrep/v1/evaluate/flags` | every flag, with an `ETag` (`If-None-Match` → 304) |
+//! | `POST /exposures` | the flags a client used: exposures, re-evaluated and deduplicated ([`reports`]) |
 //! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
 //! | `GET /sdk/v1/snapshot` | the environment's whole snapshot, for server SDK keys ([`snapshot`]) |
 //! | `GET /healthz` | the snapshot of every environment this isolate serves ([`cache`]) |
@@ -19,12 +20,15 @@ pub mod cache;
 pub mod context;
 pub mod cookie;
 pub mod cors;
+pub mod dedup;
 pub mod device;
 pub mod events;
 pub mod exposure;
 pub mod geo;
 pub mod ingest;
 pub mod ofrep;
+pub mod queue;
+pub mod reports;
 pub mod routes;
 pub mod settings;
 pub mod snapshot;

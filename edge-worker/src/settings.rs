@@ -24,6 +24,9 @@ pub struct Settings {
     /// `INGEST_FLUSH_SECONDS` (default 2): waiting exposures are sent after
     /// this long (or as soon as 100 wait).
     pub ingest_flush_ms: i64,
+    /// `EXPOSURE_DEDUP_SECONDS` (default 600; `0`: off): an exposure of the
+    /// same user, flag and variant within this window counts once per isolate.
+    pub exposure_dedup_ms: i64,
     /// `ALLOW_TIME_OVERRIDE` = `"1"`: honour `X-Bunting-Now` (tests only).
     pub allow_time_override: bool,
     /// `EDGE_ATTRIBUTES` (default `"1"`): add `geo` and `device` to the
@@ -42,6 +45,9 @@ impl Settings {
     /// assert_eq!(s.anon_cookie, "bunting_anon");
     /// assert_eq!(s.anon_cookie_same_site, bunting_edge_worker::cookie::SameSite::Lax);
     /// assert!(!s.allow_time_override);
+    /// assert_eq!(s.exposure_dedup_ms, 600_000);
+    /// let s = Settings::from_lookup(|k| (k == "EXPOSURE_DEDUP_SECONDS").then(|| "1e9".to_string()));
+    /// assert_eq!(s.exposure_dedup_ms, 600_000); // out of range (at most a day): the default
     /// ```
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Settings {
         let nonempty = |k: &str| {
@@ -65,6 +71,13 @@ impl Settings {
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .map_or(
                     (crate::ingest::DEFAULT_FLUSH_SECONDS * 1000.0) as i64,
+                    |s| (s * 1000.0) as i64,
+                ),
+            exposure_dedup_ms: nonempty("EXPOSURE_DEDUP_SECONDS")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
+                .map_or(
+                    (crate::dedup::DEFAULT_WINDOW_SECONDS * 1000.0) as i64,
                     |s| (s * 1000.0) as i64,
                 ),
             allow_time_override: nonempty("ALLOW_TIME_OVERRIDE").as_deref() == Some("1"),

@@ -9,13 +9,19 @@ use bunting_wire::kv;
 use serde_json::{Value, json};
 use wasm_bindgen::JsValue;
 use worker::{
-    Context, Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result, event,
+    Context, Date, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request,
+    RequestInit, Response, Result, event,
 };
 
+use crate::dedup::ExposureDedup;
 use crate::device::Device;
-use crate::exposure::{ExposureMeta, KeyHasher, exposure_for};
+use crate::exposure::{ExposureMeta, KeyHasher};
 use crate::settings::Settings;
-use crate::{auth, cache, context, cookie, cors, events, geo, ingest, ofrep, routes, snapshot};
+use crate::{
+    auth, cache, context, cookie, cors, events, geo, ingest, ofrep, queue, reports, routes,
+    snapshot,
+};
+use bunting_wire::ExposureRecord;
 
 /// The KV namespace holding snapshots and SDK key hashes.
 const KV_BINDING: &str = "FLAGS";
@@ -24,6 +30,7 @@ thread_local! {
     static SNAPSHOTS: RefCell<cache::SnapshotCache> = RefCell::new(cache::SnapshotCache::default());
     static KEYS: RefCell<auth::KeyCache> = RefCell::new(auth::KeyCache::default());
     static INGEST: RefCell<ingest::Forwarder> = RefCell::new(ingest::Forwarder::default());
+    static DEDUP: RefCell<ExposureDedup> = RefCell::new(ExposureDedup::default());
 }
 
 fn now_ms() -> i64 {
@@ -68,6 +75,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
         (Method::Get, "/healthz") => healthz(s),
         (Method::Get, snapshot::PATH) => get_snapshot(&req, env, s).await,
         (Method::Post, "/events") => post_events(req, env, ctx, s).await,
+        (Method::Post, reports::PATH) => post_exposures(req, env, ctx, s).await,
         (Method::Post, ofrep::BULK_PATH) => evaluate(req, env, ctx, s, None).await,
         (Method::Post, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
             match ofrep::flag_key_from_path(p) {
@@ -358,6 +366,85 @@ async fn post_json(
     }
 }
 
+/// The queue producer ([`queue::BINDING`]), when bound.
+fn ingest_queue(env: &Env) -> Option<Queue> {
+    env.queue(queue::BINDING).ok()
+}
+
+/// Sends `messages` (carrying `count` records) to the queue in one batch.
+async fn enqueue(
+    q: &Queue,
+    messages: Vec<String>,
+    count: usize,
+) -> std::result::Result<(), String> {
+    let result = q
+        .send_batch(messages)
+        .await
+        .map_err(|e| format!("queue send: {e}"));
+    INGEST.with(|i| i.borrow_mut().queued(count, &result));
+    result
+}
+
+/// Hands accepted exposures to the queue when one is bound (`wait`: before
+/// returning, else in `waitUntil`), and to the isolate's forwarder buffer
+/// otherwise or when the queue refuses them.
+async fn accept_exposures(env: &Env, ctx: &Context, exposures: Vec<ExposureRecord>, wait: bool) {
+    if exposures.is_empty() {
+        return;
+    }
+    let Some(q) = ingest_queue(env) else {
+        INGEST.with(|i| i.borrow_mut().record(exposures));
+        return;
+    };
+    let send = async move {
+        let messages = queue::exposure_messages(&exposures);
+        if enqueue(&q, messages, exposures.len()).await.is_err() {
+            INGEST.with(|i| i.borrow_mut().record(exposures));
+        }
+    };
+    if wait {
+        send.await;
+    } else {
+        ctx.wait_until(send);
+    }
+}
+
+/// The queue consumer: delivers batches of queued exposures and events to
+/// `INGEST_URL` ([`queue::plan`]) and acknowledges exactly the messages the
+/// origin committed (2xx); the others are retried by the queue.
+#[event(queue)]
+pub(crate) async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
+    let settings = Settings::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()));
+    let messages: Vec<_> = batch.raw_iter().collect();
+    let Some(url) = settings.ingest_url else {
+        // Nowhere to deliver: keep them for when INGEST_URL is set.
+        batch.retry_all();
+        return Ok(());
+    };
+    let bodies: Vec<String> = messages
+        .iter()
+        .map(|m| m.body().as_string().unwrap_or_default())
+        .collect();
+    let plan = queue::plan(&bodies);
+    for &i in &plan.unreadable {
+        worker::console_error!("dropping unreadable ingest message {}", messages[i].id());
+        messages[i].ack();
+    }
+    let token = ingest_token(&env);
+    for post in plan.posts {
+        let result = post_json(&url, token.as_deref(), post.body).await;
+        INGEST.with(|i| i.borrow_mut().consumed(post.members.len(), &result));
+        for &i in &post.members {
+            if result.is_ok() {
+                messages[i].ack();
+            } else {
+                messages[i].retry();
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sends a batch of buffered exposures after the response, when one is due.
 fn flush_exposures(env: &Env, ctx: &Context, s: &Settings, now: i64) {
     let Some(url) = s.ingest_url.clone() else {
@@ -392,12 +479,21 @@ async fn post_events(mut req: Request, env: &Env, ctx: &Context, s: &Settings) -
     let accepted = list.len();
     let forwarded = match s.ingest_url.clone() {
         Some(url) if accepted > 0 => {
-            let token = ingest_token(env);
-            ctx.wait_until(async move {
-                let body = ingest::events_payload(&environment, &list);
-                let result = post_json(&url, token.as_deref(), body).await;
-                INGEST.with(|i| i.borrow_mut().events_done(accepted, result));
-            });
+            // Durable first: the events are accepted once in the queue.
+            let queued = match ingest_queue(env) {
+                Some(q) => enqueue(&q, queue::event_messages(&environment, &list), accepted)
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !queued {
+                let token = ingest_token(env);
+                ctx.wait_until(async move {
+                    let body = ingest::events_payload(&environment, &list);
+                    let result = post_json(&url, token.as_deref(), body).await;
+                    INGEST.with(|i| i.borrow_mut().events_done(accepted, result));
+                });
+            }
             true
         }
         _ => false,
@@ -444,8 +540,12 @@ async fn evaluate(
     };
     let (context, extra) = edge_context(&req, client, s);
 
+    // Only the single-flag endpoint records an exposure: a bulk fetch says
+    // nothing about what the application showed (clients report use through
+    // `POST /exposures`).
     let hasher = s.ingest_url.as_ref().map(|_| key_hasher(env));
-    let record = |evals: &[bunting_core::Evaluation<'_>]| {
+    let mut accepted = Vec::new();
+    let mut record = |e: &bunting_core::Evaluation<'_>| {
         let Some(hasher) = &hasher else { return };
         let meta = ExposureMeta {
             hasher,
@@ -453,25 +553,24 @@ async fn evaluate(
             snapshot_version: engine.version(),
             time_ms: now,
         };
-        let exposures: Vec<_> = evals
-            .iter()
-            .filter_map(|e| exposure_for(e, &context, &meta))
-            .collect();
-        if !exposures.is_empty() {
-            INGEST.with(|i| i.borrow_mut().record(exposures));
+        if let Ok(exposure) = DEDUP.with(|d| {
+            let mut d = d.borrow_mut();
+            d.set_window_ms(s.exposure_dedup_ms);
+            reports::deduplicated_exposure(e, &context, &meta, &mut d, clock)
+        }) {
+            accepted.push(exposure);
         }
     };
 
     let mut resp = match &flag {
         Some((key, expected)) => {
             let e = engine.evaluate_typed(key, *expected, &context, now);
-            record(std::slice::from_ref(&e));
+            record(&e);
             let (status, body) = ofrep::single(&e, &numbers);
             json_response(status, &body)?
         }
         None => {
             let evals = engine.evaluate_all(&context, now);
-            record(&evals);
             let body = serde_json::to_vec(&ofrep::bulk(&evals, &numbers))?;
             let etag = ofrep::etag(&body);
             let mut r = if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &etag)) {
@@ -489,6 +588,76 @@ async fn evaluate(
     for (name, value) in extra {
         resp.headers_mut().append(name, &value)?;
     }
+    // After the response: an evaluation never waits for the queue.
+    accept_exposures(env, ctx, accepted, false).await;
     flush_exposures(env, ctx, s, clock);
     Ok(resp)
+}
+
+/// `POST /exposures`: the flags a client used, evaluated again for its
+/// context (never trusting a claimed variant) and recorded as exposures,
+/// deduplicated ([`reports`]).
+async fn post_exposures(
+    mut req: Request,
+    env: &Env,
+    ctx: &Context,
+    s: &Settings,
+) -> Result<Response> {
+    let clock = now_ms();
+    let environment = match authenticate(&req, env, clock).await? {
+        Ok(environment) => environment,
+        Err(denied) => return Ok(denied),
+    };
+    let body = req.bytes().await?;
+    let report = match reports::parse_report(&body) {
+        Ok(r) => r,
+        Err(e) => return json_response(e.status(), &e.body()),
+    };
+    let Some((engine, _)) = engine_for(env, &environment, s, clock).await else {
+        let mut r = error_response(
+            503,
+            "GENERAL",
+            &format!("no snapshot of environment {environment:?} is available yet"),
+        )?;
+        r.headers_mut().set("Retry-After", "5")?;
+        return Ok(r);
+    };
+    let now = if s.allow_time_override {
+        req.headers()
+            .get("X-Bunting-Now")
+            .ok()
+            .flatten()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(clock)
+    } else {
+        clock
+    };
+    // The context the evaluation saw: edge attributes and the anonymous
+    // cookie's key. A visitor without a cookie gets no new one here: a fresh
+    // random key would record an exposure nobody saw.
+    let (mut context, minted) = edge_context(&req, report.context, s);
+    if !minted.is_empty()
+        && let Value::Object(map) = &mut context
+    {
+        map.remove(context::TARGETING_KEY);
+    }
+    let hasher = key_hasher(env);
+    let meta = ExposureMeta {
+        hasher: &hasher,
+        environment: engine.environment(),
+        snapshot_version: engine.version(),
+        time_ms: now,
+    };
+    let forwarded = s.ingest_url.is_some();
+    let (results, exposures) = DEDUP.with(|d| {
+        let mut d = d.borrow_mut();
+        d.set_window_ms(s.exposure_dedup_ms);
+        reports::record_reports(&engine, &context, &report.flags, &meta, &mut d, clock)
+    });
+    if forwarded {
+        // A report is acknowledged (202) once its exposures are in the queue.
+        accept_exposures(env, ctx, exposures, true).await;
+    }
+    flush_exposures(env, ctx, s, clock);
+    json_response(202, &reports::response_body(&results, forwarded))
 }

@@ -1,5 +1,7 @@
-// Exposures (SPLIT evaluations) and metric events (POST /events) sent to
-// INGEST_URL with ctx.waitUntil; ingest failures never affect evaluations.
+// Exposures (SPLIT evaluations of the single-flag endpoint, and flags
+// reported used through POST /exposures; a bulk fetch records none) and
+// metric events (POST /events) sent to INGEST_URL with ctx.waitUntil; ingest
+// failures never affect evaluations.
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -57,12 +59,116 @@ test("a SPLIT evaluation sends an exposure with a hashed key; other reasons do n
   assert.ok(!JSON.stringify(body).includes("user-1"), "raw targeting keys never leave the edge");
 });
 
-test("bulk evaluation: one exposure per SPLIT flag", async () => {
+test("bulk evaluation records no exposure; POST /exposures records the flags reported", async () => {
   const r = await post(w, "/ofrep/v1/evaluate/flags", { context: { targetingKey: "user-2" } }, { key: KEY });
-  const splits = (await r.json()).flags.filter((f) => f.reason === "SPLIT").map((f) => f.key).sort();
+  const flags = (await r.json()).flags;
+  const splits = flags.filter((f) => f.reason === "SPLIT");
   assert.ok(splits.length >= 2);
+  const notSplit = flags.find((f) => f.reason !== "SPLIT" && !f.errorCode);
+  // The app used one split flag, one other flag and one it made up.
+  const used = splits[0];
+  const rep = await post(w, "/exposures", { context: { targetingKey: "user-2" }, flags: [used.key, notSplit.key, "no-such-flag"] }, { key: KEY });
+  assert.equal(rep.status, 202);
+  assert.deepEqual(await rep.json(), { recorded: 1, forwarded: true, results: [
+    { key: used.key, outcome: "recorded" },
+    { key: notSplit.key, outcome: "notSplit" },
+    { key: "no-such-flag", outcome: "flagNotFound" },
+  ] });
+  // The report's flush sends everything buffered: the bulk fetch added nothing.
   await until(() => received.length === 1, "the exposure POST");
-  assert.deepEqual(received[0].body.exposures.map((e) => e.flag).sort(), splits);
+  const sent = received[0].body.exposures;
+  assert.deepEqual(sent.map((e) => [e.flag, e.variant]), [[used.key, used.variant]]);
+  assert.match(sent[0].bucketingKeyHash, /^[0-9a-f]{32}$/);
+  assert.equal(sent[0].snapshotVersion, 42);
+});
+
+test("POST /exposures: the variant is evaluated again, never taken from the client", async () => {
+  const split = async (user) => (await (await post(w, "/ofrep/v1/evaluate/flags/checkout-button-copy", { context: { targetingKey: user } }, { key: KEY })).json());
+  // Two users for whom the split serves different variants.
+  const first = await split("v-0");
+  let other;
+  let users = 1;
+  for (; users < 50 && !other; users++) {
+    const s = await split(`v-${users}`);
+    if (s.variant !== first.variant) other = s;
+  }
+  assert.ok(other, "the split serves two variants");
+  await until(() => received.flatMap((b) => b.body.exposures).length === users, "the single-flag exposures");
+  received.length = 0;
+  // A claimed variant is refused as an unknown field.
+  const claimed = await post(w, "/exposures", { context: { targetingKey: "v-0" }, flags: ["checkout-button-copy"], variant: other.variant }, { key: KEY });
+  assert.equal(claimed.status, 400);
+  assert.equal((await claimed.json()).errorCode, "GENERAL");
+  // A fresh user reported: recorded with the variant the edge serves it.
+  const rep = await post(w, "/exposures", { context: { targetingKey: "v-fresh" }, flags: ["checkout-button-copy"] }, { key: KEY });
+  assert.equal((await rep.json()).recorded, 1);
+  await until(() => received.length === 1, "the exposure POST");
+  assert.equal(received[0].body.exposures[0].variant, (await split("v-fresh")).variant);
+});
+
+test("exposures are deduplicated per user, flag and variant: polling and repeated reports count once", async () => {
+  const ctx = { context: { targetingKey: "user-dedup" } };
+  for (let i = 0; i < 3; i++) {
+    const r = await post(w, "/ofrep/v1/evaluate/flags/checkout-button-copy", ctx, { key: KEY });
+    assert.equal((await r.json()).reason, "SPLIT");
+  }
+  const rep = await post(w, "/exposures", { ...ctx, flags: ["checkout-button-copy", "checkout-button-copy"] }, { key: KEY });
+  assert.deepEqual((await rep.json()).results.map((x) => x.outcome), ["duplicate", "duplicate"]);
+  // Another user's report flushes whatever waits: one exposure of user-dedup in all.
+  const other = await post(w, "/exposures", { context: { targetingKey: "user-dedup-2" }, flags: ["checkout-button-copy"] }, { key: KEY });
+  assert.equal((await other.json()).recorded, 1);
+  await until(() => received.flatMap((b) => b.body.exposures).length >= 2, "the exposure POSTs");
+  const all = received.flatMap((b) => b.body.exposures);
+  assert.equal(all.length, 2);
+  assert.notEqual(all[0].bucketingKeyHash, all[1].bucketingKeyHash);
+});
+
+test("POST /exposures: bad input is refused with typed errors; a key is required", async () => {
+  const cases = [
+    ["{nope", 400, "PARSE_ERROR"],
+    [[], 400, "INVALID_CONTEXT"],
+    [{ context: "u", flags: ["a"] }, 400, "INVALID_CONTEXT"],
+    [{ context: {} }, 400, "GENERAL"],
+    [{ flags: [] }, 400, "GENERAL"],
+    [{ flags: Array.from({ length: 101 }, (_, i) => `f${i}`) }, 400, "GENERAL"],
+  ];
+  for (const [body, status, code] of cases) {
+    const r = await post(w, "/exposures", body, { key: KEY });
+    assert.equal(r.status, status, JSON.stringify(body));
+    const b = await r.json();
+    assert.equal(b.errorCode, code, JSON.stringify(body));
+    assert.equal(typeof b.errorDetails, "string");
+  }
+  const items = await post(w, "/exposures", { flags: ["ok", 7, "", "x".repeat(300)] }, { key: KEY });
+  assert.deepEqual((await items.json()).invalid.map((i) => i.index), [1, 2, 3]);
+  const big = await post(w, "/exposures", JSON.stringify({ flags: ["a"], context: { pad: "x".repeat(70 * 1024) } }), { key: KEY });
+  assert.equal(big.status, 413);
+  await big.body?.cancel();
+  const anonymous = await post(w, "/exposures", { flags: ["checkout-button-copy"] });
+  assert.equal(anonymous.status, 401);
+  await anonymous.body?.cancel();
+  const wrong = await w.fetch("/exposures");
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.get("allow"), "POST, OPTIONS");
+  await wrong.body?.cancel();
+});
+
+test("POST /exposures from a browser without the anonymous cookie mints none and records nothing", async () => {
+  const r = await post(w, "/exposures", { context: {}, flags: ["checkout-button-copy"] }, { key: KEY, headers: { Origin: "https://app.example" } });
+  assert.equal(r.status, 202);
+  assert.equal(r.headers.get("set-cookie"), null);
+  const b = await r.json();
+  assert.equal(b.recorded, 0);
+  assert.notEqual(b.results[0].outcome, "recorded");
+  // With the cookie the evaluation set, the same visitor's exposure is recorded.
+  const ev = await post(w, "/ofrep/v1/evaluate/flags/checkout-button-copy", { context: {} }, { key: KEY, headers: { Origin: "https://app.example" } });
+  const cookie = ev.headers.get("set-cookie").split(";")[0];
+  const served = await ev.json();
+  assert.equal(served.reason, "SPLIT");
+  await until(() => received.length === 1, "the evaluation's exposure");
+  const rep = await post(w, "/exposures", { context: {}, flags: ["checkout-button-copy"] }, { key: KEY, headers: { Origin: "https://app.example", Cookie: cookie } });
+  assert.deepEqual((await rep.json()).results, [{ key: "checkout-button-copy", outcome: "duplicate" }]);
+  assert.equal(received[0].body.exposures[0].variant, served.variant);
 });
 
 test("a failing ingest endpoint does not fail evaluations; failures are counted", async () => {

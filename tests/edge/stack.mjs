@@ -50,17 +50,17 @@ export function kvRestServer(kv) {
   );
 }
 
-// Starts `bunting serve` on `port` (embedded SQLite in memory), publishing
-// into the KV REST server at `kvUrl` (none: no publish target). Returns
-// { child, base, log(), out() }: out() is its standard output (the one-time
-// sign-in link).
-export async function startOrigin(kvUrl, port, extra = []) {
+// Starts `bunting serve` on `port` (embedded SQLite in memory, or
+// `databaseUrl`), publishing into the KV REST server at `kvUrl` (none: no
+// publish target). Returns { child, base, log(), out() }: out() is its
+// standard output (the one-time sign-in link).
+export async function startOrigin(kvUrl, port, extra = [], { databaseUrl = "sqlite::memory:" } = {}) {
   const cloudflare = kvUrl ? [
     "--cloudflare-account-id", "acct", "--cloudflare-namespace-id", "ns",
     "--cloudflare-api-token", "cf-token", "--cloudflare-api-url", kvUrl,
   ] : [];
   const child = spawn(bin, [
-    "serve", "--listen", `127.0.0.1:${port}`, "--database-url", "sqlite::memory:",
+    "serve", "--listen", `127.0.0.1:${port}`, "--database-url", databaseUrl,
     "--admin-token", ROOT_TOKEN, "--ingest-secret", INGEST_SECRET, ...cloudflare, ...extra,
   ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let log = "";

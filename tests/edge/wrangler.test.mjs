@@ -27,11 +27,13 @@ test("wrangler.toml: compatibility date supported by the pinned workerd", () => 
   assert.match(toml, /^main\s*=\s*"edge-worker\/build\/index\.js"/m);
 });
 
-test("wrangler deploy --dry-run bundles the worker with its KV binding", async () => {
+test("wrangler deploy --dry-run bundles the worker with its KV and queue bindings", async () => {
   const out = mkdtempSync(path.join(tmpdir(), "bunting-wrangler-"));
   try {
     const { stdout } = await run(["deploy", "--dry-run", "--outdir", out]);
     assert.match(stdout, /env\.FLAGS/);
+    // Exposures and events: the queue producer (the worker also consumes it).
+    assert.match(stdout, /env\.INGEST_QUEUE \(bunting-ingest\)\s+Queue/);
     assert.match(stdout, /Total Upload/);
   } finally {
     rmSync(out, { recursive: true, force: true });
