@@ -7,13 +7,14 @@
 //! | `POST /ofrep/v1/evaluate/flags` | every flag, with an `ETag` (`If-None-Match` → 304) |
 //! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
 //! | `GET /sdk/v1/snapshot` | the environment's whole snapshot, for server SDK keys ([`snapshot`]) |
-//! | `GET /healthz` | the snapshot of every environment this isolate serves ([`cache`]) |
+//! | `GET /healthz` | `ok` or `degraded`; with the operator secret, the snapshot of every environment this isolate serves ([`health`], [`cache`]) |
 //! | `OPTIONS *` | CORS preflight ([`cors`]) |
 //!
 //! Every module but `worker_main` (the Workers runtime glue, wasm32 only) is
 //! plain Rust, unit-tested natively. Build the Worker with
 //! `cargo xtask edge`; `tests/edge/` drives it in workerd through miniflare.
 
+pub mod audience;
 pub mod auth;
 pub mod cache;
 pub mod context;
@@ -23,8 +24,10 @@ pub mod device;
 pub mod events;
 pub mod exposure;
 pub mod geo;
+pub mod health;
 pub mod ingest;
 pub mod ofrep;
+pub mod ratelimit;
 pub mod routes;
 pub mod settings;
 pub mod snapshot;

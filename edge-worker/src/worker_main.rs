@@ -7,15 +7,19 @@ use std::rc::Rc;
 use bunting_core::{Engine, FlagType};
 use bunting_wire::kv;
 use serde_json::{Value, json};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{
     Context, Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result, event,
 };
 
+use crate::audience::Audience;
 use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher, exposure_for};
 use crate::settings::Settings;
-use crate::{auth, cache, context, cookie, cors, events, geo, ingest, ofrep, routes, snapshot};
+use crate::{
+    auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, ratelimit, routes,
+    snapshot,
+};
 
 /// The KV namespace holding snapshots and SDK key hashes.
 const KV_BINDING: &str = "FLAGS";
@@ -63,9 +67,15 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
         .find(|(k, _)| k == "type")
         .map(|(_, v)| v.into_owned());
     let method = req.method();
+    if method != Method::Options
+        && ratelimit::applies(&path)
+        && let Some(limited) = rate_limited(&req, env, s).await?
+    {
+        return Ok(limited);
+    }
     match (method, path.as_str()) {
         (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
-        (Method::Get, "/healthz") => healthz(s),
+        (Method::Get, "/healthz") => healthz(&req, env, s),
         (Method::Get, snapshot::PATH) => get_snapshot(&req, env, s).await,
         (Method::Post, "/events") => post_events(req, env, ctx, s).await,
         (Method::Post, ofrep::BULK_PATH) => evaluate(req, env, ctx, s, None).await,
@@ -103,7 +113,47 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
     }
 }
 
-fn healthz(s: &Settings) -> Result<Response> {
+/// The 429 for a request over its rate limit ([`ratelimit`]); `None` when
+/// under it or without the `RATE_LIMITER` binding. A binding that fails
+/// lets the request through (logged): limiting must never take the edge
+/// down.
+async fn rate_limited(req: &Request, env: &Env, s: &Settings) -> Result<Option<Response>> {
+    let binding = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(ratelimit::BINDING))
+        .unwrap_or(JsValue::UNDEFINED);
+    if binding.is_undefined() || binding.is_null() {
+        return Ok(None);
+    }
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
+    let key = ratelimit::limit_key(
+        auth::sdk_key(authorization.as_deref(), api_key.as_deref()),
+        header("CF-Connecting-IP").as_deref(),
+    );
+    let limiter: worker::RateLimiter = binding.unchecked_into();
+    match limiter.limit(key).await {
+        Ok(outcome) if !outcome.success => {
+            let limited = ratelimit::Limited {
+                retry_after_secs: s.rate_limit_period_secs,
+            };
+            let mut r = json_response(ratelimit::Limited::STATUS, &limited.body())?;
+            r.headers_mut()
+                .set("Retry-After", &limited.retry_after_secs.to_string())?;
+            Ok(Some(r))
+        }
+        Ok(_) => Ok(None),
+        Err(e) => {
+            worker::console_error!("rate limiter failed, request let through: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// `GET /healthz`: the status to anyone, the details to the operator
+/// ([`health`] decides).
+fn healthz(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
+    let authorization = req.headers().get("Authorization").ok().flatten();
+    let secret = env.secret("OPERATOR_SECRET").ok().map(|v| v.to_string());
+    let operator = health::is_operator(authorization.as_deref(), secret.as_deref());
     let now = now_ms();
     let envs = SNAPSHOTS.with(|c| c.borrow().health(now));
     let mut ingest = INGEST.with(|i| i.borrow().health());
@@ -111,14 +161,12 @@ fn healthz(s: &Settings) -> Result<Response> {
     let all_ok = envs
         .as_object()
         .is_some_and(|m| m.values().all(|e| e["status"] == "ok"));
-    json_response(
-        200,
-        &json!({
-            "status": if all_ok { "ok" } else { "degraded" },
-            "environments": envs,
-            "ingest": ingest,
-        }),
-    )
+    let full = json!({
+        "status": if all_ok { "ok" } else { "degraded" },
+        "environments": envs,
+        "ingest": ingest,
+    });
+    json_response(200, &health::visible(full, operator))
 }
 
 /// The KV record of an SDK key, `None` for unknown keys.
@@ -288,6 +336,17 @@ async fn authenticate(
     env: &Env,
     now: i64,
 ) -> Result<std::result::Result<String, Response>> {
+    Ok(authenticate_record(req, env, now)
+        .await?
+        .map(|record| record.environment))
+}
+
+/// The KV record of the request's SDK key, or the 401/403 response.
+async fn authenticate_record(
+    req: &Request,
+    env: &Env,
+    now: i64,
+) -> Result<std::result::Result<kv::SdkKeyRecord, Response>> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let authorization = header("Authorization");
     let api_key = header("X-API-Key");
@@ -301,7 +360,7 @@ async fn authenticate(
         return Ok(Err(r));
     };
     match record_for_key(env, key, now).await? {
-        Some(record) => Ok(Ok(record.environment)),
+        Some(record) => Ok(Ok(record)),
         None => Ok(Err(error_response(403, "GENERAL", "unknown SDK key")?)),
     }
 }
@@ -415,8 +474,11 @@ async fn evaluate(
     let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
     let clock = now_ms();
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let environment = match authenticate(&req, env, clock).await? {
-        Ok(environment) => environment,
+    let (environment, audience) = match authenticate_record(&req, env, clock).await? {
+        Ok(record) => {
+            let audience = Audience::of(&record);
+            (record.environment, audience)
+        }
         Err(denied) => return Ok(denied),
     };
     let Some((engine, numbers)) = engine_for(env, &environment, s, clock).await else {
@@ -464,13 +526,13 @@ async fn evaluate(
 
     let mut resp = match &flag {
         Some((key, expected)) => {
-            let e = engine.evaluate_typed(key, *expected, &context, now);
+            let e = audience.evaluate(&engine, key, *expected, &context, now);
             record(std::slice::from_ref(&e));
             let (status, body) = ofrep::single(&e, &numbers);
             json_response(status, &body)?
         }
         None => {
-            let evals = engine.evaluate_all(&context, now);
+            let evals = audience.evaluate_all(&engine, &context, now);
             record(&evals);
             let body = serde_json::to_vec(&ofrep::bulk(&evals, &numbers))?;
             let etag = ofrep::etag(&body);

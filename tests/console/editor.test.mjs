@@ -53,7 +53,8 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
   });
   const { base, worker } = stack;
   await seed(base);
-  const { json: sdkKey } = await api(base, "POST", `${ENV}/sdk-keys`, { kind: "client", name: "web" });
+  // A server key: the flag made in the editor is not available to client-side SDKs.
+  const { json: sdkKey } = await api(base, "POST", `${ENV}/sdk-keys`, { kind: "server", name: "backend" });
   await api(base, "POST", `${ENV}/segments`, { key: "staff", condition: 'email ends_with "@bunting.dev"', description: "Employees" });
   const page = await signedIn(b, stack);
   page.setDefaultTimeout(10_000);

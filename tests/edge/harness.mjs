@@ -60,10 +60,11 @@ function modules() {
  * Starts the worker. `bindings` are [vars]; `listen` also serves HTTP on a
  * loopback port (for real HTTP clients); `outbound(request)` answers the
  * worker's own fetches; `checkOfrep: false` (benchmarks only: the proxy
- * would be measured too) skips the OFREP schema checks. Returns
+ * would be measured too) skips the OFREP schema checks; `workerOptions`
+ * adds miniflare worker options (e.g. `ratelimits`). Returns
  * { mf, kv, fetch, url }.
  */
-export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true } = {}) {
+export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, workerOptions = {} } = {}) {
   const mf = new Miniflare({
     cf,
     ...(listen ? { host: "127.0.0.1", port: 0 } : {}),
@@ -78,6 +79,7 @@ export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF,
       bindings: { SNAPSHOT_TTL_SECONDS: "0", ...bindings },
       // Every fetch() the worker makes (the ingest POSTs) goes here: no network.
       ...(outbound ? { outboundService: outbound } : {}),
+      ...workerOptions,
     }],
   });
   let workerUrl;
