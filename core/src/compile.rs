@@ -60,6 +60,8 @@ pub(crate) struct CFlag {
     pub bucket_by: Vec<String>,
     pub layer: Option<CLayerSlot>,
     pub metadata: FlagMetadata,
+    /// Available to client-side SDKs (`clientSide`).
+    pub client_side: bool,
     /// Set when the flag failed validation (lenient loads only).
     pub broken: Option<(ErrorCode, String)>,
 }
@@ -494,6 +496,7 @@ fn compile_flag(
         bucket_by,
         layer,
         metadata: flag.metadata.clone(),
+        client_side: flag.client_side,
         broken: None,
     }
 }

@@ -95,6 +95,28 @@ impl Engine {
         self.compiled.flags.iter().map(|f| f.key.as_str())
     }
 
+    /// Whether flag `key` exists and is available to client-side SDKs
+    /// (`clientSide: true`); `false` for unknown keys.
+    ///
+    /// ```
+    /// use bunting_core::Engine;
+    /// let engine = Engine::from_json(r#"{"schemaVersion": 1, "environment": "t", "version": 1,
+    ///   "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+    ///   {"key": "pub", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+    ///    "fallthrough": {"variant": "on"}, "clientSide": true},
+    ///   {"key": "priv", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+    ///    "fallthrough": {"variant": "on"}}]}"#).unwrap();
+    /// assert!(engine.is_client_side("pub"));
+    /// assert!(!engine.is_client_side("priv"));
+    /// assert!(!engine.is_client_side("nope"));
+    /// ```
+    pub fn is_client_side(&self, key: &str) -> bool {
+        self.compiled
+            .index
+            .get(key)
+            .is_some_and(|&i| self.compiled.flags[i].client_side)
+    }
+
     /// Evaluates flag `key` for `context` at `now_ms` (Unix milliseconds).
     pub fn evaluate<'a>(&'a self, key: &str, context: &Value, now_ms: i64) -> Evaluation<'a> {
         self.evaluate_typed(key, None, context, now_ms)
@@ -110,11 +132,7 @@ impl Engine {
         now_ms: i64,
     ) -> Evaluation<'a> {
         let Some(&i) = self.compiled.index.get(key) else {
-            return Evaluation::error(
-                key,
-                ErrorCode::FlagNotFound,
-                format!("flag {key:?} not found"),
-            );
+            return Evaluation::not_found(key);
         };
         let flag = &self.compiled.flags[i];
         if let Some(t) = expected

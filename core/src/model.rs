@@ -130,6 +130,12 @@ pub struct Flag {
     /// Membership in an experiment layer (mutually exclusive traffic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<LayerSlot>,
+    /// Available to client-side SDKs: client SDK keys see only flags with
+    /// `clientSide: true` (server keys see every flag). Default `false`, and
+    /// left out when `false`, so snapshots written before the field existed
+    /// load, and keep their checksums, unchanged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub client_side: bool,
     /// Descriptive metadata, returned with every evaluation.
     #[serde(default)]
     pub metadata: FlagMetadata,
@@ -137,6 +143,11 @@ pub struct Flag {
 
 fn yes() -> bool {
     true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Human metadata of a flag.

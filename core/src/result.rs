@@ -127,6 +127,25 @@ impl Evaluation<'_> {
         }
     }
 
+    /// The `FLAG_NOT_FOUND` result for `key`: what evaluating a key the
+    /// snapshot does not have answers, word for word (hosts that hide a
+    /// flag from some callers answer this, so hidden and missing flags
+    /// cannot be told apart).
+    ///
+    /// ```
+    /// use bunting_core::{Engine, Evaluation};
+    /// let engine = Engine::from_json(r#"{"schemaVersion": 1, "environment": "t", "version": 1,
+    ///   "generatedAt": "2026-11-25T00:00:00Z", "flags": []}"#).unwrap();
+    /// assert_eq!(engine.evaluate("x", &serde_json::json!({}), 0), Evaluation::not_found("x"));
+    /// ```
+    pub fn not_found(key: &str) -> Evaluation<'static> {
+        Evaluation::error(
+            key,
+            ErrorCode::FlagNotFound,
+            format!("flag {key:?} not found"),
+        )
+    }
+
     /// Detaches the result from the engine it borrows from.
     pub fn into_owned(self) -> Evaluation<'static> {
         fn own<T: ToOwned + ?Sized>(c: Cow<'_, T>) -> Cow<'static, T> {

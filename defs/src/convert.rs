@@ -249,6 +249,7 @@ fn build<'a>(p: &'a DefinitionFile, env: &str, options: &SnapshotOptions) -> Bui
                     start: slot.start,
                     end: slot.end,
                 }),
+                client_side: f.client_side,
                 metadata: FlagMetadata {
                     description: f.description.clone(),
                     owner: f.owner.clone(),
@@ -540,6 +541,30 @@ mod tests {
             assert_eq!(r.reason, Reason::Disabled);
             assert_eq!(r.value.as_deref(), Some(&json!(false)));
         }
+    }
+
+    #[test]
+    fn client_side_defaults_to_false_and_must_be_a_boolean() {
+        let src = format!(
+            "{BASE}flags:
+  web: {{type: boolean, variants: {{on: true}}, offVariant: on, clientSide: true}}
+  api: {{type: boolean, variants: {{on: true}}, offVariant: on}}
+  off: {{type: boolean, variants: {{on: true}}, offVariant: on, clientSide: false}}
+"
+        );
+        let p = load(&src, Syntax::Yaml).unwrap();
+        let s = p.snapshot("production", &OPTS()).unwrap();
+        let sides: Vec<bool> = s.flags.iter().map(|f| f.client_side).collect();
+        assert_eq!(sides, [true, false, false]);
+        let engine = Engine::from_snapshot(&s).unwrap();
+        assert!(engine.is_client_side("web") && !engine.is_client_side("api"));
+        let bad = format!(
+            "{BASE}flags:\n  f: {{type: boolean, variants: {{on: true}}, offVariant: on, clientSide: yes}}\n"
+        );
+        assert_eq!(
+            errors(&bad),
+            ["f.yaml:3:72: flag f: clientSide must be true or false"]
+        );
     }
 
     #[test]

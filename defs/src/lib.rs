@@ -187,6 +187,9 @@ pub struct FlagDef {
     pub bucket_by: Option<Spanned<String>>,
     /// Share of an experiment layer, the same in every environment.
     pub layer: Option<LayerSlotDef>,
+    /// Available to client-side SDKs (`clientSide`, default `false`): client
+    /// SDK keys evaluate only flags marked so.
+    pub client_side: bool,
     /// Configuration of the environments not listed in `environments`, and
     /// the base the listed ones override field by field.
     pub default: Option<EnvConfig>,

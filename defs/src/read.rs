@@ -24,6 +24,7 @@ const FLAG_FIELDS: &[&str] = &[
     "salt",
     "bucketBy",
     "layer",
+    "clientSide",
     "default",
     "environments",
 ];
@@ -521,6 +522,10 @@ impl Reader<'_> {
         let salt = self.opt_string(&f, "salt").map(|s| s.value);
         let bucket_by = self.opt_string(&f, "bucketBy");
         let layer = f.get("layer").and_then(|n| self.layer_slot(n));
+        let client_side = f
+            .get("clientSide")
+            .and_then(|n| self.boolean(n, "clientSide"))
+            .is_some_and(|b| b.value);
         let default = f.get("default").and_then(|n| self.env_config(n, "default"));
         let mut environments = Vec::new();
         if let Some(node) = f.get("environments")
@@ -557,6 +562,7 @@ impl Reader<'_> {
             salt,
             bucket_by,
             layer,
+            client_side,
             default,
             environments,
             broken: false,

@@ -8,13 +8,14 @@
 //! | `POST /exposures` | the flags a client used: exposures, re-evaluated and deduplicated ([`reports`]) |
 //! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
 //! | `GET /sdk/v1/snapshot` | the environment's whole snapshot, for server SDK keys ([`snapshot`]) |
-//! | `GET /healthz` | the snapshot of every environment this isolate serves ([`cache`]) |
+//! | `GET /healthz` | `ok` or `degraded`; with the operator secret, the snapshot of every environment this isolate serves ([`health`], [`cache`]) |
 //! | `OPTIONS *` | CORS preflight ([`cors`]) |
 //!
 //! Every module but `worker_main` (the Workers runtime glue, wasm32 only) is
 //! plain Rust, unit-tested natively. Build the Worker with
 //! `cargo xtask edge`; `tests/edge/` drives it in workerd through miniflare.
 
+pub mod audience;
 pub mod auth;
 pub mod cache;
 pub mod context;
@@ -25,9 +26,11 @@ pub mod device;
 pub mod events;
 pub mod exposure;
 pub mod geo;
+pub mod health;
 pub mod ingest;
 pub mod ofrep;
 pub mod queue;
+pub mod ratelimit;
 pub mod reports;
 pub mod routes;
 pub mod settings;

@@ -18,6 +18,7 @@
 //!
 //! ```
 //! use bunting_core::Engine;
+//! use bunting_edge_worker::audience::Audience;
 //! use bunting_edge_worker::dedup::ExposureDedup;
 //! use bunting_edge_worker::exposure::{ExposureMeta, KeyHasher};
 //! use bunting_edge_worker::reports::{parse_report, record_reports, Outcome};
@@ -28,7 +29,7 @@
 //! let hasher = KeyHasher::new("s");
 //! let meta = ExposureMeta { hasher: &hasher, environment: "prod", snapshot_version: 7, time_ms: 0 };
 //! let mut dedup = ExposureDedup::new(60_000, 100);
-//! let (results, exposures) = record_reports(&engine, &report.context, &report.flags, &meta, &mut dedup, 0);
+//! let (results, exposures) = record_reports(&engine, Audience::Server, &report.context, &report.flags, &meta, &mut dedup, 0);
 //! assert_eq!(exposures.len(), 1);
 //! let outcomes: Vec<_> = results.iter().map(|r| r.outcome).collect();
 //! assert_eq!(outcomes, [Outcome::Recorded, Outcome::FlagNotFound, Outcome::Duplicate]);
@@ -40,6 +41,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
+use crate::audience::Audience;
 use crate::dedup::ExposureDedup;
 use crate::exposure::{ExposureMeta, exposure_for};
 
@@ -256,10 +258,13 @@ pub fn deduplicated_exposure(
     }
 }
 
-/// Evaluates every reported flag for `context` at `meta.time_ms` and returns
-/// each one's result and the exposures to record.
+/// Evaluates every reported flag for `context` at `meta.time_ms` as
+/// `audience` may see it and returns each one's result and the exposures to
+/// record. A flag hidden from a client key is `flagNotFound`, as everywhere
+/// at the edge ([`Audience`]).
 pub fn record_reports(
     engine: &Engine,
+    audience: Audience,
     context: &Value,
     flags: &[String],
     meta: &ExposureMeta<'_>,
@@ -269,7 +274,7 @@ pub fn record_reports(
     let mut results = Vec::with_capacity(flags.len());
     let mut exposures = Vec::new();
     for key in flags {
-        let eval = engine.evaluate(key, context, meta.time_ms);
+        let eval = audience.evaluate(engine, key, None, context, meta.time_ms);
         let outcome = match deduplicated_exposure(&eval, context, meta, dedup, clock_ms) {
             Ok(e) => {
                 exposures.push(e);
@@ -330,7 +335,52 @@ mod tests {
             snapshot_version: engine.version(),
             time_ms: clock,
         };
-        record_reports(engine, &r.context, &r.flags, &meta, dedup, clock)
+        record_reports(
+            engine,
+            Audience::Server,
+            &r.context,
+            &r.flags,
+            &meta,
+            dedup,
+            clock,
+        )
+    }
+
+    #[test]
+    fn a_client_key_reports_only_client_side_flags() {
+        let e = Engine::from_json(
+            r#"{"schemaVersion": 1, "environment": "prod", "version": 3,
+                "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+                {"key": "open", "type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off",
+                 "fallthrough": {"rollout": [{"variant": "on", "weight": 50},
+                                             {"variant": "off", "weight": 50}]}, "clientSide": true},
+                {"key": "hidden", "type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off",
+                 "fallthrough": {"rollout": [{"variant": "on", "weight": 50},
+                                             {"variant": "off", "weight": 50}]}}]}"#,
+        )
+        .unwrap();
+        let hasher = KeyHasher::new("s");
+        let meta = ExposureMeta {
+            hasher: &hasher,
+            environment: "prod",
+            snapshot_version: 3,
+            time_ms: 0,
+        };
+        let ctx = json!({"targetingKey": "u1"});
+        let flags = ["open".to_string(), "hidden".to_string()];
+        let outcomes = |audience| {
+            let mut d = ExposureDedup::new(1000, 100);
+            let (r, x) = record_reports(&e, audience, &ctx, &flags, &meta, &mut d, 0);
+            (r.iter().map(|r| r.outcome).collect::<Vec<_>>(), x.len())
+        };
+        assert_eq!(
+            outcomes(Audience::Client),
+            (vec![Outcome::Recorded, Outcome::FlagNotFound], 1)
+        );
+        assert_eq!(
+            outcomes(Audience::Server),
+            (vec![Outcome::Recorded, Outcome::Recorded], 2)
+        );
     }
 
     #[test]

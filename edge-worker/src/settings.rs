@@ -33,6 +33,9 @@ pub struct Settings {
     /// context and give anonymous visitors a cookie id. `"0"` evaluates the
     /// client's context as sent (server-side callers, conformance tests).
     pub edge_attributes: bool,
+    /// `RATE_LIMIT_PERIOD_SECONDS` (`10` or `60`, the default): the period
+    /// of the `RATE_LIMITER` binding, sent as `Retry-After` with a 429.
+    pub rate_limit_period_secs: u32,
 }
 
 impl Settings {
@@ -82,6 +85,9 @@ impl Settings {
                 ),
             allow_time_override: nonempty("ALLOW_TIME_OVERRIDE").as_deref() == Some("1"),
             edge_attributes: nonempty("EDGE_ATTRIBUTES").as_deref() != Some("0"),
+            rate_limit_period_secs: crate::ratelimit::period_seconds(
+                nonempty("RATE_LIMIT_PERIOD_SECONDS").as_deref(),
+            ),
         }
     }
 }

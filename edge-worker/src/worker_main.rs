@@ -7,19 +7,20 @@ use std::rc::Rc;
 use bunting_core::{Engine, FlagType};
 use bunting_wire::kv;
 use serde_json::{Value, json};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{
     Context, Date, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request,
     RequestInit, Response, Result, event,
 };
 
+use crate::audience::Audience;
 use crate::dedup::ExposureDedup;
 use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher};
 use crate::settings::Settings;
 use crate::{
-    auth, cache, context, cookie, cors, events, geo, ingest, ofrep, queue, reports, routes,
-    snapshot,
+    auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, queue, ratelimit,
+    reports, routes, snapshot,
 };
 use bunting_wire::ExposureRecord;
 
@@ -70,9 +71,15 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
         .find(|(k, _)| k == "type")
         .map(|(_, v)| v.into_owned());
     let method = req.method();
+    if method != Method::Options
+        && ratelimit::applies(&path)
+        && let Some(limited) = rate_limited(&req, env, s).await?
+    {
+        return Ok(limited);
+    }
     match (method, path.as_str()) {
         (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
-        (Method::Get, "/healthz") => healthz(s),
+        (Method::Get, "/healthz") => healthz(&req, env, s),
         (Method::Get, snapshot::PATH) => get_snapshot(&req, env, s).await,
         (Method::Post, "/events") => post_events(req, env, ctx, s).await,
         (Method::Post, reports::PATH) => post_exposures(req, env, ctx, s).await,
@@ -111,7 +118,47 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
     }
 }
 
-fn healthz(s: &Settings) -> Result<Response> {
+/// The 429 for a request over its rate limit ([`ratelimit`]); `None` when
+/// under it or without the `RATE_LIMITER` binding. A binding that fails
+/// lets the request through (logged): limiting must never take the edge
+/// down.
+async fn rate_limited(req: &Request, env: &Env, s: &Settings) -> Result<Option<Response>> {
+    let binding = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(ratelimit::BINDING))
+        .unwrap_or(JsValue::UNDEFINED);
+    if binding.is_undefined() || binding.is_null() {
+        return Ok(None);
+    }
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
+    let key = ratelimit::limit_key(
+        auth::sdk_key(authorization.as_deref(), api_key.as_deref()),
+        header("CF-Connecting-IP").as_deref(),
+    );
+    let limiter: worker::RateLimiter = binding.unchecked_into();
+    match limiter.limit(key).await {
+        Ok(outcome) if !outcome.success => {
+            let limited = ratelimit::Limited {
+                retry_after_secs: s.rate_limit_period_secs,
+            };
+            let mut r = json_response(ratelimit::Limited::STATUS, &limited.body())?;
+            r.headers_mut()
+                .set("Retry-After", &limited.retry_after_secs.to_string())?;
+            Ok(Some(r))
+        }
+        Ok(_) => Ok(None),
+        Err(e) => {
+            worker::console_error!("rate limiter failed, request let through: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// `GET /healthz`: the status to anyone, the details to the operator
+/// ([`health`] decides).
+fn healthz(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
+    let authorization = req.headers().get("Authorization").ok().flatten();
+    let secret = env.secret("OPERATOR_SECRET").ok().map(|v| v.to_string());
+    let operator = health::is_operator(authorization.as_deref(), secret.as_deref());
     let now = now_ms();
     let envs = SNAPSHOTS.with(|c| c.borrow().health(now));
     let mut ingest = INGEST.with(|i| i.borrow().health());
@@ -119,14 +166,12 @@ fn healthz(s: &Settings) -> Result<Response> {
     let all_ok = envs
         .as_object()
         .is_some_and(|m| m.values().all(|e| e["status"] == "ok"));
-    json_response(
-        200,
-        &json!({
-            "status": if all_ok { "ok" } else { "degraded" },
-            "environments": envs,
-            "ingest": ingest,
-        }),
-    )
+    let full = json!({
+        "status": if all_ok { "ok" } else { "degraded" },
+        "environments": envs,
+        "ingest": ingest,
+    });
+    json_response(200, &health::visible(full, operator))
 }
 
 /// The KV record of an SDK key, `None` for unknown keys.
@@ -296,6 +341,17 @@ async fn authenticate(
     env: &Env,
     now: i64,
 ) -> Result<std::result::Result<String, Response>> {
+    Ok(authenticate_record(req, env, now)
+        .await?
+        .map(|record| record.environment))
+}
+
+/// The KV record of the request's SDK key, or the 401/403 response.
+async fn authenticate_record(
+    req: &Request,
+    env: &Env,
+    now: i64,
+) -> Result<std::result::Result<kv::SdkKeyRecord, Response>> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let authorization = header("Authorization");
     let api_key = header("X-API-Key");
@@ -309,7 +365,7 @@ async fn authenticate(
         return Ok(Err(r));
     };
     match record_for_key(env, key, now).await? {
-        Some(record) => Ok(Ok(record.environment)),
+        Some(record) => Ok(Ok(record)),
         None => Ok(Err(error_response(403, "GENERAL", "unknown SDK key")?)),
     }
 }
@@ -511,8 +567,11 @@ async fn evaluate(
     let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
     let clock = now_ms();
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let environment = match authenticate(&req, env, clock).await? {
-        Ok(environment) => environment,
+    let (environment, audience) = match authenticate_record(&req, env, clock).await? {
+        Ok(record) => {
+            let audience = Audience::of(&record);
+            (record.environment, audience)
+        }
         Err(denied) => return Ok(denied),
     };
     let Some((engine, numbers)) = engine_for(env, &environment, s, clock).await else {
@@ -564,13 +623,13 @@ async fn evaluate(
 
     let mut resp = match &flag {
         Some((key, expected)) => {
-            let e = engine.evaluate_typed(key, *expected, &context, now);
+            let e = audience.evaluate(&engine, key, *expected, &context, now);
             record(&e);
             let (status, body) = ofrep::single(&e, &numbers);
             json_response(status, &body)?
         }
         None => {
-            let evals = engine.evaluate_all(&context, now);
+            let evals = audience.evaluate_all(&engine, &context, now);
             let body = serde_json::to_vec(&ofrep::bulk(&evals, &numbers))?;
             let etag = ofrep::etag(&body);
             let mut r = if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &etag)) {
@@ -604,8 +663,11 @@ async fn post_exposures(
     s: &Settings,
 ) -> Result<Response> {
     let clock = now_ms();
-    let environment = match authenticate(&req, env, clock).await? {
-        Ok(environment) => environment,
+    let (environment, audience) = match authenticate_record(&req, env, clock).await? {
+        Ok(record) => {
+            let audience = Audience::of(&record);
+            (record.environment, audience)
+        }
         Err(denied) => return Ok(denied),
     };
     let body = req.bytes().await?;
@@ -652,7 +714,15 @@ async fn post_exposures(
     let (results, exposures) = DEDUP.with(|d| {
         let mut d = d.borrow_mut();
         d.set_window_ms(s.exposure_dedup_ms);
-        reports::record_reports(&engine, &context, &report.flags, &meta, &mut d, clock)
+        reports::record_reports(
+            &engine,
+            audience,
+            &context,
+            &report.flags,
+            &meta,
+            &mut d,
+            clock,
+        )
     });
     if forwarded {
         // A report is acknowledged (202) once its exposures are in the queue.

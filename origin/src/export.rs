@@ -305,6 +305,9 @@ fn flag_node(spec: &FlagSpec, configs: &[(&str, ConfigSpec)]) -> OutputNode {
             OutputNode::Seq(spec.tags.iter().map(OutputNode::string).collect()),
         ));
     }
+    if spec.client_side {
+        m.push(("clientSide".into(), OutputNode::Scalar(Json::Bool(true))));
+    }
     m.push((
         "variants".into(),
         OutputNode::Map(

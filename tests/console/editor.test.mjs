@@ -53,7 +53,8 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
   });
   const { base, worker } = stack;
   await seed(base);
-  const { json: sdkKey } = await api(base, "POST", `${ENV}/sdk-keys`, { kind: "client", name: "web" });
+  // A server key: the flag made in the editor is not available to client-side SDKs.
+  const { json: sdkKey } = await api(base, "POST", `${ENV}/sdk-keys`, { kind: "server", name: "backend" });
   await api(base, "POST", `${ENV}/segments`, { key: "staff", condition: 'email ends_with "@bunting.dev"', description: "Employees" });
   const page = await signedIn(b, stack);
   page.setDefaultTimeout(10_000);
@@ -193,11 +194,23 @@ test("the flag editor, end to end", { skip: missing, timeout: 120_000 }, async (
   await t.test("Settings: edit the definition", async () => {
     await page.getByRole("tab", { name: "Settings" }).click();
     await page.getByLabel("Description").fill("One-page checkout, with Apple Pay");
+    // Available to client-side SDKs: off for a new flag, kept by later saves.
+    const clientSide = page.getByLabel(/Available to client-side SDKs/);
+    assert.equal(await clientSide.isChecked(), false);
+    await clientSide.check();
     await page.getByRole("button", { name: "Save definition" }).click();
     await page.locator(".flag-page .description", { hasText: "with Apple Pay" }).waitFor();
     await audit(page, "the flag page's Settings tab");
     const { json: flag } = await api(base, "GET", "/orgs/acme/projects/web/flags/new-checkout");
     assert.equal(flag.description, "One-page checkout, with Apple Pay");
+    assert.equal(flag.clientSide, true);
+    await page.getByLabel("Owner").fill("payments");
+    await page.getByRole("button", { name: "Save definition" }).click();
+    const read = async () => (await api(base, "GET", "/orgs/acme/projects/web/flags/new-checkout")).json;
+    for (let i = 0; i < 200 && (await read()).owner !== "payments"; i++) await new Promise((r) => setTimeout(r, 25));
+    const again = await read();
+    assert.equal(again.owner, "payments");
+    assert.equal(again.clientSide, true, "a later save keeps it");
   });
 
   await t.test("saving over someone else's change: 412, compare, reload", async () => {

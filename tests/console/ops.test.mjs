@@ -60,7 +60,8 @@ before(async () => {
   stack = await startStack({ edge: true, extra: ["--monitor-seconds", "0.2"] });
   const o = stack.base;
   await seed(o);
-  const flag = (key) => api(o, "POST", `${P}/flags`, { key, flagType: "boolean", variants: { on: true, off: false }, offVariant: "off" });
+  // dark-mode is available to client-side SDKs: the publishing test evaluates it with a client key.
+  const flag = (key) => api(o, "POST", `${P}/flags`, { key, flagType: "boolean", variants: { on: true, off: false }, offVariant: "off", clientSide: key === "dark-mode" });
   const configure = async (key, spec) => {
     const cfg = `${P}/flags/${key}/environments/production`;
     const { etag } = await api(o, "GET", cfg);

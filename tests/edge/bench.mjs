@@ -131,11 +131,11 @@ async function coldLoad() {
   // TTL 0: every request re-reads KV, so a new snapshot version is picked up
   // by the very next request. Unchanged text is fingerprinted, not parsed.
   const t0 = performance.now();
-  const w = await startWorker({ listen: true, checkOfrep: false, bindings: { SNAPSHOT_TTL_SECONDS: "0" } });
+  const w = await startWorker({ listen: true, checkOfrep: false, bindings: { SNAPSHOT_TTL_SECONDS: "0", OPERATOR_SECRET: "bench-operator" } });
   const startup = performance.now() - t0;
   try {
     for (const e of ENVS) {
-      await putKey(w.kv, e.key, e.name);
+      await putKey(w.kv, e.key, e.name, "server");
       await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags));
     }
     const single = "/ofrep/v1/evaluate/flags/flag-0";
@@ -153,7 +153,7 @@ async function coldLoad() {
         reload.push((await timedPost(w.url, single, e.key)).t);
         for (let i = 0; i < 5; i++) warm.push((await timedPost(w.url, single, e.key)).t);
       }
-      const health = await (await fetch(new URL("/healthz", w.url))).json();
+      const health = await (await fetch(new URL("/healthz", w.url), { headers: { Authorization: "Bearer bench-operator" } })).json();
       const h = health.environments[e.name];
       if (h.version !== 11 || h.flags !== e.flags || h.problems.length) {
         throw new Error(`unexpected /healthz for ${e.name}: ${JSON.stringify(h)}`);
@@ -212,7 +212,7 @@ async function loadRuns() {
   const w = await startWorker({ listen: true, checkOfrep: false, bindings: { SNAPSHOT_TTL_SECONDS: "5" } });
   try {
     for (const e of ENVS) {
-      await putKey(w.kv, e.key, e.name);
+      await putKey(w.kv, e.key, e.name, "server");
       await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags));
     }
     // Check the answers before measuring them.

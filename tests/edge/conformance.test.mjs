@@ -26,7 +26,7 @@ before(async () => {
   w = await startWorker({ bindings: { ALLOW_TIME_OVERRIDE: "1", EDGE_ATTRIBUTES: "0" } });
   for (const fx of fixtures) {
     const env = `conformance-${fx.name}`;
-    await putKey(w.kv, `key-${fx.name}`, env);
+    await putKey(w.kv, `key-${fx.name}`, env, "server");
     await putSnapshot(w.kv, env, { ...fx.snapshot, environment: env });
   }
 });

@@ -37,7 +37,7 @@ const QUEUE = {
 
 function worker(port, queue) {
   return startWorker({
-    bindings: { INGEST_URL: `http://127.0.0.1:${port}/api/v1/events`, INGEST_SECRET, INGEST_FLUSH_SECONDS: "0" },
+    bindings: { INGEST_URL: `http://127.0.0.1:${port}/api/v1/events`, INGEST_SECRET, INGEST_FLUSH_SECONDS: "0", OPERATOR_SECRET: "durable-operator" },
     workerOptions: queue ? QUEUE : {},
   });
 }
@@ -47,7 +47,7 @@ async function experiment(o) {
   await api(o, "POST", "/orgs", { key: "acme", name: "Acme" });
   await api(o, "POST", "/orgs/acme/projects", { key: "web", name: "Web" });
   await api(o, "POST", `${P}/environments`, { key: "production", name: "Production" });
-  await api(o, "POST", `${P}/flags`, { key: FLAG, flagType: "boolean", variants: { on: true, off: false }, offVariant: "off" });
+  await api(o, "POST", `${P}/flags`, { key: FLAG, flagType: "boolean", variants: { on: true, off: false }, offVariant: "off", clientSide: true });
   const cfg = `${P}/flags/${FLAG}/environments/production`;
   const { etag } = await api(o, "GET", cfg);
   await api(o, "PUT", cfg, { enabled: true, rules: [], fallthrough: { rollout: [
@@ -101,7 +101,8 @@ async function user(w, key, i, expected) {
 }
 
 /** The worker's ingest counters (`/healthz`). */
-const ingest = async (w) => (await (await w.fetch("/healthz")).json()).ingest;
+const ingest = async (w) =>
+  (await (await w.fetch("/healthz", { headers: { Authorization: "Bearer durable-operator" } })).json()).ingest;
 
 /** Waits until the consumer has tried to deliver to the dead origin and left messages for a retry. */
 async function retried(w, before) {

@@ -61,8 +61,8 @@ function modules() {
  * loopback port (for real HTTP clients); `outbound(request)` answers the
  * worker's own fetches; `checkOfrep: false` (benchmarks only: the proxy
  * would be measured too) skips the OFREP schema checks; `workerOptions` are
- * more of miniflare's worker options (e.g. `queueProducers`). Returns
- * { mf, kv, fetch, url }.
+ * more of miniflare's worker options (e.g. `queueProducers`, `ratelimits`).
+ * Returns { mf, kv, fetch, url }.
  */
 export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, workerOptions = {} } = {}) {
   const mf = new Miniflare({

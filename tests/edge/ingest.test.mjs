@@ -15,13 +15,13 @@ let w;
 
 before(async () => {
   w = await startWorker({
-    bindings: { INGEST_URL, INGEST_SECRET: "ingest-s3cret", INGEST_FLUSH_SECONDS: "0" },
+    bindings: { INGEST_URL, INGEST_SECRET: "ingest-s3cret", INGEST_FLUSH_SECONDS: "0", OPERATOR_SECRET: "ingest-operator" },
     outbound: async (request) => {
       received.push({ url: request.url, auth: request.headers.get("authorization"), body: await request.json() });
       return new Response(null, { status: ingestStatus });
     },
   });
-  await putKey(w.kv, KEY, "production");
+  await putKey(w.kv, KEY, "production", "server");
   await putSnapshot(w.kv, "production", readJson("examples/demo-snapshot.json"));
 });
 after(async () => w?.mf.dispose());
@@ -35,7 +35,9 @@ async function until(cond, what) {
   assert.ok(cond(), `timed out waiting for ${what}`);
 }
 
-const health = async () => (await (await w.fetch("/healthz")).json()).ingest;
+// The ingest counters of /healthz, shown with the operator secret.
+const health = async () =>
+  (await (await w.fetch("/healthz", { headers: { Authorization: "Bearer ingest-operator" } })).json()).ingest;
 
 test("a SPLIT evaluation sends an exposure with a hashed key; other reasons do not", async () => {
   let r = await post(w, "/ofrep/v1/evaluate/flags/instant-payouts", { context: { targetingKey: "user-1" } }, { key: KEY });

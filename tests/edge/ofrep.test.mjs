@@ -46,14 +46,19 @@ const numbersSnapshot = `{"schemaVersion": 1, "environment": "numbers", "version
      "fallthrough": {"variant": "few"}}
   ]}`;
 
+// /healthz shows its details only with the operator secret.
+const OPERATOR_SECRET = "ofrep-test-operator";
+const healthz = async (worker) =>
+  (await worker.fetch("/healthz", { headers: { Authorization: `Bearer ${OPERATOR_SECRET}` } })).json();
+
 let w;
 before(async () => {
-  w = await startWorker({ bindings: { ALLOWED_ORIGINS: `${ORIGIN}, https://other.example` } });
-  await putKey(w.kv, KEY, "production");
+  w = await startWorker({ bindings: { ALLOWED_ORIGINS: `${ORIGIN}, https://other.example`, OPERATOR_SECRET } });
+  await putKey(w.kv, KEY, "production", "server");
   await putSnapshot(w.kv, "production", demo);
-  await putKey(w.kv, "sdk-edge", "edge");
+  await putKey(w.kv, "sdk-edge", "edge", "server");
   await putSnapshot(w.kv, "edge", edgeSnapshot);
-  await putKey(w.kv, "sdk-numbers", "numbers");
+  await putKey(w.kv, "sdk-numbers", "numbers", "server");
   await putSnapshot(w.kv, "numbers", numbersSnapshot);
 });
 after(async () => w?.mf.dispose());
@@ -119,7 +124,7 @@ describe("OFREP single-flag evaluation", () => {
   test("missing bucketing key: 400 TARGETING_KEY_MISSING (server-side caller, no cookie id)", async () => {
     const v = await startWorker({ bindings: { EDGE_ATTRIBUTES: "0" } });
     try {
-      await putKey(v.kv, KEY, "production");
+      await putKey(v.kv, KEY, "production", "server");
       await putSnapshot(v.kv, "production", demo);
       const r = await post(v, SINGLE("checkout-button-copy"), { context: {} }, { key: KEY });
       assert.equal(r.status, 400);
@@ -202,7 +207,7 @@ describe("OFREP bulk evaluation", () => {
   test("errors inside the list", async () => {
     const v = await startWorker({ bindings: { EDGE_ATTRIBUTES: "0" } });
     try {
-      await putKey(v.kv, KEY, "production");
+      await putKey(v.kv, KEY, "production", "server");
       await putSnapshot(v.kv, "production", demo);
       const b = await (await post(v, BULK, { context: {} }, { key: KEY })).json();
       const split = b.flags.find((f) => f.key === "checkout-button-copy");
@@ -253,9 +258,9 @@ describe("CORS", () => {
 
 describe("snapshots: fail-static and health", () => {
   test("a corrupt KV value after a good one: the last good snapshot is served, /healthz shows the error", async () => {
-    const v = await startWorker();
+    const v = await startWorker({ bindings: { OPERATOR_SECRET } });
     try {
-      await putKey(v.kv, KEY, "production");
+      await putKey(v.kv, KEY, "production", "server");
       await putSnapshot(v.kv, "production", demo);
       let r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
       assert.equal(r.status, 200);
@@ -273,7 +278,7 @@ describe("snapshots: fail-static and health", () => {
         r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
         assert.equal(r.status, 200, `still serving after ${bad.slice(0, 20)}`);
         assert.equal((await r.json()).reason, "DISABLED");
-        const h = await (await v.fetch("/healthz")).json();
+        const h = await healthz(v);
         assert.equal(h.status, "degraded");
         const p = h.environments.production;
         assert.equal(p.status, "stale");
@@ -286,13 +291,13 @@ describe("snapshots: fail-static and health", () => {
       r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
       assert.equal(r.status, 200, "a deleted snapshot does not stop serving either");
       await r.body?.cancel();
-      assert.match((await (await v.fetch("/healthz")).json()).environments.production.lastError, /missing/);
+      assert.match((await healthz(v)).environments.production.lastError, /missing/);
 
       // A newer good snapshot replaces it and clears the error.
       await putSnapshot(v.kv, "production", { ...demo, version: 50, flags: demo.flags.map((f) => (f.key === "instant-payouts" ? { ...f, enabled: true } : f)) });
       r = await post(v, SINGLE("instant-payouts"), { context: { country: "US" } }, { key: KEY });
       assert.equal((await r.json()).reason, "TARGETING_MATCH");
-      const h = await (await v.fetch("/healthz")).json();
+      const h = await healthz(v);
       assert.equal(h.environments.production.version, 50);
       assert.equal(h.environments.production.lastError, null);
       assert.equal(h.status, "ok");
@@ -302,9 +307,9 @@ describe("snapshots: fail-static and health", () => {
   });
 
   test("no snapshot at all: 503 with a JSON error", async () => {
-    const v = await startWorker();
+    const v = await startWorker({ bindings: { OPERATOR_SECRET } });
     try {
-      await putKey(v.kv, KEY, "production");
+      await putKey(v.kv, KEY, "production", "server");
       let r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
       assert.equal(r.status, 503);
       assert.equal((await r.json()).errorCode, "GENERAL");
@@ -312,7 +317,7 @@ describe("snapshots: fail-static and health", () => {
       r = await post(v, BULK, { context: {} }, { key: KEY });
       assert.equal(r.status, 503);
       await r.body?.cancel();
-      const h = await (await v.fetch("/healthz")).json();
+      const h = await healthz(v);
       assert.equal(h.environments.production.status, "unavailable");
       assert.match(h.environments.production.lastError, /not a valid document/);
     } finally {
@@ -321,9 +326,9 @@ describe("snapshots: fail-static and health", () => {
   });
 
   test("a broken flag does not take the snapshot down (lenient at the edge)", async () => {
-    const v = await startWorker();
+    const v = await startWorker({ bindings: { OPERATOR_SECRET } });
     try {
-      await putKey(v.kv, KEY, "production");
+      await putKey(v.kv, KEY, "production", "server");
       const broken = structuredClone(demo);
       broken.flags.find((f) => f.key === "holiday-promo").rules[0].condition = "country in [";
       await putSnapshot(v.kv, "production", broken);
@@ -333,7 +338,7 @@ describe("snapshots: fail-static and health", () => {
       r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
       assert.equal(r.status, 200);
       await r.body?.cancel();
-      const h = await (await v.fetch("/healthz")).json();
+      const h = await healthz(v);
       assert.equal(h.environments.production.status, "degraded");
       assert.equal(h.environments.production.problems.length, 1);
     } finally {
@@ -344,7 +349,7 @@ describe("snapshots: fail-static and health", () => {
   test("the snapshot is re-read from KV at most every SNAPSHOT_TTL_SECONDS", async () => {
     const v = await startWorker({ bindings: { SNAPSHOT_TTL_SECONDS: "30" } });
     try {
-      await putKey(v.kv, KEY, "production");
+      await putKey(v.kv, KEY, "production", "server");
       await putSnapshot(v.kv, "production", demo);
       let r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
       assert.equal((await r.json()).reason, "DISABLED");
@@ -427,7 +432,7 @@ describe("edge context", () => {
   test("ANON_COOKIE_SAMESITE=None for a worker on another site than the app", async () => {
     const v = await startWorker({ bindings: { ALLOWED_ORIGINS: ORIGIN, ANON_COOKIE_SAMESITE: "None" } });
     try {
-      await putKey(v.kv, "sdk-edge", "edge");
+      await putKey(v.kv, "sdk-edge", "edge", "server");
       await putSnapshot(v.kv, "edge", edgeSnapshot);
       const r = await post(v, `https://flags.example${SINGLE("sticky-split")}`, { context: {} }, { key: "sdk-edge", headers: BROWSER });
       await r.body?.cancel();
@@ -538,10 +543,8 @@ describe("OFREP error codes", () => {
   });
 });
 
-test("healthz lists every environment seen", async () => {
-  const r = await w.fetch("/healthz");
-  assert.equal(r.status, 200);
-  const h = await r.json();
+test("healthz lists every environment seen (to the operator)", async () => {
+  const h = await healthz(w);
   assert.ok(h.environments.production);
   assert.equal(h.environments.production.version, 42);
   assert.equal(h.environments.production.flags, demo.flags.length);

@@ -15,7 +15,7 @@ let brokenClient;
 
 before(async () => {
   w = await startWorker({ listen: true });
-  await putKey(w.kv, KEY, "production");
+  await putKey(w.kv, KEY, "production", "server");
   const demo = readJson("examples/demo-snapshot.json");
   await putSnapshot(w.kv, "production", demo);
   // Another environment whose snapshot has one broken flag (lenient load).
@@ -23,7 +23,7 @@ before(async () => {
   broken.environment = "broken";
   broken.flags.push({ key: "broken-flag", type: "boolean", variants: { on: true, off: false }, offVariant: "off",
     rules: [{ condition: "country in [", serve: { variant: "on" } }], fallthrough: { variant: "off" } });
-  await putKey(w.kv, "sdk-broken", "broken");
+  await putKey(w.kv, "sdk-broken", "broken", "server");
   await putSnapshot(w.kv, "broken", broken);
   const baseUrl = new URL(w.url).origin;
   await OpenFeature.setProviderAndWait("edge", new OFREPProvider({ baseUrl, headers: [["Authorization", `Bearer ${KEY}`]] }));

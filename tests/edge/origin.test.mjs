@@ -24,6 +24,7 @@ test("a flag changed through the origin API is served changed by the edge", { sk
     await api(o, "POST", "/orgs/acme/projects/web/environments", { key: "production", name: "Production" });
     await api(o, "POST", "/orgs/acme/projects/web/flags", {
       key: "new-checkout", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off",
+      clientSide: true, // evaluated below with a client key
     });
     const env = "/orgs/acme/projects/web/environments/production";
     const tKey = performance.now();

@@ -39,7 +39,7 @@ const w = await startWorker({
   },
 });
 try {
-  await putKey(w.kv, KEY, "production");
+  await putKey(w.kv, KEY, "production", "server");
   await putSnapshot(w.kv, "production", readJson("examples/demo-snapshot.json"));
   let next = 0;
   const t0 = performance.now();

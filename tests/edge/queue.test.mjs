@@ -9,13 +9,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { startWorker, putKey, putSnapshot, post, readJson } from "./harness.mjs";
 
 const KEY = "sdk-queue";
+// /healthz shows the ingest counters only to the operator.
+const OPERATOR = { headers: { Authorization: "Bearer q-operator" } };
 const received = []; // every POST: { kind, status, body }
 let fail = () => false; // (body) => answer 503?
 let w;
 
 before(async () => {
   w = await startWorker({
-    bindings: { INGEST_URL: "https://ingest.example/v1/ingest", INGEST_SECRET: "q-secret" },
+    bindings: { INGEST_URL: "https://ingest.example/v1/ingest", INGEST_SECRET: "q-secret", OPERATOR_SECRET: "q-operator" },
     workerOptions: {
       queueProducers: { INGEST_QUEUE: { queueName: "bunting-ingest" } },
       queueConsumers: { "bunting-ingest": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 20, retryDelay: 0 } },
@@ -28,7 +30,7 @@ before(async () => {
       return new Response(null, { status });
     },
   });
-  await putKey(w.kv, KEY, "production");
+  await putKey(w.kv, KEY, "production", "server");
   await putSnapshot(w.kv, "production", readJson("examples/demo-snapshot.json"));
 });
 after(async () => w?.mf.dispose());
@@ -54,7 +56,7 @@ test("reports and events go through the queue into one POST per kind", async () 
   await until(() => delivered("exposures").length === 5 && delivered("events").length === 1, "the consumer's POSTs");
   // Merged: six messages, fewer POSTs (one per kind for a batch).
   assert.ok(received.length < 6, `${received.length} POSTs`);
-  const h = (await (await w.fetch("/healthz")).json()).ingest;
+  const h = (await (await w.fetch("/healthz", OPERATOR)).json()).ingest;
   assert.equal(h.queued, 6);
   assert.equal(h.exposuresBuffered, 0, "nothing waits in isolate memory");
 });
@@ -76,7 +78,7 @@ test("only what the ingest endpoint committed is acknowledged; the rest is redel
   const sent = received.filter((r) => r.kind === "exposures").flatMap((r) => r.body.exposures);
   assert.equal(sent.length, 3);
   assert.equal(new Set(sent.map((e) => e.bucketingKeyHash)).size, 3);
-  const h = (await (await w.fetch("/healthz")).json()).ingest;
+  const h = (await (await w.fetch("/healthz", OPERATOR)).json()).ingest;
   assert.ok(h.messagesRetried >= 2, JSON.stringify(h));
   assert.match(h.lastError, /503/);
 });

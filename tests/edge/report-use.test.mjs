@@ -26,7 +26,10 @@ before(async () => {
     },
   });
   await putKey(w.kv, KEY, "production");
-  await putSnapshot(w.kv, "production", readJson("examples/demo-snapshot.json"));
+  // A browser's client key sees only flags available to client-side SDKs.
+  const snapshot = readJson("examples/demo-snapshot.json");
+  for (const flag of snapshot.flags) flag.clientSide = true;
+  await putSnapshot(w.kv, "production", snapshot);
   baseUrl = new URL(w.url).origin;
   await OpenFeature.setProviderAndWait("report-use", new OFREPProvider({ baseUrl, headers: [["Authorization", `Bearer ${KEY}`]] }));
 });

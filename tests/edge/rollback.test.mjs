@@ -41,6 +41,7 @@ test("a regression in the treatment is rolled back and the edge serves control",
     await api(o, "POST", `${p}/environments`, { key: "production", name: "Production" });
     await api(o, "POST", `${p}/flags`, {
       key: "one-page-checkout", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off",
+      clientSide: true, // evaluated below with a client key
     });
     const cfg = `${p}/flags/one-page-checkout/environments/production`;
     const { etag } = await api(o, "GET", cfg);

@@ -27,13 +27,14 @@ test("wrangler.toml: compatibility date supported by the pinned workerd", () => 
   assert.match(toml, /^main\s*=\s*"edge-worker\/build\/index\.js"/m);
 });
 
-test("wrangler deploy --dry-run bundles the worker with its KV and queue bindings", async () => {
+test("wrangler deploy --dry-run bundles the worker with its KV, queue and rate-limiting bindings", async () => {
   const out = mkdtempSync(path.join(tmpdir(), "bunting-wrangler-"));
   try {
     const { stdout } = await run(["deploy", "--dry-run", "--outdir", out]);
     assert.match(stdout, /env\.FLAGS/);
     // Exposures and events: the queue producer (the worker also consumes it).
     assert.match(stdout, /env\.INGEST_QUEUE \(bunting-ingest\)\s+Queue/);
+    assert.match(stdout, /env\.RATE_LIMITER/);
     assert.match(stdout, /Total Upload/);
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -54,7 +55,7 @@ test("wrangler dev serves OFREP from local KV", async () => {
   const kvPut = (k, v) => run(["kv", "key", "put", "--local", "--binding", "FLAGS", "--persist-to", state, k, v]);
   let child;
   try {
-    await kvPut(`sdk-key:${sha256Hex(key)}`, JSON.stringify({ environment: "production" }));
+    await kvPut(`sdk-key:${sha256Hex(key)}`, JSON.stringify({ environment: "production", kind: "server" }));
     await kvPut("snapshot:production", readFileSync(path.join(root, "examples", "demo-snapshot.json"), "utf8"));
     const port = await freePort();
     // Own process group: wrangler starts node and workerd children; stop them all.

@@ -38,7 +38,7 @@ test("through the edge's snapshot endpoint: split, change, 304s, exposures in th
     const port = await freePort();
     const w = await startWorker({
       listen: true,
-      bindings: { INGEST_URL: `http://127.0.0.1:${port}/api/v1/events`, INGEST_SECRET, INGEST_FLUSH_SECONDS: "0", KEY_HASH_SECRET },
+      bindings: { INGEST_URL: `http://127.0.0.1:${port}/api/v1/events`, INGEST_SECRET, INGEST_FLUSH_SECONDS: "0", KEY_HASH_SECRET, OPERATOR_SECRET: "e2e-operator" },
     });
     const rest = await kvRestServer(w.kv);
     let origin;
@@ -51,7 +51,8 @@ test("through the edge's snapshot endpoint: split, change, 304s, exposures in th
       await req("POST", "/orgs", { key: "acme", name: "Acme" });
       await req("POST", "/orgs/acme/projects", { key: "web", name: "Web" });
       await req("POST", `${p}/environments`, { key: "production", name: "Production" });
-      await req("POST", `${p}/flags`, { key: "one-page-checkout", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off" });
+      // Available to client-side SDKs: browsers' exposures come through OFREP with the client key.
+      await req("POST", `${p}/flags`, { key: "one-page-checkout", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off", clientSide: true });
       const cfg = `${p}/flags/one-page-checkout/environments/production`;
       let { etag } = await req("GET", cfg);
       await req("PUT", cfg, { enabled: true, rules: [], fallthrough: { rollout: [{ variant: "on", weight: 50 }, { variant: "off", weight: 50 }] } }, { "if-match": etag });
@@ -159,7 +160,7 @@ test("through the edge's snapshot endpoint: split, change, 304s, exposures in th
       assert.equal(st.failedRequests, 0, st.lastIngestError);
       assert.equal(st.consecutiveFailures, 0, st.lastError);
       // The edge delivered its exposures of the same users.
-      const edgeSent = async () => (await (await w.fetch("/healthz")).json()).ingest;
+      const edgeSent = async () => (await (await w.fetch("/healthz", { headers: { Authorization: "Bearer e2e-operator" } })).json()).ingest;
       await until(async () => (await edgeSent()).exposuresSent >= USERS, 10000, "the edge's exposures");
       assert.equal((await edgeSent()).failedRequests, 0, JSON.stringify(await edgeSent()));
 

@@ -105,8 +105,8 @@ impl Write<'_> {
         let by = self.actor_name().to_string();
         let row = sqlx::query(
             "INSERT INTO flags (project_id, key, flag_type, variants, off_variant, description, owner, tags, salt, \
-             bucket_by, layer, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-             $12, $13) RETURNING id",
+             bucket_by, layer, updated_at, updated_by, client_side) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(project_id)
         .bind(&spec.key)
@@ -121,6 +121,7 @@ impl Write<'_> {
         .bind(spec.layer.as_ref().map(to_json))
         .bind(now())
         .bind(by)
+        .bind(i64::from(spec.client_side))
         .fetch_one(self.c())
         .await
         .map_err(StoreError::on_write("flag", &spec.key))?;
@@ -158,7 +159,7 @@ impl Write<'_> {
         sqlx::query(
             "UPDATE flags SET key = $1, flag_type = $2, variants = $3, off_variant = $4, description = $5, \
              owner = $6, tags = $7, salt = $8, bucket_by = $9, layer = $10, version = version + 1, \
-             updated_at = $11, updated_by = $12 WHERE id = $13",
+             updated_at = $11, updated_by = $12, client_side = $13 WHERE id = $14",
         )
         .bind(&spec.key)
         .bind(spec.flag_type.as_str())
@@ -172,6 +173,7 @@ impl Write<'_> {
         .bind(spec.layer.as_ref().map(to_json))
         .bind(now())
         .bind(by)
+        .bind(i64::from(spec.client_side))
         .bind(id)
         .execute(self.c())
         .await

@@ -203,6 +203,15 @@ macro_rules! migrations {
                     "/0015_sdk_key_kinds.sql"
                 )),
             ),
+            (
+                16,
+                "flag_client_side",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0016_flag_client_side.sql"
+                )),
+            ),
         ]
     };
 }

@@ -326,6 +326,7 @@ impl ProjectState {
                         salt: f.salt,
                         bucket_by: f.bucket_by,
                         layer: f.layer,
+                        client_side: f.client_side,
                     },
                 );
             }

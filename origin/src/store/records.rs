@@ -111,12 +111,17 @@ pub struct FlagSpec {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub layer: Option<LayerSlot>,
+    /// Available to client-side SDKs: client SDK keys evaluate only flags
+    /// with `clientSide: true` (server keys evaluate every flag). Default
+    /// `false`; sent only when true, so that other flags read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_side: bool,
 }
 
 impl FlagSpec {
     /// Whether `other` serves what this serves: the same type, variants,
-    /// off variant, bucketing and layer slot (description, owner and tags
-    /// aside).
+    /// off variant, bucketing, layer slot and client-side availability
+    /// (description, owner and tags aside).
     ///
     /// ```
     /// use bunting_origin::store::FlagSpec;
@@ -134,6 +139,7 @@ impl FlagSpec {
             && self.salt == other.salt
             && self.bucket_by == other.bucket_by
             && self.layer == other.layer
+            && self.client_side == other.client_side
     }
 
     /// A boolean flag with variants `on`/`off`, off by default.
@@ -157,6 +163,7 @@ impl FlagSpec {
             salt: None,
             bucket_by: None,
             layer: None,
+            client_side: false,
         }
     }
 }

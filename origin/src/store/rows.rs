@@ -117,6 +117,7 @@ pub(super) fn flag_row(r: &AnyRow) -> Result<FlagRecord> {
             salt: r.try_get("salt")?,
             bucket_by: r.try_get("bucket_by")?,
             layer: opt_json::<LayerSlot>(r, "layer")?,
+            client_side: r.try_get::<i64, _>("client_side")? != 0,
         },
         version: r.try_get("version")?,
         archived: r.try_get::<i64, _>("archived")? != 0,

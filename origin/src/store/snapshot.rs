@@ -51,6 +51,7 @@ pub(super) async fn build(c: &mut AnyConnection, env_id: i64) -> Result<Snapshot
                 salt: spec.salt,
                 bucket_by: spec.bucket_by,
                 layer: spec.layer,
+                client_side: spec.client_side,
                 metadata: FlagMetadata {
                     description: spec.description,
                     owner: spec.owner,

@@ -20,6 +20,7 @@ both!(
     viewers_plan_and_export_but_do_not_apply,
     export_then_apply_changes_nothing,
     apply_changes_checks_each_before,
+    client_side_goes_through_files_api_export_and_snapshot,
 );
 
 const FILE: &str = "environments: [production, staging]
@@ -541,4 +542,73 @@ async fn apply_changes_checks_each_before(store: Store) {
             .off_variant,
         "off"
     );
+}
+
+/// `clientSide` (default false): from a file to the flag API, the export,
+/// the plan and the published snapshot, and through `PUT …/flags/{flag}`.
+async fn client_side_goes_through_files_api_export_and_snapshot(store: Store) {
+    let app = app(store).await;
+    let marked = FILE.replace(
+        "  old:\n    type: boolean\n",
+        "  old:\n    type: boolean\n    clientSide: true\n",
+    );
+    assert_ne!(marked, FILE);
+    let r = apply(&app, &marked, "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, _, old) = app.get("/orgs/acme/projects/web/flags/old").await;
+    assert_eq!(old["clientSide"], true);
+    let (_, _, beta) = app.get("/orgs/acme/projects/web/flags/beta").await;
+    assert!(
+        beta.get("clientSide").is_none(),
+        "sent only when true: {beta}"
+    );
+    // The export writes it only where it is true, and reads back unchanged.
+    let yaml = app
+        .call_with(Method::GET, DEFS, None, &[("accept", "application/yaml")])
+        .await
+        .text;
+    assert_eq!(yaml.matches("clientSide: true").count(), 1, "{yaml}");
+    assert_eq!(plan(&app, &yaml, true).await.body["changes"], json!([]));
+    // The snapshot carries it, and leaves it out where it is false.
+    let (_, _, snap) = app
+        .get("/orgs/acme/projects/web/environments/production/snapshot")
+        .await;
+    let flags = snap["flags"].as_array().unwrap();
+    let of = |key: &str| flags.iter().find(|f| f["key"] == key).unwrap().clone();
+    assert_eq!(of("old")["clientSide"], true);
+    assert!(of("beta").get("clientSide").is_none(), "{snap}");
+    // Dropping it from the file is a change of the flag.
+    let r = plan(&app, FILE, false).await;
+    assert_eq!(lines(&r.body), ["~ flag old"]);
+    assert_eq!(r.body["changes"][0]["before"]["clientSide"], true);
+    assert!(r.body["changes"][0]["after"].get("clientSide").is_none());
+    // Through the flag API: PUT with clientSide, and a bad type is a 422.
+    let (_, etag, mut old) = app.get("/orgs/acme/projects/web/flags/old").await;
+    old["clientSide"] = json!(false);
+    for k in [
+        "id",
+        "projectId",
+        "version",
+        "archived",
+        "updatedAt",
+        "updatedBy",
+    ] {
+        old.as_object_mut().unwrap().remove(k);
+    }
+    let put = |body: Value| {
+        app.request(Method::PUT, "/orgs/acme/projects/web/flags/old")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::IF_MATCH, etag.clone().unwrap_or_default())
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let mut bad = old.clone();
+    bad["clientSide"] = json!("yes");
+    assert_eq!(app.send(put(bad)).await.status, 422);
+    let r = app.send(put(old)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("clientSide").is_none(), "{}", r.body);
+    let (_, _, old) = app.get("/orgs/acme/projects/web/flags/old").await;
+    assert!(old.get("clientSide").is_none());
+    assert_eq!(plan(&app, FILE, false).await.body["changes"], json!([]));
 }

@@ -38,6 +38,7 @@ export function Settings({
   const [tags, setTags] = useState((record.tags ?? []).join(", "));
   const [rows, setRows] = useState(Object.entries(record.variants as Record<string, unknown>).map(([name, v]) => ({ name, value: show(type, v) })));
   const [off, setOff] = useState(record.offVariant);
+  const [clientSide, setClientSide] = useState(record.clientSide ?? false);
   const [bucketing, setBucketing] = useState(() => toBucketing(record));
   const [tried, setTried] = useState(false);
   const [local, setLocal] = useState<string[]>([]);
@@ -75,6 +76,7 @@ export function Settings({
             .map((t) => t.trim())
             .filter(Boolean),
           ...fromBucketing(bucketing),
+          clientSide,
         },
       });
       const { data, etag: next } = withEtag(r);
@@ -154,6 +156,11 @@ export function Settings({
             <input id="set-tags" value={tags} aria-describedby="set-tags-problems" onInput={(e) => setTags(e.currentTarget.value)} />
             <FieldProblems id="set-tags-problems" problems={at("tags")} />
           </label>
+          <div class="row">
+            <input id="set-client-side" type="checkbox" checked={clientSide} aria-describedby="set-client-side-problems" onChange={(e) => setClientSide(e.currentTarget.checked)} />
+            <label for="set-client-side">Available to client-side SDKs (client SDK keys in browsers and apps may evaluate it)</label>
+            <FieldProblems id="set-client-side-problems" problems={at("clientSide")} />
+          </div>
           <VariantsEditor idPrefix="set" legend={`Variants (${type})`} type={type} rows={rows} onChange={setRows} problems={at("variants")} />
           <label class="stack" for="set-off">
             <span>Served when off</span>
