@@ -10,5 +10,6 @@
 
 pub mod agreement;
 pub mod engines;
+pub mod measure;
 pub mod render;
 pub mod spec;
