@@ -105,9 +105,9 @@ What each engine does beyond the common work (same flags, same answers):
                      (value, variant, reason, rule id, metadata), borrowed from the engine.
   unleash-yggdrasil  load: deserializes the features, rewrites every strategy into its rule language and
                      compiles it (pest grammar) into closures, keeps a copy of the features. evaluate
-                     (get_variant): enriches the context, evaluates strategies in order, hashes the user
-                     (MurmurHash3) for the rollout and again for the variant, returns an owned variant
-                     (name and payload cloned). All flags: one get_variant per flag (its resolve_all
+                     (get_variant): enriches the context, evaluates the strategies in order (each a
+                     flexibleRollout at 100 %), picks the variant by MurmurHash3 of group id and user id,
+                     returns an owned variant (name and payload cloned). All flags: one get_variant per flag (its resolve_all
                      would also compute is_enabled separately).
   launchdarkly       load: deserializes only (attribute references are parsed; nothing else is checked or
                      compiled). evaluate: returns the value with a reason; the Store trait hands out
