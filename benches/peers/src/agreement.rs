@@ -141,15 +141,48 @@ pub enum AgreementError {
 /// How many problems are listed at most.
 const MAX_PROBLEMS: usize = 20;
 
+/// The flags of a plan in each engine's native document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Documents {
+    /// The bunting snapshot.
+    pub bunting: String,
+    /// Unleash client features.
+    pub unleash: String,
+    /// LaunchDarkly flag and segment data.
+    pub launchdarkly: String,
+}
+
+impl Documents {
+    /// Renders the flags of `plan` for every engine.
+    pub fn render(plan: Plan) -> Documents {
+        let flags = plan.flags();
+        Documents {
+            bunting: render::bunting(&flags),
+            unleash: render::unleash(&flags),
+            launchdarkly: render::launchdarkly(&flags),
+        }
+    }
+}
+
 /// Renders the flags of `plan` for every engine and compares the answers
 /// for `users`.
 pub fn check(users: &[User], plan: Plan) -> Result<Agreement, AgreementError> {
+    check_documents(users, plan, &Documents::render(plan))
+}
+
+/// Compares the answers of the engines loaded from `documents`, which
+/// must hold the flags of `plan`, for `users`.
+pub fn check_documents(
+    users: &[User],
+    plan: Plan,
+    documents: &Documents,
+) -> Result<Agreement, AgreementError> {
     let flags = plan.flags();
     let mut problems = Vec::new();
     let engines = vec![
-        run::<Bunting>(&render::bunting(&flags), &flags, users, &mut problems)?,
-        run::<Unleash>(&render::unleash(&flags), &flags, users, &mut problems)?,
-        run::<LaunchDarkly>(&render::launchdarkly(&flags), &flags, users, &mut problems)?,
+        run::<Bunting>(&documents.bunting, &flags, users, &mut problems)?,
+        run::<Unleash>(&documents.unleash, &flags, users, &mut problems)?,
+        run::<LaunchDarkly>(&documents.launchdarkly, &flags, users, &mut problems)?,
     ];
     if problems.is_empty() {
         Ok(Agreement {

@@ -3,7 +3,7 @@
 //! the same answers to 1,000 varied users on flags rendered from one
 //! description.
 
-use bunting_peer_bench::agreement::{Plan, check};
+use bunting_peer_bench::agreement::{AgreementError, Documents, Plan, check, check_documents};
 use bunting_peer_bench::spec::{Branch, reference_branch, users};
 
 #[test]
@@ -76,4 +76,65 @@ fn the_split_bound_rejects_a_skewed_rollout() {
         }
         .plausible(0.1)
     );
+}
+
+#[test]
+fn a_different_rule_in_one_engine_is_caught() {
+    // `>` instead of `>=` in Unleash's document only: the users whose
+    // version equals a threshold get a different answer.
+    let users = users(1000);
+    let plan = Plan {
+        plain: 0,
+        fixed: 7,
+        rollout: 0,
+    };
+    let mut documents = Documents::render(plan);
+    assert!(documents.unleash.contains("\"SEMVER_GTE\""));
+    documents.unleash = documents.unleash.replace("\"SEMVER_GTE\"", "\"SEMVER_GT\"");
+    match check_documents(&users, plan, &documents) {
+        Err(AgreementError::Disagree(problems)) => {
+            assert!(!problems.is_empty());
+            assert!(
+                problems
+                    .iter()
+                    .all(|p| p.starts_with("unleash-yggdrasil: fixed-")),
+                "{problems:?}"
+            );
+        }
+        other => panic!("expected a disagreement, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_skewed_rollout_in_one_engine_is_caught() {
+    // LaunchDarkly serving the 50/50 rule as 70/30: every answer is a valid
+    // variant, only the split is wrong.
+    let users = users(1000);
+    let plan = Plan {
+        plain: 0,
+        fixed: 0,
+        rollout: 7,
+    };
+    let mut documents = Documents::render(plan);
+    let even = "{\"variation\":0,\"weight\":50000},{\"variation\":1,\"weight\":50000}";
+    assert!(documents.launchdarkly.contains(even));
+    documents.launchdarkly = documents.launchdarkly.replace(
+        even,
+        "{\"variation\":0,\"weight\":70000},{\"variation\":1,\"weight\":30000}",
+    );
+    match check_documents(&users, plan, &documents) {
+        Err(AgreementError::Disagree(problems)) => {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("launchdarkly: all rollout flags")),
+                "{problems:?}"
+            );
+            assert!(
+                problems.iter().all(|p| p.starts_with("launchdarkly: ")),
+                "{problems:?}"
+            );
+        }
+        other => panic!("expected a disagreement, got {other:?}"),
+    }
 }
