@@ -78,10 +78,23 @@ impl Peer for Bunting {
 
 /// bunting's context for `user` (the OFREP evaluation context).
 pub fn bunting_context(user: &User) -> Value {
-    json!({
-        "targetingKey": user.key, "email": user.email, "country": user.country,
-        "plan": user.plan, "app": {"version": user.app_version}, "department": user.department
-    })
+    let mut context = serde_json::Map::new();
+    context.insert("targetingKey".into(), json!(user.key));
+    context.insert("plan".into(), json!(user.plan));
+    let optional = [
+        ("email", &user.email),
+        ("country", &user.country),
+        ("department", &user.department),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            context.insert(name.into(), json!(value));
+        }
+    }
+    if let Some(version) = &user.app_version {
+        context.insert("app".into(), json!({"version": version}));
+    }
+    Value::Object(context)
 }
 
 /// `unleash-yggdrasil`'s [`EngineState`].
@@ -118,13 +131,18 @@ impl Peer for Unleash {
 
 /// Unleash's context for `user` (flat string properties).
 pub fn unleash_context(user: &User) -> unleash_yggdrasil::Context {
-    let properties = HashMap::from([
-        ("email".to_string(), user.email.clone()),
-        ("country".to_string(), user.country.clone()),
-        ("plan".to_string(), user.plan.clone()),
-        ("appVersion".to_string(), user.app_version.clone()),
-        ("department".to_string(), user.department.clone()),
-    ]);
+    let optional = [
+        ("email", &user.email),
+        ("country", &user.country),
+        ("appVersion", &user.app_version),
+        ("department", &user.department),
+    ];
+    let mut properties = HashMap::from([("plan".to_string(), user.plan.clone())]);
+    for (name, value) in optional {
+        if let Some(value) = value {
+            properties.insert(name.to_string(), value.clone());
+        }
+    }
     unleash_yggdrasil::Context {
         user_id: Some(user.key.clone()),
         properties: Some(properties),
@@ -179,16 +197,24 @@ impl Peer for LaunchDarkly {
 /// LaunchDarkly's context for `user` (`app` is an object attribute, read
 /// through the reference `/app/version`).
 pub fn launchdarkly_context(user: &User) -> Result<ld::Context, PeerError> {
-    let app = HashMap::from([(
-        "version".to_string(),
-        AttributeValue::String(user.app_version.clone()),
-    )]);
-    ContextBuilder::new(user.key.as_str())
-        .set_string("email", user.email.as_str())
-        .set_string("country", user.country.as_str())
-        .set_string("plan", user.plan.as_str())
-        .set_value("app", AttributeValue::Object(app))
-        .set_string("department", user.department.as_str())
-        .build()
-        .map_err(PeerError::Context)
+    let mut builder = ContextBuilder::new(user.key.as_str());
+    builder.set_string("plan", user.plan.as_str());
+    let optional = [
+        ("email", &user.email),
+        ("country", &user.country),
+        ("department", &user.department),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            builder.set_string(name, value.as_str());
+        }
+    }
+    if let Some(version) = &user.app_version {
+        let app = HashMap::from([(
+            "version".to_string(),
+            AttributeValue::String(version.clone()),
+        )]);
+        builder.set_value("app", AttributeValue::Object(app));
+    }
+    builder.build().map_err(PeerError::Context)
 }

@@ -81,22 +81,28 @@ pub fn rollout_flags(n: usize) -> Vec<FlagSpec> {
 /// The members of the segment `staff` by key.
 pub const STAFF: [&str; 2] = ["admin-1", "admin-2"];
 
-/// A user: the same attributes are given to every engine.
+/// A user: the same attributes are given to every engine; an absent
+/// attribute is left out of every engine's context.
+///
+/// `plan` is always present: `!(plan == "free")` is true on a missing `plan`
+/// in bunting and Unleash (`NOT_IN`), but LaunchDarkly's negated clause is
+/// false on a missing attribute (it does not match before negating), a
+/// difference of semantics no rendering removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     /// Targeting key (bunting), user id (Unleash), context key (LaunchDarkly).
     pub key: String,
     /// E-mail address.
-    pub email: String,
+    pub email: Option<String>,
     /// Country code.
-    pub country: String,
+    pub country: Option<String>,
     /// Plan name.
     pub plan: String,
     /// Application version (`app.version`; Unleash has flat properties, so
     /// `appVersion` there).
-    pub app_version: String,
+    pub app_version: Option<String>,
     /// Department (the segment `staff` includes `eng`).
-    pub department: String,
+    pub department: Option<String>,
 }
 
 /// The user of `core/benches/engine.rs`: matches the three-clause rule of
@@ -104,18 +110,20 @@ pub struct User {
 pub fn bench_user() -> User {
     User {
         key: "user-12345".into(),
-        email: "jane@example.com".into(),
-        country: "CA".into(),
+        email: Some("jane@example.com".into()),
+        country: Some("CA".into()),
         plan: "pro".into(),
-        app_version: "2.4.1".into(),
-        department: "sales".into(),
+        app_version: Some("2.4.1".into()),
+        department: Some("sales".into()),
     }
 }
 
 /// `n` varied users, deterministic: every attribute cycles through values
 /// that match and values that do not (including semver edge cases such as
 /// `2.10.0` against `2.6.0`), with co-prime cycle lengths so the
-/// combinations vary; two users are the members of `staff`.
+/// combinations vary; every 11th user has no e-mail, every 13th no country,
+/// every 17th no version and every 19th no department; two users are the
+/// members of `staff`.
 pub fn users(n: usize) -> Vec<User> {
     const DOMAINS: [&str; 4] = [
         "example.com",
@@ -138,12 +146,13 @@ pub fn users(n: usize) -> Vec<User> {
                 _ => format!("user-{i}"),
             };
             let mix = i.wrapping_mul(2_654_435_761) >> 7;
+            let unless = |every: usize, value: String| (i % every != every - 1).then_some(value);
             User {
-                email: format!("person{i}@{}", DOMAINS[mix % DOMAINS.len()]),
-                country: COUNTRIES[i % COUNTRIES.len()].into(),
+                email: unless(11, format!("person{i}@{}", DOMAINS[mix % DOMAINS.len()])),
+                country: unless(13, COUNTRIES[i % COUNTRIES.len()].into()),
                 plan: PLANS[(i / 2) % PLANS.len()].into(),
-                app_version: VERSIONS[(i / 3) % VERSIONS.len()].into(),
-                department: DEPARTMENTS[(i / 5) % DEPARTMENTS.len()].into(),
+                app_version: unless(17, VERSIONS[(i / 3) % VERSIONS.len()].into()),
+                department: unless(19, DEPARTMENTS[(i / 5) % DEPARTMENTS.len()].into()),
                 key,
             }
         })
@@ -164,12 +173,23 @@ pub enum Branch {
 /// The branch `user` takes in a targeted flag with threshold `2.<minor>.0`,
 /// computed here from the rules' meaning, not by any engine.
 pub fn reference_branch(user: &User, minor: u32) -> Branch {
-    let staff = STAFF.contains(&user.key.as_str()) || user.department == "eng";
-    if user.email.ends_with("@bunting.dev") || staff {
+    let staff = STAFF.contains(&user.key.as_str()) || user.department.as_deref() == Some("eng");
+    if user
+        .email
+        .as_deref()
+        .is_some_and(|e| e.ends_with("@bunting.dev"))
+        || staff
+    {
         return Branch::Internal;
     }
-    let launch = ["US", "CA", "GB"].contains(&user.country.as_str())
-        && semver_at_least(&user.app_version, (2, minor, 0))
+    let launch = user
+        .country
+        .as_deref()
+        .is_some_and(|c| ["US", "CA", "GB"].contains(&c))
+        && user
+            .app_version
+            .as_deref()
+            .is_some_and(|v| semver_at_least(v, (2, minor, 0)))
         && user.plan != "free";
     if launch {
         Branch::Launch

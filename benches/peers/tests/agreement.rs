@@ -39,7 +39,7 @@ fn all_engines_agree_on_a_thousand_users() {
 }
 
 #[test]
-fn the_users_take_every_branch_of_every_threshold() {
+fn the_users_take_every_branch_of_every_threshold_and_miss_attributes() {
     let users = users(1000);
     for minor in 0..7 {
         for branch in [Branch::Internal, Branch::Launch, Branch::Fallthrough] {
@@ -47,9 +47,16 @@ fn the_users_take_every_branch_of_every_threshold() {
                 .iter()
                 .filter(|u| reference_branch(u, minor) == branch)
                 .count();
-            assert!(n >= 50, "only {n} users take {branch:?} at 2.{minor}.0");
+            assert!(n >= 30, "only {n} users take {branch:?} at 2.{minor}.0");
         }
     }
+    // Each optional attribute is missing for some users.
+    let missing =
+        |f: fn(&bunting_peer_bench::spec::User) -> bool| users.iter().filter(|u| f(u)).count();
+    assert!(missing(|u| u.email.is_none()) >= 50);
+    assert!(missing(|u| u.country.is_none()) >= 50);
+    assert!(missing(|u| u.app_version.is_none()) >= 50);
+    assert!(missing(|u| u.department.is_none()) >= 50);
 }
 
 #[test]
@@ -137,4 +144,49 @@ fn a_skewed_rollout_in_one_engine_is_caught() {
         }
         other => panic!("expected a disagreement, got {other:?}"),
     }
+}
+
+#[test]
+fn a_missing_plan_is_where_launchdarkly_differs() {
+    // Why every user has a plan: on a user of the three-clause rule without
+    // one, `!(plan == "free")` holds in bunting and Unleash (`NOT_IN`), while
+    // LaunchDarkly's negated clause does not match a missing attribute.
+    use bunting_peer_bench::engines::{Bunting, LaunchDarkly, Peer, Unleash};
+    use bunting_peer_bench::{render, spec};
+    let flags = [spec::fixed_flag(0)];
+    let user = spec::bench_user();
+    let mut bunting_context = Bunting::context(&user).unwrap();
+    bunting_context.as_object_mut().unwrap().remove("plan");
+    let mut unleash_context = Unleash::context(&user).unwrap();
+    unleash_context.properties.as_mut().unwrap().remove("plan");
+    let ld_context = launchdarkly_server_sdk_evaluation::ContextBuilder::new(user.key.as_str())
+        .set_string("email", user.email.clone().unwrap())
+        .set_string("country", user.country.clone().unwrap())
+        .set_value(
+            "app",
+            launchdarkly_server_sdk_evaluation::AttributeValue::Object(
+                [(
+                    "version".to_string(),
+                    user.app_version.clone().unwrap().into(),
+                )]
+                .into(),
+            ),
+        )
+        .build()
+        .unwrap();
+    let bunting = Bunting::load(&render::bunting(&flags)).unwrap();
+    let unleash = Unleash::load(&render::unleash(&flags)).unwrap();
+    let launchdarkly = LaunchDarkly::load(&render::launchdarkly(&flags)).unwrap();
+    assert_eq!(
+        bunting.value("fixed-0", &bunting_context).as_deref(),
+        Some("control")
+    );
+    assert_eq!(
+        unleash.value("fixed-0", &unleash_context).as_deref(),
+        Some("control")
+    );
+    assert_eq!(
+        launchdarkly.value("fixed-0", &ld_context).as_deref(),
+        Some("off")
+    );
 }
