@@ -7,6 +7,7 @@
 //! | `POST /ofrep/v1/evaluate/flags` | every flag, with an `ETag` (`If-None-Match` → 304) |
 //! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
 //! | `GET /sdk/v1/snapshot` | the environment's whole snapshot, for server SDK keys ([`snapshot`]) |
+//! | `POST /edge/v1/snapshot` | the origin publishes a snapshot to its environment's pointer ([`pointer`]) |
 //! | `GET /healthz` | the snapshot of every environment this isolate serves ([`cache`]) |
 //! | `OPTIONS *` | CORS preflight ([`cors`]) |
 //!
@@ -25,10 +26,14 @@ pub mod exposure;
 pub mod geo;
 pub mod ingest;
 pub mod ofrep;
+pub mod pointer;
 pub mod routes;
 pub mod settings;
 pub mod snapshot;
+pub mod sse;
 
+#[cfg(target_arch = "wasm32")]
+mod pointer_object;
 #[cfg(target_arch = "wasm32")]
 mod worker_main;
 

@@ -30,6 +30,10 @@ pub struct Settings {
     /// context and give anonymous visitors a cookie id. `"0"` evaluates the
     /// client's context as sent (server-side callers, conformance tests).
     pub edge_attributes: bool,
+    /// `POINTER_CHECK_SECONDS` (default 0.5): at most one question per
+    /// environment and isolate to the environment's pointer (a Durable
+    /// Object, [`crate::pointer`]) in this long.
+    pub pointer_check_ms: i64,
 }
 
 impl Settings {
@@ -42,6 +46,9 @@ impl Settings {
     /// assert_eq!(s.anon_cookie, "bunting_anon");
     /// assert_eq!(s.anon_cookie_same_site, bunting_edge_worker::cookie::SameSite::Lax);
     /// assert!(!s.allow_time_override);
+    /// assert_eq!(s.pointer_check_ms, 500);
+    /// let s = Settings::from_lookup(|k| (k == "POINTER_CHECK_SECONDS").then(|| "-1".to_string()));
+    /// assert_eq!(s.pointer_check_ms, 500, "out of range: the default");
     /// ```
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Settings {
         let nonempty = |k: &str| {
@@ -69,6 +76,13 @@ impl Settings {
                 ),
             allow_time_override: nonempty("ALLOW_TIME_OVERRIDE").as_deref() == Some("1"),
             edge_attributes: nonempty("EDGE_ATTRIBUTES").as_deref() != Some("0"),
+            pointer_check_ms: nonempty("POINTER_CHECK_SECONDS")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && (0.0..=3600.0).contains(v))
+                .map_or(
+                    (crate::pointer::DEFAULT_CHECK_SECONDS * 1000.0) as i64,
+                    |s| (s * 1000.0) as i64,
+                ),
         }
     }
 }
