@@ -34,7 +34,7 @@ pub const DEFAULT_CHECK_SECONDS: f64 = 0.5;
 
 /// A question in flight for longer than this (ms) is taken as lost (its
 /// task was cancelled) and may be asked again.
-pub const STALE_QUESTION_MS: i64 = 10_000;
+pub const STALE_QUESTION_MS: i64 = 3_000;
 
 /// The largest snapshot the publish route accepts (KV's value limit).
 pub const MAX_SNAPSHOT_BYTES: usize = 25 * 1024 * 1024;
@@ -287,7 +287,7 @@ mod tests {
         let mut g = Gate::default();
         assert!(g.start("a", 100, 1000));
         assert!(g.start("b", 100, 1000), "environments are independent");
-        assert!(!g.start("a", 5000, 1000));
+        assert!(!g.start("a", 2000, 1000));
         // A question never answered (its task cancelled) is asked again later.
         assert!(g.start("a", 100 + STALE_QUESTION_MS, 1000));
         assert!(!g.start("a", 100 + STALE_QUESTION_MS, 1000));

@@ -275,6 +275,20 @@ async fn check_pointer(env: &Env, ctx: &Context, environment: &str, s: &Settings
 /// One question to an environment's pointer; its answer, a newer snapshot,
 /// is served from now on ([`cache::SnapshotCache::apply_pointer`]).
 async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, have: Option<u64>) {
+    /// Ends the question in the gate even if the task is dropped (a
+    /// cancelled `waitUntil`), so the next request asks again.
+    struct Question(Option<String>);
+    impl Drop for Question {
+        fn drop(&mut self) {
+            if let Some(env) = self.0.take() {
+                POINTER_GATE.with(|g| {
+                    g.borrow_mut()
+                        .done(&env, Err("the question was cancelled".into()))
+                });
+            }
+        }
+    }
+    let mut question = Question(Some(environment.clone()));
     let result = async {
         let stub = namespace
             .id_from_name(&environment)
@@ -297,6 +311,7 @@ async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, ha
         }
     }
     .await;
+    question.0 = None;
     POINTER_GATE.with(|g| g.borrow_mut().done(&environment, result));
 }
 
