@@ -745,7 +745,10 @@ fn start_publisher(args: &ServeArgs, state: &AppState) -> Result<Option<PublishH
     }
     match (&args.edge_url, &args.edge_pointer_secret) {
         (Some(url), Some(secret)) if !secret.is_empty() => {
-            publishers.push(Arc::new(EdgePointer::new(url, secret)));
+            // First: the loop publishes to its targets in turn, and the
+            // pointer is the fast path to the edge (a KV publisher such as
+            // wrangler can take seconds per key).
+            publishers.insert(0, Arc::new(EdgePointer::new(url, secret)));
         }
         (None, None) => {}
         _ => anyhow::bail!(
