@@ -45,6 +45,10 @@ pub struct Loaded {
     pub loaded_at_ms: i64,
     /// Flags a lenient load turned into errors.
     pub problems: Vec<Problem>,
+    /// Whether it came from the environment's pointer ([`crate::pointer`])
+    /// rather than KV: KV then holding an older version is KV lagging,
+    /// not an error.
+    pub from_pointer: bool,
 }
 
 /// One environment's state.
@@ -182,6 +186,12 @@ impl SnapshotCache {
                     && engine.version() < cur.engine.version()
                 {
                     st.bad_fingerprint = Some(fp);
+                    if cur.from_pointer {
+                        // KV has not caught up with the pointer yet.
+                        st.last_error = None;
+                        st.last_error_at_ms = None;
+                        return;
+                    }
                     let msg = format!(
                         "snapshot version {} is older than the served version {}",
                         engine.version(),
@@ -197,6 +207,7 @@ impl SnapshotCache {
                     fingerprint: fp,
                     loaded_at_ms: now_ms,
                     problems,
+                    from_pointer: false,
                 });
                 st.bad_fingerprint = None;
                 st.last_error = None;
@@ -207,6 +218,52 @@ impl SnapshotCache {
                 fail(st, msg);
             }
         }
+    }
+
+    /// The version served for `environment`, if any.
+    pub fn version(&self, environment: &str) -> Option<u64> {
+        Some(
+            self.envs
+                .get(environment)?
+                .loaded
+                .as_ref()?
+                .engine
+                .version(),
+        )
+    }
+
+    /// Applies a snapshot sent by the environment's pointer: served if it
+    /// loads and is newer than the served one. Answers whether it replaced
+    /// the served snapshot; a text that does not load is an `Err` (and
+    /// changes nothing). KV checks are not affected.
+    pub fn apply_pointer(
+        &mut self,
+        environment: &str,
+        text: String,
+        now_ms: i64,
+    ) -> Result<bool, String> {
+        let (engine, numbers, problems, etag) = load(environment, &text)?;
+        let st = self.envs.entry(environment.to_string()).or_default();
+        if st
+            .loaded
+            .as_ref()
+            .is_some_and(|cur| engine.version() <= cur.engine.version())
+        {
+            return Ok(false);
+        }
+        st.loaded = Some(Loaded {
+            engine: Rc::new(engine),
+            fingerprint: fingerprint(&text),
+            text: Rc::from(text),
+            etag: Rc::from(etag),
+            numbers: Rc::new(numbers),
+            loaded_at_ms: now_ms,
+            problems,
+            from_pointer: true,
+        });
+        st.last_error = None;
+        st.last_error_at_ms = None;
+        Ok(true)
     }
 
     /// `/healthz` details of every environment seen by this isolate.
@@ -231,6 +288,7 @@ impl SnapshotCache {
                     "loadedAt": time(loaded.map(|l| l.loaded_at_ms)),
                     "loadedAgeSeconds": loaded.map(|l| (now_ms - l.loaded_at_ms) / 1000),
                     "flags": loaded.map(|l| l.engine.flag_keys().count()),
+                    "source": loaded.map(|l| if l.from_pointer { "pointer" } else { "kv" }),
                     "problems": loaded.map(|l| l.problems.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
                     "lastCheck": time(st.last_check_ms),
                     "lastError": st.last_error,
@@ -321,6 +379,31 @@ mod tests {
         assert_ne!(tampered, sealed);
         let err = load("p", &tampered).unwrap_err();
         assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn the_pointer_runs_ahead_of_kv() {
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(Some(snap("p", 1, ""))), 0);
+        assert_eq!(c.apply_pointer("p", snap("p", 2, ""), 10), Ok(true));
+        assert_eq!(c.version("p"), Some(2));
+        assert_eq!(c.health(10)["p"]["source"], "pointer");
+        // KV still holding version 1 is lag, not an error; never served.
+        c.apply("p", Ok(Some(snap("p", 1, ""))), 20);
+        assert_eq!(c.version("p"), Some(2));
+        assert_eq!(c.health(20)["p"]["status"], "ok");
+        // The same or an older version from the pointer changes nothing.
+        assert_eq!(c.apply_pointer("p", snap("p", 2, ""), 30), Ok(false));
+        assert_eq!(c.apply_pointer("p", snap("p", 1, ""), 30), Ok(false));
+        assert!(c.apply_pointer("p", "{bad".into(), 30).is_err());
+        assert_eq!(c.version("p"), Some(2));
+        // KV catching up with the same text: served from KV again.
+        c.apply("p", Ok(Some(snap("p", 3, ""))), 40);
+        assert_eq!(c.version("p"), Some(3));
+        assert_eq!(c.health(40)["p"]["source"], "kv");
+        // With nothing served yet, the pointer's snapshot is served.
+        assert_eq!(c.apply_pointer("q", snap("q", 1, ""), 0), Ok(true));
+        assert_eq!(c.version("q"), Some(1));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | `POST /exposures` | the flags a client used: exposures, re-evaluated and deduplicated ([`reports`]) |
 //! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
 //! | `GET /sdk/v1/snapshot` | the environment's whole snapshot, for server SDK keys ([`snapshot`]) |
+//! | `POST /edge/v1/snapshot` | the origin publishes a snapshot to its environment's pointer ([`pointer`]) |
 //! | `GET /healthz` | `ok` or `degraded`; with the operator secret, the snapshot of every environment this isolate serves ([`health`], [`cache`]) |
 //! | `OPTIONS *` | CORS preflight ([`cors`]) |
 //!
@@ -29,13 +30,17 @@ pub mod geo;
 pub mod health;
 pub mod ingest;
 pub mod ofrep;
+pub mod pointer;
 pub mod queue;
 pub mod ratelimit;
 pub mod reports;
 pub mod routes;
 pub mod settings;
 pub mod snapshot;
+pub mod sse;
 
+#[cfg(target_arch = "wasm32")]
+mod pointer_object;
 #[cfg(target_arch = "wasm32")]
 mod worker_main;
 

@@ -2,7 +2,7 @@
 //! `Allow` header (RFC 9110 §15.5.6: a 405 must list the methods the target
 //! resource supports). `OPTIONS` (CORS preflight) is answered everywhere.
 
-use crate::{ofrep, reports, snapshot};
+use crate::{ofrep, pointer, reports, snapshot, sse};
 
 /// The `Allow` header value of `path`, `None` for paths that are no route
 /// (those answer 404).
@@ -17,8 +17,10 @@ use crate::{ofrep, reports, snapshot};
 /// ```
 pub fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
-        "/healthz" | snapshot::PATH => Some("GET, OPTIONS"),
-        ofrep::BULK_PATH | "/events" | reports::PATH => Some("POST, OPTIONS"),
+        "/healthz" | snapshot::PATH | sse::STREAM_PATH => Some("GET, OPTIONS"),
+        ofrep::BULK_PATH | "/events" | reports::PATH | pointer::PUBLISH_PATH => {
+            Some("POST, OPTIONS")
+        }
         p if p.starts_with(ofrep::SINGLE_PREFIX) => Some("POST, OPTIONS"),
         _ => None,
     }
@@ -36,6 +38,7 @@ mod tests {
             ("/sdk/v1/snapshot/", None),
             ("/events", Some("POST, OPTIONS")),
             ("/exposures", Some("POST, OPTIONS")),
+            ("/edge/v1/snapshot", Some("POST, OPTIONS")),
             ("/ofrep/v1/evaluate/flags", Some("POST, OPTIONS")),
             ("/ofrep/v1/evaluate/flags/a%20b", Some("POST, OPTIONS")),
             ("/ofrep/v1/evaluate", None),

@@ -36,6 +36,10 @@ pub struct Settings {
     /// `RATE_LIMIT_PERIOD_SECONDS` (`10` or `60`, the default): the period
     /// of the `RATE_LIMITER` binding, sent as `Retry-After` with a 429.
     pub rate_limit_period_secs: u32,
+    /// `POINTER_CHECK_SECONDS` (default 0.5): at most one question per
+    /// environment and isolate to the environment's pointer (a Durable
+    /// Object, [`crate::pointer`]) in this long.
+    pub pointer_check_ms: i64,
 }
 
 impl Settings {
@@ -51,6 +55,9 @@ impl Settings {
     /// assert_eq!(s.exposure_dedup_ms, 600_000);
     /// let s = Settings::from_lookup(|k| (k == "EXPOSURE_DEDUP_SECONDS").then(|| "1e9".to_string()));
     /// assert_eq!(s.exposure_dedup_ms, 600_000); // out of range (at most a day): the default
+    /// assert_eq!(s.pointer_check_ms, 500);
+    /// let s = Settings::from_lookup(|k| (k == "POINTER_CHECK_SECONDS").then(|| "-1".to_string()));
+    /// assert_eq!(s.pointer_check_ms, 500, "out of range: the default");
     /// ```
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Settings {
         let nonempty = |k: &str| {
@@ -88,6 +95,13 @@ impl Settings {
             rate_limit_period_secs: crate::ratelimit::period_seconds(
                 nonempty("RATE_LIMIT_PERIOD_SECONDS").as_deref(),
             ),
+            pointer_check_ms: nonempty("POINTER_CHECK_SECONDS")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && (0.0..=3600.0).contains(v))
+                .map_or(
+                    (crate::pointer::DEFAULT_CHECK_SECONDS * 1000.0) as i64,
+                    |s| (s * 1000.0) as i64,
+                ),
         }
     }
 }

@@ -19,8 +19,8 @@ use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher};
 use crate::settings::Settings;
 use crate::{
-    auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, queue, ratelimit,
-    reports, routes, snapshot,
+    auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, pointer, queue,
+    ratelimit, reports, routes, snapshot, sse,
 };
 use bunting_wire::ExposureRecord;
 
@@ -32,7 +32,11 @@ thread_local! {
     static KEYS: RefCell<auth::KeyCache> = RefCell::new(auth::KeyCache::default());
     static INGEST: RefCell<ingest::Forwarder> = RefCell::new(ingest::Forwarder::default());
     static DEDUP: RefCell<ExposureDedup> = RefCell::new(ExposureDedup::default());
+    static POINTER_GATE: RefCell<pointer::Gate> = RefCell::new(pointer::Gate::default());
 }
+
+/// The Durable Object namespace of the environments' pointers.
+const POINTER_BINDING: &str = "SNAPSHOT_POINTER";
 
 fn now_ms() -> i64 {
     Date::now().as_millis() as i64
@@ -80,7 +84,9 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
     match (method, path.as_str()) {
         (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
         (Method::Get, "/healthz") => healthz(&req, env, s),
-        (Method::Get, snapshot::PATH) => get_snapshot(&req, env, s).await,
+        (Method::Get, snapshot::PATH) => get_snapshot(&req, env, ctx, s).await,
+        (Method::Post, pointer::PUBLISH_PATH) => publish_snapshot(req, env).await,
+        (Method::Get, sse::STREAM_PATH) => event_stream(&req, env).await,
         (Method::Post, "/events") => post_events(req, env, ctx, s).await,
         (Method::Post, reports::PATH) => post_exposures(req, env, ctx, s).await,
         (Method::Post, ofrep::BULK_PATH) => evaluate(req, env, ctx, s, None).await,
@@ -163,6 +169,7 @@ fn healthz(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
     let envs = SNAPSHOTS.with(|c| c.borrow().health(now));
     let mut ingest = INGEST.with(|i| i.borrow().health());
     ingest["configured"] = json!(s.ingest_url.is_some());
+    let pointers = POINTER_GATE.with(|g| g.borrow().health());
     let all_ok = envs
         .as_object()
         .is_some_and(|m| m.values().all(|e| e["status"] == "ok"));
@@ -170,6 +177,7 @@ fn healthz(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
         "status": if all_ok { "ok" } else { "degraded" },
         "environments": envs,
         "ingest": ingest,
+        "pointers": pointers,
     });
     json_response(200, &health::visible(full, operator))
 }
@@ -195,11 +203,13 @@ async fn record_for_key(env: &Env, key: &str, now: i64) -> Result<Option<kv::Sdk
 /// refreshed from KV when due.
 async fn engine_for(
     env: &Env,
+    ctx: &Context,
     environment: &str,
     s: &Settings,
     now: i64,
 ) -> Option<(Rc<Engine>, Rc<ofrep::NumberForms>)> {
     refresh(env, environment, s, now).await;
+    check_pointer(env, ctx, environment, s, now).await;
     SNAPSHOTS.with(|c| c.borrow().serving(environment))
 }
 
@@ -293,9 +303,195 @@ async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
     }
 }
 
+/// Asks `environment`'s pointer for a snapshot newer than the served one,
+/// when due ([`pointer::Gate`]): after the response (`waitUntil`), or
+/// before it when nothing is served yet (KV has not got the environment
+/// yet). Without the binding, KV alone serves.
+async fn check_pointer(env: &Env, ctx: &Context, environment: &str, s: &Settings, now: i64) {
+    let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
+        return;
+    };
+    if !POINTER_GATE.with(|g| g.borrow_mut().start(environment, now, s.pointer_check_ms)) {
+        return;
+    }
+    let have = SNAPSHOTS.with(|c| c.borrow().version(environment));
+    let question = ask_pointer(namespace, environment.to_string(), have);
+    if have.is_none() {
+        question.await;
+    } else {
+        ctx.wait_until(question);
+    }
+}
+
+/// One question to an environment's pointer; its answer, a newer snapshot,
+/// is served from now on ([`cache::SnapshotCache::apply_pointer`]).
+async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, have: Option<u64>) {
+    /// Ends the question in the gate even if the task is dropped (a
+    /// cancelled `waitUntil`), so the next request asks again.
+    struct Question(Option<String>);
+    impl Drop for Question {
+        fn drop(&mut self) {
+            if let Some(env) = self.0.take() {
+                POINTER_GATE.with(|g| {
+                    g.borrow_mut()
+                        .done(&env, Err("the question was cancelled".into()))
+                });
+            }
+        }
+    }
+    let mut question = Question(Some(environment.clone()));
+    let result = async {
+        let stub = namespace
+            .id_from_name(&environment)
+            .and_then(|id| id.get_stub())
+            .map_err(|e| e.to_string())?;
+        let have = have.map_or_else(|| "-1".to_string(), |v| v.to_string());
+        let mut resp = stub
+            .fetch_with_str(&format!("https://pointer/?have={have}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        match resp.status_code() {
+            204 => Ok(()),
+            200 => {
+                let text = resp.text().await.map_err(|e| e.to_string())?;
+                SNAPSHOTS
+                    .with(|c| c.borrow_mut().apply_pointer(&environment, text, now_ms()))
+                    .map(|_| ())
+            }
+            status => Err(format!("the pointer answered HTTP {status}")),
+        }
+    }
+    .await;
+    question.0 = None;
+    POINTER_GATE.with(|g| g.borrow_mut().done(&environment, result));
+}
+
+/// The `POINTER_SECRET` secret, if set.
+fn pointer_secret(env: &Env) -> Option<String> {
+    env.secret("POINTER_SECRET")
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The `eventStreams` a bulk response of `environment` advertises: none
+/// without the pointer (binding and secret).
+fn event_streams(env: &Env, environment: &str) -> Option<Value> {
+    env.durable_object(POINTER_BINDING).ok()?;
+    let secret = pointer_secret(env)?;
+    Some(sse::event_streams(
+        environment,
+        &sse::token(&secret, environment),
+    ))
+}
+
+/// `GET /ofrep/v1/events?environment=…&token=…`: the environment's change
+/// notifications, a server-sent event stream held by its pointer object.
+async fn event_stream(req: &Request, env: &Env) -> Result<Response> {
+    let url = req.url()?;
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (Some(secret), Ok(namespace)) = (pointer_secret(env), env.durable_object(POINTER_BINDING))
+    else {
+        return error_response(
+            404,
+            "GENERAL",
+            "event streams are not enabled on this worker",
+        );
+    };
+    let (Some(environment), Some(token)) = (param("environment"), param("token")) else {
+        return error_response(
+            400,
+            "GENERAL",
+            "`environment` and `token` query parameters are required",
+        );
+    };
+    if !sse::verify(&secret, &environment, &token) {
+        return error_response(
+            403,
+            "GENERAL",
+            "the stream token does not match the environment",
+        );
+    }
+    let headers = Headers::new();
+    if let Some(last) = req.headers().get("Last-Event-ID")? {
+        headers.set("Last-Event-ID", &last)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let stub = namespace.id_from_name(&environment)?.get_stub()?;
+    let answer = stub
+        .fetch_with_request(Request::new_with_init("https://pointer/events", &init)?)
+        .await?;
+    // The object's response headers are immutable: a new response around
+    // its body, so that CORS headers can be added.
+    let mut resp = Response::from_body(answer.body().clone())?.with_status(answer.status_code());
+    resp.headers_mut()
+        .set("Content-Type", "text/event-stream; charset=utf-8")?;
+    resp.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(resp)
+}
+
+/// `POST /edge/v1/snapshot`: the origin publishes a snapshot to its
+/// environment's pointer. `Authorization: Bearer <POINTER_SECRET>`; the
+/// body is the snapshot text, checked as the isolates will load it.
+async fn publish_snapshot(mut req: Request, env: &Env) -> Result<Response> {
+    let Some(secret) = pointer_secret(env) else {
+        return error_response(503, "GENERAL", "POINTER_SECRET is not set on this worker");
+    };
+    let token = req
+        .headers()
+        .get("Authorization")?
+        .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
+    if !token.is_some_and(|t| bunting_wire::same_secret(&t, &secret)) {
+        let mut r = error_response(
+            401,
+            "GENERAL",
+            "missing or wrong POINTER_SECRET bearer token",
+        )?;
+        r.headers_mut().set("WWW-Authenticate", "Bearer")?;
+        return Ok(r);
+    }
+    let body = req.bytes().await?;
+    if body.len() > pointer::MAX_SNAPSHOT_BYTES {
+        return error_response(413, "GENERAL", "snapshot too large");
+    }
+    let Ok(text) = String::from_utf8(body) else {
+        return error_response(400, "GENERAL", "the snapshot is not UTF-8");
+    };
+    let published = match pointer::validate(&text) {
+        Ok(p) => p,
+        Err(e) => return error_response(400, "GENERAL", &e.to_string()),
+    };
+    let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
+        return error_response(503, "GENERAL", "the SNAPSHOT_POINTER binding is missing");
+    };
+    let stub = namespace.id_from_name(&published.environment)?.get_stub()?;
+    let headers = Headers::new();
+    headers.set(pointer::VERSION_HEADER, &published.version.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&text)));
+    let forwarded = Request::new_with_init("https://pointer/", &init)?;
+    let mut answer = stub.fetch_with_request(forwarded).await?;
+    let status = answer.status_code();
+    let body: Value = answer
+        .json()
+        .await
+        .unwrap_or_else(|_| json!({"error": "the pointer answered without JSON"}));
+    json_response(
+        status,
+        &json!({"environment": published.environment, "pointer": body}),
+    )
+}
+
 /// `GET /sdk/v1/snapshot`: the snapshot text this isolate serves, for a
 /// server SDK key ([`snapshot`] decides).
-async fn get_snapshot(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
+async fn get_snapshot(req: &Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
     let now = now_ms();
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
@@ -315,6 +511,7 @@ async fn get_snapshot(req: &Request, env: &Env, s: &Settings) -> Result<Response
         }
     };
     refresh(env, environment, s, now).await;
+    check_pointer(env, ctx, environment, s, now).await;
     let Some((text, etag)) = SNAPSHOTS.with(|c| c.borrow().text(environment)) else {
         let refused = snapshot::unavailable(environment);
         let mut r = json_response(refused.status, &refused.body())?;
@@ -574,7 +771,20 @@ async fn evaluate(
         }
         Err(denied) => return Ok(denied),
     };
-    let Some((engine, numbers)) = engine_for(env, &environment, s, clock).await else {
+    // A client re-fetching after a change notification names the version
+    // it was told of: ask the pointer now if this isolate is behind.
+    let flag_config_etag = req.url().ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "flagConfigEtag")
+            .map(|(_, v)| v.into_owned())
+    });
+    let served = SNAPSHOTS.with(|c| c.borrow().version(&environment));
+    if sse::wanted_version(flag_config_etag.as_deref(), served).is_some()
+        && let Ok(namespace) = env.durable_object(POINTER_BINDING)
+    {
+        ask_pointer(namespace, environment.clone(), served).await;
+    }
+    let Some((engine, numbers)) = engine_for(env, ctx, &environment, s, clock).await else {
         let mut r = error_response(
             503,
             "GENERAL",
@@ -630,7 +840,11 @@ async fn evaluate(
         }
         None => {
             let evals = audience.evaluate_all(&engine, &context, now);
-            let body = serde_json::to_vec(&ofrep::bulk(&evals, &numbers))?;
+            let mut bulk = ofrep::bulk(&evals, &numbers);
+            if let Some(streams) = event_streams(env, &environment) {
+                bulk["eventStreams"] = streams;
+            }
+            let body = serde_json::to_vec(&bulk)?;
             let etag = ofrep::etag(&body);
             let mut r = if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &etag)) {
                 Response::empty()?.with_status(304)
@@ -675,7 +889,7 @@ async fn post_exposures(
         Ok(r) => r,
         Err(e) => return json_response(e.status(), &e.body()),
     };
-    let Some((engine, _)) = engine_for(env, &environment, s, clock).await else {
+    let Some((engine, _)) = engine_for(env, ctx, &environment, s, clock).await else {
         let mut r = error_response(
             503,
             "GENERAL",

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, ServeConfig, router};
 use crate::kv::Wrangler;
 use crate::publish::{
-    CloudflareKv, Directory, PublishHandle, PublishOptions, Publisher, WranglerLocal,
+    CloudflareKv, Directory, EdgePointer, PublishHandle, PublishOptions, Publisher, WranglerLocal,
 };
 use crate::store::{Actor, SdkKeyKind, Store};
 
@@ -127,6 +127,19 @@ pub struct ServeArgs {
     /// (a KV REST fake in tests).
     #[arg(long, env = "BUNTING_CLOUDFLARE_API_URL", value_name = "URL")]
     pub cloudflare_api_url: Option<String>,
+    /// The edge worker's URL: each published snapshot is also sent to its
+    /// environment's pointer there (`POST /edge/v1/snapshot`), which makes
+    /// the change visible at the edge within about a second.
+    #[arg(long, env = "BUNTING_EDGE_URL", value_name = "URL")]
+    pub edge_url: Option<String>,
+    /// The worker's `POINTER_SECRET` (with --edge-url).
+    #[arg(
+        long,
+        env = "BUNTING_EDGE_POINTER_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub edge_pointer_secret: Option<String>,
     /// POST rollbacks and other notifications as JSON to this URL
     /// (repeatable).
     #[arg(long = "webhook-url", value_name = "URL")]
@@ -728,6 +741,19 @@ fn start_publisher(args: &ServeArgs, state: &AppState) -> Result<Option<PublishH
         _ => anyhow::bail!(
             "the Cloudflare KV publisher needs --cloudflare-account-id, --cloudflare-namespace-id and \
              --cloudflare-api-token (CLOUDFLARE_API_TOKEN)"
+        ),
+    }
+    match (&args.edge_url, &args.edge_pointer_secret) {
+        (Some(url), Some(secret)) if !secret.is_empty() => {
+            // First: the loop publishes to its targets in turn, and the
+            // pointer is the fast path to the edge (a KV publisher such as
+            // wrangler can take seconds per key).
+            publishers.insert(0, Arc::new(EdgePointer::new(url, secret)));
+        }
+        (None, None) => {}
+        _ => anyhow::bail!(
+            "the edge pointer publisher needs --edge-url and a non-empty --edge-pointer-secret \
+             (BUNTING_EDGE_POINTER_SECRET)"
         ),
     }
     if publishers.is_empty() {

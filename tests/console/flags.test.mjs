@@ -39,6 +39,8 @@ test("the flags list: sign in, filter, create, kill switch, audit, phone", { ski
     const rows = page.locator("table.flags tbody tr");
     await assert.doesNotReject(rows.first().waitFor());
     assert.equal(await rows.count(), 3);
+    // The title follows the page's render (an effect): wait for it.
+    await page.waitForFunction((t) => document.title === t, "Flags · web · bunting", { timeout: 10_000 }).catch(() => {});
     assert.equal(await page.title(), "Flags · web · bunting");
     // Each environment's state, from the list's one request per page.
     const darkStaging = page.getByRole("switch", { name: "dark-mode in Staging: on" });

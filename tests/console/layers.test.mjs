@@ -41,6 +41,8 @@ test("layers: the page, a flag's slot in Settings, the snapshot, audit, phone", 
     // The Layers page, from the navigation: the seeded layer with its flag.
     await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Layers" }).click();
     await page.getByRole("heading", { level: 1, name: "Layers" }).waitFor();
+    // The title follows the page's render (an effect): wait for it.
+    await page.waitForFunction((t) => document.title === t, "Layers · web · bunting", { timeout: 10_000 }).catch(() => {});
     assert.equal(await page.title(), "Layers · web · bunting");
     const checkout = page.locator("section.layer-card", { has: page.getByRole("heading", { name: "checkout" }) });
     await checkout.waitFor();

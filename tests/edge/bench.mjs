@@ -17,7 +17,8 @@
 //
 // Environment: BENCH_DURATION (seconds per load run, default 10),
 // BENCH_CONNECTIONS (the loaded runs, default 8; every scenario also runs
-// with one connection), BENCH_JSON (also write the figures there).
+// with one connection), BENCH_JSON (also write the figures there),
+// BENCH_POINTER (0: without the environments' pointer Durable Object).
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -209,7 +210,10 @@ function run(url, { path: p, key, connections, duration = DURATION }) {
 }
 
 async function loadRuns() {
-  const w = await startWorker({ listen: true, checkOfrep: false, bindings: { SNAPSHOT_TTL_SECONDS: "5" } });
+  // BENCH_POINTER=0: without the environments' pointer (the Durable Object
+  // every isolate asks at most every POINTER_CHECK_SECONDS), to measure
+  // what that check adds.
+  const w = await startWorker({ listen: true, checkOfrep: false, pointer: process.env.BENCH_POINTER !== "0", bindings: { SNAPSHOT_TTL_SECONDS: "5", POINTER_CHECK_SECONDS: "0.5" } });
   try {
     for (const e of ENVS) {
       await putKey(w.kv, e.key, e.name, "server");

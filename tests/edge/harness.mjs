@@ -60,11 +60,12 @@ function modules() {
  * Starts the worker. `bindings` are [vars]; `listen` also serves HTTP on a
  * loopback port (for real HTTP clients); `outbound(request)` answers the
  * worker's own fetches; `checkOfrep: false` (benchmarks only: the proxy
- * would be measured too) skips the OFREP schema checks; `workerOptions` are
- * more of miniflare's worker options (e.g. `queueProducers`, `ratelimits`).
- * Returns { mf, kv, fetch, url }.
+ * would be measured too) skips the OFREP schema checks; `pointer: false`
+ * leaves out the SNAPSHOT_POINTER Durable Object binding; `workerOptions`
+ * are more of miniflare's worker options (e.g. `queueProducers`,
+ * `ratelimits`). Returns { mf, kv, fetch, url }.
  */
-export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, workerOptions = {} } = {}) {
+export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, pointer = true, workerOptions = {} } = {}) {
   const mf = new Miniflare({
     cf,
     ...(listen ? { host: "127.0.0.1", port: 0 } : {}),
@@ -76,6 +77,8 @@ export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF,
       modulesRoot: root,
       compatibilityDate: COMPATIBILITY_DATE,
       kvNamespaces: { FLAGS: "flags" },
+      // The environments' pointers (wrangler.toml); `pointer: false` runs without.
+      ...(pointer ? { durableObjects: { SNAPSHOT_POINTER: { className: "SnapshotPointer", useSQLite: true } } } : {}),
       bindings: { SNAPSHOT_TTL_SECONDS: "0", ...bindings },
       // Every fetch() the worker makes (the ingest POSTs) goes here: no network.
       ...(outbound ? { outboundService: outbound } : {}),
@@ -105,11 +108,14 @@ export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF,
     fetch: async (p, init = {}) => {
       const href = new URL(p, "http://edge.test").href;
       const r = await mf.dispatchFetch(href, init);
-      if (checkOfrep) await assertOfrep(init.method ?? "GET", href, r);
+      // An event stream never ends: not read here.
+      if (checkOfrep && !isEventStream(r)) await assertOfrep(init.method ?? "GET", href, r);
       return r;
     },
   };
 }
+
+const isEventStream = (r) => (r.headers.get("content-type") ?? "").startsWith("text/event-stream");
 
 /**
  * A loopback HTTP server relaying to the worker at `target` and checking
@@ -126,6 +132,19 @@ async function validatingProxy(target, violations) {
       }
       const hasBody = !["GET", "HEAD"].includes(req.method);
       const r = await fetch(new URL(req.url, target), { method: req.method, headers, body: hasBody ? Buffer.concat(chunks) : undefined });
+      if (isEventStream(r)) {
+        // Relayed as it comes (server-sent events), not validated.
+        const out = { "content-type": r.headers.get("content-type") };
+        r.headers.forEach((v, k) => { if (k.startsWith("access-control-") || k === "cache-control") out[k] = v; });
+        res.writeHead(r.status, out);
+        res.flushHeaders();
+        res.on("close", () => r.body.cancel().catch(() => {}));
+        try {
+          for await (const chunk of r.body) res.write(chunk);
+        } catch {}
+        res.end();
+        return;
+      }
       const body = Buffer.from(await r.arrayBuffer());
       const problems = ofrepViolations({ method: req.method, url: req.url, status: r.status, contentType: r.headers.get("content-type"), body: body.toString("utf8") });
       if (problems.length) {

@@ -22,8 +22,10 @@
 //! environment changes (a new snapshot version) or the loop restarts.
 //!
 //! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
-//! [`WranglerLocal`] (the local KV of `wrangler dev`) and [`Directory`]
-//! (one file per key, for wasmtime hosts).
+//! [`WranglerLocal`] (the local KV of `wrangler dev`), [`Directory`]
+//! (one file per key, for wasmtime hosts) and [`EdgePointer`] (the edge
+//! worker's per-environment Durable Object, which serves a change before
+//! KV has propagated it).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -51,6 +53,7 @@
 
 mod cloudflare;
 mod directory;
+mod edge;
 mod wrangler;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -68,6 +71,7 @@ use tokio::time::Instant;
 
 pub use cloudflare::{CloudflareKv, RetryPolicy};
 pub use directory::Directory;
+pub use edge::EdgePointer;
 pub use wrangler::WranglerLocal;
 
 use crate::kv;
@@ -501,7 +505,11 @@ impl Worker {
             }
         };
         let snapshot_key = kv::snapshot_key(&snapshot.environment);
-        let mut put_keys = Vec::new();
+        // The keys every target of this round put: each target reads the
+        // keys when its turn comes, so a key committed meanwhile reaches
+        // only the later targets, and must not be marked live for the
+        // earlier ones (they get it with the next version).
+        let mut put_keys: Option<HashSet<i64>> = None;
         let mut all_ok = due.len() == b.targets.len()
             && (due.len() == self.publishers.len() || version == b.version);
         for (i, published) in due {
@@ -541,7 +549,11 @@ impl Worker {
                     self.unblock(env_id, i);
                     self.metrics.publishes.inc();
                     tracing::info!(environment = %b.edge_env, target_name = p.name(), version, keys = keys.len(), "published");
-                    put_keys.extend(keys.into_iter().map(|k| k.id));
+                    let ids: HashSet<i64> = keys.into_iter().map(|k| k.id).collect();
+                    put_keys = Some(match put_keys {
+                        None => ids,
+                        Some(earlier) => earlier.intersection(&ids).copied().collect(),
+                    });
                 }
                 Err(e) => {
                     all_ok = false;
@@ -579,8 +591,8 @@ impl Worker {
         }
         if all_ok {
             // Every target holds `version`: its keys are live everywhere.
+            let mut put_keys: Vec<i64> = put_keys.unwrap_or_default().into_iter().collect();
             put_keys.sort_unstable();
-            put_keys.dedup();
             let done = async {
                 self.store.mark_sdk_keys(&put_keys, "live").await?;
                 self.store.mark_caught_up(env_id, version).await

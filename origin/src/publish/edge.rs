@@ -1,0 +1,94 @@
+//! The edge's pointers: after a snapshot is published, the worker's
+//! `POST /edge/v1/snapshot` hands it to its environment's Durable Object,
+//! which makes isolates serve it within about a second, before KV has
+//! propagated it (see `edge-worker/src/pointer.rs` and `docs/edge.md`).
+
+use std::time::Duration;
+
+use bunting_wire::kv::SNAPSHOT_PREFIX;
+
+use super::{BoxFuture, PublishError, Publisher};
+
+/// The worker route that updates an environment's pointer.
+const POINTER_PATH: &str = "/edge/v1/snapshot";
+
+/// Publishes snapshots to the edge worker's pointers: `put` of a
+/// `snapshot:<environment>` key POSTs the snapshot to
+/// `{edge_url}/edge/v1/snapshot` with `Authorization: Bearer {secret}`
+/// (the worker's `POINTER_SECRET`); other keys (SDK keys) and deletions
+/// are for KV only and succeed at once. A failure is retried by the
+/// publish loop with its backoff; a 400 (a snapshot the edge refuses) is
+/// permanent.
+///
+/// ```
+/// use bunting_origin::publish::{EdgePointer, Publisher};
+/// let p = EdgePointer::new("https://flags.example.com/", "s3cret");
+/// assert_eq!(p.name(), "edge-pointer");
+/// assert_eq!(p.url(), "https://flags.example.com/edge/v1/snapshot");
+/// ```
+#[derive(Debug, Clone)]
+pub struct EdgePointer {
+    base_url: String,
+    secret: String,
+    client: reqwest::Client,
+}
+
+impl EdgePointer {
+    /// A publisher to the worker at `edge_url`, authenticated with `secret`.
+    pub fn new(edge_url: impl Into<String>, secret: impl Into<String>) -> EdgePointer {
+        EdgePointer {
+            base_url: edge_url.into().trim_end_matches('/').to_string(),
+            secret: secret.into(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .expect("a TLS client"),
+        }
+    }
+
+    /// The URL snapshots are POSTed to.
+    pub fn url(&self) -> String {
+        format!("{}{POINTER_PATH}", self.base_url)
+    }
+}
+
+impl Publisher for EdgePointer {
+    fn name(&self) -> &str {
+        "edge-pointer"
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            if !key.starts_with(SNAPSHOT_PREFIX) {
+                return Ok(());
+            }
+            let r = self
+                .client
+                .post(self.url())
+                .bearer_auth(&self.secret)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(value.to_vec())
+                .send()
+                .await?;
+            if r.status().is_success() {
+                return Ok(());
+            }
+            let status = r.status().as_u16();
+            let body = r
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect();
+            Err(PublishError::Http { status, body })
+        })
+    }
+
+    fn delete<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+        // A deleted environment's keys leave KV; its pointer is never asked
+        // again.
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,212 @@
+// The environments' pointers (edge-worker/src/pointer.rs, the
+// SnapshotPointer Durable Object) in workerd through miniflare: the
+// authenticated publish route, a change served while KV still holds the old
+// snapshot, never an older version than one served, KV alone without the
+// binding; and end to end, the origin (`bunting serve --edge-url`)
+// updating the pointer while its KV writes are held back.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { startWorker, post, putKey, putSnapshot } from "./harness.mjs";
+import { api, bin, freePort, kvRestServer, published, startOrigin } from "./stack.mjs";
+
+const SECRET = "pointer-secret-0123456789";
+const KEY = "bnt_client_pointer-0123456789";
+const PUBLISH = "/edge/v1/snapshot";
+
+/** A snapshot of `environment` at `version` whose flag `f` serves `value`. */
+// /healthz shows its details only to the operator.
+const OPERATOR_SECRET = "pointer-operator";
+const OPERATOR = { headers: { Authorization: `Bearer ${OPERATOR_SECRET}` } };
+
+function snap(environment, version, value) {
+  return JSON.stringify({
+    schemaVersion: 1, environment, version, generatedAt: "2026-11-25T00:00:00Z",
+    flags: [{ key: "f", type: "string", variants: { a: "a", b: "b", c: "c" }, offVariant: "a", fallthrough: { variant: value }, clientSide: true }],
+  });
+}
+
+const publish = (w, body, token = SECRET) =>
+  w.fetch(PUBLISH, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body,
+  });
+
+const value = async (w, key = KEY) => {
+  const r = await post(w, "/ofrep/v1/evaluate/flags/f", { context: { targetingKey: "u-1" } }, { key });
+  const body = await r.json();
+  return r.status === 200 ? body.value : `${r.status} ${body.errorCode}`;
+};
+
+/** Polls until the edge serves `want` (the pointer is asked in the background). */
+async function served(w, want, key = KEY, limitMs = 10000) {
+  const start = performance.now();
+  for (;;) {
+    const v = await value(w, key);
+    if (v === want) return performance.now() - start;
+    if (performance.now() - start > limitMs) throw new Error(`the edge serves ${v}, not ${want}, after ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+let w;
+before(async () => {
+  // Production-like pacing: KV re-read every 5 s here would hide the
+  // pointer, so an hour; the pointer asked every 0.5 s (wrangler.toml).
+  w = await startWorker({ bindings: { POINTER_SECRET: SECRET, OPERATOR_SECRET, SNAPSHOT_TTL_SECONDS: "3600", POINTER_CHECK_SECONDS: "0.5" } });
+  await putKey(w.kv, KEY, "p", "client");
+  await putSnapshot(w.kv, "p", snap("p", 1, "a"));
+});
+after(async () => w?.mf.dispose());
+
+test("the publish route wants the secret and a snapshot the edge can load", async () => {
+  for (const token of [null, "wrong", SECRET.slice(0, -1), `${SECRET}x`]) {
+    const r = await publish(w, snap("p", 9, "c"), token);
+    assert.equal(r.status, 401, String(token));
+    assert.equal(r.headers.get("www-authenticate"), "Bearer");
+  }
+  for (const [body, needle] of [
+    ["{not json", /not a snapshot/],
+    [JSON.stringify({ environment: "p" }), /version/],
+    [JSON.stringify({ environment: "p", version: -3 }), /version/],
+    [snap("p", 9, "c").replace('"schemaVersion":1', '"schemaVersion":99'), /schemaVersion/],
+  ]) {
+    const r = await publish(w, body);
+    assert.equal(r.status, 400, body);
+    assert.match((await r.json()).errorDetails, needle);
+  }
+  const get = await w.fetch(PUBLISH);
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.get("allow"), "POST, OPTIONS");
+  // Nothing of that reached the pointer: still version 1 from KV.
+  assert.equal(await value(w), "a");
+});
+
+test("a published change is served while KV still holds the old snapshot", async () => {
+  assert.equal(await value(w), "a");
+  const r = await publish(w, snap("p", 2, "b"));
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { environment: "p", pointer: { outcome: "stored", version: 2 } });
+  const ms = await served(w, "b");
+  console.log(`pointer: change served ${ms.toFixed(0)} ms after the publish (POINTER_CHECK_SECONDS=0.5)`);
+  assert.equal(await w.kv.get("snapshot:p"), snap("p", 1, "a"), "KV was not touched");
+  const health = await (await w.fetch("/healthz", OPERATOR)).json();
+  assert.equal(health.environments.p.version, 2);
+  assert.equal(health.environments.p.source, "pointer");
+  assert.equal(health.environments.p.status, "ok");
+  assert.ok(health.pointers.p.checks >= 1);
+  assert.equal(health.pointers.p.lastError, null);
+  // Publishing the same version again (a retry) changes nothing.
+  const again = await publish(w, snap("p", 2, "b"));
+  assert.deepEqual((await again.json()).pointer, { outcome: "same", version: 2 });
+});
+
+test("never an older version than one served", async () => {
+  const r = await publish(w, snap("p", 1, "c"));
+  assert.equal(r.status, 200);
+  assert.deepEqual((await r.json()).pointer, { outcome: "older", version: 2 });
+  // A worker re-reading KV on every request, KV holding version 1, the
+  // pointer version 2: version 2 only, and KV's lag is no error.
+  const fresh = await startWorker({ bindings: { POINTER_SECRET: SECRET, OPERATOR_SECRET, SNAPSHOT_TTL_SECONDS: "0", POINTER_CHECK_SECONDS: "0" } });
+  try {
+    await putKey(fresh.kv, KEY, "p", "client");
+    await putSnapshot(fresh.kv, "p", snap("p", 1, "a"));
+    assert.equal((await publish(fresh, snap("p", 2, "b"))).status, 200);
+    await served(fresh, "b");
+    for (let i = 0; i < 20; i++) assert.equal(await value(fresh), "b");
+    const health = await (await fresh.fetch("/healthz", OPERATOR)).json();
+    assert.equal(health.environments.p.status, "ok");
+    assert.equal(health.environments.p.lastError, null);
+    // KV catching up and going beyond: KV's version 3 is served.
+    await putSnapshot(fresh.kv, "p", snap("p", 3, "c"));
+    assert.equal(await value(fresh), "c");
+  } finally {
+    await fresh.mf.dispose();
+  }
+});
+
+test("an environment KV does not have yet is served from its pointer at once", async () => {
+  const key = "bnt_client_q-0123456789";
+  await putKey(w.kv, key, "q", "client");
+  assert.equal((await publish(w, snap("q", 1, "c"))).status, 200);
+  // The first request waits for the pointer when nothing is served yet.
+  assert.equal(await value(w, key), "c");
+});
+
+test("without the Durable Object binding the worker serves from KV alone", async () => {
+  const plain = await startWorker({ pointer: false, bindings: { POINTER_SECRET: SECRET } });
+  try {
+    await putKey(plain.kv, KEY, "p", "client");
+    await putSnapshot(plain.kv, "p", snap("p", 1, "a"));
+    assert.equal(await value(plain), "a");
+    const r = await publish(plain, snap("p", 2, "b"));
+    assert.equal(r.status, 503);
+    assert.match((await r.json()).errorDetails, /SNAPSHOT_POINTER/);
+    await putSnapshot(plain.kv, "p", snap("p", 2, "b"));
+    assert.equal(await value(plain), "b");
+  } finally {
+    await plain.mf.dispose();
+  }
+  // And without the secret, the route is closed.
+  const closed = await startWorker({});
+  try {
+    assert.equal((await publish(closed, snap("p", 2, "b"))).status, 503);
+  } finally {
+    await closed.mf.dispose();
+  }
+});
+
+test("end to end: the origin's publish reaches the edge through the pointer while KV lags", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
+  const edge = await startWorker({ listen: true, bindings: { POINTER_SECRET: SECRET, OPERATOR_SECRET, SNAPSHOT_TTL_SECONDS: "5", POINTER_CHECK_SECONDS: "0.5" } });
+  // A KV that takes the SDK key and the first snapshot, then holds every
+  // later snapshot back (KV's propagation delay, made endless).
+  const held = [];
+  let holdSnapshots = false;
+  const lagging = {
+    put: async (k, v) => {
+      if (holdSnapshots && k.startsWith("snapshot:")) held.push(k);
+      else await edge.kv.put(k, v);
+    },
+    delete: (k) => edge.kv.delete(k),
+  };
+  const rest = await kvRestServer(lagging);
+  const port = await freePort();
+  const origin = await startOrigin(rest.url, port, ["--edge-url", edge.url, "--edge-pointer-secret", SECRET]);
+  try {
+    const o = origin.base;
+    await api(o, "POST", "/orgs", { key: "acme", name: "Acme" });
+    await api(o, "POST", "/orgs/acme/projects", { key: "web", name: "Web" });
+    await api(o, "POST", "/orgs/acme/projects/web/environments", { key: "production", name: "Production" });
+    await api(o, "POST", "/orgs/acme/projects/web/flags", {
+      key: "f", flagType: "string", variants: { a: "a", b: "b" }, offVariant: "a", clientSide: true,
+    });
+    const env = "/orgs/acme/projects/web/environments/production";
+    const { json: key } = await api(o, "POST", `${env}/sdk-keys`, { kind: "client", name: "web" });
+    // Published to both targets before the edge is asked (else it caches
+    // "unknown key" for 5 s).
+    await published(o, env).catch((e) => { throw new Error(`${e.message}\n${origin.log()}`); });
+    await served(edge, "a", key.secret);
+    const { json: status } = await api(o, "GET", `${env}/publish`);
+    assert.deepEqual(status.targets.map((t) => t.target).sort(), ["cloudflare", "edge-pointer"]);
+
+    holdSnapshots = true;
+    const cfg = "/orgs/acme/projects/web/flags/f/environments/production";
+    const { etag } = await api(o, "GET", cfg);
+    const t0 = performance.now();
+    await api(o, "PUT", cfg, { enabled: true, rules: [], fallthrough: { variant: "b" } }, { headers: { "if-match": etag } });
+    await served(edge, "b", key.secret);
+    const ms = performance.now() - t0;
+    console.log(`origin -> pointer -> edge: change served ${ms.toFixed(0)} ms after the API call, KV holding it back`);
+    assert.ok(held.length >= 1, "KV never got the new snapshot");
+    const kvVersion = JSON.parse(await edge.kv.get("snapshot:acme/web/production")).version;
+    const health = await (await edge.fetch("/healthz", OPERATOR)).json();
+    const edgeEnv = health.environments["acme/web/production"];
+    assert.ok(edgeEnv.version > kvVersion, `served ${edgeEnv.version}, KV ${kvVersion}`);
+    assert.equal(edgeEnv.source, "pointer");
+  } finally {
+    origin.child.kill();
+    rest.server.close();
+    await edge.mf.dispose();
+  }
+});
