@@ -6,6 +6,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// A hash map with foldhash's fast hasher (not SipHash): for lookups on the
+/// evaluation path. Bucketing does not use it and stays bit-identical.
+pub(crate) type FastMap<K, V> = foldhash::HashMap<K, V>;
+/// A hash set with foldhash's fast hasher; see [`FastMap`].
+pub(crate) type FastSet<T> = foldhash::HashSet<T>;
+
 use serde_json::Value;
 
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
@@ -68,8 +74,8 @@ pub(crate) struct CFlag {
 
 #[derive(Debug, Clone)]
 pub(crate) struct CSegment {
-    pub included: HashSet<String>,
-    pub excluded: HashSet<String>,
+    pub included: FastSet<String>,
+    pub excluded: FastSet<String>,
     pub condition: Option<Condition>,
 }
 
@@ -83,7 +89,10 @@ pub(crate) struct CLayer {
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     pub flags: Vec<CFlag>,
-    pub index: HashMap<String, usize>,
+    /// Flag key to position in `flags`, with a fast non-cryptographic
+    /// hasher: lookups happen on every evaluation, and the keys come from
+    /// the snapshot (a caller's key is only looked up, never inserted).
+    pub index: FastMap<String, usize>,
     pub segments: Vec<CSegment>,
     pub layers: Vec<CLayer>,
 }
@@ -210,7 +219,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     }
 
     // Flag index first, so prerequisites can point forwards.
-    let mut index = HashMap::new();
+    let mut index = FastMap::default();
     for (i, flag) in snapshot.flags.iter().enumerate() {
         if flag.key.is_empty() {
             cx.add_without_entity(
@@ -288,7 +297,7 @@ fn compile_flag(
     i: usize,
     flag: &Flag,
     resolve: &dyn Fn(&str) -> Result<usize, String>,
-    index: &HashMap<String, usize>,
+    index: &FastMap<String, usize>,
     all: &[Flag],
     layer_index: &HashMap<String, Option<usize>>,
 ) -> CFlag {
