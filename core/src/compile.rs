@@ -18,7 +18,7 @@ use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
 use crate::model::{
     DEFAULT_BUCKET_BY, Flag, FlagMetadata, FlagType, SCHEMA_VERSION, Serve, Snapshot,
 };
-use crate::result::ErrorCode;
+use crate::result::{ErrorCode, Reason};
 use crate::rules::{Condition, ParseError};
 use crate::snapshot::{Location, Problem, checksum};
 use crate::time::parse_rfc3339_ms;
@@ -70,6 +70,10 @@ pub(crate) struct CFlag {
     pub client_side: bool,
     /// Set when the flag failed validation (lenient loads only).
     pub broken: Option<(ErrorCode, String)>,
+    /// The answer when it cannot depend on the context: the off variant of
+    /// a disabled flag, or the fixed fallthrough of a flag without rules
+    /// and prerequisites. Set once the whole snapshot is checked.
+    pub fixed: Option<(usize, Reason)>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +277,9 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
 
     check_layer_overlaps(&mut cx, snapshot, &mut flags);
     check_prerequisite_cycles(&mut cx, &mut flags);
+    for flag in &mut flags {
+        flag.fixed = fixed_answer(flag);
+    }
 
     (
         Compiled {
@@ -283,6 +290,25 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         },
         cx.problems,
     )
+}
+
+/// What `flag` serves whatever the context, if that is decided at load.
+/// Mirrors the order of `Engine::eval_flag`: a broken flag fails, a
+/// disabled one serves its off variant before its prerequisites are looked
+/// at, and a flag without rules and prerequisites serves its fallthrough.
+fn fixed_answer(flag: &CFlag) -> Option<(usize, Reason)> {
+    if flag.broken.is_some() {
+        return None;
+    }
+    if !flag.enabled {
+        return Some((flag.off, Reason::Disabled));
+    }
+    match flag.fallthrough {
+        CServe::Variant(v) if flag.rules.is_empty() && flag.prerequisites.is_empty() => {
+            Some((v, Reason::Static))
+        }
+        _ => None,
+    }
 }
 
 fn variant_index(variants: &[(String, Value)], name: &str) -> Option<usize> {
@@ -507,6 +533,7 @@ fn compile_flag(
         metadata: flag.metadata.clone(),
         client_side: flag.client_side,
         broken: None,
+        fixed: None,
     }
 }
 

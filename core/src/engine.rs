@@ -182,6 +182,9 @@ impl Engine {
         if let Some((code, msg)) = &flag.broken {
             return self.fail(flag, *code, msg.clone());
         }
+        if let Some((v, reason)) = flag.fixed {
+            return self.served(flag, v, reason, None);
+        }
         if !flag.enabled {
             return self.served(flag, flag.off, Reason::Disabled, None);
         }
