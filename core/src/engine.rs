@@ -1,6 +1,7 @@
 //! The evaluator: a loaded snapshot answering flag evaluations.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use serde_json::Value;
 
@@ -40,6 +41,12 @@ pub struct Engine {
     generated_at: String,
     compiled: Compiled,
 }
+
+/// Segment answers already computed for one context, by segment index:
+/// `evaluate_all` asks each segment once however many flags use it. Empty
+/// (nothing remembered) for a single evaluation, which then allocates
+/// nothing.
+type SegmentMemo = [Cell<Option<bool>>];
 
 /// Outcome of resolving a serve: a variant, or an error.
 type Resolved = Result<(usize, Reason), (ErrorCode, String)>;
@@ -151,7 +158,7 @@ impl Engine {
         if let Err(msg) = check_context(context) {
             return self.fail(flag, ErrorCode::InvalidContext, msg);
         }
-        self.eval_flag(i, context, now_ms, 0)
+        self.eval_flag(i, context, now_ms, 0, &[])
     }
 
     /// Evaluates every flag for `context`, in snapshot order.
@@ -164,8 +171,9 @@ impl Engine {
                 .map(|f| self.fail(f, ErrorCode::InvalidContext, msg.clone()))
                 .collect();
         }
+        let memo = vec![Cell::new(None); self.compiled.segments.len()];
         (0..self.compiled.flags.len())
-            .map(|i| self.eval_flag(i, context, now_ms, 0))
+            .map(|i| self.eval_flag(i, context, now_ms, 0, &memo))
             .collect()
     }
 
@@ -177,7 +185,14 @@ impl Engine {
         }
     }
 
-    fn eval_flag<'a>(&'a self, i: usize, ctx: &Value, now_ms: i64, depth: u32) -> Evaluation<'a> {
+    fn eval_flag<'a>(
+        &'a self,
+        i: usize,
+        ctx: &Value,
+        now_ms: i64,
+        depth: u32,
+        memo: &SegmentMemo,
+    ) -> Evaluation<'a> {
         let flag = &self.compiled.flags[i];
         if let Some((code, msg)) = &flag.broken {
             return self.fail(flag, *code, msg.clone());
@@ -196,7 +211,7 @@ impl Engine {
                     "prerequisite chain too deep".into(),
                 );
             }
-            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1);
+            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1, memo);
             if let Some(code) = got.error_code {
                 let msg = format!(
                     "prerequisite {:?} failed: {}",
@@ -211,7 +226,14 @@ impl Engine {
                 return e;
             }
         }
-        let segment = |s: usize| self.in_segment(s, ctx, now_ms);
+        let segment = |s: usize| match memo.get(s) {
+            Some(known) => known.get().unwrap_or_else(|| {
+                let answer = self.in_segment(s, ctx, now_ms);
+                known.set(Some(answer));
+                answer
+            }),
+            None => self.in_segment(s, ctx, now_ms),
+        };
         let env = Env {
             context: ctx,
             now_ms,
