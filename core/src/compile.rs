@@ -6,13 +6,19 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// A hash map with foldhash's fast hasher (not SipHash): for lookups on the
+/// evaluation path. Bucketing does not use it and stays bit-identical.
+pub(crate) type FastMap<K, V> = foldhash::HashMap<K, V>;
+/// A hash set with foldhash's fast hasher; see [`FastMap`].
+pub(crate) type FastSet<T> = foldhash::HashSet<T>;
+
 use serde_json::Value;
 
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
 use crate::model::{
     DEFAULT_BUCKET_BY, Flag, FlagMetadata, FlagType, SCHEMA_VERSION, Serve, Snapshot,
 };
-use crate::result::ErrorCode;
+use crate::result::{ErrorCode, Reason};
 use crate::rules::{Condition, ParseError};
 use crate::snapshot::{Location, Problem, checksum};
 use crate::time::parse_rfc3339_ms;
@@ -64,12 +70,16 @@ pub(crate) struct CFlag {
     pub client_side: bool,
     /// Set when the flag failed validation (lenient loads only).
     pub broken: Option<(ErrorCode, String)>,
+    /// The answer when it cannot depend on the context: the off variant of
+    /// a disabled flag, or the fixed fallthrough of a flag without rules
+    /// and prerequisites. Set once the whole snapshot is checked.
+    pub fixed: Option<(usize, Reason)>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct CSegment {
-    pub included: HashSet<String>,
-    pub excluded: HashSet<String>,
+    pub included: FastSet<String>,
+    pub excluded: FastSet<String>,
     pub condition: Option<Condition>,
 }
 
@@ -83,7 +93,10 @@ pub(crate) struct CLayer {
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     pub flags: Vec<CFlag>,
-    pub index: HashMap<String, usize>,
+    /// Flag key to position in `flags`, with a fast non-cryptographic
+    /// hasher: lookups happen on every evaluation, and the keys come from
+    /// the snapshot (a caller's key is only looked up, never inserted).
+    pub index: FastMap<String, usize>,
     pub segments: Vec<CSegment>,
     pub layers: Vec<CLayer>,
 }
@@ -210,7 +223,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     }
 
     // Flag index first, so prerequisites can point forwards.
-    let mut index = HashMap::new();
+    let mut index = FastMap::default();
     for (i, flag) in snapshot.flags.iter().enumerate() {
         if flag.key.is_empty() {
             cx.add_without_entity(
@@ -264,6 +277,9 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
 
     check_layer_overlaps(&mut cx, snapshot, &mut flags);
     check_prerequisite_cycles(&mut cx, &mut flags);
+    for flag in &mut flags {
+        flag.fixed = fixed_answer(flag);
+    }
 
     (
         Compiled {
@@ -274,6 +290,25 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         },
         cx.problems,
     )
+}
+
+/// What `flag` serves whatever the context, if that is decided at load.
+/// Mirrors the order of `Engine::eval_flag`: a broken flag fails, a
+/// disabled one serves its off variant before its prerequisites are looked
+/// at, and a flag without rules and prerequisites serves its fallthrough.
+fn fixed_answer(flag: &CFlag) -> Option<(usize, Reason)> {
+    if flag.broken.is_some() {
+        return None;
+    }
+    if !flag.enabled {
+        return Some((flag.off, Reason::Disabled));
+    }
+    match flag.fallthrough {
+        CServe::Variant(v) if flag.rules.is_empty() && flag.prerequisites.is_empty() => {
+            Some((v, Reason::Static))
+        }
+        _ => None,
+    }
 }
 
 fn variant_index(variants: &[(String, Value)], name: &str) -> Option<usize> {
@@ -288,7 +323,7 @@ fn compile_flag(
     i: usize,
     flag: &Flag,
     resolve: &dyn Fn(&str) -> Result<usize, String>,
-    index: &HashMap<String, usize>,
+    index: &FastMap<String, usize>,
     all: &[Flag],
     layer_index: &HashMap<String, Option<usize>>,
 ) -> CFlag {
@@ -498,6 +533,7 @@ fn compile_flag(
         metadata: flag.metadata.clone(),
         client_side: flag.client_side,
         broken: None,
+        fixed: None,
     }
 }
 

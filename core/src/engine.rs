@@ -1,6 +1,7 @@
 //! The evaluator: a loaded snapshot answering flag evaluations.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use serde_json::Value;
 
@@ -40,6 +41,12 @@ pub struct Engine {
     generated_at: String,
     compiled: Compiled,
 }
+
+/// Segment answers already computed for one context, by segment index:
+/// `evaluate_all` asks each segment once however many flags use it. Empty
+/// (nothing remembered) for a single evaluation, which then allocates
+/// nothing.
+type SegmentMemo = [Cell<Option<bool>>];
 
 /// Outcome of resolving a serve: a variant, or an error.
 type Resolved = Result<(usize, Reason), (ErrorCode, String)>;
@@ -148,24 +155,29 @@ impl Engine {
                 ),
             );
         }
-        if let Err(msg) = check_context(context) {
-            return self.fail(flag, ErrorCode::InvalidContext, msg);
-        }
-        self.eval_flag(i, context, now_ms, 0)
+        let subject = match check_context(context) {
+            Ok(subject) => subject,
+            Err(msg) => return self.fail(flag, ErrorCode::InvalidContext, msg),
+        };
+        self.eval_flag(i, &subject, now_ms, 0, &[])
     }
 
     /// Evaluates every flag for `context`, in snapshot order.
     pub fn evaluate_all<'a>(&'a self, context: &Value, now_ms: i64) -> Vec<Evaluation<'a>> {
-        if let Err(msg) = check_context(context) {
-            return self
-                .compiled
-                .flags
-                .iter()
-                .map(|f| self.fail(f, ErrorCode::InvalidContext, msg.clone()))
-                .collect();
-        }
+        let subject = match check_context(context) {
+            Ok(subject) => subject,
+            Err(msg) => {
+                return self
+                    .compiled
+                    .flags
+                    .iter()
+                    .map(|f| self.fail(f, ErrorCode::InvalidContext, msg.clone()))
+                    .collect();
+            }
+        };
+        let memo = vec![Cell::new(None); self.compiled.segments.len()];
         (0..self.compiled.flags.len())
-            .map(|i| self.eval_flag(i, context, now_ms, 0))
+            .map(|i| self.eval_flag(i, &subject, now_ms, 0, &memo))
             .collect()
     }
 
@@ -177,10 +189,20 @@ impl Engine {
         }
     }
 
-    fn eval_flag<'a>(&'a self, i: usize, ctx: &Value, now_ms: i64, depth: u32) -> Evaluation<'a> {
+    fn eval_flag<'a>(
+        &'a self,
+        i: usize,
+        ctx: &Subject<'_>,
+        now_ms: i64,
+        depth: u32,
+        memo: &SegmentMemo,
+    ) -> Evaluation<'a> {
         let flag = &self.compiled.flags[i];
         if let Some((code, msg)) = &flag.broken {
             return self.fail(flag, *code, msg.clone());
+        }
+        if let Some((v, reason)) = flag.fixed {
+            return self.served(flag, v, reason, None);
         }
         if !flag.enabled {
             return self.served(flag, flag.off, Reason::Disabled, None);
@@ -193,7 +215,7 @@ impl Engine {
                     "prerequisite chain too deep".into(),
                 );
             }
-            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1);
+            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1, memo);
             if let Some(code) = got.error_code {
                 let msg = format!(
                     "prerequisite {:?} failed: {}",
@@ -208,9 +230,16 @@ impl Engine {
                 return e;
             }
         }
-        let segment = |s: usize| self.in_segment(s, ctx, now_ms);
+        let segment = |s: usize| match memo.get(s) {
+            Some(known) => known.get().unwrap_or_else(|| {
+                let answer = self.in_segment(s, ctx, now_ms);
+                known.set(Some(answer));
+                answer
+            }),
+            None => self.in_segment(s, ctx, now_ms),
+        };
         let env = Env {
-            context: ctx,
+            context: ctx.context,
             now_ms,
             segment: &segment,
         };
@@ -254,9 +283,9 @@ impl Engine {
         }
     }
 
-    fn in_segment(&self, s: usize, ctx: &Value, now_ms: i64) -> bool {
+    fn in_segment(&self, s: usize, ctx: &Subject<'_>, now_ms: i64) -> bool {
         let seg = &self.compiled.segments[s];
-        if let Some(Value::String(key)) = ctx.get("targetingKey") {
+        if let Some(key) = ctx.targeting_key {
             if seg.excluded.contains(key) {
                 return false;
             }
@@ -266,7 +295,7 @@ impl Engine {
         }
         seg.condition.as_ref().is_some_and(|c| {
             c.eval(&Env {
-                context: ctx,
+                context: ctx.context,
                 now_ms,
                 segment: &|_| false,
             })
@@ -278,7 +307,7 @@ impl Engine {
         &self,
         flag: &CFlag,
         serve: &CServe,
-        ctx: &Value,
+        ctx: &Subject<'_>,
         now_ms: i64,
         fixed: Reason,
     ) -> Resolved {
@@ -324,7 +353,7 @@ impl Engine {
         }
     }
 
-    fn in_layer(&self, flag: &CFlag, ctx: &Value) -> Result<bool, (ErrorCode, String)> {
+    fn in_layer(&self, flag: &CFlag, ctx: &Subject<'_>) -> Result<bool, (ErrorCode, String)> {
         let Some(slot) = &flag.layer else {
             return Ok(true);
         };
@@ -335,22 +364,25 @@ impl Engine {
     }
 }
 
-fn bucket_of(flag: &CFlag, ctx: &Value) -> Result<u32, (ErrorCode, String)> {
+fn bucket_of(flag: &CFlag, ctx: &Subject<'_>) -> Result<u32, (ErrorCode, String)> {
     Ok(flag.bucketer.bucket(&bucket_key(ctx, &flag.bucket_by)?))
 }
 
 /// The bucketing key at `path`: a string, or a number in its JSON spelling.
-fn bucket_key<'c>(ctx: &'c Value, path: &[String]) -> Result<Cow<'c, str>, (ErrorCode, String)> {
-    match lookup(ctx, path) {
+fn bucket_key<'c>(ctx: &Subject<'c>, path: &[String]) -> Result<Cow<'c, str>, (ErrorCode, String)> {
+    if let [only] = path
+        && only == "targetingKey"
+    {
+        // Already read (and type-checked) by `check_context`.
+        return match ctx.targeting_key {
+            Some(key) => Ok(Cow::Borrowed(key)),
+            None => Err(missing_bucketing_attribute(path)),
+        };
+    }
+    match lookup(ctx.context, path) {
         Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
         Some(Value::Number(n)) => Ok(Cow::Owned(n.to_string())),
-        None | Some(Value::Null) => Err((
-            ErrorCode::TargetingKeyMissing,
-            format!(
-                "bucketing attribute {:?} is missing from the context",
-                path.join(".")
-            ),
-        )),
+        None | Some(Value::Null) => Err(missing_bucketing_attribute(path)),
         Some(other) => Err((
             ErrorCode::InvalidContext,
             format!(
@@ -360,6 +392,16 @@ fn bucket_key<'c>(ctx: &'c Value, path: &[String]) -> Result<Cow<'c, str>, (Erro
             ),
         )),
     }
+}
+
+fn missing_bucketing_attribute(path: &[String]) -> (ErrorCode, String) {
+    (
+        ErrorCode::TargetingKeyMissing,
+        format!(
+            "bucketing attribute {:?} is missing from the context",
+            path.join(".")
+        ),
+    )
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -373,18 +415,32 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn check_context(ctx: &Value) -> Result<(), String> {
+/// A checked context, with its targeting key read once.
+struct Subject<'c> {
+    context: &'c Value,
+    targeting_key: Option<&'c str>,
+}
+
+/// Checks that `ctx` is an object whose `targetingKey`, if present, is a string.
+fn check_context(ctx: &Value) -> Result<Subject<'_>, String> {
     let Value::Object(map) = ctx else {
         return Err(format!(
             "the context must be a JSON object, not {}",
             json_type(ctx)
         ));
     };
-    match map.get("targetingKey") {
-        None | Some(Value::String(_)) => Ok(()),
-        Some(other) => Err(format!(
-            "targetingKey must be a string, not {}",
-            json_type(other)
-        )),
-    }
+    let targeting_key = match map.get("targetingKey") {
+        None => None,
+        Some(Value::String(key)) => Some(key.as_str()),
+        Some(other) => {
+            return Err(format!(
+                "targetingKey must be a string, not {}",
+                json_type(other)
+            ));
+        }
+    };
+    Ok(Subject {
+        context: ctx,
+        targeting_key,
+    })
 }
