@@ -4,8 +4,9 @@
 pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 /// Request headers a browser may send.
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-None-Match, X-API-Key";
-/// Response headers a browser may read.
-pub const EXPOSE_HEADERS: &str = "ETag";
+/// Response headers a browser may read: the bulk answer's `ETag`, and
+/// `Retry-After` of a 429 (rate limited) or 503 (no snapshot yet).
+pub const EXPOSE_HEADERS: &str = "ETag, Retry-After";
 /// How long a preflight answer may be cached, in seconds.
 pub const MAX_AGE: &str = "86400";
 

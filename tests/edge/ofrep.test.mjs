@@ -238,13 +238,13 @@ describe("CORS", () => {
     assert.match(r.headers.get("access-control-allow-methods"), /POST/);
     const allowed = r.headers.get("access-control-allow-headers").toLowerCase();
     for (const h of ["authorization", "content-type", "if-none-match"]) assert.ok(allowed.includes(h), h);
-    assert.equal(r.headers.get("access-control-expose-headers"), "ETag");
+    assert.equal(r.headers.get("access-control-expose-headers"), "ETag, Retry-After");
     assert.ok(Number(r.headers.get("access-control-max-age")) > 0);
   });
   test("actual responses carry the headers too; other origins get none", async () => {
     let r = await post(w, BULK, { context: { targetingKey: "u1" } }, { key: KEY, headers: { Origin: ORIGIN } });
     assert.equal(r.headers.get("access-control-allow-origin"), ORIGIN);
-    assert.equal(r.headers.get("access-control-expose-headers"), "ETag");
+    assert.equal(r.headers.get("access-control-expose-headers"), "ETag, Retry-After");
     await r.body?.cancel();
     r = await post(w, BULK, { context: { targetingKey: "u1" } }, { key: KEY, headers: { Origin: "https://evil.example" } });
     assert.equal(r.headers.get("access-control-allow-origin"), null);
