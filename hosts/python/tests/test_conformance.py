@@ -126,7 +126,9 @@ def test_case(name: str, fixture: dict[str, Any], case: dict[str, Any], monkeypa
         client, "evaluate", lambda flag, c, *, expected_type=None, now_ms=None: original(flag, c, expected_type=expected_type, now_ms=now)
     )
     provider = BuntingProvider(client)
-    api.set_provider(provider, domain=f"conformance-{name}-{id(case)}")
+    # openfeature-sdk 0.10 initializes a provider in a background thread:
+    # evaluating before it is ready answers PROVIDER_NOT_READY.
+    api.set_provider_and_wait(provider, domain=f"conformance-{name}-{id(case)}")
     of_client = api.get_client(domain=f"conformance-{name}-{id(case)}")
     typ = case.get("expectedType") or flag_type(fixture, case["flag"])
     method, default = TYPED[typ]

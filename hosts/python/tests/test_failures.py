@@ -168,7 +168,7 @@ def test_provider_events_and_details(fake_server: Any) -> None:
     provider = BuntingProvider(c)
     changed: list[EventDetails] = []
     stale: list[EventDetails] = []
-    api.set_provider_and_wait(provider, domain="events") if hasattr(api, "set_provider_and_wait") else api.set_provider(provider, domain="events")
+    api.set_provider_and_wait(provider, domain="events")
     client = api.get_client(domain="events")
     wait_for(lambda: client.get_provider_status() == ProviderStatus.READY)
     client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, changed.append)

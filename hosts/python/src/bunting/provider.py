@@ -3,7 +3,7 @@
 >>> from openfeature import api                               # doctest: +SKIP
 >>> from bunting import BuntingClient, BuntingProvider
 >>> provider = BuntingProvider(BuntingClient.edge("https://flags.example.com", "srv-…"))
->>> api.set_provider(provider)        # initialize() fetches the first snapshot
+>>> api.set_provider_and_wait(provider)  # initialize() fetches the first snapshot
 >>> api.get_client().get_boolean_value("new-checkout", False)
 """
 
