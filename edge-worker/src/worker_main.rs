@@ -213,20 +213,37 @@ async fn engine_for(
     SNAPSHOTS.with(|c| c.borrow().serving(environment))
 }
 
-/// The request's `cf` object as JSON, read raw (worker's `Cf` accessors
-/// unwrap fields that may be missing).
+/// The fields of the request's `cf` object that geolocation reads
+/// ([`context::CF_GEO_FIELDS`]), as JSON, read raw (worker's `Cf`
+/// accessors unwrap fields that may be missing). Read one by one rather
+/// than `JSON.stringify` of the whole object and a parse of it: `cf` has
+/// dozens of fields (TLS, bot management, …) the context never uses.
 fn raw_cf(req: &Request) -> Value {
     let Ok(cf) = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")) else {
         return Value::Null;
     };
-    if cf.is_undefined() || cf.is_null() {
+    if !cf.is_object() {
         return Value::Null;
     }
-    js_sys::JSON::stringify(&cf)
-        .ok()
-        .and_then(|s| s.as_string())
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null)
+    let mut out = serde_json::Map::new();
+    for &field in context::CF_GEO_FIELDS {
+        let Ok(v) = js_sys::Reflect::get(&cf, &JsValue::from_str(field)) else {
+            continue;
+        };
+        // What JSON.stringify would have given for a scalar; other values
+        // are ignored by geolocation anyway.
+        let json = if let Some(s) = v.as_string() {
+            Value::String(s)
+        } else if let Some(b) = v.as_bool() {
+            Value::Bool(b)
+        } else if let Some(f) = v.as_f64() {
+            context::json_number(f)
+        } else {
+            continue;
+        };
+        out.insert(field.to_string(), json);
+    }
+    Value::Object(out)
 }
 
 /// Extra response headers (e.g. `Set-Cookie`) produced while building the context.
@@ -246,7 +263,9 @@ fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHead
     if !s.edge_attributes {
         return (client, Vec::new());
     }
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+    // One `Headers` object for every header read here.
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
     let geo = geo::geo_from_cf(&raw_cf(req));
     let device = Device::from_user_agent(&header("User-Agent").unwrap_or_default()).to_json();
     let mut ctx = context::with_edge_attributes(client, geo, device);
@@ -811,7 +830,9 @@ async fn evaluate(
 ) -> Result<Response> {
     let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
     let clock = now_ms();
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+    // One `Headers` object for every header read here.
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
     let (environment, audience) = match authenticate_record(&req, env, clock).await? {
         Ok(record) => {
             let audience = Audience::of(&record);
