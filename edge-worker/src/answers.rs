@@ -77,9 +77,15 @@ impl Clock {
     ///    "fallthrough": {{"variant": "off"}}}}]}}"#)).unwrap());
     /// assert_eq!(with("plan == \"pro\""), Clock::Independent);
     /// assert_eq!(with("now > 2026-12-01T00:00:00Z"), Clock::Continuous);
+    /// assert_eq!(with("NOW > 2026-12-01T00:00:00Z"), Clock::Continuous);
     /// ```
     pub fn of(snapshot: &Snapshot) -> Clock {
-        let reads_now = |condition: &str| condition.to_ascii_lowercase().contains("now");
+        let reads_now = |condition: &str| {
+            condition
+                .as_bytes()
+                .windows(3)
+                .any(|w| w.eq_ignore_ascii_case(b"now"))
+        };
         let conditions = snapshot
             .flags
             .iter()
