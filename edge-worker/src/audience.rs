@@ -44,7 +44,7 @@ use bunting_wire::kv::SdkKeyRecord;
 use serde_json::Value;
 
 /// Who holds an SDK key, for what it may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Audience {
     /// A server key: every flag, every detail.
     Server,
@@ -161,8 +161,14 @@ pub fn client_error_details(code: ErrorCode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ofrep::{NumberForms, bulk, etag, single};
+    use crate::ofrep::{NumberForms, bulk, etag};
     use serde_json::json;
+
+    /// `ofrep::single` with its body as a `Value`.
+    fn single(e: &Evaluation<'_>, numbers: &NumberForms) -> (u16, Value) {
+        let (status, body) = crate::ofrep::single(e, numbers);
+        (status, serde_json::to_value(body).unwrap())
+    }
 
     /// `shown` is client-side and depends on the hidden `gate`; `split`
     /// is client-side and buckets; `secret` is server-only.
@@ -282,8 +288,8 @@ mod tests {
         assert_eq!(keys(Audience::Client), ["shown", "split"]);
         assert_eq!(keys(Audience::Server), ["gate", "shown", "split", "secret"]);
         let tag = |engine: &Engine, a: Audience| {
-            let b = bulk(&a.evaluate_all(engine, &ctx, 0), &NumberForms::default());
-            etag(&serde_json::to_vec(&b).unwrap())
+            let evals = a.evaluate_all(engine, &ctx, 0);
+            etag(&bulk(&evals, &NumberForms::default(), None).to_bytes())
         };
         assert_ne!(tag(&e, Audience::Client), tag(&e, Audience::Server));
         // Turning off the server-only flag changes the server's ETag only.

@@ -8,6 +8,7 @@
 //! document-level problems (schema version, environment, generation time,
 //! checksum), which reject the whole snapshot.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -19,6 +20,7 @@ use bunting_core::{Engine, Problem};
 use bunting_wire::kv::snapshot_key;
 use serde_json::{Value, json};
 
+use crate::answers::{BulkAnswers, Clock};
 use crate::ofrep::NumberForms;
 
 /// Default seconds between two KV checks of one environment's snapshot.
@@ -39,6 +41,9 @@ pub struct Loaded {
     pub etag: Rc<str>,
     /// How its number flags' values are written in OFREP responses.
     pub numbers: Rc<NumberForms>,
+    /// Its bulk answers already serialized ([`crate::answers`]): a new
+    /// snapshot starts with an empty cache.
+    pub answers: Rc<RefCell<BulkAnswers>>,
     /// Fingerprint of the KV text it came from.
     pub fingerprint: u64,
     /// When it was loaded (Unix ms).
@@ -79,9 +84,9 @@ fn fingerprint(text: &str) -> u64 {
 }
 
 /// A snapshot text loaded by [`load`]: its engine, the JSON form of its
-/// number flags, the flags a lenient load turned into errors, and its
-/// ETag.
-pub type LoadedParts = (Engine, NumberForms, Vec<Problem>, String);
+/// number flags, the flags a lenient load turned into errors, its ETag,
+/// and how its answers depend on time.
+pub type LoadedParts = (Engine, NumberForms, Vec<Problem>, String, Clock);
 
 /// Loads a snapshot text for `environment`: lenient, but document-level
 /// problems and another environment's snapshot are errors.
@@ -90,6 +95,7 @@ pub fn load(environment: &str, text: &str) -> Result<LoadedParts, String> {
     let etag = crate::snapshot::etag(snapshot.checksum.as_deref(), text);
     let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
     let numbers = NumberForms::from_snapshot(&snapshot);
+    let clock = Clock::of(&snapshot);
     let fatal: Vec<String> = problems
         .iter()
         .filter(|p| p.entity.is_none() && FATAL_PATHS.contains(&p.path.as_str()))
@@ -104,7 +110,7 @@ pub fn load(environment: &str, text: &str) -> Result<LoadedParts, String> {
             engine.environment()
         ));
     }
-    Ok((engine, numbers, problems, etag))
+    Ok((engine, numbers, problems, etag, clock))
 }
 
 impl SnapshotCache {
@@ -126,6 +132,19 @@ impl SnapshotCache {
     pub fn serving(&self, environment: &str) -> Option<(Rc<Engine>, Rc<NumberForms>)> {
         let loaded = self.envs.get(environment)?.loaded.as_ref()?;
         Some((loaded.engine.clone(), loaded.numbers.clone()))
+    }
+
+    /// The bulk answers of the snapshot whose engine is `engine`, if it is
+    /// still the one serving `environment`: an engine held across an
+    /// `await` may have been replaced meanwhile, and its answers must not
+    /// go into the new snapshot's cache.
+    pub fn answers(
+        &self,
+        environment: &str,
+        engine: &Rc<Engine>,
+    ) -> Option<Rc<RefCell<BulkAnswers>>> {
+        let loaded = self.envs.get(environment)?.loaded.as_ref()?;
+        Rc::ptr_eq(&loaded.engine, engine).then(|| loaded.answers.clone())
     }
 
     /// The snapshot text serving `environment` and its ETag, if there is a
@@ -181,7 +200,7 @@ impl SnapshotCache {
             return;
         }
         match load(environment, &text) {
-            Ok((engine, numbers, problems, etag)) => {
+            Ok((engine, numbers, problems, etag, clock)) => {
                 if let Some(cur) = &st.loaded
                     && engine.version() < cur.engine.version()
                 {
@@ -204,6 +223,7 @@ impl SnapshotCache {
                     text: Rc::from(text),
                     etag: Rc::from(etag),
                     numbers: Rc::new(numbers),
+                    answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
                     fingerprint: fp,
                     loaded_at_ms: now_ms,
                     problems,
@@ -242,7 +262,7 @@ impl SnapshotCache {
         text: String,
         now_ms: i64,
     ) -> Result<bool, String> {
-        let (engine, numbers, problems, etag) = load(environment, &text)?;
+        let (engine, numbers, problems, etag, clock) = load(environment, &text)?;
         let st = self.envs.entry(environment.to_string()).or_default();
         if st
             .loaded
@@ -257,6 +277,7 @@ impl SnapshotCache {
             text: Rc::from(text),
             etag: Rc::from(etag),
             numbers: Rc::new(numbers),
+            answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
             loaded_at_ms: now_ms,
             problems,
             from_pointer: true,
@@ -404,6 +425,50 @@ mod tests {
         // With nothing served yet, the pointer's snapshot is served.
         assert_eq!(c.apply_pointer("q", snap("q", 1, ""), 0), Ok(true));
         assert_eq!(c.version("q"), Some(1));
+    }
+
+    #[test]
+    fn a_new_snapshot_starts_with_no_answers() {
+        use crate::audience::Audience;
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(Some(snap("p", 1, ""))), 0);
+        let (engine, _) = c.serving("p").unwrap();
+        let answers = c.answers("p", &engine).unwrap();
+        let key = answers
+            .borrow()
+            .key(Audience::Server, b"{}".to_vec(), None, 0)
+            .unwrap();
+        answers
+            .borrow_mut()
+            .put(key.clone(), b"{\"flags\":[]}".to_vec());
+        assert!(
+            c.answers("p", &engine)
+                .unwrap()
+                .borrow()
+                .get(&key)
+                .is_some()
+        );
+        // The same text again: same snapshot, same answers.
+        c.apply("p", Ok(Some(snap("p", 1, ""))), 10_000);
+        assert!(
+            c.answers("p", &engine)
+                .unwrap()
+                .borrow()
+                .get(&key)
+                .is_some()
+        );
+        // A new version: the old engine's answers are gone, the new one's empty.
+        c.apply("p", Ok(Some(snap("p", 2, ""))), 20_000);
+        assert!(c.answers("p", &engine).is_none());
+        let (newer, _) = c.serving("p").unwrap();
+        assert!(c.answers("p", &newer).unwrap().borrow().is_empty());
+        // The same from the pointer.
+        answers.borrow_mut().put(key.clone(), b"{}".to_vec());
+        assert_eq!(c.apply_pointer("p", snap("p", 3, ""), 30_000), Ok(true));
+        assert!(c.answers("p", &newer).is_none());
+        let (pointed, _) = c.serving("p").unwrap();
+        assert!(c.answers("p", &pointed).unwrap().borrow().is_empty());
+        assert!(c.answers("q", &pointed).is_none());
     }
 
     #[test]

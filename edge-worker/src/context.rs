@@ -26,6 +26,47 @@
 
 use serde_json::Value;
 
+/// The fields of Cloudflare's `request.cf` that
+/// [`crate::geo::geo_from_cf`] reads: the worker copies only these out of
+/// the runtime's object.
+pub const CF_GEO_FIELDS: &[&str] = &[
+    "country",
+    "region",
+    "regionCode",
+    "city",
+    "continent",
+    "postalCode",
+    "timezone",
+    "colo",
+    "asn",
+    "latitude",
+    "longitude",
+    "isEUCountry",
+];
+
+/// A JavaScript number as `JSON.stringify` and a JSON parse would give it:
+/// an integer when it is whole and exactly representable, `null` when not
+/// finite, else a float.
+///
+/// ```
+/// use bunting_edge_worker::context::json_number;
+/// use serde_json::json;
+/// assert_eq!(json_number(3215.0), json!(3215));
+/// assert_eq!(json_number(-2.5), json!(-2.5));
+/// assert_eq!(json_number(f64::NAN), json!(null));
+/// ```
+pub fn json_number(f: f64) -> Value {
+    /// 2^53: integers beyond it are not all exact in a JavaScript number.
+    const SAFE: f64 = 9_007_199_254_740_992.0;
+    if !f.is_finite() {
+        Value::Null
+    } else if f.fract() == 0.0 && f.abs() < SAFE {
+        Value::from(f as i64)
+    } else {
+        serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+    }
+}
+
 /// Context key under which the edge sets the geolocation object.
 pub const GEO_KEY: &str = "geo";
 /// Context key under which the edge sets the device object.
@@ -163,6 +204,30 @@ pub fn drop_empty_targeting_key(ctx: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cf_fields_read_are_all_that_geolocation_uses() {
+        use crate::geo::geo_from_cf;
+        let cf = serde_json::json!({
+            "country": "FR", "region": "Ile-de-France", "regionCode": "IDF", "city": "Paris",
+            "continent": "EU", "postalCode": "75001", "timezone": "Europe/Paris", "colo": "CDG",
+            "asn": 3215, "latitude": "48.85660", "longitude": "2.35220", "isEUCountry": "1",
+            "tlsVersion": "TLSv1.3", "httpProtocol": "HTTP/2", "botManagement": {"score": 99},
+            "clientTcpRtt": 12, "asOrganization": "Orange"
+        });
+        let picked: serde_json::Map<String, Value> = cf
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| CF_GEO_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(picked.len(), CF_GEO_FIELDS.len());
+        let full = geo_from_cf(&cf);
+        assert_eq!(geo_from_cf(&Value::Object(picked)), full);
+        // Every field the table of geo.rs lists made it into the output.
+        assert_eq!(full.as_object().unwrap().len(), CF_GEO_FIELDS.len());
+    }
+
     use super::*;
     use serde_json::json;
 

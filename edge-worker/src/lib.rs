@@ -16,6 +16,7 @@
 //! plain Rust, unit-tested natively. Build the Worker with
 //! `cargo xtask edge`; `tests/edge/` drives it in workerd through miniflare.
 
+pub mod answers;
 pub mod audience;
 pub mod auth;
 pub mod cache;

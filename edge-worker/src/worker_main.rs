@@ -19,8 +19,8 @@ use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher};
 use crate::settings::Settings;
 use crate::{
-    auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, pointer, queue,
-    ratelimit, reports, routes, snapshot, sse,
+    answers, auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, pointer,
+    queue, ratelimit, reports, routes, snapshot, sse,
 };
 use bunting_wire::ExposureRecord;
 
@@ -213,20 +213,37 @@ async fn engine_for(
     SNAPSHOTS.with(|c| c.borrow().serving(environment))
 }
 
-/// The request's `cf` object as JSON, read raw (worker's `Cf` accessors
-/// unwrap fields that may be missing).
+/// The fields of the request's `cf` object that geolocation reads
+/// ([`context::CF_GEO_FIELDS`]), as JSON, read raw (worker's `Cf`
+/// accessors unwrap fields that may be missing). Read one by one rather
+/// than `JSON.stringify` of the whole object and a parse of it: `cf` has
+/// dozens of fields (TLS, bot management, …) the context never uses.
 fn raw_cf(req: &Request) -> Value {
     let Ok(cf) = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")) else {
         return Value::Null;
     };
-    if cf.is_undefined() || cf.is_null() {
+    if !cf.is_object() {
         return Value::Null;
     }
-    js_sys::JSON::stringify(&cf)
-        .ok()
-        .and_then(|s| s.as_string())
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null)
+    let mut out = serde_json::Map::new();
+    for &field in context::CF_GEO_FIELDS {
+        let Ok(v) = js_sys::Reflect::get(&cf, &JsValue::from_str(field)) else {
+            continue;
+        };
+        // What JSON.stringify would have given for a scalar; other values
+        // are ignored by geolocation anyway.
+        let json = if let Some(s) = v.as_string() {
+            Value::String(s)
+        } else if let Some(b) = v.as_bool() {
+            Value::Bool(b)
+        } else if let Some(f) = v.as_f64() {
+            context::json_number(f)
+        } else {
+            continue;
+        };
+        out.insert(field.to_string(), json);
+    }
+    Value::Object(out)
 }
 
 /// Extra response headers (e.g. `Set-Cookie`) produced while building the context.
@@ -246,7 +263,9 @@ fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHead
     if !s.edge_attributes {
         return (client, Vec::new());
     }
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+    // One `Headers` object for every header read here.
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
     let geo = geo::geo_from_cf(&raw_cf(req));
     let device = Device::from_user_agent(&header("User-Agent").unwrap_or_default()).to_json();
     let mut ctx = context::with_edge_attributes(client, geo, device);
@@ -754,6 +773,54 @@ async fn post_events(mut req: Request, env: &Env, ctx: &Context, s: &Settings) -
     json_response(202, &json!({"accepted": accepted, "forwarded": forwarded}))
 }
 
+/// A JSON response from serialized bytes, its headers set in one go.
+fn json_bytes_response(status: u16, body: Vec<u8>, cache_control: &str) -> Result<Response> {
+    Ok(worker::ResponseBuilder::new()
+        .with_status(status)
+        .with_header("Content-Type", "application/json")?
+        .with_header("Cache-Control", cache_control)?
+        .fixed(body))
+}
+
+/// The bulk answer (body and ETag) for `context`: from the snapshot's
+/// answer cache when this context was answered before ([`answers`]),
+/// else evaluated, serialized and kept.
+fn bulk_answer(
+    env: &Env,
+    environment: &str,
+    engine: &Rc<Engine>,
+    numbers: &ofrep::NumberForms,
+    audience: Audience,
+    context: &Value,
+    now: i64,
+) -> Result<answers::Answer> {
+    let streams = event_streams(env, environment);
+    let cache = SNAPSHOTS.with(|c| c.borrow().answers(environment, engine));
+    let key = match &cache {
+        Some(cache) => cache.borrow().key(
+            audience,
+            serde_json::to_vec(context)?,
+            streams.as_ref().map(serde_json::to_vec).transpose()?,
+            now,
+        ),
+        None => None,
+    };
+    if let (Some(cache), Some(key)) = (&cache, &key)
+        && let Some(hit) = cache.borrow().get(key)
+    {
+        return Ok(hit);
+    }
+    let evals = audience.evaluate_all(engine, context, now);
+    let body = ofrep::bulk(&evals, numbers, streams.as_ref()).to_bytes();
+    Ok(match (cache, key) {
+        (Some(cache), Some(key)) => cache.borrow_mut().put(key, body),
+        _ => answers::Answer {
+            etag: Rc::from(ofrep::etag(&body)),
+            body: Rc::from(body),
+        },
+    })
+}
+
 async fn evaluate(
     mut req: Request,
     env: &Env,
@@ -763,7 +830,9 @@ async fn evaluate(
 ) -> Result<Response> {
     let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
     let clock = now_ms();
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+    // One `Headers` object for every header read here.
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
     let (environment, audience) = match authenticate_record(&req, env, clock).await? {
         Ok(record) => {
             let audience = Audience::of(&record);
@@ -836,26 +905,31 @@ async fn evaluate(
             let e = audience.evaluate(&engine, key, *expected, &context, now);
             record(&e);
             let (status, body) = ofrep::single(&e, &numbers);
-            json_response(status, &body)?
+            json_bytes_response(status, serde_json::to_vec(&body)?, "no-store")?
         }
         None => {
-            let evals = audience.evaluate_all(&engine, &context, now);
-            let mut bulk = ofrep::bulk(&evals, &numbers);
-            if let Some(streams) = event_streams(env, &environment) {
-                bulk["eventStreams"] = streams;
-            }
-            let body = serde_json::to_vec(&bulk)?;
-            let etag = ofrep::etag(&body);
-            let mut r = if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &etag)) {
-                Response::empty()?.with_status(304)
+            let answer = bulk_answer(
+                env,
+                &environment,
+                &engine,
+                &numbers,
+                audience,
+                &context,
+                now,
+            )?;
+            if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &answer.etag)) {
+                worker::ResponseBuilder::new()
+                    .with_status(304)
+                    .with_header("ETag", &answer.etag)?
+                    .with_header("Cache-Control", "private, no-cache")?
+                    .empty()
             } else {
-                let mut r = Response::from_bytes(body)?;
-                r.headers_mut().set("Content-Type", "application/json")?;
-                r
-            };
-            r.headers_mut().set("ETag", &etag)?;
-            r.headers_mut().set("Cache-Control", "private, no-cache")?;
-            r
+                worker::ResponseBuilder::new()
+                    .with_header("Content-Type", "application/json")?
+                    .with_header("ETag", &answer.etag)?
+                    .with_header("Cache-Control", "private, no-cache")?
+                    .fixed(answer.body.to_vec())
+            }
         }
     };
     for (name, value) in extra {

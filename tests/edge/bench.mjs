@@ -12,8 +12,15 @@
 //     isolate; a new snapshot version vs. the warm median),
 //   - latency p50/p99/p99.9 and requests/s of single and bulk OFREP
 //     evaluations driven by autocannon (pinned in package.json),
-// and compares them with the targets (p99 <= 2 ms, bundle <= 400 KB
-// gzipped): PASS/MISS, never a failure exit code.
+// and compares them with the targets of issue 16 (on one connection: bulk
+// p99 <= 2 ms, single flag p99 <= 0.5 ms; bundle <= 250 KB gzipped):
+// PASS/MISS, never a failure exit code.
+//
+// The worker keeps serialized bulk answers per (snapshot, key kind,
+// context) (edge-worker/src/answers.rs), and autocannon repeats one body,
+// so the bulk scenarios measure answers from that cache. The "new context"
+// scenarios send a different targetingKey on every request (autocannon's
+// idReplacement), so every answer is evaluated, serialized and hashed.
 //
 // Environment: BENCH_DURATION (seconds per load run, default 10),
 // BENCH_CONNECTIONS (the loaded runs, default 8; every scenario also runs
@@ -30,7 +37,8 @@ import { buildDir, putKey, putSnapshot, root, startWorker } from "./harness.mjs"
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const TARGET_P99_MS = 2;
-const TARGET_BUNDLE_GZ = 400 * 1000; // "400 KB": the stricter reading (400 KiB = 409,600)
+const TARGET_SINGLE_P99_MS = 0.5;
+const TARGET_BUNDLE_GZ = 250 * 1000; // "250 KB": the stricter reading (250 KiB = 256,000)
 
 // ---------------------------------------------------------------- snapshot
 // Mirrors core/benches/engine.rs: two rules (an `ends_with || segment()` rule
@@ -70,6 +78,8 @@ function snapshot(environment, n, version = 1) {
 const CONTEXT = { targetingKey: "user-12345", email: "jane@example.com", country: "CA",
   plan: "pro", app: { version: "2.4.1" }, department: "sales" };
 const BODY = JSON.stringify({ context: CONTEXT });
+// The same context with a targetingKey autocannon makes unique per request.
+const UNIQUE_BODY = JSON.stringify({ context: { ...CONTEXT, targetingKey: "user-[<id>]" } });
 
 const ENVS = [
   { name: "bench", key: "sdk-bench-1000", flags: 1000 },
@@ -177,14 +187,15 @@ async function coldLoad() {
 }
 
 // ---------------------------------------------------------------- load runs
-function run(url, { path: p, key, connections, duration = DURATION }) {
+function run(url, { path: p, key, connections, duration = DURATION, unique = false }) {
   return new Promise((resolve, reject) => {
     const lat = [];
     const inst = autocannon({
       url: new URL(p, url).href,
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-      body: BODY,
+      body: unique ? UNIQUE_BODY : BODY,
+      idReplacement: unique,
       connections,
       pipelining: 1,
       duration,
@@ -238,6 +249,8 @@ async function loadRuns() {
         { name: `single flag (of 1,000), c=${connections}`, path: "/ofrep/v1/evaluate/flags/flag-0", key: ENVS[0].key, connections },
         { name: `bulk, 50 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections },
         { name: `bulk, 1,000 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[0].key, connections },
+        { name: `bulk, 50, new context, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections, unique: true },
+        { name: `bulk, 1,000, new context, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[0].key, connections, unique: true },
       );
     }
     await run(w.url, { ...scenarios[0], connections: CONNECTIONS, duration: 2 }); // warm-up, discarded
@@ -288,10 +301,11 @@ for (const r of results) {
 
 console.log("\ntargets (reported, never enforced)");
 const verdict = (ok) => (ok ? "PASS" : "MISS");
-for (const r of results) {
-  console.log(`  ${verdict(r.p99 <= TARGET_P99_MS)}  p99 <= ${TARGET_P99_MS} ms: ${r.name}: ${ms(r.p99)} ms`);
+for (const r of results.filter((r) => r.connections === 1)) {
+  const target = r.name.startsWith("single") ? TARGET_SINGLE_P99_MS : TARGET_P99_MS;
+  console.log(`  ${verdict(r.p99 <= target)}  p99 <= ${target} ms: ${r.name}: ${ms(r.p99)} ms`);
 }
-console.log(`  ${verdict(b.gz <= TARGET_BUNDLE_GZ)}  bundle <= 400 KB gzipped: ` +
+console.log(`  ${verdict(b.gz <= TARGET_BUNDLE_GZ)}  bundle <= 250 KB gzipped: ` +
   `${b.gz.toLocaleString("en")} bytes (${kib(b.gz)})`);
 
 if (process.env.BENCH_JSON) {
