@@ -48,6 +48,29 @@ fn json_response(status: u16, body: &Value) -> Result<Response> {
     Ok(r)
 }
 
+/// 503 with `Retry-After`: the isolate has no snapshot of `environment`
+/// yet (neither KV nor the pointer had one).
+fn no_snapshot_yet(environment: &str) -> Result<Response> {
+    let mut r = error_response(
+        503,
+        "GENERAL",
+        &format!("no snapshot of environment {environment:?} is available yet"),
+    )?;
+    r.headers_mut().set("Retry-After", "5")?;
+    Ok(r)
+}
+
+/// The time rules see: the request's `X-Bunting-Now` (ms since the epoch)
+/// where `ALLOW_TIME_OVERRIDE` permits it (tests), else the clock.
+fn evaluation_time(s: &Settings, header: Option<String>, clock: i64) -> i64 {
+    if !s.allow_time_override {
+        return clock;
+    }
+    header
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(clock)
+}
+
 fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
     json_response(status, &json!({"errorCode": code, "errorDetails": details}))
 }
@@ -854,21 +877,9 @@ async fn evaluate(
         ask_pointer(namespace, environment.clone(), served).await;
     }
     let Some((engine, numbers)) = engine_for(env, ctx, &environment, s, clock).await else {
-        let mut r = error_response(
-            503,
-            "GENERAL",
-            &format!("no snapshot of environment {environment:?} is available yet"),
-        )?;
-        r.headers_mut().set("Retry-After", "5")?;
-        return Ok(r);
+        return no_snapshot_yet(&environment);
     };
-    let now = if s.allow_time_override {
-        header("X-Bunting-Now")
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .unwrap_or(clock)
-    } else {
-        clock
-    };
+    let now = evaluation_time(s, header("X-Bunting-Now"), clock);
     let if_none_match = header("If-None-Match");
 
     let body = req.bytes().await?;
@@ -964,24 +975,9 @@ async fn post_exposures(
         Err(e) => return json_response(e.status(), &e.body()),
     };
     let Some((engine, _)) = engine_for(env, ctx, &environment, s, clock).await else {
-        let mut r = error_response(
-            503,
-            "GENERAL",
-            &format!("no snapshot of environment {environment:?} is available yet"),
-        )?;
-        r.headers_mut().set("Retry-After", "5")?;
-        return Ok(r);
+        return no_snapshot_yet(&environment);
     };
-    let now = if s.allow_time_override {
-        req.headers()
-            .get("X-Bunting-Now")
-            .ok()
-            .flatten()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .unwrap_or(clock)
-    } else {
-        clock
-    };
+    let now = evaluation_time(s, req.headers().get("X-Bunting-Now").ok().flatten(), clock);
     // The context the evaluation saw: edge attributes and the anonymous
     // cookie's key. A visitor without a cookie gets no new one here: a fresh
     // random key would record an exposure nobody saw.
