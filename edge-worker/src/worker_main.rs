@@ -33,6 +33,22 @@ thread_local! {
     static INGEST: RefCell<ingest::Forwarder> = RefCell::new(ingest::Forwarder::default());
     static DEDUP: RefCell<ExposureDedup> = RefCell::new(ExposureDedup::default());
     static POINTER_GATE: RefCell<pointer::Gate> = RefCell::new(pointer::Gate::default());
+    /// The settings, read from the environment's variables once per
+    /// isolate: a deployment's variables are fixed for its isolates (a new
+    /// deployment, or `wrangler dev` reloading its configuration, starts new
+    /// ones), and reading them is a dozen crossings into JS per request.
+    static SETTINGS: std::cell::OnceCell<Rc<Settings>> = const { std::cell::OnceCell::new() };
+}
+
+/// This isolate's settings ([`SETTINGS`]).
+fn settings(env: &Env) -> Rc<Settings> {
+    SETTINGS.with(|cell| {
+        Rc::clone(cell.get_or_init(|| {
+            Rc::new(Settings::from_lookup(|k| {
+                env.var(k).ok().map(|v| v.to_string())
+            }))
+        }))
+    })
 }
 
 /// The Durable Object namespace of the environments' pointers.
@@ -77,7 +93,7 @@ fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
 
 #[event(fetch)]
 pub(crate) async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let settings = Settings::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()));
+    let settings = settings(&env);
     let origin = req.headers().get("Origin").ok().flatten();
     let preflight = req.method() == Method::Options;
     let mut resp = match route(req, &env, &ctx, &settings).await {
@@ -709,9 +725,9 @@ async fn accept_exposures(env: &Env, ctx: &Context, exposures: Vec<ExposureRecor
 /// origin committed (2xx); the others are retried by the queue.
 #[event(queue)]
 pub(crate) async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
-    let settings = Settings::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()));
+    let settings = settings(&env);
     let messages: Vec<_> = batch.raw_iter().collect();
-    let Some(url) = settings.ingest_url else {
+    let Some(url) = settings.ingest_url.clone() else {
         // Nowhere to deliver: keep them for when INGEST_URL is set.
         batch.retry_all();
         return Ok(());
