@@ -12,7 +12,7 @@
 //! Inserts are batched: on SQLite as multi-row `INSERT … VALUES` statements
 //! chunked under SQLite's 32,766 bound parameters; on PostgreSQL as one
 //! `INSERT … SELECT * FROM UNNEST($1::int8[], $2::text[], …)` per batch
-//! through a typed `PgPool` ([`pg`]: each column one array in the binary
+//! through a typed `PgPool` (module `pg`: each column one array in the binary
 //! protocol, no JSON on either side).
 //!
 //! Every inserted exposure (not a skipped duplicate) also merges into the

@@ -913,13 +913,13 @@ async fn grouped_overlapping_batches_keep_the_rollup_exact(store: Store) {
     let api = Api::start(store.clone(), Some(SECRET), options).await;
     let t = now_ms();
     let x = |u: usize, variant: &str, time: i64| {
-        json!({"flag": if u % 7 == 0 { "search" } else { "checkout" }, "variant": variant,
+        json!({"flag": if u.is_multiple_of(7) { "search" } else { "checkout" }, "variant": variant,
                "bucketingKeyHash": format!("{u:032x}"), "environment": ENV,
                "snapshotVersion": 3, "time": time})
     };
     let ab = |u: usize| if u.is_multiple_of(2) { "a" } else { "b" };
-    let a: Vec<Value> = (0..200).map(|u| x(u, ab(u), t)).collect();
-    let b: Vec<Value> = (100..300)
+    let a: Vec<Value> = (0..200_usize).map(|u| x(u, ab(u), t)).collect();
+    let b: Vec<Value> = (100..300_usize)
         .map(|u| {
             let v = if u.is_multiple_of(3) { "c" } else { ab(u) };
             x(
@@ -937,7 +937,7 @@ async fn grouped_overlapping_batches_keep_the_rollup_exact(store: Store) {
     let c: Vec<Value> = b[150..200]
         .iter()
         .cloned()
-        .chain((0..50).map(|u| x(u, "a", t)))
+        .chain((0..50_usize).map(|u| x(u, "a", t)))
         .collect();
     let bodies = [a, b, c];
     // What each answer must count: exposures not stored before it.
