@@ -856,15 +856,28 @@ async fn writer(
     }
 }
 
-/// Resolves the jobs' environments (a job naming one that does not exist is
-/// refused alone), stores the others in one transaction and answers each.
+/// Resolves the jobs' environments (the distinct names of the whole group,
+/// one lookup each; a job naming one that does not exist is refused alone),
+/// stores the others in one transaction and answers each.
 async fn write_group(store: &Store, jobs: Vec<Job>) {
+    let mut names: Vec<String> = jobs
+        .iter()
+        .flat_map(|j| j.batch.environments().iter().cloned())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let found = store.environment_ids(&names).await;
     let mut batches = Vec::with_capacity(jobs.len());
     let mut waiting = Vec::with_capacity(jobs.len());
     for j in jobs {
-        let resolved = match store.environment_ids(j.batch.environments()).await {
-            Ok(found) => j.batch.resolve(&found),
-            Err(e) => Err(e.into()),
+        let resolved = match &found {
+            Ok(found) => j.batch.resolve(found),
+            // The lookup failed (the database is unreachable): each job's
+            // own lookup gives it an error of its own.
+            Err(_) => match store.environment_ids(j.batch.environments()).await {
+                Ok(found) => j.batch.resolve(&found),
+                Err(e) => Err(e.into()),
+            },
         };
         match resolved {
             Ok(b) => {

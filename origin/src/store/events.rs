@@ -11,15 +11,15 @@
 //!
 //! Inserts are batched: on SQLite as multi-row `INSERT … VALUES` statements
 //! chunked under SQLite's 32,766 bound parameters; on PostgreSQL as one
-//! `INSERT … SELECT * FROM json_populate_recordset(NULL::table, $1)` per
-//! batch (one text parameter however many rows, through the same `Any`
-//! pool as the rest of the store).
+//! `INSERT … SELECT * FROM UNNEST($1::int8[], $2::text[], …)` per batch
+//! through a typed `PgPool` (module `pg`: each column one array in the binary
+//! protocol, no JSON on either side).
 //!
 //! Every inserted exposure (not a skipped duplicate) also merges into the
 //! per-user rollup `exposure_users` ([`ExposureUser`], migration 0007) that
-//! the experiment analysis reads: on PostgreSQL in the insert's own
-//! statement (the batch's [`rollup`] rows as a second JSON parameter), on
-//! SQLite by a trigger.
+//! the experiment analysis reads: on PostgreSQL by one statement per
+//! transaction merging the [`rollup`] rows of all its batches, on SQLite
+//! by a trigger.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -55,6 +55,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Backend, Result, Store};
+
+mod pg;
+use pg::Rows;
 
 /// Most bound parameters in one SQLite statement.
 const SQLITE_MAX_PARAMS: usize = 32_766;
@@ -251,6 +254,11 @@ pub struct ExposureUser {
 /// assert_eq!((r[0].vmin.as_str(), r[0].vmax.as_str()), ("off", "on"));
 /// ```
 pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
+    rollup_of(rows)
+}
+
+/// [`rollup`] of exposures from several batches.
+fn rollup_of<'a>(rows: impl IntoIterator<Item = &'a Exposure>) -> Vec<ExposureUser> {
     let mut users: BTreeMap<(i64, &str, &str), ExposureUser> = BTreeMap::new();
     for e in rows {
         let key = (e.env_id, e.flag_key.as_str(), e.user_key.as_str());
@@ -285,29 +293,6 @@ pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
     }
     users.into_values().collect()
 }
-
-/// The PostgreSQL exposure insert, one statement: the batch's rows (`$1`,
-/// one JSON parameter) and the batch's per-user rollup rows ([`rollup`],
-/// `$2`) merged into `exposure_users` (a duplicate exposure merges nothing
-/// new: every merge is a min or a max). The update only writes when it
-/// changes something (an earlier exposure or a new variant). Rollup rows
-/// come sorted by key, so concurrent batches lock them in one order.
-const PG_INSERT_EXPOSURES: &str = "WITH ins AS (\
-       INSERT INTO exposures SELECT * FROM json_populate_recordset(NULL::exposures, $1::json) \
-       ON CONFLICT DO NOTHING RETURNING 1), \
-     up AS (\
-       INSERT INTO exposure_users SELECT * FROM json_populate_recordset(NULL::exposure_users, $2::json) \
-       ON CONFLICT (env_id, flag_key, user_key) DO UPDATE SET \
-         first_ms = LEAST(exposure_users.first_ms, excluded.first_ms), \
-         variant = CASE WHEN excluded.first_ms < exposure_users.first_ms \
-           OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
-           THEN excluded.variant ELSE exposure_users.variant END, \
-         vmin = LEAST(exposure_users.vmin, excluded.vmin), \
-         vmax = GREATEST(exposure_users.vmax, excluded.vmax) \
-       WHERE excluded.first_ms < exposure_users.first_ms \
-         OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
-         OR excluded.vmin < exposure_users.vmin OR excluded.vmax > exposure_users.vmax) \
-     SELECT COUNT(*) AS n FROM ins";
 
 /// The latest migration that (re)creates `exposure_users` (0009, keyed by
 /// environment id); the store rebuilds the rollup from the stored exposures
@@ -361,94 +346,54 @@ fn counts(offered: usize, inserted: u64) -> InsertCounts {
     }
 }
 
-async fn insert_exposures(
-    c: &mut AnyConnection,
-    backend: Backend,
-    rows: &[Exposure],
-) -> Result<InsertCounts> {
-    if rows.is_empty() {
-        return Ok(InsertCounts::default());
-    }
+/// SQLite: inserts exposures; the `exposures_rollup` trigger (migration
+/// 0007) merges every inserted row into the rollup.
+async fn sqlite_insert_exposures(c: &mut AnyConnection, rows: &[Exposure]) -> Result<InsertCounts> {
     let mut inserted = 0;
-    match backend {
-        Backend::Postgres => {
-            let json = serde_json::to_string(rows).expect("serializable");
-            let users = serde_json::to_string(&rollup(rows)).expect("serializable");
-            let n: i64 = sqlx::query(PG_INSERT_EXPOSURES)
-                .bind(json)
-                .bind(users)
-                .fetch_one(&mut *c)
-                .await?
-                .try_get("n")?;
-            inserted = n as u64;
+    for chunk in rows.chunks(SQLITE_MAX_PARAMS / EXPOSURE_COLUMNS.len()) {
+        let sql = values_sql("exposures", EXPOSURE_COLUMNS, chunk.len());
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.env_id)
+                .bind(&e.id)
+                .bind(&e.flag_key)
+                .bind(&e.variant)
+                .bind(&e.user_key)
+                .bind(e.time_ms)
+                .bind(e.snapshot_version)
+                .bind(&e.rule_id)
+                .bind(&e.reason)
+                .bind(&e.country)
+                .bind(&e.device_type)
+                .bind(e.received_ms);
         }
-        Backend::Sqlite => {
-            for chunk in rows.chunks(SQLITE_MAX_PARAMS / EXPOSURE_COLUMNS.len()) {
-                let sql = values_sql("exposures", EXPOSURE_COLUMNS, chunk.len());
-                let mut q = sqlx::query(&sql);
-                for e in chunk {
-                    q = q
-                        .bind(e.env_id)
-                        .bind(&e.id)
-                        .bind(&e.flag_key)
-                        .bind(&e.variant)
-                        .bind(&e.user_key)
-                        .bind(e.time_ms)
-                        .bind(e.snapshot_version)
-                        .bind(&e.rule_id)
-                        .bind(&e.reason)
-                        .bind(&e.country)
-                        .bind(&e.device_type)
-                        .bind(e.received_ms);
-                }
-                inserted += q.execute(&mut *c).await?.rows_affected();
-            }
-        }
+        inserted += q.execute(&mut *c).await?.rows_affected();
     }
-    // SQLite: the `exposures_rollup` trigger (migration 0007) merged every
-    // inserted row into the rollup.
     Ok(counts(rows.len(), inserted))
 }
 
-async fn insert_metrics(
+/// SQLite: inserts metric events.
+async fn sqlite_insert_metrics(
     c: &mut AnyConnection,
-    backend: Backend,
     rows: &[MetricEvent],
 ) -> Result<InsertCounts> {
-    if rows.is_empty() {
-        return Ok(InsertCounts::default());
-    }
     let mut inserted = 0;
-    match backend {
-        Backend::Postgres => {
-            let json = serde_json::to_string(rows).expect("serializable");
-            inserted = sqlx::query(
-                "INSERT INTO metric_events SELECT * FROM \
-                 json_populate_recordset(NULL::metric_events, $1::json) ON CONFLICT DO NOTHING",
-            )
-            .bind(json)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+    for chunk in rows.chunks(SQLITE_MAX_PARAMS / METRIC_COLUMNS.len()) {
+        let sql = values_sql("metric_events", METRIC_COLUMNS, chunk.len());
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.env_id)
+                .bind(&e.id)
+                .bind(&e.name)
+                .bind(&e.user_key)
+                .bind(e.value)
+                .bind(e.time_ms)
+                .bind(e.received_ms)
+                .bind(&e.properties);
         }
-        Backend::Sqlite => {
-            for chunk in rows.chunks(SQLITE_MAX_PARAMS / METRIC_COLUMNS.len()) {
-                let sql = values_sql("metric_events", METRIC_COLUMNS, chunk.len());
-                let mut q = sqlx::query(&sql);
-                for e in chunk {
-                    q = q
-                        .bind(e.env_id)
-                        .bind(&e.id)
-                        .bind(&e.name)
-                        .bind(&e.user_key)
-                        .bind(e.value)
-                        .bind(e.time_ms)
-                        .bind(e.received_ms)
-                        .bind(&e.properties);
-                }
-                inserted += q.execute(&mut *c).await?.rows_affected();
-            }
-        }
+        inserted += q.execute(&mut *c).await?.rows_affected();
     }
     Ok(counts(rows.len(), inserted))
 }
@@ -587,10 +532,7 @@ impl Store {
     /// environment) are skipped and counted as duplicates.
     /// See the [module example](self).
     pub async fn insert_exposures(&self, rows: &[Exposure]) -> Result<InsertCounts> {
-        let mut tx = self.begin_events().await?;
-        let n = insert_exposures(&mut tx, self.backend(), rows).await?;
-        tx.commit().await?;
-        Ok(n)
+        Ok(self.insert_rows(&[Rows::Exposures(rows)]).await?[0])
     }
 
     /// Stores metric events in one transaction; ids already stored (in the
@@ -612,10 +554,7 @@ impl Store {
     /// # });
     /// ```
     pub async fn insert_metric_events(&self, rows: &[MetricEvent]) -> Result<InsertCounts> {
-        let mut tx = self.begin_events().await?;
-        let n = insert_metrics(&mut tx, self.backend(), rows).await?;
-        tx.commit().await?;
-        Ok(n)
+        Ok(self.insert_rows(&[Rows::Metrics(rows)]).await?[0])
     }
 
     /// Stores several batches in **one** transaction (one commit, the
@@ -637,14 +576,28 @@ impl Store {
     /// # });
     /// ```
     pub async fn insert_event_batches(&self, batches: &[EventBatch]) -> Result<Vec<InsertCounts>> {
+        let rows: Vec<Rows<'_>> = batches
+            .iter()
+            .map(|b| match b {
+                EventBatch::Exposures(rows) => Rows::Exposures(rows),
+                EventBatch::Metrics(rows) => Rows::Metrics(rows),
+            })
+            .collect();
+        self.insert_rows(&rows).await
+    }
+
+    /// Stores `batches` in one transaction: through the typed pool on
+    /// PostgreSQL ([`pg`]), as multi-row `VALUES` on SQLite.
+    async fn insert_rows(&self, batches: &[Rows<'_>]) -> Result<Vec<InsertCounts>> {
+        if let Some(pool) = &self.pg {
+            return pg::insert_batches(pool, batches).await;
+        }
         let mut tx = self.begin_events().await?;
         let mut out = Vec::with_capacity(batches.len());
         for b in batches {
-            out.push(match b {
-                EventBatch::Exposures(rows) => {
-                    insert_exposures(&mut tx, self.backend(), rows).await?
-                }
-                EventBatch::Metrics(rows) => insert_metrics(&mut tx, self.backend(), rows).await?,
+            out.push(match *b {
+                Rows::Exposures(rows) => sqlite_insert_exposures(&mut tx, rows).await?,
+                Rows::Metrics(rows) => sqlite_insert_metrics(&mut tx, rows).await?,
             });
         }
         tx.commit().await?;

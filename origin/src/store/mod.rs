@@ -225,6 +225,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres");
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// On PostgreSQL, a typed pool to the same database for event ingestion
+    /// ([`events`]): its inserts bind whole columns as typed arrays in the
+    /// binary protocol, which the `Any` driver cannot encode. Connects
+    /// lazily, so a store that ingests nothing opens none.
+    pub(crate) pg: Option<sqlx::PgPool>,
     /// For an in-memory database: a connection outside the pool that keeps
     /// the database alive while the pool replaces its own connection.
     _anchor: Option<Arc<Anchor>>,
@@ -308,9 +313,18 @@ impl Store {
         } else {
             None
         };
+        let pg = match backend {
+            Backend::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(8)
+                    .connect_lazy_with(sqlx::postgres::PgConnectOptions::from_str(&url)?),
+            ),
+            Backend::Sqlite => None,
+        };
         let store = Store {
             pool: pool.clone().connect_with(options.clone()).await?,
             backend,
+            pg: pg.clone(),
             _anchor: anchor,
         };
         if !store.migrate().await? || memory {
@@ -324,6 +338,7 @@ impl Store {
         Ok(Store {
             pool: pool.connect_with(options).await?,
             backend,
+            pg,
             _anchor: None,
         })
     }

@@ -2,8 +2,10 @@
 //! on SQLite and PostgreSQL: the ingest secret, 202
 //! with counts, deduplication of retried batches, all-or-nothing
 //! validation (422 with the event's index), size limits, 429 when the queue
-//! is full without losing accepted batches, the edge's exact payloads, and
-//! server SDK keys sending their own environment's events (only those).
+//! is full without losing accepted batches, the edge's exact payloads,
+//! server SDK keys sending their own environment's events (only those), and
+//! overlapping batches written in one transaction keeping the per-user
+//! rollup equal to its recomputation.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +16,7 @@ use bunting_origin::ingest::{Ingest, IngestOptions};
 use bunting_origin::model::experiment::ExperimentSpec;
 use bunting_origin::model::metric::MetricSpec;
 use bunting_origin::store::aggregate::AggregateOptions;
+use bunting_origin::store::events::rollup;
 use bunting_origin::store::{Actor, Backend, FlagSpec, SdkKeyKind, Store};
 use serde_json::{Value, json};
 
@@ -35,6 +38,7 @@ both!(
     server_keys_cannot_send_other_environments_events,
     client_and_stopped_keys_are_refused,
     server_keys_work_without_an_ingest_secret,
+    grouped_overlapping_batches_keep_the_rollup_exact,
 );
 
 const SECRET: &str = "ingest-secret-0123456789abcdef";
@@ -893,4 +897,78 @@ async fn server_keys_work_without_an_ingest_secret(store: Store) {
         assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
     }
     assert_eq!(stored(&store, ENV).await, (3, 0));
+}
+
+/// Overlapping exposure batches (retried exposures, duplicates within one
+/// group, earlier exposures and new variants for known users, ties at the
+/// same millisecond) queued behind a blocked writer, so that the writer
+/// stores several in one transaction: each answer counts what was new
+/// before it, and the rollup equals the one recomputed from every stored
+/// exposure (and a rebuild).
+async fn grouped_overlapping_batches_keep_the_rollup_exact(store: Store) {
+    let options = IngestOptions {
+        writers: 1,
+        ..IngestOptions::default()
+    };
+    let api = Api::start(store.clone(), Some(SECRET), options).await;
+    let t = now_ms();
+    let x = |u: usize, variant: &str, time: i64| {
+        json!({"flag": if u.is_multiple_of(7) { "search" } else { "checkout" }, "variant": variant,
+               "bucketingKeyHash": format!("{u:032x}"), "environment": ENV,
+               "snapshotVersion": 3, "time": time})
+    };
+    let ab = |u: usize| if u.is_multiple_of(2) { "a" } else { "b" };
+    let a: Vec<Value> = (0..200_usize).map(|u| x(u, ab(u), t)).collect();
+    let b: Vec<Value> = (100..300_usize)
+        .map(|u| {
+            let v = if u.is_multiple_of(3) { "c" } else { ab(u) };
+            x(
+                u,
+                v,
+                if u.is_multiple_of(5) {
+                    t - 1_000
+                } else {
+                    t + 1_000
+                },
+            )
+        })
+        .chain(a[150..200].iter().cloned())
+        .collect();
+    let c: Vec<Value> = b[150..200]
+        .iter()
+        .cloned()
+        .chain((0..50_usize).map(|u| x(u, "a", t)))
+        .collect();
+    let bodies = [a, b, c];
+    // What each answer must count: exposures not stored before it.
+    let mut seen = std::collections::HashSet::new();
+    let expected: Vec<Value> = bodies
+        .iter()
+        .map(|list| {
+            let new = list.iter().filter(|e| seen.insert(e.to_string())).count();
+            json!({"accepted": new, "duplicates": list.len() - new})
+        })
+        .collect();
+    let block = block_writers(&store).await;
+    let mut tasks = Vec::new();
+    let mut queued = 0;
+    for list in &bodies {
+        tasks.push(api.spawn_post(json!({"kind": "exposures", "exposures": list})));
+        queued += list.len();
+        wait_queued(&api.state.ingest, queued).await;
+    }
+    unblock(block).await;
+    for (task, want) in tasks.into_iter().zip(expected) {
+        assert_eq!(task.await.unwrap(), (StatusCode::ACCEPTED, want));
+    }
+    let env = id(&store, ENV).await;
+    let stored = store.exposures_of(env).await.unwrap();
+    assert_eq!(stored.len(), seen.len());
+    let users = store.exposure_users_of(env).await.unwrap();
+    assert_eq!(users, rollup(&stored));
+    // Several arms, and earlier exposures that replaced the first variant.
+    assert!(users.iter().filter(|u| u.vmin != u.vmax).count() > 40);
+    assert!(users.iter().filter(|u| u.first_ms < t).count() > 10);
+    store.rebuild_exposure_users().await.unwrap();
+    assert_eq!(store.exposure_users_of(env).await.unwrap(), users);
 }
