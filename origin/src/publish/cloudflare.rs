@@ -134,17 +134,7 @@ impl CloudflareKv {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let body: String = r
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect();
-                    let error = PublishError::Http {
-                        status: status.as_u16(),
-                        body,
-                    };
+                    let error = PublishError::http(r).await;
                     if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
                         return Err(error);
                     }

@@ -74,15 +74,7 @@ impl Publisher for EdgePointer {
             if r.status().is_success() {
                 return Ok(());
             }
-            let status = r.status().as_u16();
-            let body = r
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect();
-            Err(PublishError::Http { status, body })
+            Err(PublishError::http(r).await)
         })
     }
 

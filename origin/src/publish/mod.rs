@@ -84,16 +84,18 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a publisher could not put or delete a key.
 #[derive(Debug, Error)]
 pub enum PublishError {
-    /// The KV API answered with an error status (after any retries).
-    #[error("HTTP {status} from the KV API: {body}")]
+    /// The target's HTTP API (Cloudflare's KV API, the edge pointer)
+    /// answered with an error status (after any retries). The target is
+    /// named where the error is recorded.
+    #[error("HTTP {status}: {body}")]
     Http {
         /// The status code.
         status: u16,
         /// The start of the response body.
         body: String,
     },
-    /// The KV API could not be reached (after any retries).
-    #[error("KV API request failed: {0}")]
+    /// The target's HTTP API could not be reached (after any retries).
+    #[error("request failed: {0}")]
     Request(#[from] reqwest::Error),
     /// A file could not be written or removed.
     #[error("{path}: {source}")]
@@ -131,6 +133,20 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// [`PublishError::Http`] from an error response: its status and the
+    /// first 300 characters of its body.
+    async fn http(response: reqwest::Response) -> PublishError {
+        let status = response.status().as_u16();
+        let body = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        PublishError::Http { status, body }
+    }
+
     /// Whether trying the same put again cannot succeed: the key cannot be
     /// stored ([`PublishError::Unstorable`], or a file name the operating
     /// system refuses), or the KV API refused the request itself (400 Bad
