@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { startWorker, post, sha256Hex } from "./harness.mjs";
-import { INGEST_SECRET, ROOT_TOKEN, api, bin, freePort, kvDump, kvRestServer, published, startOrigin, until } from "./stack.mjs";
+import { INGEST_SECRET, ROOT_TOKEN, acmeProduction, api, bin, freePort, kvDump, kvRestServer, published, startOrigin, until } from "./stack.mjs";
 
 test("a flag changed through the origin API is served changed by the edge", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
   const port = await freePort();
@@ -19,14 +19,11 @@ test("a flag changed through the origin API is served changed by the edge", { sk
   const origin = await startOrigin(rest.url, port);
   try {
     const o = origin.base;
-    await api(o, "POST", "/orgs", { key: "acme", name: "Acme" });
-    await api(o, "POST", "/orgs/acme/projects", { key: "web", name: "Web" });
-    await api(o, "POST", "/orgs/acme/projects/web/environments", { key: "production", name: "Production" });
+    const env = await acmeProduction(o);
     await api(o, "POST", "/orgs/acme/projects/web/flags", {
       key: "new-checkout", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off",
       clientSide: true, // evaluated below with a client key
     });
-    const env = "/orgs/acme/projects/web/environments/production";
     const tKey = performance.now();
     const { json: key } = await api(o, "POST", `${env}/sdk-keys`, { kind: "client", name: "web" });
     // First publication: wait for the origin to report it (polling the edge

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { startWorker, post, putKey, putSnapshot } from "./harness.mjs";
-import { api, bin, freePort, kvRestServer, published, startOrigin } from "./stack.mjs";
+import { acmeProduction, api, bin, freePort, kvRestServer, published, startOrigin } from "./stack.mjs";
 
 const SECRET = "pointer-secret-0123456789";
 const KEY = "bnt_client_pointer-0123456789";
@@ -175,13 +175,10 @@ test("end to end: the origin's publish reaches the edge through the pointer whil
   const origin = await startOrigin(rest.url, port, ["--edge-url", edge.url, "--edge-pointer-secret", SECRET]);
   try {
     const o = origin.base;
-    await api(o, "POST", "/orgs", { key: "acme", name: "Acme" });
-    await api(o, "POST", "/orgs/acme/projects", { key: "web", name: "Web" });
-    await api(o, "POST", "/orgs/acme/projects/web/environments", { key: "production", name: "Production" });
+    const env = await acmeProduction(o);
     await api(o, "POST", "/orgs/acme/projects/web/flags", {
       key: "f", flagType: "string", variants: { a: "a", b: "b" }, offVariant: "a", clientSide: true,
     });
-    const env = "/orgs/acme/projects/web/environments/production";
     const { json: key } = await api(o, "POST", `${env}/sdk-keys`, { kind: "client", name: "web" });
     // Published to both targets before the edge is asked (else it caches
     // "unknown key" for 5 s).

@@ -22,7 +22,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { root, startWorker, post } from "./harness.mjs";
-import { api, freePort, kvRestServer, startOrigin } from "./stack.mjs";
+import { acmeProduction, api, freePort, kvRestServer, startOrigin } from "./stack.mjs";
 
 const ROUNDS = Number(process.env.PROPAGATION_ROUNDS ?? 40);
 const SECRET = "propagation-secret-0123456789";
@@ -49,13 +49,10 @@ async function scenario(name, { pointer, holdKv }) {
   const origin = await startOrigin(rest.url, port, pointer ? ["--edge-url", w.url, "--edge-pointer-secret", SECRET] : []);
   try {
     const o = origin.base;
-    await api(o, "POST", "/orgs", { key: "acme", name: "Acme" });
-    await api(o, "POST", "/orgs/acme/projects", { key: "web", name: "Web" });
-    await api(o, "POST", "/orgs/acme/projects/web/environments", { key: "production", name: "Production" });
+    const env = await acmeProduction(o);
     await api(o, "POST", "/orgs/acme/projects/web/flags", {
       key: "kill", flagType: "boolean", variants: { on: true, off: false }, offVariant: "off",
     });
-    const env = "/orgs/acme/projects/web/environments/production";
     const { json: key } = await api(o, "POST", `${env}/sdk-keys`, { kind: "server", name: "bench" });
     const cfg = "/orgs/acme/projects/web/flags/kill/environments/production";
     let last;

@@ -91,6 +91,15 @@ export async function api(base, method, p, body, { token = ROOT_TOKEN, headers =
   return { json, etag: r.headers.get("etag") };
 }
 
+// Creates organization acme, project web and environment production through
+// the API; returns the environment's path.
+export async function acmeProduction(base) {
+  await api(base, "POST", "/orgs", { key: "acme", name: "Acme" });
+  await api(base, "POST", "/orgs/acme/projects", { key: "web", name: "Web" });
+  await api(base, "POST", "/orgs/acme/projects/web/environments", { key: "production", name: "Production" });
+  return "/orgs/acme/projects/web/environments/production";
+}
+
 // Every key and value of a KV namespace.
 export async function kvDump(kv) {
   const out = {};
