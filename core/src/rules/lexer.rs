@@ -1,14 +1,17 @@
 //! Tokenizer of the rule language, tracking line and column of every token.
 
+use std::borrow::Cow;
+
 use super::ParseError;
 
-/// A token kind, with its payload.
+/// A token kind, with its payload, borrowed from the source where it can
+/// be (identifiers always, string literals without escapes).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Tok {
+pub(super) enum Tok<'a> {
     /// Attribute path or function name, e.g. `app.version`.
-    Ident(String),
+    Ident(&'a str),
     /// String literal (escapes resolved).
-    Str(String),
+    Str(Cow<'a, str>),
     /// Number literal.
     Num(f64),
     True,
@@ -37,7 +40,7 @@ pub(super) enum Tok {
     Eof,
 }
 
-impl Tok {
+impl Tok<'_> {
     /// How the token is named in error messages.
     pub(super) fn describe(&self) -> String {
         match self {
@@ -75,28 +78,35 @@ impl Tok {
 /// A token and where it is (1-based line and column of its first
 /// character, and its length, in characters).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Token {
-    pub tok: Tok,
+pub(super) struct Token<'a> {
+    pub tok: Tok<'a>,
     pub line: u32,
     pub column: u32,
     pub len: u32,
 }
 
 struct Lexer<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    src: &'a str,
+    /// Byte position of the next character in `src`.
+    pos: usize,
     line: u32,
     column: u32,
     /// Characters consumed so far.
     offset: u32,
 }
 
-impl Lexer<'_> {
-    fn peek(&mut self) -> Option<char> {
-        self.chars.peek().copied()
+impl<'a> Lexer<'a> {
+    fn peek(&self) -> Option<char> {
+        match self.src.as_bytes().get(self.pos) {
+            Some(&b) if b.is_ascii() => Some(char::from(b)),
+            Some(_) => self.src[self.pos..].chars().next(),
+            None => None,
+        }
     }
 
     fn bump(&mut self) -> Option<char> {
-        let c = self.chars.next()?;
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
         self.offset += 1;
         if c == '\n' {
             self.line += 1;
@@ -136,14 +146,15 @@ fn is_ident_continue(c: char) -> bool {
 }
 
 /// Splits `src` into tokens, ending with [`Tok::Eof`].
-pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
+pub(super) fn tokenize(src: &str) -> Result<Vec<Token<'_>>, ParseError> {
     let mut lx = Lexer {
-        chars: src.chars().peekable(),
+        src,
+        pos: 0,
         line: 1,
         column: 1,
         offset: 0,
     };
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(16);
     loop {
         while lx.peek().is_some_and(char::is_whitespace) {
             lx.bump();
@@ -228,16 +239,19 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
     }
 }
 
-fn lex_string(
-    lx: &mut Lexer<'_>,
+fn lex_string<'a>(
+    lx: &mut Lexer<'a>,
     quote: char,
     line: u32,
     column: u32,
-) -> Result<String, ParseError> {
+) -> Result<Cow<'a, str>, ParseError> {
     let start = lx.offset;
     lx.bump();
-    let mut s = String::new();
+    // Borrowed from the source until the first escape.
+    let from = lx.pos;
+    let mut s: Option<String> = None;
     loop {
+        let before = lx.pos;
         let (el, ec, escape) = (lx.line, lx.column, lx.offset);
         match lx.bump() {
             None => {
@@ -249,83 +263,96 @@ fn lex_string(
                     &format!("closing `{quote}`"),
                 ));
             }
-            Some(c) if c == quote => return Ok(s),
-            Some('\\') => match lx.bump() {
-                Some('n') => s.push('\n'),
-                Some('t') => s.push('\t'),
-                Some('r') => s.push('\r'),
-                Some('\\') => s.push('\\'),
-                Some('"') => s.push('"'),
-                Some('\'') => s.push('\''),
-                Some('u') => {
-                    let mut hex = String::new();
-                    for _ in 0..4 {
-                        match lx.bump() {
-                            Some(h) if h.is_ascii_hexdigit() => hex.push(h),
-                            _ => {
-                                return Err(lx.error(
-                                    el,
-                                    ec,
-                                    escape,
-                                    "a bad `\\u` escape".into(),
-                                    "four hex digits after `\\u`",
-                                ));
+            Some(c) if c == quote => {
+                return Ok(match s {
+                    Some(s) => Cow::Owned(s),
+                    None => Cow::Borrowed(&lx.src[from..before]),
+                });
+            }
+            Some('\\') => {
+                let s = s.get_or_insert_with(|| lx.src[from..before].to_string());
+                match lx.bump() {
+                    Some('n') => s.push('\n'),
+                    Some('t') => s.push('\t'),
+                    Some('r') => s.push('\r'),
+                    Some('\\') => s.push('\\'),
+                    Some('"') => s.push('"'),
+                    Some('\'') => s.push('\''),
+                    Some('u') => {
+                        let mut hex = String::new();
+                        for _ in 0..4 {
+                            match lx.bump() {
+                                Some(h) if h.is_ascii_hexdigit() => hex.push(h),
+                                _ => {
+                                    return Err(lx.error(
+                                        el,
+                                        ec,
+                                        escape,
+                                        "a bad `\\u` escape".into(),
+                                        "four hex digits after `\\u`",
+                                    ));
+                                }
                             }
                         }
+                        let code = u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD);
+                        s.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
                     }
-                    let code = u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD);
-                    s.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+                    other => {
+                        let found =
+                            other.map_or("end of input".to_string(), |c| format!("`\\{c}`"));
+                        return Err(lx.error(
+                            el,
+                            ec,
+                            escape,
+                            found,
+                            "an escape: \\n \\t \\r \\\\ \\\" \\' or \\uXXXX",
+                        ));
+                    }
                 }
-                other => {
-                    let found = other.map_or("end of input".to_string(), |c| format!("`\\{c}`"));
-                    return Err(lx.error(
-                        el,
-                        ec,
-                        escape,
-                        found,
-                        "an escape: \\n \\t \\r \\\\ \\\" \\' or \\uXXXX",
-                    ));
+            }
+            Some(c) => {
+                if let Some(s) = &mut s {
+                    s.push(c);
                 }
-            },
-            Some(c) => s.push(c),
+            }
         }
     }
 }
 
-fn lex_number(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<Tok, ParseError> {
+fn lex_number<'a>(lx: &mut Lexer<'a>, line: u32, column: u32) -> Result<Tok<'a>, ParseError> {
     let start = lx.offset;
-    let mut text = String::new();
+    let from = lx.pos;
     if lx.peek() == Some('-') {
-        text.push('-');
         lx.bump();
     }
     while let Some(c) = lx.peek() {
-        let exponent_sign = (c == '-' || c == '+') && text.ends_with(['e', 'E']);
+        // Every character taken is ASCII, so the text so far is a slice.
+        let exponent_sign = (c == '-' || c == '+') && lx.src[from..lx.pos].ends_with(['e', 'E']);
         if c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || exponent_sign {
-            text.push(c);
             lx.bump();
         } else {
             break;
         }
     }
+    let text = &lx.src[from..lx.pos];
     match text.parse::<f64>() {
         Ok(n) if n.is_finite() && text != "-" => Ok(Tok::Num(n)),
         _ => Err(lx.error(line, column, start, format!("`{text}`"), "a number")),
     }
 }
 
-fn lex_ident(lx: &mut Lexer<'_>) -> Tok {
-    let mut text = String::new();
+fn lex_ident<'a>(lx: &mut Lexer<'a>) -> Tok<'a> {
+    let from = lx.pos;
     while let Some(c) = lx.peek() {
         // A dot continues a path only when a path segment follows it.
-        if is_ident_continue(c) || (c == '.' && !text.is_empty()) {
-            text.push(c);
+        if is_ident_continue(c) || (c == '.' && lx.pos > from) {
             lx.bump();
         } else {
             break;
         }
     }
-    match text.as_str() {
+    let text = &lx.src[from..lx.pos];
+    match text {
         "true" => Tok::True,
         "false" => Tok::False,
         "null" => Tok::Null,
@@ -353,6 +380,7 @@ mod tests {
         assert_eq!((toks[1].line, toks[1].column), (1, 3));
         assert_eq!((toks[2].line, toks[2].column), (2, 3));
         assert_eq!(toks[2].tok, Tok::Str("x".into()));
+        assert!(matches!(toks[2].tok, Tok::Str(Cow::Borrowed(_))));
         assert_eq!(
             (toks[0].len, toks[1].len, toks[2].len, toks[3].len),
             (1, 2, 3, 0)
@@ -362,7 +390,25 @@ mod tests {
     #[test]
     fn numbers_and_paths() {
         let toks = tokenize("app.version >= -1.5e3").unwrap();
-        assert_eq!(toks[0].tok, Tok::Ident("app.version".into()));
+        assert_eq!(toks[0].tok, Tok::Ident("app.version"));
         assert_eq!(toks[2].tok, Tok::Num(-1500.0));
+    }
+
+    #[test]
+    fn strings_borrow_until_an_escape_and_positions_count_characters() {
+        let toks = tokenize("name == \"é\\t\\u00e9x\" &&\u{3000}city == 'Zürich' ||").unwrap();
+        assert_eq!(toks[2].tok, Tok::Str("é\téx".into()));
+        assert!(matches!(toks[2].tok, Tok::Str(Cow::Owned(_))));
+        assert_eq!((toks[2].column, toks[2].len), (9, 12));
+        assert_eq!((toks[3].column, toks[4].column), (22, 25));
+        assert_eq!(toks[6].tok, Tok::Str("Zürich".into()));
+        assert!(matches!(toks[6].tok, Tok::Str(Cow::Borrowed(_))));
+        assert_eq!((toks[6].column, toks[6].len, toks[7].column), (33, 8, 42));
+        let err = tokenize("a == \"x\\q\"").unwrap_err();
+        assert_eq!((err.column, err.length, err.found.as_str()), (8, 2, "`\\q`"));
+        let err = tokenize("a == 'é").unwrap_err();
+        assert_eq!((err.column, err.length), (6, 2));
+        let err = tokenize("1e+ == -").unwrap_err();
+        assert_eq!((err.column, err.found.as_str()), (1, "`1e+`"));
     }
 }

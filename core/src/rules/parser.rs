@@ -25,8 +25,8 @@ const MAX_DEPTH: u32 = 64;
 /// Resolves a segment key to its index, or says why it cannot be used.
 pub type SegmentResolver<'r> = &'r dyn Fn(&str) -> Result<usize, String>;
 
-struct Parser<'r> {
-    toks: Vec<Token>,
+struct Parser<'s, 'r> {
+    toks: Vec<Token<'s>>,
     pos: usize,
     depth: u32,
     segments: SegmentResolver<'r>,
@@ -45,19 +45,19 @@ pub(super) fn parse(src: &str, segments: SegmentResolver<'_>) -> Result<Expr, Pa
     Ok(expr)
 }
 
-impl Parser<'_> {
-    fn peek(&self) -> &Token {
+impl<'s> Parser<'s, '_> {
+    fn peek(&self) -> &Token<'s> {
         &self.toks[self.pos]
     }
 
-    fn peek_at(&self, n: usize) -> &Tok {
+    fn peek_at(&self, n: usize) -> &Tok<'s> {
         &self.toks[(self.pos + n).min(self.toks.len() - 1)].tok
     }
 
     /// Takes the current token (the parser never looks back, so its payload
     /// can move out instead of being cloned) and advances; at the end it
     /// keeps answering end of input.
-    fn next(&mut self) -> Token {
+    fn next(&mut self) -> Token<'s> {
         let slot = &mut self.toks[self.pos];
         let tok = std::mem::replace(&mut slot.tok, Tok::Eof);
         let t = Token {
@@ -82,7 +82,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expect_tok(&mut self, tok: &Tok, expected: &str) -> Result<Token, ParseError> {
+    fn expect_tok(&mut self, tok: &Tok<'_>, expected: &str) -> Result<Token<'s>, ParseError> {
         if &self.peek().tok == tok {
             Ok(self.next())
         } else {
@@ -149,11 +149,10 @@ impl Parser<'_> {
     }
 
     fn predicate(&mut self) -> Result<Expr, ParseError> {
-        if let Tok::Ident(name) = &self.peek().tok
+        if let Tok::Ident(name) = self.peek().tok
             && *self.peek_at(1) == Tok::LParen
         {
-            let name = name.clone();
-            match name.as_str() {
+            match name {
                 "exists" => {
                     self.next();
                     self.next();
@@ -304,7 +303,7 @@ impl Parser<'_> {
     fn operand(&mut self) -> Result<Operand, ParseError> {
         let t = self.next();
         Ok(match &t.tok {
-            Tok::Str(s) => Operand::Lit(Lit::Str(s.clone())),
+            Tok::Str(s) => Operand::Lit(Lit::Str(s.to_string())),
             Tok::Num(n) => Operand::Lit(Lit::Num(*n)),
             Tok::True => Operand::Lit(Lit::Bool(true)),
             Tok::False => Operand::Lit(Lit::Bool(false)),
@@ -312,7 +311,7 @@ impl Parser<'_> {
             Tok::Now => Operand::Now,
             Tok::LBracket => Operand::Lit(Lit::List(self.list()?)),
             Tok::Ident(name) if self.peek().tok == Tok::LParen => {
-                let wrap: fn(Box<Operand>) -> Operand = match name.as_str() {
+                let wrap: fn(Box<Operand>) -> Operand = match *name {
                     "semver" => Operand::Semver,
                     "datetime" => Operand::DateTime,
                     "lower" => Operand::Lower,
@@ -327,7 +326,7 @@ impl Parser<'_> {
                 let inner = self.operand()?;
                 self.depth -= 1;
                 self.expect_tok(&Tok::RParen, "`)`")?;
-                let inner = match (name.as_str(), inner) {
+                let inner = match (*name, inner) {
                     ("semver", Operand::Lit(Lit::Str(s))) => Operand::Lit(Lit::Version(
                         lenient_semver(&s)
                             .ok_or_else(|| self.err_at(&arg_tok, "a semantic version"))?,
@@ -359,7 +358,7 @@ impl Parser<'_> {
         loop {
             let t = self.next();
             items.push(match t.tok {
-                Tok::Str(s) => Lit::Str(s),
+                Tok::Str(s) => Lit::Str(s.into_owned()),
                 Tok::Num(n) => Lit::Num(n),
                 Tok::True => Lit::Bool(true),
                 Tok::False => Lit::Bool(false),
