@@ -5,6 +5,7 @@
 //! that evaluate to an error, and the rest of the snapshot still loads.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// A hash map with foldhash's fast hasher (not SipHash): for lookups on the
 /// evaluation path. Bucketing does not use it and stays bit-identical.
@@ -40,7 +41,8 @@ pub(crate) enum CServe {
 #[derive(Debug, Clone)]
 pub(crate) struct CRule {
     pub id: String,
-    pub condition: Condition,
+    /// Shared by every rule of the snapshot with the same condition text.
+    pub condition: Arc<Condition>,
     pub serve: CServe,
 }
 
@@ -247,6 +249,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         )),
     };
     let mut flags = Vec::with_capacity(snapshot.flags.len());
+    let mut conditions = Conditions::default();
     for (i, flag) in snapshot.flags.iter().enumerate() {
         let before = cx.problems.len();
         let mut compiled = compile_flag(
@@ -254,6 +257,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
             i,
             flag,
             &resolve,
+            &mut conditions,
             &index,
             &snapshot.flags,
             &layer_index,
@@ -317,12 +321,19 @@ fn variant_index(variants: &[(String, Value)], name: &str) -> Option<usize> {
         .ok()
 }
 
+/// The flag conditions compiled so far, by their text: a condition used by
+/// many flags (the same audience, the same segment) is parsed once and
+/// shared. All flag conditions resolve segments through the same resolver,
+/// so the text alone decides the compiled form, or the error.
+type Conditions<'s> = FastMap<&'s str, Result<Arc<Condition>, ParseError>>;
+
 #[allow(clippy::too_many_arguments)]
-fn compile_flag(
+fn compile_flag<'s>(
     cx: &mut Ctx,
     i: usize,
-    flag: &Flag,
+    flag: &'s Flag,
     resolve: &dyn Fn(&str) -> Result<usize, String>,
+    conditions: &mut Conditions<'s>,
     index: &FastMap<String, usize>,
     all: &[Flag],
     layer_index: &HashMap<String, Option<usize>>,
@@ -456,13 +467,16 @@ fn compile_flag(
             );
         }
         let serve = compile_serve(cx, &rule.serve, &|| format!("rules[{j}].serve"));
-        match Condition::parse_with(&rule.condition, resolve) {
+        let compiled = conditions
+            .entry(rule.condition.as_str())
+            .or_insert_with(|| Condition::parse_with(&rule.condition, resolve).map(Arc::new));
+        match compiled {
             Ok(condition) => rules.push(CRule {
                 id,
-                condition,
+                condition: Arc::clone(condition),
                 serve,
             }),
-            Err(e) => cx.parse_error(flag_at(format!("rules[{j}].condition")), &e),
+            Err(e) => cx.parse_error(flag_at(format!("rules[{j}].condition")), e),
         }
     }
     let fallthrough = compile_serve(cx, &flag.fallthrough, &|| "fallthrough".to_string());

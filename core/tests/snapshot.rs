@@ -159,3 +159,72 @@ fn lenient_load_serves_good_flags_and_errors_bad_ones() {
             .starts_with("prerequisite \"bad-rule\" failed")
     );
 }
+
+/// Flags with the same condition text share one compiled condition: each
+/// still answers for itself, and a shared parse error is reported, and
+/// breaks, every flag that uses it.
+#[test]
+fn a_condition_shared_by_flags_answers_and_fails_for_each() {
+    let flag = |key: &str, condition: &str| {
+        json!({"key": key, "type": "boolean", "variants": {"on": true, "off": false},
+               "offVariant": "off", "fallthrough": {"variant": "off"},
+               "rules": [{"condition": condition, "serve": {"variant": "on"}}]})
+    };
+    let ok = doc(json!([
+        flag("a", "plan == \"pro\" || segment(\"staff\")"),
+        flag("b", "plan == \"pro\" || segment(\"staff\")"),
+        flag("c", "plan == \"free\"")
+    ]));
+    let engine = Engine::from_json(&ok.to_string()).unwrap();
+    for (ctx, want) in [
+        (
+            json!({"targetingKey": "u", "plan": "pro"}),
+            [true, true, false],
+        ),
+        (
+            json!({"targetingKey": "s1", "plan": "free"}),
+            [true, true, true],
+        ),
+    ] {
+        let got: Vec<bool> = ["a", "b", "c"]
+            .iter()
+            .map(|k| {
+                engine
+                    .evaluate(k, &ctx, 0)
+                    .value
+                    .unwrap()
+                    .as_bool()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(got, want, "{ctx}");
+    }
+    let bad = doc(json!([
+        flag("a", "plan = \"pro\""),
+        flag("b", "plan == \"pro\""),
+        flag("c", "plan = \"pro\"")
+    ]));
+    assert_eq!(
+        problems(&bad),
+        [
+            "a: flags[0].rules[0].condition: 1:6: expected `==`, found `=`",
+            "c: flags[2].rules[0].condition: 1:6: expected `==`, found `=`",
+        ]
+    );
+    let mut snapshot = parse_json(&bad.to_string()).unwrap();
+    seal(&mut snapshot);
+    let (engine, _) = Engine::from_snapshot_lenient(&snapshot);
+    let ctx = json!({"targetingKey": "u", "plan": "pro"});
+    let codes: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|k| engine.evaluate(k, &ctx, 0).error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Some(ErrorCode::ParseError),
+            None,
+            Some(ErrorCode::ParseError)
+        ]
+    );
+}
