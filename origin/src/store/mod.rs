@@ -212,6 +212,15 @@ macro_rules! migrations {
                     "/0016_flag_client_side.sql"
                 )),
             ),
+            (
+                17,
+                "bytewise_event_keys",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0017_bytewise_event_keys.sql"
+                )),
+            ),
         ]
     };
 }

@@ -177,3 +177,42 @@ async fn postgres_events_move_to_environment_ids() {
     check(&store).await;
     store.pool().close().await;
 }
+
+/// Migration 0017: on PostgreSQL the key columns of events and of the
+/// rollup compare byte by byte (`COLLATE "C"`), as SQLite's `BINARY` and the
+/// rollup's Rust grouping do, whatever the database's own collation.
+#[tokio::test]
+async fn postgres_event_keys_compare_bytewise() {
+    use sqlx::Row;
+
+    let (url, _guard) = common::postgres_schema().await;
+    let store = Store::open(&url).await.unwrap();
+    let columns = [
+        ("exposures", "id"),
+        ("exposures", "flag_key"),
+        ("exposures", "variant"),
+        ("exposures", "user_key"),
+        ("metric_events", "id"),
+        ("metric_events", "name"),
+        ("metric_events", "user_key"),
+        ("exposure_users", "flag_key"),
+        ("exposure_users", "user_key"),
+        ("exposure_users", "variant"),
+        ("exposure_users", "vmin"),
+        ("exposure_users", "vmax"),
+    ];
+    for (table, column) in columns {
+        let row = sqlx::query(
+            "SELECT CAST(collation_name AS TEXT) AS collation_name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+        )
+        .bind(table)
+        .bind(column)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let collation: Option<String> = row.try_get("collation_name").unwrap();
+        assert_eq!(collation.as_deref(), Some("C"), "{table}.{column}");
+    }
+    store.pool().close().await;
+}
