@@ -91,14 +91,70 @@ pub(crate) struct CLayer {
     pub bucket_by: Vec<String>,
 }
 
+/// Flag key to position in the snapshot's flags: an open-addressing table
+/// (linear probing, at most half full) of positions, hashed with foldhash.
+/// It holds no keys: 4 bytes a slot, where a map of owned keys to
+/// positions held a copy of every key and 33 bytes a slot. Keys come from
+/// the snapshot; a caller's key is only looked up, never inserted.
+#[derive(Debug, Clone)]
+pub(crate) struct FlagIndex {
+    hasher: foldhash::fast::RandomState,
+    /// Position + 1 of a flag, or 0 for an empty slot; a power of two long.
+    slots: Box<[u32]>,
+}
+
+impl FlagIndex {
+    fn with_capacity(n: usize) -> FlagIndex {
+        FlagIndex {
+            hasher: foldhash::fast::RandomState::default(),
+            slots: vec![0; (2 * n).max(8).next_power_of_two()].into_boxed_slice(),
+        }
+    }
+
+    /// The slot holding `key` or, if there is none, the empty slot where
+    /// it belongs; `key_of` gives the key of a position.
+    fn slot<'k>(&self, key: &str, key_of: impl Fn(usize) -> &'k str) -> usize {
+        use std::hash::BuildHasher;
+        let mask = self.slots.len() - 1;
+        let mut i = self.hasher.hash_one(key) as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => return i,
+                s if key_of(s as usize - 1) == key => return i,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// The position of flag `key`; `key_of` gives the key of a position.
+    pub(crate) fn get<'k>(&self, key: &str, key_of: impl Fn(usize) -> &'k str) -> Option<usize> {
+        match self.slots[self.slot(key, key_of)] {
+            0 => None,
+            s => Some(s as usize - 1),
+        }
+    }
+
+    /// Records `key` at `position` (the later of two equal keys wins);
+    /// whether the key was new.
+    fn insert<'k>(
+        &mut self,
+        key: &str,
+        position: usize,
+        key_of: impl Fn(usize) -> &'k str,
+    ) -> bool {
+        let slot = self.slot(key, key_of);
+        let new = self.slots[slot] == 0;
+        self.slots[slot] = u32::try_from(position + 1).expect("fewer than 4 billion flags");
+        new
+    }
+}
+
 /// Everything the engine evaluates against.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     pub flags: Vec<CFlag>,
-    /// Flag key to position in `flags`, with a fast non-cryptographic
-    /// hasher: lookups happen on every evaluation, and the keys come from
-    /// the snapshot (a caller's key is only looked up, never inserted).
-    pub index: FastMap<String, usize>,
+    /// Flag key to position in `flags`.
+    pub index: FlagIndex,
     pub segments: Vec<CSegment>,
     pub layers: Vec<CLayer>,
 }
@@ -225,7 +281,8 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     }
 
     // Flag index first, so prerequisites can point forwards.
-    let mut index = FastMap::default();
+    let key_of = |i: usize| snapshot.flags[i].key.as_str();
+    let mut index = FlagIndex::with_capacity(snapshot.flags.len());
     for (i, flag) in snapshot.flags.iter().enumerate() {
         if flag.key.is_empty() {
             cx.add_without_entity(
@@ -233,7 +290,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
                 "must not be empty".into(),
             );
         }
-        if index.insert(flag.key.clone(), i).is_some() {
+        if !index.insert(&flag.key, i, key_of) {
             cx.add(
                 Location::flag(i, &flag.key, "key"),
                 "duplicate flag key".into(),
@@ -334,7 +391,7 @@ fn compile_flag<'s>(
     flag: &'s Flag,
     resolve: &dyn Fn(&str) -> Result<usize, String>,
     conditions: &mut Conditions<'s>,
-    index: &FastMap<String, usize>,
+    index: &FlagIndex,
     all: &[Flag],
     layer_index: &HashMap<String, Option<usize>>,
 ) -> CFlag {
@@ -483,16 +540,16 @@ fn compile_flag<'s>(
 
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
     for (j, pre) in flag.prerequisites.iter().enumerate() {
-        match index.get(&pre.flag) {
+        match index.get(&pre.flag, |k| all[k].key.as_str()) {
             None => cx.add(
                 flag_at(format!("prerequisites[{j}].flag")),
                 format!("unknown flag {:?}", pre.flag),
             ),
-            Some(&k) if k == i => cx.add(
+            Some(k) if k == i => cx.add(
                 flag_at(format!("prerequisites[{j}].flag")),
                 "a flag cannot be its own prerequisite".into(),
             ),
-            Some(&k) => {
+            Some(k) => {
                 if !all[k].variants.contains_key(&pre.variant) {
                     cx.add(
                         flag_at(format!("prerequisites[{j}].variant")),

@@ -118,10 +118,14 @@ impl Engine {
     /// assert!(!engine.is_client_side("nope"));
     /// ```
     pub fn is_client_side(&self, key: &str) -> bool {
-        self.compiled
-            .index
-            .get(key)
-            .is_some_and(|&i| self.compiled.flags[i].client_side)
+        self.find(key)
+            .is_some_and(|i| self.compiled.flags[i].client_side)
+    }
+
+    /// The position of flag `key`.
+    fn find(&self, key: &str) -> Option<usize> {
+        let flags = &self.compiled.flags;
+        self.compiled.index.get(key, |i| flags[i].key.as_str())
     }
 
     /// Evaluates flag `key` for `context` at `now_ms` (Unix milliseconds).
@@ -138,7 +142,7 @@ impl Engine {
         context: &Value,
         now_ms: i64,
     ) -> Evaluation<'a> {
-        let Some(&i) = self.compiled.index.get(key) else {
+        let Some(i) = self.find(key) else {
             return Evaluation::not_found(key);
         };
         let flag = &self.compiled.flags[i];
