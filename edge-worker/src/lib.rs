@@ -35,6 +35,7 @@ pub mod pointer;
 pub mod queue;
 pub mod ratelimit;
 pub mod reports;
+pub mod request_url;
 pub mod routes;
 pub mod settings;
 pub mod snapshot;

@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use worker::{Date, DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
 use crate::pointer::{self, Outcome, Pointer};
+use crate::request_url::RequestUrl;
 use crate::sse;
 
 /// Bytes per stored chunk (storage values may have 128 KiB).
@@ -187,11 +188,10 @@ impl DurableObject for SnapshotPointer {
             Method::Post => self.publish(req).await,
             Method::Get if req.path() == "/events" => self.subscribe(&req),
             Method::Get => {
-                let url = req.url()?;
-                let have = url
-                    .query_pairs()
-                    .find(|(k, _)| k == "have")
-                    .and_then(|(_, v)| pointer::parse_have(Some(&v)));
+                let raw_url = req.inner().url();
+                let have = RequestUrl::parse(&raw_url)
+                    .param("have")
+                    .and_then(|v| pointer::parse_have(Some(&v)));
                 self.answer(have)
             }
             _ => Response::error("method not allowed", 405),

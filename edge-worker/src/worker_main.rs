@@ -17,6 +17,7 @@ use crate::audience::Audience;
 use crate::dedup::ExposureDedup;
 use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher};
+use crate::request_url::RequestUrl;
 use crate::settings::Settings;
 use crate::{
     answers, auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, pointer,
@@ -38,6 +39,46 @@ thread_local! {
     /// deployment, or `wrangler dev` reloading its configuration, starts new
     /// ones), and reading them is a dozen crossings into JS per request.
     static SETTINGS: std::cell::OnceCell<Rc<Settings>> = const { std::cell::OnceCell::new() };
+    /// Which optional bindings and secrets this deployment has, looked up
+    /// once per isolate for the same reason as [`SETTINGS`].
+    static BINDINGS: std::cell::OnceCell<Rc<Bindings>> = const { std::cell::OnceCell::new() };
+    /// The names of [`context::CF_GEO_FIELDS`] as a JS array, the replacer
+    /// of the one `JSON.stringify` that reads them ([`raw_cf`]).
+    static CF_FIELDS: js_sys::Array = context::CF_GEO_FIELDS
+        .iter()
+        .map(|f| JsValue::from_str(f))
+        .collect();
+}
+
+/// The optional bindings and secrets of this deployment ([`BINDINGS`]).
+struct Bindings {
+    /// The `SNAPSHOT_POINTER` Durable Object namespace is bound.
+    pointer: bool,
+    /// The `RATE_LIMITER` binding is bound.
+    rate_limiter: bool,
+    /// The `POINTER_SECRET` secret, if set and not empty.
+    pointer_secret: Option<String>,
+}
+
+/// This isolate's [`Bindings`].
+fn bindings(env: &Env) -> Rc<Bindings> {
+    BINDINGS.with(|cell| {
+        Rc::clone(cell.get_or_init(|| {
+            let bound = |name: &str| {
+                js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(name))
+                    .is_ok_and(|b| !b.is_undefined() && !b.is_null())
+            };
+            Rc::new(Bindings {
+                pointer: env.durable_object(POINTER_BINDING).is_ok(),
+                rate_limiter: bound(ratelimit::BINDING),
+                pointer_secret: env
+                    .secret("POINTER_SECRET")
+                    .ok()
+                    .map(|v| v.to_string())
+                    .filter(|v| !v.is_empty()),
+            })
+        }))
+    })
 }
 
 /// This isolate's settings ([`SETTINGS`]).
@@ -78,11 +119,11 @@ fn no_snapshot_yet(environment: &str) -> Result<Response> {
 
 /// The time rules see: the request's `X-Bunting-Now` (ms since the epoch)
 /// where `ALLOW_TIME_OVERRIDE` permits it (tests), else the clock.
-fn evaluation_time(s: &Settings, header: Option<String>, clock: i64) -> i64 {
+fn evaluation_time(s: &Settings, header: impl FnOnce() -> Option<String>, clock: i64) -> i64 {
     if !s.allow_time_override {
         return clock;
     }
-    header
+    header()
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(clock)
 }
@@ -107,32 +148,30 @@ pub(crate) async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Respon
 }
 
 async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
-    let url = req.url()?;
-    let path = url.path().to_string();
-    let type_param = url
-        .query_pairs()
-        .find(|(k, _)| k == "type")
-        .map(|(_, v)| v.into_owned());
+    // The URL is read and split once per request ([`RequestUrl`]).
+    let raw_url = req.inner().url();
+    let url = RequestUrl::parse(&raw_url);
+    let path = url.path;
     let method = req.method();
     if method != Method::Options
-        && ratelimit::applies(&path)
+        && ratelimit::applies(path)
         && let Some(limited) = rate_limited(&req, env, s).await?
     {
         return Ok(limited);
     }
-    match (method, path.as_str()) {
+    match (method, path) {
         (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
         (Method::Get, "/healthz") => healthz(&req, env, s),
         (Method::Get, snapshot::PATH) => get_snapshot(&req, env, ctx, s).await,
         (Method::Post, pointer::PUBLISH_PATH) => publish_snapshot(req, env).await,
-        (Method::Get, sse::STREAM_PATH) => event_stream(&req, env).await,
+        (Method::Get, sse::STREAM_PATH) => event_stream(&req, &url, env).await,
         (Method::Post, "/events") => post_events(req, env, ctx, s).await,
         (Method::Post, reports::PATH) => post_exposures(req, env, ctx, s).await,
-        (Method::Post, ofrep::BULK_PATH) => evaluate(req, env, ctx, s, None).await,
+        (Method::Post, ofrep::BULK_PATH) => evaluate(req, &url, env, ctx, s, None).await,
         (Method::Post, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
             match ofrep::flag_key_from_path(p) {
-                Some(key) => match ofrep::expected_type(type_param.as_deref()) {
-                    Ok(expected) => evaluate(req, env, ctx, s, Some((key, expected))).await,
+                Some(key) => match ofrep::expected_type(url.param("type").as_deref()) {
+                    Ok(expected) => evaluate(req, &url, env, ctx, s, Some((key, expected))).await,
                     Err(e) => json_response(400, &e.body(Some(&key))),
                 },
                 None => {
@@ -168,6 +207,9 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
 /// lets the request through (logged): limiting must never take the edge
 /// down.
 async fn rate_limited(req: &Request, env: &Env, s: &Settings) -> Result<Option<Response>> {
+    if !bindings(env).rate_limiter {
+        return Ok(None);
+    }
     let binding = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(ratelimit::BINDING))
         .unwrap_or(JsValue::UNDEFINED);
     if binding.is_undefined() || binding.is_null() {
@@ -223,10 +265,11 @@ fn healthz(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
 
 /// The KV record of an SDK key, `None` for unknown keys.
 async fn record_for_key(env: &Env, key: &str, now: i64) -> Result<Option<kv::SdkKeyRecord>> {
-    let hash = kv::sdk_key_hash(key);
-    if let Some(hit) = KEYS.with(|k| k.borrow().get(&hash, now)) {
+    if let Some(hit) = KEYS.with(|k| k.borrow().get(key, now)) {
         return Ok(hit);
     }
+    // SHA-256 only on a miss: the KV key names the key's hash.
+    let hash = kv::sdk_key_hash(key);
     let text = env
         .kv(KV_BINDING)?
         .get(&kv::sdk_key_key_for_hash(&hash))
@@ -234,7 +277,7 @@ async fn record_for_key(env: &Env, key: &str, now: i64) -> Result<Option<kv::Sdk
         .await
         .map_err(|e| worker::Error::RustError(format!("reading the SDK key from KV: {e}")))?;
     let found = text.as_deref().and_then(kv::parse_sdk_key_record);
-    KEYS.with(|k| k.borrow_mut().put(hash, found.clone(), now));
+    KEYS.with(|k| k.borrow_mut().put(key, found.clone(), now));
     Ok(found)
 }
 
@@ -253,10 +296,12 @@ async fn engine_for(
 }
 
 /// The fields of the request's `cf` object that geolocation reads
-/// ([`context::CF_GEO_FIELDS`]), as JSON, read raw (worker's `Cf`
-/// accessors unwrap fields that may be missing). Read one by one rather
-/// than `JSON.stringify` of the whole object and a parse of it: `cf` has
-/// dozens of fields (TLS, bot management, …) the context never uses.
+/// ([`context::CF_GEO_FIELDS`]), as JSON: one `JSON.stringify` with the
+/// field names as its replacer (one crossing into JS, not three per field;
+/// `cf` has dozens of fields the context never uses), numbers in the form
+/// [`context::json_number`] gives a JavaScript number, values that are no
+/// string, boolean or number left out (geolocation reads no others; a
+/// `NaN`, `null` in JSON, reads as missing either way).
 fn raw_cf(req: &Request) -> Value {
     let Ok(cf) = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")) else {
         return Value::Null;
@@ -264,25 +309,27 @@ fn raw_cf(req: &Request) -> Value {
     if !cf.is_object() {
         return Value::Null;
     }
-    let mut out = serde_json::Map::new();
-    for &field in context::CF_GEO_FIELDS {
-        let Ok(v) = js_sys::Reflect::get(&cf, &JsValue::from_str(field)) else {
-            continue;
+    let text = CF_FIELDS
+        .with(|fields| js_sys::JSON::stringify_with_replacer(&cf, fields))
+        .ok()
+        .and_then(|t| t.as_string());
+    let Some(Ok(Value::Object(fields))) = text.map(|t| serde_json::from_str::<Value>(&t)) else {
+        return Value::Null;
+    };
+    // Inserted one by one: collecting into a map would add a sort to the bundle.
+    let mut picked = serde_json::Map::new();
+    for (k, v) in fields {
+        let v = match v {
+            Value::Number(n) => match n.as_f64() {
+                Some(f) => context::json_number(f),
+                None => continue,
+            },
+            Value::String(_) | Value::Bool(_) => v,
+            _ => continue,
         };
-        // What JSON.stringify would have given for a scalar; other values
-        // are ignored by geolocation anyway.
-        let json = if let Some(s) = v.as_string() {
-            Value::String(s)
-        } else if let Some(b) = v.as_bool() {
-            Value::Bool(b)
-        } else if let Some(f) = v.as_f64() {
-            context::json_number(f)
-        } else {
-            continue;
-        };
-        out.insert(field.to_string(), json);
+        picked.insert(k, v);
     }
-    Value::Object(out)
+    Value::Object(picked)
 }
 
 /// Extra response headers (e.g. `Set-Cookie`) produced while building the context.
@@ -298,12 +345,15 @@ type ExtraHeaders = Vec<(&'static str, String)>;
 /// server-side caller without a key would never send the cookie back and
 /// would get a fresh random bucket on every request; instead its context
 /// stays without a key and flags that bucket answer `TARGETING_KEY_MISSING`.
-fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHeaders) {
+fn edge_context(
+    req: &Request,
+    headers: &Headers,
+    client: Value,
+    s: &Settings,
+) -> (Value, ExtraHeaders) {
     if !s.edge_attributes {
         return (client, Vec::new());
     }
-    // One `Headers` object for every header read here.
-    let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let geo = geo::geo_from_cf(&raw_cf(req));
     let device = Device::from_user_agent(&header("User-Agent").unwrap_or_default()).to_json();
@@ -323,9 +373,9 @@ fn edge_context(req: &Request, client: Value, s: &Settings) -> (Value, ExtraHead
                 && context::ensure_targeting_key(&mut ctx, Some(&id))
                     == Some(context::TargetingKeySource::Anonymous)
             {
-                let scheme = req.url().map(|u| u.scheme().to_string());
+                let raw_url = req.inner().url();
                 let secure = cookie::request_is_https(
-                    scheme.as_deref().unwrap_or(""),
+                    RequestUrl::parse(&raw_url).scheme,
                     header("X-Forwarded-Proto").as_deref(),
                     header("CF-Visitor").as_deref(),
                 );
@@ -366,12 +416,19 @@ async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
 /// before it when nothing is served yet (KV has not got the environment
 /// yet). Without the binding, KV alone serves.
 async fn check_pointer(env: &Env, ctx: &Context, environment: &str, s: &Settings, now: i64) {
-    let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
-        return;
-    };
-    if !POINTER_GATE.with(|g| g.borrow_mut().start(environment, now, s.pointer_check_ms)) {
+    if !bindings(env).pointer
+        || !POINTER_GATE.with(|g| g.borrow_mut().start(environment, now, s.pointer_check_ms))
+    {
         return;
     }
+    let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
+        // Started but never asked: end the question so the next one may.
+        POINTER_GATE.with(|g| {
+            g.borrow_mut()
+                .done(environment, Err("the binding is missing".into()))
+        });
+        return;
+    };
     let have = SNAPSHOTS.with(|c| c.borrow().version(environment));
     let question = ask_pointer(namespace, environment.to_string(), have);
     if have.is_none() {
@@ -424,34 +481,26 @@ async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, ha
     POINTER_GATE.with(|g| g.borrow_mut().done(&environment, result));
 }
 
-/// The `POINTER_SECRET` secret, if set.
+/// The `POINTER_SECRET` secret, if set ([`Bindings`]).
 fn pointer_secret(env: &Env) -> Option<String> {
-    env.secret("POINTER_SECRET")
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
+    bindings(env).pointer_secret.clone()
 }
 
 /// The `eventStreams` a bulk response of `environment` advertises: none
 /// without the pointer (binding and secret).
 fn event_streams(env: &Env, environment: &str) -> Option<Value> {
-    env.durable_object(POINTER_BINDING).ok()?;
-    let secret = pointer_secret(env)?;
+    let b = bindings(env);
+    let secret = b.pointer_secret.as_deref().filter(|_| b.pointer)?;
     Some(sse::event_streams(
         environment,
-        &sse::token(&secret, environment),
+        &sse::token(secret, environment),
     ))
 }
 
 /// `GET /ofrep/v1/events?environment=…&token=…`: the environment's change
 /// notifications, a server-sent event stream held by its pointer object.
-async fn event_stream(req: &Request, env: &Env) -> Result<Response> {
-    let url = req.url()?;
-    let param = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
+async fn event_stream(req: &Request, url: &RequestUrl<'_>, env: &Env) -> Result<Response> {
+    let param = |name: &str| url.param(name);
     let (Some(secret), Ok(namespace)) = (pointer_secret(env), env.durable_object(POINTER_BINDING))
     else {
         return error_response(
@@ -592,22 +641,22 @@ async fn get_snapshot(req: &Request, env: &Env, ctx: &Context, s: &Settings) -> 
 
 /// The environment of the request's SDK key, or the 401/403 response.
 async fn authenticate(
-    req: &Request,
+    headers: &Headers,
     env: &Env,
     now: i64,
 ) -> Result<std::result::Result<String, Response>> {
-    Ok(authenticate_record(req, env, now)
+    Ok(authenticate_record(headers, env, now)
         .await?
         .map(|record| record.environment))
 }
 
 /// The KV record of the request's SDK key, or the 401/403 response.
 async fn authenticate_record(
-    req: &Request,
+    headers: &Headers,
     env: &Env,
     now: i64,
 ) -> Result<std::result::Result<kv::SdkKeyRecord, Response>> {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let header = |name: &str| headers.get(name).ok().flatten();
     let authorization = header("Authorization");
     let api_key = header("X-API-Key");
     let Some(key) = auth::sdk_key(authorization.as_deref(), api_key.as_deref()) else {
@@ -775,7 +824,7 @@ fn flush_exposures(env: &Env, ctx: &Context, s: &Settings, now: i64) {
 /// `POST /events`: validated metric events, forwarded to `INGEST_URL`.
 async fn post_events(mut req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
     let clock = now_ms();
-    let environment = match authenticate(&req, env, clock).await? {
+    let environment = match authenticate(req.headers(), env, clock).await? {
         Ok(environment) => environment,
         Err(denied) => return Ok(denied),
     };
@@ -862,6 +911,7 @@ fn bulk_answer(
 
 async fn evaluate(
     mut req: Request,
+    url: &RequestUrl<'_>,
     env: &Env,
     ctx: &Context,
     s: &Settings,
@@ -869,10 +919,11 @@ async fn evaluate(
 ) -> Result<Response> {
     let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
     let clock = now_ms();
-    // One `Headers` object for every header read here.
-    let headers = req.headers();
+    // One `Headers` object for every header read here (a handle to the
+    // request's, kept while the body is read).
+    let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
-    let (environment, audience) = match authenticate_record(&req, env, clock).await? {
+    let (environment, audience) = match authenticate_record(&headers, env, clock).await? {
         Ok(record) => {
             let audience = Audience::of(&record);
             (record.environment, audience)
@@ -881,11 +932,7 @@ async fn evaluate(
     };
     // A client re-fetching after a change notification names the version
     // it was told of: ask the pointer now if this isolate is behind.
-    let flag_config_etag = req.url().ok().and_then(|u| {
-        u.query_pairs()
-            .find(|(k, _)| k == "flagConfigEtag")
-            .map(|(_, v)| v.into_owned())
-    });
+    let flag_config_etag = url.param("flagConfigEtag");
     let served = SNAPSHOTS.with(|c| c.borrow().version(&environment));
     if sse::wanted_version(flag_config_etag.as_deref(), served).is_some()
         && let Ok(namespace) = env.durable_object(POINTER_BINDING)
@@ -895,15 +942,14 @@ async fn evaluate(
     let Some((engine, numbers)) = engine_for(env, ctx, &environment, s, clock).await else {
         return no_snapshot_yet(&environment);
     };
-    let now = evaluation_time(s, header("X-Bunting-Now"), clock);
-    let if_none_match = header("If-None-Match");
+    let now = evaluation_time(s, || header("X-Bunting-Now"), clock);
 
     let body = req.bytes().await?;
     let client = match ofrep::parse_context(&body) {
         Ok(c) => c,
         Err(e) => return json_response(400, &e.body(flag_key)),
     };
-    let (context, extra) = edge_context(&req, client, s);
+    let (context, extra) = edge_context(&req, &headers, client, s);
 
     // Only the single-flag endpoint records an exposure: a bulk fetch says
     // nothing about what the application showed (clients report use through
@@ -944,7 +990,7 @@ async fn evaluate(
                 &context,
                 now,
             )?;
-            if if_none_match.is_some_and(|h| ofrep::if_none_match(&h, &answer.etag)) {
+            if header("If-None-Match").is_some_and(|h| ofrep::if_none_match(&h, &answer.etag)) {
                 worker::ResponseBuilder::new()
                     .with_status(304)
                     .with_header("ETag", &answer.etag)?
@@ -978,7 +1024,10 @@ async fn post_exposures(
     s: &Settings,
 ) -> Result<Response> {
     let clock = now_ms();
-    let (environment, audience) = match authenticate_record(&req, env, clock).await? {
+    // One `Headers` object for every header read here (a handle to the
+    // request's, kept while the body is read).
+    let headers = req.headers().clone();
+    let (environment, audience) = match authenticate_record(&headers, env, clock).await? {
         Ok(record) => {
             let audience = Audience::of(&record);
             (record.environment, audience)
@@ -993,11 +1042,11 @@ async fn post_exposures(
     let Some((engine, _)) = engine_for(env, ctx, &environment, s, clock).await else {
         return no_snapshot_yet(&environment);
     };
-    let now = evaluation_time(s, req.headers().get("X-Bunting-Now").ok().flatten(), clock);
+    let now = evaluation_time(s, || headers.get("X-Bunting-Now").ok().flatten(), clock);
     // The context the evaluation saw: edge attributes and the anonymous
     // cookie's key. A visitor without a cookie gets no new one here: a fresh
     // random key would record an exposure nobody saw.
-    let (mut context, minted) = edge_context(&req, report.context, s);
+    let (mut context, minted) = edge_context(&req, &headers, report.context, s);
     if !minted.is_empty()
         && let Value::Object(map) = &mut context
     {
