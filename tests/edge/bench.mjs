@@ -25,7 +25,9 @@
 // Environment: BENCH_DURATION (seconds per load run, default 10),
 // BENCH_CONNECTIONS (the loaded runs, default 8; every scenario also runs
 // with one connection), BENCH_JSON (also write the figures there),
-// BENCH_POINTER (0: without the environments' pointer Durable Object).
+// BENCH_POINTER (0: without the environments' pointer Durable Object),
+// BENCH_PHASES (comma-separated among bundle, cold, load; default all),
+// EDGE_BUILD_DIR (another build, inside the repository: A/B comparisons).
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -270,33 +272,44 @@ const started = new Date();
 console.log(`edge-bench ${started.toISOString()}: node ${process.version}, ${os.cpus().length} CPUs ` +
   `(${os.cpus()[0]?.model ?? "?"}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 
-const b = bundle();
-console.log("\nbundle (edge-worker/build/)");
-console.log(`  ${pad("file", 44)} ${lpad("raw", 12)} ${lpad("gzip -9", 12)}`);
-for (const f of b.files) console.log(`  ${pad(f.file, 44)} ${lpad(kib(f.raw), 12)} ${lpad(kib(f.gz), 12)}`);
-console.log(`  ${pad("deployed (index.js + index_bg.wasm)", 44)} ${lpad(kib(b.raw), 12)} ${lpad(kib(b.gz), 12)}` +
-  `  = ${b.gz.toLocaleString("en")} bytes gzipped`);
-console.log(`  ${pad("as wrangler deploy reports it (gzip -6)", 44)} ${lpad("", 12)} ${lpad(kib(b.wrangler), 12)}` +
-  `  = ${b.wrangler.toLocaleString("en")} bytes`);
+const PHASES = new Set((process.env.BENCH_PHASES ?? "bundle,cold,load").split(",").map((p) => p.trim()));
 
-console.log("\ncold load (sequential requests over loopback, TTL 0)");
-const cold = await coldLoad();
-console.log(`  miniflare + workerd startup:                 ${ms(cold.startupMs)} ms`);
-console.log(`  first request (fresh isolate, 1,000 flags):  ${ms(cold.firstRequestMs)} ms`);
-for (const [name, c] of Object.entries(cold.envs)) {
-  console.log(`  ${pad(`${name} (${c.flags} flags, ${kib(c.snapshotBytes)} JSON):`, 44)} ` +
-    `new version ${ms(c.reloadMedianMs)} ms (max ${ms(c.reloadMaxMs)}), warm ${ms(c.warmMedianMs)} ms ` +
-    `=> snapshot load in workerd ≈ ${ms(c.loadMs)} ms`);
+let b = null;
+if (PHASES.has("bundle")) {
+  b = bundle();
+  console.log(`\nbundle (${path.relative(root, buildDir)}/)`);
+  console.log(`  ${pad("file", 44)} ${lpad("raw", 12)} ${lpad("gzip -9", 12)}`);
+  for (const f of b.files) console.log(`  ${pad(f.file, 44)} ${lpad(kib(f.raw), 12)} ${lpad(kib(f.gz), 12)}`);
+  console.log(`  ${pad("deployed (index.js + index_bg.wasm)", 44)} ${lpad(kib(b.raw), 12)} ${lpad(kib(b.gz), 12)}` +
+    `  = ${b.gz.toLocaleString("en")} bytes gzipped`);
+  console.log(`  ${pad("as wrangler deploy reports it (gzip -6)", 44)} ${lpad("", 12)} ${lpad(kib(b.wrangler), 12)}` +
+    `  = ${b.wrangler.toLocaleString("en")} bytes`);
 }
 
-console.log("\nload (autocannon)");
-const results = await loadRuns();
-console.log(`\n  ${pad("scenario", 34)} ${lpad("req/s", 8)} ${lpad("p50 ms", 8)} ${lpad("p90 ms", 8)} ` +
-  `${lpad("p99 ms", 8)} ${lpad("p99.9 ms", 9)} ${lpad("max ms", 8)} ${lpad("resp", 10)}  non-2xx/err`);
-for (const r of results) {
-  console.log(`  ${pad(r.name, 34)} ${lpad(r.rps.toFixed(0), 8)} ${lpad(ms(r.p50), 8)} ${lpad(ms(r.p90), 8)} ` +
-    `${lpad(ms(r.p99), 8)} ${lpad(ms(r.p999), 9)} ${lpad(ms(r.max), 8)} ${lpad(kib(r.bytesPerResponse), 10)}  ` +
-    `${r.non2xx}/${r.errors + r.timeouts}`);
+let cold = null;
+if (PHASES.has("cold")) {
+  console.log("\ncold load (sequential requests over loopback, TTL 0)");
+  cold = await coldLoad();
+  console.log(`  miniflare + workerd startup:                 ${ms(cold.startupMs)} ms`);
+  console.log(`  first request (fresh isolate, 1,000 flags):  ${ms(cold.firstRequestMs)} ms`);
+  for (const [name, c] of Object.entries(cold.envs)) {
+    console.log(`  ${pad(`${name} (${c.flags} flags, ${kib(c.snapshotBytes)} JSON):`, 44)} ` +
+      `new version ${ms(c.reloadMedianMs)} ms (max ${ms(c.reloadMaxMs)}), warm ${ms(c.warmMedianMs)} ms ` +
+      `=> snapshot load in workerd ≈ ${ms(c.loadMs)} ms`);
+  }
+}
+
+let results = [];
+if (PHASES.has("load")) {
+  console.log("\nload (autocannon)");
+  results = await loadRuns();
+  console.log(`\n  ${pad("scenario", 34)} ${lpad("req/s", 8)} ${lpad("p50 ms", 8)} ${lpad("p90 ms", 8)} ` +
+    `${lpad("p99 ms", 8)} ${lpad("p99.9 ms", 9)} ${lpad("max ms", 8)} ${lpad("resp", 10)}  non-2xx/err`);
+  for (const r of results) {
+    console.log(`  ${pad(r.name, 34)} ${lpad(r.rps.toFixed(0), 8)} ${lpad(ms(r.p50), 8)} ${lpad(ms(r.p90), 8)} ` +
+      `${lpad(ms(r.p99), 8)} ${lpad(ms(r.p999), 9)} ${lpad(ms(r.max), 8)} ${lpad(kib(r.bytesPerResponse), 10)}  ` +
+      `${r.non2xx}/${r.errors + r.timeouts}`);
+  }
 }
 
 console.log("\ntargets (reported, never enforced)");
@@ -305,13 +318,17 @@ for (const r of results.filter((r) => r.connections === 1)) {
   const target = r.name.startsWith("single") ? TARGET_SINGLE_P99_MS : TARGET_P99_MS;
   console.log(`  ${verdict(r.p99 <= target)}  p99 <= ${target} ms: ${r.name}: ${ms(r.p99)} ms`);
 }
-console.log(`  ${verdict(b.gz <= TARGET_BUNDLE_GZ)}  bundle <= 250 KB gzipped: ` +
-  `${b.gz.toLocaleString("en")} bytes (${kib(b.gz)})`);
+if (b) {
+  console.log(`  ${verdict(b.gz <= TARGET_BUNDLE_GZ)}  bundle <= 250 KB gzipped: ` +
+    `${b.gz.toLocaleString("en")} bytes (${kib(b.gz)})`);
+}
+console.log(`  load average at the end ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 
 if (process.env.BENCH_JSON) {
   writeFileSync(process.env.BENCH_JSON, JSON.stringify({
     date: started.toISOString(), node: process.version, cpus: os.cpus().length,
-    duration: DURATION, connections: CONNECTIONS, bundle: b, cold, results,
+    duration: DURATION, connections: CONNECTIONS, buildDir: path.relative(root, buildDir),
+    loadavg: os.loadavg(), bundle: b, cold, results,
   }, null, 2));
   console.log(`\nfigures written to ${process.env.BENCH_JSON}`);
 }

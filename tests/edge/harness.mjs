@@ -18,7 +18,11 @@ import { assertOfrep, ofrepViolations } from "./ofrep-schema.mjs";
 export { assertOfrep };
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
-export const buildDir = path.join(root, "edge-worker", "build");
+// EDGE_BUILD_DIR (a directory inside the repository, e.g. a copy under
+// target/) runs another build of the worker: before/after comparisons.
+export const buildDir = process.env.EDGE_BUILD_DIR
+  ? path.resolve(root, process.env.EDGE_BUILD_DIR)
+  : path.join(root, "edge-worker", "build");
 export const COMPATIBILITY_DATE = "2026-04-01";
 
 // A complete request.cf: worker's `Cf` type unwraps some fields, so the
