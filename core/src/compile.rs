@@ -25,22 +25,27 @@ use crate::snapshot::{Location, Problem, checksum};
 use crate::time::parse_rfc3339_ms;
 
 /// A serve in compiled form; variants are indices into the flag's variants.
+/// 24 bytes: the rarer schedule lives behind a box.
 #[derive(Debug, Clone)]
 pub(crate) enum CServe {
     Variant(usize),
     /// Consecutive ranges: `(end bucket, variant)`, ends increasing to BUCKETS.
-    Rollout(Vec<(u32, usize)>),
-    Schedule {
-        variant: usize,
-        otherwise: usize,
-        /// `(from time ms, buckets covered)`, times increasing.
-        steps: Vec<(i64, u32)>,
-    },
+    Rollout(Box<[(u32, u32)]>),
+    Schedule(Box<CSchedule>),
+}
+
+/// A compiled schedule.
+#[derive(Debug, Clone)]
+pub(crate) struct CSchedule {
+    pub variant: usize,
+    pub otherwise: usize,
+    /// `(from time ms, buckets covered)`, times increasing.
+    pub steps: Vec<(i64, u32)>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct CRule {
-    pub id: String,
+    pub id: Box<str>,
     /// Shared by every rule of the snapshot with the same condition text.
     pub condition: Arc<Condition>,
     pub serve: CServe,
@@ -53,29 +58,67 @@ pub(crate) struct CLayerSlot {
     pub end: u32,
 }
 
+/// A compiled flag. What most flags do not have (prerequisites, a
+/// bucketing attribute other than `targetingKey`, a layer, a validation
+/// failure) is in [`CFlagExtra`], behind one optional box.
 #[derive(Debug, Clone)]
 pub(crate) struct CFlag {
-    pub key: String,
+    pub key: Box<str>,
     pub flag_type: FlagType,
-    pub variants: Vec<(String, Value)>,
     pub enabled: bool,
-    pub off: usize,
-    pub rules: Vec<CRule>,
-    pub fallthrough: CServe,
-    /// `(flag index, variant name)` pairs.
-    pub prerequisites: Vec<(usize, String)>,
-    pub bucketer: Bucketer,
-    pub bucket_by: Vec<String>,
-    pub layer: Option<CLayerSlot>,
-    pub metadata: FlagMetadata,
     /// Available to client-side SDKs (`clientSide`).
     pub client_side: bool,
-    /// Set when the flag failed validation (lenient loads only).
-    pub broken: Option<(ErrorCode, String)>,
+    /// Sorted by name.
+    pub variants: Box<[(Box<str>, Value)]>,
+    pub off: usize,
+    pub rules: Box<[CRule]>,
+    pub fallthrough: CServe,
+    pub bucketer: Bucketer,
+    pub metadata: FlagMetadata,
     /// The answer when it cannot depend on the context: the off variant of
     /// a disabled flag, or the fixed fallthrough of a flag without rules
     /// and prerequisites. Set once the whole snapshot is checked.
     pub fixed: Option<(usize, Reason)>,
+    pub extra: Option<Box<CFlagExtra>>,
+}
+
+/// The rarer parts of a compiled flag.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CFlagExtra {
+    /// `(flag index, variant name)` pairs.
+    pub prerequisites: Vec<(usize, String)>,
+    /// The bucketing attribute path; `None` for `targetingKey`.
+    pub bucket_by: Option<Vec<String>>,
+    pub layer: Option<CLayerSlot>,
+    /// Set when the flag failed validation (lenient loads only).
+    pub broken: Option<(ErrorCode, String)>,
+}
+
+impl CFlag {
+    /// `(flag index, variant name)` pairs of the prerequisites.
+    pub(crate) fn prerequisites(&self) -> &[(usize, String)] {
+        self.extra.as_ref().map_or(&[], |e| &e.prerequisites)
+    }
+
+    /// The bucketing attribute path; `None` for `targetingKey`.
+    pub(crate) fn bucket_by(&self) -> Option<&[String]> {
+        self.extra.as_ref().and_then(|e| e.bucket_by.as_deref())
+    }
+
+    /// The flag's share of its layer, if it is in one.
+    pub(crate) fn layer(&self) -> Option<&CLayerSlot> {
+        self.extra.as_ref().and_then(|e| e.layer.as_ref())
+    }
+
+    /// Why the flag failed validation (lenient loads only).
+    pub(crate) fn broken(&self) -> Option<&(ErrorCode, String)> {
+        self.extra.as_ref().and_then(|e| e.broken.as_ref())
+    }
+
+    /// The rarer parts, created empty on first use.
+    fn extra_mut(&mut self) -> &mut CFlagExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +131,8 @@ pub(crate) struct CSegment {
 #[derive(Debug, Clone)]
 pub(crate) struct CLayer {
     pub bucketer: Bucketer,
-    pub bucket_by: Vec<String>,
+    /// The bucketing attribute path; `None` for `targetingKey`.
+    pub bucket_by: Option<Vec<String>>,
 }
 
 /// Flag key to position in the snapshot's flags: an open-addressing table
@@ -187,6 +231,20 @@ fn split_path(s: &str) -> Option<Vec<String>> {
     (!segs.iter().any(String::is_empty)).then_some(segs)
 }
 
+/// A compiled `bucketBy`: `None` for `targetingKey` (the default, and the
+/// fallback of an invalid path, which is reported), else the path.
+fn bucket_path(by: Option<&str>, report: impl FnOnce(&str)) -> Option<Vec<String>> {
+    let by = by.unwrap_or(DEFAULT_BUCKET_BY);
+    match split_path(by) {
+        Some(path) if path != [DEFAULT_BUCKET_BY] => Some(path),
+        Some(_) => None,
+        None => {
+            report(by);
+            None
+        }
+    }
+}
+
 /// Compiles `snapshot`, returning the compiled form and every problem found.
 pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut cx = Ctx {
@@ -236,13 +294,11 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
                 "duplicate layer key".into(),
             );
         }
-        let by = layer.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
-        let bucket_by = split_path(by).unwrap_or_else(|| {
+        let bucket_by = bucket_path(layer.bucket_by.as_deref(), |by| {
             cx.add(
                 Location::layer(i, &layer.key, "bucketBy"),
                 format!("{by:?} is not an attribute path"),
             );
-            vec![DEFAULT_BUCKET_BY.to_string()]
         });
         layers.push(CLayer {
             bucketer: Bucketer::new(layer.salt.as_deref().unwrap_or(&layer.key)),
@@ -331,7 +387,8 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
                 .map(|p| format!("{}: {}", p.path, p.full_message()))
                 .collect::<Vec<_>>()
                 .join("; ");
-            compiled.broken = Some((code, format!("flag {:?} is invalid: {msg}", flag.key)));
+            compiled.extra_mut().broken =
+                Some((code, format!("flag {:?} is invalid: {msg}", flag.key)));
         }
         flags.push(compiled);
     }
@@ -358,24 +415,22 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
 /// disabled one serves its off variant before its prerequisites are looked
 /// at, and a flag without rules and prerequisites serves its fallthrough.
 fn fixed_answer(flag: &CFlag) -> Option<(usize, Reason)> {
-    if flag.broken.is_some() {
+    if flag.broken().is_some() {
         return None;
     }
     if !flag.enabled {
         return Some((flag.off, Reason::Disabled));
     }
     match flag.fallthrough {
-        CServe::Variant(v) if flag.rules.is_empty() && flag.prerequisites.is_empty() => {
+        CServe::Variant(v) if flag.rules.is_empty() && flag.prerequisites().is_empty() => {
             Some((v, Reason::Static))
         }
         _ => None,
     }
 }
 
-fn variant_index(variants: &[(String, Value)], name: &str) -> Option<usize> {
-    variants
-        .binary_search_by(|(n, _)| n.as_str().cmp(name))
-        .ok()
+fn variant_index(variants: &[(Box<str>, Value)], name: &str) -> Option<usize> {
+    variants.binary_search_by(|(n, _)| (**n).cmp(name)).ok()
 }
 
 /// The flag conditions compiled so far, by their text: a condition used by
@@ -397,10 +452,10 @@ fn compile_flag<'s>(
 ) -> CFlag {
     let flag_at = |field: String| Location::flag(i, &flag.key, field);
     // BTreeMap iteration is sorted, so binary search by name works.
-    let variants: Vec<(String, Value)> = flag
+    let variants: Box<[(Box<str>, Value)]> = flag
         .variants
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (Box::from(k.as_str()), v.clone()))
         .collect();
     if variants.is_empty() {
         cx.add(
@@ -408,7 +463,7 @@ fn compile_flag<'s>(
             "a flag needs at least one variant".into(),
         );
     }
-    for (name, value) in &variants {
+    for (name, value) in &*variants {
         if !flag.flag_type.admits(value) {
             cx.add(
                 flag_at(format!("variants.{name}")),
@@ -454,7 +509,7 @@ fn compile_flag<'s>(
                             ),
                         ),
                     }
-                    ranges.push((end, v));
+                    ranges.push((end, v as u32));
                 }
                 if !arms.is_empty() && end != BUCKETS {
                     cx.add(
@@ -462,7 +517,7 @@ fn compile_flag<'s>(
                         format!("weights sum to {}%, not 100%", f64::from(end) / 1000.0),
                     );
                 }
-                CServe::Rollout(ranges)
+                CServe::Rollout(ranges.into_boxed_slice())
             }
             Serve::Schedule(s) => {
                 let v = variant(cx, &s.variant, &|| format!("{}.schedule.variant", path()));
@@ -504,11 +559,11 @@ fn compile_flag<'s>(
                         steps.push((at, pct));
                     }
                 }
-                CServe::Schedule {
+                CServe::Schedule(Box::new(CSchedule {
                     variant: v,
                     otherwise: o,
                     steps,
-                }
+                }))
             }
         }
     };
@@ -516,7 +571,10 @@ fn compile_flag<'s>(
     let mut rules = Vec::with_capacity(flag.rules.len());
     let mut rule_ids = HashSet::new();
     for (j, rule) in flag.rules.iter().enumerate() {
-        let id = rule.id.clone().unwrap_or_else(|| format!("rule-{j}"));
+        let id: Box<str> = match &rule.id {
+            Some(id) => id.as_str().into(),
+            None => format!("rule-{j}").into(),
+        };
         if !rule_ids.insert(id.clone()) {
             cx.add(
                 flag_at(format!("rules[{j}].id")),
@@ -561,13 +619,11 @@ fn compile_flag<'s>(
         }
     }
 
-    let by = flag.bucket_by.as_deref().unwrap_or(DEFAULT_BUCKET_BY);
-    let bucket_by = split_path(by).unwrap_or_else(|| {
+    let bucket_by = bucket_path(flag.bucket_by.as_deref(), |by| {
         cx.add(
             flag_at("bucketBy".to_string()),
             format!("{by:?} is not an attribute path"),
         );
-        vec![DEFAULT_BUCKET_BY.to_string()]
     });
 
     let layer = flag.layer.as_ref().and_then(|slot| {
@@ -589,22 +645,27 @@ fn compile_flag<'s>(
         }
     });
 
+    let extra = (!prerequisites.is_empty() || bucket_by.is_some() || layer.is_some()).then(|| {
+        Box::new(CFlagExtra {
+            prerequisites,
+            bucket_by,
+            layer,
+            broken: None,
+        })
+    });
     CFlag {
-        key: flag.key.clone(),
+        key: flag.key.as_str().into(),
         flag_type: flag.flag_type,
-        variants,
         enabled: flag.enabled,
-        off,
-        rules,
-        fallthrough,
-        prerequisites,
-        bucketer: Bucketer::new(flag.salt.as_deref().unwrap_or(&flag.key)),
-        bucket_by,
-        layer,
-        metadata: flag.metadata.clone(),
         client_side: flag.client_side,
-        broken: None,
+        variants,
+        off,
+        rules: rules.into_boxed_slice(),
+        fallthrough,
+        bucketer: Bucketer::new(flag.salt.as_deref().unwrap_or(&flag.key)),
+        metadata: flag.metadata.clone(),
         fixed: None,
+        extra,
     }
 }
 
@@ -614,7 +675,7 @@ fn compile_flag<'s>(
 fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &mut [CFlag]) {
     let mut by_layer: HashMap<usize, Vec<(u32, u32, usize)>> = HashMap::new();
     for (i, f) in flags.iter().enumerate() {
-        if let Some(slot) = &f.layer {
+        if let Some(slot) = f.layer() {
             by_layer
                 .entry(slot.layer)
                 .or_default()
@@ -638,7 +699,10 @@ fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &mut [CFlag]) 
                     flags[b].key
                 );
                 cx.add(Location::flag(b, &flags[b].key, "layer"), msg);
-                flags[b].broken.get_or_insert((ErrorCode::General, broken));
+                flags[b]
+                    .extra_mut()
+                    .broken
+                    .get_or_insert((ErrorCode::General, broken));
             }
         }
     }
@@ -656,7 +720,7 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
     ) {
         state[i] = 1;
         stack.push(i);
-        for &(k, _) in &flags[i].prerequisites {
+        for &(k, _) in flags[i].prerequisites() {
             match state[k] {
                 0 => visit(k, flags, state, stack, cycles),
                 1 => {
@@ -677,7 +741,7 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
         }
     }
     for cycle in cycles {
-        let names: Vec<&str> = cycle.iter().map(|&i| flags[i].key.as_str()).collect();
+        let names: Vec<&str> = cycle.iter().map(|&i| &*flags[i].key).collect();
         let msg = format!("prerequisite cycle: {} -> {}", names.join(" -> "), names[0]);
         for &i in &cycle {
             cx.add(
@@ -685,6 +749,7 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
                 msg.clone(),
             );
             flags[i]
+                .extra_mut()
                 .broken
                 .get_or_insert((ErrorCode::General, msg.clone()));
         }

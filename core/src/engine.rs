@@ -5,8 +5,8 @@ use std::cell::Cell;
 
 use serde_json::Value;
 
-use crate::compile::{CFlag, CServe, Compiled, compile};
-use crate::model::{FlagType, Snapshot};
+use crate::compile::{CFlag, CSchedule, CServe, Compiled, compile};
+use crate::model::{DEFAULT_BUCKET_BY, FlagType, Snapshot};
 use crate::result::{ErrorCode, Evaluation, Reason};
 use crate::rules::{Env, lookup};
 use crate::snapshot::{LoadError, Problem, parse_json};
@@ -99,7 +99,7 @@ impl Engine {
 
     /// Keys of all flags, in snapshot order.
     pub fn flag_keys(&self) -> impl Iterator<Item = &str> {
-        self.compiled.flags.iter().map(|f| f.key.as_str())
+        self.compiled.flags.iter().map(|f| &*f.key)
     }
 
     /// Whether flag `key` exists and is available to client-side SDKs
@@ -125,7 +125,7 @@ impl Engine {
     /// The position of flag `key`.
     fn find(&self, key: &str) -> Option<usize> {
         let flags = &self.compiled.flags;
-        self.compiled.index.get(key, |i| flags[i].key.as_str())
+        self.compiled.index.get(key, |i| &*flags[i].key)
     }
 
     /// Evaluates flag `key` for `context` at `now_ms` (Unix milliseconds).
@@ -202,7 +202,7 @@ impl Engine {
         memo: &SegmentMemo,
     ) -> Evaluation<'a> {
         let flag = &self.compiled.flags[i];
-        if let Some((code, msg)) = &flag.broken {
+        if let Some((code, msg)) = flag.broken() {
             return self.fail(flag, *code, msg.clone());
         }
         if let Some((v, reason)) = flag.fixed {
@@ -211,7 +211,7 @@ impl Engine {
         if !flag.enabled {
             return self.served(flag, flag.off, Reason::Disabled, None);
         }
-        for (pre, want) in &flag.prerequisites {
+        for (pre, want) in flag.prerequisites() {
             if depth >= MAX_PREREQUISITE_DEPTH {
                 return self.fail(
                     flag,
@@ -255,7 +255,7 @@ impl Engine {
                 };
             }
         }
-        let fixed = if flag.rules.is_empty() && flag.prerequisites.is_empty() {
+        let fixed = if flag.rules.is_empty() && flag.prerequisites().is_empty() {
             Reason::Static
         } else {
             Reason::Default
@@ -325,14 +325,15 @@ impl Engine {
                 let v = ranges
                     .iter()
                     .find(|(end, _)| b < *end)
-                    .map_or(flag.off, |(_, v)| *v);
+                    .map_or(flag.off, |(_, v)| *v as usize);
                 Ok((v, Reason::Split))
             }
-            CServe::Schedule {
-                variant,
-                otherwise,
-                steps,
-            } => {
+            CServe::Schedule(schedule) => {
+                let CSchedule {
+                    variant,
+                    otherwise,
+                    steps,
+                } = &**schedule;
                 if !self.in_layer(flag, ctx)? {
                     return Ok((flag.off, Reason::Default));
                 }
@@ -358,31 +359,33 @@ impl Engine {
     }
 
     fn in_layer(&self, flag: &CFlag, ctx: &Subject<'_>) -> Result<bool, (ErrorCode, String)> {
-        let Some(slot) = &flag.layer else {
+        let Some(slot) = flag.layer() else {
             return Ok(true);
         };
         let layer = &self.compiled.layers[slot.layer];
-        let key = bucket_key(ctx, &layer.bucket_by)?;
+        let key = bucket_key(ctx, layer.bucket_by.as_deref())?;
         let b = layer.bucketer.bucket(&key);
         Ok(slot.start <= b && b < slot.end)
     }
 }
 
 fn bucket_of(flag: &CFlag, ctx: &Subject<'_>) -> Result<u32, (ErrorCode, String)> {
-    Ok(flag.bucketer.bucket(&bucket_key(ctx, &flag.bucket_by)?))
+    Ok(flag.bucketer.bucket(&bucket_key(ctx, flag.bucket_by())?))
 }
 
-/// The bucketing key at `path`: a string, or a number in its JSON spelling.
-fn bucket_key<'c>(ctx: &Subject<'c>, path: &[String]) -> Result<Cow<'c, str>, (ErrorCode, String)> {
-    if let [only] = path
-        && only == "targetingKey"
-    {
+/// The bucketing key at `path` (`None`: `targetingKey`): a string, or a
+/// number in its JSON spelling.
+fn bucket_key<'c>(
+    ctx: &Subject<'c>,
+    path: Option<&[String]>,
+) -> Result<Cow<'c, str>, (ErrorCode, String)> {
+    let Some(path) = path else {
         // Already read (and type-checked) by `check_context`.
         return match ctx.targeting_key {
             Some(key) => Ok(Cow::Borrowed(key)),
-            None => Err(missing_bucketing_attribute(path)),
+            None => Err(missing_bucketing_attribute(&[DEFAULT_BUCKET_BY])),
         };
-    }
+    };
     match lookup(ctx.context, path) {
         Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
         Some(Value::Number(n)) => Ok(Cow::Owned(n.to_string())),
@@ -398,7 +401,8 @@ fn bucket_key<'c>(ctx: &Subject<'c>, path: &[String]) -> Result<Cow<'c, str>, (E
     }
 }
 
-fn missing_bucketing_attribute(path: &[String]) -> (ErrorCode, String) {
+fn missing_bucketing_attribute<S: AsRef<str>>(path: &[S]) -> (ErrorCode, String) {
+    let path: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
     (
         ErrorCode::TargetingKeyMissing,
         format!(
