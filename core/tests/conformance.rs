@@ -56,3 +56,29 @@ fn case_names_are_unique_per_file() {
         }
     }
 }
+
+/// The same fixtures through `Engine::from_json`, the load path of the
+/// hosts (`run_native` loads with `from_snapshot`).
+#[test]
+fn every_fixture_passes_loaded_from_json() {
+    use bunting_core::Engine;
+    use bunting_core::protocol::EvalReply;
+    let report = bunting_core::conformance::run(
+        common::fixtures::FIXTURES,
+        |json, lenient| {
+            if lenient {
+                let snapshot =
+                    bunting_core::snapshot::parse_json(json).map_err(|e| e.to_string())?;
+                Ok(Engine::from_snapshot_lenient(&snapshot).0)
+            } else {
+                Engine::from_json(json).map_err(|e| e.to_string())
+            }
+        },
+        |engine, req| match engine.answer(req) {
+            EvalReply::One(e) => Ok(serde_json::to_value(e).unwrap()),
+            EvalReply::All(all) => Ok(serde_json::to_value(all).unwrap()),
+            EvalReply::BadRequest(m) => Err(m),
+        },
+    );
+    report.assert_clean("loaded from JSON");
+}
