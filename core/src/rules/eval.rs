@@ -185,16 +185,37 @@ fn order(a: &V<'_>, b: &V<'_>) -> Option<Ordering> {
     }
 }
 
+/// Whether `align` can change a pair with `v` in it: only versions and
+/// times bring the other side to their kind.
+fn aligns(v: &V<'_>) -> bool {
+    matches!(v, V::Version(_) | V::Time(_))
+}
+
+/// `equal` after `align`, without moving (or cloning) either side when
+/// `align` would leave both as they are.
+fn equal_aligned(needle: &V<'_>, item: V<'_>) -> bool {
+    if aligns(needle) || aligns(&item) {
+        let (n, i) = align(needle.clone(), item);
+        equal(&n, &i)
+    } else {
+        equal(needle, &item)
+    }
+}
+
+/// `align`, called only when it can change something.
+#[inline]
+fn align_if_needed<'a>(a: V<'a>, b: V<'a>) -> (V<'a>, V<'a>) {
+    if aligns(&a) || aligns(&b) {
+        align(a, b)
+    } else {
+        (a, b)
+    }
+}
+
 fn member(needle: &V<'_>, list: &V<'_>) -> bool {
     match list {
-        V::JsonList(items) => items.iter().any(|i| {
-            let (n, i) = align(needle.clone(), from_json(i));
-            equal(&n, &i)
-        }),
-        V::LitList(items) => items.iter().any(|i| {
-            let (n, i) = align(needle.clone(), from_lit(i));
-            equal(&n, &i)
-        }),
+        V::JsonList(items) => items.iter().any(|i| equal_aligned(needle, from_json(i))),
+        V::LitList(items) => items.iter().any(|i| equal_aligned(needle, from_lit(i))),
         _ => false,
     }
 }
@@ -235,7 +256,7 @@ fn compare(env: &Env<'_>, op: CmpOp, lhs: &Operand, rhs: &Operand) -> bool {
             _ => false,
         },
         CmpOp::Eq | CmpOp::Ne => {
-            let (a, b) = align(a, b);
+            let (a, b) = align_if_needed(a, b);
             if matches!(a, V::Missing | V::Object) || matches!(b, V::Missing | V::Object) {
                 return false;
             }
@@ -251,7 +272,7 @@ fn compare(env: &Env<'_>, op: CmpOp, lhs: &Operand, rhs: &Operand) -> bool {
             equal(&a, &b) == (op == CmpOp::Eq)
         }
         CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
-            let (a, b) = align(a, b);
+            let (a, b) = align_if_needed(a, b);
             match order(&a, &b) {
                 Some(o) => match op {
                     CmpOp::Lt => o == Ordering::Less,
