@@ -8,10 +8,9 @@
 //! document-level problems (schema version, environment, generation time,
 //! checksum), which reject the whole snapshot.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use bunting_core::snapshot::parse_json;
@@ -37,8 +36,13 @@ pub struct Loaded {
     /// The KV text it came from, byte for byte (what `GET /sdk/v1/snapshot`
     /// sends).
     pub text: Rc<str>,
-    /// The text's strong ETag ([`crate::snapshot::etag`]).
-    pub etag: Rc<str>,
+    /// The snapshot's `checksum`, if it has one.
+    pub checksum: Option<Rc<str>>,
+    /// The text's strong ETag ([`crate::snapshot::etag`]), computed when
+    /// first asked for ([`SnapshotCache::text`]): without a checksum it is
+    /// a SHA-256 of the whole text, which the OFREP endpoints never need,
+    /// so a new version is served without hashing it.
+    pub etag: OnceCell<Rc<str>>,
     /// How its number flags' values are written in OFREP responses.
     pub numbers: Rc<NumberForms>,
     /// Its bulk answers already serialized ([`crate::answers`]): a new
@@ -77,22 +81,25 @@ pub struct SnapshotCache {
     envs: BTreeMap<String, EnvState>,
 }
 
+/// Fingerprint of a snapshot text, compared with the served one's on every
+/// KV check: foldhash (fixed seed) rather than SipHash, several times
+/// faster over the 600 KiB of a large snapshot. Not a defence against
+/// crafted collisions: snapshot texts come from the origin.
 fn fingerprint(text: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
+    foldhash::quality::FixedState::with_seed(0x6275_6e74_696e_6721).hash_one(text)
 }
 
 /// A snapshot text loaded by [`load`]: its engine, the JSON form of its
-/// number flags, the flags a lenient load turned into errors, its ETag,
-/// and how its answers depend on time.
-pub type LoadedParts = (Engine, NumberForms, Vec<Problem>, String, Clock);
+/// number flags, the flags a lenient load turned into errors, its
+/// `checksum` (the ETag's source, [`crate::snapshot::etag`]), and how its
+/// answers depend on time.
+pub type LoadedParts = (Engine, NumberForms, Vec<Problem>, Option<String>, Clock);
 
 /// Loads a snapshot text for `environment`: lenient, but document-level
 /// problems and another environment's snapshot are errors.
 pub fn load(environment: &str, text: &str) -> Result<LoadedParts, String> {
     let snapshot = parse_json(text).map_err(|e| e.to_string())?;
-    let etag = crate::snapshot::etag(snapshot.checksum.as_deref(), text);
+    let checksum = snapshot.checksum.clone();
     let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
     let numbers = NumberForms::from_snapshot(&snapshot);
     let clock = Clock::of(&snapshot);
@@ -110,7 +117,7 @@ pub fn load(environment: &str, text: &str) -> Result<LoadedParts, String> {
             engine.environment()
         ));
     }
-    Ok((engine, numbers, problems, etag, clock))
+    Ok((engine, numbers, problems, checksum, clock))
 }
 
 impl SnapshotCache {
@@ -151,7 +158,13 @@ impl SnapshotCache {
     /// good snapshot.
     pub fn text(&self, environment: &str) -> Option<(Rc<str>, Rc<str>)> {
         let loaded = self.envs.get(environment)?.loaded.as_ref()?;
-        Some((loaded.text.clone(), loaded.etag.clone()))
+        let etag = loaded.etag.get_or_init(|| {
+            Rc::from(crate::snapshot::etag(
+                loaded.checksum.as_deref(),
+                &loaded.text,
+            ))
+        });
+        Some((loaded.text.clone(), etag.clone()))
     }
 
     /// The state of `environment`.
@@ -200,7 +213,7 @@ impl SnapshotCache {
             return;
         }
         match load(environment, &text) {
-            Ok((engine, numbers, problems, etag, clock)) => {
+            Ok((engine, numbers, problems, checksum, clock)) => {
                 if let Some(cur) = &st.loaded
                     && engine.version() < cur.engine.version()
                 {
@@ -221,7 +234,8 @@ impl SnapshotCache {
                 st.loaded = Some(Loaded {
                     engine: Rc::new(engine),
                     text: Rc::from(text),
-                    etag: Rc::from(etag),
+                    checksum: checksum.map(Rc::from),
+                    etag: OnceCell::new(),
                     numbers: Rc::new(numbers),
                     answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
                     fingerprint: fp,
@@ -262,7 +276,7 @@ impl SnapshotCache {
         text: String,
         now_ms: i64,
     ) -> Result<bool, String> {
-        let (engine, numbers, problems, etag, clock) = load(environment, &text)?;
+        let (engine, numbers, problems, checksum, clock) = load(environment, &text)?;
         let st = self.envs.entry(environment.to_string()).or_default();
         if st
             .loaded
@@ -275,7 +289,8 @@ impl SnapshotCache {
             engine: Rc::new(engine),
             fingerprint: fingerprint(&text),
             text: Rc::from(text),
-            etag: Rc::from(etag),
+            checksum: checksum.map(Rc::from),
+            etag: OnceCell::new(),
             numbers: Rc::new(numbers),
             answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
             loaded_at_ms: now_ms,
