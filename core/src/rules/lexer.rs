@@ -405,7 +405,10 @@ mod tests {
         assert!(matches!(toks[6].tok, Tok::Str(Cow::Borrowed(_))));
         assert_eq!((toks[6].column, toks[6].len, toks[7].column), (33, 8, 42));
         let err = tokenize("a == \"x\\q\"").unwrap_err();
-        assert_eq!((err.column, err.length, err.found.as_str()), (8, 2, "`\\q`"));
+        assert_eq!(
+            (err.column, err.length, err.found.as_str()),
+            (8, 2, "`\\q`")
+        );
         let err = tokenize("a == 'é").unwrap_err();
         assert_eq!((err.column, err.length), (6, 2));
         let err = tokenize("1e+ == -").unwrap_err();
