@@ -135,7 +135,13 @@ fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
 #[event(fetch)]
 pub(crate) async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = settings(&env);
-    let origin = req.headers().get("Origin").ok().flatten();
+    // Without ALLOWED_ORIGINS there are no CORS headers to add
+    // ([`cors::headers`]), and no `Origin` to read.
+    let origin = if settings.allowed_origins.is_empty() {
+        None
+    } else {
+        req.headers().get("Origin").ok().flatten()
+    };
     let preflight = req.method() == Method::Options;
     let mut resp = match route(req, &env, &ctx, &settings).await {
         Ok(r) => r,
@@ -358,17 +364,21 @@ fn edge_context(
     let geo = geo::geo_from_cf(&raw_cf(req));
     let device = Device::from_user_agent(&header("User-Agent").unwrap_or_default()).to_json();
     let mut ctx = context::with_edge_attributes(client, geo, device);
+    if !context::needs_anonymous_key(&ctx) {
+        // A usable (or an invalid, non-string) targetingKey: neither the
+        // cookie nor a new anonymous id would change the context.
+        return (ctx, Vec::new());
+    }
     let cookies = header("Cookie");
     let existing = cookies
         .as_deref()
         .and_then(|h| cookie::anonymous_id_from_header(h, &s.anon_cookie));
     let mut extra = Vec::new();
-    let from_browser = header("Origin").is_some();
     match existing {
         Some(id) => {
             context::ensure_targeting_key(&mut ctx, Some(id));
         }
-        None if context::needs_anonymous_key(&ctx) && from_browser => {
+        None if header("Origin").is_some() => {
             if let Ok(id) = cookie::try_new_anonymous_id()
                 && context::ensure_targeting_key(&mut ctx, Some(&id))
                     == Some(context::TargetingKeySource::Anonymous)
@@ -919,9 +929,10 @@ async fn evaluate(
 ) -> Result<Response> {
     let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
     let clock = now_ms();
-    // One `Headers` object for every header read here (a handle to the
-    // request's, kept while the body is read).
-    let headers = req.headers().clone();
+    // One `Headers` object for every header read here: a second handle to
+    // the request's, kept while the body is read (`Headers::clone` would
+    // copy every header into a new object).
+    let headers = Headers(req.headers().0.clone());
     let header = |name: &str| headers.get(name).ok().flatten();
     let (environment, audience) = match authenticate_record(&headers, env, clock).await? {
         Ok(record) => {
@@ -1024,9 +1035,10 @@ async fn post_exposures(
     s: &Settings,
 ) -> Result<Response> {
     let clock = now_ms();
-    // One `Headers` object for every header read here (a handle to the
-    // request's, kept while the body is read).
-    let headers = req.headers().clone();
+    // One `Headers` object for every header read here: a second handle to
+    // the request's, kept while the body is read (`Headers::clone` would
+    // copy every header into a new object).
+    let headers = Headers(req.headers().0.clone());
     let (environment, audience) = match authenticate_record(&headers, env, clock).await? {
         Ok(record) => {
             let audience = Audience::of(&record);
