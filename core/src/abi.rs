@@ -13,6 +13,8 @@
 //! | `bunting_unload(handle)` | | |
 //! | `bunting_hash_keys(ptr, len)` | [`HashRequest`] | [`HashReply`] or `{"badRequest": …}` |
 //! | `bunting_schema_version()` | | the snapshot schema version the engine reads (`i32`) |
+//! | `bunting_catalog(handle)` | | the engine's [`Catalog`] (JSON; `null` for no engine) |
+//! | `bunting_eval_compact(handle, ptr, len)` | a [`compact::Request`] | a compact reply, or [`EvalReply`] JSON when a result does not fit the catalog or the request is bad |
 
 // The one module of the workspace allowed `unsafe` (the workspace lints deny
 // it elsewhere): exported symbols and raw host memory; every block says why
@@ -22,10 +24,19 @@
 use std::sync::Mutex;
 
 use crate::Engine;
+use crate::compact::{self, Catalog, Encoder};
 use crate::protocol::{EvalReply, EvalRequest, HashRequest, LoadErrorReply, LoadReply};
 use crate::snapshot::parse_json;
 
-static ENGINES: Mutex<Vec<Option<Engine>>> = Mutex::new(Vec::new());
+/// A loaded engine and what its compact replies index.
+struct Loaded {
+    engine: Engine,
+    /// The catalog as JSON, for `bunting_catalog`.
+    catalog: Vec<u8>,
+    encoder: Encoder,
+}
+
+static ENGINES: Mutex<Vec<Option<Loaded>>> = Mutex::new(Vec::new());
 
 fn reply(bytes: Vec<u8>) -> u64 {
     let boxed = bytes.into_boxed_slice();
@@ -81,6 +92,12 @@ pub extern "C" fn bunting_load(ptr: *const u8, len: usize, lenient: i32) -> u64 
                 match loaded {
                     Err(e) => LoadReply::Error((&e).into()),
                     Ok((engine, problems)) => {
+                        let catalog = Catalog::of(&engine, &snapshot);
+                        let engine = Loaded {
+                            encoder: Encoder::new(&catalog),
+                            catalog: serde_json::to_vec(&catalog).expect("catalogs serialize"),
+                            engine,
+                        };
                         let mut engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
                         let handle = match engines.iter().position(Option::is_none) {
                             Some(free) => {
@@ -116,10 +133,59 @@ pub extern "C" fn bunting_eval(handle: u32, ptr: *const u8, len: usize) -> u64 {
             Err(e) => serde_json::to_vec(&EvalReply::BadRequest(format!(
                 "bad evaluation request: {e}"
             ))),
-            Ok(req) => serde_json::to_vec(&engine.answer(&req)),
+            Ok(req) => serde_json::to_vec(&engine.engine.answer(&req)),
         },
     };
     reply(out.expect("replies serialize"))
+}
+
+/// The catalog of a loaded engine: what [`bunting_eval_compact`]'s records
+/// index.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_catalog(handle: u32) -> u64 {
+    let engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
+    reply(
+        match engines.get(handle as usize).and_then(Option::as_ref) {
+            Some(loaded) => loaded.catalog.clone(),
+            None => b"null".to_vec(),
+        },
+    )
+}
+
+/// Answers a [`compact::Request`] with a compact reply (see [`compact`]);
+/// with [`EvalReply`] JSON for a bad request or a result the catalog cannot
+/// express.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_eval_compact(handle: u32, ptr: *const u8, len: usize) -> u64 {
+    let engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
+    let bad = |m: String| serde_json::to_vec(&EvalReply::BadRequest(m)).expect("replies serialize");
+    let Some(loaded) = engines.get(handle as usize).and_then(Option::as_ref) else {
+        return reply(bad(format!("no engine with handle {handle}")));
+    };
+    let req = match compact::Request::read(input(ptr, len)) {
+        Ok(req) => req,
+        Err(e) => return reply(bad(format!("bad evaluation request: {e}"))),
+    };
+    let context = match serde_json::from_slice::<serde_json::Value>(req.context) {
+        Ok(c) => c,
+        Err(e) => return reply(bad(format!("bad evaluation request: context: {e}"))),
+    };
+    let engine = &loaded.engine;
+    let results = match req.flag {
+        Some(key) => vec![engine.evaluate_typed(key, req.expected, &context, req.now_ms)],
+        None => engine.evaluate_all(&context, req.now_ms),
+    };
+    let mut out = Vec::new();
+    match loaded.encoder.encode(&results, &mut out) {
+        Ok(()) => reply(out),
+        Err(_) => {
+            let json = match req.flag {
+                Some(_) => EvalReply::One(results.into_iter().next().expect("one result")),
+                None => EvalReply::All(results),
+            };
+            reply(serde_json::to_vec(&json).expect("replies serialize"))
+        }
+    }
 }
 
 /// Drops a loaded engine.

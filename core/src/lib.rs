@@ -19,6 +19,7 @@
 //! ```
 
 pub mod bucket;
+pub mod compact;
 mod compile;
 pub mod conformance;
 mod engine;

@@ -40,6 +40,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bunting_core::compact::{self, Catalog};
 use bunting_core::protocol::{EvalReply, EvalRequest, LoadReply};
 use bunting_core::{Evaluation, FlagType, Problem};
 use serde::Serialize;
@@ -67,6 +68,8 @@ const EXPORTS: &[(&str, &[&str], &[&str])] = &[
     ("bunting_unload", &["i32"], &[]),
     ("bunting_hash_keys", &["i32", "i32"], &["i64"]),
     ("bunting_schema_version", &[], &["i32"]),
+    ("bunting_catalog", &["i32"], &["i64"]),
+    ("bunting_eval_compact", &["i32", "i32", "i32"], &["i64"]),
 ];
 
 /// Everything that can go wrong while hosting the engine.
@@ -354,7 +357,11 @@ impl WasmRuntime {
     pub fn load_snapshot(&self, json: &str) -> Result<WasmEngine, HostError> {
         let mut instance = self.instantiate()?;
         let (handle, _) = instance.load(json, false)?;
-        Ok(WasmEngine { instance, handle })
+        Ok(WasmEngine {
+            instance,
+            handle,
+            catalog: None,
+        })
     }
 
     /// Loads a snapshot leniently: broken flags evaluate to errors instead of
@@ -366,7 +373,14 @@ impl WasmRuntime {
     ) -> Result<(WasmEngine, Vec<Problem>), HostError> {
         let mut instance = self.instantiate()?;
         let (handle, problems) = instance.load(json, true)?;
-        Ok((WasmEngine { instance, handle }, problems))
+        Ok((
+            WasmEngine {
+                instance,
+                handle,
+                catalog: None,
+            },
+            problems,
+        ))
     }
 }
 
@@ -442,6 +456,8 @@ pub struct WasmInstance {
     unload: TypedFunc<i32, ()>,
     hash_keys: TypedFunc<(i32, i32), i64>,
     schema_version: TypedFunc<(), i32>,
+    catalog: TypedFunc<i32, i64>,
+    eval_compact: TypedFunc<(i32, i32, i32), i64>,
     poisoned: bool,
     /// A request buffer inside the module, reused across calls:
     /// `(ptr, capacity)`. Saves an alloc and a free per evaluation.
@@ -495,6 +511,8 @@ impl WasmInstance {
             unload: func!("bunting_unload"),
             hash_keys: func!("bunting_hash_keys"),
             schema_version: func!("bunting_schema_version"),
+            catalog: func!("bunting_catalog"),
+            eval_compact: func!("bunting_eval_compact"),
             memory,
             store,
             poisoned: false,
@@ -576,13 +594,30 @@ impl WasmInstance {
     /// reply (still inside the module's memory, not copied) to `read`, then
     /// frees it.
     fn eval_with<T>(&mut self, handle: u32, read: impl FnOnce(&[u8]) -> T) -> Result<T, HostError> {
+        self.call_with(false, handle, read)
+    }
+
+    /// Calls `bunting_eval_compact` (`compact`) or `bunting_eval` with the
+    /// request in `self.request`, hands the reply (still inside the
+    /// module's memory) to `read`, then frees it.
+    fn call_with<T>(
+        &mut self,
+        compact: bool,
+        handle: u32,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T, HostError> {
         let request = std::mem::take(&mut self.request);
         let written = self.write_scratch(&request);
         self.request = request;
         let (ptr, len) = written?;
         self.arm(self.options.call_budget);
-        let r = self.eval.call(&mut self.store, (handle as i32, ptr, len));
-        let packed = self.guard("bunting_eval", r)? as u64;
+        let (func, call) = if compact {
+            (&self.eval_compact, "bunting_eval_compact")
+        } else {
+            (&self.eval, "bunting_eval")
+        };
+        let r = func.call(&mut self.store, (handle as i32, ptr, len));
+        let packed = self.guard(call, r)? as u64;
         let (rptr, rlen) = ((packed >> 32) as u32, packed as u32);
         let start = rptr as usize;
         let out = match self
@@ -788,6 +823,74 @@ impl WasmInstance {
         }
     }
 
+    /// Calls `bunting_catalog`: what the compact replies of snapshot
+    /// `handle` index (every flag's key, variants, rule ids and metadata).
+    /// An unknown handle is [`HostError::BadRequest`].
+    pub fn catalog(&mut self, handle: u32) -> Result<Catalog, HostError> {
+        if self.poisoned {
+            return Err(HostError::Poisoned);
+        }
+        self.arm(self.options.load_budget);
+        let r = self.catalog.call(&mut self.store, handle as i32);
+        let packed = self.guard("bunting_catalog", r)? as u64;
+        let (ptr, len) = ((packed >> 32) as u32, packed as u32);
+        let parsed = match self
+            .memory
+            .data(&self.store)
+            .get(ptr as usize..(ptr as usize).saturating_add(len as usize))
+        {
+            Some(reply) => serde_json::from_slice::<Option<Catalog>>(reply)
+                .map_err(|e| bad_reply("bunting_catalog", e, reply)),
+            None => Err(HostError::Protocol(format!(
+                "reply of {len} bytes at {ptr:#x} lies outside memory"
+            ))),
+        };
+        let r = self.free.call(&mut self.store, (ptr as i32, len as i32));
+        self.guard("bunting_free", r)?;
+        parsed?.ok_or_else(|| HostError::BadRequest(format!("no engine with handle {handle}")))
+    }
+
+    /// Evaluates one flag (`flag` set) or every flag of snapshot `handle`
+    /// through `bunting_eval_compact`: the module answers with fixed-size
+    /// records indexing `catalog` (its [`WasmInstance::catalog`]), and the
+    /// evaluations borrow their values, variants, rule ids and metadata from
+    /// it — no JSON per result on either side (see
+    /// [`bunting_core::compact`]).
+    pub fn evaluate_compact<'c>(
+        &mut self,
+        handle: u32,
+        catalog: &'c Catalog,
+        flag: Option<&str>,
+        expected: Option<FlagType>,
+        context: &Value,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'c>>, HostError> {
+        self.request.clear();
+        compact::Request::write_head(flag, expected, now_ms, &mut self.request);
+        serde_json::to_writer(&mut self.request, context)
+            .map_err(|e| HostError::Protocol(format!("cannot serialize the context: {e}")))?;
+        let parsed = self.call_with(true, handle, |reply| {
+            if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
+                return compact::decode(catalog, reply, flag)
+                    .map_err(|e| bad_reply("bunting_eval_compact", e, &[]));
+            }
+            // A result the catalog cannot express, or a bad request: JSON.
+            match serde_json::from_slice::<EvalReply<'static>>(reply) {
+                Ok(EvalReply::One(e)) if flag.is_some() => Ok(vec![e]),
+                Ok(EvalReply::All(all)) if flag.is_none() => Ok(all),
+                Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
+                Ok(_) => Err(bad_reply("bunting_eval_compact", "wrong reply kind", reply)),
+                Err(e) => Err(bad_reply("bunting_eval_compact", e, reply)),
+            }
+        })??;
+        match (flag, parsed.len()) {
+            (Some(_), 1) | (None, _) => Ok(parsed),
+            (Some(_), n) => Err(HostError::Protocol(format!(
+                "bunting_eval_compact answered {n} results for one flag"
+            ))),
+        }
+    }
+
     /// Calls `bunting_schema_version`: the snapshot schema version the
     /// module reads ([`bunting_core::model::SCHEMA_VERSION`] of its build).
     pub fn schema_version(&mut self) -> Result<u32, HostError> {
@@ -884,6 +987,8 @@ fn bad_reply(call: &str, why: impl std::fmt::Display, reply: &[u8]) -> HostError
 pub struct WasmEngine {
     instance: WasmInstance,
     handle: u32,
+    /// What compact replies index, fetched on the first typed evaluation.
+    catalog: Option<Catalog>,
 }
 
 impl WasmEngine {
@@ -915,7 +1020,7 @@ impl WasmEngine {
         flag: &str,
         context: &Value,
         now_ms: i64,
-    ) -> Result<Evaluation<'static>, HostError> {
+    ) -> Result<Evaluation<'_>, HostError> {
         self.evaluate_typed(flag, None, context, now_ms)
     }
 
@@ -927,22 +1032,42 @@ impl WasmEngine {
         expected: Option<FlagType>,
         context: &Value,
         now_ms: i64,
-    ) -> Result<Evaluation<'static>, HostError> {
-        let mut one =
-            self.instance
-                .evaluate_ref(self.handle, Some(flag), expected, context, now_ms)?;
+    ) -> Result<Evaluation<'_>, HostError> {
+        let mut one = self.compact(Some(flag), expected, context, now_ms)?;
         one.pop()
             .ok_or_else(|| HostError::Protocol("empty reply".into()))
     }
 
-    /// Evaluates every flag, in snapshot order.
+    /// Evaluates every flag, in snapshot order: the batch call. Results
+    /// borrow their values, variants, rule ids and metadata from the
+    /// engine ([`Evaluation::into_owned`] detaches one).
     pub fn evaluate_all(
         &mut self,
         context: &Value,
         now_ms: i64,
-    ) -> Result<Vec<Evaluation<'static>>, HostError> {
-        self.instance
-            .evaluate_ref(self.handle, None, None, context, now_ms)
+    ) -> Result<Vec<Evaluation<'_>>, HostError> {
+        self.compact(None, None, context, now_ms)
+    }
+
+    /// Evaluates through the compact boundary, fetching the catalog first
+    /// if this is the first call.
+    fn compact(
+        &mut self,
+        flag: Option<&str>,
+        expected: Option<FlagType>,
+        context: &Value,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'_>>, HostError> {
+        if self.catalog.is_none() {
+            self.catalog = Some(self.instance.catalog(self.handle)?);
+        }
+        let WasmEngine {
+            instance,
+            handle,
+            catalog,
+        } = self;
+        let catalog = catalog.as_ref().expect("fetched above");
+        instance.evaluate_compact(*handle, catalog, flag, expected, context, now_ms)
     }
 
     /// Evaluates every flag and appends the raw `{"all": [evaluation…]}`

@@ -16,7 +16,12 @@ use crate::{HostError, WasmEngine, WasmRuntime};
 /// let pool = WasmPool::new(WasmRuntime::locate()?, snapshot)?; // loads one instance
 /// std::thread::scope(|s| {
 ///     for _ in 0..4 {
-///         s.spawn(|| pool.get().unwrap().evaluate_all(&serde_json::json!({}), 0));
+///         s.spawn(|| {
+///             let mut engine = pool.get().unwrap();
+///             // Results borrow from the engine: use them while it is held.
+///             let on = engine.evaluate_all(&serde_json::json!({}), 0).unwrap();
+///             on.iter().filter(|e| e.value.is_some()).count()
+///         });
 ///     }
 /// });
 /// # Ok::<(), bunting_wasm_host::HostError>(())

@@ -314,7 +314,9 @@ mod wasm {
     }
 
     /// A fake bunting ABI: `bunting_load` replies with `load_reply` (stored at
-    /// 2048), `bunting_eval` runs `eval` (which must leave an `i64`).
+    /// 2048), `bunting_catalog` with an empty catalog (at 3072), and
+    /// `bunting_eval` and `bunting_eval_compact` run `eval` (which must
+    /// leave an `i64`).
     pub(crate) fn fake_abi(load_reply: &[u8], eval: &[u8]) -> Vec<u8> {
         let types = vec(vec![
             func_type(&[I32], &[I32]),
@@ -323,6 +325,7 @@ mod wasm {
             func_type(&[I32], &[]),
             func_type(&[I32, I32], &[I64]),
             func_type(&[], &[I32]),
+            func_type(&[I32], &[I64]),
         ]);
         let funcs = vec(vec![
             vec![0],
@@ -332,6 +335,8 @@ mod wasm {
             vec![3],
             vec![4],
             vec![5],
+            vec![6],
+            vec![2],
         ]);
         let memory = vec(vec![vec![0x00, 0x01]]);
         let exports = vec(vec![
@@ -343,6 +348,8 @@ mod wasm {
             export("bunting_unload", 0x00, 4),
             export("bunting_hash_keys", 0x00, 5),
             export("bunting_schema_version", 0x00, 6),
+            export("bunting_catalog", 0x00, 7),
+            export("bunting_eval_compact", 0x00, 8),
         ]);
         let code = vec(vec![
             body(&[0x41, 0x80, 0x08]), // i32.const 1024
@@ -352,10 +359,14 @@ mod wasm {
             body(&[]),
             body(&i64_const(0)),
             body(&[0x41, 0x01]), // i32.const 1
+            body(&i64_const((3072 << 32) | super::CATALOG.len() as i64)),
+            body(eval),
         ]);
         let mut segment = vec![0x00, 0x41, 0x80, 0x10, 0x0b]; // memory 0, i32.const 2048
         segment.extend(vec(load_reply.iter().map(|b| vec![*b]).collect()));
-        let data = vec(vec![segment]);
+        let mut catalog = vec![0x00, 0x41, 0x80, 0x18, 0x0b]; // memory 0, i32.const 3072
+        catalog.extend(vec(super::CATALOG.iter().map(|b| vec![*b]).collect()));
+        let data = vec(vec![segment, catalog]);
         module(vec![
             (1, types),
             (3, funcs),
@@ -368,6 +379,8 @@ mod wasm {
 }
 
 const LOAD_OK: &[u8] = br#"{"ok":{"handle":0,"problems":[]}}"#;
+/// The fake ABI's catalog: no flags.
+const CATALOG: &[u8] = br#"{"flags":[]}"#;
 
 #[test]
 fn a_module_with_imports_is_reported() {
@@ -428,13 +441,13 @@ fn a_trap_poisons_the_instance() {
         matches!(
             err,
             HostError::Trap {
-                call: "bunting_eval",
+                call: "bunting_eval_compact",
                 ..
             }
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("bunting_eval"), "{err}");
+    assert!(err.to_string().contains("bunting_eval_compact"), "{err}");
     assert!(engine.instance().is_poisoned());
     assert!(matches!(
         engine.evaluate("x", &json!({}), 0),

@@ -74,7 +74,12 @@ fn unbounded_runtimes_still_work() {
 fn the_raw_batch_reply_is_the_typed_one_as_json() {
     let mut engine = common::runtime().load_snapshot(SNAPSHOT).unwrap();
     let ctx = json!({"targetingKey": "user-7", "country": "US", "plan": "pro"});
-    let typed = engine.evaluate_all(&ctx, NOW).unwrap();
+    let typed: Vec<_> = engine
+        .evaluate_all(&ctx, NOW)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.into_owned())
+        .collect();
     let mut raw = Vec::new();
     engine.evaluate_all_raw(&ctx, NOW, &mut raw).unwrap();
     let raw: Value = serde_json::from_slice(&raw).unwrap();
@@ -96,7 +101,8 @@ fn many_threads_evaluate_one_snapshot_through_the_pool() {
             s.spawn(move || {
                 for i in 0..50 {
                     let ctx = json!({"targetingKey": format!("user-{t}-{i}"), "country": "CA"});
-                    let got = pool.get().unwrap().evaluate_all(&ctx, NOW).unwrap();
+                    let mut engine = pool.get().unwrap();
+                    let got = engine.evaluate_all(&ctx, NOW).unwrap();
                     let want: Vec<_> = native
                         .evaluate_all(&ctx, NOW)
                         .into_iter()
