@@ -248,14 +248,22 @@ mod wasm {
             context: &Value,
             now_ms: i64,
         ) -> Evaluation<'static> {
-            self.with(|e| e.evaluate_typed(flag, expected, context, now_ms))
-                .unwrap_or_else(|e| host_failure(flag, e))
+            // Results borrow from the pooled engine, which goes back to the
+            // pool: detach them.
+            self.with(|e| {
+                e.evaluate_typed(flag, expected, context, now_ms)
+                    .map(Evaluation::into_owned)
+            })
+            .unwrap_or_else(|e| host_failure(flag, e))
         }
 
         fn evaluate_all(&self, context: &Value, now_ms: i64) -> Vec<Evaluation<'static>> {
             // A failure of the whole batch has no flag key to report on.
-            self.with(|e| e.evaluate_all(context, now_ms))
-                .unwrap_or_else(|e| vec![host_failure("", e)])
+            self.with(|e| {
+                e.evaluate_all(context, now_ms)
+                    .map(|all| all.into_iter().map(Evaluation::into_owned).collect())
+            })
+            .unwrap_or_else(|e| vec![host_failure("", e)])
         }
     }
 }
