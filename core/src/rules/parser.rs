@@ -103,30 +103,33 @@ impl<'s> Parser<'s, '_> {
 
     fn expr(&mut self) -> Result<Expr, ParseError> {
         self.enter()?;
-        let mut parts = vec![self.and()?];
-        while self.peek().tok == Tok::Or {
-            self.next();
-            parts.push(self.and()?);
-        }
-        self.depth -= 1;
-        Ok(if parts.len() == 1 {
-            parts.pop().expect("one part")
-        } else {
+        let first = self.and()?;
+        // A list only when there is an operator (most operands have none).
+        let expr = if self.peek().tok == Tok::Or {
+            let mut parts = vec![first];
+            while self.peek().tok == Tok::Or {
+                self.next();
+                parts.push(self.and()?);
+            }
             Expr::Or(parts)
-        })
+        } else {
+            first
+        };
+        self.depth -= 1;
+        Ok(expr)
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut parts = vec![self.unary()?];
+        let first = self.unary()?;
+        if self.peek().tok != Tok::And {
+            return Ok(first);
+        }
+        let mut parts = vec![first];
         while self.peek().tok == Tok::And {
             self.next();
             parts.push(self.unary()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.pop().expect("one part")
-        } else {
-            Expr::And(parts)
-        })
+        Ok(Expr::And(parts))
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
