@@ -89,6 +89,23 @@ fn fingerprint(text: &str) -> u64 {
     foldhash::quality::FixedState::with_seed(0x6275_6e74_696e_6721).hash_one(text)
 }
 
+/// The text of a KV value read as bytes, as KV's `"text"` type decodes it
+/// in workerd (UTF-8, a byte order mark kept, invalid sequences replaced by
+/// U+FFFD); valid UTF-8 is taken without a copy.
+///
+/// ```
+/// use bunting_edge_worker::cache::text_from_kv_bytes;
+/// assert_eq!(text_from_kv_bytes(b"{\"a\":\"\xc3\xa9\"}".to_vec()), "{\"a\":\"é\"}");
+/// assert_eq!(text_from_kv_bytes(b"\xef\xbb\xbf{}".to_vec()), "\u{feff}{}");
+/// assert_eq!(text_from_kv_bytes(b"a\xffb\xe2\x82".to_vec()), "a\u{fffd}b\u{fffd}");
+/// ```
+pub fn text_from_kv_bytes(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
 /// A snapshot text loaded by [`load`]: its engine, the JSON form of its
 /// number flags, the flags a lenient load turned into errors, its
 /// `checksum` (the ETag's source, [`crate::snapshot::etag`]), and how its

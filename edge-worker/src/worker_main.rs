@@ -410,10 +410,14 @@ fn edge_context(
 async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
     if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
         let fetched = match env.kv(KV_BINDING) {
+            // As bytes, copied into wasm memory in one piece: `.text()`
+            // would encode the JS string into it character by character,
+            // the largest cost of a KV read of a big snapshot.
             Ok(kv) => kv
                 .get(&kv::snapshot_key(environment))
-                .text()
+                .bytes()
                 .await
+                .map(|b| b.map(cache::text_from_kv_bytes))
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
