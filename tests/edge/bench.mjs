@@ -27,6 +27,8 @@
 // with one connection), BENCH_JSON (also write the figures there),
 // BENCH_POINTER (0: without the environments' pointer Durable Object),
 // BENCH_PHASES (comma-separated among bundle, cold, load; default all),
+// BENCH_SCENARIOS (`;`-separated parts of the load scenarios' names, e.g.
+// "single;50, new"),
 // EDGE_BUILD_DIR (another build, inside the repository: A/B comparisons).
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -257,7 +259,9 @@ async function loadRuns() {
     }
     await run(w.url, { ...scenarios[0], connections: CONNECTIONS, duration: 2 }); // warm-up, discarded
     const results = [];
-    for (const s of scenarios) {
+    // BENCH_SCENARIOS: `;`-separated parts of scenario names to run (default all).
+    const only = process.env.BENCH_SCENARIOS?.split(";").map((x) => x.trim()).filter(Boolean);
+    for (const s of scenarios.filter((s) => !only || only.some((o) => s.name.includes(o)))) {
       process.stdout.write(`  running: ${s.name} (${DURATION} s)…\n`);
       results.push({ ...s, ...(await run(w.url, s)) });
     }
