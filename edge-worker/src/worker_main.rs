@@ -9,8 +9,8 @@ use bunting_wire::kv;
 use serde_json::{Value, json};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{
-    Context, Date, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request,
-    RequestInit, Response, Result, event,
+    Context, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request, RequestInit,
+    Response, Result, event,
 };
 
 use crate::audience::Audience;
@@ -95,8 +95,10 @@ fn settings(env: &Env) -> Rc<Settings> {
 /// The Durable Object namespace of the environments' pointers.
 const POINTER_BINDING: &str = "SNAPSHOT_POINTER";
 
+/// The clock in Unix ms: `Date.now()`, one call into JS (`worker::Date::now`
+/// creates a `Date` object and asks it for its time, two).
 fn now_ms() -> i64 {
-    Date::now().as_millis() as i64
+    js_sys::Date::now() as i64
 }
 
 fn json_response(status: u16, body: &Value) -> Result<Response> {
