@@ -36,6 +36,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
+import { BODY, snapshot, UNIQUE_BODY } from "./bench-data.mjs";
 import { buildDir, putKey, putSnapshot, root, startWorker } from "./harness.mjs";
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -45,46 +46,7 @@ const TARGET_SINGLE_P99_MS = 0.5;
 const TARGET_BUNDLE_GZ = 250 * 1000; // "250 KB": the stricter reading (250 KiB = 256,000)
 
 // ---------------------------------------------------------------- snapshot
-// Mirrors core/benches/engine.rs: two rules (an `ends_with || segment()` rule
-// and a three-clause `in` + `semver >=` + `!(==)` rule with a 50/50 rollout),
-// a 90/10 rollout in the fallthrough, metadata.
-function flag(i) {
-  return {
-    key: `flag-${i}`,
-    type: "string",
-    variants: { control: "control", treatment: "treatment", off: "off" },
-    offVariant: "off",
-    rules: [
-      { id: "internal", condition: 'email ends_with "@bunting.dev" || segment("staff")',
-        serve: { variant: "treatment" } },
-      { id: "launch",
-        condition: `country in ["US", "CA", "GB"] && semver(app.version) >= "2.${i % 7}.0" && !(plan == "free")`,
-        serve: { rollout: [{ variant: "control", weight: 50 }, { variant: "treatment", weight: 50 }] } },
-    ],
-    fallthrough: { rollout: [{ variant: "control", weight: 90 }, { variant: "treatment", weight: 10 }] },
-    metadata: { description: `benchmark flag ${i}`, owner: "perf", tags: ["bench"] },
-  };
-}
-
-// Not sealed (no `checksum`): sealing needs bunting-core's canonical
-// serialization. Natively the checksum is ~1.2 ms of the 9.1 ms load.
-function snapshot(environment, n, version = 1) {
-  return JSON.stringify({
-    schemaVersion: 1, environment, version,
-    generatedAt: "2026-11-25T00:00:00Z",
-    segments: [{ key: "staff", included: ["admin-1", "admin-2"], condition: 'department == "eng"' }],
-    flags: Array.from({ length: n }, (_, i) => flag(i)),
-  });
-}
-
-// The context of core/benches/engine.rs: matches "launch" for flags with
-// i % 7 <= 4, so both rules and a rollout are evaluated.
-const CONTEXT = { targetingKey: "user-12345", email: "jane@example.com", country: "CA",
-  plan: "pro", app: { version: "2.4.1" }, department: "sales" };
-const BODY = JSON.stringify({ context: CONTEXT });
-// The same context with a targetingKey autocannon makes unique per request.
-const UNIQUE_BODY = JSON.stringify({ context: { ...CONTEXT, targetingKey: "user-[<id>]" } });
-
+// The snapshot and contexts: bench-data.mjs.
 const ENVS = [
   { name: "bench", key: "sdk-bench-1000", flags: 1000 },
   { name: "bench50", key: "sdk-bench-50", flags: 50 },

@@ -67,11 +67,14 @@ function modules() {
  * would be measured too) skips the OFREP schema checks; `pointer: false`
  * leaves out the SNAPSHOT_POINTER Durable Object binding; `workerOptions`
  * are more of miniflare's worker options (e.g. `queueProducers`,
- * `ratelimits`). Returns { mf, kv, fetch, url }.
+ * `ratelimits`); `inspectorPort` opens workerd's V8 inspector there.
+ * Returns { mf, kv, fetch, url }.
  */
-export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, pointer = true, workerOptions = {} } = {}) {
+export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, pointer = true, workerOptions = {}, inspectorPort } = {}) {
   const mf = new Miniflare({
     cf,
+    // The V8 inspector of workerd (tests/edge/profile.mjs takes CPU profiles).
+    ...(inspectorPort ? { inspectorPort } : {}),
     ...(listen ? { host: "127.0.0.1", port: 0 } : {}),
     workers: [{
       name: "bunting-edge",
