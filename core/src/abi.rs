@@ -38,6 +38,10 @@ struct Loaded {
 
 static ENGINES: Mutex<Vec<Option<Loaded>>> = Mutex::new(Vec::new());
 
+/// The context of the last compact call, which a compact request without
+/// a context reuses.
+static LAST_CONTEXT: Mutex<Option<serde_json::Value>> = Mutex::new(None);
+
 fn reply(bytes: Vec<u8>) -> u64 {
     let boxed = bytes.into_boxed_slice();
     let len = boxed.len() as u64;
@@ -166,14 +170,23 @@ pub extern "C" fn bunting_eval_compact(handle: u32, ptr: *const u8, len: usize) 
         Ok(req) => req,
         Err(e) => return reply(bad(format!("bad evaluation request: {e}"))),
     };
-    let context = match serde_json::from_slice::<serde_json::Value>(req.context) {
-        Ok(c) => c,
-        Err(e) => return reply(bad(format!("bad evaluation request: context: {e}"))),
+    let mut last = LAST_CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
+    if !req.context.is_empty() {
+        *last = None;
+        match serde_json::from_slice::<serde_json::Value>(req.context) {
+            Ok(c) => *last = Some(c),
+            Err(e) => return reply(bad(format!("bad evaluation request: context: {e}"))),
+        }
+    }
+    let Some(context) = last.as_ref() else {
+        return reply(bad(
+            "bad evaluation request: no context, and none before".into()
+        ));
     };
     let engine = &loaded.engine;
     let results = match req.flag {
-        Some(key) => vec![engine.evaluate_typed(key, req.expected, &context, req.now_ms)],
-        None => engine.evaluate_all(&context, req.now_ms),
+        Some(key) => vec![engine.evaluate_typed(key, req.expected, context, req.now_ms)],
+        None => engine.evaluate_all(context, req.now_ms),
     };
     let mut out = Vec::new();
     match loaded.encoder.encode(&results, &mut out) {

@@ -27,7 +27,9 @@
 //!
 //! The request of a compact call: `now_ms` (`i64`), the expected type
 //! (`u8`, 0: none), the flag key's length (`u32`, [`NONE`]: every flag) and
-//! bytes, then the context as JSON.
+//! bytes, then the context as JSON — or nothing, meaning the context of the
+//! previous compact call to the same instance (a server evaluating several
+//! flags for one request sends its context once).
 
 use std::collections::HashMap;
 
@@ -329,7 +331,7 @@ pub struct Request<'a> {
     pub expected: Option<FlagType>,
     /// Evaluation time, Unix milliseconds.
     pub now_ms: i64,
-    /// The context, as JSON.
+    /// The context, as JSON; empty for the previous call's context.
     pub context: &'a [u8],
 }
 

@@ -155,7 +155,30 @@ fn main() {
                 .expect("ok"),
         );
     });
-    row("wasmtime: one flag (typed)", w1, 1);
+    row("wasmtime: one flag (typed), same context", w1, 1);
+    // A new context each call: the module cannot reuse the last one.
+    let contexts: Vec<Value> = (0..64)
+        .map(|i| {
+            let mut c = context();
+            c["targetingKey"] = json!(format!("user-{i}"));
+            c
+        })
+        .collect();
+    let mut next = 0;
+    let n1n = median(20_000, || {
+        next = (next + 1) % contexts.len();
+        black_box(native_one.evaluate(black_box("flag-0"), &contexts[next], NOW));
+    });
+    row("native: one flag, new context", n1n, 1);
+    let w1n = median(5_000, || {
+        next = (next + 1) % contexts.len();
+        black_box(
+            wasm_one
+                .evaluate("flag-0", &contexts[next], NOW)
+                .expect("ok"),
+        );
+    });
+    row("wasmtime: one flag (typed), new context", w1n, 1);
 
     let na = median(20, || {
         black_box(native_all.evaluate_all(black_box(&ctx), NOW));
@@ -192,6 +215,10 @@ fn main() {
     println!(
         "ratio wasmtime/native, one flag:                 {:.2}x",
         ratio(w1, n1)
+    );
+    println!(
+        "ratio wasmtime/native, one flag, new context:    {:.2}x",
+        ratio(w1n, n1n)
     );
     println!(
         "ratio wasmtime/native, evaluate all typed:       {:.2}x",

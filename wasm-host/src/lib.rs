@@ -464,6 +464,8 @@ pub struct WasmInstance {
     scratch: Option<(i32, i32)>,
     /// The host-side request bytes, reused across calls.
     request: Vec<u8>,
+    /// The context the module holds from the last compact call, if known.
+    last_context: Option<Value>,
     options: RuntimeOptions,
     /// The budget of the call in progress.
     armed: Option<Duration>,
@@ -518,6 +520,7 @@ impl WasmInstance {
             poisoned: false,
             scratch: None,
             request: Vec::new(),
+            last_context: None,
             options: runtime.options.clone(),
             armed: None,
         })
@@ -867,8 +870,19 @@ impl WasmInstance {
     ) -> Result<Vec<Evaluation<'c>>, HostError> {
         self.request.clear();
         compact::Request::write_head(flag, expected, now_ms, &mut self.request);
-        serde_json::to_writer(&mut self.request, context)
-            .map_err(|e| HostError::Protocol(format!("cannot serialize the context: {e}")))?;
+        // The module keeps the last context: send it only when it changed.
+        let send = self.last_context.as_ref() != Some(context);
+        if send {
+            self.last_context = None;
+            let before = self.request.len();
+            serde_json::to_writer(&mut self.request, context)
+                .map_err(|e| HostError::Protocol(format!("cannot serialize the context: {e}")))?;
+            if self.request.len() == before {
+                return Err(HostError::Protocol(
+                    "the context serialized to nothing".into(),
+                ));
+            }
+        }
         let parsed = self.call_with(true, handle, |reply| {
             if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
                 return compact::decode(catalog, reply, flag)
@@ -882,7 +896,14 @@ impl WasmInstance {
                 Ok(_) => Err(bad_reply("bunting_eval_compact", "wrong reply kind", reply)),
                 Err(e) => Err(bad_reply("bunting_eval_compact", e, reply)),
             }
-        })??;
+        });
+        // Only a call that answered knows the module holds this context.
+        match &parsed {
+            Ok(Ok(_)) if send => self.last_context = Some(context.clone()),
+            Ok(Ok(_)) => {}
+            _ => self.last_context = None,
+        }
+        let parsed = parsed??;
         match (flag, parsed.len()) {
             (Some(_), 1) | (None, _) => Ok(parsed),
             (Some(_), n) => Err(HostError::Protocol(format!(

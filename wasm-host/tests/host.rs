@@ -115,3 +115,45 @@ fn many_threads_evaluate_one_snapshot_through_the_pool() {
     });
     assert!(pool.idle() >= 1);
 }
+
+#[test]
+fn the_module_reuses_only_the_context_it_holds() {
+    // A compact call sends its context only when it differs from the last
+    // one the instance answered for; any mix of repeated and new contexts,
+    // one flag and all flags, answers as natively.
+    let native = bunting_core::Engine::from_json(SNAPSHOT).unwrap();
+    let mut engine = common::runtime().load_snapshot(SNAPSHOT).unwrap();
+    let a = json!({"targetingKey": "user-7", "country": "US", "plan": "pro"});
+    let b = json!({"targetingKey": "user-8", "country": "CA"});
+    let keys: Vec<String> = native.flag_keys().map(str::to_owned).collect();
+    for ctx in [&a, &a, &b, &a, &b, &b] {
+        assert_eq!(
+            engine.evaluate_all(ctx, NOW).unwrap(),
+            native.evaluate_all(ctx, NOW)
+        );
+        for key in &keys {
+            assert_eq!(
+                engine.evaluate(key, ctx, NOW).unwrap(),
+                native.evaluate(key, ctx, NOW)
+            );
+        }
+    }
+    // A rejected call (an unknown handle) leaves the host unsure of what the
+    // module holds, so the next call sends its context again.
+    let handle = engine.handle();
+    let catalog = engine.instance().catalog(handle).unwrap();
+    let err = engine
+        .instance()
+        .evaluate_compact(99, &catalog, None, None, &b, NOW)
+        .unwrap_err();
+    assert!(matches!(err, HostError::BadRequest(_)), "{err:?}");
+    assert_eq!(
+        engine.evaluate_all(&b, NOW).unwrap(),
+        native.evaluate_all(&b, NOW)
+    );
+    // A context the module cannot use is an error result, as natively.
+    assert_eq!(
+        engine.evaluate_all(&json!([1]), NOW).unwrap(),
+        native.evaluate_all(&json!([1]), NOW)
+    );
+}
