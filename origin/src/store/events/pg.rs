@@ -42,24 +42,10 @@ const INSERT_METRICS: &str = "INSERT INTO metric_events (env_id, id, name, user_
 /// Merges rollup rows into `exposure_users`: every merge is a min or a max,
 /// so a row merged twice (a retried batch) changes nothing; the update only
 /// writes when it changes something (an earlier exposure or a new variant).
-///
-/// A returning user whose row already covers the batch's (as early or
-/// earlier, the same or a smaller variant on a tie, variants within its
-/// range) is skipped before the upsert: without the probe, `ON CONFLICT`
-/// locks the row, and writes WAL for the lock, even when its `WHERE` then
-/// changes nothing. Skipping is safe under concurrency because a row only
-/// ever moves towards covering more. The probe is a correlated subplan
-/// (`OFFSET 0` keeps PostgreSQL from turning it into an anti-join over the
-/// whole table, a plan that once fell to 13,000 events/s): one index-only
-/// probe of the primary key per row.
 const MERGE_ROLLUP: &str = "INSERT INTO exposure_users (env_id, flag_key, user_key, first_ms, \
      variant, vmin, vmax) \
      SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], \
-     $6::text[], $7::text[]) AS n (env_id, flag_key, user_key, first_ms, variant, vmin, vmax) \
-     WHERE NOT EXISTS (SELECT 1 FROM exposure_users u \
-       WHERE u.env_id = n.env_id AND u.flag_key = n.flag_key AND u.user_key = n.user_key \
-       AND (u.first_ms < n.first_ms OR (u.first_ms = n.first_ms AND u.variant <= n.variant)) \
-       AND u.vmin <= n.vmin AND u.vmax >= n.vmax OFFSET 0) \
+     $6::text[], $7::text[]) \
      ON CONFLICT (env_id, flag_key, user_key) DO UPDATE SET \
        first_ms = LEAST(exposure_users.first_ms, excluded.first_ms), \
        variant = CASE WHEN excluded.first_ms < exposure_users.first_ms \
