@@ -390,22 +390,10 @@ impl<'a> Request<'a> {
     }
 }
 
-const REASONS: [Reason; 6] = [
-    Reason::Static,
-    Reason::TargetingMatch,
-    Reason::Split,
-    Reason::Disabled,
-    Reason::Default,
-    Reason::Error,
-];
-const ERRORS: [ErrorCode; 6] = [
-    ErrorCode::FlagNotFound,
-    ErrorCode::TypeMismatch,
-    ErrorCode::ParseError,
-    ErrorCode::TargetingKeyMissing,
-    ErrorCode::InvalidContext,
-    ErrorCode::General,
-];
+/// Codes on the wire are declaration positions (error codes and types from
+/// 1; 0 is "none"); `ALL` lists them in that order.
+const REASONS: [Reason; 6] = Reason::ALL;
+const ERRORS: [ErrorCode; 6] = ErrorCode::ALL;
 const TYPES: [FlagType; 4] = [
     FlagType::Boolean,
     FlagType::String,
@@ -414,13 +402,13 @@ const TYPES: [FlagType; 4] = [
 ];
 
 fn reason_code(r: Reason) -> u8 {
-    REASONS.iter().position(|x| *x == r).expect("listed") as u8
+    r as u8
 }
 fn reason_of(c: u8) -> Option<Reason> {
     REASONS.get(c as usize).copied()
 }
 fn error_code(e: ErrorCode) -> u8 {
-    ERRORS.iter().position(|x| *x == e).expect("listed") as u8 + 1
+    e as u8 + 1
 }
 fn error_of(c: u8) -> Option<ErrorCode> {
     ERRORS.get(c as usize - 1).copied()

@@ -27,6 +27,16 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order (`ALL[r as usize] == r`).
+    pub const ALL: [Reason; 6] = [
+        Reason::Static,
+        Reason::TargetingMatch,
+        Reason::Split,
+        Reason::Disabled,
+        Reason::Default,
+        Reason::Error,
+    ];
+
     /// The OpenFeature spelling, e.g. `TARGETING_MATCH`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,6 +70,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every error code, in declaration order (`ALL[c as usize] == c`).
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::FlagNotFound,
+        ErrorCode::TypeMismatch,
+        ErrorCode::ParseError,
+        ErrorCode::TargetingKeyMissing,
+        ErrorCode::InvalidContext,
+        ErrorCode::General,
+    ];
+
     /// The OpenFeature spelling, e.g. `FLAG_NOT_FOUND`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -161,6 +181,21 @@ impl Evaluation<'_> {
             rule_id: self.rule_id.map(own),
             prerequisite_failed: self.prerequisite_failed.map(own),
             metadata: self.metadata.map(own),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lists_of_every_reason_and_code_are_in_declaration_order() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        for (i, c) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{c:?}");
         }
     }
 }

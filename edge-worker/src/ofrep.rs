@@ -619,14 +619,7 @@ mod tests {
     #[test]
     fn every_reason_and_code_is_an_ofrep_one() {
         let reasons = ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "UNKNOWN"];
-        for r in [
-            Reason::Static,
-            Reason::TargetingMatch,
-            Reason::Split,
-            Reason::Disabled,
-            Reason::Default,
-            Reason::Error,
-        ] {
+        for r in Reason::ALL {
             assert!(reasons.contains(&ofrep_reason(r).0), "{r:?}");
         }
         let codes = [
@@ -636,14 +629,7 @@ mod tests {
             "INVALID_CONTEXT",
             "GENERAL",
         ];
-        for c in [
-            ErrorCode::FlagNotFound,
-            ErrorCode::TypeMismatch,
-            ErrorCode::ParseError,
-            ErrorCode::TargetingKeyMissing,
-            ErrorCode::InvalidContext,
-            ErrorCode::General,
-        ] {
+        for c in ErrorCode::ALL {
             assert!(codes.contains(&ofrep_error_code(c).0), "{c:?}");
         }
     }
