@@ -189,7 +189,10 @@ pub extern "C" fn bunting_eval_compact(handle: u32, ptr: *const u8, len: usize) 
         None => engine.evaluate_all(context, req.now_ms),
     };
     let mut out = Vec::new();
-    match loaded.encoder.encode(&results, &mut out) {
+    match loaded
+        .encoder
+        .encode(&results, req.flag.is_none(), &mut out)
+    {
         Ok(()) => reply(out),
         Err(_) => {
             let json = match req.flag {

@@ -83,14 +83,32 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The catalog of `engine`, loaded from `snapshot` (a lenient load may
-    /// have dropped some of its flags: only the engine's are listed).
+    /// The catalog of `engine`, loaded from `snapshot`. When the engine's
+    /// flags are not the snapshot's in order (a lenient load of a broken
+    /// snapshot), flags are matched by key and a key the snapshot has twice
+    /// is left out: its results then do not fit the catalog and travel as
+    /// JSON, so the catalog can never serve another flag's values.
     pub fn of(engine: &Engine, snapshot: &Snapshot) -> Catalog {
-        let by_key: HashMap<&str, &crate::Flag> =
-            snapshot.flags.iter().map(|f| (f.key.as_str(), f)).collect();
-        let flags = engine
+        let aligned = engine
             .flag_keys()
-            .filter_map(|key| by_key.get(key))
+            .eq(snapshot.flags.iter().map(|f| f.key.as_str()));
+        let chosen: Vec<&crate::Flag> = if aligned {
+            snapshot.flags.iter().collect()
+        } else {
+            let mut by_key: HashMap<&str, Option<&crate::Flag>> = HashMap::new();
+            for f in &snapshot.flags {
+                by_key
+                    .entry(f.key.as_str())
+                    .and_modify(|seen| *seen = None)
+                    .or_insert(Some(f));
+            }
+            engine
+                .flag_keys()
+                .filter_map(|key| by_key.get(key).copied().flatten())
+                .collect()
+        };
+        let flags = chosen
+            .into_iter()
             .map(|f| CatalogFlag {
                 key: f.key.clone(),
                 variants: f
@@ -115,7 +133,9 @@ impl Catalog {
 #[derive(Debug, Default)]
 pub struct Encoder {
     flags: Vec<Names>,
-    index: HashMap<Box<str>, u32>,
+    /// Catalog position by key; `None` for a key the catalog has twice
+    /// (a lenient load), which only JSON can answer for unambiguously.
+    index: HashMap<Box<str>, Option<u32>>,
 }
 
 /// One flag's key, variant names and rule ids.
@@ -135,29 +155,41 @@ impl Encoder {
                 )
             })
             .collect();
-        let index = catalog
-            .flags
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.key.as_str().into(), i as u32))
-            .collect();
+        let mut index: HashMap<Box<str>, Option<u32>> = HashMap::new();
+        for (i, f) in catalog.flags.iter().enumerate() {
+            index
+                .entry(f.key.as_str().into())
+                .and_modify(|seen| *seen = None)
+                .or_insert(Some(i as u32));
+        }
         Encoder { flags, index }
     }
 
-    fn flag(&self, key: &str, hint: usize) -> Option<u32> {
-        match self.flags.get(hint) {
-            Some((k, _, _)) if **k == *key => Some(hint as u32),
-            _ => self.index.get(key).copied(),
+    /// The catalog position of result `i` with key `key`: by position for
+    /// evaluate-all (whose results are in engine order), else by key.
+    fn flag(&self, key: &str, i: usize, all: bool) -> Result<Option<u32>, CompactError> {
+        let unmapped = || CompactError::Unmapped(format!("flag {key:?}"));
+        if all {
+            return match self.flags.get(i) {
+                Some((k, _, _)) if **k == *key => Ok(Some(i as u32)),
+                _ => Err(unmapped()),
+            };
+        }
+        match self.index.get(key) {
+            Some(Some(f)) => Ok(Some(*f)),
+            Some(None) => Err(unmapped()),
+            None => Ok(None),
         }
     }
 
-    /// Appends the compact reply for `results` to `out`; `results[i]` is
-    /// expected at catalog position `i` (evaluate-all), found by key
-    /// otherwise. Fails on a result the catalog cannot express, which the
-    /// caller answers through JSON instead.
+    /// Appends the compact reply for `results` to `out`: every flag's
+    /// result in engine order (`all`, an evaluate-all) or one flag's. Fails
+    /// on a result the catalog cannot express, which the caller answers
+    /// through JSON instead.
     pub fn encode(
         &self,
         results: &[Evaluation<'_>],
+        all: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), CompactError> {
         let start = out.len();
@@ -165,7 +197,7 @@ impl Encoder {
         out.extend_from_slice(&(results.len() as u32).to_le_bytes());
         out.resize(start + 8 + results.len() * RECORD, 0);
         for (i, r) in results.iter().enumerate() {
-            let flag = self.flag(&r.key, i);
+            let flag = self.flag(&r.key, i, all)?;
             let names = flag.map(|f| &self.flags[f as usize]);
             let find = |list: Option<&Vec<Box<str>>>, name: Option<&str>, what: &str| match name {
                 None => Ok(NONE),
@@ -184,6 +216,7 @@ impl Encoder {
                     .index
                     .get(p)
                     .copied()
+                    .flatten()
                     .ok_or_else(|| CompactError::Unmapped(format!("prerequisite {p:?}")))?,
             };
             if flag.is_none() && (r.metadata.is_some() || r.variant.is_some()) {
@@ -445,7 +478,9 @@ mod tests {
         key: Option<&str>,
     ) {
         let mut out = Vec::new();
-        Encoder::new(catalog).encode(results, &mut out).unwrap();
+        Encoder::new(catalog)
+            .encode(results, key.is_none(), &mut out)
+            .unwrap();
         assert_eq!(decode(catalog, &out, key).unwrap(), results);
         let _ = engine;
     }
@@ -471,6 +506,44 @@ mod tests {
                 roundtrip(&engine, &catalog, std::slice::from_ref(&typed), Some(key));
             }
         }
+    }
+
+    #[test]
+    fn a_lenient_load_never_serves_another_flags_values() {
+        // Two flags with one key: whichever the engine keeps, the compact
+        // form either answers as natively or refuses (and JSON answers).
+        let doc = r#"{"schemaVersion": 1, "environment": "t", "version": 1,
+          "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+          {"key": "d", "type": "string", "variants": {"v": "first"}, "offVariant": "v",
+           "fallthrough": {"variant": "v"}},
+          {"key": "d", "type": "string", "variants": {"v": "second"}, "offVariant": "v",
+           "fallthrough": {"variant": "v"}},
+          {"key": "ok", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+           "fallthrough": {"variant": "on"}}]}"#;
+        let snapshot = parse_json(doc).unwrap();
+        let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
+        assert!(!problems.is_empty());
+        let catalog = Catalog::of(&engine, &snapshot);
+        let ctx = json!({"targetingKey": "u"});
+        let encoder = Encoder::new(&catalog);
+        // Evaluate-all answers by position: exact.
+        let all = engine.evaluate_all(&ctx, 0);
+        let mut out = Vec::new();
+        encoder.encode(&all, true, &mut out).unwrap();
+        assert_eq!(decode(&catalog, &out, None).unwrap(), all);
+        // One flag by an ambiguous key: refused, so JSON answers it.
+        let one = engine.evaluate("d", &ctx, 0);
+        let refused = encoder.encode(std::slice::from_ref(&one), false, &mut Vec::new());
+        assert!(
+            matches!(refused, Err(CompactError::Unmapped(_))),
+            "{refused:?}"
+        );
+        let one = engine.evaluate("ok", &ctx, 0);
+        let mut out = Vec::new();
+        encoder
+            .encode(std::slice::from_ref(&one), false, &mut out)
+            .unwrap();
+        assert_eq!(decode(&catalog, &out, Some("ok")).unwrap(), vec![one]);
     }
 
     #[test]
@@ -509,7 +582,7 @@ mod tests {
         let catalog = Catalog::of(&engine, &snapshot);
         let mut out = Vec::new();
         let all = engine.evaluate_all(&json!({"targetingKey": "u"}), 0);
-        Encoder::new(&catalog).encode(&all, &mut out).unwrap();
+        Encoder::new(&catalog).encode(&all, true, &mut out).unwrap();
         for cut in 0..out.len() {
             assert!(decode(&catalog, &out[..cut], None).is_err(), "cut at {cut}");
         }
