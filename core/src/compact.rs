@@ -471,18 +471,13 @@ mod tests {
       {"key": "c", "type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off",
        "enabled": false, "fallthrough": {"variant": "on"}}]}"#;
 
-    fn roundtrip(
-        engine: &Engine,
-        catalog: &Catalog,
-        results: &[Evaluation<'_>],
-        key: Option<&str>,
-    ) {
+    /// Encodes `results` (of one flag `key`, or all flags) and decodes them back.
+    fn roundtrip(catalog: &Catalog, results: &[Evaluation<'_>], key: Option<&str>) {
         let mut out = Vec::new();
         Encoder::new(catalog)
             .encode(results, key.is_none(), &mut out)
             .unwrap();
         assert_eq!(decode(catalog, &out, key).unwrap(), results);
-        let _ = engine;
     }
 
     #[test]
@@ -498,12 +493,12 @@ mod tests {
             json!({"targetingKey": 5}),
             json!([1]),
         ] {
-            roundtrip(&engine, &catalog, &engine.evaluate_all(&ctx, 0), None);
+            roundtrip(&catalog, &engine.evaluate_all(&ctx, 0), None);
             for key in ["a", "b", "c", "missing"] {
                 let one = engine.evaluate(key, &ctx, 0);
-                roundtrip(&engine, &catalog, std::slice::from_ref(&one), Some(key));
+                roundtrip(&catalog, std::slice::from_ref(&one), Some(key));
                 let typed = engine.evaluate_typed(key, Some(FlagType::Boolean), &ctx, 0);
-                roundtrip(&engine, &catalog, std::slice::from_ref(&typed), Some(key));
+                roundtrip(&catalog, std::slice::from_ref(&typed), Some(key));
             }
         }
     }
