@@ -15,13 +15,12 @@ pub(crate) type FastSet<T> = foldhash::HashSet<T>;
 
 use serde_json::Value;
 
+use crate::borrowed::{Flag, Serve, Snapshot};
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
-use crate::model::{
-    DEFAULT_BUCKET_BY, Flag, FlagMetadata, FlagType, SCHEMA_VERSION, Serve, Snapshot,
-};
+use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
 use crate::result::{ErrorCode, Reason};
 use crate::rules::{Condition, ParseError};
-use crate::snapshot::{Location, Problem, checksum};
+use crate::snapshot::{Location, Problem, checksum_of};
 use crate::time::parse_rfc3339_ms;
 
 /// A serve in compiled form; variants are indices into the flag's variants.
@@ -246,7 +245,9 @@ fn bucket_path(by: Option<&str>, report: impl FnOnce(&str)) -> Option<Vec<String
 }
 
 /// Compiles `snapshot`, returning the compiled form and every problem found.
-pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
+/// `size` is the length of its document, if known (a hint for the
+/// checksum's buffer).
+pub(crate) fn compile(snapshot: &Snapshot<'_>, size: usize) -> (Compiled, Vec<Problem>) {
     let mut cx = Ctx {
         problems: Vec::new(),
     };
@@ -273,8 +274,8 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
         );
     }
     if let Some(declared) = &snapshot.checksum {
-        let actual = checksum(snapshot);
-        if *declared != actual {
+        let actual = checksum_of(snapshot, size);
+        if **declared != *actual {
             cx.add(
                 Location::snapshot("checksum"),
                 format!("checksum mismatch: document says {declared}, content hashes to {actual}"),
@@ -288,7 +289,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut layers = Vec::new();
     for (i, layer) in snapshot.layers.iter().enumerate() {
         let before = cx.problems.len();
-        if layer_index.insert(layer.key.clone(), Some(i)).is_some() {
+        if layer_index.insert(layer.key.to_string(), Some(i)).is_some() {
             cx.add(
                 Location::layer(i, &layer.key, "key"),
                 "duplicate layer key".into(),
@@ -305,7 +306,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
             bucket_by,
         });
         if cx.problems.len() > before {
-            layer_index.insert(layer.key.clone(), None);
+            layer_index.insert(layer.key.to_string(), None);
         }
     }
 
@@ -315,7 +316,7 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
     let mut segments = Vec::new();
     for (i, seg) in snapshot.segments.iter().enumerate() {
         let before = cx.problems.len();
-        if segment_index.insert(seg.key.clone(), Some(i)).is_some() {
+        if segment_index.insert(seg.key.to_string(), Some(i)).is_some() {
             cx.add(
                 Location::segment(i, &seg.key, "key"),
                 "duplicate segment key".into(),
@@ -327,17 +328,17 @@ pub(crate) fn compile(snapshot: &Snapshot) -> (Compiled, Vec<Problem>) {
                 .ok()
         });
         segments.push(CSegment {
-            included: seg.included.iter().cloned().collect(),
-            excluded: seg.excluded.iter().cloned().collect(),
+            included: seg.included.iter().map(|s| s.to_string()).collect(),
+            excluded: seg.excluded.iter().map(|s| s.to_string()).collect(),
             condition,
         });
         if cx.problems.len() > before {
-            segment_index.insert(seg.key.clone(), None);
+            segment_index.insert(seg.key.to_string(), None);
         }
     }
 
     // Flag index first, so prerequisites can point forwards.
-    let key_of = |i: usize| snapshot.flags[i].key.as_str();
+    let key_of = |i: usize| &*snapshot.flags[i].key;
     let mut index = FlagIndex::with_capacity(snapshot.flags.len());
     for (i, flag) in snapshot.flags.iter().enumerate() {
         if flag.key.is_empty() {
@@ -443,11 +444,11 @@ type Conditions<'s> = FastMap<&'s str, Result<Arc<Condition>, ParseError>>;
 fn compile_flag<'s>(
     cx: &mut Ctx,
     i: usize,
-    flag: &'s Flag,
+    flag: &'s Flag<'s>,
     resolve: &dyn Fn(&str) -> Result<usize, String>,
     conditions: &mut Conditions<'s>,
     index: &FlagIndex,
-    all: &[Flag],
+    all: &[Flag<'_>],
     layer_index: &HashMap<String, Option<usize>>,
 ) -> CFlag {
     let flag_at = |field: String| Location::flag(i, &flag.key, field);
@@ -455,7 +456,7 @@ fn compile_flag<'s>(
     let variants: Box<[(Box<str>, Value)]> = flag
         .variants
         .iter()
-        .map(|(k, v)| (Box::from(k.as_str()), v.clone()))
+        .map(|(k, v)| (Box::from(&**k), (**v).clone()))
         .collect();
     if variants.is_empty() {
         cx.add(
@@ -482,7 +483,7 @@ fn compile_flag<'s>(
     };
     let off = variant(cx, &flag.off_variant, &|| "offVariant".to_string());
 
-    let compile_serve = |cx: &mut Ctx, serve: &Serve, path: &dyn Fn() -> String| -> CServe {
+    let compile_serve = |cx: &mut Ctx, serve: &Serve<'_>, path: &dyn Fn() -> String| -> CServe {
         let path = &path;
         match serve {
             Serve::Variant(v) => CServe::Variant(variant(cx, v, &|| format!("{}.variant", path()))),
@@ -572,7 +573,7 @@ fn compile_flag<'s>(
     let mut rule_ids = HashSet::new();
     for (j, rule) in flag.rules.iter().enumerate() {
         let id: Box<str> = match &rule.id {
-            Some(id) => id.as_str().into(),
+            Some(id) => (**id).into(),
             None => format!("rule-{j}").into(),
         };
         if !rule_ids.insert(id.clone()) {
@@ -583,7 +584,7 @@ fn compile_flag<'s>(
         }
         let serve = compile_serve(cx, &rule.serve, &|| format!("rules[{j}].serve"));
         let compiled = conditions
-            .entry(rule.condition.as_str())
+            .entry(&*rule.condition)
             .or_insert_with(|| Condition::parse_with(&rule.condition, resolve).map(Arc::new));
         match compiled {
             Ok(condition) => rules.push(CRule {
@@ -598,7 +599,7 @@ fn compile_flag<'s>(
 
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
     for (j, pre) in flag.prerequisites.iter().enumerate() {
-        match index.get(&pre.flag, |k| all[k].key.as_str()) {
+        match index.get(&pre.flag, |k| &*all[k].key) {
             None => cx.add(
                 flag_at(format!("prerequisites[{j}].flag")),
                 format!("unknown flag {:?}", pre.flag),
@@ -614,7 +615,7 @@ fn compile_flag<'s>(
                         format!("flag {:?} has no variant {:?}", pre.flag, pre.variant),
                     );
                 }
-                prerequisites.push((k, pre.variant.clone()));
+                prerequisites.push((k, pre.variant.to_string()));
             }
         }
     }
@@ -627,8 +628,8 @@ fn compile_flag<'s>(
     });
 
     let layer = flag.layer.as_ref().and_then(|slot| {
-        let Some(&Some(layer)) = layer_index.get(&slot.key) else {
-            let why = if layer_index.contains_key(&slot.key) {
+        let Some(&Some(layer)) = layer_index.get(&*slot.key) else {
+            let why = if layer_index.contains_key(&*slot.key) {
                 "invalid"
             } else {
                 "unknown"
@@ -654,7 +655,7 @@ fn compile_flag<'s>(
         })
     });
     CFlag {
-        key: flag.key.as_str().into(),
+        key: (*flag.key).into(),
         flag_type: flag.flag_type,
         enabled: flag.enabled,
         client_side: flag.client_side,
@@ -663,7 +664,7 @@ fn compile_flag<'s>(
         rules: rules.into_boxed_slice(),
         fallthrough,
         bucketer: Bucketer::new(flag.salt.as_deref().unwrap_or(&flag.key)),
-        metadata: flag.metadata.clone(),
+        metadata: flag.metadata.to_model(),
         fixed: None,
         extra,
     }
@@ -672,7 +673,7 @@ fn compile_flag<'s>(
 /// Flags sharing a layer must own disjoint ranges: that is what makes their
 /// experiments mutually exclusive. Of two overlapping flags the one whose
 /// range starts later is marked broken, so the layer stays exclusive.
-fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot, flags: &mut [CFlag]) {
+fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot<'_>, flags: &mut [CFlag]) {
     let mut by_layer: HashMap<usize, Vec<(u32, u32, usize)>> = HashMap::new();
     for (i, f) in flags.iter().enumerate() {
         if let Some(slot) = f.layer() {

@@ -9,7 +9,7 @@ use crate::compile::{CFlag, CSchedule, CServe, Compiled, compile};
 use crate::model::{DEFAULT_BUCKET_BY, FlagType, Snapshot};
 use crate::result::{ErrorCode, Evaluation, Reason};
 use crate::rules::{Env, lookup};
-use crate::snapshot::{LoadError, Problem, parse_json};
+use crate::snapshot::{LoadError, Problem, syntax_error};
 
 /// Prerequisite chains deeper than this fail with `GENERAL`.
 const MAX_PREREQUISITE_DEPTH: u32 = 32;
@@ -55,7 +55,21 @@ impl Engine {
     /// Parses, validates and compiles a snapshot document. Any problem fails
     /// the load; the error lists all of them.
     pub fn from_json(json: &str) -> Result<Engine, LoadError> {
-        Engine::from_snapshot(&parse_json(json)?)
+        let snapshot = crate::borrowed::Snapshot::parse(json).map_err(syntax_error)?;
+        let (engine, problems) = Engine::compile(&snapshot, json.len());
+        drop(snapshot);
+        if problems.is_empty() {
+            Ok(engine)
+        } else {
+            Err(LoadError::Invalid(problems))
+        }
+    }
+
+    /// [`Engine::from_json`], loading whatever is valid as
+    /// [`Engine::from_snapshot_lenient`] does.
+    pub fn from_json_lenient(json: &str) -> Result<(Engine, Vec<Problem>), LoadError> {
+        let snapshot = crate::borrowed::Snapshot::parse(json).map_err(syntax_error)?;
+        Ok(Engine::compile(&snapshot, json.len()))
     }
 
     /// Validates and compiles a parsed snapshot, failing on any problem.
@@ -72,11 +86,16 @@ impl Engine {
     /// (`PARSE_ERROR` for rule-language errors, else `GENERAL`) and the rest
     /// serve normally. Returns every problem found.
     pub fn from_snapshot_lenient(snapshot: &Snapshot) -> (Engine, Vec<Problem>) {
-        let (compiled, problems) = compile(snapshot);
+        Engine::compile(&crate::borrowed::Snapshot::of(snapshot), 0)
+    }
+
+    /// Validates and compiles; `size` is the document's length if known.
+    fn compile(snapshot: &crate::borrowed::Snapshot<'_>, size: usize) -> (Engine, Vec<Problem>) {
+        let (compiled, problems) = compile(snapshot, size);
         let engine = Engine {
-            environment: snapshot.environment.clone(),
+            environment: snapshot.environment.to_string(),
             version: snapshot.version,
-            generated_at: snapshot.generated_at.clone(),
+            generated_at: snapshot.generated_at.to_string(),
             compiled,
         };
         (engine, problems)

@@ -11,7 +11,6 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::model::FlagType;
-use crate::snapshot::parse_json;
 
 /// An engine built from a snapshot document.
 #[wasm_bindgen(js_name = Engine)]
@@ -42,15 +41,12 @@ impl JsEngine {
     /// errors instead of failing the load; see `problems`.
     #[wasm_bindgen(constructor)]
     pub fn new(snapshot: &str, lenient: Option<bool>) -> Result<JsEngine, JsError> {
-        let parsed = parse_json(snapshot).map_err(|e| JsError::new(&e.to_string()))?;
         let (inner, problems) = if lenient.unwrap_or(false) {
-            crate::Engine::from_snapshot_lenient(&parsed)
+            crate::Engine::from_json_lenient(snapshot)
         } else {
-            (
-                crate::Engine::from_snapshot(&parsed).map_err(|e| JsError::new(&e.to_string()))?,
-                Vec::new(),
-            )
-        };
+            crate::Engine::from_json(snapshot).map(|engine| (engine, Vec::new()))
+        }
+        .map_err(|e| JsError::new(&e.to_string()))?;
         Ok(JsEngine { inner, problems })
     }
 

@@ -18,6 +18,7 @@
 //! assert_eq!(r.reason.as_str(), "SPLIT");
 //! ```
 
+mod borrowed;
 pub mod bucket;
 pub mod compact;
 mod compile;

@@ -5,6 +5,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::borrowed;
 use crate::model::Snapshot;
 use crate::rules::{ParseError, Span};
 
@@ -296,11 +297,16 @@ pub enum LoadError {
 /// assert!(matches!(parse_json("{"), Err(LoadError::Syntax { line: 1, .. })));
 /// ```
 pub fn parse_json(json: &str) -> Result<Snapshot, LoadError> {
-    serde_json::from_str(json).map_err(|e| LoadError::Syntax {
+    serde_json::from_str(json).map_err(syntax_error)
+}
+
+/// The [`LoadError::Syntax`] of a document serde could not read.
+pub(crate) fn syntax_error(e: serde_json::Error) -> LoadError {
+    LoadError::Syntax {
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
-    })
+    }
 }
 
 /// The integrity checksum of a snapshot: `sha256:` and the lowercase hex
@@ -322,6 +328,35 @@ pub fn checksum(snapshot: &Snapshot) -> String {
     let canonical =
         serde_json::to_vec(&UnsealedRef(snapshot)).expect("serializing a snapshot cannot fail");
     format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+}
+
+/// [`checksum`] of a borrowed snapshot: the same canonical JSON, so the
+/// same value. `size` is a guess of the canonical form's length (the
+/// document's), so the buffer grows at most once.
+pub(crate) fn checksum_of(snapshot: &borrowed::Snapshot<'_>, size: usize) -> String {
+    let mut canonical = Vec::with_capacity(size);
+    serde_json::to_writer(&mut canonical, &UnsealedView(snapshot))
+        .expect("serializing a snapshot cannot fail");
+    format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+}
+
+/// [`UnsealedRef`] of a borrowed snapshot.
+struct UnsealedView<'v, 'a>(&'v borrowed::Snapshot<'a>);
+
+impl serde::Serialize for UnsealedView<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let v = self.0;
+        let mut st = s.serialize_struct("Snapshot", 7)?;
+        st.serialize_field("schemaVersion", &v.schema_version)?;
+        st.serialize_field("environment", &v.environment)?;
+        st.serialize_field("version", &v.version)?;
+        st.serialize_field("generatedAt", &v.generated_at)?;
+        st.serialize_field("flags", &v.flags)?;
+        st.serialize_field("segments", &v.segments)?;
+        st.serialize_field("layers", &v.layers)?;
+        st.end()
+    }
 }
 
 /// Sets `snapshot.checksum` to its current checksum.

@@ -67,9 +67,9 @@ fn every_fixture_passes_loaded_from_json() {
         common::fixtures::FIXTURES,
         |json, lenient| {
             if lenient {
-                let snapshot =
-                    bunting_core::snapshot::parse_json(json).map_err(|e| e.to_string())?;
-                Ok(Engine::from_snapshot_lenient(&snapshot).0)
+                Ok(Engine::from_json_lenient(json)
+                    .map_err(|e| e.to_string())?
+                    .0)
             } else {
                 Engine::from_json(json).map_err(|e| e.to_string())
             }

@@ -1,0 +1,568 @@
+//! A borrowed mirror of the flag model ([`crate::model`]), the form a
+//! snapshot document is loaded through.
+//!
+//! Every type has the name, the fields, the field order and the serde
+//! attributes of its counterpart in `model`, so a document deserializes
+//! into it with the same errors, word for word, and it serializes to the
+//! same canonical JSON, byte for byte (the checksum). The difference is
+//! that strings borrow from the document when they hold no escape, so
+//! loading copies and frees far less. [`Snapshot::of`] views an owned
+//! [`model::Snapshot`] the same way, so validation and compilation have
+//! one input type.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::model::{self, FlagType};
+
+/// A string borrowed from the document where it has no escape, owned
+/// otherwise. Deserializes with `String`'s error messages ("a string") and
+/// formats as a `str` (`{:?}` too: messages quote keys with it).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
+
+impl fmt::Debug for Str<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'a> Str<'a> {
+    fn of(s: &'a str) -> Str<'a> {
+        Str(Cow::Borrowed(s))
+    }
+
+    fn of_all(v: &'a [String]) -> Vec<Str<'a>> {
+        v.iter().map(|s| Str::of(s)).collect()
+    }
+
+    fn of_opt(s: &'a Option<String>) -> Option<Str<'a>> {
+        s.as_deref().map(Str::of)
+    }
+}
+
+impl Serialize for Str<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // `String`'s visitor says the same.
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Str<'de>, E> {
+                match std::str::from_utf8(v) {
+                    Ok(s) => Ok(Str(Cow::Owned(s.to_owned()))),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+                }
+            }
+        }
+        d.deserialize_string(Visitor)
+    }
+}
+
+/// A JSON value owned (from a document) or borrowed (from a `model`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Val<'a>(pub(crate) Cow<'a, Value>);
+
+impl Deref for Val<'_> {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl Serialize for Val<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Val<'_> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(|v| Val(Cow::Owned(v)))
+    }
+}
+
+/// [`model::Snapshot`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Snapshot<'a> {
+    pub schema_version: u32,
+    #[serde(borrow)]
+    pub environment: Str<'a>,
+    pub version: u64,
+    #[serde(borrow)]
+    pub generated_at: Str<'a>,
+    #[serde(default, borrow)]
+    pub flags: Vec<Flag<'a>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub segments: Vec<Segment<'a>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub layers: Vec<Layer<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub checksum: Option<Str<'a>>,
+}
+
+/// [`model::Flag`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Flag<'a> {
+    #[serde(borrow)]
+    pub key: Str<'a>,
+    #[serde(rename = "type")]
+    pub flag_type: FlagType,
+    #[serde(borrow)]
+    pub variants: BTreeMap<Str<'a>, Val<'a>>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(borrow)]
+    pub off_variant: Str<'a>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub rules: Vec<Rule<'a>>,
+    #[serde(borrow)]
+    pub fallthrough: Serve<'a>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub prerequisites: Vec<Prerequisite<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub salt: Option<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub bucket_by: Option<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub layer: Option<LayerSlot<'a>>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub client_side: bool,
+    #[serde(default, borrow)]
+    pub metadata: FlagMetadata<'a>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// [`model::FlagMetadata`], borrowed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FlagMetadata<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub description: Option<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub owner: Option<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub tags: Vec<Str<'a>>,
+}
+
+impl FlagMetadata<'_> {
+    /// The owned metadata.
+    pub(crate) fn to_model(&self) -> model::FlagMetadata {
+        model::FlagMetadata {
+            description: self.description.as_deref().map(str::to_string),
+            owner: self.owner.as_deref().map(str::to_string),
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+/// [`model::Rule`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Rule<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub id: Option<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub description: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub condition: Str<'a>,
+    #[serde(borrow)]
+    pub serve: Serve<'a>,
+}
+
+/// [`model::Serve`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) enum Serve<'a> {
+    Variant(#[serde(borrow)] Str<'a>),
+    Rollout(#[serde(borrow)] Vec<WeightedVariant<'a>>),
+    Schedule(#[serde(borrow)] Schedule<'a>),
+}
+
+/// [`model::WeightedVariant`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct WeightedVariant<'a> {
+    #[serde(borrow)]
+    pub variant: Str<'a>,
+    pub weight: f64,
+}
+
+/// [`model::Schedule`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Schedule<'a> {
+    #[serde(borrow)]
+    pub variant: Str<'a>,
+    #[serde(borrow)]
+    pub otherwise: Str<'a>,
+    #[serde(borrow)]
+    pub steps: Vec<ScheduleStep<'a>>,
+}
+
+/// [`model::ScheduleStep`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ScheduleStep<'a> {
+    #[serde(borrow)]
+    pub at: Str<'a>,
+    pub percentage: f64,
+}
+
+/// [`model::Prerequisite`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Prerequisite<'a> {
+    #[serde(borrow)]
+    pub flag: Str<'a>,
+    #[serde(borrow)]
+    pub variant: Str<'a>,
+}
+
+/// [`model::Segment`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Segment<'a> {
+    #[serde(borrow)]
+    pub key: Str<'a>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub included: Vec<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub excluded: Vec<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub condition: Option<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub description: Option<Str<'a>>,
+}
+
+/// [`model::Layer`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Layer<'a> {
+    #[serde(borrow)]
+    pub key: Str<'a>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub salt: Option<Str<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub bucket_by: Option<Str<'a>>,
+}
+
+/// [`model::LayerSlot`], borrowed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct LayerSlot<'a> {
+    #[serde(borrow)]
+    pub key: Str<'a>,
+    pub start: f64,
+    pub end: f64,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Parses a document, borrowing its strings where it can.
+    pub(crate) fn parse(json: &'a str) -> Result<Snapshot<'a>, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// Views an owned snapshot (the variants' values are borrowed, not
+    /// cloned).
+    pub(crate) fn of(s: &'a model::Snapshot) -> Snapshot<'a> {
+        Snapshot {
+            schema_version: s.schema_version,
+            environment: Str::of(&s.environment),
+            version: s.version,
+            generated_at: Str::of(&s.generated_at),
+            flags: s.flags.iter().map(Flag::of).collect(),
+            segments: s.segments.iter().map(Segment::of).collect(),
+            layers: s.layers.iter().map(Layer::of).collect(),
+            checksum: Str::of_opt(&s.checksum),
+        }
+    }
+}
+
+impl<'a> Flag<'a> {
+    fn of(f: &'a model::Flag) -> Flag<'a> {
+        Flag {
+            key: Str::of(&f.key),
+            flag_type: f.flag_type,
+            variants: f
+                .variants
+                .iter()
+                .map(|(k, v)| (Str::of(k), Val(Cow::Borrowed(v))))
+                .collect(),
+            enabled: f.enabled,
+            off_variant: Str::of(&f.off_variant),
+            rules: f.rules.iter().map(Rule::of).collect(),
+            fallthrough: Serve::of(&f.fallthrough),
+            prerequisites: f
+                .prerequisites
+                .iter()
+                .map(|p| Prerequisite {
+                    flag: Str::of(&p.flag),
+                    variant: Str::of(&p.variant),
+                })
+                .collect(),
+            salt: Str::of_opt(&f.salt),
+            bucket_by: Str::of_opt(&f.bucket_by),
+            layer: f.layer.as_ref().map(|l| LayerSlot {
+                key: Str::of(&l.key),
+                start: l.start,
+                end: l.end,
+            }),
+            client_side: f.client_side,
+            metadata: FlagMetadata {
+                description: Str::of_opt(&f.metadata.description),
+                owner: Str::of_opt(&f.metadata.owner),
+                tags: Str::of_all(&f.metadata.tags),
+            },
+        }
+    }
+}
+
+impl<'a> Rule<'a> {
+    fn of(r: &'a model::Rule) -> Rule<'a> {
+        Rule {
+            id: Str::of_opt(&r.id),
+            description: Str::of_opt(&r.description),
+            condition: Str::of(&r.condition),
+            serve: Serve::of(&r.serve),
+        }
+    }
+}
+
+impl<'a> Serve<'a> {
+    fn of(s: &'a model::Serve) -> Serve<'a> {
+        match s {
+            model::Serve::Variant(v) => Serve::Variant(Str::of(v)),
+            model::Serve::Rollout(arms) => Serve::Rollout(
+                arms.iter()
+                    .map(|a| WeightedVariant {
+                        variant: Str::of(&a.variant),
+                        weight: a.weight,
+                    })
+                    .collect(),
+            ),
+            model::Serve::Schedule(s) => Serve::Schedule(Schedule {
+                variant: Str::of(&s.variant),
+                otherwise: Str::of(&s.otherwise),
+                steps: s
+                    .steps
+                    .iter()
+                    .map(|st| ScheduleStep {
+                        at: Str::of(&st.at),
+                        percentage: st.percentage,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+impl<'a> Segment<'a> {
+    fn of(s: &'a model::Segment) -> Segment<'a> {
+        Segment {
+            key: Str::of(&s.key),
+            included: Str::of_all(&s.included),
+            excluded: Str::of_all(&s.excluded),
+            condition: Str::of_opt(&s.condition),
+            description: Str::of_opt(&s.description),
+        }
+    }
+}
+
+impl<'a> Layer<'a> {
+    fn of(l: &'a model::Layer) -> Layer<'a> {
+        Layer {
+            key: Str::of(&l.key),
+            salt: Str::of_opt(&l.salt),
+            bucket_by: Str::of_opt(&l.bucket_by),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::Snapshot;
+    use crate::snapshot::{checksum, checksum_of, parse_json};
+
+    const FIXTURES: [&str; 10] = [
+        include_str!("../../tests/conformance/basics.json"),
+        include_str!("../../tests/conformance/errors.json"),
+        include_str!("../../tests/conformance/layers.json"),
+        include_str!("../../tests/conformance/operators.json"),
+        include_str!("../../tests/conformance/prerequisites.json"),
+        include_str!("../../tests/conformance/rollouts.json"),
+        include_str!("../../tests/conformance/schedules.json"),
+        include_str!("../../tests/conformance/segments.json"),
+        include_str!("../../tests/conformance/semver-time.json"),
+        include_str!("../../tests/conformance/types.json"),
+    ];
+
+    /// Every field of the model set, strings with escapes and without.
+    fn full() -> Value {
+        json!({
+            "schemaVersion": 1, "environment": "pro\"d", "version": 3,
+            "generatedAt": "2026-11-25T00:00:00Z", "checksum": "sha256:00",
+            "flags": [{
+                "key": "a\\u00e9", "type": "object",
+                "variants": {"z": {"b": 1, "a": [1.5, "x\n"]}, "\u{e9}": {}},
+                "enabled": false, "offVariant": "z", "salt": "s", "bucketBy": "user.id",
+                "clientSide": true, "layer": {"key": "l", "start": 0.5, "end": 10},
+                "rules": [{"id": "r", "description": "d\t", "condition": "x == \"\\\"\"",
+                           "serve": {"schedule": {"variant": "z", "otherwise": "z",
+                              "steps": [{"at": "2026-01-01T00:00:00Z", "percentage": 12.5}]}}}],
+                "fallthrough": {"rollout": [{"variant": "z", "weight": 100}]},
+                "prerequisites": [{"flag": "b", "variant": "on"}],
+                "metadata": {"description": "m", "owner": "o", "tags": ["t", "u\""]}
+            }, {
+                "key": "b", "type": "boolean", "variants": {"on": true},
+                "offVariant": "on", "fallthrough": {"variant": "on"}
+            }],
+            "segments": [{"key": "s", "included": ["a", "b\""], "excluded": ["c"],
+                          "condition": "true", "description": "d"}],
+            "layers": [{"key": "l", "salt": "x", "bucketBy": "k"}]
+        })
+    }
+
+    fn documents() -> Vec<String> {
+        let mut docs: Vec<String> = FIXTURES
+            .iter()
+            .map(|f| {
+                let fixture: Value = serde_json::from_str(f).unwrap();
+                fixture["snapshot"].to_string()
+            })
+            .collect();
+        docs.push(full().to_string());
+        docs.push(serde_json::to_string_pretty(&full()).unwrap());
+        docs
+    }
+
+    #[test]
+    fn the_borrowed_form_hashes_as_the_model() {
+        for doc in documents() {
+            let owned = parse_json(&doc).unwrap();
+            let borrowed = Snapshot::parse(&doc).unwrap();
+            assert_eq!(checksum_of(&borrowed, doc.len()), checksum(&owned), "{doc}");
+            assert_eq!(checksum_of(&Snapshot::of(&owned), 0), checksum(&owned));
+        }
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed() {
+        let doc = full().to_string();
+        let s = Snapshot::parse(&doc).unwrap();
+        assert!(matches!(s.flags[1].key.0, std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            s.segments[0].included[0].0,
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            s.segments[0].included[1].0,
+            std::borrow::Cow::Owned(_)
+        ));
+        assert_eq!(&*s.segments[0].included[1], "b\"");
+    }
+
+    /// Malformed documents fail with the model's message, word for word.
+    #[test]
+    fn errors_are_the_models() {
+        let mut bad = vec![
+            "{".to_string(),
+            "[]".to_string(),
+            r#"{"schemaVersion": 1, "flags": [}"#.to_string(),
+            r#"{"schemaVersion": "1"}"#.to_string(),
+        ];
+        let f = full();
+        let edits: [(&str, Value); 14] = [
+            ("/environment", json!(1)),
+            ("/flags/0/key", json!(null)),
+            ("/flags/0/type", json!("text")),
+            ("/flags/0/variants", json!([])),
+            ("/flags/0/enabled", json!("yes")),
+            (
+                "/flags/0/fallthrough",
+                json!({"variant": "a", "rollout": []}),
+            ),
+            ("/flags/0/fallthrough", json!({"other": 1})),
+            ("/flags/0/rules/0/condition", json!(["x"])),
+            ("/flags/0/metadata/tags/0", json!(3)),
+            ("/flags/0/layer/start", json!("0")),
+            ("/flags/0/prerequisites/0", json!({"flag": "b"})),
+            ("/segments/0/included/1", json!(false)),
+            ("/layers/0/salt", json!(7)),
+            ("/checksum", json!({})),
+        ];
+        for (pointer, value) in edits {
+            let mut d = f.clone();
+            *d.pointer_mut(pointer).unwrap() = value;
+            bad.push(d.to_string());
+        }
+        let mut d = f.clone();
+        d["flags"][0]["surprise"] = json!(1);
+        bad.push(d.to_string());
+        d = f.clone();
+        d.as_object_mut().unwrap().remove("version");
+        bad.push(serde_json::to_string_pretty(&d).unwrap());
+        for doc in bad {
+            let model = parse_json(&doc).unwrap_err().to_string();
+            let borrowed = crate::snapshot::syntax_error(Snapshot::parse(&doc).unwrap_err());
+            assert_eq!(borrowed.to_string(), model, "{doc}");
+        }
+    }
+
+    /// Both load paths report the same problems and serve the same.
+    #[test]
+    fn problems_are_the_models() {
+        for doc in documents() {
+            let (_, from_json) = crate::Engine::from_json_lenient(&doc).unwrap();
+            let (_, from_model) = crate::Engine::from_snapshot_lenient(&parse_json(&doc).unwrap());
+            assert_eq!(from_json, from_model, "{doc}");
+        }
+    }
+}
