@@ -3,8 +3,9 @@
 //!
 //! Every type has the name, the fields, the field order and the serde
 //! attributes of its counterpart in `model`, so a document deserializes
-//! into it with the same errors, word for word, and it serializes to the
-//! same canonical JSON, byte for byte (the checksum). The difference is
+//! into it with the same errors, word for word; [`Snapshot::canonical`]
+//! writes the same canonical JSON as serializing the model, byte for byte
+//! (the checksum). The difference is
 //! that strings borrow from the document when they hold no escape, so
 //! loading copies and frees far less. [`Snapshot::of`] views an owned
 //! [`model::Snapshot`] the same way, so validation and compilation have
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Deref;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::model::{self, FlagType};
@@ -59,12 +60,6 @@ impl<'a> Str<'a> {
     }
 }
 
-impl Serialize for Str<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
         struct Visitor;
@@ -105,12 +100,6 @@ impl Deref for Val<'_> {
     }
 }
 
-impl Serialize for Val<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
 impl<'de> Deserialize<'de> for Val<'_> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Value::deserialize(d).map(|v| Val(Cow::Owned(v)))
@@ -118,7 +107,7 @@ impl<'de> Deserialize<'de> for Val<'_> {
 }
 
 /// [`model::Snapshot`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Snapshot<'a> {
     pub schema_version: u32,
@@ -129,16 +118,16 @@ pub(crate) struct Snapshot<'a> {
     pub generated_at: Str<'a>,
     #[serde(default, borrow)]
     pub flags: Vec<Flag<'a>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     pub segments: Vec<Segment<'a>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     pub layers: Vec<Layer<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub checksum: Option<Str<'a>>,
 }
 
 /// [`model::Flag`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Flag<'a> {
     #[serde(borrow)]
@@ -151,19 +140,19 @@ pub(crate) struct Flag<'a> {
     pub enabled: bool,
     #[serde(borrow)]
     pub off_variant: Str<'a>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     pub rules: Vec<Rule<'a>>,
     #[serde(borrow)]
     pub fallthrough: Serve<'a>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     pub prerequisites: Vec<Prerequisite<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub salt: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub bucket_by: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub layer: Option<LayerSlot<'a>>,
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     pub client_side: bool,
     #[serde(default, borrow)]
     pub metadata: FlagMetadata<'a>,
@@ -173,20 +162,15 @@ fn yes() -> bool {
     true
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// [`model::FlagMetadata`], borrowed.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct FlagMetadata<'a> {
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub description: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub owner: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     pub tags: Vec<Str<'a>>,
 }
 
@@ -202,12 +186,12 @@ impl FlagMetadata<'_> {
 }
 
 /// [`model::Rule`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Rule<'a> {
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub id: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub description: Option<Str<'a>>,
     #[serde(borrow)]
     pub condition: Str<'a>,
@@ -216,7 +200,7 @@ pub(crate) struct Rule<'a> {
 }
 
 /// [`model::Serve`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) enum Serve<'a> {
     Variant(#[serde(borrow)] Str<'a>),
@@ -225,7 +209,7 @@ pub(crate) enum Serve<'a> {
 }
 
 /// [`model::WeightedVariant`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct WeightedVariant<'a> {
     #[serde(borrow)]
@@ -234,7 +218,7 @@ pub(crate) struct WeightedVariant<'a> {
 }
 
 /// [`model::Schedule`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Schedule<'a> {
     #[serde(borrow)]
@@ -246,7 +230,7 @@ pub(crate) struct Schedule<'a> {
 }
 
 /// [`model::ScheduleStep`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ScheduleStep<'a> {
     #[serde(borrow)]
@@ -255,7 +239,7 @@ pub(crate) struct ScheduleStep<'a> {
 }
 
 /// [`model::Prerequisite`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Prerequisite<'a> {
     #[serde(borrow)]
@@ -265,35 +249,35 @@ pub(crate) struct Prerequisite<'a> {
 }
 
 /// [`model::Segment`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Segment<'a> {
     #[serde(borrow)]
     pub key: Str<'a>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     pub included: Vec<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     pub excluded: Vec<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub condition: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub description: Option<Str<'a>>,
 }
 
 /// [`model::Layer`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Layer<'a> {
     #[serde(borrow)]
     pub key: Str<'a>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub salt: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     pub bucket_by: Option<Str<'a>>,
 }
 
 /// [`model::LayerSlot`], borrowed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct LayerSlot<'a> {
     #[serde(borrow)]
@@ -424,6 +408,272 @@ impl<'a> Layer<'a> {
     }
 }
 
+/// The canonical JSON of the model's serialization, written by hand: what
+/// `serde_json::to_writer` writes for the [`model`] type of the same name
+/// (compact, fields in declaration order, the model's `skip_serializing_if`
+/// rules), so the checksum is the same. Strings without a character to
+/// escape, nearly all of them, are copied as they are; the others, values
+/// and numbers go through `serde_json`.
+struct Canonical<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl Canonical<'_> {
+    fn raw(&mut self, s: &str) {
+        self.out.extend_from_slice(s.as_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        // No early exit, so the scan vectorizes: one pass over short strings.
+        let escape = s.bytes().fold(false, |acc, b| {
+            acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if escape {
+            serde_json::to_writer(&mut *self.out, s).expect("writing to a Vec cannot fail");
+        } else {
+            self.out.reserve(s.len() + 2);
+            self.out.push(b'"');
+            self.out.extend_from_slice(s.as_bytes());
+            self.out.push(b'"');
+        }
+    }
+
+    fn json<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
+        serde_json::to_writer(&mut *self.out, v).expect("writing to a Vec cannot fail");
+    }
+
+    fn num(&mut self, n: u64) {
+        use std::io::Write;
+        write!(self.out, "{n}").expect("writing to a Vec cannot fail");
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.raw(if b { "true" } else { "false" });
+    }
+
+    /// `"name":` after a `{` (first) or a `,`.
+    fn field(&mut self, first: bool, name: &str) {
+        if !first {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.raw(name);
+        self.raw("\":");
+    }
+
+    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
+        self.out.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            each(self, item);
+        }
+        self.out.push(b']');
+    }
+
+    fn strs(&mut self, items: &[Str<'_>]) {
+        self.list(items, |w, s| w.str(s));
+    }
+
+    fn snapshot(&mut self, s: &Snapshot<'_>) {
+        self.raw("{\"schemaVersion\":");
+        self.num(u64::from(s.schema_version));
+        self.field(false, "environment");
+        self.str(&s.environment);
+        self.field(false, "version");
+        self.num(s.version);
+        self.field(false, "generatedAt");
+        self.str(&s.generated_at);
+        self.field(false, "flags");
+        self.list(&s.flags, Self::flag);
+        // The checksum's own serializer writes these two even when empty.
+        self.field(false, "segments");
+        self.list(&s.segments, Self::segment);
+        self.field(false, "layers");
+        self.list(&s.layers, Self::layer);
+        self.out.push(b'}');
+    }
+
+    fn flag(&mut self, f: &Flag<'_>) {
+        self.raw("{\"key\":");
+        self.str(&f.key);
+        self.field(false, "type");
+        self.str(f.flag_type.as_str());
+        self.field(false, "variants");
+        self.out.push(b'{');
+        for (i, (name, value)) in f.variants.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.str(name);
+            self.out.push(b':');
+            self.json(&**value);
+        }
+        self.out.push(b'}');
+        self.field(false, "enabled");
+        self.bool(f.enabled);
+        self.field(false, "offVariant");
+        self.str(&f.off_variant);
+        if !f.rules.is_empty() {
+            self.field(false, "rules");
+            self.list(&f.rules, Self::rule);
+        }
+        self.field(false, "fallthrough");
+        self.serve(&f.fallthrough);
+        if !f.prerequisites.is_empty() {
+            self.field(false, "prerequisites");
+            self.list(&f.prerequisites, |w, p| {
+                w.raw("{\"flag\":");
+                w.str(&p.flag);
+                w.field(false, "variant");
+                w.str(&p.variant);
+                w.out.push(b'}');
+            });
+        }
+        if let Some(salt) = &f.salt {
+            self.field(false, "salt");
+            self.str(salt);
+        }
+        if let Some(by) = &f.bucket_by {
+            self.field(false, "bucketBy");
+            self.str(by);
+        }
+        if let Some(slot) = &f.layer {
+            self.field(false, "layer");
+            self.raw("{\"key\":");
+            self.str(&slot.key);
+            self.field(false, "start");
+            self.json(&slot.start);
+            self.field(false, "end");
+            self.json(&slot.end);
+            self.out.push(b'}');
+        }
+        if f.client_side {
+            self.field(false, "clientSide");
+            self.bool(true);
+        }
+        self.field(false, "metadata");
+        let m = &f.metadata;
+        self.out.push(b'{');
+        let mut first = true;
+        if let Some(d) = &m.description {
+            self.field(first, "description");
+            self.str(d);
+            first = false;
+        }
+        if let Some(o) = &m.owner {
+            self.field(first, "owner");
+            self.str(o);
+            first = false;
+        }
+        if !m.tags.is_empty() {
+            self.field(first, "tags");
+            self.strs(&m.tags);
+        }
+        self.raw("}}");
+    }
+
+    fn rule(&mut self, r: &Rule<'_>) {
+        self.out.push(b'{');
+        let mut first = true;
+        if let Some(id) = &r.id {
+            self.field(first, "id");
+            self.str(id);
+            first = false;
+        }
+        if let Some(d) = &r.description {
+            self.field(first, "description");
+            self.str(d);
+            first = false;
+        }
+        self.field(first, "condition");
+        self.str(&r.condition);
+        self.field(false, "serve");
+        self.serve(&r.serve);
+        self.out.push(b'}');
+    }
+
+    fn serve(&mut self, s: &Serve<'_>) {
+        match s {
+            Serve::Variant(v) => {
+                self.raw("{\"variant\":");
+                self.str(v);
+            }
+            Serve::Rollout(arms) => {
+                self.raw("{\"rollout\":");
+                self.list(arms, |w, a| {
+                    w.raw("{\"variant\":");
+                    w.str(&a.variant);
+                    w.field(false, "weight");
+                    w.json(&a.weight);
+                    w.out.push(b'}');
+                });
+            }
+            Serve::Schedule(s) => {
+                self.raw("{\"schedule\":{\"variant\":");
+                self.str(&s.variant);
+                self.field(false, "otherwise");
+                self.str(&s.otherwise);
+                self.field(false, "steps");
+                self.list(&s.steps, |w, st| {
+                    w.raw("{\"at\":");
+                    w.str(&st.at);
+                    w.field(false, "percentage");
+                    w.json(&st.percentage);
+                    w.out.push(b'}');
+                });
+                self.out.push(b'}');
+            }
+        }
+        self.out.push(b'}');
+    }
+
+    fn segment(&mut self, s: &Segment<'_>) {
+        self.raw("{\"key\":");
+        self.str(&s.key);
+        if !s.included.is_empty() {
+            self.field(false, "included");
+            self.strs(&s.included);
+        }
+        if !s.excluded.is_empty() {
+            self.field(false, "excluded");
+            self.strs(&s.excluded);
+        }
+        if let Some(c) = &s.condition {
+            self.field(false, "condition");
+            self.str(c);
+        }
+        if let Some(d) = &s.description {
+            self.field(false, "description");
+            self.str(d);
+        }
+        self.out.push(b'}');
+    }
+
+    fn layer(&mut self, l: &Layer<'_>) {
+        self.raw("{\"key\":");
+        self.str(&l.key);
+        if let Some(salt) = &l.salt {
+            self.field(false, "salt");
+            self.str(salt);
+        }
+        if let Some(by) = &l.bucket_by {
+            self.field(false, "bucketBy");
+            self.str(by);
+        }
+        self.out.push(b'}');
+    }
+}
+
+impl Snapshot<'_> {
+    /// Appends the canonical JSON of the snapshot without its checksum
+    /// (see [`crate::snapshot::checksum`]) to `out`.
+    pub(crate) fn canonical(&self, out: &mut Vec<u8>) {
+        Canonical { out }.snapshot(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -462,7 +712,11 @@ mod tests {
                 "metadata": {"description": "m", "owner": "o", "tags": ["t", "u\""]}
             }, {
                 "key": "b", "type": "boolean", "variants": {"on": true},
-                "offVariant": "on", "fallthrough": {"variant": "on"}
+                "offVariant": "on", "fallthrough": {"variant": "on"}, "metadata": {"owner": "o2"}
+            }, {
+                "key": "c", "type": "number", "variants": {"n": 1e300, "m": -0.0, "k": 12},
+                "offVariant": "n", "fallthrough": {"variant": "k"}, "metadata": {"tags": ["t"]},
+                "rules": [{"description": "only", "condition": "a < 1.5e-7", "serve": {"variant": "m"}}]
             }],
             "segments": [{"key": "s", "included": ["a", "b\""], "excluded": ["c"],
                           "condition": "true", "description": "d"}],

@@ -335,28 +335,8 @@ pub fn checksum(snapshot: &Snapshot) -> String {
 /// document's), so the buffer grows at most once.
 pub(crate) fn checksum_of(snapshot: &borrowed::Snapshot<'_>, size: usize) -> String {
     let mut canonical = Vec::with_capacity(size);
-    serde_json::to_writer(&mut canonical, &UnsealedView(snapshot))
-        .expect("serializing a snapshot cannot fail");
+    snapshot.canonical(&mut canonical);
     format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
-}
-
-/// [`UnsealedRef`] of a borrowed snapshot.
-struct UnsealedView<'v, 'a>(&'v borrowed::Snapshot<'a>);
-
-impl serde::Serialize for UnsealedView<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let v = self.0;
-        let mut st = s.serialize_struct("Snapshot", 7)?;
-        st.serialize_field("schemaVersion", &v.schema_version)?;
-        st.serialize_field("environment", &v.environment)?;
-        st.serialize_field("version", &v.version)?;
-        st.serialize_field("generatedAt", &v.generated_at)?;
-        st.serialize_field("flags", &v.flags)?;
-        st.serialize_field("segments", &v.segments)?;
-        st.serialize_field("layers", &v.layers)?;
-        st.end()
-    }
 }
 
 /// Sets `snapshot.checksum` to its current checksum.
