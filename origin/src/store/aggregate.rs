@@ -228,6 +228,12 @@ pub struct AggregateOptions {
     /// (each on its own connection); `None`: automatic (one range, or two
     /// on PostgreSQL with a large rollup).
     pub partitions: Option<usize>,
+    /// On PostgreSQL, update the stored sums of the previous look with the
+    /// users whose exposures or metric events were written since (see
+    /// `store::results_cache`) instead of aggregating every user: a look
+    /// then costs the changes, not the experiment's size. The figures are
+    /// the same. Ignored with [`AggregateOptions::raw`] and on SQLite.
+    pub incremental: bool,
 }
 
 /// A stored timestamp (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, RFC 3339) as Unix ms.
@@ -367,7 +373,7 @@ fn day_of(t0: &str) -> String {
 
 /// Whose exposures [`raw_sql`] groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RawUsers {
+pub(super) enum RawUsers {
     /// Every user of the flag: the reference semantics.
     All,
     /// Only the users the rollup cannot place: first exposed before `$3`
@@ -375,6 +381,11 @@ enum RawUsers {
     /// raw exposures. Driven from the rollup's `first_ms` index (a `CROSS
     /// JOIN` keeps SQLite's planner from scanning every exposure first).
     Early,
+    /// Only the users of a JSON array of user keys (parameter `$users`),
+    /// seeing, with `before` set, only the rows that the PostgreSQL
+    /// snapshot in parameter `$before` (text) saw: the rows of a previous
+    /// look (migration 0018's `xid`; rows without one are older).
+    Listed { users: usize, before: Option<usize> },
 }
 
 /// The raw statement (every exposure; the reference semantics): one row per
@@ -383,26 +394,45 @@ enum RawUsers {
 ///
 /// Parameters: `$1` environment id, `$2` flag, `$3`/`$4` time bounds, `$5…`
 /// the distinct event names.
-fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> String {
+pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> String {
     let (per_user, outer) = metric_columns(metrics, names, "u.t0");
     let (from, early) = match who {
-        RawUsers::All => ("exposures", ""),
+        RawUsers::All => ("exposures", String::new()),
         RawUsers::Early => (
             "exposure_users r CROSS JOIN exposures",
             "AND r.env_id = $1 AND r.flag_key = $2 AND r.first_ms < $3 \
-             AND exposures.user_key = r.user_key",
+             AND exposures.user_key = r.user_key"
+                .to_string(),
+        ),
+        RawUsers::Listed { users, .. } => (
+            "exposures",
+            format!(
+                "AND exposures.user_key IN \
+                 (SELECT json_array_elements_text(CAST(${users} AS json)))"
+            ),
         ),
     };
+    // Rows a previous snapshot saw (every row without `before`).
+    let seen = |t: &str| match who {
+        RawUsers::Listed {
+            before: Some(b), ..
+        } => format!(
+            " AND ({t}.xid IS NULL OR pg_visible_in_snapshot(\
+             CAST(CAST({t}.xid AS TEXT) AS xid8), CAST(${b} AS pg_snapshot)))"
+        ),
+        _ => String::new(),
+    };
+    let (seen_exposures, seen_x, seen_e) = (seen("exposures"), seen("x"), seen("e"));
     let users = format!(
         "SELECT user_key, t0, \
            CASE WHEN vmin = vmax THEN vmin ELSE \
              (SELECT MIN(x.variant) FROM exposures x WHERE x.env_id = $1 \
-              AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0) END AS variant, \
+              AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0{seen_x}) END AS variant, \
            CASE WHEN vmin = vmax THEN 0 ELSE 1 END AS multi \
          FROM (SELECT exposures.user_key AS user_key, MIN(exposures.time_ms) AS t0, \
                  MIN(exposures.variant) AS vmin, MAX(exposures.variant) AS vmax \
                FROM {from} WHERE exposures.env_id = $1 AND exposures.flag_key = $2 \
-               AND exposures.time_ms >= $3 AND exposures.time_ms <= $4 {early} \
+               AND exposures.time_ms >= $3 AND exposures.time_ms <= $4 {early}{seen_exposures} \
                GROUP BY exposures.user_key) g"
     );
     let per_user_sql = if metrics.is_empty() {
@@ -413,7 +443,7 @@ fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> String {
             "SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant, MIN(u.multi) AS multi{per_user} \
              FROM ({users}) u \
              LEFT JOIN metric_events e ON e.env_id = $1 AND {names_in} \
-             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach} \
+             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach}{seen_e} \
              GROUP BY u.user_key"
         )
     };
@@ -513,7 +543,7 @@ const LARGE_RANGE_USERS: f64 = 50_000.0;
 /// `tail` (event names, key bounds). Everything owned: borrowed binds make
 /// the caller's future not `Send` (higher-ranked lifetime inference), and
 /// the API spawns it.
-async fn fetch(
+pub(super) async fn fetch(
     c: &mut sqlx::AnyConnection,
     sql: String,
     head: (i64, String),
@@ -563,8 +593,30 @@ fn estimated_users(plan: &[String]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Makes the transaction just begun on `c` read the exported PostgreSQL
+/// snapshot `id` (`pg_export_snapshot()`; its characters are checked, as
+/// `SET` takes no parameters).
+async fn import_snapshot(c: &mut sqlx::AnyConnection, id: &str) -> Result<()> {
+    if id.is_empty() || !id.chars().all(|ch| ch.is_ascii_hexdigit() || ch == '-') {
+        return Err(StoreError::Invalid(vec![Problem::new(
+            "snapshot",
+            format!("{id:?} is not an exported snapshot id"),
+        )]));
+    }
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 /// `SET LOCAL` each PostgreSQL setting for the rest of the transaction.
-async fn set_local(c: &mut sqlx::AnyConnection, settings: &[&'static str]) -> Result<()> {
+pub(super) async fn set_local(
+    c: &mut sqlx::AnyConnection,
+    settings: &[&'static str],
+) -> Result<()> {
     for s in settings {
         sqlx::query(&format!("SET LOCAL {s}"))
             .execute(&mut *c)
@@ -581,6 +633,63 @@ struct Cell {
     aggs: Vec<MetricAgg>,
 }
 
+/// The sums per metric in a result row, in this order: Σ y, Σ y², then
+/// for a ratio Σ den, Σ den², Σ num · den (columns `s`, `q`, `d`, `dq`,
+/// `x`), else the CUPED Σ x, Σ x², Σ x · y (`s`, `q`, `p`, `pq`, `px`).
+pub(super) const SUMS: usize = 5;
+
+/// An (arm, day): variant and day number of the first exposure.
+pub(super) type CellKey = (String, i64);
+
+/// A result row: its (arm, day), users, multi-arm users and the
+/// [`SUMS`] sums of each metric, metric after metric.
+pub(super) fn row_sums(
+    r: &AnyRow,
+    metrics: &[MetricSpec],
+) -> Result<(CellKey, i64, i64, Vec<f64>)> {
+    let variant: String = r.try_get("variant")?;
+    let day: i64 = r.try_get("day")?;
+    let n: i64 = r.try_get("n")?;
+    let multi: i64 = r.try_get("multi")?;
+    let mut sums = Vec::with_capacity(metrics.len() * SUMS);
+    for (i, m) in metrics.iter().enumerate() {
+        let columns = if m.kind == MetricKind::Ratio {
+            ["s", "q", "d", "dq", "x"]
+        } else {
+            ["s", "q", "p", "pq", "px"]
+        };
+        for c in columns {
+            sums.push(r.try_get::<f64, _>(format!("{c}{i}").as_str())?);
+        }
+    }
+    Ok(((variant, day), n, multi, sums))
+}
+
+/// The cell of `n` users (`multi` of them multi-arm) with the per-metric
+/// sums `sums` (as [`row_sums`] returns them). Metric `n`s stay 0: the
+/// caller sets them to the cell's users.
+fn cell_of(n: u64, multi: u64, sums: &[f64], metrics: &[MetricSpec]) -> Cell {
+    let aggs = metrics
+        .iter()
+        .zip(sums.chunks(SUMS))
+        .map(|(m, v)| {
+            let mut b = empty(m);
+            b.sum = v[0];
+            b.sum_sq = v[1];
+            if m.kind == MetricKind::Conversion {
+                b.conversions = Some(v[0].round() as u64);
+            }
+            if m.kind == MetricKind::Ratio {
+                (b.den_sum, b.den_sum_sq, b.cross_sum) = (Some(v[2]), Some(v[3]), Some(v[4]));
+            } else {
+                (b.pre_sum, b.pre_sum_sq, b.pre_cross) = (Some(v[2]), Some(v[3]), Some(v[4]));
+            }
+            b
+        })
+        .collect();
+    Cell { n, multi, aggs }
+}
+
 /// Adds a result row (users, multi-arm users, metric sums of one (arm,
 /// day)) into `cells`.
 fn add_row(
@@ -588,32 +697,16 @@ fn add_row(
     metrics: &[MetricSpec],
     r: &AnyRow,
 ) -> Result<()> {
-    let variant: String = r.try_get("variant")?;
-    let day: i64 = r.try_get("day")?;
-    let cell = cells.entry((variant, day)).or_insert_with(|| Cell {
+    let (key, n, multi, sums) = row_sums(r, metrics)?;
+    let b = cell_of(n as u64, multi as u64, &sums, metrics);
+    let cell = cells.entry(key).or_insert_with(|| Cell {
         aggs: metrics.iter().map(empty).collect(),
         ..Cell::default()
     });
-    cell.n += r.try_get::<i64, _>("n")? as u64;
-    cell.multi += r.try_get::<i64, _>("multi")? as u64;
-    for (i, (m, a)) in metrics.iter().zip(cell.aggs.iter_mut()).enumerate() {
-        let g = |c: &str| -> Result<f64> { Ok(r.try_get::<f64, _>(format!("{c}{i}").as_str())?) };
-        let mut b = empty(m);
-        b.sum = g("s")?;
-        b.sum_sq = g("q")?;
-        if m.kind == MetricKind::Conversion {
-            b.conversions = Some(b.sum.round() as u64);
-        }
-        if m.kind == MetricKind::Ratio {
-            b.den_sum = Some(g("d")?);
-            b.den_sum_sq = Some(g("dq")?);
-            b.cross_sum = Some(g("x")?);
-        } else {
-            b.pre_sum = Some(g("p")?);
-            b.pre_sum_sq = Some(g("pq")?);
-            b.pre_cross = Some(g("px")?);
-        }
-        add(a, &b);
+    cell.n += b.n;
+    cell.multi += b.multi;
+    for (a, b) in cell.aggs.iter_mut().zip(&b.aggs) {
+        add(a, b);
     }
     Ok(())
 }
@@ -674,6 +767,7 @@ impl Store {
             .collect();
         let options = AggregateOptions {
             series: true,
+            incremental: true,
             ..Default::default()
         };
         let data = self.experiment_data(x, &metrics, &options).await?;
@@ -739,44 +833,17 @@ impl Store {
             bounded_until: until_ms.is_some(),
             names,
         };
+        let early = from_ms.is_some();
         let mut cells: BTreeMap<(String, i64), Cell> = BTreeMap::new();
-        if options.raw {
-            for r in self.raw_part(&q, metrics, RawUsers::All).await? {
-                add_row(&mut cells, metrics, &r)?;
+        if options.incremental && !options.raw && self.backend() == Backend::Postgres {
+            for (key, (n, multi, sums)) in self.incremental_cells(&q, metrics, early).await? {
+                cells.insert(key, cell_of(n, multi, &sums, metrics));
             }
         } else {
-            let ranges = self.key_ranges(&q.head, options.partitions).await?;
-            // Spawned tasks with owned inputs: each range runs on its own
-            // connection, and no borrowed future leaks into callers' `Send`
-            // inference (the API and the monitor spawn this).
-            let mut parts = Vec::with_capacity(ranges.len());
-            for (lo, hi) in ranges {
-                let (store, q, metrics) = (self.clone(), q.clone(), metrics.to_vec());
-                parts.push(tokio::spawn(async move {
-                    store.rollup_part(&q, &metrics, lo, hi).await
-                }));
-            }
-            // Users first exposed before the start: from the raw exposures.
-            let early = if from_ms.is_some() {
-                let (store, q, metrics) = (self.clone(), q.clone(), metrics.to_vec());
-                Some(tokio::spawn(async move {
-                    store.raw_part(&q, &metrics, RawUsers::Early).await
-                }))
-            } else {
-                None
-            };
-            let mut done = Vec::with_capacity(parts.len());
-            for p in parts {
-                done.push(joined(p.await)?);
-            }
-            let early = match early {
-                Some(h) => joined(h.await)?,
-                None => Vec::new(),
-            };
-            for r in done.iter().flatten() {
-                add_row(&mut cells, metrics, r)?;
-            }
-            for r in &early {
+            let rows = self
+                .part_rows(&q, metrics, options.raw, options.partitions, early, None)
+                .await?;
+            for r in &rows {
                 add_row(&mut cells, metrics, r)?;
             }
         }
@@ -856,16 +923,16 @@ impl Store {
 
 /// What every part of one aggregation shares.
 #[derive(Debug, Clone)]
-struct PartQuery {
+pub(super) struct PartQuery {
     /// `$1` environment id, `$2` flag.
-    head: (i64, String),
+    pub(super) head: (i64, String),
     /// `$3` / `$4`: first exposures counted from / until (Unix ms).
-    bounds: (i64, i64),
+    pub(super) bounds: (i64, i64),
     /// Whether `$4` is a real bound (multi-arm users then need a look at
     /// the raw exposures).
-    bounded_until: bool,
+    pub(super) bounded_until: bool,
     /// Distinct event names (`$5…` in the metric statements).
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
 }
 
 /// Key ranges aggregated concurrently on PostgreSQL when
@@ -876,19 +943,78 @@ const AUTO_PARTITIONS: usize = 2;
 const AUTO_PARTITION_ROWS: f64 = 200_000.0;
 
 impl Store {
-    /// The raw statement ([`raw_sql`]) for the users `who` selects.
+    /// The result rows of one aggregation (one per (arm, day) and part:
+    /// [`add_row`] merges them): every raw exposure with `raw`, else the
+    /// rollup per key range (`partitions`, see [`Store::key_ranges`]) and,
+    /// with `early`, the users first exposed before the start. With
+    /// `snapshot` (a PostgreSQL snapshot id of `pg_export_snapshot()`,
+    /// whose transaction stays open meanwhile), every part reads that
+    /// snapshot, so the rows are one consistent state.
+    pub(super) async fn part_rows(
+        &self,
+        q: &PartQuery,
+        metrics: &[MetricSpec],
+        raw: bool,
+        partitions: Option<usize>,
+        early: bool,
+        snapshot: Option<String>,
+    ) -> Result<Vec<AnyRow>> {
+        if raw {
+            return self.raw_part(q, metrics, RawUsers::All, snapshot).await;
+        }
+        let ranges = self.key_ranges(&q.head, partitions).await?;
+        // Spawned tasks with owned inputs: each range runs on its own
+        // connection, and no borrowed future leaks into callers' `Send`
+        // inference (the API and the monitor spawn this).
+        let mut parts = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            let (store, q, metrics) = (self.clone(), q.clone(), metrics.to_vec());
+            let snapshot = snapshot.clone();
+            parts.push(tokio::spawn(async move {
+                store.rollup_part(&q, &metrics, lo, hi, snapshot).await
+            }));
+        }
+        // Users first exposed before the start: from the raw exposures.
+        let early = if early {
+            let (store, q, metrics) = (self.clone(), q.clone(), metrics.to_vec());
+            Some(tokio::spawn(async move {
+                store
+                    .raw_part(&q, &metrics, RawUsers::Early, snapshot)
+                    .await
+            }))
+        } else {
+            None
+        };
+        let mut rows = Vec::new();
+        for p in parts {
+            rows.extend(joined(p.await)?);
+        }
+        if let Some(h) = early {
+            rows.extend(joined(h.await)?);
+        }
+        Ok(rows)
+    }
+
+    /// The raw statement ([`raw_sql`]) for the users `who` selects, in
+    /// `snapshot` if set (see [`Store::part_rows`]).
     async fn raw_part(
         &self,
         q: &PartQuery,
         metrics: &[MetricSpec],
         who: RawUsers,
+        snapshot: Option<String>,
     ) -> Result<Vec<AnyRow>> {
         let sql = {
             let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
             raw_sql(metrics, &names, who)
         };
-        let mut c = self.pool.acquire().await?;
-        fetch(&mut c, sql, q.head.clone(), q.bounds, q.names.clone()).await
+        let mut tx = self.pool.begin().await?;
+        if let Some(id) = &snapshot {
+            import_snapshot(&mut tx, id).await?;
+        }
+        let rows = fetch(&mut tx, sql, q.head.clone(), q.bounds, q.names.clone()).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// One `user_key` range of the rollup ([`rollup_sql`]), in one read
@@ -901,6 +1027,7 @@ impl Store {
         metrics: &[MetricSpec],
         lo: Option<String>,
         hi: Option<String>,
+        snapshot: Option<String>,
     ) -> Result<Vec<AnyRow>> {
         let postgres = self.backend() == Backend::Postgres;
         let (has_lo, has_hi) = (lo.is_some(), hi.is_some());
@@ -923,6 +1050,9 @@ impl Store {
         let mut tail = q.names.clone();
         tail.extend(keys.iter().cloned());
         let mut tx = self.pool.begin().await?;
+        if let Some(id) = &snapshot {
+            import_snapshot(&mut tx, id).await?;
+        }
         if postgres {
             // The estimate of the range's users alone: the full statement's
             // `+first_ms` conditions make the planner guess far too few.

@@ -518,6 +518,7 @@ impl Store {
                     }
                 }
             }
+            self.drop_cached_looks(Some(env_id)).await?;
             if now.saturating_sub(deleted_ms) >= settle_ms {
                 sqlx::query("DELETE FROM deleted_environments WHERE env_id = $1")
                     .bind(env_id)
@@ -668,6 +669,7 @@ impl Store {
         let mut tx = self.begin_events().await?;
         let n = rebuild_rollup(&mut tx, self.backend()).await?;
         tx.commit().await?;
+        self.drop_cached_looks(None).await?;
         Ok(n)
     }
 

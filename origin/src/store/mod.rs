@@ -53,6 +53,7 @@ pub mod permission;
 pub mod plan;
 pub mod publish;
 mod records;
+mod results_cache;
 mod roles;
 pub mod rollouts;
 mod rows;
@@ -219,6 +220,15 @@ macro_rules! migrations {
                     "../../migrations/",
                     $dir,
                     "/0017_bytewise_event_keys.sql"
+                )),
+            ),
+            (
+                18,
+                "incremental_looks",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0018_incremental_looks.sql"
                 )),
             ),
         ]

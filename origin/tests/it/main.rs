@@ -21,6 +21,7 @@ mod experiments_store;
 mod guarded_monitor;
 mod guarded_rollouts;
 mod hygiene;
+mod incremental;
 mod isolation;
 mod migration;
 mod monitor;

@@ -216,3 +216,44 @@ async fn postgres_event_keys_compare_bytewise() {
     }
     store.pool().close().await;
 }
+
+/// Migration 0018: on PostgreSQL every stored exposure and metric event
+/// carries the id of the transaction that wrote it (incremental looks read
+/// it against a look's snapshot), and both backends have the cache table.
+#[tokio::test]
+async fn postgres_events_carry_their_transaction_id() {
+    use sqlx::Row;
+
+    let (url, _guard) = common::postgres_schema().await;
+    let store = Store::open(&url).await.unwrap();
+    let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+    for sql in [
+        "INSERT INTO exposures (env_id, id, flag_key, variant, user_key, time_ms, received_ms) \
+         VALUES (1, 'x', 'f', 'on', 'u', 0, 0)",
+        "INSERT INTO metric_events (env_id, id, name, user_key, time_ms, received_ms) \
+         VALUES (1, 'e', 'buy', 'u', 0, 0)",
+    ] {
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+    let row = sqlx::query(
+        "SELECT (SELECT xid FROM exposures) AS x, (SELECT xid FROM metric_events) AS e, \
+         CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT) AS me",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    let me: i64 = row.try_get("me").unwrap();
+    assert_eq!(row.try_get::<i64, _>("x").unwrap(), me);
+    assert_eq!(row.try_get::<i64, _>("e").unwrap(), me);
+    sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+    c.close().await.unwrap();
+    let cached: i64 = sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(cached, 0);
+    store.pool().close().await;
+}
