@@ -456,7 +456,7 @@ fn check_context(ctx: &Value) -> Result<Subject<'_>, String> {
             json_type(ctx)
         ));
     };
-    let targeting_key = match map.get("targetingKey") {
+    let targeting_key = match crate::rules::eval::get(map, "targetingKey") {
         None => None,
         Some(Value::String(key)) => Some(key.as_str()),
         Some(other) => {

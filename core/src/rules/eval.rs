@@ -36,12 +36,27 @@ pub fn lookup<'a, S: AsRef<str>>(value: &'a Value, segments: &[S]) -> Option<&'a
     for seg in segments {
         let seg = seg.as_ref();
         cur = match cur {
-            Value::Object(map) => map.get(seg)?,
+            Value::Object(map) => get(map, seg)?,
             Value::Array(items) => items.get(seg.parse::<usize>().ok()?)?,
             _ => return None,
         };
     }
     Some(cur)
+}
+
+/// `map.get(key)`, faster on a context's few attributes: a small map is
+/// scanned comparing lengths first, so about one key's bytes are compared
+/// (the map's own search compares the bytes of every key sorted before
+/// `key`). Keys are unique, so the answer is the same.
+#[inline]
+pub(crate) fn get<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= 16 {
+        map.iter()
+            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+            .map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
 }
 
 /// A runtime value: borrowed from the context or a literal where possible.

@@ -12,7 +12,7 @@
 //! The full language is documented in `docs/rules.md`.
 
 pub mod ast;
-mod eval;
+pub(crate) mod eval;
 mod lexer;
 mod parser;
 
