@@ -11,7 +11,10 @@
 //! `ANALYZE` (SQLite), then the median of `BENCH_RUNS` (default 3) analyses
 //! of two metrics (a conversion and a capped mean, with the daily series),
 //! and once the same analysis over the raw exposures (`BENCH_RAW=0` skips
-//! it) for the ratio.
+//! it) for the ratio. On PostgreSQL, then, incremental looks
+//! (`AggregateOptions::incremental`): the first, one with nothing new, and
+//! one after each of `BENCH_NEW` (default `10000,100000`) rows stored
+//! through ingestion, each checked against the raw path.
 //!
 //! ```sh
 //! cargo bench -p bunting-origin --bench experiment
@@ -24,11 +27,12 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bunting_origin::model::experiment::ExperimentRecord;
 use bunting_origin::model::experiment::ExperimentSpec;
 use bunting_origin::model::metric::{MetricKind, MetricSpec};
-use bunting_origin::store::aggregate::AggregateOptions;
-use bunting_origin::store::{Actor, FlagSpec, Store};
-use sqlx::Connection;
+use bunting_origin::store::aggregate::{AggregateOptions, ExperimentData};
+use bunting_origin::store::{Actor, Exposure, FlagSpec, MetricEvent, Store};
+use sqlx::{Connection, Row};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -255,11 +259,150 @@ async fn run(backend: &str, pg: &str) {
         data.series.len(),
     );
 
+    if backend == "postgres" {
+        incremental_looks(&store, &e, env.id, &options).await;
+    }
+
     store.pool().close().await;
     let drop = cleanup();
     if !drop.is_empty() {
         let mut c = sqlx::AnyConnection::connect(pg).await.unwrap();
         sqlx::raw_sql(&drop).execute(&mut c).await.unwrap();
+    }
+}
+
+/// Incremental looks (`AggregateOptions::incremental`, PostgreSQL): the
+/// first (a full aggregation that stores its sums), one with nothing new,
+/// then one after each of `BENCH_NEW` (default 10,000 and 100,000) new rows
+/// stored through the normal ingestion path (`insert_exposures`,
+/// `insert_metric_events`, batches of 2,000): a quarter exposures of new
+/// users, a quarter later exposures of existing users, half purchases of
+/// existing users. Each look is checked against the raw path (`BENCH_RAW=0`:
+/// against the full rollup aggregation).
+async fn incremental_looks(
+    store: &Store,
+    e: &ExperimentRecord,
+    env_id: i64,
+    options: &AggregateOptions,
+) {
+    let cached = AggregateOptions {
+        incremental: true,
+        ..*options
+    };
+    let reference = AggregateOptions {
+        raw: env_num("BENCH_RAW", 1) == 1,
+        ..*options
+    };
+    let check = |what: String, data: ExperimentData| async move {
+        let r = store
+            .experiment_data(e, &metrics(), &reference)
+            .await
+            .unwrap();
+        assert_eq!(data, r, "{what}");
+    };
+    let look = |what: &'static str| async move {
+        let start = Instant::now();
+        let data = store.experiment_data(e, &metrics(), &cached).await.unwrap();
+        let s = start.elapsed().as_secs_f64();
+        println!("postgres: incremental look, {what}: {s:.3} s");
+        data
+    };
+    let data = look("first (full aggregation, stores its sums)").await;
+    check("first".into(), data).await;
+    let data = look("nothing new").await;
+    check("nothing new".into(), data).await;
+
+    let sizes: Vec<usize> = std::env::var("BENCH_NEW")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|n| n.trim().replace('_', "").parse().ok())
+        .collect();
+    for (round, new) in sizes.into_iter().enumerate() {
+        let existing = sqlx::query(
+            "SELECT user_key, first_ms FROM exposure_users WHERE env_id = $1 \
+             AND flag_key = 'checkout' ORDER BY user_key LIMIT $2 OFFSET $3",
+        )
+        .bind(env_id)
+        .bind((new / 2) as i64)
+        .bind((round * 7_919) as i64)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let existing: Vec<(String, i64)> = existing
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect();
+        let at = now_ms();
+        let exposure = |id: String, user: String, variant: &str, t: i64| Exposure {
+            env_id,
+            id,
+            flag_key: "checkout".into(),
+            variant: variant.into(),
+            user_key: user,
+            time_ms: t,
+            snapshot_version: None,
+            rule_id: None,
+            reason: None,
+            country: None,
+            device_type: None,
+            received_ms: t,
+        };
+        let mut exposures: Vec<Exposure> = (0..new / 4)
+            .map(|i| {
+                let variant = if i % 2 == 0 { "off" } else { "on" };
+                exposure(
+                    format!("n{round}-{i}"),
+                    format!("new-{round}-{i}"),
+                    variant,
+                    at + i as i64,
+                )
+            })
+            .collect();
+        exposures.extend(
+            existing
+                .iter()
+                .take(new / 4)
+                .enumerate()
+                .map(|(i, (u, t))| exposure(format!("r{round}-{i}"), u.clone(), "off", t + 60_000)),
+        );
+        let events: Vec<MetricEvent> = existing
+            .iter()
+            .cycle()
+            .take(new - exposures.len())
+            .enumerate()
+            .map(|(i, (u, t))| MetricEvent {
+                env_id,
+                id: format!("p{round}-{i}"),
+                name: "purchase".into(),
+                user_key: u.clone(),
+                value: Some((i % 100) as f64),
+                time_ms: t + 3_600_000,
+                received_ms: at,
+                properties: None,
+            })
+            .collect();
+        let ingest = Instant::now();
+        for chunk in exposures.chunks(2_000) {
+            store.insert_exposures(chunk).await.unwrap();
+        }
+        for chunk in events.chunks(2_000) {
+            store.insert_metric_events(chunk).await.unwrap();
+        }
+        println!(
+            "postgres: stored {} exposures and {} metric events through ingestion in {:.1} s",
+            exposures.len(),
+            events.len(),
+            ingest.elapsed().as_secs_f64()
+        );
+        let start = Instant::now();
+        let data = store.experiment_data(e, &metrics(), &cached).await.unwrap();
+        println!(
+            "postgres: incremental look after {new} new rows: {:.3} s",
+            start.elapsed().as_secs_f64()
+        );
+        check(format!("after {new} new rows"), data).await;
+        let data = look("nothing new").await;
+        check("nothing new again".into(), data).await;
     }
 }
 

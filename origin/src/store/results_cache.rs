@@ -34,7 +34,10 @@
 //!   statement for exactly those users then runs twice in the same
 //!   transaction: over the rows `prev` saw (their contribution to the
 //!   stored sums) and over every row (their contribution now); the first
-//!   is subtracted, the second added.
+//!   is subtracted, the second added. Both read only those users' rows
+//!   (`user_key = ANY(…)`: key-ordered index scans). When more than a
+//!   tenth of the experiment's users changed ([`FULL_LOOK_SHARE`]), a full
+//!   aggregation is cheaper and replaces the state.
 //!
 //! Exposures and metric events are only ever inserted (a redelivered event
 //! inserts nothing), so "the rows `prev` saw" is "the rows now, without the
@@ -71,6 +74,25 @@ const FORMAT: u32 = 1;
 
 /// Cached looks not used for this long are deleted (at a full aggregation).
 const UNUSED_MS: i64 = 30 * 86_400_000;
+
+/// A look aggregates in full instead when more than this share (1/n) of
+/// the experiment's users changed: updating a user costs index probes of
+/// its rows twice over (then and now), a full aggregation a merge join
+/// over every user, roughly ten times cheaper per user.
+const FULL_LOOK_SHARE: i64 = 10;
+
+/// … but never for fewer changed users than this.
+const FULL_LOOK_MIN: i64 = 1_000;
+
+/// What [`Store::advance`] made of a stored state.
+enum Advance {
+    /// The state at the new snapshot.
+    Done(State),
+    /// Too many users changed: a full aggregation is cheaper.
+    Many,
+    /// The update gave an impossible state (negative users): rebuild.
+    Impossible,
+}
 
 /// An exact sum of `f64` terms: non-overlapping partials whose real sum is
 /// exactly the sum of every term added (Shewchuk's algorithm, as in
@@ -236,8 +258,9 @@ impl Store {
             .filter(|s| s.cells.iter().all(|c| c.sums.len() == width));
         let state = match previous {
             Some(prev) => match self.advance(q, metrics, prev).await? {
-                Some(state) => state,
-                None => {
+                Advance::Done(state) => state,
+                Advance::Many => self.full_look(q, metrics, early).await?,
+                Advance::Impossible => {
                     tracing::warn!(key, "cached look inconsistent; aggregating in full");
                     self.full_look(q, metrics, early).await?
                 }
@@ -287,14 +310,8 @@ impl Store {
     }
 
     /// `prev` updated to a new snapshot with the users whose exposures or
-    /// metric events `prev` did not see; `None` if the result is not a
-    /// possible state.
-    async fn advance(
-        &self,
-        q: &PartQuery,
-        metrics: &[MetricSpec],
-        prev: State,
-    ) -> Result<Option<State>> {
+    /// metric events `prev` did not see.
+    async fn advance(&self, q: &PartQuery, metrics: &[MetricSpec], prev: State) -> Result<Advance> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *tx)
@@ -328,6 +345,11 @@ impl Store {
         .iter()
         .map(|r| r.try_get("user_key"))
         .collect::<std::result::Result<_, _>>()?;
+        let known: i64 = prev.cells.iter().map(|c| c.n).sum();
+        if users.len() as i64 > (known / FULL_LOOK_SHARE).max(FULL_LOOK_MIN) {
+            tx.commit().await?;
+            return Ok(Advance::Many);
+        }
         let mut cells = prev.cells();
         if !users.is_empty() {
             let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
@@ -362,7 +384,7 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(State::of(snapshot, cells))
+        Ok(State::of(snapshot, cells).map_or(Advance::Impossible, Advance::Done))
     }
 
     /// Stores `state` as the cached look `key` (the last look to finish
