@@ -46,6 +46,12 @@ impl fmt::Display for Str<'_> {
     }
 }
 
+impl std::borrow::Borrow<str> for Str<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<'a> Str<'a> {
     fn of(s: &'a str) -> Str<'a> {
         Str(Cow::Borrowed(s))
@@ -89,20 +95,43 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     }
 }
 
-/// A JSON value owned (from a document) or borrowed (from a `model`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Val<'a>(pub(crate) Cow<'a, Value>);
+/// A flag's variants: read from a document (names borrowed where they can
+/// be), or the model's own map when an owned snapshot is viewed, so that
+/// viewing copies no map. Either way iterated sorted by name.
+#[derive(Debug)]
+pub(crate) enum Variants<'a> {
+    /// From a document.
+    Parsed(BTreeMap<Str<'a>, Value>),
+    /// From an owned [`model::Flag`].
+    Model(&'a BTreeMap<String, Value>),
+}
 
-impl Deref for Val<'_> {
-    type Target = Value;
-    fn deref(&self) -> &Value {
-        &self.0
+impl Variants<'_> {
+    /// `(name, value)` pairs sorted by name.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let (parsed, model) = match self {
+            Variants::Parsed(m) => (Some(m.iter().map(|(k, v)| (&**k, v))), None),
+            Variants::Model(m) => (None, Some(m.iter().map(|(k, v)| (k.as_str(), v)))),
+        };
+        parsed
+            .into_iter()
+            .flatten()
+            .chain(model.into_iter().flatten())
+    }
+
+    /// Whether there is a variant `name`.
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        match self {
+            Variants::Parsed(m) => m.contains_key(name),
+            Variants::Model(m) => m.contains_key(name),
+        }
     }
 }
 
-impl<'de> Deserialize<'de> for Val<'_> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(|v| Val(Cow::Owned(v)))
+impl<'de: 'a, 'a> Deserialize<'de> for Variants<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Variants<'a>, D::Error> {
+        // The model's `BTreeMap<String, Value>`: the same messages.
+        BTreeMap::<Str<'a>, Value>::deserialize(d).map(Variants::Parsed)
     }
 }
 
@@ -135,7 +164,7 @@ pub(crate) struct Flag<'a> {
     #[serde(rename = "type")]
     pub flag_type: FlagType,
     #[serde(borrow)]
-    pub variants: BTreeMap<Str<'a>, Val<'a>>,
+    pub variants: Variants<'a>,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(borrow)]
@@ -292,8 +321,7 @@ impl<'a> Snapshot<'a> {
         serde_json::from_str(json)
     }
 
-    /// Views an owned snapshot (the variants' values are borrowed, not
-    /// cloned).
+    /// Views an owned snapshot (its variant maps are borrowed as they are).
     pub(crate) fn of(s: &'a model::Snapshot) -> Snapshot<'a> {
         Snapshot {
             schema_version: s.schema_version,
@@ -313,11 +341,7 @@ impl<'a> Flag<'a> {
         Flag {
             key: Str::of(&f.key),
             flag_type: f.flag_type,
-            variants: f
-                .variants
-                .iter()
-                .map(|(k, v)| (Str::of(k), Val(Cow::Borrowed(v))))
-                .collect(),
+            variants: Variants::Model(&f.variants),
             enabled: f.enabled,
             off_variant: Str::of(&f.off_variant),
             rules: f.rules.iter().map(Rule::of).collect(),
@@ -508,7 +532,7 @@ impl Canonical<'_> {
             }
             self.str(name);
             self.out.push(b':');
-            self.json(&**value);
+            self.json(value);
         }
         self.out.push(b'}');
         self.field(false, "enabled");

@@ -456,7 +456,7 @@ fn compile_flag<'s>(
     let variants: Box<[(Box<str>, Value)]> = flag
         .variants
         .iter()
-        .map(|(k, v)| (Box::from(&**k), (**v).clone()))
+        .map(|(k, v)| (Box::from(k), v.clone()))
         .collect();
     if variants.is_empty() {
         cx.add(
