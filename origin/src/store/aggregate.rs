@@ -406,14 +406,11 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
         ),
         RawUsers::Listed { users, .. } => (
             "exposures",
-            format!("AND exposures.user_key = ANY({})", listed(users)),
+            format!(
+                "AND exposures.user_key IN \
+                 (SELECT json_array_elements_text(CAST(${users} AS json)))"
+            ),
         ),
-    };
-    // The listed users' events only: a key-ordered index scan of them, not a
-    // probe per user.
-    let e_users = match who {
-        RawUsers::Listed { users, .. } => format!(" AND e.user_key = ANY({})", listed(users)),
-        _ => String::new(),
     };
     // Rows a previous snapshot saw (every row without `before`).
     let seen = |t: &str| match who {
@@ -446,7 +443,7 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
             "SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant, MIN(u.multi) AS multi{per_user} \
              FROM ({users}) u \
              LEFT JOIN metric_events e ON e.env_id = $1 AND {names_in} \
-             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach}{seen_e}{e_users} \
+             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach}{seen_e} \
              GROUP BY u.user_key"
         )
     };
@@ -456,12 +453,6 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
          FROM ({per_user_sql}) p GROUP BY variant, {day}",
         day = day_of("t0")
     )
-}
-
-/// The user keys of the JSON array in parameter `$param` as a PostgreSQL
-/// array: `col = ANY(…)` of it is one index scan in key order.
-fn listed(param: usize) -> String {
-    format!("ARRAY(SELECT json_array_elements_text(CAST(${param} AS json)))")
 }
 
 /// A `user_key` range condition on `col`: with `lo` / `hi` set, the range's

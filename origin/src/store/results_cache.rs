@@ -34,10 +34,10 @@
 //!   statement for exactly those users then runs twice in the same
 //!   transaction: over the rows `prev` saw (their contribution to the
 //!   stored sums) and over every row (their contribution now); the first
-//!   is subtracted, the second added. Both read only those users' rows
-//!   (`user_key = ANY(…)`: key-ordered index scans). When more than a
-//!   tenth of the experiment's users changed ([`FULL_LOOK_SHARE`]), a full
-//!   aggregation is cheaper and replaces the state.
+//!   is subtracted, the second added. Both probe the indexes once per
+//!   changed user. When more than a tenth of the experiment's users
+//!   changed ([`FULL_LOOK_SHARE`]), a full aggregation is cheaper and
+//!   replaces the state.
 //!
 //! Exposures and metric events are only ever inserted (a redelivered event
 //! inserts nothing), so "the rows `prev` saw" is "the rows now, without the
