@@ -85,6 +85,9 @@ const FULL_LOOK_SHARE: i64 = 40;
 /// … but never for fewer changed users than this.
 const FULL_LOOK_MIN: i64 = 1_000;
 
+/// Full looks of this process, one at a time (see [`Store::full_look`]).
+static FULL_LOOKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// What [`Store::advance`] made of a stored state.
 enum Advance {
     /// The state at the new snapshot.
@@ -282,6 +285,11 @@ impl Store {
     /// A full aggregation, every part in one exported snapshot, as a
     /// [`State`] of that snapshot.
     async fn full_look(&self, q: &PartQuery, metrics: &[MetricSpec], early: bool) -> Result<State> {
+        // The exporting transaction holds a connection while the parts wait
+        // for theirs: with several such looks at once every connection of
+        // the pool could be a waiting holder. One at a time, each part
+        // holding a single connection, always progresses.
+        let _one = FULL_LOOKS.acquire().await.expect("never closed");
         let mut lead = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *lead)
