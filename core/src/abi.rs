@@ -23,10 +23,9 @@
 
 use std::sync::Mutex;
 
-use crate::Engine;
 use crate::compact::{self, Catalog, Encoder};
 use crate::protocol::{EvalReply, EvalRequest, HashRequest, LoadErrorReply, LoadReply};
-use crate::snapshot::parse_json;
+use crate::{Engine, ParsedSnapshot};
 
 /// A loaded engine and what its compact replies index.
 struct Loaded {
@@ -85,18 +84,20 @@ pub extern "C" fn bunting_load(ptr: *const u8, len: usize, lenient: i32) -> u64 
             message: format!("snapshot is not UTF-8: {e}"),
             problems: Vec::new(),
         }),
-        Ok(text) => match parse_json(text) {
+        // One parse, borrowing from the input: the engine and the catalog
+        // are both built from it.
+        Ok(text) => match ParsedSnapshot::parse(text) {
             Err(e) => LoadReply::Error((&e).into()),
-            Ok(snapshot) => {
+            Ok(parsed) => {
                 let loaded = if lenient != 0 {
-                    Ok(Engine::from_snapshot_lenient(&snapshot))
+                    Ok(Engine::from_parsed_lenient(&parsed))
                 } else {
-                    Engine::from_snapshot(&snapshot).map(|e| (e, Vec::new()))
+                    Engine::from_parsed(&parsed).map(|e| (e, Vec::new()))
                 };
                 match loaded {
                     Err(e) => LoadReply::Error((&e).into()),
                     Ok((engine, problems)) => {
-                        let catalog = Catalog::of(&engine, &snapshot);
+                        let catalog = Catalog::of_parsed(&engine, &parsed);
                         let engine = Loaded {
                             encoder: Encoder::new(&catalog),
                             catalog: serde_json::to_vec(&catalog).expect("catalogs serialize"),

@@ -9,7 +9,7 @@
 //! that strings borrow from the document when they hold no escape, so
 //! loading copies and frees far less. [`Snapshot::of`] views an owned
 //! [`model::Snapshot`] the same way, so validation and compilation have
-//! one input type.
+//! one input type. Hosts reach it through [`crate::ParsedSnapshot`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::model::{FlagMetadata, FlagType};
 use crate::result::{ErrorCode, Evaluation, Reason};
-use crate::{Engine, Snapshot};
+use crate::{Engine, ParsedFlag, ParsedSnapshot, Snapshot};
 
 /// First four bytes of every compact reply (`"BCR1"`).
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BCR1");
@@ -83,22 +83,26 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The catalog of `engine`, loaded from `snapshot`. When the engine's
+    /// The catalog of `engine`, loaded from `snapshot`: [`Catalog::of_parsed`]
+    /// for an owned snapshot.
+    pub fn of(engine: &Engine, snapshot: &Snapshot) -> Catalog {
+        Catalog::of_parsed(engine, &ParsedSnapshot::of(snapshot))
+    }
+
+    /// The catalog of `engine`, loaded from `parsed`. When the engine's
     /// flags are not the snapshot's in order (a lenient load of a broken
     /// snapshot), flags are matched by key and a key the snapshot has twice
     /// is left out: its results then do not fit the catalog and travel as
     /// JSON, so the catalog can never serve another flag's values.
-    pub fn of(engine: &Engine, snapshot: &Snapshot) -> Catalog {
-        let aligned = engine
-            .flag_keys()
-            .eq(snapshot.flags.iter().map(|f| f.key.as_str()));
-        let chosen: Vec<&crate::Flag> = if aligned {
-            snapshot.flags.iter().collect()
+    pub fn of_parsed(engine: &Engine, parsed: &ParsedSnapshot<'_>) -> Catalog {
+        let aligned = engine.flag_keys().eq(parsed.flags().map(|f| f.key()));
+        let chosen: Vec<ParsedFlag<'_>> = if aligned {
+            parsed.flags().collect()
         } else {
-            let mut by_key: HashMap<&str, Option<&crate::Flag>> = HashMap::new();
-            for f in &snapshot.flags {
+            let mut by_key: HashMap<&str, Option<ParsedFlag<'_>>> = HashMap::new();
+            for f in parsed.flags() {
                 by_key
-                    .entry(f.key.as_str())
+                    .entry(f.key())
                     .and_modify(|seen| *seen = None)
                     .or_insert(Some(f));
             }
@@ -109,20 +113,26 @@ impl Catalog {
         };
         let flags = chosen
             .into_iter()
-            .map(|f| CatalogFlag {
-                key: f.key.clone(),
-                variants: f
-                    .variants
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                rules: f
-                    .rules
-                    .iter()
-                    .enumerate()
-                    .map(|(j, r)| r.id.clone().unwrap_or_else(|| format!("rule-{j}")))
-                    .collect(),
-                metadata: f.metadata.clone(),
+            .map(|f| {
+                let f = f.borrowed();
+                CatalogFlag {
+                    key: f.key.to_string(),
+                    variants: f
+                        .variants
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
+                    rules: f
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .map(|(j, r)| match &r.id {
+                            Some(id) => id.to_string(),
+                            None => format!("rule-{j}"),
+                        })
+                        .collect(),
+                    metadata: f.metadata.to_model(),
+                }
             })
             .collect();
         Catalog { flags }
@@ -539,6 +549,106 @@ mod tests {
             .encode(std::slice::from_ref(&one), false, &mut out)
             .unwrap();
         assert_eq!(decode(&catalog, &out, Some("ok")).unwrap(), vec![one]);
+    }
+
+    /// The catalog as it was built from the owned model before
+    /// [`Catalog::of_parsed`]: the reference the parsed path must match.
+    fn owned_catalog(engine: &Engine, snapshot: &Snapshot) -> Catalog {
+        let aligned = engine
+            .flag_keys()
+            .eq(snapshot.flags.iter().map(|f| f.key.as_str()));
+        let chosen: Vec<&crate::Flag> = if aligned {
+            snapshot.flags.iter().collect()
+        } else {
+            let mut by_key: HashMap<&str, Option<&crate::Flag>> = HashMap::new();
+            for f in &snapshot.flags {
+                by_key
+                    .entry(f.key.as_str())
+                    .and_modify(|seen| *seen = None)
+                    .or_insert(Some(f));
+            }
+            engine
+                .flag_keys()
+                .filter_map(|key| by_key.get(key).copied().flatten())
+                .collect()
+        };
+        let flags = chosen
+            .into_iter()
+            .map(|f| CatalogFlag {
+                key: f.key.clone(),
+                variants: f
+                    .variants
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                rules: f
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| r.id.clone().unwrap_or_else(|| format!("rule-{j}")))
+                    .collect(),
+                metadata: f.metadata.clone(),
+            })
+            .collect();
+        Catalog { flags }
+    }
+
+    /// Every conformance fixture's snapshot, the snapshots above, and one
+    /// with escaped strings, metadata, float variants and a duplicate key.
+    fn documents() -> Vec<String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/conformance");
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        assert!(paths.len() >= 10, "{paths:?}");
+        let mut docs: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                let fixture: Value =
+                    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+                fixture["snapshot"].to_string()
+            })
+            .collect();
+        docs.push(SNAPSHOT.to_string());
+        docs.push(
+            json!({"schemaVersion": 1, "environment": "t", "version": 2,
+                "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+                {"key": "e\u{e9}\"", "type": "number", "variants": {"b\n": 0.5, "a": 1, "a\"": 2e3},
+                 "offVariant": "a", "rules": [{"condition": "now > 2026-12-01T00:00:00Z",
+                   "serve": {"schedule": {"variant": "a", "otherwise": "b\n",
+                     "steps": [{"at": "2026-12-02T00:00:00Z", "percentage": 50}]}}},
+                   {"id": "r\t", "description": "d", "condition": "x == \"\\\"\"", "serve": {"variant": "a"}}],
+                 "fallthrough": {"variant": "a"},
+                 "metadata": {"description": "d\"", "owner": "o", "tags": ["x", "y\\"]}},
+                {"key": "dup", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+                 "fallthrough": {"variant": "on"}},
+                {"key": "dup", "type": "boolean", "variants": {"on": false}, "offVariant": "on",
+                 "fallthrough": {"variant": "on"}}]})
+            .to_string(),
+        );
+        docs
+    }
+
+    #[test]
+    fn the_parsed_catalog_is_the_owned_one() {
+        for doc in documents() {
+            let snapshot = parse_json(&doc).unwrap();
+            let (owned_engine, owned_problems) = Engine::from_snapshot_lenient(&snapshot);
+            let parsed = ParsedSnapshot::parse(&doc).unwrap();
+            let (engine, problems) = Engine::from_parsed_lenient(&parsed);
+            assert_eq!(problems, owned_problems, "{doc}");
+            let want = owned_catalog(&owned_engine, &snapshot);
+            assert_eq!(Catalog::of_parsed(&engine, &parsed), want, "{doc}");
+            assert_eq!(Catalog::of(&owned_engine, &snapshot), want, "{doc}");
+            assert_eq!(
+                Engine::from_parsed(&parsed).map(|_| ()),
+                Engine::from_snapshot(&snapshot).map(|_| ()),
+                "{doc}"
+            );
+        }
     }
 
     #[test]

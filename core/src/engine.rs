@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use crate::compile::{CFlag, CSchedule, CServe, Compiled, compile};
 use crate::model::{DEFAULT_BUCKET_BY, FlagType, Snapshot};
+use crate::parsed::ParsedSnapshot;
 use crate::result::{ErrorCode, Evaluation, Reason};
 use crate::rules::{Env, lookup};
-use crate::snapshot::{LoadError, Problem, syntax_error};
+use crate::snapshot::{LoadError, Problem};
 
 /// Prerequisite chains deeper than this fail with `GENERAL`.
 const MAX_PREREQUISITE_DEPTH: u32 = 32;
@@ -55,9 +56,20 @@ impl Engine {
     /// Parses, validates and compiles a snapshot document. Any problem fails
     /// the load; the error lists all of them.
     pub fn from_json(json: &str) -> Result<Engine, LoadError> {
-        let snapshot = crate::borrowed::Snapshot::parse(json).map_err(syntax_error)?;
-        let (engine, problems) = Engine::compile(&snapshot, json.len());
-        drop(snapshot);
+        Engine::from_parsed(&ParsedSnapshot::parse(json)?)
+    }
+
+    /// [`Engine::from_json`], loading whatever is valid as
+    /// [`Engine::from_snapshot_lenient`] does.
+    pub fn from_json_lenient(json: &str) -> Result<(Engine, Vec<Problem>), LoadError> {
+        Ok(Engine::from_parsed_lenient(&ParsedSnapshot::parse(json)?))
+    }
+
+    /// Validates and compiles a document parsed with
+    /// [`ParsedSnapshot::parse`], failing on any problem: [`Engine::from_json`]
+    /// for a host that reads more from the same parse.
+    pub fn from_parsed(parsed: &ParsedSnapshot<'_>) -> Result<Engine, LoadError> {
+        let (engine, problems) = Engine::from_parsed_lenient(parsed);
         if problems.is_empty() {
             Ok(engine)
         } else {
@@ -65,11 +77,10 @@ impl Engine {
         }
     }
 
-    /// [`Engine::from_json`], loading whatever is valid as
+    /// [`Engine::from_parsed`], loading whatever is valid as
     /// [`Engine::from_snapshot_lenient`] does.
-    pub fn from_json_lenient(json: &str) -> Result<(Engine, Vec<Problem>), LoadError> {
-        let snapshot = crate::borrowed::Snapshot::parse(json).map_err(syntax_error)?;
-        Ok(Engine::compile(&snapshot, json.len()))
+    pub fn from_parsed_lenient(parsed: &ParsedSnapshot<'_>) -> (Engine, Vec<Problem>) {
+        Engine::compile(parsed.borrowed(), parsed.size)
     }
 
     /// Validates and compiles a parsed snapshot, failing on any problem.

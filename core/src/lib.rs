@@ -26,6 +26,7 @@ pub mod conformance;
 mod engine;
 pub mod keyhash;
 pub mod model;
+mod parsed;
 pub mod protocol;
 pub mod result;
 pub mod rules;
@@ -39,5 +40,6 @@ pub mod js;
 
 pub use engine::Engine;
 pub use model::{Flag, FlagMetadata, FlagType, Serve, Snapshot};
+pub use parsed::{ParsedFlag, ParsedSnapshot};
 pub use result::{ErrorCode, Evaluation, Reason};
 pub use snapshot::{LoadError, Problem};
