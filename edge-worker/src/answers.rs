@@ -38,7 +38,7 @@ use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
 
-use bunting_core::model::{Serve, Snapshot};
+use bunting_core::ParsedSnapshot;
 use bunting_core::time::parse_rfc3339_ms;
 
 use crate::audience::Audience;
@@ -62,15 +62,24 @@ pub enum Clock {
     Continuous,
 }
 
+/// Whether a condition may read the time: its text contains `now` in any
+/// case.
+fn reads_now(condition: &str) -> bool {
+    condition
+        .as_bytes()
+        .windows(3)
+        .any(|w| w.eq_ignore_ascii_case(b"now"))
+}
+
 impl Clock {
-    /// How `snapshot`'s answers depend on time. Conservative: any
+    /// How a parsed snapshot's answers depend on time. Conservative: any
     /// condition whose text contains `now` in any case counts as reading
     /// the time.
     ///
     /// ```
-    /// use bunting_core::snapshot::parse_json;
+    /// use bunting_core::ParsedSnapshot;
     /// use bunting_edge_worker::answers::Clock;
-    /// let with = |condition: &str| Clock::of(&parse_json(&format!(r#"{{"schemaVersion": 1,
+    /// let with = |condition: &str| Clock::of(&ParsedSnapshot::parse(&format!(r#"{{"schemaVersion": 1,
     ///   "environment": "t", "version": 1, "generatedAt": "2026-11-25T00:00:00Z", "flags": [
     ///   {{"key": "f", "type": "boolean", "variants": {{"on": true, "off": false}}, "offVariant": "off",
     ///    "rules": [{{"condition": {condition:?}, "serve": {{"variant": "on"}}}}],
@@ -79,13 +88,29 @@ impl Clock {
     /// assert_eq!(with("now > 2026-12-01T00:00:00Z"), Clock::Continuous);
     /// assert_eq!(with("NOW > 2026-12-01T00:00:00Z"), Clock::Continuous);
     /// ```
-    pub fn of(snapshot: &Snapshot) -> Clock {
-        let reads_now = |condition: &str| {
-            condition
-                .as_bytes()
-                .windows(3)
-                .any(|w| w.eq_ignore_ascii_case(b"now"))
-        };
+    pub fn of(parsed: &ParsedSnapshot<'_>) -> Clock {
+        let mut conditions = parsed
+            .flags()
+            .flat_map(|f| f.rule_conditions())
+            .chain(parsed.segment_conditions());
+        if conditions.any(reads_now) {
+            return Clock::Continuous;
+        }
+        let mut steps = Vec::new();
+        for at in parsed.flags().flat_map(|f| f.schedule_steps()) {
+            match parse_rfc3339_ms(at) {
+                Some(at) => steps.push(at),
+                None => return Clock::Continuous,
+            }
+        }
+        Clock::of_steps(steps)
+    }
+
+    /// [`Clock::of`] as it was computed from the owned model: the
+    /// reference the tests compare it with.
+    #[cfg(test)]
+    pub(crate) fn from_model(snapshot: &bunting_core::Snapshot) -> Clock {
+        use bunting_core::Serve;
         let conditions = snapshot
             .flags
             .iter()
@@ -117,6 +142,12 @@ impl Clock {
                 }
             }
         }
+        Clock::of_steps(steps)
+    }
+
+    /// The clock of a snapshot without a condition reading `now` whose
+    /// step instants are `steps`.
+    fn of_steps(mut steps: Vec<i64>) -> Clock {
         if steps.is_empty() {
             return Clock::Independent;
         }
@@ -256,7 +287,6 @@ mod tests {
     use super::*;
     use crate::ofrep::{NumberForms, bulk};
     use bunting_core::Engine;
-    use bunting_core::snapshot::parse_json;
     use serde_json::{Value, json};
 
     const SNAPSHOT: &str = r#"{"schemaVersion": 1, "environment": "t", "version": 1,
@@ -295,7 +325,7 @@ mod tests {
     #[test]
     fn same_inputs_same_answer_and_etag() {
         let engine = Engine::from_json(SNAPSHOT).unwrap();
-        let mut c = BulkAnswers::new(Clock::of(&parse_json(SNAPSHOT).unwrap()));
+        let mut c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(SNAPSHOT).unwrap()));
         let ctx = json!({"targetingKey": "u1", "country": "US"});
         let now = ms("2026-11-30T00:00:00Z");
         let k = key(&c, &ctx, now).unwrap();
@@ -313,7 +343,7 @@ mod tests {
 
     #[test]
     fn every_input_of_an_answer_is_in_its_key() {
-        let c = BulkAnswers::new(Clock::of(&parse_json(SNAPSHOT).unwrap()));
+        let c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(SNAPSHOT).unwrap()));
         let now = ms("2026-11-30T00:00:00Z");
         let ctx = json!({"targetingKey": "u1", "country": "US"});
         let base = key(&c, &ctx, now).unwrap();
@@ -343,7 +373,7 @@ mod tests {
     #[test]
     fn a_schedule_step_changes_the_key_exactly_when_the_answer_can_change() {
         let engine = Engine::from_json(SNAPSHOT).unwrap();
-        let c = BulkAnswers::new(Clock::of(&parse_json(SNAPSHOT).unwrap()));
+        let c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(SNAPSHOT).unwrap()));
         let ctx = json!({"targetingKey": "u1"});
         let step = ms("2026-12-02T00:00:00Z");
         // Different answers: different keys (and tags).
@@ -363,7 +393,7 @@ mod tests {
     #[test]
     fn answers_reading_now_are_never_cached() {
         let snapshot = SNAPSHOT.replace(r#"country == \"US\""#, r#"now >= 2026-12-01T00:00:00Z"#);
-        let c = BulkAnswers::new(Clock::of(&parse_json(&snapshot).unwrap()));
+        let c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(&snapshot).unwrap()));
         assert_eq!(c.clock, Clock::Continuous);
         assert!(key(&c, &json!({}), 0).is_none());
     }

@@ -13,9 +13,8 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-use bunting_core::snapshot::parse_json;
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
-use bunting_core::{Engine, Problem};
+use bunting_core::{Engine, ParsedSnapshot, Problem};
 use bunting_wire::kv::snapshot_key;
 use serde_json::{Value, json};
 
@@ -115,11 +114,14 @@ pub type LoadedParts = (Engine, NumberForms, Vec<Problem>, Option<String>, Clock
 /// Loads a snapshot text for `environment`: lenient, but document-level
 /// problems and another environment's snapshot are errors.
 pub fn load(environment: &str, text: &str) -> Result<LoadedParts, String> {
-    let snapshot = parse_json(text).map_err(|e| e.to_string())?;
-    let checksum = snapshot.checksum.clone();
-    let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
-    let numbers = NumberForms::from_snapshot(&snapshot);
-    let clock = Clock::of(&snapshot);
+    // One parse, borrowing from the text: the engine, the number forms,
+    // the clock and the checksum all come from it (no owned model).
+    let parsed = ParsedSnapshot::parse(text).map_err(|e| e.to_string())?;
+    let checksum = parsed.checksum().map(str::to_string);
+    let (engine, problems) = Engine::from_parsed_lenient(&parsed);
+    let numbers = NumberForms::of(&parsed);
+    let clock = Clock::of(&parsed);
+    drop(parsed);
     let fatal: Vec<String> = problems
         .iter()
         .filter(|p| p.entity.is_none() && FATAL_PATHS.contains(&p.path.as_str()))
@@ -356,6 +358,7 @@ impl SnapshotCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bunting_core::snapshot::{parse_json, seal};
 
     fn snap(env: &str, version: u64, extra_flag: &str) -> String {
         format!(
@@ -364,6 +367,170 @@ mod tests {
               "flags": [{{"key": "f", "type": "boolean", "variants": {{"on": true, "off": false}},
                           "offVariant": "off", "fallthrough": {{"variant": "on"}}}}{extra_flag}]}}"#
         )
+    }
+
+    /// `load` as it was, through the owned model: the reference the
+    /// one-parse `load` must match.
+    fn owned_load(environment: &str, text: &str) -> Result<LoadedParts, String> {
+        let snapshot = parse_json(text).map_err(|e| e.to_string())?;
+        let checksum = snapshot.checksum.clone();
+        let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
+        let numbers = NumberForms::from_model(&snapshot);
+        let clock = Clock::from_model(&snapshot);
+        let fatal: Vec<String> = problems
+            .iter()
+            .filter(|p| p.entity.is_none() && FATAL_PATHS.contains(&p.path.as_str()))
+            .map(ToString::to_string)
+            .collect();
+        if !fatal.is_empty() {
+            return Err(format!("snapshot rejected: {}", fatal.join("; ")));
+        }
+        if engine.environment() != environment {
+            return Err(format!(
+                "snapshot rejected: it is for environment {:?}, not {environment:?}",
+                engine.environment()
+            ));
+        }
+        Ok((engine, numbers, problems, checksum, clock))
+    }
+
+    /// `load` and `owned_load` agree on everything but the engine's
+    /// identity; the engines answer alike for `contexts` at `times`.
+    fn assert_loads_alike(environment: &str, text: &str) {
+        let contexts = [
+            json!({"targetingKey": "u1", "country": "US", "plan": "pro", "email": "a@b.c"}),
+            json!({"targetingKey": "u2", "country": "FR", "version": "2.1.0"}),
+            json!({}),
+        ];
+        let times = [0, 1_796_083_200_000, 1_796_428_800_000, 1_800_000_000_000];
+        match (load(environment, text), owned_load(environment, text)) {
+            (Err(got), Err(want)) => assert_eq!(got, want, "{text}"),
+            (Ok(got), Ok(want)) => {
+                assert_eq!(got.1, want.1, "numbers: {text}");
+                assert_eq!(got.2, want.2, "problems: {text}");
+                assert_eq!(got.3, want.3, "checksum: {text}");
+                assert_eq!(got.4, want.4, "clock: {text}");
+                for ctx in &contexts {
+                    for now in times {
+                        assert_eq!(
+                            got.0.evaluate_all(ctx, now),
+                            want.0.evaluate_all(ctx, now),
+                            "{text}"
+                        );
+                    }
+                }
+            }
+            (got, want) => panic!("{text}: {:?} against {:?}", got.err(), want.err()),
+        }
+    }
+
+    #[test]
+    fn one_parse_loads_as_the_owned_model_did() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/conformance");
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        assert!(paths.len() >= 10, "{paths:?}");
+        for path in paths {
+            let fixture: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let doc = fixture["snapshot"].to_string();
+            let environment = fixture["snapshot"]["environment"].as_str().unwrap();
+            assert_loads_alike(environment, &doc);
+            assert_loads_alike("elsewhere", &doc);
+        }
+        // Float number flags, conditions reading `now` (a rule's and a
+        // segment's), schedules, a step time that does not parse, a sealed
+        // document and a tampered one, documents that fail to parse.
+        let doc = |flags: Value, segments: Value| {
+            json!({"schemaVersion": 1, "environment": "p", "version": 4,
+                   "generatedAt": "2026-11-25T00:00:00Z", "flags": flags, "segments": segments})
+        };
+        let numbers = json!([
+            {"key": "rate", "type": "number", "variants": {"zero": 0, "half": 0.5}, "offVariant": "zero",
+             "fallthrough": {"variant": "half"}},
+            {"key": "whole", "type": "number", "variants": {"one": 1, "big": 12345678901234_u64}, "offVariant": "one",
+             "fallthrough": {"variant": "big"}},
+            {"key": "exp", "type": "number", "variants": {"k": 1e3}, "offVariant": "k",
+             "fallthrough": {"variant": "k"}},
+            {"key": "not-a-number", "type": "string", "variants": {"a": "0.5"}, "offVariant": "a",
+             "fallthrough": {"variant": "a"}},
+            {"key": "obj", "type": "object", "variants": {"o": {"x": 0.5}}, "offVariant": "o",
+             "fallthrough": {"variant": "o"}},
+            {"key": "bad-number", "type": "number", "variants": {"s": "1.5", "f": 2.5}, "offVariant": "s",
+             "fallthrough": {"variant": "f"}}
+        ]);
+        let ramp = |at: &str| {
+            json!({"key": "ramp", "type": "boolean", "variants": {"on": true, "off": false},
+                   "offVariant": "off",
+                   "rules": [{"condition": "country == \"US\"", "serve": {"schedule": {
+                       "variant": "on", "otherwise": "off", "steps": [
+                       {"at": "2026-12-05T00:00:00Z", "percentage": 100}]}}}],
+                   "fallthrough": {"schedule": {"variant": "on", "otherwise": "off", "steps": [
+                       {"at": at, "percentage": 10},
+                       {"at": "2026-12-01T00:00:00Z", "percentage": 50},
+                       {"at": "2026-12-05T00:00:00Z", "percentage": 100}]}}})
+        };
+        let reads_now = json!({"key": "late", "type": "boolean", "variants": {"on": true, "off": false},
+            "offVariant": "off", "rules": [{"condition": "Now >= \"2026-12-01T00:00:00Z\"", "serve": {"variant": "on"}}],
+            "fallthrough": {"variant": "off"}});
+        let in_segment = json!({"key": "seg", "type": "boolean", "variants": {"on": true, "off": false},
+            "offVariant": "off", "rules": [{"condition": "segment(\"s\")", "serve": {"variant": "on"}}],
+            "fallthrough": {"variant": "off"}});
+        let mut docs = vec![
+            doc(numbers.clone(), json!([])),
+            doc(json!([ramp("2026-11-30T00:00:00Z")]), json!([])),
+            doc(json!([ramp("2026-11-30T00:00:00.5+01:00")]), json!([])),
+            doc(json!([ramp("not a time")]), json!([])),
+            doc(json!([ramp("2026-11-30T00:00:00Z"), reads_now]), json!([])),
+            doc(
+                json!([in_segment.clone()]),
+                json!([{"key": "s", "condition": "now > \"2026-12-01T00:00:00Z\""}]),
+            ),
+            doc(
+                json!([in_segment]),
+                json!([{"key": "s", "included": ["u1"], "condition": "country == \"FR\""}]),
+            ),
+        ];
+        let mut all = numbers.as_array().unwrap().clone();
+        all.push(ramp("2026-11-30T00:00:00Z"));
+        docs.push(doc(Value::Array(all), json!([])));
+        let mut texts: Vec<String> = docs.iter().map(Value::to_string).collect();
+        let mut sealed = parse_json(&texts[0]).unwrap();
+        seal(&mut sealed);
+        let sealed = serde_json::to_string_pretty(&sealed).unwrap();
+        texts.push(sealed.replace("\"half\": 0.5", "\"half\": 0.25"));
+        texts.push(sealed);
+        texts.push(texts[1].replace("\"version\":4", "\"version\":\"4\""));
+        texts.push(texts[1].replace("\"schemaVersion\":1", "\"schemaVersion\":2"));
+        texts.push("{not json".to_string());
+        texts.push(String::new());
+        for text in &texts {
+            assert_loads_alike("p", text);
+        }
+        // The documents above do exercise every clock and number form.
+        let clock = |i: usize| load("p", &texts[i]).unwrap().4;
+        assert_eq!(clock(0), Clock::Independent);
+        assert!(matches!(clock(1), Clock::Steps(s) if s.len() == 3));
+        assert!(matches!(clock(2), Clock::Steps(s) if s.len() == 3));
+        assert_eq!(clock(3), Clock::Continuous);
+        assert_eq!(clock(4), Clock::Continuous);
+        assert_eq!(clock(5), Clock::Continuous);
+        assert_eq!(clock(6), Clock::Independent);
+        let numbers = load("p", &texts[0]).unwrap().1;
+        for (key, float) in [
+            ("rate", true),
+            ("whole", false),
+            ("exp", true),
+            ("bad-number", true),
+        ] {
+            assert_eq!(numbers.is_float_flag(key), float, "{key}");
+        }
+        assert!(load("p", &texts[9]).unwrap().3.is_some());
+        assert!(load("p", &texts[8]).unwrap_err().contains("checksum"));
     }
 
     #[test]
@@ -381,7 +548,7 @@ mod tests {
         let mut c = SnapshotCache::default();
         assert!(c.text("p").is_none());
         let mut snapshot = parse_json(&snap("p", 1, "")).unwrap();
-        bunting_core::snapshot::seal(&mut snapshot);
+        seal(&mut snapshot);
         let sealed = serde_json::to_string_pretty(&snapshot).unwrap();
         c.apply("p", Ok(Some(sealed.clone())), 0);
         let (text, etag) = c.text("p").unwrap();
@@ -425,7 +592,7 @@ mod tests {
     #[test]
     fn sealed_snapshots_are_verified() {
         let mut snapshot = parse_json(&snap("p", 1, "")).unwrap();
-        bunting_core::snapshot::seal(&mut snapshot);
+        seal(&mut snapshot);
         let sealed = serde_json::to_string(&snapshot).unwrap();
         assert!(load("p", &sealed).is_ok());
         let tampered = sealed.replace("\"variant\":\"on\"", "\"variant\":\"off\"");

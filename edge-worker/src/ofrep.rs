@@ -27,8 +27,7 @@
 
 use std::collections::HashSet;
 
-use bunting_core::model::Snapshot;
-use bunting_core::{ErrorCode, Evaluation, FlagType, Reason};
+use bunting_core::{ErrorCode, Evaluation, FlagType, ParsedSnapshot, Reason};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Number, Value};
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -238,16 +237,16 @@ pub fn ofrep_error_code(code: ErrorCode) -> (&'static str, Option<&'static str>)
 /// Lenient SDKs (JavaScript, Go) accept both forms either way.
 ///
 /// ```
-/// use bunting_core::snapshot::parse_json;
+/// use bunting_core::ParsedSnapshot;
 /// use bunting_edge_worker::ofrep::NumberForms;
 /// use serde_json::json;
-/// let snapshot = parse_json(r#"{"schemaVersion": 1, "environment": "t", "version": 1,
+/// let parsed = ParsedSnapshot::parse(r#"{"schemaVersion": 1, "environment": "t", "version": 1,
 ///   "generatedAt": "2026-11-25T00:00:00Z", "flags": [
 ///   {"key": "rate", "type": "number", "variants": {"none": 0, "some": 0.25}, "offVariant": "none",
 ///    "fallthrough": {"variant": "none"}},
 ///   {"key": "retries", "type": "number", "variants": {"few": 1, "many": 5}, "offVariant": "few",
 ///    "fallthrough": {"variant": "few"}}]}"#).unwrap();
-/// let forms = NumberForms::from_snapshot(&snapshot);
+/// let forms = NumberForms::of(&parsed);
 /// assert_eq!(forms.present("rate", &json!(0)).to_string(), "0.0");
 /// assert_eq!(forms.present("retries", &json!(5)).to_string(), "5");
 /// ```
@@ -257,9 +256,22 @@ pub struct NumberForms {
 }
 
 impl NumberForms {
-    /// The float flags of a snapshot: number flags with a variant written
-    /// as a float.
-    pub fn from_snapshot(snapshot: &Snapshot) -> NumberForms {
+    /// The float flags of a parsed snapshot: number flags with a variant
+    /// written as a float.
+    pub fn of(parsed: &ParsedSnapshot<'_>) -> NumberForms {
+        let float_flags = parsed
+            .flags()
+            .filter(|f| f.flag_type() == FlagType::Number)
+            .filter(|f| f.variants().any(|(_, v)| v.is_f64()))
+            .map(|f| f.key().to_string())
+            .collect();
+        NumberForms { float_flags }
+    }
+
+    /// [`NumberForms::of`] as it was computed from the owned model: the
+    /// reference the tests compare it with.
+    #[cfg(test)]
+    pub(crate) fn from_model(snapshot: &bunting_core::Snapshot) -> NumberForms {
         let float_flags = snapshot
             .flags
             .iter()
@@ -650,8 +662,7 @@ mod tests {
     #[test]
     fn number_flags_are_served_in_one_form() {
         let e = Engine::from_json(NUMBERS).unwrap();
-        let forms =
-            NumberForms::from_snapshot(&bunting_core::snapshot::parse_json(NUMBERS).unwrap());
+        let forms = NumberForms::of(&ParsedSnapshot::parse(NUMBERS).unwrap());
         let served = |key: &str, variant: &str| {
             let ctx = json!({"targetingKey": "u", "v": variant});
             let body = serde_json::to_string(&single(&e.evaluate(key, &ctx, 0), &forms).1).unwrap();
@@ -767,7 +778,7 @@ mod tests {
     #[test]
     fn direct_serialization_matches_the_value_tree_byte_for_byte() {
         let e = Engine::from_json(MIXED).unwrap();
-        let forms = NumberForms::from_snapshot(&bunting_core::snapshot::parse_json(MIXED).unwrap());
+        let forms = NumberForms::of(&ParsedSnapshot::parse(MIXED).unwrap());
         let contexts = [
             json!({}),
             json!({"targetingKey": "u1", "country": "US"}),
