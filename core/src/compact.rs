@@ -83,10 +83,47 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The catalog of `engine`, loaded from `snapshot`: [`Catalog::of_parsed`]
-    /// for an owned snapshot.
+    /// The catalog of `engine`, loaded from the owned `snapshot`: what
+    /// [`Catalog::of_parsed`] gives for the same document, without
+    /// building the borrowed view.
     pub fn of(engine: &Engine, snapshot: &Snapshot) -> Catalog {
-        Catalog::of_parsed(engine, &ParsedSnapshot::of(snapshot))
+        let aligned = engine
+            .flag_keys()
+            .eq(snapshot.flags.iter().map(|f| f.key.as_str()));
+        let chosen: Vec<&crate::Flag> = if aligned {
+            snapshot.flags.iter().collect()
+        } else {
+            let mut by_key: HashMap<&str, Option<&crate::Flag>> = HashMap::new();
+            for f in &snapshot.flags {
+                by_key
+                    .entry(f.key.as_str())
+                    .and_modify(|seen| *seen = None)
+                    .or_insert(Some(f));
+            }
+            engine
+                .flag_keys()
+                .filter_map(|key| by_key.get(key).copied().flatten())
+                .collect()
+        };
+        let flags = chosen
+            .into_iter()
+            .map(|f| CatalogFlag {
+                key: f.key.clone(),
+                variants: f
+                    .variants
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                rules: f
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| r.id.clone().unwrap_or_else(|| format!("rule-{j}")))
+                    .collect(),
+                metadata: f.metadata.clone(),
+            })
+            .collect();
+        Catalog { flags }
     }
 
     /// The catalog of `engine`, loaded from `parsed`. When the engine's
@@ -551,48 +588,6 @@ mod tests {
         assert_eq!(decode(&catalog, &out, Some("ok")).unwrap(), vec![one]);
     }
 
-    /// The catalog as it was built from the owned model before
-    /// [`Catalog::of_parsed`]: the reference the parsed path must match.
-    fn owned_catalog(engine: &Engine, snapshot: &Snapshot) -> Catalog {
-        let aligned = engine
-            .flag_keys()
-            .eq(snapshot.flags.iter().map(|f| f.key.as_str()));
-        let chosen: Vec<&crate::Flag> = if aligned {
-            snapshot.flags.iter().collect()
-        } else {
-            let mut by_key: HashMap<&str, Option<&crate::Flag>> = HashMap::new();
-            for f in &snapshot.flags {
-                by_key
-                    .entry(f.key.as_str())
-                    .and_modify(|seen| *seen = None)
-                    .or_insert(Some(f));
-            }
-            engine
-                .flag_keys()
-                .filter_map(|key| by_key.get(key).copied().flatten())
-                .collect()
-        };
-        let flags = chosen
-            .into_iter()
-            .map(|f| CatalogFlag {
-                key: f.key.clone(),
-                variants: f
-                    .variants
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                rules: f
-                    .rules
-                    .iter()
-                    .enumerate()
-                    .map(|(j, r)| r.id.clone().unwrap_or_else(|| format!("rule-{j}")))
-                    .collect(),
-                metadata: f.metadata.clone(),
-            })
-            .collect();
-        Catalog { flags }
-    }
-
     /// Every conformance fixture's snapshot, the snapshots above, and one
     /// with escaped strings, metadata, float variants and a duplicate key.
     fn documents() -> Vec<String> {
@@ -640,9 +635,10 @@ mod tests {
             let parsed = ParsedSnapshot::parse(&doc).unwrap();
             let (engine, problems) = Engine::from_parsed_lenient(&parsed);
             assert_eq!(problems, owned_problems, "{doc}");
-            let want = owned_catalog(&owned_engine, &snapshot);
+            let want = Catalog::of(&owned_engine, &snapshot);
             assert_eq!(Catalog::of_parsed(&engine, &parsed), want, "{doc}");
-            assert_eq!(Catalog::of(&owned_engine, &snapshot), want, "{doc}");
+            let view = ParsedSnapshot::of(&snapshot);
+            assert_eq!(Catalog::of_parsed(&owned_engine, &view), want, "{doc}");
             assert_eq!(
                 Engine::from_parsed(&parsed).map(|_| ()),
                 Engine::from_snapshot(&snapshot).map(|_| ()),
