@@ -152,13 +152,13 @@ impl Backend {
                 Ok(Arc::new(pool.map_err(|e| e.to_string())?))
             }
             Backend::Native => {
-                let snapshot =
-                    bunting_core::snapshot::parse_json(json).map_err(|e| e.to_string())?;
+                // One borrowed parse, as the wasm module's load.
                 let engine = if lenient {
-                    bunting_core::Engine::from_snapshot_lenient(&snapshot).0
+                    bunting_core::Engine::from_json_lenient(json).map(|(engine, _)| engine)
                 } else {
-                    bunting_core::Engine::from_snapshot(&snapshot).map_err(|e| e.to_string())?
-                };
+                    bunting_core::Engine::from_json(json)
+                }
+                .map_err(|e| e.to_string())?;
                 Ok(Arc::new(Native(engine)))
             }
         }
