@@ -7,7 +7,7 @@
 //! them for good in the background, in short chunks
 //! ([`Store::purge_orphaned_events`]), so a large deletion never holds the
 //! database for long. Purging also drops the environment's cached
-//! experiment looks ([`Store::drop_cached_looks`]): an incremental look
+//! looks ([`Store::drop_cached_looks`]): an incremental look
 //! only ever adds rows written since the last one, so whatever deletes
 //! events must make the next look aggregate in full.
 //!

@@ -1,20 +1,30 @@
-//! Incremental looks at an experiment on PostgreSQL
-//! ([`AggregateOptions::incremental`](super::aggregate::AggregateOptions::incremental)):
-//! a look updates the per-(arm, day) sums of the previous look with the
-//! users whose rows changed since, so it costs the changes, not the
-//! experiment's users.
+//! Incremental looks at an experiment or a guarded rollout on PostgreSQL
+//! ([`AggregateOptions::incremental`](super::aggregate::AggregateOptions::incremental);
+//! the results endpoint and the monitor's rounds): a look updates the
+//! per-(arm, day) sums of the previous look with the users whose rows
+//! changed since, so it costs the changes, not the users looked at.
 //!
 //! # What is stored
 //!
-//! `analysis_cache` (migration 0018) keeps one row per experiment *and
-//! configuration*: its `key` hashes everything the sums depend on (the
-//! environment, the flag, the exposure bounds from start/stop and the
-//! look's own bounds, the metrics with their events, windows, caps and
-//! kinds, and whether users first exposed before the start are looked up),
-//! so any change of configuration starts from a full aggregation. The row
+//! `analysis_cache` (migration 0018) keeps one row per *configuration*:
+//! its `key` hashes everything the sums depend on (the environment, the
+//! flag, the exposure bounds from start/stop and the look's own bounds,
+//! the metrics with their keys, events, windows, caps and kinds, in order,
+//! and whether users first exposed before the start are looked up), so
+//! any change of configuration starts from a full aggregation. The row
 //! holds a [`State`]: the PostgreSQL snapshot of the look (text of
 //! `pg_current_snapshot()`) and, per (arm, day), users, multi-arm users and
 //! each metric's sums as exact sums ([`ExactSum`]).
+//!
+//! The key names no owner: the stored sums are a function of the key
+//! alone (control, listed variants, primary metric and series are applied
+//! to the cells afterwards, in
+//! [`Store::scope_data`](super::Store::scope_data)). Looks that differ in
+//! any of the above (an experiment's results with all its metrics, the
+//! monitor's look at its guardrails only, a guarded rollout from its own
+//! start) have different keys and never share a state; looks that agree in
+//! all of it would compute the same sums from the same rows, so sharing
+//! one state is exact, whoever looks.
 //!
 //! # A look
 //!
@@ -43,8 +53,8 @@
 //! inserts nothing), so "the rows `prev` saw" is "the rows now, without the
 //! new ones": the previous contribution needs no per-user storage. The only
 //! deletions are the purge of deleted environments' events (whose
-//! experiments can no longer be looked at) and the rollup rebuild; both drop
-//! the cached looks ([`Store::drop_cached_looks`]).
+//! experiments and guarded rollouts can no longer be looked at) and the
+//! rollup rebuild; both drop the cached looks ([`Store::drop_cached_looks`]).
 //!
 //! # Exactness
 //!
@@ -414,7 +424,7 @@ impl Store {
         Ok(())
     }
 
-    /// Drops the cached experiment looks of environment `env_id` (every
+    /// Drops the cached looks of environment `env_id` (every
     /// environment's with `None`), so that the next look aggregates in
     /// full: for whatever deletes or rewrites stored exposures, metric
     /// events or the rollup ([`Store::purge_orphaned_events`],
