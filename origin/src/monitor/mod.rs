@@ -6,12 +6,15 @@
 //! ([`Store::experiment_data`](crate::store::Store::experiment_data)) and
 //! each active guarded rollout
 //! ([`Store::scope_data`](crate::store::Store::scope_data), exposures from
-//! the guard's start) and feeds every treatment-vs-control pair to a
-//! one-sided sequential harm test ([`bunting_analysis::sequential`], mSPRT:
-//! always valid, so looking every minute does not inflate false alarms
-//! beyond α), one test per guardrail and treatment arm: two guardrails on
-//! one metric (a tight one that alerts, a looser one that rolls back) are
-//! two independent tests. Each arm is summarised by
+//! the guard's start), on PostgreSQL incrementally (the previous round's
+//! cached sums plus the users whose rows arrived since:
+//! [`AggregateOptions::incremental`](crate::store::aggregate::AggregateOptions::incremental)),
+//! and feeds every treatment-vs-control pair to a one-sided sequential
+//! harm test ([`bunting_analysis::sequential`], mSPRT: always valid, so
+//! looking every minute does not inflate false alarms beyond α), one test
+//! per guardrail and treatment arm: two guardrails on one metric (a tight
+//! one that alerts, a looser one that rolls back) are two independent
+//! tests. Each arm is summarised by
 //! [`crate::results::guardrail_summary`] (the per-user mean, or a ratio
 //! metric's delta-method moments), the same function behind the
 //! guardrail tests of the experiment results. When a guardrail's harm
@@ -255,10 +258,16 @@ impl Monitor {
                     .spec,
             );
         }
-        let data = services
-            .store
-            .scope_data(scope, &metrics, &AggregateOptions::default())
-            .await?;
+        // Incremental on PostgreSQL: each round updates the cached sums of
+        // the previous one with the users whose rows arrived since, so a
+        // round costs the changes, not the subject's size (the cache is
+        // keyed by the look's configuration, never shared between
+        // different scopes, windows or metrics: `store::results_cache`).
+        let options = AggregateOptions {
+            incremental: true,
+            ..AggregateOptions::default()
+        };
+        let data = services.store.scope_data(scope, &metrics, &options).await?;
         let checks = self.observe_subject(s, &metrics, &data);
         Ok((checks, data))
     }

@@ -11,7 +11,10 @@
 //! * a transaction that wrote before a look and commits after it counts at
 //!   the next look (a serial watermark would lose it);
 //! * the results served over HTTP follow ingestion, and purging a deleted
-//!   environment's events drops its cached looks.
+//!   environment's events drops its cached looks;
+//! * the monitor's rounds over an experiment and a guarded rollout of one
+//!   flag look incrementally, each round's checks and guard health equal
+//!   to those from raw-path looks, each look in its own cached state.
 //!
 //! Metric values are integers, so every sum is exact in `f64` and the
 //! incremental figures must equal the reference bit for bit.
@@ -416,4 +419,222 @@ async fn served_results_follow_ingestion_and_purges_drop_looks() {
         .unwrap();
     s.purge_orphaned_events(0).await.unwrap();
     assert_eq!(cached(s.clone()).await, 0);
+}
+
+/// The cached looks of environment `env` (without the sentinel): key and
+/// stored state, by key.
+async fn cached_looks(s: &Store, env: i64) -> Vec<(String, serde_json::Value)> {
+    sqlx::query(
+        "SELECT key, state FROM analysis_cache WHERE env_id = $1 AND key <> 'sentinel' \
+         ORDER BY key",
+    )
+    .bind(env)
+    .fetch_all(s.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let state: String = r.try_get("state").unwrap();
+        (
+            r.try_get("key").unwrap(),
+            serde_json::from_str(&state).unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// The monitor's rounds over a running experiment and a guarded rollout
+/// of the same flag and environment look incrementally: every round's
+/// checks and the recorded guard health equal those of a second monitor
+/// fed raw-path looks; the second round updates the two cached looks
+/// without a full aggregation; the cached sums are what the next round
+/// reads; and the results endpoint's look at the experiment keeps its own
+/// state, untouched by the monitor's.
+#[tokio::test]
+async fn monitor_rounds_look_incrementally() {
+    use bunting_origin::api::{AppState, ServeConfig};
+    use bunting_origin::model::guardrail::{Guardrail, RollbackAction};
+    use bunting_origin::model::rollout::GuardedRolloutSpec;
+    use bunting_origin::monitor::{Monitor, MonitorOptions, Subject, health};
+    use bunting_origin::serve::monitor_services;
+    use bunting_origin::store::Actor;
+
+    use crate::common::traffic;
+    use crate::common::world::split;
+
+    let (s, _guard) = common::postgres().await;
+    let w = World::acme_by(&s, Actor::new("setup")).await;
+    let f = w.flag(&s, "checkout").await;
+    w.serve(&s, f, split(&[("on", 50.0), ("off", 50.0)])).await;
+    let mut errors = MetricSpec::conversion("checkout-errors", "checkout_error");
+    errors.higher_is_better = false;
+    w.metric(&s, &errors).await;
+    w.metric(&s, &MetricSpec::conversion("purchased", "purchase"))
+        .await;
+    // `alert`: a check that found harm would not stop the watch.
+    let guardrail = Guardrail {
+        metric: "checkout-errors".into(),
+        tolerance: 0.0,
+        action: RollbackAction::Alert,
+    };
+    let mut spec = ExperimentSpec::new("one-page", "checkout", "off", "purchased");
+    spec.guardrails = vec![guardrail.clone()];
+    let x = s.create_experiment(&w.actor, w.env, &spec).await.unwrap();
+    let x = s.start_experiment(&w.actor, x.id, x.version).await.unwrap();
+    // A later start: the guard's look has other bounds than the
+    // experiment's.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut g = GuardedRolloutSpec::new("checkout", "off");
+    g.guardrails.push(guardrail);
+    let g = s.create_guarded_rollout(&w.actor, w.env, &g).await.unwrap();
+    assert_ne!(x.started_at, g.started_at);
+    let first_ms = [&x.started_at, &g.started_at]
+        .iter()
+        .map(|t| bunting_origin::store::aggregate::timestamp_ms(t.as_deref().unwrap()).unwrap())
+        .max()
+        .unwrap()
+        + 1;
+
+    let state = AppState::new(s.clone(), ServeConfig::default());
+    let services = monitor_services(&state);
+    let mut monitor = Monitor::new(MonitorOptions::default());
+    let mut reference = Monitor::new(MonitorOptions::default());
+    let metrics = vec![
+        s.metric_by_key(w.project, "checkout-errors")
+            .await
+            .unwrap()
+            .spec,
+    ];
+    let guard_scope = AnalysisScope {
+        environment_id: w.env,
+        flag: "checkout".into(),
+        control: "off".into(),
+        variants: Vec::new(),
+        primary_metric: None,
+        started_at: g.started_at.clone(),
+        stopped_at: None,
+    };
+    let raw = AggregateOptions {
+        raw: true,
+        ..AggregateOptions::default()
+    };
+    // A monitor round, checked against the reference monitor fed with
+    // raw-path looks in the same state; returns the raw guard look.
+    let mut round = async |what: &str| -> ExperimentData {
+        let checks = monitor.round(&services).await.unwrap();
+        let raw_x = s
+            .scope_data(&AnalysisScope::from(&x), &metrics, &raw)
+            .await
+            .unwrap();
+        let raw_g = s.scope_data(&guard_scope, &metrics, &raw).await.unwrap();
+        let mut expected = reference.observe_subject(&Subject::from(&x), &metrics, &raw_x);
+        let guard_checks = reference.observe_subject(&Subject::from(&g), &metrics, &raw_g);
+        expected.extend(guard_checks.iter().cloned());
+        assert_eq!(checks, expected, "{what}");
+        assert_eq!(checks.len(), 2, "{what}: one check per subject");
+        let recorded = s.guarded_rollout(g.id).await.unwrap().health;
+        let min_users = MonitorOptions::default().min_users_per_arm;
+        assert_eq!(
+            recorded,
+            Some(health(&Subject::from(&g), &raw_g, &guard_checks, min_users)),
+            "{what}"
+        );
+        raw_g
+    };
+
+    traffic::traffic(&s, w.env, first_ms, 0, 300, [20, 20]).await;
+    round("first round").await;
+    let first = cached_looks(&s, w.env).await;
+    assert_eq!(first.len(), 2, "the experiment's and the guard's look");
+    // The results endpoint's look at the experiment: all its metrics, a
+    // configuration of its own.
+    let (all, served) = s.results_data(w.project, &x).await.unwrap();
+    let series = AggregateOptions {
+        series: true,
+        ..raw
+    };
+    assert_eq!(served, s.experiment_data(&x, &all, &series).await.unwrap());
+    let results_key = {
+        let now = cached_looks(&s, w.env).await;
+        assert_eq!(now.len(), 3, "a state per configuration");
+        now.into_iter()
+            .map(|(k, _)| k)
+            .find(|k| first.iter().all(|(f, _)| f != k))
+            .unwrap()
+    };
+
+    // A full aggregation deletes cached looks unused for 30 days: this
+    // one survives only if no later look aggregates in full.
+    sqlx::query(
+        "INSERT INTO analysis_cache (key, env_id, flag_key, state, used_ms) \
+         VALUES ('sentinel', $1, 'none', '{}', 0)",
+    )
+    .bind(w.env)
+    .execute(s.pool())
+    .await
+    .unwrap();
+    // New users, and a late error of a user the first round saw.
+    traffic::traffic(&s, w.env, first_ms, 300, 300, [20, 20]).await;
+    s.insert_metric_events(&[MetricEvent {
+        env_id: w.env,
+        id: "late".into(),
+        name: "checkout_error".into(),
+        user_key: "off-1".into(),
+        value: None,
+        time_ms: first_ms + 60_000,
+        received_ms: first_ms + 60_000,
+        properties: None,
+    }])
+    .await
+    .unwrap();
+    let raw_g = round("second round").await;
+    assert_eq!(raw_g.arms[0].users, 600);
+    let sentinel: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache WHERE key = 'sentinel'")
+            .fetch_one(s.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+    assert_eq!(sentinel, 1, "the second round aggregated nothing in full");
+    let second = cached_looks(&s, w.env).await;
+    assert_eq!(second.len(), 3);
+    for ((k1, s1), (k2, s2)) in first
+        .iter()
+        .zip(second.iter().filter(|(k, _)| *k != results_key))
+    {
+        assert_eq!(k1, k2);
+        assert_ne!(
+            s1["snapshot"], s2["snapshot"],
+            "the monitor's look moved on"
+        );
+    }
+
+    // The next round reads the cached sums: seven users too many in the
+    // control cell of both monitor looks show in the recorded health.
+    for (key, mut state) in second {
+        if key == results_key {
+            continue;
+        }
+        let cell = state["cells"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|c| c["variant"] == "off")
+            .unwrap();
+        cell["n"] = (cell["n"].as_i64().unwrap() + 7).into();
+        sqlx::query("UPDATE analysis_cache SET state = $1 WHERE key = $2")
+            .bind(state.to_string())
+            .bind(key)
+            .execute(s.pool())
+            .await
+            .unwrap();
+    }
+    monitor.round(&services).await.unwrap();
+    let h = s.guarded_rollout(g.id).await.unwrap().health.unwrap();
+    assert_eq!(h.guardrails[0].control_users, 607, "{h:?}");
+    // … and not the results endpoint's look.
+    let (_, served) = s.results_data(w.project, &x).await.unwrap();
+    assert_eq!(served, s.experiment_data(&x, &all, &series).await.unwrap());
+    assert_eq!(served.arms[0].users, 600);
 }
