@@ -5,8 +5,8 @@
 
 use std::hint::black_box;
 
-use bunting_core::Engine;
 use bunting_core::snapshot::{checksum, parse_json, seal};
+use bunting_core::{Context, Engine};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
@@ -56,9 +56,27 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(one.evaluate(black_box("flag-0"), black_box(&ctx), NOW)))
     });
 
+    // The same context as bunting's own `Context` (borrowed, no JSON).
+    let own = Context::new()
+        .with_targeting_key("user-12345")
+        .with("email", "jane@example.com")
+        .with("country", "CA")
+        .with("plan", "pro")
+        .with_object("app", |app| {
+            app.set("version", "2.4.1");
+        })
+        .with("department", "sales");
+    assert_eq!(own.to_json(), ctx);
+    c.bench_function("evaluate one flag (3 clauses + rollout), Context", |b| {
+        b.iter(|| black_box(one.evaluate(black_box("flag-0"), black_box(&own), NOW)))
+    });
+
     let five_hundred = Engine::from_json(&snapshot(500)).expect("loads");
     c.bench_function("evaluate all, 500 flags", |b| {
         b.iter(|| black_box(five_hundred.evaluate_all(black_box(&ctx), NOW)))
+    });
+    c.bench_function("evaluate all, 500 flags, Context", |b| {
+        b.iter(|| black_box(five_hundred.evaluate_all(black_box(&own), NOW)))
     });
 
     let thousand = snapshot(1000);

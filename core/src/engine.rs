@@ -3,13 +3,12 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 
-use serde_json::Value;
-
 use crate::compile::{CFlag, CSchedule, CServe, Compiled, compile};
+use crate::context::{ContextRef, EvaluationContext};
 use crate::model::{DEFAULT_BUCKET_BY, FlagType, Snapshot};
 use crate::parsed::ParsedSnapshot;
 use crate::result::{ErrorCode, Evaluation, Reason};
-use crate::rules::{Env, lookup};
+use crate::rules::Env;
 use crate::snapshot::{LoadError, Problem};
 
 /// Prerequisite chains deeper than this fail with `GENERAL`.
@@ -159,17 +158,35 @@ impl Engine {
     }
 
     /// Evaluates flag `key` for `context` at `now_ms` (Unix milliseconds).
-    pub fn evaluate<'a>(&'a self, key: &str, context: &Value, now_ms: i64) -> Evaluation<'a> {
+    /// `context` is a JSON value (`serde_json::Value`) or a
+    /// [`Context`](crate::Context); both answer alike.
+    pub fn evaluate<'a, C: EvaluationContext + ?Sized>(
+        &'a self,
+        key: &str,
+        context: &C,
+        now_ms: i64,
+    ) -> Evaluation<'a> {
         self.evaluate_typed(key, None, context, now_ms)
     }
 
     /// Like [`Engine::evaluate`], failing with `TYPE_MISMATCH` when the flag is
     /// not of `expected` type.
-    pub fn evaluate_typed<'a>(
+    pub fn evaluate_typed<'a, C: EvaluationContext + ?Sized>(
         &'a self,
         key: &str,
         expected: Option<FlagType>,
-        context: &Value,
+        context: &C,
+        now_ms: i64,
+    ) -> Evaluation<'a> {
+        self.evaluate_ref(key, expected, context.context_ref(), now_ms)
+    }
+
+    /// [`Engine::evaluate_typed`] once the context's kind is known.
+    fn evaluate_ref<'a>(
+        &'a self,
+        key: &str,
+        expected: Option<FlagType>,
+        context: ContextRef<'_>,
         now_ms: i64,
     ) -> Evaluation<'a> {
         let Some(i) = self.find(key) else {
@@ -197,8 +214,12 @@ impl Engine {
     }
 
     /// Evaluates every flag for `context`, in snapshot order.
-    pub fn evaluate_all<'a>(&'a self, context: &Value, now_ms: i64) -> Vec<Evaluation<'a>> {
-        let subject = match check_context(context) {
+    pub fn evaluate_all<'a, C: EvaluationContext + ?Sized>(
+        &'a self,
+        context: &C,
+        now_ms: i64,
+    ) -> Vec<Evaluation<'a>> {
+        let subject = match check_context(context.context_ref()) {
             Ok(subject) => subject,
             Err(msg) => {
                 return self
@@ -416,19 +437,23 @@ fn bucket_key<'c>(
             None => Err(missing_bucketing_attribute(&[DEFAULT_BUCKET_BY])),
         };
     };
-    match lookup(ctx.context, path) {
-        Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
-        Some(Value::Number(n)) => Ok(Cow::Owned(n.to_string())),
-        None | Some(Value::Null) => Err(missing_bucketing_attribute(path)),
-        Some(other) => Err((
-            ErrorCode::InvalidContext,
-            format!(
-                "bucketing attribute {:?} must be a string or a number, not {}",
-                path.join("."),
-                json_type(other)
-            ),
-        )),
+    let Some(found) = ctx.context.lookup(path).filter(|f| !f.is_null()) else {
+        return Err(missing_bucketing_attribute(path));
+    };
+    if let Some(s) = found.as_str() {
+        return Ok(Cow::Borrowed(s));
     }
+    if let Some(n) = found.as_number() {
+        return Ok(Cow::Owned(n.to_string()));
+    }
+    Err((
+        ErrorCode::InvalidContext,
+        format!(
+            "bucketing attribute {:?} must be a string or a number, not {}",
+            path.join("."),
+            found.type_name()
+        ),
+    ))
 }
 
 fn missing_bucketing_attribute<S: AsRef<str>>(path: &[S]) -> (ErrorCode, String) {
@@ -442,40 +467,28 @@ fn missing_bucketing_attribute<S: AsRef<str>>(path: &[S]) -> (ErrorCode, String)
     )
 }
 
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A checked context, with its targeting key read once.
 struct Subject<'c> {
-    context: &'c Value,
+    context: ContextRef<'c>,
     targeting_key: Option<&'c str>,
 }
 
 /// Checks that `ctx` is an object whose `targetingKey`, if present, is a string.
-fn check_context(ctx: &Value) -> Result<Subject<'_>, String> {
-    let Value::Object(map) = ctx else {
-        return Err(format!(
-            "the context must be a JSON object, not {}",
-            json_type(ctx)
-        ));
-    };
-    let targeting_key = match crate::rules::eval::get(map, "targetingKey") {
+fn check_context(ctx: ContextRef<'_>) -> Result<Subject<'_>, String> {
+    if let Some(kind) = ctx.non_object_type() {
+        return Err(format!("the context must be a JSON object, not {kind}"));
+    }
+    let targeting_key = match ctx.lookup(&["targetingKey"]) {
         None => None,
-        Some(Value::String(key)) => Some(key.as_str()),
-        Some(other) => {
-            return Err(format!(
-                "targetingKey must be a string, not {}",
-                json_type(other)
-            ));
-        }
+        Some(found) => match found.as_str() {
+            Some(key) => Some(key),
+            None => {
+                return Err(format!(
+                    "targetingKey must be a string, not {}",
+                    found.type_name()
+                ));
+            }
+        },
     };
     Ok(Subject {
         context: ctx,

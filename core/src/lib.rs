@@ -23,6 +23,7 @@ pub mod bucket;
 pub mod compact;
 mod compile;
 pub mod conformance;
+pub mod context;
 mod engine;
 pub mod keyhash;
 pub mod model;
@@ -38,6 +39,7 @@ pub mod abi;
 #[cfg(feature = "js")]
 pub mod js;
 
+pub use context::{Attr, Context, ContextRef, EvaluationContext};
 pub use engine::Engine;
 pub use model::{Flag, FlagMetadata, FlagType, Serve, Snapshot};
 pub use parsed::{ParsedFlag, ParsedSnapshot};

@@ -82,3 +82,93 @@ fn every_fixture_passes_loaded_from_json() {
     );
     report.assert_clean("loaded from JSON");
 }
+
+/// bunting's own [`Context`] for a JSON context: objects become nested
+/// objects, strings are borrowed, lists stay JSON. `None` for a context
+/// that is not an object (those cases test the JSON form's type check).
+fn own_context(value: &serde_json::Value) -> Option<bunting_core::Context<'_>> {
+    use bunting_core::context::Object;
+    use bunting_core::{Attr, Context};
+    use serde_json::{Map, Value};
+    fn attr(v: &Value) -> Attr<'_> {
+        match v {
+            Value::Null => Attr::Null,
+            Value::Bool(b) => Attr::Bool(*b),
+            Value::Number(n) => Attr::Number(n.clone()),
+            Value::String(s) => Attr::from(s),
+            Value::Array(_) | Value::Object(_) => Attr::Json(v),
+        }
+    }
+    fn fill<'a>(object: &mut Object<'_, 'a>, map: &'a Map<String, Value>) {
+        for (name, v) in map {
+            match v {
+                Value::Object(inner) => {
+                    object.set_object(name, |o| fill(o, inner));
+                }
+                v => {
+                    object.set(name, attr(v));
+                }
+            }
+        }
+    }
+    let mut ctx = Context::new();
+    for (name, v) in value.as_object()? {
+        match v {
+            Value::Object(inner) => {
+                ctx.set_object(name, |o| fill(o, inner));
+            }
+            v => {
+                ctx.set(name, attr(v));
+            }
+        }
+    }
+    Some(ctx)
+}
+
+/// The same fixtures evaluated against bunting's own [`Context`] instead of
+/// JSON: every answer, reason, error code and message is the JSON form's.
+#[test]
+fn every_fixture_passes_with_bunting_contexts() {
+    use bunting_core::Engine;
+    let mut own = 0;
+    let report = bunting_core::conformance::run(
+        common::fixtures::FIXTURES,
+        |json, lenient| {
+            if lenient {
+                Ok(Engine::from_json_lenient(json)
+                    .map_err(|e| e.to_string())?
+                    .0)
+            } else {
+                Engine::from_json(json).map_err(|e| e.to_string())
+            }
+        },
+        |engine, req| {
+            let Some(ctx) = own_context(&req.context) else {
+                return Ok(match &req.flag {
+                    Some(flag) => serde_json::to_value(engine.evaluate_typed(
+                        flag,
+                        req.expected_type,
+                        &req.context,
+                        req.now_ms,
+                    )),
+                    None => serde_json::to_value(engine.evaluate_all(&req.context, req.now_ms)),
+                }
+                .unwrap());
+            };
+            own += 1;
+            assert_eq!(ctx.to_json(), req.context, "the context round-trips");
+            Ok(match &req.flag {
+                Some(flag) => serde_json::to_value(engine.evaluate_typed(
+                    flag,
+                    req.expected_type,
+                    &ctx,
+                    req.now_ms,
+                )),
+                None => serde_json::to_value(engine.evaluate_all(&ctx, req.now_ms)),
+            }
+            .unwrap())
+        },
+    );
+    report.assert_clean("with bunting contexts");
+    assert!(own >= 150, "only {own} cases had an object context");
+}

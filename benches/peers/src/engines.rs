@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use bunting_core::Engine;
+use bunting_core::{Context, Engine};
 use launchdarkly_server_sdk_evaluation::{
     self as ld, AttributeValue, ContextBuilder, Flag, FlagValue, Segment, Store,
 };
@@ -44,14 +44,14 @@ pub enum PeerError {
 pub trait Peer: Sized {
     /// The engine's name in reports.
     const NAME: &'static str;
-    /// The engine's own context type.
-    type Context;
+    /// The engine's own context type (it may borrow from the user).
+    type Context<'u>;
     /// Loads the engine's native document (see [`crate::render`]).
     fn load(json: &str) -> Result<Self, PeerError>;
     /// Builds the engine's context for `user`.
-    fn context(user: &User) -> Result<Self::Context, PeerError>;
+    fn context(user: &User) -> Result<Self::Context<'_>, PeerError>;
     /// The value served for flag `key` (every value is a variant name).
-    fn value(&self, key: &str, context: &Self::Context) -> Option<String>;
+    fn value(&self, key: &str, context: &Self::Context<'_>) -> Option<String>;
 }
 
 /// bunting-core's [`Engine`].
@@ -60,24 +60,49 @@ pub struct Bunting(pub Engine);
 
 impl Peer for Bunting {
     const NAME: &'static str = "bunting";
-    type Context = Value;
+    type Context<'u> = Context<'u>;
 
     fn load(json: &str) -> Result<Self, PeerError> {
         Ok(Bunting(Engine::from_json(json)?))
     }
 
-    fn context(user: &User) -> Result<Value, PeerError> {
+    fn context(user: &User) -> Result<Context<'_>, PeerError> {
         Ok(bunting_context(user))
     }
 
-    fn value(&self, key: &str, context: &Value) -> Option<String> {
+    fn value(&self, key: &str, context: &Context<'_>) -> Option<String> {
         let evaluation = self.0.evaluate(key, context, NOW_MS);
         evaluation.value?.as_str().map(str::to_string)
     }
 }
 
-/// bunting's context for `user` (the OFREP evaluation context).
-pub fn bunting_context(user: &User) -> Value {
+/// bunting's own context for `user`: attribute names and values borrowed
+/// from it (`app` a nested context), as a Rust service builds one.
+pub fn bunting_context(user: &User) -> Context<'_> {
+    let mut context = Context::new()
+        .with_targeting_key(user.key.as_str())
+        .with("plan", &user.plan);
+    let optional = [
+        ("email", &user.email),
+        ("country", &user.country),
+        ("department", &user.department),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            context.set(name, value);
+        }
+    }
+    if let Some(version) = &user.app_version {
+        context.set_object("app", |app| {
+            app.set("version", version);
+        });
+    }
+    context
+}
+
+/// bunting's context for `user` as JSON (the OFREP evaluation context), as
+/// the hosts and the edge receive it.
+pub fn bunting_json_context(user: &User) -> Value {
     let mut context = serde_json::Map::new();
     context.insert("targetingKey".into(), json!(user.key));
     context.insert("plan".into(), json!(user.plan));
@@ -102,7 +127,7 @@ pub struct Unleash(pub EngineState);
 
 impl Peer for Unleash {
     const NAME: &'static str = "unleash-yggdrasil";
-    type Context = unleash_yggdrasil::Context;
+    type Context<'u> = unleash_yggdrasil::Context;
 
     fn load(json: &str) -> Result<Self, PeerError> {
         let features: ClientFeatures =
@@ -119,11 +144,11 @@ impl Peer for Unleash {
         }
     }
 
-    fn context(user: &User) -> Result<Self::Context, PeerError> {
+    fn context(user: &User) -> Result<Self::Context<'_>, PeerError> {
         Ok(unleash_context(user))
     }
 
-    fn value(&self, key: &str, context: &Self::Context) -> Option<String> {
+    fn value(&self, key: &str, context: &Self::Context<'_>) -> Option<String> {
         let variant = self.0.get_variant(key, context, &None);
         variant.enabled.then_some(variant.name)
     }
@@ -172,7 +197,7 @@ impl Store for LaunchDarkly {
 
 impl Peer for LaunchDarkly {
     const NAME: &'static str = "launchdarkly";
-    type Context = ld::Context;
+    type Context<'u> = ld::Context;
 
     fn load(json: &str) -> Result<Self, PeerError> {
         serde_json::from_str(json).map_err(|source| PeerError::Json {
@@ -181,11 +206,11 @@ impl Peer for LaunchDarkly {
         })
     }
 
-    fn context(user: &User) -> Result<Self::Context, PeerError> {
+    fn context(user: &User) -> Result<Self::Context<'_>, PeerError> {
         launchdarkly_context(user)
     }
 
-    fn value(&self, key: &str, context: &Self::Context) -> Option<String> {
+    fn value(&self, key: &str, context: &Self::Context<'_>) -> Option<String> {
         let flag = self.flags.get(key)?;
         match ld::evaluate(self, flag, context, None).value? {
             FlagValue::Str(value) => Some(value.clone()),

@@ -264,7 +264,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     });
     drop(batches);
 
-    // Build a context from the same attributes.
+    // Build a context from the same attributes: bunting's own `Context`
+    // (what the rows above evaluate), then its JSON form for comparison.
     let mut batches: Vec<Batch<'_>> = vec![
         each(|| engines::bunting_context(&user)),
         each(|| engines::unleash_context(&user)),
@@ -272,6 +273,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     ];
     rows.push(Row {
         scenario: "build a context",
+        medians: measure::interleaved(&mut batches, settings),
+    });
+    drop(batches);
+    let mut batches: Vec<Batch<'_>> = vec![
+        each(|| engines::bunting_json_context(&user)),
+        each(|| engines::unleash_context(&user)),
+        each(|| engines::launchdarkly_context(&user).expect("valid context")),
+    ];
+    rows.push(Row {
+        scenario: "build a context (bunting: as JSON)",
         medians: measure::interleaved(&mut batches, settings),
     });
     drop(batches);

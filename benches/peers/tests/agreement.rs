@@ -156,7 +156,7 @@ fn a_missing_plan_is_where_launchdarkly_differs() {
     let flags = [spec::fixed_flag(0)];
     let user = spec::bench_user();
     let mut bunting_context = Bunting::context(&user).unwrap();
-    bunting_context.as_object_mut().unwrap().remove("plan");
+    assert!(bunting_context.remove("plan"));
     let mut unleash_context = Unleash::context(&user).unwrap();
     unleash_context.properties.as_mut().unwrap().remove("plan");
     let ld_context = launchdarkly_server_sdk_evaluation::ContextBuilder::new(user.key.as_str())

@@ -10,12 +10,13 @@ use serde_json::Value;
 
 use super::ast::{CmpOp, Expr, Lit, Operand, Path};
 use super::lenient_semver;
+use crate::context::{Attr, ContextRef, Found};
 use crate::time::parse_rfc3339_ms;
 
 /// What a condition is evaluated against.
 pub struct Env<'a> {
-    /// The evaluation context (a JSON object).
-    pub context: &'a Value,
+    /// The evaluation context (a JSON object or a [`Context`](crate::Context)).
+    pub context: ContextRef<'a>,
     /// Evaluation time, Unix milliseconds.
     pub now_ms: i64,
     /// Answers `segment(i)` for this context.
@@ -86,6 +87,17 @@ fn from_json(v: &Value) -> V<'_> {
     }
 }
 
+fn from_found(f: Found<'_>) -> V<'_> {
+    match f {
+        Found::Json(v) | Found::Attr(&Attr::Json(v)) => from_json(v),
+        Found::Attr(Attr::Null) => V::Null,
+        Found::Attr(Attr::Bool(b)) => V::Bool(*b),
+        Found::Attr(Attr::Number(n)) => n.as_f64().map_or(V::Missing, V::Num),
+        Found::Attr(Attr::Str(s)) => V::Str(Cow::Borrowed(s)),
+        Found::Object => V::Object,
+    }
+}
+
 fn from_lit(l: &Lit) -> V<'_> {
     match l {
         Lit::Null => V::Null,
@@ -100,7 +112,9 @@ fn from_lit(l: &Lit) -> V<'_> {
 }
 
 fn path_value<'a>(env: &Env<'a>, path: &Path) -> V<'a> {
-    lookup(env.context, &path.segments).map_or(V::Missing, from_json)
+    env.context
+        .lookup(&path.segments)
+        .map_or(V::Missing, from_found)
 }
 
 fn operand<'a>(env: &Env<'a>, op: &'a Operand) -> V<'a> {

@@ -106,9 +106,9 @@ impl Condition {
 
     /// Whether the condition holds for `context` at `now_ms` (Unix
     /// milliseconds), for a condition without segment references.
-    pub fn matches(&self, context: &serde_json::Value, now_ms: i64) -> bool {
+    pub fn matches<C: crate::EvaluationContext + ?Sized>(&self, context: &C, now_ms: i64) -> bool {
         self.eval(&Env {
-            context,
+            context: context.context_ref(),
             now_ms,
             segment: &|_| false,
         })
