@@ -56,7 +56,7 @@ pub struct Context<'a> {
 /// One attribute: its object ([`TOP`], or the index of an object entry),
 /// name and value (`None`: an object, whose members name it as parent).
 #[derive(Debug, Clone)]
-struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     parent: u32,
     name: &'a str,
     value: Option<Attr<'a>>,
@@ -321,7 +321,7 @@ pub struct ContextRef<'a>(Kind<'a>);
 /// slice, which (unlike the inline vector holding them) lets a longer-lived
 /// context stand for a shorter-lived one.
 #[derive(Debug, Clone, Copy)]
-enum Kind<'a> {
+pub(crate) enum Kind<'a> {
     Json(&'a Value),
     Own(&'a [Entry<'a>]),
 }
@@ -360,7 +360,15 @@ pub(crate) enum Found<'a> {
 }
 
 impl<'a> ContextRef<'a> {
+    /// JSON or a context's attributes, for a caller with a path of its own
+    /// for each.
+    #[inline]
+    pub(crate) fn kind(self) -> Kind<'a> {
+        self.0
+    }
+
     /// The value at a dotted path (numeric segments index JSON arrays).
+    #[inline]
     pub(crate) fn lookup<S: AsRef<str>>(self, path: &[S]) -> Option<Found<'a>> {
         match self.0 {
             Kind::Json(v) => crate::rules::lookup(v, path).map(Found::Json),
@@ -380,14 +388,6 @@ impl<'a> ContextRef<'a> {
                 }
                 None
             }
-        }
-    }
-
-    /// The JSON type of the context as a whole, when it is not an object.
-    pub(crate) fn non_object_type(self) -> Option<&'static str> {
-        match self.0 {
-            Kind::Json(Value::Object(_)) | Kind::Own(_) => None,
-            Kind::Json(v) => Some(json_type(v)),
         }
     }
 }

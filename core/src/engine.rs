@@ -4,12 +4,13 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use crate::compile::{CFlag, CSchedule, CServe, Compiled, compile};
-use crate::context::{ContextRef, EvaluationContext};
+use crate::context::{ContextRef, EvaluationContext, Found, Kind, json_type};
 use crate::model::{DEFAULT_BUCKET_BY, FlagType, Snapshot};
 use crate::parsed::ParsedSnapshot;
 use crate::result::{ErrorCode, Evaluation, Reason};
 use crate::rules::Env;
 use crate::snapshot::{LoadError, Problem};
+use serde_json::Value;
 
 /// Prerequisite chains deeper than this fail with `GENERAL`.
 const MAX_PREREQUISITE_DEPTH: u32 = 32;
@@ -420,6 +421,7 @@ impl Engine {
     }
 }
 
+#[inline]
 fn bucket_of(flag: &CFlag, ctx: &Subject<'_>) -> Result<u32, (ErrorCode, String)> {
     Ok(flag.bucketer.bucket(&bucket_key(ctx, flag.bucket_by())?))
 }
@@ -475,10 +477,19 @@ struct Subject<'c> {
 
 /// Checks that `ctx` is an object whose `targetingKey`, if present, is a string.
 fn check_context(ctx: ContextRef<'_>) -> Result<Subject<'_>, String> {
-    if let Some(kind) = ctx.non_object_type() {
-        return Err(format!("the context must be a JSON object, not {kind}"));
-    }
-    let targeting_key = match ctx.lookup(&["targetingKey"]) {
+    let found = match ctx.kind() {
+        Kind::Json(Value::Object(map)) => {
+            crate::rules::eval::get(map, "targetingKey").map(Found::Json)
+        }
+        Kind::Json(other) => {
+            return Err(format!(
+                "the context must be a JSON object, not {}",
+                json_type(other)
+            ));
+        }
+        Kind::Own(_) => ctx.lookup(&["targetingKey"]),
+    };
+    let targeting_key = match found {
         None => None,
         Some(found) => match found.as_str() {
             Some(key) => Some(key),

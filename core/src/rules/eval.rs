@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::ast::{CmpOp, Expr, Lit, Operand, Path};
 use super::lenient_semver;
-use crate::context::{Attr, ContextRef, Found};
+use crate::context::{Attr, ContextRef, Found, Kind};
 use crate::time::parse_rfc3339_ms;
 
 /// What a condition is evaluated against.
@@ -49,7 +49,7 @@ pub fn lookup<'a, S: AsRef<str>>(value: &'a Value, segments: &[S]) -> Option<&'a
 /// scanned comparing lengths first, so about one key's bytes are compared
 /// (the map's own search compares the bytes of every key sorted before
 /// `key`). Keys are unique, so the answer is the same.
-#[inline]
+#[inline(always)]
 pub(crate) fn get<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
     if map.len() <= 16 {
         map.iter()
@@ -111,10 +111,16 @@ fn from_lit(l: &Lit) -> V<'_> {
     }
 }
 
+#[inline]
 fn path_value<'a>(env: &Env<'a>, path: &Path) -> V<'a> {
-    env.context
-        .lookup(&path.segments)
-        .map_or(V::Missing, from_found)
+    match env.context.kind() {
+        // JSON, the hosts' form, reads its values directly.
+        Kind::Json(context) => lookup(context, &path.segments).map_or(V::Missing, from_json),
+        Kind::Own(_) => env
+            .context
+            .lookup(&path.segments)
+            .map_or(V::Missing, from_found),
+    }
 }
 
 fn operand<'a>(env: &Env<'a>, op: &'a Operand) -> V<'a> {
