@@ -220,19 +220,54 @@ impl Engine {
         context: &C,
         now_ms: i64,
     ) -> Vec<Evaluation<'a>> {
-        let subject = match check_context(context.context_ref()) {
+        self.evaluate_where(context.context_ref(), now_ms, |_| true)
+    }
+
+    /// Evaluates the flags marked `clientSide` for `context`, in snapshot
+    /// order: what a browser or mobile key may see. Other flags are only
+    /// evaluated as prerequisites of these.
+    ///
+    /// ```
+    /// use bunting_core::Engine;
+    /// use serde_json::json;
+    /// let engine = Engine::from_json(r#"{"schemaVersion": 1, "environment": "e", "version": 1,
+    ///   "generatedAt": "2026-01-01T00:00:00Z", "flags": [
+    ///   {"key": "banner", "type": "boolean", "clientSide": true, "variants": {"on": true},
+    ///    "offVariant": "on", "fallthrough": {"variant": "on"}},
+    ///   {"key": "billing-v2", "type": "boolean", "variants": {"on": true},
+    ///    "offVariant": "on", "fallthrough": {"variant": "on"}}]}"#).unwrap();
+    /// let seen: Vec<_> = engine.evaluate_client_side(&json!({}), 0).into_iter().map(|e| e.key).collect();
+    /// assert_eq!(seen, ["banner"]);
+    /// ```
+    pub fn evaluate_client_side<'a, C: EvaluationContext + ?Sized>(
+        &'a self,
+        context: &C,
+        now_ms: i64,
+    ) -> Vec<Evaluation<'a>> {
+        self.evaluate_where(context.context_ref(), now_ms, |f| f.client_side)
+    }
+
+    /// Evaluates the flags `keep` selects, in snapshot order.
+    fn evaluate_where<'a>(
+        &'a self,
+        context: ContextRef<'_>,
+        now_ms: i64,
+        keep: impl Fn(&CFlag) -> bool,
+    ) -> Vec<Evaluation<'a>> {
+        let flags = &self.compiled.flags;
+        let subject = match check_context(context) {
             Ok(subject) => subject,
             Err(msg) => {
-                return self
-                    .compiled
-                    .flags
+                return flags
                     .iter()
+                    .filter(|f| keep(f))
                     .map(|f| self.fail(f, ErrorCode::InvalidContext, msg.clone()))
                     .collect();
             }
         };
         let memo = vec![Cell::new(None); self.compiled.segments.len()];
-        (0..self.compiled.flags.len())
+        (0..flags.len())
+            .filter(|&i| keep(&flags[i]))
             .map(|i| self.eval_flag(i, &subject, now_ms, 0, &memo))
             .collect()
     }

@@ -124,3 +124,29 @@ fn fixed_answers_still_check_the_context() {
     assert_eq!(off.value.as_deref(), Some(&json!("B")));
     assert_eq!(off.reason, Reason::Disabled);
 }
+
+#[test]
+fn evaluate_client_side_answers_the_client_side_flags_of_evaluate_all() {
+    // Client-side: a flag whose prerequisite is hidden, a flag over
+    // segments, and the last flag; the others stay server-only.
+    let mut doc: Value = serde_json::from_str(SNAPSHOT).unwrap();
+    for flag in doc["flags"].as_array_mut().unwrap() {
+        if ["needs-staff", "beta-or-staff", "needs-static"].contains(&flag["key"].as_str().unwrap())
+        {
+            flag["clientSide"] = json!(true);
+        }
+    }
+    let engine = Engine::from_json(&doc.to_string()).expect("the snapshot loads");
+    let mut bad_contexts = contexts();
+    bad_contexts.extend([json!([1]), json!({"targetingKey": 5})]);
+    for ctx in bad_contexts {
+        let want: Vec<Evaluation<'_>> = engine
+            .evaluate_all(&ctx, 0)
+            .into_iter()
+            .filter(|e| engine.is_client_side(&e.key))
+            .collect();
+        let got = engine.evaluate_client_side(&ctx, 0);
+        assert_eq!(got.len(), 3, "context {ctx}");
+        assert_eq!(got, want, "context {ctx}");
+    }
+}

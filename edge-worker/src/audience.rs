@@ -105,12 +105,16 @@ impl Audience {
         context: &Value,
         now_ms: i64,
     ) -> Vec<Evaluation<'a>> {
-        engine
-            .evaluate_all(context, now_ms)
-            .into_iter()
-            .filter(|e| self.sees(engine, &e.key))
-            .map(|e| self.redact(e))
-            .collect()
+        match self {
+            Audience::Server => engine.evaluate_all(context, now_ms),
+            // Only the flags a client sees are evaluated (hidden ones only
+            // as their prerequisites).
+            Audience::Client => engine
+                .evaluate_client_side(context, now_ms)
+                .into_iter()
+                .map(|e| self.redact(e))
+                .collect(),
+        }
     }
 
     /// An evaluation without what this audience may not read: for clients,
