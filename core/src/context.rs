@@ -220,6 +220,60 @@ impl<'a> Object<'_, 'a> {
     }
 }
 
+impl serde::Serialize for Context<'_> {
+    /// Writes the JSON form ([`Context::to_json`]) without building it.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ObjectView {
+            entries: &self.entries,
+            parent: TOP,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The members of one object of a context, serialized as a JSON object.
+struct ObjectView<'c, 'a> {
+    entries: &'c [Entry<'a>],
+    parent: u32,
+}
+
+impl serde::Serialize for ObjectView<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let members = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.parent == self.parent);
+        let mut map = serializer.serialize_map(Some(members.clone().count()))?;
+        for (i, e) in members {
+            match &e.value {
+                Some(v) => map.serialize_entry(e.name, v)?,
+                None => map.serialize_entry(
+                    e.name,
+                    &ObjectView {
+                        entries: self.entries,
+                        parent: i as u32,
+                    },
+                )?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for Attr<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Attr::Null => serializer.serialize_unit(),
+            Attr::Bool(b) => serializer.serialize_bool(*b),
+            Attr::Number(n) => n.serialize(serializer),
+            Attr::Str(s) => serializer.serialize_str(s),
+            Attr::Json(v) => v.serialize(serializer),
+        }
+    }
+}
+
 impl PartialEq for Context<'_> {
     /// Equal when their JSON forms are.
     fn eq(&self, other: &Self) -> bool {
@@ -486,6 +540,30 @@ mod tests {
         assert!(ctx.is_empty());
         assert_eq!(ctx.to_json(), json!({}));
         assert!(ctx.context_ref().lookup(&["app", "version"]).is_none());
+    }
+
+    #[test]
+    fn serializes_as_its_json_form() {
+        let list = json!(["a", 1]);
+        let ctx = Context::new()
+            .with_targeting_key("u1")
+            .with("n", 2.5)
+            .with("none", None::<bool>)
+            .with("list", &list)
+            .with_object("a", |a| {
+                a.set("x", "old").set_object("b", |b| {
+                    b.set("c", true);
+                });
+                a.set("x", "y");
+            });
+        let text = serde_json::to_string(&ctx).unwrap();
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, ctx.to_json());
+        assert_eq!(
+            back,
+            json!({"targetingKey": "u1", "n": 2.5, "none": null, "list": ["a", 1],
+                   "a": {"x": "y", "b": {"c": true}}})
+        );
     }
 
     #[test]
