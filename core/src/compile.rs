@@ -28,8 +28,9 @@ use crate::time::parse_rfc3339_ms;
 #[derive(Debug, Clone)]
 pub(crate) enum CServe {
     Variant(usize),
-    /// Consecutive ranges: `(end bucket, variant)`, ends increasing to BUCKETS.
-    Rollout(Box<[(u32, u32)]>),
+    /// Consecutive ranges: `(end bucket, variant)`, ends increasing to
+    /// BUCKETS. Shared by every serve of the snapshot with the same ranges.
+    Rollout(Arc<[(u32, u32)]>),
     Schedule(Box<CSchedule>),
 }
 
@@ -44,7 +45,8 @@ pub(crate) struct CSchedule {
 
 #[derive(Debug, Clone)]
 pub(crate) struct CRule {
-    pub id: Box<str>,
+    /// Shared by every rule of the snapshot with the same id.
+    pub id: Arc<str>,
     /// Shared by every rule of the snapshot with the same condition text.
     pub condition: Arc<Condition>,
     pub serve: CServe,
@@ -67,8 +69,9 @@ pub(crate) struct CFlag {
     pub enabled: bool,
     /// Available to client-side SDKs (`clientSide`).
     pub client_side: bool,
-    /// Sorted by name.
-    pub variants: Box<[(Box<str>, Value)]>,
+    /// Sorted by name. Shared by the flags of the snapshot with the same
+    /// variants (names and values, written alike).
+    pub variants: Variants,
     pub off: usize,
     pub rules: Box<[CRule]>,
     pub fallthrough: CServe,
@@ -80,6 +83,9 @@ pub(crate) struct CFlag {
     pub fixed: Option<(usize, Reason)>,
     pub extra: Option<Box<CFlagExtra>>,
 }
+
+/// A compiled flag's variants: `(name, value)` sorted by name.
+pub(crate) type Variants = Arc<[(Box<str>, Value)]>;
 
 /// The rarer parts of a compiled flag.
 #[derive(Debug, Clone, Default)]
@@ -234,6 +240,9 @@ fn split_path(s: &str) -> Option<Vec<String>> {
 /// fallback of an invalid path, which is reported), else the path.
 fn bucket_path(by: Option<&str>, report: impl FnOnce(&str)) -> Option<Vec<String>> {
     let by = by.unwrap_or(DEFAULT_BUCKET_BY);
+    if by == DEFAULT_BUCKET_BY {
+        return None;
+    }
     match split_path(by) {
         Some(path) if path != [DEFAULT_BUCKET_BY] => Some(path),
         Some(_) => None,
@@ -363,7 +372,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, size: usize) -> (Compiled, Vec<Pr
         )),
     };
     let mut flags = Vec::with_capacity(snapshot.flags.len());
-    let mut conditions = Conditions::default();
+    let mut shared = Shared::default();
     for (i, flag) in snapshot.flags.iter().enumerate() {
         let before = cx.problems.len();
         let mut compiled = compile_flag(
@@ -371,7 +380,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, size: usize) -> (Compiled, Vec<Pr
             i,
             flag,
             &resolve,
-            &mut conditions,
+            &mut shared,
             &index,
             &snapshot.flags,
             &layer_index,
@@ -431,7 +440,15 @@ fn fixed_answer(flag: &CFlag) -> Option<(usize, Reason)> {
 }
 
 fn variant_index(variants: &[(Box<str>, Value)], name: &str) -> Option<usize> {
-    variants.binary_search_by(|(n, _)| (**n).cmp(name)).ok()
+    if variants.len() <= 8 {
+        // Names are unique: the one found is the one a search would find,
+        // and comparing lengths first is cheaper than ordering bytes.
+        variants
+            .iter()
+            .position(|(n, _)| n.len() == name.len() && **n == *name)
+    } else {
+        variants.binary_search_by(|(n, _)| (**n).cmp(name)).ok()
+    }
 }
 
 /// The flag conditions compiled so far, by their text: a condition used by
@@ -440,24 +457,126 @@ fn variant_index(variants: &[(Box<str>, Value)], name: &str) -> Option<usize> {
 /// so the text alone decides the compiled form, or the error.
 type Conditions<'s> = FastMap<&'s str, Result<Arc<Condition>, ParseError>>;
 
+/// What the flags of a snapshot share when they are written alike, so
+/// that a thousand flags with the same variants, rule ids and splits hold
+/// (and allocate) them once; and the scratch space of one flag's checks.
+#[derive(Default)]
+struct Shared<'s> {
+    conditions: Conditions<'s>,
+    /// Rule ids as written.
+    ids: FastMap<&'s str, Arc<str>>,
+    /// `rule-<j>`, the id of rule `j` without one, by `j`.
+    default_ids: Vec<Arc<str>>,
+    rollouts: FastSet<Arc<[(u32, u32)]>>,
+    /// Variant sets by [`variants_hash`]; only those that can be shared.
+    variants: FastMap<u64, Vec<Variants>>,
+    /// The ids of the flag's rules so far.
+    seen_ids: Vec<Arc<str>>,
+    /// The ranges of the rollout being compiled.
+    ranges: Vec<(u32, u32)>,
+}
+
+impl<'s> Shared<'s> {
+    /// The id of rule `j` (`id` if it has one).
+    fn rule_id(&mut self, id: Option<&'s str>, j: usize) -> Arc<str> {
+        match id {
+            Some(id) => Arc::clone(self.ids.entry(id).or_insert_with(|| Arc::from(id))),
+            None => {
+                while self.default_ids.len() <= j {
+                    let k = self.default_ids.len();
+                    self.default_ids.push(Arc::from(format!("rule-{k}")));
+                }
+                Arc::clone(&self.default_ids[j])
+            }
+        }
+    }
+
+    /// The rollout `ranges`, shared.
+    fn rollout(&mut self, ranges: &[(u32, u32)]) -> Arc<[(u32, u32)]> {
+        if let Some(shared) = self.rollouts.get(ranges) {
+            return Arc::clone(shared);
+        }
+        let new: Arc<[(u32, u32)]> = Arc::from(ranges);
+        self.rollouts.insert(Arc::clone(&new));
+        new
+    }
+
+    /// The compiled form of a flag's variants, shared with an earlier flag
+    /// whose variants have the same names and values written the same way.
+    fn variants(&mut self, variants: &crate::borrowed::Variants<'_>) -> Variants {
+        let Some(hash) = variants_hash(variants) else {
+            return owned_variants(variants);
+        };
+        let same = self.variants.entry(hash).or_default();
+        if let Some(found) = same.iter().find(|set| {
+            set.len() == variants.iter().count()
+                && set
+                    .iter()
+                    .zip(variants.iter())
+                    .all(|((n, v), (name, value))| **n == *name && same_value(v, value))
+        }) {
+            return Arc::clone(found);
+        }
+        let new = owned_variants(variants);
+        same.push(Arc::clone(&new));
+        new
+    }
+}
+
+fn owned_variants(variants: &crate::borrowed::Variants<'_>) -> Variants {
+    variants
+        .iter()
+        .map(|(k, v)| (Box::from(k), v.clone()))
+        .collect()
+}
+
+/// A hash of the names and values of `variants`, if they can be shared:
+/// `None` when a value is an array or object (compared and shared
+/// whole, they would rarely be equal anyway).
+fn variants_hash(variants: &crate::borrowed::Variants<'_>) -> Option<u64> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    for (name, value) in variants.iter() {
+        name.hash(&mut h);
+        match value {
+            Value::Null => 0u8.hash(&mut h),
+            Value::Bool(b) => (1u8, *b).hash(&mut h),
+            Value::String(s) => (2u8, s).hash(&mut h),
+            Value::Number(n) => (3u8, n.as_f64().map(f64::to_bits)).hash(&mut h),
+            Value::Array(_) | Value::Object(_) => return None,
+        }
+    }
+    Some(h.finish())
+}
+
+/// Whether two scalar values are written the same: unlike `==`, a float
+/// `0.0` is not `-0.0`, so a shared value serializes as its own would.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => {
+            (a.as_u64(), a.as_i64(), a.as_f64().map(f64::to_bits))
+                == (b.as_u64(), b.as_i64(), b.as_f64().map(f64::to_bits))
+                && a.is_f64() == b.is_f64()
+        }
+        (Value::Array(_) | Value::Object(_), _) => false,
+        _ => a == b,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn compile_flag<'s>(
     cx: &mut Ctx,
     i: usize,
     flag: &'s Flag<'s>,
     resolve: &dyn Fn(&str) -> Result<usize, String>,
-    conditions: &mut Conditions<'s>,
+    shared: &mut Shared<'s>,
     index: &FlagIndex,
     all: &[Flag<'_>],
     layer_index: &HashMap<String, Option<usize>>,
 ) -> CFlag {
     let flag_at = |field: String| Location::flag(i, &flag.key, field);
     // BTreeMap iteration is sorted, so binary search by name works.
-    let variants: Box<[(Box<str>, Value)]> = flag
-        .variants
-        .iter()
-        .map(|(k, v)| (Box::from(k), v.clone()))
-        .collect();
+    let variants = shared.variants(&flag.variants);
     if variants.is_empty() {
         cx.add(
             flag_at("variants".to_string()),
@@ -483,13 +602,18 @@ fn compile_flag<'s>(
     };
     let off = variant(cx, &flag.off_variant, &|| "offVariant".to_string());
 
-    let compile_serve = |cx: &mut Ctx, serve: &Serve<'_>, path: &dyn Fn() -> String| -> CServe {
+    let compile_serve = |cx: &mut Ctx,
+                         rollouts: &mut Shared<'s>,
+                         serve: &Serve<'_>,
+                         path: &dyn Fn() -> String|
+     -> CServe {
         let path = &path;
         match serve {
             Serve::Variant(v) => CServe::Variant(variant(cx, v, &|| format!("{}.variant", path()))),
             Serve::Rollout(arms) => {
                 let mut end = 0u32;
-                let mut ranges = Vec::with_capacity(arms.len());
+                let mut ranges = std::mem::take(&mut rollouts.ranges);
+                ranges.clear();
                 if arms.is_empty() {
                     cx.add(
                         flag_at(format!("{}.rollout", path())),
@@ -518,7 +642,9 @@ fn compile_flag<'s>(
                         format!("weights sum to {}%, not 100%", f64::from(end) / 1000.0),
                     );
                 }
-                CServe::Rollout(ranges.into_boxed_slice())
+                let shared = rollouts.rollout(&ranges);
+                rollouts.ranges = ranges;
+                CServe::Rollout(shared)
             }
             Serve::Schedule(s) => {
                 let v = variant(cx, &s.variant, &|| format!("{}.schedule.variant", path()));
@@ -570,20 +696,28 @@ fn compile_flag<'s>(
     };
 
     let mut rules = Vec::with_capacity(flag.rules.len());
-    let mut rule_ids = HashSet::new();
+    // Few rules: a scan is cheaper than hashing, many: a set.
+    let mut many_ids = (flag.rules.len() > 16).then(HashSet::new);
+    shared.seen_ids.clear();
     for (j, rule) in flag.rules.iter().enumerate() {
-        let id: Box<str> = match &rule.id {
-            Some(id) => (**id).into(),
-            None => format!("rule-{j}").into(),
+        let id = shared.rule_id(rule.id.as_deref(), j);
+        let duplicate = match &mut many_ids {
+            Some(set) => !set.insert(Arc::clone(&id)),
+            None => {
+                let seen = shared.seen_ids.contains(&id);
+                shared.seen_ids.push(Arc::clone(&id));
+                seen
+            }
         };
-        if !rule_ids.insert(id.clone()) {
+        if duplicate {
             cx.add(
                 flag_at(format!("rules[{j}].id")),
                 format!("duplicate rule id {id:?}"),
             );
         }
-        let serve = compile_serve(cx, &rule.serve, &|| format!("rules[{j}].serve"));
-        let compiled = conditions
+        let serve = compile_serve(cx, shared, &rule.serve, &|| format!("rules[{j}].serve"));
+        let compiled = shared
+            .conditions
             .entry(&*rule.condition)
             .or_insert_with(|| Condition::parse_with(&rule.condition, resolve).map(Arc::new));
         match compiled {
@@ -595,7 +729,7 @@ fn compile_flag<'s>(
             Err(e) => cx.parse_error(flag_at(format!("rules[{j}].condition")), e),
         }
     }
-    let fallthrough = compile_serve(cx, &flag.fallthrough, &|| "fallthrough".to_string());
+    let fallthrough = compile_serve(cx, shared, &flag.fallthrough, &|| "fallthrough".to_string());
 
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
     for (j, pre) in flag.prerequisites.iter().enumerate() {
@@ -736,9 +870,11 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
     }
     let mut state = vec![0u8; flags.len()];
     let mut cycles = Vec::new();
+    // Empty again after every visit.
+    let mut stack = Vec::new();
     for i in 0..flags.len() {
         if state[i] == 0 {
-            visit(i, flags, &mut state, &mut Vec::new(), &mut cycles);
+            visit(i, flags, &mut state, &mut stack, &mut cycles);
         }
     }
     for cycle in cycles {
@@ -753,6 +889,111 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
                 .extra_mut()
                 .broken
                 .get_or_insert((ErrorCode::General, msg.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::Engine;
+
+    /// Flags share variants, rule ids and rollouts only when they are
+    /// written alike: each flag still serves its own values and ids.
+    #[test]
+    fn shared_parts_serve_as_their_own() {
+        let variants = [
+            json!({"a": 0.0, "b": 1}),
+            json!({"a": -0.0, "b": 1}),
+            json!({"a": 0, "b": 1}),
+            json!({"a": 0.0, "b": 1.0}),
+            json!({"a": 0.0, "b": 1}),
+            json!({"a": 0.0, "c": 1}),
+            json!({"a": 0.0}),
+            json!({"a": 0.0, "b": 1, "c": 2}),
+        ];
+        let flags: Vec<Value> = variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let names: Vec<&String> = v.as_object().unwrap().keys().collect();
+                let id = if i % 2 == 0 {
+                    json!("same")
+                } else {
+                    json!(format!("r{i}"))
+                };
+                json!({"key": format!("f{i}"), "type": "number", "variants": v,
+                       "offVariant": "a",
+                       "rules": [{"id": id, "condition": "x == 1", "serve": {"rollout": [
+                           {"variant": names[names.len() - 1], "weight": 100}]}},
+                                 {"condition": "x == 2", "serve": {"variant": names[0]}}],
+                       "fallthrough": {"rollout": [{"variant": "a", "weight": 100}]}})
+            })
+            .collect();
+        let doc = json!({"schemaVersion": 1, "environment": "e", "version": 1,
+            "generatedAt": "2026-11-25T00:00:00Z", "flags": flags})
+        .to_string();
+        let engine = Engine::from_json(&doc).unwrap();
+        for (i, v) in variants.iter().enumerate() {
+            let last = v.as_object().unwrap().iter().next_back().unwrap();
+            let key = format!("f{i}");
+            let e = engine.evaluate(&key, &json!({"targetingKey": "u", "x": 1}), 0);
+            assert_eq!(e.variant.as_deref(), Some(last.0.as_str()), "{key}");
+            assert_eq!(
+                serde_json::to_string(e.value.as_deref().unwrap()).unwrap(),
+                serde_json::to_string(last.1).unwrap(),
+                "{key}"
+            );
+            let want = if i % 2 == 0 {
+                "same".to_string()
+            } else {
+                format!("r{i}")
+            };
+            assert_eq!(e.rule_id.as_deref(), Some(want.as_str()));
+            let e = engine.evaluate(&key, &json!({"targetingKey": "u", "x": 2}), 0);
+            assert_eq!(e.rule_id.as_deref(), Some("rule-1"));
+            let e = engine.evaluate(&key, &json!({"targetingKey": "u"}), 0);
+            assert_eq!(
+                serde_json::to_string(e.value.as_deref().unwrap()).unwrap(),
+                serde_json::to_string(&v["a"]).unwrap(),
+                "{key}"
+            );
+        }
+    }
+
+    /// Rule ids are checked for duplicates as before: a written id equal
+    /// to another rule's default one is a duplicate too.
+    #[test]
+    fn duplicate_rule_ids_are_found() {
+        let rules: Vec<Value> = (0..20)
+            .map(|j| {
+                let id = match j {
+                    3 => json!("rule-1"),
+                    5 | 19 => json!("x"),
+                    _ => Value::Null,
+                };
+                let mut rule = json!({"condition": "true", "serve": {"variant": "on"}});
+                if !id.is_null() {
+                    rule["id"] = id;
+                }
+                rule
+            })
+            .collect();
+        for n in [4, 6, 20] {
+            let doc = json!({"schemaVersion": 1, "environment": "e", "version": 1,
+                "generatedAt": "2026-11-25T00:00:00Z",
+                "flags": [{"key": "f", "type": "boolean", "variants": {"on": true},
+                    "offVariant": "on", "rules": rules[..n], "fallthrough": {"variant": "on"}}]})
+            .to_string();
+            let (_, problems) = Engine::from_json_lenient(&doc).unwrap();
+            let found: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            let mut want =
+                vec!["f: flags[0].rules[3].id: duplicate rule id \"rule-1\"".to_string()];
+            if n == 20 {
+                want.push("f: flags[0].rules[19].id: duplicate rule id \"x\"".to_string());
+            }
+            assert_eq!(found, want, "{n} rules");
         }
     }
 }
