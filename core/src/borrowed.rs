@@ -18,6 +18,7 @@ use std::ops::Deref;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::model::{self, FlagType};
 
@@ -95,13 +96,77 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     }
 }
 
+/// A list whose first two items are held in place, the rest of a longer
+/// one in a `Vec`: a rollout's arms and a flag's tags, nearly always one or
+/// two, cost no allocation. Deserializes as a `Vec` does, with its
+/// messages ("a sequence").
+#[derive(Debug)]
+pub(crate) enum Small<T> {
+    One([T; 1]),
+    Two([T; 2]),
+    /// None, or more than two.
+    Many(Vec<T>),
+}
+
+impl<T> Default for Small<T> {
+    fn default() -> Small<T> {
+        Small::Many(Vec::new())
+    }
+}
+
+impl<T> Deref for Small<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Small::One(items) => items,
+            Small::Two(items) => items,
+            Small::Many(items) => items,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Small<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Small<T>, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Small<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // `Vec`'s visitor says the same.
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Small<T>, A::Error> {
+                let Some(a) = seq.next_element()? else {
+                    return Ok(Small::default());
+                };
+                let Some(b) = seq.next_element()? else {
+                    return Ok(Small::One([a]));
+                };
+                let Some(c) = seq.next_element()? else {
+                    return Ok(Small::Two([a, b]));
+                };
+                let mut items = vec![a, b, c];
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Small::Many(items))
+            }
+        }
+        d.deserialize_seq(Visitor(std::marker::PhantomData))
+    }
+}
+
 /// A flag's variants: read from a document (names borrowed where they can
 /// be), or the model's own map when an owned snapshot is viewed, so that
 /// viewing copies no map. Either way iterated sorted by name.
 #[derive(Debug)]
 pub(crate) enum Variants<'a> {
-    /// From a document.
-    Parsed(BTreeMap<Str<'a>, Value>),
+    /// From a document: sorted by name, each name once (the last value
+    /// written for it, as in a `BTreeMap`). A list of a few entries costs
+    /// less to build than a tree node.
+    Parsed(Vec<(Str<'a>, Value)>),
     /// From an owned [`model::Flag`].
     Model(&'a BTreeMap<String, Value>),
 }
@@ -122,7 +187,7 @@ impl Variants<'_> {
     /// Whether there is a variant `name`.
     pub(crate) fn contains_key(&self, name: &str) -> bool {
         match self {
-            Variants::Parsed(m) => m.contains_key(name),
+            Variants::Parsed(m) => m.binary_search_by(|(n, _)| (**n).cmp(name)).is_ok(),
             Variants::Model(m) => m.contains_key(name),
         }
     }
@@ -130,8 +195,30 @@ impl Variants<'_> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Variants<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Variants<'a>, D::Error> {
-        // The model's `BTreeMap<String, Value>`: the same messages.
-        BTreeMap::<Str<'a>, Value>::deserialize(d).map(Variants::Parsed)
+        // As the model's `BTreeMap<String, Value>`, with its messages.
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<(Str<'de>, Value)>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // `BTreeMap`'s visitor says the same.
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries: Vec<(Str<'de>, Value)> = Vec::new();
+                while let Some((name, value)) = map.next_entry::<Str<'de>, Value>()? {
+                    match entries.binary_search_by(|(n, _)| (**n).cmp(&*name)) {
+                        // `BTreeMap::insert` keeps the key, replaces the value.
+                        Ok(i) => entries[i].1 = value,
+                        Err(i) => entries.insert(i, (name, value)),
+                    }
+                }
+                Ok(entries)
+            }
+        }
+        d.deserialize_map(Visitor).map(Variants::Parsed)
     }
 }
 
@@ -145,7 +232,7 @@ pub(crate) struct Snapshot<'a> {
     pub version: u64,
     #[serde(borrow)]
     pub generated_at: Str<'a>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "flags")]
     pub flags: Vec<Flag<'a>>,
     #[serde(default, borrow)]
     pub segments: Vec<Segment<'a>>,
@@ -153,6 +240,37 @@ pub(crate) struct Snapshot<'a> {
     pub layers: Vec<Layer<'a>>,
     #[serde(default, borrow)]
     pub checksum: Option<Str<'a>>,
+}
+
+thread_local! {
+    /// The capacity [`flags`] reserves: set by [`Snapshot::parse`] for its
+    /// document.
+    static FLAGS_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The fewest bytes of JSON a valid flag takes; a guess, as a hint.
+const MIN_FLAG: usize = 256;
+
+/// `Vec<Flag>`'s deserializer, with the capacity of [`FLAGS_HINT`].
+fn flags<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Flag<'a>>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<Flag<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<Flag<'de>>, A::Error> {
+            let mut flags = Vec::with_capacity(FLAGS_HINT.with(|hint| hint.get()));
+            while let Some(flag) = seq.next_element()? {
+                flags.push(flag);
+            }
+            Ok(flags)
+        }
+    }
+    d.deserialize_seq(Visitor)
 }
 
 /// [`model::Flag`], borrowed.
@@ -200,7 +318,7 @@ pub(crate) struct FlagMetadata<'a> {
     #[serde(default, borrow)]
     pub owner: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub tags: Vec<Str<'a>>,
+    pub tags: Small<Str<'a>>,
 }
 
 impl FlagMetadata<'_> {
@@ -209,7 +327,7 @@ impl FlagMetadata<'_> {
         model::FlagMetadata {
             description: self.description.as_deref().map(str::to_string),
             owner: self.owner.as_deref().map(str::to_string),
-            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+            tags: self.tags.iter().map(|t| String::from(&**t)).collect(),
         }
     }
 }
@@ -233,7 +351,7 @@ pub(crate) struct Rule<'a> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) enum Serve<'a> {
     Variant(#[serde(borrow)] Str<'a>),
-    Rollout(#[serde(borrow)] Vec<WeightedVariant<'a>>),
+    Rollout(#[serde(borrow)] Small<WeightedVariant<'a>>),
     Schedule(#[serde(borrow)] Schedule<'a>),
 }
 
@@ -318,7 +436,12 @@ pub(crate) struct LayerSlot<'a> {
 impl<'a> Snapshot<'a> {
     /// Parses a document, borrowing its strings where it can.
     pub(crate) fn parse(json: &'a str) -> Result<Snapshot<'a>, serde_json::Error> {
-        serde_json::from_str(json)
+        // The flags' list is sized for the longest one the document could
+        // hold, so it never grows (a flag takes more than `MIN_FLAG` bytes).
+        FLAGS_HINT.with(|hint| hint.set(json.len() / MIN_FLAG));
+        let parsed = serde_json::from_str(json);
+        FLAGS_HINT.with(|hint| hint.set(0));
+        parsed
     }
 
     /// Views an owned snapshot (its variant maps are borrowed as they are).
@@ -365,7 +488,7 @@ impl<'a> Flag<'a> {
             metadata: FlagMetadata {
                 description: Str::of_opt(&f.metadata.description),
                 owner: Str::of_opt(&f.metadata.owner),
-                tags: Str::of_all(&f.metadata.tags),
+                tags: Small::Many(Str::of_all(&f.metadata.tags)),
             },
         }
     }
@@ -386,14 +509,14 @@ impl<'a> Serve<'a> {
     fn of(s: &'a model::Serve) -> Serve<'a> {
         match s {
             model::Serve::Variant(v) => Serve::Variant(Str::of(v)),
-            model::Serve::Rollout(arms) => Serve::Rollout(
+            model::Serve::Rollout(arms) => Serve::Rollout(Small::Many(
                 arms.iter()
                     .map(|a| WeightedVariant {
                         variant: Str::of(&a.variant),
                         weight: a.weight,
                     })
                     .collect(),
-            ),
+            )),
             model::Serve::Schedule(s) => Serve::Schedule(Schedule {
                 variant: Str::of(&s.variant),
                 otherwise: Str::of(&s.otherwise),
@@ -436,15 +559,87 @@ impl<'a> Layer<'a> {
 /// `serde_json::to_writer` writes for the [`model`] type of the same name
 /// (compact, fields in declaration order, the model's `skip_serializing_if`
 /// rules), so the checksum is the same. Strings without a character to
-/// escape, nearly all of them, are copied as they are; the others, values
+/// escape, nearly all of them, are written as they are; the others, values
 /// and numbers go through `serde_json`.
-struct Canonical<'o> {
-    out: &'o mut Vec<u8>,
+///
+/// The bytes go to a [`Sink`], which hashes them without keeping them all.
+struct Canonical<'s> {
+    out: &'s mut Sink,
+    escaped: Escaped,
+}
+
+/// The strings with escapes written so far and their escaped forms: the
+/// same condition text (quotes in it are escaped) recurs across flags,
+/// and copying it is cheaper than escaping it byte by byte again.
+#[derive(Default)]
+struct Escaped {
+    /// Hash of a string to `(its range, its escaped form's range)` in
+    /// `store`; a hash seen for another string is not cached again.
+    index: foldhash::HashMap<u64, (std::ops::Range<usize>, std::ops::Range<usize>)>,
+    store: Vec<u8>,
+    hasher: foldhash::fast::FixedState,
+}
+
+/// Where the canonical JSON goes: SHA-256, a chunk at a time. The chunk
+/// stays in the cache, where a buffer the size of the document did not
+/// (nor its allocation, page faults and freeing).
+pub(crate) struct Sink {
+    /// Output not yet hashed: about a [`CHUNK`] at most.
+    buf: Vec<u8>,
+    hasher: Sha256,
+}
+
+/// Bytes buffered before they are hashed.
+const CHUNK: usize = 16 * 1024;
+
+impl Sink {
+    /// An empty sink.
+    pub(crate) fn new() -> Sink {
+        Sink {
+            buf: Vec::with_capacity(CHUNK + 64),
+            hasher: Sha256::new(),
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Hashes what is buffered once it is a chunk: called between flags
+    /// and segments rather than on every write.
+    fn settle(&mut self) {
+        if self.buf.len() >= CHUNK {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// The SHA-256 of everything written.
+    pub(crate) fn finish(mut self) -> [u8; 32] {
+        self.hasher.update(&self.buf);
+        self.hasher.finalize().into()
+    }
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        Sink::write(self, bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Canonical<'_> {
     fn raw(&mut self, s: &str) {
-        self.out.extend_from_slice(s.as_bytes());
+        self.out.write(s.as_bytes());
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.out.write(&[b]);
     }
 
     fn str(&mut self, s: &str) {
@@ -453,47 +648,105 @@ impl Canonical<'_> {
             acc | (b < 0x20) | (b == b'"') | (b == b'\\')
         });
         if escape {
-            serde_json::to_writer(&mut *self.out, s).expect("writing to a Vec cannot fail");
+            self.escaped(s);
         } else {
-            self.out.reserve(s.len() + 2);
-            self.out.push(b'"');
-            self.out.extend_from_slice(s.as_bytes());
-            self.out.push(b'"');
+            let buf = &mut self.out.buf;
+            buf.reserve(s.len() + 2);
+            buf.push(b'"');
+            buf.extend_from_slice(s.as_bytes());
+            buf.push(b'"');
         }
     }
 
+    /// `s`, which needs escaping, as `serde_json` writes it.
+    fn escaped(&mut self, s: &str) {
+        use std::hash::BuildHasher;
+        let cache = &mut self.escaped;
+        let hash = cache.hasher.hash_one(s);
+        if let Some((text, escaped)) = cache.index.get(&hash) {
+            if cache.store[text.clone()] == *s.as_bytes() {
+                self.out.write(&cache.store[escaped.clone()]);
+            } else {
+                self.json(s);
+            }
+            return;
+        }
+        let start = cache.store.len();
+        cache.store.extend_from_slice(s.as_bytes());
+        let middle = cache.store.len();
+        serde_json::to_writer(&mut cache.store, s).expect("writing to a Vec cannot fail");
+        let end = cache.store.len();
+        cache.index.insert(hash, (start..middle, middle..end));
+        self.out.write(&cache.store[middle..end]);
+    }
+
     fn json<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
-        serde_json::to_writer(&mut *self.out, v).expect("writing to a Vec cannot fail");
+        serde_json::to_writer(&mut *self.out, v).expect("a sink cannot fail");
+    }
+
+    /// A variant's value: strings and booleans directly, the rest through
+    /// `serde_json`.
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => self.str(s),
+            Value::Bool(b) => self.bool(*b),
+            _ => self.json(v),
+        }
+    }
+
+    /// A float as `serde_json` writes it: a whole number of small
+    /// magnitude as `<integer>.0` (`-0.0` and the rest through
+    /// `serde_json`).
+    fn float(&mut self, x: f64) {
+        if x.fract() == 0.0 && x.abs() < 1e9 && !(x == 0.0 && x.is_sign_negative()) {
+            self.num_signed(x as i64);
+            self.raw(".0");
+        } else {
+            self.json(&x);
+        }
     }
 
     fn num(&mut self, n: u64) {
-        use std::io::Write;
-        write!(self.out, "{n}").expect("writing to a Vec cannot fail");
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.out.write(&digits[i..]);
+    }
+
+    fn num_signed(&mut self, n: i64) {
+        if n < 0 {
+            self.byte(b'-');
+        }
+        self.num(n.unsigned_abs());
     }
 
     fn bool(&mut self, b: bool) {
         self.raw(if b { "true" } else { "false" });
     }
 
-    /// `"name":` after a `{` (first) or a `,`.
-    fn field(&mut self, first: bool, name: &str) {
-        if !first {
-            self.out.push(b',');
-        }
-        self.out.push(b'"');
-        self.raw(name);
-        self.raw("\":");
+    /// `field`, which is `,"name":`, without its comma after a `{`
+    /// (`first`). The other fields are written whole, with `raw`.
+    fn field(&mut self, first: bool, field: &str) {
+        self.raw(if first { &field[1..] } else { field });
     }
 
     fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
-        self.out.push(b'[');
+        self.byte(b'[');
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
-                self.out.push(b',');
+                self.byte(b',');
             }
             each(self, item);
         }
-        self.out.push(b']');
+        self.byte(b']');
     }
 
     fn strs(&mut self, items: &[Str<'_>]) {
@@ -503,119 +756,125 @@ impl Canonical<'_> {
     fn snapshot(&mut self, s: &Snapshot<'_>) {
         self.raw("{\"schemaVersion\":");
         self.num(u64::from(s.schema_version));
-        self.field(false, "environment");
+        self.raw(",\"environment\":");
         self.str(&s.environment);
-        self.field(false, "version");
+        self.raw(",\"version\":");
         self.num(s.version);
-        self.field(false, "generatedAt");
+        self.raw(",\"generatedAt\":");
         self.str(&s.generated_at);
-        self.field(false, "flags");
-        self.list(&s.flags, Self::flag);
+        self.raw(",\"flags\":");
+        self.list(&s.flags, |w, f| {
+            w.flag(f);
+            w.out.settle();
+        });
         // The checksum's own serializer writes these two even when empty.
-        self.field(false, "segments");
-        self.list(&s.segments, Self::segment);
-        self.field(false, "layers");
+        self.raw(",\"segments\":");
+        self.list(&s.segments, |w, seg| {
+            w.segment(seg);
+            w.out.settle();
+        });
+        self.raw(",\"layers\":");
         self.list(&s.layers, Self::layer);
-        self.out.push(b'}');
+        self.byte(b'}');
     }
 
     fn flag(&mut self, f: &Flag<'_>) {
         self.raw("{\"key\":");
         self.str(&f.key);
-        self.field(false, "type");
+        self.raw(",\"type\":");
         self.str(f.flag_type.as_str());
-        self.field(false, "variants");
-        self.out.push(b'{');
+        self.raw(",\"variants\":");
+        self.byte(b'{');
         for (i, (name, value)) in f.variants.iter().enumerate() {
             if i > 0 {
-                self.out.push(b',');
+                self.byte(b',');
             }
             self.str(name);
-            self.out.push(b':');
-            self.json(value);
+            self.byte(b':');
+            self.value(value);
         }
-        self.out.push(b'}');
-        self.field(false, "enabled");
+        self.byte(b'}');
+        self.raw(",\"enabled\":");
         self.bool(f.enabled);
-        self.field(false, "offVariant");
+        self.raw(",\"offVariant\":");
         self.str(&f.off_variant);
         if !f.rules.is_empty() {
-            self.field(false, "rules");
+            self.raw(",\"rules\":");
             self.list(&f.rules, Self::rule);
         }
-        self.field(false, "fallthrough");
+        self.raw(",\"fallthrough\":");
         self.serve(&f.fallthrough);
         if !f.prerequisites.is_empty() {
-            self.field(false, "prerequisites");
+            self.raw(",\"prerequisites\":");
             self.list(&f.prerequisites, |w, p| {
                 w.raw("{\"flag\":");
                 w.str(&p.flag);
-                w.field(false, "variant");
+                w.raw(",\"variant\":");
                 w.str(&p.variant);
-                w.out.push(b'}');
+                w.byte(b'}');
             });
         }
         if let Some(salt) = &f.salt {
-            self.field(false, "salt");
+            self.raw(",\"salt\":");
             self.str(salt);
         }
         if let Some(by) = &f.bucket_by {
-            self.field(false, "bucketBy");
+            self.raw(",\"bucketBy\":");
             self.str(by);
         }
         if let Some(slot) = &f.layer {
-            self.field(false, "layer");
+            self.raw(",\"layer\":");
             self.raw("{\"key\":");
             self.str(&slot.key);
-            self.field(false, "start");
-            self.json(&slot.start);
-            self.field(false, "end");
-            self.json(&slot.end);
-            self.out.push(b'}');
+            self.raw(",\"start\":");
+            self.float(slot.start);
+            self.raw(",\"end\":");
+            self.float(slot.end);
+            self.byte(b'}');
         }
         if f.client_side {
-            self.field(false, "clientSide");
+            self.raw(",\"clientSide\":");
             self.bool(true);
         }
-        self.field(false, "metadata");
+        self.raw(",\"metadata\":");
         let m = &f.metadata;
-        self.out.push(b'{');
+        self.byte(b'{');
         let mut first = true;
         if let Some(d) = &m.description {
-            self.field(first, "description");
+            self.field(first, ",\"description\":");
             self.str(d);
             first = false;
         }
         if let Some(o) = &m.owner {
-            self.field(first, "owner");
+            self.field(first, ",\"owner\":");
             self.str(o);
             first = false;
         }
         if !m.tags.is_empty() {
-            self.field(first, "tags");
+            self.field(first, ",\"tags\":");
             self.strs(&m.tags);
         }
         self.raw("}}");
     }
 
     fn rule(&mut self, r: &Rule<'_>) {
-        self.out.push(b'{');
+        self.byte(b'{');
         let mut first = true;
         if let Some(id) = &r.id {
-            self.field(first, "id");
+            self.field(first, ",\"id\":");
             self.str(id);
             first = false;
         }
         if let Some(d) = &r.description {
-            self.field(first, "description");
+            self.field(first, ",\"description\":");
             self.str(d);
             first = false;
         }
-        self.field(first, "condition");
+        self.field(first, ",\"condition\":");
         self.str(&r.condition);
-        self.field(false, "serve");
+        self.raw(",\"serve\":");
         self.serve(&r.serve);
-        self.out.push(b'}');
+        self.byte(b'}');
     }
 
     fn serve(&mut self, s: &Serve<'_>) {
@@ -629,72 +888,76 @@ impl Canonical<'_> {
                 self.list(arms, |w, a| {
                     w.raw("{\"variant\":");
                     w.str(&a.variant);
-                    w.field(false, "weight");
-                    w.json(&a.weight);
-                    w.out.push(b'}');
+                    w.raw(",\"weight\":");
+                    w.float(a.weight);
+                    w.byte(b'}');
                 });
             }
             Serve::Schedule(s) => {
                 self.raw("{\"schedule\":{\"variant\":");
                 self.str(&s.variant);
-                self.field(false, "otherwise");
+                self.raw(",\"otherwise\":");
                 self.str(&s.otherwise);
-                self.field(false, "steps");
+                self.raw(",\"steps\":");
                 self.list(&s.steps, |w, st| {
                     w.raw("{\"at\":");
                     w.str(&st.at);
-                    w.field(false, "percentage");
-                    w.json(&st.percentage);
-                    w.out.push(b'}');
+                    w.raw(",\"percentage\":");
+                    w.float(st.percentage);
+                    w.byte(b'}');
                 });
-                self.out.push(b'}');
+                self.byte(b'}');
             }
         }
-        self.out.push(b'}');
+        self.byte(b'}');
     }
 
     fn segment(&mut self, s: &Segment<'_>) {
         self.raw("{\"key\":");
         self.str(&s.key);
         if !s.included.is_empty() {
-            self.field(false, "included");
+            self.raw(",\"included\":");
             self.strs(&s.included);
         }
         if !s.excluded.is_empty() {
-            self.field(false, "excluded");
+            self.raw(",\"excluded\":");
             self.strs(&s.excluded);
         }
         if let Some(c) = &s.condition {
-            self.field(false, "condition");
+            self.raw(",\"condition\":");
             self.str(c);
         }
         if let Some(d) = &s.description {
-            self.field(false, "description");
+            self.raw(",\"description\":");
             self.str(d);
         }
-        self.out.push(b'}');
+        self.byte(b'}');
     }
 
     fn layer(&mut self, l: &Layer<'_>) {
         self.raw("{\"key\":");
         self.str(&l.key);
         if let Some(salt) = &l.salt {
-            self.field(false, "salt");
+            self.raw(",\"salt\":");
             self.str(salt);
         }
         if let Some(by) = &l.bucket_by {
-            self.field(false, "bucketBy");
+            self.raw(",\"bucketBy\":");
             self.str(by);
         }
-        self.out.push(b'}');
+        self.byte(b'}');
     }
 }
 
 impl Snapshot<'_> {
-    /// Appends the canonical JSON of the snapshot without its checksum
+    /// Writes the canonical JSON of the snapshot without its checksum
     /// (see [`crate::snapshot::checksum`]) to `out`.
-    pub(crate) fn canonical(&self, out: &mut Vec<u8>) {
-        Canonical { out }.snapshot(self);
+    pub(crate) fn canonical(&self, out: &mut Sink) {
+        Canonical {
+            out,
+            escaped: Escaped::default(),
+        }
+        .snapshot(self);
     }
 }
 
@@ -748,6 +1011,27 @@ mod tests {
         })
     }
 
+    /// Lists of zero to four items (inline and spilled), a variant name
+    /// written twice, numbers of every form, escapes repeated across flags.
+    const EDGES: &str = r#"{"schemaVersion": 1, "environment": "e", "version": 1,
+        "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+        {"key": "a", "type": "string", "variants": {"y": "1", "x": "\"q\"", "y": "2", "w": "w"},
+         "offVariant": "x", "rules": [
+           {"id": "r", "condition": "s == \"a\"", "serve": {"rollout": [
+             {"variant": "x", "weight": 25}, {"variant": "y", "weight": 25.5},
+             {"variant": "w", "weight": 0.001}, {"variant": "x", "weight": 49.499}]}},
+           {"condition": "s == \"a\"", "serve": {"rollout": [
+             {"variant": "x", "weight": 100.0}, {"variant": "y", "weight": 0}, {"variant": "w", "weight": -0.0}]}}],
+         "fallthrough": {"rollout": [{"variant": "x", "weight": 1e2}]},
+         "layer": {"key": "l", "start": 0, "end": 1e-3},
+         "metadata": {"tags": ["a", "b", "c"]}},
+        {"key": "b", "type": "number", "variants": {"n": -0.0, "m": 1e300, "k": 123456789012, "j": -7},
+         "offVariant": "n", "fallthrough": {"rollout": []}, "metadata": {"tags": ["a", "b", "c", "d"]}},
+        {"key": "c", "type": "number", "variants": {}, "offVariant": "n",
+         "fallthrough": {"rollout": [{"variant": "n", "weight": 999999999.0}, {"variant": "n", "weight": 1e9}]},
+         "metadata": {"tags": []}}
+      ], "layers": [{"key": "l"}]}"#;
+
     fn documents() -> Vec<String> {
         let mut docs: Vec<String> = FIXTURES
             .iter()
@@ -758,6 +1042,7 @@ mod tests {
             .collect();
         docs.push(full().to_string());
         docs.push(serde_json::to_string_pretty(&full()).unwrap());
+        docs.push(EDGES.to_string());
         docs
     }
 
@@ -766,8 +1051,64 @@ mod tests {
         for doc in documents() {
             let owned = parse_json(&doc).unwrap();
             let borrowed = Snapshot::parse(&doc).unwrap();
-            assert_eq!(checksum_of(&borrowed, doc.len()), checksum(&owned), "{doc}");
-            assert_eq!(checksum_of(&Snapshot::of(&owned), 0), checksum(&owned));
+            assert_eq!(checksum_of(&borrowed), checksum(&owned), "{doc}");
+            assert_eq!(checksum_of(&Snapshot::of(&owned)), checksum(&owned));
+        }
+    }
+
+    /// Floats the canonical form writes itself are written as serde_json
+    /// writes them.
+    #[test]
+    fn floats_are_written_as_serde_json_writes_them() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            1.0,
+            -1.0,
+            12.5,
+            100.0,
+            49.499,
+            0.001,
+            1e-7,
+            1e8,
+            999_999_999.0,
+            1e9,
+            -1e9,
+            1e15,
+            1e16,
+            1e300,
+            2f64.powi(53),
+            -123_456_789.0,
+        ];
+        values.extend((0..=2000).map(|i| f64::from(i) / 20.0));
+        for x in values {
+            let mut sink = super::Sink::new();
+            super::Canonical {
+                out: &mut sink,
+                escaped: super::Escaped::default(),
+            }
+            .float(x);
+            assert_eq!(
+                std::str::from_utf8(&sink.buf).unwrap(),
+                serde_json::to_string(&x).unwrap(),
+                "{x:?}"
+            );
+        }
+    }
+
+    /// A name written twice keeps its last value, sorted among the others,
+    /// as the model's map does.
+    #[test]
+    fn variants_are_the_models() {
+        let owned = parse_json(EDGES).unwrap();
+        let borrowed = Snapshot::parse(EDGES).unwrap();
+        for (o, b) in owned.flags.iter().zip(&borrowed.flags) {
+            let model: Vec<_> = o.variants.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            assert_eq!(b.variants.iter().collect::<Vec<_>>(), model);
+            for name in ["w", "x", "y", "z", "n", ""] {
+                assert_eq!(b.variants.contains_key(name), o.variants.contains_key(name));
+            }
         }
     }
 
@@ -797,7 +1138,7 @@ mod tests {
             r#"{"schemaVersion": "1"}"#.to_string(),
         ];
         let f = full();
-        let edits: [(&str, Value); 14] = [
+        let edits: [(&str, Value); 18] = [
             ("/environment", json!(1)),
             ("/flags/0/key", json!(null)),
             ("/flags/0/type", json!("text")),
@@ -813,6 +1154,10 @@ mod tests {
             ("/flags/0/layer/start", json!("0")),
             ("/flags/0/prerequisites/0", json!({"flag": "b"})),
             ("/segments/0/included/1", json!(false)),
+            ("/flags/0/metadata/tags", json!("t")),
+            ("/flags/0/metadata/tags", json!({})),
+            ("/flags/0/fallthrough/rollout", json!({"variant": "z"})),
+            ("/flags/0/fallthrough/rollout/0", json!([1])),
             ("/layers/0/salt", json!(7)),
             ("/checksum", json!({})),
         ];

@@ -254,9 +254,9 @@ fn bucket_path(by: Option<&str>, report: impl FnOnce(&str)) -> Option<Vec<String
 }
 
 /// Compiles `snapshot`, returning the compiled form and every problem found.
-/// `size` is the length of its document, if known (a hint for the
-/// checksum's buffer).
-pub(crate) fn compile(snapshot: &Snapshot<'_>, size: usize) -> (Compiled, Vec<Problem>) {
+/// The length of its document (`_size`) was a hint for the checksum's
+/// buffer; the checksum is now hashed a chunk at a time and needs none.
+pub(crate) fn compile(snapshot: &Snapshot<'_>, _size: usize) -> (Compiled, Vec<Problem>) {
     let mut cx = Ctx {
         problems: Vec::new(),
     };
@@ -283,7 +283,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, size: usize) -> (Compiled, Vec<Pr
         );
     }
     if let Some(declared) = &snapshot.checksum {
-        let actual = checksum_of(snapshot, size);
+        let actual = checksum_of(snapshot);
         if **declared != *actual {
             cx.add(
                 Location::snapshot("checksum"),

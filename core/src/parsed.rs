@@ -46,8 +46,8 @@ use crate::snapshot::{LoadError, syntax_error};
 #[derive(Debug)]
 pub struct ParsedSnapshot<'a> {
     pub(crate) snapshot: borrowed::Snapshot<'a>,
-    /// The document's length in bytes, 0 for a viewed owned snapshot: the
-    /// checksum's canonical form reserves that much.
+    /// The document's length in bytes, 0 for a viewed owned snapshot
+    /// (no longer needed by the checksum, which is hashed in chunks).
     pub(crate) size: usize,
 }
 

@@ -331,12 +331,11 @@ pub fn checksum(snapshot: &Snapshot) -> String {
 }
 
 /// [`checksum`] of a borrowed snapshot: the same canonical JSON, so the
-/// same value. `size` is a guess of the canonical form's length (the
-/// document's), so the buffer grows at most once.
-pub(crate) fn checksum_of(snapshot: &borrowed::Snapshot<'_>, size: usize) -> String {
-    let mut canonical = Vec::with_capacity(size);
-    snapshot.canonical(&mut canonical);
-    format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+/// same value, hashed as it is written.
+pub(crate) fn checksum_of(snapshot: &borrowed::Snapshot<'_>) -> String {
+    let mut sink = borrowed::Sink::new();
+    snapshot.canonical(&mut sink);
+    format!("sha256:{}", hex::encode(sink.finish()))
 }
 
 /// Sets `snapshot.checksum` to its current checksum.
