@@ -27,6 +27,7 @@ pub mod dedup;
 pub mod device;
 pub mod events;
 pub mod exposure;
+pub mod fragments;
 pub mod geo;
 pub mod health;
 pub mod ingest;

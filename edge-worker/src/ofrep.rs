@@ -27,6 +27,8 @@
 
 use std::collections::HashSet;
 
+use crate::fragments::Fragments;
+
 use bunting_core::{ErrorCode, Evaluation, FlagType, ParsedSnapshot, Reason};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Number, Value};
@@ -250,9 +252,20 @@ pub fn ofrep_error_code(code: ErrorCode) -> (&'static str, Option<&'static str>)
 /// assert_eq!(forms.present("rate", &json!(0)).to_string(), "0.0");
 /// assert_eq!(forms.present("retries", &json!(5)).to_string(), "5");
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// It also keeps the snapshot's pre-serialized item pieces
+/// ([`Fragments`]), made as flags are served; equality compares the
+/// float flags only.
+#[derive(Debug, Default)]
 pub struct NumberForms {
     float_flags: HashSet<String>,
+    fragments: Fragments,
+}
+
+impl PartialEq for NumberForms {
+    fn eq(&self, other: &Self) -> bool {
+        self.float_flags == other.float_flags
+    }
 }
 
 impl NumberForms {
@@ -265,7 +278,10 @@ impl NumberForms {
             .filter(|f| f.variants().any(|(_, v)| v.is_f64()))
             .map(|f| f.key().to_string())
             .collect();
-        NumberForms { float_flags }
+        NumberForms {
+            float_flags,
+            fragments: Fragments::default(),
+        }
     }
 
     /// [`NumberForms::of`] as it was computed from the owned model: the
@@ -279,7 +295,10 @@ impl NumberForms {
             .filter(|f| f.variants.values().any(Value::is_f64))
             .map(|f| f.key.clone())
             .collect();
-        NumberForms { float_flags }
+        NumberForms {
+            float_flags,
+            fragments: Fragments::default(),
+        }
     }
 
     /// Whether flag `key` is served as floats.
@@ -357,9 +376,9 @@ impl std::fmt::Display for Joined<'_> {
 
 /// A served value as its flag serves it ([`NumberForms::present`]), by
 /// reference: whole numbers of a float flag written as floats.
-struct Presented<'e> {
-    value: &'e Value,
-    float: bool,
+pub(crate) struct Presented<'e> {
+    pub(crate) value: &'e Value,
+    pub(crate) float: bool,
 }
 
 impl Serialize for Presented<'_> {
@@ -481,14 +500,36 @@ pub fn bulk<'e, 'a>(
 }
 
 impl Bulk<'_, '_> {
-    /// The body's JSON bytes.
+    /// The body's JSON bytes: what serializing the [`Bulk`] gives, written
+    /// with the snapshot's pre-serialized item pieces
+    /// ([`crate::fragments`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         // About 170 bytes per item of the benchmark's flags: one allocation
         // for most bodies.
         let mut out = Vec::with_capacity(64 + self.evals.len() * 192);
-        // Writing to a Vec cannot fail, and every map key is a string.
-        serde_json::to_writer(&mut out, self).expect("a bulk body serializes");
+        out.push(b'{');
+        if let Some(streams) = self.event_streams {
+            out.extend_from_slice(b"\"eventStreams\":");
+            // Writing to a Vec cannot fail.
+            serde_json::to_writer(&mut out, streams).expect("a JSON value serializes");
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"flags\":[");
+        for (i, e) in self.evals.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            self.numbers.fragments.write_item(&mut out, e, self.numbers);
+        }
+        out.extend_from_slice(b"]}");
         out
+    }
+
+    /// The body's JSON bytes through serde alone: the reference
+    /// [`Bulk::to_bytes`] is tested against.
+    #[cfg(test)]
+    pub(crate) fn via_serde(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a bulk body serializes")
     }
 }
 
