@@ -129,8 +129,18 @@ impl Condition {
 /// assert!(lenient_semver("banana").is_none());
 /// ```
 pub fn lenient_semver(s: &str) -> Option<semver::Version> {
-    let s = s.trim();
+    // A visible ASCII character at both ends: nothing to trim.
+    let visible = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
+    let bytes = s.as_bytes();
+    let s = if visible(bytes.first()) && visible(bytes.last()) {
+        s
+    } else {
+        s.trim()
+    };
     let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
+    if let Some(v) = plain_version(s) {
+        return Some(v);
+    }
     if let Ok(v) = semver::Version::parse(s) {
         return Some(v);
     }
@@ -147,4 +157,110 @@ pub fn lenient_semver(s: &str) -> Option<semver::Version> {
     }
     let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
     semver::Version::parse(&padded).ok()
+}
+
+/// The common case of [`lenient_semver`] without the parser: one to three
+/// numbers without leading zeros (`2`, `2.4`, `2.4.1`), which is the
+/// version those spell. Anything else (a pre-release, a build, a leading
+/// zero, a number past `u64`) is `None`, left to the full parse.
+#[inline]
+fn plain_version(s: &str) -> Option<semver::Version> {
+    let mut numbers = [0u64; 3];
+    let mut part = 0;
+    let mut digits = 0;
+    let mut leading_zero = false;
+    for &b in s.as_bytes() {
+        match b {
+            b'0'..=b'9' => {
+                if digits == 0 {
+                    leading_zero = b == b'0';
+                } else if leading_zero {
+                    return None;
+                }
+                numbers[part] = numbers[part]
+                    .checked_mul(10)?
+                    .checked_add(u64::from(b - b'0'))?;
+                digits += 1;
+            }
+            b'.' if digits > 0 && part < 2 => {
+                part += 1;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let [major, minor, patch] = numbers;
+    Some(semver::Version::new(major, minor, patch))
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// What `lenient_semver` answered before `plain_version`: the reference.
+    fn reference(s: &str) -> Option<semver::Version> {
+        let s = s.trim();
+        let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
+        if let Ok(v) = semver::Version::parse(s) {
+            return Some(v);
+        }
+        let split = s.find(['-', '+']).unwrap_or(s.len());
+        let (core, rest) = s.split_at(split);
+        let parts = core.split('.').count();
+        if core.is_empty()
+            || parts >= 3
+            || !core
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return None;
+        }
+        let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
+        semver::Version::parse(&padded).ok()
+    }
+
+    #[test]
+    fn the_fast_path_answers_as_the_parser() {
+        for s in [
+            "2.4.1",
+            "2",
+            "2.4",
+            "0",
+            "0.0.0",
+            "02.1.1",
+            "2.01",
+            "2.4.1.5",
+            "",
+            ".",
+            "2.",
+            ".2",
+            "v2.4.1",
+            " 2.4.1 ",
+            "2.4.1-beta",
+            "2.4.1+b",
+            "2.4-rc.1",
+            "18446744073709551615.0.0",
+            "18446744073709551616.0.0",
+            "2.4.x",
+            "2..4",
+            "١.٢.٣",
+            "+1.2.3",
+            "-1.2.3",
+            "\u{a0}2.4.1\u{a0}",
+            "\t2.4\n",
+            "2.4.1\u{2003}",
+        ] {
+            assert_eq!(lenient_semver(s), reference(s), "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_answers_as_the_parser_on_any_string(s in "[v0-9.+\\-a \\t\u{a0}]{0,14}") {
+            proptest::prop_assert_eq!(lenient_semver(&s), reference(&s));
+        }
+    }
 }
