@@ -57,23 +57,26 @@ fn case_names_are_unique_per_file() {
     }
 }
 
+/// Loads a fixture's snapshot as the hosts do, leniently where it says so.
+fn load_from_json(json: &str, lenient: bool) -> Result<bunting_core::Engine, String> {
+    use bunting_core::Engine;
+    if lenient {
+        Ok(Engine::from_json_lenient(json)
+            .map_err(|e| e.to_string())?
+            .0)
+    } else {
+        Engine::from_json(json).map_err(|e| e.to_string())
+    }
+}
+
 /// The same fixtures through `Engine::from_json`, the load path of the
 /// hosts (`run_native` loads with `from_snapshot`).
 #[test]
 fn every_fixture_passes_loaded_from_json() {
-    use bunting_core::Engine;
     use bunting_core::protocol::EvalReply;
     let report = bunting_core::conformance::run(
         common::fixtures::FIXTURES,
-        |json, lenient| {
-            if lenient {
-                Ok(Engine::from_json_lenient(json)
-                    .map_err(|e| e.to_string())?
-                    .0)
-            } else {
-                Engine::from_json(json).map_err(|e| e.to_string())
-            }
-        },
+        load_from_json,
         |engine, req| match engine.answer(req) {
             EvalReply::One(e) => Ok(serde_json::to_value(e).unwrap()),
             EvalReply::All(all) => Ok(serde_json::to_value(all).unwrap()),
@@ -129,19 +132,10 @@ fn own_context(value: &serde_json::Value) -> Option<bunting_core::Context<'_>> {
 /// JSON: every answer, reason, error code and message is the JSON form's.
 #[test]
 fn every_fixture_passes_with_bunting_contexts() {
-    use bunting_core::Engine;
     let mut own = 0;
     let report = bunting_core::conformance::run(
         common::fixtures::FIXTURES,
-        |json, lenient| {
-            if lenient {
-                Ok(Engine::from_json_lenient(json)
-                    .map_err(|e| e.to_string())?
-                    .0)
-            } else {
-                Engine::from_json(json).map_err(|e| e.to_string())
-            }
-        },
+        load_from_json,
         |engine, req| {
             let Some(ctx) = own_context(&req.context) else {
                 return Ok(match &req.flag {

@@ -48,3 +48,19 @@ mod pointer_object;
 mod worker_main;
 
 pub use bunting_core::Engine;
+
+#[cfg(test)]
+mod test_fixtures {
+    /// The conformance fixture files (`tests/conformance/*.json`), sorted.
+    pub(crate) fn conformance_paths() -> Vec<std::path::PathBuf> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/conformance");
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        assert!(paths.len() >= 10, "{paths:?}");
+        paths
+    }
+}

@@ -138,9 +138,13 @@ pub fn lenient_semver(s: &str) -> Option<semver::Version> {
         s.trim()
     };
     let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
-    if let Some(v) = plain_version(s) {
-        return Some(v);
-    }
+    plain_version(s).or_else(|| parsed_version(s))
+}
+
+/// [`lenient_semver`] of a trimmed string without its `v`, through the
+/// semver parser: as written, or with missing minor and patch numbers
+/// padded with zeros.
+fn parsed_version(s: &str) -> Option<semver::Version> {
     if let Ok(v) = semver::Version::parse(s) {
         return Some(v);
     }
@@ -200,26 +204,10 @@ fn plain_version(s: &str) -> Option<semver::Version> {
 mod tests {
     use super::*;
 
-    /// What `lenient_semver` answered before `plain_version`: the reference.
+    /// What `lenient_semver` answered before its fast paths: the reference.
     fn reference(s: &str) -> Option<semver::Version> {
         let s = s.trim();
-        let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
-        if let Ok(v) = semver::Version::parse(s) {
-            return Some(v);
-        }
-        let split = s.find(['-', '+']).unwrap_or(s.len());
-        let (core, rest) = s.split_at(split);
-        let parts = core.split('.').count();
-        if core.is_empty()
-            || parts >= 3
-            || !core
-                .split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return None;
-        }
-        let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
-        semver::Version::parse(&padded).ok()
+        parsed_version(s.strip_prefix(['v', 'V']).unwrap_or(s))
     }
 
     #[test]
