@@ -868,10 +868,50 @@ impl WasmInstance {
         context: &Value,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'c>>, HostError> {
+        self.compact_call(
+            handle,
+            catalog,
+            flag,
+            expected,
+            context,
+            Some(context),
+            now_ms,
+        )
+    }
+
+    /// [`WasmInstance::evaluate_compact`] for any context that serializes
+    /// to a JSON object, e.g. a [`bunting_core::Context`]. The context is
+    /// sent on every call (only a `Value` context is remembered and
+    /// skipped when unchanged).
+    pub fn evaluate_compact_serialized<'c, C: Serialize + ?Sized>(
+        &mut self,
+        handle: u32,
+        catalog: &'c Catalog,
+        flag: Option<&str>,
+        expected: Option<FlagType>,
+        context: &C,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'c>>, HostError> {
+        self.compact_call(handle, catalog, flag, expected, context, None, now_ms)
+    }
+
+    /// The compact call; `json` is the context as a `Value` when it is one,
+    /// which the instance remembers to skip sending it again.
+    #[allow(clippy::too_many_arguments)]
+    fn compact_call<'c, C: Serialize + ?Sized>(
+        &mut self,
+        handle: u32,
+        catalog: &'c Catalog,
+        flag: Option<&str>,
+        expected: Option<FlagType>,
+        context: &C,
+        json: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'c>>, HostError> {
         self.request.clear();
         compact::Request::write_head(flag, expected, now_ms, &mut self.request);
         // The module keeps the last context: send it only when it changed.
-        let send = self.last_context.as_ref() != Some(context);
+        let send = json.is_none() || self.last_context.as_ref() != json;
         if send {
             self.last_context = None;
             let before = self.request.len();
@@ -899,7 +939,7 @@ impl WasmInstance {
         });
         // Only a call that answered knows the module holds this context.
         match &parsed {
-            Ok(Ok(_)) if send => self.last_context = Some(context.clone()),
+            Ok(Ok(_)) if send => self.last_context = json.cloned(),
             Ok(Ok(_)) => {}
             _ => self.last_context = None,
         }
@@ -1054,7 +1094,7 @@ impl WasmEngine {
         context: &Value,
         now_ms: i64,
     ) -> Result<Evaluation<'_>, HostError> {
-        let mut one = self.compact(Some(flag), expected, context, now_ms)?;
+        let mut one = self.compact(Some(flag), expected, context, Some(context), now_ms)?;
         one.pop()
             .ok_or_else(|| HostError::Protocol("empty reply".into()))
     }
@@ -1067,16 +1107,51 @@ impl WasmEngine {
         context: &Value,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'_>>, HostError> {
-        self.compact(None, None, context, now_ms)
+        self.compact(None, None, context, Some(context), now_ms)
+    }
+
+    /// [`WasmEngine::evaluate_typed`] for any context that serializes to a
+    /// JSON object, e.g. a [`bunting_core::Context`]: it evaluates as its
+    /// JSON form does.
+    ///
+    /// ```no_run
+    /// # use bunting_wasm_host::WasmRuntime;
+    /// # let mut engine = WasmRuntime::locate()?.load_snapshot("")?;
+    /// let ctx = bunting_core::Context::new().with_targeting_key("user-1").with("plan", "pro");
+    /// let r = engine.evaluate_typed_serialized("new-checkout", None, &ctx, 0)?;
+    /// # Ok::<(), bunting_wasm_host::HostError>(())
+    /// ```
+    pub fn evaluate_typed_serialized<C: Serialize + ?Sized>(
+        &mut self,
+        flag: &str,
+        expected: Option<FlagType>,
+        context: &C,
+        now_ms: i64,
+    ) -> Result<Evaluation<'_>, HostError> {
+        let mut one = self.compact(Some(flag), expected, context, None, now_ms)?;
+        one.pop()
+            .ok_or_else(|| HostError::Protocol("empty reply".into()))
+    }
+
+    /// [`WasmEngine::evaluate_all`] for any context that serializes to a
+    /// JSON object, e.g. a [`bunting_core::Context`].
+    pub fn evaluate_all_serialized<C: Serialize + ?Sized>(
+        &mut self,
+        context: &C,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'_>>, HostError> {
+        self.compact(None, None, context, None, now_ms)
     }
 
     /// Evaluates through the compact boundary, fetching the catalog first
-    /// if this is the first call.
-    fn compact(
+    /// if this is the first call; `json` is the context when it is a
+    /// `Value` (see [`WasmInstance::evaluate_compact_serialized`]).
+    fn compact<C: Serialize + ?Sized>(
         &mut self,
         flag: Option<&str>,
         expected: Option<FlagType>,
-        context: &Value,
+        context: &C,
+        json: Option<&Value>,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'_>>, HostError> {
         if self.catalog.is_none() {
@@ -1088,7 +1163,7 @@ impl WasmEngine {
             catalog,
         } = self;
         let catalog = catalog.as_ref().expect("fetched above");
-        instance.evaluate_compact(*handle, catalog, flag, expected, context, now_ms)
+        instance.compact_call(*handle, catalog, flag, expected, context, json, now_ms)
     }
 
     /// Evaluates every flag and appends the raw `{"all": [evaluation…]}`
