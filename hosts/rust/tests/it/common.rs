@@ -1,9 +1,15 @@
-//! Shared helpers: engines, snapshots, a pinned clock, a local HTTP server.
+//! Shared helpers: engines, snapshots, a pinned clock, a local HTTP server,
+//! a fake ingest.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
 use bunting_server_sdk::{Clock, EngineKind};
 use serde_json::{Value, json};
 
@@ -66,4 +72,47 @@ pub(crate) async fn eventually(what: &str, mut pred: impl FnMut() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+/// A fake ingest: records every body and token; answers `status`.
+#[derive(Clone)]
+pub(crate) struct Ingest {
+    pub(crate) status: Arc<Mutex<u16>>,
+    pub(crate) bodies: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Ingest {
+    pub(crate) async fn start(status: u16) -> (Ingest, String) {
+        let ingest = Ingest {
+            status: Arc::new(Mutex::new(status)),
+            bodies: Arc::default(),
+        };
+        let router = Router::new()
+            .route("/api/v1/events", post(ingest_post))
+            .with_state(ingest.clone());
+        let url = format!("http://{}/api/v1/events", serve(router).await);
+        (ingest, url)
+    }
+
+    pub(crate) fn exposures(&self) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, b)| b["kind"] == "exposures")
+            .flat_map(|(_, b)| b["exposures"].as_array().unwrap().clone())
+            .collect()
+    }
+}
+
+async fn ingest_post(State(ingest): State<Ingest>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let token = headers
+        .get("authorization")
+        .map_or(String::new(), |v| v.to_str().unwrap().to_owned());
+    ingest
+        .bodies
+        .lock()
+        .unwrap()
+        .push((token, serde_json::from_slice(&body).unwrap()));
+    StatusCode::from_u16(*ingest.status.lock().unwrap()).unwrap()
 }

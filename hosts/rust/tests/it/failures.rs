@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::get;
 use bunting_server_sdk::{Client, ClientEvent, SnapshotError, Status};
 use serde_json::{Value, json};
 
-use crate::common::{engines, eventually, serve, snapshot};
+use crate::common::{Ingest, engines, eventually, serve, snapshot};
 
 /// A fake edge: serves `body` with an ETag, 304 when it matches.
 #[derive(Clone, Default)]
@@ -56,49 +55,6 @@ async fn edge_snapshot(
         return (StatusCode::NOT_MODIFIED, out, String::new());
     }
     (StatusCode::from_u16(status).unwrap(), out, body)
-}
-
-/// A fake ingest: records every body and token; answers `status`.
-#[derive(Clone)]
-struct Ingest {
-    status: Arc<Mutex<u16>>,
-    bodies: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl Ingest {
-    async fn start(status: u16) -> (Ingest, String) {
-        let ingest = Ingest {
-            status: Arc::new(Mutex::new(status)),
-            bodies: Arc::default(),
-        };
-        let router = Router::new()
-            .route("/api/v1/events", post(ingest_post))
-            .with_state(ingest.clone());
-        let url = format!("http://{}/api/v1/events", serve(router).await);
-        (ingest, url)
-    }
-
-    fn exposures(&self) -> Vec<Value> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, b)| b["kind"] == "exposures")
-            .flat_map(|(_, b)| b["exposures"].as_array().unwrap().clone())
-            .collect()
-    }
-}
-
-async fn ingest_post(State(ingest): State<Ingest>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let token = headers
-        .get("authorization")
-        .map_or(String::new(), |v| v.to_str().unwrap().to_owned());
-    ingest
-        .bodies
-        .lock()
-        .unwrap()
-        .push((token, serde_json::from_slice(&body).unwrap()));
-    StatusCode::from_u16(*ingest.status.lock().unwrap()).unwrap()
 }
 
 /// What a refresh must fail with.
