@@ -6,15 +6,15 @@ use std::time::Instant;
 
 use bunting_core::keyhash::KeyHasher;
 use bunting_core::{Evaluation, FlagType};
-use bunting_wire::EventRecord;
-use serde_json::Value;
+use bunting_wire::{EventRecord, ExposureRecord};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::builder::ClientBuilder;
+use crate::context::SdkContext;
 use crate::engine::{Backend, FlagEngine};
 use crate::error::{SdkError, SnapshotError};
-use crate::exposure::{Dedup, exposure_of};
+use crate::exposure::{Dedup, Subject, exposure_of, is_exposure};
 use crate::ingest::{Outbox, Queue, Sender, run_flusher};
 use crate::options::Options;
 use crate::source::{Fetched, Fetcher, Source};
@@ -170,27 +170,33 @@ impl Client {
     /// assigns a split. `expected` fails the evaluation with
     /// `TYPE_MISMATCH` for a flag of another type. Errors only when no
     /// snapshot is loaded.
-    pub fn evaluate(
+    ///
+    /// `context` is a `serde_json::Value` or a [`bunting_core::Context`]
+    /// ([`SdkContext`]); a `Context` gives the same evaluation and exposure
+    /// as its JSON form.
+    pub fn evaluate<C: SdkContext + ?Sized>(
         &self,
         flag: &str,
         expected: Option<FlagType>,
-        context: &Value,
+        context: &C,
     ) -> Result<Evaluation<'static>, SdkError> {
         let current = self.current().ok_or_else(|| self.not_ready())?;
         let now = (self.inner.options.clock)();
-        let eval = current.engine.evaluate(flag, expected, context, now);
-        self.inner.expose(&current, &eval, context, now);
+        let eval = context.evaluate_in(&*current.engine, flag, expected, now);
+        self.inner
+            .expose(&current, std::slice::from_ref(&eval), context, now);
         Ok(eval)
     }
 
     /// Evaluates every flag (the batch call), queuing exposures for splits.
-    pub fn evaluate_all(&self, context: &Value) -> Result<Vec<Evaluation<'static>>, SdkError> {
+    pub fn evaluate_all<C: SdkContext + ?Sized>(
+        &self,
+        context: &C,
+    ) -> Result<Vec<Evaluation<'static>>, SdkError> {
         let current = self.current().ok_or_else(|| self.not_ready())?;
         let now = (self.inner.options.clock)();
-        let all = current.engine.evaluate_all(context, now);
-        for eval in &all {
-            self.inner.expose(&current, eval, context, now);
-        }
+        let all = context.evaluate_all_in(&*current.engine, now);
+        self.inner.expose(&current, &all, context, now);
         Ok(all)
     }
 
@@ -206,15 +212,21 @@ impl Client {
 
     /// Queues a metric event `name` for the context's user, with an optional
     /// value. Never blocks; a full queue drops the event and counts it.
-    pub fn track(&self, name: &str, context: &Value, value: Option<f64>) -> Result<(), SdkError> {
+    /// `context` is JSON or a [`bunting_core::Context`] ([`SdkContext`]).
+    pub fn track<C: SdkContext + ?Sized>(
+        &self,
+        name: &str,
+        context: &C,
+        value: Option<f64>,
+    ) -> Result<(), SdkError> {
         bunting_wire::check_event_name(name).map_err(|e| SdkError::InvalidEvent(e.to_string()))?;
         if value.is_some_and(|v| !v.is_finite()) {
             return Err(SdkError::InvalidEvent("the value must be finite".into()));
         }
-        let key = context.get("targetingKey").unwrap_or(&Value::Null);
-        let hash = self.inner.hasher.hash_value(key).ok_or_else(|| {
+        let key = context.targeting_key().ok_or_else(|| {
             SdkError::InvalidEvent("the context needs a string or number targetingKey".into())
         })?;
+        let hash = self.inner.hasher.hash(&key);
         let current = self.current().ok_or_else(|| self.not_ready())?;
         let now = (self.inner.options.clock)();
         let record = EventRecord {
@@ -315,20 +327,34 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn expose(&self, current: &Current, eval: &Evaluation<'_>, context: &Value, now: i64) {
-        if eval.reason != bunting_core::Reason::Split {
-            return;
+    /// Queues the exposures among `evals` (deduplicated); the context's
+    /// subject is read once, at the first split.
+    fn expose<C: SdkContext + ?Sized>(
+        &self,
+        current: &Current,
+        evals: &[Evaluation<'_>],
+        context: &C,
+        now: i64,
+    ) {
+        let mut subject = None;
+        for eval in evals.iter().filter(|e| is_exposure(e)) {
+            let Some(subject) = subject.get_or_insert_with(|| Subject::of(context, &self.hasher))
+            else {
+                return;
+            };
+            if let Some(record) = exposure_of(
+                eval,
+                subject,
+                &current.header.environment,
+                current.header.version,
+                now,
+            ) {
+                self.queue_exposure(record);
+            }
         }
-        let Some(record) = exposure_of(
-            eval,
-            context,
-            &self.hasher,
-            &current.header.environment,
-            current.header.version,
-            now,
-        ) else {
-            return;
-        };
+    }
+
+    fn queue_exposure(&self, record: ExposureRecord) {
         let counters = &self.outbox.counters;
         let first = self
             .dedup

@@ -1,7 +1,14 @@
-//! OpenFeature evaluation context → the engine's JSON context.
+//! The contexts the client takes ([`SdkContext`]: JSON or a
+//! [`bunting_core::Context`]) and OpenFeature evaluation context → the
+//! engine's JSON context.
 
+use std::borrow::Cow;
+
+use bunting_core::{Attr, Context, Evaluation, FlagType};
 use open_feature::{EvaluationContext, EvaluationContextFieldValue, StructValue};
 use serde_json::{Map, Value};
+
+use crate::engine::FlagEngine;
 
 /// `targetingKey` plus every custom field as JSON: booleans, numbers and
 /// strings as is, dates as RFC 3339 strings, and structures when they hold
@@ -94,4 +101,117 @@ pub(crate) fn json_to_value(v: &Value) -> Option<open_feature::Value> {
                 .collect(),
         }),
     })
+}
+
+/// What [`Client::evaluate`](crate::Client::evaluate),
+/// [`Client::evaluate_all`](crate::Client::evaluate_all) and
+/// [`Client::track`](crate::Client::track) take as the context: a
+/// `serde_json::Value` (an object with `targetingKey` and attributes) or a
+/// [`bunting_core::Context`], built from the strings a service already
+/// holds. A `Context` evaluates, and yields exposures and events, exactly as
+/// its [`to_json`](bunting_core::Context::to_json) form does.
+///
+/// ```
+/// use bunting_server_sdk::{Context, SdkContext};
+/// let user = String::from("user-1");
+/// let ctx = Context::new().with_targeting_key(&user).with("plan", "pro");
+/// assert_eq!(ctx.targeting_key().as_deref(), Some("user-1"));
+/// assert_eq!(ctx.to_json().targeting_key(), ctx.targeting_key());
+/// ```
+///
+/// Sealed: implemented for those two types only.
+pub trait SdkContext: sealed::Sealed {
+    /// The `targetingKey` as the key hash reads it: a string as it is, a
+    /// number as JSON writes it (`42`, `1.5`); `None` for any other value
+    /// or none.
+    fn targeting_key(&self) -> Option<Cow<'_, str>>;
+
+    /// Evaluates one flag of `engine`.
+    #[doc(hidden)]
+    fn evaluate_in(
+        &self,
+        engine: &dyn FlagEngine,
+        flag: &str,
+        expected: Option<FlagType>,
+        now_ms: i64,
+    ) -> Evaluation<'static>;
+
+    /// Evaluates every flag of `engine`.
+    #[doc(hidden)]
+    fn evaluate_all_in(&self, engine: &dyn FlagEngine, now_ms: i64) -> Vec<Evaluation<'static>>;
+
+    /// The context as JSON, for the attributes an exposure records.
+    #[doc(hidden)]
+    fn as_json(&self) -> Cow<'_, Value>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for serde_json::Value {}
+    impl Sealed for bunting_core::Context<'_> {}
+}
+
+/// A JSON `targetingKey` value as the key hash reads it
+/// ([`bunting_core::keyhash::KeyHasher::hash_value`]).
+fn json_key(key: &Value) -> Option<Cow<'_, str>> {
+    match key {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        _ => None,
+    }
+}
+
+impl SdkContext for Value {
+    fn targeting_key(&self) -> Option<Cow<'_, str>> {
+        json_key(self.get("targetingKey")?)
+    }
+
+    fn evaluate_in(
+        &self,
+        engine: &dyn FlagEngine,
+        flag: &str,
+        expected: Option<FlagType>,
+        now_ms: i64,
+    ) -> Evaluation<'static> {
+        engine.evaluate(flag, expected, self, now_ms)
+    }
+
+    fn evaluate_all_in(&self, engine: &dyn FlagEngine, now_ms: i64) -> Vec<Evaluation<'static>> {
+        engine.evaluate_all(self, now_ms)
+    }
+
+    fn as_json(&self) -> Cow<'_, Value> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl SdkContext for Context<'_> {
+    fn targeting_key(&self) -> Option<Cow<'_, str>> {
+        match self.get("targetingKey")? {
+            Attr::Str(s) => Some(Cow::Borrowed(s)),
+            Attr::Number(n) => Some(Cow::Owned(n.to_string())),
+            Attr::Json(v) => json_key(v),
+            Attr::Null | Attr::Bool(_) => None,
+        }
+    }
+
+    fn evaluate_in(
+        &self,
+        engine: &dyn FlagEngine,
+        flag: &str,
+        expected: Option<FlagType>,
+        now_ms: i64,
+    ) -> Evaluation<'static> {
+        engine.evaluate_context(flag, expected, self, now_ms)
+    }
+
+    fn evaluate_all_in(&self, engine: &dyn FlagEngine, now_ms: i64) -> Vec<Evaluation<'static>> {
+        engine.evaluate_all_context(self, now_ms)
+    }
+
+    fn as_json(&self) -> Cow<'_, Value> {
+        // `Context` has no public nested lookup: exposures read `geo` and
+        // `device` from the JSON form, built once per client call.
+        Cow::Owned(self.to_json())
+    }
 }

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use bunting_core::{ErrorCode, Evaluation, FlagType};
+use bunting_core::{Context, ErrorCode, Evaluation, FlagType};
 use serde_json::Value;
 
 /// A loaded snapshot that answers evaluations. Evaluation is synchronous
@@ -27,6 +27,23 @@ pub trait FlagEngine: Send + Sync + std::fmt::Debug {
     ) -> Evaluation<'static>;
     /// Evaluates every flag, in snapshot order (the batch call).
     fn evaluate_all(&self, context: &Value, now_ms: i64) -> Vec<Evaluation<'static>>;
+    /// Evaluates one flag for a [`Context`]: by default through its JSON
+    /// form, which evaluates identically; both built-in engines read it
+    /// directly (native) or serialize it straight into the request (wasm).
+    fn evaluate_context(
+        &self,
+        flag: &str,
+        expected: Option<FlagType>,
+        context: &Context<'_>,
+        now_ms: i64,
+    ) -> Evaluation<'static> {
+        self.evaluate(flag, expected, &context.to_json(), now_ms)
+    }
+    /// Evaluates every flag for a [`Context`] (see
+    /// [`FlagEngine::evaluate_context`]).
+    fn evaluate_all_context(&self, context: &Context<'_>, now_ms: i64) -> Vec<Evaluation<'static>> {
+        self.evaluate_all(&context.to_json(), now_ms)
+    }
 }
 
 /// Which engine evaluates.
@@ -189,6 +206,26 @@ impl FlagEngine for Native {
             .map(Evaluation::into_owned)
             .collect()
     }
+
+    fn evaluate_context(
+        &self,
+        flag: &str,
+        expected: Option<FlagType>,
+        context: &Context<'_>,
+        now_ms: i64,
+    ) -> Evaluation<'static> {
+        self.0
+            .evaluate_typed(flag, expected, context, now_ms)
+            .into_owned()
+    }
+
+    fn evaluate_all_context(&self, context: &Context<'_>, now_ms: i64) -> Vec<Evaluation<'static>> {
+        self.0
+            .evaluate_all(context, now_ms)
+            .into_iter()
+            .map(Evaluation::into_owned)
+            .collect()
+    }
 }
 
 /// A failure of the host itself (trap, timeout) as an `ERROR` evaluation.
@@ -198,7 +235,7 @@ pub(crate) fn host_failure(flag: &str, why: impl std::fmt::Display) -> Evaluatio
 
 #[cfg(feature = "wasm")]
 mod wasm {
-    use bunting_core::{Evaluation, FlagType};
+    use bunting_core::{Context, Evaluation, FlagType};
     use bunting_wasm_host::{HostError, WasmPool, WasmRuntime};
     use serde_json::Value;
 
@@ -261,6 +298,32 @@ mod wasm {
             // A failure of the whole batch has no flag key to report on.
             self.with(|e| {
                 e.evaluate_all(context, now_ms)
+                    .map(|all| all.into_iter().map(Evaluation::into_owned).collect())
+            })
+            .unwrap_or_else(|e| vec![host_failure("", e)])
+        }
+
+        fn evaluate_context(
+            &self,
+            flag: &str,
+            expected: Option<FlagType>,
+            context: &Context<'_>,
+            now_ms: i64,
+        ) -> Evaluation<'static> {
+            self.with(|e| {
+                e.evaluate_typed_serialized(flag, expected, context, now_ms)
+                    .map(Evaluation::into_owned)
+            })
+            .unwrap_or_else(|e| host_failure(flag, e))
+        }
+
+        fn evaluate_all_context(
+            &self,
+            context: &Context<'_>,
+            now_ms: i64,
+        ) -> Vec<Evaluation<'static>> {
+            self.with(|e| {
+                e.evaluate_all_serialized(context, now_ms)
                     .map(|all| all.into_iter().map(Evaluation::into_owned).collect())
             })
             .unwrap_or_else(|e| vec![host_failure("", e)])

@@ -7,35 +7,62 @@ use std::time::{Duration, Instant};
 use bunting_core::keyhash::KeyHasher;
 use bunting_core::{Evaluation, Reason};
 use bunting_wire::ExposureRecord;
-use serde_json::Value;
 
-/// The exposure an evaluation yields: reason `SPLIT`, a variant served, and
-/// a string or number `targetingKey`. `None` otherwise.
+use crate::context::SdkContext;
+
+/// What an exposure records of its context: the hashed targeting key and
+/// the country and device type, if the context has them.
+#[derive(Debug)]
+pub(crate) struct Subject {
+    key_hash: String,
+    country: Option<String>,
+    device_type: Option<String>,
+}
+
+impl Subject {
+    /// The subject of `context`; `None` without a string or number
+    /// `targetingKey` (no exposure then).
+    pub(crate) fn of<C: SdkContext + ?Sized>(context: &C, hasher: &KeyHasher) -> Option<Subject> {
+        let key_hash = hasher.hash(&context.targeting_key()?);
+        let json = context.as_json();
+        let text = |a: &str, b: &str| json.get(a)?.get(b)?.as_str().map(String::from);
+        Some(Subject {
+            key_hash,
+            country: text("geo", "country"),
+            device_type: text("device", "type"),
+        })
+    }
+}
+
+/// Whether an evaluation is an exposure: reason `SPLIT` and a variant
+/// served (and, for [`exposure_of`], a [`Subject`]).
+pub(crate) fn is_exposure(eval: &Evaluation<'_>) -> bool {
+    eval.reason == Reason::Split && eval.variant.is_some()
+}
+
+/// The exposure an evaluation yields for `subject`: `None` unless
+/// [`is_exposure`].
 pub(crate) fn exposure_of(
     eval: &Evaluation<'_>,
-    context: &Value,
-    hasher: &KeyHasher,
+    subject: &Subject,
     environment: &str,
     snapshot_version: u64,
     now_ms: i64,
 ) -> Option<ExposureRecord> {
-    if eval.reason != Reason::Split {
+    if !is_exposure(eval) {
         return None;
     }
     let variant = eval.variant.as_deref()?;
-    let key = context.get("targetingKey")?;
-    let hash = hasher.hash_value(key)?;
-    let text = |a: &str, b: &str| context.get(a)?.get(b)?.as_str().map(String::from);
     Some(ExposureRecord {
         flag: eval.key.to_string(),
         variant: variant.to_owned(),
         rule_id: eval.rule_id.as_deref().map(String::from),
-        bucketing_key_hash: hash,
+        bucketing_key_hash: subject.key_hash.clone(),
         environment: environment.to_owned(),
         snapshot_version: Some(snapshot_version),
         time: now_ms,
-        country: text("geo", "country"),
-        device_type: text("device", "type"),
+        country: subject.country.clone(),
+        device_type: subject.device_type.clone(),
         reason: None,
         id: None,
     })

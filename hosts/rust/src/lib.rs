@@ -38,6 +38,9 @@
 //!     .await?;
 //! let e = client.evaluate("new-checkout", None, &json!({"targetingKey": "user-1"}))?;
 //! println!("{:?} because {}", e.value, e.reason.as_str());
+//! // The same without JSON: a `Context` borrowing the strings at hand.
+//! let ctx = bunting_server_sdk::Context::new().with_targeting_key("user-1");
+//! assert_eq!(client.evaluate("new-checkout", None, &ctx)?, e);
 //! client.close().await;
 //! # Ok(()) }
 //! ```
@@ -56,8 +59,9 @@ mod status;
 mod verify;
 
 pub use builder::ClientBuilder;
+pub use bunting_core::{Attr, Context};
 pub use client::Client;
-pub use context::{context_to_json, struct_to_json};
+pub use context::{SdkContext, context_to_json, struct_to_json};
 pub use engine::{EngineKind, FlagEngine};
 pub use error::{SdkError, SnapshotError};
 pub use ingest::MAX_BATCH;

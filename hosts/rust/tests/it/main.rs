@@ -1,9 +1,11 @@
 //! The server SDK's integration tests, one binary: conformance through the
-//! OpenFeature provider, wasmtime vs native on random contexts, failure
-//! behaviour against local HTTP servers, and the origin end to end.
+//! OpenFeature provider, a `bunting_core::Context` against its JSON form,
+//! wasmtime vs native on random contexts, failure behaviour against local
+//! HTTP servers, and the origin end to end.
 
 mod common;
 mod conformance;
+mod context;
 mod differential;
 mod e2e;
 mod failures;
