@@ -10,11 +10,16 @@
 //!
 //! `BUNTING_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`)
 //! names the PostgreSQL database; `BENCH_BACKENDS=sqlite` or `postgres`
-//! runs one; `BENCH_USERS` sets the distinct users (default 50,000). The
+//! runs one; `BENCH_MODES=http` (or `direct`) one path;
+//! `BENCH_WRITERS` sets the pipeline's writer tasks (default: the
+//! pipeline's, two on PostgreSQL); `BENCH_USERS` sets the distinct users (default 50,000). The
 //! store path uses `BENCH_CLIENTS` tasks on PostgreSQL and
 //! one on SQLite (a single writer). Events are half exposures, half metric events (alternate
 //! batches), all new (each run starts from empty tables); every run checks
-//! that every event was stored. Results are in `docs/performance.md`.
+//! that every event was stored. Each run also prints the CPU time the bench
+//! process (clients, server, pipeline) and the PostgreSQL processes spent per
+//! event (Linux `/proc`; other processes' load is not counted). Results are
+//! in `docs/performance.md`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -241,15 +246,59 @@ async fn direct(store: &Store, batches: Arc<Vec<EventBatch>>, clients: usize) ->
     start.elapsed()
 }
 
+/// CPU seconds (user + system) of this process and of every process named
+/// `postgres`, from `/proc` (zeros where it cannot be read).
+fn cpu_seconds() -> (f64, f64) {
+    // Fields 14 and 15 of /proc/<pid>/stat (after the parenthesized name).
+    fn ticks(stat: &str) -> Option<(String, u64)> {
+        let (head, tail) = stat.rsplit_once(')')?;
+        let name = head.split_once('(')?.1.to_string();
+        let f: Vec<&str> = tail.split_whitespace().collect();
+        Some((
+            name,
+            f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+        ))
+    }
+    let hz = 100.0; // USER_HZ on Linux
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .map_or(0, |t| t.1);
+    let mut pg = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Some((name, t)) = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| ticks(&s))
+                && name == "postgres"
+            {
+                pg += t;
+            }
+        }
+    }
+    (own as f64 / hz, pg as f64 / hz)
+}
+
 /// Through HTTP: `clients` connections posting the edge's bodies.
 async fn http(store: &Store, bodies: Arc<Vec<Bytes>>, clients: usize) -> Duration {
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         ServeConfig {
             ingest_secret: Some(SECRET.into()),
             ..ServeConfig::default()
         },
     );
+    let writers = env_num("BENCH_WRITERS", 0);
+    if writers > 0 {
+        state.ingest = bunting_origin::ingest::Ingest::new(
+            store.clone(),
+            state.metrics.clone(),
+            bunting_origin::ingest::IngestOptions {
+                writers,
+                ..Default::default()
+            },
+        );
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/v1/events", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, router(state)).await });
@@ -349,10 +398,15 @@ fn main() {
         );
         let mut results = Vec::new();
         for backend in &backends {
+            let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "direct,http".into());
             for mode in ["direct", "http"] {
+                if !modes.split(',').any(|m| m == mode) {
+                    continue;
+                }
                 let mut rates = Vec::new();
                 for run in 0..cfg.runs {
                     let (store, db) = Db::open(backend, &cfg, run).await;
+                    let cpu0 = cpu_seconds();
                     let took = if mode == "direct" {
                         // SQLite has one writer at a time (more tasks only
                         // queue on its lock, past its 5 s busy timeout with
@@ -362,10 +416,17 @@ fn main() {
                     } else {
                         http(&store, bodies.clone(), cfg.clients).await
                     };
+                    let cpu1 = cpu_seconds();
                     check(&store, n).await;
                     db.cleanup(store).await;
                     let rate = n as f64 / took.as_secs_f64();
-                    println!("  {backend:8} {mode:6} run {run}: {took:>10.2?}  {rate:>10.0} events/s");
+                    let per = |a: f64, b: f64| (b - a) * 1e6 / n as f64;
+                    println!(
+                        "  {backend:8} {mode:6} run {run}: {took:>10.2?}  {rate:>10.0} events/s  \
+                         CPU/event: bench {:.1} µs, postgres {:.1} µs",
+                        per(cpu0.0, cpu1.0),
+                        per(cpu0.1, cpu1.1)
+                    );
                     rates.push(rate);
                 }
                 let m = median(rates);
