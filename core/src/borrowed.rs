@@ -167,6 +167,10 @@ pub(crate) enum Variants<'a> {
     /// written for it, as in a `BTreeMap`). A list of a few entries costs
     /// less to build than a tree node.
     Parsed(Vec<(Str<'a>, Value)>),
+    /// From a document, written as the flag's before it were (names and
+    /// values alike, see [`same_value`]): one list for all such flags, in
+    /// the compiled form, which compilation shares as it is.
+    Shared(crate::compile::Variants),
     /// From an owned [`model::Flag`].
     Model(&'a BTreeMap<String, Value>),
 }
@@ -174,13 +178,15 @@ pub(crate) enum Variants<'a> {
 impl Variants<'_> {
     /// `(name, value)` pairs sorted by name.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        let (parsed, model) = match self {
-            Variants::Parsed(m) => (Some(m.iter().map(|(k, v)| (&**k, v))), None),
-            Variants::Model(m) => (None, Some(m.iter().map(|(k, v)| (k.as_str(), v)))),
+        let (parsed, shared, model) = match self {
+            Variants::Parsed(m) => (Some(m.iter().map(|(k, v)| (&**k, v))), None, None),
+            Variants::Shared(m) => (None, Some(m.iter().map(|(k, v)| (&**k, v))), None),
+            Variants::Model(m) => (None, None, Some(m.iter().map(|(k, v)| (k.as_str(), v)))),
         };
         parsed
             .into_iter()
             .flatten()
+            .chain(shared.into_iter().flatten())
             .chain(model.into_iter().flatten())
     }
 
@@ -188,9 +194,166 @@ impl Variants<'_> {
     pub(crate) fn contains_key(&self, name: &str) -> bool {
         match self {
             Variants::Parsed(m) => m.binary_search_by(|(n, _)| (**n).cmp(name)).is_ok(),
+            Variants::Shared(m) => m.binary_search_by(|(n, _)| (**n).cmp(name)).is_ok(),
             Variants::Model(m) => m.contains_key(name),
         }
     }
+}
+
+/// A variant's value as read: a string borrowed from the document where it
+/// has no escape, anything else as `serde_json` reads it. Deserializes as a
+/// [`Value`] does, with its messages.
+enum Scalar<'a> {
+    Str(Str<'a>),
+    Value(Value),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar<'a>, D::Error> {
+        // What `Value`'s visitor builds, call for call.
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Value(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Value(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Value(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Value(Value::from(v)))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Str(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Str(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Str(Cow::Owned(v))))
+            }
+            fn visit_none<E>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Value(Value::Null))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Value(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar<'de>, D::Error> {
+                Value::deserialize(d).map(Scalar::Value)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Scalar<'de>, A::Error> {
+                Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(Scalar::Value)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Scalar<'de>, A::Error> {
+                Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Scalar::Value)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Scalar<'_> {
+    /// Whether `value` is this, written alike (see [`same_value`]).
+    fn is(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Scalar::Str(s), Value::String(t)) => **s == **t,
+            (Scalar::Str(_), _) => false,
+            (Scalar::Value(v), w) => same_value(v, w),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Scalar::Str(s) => Value::String(s.0.into_owned()),
+            Scalar::Value(v) => v,
+        }
+    }
+}
+
+/// The variants read last, so the next flag's can share them: the state
+/// of one [`Snapshot::parse`], reset by it.
+#[derive(Default)]
+struct Sharing {
+    /// Whether a [`Snapshot::parse`] is under way (sharing is on).
+    on: bool,
+    /// The variants the last flags shared.
+    shared: Option<crate::compile::Variants>,
+    /// A hash of the last flag's variants when they were not shared: the
+    /// next flag with the same hash shares its own with the flags after it.
+    last: Option<u64>,
+}
+
+thread_local! {
+    static SHARING: std::cell::RefCell<Sharing> = std::cell::RefCell::default();
+}
+
+/// A hash of names and values; `None` when a value is an array or an
+/// object (never shared).
+fn scalars_hash(entries: &[(Str<'_>, Scalar<'_>)]) -> Option<u64> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    for (name, value) in entries {
+        name.hash(&mut h);
+        match value {
+            Scalar::Str(s) => (0u8, &**s).hash(&mut h),
+            Scalar::Value(Value::Number(n)) => (1u8, n.as_f64().map(f64::to_bits)).hash(&mut h),
+            Scalar::Value(Value::Bool(b)) => (2u8, *b).hash(&mut h),
+            Scalar::Value(Value::Null) => 3u8.hash(&mut h),
+            Scalar::Value(_) => return None,
+        }
+    }
+    Some(h.finish())
+}
+
+/// The variants of a flag just read, sorted by name.
+fn variants<'a>(entries: smallvec::SmallVec<[(Str<'a>, Scalar<'a>); 4]>) -> Variants<'a> {
+    let owned = |entries: smallvec::SmallVec<[(Str<'a>, Scalar<'a>); 4]>| {
+        entries
+            .into_iter()
+            .map(|(name, value)| (name, value.into_value()))
+            .collect()
+    };
+    SHARING.with(|sharing| {
+        let mut sharing = sharing.borrow_mut();
+        if !sharing.on {
+            return Variants::Parsed(owned(entries));
+        }
+        if let Some(shared) = &sharing.shared
+            && shared.len() == entries.len()
+            && shared
+                .iter()
+                .zip(&entries)
+                .all(|((n, v), (name, value))| **n == **name && value.is(v))
+        {
+            return Variants::Shared(std::sync::Arc::clone(shared));
+        }
+        let hash = scalars_hash(&entries);
+        if hash.is_some() && hash == sharing.last {
+            let shared: crate::compile::Variants = entries
+                .into_iter()
+                .map(|(name, value)| (Box::from(&*name), value.into_value()))
+                .collect();
+            sharing.shared = Some(std::sync::Arc::clone(&shared));
+            sharing.last = None;
+            return Variants::Shared(shared);
+        }
+        sharing.last = hash;
+        Variants::Parsed(owned(entries))
+    })
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Variants<'a> {
@@ -198,7 +361,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Variants<'a> {
         // As the model's `BTreeMap<String, Value>`, with its messages.
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Vec<(Str<'de>, Value)>;
+            type Value = Variants<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 // `BTreeMap`'s visitor says the same.
                 f.write_str("a map")
@@ -207,18 +370,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for Variants<'a> {
                 self,
                 mut map: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut entries: Vec<(Str<'de>, Value)> = Vec::new();
-                while let Some((name, value)) = map.next_entry::<Str<'de>, Value>()? {
+                let mut entries: smallvec::SmallVec<[(Str<'de>, Scalar<'de>); 4]> =
+                    smallvec::SmallVec::new();
+                while let Some((name, value)) = map.next_entry::<Str<'de>, Scalar<'de>>()? {
                     match entries.binary_search_by(|(n, _)| (**n).cmp(&*name)) {
                         // `BTreeMap::insert` keeps the key, replaces the value.
                         Ok(i) => entries[i].1 = value,
                         Err(i) => entries.insert(i, (name, value)),
                     }
                 }
-                Ok(entries)
+                Ok(variants(entries))
             }
         }
-        d.deserialize_map(Visitor).map(Variants::Parsed)
+        d.deserialize_map(Visitor)
     }
 }
 
@@ -439,8 +603,10 @@ impl<'a> Snapshot<'a> {
         // The flags' list is sized for the longest one the document could
         // hold, so it never grows (a flag takes more than `MIN_FLAG` bytes).
         FLAGS_HINT.with(|hint| hint.set(json.len() / MIN_FLAG));
+        SHARING.with(|sharing| sharing.borrow_mut().on = true);
         let parsed = serde_json::from_str(json);
         FLAGS_HINT.with(|hint| hint.set(0));
+        SHARING.with(|sharing| *sharing.borrow_mut() = Sharing::default());
         parsed
     }
 
@@ -566,7 +732,28 @@ impl<'a> Layer<'a> {
 struct Canonical<'s> {
     out: &'s mut Sink,
     escaped: Escaped,
+    memo: Memo,
 }
+
+/// The canonical bytes of the parts of the flag written last: the flags of
+/// a snapshot are mostly written alike but for their key and metadata (the
+/// same variants, rules and fallthrough), and comparing a part with the
+/// previous flag's costs less than writing it again.
+#[derive(Default)]
+struct Memo {
+    /// By part ([`HEAD`], [`FALLTHROUGH`], then the rules): its bytes as
+    /// the last flag that has it wrote them.
+    parts: Vec<Vec<u8>>,
+}
+
+/// The part from `,"type":` to the `offVariant`.
+const HEAD: usize = 0;
+/// The part `,"fallthrough":…`.
+const FALLTHROUGH: usize = 1;
+/// The first rule's part; the rules after [`MEMO_RULES`] are always written.
+const RULES: usize = 2;
+/// Rules remembered per flag.
+const MEMO_RULES: usize = 8;
 
 /// The strings with escapes written so far and their escaped forms: the
 /// same condition text (quotes in it are escaped) recurs across flags,
@@ -634,8 +821,33 @@ impl std::io::Write for Sink {
 }
 
 impl Canonical<'_> {
+    fn new(out: &mut Sink) -> Canonical<'_> {
+        Canonical {
+            out,
+            escaped: Escaped::default(),
+            memo: Memo::default(),
+        }
+    }
+
     fn raw(&mut self, s: &str) {
         self.out.write(s.as_bytes());
+    }
+
+    /// Part `slot` of a flag: the previous flag's bytes for it when it
+    /// wrote the part alike (`same`), else written by `write` and kept.
+    fn part(&mut self, slot: usize, same: bool, write: impl FnOnce(&mut Self)) {
+        if same && let Some(bytes) = self.memo.parts.get(slot) {
+            self.out.write(bytes);
+            return;
+        }
+        let start = self.out.buf.len();
+        write(self);
+        if self.memo.parts.len() <= slot {
+            self.memo.parts.resize_with(slot + 1, Vec::new);
+        }
+        let kept = &mut self.memo.parts[slot];
+        kept.clear();
+        kept.extend_from_slice(&self.out.buf[start..]);
     }
 
     fn byte(&mut self, b: u8) {
@@ -762,11 +974,17 @@ impl Canonical<'_> {
         self.num(s.version);
         self.raw(",\"generatedAt\":");
         self.str(&s.generated_at);
-        self.raw(",\"flags\":");
-        self.list(&s.flags, |w, f| {
-            w.flag(f);
-            w.out.settle();
-        });
+        self.raw(",\"flags\":[");
+        let mut prev = None;
+        for (i, f) in s.flags.iter().enumerate() {
+            if i > 0 {
+                self.byte(b',');
+            }
+            self.flag(f, prev);
+            self.out.settle();
+            prev = Some(f);
+        }
+        self.byte(b']');
         // The checksum's own serializer writes these two even when empty.
         self.raw(",\"segments\":");
         self.list(&s.segments, |w, seg| {
@@ -778,32 +996,58 @@ impl Canonical<'_> {
         self.byte(b'}');
     }
 
-    fn flag(&mut self, f: &Flag<'_>) {
+    /// A flag; `prev` is the flag written before it, whose parts it
+    /// reuses where it is written alike.
+    fn flag(&mut self, f: &Flag<'_>, prev: Option<&Flag<'_>>) {
         self.raw("{\"key\":");
         self.str(&f.key);
-        self.raw(",\"type\":");
-        self.str(f.flag_type.as_str());
-        self.raw(",\"variants\":");
-        self.byte(b'{');
-        for (i, (name, value)) in f.variants.iter().enumerate() {
-            if i > 0 {
-                self.byte(b',');
+        let same = prev.is_some_and(|p| {
+            p.flag_type == f.flag_type
+                && p.enabled == f.enabled
+                && p.off_variant == f.off_variant
+                && f.variants.same(&p.variants)
+        });
+        self.part(HEAD, same, |w| {
+            w.raw(",\"type\":");
+            w.str(f.flag_type.as_str());
+            w.raw(",\"variants\":");
+            w.byte(b'{');
+            for (i, (name, value)) in f.variants.iter().enumerate() {
+                if i > 0 {
+                    w.byte(b',');
+                }
+                w.str(name);
+                w.byte(b':');
+                w.value(value);
             }
-            self.str(name);
-            self.byte(b':');
-            self.value(value);
-        }
-        self.byte(b'}');
-        self.raw(",\"enabled\":");
-        self.bool(f.enabled);
-        self.raw(",\"offVariant\":");
-        self.str(&f.off_variant);
+            w.byte(b'}');
+            w.raw(",\"enabled\":");
+            w.bool(f.enabled);
+            w.raw(",\"offVariant\":");
+            w.str(&f.off_variant);
+        });
         if !f.rules.is_empty() {
-            self.raw(",\"rules\":");
-            self.list(&f.rules, Self::rule);
+            self.raw(",\"rules\":[");
+            for (j, rule) in f.rules.iter().enumerate() {
+                if j > 0 {
+                    self.byte(b',');
+                }
+                if j < MEMO_RULES {
+                    let same = prev
+                        .and_then(|p| p.rules.get(j))
+                        .is_some_and(|p| p.same(rule));
+                    self.part(RULES + j, same, |w| w.rule(rule));
+                } else {
+                    self.rule(rule);
+                }
+            }
+            self.byte(b']');
         }
-        self.raw(",\"fallthrough\":");
-        self.serve(&f.fallthrough);
+        let same = prev.is_some_and(|p| p.fallthrough.same(&f.fallthrough));
+        self.part(FALLTHROUGH, same, |w| {
+            w.raw(",\"fallthrough\":");
+            w.serve(&f.fallthrough);
+        });
         if !f.prerequisites.is_empty() {
             self.raw(",\"prerequisites\":");
             self.list(&f.prerequisites, |w, p| {
@@ -953,11 +1197,78 @@ impl Snapshot<'_> {
     /// Writes the canonical JSON of the snapshot without its checksum
     /// (see [`crate::snapshot::checksum`]) to `out`.
     pub(crate) fn canonical(&self, out: &mut Sink) {
-        Canonical {
-            out,
-            escaped: Escaped::default(),
+        Canonical::new(out).snapshot(self);
+    }
+}
+
+/// Whether two values are written the same: unlike `==`, a float `0.0` is
+/// not `-0.0`, nor `1.0` the integer `1`. Arrays and objects are never
+/// compared (and so never the same): they are rare as variants, and their
+/// numbers would need the same care.
+pub(crate) fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => {
+            (a.as_u64(), a.as_i64(), a.as_f64().map(f64::to_bits))
+                == (b.as_u64(), b.as_i64(), b.as_f64().map(f64::to_bits))
+                && a.is_f64() == b.is_f64()
         }
-        .snapshot(self);
+        (Value::Array(_) | Value::Object(_), _) => false,
+        _ => a == b,
+    }
+}
+
+impl Variants<'_> {
+    /// Whether `self` and `other` have the same names and values, written
+    /// alike (see [`same_value`]).
+    fn same(&self, other: &Variants<'_>) -> bool {
+        if let (Variants::Shared(a), Variants::Shared(b)) = (self, other)
+            && std::sync::Arc::ptr_eq(a, b)
+        {
+            return true;
+        }
+        let (mut a, mut b) = (self.iter(), other.iter());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some((n, v)), Some((m, w))) if n == m && same_value(v, w) => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Rule<'_> {
+    /// Whether `self` and `other` are written alike.
+    fn same(&self, other: &Rule<'_>) -> bool {
+        self.condition == other.condition
+            && self.id == other.id
+            && self.description == other.description
+            && self.serve.same(&other.serve)
+    }
+}
+
+impl Serve<'_> {
+    /// Whether `self` and `other` are written alike (weights and
+    /// percentages bit for bit).
+    fn same(&self, other: &Serve<'_>) -> bool {
+        match (self, other) {
+            (Serve::Variant(a), Serve::Variant(b)) => a == b,
+            (Serve::Rollout(a), Serve::Rollout(b)) => {
+                a.len() == b.len()
+                    && a.iter().zip(b.iter()).all(|(a, b)| {
+                        a.variant == b.variant && a.weight.to_bits() == b.weight.to_bits()
+                    })
+            }
+            (Serve::Schedule(a), Serve::Schedule(b)) => {
+                a.variant == b.variant
+                    && a.otherwise == b.otherwise
+                    && a.steps.len() == b.steps.len()
+                    && a.steps.iter().zip(&b.steps).all(|(a, b)| {
+                        a.at == b.at && a.percentage.to_bits() == b.percentage.to_bits()
+                    })
+            }
+            _ => false,
+        }
     }
 }
 
@@ -1084,11 +1395,7 @@ mod tests {
         values.extend((0..=2000).map(|i| f64::from(i) / 20.0));
         for x in values {
             let mut sink = super::Sink::new();
-            super::Canonical {
-                out: &mut sink,
-                escaped: super::Escaped::default(),
-            }
-            .float(x);
+            super::Canonical::new(&mut sink).float(x);
             assert_eq!(
                 std::str::from_utf8(&sink.buf).unwrap(),
                 serde_json::to_string(&x).unwrap(),
@@ -1108,6 +1415,117 @@ mod tests {
             assert_eq!(b.variants.iter().collect::<Vec<_>>(), model);
             for name in ["w", "x", "y", "z", "n", ""] {
                 assert_eq!(b.variants.contains_key(name), o.variants.contains_key(name));
+            }
+        }
+    }
+
+    /// Flags written partly alike, in runs and alternating: parts reused
+    /// from the flag before (variants, rules, fallthrough) and variants
+    /// shared while parsing hash and serve as the flags' own.
+    #[test]
+    fn flags_written_alike_hash_and_serve_as_their_own() {
+        let variants = [
+            json!({"a": "x", "b": "y"}),
+            json!({"a": "x", "b": "y\""}),
+            json!({"a": 1, "b": 2}),
+            json!({"a": 1.0, "b": 2}),
+            json!({"a": -0.0, "b": 2}),
+            json!({"a": 0.0, "b": 2}),
+            json!({"a": [1], "b": {"c": 2}}),
+            json!({"a": true, "b": null}),
+        ];
+        let serves = [
+            json!({"variant": "a"}),
+            json!({"variant": "b"}),
+            json!({"rollout": [{"variant": "a", "weight": 50}, {"variant": "b", "weight": 50}]}),
+            json!({"rollout": [{"variant": "a", "weight": 50.5}, {"variant": "b", "weight": 49.5}]}),
+            json!({"schedule": {"variant": "a", "otherwise": "b",
+                "steps": [{"at": "2026-01-01T00:00:00Z", "percentage": 10}]}}),
+        ];
+        let conditions = ["x == \"1\"", "x == \"2\"", "true"];
+        // A small generator, so runs of alike flags and changes mix.
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        // Each flag is the one before with one thing changed.
+        let rule = |c: usize, serve: usize, id: Option<usize>| {
+            let mut rule = json!({"condition": conditions[c], "serve": serves[serve]});
+            if let Some(id) = id {
+                rule["id"] = json!(format!("r{id}"));
+            }
+            rule
+        };
+        let mut flag = json!({"key": "f0", "type": "string", "variants": variants[0],
+            "enabled": true, "offVariant": "a", "rules": [rule(0, 0, None), rule(1, 2, Some(1))],
+            "fallthrough": serves[0]});
+        let mut flags = Vec::new();
+        for i in 0..300 {
+            flag["key"] = json!(format!("f{i}"));
+            let rules = flag["rules"].as_array_mut().unwrap();
+            let j = next(rules.len() + 1);
+            match next(9) {
+                0 => {
+                    let v = &variants[next(variants.len())];
+                    flag["type"] = json!(match v["b"] {
+                        Value::String(_) => "string",
+                        Value::Number(_) => "number",
+                        _ => "object",
+                    });
+                    flag["variants"] = v.clone();
+                }
+                1 => flag["enabled"] = json!(next(2) == 0),
+                2 => flag["offVariant"] = json!(["a", "b"][next(2)]),
+                3 => flag["fallthrough"] = serves[next(serves.len())].clone(),
+                4 if j < rules.len() => rules[j]["condition"] = json!(conditions[next(3)]),
+                5 if j < rules.len() => rules[j]["serve"] = serves[next(serves.len())].clone(),
+                6 if j < rules.len() => rules[j]["id"] = json!(format!("r{}", next(3))),
+                7 if rules.len() > 1 => {
+                    rules.remove(j.min(rules.len() - 1));
+                }
+                _ if rules.len() < 10 => rules.insert(j, rule(next(3), next(5), None)),
+                _ => {}
+            }
+            flags.push(flag.clone());
+        }
+        let doc = json!({"schemaVersion": 1, "environment": "e", "version": 1,
+            "generatedAt": "2026-11-25T00:00:00Z", "flags": flags})
+        .to_string();
+        let owned = parse_json(&doc).unwrap();
+        let borrowed = Snapshot::parse(&doc).unwrap();
+        assert!(
+            borrowed
+                .flags
+                .iter()
+                .any(|f| matches!(f.variants, super::Variants::Shared(_)))
+        );
+        assert_eq!(checksum_of(&borrowed), checksum(&owned));
+        for (o, b) in owned.flags.iter().zip(&borrowed.flags) {
+            let model: Vec<_> = o.variants.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            let parsed: Vec<_> = b.variants.iter().collect();
+            assert_eq!(
+                serde_json::to_string(&parsed).unwrap(),
+                serde_json::to_string(&model).unwrap()
+            );
+        }
+        let (from_json, problems) = crate::Engine::from_json_lenient(&doc).unwrap();
+        let (from_model, model_problems) = crate::Engine::from_snapshot_lenient(&owned);
+        assert_eq!(problems, model_problems);
+        for i in 0..300 {
+            let key = format!("f{i}");
+            for x in ["1", "2"] {
+                let context = json!({"targetingKey": "u", "x": x});
+                let (a, b) = (
+                    from_json.evaluate(&key, &context, 1_800_000_000_000),
+                    from_model.evaluate(&key, &context, 1_800_000_000_000),
+                );
+                assert_eq!(
+                    serde_json::to_string(&a).unwrap(),
+                    serde_json::to_string(&b).unwrap()
+                );
             }
         }
     }

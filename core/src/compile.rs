@@ -15,7 +15,7 @@ pub(crate) type FastSet<T> = foldhash::HashSet<T>;
 
 use serde_json::Value;
 
-use crate::borrowed::{Flag, Serve, Snapshot};
+use crate::borrowed::{Flag, Serve, Snapshot, same_value};
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
 use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
 use crate::result::{ErrorCode, Reason};
@@ -504,6 +504,9 @@ impl<'s> Shared<'s> {
     /// The compiled form of a flag's variants, shared with an earlier flag
     /// whose variants have the same names and values written the same way.
     fn variants(&mut self, variants: &crate::borrowed::Variants<'_>) -> Variants {
+        if let crate::borrowed::Variants::Shared(shared) = variants {
+            return Arc::clone(shared);
+        }
         let Some(hash) = variants_hash(variants) else {
             return owned_variants(variants);
         };
@@ -547,20 +550,6 @@ fn variants_hash(variants: &crate::borrowed::Variants<'_>) -> Option<u64> {
         }
     }
     Some(h.finish())
-}
-
-/// Whether two scalar values are written the same: unlike `==`, a float
-/// `0.0` is not `-0.0`, so a shared value serializes as its own would.
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(a), Value::Number(b)) => {
-            (a.as_u64(), a.as_i64(), a.as_f64().map(f64::to_bits))
-                == (b.as_u64(), b.as_i64(), b.as_f64().map(f64::to_bits))
-                && a.is_f64() == b.is_f64()
-        }
-        (Value::Array(_) | Value::Object(_), _) => false,
-        _ => a == b,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
