@@ -4,10 +4,11 @@
 //! metric within attribution windows).
 //!
 //! Both tables are keyed by `(env_id, id)` (the environment's id, never
-//! reused: migration 0009), and every insert is
-//! `INSERT … ON CONFLICT DO NOTHING`: a retried batch stores nothing twice,
-//! and [`InsertCounts`] says how many rows were new and how many were
-//! duplicates. Times are Unix milliseconds.
+//! reused: migration 0009), and every insert skips the ids already stored
+//! (`INSERT … ON CONFLICT DO NOTHING`; on PostgreSQL a plain `INSERT` first,
+//! repeated with `ON CONFLICT DO NOTHING` only after a duplicate): a retried
+//! batch stores nothing twice, and [`InsertCounts`] says how many rows were
+//! new and how many were duplicates. Times are Unix milliseconds.
 //!
 //! Inserts are batched: on SQLite as multi-row `INSERT … VALUES` statements
 //! chunked under SQLite's 32,766 bound parameters; on PostgreSQL as one
