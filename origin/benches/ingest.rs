@@ -12,7 +12,7 @@
 //! names the PostgreSQL database; `BENCH_BACKENDS=sqlite` or `postgres`
 //! runs one; `BENCH_MODES=http` (or `direct`) one path;
 //! `BENCH_WRITERS` sets the pipeline's writer tasks (default: the
-//! pipeline's, two on PostgreSQL); `BENCH_USERS` sets the distinct users (default 50,000). The
+//! pipeline's, four on PostgreSQL); `BENCH_USERS` sets the distinct users (default 50,000). The
 //! store path uses `BENCH_CLIENTS` tasks on PostgreSQL and
 //! one on SQLite (a single writer). Events are half exposures, half metric events (alternate
 //! batches), all new (each run starts from empty tables); every run checks
