@@ -15,6 +15,7 @@
 //! | `bunting_schema_version()` | | the snapshot schema version the engine reads (`i32`) |
 //! | `bunting_catalog(handle)` | | the engine's [`Catalog`] (JSON; `null` for no engine) |
 //! | `bunting_eval_compact(handle, ptr, len)` | a [`compact::Request`] | a compact reply, or [`EvalReply`] JSON when a result does not fit the catalog or the request is bad |
+//! | `bunting_eval_into(handle, ptr, len)` | a [`compact::Request`] | as `bunting_eval_compact`, in a buffer the module keeps (valid until the next call; not freed by the host) |
 
 // The one module of the workspace allowed `unsafe` (the workspace lints deny
 // it elsewhere): exported symbols and raw host memory; every block says why
@@ -23,7 +24,7 @@
 
 use std::sync::Mutex;
 
-use crate::compact::{self, Catalog, Encoder};
+use crate::compact::{self, Catalog, Encoder, HeldContext};
 use crate::protocol::{EvalReply, EvalRequest, HashRequest, LoadErrorReply, LoadReply};
 use crate::{Engine, ParsedSnapshot};
 
@@ -38,8 +39,50 @@ struct Loaded {
 static ENGINES: Mutex<Vec<Option<Loaded>>> = Mutex::new(Vec::new());
 
 /// The context of the last compact call, which a compact request without
-/// a context reuses.
-static LAST_CONTEXT: Mutex<Option<serde_json::Value>> = Mutex::new(None);
+/// a context reuses, ready to evaluate against.
+static LAST_CONTEXT: Mutex<Option<Kept>> = Mutex::new(None);
+
+/// A received context and its decoded form, which borrows from it: decoded
+/// once, not on every call that reuses it.
+struct Kept {
+    /// Borrows from `*held`; dropped before it (see `Drop`).
+    context: Option<compact::Held<'static>>,
+    /// From `Box::into_raw`; owned, never mutated while `context` lives.
+    held: *mut HeldContext,
+}
+
+impl Kept {
+    fn new(held: HeldContext) -> Result<Kept, compact::CompactError> {
+        let held = Box::into_raw(Box::new(held));
+        let mut kept = Kept {
+            context: None,
+            held,
+        };
+        // SAFETY: `held` points to a live, heap-allocated `HeldContext`
+        // that this `Kept` owns and never mutates or frees before dropping
+        // `context`, so the borrow stays valid for as long as it is used.
+        let held: &'static HeldContext = unsafe { &*held };
+        kept.context = Some(held.context()?);
+        Ok(kept)
+    }
+
+    fn context(&self) -> &compact::Held<'static> {
+        self.context.as_ref().expect("set in new")
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.context = None;
+        // SAFETY: `held` came from `Box::into_raw` in `new`, is freed only
+        // here, and nothing borrows from it any more (`context` is gone).
+        drop(unsafe { Box::from_raw(self.held) });
+    }
+}
+
+// SAFETY: `Kept` owns what `held` points to; a `Box<HeldContext>` and the
+// context borrowing from it are both `Send`.
+unsafe impl Send for Kept {}
 
 fn reply(bytes: Vec<u8>) -> u64 {
     let boxed = bytes.into_boxed_slice();
@@ -159,48 +202,81 @@ pub extern "C" fn bunting_catalog(handle: u32) -> u64 {
 
 /// Answers a [`compact::Request`] with a compact reply (see [`compact`]);
 /// with [`EvalReply`] JSON for a bad request or a result the catalog cannot
-/// express.
+/// express. The host frees the reply.
 #[unsafe(no_mangle)]
 pub extern "C" fn bunting_eval_compact(handle: u32, ptr: *const u8, len: usize) -> u64 {
+    let mut out = Vec::new();
+    compact_reply(handle, input(ptr, len), &mut out);
+    reply(out)
+}
+
+/// The reply buffer of [`bunting_eval_into`], reused by every call.
+static REPLY: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// [`bunting_eval_compact`] answering into a buffer the module keeps: the
+/// reply stays valid until the next call into the module, and the host
+/// does not free it (one call and no allocation less per evaluation).
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_eval_into(handle: u32, ptr: *const u8, len: usize) -> u64 {
+    let mut out = REPLY.lock().unwrap_or_else(|p| p.into_inner());
+    out.clear();
+    compact_reply(handle, input(ptr, len), &mut out);
+    let ptr = out.as_ptr() as usize as u64;
+    (ptr << 32) | out.len() as u64
+}
+
+/// The reply of a compact call, appended to `out`.
+fn compact_reply(handle: u32, input: &[u8], out: &mut Vec<u8>) {
     let engines = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
-    let bad = |m: String| serde_json::to_vec(&EvalReply::BadRequest(m)).expect("replies serialize");
-    let Some(loaded) = engines.get(handle as usize).and_then(Option::as_ref) else {
-        return reply(bad(format!("no engine with handle {handle}")));
+    let bad = |m: String, out: &mut Vec<u8>| {
+        serde_json::to_writer(out, &EvalReply::BadRequest(m)).expect("replies serialize")
     };
-    let req = match compact::Request::read(input(ptr, len)) {
+    let Some(loaded) = engines.get(handle as usize).and_then(Option::as_ref) else {
+        return bad(format!("no engine with handle {handle}"), out);
+    };
+    let req = match compact::Request::read(input) {
         Ok(req) => req,
-        Err(e) => return reply(bad(format!("bad evaluation request: {e}"))),
+        Err(e) => return bad(format!("bad evaluation request: {e}"), out),
     };
     let mut last = LAST_CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
     if !req.context.is_empty() {
         *last = None;
-        match serde_json::from_slice::<serde_json::Value>(req.context) {
-            Ok(c) => *last = Some(c),
-            Err(e) => return reply(bad(format!("bad evaluation request: context: {e}"))),
+        let kept = HeldContext::read(req.context)
+            .map_err(|e| e.to_string())
+            .and_then(|held| Kept::new(held).map_err(|e| e.to_string()));
+        match kept {
+            Ok(k) => *last = Some(k),
+            Err(e) => return bad(format!("bad evaluation request: context: {e}"), out),
         }
     }
-    let Some(context) = last.as_ref() else {
-        return reply(bad(
-            "bad evaluation request: no context, and none before".into()
-        ));
+    let Some(kept) = last.as_ref() else {
+        return bad(
+            "bad evaluation request: no context, and none before".into(),
+            out,
+        );
     };
+    let context = kept.context();
     let engine = &loaded.engine;
-    let results = match req.flag {
-        Some(key) => vec![engine.evaluate_typed(key, req.expected, context, req.now_ms)],
-        None => engine.evaluate_all(context, req.now_ms),
-    };
-    let mut out = Vec::new();
-    match loaded
-        .encoder
-        .encode(&results, req.flag.is_none(), &mut out)
-    {
-        Ok(()) => reply(out),
-        Err(_) => {
-            let json = match req.flag {
-                Some(_) => EvalReply::One(results.into_iter().next().expect("one result")),
-                None => EvalReply::All(results),
-            };
-            reply(serde_json::to_vec(&json).expect("replies serialize"))
+    let start = out.len();
+    match req.flag {
+        Some(key) => {
+            let result = engine.evaluate_typed(key, req.expected, context, req.now_ms);
+            if loaded
+                .encoder
+                .encode(std::slice::from_ref(&result), false, out)
+                .is_err()
+            {
+                out.truncate(start);
+                serde_json::to_writer(out, &EvalReply::One(result)).expect("replies serialize");
+            }
+        }
+        None => {
+            let results = engine.evaluate_all(context, req.now_ms);
+            out.reserve(8 + results.len() * compact::RECORD);
+            if loaded.encoder.encode(&results, true, out).is_err() {
+                out.truncate(start);
+                serde_json::to_writer(out, &EvalReply::All(results)).expect("replies serialize");
+            }
         }
     }
 }

@@ -27,11 +27,14 @@
 //!
 //! The request of a compact call: `now_ms` (`i64`), the expected type
 //! (`u8`, 0: none), the flag key's length (`u32`, [`NONE`]: every flag) and
-//! bytes, then the context as JSON — or nothing, meaning the context of the
-//! previous compact call to the same instance (a server evaluating several
-//! flags for one request sends its context once).
+//! bytes, then the context — a JSON object in the binary form of
+//! [`write_context`], which the module reads without JSON, or any JSON
+//! text — or nothing, meaning the context of the previous compact call to
+//! the same instance (a server evaluating several flags for one request
+//! sends its context once).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,7 +185,31 @@ pub struct Encoder {
     flags: Vec<Names>,
     /// Catalog position by key; `None` for a key the catalog has twice
     /// (a lenient load), which only JSON can answer for unambiguously.
-    index: HashMap<Box<str>, Option<u32>>,
+    index: HashMap<Box<str>, Option<u32>, BuildHasherDefault<Fnv>>,
+}
+
+/// FNV-1a: flag keys are short and not chosen by an attacker of this map
+/// (they come from the snapshot), and SipHash was a fifth of a one-flag
+/// call's encoding inside the module.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// One flag's key, variant names and rule ids.
@@ -202,7 +229,7 @@ impl Encoder {
                 )
             })
             .collect();
-        let mut index: HashMap<Box<str>, Option<u32>> = HashMap::new();
+        let mut index: HashMap<Box<str>, Option<u32>, BuildHasherDefault<Fnv>> = HashMap::default();
         for (i, f) in catalog.flags.iter().enumerate() {
             index
                 .entry(f.key.as_str().into())
@@ -470,6 +497,322 @@ impl<'a> Request<'a> {
     }
 }
 
+/// First byte of a context in the binary form of [`write_context`]. JSON
+/// text never starts with it (it is a UTF-8 continuation byte), so a
+/// request's context is either this form or JSON.
+pub const CONTEXT_TAG: u8 = 0xB1;
+
+/// Objects nested deeper than this travel as JSON inside the binary form.
+const MAX_DEPTH: usize = 32;
+
+const T_NULL: u8 = 0;
+const T_FALSE: u8 = 1;
+const T_TRUE: u8 = 2;
+const T_U64: u8 = 3;
+const T_I64: u8 = 4;
+const T_F64: u8 = 5;
+const T_STR: u8 = 6;
+const T_OBJECT: u8 = 7;
+const T_JSON: u8 = 8;
+
+/// Appends `context` to `out` as a request's context: a JSON object in the
+/// binary form (no JSON to write, nor for the module to parse: it reads
+/// the attributes into a [`Context`] borrowing from the bytes), anything
+/// else as JSON text.
+///
+/// The form: [`CONTEXT_TAG`], then an object — the number of members
+/// (`u32`), each a name (`u32` length + UTF-8) and a tagged value: null,
+/// false, true, a `u64`, an `i64` or an `f64` (8 bytes, as
+/// `serde_json::Number` holds it), a string (`u32` length + UTF-8), an
+/// object (nested, the same way) or an array as JSON text (`u32` length +
+/// text). Numbers keep their exact representation, so the module sees the
+/// very `Value` the host holds.
+pub fn write_context(context: &Value, out: &mut Vec<u8>) {
+    match context {
+        Value::Object(map) => {
+            out.push(CONTEXT_TAG);
+            write_object(map, 0, out);
+        }
+        other => serde_json::to_writer(out, other).expect("a Value serializes"),
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u32(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn write_object(map: &serde_json::Map<String, Value>, depth: usize, out: &mut Vec<u8>) {
+    put_u32(out, map.len());
+    for (name, v) in map {
+        put_str(out, name);
+        match v {
+            Value::Null => out.push(T_NULL),
+            Value::Bool(false) => out.push(T_FALSE),
+            Value::Bool(true) => out.push(T_TRUE),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    out.push(T_U64);
+                    out.extend_from_slice(&u.to_le_bytes());
+                } else if let Some(i) = n.as_i64() {
+                    out.push(T_I64);
+                    out.extend_from_slice(&i.to_le_bytes());
+                } else {
+                    out.push(T_F64);
+                    let f = n.as_f64().expect("a number is u64, i64 or f64");
+                    out.extend_from_slice(&f.to_le_bytes());
+                }
+            }
+            Value::String(s) => {
+                out.push(T_STR);
+                put_str(out, s);
+            }
+            Value::Object(m) if depth < MAX_DEPTH => {
+                out.push(T_OBJECT);
+                write_object(m, depth + 1, out);
+            }
+            Value::Array(_) | Value::Object(_) => {
+                out.push(T_JSON);
+                let at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                serde_json::to_writer(&mut *out, v).expect("a Value serializes");
+                let len = (out.len() - at - 4) as u32;
+                out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// A request's context as the module keeps it between calls: the binary
+/// form's bytes, with the JSON values inside it (arrays) parsed once; or a
+/// context that came as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeldContext {
+    /// The binary form of [`write_context`], checked.
+    Binary {
+        /// The bytes after [`CONTEXT_TAG`].
+        bytes: Vec<u8>,
+        /// Its JSON members, parsed, in order of appearance.
+        json: Vec<Value>,
+    },
+    /// A context sent as JSON text.
+    Json(Value),
+}
+
+/// Reads the binary context form.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CompactError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .ok_or(CompactError::Malformed("context ends early"))?;
+        let out = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(CompactError::Malformed("context ends early"))?;
+        self.at = end;
+        Ok(out)
+    }
+    fn byte(&mut self) -> Result<u8, CompactError> {
+        Ok(self.take(1)?[0])
+    }
+    fn word(&mut self) -> Result<u32, CompactError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn eight(&mut self) -> Result<[u8; 8], CompactError> {
+        Ok(self.take(8)?.try_into().expect("8 bytes"))
+    }
+    fn text(&mut self) -> Result<&'a [u8], CompactError> {
+        let n = self.word()? as usize;
+        self.take(n)
+    }
+    fn str(&mut self) -> Result<&'a str, CompactError> {
+        std::str::from_utf8(self.text()?).map_err(|_| CompactError::Malformed("context not UTF-8"))
+    }
+}
+
+/// Where decoded attributes go: a [`Context`] or one of its objects.
+trait Sink<'a> {
+    fn attr(&mut self, name: &'a str, value: crate::Attr<'a>);
+    fn object(&mut self, name: &'a str, fill: &mut dyn FnMut(&mut crate::context::Object<'_, 'a>));
+}
+
+impl<'a> Sink<'a> for crate::Context<'a> {
+    fn attr(&mut self, name: &'a str, value: crate::Attr<'a>) {
+        self.set(name, value);
+    }
+    fn object(&mut self, name: &'a str, fill: &mut dyn FnMut(&mut crate::context::Object<'_, 'a>)) {
+        self.set_object(name, fill);
+    }
+}
+
+impl<'a> Sink<'a> for crate::context::Object<'_, 'a> {
+    fn attr(&mut self, name: &'a str, value: crate::Attr<'a>) {
+        self.set(name, value);
+    }
+    fn object(&mut self, name: &'a str, fill: &mut dyn FnMut(&mut crate::context::Object<'_, 'a>)) {
+        self.set_object(name, fill);
+    }
+}
+
+/// Reads one object's members into `sink`; `json` yields the parsed JSON
+/// members in order.
+fn fill<'a, S: Sink<'a> + ?Sized>(
+    sink: &mut S,
+    r: &mut Reader<'a>,
+    json: &mut std::slice::Iter<'a, Value>,
+    depth: usize,
+) -> Result<(), CompactError> {
+    use crate::Attr;
+    if depth > MAX_DEPTH {
+        return Err(CompactError::Malformed("context nested too deeply"));
+    }
+    let n = r.word()?;
+    for _ in 0..n {
+        let name = r.str()?;
+        match r.byte()? {
+            T_NULL => sink.attr(name, Attr::Null),
+            T_FALSE => sink.attr(name, Attr::Bool(false)),
+            T_TRUE => sink.attr(name, Attr::Bool(true)),
+            T_U64 => sink.attr(name, Attr::Number(u64::from_le_bytes(r.eight()?).into())),
+            T_I64 => sink.attr(name, Attr::Number(i64::from_le_bytes(r.eight()?).into())),
+            T_F64 => {
+                let n = serde_json::Number::from_f64(f64::from_le_bytes(r.eight()?))
+                    .ok_or(CompactError::Malformed("context number not finite"))?;
+                sink.attr(name, Attr::Number(n));
+            }
+            T_STR => sink.attr(name, Attr::Str(std::borrow::Cow::Borrowed(r.str()?))),
+            T_JSON => {
+                r.text()?;
+                let v = json
+                    .next()
+                    .ok_or(CompactError::Malformed("context JSON member missing"))?;
+                sink.attr(name, Attr::Json(v));
+            }
+            T_OBJECT => {
+                let mut done = Ok(());
+                sink.object(name, &mut |o| done = fill(o, r, json, depth + 1));
+                done?;
+            }
+            _ => return Err(CompactError::Malformed("context value tag")),
+        }
+    }
+    Ok(())
+}
+
+/// Parses the JSON members of a binary context, in order.
+fn scan(r: &mut Reader<'_>, json: &mut Vec<Value>, depth: usize) -> Result<(), CompactError> {
+    if depth > MAX_DEPTH {
+        return Err(CompactError::Malformed("context nested too deeply"));
+    }
+    let n = r.word()?;
+    for _ in 0..n {
+        r.text()?;
+        match r.byte()? {
+            T_NULL | T_FALSE | T_TRUE => {}
+            T_U64 | T_I64 | T_F64 => {
+                r.eight()?;
+            }
+            T_STR => {
+                r.text()?;
+            }
+            T_JSON => json.push(
+                serde_json::from_slice(r.text()?)
+                    .map_err(|_| CompactError::Malformed("context JSON member"))?,
+            ),
+            T_OBJECT => scan(r, json, depth + 1)?,
+            _ => return Err(CompactError::Malformed("context value tag")),
+        }
+    }
+    Ok(())
+}
+
+impl HeldContext {
+    /// Reads a request's context: the binary form or JSON text. The JSON
+    /// error is serde_json's, as the module reported it before the binary
+    /// form existed.
+    pub fn read(bytes: &[u8]) -> Result<HeldContext, ContextError> {
+        match bytes.split_first() {
+            Some((&CONTEXT_TAG, rest)) => {
+                let mut json = Vec::new();
+                let mut r = Reader { bytes: rest, at: 0 };
+                scan(&mut r, &mut json, 0).map_err(ContextError::Binary)?;
+                if r.at != rest.len() {
+                    return Err(ContextError::Binary(CompactError::Malformed(
+                        "context has trailing bytes",
+                    )));
+                }
+                let held = HeldContext::Binary {
+                    bytes: rest.to_vec(),
+                    json,
+                };
+                held.context().map_err(ContextError::Binary)?;
+                Ok(held)
+            }
+            _ => serde_json::from_slice(bytes)
+                .map(HeldContext::Json)
+                .map_err(ContextError::Json),
+        }
+    }
+
+    /// The context to evaluate against: a [`Context`](crate::Context)
+    /// borrowing the held bytes (nothing allocated for up to eight
+    /// attributes), or the JSON value.
+    pub fn context(&self) -> Result<Held<'_>, CompactError> {
+        match self {
+            HeldContext::Json(v) => Ok(Held::Json(v)),
+            HeldContext::Binary { bytes, json } => {
+                let mut ctx = crate::Context::new();
+                let mut r = Reader { bytes, at: 0 };
+                fill(&mut ctx, &mut r, &mut json.iter(), 0)?;
+                Ok(Held::Own(ctx))
+            }
+        }
+    }
+}
+
+/// A held context, ready to evaluate against.
+// The `Context` inline (its attributes stay unallocated): one is held per
+// module instance, and passed by reference.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Held<'a> {
+    /// Sent as JSON.
+    Json(&'a Value),
+    /// Sent in the binary form.
+    Own(crate::Context<'a>),
+}
+
+impl crate::EvaluationContext for Held<'_> {
+    fn context_ref(&self) -> crate::ContextRef<'_> {
+        match self {
+            Held::Json(v) => v.context_ref(),
+            Held::Own(c) => c.context_ref(),
+        }
+    }
+}
+
+/// Why a request's context could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// Bad binary form.
+    #[error("{0}")]
+    Binary(CompactError),
+    /// Bad JSON.
+    #[error("{0}")]
+    Json(serde_json::Error),
+}
+
 /// Codes on the wire are declaration positions (error codes and types from
 /// 1; 0 is "none"); `ALL` lists them in that order.
 const REASONS: [Reason; 6] = Reason::ALL;
@@ -674,6 +1017,91 @@ mod tests {
             assert_eq!(Request::read(&out).unwrap(), r);
         }
         assert!(Request::read(&[0; 12]).is_err());
+    }
+
+    /// Contexts of every shape the binary form distinguishes.
+    fn contexts() -> Vec<Value> {
+        let mut deep = json!({"leaf": "x"});
+        for i in 0..(MAX_DEPTH + 3) {
+            let mut m = serde_json::Map::new();
+            m.insert(format!("d{i}"), deep);
+            m.insert("n".into(), json!(i));
+            deep = Value::Object(m);
+        }
+        vec![
+            json!({}),
+            json!({"targetingKey": "u1", "plan": "beta"}),
+            json!({"targetingKey": 5, "a": null, "b": true, "c": false, "u": u64::MAX,
+                   "i": i64::MIN, "f": -0.0, "g": 2.5e-300, "h": 7.0,
+                   "s": "\u{e9}\"\n", "": "empty name"}),
+            json!({"app": {"version": "2.4.1", "build": {"n": 3, "tags": ["a", {"b": [1]}]}},
+                   "list": [1, "two", null, [3]], "obj": {}}),
+            deep,
+            json!([1]),
+            json!("text"),
+            json!(null),
+            json!(3),
+        ]
+    }
+
+    #[test]
+    fn binary_contexts_read_back_as_the_value_they_encode() {
+        for v in contexts() {
+            let mut out = Vec::new();
+            write_context(&v, &mut out);
+            assert_eq!(out.first() == Some(&CONTEXT_TAG), v.is_object(), "{v}");
+            let held = HeldContext::read(&out).unwrap();
+            let back = match held.context().unwrap() {
+                Held::Json(j) => j.clone(),
+                Held::Own(c) => c.to_json(),
+            };
+            assert_eq!(back, v);
+            // Numbers keep their representation, not only their value.
+            assert_eq!(back.to_string(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn binary_contexts_evaluate_as_their_json() {
+        let snapshot = parse_json(SNAPSHOT).unwrap();
+        let engine = Engine::from_snapshot(&snapshot).unwrap();
+        for v in contexts() {
+            let mut out = Vec::new();
+            write_context(&v, &mut out);
+            let held = HeldContext::read(&out).unwrap();
+            let ctx = held.context().unwrap();
+            assert_eq!(
+                engine.evaluate_all(&ctx, 0),
+                engine.evaluate_all(&v, 0),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_contexts_are_errors_not_panics() {
+        let mut out = Vec::new();
+        write_context(&contexts()[3], &mut out);
+        for cut in 1..out.len() {
+            assert!(HeldContext::read(&out[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = out.clone();
+        trailing.push(0);
+        assert!(HeldContext::read(&trailing).is_err());
+        let mut bad_tag = vec![CONTEXT_TAG];
+        bad_tag.extend_from_slice(&1u32.to_le_bytes());
+        bad_tag.extend_from_slice(&1u32.to_le_bytes());
+        bad_tag.extend_from_slice(b"a");
+        bad_tag.push(99);
+        assert!(HeldContext::read(&bad_tag).is_err());
+        // JSON errors are serde_json's own, as before the binary form.
+        let err = HeldContext::read(b"{").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            serde_json::from_slice::<Value>(b"{")
+                .unwrap_err()
+                .to_string()
+        );
     }
 
     #[test]
