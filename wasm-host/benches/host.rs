@@ -192,6 +192,14 @@ fn main() {
         black_box(wasm_all.evaluate_all(black_box(&ctx), NOW).expect("ok"));
     });
     row("wasmtime: evaluate all (typed)", wa, 1000);
+    let wau = median(20, || {
+        black_box(
+            wasm_all_unbounded
+                .evaluate_all(black_box(&ctx), NOW)
+                .expect("ok"),
+        );
+    });
+    row("wasmtime: evaluate all (typed, no epoch checks)", wau, 1000);
     let mut out = Vec::new();
     let wr = median(20, || {
         out.clear();

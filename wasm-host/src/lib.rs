@@ -33,7 +33,12 @@
 //! Each call writes its JSON input into a buffer from `bunting_alloc(len)`,
 //! calls the export, reads the reply designated by the returned packed `u64`
 //! (`ptr << 32 | len`), and releases both buffers with `bunting_free`. The
-//! shapes are those of [`bunting_core::protocol`].
+//! shapes are those of [`bunting_core::protocol`]. Typed evaluations go
+//! through `bunting_eval_into` instead: a binary request (the context in
+//! the binary form of [`bunting_core::compact::write_context`], sent only
+//! when it changed) into a request buffer reused across calls, and a
+//! compact reply the module keeps until the next call (see
+//! [`bunting_core::compact`]).
 //!
 //! [wasmtime]: https://docs.rs/wasmtime
 
@@ -69,7 +74,7 @@ const EXPORTS: &[(&str, &[&str], &[&str])] = &[
     ("bunting_hash_keys", &["i32", "i32"], &["i64"]),
     ("bunting_schema_version", &[], &["i32"]),
     ("bunting_catalog", &["i32"], &["i64"]),
-    ("bunting_eval_compact", &["i32", "i32", "i32"], &["i64"]),
+    ("bunting_eval_into", &["i32", "i32", "i32"], &["i64"]),
 ];
 
 /// Everything that can go wrong while hosting the engine.
@@ -457,15 +462,16 @@ pub struct WasmInstance {
     hash_keys: TypedFunc<(i32, i32), i64>,
     schema_version: TypedFunc<(), i32>,
     catalog: TypedFunc<i32, i64>,
-    eval_compact: TypedFunc<(i32, i32, i32), i64>,
+    eval_into: TypedFunc<(i32, i32, i32), i64>,
     poisoned: bool,
     /// A request buffer inside the module, reused across calls:
     /// `(ptr, capacity)`. Saves an alloc and a free per evaluation.
     scratch: Option<(i32, i32)>,
     /// The host-side request bytes, reused across calls.
     request: Vec<u8>,
-    /// The context the module holds from the last compact call, if known.
-    last_context: Option<Value>,
+    /// The context bytes the module holds from the last compact call, if
+    /// known (`None` after a failed call).
+    last_context: Option<Vec<u8>>,
     options: RuntimeOptions,
     /// The budget of the call in progress.
     armed: Option<Duration>,
@@ -514,7 +520,7 @@ impl WasmInstance {
             hash_keys: func!("bunting_hash_keys"),
             schema_version: func!("bunting_schema_version"),
             catalog: func!("bunting_catalog"),
-            eval_compact: func!("bunting_eval_compact"),
+            eval_into: func!("bunting_eval_into"),
             memory,
             store,
             poisoned: false,
@@ -600,9 +606,10 @@ impl WasmInstance {
         self.call_with(false, handle, read)
     }
 
-    /// Calls `bunting_eval_compact` (`compact`) or `bunting_eval` with the
+    /// Calls `bunting_eval_into` (`compact`) or `bunting_eval` with the
     /// request in `self.request`, hands the reply (still inside the
-    /// module's memory) to `read`, then frees it.
+    /// module's memory) to `read`, then frees it (`bunting_eval` only:
+    /// `bunting_eval_into` answers in a buffer the module keeps).
     fn call_with<T>(
         &mut self,
         compact: bool,
@@ -615,7 +622,7 @@ impl WasmInstance {
         let (ptr, len) = written?;
         self.arm(self.options.call_budget);
         let (func, call) = if compact {
-            (&self.eval_compact, "bunting_eval_compact")
+            (&self.eval_into, "bunting_eval_into")
         } else {
             (&self.eval, "bunting_eval")
         };
@@ -635,8 +642,11 @@ impl WasmInstance {
                 )));
             }
         };
-        let r = self.free.call(&mut self.store, (rptr as i32, rlen as i32));
-        self.guard("bunting_free", r)?;
+        // `bunting_eval_into` answers in a buffer the module keeps.
+        if !compact {
+            let r = self.free.call(&mut self.store, (rptr as i32, rlen as i32));
+            self.guard("bunting_free", r)?;
+        }
         Ok(out)
     }
 
@@ -854,7 +864,7 @@ impl WasmInstance {
     }
 
     /// Evaluates one flag (`flag` set) or every flag of snapshot `handle`
-    /// through `bunting_eval_compact`: the module answers with fixed-size
+    /// through `bunting_eval_into`: the module answers with fixed-size
     /// records indexing `catalog` (its [`WasmInstance::catalog`]), and the
     /// evaluations borrow their values, variants, rule ids and metadata from
     /// it — no JSON per result on either side (see
@@ -880,9 +890,9 @@ impl WasmInstance {
     }
 
     /// [`WasmInstance::evaluate_compact`] for any context that serializes
-    /// to a JSON object, e.g. a [`bunting_core::Context`]. The context is
-    /// sent on every call (only a `Value` context is remembered and
-    /// skipped when unchanged).
+    /// to a JSON object, e.g. a [`bunting_core::Context`]: it travels as
+    /// JSON (a `Value` context travels in the binary form of
+    /// [`compact::write_context`]).
     pub fn evaluate_compact_serialized<'c, C: Serialize + ?Sized>(
         &mut self,
         handle: u32,
@@ -896,7 +906,9 @@ impl WasmInstance {
     }
 
     /// The compact call; `json` is the context as a `Value` when it is one,
-    /// which the instance remembers to skip sending it again.
+    /// sent in the binary form of [`compact::write_context`] (else as
+    /// JSON). The module keeps the last context, so one whose bytes are
+    /// those sent last is not sent again.
     #[allow(clippy::too_many_arguments)]
     fn compact_call<'c, C: Serialize + ?Sized>(
         &mut self,
@@ -910,36 +922,46 @@ impl WasmInstance {
     ) -> Result<Vec<Evaluation<'c>>, HostError> {
         self.request.clear();
         compact::Request::write_head(flag, expected, now_ms, &mut self.request);
+        let head = self.request.len();
+        match json {
+            Some(v) => compact::write_context(v, &mut self.request),
+            None => serde_json::to_writer(&mut self.request, context)
+                .map_err(|e| HostError::Protocol(format!("cannot serialize the context: {e}")))?,
+        }
+        if self.request.len() == head {
+            return Err(HostError::Protocol(
+                "the context serialized to nothing".into(),
+            ));
+        }
         // The module keeps the last context: send it only when it changed.
-        let send = json.is_none() || self.last_context.as_ref() != json;
+        let send = self.last_context.as_deref() != Some(&self.request[head..]);
+        let mut sent = None;
         if send {
-            self.last_context = None;
-            let before = self.request.len();
-            serde_json::to_writer(&mut self.request, context)
-                .map_err(|e| HostError::Protocol(format!("cannot serialize the context: {e}")))?;
-            if self.request.len() == before {
-                return Err(HostError::Protocol(
-                    "the context serialized to nothing".into(),
-                ));
-            }
+            // Keep the buffer of the context sent before, for this one.
+            let mut bytes = self.last_context.take().unwrap_or_default();
+            bytes.clear();
+            bytes.extend_from_slice(&self.request[head..]);
+            sent = Some(bytes);
+        } else {
+            self.request.truncate(head);
         }
         let parsed = self.call_with(true, handle, |reply| {
             if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
                 return compact::decode(catalog, reply, flag)
-                    .map_err(|e| bad_reply("bunting_eval_compact", e, &[]));
+                    .map_err(|e| bad_reply("bunting_eval_into", e, &[]));
             }
             // A result the catalog cannot express, or a bad request: JSON.
             match serde_json::from_slice::<EvalReply<'static>>(reply) {
                 Ok(EvalReply::One(e)) if flag.is_some() => Ok(vec![e]),
                 Ok(EvalReply::All(all)) if flag.is_none() => Ok(all),
                 Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
-                Ok(_) => Err(bad_reply("bunting_eval_compact", "wrong reply kind", reply)),
-                Err(e) => Err(bad_reply("bunting_eval_compact", e, reply)),
+                Ok(_) => Err(bad_reply("bunting_eval_into", "wrong reply kind", reply)),
+                Err(e) => Err(bad_reply("bunting_eval_into", e, reply)),
             }
         });
         // Only a call that answered knows the module holds this context.
         match &parsed {
-            Ok(Ok(_)) if send => self.last_context = json.cloned(),
+            Ok(Ok(_)) if send => self.last_context = sent,
             Ok(Ok(_)) => {}
             _ => self.last_context = None,
         }
@@ -947,7 +969,7 @@ impl WasmInstance {
         match (flag, parsed.len()) {
             (Some(_), 1) | (None, _) => Ok(parsed),
             (Some(_), n) => Err(HostError::Protocol(format!(
-                "bunting_eval_compact answered {n} results for one flag"
+                "bunting_eval_into answered {n} results for one flag"
             ))),
         }
     }

@@ -315,7 +315,7 @@ mod wasm {
 
     /// A fake bunting ABI: `bunting_load` replies with `load_reply` (stored at
     /// 2048), `bunting_catalog` with an empty catalog (at 3072), and
-    /// `bunting_eval` and `bunting_eval_compact` run `eval` (which must
+    /// `bunting_eval`, `bunting_eval_compact` and `bunting_eval_into` run `eval` (which must
     /// leave an `i64`).
     pub(crate) fn fake_abi(load_reply: &[u8], eval: &[u8]) -> Vec<u8> {
         let types = vec(vec![
@@ -337,6 +337,7 @@ mod wasm {
             vec![5],
             vec![6],
             vec![2],
+            vec![2],
         ]);
         let memory = vec(vec![vec![0x00, 0x01]]);
         let exports = vec(vec![
@@ -350,6 +351,7 @@ mod wasm {
             export("bunting_schema_version", 0x00, 6),
             export("bunting_catalog", 0x00, 7),
             export("bunting_eval_compact", 0x00, 8),
+            export("bunting_eval_into", 0x00, 9),
         ]);
         let code = vec(vec![
             body(&[0x41, 0x80, 0x08]), // i32.const 1024
@@ -360,6 +362,7 @@ mod wasm {
             body(&i64_const(0)),
             body(&[0x41, 0x01]), // i32.const 1
             body(&i64_const((3072 << 32) | super::CATALOG.len() as i64)),
+            body(eval),
             body(eval),
         ]);
         let mut segment = vec![0x00, 0x41, 0x80, 0x10, 0x0b]; // memory 0, i32.const 2048
@@ -441,13 +444,13 @@ fn a_trap_poisons_the_instance() {
         matches!(
             err,
             HostError::Trap {
-                call: "bunting_eval_compact",
+                call: "bunting_eval_into",
                 ..
             }
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("bunting_eval_compact"), "{err}");
+    assert!(err.to_string().contains("bunting_eval_into"), "{err}");
     assert!(engine.instance().is_poisoned());
     assert!(matches!(
         engine.evaluate("x", &json!({}), 0),

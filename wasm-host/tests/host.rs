@@ -151,6 +151,21 @@ fn the_module_reuses_only_the_context_it_holds() {
         engine.evaluate_all(&b, NOW).unwrap(),
         native.evaluate_all(&b, NOW)
     );
+    // A `Context` travels as JSON, a `Value` in the binary form: mixed,
+    // each answers as natively.
+    let own = bunting_core::Context::new()
+        .with_targeting_key("user-8")
+        .with("country", "CA");
+    for _ in 0..2 {
+        assert_eq!(
+            engine.evaluate_all_serialized(&own, NOW).unwrap(),
+            native.evaluate_all(&own, NOW)
+        );
+        assert_eq!(
+            engine.evaluate_all(&a, NOW).unwrap(),
+            native.evaluate_all(&a, NOW)
+        );
+    }
     // A context the module cannot use is an error result, as natively.
     assert_eq!(
         engine.evaluate_all(&json!([1]), NOW).unwrap(),
