@@ -797,19 +797,22 @@ fn compile_flag<'s>(
 /// experiments mutually exclusive. Of two overlapping flags the one whose
 /// range starts later is marked broken, so the layer stays exclusive.
 fn check_layer_overlaps(cx: &mut Ctx, snapshot: &Snapshot<'_>, flags: &mut [CFlag]) {
-    let mut by_layer: HashMap<usize, Vec<(u32, u32, usize)>> = HashMap::new();
+    // Indexed by layer (a slot's layer is an index into `snapshot.layers`),
+    // so they come in layer order without a map or a sort; the slots are
+    // distinct (each has its flag's index), so an unstable sort orders them
+    // as a stable one would (and keeps the stable sort's code out of the
+    // edge worker's bundle).
+    let mut by_layer: Vec<Vec<(u32, u32, usize)>> = Vec::new();
     for (i, f) in flags.iter().enumerate() {
         if let Some(slot) = f.layer() {
-            by_layer
-                .entry(slot.layer)
-                .or_default()
-                .push((slot.start, slot.end, i));
+            if by_layer.len() <= slot.layer {
+                by_layer.resize_with(slot.layer + 1, Vec::new);
+            }
+            by_layer[slot.layer].push((slot.start, slot.end, i));
         }
     }
-    let mut layers: Vec<_> = by_layer.into_iter().collect();
-    layers.sort_by_key(|(l, _)| *l);
-    for (layer, mut slots) in layers {
-        slots.sort();
+    for (layer, mut slots) in by_layer.into_iter().enumerate() {
+        slots.sort_unstable();
         for w in slots.windows(2) {
             let (_, end_a, a) = w[0];
             let (start_b, _, b) = w[1];
