@@ -297,7 +297,46 @@ impl Attr<'_> {
 /// Name equality, lengths first (most names differ in length).
 #[inline]
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes() == b.as_bytes()
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// `a == b` for the short strings of the engine (attribute names, flag
+/// keys, variant names, context values), without a call to `memcmp`:
+/// lengths first, then at most a few words loaded whole. In WASM,
+/// `memcmp` is compiler_builtins' loop over single bytes, each iteration
+/// an epoch check in wasmtime, and was most of an attribute lookup.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+    match n {
+        0 => true,
+        // Bytes 0, n/2 and n-1 cover every byte of 1 to 3.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        // The first and last four bytes, overlapping.
+        4..=8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        // The first and last eight bytes, overlapping.
+        9..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        // Natively, `memcmp` is vectorized: worth its call past 16 bytes.
+        #[cfg(not(target_arch = "wasm32"))]
+        _ => a == b,
+        #[cfg(target_arch = "wasm32")]
+        _ => {
+            // Eight bytes at a time, then the last eight (overlapping).
+            let mut at = 0;
+            while at + 8 < n {
+                if word(a, at) != word(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            word(a, n - 8) == word(b, n - 8)
+        }
+    }
 }
 
 impl<'a> From<&'a str> for Attr<'a> {
@@ -504,6 +543,32 @@ pub(crate) fn json_type(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let text = b"targetingKey-department.version@bunting.dev-0123456789abcdefghij";
+        for n in 0..=40 {
+            for i in 0..=text.len() - n {
+                for j in 0..=text.len() - n {
+                    let (a, b) = (&text[i..i + n], &text[j..j + n]);
+                    assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+                }
+            }
+            assert!(!same_bytes(&text[..n], &text[..n + 1]));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn same_bytes_is_equality_on_any_bytes(
+            a in proptest::collection::vec(0u8..4, 0..40),
+            flip in proptest::collection::vec(proptest::bool::weighted(0.03), 40),
+        ) {
+            let b: Vec<u8> = a.iter().zip(&flip).map(|(x, f)| if *f { x ^ 1 } else { *x }).collect();
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
+            proptest::prop_assert!(same_bytes(&a, &a.clone()));
+        }
+    }
 
     #[test]
     fn setting_a_name_again_replaces_its_value() {

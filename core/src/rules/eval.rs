@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::ast::{CmpOp, Expr, Lit, Operand, Path};
 use super::lenient_semver;
-use crate::context::{Attr, ContextRef, Found, Kind};
+use crate::context::{Attr, ContextRef, Found, Kind, same_bytes};
 use crate::time::parse_rfc3339_ms;
 
 /// What a condition is evaluated against.
@@ -53,7 +53,7 @@ pub fn lookup<'a, S: AsRef<str>>(value: &'a Value, segments: &[S]) -> Option<&'a
 pub(crate) fn get<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
     if map.len() <= 16 {
         map.iter()
-            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+            .find(|(k, _)| same_bytes(k.as_bytes(), key.as_bytes()))
             .map(|(_, v)| v)
     } else {
         map.get(key)
@@ -177,7 +177,7 @@ fn equal(a: &V<'_>, b: &V<'_>) -> bool {
         (V::Null, V::Null) => true,
         (V::Bool(x), V::Bool(y)) => x == y,
         (V::Num(x), V::Num(y)) => x == y,
-        (V::Str(x), V::Str(y)) => x == y,
+        (V::Str(x), V::Str(y)) => same_bytes(x.as_bytes(), y.as_bytes()),
         (V::Version(x), V::Version(y)) => x.cmp_precedence(y) == Ordering::Equal,
         (V::Time(x), V::Time(y)) => x == y,
         (V::JsonList(x), V::JsonList(y)) => {
@@ -278,11 +278,14 @@ fn compare(env: &Env<'_>, op: CmpOp, lhs: &Operand, rhs: &Operand) -> bool {
         },
         CmpOp::StartsWith | CmpOp::EndsWith => match (&a, &b) {
             (V::Str(h), V::Str(n)) => {
-                if op == CmpOp::StartsWith {
-                    h.starts_with(n.as_ref())
-                } else {
-                    h.ends_with(n.as_ref())
-                }
+                let (h, n) = (h.as_bytes(), n.as_bytes());
+                // `str::starts_with` and `ends_with` without `memcmp`.
+                h.len() >= n.len()
+                    && if op == CmpOp::StartsWith {
+                        same_bytes(&h[..n.len()], n)
+                    } else {
+                        same_bytes(&h[h.len() - n.len()..], n)
+                    }
             }
             _ => false,
         },
