@@ -50,8 +50,26 @@ impl Bucketer {
     pub fn bucket(&self, key: &str) -> u32 {
         let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
         h.write(key.as_bytes());
-        ((u128::from(h.finish()) * u128::from(BUCKETS)) >> 64) as u32
+        scale(h.finish())
     }
+}
+
+/// `(h * BUCKETS) >> 64`, the bucket of hash `h`.
+#[cfg(not(target_arch = "wasm32"))]
+#[inline]
+fn scale(h: u64) -> u32 {
+    ((u128::from(h) * u128::from(BUCKETS)) >> 64) as u32
+}
+
+/// `(h * BUCKETS) >> 64` in 64-bit arithmetic: WASM has no 128-bit
+/// multiply (it is a call to `__multi3`). With `h = hi * 2^32 + lo`,
+/// `(h * B) >> 64 = (hi * B + ((lo * B) >> 32)) >> 32` exactly (`B` < 2^32,
+/// so nothing overflows and the dropped fraction cannot carry).
+#[cfg(target_arch = "wasm32")]
+#[inline]
+fn scale(h: u64) -> u32 {
+    let b = u64::from(BUCKETS);
+    (((h >> 32) * b + (((h & 0xffff_ffff) * b) >> 32)) >> 32) as u32
 }
 
 /// Converts a percentage with at most three decimals to a bucket count.
@@ -91,6 +109,34 @@ pub fn percent_to_buckets(percent: f64) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 64-bit form of `scale` that WASM builds use.
+    fn scale_64(h: u64) -> u32 {
+        let b = u64::from(BUCKETS);
+        (((h >> 32) * b + (((h & 0xffff_ffff) * b) >> 32)) >> 32) as u32
+    }
+
+    #[test]
+    fn scaling_in_64_bits_is_scaling_in_128() {
+        let wide = |h: u64| ((u128::from(h) * u128::from(BUCKETS)) >> 64) as u32;
+        let mut h = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in 0..1_000_000u64 {
+            h = h.rotate_left(17).wrapping_mul(0xff51_afd7_ed55_8ccd) ^ i;
+            assert_eq!(scale_64(h), wide(h), "{h:#x}");
+        }
+        for h in [
+            0,
+            1,
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 32,
+            (1 << 32) - 1,
+            u64::MAX << 32,
+        ] {
+            assert_eq!(scale_64(h), wide(h), "{h:#x}");
+            assert_eq!(scale(h), wide(h), "{h:#x}");
+        }
+    }
 
     #[test]
     fn different_salts_give_independent_buckets() {
