@@ -141,8 +141,10 @@ pub extern "C" fn bunting_load(ptr: *const u8, len: usize, lenient: i32) -> u64 
                     Err(e) => LoadReply::Error((&e).into()),
                     Ok((engine, problems)) => {
                         let catalog = Catalog::of_parsed(&engine, &parsed);
+                        let mut encoder = Encoder::new(&catalog);
+                        encoder.bind(&engine);
                         let engine = Loaded {
-                            encoder: Encoder::new(&catalog),
+                            encoder,
                             catalog: serde_json::to_vec(&catalog).expect("catalogs serialize"),
                             engine,
                         };
@@ -258,11 +260,20 @@ fn compact_reply(handle: u32, input: &[u8], out: &mut Vec<u8>) {
     let context = kept.context();
     let engine = &loaded.engine;
     let start = out.len();
+    let encoder = &loaded.encoder;
+    // Records straight from the engine's positions; where those cannot
+    // say it, the results by name, else JSON.
     match req.flag {
         Some(key) => {
+            if encoder
+                .encode_one(engine, key, req.expected, context, req.now_ms, out)
+                .is_ok()
+            {
+                return;
+            }
+            out.truncate(start);
             let result = engine.evaluate_typed(key, req.expected, context, req.now_ms);
-            if loaded
-                .encoder
+            if encoder
                 .encode(std::slice::from_ref(&result), false, out)
                 .is_err()
             {
@@ -271,9 +282,12 @@ fn compact_reply(handle: u32, input: &[u8], out: &mut Vec<u8>) {
             }
         }
         None => {
+            if encoder.encode_all(engine, context, req.now_ms, out).is_ok() {
+                return;
+            }
+            out.truncate(start);
             let results = engine.evaluate_all(context, req.now_ms);
-            out.reserve(8 + results.len() * compact::RECORD);
-            if loaded.encoder.encode(&results, true, out).is_err() {
+            if encoder.encode(&results, true, out).is_err() {
                 out.truncate(start);
                 serde_json::to_writer(out, &EvalReply::All(results)).expect("replies serialize");
             }

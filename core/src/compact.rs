@@ -39,6 +39,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::engine::{Answer, Outcome};
 use crate::model::{FlagMetadata, FlagType};
 use crate::result::{ErrorCode, Evaluation, Reason};
 use crate::{Engine, ParsedFlag, ParsedSnapshot, Snapshot};
@@ -186,6 +187,27 @@ pub struct Encoder {
     /// Catalog position by key; `None` for a key the catalog has twice
     /// (a lenient load), which only JSON can answer for unambiguously.
     index: HashMap<Box<str>, Option<u32>, BuildHasherDefault<Fnv>>,
+    /// Set by [`Encoder::bind`]: the catalog positions of the engine's
+    /// flags, variants and rules, by engine position.
+    bound: Vec<Positions>,
+}
+
+/// The catalog positions of one engine flag (see [`Encoder::bind`]):
+/// what [`Encoder::encode`] finds by name for each result, found once.
+#[derive(Debug)]
+struct Positions {
+    /// Its catalog position in an evaluate-all, whose results are in
+    /// engine order: the same position if the catalog has the flag's key
+    /// there ([`NONE`]: unmapped).
+    all: u32,
+    /// Its catalog position for one flag, by key ([`NONE`]: unmapped,
+    /// because the catalog lacks the key or has it twice).
+    one: u32,
+    /// The catalog position of its variants, by engine position
+    /// ([`NONE`]: not in the catalog).
+    variants: Box<[u32]>,
+    /// The catalog position of its rules, by engine position.
+    rules: Box<[u32]>,
 }
 
 /// FNV-1a: flag keys are short and not chosen by an attacker of this map
@@ -236,7 +258,169 @@ impl Encoder {
                 .and_modify(|seen| *seen = None)
                 .or_insert(Some(i as u32));
         }
-        Encoder { flags, index }
+        Encoder {
+            flags,
+            index,
+            bound: Vec::new(),
+        }
+    }
+
+    /// Binds the encoder to `engine`, the engine its catalog was made of:
+    /// [`Encoder::encode_one`] and [`Encoder::encode_all`] then write
+    /// records straight from the engine's positions, as [`Encoder::encode`]
+    /// writes them from the names of the same results.
+    pub fn bind(&mut self, engine: &Engine) {
+        let position = |list: Option<&Vec<Box<str>>>, name: &str| {
+            list.and_then(|l| l.iter().position(|n| **n == *name))
+                .map_or(NONE, |p| p as u32)
+        };
+        self.bound = (0..engine.len())
+            .map(|e| {
+                let key = engine.key_at(e);
+                let all = match self.flags.get(e) {
+                    Some((k, _, _)) if **k == *key => e as u32,
+                    _ => NONE,
+                };
+                let one = self.index.get(key).copied().flatten().unwrap_or(NONE);
+                // Both name the same catalog flag when both are set: the
+                // key is at `all`, and only there if `one` is set.
+                let names = [all, one]
+                    .into_iter()
+                    .find(|c| *c != NONE)
+                    .map(|c| &self.flags[c as usize]);
+                let (variants, rules) = engine.names_at(e);
+                Positions {
+                    all,
+                    one,
+                    variants: variants.map(|v| position(names.map(|n| &n.1), v)).collect(),
+                    rules: rules.map(|r| position(names.map(|n| &n.2), r)).collect(),
+                }
+            })
+            .collect();
+    }
+
+    /// Appends the compact reply of evaluating flag `key` (see
+    /// [`Engine::evaluate_typed`]) to `out`: what [`Encoder::encode`] writes
+    /// for its result. Fails where that fails, and on an encoder not bound
+    /// to `engine`; the caller then answers through JSON.
+    pub fn encode_one<C: crate::EvaluationContext + ?Sized>(
+        &self,
+        engine: &Engine,
+        key: &str,
+        expected: Option<FlagType>,
+        context: &C,
+        now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CompactError> {
+        self.check_bound(engine)?;
+        let Some(outcome) = engine.outcome(key, expected, context.context_ref(), now_ms) else {
+            return self.encode(&[Evaluation::not_found(key)], false, out);
+        };
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        let mut messages = Vec::new();
+        self.record(outcome, false, &mut messages, out)?;
+        put_messages(&messages, out);
+        Ok(())
+    }
+
+    /// Appends the compact reply of evaluating every flag (see
+    /// [`Engine::evaluate_all`]) to `out`: what [`Encoder::encode`] writes
+    /// for those results, failing where it fails.
+    pub fn encode_all<C: crate::EvaluationContext + ?Sized>(
+        &self,
+        engine: &Engine,
+        context: &C,
+        now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CompactError> {
+        self.check_bound(engine)?;
+        let n = engine.len();
+        out.reserve(8 + n * RECORD);
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        let mut messages = Vec::new();
+        let mut done = Ok(());
+        let mut count = 0;
+        engine.outcomes_all(context.context_ref(), now_ms, |o| {
+            count += 1;
+            if done.is_ok() {
+                done = self.record(o, true, &mut messages, out);
+            }
+        });
+        done?;
+        if count != n {
+            return Err(CompactError::Malformed("evaluate-all skipped a flag"));
+        }
+        put_messages(&messages, out);
+        Ok(())
+    }
+
+    fn check_bound(&self, engine: &Engine) -> Result<(), CompactError> {
+        if self.bound.len() == engine.len() {
+            Ok(())
+        } else {
+            Err(CompactError::Unmapped(
+                "an engine the encoder is not bound to".into(),
+            ))
+        }
+    }
+
+    /// Appends the record of `o` to `out` and its message, if any, to
+    /// `messages`: by position (`all`) or by key, as [`Encoder::encode`].
+    fn record(
+        &self,
+        o: Outcome,
+        all: bool,
+        messages: &mut Vec<String>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CompactError> {
+        let p = &self.bound[o.flag];
+        let flag = if all { p.all } else { p.one };
+        let unmapped =
+            |what: &str| CompactError::Unmapped(format!("{what} of engine flag {}", o.flag));
+        if flag == NONE {
+            // Every result of an engine flag has metadata, which only a
+            // catalog flag can express.
+            return Err(unmapped("the flag"));
+        }
+        let failed = matches!(o.answer, Answer::Failed(..));
+        let (variant, rule, prereq, reason, code) = match o.answer {
+            Answer::Served {
+                variant,
+                reason,
+                rule,
+                prerequisite,
+            } => {
+                let variant = p.variants[variant];
+                let rule = rule.map_or(Ok(NONE), |r| match p.rules[r] {
+                    NONE => Err(unmapped("a rule")),
+                    r => Ok(r),
+                })?;
+                let prereq = prerequisite.map_or(Ok(NONE), |q| match self.bound[q].one {
+                    NONE => Err(unmapped("a prerequisite")),
+                    q => Ok(q),
+                })?;
+                if variant == NONE {
+                    return Err(unmapped("a variant"));
+                }
+                (variant, rule, prereq, reason, 0)
+            }
+            Answer::Failed(code, message) => {
+                messages.push(message);
+                (NONE, NONE, NONE, Reason::Error, error_code(code))
+            }
+        };
+        let mut rec = [0u8; RECORD];
+        rec[0..4].copy_from_slice(&flag.to_le_bytes());
+        rec[4..8].copy_from_slice(&variant.to_le_bytes());
+        rec[8..12].copy_from_slice(&rule.to_le_bytes());
+        rec[12..16].copy_from_slice(&prereq.to_le_bytes());
+        rec[16] = reason_code(reason);
+        rec[17] = code;
+        rec[18] = 1 | (u8::from(failed) << 1);
+        out.extend_from_slice(&rec);
+        Ok(())
     }
 
     /// The catalog position of result `i` with key `key`: by position for
@@ -306,11 +490,20 @@ impl Encoder {
             rec[17] = r.error_code.map_or(0, error_code);
             rec[18] = u8::from(r.metadata.is_some()) | (u8::from(r.error_message.is_some()) << 1);
         }
-        for m in results.iter().filter_map(|r| r.error_message.as_deref()) {
-            out.extend_from_slice(&(m.len() as u32).to_le_bytes());
-            out.extend_from_slice(m.as_bytes());
-        }
+        let messages: Vec<&str> = results
+            .iter()
+            .filter_map(|r| r.error_message.as_deref())
+            .collect();
+        put_messages(&messages, out);
         Ok(())
+    }
+}
+
+/// Appends the error messages of a reply.
+fn put_messages<S: AsRef<str>>(messages: &[S], out: &mut Vec<u8>) {
+    for m in messages.iter().map(AsRef::as_ref) {
+        out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        out.extend_from_slice(m.as_bytes());
     }
 }
 
@@ -968,6 +1161,71 @@ mod tests {
             .to_string(),
         );
         docs
+    }
+
+    #[test]
+    fn records_from_positions_are_the_records_from_names() {
+        let contexts = [
+            json!({"targetingKey": "u1", "plan": "beta", "country": "US", "email": "a@b.c"}),
+            json!({"targetingKey": "u2", "plan": "pro", "x": "\"", "user": {"id": "7"}}),
+            json!({"targetingKey": "u3", "plan": "pro", "version": "2.4.1", "tier": 3}),
+            json!({"plan": "pro"}),
+            json!({"targetingKey": 5}),
+            json!({}),
+            json!([1]),
+        ];
+        let mut checked = 0;
+        for doc in documents() {
+            let parsed = ParsedSnapshot::parse(&doc).unwrap();
+            let (engine, _) = Engine::from_parsed_lenient(&parsed);
+            let catalog = Catalog::of_parsed(&engine, &parsed);
+            let mut encoder = Encoder::new(&catalog);
+            encoder.bind(&engine);
+            let keys: Vec<String> = engine
+                .flag_keys()
+                .map(str::to_owned)
+                .chain(["missing".to_owned()])
+                .collect();
+            for now in [0, 1_764_547_200_000, i64::MAX] {
+                for ctx in &contexts {
+                    let by_name = |results: &[Evaluation<'_>], all: bool| {
+                        let mut out = Vec::new();
+                        encoder.encode(results, all, &mut out).map(|()| out)
+                    };
+                    let mut out = Vec::new();
+                    let got = encoder
+                        .encode_all(&engine, ctx, now, &mut out)
+                        .map(|()| out);
+                    let want = by_name(&engine.evaluate_all(ctx, now), true);
+                    assert_eq!(got, want, "{doc} {ctx}");
+                    for key in &keys {
+                        for expected in [None, Some(FlagType::Boolean), Some(FlagType::String)] {
+                            let mut out = Vec::new();
+                            let got = encoder
+                                .encode_one(&engine, key, expected, ctx, now, &mut out)
+                                .map(|()| out);
+                            let one = engine.evaluate_typed(key, expected, ctx, now);
+                            let want = by_name(std::slice::from_ref(&one), false);
+                            assert_eq!(got.is_ok(), want.is_ok(), "{doc} {key} {ctx}");
+                            if let (Ok(got), Ok(want)) = (got, want) {
+                                assert_eq!(got, want, "{doc} {key} {ctx}");
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+        // Not bound to this engine: refused.
+        let snapshot = parse_json(SNAPSHOT).unwrap();
+        let engine = Engine::from_snapshot(&snapshot).unwrap();
+        let encoder = Encoder::new(&Catalog::of(&engine, &snapshot));
+        assert!(
+            encoder
+                .encode_all(&engine, &json!({}), 0, &mut Vec::new())
+                .is_err()
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use crate::compile::{CFlag, CSchedule, CServe, Compiled, compile};
-use crate::context::{ContextRef, EvaluationContext, Found, Kind, json_type};
+use crate::context::{ContextRef, EvaluationContext, Found, Kind, json_type, same_bytes};
 use crate::model::{DEFAULT_BUCKET_BY, FlagType, Snapshot};
 use crate::parsed::ParsedSnapshot;
 use crate::result::{ErrorCode, Evaluation, Reason};
@@ -41,7 +41,19 @@ pub struct Engine {
     version: u64,
     generated_at: String,
     compiled: Compiled,
+    /// The condition of every rule, as a number shared by the rules with
+    /// the same (shared) condition: flag `i`'s rules are
+    /// `rule_conditions[rule_start[i]..]`. An evaluation of many flags
+    /// evaluates each condition once.
+    rule_conditions: Box<[u32]>,
+    rule_start: Box<[u32]>,
+    /// How many distinct conditions the rules have.
+    conditions: usize,
 }
+
+/// Condition answers already computed for one context, by condition
+/// number (see `Engine::rule_conditions`); empty for a single evaluation.
+type ConditionMemo = [Cell<Option<bool>>];
 
 /// Segment answers already computed for one context, by segment index:
 /// `evaluate_all` asks each segment once however many flags use it. Empty
@@ -51,6 +63,54 @@ type SegmentMemo = [Cell<Option<bool>>];
 
 /// Outcome of resolving a serve: a variant, or an error.
 type Resolved = Result<(usize, Reason), (ErrorCode, String)>;
+
+/// One flag's evaluation as positions in the engine: what an
+/// [`Evaluation`] says (see [`Engine::evaluation`]), for the compact
+/// encoder, which writes its records from positions instead of finding
+/// variants and rules by name.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome {
+    /// The flag's position.
+    pub flag: usize,
+    pub answer: Answer,
+}
+
+/// What an [`Outcome`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Answer {
+    /// A variant (by position in the flag's variants), why, the matching
+    /// rule (by position) and the prerequisite flag that was not served
+    /// what it required.
+    Served {
+        variant: usize,
+        reason: Reason,
+        rule: Option<usize>,
+        prerequisite: Option<usize>,
+    },
+    /// An error, with its message.
+    Failed(ErrorCode, String),
+}
+
+impl Outcome {
+    fn served(flag: usize, variant: usize, reason: Reason) -> Outcome {
+        Outcome {
+            flag,
+            answer: Answer::Served {
+                variant,
+                reason,
+                rule: None,
+                prerequisite: None,
+            },
+        }
+    }
+
+    fn failed(flag: usize, code: ErrorCode, message: String) -> Outcome {
+        Outcome {
+            flag,
+            answer: Answer::Failed(code, message),
+        }
+    }
+}
 
 impl Engine {
     /// Parses, validates and compiles a snapshot document. Any problem fails
@@ -103,11 +163,29 @@ impl Engine {
     /// Validates and compiles; `size` is the document's length if known.
     fn compile(snapshot: &crate::borrowed::Snapshot<'_>, size: usize) -> (Engine, Vec<Problem>) {
         let (compiled, problems) = compile(snapshot, size);
+        // Rules share a condition (an `Arc`) when their texts are the same.
+        let mut numbers: crate::compile::FastMap<*const crate::rules::Condition, u32> =
+            Default::default();
+        let mut rule_start = Vec::with_capacity(compiled.flags.len());
+        let mut rule_conditions = Vec::new();
+        for flag in &compiled.flags {
+            rule_start.push(rule_conditions.len() as u32);
+            for rule in &flag.rules {
+                let next = numbers.len() as u32;
+                let n = *numbers
+                    .entry(std::sync::Arc::as_ptr(&rule.condition))
+                    .or_insert(next);
+                rule_conditions.push(n);
+            }
+        }
         let engine = Engine {
             environment: snapshot.environment.to_string(),
             version: snapshot.version,
             generated_at: snapshot.generated_at.to_string(),
             compiled,
+            rule_conditions: rule_conditions.into(),
+            rule_start: rule_start.into(),
+            conditions: numbers.len(),
         };
         (engine, problems)
     }
@@ -152,6 +230,31 @@ impl Engine {
             .is_some_and(|i| self.compiled.flags[i].client_side)
     }
 
+    /// The number of flags.
+    pub(crate) fn len(&self) -> usize {
+        self.compiled.flags.len()
+    }
+
+    /// The key of the flag at `i`.
+    pub(crate) fn key_at(&self, i: usize) -> &str {
+        &self.compiled.flags[i].key
+    }
+
+    /// The variant names and rule ids of the flag at `i`, by position.
+    pub(crate) fn names_at(
+        &self,
+        i: usize,
+    ) -> (
+        impl Iterator<Item = &str> + '_,
+        impl Iterator<Item = &str> + '_,
+    ) {
+        let flag = &self.compiled.flags[i];
+        (
+            flag.variants.iter().map(|(n, _)| &**n),
+            flag.rules.iter().map(|r| &*r.id),
+        )
+    }
+
     /// The position of flag `key`.
     fn find(&self, key: &str) -> Option<usize> {
         let flags = &self.compiled.flags;
@@ -190,28 +293,59 @@ impl Engine {
         context: ContextRef<'_>,
         now_ms: i64,
     ) -> Evaluation<'a> {
-        let Some(i) = self.find(key) else {
-            return Evaluation::not_found(key);
-        };
+        match self.outcome(key, expected, context, now_ms) {
+            Some(outcome) => self.evaluation(outcome),
+            None => Evaluation::not_found(key),
+        }
+    }
+
+    /// [`Engine::evaluate_typed`] as an [`Outcome`]; `None` for an unknown
+    /// key, whose answer is [`Evaluation::not_found`].
+    pub(crate) fn outcome(
+        &self,
+        key: &str,
+        expected: Option<FlagType>,
+        context: ContextRef<'_>,
+        now_ms: i64,
+    ) -> Option<Outcome> {
+        let i = self.find(key)?;
         let flag = &self.compiled.flags[i];
         if let Some(t) = expected
             && t != flag.flag_type
         {
-            return self.fail(
-                flag,
+            return Some(Outcome::failed(
+                i,
                 ErrorCode::TypeMismatch,
                 format!(
                     "flag {key:?} is of type {}, not {}",
                     flag.flag_type.as_str(),
                     t.as_str()
                 ),
-            );
+            ));
         }
-        let subject = match check_context(context) {
-            Ok(subject) => subject,
-            Err(msg) => return self.fail(flag, ErrorCode::InvalidContext, msg),
-        };
-        self.eval_flag(i, &subject, now_ms, 0, &[])
+        Some(match check_context(context) {
+            Ok(subject) => self.eval_flag(i, &subject, now_ms, 0, &[], &[]),
+            Err(msg) => Outcome::failed(i, ErrorCode::InvalidContext, msg),
+        })
+    }
+
+    /// The [`Evaluation`] an [`Outcome`] of this engine stands for.
+    pub(crate) fn evaluation(&self, outcome: Outcome) -> Evaluation<'_> {
+        let flag = &self.compiled.flags[outcome.flag];
+        match outcome.answer {
+            Answer::Failed(code, message) => self.fail(flag, code, message),
+            Answer::Served {
+                variant,
+                reason,
+                rule,
+                prerequisite,
+            } => {
+                let mut e = self.served(flag, variant, reason, rule.map(|r| &*flag.rules[r].id));
+                e.prerequisite_failed =
+                    prerequisite.map(|p| Cow::Borrowed(&*self.compiled.flags[p].key));
+                e
+            }
+        }
     }
 
     /// Evaluates every flag for `context`, in snapshot order.
@@ -220,7 +354,11 @@ impl Engine {
         context: &C,
         now_ms: i64,
     ) -> Vec<Evaluation<'a>> {
-        self.evaluate_where(context.context_ref(), now_ms, |_| true)
+        let mut out = Vec::with_capacity(self.compiled.flags.len());
+        self.outcomes_all(context.context_ref(), now_ms, |o| {
+            out.push(self.evaluation(o));
+        });
+        out
     }
 
     /// Evaluates the flags marked `clientSide` for `context`, in snapshot
@@ -254,22 +392,48 @@ impl Engine {
         now_ms: i64,
         keep: impl Fn(&CFlag) -> bool,
     ) -> Vec<Evaluation<'a>> {
+        let mut out = Vec::new();
+        self.outcomes_where(context, now_ms, keep, |o| {
+            out.push(self.evaluation(o));
+        });
+        out
+    }
+
+    /// [`Engine::evaluate_all`] as [`Outcome`]s, handed to `sink` in
+    /// snapshot order.
+    pub(crate) fn outcomes_all(
+        &self,
+        context: ContextRef<'_>,
+        now_ms: i64,
+        sink: impl FnMut(Outcome),
+    ) {
+        self.outcomes_where(context, now_ms, |_| true, sink);
+    }
+
+    /// The outcomes of the flags `keep` selects, in snapshot order.
+    fn outcomes_where(
+        &self,
+        context: ContextRef<'_>,
+        now_ms: i64,
+        keep: impl Fn(&CFlag) -> bool,
+        mut sink: impl FnMut(Outcome),
+    ) {
         let flags = &self.compiled.flags;
+        let kept = (0..flags.len()).filter(|&i| keep(&flags[i]));
         let subject = match check_context(context) {
             Ok(subject) => subject,
             Err(msg) => {
-                return flags
-                    .iter()
-                    .filter(|f| keep(f))
-                    .map(|f| self.fail(f, ErrorCode::InvalidContext, msg.clone()))
-                    .collect();
+                for i in kept {
+                    sink(Outcome::failed(i, ErrorCode::InvalidContext, msg.clone()));
+                }
+                return;
             }
         };
         let memo = vec![Cell::new(None); self.compiled.segments.len()];
-        (0..flags.len())
-            .filter(|&i| keep(&flags[i]))
-            .map(|i| self.eval_flag(i, &subject, now_ms, 0, &memo))
-            .collect()
+        let conditions = vec![Cell::new(None); self.conditions];
+        for i in kept {
+            sink(self.eval_flag(i, &subject, now_ms, 0, &memo, &conditions));
+        }
     }
 
     fn fail<'a>(&'a self, flag: &'a CFlag, code: ErrorCode, message: String) -> Evaluation<'a> {
@@ -280,45 +444,50 @@ impl Engine {
         }
     }
 
-    fn eval_flag<'a>(
-        &'a self,
+    fn eval_flag(
+        &self,
         i: usize,
         ctx: &Subject<'_>,
         now_ms: i64,
         depth: u32,
         memo: &SegmentMemo,
-    ) -> Evaluation<'a> {
+        conditions: &ConditionMemo,
+    ) -> Outcome {
         let flag = &self.compiled.flags[i];
         if let Some((code, msg)) = flag.broken() {
-            return self.fail(flag, *code, msg.clone());
+            return Outcome::failed(i, *code, msg.clone());
         }
         if let Some((v, reason)) = flag.fixed {
-            return self.served(flag, v, reason, None);
+            return Outcome::served(i, v, reason);
         }
         if !flag.enabled {
-            return self.served(flag, flag.off, Reason::Disabled, None);
+            return Outcome::served(i, flag.off, Reason::Disabled);
         }
         for (pre, want) in flag.prerequisites() {
             if depth >= MAX_PREREQUISITE_DEPTH {
-                return self.fail(
-                    flag,
+                return Outcome::failed(
+                    i,
                     ErrorCode::General,
                     "prerequisite chain too deep".into(),
                 );
             }
-            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1, memo);
-            if let Some(code) = got.error_code {
-                let msg = format!(
-                    "prerequisite {:?} failed: {}",
-                    got.key,
-                    got.error_message.as_deref().unwrap_or(code.as_str())
-                );
-                return self.fail(flag, code, msg);
-            }
-            if got.variant.as_deref() != Some(want.as_str()) {
-                let mut e = self.served(flag, flag.off, Reason::Default, None);
-                e.prerequisite_failed = Some(Cow::Borrowed(&self.compiled.flags[*pre].key));
-                return e;
+            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1, memo, conditions);
+            let pre_flag = &self.compiled.flags[*pre];
+            match got.answer {
+                Answer::Failed(code, message) => {
+                    let msg = format!("prerequisite {:?} failed: {message}", &*pre_flag.key);
+                    return Outcome::failed(i, code, msg);
+                }
+                Answer::Served { variant, .. } => {
+                    let name = &pre_flag.variants[variant].0;
+                    if !same_bytes(name.as_bytes(), want.as_bytes()) {
+                        let mut o = Outcome::served(i, flag.off, Reason::Default);
+                        if let Answer::Served { prerequisite, .. } = &mut o.answer {
+                            *prerequisite = Some(*pre);
+                        }
+                        return o;
+                    }
+                }
             }
         }
         let segment = |s: usize| match memo.get(s) {
@@ -334,11 +503,29 @@ impl Engine {
             now_ms,
             segment: &segment,
         };
-        for rule in &flag.rules {
-            if rule.condition.eval(&env) {
+        let numbers = match conditions {
+            [] => &[][..],
+            _ => &self.rule_conditions[self.rule_start[i] as usize..],
+        };
+        for (r, rule) in flag.rules.iter().enumerate() {
+            let holds = match numbers.get(r).and_then(|&n| conditions.get(n as usize)) {
+                Some(known) => known.get().unwrap_or_else(|| {
+                    let answer = rule.condition.eval(&env);
+                    known.set(Some(answer));
+                    answer
+                }),
+                None => rule.condition.eval(&env),
+            };
+            if holds {
                 return match self.resolve(flag, &rule.serve, ctx, now_ms, Reason::TargetingMatch) {
-                    Ok((v, reason)) => self.served(flag, v, reason, Some(&rule.id)),
-                    Err((code, msg)) => self.fail(flag, code, msg),
+                    Ok((v, reason)) => {
+                        let mut o = Outcome::served(i, v, reason);
+                        if let Answer::Served { rule, .. } = &mut o.answer {
+                            *rule = Some(r);
+                        }
+                        o
+                    }
+                    Err((code, msg)) => Outcome::failed(i, code, msg),
                 };
             }
         }
@@ -348,8 +535,8 @@ impl Engine {
             Reason::Default
         };
         match self.resolve(flag, &flag.fallthrough, ctx, now_ms, fixed) {
-            Ok((v, reason)) => self.served(flag, v, reason, None),
-            Err((code, msg)) => self.fail(flag, code, msg),
+            Ok((v, reason)) => Outcome::served(i, v, reason),
+            Err((code, msg)) => Outcome::failed(i, code, msg),
         }
     }
 
@@ -540,4 +727,61 @@ fn check_context(ctx: ContextRef<'_>) -> Result<Subject<'_>, String> {
         context: ctx,
         targeting_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Flags whose rules share conditions (one text, one `Arc`), some
+    /// through prerequisites, some over time and segments: evaluate-all
+    /// answers each condition once per call, and must answer as one flag
+    /// at a time does.
+    #[test]
+    fn shared_conditions_answer_once_per_call_as_alone() {
+        let rule = |id: &str, condition: &str, variant: &str| json!({"id": id, "condition": condition, "serve": {"variant": variant}});
+        let mut flags = Vec::new();
+        for i in 0..12 {
+            let mut flag = json!({
+                "key": format!("f{i}"), "type": "string", "offVariant": "off",
+                "variants": {"a": "A", "b": "B", "off": "O"},
+                "rules": [
+                    rule("pro", "plan == \"pro\"", if i % 2 == 0 { "a" } else { "b" }),
+                    rule("staff", "segment(\"staff\") || now > \"2026-12-01T00:00:00Z\"", "b"),
+                    rule("new", &format!("semver(app.version) >= \"2.{}.0\"", i % 3), "a"),
+                ],
+                "fallthrough": {"rollout": [{"variant": "a", "weight": 50}, {"variant": "b", "weight": 50}]}
+            });
+            if i >= 6 {
+                flag["prerequisites"] = json!([{"flag": format!("f{}", i - 6), "variant": "a"}]);
+            }
+            flags.push(flag);
+        }
+        let doc = json!({
+            "schemaVersion": 1, "environment": "t", "version": 1,
+            "generatedAt": "2026-11-25T00:00:00Z",
+            "segments": [{"key": "staff", "included": ["s1"], "condition": "department == \"eng\""}],
+            "flags": flags
+        });
+        let engine = Engine::from_json(&doc.to_string()).unwrap();
+        assert_eq!(engine.rule_conditions.len(), 36);
+        assert_eq!(engine.conditions, 5);
+        let keys: Vec<&str> = engine.flag_keys().collect();
+        for ctx in [
+            json!({}),
+            json!({"targetingKey": "u1", "plan": "pro"}),
+            json!({"targetingKey": "s1", "app": {"version": "2.1"}}),
+            json!({"targetingKey": "u2", "department": "eng"}),
+            json!({"targetingKey": "u3", "app": {"version": "2.2.0"}, "plan": "free"}),
+            json!({"targetingKey": 3}),
+        ] {
+            for now in [0, 1_764_547_200_000, 1_800_000_000_000] {
+                let all = engine.evaluate_all(&ctx, now);
+                let one: Vec<Evaluation<'_>> =
+                    keys.iter().map(|k| engine.evaluate(k, &ctx, now)).collect();
+                assert_eq!(all, one, "{ctx} {now}");
+            }
+        }
+    }
 }
