@@ -4,7 +4,6 @@
 //! them all. In lenient mode flags with problems are kept as broken flags
 //! that evaluate to an error, and the rest of the snapshot still loads.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A hash map with foldhash's fast hasher (not SipHash): for lookups on the
@@ -294,11 +293,11 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, _size: usize) -> (Compiled, Vec<P
 
     // Layers. A layer with a problem maps to `None`: flags in it are invalid
     // too, rather than silently bucketing some other way.
-    let mut layer_index: HashMap<String, Option<usize>> = HashMap::new();
+    let mut layer_index: FastMap<&str, Option<usize>> = FastMap::default();
     let mut layers = Vec::new();
     for (i, layer) in snapshot.layers.iter().enumerate() {
         let before = cx.problems.len();
-        if layer_index.insert(layer.key.to_string(), Some(i)).is_some() {
+        if layer_index.insert(&layer.key, Some(i)).is_some() {
             cx.add(
                 Location::layer(i, &layer.key, "key"),
                 "duplicate layer key".into(),
@@ -315,17 +314,17 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, _size: usize) -> (Compiled, Vec<P
             bucket_by,
         });
         if cx.problems.len() > before {
-            layer_index.insert(layer.key.to_string(), None);
+            layer_index.insert(&layer.key, None);
         }
     }
 
     // Segments. A segment with a problem maps to `None`: conditions that
     // reference it fail to compile instead of using what is left of it.
-    let mut segment_index: HashMap<String, Option<usize>> = HashMap::new();
+    let mut segment_index: FastMap<&str, Option<usize>> = FastMap::default();
     let mut segments = Vec::new();
     for (i, seg) in snapshot.segments.iter().enumerate() {
         let before = cx.problems.len();
-        if segment_index.insert(seg.key.to_string(), Some(i)).is_some() {
+        if segment_index.insert(&seg.key, Some(i)).is_some() {
             cx.add(
                 Location::segment(i, &seg.key, "key"),
                 "duplicate segment key".into(),
@@ -342,7 +341,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, _size: usize) -> (Compiled, Vec<P
             condition,
         });
         if cx.problems.len() > before {
-            segment_index.insert(seg.key.to_string(), None);
+            segment_index.insert(&seg.key, None);
         }
     }
 
@@ -561,7 +560,7 @@ fn compile_flag<'s>(
     shared: &mut Shared<'s>,
     index: &FlagIndex,
     all: &[Flag<'_>],
-    layer_index: &HashMap<String, Option<usize>>,
+    layer_index: &FastMap<&str, Option<usize>>,
 ) -> CFlag {
     let flag_at = |field: String| Location::flag(i, &flag.key, field);
     // BTreeMap iteration is sorted, so binary search by name works.
@@ -686,7 +685,7 @@ fn compile_flag<'s>(
 
     let mut rules = Vec::with_capacity(flag.rules.len());
     // Few rules: a scan is cheaper than hashing, many: a set.
-    let mut many_ids = (flag.rules.len() > 16).then(HashSet::new);
+    let mut many_ids = (flag.rules.len() > 16).then(FastSet::default);
     shared.seen_ids.clear();
     for (j, rule) in flag.rules.iter().enumerate() {
         let id = shared.rule_id(rule.id.as_deref(), j);
