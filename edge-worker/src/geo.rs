@@ -35,6 +35,7 @@
 //! assert_eq!(geo_from_cf(&json!(null)), json!({}));
 //! ```
 
+use bunting_core::rules::ast::parse_f64;
 use serde_json::{Map, Number, Value};
 
 /// String fields copied as they are: (key in `cf`, key in the output).
@@ -115,7 +116,7 @@ fn asn_field(v: &Value) -> Option<u64> {
 fn coordinate(v: &Value, limit: f64) -> Option<Number> {
     let f = match v {
         Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        Value::String(s) => parse_f64(s.trim())?,
         _ => return None,
     };
     if !f.is_finite() || f.abs() > limit {

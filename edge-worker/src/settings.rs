@@ -2,6 +2,7 @@
 
 use crate::cache::DEFAULT_TTL_SECONDS;
 use crate::cookie::SameSite;
+use bunting_core::rules::ast::parse_f64;
 
 /// Default name of the anonymous-id cookie.
 pub const DEFAULT_ANON_COOKIE: &str = "bunting_anon";
@@ -67,7 +68,7 @@ impl Settings {
         };
         Settings {
             snapshot_ttl_ms: nonempty("SNAPSHOT_TTL_SECONDS")
-                .and_then(|v| v.parse::<f64>().ok())
+                .and_then(|v| parse_f64(&v))
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .map_or(DEFAULT_TTL_SECONDS as i64 * 1000, |s| (s * 1000.0) as i64),
             allowed_origins: nonempty("ALLOWED_ORIGINS").unwrap_or_default(),
@@ -77,14 +78,14 @@ impl Settings {
                 .unwrap_or(SameSite::Lax),
             ingest_url: nonempty("INGEST_URL"),
             ingest_flush_ms: nonempty("INGEST_FLUSH_SECONDS")
-                .and_then(|v| v.parse::<f64>().ok())
+                .and_then(|v| parse_f64(&v))
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .map_or(
                     (crate::ingest::DEFAULT_FLUSH_SECONDS * 1000.0) as i64,
                     |s| (s * 1000.0) as i64,
                 ),
             exposure_dedup_ms: nonempty("EXPOSURE_DEDUP_SECONDS")
-                .and_then(|v| v.parse::<f64>().ok())
+                .and_then(|v| parse_f64(&v))
                 .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
                 .map_or(
                     (crate::dedup::DEFAULT_WINDOW_SECONDS * 1000.0) as i64,
@@ -96,7 +97,7 @@ impl Settings {
                 nonempty("RATE_LIMIT_PERIOD_SECONDS").as_deref(),
             ),
             pointer_check_ms: nonempty("POINTER_CHECK_SECONDS")
-                .and_then(|v| v.parse::<f64>().ok())
+                .and_then(|v| parse_f64(&v))
                 .filter(|v| v.is_finite() && (0.0..=3600.0).contains(v))
                 .map_or(
                     (crate::pointer::DEFAULT_CHECK_SECONDS * 1000.0) as i64,

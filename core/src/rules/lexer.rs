@@ -335,8 +335,8 @@ fn lex_number<'a>(lx: &mut Lexer<'a>, line: u32, column: u32) -> Result<Tok<'a>,
         }
     }
     let text = &lx.src[from..lx.pos];
-    match text.parse::<f64>() {
-        Ok(n) if n.is_finite() && text != "-" => Ok(Tok::Num(n)),
+    match crate::rules::ast::parse_f64(text) {
+        Some(n) if n.is_finite() && text != "-" => Ok(Tok::Num(n)),
         _ => Err(lx.error(line, column, start, format!("`{text}`"), "a number")),
     }
 }
