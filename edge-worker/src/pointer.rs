@@ -16,8 +16,6 @@
 //! This module is the pure part: the object's state transition
 //! ([`Pointer`]), the isolates' gate ([`Gate`]) and the wire format.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -177,7 +175,7 @@ struct EnvGate {
 /// most one question per environment every interval, never two at once.
 #[derive(Debug, Default)]
 pub struct Gate {
-    envs: BTreeMap<String, EnvGate>,
+    envs: crate::cache::EnvMap<EnvGate>,
 }
 
 impl Gate {
@@ -194,7 +192,7 @@ impl Gate {
     /// assert!(g.start("p", 500, 500));
     /// ```
     pub fn start(&mut self, environment: &str, now_ms: i64, interval_ms: i64) -> bool {
-        let g = self.envs.entry(environment.to_string()).or_default();
+        let g = self.envs.entry(environment);
         if g.in_flight
             && g.last_ms
                 .is_some_and(|at| now_ms >= at && now_ms - at < STALE_QUESTION_MS)
@@ -225,9 +223,9 @@ impl Gate {
     /// error.
     pub fn health(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
-        for (name, g) in &self.envs {
+        for (name, g) in self.envs.iter() {
             m.insert(
-                name.clone(),
+                name.to_string(),
                 serde_json::json!({"checks": g.asked, "lastError": g.last_error}),
             );
         }
