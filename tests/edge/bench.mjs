@@ -27,6 +27,7 @@
 // with one connection), BENCH_JSON (also write the figures there),
 // BENCH_POINTER (0: without the environments' pointer Durable Object),
 // BENCH_PHASES (comma-separated among bundle, cold, load; default all),
+// BENCH_VERSIONS (new snapshot versions timed by the cold phase, default 10),
 // BENCH_SCENARIOS (`;`-separated parts of the load scenarios' names, e.g.
 // "single;50, new"),
 // EDGE_BUILD_DIR (another build, inside the repository: A/B comparisons).
@@ -41,6 +42,7 @@ import { buildDir, putKey, putSnapshot, root, startWorker } from "./harness.mjs"
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const VERSIONS = Number(process.env.BENCH_VERSIONS ?? 10);
 const TARGET_P99_MS = 2;
 const TARGET_SINGLE_P99_MS = 0.5;
 const TARGET_BUNDLE_GZ = 250 * 1000; // "250 KB": the stricter reading (250 KiB = 256,000)
@@ -125,14 +127,14 @@ async function coldLoad() {
       const warm = [];
       for (let i = 0; i < 100; i++) warm.push((await timedPost(w.url, single, e.key)).t);
       const reload = [];
-      for (let v = 2; v <= 11; v++) {
+      for (let v = 2; v <= VERSIONS + 1; v++) {
         await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags, v));
         reload.push((await timedPost(w.url, single, e.key)).t);
         for (let i = 0; i < 5; i++) warm.push((await timedPost(w.url, single, e.key)).t);
       }
       const health = await (await fetch(new URL("/healthz", w.url), { headers: { Authorization: "Bearer bench-operator" } })).json();
       const h = health.environments[e.name];
-      if (h.version !== 11 || h.flags !== e.flags || h.problems.length) {
+      if (h.version !== VERSIONS + 1 || h.flags !== e.flags || h.problems.length) {
         throw new Error(`unexpected /healthz for ${e.name}: ${JSON.stringify(h)}`);
       }
       const warmMedian = median(warm);
