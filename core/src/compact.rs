@@ -313,9 +313,10 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> Result<(), CompactError> {
         self.check_bound(engine)?;
-        let Some(outcome) = engine.outcome(key, expected, context.context_ref(), now_ms) else {
+        let Some(i) = engine.position(key) else {
             return self.encode(&[Evaluation::not_found(key)], false, out);
         };
+        let outcome: Outcome = engine.answer_at(i, expected, context.context_ref(), now_ms);
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.extend_from_slice(&1u32.to_le_bytes());
         let mut messages = Vec::new();

@@ -91,24 +91,77 @@ pub(crate) enum Answer {
     Failed(ErrorCode, String),
 }
 
-impl Outcome {
-    fn served(flag: usize, variant: usize, reason: Reason) -> Outcome {
+/// What an evaluation answers with: an [`Evaluation`] borrowing from the
+/// engine (the public calls) or an [`Outcome`] (the compact encoder, and
+/// prerequisites). The engine is generic over it, so neither pays for
+/// building the other.
+pub(crate) trait Answers<'a>: Sized {
+    /// Flag `flag` served `variant` for `reason`, through rule `rule`;
+    /// `prerequisite` is the flag that was not served what it required.
+    fn served(
+        engine: &'a Engine,
+        flag: usize,
+        variant: usize,
+        reason: Reason,
+        rule: Option<usize>,
+        prerequisite: Option<usize>,
+    ) -> Self;
+
+    /// Flag `flag` failed.
+    fn failed(engine: &'a Engine, flag: usize, code: ErrorCode, message: String) -> Self;
+}
+
+impl Answers<'_> for Outcome {
+    #[inline]
+    fn served(
+        _: &Engine,
+        flag: usize,
+        variant: usize,
+        reason: Reason,
+        rule: Option<usize>,
+        prerequisite: Option<usize>,
+    ) -> Self {
         Outcome {
             flag,
             answer: Answer::Served {
                 variant,
                 reason,
-                rule: None,
-                prerequisite: None,
+                rule,
+                prerequisite,
             },
         }
     }
 
-    fn failed(flag: usize, code: ErrorCode, message: String) -> Outcome {
+    #[inline]
+    fn failed(_: &Engine, flag: usize, code: ErrorCode, message: String) -> Self {
         Outcome {
             flag,
             answer: Answer::Failed(code, message),
         }
+    }
+}
+
+impl<'a> Answers<'a> for Evaluation<'a> {
+    #[inline]
+    fn served(
+        engine: &'a Engine,
+        flag: usize,
+        variant: usize,
+        reason: Reason,
+        rule: Option<usize>,
+        prerequisite: Option<usize>,
+    ) -> Self {
+        let f = &engine.compiled.flags[flag];
+        let mut e = engine.served(f, variant, reason, rule.map(|r| &*f.rules[r].id));
+        if let Some(p) = prerequisite {
+            e.prerequisite_failed = Some(Cow::Borrowed(&engine.compiled.flags[p].key));
+        }
+        e
+    }
+
+    #[inline]
+    fn failed(engine: &'a Engine, flag: usize, code: ErrorCode, message: String) -> Self {
+        engine.fail(&engine.compiled.flags[flag], code, message)
     }
 }
 
@@ -293,58 +346,45 @@ impl Engine {
         context: ContextRef<'_>,
         now_ms: i64,
     ) -> Evaluation<'a> {
-        match self.outcome(key, expected, context, now_ms) {
-            Some(outcome) => self.evaluation(outcome),
+        match self.find(key) {
+            Some(i) => self.answer_at(i, expected, context, now_ms),
             None => Evaluation::not_found(key),
         }
     }
 
-    /// [`Engine::evaluate_typed`] as an [`Outcome`]; `None` for an unknown
-    /// key, whose answer is [`Evaluation::not_found`].
-    pub(crate) fn outcome(
-        &self,
-        key: &str,
+    /// The position of flag `key`, for [`Engine::answer_at`].
+    pub(crate) fn position(&self, key: &str) -> Option<usize> {
+        self.find(key)
+    }
+
+    /// [`Engine::evaluate_typed`] of the flag at `i`, as an [`Evaluation`]
+    /// or an [`Outcome`].
+    pub(crate) fn answer_at<'a, A: Answers<'a>>(
+        &'a self,
+        i: usize,
         expected: Option<FlagType>,
         context: ContextRef<'_>,
         now_ms: i64,
-    ) -> Option<Outcome> {
-        let i = self.find(key)?;
+    ) -> A {
         let flag = &self.compiled.flags[i];
         if let Some(t) = expected
             && t != flag.flag_type
         {
-            return Some(Outcome::failed(
+            return A::failed(
+                self,
                 i,
                 ErrorCode::TypeMismatch,
                 format!(
-                    "flag {key:?} is of type {}, not {}",
+                    "flag {:?} is of type {}, not {}",
+                    &*flag.key,
                     flag.flag_type.as_str(),
                     t.as_str()
                 ),
-            ));
+            );
         }
-        Some(match check_context(context) {
+        match check_context(context) {
             Ok(subject) => self.eval_flag(i, &subject, now_ms, 0, &[], &[]),
-            Err(msg) => Outcome::failed(i, ErrorCode::InvalidContext, msg),
-        })
-    }
-
-    /// The [`Evaluation`] an [`Outcome`] of this engine stands for.
-    pub(crate) fn evaluation(&self, outcome: Outcome) -> Evaluation<'_> {
-        let flag = &self.compiled.flags[outcome.flag];
-        match outcome.answer {
-            Answer::Failed(code, message) => self.fail(flag, code, message),
-            Answer::Served {
-                variant,
-                reason,
-                rule,
-                prerequisite,
-            } => {
-                let mut e = self.served(flag, variant, reason, rule.map(|r| &*flag.rules[r].id));
-                e.prerequisite_failed =
-                    prerequisite.map(|p| Cow::Borrowed(&*self.compiled.flags[p].key));
-                e
-            }
+            Err(msg) => A::failed(self, i, ErrorCode::InvalidContext, msg),
         }
     }
 
@@ -355,9 +395,7 @@ impl Engine {
         now_ms: i64,
     ) -> Vec<Evaluation<'a>> {
         let mut out = Vec::with_capacity(self.compiled.flags.len());
-        self.outcomes_all(context.context_ref(), now_ms, |o| {
-            out.push(self.evaluation(o));
-        });
+        self.answers_where(context.context_ref(), now_ms, |_| true, |e| out.push(e));
         out
     }
 
@@ -393,9 +431,7 @@ impl Engine {
         keep: impl Fn(&CFlag) -> bool,
     ) -> Vec<Evaluation<'a>> {
         let mut out = Vec::new();
-        self.outcomes_where(context, now_ms, keep, |o| {
-            out.push(self.evaluation(o));
-        });
+        self.answers_where(context, now_ms, keep, |e| out.push(e));
         out
     }
 
@@ -407,16 +443,16 @@ impl Engine {
         now_ms: i64,
         sink: impl FnMut(Outcome),
     ) {
-        self.outcomes_where(context, now_ms, |_| true, sink);
+        self.answers_where(context, now_ms, |_| true, sink);
     }
 
-    /// The outcomes of the flags `keep` selects, in snapshot order.
-    fn outcomes_where(
-        &self,
+    /// The answers for the flags `keep` selects, in snapshot order.
+    fn answers_where<'a, A: Answers<'a>>(
+        &'a self,
         context: ContextRef<'_>,
         now_ms: i64,
         keep: impl Fn(&CFlag) -> bool,
-        mut sink: impl FnMut(Outcome),
+        mut sink: impl FnMut(A),
     ) {
         let flags = &self.compiled.flags;
         let kept = (0..flags.len()).filter(|&i| keep(&flags[i]));
@@ -424,7 +460,7 @@ impl Engine {
             Ok(subject) => subject,
             Err(msg) => {
                 for i in kept {
-                    sink(Outcome::failed(i, ErrorCode::InvalidContext, msg.clone()));
+                    sink(A::failed(self, i, ErrorCode::InvalidContext, msg.clone()));
                 }
                 return;
             }
@@ -444,48 +480,45 @@ impl Engine {
         }
     }
 
-    fn eval_flag(
-        &self,
+    fn eval_flag<'a, A: Answers<'a>>(
+        &'a self,
         i: usize,
         ctx: &Subject<'_>,
         now_ms: i64,
         depth: u32,
         memo: &SegmentMemo,
         conditions: &ConditionMemo,
-    ) -> Outcome {
+    ) -> A {
         let flag = &self.compiled.flags[i];
         if let Some((code, msg)) = flag.broken() {
-            return Outcome::failed(i, *code, msg.clone());
+            return A::failed(self, i, *code, msg.clone());
         }
         if let Some((v, reason)) = flag.fixed {
-            return Outcome::served(i, v, reason);
+            return A::served(self, i, v, reason, None, None);
         }
         if !flag.enabled {
-            return Outcome::served(i, flag.off, Reason::Disabled);
+            return A::served(self, i, flag.off, Reason::Disabled, None, None);
         }
         for (pre, want) in flag.prerequisites() {
             if depth >= MAX_PREREQUISITE_DEPTH {
-                return Outcome::failed(
+                return A::failed(
+                    self,
                     i,
                     ErrorCode::General,
                     "prerequisite chain too deep".into(),
                 );
             }
-            let got = self.eval_flag(*pre, ctx, now_ms, depth + 1, memo, conditions);
+            let got: Outcome = self.eval_flag(*pre, ctx, now_ms, depth + 1, memo, conditions);
             let pre_flag = &self.compiled.flags[*pre];
             match got.answer {
                 Answer::Failed(code, message) => {
                     let msg = format!("prerequisite {:?} failed: {message}", &*pre_flag.key);
-                    return Outcome::failed(i, code, msg);
+                    return A::failed(self, i, code, msg);
                 }
                 Answer::Served { variant, .. } => {
                     let name = &pre_flag.variants[variant].0;
                     if !same_bytes(name.as_bytes(), want.as_bytes()) {
-                        let mut o = Outcome::served(i, flag.off, Reason::Default);
-                        if let Answer::Served { prerequisite, .. } = &mut o.answer {
-                            *prerequisite = Some(*pre);
-                        }
-                        return o;
+                        return A::served(self, i, flag.off, Reason::Default, None, Some(*pre));
                     }
                 }
             }
@@ -518,14 +551,8 @@ impl Engine {
             };
             if holds {
                 return match self.resolve(flag, &rule.serve, ctx, now_ms, Reason::TargetingMatch) {
-                    Ok((v, reason)) => {
-                        let mut o = Outcome::served(i, v, reason);
-                        if let Answer::Served { rule, .. } = &mut o.answer {
-                            *rule = Some(r);
-                        }
-                        o
-                    }
-                    Err((code, msg)) => Outcome::failed(i, code, msg),
+                    Ok((v, reason)) => A::served(self, i, v, reason, Some(r), None),
+                    Err((code, msg)) => A::failed(self, i, code, msg),
                 };
             }
         }
@@ -535,8 +562,8 @@ impl Engine {
             Reason::Default
         };
         match self.resolve(flag, &flag.fallthrough, ctx, now_ms, fixed) {
-            Ok((v, reason)) => Outcome::served(i, v, reason),
-            Err((code, msg)) => Outcome::failed(i, code, msg),
+            Ok((v, reason)) => A::served(self, i, v, reason, None, None),
+            Err((code, msg)) => A::failed(self, i, code, msg),
         }
     }
 
