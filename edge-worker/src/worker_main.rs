@@ -9,8 +9,8 @@ use bunting_wire::kv;
 use serde_json::{Value, json};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{
-    Context, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request, RequestInit,
-    Response, Result, event,
+    Context, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request, Response,
+    Result, event,
 };
 
 use crate::audience::Audience;
@@ -543,11 +543,9 @@ async fn event_stream(req: &Request, url: &RequestUrl<'_>, env: &Env) -> Result<
     if let Some(last) = req.headers().get("Last-Event-ID")? {
         headers.set("Last-Event-ID", &last)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
     let stub = namespace.id_from_name(&environment)?.get_stub()?;
     let answer = stub
-        .fetch_with_request(Request::new_with_init("https://pointer/events", &init)?)
+        .fetch_with_request(subrequest("https://pointer/events", "GET", &headers, None)?)
         .await?;
     // The object's response headers are immutable: a new response around
     // its body, so that CORS headers can be added.
@@ -595,11 +593,8 @@ async fn publish_snapshot(mut req: Request, env: &Env) -> Result<Response> {
     let stub = namespace.id_from_name(&published.environment)?.get_stub()?;
     let headers = Headers::new();
     headers.set(pointer::VERSION_HEADER, &published.version.to_string())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(&text)));
-    let forwarded = Request::new_with_init("https://pointer/", &init)?;
+    let body = JsValue::from_str(&text);
+    let forwarded = subrequest("https://pointer/", "POST", &headers, Some(&body))?;
     let mut answer = stub.fetch_with_request(forwarded).await?;
     let status = answer.status_code();
     let body: Value = answer
@@ -727,11 +722,8 @@ async fn post_json(
             .set("Authorization", &format!("Bearer {t}"))
             .map_err(|e| e.to_string())?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(&body)));
-    let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let body = JsValue::from_str(&body);
+    let req = subrequest(url, "POST", &headers, Some(&body)).map_err(|e| e.to_string())?;
     let resp = Fetch::Request(req)
         .send()
         .await
@@ -740,6 +732,33 @@ async fn post_json(
         200..=299 => Ok(()),
         status => Err(format!("POST {url}: HTTP {status}")),
     }
+}
+
+/// A subrequest (`method`, `headers`, optional `body`) built on
+/// `web_sys::RequestInit` directly: `worker::RequestInit`'s conversion also
+/// turns its `cf` options (image resizing, Polish, caching) into JS, code
+/// the worker never needs (≈ 3 KB of the bundle). Redirects are followed,
+/// fetch's default, as `worker::RequestInit` asks.
+fn subrequest(
+    url: &str,
+    method: &str,
+    headers: &Headers,
+    body: Option<&JsValue>,
+) -> Result<Request> {
+    let init = worker::web_sys::RequestInit::new();
+    init.set_method(method);
+    init.set_headers(headers.as_ref());
+    if let Some(body) = body {
+        init.set_body(body);
+    }
+    worker::web_sys::Request::new_with_str_and_init(url, &init)
+        .map(Request::from)
+        .map_err(|e| {
+            worker::Error::JsError(
+                e.as_string()
+                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
+            )
+        })
 }
 
 /// The queue producer ([`queue::BINDING`]), when bound.
