@@ -659,10 +659,21 @@ impl Engine {
         }
     }
 
+    /// Whether the context is in the flag's share of its layer (always,
+    /// for a flag in no layer: checked inline, the rest is not).
+    #[inline]
     fn in_layer(&self, flag: &CFlag, ctx: &Subject<'_>) -> Result<bool, (ErrorCode, String)> {
-        let Some(slot) = flag.layer() else {
-            return Ok(true);
-        };
+        match flag.layer() {
+            None => Ok(true),
+            Some(slot) => self.in_layer_slot(slot, ctx),
+        }
+    }
+
+    fn in_layer_slot(
+        &self,
+        slot: &crate::compile::CLayerSlot,
+        ctx: &Subject<'_>,
+    ) -> Result<bool, (ErrorCode, String)> {
         let layer = &self.compiled.layers[slot.layer];
         let key = bucket_key(ctx, layer.bucket_by.as_deref())?;
         let b = layer.bucketer.bucket(&key);
@@ -672,6 +683,10 @@ impl Engine {
 
 #[inline]
 fn bucket_of(flag: &CFlag, ctx: &Subject<'_>) -> Result<u32, (ErrorCode, String)> {
+    // The common case inline: bucketing by a present `targetingKey`.
+    if let (None, Some(key)) = (flag.bucket_by(), ctx.targeting_key) {
+        return Ok(flag.bucketer.bucket(key));
+    }
     Ok(flag.bucketer.bucket(&bucket_key(ctx, flag.bucket_by())?))
 }
 
