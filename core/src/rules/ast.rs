@@ -188,6 +188,13 @@ fn decimal(s: &str) -> Option<f64> {
     if end != b.len() {
         return None;
     }
+    // Already a JSON number (the usual case: "37.7749", "10", "2.5e3"):
+    // read as it is, without a copy.
+    let json_int = int_end == 1 || (int_end > 1 && b[0] != b'0');
+    let json_point = b.get(int_end) != Some(&b'.') || !frac.is_empty();
+    if json_int && json_point {
+        return json_f64(s);
+    }
     let int = s[..int_end].trim_start_matches('0');
     let mut json = String::with_capacity(s.len() + 3);
     json.push_str(if int.is_empty() { "0" } else { int });
@@ -199,10 +206,14 @@ fn decimal(s: &str) -> Option<f64> {
         json.push('e');
         json.push_str(exponent);
     }
-    // `Value`'s parser (already in the worker), not a new `f64` one. A
-    // valid number it refuses is too large for an `f64`: infinite, as
-    // Rust's parser says (too small ones are zero in both).
-    match serde_json::from_str::<serde_json::Value>(&json) {
+    json_f64(&json)
+}
+
+/// A JSON number read by `Value`'s parser (already in the worker), not a
+/// new `f64` one. A valid number it refuses is too large for an `f64`:
+/// infinite, as Rust's parser says (too small ones are zero in both).
+fn json_f64(json: &str) -> Option<f64> {
+    match serde_json::from_str::<serde_json::Value>(json) {
         Ok(v) => v.as_f64(),
         Err(_) => Some(f64::INFINITY),
     }
