@@ -193,9 +193,11 @@ impl<'a> Context<'a> {
 /// The index of the live attribute `name` under `parent` in `entries`.
 #[inline]
 fn find(entries: &[Entry<'_>], parent: u32, name: &str) -> Option<usize> {
+    // Lengths first: they tell most names apart, and most entries are
+    // top-level.
     entries
         .iter()
-        .position(|e| e.parent == parent && same(e.name, name))
+        .position(|e| e.name.len() == name.len() && e.parent == parent && same(e.name, name))
 }
 
 impl<'a> Object<'_, 'a> {
@@ -475,6 +477,14 @@ impl<'a> ContextRef<'a> {
         match self.0 {
             Kind::Json(v) => crate::rules::lookup(v, path).map(Found::Json),
             Kind::Own(entries) => {
+                // Most paths are one name.
+                if let [name] = path {
+                    let at = find(entries, TOP, name.as_ref())?;
+                    return Some(match &entries[at].value {
+                        None => Found::Object,
+                        Some(value) => Found::Attr(value),
+                    });
+                }
                 let mut parent = TOP;
                 for (i, seg) in path.iter().enumerate() {
                     let at = find(entries, parent, seg.as_ref())?;
