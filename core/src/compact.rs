@@ -320,7 +320,9 @@ impl Encoder {
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.extend_from_slice(&1u32.to_le_bytes());
         let mut messages = Vec::new();
-        let rec = self.record(outcome, false, &mut messages)?;
+        let rec = self
+            .record(outcome, false, &mut messages)
+            .ok_or_else(|| CompactError::Unmapped(format!("a result of flag {key:?}")))?;
         out.extend_from_slice(&rec);
         put_messages(&messages, out);
         Ok(())
@@ -344,15 +346,18 @@ impl Encoder {
         out.resize(start + 8 + n * RECORD, 0);
         let mut records = out[start + 8..].chunks_exact_mut(RECORD);
         let mut messages = Vec::new();
-        let mut done = Ok(());
+        let mut done = true;
         engine.outcomes_all(context.context_ref(), now_ms, |o| {
             match (self.record(o, true, &mut messages), records.next()) {
-                (Ok(rec), Some(slot)) => slot.copy_from_slice(&rec),
-                (Err(e), _) => done = done.clone().and(Err(e)),
-                (Ok(_), None) => done = Err(CompactError::Malformed("more results than flags")),
+                (Some(rec), Some(slot)) => slot.copy_from_slice(&rec),
+                _ => done = false,
             }
         });
-        done?;
+        if !done {
+            return Err(CompactError::Unmapped(
+                "a result of an evaluate-all, or more results than flags".into(),
+            ));
+        }
         if records.next().is_some() {
             return Err(CompactError::Malformed("evaluate-all skipped a flag"));
         }
@@ -371,48 +376,37 @@ impl Encoder {
     }
 
     /// The record of `o`, its message, if any, appended to `messages`: by
-    /// position (`all`) or by key, as [`Encoder::encode`].
+    /// position (`all`) or by key, as [`Encoder::encode`]; `None` where
+    /// that fails (the caller answers by name instead).
     #[inline]
-    fn record(
-        &self,
-        o: Outcome,
-        all: bool,
-        messages: &mut Vec<String>,
-    ) -> Result<[u8; RECORD], CompactError> {
+    fn record(&self, o: Outcome, all: bool, messages: &mut Vec<String>) -> Option<[u8; RECORD]> {
         let p = &self.bound[o.flag];
         let flag = if all { p.all } else { p.one };
-        let unmapped =
-            |what: &str| CompactError::Unmapped(format!("{what} of engine flag {}", o.flag));
-        if flag == NONE {
-            // Every result of an engine flag has metadata, which only a
-            // catalog flag can express.
-            return Err(unmapped("the flag"));
-        }
-        let failed = matches!(o.answer, Answer::Failed(..));
-        let (variant, rule, prereq, reason, code) = match o.answer {
+        // Every result of an engine flag has metadata, which only a
+        // catalog flag can express.
+        let known = |i: u32| (i != NONE).then_some(i);
+        let flag = known(flag)?;
+        let (variant, rule, prereq, reason, code, failed) = match o.answer {
             Answer::Served {
                 variant,
                 reason,
                 rule,
                 prerequisite,
             } => {
-                let variant = p.variants[variant];
-                let rule = rule.map_or(Ok(NONE), |r| match p.rules[r] {
-                    NONE => Err(unmapped("a rule")),
-                    r => Ok(r),
-                })?;
-                let prereq = prerequisite.map_or(Ok(NONE), |q| match self.bound[q].one {
-                    NONE => Err(unmapped("a prerequisite")),
-                    q => Ok(q),
-                })?;
-                if variant == NONE {
-                    return Err(unmapped("a variant"));
-                }
-                (variant, rule, prereq, reason, 0)
+                let variant = known(p.variants[variant])?;
+                let rule = match rule {
+                    None => NONE,
+                    Some(r) => known(p.rules[r])?,
+                };
+                let prereq = match prerequisite {
+                    None => NONE,
+                    Some(q) => known(self.bound[q].one)?,
+                };
+                (variant, rule, prereq, reason, 0, 0)
             }
             Answer::Failed(code, message) => {
                 messages.push(message);
-                (NONE, NONE, NONE, Reason::Error, error_code(code))
+                (NONE, NONE, NONE, Reason::Error, error_code(code), 2)
             }
         };
         let mut rec = [0u8; RECORD];
@@ -422,8 +416,8 @@ impl Encoder {
         rec[12..16].copy_from_slice(&prereq.to_le_bytes());
         rec[16] = reason_code(reason);
         rec[17] = code;
-        rec[18] = 1 | (u8::from(failed) << 1);
-        Ok(rec)
+        rec[18] = 1 | failed;
+        Some(rec)
     }
 
     /// The catalog position of result `i` with key `key`: by position for
@@ -1234,7 +1228,7 @@ mod tests {
                         .encode_all(&engine, ctx, now, &mut out)
                         .map(|()| out);
                     let want = by_name(&engine.evaluate_all(ctx, now), true);
-                    assert_eq!(got, want, "{doc} {ctx}");
+                    assert_eq!(got.ok(), want.ok(), "{doc} {ctx}");
                     for key in &keys {
                         for expected in [None, Some(FlagType::Boolean), Some(FlagType::String)] {
                             let mut out = Vec::new();
