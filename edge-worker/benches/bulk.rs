@@ -8,22 +8,14 @@
 //! cargo bench -p bunting-edge-worker --bench bulk
 //! ```
 
+mod common;
+
 use bunting_core::{Engine, ParsedSnapshot};
 use bunting_edge_worker::ofrep::{NumberForms, bulk, etag};
-use serde_json::json;
 use std::time::Instant;
 /// Builds the snapshot and measures each step of 300 requests.
 fn main() {
-    let flags: Vec<_> = (0..1000).map(|i| json!({
-        "key": format!("flag-{i}"), "type": "string",
-        "variants": {"control": "control", "treatment": "treatment", "off": "off"}, "offVariant": "off",
-        "rules": [{"id": "internal", "condition": "email ends_with \"@bunting.dev\" || segment(\"staff\")", "serve": {"variant": "treatment"}},
-                  {"id": "launch", "condition": format!("country in [\"US\", \"CA\", \"GB\"] && semver(app.version) >= \"2.{}.0\" && !(plan == \"free\")", i % 7),
-                   "serve": {"rollout": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}}],
-        "fallthrough": {"rollout": [{"variant": "control", "weight": 90}, {"variant": "treatment", "weight": 10}]},
-        "metadata": {"description": format!("benchmark flag {i}"), "owner": "perf", "tags": ["bench"]}})).collect();
-    let doc = json!({"schemaVersion": 1, "environment": "e", "version": 1, "generatedAt": "2026-01-01T00:00:00Z",
-        "segments": [{"key": "staff", "included": ["admin-1", "admin-2"], "condition": "department == \"eng\""}], "flags": flags}).to_string();
+    let doc = common::snapshot("e", 1);
     let parsed = ParsedSnapshot::parse(&doc).unwrap();
     let engine = Engine::from_parsed(&parsed).unwrap();
     let numbers = NumberForms::of(&parsed);

@@ -9,27 +9,14 @@
 //! cargo bench -p bunting-edge-worker --bench load
 //! ```
 
+mod common;
+
 use bunting_core::{Engine, ParsedSnapshot};
 use bunting_edge_worker::answers::Clock;
 use bunting_edge_worker::cache::{SnapshotCache, text_from_kv_bytes};
 use bunting_edge_worker::ofrep::NumberForms;
-use serde_json::json;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
-
-/// The snapshot of `tests/edge/bench-data.mjs` at `version`.
-fn snapshot(version: u64) -> String {
-    let flags: Vec<_> = (0..1000).map(|i| json!({
-        "key": format!("flag-{i}"), "type": "string",
-        "variants": {"control": "control", "treatment": "treatment", "off": "off"}, "offVariant": "off",
-        "rules": [{"id": "internal", "condition": "email ends_with \"@bunting.dev\" || segment(\"staff\")", "serve": {"variant": "treatment"}},
-                  {"id": "launch", "condition": format!("country in [\"US\", \"CA\", \"GB\"] && semver(app.version) >= \"2.{}.0\" && !(plan == \"free\")", i % 7),
-                   "serve": {"rollout": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}}],
-        "fallthrough": {"rollout": [{"variant": "control", "weight": 90}, {"variant": "treatment", "weight": 10}]},
-        "metadata": {"description": format!("benchmark flag {i}"), "owner": "perf", "tags": ["bench"]}})).collect();
-    json!({"schemaVersion": 1, "environment": "bench", "version": version, "generatedAt": "2026-11-25T00:00:00Z",
-        "segments": [{"key": "staff", "included": ["admin-1", "admin-2"], "condition": "department == \"eng\""}], "flags": flags}).to_string()
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -38,7 +25,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     const N: usize = 40;
-    let texts: Vec<String> = (1..=N as u64 + 1).map(snapshot).collect();
+    let texts: Vec<String> = (1..=N as u64 + 1)
+        .map(|v| common::snapshot("bench", v))
+        .collect();
     println!("snapshot: {} bytes", texts[0].len());
     let mut steps: Vec<(&str, Vec<Duration>)> = [
         "utf-8 check",
