@@ -1,5 +1,7 @@
 //! Criterion benchmarks of the hot paths: one evaluation, evaluate-all over
-//! 500 flags, and loading a 1,000-flag snapshot.
+//! 500 flags (with the conditions repeated across flags, as in most
+//! snapshots, and with every condition distinct), and loading a 1,000-flag
+//! snapshot.
 //!
 //! Run: `cargo bench -p bunting-core --bench engine`.
 
@@ -13,18 +15,27 @@ use serde_json::{Value, json};
 const NOW: i64 = 1_764_547_200_000;
 
 /// A realistic flag: three-clause targeting rule, a segment rule, and a
-/// weighted rollout in the fallthrough.
-fn flag(i: usize) -> Value {
+/// weighted rollout in the fallthrough. Its conditions are shared with other
+/// flags (`distinct == false`: one "internal" text in every flag, seven
+/// "launch" texts, 8 distinct conditions in all) or its own
+/// (`distinct == true`: every condition text unique, same clauses and the
+/// same answers for the benchmark context).
+fn flag(i: usize, distinct: bool) -> Value {
+    let (domain, free) = if distinct {
+        (format!("@team-{i}.bunting.dev"), format!("free-{i}"))
+    } else {
+        ("@bunting.dev".to_string(), "free".to_string())
+    };
     json!({
         "key": format!("flag-{i}"),
         "type": "string",
         "variants": {"control": "control", "treatment": "treatment", "off": "off"},
         "offVariant": "off",
         "rules": [
-            {"id": "internal", "condition": "email ends_with \"@bunting.dev\" || segment(\"staff\")",
+            {"id": "internal", "condition": format!("email ends_with \"{domain}\" || segment(\"staff\")"),
              "serve": {"variant": "treatment"}},
             {"id": "launch", "condition": format!(
-                "country in [\"US\", \"CA\", \"GB\"] && semver(app.version) >= \"2.{}.0\" && !(plan == \"free\")", i % 7),
+                "country in [\"US\", \"CA\", \"GB\"] && semver(app.version) >= \"2.{}.0\" && !(plan == \"{free}\")", i % 7),
              "serve": {"rollout": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}}
         ],
         "fallthrough": {"rollout": [{"variant": "control", "weight": 90}, {"variant": "treatment", "weight": 10}]},
@@ -33,11 +44,15 @@ fn flag(i: usize) -> Value {
 }
 
 fn snapshot(n: usize) -> String {
+    snapshot_of(n, false)
+}
+
+fn snapshot_of(n: usize, distinct: bool) -> String {
     let doc = json!({
         "schemaVersion": 1, "environment": "bench", "version": 1,
         "generatedAt": "2026-11-25T00:00:00Z",
         "segments": [{"key": "staff", "included": ["admin-1", "admin-2"], "condition": "department == \"eng\""}],
-        "flags": (0..n).map(flag).collect::<Vec<_>>()
+        "flags": (0..n).map(|i| flag(i, distinct)).collect::<Vec<_>>()
     });
     let mut s = parse_json(&doc.to_string()).expect("valid");
     seal(&mut s);
@@ -77,6 +92,16 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("evaluate all, 500 flags, Context", |b| {
         b.iter(|| black_box(five_hundred.evaluate_all(black_box(&own), NOW)))
+    });
+
+    // Every rule condition its own text: nothing for evaluate_all's
+    // per-call condition memo to share. Same answers as the above.
+    let distinct = Engine::from_json(&snapshot_of(500, true)).expect("loads");
+    let shared = five_hundred.evaluate_all(&ctx, NOW);
+    let own_answers = distinct.evaluate_all(&ctx, NOW);
+    assert_eq!(format!("{own_answers:?}"), format!("{shared:?}"));
+    c.bench_function("evaluate all, 500 flags, distinct conditions", |b| {
+        b.iter(|| black_box(distinct.evaluate_all(black_box(&ctx), NOW)))
     });
 
     let thousand = snapshot(1000);
