@@ -168,7 +168,14 @@ impl FlagIndex {
         loop {
             match self.slots[i] {
                 0 => return i,
-                s if key_of(s as usize - 1) == key => return i,
+                // Not `==`: wasm32's `memcmp` is a byte loop.
+                s if crate::context::same_bytes(
+                    key_of(s as usize - 1).as_bytes(),
+                    key.as_bytes(),
+                ) =>
+                {
+                    return i;
+                }
                 _ => i = (i + 1) & mask,
             }
         }

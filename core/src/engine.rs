@@ -590,11 +590,12 @@ impl Engine {
 
     fn in_segment(&self, s: usize, ctx: &Subject<'_>, now_ms: i64) -> bool {
         let seg = &self.compiled.segments[s];
+        // Most segments list no keys: no hashing the key for nothing.
         if let Some(key) = ctx.targeting_key {
-            if seg.excluded.contains(key) {
+            if !seg.excluded.is_empty() && seg.excluded.contains(key) {
                 return false;
             }
-            if seg.included.contains(key) {
+            if !seg.included.is_empty() && seg.included.contains(key) {
                 return true;
             }
         }
