@@ -3,7 +3,7 @@
 //!
 //! Rule matching is compared exactly: on flags without rollouts (`plain-*`,
 //! `fixed-*`) every engine must serve, for every user, the variant the
-//! reference ([`reference_branch`]) says. Rollouts cannot be compared user
+//! reference ([`team_reference_branch`]) says. Rollouts cannot be compared user
 //! by user, because each engine buckets with its own hash (bunting SipHash
 //! of its salt and key, Unleash MurmurHash3 of group id and user id,
 //! LaunchDarkly SHA-1 of key, salt and context key). On the benchmark flags
@@ -18,7 +18,7 @@ use std::fmt;
 use crate::engines::{Bunting, LaunchDarkly, Peer, PeerError, Unleash};
 use crate::render;
 use crate::spec::{
-    self, Branch, FlagSpec, Serving, User, fixed_variant, reference_branch, treatment_share,
+    self, Branch, FlagSpec, Serving, User, fixed_variant, team_reference_branch, treatment_share,
 };
 
 /// The flags an agreement check runs on.
@@ -30,6 +30,8 @@ pub struct Plan {
     pub fixed: usize,
     /// Benchmark flags with rollouts (`flag-*`).
     pub rollout: usize,
+    /// Flags with rollouts and rules of their own text (`team-*`).
+    pub team: usize,
 }
 
 impl Plan {
@@ -40,6 +42,7 @@ impl Plan {
         plain
             .chain(fixed)
             .chain(spec::rollout_flags(self.rollout))
+            .chain(spec::team_flags(self.team))
             .collect()
     }
 }
@@ -103,11 +106,12 @@ impl fmt::Display for Agreement {
             plain,
             fixed,
             rollout,
+            team,
         } = self.plan;
         writeln!(
             f,
             "agreement: {} users × ({plain} flags without rules + {fixed} targeted flags without rollout \
-             + {rollout} benchmark flags with rollouts)",
+             + {rollout} benchmark flags with rollouts + {team} with rollouts and rules of their own)",
             self.users
         )?;
         for report in &self.engines {
@@ -226,7 +230,9 @@ fn run<P: Peer>(
             let got = got.as_deref();
             let branch = match flag {
                 FlagSpec::Plain { .. } => None,
-                FlagSpec::Targeted { minor, .. } => Some(reference_branch(user, *minor)),
+                FlagSpec::Targeted { minor, team, .. } => {
+                    Some(team_reference_branch(user, *minor, *team))
+                }
             };
             let expected = match (flag, branch) {
                 (FlagSpec::Plain { .. }, _) => Some("control"),

@@ -182,6 +182,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         plain: 10,
         fixed: 500,
         rollout: 500,
+        team: 500,
     };
     println!("{}", agreement::check(&users, plan)?);
 
@@ -241,6 +242,35 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     });
     drop(batches);
     drop(five_hundred);
+
+    // The same with rules of every flag's own text: 1,000 distinct
+    // conditions, where the benchmark flags share 8 (bunting evaluates a
+    // shared condition once per evaluate-all; the peers have no such memo).
+    let flags = spec::team_flags(500);
+    let keys: Vec<String> = flags.iter().map(|f| f.key().to_string()).collect();
+    let distinct = load_all(&flags)?;
+    let mut batches: Vec<Batch<'_>> = vec![
+        each(|| distinct.bunting.0.evaluate_all(&b_ctx, NOW_MS)),
+        each(|| {
+            keys.iter()
+                .map(|key| distinct.unleash.0.get_variant(key, &u_ctx, &None))
+                .collect::<Vec<_>>()
+        }),
+        each(|| {
+            let store = &distinct.launchdarkly;
+            store
+                .flags
+                .values()
+                .map(|flag| ld::evaluate(store, flag, &l_ctx, None))
+                .collect::<Vec<_>>()
+        }),
+    ];
+    rows.push(Row {
+        scenario: "evaluate all, 500 flags, distinct rules",
+        medians: measure::interleaved(&mut batches, settings),
+    });
+    drop(batches);
+    drop(distinct);
 
     // Load 1,000 flags from each engine's native JSON.
     let thousand = spec::rollout_flags(1000);

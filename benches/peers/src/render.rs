@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::spec::{FlagSpec, STAFF, Serving, VARIANTS};
+use crate::spec::{FlagSpec, STAFF, Serving, VARIANTS, internal_suffix, launch_countries};
 
 /// Variants with weights in percent.
 type Weights = &'static [(&'static str, u32)];
@@ -47,7 +47,13 @@ fn bunting_flag(flag: &FlagSpec) -> Value {
         "fallthrough": {"variant": "control"},
         "metadata": {"description": format!("benchmark flag {}", flag.key()), "owner": "perf", "tags": ["bench"]}
     });
-    if let FlagSpec::Targeted { minor, serving, .. } = flag {
+    if let FlagSpec::Targeted {
+        minor,
+        serving,
+        team,
+        ..
+    } = flag
+    {
         let (launch, fallthrough) = match serving {
             Serving::Rollout => (
                 json!({"rollout": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}),
@@ -55,11 +61,13 @@ fn bunting_flag(flag: &FlagSpec) -> Value {
             ),
             Serving::Fixed => (json!({"variant": "control"}), json!({"variant": "off"})),
         };
+        let suffix = Value::from(internal_suffix(*team));
+        let countries = Value::from(launch_countries(*team));
         doc["rules"] = json!([
-            {"id": "internal", "condition": "email ends_with \"@bunting.dev\" || segment(\"staff\")",
+            {"id": "internal", "condition": format!("email ends_with {suffix} || segment(\"staff\")"),
              "serve": {"variant": "treatment"}},
             {"id": "launch", "condition": format!(
-                "country in [\"US\", \"CA\", \"GB\"] && semver(app.version) >= \"2.{minor}.0\" && !(plan == \"free\")"),
+                "country in {countries} && semver(app.version) >= \"2.{minor}.0\" && !(plan == \"free\")"),
              "serve": launch}
         ]);
         doc["fallthrough"] = fallthrough;
@@ -97,12 +105,17 @@ fn unleash_feature(flag: &FlagSpec) -> Value {
     let key = flag.key();
     let strategies = match flag {
         FlagSpec::Plain { .. } => vec![unleash_strategy(key, json!([]), &[("control", 100)])],
-        FlagSpec::Targeted { minor, serving, .. } => {
+        FlagSpec::Targeted {
+            minor,
+            serving,
+            team,
+            ..
+        } => {
             let (launch, fallthrough) = serving_weights(*serving);
             vec![
                 unleash_strategy(
                     key,
-                    json!([{"contextName": "email", "operator": "STR_ENDS_WITH", "values": ["@bunting.dev"]}]),
+                    json!([{"contextName": "email", "operator": "STR_ENDS_WITH", "values": [internal_suffix(*team)]}]),
                     TREATMENT,
                 ),
                 unleash_strategy(
@@ -118,7 +131,7 @@ fn unleash_feature(flag: &FlagSpec) -> Value {
                 unleash_strategy(
                     key,
                     json!([
-                        {"contextName": "country", "operator": "IN", "values": ["US", "CA", "GB"]},
+                        {"contextName": "country", "operator": "IN", "values": launch_countries(*team)},
                         {"contextName": "appVersion", "operator": "SEMVER_GTE", "value": format!("2.{minor}.0")},
                         {"contextName": "plan", "operator": "NOT_IN", "values": ["free"]}
                     ]),
@@ -183,13 +196,23 @@ fn ld_flag(flag: &FlagSpec) -> Value {
     let key = flag.key();
     let (rules, fallthrough) = match flag {
         FlagSpec::Plain { .. } => (vec![], ld_serve(&[("control", 100)])),
-        FlagSpec::Targeted { minor, serving, .. } => {
+        FlagSpec::Targeted {
+            minor,
+            serving,
+            team,
+            ..
+        } => {
             let (launch, fallthrough) = serving_weights(*serving);
             let clause = |attribute: &str, op: &str, values: Value, negate: bool| json!({"contextKind": "user", "attribute": attribute, "op": op, "values": values, "negate": negate});
             let rules = vec![
                 ld_rule(
                     "internal-email",
-                    json!([clause("email", "endsWith", json!(["@bunting.dev"]), false)]),
+                    json!([clause(
+                        "email",
+                        "endsWith",
+                        json!([internal_suffix(*team)]),
+                        false
+                    )]),
                     TREATMENT,
                 ),
                 ld_rule(
@@ -200,7 +223,7 @@ fn ld_flag(flag: &FlagSpec) -> Value {
                 ld_rule(
                     "launch",
                     json!([
-                        clause("country", "in", json!(["US", "CA", "GB"]), false),
+                        clause("country", "in", json!(launch_countries(*team)), false),
                         clause(
                             "/app/version",
                             "semVerLessThan",

@@ -28,7 +28,10 @@ pub enum FlagSpec {
     /// `email ends_with "@bunting.dev" || segment("staff")` serving
     /// `treatment`, a rule
     /// `country in ["US","CA","GB"] && semver(app.version) >= "2.<minor>.0" && !(plan == "free")`,
-    /// and a fallthrough.
+    /// and a fallthrough. A flag of a `team` has rules of its own text:
+    /// the e-mail suffix is `@team-<team>.bunting.dev` ([`internal_suffix`])
+    /// and the country list also holds `Z<team>` ([`launch_countries`]),
+    /// which no user has.
     Targeted {
         /// Flag key.
         key: String,
@@ -36,6 +39,9 @@ pub enum FlagSpec {
         minor: u32,
         /// What the second rule and the fallthrough serve.
         serving: Serving,
+        /// The team whose rules the flag has (`None`: the benchmark's
+        /// shared rule texts).
+        team: Option<u32>,
     },
 }
 
@@ -54,6 +60,7 @@ pub fn rollout_flag(i: usize) -> FlagSpec {
         key: format!("flag-{i}"),
         minor: (i % 7) as u32,
         serving: Serving::Rollout,
+        team: None,
     }
 }
 
@@ -63,7 +70,43 @@ pub fn fixed_flag(i: usize) -> FlagSpec {
         key: format!("fixed-{i}"),
         minor: (i % 7) as u32,
         serving: Serving::Fixed,
+        team: None,
     }
+}
+
+/// `team-<i>`: the benchmark flag with rules of team `i`'s own text, so
+/// that no two such flags share a condition (bunting evaluates a condition
+/// text shared by several flags once per evaluate-all; the benchmark
+/// flags have 8 distinct conditions in all).
+pub fn team_flag(i: usize) -> FlagSpec {
+    FlagSpec::Targeted {
+        key: format!("team-{i}"),
+        minor: (i % 7) as u32,
+        serving: Serving::Rollout,
+        team: Some(i as u32),
+    }
+}
+
+/// `n` flags of distinct rules, `team-0` … `team-<n-1>`.
+pub fn team_flags(n: usize) -> Vec<FlagSpec> {
+    (0..n).map(team_flag).collect()
+}
+
+/// The e-mail suffix of the first rule: `@bunting.dev`, or
+/// `@team-<team>.bunting.dev` for a team's flag.
+pub fn internal_suffix(team: Option<u32>) -> String {
+    match team {
+        None => "@bunting.dev".to_string(),
+        Some(t) => format!("@team-{t}.bunting.dev"),
+    }
+}
+
+/// The countries of the three-clause rule: `US`, `CA`, `GB`, and for a
+/// team's flag also `Z<team>`.
+pub fn launch_countries(team: Option<u32>) -> Vec<String> {
+    let mut countries: Vec<String> = ["US", "CA", "GB"].map(String::from).to_vec();
+    countries.extend(team.map(|t| format!("Z{t}")));
+    countries
 }
 
 /// `plain-<i>`: a flag without rules.
@@ -125,11 +168,12 @@ pub fn bench_user() -> User {
 /// every 17th no version and every 19th no department; two users are the
 /// members of `staff`.
 pub fn users(n: usize) -> Vec<User> {
-    const DOMAINS: [&str; 4] = [
+    const DOMAINS: [&str; 5] = [
         "example.com",
         "bunting.dev",
         "bunting.dev.example",
         "mail.org",
+        "team-1.bunting.dev",
     ];
     const COUNTRIES: [&str; 5] = ["US", "CA", "GB", "FR", "JP"];
     const PLANS: [&str; 3] = ["pro", "free", "team"];
@@ -170,22 +214,31 @@ pub enum Branch {
     Fallthrough,
 }
 
-/// The branch `user` takes in a targeted flag with threshold `2.<minor>.0`,
-/// computed here from the rules' meaning, not by any engine.
+/// The branch `user` takes in a benchmark flag with threshold
+/// `2.<minor>.0`, computed here from the rules' meaning, not by any
+/// engine.
 pub fn reference_branch(user: &User, minor: u32) -> Branch {
+    team_reference_branch(user, minor, None)
+}
+
+/// The branch `user` takes in a targeted flag with threshold `2.<minor>.0`
+/// and the rules of `team` (see [`FlagSpec::Targeted`]).
+pub fn team_reference_branch(user: &User, minor: u32, team: Option<u32>) -> Branch {
     let staff = STAFF.contains(&user.key.as_str()) || user.department.as_deref() == Some("eng");
+    let suffix = internal_suffix(team);
     if user
         .email
         .as_deref()
-        .is_some_and(|e| e.ends_with("@bunting.dev"))
+        .is_some_and(|e| e.ends_with(suffix.as_str()))
         || staff
     {
         return Branch::Internal;
     }
+    let countries = launch_countries(team);
     let launch = user
         .country
         .as_deref()
-        .is_some_and(|c| ["US", "CA", "GB"].contains(&c))
+        .is_some_and(|c| countries.iter().any(|k| k == c))
         && user
             .app_version
             .as_deref()

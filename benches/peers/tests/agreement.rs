@@ -4,7 +4,7 @@
 //! description.
 
 use bunting_peer_bench::agreement::{AgreementError, Documents, Plan, check, check_documents};
-use bunting_peer_bench::spec::{Branch, reference_branch, users};
+use bunting_peer_bench::spec::{Branch, STAFF, reference_branch, team_reference_branch, users};
 
 #[test]
 fn all_engines_agree_on_a_thousand_users() {
@@ -14,6 +14,7 @@ fn all_engines_agree_on_a_thousand_users() {
         plain: 2,
         fixed: 7,
         rollout: 14,
+        team: 4,
     };
     let agreement = check(&users, plan).unwrap_or_else(|e| panic!("{e}"));
     println!("{agreement}");
@@ -24,12 +25,22 @@ fn all_engines_agree_on_a_thousand_users() {
         .iter()
         .filter(|u| reference_branch(u, 0) == Branch::Internal)
         .count();
-    let exact = (plan.plain + plan.fixed) * users.len() + plan.rollout * internal;
+    // Team flags have their own e-mail suffix: team-1's rule matches the
+    // users at team-1.bunting.dev, the others' only staff.
+    let team_internal: usize = (0..plan.team as u32)
+        .map(|t| {
+            users
+                .iter()
+                .filter(|u| team_reference_branch(u, t % 7, Some(t)) == Branch::Internal)
+                .count()
+        })
+        .sum();
+    let exact = (plan.plain + plan.fixed) * users.len() + plan.rollout * internal + team_internal;
     for report in &agreement.engines {
         assert_eq!(report.exact, exact, "{}", report.engine);
         assert_eq!(
             report.launch.users + report.fallthrough.users,
-            plan.rollout * (users.len() - internal)
+            (plan.rollout + plan.team) * users.len() - plan.rollout * internal - team_internal
         );
         assert!(
             report.launch.users > 500 && report.fallthrough.users > 500,
@@ -94,6 +105,7 @@ fn a_different_rule_in_one_engine_is_caught() {
         plain: 0,
         fixed: 7,
         rollout: 0,
+        team: 0,
     };
     let mut documents = Documents::render(plan);
     assert!(documents.unleash.contains("\"SEMVER_GTE\""));
@@ -121,6 +133,7 @@ fn a_skewed_rollout_in_one_engine_is_caught() {
         plain: 0,
         fixed: 0,
         rollout: 7,
+        team: 0,
     };
     let mut documents = Documents::render(plan);
     let even = "{\"variation\":0,\"weight\":50000},{\"variation\":1,\"weight\":50000}";
@@ -189,4 +202,45 @@ fn a_missing_plan_is_where_launchdarkly_differs() {
         launchdarkly.value("fixed-0", &ld_context).as_deref(),
         Some("off")
     );
+}
+
+#[test]
+fn team_flags_have_rules_of_their_own() {
+    // Each team's rules are distinct texts, the users of team-1's domain
+    // match only team-1's first rule, and no benchmark flag's.
+    let documents = Documents::render(Plan {
+        plain: 0,
+        fixed: 0,
+        rollout: 0,
+        team: 3,
+    });
+    for t in 0..3 {
+        assert!(
+            documents
+                .bunting
+                .contains(&format!("@team-{t}.bunting.dev"))
+        );
+        assert!(documents.unleash.contains(&format!("\"Z{t}\"")));
+        assert!(documents.launchdarkly.contains(&format!("\"Z{t}\"")));
+    }
+    let users = users(1000);
+    let at_team_1 = |u: &&bunting_peer_bench::spec::User| {
+        u.email
+            .as_deref()
+            .is_some_and(|e| e.ends_with("@team-1.bunting.dev"))
+    };
+    let members: Vec<_> = users.iter().filter(at_team_1).collect();
+    assert!(members.len() >= 100, "{}", members.len());
+    for u in &members {
+        assert_eq!(team_reference_branch(u, 1, Some(1)), Branch::Internal);
+        if u.department.as_deref() != Some("eng") && !STAFF.contains(&u.key.as_str()) {
+            assert_ne!(reference_branch(u, 1), Branch::Internal, "{}", u.key);
+            assert_ne!(
+                team_reference_branch(u, 1, Some(2)),
+                Branch::Internal,
+                "{}",
+                u.key
+            );
+        }
+    }
 }
