@@ -63,6 +63,15 @@ impl<'a> ParsedSnapshot<'a> {
         })
     }
 
+    /// Reads a snapshot packed by [`crate::packed::pack`], its strings
+    /// borrowed from `bytes`: the same snapshot as the document it was
+    /// packed from, so the same engine, problems, checksum and flags.
+    /// Fails, never panics, on bytes that are not a whole packed snapshot
+    /// of this format version.
+    pub fn from_packed(bytes: &'a [u8]) -> Result<ParsedSnapshot<'a>, crate::packed::PackedError> {
+        crate::packed::read(bytes)
+    }
+
     /// Views an owned snapshot the same way, copying no string.
     pub fn of(snapshot: &'a model::Snapshot) -> ParsedSnapshot<'a> {
         ParsedSnapshot {

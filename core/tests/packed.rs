@@ -1,0 +1,383 @@
+//! The packed snapshot: a snapshot packed and read back loads as its
+//! document does (the same flags, problems, checksum and answers), and
+//! bytes that are not a whole packed snapshot fail with a typed error,
+//! never a panic.
+
+mod common;
+
+use bunting_core::conformance::{Fixture, run};
+use bunting_core::packed::{FORMAT_VERSION, MAGIC, MAX_DEPTH, PackError, PackedError, pack};
+use bunting_core::protocol::EvalReply;
+use bunting_core::snapshot::{parse_json, seal};
+use bunting_core::time::parse_rfc3339_ms;
+use bunting_core::{Engine, ParsedSnapshot};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// A snapshot like the edge benchmark's (`edge-worker/benches/common`):
+/// 1,000 flags with two rules each, sealed (it declares its checksum).
+fn bench_like() -> String {
+    let flags: Vec<_> = (0..1000).map(|i| json!({
+        "key": format!("flag-{i}"), "type": "string",
+        "variants": {"control": "control", "treatment": "treatment", "off": "off"}, "offVariant": "off",
+        "rules": [{"id": "internal", "condition": "email ends_with \"@bunting.dev\" || segment(\"staff\")", "serve": {"variant": "treatment"}},
+                  {"id": "launch", "condition": format!("country in [\"US\", \"CA\", \"GB\"] && semver(app.version) >= \"2.{}.0\" && !(plan == \"free\")", i % 7),
+                   "serve": {"rollout": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}}],
+        "fallthrough": {"rollout": [{"variant": "control", "weight": 90}, {"variant": "treatment", "weight": 10}]},
+        "metadata": {"description": format!("benchmark flag {i}"), "owner": "perf", "tags": ["bench"]}})).collect();
+    let doc = json!({"schemaVersion": 1, "environment": "bench", "version": 7, "generatedAt": "2026-11-25T00:00:00Z",
+        "segments": [{"key": "staff", "included": ["admin-1", "admin-2"], "condition": "department == \"eng\""}], "flags": flags});
+    let mut snapshot = parse_json(&doc.to_string()).unwrap();
+    seal(&mut snapshot);
+    serde_json::to_string(&snapshot).unwrap()
+}
+
+/// Every field of the model set, with escapes, numbers of every form
+/// (integers, negative, whole and negative-zero floats, large), nested
+/// values, a variant name written twice, a wrong checksum, lists of zero
+/// to four items and flags with problems.
+const FULL: &str = r#"{"schemaVersion": 1, "environment": "pro\"d", "version": 18446744073709551615,
+  "generatedAt": "2026-11-25T00:00:00Z", "checksum": "sha256:00",
+  "flags": [
+    {"key": "a\u00e9", "type": "object",
+     "variants": {"z": {"b": 1, "a": [1.5, "x\n", null, true, false, -3, {"deep": [[[]]]}]}, "\u00e9": {}, "y": {"n": -0.0}},
+     "enabled": false, "offVariant": "z", "salt": "s", "bucketBy": "user.id",
+     "clientSide": true, "layer": {"key": "l", "start": 0.5, "end": 10},
+     "rules": [{"id": "r", "description": "d\t", "condition": "x == \"\\\"\"",
+                "serve": {"schedule": {"variant": "z", "otherwise": "y",
+                   "steps": [{"at": "2026-01-01T00:00:00Z", "percentage": 12.5},
+                             {"at": "2026-02-01T00:00:00Z", "percentage": 100}]}}}],
+     "fallthrough": {"rollout": [{"variant": "z", "weight": 100}]},
+     "prerequisites": [{"flag": "b", "variant": "on"}],
+     "metadata": {"description": "m", "owner": "o", "tags": ["t", "u\""]}},
+    {"key": "b", "type": "boolean", "variants": {"on": true, "off": false},
+     "offVariant": "off", "fallthrough": {"variant": "on"}, "metadata": {"owner": "o2"}},
+    {"key": "c", "type": "number", "variants": {"n": 1e300, "m": -0.0, "k": 12, "j": -7, "i": 18446744073709551615, "h": 2.0, "n": 3},
+     "offVariant": "n", "fallthrough": {"variant": "k"}, "metadata": {"tags": ["t", "u", "v", "w"]},
+     "rules": [{"description": "only", "condition": "a < 1.5e-7", "serve": {"variant": "m"}},
+               {"condition": "now > 2026-06-01T00:00:00Z", "serve": {"rollout": [
+                 {"variant": "k", "weight": 25}, {"variant": "j", "weight": 25.5},
+                 {"variant": "i", "weight": 0.001}, {"variant": "h", "weight": 49.499}]}}]},
+    {"key": "d", "type": "string", "variants": {"x": "x", "y": "\"y\""}, "offVariant": "x",
+     "fallthrough": {"rollout": [{"variant": "x", "weight": 60}, {"variant": "y", "weight": 40}]},
+     "layer": {"key": "l", "start": 20, "end": 30}, "metadata": {"tags": []}},
+    {"key": "e", "type": "string", "variants": {"x": "x", "y": "\"y\""}, "offVariant": "nope",
+     "rules": [{"condition": "x in [1,\n 2 && y", "serve": {"variant": "x"}},
+               {"condition": "segment(\"nobody\")", "serve": {"variant": "y"}}],
+     "fallthrough": {"rollout": [{"variant": "x", "weight": 50}, {"variant": "y", "weight": 40.0001}]},
+     "layer": {"key": "l", "start": 25, "end": 35}},
+    {"key": "", "type": "number", "variants": {}, "offVariant": "n", "fallthrough": {"rollout": []}},
+    {"key": "b", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+     "prerequisites": [{"flag": "f", "variant": "on"}], "fallthrough": {"variant": "on"}},
+    {"key": "f", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+     "prerequisites": [{"flag": "b", "variant": "on"}], "fallthrough": {"variant": "on"}}
+  ],
+  "segments": [{"key": "s", "included": ["a", "b\""], "excluded": ["c"],
+                "condition": "true", "description": "d"},
+               {"key": "t", "condition": "segment(\"s\")"}, {"key": "u"}],
+  "layers": [{"key": "l", "salt": "x", "bucketBy": "k"}, {"key": "m"}]}"#;
+
+/// Contexts with the times to evaluate them at.
+type Contexts = Vec<(Value, i64)>;
+
+/// `(name, document, contexts)` for every snapshot the tests compare: the
+/// conformance fixtures (with their cases' contexts), the benchmark-like
+/// one and [`FULL`].
+fn documents() -> Vec<(String, String, Contexts)> {
+    let generic: Contexts = [
+        json!({}),
+        json!({"targetingKey": "u1"}),
+        json!({"targetingKey": "u2", "email": "a@bunting.dev", "country": "US",
+               "app": {"version": "2.3.1"}, "plan": "pro", "department": "eng", "x": "\"", "a": 0}),
+        json!({"targetingKey": "admin-1", "user": {"id": "z"}, "k": "q", "x": 1}),
+    ]
+    .into_iter()
+    .flat_map(|c| {
+        [
+            (c.clone(), 0),
+            (c.clone(), parse_rfc3339_ms("2026-01-15T00:00:00Z").unwrap()),
+            (c, parse_rfc3339_ms("2026-12-01T00:00:00Z").unwrap()),
+        ]
+    })
+    .collect();
+    let mut docs = Vec::new();
+    for (name, text) in common::fixtures::FIXTURES {
+        let fixture: Fixture = serde_json::from_str(text).unwrap();
+        let mut contexts = generic.clone();
+        for case in &fixture.cases {
+            contexts.push((case.context.clone(), parse_rfc3339_ms(&case.now).unwrap()));
+        }
+        docs.push((name.to_string(), fixture.snapshot.to_string(), contexts));
+    }
+    docs.push(("bench-like".into(), bench_like(), generic.clone()));
+    docs.push(("full".into(), FULL.to_string(), generic.clone()));
+    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(FULL).unwrap());
+    docs.push(("full, pretty".into(), pretty.unwrap(), generic));
+    docs
+}
+
+/// What a host reads from a parse besides the engine, as text.
+fn described(parsed: &ParsedSnapshot<'_>) -> String {
+    let mut out = format!(
+        "{} {} {:?}\n",
+        parsed.environment(),
+        parsed.version(),
+        parsed.checksum()
+    );
+    for f in parsed.flags() {
+        out += &format!("{:?} {:?}", f.key(), f.flag_type());
+        for (name, value) in f.variants() {
+            // The text tells `1` from `1.0` and `0.0` from `-0.0`.
+            out += &format!(" {name:?}={}", serde_json::to_string(value).unwrap());
+        }
+        out += &format!(
+            " rules={:?} steps={:?}\n",
+            f.rule_conditions().collect::<Vec<_>>(),
+            f.schedule_steps().collect::<Vec<_>>()
+        );
+    }
+    out += &format!("{:?}", parsed.segment_conditions().collect::<Vec<_>>());
+    out
+}
+
+/// Every answer of `engine` for `contexts`, one flag at a time and all at
+/// once, as JSON text.
+fn answers(engine: &Engine, contexts: &[(Value, i64)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (context, now) in contexts {
+        for key in engine.flag_keys() {
+            let e = engine.evaluate(key, context, *now);
+            out.push(serde_json::to_string(&e).unwrap());
+        }
+        let e = engine.evaluate("no-such-flag", context, *now);
+        out.push(serde_json::to_string(&e).unwrap());
+        out.push(serde_json::to_string(&engine.evaluate_all(context, *now)).unwrap());
+    }
+    out
+}
+
+#[test]
+fn a_packed_snapshot_loads_as_its_document() {
+    for (name, doc, contexts) in documents() {
+        let json = ParsedSnapshot::parse(&doc).unwrap();
+        let bytes = pack(&json).unwrap();
+        let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+        assert_eq!(described(&packed), described(&json), "{name}");
+        // Packing what was read gives the same bytes.
+        assert_eq!(pack(&packed).unwrap(), bytes, "{name}");
+
+        let (from_json, json_problems) = Engine::from_parsed_lenient(&json);
+        let (from_packed, packed_problems) = Engine::from_parsed_lenient(&packed);
+        assert_eq!(packed_problems, json_problems, "{name}");
+        assert_eq!(
+            Engine::from_parsed(&packed).map(|_| ()),
+            Engine::from_parsed(&json).map(|_| ()),
+            "{name}"
+        );
+        assert_eq!(
+            (
+                from_packed.environment(),
+                from_packed.version(),
+                from_packed.generated_at()
+            ),
+            (
+                from_json.environment(),
+                from_json.version(),
+                from_json.generated_at()
+            )
+        );
+        assert!(from_packed.flag_keys().eq(from_json.flag_keys()), "{name}");
+        let (a, b) = (
+            answers(&from_packed, &contexts),
+            answers(&from_json, &contexts),
+        );
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "{name}");
+    }
+}
+
+/// The documents' own checks hold through the packed form: the sealed
+/// benchmark-like snapshot verifies, `FULL`'s wrong checksum is reported,
+/// and the problems of its broken flags are there.
+#[test]
+fn checksums_and_problems_survive_packing() {
+    let doc = bench_like();
+    let bytes = pack(&ParsedSnapshot::parse(&doc).unwrap()).unwrap();
+    let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+    assert!(packed.checksum().unwrap().starts_with("sha256:"));
+    assert!(Engine::from_parsed(&packed).is_ok());
+
+    let bytes = pack(&ParsedSnapshot::parse(FULL).unwrap()).unwrap();
+    let (_, problems) = Engine::from_parsed_lenient(&ParsedSnapshot::from_packed(&bytes).unwrap());
+    let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    for want in [
+        "checksum: checksum mismatch: document says sha256:00",
+        "e: flags[4].offVariant: unknown variant \"nope\"",
+        "e: flags[4].rules[0].condition: 2:4: expected `,` or `]`, found `&&`",
+        "flags[5].key: must not be empty",
+        "b: flags[6].key: duplicate flag key",
+        "e: flags[4].layer: range overlaps flag \"d\" in layer \"l\"",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(want)),
+            "missing {want:?} in {problems:#?}"
+        );
+    }
+}
+
+/// The conformance suite passes on engines loaded from packed snapshots.
+#[test]
+fn conformance_through_the_packed_form() {
+    let report = run(
+        common::fixtures::FIXTURES,
+        |json, lenient| {
+            let parsed = ParsedSnapshot::parse(json).map_err(|e| e.to_string())?;
+            let bytes = pack(&parsed).map_err(|e| e.to_string())?;
+            let packed = ParsedSnapshot::from_packed(&bytes).map_err(|e| e.to_string())?;
+            if lenient {
+                Ok(Engine::from_parsed_lenient(&packed).0)
+            } else {
+                Engine::from_parsed(&packed).map_err(|e| e.to_string())
+            }
+        },
+        |engine, req| match engine.answer(req) {
+            EvalReply::One(e) => Ok(serde_json::to_value(e).unwrap()),
+            EvalReply::All(all) => Ok(serde_json::to_value(all).unwrap()),
+            EvalReply::BadRequest(m) => Err(m),
+        },
+    );
+    report.assert_clean("through the packed form");
+    assert!(report.cases >= 150, "only {} cases", report.cases);
+}
+
+#[test]
+fn the_packed_form_is_smaller() {
+    let doc = bench_like();
+    let bytes = pack(&ParsedSnapshot::parse(&doc).unwrap()).unwrap();
+    assert!(
+        bytes.len() * 5 < doc.len(),
+        "{} bytes packed, {} as JSON",
+        bytes.len(),
+        doc.len()
+    );
+}
+
+fn small_packed() -> Vec<u8> {
+    pack(&ParsedSnapshot::parse(FULL).unwrap()).unwrap()
+}
+
+#[test]
+fn foreign_and_damaged_bytes_are_refused() {
+    let bytes = small_packed();
+    assert_eq!(bytes[..4], MAGIC);
+    let err = |b: &[u8]| ParsedSnapshot::from_packed(b).unwrap_err();
+    assert_eq!(err(b""), PackedError::NotPacked);
+    assert_eq!(err(FULL.as_bytes()), PackedError::NotPacked);
+    let mut other = bytes.clone();
+    other[4..6].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    assert_eq!(
+        err(&other),
+        PackedError::Version {
+            found: FORMAT_VERSION + 1
+        }
+    );
+    assert!(matches!(err(&bytes[..5]), PackedError::Truncated { at: 4 }));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        err(&longer),
+        PackedError::Corrupt {
+            at: bytes.len(),
+            what: "bytes after the snapshot"
+        }
+    );
+    assert_eq!(
+        err(&longer).to_string(),
+        format!(
+            "packed snapshot is corrupt at byte {}: bytes after the snapshot",
+            bytes.len()
+        )
+    );
+    // Every shorter prefix fails.
+    for n in 0..bytes.len() {
+        assert!(
+            ParsedSnapshot::from_packed(&bytes[..n]).is_err(),
+            "{n} bytes"
+        );
+    }
+}
+
+/// A variant value nested deeper than any document holds is not packed;
+/// one as deep as a document can hold is.
+#[test]
+fn values_nest_as_deep_as_in_a_document() {
+    let nest = |depth: usize| {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = json!([v]);
+        }
+        json!({"v": v})
+    };
+    let doc = |value: Value| {
+        json!({"schemaVersion": 1, "environment": "e", "version": 1,
+            "generatedAt": "2026-11-25T00:00:00Z",
+            "flags": [{"key": "deep", "type": "object", "variants": {"a": value},
+                       "offVariant": "a", "fallthrough": {"variant": "a"}}]})
+    };
+    let deep: bunting_core::Snapshot = serde_json::from_value(doc(nest(MAX_DEPTH))).unwrap();
+    assert_eq!(
+        pack(&ParsedSnapshot::of(&deep)),
+        Err(PackError::TooDeep {
+            flag: "deep".into()
+        })
+    );
+    let text = doc(nest(120)).to_string();
+    let parsed = ParsedSnapshot::parse(&text).unwrap();
+    let bytes = pack(&parsed).unwrap();
+    assert_eq!(
+        described(&ParsedSnapshot::from_packed(&bytes).unwrap()),
+        described(&parsed)
+    );
+}
+
+/// Reads `bytes`; if they read, loads and evaluates them too: none of it
+/// may panic.
+fn read_and_use(bytes: &[u8]) {
+    if let Ok(parsed) = ParsedSnapshot::from_packed(bytes) {
+        let _ = described(&parsed);
+        let _ = pack(&parsed);
+        let (engine, _) = Engine::from_parsed_lenient(&parsed);
+        let _ = answers(&engine, &[(json!({"targetingKey": "u", "x": 1}), 0)]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Random bytes changed, inserted or removed anywhere.
+    #[test]
+    fn damaged_packed_snapshots_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6)
+    ) {
+        let mut bytes = small_packed();
+        for (at, byte, kind) in edits {
+            let i = at.index(bytes.len());
+            match kind {
+                0 => bytes[i] ^= byte | 1,
+                1 => bytes[i] = byte,
+                2 => bytes.insert(i, byte),
+                _ => { bytes.remove(i); }
+            }
+        }
+        read_and_use(&bytes);
+    }
+
+    /// Any bytes after a valid header.
+    #[test]
+    fn random_bytes_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&tail);
+        read_and_use(&bytes);
+    }
+}
