@@ -5,12 +5,22 @@
 //! forms, the clock, dropping the parsed document and the replaced
 //! snapshot. Prints medians of 40 loads; a bench binary, not a test.
 //!
+//! Then the same load from the packed form of each text
+//! (`bunting_core::packed`): reading it against the JSON parse, the whole
+//! load (parse or read, compile, number forms, clock, drop) from either
+//! form, unsealed and sealed (a `checksum` to verify, as the origin
+//! publishes), and the sizes of both forms. `LOAD_DUMP=<dir>` writes the
+//! first text and its packed form there (`snapshot.json`,
+//! `snapshot.packed`), to measure their compressed sizes.
+//!
 //! ```sh
 //! cargo bench -p bunting-edge-worker --bench load
 //! ```
 
 mod common;
 
+use bunting_core::packed::pack;
+use bunting_core::snapshot::{parse_json, seal};
 use bunting_core::{Engine, ParsedSnapshot};
 use bunting_edge_worker::answers::Clock;
 use bunting_edge_worker::cache::{SnapshotCache, text_from_kv_bytes};
@@ -88,4 +98,87 @@ fn main() {
         println!("{n:>14}: median {:?}", median(v));
     }
     println!("{:>14}: median {:?}", "cache.apply", median(apply));
+    packed(&texts[1..]);
+}
+
+/// The whole load of one parsed snapshot, as `cache::load` does it.
+fn load_parsed(parsed: ParsedSnapshot<'_>) {
+    let (engine, problems) = Engine::from_parsed_lenient(&parsed);
+    let numbers = NumberForms::of(&parsed);
+    let clock = Clock::of(&parsed);
+    drop(parsed);
+    std::hint::black_box((&engine, &numbers, &clock, &problems));
+}
+
+/// The JSON and packed forms of `texts` side by side: the read, the
+/// whole load, unsealed and sealed, and the sizes.
+fn packed(texts: &[String]) {
+    let sealed: Vec<String> = texts
+        .iter()
+        .map(|t| {
+            let mut s = parse_json(t).unwrap();
+            seal(&mut s);
+            serde_json::to_string(&s).unwrap()
+        })
+        .collect();
+    let mut pack_times = Vec::new();
+    let mut packs = |texts: &[String]| -> Vec<Vec<u8>> {
+        texts
+            .iter()
+            .map(|t| {
+                let parsed = ParsedSnapshot::parse(t).unwrap();
+                let a = Instant::now();
+                let bytes = pack(&parsed).unwrap();
+                pack_times.push(a.elapsed());
+                bytes
+            })
+            .collect()
+    };
+    let packed = packs(texts);
+    let packed_sealed = packs(&sealed);
+    println!(
+        "sizes: json {} bytes, packed {} bytes; sealed: json {} bytes, packed {} bytes",
+        texts[0].len(),
+        packed[0].len(),
+        sealed[0].len(),
+        packed_sealed[0].len()
+    );
+    if let Ok(dir) = std::env::var("LOAD_DUMP") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("snapshot.json"), &texts[0]).unwrap();
+        std::fs::write(dir.join("snapshot.packed"), &packed[0]).unwrap();
+    }
+    let names = [
+        "parse json",
+        "read packed",
+        "load json",
+        "load packed",
+        "load json, sealed",
+        "load packed, sealed",
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for i in 0..texts.len() {
+        let a = Instant::now();
+        std::hint::black_box(ParsedSnapshot::parse(&texts[i]).unwrap());
+        times[0].push(a.elapsed());
+        let a = Instant::now();
+        std::hint::black_box(ParsedSnapshot::from_packed(&packed[i]).unwrap());
+        times[1].push(a.elapsed());
+        let a = Instant::now();
+        load_parsed(ParsedSnapshot::parse(&texts[i]).unwrap());
+        times[2].push(a.elapsed());
+        let a = Instant::now();
+        load_parsed(ParsedSnapshot::from_packed(&packed[i]).unwrap());
+        times[3].push(a.elapsed());
+        let a = Instant::now();
+        load_parsed(ParsedSnapshot::parse(&sealed[i]).unwrap());
+        times[4].push(a.elapsed());
+        let a = Instant::now();
+        load_parsed(ParsedSnapshot::from_packed(&packed_sealed[i]).unwrap());
+        times[5].push(a.elapsed());
+    }
+    for (n, v) in names.iter().zip(times) {
+        println!("{n:>20}: median {:?}", median(v));
+    }
+    println!("{:>20}: median {:?}", "pack (origin)", median(pack_times));
 }
