@@ -260,9 +260,12 @@ fn bucket_path(by: Option<&str>, report: impl FnOnce(&str)) -> Option<Vec<String
 }
 
 /// Compiles `snapshot`, returning the compiled form and every problem found.
-/// The length of its document (`_size`) was a hint for the checksum's
-/// buffer; the checksum is now hashed a chunk at a time and needs none.
-pub(crate) fn compile(snapshot: &Snapshot<'_>, _size: usize) -> (Compiled, Vec<Problem>) {
+/// Its declared checksum is checked against its content unless it is known
+/// to match (`checksum_verified`: a packed snapshot whose digest holds).
+pub(crate) fn compile(
+    snapshot: &Snapshot<'_>,
+    checksum_verified: bool,
+) -> (Compiled, Vec<Problem>) {
     let mut cx = Ctx {
         problems: Vec::new(),
     };
@@ -288,7 +291,9 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, _size: usize) -> (Compiled, Vec<P
             format!("{:?} is not an RFC 3339 time", snapshot.generated_at),
         );
     }
-    if let Some(declared) = &snapshot.checksum {
+    if let Some(declared) = &snapshot.checksum
+        && !checksum_verified
+    {
         let actual = checksum_of(snapshot);
         if **declared != *actual {
             cx.add(

@@ -193,7 +193,7 @@ impl Engine {
     /// [`Engine::from_parsed`], loading whatever is valid as
     /// [`Engine::from_snapshot_lenient`] does.
     pub fn from_parsed_lenient(parsed: &ParsedSnapshot<'_>) -> (Engine, Vec<Problem>) {
-        Engine::compile(parsed.borrowed(), parsed.size)
+        Engine::compile(parsed.borrowed(), parsed.checksum_verified)
     }
 
     /// Validates and compiles a parsed snapshot, failing on any problem.
@@ -210,12 +210,16 @@ impl Engine {
     /// (`PARSE_ERROR` for rule-language errors, else `GENERAL`) and the rest
     /// serve normally. Returns every problem found.
     pub fn from_snapshot_lenient(snapshot: &Snapshot) -> (Engine, Vec<Problem>) {
-        Engine::compile(&crate::borrowed::Snapshot::of(snapshot), 0)
+        Engine::compile(&crate::borrowed::Snapshot::of(snapshot), false)
     }
 
-    /// Validates and compiles; `size` is the document's length if known.
-    fn compile(snapshot: &crate::borrowed::Snapshot<'_>, size: usize) -> (Engine, Vec<Problem>) {
-        let (compiled, problems) = compile(snapshot, size);
+    /// Validates and compiles; the declared checksum is not hashed again
+    /// when it is known to match (`checksum_verified`).
+    fn compile(
+        snapshot: &crate::borrowed::Snapshot<'_>,
+        checksum_verified: bool,
+    ) -> (Engine, Vec<Problem>) {
+        let (compiled, problems) = compile(snapshot, checksum_verified);
         // Rules share a condition (an `Arc`) when their texts are the same.
         let mut numbers: crate::compile::FastMap<*const crate::rules::Condition, u32> =
             Default::default();

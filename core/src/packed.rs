@@ -15,10 +15,17 @@
 //!
 //! Packing does not validate: a snapshot with problems packs, and loading
 //! its packed form reports the same problems, word for word (a lenient
-//! load keeps its good flags as before). The checksum a snapshot declares
-//! is checked at load against its content, as for the JSON form, so a
-//! packed snapshot altered in transit fails the same check. Rule
-//! conditions stay texts, parsed when the engine is compiled.
+//! load keeps its good flags as before). Rule conditions stay texts,
+//! parsed when the engine is compiled.
+//!
+//! The checksum a snapshot declares (`sha256:` over its canonical JSON) is
+//! checked once, when it is packed. If it matches, the packed form carries
+//! a SHA-256 digest of its own bytes, which the reader checks instead:
+//! hashing the packed bytes costs a fraction of writing and hashing the
+//! canonical JSON again, and bytes altered after packing fail the read
+//! ([`PackedError::Damaged`]). A declared checksum that does not match is
+//! packed without a digest, and checked (and reported) at load as for the
+//! JSON form.
 //!
 //! ```
 //! use bunting_core::packed::pack;
@@ -46,7 +53,8 @@
 //!
 //! | part | content |
 //! |---|---|
-//! | header | [`MAGIC`] (4 bytes), [`FORMAT_VERSION`] (`u16`) |
+//! | header | [`MAGIC`] (4 bytes), [`FORMAT_VERSION`] (`u16`), a byte: 1 if a digest follows, else 0 |
+//! | digest | if any, 32 bytes: the SHA-256 of every byte after it |
 //! | strings | int count `n`, `n` int byte lengths, then the `n` strings' UTF-8 bytes back to back |
 //! | variant sets | list of sets; a set is a list of (name: string, value), names strictly increasing |
 //! | snapshot | schemaVersion (int), environment (string), version (int), generatedAt (string), checksum (optional string), layers, segments, flags |
@@ -77,6 +85,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Number, Value};
+use sha2::{Digest, Sha256};
 
 use crate::borrowed::{
     Flag, FlagMetadata, Layer, LayerSlot, Prerequisite, Rule, Schedule, ScheduleStep, Segment,
@@ -115,6 +124,9 @@ pub enum PackedError {
         /// Where more was expected.
         at: usize,
     },
+    /// The bytes are not those whose digest they carry.
+    #[error("packed snapshot does not match its digest")]
+    Damaged,
     /// The bytes hold something no packed snapshot holds.
     #[error("packed snapshot is corrupt at byte {at}: {what}")]
     Corrupt {
@@ -170,11 +182,16 @@ fn type_code(t: FlagType) -> u8 {
         .expect("every type is listed") as u8
 }
 
-/// Packs a parsed snapshot (see the [module docs](self) for the form).
-/// Fails only for a variant value nested deeper than [`MAX_DEPTH`], which
-/// a snapshot read from a document never has.
+/// Packs a parsed snapshot (see the [module docs](self) for the form),
+/// checking its declared checksum if it has one. Fails only for a variant
+/// value nested deeper than [`MAX_DEPTH`], which a snapshot read from a
+/// document never has.
 pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
     let s = parsed.borrowed();
+    let verified = s
+        .checksum
+        .as_deref()
+        .is_some_and(|declared| crate::snapshot::checksum_of(s) == declared);
     let mut w = Writer::default();
     let body = &mut Vec::with_capacity(64 * 1024);
     put_int(body, u64::from(s.schema_version));
@@ -203,6 +220,11 @@ pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
     let mut out = Vec::with_capacity(body.len() + w.blob_len + w.sets.len() + 64);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.push(u8::from(verified));
+    let digest_at = out.len();
+    if verified {
+        out.extend_from_slice(&[0; 32]);
+    }
     put_int(&mut out, w.order.len() as u64);
     for s in &w.order {
         put_int(&mut out, s.len() as u64);
@@ -213,6 +235,10 @@ pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
     put_int(&mut out, w.set_count as u64);
     out.extend_from_slice(&w.sets);
     out.extend_from_slice(body);
+    if verified {
+        let digest = Sha256::digest(&out[digest_at + 32..]);
+        out[digest_at..digest_at + 32].copy_from_slice(&digest);
+    }
     Ok(out)
 }
 
@@ -447,6 +473,17 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
     if version != FORMAT_VERSION {
         return Err(PackedError::Version { found: version });
     }
+    let checksum_verified = match r.byte()? {
+        0 => false,
+        1 => {
+            let digest: [u8; 32] = r.array()?;
+            if Sha256::digest(&bytes[r.at..])[..] != digest {
+                return Err(PackedError::Damaged);
+            }
+            true
+        }
+        _ => return Err(r.corrupt("a digest marker")),
+    };
     r.strings()?;
     let n = r.count(1)?;
     r.sets.reserve(n);
@@ -490,7 +527,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
             layers,
             checksum,
         },
-        size: bytes.len(),
+        checksum_verified,
     })
 }
 

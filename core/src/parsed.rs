@@ -46,9 +46,10 @@ use crate::snapshot::{LoadError, syntax_error};
 #[derive(Debug)]
 pub struct ParsedSnapshot<'a> {
     pub(crate) snapshot: borrowed::Snapshot<'a>,
-    /// The document's length in bytes, 0 for a viewed owned snapshot
-    /// (no longer needed by the checksum, which is hashed in chunks).
-    pub(crate) size: usize,
+    /// Whether the declared checksum is known to match the content, so
+    /// loading need not hash it again: set by a packed snapshot whose
+    /// digest holds (see [`crate::packed`]).
+    pub(crate) checksum_verified: bool,
 }
 
 impl<'a> ParsedSnapshot<'a> {
@@ -59,7 +60,7 @@ impl<'a> ParsedSnapshot<'a> {
         let snapshot = borrowed::Snapshot::parse(json).map_err(syntax_error)?;
         Ok(ParsedSnapshot {
             snapshot,
-            size: json.len(),
+            checksum_verified: false,
         })
     }
 
@@ -76,7 +77,7 @@ impl<'a> ParsedSnapshot<'a> {
     pub fn of(snapshot: &'a model::Snapshot) -> ParsedSnapshot<'a> {
         ParsedSnapshot {
             snapshot: borrowed::Snapshot::of(snapshot),
-            size: 0,
+            checksum_verified: false,
         }
     }
 

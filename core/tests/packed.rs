@@ -307,6 +307,41 @@ fn foreign_and_damaged_bytes_are_refused() {
     }
 }
 
+/// A declared checksum that matches is checked when packing, and the
+/// packed bytes carry a digest that any change breaks; one that does not
+/// match is packed without a digest and reported at load.
+#[test]
+fn a_matching_checksum_is_checked_once_and_guarded_by_a_digest() {
+    let mut sealed = parse_json(FULL).unwrap();
+    seal(&mut sealed);
+    let text = serde_json::to_string(&sealed).unwrap();
+    let json = ParsedSnapshot::parse(&text).unwrap();
+    let bytes = pack(&json).unwrap();
+    assert_eq!(bytes[6], 1, "a digest follows the header");
+    let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+    assert_eq!(packed.checksum(), sealed.checksum.as_deref());
+    let (_, problems) = Engine::from_parsed_lenient(&packed);
+    assert_eq!(problems, Engine::from_parsed_lenient(&json).1);
+    assert!(problems.iter().all(|p| p.path != "checksum"));
+    for i in 7..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0x20;
+        assert_eq!(
+            ParsedSnapshot::from_packed(&damaged).unwrap_err(),
+            PackedError::Damaged,
+            "byte {i}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        ParsedSnapshot::from_packed(&longer).unwrap_err(),
+        PackedError::Damaged
+    );
+
+    assert_eq!(small_packed()[6], 0, "FULL's checksum does not match");
+}
+
 /// A variant value nested deeper than any document holds is not packed;
 /// one as deep as a document can hold is.
 #[test]
@@ -372,11 +407,12 @@ proptest! {
         read_and_use(&bytes);
     }
 
-    /// Any bytes after a valid header.
+    /// Any bytes after a valid header without a digest.
     #[test]
     fn random_bytes_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.push(0);
         bytes.extend_from_slice(&tail);
         read_and_use(&bytes);
     }
