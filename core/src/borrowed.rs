@@ -100,7 +100,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 /// one in a `Vec`: a rollout's arms and a flag's tags, nearly always one or
 /// two, cost no allocation. Deserializes as a `Vec` does, with its
 /// messages ("a sequence").
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Small<T> {
     One([T; 1]),
     Two([T; 2]),
@@ -497,7 +497,7 @@ impl FlagMetadata<'_> {
 }
 
 /// [`model::Rule`], borrowed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Rule<'a> {
     #[serde(default, borrow)]
@@ -511,7 +511,7 @@ pub(crate) struct Rule<'a> {
 }
 
 /// [`model::Serve`], borrowed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) enum Serve<'a> {
     Variant(#[serde(borrow)] Str<'a>),
@@ -520,7 +520,7 @@ pub(crate) enum Serve<'a> {
 }
 
 /// [`model::WeightedVariant`], borrowed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct WeightedVariant<'a> {
     #[serde(borrow)]
@@ -529,7 +529,7 @@ pub(crate) struct WeightedVariant<'a> {
 }
 
 /// [`model::Schedule`], borrowed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Schedule<'a> {
     #[serde(borrow)]
@@ -541,7 +541,7 @@ pub(crate) struct Schedule<'a> {
 }
 
 /// [`model::ScheduleStep`], borrowed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ScheduleStep<'a> {
     #[serde(borrow)]

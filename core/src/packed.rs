@@ -7,7 +7,8 @@
 //! variant value). The packed form holds the same snapshot already in the
 //! shape the engine loads: every string once, in one table, borrowed by
 //! the reader from the bytes; each distinct set of variants once, decoded
-//! once and shared by the flags that have it. What [`ParsedSnapshot::parse`]
+//! once and shared by the flags that have it; each distinct rule and serve
+//! once (flags are mostly written alike). What [`ParsedSnapshot::parse`]
 //! gives for a document, [`ParsedSnapshot::from_packed`] gives for
 //! `pack(&ParsedSnapshot::parse(document)?)`: the same flags, keys, types,
 //! variants, rule conditions, schedule steps and checksum, so the same
@@ -57,6 +58,8 @@
 //! | digest | if any, 32 bytes: the SHA-256 of every byte after it |
 //! | strings | int count `n`, `n` int byte lengths, then the `n` strings' UTF-8 bytes back to back |
 //! | variant sets | list of sets; a set is a list of (name: string, value), names strictly increasing |
+//! | serves | list of serves |
+//! | rules | list of rules; a rule: id, description (optional strings), condition (string), serve (int index of a serve) |
 //! | snapshot | schemaVersion (int), environment (string), version (int), generatedAt (string), checksum (optional string), layers, segments, flags |
 //! | end | nothing may follow |
 //!
@@ -72,8 +75,8 @@
 //! description (optional strings). A flag: key (string), type (byte:
 //! boolean 0, string 1, number 2, object 3), a byte of bits (1: enabled,
 //! 2: clientSide, 4: has a layer), variants (int index of its set),
-//! offVariant (string), rules (list of: id, description (optional
-//! strings), condition (string), serve), fallthrough (serve),
+//! offVariant (string), rules (list of int indices of rules), fallthrough
+//! (int index of a serve),
 //! prerequisites (list of: flag, variant (strings)), salt, bucketBy
 //! (optional strings), the layer if it has one (key (string), start, end
 //! (floats)), metadata: description, owner (optional strings), tags (list
@@ -217,7 +220,14 @@ pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
     for f in &s.flags {
         w.flag(body, f)?;
     }
-    let mut out = Vec::with_capacity(body.len() + w.blob_len + w.sets.len() + 64);
+    let mut out = Vec::with_capacity(
+        body.len()
+            + w.blob_len
+            + w.sets.bytes.len()
+            + w.serves.bytes.len()
+            + w.rules.bytes.len()
+            + 64,
+    );
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.push(u8::from(verified));
@@ -232,8 +242,9 @@ pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
     for s in &w.order {
         out.extend_from_slice(s.as_bytes());
     }
-    put_int(&mut out, w.set_count as u64);
-    out.extend_from_slice(&w.sets);
+    w.sets.write(&mut out);
+    w.serves.write(&mut out);
+    w.rules.write(&mut out);
     out.extend_from_slice(body);
     if verified {
         let digest = Sha256::digest(&out[digest_at + 32..]);
@@ -263,13 +274,43 @@ struct Writer<'s> {
     order: Vec<&'s str>,
     /// Their total length.
     blob_len: usize,
-    /// Index of each variant set by its encoding.
-    set_index: foldhash::HashMap<Vec<u8>, u32>,
-    /// The sets' encodings, back to back.
-    sets: Vec<u8>,
-    set_count: u32,
-    /// The encoding of the set being written.
-    scratch: Vec<u8>,
+    /// The distinct variant sets.
+    sets: Table,
+    /// The distinct serves.
+    serves: Table,
+    /// The distinct rules.
+    rules: Table,
+    /// Buffers for the encodings being written.
+    scratch: Vec<Vec<u8>>,
+}
+
+/// Distinct items, each written once and named by its position.
+#[derive(Default)]
+struct Table {
+    /// Position of each item by its encoding.
+    index: foldhash::HashMap<Vec<u8>, u32>,
+    /// The encodings, back to back.
+    bytes: Vec<u8>,
+    count: u32,
+}
+
+impl Table {
+    /// The position of the item encoded as `item`, added if it is new.
+    fn add(&mut self, item: &[u8]) -> u32 {
+        if let Some(&i) = self.index.get(item) {
+            return i;
+        }
+        let i = self.count;
+        self.count += 1;
+        self.bytes.extend_from_slice(item);
+        self.index.insert(item.to_vec(), i);
+        i
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        put_int(out, u64::from(self.count));
+        out.extend_from_slice(&self.bytes);
+    }
 }
 
 impl<'s> Writer<'s> {
@@ -356,30 +397,44 @@ impl<'s> Writer<'s> {
         true
     }
 
-    /// The index of a flag's set of variants, written if it is new.
+    /// Encodes an item with `encode` (`None` if it fails) and adds it to
+    /// the table `which` picks, giving its position.
+    fn intern(
+        &mut self,
+        which: fn(&mut Self) -> &mut Table,
+        encode: impl FnOnce(&mut Self, &mut Vec<u8>) -> bool,
+    ) -> Option<u32> {
+        let mut buf = self.scratch.pop().unwrap_or_default();
+        buf.clear();
+        let i = encode(self, &mut buf).then(|| which(self).add(&buf));
+        self.scratch.push(buf);
+        i
+    }
+
+    /// The position of a flag's set of variants.
     fn variants(&mut self, variants: &'s Variants<'_>) -> Option<u32> {
-        let mut set = std::mem::take(&mut self.scratch);
-        set.clear();
-        put_int(&mut set, variants.iter().count() as u64);
-        for (name, value) in variants.iter() {
-            self.str(&mut set, name);
-            if !self.value(&mut set, value, 0) {
-                self.scratch = set;
-                return None;
-            }
-        }
-        let i = match self.set_index.get(&set) {
-            Some(&i) => i,
-            None => {
-                let i = self.set_count;
-                self.set_count += 1;
-                self.sets.extend_from_slice(&set);
-                self.set_index.insert(set.clone(), i);
-                i
-            }
-        };
-        self.scratch = set;
-        Some(i)
+        self.intern(
+            |w| &mut w.sets,
+            |w, set| {
+                put_int(set, variants.iter().count() as u64);
+                variants.iter().all(|(name, value)| {
+                    w.str(set, name);
+                    w.value(set, value, 0)
+                })
+            },
+        )
+    }
+
+    /// Writes the position of `serve` in the serves.
+    fn serve_index(&mut self, out: &mut Vec<u8>, serve: &'s Serve<'_>) {
+        let i = self.intern(
+            |w| &mut w.serves,
+            |w, buf| {
+                w.serve(buf, serve);
+                true
+            },
+        );
+        put_int(out, u64::from(i.expect("a serve always encodes")));
     }
 
     fn serve(&mut self, out: &mut Vec<u8>, serve: &'s Serve<'_>) {
@@ -432,12 +487,19 @@ impl<'s> Writer<'s> {
         self.str(out, &f.off_variant);
         put_int(out, f.rules.len() as u64);
         for r in &f.rules {
-            self.opt_str(out, r.id.as_deref());
-            self.opt_str(out, r.description.as_deref());
-            self.str(out, &r.condition);
-            self.serve(out, &r.serve);
+            let i = self.intern(
+                |w| &mut w.rules,
+                |w, buf| {
+                    w.opt_str(buf, r.id.as_deref());
+                    w.opt_str(buf, r.description.as_deref());
+                    w.str(buf, &r.condition);
+                    w.serve_index(buf, &r.serve);
+                    true
+                },
+            );
+            put_int(out, u64::from(i.expect("a rule always encodes")));
         }
-        self.serve(out, &f.fallthrough);
+        self.serve_index(out, &f.fallthrough);
         put_int(out, f.prerequisites.len() as u64);
         for p in &f.prerequisites {
             self.str(out, &p.flag);
@@ -468,6 +530,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
         at: 4,
         strings: Vec::new(),
         sets: Vec::new(),
+        serves: Vec::new(),
+        rules: Vec::new(),
     };
     let version = u16::from_le_bytes(r.array()?);
     if version != FORMAT_VERSION {
@@ -485,12 +549,16 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
         _ => return Err(r.corrupt("a digest marker")),
     };
     r.strings()?;
-    let n = r.count(1)?;
-    r.sets.reserve(n);
-    for _ in 0..n {
-        let set = r.set()?;
-        r.sets.push(set);
-    }
+    r.sets = r.list(1, Reader::set)?;
+    r.serves = r.list(2, Reader::serve)?;
+    r.rules = r.list(4, |r| {
+        Ok(Rule {
+            id: r.opt_str()?,
+            description: r.opt_str()?,
+            condition: r.str()?,
+            serve: r.serve_ref()?,
+        })
+    })?;
     let schema_version = u32::try_from(r.int()?).map_err(|_| r.corrupt("schemaVersion"))?;
     let environment = r.str()?;
     let version = r.int()?;
@@ -539,6 +607,10 @@ struct Reader<'a> {
     strings: Vec<&'a str>,
     /// The variant sets, decoded.
     sets: Vec<crate::compile::Variants>,
+    /// The serves.
+    serves: Vec<Serve<'a>>,
+    /// The rules.
+    rules: Vec<Rule<'a>>,
 }
 
 impl<'a> Reader<'a> {
@@ -778,6 +850,23 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// An index into `items`, cloned.
+    fn item<T: Clone>(
+        &mut self,
+        items: fn(&Self) -> &[T],
+        what: &'static str,
+    ) -> Result<T, PackedError> {
+        let i = self.int()?;
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| items(self).get(i).cloned())
+            .ok_or_else(|| self.corrupt(what))
+    }
+
+    fn serve_ref(&mut self) -> Result<Serve<'a>, PackedError> {
+        self.item(|r| &r.serves, "a serve index past the serves")
+    }
+
     fn flag(&mut self) -> Result<Flag<'a>, PackedError> {
         let key = self.str()?;
         let flag_type = *TYPES
@@ -794,15 +883,8 @@ impl<'a> Reader<'a> {
             .map(|set| Variants::Shared(Arc::clone(set)))
             .ok_or_else(|| self.corrupt("a variant set index past the sets"))?;
         let off_variant = self.str()?;
-        let rules = self.list(4, |r| {
-            Ok(Rule {
-                id: r.opt_str()?,
-                description: r.opt_str()?,
-                condition: r.str()?,
-                serve: r.serve()?,
-            })
-        })?;
-        let fallthrough = self.serve()?;
+        let rules = self.list(1, |r| r.item(|r| &r.rules, "a rule index past the rules"))?;
+        let fallthrough = self.serve_ref()?;
         let prerequisites = self.list(2, |r| {
             Ok(Prerequisite {
                 flag: r.str()?,

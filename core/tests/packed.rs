@@ -255,7 +255,7 @@ fn the_packed_form_is_smaller() {
     let doc = bench_like();
     let bytes = pack(&ParsedSnapshot::parse(&doc).unwrap()).unwrap();
     assert!(
-        bytes.len() * 5 < doc.len(),
+        bytes.len() * 10 < doc.len(),
         "{} bytes packed, {} as JSON",
         bytes.len(),
         doc.len()
