@@ -8,7 +8,9 @@
 //! reads what else it needs from the same parse: the checksum, and per flag
 //! its key, type, variants, rule conditions and schedule step times. Errors,
 //! problems and answers are those of [`Engine::from_json`] and
-//! [`Engine::from_snapshot`], word for word.
+//! [`Engine::from_snapshot`], word for word. A snapshot packed with
+//! [`crate::packed::pack`] is read back into the same form, without JSON,
+//! by [`ParsedSnapshot::from_packed`].
 //!
 //! ```
 //! use bunting_core::{Engine, FlagType, ParsedSnapshot};
