@@ -741,7 +741,7 @@ const T_JSON: u8 = 8;
 
 /// Appends `context` to `out` as a request's context: a JSON object in the
 /// binary form (no JSON to write, nor for the module to parse: it reads
-/// the attributes into a [`Context`] borrowing from the bytes), anything
+/// the attributes into a [`Context`](crate::Context) borrowing from the bytes), anything
 /// else as JSON text.
 ///
 /// The form: [`CONTEXT_TAG`], then an object — the number of members
