@@ -44,6 +44,27 @@
 //! assert_eq!(parsed.flags().next().unwrap().rule_conditions().collect::<Vec<_>>(), ["plan == \"pro\""]);
 //! ```
 //!
+//! # The document
+//!
+//! A host that serves the snapshot's JSON text as it was published (the
+//! edge's `/sdk/v1/snapshot`, with the checksum as its ETag) packs it
+//! along ([`pack_with_document`]) and reads it back with [`document`],
+//! borrowed, without parsing it. What protects what:
+//!
+//! - the digest covers the snapshot's tables (everything between the
+//!   digest and the document), not the document: hashing 650 KB of JSON
+//!   would cost what the packed form saves. A damaged document does not
+//!   fail [`ParsedSnapshot::from_packed`], which never looks at it;
+//! - the document's own integrity is its sealed `checksum`, which the
+//!   hosts that fetch it verify (the server SDKs); [`document`] only
+//!   checks that it is UTF-8;
+//! - the document's length sits in the header, outside the digest, but a
+//!   wrong length moves where the tables end, so a sealed pack fails its
+//!   digest ([`PackedError::Damaged`]) and any other fails to read.
+//!
+//! That the document is the text the snapshot was read from is the
+//! packer's promise ([`pack_with_document`] does not parse it).
+//!
 //! # Format (version 1)
 //!
 //! Little-endian. An *int* is an unsigned LEB128 varint (at most 10 bytes,
@@ -54,14 +75,14 @@
 //!
 //! | part | content |
 //! |---|---|
-//! | header | [`MAGIC`] (4 bytes), [`FORMAT_VERSION`] (`u16`), a byte: 1 if a digest follows, else 0 |
-//! | digest | if any, 32 bytes: the SHA-256 of every byte after it |
+//! | header | [`MAGIC`] (4 bytes), [`FORMAT_VERSION`] (`u16`), a byte: 1 if a digest follows, else 0, the document's length (int: 0 for none, its length + 1) |
+//! | digest | if any, 32 bytes: the SHA-256 of every byte after it up to the document |
 //! | strings | int count `n`, `n` int byte lengths, then the `n` strings' UTF-8 bytes back to back |
 //! | variant sets | list of sets; a set is a list of (name: string, value), names strictly increasing |
 //! | serves | list of serves |
 //! | rules | list of rules; a rule: id, description (optional strings), condition (string), serve (int index of a serve) |
 //! | snapshot | schemaVersion (int), environment (string), version (int), generatedAt (string), checksum (optional string), layers, segments, flags |
-//! | end | nothing may follow |
+//! | document | if any, the snapshot's JSON text as published, byte for byte: the last bytes (nothing may come between the flags and it, or follow it) |
 //!
 //! A value: a tag byte, then null 0, false 1, true 2, a `u64` 3 (int), a
 //! negative `i64` 4 (int of its zigzag form), an `f64` 5 (float), a string
@@ -186,10 +207,26 @@ fn type_code(t: FlagType) -> u8 {
 }
 
 /// Packs a parsed snapshot (see the [module docs](self) for the form),
-/// checking its declared checksum if it has one. Fails only for a variant
-/// value nested deeper than [`MAX_DEPTH`], which a snapshot read from a
-/// document never has.
+/// checking its declared checksum if it has one, without a document
+/// ([`document`] gives `None`). Fails only for a variant value nested
+/// deeper than [`MAX_DEPTH`], which a snapshot read from a document never
+/// has.
 pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
+    pack_inner(parsed, None)
+}
+
+/// Packs a parsed snapshot as [`pack`] does, with `document`, the JSON
+/// text it was read from, carried verbatim after it (see [The
+/// document](self#the-document)). The text is not parsed or checked
+/// against `parsed`: pass the very text `parsed` was read from.
+pub fn pack_with_document(
+    parsed: &ParsedSnapshot<'_>,
+    document: &str,
+) -> Result<Vec<u8>, PackError> {
+    pack_inner(parsed, Some(document))
+}
+
+fn pack_inner(parsed: &ParsedSnapshot<'_>, document: Option<&str>) -> Result<Vec<u8>, PackError> {
     let s = parsed.borrowed();
     let verified = s
         .checksum
@@ -226,11 +263,13 @@ pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
             + w.sets.bytes.len()
             + w.serves.bytes.len()
             + w.rules.bytes.len()
+            + document.map_or(0, str::len)
             + 64,
     );
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.push(u8::from(verified));
+    put_int(&mut out, document.map_or(0, |d| d.len() as u64 + 1));
     let digest_at = out.len();
     if verified {
         out.extend_from_slice(&[0; 32]);
@@ -250,7 +289,79 @@ pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
         let digest = Sha256::digest(&out[digest_at + 32..]);
         out[digest_at..digest_at + 32].copy_from_slice(&digest);
     }
+    if let Some(document) = document {
+        out.extend_from_slice(document.as_bytes());
+    }
     Ok(out)
+}
+
+/// The JSON document a packed snapshot carries ([`pack_with_document`]),
+/// borrowed from `bytes`, or `None` if it was packed without one. Reads
+/// only the header and checks only that the document is UTF-8: it is
+/// neither parsed nor covered by the digest (see [The
+/// document](self#the-document)).
+pub fn document(bytes: &[u8]) -> Result<Option<&str>, PackedError> {
+    let header = Header::read(bytes)?;
+    match header.document {
+        None => Ok(None),
+        Some(at) => std::str::from_utf8(&bytes[at..])
+            .map(Some)
+            .map_err(|e| PackedError::Corrupt {
+                at: at + e.valid_up_to(),
+                what: "a document that is not UTF-8",
+            }),
+    }
+}
+
+/// Where the parts of a packed snapshot are.
+struct Header {
+    /// Where the string table starts.
+    tables: usize,
+    /// Where the document starts (the tables end there), if there is one.
+    document: Option<usize>,
+    /// The digest, if the bytes carry one.
+    digest: Option<[u8; 32]>,
+}
+
+impl Header {
+    fn read(bytes: &[u8]) -> Result<Header, PackedError> {
+        if bytes.get(..4) != Some(&MAGIC[..]) {
+            return Err(PackedError::NotPacked);
+        }
+        let mut r = Reader::new(bytes);
+        r.at = 4;
+        let version = u16::from_le_bytes(r.array()?);
+        if version != FORMAT_VERSION {
+            return Err(PackedError::Version { found: version });
+        }
+        let has_digest = match r.byte()? {
+            0 => false,
+            1 => true,
+            _ => return Err(r.corrupt("a digest marker")),
+        };
+        let document = match r.int()? {
+            0 => None,
+            n => {
+                // The document is the last `n - 1` bytes.
+                let len = usize::try_from(n - 1).ok();
+                let start = len.and_then(|len| bytes.len().checked_sub(len));
+                Some(start.ok_or(PackedError::Truncated { at: r.at })?)
+            }
+        };
+        let digest = if has_digest {
+            Some(r.array::<32>()?)
+        } else {
+            None
+        };
+        if document.is_some_and(|d| d < r.at) {
+            return Err(PackedError::Truncated { at: r.at });
+        }
+        Ok(Header {
+            tables: r.at,
+            document,
+            digest,
+        })
+    }
 }
 
 fn put_int(out: &mut Vec<u8>, mut n: u64) {
@@ -521,33 +632,22 @@ impl<'s> Writer<'s> {
 }
 
 /// Reads a packed snapshot: [`ParsedSnapshot::from_packed`].
+/// The document, if any, is not read (see [The document](self#the-document)).
 pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
-    if bytes.get(..4) != Some(&MAGIC[..]) {
-        return Err(PackedError::NotPacked);
-    }
-    let mut r = Reader {
-        bytes,
-        at: 4,
-        strings: Vec::new(),
-        sets: Vec::new(),
-        serves: Vec::new(),
-        rules: Vec::new(),
-    };
-    let version = u16::from_le_bytes(r.array()?);
-    if version != FORMAT_VERSION {
-        return Err(PackedError::Version { found: version });
-    }
-    let checksum_verified = match r.byte()? {
-        0 => false,
-        1 => {
-            let digest: [u8; 32] = r.array()?;
-            if Sha256::digest(&bytes[r.at..])[..] != digest {
+    let header = Header::read(bytes)?;
+    // The tables end where the document starts: the reader sees no further.
+    let bytes = &bytes[..header.document.unwrap_or(bytes.len())];
+    let checksum_verified = match header.digest {
+        None => false,
+        Some(digest) => {
+            if Sha256::digest(&bytes[header.tables..])[..] != digest {
                 return Err(PackedError::Damaged);
             }
             true
         }
-        _ => return Err(r.corrupt("a digest marker")),
     };
+    let mut r = Reader::new(bytes);
+    r.at = header.tables;
     r.strings()?;
     r.sets = r.list(1, Reader::set)?;
     r.serves = r.list(2, Reader::serve)?;
@@ -614,6 +714,17 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader {
+            bytes,
+            at: 0,
+            strings: Vec::new(),
+            sets: Vec::new(),
+            serves: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+
     fn corrupt(&self, what: &'static str) -> PackedError {
         PackedError::Corrupt { at: self.at, what }
     }

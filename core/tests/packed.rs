@@ -6,7 +6,9 @@
 mod common;
 
 use bunting_core::conformance::{Fixture, run};
-use bunting_core::packed::{FORMAT_VERSION, MAGIC, MAX_DEPTH, PackError, PackedError, pack};
+use bunting_core::packed::{
+    FORMAT_VERSION, MAGIC, MAX_DEPTH, PackError, PackedError, document, pack, pack_with_document,
+};
 use bunting_core::protocol::EvalReply;
 use bunting_core::snapshot::{parse_json, seal};
 use bunting_core::time::parse_rfc3339_ms;
@@ -323,6 +325,7 @@ fn a_matching_checksum_is_checked_once_and_guarded_by_a_digest() {
     let (_, problems) = Engine::from_parsed_lenient(&packed);
     assert_eq!(problems, Engine::from_parsed_lenient(&json).1);
     assert!(problems.iter().all(|p| p.path != "checksum"));
+    assert_eq!(bytes[7], 0, "no document");
     for i in 7..bytes.len() {
         let mut damaged = bytes.clone();
         damaged[i] ^= 0x20;
@@ -340,6 +343,121 @@ fn a_matching_checksum_is_checked_once_and_guarded_by_a_digest() {
     );
 
     assert_eq!(small_packed()[6], 0, "FULL's checksum does not match");
+}
+
+/// The document packed along comes back byte for byte, borrowed from the
+/// bytes, and changes nothing else: the same snapshot reads from them, and
+/// packing without a document gives `None`.
+#[test]
+fn the_document_comes_back_verbatim() {
+    for (name, doc, _) in documents() {
+        let json = ParsedSnapshot::parse(&doc).unwrap();
+        let bare = pack(&json).unwrap();
+        assert_eq!(document(&bare), Ok(None), "{name}");
+        let bytes = pack_with_document(&json, &doc).unwrap();
+        let text = document(&bytes).unwrap().unwrap();
+        assert_eq!(text, doc, "{name}");
+        let range = bytes.as_ptr_range();
+        assert!(range.contains(&text.as_ptr()), "{name}: borrowed");
+        assert_eq!(
+            bytes.len(),
+            bare.len() + doc.len() + header_growth(doc.len())
+        );
+        let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+        assert_eq!(described(&packed), described(&json), "{name}");
+        assert_eq!(pack(&packed).unwrap(), bare, "{name}");
+        assert_eq!(
+            Engine::from_parsed_lenient(&packed).1,
+            Engine::from_parsed_lenient(&json).1,
+            "{name}"
+        );
+    }
+    // An empty document is a document.
+    let json = ParsedSnapshot::parse(FULL).unwrap();
+    assert_eq!(
+        document(&pack_with_document(&json, "").unwrap()),
+        Ok(Some(""))
+    );
+}
+
+/// How many bytes the header's document length takes beyond the one byte
+/// of "no document".
+fn header_growth(len: usize) -> usize {
+    let mut n = len as u64 + 1;
+    let mut bytes = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        bytes += 1;
+    }
+    bytes - 1
+}
+
+/// The digest does not cover the document, so damaging the document does
+/// not fail the read (the document's integrity is its own checksum, which
+/// its readers verify); damaging the tables still does, and so does a
+/// wrong document length or a cut.
+#[test]
+fn a_damaged_document_does_not_break_the_read() {
+    let mut sealed = parse_json(FULL).unwrap();
+    seal(&mut sealed);
+    let text = serde_json::to_string(&sealed).unwrap();
+    let json = ParsedSnapshot::parse(&text).unwrap();
+    let bytes = pack_with_document(&json, &text).unwrap();
+    assert_eq!(bytes[6], 1, "sealed: a digest follows");
+    let start = bytes.len() - text.len();
+    assert_eq!(&bytes[start..], text.as_bytes());
+    let expected = described(&json);
+    let problems = Engine::from_parsed_lenient(&json).1;
+    assert!(problems.iter().all(|p| p.path != "checksum"));
+    for i in start..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0x20;
+        let packed = ParsedSnapshot::from_packed(&damaged).unwrap();
+        assert_eq!(described(&packed), expected, "byte {i}");
+        assert_eq!(
+            Engine::from_parsed_lenient(&packed).1,
+            problems,
+            "byte {i}: the digest held"
+        );
+        match document(&damaged) {
+            Ok(Some(d)) => assert_ne!(d, text, "byte {i}"),
+            Ok(None) => panic!("byte {i}: the document is gone"),
+            Err(e) => assert!(
+                matches!(e, PackedError::Corrupt { what, .. } if what.contains("UTF-8")),
+                "byte {i}: {e}"
+            ),
+        }
+    }
+    // Bytes that are not UTF-8: the snapshot reads, the document does not.
+    let mut bad = bytes.clone();
+    bad[start + 3] = 0xff;
+    assert!(ParsedSnapshot::from_packed(&bad).is_ok());
+    assert_eq!(
+        document(&bad),
+        Err(PackedError::Corrupt {
+            at: start + 3,
+            what: "a document that is not UTF-8"
+        })
+    );
+    // Everything before the document is still guarded: the tables by the
+    // digest, the header's length by where it puts the tables' end.
+    for i in 7..start {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0x20;
+        assert!(ParsedSnapshot::from_packed(&damaged).is_err(), "byte {i}");
+    }
+    for n in 0..bytes.len() {
+        assert!(
+            ParsedSnapshot::from_packed(&bytes[..n]).is_err(),
+            "{n} bytes"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(b' ');
+    assert_eq!(
+        ParsedSnapshot::from_packed(&longer).unwrap_err(),
+        PackedError::Damaged
+    );
 }
 
 /// A variant value nested deeper than any document holds is not packed;
@@ -392,9 +510,14 @@ proptest! {
     /// Random bytes changed, inserted or removed anywhere.
     #[test]
     fn damaged_packed_snapshots_never_panic(
-        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6)
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6),
+        with_document in any::<bool>(),
     ) {
-        let mut bytes = small_packed();
+        let mut bytes = if with_document {
+            pack_with_document(&ParsedSnapshot::parse(FULL).unwrap(), FULL).unwrap()
+        } else {
+            small_packed()
+        };
         for (at, byte, kind) in edits {
             let i = at.index(bytes.len());
             match kind {
@@ -405,6 +528,7 @@ proptest! {
             }
         }
         read_and_use(&bytes);
+        let _ = document(&bytes);
     }
 
     /// Any bytes after a valid header without a digest.
