@@ -9,7 +9,9 @@
 //! (`bunting_core::packed`): reading it against the JSON parse, the whole
 //! load (parse or read, compile, number forms, clock, drop) from either
 //! form, unsealed and sealed (a `checksum` to verify, as the origin
-//! publishes), and the sizes of both forms. `LOAD_DUMP=<dir>` writes the
+//! publishes), the whole `cache.apply` of a sealed JSON value against a
+//! sealed packed one (which carries the JSON text, copied out to serve
+//! `/sdk/v1/snapshot`), and the sizes of both forms. `LOAD_DUMP=<dir>` writes the
 //! first text and its packed form there (`snapshot.json`,
 //! `snapshot.packed`), to measure their compressed sizes.
 //!
@@ -19,7 +21,7 @@
 
 mod common;
 
-use bunting_core::packed::pack;
+use bunting_core::packed::pack_with_document;
 use bunting_core::snapshot::{parse_json, seal};
 use bunting_core::{Engine, ParsedSnapshot};
 use bunting_edge_worker::answers::Clock;
@@ -54,7 +56,7 @@ fn main() {
     .collect();
     let mut apply = Vec::new();
     let mut cache = SnapshotCache::default();
-    cache.apply("bench", Ok(Some(texts[0].clone())), 0);
+    cache.apply("bench", Ok(Some(texts[0].clone().into_bytes())), 0);
     // LOAD_REPEAT: load each text more times (under a profiler).
     let repeat: usize = std::env::var("LOAD_REPEAT")
         .ok()
@@ -88,7 +90,7 @@ fn main() {
         }
         // The whole of it, through the cache (replacing the served one).
         let a = Instant::now();
-        cache.apply("bench", Ok(Some(text)), 0);
+        cache.apply("bench", Ok(Some(text.into_bytes())), 0);
         apply.push(a.elapsed());
         if repeat > 1 {
             cache = SnapshotCache::default();
@@ -128,7 +130,7 @@ fn packed(texts: &[String]) {
             .map(|t| {
                 let parsed = ParsedSnapshot::parse(t).unwrap();
                 let a = Instant::now();
-                let bytes = pack(&parsed).unwrap();
+                let bytes = pack_with_document(&parsed, t).unwrap();
                 pack_times.push(a.elapsed());
                 bytes
             })
@@ -137,11 +139,14 @@ fn packed(texts: &[String]) {
     let packed = packs(texts);
     let packed_sealed = packs(&sealed);
     println!(
-        "sizes: json {} bytes, packed {} bytes; sealed: json {} bytes, packed {} bytes",
+        "sizes: json {} bytes, packed {} bytes ({} without its document); \
+         sealed: json {} bytes, packed {} bytes ({} without)",
         texts[0].len(),
         packed[0].len(),
+        packed[0].len() - texts[0].len(),
         sealed[0].len(),
-        packed_sealed[0].len()
+        packed_sealed[0].len(),
+        packed_sealed[0].len() - sealed[0].len()
     );
     if let Ok(dir) = std::env::var("LOAD_DUMP") {
         let dir = std::path::Path::new(&dir);
@@ -155,7 +160,10 @@ fn packed(texts: &[String]) {
         "load packed",
         "load json, sealed",
         "load packed, sealed",
+        "cache.apply json, sealed",
+        "cache.apply packed, sealed",
     ];
+    let (mut json_cache, mut packed_cache) = (SnapshotCache::default(), SnapshotCache::default());
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     for i in 0..texts.len() {
         let a = Instant::now();
@@ -176,9 +184,22 @@ fn packed(texts: &[String]) {
         let a = Instant::now();
         load_parsed(ParsedSnapshot::from_packed(&packed_sealed[i]).unwrap());
         times[5].push(a.elapsed());
+        let bytes = sealed[i].clone().into_bytes();
+        let a = Instant::now();
+        json_cache.apply("bench", Ok(Some(bytes)), 0);
+        times[6].push(a.elapsed());
+        let bytes = packed_sealed[i].clone();
+        let a = Instant::now();
+        packed_cache.apply("bench", Ok(Some(bytes)), 0);
+        times[7].push(a.elapsed());
+    }
+    for cache in [&json_cache, &packed_cache] {
+        let health = cache.health(0);
+        assert_eq!(health["bench"]["lastError"], serde_json::Value::Null);
+        assert_eq!(health["bench"]["version"], texts.len() + 1);
     }
     for (n, v) in names.iter().zip(times) {
-        println!("{n:>20}: median {:?}", median(v));
+        println!("{n:>26}: median {:?}", median(v));
     }
-    println!("{:>20}: median {:?}", "pack (origin)", median(pack_times));
+    println!("{:>26}: median {:?}", "pack (origin)", median(pack_times));
 }

@@ -7,11 +7,19 @@
 //! evaluates to an error and is listed in `problems`), except for
 //! document-level problems (schema version, environment, generation time,
 //! checksum), which reject the whole snapshot.
+//!
+//! A KV value is a snapshot's JSON text or its packed form
+//! ([`bunting_core::packed`], told apart by its first bytes,
+//! [`packed::MAGIC`], which no JSON text starts with): read without a JSON
+//! parser, it loads into the same engine, and carries the published JSON
+//! text that `/sdk/v1/snapshot` serves. Both load alike, fail alike
+//! (fail-static) and follow the same version rules.
 
 use std::cell::{OnceCell, RefCell};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
+use bunting_core::packed;
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use bunting_core::{Engine, ParsedSnapshot, Problem};
 use bunting_wire::kv::snapshot_key;
@@ -31,9 +39,12 @@ const FATAL_PATHS: &[&str] = &["schemaVersion", "environment", "generatedAt", "c
 pub struct Loaded {
     /// The engine serving it.
     pub engine: Rc<Engine>,
-    /// The KV text it came from, byte for byte (what `GET /sdk/v1/snapshot`
-    /// sends).
+    /// The snapshot's JSON text, byte for byte as published (what `GET
+    /// /sdk/v1/snapshot` sends): the KV value itself, or the document a
+    /// packed one carries.
     pub text: Rc<str>,
+    /// The form of the value it was loaded from.
+    pub format: Format,
     /// The snapshot's `checksum`, if it has one.
     pub checksum: Option<Rc<str>>,
     /// The text's strong ETag ([`crate::snapshot::etag`]), computed when
@@ -46,7 +57,7 @@ pub struct Loaded {
     /// Its bulk answers already serialized ([`crate::answers`]): a new
     /// snapshot starts with an empty cache.
     pub answers: Rc<RefCell<BulkAnswers>>,
-    /// Fingerprint of the KV text it came from.
+    /// Fingerprint of the KV value (or pointer text) it came from.
     pub fingerprint: u64,
     /// When it was loaded (Unix ms).
     pub loaded_at_ms: i64,
@@ -56,6 +67,25 @@ pub struct Loaded {
     /// rather than KV: KV then holding an older version is KV lagging,
     /// not an error.
     pub from_pointer: bool,
+}
+
+/// The form of a snapshot value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The snapshot's JSON text.
+    Json,
+    /// The packed form ([`bunting_core::packed`]) with its JSON text.
+    Packed,
+}
+
+impl Format {
+    /// Its name in `/healthz` (`"json"` or `"packed"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Packed => "packed",
+        }
+    }
 }
 
 /// One environment's state.
@@ -69,7 +99,7 @@ pub struct EnvState {
     pub last_error: Option<String>,
     /// When `last_error` was set.
     pub last_error_at_ms: Option<i64>,
-    /// Fingerprint of the last KV text that failed to load (not parsed again).
+    /// Fingerprint of the last KV value that failed to load (not read again).
     bad_fingerprint: Option<u64>,
 }
 
@@ -128,12 +158,13 @@ pub struct SnapshotCache {
     envs: EnvMap<EnvState>,
 }
 
-/// Fingerprint of a snapshot text, compared with the served one's on every
-/// KV check: foldhash (fixed seed) rather than SipHash, several times
-/// faster over the 600 KiB of a large snapshot. Not a defence against
-/// crafted collisions: snapshot texts come from the origin.
-fn fingerprint(text: &str) -> u64 {
-    foldhash::quality::FixedState::with_seed(0x6275_6e74_696e_6721).hash_one(text)
+/// Fingerprint of a snapshot value's bytes (a JSON text or a packed
+/// form), compared with the served one's on every KV check: foldhash
+/// (fixed seed) rather than SipHash, several times faster over the 600 KiB
+/// of a large snapshot. Not a defence against crafted collisions: snapshot
+/// values come from the origin.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x6275_6e74_696e_6721).hash_one(bytes)
 }
 
 /// The text of a KV value read as bytes, as KV's `"text"` type decodes it
@@ -165,6 +196,46 @@ pub fn load(environment: &str, text: &str) -> Result<LoadedParts, String> {
     // One parse, borrowing from the text: the engine, the number forms,
     // the clock and the checksum all come from it (no owned model).
     let parsed = ParsedSnapshot::parse(text).map_err(|e| e.to_string())?;
+    load_parsed(environment, parsed)
+}
+
+/// Loads a packed snapshot for `environment` as [`load`] loads its JSON
+/// text, giving also the JSON text it carries. Bytes that do not read
+/// ([`packed::PackedError`], its message the error) and a packed snapshot
+/// without a JSON text (nothing to serve `/sdk/v1/snapshot` with) are
+/// errors. The text is not parsed: its integrity is its `checksum`, which
+/// the hosts that fetch it verify ([`packed`]'s module docs).
+pub fn load_packed<'a>(
+    environment: &str,
+    bytes: &'a [u8],
+) -> Result<(LoadedParts, &'a str), String> {
+    let document = packed::document(bytes)
+        .map_err(|e| e.to_string())?
+        .ok_or("packed snapshot rejected: it carries no JSON document to serve")?;
+    let parsed = ParsedSnapshot::from_packed(bytes).map_err(|e| e.to_string())?;
+    Ok((load_parsed(environment, parsed)?, document))
+}
+
+/// Loads a KV value for `environment`: a packed snapshot if it starts
+/// with [`packed::MAGIC`] ([`load_packed`]), else a JSON text ([`load`];
+/// bytes that are not UTF-8 decoded as [`text_from_kv_bytes`] does).
+/// Gives the parts, the JSON text to serve and the value's form.
+pub fn load_value(
+    environment: &str,
+    bytes: Vec<u8>,
+) -> Result<(LoadedParts, Rc<str>, Format), String> {
+    if bytes.starts_with(&packed::MAGIC) {
+        let (parts, document) = load_packed(environment, &bytes)?;
+        Ok((parts, Rc::from(document), Format::Packed))
+    } else {
+        let text = text_from_kv_bytes(bytes);
+        let parts = load(environment, &text)?;
+        Ok((parts, Rc::from(text), Format::Json))
+    }
+}
+
+/// The load shared by both forms, from the snapshot read.
+fn load_parsed(environment: &str, parsed: ParsedSnapshot<'_>) -> Result<LoadedParts, String> {
     let checksum = parsed.checksum().map(str::to_string);
     let (engine, problems) = Engine::from_parsed_lenient(&parsed);
     let numbers = NumberForms::of(&parsed);
@@ -239,12 +310,13 @@ impl SnapshotCache {
         self.envs.get(environment)
     }
 
-    /// Applies the result of reading `snapshot:<environment>` from KV.
-    /// `Ok(None)` means the key does not exist.
+    /// Applies the result of reading `snapshot:<environment>` from KV, as
+    /// bytes: a JSON text or a packed snapshot ([`load_value`]). `Ok(None)`
+    /// means the key does not exist.
     pub fn apply(
         &mut self,
         environment: &str,
-        fetched: Result<Option<String>, String>,
+        fetched: Result<Option<Vec<u8>>, String>,
         now_ms: i64,
     ) {
         let st = self.envs.entry(environment);
@@ -255,7 +327,7 @@ impl SnapshotCache {
             }
             st.last_error = Some(msg);
         };
-        let text = match fetched {
+        let bytes = match fetched {
             Err(e) => {
                 return fail(
                     st,
@@ -268,9 +340,9 @@ impl SnapshotCache {
                     format!("{} is missing from KV", snapshot_key(environment)),
                 );
             }
-            Ok(Some(t)) => t,
+            Ok(Some(b)) => b,
         };
-        let fp = fingerprint(&text);
+        let fp = fingerprint(&bytes);
         if st.loaded.as_ref().is_some_and(|l| l.fingerprint == fp) {
             st.last_error = None;
             st.last_error_at_ms = None;
@@ -279,8 +351,8 @@ impl SnapshotCache {
         if st.bad_fingerprint == Some(fp) {
             return;
         }
-        match load(environment, &text) {
-            Ok((engine, numbers, problems, checksum, clock)) => {
+        match load_value(environment, bytes) {
+            Ok(((engine, numbers, problems, checksum, clock), text, format)) => {
                 if let Some(cur) = &st.loaded
                     && engine.version() < cur.engine.version()
                 {
@@ -300,7 +372,8 @@ impl SnapshotCache {
                 }
                 st.loaded = Some(Loaded {
                     engine: Rc::new(engine),
-                    text: Rc::from(text),
+                    text,
+                    format,
                     checksum: checksum.map(Rc::from),
                     etag: OnceCell::new(),
                     numbers: Rc::new(numbers),
@@ -354,8 +427,9 @@ impl SnapshotCache {
         }
         st.loaded = Some(Loaded {
             engine: Rc::new(engine),
-            fingerprint: fingerprint(&text),
+            fingerprint: fingerprint(text.as_bytes()),
             text: Rc::from(text),
+            format: Format::Json,
             checksum: checksum.map(Rc::from),
             etag: OnceCell::new(),
             numbers: Rc::new(numbers),
@@ -392,6 +466,7 @@ impl SnapshotCache {
                     "loadedAgeSeconds": loaded.map(|l| (now_ms - l.loaded_at_ms) / 1000),
                     "flags": loaded.map(|l| l.engine.flag_keys().count()),
                     "source": loaded.map(|l| if l.from_pointer { "pointer" } else { "kv" }),
+                    "format": loaded.map(|l| l.format.as_str()),
                     "problems": loaded.map(|l| l.problems.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
                     "lastCheck": time(st.last_check_ms),
                     "lastError": st.last_error,
@@ -407,6 +482,11 @@ impl SnapshotCache {
 mod tests {
     use super::*;
     use bunting_core::snapshot::{parse_json, seal};
+
+    /// A KV read that found `text`.
+    fn json_value(text: String) -> Result<Option<Vec<u8>>, String> {
+        Ok(Some(text.into_bytes()))
+    }
 
     fn snap(env: &str, version: u64, extra_flag: &str) -> String {
         format!(
@@ -442,16 +522,50 @@ mod tests {
         Ok((engine, numbers, problems, checksum, clock))
     }
 
+    /// The packed form of `text` with `text` as its document, if it parses.
+    fn packed_of(text: &str) -> Option<Vec<u8>> {
+        let parsed = ParsedSnapshot::parse(text).ok()?;
+        Some(packed::pack_with_document(&parsed, text).unwrap())
+    }
+
     /// `load` and `owned_load` agree on everything but the engine's
-    /// identity; the engines answer alike for `contexts` at `times`.
+    /// identity; the engines answer alike for `contexts` at `times`. So
+    /// does `load_value` of `text` and of its packed form, which serves
+    /// `text`.
     fn assert_loads_alike(environment: &str, text: &str) {
+        assert_loaded_alike(load(environment, text), owned_load(environment, text), text);
+        let (got, served, format) = match load_value(environment, text.as_bytes().to_vec()) {
+            Ok((parts, served, format)) => (Ok(parts), Some(served), Some(format)),
+            Err(e) => (Err(e), None, None),
+        };
+        assert_loaded_alike(got, owned_load(environment, text), text);
+        assert!(served.is_none_or(|s| *s == *text), "{text}");
+        assert!(format.is_none_or(|f| f == Format::Json), "{text}");
+        if let Some(bytes) = packed_of(text) {
+            let (got, served, format) = match load_value(environment, bytes) {
+                Ok((parts, served, format)) => (Ok(parts), Some(served), Some(format)),
+                Err(e) => (Err(e), None, None),
+            };
+            assert_loaded_alike(got, owned_load(environment, text), text);
+            assert!(served.is_none_or(|s| *s == *text), "packed: {text}");
+            assert!(format.is_none_or(|f| f == Format::Packed), "{text}");
+        }
+    }
+
+    /// Two loads agree on everything but the engine's identity; the
+    /// engines answer alike for `contexts` at `times`.
+    fn assert_loaded_alike(
+        got: Result<LoadedParts, String>,
+        want: Result<LoadedParts, String>,
+        text: &str,
+    ) {
         let contexts = [
             json!({"targetingKey": "u1", "country": "US", "plan": "pro", "email": "a@b.c"}),
             json!({"targetingKey": "u2", "country": "FR", "version": "2.1.0"}),
             json!({}),
         ];
         let times = [0, 1_796_083_200_000, 1_796_428_800_000, 1_800_000_000_000];
-        match (load(environment, text), owned_load(environment, text)) {
+        match (got, want) {
             (Err(got), Err(want)) => assert_eq!(got, want, "{text}"),
             (Ok(got), Ok(want)) => {
                 assert_eq!(got.1, want.1, "numbers: {text}");
@@ -577,7 +691,7 @@ mod tests {
     fn ttl_gates_checks() {
         let mut c = SnapshotCache::default();
         assert!(c.due("p", 0, 5000));
-        c.apply("p", Ok(Some(snap("p", 1, ""))), 1000);
+        c.apply("p", json_value(snap("p", 1, "")), 1000);
         assert!(!c.due("p", 5999, 5000));
         assert!(c.due("p", 6000, 5000));
         assert_eq!(c.engine("p").unwrap().version(), 1);
@@ -590,14 +704,14 @@ mod tests {
         let mut snapshot = parse_json(&snap("p", 1, "")).unwrap();
         seal(&mut snapshot);
         let sealed = serde_json::to_string_pretty(&snapshot).unwrap();
-        c.apply("p", Ok(Some(sealed.clone())), 0);
+        c.apply("p", json_value(sealed.clone()), 0);
         let (text, etag) = c.text("p").unwrap();
         assert_eq!(&*text, sealed.as_str());
         assert_eq!(&*etag, format!("\"{}\"", snapshot.checksum.unwrap()));
         // A rejected text changes nothing; a newer one replaces both.
-        c.apply("p", Ok(Some(snap("p", 0, ""))), 10);
+        c.apply("p", json_value(snap("p", 0, "")), 10);
         assert_eq!(&*c.text("p").unwrap().0, sealed.as_str());
-        c.apply("p", Ok(Some(snap("p", 2, ""))), 20);
+        c.apply("p", json_value(snap("p", 2, "")), 20);
         let (text, etag) = c.text("p").unwrap();
         assert_eq!(&*text, snap("p", 2, ""));
         assert!(etag.starts_with("\"sha256:"), "{etag}");
@@ -606,25 +720,23 @@ mod tests {
     #[test]
     fn fail_static() {
         let mut c = SnapshotCache::default();
-        c.apply("p", Ok(Some(snap("p", 1, ""))), 0);
+        c.apply("p", json_value(snap("p", 1, "")), 0);
         for bad in [
-            Ok(Some("{not json".to_string())),
+            json_value("{not json".to_string()),
             Ok(None),
             Err("boom".to_string()),
-            Ok(Some(
-                snap("p", 2, "").replace("\"schemaVersion\": 1", "\"schemaVersion\": 9"),
-            )),
-            Ok(Some(snap("other", 2, ""))),
-            Ok(Some(snap("p", 0, ""))),
+            json_value(snap("p", 2, "").replace("\"schemaVersion\": 1", "\"schemaVersion\": 9")),
+            json_value(snap("other", 2, "")),
+            json_value(snap("p", 0, "")),
         ] {
             c.apply("p", bad, 10);
             assert_eq!(c.engine("p").unwrap().version(), 1);
             assert!(c.state("p").unwrap().last_error.is_some());
             assert_eq!(c.health(20)["p"]["status"], "stale");
         }
-        c.apply("p", Ok(Some(snap("p", 1, ""))), 30);
+        c.apply("p", json_value(snap("p", 1, "")), 30);
         assert_eq!(c.state("p").unwrap().last_error, None);
-        c.apply("p", Ok(Some(snap("p", 3, ""))), 40);
+        c.apply("p", json_value(snap("p", 3, "")), 40);
         assert_eq!(c.engine("p").unwrap().version(), 3);
         assert_eq!(c.health(50)["p"]["status"], "ok");
     }
@@ -644,12 +756,12 @@ mod tests {
     #[test]
     fn the_pointer_runs_ahead_of_kv() {
         let mut c = SnapshotCache::default();
-        c.apply("p", Ok(Some(snap("p", 1, ""))), 0);
+        c.apply("p", json_value(snap("p", 1, "")), 0);
         assert_eq!(c.apply_pointer("p", snap("p", 2, ""), 10), Ok(true));
         assert_eq!(c.version("p"), Some(2));
         assert_eq!(c.health(10)["p"]["source"], "pointer");
         // KV still holding version 1 is lag, not an error; never served.
-        c.apply("p", Ok(Some(snap("p", 1, ""))), 20);
+        c.apply("p", json_value(snap("p", 1, "")), 20);
         assert_eq!(c.version("p"), Some(2));
         assert_eq!(c.health(20)["p"]["status"], "ok");
         // The same or an older version from the pointer changes nothing.
@@ -658,7 +770,7 @@ mod tests {
         assert!(c.apply_pointer("p", "{bad".into(), 30).is_err());
         assert_eq!(c.version("p"), Some(2));
         // KV catching up with the same text: served from KV again.
-        c.apply("p", Ok(Some(snap("p", 3, ""))), 40);
+        c.apply("p", json_value(snap("p", 3, "")), 40);
         assert_eq!(c.version("p"), Some(3));
         assert_eq!(c.health(40)["p"]["source"], "kv");
         // With nothing served yet, the pointer's snapshot is served.
@@ -670,7 +782,7 @@ mod tests {
     fn a_new_snapshot_starts_with_no_answers() {
         use crate::audience::Audience;
         let mut c = SnapshotCache::default();
-        c.apply("p", Ok(Some(snap("p", 1, ""))), 0);
+        c.apply("p", json_value(snap("p", 1, "")), 0);
         let (engine, _) = c.serving("p").unwrap();
         let answers = c.answers("p", &engine).unwrap();
         let key = answers
@@ -688,7 +800,7 @@ mod tests {
                 .is_some()
         );
         // The same text again: same snapshot, same answers.
-        c.apply("p", Ok(Some(snap("p", 1, ""))), 10_000);
+        c.apply("p", json_value(snap("p", 1, "")), 10_000);
         assert!(
             c.answers("p", &engine)
                 .unwrap()
@@ -697,7 +809,7 @@ mod tests {
                 .is_some()
         );
         // A new version: the old engine's answers are gone, the new one's empty.
-        c.apply("p", Ok(Some(snap("p", 2, ""))), 20_000);
+        c.apply("p", json_value(snap("p", 2, "")), 20_000);
         assert!(c.answers("p", &engine).is_none());
         let (newer, _) = c.serving("p").unwrap();
         assert!(c.answers("p", &newer).unwrap().borrow().is_empty());
@@ -724,7 +836,7 @@ mod tests {
             "offVariant": "off", "rules": [{"condition": "country ==", "serve": {"variant": "on"}}],
             "fallthrough": {"variant": "off"}}"#;
         let mut c = SnapshotCache::default();
-        c.apply("p", Ok(Some(snap("p", 1, broken))), 0);
+        c.apply("p", json_value(snap("p", 1, broken)), 0);
         let e = c.engine("p").unwrap();
         let r = e.evaluate("g", &json!({}), 0);
         assert_eq!(r.error_code.unwrap().as_str(), "PARSE_ERROR");
@@ -734,5 +846,176 @@ mod tests {
         );
         assert_eq!(c.health(0)["p"]["status"], "degraded");
         assert_eq!(c.health(0)["p"]["problems"].as_array().unwrap().len(), 1);
+    }
+
+    /// A sealed snapshot of `p` at `version`, pretty, and its packed form.
+    fn sealed_pair(version: u64, extra_flag: &str) -> (String, Vec<u8>) {
+        let mut snapshot = parse_json(&snap("p", version, extra_flag)).unwrap();
+        seal(&mut snapshot);
+        let text = serde_json::to_string_pretty(&snapshot).unwrap();
+        let bytes = packed_of(&text).unwrap();
+        (text, bytes)
+    }
+
+    /// Everything `/healthz` shows but the form, with the answers.
+    fn served(c: &SnapshotCache, environment: &str) -> (Value, Value, (Rc<str>, Rc<str>)) {
+        let mut health = c.health(100)[environment].clone();
+        health.as_object_mut().unwrap().remove("format");
+        let engine = c.engine(environment).unwrap();
+        let answers = json!([
+            engine.evaluate_all(&json!({"targetingKey": "u1"}), 0),
+            engine.evaluate_all(&json!({"targetingKey": "u2", "country": "US"}), 0),
+        ]);
+        (health, answers, c.text(environment).unwrap())
+    }
+
+    #[test]
+    fn a_packed_value_serves_as_its_json() {
+        let broken = r#", {"key": "g", "type": "number", "variants": {"a": 0.5, "b": 2},
+            "offVariant": "a", "rules": [{"condition": "country ==", "serve": {"variant": "b"}},
+              {"condition": "now > \"2026-12-01T00:00:00Z\"", "serve": {"variant": "b"}}],
+            "fallthrough": {"variant": "a"}}"#;
+        let (text, bytes) = sealed_pair(1, broken);
+        assert!(bytes.starts_with(&packed::MAGIC));
+        let (mut json_cache, mut packed_cache) =
+            (SnapshotCache::default(), SnapshotCache::default());
+        json_cache.apply("p", json_value(text.clone()), 0);
+        packed_cache.apply("p", Ok(Some(bytes.clone())), 0);
+        let (health, answers, (text_served, etag)) = served(&packed_cache, "p");
+        assert_eq!(
+            (health.clone(), answers, (text_served.clone(), etag.clone())),
+            served(&json_cache, "p")
+        );
+        assert_eq!(
+            &*text_served,
+            text.as_str(),
+            "the published text, byte for byte"
+        );
+        assert!(etag.starts_with("\"sha256:"), "{etag}");
+        assert_eq!(health["status"], "degraded");
+        assert_eq!(health["problems"].as_array().unwrap().len(), 1);
+        assert_eq!(packed_cache.health(0)["p"]["format"], "packed");
+        assert_eq!(json_cache.health(0)["p"]["format"], "json");
+        let checksum = |c: &SnapshotCache| c.state("p").unwrap().loaded.clone().unwrap().checksum;
+        assert_eq!(checksum(&packed_cache), checksum(&json_cache));
+        // The parts the cache keeps besides the engine: number forms, clock.
+        let ((_, numbers, problems, sum, clock), _, format) = load_value("p", bytes).unwrap();
+        let (_, json_numbers, json_problems, json_sum, json_clock) = load("p", &text).unwrap();
+        assert_eq!(format, Format::Packed);
+        assert_eq!(
+            (&numbers, &problems, &sum, &clock),
+            (&json_numbers, &json_problems, &json_sum, &json_clock)
+        );
+        assert!(numbers.is_float_flag("g"));
+        assert_eq!(clock, Clock::Continuous);
+    }
+
+    #[test]
+    fn a_corrupt_packed_value_keeps_the_last_good_snapshot() {
+        let (_, good) = sealed_pair(1, "");
+        let (text, newer) = sealed_pair(2, "");
+        let damaged = {
+            let mut b = newer.clone();
+            b[newer.len() - text.len() - 3] ^= 0x20;
+            b
+        };
+        let other_version = {
+            let mut b = newer.clone();
+            b[4] = 9;
+            b
+        };
+        let no_document = packed::pack(&ParsedSnapshot::parse(&text).unwrap()).unwrap();
+        let bad_document = {
+            let mut b = newer.clone();
+            let at = b.len() - 2;
+            b[at] = 0xff;
+            b
+        };
+        let other_env = packed_of(&snap("q", 3, "")).unwrap();
+        let older = packed_of(&snap("p", 0, "")).unwrap();
+        let cases: [(Vec<u8>, &str); 7] = [
+            (damaged, "packed snapshot does not match its digest"),
+            (newer[..100].to_vec(), "packed snapshot ends early"),
+            (other_version, "packed snapshot format version 9"),
+            (no_document, "carries no JSON document"),
+            (bad_document, "a document that is not UTF-8"),
+            (other_env, "it is for environment \"q\""),
+            (
+                older,
+                "snapshot version 0 is older than the served version 1",
+            ),
+        ];
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(Some(good)), 0);
+        let before = served(&c, "p");
+        for (bad, want) in cases {
+            c.apply("p", Ok(Some(bad)), 10);
+            let st = c.state("p").unwrap();
+            let err = st.last_error.clone().unwrap();
+            assert!(err.contains(want), "{err} (want {want})");
+            assert_eq!(c.version("p"), Some(1));
+            assert_eq!(c.health(20)["p"]["status"], "stale");
+            assert_eq!(c.health(20)["p"]["format"], "packed");
+            let (_, answers, text) = served(&c, "p");
+            assert_eq!((answers, text), (before.1.clone(), before.2.clone()));
+        }
+        c.apply("p", Ok(Some(newer)), 30);
+        assert_eq!(c.version("p"), Some(2));
+        assert_eq!(c.state("p").unwrap().last_error, None);
+        assert_eq!(&*c.text("p").unwrap().0, text.as_str());
+    }
+
+    #[test]
+    fn unchanged_packed_bytes_are_not_reloaded() {
+        let (_, bytes) = sealed_pair(1, "");
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(Some(bytes.clone())), 0);
+        let engine = c.engine("p").unwrap();
+        c.apply("p", Ok(Some(bytes.clone())), 10_000);
+        assert!(Rc::ptr_eq(&engine, &c.engine("p").unwrap()));
+        assert_eq!(
+            c.state("p").unwrap().loaded.as_ref().unwrap().loaded_at_ms,
+            0
+        );
+        // A bad value is not read again either: its error keeps its time.
+        let mut bad = bytes.clone();
+        bad.truncate(bytes.len() / 2);
+        c.apply("p", Ok(Some(bad.clone())), 20_000);
+        c.apply("p", Ok(Some(bad)), 30_000);
+        assert_eq!(c.state("p").unwrap().last_error_at_ms, Some(20_000));
+        c.apply("p", Ok(Some(bytes)), 40_000);
+        assert!(Rc::ptr_eq(&engine, &c.engine("p").unwrap()));
+        assert_eq!(c.state("p").unwrap().last_error, None);
+    }
+
+    /// Switching forms is a new value like any other: the same version
+    /// in the other form replaces the served snapshot (an equal version is
+    /// not older), and an older one in either form is refused.
+    #[test]
+    fn the_same_version_in_the_other_form_is_a_new_value() {
+        let (text, bytes) = sealed_pair(1, "");
+        let mut c = SnapshotCache::default();
+        c.apply("p", Ok(Some(bytes.clone())), 0);
+        let packed_engine = c.engine("p").unwrap();
+        let packed_served = served(&c, "p");
+        c.apply("p", json_value(text.clone()), 10);
+        assert!(!Rc::ptr_eq(&packed_engine, &c.engine("p").unwrap()));
+        assert_eq!(c.health(10)["p"]["format"], "json");
+        assert_eq!(c.state("p").unwrap().last_error, None);
+        let json_served = served(&c, "p");
+        assert_eq!(json_served.1, packed_served.1);
+        assert_eq!(json_served.2, packed_served.2);
+        c.apply("p", Ok(Some(bytes)), 20);
+        assert_eq!(c.health(20)["p"]["format"], "packed");
+        c.apply("p", json_value(snap("p", 0, "")), 30);
+        assert_eq!(c.health(30)["p"]["format"], "packed");
+        assert!(
+            c.state("p")
+                .unwrap()
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("older")
+        );
     }
 }

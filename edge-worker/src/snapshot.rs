@@ -9,8 +9,10 @@
 //! for OFREP.
 //!
 //! The body is the snapshot text the isolate serves OFREP from, byte for
-//! byte as published to KV, refreshed from KV as OFREP's is: a host never
-//! gets a snapshot older than what the edge evaluates with. Its strong
+//! byte as published to KV (or, for a packed KV value, the JSON text it
+//! carries, [`crate::cache::load_packed`]), refreshed from KV as OFREP's
+//! is: a host never gets a snapshot older than what the edge evaluates
+//! with. Its strong
 //! `ETag` is the snapshot's `checksum` (`"sha256:…"`), so it names the
 //! content and is the same in every isolate; `If-None-Match` answers 304.
 //! This module decides; `worker_main.rs` does the I/O.

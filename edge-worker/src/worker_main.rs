@@ -414,12 +414,12 @@ async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
         let fetched = match env.kv(KV_BINDING) {
             // As bytes, copied into wasm memory in one piece: `.text()`
             // would encode the JS string into it character by character,
-            // the largest cost of a KV read of a big snapshot.
+            // the largest cost of a KV read of a big snapshot. The cache
+            // tells a JSON text from a packed snapshot by its first bytes.
             Ok(kv) => kv
                 .get(&kv::snapshot_key(environment))
                 .bytes()
                 .await
-                .map(|b| b.map(cache::text_from_kv_bytes))
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
