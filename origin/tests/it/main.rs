@@ -11,6 +11,7 @@ mod api;
 mod changes;
 mod cli;
 mod cli_apply;
+mod cli_pack;
 mod cli_store;
 mod console;
 mod definitions;

@@ -48,6 +48,17 @@ pub(crate) enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Write a snapshot (the JSON `snapshot` writes) in its packed binary
+    /// form, which the edge loads from KV `snapshot:<env>` faster than the
+    /// JSON; the JSON text is carried inside, verbatim. A snapshot with
+    /// problems (a checksum that does not match is one) is refused.
+    Pack {
+        /// The snapshot's JSON document.
+        file: PathBuf,
+        /// Where to write the packed bytes; standard output when omitted.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
     /// Build one environment's snapshot and write it, and SDK-key
     /// registrations, into Cloudflare KV through `wrangler kv key put`.
     Publish(Publish),

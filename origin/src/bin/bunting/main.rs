@@ -3,6 +3,7 @@
 //! ```text
 //! bunting validate FILE
 //! bunting snapshot FILE --env ENV [-o OUT] [--version N] [--generated-at TIME] [--pretty]
+//! bunting pack SNAPSHOT.json [-o OUT]
 //! bunting publish FILE --env ENV (--local | --remote) [--binding NAME | --namespace-id ID]
 //!                 [--version N] [--sdk-key KEY ...] [--server-sdk-key KEY ...]
 //!                 [--wrangler CMD] [--dry-run]
@@ -17,7 +18,8 @@
 //! bunting serve [OPTIONS]
 //! ```
 //!
-//! `validate`, `snapshot` and `publish` work on a definition file alone.
+//! `validate`, `snapshot` and `publish` work on a definition file alone;
+//! `pack` writes a snapshot in the packed form the edge also loads.
 //! `apply`, `import`, `export`, `token create` and `experiment results`
 //! work through the origin's HTTP API (`--url` or `BUNTING_URL`, default `http://127.0.0.1:8080`; `--token` or
 //! `BUNTING_TOKEN`): `apply --plan` prints what applying a definition file
@@ -44,6 +46,7 @@ mod api_cmds;
 mod args;
 mod file_cmds;
 mod output;
+mod pack_cmd;
 mod store_cmds;
 
 use std::process::ExitCode;
@@ -74,6 +77,7 @@ fn run(command: Command) -> Result<ExitCode> {
             meta,
             pretty,
         } => file_cmds::snapshot_cmd(&file, &env, output, &meta, pretty),
+        Command::Pack { file, output } => pack_cmd::pack(&file, output),
         Command::Publish(p) => file_cmds::publish(p),
         Command::Apply(a) => block_on(api_cmds::apply(a)),
         Command::Import(i) => block_on(api_cmds::import(i)),

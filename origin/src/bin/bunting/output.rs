@@ -26,7 +26,7 @@ pub(crate) fn plural(n: usize, word: &str) -> String {
 
 /// Writes `out` through a temporary file in the same directory, so a reader
 /// never sees half a snapshot.
-pub(crate) fn write_atomically(out: &Path, content: &str) -> Result<()> {
+pub(crate) fn write_atomically(out: &Path, content: impl AsRef<[u8]>) -> Result<()> {
     let mut tmp = out.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
