@@ -136,3 +136,32 @@ fn pack_refuses_a_snapshot_with_problems() {
     assert!(stderr(&o).starts_with("not.json: snapshot is not a valid document"));
     assert!(!dir.join("not.bin").exists());
 }
+
+#[test]
+fn snapshot_packed_writes_what_pack_writes() {
+    let dir = scratch("snapshot-packed");
+    example_snapshot(&dir);
+    let o = bunting(&dir, &["pack", "snapshot.json", "-o", "packed.bin"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bunting(
+        &root(),
+        &[
+            "snapshot",
+            "examples/flags.yaml",
+            "--env",
+            "production",
+            "-o",
+            dir.join("direct.bin").to_str().unwrap(),
+            "--version",
+            "42",
+            "--generated-at",
+            "2026-11-25T10:00:00Z",
+            "--pretty",
+            "--packed",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bytes packed"), "{}", stderr(&o));
+    let direct = fs::read(dir.join("direct.bin")).unwrap();
+    assert_eq!(direct, fs::read(dir.join("packed.bin")).unwrap());
+}

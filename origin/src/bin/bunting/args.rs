@@ -47,6 +47,10 @@ pub(crate) enum Command {
         /// Indent the JSON.
         #[arg(long)]
         pretty: bool,
+        /// Write the packed binary form instead (as `pack` writes it),
+        /// the JSON text carried inside.
+        #[arg(long)]
+        packed: bool,
     },
     /// Write a snapshot (the JSON `snapshot` writes) in its packed binary
     /// form, which the edge loads from KV `snapshot:<env>` faster than the

@@ -30,14 +30,18 @@ pub(crate) fn validate(file: &Path) -> Result<ExitCode> {
 }
 
 /// `bunting snapshot`: writes one environment's sealed snapshot to `output`
-/// or standard output.
+/// or standard output, as JSON or (`packed`) in its packed form.
 pub(crate) fn snapshot_cmd(
     file: &Path,
     env: &str,
     output: Option<PathBuf>,
     meta: &Meta,
     pretty: bool,
+    packed: bool,
 ) -> Result<ExitCode> {
+    if packed {
+        crate::pack_cmd::refuse_a_terminal(output.as_deref())?;
+    }
     let Some(project) = load(file)? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -52,6 +56,14 @@ pub(crate) fn snapshot_cmd(
     }
     .context("serializing the snapshot")?;
     json.push('\n');
+    if packed {
+        let name = format!("the snapshot of {env}");
+        let Some(packed) = crate::pack_cmd::pack_text(&name, &json)? else {
+            return Ok(ExitCode::FAILURE);
+        };
+        crate::pack_cmd::write(&packed, output.as_deref())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match output {
         Some(out) => {
             write_atomically(&out, &json)?;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bunting validate FILE
-//! bunting snapshot FILE --env ENV [-o OUT] [--version N] [--generated-at TIME] [--pretty]
+//! bunting snapshot FILE --env ENV [-o OUT] [--version N] [--generated-at TIME] [--pretty] [--packed]
 //! bunting pack SNAPSHOT.json [-o OUT]
 //! bunting publish FILE --env ENV (--local | --remote) [--binding NAME | --namespace-id ID]
 //!                 [--version N] [--sdk-key KEY ...] [--server-sdk-key KEY ...]
@@ -76,7 +76,8 @@ fn run(command: Command) -> Result<ExitCode> {
             output,
             meta,
             pretty,
-        } => file_cmds::snapshot_cmd(&file, &env, output, &meta, pretty),
+            packed,
+        } => file_cmds::snapshot_cmd(&file, &env, output, &meta, pretty, packed),
         Command::Pack { file, output } => pack_cmd::pack(&file, output),
         Command::Publish(p) => file_cmds::publish(p),
         Command::Apply(a) => block_on(api_cmds::apply(a)),

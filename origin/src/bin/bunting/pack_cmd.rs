@@ -20,22 +20,49 @@ use crate::output::{plural, write_atomically};
 /// that does not match is one), else writes its packed form to `output`
 /// or standard output and says what it wrote on standard error.
 pub(crate) fn pack(file: &Path, output: Option<PathBuf>) -> Result<ExitCode> {
+    refuse_a_terminal(output.as_deref())?;
+    let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let Some(packed) = pack_text(&file.display().to_string(), &text)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    write(&packed, output.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fails when the packed bytes would go to a terminal (no `output`).
+pub(crate) fn refuse_a_terminal(output: Option<&Path>) -> Result<()> {
     if output.is_none() && io::stdout().is_terminal() {
         bail!("the packed snapshot is binary: give -o FILE or redirect standard output");
     }
-    let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let name = file.display().to_string();
-    let parsed = match ParsedSnapshot::parse(&text) {
+    Ok(())
+}
+
+/// A snapshot packed by [`pack_text`] and what to say about it.
+pub(crate) struct Packed {
+    /// The packed form.
+    bytes: Vec<u8>,
+    /// Its size, the JSON's, the environment, version and flags.
+    what: String,
+}
+
+/// Packs the snapshot `text` (from `name`) with `text` as its document,
+/// read back as a check; `None` (the problems printed) if it has any.
+pub(crate) fn pack_text(name: &str, text: &str) -> Result<Option<Packed>> {
+    let parsed = match ParsedSnapshot::parse(text) {
         Ok(p) => p,
-        Err(e) => return Ok(refuse(&name, &[e.to_string()])),
+        Err(e) => {
+            refuse(name, &[e.to_string()]);
+            return Ok(None);
+        }
     };
     let (_, problems) = Engine::from_parsed_lenient(&parsed);
     if !problems.is_empty() {
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        return Ok(refuse(&name, &problems));
+        refuse(name, &problems);
+        return Ok(None);
     }
-    let bytes = packed::pack_with_document(&parsed, &text).context("packing the snapshot")?;
-    check(&bytes, &parsed, &text).context("the packed snapshot does not read back")?;
+    let bytes = packed::pack_with_document(&parsed, text).context("packing the snapshot")?;
+    check(&bytes, &parsed, text).context("the packed snapshot does not read back")?;
     let what = format!(
         "{} bytes packed (from {} bytes of JSON; environment {}, version {}, {})",
         bytes.len(),
@@ -44,31 +71,36 @@ pub(crate) fn pack(file: &Path, output: Option<PathBuf>) -> Result<ExitCode> {
         parsed.version(),
         plural(parsed.flags().len(), "flag")
     );
+    Ok(Some(Packed { bytes, what }))
+}
+
+/// Writes `packed` to `output` (atomically) or standard output, and says
+/// so on standard error.
+pub(crate) fn write(packed: &Packed, output: Option<&Path>) -> Result<()> {
     match output {
         Some(out) => {
-            write_atomically(&out, &bytes)?;
-            eprintln!("wrote {}: {what}", out.display());
+            write_atomically(out, &packed.bytes)?;
+            eprintln!("wrote {}: {}", out.display(), packed.what);
         }
         None => {
             io::stdout()
-                .write_all(&bytes)
+                .write_all(&packed.bytes)
                 .and_then(|()| io::stdout().flush())
                 .context("writing the packed snapshot")?;
-            eprintln!("wrote {what}");
+            eprintln!("wrote {}", packed.what);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Prints `problems` of `name` as `bunting validate` does (one per line,
-/// then how many) and gives the exit status of a refusal.
-fn refuse(name: &str, problems: &[String]) -> ExitCode {
+/// then how many) and that nothing was packed.
+fn refuse(name: &str, problems: &[String]) {
     for p in problems {
         eprintln!("{name}: {p}");
     }
     eprintln!("{name}: {}", plural(problems.len(), "problem"));
     eprintln!("error: {name} is not packed: a snapshot with problems is not published");
-    ExitCode::FAILURE
 }
 
 /// Why packed bytes are not what was packed.
