@@ -30,17 +30,22 @@
 // BENCH_VERSIONS (new snapshot versions timed by the cold phase, default 10),
 // BENCH_SCENARIOS (`;`-separated parts of the load scenarios' names, e.g.
 // "single;50, new"),
-// EDGE_BUILD_DIR (another build, inside the repository: A/B comparisons).
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+// EDGE_BUILD_DIR (another build, inside the repository: A/B comparisons),
+// BENCH_PACKED (1: put packed snapshots in KV, made by `bunting pack` from
+// target/debug/bunting or BUNTING_BIN, instead of their JSON).
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { BODY, snapshot, UNIQUE_BODY } from "./bench-data.mjs";
-import { buildDir, putKey, putSnapshot, root, startWorker } from "./harness.mjs";
+import { buildDir, putKey, putSnapshot as putJson, root, startWorker } from "./harness.mjs";
+import { bin } from "./stack.mjs";
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const PACKED = process.env.BENCH_PACKED === "1";
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const VERSIONS = Number(process.env.BENCH_VERSIONS ?? 10);
 const TARGET_P99_MS = 2;
@@ -48,6 +53,19 @@ const TARGET_SINGLE_P99_MS = 0.5;
 const TARGET_BUNDLE_GZ = 250 * 1000; // "250 KB": the stricter reading (250 KiB = 256,000)
 
 // ---------------------------------------------------------------- snapshot
+/** Puts a snapshot text into KV: as it is, or packed (BENCH_PACKED=1). */
+async function putSnapshot(kv, environment, text) {
+  if (!PACKED) return putJson(kv, environment, text);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bunting-bench-pack-"));
+  try {
+    writeFileSync(path.join(dir, "s.json"), text);
+    execFileSync(bin, ["pack", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], { stdio: ["ignore", "ignore", "inherit"] });
+    await kv.put(`snapshot:${environment}`, new Uint8Array(readFileSync(path.join(dir, "s.bin"))).buffer);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // The snapshot and contexts: bench-data.mjs.
 const ENVS = [
   { name: "bench", key: "sdk-bench-1000", flags: 1000 },
@@ -148,6 +166,7 @@ async function coldLoad() {
         loadMs: reloadMedian - warmMedian,
       };
     }
+    out.form = PACKED ? "packed" : "json";
     return out;
   } finally {
     await w.mf.dispose();
@@ -256,7 +275,7 @@ if (PHASES.has("bundle")) {
 
 let cold = null;
 if (PHASES.has("cold")) {
-  console.log("\ncold load (sequential requests over loopback, TTL 0)");
+  console.log(`\ncold load (sequential requests over loopback, TTL 0; KV holds ${PACKED ? "packed snapshots" : "JSON"})`);
   cold = await coldLoad();
   console.log(`  miniflare + workerd startup:                 ${ms(cold.startupMs)} ms`);
   console.log(`  first request (fresh isolate, 1,000 flags):  ${ms(cold.firstRequestMs)} ms`);
