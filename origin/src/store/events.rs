@@ -5,16 +5,17 @@
 //!
 //! Both tables are keyed by `(env_id, id)` (the environment's id, never
 //! reused: migration 0009), and every insert skips the ids already stored
-//! (`INSERT … ON CONFLICT DO NOTHING`; on PostgreSQL a plain `INSERT` first,
+//! (`INSERT … ON CONFLICT DO NOTHING`; on PostgreSQL a binary `COPY` first,
 //! repeated with `ON CONFLICT DO NOTHING` only after a duplicate): a retried
 //! batch stores nothing twice, and [`InsertCounts`] says how many rows were
 //! new and how many were duplicates. Times are Unix milliseconds.
 //!
 //! Inserts are batched: on SQLite as multi-row `INSERT … VALUES` statements
 //! chunked under SQLite's 32,766 bound parameters; on PostgreSQL as one
-//! `INSERT … SELECT * FROM UNNEST($1::int8[], $2::text[], …)` per batch
-//! through a typed `PgPool` (module `pg`: each column one array in the binary
-//! protocol, no JSON on either side).
+//! `COPY … FROM STDIN (FORMAT binary)` per batch through a typed `PgPool`
+//! (module `pg`; after a duplicate id, `INSERT … SELECT * FROM
+//! UNNEST($1::int8[], $2::text[], …) ON CONFLICT DO NOTHING`, each column one
+//! array in the binary protocol; no JSON on either side).
 //!
 //! Every inserted exposure (not a skipped duplicate) also merges into the
 //! per-user rollup `exposure_users` ([`ExposureUser`], migration 0007) that
