@@ -140,26 +140,25 @@ async fn rebuilds_during_ingestion_lose_nothing(s: Store) {
     );
 }
 
-/// Three writers deliver the same exposures at once, each batching (and
-/// retrying) them its own way: every user's first exposures race to create
-/// and widen their rollup row in concurrent transactions, ids race each
-/// other's inserts (on PostgreSQL a writer waits for the other's commit,
-/// fails on the duplicate and writes its group again skipping it), and
-/// most later batches repeat rows other writers committed. The rollup
-/// still equals its recomputation and every exposure is stored once.
-///
-/// The writers send the rows in the same order, as an edge re-sends a
-/// batch: two transactions inserting overlapping ids in opposite orders
-/// can deadlock on PostgreSQL (each waits for the other's uncommitted id),
-/// which fails that write with a deadlock error for its sender to retry.
+/// Three writers deliver the same exposures at once, each in its own order
+/// and batching (and retrying) them its own way: every user's first
+/// exposures race to create and widen their rollup row in concurrent
+/// transactions, ids race each other's inserts (on PostgreSQL a writer
+/// waits for the other's commit, fails on the duplicate and writes its
+/// group again skipping it; writers holding overlapping ids in opposite
+/// orders deadlock, and the aborted one writes its group again), and most
+/// later batches repeat rows other writers committed. Every delivery
+/// succeeds, the rollup equals its recomputation and every exposure is
+/// stored once.
 async fn concurrent_deliveries_keep_the_rollup_exact(s: Store) {
     let mut rng = StdRng::seed_from_u64(31);
     let rows = exposures(&mut rng, 1_000, ENV);
     let writers: Vec<_> = (0..3u64)
         .map(|w| {
-            let (s, rows) = (s.clone(), rows.clone());
+            let (s, mut rows) = (s.clone(), rows.clone());
             tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(41 + w);
+                rows.shuffle(&mut rng);
                 deliver(&s, &mut rng, &rows).await;
             })
         })

@@ -82,19 +82,40 @@ const MERGE_ROLLUP: &str = "INSERT INTO exposure_users (env_id, flag_key, user_k
        OR (excluded.first_ms = exposure_users.first_ms AND excluded.variant < exposure_users.variant) \
        OR excluded.vmin < exposure_users.vmin OR excluded.vmax > exposure_users.vmax";
 
+/// How many times a group is written again after PostgreSQL broke a
+/// deadlock by aborting it.
+const DEADLOCK_RETRIES: usize = 5;
+
 /// Stores `batches` in one transaction and returns the counts of each, in
 /// order; merges the rollup of every exposure offered (inserted or not).
 /// `COPY` first; on a unique violation the group again, skipping the ids
 /// already stored.
+///
+/// Two writers storing overlapping ids in opposite orders (two groups that
+/// hold the same retried batches) wait for each other's uncommitted ids;
+/// PostgreSQL aborts one of them (`40P01`, after `deadlock_timeout`). The
+/// aborted transaction wrote nothing, so its group is written again,
+/// skipping the ids the other writer stored, up to [`DEADLOCK_RETRIES`]
+/// times.
 pub(super) async fn insert_batches(
     pool: &PgPool,
     batches: &[Rows<'_>],
 ) -> Result<Vec<InsertCounts>> {
-    match write(pool, batches, Mode::New).await {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Ok(write(pool, batches, Mode::SkipDuplicates).await?)
+    let mut mode = Mode::New;
+    let mut deadlocks = 0;
+    loop {
+        match write(pool, batches, mode).await {
+            Err(sqlx::Error::Database(e)) if mode == Mode::New && e.is_unique_violation() => {
+                mode = Mode::SkipDuplicates;
+            }
+            Err(sqlx::Error::Database(e))
+                if deadlocks < DEADLOCK_RETRIES && e.code().as_deref() == Some("40P01") =>
+            {
+                deadlocks += 1;
+                mode = Mode::SkipDuplicates;
+            }
+            r => return Ok(r?),
         }
-        r => Ok(r?),
     }
 }
 
