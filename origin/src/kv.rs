@@ -3,7 +3,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `snapshot:<env>` | the sealed snapshot JSON of environment `<env>` |
+//! | `snapshot:<env>` | the sealed snapshot JSON of environment `<env>`, or its packed form carrying that JSON (opt-in: [`crate::publish::KvFormat`]) |
 //! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>","kind":"client"\|"server"}` |
 //!
 //! Only hashes of SDK keys are stored: the edge worker hashes the key a

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use bunting_core::packed;
 use bunting_wire::kv::SNAPSHOT_PREFIX;
 
 use super::{BoxFuture, PublishError, Publisher};
@@ -19,6 +20,12 @@ const POINTER_PATH: &str = "/edge/v1/snapshot";
 /// are for KV only and succeed at once. A failure is retried by the
 /// publish loop with its backoff; a 400 (a snapshot the edge refuses) is
 /// permanent.
+///
+/// The pointer takes JSON only: a packed value
+/// ([`KvFormat::Packed`](super::KvFormat)) is sent as the JSON text it
+/// carries ([`packed::document`]), byte for byte what the JSON setting
+/// would send; a packed value without one, or damaged, is refused
+/// ([`PublishError::Packing`], permanent) without a request.
 ///
 /// ```
 /// use bunting_origin::publish::{EdgePointer, Publisher};
@@ -53,6 +60,23 @@ impl EdgePointer {
     }
 }
 
+/// The JSON text of a `snapshot:<env>` value: the value itself, or the
+/// document a packed value carries.
+fn json_text(value: &[u8]) -> Result<&[u8], PublishError> {
+    if !value.starts_with(&packed::MAGIC) {
+        return Ok(value);
+    }
+    match packed::document(value) {
+        Ok(Some(text)) => Ok(text.as_bytes()),
+        Ok(None) => Err(PublishError::Packing(
+            "the packed snapshot carries no JSON text for the edge pointer".into(),
+        )),
+        Err(e) => Err(PublishError::Packing(format!(
+            "the packed snapshot's JSON text for the edge pointer: {e}"
+        ))),
+    }
+}
+
 impl Publisher for EdgePointer {
     fn name(&self) -> &str {
         "edge-pointer"
@@ -63,12 +87,13 @@ impl Publisher for EdgePointer {
             if !key.starts_with(SNAPSHOT_PREFIX) {
                 return Ok(());
             }
+            let json = json_text(value)?;
             let r = self
                 .client
                 .post(self.url())
                 .bearer_auth(&self.secret)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(value.to_vec())
+                .body(json.to_vec())
                 .send()
                 .await?;
             if r.status().is_success() {

@@ -21,6 +21,14 @@
 //! environment's publication status, and tried again only when the
 //! environment changes (a new snapshot version) or the loop restarts.
 //!
+//! The `snapshot:<env>` value is the snapshot's compact JSON, or with
+//! [`PublishOptions::kv_format`] = [`KvFormat::Packed`] its packed form
+//! ([`bunting_core::packed`]) carrying that JSON text verbatim, which the
+//! edge loads without a JSON parser (see [`kv_value`]). JSON is the
+//! default: a worker that predates packed values refuses them and keeps
+//! its last snapshot, so packed values are for once every worker reads
+//! them. The edge pointer is always sent the JSON text.
+//!
 //! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
 //! [`WranglerLocal`] (the local KV of `wrangler dev`), [`Directory`]
 //! (one file per key, for wasmtime hosts) and [`EdgePointer`] (the edge
@@ -127,6 +135,10 @@ pub enum PublishError {
         /// Why.
         reason: String,
     },
+    /// The snapshot could not be put in its packed form ([`kv_value`]):
+    /// permanent (the same snapshot packs the same way).
+    #[error("packing the snapshot failed: {0}")]
+    Packing(String),
     /// Any other failure (e.g. of a test double).
     #[error("{0}")]
     Other(String),
@@ -149,7 +161,8 @@ impl PublishError {
 
     /// Whether trying the same put again cannot succeed: the key cannot be
     /// stored ([`PublishError::Unstorable`], or a file name the operating
-    /// system refuses), or the KV API refused the request itself (400 Bad
+    /// system refuses), the snapshot does not pack
+    /// ([`PublishError::Packing`]), or the KV API refused the request itself (400 Bad
     /// Request, 413 Content Too Large, 414 URI Too Long). Everything else
     /// (unreachable API, 401/403/404 of a wrong configuration, 429, 5xx,
     /// wrangler failing, other I/O errors) is transient and retried with
@@ -164,7 +177,7 @@ impl PublishError {
     /// ```
     pub fn is_permanent(&self) -> bool {
         match self {
-            PublishError::Unstorable { .. } => true,
+            PublishError::Unstorable { .. } | PublishError::Packing(_) => true,
             PublishError::Http { status, .. } => matches!(status, 400 | 413 | 414),
             PublishError::Io { source, .. } => source.kind() == std::io::ErrorKind::InvalidFilename,
             _ => false,
@@ -249,6 +262,115 @@ pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     exp.min(max).mul_f64(jitter())
 }
 
+/// The form of the `snapshot:<env>` values the publish loop writes.
+///
+/// ```
+/// use bunting_origin::publish::KvFormat;
+/// assert_eq!(KvFormat::default(), KvFormat::Json);
+/// assert_eq!("packed".parse::<KvFormat>().unwrap(), KvFormat::Packed);
+/// assert_eq!(KvFormat::Packed.to_string(), "packed");
+/// assert!("binary".parse::<KvFormat>().is_err());
+/// ```
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KvFormat {
+    /// The snapshot's compact JSON text (every edge worker reads it).
+    #[default]
+    Json,
+    /// The packed binary form with the same JSON text inside
+    /// ([`bunting_core::packed::pack_with_document`]): about half the cost
+    /// of a new version's first request at the edge, but only for workers
+    /// that read packed values (older ones refuse them and keep serving
+    /// their last snapshot; server SDKs' KV and directory sources read
+    /// JSON only).
+    Packed,
+}
+
+impl KvFormat {
+    /// `json` or `packed`, as in `--kv-format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KvFormat::Json => "json",
+            KvFormat::Packed => "packed",
+        }
+    }
+}
+
+impl std::fmt::Display for KvFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `KvFormat` named by something other than `json` or `packed`.
+#[derive(Debug, Error)]
+#[error("unknown KV format {0:?}: expected json or packed")]
+pub struct UnknownKvFormat(String);
+
+impl std::str::FromStr for KvFormat {
+    type Err = UnknownKvFormat;
+
+    fn from_str(s: &str) -> Result<KvFormat, UnknownKvFormat> {
+        match s {
+            "json" => Ok(KvFormat::Json),
+            "packed" => Ok(KvFormat::Packed),
+            _ => Err(UnknownKvFormat(s.to_string())),
+        }
+    }
+}
+
+/// The `snapshot:<env>` value for the snapshot JSON text `json` in
+/// `format`: `json` itself, or its packed form carrying `json` verbatim,
+/// read back before it is returned (same environment, version and
+/// checksum, `json` as its document), so a packer bug never reaches KV.
+/// A packing failure ([`PublishError::Packing`]) is permanent.
+///
+/// ```
+/// use bunting_core::ParsedSnapshot;
+/// use bunting_core::packed;
+/// use bunting_origin::publish::{KvFormat, kv_value};
+/// let json = br#"{"schemaVersion":1,"environment":"a/b/c","version":3,"generatedAt":"2026-11-25T00:00:00Z","flags":[]}"#;
+/// assert_eq!(kv_value(KvFormat::Json, json.to_vec()).unwrap(), json);
+/// let value = kv_value(KvFormat::Packed, json.to_vec()).unwrap();
+/// assert!(value.starts_with(&packed::MAGIC));
+/// assert_eq!(packed::document(&value).unwrap().unwrap().as_bytes(), json);
+/// assert_eq!(ParsedSnapshot::from_packed(&value).unwrap().version(), 3);
+/// assert!(kv_value(KvFormat::Packed, b"{}".to_vec()).is_err());
+/// ```
+pub fn kv_value(format: KvFormat, json: Vec<u8>) -> Result<Vec<u8>, PublishError> {
+    match format {
+        KvFormat::Json => Ok(json),
+        KvFormat::Packed => pack_json(&json).map_err(PublishError::Packing),
+    }
+}
+
+/// The packed form of the snapshot text `json`, with `json` inside, read
+/// back as a check.
+fn pack_json(json: &[u8]) -> Result<Vec<u8>, String> {
+    use bunting_core::{ParsedSnapshot, packed};
+    let text = std::str::from_utf8(json).map_err(|e| e.to_string())?;
+    let parsed = ParsedSnapshot::parse(text).map_err(|e| e.to_string())?;
+    let bytes = packed::pack_with_document(&parsed, text).map_err(|e| e.to_string())?;
+    let read = ParsedSnapshot::from_packed(&bytes).map_err(|e| format!("reading it back: {e}"))?;
+    if packed::document(&bytes).map_err(|e| format!("reading it back: {e}"))? != Some(text)
+        || (read.environment(), read.version(), read.checksum())
+            != (parsed.environment(), parsed.version(), parsed.checksum())
+    {
+        return Err("it does not read back as the snapshot packed".into());
+    }
+    Ok(bytes)
+}
+
 /// How the publish loop runs.
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -264,6 +386,10 @@ pub struct PublishOptions {
     /// [`crate::api::AppState::publish_wakeup`] here so that
     /// `AppState::notify_publish` reaches the loop.
     pub wakeup: Arc<Notify>,
+    /// The form of the `snapshot:<env>` values put to every target (see
+    /// [`kv_value`]; the edge pointer always gets the JSON text). Default
+    /// [`KvFormat::Json`].
+    pub kv_format: KvFormat,
 }
 
 impl Default for PublishOptions {
@@ -273,6 +399,7 @@ impl Default for PublishOptions {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             wakeup: Arc::new(Notify::new()),
+            kv_format: KvFormat::Json,
         }
     }
 }
@@ -414,7 +541,7 @@ impl Worker {
     }
 
     async fn run(&mut self) {
-        tracing::info!(targets = ?self.shared.targets, "publish loop started");
+        tracing::info!(targets = ?self.shared.targets, kv_format = %self.options.kv_format, "publish loop started");
         while !self.stopping() {
             self.round().await;
             if self.stopping() {
@@ -520,6 +647,12 @@ impl Worker {
                 return;
             }
         };
+        // Packed (if asked) once for every target; a snapshot that does not
+        // pack fails each target permanently, recorded as any failure.
+        let value = match self.options.kv_format {
+            KvFormat::Json => Ok(body),
+            KvFormat::Packed => pack_json(&body),
+        };
         let snapshot_key = kv::snapshot_key(&snapshot.environment);
         // The keys every target of this round put: each target reads the
         // keys when its turn comes, so a key committed meanwhile reaches
@@ -539,7 +672,10 @@ impl Worker {
                     .await
                     .map_err(|e| PublishError::Other(e.to_string()))?;
                 check_key(&snapshot_key)?;
-                p.put(&snapshot_key, &body).await?;
+                let value = value
+                    .as_deref()
+                    .map_err(|e| PublishError::Packing(e.clone()))?;
+                p.put(&snapshot_key, value).await?;
                 for k in &keys {
                     let key = kv::sdk_key_key_for_hash(&k.hash);
                     check_key(&key)?;

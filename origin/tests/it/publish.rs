@@ -8,19 +8,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bunting_core::{Engine, Serve, Snapshot};
+use bunting_core::packed;
+use bunting_core::{Engine, ParsedSnapshot, Serve, Snapshot};
 use bunting_origin::api::{AppState, ServeConfig};
 use bunting_origin::kv;
 use bunting_origin::metrics::Metrics;
 use bunting_origin::publish::{
-    self, BoxFuture, CloudflareKv, Directory, PublishError, PublishHandle, Publisher, RetryPolicy,
-    encode_key,
+    self, BoxFuture, CloudflareKv, Directory, EdgePointer, KvFormat, PublishError, PublishHandle,
+    PublishOptions, Publisher, RetryPolicy, encode_key,
 };
 use bunting_origin::store::{Actor, ConfigSpec, SdkKeyKind, Store};
 
 use crate::common::app::TestApp;
 use crate::common::publishing::{fast, temp_dir};
-use crate::common::world::World;
+use crate::common::world::{World, split};
 
 both!(
     directory_gets_snapshot_and_keys,
@@ -31,6 +32,8 @@ both!(
     cloudflare_end_to_end,
     expired_keys_are_deleted,
     deleted_environment_is_unpublished,
+    packed_setting_puts_the_packed_form_of_the_same_json,
+    edge_pointer_gets_the_json_text_of_a_packed_value,
 );
 
 const ENV: &str = "acme/web/production";
@@ -728,4 +731,196 @@ async fn sqlite_keys_republished_with_their_kind() {
 async fn postgres_keys_republished_with_their_kind() {
     let (url, _guard) = crate::common::postgres_schema().await;
     keys_republished_with_their_kind(&url).await;
+}
+
+/// Starts a publish loop writing `snapshot:<env>` values in `format`.
+fn start_in(s: &Store, publishers: Vec<Arc<dyn Publisher>>, format: KvFormat) -> PublishHandle {
+    let options = PublishOptions {
+        kv_format: format,
+        ..fast()
+    };
+    publish::spawn(s.clone(), publishers, Arc::new(Metrics::new()), options)
+}
+
+/// The answers of `engine` to every flag for a few contexts and times, as
+/// JSON (so two engines can be compared).
+fn answers(engine: &Engine) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for i in 0..40 {
+        let ctx = serde_json::json!({"targetingKey": format!("user-{i}"), "plan": "pro"});
+        for now in [0, 1_796_083_200_000] {
+            out.push(serde_json::to_value(engine.evaluate_all(&ctx, now)).unwrap());
+        }
+    }
+    out
+}
+
+/// The JSON text `json` would be once generated at `generated_at` and
+/// sealed again: the origin's snapshot of the same state at another time.
+fn regenerated(json: &[u8], generated_at: &str) -> Vec<u8> {
+    let mut s: Snapshot = serde_json::from_slice(json).unwrap();
+    s.generated_at = generated_at.to_string();
+    bunting_core::snapshot::seal(&mut s);
+    serde_json::to_vec(&s).unwrap()
+}
+
+/// With `KvFormat::Packed` the directory holds the packed form: the magic,
+/// the JSON the default setting writes carried inside (the same bytes but
+/// for the generation time, which is each build's), and the same answers
+/// from the packed read as from that JSON; SDK keys stay JSON. The default
+/// loop, next to it, still writes JSON.
+async fn packed_setting_puts_the_packed_form_of_the_same_json(s: Store) {
+    let w = World::acme(&s).await;
+    let flag = w.flag(&s, "dark-mode").await;
+    w.serve(&s, flag, split(&[("on", 30.0), ("off", 70.0)]))
+        .await;
+    let env = w.env;
+    let (_, raw) = s
+        .create_sdk_key(&ana(), env, SdkKeyKind::Server, "backend")
+        .await
+        .unwrap();
+    let (json_root, packed_root) = (temp_dir("publish-json"), temp_dir("publish-packed"));
+    let json_dir = Directory::new(&json_root).named("json");
+    let packed_dir = Directory::new(&packed_root).named("packed");
+    let h_json = start_in(&s, vec![Arc::new(json_dir.clone())], KvFormat::Json);
+    let h_packed = start_in(&s, vec![Arc::new(packed_dir.clone())], KvFormat::Packed);
+    let key = kv::snapshot_key(ENV);
+    for round in 0..2 {
+        if round == 1 {
+            toggle(&s, env, flag, false).await;
+            h_json.notify();
+            h_packed.notify();
+        }
+        let v = current(&s, env).await;
+        until!(
+            "both published",
+            published(&s, env, "json").await == v && published(&s, env, "packed").await == v
+        );
+        let json = std::fs::read(json_dir.path(&key)).unwrap();
+        let value = std::fs::read(packed_dir.path(&key)).unwrap();
+        assert!(!json.starts_with(&packed::MAGIC));
+        assert!(value.starts_with(&packed::MAGIC));
+        let document = packed::document(&value).unwrap().expect("a JSON document");
+        let from_document: Snapshot = serde_json::from_str(document).unwrap();
+        assert_eq!(from_document.version, v as u64);
+        assert_eq!(from_document.flags[0].enabled, round == 0);
+        // The document is the origin's compact JSON, byte for byte.
+        assert_eq!(
+            regenerated(&json, &from_document.generated_at),
+            document.as_bytes()
+        );
+        assert_eq!(
+            serde_json::to_vec(&from_document).unwrap(),
+            document.as_bytes()
+        );
+        // The packed read loads (checksum verified at pack time) and
+        // answers as the JSON does.
+        let read = ParsedSnapshot::from_packed(&value).unwrap();
+        assert_eq!(
+            (read.environment(), read.version(), read.checksum()),
+            (ENV, v as u64, from_document.checksum.as_deref())
+        );
+        let from_packed = Engine::from_parsed(&read).expect("loads without problems");
+        let from_json = Engine::from_json(std::str::from_utf8(&json).unwrap()).unwrap();
+        let from_doc = Engine::from_json(document).unwrap();
+        assert_eq!(answers(&from_packed), answers(&from_doc));
+        assert_eq!(answers(&from_packed), answers(&from_json));
+        // SDK keys are JSON in both.
+        for root in [&json_root, &packed_root] {
+            assert_eq!(
+                std::fs::read_to_string(root.join(encode_key(&kv::sdk_key_key(&raw)))).unwrap(),
+                r#"{"environment":"acme/web/production","kind":"server"}"#
+            );
+        }
+    }
+    h_json.shutdown().await;
+    h_packed.shutdown().await;
+    // Only the snapshot and the key, no temporary leftovers.
+    assert_eq!(std::fs::read_dir(&packed_root).unwrap().count(), 2);
+    std::fs::remove_dir_all(&json_root).unwrap();
+    std::fs::remove_dir_all(&packed_root).unwrap();
+}
+
+/// What a fake edge worker's pointer route received: (content type, body).
+#[derive(Default)]
+struct FakePointer {
+    posts: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+async fn fake_pointer() -> (Arc<FakePointer>, String) {
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    let fake = Arc::new(FakePointer::default());
+    async fn handle(State(f): State<Arc<FakePointer>>, req: Request) -> StatusCode {
+        if req.uri().path() != "/edge/v1/snapshot"
+            || req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                != Some("Bearer s3cret")
+        {
+            return StatusCode::UNAUTHORIZED;
+        }
+        let ct = req
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        f.posts.lock().unwrap().push((ct, body.to_vec()));
+        StatusCode::OK
+    }
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, url)
+}
+
+/// A packed loop sends the edge pointer the JSON text its packed value
+/// carries, byte for byte (the pointer takes JSON only); a packed value
+/// without a document is refused, permanently, without a request.
+async fn edge_pointer_gets_the_json_text_of_a_packed_value(s: Store) {
+    let (env, _) = tree(&s).await;
+    let (fake, url) = fake_pointer().await;
+    let root = temp_dir("publish-pointer");
+    let dir = Directory::new(&root);
+    let pointer = EdgePointer::new(&url, "s3cret");
+    let h = start_in(
+        &s,
+        vec![Arc::new(pointer.clone()), Arc::new(dir.clone())],
+        KvFormat::Packed,
+    );
+    let v = current(&s, env).await;
+    until!(
+        "published to both",
+        published(&s, env, "edge-pointer").await == v && published(&s, env, "directory").await == v
+    );
+    h.shutdown().await;
+    let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
+    let document = packed::document(&value).unwrap().unwrap();
+    let posts = fake.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].0, "application/json");
+    assert_eq!(posts[0].1, document.as_bytes());
+    // JSON values go as they are; SDK keys never reach the pointer.
+    pointer.put("snapshot:a/b/c", b"{\"v\":1}").await.unwrap();
+    pointer.put("sdk-key:ab", b"{}").await.unwrap();
+    assert_eq!(fake.posts.lock().unwrap()[1].1, b"{\"v\":1}");
+    // Packed without a document, or damaged: no request, permanent.
+    let parsed = ParsedSnapshot::parse(document).unwrap();
+    let bare = packed::pack(&parsed).unwrap();
+    let mut cut = value.clone();
+    cut.truncate(packed::MAGIC.len() + 3);
+    for bad in [bare, cut] {
+        let err = pointer.put("snapshot:a/b/c", &bad).await.unwrap_err();
+        assert!(matches!(err, PublishError::Packing(_)), "{err}");
+        assert!(err.is_permanent());
+    }
+    assert_eq!(fake.posts.lock().unwrap().len(), 2);
+    std::fs::remove_dir_all(&root).unwrap();
 }
