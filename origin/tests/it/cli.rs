@@ -598,6 +598,96 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
     );
 }
 
+/// `publish --packed` puts the packed form of exactly the JSON `publish`
+/// puts without it (same version and time), through a `.bin` temporary
+/// file; SDK keys stay JSON.
+#[test]
+fn publish_packed_puts_the_packed_form_of_the_same_json() {
+    use bunting_core::{ParsedSnapshot, packed};
+    let args = [
+        "--env",
+        "production",
+        "--local",
+        "--version",
+        "7",
+        "--generated-at",
+        "2026-11-25T00:00:00Z",
+        "--sdk-key",
+        "sk-test-production",
+    ];
+    let (o, json_calls, json_dir) = publish("publish-json", &args, false, 0);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = fs::read(json_dir.join("uploaded.json")).unwrap();
+    let (o, calls, dir) = publish(
+        "publish-packed",
+        &[&args[..], &["--packed"]].concat(),
+        false,
+        0,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "published snapshot:production version 7 (8 flags, packed) and 1 SDK key to KV (binding FLAGS, local)\n"
+    );
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0][..5],
+        ["kv", "key", "put", "snapshot:production", "--path"]
+    );
+    assert!(calls[0][5].ends_with(".bin"), "{calls:?}");
+    assert!(
+        !Path::new(&calls[0][5]).exists(),
+        "temporary file left behind"
+    );
+    assert_eq!(
+        calls[1], json_calls[1],
+        "the SDK key is put as without --packed"
+    );
+
+    let value = fs::read(dir.join("uploaded.json")).unwrap();
+    assert!(value.starts_with(&packed::MAGIC));
+    let document = packed::document(&value).unwrap().expect("the JSON inside");
+    assert_eq!(document.as_bytes(), json, "the very JSON publish writes");
+    let read = ParsedSnapshot::from_packed(&value).unwrap();
+    let from_packed = Engine::from_parsed(&read).expect("loads without problems");
+    let from_json = Engine::from_json(document).unwrap();
+    assert_eq!(
+        (from_packed.environment(), from_packed.version()),
+        ("production", 7)
+    );
+    assert!(read.checksum().is_some_and(|c| c.starts_with("sha256:")));
+    let contexts = [
+        json!({}),
+        json!({"targetingKey": "u1", "plan": "pro", "device": {"type": "desktop"},
+               "app": {"version": "3.4.0"}, "geo": {"country": "US"}}),
+        json!({"targetingKey": "user-chen", "email": "a@bunting.dev", "beta_opt_in": true}),
+    ];
+    for ctx in &contexts {
+        for now in [0, 1_796_083_200_000, 1_800_000_000_000] {
+            assert_eq!(
+                serde_json::to_value(from_packed.evaluate_all(ctx, now)).unwrap(),
+                serde_json::to_value(from_json.evaluate_all(ctx, now)).unwrap(),
+                "{ctx} at {now}"
+            );
+        }
+    }
+
+    // A dry run names the .bin file and calls nothing.
+    let (o, calls, _) = publish(
+        "publish-packed-dry-run",
+        &["--env", "production", "--remote", "--packed", "--dry-run"],
+        false,
+        0,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(calls.is_empty());
+    assert!(
+        stderr(&o).contains(".bin --binding FLAGS --remote"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn publish_remote_by_namespace_id_through_the_environment_variable() {
     let (o, calls, _) = publish(

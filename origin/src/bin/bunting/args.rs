@@ -359,6 +359,12 @@ pub(crate) struct Publish {
     /// The wrangler configuration file (wrangler's `--config`).
     #[arg(long, value_name = "FILE")]
     pub(crate) wrangler_config: Option<PathBuf>,
+    /// Put the snapshot's packed binary form (as `pack` writes it, the
+    /// JSON text inside), which the edge loads faster; only once every
+    /// edge worker reads packed values (an older one refuses them and
+    /// keeps its last snapshot).
+    #[arg(long)]
+    pub(crate) packed: bool,
     /// Print the wrangler commands without running them.
     #[arg(long)]
     pub(crate) dry_run: bool,

@@ -81,7 +81,8 @@ pub(crate) fn snapshot_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `bunting publish`: writes the snapshot and SDK-key registrations into KV.
+/// `bunting publish`: writes the snapshot (JSON, or with `--packed` its
+/// packed form carrying that JSON) and SDK-key registrations into KV.
 pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
     let Some(project) = load(&p.file)? else {
         return Ok(ExitCode::FAILURE);
@@ -98,7 +99,15 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let json = serde_json::to_string(&snapshot).context("serializing the snapshot")?;
-    let temp = TempFile::write(&p.env, &json)?;
+    let temp = if p.packed {
+        let name = format!("the snapshot of {}", p.env);
+        let Some(packed) = crate::pack_cmd::pack_text(&name, &json)? else {
+            return Ok(ExitCode::FAILURE);
+        };
+        TempFile::write(&p.env, "bin", packed.bytes())?
+    } else {
+        TempFile::write(&p.env, "json", &json)?
+    };
 
     let namespace = match (p.namespace_id, p.binding) {
         (Some(id), _) => Namespace::Id(id),
@@ -130,7 +139,7 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         (Namespace::Id(id), Storage::Local { .. }) => format!("namespace {id}, local"),
     };
     println!(
-        "{}{} version {} ({}) and {} to KV ({place})",
+        "{}{} version {} ({}{}) and {} to KV ({place})",
         if p.dry_run {
             "dry run: would publish "
         } else {
@@ -139,6 +148,7 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         kv::snapshot_key(&p.env),
         snapshot.version,
         plural(snapshot.flags.len(), "flag"),
+        if p.packed { ", packed" } else { "" },
         plural(keys.len(), "SDK key"),
     );
     Ok(ExitCode::SUCCESS)
@@ -218,12 +228,14 @@ struct TempFile {
 }
 
 impl TempFile {
-    fn write(env: &str, content: &str) -> Result<TempFile> {
+    /// Writes `content` to a new file named after `env`, ending in
+    /// `.{extension}`.
+    fn write(env: &str, extension: &str, content: impl AsRef<[u8]>) -> Result<TempFile> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let path = std::env::temp_dir().join(format!(
-            "bunting-snapshot-{env}-{}-{nanos}.json",
+            "bunting-snapshot-{env}-{}-{nanos}.{extension}",
             std::process::id()
         ));
         fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;

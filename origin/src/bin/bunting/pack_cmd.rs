@@ -45,6 +45,13 @@ pub(crate) struct Packed {
     what: String,
 }
 
+impl Packed {
+    /// The packed form.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// Packs the snapshot `text` (from `name`) with `text` as its document,
 /// read back as a check; `None` (the problems printed) if it has any.
 pub(crate) fn pack_text(name: &str, text: &str) -> Result<Option<Packed>> {
