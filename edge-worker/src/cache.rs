@@ -167,6 +167,16 @@ fn fingerprint(bytes: &[u8]) -> u64 {
     foldhash::quality::FixedState::with_seed(0x6275_6e74_696e_6721).hash_one(bytes)
 }
 
+/// Whether `bytes` are a packed snapshot carrying the JSON text whose
+/// fingerprint is `text_fingerprint` (only the packed header is read).
+fn same_document(bytes: &[u8], text_fingerprint: u64) -> bool {
+    bytes.starts_with(&packed::MAGIC)
+        && packed::document(bytes)
+            .ok()
+            .flatten()
+            .is_some_and(|doc| fingerprint(doc.as_bytes()) == text_fingerprint)
+}
+
 /// The text of a KV value read as bytes, as KV's `"text"` type decodes it
 /// in workerd (UTF-8, a byte order mark kept, invalid sequences replaced by
 /// U+FFFD); valid UTF-8 is taken without a copy.
@@ -349,6 +359,18 @@ impl SnapshotCache {
             return;
         }
         if st.bad_fingerprint == Some(fp) {
+            return;
+        }
+        // The pointer sends JSON texts; KV may hold the same snapshot
+        // packed, whose bytes differ. The JSON it carries tells: KV has
+        // caught up with the pointer, and nothing needs loading again.
+        if let Some(cur) = st.loaded.as_mut()
+            && cur.from_pointer
+            && same_document(&bytes, cur.fingerprint)
+        {
+            cur.fingerprint = fp;
+            st.last_error = None;
+            st.last_error_at_ms = None;
             return;
         }
         match load_value(environment, bytes) {
@@ -776,6 +798,40 @@ mod tests {
         // With nothing served yet, the pointer's snapshot is served.
         assert_eq!(c.apply_pointer("q", snap("q", 1, ""), 0), Ok(true));
         assert_eq!(c.version("q"), Some(1));
+    }
+
+    #[test]
+    fn kv_catching_up_packed_with_the_pointer_is_not_loaded_again() {
+        let mut c = SnapshotCache::default();
+        c.apply("p", json_value(snap("p", 1, "")), 0);
+        let v2 = snap("p", 2, "");
+        assert_eq!(c.apply_pointer("p", v2.clone(), 10), Ok(true));
+        let (served, _) = c.serving("p").unwrap();
+        // KV now holds the pointer's snapshot, packed: the same engine keeps
+        // serving, and the value's bytes are remembered.
+        let packed = packed_of(&v2).unwrap();
+        c.apply("p", Ok(Some(packed.clone())), 20);
+        let (after, _) = c.serving("p").unwrap();
+        assert!(
+            Rc::ptr_eq(&served, &after),
+            "the same version was loaded again"
+        );
+        assert_eq!(c.health(20)["p"]["status"], "ok");
+        assert_eq!(
+            c.state("p").unwrap().loaded.as_ref().unwrap().fingerprint,
+            fingerprint(&packed)
+        );
+        c.apply("p", Ok(Some(packed)), 30);
+        assert!(Rc::ptr_eq(&served, &c.serving("p").unwrap().0));
+        // A packed value carrying another text of the same version is
+        // loaded as before (and served from KV).
+        let other = format!("{v2}\n");
+        c.apply("p", Ok(Some(packed_of(&other).unwrap())), 40);
+        let (replaced, _) = c.serving("p").unwrap();
+        assert!(!Rc::ptr_eq(&served, &replaced));
+        assert_eq!(c.text("p").unwrap().0.as_ref(), other.as_str());
+        assert_eq!(c.health(40)["p"]["source"], "kv");
+        assert_eq!(c.health(40)["p"]["format"], "packed");
     }
 
     #[test]
