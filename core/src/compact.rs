@@ -1041,12 +1041,7 @@ pub enum ContextError {
 /// 1; 0 is "none"); `ALL` lists them in that order.
 const REASONS: [Reason; 6] = Reason::ALL;
 const ERRORS: [ErrorCode; 6] = ErrorCode::ALL;
-const TYPES: [FlagType; 4] = [
-    FlagType::Boolean,
-    FlagType::String,
-    FlagType::Number,
-    FlagType::Object,
-];
+const TYPES: [FlagType; 4] = FlagType::ALL;
 
 fn reason_code(r: Reason) -> u8 {
     r as u8

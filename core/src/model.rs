@@ -69,6 +69,15 @@ pub enum FlagType {
 }
 
 impl FlagType {
+    /// Every type, in the order of its number in the binary forms
+    /// ([`crate::compact`], [`crate::packed`]).
+    pub const ALL: [FlagType; 4] = [
+        FlagType::Boolean,
+        FlagType::String,
+        FlagType::Number,
+        FlagType::Object,
+    ];
+
     /// Whether `value` has this type.
     ///
     /// ```

@@ -192,12 +192,7 @@ const F_ENABLED: u8 = 1;
 const F_CLIENT_SIDE: u8 = 2;
 const F_LAYER: u8 = 4;
 
-const TYPES: [FlagType; 4] = [
-    FlagType::Boolean,
-    FlagType::String,
-    FlagType::Number,
-    FlagType::Object,
-];
+const TYPES: [FlagType; 4] = FlagType::ALL;
 
 fn type_code(t: FlagType) -> u8 {
     TYPES
