@@ -8,17 +8,10 @@ use std::process::Output;
 use bunting_core::{Engine, ErrorCode, Reason};
 use serde_json::{Value, json};
 
-use crate::common::cli::{self, root, stderr, stdout};
+use crate::common::cli::{self, root, run as bunting, stderr, stdout};
 
 fn scratch(name: &str) -> PathBuf {
     cli::scratch("bunting-cli", name)
-}
-
-fn bunting(dir: &Path, args: &[&str]) -> Output {
-    cli::bunting(dir)
-        .args(args)
-        .output()
-        .expect("running bunting")
 }
 
 /// The diagnostic lines of a failed run: stderr lines starting with `file:`

@@ -4,23 +4,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use bunting_core::packed;
 use bunting_core::{Engine, ParsedSnapshot};
 use serde_json::json;
 
-use crate::common::cli::{self, root, stderr};
+use crate::common::cli::{self, root, run as bunting, stderr};
 
 fn scratch(name: &str) -> PathBuf {
     cli::scratch("bunting-cli-pack", name)
-}
-
-fn bunting(dir: &Path, args: &[&str]) -> Output {
-    cli::bunting(dir)
-        .args(args)
-        .output()
-        .expect("running bunting")
 }
 
 /// The examples' production snapshot, pretty, written into `dir` as

@@ -37,6 +37,11 @@ pub(crate) fn bunting(dir: &Path) -> Command {
     c
 }
 
+/// Runs `bunting args…` in `dir` (as [`bunting`] prepares it) to the end.
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
+    bunting(dir).args(args).output().expect("running bunting")
+}
+
 pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
 }
