@@ -8,7 +8,7 @@
 //! | `POST /exposures` | the flags a client used: exposures, re-evaluated and deduplicated ([`reports`]) |
 //! | `POST /events` | validates metric events and forwards them to `INGEST_URL` |
 //! | `GET /sdk/v1/snapshot` | the environment's whole snapshot, for server SDK keys ([`snapshot`]) |
-//! | `POST /edge/v1/snapshot` | the origin publishes a snapshot to its environment's pointer ([`pointer`]) |
+//! | `POST /edge/v1/snapshot` | the origin publishes a snapshot to its environment's pointer ([`pointer`](mod@pointer)) |
 //! | `GET /healthz` | `ok` or `degraded`; with the operator secret, the snapshot of every environment this isolate serves ([`health`], [`cache`]) |
 //! | `OPTIONS *` | CORS preflight ([`cors`]) |
 //!

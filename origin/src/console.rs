@@ -3,7 +3,7 @@
 //! The console is a single-page application built by vite into
 //! `console/dist/` (`cargo xtask console`): `index.html` plus hashed
 //! `assets/*.js|css|wasm`. The binary embeds that folder at compile time
-//! ([`Embedded`]); `bunting serve --console-dir DIR` serves a directory on
+//! (`Embedded`); `bunting serve --console-dir DIR` serves a directory on
 //! disk instead ([`ConsoleSource::Dir`]), so a console change needs no Rust
 //! rebuild.
 //!

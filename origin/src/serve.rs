@@ -123,7 +123,7 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub cloudflare_api_token: Option<String>,
-    /// The Cloudflare API root [default: https://api.cloudflare.com/client/v4]
+    /// The Cloudflare API root [default: `https://api.cloudflare.com/client/v4`]
     /// (a KV REST fake in tests).
     #[arg(long, env = "BUNTING_CLOUDFLARE_API_URL", value_name = "URL")]
     pub cloudflare_api_url: Option<String>,
@@ -246,7 +246,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BUNTING_SESSION_LIFETIME_SECONDS", value_name = "SECONDS")]
     pub session_lifetime_seconds: Option<f64>,
     /// The e-mail of the administrator the one-time sign-in link signs in
-    /// [default: admin@localhost].
+    /// (default: `admin@localhost`).
     #[arg(long, env = "BUNTING_BOOTSTRAP_EMAIL", value_name = "EMAIL")]
     pub bootstrap_email: Option<String>,
     /// How long the sign-in link printed at start works [default: 900];

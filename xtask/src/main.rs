@@ -11,7 +11,7 @@
 //! | `cargo xtask edge` | builds the Cloudflare Worker (`edge-worker/`) with worker-build, offline, and prints its size |
 //! | `cargo xtask edge-bench` | builds the worker, then benchmarks it in workerd on loopback (`tests/edge/bench.mjs`): bundle size, snapshot cold load, single/bulk latency and requests/s |
 //! | `cargo xtask hosts` | builds the embedding hosts' packages (`hosts/`): the npm tarball of `@bunting/server-sdk` and the wheel of `bunting-server-sdk`, each with the engine inside, into `target/hosts/` |
-//! | `cargo xtask test` | formatting, clippy, every native test, the conformance suite under Node (wasm-bindgen-test), the demo's three-way comparison, and the edge worker's tests in workerd (miniflare) |
+//! | `cargo xtask test` | formatting, clippy, rustdoc without warnings, every native test, the conformance suite under Node (wasm-bindgen-test), the demo's three-way comparison, and the edge worker's tests in workerd (miniflare) |
 //!
 //! Plain `std` plus `anyhow`, `serde_json` and `flate2`, so it compiles in
 //! seconds on a fresh CI machine.
@@ -64,7 +64,7 @@ commands:
   console-bench
           console, then measure it in Chromium against a release `bunting serve` holding 1,000
           flags and 100 experiments (tests/console/bench.mjs); see docs/performance.md
-  test    setup + wasm + console, then cargo fmt --check, clippy (-D warnings), cargo test --workspace,
+  test    setup + wasm + console, then cargo fmt --check, clippy and rustdoc (-D warnings), cargo test --workspace,
           the wasm-bindgen-test conformance suite under Node, the demo comparison, and the
           edge worker: build + node --test tests/edge/ (OFREP over HTTP in workerd via miniflare),
           the console in Chromium (node --test tests/console/, playwright-core), and the Node and
@@ -168,6 +168,11 @@ fn test(ctx: &Ctx) -> Result<()> {
             "warnings",
         ]),
     )?;
+
+    // The API docs: broken intra-doc links and the like fail the build.
+    let mut doc = ctx.cargo(&["doc", "--workspace", "--no-deps"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    ctx.step("rustdoc (every crate, -D warnings)", doc)?;
 
     let mut native = ctx.cargo(&["test", "--workspace"]);
     native.env("BUNTING_CORE_WASM", &wasm.abi);

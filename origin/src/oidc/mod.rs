@@ -5,7 +5,7 @@
 //!   first sign-in and kept (its `issuer` must be the configured one).
 //! - Keys: the provider's JWKS, kept and fetched again when a token names a
 //!   key id it does not hold (key rotation), at most every few seconds.
-//! - The ID token from the token endpoint is checked by [`verify`]:
+//! - The ID token from the token endpoint is checked by `verify`:
 //!   signature (RS*, PS*, ES256/384, EdDSA), `iss`, `aud`/`azp`, `nonce`,
 //!   `exp`/`nbf`/`iat`; then the e-mail and groups claims are read
 //!   ([`person`]).
