@@ -33,5 +33,20 @@ class SourceError(BuntingError):
     """Fetching a snapshot from the source failed (network, HTTP status, I/O)."""
 
 
+class PackedSnapshotError(SourceError):
+    """A packed value (KV or directory source) the SDK cannot take the
+    snapshot's JSON out of. ``problem`` says why: ``version``,
+    ``no-document``, ``truncated``, ``corrupt`` or ``encoding``."""
+
+    def __init__(self, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+
+
+class PackedVersionMismatch(PackedSnapshotError):
+    """A packed value is of a format version this package does not read."""
+
+
 class NotReady(BuntingError):
     """The client has no snapshot yet (initialization failed or is pending)."""

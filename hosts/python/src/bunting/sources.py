@@ -4,7 +4,10 @@ REST API, or the origin's directory publisher.
 A source's ``fetch(timeout)`` returns the snapshot bytes, or ``None`` when
 the source says nothing changed since the last successful fetch (an ETag
 304, an unchanged file). It raises :class:`~bunting.errors.SourceError` on
-any failure. Sources only move bytes; the client verifies them.
+any failure. Sources only move bytes; the client verifies them. The KV and
+directory sources also read the packed form (``bunting serve --kv-format
+packed``) and return the JSON it carries (:mod:`bunting.packed`); a packed
+value they cannot read is a :class:`~bunting.errors.PackedSnapshotError`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import SourceError
+from .packed import snapshot_bytes
 
 USER_AGENT = "bunting-server-sdk-python"
 
@@ -120,7 +124,7 @@ class KvSource:
         status, body, _ = _get(self.url(), {"Authorization": f"Bearer {self.api_token}"}, timeout)
         if status != 200:
             raise _status_error(self.url(), status, body)
-        return body
+        return snapshot_bytes(body)
 
 
 def encode_key(key: str) -> str:
@@ -161,6 +165,7 @@ class DirectorySource:
             data = path.read_bytes()
         except OSError as e:
             raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
+        data = snapshot_bytes(data)  # before the stamp: a refused file is read again
         self._stamp = stamp
         return data
 

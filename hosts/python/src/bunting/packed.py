@@ -1,0 +1,87 @@
+"""Values in the packed snapshot form (``bunting serve --kv-format packed``,
+``bunting publish --packed``) from the KV and directory sources.
+
+A packed value is ``BSNP``, the format version (``u16``, little-endian), a
+digest byte (1: 32 digest bytes follow the header, 0: none), then the
+document's length as an unsigned LEB128 int (0: no document, else its
+length + 1). The document — the snapshot's published JSON text, byte for
+byte — is the value's last bytes (the format: ``core/src/packed.rs``). The
+SDK takes that text and checks it exactly as a JSON value; the packed
+tables before it are the edge's business and are not read here.
+
+>>> snapshot_bytes(b'{"a": 1}')
+b'{"a": 1}'
+>>> snapshot_bytes(b"BSNP\\x01\\x00\\x00\\x09" + b"{\\"a\\": 1}")
+b'{"a": 1}'
+"""
+
+from __future__ import annotations
+
+from .errors import PackedSnapshotError, PackedVersionMismatch
+
+#: The first bytes of every packed value.
+MAGIC = b"BSNP"
+
+#: The packed format version this package reads.
+FORMAT_VERSION = 1
+
+
+def snapshot_bytes(value: bytes) -> bytes:
+    """The snapshot JSON of a KV or directory ``value``: the document a
+    packed value carries, or ``value`` itself when it is not packed.
+
+    Raises :class:`~bunting.errors.PackedVersionMismatch` for another format
+    version and :class:`~bunting.errors.PackedSnapshotError` for a packed
+    value without a document, cut short, or whose document is not UTF-8.
+    """
+    if not value.startswith(MAGIC):
+        return value
+    if len(value) < 7:
+        raise PackedSnapshotError("truncated", "the packed snapshot ends early, inside its header")
+    version = int.from_bytes(value[4:6], "little")
+    if version != FORMAT_VERSION:
+        raise PackedVersionMismatch(
+            "version",
+            f"packed snapshot format version {version} is not the one this package reads "
+            f"({FORMAT_VERSION}); upgrade the package",
+        )
+    digest = value[6]
+    if digest > 1:
+        raise PackedSnapshotError(
+            "corrupt", f"the packed snapshot's digest marker is {digest}, not 0 or 1"
+        )
+    at, n, shift = 7, 0, 0
+    while True:  # the length: LEB128, at most 10 bytes
+        if at >= len(value):
+            raise PackedSnapshotError("truncated", "the packed snapshot ends early, inside its header")
+        if shift > 63:
+            raise PackedSnapshotError(
+                "corrupt", "the packed snapshot's document length is over 64 bits"
+            )
+        b = value[at]
+        at += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            break
+    if n == 0:
+        raise PackedSnapshotError(
+            "no-document",
+            "the packed snapshot carries no JSON document "
+            "(the origin's publishers always pack one)",
+        )
+    length, tables = n - 1, at + 32 * digest
+    if length > len(value) - tables:
+        raise PackedSnapshotError(
+            "truncated",
+            f"the packed snapshot ends early: its document is {length} bytes, "
+            f"{max(0, len(value) - tables)} follow its header",
+        )
+    document = value[len(value) - length :]
+    try:
+        document.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PackedSnapshotError(
+            "encoding", "the packed snapshot's document is not UTF-8"
+        ) from e
+    return document
