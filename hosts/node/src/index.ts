@@ -12,6 +12,8 @@ export type { Evaluation, FlagMetadata, FlagType, JsonValue } from "./engine.js"
 export { accept, changedFlags, SnapshotError } from "./snapshot.js";
 export type { Acceptance, LoadedSnapshot, SnapshotProblem } from "./snapshot.js";
 export { DirectorySource, EdgeSource, KvSource, SourceError, encodeKey } from "./sources.js";
+export { PACKED_FORMAT_VERSION, PackedSnapshotError, packedDocument } from "./packed.js";
+export type { PackedProblem } from "./packed.js";
 export type { DirectorySourceOptions, Fetched, KvSourceOptions, SnapshotSource } from "./sources.js";
 export { MAX_BATCH } from "./exposures.js";
 export type { EventRecord, ExposureRecord, ReporterCounters } from "./exposures.js";

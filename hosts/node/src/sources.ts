@@ -4,6 +4,10 @@
  * of the origin's directory publisher. A source only fetches bytes; the
  * client verifies them (`snapshot.ts`).
  *
+ * The KV and directory sources read the snapshot's JSON value or its packed
+ * form (`bunting serve --kv-format packed`), whose JSON text they take out
+ * (`packed.ts`); a packed value they cannot read is a `PackedSnapshotError`.
+ *
  * Every fetch takes the `tag` of the snapshot in service (the ETag it came
  * with, or the file's identity) and may answer "unchanged" without a body.
  * The client records a tag only for snapshots it accepted, so a refused
@@ -12,6 +16,8 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import { isPacked, packedDocument } from "./packed.js";
+import { SourceError } from "./source-error.js";
 
 /** The result of one fetch. */
 export type Fetched =
@@ -27,16 +33,7 @@ export interface SnapshotSource {
   fetch(tag: string | undefined, signal: AbortSignal): Promise<Fetched>;
 }
 
-/** A source's failure, with the HTTP status when there was one. */
-export class SourceError extends Error {
-  override name = "SourceError";
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
+export { SourceError };
 
 type FetchFn = typeof globalThis.fetch;
 
@@ -110,8 +107,13 @@ export class KvSource implements SnapshotSource {
       throw new SourceError(`no snapshot for ${this.options.environment} in KV`, 404);
     }
     if (r.status !== 200) throw new SourceError(`Cloudflare KV answered ${r.status}: ${await describe(r)}`, r.status);
-    return { kind: "snapshot", text: await r.text() };
+    return { kind: "snapshot", text: snapshotText(new Uint8Array(await r.arrayBuffer())) };
   }
+}
+
+/** The snapshot JSON text of a KV or directory value: the document a packed value carries, or the value itself. */
+function snapshotText(value: Uint8Array): string {
+  return isPacked(value) ? packedDocument(value) : new TextDecoder().decode(value);
 }
 
 /**
@@ -153,7 +155,7 @@ export class DirectorySource implements SnapshotSource {
     const identity = `${s.ino}:${s.size}:${s.mtimeMs}`;
     if (identity === tag) return { kind: "unchanged" };
     // The publisher renames a complete file into place, so one read sees one version.
-    const text = await readFile(this.location, "utf8");
+    const text = snapshotText(await readFile(this.location));
     return { kind: "snapshot", text, tag: identity };
   }
 }
