@@ -10,6 +10,22 @@ pub enum SnapshotError {
     /// The source could not be reached or answered with an error.
     #[error("cannot fetch the snapshot: {0}")]
     Fetch(String),
+    /// A packed value (KV or directory source) is of a format version this
+    /// package does not read.
+    #[error(
+        "packed snapshot format version {found} is not the one this package reads ({reads}); \
+         upgrade the package"
+    )]
+    PackedVersion {
+        /// The format version the value declares.
+        found: u16,
+        /// The one this package reads.
+        reads: u16,
+    },
+    /// A packed value (KV or directory source) holds no readable JSON
+    /// document: none, cut short, or not UTF-8.
+    #[error("cannot read the snapshot in the packed value: {0}")]
+    Packed(String),
     /// The bytes are not a JSON object.
     #[error("the snapshot is not a JSON object: {0}")]
     NotJson(String),

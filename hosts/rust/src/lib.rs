@@ -22,7 +22,9 @@
 //!   compiled.
 //!
 //! ## Fail-static
-//! A snapshot is swapped in only if it is a JSON object with a `checksum`,
+//! The KV and directory sources read the snapshot's JSON value or its
+//! packed form (`bunting serve --kv-format packed`), whose JSON text they
+//! take out and check alike. A snapshot is swapped in only if it is a JSON object with a `checksum`,
 //! of the engine's `schemaVersion`, for the expected environment, newer than
 //! the current one, and loads (the engine verifies the checksum). Anything
 //! else keeps the last good snapshot, records the error and reports
@@ -53,6 +55,7 @@ mod error;
 mod exposure;
 mod ingest;
 mod options;
+mod packed;
 mod provider;
 mod source;
 mod status;

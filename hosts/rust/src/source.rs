@@ -1,10 +1,12 @@
 //! Where snapshots come from: the edge's snapshot endpoint, Cloudflare KV's
 //! REST API, or the origin's directory publisher. One fetch returns the
-//! bytes as published, or "not modified".
+//! snapshot's JSON text as published (out of a packed value, for KV and
+//! the directory: [`crate::packed`]), or "not modified".
 
 use std::path::PathBuf;
 
 use crate::error::SnapshotError;
+use crate::packed::snapshot_text;
 
 /// Cloudflare's API root, the default [`Source::Kv`] `api_base`.
 pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
@@ -116,10 +118,10 @@ impl Fetcher {
                     "{}{environment}",
                     bunting_wire::kv::SNAPSHOT_PREFIX
                 )));
-                let text = tokio::fs::read_to_string(&path)
+                let value = tokio::fs::read(&path)
                     .await
                     .map_err(|e| fail(&format!("{}: {e}", path.display())))?;
-                Ok(Fetched::Body(text, None))
+                Ok(Fetched::Body(snapshot_text(value)?, None))
             }
             Source::Edge { url } => {
                 let mut req = self
@@ -139,7 +141,8 @@ impl Fetcher {
                     .and_then(|v| v.to_str().ok())
                     .map(String::from);
                 let body = checked(resp).await?;
-                Ok(Fetched::Body(body, tag))
+                let text = String::from_utf8_lossy(&body).into_owned();
+                Ok(Fetched::Body(text, tag))
             }
             Source::Kv {
                 api_base,
@@ -163,23 +166,23 @@ impl Fetcher {
                     .send()
                     .await
                     .map_err(|e| fail(&e))?;
-                Ok(Fetched::Body(checked(resp).await?, None))
+                Ok(Fetched::Body(snapshot_text(checked(resp).await?)?, None))
             }
         }
     }
 }
 
 /// The body of a 2xx answer, or the status and the start of the body.
-async fn checked(resp: reqwest::Response) -> Result<String, SnapshotError> {
+async fn checked(resp: reqwest::Response) -> Result<Vec<u8>, SnapshotError> {
     let status = resp.status();
     let body = resp
-        .text()
+        .bytes()
         .await
         .map_err(|e| SnapshotError::Fetch(e.to_string()))?;
     if status.is_success() {
-        Ok(body)
+        Ok(body.into())
     } else {
-        let shown: String = body.chars().take(200).collect();
+        let shown: String = String::from_utf8_lossy(&body).chars().take(200).collect();
         Err(SnapshotError::Fetch(format!("HTTP {status}: {shown}")))
     }
 }

@@ -1,0 +1,102 @@
+//! Values in the packed snapshot form (`bunting serve --kv-format packed`,
+//! `bunting publish --packed`) from the KV and directory sources.
+//!
+//! A packed value starts with [`packed::MAGIC`] (`BSNP`) and carries the
+//! snapshot's published JSON text, byte for byte, as its last bytes
+//! (the format: [`bunting_core::packed`]). The SDK takes that text and
+//! checks it exactly as a JSON value; the packed tables before it are the
+//! edge's business and are not read here.
+
+use bunting_core::packed::{self, PackedError};
+
+use crate::error::SnapshotError;
+
+/// The snapshot JSON text of a value a KV or directory source read: the
+/// document a packed value carries, or the value itself otherwise.
+///
+/// A packed value of another format version is refused with
+/// [`SnapshotError::PackedVersion`]; one without a document, cut short or
+/// with a document that is not UTF-8, with [`SnapshotError::Packed`].
+pub(crate) fn snapshot_text(value: Vec<u8>) -> Result<String, SnapshotError> {
+    if !value.starts_with(&packed::MAGIC) {
+        return String::from_utf8(value)
+            .map_err(|e| SnapshotError::NotJson(format!("the value is not UTF-8: {e}")));
+    }
+    match packed::document(&value) {
+        Ok(Some(document)) => Ok(document.to_owned()),
+        Ok(None) => Err(SnapshotError::Packed(
+            "it carries no JSON document (the origin's publishers always pack one)".into(),
+        )),
+        Err(PackedError::Version { found }) => Err(SnapshotError::PackedVersion {
+            found,
+            reads: packed::FORMAT_VERSION,
+        }),
+        Err(e) => Err(SnapshotError::Packed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packed header of format `version` carrying `document` (no digest,
+    /// no tables: the reader does not look at them).
+    fn packed_value(version: u16, document: &[u8]) -> Vec<u8> {
+        let mut v = packed::MAGIC.to_vec();
+        v.extend_from_slice(&version.to_le_bytes());
+        v.push(0);
+        let mut n = document.len() as u64 + 1;
+        while n >= 0x80 {
+            v.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        v.push(n as u8);
+        v.extend_from_slice(document);
+        v
+    }
+
+    #[test]
+    fn json_passes_through_and_packed_gives_its_document() {
+        assert_eq!(snapshot_text(b"{\"a\":1}".to_vec()).unwrap(), "{\"a\":1}");
+        let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(300));
+        assert_eq!(
+            snapshot_text(packed_value(1, long.as_bytes())).unwrap(),
+            long
+        );
+        assert!(matches!(
+            snapshot_text(vec![0xff, b'{']),
+            Err(SnapshotError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn unreadable_packed_values_are_typed_errors() {
+        assert_eq!(
+            snapshot_text(packed_value(2, b"{}"))
+                .unwrap_err()
+                .to_string(),
+            "packed snapshot format version 2 is not the one this package reads (1); \
+             upgrade the package"
+        );
+        let mut none = packed_value(1, b"");
+        *none.last_mut().unwrap() = 0; // length 0: no document
+        assert!(matches!(
+            snapshot_text(none),
+            Err(SnapshotError::Packed(m)) if m.contains("no JSON document")
+        ));
+        let mut cut = packed_value(1, b"{\"a\":1}");
+        cut.truncate(cut.len() - 3);
+        assert!(matches!(
+            snapshot_text(cut),
+            Err(SnapshotError::Packed(m)) if m.contains("ends early")
+        ));
+        assert!(matches!(
+            snapshot_text(packed_value(1, b"{\"a\":\"\xff\"}")),
+            Err(SnapshotError::Packed(m)) if m.contains("not UTF-8")
+        ));
+        assert!(matches!(
+            snapshot_text(b"BSNP\x01".to_vec()),
+            Err(SnapshotError::Packed(_))
+        ));
+    }
+}
