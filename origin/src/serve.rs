@@ -164,12 +164,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS")]
     pub publish_poll_seconds: Option<f64>,
     /// The form of the `snapshot:<env>` values published to every target
-    /// [default: json]: `packed` puts the packed binary form, with the
-    /// JSON text inside, which the edge loads about twice as fast for a
-    /// new version's first request. Switch only once every reader does:
-    /// an edge worker that predates packed values refuses them and keeps
-    /// its last snapshot, and server SDKs reading KV or the directory
-    /// directly read JSON only. The edge pointer always gets the JSON text.
+    /// [default: packed]: the packed binary form, with the JSON text
+    /// inside, which the edge loads about twice as fast for a new
+    /// version's first request; `json` puts the JSON text itself, for
+    /// readers that predate packed values (an edge worker or server SDK
+    /// from before them refuses packed values and keeps its last
+    /// snapshot). The edge pointer always gets the JSON text.
     #[arg(long, env = "BUNTING_KV_FORMAT", value_name = "FORMAT", value_enum)]
     pub kv_format: Option<crate::publish::KvFormat>,
     /// Seconds to let requests and the publisher finish on shutdown
@@ -873,15 +873,17 @@ mod tests {
     }
 
     #[test]
-    fn kv_format_from_flag_environment_or_file_default_json() {
+    fn kv_format_from_flag_environment_or_file_default_packed() {
         use crate::publish::KvFormat;
-        // Unset: JSON.
+        // Unset: packed.
         let cli = Cli::try_parse_from(["serve"]).unwrap();
         assert_eq!(cli.serve.kv_format, None);
-        assert_eq!(cli.serve.kv_format.unwrap_or_default(), KvFormat::Json);
+        assert_eq!(cli.serve.kv_format.unwrap_or_default(), KvFormat::Packed);
         // The flag.
         let cli = Cli::try_parse_from(["serve", "--kv-format", "packed"]).unwrap();
         assert_eq!(cli.serve.kv_format, Some(KvFormat::Packed));
+        let cli = Cli::try_parse_from(["serve", "--kv-format", "json"]).unwrap();
+        assert_eq!(cli.serve.kv_format, Some(KvFormat::Json));
         assert!(Cli::try_parse_from(["serve", "--kv-format", "binary"]).is_err());
         // The file, and the flag over the file.
         let file = config_file("kv_format = \"packed\"\n");

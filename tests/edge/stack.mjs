@@ -36,7 +36,10 @@ export function kvRestServer(kv) {
     const chunks = [];
     for await (const c of req) chunks.push(c);
     if (req.method === "PUT") {
-      await kv.put(key, Buffer.concat(chunks).toString("utf8"));
+      // The bytes as sent: a packed snapshot (the publishers' default) is
+      // binary, and a UTF-8 round trip would damage it.
+      const body = Buffer.concat(chunks);
+      await kv.put(key, new Uint8Array(body).buffer);
       stats.puts++;
     } else if (req.method === "DELETE") {
       await kv.delete(key);
@@ -100,13 +103,14 @@ export async function acmeProduction(base) {
   return "/orgs/acme/projects/web/environments/production";
 }
 
-// Every key and value of a KV namespace.
+// Every key and value of a KV namespace, each value as an ArrayBuffer
+// (packed snapshots, the publishers' default, are binary).
 export async function kvDump(kv) {
   const out = {};
   let cursor;
   do {
     const page = await kv.list({ cursor });
-    for (const { name } of page.keys) out[name] = await kv.get(name);
+    for (const { name } of page.keys) out[name] = await kv.get(name, "arrayBuffer");
     cursor = page.list_complete ? undefined : page.cursor;
   } while (cursor);
   return out;

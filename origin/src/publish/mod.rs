@@ -21,13 +21,13 @@
 //! environment's publication status, and tried again only when the
 //! environment changes (a new snapshot version) or the loop restarts.
 //!
-//! The `snapshot:<env>` value is the snapshot's compact JSON, or with
-//! [`PublishOptions::kv_format`] = [`KvFormat::Packed`] its packed form
-//! ([`bunting_core::packed`]) carrying that JSON text verbatim, which the
-//! edge loads without a JSON parser (see [`kv_value`]). JSON is the
-//! default: a worker that predates packed values refuses them and keeps
-//! its last snapshot, so packed values are for once every worker reads
-//! them. The edge pointer is always sent the JSON text.
+//! The `snapshot:<env>` value is, by default ([`KvFormat::Packed`]), the
+//! snapshot's packed form ([`bunting_core::packed`]) carrying its compact
+//! JSON text verbatim, which the edge loads without a JSON parser and the
+//! server SDKs' KV and directory sources unwrap (see [`kv_value`]); with
+//! [`PublishOptions::kv_format`] = [`KvFormat::Json`], the JSON text
+//! itself, for readers that predate packed values (an older worker refuses
+//! them and keeps its last snapshot). The edge pointer is always sent the JSON text.
 //!
 //! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
 //! [`WranglerLocal`] (the local KV of `wrangler dev`), [`Directory`]
@@ -266,7 +266,7 @@ pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 ///
 /// ```
 /// use bunting_origin::publish::KvFormat;
-/// assert_eq!(KvFormat::default(), KvFormat::Json);
+/// assert_eq!(KvFormat::default(), KvFormat::Packed);
 /// assert_eq!("packed".parse::<KvFormat>().unwrap(), KvFormat::Packed);
 /// assert_eq!(KvFormat::Packed.to_string(), "packed");
 /// assert!("binary".parse::<KvFormat>().is_err());
@@ -284,15 +284,15 @@ pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum KvFormat {
-    /// The snapshot's compact JSON text (every edge worker reads it).
-    #[default]
+    /// The snapshot's compact JSON text: for readers that predate packed
+    /// values (every edge worker and server SDK reads it).
     Json,
     /// The packed binary form with the same JSON text inside
-    /// ([`bunting_core::packed::pack_with_document`]): about half the cost
-    /// of a new version's first request at the edge, but only for workers
-    /// that read packed values (older ones refuse them and keep serving
-    /// their last snapshot; server SDKs' KV and directory sources read
-    /// JSON only).
+    /// ([`bunting_core::packed::pack_with_document`]), the default: about
+    /// half the cost of a new version's first request at the edge. Edge
+    /// workers and server SDKs from before packed values refuse it and
+    /// keep serving their last snapshot.
+    #[default]
     Packed,
 }
 
@@ -388,7 +388,7 @@ pub struct PublishOptions {
     pub wakeup: Arc<Notify>,
     /// The form of the `snapshot:<env>` values put to every target (see
     /// [`kv_value`]; the edge pointer always gets the JSON text). Default
-    /// [`KvFormat::Json`].
+    /// [`KvFormat::Packed`].
     pub kv_format: KvFormat,
 }
 
@@ -399,7 +399,7 @@ impl Default for PublishOptions {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             wakeup: Arc::new(Notify::new()),
-            kv_format: KvFormat::Json,
+            kv_format: KvFormat::default(),
         }
     }
 }

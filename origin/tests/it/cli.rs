@@ -582,20 +582,25 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
             r#"{"environment":"production","kind":"server"}"#
         ]
     );
-    let uploaded = fs::read_to_string(dir.join("uploaded.json")).unwrap();
-    let engine = Engine::from_json(&uploaded).expect("the uploaded snapshot loads");
+    // Packed by default, carrying the JSON.
+    let uploaded = fs::read(dir.join("uploaded.json")).unwrap();
+    let document = bunting_core::packed::document(&uploaded)
+        .unwrap()
+        .expect("a packed value with its JSON inside");
+    let engine = Engine::from_json(document).expect("the uploaded snapshot loads");
     assert_eq!((engine.environment(), engine.version()), ("production", 7));
     assert_eq!(
         stdout(&o),
-        "published snapshot:production version 7 (8 flags) and 2 SDK keys to KV (binding FLAGS, local)\n"
+        "published snapshot:production version 7 (8 flags, packed) and 2 SDK keys to KV (binding FLAGS, local)\n"
     );
 }
 
-/// `publish --packed` puts the packed form of exactly the JSON `publish`
-/// puts without it (same version and time), through a `.bin` temporary
-/// file; SDK keys stay JSON.
+/// `publish` puts by default the packed form of exactly the JSON
+/// `publish --kv-format json` puts (same version and time), through a
+/// `.bin` temporary file; SDK keys stay JSON. `--packed` (the flag of
+/// earlier releases) still means packed.
 #[test]
-fn publish_packed_puts_the_packed_form_of_the_same_json() {
+fn publish_puts_the_packed_form_of_the_json_kv_format_json_puts() {
     use bunting_core::{ParsedSnapshot, packed};
     let args = [
         "--env",
@@ -608,15 +613,21 @@ fn publish_packed_puts_the_packed_form_of_the_same_json() {
         "--sdk-key",
         "sk-test-production",
     ];
-    let (o, json_calls, json_dir) = publish("publish-json", &args, false, 0);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let json = fs::read(json_dir.join("uploaded.json")).unwrap();
-    let (o, calls, dir) = publish(
-        "publish-packed",
-        &[&args[..], &["--packed"]].concat(),
+    let (o, json_calls, json_dir) = publish(
+        "publish-json",
+        &[&args[..], &["--kv-format", "json"]].concat(),
         false,
         0,
     );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "published snapshot:production version 7 (8 flags) and 1 SDK key to KV (binding FLAGS, local)\n"
+    );
+    assert!(json_calls[0][5].ends_with(".json"), "{json_calls:?}");
+    let json = fs::read(json_dir.join("uploaded.json")).unwrap();
+    Engine::from_json(std::str::from_utf8(&json).unwrap()).expect("the JSON loads");
+    let (o, calls, dir) = publish("publish-packed", &args, false, 0);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
@@ -634,8 +645,29 @@ fn publish_packed_puts_the_packed_form_of_the_same_json() {
     );
     assert_eq!(
         calls[1], json_calls[1],
-        "the SDK key is put as without --packed"
+        "the SDK key is put as with --kv-format json"
     );
+    // The old flag: the same bytes; with --kv-format too, refused.
+    let (o, _, alias_dir) = publish(
+        "publish-packed-flag",
+        &[&args[..], &["--packed"]].concat(),
+        false,
+        0,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        fs::read(alias_dir.join("uploaded.json")).unwrap(),
+        fs::read(dir.join("uploaded.json")).unwrap()
+    );
+    let (o, calls_both, _) = publish(
+        "publish-packed-and-json",
+        &[&args[..], &["--packed", "--kv-format", "json"]].concat(),
+        false,
+        0,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    assert!(calls_both.is_empty());
 
     let value = fs::read(dir.join("uploaded.json")).unwrap();
     assert!(value.starts_with(&packed::MAGIC));
@@ -668,7 +700,7 @@ fn publish_packed_puts_the_packed_form_of_the_same_json() {
     // A dry run names the .bin file and calls nothing.
     let (o, calls, _) = publish(
         "publish-packed-dry-run",
-        &["--env", "production", "--remote", "--packed", "--dry-run"],
+        &["--env", "production", "--remote", "--dry-run"],
         false,
         0,
     );

@@ -20,7 +20,7 @@ use bunting_origin::publish::{
 use bunting_origin::store::{Actor, ConfigSpec, SdkKeyKind, Store};
 
 use crate::common::app::TestApp;
-use crate::common::publishing::{fast, temp_dir};
+use crate::common::publishing::{fast, snapshot_json, temp_dir};
 use crate::common::world::{World, split};
 
 both!(
@@ -121,7 +121,7 @@ impl Publisher for Memory {
         Box::pin(async move {
             self.failing()?;
             if key.starts_with(kv::SNAPSHOT_PREFIX) {
-                let s: Snapshot = serde_json::from_slice(value).unwrap();
+                let s: Snapshot = serde_json::from_str(snapshot_json(value)).unwrap();
                 self.versions.lock().unwrap().push(s.version);
             }
             self.kv.lock().unwrap().insert(key.into(), value.to_vec());
@@ -152,8 +152,8 @@ async fn directory_gets_snapshot_and_keys(s: Store) {
         "first publication",
         published(&s, env, "directory").await == v
     );
-    let snap: Snapshot =
-        serde_json::from_slice(&std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap()).unwrap();
+    let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
+    let snap: Snapshot = serde_json::from_str(snapshot_json(&value)).unwrap();
     assert_eq!((snap.environment.as_str(), snap.version), (ENV, v as u64));
     assert!(Engine::from_snapshot(&snap).is_ok());
     assert_eq!(
@@ -171,8 +171,8 @@ async fn directory_gets_snapshot_and_keys(s: Store) {
         "second publication",
         published(&s, env, "directory").await == v + 1
     );
-    let snap: Snapshot =
-        serde_json::from_slice(&std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap()).unwrap();
+    let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
+    let snap: Snapshot = serde_json::from_str(snapshot_json(&value)).unwrap();
     assert_eq!(snap.version, v as u64 + 1);
     assert!(snap.flags[0].enabled);
     // Only the two files, no temporary leftovers.
@@ -208,8 +208,8 @@ async fn outbox_survives_failures_and_restarts(s: Store) {
         "published after the outage",
         published(&s, env, "edge").await == latest
     );
-    let snap: Snapshot =
-        serde_json::from_slice(&edge.get(&kv::snapshot_key(ENV)).unwrap()).unwrap();
+    let value = edge.get(&kv::snapshot_key(ENV)).unwrap();
+    let snap: Snapshot = serde_json::from_str(snapshot_json(&value)).unwrap();
     assert_eq!(snap.version, latest as u64);
     assert!(
         snap.flags[0].enabled,
@@ -524,7 +524,7 @@ async fn cloudflare_end_to_end(s: Store) {
     );
     h.shutdown().await;
     let kv = fake.kv.lock().unwrap().clone();
-    let snap: Snapshot = serde_json::from_slice(&kv[&kv::snapshot_key(ENV)]).unwrap();
+    let snap: Snapshot = serde_json::from_str(snapshot_json(&kv[&kv::snapshot_key(ENV)])).unwrap();
     assert_eq!(snap.version, v as u64);
     assert_eq!(
         kv[&kv::sdk_key_key(&raw)],

@@ -128,8 +128,9 @@ async fn config_publishing_metrics_and_graceful_shutdown() {
     let file = kv.join("snapshot%3Aacme%2Fweb%2Fprod");
     let start = Instant::now();
     let snapshot: Value = loop {
-        if let Ok(text) = std::fs::read_to_string(&file)
-            && let Ok(v) = serde_json::from_str::<Value>(&text)
+        if let Ok(value) = std::fs::read(&file)
+            && let Ok(v) =
+                serde_json::from_str::<Value>(crate::common::publishing::snapshot_json(&value))
             && v["flags"].as_array().is_some_and(|f| f.len() == 1)
         {
             break v;

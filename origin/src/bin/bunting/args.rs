@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use bunting_origin::kv;
+use bunting_origin::publish::KvFormat;
 use bunting_origin::serve::DEFAULT_DATABASE;
 use bunting_origin::store::Role;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -359,11 +360,16 @@ pub(crate) struct Publish {
     /// The wrangler configuration file (wrangler's `--config`).
     #[arg(long, value_name = "FILE")]
     pub(crate) wrangler_config: Option<PathBuf>,
-    /// Put the snapshot's packed binary form (as `pack` writes it, the
-    /// JSON text inside), which the edge loads faster; only once every
-    /// edge worker reads packed values (an older one refuses them and
-    /// keeps its last snapshot).
-    #[arg(long)]
+    /// The form of the `snapshot:<env>` value: `packed` (the packed binary
+    /// form `pack` writes, with the JSON text inside, which the edge loads
+    /// about twice as fast for a new version's first request) or `json`
+    /// (the JSON text itself, for an edge worker or server SDK from before
+    /// packed values: those refuse packed values and keep their last
+    /// snapshot).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = KvFormat::Packed)]
+    pub(crate) kv_format: KvFormat,
+    /// `--kv-format packed`, the default (the flag of earlier releases).
+    #[arg(long, hide = true, conflicts_with = "kv_format")]
     pub(crate) packed: bool,
     /// Print the wrangler commands without running them.
     #[arg(long)]

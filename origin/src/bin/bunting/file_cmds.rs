@@ -12,6 +12,7 @@ use bunting_defs::{
     self as defs, DefinitionFile, Diagnostic, SnapshotError, SnapshotOptions, Syntax,
 };
 use bunting_origin::kv::{self, Namespace, Storage, Target, Wrangler};
+use bunting_origin::publish::KvFormat;
 
 use crate::args::{Meta, Publish};
 use crate::output::{plural, write_atomically};
@@ -81,8 +82,9 @@ pub(crate) fn snapshot_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `bunting publish`: writes the snapshot (JSON, or with `--packed` its
-/// packed form carrying that JSON) and SDK-key registrations into KV.
+/// `bunting publish`: writes the snapshot (its packed form carrying the
+/// JSON text, or with `--kv-format json` the JSON) and SDK-key
+/// registrations into KV.
 pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
     let Some(project) = load(&p.file)? else {
         return Ok(ExitCode::FAILURE);
@@ -99,7 +101,8 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let json = serde_json::to_string(&snapshot).context("serializing the snapshot")?;
-    let temp = if p.packed {
+    let packed = p.kv_format == KvFormat::Packed || p.packed;
+    let temp = if packed {
         let name = format!("the snapshot of {}", p.env);
         let Some(packed) = crate::pack_cmd::pack_text(&name, &json)? else {
             return Ok(ExitCode::FAILURE);
@@ -148,7 +151,7 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         kv::snapshot_key(&p.env),
         snapshot.version,
         plural(snapshot.flags.len(), "flag"),
-        if p.packed { ", packed" } else { "" },
+        if packed { ", packed" } else { "" },
         plural(keys.len(), "SDK key"),
     );
     Ok(ExitCode::SUCCESS)

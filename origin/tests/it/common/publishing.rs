@@ -32,3 +32,17 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ))
 }
+
+/// The snapshot JSON text of a published `snapshot:<env>` value: the
+/// document a packed value (the publishers' default) carries, or the
+/// value itself when it is JSON (`KvFormat::Json`).
+pub(crate) fn snapshot_json(value: &[u8]) -> &str {
+    use bunting_core::packed;
+    if value.starts_with(&packed::MAGIC) {
+        packed::document(value)
+            .expect("a readable packed value")
+            .expect("a packed value carries its JSON")
+    } else {
+        std::str::from_utf8(value).expect("a JSON value is UTF-8")
+    }
+}
