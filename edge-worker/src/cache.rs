@@ -57,7 +57,7 @@ pub struct Loaded {
     /// Its bulk answers already serialized ([`crate::answers`]): a new
     /// snapshot starts with an empty cache.
     pub answers: Rc<RefCell<BulkAnswers>>,
-    /// Fingerprint of the KV value (or pointer text) it came from.
+    /// Fingerprint of the KV value (or pointer value) it came from.
     pub fingerprint: u64,
     /// When it was loaded (Unix ms).
     pub loaded_at_ms: i64,
@@ -361,9 +361,11 @@ impl SnapshotCache {
         if st.bad_fingerprint == Some(fp) {
             return;
         }
-        // The pointer sends JSON texts; KV may hold the same snapshot
+        // The pointer may have sent the JSON text (an origin that fell
+        // back to it for an older worker) while KV holds the same snapshot
         // packed, whose bytes differ. The JSON it carries tells: KV has
-        // caught up with the pointer, and nothing needs loading again.
+        // caught up with the pointer, and nothing needs loading again. (The
+        // same packed value from both has the same fingerprint.)
         if let Some(cur) = st.loaded.as_mut()
             && cur.from_pointer
             && same_document(&bytes, cur.fingerprint)
@@ -428,17 +430,20 @@ impl SnapshotCache {
         )
     }
 
-    /// Applies a snapshot sent by the environment's pointer: served if it
-    /// loads and is newer than the served one. Answers whether it replaced
-    /// the served snapshot; a text that does not load is an `Err` (and
-    /// changes nothing). KV checks are not affected.
+    /// Applies a snapshot value sent by the environment's pointer, of
+    /// either form as a KV value ([`load_value`]): served if it loads and
+    /// is newer than the served one. Answers whether it replaced the served
+    /// snapshot; a value that does not load is an `Err` (and changes
+    /// nothing). KV checks are not affected.
     pub fn apply_pointer(
         &mut self,
         environment: &str,
-        text: String,
+        value: Vec<u8>,
         now_ms: i64,
     ) -> Result<bool, String> {
-        let (engine, numbers, problems, checksum, clock) = load(environment, &text)?;
+        let fp = fingerprint(&value);
+        let ((engine, numbers, problems, checksum, clock), text, format) =
+            load_value(environment, value)?;
         let st = self.envs.entry(environment);
         if st
             .loaded
@@ -449,9 +454,9 @@ impl SnapshotCache {
         }
         st.loaded = Some(Loaded {
             engine: Rc::new(engine),
-            fingerprint: fingerprint(text.as_bytes()),
-            text: Rc::from(text),
-            format: Format::Json,
+            fingerprint: fp,
+            text,
+            format,
             checksum: checksum.map(Rc::from),
             etag: OnceCell::new(),
             numbers: Rc::new(numbers),
@@ -779,7 +784,10 @@ mod tests {
     fn the_pointer_runs_ahead_of_kv() {
         let mut c = SnapshotCache::default();
         c.apply("p", json_value(snap("p", 1, "")), 0);
-        assert_eq!(c.apply_pointer("p", snap("p", 2, ""), 10), Ok(true));
+        assert_eq!(
+            c.apply_pointer("p", snap("p", 2, "").into_bytes(), 10),
+            Ok(true)
+        );
         assert_eq!(c.version("p"), Some(2));
         assert_eq!(c.health(10)["p"]["source"], "pointer");
         // KV still holding version 1 is lag, not an error; never served.
@@ -787,16 +795,25 @@ mod tests {
         assert_eq!(c.version("p"), Some(2));
         assert_eq!(c.health(20)["p"]["status"], "ok");
         // The same or an older version from the pointer changes nothing.
-        assert_eq!(c.apply_pointer("p", snap("p", 2, ""), 30), Ok(false));
-        assert_eq!(c.apply_pointer("p", snap("p", 1, ""), 30), Ok(false));
-        assert!(c.apply_pointer("p", "{bad".into(), 30).is_err());
+        assert_eq!(
+            c.apply_pointer("p", snap("p", 2, "").into_bytes(), 30),
+            Ok(false)
+        );
+        assert_eq!(
+            c.apply_pointer("p", snap("p", 1, "").into_bytes(), 30),
+            Ok(false)
+        );
+        assert!(c.apply_pointer("p", b"{bad".to_vec(), 30).is_err());
         assert_eq!(c.version("p"), Some(2));
         // KV catching up with the same text: served from KV again.
         c.apply("p", json_value(snap("p", 3, "")), 40);
         assert_eq!(c.version("p"), Some(3));
         assert_eq!(c.health(40)["p"]["source"], "kv");
         // With nothing served yet, the pointer's snapshot is served.
-        assert_eq!(c.apply_pointer("q", snap("q", 1, ""), 0), Ok(true));
+        assert_eq!(
+            c.apply_pointer("q", snap("q", 1, "").into_bytes(), 0),
+            Ok(true)
+        );
         assert_eq!(c.version("q"), Some(1));
     }
 
@@ -805,7 +822,7 @@ mod tests {
         let mut c = SnapshotCache::default();
         c.apply("p", json_value(snap("p", 1, "")), 0);
         let v2 = snap("p", 2, "");
-        assert_eq!(c.apply_pointer("p", v2.clone(), 10), Ok(true));
+        assert_eq!(c.apply_pointer("p", v2.clone().into_bytes(), 10), Ok(true));
         let (served, _) = c.serving("p").unwrap();
         // KV now holds the pointer's snapshot, packed: the same engine keeps
         // serving, and the value's bytes are remembered.
@@ -832,6 +849,41 @@ mod tests {
         assert_eq!(c.text("p").unwrap().0.as_ref(), other.as_str());
         assert_eq!(c.health(40)["p"]["source"], "kv");
         assert_eq!(c.health(40)["p"]["format"], "packed");
+    }
+
+    #[test]
+    fn a_packed_pointer_value_is_served_as_a_packed_kv_value() {
+        let mut c = SnapshotCache::default();
+        c.apply("p", json_value(snap("p", 1, "")), 0);
+        let v2 = snap("p", 2, "");
+        let packed = packed_of(&v2).unwrap();
+        assert_eq!(c.apply_pointer("p", packed.clone(), 10), Ok(true));
+        let h = c.health(10);
+        assert_eq!(
+            (&h["p"]["version"], &h["p"]["source"], &h["p"]["format"]),
+            (&json!(2), &json!("pointer"), &json!("packed"))
+        );
+        // /sdk/v1/snapshot serves the JSON text it carries.
+        assert_eq!(c.text("p").unwrap().0.as_ref(), v2.as_str());
+        let (served, _) = c.serving("p").unwrap();
+        // KV catching up with the same packed value: nothing loaded again,
+        // and KV's lag before that is no error.
+        c.apply("p", json_value(snap("p", 1, "")), 20);
+        assert_eq!(c.health(20)["p"]["status"], "ok");
+        c.apply("p", Ok(Some(packed.clone())), 30);
+        assert!(Rc::ptr_eq(&served, &c.serving("p").unwrap().0));
+        assert_eq!(c.health(30)["p"]["status"], "ok");
+        // A damaged packed value from the pointer changes nothing.
+        let mut damaged = packed_of(&snap("p", 3, "")).unwrap();
+        let at = damaged.len() - v2.len() - 1;
+        damaged[at] ^= 0x55;
+        assert!(c.apply_pointer("p", damaged, 40).is_err());
+        assert_eq!(c.version("p"), Some(2));
+        // A packed value of another environment is refused as its JSON is.
+        let other = packed_of(&snap("q", 5, "")).unwrap();
+        let e = c.apply_pointer("p", other, 50).unwrap_err();
+        assert!(e.contains("environment"), "{e}");
+        assert_eq!(c.version("p"), Some(2));
     }
 
     #[test]
@@ -871,7 +923,10 @@ mod tests {
         assert!(c.answers("p", &newer).unwrap().borrow().is_empty());
         // The same from the pointer.
         answers.borrow_mut().put(key.clone(), b"{}".to_vec());
-        assert_eq!(c.apply_pointer("p", snap("p", 3, ""), 30_000), Ok(true));
+        assert_eq!(
+            c.apply_pointer("p", snap("p", 3, "").into_bytes(), 30_000),
+            Ok(true)
+        );
         assert!(c.answers("p", &newer).is_none());
         let (pointed, _) = c.serving("p").unwrap();
         assert!(c.answers("p", &pointed).unwrap().borrow().is_empty());

@@ -13,9 +13,17 @@
 //! than one it served ([`crate::cache`]) and, when the object cannot be
 //! reached, keeps serving and refreshing from KV.
 //!
+//! A published snapshot is a value of either form a KV value has: its JSON
+//! text, or its packed form ([`bunting_core::packed`], told apart by
+//! [`packed::MAGIC`]). The object keeps the bytes as published and answers
+//! with them; an isolate loads an answer as it loads a KV value
+//! ([`crate::cache::load_value`]), so a packed publish spares a new
+//! version's first request the JSON parse there too.
+//!
 //! This module is the pure part: the object's state transition
 //! ([`Pointer`]), the isolates' gate ([`Gate`]) and the wire format.
 
+use bunting_core::{ParsedSnapshot, packed};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -41,10 +49,15 @@ pub const MAX_SNAPSHOT_BYTES: usize = 25 * 1024 * 1024;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PublishError {
     /// Not a JSON object with a string `environment` and an integer
-    /// `version` ≥ 0.
+    /// `version` ≥ 0, nor a packed snapshot that reads
+    /// ([`ParsedSnapshot::from_packed`]) with a non-empty environment.
     #[error("not a snapshot: {0}")]
     NotASnapshot(String),
-    /// The snapshot does not load ([`crate::cache::load`]).
+    /// Neither packed nor UTF-8: no JSON text.
+    #[error("the snapshot is not UTF-8")]
+    NotUtf8,
+    /// The snapshot does not load ([`crate::cache::load`],
+    /// [`crate::cache::load_packed`]).
     #[error("{0}")]
     Rejected(String),
     /// Larger than [`MAX_SNAPSHOT_BYTES`].
@@ -59,6 +72,62 @@ pub struct Published {
     pub environment: String,
     /// Its version.
     pub version: u64,
+}
+
+/// Whether a snapshot value is the packed form (it starts with
+/// [`packed::MAGIC`], which no JSON text does).
+///
+/// ```
+/// use bunting_edge_worker::pointer::is_packed;
+/// assert!(is_packed(b"BSNP\x00\x01"));
+/// assert!(!is_packed(b"{}"));
+/// ```
+pub fn is_packed(value: &[u8]) -> bool {
+    value.starts_with(&packed::MAGIC)
+}
+
+/// Checks a snapshot value published by the origin, of either form
+/// ([`is_packed`]): a packed one as [`validate_packed`] does, anything
+/// else as a JSON text ([`validate`], [`PublishError::NotUtf8`] if it is
+/// not UTF-8).
+///
+/// ```
+/// use bunting_edge_worker::pointer::{PublishError, validate_value};
+/// let text = br#"{"schemaVersion": 1, "environment": "acme/web/prod", "version": 7,
+///   "generatedAt": "2026-11-25T00:00:00Z", "flags": []}"#;
+/// assert_eq!(validate_value(text).unwrap().version, 7);
+/// assert_eq!(validate_value(b"\xff{}"), Err(PublishError::NotUtf8));
+/// ```
+pub fn validate_value(value: &[u8]) -> Result<Published, PublishError> {
+    if value.len() > MAX_SNAPSHOT_BYTES {
+        return Err(PublishError::TooLarge(value.len()));
+    }
+    if is_packed(value) {
+        return validate_packed(value);
+    }
+    validate(std::str::from_utf8(value).map_err(|_| PublishError::NotUtf8)?)
+}
+
+/// Checks a packed snapshot published by the origin: its environment and
+/// version as the packed reader gives them, and that the edge loads it
+/// ([`crate::cache::load_packed`]: it must carry its JSON text).
+pub fn validate_packed(bytes: &[u8]) -> Result<Published, PublishError> {
+    if bytes.len() > MAX_SNAPSHOT_BYTES {
+        return Err(PublishError::TooLarge(bytes.len()));
+    }
+    let (environment, version) = {
+        let parsed = ParsedSnapshot::from_packed(bytes)
+            .map_err(|e| PublishError::NotASnapshot(e.to_string()))?;
+        (parsed.environment().to_string(), parsed.version())
+    };
+    if environment.is_empty() {
+        return Err(PublishError::NotASnapshot("`environment` is empty".into()));
+    }
+    crate::cache::load_packed(&environment, bytes).map_err(PublishError::Rejected)?;
+    Ok(Published {
+        environment,
+        version,
+    })
 }
 
 /// Checks a snapshot text published by the origin: its environment and
@@ -100,8 +169,9 @@ pub fn validate(text: &str) -> Result<Published, PublishError> {
 /// What the object holds: the latest snapshot published to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pointer {
-    /// The latest version and its text; `None` before the first publish.
-    pub latest: Option<(u64, String)>,
+    /// The latest version and its value as published (a JSON text or a
+    /// packed snapshot, [`is_packed`]); `None` before the first publish.
+    pub latest: Option<(u64, Vec<u8>)>,
 }
 
 /// The outcome of [`Pointer::publish`].
@@ -125,28 +195,69 @@ impl Pointer {
     /// ```
     /// use bunting_edge_worker::pointer::{Outcome, Pointer};
     /// let mut p = Pointer::default();
-    /// assert_eq!(p.publish(2, "v2".into()), Outcome::Stored);
-    /// assert_eq!(p.publish(2, "v2".into()), Outcome::Same);
-    /// assert_eq!(p.publish(1, "v1".into()), Outcome::Older { current: 2 });
-    /// assert_eq!(p.newer_than(Some(1)), Some((2, "v2")));
+    /// assert_eq!(p.publish(2, b"v2".to_vec()), Outcome::Stored);
+    /// assert_eq!(p.publish(2, b"v2".to_vec()), Outcome::Same);
+    /// assert_eq!(p.publish(1, b"v1".to_vec()), Outcome::Older { current: 2 });
+    /// assert_eq!(p.newer_than(Some(1)), Some((2, &b"v2"[..])));
     /// assert_eq!(p.newer_than(Some(2)), None);
     /// ```
-    pub fn publish(&mut self, version: u64, text: String) -> Outcome {
+    pub fn publish(&mut self, version: u64, value: Vec<u8>) -> Outcome {
         match &self.latest {
             Some((v, _)) if *v == version => Outcome::Same,
             Some((v, _)) if *v > version => Outcome::Older { current: *v },
             _ => {
-                self.latest = Some((version, text));
+                self.latest = Some((version, value));
                 Outcome::Stored
             }
         }
     }
 
-    /// The snapshot to send an isolate serving version `have` (`None`:
-    /// nothing served yet): the latest, if it is newer.
-    pub fn newer_than(&self, have: Option<u64>) -> Option<(u64, &str)> {
-        let (v, text) = self.latest.as_ref()?;
-        (have.is_none_or(|h| *v > h)).then_some((*v, text.as_str()))
+    /// The snapshot value to send an isolate serving version `have`
+    /// (`None`: nothing served yet): the latest, if it is newer.
+    pub fn newer_than(&self, have: Option<u64>) -> Option<(u64, &[u8])> {
+        let (v, value) = self.latest.as_ref()?;
+        (have.is_none_or(|h| *v > h)).then_some((*v, value.as_slice()))
+    }
+}
+
+/// One stored piece of a snapshot value ([`chunks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    /// A piece of a JSON text, stored as a string (as every version of the
+    /// object stored it, so a worker rolled back still reads it).
+    Text(&'a str),
+    /// A piece of a packed snapshot, stored as bytes.
+    Bytes(&'a [u8]),
+}
+
+/// A snapshot value cut into the pieces the object stores, each at most
+/// `max` bytes (`max` ≥ 4: a UTF-8 character fits): a JSON text into
+/// strings cut between characters, a packed snapshot (or anything not
+/// UTF-8) into byte ranges. At least one piece, empty for an empty value.
+///
+/// ```
+/// use bunting_edge_worker::pointer::{Chunk, chunks};
+/// assert_eq!(chunks(b"{\"a\":1}", 4), [Chunk::Text("{\"a\""), Chunk::Text(":1}")]);
+/// assert_eq!(chunks(b"BSNP\x01", 4), [Chunk::Bytes(b"BSNP"), Chunk::Bytes(b"\x01")]);
+/// assert_eq!(chunks(b"", 4), [Chunk::Text("")]);
+/// ```
+pub fn chunks(value: &[u8], max: usize) -> Vec<Chunk<'_>> {
+    let max = max.max(4);
+    match std::str::from_utf8(value) {
+        Ok(text) if !is_packed(value) => {
+            let mut out = Vec::with_capacity(text.len() / max + 1);
+            let mut rest = text;
+            while !rest.is_empty() || out.is_empty() {
+                let mut end = rest.len().min(max);
+                while !rest.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push(Chunk::Text(&rest[..end]));
+                rest = &rest[end..];
+            }
+            out
+        }
+        _ => value.chunks(max).map(Chunk::Bytes).collect(),
     }
 }
 
@@ -267,17 +378,113 @@ mod tests {
         ));
     }
 
+    /// `text` packed, carrying `text`.
+    fn packed(text: &str) -> Vec<u8> {
+        packed::pack_with_document(&ParsedSnapshot::parse(text).unwrap(), text).unwrap()
+    }
+
+    #[test]
+    fn a_packed_snapshot_is_validated_as_its_json_is() {
+        let value = packed(SNAP);
+        let p = Published {
+            environment: "p".into(),
+            version: 3,
+        };
+        assert_eq!(validate_packed(&value).unwrap(), p);
+        assert_eq!(validate_value(&value).unwrap(), p);
+        assert_eq!(validate_value(SNAP.as_bytes()).unwrap(), p);
+        // Damaged or cut short: not a snapshot, named by the packed reader.
+        let mut damaged = value.clone();
+        let at = damaged.len() - SNAP.len() - 1; // the last byte of the packed part
+        damaged[at] ^= 0x55;
+        let mut cut = value.clone();
+        cut.truncate(40);
+        for bad in [damaged, cut] {
+            let e = validate_value(&bad).unwrap_err();
+            assert!(matches!(e, PublishError::NotASnapshot(_)), "{e}");
+            assert!(e.to_string().contains("packed snapshot"), "{e}");
+        }
+        // Packed without its JSON text: nothing to serve /sdk/v1/snapshot.
+        let bare = packed::pack(&ParsedSnapshot::parse(SNAP).unwrap()).unwrap();
+        let e = validate_value(&bare).unwrap_err();
+        assert!(
+            matches!(&e, PublishError::Rejected(m) if m.contains("no JSON document")),
+            "{e}"
+        );
+        // A document-level problem rejects the packed form as the JSON.
+        let wrong_env = SNAP.replace("\"environment\": \"p\"", "\"environment\": \"\"");
+        assert!(matches!(
+            validate_value(&packed(&wrong_env)),
+            Err(PublishError::NotASnapshot(_))
+        ));
+        // Neither packed nor UTF-8.
+        assert_eq!(validate_value(b"{\xff}"), Err(PublishError::NotUtf8));
+        assert_eq!(
+            validate_value(&vec![b' '; MAX_SNAPSHOT_BYTES + 1]),
+            Err(PublishError::TooLarge(MAX_SNAPSHOT_BYTES + 1))
+        );
+    }
+
     #[test]
     fn the_pointer_never_goes_back() {
         let mut p = Pointer::default();
         assert_eq!(p.newer_than(None), None);
-        assert_eq!(p.publish(5, "v5".into()), Outcome::Stored);
-        assert_eq!(p.newer_than(None), Some((5, "v5")));
-        assert_eq!(p.newer_than(Some(4)), Some((5, "v5")));
+        assert_eq!(p.publish(5, b"v5".to_vec()), Outcome::Stored);
+        assert_eq!(p.newer_than(None), Some((5, &b"v5"[..])));
+        assert_eq!(p.newer_than(Some(4)), Some((5, &b"v5"[..])));
         assert_eq!(p.newer_than(Some(6)), None);
-        assert_eq!(p.publish(4, "v4".into()), Outcome::Older { current: 5 });
-        assert_eq!(p.publish(6, "v6".into()), Outcome::Stored);
-        assert_eq!(p.newer_than(Some(5)), Some((6, "v6")));
+        assert_eq!(p.publish(4, b"v4".to_vec()), Outcome::Older { current: 5 });
+        assert_eq!(p.publish(6, b"v6".to_vec()), Outcome::Stored);
+        assert_eq!(p.newer_than(Some(5)), Some((6, &b"v6"[..])));
+    }
+
+    #[test]
+    fn the_pointer_holds_a_packed_value_as_published() {
+        let mut p = Pointer::default();
+        assert_eq!(p.publish(3, SNAP.as_bytes().to_vec()), Outcome::Stored);
+        let v4 = packed(&SNAP.replace("\"version\": 3", "\"version\": 4"));
+        assert_eq!(p.publish(4, v4.clone()), Outcome::Stored);
+        let (version, sent) = p.newer_than(Some(3)).unwrap();
+        assert_eq!((version, sent), (4, v4.as_slice()));
+        // What the isolates get loads as the packed form.
+        let (_, text, format) = crate::cache::load_value("p", sent.to_vec()).unwrap();
+        assert_eq!(format, crate::cache::Format::Packed);
+        assert!(text.contains("\"version\": 4"));
+        // A JSON retry of the same version changes nothing.
+        assert_eq!(p.publish(4, SNAP.as_bytes().to_vec()), Outcome::Same);
+        assert_eq!(p.newer_than(None).unwrap().1, v4.as_slice());
+    }
+
+    #[test]
+    fn chunks_put_back_together_are_the_value() {
+        let text = format!("{{\"k\": \"{}\"}}", "é€😀".repeat(100));
+        let pieces = chunks(text.as_bytes(), 7);
+        assert!(
+            pieces
+                .iter()
+                .all(|c| matches!(c, Chunk::Text(t) if t.len() <= 7 && !t.is_empty()))
+        );
+        let joined: String = pieces
+            .iter()
+            .map(|c| match c {
+                Chunk::Text(t) => *t,
+                Chunk::Bytes(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(joined, text);
+        let value = packed(SNAP);
+        let pieces = chunks(&value, 100);
+        assert_eq!(pieces.len(), value.len().div_ceil(100));
+        let mut joined = Vec::new();
+        for c in pieces {
+            match c {
+                Chunk::Bytes(b) => joined.extend_from_slice(b),
+                Chunk::Text(_) => panic!("a packed value is stored as bytes"),
+            }
+        }
+        assert_eq!(joined, value);
+        // Not UTF-8 (never published, but never lost either): bytes.
+        assert_eq!(chunks(b"\xff\xfe", 4), [Chunk::Bytes(b"\xff\xfe")]);
     }
 
     #[test]

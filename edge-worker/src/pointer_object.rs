@@ -2,29 +2,33 @@
 //! latest snapshot the origin published ([`crate::pointer::Pointer`]), in
 //! memory and in its storage (so an evicted object comes back with it).
 //!
-//! - `POST /` with the snapshot text and [`pointer::VERSION_HEADER`]:
-//!   publish (sent by the worker's publish route, which validated it);
-//!   answers `{"outcome", "version"}`.
+//! - `POST /` with the snapshot value (its JSON text or its packed form)
+//!   and [`pointer::VERSION_HEADER`]: publish (sent by the worker's
+//!   publish route, which validated it); answers `{"outcome", "version"}`.
 //! - `GET /?have=<version>`: `204` when it holds nothing newer than
-//!   `have`, else `200` with the snapshot text; both carry the version it
-//!   holds in [`pointer::VERSION_HEADER`] when it holds one.
+//!   `have`, else `200` with the snapshot value as published; both carry
+//!   the version it holds in [`pointer::VERSION_HEADER`] when it holds one.
 //! - `GET /events`: a server-sent event stream ([`crate::sse`]) kept open;
 //!   every publish of a newer version writes a `refetchEvaluation` event
 //!   to every open stream. A `Last-Event-ID` older than the held version
 //!   gets that event at once.
 //!
-//! Storage: the text in chunks of at most [`CHUNK_BYTES`] (under the
-//! storage API's value limit) under keys of their version, then `latest`
-//! (`[version, chunks]`), then the previous version's chunks are deleted:
-//! a crash between the writes leaves the previous snapshot whole.
+//! Storage: the value in chunks of at most [`CHUNK_BYTES`] (under the
+//! storage API's value limit, [`pointer::chunks`]: a JSON text as strings,
+//! as before packed values existed, a packed one as bytes) under keys of
+//! their version, then `latest` (`[version, chunks]`), then the previous
+//! version's chunks are deleted: a crash between the writes leaves the
+//! previous snapshot whole. Reading takes either kind of chunk.
 
 use std::cell::RefCell;
 
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_util::StreamExt;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Date, DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
-use crate::pointer::{self, Outcome, Pointer};
+use crate::pointer::{self, Chunk, Outcome, Pointer};
 use crate::request_url::RequestUrl;
 use crate::sse;
 
@@ -33,6 +37,24 @@ const CHUNK_BYTES: usize = 100 * 1024;
 
 fn chunk_key(version: u64, i: usize) -> String {
     format!("snapshot:{version}:{i}")
+}
+
+/// Appends the chunk stored under `key` to `value`: a string (a piece of a
+/// JSON text) as its UTF-8, bytes as they are, a missing one as nothing.
+async fn append_chunk(storage: &worker::Storage, key: &str, value: &mut Vec<u8>) -> Result<()> {
+    let stored: JsValue = JsFuture::from(storage.as_raw().get(key)?).await?;
+    if let Some(text) = stored.as_string() {
+        value.extend_from_slice(text.as_bytes());
+    } else if stored.is_instance_of::<js_sys::Uint8Array>()
+        || stored.is_instance_of::<js_sys::ArrayBuffer>()
+    {
+        value.extend_from_slice(&js_sys::Uint8Array::new(&stored).to_vec());
+    } else if !stored.is_undefined() {
+        return Err(worker::Error::RustError(format!(
+            "the stored chunk {key} is neither a string nor bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// The environment's pointer (see the module documentation).
@@ -55,12 +77,11 @@ impl SnapshotPointer {
         let latest: Option<(u64, usize)> = storage.get("latest").await?;
         let mut p = Pointer::default();
         if let Some((version, chunks)) = latest {
-            let mut text = String::new();
+            let mut value = Vec::new();
             for i in 0..chunks {
-                let part: Option<String> = storage.get(&chunk_key(version, i)).await?;
-                text.push_str(&part.unwrap_or_default());
+                append_chunk(&storage, &chunk_key(version, i), &mut value).await?;
             }
-            p.latest = Some((version, text));
+            p.latest = Some((version, value));
         }
         if self.pointer.borrow().is_none() {
             *self.pointer.borrow_mut() = Some(p);
@@ -68,20 +89,24 @@ impl SnapshotPointer {
         Ok(())
     }
 
-    async fn store(&self, version: u64, text: &str, previous: Option<(u64, usize)>) -> Result<()> {
+    async fn store(
+        &self,
+        version: u64,
+        value: &[u8],
+        previous: Option<(u64, usize)>,
+    ) -> Result<()> {
         let storage = self.state.storage();
-        let mut chunks = 0;
-        let mut rest = text;
-        while !rest.is_empty() || chunks == 0 {
-            let mut end = rest.len().min(CHUNK_BYTES);
-            while !rest.is_char_boundary(end) {
-                end -= 1;
+        let pieces = pointer::chunks(value, CHUNK_BYTES);
+        let chunks = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            match piece {
+                Chunk::Text(t) => storage.put(&chunk_key(version, i), t).await?,
+                Chunk::Bytes(b) => {
+                    storage
+                        .put_raw(&chunk_key(version, i), js_sys::Uint8Array::from(b))
+                        .await?
+                }
             }
-            storage
-                .put(&chunk_key(version, chunks), &rest[..end])
-                .await?;
-            rest = &rest[end..];
-            chunks += 1;
         }
         storage.put("latest", (version, chunks)).await?;
         if let Some((old, n)) = previous {
@@ -100,16 +125,16 @@ impl SnapshotPointer {
         let Some(version) = version else {
             return Response::error(format!("missing {}", pointer::VERSION_HEADER), 400);
         };
-        let text = req.text().await?;
+        let value = req.bytes().await?;
         let previous: Option<(u64, usize)> = self.state.storage().get("latest").await?;
         let outcome = self
             .pointer
             .borrow_mut()
             .get_or_insert_with(Pointer::default)
-            .publish(version, text.clone());
+            .publish(version, value.clone());
         let current = match outcome {
             Outcome::Stored => {
-                self.store(version, &text, previous).await?;
+                self.store(version, &value, previous).await?;
                 self.notify(version);
                 version
             }
@@ -162,7 +187,16 @@ impl SnapshotPointer {
         let p = guard.as_ref();
         let held = p.and_then(|p| p.latest.as_ref().map(|(v, _)| *v));
         let mut resp = match p.and_then(|p| p.newer_than(have)) {
-            Some((_, text)) => Response::ok(text)?,
+            Some((_, value)) => {
+                let mut r = Response::from_bytes(value.to_vec())?;
+                let kind = if pointer::is_packed(value) {
+                    "application/octet-stream"
+                } else {
+                    "application/json"
+                };
+                r.headers_mut().set("Content-Type", kind)?;
+                r
+            }
             None => Response::empty()?.with_status(204),
         };
         if let Some(v) = held {

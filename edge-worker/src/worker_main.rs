@@ -454,8 +454,9 @@ async fn check_pointer(env: &Env, ctx: &Context, environment: &str, s: &Settings
     }
 }
 
-/// One question to an environment's pointer; its answer, a newer snapshot,
-/// is served from now on ([`cache::SnapshotCache::apply_pointer`]).
+/// One question to an environment's pointer; its answer, a newer snapshot
+/// (a JSON text or a packed value, read as bytes like a KV value), is
+/// served from now on ([`cache::SnapshotCache::apply_pointer`]).
 async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, have: Option<u64>) {
     /// Ends the question in the gate even if the task is dropped (a
     /// cancelled `waitUntil`), so the next request asks again.
@@ -484,9 +485,9 @@ async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, ha
         match resp.status_code() {
             204 => Ok(()),
             200 => {
-                let text = resp.text().await.map_err(|e| e.to_string())?;
+                let value = resp.bytes().await.map_err(|e| e.to_string())?;
                 SNAPSHOTS
-                    .with(|c| c.borrow_mut().apply_pointer(&environment, text, now_ms()))
+                    .with(|c| c.borrow_mut().apply_pointer(&environment, value, now_ms()))
                     .map(|_| ())
             }
             status => Err(format!("the pointer answered HTTP {status}")),
@@ -558,7 +559,9 @@ async fn event_stream(req: &Request, url: &RequestUrl<'_>, env: &Env) -> Result<
 
 /// `POST /edge/v1/snapshot`: the origin publishes a snapshot to its
 /// environment's pointer. `Authorization: Bearer <POINTER_SECRET>`; the
-/// body is the snapshot text, checked as the isolates will load it.
+/// body is the snapshot's JSON text or its packed form (as a KV value,
+/// told apart by [`pointer::is_packed`]), checked as the isolates will load
+/// it ([`pointer::validate_value`]) and handed to the object as it came.
 async fn publish_snapshot(mut req: Request, env: &Env) -> Result<Response> {
     let Some(secret) = pointer_secret(env) else {
         return error_response(503, "GENERAL", "POINTER_SECRET is not set on this worker");
@@ -580,11 +583,11 @@ async fn publish_snapshot(mut req: Request, env: &Env) -> Result<Response> {
     if body.len() > pointer::MAX_SNAPSHOT_BYTES {
         return error_response(413, "GENERAL", "snapshot too large");
     }
-    let Ok(text) = String::from_utf8(body) else {
-        return error_response(400, "GENERAL", "the snapshot is not UTF-8");
-    };
-    let published = match pointer::validate(&text) {
+    let published = match pointer::validate_value(&body) {
         Ok(p) => p,
+        Err(pointer::PublishError::TooLarge(_)) => {
+            return error_response(413, "GENERAL", "snapshot too large");
+        }
         Err(e) => return error_response(400, "GENERAL", &e.to_string()),
     };
     let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
@@ -593,7 +596,7 @@ async fn publish_snapshot(mut req: Request, env: &Env) -> Result<Response> {
     let stub = namespace.id_from_name(&published.environment)?.get_stub()?;
     let headers = Headers::new();
     headers.set(pointer::VERSION_HEADER, &published.version.to_string())?;
-    let body = JsValue::from_str(&text);
+    let body = JsValue::from(js_sys::Uint8Array::from(body.as_slice()));
     let forwarded = subrequest("https://pointer/", "POST", &headers, Some(&body))?;
     let mut answer = stub.fetch_with_request(forwarded).await?;
     let status = answer.status_code();
