@@ -21,11 +21,16 @@ const POINTER_PATH: &str = "/edge/v1/snapshot";
 /// publish loop with its backoff; a 400 (a snapshot the edge refuses) is
 /// permanent.
 ///
-/// The pointer takes JSON only: a packed value
-/// ([`KvFormat::Packed`](super::KvFormat)) is sent as the JSON text it
-/// carries ([`packed::document`]), byte for byte what the JSON setting
-/// would send; a packed value without one, or damaged, is refused
-/// ([`PublishError::Packing`], permanent) without a request.
+/// The pointer gets the value KV gets: the JSON text, or with
+/// [`KvFormat::Packed`](super::KvFormat) the packed form
+/// (`application/octet-stream`), which the edge loads without a JSON
+/// parser for a new version's first request too. A worker that predates
+/// packed pointer values answers it 400 (not UTF-8, not a snapshot): on a
+/// 400 to a packed value, its JSON text ([`packed::document`]) is sent
+/// instead, once, and that logged, so an origin upgraded before its worker
+/// keeps the pointer working. A packed value without a JSON text, or
+/// damaged, is refused ([`PublishError::Packing`], permanent) without a
+/// request: the edge could not serve it.
 ///
 /// ```
 /// use bunting_origin::publish::{EdgePointer, Publisher};
@@ -77,6 +82,24 @@ fn json_text(value: &[u8]) -> Result<&[u8], PublishError> {
     }
 }
 
+impl EdgePointer {
+    /// POSTs `body` to the pointer route as `content_type`.
+    async fn post(&self, body: &[u8], content_type: &str) -> Result<(), PublishError> {
+        let r = self
+            .client
+            .post(self.url())
+            .bearer_auth(&self.secret)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body.to_vec())
+            .send()
+            .await?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        Err(PublishError::http(r).await)
+    }
+}
+
 impl Publisher for EdgePointer {
     fn name(&self) -> &str {
         "edge-pointer"
@@ -87,19 +110,25 @@ impl Publisher for EdgePointer {
             if !key.starts_with(SNAPSHOT_PREFIX) {
                 return Ok(());
             }
+            // Checked before any request: the fallback needs it, and a
+            // packed value without it is one the edge cannot serve.
             let json = json_text(value)?;
-            let r = self
-                .client
-                .post(self.url())
-                .bearer_auth(&self.secret)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(json.to_vec())
-                .send()
-                .await?;
-            if r.status().is_success() {
-                return Ok(());
+            if !value.starts_with(&packed::MAGIC) {
+                return self.post(json, "application/json").await;
             }
-            Err(PublishError::http(r).await)
+            match self.post(value, "application/octet-stream").await {
+                Err(PublishError::Http { status: 400, body }) => {
+                    tracing::warn!(
+                        key,
+                        url = %self.url(),
+                        answer = %body,
+                        "the edge worker refused the packed snapshot (HTTP 400), sending its JSON text instead; \
+                         a worker that predates packed pointer values takes JSON only: upgrade it"
+                    );
+                    self.post(json, "application/json").await
+                }
+                other => other,
+            }
         })
     }
 

@@ -27,7 +27,9 @@
 //! server SDKs' KV and directory sources unwrap (see [`kv_value`]); with
 //! [`PublishOptions::kv_format`] = [`KvFormat::Json`], the JSON text
 //! itself, for readers that predate packed values (an older worker refuses
-//! them and keeps its last snapshot). The edge pointer is always sent the JSON text.
+//! them and keeps its last snapshot). The edge pointer ([`EdgePointer`])
+//! gets the same value, and the JSON text from a worker too old to take a
+//! packed one.
 //!
 //! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
 //! [`WranglerLocal`] (the local KV of `wrangler dev`), [`Directory`]
@@ -387,8 +389,9 @@ pub struct PublishOptions {
     /// `AppState::notify_publish` reaches the loop.
     pub wakeup: Arc<Notify>,
     /// The form of the `snapshot:<env>` values put to every target (see
-    /// [`kv_value`]; the edge pointer always gets the JSON text). Default
-    /// [`KvFormat::Packed`].
+    /// [`kv_value`]; the edge pointer gets the same value, or the JSON
+    /// text if its worker refuses the packed one, [`EdgePointer`]).
+    /// Default [`KvFormat::Packed`].
     pub kv_format: KvFormat,
 }
 

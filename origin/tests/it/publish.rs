@@ -33,7 +33,8 @@ both!(
     expired_keys_are_deleted,
     deleted_environment_is_unpublished,
     packed_setting_puts_the_packed_form_of_the_same_json,
-    edge_pointer_gets_the_json_text_of_a_packed_value,
+    edge_pointer_gets_the_packed_value,
+    edge_pointer_falls_back_to_json_for_an_older_worker,
 );
 
 const ENV: &str = "acme/web/production";
@@ -841,17 +842,23 @@ async fn packed_setting_puts_the_packed_form_of_the_same_json(s: Store) {
     std::fs::remove_dir_all(&packed_root).unwrap();
 }
 
-/// What a fake edge worker's pointer route received: (content type, body).
+/// A fake edge worker's pointer route: what it received (content type,
+/// body), and how it answers.
 #[derive(Default)]
 struct FakePointer {
     posts: Mutex<Vec<(String, Vec<u8>)>>,
+    /// Answer as a worker that predates packed pointer values: 400 to a
+    /// body that is not UTF-8, or not a JSON object.
+    json_only: std::sync::atomic::AtomicBool,
+    /// Answer 400 to every body (a snapshot the edge does not load).
+    refuse: std::sync::atomic::AtomicBool,
 }
 
 async fn fake_pointer() -> (Arc<FakePointer>, String) {
     use axum::extract::{Request, State};
     use axum::http::StatusCode;
     let fake = Arc::new(FakePointer::default());
-    async fn handle(State(f): State<Arc<FakePointer>>, req: Request) -> StatusCode {
+    async fn handle(State(f): State<Arc<FakePointer>>, req: Request) -> (StatusCode, String) {
         if req.uri().path() != "/edge/v1/snapshot"
             || req
                 .headers()
@@ -859,7 +866,7 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
                 .and_then(|v| v.to_str().ok())
                 != Some("Bearer s3cret")
         {
-            return StatusCode::UNAUTHORIZED;
+            return (StatusCode::UNAUTHORIZED, String::new());
         }
         let ct = req
             .headers()
@@ -870,7 +877,23 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
             .await
             .unwrap();
         f.posts.lock().unwrap().push((ct, body.to_vec()));
-        StatusCode::OK
+        let refused = |details: &str| {
+            let body = serde_json::json!({"errorCode": "GENERAL", "errorDetails": details});
+            (StatusCode::BAD_REQUEST, body.to_string())
+        };
+        if f.refuse.load(Ordering::SeqCst) {
+            return refused("snapshot rejected: schemaVersion");
+        }
+        if f.json_only.load(Ordering::SeqCst) {
+            // The checks of a worker that reads JSON only, in its order.
+            let Ok(text) = std::str::from_utf8(&body) else {
+                return refused("the snapshot is not UTF-8");
+            };
+            if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).is_err() {
+                return refused("not a snapshot: expected value at line 1 column 1");
+            }
+        }
+        (StatusCode::OK, "{}".into())
     }
     let app = axum::Router::new()
         .fallback(handle)
@@ -881,10 +904,10 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
     (fake, url)
 }
 
-/// A packed loop sends the edge pointer the JSON text its packed value
-/// carries, byte for byte (the pointer takes JSON only); a packed value
-/// without a document is refused, permanently, without a request.
-async fn edge_pointer_gets_the_json_text_of_a_packed_value(s: Store) {
+/// A packed loop sends the edge pointer the packed value KV gets, byte for
+/// byte; a JSON value goes as it is; a packed value without a document,
+/// or damaged, is refused, permanently, without a request.
+async fn edge_pointer_gets_the_packed_value(s: Store) {
     let (env, _) = tree(&s).await;
     let (fake, url) = fake_pointer().await;
     let root = temp_dir("publish-pointer");
@@ -902,15 +925,19 @@ async fn edge_pointer_gets_the_json_text_of_a_packed_value(s: Store) {
     );
     h.shutdown().await;
     let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
+    assert!(value.starts_with(&packed::MAGIC));
     let document = packed::document(&value).unwrap().unwrap();
     let posts = fake.posts.lock().unwrap().clone();
     assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0].0, "application/json");
-    assert_eq!(posts[0].1, document.as_bytes());
+    assert_eq!(posts[0].0, "application/octet-stream");
+    assert_eq!(posts[0].1, value);
     // JSON values go as they are; SDK keys never reach the pointer.
     pointer.put("snapshot:a/b/c", b"{\"v\":1}").await.unwrap();
     pointer.put("sdk-key:ab", b"{}").await.unwrap();
-    assert_eq!(fake.posts.lock().unwrap()[1].1, b"{\"v\":1}");
+    assert_eq!(
+        fake.posts.lock().unwrap()[1],
+        ("application/json".to_string(), b"{\"v\":1}".to_vec())
+    );
     // Packed without a document, or damaged: no request, permanent.
     let parsed = ParsedSnapshot::parse(document).unwrap();
     let bare = packed::pack(&parsed).unwrap();
@@ -922,5 +949,90 @@ async fn edge_pointer_gets_the_json_text_of_a_packed_value(s: Store) {
         assert!(err.is_permanent());
     }
     assert_eq!(fake.posts.lock().unwrap().len(), 2);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A worker that predates packed pointer values answers a packed value
+/// 400: the pointer then gets the JSON text it carries, once, and the
+/// publish succeeds. A 400 to that JSON text too (or to a JSON value) is
+/// the edge refusing the snapshot: a permanent failure, not a loop.
+async fn edge_pointer_falls_back_to_json_for_an_older_worker(s: Store) {
+    let (env, flag) = tree(&s).await;
+    let (fake, url) = fake_pointer().await;
+    fake.json_only.store(true, Ordering::SeqCst);
+    let root = temp_dir("publish-pointer-old");
+    let dir = Directory::new(&root);
+    let pointer = EdgePointer::new(&url, "s3cret");
+    let h = start_in(
+        &s,
+        vec![Arc::new(pointer.clone()), Arc::new(dir.clone())],
+        KvFormat::Packed,
+    );
+    let v = current(&s, env).await;
+    until!(
+        "published to both",
+        published(&s, env, "edge-pointer").await == v && published(&s, env, "directory").await == v
+    );
+    let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
+    let document = packed::document(&value)
+        .unwrap()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    {
+        let posts = fake.posts.lock().unwrap();
+        assert_eq!(posts.len(), 2, "the packed value, then its JSON text");
+        assert_eq!(
+            posts[0],
+            ("application/octet-stream".to_string(), value.clone())
+        );
+        assert_eq!(posts[1], ("application/json".to_string(), document));
+    }
+    // Every publish tries packed first: a worker upgraded meanwhile gets it.
+    fake.json_only.store(false, Ordering::SeqCst);
+    toggle(&s, env, flag, true).await;
+    h.notify();
+    let v2 = current(&s, env).await;
+    assert!(v2 > v);
+    until!(
+        "the next version published",
+        published(&s, env, "edge-pointer").await == v2
+    );
+    h.shutdown().await;
+    {
+        let posts = fake.posts.lock().unwrap();
+        assert_eq!(posts.len(), 3);
+        assert_eq!(posts[2].0, "application/octet-stream");
+        assert!(posts[2].1.starts_with(&packed::MAGIC));
+    }
+    // The edge refusing the snapshot whatever its form: one fallback, then
+    // the 400, permanent.
+    fake.refuse.store(true, Ordering::SeqCst);
+    let err = pointer
+        .put(&kv::snapshot_key(ENV), &value)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PublishError::Http { status: 400, body } if body.contains("schemaVersion")),
+        "{err}"
+    );
+    assert!(err.is_permanent());
+    assert_eq!(fake.posts.lock().unwrap().len(), 5);
+    assert_eq!(fake.posts.lock().unwrap()[4].0, "application/json");
+    // A JSON value refused: no second request.
+    let json = packed::document(&value)
+        .unwrap()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let err = pointer
+        .put(&kv::snapshot_key(ENV), &json)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PublishError::Http { status: 400, .. }),
+        "{err}"
+    );
+    assert_eq!(fake.posts.lock().unwrap().len(), 6);
     std::fs::remove_dir_all(&root).unwrap();
 }
