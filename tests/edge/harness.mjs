@@ -70,9 +70,12 @@ function modules() {
  * `ratelimits`); `inspectorPort` opens workerd's V8 inspector there.
  * Returns { mf, kv, fetch, url }.
  */
-export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, pointer = true, workerOptions = {}, inspectorPort } = {}) {
+export async function startWorker({ bindings = {}, listen = false, cf = BASE_CF, outbound, checkOfrep = true, pointer = true, workerOptions = {}, inspectorPort, persistDurableObjects } = {}) {
   const mf = new Miniflare({
     cf,
+    // A directory keeping the Durable Objects' storage across workers
+    // (pointer.test.mjs: an object read back from its storage).
+    ...(persistDurableObjects ? { durableObjectsPersist: persistDurableObjects } : {}),
     // The V8 inspector of workerd (tests/edge/profile.mjs takes CPU profiles).
     ...(inspectorPort ? { inspectorPort } : {}),
     ...(listen ? { host: "127.0.0.1", port: 0 } : {}),

@@ -6,7 +6,10 @@
 // updating the pointer while its KV writes are held back.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { startWorker, post, putKey, putSnapshot } from "./harness.mjs";
 import { acmeProduction, api, bin, freePort, kvRestServer, published, startOrigin } from "./stack.mjs";
 
@@ -32,6 +35,28 @@ const publish = (w, body, token = SECRET) =>
     headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
     body,
   });
+
+/** Publishes packed bytes (as the origin does with `--kv-format packed`). */
+const publishPacked = (w, bytes) =>
+  w.fetch(PUBLISH, {
+    method: "POST",
+    headers: { "Content-Type": "application/octet-stream", Authorization: `Bearer ${SECRET}` },
+    body: new Uint8Array(bytes),
+  });
+
+/** `bunting pack` of a snapshot text: the packed bytes (JSON text inside). */
+function pack(text) {
+  const dir = mkdtempSync(path.join(tmpdir(), "bunting-pointer-"));
+  try {
+    writeFileSync(path.join(dir, "s.json"), text);
+    execFileSync(bin, ["pack", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], { stdio: ["ignore", "ignore", "pipe"] });
+    return readFileSync(path.join(dir, "s.bin"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const health = async (w) => (await (await w.fetch("/healthz", OPERATOR)).json());
 
 const value = async (w, key = KEY) => {
   const r = await post(w, "/ofrep/v1/evaluate/flags/f", { context: { targetingKey: "u-1" } }, { key });
@@ -134,6 +159,91 @@ test("an environment KV does not have yet is served from its pointer at once", a
   assert.equal(await value(w, key), "c");
 });
 
+test("a packed publish is held as sent and served packed, its JSON text to server SDKs", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
+  const server = "bnt_server_pointer-0123456789";
+  await putKey(w.kv, server, "p", "server");
+  const text = snap("p", 5, "c");
+  const bytes = pack(text);
+  assert.equal(bytes.subarray(0, 4).toString("latin1"), "BSNP");
+  const r = await publishPacked(w, bytes);
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { environment: "p", pointer: { outcome: "stored", version: 5 } });
+  await served(w, "c");
+  const h = (await health(w)).environments.p;
+  assert.equal(h.version, 5);
+  assert.equal(h.source, "pointer");
+  assert.equal(h.format, "packed");
+  assert.equal(h.status, "ok");
+  // /sdk/v1/snapshot: the JSON text the packed value carries, byte for byte.
+  const s = await w.fetch("/sdk/v1/snapshot", { headers: { Authorization: `Bearer ${server}` } });
+  assert.equal(s.status, 200);
+  assert.equal(await s.text(), text);
+
+  // Refused as a KV value would be: damaged, cut short, of another
+  // version of the packed format.
+  const damaged = Buffer.from(pack(snap("p", 6, "a")));
+  damaged[48] ^= 0x55; // a byte of the packed part (past the header and its digest), as packed.test.mjs
+  const future = Buffer.from(pack(snap("p", 6, "a")));
+  future.writeUInt16LE(99, 4); // the format version, after the magic
+  for (const [bad, needle] of [
+    [damaged, /packed snapshot (is corrupt|does not match|ends early)/],
+    [pack(snap("p", 6, "a")).subarray(0, 40), /packed snapshot/],
+    [future, /format version 99/],
+  ]) {
+    const refused = await publishPacked(w, bad);
+    assert.equal(refused.status, 400);
+    assert.match((await refused.json()).errorDetails, needle);
+  }
+  assert.equal((await health(w)).environments.p.version, 5);
+
+  // JSON again after packed: the object goes back to a text.
+  assert.equal((await publish(w, snap("p", 6, "a"))).status, 200);
+  await served(w, "a");
+  assert.equal((await health(w)).environments.p.format, "json");
+});
+
+test("an object holding a packed value reads it back from its storage", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "bunting-pointer-do-"));
+  const start = () => startWorker({ persistDurableObjects: dir, bindings: { POINTER_SECRET: SECRET, OPERATOR_SECRET, SNAPSHOT_TTL_SECONDS: "3600", POINTER_CHECK_SECONDS: "0" } });
+  // Larger than a stored chunk (100 KiB): several byte chunks.
+  const big = (version) => {
+    const doc = JSON.parse(snap("r", version, "b"));
+    for (let i = 0; i < 1500; i++) {
+      doc.flags.push({ key: `pad-${i}`, type: "string", variants: { a: `a-${i}`, b: `b-${i}` }, offVariant: "a", fallthrough: { variant: "b" } });
+    }
+    return JSON.stringify(doc);
+  };
+  let first = await start();
+  try {
+    const key = "bnt_client_r-0123456789";
+    await putKey(first.kv, key, "r", "client");
+    const bytes = pack(big(1));
+    assert.ok(bytes.length > 100 * 1024, `${bytes.length} bytes`);
+    assert.equal((await publishPacked(first, bytes)).status, 200);
+    assert.equal(await value(first, key), "b");
+    await first.mf.dispose();
+    // A new workerd: the object starts from its storage, KV is empty.
+    first = await start();
+    await putKey(first.kv, key, "r", "client");
+    assert.equal(await value(first, key), "b");
+    const h = (await health(first)).environments.r;
+    assert.equal(h.source, "pointer");
+    assert.equal(h.format, "packed");
+    assert.equal(h.version, 1);
+    // And a JSON text after it (the previous chunks deleted, strings stored).
+    assert.equal((await publish(first, big(2))).status, 200);
+    await first.mf.dispose();
+    first = await start();
+    await putKey(first.kv, key, "r", "client");
+    assert.equal(await value(first, key), "b");
+    assert.equal((await health(first)).environments.r.format, "json");
+    assert.equal((await health(first)).environments.r.version, 2);
+  } finally {
+    await first.mf.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("without the Durable Object binding the worker serves from KV alone", async () => {
   const plain = await startWorker({ pointer: false, bindings: { POINTER_SECRET: SECRET } });
   try {
@@ -157,12 +267,17 @@ test("without the Durable Object binding the worker serves from KV alone", async
   }
 });
 
-test("end to end: the origin's publish reaches the edge through the pointer while KV lags", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
+/**
+ * The origin (`bunting serve --edge-url`, KV values in `kvFormat`) updating
+ * the pointer while KV holds its snapshots back: from the second on, or
+ * with packed values every one (the fake KV API stores texts).
+ */
+async function endToEnd(kvFormat) {
   const edge = await startWorker({ listen: true, bindings: { POINTER_SECRET: SECRET, OPERATOR_SECRET, SNAPSHOT_TTL_SECONDS: "5", POINTER_CHECK_SECONDS: "0.5" } });
   // A KV that takes the SDK key and the first snapshot, then holds every
   // later snapshot back (KV's propagation delay, made endless).
   const held = [];
-  let holdSnapshots = false;
+  let holdSnapshots = kvFormat === "packed";
   const lagging = {
     put: async (k, v) => {
       if (holdSnapshots && k.startsWith("snapshot:")) held.push(k);
@@ -172,7 +287,7 @@ test("end to end: the origin's publish reaches the edge through the pointer whil
   };
   const rest = await kvRestServer(lagging);
   const port = await freePort();
-  const origin = await startOrigin(rest.url, port, ["--edge-url", edge.url, "--edge-pointer-secret", SECRET]);
+  const origin = await startOrigin(rest.url, port, ["--edge-url", edge.url, "--edge-pointer-secret", SECRET, "--kv-format", kvFormat]);
   try {
     const o = origin.base;
     const env = await acmeProduction(o);
@@ -194,16 +309,26 @@ test("end to end: the origin's publish reaches the edge through the pointer whil
     await api(o, "PUT", cfg, { enabled: true, rules: [], fallthrough: { variant: "b" } }, { headers: { "if-match": etag } });
     await served(edge, "b", key.secret);
     const ms = performance.now() - t0;
-    console.log(`origin -> pointer -> edge: change served ${ms.toFixed(0)} ms after the API call, KV holding it back`);
+    console.log(`origin -> pointer -> edge (${kvFormat}): change served ${ms.toFixed(0)} ms after the API call, KV holding it back`);
     assert.ok(held.length >= 1, "KV never got the new snapshot");
-    const kvVersion = JSON.parse(await edge.kv.get("snapshot:acme/web/production")).version;
     const health = await (await edge.fetch("/healthz", OPERATOR)).json();
     const edgeEnv = health.environments["acme/web/production"];
-    assert.ok(edgeEnv.version > kvVersion, `served ${edgeEnv.version}, KV ${kvVersion}`);
     assert.equal(edgeEnv.source, "pointer");
+    assert.equal(edgeEnv.format, kvFormat);
+    if (kvFormat === "json") {
+      const kvVersion = JSON.parse(await edge.kv.get("snapshot:acme/web/production")).version;
+      assert.ok(edgeEnv.version > kvVersion, `served ${edgeEnv.version}, KV ${kvVersion}`);
+    } else {
+      assert.equal(await edge.kv.get("snapshot:acme/web/production"), null, "KV never got a snapshot");
+      assert.ok(held.length >= 2);
+    }
   } finally {
     origin.child.kill();
     rest.server.close();
     await edge.mf.dispose();
   }
-});
+}
+
+test("end to end: the origin's publish reaches the edge through the pointer while KV lags", { skip: !existsSync(bin) && `${bin} is not built` }, () => endToEnd("json"));
+
+test("end to end with packed values: the pointer delivers them packed", { skip: !existsSync(bin) && `${bin} is not built` }, () => endToEnd("packed"));
