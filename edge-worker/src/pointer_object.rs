@@ -14,11 +14,15 @@
 //!   gets that event at once.
 //!
 //! Storage: the value in chunks of at most [`CHUNK_BYTES`] (under the
-//! storage API's value limit, [`pointer::chunks`]: a JSON text as strings,
-//! as before packed values existed, a packed one as bytes) under keys of
-//! their version, then `latest` (`[version, chunks]`), then the previous
+//! storage API's value limit, [`pointer::chunks`]) under keys of their
+//! version, then `latest` (`[version, chunks]`), then the previous
 //! version's chunks are deleted: a crash between the writes leaves the
-//! previous snapshot whole. Reading takes either kind of chunk.
+//! previous snapshot whole. A JSON text's chunks are strings under
+//! `snapshot:<version>:<i>`, as before packed values existed; a packed
+//! value's are bytes under `packed:<version>:<i>`, keys a worker that
+//! predates packed values never reads: rolled back, it finds no chunks
+//! (an empty text, which isolates refuse, so KV serves) instead of failing
+//! on bytes, and stores the next JSON text as ever.
 
 use std::cell::RefCell;
 
@@ -35,13 +39,16 @@ use crate::sse;
 /// Bytes per stored chunk (storage values may have 128 KiB).
 const CHUNK_BYTES: usize = 100 * 1024;
 
-fn chunk_key(version: u64, i: usize) -> String {
-    format!("snapshot:{version}:{i}")
+/// The key of chunk `i` of `version`: a piece of a JSON text, or with
+/// `bytes` a piece of a packed value.
+fn chunk_key(version: u64, i: usize, bytes: bool) -> String {
+    let family = if bytes { "packed" } else { "snapshot" };
+    format!("{family}:{version}:{i}")
 }
 
-/// Appends the chunk stored under `key` to `value`: a string (a piece of a
-/// JSON text) as its UTF-8, bytes as they are, a missing one as nothing.
-async fn append_chunk(storage: &worker::Storage, key: &str, value: &mut Vec<u8>) -> Result<()> {
+/// Appends the chunk stored under `key` to `value` (a string, a piece of
+/// a JSON text, as its UTF-8; bytes as they are); `false` if there is none.
+async fn append_chunk(storage: &worker::Storage, key: &str, value: &mut Vec<u8>) -> Result<bool> {
     let stored: JsValue = JsFuture::from(storage.as_raw().get(key)?).await?;
     if let Some(text) = stored.as_string() {
         value.extend_from_slice(text.as_bytes());
@@ -49,12 +56,14 @@ async fn append_chunk(storage: &worker::Storage, key: &str, value: &mut Vec<u8>)
         || stored.is_instance_of::<js_sys::ArrayBuffer>()
     {
         value.extend_from_slice(&js_sys::Uint8Array::new(&stored).to_vec());
-    } else if !stored.is_undefined() {
+    } else if stored.is_undefined() {
+        return Ok(false);
+    } else {
         return Err(worker::Error::RustError(format!(
             "the stored chunk {key} is neither a string nor bytes"
         )));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The environment's pointer (see the module documentation).
@@ -78,8 +87,12 @@ impl SnapshotPointer {
         let mut p = Pointer::default();
         if let Some((version, chunks)) = latest {
             let mut value = Vec::new();
-            for i in 0..chunks {
-                append_chunk(&storage, &chunk_key(version, i), &mut value).await?;
+            // A JSON text's first chunk, else a packed value's.
+            let json = chunks > 0
+                && append_chunk(&storage, &chunk_key(version, 0, false), &mut value).await?;
+            let (bytes, rest) = if json { (false, 1) } else { (true, 0) };
+            for i in rest..chunks {
+                append_chunk(&storage, &chunk_key(version, i, bytes), &mut value).await?;
             }
             p.latest = Some((version, value));
         }
@@ -100,18 +113,22 @@ impl SnapshotPointer {
         let chunks = pieces.len();
         for (i, piece) in pieces.into_iter().enumerate() {
             match piece {
-                Chunk::Text(t) => storage.put(&chunk_key(version, i), t).await?,
+                Chunk::Text(t) => storage.put(&chunk_key(version, i, false), t).await?,
                 Chunk::Bytes(b) => {
                     storage
-                        .put_raw(&chunk_key(version, i), js_sys::Uint8Array::from(b))
+                        .put_raw(&chunk_key(version, i, true), js_sys::Uint8Array::from(b))
                         .await?
                 }
             }
         }
         storage.put("latest", (version, chunks)).await?;
         if let Some((old, n)) = previous {
-            for i in 0..n {
-                storage.delete(&chunk_key(old, i)).await?;
+            // Of either family: deleting a missing key is no error.
+            let keys: Vec<String> = (0..n)
+                .flat_map(|i| [chunk_key(old, i, false), chunk_key(old, i, true)])
+                .collect();
+            for batch in keys.chunks(128) {
+                storage.delete_multiple(batch.to_vec()).await?;
             }
         }
         Ok(())
