@@ -29,8 +29,8 @@ const POINTER_PATH: &str = "/edge/v1/snapshot";
 /// 400 to a packed value, its JSON text ([`packed::document`]) is sent
 /// instead, once, and that logged, so an origin upgraded before its worker
 /// keeps the pointer working. A packed value without a JSON text, or
-/// damaged, is refused ([`PublishError::Packing`], permanent) without a
-/// request: the edge could not serve it.
+/// whose header does not read, is refused ([`PublishError::Packing`],
+/// permanent) without a request: the edge could not serve it.
 ///
 /// ```
 /// use bunting_origin::publish::{EdgePointer, Publisher};
