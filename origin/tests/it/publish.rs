@@ -4,6 +4,7 @@
 //! axum server on 127.0.0.1, a shell script).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -904,25 +905,47 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
     (fake, url)
 }
 
+/// A packed publish loop to an edge pointer at `url` and a directory,
+/// run until both hold the environment's current version: the loop, the
+/// pointer, the directory (and its root), the environment and flag ids
+/// and that version.
+async fn packed_to_pointer_and_directory(
+    s: &Store,
+    url: &str,
+    name: &str,
+) -> (
+    PublishHandle,
+    EdgePointer,
+    Directory,
+    PathBuf,
+    i64,
+    i64,
+    i64,
+) {
+    let (env, flag) = tree(s).await;
+    let root = temp_dir(name);
+    let dir = Directory::new(&root);
+    let pointer = EdgePointer::new(url, "s3cret");
+    let h = start_in(
+        s,
+        vec![Arc::new(pointer.clone()), Arc::new(dir.clone())],
+        KvFormat::Packed,
+    );
+    let v = current(s, env).await;
+    until!(
+        "published to both",
+        published(s, env, "edge-pointer").await == v && published(s, env, "directory").await == v
+    );
+    (h, pointer, dir, root, env, flag, v)
+}
+
 /// A packed loop sends the edge pointer the packed value KV gets, byte for
 /// byte; a JSON value goes as it is; a packed value without a document,
 /// or damaged, is refused, permanently, without a request.
 async fn edge_pointer_gets_the_packed_value(s: Store) {
-    let (env, _) = tree(&s).await;
     let (fake, url) = fake_pointer().await;
-    let root = temp_dir("publish-pointer");
-    let dir = Directory::new(&root);
-    let pointer = EdgePointer::new(&url, "s3cret");
-    let h = start_in(
-        &s,
-        vec![Arc::new(pointer.clone()), Arc::new(dir.clone())],
-        KvFormat::Packed,
-    );
-    let v = current(&s, env).await;
-    until!(
-        "published to both",
-        published(&s, env, "edge-pointer").await == v && published(&s, env, "directory").await == v
-    );
+    let (h, pointer, dir, root, ..) =
+        packed_to_pointer_and_directory(&s, &url, "publish-pointer").await;
     h.shutdown().await;
     let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
     assert!(value.starts_with(&packed::MAGIC));
@@ -957,22 +980,10 @@ async fn edge_pointer_gets_the_packed_value(s: Store) {
 /// publish succeeds. A 400 to that JSON text too (or to a JSON value) is
 /// the edge refusing the snapshot: a permanent failure, not a loop.
 async fn edge_pointer_falls_back_to_json_for_an_older_worker(s: Store) {
-    let (env, flag) = tree(&s).await;
     let (fake, url) = fake_pointer().await;
     fake.json_only.store(true, Ordering::SeqCst);
-    let root = temp_dir("publish-pointer-old");
-    let dir = Directory::new(&root);
-    let pointer = EdgePointer::new(&url, "s3cret");
-    let h = start_in(
-        &s,
-        vec![Arc::new(pointer.clone()), Arc::new(dir.clone())],
-        KvFormat::Packed,
-    );
-    let v = current(&s, env).await;
-    until!(
-        "published to both",
-        published(&s, env, "edge-pointer").await == v && published(&s, env, "directory").await == v
-    );
+    let (h, pointer, dir, root, env, flag, v) =
+        packed_to_pointer_and_directory(&s, &url, "publish-pointer-old").await;
     let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
     let document = packed::document(&value)
         .unwrap()
