@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { OpenFeature, ProviderEvents, ProviderStatus } from "@openfeature/server-sdk";
-import { BuntingProvider } from "../dist/index.js";
+import { BuntingProvider, packedDocument } from "../dist/index.js";
 import { root, until } from "./helpers.mjs";
 
 const edge = path.join(root, "tests", "edge");
@@ -92,8 +92,9 @@ test("through the edge's snapshot endpoint: split, change, 304s, exposures in th
       assert.equal(of.providerStatus, ProviderStatus.READY);
 
       // The snapshot in service is the published one, fetched from the edge.
-      const kvText = await w.kv.get(`snapshot:${ENV_NAME}`);
-      const published1 = JSON.parse(kvText);
+      // The origin publishes packed values (its default): the JSON inside.
+      const kvValue = async () => packedDocument(new Uint8Array(await w.kv.get(`snapshot:${ENV_NAME}`, "arrayBuffer")));
+      const published1 = JSON.parse(await kvValue());
       let st = provider.client.status();
       assert.equal(st.status, "ready");
       assert.equal(st.source, "edge");
@@ -138,7 +139,7 @@ test("through the edge's snapshot endpoint: split, change, 304s, exposures in th
       await until(() => changes.length > 0, 15000, "CONFIGURATION_CHANGED");
       assert.deepEqual(changes, [["banner"]]);
       assert.equal(await of.getStringValue("banner", "x", { targetingKey: "u" }), "Spring sale");
-      const published2 = JSON.parse(await w.kv.get(`snapshot:${ENV_NAME}`));
+      const published2 = JSON.parse(await kvValue());
       st = provider.client.status();
       assert.equal(st.snapshotVersion, pub2.snapshotVersion);
       assert.ok(st.snapshotVersion > published1.version);
