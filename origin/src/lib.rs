@@ -35,6 +35,7 @@ pub mod monitor;
 pub mod notify;
 pub mod oidc;
 pub mod publish;
+pub mod refresh;
 pub mod results;
 pub mod retention;
 pub mod rollback;

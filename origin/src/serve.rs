@@ -149,6 +149,12 @@ pub struct ServeArgs {
     /// rollback of running experiments) [default: 60]; 0 turns it off.
     #[arg(long, env = "BUNTING_MONITOR_SECONDS", value_name = "SECONDS")]
     pub monitor_seconds: Option<f64>,
+    /// Seconds between two refreshes of every running experiment's
+    /// results (PostgreSQL only; `crate::refresh`): opening the results
+    /// then costs the events since the last refresh, not every user
+    /// [default: 60]; 0 turns it off.
+    #[arg(long, env = "BUNTING_RESULTS_REFRESH_SECONDS", value_name = "SECONDS")]
+    pub results_refresh_seconds: Option<f64>,
     /// Seconds between two looks for scheduled change requests that are
     /// due [default: 5]; 0 turns it off.
     #[arg(long, env = "BUNTING_SCHEDULE_SECONDS", value_name = "SECONDS")]
@@ -341,6 +347,32 @@ impl ServeArgs {
             ramp_lead,
             ..defaults
         }))
+    }
+}
+
+impl ServeArgs {
+    /// How often running experiments' results are refreshed
+    /// (`--results-refresh-seconds`, default 60 s; 0: `None`, never); an
+    /// error for a value that is negative or not finite.
+    ///
+    /// ```
+    /// use bunting_origin::serve::ServeArgs;
+    /// let args: ServeArgs = toml::from_str("results_refresh_seconds = 30").unwrap();
+    /// assert_eq!(args.results_refresh().unwrap().unwrap().as_secs(), 30);
+    /// assert_eq!(ServeArgs::default().results_refresh().unwrap().unwrap().as_secs(), 60);
+    /// let off: ServeArgs = toml::from_str("results_refresh_seconds = 0").unwrap();
+    /// assert!(off.results_refresh().unwrap().is_none());
+    /// let bad: ServeArgs = toml::from_str("results_refresh_seconds = -1").unwrap();
+    /// assert!(bad.results_refresh().is_err());
+    /// ```
+    pub fn results_refresh(&self) -> Result<Option<Duration>> {
+        let every = seconds(
+            self.results_refresh_seconds,
+            Duration::from_secs(60),
+            "results-refresh-seconds",
+            true,
+        )?;
+        Ok((!every.is_zero()).then(|| every.max(Duration::from_millis(50))))
     }
 }
 
@@ -620,6 +652,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let monitor_options = args.monitor_options()?;
+    let results_refresh = args.results_refresh()?;
     let url = args
         .database_url
         .clone()
@@ -680,6 +713,11 @@ pub async fn serve(
     let server = tokio::spawn(async move { server.await });
     let monitor = monitor_options.map(|o| crate::monitor::spawn(monitor_services(&state), o));
     let purge = crate::retention::spawn(store.clone(), Duration::from_secs(60));
+    // Only PostgreSQL keeps incremental state: on SQLite every look
+    // aggregates in full, and refreshing would just repeat it.
+    let refresh = results_refresh
+        .filter(|_| store.backend() == crate::store::Backend::Postgres)
+        .map(|every| crate::refresh::spawn(store.clone(), every));
     let deliveries = crate::webhooks::spawn(
         store.clone(),
         state.metrics.clone(),
@@ -699,6 +737,9 @@ pub async fn serve(
         m.abort();
     }
     purge.abort();
+    if let Some(r) = refresh {
+        r.abort();
+    }
     if let Some(s) = schedule {
         s.abort();
     }

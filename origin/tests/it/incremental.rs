@@ -14,7 +14,9 @@
 //!   environment's events drops its cached looks;
 //! * the monitor's rounds over an experiment and a guarded rollout of one
 //!   flag look incrementally, each round's checks and guard health equal
-//!   to those from raw-path looks, each look in its own cached state.
+//!   to those from raw-path looks, each look in its own cached state;
+//! * after a results refresh round (`bunting serve`'s background task), opening
+//!   an experiment's results aggregates nothing in full.
 //!
 //! Metric values are integers, so every sum is exact in `f64` and the
 //! incremental figures must equal the reference bit for bit.
@@ -637,4 +639,93 @@ async fn monitor_rounds_look_incrementally() {
     let (_, served) = s.results_data(w.project, &x).await.unwrap();
     assert_eq!(served, s.experiment_data(&x, &all, &series).await.unwrap());
     assert_eq!(served.arms[0].users, 600);
+}
+
+/// `bunting serve`'s results refresh (`refresh::round`) looks at every
+/// running experiment's results: opening them afterwards over HTTP updates
+/// the refreshed look with the rows since — no full aggregation — and
+/// serves what the raw path computes. Experiments not running are left
+/// alone.
+#[tokio::test]
+async fn refreshed_results_open_without_a_full_aggregation() {
+    use crate::common::traffic;
+
+    let (s, _guard) = common::postgres().await;
+    let w = World::acme(&s).await;
+    w.flag(&s, "checkout").await;
+    let errors = MetricSpec::conversion("checkout-errors", "checkout_error");
+    w.metric(&s, &errors).await;
+    let spec = |key: &str| ExperimentSpec::new(key, "checkout", "off", "checkout-errors");
+    let x = s
+        .create_experiment(&w.actor, w.env, &spec("t"))
+        .await
+        .unwrap();
+    let x = s.start_experiment(&w.actor, x.id, x.version).await.unwrap();
+    // A draft: never looked at.
+    s.create_experiment(&w.actor, w.env, &spec("draft"))
+        .await
+        .unwrap();
+    let first_ms = bunting_origin::store::aggregate::timestamp_ms(x.started_at.as_deref().unwrap())
+        .unwrap()
+        + 1;
+    traffic::traffic(&s, w.env, first_ms, 0, 300, [7, 5]).await;
+
+    assert_eq!(bunting_origin::refresh::round(&s).await.unwrap(), 1);
+    let refreshed = cached_looks(&s, w.env).await;
+    assert_eq!(refreshed.len(), 1, "the running experiment's results look");
+    // A full aggregation deletes cached looks unused for 30 days: this one
+    // survives only if opening the results aggregates nothing in full.
+    sqlx::query(
+        "INSERT INTO analysis_cache (key, env_id, flag_key, state, used_ms) \
+         VALUES ('sentinel', $1, 'none', '{}', 0)",
+    )
+    .bind(w.env)
+    .execute(s.pool())
+    .await
+    .unwrap();
+    traffic::traffic(&s, w.env, first_ms, 300, 20, [3, 4]).await;
+
+    let api = TestApp::root(s.clone());
+    let (status, _, served) = api
+        .get("/orgs/acme/projects/web/environments/production/experiments/t/results")
+        .await;
+    assert_eq!(status, 200, "{served}");
+    let reference = s
+        .experiment_data(
+            &x,
+            std::slice::from_ref(&errors),
+            &AggregateOptions {
+                series: true,
+                raw: true,
+                ..AggregateOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reference.arms.len(), 2);
+    for (i, arm) in reference.arms.iter().enumerate() {
+        assert_eq!(arm.users, 320);
+        assert_eq!(served["arms"][i]["variant"], arm.variant.as_str());
+        assert_eq!(served["arms"][i]["users"], arm.users);
+    }
+    let (_, data) = s.results_data(w.project, &x).await.unwrap();
+    assert_eq!(data, reference);
+    let sentinel: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache WHERE key = 'sentinel'")
+            .fetch_one(s.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+    assert_eq!(
+        sentinel, 1,
+        "opening the results aggregated nothing in full"
+    );
+    let now = cached_looks(&s, w.env).await;
+    assert_eq!(now.len(), 1, "the results used the refreshed look");
+    assert_eq!(now[0].0, refreshed[0].0);
+    assert_ne!(
+        now[0].1["snapshot"], refreshed[0].1["snapshot"],
+        "and moved it on"
+    );
 }
