@@ -390,6 +390,22 @@ fn decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Header `name` of a fake server's request as text (empty when absent).
+fn header_text(req: &axum::extract::Request, name: &str) -> String {
+    req.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Serves a fake server's `app` on a loopback port; its base URL.
+async fn serve_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 async fn fake_kv(fail: usize) -> (Arc<FakeKv>, String) {
     use axum::extract::{Request, State};
     use axum::http::StatusCode;
@@ -400,11 +416,7 @@ async fn fake_kv(fail: usize) -> (Arc<FakeKv>, String) {
     async fn handle(State(f): State<Arc<FakeKv>>, req: Request) -> (StatusCode, String) {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let auth = req
-            .headers()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let auth = header_text(&req, "authorization");
         let body = axum::body::to_bytes(req.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -437,12 +449,12 @@ async fn fake_kv(fail: usize) -> (Arc<FakeKv>, String) {
         }
         (StatusCode::OK, r#"{"success":true,"errors":[]}"#.into())
     }
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = serve_loopback(
+        axum::Router::new()
+            .fallback(handle)
+            .with_state(fake.clone()),
+    )
+    .await;
     (fake, url)
 }
 
@@ -861,19 +873,11 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
     let fake = Arc::new(FakePointer::default());
     async fn handle(State(f): State<Arc<FakePointer>>, req: Request) -> (StatusCode, String) {
         if req.uri().path() != "/edge/v1/snapshot"
-            || req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                != Some("Bearer s3cret")
+            || header_text(&req, "authorization") != "Bearer s3cret"
         {
             return (StatusCode::UNAUTHORIZED, String::new());
         }
-        let ct = req
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let ct = header_text(&req, "content-type");
         let body = axum::body::to_bytes(req.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -896,12 +900,12 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
         }
         (StatusCode::OK, "{}".into())
     }
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = serve_loopback(
+        axum::Router::new()
+            .fallback(handle)
+            .with_state(fake.clone()),
+    )
+    .await;
     (fake, url)
 }
 
