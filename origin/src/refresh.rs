@@ -11,6 +11,10 @@
 //! and every later one — a round's or a person's opening the results —
 //! costs the rows ingested since the previous round, as GrowthBook's
 //! scheduled updates keep its results, but exact and up to the moment.
+//! An experiment stopped since the previous round gets one more look: its
+//! window is now fixed at the stop, a configuration of its own, so its
+//! final results are aggregated once in the background rather than when
+//! someone first opens them.
 //!
 //! On SQLite every look aggregates in full (there is no incremental state),
 //! so refreshing would only repeat that work: `bunting serve` does not
@@ -20,47 +24,85 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use bunting_origin::store::Store;
 //! let store = Store::open("sqlite::memory:").await.unwrap();
-//! assert_eq!(bunting_origin::refresh::round(&store).await.unwrap(), 0); // nothing running
+//! let mut refresher = bunting_origin::refresh::Refresher::default();
+//! assert_eq!(refresher.round(&store).await.unwrap(), 0); // nothing running
 //! # });
 //! ```
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::model::experiment::{ExperimentRecord, ExperimentStatus};
 use crate::store::{Result, Store};
 
-/// Looks at the results of every running experiment once, as the results
-/// endpoint does ([`Store::results_data`]), in id order; returns how many
-/// were looked at. A failing look is logged and the round goes on: one
-/// experiment's trouble never keeps the others cold.
-pub async fn round(store: &Store) -> Result<usize> {
-    let mut looked = 0;
-    for x in store.running_experiments().await? {
-        let project = match store.environment(x.environment_id).await {
-            Ok(env) => env.project_id,
-            Err(e) => {
-                tracing::warn!(environment = x.environment_id, experiment = %x.spec.key, error = %e, "refreshing results: no environment");
-                continue;
-            }
-        };
-        match store.results_data(project, &x).await {
-            Ok(_) => looked += 1,
-            Err(e) => {
-                tracing::warn!(environment = x.environment_id, experiment = %x.spec.key, error = %e, "refreshing results failed")
-            }
-        }
-    }
-    Ok(looked)
+/// The refresh rounds' memory: which experiments the previous round found
+/// running.
+#[derive(Debug, Default)]
+pub struct Refresher {
+    running: HashSet<i64>,
 }
 
-/// Runs a [`round`] every `every`, the first one at once, until aborted.
+impl Refresher {
+    /// Looks once at the results of every running experiment and of every
+    /// experiment the previous round saw running that has stopped since,
+    /// as the results endpoint does ([`Store::results_data`]), in id
+    /// order; returns how many were looked at. A failing look is logged
+    /// and the round goes on: one experiment's trouble never keeps the
+    /// others cold.
+    pub async fn round(&mut self, store: &Store) -> Result<usize> {
+        let running = store.running_experiments().await?;
+        let now: HashSet<i64> = running.iter().map(|x| x.id).collect();
+        let mut gone: Vec<i64> = self.running.difference(&now).copied().collect();
+        gone.sort_unstable();
+        self.running = now;
+        let mut looked = 0;
+        for x in running {
+            looked += usize::from(look(store, &x).await);
+        }
+        for id in gone {
+            // Stopped, or decided straight away; a deleted one has nothing
+            // to look at.
+            if let Ok(x) = store.experiment(id).await
+                && matches!(
+                    x.status,
+                    ExperimentStatus::Stopped | ExperimentStatus::Decided
+                )
+            {
+                looked += usize::from(look(store, &x).await);
+            }
+        }
+        Ok(looked)
+    }
+}
+
+/// One look at `x`'s results; whether it succeeded (a failure is logged).
+async fn look(store: &Store, x: &ExperimentRecord) -> bool {
+    let looked = match store.environment(x.environment_id).await {
+        Ok(env) => store.results_data(env.project_id, x).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &looked {
+        tracing::warn!(
+            environment = x.environment_id,
+            experiment = %x.spec.key,
+            error = %e,
+            "refreshing experiment results failed"
+        );
+    }
+    looked.is_ok()
+}
+
+/// Runs a [`Refresher::round`] every `every`, the first one at once, until
+/// aborted.
 pub fn spawn(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut refresher = Refresher::default();
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let started = std::time::Instant::now();
-            match round(&store).await {
+            match refresher.round(&store).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(
                     experiments = n,

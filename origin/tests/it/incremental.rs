@@ -16,7 +16,7 @@
 //!   flag look incrementally, each round's checks and guard health equal
 //!   to those from raw-path looks, each look in its own cached state;
 //! * after a results refresh round (`bunting serve`'s background task), opening
-//!   an experiment's results aggregates nothing in full.
+//!   a running or just stopped experiment's results aggregates nothing in full.
 //!
 //! Metric values are integers, so every sum is exact in `f64` and the
 //! incremental figures must equal the reference bit for bit.
@@ -644,8 +644,8 @@ async fn monitor_rounds_look_incrementally() {
 /// `bunting serve`'s results refresh (`refresh::round`) looks at every
 /// running experiment's results: opening them afterwards over HTTP updates
 /// the refreshed look with the rows since — no full aggregation — and
-/// serves what the raw path computes. Experiments not running are left
-/// alone.
+/// serves what the raw path computes; after a stop, one more round takes
+/// the final results' look. Drafts are left alone.
 #[tokio::test]
 async fn refreshed_results_open_without_a_full_aggregation() {
     use crate::common::traffic;
@@ -670,7 +670,8 @@ async fn refreshed_results_open_without_a_full_aggregation() {
         + 1;
     traffic::traffic(&s, w.env, first_ms, 0, 300, [7, 5]).await;
 
-    assert_eq!(bunting_origin::refresh::round(&s).await.unwrap(), 1);
+    let mut refresher = bunting_origin::refresh::Refresher::default();
+    assert_eq!(refresher.round(&s).await.unwrap(), 1);
     let refreshed = cached_looks(&s, w.env).await;
     assert_eq!(refreshed.len(), 1, "the running experiment's results look");
     // A full aggregation deletes cached looks unused for 30 days: this one
@@ -728,4 +729,48 @@ async fn refreshed_results_open_without_a_full_aggregation() {
         now[0].1["snapshot"], refreshed[0].1["snapshot"],
         "and moved it on"
     );
+
+    // Stopped: the next round takes the final results' look (a window of
+    // its own, fixed at the stop), the one after leaves it alone.
+    let x = s.stop_experiment(&w.actor, x.id, x.version).await.unwrap();
+    assert_eq!(refresher.round(&s).await.unwrap(), 1);
+    assert_eq!(cached_looks(&s, w.env).await.len(), 2, "and the final look");
+    assert_eq!(refresher.round(&s).await.unwrap(), 0);
+    sqlx::query(
+        "INSERT INTO analysis_cache (key, env_id, flag_key, state, used_ms) \
+         VALUES ('sentinel', $1, 'none', '{}', 0) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(w.env)
+    .execute(s.pool())
+    .await
+    .unwrap();
+    let (status, _, stopped) = api
+        .get("/orgs/acme/projects/web/environments/production/experiments/t/results")
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    let (_, final_data) = s.results_data(w.project, &x).await.unwrap();
+    let final_reference = s
+        .experiment_data(
+            &x,
+            std::slice::from_ref(&errors),
+            &AggregateOptions {
+                series: true,
+                raw: true,
+                ..AggregateOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(final_data, final_reference);
+    for (i, arm) in final_reference.arms.iter().enumerate() {
+        assert_eq!(stopped["arms"][i]["users"], arm.users);
+    }
+    let sentinel: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache WHERE key = 'sentinel'")
+            .fetch_one(s.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+    assert_eq!(sentinel, 1, "the final results aggregated nothing in full");
 }
