@@ -535,9 +535,42 @@ fn rollup_sql(
 /// From this many users (the planner's estimate) in a key range, the
 /// rollup statement runs on PostgreSQL as a merge join of the two
 /// key-ordered covering indexes (the planner's own choice, a hash join,
-/// spills to disk; a nested loop probes once per user) and with JIT
-/// compilation of its expressions (≈ 20 % faster on 10M exposures).
+/// spills to disk; a nested loop probes once per user).
 const LARGE_RANGE_USERS: f64 = 50_000.0;
+
+/// From this many users in a key range the rollup statement's expressions
+/// are JIT-compiled without optimization or inlining (≈ 40 ms of compile
+/// time, about 10 % faster execution); below it JIT costs more than it
+/// saves.
+const JIT_RANGE_USERS: f64 = 250_000.0;
+
+/// From this many users in a key range the JIT also optimizes and inlines
+/// (≈ 290 ms of compile time, ≈ 20 % faster execution: worth it from about
+/// three quarters of a million users). Measured on 2 vCPUs, 2026-12-06
+/// (docs/performance.md, "Results kept warm").
+const JIT_OPTIMIZED_RANGE_USERS: f64 = 750_000.0;
+
+/// The JIT settings of a rollup statement over a key range of `users`
+/// (the planner's estimate) users.
+fn jit_settings(users: f64) -> &'static [&'static str] {
+    if users >= JIT_OPTIMIZED_RANGE_USERS {
+        &[
+            "jit = on",
+            "jit_above_cost = 0",
+            "jit_optimize_above_cost = 0",
+            "jit_inline_above_cost = 0",
+        ]
+    } else if users >= JIT_RANGE_USERS {
+        &[
+            "jit = on",
+            "jit_above_cost = 0",
+            "jit_optimize_above_cost = -1",
+            "jit_inline_above_cost = -1",
+        ]
+    } else {
+        &["jit = off"]
+    }
+}
 
 /// Runs `sql` with `$1` environment id, `$2` flag, `$3`/`$4` the bounds, then
 /// `tail` (event names, key bounds). Everything owned: borrowed binds make
@@ -1019,8 +1052,8 @@ impl Store {
 
     /// One `user_key` range of the rollup ([`rollup_sql`]), in one read
     /// transaction: on PostgreSQL planner-steered for large ranges
-    /// ([`LARGE_RANGE_USERS`]), without JIT for small ones (its compile
-    /// time costs more than it saves there).
+    /// ([`LARGE_RANGE_USERS`]), with JIT only for ranges where its compile
+    /// time pays off ([`jit_settings`]).
     async fn rollup_part(
         &self,
         q: &PartQuery,
@@ -1066,7 +1099,8 @@ impl Store {
                 .iter()
                 .map(|r| r.try_get::<String, _>(0))
                 .collect::<std::result::Result<_, _>>()?;
-            if estimated_users(&plan) >= LARGE_RANGE_USERS {
+            let users = estimated_users(&plan);
+            if users >= LARGE_RANGE_USERS {
                 set_local(
                     &mut tx,
                     &[
@@ -1074,16 +1108,11 @@ impl Store {
                         "enable_nestloop = off",
                         "enable_sort = off",
                         "max_parallel_workers_per_gather = 0",
-                        "jit = on",
-                        "jit_above_cost = 0",
-                        "jit_optimize_above_cost = 0",
-                        "jit_inline_above_cost = 0",
                     ],
                 )
                 .await?;
-            } else {
-                set_local(&mut tx, &["jit = off"]).await?;
             }
+            set_local(&mut tx, jit_settings(users)).await?;
         }
         let rows = fetch(&mut tx, sql, q.head.clone(), q.bounds, tail).await?;
         tx.commit().await?;
