@@ -11,7 +11,9 @@
 //   - snapshot cold-load time inside workerd (first request of a fresh
 //     isolate; a new snapshot version vs. the warm median),
 //   - latency p50/p99/p99.9 and requests/s of single and bulk OFREP
-//     evaluations driven by autocannon (pinned in package.json),
+//     evaluations driven by autocannon (pinned in package.json) or by
+//     raw-client.mjs (BENCH_CLIENT=raw), and with BENCH_FLOOR the same for
+//     a trivial JavaScript worker (floor-worker.mjs): the harness's share,
 // and compares them with the targets of issue 16 (on one connection: bulk
 // p99 <= 2 ms, single flag p99 <= 0.5 ms; bundle <= 250 KB gzipped):
 // PASS/MISS, never a failure exit code.
@@ -37,7 +39,18 @@
 // environment's pointer, `POST /edge/v1/snapshot` in the BENCH_PACKED form,
 // and times the request that asks for it, `flagConfigEtag=<version>` as a
 // client re-fetching after a change event sends, which waits for the
-// pointer's answer and loads it; KV keeps the first version).
+// pointer's answer and loads it; KV keeps the first version),
+// BENCH_CLIENT (the load phase's client: `autocannon`, the default, or `raw`,
+// raw-client.mjs: closed-loop keep-alive HTTP/1.1 over node:net, one prebuilt
+// request per connection and a byte parser that allocates nothing per
+// response, so that the client adds as little as it can; the same request
+// bytes, new-context ids of the same length; every run checks its first
+// answer),
+// BENCH_FLOOR (1: after bunting's load scenarios, the same single and
+// bulk-50 scenarios against floor-worker.mjs, a trivial JavaScript OFREP
+// worker served the same way (miniflare, workerd, loopback): the floor of
+// what any worker costs in this harness, "floor: …" in the table; `only`:
+// the floor alone, without bunting's worker, which then needs no build).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -45,8 +58,11 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
+import { Miniflare } from "miniflare";
 import { BODY, snapshot, UNIQUE_BODY } from "./bench-data.mjs";
-import { buildDir, putKey, putSnapshot as putJson, root, startWorker } from "./harness.mjs";
+import { BASE_CF, buildDir, COMPATIBILITY_DATE, putKey, putSnapshot as putJson, root, startWorker } from "./harness.mjs";
+import { ofrepViolations } from "./ofrep-schema.mjs";
+import { runRaw } from "./raw-client.mjs";
 import { bin } from "./stack.mjs";
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -55,6 +71,10 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const VERSIONS = Number(process.env.BENCH_VERSIONS ?? 10);
 const VIA_POINTER = process.env.BENCH_VIA_POINTER === "1";
 const POINTER_SECRET = "bench-pointer-secret";
+const CLIENT = process.env.BENCH_CLIENT ?? "autocannon";
+if (!["autocannon", "raw"].includes(CLIENT)) throw new Error(`BENCH_CLIENT=${CLIENT}: autocannon or raw`);
+const FLOOR = process.env.BENCH_FLOOR ?? "0";
+if (!["0", "1", "only"].includes(FLOOR)) throw new Error(`BENCH_FLOOR=${FLOOR}: 0, 1 or only`);
 const TARGET_P99_MS = 2;
 const TARGET_SINGLE_P99_MS = 0.5;
 const TARGET_BUNDLE_GZ = 250 * 1000; // "250 KB": the stricter reading (250 KiB = 256,000)
@@ -214,7 +234,18 @@ async function coldLoad() {
 }
 
 // ---------------------------------------------------------------- load runs
-function run(url, { path: p, key, connections, duration = DURATION, unique = false }) {
+function run(url, { path: p, key, connections, duration = DURATION, unique = false, check }) {
+  if (CLIENT === "raw") {
+    return runRaw({
+      url, path: p, connections, duration, unique,
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: unique ? UNIQUE_BODY : BODY,
+      check: (status, text) => {
+        if (status !== 200) throw new Error(`POST ${p}: ${status} ${text.slice(0, 300)}`);
+        check(JSON.parse(text));
+      },
+    });
+  }
   return new Promise((resolve, reject) => {
     const lat = [];
     const inst = autocannon({
@@ -257,38 +288,108 @@ async function loadRuns() {
       await putKey(w.kv, e.key, e.name, "server");
       await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags));
     }
-    // Check the answers before measuring them.
-    const one = JSON.parse((await timedPost(w.url, "/ofrep/v1/evaluate/flags/flag-0", ENVS[0].key)).text);
-    if (one.key !== "flag-0" || one.reason !== "SPLIT" || one.metadata?.ruleId !== "launch") {
-      throw new Error(`unexpected single answer: ${JSON.stringify(one)}`);
-    }
-    for (const e of ENVS) {
-      const bulk = JSON.parse((await timedPost(w.url, "/ofrep/v1/evaluate/flags", e.key)).text);
+    const checkSingle = (one) => {
+      if (one.key !== "flag-0" || one.reason !== "SPLIT" || one.metadata?.ruleId !== "launch") {
+        throw new Error(`unexpected single answer: ${JSON.stringify(one)}`);
+      }
+    };
+    const checkBulk = (e) => (bulk) => {
       if (bulk.flags?.length !== e.flags || bulk.flags.some((f) => f.errorCode)) {
         throw new Error(`unexpected bulk answer for ${e.name}`);
       }
-    }
+    };
+    // Check the answers before measuring them (BENCH_CLIENT=raw also checks
+    // each run's first answer).
+    checkSingle(JSON.parse((await timedPost(w.url, "/ofrep/v1/evaluate/flags/flag-0", ENVS[0].key)).text));
+    for (const e of ENVS) checkBulk(e)(JSON.parse((await timedPost(w.url, "/ofrep/v1/evaluate/flags", e.key)).text));
     // One connection: the latency of a request on an idle worker. Several:
     // throughput, with the latency a saturated isolate adds by queueing.
     const scenarios = [];
     for (const connections of [...new Set([1, CONNECTIONS])]) {
       scenarios.push(
-        { name: `single flag (of 1,000), c=${connections}`, path: "/ofrep/v1/evaluate/flags/flag-0", key: ENVS[0].key, connections },
-        { name: `bulk, 50 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections },
-        { name: `bulk, 1,000 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[0].key, connections },
-        { name: `bulk, 50, new context, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections, unique: true },
-        { name: `bulk, 1,000, new context, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[0].key, connections, unique: true },
+        { name: `single flag (of 1,000), c=${connections}`, path: "/ofrep/v1/evaluate/flags/flag-0", key: ENVS[0].key, connections, check: checkSingle },
+        { name: `bulk, 50 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections, check: checkBulk(ENVS[1]) },
+        { name: `bulk, 1,000 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[0].key, connections, check: checkBulk(ENVS[0]) },
+        { name: `bulk, 50, new context, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections, unique: true, check: checkBulk(ENVS[1]) },
+        { name: `bulk, 1,000, new context, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[0].key, connections, unique: true, check: checkBulk(ENVS[0]) },
       );
     }
-    await run(w.url, { ...scenarios[0], connections: CONNECTIONS, duration: 2 }); // warm-up, discarded
-    const results = [];
-    // BENCH_SCENARIOS: `;`-separated parts of scenario names to run (default all).
-    const only = process.env.BENCH_SCENARIOS?.split(";").map((x) => x.trim()).filter(Boolean);
-    for (const s of scenarios.filter((s) => !only || only.some((o) => s.name.includes(o)))) {
-      process.stdout.write(`  running: ${s.name} (${DURATION} s)…\n`);
-      results.push({ ...s, ...(await run(w.url, s)) });
+    return await measure(w.url, scenarios);
+  } finally {
+    await w.mf.dispose();
+  }
+}
+
+/** A warm-up, then the scenarios BENCH_SCENARIOS selects, one after another. */
+async function measure(url, scenarios) {
+  await run(url, { ...scenarios[0], connections: CONNECTIONS, duration: 2 }); // warm-up, discarded
+  const results = [];
+  // BENCH_SCENARIOS: `;`-separated parts of scenario names to run (default all).
+  const only = process.env.BENCH_SCENARIOS?.split(";").map((x) => x.trim()).filter(Boolean);
+  for (const s of scenarios.filter((s) => !only || only.some((o) => s.name.includes(o)))) {
+    process.stdout.write(`  running: ${s.name} (${DURATION} s)…\n`);
+    results.push({ ...s, ...(await run(url, s)) });
+  }
+  return results;
+}
+
+// ------------------------------------------------------------ harness floor
+/**
+ * floor-worker.mjs in workerd, started as harness.mjs's startWorker starts
+ * bunting's worker with `listen: true, checkOfrep: false` (the same
+ * miniflare, request.cf, compatibility date and loopback listener; no KV,
+ * Durable Object or [vars], which it does not use). Resolves to { mf, url }.
+ */
+async function startFloor() {
+  const mf = new Miniflare({
+    cf: BASE_CF,
+    host: "127.0.0.1",
+    port: 0,
+    workers: [{
+      name: "bunting-floor",
+      modules: [{ type: "ESModule", path: path.join(root, "tests", "edge", "floor-worker.mjs") }],
+      modulesRoot: root,
+      compatibilityDate: COMPATIBILITY_DATE,
+    }],
+  });
+  try {
+    return { mf, url: String(await mf.ready) };
+  } catch (e) {
+    await mf.dispose().catch(() => {});
+    throw e;
+  }
+}
+
+/** The floor's single and bulk-50 scenarios (its bulk answer is one fixed 50-flag body). */
+async function floorRuns() {
+  const w = await startFloor();
+  try {
+    const ofrep = (p) => (answer) => {
+      const problems = ofrepViolations({ method: "POST", url: p, status: 200, contentType: "application/json", body: JSON.stringify(answer) });
+      if (problems.length) throw new Error(`floor answer breaking OFREP: ${problems.join("; ")}`);
+    };
+    const single = "/ofrep/v1/evaluate/flags/flag-0";
+    const bulk = "/ofrep/v1/evaluate/flags";
+    const checkSingle = (one) => {
+      ofrep(single)(one);
+      if (one.key !== "flag-0" || one.value !== "control") throw new Error(`unexpected floor answer: ${JSON.stringify(one)}`);
+    };
+    const checkBulk = (all) => {
+      ofrep(bulk)(all);
+      if (all.flags?.length !== 50) throw new Error("unexpected floor bulk answer");
+    };
+    checkSingle(JSON.parse((await timedPost(w.url, single, ENVS[0].key)).text));
+    checkBulk(JSON.parse((await timedPost(w.url, bulk, ENVS[1].key)).text));
+    const name = "floor: trivial JS worker";
+    const scenarios = [];
+    for (const connections of [...new Set([1, CONNECTIONS])]) {
+      scenarios.push(
+        { name: `${name}, single, c=${connections}`, path: single, key: ENVS[0].key, connections, check: checkSingle, floor: true },
+        { name: `${name}, bulk 50 (fixed), c=${connections}`, path: bulk, key: ENVS[1].key, connections, check: checkBulk, floor: true },
+        { name: `${name}, bulk 50, new context, c=${connections}`, path: bulk, key: ENVS[1].key, connections, unique: true, check: checkBulk, floor: true },
+      );
     }
-    return results;
+    return await measure(w.url, scenarios);
   } finally {
     await w.mf.dispose();
   }
@@ -297,11 +398,14 @@ async function loadRuns() {
 // ---------------------------------------------------------------------- main
 const started = new Date();
 console.log(`edge-bench ${started.toISOString()}: node ${process.version}, ${os.cpus().length} CPUs ` +
-  `(${os.cpus()[0]?.model ?? "?"}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  `(${os.cpus()[0]?.model ?? "?"}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}` +
+  `, client ${CLIENT}${FLOOR !== "0" ? `, floor ${FLOOR}` : ""}`);
 
 const PHASES = new Set((process.env.BENCH_PHASES ?? "bundle,cold,load").split(",").map((p) => p.trim()));
 
 let b = null;
+// BENCH_FLOOR=only: no bundle, no cold phase, no bunting worker.
+if (FLOOR === "only") for (const p of ["bundle", "cold"]) PHASES.delete(p);
 if (PHASES.has("bundle")) {
   b = bundle();
   console.log(`\nbundle (${path.relative(root, buildDir)}/)`);
@@ -331,22 +435,34 @@ if (PHASES.has("cold")) {
 
 let results = [];
 if (PHASES.has("load")) {
-  console.log("\nload (autocannon)");
-  results = await loadRuns();
-  console.log(`\n  ${pad("scenario", 34)} ${lpad("req/s", 8)} ${lpad("p50 ms", 8)} ${lpad("p90 ms", 8)} ` +
+  console.log(`\nload (${CLIENT === "raw" ? "raw node:net client, raw-client.mjs" : "autocannon"})`);
+  if (FLOOR !== "only") results = await loadRuns();
+  if (FLOOR !== "0") results.push(...(await floorRuns()));
+  const W = Math.max(34, ...results.map((r) => r.name.length));
+  console.log(`\n  ${pad("scenario", W)} ${lpad("req/s", 8)} ${lpad("p50 ms", 8)} ${lpad("p90 ms", 8)} ` +
     `${lpad("p99 ms", 8)} ${lpad("p99.9 ms", 9)} ${lpad("max ms", 8)} ${lpad("resp", 10)}  non-2xx/err`);
   for (const r of results) {
-    console.log(`  ${pad(r.name, 34)} ${lpad(r.rps.toFixed(0), 8)} ${lpad(ms(r.p50), 8)} ${lpad(ms(r.p90), 8)} ` +
+    console.log(`  ${pad(r.name, W)} ${lpad(r.rps.toFixed(0), 8)} ${lpad(ms(r.p50), 8)} ${lpad(ms(r.p90), 8)} ` +
       `${lpad(ms(r.p99), 8)} ${lpad(ms(r.p999), 9)} ${lpad(ms(r.max), 8)} ${lpad(kib(r.bytesPerResponse), 10)}  ` +
       `${r.non2xx}/${r.errors + r.timeouts}`);
+  }
+  if (CLIENT === "raw") {
+    const chunked = results.filter((r) => r.chunkedResponses);
+    console.log(chunked.length
+      ? `  chunked answers: ${chunked.map((r) => `${r.name} ${r.chunkedResponses}`).join(", ")}`
+      : "  every answer had a Content-Length (none chunked)");
   }
 }
 
 console.log("\ntargets (reported, never enforced)");
 const verdict = (ok) => (ok ? "PASS" : "MISS");
-for (const r of results.filter((r) => r.connections === 1)) {
+for (const r of results.filter((r) => r.connections === 1 && !r.floor)) {
   const target = r.name.startsWith("single") ? TARGET_SINGLE_P99_MS : TARGET_P99_MS;
   console.log(`  ${verdict(r.p99 <= target)}  p99 <= ${target} ms: ${r.name}: ${ms(r.p99)} ms`);
+}
+// The floor is no product: its figures are the harness's share, not judged.
+for (const r of results.filter((r) => r.connections === 1 && r.floor && r.name.includes("single"))) {
+  console.log(`  (floor) ${r.name}: p99 ${ms(r.p99)} ms, p50 ${ms(r.p50)} ms: what any worker gets here with ${CLIENT}`);
 }
 if (b) {
   console.log(`  ${verdict(b.gz <= TARGET_BUNDLE_GZ)}  bundle <= 250 KB gzipped: ` +
@@ -357,7 +473,7 @@ console.log(`  load average at the end ${os.loadavg().map((x) => x.toFixed(2)).j
 if (process.env.BENCH_JSON) {
   writeFileSync(process.env.BENCH_JSON, JSON.stringify({
     date: started.toISOString(), node: process.version, cpus: os.cpus().length,
-    duration: DURATION, connections: CONNECTIONS, buildDir: path.relative(root, buildDir),
+    duration: DURATION, connections: CONNECTIONS, buildDir: path.relative(root, buildDir), client: CLIENT, floor: FLOOR,
     loadavg: os.loadavg(), bundle: b, cold, results,
   }, null, 2));
   console.log(`\nfigures written to ${process.env.BENCH_JSON}`);
