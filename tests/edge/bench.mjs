@@ -45,7 +45,8 @@
 // request per connection and a byte parser that allocates nothing per
 // response, so that the client adds as little as it can; the same request
 // bytes, new-context ids of the same length; every run checks its first
-// answer),
+// answer; with either client the table's last column is the CPU time the
+// bench process, i.e. the client, spent per answer),
 // BENCH_FLOOR (1: after bunting's load scenarios, the same single and
 // bulk-50 scenarios against floor-worker.mjs, a trivial JavaScript OFREP
 // worker served the same way (miniflare, workerd, loopback): the floor of
@@ -234,7 +235,19 @@ async function coldLoad() {
 }
 
 // ---------------------------------------------------------------- load runs
-function run(url, { path: p, key, connections, duration = DURATION, unique = false, check }) {
+/**
+ * One load run with BENCH_CLIENT's client; also the CPU time this process
+ * (the client: autocannon and raw-client.mjs run in it) spent per answer,
+ * user + system, in µs: what the client takes from the cores workerd shares.
+ */
+async function run(url, s) {
+  const cpu0 = process.cpuUsage();
+  const r = await runWith(url, s);
+  const cpu = process.cpuUsage(cpu0);
+  return { ...r, clientCpuUs: (cpu.user + cpu.system) / Math.max(1, r.requests + r.non2xx) };
+}
+
+function runWith(url, { path: p, key, connections, duration = DURATION, unique = false, check }) {
   if (CLIENT === "raw") {
     return runRaw({
       url, path: p, connections, duration, unique,
@@ -440,11 +453,11 @@ if (PHASES.has("load")) {
   if (FLOOR !== "0") results.push(...(await floorRuns()));
   const W = Math.max(34, ...results.map((r) => r.name.length));
   console.log(`\n  ${pad("scenario", W)} ${lpad("req/s", 8)} ${lpad("p50 ms", 8)} ${lpad("p90 ms", 8)} ` +
-    `${lpad("p99 ms", 8)} ${lpad("p99.9 ms", 9)} ${lpad("max ms", 8)} ${lpad("resp", 10)}  non-2xx/err`);
+    `${lpad("p99 ms", 8)} ${lpad("p99.9 ms", 9)} ${lpad("max ms", 8)} ${lpad("resp", 10)}  non-2xx/err  client CPU µs/req`);
   for (const r of results) {
     console.log(`  ${pad(r.name, W)} ${lpad(r.rps.toFixed(0), 8)} ${lpad(ms(r.p50), 8)} ${lpad(ms(r.p90), 8)} ` +
       `${lpad(ms(r.p99), 8)} ${lpad(ms(r.p999), 9)} ${lpad(ms(r.max), 8)} ${lpad(kib(r.bytesPerResponse), 10)}  ` +
-      `${r.non2xx}/${r.errors + r.timeouts}`);
+      `${lpad(`${r.non2xx}/${r.errors + r.timeouts}`, 11)}  ${lpad(r.clientCpuUs.toFixed(0), 17)}`);
   }
   if (CLIENT === "raw") {
     const chunked = results.filter((r) => r.chunkedResponses);
