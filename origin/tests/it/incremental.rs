@@ -387,18 +387,7 @@ async fn served_results_follow_ingestion_and_purges_drop_looks() {
         let (status, _, served) = api.get(path).await;
         assert_eq!(status, 200, "{served}");
         let (_, data) = s.results_data(w.project, &x).await.unwrap();
-        let reference = s
-            .experiment_data(
-                &x,
-                std::slice::from_ref(&purchased),
-                &AggregateOptions {
-                    series: true,
-                    raw: true,
-                    ..AggregateOptions::default()
-                },
-            )
-            .await
-            .unwrap();
+        let reference = raw_results(&s, &x, std::slice::from_ref(&purchased)).await;
         assert_eq!(data, reference, "step {step}");
         for (i, arm) in reference.arms.iter().enumerate() {
             assert_eq!(served["arms"][i]["variant"], arm.variant.as_str());
@@ -443,6 +432,51 @@ async fn cached_looks(s: &Store, env: i64) -> Vec<(String, serde_json::Value)> {
         )
     })
     .collect()
+}
+
+/// Plants a cached look unused for 30 days in environment `env`: a full
+/// aggregation deletes such looks, so it survives only while every look
+/// since is incremental ([`sentinel_kept`]).
+async fn plant_sentinel(s: &Store, env: i64) {
+    sqlx::query(
+        "INSERT INTO analysis_cache (key, env_id, flag_key, state, used_ms) \
+         VALUES ('sentinel', $1, 'none', '{}', 0) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(env)
+    .execute(s.pool())
+    .await
+    .unwrap();
+}
+
+/// Whether the look planted by [`plant_sentinel`] is still there.
+async fn sentinel_kept(s: &Store) -> bool {
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache WHERE key = 'sentinel'")
+        .fetch_one(s.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    n == 1
+}
+
+/// The results endpoint's data for `x` (with the daily series) over the
+/// raw path: the reference.
+async fn raw_results(
+    s: &Store,
+    x: &bunting_origin::model::experiment::ExperimentRecord,
+    metrics: &[MetricSpec],
+) -> ExperimentData {
+    s.experiment_data(
+        x,
+        metrics,
+        &AggregateOptions {
+            series: true,
+            raw: true,
+            ..AggregateOptions::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// The monitor's rounds over a running experiment and a guarded rollout
@@ -567,14 +601,7 @@ async fn monitor_rounds_look_incrementally() {
 
     // A full aggregation deletes cached looks unused for 30 days: this
     // one survives only if no later look aggregates in full.
-    sqlx::query(
-        "INSERT INTO analysis_cache (key, env_id, flag_key, state, used_ms) \
-         VALUES ('sentinel', $1, 'none', '{}', 0)",
-    )
-    .bind(w.env)
-    .execute(s.pool())
-    .await
-    .unwrap();
+    plant_sentinel(&s, w.env).await;
     // New users, and a late error of a user the first round saw.
     traffic::traffic(&s, w.env, first_ms, 300, 300, [20, 20]).await;
     s.insert_metric_events(&[MetricEvent {
@@ -591,14 +618,10 @@ async fn monitor_rounds_look_incrementally() {
     .unwrap();
     let raw_g = round("second round").await;
     assert_eq!(raw_g.arms[0].users, 600);
-    let sentinel: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache WHERE key = 'sentinel'")
-            .fetch_one(s.pool())
-            .await
-            .unwrap()
-            .try_get("n")
-            .unwrap();
-    assert_eq!(sentinel, 1, "the second round aggregated nothing in full");
+    assert!(
+        sentinel_kept(&s).await,
+        "the second round aggregated nothing in full"
+    );
     let second = cached_looks(&s, w.env).await;
     assert_eq!(second.len(), 3);
     for ((k1, s1), (k2, s2)) in first
@@ -676,14 +699,7 @@ async fn refreshed_results_open_without_a_full_aggregation() {
     assert_eq!(refreshed.len(), 1, "the running experiment's results look");
     // A full aggregation deletes cached looks unused for 30 days: this one
     // survives only if opening the results aggregates nothing in full.
-    sqlx::query(
-        "INSERT INTO analysis_cache (key, env_id, flag_key, state, used_ms) \
-         VALUES ('sentinel', $1, 'none', '{}', 0)",
-    )
-    .bind(w.env)
-    .execute(s.pool())
-    .await
-    .unwrap();
+    plant_sentinel(&s, w.env).await;
     traffic::traffic(&s, w.env, first_ms, 300, 20, [3, 4]).await;
 
     let api = TestApp::root(s.clone());
@@ -691,18 +707,7 @@ async fn refreshed_results_open_without_a_full_aggregation() {
         .get("/orgs/acme/projects/web/environments/production/experiments/t/results")
         .await;
     assert_eq!(status, 200, "{served}");
-    let reference = s
-        .experiment_data(
-            &x,
-            std::slice::from_ref(&errors),
-            &AggregateOptions {
-                series: true,
-                raw: true,
-                ..AggregateOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let reference = raw_results(&s, &x, std::slice::from_ref(&errors)).await;
     assert_eq!(reference.arms.len(), 2);
     for (i, arm) in reference.arms.iter().enumerate() {
         assert_eq!(arm.users, 320);
@@ -711,15 +716,8 @@ async fn refreshed_results_open_without_a_full_aggregation() {
     }
     let (_, data) = s.results_data(w.project, &x).await.unwrap();
     assert_eq!(data, reference);
-    let sentinel: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache WHERE key = 'sentinel'")
-            .fetch_one(s.pool())
-            .await
-            .unwrap()
-            .try_get("n")
-            .unwrap();
-    assert_eq!(
-        sentinel, 1,
+    assert!(
+        sentinel_kept(&s).await,
         "opening the results aggregated nothing in full"
     );
     let now = cached_looks(&s, w.env).await;
@@ -736,41 +734,19 @@ async fn refreshed_results_open_without_a_full_aggregation() {
     assert_eq!(refresher.round(&s).await.unwrap(), 1);
     assert_eq!(cached_looks(&s, w.env).await.len(), 2, "and the final look");
     assert_eq!(refresher.round(&s).await.unwrap(), 0);
-    sqlx::query(
-        "INSERT INTO analysis_cache (key, env_id, flag_key, state, used_ms) \
-         VALUES ('sentinel', $1, 'none', '{}', 0) ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(w.env)
-    .execute(s.pool())
-    .await
-    .unwrap();
+    plant_sentinel(&s, w.env).await;
     let (status, _, stopped) = api
         .get("/orgs/acme/projects/web/environments/production/experiments/t/results")
         .await;
     assert_eq!(status, 200, "{stopped}");
     let (_, final_data) = s.results_data(w.project, &x).await.unwrap();
-    let final_reference = s
-        .experiment_data(
-            &x,
-            std::slice::from_ref(&errors),
-            &AggregateOptions {
-                series: true,
-                raw: true,
-                ..AggregateOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let final_reference = raw_results(&s, &x, std::slice::from_ref(&errors)).await;
     assert_eq!(final_data, final_reference);
     for (i, arm) in final_reference.arms.iter().enumerate() {
         assert_eq!(stopped["arms"][i]["users"], arm.users);
     }
-    let sentinel: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM analysis_cache WHERE key = 'sentinel'")
-            .fetch_one(s.pool())
-            .await
-            .unwrap()
-            .try_get("n")
-            .unwrap();
-    assert_eq!(sentinel, 1, "the final results aggregated nothing in full");
+    assert!(
+        sentinel_kept(&s).await,
+        "the final results aggregated nothing in full"
+    );
 }
