@@ -214,6 +214,44 @@ pub(crate) struct Compiled {
     pub layers: Vec<CLayer>,
 }
 
+impl Compiled {
+    /// The top-level context attributes that any condition (of a rule or a
+    /// segment) or bucketing attribute reads, each once, plus
+    /// `targetingKey` (bucketing and segment lists read it). `first_use`
+    /// says, per rule in flag order, whether its condition is walked (the
+    /// first rule of each shared condition is enough).
+    pub(crate) fn attribute_roots(&self, first_use: &[bool]) -> Box<[Box<str>]> {
+        let mut roots: Vec<Box<str>> = vec![DEFAULT_BUCKET_BY.into()];
+        let mut add = |root: &str| {
+            if !roots.iter().any(|r| **r == *root) {
+                roots.push(root.into());
+            }
+        };
+        let mut first = first_use.iter();
+        for flag in &self.flags {
+            for rule in &flag.rules {
+                if first.next().copied().unwrap_or(true) {
+                    rule.condition.for_each_root(&mut add);
+                }
+            }
+            if let Some(root) = flag.bucket_by().and_then(|p| p.first()) {
+                add(root);
+            }
+        }
+        for segment in &self.segments {
+            if let Some(c) = &segment.condition {
+                c.for_each_root(&mut add);
+            }
+        }
+        for layer in &self.layers {
+            if let Some(root) = layer.bucket_by.as_ref().and_then(|p| p.first()) {
+                add(root);
+            }
+        }
+        roots.into_boxed_slice()
+    }
+}
+
 struct Ctx {
     problems: Vec<Problem>,
 }

@@ -49,6 +49,9 @@ pub struct Engine {
     rule_start: Box<[u32]>,
     /// How many distinct conditions the rules have.
     conditions: usize,
+    /// The top-level attributes the snapshot reads, found on first use
+    /// ([`Engine::reads_attribute`]).
+    read_roots: std::sync::OnceLock<Box<[Box<str>]>>,
 }
 
 /// Condition answers already computed for one context, by condition
@@ -243,8 +246,50 @@ impl Engine {
             rule_conditions: rule_conditions.into(),
             rule_start: rule_start.into(),
             conditions: numbers.len(),
+            read_roots: std::sync::OnceLock::new(),
         };
         (engine, problems)
+    }
+
+    /// Whether an evaluation may read the top-level context attribute
+    /// `name` (or an attribute inside it, `geo` for `geo.country`): some
+    /// rule or segment condition, or some flag's or layer's bucketing
+    /// attribute, names it. `targetingKey` always counts as read. A host
+    /// may leave out of the context what no evaluation reads (the edge
+    /// worker builds `geo` and `device` only when they are read) without
+    /// changing any answer.
+    ///
+    /// ```
+    /// use bunting_core::Engine;
+    /// let engine = Engine::from_json(r#"{"schemaVersion": 1, "environment": "prod", "version": 1,
+    ///   "generatedAt": "2026-12-06T00:00:00Z", "flags": [{"key": "f", "type": "boolean",
+    ///   "variants": {"on": true, "off": false}, "offVariant": "off",
+    ///   "rules": [{"id": "r", "condition": "geo.country == \"FR\"", "serve": {"variant": "on"}}],
+    ///   "fallthrough": {"variant": "off"}}]}"#).unwrap();
+    /// assert!(engine.reads_attribute("geo"));
+    /// assert!(engine.reads_attribute("targetingKey"));
+    /// assert!(!engine.reads_attribute("device"));
+    /// assert!(!engine.reads_attribute("country"));
+    /// ```
+    pub fn reads_attribute(&self, name: &str) -> bool {
+        self.read_roots
+            .get_or_init(|| {
+                // The first rule of each shared condition (numbered in
+                // first-use order) is the one walked.
+                let mut next = 0;
+                let first_use: Vec<bool> = self
+                    .rule_conditions
+                    .iter()
+                    .map(|&n| {
+                        let first = n == next;
+                        next += u32::from(first);
+                        first
+                    })
+                    .collect();
+                self.compiled.attribute_roots(&first_use)
+            })
+            .iter()
+            .any(|r| **r == *name)
     }
 
     /// The snapshot's environment.

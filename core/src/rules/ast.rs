@@ -92,6 +92,35 @@ impl Operand {
     }
 }
 
+impl Expr {
+    /// Calls `f` with every attribute path the expression reads (segment
+    /// references excluded: a segment's own condition is walked apart).
+    pub fn for_each_path(&self, f: &mut dyn FnMut(&Path)) {
+        match self {
+            Expr::Const(_) | Expr::Segment(_) => {}
+            Expr::And(all) | Expr::Or(all) => all.iter().for_each(|e| e.for_each_path(f)),
+            Expr::Not(e) => e.for_each_path(f),
+            Expr::Cmp(_, a, b) => {
+                a.for_each_path(f);
+                b.for_each_path(f);
+            }
+            Expr::Truthy(o) => o.for_each_path(f),
+            Expr::Exists(p) => f(p),
+        }
+    }
+}
+
+impl Operand {
+    /// Calls `f` with the attribute path the operand reads, if any.
+    pub fn for_each_path(&self, f: &mut dyn FnMut(&Path)) {
+        match self {
+            Operand::Path(p) => f(p),
+            Operand::Lit(_) | Operand::Now => {}
+            Operand::Semver(o) | Operand::DateTime(o) | Operand::Lower(o) => o.for_each_path(f),
+        }
+    }
+}
+
 /// A dotted attribute path, pre-split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {

@@ -118,6 +118,24 @@ impl Condition {
     pub fn eval(&self, env: &Env<'_>) -> bool {
         eval(&self.expr, env)
     }
+
+    /// Calls `f` with the name of every top-level context attribute the
+    /// condition reads (`"app"` for `app.version`), repeats included;
+    /// `segment(…)` references are not followed.
+    ///
+    /// ```
+    /// let c = bunting_core::rules::Condition::parse(r#"app.version >= "2.0" && exists(plan)"#).unwrap();
+    /// let mut roots = Vec::new();
+    /// c.for_each_root(&mut |r| roots.push(r.to_string()));
+    /// assert_eq!(roots, ["app", "plan"]);
+    /// ```
+    pub fn for_each_root(&self, f: &mut dyn FnMut(&str)) {
+        self.expr.for_each_path(&mut |p| {
+            if let Some(root) = p.segments.first() {
+                f(root);
+            }
+        });
+    }
 }
 
 /// Parses a semantic version leniently: a leading `v` is dropped and missing
