@@ -101,6 +101,93 @@ pub fn with_edge_attributes(client: Value, geo: Value, device: Value) -> Value {
     }
 }
 
+/// Which of the edge's attributes a context gets: the ones the snapshot's
+/// conditions or bucketing read ([`bunting_core::Engine::reads_attribute`]).
+/// Building `geo` (from `request.cf`) and `device` (parsing the
+/// `User-Agent`) is a fair part of a single-flag request; a snapshot that
+/// reads neither pays for neither, and its bulk answers are cached per
+/// user rather than per user, place and device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeNeeds {
+    /// `geo` is read.
+    pub geo: bool,
+    /// `device` is read.
+    pub device: bool,
+}
+
+impl EdgeNeeds {
+    /// Both attributes: what an exposure records (its country and device
+    /// type), whatever the snapshot reads.
+    pub const ALL: EdgeNeeds = EdgeNeeds {
+        geo: true,
+        device: true,
+    };
+
+    /// What `engine`'s snapshot reads.
+    ///
+    /// ```
+    /// use bunting_edge_worker::context::EdgeNeeds;
+    /// let engine = bunting_core::Engine::from_json(r#"{"schemaVersion": 1, "environment": "prod",
+    ///   "version": 1, "generatedAt": "2026-12-06T00:00:00Z", "flags": [{"key": "f",
+    ///   "type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off",
+    ///   "rules": [{"id": "r", "condition": "device.type == \"mobile\"", "serve": {"variant": "on"}}],
+    ///   "fallthrough": {"variant": "off"}}]}"#).unwrap();
+    /// assert_eq!(EdgeNeeds::of(&engine), EdgeNeeds { geo: false, device: true });
+    /// ```
+    pub fn of(engine: &bunting_core::Engine) -> Self {
+        EdgeNeeds {
+            geo: engine.reads_attribute(GEO_KEY),
+            device: engine.reads_attribute(DEVICE_KEY),
+        }
+    }
+
+    /// Whether both are built.
+    pub fn all(self) -> bool {
+        self == Self::ALL
+    }
+}
+
+/// [`with_edge_attributes`] for the attributes `needs` names, each built
+/// only then; a client's value under a name not needed is removed (no
+/// evaluation reads it, and the context stays the same for the answer
+/// cache wherever the client says it is).
+///
+/// ```
+/// use bunting_edge_worker::context::{with_needed_edge_attributes, EdgeNeeds};
+/// use serde_json::json;
+/// let client = json!({"targetingKey": "u1", "geo": {"country": "FR"}, "device": "spoof"});
+/// let needs = EdgeNeeds { geo: true, device: false };
+/// let ctx = with_needed_edge_attributes(client, needs, || json!({"country": "US"}),
+///     || unreachable!("device is not needed"));
+/// assert_eq!(ctx, json!({"targetingKey": "u1", "geo": {"country": "US"}}));
+/// ```
+pub fn with_needed_edge_attributes(
+    client: Value,
+    needs: EdgeNeeds,
+    geo: impl FnOnce() -> Value,
+    device: impl FnOnce() -> Value,
+) -> Value {
+    match client {
+        Value::Object(mut map) => {
+            for (name, needed, value) in [
+                (GEO_KEY, needs.geo, needs.geo.then(geo)),
+                (DEVICE_KEY, needs.device, needs.device.then(device)),
+            ] {
+                match value {
+                    Some(v) if needed => {
+                        map.insert(name.into(), v);
+                    }
+                    _ => {
+                        map.remove(name);
+                    }
+                }
+            }
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
 /// Where the context's `targetingKey` came from, as reported by
 /// [`ensure_targeting_key`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -249,6 +336,54 @@ mod tests {
                 "device": {"type": "desktop", "os": "Linux"},
                 "nested": {"geo": "kept: only top-level keys are reserved"}
             })
+        );
+    }
+
+    #[test]
+    fn only_needed_edge_attributes_are_built() {
+        let client = || json!({"targetingKey": "u1", "geo": {"country": "FR"}, "device": "iPhone"});
+        let geo = || json!({"country": "US"});
+        let device = || json!({"type": "desktop"});
+        let cases = [
+            (
+                EdgeNeeds::ALL,
+                json!({"targetingKey": "u1", "geo": {"country": "US"}, "device": {"type": "desktop"}}),
+            ),
+            (
+                EdgeNeeds {
+                    geo: false,
+                    device: true,
+                },
+                json!({"targetingKey": "u1", "device": {"type": "desktop"}}),
+            ),
+            (
+                EdgeNeeds {
+                    geo: false,
+                    device: false,
+                },
+                json!({"targetingKey": "u1"}),
+            ),
+        ];
+        for (needs, want) in cases {
+            assert_eq!(
+                with_needed_edge_attributes(client(), needs, geo, device),
+                want
+            );
+        }
+        // All needed: the same as replacing both.
+        assert_eq!(
+            with_needed_edge_attributes(client(), EdgeNeeds::ALL, geo, device),
+            with_edge_attributes(client(), geo(), device())
+        );
+        // Not an object: untouched, nothing built.
+        assert_eq!(
+            with_needed_edge_attributes(
+                json!([1]),
+                EdgeNeeds::ALL,
+                || unreachable!(),
+                || { unreachable!() }
+            ),
+            json!([1])
         );
     }
 

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use bunting_core::{Engine, FlagType};
+use bunting_core::{Engine, FlagType, Reason};
 use bunting_wire::kv;
 use serde_json::{Value, json};
 use wasm_bindgen::{JsCast, JsValue};
@@ -340,6 +340,17 @@ fn raw_cf(req: &Request) -> Value {
     Value::Object(picked)
 }
 
+/// The context's `geo`, from the request's `cf` object.
+fn edge_geo(req: &Request) -> Value {
+    geo::geo_from_cf(&raw_cf(req))
+}
+
+/// The context's `device`, from the `User-Agent`.
+fn edge_device(headers: &Headers) -> Value {
+    let ua = headers.get("User-Agent").ok().flatten();
+    Device::from_user_agent(ua.as_deref().unwrap_or_default()).to_json()
+}
+
 /// Extra response headers (e.g. `Set-Cookie`) produced while building the context.
 type ExtraHeaders = Vec<(&'static str, String)>;
 
@@ -353,19 +364,26 @@ type ExtraHeaders = Vec<(&'static str, String)>;
 /// server-side caller without a key would never send the cookie back and
 /// would get a fresh random bucket on every request; instead its context
 /// stays without a key and flags that bucket answer `TARGETING_KEY_MISSING`.
+///
+/// Of the edge's attributes, only those `needs` names are built
+/// ([`context::with_needed_edge_attributes`]).
 fn edge_context(
     req: &Request,
     headers: &Headers,
     client: Value,
     s: &Settings,
+    needs: context::EdgeNeeds,
 ) -> (Value, ExtraHeaders) {
     if !s.edge_attributes {
         return (client, Vec::new());
     }
     let header = |name: &str| headers.get(name).ok().flatten();
-    let geo = geo::geo_from_cf(&raw_cf(req));
-    let device = Device::from_user_agent(&header("User-Agent").unwrap_or_default()).to_json();
-    let mut ctx = context::with_edge_attributes(client, geo, device);
+    let mut ctx = context::with_needed_edge_attributes(
+        client,
+        needs,
+        || edge_geo(req),
+        || edge_device(headers),
+    );
     if !context::needs_anonymous_key(&ctx) {
         // A usable (or an invalid, non-string) targetingKey: neither the
         // cookie nor a new anonymous id would change the context.
@@ -988,15 +1006,31 @@ async fn evaluate(
         Ok(c) => c,
         Err(e) => return json_response(400, &e.body(flag_key)),
     };
-    let (context, extra) = edge_context(&req, &headers, client, s);
+    let needs = context::EdgeNeeds::of(&engine);
+    let (context, extra) = edge_context(&req, &headers, client, s, needs);
 
     // Only the single-flag endpoint records an exposure: a bulk fetch says
     // nothing about what the application showed (clients report use through
     // `POST /exposures`).
     let hasher = s.ingest_url.as_ref().map(|_| key_hasher(env));
     let mut accepted = Vec::new();
+    // An exposure records the country and the device type: when the
+    // evaluation did not need them, they are built for the exposure only.
+    let mut exposure_context = None;
     let mut record = |e: &bunting_core::Evaluation<'_>| {
         let Some(hasher) = &hasher else { return };
+        let context = if needs.all() || !s.edge_attributes || e.reason != Reason::Split {
+            &context
+        } else {
+            &*exposure_context.get_or_insert_with(|| {
+                context::with_needed_edge_attributes(
+                    context.clone(),
+                    context::EdgeNeeds::ALL,
+                    || edge_geo(&req),
+                    || edge_device(&headers),
+                )
+            })
+        };
         let meta = ExposureMeta {
             hasher,
             environment: engine.environment(),
@@ -1006,7 +1040,7 @@ async fn evaluate(
         if let Ok(exposure) = DEDUP.with(|d| {
             let mut d = d.borrow_mut();
             d.set_window_ms(s.exposure_dedup_ms);
-            reports::deduplicated_exposure(e, &context, &meta, &mut d, clock)
+            reports::deduplicated_exposure(e, context, &meta, &mut d, clock)
         }) {
             accepted.push(exposure);
         }
@@ -1086,7 +1120,8 @@ async fn post_exposures(
     // The context the evaluation saw: edge attributes and the anonymous
     // cookie's key. A visitor without a cookie gets no new one here: a fresh
     // random key would record an exposure nobody saw.
-    let (mut context, minted) = edge_context(&req, &headers, report.context, s);
+    let (mut context, minted) =
+        edge_context(&req, &headers, report.context, s, context::EdgeNeeds::ALL);
     if !minted.is_empty()
         && let Value::Object(map) = &mut context
     {

@@ -61,6 +61,36 @@ test("a SPLIT evaluation sends an exposure with a hashed key; other reasons do n
   assert.ok(!JSON.stringify(body).includes("user-1"), "raw targeting keys never leave the edge");
 });
 
+test("a snapshot reading neither geo nor device still records both with its exposures", async () => {
+  // The worker builds `geo` and `device` only when the snapshot reads them;
+  // an exposure gets its country and device type all the same.
+  const STAGING = "sdk-ingest-staging";
+  await putKey(w.kv, STAGING, "staging", "server");
+  await putSnapshot(w.kv, "staging", {
+    schemaVersion: 1, environment: "staging", version: 7, generatedAt: "2026-12-06T00:00:00Z",
+    flags: [
+      { key: "split", type: "boolean", variants: { on: true, off: false }, offVariant: "off",
+        rules: [{ id: "pro", condition: "plan == \"pro\"", serve: { variant: "on" } }],
+        fallthrough: { rollout: [{ variant: "on", weight: 50 }, { variant: "off", weight: 50 }] } },
+    ],
+  });
+  const IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+  const ask = (context, cf) => post(w, "/ofrep/v1/evaluate/flags/split", { context }, { key: STAGING, cf, headers: { "User-Agent": IPHONE } });
+  // A targeting match records nothing; a split records its country and device type.
+  let r = await ask({ targetingKey: "s-1", plan: "pro" }, { country: "JP" });
+  assert.equal((await r.json()).reason, "TARGETING_MATCH");
+  r = await ask({ targetingKey: "s-1", geo: { country: "FR" }, device: { type: "desktop" } }, { country: "JP" });
+  const served = await r.json();
+  assert.equal(served.reason, "SPLIT");
+  await until(() => received.length === 1, "the exposure POST");
+  const [e] = received[0].body.exposures;
+  assert.equal(e.flag, "split");
+  assert.equal(e.environment, "staging");
+  assert.equal(e.variant, served.variant);
+  assert.equal(e.country, "JP", "the edge's country, not the client's");
+  assert.equal(e.deviceType, "mobile", "the edge's device type, not the client's");
+});
+
 test("bulk evaluation records no exposure; POST /exposures records the flags reported", async () => {
   const r = await post(w, "/ofrep/v1/evaluate/flags", { context: { targetingKey: "user-2" } }, { key: KEY });
   const flags = (await r.json()).flags;
