@@ -17,6 +17,7 @@ use crate::audience::Audience;
 use crate::dedup::ExposureDedup;
 use crate::device::Device;
 use crate::exposure::{ExposureMeta, KeyHasher};
+use crate::incoming::Incoming;
 use crate::request_url::RequestUrl;
 use crate::settings::Settings;
 use crate::{
@@ -135,7 +136,12 @@ fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
 }
 
 #[event(fetch)]
-pub(crate) async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+pub(crate) async fn fetch(
+    raw: worker::web_sys::Request,
+    env: Env,
+    ctx: Context,
+) -> Result<Response> {
+    let req = Incoming::new(raw);
     let settings = settings(&env);
     // Without ALLOWED_ORIGINS there are no CORS headers to add
     // ([`cors::headers`]), and no `Origin` to read.
@@ -155,7 +161,7 @@ pub(crate) async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Respon
     Ok(resp)
 }
 
-async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
+async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
     // The URL is read and split once per request ([`RequestUrl`]).
     let raw_url = req.inner().url();
     let url = RequestUrl::parse(&raw_url);
@@ -214,7 +220,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<R
 /// under it or without the `RATE_LIMITER` binding. A binding that fails
 /// lets the request through (logged): limiting must never take the edge
 /// down.
-async fn rate_limited(req: &Request, env: &Env, s: &Settings) -> Result<Option<Response>> {
+async fn rate_limited(req: &Incoming, env: &Env, s: &Settings) -> Result<Option<Response>> {
     if !bindings(env).rate_limiter {
         return Ok(None);
     }
@@ -250,7 +256,7 @@ async fn rate_limited(req: &Request, env: &Env, s: &Settings) -> Result<Option<R
 
 /// `GET /healthz`: the status to anyone, the details to the operator
 /// ([`health`] decides).
-fn healthz(req: &Request, env: &Env, s: &Settings) -> Result<Response> {
+fn healthz(req: &Incoming, env: &Env, s: &Settings) -> Result<Response> {
     let authorization = req.headers().get("Authorization").ok().flatten();
     let secret = env.secret("OPERATOR_SECRET").ok().map(|v| v.to_string());
     let operator = health::is_operator(authorization.as_deref(), secret.as_deref());
@@ -310,7 +316,7 @@ async fn engine_for(
 /// [`context::json_number`] gives a JavaScript number, values that are no
 /// string, boolean or number left out (geolocation reads no others; a
 /// `NaN`, `null` in JSON, reads as missing either way).
-fn raw_cf(req: &Request) -> Value {
+fn raw_cf(req: &Incoming) -> Value {
     let Ok(cf) = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")) else {
         return Value::Null;
     };
@@ -341,7 +347,7 @@ fn raw_cf(req: &Request) -> Value {
 }
 
 /// The context's `geo`, from the request's `cf` object.
-fn edge_geo(req: &Request) -> Value {
+fn edge_geo(req: &Incoming) -> Value {
     geo::geo_from_cf(&raw_cf(req))
 }
 
@@ -368,7 +374,7 @@ type ExtraHeaders = Vec<(&'static str, String)>;
 /// Of the edge's attributes, only those `needs` names are built
 /// ([`context::with_needed_edge_attributes`]).
 fn edge_context(
-    req: &Request,
+    req: &Incoming,
     headers: &Headers,
     client: Value,
     s: &Settings,
@@ -534,7 +540,7 @@ fn event_streams(env: &Env, environment: &str) -> Option<Value> {
 
 /// `GET /ofrep/v1/events?environment=…&token=…`: the environment's change
 /// notifications, a server-sent event stream held by its pointer object.
-async fn event_stream(req: &Request, url: &RequestUrl<'_>, env: &Env) -> Result<Response> {
+async fn event_stream(req: &Incoming, url: &RequestUrl<'_>, env: &Env) -> Result<Response> {
     let param = |name: &str| url.param(name);
     let (Some(secret), Ok(namespace)) = (pointer_secret(env), env.durable_object(POINTER_BINDING))
     else {
@@ -580,7 +586,7 @@ async fn event_stream(req: &Request, url: &RequestUrl<'_>, env: &Env) -> Result<
 /// body is the snapshot's JSON text or its packed form (as a KV value,
 /// told apart by [`pointer::is_packed`]), checked as the isolates will load
 /// it ([`pointer::validate_value`]) and handed to the object as it came.
-async fn publish_snapshot(mut req: Request, env: &Env) -> Result<Response> {
+async fn publish_snapshot(mut req: Incoming, env: &Env) -> Result<Response> {
     let Some(secret) = pointer_secret(env) else {
         return error_response(503, "GENERAL", "POINTER_SECRET is not set on this worker");
     };
@@ -630,7 +636,7 @@ async fn publish_snapshot(mut req: Request, env: &Env) -> Result<Response> {
 
 /// `GET /sdk/v1/snapshot`: the snapshot text this isolate serves, for a
 /// server SDK key ([`snapshot`] decides).
-async fn get_snapshot(req: &Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
+async fn get_snapshot(req: &Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
     let now = now_ms();
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
@@ -878,7 +884,12 @@ fn flush_exposures(env: &Env, ctx: &Context, s: &Settings, now: i64) {
 }
 
 /// `POST /events`: validated metric events, forwarded to `INGEST_URL`.
-async fn post_events(mut req: Request, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
+async fn post_events(
+    mut req: Incoming,
+    env: &Env,
+    ctx: &Context,
+    s: &Settings,
+) -> Result<Response> {
     let clock = now_ms();
     let environment = match authenticate(req.headers(), env, clock).await? {
         Ok(environment) => environment,
@@ -966,7 +977,7 @@ fn bulk_answer(
 }
 
 async fn evaluate(
-    mut req: Request,
+    mut req: Incoming,
     url: &RequestUrl<'_>,
     env: &Env,
     ctx: &Context,
@@ -1091,7 +1102,7 @@ async fn evaluate(
 /// context (never trusting a claimed variant) and recorded as exposures,
 /// deduplicated ([`reports`]).
 async fn post_exposures(
-    mut req: Request,
+    mut req: Incoming,
     env: &Env,
     ctx: &Context,
     s: &Settings,
