@@ -45,8 +45,10 @@
 // request per connection and a byte parser that allocates nothing per
 // response, so that the client adds as little as it can; the same request
 // bytes, new-context ids of the same length; every run checks its first
-// answer; with either client the table's last column is the CPU time the
-// bench process, i.e. the client, spent per answer),
+// answer; with either client the table's "client CPU" column is the CPU
+// time the bench process, i.e. the client, spent per answer, and the last
+// column the CPU time workerd spent per answer, from /proc: the server's
+// cost, which the other cores' load changes far less than its latency),
 // BENCH_FLOOR (1: after bunting's load scenarios, the same single and
 // bulk-50 scenarios against floor-worker.mjs, a trivial JavaScript OFREP
 // worker served the same way (miniflare, workerd, loopback): the floor of
@@ -242,9 +244,55 @@ async function coldLoad() {
  */
 async function run(url, s) {
   const cpu0 = process.cpuUsage();
+  const server0 = workerdCpuUs();
   const r = await runWith(url, s);
   const cpu = process.cpuUsage(cpu0);
-  return { ...r, clientCpuUs: (cpu.user + cpu.system) / Math.max(1, r.requests + r.non2xx) };
+  const answers = Math.max(1, r.requests + r.non2xx);
+  return {
+    ...r,
+    clientCpuUs: (cpu.user + cpu.system) / answers,
+    serverCpuUs: (workerdCpuUs() - server0) / answers,
+  };
+}
+
+/**
+ * The CPU time (user + system, µs) used so far by every workerd process
+ * this bench started (miniflare's children), from /proc: what the server
+ * spent, whatever the other cores' load does to its latency. NaN where
+ * /proc is missing. Clock ticks (10 ms) are fine over a run of thousands
+ * of answers.
+ */
+function workerdCpuUs() {
+  const TICK_US = 1e6 / 100; // CLK_TCK is 100 on Linux
+  let procs;
+  try {
+    procs = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  } catch {
+    return NaN;
+  }
+  const stat = new Map();
+  for (const pid of procs) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // pid (comm) state ppid … utime(14) stime(15): comm may hold spaces.
+      const close = text.lastIndexOf(")");
+      const comm = text.slice(text.indexOf("(") + 1, close);
+      const f = text.slice(close + 2).split(" ");
+      stat.set(Number(pid), { comm, ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) * TICK_US });
+    } catch {
+      // gone since the listing
+    }
+  }
+  const ours = (pid) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 16; hops++) {
+      if (p === process.pid) return true;
+      p = stat.get(p)?.ppid ?? 0;
+    }
+    return false;
+  };
+  let total = 0;
+  for (const [pid, { comm, cpu }] of stat) if (comm.startsWith("workerd") && ours(pid)) total += cpu;
+  return total;
 }
 
 function runWith(url, { path: p, key, connections, duration = DURATION, unique = false, check }) {
@@ -453,11 +501,11 @@ if (PHASES.has("load")) {
   if (FLOOR !== "0") results.push(...(await floorRuns()));
   const W = Math.max(34, ...results.map((r) => r.name.length));
   console.log(`\n  ${pad("scenario", W)} ${lpad("req/s", 8)} ${lpad("p50 ms", 8)} ${lpad("p90 ms", 8)} ` +
-    `${lpad("p99 ms", 8)} ${lpad("p99.9 ms", 9)} ${lpad("max ms", 8)} ${lpad("resp", 10)}  non-2xx/err  client CPU µs/req`);
+    `${lpad("p99 ms", 8)} ${lpad("p99.9 ms", 9)} ${lpad("max ms", 8)} ${lpad("resp", 10)}  non-2xx/err  client CPU µs/req  workerd CPU µs/req`);
   for (const r of results) {
     console.log(`  ${pad(r.name, W)} ${lpad(r.rps.toFixed(0), 8)} ${lpad(ms(r.p50), 8)} ${lpad(ms(r.p90), 8)} ` +
       `${lpad(ms(r.p99), 8)} ${lpad(ms(r.p999), 9)} ${lpad(ms(r.max), 8)} ${lpad(kib(r.bytesPerResponse), 10)}  ` +
-      `${lpad(`${r.non2xx}/${r.errors + r.timeouts}`, 11)}  ${lpad(r.clientCpuUs.toFixed(0), 17)}`);
+      `${lpad(`${r.non2xx}/${r.errors + r.timeouts}`, 11)}  ${lpad(r.clientCpuUs.toFixed(0), 17)}  ${lpad(r.serverCpuUs.toFixed(0), 18)}`);
   }
   if (CLIENT === "raw") {
     const chunked = results.filter((r) => r.chunkedResponses);
