@@ -16,6 +16,9 @@
 //! final results are aggregated once in the background rather than when
 //! someone first opens them.
 //!
+//! Origins sharing one PostgreSQL database take turns: each round is done
+//! by the one that gets the round's lock ([`crate::store::lead`]).
+//!
 //! On SQLite every look aggregates in full (there is no incremental state),
 //! so refreshing would only repeat that work: `bunting serve` does not
 //! start the task there.
@@ -33,6 +36,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::model::experiment::{ExperimentRecord, ExperimentStatus};
+use crate::store::lead::Task;
 use crate::store::{Result, Store};
 
 /// The refresh rounds' memory: which experiments the previous round found
@@ -75,6 +79,23 @@ impl Refresher {
     }
 }
 
+impl Refresher {
+    /// A [`Refresher::round`] when this origin has the refresh's turn
+    /// ([`Store::lead`]), else nothing (`None`): origins sharing one
+    /// database refresh once per round between them, not once each. An
+    /// origin remembers the running experiments of the rounds it did, so
+    /// an experiment stopped between two rounds of different origins may
+    /// miss its background final look (its first opening then pays it).
+    pub async fn round_if_leading(&mut self, store: &Store) -> Result<Option<usize>> {
+        let Some(lead) = store.lead(Task::ResultsRefresh).await? else {
+            return Ok(None);
+        };
+        let looked = self.round(store).await;
+        lead.end().await?;
+        looked.map(Some)
+    }
+}
+
 /// One look at `x`'s results; whether it succeeded (a failure is logged).
 async fn look(store: &Store, x: &ExperimentRecord) -> bool {
     let looked = match store.environment(x.environment_id).await {
@@ -92,8 +113,8 @@ async fn look(store: &Store, x: &ExperimentRecord) -> bool {
     looked.is_ok()
 }
 
-/// Runs a [`Refresher::round`] every `every`, the first one at once, until
-/// aborted.
+/// Runs a [`Refresher::round_if_leading`] every `every`, the first one at
+/// once, until aborted.
 pub fn spawn(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut refresher = Refresher::default();
@@ -102,9 +123,10 @@ pub fn spawn(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let started = std::time::Instant::now();
-            match refresher.round(&store).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(
+            match refresher.round_if_leading(&store).await {
+                Ok(None) => tracing::debug!("another origin refreshes experiment results"),
+                Ok(Some(0)) => {}
+                Ok(Some(n)) => tracing::debug!(
                     experiments = n,
                     seconds = started.elapsed().as_secs_f64(),
                     "refreshed experiment results"

@@ -46,6 +46,7 @@ mod flag_list;
 mod flags;
 mod import;
 mod keys;
+pub mod lead;
 pub mod limits;
 mod lookup;
 mod people;

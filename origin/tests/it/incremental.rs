@@ -750,3 +750,64 @@ async fn refreshed_results_open_without_a_full_aggregation() {
         "the final results aggregated nothing in full"
     );
 }
+
+/// Origins sharing one database and schema take turns at the results
+/// refresh (`Store::lead`): while one has the round, another skips it
+/// (`round_if_leading` gives `None`) and looks at nothing; an origin of
+/// another schema in the same database does not wait; the turn ends with
+/// `Lead::end` or when the `Lead` is dropped.
+#[tokio::test]
+async fn origins_of_one_database_take_turns_at_the_refresh() {
+    use bunting_origin::store::lead::Task;
+
+    let (url, _guard) = common::postgres_schema().await;
+    let (a, b) = (
+        Store::open(&url).await.unwrap(),
+        Store::open(&url).await.unwrap(),
+    );
+    let (elsewhere, _other_guard) = common::postgres().await;
+    let w = World::acme(&a).await;
+    w.flag(&a, "checkout").await;
+    let errors = MetricSpec::conversion("checkout-errors", "checkout_error");
+    w.metric(&a, &errors).await;
+    let spec = ExperimentSpec::new("t", "checkout", "off", "checkout-errors");
+    let x = a.create_experiment(&w.actor, w.env, &spec).await.unwrap();
+    a.start_experiment(&w.actor, x.id, x.version).await.unwrap();
+
+    let held = a
+        .lead(Task::ResultsRefresh)
+        .await
+        .unwrap()
+        .expect("a leads");
+    assert!(b.lead(Task::ResultsRefresh).await.unwrap().is_none());
+    let mut refresher = bunting_origin::refresh::Refresher::default();
+    assert_eq!(refresher.round_if_leading(&b).await.unwrap(), None);
+    assert!(
+        cached_looks(&b, w.env).await.is_empty(),
+        "b looked at nothing"
+    );
+    let other = elsewhere.lead(Task::ResultsRefresh).await.unwrap();
+    assert!(other.is_some(), "another schema does not wait");
+    other.unwrap().end().await.unwrap();
+
+    held.end().await.unwrap();
+    assert_eq!(refresher.round_if_leading(&b).await.unwrap(), Some(1));
+    assert_eq!(cached_looks(&b, w.env).await.len(), 1);
+    // A turn dropped without `end` (a cancelled round) is given up too,
+    // once the pool has rolled its transaction back (in the background).
+    drop(
+        b.lead(Task::ResultsRefresh)
+            .await
+            .unwrap()
+            .expect("b leads"),
+    );
+    let mut again = None;
+    for _ in 0..100 {
+        again = a.lead(Task::ResultsRefresh).await.unwrap();
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the dropped turn was given up within 2 s");
+}
