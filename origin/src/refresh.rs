@@ -11,9 +11,9 @@
 //! and every later one — a round's or a person's opening the results —
 //! costs the rows ingested since the previous round, as GrowthBook's
 //! scheduled updates keep its results, but exact and up to the moment.
-//! An experiment stopped since the previous round gets one more look: its
+//! An experiment stopped in the last few rounds is looked at too: its
 //! window is now fixed at the stop, a configuration of its own, so its
-//! final results are aggregated once in the background rather than when
+//! final results are aggregated in the background rather than when
 //! someone first opens them.
 //!
 //! Origins sharing one PostgreSQL database take turns: each round is done
@@ -27,66 +27,73 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use bunting_origin::store::Store;
 //! let store = Store::open("sqlite::memory:").await.unwrap();
-//! let mut refresher = bunting_origin::refresh::Refresher::default();
+//! let refresher = bunting_origin::refresh::Refresher::default();
 //! assert_eq!(refresher.round(&store).await.unwrap(), 0); // nothing running
 //! # });
 //! ```
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::model::experiment::{ExperimentRecord, ExperimentStatus};
+use crate::model::experiment::ExperimentRecord;
 use crate::store::lead::Task;
 use crate::store::{Result, Store};
 
-/// The refresh rounds' memory: which experiments the previous round found
-/// running.
-#[derive(Debug, Default)]
+/// How long after its stop an experiment's final look is retaken at least
+/// (see [`Refresher::final_window`]).
+const MIN_FINAL_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The refresh rounds. They keep no memory of their own: which experiments
+/// to look at comes from the store, so an origin that restarted, or that
+/// took over the rounds from another origin, misses no experiment's final
+/// look.
+#[derive(Debug, Clone)]
 pub struct Refresher {
-    running: HashSet<i64>,
+    every: Duration,
 }
 
-impl Refresher {
-    /// Looks once at the results of every running experiment and of every
-    /// experiment the previous round saw running that has stopped since,
-    /// as the results endpoint does ([`Store::results_data`]), in id
-    /// order; returns how many were looked at. A failing look is logged
-    /// and the round goes on: one experiment's trouble never keeps the
-    /// others cold.
-    pub async fn round(&mut self, store: &Store) -> Result<usize> {
-        let running = store.running_experiments().await?;
-        let now: HashSet<i64> = running.iter().map(|x| x.id).collect();
-        let mut gone: Vec<i64> = self.running.difference(&now).copied().collect();
-        gone.sort_unstable();
-        self.running = now;
-        let mut looked = 0;
-        for x in running {
-            looked += usize::from(look(store, &x).await);
-        }
-        for id in gone {
-            // Stopped, or decided straight away; a deleted one has nothing
-            // to look at.
-            if let Ok(x) = store.experiment(id).await
-                && matches!(
-                    x.status,
-                    ExperimentStatus::Stopped | ExperimentStatus::Decided
-                )
-            {
-                looked += usize::from(look(store, &x).await);
-            }
-        }
-        Ok(looked)
+impl Default for Refresher {
+    /// Rounds every minute, `bunting serve`'s default.
+    fn default() -> Self {
+        Refresher::new(Duration::from_secs(60))
     }
 }
 
 impl Refresher {
+    /// Rounds `every` apart.
+    pub fn new(every: Duration) -> Self {
+        Refresher { every }
+    }
+
+    /// How long after its stop an experiment is looked at again: three
+    /// rounds, and at least a quarter of an hour, so that skipped rounds
+    /// (another origin's turn, a restart) still leave one round to take
+    /// the final look. A look after the first finds its sums current and
+    /// costs milliseconds.
+    pub fn final_window(&self) -> Duration {
+        (3 * self.every).max(MIN_FINAL_WINDOW)
+    }
+
+    /// Looks once at the results of every running experiment and of every
+    /// experiment stopped (or decided) within [`Refresher::final_window`],
+    /// as the results endpoint does ([`Store::results_data`]), in id
+    /// order; returns how many were looked at. A stopped experiment's
+    /// window is fixed at its stop, a configuration of its own, so its
+    /// final results are aggregated here rather than when someone first
+    /// opens them. A failing look is logged and the round goes on: one
+    /// experiment's trouble never keeps the others cold.
+    pub async fn round(&self, store: &Store) -> Result<usize> {
+        let since = time::OffsetDateTime::now_utc() - self.final_window();
+        let mut looked = 0;
+        for x in store.experiments_to_refresh(since).await? {
+            looked += usize::from(look(store, &x).await);
+        }
+        Ok(looked)
+    }
+
     /// A [`Refresher::round`] when this origin has the refresh's turn
     /// ([`Store::lead`]), else nothing (`None`): origins sharing one
-    /// database refresh once per round between them, not once each. An
-    /// origin remembers the running experiments of the rounds it did, so
-    /// an experiment stopped between two rounds of different origins may
-    /// miss its background final look (its first opening then pays it).
-    pub async fn round_if_leading(&mut self, store: &Store) -> Result<Option<usize>> {
+    /// database refresh once per round between them, not once each.
+    pub async fn round_if_leading(&self, store: &Store) -> Result<Option<usize>> {
         let Some(lead) = store.lead(Task::ResultsRefresh).await? else {
             return Ok(None);
         };
@@ -117,7 +124,7 @@ async fn look(store: &Store, x: &ExperimentRecord) -> bool {
 /// once, until aborted.
 pub fn spawn(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut refresher = Refresher::default();
+        let refresher = Refresher::new(every);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

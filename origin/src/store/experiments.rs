@@ -370,6 +370,23 @@ impl Store {
         rows.iter().map(experiment_row).collect()
     }
 
+    /// The experiments whose results the refresh looks at
+    /// ([`crate::refresh`]): every running one, and every one stopped or
+    /// decided at `stopped_since` or later, in id order.
+    pub async fn experiments_to_refresh(
+        &self,
+        stopped_since: time::OffsetDateTime,
+    ) -> Result<Vec<ExperimentRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM experiments WHERE status = 'running' \
+             OR (status IN ('stopped', 'decided') AND stopped_at >= $1) ORDER BY id",
+        )
+        .bind(super::rows::stored_time(stopped_since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(experiment_row).collect()
+    }
+
     /// Every running experiment (for monitors).
     pub async fn running_experiments(&self) -> Result<Vec<ExperimentRecord>> {
         let rows = sqlx::query("SELECT * FROM experiments WHERE status = 'running' ORDER BY id")

@@ -693,7 +693,7 @@ async fn refreshed_results_open_without_a_full_aggregation() {
         + 1;
     traffic::traffic(&s, w.env, first_ms, 0, 300, [7, 5]).await;
 
-    let mut refresher = bunting_origin::refresh::Refresher::default();
+    let refresher = bunting_origin::refresh::Refresher::default();
     assert_eq!(refresher.round(&s).await.unwrap(), 1);
     let refreshed = cached_looks(&s, w.env).await;
     assert_eq!(refreshed.len(), 1, "the running experiment's results look");
@@ -729,12 +729,21 @@ async fn refreshed_results_open_without_a_full_aggregation() {
     );
 
     // Stopped: the next round takes the final results' look (a window of
-    // its own, fixed at the stop), the one after leaves it alone.
+    // its own, fixed at the stop); later rounds within the final window
+    // look again, finding nothing to aggregate in full; so does an origin
+    // that has just started (the rounds keep no memory of their own).
     let x = s.stop_experiment(&w.actor, x.id, x.version).await.unwrap();
     assert_eq!(refresher.round(&s).await.unwrap(), 1);
     assert_eq!(cached_looks(&s, w.env).await.len(), 2, "and the final look");
-    assert_eq!(refresher.round(&s).await.unwrap(), 0);
     plant_sentinel(&s, w.env).await;
+    assert_eq!(refresher.round(&s).await.unwrap(), 1);
+    let restarted = bunting_origin::refresh::Refresher::default();
+    assert_eq!(restarted.round(&s).await.unwrap(), 1);
+    assert!(
+        sentinel_kept(&s).await,
+        "looks after the final one aggregate nothing in full"
+    );
+    assert_eq!(cached_looks(&s, w.env).await.len(), 2);
     let (status, _, stopped) = api
         .get("/orgs/acme/projects/web/environments/production/experiments/t/results")
         .await;
@@ -749,6 +758,13 @@ async fn refreshed_results_open_without_a_full_aggregation() {
         sentinel_kept(&s).await,
         "the final results aggregated nothing in full"
     );
+    // Stopped for longer than the final window: left alone.
+    sqlx::query("UPDATE experiments SET stopped_at = '2020-01-01T00:00:00.000000Z' WHERE id = $1")
+        .bind(x.id)
+        .execute(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(refresher.round(&s).await.unwrap(), 0);
 }
 
 /// Origins sharing one database and schema take turns at the results
@@ -780,7 +796,7 @@ async fn origins_of_one_database_take_turns_at_the_refresh() {
         .unwrap()
         .expect("a leads");
     assert!(b.lead(Task::ResultsRefresh).await.unwrap().is_none());
-    let mut refresher = bunting_origin::refresh::Refresher::default();
+    let refresher = bunting_origin::refresh::Refresher::default();
     assert_eq!(refresher.round_if_leading(&b).await.unwrap(), None);
     assert!(
         cached_looks(&b, w.env).await.is_empty(),
