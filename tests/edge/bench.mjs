@@ -115,7 +115,13 @@ async function publishToPointer(base, text) {
 const ENVS = [
   { name: "bench", key: "sdk-bench-1000", flags: 1000 },
   { name: "bench50", key: "sdk-bench-50", flags: 50 },
+  // The 1,000 flags with a rule on geo.country and device.type: every
+  // request pays for building both (see bench-data.mjs).
+  { name: "bench-geo", key: "sdk-bench-geo", flags: 1000, edge: true },
 ];
+// The cold phase's environments (a new version costs the same whatever
+// the rules read).
+const COLD_ENVS = ENVS.filter((e) => !e.edge);
 
 // ------------------------------------------------------------------ helpers
 const quantile = (sorted, q) =>
@@ -181,7 +187,7 @@ async function coldLoad() {
   const w = await startWorker({ listen: true, checkOfrep: false, bindings: { ...bindings, OPERATOR_SECRET: "bench-operator" } });
   const startup = performance.now() - t0;
   try {
-    for (const e of ENVS) {
+    for (const e of COLD_ENVS) {
       await putKey(w.kv, e.key, e.name, "server");
       await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags));
     }
@@ -190,7 +196,7 @@ async function coldLoad() {
     // The very first request: isolate + wasm instantiation, SDK key and
     // snapshot reads from KV, snapshot load, one evaluation.
     out.firstRequestMs = (await timedPost(w.url, single, ENVS[0].key)).t;
-    for (const e of ENVS) {
+    for (const e of COLD_ENVS) {
       if (e !== ENVS[0]) await timedPost(w.url, single, e.key); // first load of this env
       const warm = [];
       for (let i = 0; i < 100; i++) warm.push((await timedPost(w.url, single, e.key)).t);
@@ -347,7 +353,7 @@ async function loadRuns() {
   try {
     for (const e of ENVS) {
       await putKey(w.kv, e.key, e.name, "server");
-      await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags));
+      await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags, 1, { edge: e.edge }));
     }
     const checkSingle = (one) => {
       if (one.key !== "flag-0" || one.reason !== "SPLIT" || one.metadata?.ruleId !== "launch") {
@@ -362,6 +368,7 @@ async function loadRuns() {
     // Check the answers before measuring them (BENCH_CLIENT=raw also checks
     // each run's first answer).
     checkSingle(JSON.parse((await timedPost(w.url, "/ofrep/v1/evaluate/flags/flag-0", ENVS[0].key)).text));
+    checkSingle(JSON.parse((await timedPost(w.url, "/ofrep/v1/evaluate/flags/flag-0", ENVS[2].key)).text));
     for (const e of ENVS) checkBulk(e)(JSON.parse((await timedPost(w.url, "/ofrep/v1/evaluate/flags", e.key)).text));
     // One connection: the latency of a request on an idle worker. Several:
     // throughput, with the latency a saturated isolate adds by queueing.
@@ -369,6 +376,7 @@ async function loadRuns() {
     for (const connections of [...new Set([1, CONNECTIONS])]) {
       scenarios.push(
         { name: `single flag (of 1,000), c=${connections}`, path: "/ofrep/v1/evaluate/flags/flag-0", key: ENVS[0].key, connections, check: checkSingle },
+        { name: `single flag, reads geo and device, c=${connections}`, path: "/ofrep/v1/evaluate/flags/flag-0", key: ENVS[2].key, connections, check: checkSingle },
         { name: `bulk, 50 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections, check: checkBulk(ENVS[1]) },
         { name: `bulk, 1,000 flags, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[0].key, connections, check: checkBulk(ENVS[0]) },
         { name: `bulk, 50, new context, c=${connections}`, path: "/ofrep/v1/evaluate/flags", key: ENVS[1].key, connections, unique: true, check: checkBulk(ENVS[1]) },
