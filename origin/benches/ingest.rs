@@ -18,7 +18,9 @@
 //! batches), all new (each run starts from empty tables); every run checks
 //! that every event was stored. Each run also prints the CPU time the bench
 //! process (clients, server, pipeline) and the PostgreSQL processes spent per
-//! event (Linux `/proc`; other processes' load is not counted). Results are
+//! event (Linux `/proc`; other processes' load is not counted) and, on
+//! PostgreSQL, the WAL written per event (the server's insert position
+//! before and after the timed part; the whole cluster's). Results are
 //! in `docs/performance.md`.
 
 use std::collections::BTreeMap;
@@ -279,6 +281,23 @@ fn cpu_seconds() -> (f64, f64) {
     (own as f64 / hz, pg as f64 / hz)
 }
 
+/// The server's WAL insert position in bytes (PostgreSQL; `None` on
+/// SQLite): the difference over a run is the WAL it wrote (the whole
+/// cluster's, like the CPU counters).
+async fn wal_bytes(store: &Store) -> Option<i64> {
+    use sqlx::Row;
+    if store.backend() != bunting_origin::store::Backend::Postgres {
+        return None;
+    }
+    let row = sqlx::query(
+        "SELECT CAST(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0') AS BIGINT) AS b",
+    )
+    .fetch_one(store.pool())
+    .await
+    .ok()?;
+    row.try_get("b").ok()
+}
+
 /// Through HTTP: `clients` connections posting the edge's bodies.
 async fn http(store: &Store, bodies: Arc<Vec<Bytes>>, clients: usize) -> Duration {
     let mut state = AppState::new(
@@ -406,6 +425,7 @@ fn main() {
                 let mut rates = Vec::new();
                 for run in 0..cfg.runs {
                     let (store, db) = Db::open(backend, &cfg, run).await;
+                    let wal0 = wal_bytes(&store).await;
                     let cpu0 = cpu_seconds();
                     let took = if mode == "direct" {
                         // SQLite has one writer at a time (more tasks only
@@ -417,13 +437,17 @@ fn main() {
                         http(&store, bodies.clone(), cfg.clients).await
                     };
                     let cpu1 = cpu_seconds();
+                    let wal = match (wal0, wal_bytes(&store).await) {
+                        (Some(a), Some(b)) => format!(", WAL {:.0} B", (b - a) as f64 / n as f64),
+                        _ => String::new(),
+                    };
                     check(&store, n).await;
                     db.cleanup(store).await;
                     let rate = n as f64 / took.as_secs_f64();
                     let per = |a: f64, b: f64| (b - a) * 1e6 / n as f64;
                     println!(
                         "  {backend:8} {mode:6} run {run}: {took:>10.2?}  {rate:>10.0} events/s  \
-                         CPU/event: bench {:.1} µs, postgres {:.1} µs",
+                         per event: CPU bench {:.1} µs, postgres {:.1} µs{wal}",
                         per(cpu0.0, cpu1.0),
                         per(cpu0.1, cpu1.1)
                     );
