@@ -59,6 +59,7 @@ use sqlx::{AnyConnection, Row};
 use super::{Backend, Result, Store};
 
 mod pg;
+pub(crate) use pg::Covered;
 use pg::Rows;
 
 /// Most bound parameters in one SQLite statement.
@@ -593,7 +594,7 @@ impl Store {
     /// PostgreSQL ([`pg`]), as multi-row `VALUES` on SQLite.
     async fn insert_rows(&self, batches: &[Rows<'_>]) -> Result<Vec<InsertCounts>> {
         if let Some(pool) = &self.pg {
-            return pg::insert_batches(pool, batches).await;
+            return pg::insert_batches(pool, batches, &self.covered).await;
         }
         let mut tx = self.begin_events().await?;
         let mut out = Vec::with_capacity(batches.len());

@@ -232,6 +232,11 @@ macro_rules! migrations {
                     "/0018_incremental_looks.sql"
                 )),
             ),
+            (
+                19,
+                "rollup_epoch",
+                include_str!(concat!("../../migrations/", $dir, "/0019_rollup_epoch.sql")),
+            ),
         ]
     };
 }
@@ -250,6 +255,10 @@ pub struct Store {
     /// binary protocol, which the `Any` driver cannot encode. Connects
     /// lazily, so a store that ingests nothing opens none.
     pub(crate) pg: Option<sqlx::PgPool>,
+    /// On PostgreSQL, the rollup rows this store's ingestion committed
+    /// (lower bounds of the stored rows), so that merges they already
+    /// cover are skipped ([`events`]). Shared by clones.
+    pub(crate) covered: Arc<events::Covered>,
     /// For an in-memory database: a connection outside the pool that keeps
     /// the database alive while the pool replaces its own connection.
     _anchor: Option<Arc<Anchor>>,
@@ -345,6 +354,7 @@ impl Store {
             pool: pool.clone().connect_with(options.clone()).await?,
             backend,
             pg: pg.clone(),
+            covered: Arc::default(),
             _anchor: anchor,
         };
         if !store.migrate().await? || memory {
@@ -359,6 +369,7 @@ impl Store {
             pool: pool.connect_with(options).await?,
             backend,
             pg,
+            covered: Arc::default(),
             _anchor: None,
         })
     }
