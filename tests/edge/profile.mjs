@@ -5,6 +5,7 @@
 //   node tests/edge/profile.mjs                       # single flag, 5 s
 //   PROFILE_PATH=/ofrep/v1/evaluate/flags node tests/edge/profile.mjs
 //   PROFILE_MODE=new-version node tests/edge/profile.mjs
+//   PROFILE_KIND=heap node tests/edge/profile.mjs     # JS bytes per answer
 //
 // Serves the worker with workerd's V8 inspector open (miniflare's
 // inspectorPort), seeds the 1,000-flag snapshot of bench.mjs, then profiles
@@ -24,6 +25,9 @@ import { BODY, snapshot } from "./bench-data.mjs";
 import { putKey, putSnapshot, root, startWorker } from "./harness.mjs";
 
 const MODE = process.env.PROFILE_MODE ?? "load";
+// PROFILE_KIND=heap: a sampling heap profile of the load instead (bytes of
+// JavaScript allocated per answer, by function).
+const KIND = process.env.PROFILE_KIND ?? "cpu";
 const PATH = process.env.PROFILE_PATH ?? "/ofrep/v1/evaluate/flags/flag-0";
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 5);
 const OUT = process.env.PROFILE_OUT ?? path.join(root, "target", "edge-worker.cpuprofile");
@@ -58,6 +62,21 @@ try {
     pending.set(++id, resolve);
     ws.send(JSON.stringify({ id, method, params }));
   });
+  if (KIND === "heap") {
+    // What the worker's JavaScript allocates per answer, by function
+    // (objects collected since included): V8's sampling heap profiler.
+    await send("HeapProfiler.enable");
+
+    await send("HeapProfiler.startSampling", {
+      samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true,
+    });
+    const r = await load(SECONDS);
+    const { result } = await send("HeapProfiler.stopSampling");
+    const usage = (await send("Runtime.getHeapUsage")).result;
+    ws.close();
+    reportHeap(result.profile, r.requests.total, usage);
+    process.exitCode = 0;
+  } else {
   await send("Profiler.enable");
   await send("Profiler.setSamplingInterval", { interval: 50 });
   await send("Profiler.start");
@@ -87,8 +106,28 @@ try {
   writeFileSync(OUT, JSON.stringify(result.profile));
   console.log(`profile written to ${path.relative(root, OUT)}`);
   report(result.profile);
+  }
 } finally {
   await w.mf.dispose();
+}
+
+/** Prints the bytes allocated per answer in all and by the functions that allocate most. */
+function reportHeap(profile, answers, usage) {
+  const bySelf = new Map();
+  let total = 0;
+  const walk = (n) => {
+    const k = (n.callFrame.functionName || "(anonymous)").replace(/::h[0-9a-f]{16}.*$/, "").slice(0, 100) +
+      (n.callFrame.url ? ` ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber}` : "");
+    bySelf.set(k, (bySelf.get(k) ?? 0) + n.selfSize);
+    total += n.selfSize;
+    for (const c of n.children ?? []) walk(c);
+  };
+  walk(profile.head);
+  console.log(`\nJS allocated: ${(total / 1024).toFixed(0)} KiB over ${answers} answers, ` +
+    `≈ ${(total / Math.max(1, answers)).toFixed(0)} B per answer (sampled); ` +
+    `heap now ${(usage.usedSize / 1024).toFixed(0)} of ${(usage.totalSize / 1024).toFixed(0)} KiB`);
+  const top = [...bySelf].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  for (const [k, b] of top) console.log(`  ${(b / Math.max(1, answers)).toFixed(0).padStart(6)} B/answer  ${k}`);
 }
 
 /** Prints the functions with the most samples, self and inclusive. */
