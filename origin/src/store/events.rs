@@ -262,17 +262,14 @@ pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
 
 /// [`rollup`] of exposures from several batches.
 fn rollup_of<'a>(rows: impl IntoIterator<Item = &'a Exposure>) -> Vec<ExposureUser> {
-    let mut users: BTreeMap<(i64, &str, &str), ExposureUser> = BTreeMap::new();
+    let mut users: BTreeMap<(i64, &str, &str), Span> = BTreeMap::new();
     for e in rows {
         let key = (e.env_id, e.flag_key.as_str(), e.user_key.as_str());
         match users.get_mut(&key) {
             None => {
                 users.insert(
                     key,
-                    ExposureUser {
-                        env_id: e.env_id,
-                        flag_key: e.flag_key.clone(),
-                        user_key: e.user_key.clone(),
+                    Span {
                         first_ms: e.time_ms,
                         variant: e.variant.clone(),
                         vmin: e.variant.clone(),
@@ -280,21 +277,72 @@ fn rollup_of<'a>(rows: impl IntoIterator<Item = &'a Exposure>) -> Vec<ExposureUs
                     },
                 );
             }
-            Some(u) => {
-                if (e.time_ms, e.variant.as_str()) < (u.first_ms, u.variant.as_str()) {
-                    u.first_ms = e.time_ms;
-                    u.variant.clone_from(&e.variant);
-                }
-                if e.variant < u.vmin {
-                    u.vmin.clone_from(&e.variant);
-                }
-                if e.variant > u.vmax {
-                    u.vmax.clone_from(&e.variant);
-                }
-            }
+            Some(span) => span.widen(e.time_ms, &e.variant, &e.variant, &e.variant),
         }
     }
-    users.into_values().collect()
+    users
+        .into_iter()
+        .map(|((env_id, flag_key, user_key), span)| ExposureUser {
+            env_id,
+            flag_key: flag_key.to_string(),
+            user_key: user_key.to_string(),
+            first_ms: span.first_ms,
+            variant: span.variant,
+            vmin: span.vmin,
+            vmax: span.vmax,
+        })
+        .collect()
+}
+
+/// What a rollup row holds besides its key, and the rollup's merge rule:
+/// the one place it is written in Rust ([`rollup`], and the rows
+/// PostgreSQL ingestion remembers as committed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// Time of the first exposure (Unix ms).
+    pub(crate) first_ms: i64,
+    /// Variant of the first exposure (ties: the smallest variant).
+    pub(crate) variant: String,
+    /// The smallest variant served.
+    pub(crate) vmin: String,
+    /// The largest variant served.
+    pub(crate) vmax: String,
+}
+
+impl Span {
+    /// `u`'s span.
+    pub(crate) fn of(u: &ExposureUser) -> Span {
+        Span {
+            first_ms: u.first_ms,
+            variant: u.variant.clone(),
+            vmin: u.vmin.clone(),
+            vmax: u.vmax.clone(),
+        }
+    }
+
+    /// Merges a first exposure `(first_ms, variant)` and the variants
+    /// `vmin..=vmax` in, as the stored rollup's merge does: the earliest
+    /// `(time, variant)`, the smallest and the largest variant.
+    pub(crate) fn widen(&mut self, first_ms: i64, variant: &str, vmin: &str, vmax: &str) {
+        if (first_ms, variant) < (self.first_ms, self.variant.as_str()) {
+            self.first_ms = first_ms;
+            variant.clone_into(&mut self.variant);
+        }
+        if vmin < self.vmin.as_str() {
+            vmin.clone_into(&mut self.vmin);
+        }
+        if vmax > self.vmax.as_str() {
+            vmax.clone_into(&mut self.vmax);
+        }
+    }
+
+    /// Whether merging `u` into a row holding at least this would change
+    /// nothing (the stored merge's `WHERE` would be false).
+    pub(crate) fn covers(&self, u: &ExposureUser) -> bool {
+        (self.first_ms, self.variant.as_str()) <= (u.first_ms, u.variant.as_str())
+            && self.vmin <= u.vmin
+            && self.vmax >= u.vmax
+    }
 }
 
 /// The latest migration that (re)creates `exposure_users` (0009, keyed by

@@ -42,7 +42,7 @@ use std::sync::Mutex;
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{Exposure, ExposureUser, InsertCounts, MetricEvent, counts, rollup_of};
+use super::{Exposure, ExposureUser, InsertCounts, MetricEvent, Span, counts, rollup_of};
 use crate::store::Result;
 
 mod copy;
@@ -131,7 +131,7 @@ impl std::fmt::Debug for Covered {
 struct Remembered {
     /// The epoch the rows are of.
     epoch: i64,
-    rows: Map<i64, Map<String, Map<String, Cover>>>,
+    rows: Map<i64, Map<String, Map<String, Span>>>,
     len: usize,
 }
 
@@ -140,38 +140,6 @@ struct Remembered {
 /// bench's store path ≈ +0.3 µs of the origin's CPU per event with
 /// SipHash, +0.2 µs with foldhash, against ≈ −1.3 µs of PostgreSQL's).
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// What a committed rollup row holds besides its key.
-struct Cover {
-    first_ms: i64,
-    variant: String,
-    vmin: String,
-    vmax: String,
-}
-
-impl Cover {
-    /// Whether merging `u` into a row holding at least this would change
-    /// nothing (the merge's `WHERE` would be false).
-    fn covers(&self, u: &ExposureUser) -> bool {
-        (self.first_ms, self.variant.as_str()) <= (u.first_ms, u.variant.as_str())
-            && self.vmin <= u.vmin
-            && self.vmax >= u.vmax
-    }
-
-    /// The row after merging `u` (the merge's `SET`).
-    fn merge(&mut self, u: &ExposureUser) {
-        if (u.first_ms, u.variant.as_str()) < (self.first_ms, self.variant.as_str()) {
-            self.first_ms = u.first_ms;
-            self.variant.clone_from(&u.variant);
-        }
-        if u.vmin < self.vmin {
-            self.vmin.clone_from(&u.vmin);
-        }
-        if u.vmax > self.vmax {
-            self.vmax.clone_from(&u.vmax);
-        }
-    }
-}
 
 impl Covered {
     /// The rows of `users` that a committed row does not cover, after
@@ -217,17 +185,9 @@ impl Covered {
             };
             let Some(users) = users else { continue };
             match users.get_mut(&u.user_key) {
-                Some(c) => c.merge(u),
+                Some(c) => c.widen(u.first_ms, &u.variant, &u.vmin, &u.vmax),
                 None => {
-                    users.insert(
-                        u.user_key.clone(),
-                        Cover {
-                            first_ms: u.first_ms,
-                            variant: u.variant.clone(),
-                            vmin: u.vmin.clone(),
-                            vmax: u.vmax.clone(),
-                        },
-                    );
+                    users.insert(u.user_key.clone(), Span::of(u));
                     added += 1;
                 }
             }
