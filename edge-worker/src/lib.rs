@@ -43,6 +43,8 @@ pub mod snapshot;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]
+mod entry;
+#[cfg(target_arch = "wasm32")]
 mod incoming;
 #[cfg(target_arch = "wasm32")]
 mod pointer_object;

@@ -21,8 +21,8 @@ use crate::incoming::Incoming;
 use crate::request_url::RequestUrl;
 use crate::settings::Settings;
 use crate::{
-    answers, auth, cache, context, cookie, cors, events, geo, health, ingest, ofrep, pointer,
-    queue, ratelimit, reports, routes, snapshot, sse,
+    answers, auth, cache, context, cookie, events, geo, health, ingest, ofrep, pointer, queue,
+    ratelimit, reports, routes, snapshot, sse,
 };
 use bunting_wire::ExposureRecord;
 
@@ -82,8 +82,14 @@ fn bindings(env: &Env) -> Rc<Bindings> {
     })
 }
 
+/// Whether the `RATE_LIMITER` binding is bound: every evaluation then
+/// asks it first ([`rate_limited`]).
+pub(crate) fn rate_limiter_bound(env: &Env) -> bool {
+    bindings(env).rate_limiter
+}
+
 /// This isolate's settings ([`SETTINGS`]).
-fn settings(env: &Env) -> Rc<Settings> {
+pub(crate) fn settings(env: &Env) -> Rc<Settings> {
     SETTINGS.with(|cell| {
         Rc::clone(cell.get_or_init(|| {
             Rc::new(Settings::from_lookup(|k| {
@@ -135,30 +141,22 @@ fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
     json_response(status, &json!({"errorCode": code, "errorDetails": details}))
 }
 
-#[event(fetch)]
-pub(crate) async fn fetch(
-    raw: worker::web_sys::Request,
-    env: Env,
-    ctx: Context,
-) -> Result<Response> {
-    let req = Incoming::new(raw);
-    let settings = settings(&env);
-    // Without ALLOWED_ORIGINS there are no CORS headers to add
-    // ([`cors::headers`]), and no `Origin` to read.
-    let origin = if settings.allowed_origins.is_empty() {
-        None
-    } else {
-        req.headers().get("Origin").ok().flatten()
-    };
-    let preflight = req.method() == Method::Options;
-    let mut resp = match route(req, &env, &ctx, &settings).await {
+/// The response to any request but the evaluations [`crate::entry`]
+/// answers without waiting: [`route`]'s, or a 500 with the error.
+pub(crate) async fn respond(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Response {
+    match route(req, env, ctx, s).await {
         Ok(r) => r,
-        Err(e) => error_response(500, "GENERAL", &format!("internal error: {e}"))?,
-    };
-    for (name, value) in cors::headers(&settings.allowed_origins, origin.as_deref(), preflight) {
-        resp.headers_mut().set(name, &value)?;
+        Err(e) => internal_error(&e),
     }
-    Ok(resp)
+}
+
+/// The 500 of a request that failed inside the worker.
+pub(crate) fn internal_error(e: &dyn std::fmt::Display) -> Response {
+    error_response(500, "GENERAL", &format!("internal error: {e}")).unwrap_or_else(|_| {
+        Response::empty()
+            .expect("an empty response")
+            .with_status(500)
+    })
 }
 
 async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
@@ -456,10 +454,28 @@ async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
 /// before it when nothing is served yet (KV has not got the environment
 /// yet). Without the binding, KV alone serves.
 async fn check_pointer(env: &Env, ctx: &Context, environment: &str, s: &Settings, now: i64) {
+    if let Some((question, have)) = pointer_question(env, environment, s, now) {
+        if have.is_none() {
+            question.await;
+        } else {
+            ctx.wait_until(question);
+        }
+    }
+}
+
+/// The question to `environment`'s pointer when one is due, and the
+/// version served now (the question asks for a newer one); `None` when
+/// none is due or the binding is missing.
+fn pointer_question(
+    env: &Env,
+    environment: &str,
+    s: &Settings,
+    now: i64,
+) -> Option<(impl Future<Output = ()> + 'static, Option<u64>)> {
     if !bindings(env).pointer
         || !POINTER_GATE.with(|g| g.borrow_mut().start(environment, now, s.pointer_check_ms))
     {
-        return;
+        return None;
     }
     let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
         // Started but never asked: end the question so the next one may.
@@ -467,15 +483,10 @@ async fn check_pointer(env: &Env, ctx: &Context, environment: &str, s: &Settings
             g.borrow_mut()
                 .done(environment, Err("the binding is missing".into()))
         });
-        return;
+        return None;
     };
     let have = SNAPSHOTS.with(|c| c.borrow().version(environment));
-    let question = ask_pointer(namespace, environment.to_string(), have);
-    if have.is_none() {
-        question.await;
-    } else {
-        ctx.wait_until(question);
-    }
+    Some((ask_pointer(namespace, environment.to_string(), have), have))
 }
 
 /// One question to an environment's pointer; its answer, a newer snapshot
@@ -698,18 +709,46 @@ async fn authenticate_record(
     let authorization = header("Authorization");
     let api_key = header("X-API-Key");
     let Some(key) = auth::sdk_key(authorization.as_deref(), api_key.as_deref()) else {
-        let mut r = error_response(
-            401,
-            "GENERAL",
-            "missing SDK key: send `Authorization: Bearer <key>`",
-        )?;
-        r.headers_mut().set("WWW-Authenticate", "Bearer")?;
-        return Ok(Err(r));
+        return missing_key().map(Err);
     };
     match record_for_key(env, key, now).await? {
         Some(record) => Ok(Ok(record)),
-        None => Ok(Err(error_response(403, "GENERAL", "unknown SDK key")?)),
+        None => unknown_key().map(Err),
     }
+}
+
+/// [`authenticate_record`] from what this isolate knows: `None` when the
+/// SDK key must be looked up in KV.
+fn authenticate_record_now(
+    headers: &Headers,
+    now: i64,
+) -> Option<Result<std::result::Result<kv::SdkKeyRecord, Response>>> {
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let authorization = header("Authorization");
+    let api_key = header("X-API-Key");
+    let Some(key) = auth::sdk_key(authorization.as_deref(), api_key.as_deref()) else {
+        return Some(missing_key().map(Err));
+    };
+    Some(match KEYS.with(|k| k.borrow().get(key, now))? {
+        Some(record) => Ok(Ok(record)),
+        None => unknown_key().map(Err),
+    })
+}
+
+/// 401: the request names no SDK key.
+fn missing_key() -> Result<Response> {
+    let mut r = error_response(
+        401,
+        "GENERAL",
+        "missing SDK key: send `Authorization: Bearer <key>`",
+    )?;
+    r.headers_mut().set("WWW-Authenticate", "Bearer")?;
+    Ok(r)
+}
+
+/// 403: the SDK key is not one of KV's.
+fn unknown_key() -> Result<Response> {
+    error_response(403, "GENERAL", "unknown SDK key")
 }
 
 /// The secret that hashes targeting keys in exposures and events:
@@ -807,26 +846,31 @@ async fn enqueue(
     result
 }
 
-/// Hands accepted exposures to the queue when one is bound (`wait`: before
-/// returning, else in `waitUntil`), and to the isolate's forwarder buffer
-/// otherwise or when the queue refuses them.
-async fn accept_exposures(env: &Env, ctx: &Context, exposures: Vec<ExposureRecord>, wait: bool) {
+/// Hands accepted exposures to the queue when one is bound (the future
+/// that sends them, awaited or given to `waitUntil` by the caller), and to
+/// the isolate's forwarder buffer otherwise or when the queue refuses them.
+fn exposure_sending(
+    env: &Env,
+    exposures: Vec<ExposureRecord>,
+) -> Option<impl Future<Output = ()> + use<>> {
     if exposures.is_empty() {
-        return;
+        return None;
     }
     let Some(q) = ingest_queue(env) else {
         INGEST.with(|i| i.borrow_mut().record(exposures));
-        return;
+        return None;
     };
-    let send = async move {
+    Some(async move {
         let messages = queue::exposure_messages(&exposures);
         if enqueue(&q, messages, exposures.len()).await.is_err() {
             INGEST.with(|i| i.borrow_mut().record(exposures));
         }
-    };
-    if wait {
-        send.await;
-    } else {
+    })
+}
+
+/// [`exposure_sending`] after the response: nothing is waited for.
+fn accept_exposures_later(env: &Env, ctx: &Context, exposures: Vec<ExposureRecord>) {
+    if let Some(send) = exposure_sending(env, exposures) {
         ctx.wait_until(send);
     }
 }
@@ -984,19 +1028,43 @@ async fn evaluate(
     s: &Settings,
     flag: Option<(String, Option<FlagType>)>,
 ) -> Result<Response> {
-    let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
+    let prepared = match prepare(&req, url, env, ctx, s).await? {
+        Ok(p) => p,
+        Err(denied) => return Ok(denied),
+    };
+    let body = req.bytes().await?;
+    answer(&req, env, ctx, s, flag, prepared, &body)
+}
+
+/// What an evaluation needs besides its body: the SDK key's environment
+/// and audience, the engine serving it, the clock and the time rules see.
+pub(crate) struct Prepared {
+    environment: String,
+    audience: Audience,
+    engine: Rc<Engine>,
+    numbers: Rc<ofrep::NumberForms>,
+    clock: i64,
+    now: i64,
+}
+
+/// The [`Prepared`] evaluation of a request, or the response that ends it
+/// (401/403, 503 without a snapshot), reading KV and asking the pointer
+/// as needed.
+async fn prepare(
+    req: &Incoming,
+    url: &RequestUrl<'_>,
+    env: &Env,
+    ctx: &Context,
+    s: &Settings,
+) -> Result<std::result::Result<Prepared, Response>> {
     let clock = now_ms();
-    // One `Headers` object for every header read here: a second handle to
-    // the request's, kept while the body is read (`Headers::clone` would
-    // copy every header into a new object).
-    let headers = Headers(req.headers().0.clone());
-    let header = |name: &str| headers.get(name).ok().flatten();
-    let (environment, audience) = match authenticate_record(&headers, env, clock).await? {
+    let headers = req.headers();
+    let (environment, audience) = match authenticate_record(headers, env, clock).await? {
         Ok(record) => {
             let audience = Audience::of(&record);
             (record.environment, audience)
         }
-        Err(denied) => return Ok(denied),
+        Err(denied) => return Ok(Err(denied)),
     };
     // A client re-fetching after a change notification names the version
     // it was told of: ask the pointer now if this isolate is behind.
@@ -1008,17 +1076,97 @@ async fn evaluate(
         ask_pointer(namespace, environment.clone(), served).await;
     }
     let Some((engine, numbers)) = engine_for(env, ctx, &environment, s, clock).await else {
-        return no_snapshot_yet(&environment);
+        return no_snapshot_yet(&environment).map(Err);
     };
-    let now = evaluation_time(s, || header("X-Bunting-Now"), clock);
+    let now = evaluation_time(s, || headers.get("X-Bunting-Now").ok().flatten(), clock);
+    Ok(Ok(Prepared {
+        environment,
+        audience,
+        engine,
+        numbers,
+        clock,
+        now,
+    }))
+}
 
-    let body = req.bytes().await?;
-    let client = match ofrep::parse_context(&body) {
+/// [`prepare`] from what this isolate holds, without waiting for anything
+/// (a due pointer question is asked after the response): `None` when KV
+/// or the pointer must be waited for (the SDK key or the snapshot is not
+/// in memory or is due for a check, or the client names a newer version).
+pub(crate) fn prepare_now(
+    req: &Incoming,
+    url: &RequestUrl<'_>,
+    env: &Env,
+    ctx: &Context,
+    s: &Settings,
+) -> Option<Result<std::result::Result<Prepared, Response>>> {
+    let clock = now_ms();
+    let headers = req.headers();
+    let (environment, audience) = match authenticate_record_now(headers, clock)? {
+        Ok(Ok(record)) => {
+            let audience = Audience::of(&record);
+            (record.environment, audience)
+        }
+        denied => return Some(denied.map(|d| Err(d.expect_err("denied")))),
+    };
+    let (served, due) = SNAPSHOTS.with(|c| {
+        let c = c.borrow();
+        (
+            c.version(&environment),
+            c.due(&environment, clock, s.snapshot_ttl_ms),
+        )
+    });
+    if served.is_none()
+        || due
+        || (bindings(env).pointer
+            && sse::wanted_version(url.param("flagConfigEtag").as_deref(), served).is_some())
+    {
+        return None;
+    }
+    if let Some((question, _)) = pointer_question(env, &environment, s, clock) {
+        ctx.wait_until(question);
+    }
+    let (engine, numbers) = SNAPSHOTS.with(|c| c.borrow().serving(&environment))?;
+    let now = evaluation_time(s, || headers.get("X-Bunting-Now").ok().flatten(), clock);
+    Some(Ok(Ok(Prepared {
+        environment,
+        audience,
+        engine,
+        numbers,
+        clock,
+        now,
+    })))
+}
+
+/// The answer to a [`Prepared`] evaluation of `body`: the flag's
+/// (`flag`), or every flag's. Exposures are recorded and sent after the
+/// response.
+pub(crate) fn answer(
+    req: &Incoming,
+    env: &Env,
+    ctx: &Context,
+    s: &Settings,
+    flag: Option<(String, Option<FlagType>)>,
+    prepared: Prepared,
+    body: &[u8],
+) -> Result<Response> {
+    let Prepared {
+        environment,
+        audience,
+        engine,
+        numbers,
+        clock,
+        now,
+    } = prepared;
+    let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let client = match ofrep::parse_context(body) {
         Ok(c) => c,
         Err(e) => return json_response(400, &e.body(flag_key)),
     };
     let needs = context::EdgeNeeds::of(&engine);
-    let (context, extra) = edge_context(&req, &headers, client, s, needs);
+    let (context, extra) = edge_context(req, headers, client, s, needs);
 
     // Only the single-flag endpoint records an exposure: a bulk fetch says
     // nothing about what the application showed (clients report use through
@@ -1037,8 +1185,8 @@ async fn evaluate(
                 context::with_needed_edge_attributes(
                     context.clone(),
                     context::EdgeNeeds::ALL,
-                    || edge_geo(&req),
-                    || edge_device(&headers),
+                    || edge_geo(req),
+                    || edge_device(headers),
                 )
             })
         };
@@ -1093,7 +1241,7 @@ async fn evaluate(
         resp.headers_mut().append(name, &value)?;
     }
     // After the response: an evaluation never waits for the queue.
-    accept_exposures(env, ctx, accepted, false).await;
+    accept_exposures_later(env, ctx, accepted);
     flush_exposures(env, ctx, s, clock);
     Ok(resp)
 }
@@ -1161,7 +1309,9 @@ async fn post_exposures(
     });
     if forwarded {
         // A report is acknowledged (202) once its exposures are in the queue.
-        accept_exposures(env, ctx, exposures, true).await;
+        if let Some(send) = exposure_sending(env, exposures) {
+            send.await;
+        }
     }
     flush_exposures(env, ctx, s, clock);
     json_response(202, &reports::response_body(&results, forwarded))

@@ -1,0 +1,283 @@
+//! The worker's `fetch` export: OFREP evaluations answered without the
+//! futures machinery when nothing has to be waited for but the body
+//! (wasm32 only).
+//!
+//! `#[event(fetch)]` makes every request a Rust future driven by
+//! wasm-bindgen-futures: a `Promise` built around an executor closure, a
+//! task queued with `queueMicrotask`, and for each `await` on JavaScript
+//! (the body's `arrayBuffer()`) two closures registered with a
+//! `FinalizationRegistry` and another microtask. On a single-flag request
+//! that machinery was about a sixth of the isolate's profile, and its
+//! objects are garbage for the collector.
+//!
+//! An evaluation whose SDK key and snapshot this isolate holds (the
+//! common case: KV and the pointer are checked every few seconds, not per
+//! request) waits for one thing only, its body. [`fetch`] prepares such an
+//! evaluation synchronously ([`worker_main::prepare_now`]), parks it in
+//! [`PENDING`] and returns `request.arrayBuffer().then(ok, failed)`, where
+//! `ok` and `failed` are one isolate-wide closure each, bound to the
+//! parked evaluation's slot: the body's arrival answers it synchronously
+//! ([`worker_main::answer`]). Everything else (another route, a key or
+//! snapshot to read from KV, a rate-limiting binding to ask) takes the
+//! async path it always took ([`worker_main::respond`]). Both paths give
+//! the same answers: the workerd tests run every route through them.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bunting_core::FlagType;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::js_sys::{self, Uint8Array};
+use worker::wasm_bindgen_futures::future_to_promise;
+use worker::{Context, Env, Method, web_sys};
+
+use crate::incoming::Incoming;
+use crate::request_url::RequestUrl;
+use crate::settings::Settings;
+use crate::worker_main::{self, Prepared};
+use crate::{cors, ofrep};
+
+#[wasm_bindgen]
+extern "C" {
+    /// A JavaScript function, for `bind` with a number (js-sys's typed
+    /// functions take closures' exact signatures).
+    type Callable;
+    #[wasm_bindgen(method)]
+    fn bind(this: &Callable, this_arg: &JsValue, slot: f64) -> JsValue;
+
+    /// A promise, for `then` with plain functions (js-sys's takes closures).
+    type Thenable;
+    #[wasm_bindgen(method)]
+    fn then(this: &Thenable, ok: &JsValue, failed: &JsValue) -> JsValue;
+}
+
+/// An evaluation waiting for its body.
+struct Pending {
+    req: Incoming,
+    env: Env,
+    ctx: Context,
+    settings: Rc<Settings>,
+    cors: Cors,
+    flag: Option<(String, Option<FlagType>)>,
+    prepared: Prepared,
+}
+
+/// Continuation of a parked evaluation: its slot and the body's
+/// `ArrayBuffer` (or the error reading it).
+type Continuation = Closure<dyn FnMut(f64, JsValue) -> JsValue>;
+
+thread_local! {
+    /// Evaluations waiting for their bodies, by slot; each is taken out by
+    /// the one continuation that runs when its body's promise settles.
+    static PENDING: RefCell<Slots<Pending>> = const { RefCell::new(Slots::new()) };
+    /// The continuation answering a parked evaluation with its body.
+    static WITH_BODY: Continuation = Closure::new(|slot: f64, buffer: JsValue| {
+        match take(slot) {
+            Some(p) => with_body(p, &buffer),
+            None => JsValue::UNDEFINED,
+        }
+    });
+    /// The continuation of a parked evaluation whose body could not be read.
+    static BODY_FAILED: Continuation = Closure::new(|slot: f64, error: JsValue| {
+        let Some(p) = take(slot) else {
+            return JsValue::UNDEFINED;
+        };
+        let details = error
+            .as_string()
+            .or_else(|| error.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+            .unwrap_or_else(|| "failed to read the request's body".into());
+        let resp = worker_main::internal_error(&details);
+        finish(resp, &p.cors, &p.settings).into()
+    });
+}
+
+/// The parked evaluation of `slot`.
+fn take(slot: f64) -> Option<Pending> {
+    PENDING.with(|p| p.borrow_mut().take(slot as usize))
+}
+
+/// The Workers runtime's `fetch` handler (what `#[event(fetch)]` would
+/// export): a `Response`, or a promise of one.
+#[wasm_bindgen]
+#[allow(unreachable_pub)] // exported to JavaScript, not to Rust
+pub fn fetch(raw: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+    let ctx = Context::new(ctx);
+    let req = Incoming::new(raw);
+    let settings = worker_main::settings(&env);
+    let cors = Cors::of(&req, &settings);
+    if let Some(flag) = evaluation(&req)
+        && !worker_main::rate_limiter_bound(&env)
+    {
+        let raw_url = req.inner().url();
+        let url = RequestUrl::parse(&raw_url);
+        match worker_main::prepare_now(&req, &url, &env, &ctx, &settings) {
+            Some(Ok(Ok(prepared))) => {
+                return park(Pending {
+                    req,
+                    env,
+                    ctx,
+                    settings,
+                    cors,
+                    flag,
+                    prepared,
+                });
+            }
+            Some(Ok(Err(denied))) => return finish(denied, &cors, &settings).into(),
+            Some(Err(e)) => {
+                return finish(worker_main::internal_error(&e), &cors, &settings).into();
+            }
+            None => {}
+        }
+    }
+    future_to_promise(async move {
+        let resp = worker_main::respond(req, &env, &ctx, &settings).await;
+        Ok(finish(resp, &cors, &settings).into())
+    })
+    .into()
+}
+
+/// The flag an OFREP evaluation asks for (`Some(None)`: every flag);
+/// `None` for any other request, and for evaluations the router answers
+/// with an error (no key in the path, an unknown `type`).
+fn evaluation(req: &Incoming) -> Option<Option<(String, Option<FlagType>)>> {
+    if req.method() != Method::Post {
+        return None;
+    }
+    let raw_url = req.inner().url();
+    let url = RequestUrl::parse(&raw_url);
+    if url.path == ofrep::BULK_PATH {
+        return Some(None);
+    }
+    if !url.path.starts_with(ofrep::SINGLE_PREFIX) {
+        return None;
+    }
+    let key = ofrep::flag_key_from_path(url.path)?;
+    let expected = ofrep::expected_type(url.param("type").as_deref()).ok()?;
+    Some(Some((key, expected)))
+}
+
+/// Parks `pending` until its body arrives: `arrayBuffer().then(…)`.
+fn park(pending: Pending) -> JsValue {
+    let body = match pending.req.inner().array_buffer() {
+        Ok(promise) => promise,
+        Err(e) => {
+            let details = e.as_string().unwrap_or_else(|| "the body was used".into());
+            return finish(
+                worker_main::internal_error(&details),
+                &pending.cors,
+                &pending.settings,
+            )
+            .into();
+        }
+    };
+    let slot = PENDING.with(|p| p.borrow_mut().put(pending)) as f64;
+    let bound = |c: &Continuation| {
+        let f: &Callable = c.as_ref().unchecked_ref();
+        f.bind(&JsValue::NULL, slot)
+    };
+    let ok = WITH_BODY.with(bound);
+    let failed = BODY_FAILED.with(bound);
+    body.unchecked_ref::<Thenable>().then(&ok, &failed)
+}
+
+/// The answer to a parked evaluation, its body read, with the engine it
+/// was prepared with (as the async path holds it across the body's read).
+fn with_body(p: Pending, buffer: &JsValue) -> JsValue {
+    let body = Uint8Array::new(buffer).to_vec();
+    let Pending {
+        req,
+        env,
+        ctx,
+        settings,
+        cors,
+        flag,
+        prepared,
+    } = p;
+    let resp = match worker_main::answer(&req, &env, &ctx, &settings, flag, prepared, &body) {
+        Ok(r) => r,
+        Err(e) => worker_main::internal_error(&e),
+    };
+    finish(resp, &cors, &settings).into()
+}
+
+/// What the CORS headers of a response depend on ([`cors::headers`]).
+struct Cors {
+    /// The request's `Origin`; not read without `ALLOWED_ORIGINS` (there
+    /// are no CORS headers to add then).
+    origin: Option<String>,
+    /// An `OPTIONS` request.
+    preflight: bool,
+}
+
+impl Cors {
+    fn of(req: &Incoming, settings: &Settings) -> Cors {
+        if settings.allowed_origins.is_empty() {
+            return Cors {
+                origin: None,
+                preflight: false,
+            };
+        }
+        Cors {
+            origin: req.headers().get("Origin").ok().flatten(),
+            preflight: req.method() == Method::Options,
+        }
+    }
+}
+
+/// The runtime's response for `resp`, with the CORS headers the settings
+/// give for the request.
+fn finish(resp: worker::Response, cors: &Cors, settings: &Settings) -> web_sys::Response {
+    let resp = web_sys::Response::from(resp);
+    if settings.allowed_origins.is_empty() {
+        return resp;
+    }
+    let headers = resp.headers();
+    for (name, value) in cors::headers(
+        &settings.allowed_origins,
+        cors.origin.as_deref(),
+        cors.preflight,
+    ) {
+        if let Err(e) = headers.set(name, &value) {
+            worker::console_error!("setting {name}: {e:?}");
+        }
+    }
+    resp
+}
+
+/// A slab: values by small integer slots, reused once taken.
+struct Slots<T> {
+    values: Vec<Option<T>>,
+    free: Vec<usize>,
+}
+
+impl<T> Slots<T> {
+    const fn new() -> Self {
+        Slots {
+            values: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Stores `value`; its slot.
+    fn put(&mut self, value: T) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.values[i] = Some(value);
+                i
+            }
+            None => {
+                self.values.push(Some(value));
+                self.values.len() - 1
+            }
+        }
+    }
+
+    /// Takes the value of `slot` out, if it holds one.
+    fn take(&mut self, slot: usize) -> Option<T> {
+        let value = self.values.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        Some(value)
+    }
+}
