@@ -12,15 +12,17 @@
 //!
 //! An evaluation whose SDK key and snapshot this isolate holds (the
 //! common case: KV and the pointer are checked every few seconds, not per
-//! request) waits for one thing only, its body. [`fetch`] prepares such an
-//! evaluation synchronously ([`worker_main::prepare_now`]), parks it in
-//! [`PENDING`] and returns `request.arrayBuffer().then(ok, failed)`, where
-//! `ok` and `failed` are one isolate-wide closure each, bound to the
-//! parked evaluation's slot: the body's arrival answers it synchronously
-//! ([`worker_main::answer`]). Everything else (another route, a key or
-//! snapshot to read from KV, a rate-limiting binding to ask) takes the
-//! async path it always took ([`worker_main::respond`]). Both paths give
-//! the same answers: the workerd tests run every route through them.
+//! request) waits for its body only, and for the rate limiter's count when
+//! the `RATE_LIMITER` binding is bound. [`fetch`] parks such an evaluation
+//! in [`PENDING`] and chains plain promises: `limiter.limit(…)` (if bound)
+//! `.then(…)`, where the evaluation is prepared synchronously
+//! ([`worker_main::prepare_now`]), then `request.arrayBuffer().then(…)`,
+//! where it is answered synchronously ([`worker_main::answer`]). Each step's
+//! `onFulfilled`/`onRejected` is one isolate-wide closure bound to the
+//! parked evaluation's slot. Everything else (another route, a key or
+//! snapshot to read from KV, a pointer question to wait for) takes the
+//! async path ([`worker_main::respond`], [`worker_main::evaluate`]). Both
+//! paths give the same answers; the workerd tests drive every route.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -37,7 +39,7 @@ use crate::incoming::Incoming;
 use crate::request_url::RequestUrl;
 use crate::settings::Settings;
 use crate::worker_main::{self, Prepared};
-use crate::{cors, ofrep};
+use crate::{cors, ofrep, ratelimit};
 
 #[wasm_bindgen]
 extern "C" {
@@ -53,7 +55,7 @@ extern "C" {
     fn then(this: &Thenable, ok: &JsValue, failed: &JsValue) -> JsValue;
 }
 
-/// An evaluation waiting for its body.
+/// An evaluation waiting for the rate limiter's verdict or its body.
 struct Pending {
     req: Incoming,
     env: Env,
@@ -61,41 +63,73 @@ struct Pending {
     settings: Rc<Settings>,
     cors: Cors,
     flag: Option<(String, Option<FlagType>)>,
-    prepared: Prepared,
+    /// Set once prepared, while the body is read.
+    prepared: Option<Prepared>,
 }
 
-/// Continuation of a parked evaluation: its slot and the body's
-/// `ArrayBuffer` (or the error reading it).
+/// Continuation of a parked evaluation: its slot and what its promise
+/// settled with (a value, or the error).
 type Continuation = Closure<dyn FnMut(f64, JsValue) -> JsValue>;
 
 thread_local! {
-    /// Evaluations waiting for their bodies, by slot; each is taken out by
-    /// the one continuation that runs when its body's promise settles.
+    /// Evaluations waiting, by slot; each is taken out by the one
+    /// continuation that runs when its promise settles.
     static PENDING: RefCell<Slots<Pending>> = const { RefCell::new(Slots::new()) };
     /// The continuation answering a parked evaluation with its body.
     static WITH_BODY: Continuation = Closure::new(|slot: f64, buffer: JsValue| {
-        match take(slot) {
-            Some(p) => with_body(p, &buffer),
-            None => JsValue::UNDEFINED,
-        }
+        take(slot).map_or(JsValue::UNDEFINED, |p| with_body(p, &buffer))
     });
     /// The continuation of a parked evaluation whose body could not be read.
     static BODY_FAILED: Continuation = Closure::new(|slot: f64, error: JsValue| {
         let Some(p) = take(slot) else {
             return JsValue::UNDEFINED;
         };
-        let details = error
-            .as_string()
-            .or_else(|| error.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
-            .unwrap_or_else(|| "failed to read the request's body".into());
-        let resp = worker_main::internal_error(&details);
-        finish(resp, &p.cors, &p.settings).into()
+        let details = js_error_text(&error, "failed to read the request's body");
+        finish(worker_main::internal_error(&details), &p.cors, &p.settings).into()
+    });
+    /// The continuation of an evaluation the rate limiter has counted:
+    /// the 429, or the evaluation.
+    static LIMIT_OUTCOME: Continuation = Closure::new(|slot: f64, outcome: JsValue| {
+        let Some(p) = take(slot) else {
+            return JsValue::UNDEFINED;
+        };
+        let success = js_sys::Reflect::get(&outcome, &JsValue::from_str("success"))
+            .ok()
+            .and_then(|v| v.as_bool());
+        if success == Some(false) {
+            let resp = worker_main::limited(&p.settings)
+                .unwrap_or_else(|e| worker_main::internal_error(&e));
+            return finish(resp, &p.cors, &p.settings).into();
+        }
+        start(p)
+    });
+    /// The continuation of an evaluation the rate limiter failed to count:
+    /// let through (logged), as [`worker_main`]'s router does.
+    static LIMIT_FAILED: Continuation = Closure::new(|slot: f64, error: JsValue| {
+        let Some(p) = take(slot) else {
+            return JsValue::UNDEFINED;
+        };
+        let details = js_error_text(&error, "no reason given");
+        worker::console_error!("rate limiter failed, request let through: {details}");
+        start(p)
     });
 }
 
 /// The parked evaluation of `slot`.
 fn take(slot: f64) -> Option<Pending> {
     PENDING.with(|p| p.borrow_mut().take(slot as usize))
+}
+
+/// The message of a JavaScript error value, or `fallback`.
+fn js_error_text(error: &JsValue, fallback: &str) -> String {
+    error
+        .as_string()
+        .or_else(|| {
+            error
+                .dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| fallback.into())
 }
 
 /// The Workers runtime's `fetch` handler (what `#[event(fetch)]` would
@@ -107,35 +141,104 @@ pub fn fetch(raw: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     let req = Incoming::new(raw);
     let settings = worker_main::settings(&env);
     let cors = Cors::of(&req, &settings);
-    if let Some(flag) = evaluation(&req)
-        && !worker_main::rate_limiter_bound(&env)
-    {
-        let raw_url = req.inner().url();
-        let url = RequestUrl::parse(&raw_url);
-        match worker_main::prepare_now(&req, &url, &env, &ctx, &settings) {
-            Some(Ok(Ok(prepared))) => {
-                return park(Pending {
-                    req,
-                    env,
-                    ctx,
-                    settings,
-                    cors,
-                    flag,
-                    prepared,
-                });
-            }
-            Some(Ok(Err(denied))) => return finish(denied, &cors, &settings).into(),
-            Some(Err(e)) => {
-                return finish(worker_main::internal_error(&e), &cors, &settings).into();
-            }
-            None => {}
-        }
+    if let Some(flag) = evaluation(&req) {
+        let pending = Pending {
+            req,
+            env,
+            ctx,
+            settings,
+            cors,
+            flag,
+            prepared: None,
+        };
+        return if worker_main::rate_limiter_bound(&pending.env) {
+            limit(pending)
+        } else {
+            start(pending)
+        };
     }
     future_to_promise(async move {
         let resp = worker_main::respond(req, &env, &ctx, &settings).await;
         Ok(finish(resp, &cors, &settings).into())
     })
     .into()
+}
+
+/// Asks the rate limiter to count `pending`; the evaluation goes on in
+/// [`LIMIT_OUTCOME`] or [`LIMIT_FAILED`].
+fn limit(pending: Pending) -> JsValue {
+    let binding =
+        js_sys::Reflect::get(pending.env.as_ref(), &JsValue::from_str(ratelimit::BINDING))
+            .unwrap_or(JsValue::UNDEFINED);
+    if binding.is_undefined() || binding.is_null() {
+        return start(pending);
+    }
+    let options = js_sys::Object::new();
+    let key = JsValue::from_str(&worker_main::limit_key(&pending.req));
+    if js_sys::Reflect::set(&options, &JsValue::from_str("key"), &key).is_err() {
+        return start(pending);
+    }
+    let limiter: &worker::worker_sys::RateLimiter = binding.unchecked_ref();
+    match limiter.limit(options) {
+        Ok(promise) => then(promise, pending, &LIMIT_OUTCOME, &LIMIT_FAILED),
+        Err(e) => {
+            let details = js_error_text(&e, "no reason given");
+            worker::console_error!("rate limiter failed, request let through: {details}");
+            start(pending)
+        }
+    }
+}
+
+/// Evaluates `pending` (counted by the rate limiter if there is one): parked
+/// until its body arrives when this isolate holds what it needs, else the
+/// async path's answer.
+fn start(mut pending: Pending) -> JsValue {
+    let raw_url = pending.req.inner().url();
+    let url = RequestUrl::parse(&raw_url);
+    let p = &pending;
+    match worker_main::prepare_now(&p.req, &url, &p.env, &p.ctx, &p.settings) {
+        Some(Ok(Ok(prepared))) => {
+            pending.prepared = Some(prepared);
+            park(pending)
+        }
+        Some(Ok(Err(denied))) => finish(denied, &p.cors, &p.settings).into(),
+        Some(Err(e)) => finish(worker_main::internal_error(&e), &p.cors, &p.settings).into(),
+        None => future_to_promise(async move {
+            let Pending {
+                req,
+                env,
+                ctx,
+                settings,
+                cors,
+                flag,
+                prepared: _,
+            } = pending;
+            let raw_url = req.inner().url();
+            let url = RequestUrl::parse(&raw_url);
+            let resp = worker_main::evaluate(req, &url, &env, &ctx, &settings, flag)
+                .await
+                .unwrap_or_else(|e| worker_main::internal_error(&e));
+            Ok(finish(resp, &cors, &settings).into())
+        })
+        .into(),
+    }
+}
+
+/// `promise.then(ok, failed)`, with both continuations bound to the slot
+/// `pending` is parked in.
+fn then(
+    promise: js_sys::Promise,
+    pending: Pending,
+    ok: &'static std::thread::LocalKey<Continuation>,
+    failed: &'static std::thread::LocalKey<Continuation>,
+) -> JsValue {
+    let slot = PENDING.with(|p| p.borrow_mut().put(pending)) as f64;
+    let bound = |c: &Continuation| {
+        let f: &Callable = c.as_ref().unchecked_ref();
+        f.bind(&JsValue::NULL, slot)
+    };
+    let (ok, failed) = (ok.with(bound), failed.with(bound));
+    promise.unchecked_ref::<Thenable>().then(&ok, &failed)
 }
 
 /// The flag an OFREP evaluation asks for (`Some(None)`: every flag);
@@ -160,26 +263,18 @@ fn evaluation(req: &Incoming) -> Option<Option<(String, Option<FlagType>)>> {
 
 /// Parks `pending` until its body arrives: `arrayBuffer().then(…)`.
 fn park(pending: Pending) -> JsValue {
-    let body = match pending.req.inner().array_buffer() {
-        Ok(promise) => promise,
+    match pending.req.inner().array_buffer() {
+        Ok(body) => then(body, pending, &WITH_BODY, &BODY_FAILED),
         Err(e) => {
-            let details = e.as_string().unwrap_or_else(|| "the body was used".into());
-            return finish(
+            let details = js_error_text(&e, "the body was used");
+            finish(
                 worker_main::internal_error(&details),
                 &pending.cors,
                 &pending.settings,
             )
-            .into();
+            .into()
         }
-    };
-    let slot = PENDING.with(|p| p.borrow_mut().put(pending)) as f64;
-    let bound = |c: &Continuation| {
-        let f: &Callable = c.as_ref().unchecked_ref();
-        f.bind(&JsValue::NULL, slot)
-    };
-    let ok = WITH_BODY.with(bound);
-    let failed = BODY_FAILED.with(bound);
-    body.unchecked_ref::<Thenable>().then(&ok, &failed)
+    }
 }
 
 /// The answer to a parked evaluation, its body read, with the engine it
@@ -195,6 +290,10 @@ fn with_body(p: Pending, buffer: &JsValue) -> JsValue {
         flag,
         prepared,
     } = p;
+    let Some(prepared) = prepared else {
+        let resp = worker_main::internal_error(&"an evaluation was parked unprepared");
+        return finish(resp, &cors, &settings).into();
+    };
     let resp = match worker_main::answer(&req, &env, &ctx, &settings, flag, prepared, &body) {
         Ok(r) => r,
         Err(e) => worker_main::internal_error(&e),

@@ -227,29 +227,36 @@ async fn rate_limited(req: &Incoming, env: &Env, s: &Settings) -> Result<Option<
     if binding.is_undefined() || binding.is_null() {
         return Ok(None);
     }
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
-    let key = ratelimit::limit_key(
-        auth::sdk_key(authorization.as_deref(), api_key.as_deref()),
-        header("CF-Connecting-IP").as_deref(),
-    );
     let limiter: worker::RateLimiter = binding.unchecked_into();
-    match limiter.limit(key).await {
-        Ok(outcome) if !outcome.success => {
-            let limited = ratelimit::Limited {
-                retry_after_secs: s.rate_limit_period_secs,
-            };
-            let mut r = json_response(ratelimit::Limited::STATUS, &limited.body())?;
-            r.headers_mut()
-                .set("Retry-After", &limited.retry_after_secs.to_string())?;
-            Ok(Some(r))
-        }
+    match limiter.limit(limit_key(req)).await {
+        Ok(outcome) if !outcome.success => limited(s).map(Some),
         Ok(_) => Ok(None),
         Err(e) => {
             worker::console_error!("rate limiter failed, request let through: {e}");
             Ok(None)
         }
     }
+}
+
+/// The 429 of a request over its rate limit.
+pub(crate) fn limited(s: &Settings) -> Result<Response> {
+    let limited = ratelimit::Limited {
+        retry_after_secs: s.rate_limit_period_secs,
+    };
+    let mut r = json_response(ratelimit::Limited::STATUS, &limited.body())?;
+    r.headers_mut()
+        .set("Retry-After", &limited.retry_after_secs.to_string())?;
+    Ok(r)
+}
+
+/// The key the rate limiter counts a request under ([`ratelimit::limit_key`]).
+pub(crate) fn limit_key(req: &Incoming) -> String {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
+    ratelimit::limit_key(
+        auth::sdk_key(authorization.as_deref(), api_key.as_deref()),
+        header("CF-Connecting-IP").as_deref(),
+    )
 }
 
 /// `GET /healthz`: the status to anyone, the details to the operator
@@ -1020,7 +1027,9 @@ fn bulk_answer(
     })
 }
 
-async fn evaluate(
+/// `POST /ofrep/v1/evaluate/flags[/{key}]`: the flag's answer (`flag`), or
+/// every flag's, waiting for KV and the pointer as needed ([`prepare`]).
+pub(crate) async fn evaluate(
     mut req: Incoming,
     url: &RequestUrl<'_>,
     env: &Env,

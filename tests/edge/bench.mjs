@@ -348,8 +348,13 @@ function runWith(url, { path: p, key, connections, duration = DURATION, unique =
 async function loadRuns() {
   // BENCH_POINTER=0: without the environments' pointer (the Durable Object
   // every isolate asks at most every POINTER_CHECK_SECONDS), to measure
-  // what that check adds.
-  const w = await startWorker({ listen: true, checkOfrep: false, pointer: process.env.BENCH_POINTER !== "0", bindings: { SNAPSHOT_TTL_SECONDS: "5", POINTER_CHECK_SECONDS: "0.5" } });
+  // what that check adds. BENCH_RATE_LIMITER=1: with the RATE_LIMITER
+  // binding that wrangler.toml deploys (a limit no run reaches), so every
+  // evaluation is counted by it first, as in production.
+  const ratelimits = process.env.BENCH_RATE_LIMITER === "1"
+    ? { workerOptions: { ratelimits: { RATE_LIMITER: { simple: { limit: 1_000_000_000, period: 60 } } } } }
+    : {};
+  const w = await startWorker({ listen: true, checkOfrep: false, pointer: process.env.BENCH_POINTER !== "0", bindings: { SNAPSHOT_TTL_SECONDS: "5", POINTER_CHECK_SECONDS: "0.5" }, ...ratelimits });
   try {
     for (const e of ENVS) {
       await putKey(w.kv, e.key, e.name, "server");
