@@ -68,6 +68,8 @@ describe("OFREP single-flag evaluation", () => {
     let r = await post(w, SINGLE("holiday-promo"), { context: { targetingKey: "user-chen", country: "CA" } }, { key: KEY, headers: { "User-Agent": DESKTOP } });
     assert.equal(r.status, 200);
     assert.match(r.headers.get("content-type"), /application\/json/);
+    // An answer for this context only, never stored.
+    assert.equal(r.headers.get("cache-control"), "no-store");
     let b = await r.json();
     assert.deepEqual(b, {
       key: "holiday-promo", value: "Free shipping on every order", reason: "TARGETING_MATCH", variant: "free-shipping",
@@ -185,6 +187,8 @@ describe("OFREP bulk evaluation", () => {
     assert.equal(r.status, 200);
     const etag = r.headers.get("etag");
     assert.match(etag, /^"[0-9a-f]{32}"$/);
+    assert.match(r.headers.get("content-type"), /application\/json/);
+    assert.equal(r.headers.get("cache-control"), "private, no-cache");
     const b = await r.json();
     assert.equal(b.flags.length, demo.flags.length);
     const byKey = Object.fromEntries(b.flags.map((f) => [f.key, f]));
@@ -196,6 +200,7 @@ describe("OFREP bulk evaluation", () => {
     const again = await post(w, BULK, ctx, { key: KEY, headers: { "User-Agent": IPHONE, "If-None-Match": etag } });
     assert.equal(again.status, 304);
     assert.equal(again.headers.get("etag"), etag);
+    assert.equal(again.headers.get("cache-control"), "private, no-cache");
     assert.equal(await again.text(), "");
 
     const other = await post(w, BULK, ctx, { key: KEY, headers: { "User-Agent": DESKTOP, "If-None-Match": etag } });
