@@ -55,6 +55,9 @@ extern "C" {
     fn then(this: &Thenable, ok: &JsValue, failed: &JsValue) -> JsValue;
 }
 
+/// The flag an evaluation asks for, and the type it expects (`None`: every flag).
+type Flag = Option<(String, Option<FlagType>)>;
+
 /// An evaluation waiting for the rate limiter's verdict or its body.
 struct Pending {
     req: Incoming,
@@ -62,7 +65,9 @@ struct Pending {
     ctx: Context,
     settings: Rc<Settings>,
     cors: Cors,
-    flag: Option<(String, Option<FlagType>)>,
+    /// The request's URL, read once.
+    url: String,
+    flag: Flag,
     /// Set once prepared, while the body is read.
     prepared: Option<Prepared>,
 }
@@ -141,13 +146,14 @@ pub fn fetch(raw: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     let req = Incoming::new(raw);
     let settings = worker_main::settings(&env);
     let cors = Cors::of(&req, &settings);
-    if let Some(flag) = evaluation(&req) {
+    if let Some((url, flag)) = evaluation(&req) {
         let pending = Pending {
             req,
             env,
             ctx,
             settings,
             cors,
+            url,
             flag,
             prepared: None,
         };
@@ -193,8 +199,7 @@ fn limit(pending: Pending) -> JsValue {
 /// until its body arrives when this isolate holds what it needs, else the
 /// async path's answer.
 fn start(mut pending: Pending) -> JsValue {
-    let raw_url = pending.req.inner().url();
-    let url = RequestUrl::parse(&raw_url);
+    let url = RequestUrl::parse(&pending.url);
     let p = &pending;
     match worker_main::prepare_now(&p.req, &url, &p.env, &p.ctx, &p.settings) {
         Some(Ok(Ok(prepared))) => {
@@ -210,11 +215,11 @@ fn start(mut pending: Pending) -> JsValue {
                 ctx,
                 settings,
                 cors,
+                url,
                 flag,
                 prepared: _,
             } = pending;
-            let raw_url = req.inner().url();
-            let url = RequestUrl::parse(&raw_url);
+            let url = RequestUrl::parse(&url);
             let resp = worker_main::evaluate(req, &url, &env, &ctx, &settings, flag)
                 .await
                 .unwrap_or_else(|e| worker_main::internal_error(&e));
@@ -241,24 +246,25 @@ fn then(
     promise.unchecked_ref::<Thenable>().then(&ok, &failed)
 }
 
-/// The flag an OFREP evaluation asks for (`Some(None)`: every flag);
-/// `None` for any other request, and for evaluations the router answers
-/// with an error (no key in the path, an unknown `type`).
-fn evaluation(req: &Incoming) -> Option<Option<(String, Option<FlagType>)>> {
+/// The URL of an OFREP evaluation and the flag it asks for (`None`: every
+/// flag); `None` for any other request, and for evaluations the router
+/// answers with an error (no key in the path, an unknown `type`).
+fn evaluation(req: &Incoming) -> Option<(String, Flag)> {
     if req.method() != Method::Post {
         return None;
     }
     let raw_url = req.inner().url();
     let url = RequestUrl::parse(&raw_url);
-    if url.path == ofrep::BULK_PATH {
-        return Some(None);
-    }
-    if !url.path.starts_with(ofrep::SINGLE_PREFIX) {
+    let flag = if url.path == ofrep::BULK_PATH {
+        None
+    } else if url.path.starts_with(ofrep::SINGLE_PREFIX) {
+        let key = ofrep::flag_key_from_path(url.path)?;
+        let expected = ofrep::expected_type(url.param("type").as_deref()).ok()?;
+        Some((key, expected))
+    } else {
         return None;
-    }
-    let key = ofrep::flag_key_from_path(url.path)?;
-    let expected = ofrep::expected_type(url.param("type").as_deref()).ok()?;
-    Some(Some((key, expected)))
+    };
+    Some((raw_url, flag))
 }
 
 /// Parks `pending` until its body arrives: `arrayBuffer().then(…)`.
@@ -287,6 +293,7 @@ fn with_body(p: Pending, buffer: &JsValue) -> JsValue {
         ctx,
         settings,
         cors,
+        url: _,
         flag,
         prepared,
     } = p;
@@ -319,7 +326,7 @@ impl Cors {
             };
         }
         Cors {
-            origin: req.headers().get("Origin").ok().flatten(),
+            origin: req.header("Origin"),
             preflight: req.method() == Method::Options,
         }
     }

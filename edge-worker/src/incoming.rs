@@ -11,9 +11,28 @@
 //! request and one handle to its headers; the URL is read once by the
 //! router, `cf` only by geolocation.
 
+use std::cell::RefCell;
+
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Headers, Method, Result, web_sys};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Headers`, for `get` with a name that is already a JavaScript string.
+    type NamedHeaders;
+    #[wasm_bindgen(method)]
+    fn get(this: &NamedHeaders, name: &JsValue) -> Option<String>;
+}
+
+thread_local! {
+    /// The header names [`Incoming::header`] was asked for, as JavaScript
+    /// strings: a `&str` passed to JavaScript is decoded into a new string
+    /// (and a view of wasm memory) on every call.
+    static NAMES: RefCell<Vec<(&'static str, JsValue)>> = const { RefCell::new(Vec::new()) };
+}
 
 /// An incoming request: the runtime's object and its headers.
 pub(crate) struct Incoming {
@@ -41,6 +60,21 @@ impl Incoming {
     /// The request's headers.
     pub(crate) fn headers(&self) -> &Headers {
         &self.headers
+    }
+
+    /// The value of the header `name` (one of a few fixed names: each is
+    /// made a JavaScript string once per isolate).
+    pub(crate) fn header(&self, name: &'static str) -> Option<String> {
+        let js = NAMES.with(|n| {
+            let mut n = n.borrow_mut();
+            if let Some((_, js)) = n.iter().find(|(k, _)| *k == name) {
+                return js.clone();
+            }
+            let js = JsValue::from_str(name);
+            n.push((name, js.clone()));
+            js
+        });
+        wasm_bindgen::JsCast::unchecked_ref::<NamedHeaders>(&self.headers.0).get(&js)
     }
 
     /// The method.

@@ -251,11 +251,10 @@ pub(crate) fn limited(s: &Settings) -> Result<Response> {
 
 /// The key the rate limiter counts a request under ([`ratelimit::limit_key`]).
 pub(crate) fn limit_key(req: &Incoming) -> String {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let (authorization, api_key) = (header("Authorization"), header("X-API-Key"));
+    let (authorization, api_key) = (req.header("Authorization"), req.header("X-API-Key"));
     ratelimit::limit_key(
         auth::sdk_key(authorization.as_deref(), api_key.as_deref()),
-        header("CF-Connecting-IP").as_deref(),
+        req.header("CF-Connecting-IP").as_deref(),
     )
 }
 
@@ -727,12 +726,11 @@ async fn authenticate_record(
 /// [`authenticate_record`] from what this isolate knows: `None` when the
 /// SDK key must be looked up in KV.
 fn authenticate_record_now(
-    headers: &Headers,
+    req: &Incoming,
     now: i64,
 ) -> Option<Result<std::result::Result<kv::SdkKeyRecord, Response>>> {
-    let header = |name: &str| headers.get(name).ok().flatten();
-    let authorization = header("Authorization");
-    let api_key = header("X-API-Key");
+    let authorization = req.header("Authorization");
+    let api_key = req.header("X-API-Key");
     let Some(key) = auth::sdk_key(authorization.as_deref(), api_key.as_deref()) else {
         return Some(missing_key().map(Err));
     };
@@ -1110,8 +1108,7 @@ pub(crate) fn prepare_now(
     s: &Settings,
 ) -> Option<Result<std::result::Result<Prepared, Response>>> {
     let clock = now_ms();
-    let headers = req.headers();
-    let (environment, audience) = match authenticate_record_now(headers, clock)? {
+    let (environment, audience) = match authenticate_record_now(req, clock)? {
         Ok(Ok(record)) => {
             let audience = Audience::of(&record);
             (record.environment, audience)
@@ -1136,7 +1133,7 @@ pub(crate) fn prepare_now(
         ctx.wait_until(question);
     }
     let (engine, numbers) = SNAPSHOTS.with(|c| c.borrow().serving(&environment))?;
-    let now = evaluation_time(s, || headers.get("X-Bunting-Now").ok().flatten(), clock);
+    let now = evaluation_time(s, || req.header("X-Bunting-Now"), clock);
     Some(Ok(Ok(Prepared {
         environment,
         audience,
@@ -1169,7 +1166,6 @@ pub(crate) fn answer(
     } = prepared;
     let flag_key = flag.as_ref().map(|(k, _)| k.as_str());
     let headers = req.headers();
-    let header = |name: &str| headers.get(name).ok().flatten();
     let client = match ofrep::parse_context(body) {
         Ok(c) => c,
         Err(e) => return json_response(400, &e.body(flag_key)),
@@ -1231,7 +1227,10 @@ pub(crate) fn answer(
                 &context,
                 now,
             )?;
-            if header("If-None-Match").is_some_and(|h| ofrep::if_none_match(&h, &answer.etag)) {
+            if req
+                .header("If-None-Match")
+                .is_some_and(|h| ofrep::if_none_match(&h, &answer.etag))
+            {
                 worker::ResponseBuilder::new()
                     .with_status(304)
                     .with_header("ETag", &answer.etag)?
