@@ -46,6 +46,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use bunting_wire::batch::{EVENTS, EXPOSURES};
@@ -58,6 +59,8 @@ use crate::metrics::Metrics;
 use crate::store::{
     Backend, EventBatch, Exposure, InsertCounts, MetricEvent, Problem, Store, StoreError,
 };
+
+mod fast;
 
 /// Longest environment, flag key, variant, rule id, reason, country or
 /// device type, in bytes.
@@ -171,6 +174,17 @@ pub enum IngestError {
 /// assert_eq!(problems[1].path, "events[1].timestamp");
 /// ```
 pub fn parse(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<Parsed, IngestError> {
+    // Valid batches of the edge's shape in one borrowing pass; anything
+    // else (every invalid body) through the complete parse below.
+    match fast::parse(body, now_ms, options) {
+        Some(parsed) => Ok(parsed),
+        None => parse_slow(body, now_ms, options),
+    }
+}
+
+/// [`parse`] without its fast path: every problem of the body, with its
+/// path; for a valid body, the same batch as the fast path.
+fn parse_slow(body: &[u8], now_ms: i64, options: &IngestOptions) -> Result<Parsed, IngestError> {
     let parsed: IngestBatch = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) if e.is_data() => return Err(locate(body, e)),
@@ -443,11 +457,12 @@ impl Problems {
         self.list.push(Problem::new(path, message));
     }
 
-    /// A required text field: 1..=max bytes, no control characters.
+    /// A required text field: 1..=max bytes, no control characters
+    /// ([`text_ok`]).
     fn text(&mut self, field: &str, s: &str, max: usize) {
         if s.is_empty() || s.len() > max {
             self.push(field, format!("must have 1 to {max} bytes"));
-        } else if s.chars().any(char::is_control) {
+        } else if has_control(s) {
             self.push(field, "must not contain control characters");
         }
     }
@@ -458,6 +473,7 @@ impl Problems {
         }
     }
 
+    /// A time within `(from, to)`, both included ([`in_window`]).
     fn time(&mut self, field: &str, t: i64, (from, to): (i64, i64)) {
         if t < from {
             self.push(
@@ -479,6 +495,25 @@ impl Problems {
             Err(IngestError::Invalid(std::mem::take(&mut self.list)))
         }
     }
+}
+
+/// Whether a required text field is valid: what [`Problems::text`]
+/// accepts.
+fn text_ok(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && !has_control(s)
+}
+
+/// Whether `s` has a control character (`char::is_control`: U+0000 to
+/// U+001F, U+007F to U+009F). Bytes first: only those below 0x20, 0x7F and
+/// 0xC2 (the lead byte of U+0080 to U+00BF) can be part of one.
+fn has_control(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) && s.chars().any(char::is_control)
+}
+
+/// Whether time `t` is within `(from, to)`, both included: what
+/// [`Problems::time`] accepts.
+fn in_window(t: i64, (from, to): (i64, i64)) -> bool {
+    from <= t && t <= to
 }
 
 fn exposure(
@@ -625,18 +660,67 @@ fn metric(
 /// assert_eq!(id.len(), 32);
 /// ```
 pub fn derive_id(time_ms: i64, fields: &[&str]) -> String {
-    let mut h = Sha256::new();
+    let mut h = IdHash(Sha256::new());
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
-            h.update([0u8]);
+            h.0.update([0u8]);
         }
-        h.update(f.as_bytes());
+        h.0.update(f.as_bytes());
     }
-    format!(
-        "{:012x}{}",
-        time_ms.max(0),
-        hex::encode(&h.finalize()[..10])
-    )
+    h.finish(time_ms)
+}
+
+/// [`derive_id`] fed one field at a time, numbers hashed as they are
+/// formatted (`Display`, as `to_string` gives them) without a string of
+/// their own.
+struct IdHash(Sha256);
+
+impl IdHash {
+    /// The hash of the first field.
+    fn new(first: &str) -> IdHash {
+        let mut h = Sha256::new();
+        h.update(first.as_bytes());
+        IdHash(h)
+    }
+
+    /// The next field.
+    fn field(&mut self, s: &str) {
+        self.0.update([0u8]);
+        self.0.update(s.as_bytes());
+    }
+
+    /// The next field: `v` as `v.to_string()` writes it.
+    fn display(&mut self, v: impl std::fmt::Display) {
+        self.0.update([0u8]);
+        let _ = write!(self, "{v}");
+    }
+
+    /// The id: `{time_ms.max(0):012x}` then 10 bytes of the hash in hex.
+    fn finish(self, time_ms: i64) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hash = self.0.finalize();
+        let t = time_ms.max(0) as u64;
+        let mut id = String::with_capacity(32);
+        if t >> 48 == 0 {
+            for i in (0..12).rev() {
+                id.push(HEX[(t >> (4 * i)) as usize & 15] as char);
+            }
+        } else {
+            let _ = write!(id, "{t:x}"); // more than 12 digits: no padding
+        }
+        for b in &hash[..10] {
+            id.push(HEX[(b >> 4) as usize] as char);
+            id.push(HEX[(b & 15) as usize] as char);
+        }
+        id
+    }
+}
+
+impl std::fmt::Write for IdHash {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// A batch waiting for a writer.
@@ -1005,6 +1089,146 @@ mod tests {
             parse(body.as_bytes(), NOW, &o),
             Err(IngestError::TooLarge { count: 2, max: 1 })
         ));
+    }
+
+    /// The fast path answers exactly what the complete parse answers for
+    /// valid bodies, and leaves every other body to it.
+    #[test]
+    fn fast_path_agrees_with_the_complete_parse() {
+        let o = opts();
+        let x = |extra: &str| {
+            format!(
+                r#"{{"flag": "f", "variant": "a", "bucketingKeyHash": "u",
+                   "environment": "acme/web/prod", "time": {NOW}{extra}}}"#
+            )
+        };
+        let m = |extra: &str| {
+            format!(r#"{{"name": "purchase", "targetingKeyHash": "u", "timestamp": {NOW}{extra}}}"#)
+        };
+        let valid = [
+            format!(r#"{{"kind": "exposures", "exposures": []}}"#),
+            format!(
+                r#"{{"kind": "exposures", "exposures": [{}, {}, {}, {}]}}"#,
+                x(""),
+                x(r#", "snapshotVersion": 9223372036854775807, "ruleId": "r", "country": "DE""#),
+                x(r#", "deviceType": "mobile", "reason": "SPLIT", "id": "x-1", "ruleId": null"#),
+                x(r#", "environment2": {"a": [1, "b"]}"#)
+                    .replacen(r#""flag": "f""#, r#""flag": "é€😀""#, 1)
+                    .replacen(
+                        r#""environment": "acme/web/prod""#,
+                        r#""environment": "globex/web/prod""#,
+                        1
+                    ),
+            ),
+            // Keys in any order (`serde_json::Value` sorts them), unknown ones.
+            format!(
+                r#"{{"exposures": [{}], "extra": [1, {{"k": null}}], "kind": "exposures", "environment": null}}"#,
+                x(r#", "snapshotVersion": 0"#)
+            ),
+            format!(
+                r#"{{"environment": "acme/web/prod", "events": [{}, {}, {}, {}, {}], "kind": "events"}}"#,
+                m(""),
+                m(r#", "value": 12.5, "receivedAt": 1764000000001"#),
+                m(r#", "value": 0.1, "properties": {"plan": "pro", "n": [1, 2.50, null]}"#),
+                m(r#", "value": -0.0, "id": "o-1", "receivedAt": null"#),
+                m(r#", "value": 1e300, "properties": {}"#),
+            ),
+        ];
+        for body in &valid {
+            let fast = fast::parse(body.as_bytes(), NOW, &o);
+            let slow = parse_slow(body.as_bytes(), NOW, &o).unwrap();
+            assert_eq!(fast.as_ref(), Some(&slow), "{body}");
+        }
+        let (golden_x, _) = golden("exposures.json");
+        let (golden_m, _) = golden("events.json");
+        for body in [golden_x, golden_m] {
+            let fast = fast::parse(&body, GOLDEN_NOW, &o);
+            assert!(fast.is_some());
+            assert_eq!(fast.unwrap(), parse_slow(&body, GOLDEN_NOW, &o).unwrap());
+        }
+        // Left to the complete parse: valid bodies it parses alone...
+        let slow_only = [
+            format!(
+                r#"{{"kind": "exposures", "exposures": [{}]}}"#,
+                x(r#", "country": "D\u0045""#)
+            ),
+            format!(
+                r#"{{"kind": "events", "events": [{}], "environment": "e"}}"#,
+                m("")
+            ),
+            format!(
+                r#"{{"kind": "events", "environment": "e", "events": [{}], "exposures": []}}"#,
+                m("")
+            ),
+        ];
+        for body in &slow_only {
+            assert!(fast::parse(body.as_bytes(), NOW, &o).is_none(), "{body}");
+            assert!(parse(body.as_bytes(), NOW, &o).is_ok(), "{body}");
+        }
+        // ...and every invalid one.
+        let invalid = [
+            format!(
+                r#"{{"kind": "exposures", "exposures": [{}]}}"#,
+                x(r#", "country": """#)
+            ),
+            format!(
+                r#"{{"kind": "exposures", "exposures": [{}]}}"#,
+                x(r#", "snapshotVersion": 9223372036854775808"#)
+            ),
+            format!(
+                r#"{{"kind": "exposures", "exposures": [{}]}}"#,
+                x(", \"deviceType\": \"\u{85}\"")
+            ),
+            format!(
+                r#"{{"kind": "events", "environment": "e", "events": [{}]}}"#,
+                m(r#", "receivedAt": 0"#)
+            ),
+            format!(
+                r#"{{"kind": "events", "environment": "", "events": [{}]}}"#,
+                m("")
+            ),
+            format!(
+                r#"{{"kind": "events", "environment": "e", "exposures": [{}]}}"#,
+                x("")
+            ),
+            format!(r#"{{"kind": "exposures", "kind": "exposures", "exposures": []}}"#),
+            format!(r#"{{"kind": "exposures", "exposures": []}} x"#),
+        ];
+        for body in &invalid {
+            assert!(fast::parse(body.as_bytes(), NOW, &o).is_none(), "{body}");
+            assert!(parse(body.as_bytes(), NOW, &o).is_err(), "{body}");
+        }
+        let one = IngestOptions {
+            max_batch_events: 1,
+            ..opts()
+        };
+        let two = format!(
+            r#"{{"kind": "exposures", "exposures": [{}, {}]}}"#,
+            x(""),
+            x("")
+        );
+        assert!(fast::parse(two.as_bytes(), NOW, &one).is_none());
+        assert!(matches!(
+            parse(two.as_bytes(), NOW, &one),
+            Err(IngestError::TooLarge { count: 2, max: 1 })
+        ));
+    }
+
+    #[test]
+    fn id_hash_is_derive_id() {
+        for t in [0, -5, 1, NOW, (1 << 48) - 1, 1 << 48, i64::MAX] {
+            for v in [0.0, -0.0, 0.1, 12.5, 1e21, 1e-7, f64::MAX] {
+                let mut h = IdHash::new("event");
+                h.field("env");
+                h.display(t);
+                h.display(v);
+                h.field("");
+                let want = derive_id(t, &["event", "env", &t.to_string(), &v.to_string(), ""]);
+                assert_eq!(h.finish(t), want);
+            }
+        }
+        assert!(has_control("a\u{85}") && has_control("\u{7f}") && has_control("\n"));
+        assert!(!has_control("é¢ÿ€😀 ~") && !has_control("\u{a0}"));
     }
 
     /// The golden batches the edge sends (`wire/tests/data/`, checked
