@@ -1198,6 +1198,12 @@ mod tests {
             assert!(fast::parse(body.as_bytes(), NOW, &o).is_none(), "{body}");
             assert!(parse(body.as_bytes(), NOW, &o).is_err(), "{body}");
         }
+        let not_utf8 = b"{\"kind\": \"events\", \"environment\": \"e\xff\", \"events\": []}";
+        assert!(fast::parse(not_utf8, NOW, &o).is_none());
+        assert!(matches!(
+            parse(not_utf8, NOW, &o),
+            Err(IngestError::Syntax(_))
+        ));
         let one = IngestOptions {
             max_batch_events: 1,
             ..opts()
