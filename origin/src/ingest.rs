@@ -1106,7 +1106,7 @@ mod tests {
             format!(r#"{{"name": "purchase", "targetingKeyHash": "u", "timestamp": {NOW}{extra}}}"#)
         };
         let valid = [
-            format!(r#"{{"kind": "exposures", "exposures": []}}"#),
+            r#"{"kind": "exposures", "exposures": []}"#.to_string(),
             format!(
                 r#"{{"kind": "exposures", "exposures": [{}, {}, {}, {}]}}"#,
                 x(""),
@@ -1191,8 +1191,8 @@ mod tests {
                 r#"{{"kind": "events", "environment": "e", "exposures": [{}]}}"#,
                 x("")
             ),
-            format!(r#"{{"kind": "exposures", "kind": "exposures", "exposures": []}}"#),
-            format!(r#"{{"kind": "exposures", "exposures": []}} x"#),
+            r#"{"kind": "exposures", "kind": "exposures", "exposures": []}"#.to_string(),
+            r#"{"kind": "exposures", "exposures": []} x"#.to_string(),
         ];
         for body in &invalid {
             assert!(fast::parse(body.as_bytes(), NOW, &o).is_none(), "{body}");
