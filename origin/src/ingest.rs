@@ -159,6 +159,11 @@ pub enum IngestError {
 
 /// Validates one request body received at `now_ms` (Unix ms) into a batch.
 ///
+/// Valid batches of the edge's shape take one borrowing pass (module
+/// `fast`: no string per field but the row's own, no intermediate list);
+/// any other body, and so every invalid one, the complete parse that names
+/// every problem.
+///
 /// ```
 /// use bunting_origin::ingest::{parse, IngestError, IngestOptions};
 /// use bunting_origin::store::EventBatch;
