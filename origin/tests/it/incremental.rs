@@ -667,8 +667,9 @@ async fn monitor_rounds_look_incrementally() {
 /// `bunting serve`'s results refresh (`refresh::round`) looks at every
 /// running experiment's results: opening them afterwards over HTTP updates
 /// the refreshed look with the rows since — no full aggregation — and
-/// serves what the raw path computes; after a stop, one more round takes
-/// the final results' look. Drafts are left alone.
+/// serves what the raw path computes; after a stop, every round within the
+/// final window (`Refresher::final_window`) takes the final results' look.
+/// Drafts are left alone.
 #[tokio::test]
 async fn refreshed_results_open_without_a_full_aggregation() {
     use crate::common::traffic;
