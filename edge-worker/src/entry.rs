@@ -90,7 +90,7 @@ thread_local! {
             return JsValue::UNDEFINED;
         };
         let details = js_error_text(&error, "failed to read the request's body");
-        finish(worker_main::internal_error(&details), &p.cors, &p.settings).into()
+        finish(worker_main::internal_error(&details).into(), &p.cors, &p.settings).into()
     });
     /// The continuation of an evaluation the rate limiter has counted:
     /// the 429, or the evaluation.
@@ -104,7 +104,7 @@ thread_local! {
         if success == Some(false) {
             let resp = worker_main::limited(&p.settings)
                 .unwrap_or_else(|e| worker_main::internal_error(&e));
-            return finish(resp, &p.cors, &p.settings).into();
+            return finish(resp.into(), &p.cors, &p.settings).into();
         }
         start(p)
     });
@@ -206,8 +206,8 @@ fn start(mut pending: Pending) -> JsValue {
             pending.prepared = Some(prepared);
             park(pending)
         }
-        Some(Ok(Err(denied))) => finish(denied, &p.cors, &p.settings).into(),
-        Some(Err(e)) => finish(worker_main::internal_error(&e), &p.cors, &p.settings).into(),
+        Some(Ok(Err(denied))) => finish(denied.into(), &p.cors, &p.settings).into(),
+        Some(Err(e)) => finish(worker_main::internal_error(&e).into(), &p.cors, &p.settings).into(),
         None => future_to_promise(async move {
             let Pending {
                 req,
@@ -222,7 +222,7 @@ fn start(mut pending: Pending) -> JsValue {
             let url = RequestUrl::parse(&url);
             let resp = worker_main::evaluate(req, &url, &env, &ctx, &settings, flag)
                 .await
-                .unwrap_or_else(|e| worker_main::internal_error(&e));
+                .unwrap_or_else(|e| worker_main::internal_error(&e).into());
             Ok(finish(resp, &cors, &settings).into())
         })
         .into(),
@@ -274,7 +274,7 @@ fn park(pending: Pending) -> JsValue {
         Err(e) => {
             let details = js_error_text(&e, "the body was used");
             finish(
-                worker_main::internal_error(&details),
+                worker_main::internal_error(&details).into(),
                 &pending.cors,
                 &pending.settings,
             )
@@ -299,11 +299,11 @@ fn with_body(p: Pending, buffer: &JsValue) -> JsValue {
     } = p;
     let Some(prepared) = prepared else {
         let resp = worker_main::internal_error(&"an evaluation was parked unprepared");
-        return finish(resp, &cors, &settings).into();
+        return finish(resp.into(), &cors, &settings).into();
     };
     let resp = match worker_main::answer(&req, &env, &ctx, &settings, flag, prepared, &body) {
         Ok(r) => r,
-        Err(e) => worker_main::internal_error(&e),
+        Err(e) => worker_main::internal_error(&e).into(),
     };
     finish(resp, &cors, &settings).into()
 }
@@ -334,8 +334,7 @@ impl Cors {
 
 /// The runtime's response for `resp`, with the CORS headers the settings
 /// give for the request.
-fn finish(resp: worker::Response, cors: &Cors, settings: &Settings) -> web_sys::Response {
-    let resp = web_sys::Response::from(resp);
+fn finish(resp: web_sys::Response, cors: &Cors, settings: &Settings) -> web_sys::Response {
     if settings.allowed_origins.is_empty() {
         return resp;
     }

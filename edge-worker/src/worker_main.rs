@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{
     Context, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request, Response,
-    Result, event,
+    Result, event, web_sys,
 };
 
 use crate::audience::Audience;
@@ -143,10 +143,15 @@ fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
 
 /// The response to any request but the evaluations [`crate::entry`]
 /// answers without waiting: [`route`]'s, or a 500 with the error.
-pub(crate) async fn respond(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Response {
+pub(crate) async fn respond(
+    req: Incoming,
+    env: &Env,
+    ctx: &Context,
+    s: &Settings,
+) -> web_sys::Response {
     match route(req, env, ctx, s).await {
         Ok(r) => r,
-        Err(e) => internal_error(&e),
+        Err(e) => internal_error(&e).into(),
     }
 }
 
@@ -159,7 +164,7 @@ pub(crate) fn internal_error(e: &dyn std::fmt::Display) -> Response {
     })
 }
 
-async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<Response> {
+async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<web_sys::Response> {
     // The URL is read and split once per request ([`RequestUrl`]).
     let raw_url = req.inner().url();
     let url = RequestUrl::parse(&raw_url);
@@ -169,9 +174,9 @@ async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<
         && ratelimit::applies(path)
         && let Some(limited) = rate_limited(&req, env, s).await?
     {
-        return Ok(limited);
+        return Ok(limited.into());
     }
-    match (method, path) {
+    let resp = match (method, path) {
         (Method::Options, _) => Ok(Response::empty()?.with_status(204)),
         (Method::Get, "/healthz") => healthz(&req, env, s),
         (Method::Get, snapshot::PATH) => get_snapshot(&req, env, ctx, s).await,
@@ -179,11 +184,13 @@ async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<
         (Method::Get, sse::STREAM_PATH) => event_stream(&req, &url, env).await,
         (Method::Post, "/events") => post_events(req, env, ctx, s).await,
         (Method::Post, reports::PATH) => post_exposures(req, env, ctx, s).await,
-        (Method::Post, ofrep::BULK_PATH) => evaluate(req, &url, env, ctx, s, None).await,
+        (Method::Post, ofrep::BULK_PATH) => return evaluate(req, &url, env, ctx, s, None).await,
         (Method::Post, p) if p.starts_with(ofrep::SINGLE_PREFIX) => {
             match ofrep::flag_key_from_path(p) {
                 Some(key) => match ofrep::expected_type(url.param("type").as_deref()) {
-                    Ok(expected) => evaluate(req, &url, env, ctx, s, Some((key, expected))).await,
+                    Ok(expected) => {
+                        return evaluate(req, &url, env, ctx, s, Some((key, expected))).await;
+                    }
                     Err(e) => json_response(400, &e.body(Some(&key))),
                 },
                 None => {
@@ -211,7 +218,8 @@ async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<
             }
             None => error_response(404, "GENERAL", "no such route"),
         },
-    }
+    };
+    resp.map(Into::into)
 }
 
 /// The 429 for a request over its rate limit ([`ratelimit`]); `None` when
@@ -977,13 +985,16 @@ async fn post_events(
     json_response(202, &json!({"accepted": accepted, "forwarded": forwarded}))
 }
 
-/// A JSON response from serialized bytes, its headers set in one go.
-fn json_bytes_response(status: u16, body: Vec<u8>, cache_control: &str) -> Result<Response> {
-    Ok(worker::ResponseBuilder::new()
-        .with_status(status)
-        .with_header("Content-Type", "application/json")?
-        .with_header("Cache-Control", cache_control)?
-        .fixed(body))
+/// The runtime's response of `init` with `body`, copied out of wasm
+/// memory once into a `Uint8Array` (`worker`'s `fixed` takes a `Vec`,
+/// which a cached bulk answer had to be copied into first).
+fn bytes_response(init: worker::ResponseBuilder, body: &[u8]) -> Result<web_sys::Response> {
+    let init = web_sys::ResponseInit::from(init);
+    let view = js_sys::Uint8Array::from(body);
+    Ok(web_sys::Response::new_with_opt_buffer_source_and_init(
+        Some(&view),
+        &init,
+    )?)
 }
 
 /// The bulk answer (body and ETag) for `context`: from the snapshot's
@@ -1034,10 +1045,10 @@ pub(crate) async fn evaluate(
     ctx: &Context,
     s: &Settings,
     flag: Option<(String, Option<FlagType>)>,
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let prepared = match prepare(&req, url, env, ctx, s).await? {
         Ok(p) => p,
-        Err(denied) => return Ok(denied),
+        Err(denied) => return Ok(denied.into()),
     };
     let body = req.bytes().await?;
     answer(&req, env, ctx, s, flag, prepared, &body)
@@ -1155,7 +1166,7 @@ pub(crate) fn answer(
     flag: Option<(String, Option<FlagType>)>,
     prepared: Prepared,
     body: &[u8],
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let Prepared {
         environment,
         audience,
@@ -1168,7 +1179,7 @@ pub(crate) fn answer(
     let headers = req.headers();
     let client = match ofrep::parse_context(body) {
         Ok(c) => c,
-        Err(e) => return json_response(400, &e.body(flag_key)),
+        Err(e) => return json_response(400, &e.body(flag_key)).map(Into::into),
     };
     let needs = context::EdgeNeeds::of(&engine);
     let (context, extra) = edge_context(req, headers, client, s, needs);
@@ -1210,12 +1221,16 @@ pub(crate) fn answer(
         }
     };
 
-    let mut resp = match &flag {
+    let resp = match &flag {
         Some((key, expected)) => {
             let e = audience.evaluate(&engine, key, *expected, &context, now);
             record(&e);
             let (status, body) = ofrep::single(&e, &numbers);
-            json_bytes_response(status, serde_json::to_vec(&body)?, "no-store")?
+            let init = worker::ResponseBuilder::new()
+                .with_status(status)
+                .with_header("Content-Type", "application/json")?
+                .with_header("Cache-Control", "no-store")?;
+            bytes_response(init, &serde_json::to_vec(&body)?)?
         }
         None => {
             let answer = bulk_answer(
@@ -1236,17 +1251,18 @@ pub(crate) fn answer(
                     .with_header("ETag", &answer.etag)?
                     .with_header("Cache-Control", "private, no-cache")?
                     .empty()
+                    .into()
             } else {
-                worker::ResponseBuilder::new()
+                let init = worker::ResponseBuilder::new()
                     .with_header("Content-Type", "application/json")?
                     .with_header("ETag", &answer.etag)?
-                    .with_header("Cache-Control", "private, no-cache")?
-                    .fixed(answer.body.to_vec())
+                    .with_header("Cache-Control", "private, no-cache")?;
+                bytes_response(init, &answer.body)?
             }
         }
     };
     for (name, value) in extra {
-        resp.headers_mut().append(name, &value)?;
+        resp.headers().append(name, &value)?;
     }
     // After the response: an evaluation never waits for the queue.
     accept_exposures_later(env, ctx, accepted);
