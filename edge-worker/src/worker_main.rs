@@ -620,13 +620,7 @@ async fn publish_snapshot(mut req: Incoming, env: &Env) -> Result<Response> {
         .get("Authorization")?
         .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
     if !token.is_some_and(|t| bunting_wire::same_secret(&t, &secret)) {
-        let mut r = error_response(
-            401,
-            "GENERAL",
-            "missing or wrong POINTER_SECRET bearer token",
-        )?;
-        r.headers_mut().set("WWW-Authenticate", "Bearer")?;
-        return Ok(r);
+        return unauthorized("missing or wrong POINTER_SECRET bearer token");
     }
     let body = req.bytes().await?;
     if body.len() > pointer::MAX_SNAPSHOT_BYTES {
@@ -750,11 +744,12 @@ fn authenticate_record_now(
 
 /// 401: the request names no SDK key.
 fn missing_key() -> Result<Response> {
-    let mut r = error_response(
-        401,
-        "GENERAL",
-        "missing SDK key: send `Authorization: Bearer <key>`",
-    )?;
+    unauthorized("missing SDK key: send `Authorization: Bearer <key>`")
+}
+
+/// 401 with `WWW-Authenticate: Bearer` and `details`.
+fn unauthorized(details: &str) -> Result<Response> {
+    let mut r = error_response(401, "GENERAL", details)?;
     r.headers_mut().set("WWW-Authenticate", "Bearer")?;
     Ok(r)
 }
@@ -1124,7 +1119,8 @@ pub(crate) fn prepare_now(
             let audience = Audience::of(&record);
             (record.environment, audience)
         }
-        denied => return Some(denied.map(|d| Err(d.expect_err("denied")))),
+        Ok(Err(denied)) => return Some(Ok(Err(denied))),
+        Err(e) => return Some(Err(e)),
     };
     let (served, due) = SNAPSHOTS.with(|c| {
         let c = c.borrow();
