@@ -38,6 +38,7 @@ use worker::{Context, Env, Method, web_sys};
 use crate::incoming::Incoming;
 use crate::request_url::RequestUrl;
 use crate::settings::Settings;
+use crate::slots::Slots;
 use crate::worker_main::{self, Prepared};
 use crate::{cors, ofrep, ratelimit};
 
@@ -120,10 +121,20 @@ thread_local! {
     });
 }
 
+/// How many evaluations are parked now (for `/healthz`).
+pub(crate) fn parked() -> usize {
+    PENDING.with(|p| p.borrow().len())
+}
+
 /// The parked evaluation of `slot`.
 fn take(slot: f64) -> Option<Pending> {
-    PENDING.with(|p| p.borrow_mut().take(slot as usize))
+    PENDING.with(|p| p.borrow_mut().take(slot))
 }
+
+/// How long an evaluation may wait for its body or the rate limiter
+/// before a later one may drop it ([`Slots`]): a promise of a request the
+/// client abandoned never settles.
+const PARKED_FOR_MS: i64 = 5 * 60 * 1000;
 
 /// The message of a JavaScript error value, or `fallback`.
 fn js_error_text(error: &JsValue, fallback: &str) -> String {
@@ -237,7 +248,8 @@ fn then(
     ok: &'static std::thread::LocalKey<Continuation>,
     failed: &'static std::thread::LocalKey<Continuation>,
 ) -> JsValue {
-    let slot = PENDING.with(|p| p.borrow_mut().put(pending)) as f64;
+    let now = worker::js_sys::Date::now() as i64;
+    let slot = PENDING.with(|p| p.borrow_mut().put(pending, now, PARKED_FOR_MS));
     let bound = |c: &Continuation| {
         let f: &Callable = c.as_ref().unchecked_ref();
         f.bind(&JsValue::NULL, slot)
@@ -349,40 +361,4 @@ fn finish(resp: web_sys::Response, cors: &Cors, settings: &Settings) -> web_sys:
         }
     }
     resp
-}
-
-/// A slab: values by small integer slots, reused once taken.
-struct Slots<T> {
-    values: Vec<Option<T>>,
-    free: Vec<usize>,
-}
-
-impl<T> Slots<T> {
-    const fn new() -> Self {
-        Slots {
-            values: Vec::new(),
-            free: Vec::new(),
-        }
-    }
-
-    /// Stores `value`; its slot.
-    fn put(&mut self, value: T) -> usize {
-        match self.free.pop() {
-            Some(i) => {
-                self.values[i] = Some(value);
-                i
-            }
-            None => {
-                self.values.push(Some(value));
-                self.values.len() - 1
-            }
-        }
-    }
-
-    /// Takes the value of `slot` out, if it holds one.
-    fn take(&mut self, slot: usize) -> Option<T> {
-        let value = self.values.get_mut(slot)?.take()?;
-        self.free.push(slot);
-        Some(value)
-    }
 }

@@ -39,6 +39,7 @@ pub mod reports;
 pub mod request_url;
 pub mod routes;
 pub mod settings;
+pub mod slots;
 pub mod snapshot;
 pub mod sse;
 

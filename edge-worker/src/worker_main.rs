@@ -285,6 +285,10 @@ fn healthz(req: &Incoming, env: &Env, s: &Settings) -> Result<Response> {
         "environments": envs,
         "ingest": ingest,
         "pointers": pointers,
+        // Evaluations waiting for their bodies or the rate limiter now
+        // (this request's isolate): a count that keeps growing means
+        // abandoned requests (see `slots.rs`).
+        "parkedEvaluations": crate::entry::parked(),
     });
     json_response(200, &health::visible(full, operator))
 }

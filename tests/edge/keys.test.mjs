@@ -186,6 +186,8 @@ describe("/healthz: the status to anyone, the details to the operator", () => {
     assert.equal(h.environments.production.status, "ok");
     assert.equal(typeof h.environments.production.version, "number");
     assert.equal(h.ingest.configured, false);
+    // Every evaluation so far has been answered: none waits for its body.
+    assert.equal(h.parkedEvaluations, 0);
   });
 
   test("a degraded isolate says so, and only so, to anyone", async () => {
