@@ -50,7 +50,7 @@
 //! # });
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -257,91 +257,160 @@ pub struct ExposureUser {
 /// assert_eq!((r[0].vmin.as_str(), r[0].vmax.as_str()), ("off", "on"));
 /// ```
 pub fn rollup(rows: &[Exposure]) -> Vec<ExposureUser> {
-    rollup_of(rows)
+    let mut users = rollup_of(&[rows]);
+    sort_rollup(&mut users);
+    users.iter().map(UserSpan::to_owned).collect()
 }
 
-/// [`rollup`] of exposures from several batches.
-fn rollup_of<'a>(rows: impl IntoIterator<Item = &'a Exposure>) -> Vec<ExposureUser> {
-    let mut users: BTreeMap<(i64, &str, &str), Span> = BTreeMap::new();
-    for e in rows {
-        let key = (e.env_id, e.flag_key.as_str(), e.user_key.as_str());
-        match users.get_mut(&key) {
-            None => {
-                users.insert(
-                    key,
-                    Span {
-                        first_ms: e.time_ms,
-                        variant: e.variant.clone(),
-                        vmin: e.variant.clone(),
-                        vmax: e.variant.clone(),
-                    },
-                );
-            }
-            Some(span) => span.widen(e.time_ms, &e.variant, &e.variant, &e.variant),
+/// A rollup row whose text borrows from the exposures it was made of:
+/// grouping a batch's exposures and checking them against the rows
+/// committed before ([`Covered`]) allocates nothing; only the rows
+/// still to merge are copied, and only where they are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserSpan<'a> {
+    /// The environment's id in the store.
+    pub(crate) env_id: i64,
+    /// Flag key.
+    pub(crate) flag_key: &'a str,
+    /// The user.
+    pub(crate) user_key: &'a str,
+    /// First exposure and variants.
+    pub(crate) span: Span<&'a str>,
+}
+
+impl UserSpan<'_> {
+    /// The rollup's key: (environment, flag, user).
+    fn key(&self) -> (i64, &str, &str) {
+        (self.env_id, self.flag_key, self.user_key)
+    }
+
+    /// The row as an [`ExposureUser`].
+    fn to_owned(&self) -> ExposureUser {
+        ExposureUser {
+            env_id: self.env_id,
+            flag_key: self.flag_key.to_owned(),
+            user_key: self.user_key.to_owned(),
+            first_ms: self.span.first_ms,
+            variant: self.span.variant.to_owned(),
+            vmin: self.span.vmin.to_owned(),
+            vmax: self.span.vmax.to_owned(),
         }
+    }
+}
+
+/// The rollup rows of the exposures of `batches`, one per (environment,
+/// flag, user), merged by [`Span::widen`], in no particular order (see
+/// [`sort_rollup`]).
+pub(crate) fn rollup_of<'a>(batches: &[&'a [Exposure]]) -> Vec<UserSpan<'a>> {
+    let n = batches.iter().map(|b| b.len()).sum();
+    let mut users: HashMap<(i64, &str, &str), Span<&str>, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    for e in batches.iter().copied().flatten() {
+        let v = e.variant.as_str();
+        users
+            .entry((e.env_id, e.flag_key.as_str(), e.user_key.as_str()))
+            .and_modify(|s| s.widen(e.time_ms, v, v, v))
+            .or_insert(Span {
+                first_ms: e.time_ms,
+                variant: v,
+                vmin: v,
+                vmax: v,
+            });
     }
     users
         .into_iter()
-        .map(|((env_id, flag_key, user_key), span)| ExposureUser {
+        .map(|((env_id, flag_key, user_key), span)| UserSpan {
             env_id,
-            flag_key: flag_key.to_string(),
-            user_key: user_key.to_string(),
-            first_ms: span.first_ms,
-            variant: span.variant,
-            vmin: span.vmin,
-            vmax: span.vmax,
+            flag_key,
+            user_key,
+            span,
         })
         .collect()
 }
 
+/// Sorts rollup rows by key (environment, flag, user): [`rollup`]'s order,
+/// and the order in which PostgreSQL writers lock rollup rows.
+pub(crate) fn sort_rollup(users: &mut [UserSpan<'_>]) {
+    users.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
+}
+
 /// What a rollup row holds besides its key, and the rollup's merge rule:
 /// the one place it is written in Rust ([`rollup`], and the rows
-/// PostgreSQL ingestion remembers as committed).
+/// PostgreSQL ingestion remembers as committed). Its text is owned
+/// (`String`, remembered rows) or borrowed (`&str`, from a batch's
+/// exposures while grouping them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Span {
+pub(crate) struct Span<S = String> {
     /// Time of the first exposure (Unix ms).
     pub(crate) first_ms: i64,
     /// Variant of the first exposure (ties: the smallest variant).
-    pub(crate) variant: String,
+    pub(crate) variant: S,
     /// The smallest variant served.
-    pub(crate) vmin: String,
+    pub(crate) vmin: S,
     /// The largest variant served.
-    pub(crate) vmax: String,
+    pub(crate) vmax: S,
 }
 
-impl Span {
-    /// `u`'s span.
-    pub(crate) fn of(u: &ExposureUser) -> Span {
-        Span {
-            first_ms: u.first_ms,
-            variant: u.variant.clone(),
-            vmin: u.vmin.clone(),
-            vmax: u.vmax.clone(),
-        }
-    }
+/// A [`Span`]'s text: set from a `&'v str`, by copying it into a `String`
+/// (reusing its buffer) or by keeping the reference.
+pub(crate) trait SpanText<'v>: AsRef<str> {
+    /// Makes this text `v`.
+    fn set(&mut self, v: &'v str);
+}
 
+impl<'v> SpanText<'v> for String {
+    fn set(&mut self, v: &'v str) {
+        v.clone_into(self);
+    }
+}
+
+impl<'v> SpanText<'v> for &'v str {
+    fn set(&mut self, v: &'v str) {
+        *self = v;
+    }
+}
+
+impl<S: AsRef<str>> Span<S> {
     /// Merges a first exposure `(first_ms, variant)` and the variants
     /// `vmin..=vmax` in, as the stored rollup's merge does: the earliest
     /// `(time, variant)`, the smallest and the largest variant.
-    pub(crate) fn widen(&mut self, first_ms: i64, variant: &str, vmin: &str, vmax: &str) {
-        if (first_ms, variant) < (self.first_ms, self.variant.as_str()) {
+    pub(crate) fn widen<'v>(
+        &mut self,
+        first_ms: i64,
+        variant: &'v str,
+        vmin: &'v str,
+        vmax: &'v str,
+    ) where
+        S: SpanText<'v>,
+    {
+        if (first_ms, variant) < (self.first_ms, self.variant.as_ref()) {
             self.first_ms = first_ms;
-            variant.clone_into(&mut self.variant);
+            self.variant.set(variant);
         }
-        if vmin < self.vmin.as_str() {
-            vmin.clone_into(&mut self.vmin);
+        if vmin < self.vmin.as_ref() {
+            self.vmin.set(vmin);
         }
-        if vmax > self.vmax.as_str() {
-            vmax.clone_into(&mut self.vmax);
+        if vmax > self.vmax.as_ref() {
+            self.vmax.set(vmax);
         }
     }
 
-    /// Whether merging `u` into a row holding at least this would change
+    /// Whether merging `s` into a row holding at least this would change
     /// nothing (the stored merge's `WHERE` would be false).
-    pub(crate) fn covers(&self, u: &ExposureUser) -> bool {
-        (self.first_ms, self.variant.as_str()) <= (u.first_ms, u.variant.as_str())
-            && self.vmin <= u.vmin
-            && self.vmax >= u.vmax
+    pub(crate) fn covers<T: AsRef<str>>(&self, s: &Span<T>) -> bool {
+        (self.first_ms, self.variant.as_ref()) <= (s.first_ms, s.variant.as_ref())
+            && self.vmin.as_ref() <= s.vmin.as_ref()
+            && self.vmax.as_ref() >= s.vmax.as_ref()
+    }
+
+    /// The span with its text copied.
+    pub(crate) fn to_owned(&self) -> Span {
+        Span {
+            first_ms: self.first_ms,
+            variant: self.variant.as_ref().to_owned(),
+            vmin: self.vmin.as_ref().to_owned(),
+            vmax: self.vmax.as_ref().to_owned(),
+        }
     }
 }
 

@@ -42,7 +42,7 @@ use std::sync::Mutex;
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{Exposure, ExposureUser, InsertCounts, MetricEvent, Span, counts, rollup_of};
+use super::{Exposure, InsertCounts, MetricEvent, Span, UserSpan, counts, rollup_of, sort_rollup};
 use crate::store::Result;
 
 mod copy;
@@ -142,30 +142,27 @@ struct Remembered {
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 impl Covered {
-    /// The rows of `users` that a committed row does not cover, after
+    /// Keeps the rows of `users` that a committed row does not cover, after
     /// forgetting everything if the rollup's epoch is not `epoch`.
-    fn uncovered(&self, epoch: i64, users: Vec<ExposureUser>) -> Vec<ExposureUser> {
+    fn keep_uncovered(&self, epoch: i64, users: &mut Vec<UserSpan<'_>>) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if m.epoch != epoch {
             m.rows.clear();
             m.len = 0;
             m.epoch = epoch;
         }
-        users
-            .into_iter()
-            .filter(|u| {
-                let c = m
-                    .rows
-                    .get(&u.env_id)
-                    .and_then(|f| f.get(&u.flag_key))
-                    .and_then(|f| f.get(&u.user_key));
-                !c.is_some_and(|c| c.covers(u))
-            })
-            .collect()
+        users.retain(|u| {
+            let c = m
+                .rows
+                .get(&u.env_id)
+                .and_then(|f| f.get(u.flag_key))
+                .and_then(|f| f.get(u.user_key));
+            !c.is_some_and(|c| c.covers(&u.span))
+        });
     }
 
     /// Remembers the rows of `users`, merged and committed under `epoch`.
-    fn record(&self, epoch: i64, users: &[ExposureUser]) {
+    fn record(&self, epoch: i64, users: &[UserSpan<'_>]) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if m.epoch != epoch {
             return; // a later transaction saw the rollup shrink
@@ -178,16 +175,17 @@ impl Covered {
         for u in users {
             let flags = m.rows.entry(u.env_id).or_default();
             // The flag's key is cloned only for its first user.
-            let users = if flags.contains_key(&u.flag_key) {
-                flags.get_mut(&u.flag_key)
+            let users = if flags.contains_key(u.flag_key) {
+                flags.get_mut(u.flag_key)
             } else {
-                Some(flags.entry(u.flag_key.clone()).or_default())
+                Some(flags.entry(u.flag_key.to_owned()).or_default())
             };
             let Some(users) = users else { continue };
-            match users.get_mut(&u.user_key) {
-                Some(c) => c.widen(u.first_ms, &u.variant, &u.vmin, &u.vmax),
+            let s = &u.span;
+            match users.get_mut(u.user_key) {
+                Some(c) => c.widen(s.first_ms, s.variant, s.vmin, s.vmax),
                 None => {
-                    users.insert(u.user_key.clone(), Span::of(u));
+                    users.insert(u.user_key.to_owned(), s.to_owned());
                     added += 1;
                 }
             }
@@ -246,16 +244,21 @@ async fn write(
             Rows::Metrics(rows) => insert_metrics(&mut tx, rows, mode).await?,
         });
     }
-    let users = rollup_of(batches.iter().flat_map(|b| match *b {
-        Rows::Exposures(rows) => rows,
-        Rows::Metrics(_) => &[],
-    }));
+    let exposures: Vec<&[Exposure]> = batches
+        .iter()
+        .filter_map(|b| match *b {
+            Rows::Exposures(rows) => Some(rows),
+            Rows::Metrics(_) => None,
+        })
+        .collect();
+    let mut users = rollup_of(&exposures);
     if users.is_empty() {
         tx.commit().await?;
         return Ok(out);
     }
     let epoch = lock_rollup(&mut tx).await?;
-    let users = covered.uncovered(epoch, users);
+    covered.keep_uncovered(epoch, &mut users);
+    sort_rollup(&mut users);
     merge_rollup(&mut tx, &users).await?;
     tx.commit().await?;
     covered.record(epoch, &users);
@@ -355,19 +358,19 @@ async fn lock_rollup(c: &mut PgConnection) -> sqlx::Result<i64> {
         .try_get("epoch")
 }
 
-async fn merge_rollup(c: &mut PgConnection, users: &[ExposureUser]) -> sqlx::Result<()> {
+async fn merge_rollup(c: &mut PgConnection, users: &[UserSpan<'_>]) -> sqlx::Result<()> {
     if users.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&ExposureUser) -> &str| users.iter().map(f).collect::<Vec<_>>();
+    let col = |f: for<'u> fn(&UserSpan<'u>) -> &'u str| users.iter().map(f).collect::<Vec<_>>();
     sqlx::query(MERGE_ROLLUP)
         .bind(users.iter().map(|u| u.env_id).collect::<Vec<_>>())
-        .bind(col(|u| &u.flag_key))
-        .bind(col(|u| &u.user_key))
-        .bind(users.iter().map(|u| u.first_ms).collect::<Vec<_>>())
-        .bind(col(|u| &u.variant))
-        .bind(col(|u| &u.vmin))
-        .bind(col(|u| &u.vmax))
+        .bind(col(|u| u.flag_key))
+        .bind(col(|u| u.user_key))
+        .bind(users.iter().map(|u| u.span.first_ms).collect::<Vec<_>>())
+        .bind(col(|u| u.span.variant))
+        .bind(col(|u| u.span.vmin))
+        .bind(col(|u| u.span.vmax))
         .execute(&mut *c)
         .await?;
     Ok(())
