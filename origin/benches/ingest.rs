@@ -34,6 +34,11 @@ use bunting_origin::store::{Actor, EventBatch, Exposure, MetricEvent, Store};
 use serde_json::json;
 use sqlx::Connection;
 
+/// The allocator the `bunting` binary uses (the bench runs the server in
+/// this process).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &str = "bench-secret";
 const ENV: &str = "acme/web/production";
 /// The id of `ENV`: the first environment of a fresh store.
