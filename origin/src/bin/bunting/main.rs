@@ -58,8 +58,8 @@ use args::{AuditCommand, Cli, Command, ExperimentCommand, TokenCommand};
 
 /// mimalloc rather than the system allocator: event ingestion allocates
 /// and frees a few short strings per event on several threads (issue 16,
-/// ingest bench over HTTP on PostgreSQL: ≈ 0.15-0.2 µs less of the origin's
-/// CPU per event once warm, parse + validate ≈ 28 % faster).
+/// ingest bench over HTTP on PostgreSQL: ≈ 0.15 µs less of the origin's
+/// CPU per event, parse + validate ≈ 22 % faster).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
