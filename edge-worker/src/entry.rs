@@ -83,12 +83,12 @@ thread_local! {
     static PENDING: RefCell<Slots<Pending>> = const { RefCell::new(Slots::new()) };
     /// The continuation answering a parked evaluation with its body.
     static WITH_BODY: Continuation = Closure::new(|slot: f64, buffer: JsValue| {
-        take(slot).map_or(JsValue::UNDEFINED, |p| with_body(p, &buffer))
+        take(slot).map_or_else(expired, |p| with_body(p, &buffer))
     });
     /// The continuation of a parked evaluation whose body could not be read.
     static BODY_FAILED: Continuation = Closure::new(|slot: f64, error: JsValue| {
         let Some(p) = take(slot) else {
-            return JsValue::UNDEFINED;
+            return expired();
         };
         let details = js_error_text(&error, "failed to read the request's body");
         finish(worker_main::internal_error(&details).into(), &p.cors, &p.settings).into()
@@ -97,7 +97,7 @@ thread_local! {
     /// the 429, or the evaluation.
     static LIMIT_OUTCOME: Continuation = Closure::new(|slot: f64, outcome: JsValue| {
         let Some(p) = take(slot) else {
-            return JsValue::UNDEFINED;
+            return expired();
         };
         let success = js_sys::Reflect::get(&outcome, &JsValue::from_str("success"))
             .ok()
@@ -113,7 +113,7 @@ thread_local! {
     /// let through (logged), as [`worker_main`]'s router does.
     static LIMIT_FAILED: Continuation = Closure::new(|slot: f64, error: JsValue| {
         let Some(p) = take(slot) else {
-            return JsValue::UNDEFINED;
+            return expired();
         };
         let details = js_error_text(&error, "no reason given");
         worker::console_error!("rate limiter failed, request let through: {details}");
@@ -124,6 +124,12 @@ thread_local! {
 /// How many evaluations are parked now (for `/healthz`).
 pub(crate) fn parked() -> usize {
     PENDING.with(|p| p.borrow().len())
+}
+
+/// The answer of an evaluation dropped while it waited ([`PARKED_FOR_MS`]).
+fn expired() -> JsValue {
+    let resp = worker_main::internal_error(&"the evaluation waited too long for its request");
+    web_sys::Response::from(resp).into()
 }
 
 /// The parked evaluation of `slot`.
