@@ -1064,6 +1064,29 @@ pub(crate) struct Prepared {
     now: i64,
 }
 
+impl Prepared {
+    /// The evaluation of the SDK key's environment and audience by the
+    /// engine serving it, at the clock's time or the one `X-Bunting-Now`
+    /// names where the settings allow it ([`evaluation_time`]).
+    fn new(
+        req: &Incoming,
+        s: &Settings,
+        (environment, audience): (String, Audience),
+        (engine, numbers): (Rc<Engine>, Rc<ofrep::NumberForms>),
+        clock: i64,
+    ) -> Prepared {
+        let now = evaluation_time(s, || req.header("X-Bunting-Now"), clock);
+        Prepared {
+            environment,
+            audience,
+            engine,
+            numbers,
+            clock,
+            now,
+        }
+    }
+}
+
 /// The [`Prepared`] evaluation of a request, or the response that ends it
 /// (401/403, 503 without a snapshot), reading KV and asking the pointer
 /// as needed.
@@ -1095,15 +1118,13 @@ async fn prepare(
     let Some((engine, numbers)) = engine_for(env, ctx, &environment, s, clock).await else {
         return no_snapshot_yet(&environment).map(Err);
     };
-    let now = evaluation_time(s, || headers.get("X-Bunting-Now").ok().flatten(), clock);
-    Ok(Ok(Prepared {
-        environment,
-        audience,
-        engine,
-        numbers,
+    Ok(Ok(Prepared::new(
+        req,
+        s,
+        (environment, audience),
+        (engine, numbers),
         clock,
-        now,
-    }))
+    )))
 }
 
 /// [`prepare`] from what this isolate holds, without waiting for anything
@@ -1143,16 +1164,14 @@ pub(crate) fn prepare_now(
     if let Some((question, _)) = pointer_question(env, &environment, s, clock) {
         ctx.wait_until(question);
     }
-    let (engine, numbers) = SNAPSHOTS.with(|c| c.borrow().serving(&environment))?;
-    let now = evaluation_time(s, || req.header("X-Bunting-Now"), clock);
-    Some(Ok(Ok(Prepared {
-        environment,
-        audience,
-        engine,
-        numbers,
+    let serving = SNAPSHOTS.with(|c| c.borrow().serving(&environment))?;
+    Some(Ok(Ok(Prepared::new(
+        req,
+        s,
+        (environment, audience),
+        serving,
         clock,
-        now,
-    })))
+    ))))
 }
 
 /// The answer to a [`Prepared`] evaluation of `body`: the flag's

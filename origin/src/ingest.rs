@@ -392,6 +392,18 @@ impl Parsed {
     }
 }
 
+/// The index of `name` among the batch's environment names, added at the
+/// end on its first appearance (until [`Parsed::resolve`] maps names to ids).
+fn name_index<S: PartialEq>(names: &mut Vec<S>, name: S) -> usize {
+    match names.iter().position(|n| *n == name) {
+        Some(i) => i,
+        None => {
+            names.push(name);
+            names.len() - 1
+        }
+    }
+}
+
 fn invalid(path: &str, message: impl Into<String>) -> IngestError {
     IngestError::Invalid(vec![Problem::new(path, message)])
 }
@@ -566,13 +578,7 @@ fn exposure(
         )
     });
     // Until [`Parsed::resolve`]: the index of the environment's name.
-    let env_id = match names.iter().position(|n| *n == e.environment) {
-        Some(i) => i,
-        None => {
-            names.push(e.environment);
-            names.len() - 1
-        }
-    };
+    let env_id = name_index(names, e.environment);
     Some(Exposure {
         env_id: env_id as i64,
         id,

@@ -246,13 +246,7 @@ fn exposure<'de>(cx: &Cx, e: ExposureIn<'de>, names: &mut Vec<&'de str>) -> Opti
         }
     };
     // Until `Parsed::resolve`: the index of the environment's name.
-    let env_id = match names.iter().position(|n| *n == e.environment) {
-        Some(i) => i,
-        None => {
-            names.push(e.environment);
-            names.len() - 1
-        }
-    };
+    let env_id = super::name_index(names, e.environment);
     Some(Exposure {
         env_id: env_id as i64,
         id,
