@@ -34,7 +34,13 @@
 //!
 //! The tests' state lives in memory: after a restart the monitor starts
 //! fresh, which keeps its guarantee (each test is valid from its first
-//! look).
+//! look). Origins sharing one PostgreSQL database monitor one at a time
+//! ([`Monitor::round_if_leading`], [`crate::store::lead`]): the first to
+//! take the turn keeps it while it runs, so each guardrail has one test
+//! (not one per origin, each with its own mixing variance and looks,
+//! whose false alarms would add up), one alert and one rollback. An
+//! origin that takes the turn over starts its tests fresh, as after a
+//! restart.
 //!
 //! ```
 //! let opts = bunting_origin::monitor::MonitorOptions::default();
@@ -63,6 +69,7 @@ use crate::notify::Notifier;
 use crate::results::guardrail_summary;
 use crate::rollback::{Evidence, roll_back};
 use crate::store::aggregate::{AggregateOptions, AnalysisScope, ExperimentData};
+use crate::store::lead::{Lead, Task};
 use crate::store::{Actor, Environment, FlagRecord, Project, Result, Store, StoreError};
 
 /// What the monitor reads and acts on, handed over by whoever runs it
@@ -163,6 +170,11 @@ struct Watch {
 pub struct Monitor {
     options: MonitorOptions,
     tests: HashMap<TestKey, Watch>,
+    /// This origin's turn at monitoring, kept across rounds
+    /// ([`Monitor::round_if_leading`]). Only ever reached through
+    /// `&mut self` (`get_mut`, no locking): the mutex makes the monitor
+    /// `Sync`, which a transaction is not, so its rounds can be spawned.
+    lead: tokio::sync::Mutex<Option<Lead>>,
 }
 
 /// Where a subject lives.
@@ -183,7 +195,34 @@ impl Monitor {
         Monitor {
             options,
             tests: HashMap::new(),
+            lead: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// [`Monitor::round`] if this origin monitors, else nothing (`None`):
+    /// of the origins sharing one database, the one that takes the turn
+    /// ([`Task::GuardrailMonitor`]) keeps it for as long as it runs. A
+    /// monitor that takes the turn (first, or again after losing its
+    /// connection) forgets its tests: another origin may have watched in
+    /// between, and a fresh test is valid from its first look.
+    pub async fn round_if_leading(
+        &mut self,
+        services: &Services,
+    ) -> Result<Option<Vec<GuardrailCheck>>> {
+        let held = self.lead.get_mut();
+        if let Some(lead) = held
+            && !lead.held().await
+        {
+            *held = None;
+        }
+        if held.is_none() {
+            let Some(lead) = services.store.lead(Task::GuardrailMonitor).await? else {
+                return Ok(None);
+            };
+            *held = Some(lead);
+            self.tests.clear();
+        }
+        self.round(services).await.map(Some)
     }
 
     /// One round over every running experiment with guardrails and every
@@ -635,8 +674,9 @@ pub fn spawn(services: Services, options: MonitorOptions) -> tokio::task::JoinHa
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match monitor.round(&services).await {
-                Ok(checks) => {
+            match monitor.round_if_leading(&services).await {
+                Ok(None) => tracing::debug!("another origin monitors the guardrails"),
+                Ok(Some(checks)) => {
                     for c in checks.iter().filter(|c| c.rolled_back) {
                         tracing::info!(check = ?c, "auto-rollback");
                     }

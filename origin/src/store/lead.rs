@@ -14,6 +14,15 @@
 //! writes nothing and assigns no transaction id, so it keeps no row
 //! version from vacuum. SQLite databases have one origin each: it always
 //! leads.
+//!
+//! A task whose rounds keep state between them (the guardrail monitor's
+//! sequential tests) keeps its `Lead` across rounds instead of ending it:
+//! the origin that took it goes on leading for as long as it runs, and
+//! checks at each round that the turn is still [`Lead::held`] (a lost
+//! connection ends the transaction, and the lock with it). Between two
+//! rounds the transaction is idle: in PostgreSQL's default isolation it
+//! then holds no snapshot, so it keeps nothing from vacuum either; it
+//! occupies one of the pool's connections.
 
 use sqlx::{Any, Transaction};
 
@@ -24,6 +33,9 @@ use super::{Backend, Result, Store};
 pub enum Task {
     /// [`crate::refresh`]: looking at running experiments' results.
     ResultsRefresh,
+    /// [`crate::monitor`]: the guardrail tests, rollbacks and ramp holds;
+    /// held across rounds.
+    GuardrailMonitor,
 }
 
 impl Task {
@@ -31,6 +43,7 @@ impl Task {
     fn name(self) -> &'static str {
         match self {
             Task::ResultsRefresh => "bunting/results-refresh",
+            Task::GuardrailMonitor => "bunting/guardrail-monitor",
         }
     }
 }
@@ -40,6 +53,15 @@ impl Task {
 pub struct Lead(Option<Transaction<'static, Any>>);
 
 impl Lead {
+    /// Whether the turn is still this origin's: its transaction's
+    /// connection still answers (always, on SQLite).
+    pub async fn held(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(tx) => sqlx::query("SELECT 1").execute(&mut **tx).await.is_ok(),
+        }
+    }
+
     /// Gives the turn up.
     pub async fn end(self) -> Result<()> {
         if let Some(tx) = self.0 {

@@ -5,6 +5,7 @@
 //! regression, repeated looks roll nothing back. A ratio guardrail
 //! (errors per request) is tested on the ratio (delta method), not on the
 //! numerator per user; two guardrails on one metric are two tests.
+//! Origins sharing one PostgreSQL database monitor one at a time.
 
 use bunting_core::Serve;
 use bunting_origin::api::{AppState, ServeConfig};
@@ -16,6 +17,7 @@ use bunting_origin::serve::monitor_services;
 use bunting_origin::store::{Actor, AuditQuery, MetricEvent, Store};
 use serde_json::{Value, json};
 
+use crate::common;
 use crate::common::traffic::{self, exposure};
 use crate::common::world::{World, split};
 
@@ -398,4 +400,50 @@ async fn no_regression_no_rollback(store: Store) {
     assert_eq!(looks, 10, "one check per look");
     let e = s.state.store.experiment(s.experiment).await.unwrap();
     assert_eq!(e.status, ExperimentStatus::Running);
+}
+
+/// Origins sharing one PostgreSQL database monitor one at a time: the
+/// first to take the turn keeps it across rounds while the other looks at
+/// nothing; when it goes away (its connection's transaction rolled back),
+/// the other takes over and watches the same guardrail.
+#[tokio::test]
+async fn origins_of_one_database_monitor_one_at_a_time() {
+    let (url, _guard) = common::postgres_schema().await;
+    let (a, b) = (
+        Store::open(&url).await.unwrap(),
+        Store::open(&url).await.unwrap(),
+    );
+    let s = setup(a).await;
+    let other = AppState::new(b, ServeConfig::default());
+    let mut first = Monitor::new(MonitorOptions::default());
+    let mut second = Monitor::new(MonitorOptions::default());
+    for look in 0..3u64 {
+        traffic(&s, look * 300, 300, [20, 20]).await;
+        let checks = first
+            .round_if_leading(&monitor_services(&s.state))
+            .await
+            .unwrap()
+            .expect("the first origin keeps the turn");
+        assert_eq!(checks.len(), 1, "one check per look: {checks:?}");
+        let skipped = second
+            .round_if_leading(&monitor_services(&other))
+            .await
+            .unwrap();
+        assert!(skipped.is_none(), "{skipped:?}");
+    }
+    drop(first);
+    let mut took = None;
+    for _ in 0..100 {
+        took = second
+            .round_if_leading(&monitor_services(&other))
+            .await
+            .unwrap();
+        if took.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let checks = took.expect("the other origin took the turn within 2 s");
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert!(checks.iter().all(|c| !c.rolled_back), "{checks:?}");
 }
