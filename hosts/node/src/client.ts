@@ -15,6 +15,7 @@
 import { readFile } from "node:fs/promises";
 import { KeyHasher, type Evaluation, type FlagType, type JsonValue } from "./engine.js";
 import { Reporter, emptyCounters, unref, type ReporterCounters } from "./exposures.js";
+import { snapshotText } from "./packed.js";
 import { accept, changedFlags, type LoadedSnapshot } from "./snapshot.js";
 import { DirectorySource, EdgeSource, KvSource, type KvSourceOptions, type SnapshotSource } from "./sources.js";
 
@@ -33,7 +34,7 @@ export interface BuntingOptions {
   directory?: { path: string; environment: string };
   /** Any other source (tests, custom transports). */
   source?: SnapshotSource;
-  /** A snapshot file to start from when the source fails at start (offline starts). */
+  /** A snapshot file to start from when the source fails at start (offline starts): its JSON, or its packed form (a copy of a KV value or a publish-directory file). */
   bootstrapFile?: string;
   /** The environment snapshots must be for (`<org>/<project>/<env>`); default: the first one loaded. */
   environment?: string;
@@ -246,7 +247,7 @@ export class BuntingClient {
     const failure = await this.refreshOnce(AbortSignal.timeout(this.o.initTimeoutMs), false);
     if (failure !== undefined && this.current === undefined && this.o.bootstrapFile !== undefined) {
       try {
-        const outcome = accept(await readFile(this.o.bootstrapFile, "utf8"), { expectedEnvironment: this.o.environment, lenient: this.o.lenient });
+        const outcome = accept(snapshotText(await readFile(this.o.bootstrapFile)), { expectedEnvironment: this.o.environment, lenient: this.o.lenient });
         if (outcome.kind === "loaded") {
           this.current = outcome.snapshot;
           this.loadedFrom = "bootstrap";

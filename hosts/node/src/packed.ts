@@ -87,3 +87,11 @@ export function packedDocument(bytes: Uint8Array): string {
     throw new PackedSnapshotError("encoding", "the packed snapshot's document is not UTF-8");
   }
 }
+
+/**
+ * The snapshot JSON text of a KV value, a directory file or a bootstrap
+ * file: the document a packed value carries, or the value itself.
+ */
+export function snapshotText(value: Uint8Array): string {
+  return isPacked(value) ? packedDocument(value) : new TextDecoder().decode(value);
+}

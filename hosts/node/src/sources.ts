@@ -16,7 +16,7 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { isPacked, packedDocument } from "./packed.js";
+import { snapshotText } from "./packed.js";
 import { SourceError } from "./source-error.js";
 
 /** The result of one fetch. */
@@ -109,11 +109,6 @@ export class KvSource implements SnapshotSource {
     if (r.status !== 200) throw new SourceError(`Cloudflare KV answered ${r.status}: ${await describe(r)}`, r.status);
     return { kind: "snapshot", text: snapshotText(new Uint8Array(await r.arrayBuffer())) };
   }
-}
-
-/** The snapshot JSON text of a KV or directory value: the document a packed value carries, or the value itself. */
-function snapshotText(value: Uint8Array): string {
-  return isPacked(value) ? packedDocument(value) : new TextDecoder().decode(value);
 }
 
 /**

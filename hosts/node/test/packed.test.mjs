@@ -119,6 +119,23 @@ test("directory source: a packed file is read as the JSON it carries; refused on
   await checkSource(client({ directory: options }), new DirectorySource(options), publish);
 });
 
+test("bootstrap file: a packed one (a copy of a KV value) serves as the JSON it carries", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "bunting-packed-bootstrap-"));
+  const bootstrapFile = path.join(dir, "snapshot.bsnp");
+  writeFileSync(bootstrapFile, PACKED);
+  // A source that is down: nothing answers on a closed port.
+  const closed = await server(() => {});
+  const edgeUrl = closed.url;
+  await closed.close();
+  const c = client({ edgeUrl, sdkKey: "k", bootstrapFile });
+  await c.start();
+  const s = c.status();
+  assert.equal(s.status, "stale", s.lastError);
+  assert.equal(s.loadedFrom, "bootstrap");
+  assert.equal(s.snapshotVersion, VERSION);
+  assert.deepEqual(answers((ctx) => c.evaluateAll(ctx, { now: NOW })), expected);
+});
+
 test("packedDocument: the fixture's document byte for byte; headers no packer writes are refused", () => {
   assert.equal(PACKED_FORMAT_VERSION, 1);
   assert.deepEqual(Buffer.from(packedDocument(PACKED), "utf8"), JSON_BYTES);

@@ -137,3 +137,23 @@ def test_the_reader_on_its_own() -> None:
     # A length that reaches into the header (or the digest) is past the end.
     with pytest.raises(PackedSnapshotError, match="ends early"):
         snapshot_bytes(b"BSNP\x01\x00\x01\x03" + b"x" * 33)
+
+
+def test_packed_bootstrap_file_serves_as_its_json(
+    tmp_path: Path, json_answers: list[list[dict[str, Any]]]
+) -> None:
+    """A packed bootstrap file (a copy of a KV value) is read as the JSON it
+    carries when the source is down at start."""
+    boot = tmp_path / "snapshot.bsnp"
+    boot.write_bytes(PACKED)
+    # Nothing listens on port 9 of the loopback (discard): the source is down.
+    c = BuntingClient.edge(
+        "http://127.0.0.1:9", "k", bootstrap_file=boot, poll_interval=3600, init_timeout=2
+    )
+    try:
+        assert c.start(), c.status().last_error
+        st = c.status()
+        assert (st.status, st.from_bootstrap, st.snapshot_version) == ("stale", True, VERSION)
+        assert answers(c) == json_answers
+    finally:
+        c.close()

@@ -88,7 +88,9 @@ impl ClientBuilder {
         self
     }
 
-    /// A snapshot file to start from when the source fails at start.
+    /// A snapshot file to start from when the source fails at start: the
+    /// snapshot's JSON, or its packed form (a copy of a KV value or of a
+    /// publish-directory file), whose JSON text is taken out of it.
     pub fn bootstrap(mut self, path: impl Into<PathBuf>) -> Self {
         self.options.bootstrap = Some(path.into());
         self

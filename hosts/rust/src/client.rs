@@ -17,6 +17,7 @@ use crate::error::{SdkError, SnapshotError};
 use crate::exposure::{Dedup, Subject, exposure_of, is_exposure};
 use crate::ingest::{Outbox, Queue, Sender, run_flusher};
 use crate::options::Options;
+use crate::packed::snapshot_text;
 use crate::source::{Fetched, Fetcher, Source};
 use crate::status::{ClientEvent, Counters, Health, Status};
 use crate::verify::{self, Header, Rules, Verdict};
@@ -497,13 +498,13 @@ impl Inner {
         let Some(path) = &self.options.bootstrap else {
             return Ok(());
         };
-        let text = tokio::fs::read_to_string(path)
+        let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| SdkError::Bootstrap {
                 path: path.clone(),
                 source,
             })?;
-        self.accept(text, None).await?;
+        self.accept(snapshot_text(bytes)?, None).await?;
         let mut state = self.lock_state();
         state.status = Status::Stale;
         state.source = "bootstrap".into();

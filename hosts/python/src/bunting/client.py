@@ -28,6 +28,7 @@ from .errors import (
     SnapshotRejected,
     SourceError,
 )
+from .packed import snapshot_bytes
 from .reporter import Counters, Reporter
 from .sources import DirectorySource, EdgeSource, FixedSource, KvSource, Source
 
@@ -251,7 +252,7 @@ class BuntingClient:
             log.warning("bunting: initial fetch from %s failed: %s", self.source.describe(), e)
         if self._current is None and self.bootstrap_file is not None:
             try:
-                raw = self.bootstrap_file.read_bytes()
+                raw = snapshot_bytes(self.bootstrap_file.read_bytes())
                 self._accept(raw, emit=False)
                 with self._lock:
                     self._from_bootstrap = True

@@ -71,18 +71,30 @@ async fn closed_url() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_down_at_start_uses_the_bootstrap_and_reports_stale() {
     let dir = tempfile::tempdir().unwrap();
-    let boot = dir.path().join("snapshot.json");
-    std::fs::write(&boot, snapshot("prod", 4, "blue")).unwrap();
-    for (name, kind) in engines() {
+    let text = snapshot("prod", 4, "blue");
+    let json = dir.path().join("snapshot.json");
+    std::fs::write(&json, &text).unwrap();
+    // The same snapshot packed, as a KV value or publish-directory file holds it.
+    let parsed = bunting_core::ParsedSnapshot::parse(&text).unwrap();
+    let packed = dir.path().join("snapshot.bsnp");
+    std::fs::write(
+        &packed,
+        bunting_core::packed::pack_with_document(&parsed, &text).unwrap(),
+    )
+    .unwrap();
+    for ((name, kind), boot) in engines()
+        .into_iter()
+        .flat_map(|e| [(e.clone(), &json), (e, &packed)])
+    {
         let client = Client::builder("server-key")
             .edge(closed_url().await)
-            .bootstrap(&boot)
+            .bootstrap(boot)
             .engine(kind)
             .build()
             .await
             .unwrap();
         let health = client.health();
-        assert_eq!(health.status, Status::Stale, "{name}");
+        assert_eq!(health.status, Status::Stale, "{name} {boot:?}");
         assert_eq!(health.source, "bootstrap");
         assert_eq!(health.snapshot_version, Some(4));
         assert!(health.last_error.unwrap().contains("cannot fetch"));
