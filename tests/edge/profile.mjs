@@ -5,6 +5,7 @@
 //   node tests/edge/profile.mjs                       # single flag, 5 s
 //   PROFILE_PATH=/ofrep/v1/evaluate/flags node tests/edge/profile.mjs
 //   PROFILE_MODE=new-version node tests/edge/profile.mjs
+//   PROFILE_MODE=pointer PROFILE_PACKED=1 node tests/edge/profile.mjs
 //   PROFILE_KIND=heap node tests/edge/profile.mjs     # JS bytes per answer
 //
 // Serves the worker with workerd's V8 inspector open (miniflare's
@@ -12,17 +13,27 @@
 // (Profiler.start/stop) either autocannon on one connection against
 // PROFILE_PATH for PROFILE_SECONDS (mode "load", the default) or 20 rounds
 // of "publish a new snapshot version to KV, one request, three more" with
-// SNAPSHOT_TTL_SECONDS = 0 (mode "new-version"). Writes the profile to
+// SNAPSHOT_TTL_SECONDS = 0 (mode "new-version"), or of "publish a new
+// version to the environment's pointer (POST /edge/v1/snapshot), one request
+// asking for it with flagConfigEtag (it waits for the pointer's answer and
+// loads it), three more" (mode "pointer": the cold phase of bench.mjs with
+// BENCH_VIA_POINTER=1; PROFILE_PACKED=1 publishes packed values, made by
+// `bunting pack` as bench.mjs does, BUNTING_BIN). The worker's Durable
+// Object runs in the same isolate as its requests in workerd, so the
+// profile shows both the object's answer and the isolate's read. Writes the profile to
 // PROFILE_OUT (default target/edge-worker.cpuprofile; Chrome DevTools opens
 // it) and prints the functions with the most samples, self and inclusive.
 // EDGE_BUILD_DIR as in harness.mjs.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import autocannon from "autocannon";
 import WebSocket from "ws";
 import { BODY, snapshot } from "./bench-data.mjs";
 import { putKey, putSnapshot, root, startWorker } from "./harness.mjs";
+import { bin } from "./stack.mjs";
 
 const MODE = process.env.PROFILE_MODE ?? "load";
 // PROFILE_KIND=heap: a sampling heap profile of the load instead (bytes of
@@ -33,10 +44,29 @@ const SECONDS = Number(process.env.PROFILE_SECONDS ?? 5);
 const OUT = process.env.PROFILE_OUT ?? path.join(root, "target", "edge-worker.cpuprofile");
 const PORT = Number(process.env.PROFILE_INSPECTOR_PORT ?? 9239);
 const KEY = "sdk-profile";
+// How many functions the report lists, self and inclusive.
+const TOP = Number(process.env.PROFILE_TOP ?? 40);
+const POINTER_SECRET = "profile-pointer-secret";
+const PACKED = process.env.PROFILE_PACKED === "1";
+
+/** `bunting pack` of a snapshot text: the packed bytes (as bench.mjs). */
+function pack(text) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bunting-profile-pack-"));
+  try {
+    writeFileSync(path.join(dir, "s.json"), text);
+    execFileSync(bin, ["pack", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], { stdio: ["ignore", "ignore", "inherit"] });
+    return new Uint8Array(readFileSync(path.join(dir, "s.bin")));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 const w = await startWorker({
   listen: true, checkOfrep: false, inspectorPort: PORT,
-  bindings: { SNAPSHOT_TTL_SECONDS: MODE === "new-version" ? "0" : "5", POINTER_CHECK_SECONDS: "0.5" },
+  bindings: MODE === "pointer"
+    // KV read once, the isolate's own pointer checks paced out of the way.
+    ? { SNAPSHOT_TTL_SECONDS: "3600", POINTER_CHECK_SECONDS: "3600", POINTER_SECRET }
+    : { SNAPSHOT_TTL_SECONDS: MODE === "new-version" ? "0" : "5", POINTER_CHECK_SECONDS: "0.5" },
 });
 try {
   await putKey(w.kv, KEY, "bench", "server");
@@ -79,19 +109,40 @@ try {
   } else {
   await send("Profiler.enable");
   await send("Profiler.setSamplingInterval", { interval: 50 });
-  await send("Profiler.start");
-  if (MODE === "new-version") {
-    const post = async () => {
+  // Mode "pointer" profiles each timed request alone (the publish before
+  // it loads the snapshot too, to validate it): one profile per request,
+  // reported together.
+  const profiles = [];
+  if (MODE !== "pointer") await send("Profiler.start");
+  if (MODE === "new-version" || MODE === "pointer") {
+    const post = async (query = "") => {
       const t0 = performance.now();
-      const r = await fetch(new URL(PATH, w.url), { method: "POST", body: BODY,
+      const r = await fetch(new URL(PATH + query, w.url), { method: "POST", body: BODY,
         headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` } });
       await r.text();
       return performance.now() - t0;
     };
     const fresh = [];
+    // Packed values made before the profile starts (`bunting pack` runs
+    // take longer than the requests).
+    const values = new Map();
     for (let v = 2; v <= 21; v++) {
-      await putSnapshot(w.kv, "bench", snapshot("bench", 1000, v));
-      fresh.push(await post());
+      const text = snapshot("bench", 1000, v);
+      values.set(v, MODE === "pointer" && PACKED ? pack(text) : text);
+    }
+    for (let v = 2; v <= 21; v++) {
+      if (MODE === "pointer") {
+        const r = await fetch(new URL("/edge/v1/snapshot", w.url), { method: "POST", body: values.get(v),
+          headers: { Authorization: `Bearer ${POINTER_SECRET}`,
+            "Content-Type": PACKED ? "application/octet-stream" : "application/json" } });
+        if (r.status !== 200) throw new Error(`publishing to the pointer: ${r.status} ${await r.text()}`);
+        await send("Profiler.start");
+        fresh.push(await post(`?flagConfigEtag=${v}`));
+        profiles.push((await send("Profiler.stop")).result.profile);
+      } else {
+        await putSnapshot(w.kv, "bench", values.get(v));
+        fresh.push(await post());
+      }
       for (let i = 0; i < 3; i++) await post();
     }
     fresh.sort((a, b) => a - b);
@@ -100,12 +151,13 @@ try {
     const r = await load(SECONDS);
     console.log(`${PATH}: ${r.requests.average} req/s (profiler running)`);
   }
-  const { result } = await send("Profiler.stop");
+  if (MODE !== "pointer") profiles.push((await send("Profiler.stop")).result.profile);
   ws.close();
   mkdirSync(path.dirname(OUT), { recursive: true });
-  writeFileSync(OUT, JSON.stringify(result.profile));
+  // Mode "pointer": the last request's profile (the report sums them all).
+  writeFileSync(OUT, JSON.stringify(profiles[profiles.length - 1]));
   console.log(`profile written to ${path.relative(root, OUT)}`);
-  report(result.profile);
+  report(profiles);
   }
 } finally {
   await w.mf.dispose();
@@ -130,28 +182,44 @@ function reportHeap(profile, answers, usage) {
   for (const [k, b] of top) console.log(`  ${(b / Math.max(1, answers)).toFixed(0).padStart(6)} B/answer  ${k}`);
 }
 
-/** Prints the functions with the most samples, self and inclusive. */
-function report(profile) {
-  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+/**
+ * Prints the functions with the most samples, self and inclusive, over
+ * `profiles` together; with several, also the milliseconds per profile
+ * (per timed request in mode "pointer").
+ */
+function report(profiles) {
   const name = (n) => (n.callFrame.functionName || "(anonymous)").replace(/::h[0-9a-f]{16}.*$/, "").slice(0, 110);
   const self = new Map();
   const incl = new Map();
   const add = (m, k, c) => m.set(k, (m.get(k) ?? 0) + c);
-  const counts = new Map();
-  for (const s of profile.samples) counts.set(s, (counts.get(s) ?? 0) + 1);
   let total = 0;
-  for (const [nid, c] of counts) {
-    total += c;
-    add(self, name(nodes.get(nid)), c);
-    const seen = new Set();
-    for (let x = nid; x !== undefined; x = parent.get(x)) {
-      const k = name(nodes.get(x));
-      if (!seen.has(k)) { seen.add(k); add(incl, k, c); }
+  let us = 0;
+  for (const profile of profiles) {
+    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+    const parent = new Map();
+    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const counts = new Map();
+    // Each sample weighs the time to the next (the sampling interval
+    // stretches under load).
+    for (let i = 0; i < profile.samples.length; i++) {
+      const dt = profile.timeDeltas[i + 1] ?? 0;
+      counts.set(profile.samples[i], (counts.get(profile.samples[i]) ?? 0) + dt);
+    }
+    us += profile.endTime - profile.startTime;
+    for (const [nid, c] of counts) {
+      total += c;
+      add(self, name(nodes.get(nid)), c);
+      const seen = new Set();
+      for (let x = nid; x !== undefined; x = parent.get(x)) {
+        const k = name(nodes.get(x));
+        if (!seen.has(k)) { seen.add(k); add(incl, k, c); }
+      }
     }
   }
-  const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n)
-    .map(([k, c]) => `  ${((100 * c) / total).toFixed(1).padStart(5)} %  ${k}`).join("\n");
-  console.log(`\nself (${total} samples)\n${top(self, 25)}\n\ninclusive\n${top(incl, 40)}`);
+  const n = profiles.length;
+  const top = (m, k) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)
+    .map(([f, c]) => `  ${((100 * c) / total).toFixed(1).padStart(5)} %` +
+      (n > 1 ? ` ${(c / 1000 / n).toFixed(3).padStart(7)} ms/profile` : "") + `  ${f}`).join("\n");
+  const per = n > 1 ? `; ${n} profiles, ${(us / 1000 / n).toFixed(2)} ms each on average` : "";
+  console.log(`\nself (${(total / 1000).toFixed(1)} ms sampled${per})\n${top(self, Math.ceil(TOP * 0.6))}\n\ninclusive\n${top(incl, TOP)}`);
 }
