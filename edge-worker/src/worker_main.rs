@@ -8,6 +8,7 @@ use bunting_core::{Engine, FlagType, Reason};
 use bunting_wire::kv;
 use serde_json::{Value, json};
 use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     Context, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request, Response,
     Result, event, web_sys,
@@ -531,14 +532,29 @@ async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, ha
             .and_then(|id| id.get_stub())
             .map_err(|e| e.to_string())?;
         let have = have.map_or_else(|| "-1".to_string(), |v| v.to_string());
-        let mut resp = stub
+        // The stub's own `fetch`, for the raw `Response`: `worker`'s
+        // `Response::bytes` reads a fetched body through a JavaScript
+        // stream reader, a read, a promise and a wakeup per chunk, each
+        // chunk copied into a growing `Vec` (for a 680 KB snapshot most of
+        // a new version's cost through the pointer); `arrayBuffer()` reads
+        // it natively into one buffer, copied into wasm once, as KV's is.
+        let stub: worker::worker_sys::DurableObject = stub.into_rpc();
+        let js = |e: JsValue| worker::Error::from(e).to_string();
+        let promise = stub
             .fetch_with_str(&format!("https://pointer/?have={have}"))
+            .map_err(js)?;
+        let resp: web_sys::Response = JsFuture::from(promise)
             .await
-            .map_err(|e| e.to_string())?;
-        match resp.status_code() {
+            .map_err(js)?
+            .dyn_into()
+            .map_err(js)?;
+        match resp.status() {
             204 => Ok(()),
             200 => {
-                let value = resp.bytes().await.map_err(|e| e.to_string())?;
+                let body = JsFuture::from(resp.array_buffer().map_err(js)?)
+                    .await
+                    .map_err(js)?;
+                let value = js_sys::Uint8Array::new(&body).to_vec();
                 SNAPSHOTS
                     .with(|c| c.borrow_mut().apply_pointer(&environment, value, now_ms()))
                     .map(|_| ())
