@@ -9,7 +9,9 @@
 // core/benches/engine.rs (and a 50-flag one), then prints:
 //   - the bundle's raw and gzipped size,
 //   - snapshot cold-load time inside workerd (first request of a fresh
-//     isolate; a new snapshot version vs. the warm median),
+//     isolate; a new snapshot version vs. the warm median; also the CPU
+//     time workerd spent per request, median, from /proc schedstat, which
+//     the machine's load disturbs far less than the latency),
 //   - latency p50/p99/p99.9 and requests/s of single and bulk OFREP
 //     evaluations driven by autocannon (pinned in package.json) or by
 //     raw-client.mjs (BENCH_CLIENT=raw), and with BENCH_FLOOR the same for
@@ -193,13 +195,28 @@ async function coldLoad() {
     }
     const single = "/ofrep/v1/evaluate/flags/flag-0";
     const out = { startupMs: startup, envs: {} };
+    // workerd's CPU time per timed request (ns from schedstat): its cost
+    // whatever the load average does to the latency.
+    const pids = (workerdProcs() ?? []).map((p) => p.pid);
+    const cpuOf = async (f) => {
+      const c0 = cpuNs(pids);
+      const r = await f();
+      return { ...r, cpuMs: (cpuNs(pids) - c0) / 1e6 };
+    };
     // The very first request: isolate + wasm instantiation, SDK key and
     // snapshot reads from KV, snapshot load, one evaluation.
     out.firstRequestMs = (await timedPost(w.url, single, ENVS[0].key)).t;
     for (const e of COLD_ENVS) {
       if (e !== ENVS[0]) await timedPost(w.url, single, e.key); // first load of this env
       const warm = [];
-      for (let i = 0; i < 100; i++) warm.push((await timedPost(w.url, single, e.key)).t);
+      const warmCpu = [];
+      const reloadCpu = [];
+      const timedWarm = async () => {
+        const r = await cpuOf(() => timedPost(w.url, single, e.key));
+        warm.push(r.t);
+        warmCpu.push(r.cpuMs);
+      };
+      for (let i = 0; i < 100; i++) await timedWarm();
       const reload = [];
       // Through the pointer, also a question that finds nothing newer (its
       // round trip to the object without a load).
@@ -207,13 +224,17 @@ async function coldLoad() {
       for (let v = 2; v <= VERSIONS + 1; v++) {
         if (VIA_POINTER) {
           await publishToPointer(w.url, snapshot(e.name, e.flags, v));
-          reload.push((await timedPost(w.url, `${single}?flagConfigEtag=${v}`, e.key)).t);
+          const r = await cpuOf(() => timedPost(w.url, `${single}?flagConfigEtag=${v}`, e.key));
+          reload.push(r.t);
+          reloadCpu.push(r.cpuMs);
           asked.push((await timedPost(w.url, `${single}?flagConfigEtag=${v + 1}`, e.key)).t);
         } else {
           await putSnapshot(w.kv, e.name, snapshot(e.name, e.flags, v));
-          reload.push((await timedPost(w.url, single, e.key)).t);
+          const r = await cpuOf(() => timedPost(w.url, single, e.key));
+          reload.push(r.t);
+          reloadCpu.push(r.cpuMs);
         }
-        for (let i = 0; i < 5; i++) warm.push((await timedPost(w.url, single, e.key)).t);
+        for (let i = 0; i < 5; i++) await timedWarm();
       }
       const health = await (await fetch(new URL("/healthz", w.url), { headers: { Authorization: "Bearer bench-operator" } })).json();
       const h = health.environments[e.name];
@@ -231,6 +252,8 @@ async function coldLoad() {
         reloadMedianMs: reloadMedian,
         reloadMaxMs: Math.max(...reload),
         loadMs: reloadMedian - warmMedian,
+        warmCpuMs: median(warmCpu),
+        reloadCpuMs: median(reloadCpu),
         ...(VIA_POINTER ? { pointerQuestionMs: median(asked) } : {}),
       };
     }
@@ -269,12 +292,21 @@ async function run(url, s) {
  * of answers.
  */
 function workerdCpuUs() {
+  const procs = workerdProcs();
+  return procs === null ? NaN : procs.reduce((sum, p) => sum + p.cpu, 0);
+}
+
+/**
+ * The workerd processes this bench started, as { pid, cpu } (cpu: user +
+ * system µs, in clock ticks); null where /proc is missing.
+ */
+function workerdProcs() {
   const TICK_US = 1e6 / 100; // CLK_TCK is 100 on Linux
   let procs;
   try {
     procs = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
   } catch {
-    return NaN;
+    return null;
   }
   const stat = new Map();
   for (const pid of procs) {
@@ -296,8 +328,32 @@ function workerdCpuUs() {
     }
     return false;
   };
+  const out = [];
+  for (const [pid, { comm, cpu }] of stat) if (comm.startsWith("workerd") && ours(pid)) out.push({ pid, cpu });
+  return out;
+}
+
+/**
+ * The CPU time (ns) the threads of processes `pids` have run, from
+ * /proc/<pid>/task/<tid>/schedstat (nanoseconds, unlike /proc's clock
+ * ticks): what a single request costs workerd, whatever the other cores'
+ * load does to its latency. NaN without schedstat.
+ */
+function cpuNs(pids) {
   let total = 0;
-  for (const [pid, { comm, cpu }] of stat) if (comm.startsWith("workerd") && ours(pid)) total += cpu;
+  try {
+    for (const pid of pids) {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+        } catch {
+          // a thread gone since the listing
+        }
+      }
+    }
+  } catch {
+    return NaN;
+  }
   return total;
 }
 
@@ -503,7 +559,8 @@ if (PHASES.has("cold")) {
     console.log(`  ${pad(`${name} (${c.flags} flags, ${kib(c.snapshotBytes)} JSON):`, 44)} ` +
       `new version ${ms(c.reloadMedianMs)} ms (max ${ms(c.reloadMaxMs)}), warm ${ms(c.warmMedianMs)} ms ` +
       `=> snapshot load in workerd ≈ ${ms(c.loadMs)} ms` +
-      (c.pointerQuestionMs === undefined ? "" : `; a question finding nothing newer ${ms(c.pointerQuestionMs)} ms`));
+      (c.pointerQuestionMs === undefined ? "" : `; a question finding nothing newer ${ms(c.pointerQuestionMs)} ms`) +
+      `; workerd CPU per request: new version ${ms(c.reloadCpuMs)} ms, warm ${ms(c.warmCpuMs)} ms`);
   }
 }
 
