@@ -18,11 +18,14 @@
 // asking for it with flagConfigEtag (it waits for the pointer's answer and
 // loads it), three more" (mode "pointer": the cold phase of bench.mjs with
 // BENCH_VIA_POINTER=1; PROFILE_PACKED=1 publishes packed values, made by
-// `bunting pack` as bench.mjs does, BUNTING_BIN). The worker's Durable
-// Object runs in the same isolate as its requests in workerd, so the
-// profile shows both the object's answer and the isolate's read. Writes the profile to
-// PROFILE_OUT (default target/edge-worker.cpuprofile; Chrome DevTools opens
-// it) and prints the functions with the most samples, self and inclusive.
+// `bunting pack` as bench.mjs does, BUNTING_BIN; each timed request is
+// profiled alone). The Durable Object's code shows in the same profile as
+// the worker's (workerd has one inspector target for both), so the object's
+// answer and the isolate's read are both there. Writes the profile (mode
+// "pointer": the last request's) to PROFILE_OUT (default
+// target/edge-worker.cpuprofile; Chrome DevTools opens it) and prints the
+// functions with the most time, self and inclusive (PROFILE_TOP of them),
+// in mode "pointer" per timed request and also by part of the question.
 // EDGE_BUILD_DIR as in harness.mjs.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -217,9 +220,46 @@ function report(profiles) {
     }
   }
   const n = profiles.length;
+  if (MODE === "pointer") breakdown(profiles);
   const top = (m, k) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)
     .map(([f, c]) => `  ${((100 * c) / total).toFixed(1).padStart(5)} %` +
       (n > 1 ? ` ${(c / 1000 / n).toFixed(3).padStart(7)} ms/profile` : "") + `  ${f}`).join("\n");
   const per = n > 1 ? `; ${n} profiles, ${(us / 1000 / n).toFixed(2)} ms each on average` : "";
   console.log(`\nself (${(total / 1000).toFixed(1)} ms sampled${per})\n${top(self, Math.ceil(TOP * 0.6))}\n\ninclusive\n${top(incl, TOP)}`);
+}
+
+/**
+ * Mode "pointer": the sampled time per timed request by part, each sample
+ * counted in the first part any function of its stack matches.
+ */
+function breakdown(profiles) {
+  const parts = [
+    ["object: storage reads (load)", /SnapshotPointer::load|append_chunk/],
+    ["object: answer (value copied out, Response)", /SnapshotPointer::answer|From<worker::response::Response> for web_sys/],
+    ["isolate: body read through a stream reader", /Response::bytes|ByteStream|wasm_streams|ReadableStreamDefaultReader/],
+    ["isolate: body read, arrayBuffer()", /Response::array_buffer/],
+    ["isolate: snapshot load (load_value)", /cache::load_value/],
+    ["isolate: fingerprint, rest of apply_pointer", /apply_pointer/],
+    ["isolate: rest of the question (fetch, copies, wakeups)", /ask_pointer/],
+    ["isolate: the evaluation and the request", /worker_main::|entry::/],
+    ["garbage collector", /^\(garbage collector\)$/],
+    ["idle (waiting: I/O, the client, the profiler)", /^\(idle\)$/],
+  ];
+  const name = (n) => (n.callFrame.functionName || "(anonymous)").replace(/::h[0-9a-f]{16}.*$/, "");
+  const sums = new Map();
+  for (const profile of profiles) {
+    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+    const parent = new Map();
+    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    for (let i = 0; i < profile.samples.length; i++) {
+      const stack = [];
+      for (let x = profile.samples[i]; x !== undefined; x = parent.get(x)) stack.push(name(nodes.get(x)));
+      const part = parts.find(([, re]) => stack.some((f) => re.test(f)))?.[0] ?? "other (JavaScript glue, microtasks, runtime)";
+      sums.set(part, (sums.get(part) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
+    }
+  }
+  console.log("\nby part (sampled ms per timed request)");
+  for (const [part] of [...parts, ["other (JavaScript glue, microtasks, runtime)"]]) {
+    if (sums.has(part)) console.log(`  ${(sums.get(part) / 1000 / profiles.length).toFixed(3).padStart(7)} ms  ${part}`);
+  }
 }
