@@ -23,7 +23,9 @@
 //!
 //! `BUNTING_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`)
 //! names the PostgreSQL database; `BENCH_BACKENDS=sqlite` or `postgres`
-//! runs one. Results are in `docs/performance.md`.
+//! runs one. `BENCH_SETUP_SQL` is run on the fresh PostgreSQL schema before
+//! the data is loaded (to compare schema variants with one binary). Results
+//! are in `docs/performance.md`.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -169,6 +171,9 @@ async fn run(backend: &str, pg: &str) {
     // Exposures start after the experiment did.
     let t0 = now_ms() + 1_000;
 
+    if let (true, Ok(sql)) = (backend == "postgres", std::env::var("BENCH_SETUP_SQL")) {
+        sqlx::raw_sql(&sql).execute(store.pool()).await.unwrap();
+    }
     let load = Instant::now();
     for sql in load_sql(backend, users, events, t0, env.id) {
         sqlx::raw_sql(&sql).execute(store.pool()).await.unwrap();

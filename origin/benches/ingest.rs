@@ -12,7 +12,10 @@
 //! names the PostgreSQL database; `BENCH_BACKENDS=sqlite` or `postgres`
 //! runs one; `BENCH_MODES=http` (or `direct`) one path;
 //! `BENCH_WRITERS` sets the pipeline's writer tasks (default: the
-//! pipeline's, four on PostgreSQL); `BENCH_USERS` sets the distinct users (default 50,000). The
+//! pipeline's, four on PostgreSQL); `BENCH_USERS` sets the distinct users (default 50,000);
+//! `BENCH_SETUP_SQL` is run on each fresh PostgreSQL schema before the
+//! timed part (to compare schema variants with one binary, e.g.
+//! `DROP INDEX exposure_users_first`). The
 //! store path uses `BENCH_CLIENTS` tasks on PostgreSQL and
 //! one on SQLite (a single writer). Events are half exposures, half metric events (alternate
 //! batches), all new (each run starts from empty tables); every run checks
@@ -81,6 +84,9 @@ impl Db {
             .await
             .unwrap();
         assert_eq!(env.id, ENV_ID);
+        if let (Db::Postgres { .. }, Ok(sql)) = (&db, std::env::var("BENCH_SETUP_SQL")) {
+            sqlx::raw_sql(&sql).execute(store.pool()).await.unwrap();
+        }
         (store, db)
     }
 
