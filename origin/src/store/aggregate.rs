@@ -378,8 +378,11 @@ pub(super) enum RawUsers {
     All,
     /// Only the users the rollup cannot place: first exposed before `$3`
     /// (the start), so their first exposure *within* the bounds needs the
-    /// raw exposures. Driven from the rollup's `first_ms` index (a `CROSS
-    /// JOIN` keeps SQLite's planner from scanning every exposure first).
+    /// raw exposures. Driven from the rollup: on SQLite from its `first_ms`
+    /// index (a `CROSS JOIN` keeps SQLite's planner from scanning every
+    /// exposure first), on PostgreSQL from its primary key, one index-only
+    /// pass over the flag's users (migration 0020 dropped the `first_ms`
+    /// index, which every new rollup row paid for at ingestion).
     Early,
     /// Only the users of a JSON array of user keys (parameter `$users`),
     /// seeing, with `before` set, only the rows that the PostgreSQL
@@ -477,8 +480,9 @@ fn range_sql(col: &str, first: usize, lo: bool, hi: bool) -> String {
 /// other columns need no aggregate) with their events in the widest window
 /// `LEFT JOIN`ed. On PostgreSQL the events are a key-ordered subquery, so
 /// that the planner can merge-join two key-ordered index scans; `+first_ms`
-/// keeps the `first_ms` index out (it would cost a row lookup per user). On
-/// SQLite a `LEFT JOIN` probes each user's events by index.
+/// keeps an index on `first_ms` out (SQLite has one; it would cost a row
+/// lookup per user). On SQLite a `LEFT JOIN` probes each user's events by
+/// index.
 ///
 /// With `bounded_until`, a user served several variants counts as
 /// multi-arm only when one of the other variants was served by `$4` (looked

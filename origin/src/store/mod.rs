@@ -237,6 +237,15 @@ macro_rules! migrations {
                 "rollup_epoch",
                 include_str!(concat!("../../migrations/", $dir, "/0019_rollup_epoch.sql")),
             ),
+            (
+                20,
+                "rollup_without_first_index",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0020_rollup_without_first_index.sql"
+                )),
+            ),
         ]
     };
 }

@@ -1,0 +1,23 @@
+-- The rollup without its first-exposure index (postgres).
+--
+-- `exposure_users_first` (0009: a B-tree on (env_id, flag_key, first_ms))
+-- served one statement: an experiment analysis's "early users", those of
+-- the flag first exposed before the experiment's start, whose exposures
+-- within the experiment are read from the raw exposures
+-- (store::aggregate, `RawUsers::Early`). Ingestion paid for it on every
+-- new rollup row (a user's first exposure to a flag): one more B-tree
+-- descent, leaf insert and WAL record, ≈ 20-40 % of a new rollup row's
+-- cost. In issue 16's ingest bench (a quarter of the events create a
+-- rollup row) PostgreSQL's CPU per event fell by ≈ 0.5-0.7 µs of ≈ 10
+-- and its WAL from 537 to 513 bytes without it.
+--
+-- The early users are now found from the primary key (env_id, flag_key,
+-- user_key) INCLUDE (first_ms, …): one index-only pass over the flag's
+-- rollup rows (or a sequential scan where the flag is most of the table),
+-- filtered by `first_ms`. That is a pass a full analysis already makes in
+-- its rollup parts, so a full look costs more by a fraction (2M users: ≈
+-- 0.1 s of 1.5 s, and ≈ 0.25 s of CPU), instead of nothing when the early
+-- users are few; incremental looks never read the early users. Answers are
+-- unchanged: an index only changes how rows are found. SQLite keeps its
+-- index (its migration of the same version changes nothing).
+DROP INDEX exposure_users_first;
