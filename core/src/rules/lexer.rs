@@ -43,35 +43,38 @@ pub(super) enum Tok<'a> {
 impl Tok<'_> {
     /// How the token is named in error messages.
     pub(super) fn describe(&self) -> String {
-        match self {
-            Tok::Ident(s) => format!("identifier `{s}`"),
-            Tok::Str(s) => format!("string {s:?}"),
-            Tok::Num(n) => format!("number {n}"),
-            Tok::True => "`true`".into(),
-            Tok::False => "`false`".into(),
-            Tok::Null => "`null`".into(),
-            Tok::Now => "`now`".into(),
-            Tok::And => "`&&`".into(),
-            Tok::Or => "`||`".into(),
-            Tok::Not => "`!`".into(),
-            Tok::In => "`in`".into(),
-            Tok::Contains => "`contains`".into(),
-            Tok::StartsWith => "`starts_with`".into(),
-            Tok::EndsWith => "`ends_with`".into(),
-            Tok::Matches => "`matches`".into(),
-            Tok::LParen => "`(`".into(),
-            Tok::RParen => "`)`".into(),
-            Tok::LBracket => "`[`".into(),
-            Tok::RBracket => "`]`".into(),
-            Tok::Comma => "`,`".into(),
-            Tok::Eq => "`==`".into(),
-            Tok::Ne => "`!=`".into(),
-            Tok::Lt => "`<`".into(),
-            Tok::Le => "`<=`".into(),
-            Tok::Gt => "`>`".into(),
-            Tok::Ge => "`>=`".into(),
-            Tok::Eof => "end of input".into(),
-        }
+        // One `String` made from a `&'static str` for the fixed tokens,
+        // rather than a separate allocation inlined in every arm.
+        let fixed = match self {
+            Tok::Ident(s) => return format!("identifier `{s}`"),
+            Tok::Str(s) => return format!("string {s:?}"),
+            Tok::Num(n) => return format!("number {n}"),
+            Tok::True => "`true`",
+            Tok::False => "`false`",
+            Tok::Null => "`null`",
+            Tok::Now => "`now`",
+            Tok::And => "`&&`",
+            Tok::Or => "`||`",
+            Tok::Not => "`!`",
+            Tok::In => "`in`",
+            Tok::Contains => "`contains`",
+            Tok::StartsWith => "`starts_with`",
+            Tok::EndsWith => "`ends_with`",
+            Tok::Matches => "`matches`",
+            Tok::LParen => "`(`",
+            Tok::RParen => "`)`",
+            Tok::LBracket => "`[`",
+            Tok::RBracket => "`]`",
+            Tok::Comma => "`,`",
+            Tok::Eq => "`==`",
+            Tok::Ne => "`!=`",
+            Tok::Lt => "`<`",
+            Tok::Le => "`<=`",
+            Tok::Gt => "`>`",
+            Tok::Ge => "`>=`",
+            Tok::Eof => "end of input",
+        };
+        fixed.into()
     }
 }
 
