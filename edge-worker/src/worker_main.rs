@@ -165,6 +165,15 @@ pub(crate) fn internal_error(e: &dyn std::fmt::Display) -> Response {
     })
 }
 
+/// `ctx.wait_until` with the future boxed: `Context::wait_until` is
+/// generic, and each future type gave its own copy of wasm-bindgen's
+/// `future_to_promise` wrappers and task spawn (≈ 0.6 KB of wasm each);
+/// boxed, all five call sites share one. The task boxes the future anyway.
+fn wait_until(ctx: &Context, future: impl std::future::Future<Output = ()> + 'static) {
+    let future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = Box::pin(future);
+    ctx.wait_until(future);
+}
+
 async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<web_sys::Response> {
     // The URL is read and split once per request ([`RequestUrl`]).
     let raw_url = req.inner().url();
@@ -477,7 +486,7 @@ async fn check_pointer(env: &Env, ctx: &Context, environment: &str, s: &Settings
         if have.is_none() {
             question.await;
         } else {
-            ctx.wait_until(question);
+            wait_until(ctx, question);
         }
     }
 }
@@ -899,7 +908,7 @@ fn exposure_sending(
 /// [`exposure_sending`] after the response: nothing is waited for.
 fn accept_exposures_later(env: &Env, ctx: &Context, exposures: Vec<ExposureRecord>) {
     if let Some(send) = exposure_sending(env, exposures) {
-        ctx.wait_until(send);
+        wait_until(ctx, send);
     }
 }
 
@@ -948,7 +957,7 @@ fn flush_exposures(env: &Env, ctx: &Context, s: &Settings, now: i64) {
         return;
     };
     let token = ingest_token(env);
-    ctx.wait_until(async move {
+    wait_until(ctx, async move {
         let body = ingest::exposures_payload(&batch);
         let result = post_json(&url, token.as_deref(), body).await;
         INGEST.with(|i| i.borrow_mut().exposures_done(batch, result));
@@ -987,7 +996,7 @@ async fn post_events(
             };
             if !queued {
                 let token = ingest_token(env);
-                ctx.wait_until(async move {
+                wait_until(ctx, async move {
                     let body = ingest::events_payload(&environment, &list);
                     let result = post_json(&url, token.as_deref(), body).await;
                     INGEST.with(|i| i.borrow_mut().events_done(accepted, result));
@@ -1178,7 +1187,7 @@ pub(crate) fn prepare_now(
         return None;
     }
     if let Some((question, _)) = pointer_question(env, &environment, s, clock) {
-        ctx.wait_until(question);
+        wait_until(ctx, question);
     }
     let serving = SNAPSHOTS.with(|c| c.borrow().serving(&environment))?;
     Some(Ok(Ok(Prepared::new(
