@@ -77,6 +77,7 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     ctx.step("build the edge worker (worker-build, profile wasm)", cmd)?;
 
     let out = ctx.root.join(BUILD_DIR);
+    drop_name_section(&out.join("index_bg.wasm"))?;
     ctx.section("edge worker size");
     println!("  {:<48} {:>12} {:>12}", "artifact", "raw", "gzip -9");
     for f in ["index_bg.wasm", "index.js"] {
@@ -90,6 +91,60 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
         );
     }
     Ok(out)
+}
+
+/// Removes the `name` custom section from the built module. The `wasm`
+/// profile strips Rust's symbol names, but wasm-bindgen writes a name section
+/// of its own for the shims it generates (≈ 11 KB raw, 1.3 KB gzipped of the
+/// shipped bundle); it only names frames in stack traces. Every other
+/// section is copied byte for byte.
+fn drop_name_section(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let kept = without_name_section(&bytes)
+        .with_context(|| format!("{} is not a WebAssembly module", path.display()))?;
+    if kept.len() != bytes.len() {
+        std::fs::write(path, kept).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `module` without its `name` custom sections; `None` if it does not parse
+/// as a sequence of sections.
+fn without_name_section(module: &[u8]) -> Option<Vec<u8>> {
+    fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
+        let mut value = 0usize;
+        for shift in (0..35).step_by(7) {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            value |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    if module.get(..4)? != b"\0asm" {
+        return None;
+    }
+    let mut out = module.get(..8)?.to_vec();
+    let mut at = 8;
+    while at < module.len() {
+        let start = at;
+        let id = module[at];
+        at += 1;
+        let len = leb(module, &mut at)?;
+        let body = module.get(at..at.checked_add(len)?)?;
+        at += len;
+        if id == 0 {
+            let mut name_at = 0;
+            let name_len = leb(body, &mut name_at)?;
+            if body.get(name_at..name_at.checked_add(name_len)?)? == b"name" {
+                continue;
+            }
+        }
+        out.extend_from_slice(&module[start..at]);
+    }
+    Some(out)
 }
 
 /// The Node test files of the edge worker.
@@ -120,4 +175,25 @@ pub(crate) fn test(ctx: &Ctx, tools: &Tools) -> Result<()> {
         "edge worker tests (node --test tests/edge/, miniflare)",
         cmd,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_name_section;
+
+    #[test]
+    fn drops_only_the_name_section() {
+        let header = b"\0asm\x01\0\0\0";
+        let types = [1u8, 4, 1, 0x60, 0, 0];
+        let name = [0u8, 7, 4, b'n', b'a', b'm', b'e', 1, 0];
+        let producers = [
+            0u8, 10, 9, b'p', b'r', b'o', b'd', b'u', b'c', b'e', b'r', b's',
+        ];
+        let module = [&header[..], &types, &name, &producers].concat();
+        let expected = [&header[..], &types, &producers].concat();
+        assert_eq!(without_name_section(&module).unwrap(), expected);
+        assert_eq!(without_name_section(&expected).unwrap(), expected);
+        assert!(without_name_section(b"\0asm\x01\0\0\0\x01\x09").is_none());
+        assert!(without_name_section(b"not wasm").is_none());
+    }
 }
