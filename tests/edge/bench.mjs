@@ -68,7 +68,10 @@ import { BODY, snapshot, UNIQUE_BODY } from "./bench-data.mjs";
 import { BASE_CF, buildDir, COMPATIBILITY_DATE, putKey, putSnapshot as putJson, root, startWorker } from "./harness.mjs";
 import { ofrepViolations } from "./ofrep-schema.mjs";
 import { runRaw } from "./raw-client.mjs";
-import { bin } from "./stack.mjs";
+import { bin, pack as packFile } from "./stack.mjs";
+
+/** `bunting pack` of a snapshot text, in an ArrayBuffer of its own. */
+const pack = (text) => new Uint8Array(packFile(text));
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const PACKED = process.env.BENCH_PACKED === "1";
@@ -85,17 +88,6 @@ const TARGET_SINGLE_P99_MS = 0.5;
 const TARGET_BUNDLE_GZ = 250 * 1000; // "250 KB": the stricter reading (250 KiB = 256,000)
 
 // ---------------------------------------------------------------- snapshot
-/** `bunting pack` of a snapshot text: the packed bytes. */
-function pack(text) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "bunting-bench-pack-"));
-  try {
-    writeFileSync(path.join(dir, "s.json"), text);
-    execFileSync(bin, ["pack", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], { stdio: ["ignore", "ignore", "inherit"] });
-    return new Uint8Array(readFileSync(path.join(dir, "s.bin")));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** Puts a snapshot text into KV: as it is, or packed (BENCH_PACKED=1). */
 async function putSnapshot(kv, environment, text) {

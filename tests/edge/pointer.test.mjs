@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startWorker, post, putKey, putSnapshot } from "./harness.mjs";
-import { acmeProduction, api, bin, freePort, kvRestServer, published, startOrigin } from "./stack.mjs";
+import { acmeProduction, api, bin, freePort, kvRestServer, pack, published, startOrigin } from "./stack.mjs";
 
 const SECRET = "pointer-secret-0123456789";
 const KEY = "bnt_client_pointer-0123456789";
@@ -44,17 +44,6 @@ const publishPacked = (w, bytes) =>
     body: new Uint8Array(bytes),
   });
 
-/** `bunting pack` of a snapshot text: the packed bytes (JSON text inside). */
-function pack(text) {
-  const dir = mkdtempSync(path.join(tmpdir(), "bunting-pointer-"));
-  try {
-    writeFileSync(path.join(dir, "s.json"), text);
-    execFileSync(bin, ["pack", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], { stdio: ["ignore", "ignore", "pipe"] });
-    return readFileSync(path.join(dir, "s.bin"));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const health = async (w) => (await (await w.fetch("/healthz", OPERATOR)).json());
 

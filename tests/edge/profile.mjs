@@ -36,7 +36,10 @@ import autocannon from "autocannon";
 import WebSocket from "ws";
 import { BODY, snapshot } from "./bench-data.mjs";
 import { putKey, putSnapshot, root, startWorker } from "./harness.mjs";
-import { bin } from "./stack.mjs";
+import { bin, pack as packFile } from "./stack.mjs";
+
+/** `bunting pack` of a snapshot text, in an ArrayBuffer of its own. */
+const pack = (text) => new Uint8Array(packFile(text));
 
 const MODE = process.env.PROFILE_MODE ?? "load";
 // PROFILE_KIND=heap: a sampling heap profile of the load instead (bytes of
@@ -52,17 +55,6 @@ const TOP = Number(process.env.PROFILE_TOP ?? 40);
 const POINTER_SECRET = "profile-pointer-secret";
 const PACKED = process.env.PROFILE_PACKED === "1";
 
-/** `bunting pack` of a snapshot text: the packed bytes (as bench.mjs). */
-function pack(text) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "bunting-profile-pack-"));
-  try {
-    writeFileSync(path.join(dir, "s.json"), text);
-    execFileSync(bin, ["pack", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], { stdio: ["ignore", "ignore", "inherit"] });
-    return new Uint8Array(readFileSync(path.join(dir, "s.bin")));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const w = await startWorker({
   listen: true, checkOfrep: false, inspectorPort: PORT,
