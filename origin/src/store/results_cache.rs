@@ -383,6 +383,7 @@ impl Store {
                     users: list,
                     before: None,
                 },
+                true,
             );
             let then_sql = raw_sql(
                 metrics,
@@ -391,6 +392,7 @@ impl Store {
                     users: list,
                     before: Some(list + 1),
                 },
+                true,
             );
             let now = fetch(&mut tx, now_sql, q.head.clone(), q.bounds, tail.clone()).await?;
             tail.push(prev.snapshot.clone());
