@@ -8,12 +8,17 @@
 //! document-level problems (schema version, environment, generation time,
 //! checksum), which reject the whole snapshot.
 //!
-//! A KV value is a snapshot's JSON text or its packed form
-//! ([`bunting_core::packed`], told apart by its first bytes,
-//! [`packed::MAGIC`], which no JSON text starts with): read without a JSON
-//! parser, it loads into the same engine, and carries the published JSON
-//! text that `/sdk/v1/snapshot` serves. Both load alike, fail alike
-//! (fail-static) and follow the same version rules.
+//! A KV value is a snapshot's packed form ([`bunting_core::packed`], told
+//! by its first bytes, [`packed::MAGIC`], which no JSON text starts with):
+//! read without a JSON parser, it loads into the engine, and carries the
+//! published JSON text that `/sdk/v1/snapshot` serves. A snapshot's JSON
+//! text is refused ([`not_packed`]) as any value that does not load is:
+//! the last good snapshot keeps serving, and `/healthz` and the 503 of an
+//! environment with none say to republish it packed. The JSON reader
+//! (serde's snapshot model, ≈ 45 KB of the bundle) is only built with the
+//! crate's `json-snapshots` feature (`cargo xtask edge --json-snapshots`),
+//! for publishers that must stay on JSON: then a JSON text loads as a
+//! packed value does, fails alike and follows the same version rules.
 
 use std::cell::{OnceCell, RefCell};
 use std::hash::BuildHasher;
@@ -72,7 +77,8 @@ pub struct Loaded {
 /// The form of a snapshot value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// The snapshot's JSON text.
+    /// The snapshot's JSON text (served only with the `json-snapshots`
+    /// feature).
     Json,
     /// The packed form ([`bunting_core::packed`]) with its JSON text.
     Packed,
@@ -101,6 +107,18 @@ pub struct EnvState {
     pub last_error_at_ms: Option<i64>,
     /// Fingerprint of the last KV value that failed to load (not read again).
     bad_fingerprint: Option<u64>,
+    /// Whether `last_error` is the refusal of a value that is not packed
+    /// ([`not_packed`]), which says what to do and may be shown to SDKs.
+    not_packed: bool,
+}
+
+impl EnvState {
+    /// Why there is no snapshot to serve, when SDKs may be told: the KV
+    /// value is not packed ([`not_packed`]). Other errors stay for
+    /// `/healthz`'s operator view.
+    pub fn refusal(&self) -> Option<&str> {
+        self.last_error.as_deref().filter(|_| self.not_packed)
+    }
 }
 
 /// Per-environment state of an isolate: a list searched by name. An
@@ -226,10 +244,40 @@ pub fn load_packed<'a>(
     Ok((load_parsed(environment, parsed)?, document))
 }
 
+/// What a worker says of a snapshot value that is not packed: what it
+/// holds, that this worker reads packed values only, and how to republish.
+///
+/// ```
+/// use bunting_edge_worker::cache::not_packed;
+/// assert!(not_packed(b" {\"version\": 1}").starts_with("the snapshot value is JSON"));
+/// assert!(not_packed(b"\x00\x01").starts_with("the snapshot value is not a packed snapshot"));
+/// assert!(not_packed(b"{}").contains("bunting publish` or `bunting serve"));
+/// ```
+pub fn not_packed(bytes: &[u8]) -> String {
+    let json = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let what = if json {
+        "is JSON"
+    } else {
+        "is not a packed snapshot (it does not start with \"BSNP\")"
+    };
+    format!(
+        "the snapshot value {what}: this worker reads packed snapshots only; {REPUBLISH_PACKED}"
+    )
+}
+
+/// How to get a packed value to the edge, as [`not_packed`] says.
+pub const REPUBLISH_PACKED: &str = "republish it packed (`bunting publish` or `bunting serve` \
+    without `--kv-format json`), or build the worker with its `json-snapshots` feature";
+
 /// Loads a KV value for `environment`: a packed snapshot if it starts
-/// with [`packed::MAGIC`] ([`load_packed`]), else a JSON text ([`load`];
-/// bytes that are not UTF-8 decoded as [`text_from_kv_bytes`] does).
-/// Gives the parts, the JSON text to serve and the value's form.
+/// with [`packed::MAGIC`] ([`load_packed`]); anything else is refused
+/// ([`not_packed`]) unless the `json-snapshots` feature is on, which
+/// loads it as a JSON text ([`load`]; bytes that are not UTF-8 decoded as
+/// [`text_from_kv_bytes`] does). Gives the parts, the JSON text to serve
+/// and the value's form.
 pub fn load_value(
     environment: &str,
     bytes: Vec<u8>,
@@ -238,10 +286,27 @@ pub fn load_value(
         let (parts, document) = load_packed(environment, &bytes)?;
         Ok((parts, Rc::from(document), Format::Packed))
     } else {
-        let text = text_from_kv_bytes(bytes);
-        let parts = load(environment, &text)?;
-        Ok((parts, Rc::from(text), Format::Json))
+        load_text(environment, bytes)
     }
+}
+
+/// [`load_value`] of a value that is not packed: a JSON text.
+#[cfg(feature = "json-snapshots")]
+fn load_text(environment: &str, bytes: Vec<u8>) -> Result<(LoadedParts, Rc<str>, Format), String> {
+    let text = text_from_kv_bytes(bytes);
+    let parts = load(environment, &text)?;
+    Ok((parts, Rc::from(text), Format::Json))
+}
+
+/// [`load_value`] of a value that is not packed: refused.
+#[cfg(not(feature = "json-snapshots"))]
+fn load_text(_: &str, bytes: Vec<u8>) -> Result<(LoadedParts, Rc<str>, Format), String> {
+    Err(not_packed(&bytes))
+}
+
+/// Whether [`load_value`] refuses `bytes` for their form alone.
+fn refused_form(bytes: &[u8]) -> bool {
+    !cfg!(feature = "json-snapshots") && !bytes.starts_with(&packed::MAGIC)
 }
 
 /// The load shared by both forms, from the snapshot read.
@@ -321,8 +386,8 @@ impl SnapshotCache {
     }
 
     /// Applies the result of reading `snapshot:<environment>` from KV, as
-    /// bytes: a JSON text or a packed snapshot ([`load_value`]). `Ok(None)`
-    /// means the key does not exist.
+    /// bytes: a packed snapshot, or with the `json-snapshots` feature a
+    /// JSON text ([`load_value`]). `Ok(None)` means the key does not exist.
     pub fn apply(
         &mut self,
         environment: &str,
@@ -336,6 +401,7 @@ impl SnapshotCache {
                 st.last_error_at_ms = Some(now_ms);
             }
             st.last_error = Some(msg);
+            st.not_packed = false;
         };
         let bytes = match fetched {
             Err(e) => {
@@ -375,6 +441,7 @@ impl SnapshotCache {
             st.last_error_at_ms = None;
             return;
         }
+        let form_refused = refused_form(&bytes);
         match load_value(environment, bytes) {
             Ok(((engine, numbers, problems, checksum, clock), text, format)) => {
                 if let Some(cur) = &st.loaded
@@ -414,6 +481,7 @@ impl SnapshotCache {
             Err(msg) => {
                 st.bad_fingerprint = Some(fp);
                 fail(st, msg);
+                st.not_packed = form_refused;
             }
         }
     }
@@ -430,8 +498,8 @@ impl SnapshotCache {
         )
     }
 
-    /// Applies a snapshot value sent by the environment's pointer, of
-    /// either form as a KV value ([`load_value`]): served if it loads and
+    /// Applies a snapshot value sent by the environment's pointer, read
+    /// as a KV value ([`load_value`]): served if it loads and
     /// is newer than the served one. Answers whether it replaced the served
     /// snapshot; a value that does not load is an `Err` (and changes
     /// nothing). KV checks are not affected.
@@ -510,9 +578,19 @@ mod tests {
     use super::*;
     use bunting_core::snapshot::{parse_json, seal};
 
-    /// A KV read that found `text`.
+    /// A KV read that found `text`, as it is (a JSON text).
     fn json_value(text: String) -> Result<Option<Vec<u8>>, String> {
         Ok(Some(text.into_bytes()))
+    }
+
+    /// A KV read that found `text` packed, as publishers write it.
+    fn kv_value(text: String) -> Result<Option<Vec<u8>>, String> {
+        Ok(Some(pointer_value(&text)))
+    }
+
+    /// `text` packed, as the pointer sends it.
+    fn pointer_value(text: &str) -> Vec<u8> {
+        packed_of(text).unwrap_or_else(|| panic!("does not pack: {text}"))
     }
 
     fn snap(env: &str, version: u64, extra_flag: &str) -> String {
@@ -561,13 +639,18 @@ mod tests {
     /// `text`.
     fn assert_loads_alike(environment: &str, text: &str) {
         assert_loaded_alike(load(environment, text), owned_load(environment, text), text);
-        let (got, served, format) = match load_value(environment, text.as_bytes().to_vec()) {
-            Ok((parts, served, format)) => (Ok(parts), Some(served), Some(format)),
-            Err(e) => (Err(e), None, None),
-        };
-        assert_loaded_alike(got, owned_load(environment, text), text);
-        assert!(served.is_none_or(|s| *s == *text), "{text}");
-        assert!(format.is_none_or(|f| f == Format::Json), "{text}");
+        if cfg!(feature = "json-snapshots") {
+            let (got, served, format) = match load_value(environment, text.as_bytes().to_vec()) {
+                Ok((parts, served, format)) => (Ok(parts), Some(served), Some(format)),
+                Err(e) => (Err(e), None, None),
+            };
+            assert_loaded_alike(got, owned_load(environment, text), text);
+            assert!(served.is_none_or(|s| *s == *text), "{text}");
+            assert!(format.is_none_or(|f| f == Format::Json), "{text}");
+        } else {
+            let refused = load_value(environment, text.as_bytes().to_vec()).map(|_| ());
+            assert_eq!(refused, Err(not_packed(text.as_bytes())), "{text}");
+        }
         if let Some(bytes) = packed_of(text) {
             let (got, served, format) = match load_value(environment, bytes) {
                 Ok((parts, served, format)) => (Ok(parts), Some(served), Some(format)),
@@ -718,7 +801,7 @@ mod tests {
     fn ttl_gates_checks() {
         let mut c = SnapshotCache::default();
         assert!(c.due("p", 0, 5000));
-        c.apply("p", json_value(snap("p", 1, "")), 1000);
+        c.apply("p", kv_value(snap("p", 1, "")), 1000);
         assert!(!c.due("p", 5999, 5000));
         assert!(c.due("p", 6000, 5000));
         assert_eq!(c.engine("p").unwrap().version(), 1);
@@ -731,14 +814,14 @@ mod tests {
         let mut snapshot = parse_json(&snap("p", 1, "")).unwrap();
         seal(&mut snapshot);
         let sealed = serde_json::to_string_pretty(&snapshot).unwrap();
-        c.apply("p", json_value(sealed.clone()), 0);
+        c.apply("p", kv_value(sealed.clone()), 0);
         let (text, etag) = c.text("p").unwrap();
         assert_eq!(&*text, sealed.as_str());
         assert_eq!(&*etag, format!("\"{}\"", snapshot.checksum.unwrap()));
         // A rejected text changes nothing; a newer one replaces both.
-        c.apply("p", json_value(snap("p", 0, "")), 10);
+        c.apply("p", kv_value(snap("p", 0, "")), 10);
         assert_eq!(&*c.text("p").unwrap().0, sealed.as_str());
-        c.apply("p", json_value(snap("p", 2, "")), 20);
+        c.apply("p", kv_value(snap("p", 2, "")), 20);
         let (text, etag) = c.text("p").unwrap();
         assert_eq!(&*text, snap("p", 2, ""));
         assert!(etag.starts_with("\"sha256:"), "{etag}");
@@ -747,23 +830,23 @@ mod tests {
     #[test]
     fn fail_static() {
         let mut c = SnapshotCache::default();
-        c.apply("p", json_value(snap("p", 1, "")), 0);
+        c.apply("p", kv_value(snap("p", 1, "")), 0);
         for bad in [
             json_value("{not json".to_string()),
             Ok(None),
             Err("boom".to_string()),
-            json_value(snap("p", 2, "").replace("\"schemaVersion\": 1", "\"schemaVersion\": 9")),
-            json_value(snap("other", 2, "")),
-            json_value(snap("p", 0, "")),
+            kv_value(snap("p", 2, "").replace("\"schemaVersion\": 1", "\"schemaVersion\": 9")),
+            kv_value(snap("other", 2, "")),
+            kv_value(snap("p", 0, "")),
         ] {
             c.apply("p", bad, 10);
             assert_eq!(c.engine("p").unwrap().version(), 1);
             assert!(c.state("p").unwrap().last_error.is_some());
             assert_eq!(c.health(20)["p"]["status"], "stale");
         }
-        c.apply("p", json_value(snap("p", 1, "")), 30);
+        c.apply("p", kv_value(snap("p", 1, "")), 30);
         assert_eq!(c.state("p").unwrap().last_error, None);
-        c.apply("p", json_value(snap("p", 3, "")), 40);
+        c.apply("p", kv_value(snap("p", 3, "")), 40);
         assert_eq!(c.engine("p").unwrap().version(), 3);
         assert_eq!(c.health(50)["p"]["status"], "ok");
     }
@@ -783,35 +866,35 @@ mod tests {
     #[test]
     fn the_pointer_runs_ahead_of_kv() {
         let mut c = SnapshotCache::default();
-        c.apply("p", json_value(snap("p", 1, "")), 0);
+        c.apply("p", kv_value(snap("p", 1, "")), 0);
         assert_eq!(
-            c.apply_pointer("p", snap("p", 2, "").into_bytes(), 10),
+            c.apply_pointer("p", pointer_value(&snap("p", 2, "")), 10),
             Ok(true)
         );
         assert_eq!(c.version("p"), Some(2));
         assert_eq!(c.health(10)["p"]["source"], "pointer");
         // KV still holding version 1 is lag, not an error; never served.
-        c.apply("p", json_value(snap("p", 1, "")), 20);
+        c.apply("p", kv_value(snap("p", 1, "")), 20);
         assert_eq!(c.version("p"), Some(2));
         assert_eq!(c.health(20)["p"]["status"], "ok");
         // The same or an older version from the pointer changes nothing.
         assert_eq!(
-            c.apply_pointer("p", snap("p", 2, "").into_bytes(), 30),
+            c.apply_pointer("p", pointer_value(&snap("p", 2, "")), 30),
             Ok(false)
         );
         assert_eq!(
-            c.apply_pointer("p", snap("p", 1, "").into_bytes(), 30),
+            c.apply_pointer("p", pointer_value(&snap("p", 1, "")), 30),
             Ok(false)
         );
         assert!(c.apply_pointer("p", b"{bad".to_vec(), 30).is_err());
         assert_eq!(c.version("p"), Some(2));
         // KV catching up with the same text: served from KV again.
-        c.apply("p", json_value(snap("p", 3, "")), 40);
+        c.apply("p", kv_value(snap("p", 3, "")), 40);
         assert_eq!(c.version("p"), Some(3));
         assert_eq!(c.health(40)["p"]["source"], "kv");
         // With nothing served yet, the pointer's snapshot is served.
         assert_eq!(
-            c.apply_pointer("q", snap("q", 1, "").into_bytes(), 0),
+            c.apply_pointer("q", pointer_value(&snap("q", 1, "")), 0),
             Ok(true)
         );
         assert_eq!(c.version("q"), Some(1));
@@ -820,9 +903,9 @@ mod tests {
     #[test]
     fn kv_catching_up_packed_with_the_pointer_is_not_loaded_again() {
         let mut c = SnapshotCache::default();
-        c.apply("p", json_value(snap("p", 1, "")), 0);
+        c.apply("p", kv_value(snap("p", 1, "")), 0);
         let v2 = snap("p", 2, "");
-        assert_eq!(c.apply_pointer("p", v2.clone().into_bytes(), 10), Ok(true));
+        assert_eq!(c.apply_pointer("p", pointer_value(&v2), 10), Ok(true));
         let (served, _) = c.serving("p").unwrap();
         // KV now holds the pointer's snapshot, packed: the same engine keeps
         // serving, and the value's bytes are remembered.
@@ -854,7 +937,7 @@ mod tests {
     #[test]
     fn a_packed_pointer_value_is_served_as_a_packed_kv_value() {
         let mut c = SnapshotCache::default();
-        c.apply("p", json_value(snap("p", 1, "")), 0);
+        c.apply("p", kv_value(snap("p", 1, "")), 0);
         let v2 = snap("p", 2, "");
         let packed = packed_of(&v2).unwrap();
         assert_eq!(c.apply_pointer("p", packed.clone(), 10), Ok(true));
@@ -868,7 +951,7 @@ mod tests {
         let (served, _) = c.serving("p").unwrap();
         // KV catching up with the same packed value: nothing loaded again,
         // and KV's lag before that is no error.
-        c.apply("p", json_value(snap("p", 1, "")), 20);
+        c.apply("p", kv_value(snap("p", 1, "")), 20);
         assert_eq!(c.health(20)["p"]["status"], "ok");
         c.apply("p", Ok(Some(packed.clone())), 30);
         assert!(Rc::ptr_eq(&served, &c.serving("p").unwrap().0));
@@ -890,7 +973,7 @@ mod tests {
     fn a_new_snapshot_starts_with_no_answers() {
         use crate::audience::Audience;
         let mut c = SnapshotCache::default();
-        c.apply("p", json_value(snap("p", 1, "")), 0);
+        c.apply("p", kv_value(snap("p", 1, "")), 0);
         let (engine, _) = c.serving("p").unwrap();
         let answers = c.answers("p", &engine).unwrap();
         let key = answers
@@ -908,7 +991,7 @@ mod tests {
                 .is_some()
         );
         // The same text again: same snapshot, same answers.
-        c.apply("p", json_value(snap("p", 1, "")), 10_000);
+        c.apply("p", kv_value(snap("p", 1, "")), 10_000);
         assert!(
             c.answers("p", &engine)
                 .unwrap()
@@ -917,14 +1000,14 @@ mod tests {
                 .is_some()
         );
         // A new version: the old engine's answers are gone, the new one's empty.
-        c.apply("p", json_value(snap("p", 2, "")), 20_000);
+        c.apply("p", kv_value(snap("p", 2, "")), 20_000);
         assert!(c.answers("p", &engine).is_none());
         let (newer, _) = c.serving("p").unwrap();
         assert!(c.answers("p", &newer).unwrap().borrow().is_empty());
         // The same from the pointer.
         answers.borrow_mut().put(key.clone(), b"{}".to_vec());
         assert_eq!(
-            c.apply_pointer("p", snap("p", 3, "").into_bytes(), 30_000),
+            c.apply_pointer("p", pointer_value(&snap("p", 3, "")), 30_000),
             Ok(true)
         );
         assert!(c.answers("p", &newer).is_none());
@@ -947,7 +1030,7 @@ mod tests {
             "offVariant": "off", "rules": [{"condition": "country ==", "serve": {"variant": "on"}}],
             "fallthrough": {"variant": "off"}}"#;
         let mut c = SnapshotCache::default();
-        c.apply("p", json_value(snap("p", 1, broken)), 0);
+        c.apply("p", kv_value(snap("p", 1, broken)), 0);
         let e = c.engine("p").unwrap();
         let r = e.evaluate("g", &json!({}), 0);
         assert_eq!(r.error_code.unwrap().as_str(), "PARSE_ERROR");
@@ -980,6 +1063,7 @@ mod tests {
         (health, answers, c.text(environment).unwrap())
     }
 
+    #[cfg(feature = "json-snapshots")]
     #[test]
     fn a_packed_value_serves_as_its_json() {
         let broken = r#", {"key": "g", "type": "number", "variants": {"a": 0.5, "b": 2},
@@ -1102,6 +1186,7 @@ mod tests {
     /// Switching forms is a new value like any other: the same version
     /// in the other form replaces the served snapshot (an equal version is
     /// not older), and an older one in either form is refused.
+    #[cfg(feature = "json-snapshots")]
     #[test]
     fn the_same_version_in_the_other_form_is_a_new_value() {
         let (text, bytes) = sealed_pair(1, "");
@@ -1118,7 +1203,7 @@ mod tests {
         assert_eq!(json_served.2, packed_served.2);
         c.apply("p", Ok(Some(bytes)), 20);
         assert_eq!(c.health(20)["p"]["format"], "packed");
-        c.apply("p", json_value(snap("p", 0, "")), 30);
+        c.apply("p", kv_value(snap("p", 0, "")), 30);
         assert_eq!(c.health(30)["p"]["format"], "packed");
         assert!(
             c.state("p")
@@ -1128,5 +1213,58 @@ mod tests {
                 .unwrap()
                 .contains("older")
         );
+    }
+
+    /// Without the `json-snapshots` feature, a JSON text in KV or from the
+    /// pointer is refused as a value that does not load: the last good
+    /// snapshot keeps serving, nothing is lost, and the error says what to
+    /// do, for SDKs too when nothing is served.
+    #[cfg(not(feature = "json-snapshots"))]
+    #[test]
+    fn a_json_value_is_refused_with_what_to_do() {
+        let mut c = SnapshotCache::default();
+        // Nothing served yet: unavailable, and why.
+        c.apply("p", json_value(snap("p", 1, "")), 0);
+        assert!(c.engine("p").is_none());
+        let st = c.state("p").unwrap();
+        let why = st.refusal().unwrap();
+        assert!(why.contains("is JSON"), "{why}");
+        assert!(why.contains("bunting publish` or `bunting serve"), "{why}");
+        let h = c.health(0);
+        assert_eq!(h["p"]["status"], "unavailable");
+        assert_eq!(h["p"]["lastError"], why);
+        // The same value again is not read again: its error keeps its time.
+        c.apply("p", json_value(snap("p", 1, "")), 10);
+        assert_eq!(c.state("p").unwrap().last_error_at_ms, Some(0));
+        // Other errors are not for SDKs.
+        c.apply("p", Ok(None), 20);
+        assert!(c.state("p").unwrap().last_error.is_some());
+        assert_eq!(c.state("p").unwrap().refusal(), None);
+        // Bytes that are neither: refused for their form too.
+        c.apply("p", json_value("\u{1}garbage".into()), 30);
+        let why = c.state("p").unwrap().refusal().unwrap();
+        assert!(why.contains("not a packed snapshot"), "{why}");
+        // A packed value serves; JSON after it changes nothing but the error.
+        c.apply("p", kv_value(snap("p", 1, "")), 40);
+        let (engine, _) = c.serving("p").unwrap();
+        let text = c.text("p").unwrap();
+        c.apply("p", json_value(snap("p", 2, "")), 50);
+        assert!(Rc::ptr_eq(&engine, &c.engine("p").unwrap()));
+        assert_eq!(c.text("p").unwrap(), text);
+        let h = c.health(50);
+        assert_eq!(h["p"]["status"], "stale");
+        assert_eq!(h["p"]["format"], "packed");
+        assert!(h["p"]["lastError"].as_str().unwrap().contains("is JSON"));
+        // From the pointer: an error, nothing changed.
+        let e = c
+            .apply_pointer("p", snap("p", 3, "").into_bytes(), 60)
+            .unwrap_err();
+        assert!(e.contains("is JSON"), "{e}");
+        assert_eq!(c.version("p"), Some(1));
+        // Republished packed: served, the error gone.
+        c.apply("p", kv_value(snap("p", 2, "")), 70);
+        assert_eq!(c.version("p"), Some(2));
+        assert_eq!(c.health(70)["p"]["status"], "ok");
+        assert_eq!(c.state("p").unwrap().refusal(), None);
     }
 }

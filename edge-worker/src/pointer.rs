@@ -13,12 +13,16 @@
 //! than one it served ([`crate::cache`]) and, when the object cannot be
 //! reached, keeps serving and refreshing from KV.
 //!
-//! A published snapshot is a value of either form a KV value has: its JSON
-//! text, or its packed form ([`bunting_core::packed`], told apart by
-//! [`packed::MAGIC`]). The object keeps the bytes as published and answers
-//! with them; an isolate loads an answer as it loads a KV value
-//! ([`crate::cache::load_value`]), so a packed publish spares a new
-//! version's first request the JSON parse there too.
+//! A published snapshot is a value of the form a KV value has: its packed
+//! form ([`bunting_core::packed`], told by [`packed::MAGIC`]), or with the
+//! `json-snapshots` feature its JSON text too. The object keeps the bytes
+//! as published and answers with them; an isolate loads an answer as it
+//! loads a KV value ([`crate::cache::load_value`]). Without the feature, a
+//! JSON publish is refused (400, [`PublishError::NotPacked`]), and a JSON
+//! text an object still holds from an older worker is not sent to isolates
+//! ([`HOLDS_JSON_STATUS`]). Every answer of the publish route carries
+//! [`FORMS_HEADER`], so the origin knows the worker reads packed values
+//! and does not fall back to JSON on a 400.
 //!
 //! This module is the pure part: the object's state transition
 //! ([`Pointer`]), the isolates' gate ([`Gate`]) and the wire format.
@@ -45,6 +49,33 @@ pub const STALE_QUESTION_MS: i64 = 3_000;
 /// The largest snapshot the publish route accepts (KV's value limit).
 pub const MAX_SNAPSHOT_BYTES: usize = 25 * 1024 * 1024;
 
+/// The header of the publish route's answers naming the snapshot forms the
+/// worker reads ([`FORMS`]): a worker that predates it takes JSON texts
+/// only, and the origin sends one after its 400 to a packed value.
+pub const FORMS_HEADER: &str = "X-Bunting-Snapshot-Forms";
+
+/// The value of [`FORMS_HEADER`].
+pub const FORMS: &str = if cfg!(feature = "json-snapshots") {
+    "packed, json"
+} else {
+    "packed"
+};
+
+/// The status an object answers an isolate with instead of a JSON text it
+/// holds (published through an older worker), which a worker without the
+/// `json-snapshots` feature does not read: the text is not sent again and
+/// again; the isolate reports [`holds_json`].
+pub const HOLDS_JSON_STATUS: u16 = 409;
+
+/// What an isolate reports when its environment's object holds a JSON
+/// text ([`HOLDS_JSON_STATUS`]).
+pub fn holds_json() -> String {
+    format!(
+        "the pointer holds a JSON snapshot text, which this worker does not read; {}",
+        crate::cache::REPUBLISH_PACKED
+    )
+}
+
 /// Why a published snapshot is refused.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PublishError {
@@ -56,6 +87,10 @@ pub enum PublishError {
     /// Neither packed nor UTF-8: no JSON text.
     #[error("the snapshot is not UTF-8")]
     NotUtf8,
+    /// Not packed, and the worker reads packed values only (built without
+    /// the `json-snapshots` feature): [`crate::cache::not_packed`] says why.
+    #[error("{0}")]
+    NotPacked(String),
     /// The snapshot does not load ([`crate::cache::load`],
     /// [`crate::cache::load_packed`]).
     #[error("{0}")]
@@ -86,26 +121,42 @@ pub fn is_packed(value: &[u8]) -> bool {
     value.starts_with(&packed::MAGIC)
 }
 
-/// Checks a snapshot value published by the origin, of either form
-/// ([`is_packed`]): a packed one as [`validate_packed`] does, anything
-/// else as a JSON text ([`validate`], [`PublishError::NotUtf8`] if it is
-/// not UTF-8).
+/// Checks a snapshot value published by the origin: a packed one
+/// ([`is_packed`]) as [`validate_packed`] does; anything else is refused
+/// ([`PublishError::NotPacked`]), or with the `json-snapshots` feature
+/// checked as a JSON text ([`validate`], [`PublishError::NotUtf8`] if it
+/// is not UTF-8).
 ///
 /// ```
 /// use bunting_edge_worker::pointer::{PublishError, validate_value};
 /// let text = br#"{"schemaVersion": 1, "environment": "acme/web/prod", "version": 7,
 ///   "generatedAt": "2026-11-25T00:00:00Z", "flags": []}"#;
+/// # #[cfg(not(feature = "json-snapshots"))]
+/// assert!(matches!(validate_value(text), Err(PublishError::NotPacked(m)) if m.contains("is JSON")));
+/// # #[cfg(feature = "json-snapshots")]
 /// assert_eq!(validate_value(text).unwrap().version, 7);
-/// assert_eq!(validate_value(b"\xff{}"), Err(PublishError::NotUtf8));
 /// ```
 pub fn validate_value(value: &[u8]) -> Result<Published, PublishError> {
     if value.len() > MAX_SNAPSHOT_BYTES {
         return Err(PublishError::TooLarge(value.len()));
     }
     if is_packed(value) {
-        return validate_packed(value);
+        validate_packed(value)
+    } else {
+        validate_text(value)
     }
+}
+
+/// [`validate_value`] of a value that is not packed: a JSON text.
+#[cfg(feature = "json-snapshots")]
+fn validate_text(value: &[u8]) -> Result<Published, PublishError> {
     validate(std::str::from_utf8(value).map_err(|_| PublishError::NotUtf8)?)
+}
+
+/// [`validate_value`] of a value that is not packed: refused.
+#[cfg(not(feature = "json-snapshots"))]
+fn validate_text(value: &[u8]) -> Result<Published, PublishError> {
+    Err(PublishError::NotPacked(crate::cache::not_packed(value)))
 }
 
 /// Checks a packed snapshot published by the origin: its environment and
@@ -190,7 +241,9 @@ pub enum Outcome {
 }
 
 impl Pointer {
-    /// Applies a publish of `version`.
+    /// Applies a publish of `version`. A packed value of the version held
+    /// as a JSON text replaces it (a republish after an upgrade to packed
+    /// values): isolates read the packed one.
     ///
     /// ```
     /// use bunting_edge_worker::pointer::{Outcome, Pointer};
@@ -203,7 +256,9 @@ impl Pointer {
     /// ```
     pub fn publish(&mut self, version: u64, value: Vec<u8>) -> Outcome {
         match &self.latest {
-            Some((v, _)) if *v == version => Outcome::Same,
+            Some((v, held)) if *v == version && (is_packed(held) || !is_packed(&value)) => {
+                Outcome::Same
+            }
             Some((v, _)) if *v > version => Outcome::Older { current: *v },
             _ => {
                 self.latest = Some((version, value));
@@ -392,7 +447,17 @@ mod tests {
         };
         assert_eq!(validate_packed(&value).unwrap(), p);
         assert_eq!(validate_value(&value).unwrap(), p);
-        assert_eq!(validate_value(SNAP.as_bytes()).unwrap(), p);
+        if cfg!(feature = "json-snapshots") {
+            assert_eq!(validate_value(SNAP.as_bytes()).unwrap(), p);
+        } else {
+            // A JSON text: refused, with what to do.
+            let e = validate_value(SNAP.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&e, PublishError::NotPacked(m) if m.contains("is JSON")),
+                "{e}"
+            );
+            assert!(e.to_string().contains("bunting publish` or `bunting serve"), "{e}");
+        }
         // Damaged or cut short: not a snapshot, named by the packed reader.
         let mut damaged = value.clone();
         let at = damaged.len() - SNAP.len() - 1; // the last byte of the packed part
@@ -418,7 +483,12 @@ mod tests {
             Err(PublishError::NotASnapshot(_))
         ));
         // Neither packed nor UTF-8.
-        assert_eq!(validate_value(b"{\xff}"), Err(PublishError::NotUtf8));
+        let not_utf8 = validate_value(b"{\xff}").unwrap_err();
+        if cfg!(feature = "json-snapshots") {
+            assert_eq!(not_utf8, PublishError::NotUtf8);
+        } else {
+            assert!(matches!(not_utf8, PublishError::NotPacked(_)), "{not_utf8}");
+        }
         assert_eq!(
             validate_value(&vec![b' '; MAX_SNAPSHOT_BYTES + 1]),
             Err(PublishError::TooLarge(MAX_SNAPSHOT_BYTES + 1))
@@ -453,6 +523,20 @@ mod tests {
         // A JSON retry of the same version changes nothing.
         assert_eq!(p.publish(4, SNAP.as_bytes().to_vec()), Outcome::Same);
         assert_eq!(p.newer_than(None).unwrap().1, v4.as_slice());
+    }
+
+    #[test]
+    fn a_packed_republish_replaces_the_json_text_of_its_version() {
+        // Held since an older worker stored it.
+        let mut p = Pointer {
+            latest: Some((3, SNAP.as_bytes().to_vec())),
+        };
+        let v3 = packed(SNAP);
+        assert_eq!(p.publish(3, v3.clone()), Outcome::Stored);
+        assert_eq!(p.newer_than(Some(2)), Some((3, v3.as_slice())));
+        assert_eq!(p.publish(3, v3.clone()), Outcome::Same);
+        assert_eq!(p.publish(2, packed(SNAP)), Outcome::Older { current: 3 });
+        assert!(holds_json().contains("bunting publish` or `bunting serve"));
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! latest snapshot the origin published ([`crate::pointer::Pointer`]), in
 //! memory and in its storage (so an evicted object comes back with it).
 //!
-//! - `POST /` with the snapshot value (its JSON text or its packed form)
+//! - `POST /` with the snapshot value (its packed form, or its JSON text)
 //!   and [`pointer::VERSION_HEADER`]: publish (sent by the worker's
 //!   publish route, which validated it); answers `{"outcome", "version"}`.
 //! - `GET /?have=<version>`: `204` when it holds nothing newer than
-//!   `have`, else `200` with the snapshot value as published; both carry
-//!   the version it holds in [`pointer::VERSION_HEADER`] when it holds one.
+//!   `have`, else `200` with the snapshot value as published (a JSON text
+//!   an older worker stored: [`pointer::HOLDS_JSON_STATUS`] instead,
+//!   without the `json-snapshots` feature); all carry the version it
+//!   holds in [`pointer::VERSION_HEADER`] when it holds one.
 //! - `GET /events`: a server-sent event stream ([`crate::sse`]) kept open;
 //!   every publish of a newer version writes a `refetchEvaluation` event
 //!   to every open stream. A `Last-Event-ID` older than the held version
@@ -204,6 +206,11 @@ impl SnapshotPointer {
         let p = guard.as_ref();
         let held = p.and_then(|p| p.latest.as_ref().map(|(v, _)| *v));
         let mut resp = match p.and_then(|p| p.newer_than(have)) {
+            // A JSON text published through an older worker: not sent to
+            // isolates that would refuse it, on every question.
+            Some((_, value)) if !cfg!(feature = "json-snapshots") && !pointer::is_packed(value) => {
+                Response::error(pointer::holds_json(), pointer::HOLDS_JSON_STATUS)?
+            }
             Some((_, value)) => {
                 let mut r = Response::from_bytes(value.to_vec())?;
                 let kind = if pointer::is_packed(value) {

@@ -116,12 +116,23 @@ fn json_response(status: u16, body: &Value) -> Result<Response> {
 }
 
 /// 503 with `Retry-After`: the isolate has no snapshot of `environment`
-/// yet (neither KV nor the pointer had one).
+/// yet (neither KV nor the pointer had one), and why when SDKs may be
+/// told ([`cache::EnvState::refusal`]: KV holds a JSON text, which this
+/// worker does not read).
 fn no_snapshot_yet(environment: &str) -> Result<Response> {
+    let why = SNAPSHOTS.with(|c| {
+        let c = c.borrow();
+        c.state(environment)
+            .and_then(|st| st.refusal())
+            .map(|r| format!(": {r}"))
+    });
     let mut r = error_response(
         503,
         "GENERAL",
-        &format!("no snapshot of environment {environment:?} is available yet"),
+        &format!(
+            "no snapshot of environment {environment:?} is available yet{}",
+            why.unwrap_or_default()
+        ),
     )?;
     r.headers_mut().set("Retry-After", "5")?;
     Ok(r)
@@ -473,7 +484,17 @@ async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        SNAPSHOTS.with(|c| c.borrow_mut().apply(environment, fetched, now));
+        let failed = SNAPSHOTS.with(|c| {
+            let mut c = c.borrow_mut();
+            c.apply(environment, fetched, now);
+            // Logged once per error: its time changes only with its text.
+            c.state(environment)
+                .filter(|st| st.last_error_at_ms == Some(now))
+                .and_then(|st| st.last_error.clone())
+        });
+        if let Some(e) = failed {
+            worker::console_error!("snapshot of {environment:?} not loaded: {e}");
+        }
     }
 }
 
@@ -568,6 +589,7 @@ async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, ha
                     .with(|c| c.borrow_mut().apply_pointer(&environment, value, now_ms()))
                     .map(|_| ())
             }
+            pointer::HOLDS_JSON_STATUS => Err(pointer::holds_json()),
             status => Err(format!("the pointer answered HTTP {status}")),
         }
     }
@@ -640,7 +662,16 @@ async fn event_stream(req: &Incoming, url: &RequestUrl<'_>, env: &Env) -> Result
 /// body is the snapshot's JSON text or its packed form (as a KV value,
 /// told apart by [`pointer::is_packed`]), checked as the isolates will load
 /// it ([`pointer::validate_value`]) and handed to the object as it came.
-async fn publish_snapshot(mut req: Incoming, env: &Env) -> Result<Response> {
+/// Every answer names the forms this worker reads
+/// ([`pointer::FORMS_HEADER`]).
+async fn publish_snapshot(req: Incoming, env: &Env) -> Result<Response> {
+    let mut r = publish_to_pointer(req, env).await?;
+    r.headers_mut().set(pointer::FORMS_HEADER, pointer::FORMS)?;
+    Ok(r)
+}
+
+/// [`publish_snapshot`] but for its header.
+async fn publish_to_pointer(mut req: Incoming, env: &Env) -> Result<Response> {
     let Some(secret) = pointer_secret(env) else {
         return error_response(503, "GENERAL", "POINTER_SECRET is not set on this worker");
     };
