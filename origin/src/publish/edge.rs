@@ -13,6 +13,11 @@ use super::{BoxFuture, PublishError, Publisher};
 /// The worker route that updates an environment's pointer.
 const POINTER_PATH: &str = "/edge/v1/snapshot";
 
+/// The header of the worker's answers naming the snapshot forms it reads
+/// (`edge-worker/src/pointer.rs`, `FORMS_HEADER`); a worker without it
+/// predates packed pointer values.
+const FORMS_HEADER: &str = "x-bunting-snapshot-forms";
+
 /// Publishes snapshots to the edge worker's pointers: `put` of a
 /// `snapshot:<environment>` key POSTs the snapshot to
 /// `{edge_url}/edge/v1/snapshot` with `Authorization: Bearer {secret}`
@@ -21,15 +26,19 @@ const POINTER_PATH: &str = "/edge/v1/snapshot";
 /// publish loop with its backoff; a 400 (a snapshot the edge refuses) is
 /// permanent.
 ///
-/// The pointer gets the value KV gets: the JSON text, or with
-/// [`KvFormat::Packed`](super::KvFormat) the packed form
-/// (`application/octet-stream`), which the edge loads without a JSON
-/// parser for a new version's first request too. A worker that predates
-/// packed pointer values answers it 400 (not UTF-8, not a snapshot): on a
-/// 400 to a packed value, its JSON text ([`packed::document`]) is sent
-/// instead, once, and that logged, so an origin upgraded before its worker
-/// keeps the pointer working. A packed value without a JSON text, or
-/// whose header does not read, is refused ([`PublishError::Packing`],
+/// The pointer gets the value KV gets: with
+/// [`KvFormat::Packed`](super::KvFormat) (the default) the packed form
+/// (`application/octet-stream`), else the JSON text. A worker that
+/// predates packed pointer values answers a packed value 400 (not UTF-8,
+/// not a snapshot): on a 400 to a packed value, its JSON text
+/// ([`packed::document`]) is sent instead, once, and that logged, so an
+/// origin upgraded before its worker keeps the pointer working. A worker
+/// that reads packed values says so in every answer ([`FORMS_HEADER`]):
+/// its 400 is final (the snapshot itself is refused), and no JSON follows,
+/// which a worker reading packed values only would refuse too. A JSON
+/// text such a worker refuses (`--kv-format json`) is a permanent 400
+/// whose body says to publish packed. A packed value without a JSON text,
+/// or whose header does not read, is refused ([`PublishError::Packing`],
 /// permanent) without a request: the edge could not serve it.
 ///
 /// ```
@@ -82,9 +91,25 @@ fn json_text(value: &[u8]) -> Result<&[u8], PublishError> {
     }
 }
 
+/// A refused POST: the error, and whether the worker reads packed values
+/// ([`FORMS_HEADER`] names them).
+struct Refused {
+    error: PublishError,
+    reads_packed: bool,
+}
+
+impl From<reqwest::Error> for Refused {
+    fn from(e: reqwest::Error) -> Refused {
+        Refused {
+            error: e.into(),
+            reads_packed: false,
+        }
+    }
+}
+
 impl EdgePointer {
     /// POSTs `body` to the pointer route as `content_type`.
-    async fn post(&self, body: &[u8], content_type: &str) -> Result<(), PublishError> {
+    async fn post(&self, body: &[u8], content_type: &str) -> Result<(), Refused> {
         let r = self
             .client
             .post(self.url())
@@ -96,7 +121,15 @@ impl EdgePointer {
         if r.status().is_success() {
             return Ok(());
         }
-        Err(PublishError::http(r).await)
+        let reads_packed = r
+            .headers()
+            .get(FORMS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|forms| forms.split(',').any(|f| f.trim() == "packed"));
+        Err(Refused {
+            error: PublishError::http(r).await,
+            reads_packed,
+        })
     }
 }
 
@@ -114,10 +147,16 @@ impl Publisher for EdgePointer {
             // packed value without it is one the edge cannot serve.
             let json = json_text(value)?;
             if !value.starts_with(&packed::MAGIC) {
-                return self.post(json, "application/json").await;
+                return self
+                    .post(json, "application/json")
+                    .await
+                    .map_err(|r| r.error);
             }
             match self.post(value, "application/octet-stream").await {
-                Err(PublishError::Http { status: 400, body }) => {
+                Err(Refused {
+                    error: PublishError::Http { status: 400, body },
+                    reads_packed: false,
+                }) => {
                     tracing::warn!(
                         key,
                         url = %self.url(),
@@ -125,9 +164,11 @@ impl Publisher for EdgePointer {
                         "the edge worker refused the packed snapshot (HTTP 400), sending its JSON text instead; \
                          a worker that predates packed pointer values takes JSON only: upgrade it"
                     );
-                    self.post(json, "application/json").await
+                    self.post(json, "application/json")
+                        .await
+                        .map_err(|r| r.error)
                 }
-                other => other,
+                other => other.map_err(|r| r.error),
             }
         })
     }

@@ -36,6 +36,7 @@ both!(
     packed_setting_puts_the_packed_form_of_the_same_json,
     edge_pointer_gets_the_packed_value,
     edge_pointer_falls_back_to_json_for_an_older_worker,
+    edge_pointer_never_sends_json_to_a_worker_reading_packed,
 );
 
 const ENV: &str = "acme/web/production";
@@ -865,13 +866,28 @@ struct FakePointer {
     json_only: std::sync::atomic::AtomicBool,
     /// Answer 400 to every body (a snapshot the edge does not load).
     refuse: std::sync::atomic::AtomicBool,
+    /// Answer as a worker that reads packed values only: every answer
+    /// names the forms it reads, and a body that is not packed gets 400.
+    packed_only: std::sync::atomic::AtomicBool,
 }
 
 async fn fake_pointer() -> (Arc<FakePointer>, String) {
     use axum::extract::{Request, State};
     use axum::http::StatusCode;
     let fake = Arc::new(FakePointer::default());
-    async fn handle(State(f): State<Arc<FakePointer>>, req: Request) -> (StatusCode, String) {
+    async fn handle(State(f): State<Arc<FakePointer>>, req: Request) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let packed_only = f.packed_only.load(Ordering::SeqCst);
+        let mut r = answer(f, req).await.into_response();
+        if packed_only {
+            r.headers_mut().insert(
+                "x-bunting-snapshot-forms",
+                axum::http::HeaderValue::from_static("packed"),
+            );
+        }
+        r
+    }
+    async fn answer(f: Arc<FakePointer>, req: Request) -> (StatusCode, String) {
         if req.uri().path() != "/edge/v1/snapshot"
             || header_text(&req, "authorization") != "Bearer s3cret"
         {
@@ -888,6 +904,9 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
         };
         if f.refuse.load(Ordering::SeqCst) {
             return refused("snapshot rejected: schemaVersion");
+        }
+        if f.packed_only.load(Ordering::SeqCst) && !body.starts_with(&packed::MAGIC) {
+            return refused("the snapshot value is JSON: this worker reads packed snapshots only");
         }
         if f.json_only.load(Ordering::SeqCst) {
             // The checks of a worker that reads JSON only, in its order.
@@ -1049,5 +1068,52 @@ async fn edge_pointer_falls_back_to_json_for_an_older_worker(s: Store) {
         "{err}"
     );
     assert_eq!(fake.posts.lock().unwrap().len(), 6);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A worker that reads packed values says so in every answer: its 400 to
+/// a packed value is the snapshot refused, permanent, with no JSON text
+/// sent after it (the worker would refuse that too, for its form, and the
+/// error would hide the real one). A JSON value (`--kv-format json`) is
+/// refused with what to do.
+async fn edge_pointer_never_sends_json_to_a_worker_reading_packed(s: Store) {
+    let (fake, url) = fake_pointer().await;
+    fake.packed_only.store(true, Ordering::SeqCst);
+    let (h, pointer, dir, root, ..) =
+        packed_to_pointer_and_directory(&s, &url, "publish-pointer-packed-only").await;
+    h.shutdown().await;
+    assert_eq!(fake.posts.lock().unwrap().len(), 1);
+    let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
+    fake.refuse.store(true, Ordering::SeqCst);
+    let err = pointer
+        .put(&kv::snapshot_key(ENV), &value)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PublishError::Http { status: 400, body } if body.contains("schemaVersion")),
+        "{err}"
+    );
+    assert!(err.is_permanent());
+    {
+        let posts = fake.posts.lock().unwrap();
+        assert_eq!(posts.len(), 2, "no JSON text after the packed value");
+        assert_eq!(posts[1].0, "application/octet-stream");
+    }
+    fake.refuse.store(false, Ordering::SeqCst);
+    let json = packed::document(&value)
+        .unwrap()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let err = pointer
+        .put(&kv::snapshot_key(ENV), &json)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PublishError::Http { status: 400, body } if body.contains("packed snapshots only")),
+        "{err}"
+    );
+    assert!(err.is_permanent());
+    assert_eq!(fake.posts.lock().unwrap().len(), 3);
     std::fs::remove_dir_all(&root).unwrap();
 }
