@@ -63,6 +63,10 @@ pub(crate) enum Command {
         /// Where to write the packed bytes; standard output when omitted.
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
+        /// Pack a snapshot with problems too (printed as warnings): for
+        /// tests of how the edge serves one, never for publishing.
+        #[arg(long, hide = true)]
+        allow_problems: bool,
     },
     /// Build one environment's snapshot and write it, and SDK-key
     /// registrations, into Cloudflare KV through `wrangler kv key put`.

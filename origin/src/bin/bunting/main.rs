@@ -85,7 +85,11 @@ fn run(command: Command) -> Result<ExitCode> {
             pretty,
             packed,
         } => file_cmds::snapshot_cmd(&file, &env, output, &meta, pretty, packed),
-        Command::Pack { file, output } => pack_cmd::pack(&file, output),
+        Command::Pack {
+            file,
+            output,
+            allow_problems,
+        } => pack_cmd::pack(&file, output, allow_problems),
         Command::Publish(p) => file_cmds::publish(p),
         Command::Apply(a) => block_on(api_cmds::apply(a)),
         Command::Import(i) => block_on(api_cmds::import(i)),

@@ -17,12 +17,15 @@ use crate::output::{plural, write_atomically};
 
 /// `bunting pack`: reads the snapshot `file`, refuses it if it has any
 /// problem (each printed as `FILE: problem`, then how many; a checksum
-/// that does not match is one), else writes its packed form to `output`
-/// or standard output and says what it wrote on standard error.
-pub(crate) fn pack(file: &Path, output: Option<PathBuf>) -> Result<ExitCode> {
+/// that does not match is one) unless `allow_problems` (the hidden
+/// `--allow-problems`, for tests of the edge: then they are warnings),
+/// else writes its packed form to `output` or standard output and says
+/// what it wrote on standard error.
+pub(crate) fn pack(file: &Path, output: Option<PathBuf>, allow_problems: bool) -> Result<ExitCode> {
     refuse_a_terminal(output.as_deref())?;
     let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let Some(packed) = pack_text(&file.display().to_string(), &text)? else {
+    let name = file.display().to_string();
+    let Some(packed) = pack_text_allowing(&name, &text, allow_problems)? else {
         return Ok(ExitCode::FAILURE);
     };
     write(&packed, output.as_deref())?;
@@ -55,6 +58,12 @@ impl Packed {
 /// Packs the snapshot `text` (from `name`) with `text` as its document,
 /// read back as a check; `None` (the problems printed) if it has any.
 pub(crate) fn pack_text(name: &str, text: &str) -> Result<Option<Packed>> {
+    pack_text_allowing(name, text, false)
+}
+
+/// [`pack_text`], packing a snapshot with problems too if `allow_problems`
+/// (each printed as a warning; it must still parse).
+fn pack_text_allowing(name: &str, text: &str, allow_problems: bool) -> Result<Option<Packed>> {
     let parsed = match ParsedSnapshot::parse(text) {
         Ok(p) => p,
         Err(e) => {
@@ -63,13 +72,18 @@ pub(crate) fn pack_text(name: &str, text: &str) -> Result<Option<Packed>> {
         }
     };
     let (_, problems) = Engine::from_parsed_lenient(&parsed);
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
     if !problems.is_empty() {
-        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        refuse(name, &problems);
-        return Ok(None);
+        if !allow_problems {
+            refuse(name, &problems);
+            return Ok(None);
+        }
+        for p in &problems {
+            eprintln!("warning: {name}: {p}");
+        }
     }
     let bytes = packed::pack_with_document(&parsed, text).context("packing the snapshot")?;
-    check(&bytes, &parsed, text).context("the packed snapshot does not read back")?;
+    check(&bytes, &parsed, text, &problems).context("the packed snapshot does not read back")?;
     let what = format!(
         "{} bytes packed (from {} bytes of JSON; environment {}, version {}, {})",
         bytes.len(),
@@ -121,9 +135,15 @@ enum CheckError {
     Differs(&'static str),
 }
 
-/// Reads `bytes` back: the same snapshot, loading without problems, and
-/// `text` as its document. A guard against a packer bug reaching KV.
-fn check(bytes: &[u8], parsed: &ParsedSnapshot<'_>, text: &str) -> Result<(), CheckError> {
+/// Reads `bytes` back: the same snapshot, loading with the same
+/// `problems` (none, unless allowed), and `text` as its document. A guard
+/// against a packer bug reaching KV.
+fn check(
+    bytes: &[u8],
+    parsed: &ParsedSnapshot<'_>,
+    text: &str,
+    problems: &[String],
+) -> Result<(), CheckError> {
     let read = ParsedSnapshot::from_packed(bytes)?;
     if packed::document(bytes)? != Some(text) {
         return Err(CheckError::Differs("the carried document"));
@@ -133,7 +153,12 @@ fn check(bytes: &[u8], parsed: &ParsedSnapshot<'_>, text: &str) -> Result<(), Ch
     {
         return Err(CheckError::Differs("the environment, version or checksum"));
     }
-    if !Engine::from_parsed_lenient(&read).1.is_empty() {
+    let read_problems = Engine::from_parsed_lenient(&read).1;
+    if !read_problems
+        .iter()
+        .map(ToString::to_string)
+        .eq(problems.iter().cloned())
+    {
         return Err(CheckError::Differs("the problems"));
     }
     Ok(())
