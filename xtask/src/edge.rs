@@ -61,7 +61,13 @@ pub(crate) fn setup(ctx: &Ctx) -> Result<PathBuf> {
     })
 }
 
-/// Builds the worker into `edge-worker/build/` and prints its size.
+/// The environment variable naming cargo features of the worker to build
+/// with (comma-separated): `json-snapshots` reads snapshot values that are
+/// JSON texts too (see `edge-worker/Cargo.toml`).
+const FEATURES_VAR: &str = "BUNTING_EDGE_FEATURES";
+
+/// Builds the worker into `edge-worker/build/` and prints its size: with
+/// the features [`FEATURES_VAR`] names, if any.
 pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     let worker_build = setup(ctx)?;
     let esbuild = ctx.root.join("node_modules/.bin/esbuild");
@@ -71,7 +77,14 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
             esbuild.display()
         );
     }
-    let mut cmd = ctx.cmd(&worker_build, &["--profile", "wasm", "--no-opt"]);
+    let features = std::env::var(FEATURES_VAR).unwrap_or_default();
+    let features = features.trim();
+    let mut args = vec!["--profile", "wasm", "--no-opt"];
+    if !features.is_empty() {
+        println!("features: {features} ({FEATURES_VAR})");
+        args.extend(["--features", features]);
+    }
+    let mut cmd = ctx.cmd(&worker_build, &args);
     cmd.current_dir(ctx.root.join(CRATE_DIR));
     offline_env(ctx, &mut cmd, tools);
     ctx.step("build the edge worker (worker-build, profile wasm)", cmd)?;

@@ -56,7 +56,8 @@ commands:
           Python wheel bunting-server-sdk (hosts/python: the C-ABI module inside); the Rust host
           is the workspace crate bunting-server-sdk (hosts/rust). See docs/hosts.md
   edge    setup (+ worker-build 0.8.7), then build the Cloudflare Worker (edge-worker/) into
-          edge-worker/build/ with worker-build, offline; prints its size
+          edge-worker/build/ with worker-build, offline; prints its size.
+          BUNTING_EDGE_FEATURES=json-snapshots: a worker that reads JSON snapshot values too
   edge-bench
           edge, then benchmark the worker in workerd on 127.0.0.1 (tests/edge/bench.mjs): bundle
           size, snapshot cold load, single/bulk latency p50/p99 and requests/s (autocannon),
