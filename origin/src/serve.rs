@@ -175,8 +175,9 @@ pub struct ServeArgs {
     /// version's first request; `json` puts the JSON text itself, for
     /// readers that predate packed values (an edge worker or server SDK
     /// from before them refuses packed values and keeps its last
-    /// snapshot). The edge pointer gets the same value (the JSON text if
-    /// its worker predates packed pointer values).
+    /// snapshot; a current edge worker reads `json` only when built with
+    /// its `json-snapshots` feature). The edge pointer gets the same value
+    /// (the JSON text if its worker predates packed pointer values).
     #[arg(long, env = "BUNTING_KV_FORMAT", value_name = "FORMAT", value_enum)]
     pub kv_format: Option<crate::publish::KvFormat>,
     /// Seconds to let requests and the publisher finish on shutdown

@@ -287,7 +287,8 @@ pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 #[serde(rename_all = "lowercase")]
 pub enum KvFormat {
     /// The snapshot's compact JSON text: for readers that predate packed
-    /// values (every edge worker and server SDK reads it).
+    /// values (every server SDK reads it, and an edge worker from before
+    /// packed-only workers or built with its `json-snapshots` feature).
     Json,
     /// The packed binary form with the same JSON text inside
     /// ([`bunting_core::packed::pack_with_document`]), the default: about

@@ -369,7 +369,8 @@ pub(crate) struct Publish {
     /// about twice as fast for a new version's first request) or `json`
     /// (the JSON text itself, for an edge worker or server SDK from before
     /// packed values: those refuse packed values and keep their last
-    /// snapshot).
+    /// snapshot; a current edge worker reads it only when built with its
+    /// `json-snapshots` feature).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = KvFormat::Packed)]
     pub(crate) kv_format: KvFormat,
     /// `--kv-format packed`, the default (the flag of earlier releases).
