@@ -82,7 +82,8 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     let mut args = vec!["--profile", "wasm", "--no-opt"];
     if !features.is_empty() {
         println!("features: {features} ({FEATURES_VAR})");
-        args.extend(["--features", features]);
+        // worker-build passes what follows the crate's path to cargo.
+        args.extend([".", "--features", features]);
     }
     let mut cmd = ctx.cmd(&worker_build, &args);
     cmd.current_dir(ctx.root.join(CRATE_DIR));
