@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { root, startWorker, putKey, putSnapshot } from "./harness.mjs";
+import { pack, root, startWorker, putKey, putSnapshot } from "./harness.mjs";
 
 const chromiumPath = process.env.BUNTING_CHROMIUM ?? "/usr/bin/chromium";
 const SECRET = "pointer-secret-0123456789";
@@ -128,7 +128,7 @@ test("the OpenFeature web SDK in chromium: cross-origin, pushed changes, ETag po
 
     // A change published to the pointer: pushed to the streaming provider.
     const publishedAt = Date.now();
-    const r = await w.fetch("/edge/v1/snapshot", { method: "POST", headers: { Authorization: `Bearer ${SECRET}` }, body: snap(2, "new") });
+    const r = await w.fetch("/edge/v1/snapshot", { method: "POST", headers: { Authorization: `Bearer ${SECRET}` }, body: new Uint8Array(pack(snap(2, "new"))) });
     assert.equal(r.status, 200);
     await p.waitForFunction(() => document.getElementById("sse").textContent === "new", null, { timeout: 20000 });
     const pushedAt = (await p.evaluate(() => window.changes.sse.find((c) => c.value === "new").at));

@@ -7,9 +7,11 @@
 // SDK), is validated against OFREP's response schemas (ofrep-schema.mjs):
 // `w.fetch` throws on a violation; the loopback proxy records it and
 // `w.mf.dispose()` throws with every one recorded.
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
@@ -24,6 +26,8 @@ export const buildDir = process.env.EDGE_BUILD_DIR
   ? path.resolve(root, process.env.EDGE_BUILD_DIR)
   : path.join(root, "edge-worker", "build");
 export const COMPATIBILITY_DATE = "2026-04-01";
+// The `bunting` CLI (`cargo build -p bunting-origin`): packs snapshots.
+export const bin = process.env.BUNTING_BIN ?? path.join(root, "target", "debug", "bunting");
 
 // A complete request.cf: worker's `Cf` type unwraps some fields, so the
 // worker reads the raw object, but keep the defaults realistic anyway.
@@ -190,7 +194,42 @@ export async function putKey(kv, key, environment, kind) {
   await kv.put(`sdk-key:${sha256Hex(key)}`, JSON.stringify(kind ? { environment, kind } : { environment }));
 }
 
+const packed = new Map();
+
+/**
+ * `bunting pack` of a snapshot text: the packed bytes (a Buffer of their
+ * own), the text carried inside. Snapshots with problems are packed too
+ * (`--allow-problems`): tests check how the edge serves them. Remembered
+ * by text.
+ */
+export function pack(text) {
+  if (!packed.has(text)) {
+    const dir = mkdtempSync(path.join(tmpdir(), "bunting-pack-"));
+    try {
+      writeFileSync(path.join(dir, "s.json"), text);
+      execFileSync(bin, ["pack", "--allow-problems", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      packed.set(text, readFileSync(path.join(dir, "s.bin")));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return Buffer.from(packed.get(text));
+}
+
+/**
+ * Puts a snapshot (its text, or an object written as JSON) into KV as
+ * `snapshot:<environment>`, packed as publishers write it: the worker
+ * reads packed values only.
+ */
 export async function putSnapshot(kv, environment, snapshot) {
+  const text = typeof snapshot === "string" ? snapshot : JSON.stringify(snapshot);
+  await kv.put(`snapshot:${environment}`, new Uint8Array(pack(text)).buffer);
+}
+
+/** Puts a snapshot's JSON text into KV as it is (a value the worker refuses). */
+export async function putJsonSnapshot(kv, environment, snapshot) {
   const text = typeof snapshot === "string" ? snapshot : JSON.stringify(snapshot);
   await kv.put(`snapshot:${environment}`, text);
 }

@@ -6,7 +6,7 @@
 // /healthz shows details only to the operator secret.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, putKey, putSnapshot, post } from "./harness.mjs";
+import { startWorker, putKey, putJsonSnapshot, putSnapshot, post } from "./harness.mjs";
 
 const SERVER = "sdk-keys-server";
 const CLIENT = "sdk-keys-client";
@@ -194,13 +194,13 @@ describe("/healthz: the status to anyone, the details to the operator", () => {
     const v = await startWorker({ bindings: { OPERATOR_SECRET } });
     try {
       await putKey(v.kv, SERVER, ENV, "server");
-      await putSnapshot(v.kv, ENV, "{corrupt");
+      await putJsonSnapshot(v.kv, ENV, "{corrupt");
       const r = await post(v, "/ofrep/v1/evaluate/flags", {}, { key: SERVER });
       assert.equal(r.status, 503);
       await r.body?.cancel();
       assert.deepEqual(await (await get(v, undefined)).json(), { status: "degraded" });
       const h = await (await get(v, `Bearer ${OPERATOR_SECRET}`)).json();
-      assert.match(h.environments.production.lastError, /not a valid document/);
+      assert.match(h.environments.production.lastError, /is JSON: this worker reads packed snapshots only/);
     } finally {
       await v.mf.dispose();
     }

@@ -2,7 +2,7 @@
 // CORS, ETags and edge context, in workerd through miniflare.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, putKey, putSnapshot, post, readJson } from "./harness.mjs";
+import { startWorker, putKey, putJsonSnapshot, putSnapshot, post, readJson } from "./harness.mjs";
 
 const KEY = "sdk-test-production";
 const demo = readJson("examples/demo-snapshot.json");
@@ -271,15 +271,18 @@ describe("snapshots: fail-static and health", () => {
       assert.equal(r.status, 200);
       await r.body?.cancel();
 
+      const packed = (text) => [text, putSnapshot];
+      const json = (text) => [text, putJsonSnapshot];
       const corrupt = [
-        "{corrupt",
-        JSON.stringify({ ...demo, schemaVersion: 99, version: 43 }), // schema-incompatible
-        JSON.stringify({ ...demo, environment: "staging", version: 44 }), // another environment's
-        JSON.stringify({ ...demo, version: 45, checksum: `sha256:${"0".repeat(64)}` }), // sealed, but tampered with
-        JSON.stringify({ ...demo, version: 41 }), // older than the one served
+        json("{corrupt"),
+        json(JSON.stringify({ ...demo, version: 46 })), // a good snapshot, but JSON: not read
+        packed(JSON.stringify({ ...demo, schemaVersion: 99, version: 43 })), // schema-incompatible
+        packed(JSON.stringify({ ...demo, environment: "staging", version: 44 })), // another environment's
+        packed(JSON.stringify({ ...demo, version: 45, checksum: `sha256:${"0".repeat(64)}` })), // sealed, but tampered with
+        packed(JSON.stringify({ ...demo, version: 41 })), // older than the one served
       ];
-      for (const bad of corrupt) {
-        await putSnapshot(v.kv, "production", bad);
+      for (const [bad, put] of corrupt) {
+        await put(v.kv, "production", bad);
         r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
         assert.equal(r.status, 200, `still serving after ${bad.slice(0, 20)}`);
         assert.equal((await r.json()).reason, "DISABLED");
@@ -289,6 +292,8 @@ describe("snapshots: fail-static and health", () => {
         assert.equal(p.status, "stale");
         assert.equal(p.version, 42);
         assert.equal(typeof p.lastError, "string");
+        if (put === putJsonSnapshot) assert.match(p.lastError, /is JSON: this worker reads packed snapshots only/);
+        assert.equal(p.format, "packed");
         assert.equal(typeof p.lastCheck, "string");
         assert.equal(typeof p.ageSeconds, "number");
       }
@@ -318,13 +323,46 @@ describe("snapshots: fail-static and health", () => {
       let r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
       assert.equal(r.status, 503);
       assert.equal((await r.json()).errorCode, "GENERAL");
-      await putSnapshot(v.kv, "production", "{corrupt");
+      await putSnapshot(v.kv, "production", { ...demo, version: 0, schemaVersion: 99 });
       r = await post(v, BULK, { context: {} }, { key: KEY });
       assert.equal(r.status, 503);
-      await r.body?.cancel();
+      const body = await r.json();
+      assert.equal(body.errorCode, "GENERAL");
+      assert.doesNotMatch(body.errorDetails, /schemaVersion/, "other errors stay for the operator");
       const h = await healthz(v);
       assert.equal(h.environments.production.status, "unavailable");
-      assert.match(h.environments.production.lastError, /not a valid document/);
+      assert.match(h.environments.production.lastError, /schemaVersion/);
+    } finally {
+      await v.mf.dispose();
+    }
+  });
+
+  test("a JSON snapshot in KV is refused: 503 saying to republish it packed, until it is", async () => {
+    const v = await startWorker({ bindings: { OPERATOR_SECRET } });
+    try {
+      await putKey(v.kv, KEY, "production", "server");
+      await putJsonSnapshot(v.kv, "production", demo);
+      for (const path of [BULK, SINGLE("instant-payouts")]) {
+        const r = await post(v, path, { context: {} }, { key: KEY });
+        assert.equal(r.status, 503);
+        assert.equal(r.headers.get("retry-after"), "5");
+        const body = await r.json();
+        assert.equal(body.errorCode, "GENERAL");
+        assert.match(body.errorDetails, /no snapshot of environment "production" is available yet: the snapshot value is JSON/);
+        assert.match(body.errorDetails, /bunting publish` or `bunting serve/);
+      }
+      assert.deepEqual(await (await v.fetch("/healthz")).json(), { status: "degraded" });
+      const h = await healthz(v);
+      assert.equal(h.environments.production.status, "unavailable");
+      assert.match(h.environments.production.lastError, /^the snapshot value is JSON: this worker reads packed snapshots only; republish it packed/);
+      // Republished packed: served at the next check.
+      await putSnapshot(v.kv, "production", demo);
+      const r = await post(v, SINGLE("instant-payouts"), { context: {} }, { key: KEY });
+      assert.equal(r.status, 200);
+      await r.body?.cancel();
+      const after = (await healthz(v)).environments.production;
+      assert.equal(after.format, "packed");
+      assert.equal(after.lastError, null);
     } finally {
       await v.mf.dispose();
     }

@@ -1,17 +1,17 @@
 // Packed snapshots in KV (bunting-core's `packed` form, written by
-// `bunting pack`), served by the worker in workerd through miniflare: the
-// same answers as the JSON they were packed from, `/sdk/v1/snapshot` still
-// the published JSON byte for byte, `/healthz` naming the form, a damaged
-// value rejected while the previous snapshot keeps serving, and JSON again
-// after packed. Needs target/debug/bunting (`cargo build -p bunting-origin`).
+// `bunting pack`), served by the worker in workerd through miniflare:
+// `/sdk/v1/snapshot` still the published JSON byte for byte, `/healthz`
+// naming the form, a damaged value rejected while the previous snapshot
+// keeps serving, and a JSON text refused (the worker reads packed values
+// only) with what to do, before and after a packed one. Needs
+// target/debug/bunting (`cargo build -p bunting-origin`, or BUNTING_BIN).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startWorker, putKey, putSnapshot, post, root } from "./harness.mjs";
-import { bin } from "./stack.mjs";
+import { bin, startWorker, putKey, putJsonSnapshot, post, root } from "./harness.mjs";
 
 const ENV = "production";
 const SERVER = "bnt_server_packed-0123456789";
@@ -77,11 +77,22 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test("a packed snapshot answers as its JSON did, and the JSON stays what server SDKs get", async () => {
+test("a JSON snapshot is refused; its packed form serves, the JSON still what server SDKs get", async () => {
   const v1 = sealed(1);
-  await putSnapshot(w.kv, ENV, v1);
-  const fromJson = await answers();
-  assert.equal((await health()).format, "json");
+  await putJsonSnapshot(w.kv, ENV, v1);
+  const refused = await post(w, "/ofrep/v1/evaluate/flags", { context: CONTEXTS[0] }, { key: SERVER });
+  assert.equal(refused.status, 503);
+  assert.match((await refused.json()).errorDetails, /the snapshot value is JSON: this worker reads packed snapshots only; republish it packed/);
+  const none = await w.fetch("/sdk/v1/snapshot", { headers: { Authorization: `Bearer ${SERVER}` } });
+  assert.equal(none.status, 503);
+  await none.body?.cancel();
+  const unhealthy = await (await w.fetch("/healthz", { headers: { Authorization: `Bearer ${OPERATOR}` } })).json();
+  assert.equal(unhealthy.environments[ENV].status, "unavailable");
+  assert.match(unhealthy.environments[ENV].lastError, /is JSON/);
+
+  await putBytes(pack(v1, "v1"));
+  const fromV1 = await answers();
+  assert.equal((await health()).format, "packed");
 
   const v2 = sealed(2);
   const packed = pack(v2, "v2");
@@ -94,7 +105,7 @@ test("a packed snapshot answers as its JSON did, and the JSON stays what server 
   assert.equal(h.format, "packed");
   assert.equal(h.status, "ok");
   assert.equal(h.lastError, null);
-  assert.deepEqual(await answers(), fromJson, "same values, variants, reasons and metadata");
+  assert.deepEqual(await answers(), fromV1, "the same flags: the same values, variants, reasons and metadata");
 
   // The snapshot endpoint serves the JSON the packed value carries, byte for byte.
   const r = await w.fetch("/sdk/v1/snapshot", { headers: { Authorization: `Bearer ${SERVER}` } });
@@ -122,10 +133,19 @@ test("a damaged packed value is rejected and the served snapshot stays", async (
   await putBytes(pack(sealed(5), "v5").subarray(0, 100));
   assert.equal((await health()).version, 3);
 
-  // JSON after packed: read as before.
-  await putSnapshot(w.kv, ENV, sealed(6));
+  // JSON after packed: refused, the packed snapshot keeps serving.
+  await putJsonSnapshot(w.kv, ENV, sealed(6));
+  const refused = await health();
+  assert.equal(refused.version, 3);
+  assert.equal(refused.format, "packed");
+  assert.equal(refused.status, "stale");
+  assert.match(refused.lastError, /the snapshot value is JSON: this worker reads packed snapshots only/);
+  assert.deepEqual(await answers(), before);
+
+  // Republished packed: served.
+  await putBytes(pack(sealed(6), "v6"));
   const back = await health();
   assert.equal(back.version, 6);
-  assert.equal(back.format, "json");
+  assert.equal(back.format, "packed");
   assert.equal(back.status, "ok");
 });

@@ -2,12 +2,13 @@
 // SnapshotPointer Durable Object) in workerd through miniflare: the
 // authenticated publish route, a change served while KV still holds the old
 // snapshot, never an older version than one served, KV alone without the
-// binding; and end to end, the origin (`bunting serve --edge-url`)
-// updating the pointer while its KV writes are held back.
+// binding, a JSON text refused (the worker reads packed values only); and
+// end to end, the origin (`bunting serve --edge-url`) updating the pointer
+// while its KV writes are held back, and with `--kv-format json` refused
+// with what to do. Needs target/debug/bunting (or BUNTING_BIN) to pack.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startWorker, post, putKey, putSnapshot } from "./harness.mjs";
@@ -29,19 +30,23 @@ function snap(environment, version, value) {
   });
 }
 
-const publish = (w, body, token = SECRET) =>
+/** Publishes packed bytes (as the origin does by default). */
+const publishPacked = (w, bytes, token = SECRET) =>
   w.fetch(PUBLISH, {
     method: "POST",
-    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body,
+    headers: { "Content-Type": "application/octet-stream", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: new Uint8Array(bytes),
   });
 
-/** Publishes packed bytes (as the origin does with `--kv-format packed`). */
-const publishPacked = (w, bytes) =>
+/** Publishes a snapshot text packed. */
+const publish = (w, text, token = SECRET) => publishPacked(w, pack(text), token);
+
+/** Publishes a snapshot's JSON text as it is (`--kv-format json`). */
+const publishJson = (w, body) =>
   w.fetch(PUBLISH, {
     method: "POST",
-    headers: { "Content-Type": "application/octet-stream", Authorization: `Bearer ${SECRET}` },
-    body: new Uint8Array(bytes),
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${SECRET}` },
+    body,
   });
 
 
@@ -80,16 +85,24 @@ test("the publish route wants the secret and a snapshot the edge can load", asyn
     assert.equal(r.status, 401, String(token));
     assert.equal(r.headers.get("www-authenticate"), "Bearer");
   }
+  // A JSON text, whatever it holds, or bytes that are not packed: refused
+  // with what to do; every answer names the forms the worker reads, so the
+  // origin sends no JSON text after a 400.
   for (const [body, needle] of [
-    ["{not json", /not a snapshot/],
-    [JSON.stringify({ environment: "p" }), /version/],
-    [JSON.stringify({ environment: "p", version: -3 }), /version/],
-    [snap("p", 9, "c").replace('"schemaVersion":1', '"schemaVersion":99'), /schemaVersion/],
+    [snap("p", 9, "c"), /^the snapshot value is JSON: this worker reads packed snapshots only; republish it packed \(`bunting publish` or `bunting serve`/],
+    ["{not json", /is JSON/],
+    [JSON.stringify({ environment: "p" }), /is JSON/],
+    ["\u0001garbage", /is not a packed snapshot \(it does not start with "BSNP"\)/],
   ]) {
-    const r = await publish(w, body);
+    const r = await publishJson(w, body);
     assert.equal(r.status, 400, body);
+    assert.equal(r.headers.get("x-bunting-snapshot-forms"), "packed");
     assert.match((await r.json()).errorDetails, needle);
   }
+  const wrongSchema = await publish(w, snap("p", 9, "c").replace('"schemaVersion":1', '"schemaVersion":99'));
+  assert.equal(wrongSchema.status, 400);
+  assert.equal(wrongSchema.headers.get("x-bunting-snapshot-forms"), "packed");
+  assert.match((await wrongSchema.json()).errorDetails, /schemaVersion/);
   const get = await w.fetch(PUBLISH);
   assert.equal(get.status, 405);
   assert.equal(get.headers.get("allow"), "POST, OPTIONS");
@@ -101,10 +114,11 @@ test("a published change is served while KV still holds the old snapshot", async
   assert.equal(await value(w), "a");
   const r = await publish(w, snap("p", 2, "b"));
   assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-bunting-snapshot-forms"), "packed");
   assert.deepEqual(await r.json(), { environment: "p", pointer: { outcome: "stored", version: 2 } });
   const ms = await served(w, "b");
   console.log(`pointer: change served ${ms.toFixed(0)} ms after the publish (POINTER_CHECK_SECONDS=0.5)`);
-  assert.equal(await w.kv.get("snapshot:p"), snap("p", 1, "a"), "KV was not touched");
+  assert.ok(Buffer.from(await w.kv.get("snapshot:p", "arrayBuffer")).equals(pack(snap("p", 1, "a"))), "KV was not touched");
   const health = await (await w.fetch("/healthz", OPERATOR)).json();
   assert.equal(health.environments.p.version, 2);
   assert.equal(health.environments.p.source, "pointer");
@@ -148,7 +162,7 @@ test("an environment KV does not have yet is served from its pointer at once", a
   assert.equal(await value(w, key), "c");
 });
 
-test("a packed publish is held as sent and served packed, its JSON text to server SDKs", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
+test("a packed publish is held as sent and served packed, its JSON text to server SDKs", async () => {
   const server = "bnt_server_pointer-0123456789";
   await putKey(w.kv, server, "p", "server");
   const text = snap("p", 5, "c");
@@ -185,13 +199,16 @@ test("a packed publish is held as sent and served packed, its JSON text to serve
   }
   assert.equal((await health(w)).environments.p.version, 5);
 
-  // JSON again after packed: the object goes back to a text.
-  assert.equal((await publish(w, snap("p", 6, "a"))).status, 200);
-  await served(w, "a");
-  assert.equal((await health(w)).environments.p.format, "json");
+  // JSON after packed: refused, the packed snapshot stays.
+  const json = await publishJson(w, snap("p", 6, "a"));
+  assert.equal(json.status, 400);
+  assert.match((await json.json()).errorDetails, /is JSON/);
+  assert.equal(await value(w), "c");
+  assert.equal((await health(w)).environments.p.version, 5);
+  assert.equal((await health(w)).pointers.p.lastError, null);
 });
 
-test("an object holding a packed value reads it back from its storage", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
+test("an object holding a packed value reads it back from its storage", async () => {
   const dir = mkdtempSync(path.join(tmpdir(), "bunting-pointer-do-"));
   const start = () => startWorker({ persistDurableObjects: dir, bindings: { POINTER_SECRET: SECRET, OPERATOR_SECRET, SNAPSHOT_TTL_SECONDS: "3600", POINTER_CHECK_SECONDS: "0" } });
   // Larger than a stored chunk (100 KiB): several byte chunks.
@@ -219,13 +236,13 @@ test("an object holding a packed value reads it back from its storage", { skip: 
     assert.equal(h.source, "pointer");
     assert.equal(h.format, "packed");
     assert.equal(h.version, 1);
-    // And a JSON text after it (the previous chunks deleted, strings stored).
+    // And a newer one after it (the previous chunks deleted).
     assert.equal((await publish(first, big(2))).status, 200);
     await first.mf.dispose();
     first = await start();
     await putKey(first.kv, key, "r", "client");
     assert.equal(await value(first, key), "b");
-    assert.equal((await health(first)).environments.r.format, "json");
+    assert.equal((await health(first)).environments.r.format, "packed");
     assert.equal((await health(first)).environments.r.version, 2);
   } finally {
     await first.mf.dispose();
@@ -304,13 +321,8 @@ async function endToEnd(kvFormat) {
     const edgeEnv = health.environments["acme/web/production"];
     assert.equal(edgeEnv.source, "pointer");
     assert.equal(edgeEnv.format, kvFormat);
-    if (kvFormat === "json") {
-      const kvVersion = JSON.parse(await edge.kv.get("snapshot:acme/web/production")).version;
-      assert.ok(edgeEnv.version > kvVersion, `served ${edgeEnv.version}, KV ${kvVersion}`);
-    } else {
-      assert.equal(await edge.kv.get("snapshot:acme/web/production"), null, "KV never got a snapshot");
-      assert.ok(held.length >= 2);
-    }
+    assert.equal(await edge.kv.get("snapshot:acme/web/production"), null, "KV never got a snapshot");
+    assert.ok(held.length >= 2);
   } finally {
     origin.child.kill();
     rest.server.close();
@@ -318,6 +330,44 @@ async function endToEnd(kvFormat) {
   }
 }
 
-test("end to end: the origin's publish reaches the edge through the pointer while KV lags", { skip: !existsSync(bin) && `${bin} is not built` }, () => endToEnd("json"));
+test("end to end: the origin's packed publish reaches the edge through the pointer while KV lags", { skip: !existsSync(bin) && `${bin} is not built` }, () => endToEnd("packed"));
 
-test("end to end with packed values: the pointer delivers them packed", { skip: !existsSync(bin) && `${bin} is not built` }, () => endToEnd("packed"));
+test("end to end with --kv-format json: the edge refuses it, permanently, saying to publish packed", { skip: !existsSync(bin) && `${bin} is not built` }, async () => {
+  const edge = await startWorker({ listen: true, bindings: { POINTER_SECRET: SECRET, OPERATOR_SECRET, SNAPSHOT_TTL_SECONDS: "0", POINTER_CHECK_SECONDS: "0" } });
+  const rest = await kvRestServer(edge.kv);
+  const port = await freePort();
+  const origin = await startOrigin(rest.url, port, ["--edge-url", edge.url, "--edge-pointer-secret", SECRET, "--kv-format", "json"]);
+  try {
+    const o = origin.base;
+    const env = await acmeProduction(o);
+    await api(o, "POST", "/orgs/acme/projects/web/flags", {
+      key: "f", flagType: "string", variants: { a: "a", b: "b" }, offVariant: "a", clientSide: true,
+    });
+    const { json: key } = await api(o, "POST", `${env}/sdk-keys`, { kind: "client", name: "web" });
+    // KV takes the JSON text; the pointer refuses it, permanently.
+    const start = performance.now();
+    let pointer;
+    for (;;) {
+      const { json } = await api(o, "GET", `${env}/publish`);
+      pointer = json.targets.find((t) => t.target === "edge-pointer");
+      const kv = json.targets.find((t) => t.target === "cloudflare");
+      if (pointer?.lastErrorPermanent && kv?.publishedVersion === json.snapshotVersion) break;
+      if (performance.now() - start > 10000) throw new Error(`not refused: ${JSON.stringify(json)}\n${origin.log()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(pointer.lastError, /400/);
+    assert.match(pointer.lastError, /is JSON: this worker reads packed snapshots only/);
+    // The edge: nothing served, the 503 says what to do.
+    const r = await post(edge, "/ofrep/v1/evaluate/flags/f", { context: { targetingKey: "u-1" } }, { key: key.secret });
+    assert.equal(r.status, 503);
+    assert.match((await r.json()).errorDetails, /is JSON: this worker reads packed snapshots only; republish it packed/);
+    const h = (await (await edge.fetch("/healthz", OPERATOR)).json()).environments["acme/web/production"];
+    assert.equal(h.status, "unavailable");
+    assert.match(h.lastError, /is JSON/);
+    assert.equal(h.version, null);
+  } finally {
+    origin.child.kill();
+    rest.server.close();
+    await edge.mf.dispose();
+  }
+});

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { startWorker, putKey, putSnapshot, root, sha256Hex } from "./harness.mjs";
+import { startWorker, putKey, putJsonSnapshot, putSnapshot, root, sha256Hex } from "./harness.mjs";
 import { bin } from "./stack.mjs";
 
 const PATH = "/sdk/v1/snapshot";
@@ -123,8 +123,11 @@ test("no snapshot published: 503 with Retry-After", async () => {
   const body = await r.json();
   assert.equal(body.errorCode, "UNAVAILABLE");
   assert.match(body.errorDetails, /staging/);
-  // A corrupt value is no snapshot either.
-  await putSnapshot(w.kv, "staging", "{not json");
+  // A corrupt value is no snapshot either, nor a JSON text (the worker
+  // reads packed values only).
+  await putJsonSnapshot(w.kv, "staging", "{not json");
+  assert.equal((await get(key)).status, 503);
+  await putJsonSnapshot(w.kv, "staging", sealed("staging", 1));
   assert.equal((await get(key)).status, 503);
 });
 

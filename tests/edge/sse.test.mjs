@@ -7,7 +7,7 @@
 // through miniflare. Plain polling with ETag keeps working.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, post, putKey, putSnapshot } from "./harness.mjs";
+import { pack, startWorker, post, putKey, putSnapshot } from "./harness.mjs";
 
 const SECRET = "pointer-secret-0123456789";
 const KEY = "bnt_client_sse-0123456789";
@@ -20,8 +20,9 @@ function snap(environment, version, value) {
   });
 }
 
-const publish = (w, body) =>
-  w.fetch("/edge/v1/snapshot", { method: "POST", headers: { Authorization: `Bearer ${SECRET}` }, body });
+/** Publishes a snapshot text to the pointer, packed (the worker reads packed values only). */
+const publish = (w, text) =>
+  w.fetch("/edge/v1/snapshot", { method: "POST", headers: { Authorization: `Bearer ${SECRET}` }, body: new Uint8Array(pack(text)) });
 
 /**
  * Reads server-sent events from a response body: `next()` resolves to the

@@ -2,28 +2,14 @@
 // SQLite) publishing through its Cloudflare KV REST publisher into the KV of
 // the edge worker in workerd (miniflare), via a KV REST server in this
 // process that stands in for api.cloudflare.com.
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import path from "node:path";
-import { root, post } from "./harness.mjs";
+import { bin, post } from "./harness.mjs";
 
 export const ROOT_TOKEN = "e2e-root-token";
 export const INGEST_SECRET = "e2e-ingest-secret";
-export const bin = process.env.BUNTING_BIN ?? path.join(root, "target", "debug", "bunting");
-
-/** `bunting pack` of a snapshot text: the packed bytes (a Buffer of their own). */
-export function pack(text) {
-  const dir = mkdtempSync(path.join(tmpdir(), "bunting-pack-"));
-  try {
-    writeFileSync(path.join(dir, "s.json"), text);
-    execFileSync(bin, ["pack", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], { stdio: ["ignore", "ignore", "pipe"] });
-    return readFileSync(path.join(dir, "s.bin"));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+// The `bunting` CLI and its `pack`, kept here for the callers of before.
+export { bin, pack } from "./harness.mjs";
 
 export function freePort() {
   return new Promise((resolve) => {

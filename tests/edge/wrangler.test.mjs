@@ -4,13 +4,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { assertOfrep, root, sha256Hex } from "./harness.mjs";
+import { assertOfrep, pack, root, sha256Hex } from "./harness.mjs";
 
 const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
 const env = {
@@ -56,7 +56,10 @@ test("wrangler dev serves OFREP from local KV", async () => {
   let child;
   try {
     await kvPut(`sdk-key:${sha256Hex(key)}`, JSON.stringify({ environment: "production", kind: "server" }));
-    await kvPut("snapshot:production", readFileSync(path.join(root, "examples", "demo-snapshot.json"), "utf8"));
+    // Packed, as `bunting publish` writes it (the worker reads packed values only).
+    const packed = path.join(state, "snapshot.bin");
+    writeFileSync(packed, pack(readFileSync(path.join(root, "examples", "demo-snapshot.json"), "utf8")));
+    await run(["kv", "key", "put", "--local", "--binding", "FLAGS", "--persist-to", state, "snapshot:production", "--path", packed]);
     const port = await freePort();
     // Own process group: wrangler starts node and workerd children; stop them all.
     child = spawn(wrangler, ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", "0",
