@@ -19,7 +19,7 @@ use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
 use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
 use crate::result::{ErrorCode, Reason};
 use crate::rules::{Condition, ParseError};
-use crate::snapshot::{Location, Problem, checksum_of};
+use crate::snapshot::{Location, Problem};
 use crate::time::parse_rfc3339_ms;
 
 /// A serve in compiled form; variants are indices into the flag's variants.
@@ -297,13 +297,27 @@ fn bucket_path(by: Option<&str>, report: impl FnOnce(&str)) -> Option<Vec<String
     }
 }
 
+/// How [`compile`] knows whether a snapshot's declared checksum matches
+/// its content.
+#[derive(Clone, Copy)]
+pub(crate) enum Checksum {
+    /// By hashing the content with this function
+    /// ([`crate::snapshot::checksum_of`]), passed in so that a build that
+    /// never hashes (the edge worker, [`Checksum::Packed`]) does not link
+    /// the canonical JSON writer.
+    Hash(fn(&Snapshot<'_>) -> String),
+    /// As the packer found it: a packed snapshot carries a digest only if
+    /// its declared checksum matched (`verified`), so one without a digest
+    /// that declares a checksum did not match.
+    Packed {
+        /// Whether the packed bytes carry a digest (which holds).
+        verified: bool,
+    },
+}
+
 /// Compiles `snapshot`, returning the compiled form and every problem found.
-/// Its declared checksum is checked against its content unless it is known
-/// to match (`checksum_verified`: a packed snapshot whose digest holds).
-pub(crate) fn compile(
-    snapshot: &Snapshot<'_>,
-    checksum_verified: bool,
-) -> (Compiled, Vec<Problem>) {
+/// Its declared checksum is checked as `checksum` says.
+pub(crate) fn compile(snapshot: &Snapshot<'_>, checksum: Checksum) -> (Compiled, Vec<Problem>) {
     let mut cx = Ctx {
         problems: Vec::new(),
     };
@@ -329,15 +343,27 @@ pub(crate) fn compile(
             format!("{:?} is not an RFC 3339 time", snapshot.generated_at),
         );
     }
-    if let Some(declared) = &snapshot.checksum
-        && !checksum_verified
-    {
-        let actual = checksum_of(snapshot);
-        if **declared != *actual {
-            cx.add(
+    if let Some(declared) = &snapshot.checksum {
+        match checksum {
+            Checksum::Hash(hash) => {
+                let actual = hash(snapshot);
+                if **declared != *actual {
+                    cx.add(
+                        Location::snapshot("checksum"),
+                        format!(
+                            "checksum mismatch: document says {declared}, content hashes to {actual}"
+                        ),
+                    );
+                }
+            }
+            Checksum::Packed { verified: true } => {}
+            Checksum::Packed { verified: false } => cx.add(
                 Location::snapshot("checksum"),
-                format!("checksum mismatch: document says {declared}, content hashes to {actual}"),
-            );
+                format!(
+                    "checksum mismatch: document says {declared}, which did not match its \
+                     content when it was packed"
+                ),
+            ),
         }
     }
 

@@ -3,13 +3,13 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 
-use crate::compile::{CFlag, CSchedule, CServe, Compiled, compile};
+use crate::compile::{CFlag, CSchedule, CServe, Checksum, Compiled, compile};
 use crate::context::{ContextRef, EvaluationContext, Found, Kind, json_type, same_bytes};
 use crate::model::{DEFAULT_BUCKET_BY, FlagType, Snapshot};
 use crate::parsed::ParsedSnapshot;
 use crate::result::{ErrorCode, Evaluation, Reason};
 use crate::rules::Env;
-use crate::snapshot::{LoadError, Problem};
+use crate::snapshot::{LoadError, Problem, checksum_of};
 use serde_json::Value;
 
 /// Prerequisite chains deeper than this fail with `GENERAL`.
@@ -196,7 +196,27 @@ impl Engine {
     /// [`Engine::from_parsed`], loading whatever is valid as
     /// [`Engine::from_snapshot_lenient`] does.
     pub fn from_parsed_lenient(parsed: &ParsedSnapshot<'_>) -> (Engine, Vec<Problem>) {
-        Engine::compile(parsed.borrowed(), parsed.checksum_verified)
+        let checksum = if parsed.checksum_verified {
+            Checksum::Packed { verified: true }
+        } else {
+            Checksum::Hash(checksum_of)
+        };
+        Engine::compile(parsed.borrowed(), checksum)
+    }
+
+    /// [`Engine::from_parsed_lenient`] of a snapshot read by
+    /// [`ParsedSnapshot::from_packed`], whose declared checksum is never
+    /// hashed again: the packer checked it, and only a matching one gets a
+    /// digest ([`crate::packed`]), so one without a digest is reported as
+    /// a mismatch (worded without the content's hash). A build that loads
+    /// no other snapshots (the edge worker) then links no canonical JSON
+    /// writer. Given a snapshot parsed from JSON, whose checksum nothing
+    /// verified, it reports a declared checksum as a mismatch too.
+    pub fn from_packed_lenient(parsed: &ParsedSnapshot<'_>) -> (Engine, Vec<Problem>) {
+        let checksum = Checksum::Packed {
+            verified: parsed.checksum_verified,
+        };
+        Engine::compile(parsed.borrowed(), checksum)
     }
 
     /// Validates and compiles a parsed snapshot, failing on any problem.
@@ -213,16 +233,19 @@ impl Engine {
     /// (`PARSE_ERROR` for rule-language errors, else `GENERAL`) and the rest
     /// serve normally. Returns every problem found.
     pub fn from_snapshot_lenient(snapshot: &Snapshot) -> (Engine, Vec<Problem>) {
-        Engine::compile(&crate::borrowed::Snapshot::of(snapshot), false)
+        Engine::compile(
+            &crate::borrowed::Snapshot::of(snapshot),
+            Checksum::Hash(checksum_of),
+        )
     }
 
-    /// Validates and compiles; the declared checksum is not hashed again
-    /// when it is known to match (`checksum_verified`).
+    /// Validates and compiles; the declared checksum is checked as
+    /// `checksum` says.
     fn compile(
         snapshot: &crate::borrowed::Snapshot<'_>,
-        checksum_verified: bool,
+        checksum: Checksum,
     ) -> (Engine, Vec<Problem>) {
-        let (compiled, problems) = compile(snapshot, checksum_verified);
+        let (compiled, problems) = compile(snapshot, checksum);
         // Rules share a condition (an `Arc`) when their texts are the same.
         let mut numbers: crate::compile::FastMap<*const crate::rules::Condition, u32> =
             Default::default();

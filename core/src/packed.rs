@@ -26,7 +26,8 @@
 //! canonical JSON again, and bytes altered after packing fail the read
 //! ([`PackedError::Damaged`]). A declared checksum that does not match is
 //! packed without a digest, and checked (and reported) at load as for the
-//! JSON form.
+//! JSON form, or by [`Engine::from_packed_lenient`](crate::Engine::from_packed_lenient)
+//! reported as a mismatch without hashing again.
 //!
 //! ```
 //! use bunting_core::packed::pack;

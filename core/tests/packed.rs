@@ -345,6 +345,44 @@ fn a_matching_checksum_is_checked_once_and_guarded_by_a_digest() {
     assert_eq!(small_packed()[6], 0, "FULL's checksum does not match");
 }
 
+/// `Engine::from_packed_lenient` never hashes: a verified checksum passes,
+/// one packed without a digest is a mismatch, worded without the
+/// content's hash; every other problem is the same as
+/// `from_parsed_lenient`'s.
+#[test]
+fn from_packed_lenient_trusts_the_packer() {
+    let mut sealed = parse_json(FULL).unwrap();
+    seal(&mut sealed);
+    let text = serde_json::to_string(&sealed).unwrap();
+    let bytes = pack(&ParsedSnapshot::parse(&text).unwrap()).unwrap();
+    let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+    assert_eq!(
+        Engine::from_packed_lenient(&packed).1,
+        Engine::from_parsed_lenient(&packed).1
+    );
+
+    let bytes = small_packed();
+    let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+    let strings = |problems: Vec<bunting_core::Problem>| -> Vec<String> {
+        problems.iter().map(ToString::to_string).collect()
+    };
+    let trusted = strings(Engine::from_packed_lenient(&packed).1);
+    let hashed = strings(Engine::from_parsed_lenient(&packed).1);
+    assert_eq!(trusted.len(), hashed.len());
+    for (t, h) in trusted.iter().zip(&hashed) {
+        if h.starts_with("checksum: checksum mismatch") {
+            assert_eq!(
+                t,
+                "checksum: checksum mismatch: document says sha256:00, which did not match its \
+                 content when it was packed"
+            );
+            assert!(h.contains("content hashes to sha256:"), "{h}");
+        } else {
+            assert_eq!(t, h);
+        }
+    }
+}
+
 /// The document packed along comes back byte for byte, borrowed from the
 /// bytes, and changes nothing else: the same snapshot reads from them, and
 /// packing without a document gives `None`.
