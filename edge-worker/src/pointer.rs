@@ -456,7 +456,10 @@ mod tests {
                 matches!(&e, PublishError::NotPacked(m) if m.contains("is JSON")),
                 "{e}"
             );
-            assert!(e.to_string().contains("bunting publish` or `bunting serve"), "{e}");
+            assert!(
+                e.to_string().contains("bunting publish` or `bunting serve"),
+                "{e}"
+            );
         }
         // Damaged or cut short: not a snapshot, named by the packed reader.
         let mut damaged = value.clone();
