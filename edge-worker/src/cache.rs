@@ -16,7 +16,7 @@
 //! the last good snapshot keeps serving, and `/healthz` and the 503 of an
 //! environment with none say to republish it packed. The JSON reader
 //! (serde's snapshot model, ≈ 45 KB of the bundle) is only built with the
-//! crate's `json-snapshots` feature (`cargo xtask edge --json-snapshots`),
+//! crate's `json-snapshots` feature (`BUNTING_EDGE_FEATURES=json-snapshots cargo xtask edge`),
 //! for publishers that must stay on JSON: then a JSON text loads as a
 //! packed value does, fails alike and follows the same version rules.
 
