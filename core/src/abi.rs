@@ -243,7 +243,8 @@ fn compact_reply(handle: u32, input: &[u8], out: &mut Vec<u8>) {
     let mut last = LAST_CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
     if !req.context.is_empty() {
         *last = None;
-        let kept = HeldContext::read(req.context)
+        // Decoded once, by `Kept::new`, which checks it.
+        let kept = HeldContext::read_unchecked(req.context)
             .map_err(|e| e.to_string())
             .and_then(|held| Kept::new(held).map_err(|e| e.to_string()));
         match kept {
@@ -263,7 +264,25 @@ fn compact_reply(handle: u32, input: &[u8], out: &mut Vec<u8>) {
     let encoder = &loaded.encoder;
     // Records straight from the engine's positions; where those cannot
     // say it, the results by name, else JSON.
-    match req.flag {
+    // A flag by catalog position: straight to it where the catalog and
+    // the engine agree there, else by its key, as if sent by key.
+    let flag = match (req.position, req.flag) {
+        (Some(p), _) => {
+            if encoder
+                .encode_at(engine, p, req.expected, context, req.now_ms, out)
+                .is_ok()
+            {
+                return;
+            }
+            out.truncate(start);
+            match encoder.key_at(p) {
+                Some(key) => Some(key),
+                None => return bad(format!("bad evaluation request: no flag at {p}"), out),
+            }
+        }
+        (None, flag) => flag,
+    };
+    match flag {
         Some(key) => {
             if encoder
                 .encode_one(engine, key, req.expected, context, req.now_ms, out)

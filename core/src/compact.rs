@@ -26,7 +26,8 @@
 //! byte of padding.
 //!
 //! The request of a compact call: `now_ms` (`i64`), the expected type
-//! (`u8`, 0: none), the flag key's length (`u32`, [`NONE`]: every flag) and
+//! (`u8`, 0: none), the flag key's length (`u32`, [`NONE`]: every flag,
+//! [`AT`]: one flag by its catalog position, a `u32` that follows) and
 //! bytes, then the context — a JSON object in the binary form of
 //! [`write_context`], which the module reads without JSON, or any JSON
 //! text — or nothing, meaning the context of the previous compact call to
@@ -50,6 +51,10 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"BCR1");
 pub const RECORD: usize = 20;
 /// An absent index.
 pub const NONE: u32 = u32::MAX;
+/// In a request's key length: one flag named by its catalog position, a
+/// `u32` that follows instead of the key (a host that resolved the key
+/// once sends no key and the module hashes none).
+pub const AT: u32 = u32::MAX - 1;
 
 /// Why a compact reply or request could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -316,13 +321,59 @@ impl Encoder {
         let Some(i) = engine.position(key) else {
             return self.encode(&[Evaluation::not_found(key)], false, out);
         };
+        self.encode_engine_flag(engine, i, expected, context, now_ms, out)
+    }
+
+    /// [`Encoder::encode_one`] for the flag at catalog position `position`
+    /// (a request by [`AT`]), with no key to hash. Fails, for the caller to
+    /// answer by the key ([`Encoder::key_at`]), where the catalog flag is
+    /// not the engine flag at the same position or its key is not unique
+    /// in the catalog (a lenient load), and where `encode_one` fails.
+    pub fn encode_at<C: crate::EvaluationContext + ?Sized>(
+        &self,
+        engine: &Engine,
+        position: u32,
+        expected: Option<FlagType>,
+        context: &C,
+        now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CompactError> {
+        self.check_bound(engine)?;
+        match self.bound.get(position as usize) {
+            // The engine flag at `position` has the catalog key at
+            // `position`, found there by key too: the flag `encode_one`
+            // would answer for that key.
+            Some(p) if p.all == position && p.one == position => {
+                self.encode_engine_flag(engine, position as usize, expected, context, now_ms, out)
+            }
+            _ => Err(CompactError::Unmapped(format!(
+                "catalog position {position}"
+            ))),
+        }
+    }
+
+    /// The key of the catalog flag at `position`.
+    pub fn key_at(&self, position: u32) -> Option<&str> {
+        self.flags.get(position as usize).map(|(k, _, _)| &**k)
+    }
+
+    /// The one-flag reply for engine flag `i`.
+    fn encode_engine_flag<C: crate::EvaluationContext + ?Sized>(
+        &self,
+        engine: &Engine,
+        i: usize,
+        expected: Option<FlagType>,
+        context: &C,
+        now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CompactError> {
         let outcome: Outcome = engine.answer_at(i, expected, context.context_ref(), now_ms);
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.extend_from_slice(&1u32.to_le_bytes());
         let mut messages = Vec::new();
-        let rec = self
-            .record(outcome, false, &mut messages)
-            .ok_or_else(|| CompactError::Unmapped(format!("a result of flag {key:?}")))?;
+        let rec = self.record(outcome, false, &mut messages).ok_or_else(|| {
+            CompactError::Unmapped(format!("a result of flag {:?}", engine.key_at(i)))
+        })?;
         out.extend_from_slice(&rec);
         put_messages(&messages, out);
         Ok(())
@@ -656,8 +707,11 @@ fn decode_record<'c>(
 /// A compact request, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Request<'a> {
-    /// One flag's key, or every flag.
+    /// One flag's key, or every flag (unless `position` is set).
     pub flag: Option<&'a str>,
+    /// One flag by its catalog position ([`AT`] on the wire); `flag` is
+    /// then `None`.
+    pub position: Option<u32>,
     /// The type the caller expects.
     pub expected: Option<FlagType>,
     /// Evaluation time, Unix milliseconds.
@@ -669,8 +723,24 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// Appends the request's bytes to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
-        Request::write_head(self.flag, self.expected, self.now_ms, out);
+        match self.position {
+            Some(p) => Request::write_head_at(p, self.expected, self.now_ms, out),
+            None => Request::write_head(self.flag, self.expected, self.now_ms, out),
+        }
         out.extend_from_slice(self.context);
+    }
+
+    /// [`Request::write_head`] for one flag by its catalog position.
+    pub fn write_head_at(
+        position: u32,
+        expected: Option<FlagType>,
+        now_ms: i64,
+        out: &mut Vec<u8>,
+    ) {
+        out.extend_from_slice(&now_ms.to_le_bytes());
+        out.push(expected.map_or(0, type_code));
+        out.extend_from_slice(&AT.to_le_bytes());
+        out.extend_from_slice(&position.to_le_bytes());
     }
 
     /// Appends everything of a request but the context to `out`, for a
@@ -703,8 +773,13 @@ impl<'a> Request<'a> {
         };
         let len = bytes.get(9..13).ok_or(short.clone())?;
         let len = u32::from_le_bytes(len.try_into().expect("4 bytes"));
+        let mut position = None;
         let (flag, rest) = if len == NONE {
             (None, 13)
+        } else if len == AT {
+            let at = bytes.get(13..17).ok_or(short)?;
+            position = Some(u32::from_le_bytes(at.try_into().expect("4 bytes")));
+            (None, 17)
         } else {
             let end = 13 + len as usize;
             let key = bytes.get(13..end).ok_or(short)?;
@@ -714,6 +789,7 @@ impl<'a> Request<'a> {
         };
         Ok(Request {
             flag,
+            position,
             expected,
             now_ms,
             context: &bytes[rest..],
@@ -966,6 +1042,15 @@ impl HeldContext {
     /// error is serde_json's, as the module reported it before the binary
     /// form existed.
     pub fn read(bytes: &[u8]) -> Result<HeldContext, ContextError> {
+        let held = HeldContext::read_unchecked(bytes)?;
+        held.context().map_err(ContextError::Binary)?;
+        Ok(held)
+    }
+
+    /// [`HeldContext::read`] without decoding the attributes to check
+    /// them: the first [`HeldContext::context`] does, for a caller (the
+    /// module) that decodes the context once to keep it anyway.
+    pub(crate) fn read_unchecked(bytes: &[u8]) -> Result<HeldContext, ContextError> {
         match bytes.split_first() {
             Some((&CONTEXT_TAG, rest)) => {
                 let mut json = Vec::new();
@@ -976,12 +1061,10 @@ impl HeldContext {
                         "context has trailing bytes",
                     )));
                 }
-                let held = HeldContext::Binary {
+                Ok(HeldContext::Binary {
                     bytes: rest.to_vec(),
                     json,
-                };
-                held.context().map_err(ContextError::Binary)?;
-                Ok(held)
+                })
             }
             _ => serde_json::from_slice(bytes)
                 .map(HeldContext::Json)
@@ -1200,7 +1283,7 @@ mod tests {
             json!({}),
             json!([1]),
         ];
-        let mut checked = 0;
+        let (mut checked, mut checked_at) = (0, 0);
         for doc in documents() {
             let parsed = ParsedSnapshot::parse(&doc).unwrap();
             let (engine, _) = Engine::from_parsed_lenient(&parsed);
@@ -1233,6 +1316,20 @@ mod tests {
                             let one = engine.evaluate_typed(key, expected, ctx, now);
                             let want = by_name(std::slice::from_ref(&one), false);
                             assert_eq!(got.is_ok(), want.is_ok(), "{doc} {key} {ctx}");
+                            // By catalog position: the same record, or a
+                            // refusal the module answers by key.
+                            let at = catalog.flags.iter().position(|f| f.key == *key);
+                            if let Some(p) = at {
+                                assert_eq!(encoder.key_at(p as u32), Some(key.as_str()));
+                                let mut out = Vec::new();
+                                let by_at = encoder
+                                    .encode_at(&engine, p as u32, expected, ctx, now, &mut out)
+                                    .map(|()| out);
+                                if let (Ok(by_at), Ok(want)) = (by_at, &want) {
+                                    assert_eq!(&by_at, want, "{doc} {key} at {p} {ctx}");
+                                    checked_at += 1;
+                                }
+                            }
                             if let (Ok(got), Ok(want)) = (got, want) {
                                 assert_eq!(got, want, "{doc} {key} {ctx}");
                                 checked += 1;
@@ -1243,6 +1340,7 @@ mod tests {
             }
         }
         assert!(checked > 1000, "{checked}");
+        assert!(checked_at > 1000, "{checked_at}");
         // Not bound to this engine: refused.
         let snapshot = parse_json(SNAPSHOT).unwrap();
         let engine = Engine::from_snapshot(&snapshot).unwrap();
@@ -1279,21 +1377,31 @@ mod tests {
         for r in [
             Request {
                 flag: Some("a"),
+                position: None,
                 expected: Some(FlagType::Object),
                 now_ms: -5,
                 context: b"{}",
             },
             Request {
                 flag: None,
+                position: None,
                 expected: None,
                 now_ms: i64::MAX,
                 context: b"{\"k\":1}",
             },
             Request {
                 flag: Some(""),
+                position: None,
                 expected: None,
                 now_ms: 0,
                 context: b"",
+            },
+            Request {
+                flag: None,
+                position: Some(7),
+                expected: Some(FlagType::String),
+                now_ms: 1,
+                context: b"{}",
             },
         ] {
             let mut out = Vec::new();
