@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bunting_core::Engine;
 use bunting_core::snapshot::{parse_json, seal};
-use bunting_wasm_host::{RuntimeOptions, WasmRuntime};
+use bunting_wasm_host::{PreparedContext, RuntimeOptions, WasmRuntime};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_764_547_200_000;
@@ -156,6 +156,18 @@ fn main() {
         );
     });
     row("wasmtime: one flag (typed), same context", w1, 1);
+    // The context prepared once and the flag found once: nothing encoded,
+    // compared or looked up per call.
+    let prepared = PreparedContext::new(&ctx);
+    let handle = wasm_one.flag("flag-0").expect("ok").expect("exists");
+    let w1p = median(5_000, || {
+        black_box(
+            wasm_one
+                .evaluate_prepared(handle, None, black_box(&prepared), NOW)
+                .expect("ok"),
+        );
+    });
+    row("wasmtime: one flag, prepared context + handle", w1p, 1);
     // A new context each call: the module cannot reuse the last one.
     let contexts: Vec<Value> = (0..64)
         .map(|i| {
@@ -192,6 +204,15 @@ fn main() {
         black_box(wasm_all.evaluate_all(black_box(&ctx), NOW).expect("ok"));
     });
     row("wasmtime: evaluate all (typed)", wa, 1000);
+    let prepared_all = PreparedContext::new(&ctx);
+    let wap = median(20, || {
+        black_box(
+            wasm_all
+                .evaluate_all_prepared(black_box(&prepared_all), NOW)
+                .expect("ok"),
+        );
+    });
+    row("wasmtime: evaluate all (prepared context)", wap, 1000);
     let wau = median(20, || {
         black_box(
             wasm_all_unbounded
@@ -225,12 +246,20 @@ fn main() {
         ratio(w1, n1)
     );
     println!(
+        "ratio wasmtime/native, one flag, prepared:       {:.2}x",
+        ratio(w1p, n1)
+    );
+    println!(
         "ratio wasmtime/native, one flag, new context:    {:.2}x",
         ratio(w1n, n1n)
     );
     println!(
         "ratio wasmtime/native, evaluate all typed:       {:.2}x",
         ratio(wa, na)
+    );
+    println!(
+        "ratio wasmtime/native, evaluate all prepared:    {:.2}x",
+        ratio(wap, na)
     );
     println!(
         "ratio wasmtime/native, evaluate all raw:         {:.2}x",

@@ -42,7 +42,10 @@
 //!
 //! [wasmtime]: https://docs.rs/wasmtime
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bunting_core::compact::{self, Catalog};
@@ -184,6 +187,126 @@ pub enum HostError {
     /// The module broke the memory protocol or replied with unexpected JSON.
     #[error("protocol error talking to the WASM module: {0}")]
     Protocol(String),
+}
+
+/// A context encoded once for the module, to evaluate many flags or
+/// calls with: an instance that last evaluated this very context knows it
+/// by its identity and sends nothing, where a `&Value` is encoded again on
+/// every call to be compared with the last one sent.
+///
+/// Like a LaunchDarkly `Context` (built once, immutable, passed to every
+/// evaluation), it cannot change after it is made; clones share the
+/// encoded bytes and the identity. Any engine of any runtime takes it.
+///
+/// ```no_run
+/// # use bunting_wasm_host::{PreparedContext, WasmRuntime};
+/// # use serde_json::json;
+/// # let mut engine = WasmRuntime::locate()?.load_snapshot("")?;
+/// let ctx = PreparedContext::new(&json!({"targetingKey": "user-1", "plan": "pro"}));
+/// let checkout = engine.flag("new-checkout")?.expect("in the snapshot");
+/// let r = engine.evaluate_prepared(checkout, None, &ctx, 0)?;
+/// let all = engine.evaluate_all_prepared(&ctx, 0)?;
+/// # Ok::<(), bunting_wasm_host::HostError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PreparedContext {
+    /// Unique in the process: equal identities mean equal bytes.
+    id: u64,
+    /// The request's context part: the binary form of
+    /// [`compact::write_context`], or JSON.
+    bytes: Arc<[u8]>,
+}
+
+/// Identities of prepared contexts and loaded engines.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl PreparedContext {
+    /// Prepares a JSON context; it evaluates as `context` does with
+    /// [`WasmEngine::evaluate`].
+    pub fn new(context: &Value) -> PreparedContext {
+        let mut bytes = Vec::new();
+        compact::write_context(context, &mut bytes);
+        PreparedContext {
+            id: next_id(),
+            bytes: bytes.into(),
+        }
+    }
+
+    /// Prepares any context that serializes to a JSON object, e.g. a
+    /// [`bunting_core::Context`]; it evaluates as its JSON form does.
+    pub fn serialized<C: Serialize + ?Sized>(context: &C) -> Result<PreparedContext, HostError> {
+        let bytes = serde_json::to_vec(context)
+            .map_err(|e| HostError::Protocol(format!("cannot serialize the context: {e}")))?;
+        if bytes.is_empty() {
+            return Err(HostError::Protocol(
+                "the context serialized to nothing".into(),
+            ));
+        }
+        Ok(PreparedContext {
+            id: next_id(),
+            bytes: bytes.into(),
+        })
+    }
+}
+
+/// A flag of one loaded snapshot, found by key once
+/// ([`WasmEngine::flag`]): evaluating through it sends no key and the
+/// module looks none up. It belongs to the engine that made it; another
+/// engine refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlagHandle {
+    engine: u64,
+    position: u32,
+}
+
+/// The context part of a compact request, as the caller has it.
+enum Sending<'v, C: ?Sized> {
+    /// Encoded in the binary form on every call.
+    Value(&'v Value),
+    /// Serialized as JSON on every call.
+    Serialized(&'v C),
+    /// Encoded once; sent unless the instance holds it.
+    Prepared(&'v PreparedContext),
+}
+
+/// What the module holds from the last compact call.
+#[derive(Debug)]
+enum LastContext {
+    /// The bytes of a context encoded for that call.
+    Bytes(Vec<u8>),
+    /// A prepared context.
+    Prepared(u64, Arc<[u8]>),
+}
+
+impl LastContext {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            LastContext::Bytes(b) => b,
+            LastContext::Prepared(_, b) => b,
+        }
+    }
+}
+
+/// One flag, as a [`WasmEngine`] caller names it.
+#[derive(Debug, Clone, Copy)]
+enum Pick<'k> {
+    Key(&'k str),
+    /// A catalog position, from a [`FlagHandle`].
+    At(u32),
+}
+
+/// Which flags a compact call evaluates.
+#[derive(Debug, Clone, Copy)]
+enum Which<'k> {
+    All,
+    /// By key.
+    Key(&'k str),
+    /// By catalog position, with the key there.
+    At(u32, &'k str),
 }
 
 /// A compiled bunting-core module, ready to instantiate.
@@ -362,11 +485,7 @@ impl WasmRuntime {
     pub fn load_snapshot(&self, json: &str) -> Result<WasmEngine, HostError> {
         let mut instance = self.instantiate()?;
         let (handle, _) = instance.load(json, false)?;
-        Ok(WasmEngine {
-            instance,
-            handle,
-            catalog: None,
-        })
+        Ok(WasmEngine::new(instance, handle))
     }
 
     /// Loads a snapshot leniently: broken flags evaluate to errors instead of
@@ -378,14 +497,7 @@ impl WasmRuntime {
     ) -> Result<(WasmEngine, Vec<Problem>), HostError> {
         let mut instance = self.instantiate()?;
         let (handle, problems) = instance.load(json, true)?;
-        Ok((
-            WasmEngine {
-                instance,
-                handle,
-                catalog: None,
-            },
-            problems,
-        ))
+        Ok((WasmEngine::new(instance, handle), problems))
     }
 }
 
@@ -469,9 +581,9 @@ pub struct WasmInstance {
     scratch: Option<(i32, i32)>,
     /// The host-side request bytes, reused across calls.
     request: Vec<u8>,
-    /// The context bytes the module holds from the last compact call, if
-    /// known (`None` after a failed call).
-    last_context: Option<Vec<u8>>,
+    /// The context the module holds from the last compact call, if known
+    /// (`None` after a failed call).
+    last_context: Option<LastContext>,
     options: RuntimeOptions,
     /// The budget of the call in progress.
     armed: Option<Duration>,
@@ -878,13 +990,13 @@ impl WasmInstance {
         context: &Value,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'c>>, HostError> {
-        self.compact_call(
+        let which = flag.map_or(Which::All, Which::Key);
+        self.compact_call::<Value>(
             handle,
             catalog,
-            flag,
+            which,
             expected,
-            context,
-            Some(context),
+            Sending::Value(context),
             now_ms,
         )
     }
@@ -902,49 +1014,76 @@ impl WasmInstance {
         context: &C,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'c>>, HostError> {
-        self.compact_call(handle, catalog, flag, expected, context, None, now_ms)
+        let which = flag.map_or(Which::All, Which::Key);
+        let context = Sending::Serialized(context);
+        self.compact_call(handle, catalog, which, expected, context, now_ms)
     }
 
-    /// The compact call; `json` is the context as a `Value` when it is one,
-    /// sent in the binary form of [`compact::write_context`] (else as
-    /// JSON). The module keeps the last context, so one whose bytes are
-    /// those sent last is not sent again.
-    #[allow(clippy::too_many_arguments)]
-    fn compact_call<'c, C: Serialize + ?Sized>(
+    /// [`WasmInstance::evaluate_compact`] with a [`PreparedContext`], sent
+    /// only when this instance does not hold it already.
+    pub fn evaluate_compact_prepared<'c>(
         &mut self,
         handle: u32,
         catalog: &'c Catalog,
         flag: Option<&str>,
         expected: Option<FlagType>,
-        context: &C,
-        json: Option<&Value>,
+        context: &PreparedContext,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'c>>, HostError> {
+        let which = flag.map_or(Which::All, Which::Key);
+        let context = Sending::<Value>::Prepared(context);
+        self.compact_call(handle, catalog, which, expected, context, now_ms)
+    }
+
+    /// The compact call. The module keeps the last context, so one the
+    /// instance holds is not sent again: a prepared context known by its
+    /// identity, any other by its encoded bytes.
+    fn compact_call<'c, C: Serialize + ?Sized>(
+        &mut self,
+        handle: u32,
+        catalog: &'c Catalog,
+        which: Which<'_>,
+        expected: Option<FlagType>,
+        context: Sending<'_, C>,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'c>>, HostError> {
         self.request.clear();
-        compact::Request::write_head(flag, expected, now_ms, &mut self.request);
+        let (flag, one) = match which {
+            Which::All => (None, false),
+            Which::Key(k) => (Some(k), true),
+            Which::At(p, k) => {
+                compact::Request::write_head_at(p, expected, now_ms, &mut self.request);
+                (Some(k), true)
+            }
+        };
+        if !matches!(which, Which::At(..)) {
+            compact::Request::write_head(flag, expected, now_ms, &mut self.request);
+        }
         let head = self.request.len();
-        match json {
-            Some(v) => compact::write_context(v, &mut self.request),
-            None => serde_json::to_writer(&mut self.request, context)
-                .map_err(|e| HostError::Protocol(format!("cannot serialize the context: {e}")))?,
-        }
-        if self.request.len() == head {
-            return Err(HostError::Protocol(
-                "the context serialized to nothing".into(),
-            ));
-        }
-        // The module keeps the last context: send it only when it changed.
-        let send = self.last_context.as_deref() != Some(&self.request[head..]);
-        let mut sent = None;
-        if send {
-            // Keep the buffer of the context sent before, for this one.
-            let mut bytes = self.last_context.take().unwrap_or_default();
-            bytes.clear();
-            bytes.extend_from_slice(&self.request[head..]);
-            sent = Some(bytes);
-        } else {
-            self.request.truncate(head);
-        }
+        let sent = match context {
+            Sending::Prepared(p) => match &self.last_context {
+                Some(LastContext::Prepared(id, _)) if *id == p.id => None,
+                _ => {
+                    self.request.extend_from_slice(&p.bytes);
+                    Some(LastContext::Prepared(p.id, p.bytes.clone()))
+                }
+            },
+            Sending::Value(v) => {
+                compact::write_context(v, &mut self.request);
+                self.changed(head)
+            }
+            Sending::Serialized(c) => {
+                serde_json::to_writer(&mut self.request, c).map_err(|e| {
+                    HostError::Protocol(format!("cannot serialize the context: {e}"))
+                })?;
+                if self.request.len() == head {
+                    return Err(HostError::Protocol(
+                        "the context serialized to nothing".into(),
+                    ));
+                }
+                self.changed(head)
+            }
+        };
         let parsed = self.call_with(true, handle, |reply| {
             if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
                 return compact::decode(catalog, reply, flag)
@@ -952,8 +1091,8 @@ impl WasmInstance {
             }
             // A result the catalog cannot express, or a bad request: JSON.
             match serde_json::from_slice::<EvalReply<'static>>(reply) {
-                Ok(EvalReply::One(e)) if flag.is_some() => Ok(vec![e]),
-                Ok(EvalReply::All(all)) if flag.is_none() => Ok(all),
+                Ok(EvalReply::One(e)) if one => Ok(vec![e]),
+                Ok(EvalReply::All(all)) if !one => Ok(all),
                 Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
                 Ok(_) => Err(bad_reply("bunting_eval_into", "wrong reply kind", reply)),
                 Err(e) => Err(bad_reply("bunting_eval_into", e, reply)),
@@ -961,17 +1100,36 @@ impl WasmInstance {
         });
         // Only a call that answered knows the module holds this context.
         match &parsed {
-            Ok(Ok(_)) if send => self.last_context = sent,
+            Ok(Ok(_)) if sent.is_some() => self.last_context = sent,
             Ok(Ok(_)) => {}
             _ => self.last_context = None,
         }
         let parsed = parsed??;
-        match (flag, parsed.len()) {
-            (Some(_), 1) | (None, _) => Ok(parsed),
-            (Some(_), n) => Err(HostError::Protocol(format!(
+        match (one, parsed.len()) {
+            (true, 1) | (false, _) => Ok(parsed),
+            (true, n) => Err(HostError::Protocol(format!(
                 "bunting_eval_into answered {n} results for one flag"
             ))),
         }
+    }
+
+    /// After a context was encoded into `self.request[head..]`: what the
+    /// module will hold once the call answers, if that changes it; else
+    /// the context is cut from the request (the module has those bytes).
+    fn changed(&mut self, head: usize) -> Option<LastContext> {
+        let encoded = &self.request[head..];
+        if self.last_context.as_ref().map(LastContext::bytes) == Some(encoded) {
+            self.request.truncate(head);
+            return None;
+        }
+        // Keep the buffer of the context sent before, for this one.
+        let mut bytes = match self.last_context.take() {
+            Some(LastContext::Bytes(b)) => b,
+            _ => Vec::new(),
+        };
+        bytes.clear();
+        bytes.extend_from_slice(encoded);
+        Some(LastContext::Bytes(bytes))
     }
 
     /// Calls `bunting_schema_version`: the snapshot schema version the
@@ -1071,7 +1229,49 @@ pub struct WasmEngine {
     instance: WasmInstance,
     handle: u32,
     /// What compact replies index, fetched on the first typed evaluation.
-    catalog: Option<Catalog>,
+    catalog: Option<Indexed>,
+    /// Unique in the process, for the [`FlagHandle`]s this engine makes.
+    id: u64,
+}
+
+/// A catalog and the catalog position of each key.
+#[derive(Debug)]
+struct Indexed {
+    catalog: Catalog,
+    /// A key the catalog has twice (never, but a module could answer so)
+    /// is left out: it is sent by key.
+    positions: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+}
+
+impl Indexed {
+    fn new(catalog: Catalog) -> Indexed {
+        let mut positions: HashMap<Box<str>, Option<u32>, _> = HashMap::with_capacity_and_hasher(
+            catalog.flags.len(),
+            foldhash::fast::RandomState::default(),
+        );
+        for (i, f) in catalog.flags.iter().enumerate() {
+            positions
+                .entry(f.key.as_str().into())
+                .and_modify(|seen| *seen = None)
+                .or_insert(u32::try_from(i).ok());
+        }
+        let positions = positions
+            .into_iter()
+            .filter_map(|(k, p)| Some((k, p?)))
+            .collect();
+        Indexed { catalog, positions }
+    }
+}
+
+impl WasmEngine {
+    fn new(instance: WasmInstance, handle: u32) -> WasmEngine {
+        WasmEngine {
+            instance,
+            handle,
+            catalog: None,
+            id: next_id(),
+        }
+    }
 }
 
 impl WasmEngine {
@@ -1116,7 +1316,12 @@ impl WasmEngine {
         context: &Value,
         now_ms: i64,
     ) -> Result<Evaluation<'_>, HostError> {
-        let mut one = self.compact(Some(flag), expected, context, Some(context), now_ms)?;
+        let mut one = self.compact(
+            Some(Pick::Key(flag)),
+            expected,
+            Sending::<Value>::Value(context),
+            now_ms,
+        )?;
         one.pop()
             .ok_or_else(|| HostError::Protocol("empty reply".into()))
     }
@@ -1129,7 +1334,7 @@ impl WasmEngine {
         context: &Value,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'_>>, HostError> {
-        self.compact(None, None, context, Some(context), now_ms)
+        self.compact(None, None, Sending::<Value>::Value(context), now_ms)
     }
 
     /// [`WasmEngine::evaluate_typed`] for any context that serializes to a
@@ -1150,7 +1355,12 @@ impl WasmEngine {
         context: &C,
         now_ms: i64,
     ) -> Result<Evaluation<'_>, HostError> {
-        let mut one = self.compact(Some(flag), expected, context, None, now_ms)?;
+        let mut one = self.compact(
+            Some(Pick::Key(flag)),
+            expected,
+            Sending::Serialized(context),
+            now_ms,
+        )?;
         one.pop()
             .ok_or_else(|| HostError::Protocol("empty reply".into()))
     }
@@ -1162,30 +1372,95 @@ impl WasmEngine {
         context: &C,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'_>>, HostError> {
-        self.compact(None, None, context, None, now_ms)
+        self.compact(None, None, Sending::Serialized(context), now_ms)
     }
 
-    /// Evaluates through the compact boundary, fetching the catalog first
-    /// if this is the first call; `json` is the context when it is a
-    /// `Value` (see [`WasmInstance::evaluate_compact_serialized`]).
-    fn compact<C: Serialize + ?Sized>(
+    /// Finds flag `key` once, for [`WasmEngine::evaluate_prepared`]
+    /// (`None`: the snapshot has no such flag, which
+    /// [`WasmEngine::evaluate`] answers with `FLAG_NOT_FOUND`).
+    pub fn flag(&mut self, key: &str) -> Result<Option<FlagHandle>, HostError> {
+        let id = self.id;
+        Ok(self
+            .indexed()?
+            .positions
+            .get(key)
+            .map(|&position| FlagHandle {
+                engine: id,
+                position,
+            }))
+    }
+
+    /// Evaluates `flag` for a [`PreparedContext`]: the fastest one-flag
+    /// call, with no key sent or looked up and the context sent only when
+    /// this engine's instance does not hold it already. As
+    /// [`WasmEngine::evaluate_typed`] answers for the same key and context.
+    /// A handle of another engine is [`HostError::BadRequest`].
+    pub fn evaluate_prepared(
         &mut self,
-        flag: Option<&str>,
+        flag: FlagHandle,
         expected: Option<FlagType>,
-        context: &C,
-        json: Option<&Value>,
+        context: &PreparedContext,
+        now_ms: i64,
+    ) -> Result<Evaluation<'_>, HostError> {
+        if flag.engine != self.id {
+            return Err(HostError::BadRequest(
+                "a flag handle of another engine".into(),
+            ));
+        }
+        let sending = Sending::<Value>::Prepared(context);
+        let mut one = self.compact(Some(Pick::At(flag.position)), expected, sending, now_ms)?;
+        one.pop()
+            .ok_or_else(|| HostError::Protocol("empty reply".into()))
+    }
+
+    /// [`WasmEngine::evaluate_all`] for a [`PreparedContext`], sent only
+    /// when this engine's instance does not hold it already.
+    pub fn evaluate_all_prepared(
+        &mut self,
+        context: &PreparedContext,
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'_>>, HostError> {
+        self.compact(None, None, Sending::<Value>::Prepared(context), now_ms)
+    }
+
+    /// The catalog, fetched on first use.
+    fn indexed(&mut self) -> Result<&Indexed, HostError> {
         if self.catalog.is_none() {
-            self.catalog = Some(self.instance.catalog(self.handle)?);
+            self.catalog = Some(Indexed::new(self.instance.catalog(self.handle)?));
         }
+        Ok(self.catalog.as_ref().expect("fetched above"))
+    }
+
+    /// Evaluates through the compact boundary (`flag` `None`: every flag),
+    /// fetching the catalog first if this is the first call. A key the
+    /// catalog has is sent as its position.
+    fn compact<C: Serialize + ?Sized>(
+        &mut self,
+        flag: Option<Pick<'_>>,
+        expected: Option<FlagType>,
+        context: Sending<'_, C>,
+        now_ms: i64,
+    ) -> Result<Vec<Evaluation<'_>>, HostError> {
+        self.indexed()?;
         let WasmEngine {
             instance,
             handle,
             catalog,
+            ..
         } = self;
-        let catalog = catalog.as_ref().expect("fetched above");
-        instance.compact_call(*handle, catalog, flag, expected, context, json, now_ms)
+        let Indexed { catalog, positions } = catalog.as_ref().expect("fetched above");
+        let which = match flag {
+            None => Which::All,
+            Some(Pick::Key(key)) => match positions.get(key) {
+                Some(&p) => Which::At(p, key),
+                None => Which::Key(key),
+            },
+            Some(Pick::At(p)) => match catalog.flags.get(p as usize) {
+                Some(f) => Which::At(p, &f.key),
+                None => return Err(HostError::BadRequest(format!("no flag at {p}"))),
+            },
+        };
+        instance.compact_call(*handle, catalog, which, expected, context, now_ms)
     }
 
     /// Evaluates every flag and appends the raw `{"all": [evaluation…]}`

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use bunting_core::FlagType;
 use bunting_wasm_host::{HostError, RuntimeOptions, WasmPool, WasmRuntime};
 use serde_json::{Value, json};
 
@@ -171,4 +172,71 @@ fn the_module_reuses_only_the_context_it_holds() {
         engine.evaluate_all(&json!([1]), NOW).unwrap(),
         native.evaluate_all(&json!([1]), NOW)
     );
+}
+
+#[test]
+fn prepared_contexts_and_flag_handles_answer_as_keys_and_values() {
+    // A prepared context is sent only when the instance does not hold it;
+    // mixed with `Value` and `Context` calls, and after a rejected call,
+    // every answer is the native one.
+    use bunting_wasm_host::PreparedContext;
+    let native = bunting_core::Engine::from_json(SNAPSHOT).unwrap();
+    let mut engine = common::runtime().load_snapshot(SNAPSHOT).unwrap();
+    let a = json!({"targetingKey": "user-7", "country": "US", "plan": "pro"});
+    let b = json!({"targetingKey": "user-8", "country": "CA"});
+    let (pa, pb) = (PreparedContext::new(&a), PreparedContext::new(&b));
+    let own = bunting_core::Context::new()
+        .with_targeting_key("user-8")
+        .with("country", "CA");
+    let po = PreparedContext::serialized(&own).unwrap();
+    let keys: Vec<String> = native.flag_keys().map(str::to_owned).collect();
+    let steps: [(&PreparedContext, &Value); 7] = [
+        (&pa, &a),
+        (&pa, &a),
+        (&pb, &b),
+        (&po, &b),
+        (&pa.clone(), &a),
+        (&pb, &b),
+        (&pb, &b),
+    ];
+    for (i, (prepared, ctx)) in steps.into_iter().enumerate() {
+        assert_eq!(
+            engine.evaluate_all_prepared(prepared, NOW).unwrap(),
+            native.evaluate_all(ctx, NOW)
+        );
+        for key in &keys {
+            let flag = engine.flag(key).unwrap().expect("in the snapshot");
+            assert_eq!(
+                engine
+                    .evaluate_prepared(flag, Some(FlagType::String), prepared, NOW)
+                    .unwrap(),
+                native.evaluate_typed(key, Some(FlagType::String), ctx, NOW)
+            );
+            // A `Value` call between two prepared ones.
+            if i % 2 == 1 {
+                assert_eq!(
+                    engine.evaluate(key, &b, NOW).unwrap(),
+                    native.evaluate(key, &b, NOW)
+                );
+            }
+        }
+    }
+    assert_eq!(engine.flag("no-such-flag").unwrap(), None);
+    // A rejected call: the prepared context is sent again after it.
+    let handle = engine.handle();
+    let catalog = engine.instance().catalog(handle).unwrap();
+    let err = engine
+        .instance()
+        .evaluate_compact_prepared(99, &catalog, None, None, &pb, NOW)
+        .unwrap_err();
+    assert!(matches!(err, HostError::BadRequest(_)), "{err:?}");
+    assert_eq!(
+        engine.evaluate_all_prepared(&pb, NOW).unwrap(),
+        native.evaluate_all(&b, NOW)
+    );
+    // A handle belongs to its engine.
+    let mut other = common::runtime().load_snapshot(SNAPSHOT).unwrap();
+    let flag = engine.flag(&keys[0]).unwrap().unwrap();
+    let err = other.evaluate_prepared(flag, None, &pa, NOW).unwrap_err();
+    assert!(matches!(err, HostError::BadRequest(_)), "{err:?}");
 }

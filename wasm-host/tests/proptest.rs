@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use bunting_core::Engine;
 use bunting_core::protocol::EvalRequest;
-use bunting_wasm_host::WasmEngine;
+use bunting_wasm_host::{PreparedContext, WasmEngine};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -58,15 +58,26 @@ proptest! {
                 common::stale_hint().map_or(String::new(), |h| format!(" ({h})"))
             );
 
-            // The typed API agrees with the raw JSON.
+            // The typed API agrees with the raw JSON, with the context as
+            // a value and prepared.
             let typed = hosted.evaluate_all(&ctx, now).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&serde_json::to_value(&typed).unwrap(), &want);
+            let prepared = PreparedContext::new(&ctx);
+            let typed = hosted.evaluate_all_prepared(&prepared, now)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(serde_json::to_value(&typed).unwrap(), want);
 
             // One flag (or an unknown one), with an expected type.
             let want = serde_json::to_value(native.evaluate_typed(flag, expected, &ctx, now)).unwrap();
             let got = hosted.evaluate_typed(flag, expected, &ctx, now)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            prop_assert_eq!(serde_json::to_value(&got).unwrap(), want, "{} differs for {} at {}", flag, ctx, now);
+            prop_assert_eq!(&serde_json::to_value(&got).unwrap(), &want, "{} differs for {} at {}", flag, ctx, now);
+            // By handle, with the prepared context.
+            if let Some(handle) = hosted.flag(flag).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                let got = hosted.evaluate_prepared(handle, expected, &prepared, now)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(serde_json::to_value(&got).unwrap(), want, "{} by handle", flag);
+            }
             Ok(())
         })?;
     }
