@@ -603,6 +603,26 @@ pub fn decode<'c>(
     }
 }
 
+/// [`decode`] of a one-flag reply: its evaluation, with no vector to
+/// allocate. A reply of any other number of records is malformed.
+pub fn decode_one<'c>(
+    catalog: &'c Catalog,
+    reply: &[u8],
+    requested: Option<&str>,
+) -> Result<Evaluation<'c>, CompactError> {
+    let head = reply
+        .get(..8 + RECORD)
+        .ok_or(CompactError::Malformed("ends early"))?;
+    if head[..4] != MAGIC.to_le_bytes() {
+        return Err(CompactError::Malformed("no magic"));
+    }
+    if head[4..8] != 1u32.to_le_bytes() {
+        return Err(CompactError::Malformed("not one record"));
+    }
+    let mut messages = 8 + RECORD;
+    decode_record(catalog, reply, requested, &head[8..], &mut messages)
+}
+
 /// One record of a reply (see [`decode`]); `messages` is where the next
 /// error message starts.
 #[inline(always)]
@@ -1170,6 +1190,10 @@ mod tests {
             .encode(results, key.is_none(), &mut out)
             .unwrap();
         assert_eq!(decode(catalog, &out, key).unwrap(), results);
+        match results {
+            [one] if key.is_some() => assert_eq!(&decode_one(catalog, &out, key).unwrap(), one),
+            _ => assert!(decode_one(catalog, &out, key).is_err()),
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bunting_core::compact::{self, Catalog};
+use bunting_core::compact::{self, Catalog, CompactError};
 use bunting_core::protocol::{EvalReply, EvalRequest, LoadReply};
 use bunting_core::{Evaluation, FlagType, Problem};
 use serde::Serialize;
@@ -297,6 +297,49 @@ enum Pick<'k> {
     Key(&'k str),
     /// A catalog position, from a [`FlagHandle`].
     At(u32),
+}
+
+/// What a compact call answers with: every result, or the one of a
+/// one-flag call without a vector.
+trait Answers<'c>: Sized {
+    /// From a compact reply.
+    fn decode(catalog: &'c Catalog, reply: &[u8], key: Option<&str>) -> Result<Self, CompactError>;
+    /// From a JSON reply (`one`: of a one-flag call); `None` for the
+    /// wrong kind.
+    fn from_json(reply: EvalReply<'static>, one: bool) -> Option<Self>;
+    /// The number of results.
+    fn count(&self) -> usize;
+}
+
+impl<'c> Answers<'c> for Vec<Evaluation<'c>> {
+    fn decode(catalog: &'c Catalog, reply: &[u8], key: Option<&str>) -> Result<Self, CompactError> {
+        compact::decode(catalog, reply, key)
+    }
+    fn from_json(reply: EvalReply<'static>, one: bool) -> Option<Self> {
+        match reply {
+            EvalReply::One(e) if one => Some(vec![e]),
+            EvalReply::All(all) if !one => Some(all),
+            _ => None,
+        }
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<'c> Answers<'c> for Evaluation<'c> {
+    fn decode(catalog: &'c Catalog, reply: &[u8], key: Option<&str>) -> Result<Self, CompactError> {
+        compact::decode_one(catalog, reply, key)
+    }
+    fn from_json(reply: EvalReply<'static>, one: bool) -> Option<Self> {
+        match reply {
+            EvalReply::One(e) if one => Some(e),
+            _ => None,
+        }
+    }
+    fn count(&self) -> usize {
+        1
+    }
 }
 
 /// Which flags a compact call evaluates.
@@ -991,7 +1034,7 @@ impl WasmInstance {
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'c>>, HostError> {
         let which = flag.map_or(Which::All, Which::Key);
-        self.compact_call::<Value>(
+        self.compact_call::<Value, Vec<Evaluation<'c>>>(
             handle,
             catalog,
             which,
@@ -1038,7 +1081,7 @@ impl WasmInstance {
     /// The compact call. The module keeps the last context, so one the
     /// instance holds is not sent again: a prepared context known by its
     /// identity, any other by its encoded bytes.
-    fn compact_call<'c, C: Serialize + ?Sized>(
+    fn compact_call<'c, C: Serialize + ?Sized, A: Answers<'c>>(
         &mut self,
         handle: u32,
         catalog: &'c Catalog,
@@ -1046,7 +1089,7 @@ impl WasmInstance {
         expected: Option<FlagType>,
         context: Sending<'_, C>,
         now_ms: i64,
-    ) -> Result<Vec<Evaluation<'c>>, HostError> {
+    ) -> Result<A, HostError> {
         self.request.clear();
         let (flag, one) = match which {
             Which::All => (None, false),
@@ -1086,15 +1129,14 @@ impl WasmInstance {
         };
         let parsed = self.call_with(true, handle, |reply| {
             if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
-                return compact::decode(catalog, reply, flag)
+                return A::decode(catalog, reply, flag)
                     .map_err(|e| bad_reply("bunting_eval_into", e, &[]));
             }
             // A result the catalog cannot express, or a bad request: JSON.
             match serde_json::from_slice::<EvalReply<'static>>(reply) {
-                Ok(EvalReply::One(e)) if one => Ok(vec![e]),
-                Ok(EvalReply::All(all)) if !one => Ok(all),
                 Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
-                Ok(_) => Err(bad_reply("bunting_eval_into", "wrong reply kind", reply)),
+                Ok(r) => A::from_json(r, one)
+                    .ok_or_else(|| bad_reply("bunting_eval_into", "wrong reply kind", reply)),
                 Err(e) => Err(bad_reply("bunting_eval_into", e, reply)),
             }
         });
@@ -1105,7 +1147,7 @@ impl WasmInstance {
             _ => self.last_context = None,
         }
         let parsed = parsed??;
-        match (one, parsed.len()) {
+        match (one, A::count(&parsed)) {
             (true, 1) | (false, _) => Ok(parsed),
             (true, n) => Err(HostError::Protocol(format!(
                 "bunting_eval_into answered {n} results for one flag"
@@ -1316,14 +1358,12 @@ impl WasmEngine {
         context: &Value,
         now_ms: i64,
     ) -> Result<Evaluation<'_>, HostError> {
-        let mut one = self.compact(
+        self.compact(
             Some(Pick::Key(flag)),
             expected,
             Sending::<Value>::Value(context),
             now_ms,
-        )?;
-        one.pop()
-            .ok_or_else(|| HostError::Protocol("empty reply".into()))
+        )
     }
 
     /// Evaluates every flag, in snapshot order: the batch call. Results
@@ -1355,14 +1395,12 @@ impl WasmEngine {
         context: &C,
         now_ms: i64,
     ) -> Result<Evaluation<'_>, HostError> {
-        let mut one = self.compact(
+        self.compact(
             Some(Pick::Key(flag)),
             expected,
             Sending::Serialized(context),
             now_ms,
-        )?;
-        one.pop()
-            .ok_or_else(|| HostError::Protocol("empty reply".into()))
+        )
     }
 
     /// [`WasmEngine::evaluate_all`] for any context that serializes to a
@@ -1408,9 +1446,7 @@ impl WasmEngine {
             ));
         }
         let sending = Sending::<Value>::Prepared(context);
-        let mut one = self.compact(Some(Pick::At(flag.position)), expected, sending, now_ms)?;
-        one.pop()
-            .ok_or_else(|| HostError::Protocol("empty reply".into()))
+        self.compact(Some(Pick::At(flag.position)), expected, sending, now_ms)
     }
 
     /// [`WasmEngine::evaluate_all`] for a [`PreparedContext`], sent only
@@ -1434,13 +1470,13 @@ impl WasmEngine {
     /// Evaluates through the compact boundary (`flag` `None`: every flag),
     /// fetching the catalog first if this is the first call. A key the
     /// catalog has is sent as its position.
-    fn compact<C: Serialize + ?Sized>(
-        &mut self,
+    fn compact<'s, C: Serialize + ?Sized, A: Answers<'s>>(
+        &'s mut self,
         flag: Option<Pick<'_>>,
         expected: Option<FlagType>,
         context: Sending<'_, C>,
         now_ms: i64,
-    ) -> Result<Vec<Evaluation<'_>>, HostError> {
+    ) -> Result<A, HostError> {
         self.indexed()?;
         let WasmEngine {
             instance,
