@@ -38,7 +38,10 @@
 //! the binary form of [`bunting_core::compact::write_context`], sent only
 //! when it changed) into a request buffer reused across calls, and a
 //! compact reply the module keeps until the next call (see
-//! [`bunting_core::compact`]).
+//! [`bunting_core::compact`]). A flag the catalog has is named by its
+//! catalog position, not its key; a [`PreparedContext`] is encoded once
+//! and known to an instance by its identity, so one the instance holds
+//! costs neither an encoding nor a comparison.
 //!
 //! [wasmtime]: https://docs.rs/wasmtime
 
