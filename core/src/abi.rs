@@ -13,6 +13,7 @@
 //! | `bunting_unload(handle)` | | |
 //! | `bunting_hash_keys(ptr, len)` | [`HashRequest`] | [`HashReply`] or `{"badRequest": …}` |
 //! | `bunting_schema_version()` | | the snapshot schema version the engine reads (`i32`) |
+//! | `bunting_compact_version()` | | the compact request forms the module reads (`i32`, 2: a flag by catalog position) |
 //! | `bunting_catalog(handle)` | | the engine's [`Catalog`] (JSON; `null` for no engine) |
 //! | `bunting_eval_compact(handle, ptr, len)` | a [`compact::Request`] | a compact reply, or [`EvalReply`] JSON when a result does not fit the catalog or the request is bad |
 //! | `bunting_eval_into(handle, ptr, len)` | a [`compact::Request`] | as `bunting_eval_compact`, in a buffer the module keeps (valid until the next call; not freed by the host) |
@@ -338,4 +339,14 @@ pub extern "C" fn bunting_hash_keys(ptr: *const u8, len: usize) -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn bunting_schema_version() -> i32 {
     crate::model::SCHEMA_VERSION as i32
+}
+
+/// The compact request forms this module reads: 2 since a request may name
+/// a flag by its catalog position ([`compact::AT`]). A host that sends
+/// positions requires this export, so a module too old to read them is
+/// refused when it is compiled instead of answering every call with an
+/// error.
+#[unsafe(no_mangle)]
+pub extern "C" fn bunting_compact_version() -> i32 {
+    2
 }

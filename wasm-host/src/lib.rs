@@ -81,6 +81,8 @@ const EXPORTS: &[(&str, &[&str], &[&str])] = &[
     ("bunting_schema_version", &[], &["i32"]),
     ("bunting_catalog", &["i32"], &["i64"]),
     ("bunting_eval_into", &["i32", "i32", "i32"], &["i64"]),
+    // Only required: a module without it cannot read requests by position.
+    ("bunting_compact_version", &[], &["i32"]),
 ];
 
 /// Everything that can go wrong while hosting the engine.
@@ -125,7 +127,8 @@ pub enum HostError {
     /// The module lacks an export of the ABI, or exports it with another type.
     #[error(
         "the WASM module does not export `{name}` as {expected} ({found}); \
-         is it bunting-core built with `--features abi`?"
+         is it bunting-core built with `--features abi`, and as new as this host? \
+         (`cargo xtask wasm` rebuilds it)"
     )]
     MissingExport {
         /// Export name.

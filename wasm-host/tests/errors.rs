@@ -338,6 +338,7 @@ mod wasm {
             vec![6],
             vec![2],
             vec![2],
+            vec![5],
         ]);
         let memory = vec(vec![vec![0x00, 0x01]]);
         let exports = vec(vec![
@@ -352,6 +353,7 @@ mod wasm {
             export("bunting_catalog", 0x00, 7),
             export("bunting_eval_compact", 0x00, 8),
             export("bunting_eval_into", 0x00, 9),
+            export("bunting_compact_version", 0x00, 10),
         ]);
         let code = vec(vec![
             body(&[0x41, 0x80, 0x08]), // i32.const 1024
@@ -364,6 +366,7 @@ mod wasm {
             body(&i64_const((3072 << 32) | super::CATALOG.len() as i64)),
             body(eval),
             body(eval),
+            body(&[0x41, 0x02]), // i32.const 2
         ]);
         let mut segment = vec![0x00, 0x41, 0x80, 0x10, 0x0b]; // memory 0, i32.const 2048
         segment.extend(vec(load_reply.iter().map(|b| vec![*b]).collect()));
