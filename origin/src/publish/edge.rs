@@ -33,8 +33,8 @@ const FORMS_HEADER: &str = "x-bunting-snapshot-forms";
 /// not a snapshot): on a 400 to a packed value, its JSON text
 /// ([`packed::document`]) is sent instead, once, and that logged, so an
 /// origin upgraded before its worker keeps the pointer working. A worker
-/// that reads packed values says so in every answer ([`FORMS_HEADER`]):
-/// its 400 is final (the snapshot itself is refused), and no JSON follows,
+/// that reads packed values says so in every answer (the
+/// `X-Bunting-Snapshot-Forms` header): its 400 is final (the snapshot itself is refused), and no JSON follows,
 /// which a worker reading packed values only would refuse too. A JSON
 /// text such a worker refuses (`--kv-format json`) is a permanent 400
 /// whose body says to publish packed. A packed value without a JSON text,
@@ -92,7 +92,7 @@ fn json_text(value: &[u8]) -> Result<&[u8], PublishError> {
 }
 
 /// A refused POST: the error, and whether the worker reads packed values
-/// ([`FORMS_HEADER`] names them).
+/// (the `X-Bunting-Snapshot-Forms` header names them).
 struct Refused {
     error: PublishError,
     reads_packed: bool,
