@@ -378,11 +378,33 @@ impl Gate {
     }
 
     /// Ends the question about `environment`, with its error if it failed.
-    pub fn done(&mut self, environment: &str, result: Result<(), String>) {
-        if let Some(g) = self.envs.get_mut(environment) {
-            g.in_flight = false;
-            g.last_error = result.err();
-        }
+    /// Answers the error when it is news — not the one the previous
+    /// question ended with — for the caller to log once, as refused KV
+    /// values are (a pointer asked every half second would otherwise log
+    /// the same refusal twice a second).
+    ///
+    /// ```
+    /// use bunting_edge_worker::pointer::Gate;
+    /// let mut g = Gate::default();
+    /// assert!(g.start("p", 0, 0));
+    /// assert_eq!(g.done("p", Err("refused".into())), Some("refused".into()));
+    /// assert!(g.start("p", 1, 0));
+    /// assert_eq!(g.done("p", Err("refused".into())), None, "the same error");
+    /// assert!(g.start("p", 2, 0));
+    /// assert_eq!(g.done("p", Ok(())), None);
+    /// assert!(g.start("p", 3, 0));
+    /// assert_eq!(g.done("p", Err("refused".into())), Some("refused".into()), "again after a success");
+    /// ```
+    pub fn done(&mut self, environment: &str, result: Result<(), String>) -> Option<String> {
+        let g = self.envs.get_mut(environment)?;
+        g.in_flight = false;
+        let error = result.err();
+        let news = error
+            .as_ref()
+            .filter(|e| g.last_error.as_ref() != Some(e))
+            .cloned();
+        g.last_error = error;
+        news
     }
 
     /// `/healthz` details: per environment, questions asked and the last

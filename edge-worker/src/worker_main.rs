@@ -595,7 +595,9 @@ async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, ha
     }
     .await;
     question.0 = None;
-    POINTER_GATE.with(|g| g.borrow_mut().done(&environment, result));
+    if let Some(e) = POINTER_GATE.with(|g| g.borrow_mut().done(&environment, result)) {
+        worker::console_error!("pointer of {environment:?}: {e}");
+    }
 }
 
 /// The `POINTER_SECRET` secret, if set ([`Bindings`]).
