@@ -383,7 +383,6 @@ impl Store {
                     users: list,
                     before: None,
                 },
-                true,
             );
             let then_sql = raw_sql(
                 metrics,
@@ -392,7 +391,6 @@ impl Store {
                     users: list,
                     before: Some(list + 1),
                 },
-                true,
             );
             let now = fetch(&mut tx, now_sql, q.head.clone(), q.bounds, tail.clone()).await?;
             tail.push(prev.snapshot.clone());
