@@ -16,7 +16,9 @@
 //! NOTHING` and merges its per-user rollup idempotently.
 //!
 //! A message body is the JSON text of one [`IngestBatch`] (text, so no
-//! structured-clone or number conversion between JavaScript and Rust).
+//! structured-clone or number conversion between JavaScript and Rust),
+//! read back with [`IngestBatch::read_json`] (not its serde `Deserialize`,
+//! which would bring the float formatter into the bundle).
 //!
 //! ```
 //! use bunting_edge_worker::queue::{event_messages, plan};
@@ -96,7 +98,7 @@ pub fn plan(bodies: &[String]) -> Plan {
     let mut events: BTreeMap<String, Grouping<EventRecord>> = BTreeMap::new();
     let mut unreadable = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
-        let Ok(batch) = serde_json::from_str::<IngestBatch<'static>>(body) else {
+        let Some(batch) = IngestBatch::read_json(body.as_bytes()) else {
             unreadable.push(i);
             continue;
         };

@@ -1,6 +1,8 @@
 //! The batches the edge worker POSTs to the origin's `POST /api/v1/events`
 //! (one per request), as one set of serde types: the edge serializes them,
-//! the origin parses them.
+//! the origin parses them (the edge reads back the ones it queued with
+//! [`IngestBatch::read_json`], which keeps serde's typed reader out of its
+//! bundle).
 //!
 //! ```json
 //! {"kind": "exposures", "exposures": [
@@ -166,6 +168,134 @@ impl<'a> IngestBatch<'a> {
     }
 }
 
+impl IngestBatch<'static> {
+    /// Reads a batch's JSON text as its derived `Deserialize` does (the
+    /// object form, or serde's array form of each struct; unknown fields
+    /// ignored; `null` reads as absent), or `None` where that refuses it.
+    /// One difference: a repeated field is read as its last value instead
+    /// of refused.
+    ///
+    /// For the edge worker, which reads back the queue messages it wrote
+    /// (`edge-worker/src/queue.rs`): it parses a `Value` and takes the
+    /// fields from it by hand, because a typed read carries serde's
+    /// "invalid type: floating point …" error, and with it the float
+    /// formatter, into the worker's bundle. The origin uses `Deserialize`.
+    ///
+    /// ```
+    /// use bunting_wire::IngestBatch;
+    /// let text = br#"{"kind": "events", "environment": "prod", "events": [
+    ///     {"name": "purchase", "targetingKeyHash": "5c0f", "value": 12.5, "timestamp": 1}]}"#;
+    /// let batch = IngestBatch::read_json(text).unwrap();
+    /// assert_eq!(batch.events.unwrap()[0].value, Some(12.5));
+    /// assert!(IngestBatch::read_json(br#"{"exposures": []}"#).is_none());
+    /// ```
+    pub fn read_json(text: &[u8]) -> Option<IngestBatch<'static>> {
+        let mut f = Fields::of(serde_json::from_slice(text).ok()?, 4)?;
+        let batch = IngestBatch {
+            kind: Cow::Owned(string(f.take(0, "kind")?)?),
+            exposures: optional(f.take(1, EXPOSURES), |v| {
+                list(v, ExposureRecord::read).map(Cow::Owned)
+            })?,
+            environment: optional(f.take(2, "environment"), |v| string(v).map(Cow::Owned))?,
+            events: optional(f.take(3, EVENTS), |v| {
+                list(v, EventRecord::read).map(Cow::Owned)
+            })?,
+        };
+        Some(batch)
+    }
+}
+
+impl ExposureRecord {
+    /// [`IngestBatch::read_json`] of one exposure.
+    fn read(v: Value) -> Option<ExposureRecord> {
+        let mut f = Fields::of(v, 11)?;
+        Some(ExposureRecord {
+            flag: string(f.take(0, "flag")?)?,
+            variant: string(f.take(1, "variant")?)?,
+            rule_id: optional(f.take(2, "ruleId"), string)?,
+            bucketing_key_hash: string(f.take(3, "bucketingKeyHash")?)?,
+            environment: string(f.take(4, "environment")?)?,
+            snapshot_version: optional(f.take(5, "snapshotVersion"), |v| v.as_u64())?,
+            time: f.take(6, "time")?.as_i64()?,
+            country: optional(f.take(7, "country"), string)?,
+            device_type: optional(f.take(8, "deviceType"), string)?,
+            reason: optional(f.take(9, "reason"), string)?,
+            id: optional(f.take(10, "id"), string)?,
+        })
+    }
+}
+
+impl EventRecord {
+    /// [`IngestBatch::read_json`] of one event.
+    fn read(v: Value) -> Option<EventRecord> {
+        let mut f = Fields::of(v, 7)?;
+        Some(EventRecord {
+            name: string(f.take(0, "name")?)?,
+            targeting_key_hash: string(f.take(1, "targetingKeyHash")?)?,
+            value: optional(f.take(2, "value"), |v| v.as_f64())?,
+            timestamp: f.take(3, "timestamp")?.as_i64()?,
+            received_at: optional(f.take(4, "receivedAt"), |v| v.as_i64())?,
+            id: optional(f.take(5, "id"), string)?,
+            properties: optional(f.take(6, "properties"), |v| match v {
+                Value::Object(map) => Some(map),
+                _ => None,
+            })?,
+        })
+    }
+}
+
+/// A struct's fields as serde's derived readers take them: an object's by
+/// name, or an array's by position (shorter arrays leave the last fields
+/// out; longer ones are refused).
+enum Fields {
+    Object(Map<String, Value>),
+    Array(Vec<Value>),
+}
+
+impl Fields {
+    /// The fields of `v`, a struct of `count` fields.
+    fn of(v: Value, count: usize) -> Option<Fields> {
+        match v {
+            Value::Object(map) => Some(Fields::Object(map)),
+            Value::Array(items) if items.len() <= count => Some(Fields::Array(items)),
+            _ => None,
+        }
+    }
+
+    /// The field at `index` (array) or `name` (object), if present.
+    fn take(&mut self, index: usize, name: &str) -> Option<Value> {
+        match self {
+            Fields::Object(map) => map.remove(name),
+            Fields::Array(items) => items.get_mut(index).map(Value::take),
+        }
+    }
+}
+
+/// A JSON string.
+fn string(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// An optional field: `Some(None)` when absent or `null`, `None` when
+/// present but unreadable by `read`.
+fn optional<T>(v: Option<Value>, read: impl FnOnce(Value) -> Option<T>) -> Option<Option<T>> {
+    match v {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => read(v).map(Some),
+    }
+}
+
+/// A JSON array, each item read by `read`.
+fn list<T>(v: Value, read: impl Fn(Value) -> Option<T>) -> Option<Vec<T>> {
+    match v {
+        Value::Array(items) => items.into_iter().map(read).collect(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +385,137 @@ mod tests {
             (e.value, e.received_at, e.id, e.properties),
             (None, None, None, None)
         );
+    }
+
+    /// [`IngestBatch::read_json`] accepts and reads exactly what the
+    /// derived `Deserialize` does: every field of each struct replaced in
+    /// turn by values of every JSON type (or left out), and odd texts.
+    #[test]
+    fn the_reader_agrees_with_serde() {
+        let derived = |text: &str| serde_json::from_str::<IngestBatch<'static>>(text).ok();
+        let check = |text: &str| {
+            assert_eq!(
+                IngestBatch::read_json(text.as_bytes()),
+                derived(text),
+                "{text}"
+            );
+        };
+        let replacements = [
+            None,
+            Some("null"),
+            Some(r#""s""#),
+            Some(r#""""#),
+            Some("0"),
+            Some("-0"),
+            Some("7"),
+            Some("-7"),
+            Some("1.0"),
+            Some("12.5"),
+            Some("1e3"),
+            Some("18446744073709551615"),
+            Some("9223372036854775807"),
+            Some("9223372036854775808"),
+            Some("-9223372036854775808"),
+            Some("-9223372036854775809"),
+            Some("123456789012345678901234567890"),
+            Some("true"),
+            Some("[]"),
+            Some("{}"),
+            Some(r#"{"plan": "pro", "n": 1.5}"#),
+        ];
+        // A struct's JSON object with `field` replaced (or left out).
+        let object = |fields: &[(&str, &str)], field: &str, with: Option<&str>| {
+            let items: Vec<String> = fields
+                .iter()
+                .filter_map(|&(k, v)| {
+                    let v = if k == field { with? } else { v };
+                    Some(format!("{k:?}: {v}"))
+                })
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        };
+        let exposure = [
+            ("flag", r#""checkout""#),
+            ("variant", r#""b""#),
+            ("ruleId", r#""eu-ramp""#),
+            ("bucketingKeyHash", r#""5c0f""#),
+            ("environment", r#""prod""#),
+            ("snapshotVersion", "7"),
+            ("time", "1764000000000"),
+            ("country", r#""DE""#),
+            ("deviceType", r#""mobile""#),
+            ("reason", r#""SPLIT""#),
+            ("id", r#""x-1""#),
+        ];
+        let event = [
+            ("name", r#""purchase""#),
+            ("targetingKeyHash", r#""5c0f""#),
+            ("value", "12.5"),
+            ("timestamp", "1764000000000"),
+            ("receivedAt", "1764000000123"),
+            ("id", r#""o-1""#),
+            ("properties", r#"{"plan": "pro"}"#),
+        ];
+        let mut texts = Vec::new();
+        for with in replacements {
+            for (field, _) in exposure {
+                let record = object(&exposure, field, with);
+                texts.push(format!(
+                    r#"{{"kind": "exposures", "exposures": [{record}]}}"#
+                ));
+            }
+            for (field, _) in event {
+                let record = object(&event, field, with);
+                texts.push(format!(
+                    r#"{{"kind": "events", "environment": "p", "events": [{record}]}}"#
+                ));
+            }
+            let batch = [
+                ("kind", r#""events""#),
+                ("exposures", "[]"),
+                ("environment", r#""p""#),
+                ("events", "[]"),
+            ];
+            for (field, _) in batch {
+                texts.push(object(&batch, field, with));
+            }
+        }
+        let exposure_text = object(&exposure, "", None);
+        let event_text = object(&event, "", None);
+        texts.extend([
+            // serde's array forms of the structs.
+            format!(r#"["exposures", [{exposure_text}]]"#),
+            format!(r#"["events", null, "p", [{event_text}]]"#),
+            format!(r#"["events", null, "p", [{event_text}], 1]"#),
+            r#"["events"]"#.to_string(),
+            "[]".to_string(),
+            r#"{"kind": "exposures", "exposures": [["f", "v", null, "h", "e", 7, 1]]}"#.to_string(),
+            r#"{"kind": "exposures", "exposures": [["f", "v", null, "h", "e", 7]]}"#.to_string(),
+            r#"{"kind": "events", "events": [["n", "h", 1.5, 1, 2, "i", {}]]}"#.to_string(),
+            r#"{"kind": "events", "events": [["n", "h", 1.5, 1, 2, "i", {}, 3]]}"#.to_string(),
+            // Odd texts.
+            format!(r#"{{"kind": "exposures", "exposures": [{exposure_text}], "other": [1.5]}}"#),
+            format!(r#"{{"kind": "exposures", "exposures": [{exposure_text}]}} x"#),
+            format!(r#"{{"kind": "exposures", "exposures": [{exposure_text}]"#),
+            r#"{"kind": "exposures", "exposures": [1]}"#.to_string(),
+            r#"{"kind": "exposures", "exposures": {}}"#.to_string(),
+            " {\"kind\": \"x\\u00e9\"} ".to_string(),
+            "not json".to_string(),
+            String::new(),
+            "null".to_string(),
+            "1.5".to_string(),
+        ]);
+        for text in &texts {
+            check(text);
+        }
+        // The corpus holds both outcomes, and the sent batches read back.
+        assert!(texts.iter().any(|t| derived(t).is_some()));
+        assert!(texts.iter().any(|t| derived(t).is_none()));
+        let exposures = [full_exposure()];
+        let sent = serde_json::to_string(&IngestBatch::exposures(&exposures[..])).unwrap();
+        check(&sent);
+        let events = [full_event()];
+        check(&serde_json::to_string(&IngestBatch::events("prod", &events[..])).unwrap());
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Prefix of the snapshot keys: `snapshot:<env>`.
@@ -134,9 +135,31 @@ pub fn sdk_key_value(env: &str, kind: KeyKind) -> String {
 /// assert_eq!(parse_sdk_key_record(r#"{"environment":""}"#), None);
 /// ```
 pub fn parse_sdk_key_record(text: &str) -> Option<SdkKeyRecord> {
-    serde_json::from_str::<SdkKeyRecord>(text)
-        .ok()
-        .filter(|r| !r.environment.is_empty())
+    // Read as a `Value`, then by hand, not with `SdkKeyRecord`'s
+    // `Deserialize`: a typed read carries serde's "invalid type: floating
+    // point …" error, and with it the float formatter, into the edge
+    // worker's bundle (which parses `Value`s from bytes elsewhere, hence
+    // `from_slice`). It accepts what the derived reader accepts (the
+    // object, or serde's array form `[env]` / `[env, kind]`), except that
+    // a repeated field is read as its last value instead of refused.
+    let (environment, kind) = match serde_json::from_slice::<Value>(text.as_bytes()).ok()? {
+        Value::Object(mut fields) => (fields.remove("environment")?, fields.remove("kind")),
+        Value::Array(items) if matches!(items.len(), 1 | 2) => {
+            let mut items = items.into_iter();
+            (items.next()?, items.next())
+        }
+        _ => return None,
+    };
+    let Value::String(environment) = environment else {
+        return None;
+    };
+    let kind = match kind {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if k == "client" => Some(KeyKind::Client),
+        Some(Value::String(k)) if k == "server" => Some(KeyKind::Server),
+        Some(_) => return None,
+    };
+    (!environment.is_empty()).then_some(SdkKeyRecord { environment, kind })
 }
 
 /// The environment of an SDK key's KV value, if the value is a valid record
@@ -232,5 +255,51 @@ mod tests {
         );
         assert_eq!(parse_sdk_key_value(r#"{"environment": 5}"#), None);
         assert_eq!(parse_sdk_key_value("{}"), None);
+    }
+
+    /// The hand-written reader accepts and reads exactly what the derived
+    /// `Deserialize` does (repeated fields aside: see the function).
+    #[test]
+    fn the_reader_agrees_with_serde() {
+        let derived = |text: &str| {
+            serde_json::from_str::<SdkKeyRecord>(text)
+                .ok()
+                .filter(|r| !r.environment.is_empty())
+        };
+        let texts = [
+            r#"{"environment":"prod","kind":"server"}"#,
+            r#"{"environment":"prod","kind":"client"}"#,
+            r#" { "kind" : "client" , "environment" : "a\"b\u00e9" } "#,
+            r#"{"environment":"prod"}"#,
+            r#"{"environment":"prod","kind":null}"#,
+            r#"{"environment":"prod","kind":"admin"}"#,
+            r#"{"environment":"prod","kind":"Server"}"#,
+            r#"{"environment":"prod","kind":1}"#,
+            r#"{"environment":"prod","kind":["server"]}"#,
+            r#"{"environment":"prod","other":{"x":[1.5,-2e300]}}"#,
+            r#"{"environment":""}"#,
+            r#"{"environment":null}"#,
+            r#"{"environment":1.5}"#,
+            r#"{"environment":["prod"]}"#,
+            r#"{"kind":"server"}"#,
+            "{}",
+            r#"["prod"]"#,
+            r#"["prod","server"]"#,
+            r#"["prod",null]"#,
+            r#"["prod","server",1]"#,
+            r#"["prod","admin"]"#,
+            r#"[""]"#,
+            "[]",
+            r#""prod""#,
+            "1.5",
+            "null",
+            "",
+            r#"{"environment":"prod"} x"#,
+            r#"{"environment":"prod""#,
+            r#"{"environment":"prod",}"#,
+        ];
+        for text in texts {
+            assert_eq!(parse_sdk_key_record(text), derived(text), "{text}");
+        }
     }
 }

@@ -12,6 +12,11 @@ fn round_trip(text: &str) -> IngestBatch<'static> {
     let batch: IngestBatch = serde_json::from_str(text).unwrap();
     let file: Value = serde_json::from_str(text).unwrap();
     assert_eq!(serde_json::to_value(&batch).unwrap(), file);
+    // The edge worker's reader (of its queue messages) reads them the same.
+    assert_eq!(
+        IngestBatch::read_json(text.as_bytes()).as_ref(),
+        Some(&batch)
+    );
     batch
 }
 
