@@ -188,7 +188,9 @@ pub fn request_is_https(
             .and_then(|v| v.split(',').next())
             .is_some_and(https)
         || cf_visitor
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            // From bytes, as every `Value` the worker parses: one parser
+            // in the bundle, not one per input type.
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(v.as_bytes()).ok())
             .and_then(|v| v.get("scheme")?.as_str().map(https))
             .unwrap_or(false)
 }

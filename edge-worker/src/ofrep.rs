@@ -129,14 +129,16 @@ pub fn expected_type(value: Option<&str>) -> Result<Option<FlagType>, RequestErr
     let Some(v) = value else {
         return Ok(None);
     };
-    serde_json::from_value(Value::String(v.to_string()))
-        .map(Some)
-        .map_err(|_| {
-            RequestError::new(
-                ErrorCode::General,
-                format!("unknown type {v:?}: use boolean, string, number or object"),
-            )
-        })
+    // By name, not with `FlagType`'s `Deserialize`: a typed read carries
+    // serde's "invalid type: floating point …" error, and with it the float
+    // formatter, into the bundle.
+    match FlagType::ALL.into_iter().find(|t| t.as_str() == v) {
+        Some(t) => Ok(Some(t)),
+        None => Err(RequestError::new(
+            ErrorCode::General,
+            format!("unknown type {v:?}: use boolean, string, number or object"),
+        )),
+    }
 }
 
 /// The flag key of a single-flag path, percent-decoded; `None` for other paths.
@@ -592,6 +594,24 @@ mod tests {
     use super::*;
     use bunting_core::Engine;
     use serde_json::json;
+
+    /// The type names read are exactly `FlagType`'s serde names.
+    #[test]
+    fn expected_types_are_the_serde_names() {
+        for name in [
+            "boolean", "string", "number", "object", "Boolean", "bool", "", " number", "integer",
+        ] {
+            let serde = serde_json::from_value::<FlagType>(json!(name)).ok();
+            match expected_type(Some(name)) {
+                Ok(t) => assert_eq!(t, serde, "{name}"),
+                Err(e) => {
+                    assert_eq!(serde, None, "{name}");
+                    assert_eq!(e.code, ErrorCode::General);
+                    assert!(e.details.contains("use boolean, string, number or object"));
+                }
+            }
+        }
+    }
 
     /// `single` with its body as a `Value`.
     fn single(e: &Evaluation<'_>, numbers: &NumberForms) -> (u16, Value) {

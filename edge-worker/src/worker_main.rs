@@ -364,7 +364,10 @@ fn raw_cf(req: &Incoming) -> Value {
         .with(|fields| js_sys::JSON::stringify_with_replacer(&cf, fields))
         .ok()
         .and_then(|t| t.as_string());
-    let Some(Ok(Value::Object(fields))) = text.map(|t| serde_json::from_str::<Value>(&t)) else {
+    // From bytes, as every `Value` the worker parses (one parser in the bundle).
+    let Some(Ok(Value::Object(fields))) =
+        text.map(|t| serde_json::from_slice::<Value>(t.as_bytes()))
+    else {
         return Value::Null;
     };
     // Inserted one by one: collecting into a map would add a sort to the bundle.
