@@ -143,7 +143,7 @@ fn take(slot: f64) -> Option<Pending> {
 const PARKED_FOR_MS: i64 = 5 * 60 * 1000;
 
 /// The message of a JavaScript error value, or `fallback`.
-fn js_error_text(error: &JsValue, fallback: &str) -> String {
+pub(crate) fn js_error_text(error: &JsValue, fallback: &str) -> String {
     error
         .as_string()
         .or_else(|| {

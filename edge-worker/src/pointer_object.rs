@@ -68,6 +68,38 @@ async fn append_chunk(storage: &worker::Storage, key: &str, value: &mut Vec<u8>)
     Ok(true)
 }
 
+/// The stored `[version, chunks]` of the latest snapshot (written by
+/// `storage.put("latest", (version, chunks))`), `None` before the first.
+///
+/// Read by hand, not with `Storage::get`: its serde_wasm_bindgen reader's
+/// error messages bring the float formatter into the bundle. It accepts
+/// what that reader accepts for `(u64, usize)`: an array whose first two
+/// items are non-negative safe integers (numbers; a later item is
+/// ignored), or `BigInt`s in range.
+async fn stored_latest(storage: &worker::Storage) -> Result<Option<(u64, usize)>> {
+    let stored: JsValue = JsFuture::from(storage.as_raw().get("latest")?).await?;
+    if stored.is_undefined() {
+        return Ok(None);
+    }
+    let item = |i: u32| -> Option<u64> {
+        let v = stored.dyn_ref::<js_sys::Array>()?.get(i);
+        if v.is_bigint() {
+            return u64::try_from(v).ok();
+        }
+        js_sys::Number::is_safe_integer(&v)
+            .then(|| v.as_f64())
+            .flatten()
+            .filter(|n| *n >= 0.0)
+            .map(|n| n as u64)
+    };
+    match (item(0), item(1).and_then(|n| usize::try_from(n).ok())) {
+        (Some(version), Some(chunks)) => Ok(Some((version, chunks))),
+        _ => Err(worker::Error::RustError(
+            "the stored `latest` is not [version, chunks]".into(),
+        )),
+    }
+}
+
 /// The environment's pointer (see the module documentation).
 #[durable_object]
 pub struct SnapshotPointer {
@@ -85,7 +117,7 @@ impl SnapshotPointer {
             return Ok(());
         }
         let storage = self.state.storage();
-        let latest: Option<(u64, usize)> = storage.get("latest").await?;
+        let latest = stored_latest(&storage).await?;
         let mut p = Pointer::default();
         if let Some((version, chunks)) = latest {
             let mut value = Vec::new();
@@ -145,7 +177,7 @@ impl SnapshotPointer {
             return Response::error(format!("missing {}", pointer::VERSION_HEADER), 400);
         };
         let value = req.bytes().await?;
-        let previous: Option<(u64, usize)> = self.state.storage().get("latest").await?;
+        let previous = stored_latest(&self.state.storage()).await?;
         let outcome = self
             .pointer
             .borrow_mut()

@@ -256,10 +256,31 @@ async fn rate_limited(req: &Incoming, env: &Env, s: &Settings) -> Result<Option<
     if binding.is_undefined() || binding.is_null() {
         return Ok(None);
     }
-    let limiter: worker::RateLimiter = binding.unchecked_into();
-    match limiter.limit(limit_key(req)).await {
-        Ok(outcome) if !outcome.success => limited(s).map(Some),
-        Ok(_) => Ok(None),
+    // Through the raw binding, as `entry::limit` (the path of evaluations):
+    // `worker::RateLimiter` reads the outcome with serde_wasm_bindgen, whose
+    // error messages bring the float formatter into the bundle.
+    let options = js_sys::Object::new();
+    let key = JsValue::from_str(&limit_key(req));
+    let outcome = match js_sys::Reflect::set(&options, &JsValue::from_str("key"), &key) {
+        Ok(_) => {
+            let limiter: &worker::worker_sys::RateLimiter = binding.unchecked_ref();
+            match limiter.limit(options) {
+                Ok(promise) => JsFuture::from(promise).await,
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = outcome.map_err(|e| crate::entry::js_error_text(&e, "no reason given"));
+    let success = outcome.and_then(|o| {
+        js_sys::Reflect::get(&o, &JsValue::from_str("success"))
+            .ok()
+            .and_then(|v| v.as_bool())
+            .ok_or_else(|| "its outcome has no boolean `success`".to_string())
+    });
+    match success {
+        Ok(false) => limited(s).map(Some),
+        Ok(true) => Ok(None),
         Err(e) => {
             worker::console_error!("rate limiter failed, request let through: {e}");
             Ok(None)
