@@ -100,6 +100,23 @@ async fn stored_latest(storage: &worker::Storage) -> Result<Option<(u64, usize)>
     }
 }
 
+/// The stored form of `latest`: `[version, chunks]`, two numbers, as
+/// `storage.put("latest", (version, chunks))` wrote it (built by hand: that
+/// serde_wasm_bindgen serializer is ≈ 1 KB of the bundle). A version beyond
+/// 2^53 − 1 is refused, as that serializer refused it.
+fn latest_value(version: u64, chunks: usize) -> Result<js_sys::Array> {
+    const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+    if version > MAX_SAFE_INTEGER {
+        return Err(worker::Error::RustError(format!(
+            "{version} can't be represented as a JavaScript number"
+        )));
+    }
+    Ok(js_sys::Array::of2(
+        &JsValue::from_f64(version as f64),
+        &JsValue::from_f64(chunks as f64),
+    ))
+}
+
 /// The environment's pointer (see the module documentation).
 #[durable_object]
 pub struct SnapshotPointer {
@@ -155,7 +172,9 @@ impl SnapshotPointer {
                 }
             }
         }
-        storage.put("latest", (version, chunks)).await?;
+        storage
+            .put_raw("latest", latest_value(version, chunks)?)
+            .await?;
         if let Some((old, n)) = previous {
             // Of either family: deleting a missing key is no error.
             let keys: Vec<String> = (0..n)

@@ -932,12 +932,31 @@ async fn enqueue(
     messages: Vec<String>,
     count: usize,
 ) -> std::result::Result<(), String> {
-    let result = q
-        .send_batch(messages)
+    let result = send_batch(q, &messages)
         .await
         .map_err(|e| format!("queue send: {e}"));
     INGEST.with(|i| i.borrow_mut().queued(count, &result));
     result
+}
+
+/// `Queue::send_batch` of `messages` (strings, content type `json`) through
+/// the raw binding: the `worker` crate builds the same request with
+/// serde_wasm_bindgen, whose serializer the bundle otherwise does without.
+async fn send_batch(q: &Queue, messages: &[String]) -> Result<()> {
+    let batch = js_sys::Array::new();
+    for m in messages {
+        let request = js_sys::Object::new();
+        js_sys::Reflect::set(&request, &JsValue::from_str("body"), &JsValue::from_str(m))?;
+        js_sys::Reflect::set(
+            &request,
+            &JsValue::from_str("contentType"),
+            &JsValue::from_str("json"),
+        )?;
+        batch.push(&request);
+    }
+    let raw: &worker::worker_sys::Queue = q.as_ref().unchecked_ref();
+    JsFuture::from(raw.send_batch(batch, JsValue::UNDEFINED)?).await?;
+    Ok(())
 }
 
 /// Hands accepted exposures to the queue when one is bound (the future
