@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::borrowed::{Flag, Serve, Snapshot, same_value};
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
 use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
+use crate::numtext;
 use crate::result::{ErrorCode, Reason};
 use crate::rules::{Condition, ParseError};
 use crate::snapshot::{Location, Problem};
@@ -694,7 +695,7 @@ fn compile_flag<'s>(
                             flag_at(format!("{}.rollout[{j}].weight", path())),
                             format!(
                                 "weight {} must be a percentage 0–100 with at most three decimals",
-                                arm.weight
+                                numtext::plain(arm.weight)
                             ),
                         ),
                     }
@@ -703,7 +704,10 @@ fn compile_flag<'s>(
                 if !arms.is_empty() && end != BUCKETS {
                     cx.add(
                         flag_at(format!("{}.rollout", path())),
-                        format!("weights sum to {}%, not 100%", f64::from(end) / 1000.0),
+                        format!(
+                            "weights sum to {}%, not 100%",
+                            numtext::plain(f64::from(end) / 1000.0)
+                        ),
                     );
                 }
                 let shared = rollouts.rollout(&ranges);
@@ -736,7 +740,7 @@ fn compile_flag<'s>(
                             flag_at(format!("{}.schedule.steps[{j}].percentage", path())),
                             format!(
                                 "{} must be a percentage 0–100 with at most three decimals",
-                                step.percentage
+                                numtext::plain(step.percentage)
                             ),
                         );
                     }
@@ -838,7 +842,7 @@ fn compile_flag<'s>(
         match (percent_to_buckets(slot.start), percent_to_buckets(slot.end)) {
             (Some(start), Some(end)) if start < end => Some(CLayerSlot { layer, start, end }),
             _ => {
-                cx.add(flag_at("layer".to_string()), format!("range [{}, {}) must satisfy 0 ≤ start < end ≤ 100 with at most three decimals", slot.start, slot.end));
+                cx.add(flag_at("layer".to_string()), format!("range [{}, {}) must satisfy 0 ≤ start < end ≤ 100 with at most three decimals", numtext::plain(slot.start), numtext::plain(slot.end)));
                 None
             }
         }

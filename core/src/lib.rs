@@ -27,6 +27,7 @@ pub mod context;
 mod engine;
 pub mod keyhash;
 pub mod model;
+mod numtext;
 pub mod packed;
 mod parsed;
 pub mod protocol;

@@ -48,7 +48,7 @@ impl Tok<'_> {
         let fixed = match self {
             Tok::Ident(s) => return format!("identifier `{s}`"),
             Tok::Str(s) => return format!("string {s:?}"),
-            Tok::Num(n) => return format!("number {n}"),
+            Tok::Num(n) => return format!("number {}", crate::numtext::plain(*n)),
             Tok::True => "`true`",
             Tok::False => "`false`",
             Tok::Null => "`null`",
