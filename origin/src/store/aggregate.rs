@@ -384,6 +384,11 @@ pub(super) enum RawUsers {
     /// pass over the flag's users (migration 0020 dropped the `first_ms`
     /// index, which every new rollup row paid for at ingestion).
     Early,
+    /// Only the users of a JSON array of user keys (parameter `$users`),
+    /// seeing, with `before` set, only the rows that the PostgreSQL
+    /// snapshot in parameter `$before` (text) saw: the rows of a previous
+    /// look (migration 0018's `xid`; rows without one are older).
+    Listed { users: usize, before: Option<usize> },
 }
 
 /// The raw statement (every exposure; the reference semantics): one row per
@@ -402,17 +407,35 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
              AND exposures.user_key = r.user_key"
                 .to_string(),
         ),
+        RawUsers::Listed { users, .. } => (
+            "exposures",
+            format!(
+                "AND exposures.user_key IN \
+                 (SELECT json_array_elements_text(CAST(${users} AS json)))"
+            ),
+        ),
     };
+    // Rows a previous snapshot saw (every row without `before`).
+    let seen = |t: &str| match who {
+        RawUsers::Listed {
+            before: Some(b), ..
+        } => format!(
+            " AND ({t}.xid IS NULL OR pg_visible_in_snapshot(\
+             CAST(CAST({t}.xid AS TEXT) AS xid8), CAST(${b} AS pg_snapshot)))"
+        ),
+        _ => String::new(),
+    };
+    let (seen_exposures, seen_x, seen_e) = (seen("exposures"), seen("x"), seen("e"));
     let users = format!(
         "SELECT user_key, t0, \
            CASE WHEN vmin = vmax THEN vmin ELSE \
              (SELECT MIN(x.variant) FROM exposures x WHERE x.env_id = $1 \
-              AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0) END AS variant, \
+              AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0{seen_x}) END AS variant, \
            CASE WHEN vmin = vmax THEN 0 ELSE 1 END AS multi \
          FROM (SELECT exposures.user_key AS user_key, MIN(exposures.time_ms) AS t0, \
                  MIN(exposures.variant) AS vmin, MAX(exposures.variant) AS vmax \
                FROM {from} WHERE exposures.env_id = $1 AND exposures.flag_key = $2 \
-               AND exposures.time_ms >= $3 AND exposures.time_ms <= $4 {early} \
+               AND exposures.time_ms >= $3 AND exposures.time_ms <= $4 {early}{seen_exposures} \
                GROUP BY exposures.user_key) g"
     );
     let per_user_sql = if metrics.is_empty() {
@@ -423,7 +446,7 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
             "SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant, MIN(u.multi) AS multi{per_user} \
              FROM ({users}) u \
              LEFT JOIN metric_events e ON e.env_id = $1 AND {names_in} \
-             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach} \
+             AND e.user_key = u.user_key AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach}{seen_e} \
              GROUP BY u.user_key"
         )
     };
@@ -433,85 +456,6 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
          FROM ({per_user_sql}) p GROUP BY variant, {day}",
         day = day_of("t0")
     )
-}
-
-/// The update statement of an incremental look (PostgreSQL; see
-/// [`results_cache`](super::results_cache)): [`raw_sql`]'s rows for the
-/// users of the JSON array of user keys in parameter `$users`, twice —
-/// with `sign` −1 over the rows the snapshot in parameter `$before` (text)
-/// saw (migration 0018's `xid`; rows without one are older), with `sign` 1
-/// over every row — reading each listed user's exposures and metric events
-/// once: both states group the same two materialized sets, whose `seen`
-/// column says whether `$before` saw a row.
-///
-/// The earliest variant of a user first exposed to several at once is the
-/// first of the user's rows ordered by time, then variant: the raw path's
-/// `MIN(variant)` among the rows at the first time.
-pub(super) fn delta_sql(
-    metrics: &[MetricSpec],
-    names: &[&str],
-    users: usize,
-    before: usize,
-) -> String {
-    let (per_user, outer) = metric_columns(metrics, names, "u.t0");
-    let seen = |t: &str| {
-        format!(
-            "({t}.xid IS NULL OR pg_visible_in_snapshot(\
-             CAST(CAST({t}.xid AS TEXT) AS xid8), CAST(${before} AS pg_snapshot)))"
-        )
-    };
-    let listed = format!("(SELECT json_array_elements_text(CAST(${users} AS json)))");
-    let mut sql = format!(
-        "WITH lx AS MATERIALIZED (SELECT x.user_key, x.time_ms, x.variant, {} AS seen \
-           FROM exposures x WHERE x.env_id = $1 AND x.flag_key = $2 \
-           AND x.time_ms >= $3 AND x.time_ms <= $4 AND x.user_key IN {listed})",
-        seen("x")
-    );
-    let reach = if metrics.is_empty() {
-        0
-    } else {
-        let (names_in, reach) = event_filter(metrics, names);
-        let _ = write!(
-            sql,
-            ", le AS MATERIALIZED (SELECT e.user_key, e.name, e.time_ms, e.value, {} AS seen \
-               FROM metric_events e WHERE e.env_id = $1 AND {names_in} \
-               AND e.user_key IN {listed})",
-            seen("e")
-        );
-        reach
-    };
-    // One state: the rows `$before` saw (`then`) or every row.
-    let state = |sign: i64, then: bool| {
-        let (seen_x, seen_e) = if then {
-            (" AND seen", " AND e.seen")
-        } else {
-            ("", "")
-        };
-        let users = format!(
-            "SELECT user_key, MIN(time_ms) AS t0, \
-               (array_agg(variant ORDER BY time_ms, variant))[1] AS variant, \
-               CASE WHEN MIN(variant) = MAX(variant) THEN 0 ELSE 1 END AS multi \
-             FROM lx WHERE TRUE{seen_x} GROUP BY user_key"
-        );
-        let per_user_sql = if metrics.is_empty() {
-            format!("SELECT u.t0, u.variant, u.multi FROM ({users}) u")
-        } else {
-            format!(
-                "SELECT MIN(u.t0) AS t0, MIN(u.variant) AS variant, MIN(u.multi) AS multi{per_user} \
-                 FROM ({users}) u LEFT JOIN le e ON e.user_key = u.user_key \
-                 AND e.time_ms >= u.t0 - {reach} AND e.time_ms < u.t0 + {reach}{seen_e} \
-                 GROUP BY u.user_key"
-            )
-        };
-        format!(
-            "SELECT CAST({sign} AS BIGINT) AS sign, variant, {day} AS day, COUNT(*) AS n, \
-             CAST(SUM(multi) AS BIGINT) AS multi{outer} \
-             FROM ({per_user_sql}) p GROUP BY variant, {day}",
-            day = day_of("t0")
-        )
-    };
-    let _ = write!(sql, " {} UNION ALL {}", state(-1, true), state(1, false));
-    sql
 }
 
 /// A `user_key` range condition on `col`: with `lo` / `hi` set, the range's

@@ -40,15 +40,14 @@
 //!   default `pg_current_xact_id()`, stored as a BIGINT) satisfies
 //!   `xid >= pg_snapshot_xmin(prev) AND NOT pg_visible_in_snapshot(xid, prev)`.
 //!   A transaction that took its id before the previous look and committed
-//!   after it is in `prev`'s in-progress list, so it counts now. One
-//!   statement in the same transaction ([`delta_sql`]) reads exactly those
-//!   users' exposures and metric events once, marking each row `prev` saw,
-//!   and groups them twice as the raw statement does: over the rows `prev`
-//!   saw (their contribution to the stored sums) and over every row (their
-//!   contribution now); the first is subtracted, the second added. When
-//!   more than a fortieth of the experiment's users changed
-//!   ([`FULL_LOOK_SHARE`]), a full aggregation is cheaper and replaces the
-//!   state.
+//!   after it is in `prev`'s in-progress list, so it counts now. The raw
+//!   statement for exactly those users then runs twice in the same
+//!   transaction: over the rows `prev` saw (their contribution to the
+//!   stored sums) and over every row (their contribution now); the first
+//!   is subtracted, the second added. Both probe the indexes once per
+//!   changed user. When more than a fortieth of the experiment's users
+//!   changed ([`FULL_LOOK_SHARE`]), a full aggregation is cheaper and
+//!   replaces the state.
 //!
 //! Exposures and metric events are only ever inserted (a redelivered event
 //! inserts nothing), so "the rows `prev` saw" is "the rows now, without the
@@ -75,7 +74,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::aggregate::{CellKey, PartQuery, SUMS, delta_sql, fetch, row_sums, set_local};
+use super::aggregate::{CellKey, PartQuery, RawUsers, SUMS, fetch, raw_sql, row_sums, set_local};
 use super::{Result, Store};
 use crate::model::metric::MetricSpec;
 
@@ -377,11 +376,30 @@ impl Store {
             let users = serde_json::to_string(&users).expect("strings serialize");
             let mut tail = q.names.clone();
             tail.push(users);
-            let sql = delta_sql(metrics, &names, list, list + 1);
+            let now_sql = raw_sql(
+                metrics,
+                &names,
+                RawUsers::Listed {
+                    users: list,
+                    before: None,
+                },
+            );
+            let then_sql = raw_sql(
+                metrics,
+                &names,
+                RawUsers::Listed {
+                    users: list,
+                    before: Some(list + 1),
+                },
+            );
+            let now = fetch(&mut tx, now_sql, q.head.clone(), q.bounds, tail.clone()).await?;
             tail.push(prev.snapshot.clone());
-            for r in &fetch(&mut tx, sql, q.head.clone(), q.bounds, tail).await? {
-                let sign: i64 = r.try_get("sign")?;
-                merge(&mut cells, row_sums(r, metrics)?, sign);
+            let then = fetch(&mut tx, then_sql, q.head.clone(), q.bounds, tail).await?;
+            for r in &then {
+                merge(&mut cells, row_sums(r, metrics)?, -1);
+            }
+            for r in &now {
+                merge(&mut cells, row_sums(r, metrics)?, 1);
             }
         }
         tx.commit().await?;
