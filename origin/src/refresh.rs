@@ -14,7 +14,9 @@
 //! An experiment stopped in the last few rounds is looked at too: its
 //! window is now fixed at the stop, a configuration of its own, so its
 //! final results are aggregated in the background rather than when
-//! someone first opens them.
+//! someone first opens them. The guardrail monitor's look at a running
+//! experiment is this same look ([`crate::monitor`]), so when both run,
+//! the second of them finds the state current.
 //!
 //! Origins sharing one PostgreSQL database take turns: each round is done
 //! by the one that gets the round's lock ([`crate::store::lead`]).

@@ -8,8 +8,10 @@
 //! ([`Store::scope_data`](crate::store::Store::scope_data), exposures from
 //! the guard's start), on PostgreSQL incrementally (the previous round's
 //! cached sums plus the users whose rows arrived since:
-//! [`AggregateOptions::incremental`](crate::store::aggregate::AggregateOptions::incremental)),
-//! and feeds every treatment-vs-control pair to a one-sided sequential
+//! [`AggregateOptions::incremental`](crate::store::aggregate::AggregateOptions::incremental);
+//! there an experiment's look is its results' own look, which the results
+//! refresh and the results endpoint share, so a round pays for one
+//! incremental look per experiment, not two), and feeds every treatment-vs-control pair to a one-sided sequential
 //! harm test ([`bunting_analysis::sequential`], mSPRT: always valid, so
 //! looking every minute does not inflate false alarms beyond α), one test
 //! per guardrail and treatment arm: two guardrails on one metric (a tight
@@ -70,7 +72,7 @@ use crate::results::guardrail_summary;
 use crate::rollback::{Evidence, roll_back};
 use crate::store::aggregate::{AggregateOptions, AnalysisScope, ExperimentData};
 use crate::store::lead::{Lead, Task};
-use crate::store::{Actor, Environment, FlagRecord, Project, Result, Store, StoreError};
+use crate::store::{Actor, Backend, Environment, FlagRecord, Project, Result, Store, StoreError};
 
 /// What the monitor reads and acts on, handed over by whoever runs it
 /// (`bunting serve`, a test): it needs no more of the HTTP layer than this.
@@ -287,16 +289,7 @@ impl Monitor {
         place: &Place,
         scope: &AnalysisScope,
     ) -> Result<(Vec<GuardrailCheck>, ExperimentData)> {
-        let mut metrics: Vec<MetricSpec> = Vec::new();
-        for g in &s.guardrails {
-            metrics.push(
-                services
-                    .store
-                    .metric_by_key(place.project.id, &g.metric)
-                    .await?
-                    .spec,
-            );
-        }
+        let metrics = self.guardrail_metrics(services, s, place).await?;
         // Incremental on PostgreSQL: each round updates the cached sums of
         // the previous one with the users whose rows arrived since, so a
         // round costs the changes, not the subject's size (the cache is
@@ -309,6 +302,46 @@ impl Monitor {
         let data = services.store.scope_data(scope, &metrics, &options).await?;
         let checks = self.observe_subject(s, &metrics, &data);
         Ok((checks, data))
+    }
+
+    /// The metric of each of `s`'s guardrails, in guardrail order.
+    async fn guardrail_metrics(
+        &self,
+        services: &Services,
+        s: &Subject,
+        place: &Place,
+    ) -> Result<Vec<MetricSpec>> {
+        let mut metrics = Vec::with_capacity(s.guardrails.len());
+        for g in &s.guardrails {
+            metrics.push(
+                services
+                    .store
+                    .metric_by_key(place.project.id, &g.metric)
+                    .await?
+                    .spec,
+            );
+        }
+        Ok(metrics)
+    }
+
+    /// One look at experiment `e` (subject `s`) through its results' own
+    /// look ([`Store::results_data`](crate::store::Store::results_data):
+    /// every metric of the experiment, guardrails among them, and the
+    /// daily series), the one that `bunting serve`'s results refresh
+    /// (`crate::refresh`) and the results endpoint take: on PostgreSQL they
+    /// share one cached state, so a round costs one incremental look, not
+    /// one for the monitor and another for the refresh. The guardrail
+    /// metrics' sums do not depend on the other metrics of the look.
+    async fn look_at_results(
+        &mut self,
+        services: &Services,
+        s: &Subject,
+        place: &Place,
+        e: &ExperimentRecord,
+    ) -> Result<Vec<GuardrailCheck>> {
+        let metrics = self.guardrail_metrics(services, s, place).await?;
+        let (_, data) = services.store.results_data(place.project.id, e).await?;
+        Ok(self.observe_subject(s, &metrics, &data))
     }
 
     /// Acts on this round's checks that found harm, in guardrail order:
@@ -355,9 +388,16 @@ impl Monitor {
         s: &Subject,
     ) -> Result<(Vec<GuardrailCheck>, bool)> {
         let place = self.place(services, e.environment_id, &e.spec.flag).await?;
-        let (mut checks, _) = self
-            .look(services, s, &place, &AnalysisScope::from(e))
-            .await?;
+        // On SQLite every look aggregates in full (there is no cached
+        // state to share), so the monitor reads only the guardrails there.
+        let mut checks = match services.store.backend() {
+            Backend::Postgres => self.look_at_results(services, s, &place, e).await?,
+            Backend::Sqlite => {
+                self.look(services, s, &place, &AnalysisScope::from(e))
+                    .await?
+                    .0
+            }
+        };
         let tripped = self.act_on_harm(services, s, &place, &mut checks).await?;
         Ok((checks, tripped))
     }
