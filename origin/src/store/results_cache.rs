@@ -20,11 +20,12 @@
 //! alone (control, listed variants, primary metric and series are applied
 //! to the cells afterwards, in
 //! [`Store::scope_data`](super::Store::scope_data)). Looks that differ in
-//! any of the above (an experiment's results with all its metrics, the
-//! monitor's look at its guardrails only, a guarded rollout from its own
-//! start) have different keys and never share a state; looks that agree in
-//! all of it would compute the same sums from the same rows, so sharing
-//! one state is exact, whoever looks.
+//! any of the above (an experiment's results with all its metrics, a
+//! guarded rollout's guardrails from its own start) have different keys
+//! and never share a state; looks that agree in all of it would compute
+//! the same sums from the same rows, so sharing one state is exact,
+//! whoever looks (the results endpoint, the results refresh and the
+//! monitor all look at an experiment through its results' look).
 //!
 //! # A look
 //!
