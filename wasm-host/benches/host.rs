@@ -204,6 +204,29 @@ fn main() {
         black_box(wasm_all.evaluate_all(black_box(&ctx), NOW).expect("ok"));
     });
     row("wasmtime: evaluate all (typed)", wa, 1000);
+    // The batch call as a caller reading its results uses it: decoded on
+    // access, a few flags looked up, or every result read once.
+    let wv = median(20, || {
+        let all = wasm_all
+            .evaluate_all_view(black_box(&ctx), NOW)
+            .expect("ok");
+        let e = all.find(black_box("flag-500")).expect("there");
+        black_box((e.value(), e.reason()));
+    });
+    row("wasmtime: evaluate all (view), one looked up", wv, 1000);
+    let wvi = median(20, || {
+        let all = wasm_all
+            .evaluate_all_view(black_box(&ctx), NOW)
+            .expect("ok");
+        for e in &all {
+            black_box((e.key(), e.value(), e.reason()));
+        }
+    });
+    row(
+        "wasmtime: evaluate all (view), every key+value read",
+        wvi,
+        1000,
+    );
     let prepared_all = PreparedContext::new(&ctx);
     let wap = median(20, || {
         black_box(
@@ -256,6 +279,14 @@ fn main() {
     println!(
         "ratio wasmtime/native, evaluate all typed:       {:.2}x",
         ratio(wa, na)
+    );
+    println!(
+        "ratio wasmtime/native, evaluate all view:        {:.2}x",
+        ratio(wv, na)
+    );
+    println!(
+        "ratio wasmtime/native, evaluate all view, read:  {:.2}x",
+        ratio(wvi, na)
     );
     println!(
         "ratio wasmtime/native, evaluate all prepared:    {:.2}x",

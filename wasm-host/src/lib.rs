@@ -41,7 +41,10 @@
 //! [`bunting_core::compact`]). A flag the catalog has is named by its
 //! catalog position, not its key; a [`PreparedContext`] is encoded once
 //! and known to an instance by its identity, so one the instance holds
-//! costs neither an encoding nor a comparison.
+//! costs neither an encoding nor a comparison. An evaluate-all read with
+//! [`WasmEngine::evaluate_all_view`] stays in the module's memory, checked
+//! once, and each result is decoded only as far as it is read
+//! ([`Evaluations`]).
 //!
 //! [wasmtime]: https://docs.rs/wasmtime
 
@@ -58,9 +61,12 @@ use serde::Serialize;
 use serde_json::Value;
 use wasmtime::{Engine, Instance, Memory, Module, Store, TypedFunc};
 
+mod all;
 mod options;
 mod pool;
 
+use all::Checked;
+pub use all::{EvaluationRef, Evaluations, Iter};
 pub use options::RuntimeOptions;
 pub use pool::{PooledEngine, WasmPool};
 
@@ -764,31 +770,13 @@ impl WasmInstance {
     /// reply (still inside the module's memory, not copied) to `read`, then
     /// frees it.
     fn eval_with<T>(&mut self, handle: u32, read: impl FnOnce(&[u8]) -> T) -> Result<T, HostError> {
-        self.call_with(false, handle, read)
-    }
-
-    /// Calls `bunting_eval_into` (`compact`) or `bunting_eval` with the
-    /// request in `self.request`, hands the reply (still inside the
-    /// module's memory) to `read`, then frees it (`bunting_eval` only:
-    /// `bunting_eval_into` answers in a buffer the module keeps).
-    fn call_with<T>(
-        &mut self,
-        compact: bool,
-        handle: u32,
-        read: impl FnOnce(&[u8]) -> T,
-    ) -> Result<T, HostError> {
         let request = std::mem::take(&mut self.request);
         let written = self.write_scratch(&request);
         self.request = request;
         let (ptr, len) = written?;
         self.arm(self.options.call_budget);
-        let (func, call) = if compact {
-            (&self.eval_into, "bunting_eval_into")
-        } else {
-            (&self.eval, "bunting_eval")
-        };
-        let r = func.call(&mut self.store, (handle as i32, ptr, len));
-        let packed = self.guard(call, r)? as u64;
+        let r = self.eval.call(&mut self.store, (handle as i32, ptr, len));
+        let packed = self.guard("bunting_eval", r)? as u64;
         let (rptr, rlen) = ((packed >> 32) as u32, packed as u32);
         let start = rptr as usize;
         let out = match self
@@ -803,11 +791,8 @@ impl WasmInstance {
                 )));
             }
         };
-        // `bunting_eval_into` answers in a buffer the module keeps.
-        if !compact {
-            let r = self.free.call(&mut self.store, (rptr as i32, rlen as i32));
-            self.guard("bunting_free", r)?;
-        }
+        let r = self.free.call(&mut self.store, (rptr as i32, rlen as i32));
+        self.guard("bunting_free", r)?;
         Ok(out)
     }
 
@@ -1096,17 +1081,94 @@ impl WasmInstance {
         context: Sending<'_, C>,
         now_ms: i64,
     ) -> Result<A, HostError> {
-        self.request.clear();
         let (flag, one) = match which {
             Which::All => (None, false),
-            Which::Key(k) => (Some(k), true),
-            Which::At(p, k) => {
-                compact::Request::write_head_at(p, expected, now_ms, &mut self.request);
-                (Some(k), true)
+            Which::Key(k) | Which::At(_, k) => (Some(k), true),
+        };
+        let (sent, at) = self.compact_send(handle, which, expected, context, now_ms)?;
+        let reply = &self.memory.data(&self.store)[at];
+        let parsed = if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
+            A::decode(catalog, reply, flag).map_err(|e| bad_reply("bunting_eval_into", e, &[]))
+        } else {
+            // A result the catalog cannot express, or a bad request: JSON.
+            match serde_json::from_slice::<EvalReply<'static>>(reply) {
+                Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
+                Ok(r) => A::from_json(r, one)
+                    .ok_or_else(|| bad_reply("bunting_eval_into", "wrong reply kind", reply)),
+                Err(e) => Err(bad_reply("bunting_eval_into", e, reply)),
             }
         };
-        if !matches!(which, Which::At(..)) {
-            compact::Request::write_head(flag, expected, now_ms, &mut self.request);
+        self.answered(parsed.is_ok(), sent);
+        let parsed = parsed?;
+        match (one, A::count(&parsed)) {
+            (true, 1) | (false, _) => Ok(parsed),
+            (true, n) => Err(HostError::Protocol(format!(
+                "bunting_eval_into answered {n} results for one flag"
+            ))),
+        }
+    }
+
+    /// An evaluate-all through the compact boundary, its reply left in the
+    /// module's memory and decoded on access ([`Evaluations`]): checked
+    /// here, in one pass that builds nothing.
+    fn compact_all<'c, C: Serialize + ?Sized>(
+        &'c mut self,
+        handle: u32,
+        indexed: &'c Indexed,
+        context: Sending<'_, C>,
+        now_ms: i64,
+    ) -> Result<Evaluations<'c>, HostError> {
+        let (sent, at) = self.compact_send(handle, Which::All, None, context, now_ms)?;
+        let reply = &self.memory.data(&self.store)[at.clone()];
+        let checked = if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
+            all::check(&indexed.catalog, reply)
+                .map(Checked::Compact)
+                .map_err(|e| bad_reply("bunting_eval_into", e, &[]))
+        } else {
+            match serde_json::from_slice::<EvalReply<'static>>(reply) {
+                Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
+                Ok(EvalReply::All(all)) => Ok(Checked::Json(all)),
+                Ok(_) => Err(bad_reply("bunting_eval_into", "wrong reply kind", reply)),
+                Err(e) => Err(bad_reply("bunting_eval_into", e, reply)),
+            }
+        };
+        self.answered(checked.is_ok(), sent);
+        let checked = checked?;
+        let this: &'c WasmInstance = self;
+        let reply = &this.memory.data(&this.store)[at];
+        Ok(Evaluations::new(indexed, reply, checked))
+    }
+
+    /// After a compact call: only a call that answered tells that the
+    /// module holds the context it sent.
+    fn answered(&mut self, ok: bool, sent: Option<LastContext>) {
+        match sent {
+            Some(sent) if ok => self.last_context = Some(sent),
+            _ if ok => {}
+            _ => self.last_context = None,
+        }
+    }
+
+    /// Writes a compact request and calls `bunting_eval_into`: the context
+    /// the module will hold if the call answers (`None`: unchanged), and
+    /// where the reply lies in the module's memory (checked).
+    fn compact_send<C: Serialize + ?Sized>(
+        &mut self,
+        handle: u32,
+        which: Which<'_>,
+        expected: Option<FlagType>,
+        context: Sending<'_, C>,
+        now_ms: i64,
+    ) -> Result<(Option<LastContext>, std::ops::Range<usize>), HostError> {
+        self.request.clear();
+        match which {
+            Which::All => compact::Request::write_head(None, expected, now_ms, &mut self.request),
+            Which::Key(k) => {
+                compact::Request::write_head(Some(k), expected, now_ms, &mut self.request)
+            }
+            Which::At(p, _) => {
+                compact::Request::write_head_at(p, expected, now_ms, &mut self.request)
+            }
         }
         let head = self.request.len();
         let sent = match context {
@@ -1133,32 +1195,37 @@ impl WasmInstance {
                 self.changed(head)
             }
         };
-        let parsed = self.call_with(true, handle, |reply| {
-            if reply.starts_with(&compact::MAGIC.to_le_bytes()) {
-                return A::decode(catalog, reply, flag)
-                    .map_err(|e| bad_reply("bunting_eval_into", e, &[]));
+        let request = std::mem::take(&mut self.request);
+        let written = self.write_scratch(&request);
+        self.request = request;
+        let (ptr, len) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                self.last_context = None;
+                return Err(e);
             }
-            // A result the catalog cannot express, or a bad request: JSON.
-            match serde_json::from_slice::<EvalReply<'static>>(reply) {
-                Ok(EvalReply::BadRequest(m)) => Err(HostError::BadRequest(m)),
-                Ok(r) => A::from_json(r, one)
-                    .ok_or_else(|| bad_reply("bunting_eval_into", "wrong reply kind", reply)),
-                Err(e) => Err(bad_reply("bunting_eval_into", e, reply)),
+        };
+        self.arm(self.options.call_budget);
+        let r = self
+            .eval_into
+            .call(&mut self.store, (handle as i32, ptr, len));
+        let packed = match self.guard("bunting_eval_into", r) {
+            Ok(p) => p as u64,
+            Err(e) => {
+                self.last_context = None;
+                return Err(e);
             }
-        });
-        // Only a call that answered knows the module holds this context.
-        match &parsed {
-            Ok(Ok(_)) if sent.is_some() => self.last_context = sent,
-            Ok(Ok(_)) => {}
-            _ => self.last_context = None,
+        };
+        let (rptr, rlen) = ((packed >> 32) as u32, packed as u32);
+        let start = rptr as usize;
+        let at = start..start.saturating_add(rlen as usize);
+        if self.memory.data(&self.store).get(at.clone()).is_none() {
+            self.last_context = None;
+            return Err(HostError::Protocol(format!(
+                "reply of {rlen} bytes at {rptr:#x} lies outside memory"
+            )));
         }
-        let parsed = parsed??;
-        match (one, A::count(&parsed)) {
-            (true, 1) | (false, _) => Ok(parsed),
-            (true, n) => Err(HostError::Protocol(format!(
-                "bunting_eval_into answered {n} results for one flag"
-            ))),
-        }
+        Ok((sent, at))
     }
 
     /// After a context was encoded into `self.request[head..]`: what the
@@ -1463,6 +1530,56 @@ impl WasmEngine {
         now_ms: i64,
     ) -> Result<Vec<Evaluation<'_>>, HostError> {
         self.compact(None, None, Sending::<Value>::Prepared(context), now_ms)
+    }
+
+    /// [`WasmEngine::evaluate_all`] read in place: the batch call for a
+    /// caller that reads some of the results, or some of their fields. The
+    /// module's reply is checked in one pass and left where it is; a
+    /// result's fields are decoded only when read ([`Evaluations::find`],
+    /// [`Evaluations::get`], [`Evaluations::iter`]), and are those of the
+    /// result `evaluate_all` returns at the same index.
+    pub fn evaluate_all_view(
+        &mut self,
+        context: &Value,
+        now_ms: i64,
+    ) -> Result<Evaluations<'_>, HostError> {
+        self.all_view(Sending::<Value>::Value(context), now_ms)
+    }
+
+    /// [`WasmEngine::evaluate_all_view`] for a [`PreparedContext`], sent
+    /// only when this engine's instance does not hold it already.
+    pub fn evaluate_all_prepared_view(
+        &mut self,
+        context: &PreparedContext,
+        now_ms: i64,
+    ) -> Result<Evaluations<'_>, HostError> {
+        self.all_view(Sending::<Value>::Prepared(context), now_ms)
+    }
+
+    /// [`WasmEngine::evaluate_all_view`] for any context that serializes
+    /// to a JSON object, e.g. a [`bunting_core::Context`].
+    pub fn evaluate_all_serialized_view<C: Serialize + ?Sized>(
+        &mut self,
+        context: &C,
+        now_ms: i64,
+    ) -> Result<Evaluations<'_>, HostError> {
+        self.all_view(Sending::Serialized(context), now_ms)
+    }
+
+    fn all_view<C: Serialize + ?Sized>(
+        &mut self,
+        context: Sending<'_, C>,
+        now_ms: i64,
+    ) -> Result<Evaluations<'_>, HostError> {
+        self.indexed()?;
+        let WasmEngine {
+            instance,
+            handle,
+            catalog,
+            ..
+        } = self;
+        let indexed = catalog.as_ref().expect("fetched above");
+        instance.compact_all(*handle, indexed, context, now_ms)
     }
 
     /// The catalog, fetched on first use.

@@ -100,6 +100,15 @@ fn a_lenient_load_keeps_the_valid_flags() {
         serde_json::to_value(engine.evaluate_all(&ctx, 0).unwrap()).unwrap(),
         serde_json::to_value(native.evaluate_all(&ctx, 0)).unwrap()
     );
+    // Decoded on access, whether the reply was compact or JSON.
+    let want = native.evaluate_all(&ctx, 0);
+    let view = engine.evaluate_all_view(&ctx, 0).unwrap();
+    assert_eq!(view.to_vec(), want);
+    for (i, e) in want.iter().enumerate() {
+        common::assert_same(view.get(i), Some(e));
+        common::assert_same(view.find(&e.key), want.iter().find(|w| w.key == e.key));
+    }
+    assert!(view.get(want.len()).is_none());
 }
 
 #[test]
@@ -114,9 +123,20 @@ fn evaluation_errors_are_results_not_host_errors() {
     assert_eq!(mismatch.error_code, Some(ErrorCode::TypeMismatch));
     let bad_ctx = engine.evaluate("greeting", &json!("u1"), 0).unwrap();
     assert_eq!(bad_ctx.error_code, Some(ErrorCode::InvalidContext));
-    let all = engine.evaluate_all(&json!(null), 0).unwrap();
+    let all: Vec<_> = engine
+        .evaluate_all(&json!(null), 0)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.into_owned())
+        .collect();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].error_code, Some(ErrorCode::InvalidContext));
+    // With their messages, decoded on access too.
+    assert!(all[0].error_message.is_some());
+    let view = engine.evaluate_all_view(&json!(null), 0).unwrap();
+    assert_eq!(view.to_vec(), all);
+    common::assert_same(view.find("greeting"), Some(&all[0]));
+    assert_eq!(view.iter().len(), 1);
 }
 
 #[test]
@@ -481,4 +501,32 @@ fn a_garbage_reply_is_a_protocol_error() {
         matches!(&err, HostError::Protocol(m) if m.contains("bunting_load") && m.contains("not json")),
         "{err:?}"
     );
+}
+
+#[test]
+fn results_the_catalog_cannot_express_are_viewed_from_json() {
+    // Two flags with one key, loaded leniently: the catalog leaves the key
+    // out, so the module answers an evaluate-all as JSON.
+    let doc = r#"{"schemaVersion": 1, "environment": "t", "version": 1,
+      "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+      {"key": "d", "type": "string", "variants": {"v": "first"}, "offVariant": "v",
+       "fallthrough": {"variant": "v"}},
+      {"key": "d", "type": "string", "variants": {"v": "second"}, "offVariant": "v",
+       "fallthrough": {"variant": "v"}},
+      {"key": "ok", "type": "boolean", "variants": {"on": true}, "offVariant": "on",
+       "fallthrough": {"variant": "on"}}]}"#;
+    let (mut engine, _) = common::runtime().load_snapshot_lenient(doc).unwrap();
+    let (native, _) = Engine::from_snapshot_lenient(&serde_json::from_str(doc).unwrap());
+    let ctx = json!({"targetingKey": "u"});
+    let want = native.evaluate_all(&ctx, 0);
+    assert_eq!(engine.evaluate_all(&ctx, 0).unwrap(), want);
+    let view = engine.evaluate_all_view(&ctx, 0).unwrap();
+    assert_eq!(view.len(), want.len());
+    assert_eq!(view.to_vec(), want);
+    for (view, want) in view.iter().zip(&want) {
+        common::assert_same(Some(view), Some(want));
+    }
+    common::assert_same(view.find("ok"), want.iter().find(|e| e.key == "ok"));
+    common::assert_same(view.find("d"), want.iter().find(|e| e.key == "d"));
+    assert!(view.find("nope").is_none());
 }

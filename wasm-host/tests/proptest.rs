@@ -65,7 +65,23 @@ proptest! {
             let prepared = PreparedContext::new(&ctx);
             let typed = hosted.evaluate_all_prepared(&prepared, now)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            prop_assert_eq!(serde_json::to_value(&typed).unwrap(), want);
+            prop_assert_eq!(&serde_json::to_value(&typed).unwrap(), &want);
+            // Decoded on access: the same results, in order and by key.
+            let native_all = native.evaluate_all(&ctx, now);
+            let view = hosted.evaluate_all_prepared_view(&prepared, now)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&serde_json::to_value(view.to_vec()).unwrap(), &want);
+            for (i, e) in native_all.iter().enumerate() {
+                common::assert_same(view.find(&e.key), Some(e));
+                common::assert_same(view.get(i), Some(e));
+            }
+            prop_assert!(view.find("no-such-flag").is_none());
+            drop(view);
+            let view = hosted.evaluate_all_view(&ctx, now)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(view.len(), native_all.len());
+            let read: Vec<_> = view.iter().map(|e| e.to_evaluation()).collect();
+            prop_assert_eq!(serde_json::to_value(read).unwrap(), want);
 
             // One flag (or an unknown one), with an expected type.
             let want = serde_json::to_value(native.evaluate_typed(flag, expected, &ctx, now)).unwrap();

@@ -59,3 +59,29 @@ fn newest<'a>(
     }
     best
 }
+
+/// Checks that every field `view` reads in place is `want`'s, and that it
+/// decodes to `want` as a whole.
+#[allow(dead_code)] // not every suite views evaluate-alls
+pub(crate) fn assert_same(
+    view: Option<bunting_wasm_host::EvaluationRef<'_>>,
+    want: Option<&bunting_core::Evaluation<'_>>,
+) {
+    let (Some(view), Some(want)) = (view, want) else {
+        assert_eq!(view.map(|v| v.to_evaluation()).as_ref(), want);
+        return;
+    };
+    assert_eq!(view.key(), want.key);
+    assert_eq!(view.value(), want.value.as_deref());
+    assert_eq!(view.variant(), want.variant.as_deref());
+    assert_eq!(view.reason(), want.reason);
+    assert_eq!(view.error_code(), want.error_code);
+    assert_eq!(view.error_message(), want.error_message.as_deref());
+    assert_eq!(view.rule_id(), want.rule_id.as_deref());
+    assert_eq!(
+        view.prerequisite_failed(),
+        want.prerequisite_failed.as_deref()
+    );
+    assert_eq!(view.metadata(), want.metadata.as_deref());
+    assert_eq!(&view.to_evaluation(), want);
+}
