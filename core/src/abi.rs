@@ -53,8 +53,8 @@ struct Kept {
 }
 
 impl Kept {
-    fn new(held: HeldContext) -> Result<Kept, compact::CompactError> {
-        let held = Box::into_raw(Box::new(held));
+    fn new(held: Box<HeldContext>) -> Result<Kept, compact::CompactError> {
+        let held = Box::into_raw(held);
         let mut kept = Kept {
             context: None,
             held,
@@ -65,6 +65,19 @@ impl Kept {
         let held: &'static HeldContext = unsafe { &*held };
         kept.context = Some(held.context()?);
         Ok(kept)
+    }
+
+    /// The held context back, its borrow dropped: its box and buffers
+    /// are reused for the next context received.
+    fn into_held(mut self) -> Box<HeldContext> {
+        self.context = None;
+        let held = self.held;
+        // `Drop` would free `held`; nothing else is left to drop (`context`
+        // is gone).
+        std::mem::forget(self);
+        // SAFETY: `held` came from `Box::into_raw` in `new` and was not
+        // freed (`Drop` did not run); nothing borrows from it any more.
+        unsafe { Box::from_raw(held) }
     }
 
     fn context(&self) -> &compact::Held<'static> {
@@ -243,9 +256,20 @@ fn compact_reply(handle: u32, input: &[u8], out: &mut Vec<u8>) {
     };
     let mut last = LAST_CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
     if !req.context.is_empty() {
-        *last = None;
+        // The last context's box and buffers, for this one.
+        let reused = last.take().map(Kept::into_held);
+        let read = match reused {
+            Some(mut held) => {
+                let old = std::mem::replace(&mut *held, HeldContext::Json(serde_json::Value::Null));
+                HeldContext::read_reusing(req.context, Some(old)).map(|h| {
+                    *held = h;
+                    held
+                })
+            }
+            None => HeldContext::read_reusing(req.context, None).map(Box::new),
+        };
         // Decoded once, by `Kept::new`, which checks it.
-        let kept = HeldContext::read_unchecked(req.context)
+        let kept = read
             .map_err(|e| e.to_string())
             .and_then(|held| Kept::new(held).map_err(|e| e.to_string()));
         match kept {

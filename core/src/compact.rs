@@ -927,6 +927,11 @@ pub enum HeldContext {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// All of `bytes`, when they are UTF-8 as a whole (a context of
+    /// strings, objects and small lengths usually is): a string inside
+    /// that starts and ends on a character boundary is then UTF-8 without
+    /// a validation of its own.
+    text: Option<&'a str>,
 }
 
 impl<'a> Reader<'a> {
@@ -957,7 +962,14 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
     fn str(&mut self) -> Result<&'a str, CompactError> {
-        std::str::from_utf8(self.text()?).map_err(|_| CompactError::Malformed("context not UTF-8"))
+        let n = self.word()? as usize;
+        let start = self.at;
+        let bytes = self.take(n)?;
+        // One validation of the whole form instead of one per string.
+        if let Some(s) = self.text.and_then(|t| t.get(start..start + n)) {
+            return Ok(s);
+        }
+        std::str::from_utf8(bytes).map_err(|_| CompactError::Malformed("context not UTF-8"))
     }
 }
 
@@ -1071,20 +1083,37 @@ impl HeldContext {
     /// them: the first [`HeldContext::context`] does, for a caller (the
     /// module) that decodes the context once to keep it anyway.
     pub(crate) fn read_unchecked(bytes: &[u8]) -> Result<HeldContext, ContextError> {
+        HeldContext::read_reusing(bytes, None)
+    }
+
+    /// [`HeldContext::read_unchecked`] into the buffers of `old`, a
+    /// context held before (the module keeps one per call that sends a
+    /// context: no allocation for a context no larger than the last).
+    pub(crate) fn read_reusing(
+        bytes: &[u8],
+        old: Option<HeldContext>,
+    ) -> Result<HeldContext, ContextError> {
         match bytes.split_first() {
             Some((&CONTEXT_TAG, rest)) => {
-                let mut json = Vec::new();
-                let mut r = Reader { bytes: rest, at: 0 };
+                let (mut held, mut json) = match old {
+                    Some(HeldContext::Binary { bytes, json }) => (bytes, json),
+                    _ => (Vec::new(), Vec::new()),
+                };
+                json.clear();
+                let mut r = Reader {
+                    bytes: rest,
+                    at: 0,
+                    text: None,
+                };
                 scan(&mut r, &mut json, 0).map_err(ContextError::Binary)?;
                 if r.at != rest.len() {
                     return Err(ContextError::Binary(CompactError::Malformed(
                         "context has trailing bytes",
                     )));
                 }
-                Ok(HeldContext::Binary {
-                    bytes: rest.to_vec(),
-                    json,
-                })
+                held.clear();
+                held.extend_from_slice(rest);
+                Ok(HeldContext::Binary { bytes: held, json })
             }
             _ => serde_json::from_slice(bytes)
                 .map(HeldContext::Json)
@@ -1100,7 +1129,11 @@ impl HeldContext {
             HeldContext::Json(v) => Ok(Held::Json(v)),
             HeldContext::Binary { bytes, json } => {
                 let mut ctx = crate::Context::new();
-                let mut r = Reader { bytes, at: 0 };
+                let mut r = Reader {
+                    bytes,
+                    at: 0,
+                    text: std::str::from_utf8(bytes).ok(),
+                };
                 fill(&mut ctx, &mut r, &mut json.iter(), 0)?;
                 Ok(Held::Own(ctx))
             }
@@ -1518,6 +1551,51 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         );
+    }
+
+    #[test]
+    fn a_string_is_checked_even_when_the_whole_form_is_utf8() {
+        // A value ending in half of "€" whose other half is the next name's
+        // length: the form is UTF-8 as a whole, the value is not.
+        let form = |value: &[u8]| {
+            let mut out = vec![CONTEXT_TAG];
+            out.extend_from_slice(&2u32.to_le_bytes());
+            put_str(&mut out, "a");
+            out.push(T_STR);
+            put_u32(&mut out, value.len());
+            out.extend_from_slice(value);
+            put_str(&mut out, &"x".repeat(0xAC));
+            out.push(T_NULL);
+            out
+        };
+        let bad = form(&[0xE2, 0x82]);
+        assert!(std::str::from_utf8(&bad[1..]).is_ok());
+        assert!(HeldContext::read(&bad).is_err());
+        let good = form("\u{e9}".as_bytes());
+        let held = HeldContext::read(&good).unwrap();
+        let Held::Own(ctx) = held.context().unwrap() else {
+            panic!("binary")
+        };
+        assert_eq!(ctx.to_json()["a"], json!("\u{e9}"));
+    }
+
+    #[test]
+    fn a_context_read_into_reused_buffers_is_read_afresh() {
+        let forms: Vec<Vec<u8>> = contexts()
+            .iter()
+            .map(|v| {
+                let mut out = Vec::new();
+                write_context(v, &mut out);
+                out
+            })
+            .collect();
+        for old in &forms {
+            for new in &forms {
+                let reused = HeldContext::read(old).unwrap();
+                let got = HeldContext::read_reusing(new, Some(reused)).unwrap();
+                assert_eq!(got, HeldContext::read(new).unwrap());
+            }
+        }
     }
 
     #[test]
