@@ -5,8 +5,10 @@
 //! that formats a float, and the engine's messages were the worker's last
 //! users. [`plain`] writes a number as `Display` does — plain decimal
 //! notation, never an exponent, the shortest digits that read back as the
-//! same `f64` — from the Ryū digits (the `ryu` crate) that serde_json
-//! already puts in every build for JSON numbers.
+//! same `f64` — from the shortest digits of the `zmij` crate, which
+//! serde_json already puts in every build for JSON numbers (the same
+//! digits as Ryū's, which this module used before serde_json moved to
+//! zmij: a second float writer in the bundle otherwise).
 //!
 //! Both algorithms give the shortest digits that read back exactly; where
 //! two such digit strings of the same length exist, each picks one by its
@@ -25,14 +27,17 @@ pub(crate) fn plain(x: f64) -> String {
     if x.is_infinite() {
         return if x > 0.0 { "inf" } else { "-inf" }.into();
     }
-    let mut buf = ryu::Buffer::new();
+    let mut buf = zmij::Buffer::new();
     let text = buf.format_finite(x);
     let (negative, text) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
     };
     let (mantissa, exp) = match text.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().expect("ryu writes an integer exponent")),
+        Some((m, e)) => (
+            m,
+            e.parse::<i32>().expect("zmij writes an integer exponent"),
+        ),
         None => (text, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -138,5 +143,46 @@ mod tests {
         }
         // 65 of 200,000 with this generator.
         assert!(differ < 200, "{differ} last-digit ties");
+    }
+
+    /// zmij's digits are Ryū's (what [`plain`] was written from first):
+    /// the same texts on random bit patterns, the messages' percentages
+    /// and the subnormal and largest numbers.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_same_digits_as_ryu() {
+        let same = |x: f64| {
+            let (mut z, mut r) = (zmij::Buffer::new(), ryu::Buffer::new());
+            let (z, r) = (z.format_finite(x), r.format_finite(x));
+            let read = |t: &str| t.parse::<f64>().map(f64::to_bits);
+            // The same number and the same digits (the exponent may be
+            // written differently).
+            assert_eq!(read(z), read(r), "{z} against {r}");
+            let digits = |t: &str| {
+                let m = t.split(['e', 'E']).next().unwrap_or(t);
+                let d: String = m.chars().filter(char::is_ascii_digit).collect();
+                d.trim_matches('0').to_string()
+            };
+            assert_eq!(digits(z), digits(r), "{z} against {r}");
+        };
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..1_000_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let x = f64::from_bits(state);
+            if x.is_finite() {
+                same(x);
+            }
+        }
+        for i in 0..=200_000u32 {
+            same(f64::from(i) / 1000.0);
+            same(-f64::from(i) / 1000.0);
+            same(f64::from(i) / 3.0);
+        }
+        for i in 0..100_000u64 {
+            same(f64::from_bits(i));
+            same(f64::from_bits(0x7fef_ffff_ffff_ffff - i));
+        }
     }
 }
