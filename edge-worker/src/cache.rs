@@ -28,7 +28,7 @@ use bunting_core::packed;
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use bunting_core::{Engine, ParsedSnapshot, Problem};
 use bunting_wire::kv::snapshot_key;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::answers::{BulkAnswers, Clock};
 use crate::ofrep::NumberForms;
@@ -557,28 +557,52 @@ impl SnapshotCache {
         for (name, st) in self.envs.iter() {
             let loaded = st.loaded.as_ref();
             let generated = loaded.and_then(|l| parse_rfc3339_ms(l.engine.generated_at()));
+            let status = match (loaded, &st.last_error) {
+                (None, _) => "unavailable",
+                (Some(_), Some(_)) => "stale",
+                (Some(l), None) if !l.problems.is_empty() => "degraded",
+                _ => "ok",
+            };
+            let problems: Vec<String> = loaded
+                .map(|l| l.problems.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            // Every value a `Value` already: what `json!` gave, without a
+            // `to_value` instantiation per field (see `health::object`).
             envs.insert(
                 name.to_string(),
-                json!({
-                    "status": match (loaded, &st.last_error) {
-                        (None, _) => "unavailable",
-                        (Some(_), Some(_)) => "stale",
-                        (Some(l), None) if !l.problems.is_empty() => "degraded",
-                        _ => "ok",
-                    },
-                    "version": loaded.map(|l| l.engine.version()),
-                    "generatedAt": loaded.map(|l| l.engine.generated_at()),
-                    "ageSeconds": generated.map(|g| (now_ms - g) / 1000),
-                    "loadedAt": time(loaded.map(|l| l.loaded_at_ms)),
-                    "loadedAgeSeconds": loaded.map(|l| (now_ms - l.loaded_at_ms) / 1000),
-                    "flags": loaded.map(|l| l.engine.flag_keys().count()),
-                    "source": loaded.map(|l| if l.from_pointer { "pointer" } else { "kv" }),
-                    "format": loaded.map(|l| l.format.as_str()),
-                    "problems": loaded.map(|l| l.problems.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
-                    "lastCheck": time(st.last_check_ms),
-                    "lastError": st.last_error,
-                    "lastErrorAt": time(st.last_error_at_ms),
-                }),
+                crate::health::object(vec![
+                    ("status", Value::from(status)),
+                    ("version", Value::from(loaded.map(|l| l.engine.version()))),
+                    (
+                        "generatedAt",
+                        Value::from(loaded.map(|l| l.engine.generated_at())),
+                    ),
+                    (
+                        "ageSeconds",
+                        Value::from(generated.map(|g| (now_ms - g) / 1000)),
+                    ),
+                    (
+                        "loadedAt",
+                        Value::from(time(loaded.map(|l| l.loaded_at_ms))),
+                    ),
+                    (
+                        "loadedAgeSeconds",
+                        Value::from(loaded.map(|l| (now_ms - l.loaded_at_ms) / 1000)),
+                    ),
+                    (
+                        "flags",
+                        Value::from(loaded.map(|l| l.engine.flag_keys().count())),
+                    ),
+                    (
+                        "source",
+                        Value::from(loaded.map(|l| if l.from_pointer { "pointer" } else { "kv" })),
+                    ),
+                    ("format", Value::from(loaded.map(|l| l.format.as_str()))),
+                    ("problems", Value::from(problems)),
+                    ("lastCheck", Value::from(time(st.last_check_ms))),
+                    ("lastError", Value::from(st.last_error.clone())),
+                    ("lastErrorAt", Value::from(time(st.last_error_at_ms))),
+                ]),
             );
         }
         Value::Object(envs)
@@ -589,6 +613,7 @@ impl SnapshotCache {
 mod tests {
     use super::*;
     use bunting_core::snapshot::{parse_json, seal};
+    use serde_json::json;
 
     /// A KV read that found `text`, as it is (a JSON text).
     fn json_value(text: String) -> Result<Option<Vec<u8>>, String> {

@@ -15,7 +15,7 @@
 //! ```
 
 use bunting_wire::same_secret;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Whether the request's `Authorization` header carries the operator
 /// secret (`Bearer <secret>`, compared in constant time). Always `false`
@@ -40,13 +40,36 @@ pub fn visible(full: Value, operator: bool) -> Value {
     if operator {
         full
     } else {
-        json!({ "status": full.get("status").cloned().unwrap_or(Value::Null) })
+        object(vec![(
+            "status",
+            full.get("status").cloned().unwrap_or(Value::Null),
+        )])
     }
+}
+
+/// The JSON object of `fields`, as `json!` builds it (the map orders its
+/// keys itself), with values already `Value`s: `json!` converts each
+/// value with its own `serde_json::to_value` instantiation and inserts it
+/// inline, which made `/healthz` ≈ 12 KB of the worker's wasm.
+///
+/// ```
+/// use bunting_edge_worker::health::object;
+/// use serde_json::{Value, json};
+/// let built = object(vec![("b", Value::from(Some(2u64))), ("a", Value::from(None::<&str>))]);
+/// assert_eq!(built, json!({"a": null, "b": 2}));
+/// ```
+pub fn object(fields: Vec<(&str, Value)>) -> Value {
+    let mut map = serde_json::Map::new();
+    for (key, value) in fields {
+        map.insert(key.to_owned(), value);
+    }
+    Value::Object(map)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn only_the_status_without_the_secret() {

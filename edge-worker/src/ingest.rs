@@ -6,7 +6,7 @@
 
 use bunting_wire::{EventRecord, ExposureRecord, IngestBatch};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::exposure::ExposureBuffer;
 
@@ -139,10 +139,23 @@ impl Forwarder {
 
     /// `/healthz` details.
     pub fn health(&self) -> Value {
-        let mut v = serde_json::to_value(&self.stats).unwrap_or(Value::Null);
-        v["exposuresBuffered"] = json!(self.buffer.len());
-        v["exposuresDropped"] = json!(self.buffer.dropped());
-        v
+        // What `serde_json::to_value(&self.stats)` gave, the buffer's
+        // counts added, without serde's serializer into a `Value`.
+        let s = &self.stats;
+        crate::health::object(vec![
+            ("exposuresSent", Value::from(s.exposures_sent)),
+            // The buffer's count, not `s.exposures_dropped`.
+            ("exposuresDropped", Value::from(self.buffer.dropped())),
+            ("eventsSent", Value::from(s.events_sent)),
+            ("eventsFailed", Value::from(s.events_failed)),
+            ("queued", Value::from(s.queued)),
+            ("queueFailed", Value::from(s.queue_failed)),
+            ("messagesDelivered", Value::from(s.messages_delivered)),
+            ("messagesRetried", Value::from(s.messages_retried)),
+            ("failedRequests", Value::from(s.failed_requests)),
+            ("lastError", Value::from(s.last_error.clone())),
+            ("exposuresBuffered", Value::from(self.buffer.len())),
+        ])
     }
 }
 
@@ -163,6 +176,7 @@ fn to_json(batch: &IngestBatch<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn exposure(i: usize) -> ExposureRecord {
         ExposureRecord {
@@ -221,6 +235,20 @@ mod tests {
         assert_eq!(i.stats.last_error.as_deref(), Some("HTTP 503"));
         assert_eq!(i.stats.events_failed, 3);
         assert_eq!(i.health()["exposuresBuffered"], 0);
+        // What the derived serializer gave, with the buffer's counts.
+        i.record((0..3).map(exposure));
+        let mut derived = serde_json::to_value(&i.stats).unwrap();
+        derived["exposuresBuffered"] = json!(i.buffer.len());
+        derived["exposuresDropped"] = json!(i.buffer.dropped());
+        assert_eq!(
+            serde_json::to_string(&i.health()).unwrap(),
+            serde_json::to_string(&derived).unwrap()
+        );
+        i.stats.last_error = None;
+        let mut derived = serde_json::to_value(&i.stats).unwrap();
+        derived["exposuresBuffered"] = json!(i.buffer.len());
+        derived["exposuresDropped"] = json!(i.buffer.dropped());
+        assert_eq!(i.health(), derived);
     }
 
     /// The golden batches of `wire/tests/data/` (see its README), which the

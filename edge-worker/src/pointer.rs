@@ -414,7 +414,10 @@ impl Gate {
         for (name, g) in self.envs.iter() {
             m.insert(
                 name.to_string(),
-                serde_json::json!({"checks": g.asked, "lastError": g.last_error}),
+                crate::health::object(vec![
+                    ("checks", serde_json::Value::from(g.asked)),
+                    ("lastError", serde_json::Value::from(g.last_error.clone())),
+                ]),
             );
         }
         serde_json::Value::Object(m)

@@ -317,21 +317,24 @@ fn healthz(req: &Incoming, env: &Env, s: &Settings) -> Result<Response> {
     let now = now_ms();
     let envs = SNAPSHOTS.with(|c| c.borrow().health(now));
     let mut ingest = INGEST.with(|i| i.borrow().health());
-    ingest["configured"] = json!(s.ingest_url.is_some());
+    ingest["configured"] = Value::Bool(s.ingest_url.is_some());
     let pointers = POINTER_GATE.with(|g| g.borrow().health());
     let all_ok = envs
         .as_object()
         .is_some_and(|m| m.values().all(|e| e["status"] == "ok"));
-    let full = json!({
-        "status": if all_ok { "ok" } else { "degraded" },
-        "environments": envs,
-        "ingest": ingest,
-        "pointers": pointers,
+    let full = health::object(vec![
+        (
+            "status",
+            Value::from(if all_ok { "ok" } else { "degraded" }),
+        ),
+        ("environments", envs),
+        ("ingest", ingest),
+        ("pointers", pointers),
         // Evaluations waiting for their bodies or the rate limiter now
         // (this request's isolate): a count that keeps growing means
         // abandoned requests (see `slots.rs`).
-        "parkedEvaluations": crate::entry::parked(),
-    });
+        ("parkedEvaluations", Value::from(crate::entry::parked())),
+    ]);
     json_response(200, &health::visible(full, operator))
 }
 
