@@ -22,7 +22,7 @@
 //! ```
 
 use bunting_wire::kv::sdk_key_hash;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ofrep;
 
@@ -82,13 +82,16 @@ impl Limited {
 
     /// The OFREP error body.
     pub fn body(&self) -> Value {
-        json!({
-            "errorCode": "GENERAL",
-            "errorDetails": format!(
-                "rate limited: too many requests for this SDK key from this address; retry after {} seconds",
-                self.retry_after_secs
+        crate::health::object(vec![
+            ("errorCode", Value::from("GENERAL")),
+            (
+                "errorDetails",
+                Value::from(format!(
+                    "rate limited: too many requests for this SDK key from this address; retry after {} seconds",
+                    self.retry_after_secs
+                )),
             ),
-        })
+        ])
     }
 }
 

@@ -32,7 +32,7 @@
 //! ```
 
 use bunting_wire::kv::SdkKeyRecord;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ofrep;
@@ -62,7 +62,10 @@ pub struct Refusal {
 impl Refusal {
     /// The response body.
     pub fn body(&self) -> Value {
-        json!({"errorCode": self.code, "errorDetails": self.details})
+        crate::health::object(vec![
+            ("errorCode", Value::from(self.code)),
+            ("errorDetails", Value::from(self.details.as_str())),
+        ])
     }
 }
 

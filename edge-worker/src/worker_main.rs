@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use bunting_core::{Engine, FlagType, Reason};
 use bunting_wire::kv;
-use serde_json::{Value, json};
+use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
@@ -150,7 +150,13 @@ fn evaluation_time(s: &Settings, header: impl FnOnce() -> Option<String>, clock:
 }
 
 fn error_response(status: u16, code: &str, details: &str) -> Result<Response> {
-    json_response(status, &json!({"errorCode": code, "errorDetails": details}))
+    json_response(
+        status,
+        &health::object(vec![
+            ("errorCode", Value::from(code)),
+            ("errorDetails", Value::from(details)),
+        ]),
+    )
 }
 
 /// The response to any request but the evaluations [`crate::entry`]
@@ -218,11 +224,14 @@ async fn route(req: Incoming, env: &Env, ctx: &Context, s: &Settings) -> Result<
                     let raw = &p[ofrep::SINGLE_PREFIX.len()..];
                     json_response(
                         404,
-                        &json!({
-                            "key": raw,
-                            "errorCode": "FLAG_NOT_FOUND",
-                            "errorDetails": format!("no flag key in the path {p:?}"),
-                        }),
+                        &health::object(vec![
+                            ("key", Value::from(raw)),
+                            ("errorCode", Value::from("FLAG_NOT_FOUND")),
+                            (
+                                "errorDetails",
+                                Value::from(format!("no flag key in the path {p:?}")),
+                            ),
+                        ]),
                     )
                 }
             }
@@ -732,13 +741,18 @@ async fn publish_to_pointer(mut req: Incoming, env: &Env) -> Result<Response> {
     let forwarded = subrequest("https://pointer/", "POST", &headers, Some(&body))?;
     let mut answer = stub.fetch_with_request(forwarded).await?;
     let status = answer.status_code();
-    let body: Value = answer
-        .json()
-        .await
-        .unwrap_or_else(|_| json!({"error": "the pointer answered without JSON"}));
+    let body: Value = answer.json().await.unwrap_or_else(|_| {
+        health::object(vec![(
+            "error",
+            Value::from("the pointer answered without JSON"),
+        )])
+    });
     json_response(
         status,
-        &json!({"environment": published.environment, "pointer": body}),
+        &health::object(vec![
+            ("environment", Value::from(published.environment)),
+            ("pointer", body),
+        ]),
     )
 }
 
@@ -1057,7 +1071,10 @@ async fn post_events(
     };
     let body = req.bytes().await?;
     if body.len() > ofrep::MAX_BODY_BYTES * 4 {
-        return json_response(413, &json!({"error": "request body too large"}));
+        return json_response(
+            413,
+            &health::object(vec![("error", Value::from("request body too large"))]),
+        );
     }
     let list = match events::parse_events(&body, &key_hasher(env), clock) {
         Ok(list) => list,
@@ -1085,7 +1102,13 @@ async fn post_events(
         }
         _ => false,
     };
-    json_response(202, &json!({"accepted": accepted, "forwarded": forwarded}))
+    json_response(
+        202,
+        &health::object(vec![
+            ("accepted", Value::from(accepted)),
+            ("forwarded", Value::from(forwarded)),
+        ]),
+    )
 }
 
 /// The runtime's response of `init` with `body`, copied out of wasm
