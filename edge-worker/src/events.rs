@@ -40,7 +40,7 @@ use std::collections::HashMap;
 
 use bunting_wire::{EventNameError, EventRecord, check_event_name};
 use serde::{Serialize, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::exposure::KeyHasher;
@@ -101,11 +101,19 @@ impl EventsError {
     /// assert_eq!(err.to_json()["invalid"][0]["index"], 0);
     /// ```
     pub fn to_json(&self) -> Value {
-        let mut body = json!({"error": self.to_string()});
+        // What `json!` and `to_value(list)` gave (a reason as its
+        // message), from ready-made `Value`s (see `health::object`).
+        let mut fields = vec![("error", Value::from(self.to_string()))];
         if let EventsError::Invalid(list) = self {
-            body["invalid"] = serde_json::to_value(list).unwrap_or(Value::Null);
+            let items = list.iter().map(|item| {
+                crate::health::object(vec![
+                    ("index", Value::from(item.index)),
+                    ("reason", Value::from(item.reason.to_string())),
+                ])
+            });
+            fields.push(("invalid", Value::Array(items.collect())));
         }
-        body
+        crate::health::object(fields)
     }
 }
 
@@ -326,6 +334,27 @@ fn id(map: &Map<String, Value>) -> Result<&str, EventProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// `to_json` gives the bytes `json!` and the derived `Serialize` of
+    /// the invalid events gave.
+    #[test]
+    fn error_bodies_as_the_derive_wrote_them() {
+        for body in [
+            &br#"{"events": [{"name": "ok", "targetingKey": "u", "id": "1"}, 3, {"nom": 1}]}"#[..],
+            br#"{"events": 3}"#,
+            br#"{"#,
+        ] {
+            let Err(e) = parse_events(body, &hasher(), NOW) else {
+                panic!("accepted {}", String::from_utf8_lossy(body));
+            };
+            let mut old = json!({"error": e.to_string()});
+            if let EventsError::Invalid(list) = &e {
+                old["invalid"] = serde_json::to_value(list).unwrap();
+            }
+            assert_eq!(e.to_json().to_string(), old.to_string());
+        }
+    }
 
     const NOW: i64 = 1_795_608_000_000; // 2026-11-25T12:00:00Z
 

@@ -216,7 +216,10 @@ impl SnapshotPointer {
             Outcome::Same => "same",
             Outcome::Older { .. } => "older",
         };
-        Response::from_json(&serde_json::json!({"outcome": name, "version": current}))
+        Response::from_json(&crate::health::object(vec![
+            ("outcome", serde_json::Value::from(name)),
+            ("version", serde_json::Value::from(current)),
+        ]))
     }
 
     /// Writes the event of `version` to every open stream, dropping the

@@ -38,7 +38,7 @@
 use bunting_core::{Engine, ErrorCode, Evaluation, Reason};
 use bunting_wire::ExposureRecord;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::audience::Audience;
@@ -122,11 +122,22 @@ impl ReportError {
     /// assert_eq!(body["invalid"][1]["index"], 2);
     /// ```
     pub fn body(&self) -> Value {
-        let mut body = json!({"errorCode": self.code(), "errorDetails": self.to_string()});
+        // What `json!` and `to_value(list)` gave, from ready-made
+        // `Value`s (see `health::object`).
+        let mut fields = vec![
+            ("errorCode", Value::from(self.code())),
+            ("errorDetails", Value::from(self.to_string())),
+        ];
         if let ReportError::Items(list) = self {
-            body["invalid"] = serde_json::to_value(list).unwrap_or(Value::Null);
+            let items = list.iter().map(|item| {
+                crate::health::object(vec![
+                    ("index", Value::from(item.index)),
+                    ("reason", Value::from(item.reason.as_str())),
+                ])
+            });
+            fields.push(("invalid", Value::Array(items.collect())));
         }
-        body
+        crate::health::object(fields)
     }
 }
 
@@ -211,6 +222,20 @@ pub enum Outcome {
     FlagNotFound,
     /// The evaluation failed (its `errorCode` is in the result).
     Error,
+}
+
+impl Outcome {
+    /// Its name in a response, as its derived `Serialize` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Recorded => "recorded",
+            Outcome::Duplicate => "duplicate",
+            Outcome::NotSplit => "notSplit",
+            Outcome::NoTargetingKey => "noTargetingKey",
+            Outcome::FlagNotFound => "flagNotFound",
+            Outcome::Error => "error",
+        }
+    }
 }
 
 /// The result of one reported flag.
@@ -300,12 +325,77 @@ pub fn response_body(results: &[ItemResult], forwarded: bool) -> Value {
         .iter()
         .filter(|r| r.outcome == Outcome::Recorded)
         .count();
-    json!({"recorded": recorded, "forwarded": forwarded, "results": results})
+    // What `json!` gave with the derived `Serialize` of the results, from
+    // ready-made `Value`s (see `health::object`).
+    let results = results.iter().map(|r| {
+        let mut fields = vec![
+            ("key", Value::from(r.key.as_str())),
+            ("outcome", Value::from(r.outcome.as_str())),
+        ];
+        if let Some(code) = r.error_code {
+            fields.push(("errorCode", Value::from(code)));
+        }
+        crate::health::object(fields)
+    });
+    crate::health::object(vec![
+        ("recorded", Value::from(recorded)),
+        ("forwarded", Value::from(forwarded)),
+        ("results", Value::Array(results.collect())),
+    ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The bodies built from `Value`s are the bytes `json!` and the
+    /// derived `Serialize` gave.
+    #[test]
+    fn bodies_as_json_and_the_derives_wrote_them() {
+        let outcomes = [
+            Outcome::Recorded,
+            Outcome::Duplicate,
+            Outcome::NotSplit,
+            Outcome::NoTargetingKey,
+            Outcome::FlagNotFound,
+            Outcome::Error,
+        ];
+        let results: Vec<ItemResult> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, &outcome)| ItemResult {
+                key: format!("f\"{i}"),
+                outcome,
+                error_code: (outcome == Outcome::Error).then_some("GENERAL"),
+            })
+            .collect();
+        for forwarded in [false, true] {
+            for n in [0, 1, results.len()] {
+                let recorded = results[..n]
+                    .iter()
+                    .filter(|r| r.outcome == Outcome::Recorded)
+                    .count();
+                let old =
+                    json!({"recorded": recorded, "forwarded": forwarded, "results": &results[..n]});
+                let new = response_body(&results[..n], forwarded);
+                assert_eq!(new.to_string(), old.to_string());
+            }
+        }
+        for body in [
+            &br#"{"flags": ["ok", 3, ""]}"#[..],
+            br#"{"flags": []}"#,
+            br#"[1]"#,
+            br#"{"#,
+        ] {
+            let e = parse_report(body).unwrap_err();
+            let mut old = json!({"errorCode": e.code(), "errorDetails": e.to_string()});
+            if let ReportError::Items(list) = &e {
+                old["invalid"] = serde_json::to_value(list).unwrap();
+            }
+            assert_eq!(e.body().to_string(), old.to_string());
+        }
+    }
     use crate::exposure::KeyHasher;
 
     fn engine() -> Engine {

@@ -15,7 +15,7 @@
 //! environment changed; the flags still need the SDK key.
 
 use bunting_core::keyhash::KeyHasher;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The event stream route.
 pub const STREAM_PATH: &str = "/ofrep/v1/events";
@@ -77,11 +77,16 @@ pub fn stream_uri(environment: &str, token: &str) -> String {
 /// The bulk response's `eventStreams`: one SSE stream, relative to the
 /// client's OFREP base URL (OFREP's `endpoint.requestUri`).
 pub fn event_streams(environment: &str, token: &str) -> Value {
-    json!([{
-        "type": "sse",
-        "endpoint": {"requestUri": stream_uri(environment, token)},
-        "inactivityDelaySec": INACTIVITY_DELAY_SEC,
-    }])
+    use crate::health::object;
+    let endpoint = object(vec![(
+        "requestUri",
+        Value::from(stream_uri(environment, token)),
+    )]);
+    Value::Array(vec![object(vec![
+        ("type", Value::from("sse")),
+        ("endpoint", endpoint),
+        ("inactivityDelaySec", Value::from(INACTIVITY_DELAY_SEC)),
+    ])])
 }
 
 /// What a stream starts with: the reconnection delay and a comment (some
@@ -101,11 +106,11 @@ pub fn prelude() -> String {
 ///     "id: 7\nevent: message\ndata: {\"etag\":\"7\",\"lastModified\":1764000000,\"type\":\"refetchEvaluation\"}\n\n");
 /// ```
 pub fn refetch_event(version: u64, last_modified_secs: i64) -> String {
-    let data = json!({
-        "type": "refetchEvaluation",
-        "etag": version.to_string(),
-        "lastModified": last_modified_secs,
-    });
+    let data = crate::health::object(vec![
+        ("type", Value::from("refetchEvaluation")),
+        ("etag", Value::from(version.to_string())),
+        ("lastModified", Value::from(last_modified_secs)),
+    ]);
     format!("id: {version}\nevent: message\ndata: {data}\n\n")
 }
 
