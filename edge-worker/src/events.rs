@@ -224,16 +224,20 @@ pub fn validate_events(
     }
     let mut events = Vec::with_capacity(items.len());
     let mut invalid = Vec::new();
-    let mut ids: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    // The ids of the accepted events and their indexes, in the map type
+    // of the exposure deduplicator (`HashMap<String, i64>`, looked up by
+    // `&String`): one instantiation of the map's lookup, insertion and
+    // growth in the bundle for both.
+    let mut ids: HashMap<String, i64> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
-        let checked =
-            validate_one(item, hasher, now_ms).and_then(|e| match ids.get(event_id(item)) {
-                Some(&first) => Err(EventProblem::DuplicateId(first)),
-                None => Ok(e),
-            });
+        let id = event_id(item).to_string();
+        let checked = validate_one(item, hasher, now_ms).and_then(|e| match ids.get(&id) {
+            Some(&first) => Err(EventProblem::DuplicateId(first as usize)),
+            None => Ok(e),
+        });
         match checked {
             Ok(e) => {
-                ids.insert(event_id(item), index);
+                ids.insert(id, index as i64);
                 events.push(e);
             }
             Err(reason) => invalid.push(InvalidEvent { index, reason }),
