@@ -5,8 +5,10 @@
 //! snapshot's published JSON text, byte for byte, as its last bytes
 //! (the format: [`bunting_core::packed`]). The SDK takes that text and
 //! checks it exactly as a JSON value; the packed tables before it are the
-//! edge's business and are not read here.
+//! edge's business and are read only to explain a document that does not
+//! read ([`snapshot_text`]).
 
+use bunting_core::ParsedSnapshot;
 use bunting_core::packed::{self, PackedError};
 
 use crate::error::SnapshotError;
@@ -16,7 +18,11 @@ use crate::error::SnapshotError;
 ///
 /// A packed value of another format version is refused with
 /// [`SnapshotError::PackedVersion`]; one without a document, cut short or
-/// with a document that is not UTF-8, with [`SnapshotError::Packed`].
+/// with a document that is not UTF-8, with [`SnapshotError::Packed`]. A
+/// value cut short makes its header place the document early, inside the
+/// tables, where it may look like text that is not UTF-8: when the
+/// document does not read, the tables' digest is checked, and a value
+/// that fails it is reported as damaged or short, which is what it is.
 pub(crate) fn snapshot_text(value: Vec<u8>) -> Result<String, SnapshotError> {
     if !value.starts_with(&packed::MAGIC) {
         return String::from_utf8(value)
@@ -31,7 +37,18 @@ pub(crate) fn snapshot_text(value: Vec<u8>) -> Result<String, SnapshotError> {
             found,
             reads: packed::FORMAT_VERSION,
         }),
-        Err(e) => Err(SnapshotError::Packed(e.to_string())),
+        Err(e) => Err(SnapshotError::Packed(
+            damage(&value).unwrap_or(e).to_string(),
+        )),
+    }
+}
+
+/// Why `value`'s tables do not read, if their digest does not match or
+/// they end early: the cause of a document that does not read either.
+fn damage(value: &[u8]) -> Option<PackedError> {
+    match ParsedSnapshot::from_packed(value) {
+        Err(e @ (PackedError::Damaged | PackedError::Truncated { .. })) => Some(e),
+        _ => None,
     }
 }
 
@@ -40,7 +57,8 @@ mod tests {
     use super::*;
 
     /// A packed header of format `version` carrying `document` (no digest,
-    /// no tables: the reader does not look at them).
+    /// no tables: the reader reads them only to explain a document that
+    /// does not read, so these values are for the header's cases).
     fn packed_value(version: u16, document: &[u8]) -> Vec<u8> {
         let mut v = packed::MAGIC.to_vec();
         v.extend_from_slice(&version.to_le_bytes());
@@ -53,6 +71,23 @@ mod tests {
         v.push(n as u8);
         v.extend_from_slice(document);
         v
+    }
+
+    /// A sealed packed value with its document, and the document: one
+    /// flag whose value has characters of two bytes.
+    fn sealed_value() -> (String, Vec<u8>) {
+        let mut snapshot: bunting_core::model::Snapshot = serde_json::from_str(
+            r#"{"schemaVersion": 1, "environment": "p", "version": 3,
+              "generatedAt": "2026-11-25T00:00:00Z",
+              "flags": [{"key": "f", "type": "string", "variants": {"a": "été"},
+                         "offVariant": "a", "fallthrough": {"variant": "a"}}]}"#,
+        )
+        .unwrap();
+        bunting_core::snapshot::seal(&mut snapshot);
+        let text = serde_json::to_string(&snapshot).unwrap();
+        let value =
+            packed::pack_with_document(&ParsedSnapshot::parse(&text).unwrap(), &text).unwrap();
+        (text, value)
     }
 
     #[test]
@@ -90,13 +125,41 @@ mod tests {
             snapshot_text(cut),
             Err(SnapshotError::Packed(m)) if m.contains("ends early")
         ));
+        // A document that is not UTF-8 in a value whose tables read.
+        let (_, mut bad) = sealed_value();
+        let at = bad.len() - 3;
+        bad[at] = 0xff;
         assert!(matches!(
-            snapshot_text(packed_value(1, b"{\"a\":\"\xff\"}")),
-            Err(SnapshotError::Packed(m)) if m.contains("not UTF-8")
+            snapshot_text(bad),
+            Err(SnapshotError::Packed(m)) if m.contains("a document that is not UTF-8")
         ));
         assert!(matches!(
             snapshot_text(b"BSNP\x01".to_vec()),
             Err(SnapshotError::Packed(_))
         ));
+    }
+
+    /// A sealed value cut at its tail never reads as a document that is
+    /// not UTF-8: its digest says it is damaged (or it ends early).
+    #[test]
+    fn a_value_cut_at_its_tail_is_damaged_not_bad_text() {
+        let (text, value) = sealed_value();
+        assert_eq!(snapshot_text(value.clone()).unwrap(), text);
+        let mut refused = 0;
+        for cut in 1..value.len() - 8 {
+            match snapshot_text(value[..value.len() - cut].to_vec()) {
+                // The document read: a wrong text, which the JSON checks refuse.
+                Ok(document) => assert_ne!(document, text),
+                Err(SnapshotError::Packed(m)) => {
+                    refused += 1;
+                    assert!(
+                        m.contains("does not match its digest") || m.contains("ends early"),
+                        "{cut} bytes cut: {m}"
+                    );
+                }
+                Err(e) => panic!("{cut} bytes cut: {e}"),
+            }
+        }
+        assert!(refused > 0);
     }
 }
