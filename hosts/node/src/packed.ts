@@ -8,12 +8,16 @@
  * length + 1). The document — the snapshot's published JSON text, byte for
  * byte — is the value's last bytes (the format: `core/src/packed.rs`). The
  * SDK takes that text and checks it exactly as a JSON value; the packed
- * tables before it are the edge's business and are not read here.
+ * tables before it are the edge's business, and only their digest is
+ * checked here, to explain a document that is not UTF-8: a value cut at its
+ * tail makes the header place the document inside the tables.
  *
  * ```ts
  * const text = isPacked(bytes) ? packedDocument(bytes) : new TextDecoder().decode(bytes);
  * ```
  */
+import { createHash } from "node:crypto";
+
 import { SourceError } from "./source-error.js";
 
 /** The first bytes of every packed value: `BSNP`. */
@@ -28,7 +32,8 @@ export type PackedProblem =
   | "no-document" // packed without the JSON text
   | "truncated" // the header, or the document its length announces, is cut short
   | "corrupt" // a header field no packer writes
-  | "encoding"; // the document is not UTF-8
+  | "encoding" // the document is not UTF-8
+  | "damaged"; // the document does not read and the tables fail their digest (cut at the tail, or damaged)
 
 /** A packed value the SDK cannot take a snapshot's JSON text out of (a fetch error: the last good snapshot keeps serving). */
 export class PackedSnapshotError extends SourceError {
@@ -84,6 +89,15 @@ export function packedDocument(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(bytes.length - length));
   } catch {
+    // The tables run from the digest to the document: a value cut at its
+    // tail moves where they end, which the digest notices.
+    if (digest === 1) {
+      const sealed = bytes.subarray(at, tables);
+      const actual = createHash("sha256").update(bytes.subarray(tables, bytes.length - length)).digest();
+      if (!actual.equals(sealed)) {
+        throw new PackedSnapshotError("damaged", "the packed snapshot does not match its digest (cut short or damaged)");
+      }
+    }
     throw new PackedSnapshotError("encoding", "the packed snapshot's document is not UTF-8");
   }
 }

@@ -36,7 +36,8 @@ class SourceError(BuntingError):
 class PackedSnapshotError(SourceError):
     """A packed value (KV or directory source) the SDK cannot take the
     snapshot's JSON out of. ``problem`` says why: ``version``,
-    ``no-document``, ``truncated``, ``corrupt`` or ``encoding``."""
+    ``no-document``, ``truncated``, ``corrupt``, ``encoding`` or
+    ``damaged``."""
 
     def __init__(self, problem: str, message: str) -> None:
         super().__init__(message)

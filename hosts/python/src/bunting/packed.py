@@ -7,7 +7,9 @@ document's length as an unsigned LEB128 int (0: no document, else its
 length + 1). The document — the snapshot's published JSON text, byte for
 byte — is the value's last bytes (the format: ``core/src/packed.rs``). The
 SDK takes that text and checks it exactly as a JSON value; the packed
-tables before it are the edge's business and are not read here.
+tables before it are the edge's business, and only their digest is checked
+here, to explain a document that is not UTF-8: a value cut at its tail
+makes the header place the document inside the tables.
 
 >>> snapshot_bytes(b'{"a": 1}')
 b'{"a": 1}'
@@ -16,6 +18,8 @@ b'{"a": 1}'
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from .errors import PackedSnapshotError, PackedVersionMismatch
 
@@ -32,7 +36,8 @@ def snapshot_bytes(value: bytes) -> bytes:
 
     Raises :class:`~bunting.errors.PackedVersionMismatch` for another format
     version and :class:`~bunting.errors.PackedSnapshotError` for a packed
-    value without a document, cut short, or whose document is not UTF-8.
+    value without a document, cut short, or whose document is not UTF-8
+    (``damaged`` when the tables then fail their digest: cut at the tail).
     """
     if not value.startswith(MAGIC):
         return value
@@ -81,6 +86,15 @@ def snapshot_bytes(value: bytes) -> bytes:
     try:
         document.decode("utf-8")
     except UnicodeDecodeError as e:
+        # The tables run from the digest to the document: a value cut at its
+        # tail moves where they end, which the digest notices.
+        if digest == 1:
+            sealed = value[at : at + 32]
+            if hashlib.sha256(value[tables : len(value) - length]).digest() != sealed:
+                raise PackedSnapshotError(
+                    "damaged",
+                    "the packed snapshot does not match its digest (cut short or damaged)",
+                ) from e
         raise PackedSnapshotError(
             "encoding", "the packed snapshot's document is not UTF-8"
         ) from e
