@@ -508,6 +508,10 @@ pub(crate) struct Rule<'a> {
     pub condition: Str<'a>,
     #[serde(borrow)]
     pub serve: Serve<'a>,
+    /// The condition as the packer compiled it (a packed snapshot of
+    /// format version 2): compiling the engine then parses nothing.
+    #[serde(skip)]
+    pub compiled: Option<crate::compile::Precompiled>,
 }
 
 /// [`model::Serve`], borrowed.
@@ -573,6 +577,9 @@ pub(crate) struct Segment<'a> {
     pub condition: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub description: Option<Str<'a>>,
+    /// The condition as the packer compiled it, as for [`Rule::compiled`].
+    #[serde(skip)]
+    pub compiled: Option<crate::compile::Precompiled>,
 }
 
 /// [`model::Layer`], borrowed.
@@ -667,6 +674,7 @@ impl<'a> Rule<'a> {
             description: Str::of_opt(&r.description),
             condition: Str::of(&r.condition),
             serve: Serve::of(&r.serve),
+            compiled: None,
         }
     }
 }
@@ -707,6 +715,7 @@ impl<'a> Segment<'a> {
             excluded: Str::of_all(&s.excluded),
             condition: Str::of_opt(&s.condition),
             description: Str::of_opt(&s.description),
+            compiled: None,
         }
     }
 }

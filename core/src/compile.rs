@@ -14,12 +14,12 @@ pub(crate) type FastSet<T> = foldhash::HashSet<T>;
 
 use serde_json::Value;
 
-use crate::borrowed::{Flag, Serve, Snapshot, same_value};
+use crate::borrowed::{Flag, Rule, Segment, Serve, Snapshot, same_value};
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
 use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
 use crate::numtext;
 use crate::result::{ErrorCode, Reason};
-use crate::rules::{Condition, ParseError};
+use crate::rules::{Condition, ParseError, SegmentResolver};
 use crate::snapshot::{Location, Problem};
 use crate::time::parse_rfc3339_ms;
 
@@ -253,7 +253,7 @@ impl Compiled {
     }
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     problems: Vec<Problem>,
 }
 
@@ -395,32 +395,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, checksum: Checksum) -> (Compiled,
         }
     }
 
-    // Segments. A segment with a problem maps to `None`: conditions that
-    // reference it fail to compile instead of using what is left of it.
-    let mut segment_index: FastMap<&str, Option<usize>> = FastMap::default();
-    let mut segments = Vec::new();
-    for (i, seg) in snapshot.segments.iter().enumerate() {
-        let before = cx.problems.len();
-        if segment_index.insert(&seg.key, Some(i)).is_some() {
-            cx.add(
-                Location::segment(i, &seg.key, "key"),
-                "duplicate segment key".into(),
-            );
-        }
-        let condition = seg.condition.as_deref().and_then(|src| {
-            Condition::parse_with(src, &|name| Err(format!("no segment reference (segment {name:?} is referenced from a segment; segments cannot nest)")))
-                .map_err(|e| cx.parse_error(Location::segment(i, &seg.key, "condition"), &e))
-                .ok()
-        });
-        segments.push(CSegment {
-            included: seg.included.iter().map(|s| s.to_string()).collect(),
-            excluded: seg.excluded.iter().map(|s| s.to_string()).collect(),
-            condition,
-        });
-        if cx.problems.len() > before {
-            segment_index.insert(&seg.key, None);
-        }
-    }
+    let (segments, segment_index) = compile_segments(&mut cx, &snapshot.segments);
 
     // Flag index first, so prerequisites can point forwards.
     let key_of = |i: usize| &*snapshot.flags[i].key;
@@ -440,13 +415,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, checksum: Checksum) -> (Compiled,
         }
     }
 
-    let resolve = |name: &str| match segment_index.get(name) {
-        Some(Some(i)) => Ok(*i),
-        Some(None) => Err(format!("a valid segment (segment {name:?} is invalid)")),
-        None => Err(format!(
-            "a known segment (no segment {name:?} in this snapshot)"
-        )),
-    };
+    let resolve = |name: &str| resolve_segment(&segment_index, name);
     let mut flags = Vec::with_capacity(snapshot.flags.len());
     let mut shared = Shared::default();
     for (i, flag) in snapshot.flags.iter().enumerate() {
@@ -496,6 +465,117 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, checksum: Checksum) -> (Compiled,
     )
 }
 
+/// A condition compiled ahead of time (a packed snapshot's, see
+/// [`crate::packed`]) or its problem, as [`Condition::parse_with`] gives it.
+pub(crate) type Precompiled = Result<Arc<Condition>, ParseError>;
+
+/// Compiles the snapshot's segments, reporting their problems: the
+/// compiled segments, and each key's position, `None` for a key of a
+/// segment with a problem (a repeated key, a condition that does not
+/// compile), which conditions cannot reference.
+pub(crate) fn compile_segments<'s>(
+    cx: &mut Ctx,
+    segments: &'s [Segment<'_>],
+) -> (Vec<CSegment>, FastMap<&'s str, Option<usize>>) {
+    let mut index: FastMap<&str, Option<usize>> = FastMap::default();
+    let mut compiled = Vec::with_capacity(segments.len());
+    for (i, seg) in segments.iter().enumerate() {
+        let before = cx.problems.len();
+        if index.insert(&seg.key, Some(i)).is_some() {
+            cx.add(
+                Location::segment(i, &seg.key, "key"),
+                "duplicate segment key".into(),
+            );
+        }
+        let condition = segment_condition(seg).and_then(|c| {
+            c.map_err(|e| cx.parse_error(Location::segment(i, &seg.key, "condition"), &e))
+                .ok()
+        });
+        compiled.push(CSegment {
+            included: seg.included.iter().map(|s| s.to_string()).collect(),
+            excluded: seg.excluded.iter().map(|s| s.to_string()).collect(),
+            condition: condition.map(Arc::unwrap_or_clone),
+        });
+        if cx.problems.len() > before {
+            index.insert(&seg.key, None);
+        }
+    }
+    (compiled, index)
+}
+
+/// The segments' keys as [`compile_segments`] resolves them, for
+/// compiling rule conditions ahead of time (the packer).
+#[cfg(feature = "rule-parser")]
+pub(crate) fn segment_index<'s>(segments: &'s [Segment<'_>]) -> FastMap<&'s str, Option<usize>> {
+    compile_segments(
+        &mut Ctx {
+            problems: Vec::new(),
+        },
+        segments,
+    )
+    .1
+}
+
+/// `segment("name")` in a rule condition: the position of a segment
+/// without problems, or what the parser reports.
+pub(crate) fn resolve_segment(
+    index: &FastMap<&str, Option<usize>>,
+    name: &str,
+) -> Result<usize, String> {
+    match index.get(name) {
+        Some(Some(i)) => Ok(*i),
+        Some(None) => Err(format!("a valid segment (segment {name:?} is invalid)")),
+        None => Err(format!(
+            "a known segment (no segment {name:?} in this snapshot)"
+        )),
+    }
+}
+
+/// A segment's condition, if it has one: as the packer compiled it, or
+/// parsed (`segment(…)` refused: segments cannot nest).
+pub(crate) fn segment_condition(seg: &Segment<'_>) -> Option<Precompiled> {
+    let src = seg.condition.as_deref()?;
+    Some(match &seg.compiled {
+        Some(c) => c.clone(),
+        None => parse_condition(src, &|name| {
+            Err(format!(
+                "no segment reference (segment {name:?} is referenced from a segment; \
+                 segments cannot nest)"
+            ))
+        }),
+    })
+}
+
+/// A rule's condition: as the packer compiled it, or parsed with
+/// `segment(…)` resolved by `resolve`.
+pub(crate) fn rule_condition(rule: &Rule<'_>, resolve: SegmentResolver<'_>) -> Precompiled {
+    match &rule.compiled {
+        Some(c) => c.clone(),
+        None => parse_condition(&rule.condition, resolve),
+    }
+}
+
+/// Parses and compiles a condition's text.
+#[cfg(feature = "rule-parser")]
+fn parse_condition(src: &str, resolve: SegmentResolver<'_>) -> Precompiled {
+    Condition::parse_with(src, resolve).map(Arc::new)
+}
+
+/// A build without the rule parser compiles only precompiled conditions
+/// (packed snapshots of format version 2): a condition text is a problem.
+#[cfg(not(feature = "rule-parser"))]
+fn parse_condition(src: &str, _: SegmentResolver<'_>) -> Precompiled {
+    Err(ParseError {
+        line: 1,
+        column: 1,
+        length: src.chars().count() as u32,
+        found: "a condition text".into(),
+        expected: "a precompiled condition (this build reads packed snapshots of format \
+                   version 2 only: it has no rule parser)"
+            .into(),
+    })
+}
+
 /// What `flag` serves whatever the context, if that is decided at load.
 /// Mirrors the order of `Engine::eval_flag`: a broken flag fails, a
 /// disabled one serves its off variant before its prerequisites are looked
@@ -531,7 +611,7 @@ fn variant_index(variants: &[(Box<str>, Value)], name: &str) -> Option<usize> {
 /// many flags (the same audience, the same segment) is parsed once and
 /// shared. All flag conditions resolve segments through the same resolver,
 /// so the text alone decides the compiled form, or the error.
-type Conditions<'s> = FastMap<&'s str, Result<Arc<Condition>, ParseError>>;
+type Conditions<'s> = FastMap<&'s str, Precompiled>;
 
 /// What the flags of a snapshot share when they are written alike, so
 /// that a thousand flags with the same variants, rule ids and splits hold
@@ -787,7 +867,7 @@ fn compile_flag<'s>(
         let compiled = shared
             .conditions
             .entry(&*rule.condition)
-            .or_insert_with(|| Condition::parse_with(&rule.condition, resolve).map(Arc::new));
+            .or_insert_with(|| rule_condition(rule, resolve));
         match compiled {
             Ok(condition) => rules.push(CRule {
                 id,

@@ -7,7 +7,8 @@ mod common;
 
 use bunting_core::conformance::{Fixture, run};
 use bunting_core::packed::{
-    FORMAT_VERSION, MAGIC, MAX_DEPTH, PackError, PackedError, document, pack, pack_with_document,
+    FORMAT_VERSION, FORMAT_VERSION_1, MAGIC, MAX_DEPTH, PackError, PackedError, document, pack,
+    pack_as, pack_with_document,
 };
 use bunting_core::protocol::EvalReply;
 use bunting_core::snapshot::{parse_json, seal};
@@ -195,6 +196,17 @@ fn a_packed_snapshot_loads_as_its_document() {
         );
         assert!(!a.is_empty());
         assert_eq!(a, b, "{name}");
+
+        // Version 1 (condition texts, parsed at load) reads as version 2
+        // (conditions precompiled by the packer): same problems, answers.
+        let v1 = pack_as(&json, None, FORMAT_VERSION_1).unwrap();
+        assert_eq!(v1[4..6], FORMAT_VERSION_1.to_le_bytes());
+        let old = ParsedSnapshot::from_packed(&v1).unwrap();
+        assert_eq!(described(&old), described(&json), "{name}");
+        let (from_v1, v1_problems) = Engine::from_parsed_lenient(&old);
+        assert_eq!(v1_problems, json_problems, "{name}");
+        assert_eq!(answers(&from_v1, &contexts), b, "{name}");
+        assert_eq!(pack(&old).unwrap(), bytes, "{name}");
     }
 }
 

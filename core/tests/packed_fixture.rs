@@ -37,9 +37,9 @@ fn read(name: &str) -> Vec<u8> {
 /// (the fixture's packed bytes) and `parsed` (its snapshot).
 fn derive(case: &Value, packed: &[u8], parsed: &ParsedSnapshot<'_>) -> Vec<u8> {
     match case["derive"].as_str().expect("derive") {
-        "format-version-2" => {
+        "format-version-3" => {
             let mut v = packed.to_vec();
-            v[4..6].copy_from_slice(&2u16.to_le_bytes());
+            v[4..6].copy_from_slice(&3u16.to_le_bytes());
             v
         }
         "no-document" => pack(parsed).expect("packs"),
@@ -57,7 +57,7 @@ fn derive(case: &Value, packed: &[u8], parsed: &ParsedSnapshot<'_>) -> Vec<u8> {
 /// Whether `error` is the one `cases.json` names for a refused value.
 fn is(problem: &str, error: &PackedError) -> bool {
     match problem {
-        "version" => matches!(error, PackedError::Version { found: 2 }),
+        "version" => matches!(error, PackedError::Version { found: 3 }),
         "truncated" => matches!(error, PackedError::Truncated { .. }),
         "encoding" => matches!(error, PackedError::Corrupt { what, .. } if what.contains("UTF-8")),
         _ => false,

@@ -11,7 +11,9 @@
 //! form, unsealed and sealed (a `checksum` to verify, as the origin
 //! publishes), the whole `cache.apply` of a sealed JSON value against a
 //! sealed packed one (which carries the JSON text, copied out to serve
-//! `/sdk/v1/snapshot`), and the sizes of both forms. `LOAD_DUMP=<dir>` writes the
+//! `/sdk/v1/snapshot`), and the sizes of both forms; and the read and load
+//! of the packed format's version 1 (condition texts parsed at load)
+//! beside version 2's (conditions precompiled). `LOAD_DUMP=<dir>` writes the
 //! first text and its packed form there (`snapshot.json`,
 //! `snapshot.packed`), to measure their compressed sizes.
 //!
@@ -21,7 +23,7 @@
 
 mod common;
 
-use bunting_core::packed::pack_with_document;
+use bunting_core::packed::{FORMAT_VERSION_1, pack_as, pack_with_document};
 use bunting_core::snapshot::{parse_json, seal};
 use bunting_core::{Engine, ParsedSnapshot};
 use bunting_edge_worker::answers::Clock;
@@ -138,6 +140,18 @@ fn packed(texts: &[String]) {
     };
     let packed = packs(texts);
     let packed_sealed = packs(&sealed);
+    // Format version 1 (condition texts, parsed at load), for comparison.
+    let v1_sealed: Vec<Vec<u8>> = sealed
+        .iter()
+        .map(|t| {
+            pack_as(
+                &ParsedSnapshot::parse(t).unwrap(),
+                Some(t),
+                FORMAT_VERSION_1,
+            )
+            .unwrap()
+        })
+        .collect();
     println!(
         "sizes: json {} bytes, packed {} bytes ({} without its document); \
          sealed: json {} bytes, packed {} bytes ({} without)",
@@ -162,6 +176,8 @@ fn packed(texts: &[String]) {
         "load packed, sealed",
         "cache.apply json, sealed",
         "cache.apply packed, sealed",
+        "read packed v1, sealed",
+        "load packed v1, sealed",
     ];
     let (mut json_cache, mut packed_cache) = (SnapshotCache::default(), SnapshotCache::default());
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
@@ -192,6 +208,12 @@ fn packed(texts: &[String]) {
         let a = Instant::now();
         packed_cache.apply("bench", Ok(Some(bytes)), 0);
         times[7].push(a.elapsed());
+        let a = Instant::now();
+        std::hint::black_box(ParsedSnapshot::from_packed(&v1_sealed[i]).unwrap());
+        times[8].push(a.elapsed());
+        let a = Instant::now();
+        load_parsed(ParsedSnapshot::from_packed(&v1_sealed[i]).unwrap());
+        times[9].push(a.elapsed());
     }
     for cache in [&json_cache, &packed_cache] {
         let health = cache.health(0);

@@ -54,11 +54,15 @@ pub const MAX_SNAPSHOT_BYTES: usize = 25 * 1024 * 1024;
 /// only, and the origin sends one after its 400 to a packed value.
 pub const FORMS_HEADER: &str = "X-Bunting-Snapshot-Forms";
 
-/// The value of [`FORMS_HEADER`].
+/// The value of [`FORMS_HEADER`]: `packed-2` for packed values of format
+/// version 2 ([`packed::FORMAT_VERSION`], conditions precompiled), which
+/// every build reads; `packed` (version 1) and `json` only with the
+/// `json-snapshots` feature, which brings the rule parser. A worker from
+/// before version 2 says `packed` alone, and the origin sends it version 1.
 pub const FORMS: &str = if cfg!(feature = "json-snapshots") {
-    "packed, json"
+    "packed-2, packed, json"
 } else {
-    "packed"
+    "packed-2"
 };
 
 /// The status an object answers an isolate with instead of a JSON text it

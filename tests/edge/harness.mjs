@@ -199,23 +199,27 @@ const packed = new Map();
 /**
  * `bunting pack` of a snapshot text: the packed bytes (a Buffer of their
  * own), the text carried inside. Snapshots with problems are packed too
- * (`--allow-problems`): tests check how the edge serves them. Remembered
- * by text.
+ * (`--allow-problems`): tests check how the edge serves them. In the
+ * packed format's `formatVersion` (the current one, 2, by default; 1 is
+ * what workers before precompiled conditions read). Remembered by text.
  */
-export function pack(text) {
-  if (!packed.has(text)) {
+export function pack(text, formatVersion = 2) {
+  const key = `${formatVersion}:${text}`;
+  if (!packed.has(key)) {
     const dir = mkdtempSync(path.join(tmpdir(), "bunting-pack-"));
     try {
       writeFileSync(path.join(dir, "s.json"), text);
-      execFileSync(bin, ["pack", "--allow-problems", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")], {
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      packed.set(text, readFileSync(path.join(dir, "s.bin")));
+      execFileSync(
+        bin,
+        ["pack", "--allow-problems", "--format-version", String(formatVersion), path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      packed.set(key, readFileSync(path.join(dir, "s.bin")));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  return Buffer.from(packed.get(text));
+  return Buffer.from(packed.get(key));
 }
 
 /**

@@ -96,12 +96,12 @@ test("the publish route wants the secret and a snapshot the edge can load", asyn
   ]) {
     const r = await publishJson(w, body);
     assert.equal(r.status, 400, body);
-    assert.equal(r.headers.get("x-bunting-snapshot-forms"), "packed");
+    assert.equal(r.headers.get("x-bunting-snapshot-forms"), "packed-2");
     assert.match((await r.json()).errorDetails, needle);
   }
   const wrongSchema = await publish(w, snap("p", 9, "c").replace('"schemaVersion":1', '"schemaVersion":99'));
   assert.equal(wrongSchema.status, 400);
-  assert.equal(wrongSchema.headers.get("x-bunting-snapshot-forms"), "packed");
+  assert.equal(wrongSchema.headers.get("x-bunting-snapshot-forms"), "packed-2");
   assert.match((await wrongSchema.json()).errorDetails, /schemaVersion/);
   const get = await w.fetch(PUBLISH);
   assert.equal(get.status, 405);
@@ -114,7 +114,7 @@ test("a published change is served while KV still holds the old snapshot", async
   assert.equal(await value(w), "a");
   const r = await publish(w, snap("p", 2, "b"));
   assert.equal(r.status, 200);
-  assert.equal(r.headers.get("x-bunting-snapshot-forms"), "packed");
+  assert.equal(r.headers.get("x-bunting-snapshot-forms"), "packed-2");
   assert.deepEqual(await r.json(), { environment: "p", pointer: { outcome: "stored", version: 2 } });
   const ms = await served(w, "b");
   console.log(`pointer: change served ${ms.toFixed(0)} ms after the publish (POINTER_CHECK_SECONDS=0.5)`);
@@ -192,6 +192,8 @@ test("a packed publish is held as sent and served packed, its JSON text to serve
     [damaged, /packed snapshot (is corrupt|does not match|ends early)/],
     [pack(snap("p", 6, "a")).subarray(0, 40), /packed snapshot/],
     [future, /format version 99/],
+    // Version 1 (condition texts): this worker has no rule parser.
+    [pack(snap("p", 6, "a"), 1), /format version 1, this build reads version 2 \(it has no rule parser/],
   ]) {
     const refused = await publishPacked(w, bad);
     assert.equal(refused.status, 400);

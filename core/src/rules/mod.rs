@@ -114,6 +114,18 @@ impl Condition {
         })
     }
 
+    /// A condition of an already compiled expression (a packed
+    /// snapshot's precompiled rule, [`crate::packed`]).
+    pub(crate) fn from_expr(expr: ast::Expr) -> Condition {
+        Condition { expr }
+    }
+
+    /// The compiled expression.
+    #[cfg(feature = "rule-parser")]
+    pub(crate) fn expr(&self) -> &ast::Expr {
+        &self.expr
+    }
+
     /// Evaluates against a full environment.
     pub fn eval(&self, env: &Env<'_>) -> bool {
         eval(&self.expr, env)

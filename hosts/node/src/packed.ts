@@ -6,7 +6,7 @@
  * digest byte (1: 32 digest bytes follow the header, 0: none), then the
  * document's length as an unsigned LEB128 int (0: no document, else its
  * length + 1). The document — the snapshot's published JSON text, byte for
- * byte — is the value's last bytes (the format: `core/src/packed.rs`). The
+ * byte — is the value's last bytes (the format: `core/src/packed/mod.rs`). The
  * SDK takes that text and checks it exactly as a JSON value; the packed
  * tables before it are the edge's business, and only their digest is
  * checked here, to explain a document that is not UTF-8: a value cut at its
@@ -23,12 +23,16 @@ import { SourceError } from "./source-error.js";
 /** The first bytes of every packed value: `BSNP`. */
 export const PACKED_MAGIC: readonly number[] = [0x42, 0x53, 0x4e, 0x50];
 
-/** The packed format version this package reads. */
-export const PACKED_FORMAT_VERSION = 1;
+/**
+ * The newest packed format version this package reads: it reads versions 1
+ * to this one, whose headers are alike (version 2 adds precompiled rule
+ * conditions to the tables, which only the edge reads).
+ */
+export const PACKED_FORMAT_VERSION = 2;
 
 /** Why a packed value was refused. */
 export type PackedProblem =
-  | "version" // another format version than PACKED_FORMAT_VERSION
+  | "version" // a format version outside 1 to PACKED_FORMAT_VERSION
   | "no-document" // packed without the JSON text
   | "truncated" // the header, or the document its length announces, is cut short
   | "corrupt" // a header field no packer writes
@@ -57,10 +61,10 @@ export function packedDocument(bytes: Uint8Array): string {
   const short = () => new PackedSnapshotError("truncated", "the packed snapshot ends early, inside its header");
   if (bytes.length < 7) throw short();
   const version = bytes[4]! | (bytes[5]! << 8);
-  if (version !== PACKED_FORMAT_VERSION) {
+  if (version < 1 || version > PACKED_FORMAT_VERSION) {
     throw new PackedSnapshotError(
       "version",
-      `packed snapshot format version ${version} is not the one this package reads (${PACKED_FORMAT_VERSION}); upgrade the package`,
+      `packed snapshot format version ${version} is not one this package reads (1 to ${PACKED_FORMAT_VERSION}); upgrade the package`,
     );
   }
   const digest = bytes[6]!;

@@ -137,7 +137,7 @@ test("bootstrap file: a packed one (a copy of a KV value) serves as the JSON it 
 });
 
 test("packedDocument: the fixture's document byte for byte; headers no packer writes are refused", () => {
-  assert.equal(PACKED_FORMAT_VERSION, 1);
+  assert.equal(PACKED_FORMAT_VERSION, 2);
   assert.deepEqual(Buffer.from(packedDocument(PACKED), "utf8"), JSON_BYTES);
   const refused = (bytes, problem, message) =>
     assert.throws(() => packedDocument(Uint8Array.from(bytes)), (e) => e.problem === problem && message.test(e.message));
@@ -150,4 +150,7 @@ test("packedDocument: the fixture's document byte for byte; headers no packer wr
   // Lengths over 2^53 are past the end too, not wrapped.
   refused([...magic, 1, 0, 0, ...Array(9).fill(0xff), 0x01, 0x7b, 0x7d], "truncated", /ends early/);
   assert.equal(packedDocument(Uint8Array.from([...magic, 1, 0, 0, 3, 0x7b, 0x7d])), "{}");
+  // Both versions' headers read alike (version 2's tables hold precompiled conditions).
+  assert.equal(packedDocument(Uint8Array.from([...magic, 2, 0, 0, 3, 0x7b, 0x7d])), "{}");
+  refused([...magic, 0, 0, 0, 3, 0x7b, 0x7d], "version", /format version 0 is not one this package reads \(1 to 2\)/);
 });

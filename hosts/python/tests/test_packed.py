@@ -116,7 +116,7 @@ def test_a_refused_packed_file_is_read_again_on_the_next_poll(tmp_path: Path) ->
     value = {"v": PACKED}
     client, write = dir_client(tmp_path, value)
     assert client.start()
-    value["v"] = (FIXTURE / "version-2.bsnp").read_bytes()
+    value["v"] = (FIXTURE / "version-3.bsnp").read_bytes()
     write()
     for _ in range(2):
         with pytest.raises(PackedVersionMismatch):

@@ -13,13 +13,13 @@ pub enum SnapshotError {
     /// A packed value (KV or directory source) is of a format version this
     /// package does not read.
     #[error(
-        "packed snapshot format version {found} is not the one this package reads ({reads}); \
+        "packed snapshot format version {found} is not one this package reads (1 to {reads}); \
          upgrade the package"
     )]
     PackedVersion {
         /// The format version the value declares.
         found: u16,
-        /// The one this package reads.
+        /// The newest this package reads (it reads 1 to this one).
         reads: u16,
     },
     /// A packed value (KV or directory source) holds no readable JSON

@@ -107,10 +107,10 @@ mod tests {
     #[test]
     fn unreadable_packed_values_are_typed_errors() {
         assert_eq!(
-            snapshot_text(packed_value(2, b"{}"))
+            snapshot_text(packed_value(3, b"{}"))
                 .unwrap_err()
                 .to_string(),
-            "packed snapshot format version 2 is not the one this package reads (1); \
+            "packed snapshot format version 3 is not one this package reads (1 to 2); \
              upgrade the package"
         );
         let mut none = packed_value(1, b"");

@@ -35,7 +35,10 @@ const FORMS_HEADER: &str = "x-bunting-snapshot-forms";
 /// origin upgraded before its worker keeps the pointer working. A worker
 /// that reads packed values says so in every answer (the
 /// `X-Bunting-Snapshot-Forms` header): its 400 is final (the snapshot itself is refused), and no JSON follows,
-/// which a worker reading packed values only would refuse too. A JSON
+/// which a worker reading packed values only would refuse too — unless
+/// the value is of the packed format's version 2 and the worker names
+/// `packed` but not `packed-2` (it predates version 2): then the same
+/// snapshot packed in version 1 is sent instead, once, and that logged. A JSON
 /// text such a worker refuses (`--kv-format json`) is a permanent 400
 /// whose body says to publish packed. A packed value without a JSON text,
 /// or whose header does not read, is refused ([`PublishError::Packing`],
@@ -91,20 +94,32 @@ fn json_text(value: &[u8]) -> Result<&[u8], PublishError> {
     }
 }
 
-/// A refused POST: the error, and whether the worker reads packed values
-/// (the `X-Bunting-Snapshot-Forms` header names them).
+/// A refused POST: the error, and the snapshot forms the worker names in
+/// its `X-Bunting-Snapshot-Forms` header (`None` without one).
 struct Refused {
     error: PublishError,
-    reads_packed: bool,
+    forms: Option<Vec<String>>,
+}
+
+impl Refused {
+    /// Whether the worker names `form` among those it reads.
+    fn reads(&self, form: &str) -> bool {
+        self.forms.iter().flatten().any(|f| f == form)
+    }
 }
 
 impl From<reqwest::Error> for Refused {
     fn from(e: reqwest::Error) -> Refused {
         Refused {
             error: e.into(),
-            reads_packed: false,
+            forms: None,
         }
     }
+}
+
+/// Whether a packed value is of the format's version 2 (its header says).
+fn packed_v2(value: &[u8]) -> bool {
+    value.get(4..6) == Some(&packed::FORMAT_VERSION.to_le_bytes()[..])
 }
 
 impl EdgePointer {
@@ -121,14 +136,14 @@ impl EdgePointer {
         if r.status().is_success() {
             return Ok(());
         }
-        let reads_packed = r
+        let forms = r
             .headers()
             .get(FORMS_HEADER)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|forms| forms.split(',').any(|f| f.trim() == "packed"));
+            .map(|forms| forms.split(',').map(|f| f.trim().to_string()).collect());
         Err(Refused {
             error: PublishError::http(r).await,
-            reads_packed,
+            forms,
         })
     }
 }
@@ -152,24 +167,43 @@ impl Publisher for EdgePointer {
                     .await
                     .map_err(|r| r.error);
             }
-            match self.post(value, "application/octet-stream").await {
-                Err(Refused {
-                    error: PublishError::Http { status: 400, body },
-                    reads_packed: false,
-                }) => {
-                    tracing::warn!(
-                        key,
-                        url = %self.url(),
-                        answer = %body,
-                        "the edge worker refused the packed snapshot (HTTP 400), sending its JSON text instead; \
-                         a worker that predates packed pointer values takes JSON only: upgrade it"
-                    );
-                    self.post(json, "application/json")
-                        .await
-                        .map_err(|r| r.error)
-                }
-                other => other.map_err(|r| r.error),
+            let refused = match self.post(value, "application/octet-stream").await {
+                Ok(()) => return Ok(()),
+                Err(r) => r,
+            };
+            let PublishError::Http { status: 400, body } = &refused.error else {
+                return Err(refused.error);
+            };
+            if refused.forms.is_none() {
+                tracing::warn!(
+                    key,
+                    url = %self.url(),
+                    answer = %body,
+                    "the edge worker refused the packed snapshot (HTTP 400), sending its JSON text instead; \
+                     a worker that predates packed pointer values takes JSON only: upgrade it"
+                );
+                return self
+                    .post(json, "application/json")
+                    .await
+                    .map_err(|r| r.error);
             }
+            if packed_v2(value) && refused.reads("packed") && !refused.reads("packed-2") {
+                tracing::warn!(
+                    key,
+                    url = %self.url(),
+                    answer = %body,
+                    "the edge worker refused the packed snapshot of format version 2 (HTTP 400), \
+                     sending it packed in version 1 instead; the worker predates precompiled \
+                     conditions: upgrade it"
+                );
+                let v1 = super::pack_json(json, packed::FORMAT_VERSION_1)
+                    .map_err(PublishError::Packing)?;
+                return self
+                    .post(&v1, "application/octet-stream")
+                    .await
+                    .map_err(|r| r.error);
+            }
+            Err(refused.error)
         })
     }
 

@@ -27,9 +27,11 @@
 //! server SDKs' KV and directory sources unwrap (see [`kv_value`]); with
 //! [`PublishOptions::kv_format`] = [`KvFormat::Json`], the JSON text
 //! itself, for readers that predate packed values (an older worker refuses
-//! them and keeps its last snapshot). The edge pointer ([`EdgePointer`])
-//! gets the same value, and the JSON text from a worker too old to take a
-//! packed one.
+//! them and keeps its last snapshot); with [`KvFormat::PackedV1`], the
+//! packed form's version 1 for readers that predate version 2. The edge
+//! pointer ([`EdgePointer`]) gets the same value, version 1 from a worker
+//! that reads packed values but not version 2, and the JSON text from a
+//! worker too old to take a packed one.
 //!
 //! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
 //! [`WranglerLocal`] (the local KV of `wrangler dev`), [`Directory`]
@@ -74,6 +76,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bunting_core::packed;
 use thiserror::Error;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -271,6 +274,7 @@ pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 /// assert_eq!(KvFormat::default(), KvFormat::Packed);
 /// assert_eq!("packed".parse::<KvFormat>().unwrap(), KvFormat::Packed);
 /// assert_eq!(KvFormat::Packed.to_string(), "packed");
+/// assert_eq!("packed-v1".parse::<KvFormat>().unwrap(), KvFormat::PackedV1);
 /// assert!("binary".parse::<KvFormat>().is_err());
 /// ```
 #[derive(
@@ -294,18 +298,34 @@ pub enum KvFormat {
     /// ([`bunting_core::packed::pack_with_document`]), the default: about
     /// half the cost of a new version's first request at the edge. Edge
     /// workers and server SDKs from before packed values refuse it and
-    /// keep serving their last snapshot.
+    /// keep serving their last snapshot. Written in the packed format's
+    /// current version ([`bunting_core::packed::FORMAT_VERSION`], rule
+    /// conditions precompiled), which edge workers from before it refuse
+    /// (they keep serving their last snapshot): publish `packed-v1` to
+    /// those until they are upgraded.
     #[default]
     Packed,
+    /// The packed form in format version 1 (condition texts), for edge
+    /// workers and server SDKs that read packed values but predate
+    /// version 2. A current edge worker reads it only when built with its
+    /// `json-snapshots` feature (which brings the rule parser).
+    #[value(name = "packed-v1")]
+    PackedV1,
 }
 
 impl KvFormat {
-    /// `json` or `packed`, as in `--kv-format`.
+    /// `json`, `packed` or `packed-v1`, as in `--kv-format`.
     pub fn as_str(self) -> &'static str {
         match self {
             KvFormat::Json => "json",
             KvFormat::Packed => "packed",
+            KvFormat::PackedV1 => "packed-v1",
         }
+    }
+
+    /// Whether the values are packed (of either version).
+    pub fn is_packed(self) -> bool {
+        self != KvFormat::Json
     }
 }
 
@@ -317,7 +337,7 @@ impl std::fmt::Display for KvFormat {
 
 /// `KvFormat` named by something other than `json` or `packed`.
 #[derive(Debug, Error)]
-#[error("unknown KV format {0:?}: expected json or packed")]
+#[error("unknown KV format {0:?}: expected json, packed or packed-v1")]
 pub struct UnknownKvFormat(String);
 
 impl std::str::FromStr for KvFormat {
@@ -327,6 +347,7 @@ impl std::str::FromStr for KvFormat {
         match s {
             "json" => Ok(KvFormat::Json),
             "packed" => Ok(KvFormat::Packed),
+            "packed-v1" => Ok(KvFormat::PackedV1),
             _ => Err(UnknownKvFormat(s.to_string())),
         }
     }
@@ -353,17 +374,20 @@ impl std::str::FromStr for KvFormat {
 pub fn kv_value(format: KvFormat, json: Vec<u8>) -> Result<Vec<u8>, PublishError> {
     match format {
         KvFormat::Json => Ok(json),
-        KvFormat::Packed => pack_json(&json).map_err(PublishError::Packing),
+        KvFormat::Packed => pack_json(&json, packed::FORMAT_VERSION).map_err(PublishError::Packing),
+        KvFormat::PackedV1 => {
+            pack_json(&json, packed::FORMAT_VERSION_1).map_err(PublishError::Packing)
+        }
     }
 }
 
-/// The packed form of the snapshot text `json`, with `json` inside, read
-/// back as a check.
-fn pack_json(json: &[u8]) -> Result<Vec<u8>, String> {
-    use bunting_core::{ParsedSnapshot, packed};
+/// The packed form (format `version`) of the snapshot text `json`, with
+/// `json` inside, read back as a check.
+pub(crate) fn pack_json(json: &[u8], version: u16) -> Result<Vec<u8>, String> {
+    use bunting_core::ParsedSnapshot;
     let text = std::str::from_utf8(json).map_err(|e| e.to_string())?;
     let parsed = ParsedSnapshot::parse(text).map_err(|e| e.to_string())?;
-    let bytes = packed::pack_with_document(&parsed, text).map_err(|e| e.to_string())?;
+    let bytes = packed::pack_as(&parsed, Some(text), version).map_err(|e| e.to_string())?;
     let read = ParsedSnapshot::from_packed(&bytes).map_err(|e| format!("reading it back: {e}"))?;
     if packed::document(&bytes).map_err(|e| format!("reading it back: {e}"))? != Some(text)
         || (read.environment(), read.version(), read.checksum())
@@ -653,10 +677,10 @@ impl Worker {
         };
         // Packed (if asked) once for every target; a snapshot that does not
         // pack fails each target permanently, recorded as any failure.
-        let value = match self.options.kv_format {
-            KvFormat::Json => Ok(body),
-            KvFormat::Packed => pack_json(&body),
-        };
+        let value = kv_value(self.options.kv_format, body).map_err(|e| match e {
+            PublishError::Packing(e) => e,
+            other => other.to_string(),
+        });
         let snapshot_key = kv::snapshot_key(&snapshot.environment);
         // The keys every target of this round put: each target reads the
         // keys when its turn comes, so a key committed meanwhile reaches

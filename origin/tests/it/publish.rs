@@ -37,6 +37,7 @@ both!(
     edge_pointer_gets_the_packed_value,
     edge_pointer_falls_back_to_json_for_an_older_worker,
     edge_pointer_never_sends_json_to_a_worker_reading_packed,
+    edge_pointer_sends_version_1_to_a_worker_before_version_2,
 );
 
 const ENV: &str = "acme/web/production";
@@ -869,6 +870,9 @@ struct FakePointer {
     /// Answer as a worker that reads packed values only: every answer
     /// names the forms it reads, and a body that is not packed gets 400.
     packed_only: std::sync::atomic::AtomicBool,
+    /// With `packed_only`, answer as a worker from before the packed
+    /// format's version 2: it names `packed` alone and refuses version 2.
+    before_v2: std::sync::atomic::AtomicBool,
 }
 
 async fn fake_pointer() -> (Arc<FakePointer>, String) {
@@ -878,11 +882,16 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
     async fn handle(State(f): State<Arc<FakePointer>>, req: Request) -> axum::response::Response {
         use axum::response::IntoResponse;
         let packed_only = f.packed_only.load(Ordering::SeqCst);
+        let forms = if f.before_v2.load(Ordering::SeqCst) {
+            "packed"
+        } else {
+            "packed-2"
+        };
         let mut r = answer(f, req).await.into_response();
         if packed_only {
             r.headers_mut().insert(
                 "x-bunting-snapshot-forms",
-                axum::http::HeaderValue::from_static("packed"),
+                axum::http::HeaderValue::from_static(forms),
             );
         }
         r
@@ -907,6 +916,11 @@ async fn fake_pointer() -> (Arc<FakePointer>, String) {
         }
         if f.packed_only.load(Ordering::SeqCst) && !body.starts_with(&packed::MAGIC) {
             return refused("the snapshot value is JSON: this worker reads packed snapshots only");
+        }
+        if f.before_v2.load(Ordering::SeqCst)
+            && body[4..6] != packed::FORMAT_VERSION_1.to_le_bytes()
+        {
+            return refused("packed snapshot format version 2, this build reads version 1");
         }
         if f.json_only.load(Ordering::SeqCst) {
             // The checks of a worker that reads JSON only, in its order.
@@ -1116,4 +1130,52 @@ async fn edge_pointer_never_sends_json_to_a_worker_reading_packed(s: Store) {
     assert!(err.is_permanent());
     assert_eq!(fake.posts.lock().unwrap().len(), 3);
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A worker from before the packed format's version 2 names `packed` but
+/// not `packed-2`: its 400 to a version-2 value is followed by the same
+/// snapshot packed in version 1 (the JSON text inside unchanged), once,
+/// and the publish succeeds; a 400 to that too is permanent.
+async fn edge_pointer_sends_version_1_to_a_worker_before_version_2(s: Store) {
+    let (fake, url) = fake_pointer().await;
+    fake.packed_only.store(true, Ordering::SeqCst);
+    fake.before_v2.store(true, Ordering::SeqCst);
+    let (h, pointer, dir, root, ..) =
+        packed_to_pointer_and_directory(&s, &url, "publish-pointer-before-v2").await;
+    h.shutdown().await;
+    let value = std::fs::read(dir.path(&kv::snapshot_key(ENV))).unwrap();
+    assert_eq!(value[4..6], packed::FORMAT_VERSION.to_le_bytes());
+    {
+        let posts = fake.posts.lock().unwrap();
+        assert_eq!(posts.len(), 2, "version 2, then version 1");
+        assert_eq!(
+            posts[0],
+            ("application/octet-stream".to_string(), value.clone())
+        );
+        let (ct, v1) = &posts[1];
+        assert_eq!(ct, "application/octet-stream");
+        assert_eq!(v1[4..6], packed::FORMAT_VERSION_1.to_le_bytes());
+        assert_eq!(packed::document(v1), packed::document(&value));
+        let read = bunting_core::ParsedSnapshot::from_packed(v1).unwrap();
+        assert_eq!(read.version(), current_version_of(&value));
+    }
+    fake.refuse.store(true, Ordering::SeqCst);
+    let err = pointer
+        .put(&kv::snapshot_key(ENV), &value)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PublishError::Http { status: 400, body } if body.contains("schemaVersion")),
+        "{err}"
+    );
+    assert!(err.is_permanent());
+    assert_eq!(fake.posts.lock().unwrap().len(), 4, "one fallback, no JSON");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// The snapshot version a packed value holds.
+fn current_version_of(value: &[u8]) -> u64 {
+    bunting_core::ParsedSnapshot::from_packed(value)
+        .unwrap()
+        .version()
 }

@@ -5,7 +5,7 @@ A packed value is ``BSNP``, the format version (``u16``, little-endian), a
 digest byte (1: 32 digest bytes follow the header, 0: none), then the
 document's length as an unsigned LEB128 int (0: no document, else its
 length + 1). The document — the snapshot's published JSON text, byte for
-byte — is the value's last bytes (the format: ``core/src/packed.rs``). The
+byte — is the value's last bytes (the format: ``core/src/packed/mod.rs``). The
 SDK takes that text and checks it exactly as a JSON value; the packed
 tables before it are the edge's business, and only their digest is checked
 here, to explain a document that is not UTF-8: a value cut at its tail
@@ -26,8 +26,10 @@ from .errors import PackedSnapshotError, PackedVersionMismatch
 #: The first bytes of every packed value.
 MAGIC = b"BSNP"
 
-#: The packed format version this package reads.
-FORMAT_VERSION = 1
+#: The newest packed format version this package reads: it reads versions
+#: 1 to this one, whose headers are alike (version 2 adds precompiled rule
+#: conditions to the tables, which only the edge reads).
+FORMAT_VERSION = 2
 
 
 def snapshot_bytes(value: bytes) -> bytes:
@@ -44,11 +46,11 @@ def snapshot_bytes(value: bytes) -> bytes:
     if len(value) < 7:
         raise PackedSnapshotError("truncated", "the packed snapshot ends early, inside its header")
     version = int.from_bytes(value[4:6], "little")
-    if version != FORMAT_VERSION:
+    if not 1 <= version <= FORMAT_VERSION:
         raise PackedVersionMismatch(
             "version",
-            f"packed snapshot format version {version} is not the one this package reads "
-            f"({FORMAT_VERSION}); upgrade the package",
+            f"packed snapshot format version {version} is not one this package reads "
+            f"(1 to {FORMAT_VERSION}); upgrade the package",
         )
     digest = value[6]
     if digest > 1:

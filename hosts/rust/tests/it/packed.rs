@@ -72,7 +72,7 @@ fn refused_as(case: &Value, err: &SnapshotError) -> bool {
     let message = case["message"].as_str().unwrap();
     match case["problem"].as_str().unwrap() {
         "version" => {
-            matches!(err, SnapshotError::PackedVersion { found: 2, reads: 1 })
+            matches!(err, SnapshotError::PackedVersion { found: 3, reads: 2 })
                 && err.to_string().contains(message)
         }
         _ => matches!(err, SnapshotError::Packed(m) if m.contains(message)),

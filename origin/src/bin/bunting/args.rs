@@ -67,6 +67,11 @@ pub(crate) enum Command {
         /// tests of how the edge serves one, never for publishing.
         #[arg(long, hide = true)]
         allow_problems: bool,
+        /// The packed format version: 2 (conditions precompiled, what
+        /// current edge workers read) or 1 (for workers from before it).
+        #[arg(long, value_name = "N", default_value_t = bunting_core::packed::FORMAT_VERSION,
+              value_parser = clap::value_parser!(u16).range(1..=2))]
+        format_version: u16,
     },
     /// Build one environment's snapshot and write it, and SDK-key
     /// registrations, into Cloudflare KV through `wrangler kv key put`.
@@ -370,7 +375,9 @@ pub(crate) struct Publish {
     /// (the JSON text itself, for an edge worker or server SDK from before
     /// packed values: those refuse packed values and keep their last
     /// snapshot; a current edge worker reads it only when built with its
-    /// `json-snapshots` feature).
+    /// `json-snapshots` feature), or `packed-v1` (the packed form's
+    /// version 1, for workers from before version 2, whose precompiled
+    /// conditions spare the worker the rule parser).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = KvFormat::Packed)]
     pub(crate) kv_format: KvFormat,
     /// `--kv-format packed`, the default (the flag of earlier releases).

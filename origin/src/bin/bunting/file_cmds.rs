@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use bunting_core::packed::{FORMAT_VERSION, FORMAT_VERSION_1};
 use bunting_defs::{
     self as defs, DefinitionFile, Diagnostic, SnapshotError, SnapshotOptions, Syntax,
 };
@@ -59,7 +60,7 @@ pub(crate) fn snapshot_cmd(
     json.push('\n');
     if packed {
         let name = format!("the snapshot of {env}");
-        let Some(packed) = crate::pack_cmd::pack_text(&name, &json)? else {
+        let Some(packed) = crate::pack_cmd::pack_text(&name, &json, FORMAT_VERSION)? else {
             return Ok(ExitCode::FAILURE);
         };
         crate::pack_cmd::write(&packed, output.as_deref())?;
@@ -101,10 +102,15 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let json = serde_json::to_string(&snapshot).context("serializing the snapshot")?;
-    let packed = p.kv_format == KvFormat::Packed || p.packed;
+    let packed = p.kv_format.is_packed() || p.packed;
     let temp = if packed {
         let name = format!("the snapshot of {}", p.env);
-        let Some(packed) = crate::pack_cmd::pack_text(&name, &json)? else {
+        let version = if p.kv_format == KvFormat::PackedV1 {
+            FORMAT_VERSION_1
+        } else {
+            FORMAT_VERSION
+        };
+        let Some(packed) = crate::pack_cmd::pack_text(&name, &json, version)? else {
             return Ok(ExitCode::FAILURE);
         };
         TempFile::write(&p.env, "bin", packed.bytes())?

@@ -19,13 +19,18 @@ use crate::output::{plural, write_atomically};
 /// problem (each printed as `FILE: problem`, then how many; a checksum
 /// that does not match is one) unless `allow_problems` (the hidden
 /// `--allow-problems`, for tests of the edge: then they are warnings),
-/// else writes its packed form to `output` or standard output and says
-/// what it wrote on standard error.
-pub(crate) fn pack(file: &Path, output: Option<PathBuf>, allow_problems: bool) -> Result<ExitCode> {
+/// else writes its packed form (format `version`) to `output` or standard
+/// output and says what it wrote on standard error.
+pub(crate) fn pack(
+    file: &Path,
+    output: Option<PathBuf>,
+    allow_problems: bool,
+    version: u16,
+) -> Result<ExitCode> {
     refuse_a_terminal(output.as_deref())?;
     let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let name = file.display().to_string();
-    let Some(packed) = pack_text_allowing(&name, &text, allow_problems)? else {
+    let Some(packed) = pack_text_allowing(&name, &text, allow_problems, version)? else {
         return Ok(ExitCode::FAILURE);
     };
     write(&packed, output.as_deref())?;
@@ -55,15 +60,21 @@ impl Packed {
     }
 }
 
-/// Packs the snapshot `text` (from `name`) with `text` as its document,
-/// read back as a check; `None` (the problems printed) if it has any.
-pub(crate) fn pack_text(name: &str, text: &str) -> Result<Option<Packed>> {
-    pack_text_allowing(name, text, false)
+/// Packs the snapshot `text` (from `name`) in format `version` with
+/// `text` as its document, read back as a check; `None` (the problems
+/// printed) if it has any.
+pub(crate) fn pack_text(name: &str, text: &str, version: u16) -> Result<Option<Packed>> {
+    pack_text_allowing(name, text, false, version)
 }
 
-/// [`pack_text`], packing a snapshot with problems too if `allow_problems`
-/// (each printed as a warning; it must still parse).
-fn pack_text_allowing(name: &str, text: &str, allow_problems: bool) -> Result<Option<Packed>> {
+/// [`pack_text`] in format `version`, packing a snapshot with problems too
+/// if `allow_problems` (each printed as a warning; it must still parse).
+fn pack_text_allowing(
+    name: &str,
+    text: &str,
+    allow_problems: bool,
+    version: u16,
+) -> Result<Option<Packed>> {
     let parsed = match ParsedSnapshot::parse(text) {
         Ok(p) => p,
         Err(e) => {
@@ -82,7 +93,7 @@ fn pack_text_allowing(name: &str, text: &str, allow_problems: bool) -> Result<Op
             eprintln!("warning: {name}: {p}");
         }
     }
-    let bytes = packed::pack_with_document(&parsed, text).context("packing the snapshot")?;
+    let bytes = packed::pack_as(&parsed, Some(text), version).context("packing the snapshot")?;
     check(&bytes, &parsed, text, &problems).context("the packed snapshot does not read back")?;
     let what = format!(
         "{} bytes packed (from {} bytes of JSON; environment {}, version {}, {})",

@@ -16,8 +16,14 @@
 //!
 //! Packing does not validate: a snapshot with problems packs, and loading
 //! its packed form reports the same problems, word for word (a lenient
-//! load keeps its good flags as before). Rule conditions stay texts,
-//! parsed when the engine is compiled.
+//! load keeps its good flags as before). Rule and segment conditions are
+//! compiled where the snapshot is packed (format version 2): each is
+//! carried as its text and as the tree the rule compiler made of it (or
+//! the problem it found, with its position), so compiling an engine from
+//! a packed snapshot parses no condition, and a build without the
+//! `rule-parser` feature (the edge worker) links no lexer or parser.
+//! Version 1 carried the texts alone; builds with the parser still read
+//! it, and [`pack_as`] still writes it for readers that predate version 2.
 //!
 //! The checksum a snapshot declares (`sha256:` over its canonical JSON) is
 //! checked once, when it is packed. If it matches, the packed form carries
@@ -66,7 +72,7 @@
 //! That the document is the text the snapshot was read from is the
 //! packer's promise ([`pack_with_document`] does not parse it).
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! Little-endian. An *int* is an unsigned LEB128 varint (at most 10 bytes,
 //! no bits past 64); a *float* is an IEEE 754 `f64` in 8 bytes (finite);
@@ -81,7 +87,8 @@
 //! | strings | int count `n`, `n` int byte lengths, then the `n` strings' UTF-8 bytes back to back |
 //! | variant sets | list of sets; a set is a list of (name: string, value), names strictly increasing |
 //! | serves | list of serves |
-//! | rules | list of rules; a rule: id, description (optional strings), condition (string), serve (int index of a serve) |
+//! | conditions | list of the rules' distinct conditions: text (string), tree (see the `tree` module: the compiled condition or its problem, `segment(…)` resolved to a segment's position) |
+//! | rules | list of rules; a rule: id, description (optional strings), condition (int index of a condition), serve (int index of a serve) |
 //! | snapshot | schemaVersion (int), environment (string), version (int), generatedAt (string), checksum (optional string), layers, segments, flags |
 //! | document | if any, the snapshot's JSON text as published, byte for byte: the last bytes (nothing may come between the flags and it, or follow it) |
 //!
@@ -93,8 +100,9 @@
 //! reads back as the very same [`Value`] (and hashes the same).
 //!
 //! A layer: key (string), salt, bucketBy (optional strings). A segment:
-//! key (string), included, excluded (lists of strings), condition,
-//! description (optional strings). A flag: key (string), type (byte:
+//! key (string), included, excluded (lists of strings), condition
+//! (optional string), its tree if it has one, description (optional
+//! string). A flag: key (string), type (byte:
 //! boolean 0, string 1, number 2, object 3), a byte of bits (1: enabled,
 //! 2: clientSide, 4: has a layer), variants (int index of its set),
 //! offVariant (string), rules (list of int indices of rules), fallthrough
@@ -105,6 +113,9 @@
 //! of strings). A serve: a tag byte, then variant 0 (string), rollout 1
 //! (list of: variant (string), weight (float)) or schedule 2 (variant,
 //! otherwise (strings), steps (list of: at (string), percentage (float))).
+//!
+//! Version 1 is the same without the conditions table: a rule's
+//! condition is its text (string), and a segment's has no tree.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -116,16 +127,40 @@ use crate::borrowed::{
     Flag, FlagMetadata, Layer, LayerSlot, Prerequisite, Rule, Schedule, ScheduleStep, Segment,
     Serve, Small, Snapshot, Str, Variants, WeightedVariant,
 };
+use crate::compile::Precompiled;
 use crate::model::FlagType;
 use crate::parsed::ParsedSnapshot;
+
+mod tree;
+#[cfg(feature = "rule-parser")]
+mod write;
+
+#[cfg(feature = "rule-parser")]
+use write::{Writer, put_int};
+#[cfg(feature = "rule-parser")]
+pub use write::{pack, pack_as, pack_with_document};
 
 /// The first four bytes of a packed snapshot (`"BSNP"`).
 pub const MAGIC: [u8; 4] = *b"BSNP";
 
-/// The version of the format this build writes and reads. A reader
-/// refuses any other: a new version is published alongside the old one
-/// until every reader knows it.
-pub const FORMAT_VERSION: u16 = 1;
+/// The version of the format this build writes ([`pack`]) and reads. A
+/// reader refuses any version it does not know: a new version is
+/// published alongside the old one until every reader knows it
+/// ([`pack_as`] writes the old one).
+pub const FORMAT_VERSION: u16 = 2;
+
+/// Version 1, without precompiled conditions: read by builds with the
+/// rule parser (the `rule-parser` feature, on by default), which compile
+/// its condition texts; written by [`pack_as`] for readers that predate
+/// version 2.
+pub const FORMAT_VERSION_1: u16 = 1;
+
+/// The versions this build reads, for messages.
+const READS: &str = if cfg!(feature = "rule-parser") {
+    "versions 1 and 2"
+} else {
+    "version 2 (it has no rule parser for version 1's condition texts)"
+};
 
 /// How deep arrays and objects may nest inside a variant's value: as deep
 /// as `serde_json` reads them in a document.
@@ -138,7 +173,7 @@ pub enum PackedError {
     #[error("not a packed snapshot")]
     NotPacked,
     /// The bytes are of another version of the format.
-    #[error("packed snapshot format version {found}, this build reads version {FORMAT_VERSION}")]
+    #[error("packed snapshot format version {found}, this build reads {READS}")]
     Version {
         /// The version the bytes declare.
         found: u16,
@@ -173,6 +208,9 @@ pub enum PackError {
         /// The flag's key.
         flag: String,
     },
+    /// [`pack_as`] was asked for a version it does not write.
+    #[error("packed snapshot format version {0} is not one this build writes (1 or 2)")]
+    Version(u16),
 }
 
 const T_NULL: u8 = 0;
@@ -195,102 +233,6 @@ const F_LAYER: u8 = 4;
 
 const TYPES: [FlagType; 4] = FlagType::ALL;
 
-fn type_code(t: FlagType) -> u8 {
-    TYPES
-        .iter()
-        .position(|x| *x == t)
-        .expect("every type is listed") as u8
-}
-
-/// Packs a parsed snapshot (see the [module docs](self) for the form),
-/// checking its declared checksum if it has one, without a document
-/// ([`document`] gives `None`). Fails only for a variant value nested
-/// deeper than [`MAX_DEPTH`], which a snapshot read from a document never
-/// has.
-pub fn pack(parsed: &ParsedSnapshot<'_>) -> Result<Vec<u8>, PackError> {
-    pack_inner(parsed, None)
-}
-
-/// Packs a parsed snapshot as [`pack`] does, with `document`, the JSON
-/// text it was read from, carried verbatim after it (see [The
-/// document](self#the-document)). The text is not parsed or checked
-/// against `parsed`: pass the very text `parsed` was read from.
-pub fn pack_with_document(
-    parsed: &ParsedSnapshot<'_>,
-    document: &str,
-) -> Result<Vec<u8>, PackError> {
-    pack_inner(parsed, Some(document))
-}
-
-fn pack_inner(parsed: &ParsedSnapshot<'_>, document: Option<&str>) -> Result<Vec<u8>, PackError> {
-    let s = parsed.borrowed();
-    let verified = s
-        .checksum
-        .as_deref()
-        .is_some_and(|declared| crate::snapshot::checksum_of(s) == declared);
-    let mut w = Writer::default();
-    let body = &mut Vec::with_capacity(64 * 1024);
-    put_int(body, u64::from(s.schema_version));
-    w.str(body, &s.environment);
-    put_int(body, s.version);
-    w.str(body, &s.generated_at);
-    w.opt_str(body, s.checksum.as_deref());
-    put_int(body, s.layers.len() as u64);
-    for l in &s.layers {
-        w.str(body, &l.key);
-        w.opt_str(body, l.salt.as_deref());
-        w.opt_str(body, l.bucket_by.as_deref());
-    }
-    put_int(body, s.segments.len() as u64);
-    for seg in &s.segments {
-        w.str(body, &seg.key);
-        w.strs(body, &seg.included);
-        w.strs(body, &seg.excluded);
-        w.opt_str(body, seg.condition.as_deref());
-        w.opt_str(body, seg.description.as_deref());
-    }
-    put_int(body, s.flags.len() as u64);
-    for f in &s.flags {
-        w.flag(body, f)?;
-    }
-    let mut out = Vec::with_capacity(
-        body.len()
-            + w.blob_len
-            + w.sets.bytes.len()
-            + w.serves.bytes.len()
-            + w.rules.bytes.len()
-            + document.map_or(0, str::len)
-            + 64,
-    );
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.push(u8::from(verified));
-    put_int(&mut out, document.map_or(0, |d| d.len() as u64 + 1));
-    let digest_at = out.len();
-    if verified {
-        out.extend_from_slice(&[0; 32]);
-    }
-    put_int(&mut out, w.order.len() as u64);
-    for s in &w.order {
-        put_int(&mut out, s.len() as u64);
-    }
-    for s in &w.order {
-        out.extend_from_slice(s.as_bytes());
-    }
-    w.sets.write(&mut out);
-    w.serves.write(&mut out);
-    w.rules.write(&mut out);
-    out.extend_from_slice(body);
-    if verified {
-        let digest = Sha256::digest(&out[digest_at + 32..]);
-        out[digest_at..digest_at + 32].copy_from_slice(&digest);
-    }
-    if let Some(document) = document {
-        out.extend_from_slice(document.as_bytes());
-    }
-    Ok(out)
-}
-
 /// The JSON document a packed snapshot carries ([`pack_with_document`]),
 /// borrowed from `bytes`, or `None` if it was packed without one. Reads
 /// only the header and checks only that the document is UTF-8: it is
@@ -311,6 +253,8 @@ pub fn document(bytes: &[u8]) -> Result<Option<&str>, PackedError> {
 
 /// Where the parts of a packed snapshot are.
 struct Header {
+    /// The format version.
+    version: u16,
     /// Where the string table starts.
     tables: usize,
     /// Where the document starts (the tables end there), if there is one.
@@ -327,7 +271,9 @@ impl Header {
         let mut r = Reader::new(bytes);
         r.at = 4;
         let version = u16::from_le_bytes(r.array()?);
-        if version != FORMAT_VERSION {
+        if !(version == FORMAT_VERSION
+            || version == FORMAT_VERSION_1 && cfg!(feature = "rule-parser"))
+        {
             return Err(PackedError::Version { found: version });
         }
         let has_digest = match r.byte()? {
@@ -353,277 +299,11 @@ impl Header {
             return Err(PackedError::Truncated { at: r.at });
         }
         Ok(Header {
+            version,
             tables: r.at,
             document,
             digest,
         })
-    }
-}
-
-fn put_int(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn put_float(out: &mut Vec<u8>, x: f64) {
-    out.extend_from_slice(&x.to_le_bytes());
-}
-
-/// The string table and the variant sets as they are written.
-#[derive(Default)]
-struct Writer<'s> {
-    /// Index of each string written so far.
-    index: foldhash::HashMap<&'s str, u32>,
-    /// The strings by index.
-    order: Vec<&'s str>,
-    /// Their total length.
-    blob_len: usize,
-    /// The distinct variant sets.
-    sets: Table,
-    /// The distinct serves.
-    serves: Table,
-    /// The distinct rules.
-    rules: Table,
-    /// Buffers for the encodings being written.
-    scratch: Vec<Vec<u8>>,
-}
-
-/// Distinct items, each written once and named by its position.
-#[derive(Default)]
-struct Table {
-    /// Position of each item by its encoding.
-    index: foldhash::HashMap<Vec<u8>, u32>,
-    /// The encodings, back to back.
-    bytes: Vec<u8>,
-    count: u32,
-}
-
-impl Table {
-    /// The position of the item encoded as `item`, added if it is new.
-    fn add(&mut self, item: &[u8]) -> u32 {
-        if let Some(&i) = self.index.get(item) {
-            return i;
-        }
-        let i = self.count;
-        self.count += 1;
-        self.bytes.extend_from_slice(item);
-        self.index.insert(item.to_vec(), i);
-        i
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        put_int(out, u64::from(self.count));
-        out.extend_from_slice(&self.bytes);
-    }
-}
-
-impl<'s> Writer<'s> {
-    fn index(&mut self, s: &'s str) -> u32 {
-        let next = self.order.len() as u32;
-        let i = *self.index.entry(s).or_insert(next);
-        if i == next {
-            self.order.push(s);
-            self.blob_len += s.len();
-        }
-        i
-    }
-
-    fn str(&mut self, out: &mut Vec<u8>, s: &'s str) {
-        let i = self.index(s);
-        put_int(out, u64::from(i));
-    }
-
-    fn opt_str(&mut self, out: &mut Vec<u8>, s: Option<&'s str>) {
-        match s {
-            None => put_int(out, 0),
-            Some(s) => {
-                let i = self.index(s);
-                put_int(out, u64::from(i) + 1);
-            }
-        }
-    }
-
-    fn strs(&mut self, out: &mut Vec<u8>, items: &'s [Str<'_>]) {
-        put_int(out, items.len() as u64);
-        for s in items {
-            self.str(out, s);
-        }
-    }
-
-    /// Appends `v`; false if it nests too deeply.
-    fn value(&mut self, out: &mut Vec<u8>, v: &'s Value, depth: usize) -> bool {
-        match v {
-            Value::Null => out.push(T_NULL),
-            Value::Bool(false) => out.push(T_FALSE),
-            Value::Bool(true) => out.push(T_TRUE),
-            Value::Number(n) => {
-                if let Some(u) = n.as_u64() {
-                    out.push(T_U64);
-                    put_int(out, u);
-                } else if let Some(i) = n.as_i64() {
-                    out.push(T_I64);
-                    put_int(out, ((i << 1) ^ (i >> 63)) as u64);
-                } else {
-                    out.push(T_F64);
-                    put_float(out, n.as_f64().expect("a number is u64, i64 or f64"));
-                }
-            }
-            Value::String(s) => {
-                out.push(T_STR);
-                self.str(out, s);
-            }
-            Value::Array(items) => {
-                if depth >= MAX_DEPTH {
-                    return false;
-                }
-                out.push(T_ARRAY);
-                put_int(out, items.len() as u64);
-                for item in items {
-                    if !self.value(out, item, depth + 1) {
-                        return false;
-                    }
-                }
-            }
-            Value::Object(map) => {
-                if depth >= MAX_DEPTH {
-                    return false;
-                }
-                out.push(T_OBJECT);
-                put_int(out, map.len() as u64);
-                for (name, item) in map {
-                    self.str(out, name);
-                    if !self.value(out, item, depth + 1) {
-                        return false;
-                    }
-                }
-            }
-        }
-        true
-    }
-
-    /// Encodes an item with `encode` (`None` if it fails) and adds it to
-    /// the table `which` picks, giving its position.
-    fn intern(
-        &mut self,
-        which: fn(&mut Self) -> &mut Table,
-        encode: impl FnOnce(&mut Self, &mut Vec<u8>) -> bool,
-    ) -> Option<u32> {
-        let mut buf = self.scratch.pop().unwrap_or_default();
-        buf.clear();
-        let i = encode(self, &mut buf).then(|| which(self).add(&buf));
-        self.scratch.push(buf);
-        i
-    }
-
-    /// The position of a flag's set of variants.
-    fn variants(&mut self, variants: &'s Variants<'_>) -> Option<u32> {
-        self.intern(
-            |w| &mut w.sets,
-            |w, set| {
-                put_int(set, variants.iter().count() as u64);
-                variants.iter().all(|(name, value)| {
-                    w.str(set, name);
-                    w.value(set, value, 0)
-                })
-            },
-        )
-    }
-
-    /// Writes the position of `serve` in the serves.
-    fn serve_index(&mut self, out: &mut Vec<u8>, serve: &'s Serve<'_>) {
-        let i = self.intern(
-            |w| &mut w.serves,
-            |w, buf| {
-                w.serve(buf, serve);
-                true
-            },
-        );
-        put_int(out, u64::from(i.expect("a serve always encodes")));
-    }
-
-    fn serve(&mut self, out: &mut Vec<u8>, serve: &'s Serve<'_>) {
-        match serve {
-            Serve::Variant(v) => {
-                out.push(S_VARIANT);
-                self.str(out, v);
-            }
-            Serve::Rollout(arms) => {
-                out.push(S_ROLLOUT);
-                put_int(out, arms.len() as u64);
-                for arm in arms.iter() {
-                    self.str(out, &arm.variant);
-                    put_float(out, arm.weight);
-                }
-            }
-            Serve::Schedule(s) => {
-                out.push(S_SCHEDULE);
-                self.str(out, &s.variant);
-                self.str(out, &s.otherwise);
-                put_int(out, s.steps.len() as u64);
-                for step in &s.steps {
-                    self.str(out, &step.at);
-                    put_float(out, step.percentage);
-                }
-            }
-        }
-    }
-
-    fn flag(&mut self, out: &mut Vec<u8>, f: &'s Flag<'_>) -> Result<(), PackError> {
-        self.str(out, &f.key);
-        out.push(type_code(f.flag_type));
-        let mut bits = 0;
-        if f.enabled {
-            bits |= F_ENABLED;
-        }
-        if f.client_side {
-            bits |= F_CLIENT_SIDE;
-        }
-        if f.layer.is_some() {
-            bits |= F_LAYER;
-        }
-        out.push(bits);
-        let set = self
-            .variants(&f.variants)
-            .ok_or_else(|| PackError::TooDeep {
-                flag: f.key.to_string(),
-            })?;
-        put_int(out, u64::from(set));
-        self.str(out, &f.off_variant);
-        put_int(out, f.rules.len() as u64);
-        for r in &f.rules {
-            let i = self.intern(
-                |w| &mut w.rules,
-                |w, buf| {
-                    w.opt_str(buf, r.id.as_deref());
-                    w.opt_str(buf, r.description.as_deref());
-                    w.str(buf, &r.condition);
-                    w.serve_index(buf, &r.serve);
-                    true
-                },
-            );
-            put_int(out, u64::from(i.expect("a rule always encodes")));
-        }
-        self.serve_index(out, &f.fallthrough);
-        put_int(out, f.prerequisites.len() as u64);
-        for p in &f.prerequisites {
-            self.str(out, &p.flag);
-            self.str(out, &p.variant);
-        }
-        self.opt_str(out, f.salt.as_deref());
-        self.opt_str(out, f.bucket_by.as_deref());
-        if let Some(slot) = &f.layer {
-            self.str(out, &slot.key);
-            put_float(out, slot.start);
-            put_float(out, slot.end);
-        }
-        let m = &f.metadata;
-        self.opt_str(out, m.description.as_deref());
-        self.opt_str(out, m.owner.as_deref());
-        self.strs(out, &m.tags);
-        Ok(())
     }
 }
 
@@ -647,12 +327,26 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
     r.strings()?;
     r.sets = r.list(1, Reader::set)?;
     r.serves = r.list(2, Reader::serve)?;
+    let v2 = header.version == FORMAT_VERSION;
+    if v2 {
+        r.conditions = r.list(2, |r| Ok((r.str()?, r.tree()?)))?;
+    }
     r.rules = r.list(4, |r| {
+        let id = r.opt_str()?;
+        let description = r.opt_str()?;
+        let (condition, compiled) = if v2 {
+            let (text, tree) =
+                r.item(|r| &r.conditions, "a condition index past the conditions")?;
+            (text, Some(tree))
+        } else {
+            (r.str()?, None)
+        };
         Ok(Rule {
-            id: r.opt_str()?,
-            description: r.opt_str()?,
-            condition: r.str()?,
+            id,
+            description,
+            condition,
             serve: r.serve_ref()?,
+            compiled,
         })
     })?;
     let schema_version = u32::try_from(r.int()?).map_err(|_| r.corrupt("schemaVersion"))?;
@@ -668,14 +362,26 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
         })
     })?;
     let segments = r.list(5, |r| {
+        let key = r.str()?;
+        let included = r.list(1, Reader::str)?;
+        let excluded = r.list(1, Reader::str)?;
+        let condition = r.opt_str()?;
+        let compiled = match condition {
+            Some(_) if v2 => Some(r.tree()?),
+            _ => None,
+        };
         Ok(Segment {
-            key: r.str()?,
-            included: r.list(1, Reader::str)?,
-            excluded: r.list(1, Reader::str)?,
-            condition: r.opt_str()?,
+            key,
+            included,
+            excluded,
+            condition,
             description: r.opt_str()?,
+            compiled,
         })
     })?;
+    if r.segments_cited > segments.len() {
+        return Err(r.corrupt("a segment position past the segments"));
+    }
     let flags = r.list(12, Reader::flag)?;
     if r.at != bytes.len() {
         return Err(r.corrupt("bytes after the snapshot"));
@@ -707,6 +413,10 @@ struct Reader<'a> {
     serves: Vec<Serve<'a>>,
     /// The rules.
     rules: Vec<Rule<'a>>,
+    /// Version 2: the rule conditions, text and tree.
+    conditions: Vec<(Str<'a>, Precompiled)>,
+    /// One past the highest segment position a tree cites.
+    segments_cited: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -718,6 +428,8 @@ impl<'a> Reader<'a> {
             sets: Vec::new(),
             serves: Vec::new(),
             rules: Vec::new(),
+            conditions: Vec::new(),
+            segments_cited: 0,
         }
     }
 
