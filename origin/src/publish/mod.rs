@@ -369,6 +369,10 @@ impl std::str::FromStr for KvFormat {
 /// assert!(value.starts_with(&packed::MAGIC));
 /// assert_eq!(packed::document(&value).unwrap().unwrap().as_bytes(), json);
 /// assert_eq!(ParsedSnapshot::from_packed(&value).unwrap().version(), 3);
+/// assert_eq!(value[4..6], packed::FORMAT_VERSION.to_le_bytes());
+/// let v1 = kv_value(KvFormat::PackedV1, json.to_vec()).unwrap();
+/// assert_eq!(v1[4..6], packed::FORMAT_VERSION_1.to_le_bytes());
+/// assert_eq!(packed::document(&v1).unwrap().unwrap().as_bytes(), json);
 /// assert!(kv_value(KvFormat::Packed, b"{}".to_vec()).is_err());
 /// ```
 pub fn kv_value(format: KvFormat, json: Vec<u8>) -> Result<Vec<u8>, PublishError> {
