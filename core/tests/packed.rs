@@ -591,3 +591,146 @@ proptest! {
         read_and_use(&bytes);
     }
 }
+
+/// A condition text of the rule language, from a small grammar: every
+/// operator, function and literal kind (versions with pre-releases and
+/// builds, times, regular expressions, lists), nesting, segment
+/// references (valid, invalid, unknown) and, now and then, text that does
+/// not parse or does not type-check.
+fn condition() -> impl Strategy<Value = String> {
+    let path = prop::sample::select(vec![
+        "plan",
+        "country",
+        "email",
+        "app.version",
+        "user.tier",
+        "n",
+        "tags",
+        "at",
+        "missing",
+        "targetingKey",
+        "flag",
+        "user.age",
+    ]);
+    let literal = prop::sample::select(vec![
+        r#""pro""#,
+        r#""PRO""#,
+        r#""US""#,
+        "3",
+        "-2.5",
+        "1e3",
+        "true",
+        "false",
+        "null",
+        r#""2.1.0""#,
+        r#""v2""#,
+        r#""1.0.0-beta.1+b7""#,
+        r#""2026-06-01T00:00:00Z""#,
+        r#"["pro", "team"]"#,
+        r#"["US", "CA", 3]"#,
+        "[]",
+        r#"["1.2", "2.0.0-rc.1"]"#,
+        r#""@bunting\\.dev$""#,
+        r#""[a-""#,
+        r#""x\"y""#,
+    ]);
+    let op = prop::sample::select(vec![
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "in",
+        "not in",
+        "contains",
+        "starts_with",
+        "ends_with",
+        "matches",
+    ]);
+    let operand = (path.clone(), 0..5u8).prop_map(|(p, f)| match f {
+        0 => format!("semver({p})"),
+        1 => format!("datetime({p})"),
+        2 => format!("lower({p})"),
+        3 => "now".to_string(),
+        _ => p.to_string(),
+    });
+    let leaf = prop_oneof![
+        4 => (operand.clone(), op.clone(), literal.clone()).prop_map(|(a, o, l)| format!("{a} {o} {l}")),
+        1 => (literal, op, operand).prop_map(|(l, o, a)| format!("{l} {o} {a}")),
+        1 => path.clone().prop_map(|p| format!("exists({p})")),
+        1 => path.prop_map(str::to_string),
+        1 => prop::sample::select(vec!["valid", "broken", "nowhere", "twice"])
+            .prop_map(|s| format!("segment(\"{s}\")")),
+        1 => prop::sample::select(vec!["true", "false", "plan ==", "(", "semver(\"x\") > \"1\"", "a..b", "lower(\"A\") == \"a\""])
+            .prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(4, 24, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} && {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or {b}")),
+            inner.clone().prop_map(|a| format!("!({a})")),
+            inner.prop_map(|a| format!("not ({a})")),
+        ]
+    })
+}
+
+/// The contexts the generated conditions are evaluated against.
+fn condition_contexts() -> Vec<(Value, i64)> {
+    let at = parse_rfc3339_ms("2026-06-01T00:00:00Z").unwrap();
+    [
+        json!({}),
+        json!({"targetingKey": "u1", "plan": "pro", "country": "US", "email": "A@Bunting.dev",
+               "app": {"version": "2.1.0"}, "user": {"tier": "gold", "age": 30}, "n": 3,
+               "tags": ["pro", "beta"], "at": "2026-06-01T00:00:00Z", "flag": true}),
+        json!({"targetingKey": "u2", "plan": "PRO", "country": "CA", "email": "x@y.z",
+               "app": {"version": "v2"}, "user": {"tier": null}, "n": -2.5,
+               "tags": [], "at": at, "flag": false}),
+        json!({"targetingKey": "u3", "plan": ["pro"], "app": {"version": "1.0.0-beta.1+b7"},
+               "n": "3", "at": "yesterday", "department": "eng"}),
+    ]
+    .into_iter()
+    .flat_map(|c| [(c.clone(), at - 1), (c.clone(), at), (c, at + 86_400_000)])
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Conditions compiled by the packer (version 2) give the problems and
+    /// answers of the same texts parsed at load (the JSON document, and
+    /// version 1), whatever the condition.
+    #[test]
+    fn precompiled_conditions_answer_as_their_texts(rules in proptest::collection::vec(condition(), 1..4)) {
+        let doc = json!({
+            "schemaVersion": 1, "environment": "t", "version": 1,
+            "generatedAt": "2026-11-25T00:00:00Z",
+            "segments": [
+                {"key": "valid", "included": ["u3"], "condition": "department == \"eng\""},
+                {"key": "broken", "condition": "plan =="},
+                {"key": "twice"}, {"key": "twice", "condition": "segment(\"valid\")"}
+            ],
+            "flags": [{
+                "key": "f", "type": "string", "variants": {"a": "A", "b": "B"}, "offVariant": "a",
+                "rules": rules.iter().map(|c| json!({"condition": c, "serve": {"variant": "b"}})).collect::<Vec<_>>(),
+                "fallthrough": {"variant": "a"}
+            }, {
+                "key": "g", "type": "boolean", "variants": {"on": true, "off": false}, "offVariant": "off",
+                "rules": [{"condition": rules[0], "serve": {"variant": "on"}}],
+                "fallthrough": {"variant": "off"}
+            }]
+        })
+        .to_string();
+        let json = ParsedSnapshot::parse(&doc).unwrap();
+        let (from_json, json_problems) = Engine::from_parsed_lenient(&json);
+        let contexts = condition_contexts();
+        let want = answers(&from_json, &contexts);
+        for version in [FORMAT_VERSION, FORMAT_VERSION_1] {
+            let bytes = pack_as(&json, None, version).unwrap();
+            let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+            let (engine, problems) = Engine::from_parsed_lenient(&packed);
+            prop_assert_eq!(&problems, &json_problems, "version {}", version);
+            prop_assert_eq!(answers(&engine, &contexts), want.clone(), "version {}", version);
+        }
+    }
+}
