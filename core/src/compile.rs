@@ -216,6 +216,21 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
+    /// Whether any condition a flag that is not broken may evaluate (its
+    /// rules', every valid segment's) reads the evaluation time.
+    pub(crate) fn reads_now(&self) -> bool {
+        self.flags
+            .iter()
+            .filter(|f| f.broken().is_none())
+            .flat_map(|f| &f.rules)
+            .any(|r| r.condition.reads_now())
+            || self
+                .segments
+                .iter()
+                .filter_map(|s| s.condition.as_ref())
+                .any(Condition::reads_now)
+    }
+
     /// The top-level context attributes that any condition (of a rule or a
     /// segment) or bucketing attribute reads, each once, plus
     /// `targetingKey` (bucketing and segment lists read it). `first_use`

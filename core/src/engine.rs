@@ -315,6 +315,26 @@ impl Engine {
             .any(|r| **r == *name)
     }
 
+    /// Whether an answer may change from one instant to the next: some
+    /// condition reads `now` (exactly: a condition whose text merely
+    /// contains the letters, as `known == "snow"`, does not). Scheduled
+    /// rollouts change answers only at their steps' instants and are not
+    /// counted here.
+    ///
+    /// ```
+    /// use bunting_core::Engine;
+    /// let with = |condition: &str| Engine::from_json(&format!(r#"{{"schemaVersion": 1,
+    ///   "environment": "t", "version": 1, "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+    ///   {{"key": "f", "type": "boolean", "variants": {{"on": true, "off": false}}, "offVariant": "off",
+    ///    "rules": [{{"condition": {condition:?}, "serve": {{"variant": "on"}}}}],
+    ///    "fallthrough": {{"variant": "off"}}}}]}}"#)).unwrap().reads_the_time();
+    /// assert!(with(r#"now > "2026-12-01T00:00:00Z""#));
+    /// assert!(!with(r#"user.known == "snow""#));
+    /// ```
+    pub fn reads_the_time(&self) -> bool {
+        self.compiled.reads_now()
+    }
+
     /// The snapshot's environment.
     pub fn environment(&self) -> &str {
         &self.environment

@@ -80,7 +80,7 @@ fn main() {
         t.push(Instant::now());
         let numbers = NumberForms::of(&parsed);
         t.push(Instant::now());
-        let clock = Clock::of(&parsed);
+        let clock = Clock::of(&parsed, &engine);
         t.push(Instant::now());
         drop(parsed);
         t.push(Instant::now());
@@ -109,7 +109,7 @@ fn main() {
 fn load_parsed(parsed: ParsedSnapshot<'_>) {
     let (engine, problems) = Engine::from_parsed_lenient(&parsed);
     let numbers = NumberForms::of(&parsed);
-    let clock = Clock::of(&parsed);
+    let clock = Clock::of(&parsed, &engine);
     drop(parsed);
     std::hint::black_box((&engine, &numbers, &clock, &problems));
 }

@@ -38,8 +38,8 @@ use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
 
-use bunting_core::ParsedSnapshot;
 use bunting_core::time::parse_rfc3339_ms;
+use bunting_core::{Engine, ParsedSnapshot};
 
 use crate::audience::Audience;
 use crate::ofrep::etag;
@@ -62,47 +62,33 @@ pub enum Clock {
     Continuous,
 }
 
-/// Whether a condition may read the time: its text contains `now` in any
-/// case.
-fn reads_now(condition: &str) -> bool {
-    // Byte by byte, the second and third compared only after a match:
-    // a snapshot's conditions are scanned on every new version, and
-    // comparing every three-byte window was 5 % of a 1,000-flag load
-    // natively (103 → 69 µs).
-    let b = condition.as_bytes();
-    let mut i = 0;
-    while i + 2 < b.len() {
-        if b[i] | 0x20 == b'n' && b[i + 1] | 0x20 == b'o' && b[i + 2] | 0x20 == b'w' {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
 impl Clock {
-    /// How a parsed snapshot's answers depend on time. Conservative: any
-    /// condition whose text contains `now` in any case counts as reading
-    /// the time.
+    /// How the answers of a parsed snapshot, loaded as `engine`, depend on
+    /// time: continuously if a condition reads `now`
+    /// ([`Engine::reads_the_time`], exact: a text that merely contains the
+    /// letters, as `user.known == "snow"`, does not count), else through
+    /// the schedules' step instants.
     ///
     /// ```
-    /// use bunting_core::ParsedSnapshot;
+    /// use bunting_core::{Engine, ParsedSnapshot};
     /// use bunting_edge_worker::answers::Clock;
-    /// let with = |condition: &str| Clock::of(&ParsedSnapshot::parse(&format!(r#"{{"schemaVersion": 1,
-    ///   "environment": "t", "version": 1, "generatedAt": "2026-11-25T00:00:00Z", "flags": [
-    ///   {{"key": "f", "type": "boolean", "variants": {{"on": true, "off": false}}, "offVariant": "off",
-    ///    "rules": [{{"condition": {condition:?}, "serve": {{"variant": "on"}}}}],
-    ///    "fallthrough": {{"variant": "off"}}}}]}}"#)).unwrap());
+    /// let with = |condition: &str| {
+    ///     let doc = format!(r#"{{"schemaVersion": 1,
+    ///       "environment": "t", "version": 1, "generatedAt": "2026-11-25T00:00:00Z", "flags": [
+    ///       {{"key": "f", "type": "boolean", "variants": {{"on": true, "off": false}}, "offVariant": "off",
+    ///        "rules": [{{"condition": {condition:?}, "serve": {{"variant": "on"}}}}],
+    ///        "fallthrough": {{"variant": "off"}}}}]}}"#);
+    ///     let parsed = ParsedSnapshot::parse(&doc).unwrap();
+    ///     Clock::of(&parsed, &Engine::from_parsed(&parsed).unwrap())
+    /// };
     /// assert_eq!(with("plan == \"pro\""), Clock::Independent);
-    /// assert_eq!(with("now > 2026-12-01T00:00:00Z"), Clock::Continuous);
-    /// assert_eq!(with("NOW > 2026-12-01T00:00:00Z"), Clock::Continuous);
+    /// assert_eq!(with("user.known == \"snow\""), Clock::Independent);
+    /// assert_eq!(with("now > \"2026-12-01T00:00:00Z\""), Clock::Continuous);
+    /// // Keywords are lower case: `NOW` is an attribute.
+    /// assert_eq!(with("NOW > \"2026-12-01T00:00:00Z\""), Clock::Independent);
     /// ```
-    pub fn of(parsed: &ParsedSnapshot<'_>) -> Clock {
-        let mut conditions = parsed
-            .flags()
-            .flat_map(|f| f.rule_conditions())
-            .chain(parsed.segment_conditions());
-        if conditions.any(reads_now) {
+    pub fn of(parsed: &ParsedSnapshot<'_>, engine: &Engine) -> Clock {
+        if engine.reads_the_time() {
             return Clock::Continuous;
         }
         let mut steps = Vec::new();
@@ -118,19 +104,9 @@ impl Clock {
     /// [`Clock::of`] as it was computed from the owned model: the
     /// reference the tests compare it with.
     #[cfg(test)]
-    pub(crate) fn from_model(snapshot: &bunting_core::Snapshot) -> Clock {
+    pub(crate) fn from_model(snapshot: &bunting_core::Snapshot, engine: &Engine) -> Clock {
         use bunting_core::Serve;
-        let conditions = snapshot
-            .flags
-            .iter()
-            .flat_map(|f| f.rules.iter().map(|r| r.condition.as_str()))
-            .chain(
-                snapshot
-                    .segments
-                    .iter()
-                    .filter_map(|s| s.condition.as_deref()),
-            );
-        if conditions.clone().any(reads_now) {
+        if engine.reads_the_time() {
             return Clock::Continuous;
         }
         let mut steps = Vec::new();
@@ -299,8 +275,60 @@ impl BulkAnswers {
 mod tests {
     use super::*;
     use crate::ofrep::{NumberForms, bulk};
-    use bunting_core::Engine;
     use serde_json::{Value, json};
+
+    /// The clock of the snapshot `text`.
+    fn clock_of(text: &str) -> Clock {
+        let parsed = ParsedSnapshot::parse(text).unwrap();
+        Clock::of(&parsed, &Engine::from_parsed_lenient(&parsed).0)
+    }
+
+    /// A condition whose text holds the letters `now` without reading the
+    /// time leaves answers cacheable; one that reads it does not, also
+    /// through a segment or a function; one that does not compile (its
+    /// flag is broken, an error whatever the time) does not count.
+    #[test]
+    fn only_conditions_reading_now_make_answers_continuous() {
+        for (condition, segment, clock) in [
+            (
+                r#"user.known == \"snow\""#,
+                r#"\"now\" == \"NOW\""#,
+                Clock::Independent,
+            ),
+            (
+                r#"now > \"2026-12-01T00:00:00Z\""#,
+                "true",
+                Clock::Continuous,
+            ),
+            // Keywords are lower case: `NOW` is an attribute.
+            (
+                r#"NOW > \"2026-12-01T00:00:00Z\""#,
+                "true",
+                Clock::Independent,
+            ),
+            (
+                r#"lower(email) == \"a\" || datetime(now) > 5"#,
+                "true",
+                Clock::Continuous,
+            ),
+            (
+                r#"segment(\"s\")"#,
+                r#"now < \"2027-01-01T00:00:00Z\""#,
+                Clock::Continuous,
+            ),
+            (r#"now >= 2026-12-01"#, "true", Clock::Independent),
+        ] {
+            let text = format!(
+                r#"{{"schemaVersion": 1, "environment": "t", "version": 1,
+                "generatedAt": "2026-11-25T00:00:00Z",
+                "segments": [{{"key": "s", "condition": "{segment}"}}],
+                "flags": [{{"key": "f", "type": "boolean", "variants": {{"on": true, "off": false}},
+                  "offVariant": "off", "rules": [{{"condition": "{condition}", "serve": {{"variant": "on"}}}}],
+                  "fallthrough": {{"variant": "off"}}}}]}}"#
+            );
+            assert_eq!(clock_of(&text), clock, "{condition} / {segment}");
+        }
+    }
 
     const SNAPSHOT: &str = r#"{"schemaVersion": 1, "environment": "t", "version": 1,
       "generatedAt": "2026-11-25T00:00:00Z",
@@ -336,32 +364,9 @@ mod tests {
     }
 
     #[test]
-    fn reads_now_is_a_case_insensitive_search() {
-        for text in [
-            "",
-            "n",
-            "no",
-            "now",
-            "NoW",
-            "kNOw",
-            "x nOw > 1",
-            "nnow",
-            "noow",
-            "n o w",
-            "snow\u{e9}",
-        ] {
-            let windows = text
-                .as_bytes()
-                .windows(3)
-                .any(|w| w.eq_ignore_ascii_case(b"now"));
-            assert_eq!(reads_now(text), windows, "{text:?}");
-        }
-    }
-
-    #[test]
     fn same_inputs_same_answer_and_etag() {
         let engine = Engine::from_json(SNAPSHOT).unwrap();
-        let mut c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(SNAPSHOT).unwrap()));
+        let mut c = BulkAnswers::new(clock_of(SNAPSHOT));
         let ctx = json!({"targetingKey": "u1", "country": "US"});
         let now = ms("2026-11-30T00:00:00Z");
         let k = key(&c, &ctx, now).unwrap();
@@ -379,7 +384,7 @@ mod tests {
 
     #[test]
     fn every_input_of_an_answer_is_in_its_key() {
-        let c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(SNAPSHOT).unwrap()));
+        let c = BulkAnswers::new(clock_of(SNAPSHOT));
         let now = ms("2026-11-30T00:00:00Z");
         let ctx = json!({"targetingKey": "u1", "country": "US"});
         let base = key(&c, &ctx, now).unwrap();
@@ -409,7 +414,7 @@ mod tests {
     #[test]
     fn a_schedule_step_changes_the_key_exactly_when_the_answer_can_change() {
         let engine = Engine::from_json(SNAPSHOT).unwrap();
-        let c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(SNAPSHOT).unwrap()));
+        let c = BulkAnswers::new(clock_of(SNAPSHOT));
         let ctx = json!({"targetingKey": "u1"});
         let step = ms("2026-12-02T00:00:00Z");
         // Different answers: different keys (and tags).
@@ -428,8 +433,9 @@ mod tests {
 
     #[test]
     fn answers_reading_now_are_never_cached() {
-        let snapshot = SNAPSHOT.replace(r#"country == \"US\""#, r#"now >= 2026-12-01T00:00:00Z"#);
-        let c = BulkAnswers::new(Clock::of(&ParsedSnapshot::parse(&snapshot).unwrap()));
+        let snapshot =
+            SNAPSHOT.replace(r#"country == \"US\""#, r#"now >= \"2026-12-01T00:00:00Z\""#);
+        let c = BulkAnswers::new(clock_of(&snapshot));
         assert_eq!(c.clock, Clock::Continuous);
         assert!(key(&c, &json!({}), 0).is_none());
     }

@@ -326,7 +326,7 @@ fn load_parsed(
 ) -> Result<LoadedParts, String> {
     let checksum = parsed.checksum().map(str::to_string);
     let numbers = NumberForms::of(&parsed);
-    let clock = Clock::of(&parsed);
+    let clock = Clock::of(&parsed, &engine);
     drop(parsed);
     let fatal: Vec<String> = problems
         .iter()
@@ -646,7 +646,7 @@ mod tests {
         let checksum = snapshot.checksum.clone();
         let (engine, problems) = Engine::from_snapshot_lenient(&snapshot);
         let numbers = NumberForms::from_model(&snapshot);
-        let clock = Clock::from_model(&snapshot);
+        let clock = Clock::from_model(&snapshot, &engine);
         let fatal: Vec<String> = problems
             .iter()
             .filter(|p| p.entity.is_none() && FATAL_PATHS.contains(&p.path.as_str()))
@@ -789,7 +789,7 @@ mod tests {
                        {"at": "2026-12-05T00:00:00Z", "percentage": 100}]}}})
         };
         let reads_now = json!({"key": "late", "type": "boolean", "variants": {"on": true, "off": false},
-            "offVariant": "off", "rules": [{"condition": "Now >= \"2026-12-01T00:00:00Z\"", "serve": {"variant": "on"}}],
+            "offVariant": "off", "rules": [{"condition": "now >= \"2026-12-01T00:00:00Z\"", "serve": {"variant": "on"}}],
             "fallthrough": {"variant": "off"}});
         let in_segment = json!({"key": "seg", "type": "boolean", "variants": {"on": true, "off": false},
             "offVariant": "off", "rules": [{"condition": "segment(\"s\")", "serve": {"variant": "on"}}],

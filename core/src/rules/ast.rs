@@ -110,7 +110,31 @@ impl Expr {
     }
 }
 
+impl Expr {
+    /// Whether the expression reads the evaluation time (`now`), so that
+    /// its value may change from one instant to the next (segment
+    /// references are not followed).
+    pub fn reads_now(&self) -> bool {
+        match self {
+            Expr::Const(_) | Expr::Segment(_) | Expr::Exists(_) => false,
+            Expr::And(all) | Expr::Or(all) => all.iter().any(Expr::reads_now),
+            Expr::Not(e) => e.reads_now(),
+            Expr::Cmp(_, a, b) => a.reads_now() || b.reads_now(),
+            Expr::Truthy(o) => o.reads_now(),
+        }
+    }
+}
+
 impl Operand {
+    /// Whether the operand is, or is computed from, `now`.
+    pub fn reads_now(&self) -> bool {
+        match self {
+            Operand::Now => true,
+            Operand::Path(_) | Operand::Lit(_) => false,
+            Operand::Semver(o) | Operand::DateTime(o) | Operand::Lower(o) => o.reads_now(),
+        }
+    }
+
     /// Calls `f` with the attribute path the operand reads, if any.
     pub fn for_each_path(&self, f: &mut dyn FnMut(&Path)) {
         match self {

@@ -131,6 +131,21 @@ impl Condition {
         eval(&self.expr, env)
     }
 
+    /// Whether the condition reads the evaluation time (`now`): only such
+    /// a condition can change its answer as time passes (a `datetime(…)`
+    /// of an attribute or literal cannot). `segment(…)` references are not
+    /// followed.
+    ///
+    /// ```
+    /// use bunting_core::rules::Condition;
+    /// assert!(Condition::parse(r#"now > "2026-12-01T00:00:00Z""#).unwrap().reads_now());
+    /// assert!(Condition::parse(r#"plan == "pro" || datetime(now) < 5"#).unwrap().reads_now());
+    /// assert!(!Condition::parse(r#"known == "snow" && datetime(at) > "2026-12-01T00:00:00Z""#).unwrap().reads_now());
+    /// ```
+    pub fn reads_now(&self) -> bool {
+        self.expr.reads_now()
+    }
+
     /// Calls `f` with the name of every top-level context attribute the
     /// condition reads (`"app"` for `app.version`), repeats included;
     /// `segment(…)` references are not followed.
