@@ -940,6 +940,11 @@ mod tests {
         assert_eq!(cli.serve.resolve().unwrap().kv_format, Some(KvFormat::Json));
         std::fs::remove_file(&file).unwrap();
         assert!(toml::from_str::<ServeArgs>("kv_format = \"binary\"").is_err());
+        // Version 1 of the packed form, for workers from before version 2.
+        let cli = Cli::try_parse_from(["serve", "--kv-format", "packed-v1"]).unwrap();
+        assert_eq!(cli.serve.kv_format, Some(KvFormat::PackedV1));
+        let file: ServeArgs = toml::from_str("kv_format = \"packed-v1\"").unwrap();
+        assert_eq!(file.kv_format, Some(KvFormat::PackedV1));
         // The environment variable, on the definition.
         let cmd = <Cli as clap::CommandFactory>::command();
         let arg = cmd

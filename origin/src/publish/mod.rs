@@ -310,6 +310,7 @@ pub enum KvFormat {
     /// version 2. A current edge worker reads it only when built with its
     /// `json-snapshots` feature (which brings the rule parser).
     #[value(name = "packed-v1")]
+    #[serde(rename = "packed-v1")]
     PackedV1,
 }
 
