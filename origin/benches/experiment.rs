@@ -24,7 +24,10 @@
 //! `BUNTING_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`)
 //! names the PostgreSQL database; `BENCH_BACKENDS=sqlite` or `postgres`
 //! runs one. `BENCH_SETUP_SQL` is run on the fresh PostgreSQL schema before
-//! the data is loaded (to compare schema variants with one binary). Results
+//! the data is loaded (to compare schema variants with one binary).
+//! `BENCH_SCHEMA=name` keeps the PostgreSQL schema under that name and, if
+//! it exists, reuses its data (no load: to compare builds on the same data;
+//! with `BENCH_NEW=` empty, so that no look adds rows). Results
 //! are in `docs/performance.md`.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -107,46 +110,9 @@ fn load_sql(backend: &str, users: i64, events: i64, t0: i64, env: i64) -> Vec<St
     ]
 }
 
-async fn run(backend: &str, pg: &str) {
-    let default_users = if backend == "postgres" {
-        2_000_000
-    } else {
-        200_000
-    };
-    let users = env_num("BENCH_USERS", default_users) as i64;
-    let events = env_num("BENCH_EVENTS", users as usize) as i64;
-    let runs = env_num("BENCH_RUNS", 3).max(1);
-    let tag = format!("{}_{}", std::process::id(), now_ms() % 1_000_000);
-    let (store, cleanup): (Store, Box<dyn FnOnce() -> String>) = if backend == "postgres" {
-        sqlx::any::install_default_drivers();
-        let schema = format!("bench_exp_{tag}");
-        let mut c = sqlx::AnyConnection::connect(pg).await.unwrap();
-        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let sep = if pg.contains('?') { '&' } else { '?' };
-        let url = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
-        (
-            Store::open(&url).await.unwrap(),
-            Box::new(move || format!("DROP SCHEMA {schema} CASCADE")),
-        )
-    } else {
-        let dir = std::env::temp_dir().join(format!("bunting-exp-bench-{tag}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("bench.db");
-        let store = Store::open(&format!("sqlite://{}", file.display()))
-            .await
-            .unwrap();
-        (
-            store,
-            Box::new(move || {
-                let _ = std::fs::remove_dir_all(&dir);
-                String::new()
-            }),
-        )
-    };
-
+/// Creates the bench's experiment in `store` and loads its data (see the
+/// module documentation); returns the running experiment.
+async fn load(store: &Store, backend: &str, users: i64, events: i64) -> ExperimentRecord {
     let ana = Actor::new("bench");
     let org = store.create_org(&ana, "acme", "Acme").await.unwrap();
     let p = store
@@ -202,6 +168,81 @@ async fn run(backend: &str, pg: &str) {
         "{backend}: loaded {exposures} exposures ({users} users) and {metric_events} metric events in {loaded:.1} s; \
          per-user rollup ({rollup_rows} rows) rebuilt in {rollup_s:.1} s"
     );
+
+    e
+}
+
+async fn run(backend: &str, pg: &str) {
+    let default_users = if backend == "postgres" {
+        2_000_000
+    } else {
+        200_000
+    };
+    let users = env_num("BENCH_USERS", default_users) as i64;
+    let events = env_num("BENCH_EVENTS", users as usize) as i64;
+    let runs = env_num("BENCH_RUNS", 3).max(1);
+    let tag = format!("{}_{}", std::process::id(), now_ms() % 1_000_000);
+    // `BENCH_SCHEMA`: a named PostgreSQL schema, kept afterwards; when it
+    // already holds a loaded bench, its data is reused (no load, no rollup
+    // rebuild), so that builds can be compared on the same data.
+    let kept = std::env::var("BENCH_SCHEMA")
+        .ok()
+        .filter(|_| backend == "postgres");
+    let mut reused = false;
+    let (store, cleanup): (Store, Box<dyn FnOnce() -> String>) = if backend == "postgres" {
+        sqlx::any::install_default_drivers();
+        let schema = kept.clone().unwrap_or_else(|| format!("bench_exp_{tag}"));
+        let mut c = sqlx::AnyConnection::connect(pg).await.unwrap();
+        reused = sqlx::query("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+            .bind(schema.clone())
+            .fetch_optional(&mut c)
+            .await
+            .unwrap()
+            .is_some();
+        if !reused {
+            sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        let sep = if pg.contains('?') { '&' } else { '?' };
+        let url = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
+        let drop = if kept.is_some() {
+            String::new()
+        } else {
+            format!("DROP SCHEMA {schema} CASCADE")
+        };
+        (Store::open(&url).await.unwrap(), Box::new(move || drop))
+    } else {
+        let dir = std::env::temp_dir().join(format!("bunting-exp-bench-{tag}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bench.db");
+        let store = Store::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        (
+            store,
+            Box::new(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+                String::new()
+            }),
+        )
+    };
+
+    let e = if reused {
+        let e = store.running_experiments().await.unwrap().remove(0);
+        // Every look of this run starts cold.
+        store.drop_cached_looks(None).await.unwrap();
+        println!(
+            "{backend}: reusing the data of schema {}",
+            kept.as_deref().unwrap_or("")
+        );
+        e
+    } else {
+        load(&store, backend, users, events).await
+    };
+    let env_id = e.environment_id;
+    let exposures = store.count_exposures(env_id).await.unwrap();
 
     let options = AggregateOptions {
         series: true,
@@ -265,7 +306,7 @@ async fn run(backend: &str, pg: &str) {
     );
 
     if backend == "postgres" {
-        incremental_looks(&store, &e, env.id, &options).await;
+        incremental_looks(&store, &e, env_id, &options).await;
     }
 
     store.pool().close().await;
