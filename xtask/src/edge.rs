@@ -3,13 +3,16 @@
 //! (the CLI matching `Cargo.lock`, from `cargo xtask setup`) and esbuild (the
 //! native binary wrangler brings from npm) are, so it downloads nothing, and
 //! wasm-opt is skipped (`--no-opt`; the `wasm` profile already optimizes for
-//! size). Then `tests/edge/` runs the built worker in workerd via miniflare.
+//! size). worker-build's wasm-bindgen step is followed by a trim of the
+//! glue the worker never uses (`bindgen_trim.rs`). Then `tests/edge/` runs
+//! the built worker in workerd via miniflare.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::bindgen_trim;
 use crate::setup::Tools;
 use crate::util::{Ctx, find_tool, rel, version_of};
 use crate::wasm::{gzipped_len, kib};
@@ -88,6 +91,11 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     let mut cmd = ctx.cmd(&worker_build, &args);
     cmd.current_dir(ctx.root.join(CRATE_DIR));
     offline_env(ctx, &mut cmd, tools);
+    // worker-build runs this program as its wasm-bindgen, which runs the
+    // real one and trims the glue the worker never uses (bindgen_trim.rs).
+    let this = std::env::current_exe().context("locating the xtask binary")?;
+    cmd.env("WASM_BINDGEN_BIN", this)
+        .env(bindgen_trim::REAL_VAR, &tools.wasm_bindgen);
     ctx.step("build the edge worker (worker-build, profile wasm)", cmd)?;
 
     let out = ctx.root.join(BUILD_DIR);

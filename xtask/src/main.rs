@@ -14,9 +14,12 @@
 //! | `cargo xtask test` | formatting, clippy, rustdoc without warnings, every native test, the conformance suite under Node (wasm-bindgen-test), the demo's three-way comparison, and the edge worker's tests in workerd (miniflare) |
 //!
 //! Plain `std` plus `anyhow`, `serde_json` and `flate2`, so it compiles in
-//! seconds on a fresh CI machine.
+//! seconds on a fresh CI machine; and `walrus` (with `wasmparser` and
+//! `gimli`), the edge worker's post-link trim (`bindgen_trim`), the one
+//! heavier dependency.
 
 mod bench;
+mod bindgen_trim;
 mod console;
 mod demo;
 mod edge;
@@ -208,6 +211,10 @@ fn test(ctx: &Ctx) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Run by worker-build as its wasm-bindgen (`cargo xtask edge`).
+    if let Some(real) = std::env::var_os(bindgen_trim::REAL_VAR) {
+        return bindgen_trim::wrapper(std::path::Path::new(&real));
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match args.as_slice() {
         [c] if !matches!(c.as_str(), "-h" | "--help" | "help") => c.clone(),
