@@ -30,6 +30,44 @@ use bunting_wire::ExposureRecord;
 /// The KV namespace holding snapshots and SDK key hashes.
 const KV_BINDING: &str = "FLAGS";
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A KV namespace binding, read through its own `get(key, type)`:
+    /// `worker::KvStore` looks up all five of its methods per binding and
+    /// passes its options through serde_wasm_bindgen's serializer, whose
+    /// code (and interned-string cache, a hash map of its own) the bundle
+    /// otherwise does without.
+    type KvNamespace;
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_as(
+        this: &KvNamespace,
+        key: &str,
+        value_type: &str,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
+}
+
+/// `key`'s value in [`KV_BINDING`] as `value_type` (`"text"` or
+/// `"arrayBuffer"`): `null` when there is none, as `KvStore::get` gives it.
+async fn kv_get(env: &Env, key: &str, value_type: &str) -> std::result::Result<JsValue, String> {
+    let namespace = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(KV_BINDING))
+        .ok()
+        .filter(JsValue::is_object)
+        .ok_or_else(|| format!("invalid kv store: {KV_BINDING}"))?;
+    let read = match namespace
+        .unchecked_ref::<KvNamespace>()
+        .get_as(key, value_type)
+    {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(e) => Err(e),
+    };
+    read.map_err(|e| {
+        format!(
+            "js error: {}",
+            crate::entry::js_error_text(&e, "no reason given")
+        )
+    })
+}
+
 thread_local! {
     static SNAPSHOTS: RefCell<cache::SnapshotCache> = RefCell::new(cache::SnapshotCache::default());
     static KEYS: RefCell<auth::KeyCache> = RefCell::new(auth::KeyCache::default());
@@ -354,12 +392,10 @@ async fn record_for_key(env: &Env, key: &str, now: i64) -> Result<Option<kv::Sdk
     }
     // SHA-256 only on a miss: the KV key names the key's hash.
     let hash = kv::sdk_key_hash(key);
-    let text = env
-        .kv(KV_BINDING)?
-        .get(&kv::sdk_key_key_for_hash(&hash))
-        .text()
+    let text = kv_get(env, &kv::sdk_key_key_for_hash(&hash), "text")
         .await
-        .map_err(|e| worker::Error::RustError(format!("reading the SDK key from KV: {e}")))?;
+        .map_err(|e| worker::Error::RustError(format!("reading the SDK key from KV: {e}")))?
+        .as_string();
     let found = text.as_deref().and_then(kv::parse_sdk_key_record);
     KEYS.with(|k| k.borrow_mut().put(key, found.clone(), now));
     Ok(found)
@@ -508,18 +544,16 @@ fn edge_context(
 /// Refreshes `environment`'s snapshot from KV when due (as for OFREP).
 async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
     if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
-        let fetched = match env.kv(KV_BINDING) {
-            // As bytes, copied into wasm memory in one piece: `.text()`
-            // would encode the JS string into it character by character,
-            // the largest cost of a KV read of a big snapshot. The cache
-            // tells a JSON text from a packed snapshot by its first bytes.
-            Ok(kv) => kv
-                .get(&kv::snapshot_key(environment))
-                .bytes()
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        // As bytes, copied into wasm memory in one piece: `"text"` would
+        // encode the JS string into it character by character, the
+        // largest cost of a KV read of a big snapshot. The cache tells a
+        // JSON text from a packed snapshot by its first bytes.
+        let fetched = kv_get(env, &kv::snapshot_key(environment), "arrayBuffer")
+            .await
+            .map(|v| {
+                v.dyn_ref::<js_sys::ArrayBuffer>()
+                    .map(|b| js_sys::Uint8Array::new(b).to_vec())
+            });
         let failed = SNAPSHOTS.with(|c| {
             let mut c = c.borrow_mut();
             c.apply(environment, fetched, now);
