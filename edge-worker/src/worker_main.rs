@@ -775,7 +775,11 @@ async fn publish_to_pointer(mut req: Incoming, env: &Env) -> Result<Response> {
     let forwarded = subrequest("https://pointer/", "POST", &headers, Some(&body))?;
     let mut answer = stub.fetch_with_request(forwarded).await?;
     let status = answer.status_code();
-    let body: Value = answer.json().await.unwrap_or_else(|_| {
+    // From bytes, as every `Value` the worker parses (`Response::json`
+    // reads from a `str`: a second copy of serde_json's parser).
+    let text = answer.text().await.ok();
+    let parsed = text.and_then(|t| serde_json::from_slice::<Value>(t.as_bytes()).ok());
+    let body = parsed.unwrap_or_else(|| {
         health::object(vec![(
             "error",
             Value::from("the pointer answered without JSON"),
