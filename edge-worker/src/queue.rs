@@ -33,7 +33,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use bunting_wire::{EventRecord, ExposureRecord, IngestBatch};
 
@@ -95,7 +94,10 @@ pub struct Plan {
 /// commits or fails whole messages).
 pub fn plan(bodies: &[String]) -> Plan {
     let mut exposures = Grouping::default();
-    let mut events: BTreeMap<String, Grouping<EventRecord>> = BTreeMap::new();
+    // By environment, sorted as a `BTreeMap` would keep them (a vector
+    // searched by halves: the map's code would be the worker's second
+    // `BTreeMap` instantiation, next to serde_json's `Map`).
+    let mut events: Vec<(String, Grouping<EventRecord>)> = Vec::new();
     let mut unreadable = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
         let Some(batch) = IngestBatch::read_json(body.as_bytes()) else {
@@ -112,10 +114,16 @@ pub fn plan(bodies: &[String]) -> Plan {
                 exposures.add(i, list.into_owned());
             }
             (bunting_wire::batch::EVENTS, None, Some(env), Some(list)) => {
-                events
-                    .entry(env.into_owned())
-                    .or_default()
-                    .add(i, list.into_owned());
+                let at = match events.binary_search_by(|(e, _)| e.as_str().cmp(&*env)) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        events.insert(at, (env.into_owned(), Grouping::default()));
+                        at
+                    }
+                };
+                if let Some((_, grouping)) = events.get_mut(at) {
+                    grouping.add(i, list.into_owned());
+                }
             }
             _ => unreadable.push(i),
         }
