@@ -25,7 +25,7 @@
 //!   integer, else floats (`0` as `0.0`), so SDKs that type-check strictly
 //!   (Python, Java) see one type whatever variant a user gets.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::fragments::Fragments;
 
@@ -260,7 +260,11 @@ pub fn ofrep_error_code(code: ErrorCode) -> (&'static str, Option<&'static str>)
 /// float flags only.
 #[derive(Debug, Default)]
 pub struct NumberForms {
-    float_flags: HashSet<String>,
+    /// The keys of the float flags, each with a 0: a set, in the exposure
+    /// deduplicator's map type (`HashMap<String, i64>`, as `/events`' ids)
+    /// so that the worker carries one copy of hashbrown's code for all
+    /// three, not a `HashSet<String>` of its own.
+    float_flags: HashMap<String, i64>,
     fragments: Fragments,
 }
 
@@ -278,7 +282,7 @@ impl NumberForms {
             .flags()
             .filter(|f| f.flag_type() == FlagType::Number)
             .filter(|f| f.variants().any(|(_, v)| v.is_f64()))
-            .map(|f| f.key().to_string())
+            .map(|f| (f.key().to_string(), 0))
             .collect();
         NumberForms {
             float_flags,
@@ -295,7 +299,7 @@ impl NumberForms {
             .iter()
             .filter(|f| f.flag_type == FlagType::Number)
             .filter(|f| f.variants.values().any(Value::is_f64))
-            .map(|f| f.key.clone())
+            .map(|f| (f.key.clone(), 0))
             .collect();
         NumberForms {
             float_flags,
@@ -305,7 +309,7 @@ impl NumberForms {
 
     /// Whether flag `key` is served as floats.
     pub fn is_float_flag(&self, key: &str) -> bool {
-        self.float_flags.contains(key)
+        self.float_flags.contains_key(key)
     }
 
     /// `value` as flag `key` serves it: whole numbers of a float flag as
