@@ -216,7 +216,7 @@ impl SnapshotPointer {
             Outcome::Same => "same",
             Outcome::Older { .. } => "older",
         };
-        Response::from_json(&crate::health::object(vec![
+        crate::worker_main::json_body(&crate::health::object(vec![
             ("outcome", serde_json::Value::from(name)),
             ("version", serde_json::Value::from(current)),
         ]))

@@ -148,8 +148,17 @@ fn now_ms() -> i64 {
 }
 
 fn json_response(status: u16, body: &Value) -> Result<Response> {
-    let mut r = Response::from_json(body)?.with_status(status);
+    let mut r = json_body(body)?.with_status(status);
     r.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(r)
+}
+
+/// `value` as a JSON body, `Content-Type: application/json`: what
+/// `Response::from_json` makes, without its builder's generic copy (and
+/// its error) for `Value`.
+pub(crate) fn json_body(value: &Value) -> Result<Response> {
+    let mut r = Response::from_bytes(serde_json::to_vec(value)?)?;
+    r.headers_mut().set("Content-Type", "application/json")?;
     Ok(r)
 }
 
