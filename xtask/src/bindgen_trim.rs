@@ -5,10 +5,12 @@
 //! worker uses it or not: the `worker` crate's exported classes
 //! (`ContainerStartupOptions`, `MinifyConfig`, `R2Range`: configuration
 //! types this worker never hands to JavaScript) and wasm-streams'
-//! `IntoUnderlyingSink` and `IntoUnderlyingByteSource` (only
-//! `IntoUnderlyingSource` is used: `Response::from_stream`, the pointer
-//! object's event stream). Their JavaScript classes stay in the glue, and
-//! their Rust methods, with all they call, in the module.
+//! `IntoUnderlyingSink`, `IntoUnderlyingByteSource` and
+//! `IntoUnderlyingSource` (the last one only used by
+//! `Response::from_stream`, which the worker does not call: its event
+//! streams write to a JavaScript stream's controller). Their JavaScript
+//! classes stay in the glue, and their Rust methods, with all they call,
+//! in the module.
 //!
 //! worker-build runs the wasm-bindgen CLI that `WASM_BINDGEN_BIN` names;
 //! [`edge::build`](crate::edge::build) points it at this program, which
