@@ -264,9 +264,11 @@ fn decimal(s: &str) -> Option<f64> {
 
 /// A JSON number read by `Value`'s parser (already in the worker), not a
 /// new `f64` one. A valid number it refuses is too large for an `f64`:
-/// infinite, as Rust's parser says (too small ones are zero in both).
+/// infinite, as Rust's parser says (too small ones are zero in both). Read
+/// from bytes: the worker's other JSON reads are all from bytes, and
+/// `from_str` would link a second instance of the parser.
 fn json_f64(json: &str) -> Option<f64> {
-    match serde_json::from_str::<serde_json::Value>(json) {
+    match serde_json::from_slice::<serde_json::Value>(json.as_bytes()) {
         Ok(v) => v.as_f64(),
         Err(_) => Some(f64::INFINITY),
     }
