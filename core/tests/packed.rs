@@ -8,7 +8,7 @@ mod common;
 use bunting_core::conformance::{Fixture, run};
 use bunting_core::packed::{
     FORMAT_VERSION, FORMAT_VERSION_1, MAGIC, MAX_DEPTH, PackError, PackedError, document, pack,
-    pack_as, pack_with_document,
+    pack_as, pack_with_document, tables, without_document,
 };
 use bunting_core::protocol::EvalReply;
 use bunting_core::snapshot::{parse_json, seal};
@@ -428,6 +428,60 @@ fn the_document_comes_back_verbatim() {
         document(&pack_with_document(&json, "").unwrap()),
         Ok(Some(""))
     );
+}
+
+/// A value stripped of its document is the value packed without one, for
+/// every document (sealed or not, so with and without a digest) and both
+/// format versions: it reads as the same snapshot, with the same problems,
+/// and holds the same tables. Damaging the stripped tables still fails the
+/// digest of a sealed one.
+#[test]
+fn a_value_without_its_document_is_the_bare_pack() {
+    let mut sealed = parse_json(FULL).unwrap();
+    seal(&mut sealed);
+    let sealed = serde_json::to_string(&sealed).unwrap();
+    let mut docs: Vec<(String, String)> = documents()
+        .into_iter()
+        .map(|(name, doc, _)| (name, doc))
+        .collect();
+    docs.push(("sealed".into(), sealed));
+    docs.push(("bench".into(), bench_like()));
+    for (name, doc) in docs {
+        let json = ParsedSnapshot::parse(&doc).unwrap();
+        for version in [FORMAT_VERSION, FORMAT_VERSION_1] {
+            let bare = pack_as(&json, None, version).unwrap();
+            let full = pack_as(&json, Some(&doc), version).unwrap();
+            let stripped = without_document(&full).unwrap();
+            assert_eq!(&*stripped, &bare[..], "{name} v{version}");
+            assert_eq!(document(&stripped), Ok(None), "{name} v{version}");
+            assert_eq!(tables(&full), tables(&bare), "{name} v{version}");
+            assert!(
+                matches!(without_document(&bare).unwrap(), std::borrow::Cow::Borrowed(b) if b == &bare[..]),
+                "{name} v{version}: nothing to strip"
+            );
+            let packed = ParsedSnapshot::from_packed(&stripped).unwrap();
+            assert_eq!(described(&packed), described(&json), "{name} v{version}");
+            assert_eq!(
+                Engine::from_parsed_lenient(&packed).1,
+                Engine::from_parsed_lenient(&json).1,
+                "{name} v{version}"
+            );
+        }
+    }
+    let mut sealed = parse_json(FULL).unwrap();
+    seal(&mut sealed);
+    let text = serde_json::to_string(&sealed).unwrap();
+    let full = pack_with_document(&ParsedSnapshot::parse(&text).unwrap(), &text).unwrap();
+    let mut stripped = without_document(&full).unwrap().into_owned();
+    assert_eq!(stripped[6], 1, "the digest is kept");
+    let last = stripped.len() - 1;
+    stripped[last] ^= 0x01;
+    assert_eq!(
+        ParsedSnapshot::from_packed(&stripped).err(),
+        Some(PackedError::Damaged)
+    );
+    assert_eq!(without_document(b"{}").err(), Some(PackedError::NotPacked));
+    assert_eq!(tables(b"BSN").err(), Some(PackedError::NotPacked));
 }
 
 /// How many bytes the header's document length takes beyond the one byte

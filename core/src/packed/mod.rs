@@ -251,6 +251,65 @@ pub fn document(bytes: &[u8]) -> Result<Option<&str>, PackedError> {
     }
 }
 
+/// The packed snapshot `bytes` without the document it carries: the same
+/// header, digest and tables, the header declaring no document. The
+/// digest never covered the document, so the result reads as `bytes` do
+/// ([`ParsedSnapshot::from_packed`]: the same snapshot, the same checks)
+/// at a fraction of the size: what a host that never serves the JSON text
+/// needs (the edge's pointer answers isolates with it, [`tables`] tells
+/// whether a full value holds the same tables). Borrowed when `bytes`
+/// carry no document; only the header is read.
+///
+/// ```
+/// use bunting_core::packed::{document, pack, pack_with_document, without_document};
+/// use bunting_core::ParsedSnapshot;
+/// let doc = r#"{"schemaVersion": 1, "environment": "dev", "version": 3,
+///   "generatedAt": "2026-11-25T00:00:00Z", "flags": []}"#;
+/// let parsed = ParsedSnapshot::parse(doc).unwrap();
+/// let full = pack_with_document(&parsed, doc).unwrap();
+/// let tables = without_document(&full).unwrap();
+/// assert_eq!(&*tables, &pack(&parsed).unwrap()[..]);
+/// assert_eq!(document(&tables).unwrap(), None);
+/// assert_eq!(ParsedSnapshot::from_packed(&tables).unwrap().version(), 3);
+/// ```
+pub fn without_document(bytes: &[u8]) -> Result<Cow<'_, [u8]>, PackedError> {
+    let header = Header::read(bytes)?;
+    let Some(end) = header.document else {
+        return Ok(Cow::Borrowed(bytes));
+    };
+    // Magic, version and the digest marker; then a document length of 0
+    // (none: one byte), the digest and the tables as they are.
+    const FIXED: usize = 4 + 2 + 1;
+    let from = header.tables - if header.digest.is_some() { 32 } else { 0 };
+    let mut out = Vec::with_capacity(FIXED + 1 + end - from);
+    out.extend_from_slice(&bytes[..FIXED]);
+    out.push(0);
+    out.extend_from_slice(&bytes[from..end]);
+    Ok(Cow::Owned(out))
+}
+
+/// The part of a packed snapshot that the snapshot is read from: its
+/// digest, if any, and its tables, without the header and the document.
+/// Two packed values with the same tables hold the same snapshot, whether
+/// or not they carry its document ([`without_document`]). Only the header
+/// is read.
+///
+/// ```
+/// use bunting_core::packed::{pack_with_document, tables, without_document};
+/// use bunting_core::ParsedSnapshot;
+/// let doc = r#"{"schemaVersion": 1, "environment": "dev", "version": 3,
+///   "generatedAt": "2026-11-25T00:00:00Z", "flags": []}"#;
+/// let full = pack_with_document(&ParsedSnapshot::parse(doc).unwrap(), doc).unwrap();
+/// let bare = without_document(&full).unwrap();
+/// assert_eq!(tables(&full).unwrap(), tables(&bare).unwrap());
+/// assert!(tables(&full).unwrap().len() < bare.len());
+/// ```
+pub fn tables(bytes: &[u8]) -> Result<&[u8], PackedError> {
+    let header = Header::read(bytes)?;
+    let from = header.tables - if header.digest.is_some() { 32 } else { 0 };
+    Ok(&bytes[from..header.document.unwrap_or(bytes.len())])
+}
+
 /// Where the parts of a packed snapshot are.
 struct Header {
     /// The format version.
