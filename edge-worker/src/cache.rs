@@ -46,8 +46,14 @@ pub struct Loaded {
     pub engine: Rc<Engine>,
     /// The snapshot's JSON text, byte for byte as published (what `GET
     /// /sdk/v1/snapshot` sends): the KV value itself, or the document a
-    /// packed one carries.
-    pub text: Rc<str>,
+    /// packed one carries. `None` for a snapshot loaded from the tables the
+    /// pointer sent alone, until the document is read
+    /// ([`SnapshotCache::needs_document`]).
+    pub text: Option<Rc<str>>,
+    /// Fingerprint of the packed tables it was read from
+    /// ([`packed::tables`]), which a value with or without the document
+    /// shares; `None` for a JSON text.
+    pub tables: Option<u64>,
     /// The form of the value it was loaded from.
     pub format: Format,
     /// The snapshot's `checksum`, if it has one.
@@ -185,6 +191,12 @@ fn fingerprint(bytes: &[u8]) -> u64 {
     foldhash::quality::FixedState::with_seed(0x6275_6e74_696e_6721).hash_one(bytes)
 }
 
+/// Fingerprint of a packed value's tables ([`packed::tables`]), the same
+/// whether or not it carries its document; `None` for other bytes.
+fn tables_fingerprint(bytes: &[u8]) -> Option<u64> {
+    packed::tables(bytes).ok().map(fingerprint)
+}
+
 /// Whether `bytes` are a packed snapshot carrying the JSON text whose
 /// fingerprint is `text_fingerprint` (only the packed header is read).
 fn same_document(bytes: &[u8], text_fingerprint: u64) -> bool {
@@ -238,9 +250,20 @@ pub fn load_packed<'a>(
     environment: &str,
     bytes: &'a [u8],
 ) -> Result<(LoadedParts, &'a str), String> {
-    let document = packed::document(bytes)
-        .map_err(|e| e.to_string())?
-        .ok_or("packed snapshot rejected: it carries no JSON document to serve")?;
+    let (parts, document) = load_packed_tables(environment, bytes)?;
+    let document =
+        document.ok_or("packed snapshot rejected: it carries no JSON document to serve")?;
+    Ok((parts, document))
+}
+
+/// [`load_packed`] of a value that may come without its JSON text (the
+/// pointer's answer to an isolate, [`packed::without_document`]): the
+/// text, if it carries one, is checked to be UTF-8 as there.
+pub fn load_packed_tables<'a>(
+    environment: &str,
+    bytes: &'a [u8],
+) -> Result<(LoadedParts, Option<&'a str>), String> {
+    let document = packed::document(bytes).map_err(|e| e.to_string())?;
     let parsed = ParsedSnapshot::from_packed(bytes).map_err(|e| e.to_string())?;
     let (engine, problems) = Engine::from_packed_lenient(&parsed);
     Ok((
@@ -383,13 +406,23 @@ impl SnapshotCache {
     /// good snapshot.
     pub fn text(&self, environment: &str) -> Option<(Rc<str>, Rc<str>)> {
         let loaded = self.envs.get(environment)?.loaded.as_ref()?;
-        let etag = loaded.etag.get_or_init(|| {
-            Rc::from(crate::snapshot::etag(
-                loaded.checksum.as_deref(),
-                &loaded.text,
-            ))
-        });
-        Some((loaded.text.clone(), etag.clone()))
+        let text = loaded.text.as_ref()?;
+        let etag = loaded
+            .etag
+            .get_or_init(|| Rc::from(crate::snapshot::etag(loaded.checksum.as_deref(), text)));
+        Some((text.clone(), etag.clone()))
+    }
+
+    /// Whether `environment` serves a snapshot whose JSON text this
+    /// isolate does not hold: loaded from the tables the pointer sent
+    /// alone. Its text comes with the next KV check that finds the same
+    /// snapshot, or from the pointer, asked again for the whole value
+    /// ([`SnapshotCache::apply_pointer`]).
+    pub fn needs_document(&self, environment: &str) -> bool {
+        self.envs
+            .get(environment)
+            .and_then(|st| st.loaded.as_ref())
+            .is_some_and(|l| l.text.is_none())
     }
 
     /// The state of `environment`.
@@ -453,6 +486,21 @@ impl SnapshotCache {
             st.last_error_at_ms = None;
             return;
         }
+        // The snapshot served came from the pointer's tables alone, and KV
+        // holds it whole: its document is the one to serve, nothing to load.
+        let tables_fp = tables_fingerprint(&bytes);
+        if let Some(cur) = st.loaded.as_mut()
+            && cur.text.is_none()
+            && tables_fp.is_some()
+            && cur.tables == tables_fp
+            && let Ok(Some(document)) = packed::document(&bytes)
+        {
+            cur.text = Some(Rc::from(document));
+            cur.fingerprint = fp;
+            st.last_error = None;
+            st.last_error_at_ms = None;
+            return;
+        }
         let form_refused = refused_form(&bytes);
         match load_value(environment, bytes) {
             Ok(((engine, numbers, problems, checksum, clock), text, format)) => {
@@ -475,7 +523,8 @@ impl SnapshotCache {
                 }
                 st.loaded = Some(Loaded {
                     engine: Rc::new(engine),
-                    text,
+                    text: Some(text),
+                    tables: tables_fp,
                     format,
                     checksum: checksum.map(Rc::from),
                     etag: OnceCell::new(),
@@ -511,10 +560,15 @@ impl SnapshotCache {
     }
 
     /// Applies a snapshot value sent by the environment's pointer, read
-    /// as a KV value ([`load_value`]): served if it loads and
-    /// is newer than the served one. Answers whether it replaced the served
-    /// snapshot; a value that does not load is an `Err` (and changes
-    /// nothing). KV checks are not affected.
+    /// as a KV value ([`load_value`]), except that a packed one may come
+    /// without its JSON text (the tables alone, [`packed::without_document`]):
+    /// served if it loads and is newer than the served one. Answers whether
+    /// it replaced the served snapshot; a value that does not load is an
+    /// `Err` (and changes nothing). KV checks are not affected.
+    ///
+    /// The whole value of the snapshot served from its tables alone
+    /// gives it its text ([`SnapshotCache::needs_document`]) and loads
+    /// nothing (answering `false`).
     pub fn apply_pointer(
         &mut self,
         environment: &str,
@@ -522,8 +576,26 @@ impl SnapshotCache {
         now_ms: i64,
     ) -> Result<bool, String> {
         let fp = fingerprint(&value);
-        let ((engine, numbers, problems, checksum, clock), text, format) =
-            load_value(environment, value)?;
+        let tables_fp = tables_fingerprint(&value);
+        if let Some(cur) = self.envs.entry(environment).loaded.as_mut()
+            && cur.text.is_none()
+            && tables_fp.is_some()
+            && cur.tables == tables_fp
+        {
+            let document = packed::document(&value).map_err(|e| e.to_string())?;
+            if let Some(document) = document {
+                cur.text = Some(Rc::from(document));
+                cur.fingerprint = fp;
+            }
+            return Ok(false);
+        }
+        let ((engine, numbers, problems, checksum, clock), text, format) = if tables_fp.is_some() {
+            let (parts, document) = load_packed_tables(environment, &value)?;
+            (parts, document.map(Rc::from), Format::Packed)
+        } else {
+            let (parts, text, format) = load_value(environment, value)?;
+            (parts, Some(text), format)
+        };
         let st = self.envs.entry(environment);
         if st
             .loaded
@@ -536,6 +608,7 @@ impl SnapshotCache {
             engine: Rc::new(engine),
             fingerprint: fp,
             text,
+            tables: tables_fp,
             format,
             checksum: checksum.map(Rc::from),
             etag: OnceCell::new(),
@@ -598,6 +671,7 @@ impl SnapshotCache {
                         Value::from(loaded.map(|l| if l.from_pointer { "pointer" } else { "kv" })),
                     ),
                     ("format", Value::from(loaded.map(|l| l.format.as_str()))),
+                    ("document", Value::from(loaded.map(|l| l.text.is_some()))),
                     ("problems", Value::from(problems)),
                     ("lastCheck", Value::from(time(st.last_check_ms))),
                     ("lastError", Value::from(st.last_error.clone())),
@@ -1019,6 +1093,87 @@ mod tests {
         assert_eq!(c.version("p"), Some(2));
     }
 
+    /// `text` packed, without its document: what the pointer sends an
+    /// isolate that asks with `tables=1`.
+    fn tables_of(text: &str) -> Vec<u8> {
+        packed::without_document(&pointer_value(text))
+            .unwrap()
+            .into_owned()
+    }
+
+    #[test]
+    fn the_pointers_tables_alone_serve_until_the_text_is_asked_for() {
+        let mut c = SnapshotCache::default();
+        c.apply("p", kv_value(snap("p", 1, "")), 0);
+        assert!(!c.needs_document("p"));
+        let v2 = snap("p", 2, "");
+        assert_eq!(c.apply_pointer("p", tables_of(&v2), 10), Ok(true));
+        let (served, _) = c.serving("p").unwrap();
+        assert_eq!(served.version(), 2);
+        assert!(c.needs_document("p"));
+        assert!(c.text("p").is_none(), "no text to serve yet");
+        let h = c.health(10);
+        assert_eq!(
+            (&h["p"]["version"], &h["p"]["source"], &h["p"]["document"]),
+            (&json!(2), &json!("pointer"), &json!(false))
+        );
+        // The same tables again: nothing changes.
+        assert_eq!(c.apply_pointer("p", tables_of(&v2), 15), Ok(false));
+        assert!(c.needs_document("p"));
+        // The whole value of the same snapshot: its text, nothing loaded.
+        assert_eq!(c.apply_pointer("p", pointer_value(&v2), 20), Ok(false));
+        assert!(Rc::ptr_eq(&served, &c.serving("p").unwrap().0));
+        assert!(!c.needs_document("p"));
+        assert_eq!(c.text("p").unwrap().0.as_ref(), v2.as_str());
+        assert_eq!(c.health(20)["p"]["document"], json!(true));
+
+        // KV holding the snapshot whole gives its text as well, and is not
+        // loaded again on the next checks.
+        let v3 = snap("p", 3, "");
+        assert_eq!(c.apply_pointer("p", tables_of(&v3), 30), Ok(true));
+        let (served, _) = c.serving("p").unwrap();
+        // KV lagging (version 2) is no error, and no text.
+        c.apply("p", kv_value(v2.clone()), 35);
+        assert_eq!(c.health(35)["p"]["status"], "ok");
+        assert!(c.needs_document("p"));
+        let whole = pointer_value(&v3);
+        c.apply("p", Ok(Some(whole.clone())), 40);
+        assert!(Rc::ptr_eq(&served, &c.serving("p").unwrap().0));
+        assert_eq!(c.text("p").unwrap().0.as_ref(), v3.as_str());
+        assert_eq!(
+            c.state("p").unwrap().loaded.as_ref().unwrap().fingerprint,
+            fingerprint(&whole)
+        );
+        c.apply("p", Ok(Some(whole)), 50);
+        assert!(Rc::ptr_eq(&served, &c.serving("p").unwrap().0));
+        assert_eq!(c.health(50)["p"]["status"], "ok");
+
+        // Asked for the text, the pointer may already hold a newer
+        // version: loaded and served whole.
+        let v4 = snap("p", 4, "");
+        assert_eq!(c.apply_pointer("p", tables_of(&v4), 60), Ok(true));
+        let v5 = snap("p", 5, "");
+        assert_eq!(c.apply_pointer("p", pointer_value(&v5), 70), Ok(true));
+        assert_eq!(c.version("p"), Some(5));
+        assert_eq!(c.text("p").unwrap().0.as_ref(), v5.as_str());
+
+        // Damaged tables are refused as a damaged whole value is.
+        let mut sealed = parse_json(&snap("p", 6, "")).unwrap();
+        seal(&mut sealed);
+        let sealed = serde_json::to_string(&sealed).unwrap();
+        let mut damaged = tables_of(&sealed);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x01;
+        let e = c.apply_pointer("p", damaged, 80).unwrap_err();
+        assert!(e.contains("digest"), "{e}");
+        assert_eq!(c.version("p"), Some(5));
+        // Tables of another environment are refused.
+        let e = c
+            .apply_pointer("p", tables_of(&snap("q", 9, "")), 90)
+            .unwrap_err();
+        assert!(e.contains("environment"), "{e}");
+    }
+
     #[test]
     fn a_new_snapshot_starts_with_no_answers() {
         use crate::audience::Audience;
@@ -1119,7 +1274,10 @@ mod tests {
         let broken = r#", {"key": "g", "type": "number", "variants": {"a": 0.5, "b": 2},
             "offVariant": "a", "rules": [{"condition": "country ==", "serve": {"variant": "b"}},
               {"condition": "now > \"2026-12-01T00:00:00Z\"", "serve": {"variant": "b"}}],
-            "fallthrough": {"variant": "a"}}"#;
+            "fallthrough": {"variant": "a"}},
+            {"key": "h", "type": "boolean", "variants": {"on": true, "off": false},
+            "offVariant": "off", "rules": [{"condition": "now > \"2026-12-01T00:00:00Z\"",
+              "serve": {"variant": "on"}}], "fallthrough": {"variant": "off"}}"#;
         let (text, bytes) = sealed_pair(1, broken);
         assert!(bytes.starts_with(&packed::MAGIC));
         let (mut json_cache, mut packed_cache) =
@@ -1152,6 +1310,8 @@ mod tests {
             (&json_numbers, &json_problems, &json_sum, &json_clock)
         );
         assert!(numbers.is_float_flag("g"));
+        // Flag g's `now` rule never runs (another rule of it is broken, so
+        // it answers an error); flag h's does.
         assert_eq!(clock, Clock::Continuous);
     }
 

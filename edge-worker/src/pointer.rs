@@ -38,6 +38,11 @@ pub const PUBLISH_PATH: &str = "/edge/v1/snapshot";
 /// object (and in the publish answer).
 pub const VERSION_HEADER: &str = "X-Bunting-Version";
 
+/// The query parameter with which an isolate asks its environment's
+/// object for a packed value without its JSON text (`tables=1`): the
+/// tables are all it loads its engine from ([`crate::cache::SnapshotCache::apply_pointer`]).
+pub const TABLES_PARAM: &str = "tables";
+
 /// Default seconds between two questions of one isolate to one
 /// environment's object.
 pub const DEFAULT_CHECK_SECONDS: f64 = 0.5;

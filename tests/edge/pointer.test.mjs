@@ -177,10 +177,20 @@ test("a packed publish is held as sent and served packed, its JSON text to serve
   assert.equal(h.source, "pointer");
   assert.equal(h.format, "packed");
   assert.equal(h.status, "ok");
-  // /sdk/v1/snapshot: the JSON text the packed value carries, byte for byte.
+  // The isolate was sent the packed tables alone (`tables=1`): no text yet.
+  assert.equal(h.document, false);
+  // /sdk/v1/snapshot: the JSON text the packed value carries, byte for
+  // byte, asked of the object when first needed.
   const s = await w.fetch("/sdk/v1/snapshot", { headers: { Authorization: `Bearer ${server}` } });
   assert.equal(s.status, 200);
   assert.equal(await s.text(), text);
+  const etag = s.headers.get("ETag");
+  assert.ok(etag, "a strong ETag");
+  assert.equal((await health(w)).environments.p.document, true);
+  assert.equal((await health(w)).environments.p.version, 5);
+  const again = await w.fetch("/sdk/v1/snapshot", { headers: { Authorization: `Bearer ${server}`, "If-None-Match": etag } });
+  assert.equal(again.status, 304);
+  await again.arrayBuffer();
 
   // Refused as a KV value would be: damaged, cut short, of another
   // version of the packed format.
@@ -238,6 +248,12 @@ test("an object holding a packed value reads it back from its storage", async ()
     assert.equal(h.source, "pointer");
     assert.equal(h.format, "packed");
     assert.equal(h.version, 1);
+    // The text it carries, in several stored chunks, for server SDKs.
+    const server = "bnt_server_r-0123456789";
+    await putKey(first.kv, server, "r", "server");
+    const s = await first.fetch("/sdk/v1/snapshot", { headers: { Authorization: `Bearer ${server}` } });
+    assert.equal(s.status, 200);
+    assert.equal(await s.text(), big(1));
     // And a newer one after it (the previous chunks deleted).
     assert.equal((await publish(first, big(2))).status, 200);
     await first.mf.dispose();
