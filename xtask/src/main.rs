@@ -181,6 +181,19 @@ fn test(ctx: &Ctx) -> Result<()> {
     let mut native = ctx.cargo(&["test", "--workspace"]);
     native.env("BUNTING_CORE_WASM", &wasm.abi);
     ctx.step("cargo test --workspace (native, wasmtime)", native)?;
+    // The edge worker's JSON reader and its tests exist only with this
+    // feature, which `--workspace` does not turn on.
+    ctx.step(
+        "cargo test -p bunting-edge-worker --features json-snapshots",
+        ctx.cargo(&[
+            "test",
+            "-p",
+            "bunting-edge-worker",
+            "--features",
+            "json-snapshots",
+            "--lib",
+        ]),
+    )?;
 
     let mut node = ctx.cargo(&[
         "test",
