@@ -879,10 +879,15 @@ fn compile_flag<'s>(
             );
         }
         let serve = compile_serve(cx, shared, &rule.serve, &|| format!("rules[{j}].serve"));
-        let compiled = shared
-            .conditions
-            .entry(&*rule.condition)
-            .or_insert_with(|| rule_condition(rule, resolve));
+        // A precompiled condition is shared already (the packed reader
+        // holds each distinct one once): no text to hash.
+        let compiled = match &rule.compiled {
+            Some(precompiled) => precompiled,
+            None => shared
+                .conditions
+                .entry(&*rule.condition)
+                .or_insert_with(|| rule_condition(rule, resolve)),
+        };
         match compiled {
             Ok(condition) => rules.push(CRule {
                 id,
