@@ -101,7 +101,13 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     ctx.step("build the edge worker (worker-build, profile wasm)", cmd)?;
 
     let out = ctx.root.join(BUILD_DIR);
-    drop_name_section(&out.join("index_bg.wasm"))?;
+    // A build asked to keep its symbols (`CARGO_PROFILE_WASM_STRIP=false`
+    // or `none`, for tests/edge/profile.mjs) keeps the name section too.
+    let keep_names = std::env::var("CARGO_PROFILE_WASM_STRIP")
+        .is_ok_and(|v| matches!(v.as_str(), "false" | "none"));
+    if !keep_names {
+        drop_name_section(&out.join("index_bg.wasm"))?;
+    }
     ctx.section("edge worker size");
     println!("  {:<48} {:>12} {:>12}", "artifact", "raw", "gzip -9");
     for f in ["index_bg.wasm", "index.js"] {
