@@ -618,14 +618,25 @@ fn pointer_question(
         return None;
     };
     let have = SNAPSHOTS.with(|c| c.borrow().version(environment));
-    Some((ask_pointer(namespace, environment.to_string(), have), have))
+    Some((
+        ask_pointer(namespace, environment.to_string(), have, true),
+        have,
+    ))
 }
 
 /// One question to an environment's pointer; its answer, a newer snapshot
-/// (a packed value's tables alone, [`pointer::TABLES_PARAM`], or a JSON
-/// text, read as bytes like a KV value), is served from now on
-/// ([`cache::SnapshotCache::apply_pointer`]).
-async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, have: Option<u64>) {
+/// (read as bytes like a KV value), is served from now on
+/// ([`cache::SnapshotCache::apply_pointer`]). With `tables`, a packed
+/// snapshot comes without the JSON text it carries
+/// ([`pointer::TABLES_PARAM`]); without, it comes whole, which also gives
+/// the snapshot served from its tables alone its text
+/// ([`cache::SnapshotCache::needs_document`]: `have` is then `None`).
+async fn ask_pointer(
+    namespace: worker::ObjectNamespace,
+    environment: String,
+    have: Option<u64>,
+    tables: bool,
+) {
     /// Ends the question in the gate even if the task is dropped (a
     /// cancelled `waitUntil`), so the next request asks again.
     struct Question(Option<String>);
@@ -640,79 +651,49 @@ async fn ask_pointer(namespace: worker::ObjectNamespace, environment: String, ha
         }
     }
     let mut question = Question(Some(environment.clone()));
-    let have = have.map_or_else(|| "-1".to_string(), |v| v.to_string());
-    let query = format!("have={have}&{}=1", pointer::TABLES_PARAM);
     let result = async {
-        if let Some(value) = pointer_value(&namespace, &environment, &query).await? {
-            SNAPSHOTS.with(|c| c.borrow_mut().apply_pointer(&environment, value, now_ms()))?;
+        let stub = namespace
+            .id_from_name(&environment)
+            .and_then(|id| id.get_stub())
+            .map_err(|e| e.to_string())?;
+        let have = have.map_or_else(|| "-1".to_string(), |v| v.to_string());
+        // `pointer::TABLES_PARAM`, written out.
+        let tables = if tables { "&tables=1" } else { "" };
+        // The stub's own `fetch`, for the raw `Response`: `worker`'s
+        // `Response::bytes` reads a fetched body through a JavaScript
+        // stream reader, a read, a promise and a wakeup per chunk, each
+        // chunk copied into a growing `Vec` (for a 680 KB snapshot most of
+        // a new version's cost through the pointer); `arrayBuffer()` reads
+        // it natively into one buffer, copied into wasm once, as KV's is.
+        let stub: worker::worker_sys::DurableObject = stub.into_rpc();
+        let js = |e: JsValue| worker::Error::from(e).to_string();
+        let promise = stub
+            .fetch_with_str(&format!("https://pointer/?have={have}{tables}"))
+            .map_err(js)?;
+        let resp: web_sys::Response = JsFuture::from(promise)
+            .await
+            .map_err(js)?
+            .dyn_into()
+            .map_err(js)?;
+        match resp.status() {
+            204 => Ok(()),
+            200 => {
+                let body = JsFuture::from(resp.array_buffer().map_err(js)?)
+                    .await
+                    .map_err(js)?;
+                let value = js_sys::Uint8Array::new(&body).to_vec();
+                SNAPSHOTS
+                    .with(|c| c.borrow_mut().apply_pointer(&environment, value, now_ms()))
+                    .map(|_| ())
+            }
+            pointer::HOLDS_JSON_STATUS => Err(pointer::holds_json()),
+            status => Err(format!("the pointer answered HTTP {status}")),
         }
-        Ok(())
     }
     .await;
     question.0 = None;
     if let Some(e) = POINTER_GATE.with(|g| g.borrow_mut().done(&environment, result)) {
         worker::console_error!("pointer of {environment:?}: {e}");
-    }
-}
-
-/// The JSON text of the snapshot `environment` serves, when it was loaded
-/// from the pointer's tables alone ([`cache::SnapshotCache::needs_document`]):
-/// the whole value, asked of the pointer (its latest, which is the served
-/// one or newer, then served too). A failure is logged; the caller finds
-/// no text.
-async fn fetch_document(env: &Env, environment: &str) {
-    let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
-        return;
-    };
-    let result = async {
-        if let Some(value) = pointer_value(&namespace, environment, "have=-1").await? {
-            SNAPSHOTS.with(|c| c.borrow_mut().apply_pointer(environment, value, now_ms()))?;
-        }
-        Ok::<_, String>(())
-    }
-    .await;
-    if let Err(e) = result {
-        worker::console_error!("pointer of {environment:?}, the snapshot's text: {e}");
-    }
-}
-
-/// Asks `environment`'s pointer `GET /?{query}`: the snapshot value it
-/// answers with, or `None` when it holds nothing newer (`204`).
-async fn pointer_value(
-    namespace: &worker::ObjectNamespace,
-    environment: &str,
-    query: &str,
-) -> std::result::Result<Option<Vec<u8>>, String> {
-    let stub = namespace
-        .id_from_name(environment)
-        .and_then(|id| id.get_stub())
-        .map_err(|e| e.to_string())?;
-    // The stub's own `fetch`, for the raw `Response`: `worker`'s
-    // `Response::bytes` reads a fetched body through a JavaScript
-    // stream reader, a read, a promise and a wakeup per chunk, each
-    // chunk copied into a growing `Vec` (for a 680 KB snapshot most of
-    // a new version's cost through the pointer); `arrayBuffer()` reads
-    // it natively into one buffer, copied into wasm once, as KV's is.
-    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
-    let js = |e: JsValue| worker::Error::from(e).to_string();
-    let promise = stub
-        .fetch_with_str(&format!("https://pointer/?{query}"))
-        .map_err(js)?;
-    let resp: web_sys::Response = JsFuture::from(promise)
-        .await
-        .map_err(js)?
-        .dyn_into()
-        .map_err(js)?;
-    match resp.status() {
-        204 => Ok(None),
-        200 => {
-            let body = JsFuture::from(resp.array_buffer().map_err(js)?)
-                .await
-                .map_err(js)?;
-            Ok(Some(js_sys::Uint8Array::new(&body).to_vec()))
-        }
-        pointer::HOLDS_JSON_STATUS => Err(pointer::holds_json()),
-        status => Err(format!("the pointer answered HTTP {status}")),
     }
 }
 
@@ -863,8 +844,11 @@ async fn get_snapshot(req: &Incoming, env: &Env, ctx: &Context, s: &Settings) ->
     };
     refresh(env, environment, s, now).await;
     check_pointer(env, ctx, environment, s, now).await;
-    if SNAPSHOTS.with(|c| c.borrow().needs_document(environment)) {
-        fetch_document(env, environment).await;
+    // Served from the pointer's tables alone: the whole value, for its text.
+    if SNAPSHOTS.with(|c| c.borrow().needs_document(environment))
+        && let Ok(namespace) = env.durable_object(POINTER_BINDING)
+    {
+        ask_pointer(namespace, environment.to_string(), None, false).await;
     }
     let Some((text, etag)) = SNAPSHOTS.with(|c| c.borrow().text(environment)) else {
         let refused = snapshot::unavailable(environment);
@@ -1327,7 +1311,7 @@ async fn prepare(
     if sse::wanted_version(flag_config_etag.as_deref(), served).is_some()
         && let Ok(namespace) = env.durable_object(POINTER_BINDING)
     {
-        ask_pointer(namespace, environment.clone(), served).await;
+        ask_pointer(namespace, environment.clone(), served, true).await;
     }
     let Some((engine, numbers)) = engine_for(env, ctx, &environment, s, clock).await else {
         return no_snapshot_yet(&environment).map(Err);
