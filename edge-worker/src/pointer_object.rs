@@ -12,7 +12,7 @@
 //!   holds in [`pointer::VERSION_HEADER`] when it holds one. With
 //!   `&tables=1` ([`pointer::TABLES_PARAM`]), a packed value comes without
 //!   the JSON text it carries ([`bunting_core::packed::without_document`]):
-//!   what an isolate loads its engine from, a fourteenth of the bytes of
+//!   what an isolate loads its engine from, a fifteenth of the bytes of
 //!   the 1,000-flag benchmark snapshot; the isolate asks for the whole
 //!   value when it has to serve the text. An object that predates the
 //!   parameter ignores it and sends the whole value, which isolates load
