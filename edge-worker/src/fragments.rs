@@ -11,7 +11,9 @@
 //! [`Fragments::write_item`] copies them around the few members that do
 //! depend on it (OFREP reason, bunting's finer reason, rule id, failed
 //! prerequisite). The bytes are exactly [`crate::ofrep::item`]'s (a test
-//! compares both on every conformance fixture); errors are written by it.
+//! compares both on every conformance fixture); errors, and a success
+//! without a variant, are written member by member ([`write_plain`]), not
+//! through `item`'s `Serialize`, which stays out of the worker's bundle.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use bunting_core::Evaluation;
 use serde::Serialize;
 
-use crate::ofrep::{NumberForms, Presented, item, ofrep_reason};
+use crate::ofrep::{NumberForms, Presented, ofrep_error_code, ofrep_reason};
 
 /// The pieces of the flags served so far from one snapshot. Lives beside
 /// the snapshot's engine; a new snapshot gets new fragments.
@@ -52,7 +54,7 @@ impl Fragments {
     /// `serde_json::to_writer(out, &item(e, numbers))`.
     pub fn write_item(&self, out: &mut Vec<u8>, e: &Evaluation<'_>, numbers: &NumberForms) {
         let Some(variant) = e.variant.as_deref().filter(|_| e.error_code.is_none()) else {
-            json(out, &item(e, numbers));
+            write_plain(out, e, numbers);
             return;
         };
         let mut flags = self.flags.borrow_mut();
@@ -106,6 +108,66 @@ impl Fragments {
             }
         }
     }
+}
+
+/// The OFREP item of `e` without pieces: an error object, or a success
+/// without a variant. Byte for byte `serde_json::to_writer(out, &item(e,
+/// numbers))`: the same members in the same (sorted) order.
+fn write_plain(out: &mut Vec<u8>, e: &Evaluation<'_>, numbers: &NumberForms) {
+    out.push(b'{');
+    let mut members = Members { out, first: true };
+    match e.error_code {
+        Some(code) => {
+            let (ofrep_code, finer) = ofrep_error_code(code);
+            members.dynamic(b"\"errorCode\":", ofrep_code);
+            members.dynamic(
+                b"\"errorDetails\":",
+                e.error_message.as_deref().unwrap_or(code.as_str()),
+            );
+            members.dynamic(b"\"key\":", &e.key);
+            if let Some(finer) = finer {
+                members.dynamic(b"\"metadata\":{\"buntingErrorCode\":", finer);
+                out.push(b'}');
+            }
+        }
+        None => {
+            members.dynamic(b"\"key\":", &e.key);
+            out.extend_from_slice(b",\"metadata\":{");
+            let mut meta = Members { out, first: true };
+            let (reason, finer) = ofrep_reason(e.reason);
+            if let Some(finer) = finer {
+                meta.dynamic(b"\"buntingReason\":", finer);
+            }
+            let own = e.metadata.as_deref();
+            if let Some(d) = own.and_then(|m| m.description.as_deref()) {
+                meta.dynamic(b"\"description\":", d);
+            }
+            if let Some(o) = own.and_then(|m| m.owner.as_deref()) {
+                meta.dynamic(b"\"owner\":", o);
+            }
+            if let Some(p) = e.prerequisite_failed.as_deref() {
+                meta.dynamic(b"\"prerequisiteFailed\":", p);
+            }
+            if let Some(r) = e.rule_id.as_deref() {
+                meta.dynamic(b"\"ruleId\":", r);
+            }
+            if let Some(own) = own.filter(|m| !m.tags.is_empty()) {
+                meta.dynamic(b"\"tags\":", &own.tags.join(","));
+            }
+            out.extend_from_slice(b"},\"reason\":");
+            json(out, reason);
+            out.extend_from_slice(b",\"value\":");
+            let value = e.value.as_deref().unwrap_or(&serde_json::Value::Null);
+            let float = matches!(value, serde_json::Value::Number(n) if !n.is_f64())
+                && numbers.is_float_flag(&e.key);
+            json(out, &Presented { value, float });
+            if let Some(v) = e.variant.as_deref() {
+                out.extend_from_slice(b",\"variant\":");
+                json(out, v);
+            }
+        }
+    }
+    out.push(b'}');
 }
 
 impl FlagPieces {
@@ -189,7 +251,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use crate::audience::Audience;
-    use crate::ofrep::{NumberForms, bulk};
+    use crate::ofrep::{NumberForms, bulk, single};
 
     /// Every conformance fixture's snapshot, evaluated for every case's
     /// context as a server and as a client key would see it: the bulk body
@@ -226,6 +288,60 @@ mod tests {
             }
         }
         assert!(items > 500, "only {items} items compared");
+    }
+
+    /// A single flag's item, as `/ofrep/v1/evaluate/flags/{key}` writes it
+    /// ([`crate::ofrep::Item::to_bytes`]), is serde's byte for byte on every
+    /// conformance fixture: each flag, a missing one, each requested type
+    /// (type mismatches are errors with a finer code), both audiences.
+    #[test]
+    fn single_items_are_serdes_on_every_fixture() {
+        use bunting_core::FlagType;
+        let mut items = 0;
+        let types = [
+            None,
+            Some(FlagType::Boolean),
+            Some(FlagType::String),
+            Some(FlagType::Number),
+            Some(FlagType::Object),
+        ];
+        for path in crate::test_fixtures::conformance_paths() {
+            let fixture: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let doc = fixture["snapshot"].to_string();
+            let parsed = ParsedSnapshot::parse(&doc).unwrap();
+            let engine = Engine::from_parsed_lenient(&parsed).0;
+            let forms = NumberForms::of(&parsed);
+            let mut keys: Vec<String> = fixture["snapshot"]["flags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["key"].as_str().map(str::to_string))
+                .collect();
+            keys.push("no such flag".into());
+            for case in fixture["cases"].as_array().unwrap() {
+                let now =
+                    bunting_core::time::parse_rfc3339_ms(case["now"].as_str().unwrap()).unwrap();
+                for audience in [Audience::Server, Audience::Client] {
+                    for key in &keys {
+                        for expected in types {
+                            let e =
+                                audience.evaluate(&engine, key, expected, &case["context"], now);
+                            let (_, body) = single(&e, &forms);
+                            assert_eq!(
+                                String::from_utf8(body.to_bytes()).unwrap(),
+                                serde_json::to_string(&body).unwrap(),
+                                "{} {} {key}",
+                                path.display(),
+                                case["name"]
+                            );
+                            items += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(items > 5000, "only {items} items compared");
     }
 
     #[test]

@@ -472,6 +472,19 @@ impl Serialize for Item<'_, '_> {
     }
 }
 
+impl Item<'_, '_> {
+    /// The item's JSON bytes: what serializing the [`Item`] gives, written
+    /// with the snapshot's pre-serialized item pieces
+    /// ([`crate::fragments`]), as a bulk body's items are.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(192);
+        self.numbers
+            .fragments
+            .write_item(&mut out, self.eval, self.numbers);
+        out
+    }
+}
+
 /// Status and body of a single-flag evaluation.
 pub fn single<'e, 'a>(e: &'e Evaluation<'a>, numbers: &'e NumberForms) -> (u16, Item<'e, 'a>) {
     let status = match e.error_code {

@@ -1447,7 +1447,7 @@ pub(crate) fn answer(
                 .with_status(status)
                 .with_header("Content-Type", "application/json")?
                 .with_header("Cache-Control", "no-store")?;
-            bytes_response(init, &serde_json::to_vec(&body)?)?
+            bytes_response(init, &body.to_bytes())?
         }
         None => {
             let answer = bulk_answer(
