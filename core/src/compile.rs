@@ -11,6 +11,20 @@ use std::sync::Arc;
 pub(crate) type FastMap<K, V> = foldhash::HashMap<K, V>;
 /// A hash set with foldhash's fast hasher; see [`FastMap`].
 pub(crate) type FastSet<T> = foldhash::HashSet<T>;
+/// Positions by key: of the layers and segments (`None` for one with a
+/// problem), and of the conditions and rule ids compiled so far (always
+/// `Some`). One map type for the four, because every type of map is a
+/// copy of the hash table's code in a WebAssembly module (the edge
+/// worker's bundle).
+pub(crate) type Positions<'s> = FastMap<&'s str, Option<usize>>;
+
+/// The position of `key` in `map`, given by `new` and recorded the first
+/// time `key` is seen (for maps whose positions are all `Some`).
+fn position<'s>(map: &mut Positions<'s>, key: &'s str, new: impl FnOnce() -> usize) -> usize {
+    map.entry(key)
+        .or_insert_with(|| Some(new()))
+        .expect("recorded positions are Some")
+}
 
 use serde_json::Value;
 
@@ -385,7 +399,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, checksum: Checksum) -> (Compiled,
 
     // Layers. A layer with a problem maps to `None`: flags in it are invalid
     // too, rather than silently bucketing some other way.
-    let mut layer_index: FastMap<&str, Option<usize>> = FastMap::default();
+    let mut layer_index: Positions<'_> = FastMap::default();
     let mut layers = Vec::new();
     for (i, layer) in snapshot.layers.iter().enumerate() {
         let before = cx.problems.len();
@@ -491,8 +505,8 @@ pub(crate) type Precompiled = Result<Arc<Condition>, ParseError>;
 pub(crate) fn compile_segments<'s>(
     cx: &mut Ctx,
     segments: &'s [Segment<'_>],
-) -> (Vec<CSegment>, FastMap<&'s str, Option<usize>>) {
-    let mut index: FastMap<&str, Option<usize>> = FastMap::default();
+) -> (Vec<CSegment>, Positions<'s>) {
+    let mut index: Positions<'s> = FastMap::default();
     let mut compiled = Vec::with_capacity(segments.len());
     for (i, seg) in segments.iter().enumerate() {
         let before = cx.problems.len();
@@ -521,7 +535,7 @@ pub(crate) fn compile_segments<'s>(
 /// The segments' keys as [`compile_segments`] resolves them, for
 /// compiling rule conditions ahead of time (the packer).
 #[cfg(feature = "rule-parser")]
-pub(crate) fn segment_index<'s>(segments: &'s [Segment<'_>]) -> FastMap<&'s str, Option<usize>> {
+pub(crate) fn segment_index<'s>(segments: &'s [Segment<'_>]) -> Positions<'s> {
     compile_segments(
         &mut Ctx {
             problems: Vec::new(),
@@ -533,10 +547,7 @@ pub(crate) fn segment_index<'s>(segments: &'s [Segment<'_>]) -> FastMap<&'s str,
 
 /// `segment("name")` in a rule condition: the position of a segment
 /// without problems, or what the parser reports.
-pub(crate) fn resolve_segment(
-    index: &FastMap<&str, Option<usize>>,
-    name: &str,
-) -> Result<usize, String> {
+pub(crate) fn resolve_segment(index: &Positions<'_>, name: &str) -> Result<usize, String> {
     match index.get(name) {
         Some(Some(i)) => Ok(*i),
         Some(None) => Err(format!("a valid segment (segment {name:?} is invalid)")),
@@ -622,25 +633,31 @@ fn variant_index(variants: &[(Box<str>, Value)], name: &str) -> Option<usize> {
     }
 }
 
-/// The flag conditions compiled so far, by their text: a condition used by
-/// many flags (the same audience, the same segment) is parsed once and
-/// shared. All flag conditions resolve segments through the same resolver,
-/// so the text alone decides the compiled form, or the error.
-type Conditions<'s> = FastMap<&'s str, Precompiled>;
-
 /// What the flags of a snapshot share when they are written alike, so
 /// that a thousand flags with the same variants, rule ids and splits hold
 /// (and allocate) them once; and the scratch space of one flag's checks.
 #[derive(Default)]
 struct Shared<'s> {
-    conditions: Conditions<'s>,
-    /// Rule ids as written.
-    ids: FastMap<&'s str, Arc<str>>,
+    /// The flag conditions compiled so far, by their text: positions in
+    /// `compiled`. A condition used by many flags (the same audience, the
+    /// same segment) is parsed once and shared. All flag conditions
+    /// resolve segments through the same resolver, so the text alone
+    /// decides the compiled form, or the error.
+    conditions: Positions<'s>,
+    compiled: Vec<Precompiled>,
+    /// Rule ids as written: positions in `id_texts`.
+    ids: Positions<'s>,
+    id_texts: Vec<Arc<str>>,
     /// `rule-<j>`, the id of rule `j` without one, by `j`.
     default_ids: Vec<Arc<str>>,
-    rollouts: FastSet<Arc<[(u32, u32)]>>,
-    /// Variant sets by [`variants_hash`]; only those that can be shared.
-    variants: FastMap<u64, Vec<Variants>>,
+    /// Rollouts by a hash of their ranges: positions in `rollout_sets`.
+    rollouts: FastMap<u64, Vec<usize>>,
+    rollout_sets: Vec<Arc<[(u32, u32)]>>,
+    /// Variant sets by [`variants_hash`], only those that can be shared:
+    /// positions in `variant_sets`. The same map type as `rollouts`: one
+    /// copy of the hash table's code for both.
+    variants: FastMap<u64, Vec<usize>>,
+    variant_sets: Vec<Variants>,
     /// The ids of the flag's rules so far.
     seen_ids: Vec<Arc<str>>,
     /// The ranges of the rollout being compiled.
@@ -651,7 +668,13 @@ impl<'s> Shared<'s> {
     /// The id of rule `j` (`id` if it has one).
     fn rule_id(&mut self, id: Option<&'s str>, j: usize) -> Arc<str> {
         match id {
-            Some(id) => Arc::clone(self.ids.entry(id).or_insert_with(|| Arc::from(id))),
+            Some(id) => {
+                let at = position(&mut self.ids, id, || {
+                    self.id_texts.push(Arc::from(id));
+                    self.id_texts.len() - 1
+                });
+                Arc::clone(&self.id_texts[at])
+            }
             None => {
                 while self.default_ids.len() <= j {
                     let k = self.default_ids.len();
@@ -664,11 +687,15 @@ impl<'s> Shared<'s> {
 
     /// The rollout `ranges`, shared.
     fn rollout(&mut self, ranges: &[(u32, u32)]) -> Arc<[(u32, u32)]> {
-        if let Some(shared) = self.rollouts.get(ranges) {
-            return Arc::clone(shared);
+        use std::hash::BuildHasher;
+        let hash = foldhash::fast::FixedState::default().hash_one(ranges);
+        let same = self.rollouts.entry(hash).or_default();
+        if let Some(&at) = same.iter().find(|&&at| *self.rollout_sets[at] == *ranges) {
+            return Arc::clone(&self.rollout_sets[at]);
         }
         let new: Arc<[(u32, u32)]> = Arc::from(ranges);
-        self.rollouts.insert(Arc::clone(&new));
+        same.push(self.rollout_sets.len());
+        self.rollout_sets.push(Arc::clone(&new));
         new
     }
 
@@ -682,7 +709,7 @@ impl<'s> Shared<'s> {
             return owned_variants(variants);
         };
         let same = self.variants.entry(hash).or_default();
-        if let Some(found) = same.iter().find(|set| {
+        if let Some(found) = same.iter().map(|&at| &self.variant_sets[at]).find(|set| {
             set.len() == variants.iter().count()
                 && set
                     .iter()
@@ -692,7 +719,8 @@ impl<'s> Shared<'s> {
             return Arc::clone(found);
         }
         let new = owned_variants(variants);
-        same.push(Arc::clone(&new));
+        same.push(self.variant_sets.len());
+        self.variant_sets.push(Arc::clone(&new));
         new
     }
 }
@@ -732,7 +760,7 @@ fn compile_flag<'s>(
     shared: &mut Shared<'s>,
     index: &FlagIndex,
     all: &[Flag<'_>],
-    layer_index: &FastMap<&str, Option<usize>>,
+    layer_index: &Positions<'_>,
 ) -> CFlag {
     let flag_at = |field: String| Location::flag(i, &flag.key, field);
     // BTreeMap iteration is sorted, so binary search by name works.
@@ -859,19 +887,26 @@ fn compile_flag<'s>(
     };
 
     let mut rules = Vec::with_capacity(flag.rules.len());
-    // Few rules: a scan is cheaper than hashing, many: a set.
-    let mut many_ids = (flag.rules.len() > 16).then(FastSet::default);
+    // Few rules: a scan is cheaper than hashing, many: the positions of
+    // the ids seen by a hash of their text (the map type of the shared
+    // rollouts and variants, so no hash table code of its own).
+    let mut many_ids = (flag.rules.len() > 16).then(FastMap::<u64, Vec<usize>>::default);
     shared.seen_ids.clear();
     for (j, rule) in flag.rules.iter().enumerate() {
         let id = shared.rule_id(rule.id.as_deref(), j);
+        let seen = &shared.seen_ids;
         let duplicate = match &mut many_ids {
-            Some(set) => !set.insert(Arc::clone(&id)),
-            None => {
-                let seen = shared.seen_ids.contains(&id);
-                shared.seen_ids.push(Arc::clone(&id));
-                seen
+            Some(by_hash) => {
+                use std::hash::BuildHasher;
+                let hash = foldhash::fast::FixedState::default().hash_one(&*id);
+                let same = by_hash.entry(hash).or_default();
+                let duplicate = same.iter().any(|&at| seen[at] == id);
+                same.push(seen.len());
+                duplicate
             }
+            None => seen.contains(&id),
         };
+        shared.seen_ids.push(Arc::clone(&id));
         if duplicate {
             cx.add(
                 flag_at(format!("rules[{j}].id")),
@@ -883,10 +918,13 @@ fn compile_flag<'s>(
         // holds each distinct one once): no text to hash.
         let compiled = match &rule.compiled {
             Some(precompiled) => precompiled,
-            None => shared
-                .conditions
-                .entry(&*rule.condition)
-                .or_insert_with(|| rule_condition(rule, resolve)),
+            None => {
+                let at = position(&mut shared.conditions, &rule.condition, || {
+                    shared.compiled.push(rule_condition(rule, resolve));
+                    shared.compiled.len() - 1
+                });
+                &shared.compiled[at]
+            }
         };
         match compiled {
             Ok(condition) => rules.push(CRule {
