@@ -50,7 +50,8 @@ pub fn sdk_key<'a>(authorization: Option<&'a str>, x_api_key: Option<&'a str>) -
 #[derive(Debug)]
 pub struct KeyCache {
     secret: (u64, u64),
-    entries: HashMap<u128, (Option<SdkKeyRecord>, i64)>,
+    /// With foldhash, as every map of the worker: no std SipHash code.
+    entries: HashMap<u128, (Option<SdkKeyRecord>, i64), foldhash::fast::RandomState>,
 }
 
 impl Default for KeyCache {
@@ -65,7 +66,7 @@ impl Default for KeyCache {
                 u64::from_le_bytes(a.try_into().unwrap_or_default()),
                 u64::from_le_bytes(b.try_into().unwrap_or_default()),
             ),
-            entries: HashMap::new(),
+            entries: HashMap::default(),
         }
     }
 }

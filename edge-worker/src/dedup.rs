@@ -28,6 +28,14 @@ pub const DEFAULT_CAPACITY: usize = 20_000;
 /// Default window, in seconds (`EXPOSURE_DEDUP_SECONDS`).
 pub const DEFAULT_WINDOW_SECONDS: f64 = 600.0;
 
+/// The deduplicator's map of keys to times, which `/events`' ids and the
+/// float flags use too (one copy of the map's code for the three): with
+/// foldhash, core's hasher, rather than std's SipHash, whose code then
+/// leaves the worker's module. Nothing iterates it, so the hasher decides
+/// no order; std's keys are fixed on wasm32-unknown-unknown (no
+/// randomness), so neither hasher is keyed by a secret there.
+pub(crate) type TimeMap = HashMap<String, i64, foldhash::fast::RandomState>;
+
 /// Recently admitted (environment, flag, variant, user) tuples with the time
 /// they were admitted.
 #[derive(Debug, Clone)]
@@ -35,7 +43,7 @@ pub struct ExposureDedup {
     window_ms: i64,
     capacity: usize,
     /// Key → admission time of its live entry.
-    seen: HashMap<String, i64>,
+    seen: TimeMap,
     /// Keys in admission order, with their admission time (an entry whose
     /// time no longer matches `seen` was re-admitted later and is stale).
     order: VecDeque<(String, i64)>,
@@ -54,7 +62,7 @@ impl ExposureDedup {
         ExposureDedup {
             window_ms,
             capacity,
-            seen: HashMap::new(),
+            seen: TimeMap::default(),
             order: VecDeque::new(),
             suppressed: 0,
         }

@@ -36,8 +36,6 @@
 //! assert!(matches!(parse_events(bad, &hasher, 0), Err(EventsError::Shape)));
 //! ```
 
-use std::collections::HashMap;
-
 use bunting_wire::{EventNameError, EventRecord, check_event_name};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -225,10 +223,10 @@ pub fn validate_events(
     let mut events = Vec::with_capacity(items.len());
     let mut invalid = Vec::new();
     // The ids of the accepted events and their indexes, in the map type
-    // of the exposure deduplicator (`HashMap<String, i64>`, looked up by
-    // `&String`): one instantiation of the map's lookup, insertion and
-    // growth in the bundle for both.
-    let mut ids: HashMap<String, i64> = HashMap::new();
+    // of the exposure deduplicator (`TimeMap`, looked up by `&String`):
+    // one instantiation of the map's lookup, insertion and growth in the
+    // bundle for both.
+    let mut ids = crate::dedup::TimeMap::default();
     for (index, item) in items.iter().enumerate() {
         let id = event_id(item).to_string();
         let checked = validate_one(item, hasher, now_ms).and_then(|e| match ids.get(&id) {

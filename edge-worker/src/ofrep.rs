@@ -25,8 +25,6 @@
 //!   integer, else floats (`0` as `0.0`), so SDKs that type-check strictly
 //!   (Python, Java) see one type whatever variant a user gets.
 
-use std::collections::HashMap;
-
 use crate::fragments::Fragments;
 
 use bunting_core::{ErrorCode, Evaluation, FlagType, ParsedSnapshot, Reason};
@@ -261,10 +259,10 @@ pub fn ofrep_error_code(code: ErrorCode) -> (&'static str, Option<&'static str>)
 #[derive(Debug, Default)]
 pub struct NumberForms {
     /// The keys of the float flags, each with a 0: a set, in the exposure
-    /// deduplicator's map type (`HashMap<String, i64>`, as `/events`' ids)
+    /// deduplicator's map type (`TimeMap`, as `/events`' ids)
     /// so that the worker carries one copy of hashbrown's code for all
     /// three, not a `HashSet<String>` of its own.
-    float_flags: HashMap<String, i64>,
+    float_flags: crate::dedup::TimeMap,
     fragments: Fragments,
 }
 
