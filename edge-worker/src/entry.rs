@@ -180,11 +180,20 @@ pub fn fetch(raw: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             start(pending)
         };
     }
-    future_to_promise(async move {
+    promise(async move {
         let resp = worker_main::respond(req, &env, &ctx, &settings).await;
         Ok(finish(resp, &cors, &settings).into())
     })
-    .into()
+}
+
+/// The promise of a request's answer: one `future_to_promise` (a copy of
+/// its task code in the module per future type) for every async path.
+fn promise(
+    answer: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+) -> JsValue {
+    let answer: std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, JsValue>>>> =
+        Box::pin(answer);
+    future_to_promise(answer).into()
 }
 
 /// Asks the rate limiter to count `pending`; the evaluation goes on in
@@ -225,7 +234,7 @@ fn start(mut pending: Pending) -> JsValue {
         }
         Some(Ok(Err(denied))) => finish(denied.into(), &p.cors, &p.settings).into(),
         Some(Err(e)) => finish(worker_main::internal_error(&e).into(), &p.cors, &p.settings).into(),
-        None => future_to_promise(async move {
+        None => promise(async move {
             let Pending {
                 req,
                 env,
@@ -241,8 +250,7 @@ fn start(mut pending: Pending) -> JsValue {
                 .await
                 .unwrap_or_else(|e| worker_main::internal_error(&e).into());
             Ok(finish(resp, &cors, &settings).into())
-        })
-        .into(),
+        }),
     }
 }
 
