@@ -1088,7 +1088,8 @@ fn check_prerequisite_cycles(cx: &mut Ctx, flags: &mut [CFlag]) {
         }
     }
     for cycle in cycles {
-        let names: Vec<&str> = cycle.iter().map(|&i| &*flags[i].key).collect();
+        // Owned names: the worker links `join` for `String`s only.
+        let names: Vec<String> = cycle.iter().map(|&i| flags[i].key.to_string()).collect();
         let msg = format!("prerequisite cycle: {} -> {}", names.join(" -> "), names[0]);
         for &i in &cycle {
             cx.add(

@@ -816,7 +816,9 @@ fn bucket_key<'c>(
 }
 
 fn missing_bucketing_attribute<S: AsRef<str>>(path: &[S]) -> (ErrorCode, String) {
-    let path: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+    // Owned parts: the worker links `join` for `String`s only (an error
+    // path, the copies do not matter).
+    let path: Vec<String> = path.iter().map(|s| s.as_ref().to_string()).collect();
     (
         ErrorCode::TargetingKeyMissing,
         format!(
