@@ -134,6 +134,9 @@ pub fn sdk_key_value(env: &str, kind: KeyKind) -> String {
 /// assert_eq!(parse_sdk_key_record(r#"{"environment":"prod","kind":"admin"}"#), None);
 /// assert_eq!(parse_sdk_key_record(r#"{"environment":""}"#), None);
 /// ```
+// Inline: compiled in the caller's crate, it shares that crate's copy of
+// serde_json's parser (the edge worker's: ≈ 1 KB of its gzipped bundle).
+#[inline]
 pub fn parse_sdk_key_record(text: &str) -> Option<SdkKeyRecord> {
     // Read as a `Value`, then by hand, not with `SdkKeyRecord`'s
     // `Deserialize`: a typed read carries serde's "invalid type: floating
