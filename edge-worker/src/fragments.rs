@@ -253,6 +253,22 @@ mod tests {
     use crate::audience::Audience;
     use crate::ofrep::{NumberForms, bulk, single};
 
+    /// Every conformance fixture: its path, its JSON, and its snapshot's
+    /// engine (loaded leniently) and number forms.
+    fn fixtures() -> impl Iterator<Item = (std::path::PathBuf, Value, Engine, NumberForms)> {
+        crate::test_fixtures::conformance_paths()
+            .into_iter()
+            .map(|path| {
+                let fixture: Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let doc = fixture["snapshot"].to_string();
+                let parsed = ParsedSnapshot::parse(&doc).unwrap();
+                let engine = Engine::from_parsed_lenient(&parsed).0;
+                let forms = NumberForms::of(&parsed);
+                (path, fixture, engine, forms)
+            })
+    }
+
     /// Every conformance fixture's snapshot, evaluated for every case's
     /// context as a server and as a client key would see it: the bulk body
     /// written from fragments is serde's, byte for byte, while the
@@ -260,13 +276,7 @@ mod tests {
     #[test]
     fn bodies_from_fragments_are_serdes_on_every_fixture() {
         let mut items = 0;
-        for path in crate::test_fixtures::conformance_paths() {
-            let fixture: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let doc = fixture["snapshot"].to_string();
-            let parsed = ParsedSnapshot::parse(&doc).unwrap();
-            let engine = Engine::from_parsed_lenient(&parsed).0;
-            let forms = NumberForms::of(&parsed);
+        for (path, fixture, engine, forms) in fixtures() {
             let streams = json!({"url": "https://e/x"});
             for case in fixture["cases"].as_array().unwrap() {
                 let now =
@@ -305,13 +315,7 @@ mod tests {
             Some(FlagType::Number),
             Some(FlagType::Object),
         ];
-        for path in crate::test_fixtures::conformance_paths() {
-            let fixture: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let doc = fixture["snapshot"].to_string();
-            let parsed = ParsedSnapshot::parse(&doc).unwrap();
-            let engine = Engine::from_parsed_lenient(&parsed).0;
-            let forms = NumberForms::of(&parsed);
+        for (path, fixture, engine, forms) in fixtures() {
             let mut keys: Vec<String> = fixture["snapshot"]["flags"]
                 .as_array()
                 .into_iter()
