@@ -6,6 +6,17 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use crate::borrowed::{Flag, Rule, Segment, Serve, Snapshot, same_value};
+use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
+use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
+use crate::numtext;
+use crate::result::{ErrorCode, Reason};
+use crate::rules::{Condition, ParseError, SegmentResolver};
+use crate::snapshot::{Location, Problem};
+use crate::time::parse_rfc3339_ms;
+
 /// A hash map with foldhash's fast hasher (not SipHash): for lookups on the
 /// evaluation path. Bucketing does not use it and stays bit-identical.
 pub(crate) type FastMap<K, V> = foldhash::HashMap<K, V>;
@@ -25,17 +36,6 @@ fn position<'s>(map: &mut Positions<'s>, key: &'s str, new: impl FnOnce() -> usi
         .or_insert_with(|| Some(new()))
         .expect("recorded positions are Some")
 }
-
-use serde_json::Value;
-
-use crate::borrowed::{Flag, Rule, Segment, Serve, Snapshot, same_value};
-use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
-use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
-use crate::numtext;
-use crate::result::{ErrorCode, Reason};
-use crate::rules::{Condition, ParseError, SegmentResolver};
-use crate::snapshot::{Location, Problem};
-use crate::time::parse_rfc3339_ms;
 
 /// A serve in compiled form; variants are indices into the flag's variants.
 /// 24 bytes: the rarer schedule lives behind a box.
