@@ -2,7 +2,8 @@
 // response advertises an event stream (OFREP's `eventStreams`), the
 // environment's pointer object writes a `refetchEvaluation` event to every
 // connected client when a newer snapshot is published, and a re-fetch with
-// `flagConfigEtag` gets the new flags at once. Read here by a small
+// `flagConfigEtag` gets the new flags at once (a client that went away is
+// dropped without disturbing the others). Read here by a small
 // EventSource-style reader over the worker's response stream, in workerd
 // through miniflare. Plain polling with ETag keeps working.
 import { test, before, after } from "node:test";
@@ -198,5 +199,32 @@ test("a client reconnecting with an older Last-Event-ID gets the missed event at
     assert.equal((await current.next()).id, "4");
   } finally {
     current.close();
+  }
+});
+
+test("a client that goes away does not keep the others from their events", async () => {
+  const gone = eventReader(await w.fetch(streamUri, { headers: { "Last-Event-ID": "4" } }));
+  const stays = eventReader(await w.fetch(streamUri, { headers: { "Last-Event-ID": "4" } }));
+  try {
+    await gone.close();
+    // The object's next write to the cancelled stream fails; it drops
+    // that stream and writes to the others as before, publish after publish.
+    for (const [version, value] of [[5, "b"], [6, "c"]]) {
+      assert.equal((await publish(w, snap("p", version, value))).status, 200);
+      const e = await stays.next();
+      assert.equal(e.id, String(version));
+      assert.equal(JSON.parse(e.data).type, "refetchEvaluation");
+    }
+    // A new client still connects and is told of the next publish.
+    const late = eventReader(await w.fetch(streamUri, { headers: { "Last-Event-ID": "6" } }));
+    try {
+      assert.equal((await publish(w, snap("p", 7, "a"))).status, 200);
+      assert.equal((await late.next()).id, "7");
+      assert.equal((await stays.next()).id, "7");
+    } finally {
+      late.close();
+    }
+  } finally {
+    stays.close();
   }
 });
