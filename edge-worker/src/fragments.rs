@@ -12,7 +12,7 @@
 //! depend on it (OFREP reason, bunting's finer reason, rule id, failed
 //! prerequisite). The bytes are exactly [`crate::ofrep::item`]'s (a test
 //! compares both on every conformance fixture); errors, and a success
-//! without a variant, are written member by member ([`write_plain`]), not
+//! without a variant, are written member by member (`write_plain`), not
 //! through `item`'s `Serialize`, which stays out of the worker's bundle.
 
 use std::cell::RefCell;
