@@ -197,6 +197,18 @@ fn tables_fingerprint(bytes: &[u8]) -> Option<u64> {
     packed::tables(bytes).ok().map(fingerprint)
 }
 
+/// The JSON text `bytes` carry when they hold, whole, the snapshot that
+/// `loaded` serves from its tables alone ([`SnapshotCache::needs_document`];
+/// `tables_fp` is their [`tables_fingerprint`]). `None` otherwise: another
+/// snapshot, no text, or a text that is not UTF-8 (which loading the
+/// bytes then reports).
+fn missing_text<'b>(loaded: &Loaded, bytes: &'b [u8], tables_fp: Option<u64>) -> Option<&'b str> {
+    if loaded.text.is_some() || tables_fp.is_none() || loaded.tables != tables_fp {
+        return None;
+    }
+    packed::document(bytes).ok().flatten()
+}
+
 /// Whether `bytes` are a packed snapshot carrying the JSON text whose
 /// fingerprint is `text_fingerprint` (only the packed header is read).
 fn same_document(bytes: &[u8], text_fingerprint: u64) -> bool {
@@ -490,12 +502,9 @@ impl SnapshotCache {
         // holds it whole: its document is the one to serve, nothing to load.
         let tables_fp = tables_fingerprint(&bytes);
         if let Some(cur) = st.loaded.as_mut()
-            && cur.text.is_none()
-            && tables_fp.is_some()
-            && cur.tables == tables_fp
-            && let Ok(Some(document)) = packed::document(&bytes)
+            && let Some(text) = missing_text(cur, &bytes, tables_fp)
         {
-            cur.text = Some(Rc::from(document));
+            cur.text = Some(Rc::from(text));
             cur.fingerprint = fp;
             st.last_error = None;
             st.last_error_at_ms = None;
@@ -578,15 +587,10 @@ impl SnapshotCache {
         let fp = fingerprint(&value);
         let tables_fp = tables_fingerprint(&value);
         if let Some(cur) = self.envs.entry(environment).loaded.as_mut()
-            && cur.text.is_none()
-            && tables_fp.is_some()
-            && cur.tables == tables_fp
+            && let Some(text) = missing_text(cur, &value, tables_fp)
         {
-            let document = packed::document(&value).map_err(|e| e.to_string())?;
-            if let Some(document) = document {
-                cur.text = Some(Rc::from(document));
-                cur.fingerprint = fp;
-            }
+            cur.text = Some(Rc::from(text));
+            cur.fingerprint = fp;
             return Ok(false);
         }
         let ((engine, numbers, problems, checksum, clock), text, format) = if tables_fp.is_some() {
