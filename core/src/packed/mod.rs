@@ -660,8 +660,7 @@ impl<'a> Reader<'a> {
             T_TRUE => Value::Bool(true),
             T_U64 => Value::Number(Number::from(self.int()?)),
             T_I64 => {
-                let z = self.int()?;
-                let i = (z >> 1) as i64 ^ -((z & 1) as i64);
+                let i = tree::unzigzag(self.int()?);
                 if i >= 0 {
                     return Err(self.corrupt("a negative number that is not negative"));
                 }

@@ -82,12 +82,15 @@ const L_VERSION: u8 = 6;
 const L_TIME: u8 = 7;
 const L_REGEX: u8 = 8;
 
+/// An `i64` as an unsigned int, small for small magnitudes of either sign
+/// (…, −1 → 1, 0 → 0, 1 → 2, …): how negative numbers are packed.
 #[cfg(feature = "rule-parser")]
-fn zigzag(i: i64) -> u64 {
+pub(super) fn zigzag(i: i64) -> u64 {
     ((i << 1) ^ (i >> 63)) as u64
 }
 
-fn unzigzag(z: u64) -> i64 {
+/// The `i64` whose `zigzag` form is `z`.
+pub(super) fn unzigzag(z: u64) -> i64 {
     (z >> 1) as i64 ^ -((z & 1) as i64)
 }
 

@@ -279,7 +279,7 @@ impl<'s> Writer<'s> {
                     put_int(out, u);
                 } else if let Some(i) = n.as_i64() {
                     out.push(T_I64);
-                    put_int(out, ((i << 1) ^ (i >> 63)) as u64);
+                    put_int(out, super::tree::zigzag(i));
                 } else {
                     out.push(T_F64);
                     put_float(out, n.as_f64().expect("a number is u64, i64 or f64"));
