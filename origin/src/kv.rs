@@ -3,7 +3,8 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `snapshot:<env>` | the sealed snapshot JSON of environment `<env>`, or its packed form carrying that JSON (opt-in: [`crate::publish::KvFormat`]) |
+//! | `snapshot:<env>` | the sealed snapshot JSON of environment `<env>`, or its packed form carrying that JSON (the default: [`crate::publish::KvFormat`]) |
+//! | `snapshot-tables:<env>` | beside a packed `snapshot:<env>`, the same packed snapshot without its JSON text (what the edge worker checks every few seconds) |
 //! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>","kind":"client"\|"server"}` |
 //!
 //! Only hashes of SDK keys are stored: the edge worker hashes the key a
@@ -17,8 +18,8 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 
 pub use bunting_wire::kv::{
-    KeyKind, MAX_KEY_BYTES, SDK_KEY_PREFIX, SNAPSHOT_PREFIX, sdk_key_hash, sdk_key_key,
-    sdk_key_key_for_hash, sdk_key_value, snapshot_key,
+    KeyKind, MAX_KEY_BYTES, SDK_KEY_PREFIX, SNAPSHOT_PREFIX, TABLES_PREFIX, sdk_key_hash,
+    sdk_key_key, sdk_key_key_for_hash, sdk_key_value, snapshot_key, tables_key,
 };
 use thiserror::Error;
 
@@ -29,7 +30,8 @@ use thiserror::Error;
 /// store as part of a key:
 ///
 /// - Cloudflare KV: `snapshot:<env>` is at most 9 + 194 = 203 bytes of
-///   the [`MAX_KEY_BYTES`] = 512 (`sdk-key:<sha256 hex>` is 72);
+///   the [`MAX_KEY_BYTES`] = 512, `snapshot-tables:<env>` 16 + 194 = 210
+///   (`sdk-key:<sha256 hex>` is 72);
 /// - the directory publisher (`crate::publish::Directory`): the file name
 ///   is the percent-encoded key, `snapshot%3A<org>%2F<project>%2F<env>`
 ///   (keys are `A-Z a-z 0-9 - _ .`, which stay as they are), at most
@@ -41,6 +43,7 @@ use thiserror::Error;
 pub const MAX_SCOPE_KEY_BYTES: usize = 64;
 
 const _: () = assert!(SNAPSHOT_PREFIX.len() + 3 * MAX_SCOPE_KEY_BYTES + 2 <= MAX_KEY_BYTES);
+const _: () = assert!(TABLES_PREFIX.len() + 3 * MAX_SCOPE_KEY_BYTES + 2 <= MAX_KEY_BYTES);
 
 /// The wrangler command used when none is configured.
 pub const DEFAULT_WRANGLER: &str = "npx wrangler";
@@ -103,20 +106,59 @@ pub struct Put {
     pub value: PutValue,
 }
 
+/// One change to KV: a [`Put`], or the deletion of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// `wrangler kv key put`.
+    Put(Put),
+    /// `wrangler kv key delete` of this key (success if it is not there).
+    Delete(String),
+}
+
+impl Write {
+    /// The key written or deleted.
+    pub fn key(&self) -> &str {
+        match self {
+            Write::Put(put) => &put.key,
+            Write::Delete(key) => key,
+        }
+    }
+}
+
 /// The writes publishing an environment makes, in order: the snapshot
 /// (from `snapshot_file`) first, so a registered key never points at an
 /// environment without a snapshot, then one registration per SDK key (raw
-/// key and kind).
-pub fn publish_plan(env: &str, snapshot_file: PathBuf, sdk_keys: &[(String, KeyKind)]) -> Vec<Put> {
-    let mut puts = vec![Put {
+/// key and kind). A packed snapshot's tables alone (`tables_file`, see
+/// [`tables_key`]) are put right after it; without them (a JSON text) the
+/// tables key is deleted before it, so no edge worker keeps reading
+/// tables older than the text.
+pub fn publish_plan(
+    env: &str,
+    snapshot_file: PathBuf,
+    tables_file: Option<PathBuf>,
+    sdk_keys: &[(String, KeyKind)],
+) -> Vec<Write> {
+    let snapshot = Write::Put(Put {
         key: snapshot_key(env),
         value: PutValue::File(snapshot_file),
-    }];
-    puts.extend(sdk_keys.iter().map(|(raw, kind)| Put {
-        key: sdk_key_key(raw),
-        value: PutValue::Inline(sdk_key_value(env, *kind)),
+    });
+    let mut writes = match tables_file {
+        Some(file) => vec![
+            snapshot,
+            Write::Put(Put {
+                key: tables_key(env),
+                value: PutValue::File(file),
+            }),
+        ],
+        None => vec![Write::Delete(tables_key(env)), snapshot],
+    };
+    writes.extend(sdk_keys.iter().map(|(raw, kind)| {
+        Write::Put(Put {
+            key: sdk_key_key(raw),
+            value: PutValue::Inline(sdk_key_value(env, *kind)),
+        })
     }));
-    puts
+    writes
 }
 
 /// Why a write failed.
@@ -207,31 +249,40 @@ impl Wrangler {
         (&self.program, &self.args)
     }
 
-    /// The whole command line of `put`, shell-quoted, for display.
-    pub fn display(&self, put: &Put, target: &Target) -> String {
+    /// The arguments after the wrangler command for `write` to `target`
+    /// ([`Wrangler::put_args`] or [`Wrangler::delete_args`]).
+    pub fn args(write: &Write, target: &Target) -> Vec<OsString> {
+        match write {
+            Write::Put(put) => Self::put_args(put, target),
+            Write::Delete(key) => Self::delete_args(key, target),
+        }
+    }
+
+    /// The whole command line of `write`, shell-quoted, for display.
+    pub fn display(&self, write: &Write, target: &Target) -> String {
         std::iter::once(self.program.as_str().into())
             .chain(self.args.iter().map(OsString::from))
-            .chain(Self::put_args(put, target))
+            .chain(Self::args(write, target))
             .map(|a| shell_quote(&a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ")
     }
 
-    /// Runs `put` (wrangler's output goes to ours).
-    pub fn run(&self, put: &Put, target: &Target) -> Result<(), KvError> {
+    /// Runs `write` (wrangler's output goes to ours).
+    pub fn run(&self, write: &Write, target: &Target) -> Result<(), KvError> {
         let status = Command::new(&self.program)
             .args(&self.args)
-            .args(Self::put_args(put, target))
+            .args(Self::args(write, target))
             .status()
             .map_err(|source| KvError::Spawn {
-                command: self.display(put, target),
+                command: self.display(write, target),
                 source,
             })?;
         if status.success() {
             Ok(())
         } else {
             Err(KvError::Failed {
-                command: self.display(put, target),
+                command: self.display(write, target),
                 status,
             })
         }
@@ -286,31 +337,55 @@ mod tests {
         args.into_iter().map(|a| a.into_string().unwrap()).collect()
     }
 
+    /// A put of `key` from `value`.
+    fn put(key: &str, value: PutValue) -> Write {
+        Write::Put(Put {
+            key: key.into(),
+            value,
+        })
+    }
+
     #[test]
     fn plans_snapshot_first_then_key_hashes() {
+        let keys = [
+            ("sk-live-1".to_string(), KeyKind::Client),
+            ("sk-server-1".to_string(), KeyKind::Server),
+        ];
+        let registrations = [
+            put(
+                &format!("sdk-key:{}", sdk_key_hash("sk-live-1")),
+                PutValue::Inline(r#"{"environment":"production","kind":"client"}"#.into()),
+            ),
+            put(
+                &format!("sdk-key:{}", sdk_key_hash("sk-server-1")),
+                PutValue::Inline(r#"{"environment":"production","kind":"server"}"#.into()),
+            ),
+        ];
+        // Packed: the whole value, then its tables alone.
         let plan = publish_plan(
             "production",
-            PathBuf::from("/tmp/s.json"),
-            &[
-                ("sk-live-1".to_string(), KeyKind::Client),
-                ("sk-server-1".to_string(), KeyKind::Server),
-            ],
+            PathBuf::from("/tmp/s.bin"),
+            Some(PathBuf::from("/tmp/t.bin")),
+            &keys,
         );
-        assert_eq!(plan[0].key, "snapshot:production");
-        assert_eq!(plan[0].value, PutValue::File("/tmp/s.json".into()));
-        assert_eq!(
-            plan[1].key,
-            format!("sdk-key:{}", sdk_key_hash("sk-live-1"))
-        );
-        assert_eq!(
-            plan[1].value,
-            PutValue::Inline(r#"{"environment":"production","kind":"client"}"#.into())
-        );
-        assert_eq!(
-            plan[2].value,
-            PutValue::Inline(r#"{"environment":"production","kind":"server"}"#.into())
-        );
-        assert_eq!(plan.len(), 3);
+        let mut expected = vec![
+            put("snapshot:production", PutValue::File("/tmp/s.bin".into())),
+            put(
+                "snapshot-tables:production",
+                PutValue::File("/tmp/t.bin".into()),
+            ),
+        ];
+        expected.extend(registrations.iter().cloned());
+        assert_eq!(plan, expected);
+        // A JSON text: tables an earlier packed value left are deleted first.
+        let plan = publish_plan("production", PathBuf::from("/tmp/s.json"), None, &keys);
+        let mut expected = vec![
+            Write::Delete("snapshot-tables:production".into()),
+            put("snapshot:production", PutValue::File("/tmp/s.json".into())),
+        ];
+        expected.extend(registrations.iter().cloned());
+        assert_eq!(plan, expected);
+        assert_eq!(plan[0].key(), "snapshot-tables:production");
     }
 
     #[test]
@@ -364,7 +439,12 @@ mod tests {
         );
         let w = Wrangler::from_command_line("npx wrangler").unwrap();
         assert_eq!(
-            w.display(&key, &remote),
+            w.display(&Write::Delete("snapshot-tables:dev".into()), &remote),
+            "npx wrangler kv key delete snapshot-tables:dev --namespace-id \
+             0f2ac74b498b48028cb68387c421e279 --remote --config wrangler.toml"
+        );
+        assert_eq!(
+            w.display(&Write::Put(key), &remote),
             r#"npx wrangler kv key put sdk-key:ab '{"environment":"dev"}' --namespace-id 0f2ac74b498b48028cb68387c421e279 --remote --config wrangler.toml"#
         );
         assert!(matches!(

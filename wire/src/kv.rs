@@ -2,7 +2,8 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `snapshot:<env>` | the snapshot JSON of environment `<env>` |
+//! | `snapshot:<env>` | the snapshot of environment `<env>`: its packed form carrying its JSON text, or the JSON text |
+//! | `snapshot-tables:<env>` | the same packed snapshot without its JSON text (`bunting_core::packed::without_document`), beside a packed `snapshot:<env>` only |
 //! | `sdk-key:<sha256 hex of the raw SDK key>` | `{"environment":"<env>","kind":"client"\|"server"}` ([`SdkKeyRecord`]) |
 //!
 //! Only hashes of SDK keys are stored: the edge hashes the key a client
@@ -15,6 +16,7 @@
 //! ```
 //! use bunting_wire::kv;
 //! assert_eq!(kv::snapshot_key("production"), "snapshot:production");
+//! assert_eq!(kv::tables_key("production"), "snapshot-tables:production");
 //! let key = kv::sdk_key_key("abc");
 //! assert_eq!(key, kv::sdk_key_key_for_hash(&kv::sdk_key_hash("abc")));
 //! assert!(key.starts_with("sdk-key:ba7816bf"));
@@ -29,6 +31,9 @@ use sha2::{Digest, Sha256};
 
 /// Prefix of the snapshot keys: `snapshot:<env>`.
 pub const SNAPSHOT_PREFIX: &str = "snapshot:";
+/// Prefix of the keys of packed snapshots' tables alone:
+/// `snapshot-tables:<env>` ([`tables_key`]).
+pub const TABLES_PREFIX: &str = "snapshot-tables:";
 /// Prefix of the SDK-key keys: `sdk-key:<sha256 hex>`.
 pub const SDK_KEY_PREFIX: &str = "sdk-key:";
 /// The longest key Cloudflare Workers KV stores, in bytes (its documented
@@ -42,6 +47,21 @@ pub const MAX_KEY_BYTES: usize = 512;
 /// ```
 pub fn snapshot_key(env: &str) -> String {
     format!("{SNAPSHOT_PREFIX}{env}")
+}
+
+/// The KV key of environment `env`'s packed snapshot without its JSON
+/// text: what an edge worker checks every few seconds (tens of kilobytes
+/// where the whole value is hundreds), reading `snapshot:<env>` only for
+/// the text. The origin writes it after `snapshot:<env>` when that value is
+/// packed, and deletes it otherwise, so a worker that finds none reads
+/// `snapshot:<env>` as before. Readers other than the edge worker (server
+/// SDKs, wasmtime hosts) never need it.
+///
+/// ```
+/// assert_eq!(bunting_wire::kv::tables_key("production"), "snapshot-tables:production");
+/// ```
+pub fn tables_key(env: &str) -> String {
+    format!("{TABLES_PREFIX}{env}")
 }
 
 /// Lowercase hex SHA-256 of a raw SDK key's UTF-8 bytes (64 characters):

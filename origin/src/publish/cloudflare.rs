@@ -184,4 +184,8 @@ impl Publisher for CloudflareKv {
             }
         })
     }
+
+    fn splits_tables(&self) -> bool {
+        true
+    }
 }

@@ -31,7 +31,12 @@
 //! packed form's version 1 for readers that predate version 2. The edge
 //! pointer ([`EdgePointer`]) gets the same value, version 1 from a worker
 //! that reads packed values but not version 2, and the JSON text from a
-//! worker too old to take a packed one.
+//! worker too old to take a packed one. Beside a packed value, the KV an
+//! edge worker reads ([`Publisher::splits_tables`]) gets the same snapshot
+//! without its JSON text under `snapshot-tables:<env>`
+//! ([`kv::tables_key`]): what the worker checks every few seconds and
+//! loads a new version from, reading the whole value only for the text
+//! (`GET /sdk/v1/snapshot`) or once a minute to be sure of it.
 //!
 //! Publishers: [`CloudflareKv`] (the KV REST API, with retries),
 //! [`WranglerLocal`] (the local KV of `wrangler dev`), [`Directory`]
@@ -233,6 +238,15 @@ pub trait Publisher: Send + Sync {
     fn put<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<(), PublishError>>;
     /// Removes `key` (success if it is not there).
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), PublishError>>;
+    /// Whether edge workers read this KV, and so get each packed
+    /// snapshot's tables alone under `snapshot-tables:<env>`
+    /// ([`kv::tables_key`]) after its whole value under `snapshot:<env>`,
+    /// the key deleted when the value is a JSON text: `true` for
+    /// Cloudflare's KV and wrangler's local one, `false` (the default) for
+    /// targets read by other hosts (a directory, the edge pointer).
+    fn splits_tables(&self) -> bool {
+        false
+    }
 }
 
 /// Percent-encodes a KV key for a URL path segment or a file name: every
@@ -401,6 +415,34 @@ pub(crate) fn pack_json(json: &[u8], version: u16) -> Result<Vec<u8>, String> {
         return Err("it does not read back as the snapshot packed".into());
     }
     Ok(bytes)
+}
+
+/// Puts `value`, the `snapshot:<environment>` value ([`kv_value`]), under
+/// `key` to `p`; to a target edge workers read ([`Publisher::splits_tables`])
+/// also its tables alone under `snapshot-tables:<environment>`
+/// ([`kv::tables_key`]) when it is packed, after it (a worker that finds
+/// new tables finds their text under `key`, or soon will), or deletes that
+/// key before it when it is a JSON text (a worker must never serve tables
+/// older than the text beside them: without the key it reads `key`).
+async fn put_snapshot(
+    p: &dyn Publisher,
+    environment: &str,
+    key: &str,
+    value: &[u8],
+) -> Result<(), PublishError> {
+    if !p.splits_tables() {
+        return p.put(key, value).await;
+    }
+    let tables_key = kv::tables_key(environment);
+    check_key(&tables_key)?;
+    if !value.starts_with(&packed::MAGIC) {
+        p.delete(&tables_key).await?;
+        return p.put(key, value).await;
+    }
+    let tables = packed::without_document(value)
+        .map_err(|e| PublishError::Packing(format!("the packed snapshot's tables alone: {e}")))?;
+    p.put(key, value).await?;
+    p.put(&tables_key, &tables).await
 }
 
 /// How the publish loop runs.
@@ -708,7 +750,7 @@ impl Worker {
                 let value = value
                     .as_deref()
                     .map_err(|e| PublishError::Packing(e.clone()))?;
-                p.put(&snapshot_key, value).await?;
+                put_snapshot(&*p, &snapshot.environment, &snapshot_key, value).await?;
                 for k in &keys {
                     let key = kv::sdk_key_key_for_hash(&k.hash);
                     check_key(&key)?;
@@ -897,7 +939,15 @@ impl Worker {
             for (env_id, edge_env) in orphans {
                 let key = kv::snapshot_key(&edge_env);
                 // A key no target can hold was never put: nothing to delete.
+                // The tables go first: a worker never finds them without
+                // the whole value.
                 let deleted = match check_key(&key) {
+                    Ok(()) if p.splits_tables() => {
+                        match p.delete(&kv::tables_key(&edge_env)).await {
+                            Ok(()) => p.delete(&key).await,
+                            Err(e) => Err(e),
+                        }
+                    }
                     Ok(()) => p.delete(&key).await,
                     Err(_) => Ok(()),
                 };

@@ -137,4 +137,8 @@ impl Publisher for WranglerLocal {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move { self.run(Wrangler::delete_args(key, &self.target)).await })
     }
+
+    fn splits_tables(&self) -> bool {
+        true
+    }
 }

@@ -471,13 +471,15 @@ fn snapshot_refuses_unknown_environments_and_bad_times() {
 }
 
 /// A fake wrangler: records each invocation's arguments (one a line, then
-/// `--`), copies the file given with `--path`, exits with `$FAKE_EXIT`.
+/// `--`), copies the file given with `--path` (to `tables.bin` for a
+/// `snapshot-tables:` key, else to `uploaded.json`), exits with `$FAKE_EXIT`.
 const FAKE_WRANGLER: &str = r#"log="$(dirname "$0")/calls.log"
 for a in "$@"; do printf '%s\n' "$a" >> "$log"; done
 printf -- '--\n' >> "$log"
+case "$4" in snapshot-tables:*) dest=tables.bin;; *) dest=uploaded.json;; esac
 prev=
 for a in "$@"; do
-  if [ "$prev" = "--path" ]; then cp "$a" "$(dirname "$0")/uploaded.json"; fi
+  if [ "$prev" = "--path" ]; then cp "$a" "$(dirname "$0")/$dest"; fi
   prev="$a"
 done
 exit "${FAKE_EXIT:-0}"
@@ -539,7 +541,7 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
         0,
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls.len(), 4, "{calls:?}");
     // The snapshot goes through a temporary file (removed afterwards).
     let path = calls[0][5].clone();
     assert!(
@@ -561,8 +563,14 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
             "--local"
         ]
     );
+    // Then the same snapshot without its JSON text, for edge workers.
     assert_eq!(
-        calls[1],
+        calls[1][..5],
+        ["kv", "key", "put", "snapshot-tables:production", "--path"]
+    );
+    assert!(!Path::new(&calls[1][5]).exists(), "temporary tables left");
+    assert_eq!(
+        calls[2],
         [
             "kv",
             "key",
@@ -576,7 +584,7 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
         ]
     );
     assert_eq!(
-        calls[2][3..5],
+        calls[3][3..5],
         [
             "sdk-key:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
             r#"{"environment":"production","kind":"server"}"#
@@ -589,6 +597,12 @@ fn publish_writes_the_snapshot_then_sdk_key_hashes_through_wrangler() {
         .expect("a packed value with its JSON inside");
     let engine = Engine::from_json(document).expect("the uploaded snapshot loads");
     assert_eq!((engine.environment(), engine.version()), ("production", 7));
+    let tables = fs::read(dir.join("tables.bin")).unwrap();
+    assert_eq!(
+        tables,
+        &*bunting_core::packed::without_document(&uploaded).unwrap(),
+        "the tables alone are the uploaded value without its text"
+    );
     assert_eq!(
         stdout(&o),
         "published snapshot:production version 7 (8 flags, packed) and 2 SDK keys to KV (binding FLAGS, local)\n"
@@ -624,7 +638,20 @@ fn publish_puts_the_packed_form_of_the_json_kv_format_json_puts() {
         stdout(&o),
         "published snapshot:production version 7 (8 flags) and 1 SDK key to KV (binding FLAGS, local)\n"
     );
-    assert!(json_calls[0][5].ends_with(".json"), "{json_calls:?}");
+    // Tables an earlier packed value left would be older than this text.
+    assert_eq!(
+        json_calls[0],
+        [
+            "kv",
+            "key",
+            "delete",
+            "snapshot-tables:production",
+            "--binding",
+            "FLAGS",
+            "--local"
+        ]
+    );
+    assert!(json_calls[1][5].ends_with(".json"), "{json_calls:?}");
     let json = fs::read(json_dir.join("uploaded.json")).unwrap();
     Engine::from_json(std::str::from_utf8(&json).unwrap()).expect("the JSON loads");
     let (o, calls, dir) = publish("publish-packed", &args, false, 0);
@@ -633,18 +660,19 @@ fn publish_puts_the_packed_form_of_the_json_kv_format_json_puts() {
         stdout(&o),
         "published snapshot:production version 7 (8 flags, packed) and 1 SDK key to KV (binding FLAGS, local)\n"
     );
-    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(
         calls[0][..5],
         ["kv", "key", "put", "snapshot:production", "--path"]
     );
+    assert_eq!(calls[1][3], "snapshot-tables:production");
     assert!(calls[0][5].ends_with(".bin"), "{calls:?}");
     assert!(
         !Path::new(&calls[0][5]).exists(),
         "temporary file left behind"
     );
     assert_eq!(
-        calls[1], json_calls[1],
+        calls[2], json_calls[2],
         "the SDK key is put as with --kv-format json"
     );
     // The old flag: the same bytes; with --kv-format too, refused.
@@ -730,8 +758,13 @@ fn publish_remote_by_namespace_id_through_the_environment_variable() {
         0,
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(calls.len(), 1);
+    assert_eq!(calls.len(), 2);
     assert_eq!(calls[0][..4], ["kv", "key", "put", "snapshot:staging"]);
+    assert_eq!(
+        calls[1][..4],
+        ["kv", "key", "put", "snapshot-tables:staging"]
+    );
+    assert_eq!(calls[1][6..], calls[0][6..]);
     assert_eq!(
         calls[0][6..],
         [

@@ -38,6 +38,7 @@ both!(
     edge_pointer_falls_back_to_json_for_an_older_worker,
     edge_pointer_never_sends_json_to_a_worker_reading_packed,
     edge_pointer_sends_version_1_to_a_worker_before_version_2,
+    edge_kv_gets_the_tables_beside_a_packed_value,
 );
 
 const ENV: &str = "acme/web/production";
@@ -92,6 +93,10 @@ struct Memory {
     kv: Mutex<BTreeMap<String, Vec<u8>>>,
     /// The snapshot versions put, in order.
     versions: Mutex<Vec<u64>>,
+    /// Whether it is a KV edge workers read ([`Publisher::splits_tables`]).
+    splits: bool,
+    /// Every write, in order: `put <key>` or `delete <key>`.
+    writes: Mutex<Vec<String>>,
 }
 
 impl Memory {
@@ -99,6 +104,15 @@ impl Memory {
         Arc::new(Memory {
             name: name.into(),
             fail: AtomicUsize::new(fail),
+            ..Memory::default()
+        })
+    }
+
+    /// A KV edge workers read, failing nothing.
+    fn splitting(name: &str) -> Arc<Memory> {
+        Arc::new(Memory {
+            name: name.into(),
+            splits: true,
             ..Memory::default()
         })
     }
@@ -129,6 +143,7 @@ impl Publisher for Memory {
                 self.versions.lock().unwrap().push(s.version);
             }
             self.kv.lock().unwrap().insert(key.into(), value.to_vec());
+            self.writes.lock().unwrap().push(format!("put {key}"));
             Ok(())
         })
     }
@@ -136,8 +151,12 @@ impl Publisher for Memory {
         Box::pin(async move {
             self.failing()?;
             self.kv.lock().unwrap().remove(key);
+            self.writes.lock().unwrap().push(format!("delete {key}"));
             Ok(())
         })
+    }
+    fn splits_tables(&self) -> bool {
+        self.splits
     }
 }
 
@@ -1178,4 +1197,90 @@ fn current_version_of(value: &[u8]) -> u64 {
     bunting_core::ParsedSnapshot::from_packed(value)
         .unwrap()
         .version()
+}
+
+/// A KV edge workers read gets, after each packed `snapshot:<env>`, the
+/// same snapshot without its JSON text under `snapshot-tables:<env>`; a
+/// JSON text deletes that key first (the tables would be older than the
+/// text); deleting the environment deletes both, the tables first. Other
+/// targets (a directory) never get it.
+async fn edge_kv_gets_the_tables_beside_a_packed_value(s: Store) {
+    let (env, flag) = tree(&s).await;
+    let edge = Memory::splitting("edge");
+    let root = temp_dir("publish-tables");
+    let dir = Directory::new(&root);
+    let (snapshot_key, tables_key) = (kv::snapshot_key(ENV), kv::tables_key(ENV));
+    let h = start_in(
+        &s,
+        vec![edge.clone(), Arc::new(dir.clone())],
+        KvFormat::Packed,
+    );
+    let v = current(&s, env).await;
+    until!(
+        "published packed",
+        published(&s, env, "edge").await == v && published(&s, env, "directory").await == v
+    );
+    let whole = edge.get(&snapshot_key).unwrap();
+    let tables = edge.get(&tables_key).expect("the tables beside");
+    assert_eq!(tables, &*packed::without_document(&whole).unwrap());
+    assert_eq!(packed::document(&tables).unwrap(), None);
+    assert_eq!(
+        packed::tables(&tables).unwrap(),
+        packed::tables(&whole).unwrap()
+    );
+    let read = ParsedSnapshot::from_packed(&tables).unwrap();
+    assert_eq!((read.environment(), read.version()), (ENV, v as u64));
+    assert_eq!(
+        edge.writes.lock().unwrap()[..2],
+        [format!("put {snapshot_key}"), format!("put {tables_key}")],
+        "the whole value first"
+    );
+    assert!(!dir.path(&tables_key).exists(), "a directory never gets it");
+    h.shutdown().await;
+
+    // Published as JSON from now on: the tables go, before the text comes.
+    let h = start_in(&s, vec![edge.clone()], KvFormat::Json);
+    toggle(&s, env, flag, true).await;
+    h.notify();
+    let v = current(&s, env).await;
+    until!("published as JSON", published(&s, env, "edge").await == v);
+    assert!(edge.get(&tables_key).is_none());
+    assert!(!edge.get(&snapshot_key).unwrap().starts_with(&packed::MAGIC));
+    let writes = edge.writes.lock().unwrap().clone();
+    let at = writes
+        .iter()
+        .position(|w| *w == format!("delete {tables_key}"))
+        .expect("the tables deleted");
+    assert_eq!(writes[at + 1], format!("put {snapshot_key}"), "{writes:?}");
+    h.shutdown().await;
+
+    // Packed again, then the environment deleted: both keys go.
+    let h = start_in(&s, vec![edge.clone()], KvFormat::Packed);
+    toggle(&s, env, flag, false).await;
+    h.notify();
+    let v = current(&s, env).await;
+    until!(
+        "published packed again",
+        published(&s, env, "edge").await == v
+    );
+    assert!(edge.get(&tables_key).is_some());
+    let e = s.environment(env).await.unwrap();
+    s.delete_environment(&ana(), env, e.version).await.unwrap();
+    h.notify();
+    until!(
+        "both keys removed, and recorded",
+        edge.get(&snapshot_key).is_none()
+            && s.orphaned_publications("edge").await.unwrap().is_empty()
+    );
+    assert!(edge.get(&tables_key).is_none());
+    let writes = edge.writes.lock().unwrap().clone();
+    assert_eq!(
+        writes[writes.len() - 2..],
+        [
+            format!("delete {tables_key}"),
+            format!("delete {snapshot_key}")
+        ]
+    );
+    h.shutdown().await;
+    std::fs::remove_dir_all(&root).ok();
 }

@@ -103,7 +103,9 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
     };
     let json = serde_json::to_string(&snapshot).context("serializing the snapshot")?;
     let packed = p.kv_format.is_packed() || p.packed;
-    let temp = if packed {
+    // A packed value goes with its tables alone (`snapshot-tables:<env>`,
+    // what edge workers check every few seconds).
+    let (temp, tables) = if packed {
         let name = format!("the snapshot of {}", p.env);
         let version = if p.kv_format == KvFormat::PackedV1 {
             FORMAT_VERSION_1
@@ -113,9 +115,14 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         let Some(packed) = crate::pack_cmd::pack_text(&name, &json, version)? else {
             return Ok(ExitCode::FAILURE);
         };
-        TempFile::write(&p.env, "bin", packed.bytes())?
+        let tables = bunting_core::packed::without_document(packed.bytes())
+            .context("the packed snapshot's tables alone")?;
+        (
+            TempFile::write(&p.env, "bin", packed.bytes())?,
+            Some(TempFile::write(&p.env, "tables.bin", &*tables)?),
+        )
     } else {
-        TempFile::write(&p.env, "json", &json)?
+        (TempFile::write(&p.env, "json", &json)?, None)
     };
 
     let namespace = match (p.namespace_id, p.binding) {
@@ -135,10 +142,11 @@ pub(crate) fn publish(p: Publish) -> Result<ExitCode> {
         config: p.wrangler_config,
     };
     let wrangler = Wrangler::from_command_line(&p.wrangler)?;
-    for put in kv::publish_plan(&p.env, temp.path.clone(), &keys) {
-        eprintln!("$ {}", wrangler.display(&put, &target));
+    let tables = tables.as_ref().map(|t| t.path.clone());
+    for write in kv::publish_plan(&p.env, temp.path.clone(), tables, &keys) {
+        eprintln!("$ {}", wrangler.display(&write, &target));
         if !p.dry_run {
-            wrangler.run(&put, &target)?;
+            wrangler.run(&write, &target)?;
         }
     }
     let place = match (&target.namespace, &target.storage) {
