@@ -27,7 +27,7 @@ use std::rc::Rc;
 use bunting_core::packed;
 use bunting_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use bunting_core::{Engine, ParsedSnapshot, Problem};
-use bunting_wire::kv::snapshot_key;
+use bunting_wire::kv::{snapshot_key, tables_key};
 use serde_json::Value;
 
 use crate::answers::{BulkAnswers, Clock};
@@ -35,6 +35,13 @@ use crate::ofrep::NumberForms;
 
 /// Default seconds between two KV checks of one environment's snapshot.
 pub const DEFAULT_TTL_SECONDS: u64 = 5;
+
+/// Default seconds between two reads of an environment's whole KV value
+/// (`snapshot:<env>`) while its tables alone (`snapshot-tables:<env>`,
+/// [`SnapshotCache::apply_tables`]) serve: the check that the tables are
+/// not older than the whole value (tables left by an origin of an earlier
+/// release).
+pub const DEFAULT_WHOLE_CHECK_SECONDS: u64 = 60;
 
 /// Snapshot paths whose problems reject the whole document.
 const FATAL_PATHS: &[&str] = &["schemaVersion", "environment", "generatedAt", "checksum"];
@@ -80,6 +87,16 @@ pub struct Loaded {
     pub from_pointer: bool,
 }
 
+/// What [`SnapshotCache::apply_tables`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablesCheck {
+    /// The whole value (`snapshot:<env>`) must be read now.
+    pub read_whole: bool,
+    /// Why the tables found are not served, when they were refused now
+    /// (to log once; the whole value then decides what is served).
+    pub refused: Option<String>,
+}
+
 /// The form of a snapshot value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -116,6 +133,12 @@ pub struct EnvState {
     /// Whether `last_error` is the refusal of a value that is not packed
     /// ([`not_packed`]), which says what to do and may be shown to SDKs.
     not_packed: bool,
+    /// Last read of the whole KV value (Unix ms), `snapshot:<env>`.
+    whole_checked_ms: Option<i64>,
+    /// Fingerprint of the last `snapshot-tables:<env>` value not to serve
+    /// from (it did not load, or is older than the snapshot served): while
+    /// KV holds it, every check reads the whole value.
+    bad_tables: Option<u64>,
 }
 
 impl EnvState {
@@ -453,6 +476,7 @@ impl SnapshotCache {
     ) {
         let st = self.envs.entry(environment);
         st.last_check_ms = Some(now_ms);
+        st.whole_checked_ms = Some(now_ms);
         let fail = |st: &mut EnvState, msg: String| {
             if st.last_error.as_deref() != Some(msg.as_str()) {
                 st.last_error_at_ms = Some(now_ms);
@@ -517,8 +541,10 @@ impl SnapshotCache {
                     && engine.version() < cur.engine.version()
                 {
                     st.bad_fingerprint = Some(fp);
-                    if cur.from_pointer {
-                        // KV has not caught up with the pointer yet.
+                    if cur.from_pointer || cur.text.is_none() {
+                        // KV has not caught up with the pointer yet, or
+                        // with the tables beside it (written after it, but
+                        // the two keys propagate apart).
                         st.last_error = None;
                         st.last_error_at_ms = None;
                         return;
@@ -553,6 +579,114 @@ impl SnapshotCache {
                 fail(st, msg);
                 st.not_packed = form_refused;
             }
+        }
+    }
+
+    /// Applies the result of reading `snapshot-tables:<environment>` from
+    /// KV (`Ok(None)`: no such key), the served snapshot without its JSON
+    /// text, which the origin writes after each packed `snapshot:<env>`:
+    /// tens of kilobytes to check where the whole value is hundreds.
+    /// Tables that differ from the served snapshot's and are not older
+    /// load (without a text until the whole value is read, as the
+    /// pointer's tables do, [`SnapshotCache::needs_document`]).
+    ///
+    /// Answers whether the whole value must be read now
+    /// ([`SnapshotCache::apply`]): when there are no tables to serve from
+    /// (no key, a failed read, tables that do not load or are older than
+    /// the served snapshot: an origin of an earlier release wrote the whole
+    /// value alone since), and every `whole_check_ms` (and when the text
+    /// is asked for, [`SnapshotCache::needs_document`]) to be sure the
+    /// tables are still the newest. New tables loaded answer `false`: the
+    /// first request of a new version reads the tables alone.
+    pub fn apply_tables(
+        &mut self,
+        environment: &str,
+        fetched: Result<Option<Vec<u8>>, String>,
+        now_ms: i64,
+        whole_check_ms: i64,
+    ) -> TablesCheck {
+        let st = self.envs.entry(environment);
+        st.last_check_ms = Some(now_ms);
+        let whole_due = st
+            .whole_checked_ms
+            .is_none_or(|at| now_ms - at >= whole_check_ms || now_ms < at);
+        let whole = |refused: Option<String>| TablesCheck {
+            read_whole: true,
+            refused,
+        };
+        let Ok(Some(bytes)) = fetched else {
+            return whole(None);
+        };
+        let fp = fingerprint(&bytes);
+        if st.bad_tables == Some(fp) {
+            return whole(None);
+        }
+        let tables_fp = tables_fingerprint(&bytes);
+        if tables_fp.is_some() && st.loaded.as_ref().is_some_and(|l| l.tables == tables_fp) {
+            if !whole_due {
+                st.last_error = None;
+                st.last_error_at_ms = None;
+            }
+            return TablesCheck {
+                read_whole: whole_due,
+                refused: None,
+            };
+        }
+        let refuse = |st: &mut EnvState, msg: String| {
+            st.bad_tables = Some(fp);
+            whole(Some(format!("{}: {msg}", tables_key(environment))))
+        };
+        if packed::document(&bytes).map_or(true, |d| d.is_some()) {
+            return refuse(st, "not a packed snapshot without its text".into());
+        }
+        let ((engine, numbers, problems, checksum, clock), _) =
+            match load_packed_tables(environment, &bytes) {
+                Ok(loaded) => loaded,
+                Err(e) => return refuse(st, e),
+            };
+        let served = st
+            .loaded
+            .as_ref()
+            .map(|l| (l.engine.version(), l.from_pointer));
+        if let Some((served, from_pointer)) = served
+            && engine.version() < served
+        {
+            if from_pointer {
+                // KV has not caught up with the pointer yet.
+                return TablesCheck {
+                    read_whole: whole_due,
+                    refused: None,
+                };
+            }
+            let msg = format!(
+                "version {} is older than the served version {served}",
+                engine.version()
+            );
+            return refuse(st, msg);
+        }
+        st.loaded = Some(Loaded {
+            engine: Rc::new(engine),
+            text: None,
+            tables: tables_fp,
+            format: Format::Packed,
+            checksum: checksum.map(Rc::from),
+            etag: OnceCell::new(),
+            numbers: Rc::new(numbers),
+            answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
+            fingerprint: fp,
+            loaded_at_ms: now_ms,
+            problems,
+            from_pointer: false,
+        });
+        // A fresh isolate reads the whole value a minute on, not at once.
+        st.whole_checked_ms.get_or_insert(now_ms);
+        st.bad_fingerprint = None;
+        st.last_error = None;
+        st.last_error_at_ms = None;
+        st.not_packed = false;
+        TablesCheck {
+            read_whole: false,
+            refused: None,
         }
     }
 
@@ -1176,6 +1310,129 @@ mod tests {
             .apply_pointer("p", tables_of(&snap("q", 9, "")), 90)
             .unwrap_err();
         assert!(e.contains("environment"), "{e}");
+    }
+
+    /// `snapshot-tables:<env>` as KV reads it.
+    fn kv_tables(text: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(Some(tables_of(text)))
+    }
+
+    /// Reads KV as the worker's `refresh` does at `now`: the tables, then
+    /// the whole value when told to. Answers whether it read the whole.
+    fn check_kv(
+        c: &mut SnapshotCache,
+        tables: Result<Option<Vec<u8>>, String>,
+        whole: &str,
+        now: i64,
+    ) -> bool {
+        let check = c.apply_tables("k", tables, now, 60_000);
+        if check.read_whole {
+            c.apply("k", Ok(Some(pointer_value(whole))), now);
+        }
+        check.read_whole
+    }
+
+    #[test]
+    fn kv_tables_alone_serve_and_the_whole_value_is_read_when_needed() {
+        let mut c = SnapshotCache::default();
+        let (v1, v2, v3) = (snap("k", 1, ""), snap("k", 2, ""), snap("k", 3, ""));
+        // A fresh isolate loads the tables alone: no text yet.
+        assert!(!check_kv(&mut c, kv_tables(&v1), &v1, 0));
+        assert_eq!(c.version("k"), Some(1));
+        assert!(c.needs_document("k"));
+        let h = c.health(0);
+        assert_eq!(
+            (&h["k"]["source"], &h["k"]["document"], &h["k"]["status"]),
+            (&json!("kv"), &json!(false), &json!("ok"))
+        );
+        // The same tables: nothing read but them until the whole check.
+        let (served, _) = c.serving("k").unwrap();
+        assert!(!check_kv(&mut c, kv_tables(&v1), &v1, 5_000));
+        assert!(!check_kv(&mut c, kv_tables(&v1), &v1, 59_999));
+        assert!(Rc::ptr_eq(&served, &c.serving("k").unwrap().0));
+        // A minute on, the whole value: its text, nothing loaded again.
+        assert!(check_kv(&mut c, kv_tables(&v1), &v1, 60_000));
+        assert!(Rc::ptr_eq(&served, &c.serving("k").unwrap().0));
+        assert_eq!(c.text("k").unwrap().0.as_ref(), v1.as_str());
+        assert!(!check_kv(&mut c, kv_tables(&v1), &v1, 65_000));
+
+        // A new version: its tables alone, the whole value not read.
+        assert!(!check_kv(&mut c, kv_tables(&v2), &v1, 70_000));
+        assert_eq!(c.version("k"), Some(2));
+        assert!(c.needs_document("k"));
+        // Asked for the text while the whole value lags: no error, no text.
+        c.apply("k", Ok(Some(pointer_value(&v1))), 71_000);
+        assert_eq!(c.health(71_000)["k"]["status"], "ok");
+        assert!(c.text("k").is_none());
+        c.apply("k", Ok(Some(pointer_value(&v2))), 72_000);
+        assert_eq!(c.text("k").unwrap().0.as_ref(), v2.as_str());
+        assert_eq!(c.version("k"), Some(2));
+
+        // No tables key (an origin of an earlier release, or a JSON text
+        // published since): the whole value, on every check.
+        assert!(check_kv(&mut c, Ok(None), &v3, 80_000));
+        assert_eq!(c.version("k"), Some(3));
+        assert!(!c.needs_document("k"));
+        assert!(check_kv(&mut c, Err("KV is down".into()), &v3, 85_000));
+        assert_eq!(c.health(85_000)["k"]["status"], "ok");
+
+        // Tables left behind, older than the whole value served: refused
+        // once (to log), then the whole value on every check.
+        let check = c.apply_tables("k", kv_tables(&v2), 90_000, 60_000);
+        assert!(check.read_whole);
+        let refused = check.refused.unwrap();
+        assert!(
+            refused.starts_with("snapshot-tables:k: version 2 is older than the served version 3"),
+            "{refused}"
+        );
+        assert_eq!(
+            c.apply_tables("k", kv_tables(&v2), 95_000, 60_000),
+            TablesCheck {
+                read_whole: true,
+                refused: None
+            }
+        );
+        assert_eq!(c.version("k"), Some(3));
+        // Tables of the served snapshot serve again.
+        assert!(!check_kv(&mut c, kv_tables(&v3), &v3, 100_000));
+        // A whole value newer than the tables, read at its check, serves.
+        let v4 = snap("k", 4, "");
+        assert!(check_kv(&mut c, kv_tables(&v3), &v4, 160_000));
+        assert_eq!(c.version("k"), Some(4));
+        assert!(!c.needs_document("k"));
+
+        // Tables that do not load, or carry a text, are refused; the
+        // whole value decides.
+        let mut damaged = tables_of(&v4);
+        damaged.truncate(damaged.len() - 3);
+        let check = c.apply_tables("k", Ok(Some(damaged)), 170_000, 60_000);
+        assert!(check.read_whole && check.refused.is_some(), "{check:?}");
+        let v5 = snap("k", 5, "");
+        let check = c.apply_tables("k", Ok(Some(pointer_value(&v5))), 175_000, 60_000);
+        assert_eq!(
+            check.refused.as_deref(),
+            Some("snapshot-tables:k: not a packed snapshot without its text")
+        );
+        assert_eq!(c.version("k"), Some(4));
+        assert_eq!(c.health(175_000)["k"]["status"], "ok");
+    }
+
+    /// The pointer ahead of KV's tables: older tables are KV lagging, not
+    /// refused; the tables of the pointer's snapshot are that snapshot.
+    #[test]
+    fn kv_tables_lagging_behind_the_pointer_are_no_error() {
+        let mut c = SnapshotCache::default();
+        let (v1, v2) = (snap("k", 1, ""), snap("k", 2, ""));
+        assert!(!check_kv(&mut c, kv_tables(&v1), &v1, 0));
+        assert_eq!(c.apply_pointer("k", tables_of(&v2), 1_000), Ok(true));
+        let (served, _) = c.serving("k").unwrap();
+        let check = c.apply_tables("k", kv_tables(&v1), 5_000, 60_000);
+        assert_eq!(check.refused, None);
+        assert!(!check.read_whole);
+        let check = c.apply_tables("k", kv_tables(&v2), 10_000, 60_000);
+        assert_eq!(check.refused, None);
+        assert!(Rc::ptr_eq(&served, &c.serving("k").unwrap().0));
+        assert_eq!(c.health(10_000)["k"]["status"], "ok");
     }
 
     #[test]

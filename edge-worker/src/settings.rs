@@ -1,6 +1,6 @@
 //! The Worker's configuration (`[vars]` in `wrangler.toml`, secrets).
 
-use crate::cache::DEFAULT_TTL_SECONDS;
+use crate::cache::{DEFAULT_TTL_SECONDS, DEFAULT_WHOLE_CHECK_SECONDS};
 use crate::cookie::SameSite;
 use bunting_core::rules::ast::parse_f64;
 
@@ -13,6 +13,12 @@ pub const DEFAULT_ANON_COOKIE: &str = "bunting_anon";
 pub struct Settings {
     /// `SNAPSHOT_TTL_SECONDS`: seconds between KV checks of a snapshot.
     pub snapshot_ttl_ms: i64,
+    /// `SNAPSHOT_WHOLE_CHECK_SECONDS` (default 60, at most a day): while a
+    /// snapshot's tables alone serve (`snapshot-tables:<env>`), seconds
+    /// between reads of its whole KV value, which tell tables left behind
+    /// by an origin of an earlier release
+    /// ([`crate::cache::SnapshotCache::apply_tables`]).
+    pub whole_check_ms: i64,
     /// `ALLOWED_ORIGINS`: `*` or comma-separated origins; empty: no CORS.
     pub allowed_origins: String,
     /// `ANON_COOKIE`: cookie holding the anonymous targeting key.
@@ -57,6 +63,9 @@ impl Settings {
     /// let s = Settings::from_lookup(|k| (k == "EXPOSURE_DEDUP_SECONDS").then(|| "1e9".to_string()));
     /// assert_eq!(s.exposure_dedup_ms, 600_000); // out of range (at most a day): the default
     /// assert_eq!(s.pointer_check_ms, 500);
+    /// assert_eq!(s.whole_check_ms, 60_000);
+    /// let s = Settings::from_lookup(|k| (k == "SNAPSHOT_WHOLE_CHECK_SECONDS").then(|| "0.5".to_string()));
+    /// assert_eq!(s.whole_check_ms, 500);
     /// let s = Settings::from_lookup(|k| (k == "POINTER_CHECK_SECONDS").then(|| "-1".to_string()));
     /// assert_eq!(s.pointer_check_ms, 500, "out of range: the default");
     /// ```
@@ -71,6 +80,12 @@ impl Settings {
                 .and_then(|v| parse_f64(&v))
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .map_or(DEFAULT_TTL_SECONDS as i64 * 1000, |s| (s * 1000.0) as i64),
+            whole_check_ms: nonempty("SNAPSHOT_WHOLE_CHECK_SECONDS")
+                .and_then(|v| parse_f64(&v))
+                .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
+                .map_or(DEFAULT_WHOLE_CHECK_SECONDS as i64 * 1000, |s| {
+                    (s * 1000.0) as i64
+                }),
             allowed_origins: nonempty("ALLOWED_ORIGINS").unwrap_or_default(),
             anon_cookie: nonempty("ANON_COOKIE").unwrap_or_else(|| DEFAULT_ANON_COOKIE.into()),
             anon_cookie_same_site: nonempty("ANON_COOKIE_SAMESITE")

@@ -554,31 +554,54 @@ fn edge_context(
     (ctx, extra)
 }
 
-/// Refreshes `environment`'s snapshot from KV when due (as for OFREP).
+/// Refreshes `environment`'s snapshot from KV when due (as for OFREP):
+/// from its tables alone (`snapshot-tables:<env>`), the whole value
+/// (`snapshot:<env>`) read only when they do not serve or its check is due
+/// ([`cache::SnapshotCache::apply_tables`]).
 async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
-    if SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
-        // As bytes, copied into wasm memory in one piece: `"text"` would
-        // encode the JS string into it character by character, the
-        // largest cost of a KV read of a big snapshot. The cache tells a
-        // JSON text from a packed snapshot by its first bytes.
-        let fetched = kv_get(env, &kv::snapshot_key(environment), "arrayBuffer")
-            .await
-            .map(|v| {
-                v.dyn_ref::<js_sys::ArrayBuffer>()
-                    .map(|b| js_sys::Uint8Array::new(b).to_vec())
-            });
-        let failed = SNAPSHOTS.with(|c| {
-            let mut c = c.borrow_mut();
-            c.apply(environment, fetched, now);
-            // Logged once per error: its time changes only with its text.
-            c.state(environment)
-                .filter(|st| st.last_error_at_ms == Some(now))
-                .and_then(|st| st.last_error.clone())
-        });
-        if let Some(e) = failed {
-            worker::console_error!("snapshot of {environment:?} not loaded: {e}");
-        }
+    if !SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
+        return;
     }
+    let tables = kv_bytes(env, &kv::tables_key(environment)).await;
+    let check = SNAPSHOTS.with(|c| {
+        c.borrow_mut()
+            .apply_tables(environment, tables, now, s.whole_check_ms)
+    });
+    if let Some(refused) = check.refused {
+        worker::console_warn!("snapshot tables of {environment:?} not served: {refused}");
+    }
+    if check.read_whole {
+        read_whole(env, environment, now).await;
+    }
+}
+
+/// Reads `environment`'s whole KV value, `snapshot:<env>`
+/// ([`cache::SnapshotCache::apply`]).
+async fn read_whole(env: &Env, environment: &str, now: i64) {
+    let fetched = kv_bytes(env, &kv::snapshot_key(environment)).await;
+    let failed = SNAPSHOTS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.apply(environment, fetched, now);
+        // Logged once per error: its time changes only with its text.
+        c.state(environment)
+            .filter(|st| st.last_error_at_ms == Some(now))
+            .and_then(|st| st.last_error.clone())
+    });
+    if let Some(e) = failed {
+        worker::console_error!("snapshot of {environment:?} not loaded: {e}");
+    }
+}
+
+/// `key`'s value in KV as bytes (`None`: no such key), copied into wasm
+/// memory in one piece: `"text"` would encode the JS string into it
+/// character by character, the largest cost of a KV read of a big
+/// snapshot. The cache tells a JSON text from a packed snapshot by its
+/// first bytes.
+async fn kv_bytes(env: &Env, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+    kv_get(env, key, "arrayBuffer").await.map(|v| {
+        v.dyn_ref::<js_sys::ArrayBuffer>()
+            .map(|b| js_sys::Uint8Array::new(b).to_vec())
+    })
 }
 
 /// Asks `environment`'s pointer for a snapshot newer than the served one,
@@ -844,8 +867,13 @@ async fn get_snapshot(req: &Incoming, env: &Env, ctx: &Context, s: &Settings) ->
     };
     refresh(env, environment, s, now).await;
     check_pointer(env, ctx, environment, s, now).await;
-    // Served from the pointer's tables alone: the whole value, for its text.
-    if SNAPSHOTS.with(|c| c.borrow().needs_document(environment))
+    // Served from its tables alone: the whole value, for its text, from
+    // KV, else from the pointer (KV may lag behind either).
+    let needs_document = || SNAPSHOTS.with(|c| c.borrow().needs_document(environment));
+    if needs_document() {
+        read_whole(env, environment, now).await;
+    }
+    if needs_document()
         && let Ok(namespace) = env.durable_object(POINTER_BINDING)
     {
         ask_pointer(namespace, environment.to_string(), None, false).await;
