@@ -232,6 +232,42 @@ export async function putSnapshot(kv, environment, snapshot) {
   await kv.put(`snapshot:${environment}`, new Uint8Array(pack(text)).buffer);
 }
 
+/**
+ * `bunting pack --tables-output` of a snapshot text: the same snapshot
+ * without its JSON text (a Buffer of its own), what publishers put under
+ * `snapshot-tables:<environment>`. Remembered by text.
+ */
+export function packTables(text) {
+  const key = `tables:${text}`;
+  if (!packed.has(key)) {
+    const dir = mkdtempSync(path.join(tmpdir(), "bunting-pack-"));
+    try {
+      writeFileSync(path.join(dir, "s.json"), text);
+      execFileSync(
+        bin,
+        ["pack", "--allow-problems", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin"),
+          "--tables-output", path.join(dir, "t.bin")],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      packed.set(key, readFileSync(path.join(dir, "t.bin")));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return Buffer.from(packed.get(key));
+}
+
+/**
+ * Puts a snapshot as the origin publishes it to the KV edge workers read:
+ * `snapshot:<environment>` packed with its text ([`putSnapshot`]), then
+ * its tables alone under `snapshot-tables:<environment>`.
+ */
+export async function putSnapshotAndTables(kv, environment, snapshot) {
+  const text = typeof snapshot === "string" ? snapshot : JSON.stringify(snapshot);
+  await putSnapshot(kv, environment, text);
+  await kv.put(`snapshot-tables:${environment}`, new Uint8Array(packTables(text)).buffer);
+}
+
 /** Puts a snapshot's JSON text into KV as it is (a value the worker refuses). */
 export async function putJsonSnapshot(kv, environment, snapshot) {
   const text = typeof snapshot === "string" ? snapshot : JSON.stringify(snapshot);

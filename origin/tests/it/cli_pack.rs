@@ -88,6 +88,34 @@ fn pack_writes_the_snapshot_the_edge_loads() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(o.stdout, bytes);
     assert!(stderr(&o).starts_with(&format!("wrote {} bytes packed", bytes.len())));
+
+    // With the tables alone beside (`snapshot-tables:<env>`): the same
+    // packed value, and the same snapshot without its text.
+    let o = bunting(
+        &dir,
+        &["pack", "snapshot.json", "--tables-output", "tables.bin"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, bytes);
+    let tables = fs::read(dir.join("tables.bin")).unwrap();
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "wrote tables.bin: the tables alone, {} bytes\n",
+            tables.len()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(tables, &*packed::without_document(&bytes).unwrap());
+    assert_eq!(packed::document(&tables), Ok(None));
+    assert!(
+        tables.len() * 2 < bytes.len(),
+        "{} of {}",
+        tables.len(),
+        bytes.len()
+    );
+    let read = ParsedSnapshot::from_packed(&tables).unwrap();
+    assert_eq!((read.version(), read.checksum()), (42, json.checksum()));
 }
 
 #[test]

@@ -72,6 +72,12 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N", default_value_t = bunting_core::packed::FORMAT_VERSION,
               value_parser = clap::value_parser!(u16).range(1..=2))]
         format_version: u16,
+        /// Also write the same snapshot without its JSON text here: the
+        /// `snapshot-tables:<env>` value edge workers check every few
+        /// seconds, for publishing through your own tooling (put it after
+        /// `snapshot:<env>`).
+        #[arg(long, value_name = "FILE")]
+        tables_output: Option<PathBuf>,
     },
     /// Build one environment's snapshot and write it, and SDK-key
     /// registrations, into Cloudflare KV through `wrangler kv key put`.

@@ -20,10 +20,12 @@ use crate::output::{plural, write_atomically};
 /// that does not match is one) unless `allow_problems` (the hidden
 /// `--allow-problems`, for tests of the edge: then they are warnings),
 /// else writes its packed form (format `version`) to `output` or standard
-/// output and says what it wrote on standard error.
+/// output, and, given `tables_output`, the same without its JSON text
+/// there ([`packed::without_document`]), and says what it wrote on
+/// standard error.
 pub(crate) fn pack(
     file: &Path,
-    output: Option<PathBuf>,
+    (output, tables_output): (Option<PathBuf>, Option<PathBuf>),
     allow_problems: bool,
     version: u16,
 ) -> Result<ExitCode> {
@@ -33,6 +35,16 @@ pub(crate) fn pack(
     let Some(packed) = pack_text_allowing(&name, &text, allow_problems, version)? else {
         return Ok(ExitCode::FAILURE);
     };
+    if let Some(out) = &tables_output {
+        let tables =
+            packed::without_document(&packed.bytes).context("the tables alone of the snapshot")?;
+        write_atomically(out, &*tables)?;
+        eprintln!(
+            "wrote {}: the tables alone, {} bytes",
+            out.display(),
+            tables.len()
+        );
+    }
     write(&packed, output.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
