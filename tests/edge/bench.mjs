@@ -37,6 +37,8 @@
 // EDGE_BUILD_DIR (another build, inside the repository: A/B comparisons),
 // BENCH_PACKED (1: put packed snapshots in KV, made by `bunting pack` from
 // target/debug/bunting or BUNTING_BIN, instead of their JSON),
+// BENCH_TABLES (0: with BENCH_PACKED, the whole value alone in KV, as origins
+// put it before `snapshot-tables:<env>`; by default both keys),
 // BENCH_VIA_POINTER (1: the cold phase delivers each new version through the
 // environment's pointer, `POST /edge/v1/snapshot` in the BENCH_PACKED form,
 // and times the request that asks for it, `flagConfigEtag=<version>` as a
@@ -65,7 +67,7 @@ import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { BODY, snapshot, UNIQUE_BODY } from "./bench-data.mjs";
-import { BASE_CF, buildDir, COMPATIBILITY_DATE, putKey, putSnapshot as putJson, root, startWorker } from "./harness.mjs";
+import { BASE_CF, buildDir, COMPATIBILITY_DATE, packTables, putKey, putSnapshot as putJson, root, startWorker } from "./harness.mjs";
 import { ofrepViolations } from "./ofrep-schema.mjs";
 import { runRaw } from "./raw-client.mjs";
 import { bin, pack as packFile } from "./stack.mjs";
@@ -75,6 +77,7 @@ const pack = (text) => new Uint8Array(packFile(text));
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const PACKED = process.env.BENCH_PACKED === "1";
+const TABLES = PACKED && process.env.BENCH_TABLES !== "0";
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const VERSIONS = Number(process.env.BENCH_VERSIONS ?? 10);
 const VIA_POINTER = process.env.BENCH_VIA_POINTER === "1";
@@ -89,10 +92,15 @@ const TARGET_BUNDLE_GZ = 250 * 1000; // "250 KB": the stricter reading (250 KiB 
 
 // ---------------------------------------------------------------- snapshot
 
-/** Puts a snapshot text into KV: as it is, or packed (BENCH_PACKED=1). */
+/**
+ * Puts a snapshot text into KV: as it is, or packed (BENCH_PACKED=1), then
+ * its tables alone under `snapshot-tables:<env>` as the origin publishes
+ * them (BENCH_TABLES=0: the whole value alone, as origins before it).
+ */
 async function putSnapshot(kv, environment, text) {
   if (!PACKED) return putJson(kv, environment, text);
   await kv.put(`snapshot:${environment}`, pack(text).buffer);
+  if (TABLES) await kv.put(`snapshot-tables:${environment}`, new Uint8Array(packTables(text)).buffer);
 }
 
 /** Publishes a snapshot text to its environment's pointer, as it is or packed (BENCH_PACKED=1). */
@@ -543,7 +551,7 @@ let cold = null;
 if (PHASES.has("cold")) {
   console.log(VIA_POINTER
     ? `\ncold load (sequential requests over loopback; new versions through the pointer, ${PACKED ? "packed" : "JSON"}, asked for with flagConfigEtag)`
-    : `\ncold load (sequential requests over loopback, TTL 0; KV holds ${PACKED ? "packed snapshots" : "JSON"})`);
+    : `\ncold load (sequential requests over loopback, TTL 0; KV holds ${PACKED ? `packed snapshots${TABLES ? " and their tables alone" : ""}` : "JSON"})`);
   cold = await coldLoad();
   console.log(`  miniflare + workerd startup:                 ${ms(cold.startupMs)} ms`);
   console.log(`  first request (fresh isolate, 1,000 flags):  ${ms(cold.firstRequestMs)} ms`);
