@@ -87,6 +87,34 @@ pub struct Loaded {
     pub from_pointer: bool,
 }
 
+impl Loaded {
+    /// The snapshot of `parts` ([`load`]'s), loaded at `loaded_at_ms` from
+    /// a value whose fingerprint is `fingerprint`: its text if the value
+    /// carried it, its tables' fingerprint if packed, and its form.
+    fn new(
+        (engine, numbers, problems, checksum, clock): LoadedParts,
+        (text, tables, format): (Option<Rc<str>>, Option<u64>, Format),
+        fingerprint: u64,
+        loaded_at_ms: i64,
+        from_pointer: bool,
+    ) -> Loaded {
+        Loaded {
+            engine: Rc::new(engine),
+            text,
+            tables,
+            format,
+            checksum: checksum.map(Rc::from),
+            etag: OnceCell::new(),
+            numbers: Rc::new(numbers),
+            answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
+            fingerprint,
+            loaded_at_ms,
+            problems,
+            from_pointer,
+        }
+    }
+}
+
 /// What [`SnapshotCache::apply_tables`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablesCheck {
@@ -536,7 +564,8 @@ impl SnapshotCache {
         }
         let form_refused = refused_form(&bytes);
         match load_value(environment, bytes) {
-            Ok(((engine, numbers, problems, checksum, clock), text, format)) => {
+            Ok((parts, text, format)) => {
+                let engine = &parts.0;
                 if let Some(cur) = &st.loaded
                     && engine.version() < cur.engine.version()
                 {
@@ -556,20 +585,8 @@ impl SnapshotCache {
                     );
                     return fail(st, msg);
                 }
-                st.loaded = Some(Loaded {
-                    engine: Rc::new(engine),
-                    text: Some(text),
-                    tables: tables_fp,
-                    format,
-                    checksum: checksum.map(Rc::from),
-                    etag: OnceCell::new(),
-                    numbers: Rc::new(numbers),
-                    answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
-                    fingerprint: fp,
-                    loaded_at_ms: now_ms,
-                    problems,
-                    from_pointer: false,
-                });
+                let source = (Some(text), tables_fp, format);
+                st.loaded = Some(Loaded::new(parts, source, fp, now_ms, false));
                 st.bad_fingerprint = None;
                 st.last_error = None;
                 st.last_error_at_ms = None;
@@ -639,17 +656,17 @@ impl SnapshotCache {
         if packed::document(&bytes).map_or(true, |d| d.is_some()) {
             return refuse(st, "not a packed snapshot without its text".into());
         }
-        let ((engine, numbers, problems, checksum, clock), _) =
-            match load_packed_tables(environment, &bytes) {
-                Ok(loaded) => loaded,
-                Err(e) => return refuse(st, e),
-            };
+        let (parts, _) = match load_packed_tables(environment, &bytes) {
+            Ok(loaded) => loaded,
+            Err(e) => return refuse(st, e),
+        };
+        let version = parts.0.version();
         let served = st
             .loaded
             .as_ref()
             .map(|l| (l.engine.version(), l.from_pointer));
         if let Some((served, from_pointer)) = served
-            && engine.version() < served
+            && version < served
         {
             if from_pointer {
                 // KV has not caught up with the pointer yet.
@@ -658,26 +675,11 @@ impl SnapshotCache {
                     refused: None,
                 };
             }
-            let msg = format!(
-                "version {} is older than the served version {served}",
-                engine.version()
-            );
+            let msg = format!("version {version} is older than the served version {served}");
             return refuse(st, msg);
         }
-        st.loaded = Some(Loaded {
-            engine: Rc::new(engine),
-            text: None,
-            tables: tables_fp,
-            format: Format::Packed,
-            checksum: checksum.map(Rc::from),
-            etag: OnceCell::new(),
-            numbers: Rc::new(numbers),
-            answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
-            fingerprint: fp,
-            loaded_at_ms: now_ms,
-            problems,
-            from_pointer: false,
-        });
+        let source = (None, tables_fp, Format::Packed);
+        st.loaded = Some(Loaded::new(parts, source, fp, now_ms, false));
         // A fresh isolate reads the whole value a minute on, not at once.
         st.whole_checked_ms.get_or_insert(now_ms);
         st.bad_fingerprint = None;
@@ -727,7 +729,7 @@ impl SnapshotCache {
             cur.fingerprint = fp;
             return Ok(false);
         }
-        let ((engine, numbers, problems, checksum, clock), text, format) = if tables_fp.is_some() {
+        let (parts, text, format) = if tables_fp.is_some() {
             let (parts, document) = load_packed_tables(environment, &value)?;
             (parts, document.map(Rc::from), Format::Packed)
         } else {
@@ -738,24 +740,12 @@ impl SnapshotCache {
         if st
             .loaded
             .as_ref()
-            .is_some_and(|cur| engine.version() <= cur.engine.version())
+            .is_some_and(|cur| parts.0.version() <= cur.engine.version())
         {
             return Ok(false);
         }
-        st.loaded = Some(Loaded {
-            engine: Rc::new(engine),
-            fingerprint: fp,
-            text,
-            tables: tables_fp,
-            format,
-            checksum: checksum.map(Rc::from),
-            etag: OnceCell::new(),
-            numbers: Rc::new(numbers),
-            answers: Rc::new(RefCell::new(BulkAnswers::new(clock))),
-            loaded_at_ms: now_ms,
-            problems,
-            from_pointer: true,
-        });
+        let source = (text, tables_fp, format);
+        st.loaded = Some(Loaded::new(parts, source, fp, now_ms, true));
         st.last_error = None;
         st.last_error_at_ms = None;
         Ok(true)

@@ -197,29 +197,50 @@ export async function putKey(kv, key, environment, kind) {
 const packed = new Map();
 
 /**
- * `bunting pack` of a snapshot text: the packed bytes (a Buffer of their
- * own), the text carried inside. Snapshots with problems are packed too
- * (`--allow-problems`): tests check how the edge serves them. In the
- * packed format's `formatVersion` (the current one, 2, by default; 1 is
- * what workers before precompiled conditions read). Remembered by text.
+ * `bunting pack --tables-output` of a snapshot text in the packed format's
+ * `formatVersion`: `{ value, tables }`, the packed bytes (the text carried
+ * inside) and the same without the text, what publishers put under
+ * `snapshot:<environment>` and `snapshot-tables:<environment>`. Snapshots
+ * with problems are packed too (`--allow-problems`): tests check how the
+ * edge serves them. Remembered by text.
  */
-export function pack(text, formatVersion = 2) {
+function packBoth(text, formatVersion) {
   const key = `${formatVersion}:${text}`;
   if (!packed.has(key)) {
     const dir = mkdtempSync(path.join(tmpdir(), "bunting-pack-"));
+    const file = (name) => path.join(dir, name);
     try {
-      writeFileSync(path.join(dir, "s.json"), text);
+      writeFileSync(file("s.json"), text);
       execFileSync(
         bin,
-        ["pack", "--allow-problems", "--format-version", String(formatVersion), path.join(dir, "s.json"), "--output", path.join(dir, "s.bin")],
+        ["pack", "--allow-problems", "--format-version", String(formatVersion), file("s.json"),
+          "--output", file("s.bin"), "--tables-output", file("t.bin")],
         { stdio: ["ignore", "ignore", "pipe"] },
       );
-      packed.set(key, readFileSync(path.join(dir, "s.bin")));
+      packed.set(key, { value: readFileSync(file("s.bin")), tables: readFileSync(file("t.bin")) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  return Buffer.from(packed.get(key));
+  return packed.get(key);
+}
+
+/**
+ * `bunting pack` of a snapshot text: the packed bytes (a Buffer of their
+ * own), the text carried inside, in the packed format's `formatVersion`
+ * (the current one, 2, by default; 1 is what workers before precompiled
+ * conditions read).
+ */
+export function pack(text, formatVersion = 2) {
+  return Buffer.from(packBoth(text, formatVersion).value);
+}
+
+/**
+ * The same snapshot without its JSON text (a Buffer of its own), what
+ * publishers put under `snapshot-tables:<environment>`.
+ */
+export function packTables(text) {
+  return Buffer.from(packBoth(text, 2).tables);
 }
 
 /**
@@ -230,31 +251,6 @@ export function pack(text, formatVersion = 2) {
 export async function putSnapshot(kv, environment, snapshot) {
   const text = typeof snapshot === "string" ? snapshot : JSON.stringify(snapshot);
   await kv.put(`snapshot:${environment}`, new Uint8Array(pack(text)).buffer);
-}
-
-/**
- * `bunting pack --tables-output` of a snapshot text: the same snapshot
- * without its JSON text (a Buffer of its own), what publishers put under
- * `snapshot-tables:<environment>`. Remembered by text.
- */
-export function packTables(text) {
-  const key = `tables:${text}`;
-  if (!packed.has(key)) {
-    const dir = mkdtempSync(path.join(tmpdir(), "bunting-pack-"));
-    try {
-      writeFileSync(path.join(dir, "s.json"), text);
-      execFileSync(
-        bin,
-        ["pack", "--allow-problems", path.join(dir, "s.json"), "--output", path.join(dir, "s.bin"),
-          "--tables-output", path.join(dir, "t.bin")],
-        { stdio: ["ignore", "ignore", "pipe"] },
-      );
-      packed.set(key, readFileSync(path.join(dir, "t.bin")));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  return Buffer.from(packed.get(key));
 }
 
 /**
