@@ -640,10 +640,8 @@ impl SnapshotCache {
         }
         let tables_fp = tables_fingerprint(&bytes);
         if tables_fp.is_some() && st.loaded.as_ref().is_some_and(|l| l.tables == tables_fp) {
-            if !whole_due {
-                st.last_error = None;
-                st.last_error_at_ms = None;
-            }
+            // What the last whole read found (a damaged or missing value)
+            // stays visible until the next one: the tables say nothing of it.
             return TablesCheck {
                 read_whole: whole_due,
                 refused: None,
@@ -1423,6 +1421,36 @@ mod tests {
         assert_eq!(check.refused, None);
         assert!(Rc::ptr_eq(&served, &c.serving("k").unwrap().0));
         assert_eq!(c.health(10_000)["k"]["status"], "ok");
+    }
+
+    /// A damaged whole value beside tables that still serve: its error
+    /// stays on `/healthz` through the checks that read the tables alone,
+    /// and goes when a whole value reads well.
+    #[test]
+    fn a_damaged_whole_value_stays_visible_while_the_tables_serve() {
+        let mut c = SnapshotCache::default();
+        let v1 = snap("k", 1, "");
+        assert!(!check_kv(&mut c, kv_tables(&v1), &v1, 0));
+        let mut damaged = pointer_value(&v1);
+        damaged.truncate(damaged.len() - 3);
+        let check = c.apply_tables("k", kv_tables(&v1), 60_000, 60_000);
+        assert!(check.read_whole);
+        c.apply("k", Ok(Some(damaged)), 60_000);
+        assert_eq!(c.health(60_000)["k"]["status"], "stale");
+        let error = c.state("k").unwrap().last_error.clone();
+        assert!(error.is_some());
+        // The tables alone, unchanged: the error stays, with its time.
+        assert!(!check_kv(&mut c, kv_tables(&v1), &v1, 65_000));
+        let st = c.state("k").unwrap();
+        assert_eq!(
+            (&st.last_error, st.last_error_at_ms),
+            (&error, Some(60_000))
+        );
+        assert_eq!(c.version("k"), Some(1));
+        // The next whole check reads a good value: the error goes.
+        assert!(check_kv(&mut c, kv_tables(&v1), &v1, 120_000));
+        assert_eq!(c.state("k").unwrap().last_error, None);
+        assert_eq!(c.health(120_000)["k"]["status"], "ok");
     }
 
     #[test]

@@ -568,7 +568,7 @@ async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
             .apply_tables(environment, tables, now, s.whole_check_ms)
     });
     if let Some(refused) = check.refused {
-        worker::console_warn!("snapshot tables of {environment:?} not served: {refused}");
+        worker::console_error!("snapshot tables of {environment:?} not served: {refused}");
     }
     if check.read_whole {
         read_whole(env, environment, now).await;
