@@ -264,6 +264,24 @@ export async function putSnapshotAndTables(kv, environment, snapshot) {
   await kv.put(`snapshot-tables:${environment}`, new Uint8Array(packTables(text)).buffer);
 }
 
+/** Contexts the tests of examples/flags.yaml evaluate with: a targeting rule, a rollout, a segment. */
+export const EXAMPLE_CONTEXTS = [
+  { targetingKey: "user-1", country: "CA", plan: "pro", email: "jane@example.com" },
+  { targetingKey: "user-2", country: "DE", plan: "free" },
+  { targetingKey: "admin-1", email: "ops@bunting.dev", app: { version: "2.4.1" } },
+];
+
+/**
+ * A sealed snapshot of examples/flags.yaml for `environment`, version
+ * `version`, as JSON text (`bunting snapshot`; `pretty` indents it).
+ */
+export function sealedExample(environment, version, { pretty = false } = {}) {
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: cargo build -p bunting-origin`);
+  return execFileSync(bin, ["snapshot", path.join(root, "examples/flags.yaml"), "--env", environment,
+    "--version", String(version), "--generated-at", "2026-11-25T00:00:00Z", ...(pretty ? ["--pretty"] : [])],
+  { encoding: "utf8" });
+}
+
 /** Puts a snapshot's JSON text into KV as it is (a value the worker refuses). */
 export async function putJsonSnapshot(kv, environment, snapshot) {
   const text = typeof snapshot === "string" ? snapshot : JSON.stringify(snapshot);

@@ -8,29 +8,18 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { bin, startWorker, putKey, putJsonSnapshot, post, root } from "./harness.mjs";
+import { EXAMPLE_CONTEXTS as CONTEXTS, bin, sealedExample, startWorker, putKey, putJsonSnapshot, post } from "./harness.mjs";
 
 const ENV = "production";
 const SERVER = "bnt_server_packed-0123456789";
 const OPERATOR = "packed-operator";
-const CONTEXTS = [
-  { targetingKey: "user-1", country: "CA", plan: "pro", email: "jane@example.com" },
-  { targetingKey: "user-2", country: "DE", plan: "free" },
-  { targetingKey: "admin-1", email: "ops@bunting.dev", app: { version: "2.4.1" } },
-];
-
 let w;
 let dir;
 
-/** A sealed snapshot of examples/flags.yaml for version `version`, as JSON text. */
-function sealed(version) {
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: cargo build -p bunting-origin`);
-  return execFileSync(bin, ["snapshot", path.join(root, "examples/flags.yaml"), "--env", ENV,
-    "--version", String(version), "--generated-at", "2026-11-25T00:00:00Z"], { encoding: "utf8" });
-}
+const sealed = (version) => sealedExample(ENV, version);
 
 /** `bunting pack` of a snapshot text: the packed bytes. */
 function pack(text, name) {

@@ -5,11 +5,7 @@
 // (`bunting snapshot`, target/debug/bunting: `cargo build -p bunting-origin`).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { startWorker, putKey, putJsonSnapshot, putSnapshot, root, sha256Hex } from "./harness.mjs";
-import { bin } from "./stack.mjs";
+import { sealedExample, startWorker, putKey, putJsonSnapshot, putSnapshot, sha256Hex } from "./harness.mjs";
 
 const PATH = "/sdk/v1/snapshot";
 // Environment names as the CLI writes them (the origin's are
@@ -21,12 +17,7 @@ const CLIENT = "bnt_client_test-0123456789";
 const LEGACY = "legacy-key-0123456789";
 const ORIGIN = "https://app.example";
 
-/** A sealed snapshot of examples/flags.yaml for `environment`, version `version`, as text. */
-function sealed(environment, version) {
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: cargo build -p bunting-origin`);
-  return execFileSync(bin, ["snapshot", path.join(root, "examples/flags.yaml"), "--env", environment,
-    "--version", String(version), "--generated-at", "2026-11-25T00:00:00Z", "--pretty"], { encoding: "utf8" });
-}
+const sealed = (environment, version) => sealedExample(environment, version, { pretty: true });
 
 const get = (key, headers = {}) =>
   w.fetch(PATH, { headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...headers } });

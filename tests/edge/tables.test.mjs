@@ -8,26 +8,12 @@
 // answers exactly as from the whole value. Needs target/debug/bunting.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { bin, startWorker, putKey, putSnapshot, putSnapshotAndTables, post, root } from "./harness.mjs";
+import { EXAMPLE_CONTEXTS as CONTEXTS, sealedExample, startWorker, putKey, putSnapshot, putSnapshotAndTables, post } from "./harness.mjs";
 
 const ENV = "production";
 const SERVER = "bnt_server_tables-0123456789";
 const OPERATOR = "tables-operator";
-const CONTEXTS = [
-  { targetingKey: "user-1", country: "CA", plan: "pro", email: "jane@example.com" },
-  { targetingKey: "user-2", country: "DE", plan: "free" },
-  { targetingKey: "admin-1", email: "ops@bunting.dev", app: { version: "2.4.1" } },
-];
-
-/** A sealed snapshot of examples/flags.yaml for version `version`, as JSON text. */
-function sealed(version) {
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: cargo build -p bunting-origin`);
-  return execFileSync(bin, ["snapshot", path.join(root, "examples/flags.yaml"), "--env", ENV,
-    "--version", String(version), "--generated-at", "2026-11-25T00:00:00Z"], { encoding: "utf8" });
-}
+const sealed = (version) => sealedExample(ENV, version);
 
 let w; // served from the tables
 let whole; // served from the whole value alone (an origin of an earlier release)
