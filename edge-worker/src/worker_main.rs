@@ -423,7 +423,7 @@ async fn engine_for(
     s: &Settings,
     now: i64,
 ) -> Option<(Rc<Engine>, Rc<ofrep::NumberForms>)> {
-    refresh(env, environment, s, now).await;
+    refresh(env, environment, s, now, false).await;
     check_pointer(env, ctx, environment, s, now).await;
     SNAPSHOTS.with(|c| c.borrow().serving(environment))
 }
@@ -557,38 +557,48 @@ fn edge_context(
 /// Refreshes `environment`'s snapshot from KV when due (as for OFREP):
 /// from its tables alone (`snapshot-tables:<env>`), the whole value
 /// (`snapshot:<env>`) read only when they do not serve or its check is due
-/// ([`cache::SnapshotCache::apply_tables`]).
-async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64) {
-    if !SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
+/// ([`cache::SnapshotCache::apply_tables`]). With `whole`, reads the whole
+/// value now, due or not ([`cache::SnapshotCache::apply`]).
+///
+/// Both keys are read by the one `await` of a loop: each `await` on a KV
+/// read was a copy of its promise's state machine in the bundle.
+async fn refresh(env: &Env, environment: &str, s: &Settings, now: i64, mut whole: bool) {
+    if !whole && !SNAPSHOTS.with(|c| c.borrow().due(environment, now, s.snapshot_ttl_ms)) {
         return;
     }
-    let tables = kv_bytes(env, &kv::tables_key(environment)).await;
-    let check = SNAPSHOTS.with(|c| {
-        c.borrow_mut()
-            .apply_tables(environment, tables, now, s.whole_check_ms)
-    });
-    if let Some(refused) = check.refused {
-        worker::console_error!("snapshot tables of {environment:?} not served: {refused}");
-    }
-    if check.read_whole {
-        read_whole(env, environment, now).await;
-    }
-}
-
-/// Reads `environment`'s whole KV value, `snapshot:<env>`
-/// ([`cache::SnapshotCache::apply`]).
-async fn read_whole(env: &Env, environment: &str, now: i64) {
-    let fetched = kv_bytes(env, &kv::snapshot_key(environment)).await;
-    let failed = SNAPSHOTS.with(|c| {
-        let mut c = c.borrow_mut();
-        c.apply(environment, fetched, now);
-        // Logged once per error: its time changes only with its text.
-        c.state(environment)
-            .filter(|st| st.last_error_at_ms == Some(now))
-            .and_then(|st| st.last_error.clone())
-    });
-    if let Some(e) = failed {
-        worker::console_error!("snapshot of {environment:?} not loaded: {e}");
+    loop {
+        let key = if whole {
+            kv::snapshot_key(environment)
+        } else {
+            kv::tables_key(environment)
+        };
+        let fetched = kv_bytes(env, &key).await;
+        let (logged, read_whole) = SNAPSHOTS.with(|c| {
+            let mut c = c.borrow_mut();
+            if whole {
+                c.apply(environment, fetched, now);
+                // Logged once per error: its time changes only with its text.
+                let failed = c
+                    .state(environment)
+                    .filter(|st| st.last_error_at_ms == Some(now))
+                    .and_then(|st| st.last_error.as_deref())
+                    .map(|e| format!("snapshot of {environment:?} not loaded: {e}"));
+                (failed, false)
+            } else {
+                let check = c.apply_tables(environment, fetched, now, s.whole_check_ms);
+                let refused = check.refused.map(|refused| {
+                    format!("snapshot tables of {environment:?} not served: {refused}")
+                });
+                (refused, check.read_whole)
+            }
+        });
+        if let Some(message) = logged {
+            worker::console_error!("{message}");
+        }
+        if !read_whole {
+            return;
+        }
+        whole = true;
     }
 }
 
@@ -865,13 +875,13 @@ async fn get_snapshot(req: &Incoming, env: &Env, ctx: &Context, s: &Settings) ->
             return Ok(r);
         }
     };
-    refresh(env, environment, s, now).await;
+    refresh(env, environment, s, now, false).await;
     check_pointer(env, ctx, environment, s, now).await;
     // Served from its tables alone: the whole value, for its text, from
     // KV, else from the pointer (KV may lag behind either).
     let needs_document = || SNAPSHOTS.with(|c| c.borrow().needs_document(environment));
     if needs_document() {
-        read_whole(env, environment, now).await;
+        refresh(env, environment, s, now, true).await;
     }
     if needs_document()
         && let Ok(namespace) = env.durable_object(POINTER_BINDING)
