@@ -833,12 +833,24 @@ async fn publish_to_pointer(mut req: Incoming, env: &Env) -> Result<Response> {
     headers.set(pointer::VERSION_HEADER, &published.version.to_string())?;
     let body = JsValue::from(js_sys::Uint8Array::from(body.as_slice()));
     let forwarded = subrequest("https://pointer/", "POST", &headers, Some(&body))?;
-    let mut answer = stub.fetch_with_request(forwarded).await?;
-    let status = answer.status_code();
+    // The stub's own `fetch`, for the raw `Response` (as [`ask_pointer`]):
+    // `worker`'s `Response::text` reads a fetched body through a stream
+    // reader (wasm-streams' `IntoStream` and a `try_fold`, in the bundle
+    // for this answer alone); `arrayBuffer()` reads it natively.
+    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
+    let answer: web_sys::Response = JsFuture::from(stub.fetch_with_request(forwarded.inner())?)
+        .await?
+        .dyn_into()?;
+    let status = answer.status();
     // From bytes, as every `Value` the worker parses (`Response::json`
-    // reads from a `str`: a second copy of serde_json's parser).
-    let text = answer.text().await.ok();
-    let parsed = text.and_then(|t| serde_json::from_slice::<Value>(t.as_bytes()).ok());
+    // reads from a `str`: a second copy of serde_json's parser). A body
+    // that is not UTF-8 is no JSON here either: `from_slice` checks it.
+    let bytes = match answer.array_buffer() {
+        Ok(promise) => JsFuture::from(promise).await.ok(),
+        Err(_) => None,
+    };
+    let parsed = bytes
+        .and_then(|b| serde_json::from_slice::<Value>(&js_sys::Uint8Array::new(&b).to_vec()).ok());
     let body = parsed.unwrap_or_else(|| {
         health::object(vec![(
             "error",
