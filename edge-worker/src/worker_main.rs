@@ -10,8 +10,8 @@ use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    Context, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue, Request, Response,
-    Result, event, web_sys,
+    Context, Env, Headers, MessageBatch, MessageExt, Method, Queue, Response, Result, event,
+    web_sys,
 };
 
 use crate::audience::Audience;
@@ -777,12 +777,21 @@ async fn event_stream(req: &Incoming, url: &RequestUrl<'_>, env: &Env) -> Result
         headers.set("Last-Event-ID", &last)?;
     }
     let stub = namespace.id_from_name(&environment)?.get_stub()?;
-    let answer = stub
-        .fetch_with_request(subrequest("https://pointer/events", "GET", &headers, None)?)
-        .await?;
+    // The stub's own `fetch`, for the raw `Response` (as [`ask_pointer`]):
+    // only its status and body are used, which `worker::Response`'s
+    // conversion (its headers, `cf` and web socket read too) would wrap.
+    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
+    let forwarded = subrequest("https://pointer/events", "GET", &headers, None)?;
+    let answer: web_sys::Response = JsFuture::from(stub.fetch_with_request(&forwarded)?)
+        .await?
+        .dyn_into()?;
+    let body = match answer.body() {
+        Some(stream) => worker::ResponseBody::Stream(stream),
+        None => worker::ResponseBody::Empty,
+    };
     // The object's response headers are immutable: a new response around
     // its body, so that CORS headers can be added.
-    let mut resp = Response::from_body(answer.body().clone())?.with_status(answer.status_code());
+    let mut resp = Response::from_body(body)?.with_status(answer.status());
     resp.headers_mut()
         .set("Content-Type", "text/event-stream; charset=utf-8")?;
     resp.headers_mut().set("Cache-Control", "no-store")?;
@@ -838,7 +847,7 @@ async fn publish_to_pointer(mut req: Incoming, env: &Env) -> Result<Response> {
     // reader (wasm-streams' `IntoStream` and a `try_fold`, in the bundle
     // for this answer alone); `arrayBuffer()` reads it natively.
     let stub: worker::worker_sys::DurableObject = stub.into_rpc();
-    let answer: web_sys::Response = JsFuture::from(stub.fetch_with_request(forwarded.inner())?)
+    let answer: web_sys::Response = JsFuture::from(stub.fetch_with_request(&forwarded)?)
         .await?
         .dyn_into()?;
     let status = answer.status();
@@ -1022,11 +1031,14 @@ async fn post_json(
     }
     let body = JsValue::from_str(&body);
     let req = subrequest(url, "POST", &headers, Some(&body)).map_err(|e| e.to_string())?;
-    let resp = Fetch::Request(req)
-        .send()
+    // The global `fetch` for the raw `Response`, whose status is all that
+    // is read: `Fetch::send` converts it into a `worker::Response` first.
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let resp: web_sys::Response = JsFuture::from(global.fetch_with_request(&req))
         .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    match resp.status_code() {
+        .and_then(JsValue::dyn_into)
+        .map_err(|e| format!("POST {url}: {}", worker::Error::from(e)))?;
+    match resp.status() {
         200..=299 => Ok(()),
         status => Err(format!("POST {url}: HTTP {status}")),
     }
@@ -1042,21 +1054,19 @@ fn subrequest(
     method: &str,
     headers: &Headers,
     body: Option<&JsValue>,
-) -> Result<Request> {
+) -> Result<web_sys::Request> {
     let init = worker::web_sys::RequestInit::new();
     init.set_method(method);
     init.set_headers(headers.as_ref());
     if let Some(body) = body {
         init.set_body(body);
     }
-    worker::web_sys::Request::new_with_str_and_init(url, &init)
-        .map(Request::from)
-        .map_err(|e| {
-            worker::Error::JsError(
-                e.as_string()
-                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
-            )
-        })
+    worker::web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| {
+        worker::Error::JsError(
+            e.as_string()
+                .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
+        )
+    })
 }
 
 /// The queue producer ([`queue::BINDING`]), when bound.
