@@ -109,13 +109,9 @@ fn bindings(env: &Env) -> Rc<Bindings> {
                     .is_ok_and(|b| !b.is_undefined() && !b.is_null())
             };
             Rc::new(Bindings {
-                pointer: env.durable_object(POINTER_BINDING).is_ok(),
+                pointer: pointer_namespace(env).is_some(),
                 rate_limiter: bound(ratelimit::BINDING),
-                pointer_secret: env
-                    .secret("POINTER_SECRET")
-                    .ok()
-                    .map(|v| v.to_string())
-                    .filter(|v| !v.is_empty()),
+                pointer_secret: string_binding(env, "POINTER_SECRET").filter(|v| !v.is_empty()),
             })
         }))
     })
@@ -130,11 +126,7 @@ pub(crate) fn rate_limiter_bound(env: &Env) -> bool {
 /// This isolate's settings ([`SETTINGS`]).
 pub(crate) fn settings(env: &Env) -> Rc<Settings> {
     SETTINGS.with(|cell| {
-        Rc::clone(cell.get_or_init(|| {
-            Rc::new(Settings::from_lookup(|k| {
-                env.var(k).ok().map(|v| v.to_string())
-            }))
-        }))
+        Rc::clone(cell.get_or_init(|| Rc::new(Settings::from_lookup(|k| string_binding(env, k)))))
     })
 }
 
@@ -145,6 +137,30 @@ const POINTER_BINDING: &str = "SNAPSHOT_POINTER";
 /// creates a `Date` object and asks it for its time, two).
 fn now_ms() -> i64 {
     js_sys::Date::now() as i64
+}
+
+/// `env`'s binding `name` if it is defined and its constructor is named
+/// `type_name`: the check `Env::get_binding` makes, in one function for
+/// every binding type (its generic copies, one per type, were ≈ 0.6 KB
+/// of wasm each). Callers only ask whether there is one.
+fn binding(env: &Env, name: &str, type_name: &str) -> Option<JsValue> {
+    let value = js_sys::Reflect::get(env.as_ref(), &JsValue::from(name)).ok()?;
+    if value.is_undefined() {
+        return None;
+    }
+    let object = js_sys::Object::from(value);
+    (object.constructor().name() == type_name).then(|| object.into())
+}
+
+/// A string binding (a variable or a secret): its text, `""` for a
+/// `String` object, as `StringBinding`'s `Display` gives it.
+fn string_binding(env: &Env, name: &str) -> Option<String> {
+    binding(env, name, "String").map(|v| v.as_string().unwrap_or_default())
+}
+
+/// The `SNAPSHOT_POINTER` Durable Object namespace, if bound.
+fn pointer_namespace(env: &Env) -> Option<worker::ObjectNamespace> {
+    binding(env, POINTER_BINDING, "DurableObjectNamespace").map(JsCast::unchecked_into)
 }
 
 fn json_response(status: u16, body: &Value) -> Result<Response> {
@@ -372,7 +388,7 @@ pub(crate) fn limit_key(req: &Incoming) -> String {
 /// ([`health`] decides).
 fn healthz(req: &Incoming, env: &Env, s: &Settings) -> Result<Response> {
     let authorization = req.headers().get("Authorization").ok().flatten();
-    let secret = env.secret("OPERATOR_SECRET").ok().map(|v| v.to_string());
+    let secret = string_binding(env, "OPERATOR_SECRET");
     let operator = health::is_operator(authorization.as_deref(), secret.as_deref());
     let now = now_ms();
     let envs = SNAPSHOTS.with(|c| c.borrow().health(now));
@@ -642,7 +658,7 @@ fn pointer_question(
     {
         return None;
     }
-    let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
+    let Some(namespace) = pointer_namespace(env) else {
         // Started but never asked: end the question so the next one may.
         POINTER_GATE.with(|g| {
             g.borrow_mut()
@@ -750,8 +766,7 @@ fn event_streams(env: &Env, environment: &str) -> Option<Value> {
 /// notifications, a server-sent event stream held by its pointer object.
 async fn event_stream(req: &Incoming, url: &RequestUrl<'_>, env: &Env) -> Result<Response> {
     let param = |name: &str| url.param(name);
-    let (Some(secret), Ok(namespace)) = (pointer_secret(env), env.durable_object(POINTER_BINDING))
-    else {
+    let (Some(secret), Some(namespace)) = (pointer_secret(env), pointer_namespace(env)) else {
         return error_response(
             404,
             "GENERAL",
@@ -834,7 +849,7 @@ async fn publish_to_pointer(mut req: Incoming, env: &Env) -> Result<Response> {
         }
         Err(e) => return error_response(400, "GENERAL", &e.to_string()),
     };
-    let Ok(namespace) = env.durable_object(POINTER_BINDING) else {
+    let Some(namespace) = pointer_namespace(env) else {
         return error_response(503, "GENERAL", "the SNAPSHOT_POINTER binding is missing");
     };
     let stub = namespace.id_from_name(&published.environment)?.get_stub()?;
@@ -905,7 +920,7 @@ async fn get_snapshot(req: &Incoming, env: &Env, ctx: &Context, s: &Settings) ->
         refresh(env, environment, s, now, true).await;
     }
     if needs_document()
-        && let Ok(namespace) = env.durable_object(POINTER_BINDING)
+        && let Some(namespace) = pointer_namespace(env)
     {
         ask_pointer(namespace, environment.to_string(), None, false).await;
     }
@@ -997,21 +1012,13 @@ fn unknown_key() -> Result<Response> {
 fn key_hasher(env: &Env) -> KeyHasher {
     let secret = ["KEY_HASH_SECRET", "INGEST_SECRET"]
         .iter()
-        .find_map(|k| {
-            env.secret(k)
-                .ok()
-                .map(|v| v.to_string())
-                .filter(|v| !v.is_empty())
-        })
+        .find_map(|k| string_binding(env, k).filter(|v| !v.is_empty()))
         .unwrap_or_default();
     KeyHasher::new(&secret)
 }
 
 fn ingest_token(env: &Env) -> Option<String> {
-    env.secret("INGEST_SECRET")
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
+    string_binding(env, "INGEST_SECRET").filter(|v| !v.is_empty())
 }
 
 /// POSTs JSON to the ingest endpoint; any failure is an `Err` to count.
@@ -1071,7 +1078,7 @@ fn subrequest(
 
 /// The queue producer ([`queue::BINDING`]), when bound.
 fn ingest_queue(env: &Env) -> Option<Queue> {
-    env.queue(queue::BINDING).ok()
+    binding(env, queue::BINDING, "WorkerQueue").map(JsCast::unchecked_into)
 }
 
 /// Sends `messages` (carrying `count` records) to the queue in one batch.
@@ -1369,7 +1376,7 @@ async fn prepare(
     let flag_config_etag = url.param("flagConfigEtag");
     let served = SNAPSHOTS.with(|c| c.borrow().version(&environment));
     if sse::wanted_version(flag_config_etag.as_deref(), served).is_some()
-        && let Ok(namespace) = env.durable_object(POINTER_BINDING)
+        && let Some(namespace) = pointer_namespace(env)
     {
         ask_pointer(namespace, environment.clone(), served, true).await;
     }
