@@ -75,49 +75,51 @@ impl Settings {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+        // A number of seconds in `0..=max` as ms, else `default_ms`: one
+        // function for the five durations (not five inlined copies).
+        let ms = |k: &str, max: f64, default_ms: i64| {
+            nonempty(k)
+                .and_then(|v| parse_f64(&v))
+                .filter(|v| v.is_finite() && (0.0..=max).contains(v))
+                .map_or(default_ms, |s| (s * 1000.0) as i64)
+        };
         Settings {
-            snapshot_ttl_ms: nonempty("SNAPSHOT_TTL_SECONDS")
-                .and_then(|v| parse_f64(&v))
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map_or(DEFAULT_TTL_SECONDS as i64 * 1000, |s| (s * 1000.0) as i64),
-            whole_check_ms: nonempty("SNAPSHOT_WHOLE_CHECK_SECONDS")
-                .and_then(|v| parse_f64(&v))
-                .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
-                .map_or(DEFAULT_WHOLE_CHECK_SECONDS as i64 * 1000, |s| {
-                    (s * 1000.0) as i64
-                }),
+            snapshot_ttl_ms: ms(
+                "SNAPSHOT_TTL_SECONDS",
+                f64::INFINITY,
+                DEFAULT_TTL_SECONDS as i64 * 1000,
+            ),
+            whole_check_ms: ms(
+                "SNAPSHOT_WHOLE_CHECK_SECONDS",
+                86_400.0,
+                DEFAULT_WHOLE_CHECK_SECONDS as i64 * 1000,
+            ),
             allowed_origins: nonempty("ALLOWED_ORIGINS").unwrap_or_default(),
             anon_cookie: nonempty("ANON_COOKIE").unwrap_or_else(|| DEFAULT_ANON_COOKIE.into()),
             anon_cookie_same_site: nonempty("ANON_COOKIE_SAMESITE")
                 .and_then(|v| SameSite::parse(&v))
                 .unwrap_or(SameSite::Lax),
             ingest_url: nonempty("INGEST_URL"),
-            ingest_flush_ms: nonempty("INGEST_FLUSH_SECONDS")
-                .and_then(|v| parse_f64(&v))
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map_or(
-                    (crate::ingest::DEFAULT_FLUSH_SECONDS * 1000.0) as i64,
-                    |s| (s * 1000.0) as i64,
-                ),
-            exposure_dedup_ms: nonempty("EXPOSURE_DEDUP_SECONDS")
-                .and_then(|v| parse_f64(&v))
-                .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
-                .map_or(
-                    (crate::dedup::DEFAULT_WINDOW_SECONDS * 1000.0) as i64,
-                    |s| (s * 1000.0) as i64,
-                ),
+            ingest_flush_ms: ms(
+                "INGEST_FLUSH_SECONDS",
+                f64::INFINITY,
+                (crate::ingest::DEFAULT_FLUSH_SECONDS * 1000.0) as i64,
+            ),
+            exposure_dedup_ms: ms(
+                "EXPOSURE_DEDUP_SECONDS",
+                86_400.0,
+                (crate::dedup::DEFAULT_WINDOW_SECONDS * 1000.0) as i64,
+            ),
             allow_time_override: nonempty("ALLOW_TIME_OVERRIDE").as_deref() == Some("1"),
             edge_attributes: nonempty("EDGE_ATTRIBUTES").as_deref() != Some("0"),
             rate_limit_period_secs: crate::ratelimit::period_seconds(
                 nonempty("RATE_LIMIT_PERIOD_SECONDS").as_deref(),
             ),
-            pointer_check_ms: nonempty("POINTER_CHECK_SECONDS")
-                .and_then(|v| parse_f64(&v))
-                .filter(|v| v.is_finite() && (0.0..=3600.0).contains(v))
-                .map_or(
-                    (crate::pointer::DEFAULT_CHECK_SECONDS * 1000.0) as i64,
-                    |s| (s * 1000.0) as i64,
-                ),
+            pointer_check_ms: ms(
+                "POINTER_CHECK_SECONDS",
+                3600.0,
+                (crate::pointer::DEFAULT_CHECK_SECONDS * 1000.0) as i64,
+            ),
         }
     }
 }
