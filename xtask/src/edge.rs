@@ -98,9 +98,6 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     cmd.env("WASM_BINDGEN_BIN", this)
         .env(bindgen_trim::REAL_VAR, &tools.wasm_bindgen)
         .env(bindgen_trim::UNUSED_HANDLERS_VAR, unused.join(","));
-    if let Some(flags) = registry_remaps() {
-        cmd.env(TARGET_RUSTFLAGS_VAR, flags);
-    }
     ctx.step("build the edge worker (worker-build, profile wasm)", cmd)?;
 
     let out = ctx.root.join(BUILD_DIR);
@@ -124,42 +121,6 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
         );
     }
     Ok(out)
-}
-
-/// Cargo's rustflags for the worker's target only (build scripts and
-/// proc-macros, built for the host, keep theirs).
-const TARGET_RUSTFLAGS_VAR: &str = "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS";
-
-/// `--remap-path-prefix` flags shortening the paths of crates from the
-/// registry (`$CARGO_HOME/registry/src/index.crates.io-…/serde_json-1.x/src/de.rs`
-/// becomes `serde_json-1.x/src/de.rs`) in the panic locations the module
-/// carries in its data segment: ≈ 60 bytes of prefix per source file that
-/// can panic. The workspace's own files are already relative, and the
-/// standard library's (`/rustc/<hash>/library/…`) come prebuilt, so no flag
-/// shortens them. `None` (nothing remapped) when rustflags for the target
-/// are set already (they are not overridden), or when a path has a space
-/// (the variable is split on spaces).
-fn registry_remaps() -> Option<String> {
-    if std::env::var_os(TARGET_RUSTFLAGS_VAR).is_some() {
-        return None;
-    }
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    let mut flags = Vec::new();
-    for entry in std::fs::read_dir(cargo_home.join("registry/src"))
-        .ok()?
-        .flatten()
-    {
-        let dir = entry.path();
-        let dir = dir.to_str()?;
-        if dir.contains(char::is_whitespace) {
-            return None;
-        }
-        flags.push(format!("--remap-path-prefix={dir}/="));
-    }
-    flags.sort();
-    (!flags.is_empty()).then(|| flags.join(" "))
 }
 
 /// Removes the `name` custom section from the built module. The `wasm`
