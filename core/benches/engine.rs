@@ -1,14 +1,15 @@
 //! Criterion benchmarks of the hot paths: one evaluation, evaluate-all over
 //! 500 flags (with the conditions repeated across flags, as in most
 //! snapshots, and with every condition distinct), and loading a 1,000-flag
-//! snapshot.
+//! snapshot, from JSON and packed.
 //!
 //! Run: `cargo bench -p bunting-core --bench engine`.
 
 use std::hint::black_box;
 
+use bunting_core::packed::pack;
 use bunting_core::snapshot::{checksum, parse_json, seal};
-use bunting_core::{Context, Engine};
+use bunting_core::{Context, Engine, ParsedSnapshot};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
@@ -118,6 +119,26 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("  of which: checksum", |b| {
         b.iter(|| black_box(checksum(black_box(&parsed))))
+    });
+    group.finish();
+
+    // The same snapshot packed (sealed: the reader checks the digest, not
+    // the checksum), as the edge and the server SDKs load it.
+    let packed = pack(&ParsedSnapshot::parse(&thousand).expect("parses")).expect("packs");
+    println!("1,000-flag snapshot: {} bytes packed", packed.len());
+    let mut group = c.benchmark_group("load packed");
+    group.sample_size(50);
+    group.bench_function(
+        "packed load, 1,000 flags (read + verify digest + compile)",
+        |b| {
+            b.iter(|| {
+                let parsed = ParsedSnapshot::from_packed(black_box(&packed)).expect("reads");
+                black_box(Engine::from_parsed(&parsed).expect("loads"))
+            })
+        },
+    );
+    group.bench_function("  of which: read (with digest)", |b| {
+        b.iter(|| black_box(ParsedSnapshot::from_packed(black_box(&packed)).expect("reads")))
     });
     group.finish();
 }
