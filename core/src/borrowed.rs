@@ -452,7 +452,7 @@ pub(crate) struct Flag<'a> {
     #[serde(borrow)]
     pub off_variant: Str<'a>,
     #[serde(default, borrow)]
-    pub rules: Vec<Rule<'a>>,
+    pub rules: Rules<'a>,
     #[serde(borrow)]
     pub fallthrough: Serve<'a>,
     #[serde(default, borrow)]
@@ -493,6 +493,41 @@ impl FlagMetadata<'_> {
             owner: self.owner.as_deref().map(str::to_string),
             tags: self.tags.iter().map(|t| String::from(&**t)).collect(),
         }
+    }
+}
+
+/// A flag's rules: its own (read from a document), or a list the packed
+/// reader shares among the flags whose rules are the same packed rules in
+/// the same order. Compiling shares the compiled rules of such flags when
+/// their variants are shared too (see [`crate::compile`]). Deserializes
+/// as a `Vec` does, with its messages.
+#[derive(Debug, Clone)]
+pub(crate) enum Rules<'a> {
+    /// Read from a document or viewed from a model.
+    Own(Vec<Rule<'a>>),
+    /// From a packed snapshot, one list for every flag that has it.
+    Shared(std::sync::Arc<[Rule<'a>]>),
+}
+
+impl Default for Rules<'_> {
+    fn default() -> Self {
+        Rules::Own(Vec::new())
+    }
+}
+
+impl<'a> Deref for Rules<'a> {
+    type Target = [Rule<'a>];
+    fn deref(&self) -> &[Rule<'a>] {
+        match self {
+            Rules::Own(rules) => rules,
+            Rules::Shared(rules) => rules,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Rules<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Rules<'a>, D::Error> {
+        Vec::deserialize(d).map(Rules::Own)
     }
 }
 
@@ -640,7 +675,7 @@ impl<'a> Flag<'a> {
             variants: Variants::Model(&f.variants),
             enabled: f.enabled,
             off_variant: Str::of(&f.off_variant),
-            rules: f.rules.iter().map(Rule::of).collect(),
+            rules: Rules::Own(f.rules.iter().map(Rule::of).collect()),
             fallthrough: Serve::of(&f.fallthrough),
             prerequisites: f
                 .prerequisites

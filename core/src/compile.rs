@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::borrowed::{Flag, Rule, Segment, Serve, Snapshot, same_value};
+use crate::borrowed::{Flag, Rule, Rules, Segment, Serve, Snapshot, same_value};
 use crate::bucket::{BUCKETS, Bucketer, percent_to_buckets};
 use crate::model::{DEFAULT_BUCKET_BY, FlagMetadata, FlagType, SCHEMA_VERSION};
 use crate::numtext;
@@ -87,7 +87,8 @@ pub(crate) struct CFlag {
     /// variants (names and values, written alike).
     pub variants: Variants,
     pub off: usize,
-    pub rules: Box<[CRule]>,
+    /// Shared by the flags with the same packed rule list and variants.
+    pub rules: Arc<[CRule]>,
     pub fallthrough: CServe,
     pub bucketer: Bucketer,
     pub metadata: FlagMetadata,
@@ -236,7 +237,7 @@ impl Compiled {
         self.flags
             .iter()
             .filter(|f| f.broken().is_none())
-            .flat_map(|f| &f.rules)
+            .flat_map(|f| f.rules.iter())
             .any(|r| r.condition.reads_now())
             || self
                 .segments
@@ -259,7 +260,7 @@ impl Compiled {
         };
         let mut first = first_use.iter();
         for flag in &self.flags {
-            for rule in &flag.rules {
+            for rule in flag.rules.iter() {
                 if first.next().copied().unwrap_or(true) {
                     rule.condition.for_each_root(&mut add);
                 }
@@ -658,6 +659,12 @@ struct Shared<'s> {
     /// copy of the hash table's code for both.
     variants: FastMap<u64, Vec<usize>>,
     variant_sets: Vec<Variants>,
+    /// Compiled rule lists by a hash of their key (the packed rule list's
+    /// and the variants' addresses): positions in `rule_lists`.
+    rule_list_at: FastMap<u64, Vec<usize>>,
+    rule_lists: Vec<(ListKey, Arc<[CRule]>)>,
+    /// The rules of every flag without any.
+    no_rules: Option<Arc<[CRule]>>,
     /// The ids of the flag's rules so far.
     seen_ids: Vec<Arc<str>>,
     /// The ranges of the rollout being compiled.
@@ -683,6 +690,25 @@ impl<'s> Shared<'s> {
                 Arc::clone(&self.default_ids[j])
             }
         }
+    }
+
+    /// The compiled rules kept for `key` (see `rule_lists`), if any.
+    fn rule_list(&self, key: ListKey) -> Option<Arc<[CRule]>> {
+        let same = self.rule_list_at.get(&list_hash(key))?;
+        same.iter()
+            .map(|&at| &self.rule_lists[at])
+            .find(|(k, _)| *k == key)
+            .map(|(_, rules)| Arc::clone(rules))
+    }
+
+    /// Keeps `rules`, compiled without problems, for the flags after with
+    /// the same `key`.
+    fn keep_rule_list(&mut self, key: ListKey, rules: &Arc<[CRule]>) {
+        self.rule_list_at
+            .entry(list_hash(key))
+            .or_default()
+            .push(self.rule_lists.len());
+        self.rule_lists.push((key, Arc::clone(rules)));
     }
 
     /// The rollout `ranges`, shared.
@@ -723,6 +749,16 @@ impl<'s> Shared<'s> {
         self.variant_sets.push(Arc::clone(&new));
         new
     }
+}
+
+/// What flags whose compiled rules are the same have in common: the
+/// address of their packed rule list and of their compiled variants.
+type ListKey = (usize, usize);
+
+/// A hash of a rule list's key.
+fn list_hash(key: ListKey) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(key)
 }
 
 fn owned_variants(variants: &crate::borrowed::Variants<'_>) -> Variants {
@@ -886,55 +922,80 @@ fn compile_flag<'s>(
         }
     };
 
-    let mut rules = Vec::with_capacity(flag.rules.len());
-    // Few rules: a scan is cheaper than hashing, many: the positions of
-    // the ids seen by a hash of their text (the map type of the shared
-    // rollouts and variants, so no hash table code of its own).
-    let mut many_ids = (flag.rules.len() > 16).then(FastMap::<u64, Vec<usize>>::default);
-    shared.seen_ids.clear();
-    for (j, rule) in flag.rules.iter().enumerate() {
-        let id = shared.rule_id(rule.id.as_deref(), j);
-        let seen = &shared.seen_ids;
-        let duplicate = match &mut many_ids {
-            Some(by_hash) => {
-                use std::hash::BuildHasher;
-                let hash = foldhash::fast::FixedState::default().hash_one(&*id);
-                let same = by_hash.entry(hash).or_default();
-                let duplicate = same.iter().any(|&at| seen[at] == id);
-                same.push(seen.len());
-                duplicate
-            }
-            None => seen.contains(&id),
-        };
-        shared.seen_ids.push(Arc::clone(&id));
-        if duplicate {
-            cx.add(
-                flag_at(format!("rules[{j}].id")),
-                format!("duplicate rule id {id:?}"),
-            );
+    // The rules of flags that share a packed rule list and their variants
+    // compile alike: compiled once (when without problems) and shared.
+    let list_key = match &flag.rules {
+        Rules::Shared(list) if !list.is_empty() => Some((
+            Arc::as_ptr(list) as *const () as usize,
+            Arc::as_ptr(&variants) as *const () as usize,
+        )),
+        _ => None,
+    };
+    let rules = match list_key.and_then(|key| shared.rule_list(key)) {
+        Some(rules) => rules,
+        None if flag.rules.is_empty() => {
+            Arc::clone(shared.no_rules.get_or_insert_with(|| Arc::from(Vec::new())))
         }
-        let serve = compile_serve(cx, shared, &rule.serve, &|| format!("rules[{j}].serve"));
-        // A precompiled condition is shared already (the packed reader
-        // holds each distinct one once): no text to hash.
-        let compiled = match &rule.compiled {
-            Some(precompiled) => precompiled,
-            None => {
-                let at = position(&mut shared.conditions, &rule.condition, || {
-                    shared.compiled.push(rule_condition(rule, resolve));
-                    shared.compiled.len() - 1
-                });
-                &shared.compiled[at]
+        None => {
+            let before = cx.problems.len();
+            let mut rules = Vec::with_capacity(flag.rules.len());
+            // Few rules: a scan is cheaper than hashing, many: the positions of
+            // the ids seen by a hash of their text (the map type of the shared
+            // rollouts and variants, so no hash table code of its own).
+            let mut many_ids = (flag.rules.len() > 16).then(FastMap::<u64, Vec<usize>>::default);
+            shared.seen_ids.clear();
+            for (j, rule) in flag.rules.iter().enumerate() {
+                let id = shared.rule_id(rule.id.as_deref(), j);
+                let seen = &shared.seen_ids;
+                let duplicate = match &mut many_ids {
+                    Some(by_hash) => {
+                        use std::hash::BuildHasher;
+                        let hash = foldhash::fast::FixedState::default().hash_one(&*id);
+                        let same = by_hash.entry(hash).or_default();
+                        let duplicate = same.iter().any(|&at| seen[at] == id);
+                        same.push(seen.len());
+                        duplicate
+                    }
+                    None => seen.contains(&id),
+                };
+                shared.seen_ids.push(Arc::clone(&id));
+                if duplicate {
+                    cx.add(
+                        flag_at(format!("rules[{j}].id")),
+                        format!("duplicate rule id {id:?}"),
+                    );
+                }
+                let serve = compile_serve(cx, shared, &rule.serve, &|| format!("rules[{j}].serve"));
+                // A precompiled condition is shared already (the packed reader
+                // holds each distinct one once): no text to hash.
+                let compiled = match &rule.compiled {
+                    Some(precompiled) => precompiled,
+                    None => {
+                        let at = position(&mut shared.conditions, &rule.condition, || {
+                            shared.compiled.push(rule_condition(rule, resolve));
+                            shared.compiled.len() - 1
+                        });
+                        &shared.compiled[at]
+                    }
+                };
+                match compiled {
+                    Ok(condition) => rules.push(CRule {
+                        id,
+                        condition: Arc::clone(condition),
+                        serve,
+                    }),
+                    Err(e) => cx.parse_error(flag_at(format!("rules[{j}].condition")), e),
+                }
             }
-        };
-        match compiled {
-            Ok(condition) => rules.push(CRule {
-                id,
-                condition: Arc::clone(condition),
-                serve,
-            }),
-            Err(e) => cx.parse_error(flag_at(format!("rules[{j}].condition")), e),
+            let rules: Arc<[CRule]> = Arc::from(rules);
+            if let Some(key) = list_key
+                && cx.problems.len() == before
+            {
+                shared.keep_rule_list(key, &rules);
+            }
+            rules
         }
-    }
+    };
     let fallthrough = compile_serve(cx, shared, &flag.fallthrough, &|| "fallthrough".to_string());
 
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
@@ -1001,7 +1062,7 @@ fn compile_flag<'s>(
         client_side: flag.client_side,
         variants,
         off,
-        rules: rules.into_boxed_slice(),
+        rules,
         fallthrough,
         bucketer: Bucketer::new(flag.salt.as_deref().unwrap_or(&flag.key)),
         metadata: flag.metadata.to_model(),

@@ -253,7 +253,7 @@ impl Engine {
         let mut rule_conditions = Vec::new();
         for flag in &compiled.flags {
             rule_start.push(rule_conditions.len() as u32);
-            for rule in &flag.rules {
+            for rule in flag.rules.iter() {
                 let next = numbers.len() as u32;
                 let n = *numbers
                     .entry(std::sync::Arc::as_ptr(&rule.condition))

@@ -80,6 +80,58 @@ const FULL: &str = r#"{"schemaVersion": 1, "environment": "pro\"d", "version": 1
                {"key": "t", "condition": "segment(\"s\")"}, {"key": "u"}],
   "layers": [{"key": "l", "salt": "x", "bucketBy": "k"}, {"key": "m"}]}"#;
 
+/// Flags with the same rules (one packed rule list), some with the same
+/// variants (whose compiled rules are shared), some with other variants
+/// or with problems in their rules (reported for every flag that has
+/// them): rule lists in the same and in another order, an unknown
+/// variant, a duplicate id, a condition that does not parse.
+const SHARED_RULES: &str = r#"{"schemaVersion": 1, "environment": "e", "version": 1,
+  "generatedAt": "2026-11-25T00:00:00Z",
+  "flags": [
+    {"key": "a", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}}],
+     "fallthrough": {"variant": "off"}},
+    {"key": "b", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}}],
+     "fallthrough": {"variant": "on"}, "metadata": {"description": "b", "owner": "o", "tags": ["t"]}},
+    {"key": "c", "type": "string", "variants": {"on": "ON", "off": "off", "more": "m"}, "offVariant": "more",
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}}],
+     "fallthrough": {"variant": "off"}},
+    {"key": "d", "type": "string", "variants": {"off": "off", "other": "o"}, "offVariant": "off",
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}}],
+     "fallthrough": {"variant": "off"}},
+    {"key": "e", "type": "string", "variants": {"off": "off", "other": "o"}, "offVariant": "other",
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}}],
+     "fallthrough": {"variant": "off"}},
+    {"key": "f", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "rules": [{"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}},
+               {"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}}],
+     "fallthrough": {"variant": "off"}},
+    {"key": "g", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}}],
+     "fallthrough": {"variant": "off"}},
+    {"key": "h", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}}],
+     "fallthrough": {"variant": "off"}},
+    {"key": "i", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "rules": [{"condition": "plan ==", "serve": {"variant": "on"}}], "fallthrough": {"variant": "off"}},
+    {"key": "j", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "rules": [{"condition": "plan ==", "serve": {"variant": "on"}}], "fallthrough": {"variant": "off"}},
+    {"key": "k", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "enabled": false, "fallthrough": {"variant": "off"},
+     "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
+               {"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}}]},
+    {"key": "l", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "fallthrough": {"variant": "on"}, "metadata": {"tags": ["a", "b", "c"]}}
+  ]}"#;
+
 /// Contexts with the times to evaluate them at.
 type Contexts = Vec<(Value, i64)>;
 
@@ -114,6 +166,11 @@ fn documents() -> Vec<(String, String, Contexts)> {
     }
     docs.push(("bench-like".into(), bench_like(), generic.clone()));
     docs.push(("full".into(), FULL.to_string(), generic.clone()));
+    docs.push((
+        "shared rules".into(),
+        SHARED_RULES.to_string(),
+        generic.clone(),
+    ));
     let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(FULL).unwrap());
     docs.push(("full, pretty".into(), pretty.unwrap(), generic));
     docs
@@ -237,6 +294,59 @@ fn checksums_and_problems_survive_packing() {
             "missing {want:?} in {problems:#?}"
         );
     }
+}
+
+/// Flags that share a packed rule list each report the problems of their
+/// rules, and answer with their own variants.
+#[test]
+fn shared_rules_report_and_answer_per_flag() {
+    let bytes = pack(&ParsedSnapshot::parse(SHARED_RULES).unwrap()).unwrap();
+    let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+    let (engine, problems) = Engine::from_parsed_lenient(&packed);
+    let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    for flag in ["d", "e"] {
+        for rule in [
+            "rules[0].serve.variant",
+            "rules[1].serve.rollout[0].variant",
+        ] {
+            let want = format!(
+                "{flag}: flags[{}].{rule}: unknown variant \"on\"",
+                if flag == "d" { 3 } else { 4 }
+            );
+            assert!(
+                problems.contains(&want),
+                "missing {want:?} in {problems:#?}"
+            );
+        }
+    }
+    for (flag, at) in [("g", 6), ("h", 7)] {
+        let want = format!("{flag}: flags[{at}].rules[1].id: duplicate rule id \"x\"");
+        assert!(
+            problems.contains(&want),
+            "missing {want:?} in {problems:#?}"
+        );
+    }
+    for (flag, at) in [("i", 8), ("j", 9)] {
+        let want = format!("{flag}: flags[{at}].rules[0].condition");
+        assert!(
+            problems.iter().any(|p| p.starts_with(&want)),
+            "missing {want:?} in {problems:#?}"
+        );
+    }
+    let pro = json!({"targetingKey": "u", "plan": "pro"});
+    let value = |key: &str| engine.evaluate(key, &pro, 0).value.map(|v| v.into_owned());
+    assert_eq!(value("a"), Some(json!("on")));
+    assert_eq!(value("c"), Some(json!("ON")));
+    assert_eq!(value("k"), Some(json!("off")));
+    let us = json!({"targetingKey": "u", "country": "US"});
+    assert_eq!(
+        engine.evaluate("a", &us, 0).rule_id.as_deref(),
+        Some("rule-1")
+    );
+    assert_eq!(
+        engine.evaluate("f", &us, 0).rule_id.as_deref(),
+        Some("rule-0")
+    );
 }
 
 /// The conformance suite passes on engines loaded from packed snapshots.

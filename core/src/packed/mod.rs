@@ -124,10 +124,10 @@ use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
 use crate::borrowed::{
-    Flag, FlagMetadata, Layer, LayerSlot, Prerequisite, Rule, Schedule, ScheduleStep, Segment,
-    Serve, Small, Snapshot, Str, Variants, WeightedVariant,
+    Flag, FlagMetadata, Layer, LayerSlot, Prerequisite, Rule, Rules, Schedule, ScheduleStep,
+    Segment, Serve, Small, Snapshot, Str, Variants, WeightedVariant,
 };
-use crate::compile::Precompiled;
+use crate::compile::{FastMap, Precompiled};
 use crate::model::FlagType;
 use crate::parsed::ParsedSnapshot;
 
@@ -460,6 +460,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ParsedSnapshot<'_>, PackedError> {
     })
 }
 
+/// A rule list shared by the flags that have it.
+type SharedRules<'a> = Arc<[Rule<'a>]>;
+
 /// Reads the parts of a packed snapshot in order.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -474,6 +477,14 @@ struct Reader<'a> {
     rules: Vec<Rule<'a>>,
     /// Version 2: the rule conditions, text and tree.
     conditions: Vec<(Str<'a>, Precompiled)>,
+    /// The flags' distinct rule lists by a hash of their indices:
+    /// positions in `lists`.
+    list_at: FastMap<u64, Vec<usize>>,
+    /// Each distinct rule list: its indices into `rules`, and the rules,
+    /// shared by the flags that have it.
+    lists: Vec<(Box<[usize]>, SharedRules<'a>)>,
+    /// The indices of the flag being read.
+    indices: Vec<usize>,
     /// One past the highest segment position a tree cites.
     segments_cited: usize,
 }
@@ -488,6 +499,9 @@ impl<'a> Reader<'a> {
             serves: Vec::new(),
             rules: Vec::new(),
             conditions: Vec::new(),
+            list_at: FastMap::default(),
+            lists: Vec::new(),
+            indices: Vec::new(),
             segments_cited: 0,
         }
     }
@@ -744,6 +758,42 @@ impl<'a> Reader<'a> {
         self.item(|r| &r.serves, "a serve index past the serves")
     }
 
+    /// A flag's rules (a list of indices into `rules`), shared with the
+    /// flags before it that have the same list.
+    fn flag_rules(&mut self) -> Result<Rules<'a>, PackedError> {
+        let n = self.count(1)?;
+        if n == 0 {
+            return Ok(Rules::default());
+        }
+        let mut indices = std::mem::take(&mut self.indices);
+        indices.clear();
+        for _ in 0..n {
+            let i = self.int()?;
+            match usize::try_from(i).ok().filter(|&i| i < self.rules.len()) {
+                Some(i) => indices.push(i),
+                None => return Err(self.corrupt("a rule index past the rules")),
+            }
+        }
+        let hash = {
+            use std::hash::BuildHasher;
+            foldhash::fast::FixedState::default().hash_one(&indices[..])
+        };
+        let same = self.list_at.entry(hash).or_default();
+        let rules = match same.iter().find(|&&at| *self.lists[at].0 == *indices) {
+            Some(&at) => Arc::clone(&self.lists[at].1),
+            None => {
+                let rules: SharedRules<'a> =
+                    indices.iter().map(|&i| self.rules[i].clone()).collect();
+                same.push(self.lists.len());
+                self.lists
+                    .push((Box::from(&indices[..]), Arc::clone(&rules)));
+                rules
+            }
+        };
+        self.indices = indices;
+        Ok(Rules::Shared(rules))
+    }
+
     fn flag(&mut self) -> Result<Flag<'a>, PackedError> {
         let key = self.str()?;
         let flag_type = *TYPES
@@ -760,7 +810,7 @@ impl<'a> Reader<'a> {
             .map(|set| Variants::Shared(Arc::clone(set)))
             .ok_or_else(|| self.corrupt("a variant set index past the sets"))?;
         let off_variant = self.str()?;
-        let rules = self.list(1, |r| r.item(|r| &r.rules, "a rule index past the rules"))?;
+        let rules = self.flag_rules()?;
         let fallthrough = self.serve_ref()?;
         let prerequisites = self.list(2, |r| {
             Ok(Prerequisite {

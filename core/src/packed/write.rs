@@ -71,7 +71,7 @@ fn precompile<'s>(
     let index = segment_index(&s.segments);
     let resolve = |name: &str| resolve_segment(&index, name);
     let mut rules = foldhash::HashMap::default();
-    for rule in s.flags.iter().flat_map(|f| &f.rules) {
+    for rule in s.flags.iter().flat_map(|f| f.rules.iter()) {
         rules
             .entry(&*rule.condition)
             .or_insert_with(|| rule_condition(rule, &resolve));
@@ -431,7 +431,7 @@ impl<'s> Writer<'s> {
         put_int(out, u64::from(set));
         self.str(out, &f.off_variant);
         put_int(out, f.rules.len() as u64);
-        for r in &f.rules {
+        for r in f.rules.iter() {
             let i = self.intern(
                 |w| &mut w.rules,
                 |w, buf| {
