@@ -91,12 +91,79 @@ pub(crate) struct CFlag {
     pub rules: Arc<[CRule]>,
     pub fallthrough: CServe,
     pub bucketer: Bucketer,
-    pub metadata: FlagMetadata,
+    /// Built on first use: [`Compiled::metadata`].
+    pub metadata: LazyMetadata,
     /// The answer when it cannot depend on the context: the off variant of
     /// a disabled flag, or the fixed fallthrough of a flag without rules
     /// and prerequisites. Set once the whole snapshot is checked.
     pub fixed: Option<(usize, Reason)>,
     pub extra: Option<Box<CFlagExtra>>,
+}
+
+/// A flag's metadata, built on first use ([`MetadataTexts::get`]) from
+/// the snapshot's metadata texts, so that loading allocates nothing per
+/// flag for it.
+#[derive(Debug, Clone)]
+pub(crate) struct LazyMetadata {
+    /// Where the flag's texts start in [`MetadataTexts::text`].
+    text: usize,
+    /// Its lengths, `MetadataTexts::lengths[from..to]`: none for empty
+    /// metadata, else the description's and the owner's (0 for none,
+    /// the length + 1 otherwise), then the tags'.
+    from: usize,
+    to: usize,
+    built: std::sync::OnceLock<FlagMetadata>,
+}
+
+/// The metadata texts of every flag, back to back (see [`LazyMetadata`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MetadataTexts {
+    text: String,
+    lengths: Vec<usize>,
+}
+
+impl MetadataTexts {
+    /// Keeps `metadata`'s texts; what builds it again on first use.
+    fn add(&mut self, metadata: &crate::borrowed::FlagMetadata<'_>) -> LazyMetadata {
+        let (text, from) = (self.text.len(), self.lengths.len());
+        let m = metadata;
+        if m.description.is_some() || m.owner.is_some() || !m.tags.is_empty() {
+            for s in [&m.description, &m.owner] {
+                self.lengths.push(s.as_ref().map_or(0, |s| s.len() + 1));
+                self.text.push_str(s.as_deref().unwrap_or(""));
+            }
+            for tag in m.tags.iter() {
+                self.lengths.push(tag.len());
+                self.text.push_str(tag);
+            }
+        }
+        LazyMetadata {
+            text,
+            from,
+            to: self.lengths.len(),
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The metadata of a flag, built the first time it is asked for:
+    /// what the flag's `metadata` says, as the model holds it.
+    pub(crate) fn get<'e>(&self, metadata: &'e LazyMetadata) -> &'e FlagMetadata {
+        metadata.built.get_or_init(|| {
+            let mut out = FlagMetadata::default();
+            let mut at = metadata.text;
+            for (k, &len) in self.lengths[metadata.from..metadata.to].iter().enumerate() {
+                let len = if k < 2 { len.saturating_sub(1) } else { len };
+                let s = self.text[at..at + len].to_string();
+                at += len;
+                match k {
+                    0 => out.description = (self.lengths[metadata.from] > 0).then_some(s),
+                    1 => out.owner = (self.lengths[metadata.from + 1] > 0).then_some(s),
+                    _ => out.tags.push(s),
+                }
+            }
+            out
+        })
+    }
 }
 
 /// A compiled flag's variants: `(name, value)` sorted by name.
@@ -228,6 +295,8 @@ pub(crate) struct Compiled {
     pub index: FlagIndex,
     pub segments: Vec<CSegment>,
     pub layers: Vec<CLayer>,
+    /// The flags' metadata texts.
+    pub metadata: MetadataTexts,
 }
 
 impl Compiled {
@@ -490,6 +559,7 @@ pub(crate) fn compile(snapshot: &Snapshot<'_>, checksum: Checksum) -> (Compiled,
             index,
             segments,
             layers,
+            metadata: shared.metadata,
         },
         cx.problems,
     )
@@ -665,6 +735,8 @@ struct Shared<'s> {
     rule_lists: Vec<(ListKey, Arc<[CRule]>)>,
     /// The rules of every flag without any.
     no_rules: Option<Arc<[CRule]>>,
+    /// The flags' metadata texts.
+    metadata: MetadataTexts,
     /// The ids of the flag's rules so far.
     seen_ids: Vec<Arc<str>>,
     /// The ranges of the rollout being compiled.
@@ -1065,7 +1137,7 @@ fn compile_flag<'s>(
         rules,
         fallthrough,
         bucketer: Bucketer::new(flag.salt.as_deref().unwrap_or(&flag.key)),
-        metadata: flag.metadata.to_model(),
+        metadata: shared.metadata.add(&flag.metadata),
         fixed: None,
         extra,
     }

@@ -567,7 +567,7 @@ impl Engine {
     fn fail<'a>(&'a self, flag: &'a CFlag, code: ErrorCode, message: String) -> Evaluation<'a> {
         Evaluation {
             key: Cow::Borrowed(&flag.key),
-            metadata: Some(Cow::Borrowed(&flag.metadata)),
+            metadata: Some(Cow::Borrowed(self.compiled.metadata.get(&flag.metadata))),
             ..Evaluation::error(String::new(), code, message)
         }
     }
@@ -676,7 +676,7 @@ impl Engine {
             error_message: None,
             rule_id: rule.map(Cow::Borrowed),
             prerequisite_failed: None,
-            metadata: Some(Cow::Borrowed(&flag.metadata)),
+            metadata: Some(Cow::Borrowed(self.compiled.metadata.get(&flag.metadata))),
         }
     }
 

@@ -349,6 +349,34 @@ fn shared_rules_report_and_answer_per_flag() {
     );
 }
 
+/// Every flag's metadata (built on first use) is the model's, from the
+/// document and from its packed form, the first time and after.
+#[test]
+fn metadata_is_the_models() {
+    for (name, doc, _) in documents() {
+        let model = parse_json(&doc).unwrap();
+        let json = ParsedSnapshot::parse(&doc).unwrap();
+        let bytes = pack(&json).unwrap();
+        let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
+        for engine in [
+            Engine::from_parsed_lenient(&json).0,
+            Engine::from_parsed_lenient(&packed).0,
+        ] {
+            let mut seen = 0;
+            for key in engine.flag_keys() {
+                // The later of two flags with one key is the one evaluated.
+                let flag = model.flags.iter().rev().find(|f| f.key == key).unwrap();
+                for _ in 0..2 {
+                    let e = engine.evaluate(key, &json!({"targetingKey": "u"}), 0);
+                    assert_eq!(e.metadata.as_deref(), Some(&flag.metadata), "{name}: {key}");
+                }
+                seen += usize::from(flag.metadata != Default::default());
+            }
+            assert!(seen > 0 || !doc.contains("\"metadata\""), "{name}");
+        }
+    }
+}
+
 /// The conformance suite passes on engines loaded from packed snapshots.
 #[test]
 fn conformance_through_the_packed_form() {
