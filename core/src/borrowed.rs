@@ -455,6 +455,11 @@ pub(crate) struct Flag<'a> {
     pub rules: Rules<'a>,
     #[serde(borrow)]
     pub fallthrough: Serve<'a>,
+    /// The fallthrough's position among a packed snapshot's serves: flags
+    /// with the same one and the same variants compile it alike (see
+    /// [`crate::compile`]). `None` for a flag read from a document.
+    #[serde(skip)]
+    pub fallthrough_at: Option<usize>,
     #[serde(default, borrow)]
     pub prerequisites: Vec<Prerequisite<'a>>,
     #[serde(default, borrow)]
@@ -677,6 +682,7 @@ impl<'a> Flag<'a> {
             off_variant: Str::of(&f.off_variant),
             rules: Rules::Own(f.rules.iter().map(Rule::of).collect()),
             fallthrough: Serve::of(&f.fallthrough),
+            fallthrough_at: None,
             prerequisites: f
                 .prerequisites
                 .iter()

@@ -733,6 +733,10 @@ struct Shared<'s> {
     /// and the variants' addresses): positions in `rule_lists`.
     rule_list_at: FastMap<u64, Vec<usize>>,
     rule_lists: Vec<(ListKey, Arc<[CRule]>)>,
+    /// Compiled fallthroughs by a hash of their key (the packed serve's
+    /// position and the variants' address): positions in `fallthroughs`.
+    fallthrough_at: FastMap<u64, Vec<usize>>,
+    fallthroughs: Vec<(ListKey, CServe)>,
     /// The rules of every flag without any.
     no_rules: Option<Arc<[CRule]>>,
     /// The flags' metadata texts.
@@ -783,6 +787,25 @@ impl<'s> Shared<'s> {
         self.rule_lists.push((key, Arc::clone(rules)));
     }
 
+    /// The compiled fallthrough kept for `key`, if any.
+    fn fallthrough(&self, key: ListKey) -> Option<CServe> {
+        let same = self.fallthrough_at.get(&list_hash(key))?;
+        same.iter()
+            .map(|&at| &self.fallthroughs[at])
+            .find(|(k, _)| *k == key)
+            .map(|(_, serve)| serve.clone())
+    }
+
+    /// Keeps `serve`, compiled without problems, for the flags after with
+    /// the same `key`.
+    fn keep_fallthrough(&mut self, key: ListKey, serve: &CServe) {
+        self.fallthrough_at
+            .entry(list_hash(key))
+            .or_default()
+            .push(self.fallthroughs.len());
+        self.fallthroughs.push((key, serve.clone()));
+    }
+
     /// The rollout `ranges`, shared.
     fn rollout(&mut self, ranges: &[(u32, u32)]) -> Arc<[(u32, u32)]> {
         use std::hash::BuildHasher;
@@ -824,7 +847,8 @@ impl<'s> Shared<'s> {
 }
 
 /// What flags whose compiled rules are the same have in common: the
-/// address of their packed rule list and of their compiled variants.
+/// address of their packed rule list (or the position of their packed
+/// fallthrough) and of their compiled variants.
 type ListKey = (usize, usize);
 
 /// A hash of a rule list's key.
@@ -1068,7 +1092,23 @@ fn compile_flag<'s>(
             rules
         }
     };
-    let fallthrough = compile_serve(cx, shared, &flag.fallthrough, &|| "fallthrough".to_string());
+    // Likewise a packed fallthrough with the same variants.
+    let serve_key = flag
+        .fallthrough_at
+        .map(|at| (at, Arc::as_ptr(&variants) as *const () as usize));
+    let fallthrough = match serve_key.and_then(|key| shared.fallthrough(key)) {
+        Some(serve) => serve,
+        None => {
+            let before = cx.problems.len();
+            let serve = compile_serve(cx, shared, &flag.fallthrough, &|| "fallthrough".to_string());
+            if let Some(key) = serve_key
+                && cx.problems.len() == before
+            {
+                shared.keep_fallthrough(key, &serve);
+            }
+            serve
+        }
+    };
 
     let mut prerequisites = Vec::with_capacity(flag.prerequisites.len());
     for (j, pre) in flag.prerequisites.iter().enumerate() {

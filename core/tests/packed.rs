@@ -80,11 +80,12 @@ const FULL: &str = r#"{"schemaVersion": 1, "environment": "pro\"d", "version": 1
                {"key": "t", "condition": "segment(\"s\")"}, {"key": "u"}],
   "layers": [{"key": "l", "salt": "x", "bucketBy": "k"}, {"key": "m"}]}"#;
 
-/// Flags with the same rules (one packed rule list), some with the same
-/// variants (whose compiled rules are shared), some with other variants
-/// or with problems in their rules (reported for every flag that has
-/// them): rule lists in the same and in another order, an unknown
-/// variant, a duplicate id, a condition that does not parse.
+/// Flags with the same rules (one packed rule list) and fallthroughs,
+/// some with the same variants (whose compiled rules and fallthroughs are
+/// shared), some with other variants or with problems in their rules or
+/// fallthroughs (reported for every flag that has them): rule lists in
+/// the same and in another order, an unknown variant, a duplicate id, a
+/// condition that does not parse, weights that do not sum to 100.
 const SHARED_RULES: &str = r#"{"schemaVersion": 1, "environment": "e", "version": 1,
   "generatedAt": "2026-11-25T00:00:00Z",
   "flags": [
@@ -129,7 +130,11 @@ const SHARED_RULES: &str = r#"{"schemaVersion": 1, "environment": "e", "version"
      "rules": [{"id": "x", "condition": "plan == \"pro\"", "serve": {"variant": "on"}},
                {"condition": "country == \"US\"", "serve": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]}}]},
     {"key": "l", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
-     "fallthrough": {"variant": "on"}, "metadata": {"tags": ["a", "b", "c"]}}
+     "fallthrough": {"variant": "on"}, "metadata": {"tags": ["a", "b", "c"]}},
+    {"key": "m", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "fallthrough": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 40}]}},
+    {"key": "n", "type": "string", "variants": {"on": "on", "off": "off"}, "offVariant": "off",
+     "fallthrough": {"rollout": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 40}]}}
   ]}"#;
 
 /// Contexts with the times to evaluate them at.
@@ -296,8 +301,9 @@ fn checksums_and_problems_survive_packing() {
     }
 }
 
-/// Flags that share a packed rule list each report the problems of their
-/// rules, and answer with their own variants.
+/// Flags that share a packed rule list or fallthrough each report the
+/// problems of their rules and fallthrough, and answer with their own
+/// variants.
 #[test]
 fn shared_rules_report_and_answer_per_flag() {
     let bytes = pack(&ParsedSnapshot::parse(SHARED_RULES).unwrap()).unwrap();
@@ -326,6 +332,13 @@ fn shared_rules_report_and_answer_per_flag() {
             "missing {want:?} in {problems:#?}"
         );
     }
+    for (flag, at) in [("m", 12), ("n", 13)] {
+        let want = format!("{flag}: flags[{at}].fallthrough.rollout: weights sum to 90%, not 100%");
+        assert!(
+            problems.contains(&want),
+            "missing {want:?} in {problems:#?}"
+        );
+    }
     for (flag, at) in [("i", 8), ("j", 9)] {
         let want = format!("{flag}: flags[{at}].rules[0].condition");
         assert!(
@@ -338,6 +351,12 @@ fn shared_rules_report_and_answer_per_flag() {
     assert_eq!(value("a"), Some(json!("on")));
     assert_eq!(value("c"), Some(json!("ON")));
     assert_eq!(value("k"), Some(json!("off")));
+    let none = json!({"targetingKey": "u"});
+    let value = |key: &str| engine.evaluate(key, &none, 0).value.map(|v| v.into_owned());
+    assert_eq!(value("a"), Some(json!("off")));
+    assert_eq!(value("b"), Some(json!("on")));
+    assert_eq!(value("c"), Some(json!("off")));
+    assert_eq!(value("l"), Some(json!("on")));
     let us = json!({"targetingKey": "u", "country": "US"});
     assert_eq!(
         engine.evaluate("a", &us, 0).rule_id.as_deref(),

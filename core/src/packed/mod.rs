@@ -758,6 +758,15 @@ impl<'a> Reader<'a> {
         self.item(|r| &r.serves, "a serve index past the serves")
     }
 
+    /// A serve by its index into `serves`, and the index.
+    fn serve_at(&mut self) -> Result<(Serve<'a>, usize), PackedError> {
+        let i = self.int()?;
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| Some((self.serves.get(i)?.clone(), i)))
+            .ok_or_else(|| self.corrupt("a serve index past the serves"))
+    }
+
     /// A flag's rules (a list of indices into `rules`), shared with the
     /// flags before it that have the same list.
     fn flag_rules(&mut self) -> Result<Rules<'a>, PackedError> {
@@ -811,7 +820,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.corrupt("a variant set index past the sets"))?;
         let off_variant = self.str()?;
         let rules = self.flag_rules()?;
-        let fallthrough = self.serve_ref()?;
+        let (fallthrough, fallthrough_at) = self.serve_at()?;
         let prerequisites = self.list(2, |r| {
             Ok(Prerequisite {
                 flag: r.str()?,
@@ -842,6 +851,7 @@ impl<'a> Reader<'a> {
             off_variant,
             rules,
             fallthrough,
+            fallthrough_at: Some(fallthrough_at),
             prerequisites,
             salt,
             bucket_by,
