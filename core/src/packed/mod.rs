@@ -791,8 +791,11 @@ impl<'a> Reader<'a> {
         let rules = match same.iter().find(|&&at| *self.lists[at].0 == *indices) {
             Some(&at) => Arc::clone(&self.lists[at].1),
             None => {
-                let rules: SharedRules<'a> =
-                    indices.iter().map(|&i| self.rules[i].clone()).collect();
+                // Collected into a `Vec`, then moved into the `Arc`: in the
+                // edge bundle ~150 B gzipped less than collecting into the
+                // `Arc` (`Arc::from_iter_exact`), at no cost in speed.
+                let rules: Vec<Rule<'a>> = indices.iter().map(|&i| self.rules[i].clone()).collect();
+                let rules: SharedRules<'a> = Arc::from(rules);
                 same.push(self.lists.len());
                 self.lists
                     .push((Box::from(&indices[..]), Arc::clone(&rules)));
