@@ -510,8 +510,9 @@ impl FlagMetadata<'_> {
 pub(crate) enum Rules<'a> {
     /// Read from a document or viewed from a model.
     Own(Vec<Rule<'a>>),
-    /// From a packed snapshot, one list for every flag that has it.
-    Shared(std::sync::Arc<[Rule<'a>]>),
+    /// From a packed snapshot, one list for every flag that has it, and
+    /// its position among the snapshot's distinct rule lists.
+    Shared(std::sync::Arc<[Rule<'a>]>, usize),
 }
 
 impl Default for Rules<'_> {
@@ -525,7 +526,7 @@ impl<'a> Deref for Rules<'a> {
     fn deref(&self) -> &[Rule<'a>] {
         match self {
             Rules::Own(rules) => rules,
-            Rules::Shared(rules) => rules,
+            Rules::Shared(rules, _) => rules,
         }
     }
 }

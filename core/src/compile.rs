@@ -729,14 +729,11 @@ struct Shared<'s> {
     /// copy of the hash table's code for both.
     variants: FastMap<u64, Vec<usize>>,
     variant_sets: Vec<Variants>,
-    /// Compiled rule lists by a hash of their key (the packed rule list's
-    /// and the variants' addresses): positions in `rule_lists`.
-    rule_list_at: FastMap<u64, Vec<usize>>,
-    rule_lists: Vec<(ListKey, Arc<[CRule]>)>,
-    /// Compiled fallthroughs by a hash of their key (the packed serve's
-    /// position and the variants' address): positions in `fallthroughs`.
-    fallthrough_at: FastMap<u64, Vec<usize>>,
-    fallthroughs: Vec<(ListKey, CServe)>,
+    /// Compiled rule lists by the packed rule list's position (a small
+    /// dense number, so no hash table), each with its variants' address.
+    rule_lists: Vec<Vec<(usize, Arc<[CRule]>)>>,
+    /// Compiled fallthroughs by the packed serve's position, likewise.
+    fallthroughs: Vec<Vec<(usize, CServe)>>,
     /// The rules of every flag without any.
     no_rules: Option<Arc<[CRule]>>,
     /// The flags' metadata texts.
@@ -769,41 +766,37 @@ impl<'s> Shared<'s> {
     }
 
     /// The compiled rules kept for `key` (see `rule_lists`), if any.
-    fn rule_list(&self, key: ListKey) -> Option<Arc<[CRule]>> {
-        let same = self.rule_list_at.get(&list_hash(key))?;
-        same.iter()
-            .map(|&at| &self.rule_lists[at])
-            .find(|(k, _)| *k == key)
-            .map(|(_, rules)| Arc::clone(rules))
+    fn rule_list(&self, (at, vars): ListKey) -> Option<Arc<[CRule]>> {
+        let (_, rules) = self.rule_lists.get(at)?.iter().find(|(v, _)| *v == vars)?;
+        Some(Arc::clone(rules))
     }
 
     /// Keeps `rules`, compiled without problems, for the flags after with
     /// the same `key`.
-    fn keep_rule_list(&mut self, key: ListKey, rules: &Arc<[CRule]>) {
-        self.rule_list_at
-            .entry(list_hash(key))
-            .or_default()
-            .push(self.rule_lists.len());
-        self.rule_lists.push((key, Arc::clone(rules)));
+    fn keep_rule_list(&mut self, (at, vars): ListKey, rules: &Arc<[CRule]>) {
+        if self.rule_lists.len() <= at {
+            self.rule_lists.resize_with(at + 1, Vec::new);
+        }
+        self.rule_lists[at].push((vars, Arc::clone(rules)));
     }
 
     /// The compiled fallthrough kept for `key`, if any.
-    fn fallthrough(&self, key: ListKey) -> Option<CServe> {
-        let same = self.fallthrough_at.get(&list_hash(key))?;
-        same.iter()
-            .map(|&at| &self.fallthroughs[at])
-            .find(|(k, _)| *k == key)
-            .map(|(_, serve)| serve.clone())
+    fn fallthrough(&self, (at, vars): ListKey) -> Option<CServe> {
+        let (_, serve) = self
+            .fallthroughs
+            .get(at)?
+            .iter()
+            .find(|(v, _)| *v == vars)?;
+        Some(serve.clone())
     }
 
     /// Keeps `serve`, compiled without problems, for the flags after with
     /// the same `key`.
-    fn keep_fallthrough(&mut self, key: ListKey, serve: &CServe) {
-        self.fallthrough_at
-            .entry(list_hash(key))
-            .or_default()
-            .push(self.fallthroughs.len());
-        self.fallthroughs.push((key, serve.clone()));
+    fn keep_fallthrough(&mut self, (at, vars): ListKey, serve: &CServe) {
+        if self.fallthroughs.len() <= at {
+            self.fallthroughs.resize_with(at + 1, Vec::new);
+        }
+        self.fallthroughs[at].push((vars, serve.clone()));
     }
 
     /// The rollout `ranges`, shared.
@@ -847,15 +840,9 @@ impl<'s> Shared<'s> {
 }
 
 /// What flags whose compiled rules are the same have in common: the
-/// address of their packed rule list (or the position of their packed
-/// fallthrough) and of their compiled variants.
+/// position of their packed rule list (or of their packed fallthrough)
+/// and the address of their compiled variants.
 type ListKey = (usize, usize);
-
-/// A hash of a rule list's key.
-fn list_hash(key: ListKey) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::default().hash_one(key)
-}
 
 fn owned_variants(variants: &crate::borrowed::Variants<'_>) -> Variants {
     variants
@@ -1021,10 +1008,9 @@ fn compile_flag<'s>(
     // The rules of flags that share a packed rule list and their variants
     // compile alike: compiled once (when without problems) and shared.
     let list_key = match &flag.rules {
-        Rules::Shared(list) if !list.is_empty() => Some((
-            Arc::as_ptr(list) as *const () as usize,
-            Arc::as_ptr(&variants) as *const () as usize,
-        )),
+        Rules::Shared(list, at) if !list.is_empty() => {
+            Some((*at, Arc::as_ptr(&variants) as *const () as usize))
+        }
         _ => None,
     };
     let rules = match list_key.and_then(|key| shared.rule_list(key)) {

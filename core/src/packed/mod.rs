@@ -789,21 +789,22 @@ impl<'a> Reader<'a> {
         };
         let same = self.list_at.entry(hash).or_default();
         let rules = match same.iter().find(|&&at| *self.lists[at].0 == *indices) {
-            Some(&at) => Arc::clone(&self.lists[at].1),
+            Some(&at) => Rules::Shared(Arc::clone(&self.lists[at].1), at),
             None => {
                 // Collected into a `Vec`, then moved into the `Arc`: in the
                 // edge bundle ~150 B gzipped less than collecting into the
                 // `Arc` (`Arc::from_iter_exact`), at no cost in speed.
                 let rules: Vec<Rule<'a>> = indices.iter().map(|&i| self.rules[i].clone()).collect();
                 let rules: SharedRules<'a> = Arc::from(rules);
-                same.push(self.lists.len());
+                let at = self.lists.len();
+                same.push(at);
                 self.lists
                     .push((Box::from(&indices[..]), Arc::clone(&rules)));
-                rules
+                Rules::Shared(rules, at)
             }
         };
         self.indices = indices;
-        Ok(Rules::Shared(rules))
+        Ok(rules)
     }
 
     fn flag(&mut self) -> Result<Flag<'a>, PackedError> {
