@@ -783,10 +783,11 @@ impl<'a> Reader<'a> {
                 None => return Err(self.corrupt("a rule index past the rules")),
             }
         }
-        let hash = {
-            use std::hash::BuildHasher;
-            foldhash::fast::FixedState::default().hash_one(&indices[..])
-        };
+        // A plain fold of the indices (the map hashes it again): no
+        // instantiation of a hasher for a slice of indices of its own.
+        let hash = indices.iter().fold(n as u64, |h, &i| {
+            (h.rotate_left(5) ^ i as u64).wrapping_mul(0x517c_c1b7_2722_0a95)
+        });
         let same = self.list_at.entry(hash).or_default();
         let rules = match same.iter().find(|&&at| *self.lists[at].0 == *indices) {
             Some(&at) => Rules::Shared(Arc::clone(&self.lists[at].1), at),
