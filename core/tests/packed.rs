@@ -310,34 +310,31 @@ fn shared_rules_report_and_answer_per_flag() {
     let packed = ParsedSnapshot::from_packed(&bytes).unwrap();
     let (engine, problems) = Engine::from_parsed_lenient(&packed);
     let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-    for flag in ["d", "e"] {
+    let reported = |want: String| {
+        assert!(
+            problems.contains(&want),
+            "missing {want:?} in {problems:#?}"
+        )
+    };
+    for (flag, at) in [("d", 3), ("e", 4)] {
         for rule in [
             "rules[0].serve.variant",
             "rules[1].serve.rollout[0].variant",
         ] {
-            let want = format!(
-                "{flag}: flags[{}].{rule}: unknown variant \"on\"",
-                if flag == "d" { 3 } else { 4 }
-            );
-            assert!(
-                problems.contains(&want),
-                "missing {want:?} in {problems:#?}"
-            );
+            reported(format!(
+                "{flag}: flags[{at}].{rule}: unknown variant \"on\""
+            ));
         }
     }
     for (flag, at) in [("g", 6), ("h", 7)] {
-        let want = format!("{flag}: flags[{at}].rules[1].id: duplicate rule id \"x\"");
-        assert!(
-            problems.contains(&want),
-            "missing {want:?} in {problems:#?}"
-        );
+        reported(format!(
+            "{flag}: flags[{at}].rules[1].id: duplicate rule id \"x\""
+        ));
     }
     for (flag, at) in [("m", 12), ("n", 13)] {
-        let want = format!("{flag}: flags[{at}].fallthrough.rollout: weights sum to 90%, not 100%");
-        assert!(
-            problems.contains(&want),
-            "missing {want:?} in {problems:#?}"
-        );
+        reported(format!(
+            "{flag}: flags[{at}].fallthrough.rollout: weights sum to 90%, not 100%"
+        ));
     }
     for (flag, at) in [("i", 8), ("j", 9)] {
         let want = format!("{flag}: flags[{at}].rules[0].condition");
