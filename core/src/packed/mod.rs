@@ -755,7 +755,7 @@ impl<'a> Reader<'a> {
     }
 
     fn serve_ref(&mut self) -> Result<Serve<'a>, PackedError> {
-        self.item(|r| &r.serves, "a serve index past the serves")
+        self.serve_at().map(|(serve, _)| serve)
     }
 
     /// A serve by its index into `serves`, and the index.
