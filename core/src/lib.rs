@@ -26,6 +26,7 @@ pub mod conformance;
 pub mod context;
 mod engine;
 pub mod keyhash;
+pub mod lowercase;
 pub mod model;
 mod numtext;
 pub mod packed;

@@ -154,6 +154,18 @@ pub(crate) fn js_error_text(error: &JsValue, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.into())
 }
 
+/// Runs once when the module is instantiated: the rule language's
+/// `lower()` of non-ASCII text goes through JavaScript's
+/// `String.prototype.toLowerCase` (Unicode's default full case mapping,
+/// as `str::to_lowercase` gives), so the module carries no case tables
+/// (bunting-core is built without `unicode-lowercase`).
+#[wasm_bindgen(start)]
+fn install_lowercase() {
+    bunting_core::lowercase::install(|text| {
+        String::from(js_sys::JsString::from(text).to_lower_case())
+    });
+}
+
 /// The Workers runtime's `fetch` handler (what `#[event(fetch)]` would
 /// export): a `Response`, or a promise of one.
 #[wasm_bindgen]

@@ -135,7 +135,9 @@ fn operand<'a>(env: &Env<'a>, op: &'a Operand) -> V<'a> {
         },
         Operand::DateTime(inner) => as_time(operand(env, inner)).map_or(V::Missing, V::Time),
         Operand::Lower(inner) => match operand(env, inner) {
-            V::Str(s) => V::Str(Cow::Owned(s.to_lowercase())),
+            V::Str(s) => {
+                crate::lowercase::lowercase(&s).map_or(V::Missing, |l| V::Str(Cow::Owned(l)))
+            }
             _ => V::Missing,
         },
     }
