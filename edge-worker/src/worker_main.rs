@@ -44,6 +44,34 @@ extern "C" {
         key: &str,
         value_type: &str,
     ) -> std::result::Result<js_sys::Promise, JsValue>;
+
+    /// A Durable Object stub, for its `fetch` with a URL or a `Request`
+    /// alike (worker-sys binds the two forms as two imports).
+    type ObjectStub;
+    #[wasm_bindgen(method, catch, js_name = fetch)]
+    fn fetch_input(
+        this: &ObjectStub,
+        input: &JsValue,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
+}
+
+/// The raw `Response` of `input` (a URL or a `Request`) sent to the object
+/// `name` of `namespace` through its stub's own `fetch`: `worker`'s
+/// `Stub::fetch_with_request` converts the answer into a `worker::Response`
+/// (its headers, `cf` and web socket read too), and its body is then read
+/// through a JavaScript stream reader (a read, a promise and a wakeup per
+/// chunk, copied into a growing `Vec`), where `arrayBuffer()` reads it
+/// natively into one buffer. One function for the pointer's three callers
+/// ([`ask_pointer`], [`publish_to_pointer`], [`event_stream`]): each had
+/// its own copy of this await in its state machine.
+async fn stub_fetch(
+    namespace: &worker::ObjectNamespace,
+    name: &str,
+    input: &JsValue,
+) -> Result<web_sys::Response> {
+    let stub: ObjectStub = namespace.id_from_name(name)?.get_stub()?.into_rpc();
+    let answer = JsFuture::from(stub.fetch_input(input)?).await?;
+    Ok(answer.dyn_into()?)
 }
 
 /// `key`'s value in [`KV_BINDING`] as `value_type` (`"text"` or
@@ -701,29 +729,18 @@ async fn ask_pointer(
     }
     let mut question = Question(Some(environment.clone()));
     let result = async {
-        let stub = namespace
-            .id_from_name(&environment)
-            .and_then(|id| id.get_stub())
-            .map_err(|e| e.to_string())?;
         let have = have.map_or_else(|| "-1".to_string(), |v| v.to_string());
         // `pointer::TABLES_PARAM`, written out.
         let tables = if tables { "&tables=1" } else { "" };
-        // The stub's own `fetch`, for the raw `Response`: `worker`'s
-        // `Response::bytes` reads a fetched body through a JavaScript
-        // stream reader, a read, a promise and a wakeup per chunk, each
-        // chunk copied into a growing `Vec` (for a 680 KB snapshot most of
-        // a new version's cost through the pointer); `arrayBuffer()` reads
-        // it natively into one buffer, copied into wasm once, as KV's is.
-        let stub: worker::worker_sys::DurableObject = stub.into_rpc();
-        let js = |e: JsValue| worker::Error::from(e).to_string();
-        let promise = stub
-            .fetch_with_str(&format!("https://pointer/?have={have}{tables}"))
-            .map_err(js)?;
-        let resp: web_sys::Response = JsFuture::from(promise)
+        // The raw `Response` ([`stub_fetch`]): for a 680 KB snapshot,
+        // reading its body through a stream reader was most of a new
+        // version's cost through the pointer; `arrayBuffer()` reads it
+        // into one buffer, copied into wasm once, as KV's is.
+        let url = JsValue::from_str(&format!("https://pointer/?have={have}{tables}"));
+        let resp = stub_fetch(&namespace, &environment, &url)
             .await
-            .map_err(js)?
-            .dyn_into()
-            .map_err(js)?;
+            .map_err(|e| e.to_string())?;
+        let js = |e: JsValue| worker::Error::from(e).to_string();
         match resp.status() {
             204 => Ok(()),
             200 => {
@@ -791,15 +808,9 @@ async fn event_stream(req: &Incoming, url: &RequestUrl<'_>, env: &Env) -> Result
     if let Some(last) = req.headers().get("Last-Event-ID")? {
         headers.set("Last-Event-ID", &last)?;
     }
-    let stub = namespace.id_from_name(&environment)?.get_stub()?;
-    // The stub's own `fetch`, for the raw `Response` (as [`ask_pointer`]):
-    // only its status and body are used, which `worker::Response`'s
-    // conversion (its headers, `cf` and web socket read too) would wrap.
-    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
+    // Only the answer's status and body are used ([`stub_fetch`]).
     let forwarded = subrequest("https://pointer/events", "GET", &headers, None)?;
-    let answer: web_sys::Response = JsFuture::from(stub.fetch_with_request(&forwarded)?)
-        .await?
-        .dyn_into()?;
+    let answer = stub_fetch(&namespace, &environment, &forwarded).await?;
     let body = match answer.body() {
         Some(stream) => worker::ResponseBody::Stream(stream),
         None => worker::ResponseBody::Empty,
@@ -852,19 +863,15 @@ async fn publish_to_pointer(mut req: Incoming, env: &Env) -> Result<Response> {
     let Some(namespace) = pointer_namespace(env) else {
         return error_response(503, "GENERAL", "the SNAPSHOT_POINTER binding is missing");
     };
-    let stub = namespace.id_from_name(&published.environment)?.get_stub()?;
     let headers = Headers::new();
     headers.set(pointer::VERSION_HEADER, &published.version.to_string())?;
     let body = JsValue::from(js_sys::Uint8Array::from(body.as_slice()));
     let forwarded = subrequest("https://pointer/", "POST", &headers, Some(&body))?;
-    // The stub's own `fetch`, for the raw `Response` (as [`ask_pointer`]):
-    // `worker`'s `Response::text` reads a fetched body through a stream
-    // reader (wasm-streams' `IntoStream` and a `try_fold`, in the bundle
-    // for this answer alone); `arrayBuffer()` reads it natively.
-    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
-    let answer: web_sys::Response = JsFuture::from(stub.fetch_with_request(&forwarded)?)
-        .await?
-        .dyn_into()?;
+    // The raw `Response` ([`stub_fetch`]): `worker`'s `Response::text`
+    // reads a fetched body through a stream reader (wasm-streams'
+    // `IntoStream` and a `try_fold`, in the bundle for this answer alone);
+    // `arrayBuffer()` reads it natively.
+    let answer = stub_fetch(&namespace, &published.environment, &forwarded).await?;
     let status = answer.status();
     // From bytes, as every `Value` the worker parses (`Response::json`
     // reads from a `str`: a second copy of serde_json's parser). A body
