@@ -198,19 +198,27 @@ impl SnapshotPointer {
         let storage = self.state.storage();
         let pieces = pointer::chunks(value, CHUNK_BYTES);
         let chunks = pieces.len();
-        for (i, piece) in pieces.into_iter().enumerate() {
-            match piece {
-                Chunk::Text(t) => storage.put(&chunk_key(version, i, false), t).await?,
-                Chunk::Bytes(b) => {
-                    storage
-                        .put_raw(&chunk_key(version, i, true), js_sys::Uint8Array::from(b))
-                        .await?
+        // Every chunk, then `latest`, through the one `put` of JavaScript
+        // values: a string as `Storage::put` stores one (without its
+        // serde_wasm_bindgen serializer), bytes as they are.
+        let mut pieces = pieces.into_iter().enumerate();
+        loop {
+            let (key, value, last): (String, JsValue, bool) = match pieces.next() {
+                Some((i, Chunk::Text(t))) => {
+                    (chunk_key(version, i, false), JsValue::from_str(t), false)
                 }
+                Some((i, Chunk::Bytes(b))) => (
+                    chunk_key(version, i, true),
+                    js_sys::Uint8Array::from(b).into(),
+                    false,
+                ),
+                None => ("latest".into(), latest_value(version, chunks)?.into(), true),
+            };
+            storage.put_raw(&key, value).await?;
+            if last {
+                break;
             }
         }
-        storage
-            .put_raw("latest", latest_value(version, chunks)?)
-            .await?;
         if let Some((old, n)) = previous {
             // Of either family: deleting a missing key is no error.
             let keys: Vec<String> = (0..n)
