@@ -227,11 +227,15 @@ impl SnapshotPointer {
         }
         if let Some((old, n)) = previous {
             // Of either family: deleting a missing key is no error.
-            let keys: Vec<String> = (0..n)
+            // Through the raw binding: `Storage::delete_multiple` is a
+            // generic copy (and a future) of its own for the count it
+            // reads back, which is not used.
+            let keys: Vec<JsValue> = (0..n)
                 .flat_map(|i| [chunk_key(old, i, false), chunk_key(old, i, true)])
+                .map(|key| JsValue::from_str(&key))
                 .collect();
             for batch in keys.chunks(128) {
-                storage.delete_multiple(batch.to_vec()).await?;
+                JsFuture::from(storage.as_raw().delete_multiple(batch.to_vec())?).await?;
             }
         }
         Ok(())
