@@ -205,8 +205,9 @@ impl SnapshotPointer {
         let pieces = pointer::chunks(value, CHUNK_BYTES);
         let chunks = pieces.len();
         // Every chunk, then `latest`, through the one `put` of JavaScript
-        // values: a string as `Storage::put` stores one (without its
-        // serde_wasm_bindgen serializer), bytes as they are.
+        // values (the raw binding, as the reads): a string as
+        // `Storage::put` stores one (without its serde_wasm_bindgen
+        // serializer), bytes as they are.
         let mut pieces = pieces.into_iter().enumerate();
         loop {
             let (key, value, last): (String, JsValue, bool) = match pieces.next() {
@@ -220,7 +221,7 @@ impl SnapshotPointer {
                 ),
                 None => ("latest".into(), latest_value(version, chunks)?.into(), true),
             };
-            storage.put_raw(&key, value).await?;
+            JsFuture::from(storage.as_raw().put(&key, value)?).await?;
             if last {
                 break;
             }
