@@ -38,7 +38,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Date, DurableObject, Env, Method, Request, Response, Result, State, durable_object};
+use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
 use crate::pointer::{self, Chunk, Outcome, Pointer};
 use crate::request_url::RequestUrl;
@@ -151,6 +151,13 @@ extern "C" {
     /// stream is cancelled, the controller can no longer enqueue).
     #[wasm_bindgen(catch)]
     fn send(controller: &Controller, text: &str) -> std::result::Result<(), JsValue>;
+}
+
+/// The clock in Unix seconds, for an event's timestamp: `Date.now()`, one
+/// call into JS (`worker::Date::now` creates a `Date` object and asks it
+/// for its time, two).
+fn now_secs() -> i64 {
+    js_sys::Date::now() as i64 / 1000
 }
 
 /// The environment's pointer (see the module documentation).
@@ -280,7 +287,7 @@ impl SnapshotPointer {
     /// Writes the event of `version` to every open stream, dropping the
     /// closed ones.
     fn notify(&self, version: u64) {
-        let event = sse::refetch_event(version, Date::now().as_millis() as i64 / 1000);
+        let event = sse::refetch_event(version, now_secs());
         self.streams
             .borrow_mut()
             .retain(|c| send(c, &event).is_ok());
@@ -300,7 +307,7 @@ impl SnapshotPointer {
         if let Some(v) = held
             && sse::missed(last.as_deref(), held)
         {
-            let event = sse::refetch_event(v, Date::now().as_millis() as i64 / 1000);
+            let event = sse::refetch_event(v, now_secs());
             let _ = send(&tx, &event);
         }
         self.streams.borrow_mut().push(tx);
