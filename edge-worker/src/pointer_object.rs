@@ -378,7 +378,9 @@ impl DurableObject for SnapshotPointer {
                 let tables_only = url.param(pointer::TABLES_PARAM).as_deref() == Some("1");
                 self.answer(have, tables_only)
             }
-            _ => Response::error("method not allowed", 405),
+            // A `String`, as the object's other errors: one copy of the
+            // generic `Response::error`.
+            _ => Response::error(String::from("method not allowed"), 405),
         }
     }
 }
