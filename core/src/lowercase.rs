@@ -3,7 +3,7 @@
 //! as [`str::to_lowercase`] gives it.
 //!
 //! That mapping needs case tables: about 16 KB of a WebAssembly module,
-//! 6 KB of a gzipped edge bundle. Builds with the default feature
+//! 7.6 KB of the gzipped edge bundle. Builds with the default feature
 //! `unicode-lowercase` use the standard library's. Builds without it
 //! lowercase ASCII text themselves and hand other text to the mapping the
 //! host installed with [`install`] (the edge worker installs JavaScript's
