@@ -152,12 +152,14 @@ pub fn parse_report(body: &[u8]) -> Result<Report, ReportError> {
             r#"the body must be a JSON object like {"context": {...}, "flags": ["key"]}"#,
         ));
     };
-    let context = match doc.remove("context") {
+    // Taken, not removed (`BTreeMap::remove` links the tree's
+    // rebalancing code): the document is dropped after.
+    let context = match doc.get_mut("context").map(Value::take) {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(c @ Value::Object(_)) => c,
         Some(_) => return Err(ReportError::Context("`context` must be a JSON object")),
     };
-    let list = match doc.remove("flags") {
+    let list = match doc.get_mut("flags").map(Value::take) {
         Some(Value::Array(list)) => list,
         Some(_) => {
             return Err(ReportError::Flags(
@@ -177,7 +179,10 @@ pub fn parse_report(body: &[u8]) -> Result<Report, ReportError> {
             list.len()
         )));
     }
-    if let Some(unknown) = doc.keys().next() {
+    if let Some(unknown) = doc
+        .keys()
+        .find(|k| !matches!(k.as_str(), "context" | "flags"))
+    {
         return Err(ReportError::Flags(format!(
             "unknown field {unknown:?}: a report has `context` and `flags`"
         )));

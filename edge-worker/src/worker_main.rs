@@ -1599,7 +1599,7 @@ async fn post_exposures(
     if !minted.is_empty()
         && let Value::Object(map) = &mut context
     {
-        map.remove(context::TARGETING_KEY);
+        context::remove_key(map, context::TARGETING_KEY);
     }
     let hasher = key_hasher(env);
     let meta = ExposureMeta {

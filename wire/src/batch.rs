@@ -265,10 +265,13 @@ impl Fields {
         }
     }
 
-    /// The field at `index` (array) or `name` (object), if present.
+    /// The field at `index` (array) or `name` (object), if present; a
+    /// `null` is left in its place (each field is read once, and
+    /// `BTreeMap::remove` would link the tree's rebalancing code into the
+    /// edge worker).
     fn take(&mut self, index: usize, name: &str) -> Option<Value> {
         match self {
-            Fields::Object(map) => map.remove(name),
+            Fields::Object(map) => map.get_mut(name).map(Value::take),
             Fields::Array(items) => items.get_mut(index).map(Value::take),
         }
     }

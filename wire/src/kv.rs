@@ -166,7 +166,12 @@ pub fn parse_sdk_key_record(text: &str) -> Option<SdkKeyRecord> {
     // object, or serde's array form `[env]` / `[env, kind]`), except that
     // a repeated field is read as its last value instead of refused.
     let (environment, kind) = match serde_json::from_slice::<Value>(text.as_bytes()).ok()? {
-        Value::Object(mut fields) => (fields.remove("environment")?, fields.remove("kind")),
+        // Taken, not removed: `BTreeMap::remove` would link the tree's
+        // rebalancing code into the worker too.
+        Value::Object(mut fields) => (
+            fields.get_mut("environment").map(Value::take)?,
+            fields.get_mut("kind").map(Value::take),
+        ),
         Value::Array(items) if matches!(items.len(), 1 | 2) => {
             let mut items = items.into_iter();
             (items.next()?, items.next())
