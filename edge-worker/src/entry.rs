@@ -198,9 +198,10 @@ pub fn fetch(raw: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     })
 }
 
-/// The promise of a request's answer: one `future_to_promise` (a copy of
-/// its task code in the module per future type) for every async path.
-fn promise(
+/// The promise of a request's answer or of a queue batch's delivery: one
+/// `future_to_promise` (a copy of its task code in the module per future
+/// type) for every async path.
+pub(crate) fn promise(
     answer: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
 ) -> JsValue {
     let answer: std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, JsValue>>>> =
