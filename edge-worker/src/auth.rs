@@ -59,7 +59,7 @@ impl Default for KeyCache {
         let mut bytes = [0u8; 16];
         // Without randomness the fingerprint is still a good hash; the
         // secret only keeps it from being computed outside the isolate.
-        let _ = getrandom::getrandom(&mut bytes);
+        let _ = crate::random::fill(&mut bytes);
         let (a, b) = bytes.split_at(8);
         KeyCache {
             secret: (

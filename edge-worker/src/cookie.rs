@@ -227,11 +227,11 @@ fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
 }
 
-/// Error from the platform's random number source.
-pub use getrandom::Error as RandomError;
+pub use crate::random::RandomError;
 
-/// A fresh anonymous id: 128 bits from the platform CSPRNG (`getrandom`;
-/// `crypto.getRandomValues` in a Worker) as 32 lowercase hex characters.
+/// A fresh anonymous id: 128 bits from the platform CSPRNG
+/// ([`crate::random::fill`]: `crypto.getRandomValues` in a Worker) as 32
+/// lowercase hex characters.
 ///
 /// ```
 /// use bunting_edge_worker::cookie::{is_anonymous_id, try_new_anonymous_id};
@@ -240,7 +240,7 @@ pub use getrandom::Error as RandomError;
 /// ```
 pub fn try_new_anonymous_id() -> Result<String, RandomError> {
     let mut bytes = [0u8; ANONYMOUS_ID_LEN / 2];
-    getrandom::getrandom(&mut bytes)?;
+    crate::random::fill(&mut bytes)?;
     Ok(hex::encode(bytes))
 }
 

@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod ofrep;
 pub mod pointer;
 pub mod queue;
+pub mod random;
 pub mod ratelimit;
 pub mod reports;
 pub mod request_url;
