@@ -34,12 +34,15 @@
 //! on bytes, and stores the next JSON text as ever.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
+use worker::wasm_bindgen_futures::{JsFuture, future_to_promise};
+use worker::worker_sys::{DurableObjectState, DurableObjectStorage};
+use worker::{Method, Response, Result, web_sys};
 
+use crate::incoming::Incoming;
 use crate::pointer::{self, Chunk, Outcome, Pointer};
 use crate::request_url::RequestUrl;
 use crate::sse;
@@ -56,8 +59,12 @@ fn chunk_key(version: u64, i: usize, bytes: bool) -> String {
 
 /// Appends the chunk stored under `key` to `value` (a string, a piece of
 /// a JSON text, as its UTF-8; bytes as they are); `false` if there is none.
-async fn append_chunk(storage: &worker::Storage, key: &str, value: &mut Vec<u8>) -> Result<bool> {
-    let stored: JsValue = JsFuture::from(storage.as_raw().get(key)?).await?;
+async fn append_chunk(
+    storage: &DurableObjectStorage,
+    key: &str,
+    value: &mut Vec<u8>,
+) -> Result<bool> {
+    let stored: JsValue = JsFuture::from(storage.get(key)?).await?;
     if let Some(text) = stored.as_string() {
         value.extend_from_slice(text.as_bytes());
     } else if stored.is_instance_of::<js_sys::Uint8Array>()
@@ -82,8 +89,8 @@ async fn append_chunk(storage: &worker::Storage, key: &str, value: &mut Vec<u8>)
 /// what that reader accepts for `(u64, usize)`: an array whose first two
 /// items are non-negative safe integers (numbers; a later item is
 /// ignored), or `BigInt`s in range.
-async fn stored_latest(storage: &worker::Storage) -> Result<Option<(u64, usize)>> {
-    let stored: JsValue = JsFuture::from(storage.as_raw().get("latest")?).await?;
+async fn stored_latest(storage: &DurableObjectStorage) -> Result<Option<(u64, usize)>> {
+    let stored: JsValue = JsFuture::from(storage.get("latest")?).await?;
     if stored.is_undefined() {
         return Ok(None);
     }
@@ -160,29 +167,75 @@ fn now_secs() -> i64 {
     js_sys::Date::now() as i64 / 1000
 }
 
-/// The environment's pointer (see the module documentation).
+/// The environment's pointer (see the module documentation): the class
+/// the runtime constructs with `(state, env)` and calls `fetch` on.
 ///
-/// `fetch` only: a bare `#[durable_object]` also exports `alarm`,
-/// `connect` and the three WebSocket handlers (the trait's defaults, an
-/// error each), which the object never asks for. The build trimmed them
-/// from the glue, but their futures and promise tasks stayed in the
-/// module, reachable through the function table (≈ 2 KB of the bundle).
-#[durable_object(fetch)]
+/// Exported by hand, not by `#[durable_object(fetch)]`: the macro's
+/// `fetch` converts the runtime's request into a `worker::Request` (its
+/// URL, method, headers and `cf` copied: ≈ 2.9 KB of the bundle for what
+/// [`Incoming`], the worker's own request, already reads) and wraps the
+/// trait's future in a promise of its own type. Here the request stays
+/// the runtime's, and the answer's promise is the worker's one
+/// `future_to_promise` of a boxed future ([`crate::entry`]'s type).
+#[wasm_bindgen]
 pub struct SnapshotPointer {
-    state: State,
+    object: Rc<Object>,
+}
+
+/// What the object holds; shared with the futures answering its requests.
+struct Object {
+    state: DurableObjectState,
     /// `None` until read from storage by the first request.
     pointer: RefCell<Option<Pointer>>,
     /// The open event streams' controllers.
     streams: RefCell<Vec<Controller>>,
 }
 
+#[wasm_bindgen]
 impl SnapshotPointer {
+    /// Called by the runtime with `(state, env)`; the object reads no
+    /// binding, so the environment is not taken.
+    #[wasm_bindgen(constructor)]
+    #[allow(unreachable_pub)] // exported to JavaScript, not to Rust
+    pub fn new(state: DurableObjectState) -> SnapshotPointer {
+        SnapshotPointer {
+            object: Rc::new(Object {
+                state,
+                pointer: RefCell::new(None),
+                streams: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The runtime's `fetch`: a promise of the runtime's `Response`, or
+    /// rejected with the error (as the macro's was).
+    #[allow(unreachable_pub)] // exported to JavaScript, not to Rust
+    pub fn fetch(&self, req: web_sys::Request) -> js_sys::Promise {
+        let object = Rc::clone(&self.object);
+        let answer: std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::result::Result<JsValue, JsValue>>>,
+        > = Box::pin(async move {
+            match object.fetch(Incoming::new(req)).await {
+                Ok(resp) => Ok(web_sys::Response::from(resp).into()),
+                Err(e) => Err(e.into()),
+            }
+        });
+        future_to_promise(answer)
+    }
+}
+
+impl Object {
+    /// The object's storage.
+    fn storage(&self) -> Result<DurableObjectStorage> {
+        Ok(self.state.storage()?)
+    }
+
     /// Reads the stored snapshot into memory once.
     async fn load(&self) -> Result<()> {
         if self.pointer.borrow().is_some() {
             return Ok(());
         }
-        let storage = self.state.storage();
+        let storage = self.storage()?;
         let latest = stored_latest(&storage).await?;
         let mut p = Pointer::default();
         if let Some((version, chunks)) = latest {
@@ -208,7 +261,7 @@ impl SnapshotPointer {
         value: &[u8],
         previous: Option<(u64, usize)>,
     ) -> Result<()> {
-        let storage = self.state.storage();
+        let storage = self.storage()?;
         let pieces = pointer::chunks(value, CHUNK_BYTES);
         let chunks = pieces.len();
         // Every chunk, then `latest`, through the one `put` of JavaScript
@@ -228,7 +281,7 @@ impl SnapshotPointer {
                 ),
                 None => ("latest".into(), latest_value(version, chunks)?.into(), true),
             };
-            JsFuture::from(storage.as_raw().put(&key, value)?).await?;
+            JsFuture::from(storage.put(&key, value)?).await?;
             if last {
                 break;
             }
@@ -243,22 +296,21 @@ impl SnapshotPointer {
                 .map(|key| JsValue::from_str(&key))
                 .collect();
             for batch in keys.chunks(128) {
-                JsFuture::from(storage.as_raw().delete_multiple(batch.to_vec())?).await?;
+                JsFuture::from(storage.delete_multiple(batch.to_vec())?).await?;
             }
         }
         Ok(())
     }
 
-    async fn publish(&self, mut req: Request) -> Result<Response> {
+    async fn publish(&self, mut req: Incoming) -> Result<Response> {
         let version = req
-            .headers()
-            .get(pointer::VERSION_HEADER)?
+            .header(pointer::VERSION_HEADER)
             .and_then(|v| v.trim().parse::<u64>().ok());
         let Some(version) = version else {
             return Response::error(format!("missing {}", pointer::VERSION_HEADER), 400);
         };
         let value = req.bytes().await?;
-        let previous = stored_latest(&self.state.storage()).await?;
+        let previous = stored_latest(&self.storage()?).await?;
         let outcome = self
             .pointer
             .borrow_mut()
@@ -294,7 +346,7 @@ impl SnapshotPointer {
     }
 
     /// A new event stream.
-    fn subscribe(&self, req: &Request) -> Result<Response> {
+    fn subscribe(&self, req: &Incoming) -> Result<Response> {
         let events = event_stream();
         let tx = events.controller();
         let _ = send(&tx, &sse::prelude());
@@ -303,7 +355,7 @@ impl SnapshotPointer {
             .borrow()
             .as_ref()
             .and_then(|p| p.latest.as_ref().map(|(v, _)| *v));
-        let last = req.headers().get("Last-Event-ID")?;
+        let last = req.header("Last-Event-ID");
         if let Some(v) = held
             && sse::missed(last.as_deref(), held)
         {
@@ -353,25 +405,17 @@ impl SnapshotPointer {
         }
         Ok(resp)
     }
-}
 
-impl DurableObject for SnapshotPointer {
-    fn new(state: State, _env: Env) -> Self {
-        SnapshotPointer {
-            state,
-            pointer: RefCell::new(None),
-            streams: RefCell::new(Vec::new()),
-        }
-    }
-
-    async fn fetch(&self, req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Incoming) -> Result<Response> {
         self.load().await?;
         match req.method() {
             Method::Post => self.publish(req).await,
-            Method::Get if req.path() == "/events" => self.subscribe(&req),
             Method::Get => {
                 let raw_url = req.inner().url();
                 let url = RequestUrl::parse(&raw_url);
+                if url.path == "/events" {
+                    return self.subscribe(&req);
+                }
                 let have = url
                     .param("have")
                     .and_then(|v| pointer::parse_have(Some(&v)));
