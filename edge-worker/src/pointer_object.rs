@@ -291,10 +291,13 @@ impl Object {
             // Through the raw binding: `Storage::delete_multiple` is a
             // generic copy (and a future) of its own for the count it
             // reads back, which is not used.
-            let keys: Vec<JsValue> = (0..n)
-                .flat_map(|i| [chunk_key(old, i, false), chunk_key(old, i, true)])
-                .map(|key| JsValue::from_str(&key))
-                .collect();
+            // A plain loop: the `flat_map` of key pairs collected was
+            // ≈ 1.7 KB of wasm for its iterator adapters.
+            let mut keys = Vec::with_capacity(2 * n);
+            for i in 0..n {
+                keys.push(JsValue::from_str(&chunk_key(old, i, false)));
+                keys.push(JsValue::from_str(&chunk_key(old, i, true)));
+            }
             for batch in keys.chunks(128) {
                 JsFuture::from(storage.delete_multiple(batch.to_vec())?).await?;
             }
