@@ -188,7 +188,8 @@ pub struct SnapshotPointer {
 
 /// What the object holds; shared with the futures answering its requests.
 struct Object {
-    state: DurableObjectState,
+    /// The object's storage, read from its state once.
+    storage: DurableObjectStorage,
     /// `None` until read from storage by the first request.
     pointer: RefCell<Option<Pointer>>,
     /// The open event streams' controllers.
@@ -198,17 +199,18 @@ struct Object {
 #[wasm_bindgen]
 impl SnapshotPointer {
     /// Called by the runtime with `(state, env)`; the object reads no
-    /// binding, so the environment is not taken.
+    /// binding, so the environment is not taken. Throws if the state has
+    /// no storage (`worker::State::storage` panicked at the first request).
     #[wasm_bindgen(constructor)]
     #[allow(unreachable_pub)] // exported to JavaScript, not to Rust
-    pub fn new(state: DurableObjectState) -> SnapshotPointer {
-        SnapshotPointer {
+    pub fn new(state: DurableObjectState) -> std::result::Result<SnapshotPointer, JsValue> {
+        Ok(SnapshotPointer {
             object: Rc::new(Object {
-                state,
+                storage: state.storage()?,
                 pointer: RefCell::new(None),
                 streams: RefCell::new(Vec::new()),
             }),
-        }
+        })
     }
 
     /// The runtime's `fetch`: a promise of the runtime's `Response`, or
@@ -244,27 +246,22 @@ fn rejection(e: worker::Error) -> JsValue {
 }
 
 impl Object {
-    /// The object's storage.
-    fn storage(&self) -> Result<DurableObjectStorage> {
-        Ok(self.state.storage()?)
-    }
-
     /// Reads the stored snapshot into memory once.
     async fn load(&self) -> Result<()> {
         if self.pointer.borrow().is_some() {
             return Ok(());
         }
-        let storage = self.storage()?;
-        let latest = stored_latest(&storage).await?;
+        let storage = &self.storage;
+        let latest = stored_latest(storage).await?;
         let mut p = Pointer::default();
         if let Some((version, chunks)) = latest {
             let mut value = Vec::new();
             // A JSON text's first chunk, else a packed value's.
             let json = chunks > 0
-                && append_chunk(&storage, &chunk_key(version, 0, false), &mut value).await?;
+                && append_chunk(storage, &chunk_key(version, 0, false), &mut value).await?;
             let (bytes, rest) = if json { (false, 1) } else { (true, 0) };
             for i in rest..chunks {
-                append_chunk(&storage, &chunk_key(version, i, bytes), &mut value).await?;
+                append_chunk(storage, &chunk_key(version, i, bytes), &mut value).await?;
             }
             p.latest = Some((version, value));
         }
@@ -280,7 +277,7 @@ impl Object {
         value: &[u8],
         previous: Option<(u64, usize)>,
     ) -> Result<()> {
-        let storage = self.storage()?;
+        let storage = &self.storage;
         let pieces = pointer::chunks(value, CHUNK_BYTES);
         let chunks = pieces.len();
         // Every chunk, then `latest`, through the one `put` of JavaScript
@@ -332,7 +329,7 @@ impl Object {
             return Response::error(format!("missing {}", pointer::VERSION_HEADER), 400);
         };
         let value = req.bytes().await?;
-        let previous = stored_latest(&self.storage()?).await?;
+        let previous = stored_latest(&self.storage).await?;
         let outcome = self
             .pointer
             .borrow_mut()
