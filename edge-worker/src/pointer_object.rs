@@ -256,12 +256,18 @@ impl Object {
         let mut p = Pointer::default();
         if let Some((version, chunks)) = latest {
             let mut value = Vec::new();
-            // A JSON text's first chunk, else a packed value's.
-            let json = chunks > 0
-                && append_chunk(storage, &chunk_key(version, 0, false), &mut value).await?;
-            let (bytes, rest) = if json { (false, 1) } else { (true, 0) };
-            for i in rest..chunks {
-                append_chunk(storage, &chunk_key(version, i, bytes), &mut value).await?;
+            // A JSON text's first chunk, else a packed value's: chunk 0
+            // is asked for as text first, then as bytes if there is none.
+            // One read in one loop (one await in the state machine).
+            let (mut i, mut bytes) = (0, false);
+            while i < chunks {
+                let found =
+                    append_chunk(storage, &chunk_key(version, i, bytes), &mut value).await?;
+                if i == 0 && !found && !bytes {
+                    bytes = true;
+                } else {
+                    i += 1;
+                }
             }
             p.latest = Some((version, value));
         }
