@@ -230,6 +230,14 @@ impl SnapshotPointer {
     }
 }
 
+/// `text` as the body of a `status` response, without `Content-Type`:
+/// what `Response::error` makes, without its check that the status is
+/// one of an error (the object's are 400, 405 and
+/// [`pointer::HOLDS_JSON_STATUS`]) and its message.
+fn refusal(text: String, status: u16) -> Result<Response> {
+    Ok(Response::from_body(worker::ResponseBody::Body(text.into_bytes()))?.with_status(status))
+}
+
 /// What a failed request's promise rejects with: a JavaScript error (from
 /// storage) as it was thrown, a thrown string as that string, else an
 /// `Error` with the message. `JsValue::from(worker::Error)` gives the
@@ -332,7 +340,7 @@ impl Object {
             .header(pointer::VERSION_HEADER)
             .and_then(|v| v.trim().parse::<u64>().ok());
         let Some(version) = version else {
-            return Response::error(format!("missing {}", pointer::VERSION_HEADER), 400);
+            return refusal(format!("missing {}", pointer::VERSION_HEADER), 400);
         };
         let value = req.bytes().await?;
         let previous = stored_latest(&self.storage).await?;
@@ -403,7 +411,7 @@ impl Object {
             // A JSON text published through an older worker: not sent to
             // isolates that would refuse it, on every question.
             Some((_, value)) if !cfg!(feature = "json-snapshots") && !pointer::is_packed(value) => {
-                Response::error(pointer::holds_json(), pointer::HOLDS_JSON_STATUS)?
+                refusal(pointer::holds_json(), pointer::HOLDS_JSON_STATUS)?
             }
             Some((_, value)) => {
                 let packed = pointer::is_packed(value);
@@ -447,9 +455,7 @@ impl Object {
                 let tables_only = url.param(pointer::TABLES_PARAM).as_deref() == Some("1");
                 self.answer(have, tables_only)
             }
-            // A `String`, as the object's other errors: one copy of the
-            // generic `Response::error`.
-            _ => Response::error(String::from("method not allowed"), 405),
+            _ => refusal(String::from("method not allowed"), 405),
         }
     }
 }
