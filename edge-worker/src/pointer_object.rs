@@ -65,19 +65,16 @@ async fn append_chunk(
     value: &mut Vec<u8>,
 ) -> Result<bool> {
     let stored: JsValue = JsFuture::from(storage.get(key)?).await?;
-    if let Some(text) = stored.as_string() {
-        value.extend_from_slice(text.as_bytes());
-    } else if stored.is_instance_of::<js_sys::Uint8Array>()
-        || stored.is_instance_of::<js_sys::ArrayBuffer>()
-    {
-        value.extend_from_slice(&js_sys::Uint8Array::new(&stored).to_vec());
-    } else if stored.is_undefined() {
+    let bytes = chunk_bytes(&stored);
+    if bytes.is_undefined() {
         return Ok(false);
-    } else {
+    }
+    if bytes.is_null() {
         return Err(worker::Error::RustError(format!(
             "the stored chunk {key} is neither a string nor bytes"
         )));
     }
+    value.extend_from_slice(&bytes.unchecked_into::<js_sys::Uint8Array>().to_vec());
     Ok(true)
 }
 
@@ -125,6 +122,11 @@ const encoder = new TextEncoder();
 const digits = (x) => typeof x === 'bigint'
     ? (x >= 0n ? String(x) : undefined)
     : (Number.isSafeInteger(x) && x >= 0 ? String(x) : undefined);
+export function chunkBytes(v) {
+    if (typeof v === 'string') return encoder.encode(v);
+    if (v instanceof Uint8Array || v instanceof ArrayBuffer) return new Uint8Array(v);
+    return v === undefined ? undefined : null;
+}
 export function latestDigits(v) {
     if (!Array.isArray(v)) return undefined;
     const version = digits(v[0]), chunks = digits(v[1]);
@@ -149,6 +151,13 @@ extern "C" {
     fn stream(this: &EventStream) -> worker::web_sys::ReadableStream;
     #[wasm_bindgen(method, getter)]
     fn controller(this: &EventStream) -> Controller;
+
+    /// A stored chunk as bytes: a string's UTF-8, bytes (a `Uint8Array`
+    /// or an `ArrayBuffer`) as they are; `undefined` for none, `null`
+    /// for anything else. One call into JavaScript where the checks from
+    /// Rust took two `instanceof` imports.
+    #[wasm_bindgen(js_name = chunkBytes)]
+    fn chunk_bytes(stored: &JsValue) -> JsValue;
 
     /// A stored `latest` as `"<version> <chunks>"` in decimal, if it is an
     /// array whose first two items are non-negative safe integers or
