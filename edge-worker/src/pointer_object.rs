@@ -104,17 +104,14 @@ async fn stored_latest(storage: &DurableObjectStorage) -> Result<Option<(u64, us
 /// `storage.put("latest", (version, chunks))` wrote it (built by hand: that
 /// serde_wasm_bindgen serializer is ≈ 1 KB of the bundle). A version beyond
 /// 2^53 − 1 is refused, as that serializer refused it.
-fn latest_value(version: u64, chunks: usize) -> Result<js_sys::Array> {
+fn latest_value(version: u64, chunks: usize) -> Result<JsValue> {
     const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
     if version > MAX_SAFE_INTEGER {
         return Err(worker::Error::RustError(format!(
             "{version} can't be represented as a JavaScript number"
         )));
     }
-    Ok(js_sys::Array::of2(
-        &JsValue::from_f64(version as f64),
-        &JsValue::from_f64(chunks as f64),
-    ))
+    Ok(pair(version as f64, chunks as f64))
 }
 
 #[wasm_bindgen(inline_js = "
@@ -127,6 +124,7 @@ export function chunkBytes(v) {
     if (v instanceof Uint8Array || v instanceof ArrayBuffer) return new Uint8Array(v);
     return v === undefined ? undefined : null;
 }
+export function pair(a, b) { return [a, b]; }
 export function latestDigits(v) {
     if (!Array.isArray(v)) return undefined;
     const version = digits(v[0]), chunks = digits(v[1]);
@@ -158,6 +156,10 @@ extern "C" {
     /// Rust took two `instanceof` imports.
     #[wasm_bindgen(js_name = chunkBytes)]
     fn chunk_bytes(stored: &JsValue) -> JsValue;
+
+    /// `[a, b]`: the numbers passed as numbers (`Array.of` of two
+    /// `JsValue`s took a cast shim for each).
+    fn pair(a: f64, b: f64) -> JsValue;
 
     /// A stored `latest` as `"<version> <chunks>"` in decimal, if it is an
     /// array whose first two items are non-negative safe integers or
@@ -320,7 +322,7 @@ impl Object {
                     js_sys::Uint8Array::from(b).into(),
                     false,
                 ),
-                None => ("latest".into(), latest_value(version, chunks)?.into(), true),
+                None => ("latest".into(), latest_value(version, chunks)?, true),
             };
             JsFuture::from(storage.put(&key, value)?).await?;
             if last {
