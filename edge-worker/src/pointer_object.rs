@@ -433,13 +433,12 @@ impl Object {
                     Ok(tables) if packed && tables_only => tables.into_owned(),
                     _ => value.to_vec(),
                 };
+                // `application/octet-stream`, as `from_bytes` sets it, or
+                // a JSON text's type.
                 let mut r = Response::from_bytes(body)?;
-                let kind = if packed {
-                    "application/octet-stream"
-                } else {
-                    "application/json"
-                };
-                r.headers_mut().set("Content-Type", kind)?;
+                if !packed {
+                    r.headers_mut().set("Content-Type", "application/json")?;
+                }
                 r
             }
             None => Response::empty()?.with_status(204),
