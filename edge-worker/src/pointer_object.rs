@@ -36,8 +36,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::{JsFuture, future_to_promise};
 use worker::worker_sys::{DurableObjectState, DurableObjectStorage};
 use worker::{Method, Response, Result, web_sys};
@@ -55,27 +55,6 @@ const CHUNK_BYTES: usize = 100 * 1024;
 fn chunk_key(version: u64, i: usize, bytes: bool) -> String {
     let family = if bytes { "packed" } else { "snapshot" };
     format!("{family}:{version}:{i}")
-}
-
-/// Appends the chunk stored under `key` to `value` (a string, a piece of
-/// a JSON text, as its UTF-8; bytes as they are); `false` if there is none.
-async fn append_chunk(
-    storage: &DurableObjectStorage,
-    key: &str,
-    value: &mut Vec<u8>,
-) -> Result<bool> {
-    let stored: JsValue = JsFuture::from(storage.get(key)?).await?;
-    let bytes = chunk_bytes(&stored);
-    if bytes.is_undefined() {
-        return Ok(false);
-    }
-    if bytes.is_null() {
-        return Err(worker::Error::RustError(format!(
-            "the stored chunk {key} is neither a string nor bytes"
-        )));
-    }
-    value.extend_from_slice(&bytes.unchecked_into::<js_sys::Uint8Array>().to_vec());
-    Ok(true)
 }
 
 /// The stored `[version, chunks]` of the latest snapshot (written by
@@ -119,10 +98,33 @@ const encoder = new TextEncoder();
 const digits = (x) => typeof x === 'bigint'
     ? (x >= 0n ? String(x) : undefined)
     : (Number.isSafeInteger(x) && x >= 0 ? String(x) : undefined);
-export function chunkBytes(v) {
-    if (typeof v === 'string') return encoder.encode(v);
-    if (v instanceof Uint8Array || v instanceof ArrayBuffer) return new Uint8Array(v);
-    return v === undefined ? undefined : null;
+export async function readChunks(storage, version, n) {
+    const parts = [];
+    let family = 'snapshot', length = 0;
+    for (let i = 0; i < n; ) {
+        const key = `${family}:${version}:${i}`;
+        const v = await storage.get(key);
+        let bytes;
+        if (typeof v === 'string') bytes = encoder.encode(v);
+        else if (v instanceof Uint8Array || v instanceof ArrayBuffer) bytes = new Uint8Array(v);
+        else if (v !== undefined) throw new Error(`the stored chunk ${key} is neither a string nor bytes`);
+        if (i === 0 && bytes === undefined && family === 'snapshot') {
+            family = 'packed';
+            continue;
+        }
+        if (bytes !== undefined) {
+            parts.push(bytes);
+            length += bytes.length;
+        }
+        i++;
+    }
+    const value = new Uint8Array(length);
+    length = 0;
+    for (const part of parts) {
+        value.set(part, length);
+        length += part.length;
+    }
+    return value;
 }
 export function pair(a, b) { return [a, b]; }
 export async function deleteChunks(storage, version, n) {
@@ -154,12 +156,16 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     fn stream(this: &EventStream) -> worker::web_sys::ReadableStream;
 
-    /// A stored chunk as bytes: a string's UTF-8, bytes (a `Uint8Array`
-    /// or an `ArrayBuffer`) as they are; `undefined` for none, `null`
-    /// for anything else. One call into JavaScript where the checks from
-    /// Rust took two `instanceof` imports.
-    #[wasm_bindgen(js_name = chunkBytes)]
-    fn chunk_bytes(stored: &JsValue) -> JsValue;
+    /// The stored value of `version` (its decimal digits), `n` chunks:
+    /// chunk 0 asked for as a JSON text's (`snapshot:`), then as a packed
+    /// value's (`packed:`) if there is none, the rest in the family
+    /// found, one read after the other; a string as its UTF-8 (as
+    /// wasm-bindgen passes strings), bytes (a `Uint8Array` or an
+    /// `ArrayBuffer`) as they are, a missing one skipped, anything else
+    /// an error. The reads and their checks were the object's future's
+    /// largest part in Rust.
+    #[wasm_bindgen(js_name = readChunks)]
+    fn read_chunks(storage: &DurableObjectStorage, version: &str, n: f64) -> js_sys::Promise;
 
     /// Deletes the `n` chunks of `version` (its decimal digits) in both
     /// families ([`chunk_key`]'s keys, `snapshot:` then `packed:` for
@@ -287,21 +293,9 @@ impl Object {
         let latest = stored_latest(storage).await?;
         let mut p = Pointer::default();
         if let Some((version, chunks)) = latest {
-            let mut value = Vec::new();
-            // A JSON text's first chunk, else a packed value's: chunk 0
-            // is asked for as text first, then as bytes if there is none.
-            // One read in one loop (one await in the state machine).
-            let (mut i, mut bytes) = (0, false);
-            while i < chunks {
-                let found =
-                    append_chunk(storage, &chunk_key(version, i, bytes), &mut value).await?;
-                if i == 0 && !found && !bytes {
-                    bytes = true;
-                } else {
-                    i += 1;
-                }
-            }
-            p.latest = Some((version, value));
+            let value =
+                JsFuture::from(read_chunks(storage, &version.to_string(), chunks as f64)).await?;
+            p.latest = Some((version, js_sys::Uint8Array::new(&value).to_vec()));
         }
         if self.pointer.borrow().is_none() {
             *self.pointer.borrow_mut() = Some(p);
