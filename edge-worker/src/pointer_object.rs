@@ -50,13 +50,6 @@ use crate::sse;
 /// Bytes per stored chunk (storage values may have 128 KiB).
 const CHUNK_BYTES: usize = 100 * 1024;
 
-/// The key of chunk `i` of `version`: a piece of a JSON text, or with
-/// `bytes` a piece of a packed value.
-fn chunk_key(version: u64, i: usize, bytes: bool) -> String {
-    let family = if bytes { "packed" } else { "snapshot" };
-    format!("{family}:{version}:{i}")
-}
-
 /// The stored `[version, chunks]` of the latest snapshot (written by
 /// `storage.put("latest", (version, chunks))`), `None` before the first.
 ///
@@ -77,20 +70,6 @@ async fn stored_latest(storage: &DurableObjectStorage) -> Result<Option<(u64, us
     parsed.map(Some).ok_or_else(|| {
         worker::Error::RustError("the stored `latest` is not [version, chunks]".into())
     })
-}
-
-/// The stored form of `latest`: `[version, chunks]`, two numbers, as
-/// `storage.put("latest", (version, chunks))` wrote it (built by hand: that
-/// serde_wasm_bindgen serializer is ≈ 1 KB of the bundle). A version beyond
-/// 2^53 − 1 is refused, as that serializer refused it.
-fn latest_value(version: u64, chunks: usize) -> Result<JsValue> {
-    const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-    if version > MAX_SAFE_INTEGER {
-        return Err(worker::Error::RustError(format!(
-            "{version} can't be represented as a JavaScript number"
-        )));
-    }
-    Ok(pair(version as f64, chunks as f64))
 }
 
 #[wasm_bindgen(inline_js = "
@@ -126,8 +105,16 @@ export async function readChunks(storage, version, n) {
     }
     return value;
 }
-export function pair(a, b) { return [a, b]; }
-export async function deleteChunks(storage, version, n) {
+export async function storeValue(storage, version, number, pieces, previous, n) {
+    for (let i = 0; i < pieces.length; i++) {
+        const family = typeof pieces[i] === 'string' ? 'snapshot' : 'packed';
+        await storage.put(`${family}:${version}:${i}`, pieces[i]);
+    }
+    if (Number.isNaN(number)) throw new Error(`${version} can't be represented as a JavaScript number`);
+    await storage.put('latest', [number, pieces.length]);
+    await deleteChunks(storage, previous, n);
+}
+async function deleteChunks(storage, version, n) {
     const keys = [];
     for (let i = 0; i < n; i++) keys.push(`snapshot:${version}:${i}`, `packed:${version}:${i}`);
     for (let i = 0; i < keys.length; i += 128) await storage.delete(keys.slice(i, i + 128));
@@ -167,17 +154,25 @@ extern "C" {
     #[wasm_bindgen(js_name = readChunks)]
     fn read_chunks(storage: &DurableObjectStorage, version: &str, n: f64) -> js_sys::Promise;
 
-    /// Deletes the `n` chunks of `version` (its decimal digits) in both
-    /// families ([`chunk_key`]'s keys, `snapshot:` then `packed:` for
-    /// each chunk), 128 keys per `storage.delete` (its limit), one batch
-    /// after the other. In Rust, the keys' vector, its batches and their
-    /// passing to `delete` were ≈ 1 KB of wasm.
-    #[wasm_bindgen(js_name = deleteChunks)]
-    fn delete_chunks(storage: &DurableObjectStorage, version: &str, n: f64) -> js_sys::Promise;
-
-    /// `[a, b]`: the numbers passed as numbers (`Array.of` of two
-    /// `JsValue`s took a cast shim for each).
-    fn pair(a: f64, b: f64) -> JsValue;
+    /// Stores the value of `version` (its decimal digits): its
+    /// `pieces` (strings or bytes, [`pointer::chunks`]) one after the
+    /// other under `snapshot:<version>:<i>` (a string) or
+    /// `packed:<version>:<i>` (bytes), then `latest` as `[number,
+    /// pieces]` (an `Error` instead if `number` is NaN), then deletes the
+    /// `n` chunks of the `previous` version in both families, 128 keys
+    /// per `storage.delete` (its limit), one batch after the other.
+    /// Deleting a missing key is no error. A crash between the writes
+    /// leaves the previous snapshot whole. In Rust, the keys, the awaits
+    /// and the batches were ≈ 2 KB of wasm.
+    #[wasm_bindgen(js_name = storeValue)]
+    fn store_value(
+        storage: &DurableObjectStorage,
+        version: &str,
+        number: f64,
+        pieces: &js_sys::Array,
+        previous: &str,
+        n: f64,
+    ) -> js_sys::Promise;
 
     /// A stored `latest` as `"<version> <chunks>"` in decimal, if it is an
     /// array whose first two items are non-negative safe integers or
@@ -309,35 +304,36 @@ impl Object {
         value: &[u8],
         previous: Option<(u64, usize)>,
     ) -> Result<()> {
-        let storage = &self.storage;
-        let pieces = pointer::chunks(value, CHUNK_BYTES);
-        let chunks = pieces.len();
-        // Every chunk, then `latest`, through the one `put` of JavaScript
-        // values (the raw binding, as the reads): a string as
-        // `Storage::put` stores one (without its serde_wasm_bindgen
-        // serializer), bytes as they are.
-        let mut pieces = pieces.into_iter().enumerate();
-        loop {
-            let (key, value, last): (String, JsValue, bool) = match pieces.next() {
-                Some((i, Chunk::Text(t))) => {
-                    (chunk_key(version, i, false), JsValue::from_str(t), false)
-                }
-                Some((i, Chunk::Bytes(b))) => (
-                    chunk_key(version, i, true),
-                    js_sys::Uint8Array::from(b).into(),
-                    false,
-                ),
-                None => ("latest".into(), latest_value(version, chunks)?, true),
-            };
-            JsFuture::from(storage.put(&key, value)?).await?;
-            if last {
-                break;
-            }
+        // A string as `Storage::put` stores one (without its
+        // serde_wasm_bindgen serializer), bytes as they are.
+        let pieces = js_sys::Array::new();
+        for piece in pointer::chunks(value, CHUNK_BYTES) {
+            pieces.push(&match piece {
+                Chunk::Text(t) => JsValue::from_str(t),
+                Chunk::Bytes(b) => js_sys::Uint8Array::from(b).into(),
+            });
         }
-        if let Some((old, n)) = previous {
-            // Of either family: deleting a missing key is no error.
-            JsFuture::from(delete_chunks(storage, &old.to_string(), n as f64)).await?;
-        }
+        // `latest` holds the version as a number, refused beyond 2^53 − 1
+        // (as the serde_wasm_bindgen serializer of `Storage::put` refused
+        // it): NaN tells `storeValue` to.
+        const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+        let number = if version > MAX_SAFE_INTEGER {
+            f64::NAN
+        } else {
+            version as f64
+        };
+        // No previous version: no chunks to delete.
+        let (old, n) =
+            previous.map_or((String::new(), 0.0), |(old, n)| (old.to_string(), n as f64));
+        JsFuture::from(store_value(
+            &self.storage,
+            &version.to_string(),
+            number,
+            &pieces,
+            &old,
+            n,
+        ))
+        .await?;
         Ok(())
     }
 
