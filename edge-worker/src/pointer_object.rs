@@ -59,11 +59,11 @@ const CHUNK_BYTES: usize = 100 * 1024;
 /// items are non-negative safe integers (numbers; a later item is
 /// ignored), or `BigInt`s in range.
 async fn stored_latest(storage: &DurableObjectStorage) -> Result<Option<(u64, usize)>> {
-    let stored: JsValue = JsFuture::from(storage.get("latest")?).await?;
-    if stored.is_undefined() {
+    let latest = JsFuture::from(read_latest(storage)).await?;
+    if latest.is_undefined() {
         return Ok(None);
     }
-    let parsed = latest_digits(&stored).and_then(|digits| {
+    let parsed = latest.as_string().and_then(|digits| {
         let (version, chunks) = digits.split_once(' ')?;
         Some((version.parse().ok()?, chunks.parse().ok()?))
     });
@@ -119,10 +119,12 @@ async function deleteChunks(storage, version, n) {
     for (let i = 0; i < n; i++) keys.push(`snapshot:${version}:${i}`, `packed:${version}:${i}`);
     for (let i = 0; i < keys.length; i += 128) await storage.delete(keys.slice(i, i + 128));
 }
-export function latestDigits(v) {
-    if (!Array.isArray(v)) return undefined;
+export async function readLatest(storage) {
+    const v = await storage.get('latest');
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v)) return null;
     const version = digits(v[0]), chunks = digits(v[1]);
-    return version === undefined || chunks === undefined ? undefined : version + ' ' + chunks;
+    return version === undefined || chunks === undefined ? null : version + ' ' + chunks;
 }
 export function eventStream() {
     const s = {};
@@ -174,13 +176,14 @@ extern "C" {
         n: f64,
     ) -> js_sys::Promise;
 
-    /// A stored `latest` as `"<version> <chunks>"` in decimal, if it is an
-    /// array whose first two items are non-negative safe integers or
-    /// non-negative `BigInt`s (whether they fit is for the caller's
-    /// parse): one call into JavaScript, where reading the array and
-    /// checking its items from Rust took six imports (≈ 1.4 KB of wasm).
-    #[wasm_bindgen(js_name = latestDigits)]
-    fn latest_digits(stored: &JsValue) -> Option<String>;
+    /// The stored `latest`: `undefined` if there is none, else as
+    /// `"<version> <chunks>"` in decimal if it is an array whose first
+    /// two items are non-negative safe integers or non-negative `BigInt`s
+    /// (whether they fit is for the caller's parse), else `null`. One
+    /// call into JavaScript, where reading the array and checking its
+    /// items from Rust took six imports (≈ 1.4 KB of wasm).
+    #[wasm_bindgen(js_name = readLatest)]
+    fn read_latest(storage: &DurableObjectStorage) -> js_sys::Promise;
 
     /// Enqueues `text` as UTF-8 to the stream's controller; fails once
     /// the reader has gone (the stream is cancelled, the controller can
