@@ -43,7 +43,7 @@ use worker::worker_sys::{DurableObjectState, DurableObjectStorage};
 use worker::{Method, Response, Result, web_sys};
 
 use crate::incoming::Incoming;
-use crate::pointer::{self, Chunk, Outcome, Pointer};
+use crate::pointer::{self, Outcome, Pointer};
 use crate::request_url::RequestUrl;
 use crate::sse;
 
@@ -105,13 +105,18 @@ export async function readChunks(storage, version, n) {
     }
     return value;
 }
-export async function storeValue(storage, version, number, pieces, previous, n) {
-    for (let i = 0; i < pieces.length; i++) {
-        const family = typeof pieces[i] === 'string' ? 'snapshot' : 'packed';
-        await storage.put(`${family}:${version}:${i}`, pieces[i]);
+export async function storeValue(storage, version, number, value, text, max, previous, n) {
+    const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+    let i = 0;
+    for (let at = 0; at < value.length || i === 0; i++) {
+        let end = Math.min(value.length, at + max);
+        if (text) while ((value[end] & 0xc0) === 0x80) end--;
+        const piece = text ? decoder.decode(value.subarray(at, end)) : value.slice(at, end);
+        await storage.put(`${text ? 'snapshot' : 'packed'}:${version}:${i}`, piece);
+        at = end;
     }
     if (Number.isNaN(number)) throw new Error(`${version} can't be represented as a JavaScript number`);
-    await storage.put('latest', [number, pieces.length]);
+    await storage.put('latest', [number, i]);
     await deleteChunks(storage, previous, n);
 }
 async function deleteChunks(storage, version, n) {
@@ -156,11 +161,14 @@ extern "C" {
     #[wasm_bindgen(js_name = readChunks)]
     fn read_chunks(storage: &DurableObjectStorage, version: &str, n: f64) -> js_sys::Promise;
 
-    /// Stores the value of `version` (its decimal digits): its
-    /// `pieces` (strings or bytes, [`pointer::chunks`]) one after the
-    /// other under `snapshot:<version>:<i>` (a string) or
-    /// `packed:<version>:<i>` (bytes), then `latest` as `[number,
-    /// pieces]` (an `Error` instead if `number` is NaN), then deletes the
+    /// Stores `value` as the value of `version` (its decimal digits): cut
+    /// as [`pointer::chunks`] cuts it into pieces of at most `max` bytes
+    /// (a JSON text, `text`, into strings cut between characters, at
+    /// least one; else into byte ranges, each a copy: a view would store
+    /// its whole buffer), one after the other under
+    /// `snapshot:<version>:<i>` (a string) or `packed:<version>:<i>`
+    /// (bytes), then `latest` as `[number, pieces]` (an `Error` instead
+    /// if `number` is NaN), then deletes the
     /// `n` chunks of the `previous` version in both families, 128 keys
     /// per `storage.delete` (its limit), one batch after the other.
     /// Deleting a missing key is no error. A crash between the writes
@@ -171,7 +179,9 @@ extern "C" {
         storage: &DurableObjectStorage,
         version: &str,
         number: f64,
-        pieces: &js_sys::Array,
+        value: &js_sys::Uint8Array,
+        text: bool,
+        max: f64,
         previous: &str,
         n: f64,
     ) -> js_sys::Promise;
@@ -307,15 +317,10 @@ impl Object {
         value: &[u8],
         previous: Option<(u64, usize)>,
     ) -> Result<()> {
-        // A string as `Storage::put` stores one (without its
-        // serde_wasm_bindgen serializer), bytes as they are.
-        let pieces = js_sys::Array::new();
-        for piece in pointer::chunks(value, CHUNK_BYTES) {
-            pieces.push(&match piece {
-                Chunk::Text(t) => JsValue::from_str(t),
-                Chunk::Bytes(b) => js_sys::Uint8Array::from(b).into(),
-            });
-        }
+        // Cut as `pointer::chunks` cuts it (`storeValue` does the
+        // cutting): a JSON text (UTF-8, not packed) into strings, anything
+        // else into bytes.
+        let text = !pointer::is_packed(value) && std::str::from_utf8(value).is_ok();
         // `latest` holds the version as a number, refused beyond 2^53 − 1
         // (as the serde_wasm_bindgen serializer of `Storage::put` refused
         // it): NaN tells `storeValue` to.
@@ -332,7 +337,9 @@ impl Object {
             &self.storage,
             &version.to_string(),
             number,
-            &pieces,
+            &js_sys::Uint8Array::from(value),
+            text,
+            CHUNK_BYTES as f64,
             &old,
             n,
         ))
