@@ -137,6 +137,16 @@ export function eventStream() {
     return s;
 }
 export function send(s, text) { s.controller.enqueue(encoder.encode(text)); }
+export function broadcast(streams, text) {
+    let kept = 0;
+    for (const s of streams) {
+        try {
+            send(s, text);
+            streams[kept++] = s;
+        } catch {}
+    }
+    streams.length = kept;
+}
 ")]
 extern "C" {
     /// An event stream: a `ReadableStream` and its controller, which the
@@ -200,6 +210,10 @@ extern "C" {
     /// no longer enqueue).
     #[wasm_bindgen(catch)]
     fn send(stream: &EventStream, text: &str) -> std::result::Result<(), JsValue>;
+    /// [`send`]s `text` to each of `streams` in turn, dropping from the
+    /// array those it fails for (in JavaScript: `Vec::retain` was a
+    /// generic copy of its own).
+    fn broadcast(streams: &js_sys::Array, text: &str);
 }
 
 /// The clock in Unix seconds, for an event's timestamp: `Date.now()`, one
@@ -230,8 +244,8 @@ struct Object {
     storage: DurableObjectStorage,
     /// `None` until read from storage by the first request.
     pointer: RefCell<Option<Pointer>>,
-    /// The open event streams.
-    streams: RefCell<Vec<EventStream>>,
+    /// The open event streams (a JavaScript array: [`broadcast`]).
+    streams: js_sys::Array,
 }
 
 #[wasm_bindgen]
@@ -246,7 +260,7 @@ impl SnapshotPointer {
             object: Rc::new(Object {
                 storage: state.storage()?,
                 pointer: RefCell::new(None),
-                streams: RefCell::new(Vec::new()),
+                streams: js_sys::Array::new(),
             }),
         })
     }
@@ -384,10 +398,7 @@ impl Object {
     /// Writes the event of `version` to every open stream, dropping the
     /// closed ones.
     fn notify(&self, version: u64) {
-        let event = sse::refetch_event(version, now_secs());
-        self.streams
-            .borrow_mut()
-            .retain(|c| send(c, &event).is_ok());
+        broadcast(&self.streams, &sse::refetch_event(version, now_secs()));
     }
 
     /// A new event stream.
@@ -407,7 +418,7 @@ impl Object {
             let _ = send(&events, &event);
         }
         let stream = events.stream();
-        self.streams.borrow_mut().push(events);
+        self.streams.push(&events);
         let mut resp = Response::from_body(worker::ResponseBody::Stream(stream))?;
         resp.headers_mut()
             .set("Content-Type", "text/event-stream; charset=utf-8")?;
