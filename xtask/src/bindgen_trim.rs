@@ -22,11 +22,7 @@
 //!    lists them (an exported class may be a Durable Object, which only
 //!    `wrangler.toml` names); each with its `Symbol.dispose` line and its
 //!    `FinalizationRegistry`;
-//! 2. removes from the exported classes the Durable Object handlers that
-//!    `#[durable_object]` exports but the worker does not implement
-//!    ([`DURABLE_OBJECT_HANDLERS`]; `SnapshotPointer` answers `fetch`
-//!    only), found by their Rust names in `edge-worker/src`;
-//! 3. removes every function export of the module that the glue no longer
+//! 2. removes every function export of the module that the glue no longer
 //!    names (a JavaScript module reaches a module's functions only through
 //!    the glue), then every function, import, global and table entry left
 //!    unreachable (walrus' `gc`, the pass wasm-bindgen itself ends with).
@@ -43,48 +39,6 @@ use anyhow::{Context, Result, bail};
 /// The environment variable naming the real wasm-bindgen CLI; set, `xtask`
 /// runs as the wrapper ([`wrapper`]) instead of reading a command.
 pub(crate) const REAL_VAR: &str = "BUNTING_REAL_WASM_BINDGEN";
-
-/// The environment variable listing (comma-separated) the Durable Object
-/// handlers to remove from the glue's exported classes: those of
-/// [`DURABLE_OBJECT_HANDLERS`] that the worker's source does not define
-/// ([`unimplemented_handlers`]).
-pub(crate) const UNUSED_HANDLERS_VAR: &str = "BUNTING_UNUSED_DO_HANDLERS";
-
-/// The handlers `#[durable_object]` exports on every Durable Object class,
-/// as JavaScript and Rust name them, besides `fetch`: a class that does
-/// not implement one still exports it (the trait's default, an error),
-/// with its own future and promise wrappers. The runtime calls them only
-/// for what the object asked for (an alarm it set, a WebSocket it
-/// accepted, a socket connected to it).
-pub(crate) const DURABLE_OBJECT_HANDLERS: &[(&str, &str)] = &[
-    ("alarm", "alarm"),
-    ("connect", "connect"),
-    ("webSocketMessage", "websocket_message"),
-    ("webSocketClose", "websocket_close"),
-    ("webSocketError", "websocket_error"),
-];
-
-/// The JavaScript names of the [`DURABLE_OBJECT_HANDLERS`] that no Rust
-/// file in `src_dir` defines (no `fn NAME(`): safe to drop from the glue.
-pub(crate) fn unimplemented_handlers(src_dir: &Path) -> Result<Vec<&'static str>> {
-    let mut source = String::new();
-    for entry in
-        std::fs::read_dir(src_dir).with_context(|| format!("reading {}", src_dir.display()))?
-    {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            source.push_str(
-                &std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            );
-        }
-    }
-    Ok(DURABLE_OBJECT_HANDLERS
-        .iter()
-        .filter(|(_, rust)| !source.contains(&format!("fn {rust}(")))
-        .map(|&(js, _)| js)
-        .collect())
-}
 
 /// Exported classes of the glue that the worker's JavaScript never needs:
 /// the `worker` crate's configuration types, which the worker does not use
@@ -151,9 +105,6 @@ fn trim_dir(dir: &Path) -> Result<String> {
     let js = std::fs::read_to_string(&js_path)
         .with_context(|| format!("reading {}", js_path.display()))?;
     let (js, classes) = without_unused_classes(&js)?;
-    let handlers = std::env::var(UNUSED_HANDLERS_VAR).unwrap_or_default();
-    let handlers: Vec<&str> = handlers.split(',').filter(|h| !h.is_empty()).collect();
-    let (js, methods) = without_methods(&js, &handlers)?;
     let wasm =
         std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
     let (trimmed, exports) = without_unnamed_exports(&wasm, &js)?;
@@ -161,7 +112,7 @@ fn trim_dir(dir: &Path) -> Result<String> {
     std::fs::write(&wasm_path, &trimmed)
         .with_context(|| format!("writing {}", wasm_path.display()))?;
     Ok(format!(
-        "trimmed the glue: classes {classes:?}; methods {methods:?}; {} exports ({}); module {} → {} bytes",
+        "trimmed the glue: classes {classes:?}; {} exports ({}); module {} → {} bytes",
         exports.len(),
         exports.iter().cloned().collect::<Vec<_>>().join(", "),
         wasm.len(),
@@ -196,47 +147,6 @@ fn without_unused_classes(js: &str) -> Result<(String, Vec<String>)> {
         }
     }
     Ok((js, removed))
-}
-
-/// `js` without the methods named `handlers` of its exported classes, and
-/// the `Class.method`s removed.
-fn without_methods(js: &str, handlers: &[&str]) -> Result<(String, Vec<String>)> {
-    let mut js = js.to_owned();
-    let mut removed = Vec::new();
-    for (class, exported) in classes(&js) {
-        if !exported {
-            continue;
-        }
-        for handler in handlers {
-            if let Some(rest) = without_method(&js, &class, handler) {
-                js = rest;
-                removed.push(format!("{class}.{handler}"));
-            }
-        }
-    }
-    Ok((js, removed))
-}
-
-/// `js` without method `name` of exported class `class` (its lines, from
-/// the JSDoc comment before it to its closing `    }`); `None` if the
-/// class has no such method.
-fn without_method(js: &str, class: &str, name: &str) -> Option<String> {
-    let head = format!("\nexport class {class} {{\n");
-    let class_start = js.find(&head)? + 1;
-    let class_end = class_start + js[class_start..].find("\n}\n")? + 1;
-    let body = &js[class_start..class_end];
-    let at = class_start + body.find(&format!("\n    {name}("))? + 1;
-    let end = at + js[at..class_end].find("\n    }\n")? + 7;
-    let mut start = at;
-    if js[..at].ends_with("     */\n") {
-        start = js[class_start..at]
-            .rfind("\n    /**\n")
-            .map_or(at, |i| class_start + i + 1);
-    }
-    let mut out = String::with_capacity(js.len());
-    out.push_str(&js[..start]);
-    out.push_str(&js[end..]);
-    Some(out)
 }
 
 /// Each top-level class of the glue: its name, and whether it is exported.
@@ -317,10 +227,7 @@ fn without_unnamed_exports(module: &[u8], js: &str) -> Result<(Vec<u8>, BTreeSet
 
 #[cfg(test)]
 mod tests {
-    use super::{
-        classes, names, unimplemented_handlers, without_class, without_methods,
-        without_unnamed_exports, without_unused_classes,
-    };
+    use super::{classes, names, without_class, without_unnamed_exports, without_unused_classes};
 
     const GLUE: &str = "import x from './x.js';
 
@@ -425,89 +332,6 @@ const SnapshotPointerFinalization = 1;
         let odd = GLUE.replace("const MinifyConfigFinalization", "const MinifyFinalization");
         assert!(without_class(&odd, "MinifyConfig", true).is_none());
         assert!(without_unused_classes(&odd).is_err());
-    }
-
-    #[test]
-    fn removes_handlers_of_exported_classes() {
-        let glue = "export class SnapshotPointer {
-    free() {
-        wasm.__wbg_snapshotpointer_free(ptr, 0);
-    }
-    /**
-     * @returns {Promise<any>}
-     */
-    alarm() {
-        return wasm.snapshotpointer_alarm(this.__wbg_ptr);
-    }
-    /**
-     * @param {Request} req
-     */
-    fetch(req) {
-        return wasm.snapshotpointer_fetch(this.__wbg_ptr, req);
-    }
-    webSocketError(ws, error) {
-        return wasm.snapshotpointer_webSocketError(this.__wbg_ptr, ws, error);
-    }
-}
-class Private {
-    alarm() {
-        return 1;
-    }
-}
-";
-        let (js, removed) = without_methods(
-            &format!("\n{glue}"),
-            &["alarm", "connect", "webSocketError"],
-        )
-        .unwrap();
-        assert_eq!(
-            removed,
-            ["SnapshotPointer.alarm", "SnapshotPointer.webSocketError"]
-        );
-        assert_eq!(
-            js,
-            "
-export class SnapshotPointer {
-    free() {
-        wasm.__wbg_snapshotpointer_free(ptr, 0);
-    }
-    /**
-     * @param {Request} req
-     */
-    fetch(req) {
-        return wasm.snapshotpointer_fetch(this.__wbg_ptr, req);
-    }
-}
-class Private {
-    alarm() {
-        return 1;
-    }
-}
-"
-        );
-    }
-
-    #[test]
-    fn handlers_defined_in_the_source_are_kept() {
-        let dir = std::env::temp_dir().join(format!("bindgen-trim-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("object.rs"),
-            "impl DurableObject for P {\n    async fn fetch(&self) {}\n    async fn alarm(&self) {}\n}\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("notes.txt"), "fn connect(").unwrap();
-        let unused = unimplemented_handlers(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            unused,
-            [
-                "connect",
-                "webSocketMessage",
-                "webSocketClose",
-                "webSocketError"
-            ]
-        );
     }
 
     #[test]

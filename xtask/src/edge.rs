@@ -111,10 +111,8 @@ pub(crate) fn build(ctx: &Ctx, tools: &Tools) -> Result<PathBuf> {
     // worker-build runs this program as its wasm-bindgen, which runs the
     // real one and trims the glue the worker never uses (bindgen_trim.rs).
     let this = std::env::current_exe().context("locating the xtask binary")?;
-    let unused = bindgen_trim::unimplemented_handlers(&ctx.root.join(CRATE_DIR).join("src"))?;
     cmd.env("WASM_BINDGEN_BIN", this)
-        .env(bindgen_trim::REAL_VAR, &tools.wasm_bindgen)
-        .env(bindgen_trim::UNUSED_HANDLERS_VAR, unused.join(","));
+        .env(bindgen_trim::REAL_VAR, &tools.wasm_bindgen);
     ctx.step("build the edge worker (worker-build, profile wasm)", cmd)?;
 
     let out = ctx.root.join(BUILD_DIR);
