@@ -284,45 +284,22 @@ impl Pointer {
     }
 }
 
-/// One stored piece of a snapshot value ([`chunks`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chunk<'a> {
-    /// A piece of a JSON text, stored as a string (as every version of the
-    /// object stored it, so a worker rolled back still reads it).
-    Text(&'a str),
-    /// A piece of a packed snapshot, stored as bytes.
-    Bytes(&'a [u8]),
-}
-
-/// A snapshot value cut into the pieces the object stores, each at most
-/// `max` bytes (`max` ≥ 4: a UTF-8 character fits): a JSON text into
-/// strings cut between characters, a packed snapshot (or anything not
-/// UTF-8) into byte ranges. At least one piece, empty for an empty value.
+/// Whether the object stores `value` as a JSON text (strings under
+/// `snapshot:` keys, as every version of the object stored texts, so a
+/// worker rolled back still reads them) rather than as bytes (under
+/// `packed:` keys): a packed snapshot, or anything not UTF-8 (never
+/// published, but never lost either), is bytes. The object's
+/// `storeValue` (`pointer_storage.mjs`) cuts a text between characters.
 ///
 /// ```
-/// use bunting_edge_worker::pointer::{Chunk, chunks};
-/// assert_eq!(chunks(b"{\"a\":1}", 4), [Chunk::Text("{\"a\""), Chunk::Text(":1}")]);
-/// assert_eq!(chunks(b"BSNP\x01", 4), [Chunk::Bytes(b"BSNP"), Chunk::Bytes(b"\x01")]);
-/// assert_eq!(chunks(b"", 4), [Chunk::Text("")]);
+/// use bunting_edge_worker::pointer::stored_as_text;
+/// assert!(stored_as_text(b"{\"a\":1}"));
+/// assert!(stored_as_text(b""));
+/// assert!(!stored_as_text(b"BSNP\x01"));
+/// assert!(!stored_as_text(b"\xff\xfe"));
 /// ```
-pub fn chunks(value: &[u8], max: usize) -> Vec<Chunk<'_>> {
-    let max = max.max(4);
-    match std::str::from_utf8(value) {
-        Ok(text) if !is_packed(value) => {
-            let mut out = Vec::with_capacity(text.len() / max + 1);
-            let mut rest = text;
-            while !rest.is_empty() || out.is_empty() {
-                let mut end = rest.len().min(max);
-                while !rest.is_char_boundary(end) {
-                    end -= 1;
-                }
-                out.push(Chunk::Text(&rest[..end]));
-                rest = &rest[end..];
-            }
-            out
-        }
-        _ => value.chunks(max).map(Chunk::Bytes).collect(),
-    }
+pub fn stored_as_text(value: &[u8]) -> bool {
+    !is_packed(value) && std::str::from_utf8(value).is_ok()
 }
 
 /// The `have` query parameter: the version an isolate serves.
@@ -574,38 +551,6 @@ mod tests {
         assert_eq!(p.publish(3, v3.clone()), Outcome::Same);
         assert_eq!(p.publish(2, packed(SNAP)), Outcome::Older { current: 3 });
         assert!(holds_json().contains("bunting publish` or `bunting serve"));
-    }
-
-    #[test]
-    fn chunks_put_back_together_are_the_value() {
-        let text = format!("{{\"k\": \"{}\"}}", "é€😀".repeat(100));
-        let pieces = chunks(text.as_bytes(), 7);
-        assert!(
-            pieces
-                .iter()
-                .all(|c| matches!(c, Chunk::Text(t) if t.len() <= 7 && !t.is_empty()))
-        );
-        let joined: String = pieces
-            .iter()
-            .map(|c| match c {
-                Chunk::Text(t) => *t,
-                Chunk::Bytes(_) => unreachable!(),
-            })
-            .collect();
-        assert_eq!(joined, text);
-        let value = packed(SNAP);
-        let pieces = chunks(&value, 100);
-        assert_eq!(pieces.len(), value.len().div_ceil(100));
-        let mut joined = Vec::new();
-        for c in pieces {
-            match c {
-                Chunk::Bytes(b) => joined.extend_from_slice(b),
-                Chunk::Text(_) => panic!("a packed value is stored as bytes"),
-            }
-        }
-        assert_eq!(joined, value);
-        // Not UTF-8 (never published, but never lost either): bytes.
-        assert_eq!(chunks(b"\xff\xfe", 4), [Chunk::Bytes(b"\xff\xfe")]);
     }
 
     #[test]

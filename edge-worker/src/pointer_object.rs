@@ -22,11 +22,11 @@
 //!   to every open stream. A `Last-Event-ID` older than the held version
 //!   gets that event at once.
 //!
-//! Storage: the value in chunks of at most [`CHUNK_BYTES`] (under the
-//! storage API's value limit, [`pointer::chunks`]) under keys of their
-//! version, then `latest` (`[version, chunks]`), then the previous
-//! version's chunks are deleted: a crash between the writes leaves the
-//! previous snapshot whole. A JSON text's chunks are strings under
+//! Storage (`pointer_storage.mjs`, [`store_value`]): the value in chunks
+//! of at most [`CHUNK_BYTES`] (under the storage API's value limit) under
+//! keys of their version, then `latest` (`[version, chunks]`), then the
+//! previous version's chunks are deleted: a crash between the writes
+//! leaves the previous snapshot whole. A JSON text's chunks are strings under
 //! `snapshot:<version>:<i>`, as before packed values existed; a packed
 //! value's are bytes under `packed:<version>:<i>`, keys a worker that
 //! predates packed values never reads: rolled back, it finds no chunks
@@ -38,7 +38,7 @@ use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::wasm_bindgen_futures::{JsFuture, future_to_promise};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::{DurableObjectState, DurableObjectStorage};
 use worker::{Method, Response, Result, web_sys};
 
@@ -72,82 +72,7 @@ async fn stored_latest(storage: &DurableObjectStorage) -> Result<Option<(u64, us
     })
 }
 
-#[wasm_bindgen(inline_js = "
-const encoder = new TextEncoder();
-const digits = (x) => typeof x === 'bigint'
-    ? (x >= 0n ? String(x) : undefined)
-    : (Number.isSafeInteger(x) && x >= 0 ? String(x) : undefined);
-export async function readChunks(storage, version, n) {
-    const parts = [];
-    let family = 'snapshot', length = 0;
-    for (let i = 0; i < n; ) {
-        const key = `${family}:${version}:${i}`;
-        const v = await storage.get(key);
-        let bytes;
-        if (typeof v === 'string') bytes = encoder.encode(v);
-        else if (v instanceof Uint8Array || v instanceof ArrayBuffer) bytes = new Uint8Array(v);
-        else if (v !== undefined) throw new Error(`the stored chunk ${key} is neither a string nor bytes`);
-        if (i === 0 && bytes === undefined && family === 'snapshot') {
-            family = 'packed';
-            continue;
-        }
-        if (bytes !== undefined) {
-            parts.push(bytes);
-            length += bytes.length;
-        }
-        i++;
-    }
-    const value = new Uint8Array(length);
-    length = 0;
-    for (const part of parts) {
-        value.set(part, length);
-        length += part.length;
-    }
-    return value;
-}
-export async function storeValue(storage, version, number, value, text, max, previous, n) {
-    const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
-    let i = 0;
-    for (let at = 0; at < value.length || i === 0; i++) {
-        let end = Math.min(value.length, at + max);
-        if (text) while ((value[end] & 0xc0) === 0x80) end--;
-        const piece = text ? decoder.decode(value.subarray(at, end)) : value.slice(at, end);
-        await storage.put(`${text ? 'snapshot' : 'packed'}:${version}:${i}`, piece);
-        at = end;
-    }
-    if (Number.isNaN(number)) throw new Error(`${version} can't be represented as a JavaScript number`);
-    await storage.put('latest', [number, i]);
-    await deleteChunks(storage, previous, n);
-}
-async function deleteChunks(storage, version, n) {
-    const keys = [];
-    for (let i = 0; i < n; i++) keys.push(`snapshot:${version}:${i}`, `packed:${version}:${i}`);
-    for (let i = 0; i < keys.length; i += 128) await storage.delete(keys.slice(i, i + 128));
-}
-export async function readLatest(storage) {
-    const v = await storage.get('latest');
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v)) return null;
-    const version = digits(v[0]), chunks = digits(v[1]);
-    return version === undefined || chunks === undefined ? null : version + ' ' + chunks;
-}
-export function eventStream() {
-    const s = {};
-    s.stream = new ReadableStream({ start(c) { s.controller = c; } });
-    return s;
-}
-export function send(s, text) { s.controller.enqueue(encoder.encode(text)); }
-export function broadcast(streams, text) {
-    let kept = 0;
-    for (const s of streams) {
-        try {
-            send(s, text);
-            streams[kept++] = s;
-        } catch {}
-    }
-    streams.length = kept;
-}
-")]
+#[wasm_bindgen(module = "/src/pointer_storage.mjs")]
 extern "C" {
     /// An event stream: a `ReadableStream` and its controller, which the
     /// object writes to with [`send`] (not a Rust stream through
@@ -172,9 +97,9 @@ extern "C" {
     fn read_chunks(storage: &DurableObjectStorage, version: &str, n: f64) -> js_sys::Promise;
 
     /// Stores `value` as the value of `version` (its decimal digits): cut
-    /// as [`pointer::chunks`] cuts it into pieces of at most `max` bytes
-    /// (a JSON text, `text`, into strings cut between characters, at
-    /// least one; else into byte ranges, each a copy: a view would store
+    /// into pieces of at most `max` bytes (a JSON text, `text`
+    /// ([`pointer::stored_as_text`]), into strings cut between characters,
+    /// at least one; else into byte ranges, each a copy: a view would store
     /// its whole buffer), one after the other under
     /// `snapshot:<version>:<i>` (a string) or `packed:<version>:<i>`
     /// (bytes), then `latest` as `[number, pieces]` (an `Error` instead
@@ -266,19 +191,17 @@ impl SnapshotPointer {
     }
 
     /// The runtime's `fetch`: a promise of the runtime's `Response`, or
-    /// rejected with the error (as the macro's was).
+    /// rejected with the error (as the macro's was), through the worker's
+    /// one boxed `future_to_promise` ([`crate::entry::promise`]).
     #[allow(unreachable_pub)] // exported to JavaScript, not to Rust
-    pub fn fetch(&self, req: web_sys::Request) -> js_sys::Promise {
+    pub fn fetch(&self, req: web_sys::Request) -> JsValue {
         let object = Rc::clone(&self.object);
-        let answer: std::pin::Pin<
-            Box<dyn std::future::Future<Output = std::result::Result<JsValue, JsValue>>>,
-        > = Box::pin(async move {
+        crate::entry::promise(async move {
             match object.fetch(Incoming::new(req)).await {
                 Ok(resp) => Ok(web_sys::Response::from(resp).into()),
                 Err(e) => Err(rejection(e)),
             }
-        });
-        future_to_promise(answer)
+        })
     }
 }
 
@@ -331,10 +254,9 @@ impl Object {
         value: &[u8],
         previous: Option<(u64, usize)>,
     ) -> Result<()> {
-        // Cut as `pointer::chunks` cuts it (`storeValue` does the
-        // cutting): a JSON text (UTF-8, not packed) into strings, anything
-        // else into bytes.
-        let text = !pointer::is_packed(value) && std::str::from_utf8(value).is_ok();
+        // Cut by `storeValue`: a JSON text into strings, anything else
+        // into bytes.
+        let text = pointer::stored_as_text(value);
         // `latest` holds the version as a number, refused beyond 2^53 − 1
         // (as the serde_wasm_bindgen serializer of `Storage::put` refused
         // it): NaN tells `storeValue` to.
