@@ -662,8 +662,8 @@ impl Engine {
     }
 
     /// The evaluation of `flag` serving variant `v`, built in one piece
-    /// (a result patched after it is built was copied whole, ≈ 200 bytes,
-    /// through `memmove`).
+    /// (a result patched after it was built was copied whole, 232 bytes on
+    /// 64-bit targets, through `memmove`).
     fn served<'a>(
         &'a self,
         flag: &'a CFlag,
