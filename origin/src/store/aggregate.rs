@@ -384,36 +384,59 @@ pub(super) enum RawUsers {
     /// pass over the flag's users (migration 0020 dropped the `first_ms`
     /// index, which every new rollup row paid for at ingestion).
     Early,
-    /// Only the users of a JSON array of user keys (parameter `$users`),
-    /// seeing, with `before` set, only the rows that the PostgreSQL
-    /// snapshot in parameter `$before` (text) saw: the rows of a previous
-    /// look (migration 0018's `xid`; rows without one are older).
-    Listed { users: usize, before: Option<usize> },
+    /// Only the listed users of an incremental look (PostgreSQL): the rows
+    /// of the common table `listed` that [`listed_sql`] reads once for the
+    /// look's two states, seeing, with `before` set, only the rows that the
+    /// PostgreSQL snapshot in parameter `$before` (text) saw: the rows of a
+    /// previous look (migration 0018's `xid`; rows without one are older).
+    Listed { before: Option<usize> },
+}
+
+/// The condition that the exposure row `t` is of flag `flag` and user
+/// `user` (SQL expressions; `t`'s environment is compared apart). On
+/// PostgreSQL it also compares the key that `exposures_analysis` hashes
+/// (migration 0021), `flag_key || '/' || user_key`, so that the planner can
+/// probe that index; the column equalities keep the answer exact whatever
+/// the keys contain. On SQLite the column equalities reach its B-tree.
+pub(super) fn exposures_of(postgres: bool, t: &str, flag: &str, user: &str) -> String {
+    let columns = format!("{t}.flag_key = {flag} AND {t}.user_key = {user}");
+    if postgres {
+        format!("{columns} AND {t}.flag_key || '/' || {t}.user_key = {flag} || '/' || {user}")
+    } else {
+        columns
+    }
 }
 
 /// The raw statement (every exposure; the reference semantics): one row per
 /// (arm, day of first exposure), with columns `variant`, `day`, `n`,
-/// `multi` and the [`metric_columns`] sums, over the users `who` selects.
+/// `multi` and the [`metric_columns`] sums, over the users `who` selects,
+/// written for PostgreSQL with `postgres` (see [`exposures_of`]), else for
+/// SQLite.
 ///
 /// Parameters: `$1` environment id, `$2` flag, `$3`/`$4` time bounds, `$5…`
 /// the distinct event names.
-pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> String {
+pub(super) fn raw_sql(
+    metrics: &[MetricSpec],
+    names: &[&str],
+    who: RawUsers,
+    postgres: bool,
+) -> String {
     let (per_user, outer) = metric_columns(metrics, names, "u.t0");
     let (from, early) = match who {
         RawUsers::All => ("exposures", String::new()),
         RawUsers::Early => (
             "exposure_users r CROSS JOIN exposures",
-            "AND r.env_id = $1 AND r.flag_key = $2 AND r.first_ms < $3 \
-             AND exposures.user_key = r.user_key"
-                .to_string(),
-        ),
-        RawUsers::Listed { users, .. } => (
-            "exposures",
             format!(
-                "AND exposures.user_key IN \
-                 (SELECT json_array_elements_text(CAST(${users} AS json)))"
+                "AND r.env_id = $1 AND r.flag_key = $2 AND r.first_ms < $3 AND {}",
+                exposures_of(postgres, "exposures", "r.flag_key", "r.user_key")
             ),
         ),
+        RawUsers::Listed { .. } => ("listed exposures", String::new()),
+    };
+    // Where the multi-arm probe looks: the listed rows, already of the flag.
+    let (probed, x_of_g) = match who {
+        RawUsers::Listed { .. } => ("listed", exposures_of(false, "x", "$2", "g.user_key")),
+        _ => ("exposures", exposures_of(postgres, "x", "$2", "g.user_key")),
     };
     // Rows a previous snapshot saw (every row without `before`).
     let seen = |t: &str| match who {
@@ -429,8 +452,8 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
     let users = format!(
         "SELECT user_key, t0, \
            CASE WHEN vmin = vmax THEN vmin ELSE \
-             (SELECT MIN(x.variant) FROM exposures x WHERE x.env_id = $1 \
-              AND x.flag_key = $2 AND x.user_key = g.user_key AND x.time_ms = g.t0{seen_x}) END AS variant, \
+             (SELECT MIN(x.variant) FROM {probed} x WHERE x.env_id = $1 \
+              AND {x_of_g} AND x.time_ms = g.t0{seen_x}) END AS variant, \
            CASE WHEN vmin = vmax THEN 0 ELSE 1 END AS multi \
          FROM (SELECT exposures.user_key AS user_key, MIN(exposures.time_ms) AS t0, \
                  MIN(exposures.variant) AS vmin, MAX(exposures.variant) AS vmax \
@@ -455,6 +478,40 @@ pub(super) fn raw_sql(metrics: &[MetricSpec], names: &[&str], who: RawUsers) -> 
          CAST(SUM(multi) AS BIGINT) AS multi{outer} \
          FROM ({per_user_sql}) p GROUP BY variant, {day}",
         day = day_of("t0")
+    )
+}
+
+/// An incremental look's statement (PostgreSQL): [`raw_sql`]'s rows for
+/// the users of a JSON array of user keys (parameter `$users`) in two
+/// states, told apart by a column `is_now`: 0 for the rows that the snapshot
+/// in parameter `$before` (text) saw, 1 for every row. The listed users'
+/// exposures of the flag within the bounds are read once, into the common
+/// table `listed`, for both states: each is a probe of the hashed
+/// `exposures_analysis` (migration 0021) and heap fetches, since `xid` is in
+/// no index; two statements paid for them twice. The flag's own equality
+/// keeps the answer exact whatever the keys contain.
+pub(super) fn listed_sql(
+    metrics: &[MetricSpec],
+    names: &[&str],
+    users: usize,
+    before: usize,
+) -> String {
+    let then = raw_sql(
+        metrics,
+        names,
+        RawUsers::Listed {
+            before: Some(before),
+        },
+        true,
+    );
+    let now = raw_sql(metrics, names, RawUsers::Listed { before: None }, true);
+    format!(
+        "WITH listed AS MATERIALIZED (\
+           SELECT env_id, flag_key, user_key, time_ms, variant, xid FROM exposures \
+           WHERE env_id = $1 AND flag_key = $2 AND time_ms >= $3 AND time_ms <= $4 \
+           AND flag_key || '/' || user_key IN \
+             (SELECT $2 || '/' || json_array_elements_text(CAST(${users} AS json)))) \
+         SELECT 0 AS is_now, a.* FROM ({then}) a UNION ALL SELECT 1 AS is_now, b.* FROM ({now}) b"
     )
 }
 
@@ -496,11 +553,14 @@ fn rollup_sql(
 ) -> String {
     let (per_user, outer) = metric_columns(metrics, names, "u.first_ms");
     let multi = if bounded_until {
-        "CASE WHEN u.vmin = u.vmax THEN 0 WHEN EXISTS (SELECT 1 FROM exposures x \
-         WHERE x.env_id = $1 AND x.flag_key = $2 AND x.user_key = u.user_key \
-         AND x.time_ms <= $4 AND x.variant <> u.variant) THEN 1 ELSE 0 END"
+        format!(
+            "CASE WHEN u.vmin = u.vmax THEN 0 WHEN EXISTS (SELECT 1 FROM exposures x \
+             WHERE x.env_id = $1 AND {} \
+             AND x.time_ms <= $4 AND x.variant <> u.variant) THEN 1 ELSE 0 END",
+            exposures_of(postgres, "x", "$2", "u.user_key")
+        )
     } else {
-        "CASE WHEN u.vmin = u.vmax THEN 0 ELSE 1 END"
+        "CASE WHEN u.vmin = u.vmax THEN 0 ELSE 1 END".to_string()
     };
     let users = "u.env_id = $1 AND u.flag_key = $2 AND +u.first_ms >= $3 AND +u.first_ms <= $4";
     let per_user_sql = if metrics.is_empty() {
@@ -1043,7 +1103,7 @@ impl Store {
     ) -> Result<Vec<AnyRow>> {
         let sql = {
             let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
-            raw_sql(metrics, &names, who)
+            raw_sql(metrics, &names, who, self.backend() == Backend::Postgres)
         };
         let mut tx = self.pool.begin().await?;
         if let Some(id) = &snapshot {
@@ -1223,6 +1283,95 @@ mod tests {
         ];
         assert_eq!(estimated_users(&plan), 1_999_599.0);
         assert_eq!(estimated_users(&plan[..1]), 0.0);
+    }
+
+    /// On PostgreSQL every lookup of one flag's exposures of given users
+    /// probes the hashed `exposures_analysis` (migration 0021) instead of
+    /// scanning: the early users, the users an incremental look lists, the
+    /// multi-arm probe of a bounded look and the raw path's earliest
+    /// variant. (Answers are the incremental and rollup tests' business;
+    /// this guards the speed, which a changed expression would lose
+    /// silently.) Needs `BUNTING_TEST_POSTGRES`'s server, as the store tests.
+    #[tokio::test]
+    async fn postgres_lookups_probe_the_hashed_analysis_index() {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let admin = std::env::var("BUNTING_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("t_unit_hashed_{}", std::process::id());
+        let mut c = sqlx::AnyConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {admin} ({e})"));
+        sqlx::raw_sql(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        let store = Store::open(&url).await.unwrap();
+        // 20 flags × 10,000 users, two exposures each (time in ms = the
+        // user's number, + 1 for the second); one user in a hundred saw
+        // both arms.
+        sqlx::raw_sql(
+            "INSERT INTO exposures (env_id, id, flag_key, variant, user_key, time_ms, received_ms) \
+             SELECT 1, f || '-' || u || '-' || k, 'f' || f, \
+               CASE WHEN k = 1 AND u % 100 = 0 THEN 'b' ELSE 'a' END, 'u' || u, u + k, u + k \
+             FROM generate_series(0, 19) f, generate_series(0, 9999) u, generate_series(0, 1) k; \
+             ANALYZE exposures",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        store.rebuild_exposure_users().await.unwrap();
+        sqlx::raw_sql("ANALYZE exposure_users")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let users = serde_json::to_string(&["u1", "u2", "u3"]).unwrap();
+        let statements = [
+            (
+                "early users",
+                raw_sql(&[], &[], RawUsers::Early, true),
+                vec![],
+            ),
+            (
+                "listed users",
+                listed_sql(&[], &[], 5, 6),
+                vec![users, "100:100:".to_string()],
+            ),
+            (
+                "multi-arm probe",
+                rollup_sql(&[], &[], true, true, ("", "")),
+                vec![],
+            ),
+            ("raw path", raw_sql(&[], &[], RawUsers::All, true), vec![]),
+        ];
+        for (what, sql, tail) in statements {
+            // From the 100th user on: a hundred users are early.
+            let mut tx = store.pool().begin().await.unwrap();
+            let plan = fetch(
+                &mut tx,
+                format!("EXPLAIN {sql}"),
+                (1, "f7".into()),
+                (100, 9_000),
+                tail,
+            )
+            .await
+            .unwrap();
+            let plan: Vec<String> = plan.iter().map(|r| r.get::<String, _>(0)).collect();
+            assert!(
+                plan.iter()
+                    .any(|l| l.contains("Index Scan using exposures_analysis")),
+                "{what}: the plan does not probe exposures_analysis:\n{}",
+                plan.join("\n")
+            );
+        }
+        sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&mut c)
+            .await
+            .unwrap();
     }
 
     #[test]

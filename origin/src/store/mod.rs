@@ -246,6 +246,15 @@ macro_rules! migrations {
                     "/0020_rollup_without_first_index.sql"
                 )),
             ),
+            (
+                21,
+                "exposures_analysis_hashed",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0021_exposures_analysis_hashed.sql"
+                )),
+            ),
         ]
     };
 }

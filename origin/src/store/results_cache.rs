@@ -41,12 +41,13 @@
 //!   default `pg_current_xact_id()`, stored as a BIGINT) satisfies
 //!   `xid >= pg_snapshot_xmin(prev) AND NOT pg_visible_in_snapshot(xid, prev)`.
 //!   A transaction that took its id before the previous look and committed
-//!   after it is in `prev`'s in-progress list, so it counts now. The raw
-//!   statement for exactly those users then runs twice in the same
-//!   transaction: over the rows `prev` saw (their contribution to the
+//!   after it is in `prev`'s in-progress list, so it counts now. One
+//!   statement ([`listed_sql`]) then gives the raw rows of exactly those
+//!   users twice: over the rows `prev` saw (their contribution to the
 //!   stored sums) and over every row (their contribution now); the first
-//!   is subtracted, the second added. Both probe the indexes once per
-//!   changed user. When more than a fortieth of the experiment's users
+//!   is subtracted, the second added. It reads the users' exposures once
+//!   (a probe of the hashed exposure index and heap fetches per changed
+//!   user) for both; their metric events are probed once per state. When more than a fortieth of the experiment's users
 //!   changed ([`FULL_LOOK_SHARE`]), a full aggregation is cheaper and
 //!   replaces the state.
 //!
@@ -75,7 +76,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::aggregate::{CellKey, PartQuery, RawUsers, SUMS, fetch, raw_sql, row_sums, set_local};
+use super::aggregate::{CellKey, PartQuery, SUMS, fetch, listed_sql, row_sums, set_local};
 use super::{Result, Store};
 use crate::model::metric::MetricSpec;
 
@@ -377,30 +378,16 @@ impl Store {
             let users = serde_json::to_string(&users).expect("strings serialize");
             let mut tail = q.names.clone();
             tail.push(users);
-            let now_sql = raw_sql(
-                metrics,
-                &names,
-                RawUsers::Listed {
-                    users: list,
-                    before: None,
-                },
-            );
-            let then_sql = raw_sql(
-                metrics,
-                &names,
-                RawUsers::Listed {
-                    users: list,
-                    before: Some(list + 1),
-                },
-            );
-            let now = fetch(&mut tx, now_sql, q.head.clone(), q.bounds, tail.clone()).await?;
             tail.push(prev.snapshot.clone());
-            let then = fetch(&mut tx, then_sql, q.head.clone(), q.bounds, tail).await?;
-            for r in &then {
-                merge(&mut cells, row_sums(r, metrics)?, -1);
-            }
-            for r in &now {
-                merge(&mut cells, row_sums(r, metrics)?, 1);
+            let sql = listed_sql(metrics, &names, list, list + 1);
+            for r in &fetch(&mut tx, sql, q.head.clone(), q.bounds, tail).await? {
+                // The rows `prev` saw leave the sums, every row now enters.
+                let sign = if r.try_get::<i32, _>("is_now")? == 1 {
+                    1
+                } else {
+                    -1
+                };
+                merge(&mut cells, row_sums(r, metrics)?, sign);
             }
         }
         tx.commit().await?;
