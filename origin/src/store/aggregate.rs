@@ -433,10 +433,23 @@ pub(super) fn raw_sql(
         ),
         RawUsers::Listed { .. } => ("listed exposures", String::new()),
     };
-    // Where the multi-arm probe looks: the listed rows, already of the flag.
-    let (probed, x_of_g) = match who {
-        RawUsers::Listed { .. } => ("listed", exposures_of(false, "x", "$2", "g.user_key")),
-        _ => ("exposures", exposures_of(postgres, "x", "$2", "g.user_key")),
+    // A multi-arm user's arm is the least variant of their first exposure:
+    // probed in the exposures' index, except in the (unindexed) listed rows,
+    // which a per-user ordered aggregate reads instead.
+    let first_variant = match who {
+        RawUsers::Listed { .. } => "vfirst".to_string(),
+        _ => format!(
+            "(SELECT MIN(x.variant) FROM exposures x WHERE x.env_id = $1 \
+              AND {} AND x.time_ms = g.t0)",
+            exposures_of(postgres, "x", "$2", "g.user_key")
+        ),
+    };
+    let vfirst = match who {
+        RawUsers::Listed { .. } => {
+            ", (array_agg(exposures.variant ORDER BY exposures.time_ms, exposures.variant))[1] \
+             AS vfirst"
+        }
+        _ => "",
     };
     // Rows a previous snapshot saw (every row without `before`).
     let seen = |t: &str| match who {
@@ -448,15 +461,13 @@ pub(super) fn raw_sql(
         ),
         _ => String::new(),
     };
-    let (seen_exposures, seen_x, seen_e) = (seen("exposures"), seen("x"), seen("e"));
+    let (seen_exposures, seen_e) = (seen("exposures"), seen("e"));
     let users = format!(
         "SELECT user_key, t0, \
-           CASE WHEN vmin = vmax THEN vmin ELSE \
-             (SELECT MIN(x.variant) FROM {probed} x WHERE x.env_id = $1 \
-              AND {x_of_g} AND x.time_ms = g.t0{seen_x}) END AS variant, \
+           CASE WHEN vmin = vmax THEN vmin ELSE {first_variant} END AS variant, \
            CASE WHEN vmin = vmax THEN 0 ELSE 1 END AS multi \
          FROM (SELECT exposures.user_key AS user_key, MIN(exposures.time_ms) AS t0, \
-                 MIN(exposures.variant) AS vmin, MAX(exposures.variant) AS vmax \
+                 MIN(exposures.variant) AS vmin, MAX(exposures.variant) AS vmax{vfirst} \
                FROM {from} WHERE exposures.env_id = $1 AND exposures.flag_key = $2 \
                AND exposures.time_ms >= $3 AND exposures.time_ms <= $4 {early}{seen_exposures} \
                GROUP BY exposures.user_key) g"
