@@ -497,9 +497,9 @@ pub(super) fn raw_sql(
 /// states, told apart by a column `is_now`: 0 for the rows that the snapshot
 /// in parameter `$before` (text) saw, 1 for every row. The listed users'
 /// exposures of the flag within the bounds are read once, into the common
-/// table `listed`, for both states: each is a probe of the hashed
-/// `exposures_analysis` (migration 0021) and heap fetches, since `xid` is in
-/// no index; two statements paid for them twice. The flag's own equality
+/// table `listed`, for both states: a user's rows cost a probe of the
+/// hashed `exposures_analysis` (migration 0021) and heap fetches, since
+/// `xid` is in no index, which two statements paid twice. The flag's own equality
 /// keeps the answer exact whatever the keys contain.
 pub(super) fn listed_sql(
     metrics: &[MetricSpec],

@@ -46,10 +46,11 @@
 //!   users twice: over the rows `prev` saw (their contribution to the
 //!   stored sums) and over every row (their contribution now); the first
 //!   is subtracted, the second added. It reads the users' exposures once
-//!   (a probe of the hashed exposure index and heap fetches per changed
-//!   user) for both; their metric events are probed once per state. When more than a fortieth of the experiment's users
-//!   changed ([`FULL_LOOK_SHARE`]), a full aggregation is cheaper and
-//!   replaces the state.
+//!   for both (a probe of the hashed exposure index and heap fetches per
+//!   changed user); their metric events are probed once per state. When
+//!   more than a fortieth of the experiment's users changed
+//!   ([`FULL_LOOK_SHARE`]), a full aggregation is cheaper and replaces the
+//!   state.
 //!
 //! Exposures and metric events are only ever inserted (a redelivered event
 //! inserts nothing), so "the rows `prev` saw" is "the rows now, without the
