@@ -436,20 +436,20 @@ pub(super) fn raw_sql(
     // A multi-arm user's arm is the least variant of their first exposure:
     // probed in the exposures' index, except in the (unindexed) listed rows,
     // which a per-user ordered aggregate reads instead.
-    let first_variant = match who {
-        RawUsers::Listed { .. } => "vfirst".to_string(),
-        _ => format!(
-            "(SELECT MIN(x.variant) FROM exposures x WHERE x.env_id = $1 \
-              AND {} AND x.time_ms = g.t0)",
-            exposures_of(postgres, "x", "$2", "g.user_key")
-        ),
-    };
-    let vfirst = match who {
-        RawUsers::Listed { .. } => {
+    let (first_variant, vfirst) = match who {
+        RawUsers::Listed { .. } => (
+            "vfirst".to_string(),
             ", (array_agg(exposures.variant ORDER BY exposures.time_ms, exposures.variant))[1] \
-             AS vfirst"
-        }
-        _ => "",
+             AS vfirst",
+        ),
+        _ => (
+            format!(
+                "(SELECT MIN(x.variant) FROM exposures x WHERE x.env_id = $1 \
+                  AND {} AND x.time_ms = g.t0)",
+                exposures_of(postgres, "x", "$2", "g.user_key")
+            ),
+            "",
+        ),
     };
     // Rows a previous snapshot saw (every row without `before`).
     let seen = |t: &str| match who {
@@ -499,8 +499,8 @@ pub(super) fn raw_sql(
 /// exposures of the flag within the bounds are read once, into the common
 /// table `listed`, for both states: a user's rows cost a probe of the
 /// hashed `exposures_analysis` (migration 0021) and heap fetches, since
-/// `xid` is in no index, which two statements paid twice. The flag's own equality
-/// keeps the answer exact whatever the keys contain.
+/// `xid` is in no index, which two statements paid twice. The flag's own
+/// equality keeps the answer exact whatever the keys contain.
 pub(super) fn listed_sql(
     metrics: &[MetricSpec],
     names: &[&str],
